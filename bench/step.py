@@ -1,0 +1,177 @@
+"""Benchmark the twin's full step against bare SGP4 and a skyfield loop, in one process.
+
+Usage:
+    .venv/bin/python bench/step.py [--scenario starlink] [--steps 300] [--memory-steps 10000]
+
+Prints the median cost of each, the ratios, steps per second, the cost of each subsystem
+and the resident memory of a separate ``odc run --fast`` over ``--memory-steps`` steps.
+Machines here are shared: trust ratios measured in the same run, not absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import psutil
+import zmq
+from sgp4.api import SatrecArray
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from twin.clock import SimClock  # noqa: E402
+from twin.engine import Engine  # noqa: E402
+from twin.scenario import load_scenario  # noqa: E402
+from twin.server import Addresses, TwinServer  # noqa: E402
+
+
+def median_ms(samples: list[float]) -> float:
+    return 1e3 * statistics.median(samples)
+
+
+def time_bare_sgp4(satrecs: list, jd: float, fr: float, repeats: int) -> list[float]:
+    array = SatrecArray(satrecs)
+    jd_a, fr_a = np.array([jd]), np.array([fr])
+    samples = []
+    for k in range(repeats):
+        fr_a[0] = fr + k * 1e-5
+        started = time.perf_counter()
+        array.sgp4(jd_a, fr_a)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def time_skyfield_loop(satrecs: list, jd: float, fr: float, repeats: int) -> list[float]:
+    from skyfield.api import EarthSatellite, load
+
+    ts = load.timescale(builtin=True)
+    sats = [EarthSatellite.from_satrec(s, ts) for s in satrecs]
+    samples = []
+    for k in range(repeats):
+        t = ts.ut1_jd(jd + fr + k * 1e-5)  # UT1 ~ UTC to well under a second: fine for timing
+        started = time.perf_counter()
+        for sat in sats:
+            sat.at(t)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def time_twin_step(
+    scenario_name: str, steps: int
+) -> tuple[list[float], dict[str, list[float]], TwinServer]:
+    scenario = load_scenario(scenario_name)
+    clock = SimClock(scenario.epoch_utc, rate_hz=10.0, warp=10.0, fast=True)
+    engine = Engine(scenario, clock)
+    any_port = "tcp://127.0.0.1:*"
+    server = TwinServer(engine, Addresses(any_port, any_port, any_port))
+    # A real subscriber drains the stream in another thread, so encode and publish are real.
+    stop = threading.Event()
+    endpoint = server.bound.pub
+
+    def drain() -> None:
+        sub = zmq.Context.instance().socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.setsockopt(zmq.RCVTIMEO, 100)
+        sub.connect(endpoint)
+        while not stop.is_set():
+            with contextlib.suppress(zmq.Again):
+                sub.recv_multipart(copy=False)
+        sub.close(linger=0)
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    per_subsystem: dict[str, list[float]] = {s.name: [] for s in engine.subsystems}
+    totals = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        dt_s = clock.advance()
+        ctx = engine.context(dt_s)
+        for subsystem in engine.subsystems:
+            t0 = time.perf_counter()
+            subsystem.step(ctx)
+            per_subsystem[subsystem.name].append(time.perf_counter() - t0)
+        server._publish_state()
+        server._publish_events()
+        totals.append(time.perf_counter() - started)
+    stop.set()
+    thread.join()
+    return totals, per_subsystem, server
+
+
+def memory_profile(scenario_name: str, steps: int) -> tuple[float, float, float]:
+    """Run `odc run --fast` as its own process; sample its RSS. Returns MB: early, peak, last."""
+    command = [
+        sys.executable, "-m", "twin", "--scenario", scenario_name, "--fast", "--steps",
+        str(steps), "--quiet", "--pub", "tcp://127.0.0.1:*", "--cmd", "tcp://127.0.0.1:*",
+        "--ingest", "tcp://127.0.0.1:*",
+    ]
+    proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
+    handle = psutil.Process(proc.pid)
+    samples = []
+    while proc.poll() is None:
+        try:
+            samples.append(handle.memory_info().rss / 1e6)
+        except psutil.Error:
+            break
+        time.sleep(0.2)
+    proc.wait()
+    if not samples:
+        return float("nan"), float("nan"), float("nan")
+    early = samples[min(len(samples) - 1, 10)]
+    return early, max(samples), samples[-1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="starlink")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--skyfield-repeats", type=int, default=3)
+    parser.add_argument("--memory-steps", type=int, default=10_000,
+                        help="steps for the resident-memory run (0 skips it)")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", RuntimeWarning)
+
+    scenario = load_scenario(args.scenario)
+    satrecs = [sat.satrec for sat in scenario.satellites]
+    clock = SimClock(scenario.epoch_utc, rate_hz=10.0, warp=10.0)
+    jd, fr = clock.jd_utc
+    print(f"scenario {args.scenario}: {len(satrecs)} satellites, {len(scenario.stations)} stations")
+    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, cpu count {os.cpu_count()}")
+
+    twin, per_subsystem, server = time_twin_step(args.scenario, args.steps)
+    bare = time_bare_sgp4(satrecs, jd, fr, args.steps)
+    loop = time_skyfield_loop(satrecs, jd, fr, args.skyfield_repeats)
+    server.close()
+
+    bare_ms, twin_ms, loop_ms = median_ms(bare), median_ms(twin), median_ms(loop)
+    print(f"bare SatrecArray.sgp4          {bare_ms:8.3f} ms  (median of {len(bare)})")
+    print(f"skyfield per-satellite .at(t)  {loop_ms:8.3f} ms  (median of {len(loop)})")
+    print(f"twin full step                 {twin_ms:8.3f} ms  (median of {len(twin)}), "
+          f"{1e3 / twin_ms:.0f} steps/s")
+    for name, samples in per_subsystem.items():
+        cost_ms = median_ms(samples)
+        print(f"  {name:28s} {cost_ms:8.3f} ms  = {cost_ms / bare_ms:.2f}x bare")
+    publish_ms = twin_ms - sum(median_ms(s) for s in per_subsystem.values())
+    print(f"  {'encode + publish (rest)':28s} {publish_ms:8.3f} ms")
+    print(f"ratio twin / bare sgp4         {twin_ms / bare_ms:8.2f}x")
+    print(f"ratio skyfield loop / twin     {loop_ms / twin_ms:8.1f}x")
+    if args.memory_steps:
+        early, peak, last = memory_profile(args.scenario, args.memory_steps)
+        print(f"resident memory over {args.memory_steps} steps: after warm-up {early:.0f} MB, "
+              f"peak {peak:.0f} MB, at end {last:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Ground-station contacts: look angles and contact events against skyfield."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skyfield.api import EarthSatellite, load, wgs84
+
+from twin.contacts import ContactTracker, GroundStations
+from twin.frames import FrameRotations, rotate
+from twin.propagate import Propagator, read_tle_file
+
+TLE = Path(__file__).resolve().parents[1] / "assets/tle/starlink-2023-07-18.tle"
+
+one_metre_km = 1e-3
+one_microrad = 1e-6
+step_s = 10.0
+STATION = {"lat_deg": 47.37, "lon_deg": 8.54, "alt_m": 408.0}
+MASK_DEG = 25.0
+
+
+@pytest.fixture(scope="module")
+def ts():
+    return load.timescale(builtin=True)
+
+
+@pytest.fixture(scope="module")
+def picked(ts):
+    _, sats = read_tle_file(TLE)
+    chosen = [sats[i] for i in (0, 500, 1000, 1500, 2200, 3000, 4000)]
+    return chosen, [EarthSatellite.from_satrec(s, ts) for s in chosen]
+
+
+def split_jd_utc(t) -> tuple[np.ndarray, np.ndarray]:
+    """UTC Julian dates exactly as skyfield hands them to SGP4."""
+    return t.whole, t.tai_fraction - t._leap_seconds() / 86400.0
+
+
+def one_station(mask_deg: float = MASK_DEG, **kw) -> GroundStations:
+    return GroundStations(
+        np.array([STATION["lat_deg"]]),
+        np.array([STATION["lon_deg"]]),
+        np.array([STATION["alt_m"]]),
+        np.array([mask_deg]),
+        **kw,
+    )
+
+
+def test_contact_events_match_skyfield_find_events(ts, picked):
+    sats, earth_sats = picked
+    prop = Propagator(sats)
+    frames = FrameRotations(ts)
+    stations = one_station()
+    tracker = ContactTracker()
+    times = ts.utc(2023, 7, 18, 0, 0, np.arange(0.0, 86400.0 + step_s, step_s))
+    whole, frac = split_jd_utc(times)
+    starts: dict[int, list[float]] = {i: [] for i in range(len(sats))}
+    ends: dict[int, list[float]] = {i: [] for i in range(len(sats))}
+    in_view_at_start = None
+    for k in range(len(times)):
+        pos, _, _ = prop.propagate(float(whole[k]), float(frac[k]))
+        fs = frames.at_jd_utc(float(whole[k]), float(frac[k]))
+        elevation, _ = stations.look(rotate(pos, fs.teme_to_itrs))
+        visible = stations.in_contact(elevation)
+        s, e = tracker.update(visible)
+        if k == 0:
+            in_view_at_start = set(s[:, 1].tolist())  # first update: in view = start
+            continue
+        for _, sat in s:
+            starts[int(sat)].append(k * step_s)
+        for _, sat in e:
+            ends[int(sat)].append(k * step_s)
+
+    topos = wgs84.latlon(STATION["lat_deg"], STATION["lon_deg"], elevation_m=STATION["alt_m"])
+    n_events = 0
+    for i, sat in enumerate(earth_sats):
+        t_ev, kinds = sat.find_events(topos, times[0], times[-1], altitude_degrees=MASK_DEG)
+        secs = (t_ev - times[0]) * 86400.0
+        rises = [float(x) for x, kind in zip(secs, kinds, strict=True) if kind == 0]
+        sets = [float(x) for x, kind in zip(secs, kinds, strict=True) if kind == 2]
+        if len(kinds) and kinds[0] in (1, 2):
+            assert i in in_view_at_start  # pass already under way at t0
+        # A sampled transition at step k means the true one lies in (t_k - step, t_k].
+        assert len(starts[i]) == len(rises), (i, starts[i], rises)
+        assert len(ends[i]) == len(sets), (i, ends[i], sets)
+        for ours, ref in ((starts[i], rises), (ends[i], sets)):
+            for a, b in zip(ours, ref, strict=True):
+                assert a - step_s - 1e-3 <= b <= a + 1e-3
+        n_events += len(rises) + len(sets)
+    assert n_events >= 10
+
+
+def test_look_angles_match_skyfield_altaz(ts, picked):
+    sats, earth_sats = picked
+    prop = Propagator(sats)
+    frames = FrameRotations(ts)
+    exact = one_station(elevation_floor_deg=None)
+    floored = one_station()
+    topos = wgs84.latlon(STATION["lat_deg"], STATION["lon_deg"], elevation_m=STATION["alt_m"])
+    times = ts.utc(2023, 7, 18, 0, 0, np.arange(0.0, 86400.0, 997.0))
+    whole, frac = split_jd_utc(times)
+    refs = [(sat - topos).at(times).altaz() for sat in earth_sats]
+    ref_el = np.array([r[0].radians for r in refs])  # (sats, times)
+    ref_rng = np.array([r[2].km for r in refs])
+    for k in range(len(times)):
+        pos, _, _ = prop.propagate(float(whole[k]), float(frac[k]))
+        pos_i = rotate(pos, frames.at_jd_utc(float(whole[k]), float(frac[k])).teme_to_itrs)
+        el, rng = exact.look(pos_i)
+        assert np.abs(el[0] - ref_el[:, k]).max() < one_microrad
+        assert np.abs(rng[0] - ref_rng[:, k]).max() < one_metre_km
+        el_f, rng_f = floored.look(pos_i)
+        np.testing.assert_array_equal(rng_f, rng)
+        above = el[0] > floored.elevation_floor_rad
+        np.testing.assert_array_equal(el_f[0][above], el[0][above])
+        assert (el_f[0][~above] == floored.elevation_floor_rad).all()
+
+
+def test_several_stations_broadcast_and_nan_satellites(ts, picked):
+    sats, _ = picked
+    stations = GroundStations(
+        np.array([47.37, -33.9, 64.8, 0.0]),
+        np.array([8.54, 18.4, -147.5, 0.0]),
+        np.array([408.0, 0.0, 150.0, 0.0]),
+        10.0,
+    )
+    single = [
+        GroundStations(stations_lat, stations_lon, alt, 10.0)
+        for stations_lat, stations_lon, alt in zip(
+            [47.37, -33.9, 64.8, 0.0],
+            [8.54, 18.4, -147.5, 0.0],
+            [408.0, 0.0, 150.0, 0.0],
+            strict=True,
+        )
+    ]
+    prop = Propagator(sats)
+    pos, _, _ = prop.propagate(2460144.0, 0.3)
+    pos_i = rotate(pos, FrameRotations(ts).at_jd_utc(2460144.0, 0.3).teme_to_itrs)
+    pos_i[2] = np.nan  # a satellite whose SGP4 failed
+    el, rng = stations.look(pos_i)
+    assert el.shape == rng.shape == (4, len(sats))
+    for s, one in enumerate(single):
+        e1, r1 = one.look(pos_i)
+        np.testing.assert_allclose(el[s], e1[0], rtol=0, atol=1e-15)
+        np.testing.assert_allclose(rng[s], r1[0], rtol=0, atol=1e-12)
+    assert np.isnan(el[:, 2]).all() and np.isnan(rng[:, 2]).all()
+    assert not stations.in_contact(el)[:, 2].any()
+    with pytest.raises(ValueError):
+        one_station(mask_deg=-10.0)  # a mask not above the elevation floor
+
+
+def test_tracker_conventions():
+    tracker = ContactTracker()
+    first = np.array([[True, False, True], [False, False, True]])
+    starts, ends = tracker.update(first)
+    # First update: everything already in view is reported as a start.
+    assert starts.tolist() == [[0, 0], [0, 2], [1, 2]] and ends.shape == (0, 2)
+    starts, ends = tracker.update(first.copy())
+    assert starts.shape == (0, 2) and ends.shape == (0, 2)
+    second = np.array([[False, True, True], [False, False, False]])
+    starts, ends = tracker.update(second)
+    assert starts.tolist() == [[0, 1]] and ends.tolist() == [[0, 0], [1, 2]]
+    assert starts.dtype == np.int64 and ends.dtype == np.int64
+    second[:] = True  # caller reuses its buffer: the tracker kept its own copy
+    assert tracker.in_contact is not None and tracker.in_contact.sum() == 2
+    with pytest.raises(ValueError):
+        tracker.update(np.zeros((3, 3), dtype=bool))
+    tracker.reset()
+    starts, _ = tracker.update(np.ones((1, 2), dtype=bool))
+    assert starts.tolist() == [[0, 0], [0, 1]]

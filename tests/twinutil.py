@@ -1,0 +1,120 @@
+"""Test helpers: a real twin in a thread on random loopback ports, and socket helpers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from twin.clock import SimClock
+from twin.engine import Engine
+from twin.scenario import Scenario, load_scenario, parse_scenario
+from twin.server import Addresses, TwinServer
+from twin.wire import Message, decode, pack, unpack
+
+ANY_PORT = "tcp://127.0.0.1:*"
+RECEIVE_TIMEOUT_MS = 5000
+
+
+@dataclass
+class RunningTwin:
+    """A twin serving in a background thread."""
+
+    server: TwinServer
+    addresses: Addresses
+    thread: threading.Thread
+
+    @property
+    def engine(self) -> Engine:
+        return self.server.engine
+
+
+def make_server(
+    scenario: Scenario | str = "default",
+    *,
+    rate_hz: float = 20.0,
+    warp: float = 60.0,
+    fast: bool = False,
+    paused: bool = False,
+    addresses: Addresses | None = None,
+    **server_options: Any,
+) -> TwinServer:
+    """Build (but do not start) a twin; ``scenario`` is a Scenario, a name, or TOML text."""
+    if isinstance(scenario, str):
+        scenario = parse_scenario(scenario) if "\n" in scenario else load_scenario(scenario)
+    clock = SimClock(scenario.epoch_utc, rate_hz=rate_hz, warp=warp, fast=fast, paused=paused)
+    engine = Engine(scenario, clock)
+    addresses = addresses or Addresses(ANY_PORT, ANY_PORT, ANY_PORT)
+    return TwinServer(engine, addresses, **server_options)
+
+
+@contextmanager
+def running_twin(scenario: Scenario | str = "default", **options: Any) -> Iterator[RunningTwin]:
+    """Run a twin in a thread for the duration of the ``with`` block; stops it after."""
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+    max_steps = options.pop("max_steps", None)
+
+    def serve() -> None:
+        # The sockets are created and used in this one thread, as ZeroMQ requires.
+        try:
+            server = make_server(scenario, **options)
+        except BaseException as exc:
+            holder["error"] = exc
+            ready.set()
+            return
+        holder["server"] = server
+        ready.set()
+        try:
+            server.run(max_steps=max_steps)
+        finally:
+            server.close()
+
+    thread = threading.Thread(target=serve, name="twin", daemon=True)
+    thread.start()
+    assert ready.wait(60), "twin did not start within 60 s"
+    if "error" in holder:
+        raise holder["error"]
+    server = holder["server"]
+    try:
+        yield RunningTwin(server, server.bound, thread)
+    finally:
+        server.stop()
+        thread.join(10)
+        assert not thread.is_alive(), "twin thread did not stop"
+
+
+@contextmanager
+def connected(kind: int, address: str, **options: Any) -> Iterator[zmq.Socket]:
+    """A client socket with a receive timeout, closed with linger 0."""
+    sock = zmq.Context.instance().socket(kind)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, RECEIVE_TIMEOUT_MS)
+    for name, value in options.items():
+        sock.setsockopt(getattr(zmq, name), value)
+    sock.connect(address)
+    try:
+        yield sock
+    finally:
+        sock.close(linger=0)
+
+
+def receive(sock: zmq.Socket, topic: str | None = None, timeout_s: float = 10.0) -> Message:
+    """Receive and decode the next message (of ``topic`` if given) before the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        message = decode(sock.recv_multipart())
+        if topic is None or message.topic == topic:
+            return message
+    raise TimeoutError(f"no {topic or 'message'} within {timeout_s} s")
+
+
+def request(sock: zmq.Socket, payload: dict[str, Any]) -> dict[str, Any]:
+    """Send a command on a REQ socket and return the reply map."""
+    sock.send(pack(payload))
+    return unpack(sock.recv())

@@ -1,0 +1,189 @@
+"""`odc run` (also `python -m twin`): load a scenario and serve the twin until told to stop."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from typing import TextIO
+
+from twin.clock import MAX_RATE_HZ, MAX_WARP, SimClock, check_step
+from twin.engine import Engine
+from twin.scenario import ScenarioError, bundled_scenarios, load_scenario
+from twin.server import Addresses, TwinServer
+from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_INGEST_ADDRESS, DEFAULT_PUB_ADDRESS
+
+log = logging.getLogger("odc.twin")
+
+
+def _positive(kind: str, upper: float) -> type:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{kind} must be a number, got {text!r}") from None
+        if not math.isfinite(value) or not 0 < value <= upper:
+            raise argparse.ArgumentTypeError(f"{kind} must be in (0, {upper:g}], got {text}")
+        return value
+
+    parse.__name__ = kind
+    return parse  # type: ignore[return-value]
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more, got {value}")
+    return value
+
+
+def _address(text: str) -> str:
+    if not text.startswith(("tcp://", "ipc://", "inproc://")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a ZeroMQ address; write it like tcp://127.0.0.1:5555"
+        )
+    return text
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `odc run`, shared with commands that start a twin (`odc demo`)."""
+    parser.add_argument(
+        "--scenario", "-s", default="default", metavar="NAME_OR_PATH",
+        help=f"bundled scenario ({', '.join(bundled_scenarios())}) or a TOML file "
+        "(default: %(default)s)",
+    )
+    parser.add_argument("--warp", type=_positive("warp", MAX_WARP),
+                        help="simulated seconds per wall second (default: the scenario's)")
+    parser.add_argument("--rate", type=_positive("rate", MAX_RATE_HZ), metavar="HZ",
+                        help="steps and publishes per wall second (default: the scenario's)")
+    parser.add_argument("--fast", action="store_true",
+                        help="step as fast as possible, ignoring the wall clock")
+    parser.add_argument("--duration", type=_positive("duration", 1e9), metavar="SECONDS",
+                        help="stop after this much simulated time")
+    parser.add_argument("--steps", type=_count, metavar="N", help="stop after N steps")
+    parser.add_argument("--seed", type=_count, help="random seed (default: the scenario's)")
+    parser.add_argument("--paused", action="store_true", help="start paused")
+    parser.add_argument("--pub", type=_address, default=DEFAULT_PUB_ADDRESS,
+                        help="PUB address for the stream (default: %(default)s)")
+    parser.add_argument("--cmd", type=_address, default=DEFAULT_COMMAND_ADDRESS,
+                        help="ROUTER address for commands (default: %(default)s)")
+    parser.add_argument("--ingest", type=_address, default=DEFAULT_INGEST_ADDRESS,
+                        help="PULL address for bridge telemetry (default: %(default)s)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no live status line")
+
+
+def build_twin(args: argparse.Namespace) -> TwinServer:
+    """Load the scenario and bind the sockets; raises ScenarioError or OSError."""
+    scenario = load_scenario(args.scenario)
+    rate_hz = args.rate or scenario.clock.rate_hz
+    warp = args.warp or scenario.clock.warp
+    check_step(warp, rate_hz)
+    clock = SimClock(scenario.epoch_utc, rate_hz=rate_hz, warp=warp, fast=args.fast,
+                     paused=args.paused)
+    engine = Engine(scenario, clock, seed=args.seed)
+    return TwinServer(engine, Addresses(args.pub, args.cmd, args.ingest))
+
+
+class StatusLine:
+    """A live one-line status: rewritten in place on a terminal, a line a while otherwise."""
+
+    def __init__(self, stream: TextIO, interval_s: float | None = None) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.interval_s = interval_s or (0.5 if self.tty else 5.0)
+        self._next = 0.0
+        self._last_steps = 0
+        self._last_wall = time.monotonic()
+
+    def __call__(self, server: TwinServer) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self.interval_s
+        clock, counters = server.clock, server.counters
+        rate = (clock.steps - self._last_steps) / max(now - self._last_wall, 1e-9)
+        self._last_steps, self._last_wall = clock.steps, now
+        fleet = server.engine.header()["fleet"]
+        when = datetime.fromtimestamp(clock.t_utc, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        mean_ms = 1e3 * counters.step_time_total_s / max(counters.state_published, 1)
+        text = (
+            f"{when} UTC  step {clock.steps}  warp {clock.warp:g}x  {rate:.1f} steps/s  "
+            f"step {mean_ms:.1f} ms  sats {fleet['n_sats']}  eclipse {fleet['n_in_eclipse']}  "
+            f"contact {fleet['n_in_contact']}  cmds {counters.commands_ok}/"
+            f"{counters.commands_rejected} rejected"
+            + ("  PAUSED" if clock.paused else "")
+        )
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the twin from parsed `odc run` arguments; returns the exit status."""
+    try:
+        server = build_twin(args)
+    except ScenarioError as exc:
+        print(f"odc run: bad scenario: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"odc run: {exc}", file=sys.stderr)
+        return 2
+    bound = server.bound
+    scenario = server.engine.scenario
+    print(
+        f"odc twin: scenario {scenario.name!r}, {server.engine.n_sats} satellites, "
+        f"{len(scenario.stations)} stations, epoch {scenario.epoch_utc.isoformat()}\n"
+        f"  stream   {bound.pub}\n  commands {bound.command}\n  ingest   {bound.ingest}",
+        file=sys.stderr,
+    )
+    status = None if args.quiet else StatusLine(sys.stderr)
+
+    def request_stop(signum: int, frame: object) -> None:
+        server.stop()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(max_steps=args.steps, duration_s=args.duration, on_tick=status)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if status is not None:
+            status(server)
+            status.finish()
+        counters = server.counters
+        print(
+            f"odc twin: stopped after {server.clock.steps} steps, "
+            f"{server.clock.elapsed_s:.1f} s simulated, {counters.state_published} frames, "
+            f"{counters.events_published} events published",
+            file=sys.stderr,
+        )
+        server.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m twin",
+        description="Run the ODC twin: step a scenario and stream it over ZeroMQ.",
+    )
+    add_run_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return run(build_parser().parse_args(argv))
+

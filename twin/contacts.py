@@ -1,0 +1,182 @@
+"""Ground-station look angles for all satellites at once, and contact start/end tracking."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from twin.geometry import itrs_from_geodetic, rowdot
+
+# Default for GroundStations(elevation_floor_deg=...): 10° below any realistic mask.
+DEFAULT_ELEVATION_FLOOR_DEG = -10.0
+
+_EMPTY_PAIRS = np.empty((0, 2), dtype=np.int64)
+_EMPTY_PAIRS.flags.writeable = False
+
+
+class GroundStations:
+    """Fixed WGS84 ground stations, with their local frames precomputed.
+
+    Elevation is geometric (no refraction), measured from the plane normal to the
+    ellipsoid at the station, as skyfield's ``(sat - topos).at(t).altaz()``.
+
+    Attributes:
+        n_stations: Number of stations.
+        pos_itrs_km: (s, 3) station positions, ITRS, km.
+        up: (s, 3) unit ellipsoid normals (local up), ITRS.
+        east: (s, 3) unit local east, ITRS.
+        north: (s, 3) unit local north, ITRS.
+        min_elevation_rad: (s,) elevation masks, rad.
+    """
+
+    def __init__(
+        self,
+        lat_deg: np.ndarray,
+        lon_deg: np.ndarray,
+        alt_m: np.ndarray,
+        min_elevation_deg: np.ndarray,
+        elevation_floor_deg: float | None = DEFAULT_ELEVATION_FLOOR_DEG,
+    ) -> None:
+        """Precompute station positions and local frames.
+
+        Args:
+            lat_deg: (s,) geodetic latitudes, degrees.
+            lon_deg: (s,) longitudes, degrees east.
+            alt_m: (s,) heights above the WGS84 ellipsoid, m.
+            min_elevation_deg: (s,) elevation masks, degrees (scalar broadcasts).
+            elevation_floor_deg: `look` reports ``max(elevation, floor)``: arcsin is the
+                costliest operation of the step (~16 ns per pair), and only the few
+                percent of pairs near or above the horizon need it. None: exact
+                elevation for every pair.
+
+        Raises:
+            ValueError: if a mask is not above the floor (its contacts would be wrong).
+        """
+        lat = np.radians(np.atleast_1d(np.asarray(lat_deg, dtype=np.float64)))
+        lon = np.radians(np.atleast_1d(np.asarray(lon_deg, dtype=np.float64)))
+        alt_km = np.broadcast_to(np.asarray(alt_m, dtype=np.float64) * 1e-3, lat.shape)
+        self.n_stations: int = lat.size
+        self.pos_itrs_km: np.ndarray = itrs_from_geodetic(lat, lon, alt_km)
+        sl, cl, so, co = np.sin(lat), np.cos(lat), np.sin(lon), np.cos(lon)
+        self.up: np.ndarray = np.stack((cl * co, cl * so, sl), axis=-1)
+        self.east: np.ndarray = np.stack((-so, co, np.zeros_like(lon)), axis=-1)
+        self.north: np.ndarray = np.stack((-sl * co, -sl * so, cl), axis=-1)
+        self.min_elevation_rad: np.ndarray = np.radians(
+            np.broadcast_to(np.asarray(min_elevation_deg, dtype=np.float64), lat.shape)
+        ).copy()
+        self.elevation_floor_rad: float | None = (
+            None if elevation_floor_deg is None else math.radians(elevation_floor_deg)
+        )
+        if self.elevation_floor_rad is not None and np.any(
+            self.min_elevation_rad <= self.elevation_floor_rad
+        ):
+            raise ValueError("every station mask must be above elevation_floor_deg")
+        # Terms of |sat - station|² and up·(sat - station) that do not depend on the sat.
+        self._station_sq_km2 = np.einsum("ij,ij->i", self.pos_itrs_km, self.pos_itrs_km)[:, None]
+        self._station_up_km = np.einsum("ij,ij->i", self.pos_itrs_km, self.up)[:, None]
+        self._minus2_pos_and_up = np.concatenate((-2.0 * self.pos_itrs_km, self.up))
+
+    def look(self, pos_itrs_km: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Elevation and range of every satellite from every station.
+
+        Expands |r - s|² = |r|² - 2 r·s + |s|² so the work is two (s,3)@(3,n) matmuls
+        and no (s, n, 3) temporary. Cancellation costs ~2 of 16 digits at LEO ranges
+        (< 1 µm in range).
+
+        Args:
+            pos_itrs_km: (n, 3) satellite positions, ITRS, km (NaN rows give NaN).
+
+        Returns:
+            elevation_rad: (s, n) geometric elevation, rad in [-π/2, π/2], saturated at
+                `elevation_floor_rad` from below when a floor is set (exact above it).
+            range_km: (s, n) slant range, km.
+        """
+        pos_t = pos_itrs_km.T
+        # One matmul for both: rows [-2 s_i] then [up_i] against every satellite.
+        both = self._minus2_pos_and_up @ pos_t
+        s = self.n_stations
+        range_km = both[:s]
+        range_km += rowdot(pos_itrs_km, pos_itrs_km)
+        range_km += self._station_sq_km2
+        np.sqrt(range_km, out=range_km)
+        sin_el = both[s:]
+        sin_el -= self._station_up_km
+        sin_el /= range_km
+        floor = self.elevation_floor_rad
+        if floor is None:
+            np.clip(sin_el, -1.0, 1.0, out=sin_el)
+            return np.arcsin(sin_el, out=sin_el), range_km
+        elevation_rad = np.full_like(sin_el, floor)
+        flat_sin = sin_el.reshape(-1)
+        above = np.flatnonzero(flat_sin > math.sin(floor))  # NaN compares False
+        elevation_rad.reshape(-1)[above] = np.arcsin(np.minimum(flat_sin[above], 1.0))
+        # Satellites without a position (failed SGP4) get NaN, not the floor.
+        nan_sats = np.isnan(range_km[0])
+        if nan_sats.any():
+            elevation_rad[:, nan_sats] = np.nan
+        return elevation_rad, range_km
+
+    def in_contact(self, elevation_rad: np.ndarray) -> np.ndarray:
+        """Visibility above each station's mask.
+
+        Args:
+            elevation_rad: (s, n) elevations from `look`, rad.
+
+        Returns:
+            (s, n) bool; False for NaN elevations (satellites whose SGP4 failed).
+        """
+        return elevation_rad >= self.min_elevation_rad[:, None]
+
+
+class ContactTracker:
+    """Turns per-step visibility matrices into contact start and end events.
+
+    Convention: the state before the first update is "nothing in contact", so the
+    first update reports every pair already in view as a start (a consumer can then
+    open one record per contact and close it on the matching end). `reset` returns
+    to that state.
+    """
+
+    def __init__(self) -> None:
+        """Start with no previous state."""
+        self._prev: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Forget the previous state (next update reports all visible pairs as starts)."""
+        self._prev = None
+
+    @property
+    def in_contact(self) -> np.ndarray | None:
+        """(s, n) bool state of the last update (None before the first); do not modify."""
+        return self._prev
+
+    def update(self, in_contact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Compare with the previous step and report changes.
+
+        Args:
+            in_contact: (s, n) bool visibility (e.g. `GroundStations.in_contact`).
+
+        Returns:
+            starts: (k, 2) int64 rows (station_idx, sat_idx) that came into contact.
+            ends: (m, 2) int64 rows (station_idx, sat_idx) that left contact.
+
+        Raises:
+            ValueError: if the shape changes between updates (call `reset` first).
+        """
+        cur = np.asarray(in_contact, dtype=bool)
+        if self._prev is None:
+            self._prev = np.zeros_like(cur)
+        elif self._prev.shape != cur.shape:
+            raise ValueError(
+                f"in_contact shape {cur.shape} != previous {self._prev.shape}; call reset()"
+            )
+        changed = np.flatnonzero(self._prev ^ cur)
+        if not changed.size:
+            return _EMPTY_PAIRS, _EMPTY_PAIRS
+        # One pass over the matrix; the few changed pairs are then split and unravelled.
+        is_start = cur.reshape(-1)[changed]
+        n_sats = cur.shape[-1]
+        pairs = np.stack(np.divmod(changed, n_sats), axis=-1)
+        self._prev[...] = cur  # own copy: the caller may reuse its array
+        return pairs[is_start], pairs[~is_start]

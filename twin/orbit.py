@@ -1,0 +1,174 @@
+"""The orbit subsystem: where every satellite is, whether it sees the Sun and the ground.
+
+One step: SGP4 for the whole fleet in one call, TEME to GCRS and ITRS with rotations
+built once, geodetic coordinates, the Sun from DE421, a conical Earth shadow, the beta
+angle, and elevation and range from every ground station. All numpy, no loop over
+satellites.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from twin.clock import SimClock
+from twin.contacts import ContactTracker, GroundStations
+from twin.frames import FrameRotations, itrs_velocity_km_s, rotate
+from twin.geometry import beta_angle_rad, geodetic_from_itrs, sunlit_fraction
+from twin.propagate import STATUS_NAMES, Propagator
+from twin.scenario import Scenario
+from twin.subsystem import CommandHandler, Field, StepContext, make_field
+from twin.sun import SunEphemeris
+
+
+class OrbitModel:
+    """Orbital state and geometry of every satellite, updated in place each step."""
+
+    name = "orbit"
+
+    def __init__(self, scenario: Scenario, clock: SimClock) -> None:
+        self.scenario = scenario
+        self.clock = clock
+        n = len(scenario.satellites)
+        stations = scenario.stations
+        n_st = len(stations)
+        self.n_sats = n
+        self.propagator = Propagator([sat.satrec for sat in scenario.satellites])
+        self.frames = FrameRotations()
+        self.sun = SunEphemeris()
+        self.stations = GroundStations(
+            np.array([s.lat_deg for s in stations], dtype=float),
+            np.array([s.lon_deg for s in stations], dtype=float),
+            np.array([s.alt_m for s in stations], dtype=float),
+            np.array([s.min_elevation_deg for s in stations], dtype=float),
+        )
+        self.contacts = ContactTracker()
+
+        f = make_field
+        self.pos_gcrs = f("pos_gcrs_km", "<f8", (n, 3), "km", "Position, GCRS (inertial)")
+        self.vel_gcrs = f("vel_gcrs_km_s", "<f8", (n, 3), "km/s", "Velocity, GCRS")
+        self.pos_itrs = f("pos_itrs_km", "<f8", (n, 3), "km", "Position, ITRS (Earth-fixed)")
+        self.vel_itrs = f("vel_itrs_km_s", "<f8", (n, 3), "km/s", "Velocity relative to ITRS")
+        self.lat = f("lat_deg", "<f8", (n,), "deg", "Geodetic latitude, WGS84")
+        self.lon = f("lon_deg", "<f8", (n,), "deg", "Longitude, east positive, -180..180")
+        self.alt = f("alt_km", "<f8", (n,), "km", "Height above the WGS84 ellipsoid")
+        self.sunlit = f("sunlit_frac", "<f4", (n,), "1",
+                        "Visible fraction of the solar disk: 0 umbra, 1 full sun")
+        self.beta = f("beta_deg", "<f4", (n,), "deg", "Angle between orbit plane and Sun")
+        self.status = f("status", "|u1", (n,), "code", "SGP4 status, 0 = ok (see meta)")
+        self.elevation = f("elevation_deg", "<f4", (n_st, n), "deg",
+                           "Elevation from each station (floored at -10 deg)", per_sat=False)
+        self.range = f("range_km", "<f4", (n_st, n), "km",
+                       "Slant range from each station", per_sat=False)
+        self.in_contact = f("in_contact", "|b1", (n_st, n), "bool",
+                            "Elevation at or above the station's mask", per_sat=False)
+        self.contact_station = f("contact_station", "<i2", (n,), "index",
+                                 "Highest station in contact, -1 for none", fill=-1)
+        self.sun_gcrs_km = np.zeros(3)
+        self.gcrs_to_itrs = np.eye(3)
+        self.gast_rad = 0.0
+        self._previous_status = np.zeros(n, dtype=np.uint8)
+
+    def fields(self) -> list[Field]:
+        return [
+            self.pos_gcrs, self.vel_gcrs, self.pos_itrs, self.vel_itrs, self.lat, self.lon,
+            self.alt, self.sunlit, self.beta, self.status, self.elevation, self.range,
+            self.in_contact, self.contact_station,
+        ]
+
+    def step(self, ctx: StepContext) -> None:
+        jd_whole, jd_fraction = self.clock.jd_utc
+        pos_teme, vel_teme, status = self.propagator.propagate(jd_whole, jd_fraction)
+        rot = self.frames.at_jd_utc(jd_whole, jd_fraction)
+        pos_gcrs = rotate(pos_teme, rot.teme_to_gcrs, out=self.pos_gcrs.array)
+        vel_gcrs = rotate(vel_teme, rot.teme_to_gcrs, out=self.vel_gcrs.array)
+        # TEME to ITRS is a single z-rotation (GMST 1982): cheaper than going through GCRS.
+        pos_itrs = rotate(pos_teme, rot.teme_to_itrs, out=self.pos_itrs.array)
+        self.vel_itrs.array[:] = itrs_velocity_km_s(pos_itrs, vel_gcrs, rot)
+
+        lat_rad, lon_rad, alt_km = geodetic_from_itrs(pos_itrs)
+        np.degrees(lat_rad, out=self.lat.array)
+        np.degrees(lon_rad, out=self.lon.array)
+        self.alt.array[:] = alt_km
+
+        sun_gcrs_km = self.sun.gcrs_km(rot.jd_tdb_whole, rot.jd_tdb_frac)
+        self.sunlit.array[:] = sunlit_fraction(pos_gcrs, sun_gcrs_km)
+        self.beta.array[:] = np.degrees(beta_angle_rad(pos_gcrs, vel_gcrs, sun_gcrs_km))
+        self.status.array[:] = status
+        self.sun_gcrs_km = sun_gcrs_km
+        self.gcrs_to_itrs = rot.gcrs_to_itrs
+        self.gast_rad = rot.gast_rad
+
+        elevation_rad, range_km = self.stations.look(pos_itrs)
+        in_contact = self.in_contact.array
+        in_contact[:] = self.stations.in_contact(elevation_rad)
+        np.degrees(elevation_rad, out=self.elevation.array, casting="same_kind")
+        self.range.array[:] = range_km
+        # Only the few satellites in contact need the best-station search.
+        station = self.contact_station.array
+        station.fill(-1)
+        seen = np.flatnonzero(in_contact.any(axis=0))
+        if seen.size:
+            candidates = np.where(in_contact[:, seen], elevation_rad[:, seen], -np.inf)
+            station[seen] = np.argmax(candidates, axis=0)
+
+        ctx.shared.update(
+            sunlit_frac=self.sunlit.array, pos_gcrs_km=pos_gcrs, vel_gcrs_km_s=vel_gcrs,
+            sun_gcrs_km=sun_gcrs_km, beta_deg=self.beta.array, alt_km=self.alt.array,
+            lat_deg=self.lat.array, lon_deg=self.lon.array, in_contact=in_contact,
+            contact_station=self.contact_station.array, orbit_status=status,
+        )
+        self._raise_events(ctx, in_contact, status)
+
+    def _raise_events(self, ctx: StepContext, in_contact: np.ndarray, status: np.ndarray) -> None:
+        starts, ends = self.contacts.update(in_contact)
+        names = self.scenario.satellites
+        stations = self.scenario.stations
+        # Loops run over the few satellites whose contact changed this step, not the fleet.
+        for kind, pairs in (("contact_start", starts), ("contact_end", ends)):
+            for station_idx, sat_idx in pairs:
+                station = stations[station_idx].name
+                verb = "acquired by" if kind == "contact_start" else "lost by"
+                ctx.events.raise_event(
+                    kind, "info", f"{names[sat_idx].name} {verb} {station}",
+                    sat=int(sat_idx), station=int(station_idx),
+                )
+        changed = np.flatnonzero(status != self._previous_status)
+        for sat_idx in changed:
+            code = int(status[sat_idx])
+            if code:
+                ctx.events.raise_event(
+                    "orbit_error", "alarm",
+                    f"{names[sat_idx].name}: SGP4 {STATUS_NAMES.get(code, code)}",
+                    sat=int(sat_idx), code=code,
+                )
+            else:
+                ctx.events.raise_event(
+                    "orbit_recovered", "info", f"{names[sat_idx].name}: SGP4 ok", sat=int(sat_idx)
+                )
+        self._previous_status[:] = status
+
+    def header(self) -> dict[str, Any]:
+        """Per-step frame facts for the ``state`` header (viewers orient Earth and Sun)."""
+        return {
+            "sun_gcrs_km": [float(x) for x in self.sun_gcrs_km],
+            "gast_rad": float(self.gast_rad),
+            "gcrs_to_itrs": [float(x) for x in self.gcrs_to_itrs.ravel()],
+        }
+
+    def fleet(self) -> dict[str, float]:
+        sunlit = self.sunlit.array
+        return {
+            "n_sats": self.n_sats,
+            "n_in_eclipse": int(np.count_nonzero(sunlit < 1.0)),
+            "n_in_umbra": int(np.count_nonzero(sunlit == 0.0)),
+            "n_in_contact": int(np.count_nonzero(self.contact_station.array >= 0)),
+            "n_orbit_errors": int(np.count_nonzero(self.status.array)),
+        }
+
+    def meta(self) -> dict[str, Any]:
+        return {"status_codes": {str(k): v for k, v in STATUS_NAMES.items()}}
+
+    def commands(self) -> dict[str, CommandHandler]:
+        return {}

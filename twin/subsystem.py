@@ -1,0 +1,125 @@
+"""The contract between the engine and the models it composes (orbit, thermal, power, ...).
+
+A subsystem owns preallocated per-satellite arrays, declares them as wire fields, and
+updates them in place on each step from a shared :class:`StepContext`. Arrays are
+published straight from their owner's memory, so a step copies nothing it need not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from twin.wire import SEVERITIES, FieldSpec
+
+CommandHandler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class CommandRejected(ValueError):
+    """A command that is understood but not acceptable; the message goes to the client."""
+
+
+def only_keys(request: dict[str, Any], allowed: set[str]) -> None:
+    """Reject arguments a command does not take, so a typo is not silently ignored."""
+    extra = set(request) - allowed - {"cmd", "id"}
+    if extra:
+        takes = ", ".join(sorted(allowed)) or "no arguments"
+        raise CommandRejected(f"unexpected argument(s) {sorted(extra)}; takes {takes}")
+
+
+@dataclass
+class Field:
+    """A wire field and the live array behind it (updated in place each step)."""
+
+    spec: FieldSpec
+    array: np.ndarray
+
+
+def make_field(
+    name: str,
+    dtype: str,
+    shape: tuple[int, ...],
+    unit: str,
+    description: str,
+    *,
+    per_sat: bool = True,
+    limits: dict[str, float] | None = None,
+    fill: float = 0.0,
+) -> Field:
+    """Allocate an array and its spec together so they can never disagree."""
+    spec = FieldSpec(name, dtype, shape, unit, description, per_sat, dict(limits or {}))
+    return Field(spec, np.full(shape, fill, dtype=np.dtype(dtype)))
+
+
+@dataclass
+class EventLog:
+    """Events raised during one step, published after the step's state."""
+
+    t_utc: float = 0.0
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def raise_event(
+        self, kind: str, severity: str, message: str, sat: int = -1, **extra: Any
+    ) -> None:
+        """Queue an event. ``sat`` is the satellite index or -1 for the fleet or twin."""
+        if severity not in SEVERITIES:
+            raise ValueError(f"severity {severity!r} not in {SEVERITIES}")
+        self.pending.append(
+            {"kind": kind, "sat": int(sat), "severity": severity, "message": message,
+             "t_utc": self.t_utc, **extra}
+        )
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def drain(self) -> list[dict[str, Any]]:
+        events, self.pending = self.pending, []
+        return events
+
+
+@dataclass
+class StepContext:
+    """What every subsystem sees during a step.
+
+    Attributes:
+        t_utc: Simulation time at the end of the step, Unix seconds.
+        dt_s: Step length in seconds.
+        events: Where subsystems raise events.
+        rng: The twin's one seeded random generator.
+        shared: Arrays one subsystem publishes for the next ones in the step order,
+            keyed by unit-carrying names (``sunlit_frac``, ``compute_power_w``, ...).
+    """
+
+    t_utc: float
+    dt_s: float
+    events: EventLog
+    rng: np.random.Generator
+    shared: dict[str, Any] = field(default_factory=dict)
+
+
+class Subsystem(Protocol):
+    """What the engine asks of a model."""
+
+    name: str
+
+    def fields(self) -> list[Field]:
+        """The wire fields this subsystem owns, in publish order."""
+        ...
+
+    def step(self, ctx: StepContext) -> None:
+        """Advance to ``ctx.t_utc``, updating the arrays in place."""
+        ...
+
+    def fleet(self) -> dict[str, float]:
+        """Fleet totals for the ``state`` header, each name carrying its unit."""
+        ...
+
+    def meta(self) -> dict[str, Any]:
+        """Static facts for ``meta`` (parameters, limits), keyed under the subsystem name."""
+        ...
+
+    def commands(self) -> dict[str, CommandHandler]:
+        """Extra commands this subsystem answers, by command name."""
+        ...
