@@ -162,6 +162,12 @@ def main() -> int:
     for name, samples in per_subsystem.items():
         cost_ms = median_ms(samples)
         print(f"  {name:28s} {cost_ms:8.3f} ms  = {cost_ms / bare_ms:.2f}x bare")
+    if "power" in per_subsystem and "thermal" in per_subsystem:
+        # Issue 3's target: thermal and power together at most 0.3x bare propagation.
+        both = [p + t for p, t in zip(per_subsystem["power"], per_subsystem["thermal"],
+                                      strict=True)]
+        print(f"  {'power + thermal (target 0.3x)':28s} {median_ms(both):8.3f} ms  = "
+              f"{median_ms(both) / bare_ms:.2f}x bare")
     publish_ms = twin_ms - sum(median_ms(s) for s in per_subsystem.values())
     print(f"  {'encode + publish (rest)':28s} {publish_ms:8.3f} ms")
     print(f"ratio twin / bare sgp4         {twin_ms / bare_ms:8.2f}x")

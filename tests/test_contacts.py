@@ -169,3 +169,21 @@ def test_tracker_conventions():
     tracker.reset()
     starts, _ = tracker.update(np.ones((1, 2), dtype=bool))
     assert starts.tolist() == [[0, 0], [0, 1]]
+
+
+def test_a_scenario_without_stations_steps() -> None:
+    """No ground stations is a valid (if lonely) fleet: empty contact arrays, no error."""
+    from twin.clock import SimClock
+    from twin.engine import Engine
+    from twin.scenario import parse_scenario
+
+    scenario = parse_scenario(
+        '[scenario]\nname = "alone"\nepoch = "2026-03-20T12:00:00Z"\n\n'
+        '[[walker]]\nname = "w"\naltitude_km = 550.0\ninclination_deg = 53.0\n'
+        "planes = 2\nsats_per_plane = 3\nphasing = 1\n"
+    )
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0))
+    engine.step()
+    fields = {f.spec.name: f.array for f in engine.fields}
+    assert fields["in_contact"].shape == (0, 6)
+    assert (fields["contact_station"] == -1).all()

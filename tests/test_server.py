@@ -109,3 +109,19 @@ def test_odc_run_rejects_bad_flags_with_a_message() -> None:
         )
         assert result.returncode == 2, flags
         assert expected in result.stderr, (flags, result.stderr)
+
+
+def test_queued_frames_are_not_torn_by_later_steps() -> None:
+    """A subscriber that reads late still gets each frame as it was at its own step."""
+    # Large frames (the whole catalog) so that pyzmq would not copy them on its own.
+    with running_twin("starlink", fast=True) as twin, \
+            connected(zmq.SUB, twin.addresses.pub, SUBSCRIBE=b"state", RCVHWM=1000) as sub:
+        time.sleep(1.0)  # let messages pile up in the queue while the twin runs on
+        for _ in range(20):
+            message = receive(sub, "state")
+            # Every array of a frame belongs to its header's time: the Earth-fixed and
+            # inertial positions agree through the header's own rotation matrix.
+            rotation = np.array(message.header["gcrs_to_itrs"]).reshape(3, 3)
+            pos_gcrs = message.arrays["pos_gcrs_km"]
+            pos_itrs = message.arrays["pos_itrs_km"]
+            np.testing.assert_allclose(pos_gcrs @ rotation.T, pos_itrs, atol=1e-3)

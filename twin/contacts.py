@@ -112,8 +112,8 @@ class GroundStations:
         above = np.flatnonzero(flat_sin > math.sin(floor))  # NaN compares False
         elevation_rad.reshape(-1)[above] = np.arcsin(np.minimum(flat_sin[above], 1.0))
         # Satellites without a position (failed SGP4) get NaN, not the floor.
-        nan_sats = np.isnan(range_km[0])
-        if nan_sats.any():
+        nan_sats = np.isnan(pos_itrs_km[:, 0])
+        if s and nan_sats.any():
             elevation_rad[:, nan_sats] = np.nan
         return elevation_rad, range_km
 

@@ -13,9 +13,15 @@ import numpy as np
 
 from twin import __version__
 from twin.clock import SimClock
+from twin.compute import ComputeModel
+from twin.faults import FaultModel
+from twin.limits import LimitsModel
+from twin.mirror import Mirror, MirrorDrivers
 from twin.orbit import OrbitModel
+from twin.power import PowerModel
 from twin.scenario import Scenario
 from twin.subsystem import CommandHandler, EventLog, Field, StepContext, Subsystem
+from twin.thermal import ThermalModel
 from twin.wire import PROTOCOL_VERSION, FieldSpec
 
 
@@ -35,8 +41,21 @@ class Engine:
         self.rng = np.random.default_rng(self.seed)
         self.events = EventLog(t_utc=clock.t_utc)
         self.orbit = OrbitModel(scenario, clock)
+        # Not ``self.compute``: that is the engine's step method.
+        self.compute_model = ComputeModel(scenario)
+        self.faults = FaultModel(scenario, self.compute_model.params.accelerators_per_node)
         # Step order matters: each subsystem reads what earlier ones put in ctx.shared.
-        self.subsystems: list[Subsystem] = [self.orbit]
+        # The mirror is two steps: measured drivers overwrite the model's inputs right after
+        # compute (before power and thermal read them); measured states are compared last.
+        self.mirror = Mirror(scenario, clock)
+        self.ingest_handler = self.mirror.ingest
+        self.power = PowerModel.from_scenario(scenario)
+        self.thermal = ThermalModel.from_scenario(scenario)
+        before_limits: list[Subsystem] = [self.orbit, self.faults, self.compute_model,
+                                          MirrorDrivers(self.mirror), self.power, self.thermal]
+        # Limits watches every field with limits of the subsystems stepped before it.
+        self.limits = LimitsModel([f for s in before_limits for f in s.fields()], scenario)
+        self.subsystems: list[Subsystem] = [*before_limits, self.limits, self.mirror]
         self._fields: list[Field] = [f for s in self.subsystems for f in s.fields()]
         self.shared: dict[str, Any] = {}
         # Step 0 is the state at the epoch, so the first frame published is complete.

@@ -252,7 +252,10 @@ class TwinServer:
         header.update(self.engine.header())
         fields = self.engine.fields
         frames = encode_state(header, [f.spec for f in fields], [f.array for f in fields])
-        self.pub.send_multipart(frames, copy=False)
+        # Copy, never zero-copy: the arrays are rewritten in place by the next step while
+        # ZeroMQ may still hold queued messages for a slow subscriber, which would then
+        # receive torn frames mixing two steps.
+        self.pub.send_multipart(frames, copy=True)
         self.counters.state_published += 1
 
     def _publish_events(self) -> None:

@@ -101,7 +101,8 @@ def encode_state(header: dict[str, Any], specs: list[FieldSpec], arrays: list[np
         arrays: Arrays matching ``specs`` in dtype and shape (C-contiguous).
 
     Returns:
-        Frames ready for ``socket.send_multipart(frames, copy=False)``.
+        Frames for ``socket.send_multipart``. The buffers view the arrays' memory: send
+        with ``copy=True`` if the arrays change before ZeroMQ has sent them.
     """
     header = dict(header)
     header["fields"] = [spec.header_entry() for spec in specs]

@@ -1,0 +1,57 @@
+"""Compare the scheduler policies over a simulated day on one scenario (docs/models.md).
+
+Usage:
+    .venv/bin/python bench/policy_compare.py [--hours 24]
+        [--extra "[power]\\nbattery_capacity_wh = 3000.0"]
+
+Runs the full twin (orbit, faults, compute, power, thermal, limits) at 30 s steps once per
+policy on the same seed and prints the fleet numbers that decide between them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from twin.clock import SimClock  # noqa: E402
+from twin.engine import Engine  # noqa: E402
+from twin.scenario import parse_scenario  # noqa: E402
+
+KEYS = ("energy_per_work_j_per_pflop", "goodput_frac", "lost_work_accel_h",
+        "useful_work_accel_h", "queue_wait_mean_s", "jobs_done", "results_delivered")
+
+
+def run(policy: str, text: str, hours: float) -> dict[str, float]:
+    scenario = parse_scenario(text, base_dir=ROOT / "assets" / "scenarios")
+    clock = SimClock(scenario.epoch_utc, rate_hz=1.0, warp=30.0, fast=True)
+    engine = Engine(scenario, clock)
+    engine.compute_model.policy = policy
+    capped = 0
+    for _ in range(int(hours * 3600 / 30)):
+        engine.step()
+        capped += int(np.count_nonzero(np.isfinite(engine.shared["power_cap_w"])))
+    fleet = engine.header()["fleet"]
+    return {**{k: fleet[k] for k in KEYS}, "capped_node_steps": capped}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default=str(ROOT / "assets/scenarios/default.toml"))
+    parser.add_argument("--hours", type=float, default=24.0)
+    parser.add_argument("--extra", default="", help="TOML appended to the scenario")
+    args = parser.parse_args()
+    text = Path(args.scenario).read_text() + "\n" + args.extra.replace("\\n", "\n")
+    for policy in ("first_fit", "sun_aware"):
+        numbers = run(policy, text, args.hours)
+        print(policy, " ".join(f"{k}={v:.4g}" for k, v in numbers.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

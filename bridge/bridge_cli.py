@@ -1,0 +1,195 @@
+"""Push hardware-testbed telemetry (CCSDS over UDP/TCP, host sensors, a recording) to the twin.
+
+``odc bridge --udp 127.0.0.1:10015`` listens for the packets of ``odc testbed``, validates
+and decodes them against a definition file (``--definitions``, default the bundled
+flatsat), and pushes the accepted samples to the twin's ingest socket as ``tm`` messages
+(docs/protocol.md, "Ingest"). ``--host-sensors`` mirrors the machine the bridge runs on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("odc.bridge")
+
+
+class Bridge:
+    """Decode -> validate -> push, with counters; the sources feed it.
+
+    Args:
+        decoder: A ``bridge.ccsds.Decoder`` (None for host sensors only).
+        pusher: A ``bridge.push.TelemetryPusher``.
+        recorder: Optional ``bridge.sources.Recorder`` for every raw packet or chunk.
+    """
+
+    def __init__(self, decoder: Any, pusher: Any, recorder: Any = None) -> None:
+        from bridge.ccsds import StreamSplitter
+
+        self.decoder = decoder
+        self.pusher = pusher
+        self.recorder = recorder
+        self.splitter = StreamSplitter(decoder) if decoder is not None else None
+        self.samples_pushed = 0
+
+    def handle_datagrams(self, datagrams: list[bytes], t_rx: float | None = None) -> int:
+        """One packet per datagram. Returns the number of samples pushed."""
+        t_rx = time.time() if t_rx is None else t_rx
+        if self.recorder is not None:
+            for d in datagrams:
+                self.recorder.write(d, t_rx)
+        return self.push(self.decoder.decode_datagrams(datagrams, t_rx))
+
+    def handle_stream(self, data: bytes, t_rx: float | None = None,
+                      retime: Callable[[np.ndarray], np.ndarray] | None = None) -> int:
+        """Bytes of a packet stream (TCP, or a replayed recording)."""
+        if not data:
+            return 0
+        t_rx = time.time() if t_rx is None else t_rx
+        if self.recorder is not None:
+            self.recorder.write(data, t_rx)
+        return self.push(self.splitter.feed(data, t_rx), retime)
+
+    def push(self, batches: list[Any], retime: Callable[[np.ndarray], np.ndarray] | None = None
+             ) -> int:
+        pushed = 0
+        for batch in batches:
+            t = retime(batch.t_utc) if retime is not None else batch.t_utc
+            units = {p.name: p.unit for p in batch.packet.parameters}
+            if self.pusher.send(batch.packet.name, t, batch.values, units, self.status(),
+                                seq_count=batch.count):
+                pushed += len(batch)
+        self.samples_pushed += pushed
+        return pushed
+
+    def push_host(self, sample: dict[str, float]) -> None:
+        """Push one host-sensor sample (testbed name = the pusher's, packet ``host``)."""
+        values = {k: np.array([v]) for k, v in sample.items()}
+        if self.pusher.send("host", np.array([time.time()]), values, None, self.status()):
+            self.samples_pushed += 1
+
+    def status(self) -> dict[str, Any]:
+        """Bridge counters: decoder (received/accepted/rejected by reason, seq) and push."""
+        out: dict[str, Any] = {"push": self.pusher.status()}
+        if self.decoder is not None:
+            out["decoder"] = self.decoder.status()
+        return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--udp", metavar="HOST:PORT",
+                        help="receive one CCSDS packet per datagram here (default "
+                        "127.0.0.1:10015, where odc testbed sends)")
+    source.add_argument("--tcp", metavar="HOST:PORT", help="connect to a TCP packet stream")
+    source.add_argument("--tcp-listen", metavar="HOST:PORT",
+                        help="accept one TCP packet stream connection here")
+    source.add_argument("--replay", metavar="FILE.odcrec", help="play back a recording")
+    source.add_argument("--host-sensors", action="store_true",
+                        help="mirror this machine: psutil, hwmon, RAPL, NVML GPUs")
+    parser.add_argument("--definitions", default="flatsat", metavar="NAME_OR_PATH",
+                        help="packet definition TOML (default: bundled %(default)s)")
+    parser.add_argument("--testbed", help="testbed name sent to the twin (default: the "
+                        "definition file's, or 'host' with --host-sensors)")
+    parser.add_argument("--ingest", default=None, metavar="ADDRESS",
+                        help="the twin's ingest socket (default tcp://127.0.0.1:5557)")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="replay speed factor, 0 = as fast as possible (default 1)")
+    parser.add_argument("--period", type=float, default=0.5,
+                        help="host sensor sampling period, s (default %(default)s)")
+    parser.add_argument("--record", metavar="FILE.odcrec",
+                        help="also record every raw packet (for replay and odc calibrate)")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="stop after this many wall seconds")
+    parser.add_argument("--quiet", action="store_true", help="no status line")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bridge.ccsds import Decoder
+    from bridge.definitions import DefinitionError, load_definitions
+    from bridge.push import TelemetryPusher
+    from bridge.sources import HostSensors, Recorder, ReplaySource, TcpSource, UdpSource
+    from twin.wire import DEFAULT_INGEST_ADDRESS
+
+    try:
+        defs = None if args.host_sensors else load_definitions(args.definitions)
+        testbed = args.testbed or ("host" if defs is None else defs.testbed)
+        if args.replay:
+            source: Any = ReplaySource(args.replay, args.speed)
+        elif args.tcp:
+            source = TcpSource(args.tcp)
+        elif args.tcp_listen:
+            source = TcpSource(args.tcp_listen, listen=True)
+        elif args.host_sensors:
+            source = HostSensors()
+        else:
+            source = UdpSource(args.udp or "127.0.0.1:10015")
+    except (DefinitionError, ValueError, OSError) as exc:
+        print(f"odc bridge: {exc}", file=sys.stderr)
+        return 2
+    pusher = TelemetryPusher(args.ingest or DEFAULT_INGEST_ADDRESS, testbed)
+    recorder = Recorder(args.record) if args.record else None
+    bridge = Bridge(Decoder(defs) if defs is not None else None, pusher, recorder)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    print(f"odc bridge: testbed {testbed!r} -> {pusher.address} "
+          f"({type(source).__name__})", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    next_status = started + 1.0
+    try:
+        while not stop["now"]:
+            if args.duration is not None and time.monotonic() - started >= args.duration:
+                break
+            _pump(source, bridge, args)
+            if isinstance(source, ReplaySource) and source.finished:
+                break
+            if not args.quiet and time.monotonic() >= next_status:
+                next_status += 1.0
+                _status_line(bridge, testbed)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _status_line(bridge, testbed, final=True)
+        getattr(source, "close", lambda: None)()
+        if recorder is not None:
+            recorder.close()
+        pusher.close()
+    return 0
+
+
+def _pump(source: Any, bridge: Bridge, args: argparse.Namespace) -> None:
+    from bridge.sources import HostSensors, ReplaySource, TcpSource, UdpSource
+
+    if isinstance(source, UdpSource):
+        bridge.handle_datagrams(source.read(0.2))
+    elif isinstance(source, TcpSource):
+        bridge.handle_stream(source.read(0.2))
+    elif isinstance(source, ReplaySource):
+        records = source.read(0.2)
+        if records:
+            # Packet times move onto the present, so the twin treats them as live.
+            data = b"".join(r[1] for r in records)
+            bridge.handle_stream(data, records[-1][0], retime=source.retime)
+    elif isinstance(source, HostSensors):
+        bridge.push_host(source.sample())
+        time.sleep(args.period)
+
+
+def _status_line(bridge: Bridge, testbed: str, final: bool = False) -> None:
+    status = bridge.status()
+    dec = status.get("decoder", {})
+    push = status["push"]
+    rejected = dec.get("rejected", {})
+    line = (f"odc bridge {testbed}: received {dec.get('received', 0)}, accepted "
+            f"{dec.get('accepted', 0)}, rejected {sum(rejected.values())}"
+            f"{' ' + str(rejected) if rejected else ''}, "
+            f"pushed {push['sent_samples']} samples in {push['sent_messages']} messages, "
+            f"dropped {push['dropped_samples']}")
+    print(line if final else line + "   ", file=sys.stderr, flush=True)

@@ -1,0 +1,120 @@
+"""Push decoded telemetry to the twin's ingest socket (the ``tm`` message of docs/protocol.md).
+
+One message carries k samples of one packet type of one testbed, column by column::
+
+    frame 0   b"tm"
+    frame 1   msgpack header {v, seq, t_utc, testbed, packet, n, fields, [bridge]}
+    frame 2.. raw little-endian <f8 columns, in the order of header["fields"]:
+              "t_utc" first (sample times, POSIX s), optionally "seq_count" (<i8,
+              unwrapped packet sequence counts), then one column per parameter
+
+``seq`` counts messages from this bridge from 0; ``t_utc`` is the wall time of sending;
+``bridge`` (at most once a second) carries the bridge's own counters so the twin can show
+them. Columns reuse the ``state`` framing, so one reader serves both.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import zmq
+
+from twin.wire import PROTOCOL_VERSION, TOPIC_TELEMETRY, pack
+
+PUSH_HIGH_WATER_MARK = 10_000
+SEND_TIMEOUT_MS = 1000
+
+
+def encode_telemetry(seq: int, testbed: str, packet: str, t_utc: np.ndarray,
+                     values: dict[str, np.ndarray], units: dict[str, str] | None = None,
+                     bridge: dict[str, Any] | None = None, sent_utc: float | None = None,
+                     seq_count: np.ndarray | None = None) -> list[Any]:
+    """Frame one ``tm`` message.
+
+    Args:
+        seq: Message counter of this bridge.
+        testbed: Testbed name (the mirror binds by it).
+        packet: Packet (parameter group) name.
+        t_utc: (k,) sample times, POSIX seconds, ascending.
+        values: Parameter name (unit-carrying) -> (k,) values.
+        units: Optional unit strings per parameter, for people.
+        bridge: Optional bridge counters map.
+        sent_utc: Send time (default: now).
+        seq_count: Optional (k,) unwrapped packet sequence counts, sent as the ``<i8``
+            column ``seq_count``; the twin uses them to order samples with equal times.
+
+    Returns:
+        Frames for ``send_multipart(copy=False)``.
+    """
+    units = units or {}
+    columns = [np.ascontiguousarray(t_utc, dtype="<f8")]
+    fields = [{"name": "t_utc", "dtype": "<f8", "shape": [len(t_utc)], "unit": "s"}]
+    if seq_count is not None:
+        columns.append(np.ascontiguousarray(seq_count, dtype="<i8"))
+        fields.append({"name": "seq_count", "dtype": "<i8", "shape": [len(t_utc)], "unit": "1"})
+    for name, column in values.items():
+        columns.append(np.ascontiguousarray(column, dtype="<f8"))
+        fields.append({"name": name, "dtype": "<f8", "shape": [len(t_utc)],
+                       "unit": units.get(name, "")})
+    header: dict[str, Any] = {
+        "v": PROTOCOL_VERSION, "seq": seq, "t_utc": time.time() if sent_utc is None else sent_utc,
+        "testbed": testbed, "packet": packet, "n": len(t_utc), "fields": fields,
+    }
+    if bridge is not None:
+        header["bridge"] = bridge
+    return [TOPIC_TELEMETRY, pack(header), *(memoryview(c).cast("B") for c in columns)]
+
+
+class TelemetryPusher:
+    """A PUSH socket to the twin's ingest address, with send accounting.
+
+    Sends never block longer than ``SEND_TIMEOUT_MS``: if the twin is away and the queue
+    is full, the message is dropped and counted (``dropped``), the bridge keeps reading.
+    """
+
+    def __init__(self, address: str, testbed: str, context: zmq.Context | None = None) -> None:
+        self.address = address
+        self.testbed = testbed
+        self._context = context or zmq.Context.instance()
+        self.sock = self._context.socket(zmq.PUSH)
+        self.sock.setsockopt(zmq.LINGER, 500)
+        self.sock.setsockopt(zmq.SNDHWM, PUSH_HIGH_WATER_MARK)
+        self.sock.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
+        self.sock.connect(address)
+        self.seq = 0
+        self.sent_messages = 0
+        self.sent_samples = 0
+        self.dropped_messages = 0
+        self.dropped_samples = 0
+        self._last_counters_s = -np.inf
+
+    def send(self, packet: str, t_utc: np.ndarray, values: dict[str, np.ndarray],
+             units: dict[str, str] | None = None, bridge: dict[str, Any] | None = None,
+             seq_count: np.ndarray | None = None) -> bool:
+        """Send one batch; returns False when it had to be dropped."""
+        now = time.monotonic()
+        if bridge is not None and now - self._last_counters_s < 1.0:
+            bridge = None
+        elif bridge is not None:
+            self._last_counters_s = now
+        frames = encode_telemetry(self.seq, self.testbed, packet, t_utc, values, units, bridge,
+                                  seq_count=seq_count)
+        self.seq += 1
+        try:
+            self.sock.send_multipart(frames, copy=False)
+        except zmq.Again:
+            self.dropped_messages += 1
+            self.dropped_samples += len(t_utc)
+            return False
+        self.sent_messages += 1
+        self.sent_samples += len(t_utc)
+        return True
+
+    def status(self) -> dict[str, int]:
+        return {"sent_messages": self.sent_messages, "sent_samples": self.sent_samples,
+                "dropped_messages": self.dropped_messages, "dropped_samples": self.dropped_samples}
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,312 @@
+"""Where telemetry comes from: UDP datagrams, a TCP stream, the host's own sensors, a recording.
+
+Packet sources return raw bytes and never decode; ``bridge.ccsds`` does that. Every read
+takes a timeout, so a silent source never hangs the bridge.
+
+Recording format (``.odcrec``): the magic line ``ODCREC1\\n``, then one record per packet
+or stream chunk: ``<f8 arrival wall time (POSIX s)``, ``<u4 byte count``, the bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import psutil
+
+log = logging.getLogger("odc.bridge")
+
+MAX_DATAGRAMS_PER_READ = 8192
+UDP_RECEIVE_BUFFER_BYTES = 8 << 20
+TCP_READ_BYTES = 1 << 20
+RECORD_MAGIC = b"ODCREC1\n"
+_RECORD_HEAD = struct.Struct("<dI")
+KELVIN_PER_CELSIUS = 273.15
+
+
+def parse_host_port(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """``"HOST:PORT"`` or ``"PORT"`` -> (host, port); raises ValueError naming the text."""
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"{text!r} is not HOST:PORT") from None
+    if not 0 <= number <= 65535:
+        raise ValueError(f"port {number} in {text!r} outside 0..65535")
+    return host or default_host, number
+
+
+class UdpSource:
+    """Receives one CCSDS packet per datagram on a bound UDP socket."""
+
+    def __init__(self, bind: str) -> None:
+        host, port = parse_host_port(bind)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with contextlib.suppress(OSError):  # the kernel may cap it; a smaller buffer still works
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER_BYTES)
+        self.sock.bind((host, port))
+        self.sock.setblocking(False)
+        self.address = self.sock.getsockname()
+
+    def read(self, timeout_s: float) -> list[bytes]:
+        """Datagrams that arrived, waiting at most ``timeout_s`` for the first."""
+        ready, _, _ = select.select([self.sock], [], [], timeout_s)
+        if not ready:
+            return []
+        out: list[bytes] = []
+        recv = self.sock.recv
+        for _ in range(MAX_DATAGRAMS_PER_READ):
+            try:
+                out.append(recv(65536))
+            except BlockingIOError:
+                break
+        return out
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class TcpSource:
+    """A TCP byte stream, either connecting to a testbed or accepting one connection.
+
+    Reconnects (or accepts again) after the peer goes away; ``connected`` says which.
+    """
+
+    def __init__(self, address: str, *, listen: bool = False) -> None:
+        self.host, self.port = parse_host_port(address)
+        self.listen = listen
+        self.conn: socket.socket | None = None
+        self.server: socket.socket | None = None
+        self.connects = 0
+        self._next_try = 0.0
+        if listen:
+            self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.server.bind((self.host, self.port))
+            self.server.listen(1)
+            self.server.setblocking(False)
+            self.port = self.server.getsockname()[1]
+
+    @property
+    def connected(self) -> bool:
+        return self.conn is not None
+
+    def _connect(self, timeout_s: float) -> None:
+        if self.server is not None:
+            ready, _, _ = select.select([self.server], [], [], timeout_s)
+            if ready:
+                self.conn, _ = self.server.accept()
+        elif time.monotonic() >= self._next_try:
+            try:
+                self.conn = socket.create_connection((self.host, self.port), timeout=timeout_s)
+            except OSError:
+                self._next_try = time.monotonic() + 0.5  # retry twice a second, quietly
+                time.sleep(min(timeout_s, 0.05))
+                return
+        else:
+            time.sleep(min(timeout_s, 0.05))
+        if self.conn is not None:
+            self.conn.setblocking(False)
+            self.conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER_BYTES)
+            self.connects += 1
+
+    def read(self, timeout_s: float) -> bytes:
+        """Bytes that arrived (possibly b""), waiting at most ``timeout_s``."""
+        if self.conn is None:
+            self._connect(timeout_s)
+            return b""
+        ready, _, _ = select.select([self.conn], [], [], timeout_s)
+        if not ready:
+            return b""
+        chunks = []
+        for _ in range(16):
+            try:
+                chunk = self.conn.recv(TCP_READ_BYTES)
+            except BlockingIOError:
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:  # peer closed
+                self.conn.close()
+                self.conn = None
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        for sock in (self.conn, self.server):
+            if sock is not None:
+                sock.close()
+
+
+class Recorder:
+    """Appends raw packets (or stream chunks) with their arrival time to an ``.odcrec`` file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.file: BinaryIO = self.path.open("wb")
+        self.file.write(RECORD_MAGIC)
+        self.records = 0
+
+    def write(self, data: bytes, t_rx: float) -> None:
+        self.file.write(_RECORD_HEAD.pack(t_rx, len(data)))
+        self.file.write(data)
+        self.records += 1
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def read_recording(path: str | Path) -> Iterator[tuple[float, bytes]]:
+    """Yield (arrival wall time, bytes) records; a truncated tail ends the file quietly."""
+    with Path(path).open("rb") as f:
+        if f.read(len(RECORD_MAGIC)) != RECORD_MAGIC:
+            raise ValueError(f"{path}: not an .odcrec recording (magic {RECORD_MAGIC!r} missing)")
+        while True:
+            head = f.read(_RECORD_HEAD.size)
+            if len(head) < _RECORD_HEAD.size:
+                return
+            t_rx, size = _RECORD_HEAD.unpack(head)
+            data = f.read(size)
+            if len(data) < size:
+                log.warning("%s: last record truncated (%d of %d bytes)", path, len(data), size)
+                return
+            yield t_rx, data
+
+
+class ReplaySource:
+    """Plays a recording back at original speed times ``speed`` (0 = as fast as possible).
+
+    ``read`` returns the records now due, each with its arrival time mapped onto the
+    present (``t_rx' = start + (t_rx - t_first) / speed``), so a live twin accepts them.
+    """
+
+    def __init__(self, path: str | Path, speed: float = 1.0) -> None:
+        if speed < 0:
+            raise ValueError(f"replay speed must be >= 0, got {speed}")
+        self.speed = speed
+        self._records = read_recording(path)
+        self._next: tuple[float, bytes] | None = next(self._records, None)
+        self._t0 = self._next[0] if self._next else 0.0
+        self._start = time.time()
+        self.finished = self._next is None
+
+    def retime(self, t: Any) -> Any:
+        """Map original times (float or array, POSIX s) onto the replay's wall clock."""
+        if self.speed == 0:
+            return t - self._t0 + self._start
+        return self._start + (t - self._t0) / self.speed
+
+    def read(self, timeout_s: float) -> list[tuple[float, bytes]]:
+        """Records due by now (waiting at most ``timeout_s`` for the next one)."""
+        out: list[tuple[float, bytes]] = []
+        deadline = time.time() + timeout_s
+        while self._next is not None and len(out) < MAX_DATAGRAMS_PER_READ:
+            due = self.retime(self._next[0]) if self.speed else time.time()
+            now = time.time()
+            if due > now:
+                if out:
+                    break
+                if due > deadline:
+                    time.sleep(max(0.0, deadline - now))
+                    break
+                time.sleep(due - now)
+            out.append((self.retime(self._next[0]), self._next[1]))
+            self._next = next(self._records, None)
+        self.finished = self._next is None
+        return out
+
+
+class HostSensors:
+    """The machine the bridge runs on, as a mirrored compute node.
+
+    Reads psutil (CPU utilization, frequency, load, memory, temperatures where exposed),
+    Intel RAPL package energy from /sys/class/powercap (power where the kernel allows it),
+    and NVIDIA GPUs through NVML when the ``pynvml`` module (nvidia-ml-py) and a GPU are
+    present. Names carry SI units; temperatures are converted to kelvin.
+    """
+
+    def __init__(self, powercap_root: str = "/sys/class/powercap", nvml: Any = None) -> None:
+        psutil.cpu_percent(None)  # the first call primes the counter
+        self._rapl = sorted(Path(powercap_root).glob("intel-rapl:[0-9]*/energy_uj"))
+        self._rapl_last: tuple[float, list[int]] | None = None
+        self._nvml = nvml if nvml is not None else _load_nvml()
+        self._gpus: list[Any] = []
+        if self._nvml is not None:
+            try:
+                self._nvml.nvmlInit()
+                count = self._nvml.nvmlDeviceGetCount()
+                self._gpus = [self._nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+            except Exception as exc:  # NVML present but no driver or GPU: no GPU values
+                log.info("NVML unavailable: %s", exc)
+                self._gpus = []
+
+    @property
+    def n_gpus(self) -> int:
+        return len(self._gpus)
+
+    def sample(self) -> dict[str, float]:
+        """One sample of everything this machine exposes (absent sensors are left out)."""
+        out: dict[str, float] = {
+            "cpu_util_frac": psutil.cpu_percent(None) / 100.0,
+            "load_1m": os.getloadavg()[0],
+            "mem_used_frac": psutil.virtual_memory().percent / 100.0,
+        }
+        freq = psutil.cpu_freq()
+        if freq is not None and freq.current > 0:
+            out["cpu_freq_hz"] = freq.current * 1e6
+        temps = getattr(psutil, "sensors_temperatures", lambda: {})()
+        readings = [t.current for group in temps.values() for t in group if t.current]
+        if readings:
+            out["cpu_temp_k"] = max(readings) + KELVIN_PER_CELSIUS
+        power = self._rapl_power_w()
+        if power is not None:
+            out["cpu_package_power_w"] = power
+        if self._gpus:
+            out.update(self._gpu_sample())
+        return out
+
+    def _rapl_power_w(self) -> float | None:
+        if not self._rapl:
+            return None
+        try:
+            energy = [int(p.read_text()) for p in self._rapl]
+        except (OSError, ValueError):  # unreadable without privileges on many kernels
+            self._rapl = []
+            return None
+        now = time.monotonic()
+        last, self._rapl_last = self._rapl_last, (now, energy)
+        if last is None or now <= last[0]:
+            return None
+        # Counters wrap; a negative difference is a wrap and that interval is skipped.
+        delta = [e - e0 for e, e0 in zip(energy, last[1], strict=True)]
+        if any(d < 0 for d in delta):
+            return None
+        return sum(delta) * 1e-6 / (now - last[0])
+
+    def _gpu_sample(self) -> dict[str, float]:
+        nv = self._nvml
+        power = util = 0.0
+        temp = 0.0
+        for handle in self._gpus:
+            power += nv.nvmlDeviceGetPowerUsage(handle) * 1e-3  # mW -> W
+            util += nv.nvmlDeviceGetUtilizationRates(handle).gpu / 100.0
+            temp = max(temp, float(nv.nvmlDeviceGetTemperature(handle, nv.NVML_TEMPERATURE_GPU)))
+        return {"gpu_power_w": power, "gpu_util_frac": util / len(self._gpus),
+                "gpu_temp_k": temp + KELVIN_PER_CELSIUS}
+
+
+def _load_nvml() -> Any:
+    try:
+        import pynvml  # optional: nvidia-ml-py
+    except ImportError:
+        return None
+    return pynvml

@@ -1,0 +1,68 @@
+"""Helpers for the compute tests: small scenarios as TOML text and a stepping engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twin.clock import SimClock
+from twin.engine import Engine
+from twin.scenario import parse_scenario
+
+STATION = """
+[[station]]
+name = "Svalbard"
+lat_deg = 78.23
+lon_deg = 15.41
+min_elevation_deg = 5.0
+downlink_bps = 1.0e9
+"""
+
+# Radiation and arrivals off unless a test turns them on: hand-checkable runs.
+QUIET = """
+[workload]
+arrivals_per_node_h = 0.0
+[radiation]
+base_seu_per_accel_day = 0.0
+"""
+
+DAWN_DUSK = """
+[scenario]
+name = "one-node"
+epoch = "2026-03-20T12:00:00Z"
+seed = 7
+
+[[sun_synchronous]]
+name = "dd"
+altitude_km = 650.0
+ltan_h = 18.0
+planes = 1
+sats_per_plane = 1
+""" + STATION
+
+WALKER = """
+[scenario]
+name = "walker"
+epoch = "2026-03-20T12:00:00Z"
+seed = 7
+
+[[walker]]
+name = "w"
+altitude_km = 550.0
+inclination_deg = 53.0
+planes = 1
+sats_per_plane = 1
+phasing = 0
+""" + STATION
+
+
+
+def engine(text: str, dt_s: float = 60.0, seed: int | None = None) -> Engine:
+    """An engine for a TOML scenario text, stepping ``dt_s`` per step (rate 1 Hz)."""
+    scenario = parse_scenario(text)
+    clock = SimClock(scenario.epoch_utc, rate_hz=1.0, warp=dt_s, fast=True)
+    return Engine(scenario, clock, seed=seed)
+
+
+def command(eng: Engine, cmd: str, **args: Any) -> dict[str, Any]:
+    """Call a subsystem command handler as the server would (errors raise)."""
+    return eng.commands()[cmd]({"cmd": cmd, **args})

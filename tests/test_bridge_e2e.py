@@ -1,0 +1,218 @@
+"""End to end: `odc testbed` -> UDP -> `odc bridge` -> twin ingest -> mirror -> subscriber.
+
+Real processes, real sockets. The testbed runs at a fixed utilization so the measured
+compute power is known: P = 40 W + 0.5 (300 W - 40 W) = 170 W (bridge.testbed defaults).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from tests.twinutil import connected, receive, request, running_twin
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = (ROOT / "assets" / "testbeds" / "flatsat_mirror.toml").read_text()
+SCENARIO = SCENARIO.replace("lost_after_s = 3.0", "lost_after_s = 1.0")
+EXPECTED_POWER_W = 170.0
+one_centiwatt = 0.01  # the packet's resolution for compute_power_w
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def _process(*args: str) -> Iterator[subprocess.Popen]:
+    proc = subprocess.Popen([sys.executable, "-m", "odc.cli", *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def _wait_state(sub: zmq.Socket, predicate, timeout_s: float = 15.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        message = receive(sub, "state", timeout_s=deadline - time.monotonic())
+        if predicate(message.arrays):
+            return message
+    raise AssertionError("no state frame satisfied the condition in time")
+
+
+def _wait_event(sub: zmq.Socket, kind: str, timeout_s: float = 15.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        message = receive(sub, None, timeout_s=deadline - time.monotonic())
+        if message.topic == "event" and message.header["kind"] == kind:
+            return message
+    raise AssertionError(f"no {kind} event in time")
+
+
+@pytest.mark.timeout(90)
+def test_testbed_bridge_twin_subscriber() -> None:
+    port = _free_udp_port()
+    testbed_args = ("testbed", "--udp", f"127.0.0.1:{port}", "--util", "0.5", "--rate", "20",
+                    "--quiet")
+    with running_twin(SCENARIO, rate_hz=20.0, warp=1.0) as twin, \
+            connected(zmq.SUB, twin.addresses.pub, SUBSCRIBE=b"") as sub, \
+            connected(zmq.REQ, twin.addresses.command) as cmd, \
+            _process("bridge", "--udp", f"127.0.0.1:{port}", "--ingest",
+                     twin.addresses.ingest, "--quiet"):
+        with _process(*testbed_args):
+            live = _wait_state(sub, lambda a: bool(a["mirror_live"][0]))
+            arrays = live.arrays
+            sat = int(arrays["mirror_sat"][0])
+            assert sat == 0
+            measured = float(arrays["mirror_measured_compute_power_w"][0])
+            assert measured == pytest.approx(EXPECTED_POWER_W, abs=one_centiwatt)
+            # The driver replaced the model's input: compute's own field shows it too.
+            assert float(arrays["compute_power_w"][sat]) == pytest.approx(measured, abs=1e-3)
+            assert float(arrays["mirror_measured_utilization_frac"][0]) == pytest.approx(0.5)
+            for q in ("temp_compute_k", "temp_radiator_k"):
+                m = float(arrays[f"mirror_measured_{q}"][0])
+                p = float(arrays[f"mirror_predicted_{q}"][0])
+                r = float(arrays[f"mirror_residual_{q}"][0])
+                assert 150.0 < m < 450.0
+                if q not in arrays:  # no thermal model registered: nothing to predict
+                    assert np.isnan(p) and np.isnan(r)
+                    continue
+                assert r == pytest.approx(m - p, abs=1e-3)
+                assert p == pytest.approx(float(arrays[q][sat]), abs=1e-3)
+            assert live.header["fleet"]["mirror_live_n"] == 1.0
+        # Testbed stopped: the mirror is lost and the node falls back to the model.
+        _wait_event(sub, "mirror_lost")
+        lost = _wait_state(sub, lambda a: not bool(a["mirror_live"][0]))
+        assert np.isnan(lost.arrays["mirror_residual_temp_compute_k"][0])
+        status = request(cmd, {"cmd": "mirror_status"})
+        assert status["ok"] and status["bindings"][0]["lost_count"] == 1
+        counters = status["counters"]
+        assert counters["samples_applied"] > 0
+        assert counters["samples_received"] == (counters["samples_applied"]
+                                                + counters["samples_ignored"]
+                                                + sum(counters["samples_dropped"].values()))
+        bridge = status["bridges"]["flatsat"]
+        assert bridge["decoder"]["accepted"] > 0 and bridge["decoder"]["rejected_total"] == 0
+        # Telemetry returns (a restarted testbed, its sequence counts from 0 again).
+        with _process(*testbed_args):
+            _wait_event(sub, "mirror_regained")
+            _wait_state(sub, lambda a: bool(a["mirror_live"][0]))
+        assert request(cmd, {"cmd": "status"})["counters"]["ingest_messages"] > 0
+
+
+def test_mirror_status_without_mirror_config() -> None:
+    with running_twin("default", rate_hz=20.0) as twin, \
+            connected(zmq.REQ, twin.addresses.command) as cmd:
+        reply = request(cmd, {"cmd": "mirror_status"})
+        assert reply["ok"] and reply["bindings"] == []
+        assert request(cmd, {"cmd": "mirror_status", "x": 1})["ok"] is False
+
+
+# -- the mirror's ingest judgement, without sockets ----------------------------------------
+
+
+def _mirror(now: dict[str, float]):
+    from twin.mirror import Mirror
+    from twin.scenario import parse_scenario
+
+    return Mirror(parse_scenario(SCENARIO), wall_clock=lambda: now["t"])
+
+
+def _tm(t: list[float], power: list[float], seq: int = 0, testbed: str = "flatsat",
+        counts: list[int] | None = None) -> list:
+    from bridge.push import encode_telemetry
+
+    return encode_telemetry(seq, testbed, "hk", np.array(t), {"compute_power_w": np.array(power)},
+                            seq_count=None if counts is None else np.array(counts))
+
+
+def test_mirror_drops_late_out_of_order_duplicate_and_counts() -> None:
+    now = {"t": 2.0e9}
+    mirror = _mirror(now)
+    t0 = now["t"] - 1.0
+    mirror.ingest(_tm([t0, t0 + 0.1, t0 + 0.1, t0 + 0.05, t0 + 0.2], [1, 2, 3, 4, 5]))
+    mirror.ingest(_tm([t0 - 100.0, t0 + 60.0, float("nan")], [6, 7, 8]))  # late, future, NaN
+    mirror.ingest(_tm([t0 + 0.3, t0 + 0.3, t0 + 0.3], [9, 10, 11], counts=[5, 6, 6]))
+    mirror.ingest([b"tm", b"\x93garbage"])
+    mirror.ingest(_tm([t0 + 0.4], [12], testbed="nobody"))
+    c = mirror.counters
+    assert c["samples_dropped"] == {"late": 1, "future": 1, "out_of_order": 1, "duplicate": 2,
+                                    "not_finite": 1}
+    assert c["samples_applied"] == 3 + 2
+    assert c["messages_dropped"] == {"bad_message": 1, "unknown_testbed": 1}
+    assert c["samples_received"] == (c["samples_applied"] + c["samples_ignored"]
+                                     + sum(c["samples_dropped"].values()))
+    assert mirror.live[0].measured["compute_power_w"] == 10.0  # the newest applied sample
+
+
+def test_host_sensors_with_an_absent_gpu_mocked() -> None:
+    from bridge.sources import HostSensors
+
+    class FakeNvml:  # stands in for the NVIDIA GPU this machine does not have
+        NVML_TEMPERATURE_GPU = 0
+
+        def nvmlInit(self) -> None: ...
+        def nvmlDeviceGetCount(self) -> int: return 2
+        def nvmlDeviceGetHandleByIndex(self, i: int) -> int: return i
+        def nvmlDeviceGetPowerUsage(self, h: int) -> int: return 250_000 + 1000 * h  # mW
+        def nvmlDeviceGetTemperature(self, h: int, kind: int) -> int: return 60 + h
+
+        def nvmlDeviceGetUtilizationRates(self, h: int):
+            return type("Rates", (), {"gpu": 50 + 10 * h})()
+
+    host = HostSensors(nvml=FakeNvml())
+    sample = host.sample()
+    assert 0.0 <= sample["cpu_util_frac"] <= 1.0 and 0.0 < sample["mem_used_frac"] < 1.0
+    assert sample["load_1m"] >= 0.0
+    assert sample["gpu_power_w"] == pytest.approx(501.0)
+    assert sample["gpu_util_frac"] == pytest.approx(0.55)
+    assert sample["gpu_temp_k"] == pytest.approx(61 + 273.15)
+
+
+def test_record_and_replay_scaled(tmp_path: Path) -> None:
+    from bridge.ccsds import Decoder
+    from bridge.definitions import load_definitions
+    from bridge.sources import Recorder, ReplaySource
+    from bridge.testbed import Testbed
+
+    recorder = Recorder(tmp_path / "s.odcrec")
+    clock = {"t": 1.8e9}
+    testbed = Testbed(lambda data: recorder.write(data, clock["t"]), utilization=lambda: 0.25)
+    for _ in range(20):
+        testbed.tick(clock["t"])
+        clock["t"] += 0.1
+    recorder.close()
+    replay = ReplaySource(tmp_path / "s.odcrec", speed=4.0)  # 2 s of session in 0.5 s
+    started = time.monotonic()
+    records = []
+    while not replay.finished and time.monotonic() - started < 5.0:
+        records += replay.read(0.2)
+    elapsed = time.monotonic() - started
+    assert len(records) == testbed.sent and 0.4 < elapsed < 1.5
+    dec = Decoder(load_definitions("flatsat"))
+    batches = dec.decode_datagrams([r[1] for r in records])
+    hk = next(b for b in batches if b.packet.name == "hk")
+    assert len(hk) == 20 and np.allclose(hk.values["util_frac"], 0.25)
+    # Re-timed onto the present: spacing shrinks by the speed factor.
+    assert np.diff(replay.retime(hk.t_utc)) == pytest.approx(0.1 / 4.0, abs=1e-3)

@@ -1,0 +1,188 @@
+"""Thermal model against independent references: analytic equilibria, Monte Carlo view
+factors, and energy conservation of the whole default scenario over an orbit."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tests.synthetic_orbit import run_models
+from twin.clock import SimClock
+from twin.engine import Engine
+from twin.scenario import ScenarioError, load_scenario, parse_scenario, parse_section
+from twin.subsystem import CommandRejected, EventLog, StepContext
+from twin.thermal import (
+    AU_KM,
+    COMPUTE,
+    RADIATOR,
+    STEFAN_BOLTZMANN_W_M2_K4,
+    ThermalModel,
+    ThermalParams,
+    albedo_factor,
+    earth_view_factor,
+    loop_conductance_w_k,
+    solar_flux_w_m2,
+    vertical_plate_view_factor,
+)
+
+HALF_KELVIN = 0.5
+MONTE_CARLO_RAYS = 400_000
+
+
+def _cosine_rays(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Cosine-weighted directions about +z (Malley's method)."""
+    u1, u2 = rng.random(n), rng.random(n)
+    radius, phi = np.sqrt(u1), 2.0 * np.pi * u2
+    return np.stack((radius * np.cos(phi), radius * np.sin(phi), np.sqrt(1.0 - u1)), axis=1)
+
+
+def _sphere_hits(rays: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which rays from the origin hit the unit sphere at ``centre``, and where (first hit)."""
+    b = rays @ centre
+    disc = b * b - (centre @ centre - 1.0)
+    hit = (disc > 0.0) & (b > 0.0)
+    dist = b - np.sqrt(np.maximum(disc, 0.0))
+    return hit, rays * dist[:, None]
+
+
+@pytest.mark.parametrize("h_ratio", [1.0862, 1.25])
+@pytest.mark.parametrize("lambda_deg", [0.0, 40.0, 70.0, 90.0, 110.0, 140.0])
+def test_earth_view_factor_matches_monte_carlo_ray_casting(h_ratio: float,
+                                                           lambda_deg: float) -> None:
+    # Independent reference: the fraction of cosine-weighted rays from the plate that hit
+    # the sphere is the view factor. Tolerance 5 sigma of the estimate.
+    rng = np.random.default_rng(7)
+    lam = math.radians(lambda_deg)
+    centre = h_ratio * np.array([math.sin(lam), 0.0, math.cos(lam)])
+    hit, _ = _sphere_hits(_cosine_rays(rng, MONTE_CARLO_RAYS), centre)
+    reference = hit.mean()
+    tolerance = 5.0 * math.sqrt(max(reference * (1 - reference), 1e-4) / MONTE_CARLO_RAYS)
+    got = float(earth_view_factor(np.array([h_ratio]), np.array([math.cos(lam)]))[0])
+    assert got == pytest.approx(reference, abs=tolerance)
+    if lambda_deg == 90.0:
+        assert float(vertical_plate_view_factor(np.array([h_ratio]))[0]) == pytest.approx(got)
+
+
+@pytest.mark.parametrize("theta_deg", [0.0, 45.0, 85.0, 100.0])
+def test_albedo_factor_matches_monte_carlo(theta_deg: float) -> None:
+    # Nadir-facing plate at 550 km; each ray that hits the Earth carries the Lambertian
+    # weight max(0, n_E·s). g = E_albedo / (a S F) with F = 1/H².
+    h_ratio = 1.0 + 550.0 / 6378.137
+    rng = np.random.default_rng(11)
+    centre = np.array([0.0, 0.0, h_ratio])
+    hit, point = _sphere_hits(_cosine_rays(rng, MONTE_CARLO_RAYS), centre)
+    normal = point - centre
+    theta = math.radians(theta_deg)
+    sun = np.array([math.sin(theta), 0.0, -math.cos(theta)])  # zenith of sub-point is -z
+    weight = np.where(hit, np.maximum(normal @ sun, 0.0), 0.0)
+    reference = weight.mean() * h_ratio**2
+    got = float(albedo_factor(np.array([h_ratio]), np.array([math.cos(theta)]))[0])
+    assert got == pytest.approx(reference, abs=0.006)
+
+
+def test_solar_flux_scales_with_inverse_square_distance() -> None:
+    assert solar_flux_w_m2(AU_KM) == pytest.approx(1361.0)
+    assert solar_flux_w_m2(1.0167 * AU_KM) == pytest.approx(1361.0 / 1.0167**2)
+
+
+def _lone_radiator(**overrides: float) -> ThermalParams:
+    """A radiator with the compute node on it; bus and battery cut off; no Earth."""
+    base = dict(attitude="lvlh", albedo_frac=0.0, earth_ir_w_m2=0.0, radiator_area_m2=1.5,
+                radiator_emissivity=0.85, radiator_absorptivity=0.20,
+                compute_bus_conductance_w_k=0.0, bus_radiator_area_m2=0.0,
+                loop_setpoint_k=0.0)
+    base.update(overrides)
+    return ThermalParams(**base)
+
+
+@pytest.mark.parametrize("dt_s", [1.0, 60.0, 600.0])
+def test_single_radiator_reaches_the_analytic_equilibrium(dt_s: float) -> None:
+    # Full sun on one face (lvlh law at beta = 90 deg), 400 W inside, both faces radiating:
+    # P + alpha S A = eps sigma (2A) (T^4 - T_sink^4). Started cold, it must settle there.
+    # Light nodes (time constant ~15 min) so that 5 h is 20 time constants even at dt 1 s.
+    params = _lone_radiator(radiator_heat_capacity_j_k=5e3, compute_heat_capacity_j_k=5e3)
+    model = ThermalModel(1, params)
+    sun_km = np.array([1.0167 * AU_KM, 0.0, 0.0])  # aphelion: S = 1316.6 W/m²
+    s_w_m2 = 1361.0 / 1.0167**2
+    power_w = 400.0
+    shared = {"sunlit_frac": np.ones(1, np.float32), "beta_deg": np.full(1, 90.0, np.float32),
+              "sun_gcrs_km": sun_km, "pos_gcrs_km": np.array([[0.0, 7000.0, 0.0]]),
+              "alt_km": np.array([600.0]), "payload_power_w": np.array([power_w])}
+    model.temps_k[:] = 150.0
+    events = EventLog()
+    rng = np.random.default_rng(0)
+    model._initialized = True  # start cold: test the transient, not the steady solver
+    for k in range(int(5 * 3600 / dt_s)):
+        model.step(StepContext(k * dt_s, dt_s, events, rng, shared))
+    q_in = power_w + params.radiator_absorptivity * s_w_m2 * params.radiator_area_m2
+    k_rad = params.radiator_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * 2 * params.radiator_area_m2
+    analytic_k = (q_in / k_rad + params.sink_temp_k**4) ** 0.25
+    assert model.temps_k[RADIATOR, 0] == pytest.approx(analytic_k, abs=HALF_KELVIN)
+    loop_w_k = float(loop_conductance_w_k(params.coolant_flow_kg_s, params.coolant_cp_j_kg_k,
+                                          params.loop_ua_w_k))
+    assert model.temps_k[COMPUTE, 0] == pytest.approx(analytic_k + power_w / loop_w_k,
+                                                      abs=HALF_KELVIN)
+
+
+def test_steady_state_start_is_already_at_equilibrium() -> None:
+    # The first step (dt 0) solves the steady state; a long step afterwards must not move it.
+    model = ThermalModel(1, _lone_radiator())
+    shared = {"sunlit_frac": np.ones(1, np.float32), "beta_deg": np.full(1, 90.0, np.float32),
+              "alt_km": np.array([600.0]), "payload_power_w": np.array([400.0])}
+    rng = np.random.default_rng(0)
+    model.step(StepContext(0.0, 0.0, EventLog(), rng, shared))
+    before = model.temps_k[[RADIATOR, COMPUTE], 0].copy()
+    model.step(StepContext(600.0, 600.0, EventLog(), rng, shared))
+    assert np.allclose(model.temps_k[[RADIATOR, COMPUTE], 0], before, atol=1e-3)
+
+
+def test_energy_balance_closes_over_an_orbit_on_default() -> None:
+    # absorbed + generated - rejected - stored over one orbit, per satellite, relative to the
+    # heat that flowed through it: at most 0.1 %.
+    scenario = load_scenario("default")
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True))
+    for _ in range(100):  # 100 min: one orbit of both planes (95.6 and 97.7 min)
+        engine.step()
+    thermal = engine.thermal
+    throughput = thermal.e_absorbed_j + thermal.e_generated_j
+    relative = np.abs(thermal.ledger_residual_j()) / throughput
+    assert relative.max() <= 1e-3
+    assert (thermal.e_rejected_j > 0).all()
+
+
+def test_sub_stepping_is_stable_at_the_longest_step() -> None:
+    # Warp can make 600 s steps; a big heat step must not oscillate or blow up.
+    params = ThermalParams()
+    params_small = ThermalParams(radiator_heat_capacity_j_k=1.0e3, compute_heat_capacity_j_k=1e3)
+    for p in (params, params_small):
+        model = ThermalModel(3, p)
+        _, out, _ = run_models(
+            [model], 6 * 3600, 600.0, np.full(3, 550.0), np.array([0.0, 30.0, 60.0]),
+            np.zeros(3), ["temp_compute_k", "temp_radiator_k"],
+            extra_shared={"payload_power_w": np.full(3, 5600.0)})
+        assert np.isfinite(out["temp_compute_k"]).all()
+        assert (out["temp_radiator_k"] > 150).all() and (out["temp_compute_k"] < 400).all()
+
+
+def test_coolant_flow_command_changes_the_loop_and_rejects_bad_input() -> None:
+    model = ThermalModel(4)
+    set_flow = model.commands()["set_coolant_flow"]
+    g_full = model._g_loop[2]
+    reply = set_flow({"cmd": "set_coolant_flow", "value": 0.25, "sat": 2})
+    assert reply["ok"] and model._g_loop[2] < g_full and model._g_loop[1] == g_full
+    for bad in ({"value": -1}, {"value": "x"}, {"value": 0.5, "sat": 4}, {"value": 1, "foo": 1}):
+        with pytest.raises(CommandRejected):
+            set_flow({"cmd": "set_coolant_flow", **bad})
+
+
+def test_scenario_errors_name_the_key() -> None:
+    with open(load_scenario("default").source, encoding="utf-8") as handle:
+        base = handle.read()
+    bad = parse_scenario(base + "\n[thermal]\nradiator_area_m2 = -2.0\n", "x.toml")
+    with pytest.raises(ScenarioError, match=r"thermal\.radiator_area_m2"):
+        parse_section(ThermalParams, bad, "thermal")
+    bad_law = parse_scenario(base + "\n[thermal]\nattitude = \"spin\"\n", "x.toml")
+    with pytest.raises(ScenarioError, match=r"thermal\.attitude"):
+        parse_section(ThermalParams, bad_law, "thermal")

@@ -1,0 +1,715 @@
+"""The compute subsystem: each node a small data center, coupled to heat, power and radiation.
+
+Per node: accelerators (count, peak BF16 FLOP/s, idle / full power, a DVFS curve), result
+storage, the jobs it runs. Each step, in order:
+
+1. jobs on accelerators that failed (faults) roll back to their checkpoint and requeue;
+2. radiation upsets roll jobs back to their last checkpoint, some with a device reset;
+3. seeded arrivals join the queue;
+4. the node clock: the DVFS point that keeps the payload under the power cap in force
+   (power's ``power_cap_w`` from the previous step, or the operator's, the lower), capped
+   again while the chip is thermally throttled (``temp_compute_k``, with hysteresis);
+5. jobs progress, checkpoint and finish; results go to storage;
+6. the scheduler places queued jobs (every ``schedule_interval_s``, or at once after a
+   command); they run from the next step;
+7. results downlink over ground contacts;
+8. per-node "why not more" reasons and fleet totals.
+
+Publishes ``compute_power_w`` (n,) for power and thermal: everything the payload draws,
+which is also the heat it puts into the compute thermal node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from twin import scheduler
+from twin.downlink import ResultStore
+from twin.faults import number_arg, sat_index
+from twin.radiation import RadiationParams, RadiationState
+from twin.scenario import Scenario, parse_section
+from twin.subsystem import (
+    CommandHandler,
+    CommandRejected,
+    Field,
+    StepContext,
+    make_field,
+    only_keys,
+)
+from twin.wire import ok
+from twin.workload import (
+    JOB_KINDS,
+    KIND_CODES,
+    QUEUED,
+    RUNNING,
+    SECONDS_PER_HOUR,
+    JobTable,
+    WorkloadParams,
+    draw_arrivals,
+)
+
+THROTTLE_CODES: dict[int, str] = {0: "none", 1: "thermal", 2: "power", 3: "fault"}
+"""``throttle_code``: why the node runs below its healthy full speed (fault: failed or
+resetting accelerators, or no usable orbit)."""
+
+LIMIT_REASONS: dict[int, str] = {
+    0: "none: every working accelerator busy at full clock",
+    1: "queue: idle accelerators, no queued job fits",
+    2: "heat: chip thermally throttled",
+    3: "power: clock lowered or work refused under the power cap",
+    4: "radiation: job stalled by a device reset after an upset",
+    5: "fault: failed accelerators or orbit error",
+    6: "storage: result storage full, waiting for ground contact",
+    7: "eclipse_ahead: sun-aware scheduler holding work for a predicted eclipse",
+}
+"""``limit_reason``: the cause that costs the node the most accelerator-equivalents now."""
+NONE, QUEUE, HEAT, POWER, RADIATION, FAULT, STORAGE, ECLIPSE_AHEAD = range(8)
+
+PFLOP = 1e15
+
+
+@dataclass(frozen=True)
+class ComputeParams:
+    """``[compute]``: one node's payload. Defaults: an 8 x H100-SXM-class node.
+
+    Attributes:
+        accelerators_per_node: Installed accelerators.
+        peak_flop_s: Dense BF16 peak per accelerator at full clock (FLOP/s); H100 SXM
+            989 TFLOP/s (NVIDIA H100 datasheet).
+        full_power_w: Power of one busy accelerator at full clock (W); H100 SXM TDP 700 W.
+        idle_power_w: One accelerator holding a job but not computing (W).
+        sleep_power_w: One accelerator with no job, clock- and power-gated (W).
+        host_power_w: Host CPU, memory, network and storage per node, always on (W).
+        dvfs_exponent: Dynamic power ~ clock^exponent over the DVFS range (CMOS P ~ C V^2
+            f with V roughly linear in f gives ~3; measured GPUs 2-3).
+        min_clock_frac: Lowest DVFS clock; below it the node suspends its jobs.
+        throttle_temp_k: Chip temperature above which the clock is cut (K).
+        throttle_hysteresis_k: The cut lifts once the chip is this much cooler (K).
+        thermal_clock_frac: Clock while thermally throttled.
+        storage_bytes: Result storage per node (bytes).
+    """
+
+    accelerators_per_node: int = field(default=8, metadata={"min": 1, "max": 64})
+    peak_flop_s: float = field(default=989e12, metadata={"gt": 0.0, "max": 1e18,
+                                                         "unit": "FLOP/s"})
+    full_power_w: float = field(default=700.0, metadata={"gt": 0.0, "max": 1e5, "unit": "W"})
+    idle_power_w: float = field(default=90.0, metadata={"min": 0.0, "max": 1e5, "unit": "W"})
+    sleep_power_w: float = field(default=15.0, metadata={"min": 0.0, "max": 1e5, "unit": "W"})
+    host_power_w: float = field(default=400.0, metadata={"min": 0.0, "max": 1e6, "unit": "W"})
+    dvfs_exponent: float = field(default=2.5, metadata={"min": 1.0, "max": 4.0})
+    min_clock_frac: float = field(default=0.35, metadata={"gt": 0.0, "max": 1.0})
+    throttle_temp_k: float = field(default=358.15, metadata={"gt": 0.0, "max": 1000.0,
+                                                             "unit": "K"})
+    throttle_hysteresis_k: float = field(default=5.0, metadata={"min": 0.0, "max": 100.0,
+                                                                "unit": "K"})
+    thermal_clock_frac: float = field(default=0.5, metadata={"gt": 0.0, "max": 1.0})
+    storage_bytes: float = field(default=30e12, metadata={"gt": 0.0, "max": 1e18, "unit": "B"})
+
+    def __post_init__(self) -> None:
+        from twin.scenario import InvalidField
+
+        if not self.sleep_power_w <= self.idle_power_w <= self.full_power_w:
+            raise InvalidField("idle_power_w", "need sleep_power_w <= idle_power_w <="
+                               " full_power_w")
+        if self.thermal_clock_frac < self.min_clock_frac:
+            raise InvalidField("thermal_clock_frac", "must be at least min_clock_frac")
+
+
+def dvfs_clock(params: ComputeParams, cap_w: np.ndarray, static_w: np.ndarray,
+               dynamic_full_w: np.ndarray) -> np.ndarray:
+    """Highest clock (0..1) whose draw ``static + dynamic_full * clock^k`` fits the cap.
+
+    Returns 1 where nothing limits, 0 where even ``min_clock_frac`` does not fit (the
+    node suspends its jobs), shape of the inputs.
+    """
+    room = cap_w - static_w
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(dynamic_full_w > 0.0, room / dynamic_full_w, np.inf)
+    clock = np.minimum(np.power(np.clip(ratio, 0.0, None), 1.0 / params.dvfs_exponent), 1.0)
+    return np.where(clock < params.min_clock_frac, 0.0, clock)
+
+
+class ComputeModel:
+    """Accelerators, jobs, radiation and downlink of every node.
+
+    Args:
+        scenario: The loaded scenario (``[compute]``, ``[workload]``, ``[radiation]``).
+    """
+
+    name = "compute"
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.params = parse_section(ComputeParams, scenario, "compute")
+        self.workload = parse_section(WorkloadParams, scenario, "workload")
+        self.radiation = RadiationState(parse_section(RadiationParams, scenario, "radiation"),
+                                        len(scenario.satellites))
+        n = len(scenario.satellites)
+        a = self.params.accelerators_per_node
+        self.n_sats = n
+        self.policy = self.workload.policy
+        self.jobs = JobTable()
+        self.results = ResultStore(n, np.array([s.downlink_bps for s in scenario.stations]))
+        f = make_field
+        self.utilization = f("utilization_frac", "<f4", (n,), "1",
+                             "Working accelerators holding a job")
+        self.delivered = f("delivered_flop_s", "<f4", (n,), "FLOP/s",
+                           "Job progress rate, BF16 FLOP/s")
+        self.clock = f("clock_frac", "<f4", (n,), "1", "DVFS clock of busy accelerators",
+                       fill=1.0)
+        self.throttle = f("throttle_code", "|u1", (n,), "code",
+                          "0 none, 1 thermal, 2 power, 3 fault (meta.subsystems.compute)")
+        self.reason = f("limit_reason", "|u1", (n,), "code",
+                        "Why not more compute (meta.subsystems.compute.limit_reasons)")
+        self.cap = f("compute_cap_w", "<f4", (n,), "W",
+                     "Power cap in force on the payload (inf: none)", fill=np.inf)
+        self.power = f("compute_power_w", "<f4", (n,), "W",
+                       "Electrical power drawn by the payload (= heat into it)")
+        self.jobs_running = f("jobs_running", "<u2", (n,), "count", "Jobs running")
+        self.busy = f("accelerators_busy", "|u1", (n,), "count", "Accelerators holding a job")
+        self.operator_cap_w = np.full(n, np.inf)
+        self.thermal_on = np.zeros(n, dtype=bool)
+        self.idle_reset_end = np.full((n, a), -np.inf)  # resets of accelerators with no job
+        self.idle_reason = np.full(n, QUEUE, dtype=np.uint8)
+        self.to_eclipse_s = np.full(n, np.inf)
+        self._f_cap = np.ones(n)
+        self._reset_horizon_t = -np.inf
+        self._no_resets = np.zeros(n, dtype=np.int64)
+        self._last_n_ok = np.full(n, a, dtype=np.int64)
+        self._next_schedule_t = -np.inf
+        self._pending_upsets: list[tuple[int, bool, int]] = []
+        self._pending_events: list[tuple[str, str, str, int]] = []
+        self.last_pass: dict[str, int] = {}
+        self.finished: dict[int, dict[str, Any]] = {}
+        self.t_utc = scenario.epoch_utc.timestamp()
+        self.totals = dict(work_done_accel_s=0.0, lost_accel_s=0.0, energy_j=0.0, jobs_done=0,
+                           jobs_started=0, wait_sum_s=0.0, jobs_cancelled=0, jobs_dropped=0,
+                           jobs_submitted=0, jobs_evicted=0)
+
+    # ----------------------------------------------------------------------------------
+    # Engine contract
+
+    def fields(self) -> list[Field]:
+        return [self.utilization, self.delivered, self.clock, self.throttle, self.reason,
+                self.cap, self.power, self.jobs_running, self.busy,
+                *self.radiation.fields(), *self.results.fields()]
+
+    def step(self, ctx: StepContext) -> None:
+        p = self.params
+        n = self.n_sats
+        t, dt = ctx.t_utc, ctx.dt_s
+        t0 = t - dt
+        self.t_utc = t
+        shared = ctx.shared
+        n_ok = np.asarray(shared.get("accelerators_ok", np.full(n, p.accelerators_per_node)),
+                          dtype=np.int64)
+        for kind, severity, message, sat in self._pending_events:
+            ctx.events.raise_event(kind, severity, message, sat=sat)
+        self._pending_events.clear()
+
+        self._evict_failed(ctx, n_ok, t)
+        if dt > 0.0:
+            self._radiation(ctx, n_ok, t0)
+            self._arrivals(ctx, t)
+
+        # Node clock from the power cap in force and the chip temperature.
+        jobs = self.jobs
+        run = jobs.running()
+        rnode = jobs.node[run]
+        acc = jobs.accels[run].astype(float)
+        active_s = np.clip(t - np.maximum(t0, jobs.stall_until_t[run]), 0.0, dt)
+        active_frac = active_s / dt if dt > 0.0 else np.ones_like(active_s)
+        busy = np.bincount(rnode, acc, minlength=n)
+        running_acc = np.bincount(rnode, acc * active_frac, minlength=n)
+        if self._reset_horizon_t > t0:  # some idle accelerator is still resetting
+            idle_resetting = np.count_nonzero(self.idle_reset_end > t0, axis=1)
+        else:
+            idle_resetting = self._no_resets
+        cap = np.minimum(np.asarray(shared.get("power_cap_w", np.inf), dtype=float),
+                         self.operator_cap_w)
+        sleeping = np.clip(n_ok - busy, 0, None)
+        static = p.host_power_w + busy * p.idle_power_w + sleeping * p.sleep_power_w
+        dynamic_full = running_acc * (p.full_power_w - p.idle_power_w)
+        f_cap = dvfs_clock(p, cap, static, dynamic_full)
+        self._f_cap = f_cap
+        self._thermal(ctx, shared.get("temp_compute_k"))
+        clock = np.where(self.thermal_on, np.minimum(f_cap, p.thermal_clock_frac), f_cap)
+        power = static + dynamic_full * clock**p.dvfs_exponent
+
+        # Progress, checkpoints, completions.
+        rate = acc * clock[rnode]  # accelerator-seconds of work per second
+        self._progress(ctx, run, rate, active_s, t)
+        delivered = np.bincount(rnode, rate * active_frac, minlength=n) * p.peak_flop_s
+
+        status = shared.get("orbit_status")
+        orbit_ok = np.ones(n, dtype=bool) if status is None else np.asarray(status) == 0
+        if t >= self._next_schedule_t:
+            self._schedule(shared, n_ok, idle_resetting, cap, orbit_ok, t)
+            self._next_schedule_t = t + self.workload.schedule_interval_s
+
+        self.results.step(t, dt, np.asarray(shared.get("contact_station", np.full(n, -1))),
+                          shared.get("relay_bps"))
+
+        self._publish(n_ok, busy, running_acc, clock, f_cap, cap, power, delivered,
+                      idle_resetting, orbit_ok, jobs.queued().size == 0)
+        self.totals["energy_j"] += float(power.sum()) * dt
+        shared["compute_power_w"] = self.power.array
+
+    def fleet(self) -> dict[str, float]:
+        tot = self.totals
+        p = self.params
+        useful_s = tot["work_done_accel_s"] - tot["lost_accel_s"]
+        useful_pflop = useful_s * p.peak_flop_s / PFLOP
+        queued = self.jobs.queued()
+        ok_total = float(self.busy.array.sum()) + 0.0
+        n_acc = self.n_sats * p.accelerators_per_node
+        return {
+            "delivered_pflop_s": float(self.delivered.array.sum(dtype=np.float64)) / PFLOP,
+            "peak_pflop_s": n_acc * p.peak_flop_s / PFLOP,
+            "accelerators_busy": ok_total,
+            "goodput_frac": useful_s / tot["work_done_accel_s"] if tot["work_done_accel_s"]
+            else 1.0,
+            "useful_work_accel_h": useful_s / SECONDS_PER_HOUR,
+            "lost_work_accel_h": tot["lost_accel_s"] / SECONDS_PER_HOUR,
+            "compute_power_w": float(self.power.array.sum(dtype=np.float64)),
+            "compute_energy_j": tot["energy_j"],
+            "energy_per_work_j_per_pflop": tot["energy_j"] / useful_pflop if useful_pflop > 0
+            else 0.0,
+            "queue_length": int(queued.size),
+            "queue_wait_mean_s": tot["wait_sum_s"] / tot["jobs_started"] if tot["jobs_started"]
+            else 0.0,
+            "queue_oldest_s": float(self.t_utc - self.jobs.submit_t[queued].min())
+            if queued.size else 0.0,
+            "jobs_running": int(self.jobs_running.array.sum()),
+            "jobs_done": tot["jobs_done"],
+            "jobs_cancelled": tot["jobs_cancelled"],
+            "jobs_dropped": tot["jobs_dropped"],
+            "jobs_evicted": tot["jobs_evicted"],
+            "upsets_total": int(self.radiation.upsets.array.sum(dtype=np.int64)),
+            "device_resets_total": int(self.radiation.resets.array.sum(dtype=np.int64)),
+            "n_throttled_thermal": int(np.count_nonzero(self.throttle.array == 1)),
+            "n_throttled_power": int(np.count_nonzero(self.throttle.array == 2)),
+            "scheduler_policy_code": scheduler.POLICIES[self.policy],
+            **self.results.fleet(self.t_utc),
+        }
+
+    def meta(self) -> dict[str, Any]:
+        p = self.params
+        return {
+            "accelerators_per_node": p.accelerators_per_node,
+            "peak_flop_s_per_accelerator": p.peak_flop_s,
+            "full_power_w": p.full_power_w, "idle_power_w": p.idle_power_w,
+            "sleep_power_w": p.sleep_power_w, "host_power_w": p.host_power_w,
+            "dvfs_exponent": p.dvfs_exponent, "min_clock_frac": p.min_clock_frac,
+            "throttle_temp_k": p.throttle_temp_k,
+            "throttle_hysteresis_k": p.throttle_hysteresis_k,
+            "storage_bytes": p.storage_bytes,
+            "throttle_codes": {str(k): v for k, v in THROTTLE_CODES.items()},
+            "limit_reasons": {str(k): v for k, v in LIMIT_REASONS.items()},
+            "scheduler_policies": {name: code for name, code in scheduler.POLICIES.items()},
+            "policy": self.policy,
+            "job_kinds": [kind.name for kind in JOB_KINDS],
+            "radiation": self.radiation.meta(),
+            "downlink": self.results.meta(),
+            "fleet_units": {
+                "delivered_pflop_s": "PFLOP/s", "peak_pflop_s": "PFLOP/s",
+                "goodput_frac": "1 (useful work / work done)",
+                "energy_per_work_j_per_pflop": "J per useful PFLOP (BF16)",
+                "useful_work_accel_h": "accelerator-hours", "queue_wait_mean_s": "s",
+                "results_delivered_bytes": "B", "downlink_backlog_bytes": "B",
+            },
+        }
+
+    def commands(self) -> dict[str, CommandHandler]:
+        return {
+            "submit_job": self.cmd_submit, "cancel_job": self.cmd_cancel, "job": self.cmd_job,
+            "set_policy": self.cmd_policy, "set_power_cap": self.cmd_power_cap,
+            "inject_upset": self.cmd_upset,
+        }
+
+    # ----------------------------------------------------------------------------------
+    # Step parts
+
+    def _rollback(self, slot: int) -> float:
+        """Return a job to its last checkpoint; returns the work lost (accelerator-s)."""
+        jobs = self.jobs
+        lost = float(jobs.done_accel_s[slot] - jobs.ckpt_accel_s[slot])
+        jobs.lost_accel_s[slot] += lost
+        jobs.done_accel_s[slot] = jobs.ckpt_accel_s[slot]
+        jobs.since_ckpt_s[slot] = 0.0
+        self.totals["lost_accel_s"] += lost
+        return lost
+
+    def _evict_failed(self, ctx: StepContext, n_ok: np.ndarray, t: float) -> None:
+        """Jobs whose accelerators failed go back to the queue from their checkpoint."""
+        if np.array_equal(n_ok, self._last_n_ok):
+            return
+        self._last_n_ok = n_ok.copy()
+        jobs = self.jobs
+        run = jobs.running()
+        busy = np.bincount(jobs.node[run], jobs.accels[run], minlength=self.n_sats)
+        failed = np.flatnonzero(busy > n_ok)
+        if failed.size == 0:
+            return
+        for node in failed:  # loops over the few nodes just failed
+            on_node = run[jobs.node[run] == node][::-1]  # newest slots first
+            for slot in on_node:
+                if busy[node] <= n_ok[node]:
+                    break
+                lost = self._rollback(slot)
+                busy[node] -= jobs.accels[slot]
+                jobs.state[slot] = QUEUED
+                jobs.node[slot] = -1
+                self.totals["jobs_evicted"] += 1
+                ctx.events.raise_event(
+                    "job_evicted", "warning", f"job {jobs.job_id[slot]} requeued: accelerator"
+                    f" failure on {self.scenario.satellites[node].name}, lost"
+                    f" {lost / SECONDS_PER_HOUR:.2f} accel-h", sat=int(node))
+        self._next_schedule_t = -np.inf
+
+    def _radiation(self, ctx: StepContext, n_ok: np.ndarray, t0: float) -> None:
+        shared = ctx.shared
+        n = self.n_sats
+        lat = shared.get("lat_deg", np.zeros(n))
+        lon = shared.get("lon_deg", np.zeros(n))
+        alt = shared.get("alt_km", np.full(n, 500.0))
+        upsets, resets = self.radiation.step(ctx.rng, ctx.t_utc, ctx.dt_s, lat, lon, alt,
+                                             n_ok)
+        # Drawn upsets (job_id -1) first, then injected ones (-3: any device, or a job id).
+        hits = [(int(node), bool(k < resets[node]), -1)
+                for node in np.flatnonzero(upsets) for k in range(int(upsets[node]))]
+        hits.extend(self._pending_upsets)
+        self._pending_upsets.clear()
+        extra_upsets = np.zeros(n, dtype=np.int64)
+        extra_resets = np.zeros(n, dtype=np.int64)
+        for node, reset, job_id in hits:
+            self._apply_upset(ctx, node, reset, job_id, n_ok, t0)
+            if job_id != -1:
+                extra_upsets[node] += 1
+                extra_resets[node] += int(reset)
+        self.radiation.count(upsets + extra_upsets, resets + extra_resets)
+
+    def _apply_upset(self, ctx: StepContext, node: int, reset: bool, job_id: int,
+                     n_ok: np.ndarray, t0: float) -> None:
+        """One upset on ``node``: which device it hits, and what that costs."""
+        jobs = self.jobs
+        on_node = np.flatnonzero((jobs.state == RUNNING) & (jobs.node == node))
+        slot = -1
+        if job_id >= 0:
+            slot = jobs.slot_of(job_id)
+        elif n_ok[node] > 0:
+            # The struck device is uniform over the powered ones; jobs own them in slot order.
+            device = int(ctx.rng.integers(int(n_ok[node])))
+            edges = np.cumsum(jobs.accels[on_node])
+            k = int(np.searchsorted(edges, device, side="right"))
+            slot = int(on_node[k]) if k < on_node.size else -1
+            if slot < 0 and reset:
+                free = np.flatnonzero(self.idle_reset_end[node] <= t0)
+                if free.size:
+                    end_t = t0 + self.radiation.params.reset_downtime_s
+                    self.idle_reset_end[node, free[0]] = end_t
+                    self._reset_horizon_t = max(self._reset_horizon_t, end_t)
+        name = self.scenario.satellites[node].name
+        downtime = self.radiation.params.reset_downtime_s
+        if slot >= 0:
+            lost = self._rollback(slot)
+            jobs.upsets[slot] += 1
+            if reset:
+                jobs.stall_until_t[slot] = max(jobs.stall_until_t[slot], t0 + downtime)
+            what = f"job {jobs.job_id[slot]} rolled back {lost / SECONDS_PER_HOUR:.3f} accel-h"
+        else:
+            what = "idle accelerator, no work lost"
+        if reset:
+            ctx.events.raise_event("device_reset", "warning",
+                                   f"{name}: upset needs a {downtime:g} s device reset; {what}",
+                                   sat=node)
+        else:
+            ctx.events.raise_event("upset", "info", f"{name}: single-event upset; {what}",
+                                   sat=node)
+
+    def _arrivals(self, ctx: StepContext, t: float) -> None:
+        new = draw_arrivals(ctx.rng, self.workload, self.n_sats, ctx.dt_s,
+                            self.params.accelerators_per_node)
+        room = self.workload.max_queue - int(np.count_nonzero(self.jobs.state == QUEUED))
+        for spec in new[:max(room, 0)]:
+            self.jobs.add(submit_t=t, **spec)
+        self.totals["jobs_dropped"] += max(len(new) - max(room, 0), 0)
+
+    def _thermal(self, ctx: StepContext, temp_k: np.ndarray | None) -> None:
+        """Hysteresis: cut above the limit, lift below limit - hysteresis."""
+        if temp_k is None:
+            return
+        p = self.params
+        temp = np.asarray(temp_k)
+        was = self.thermal_on.copy()
+        on = np.where(temp > p.throttle_temp_k, True,
+                      np.where(temp < p.throttle_temp_k - p.throttle_hysteresis_k, False, was))
+        self.thermal_on[:] = on
+        for node in np.flatnonzero(on != was):  # the few nodes that changed this step
+            name = self.scenario.satellites[node].name
+            if on[node]:
+                ctx.events.raise_event(
+                    "thermal_throttle", "warning", f"{name}: chip {temp[node]:.1f} K above"
+                    f" {p.throttle_temp_k:.1f} K, clock cut to {p.thermal_clock_frac:.0%}",
+                    sat=int(node))
+            else:
+                ctx.events.raise_event("thermal_throttle_end", "info",
+                                       f"{name}: chip {temp[node]:.1f} K, full clock again",
+                                       sat=int(node))
+
+    def _progress(self, ctx: StepContext, run: np.ndarray, rate: np.ndarray,
+                  active_s: np.ndarray, t: float) -> None:
+        jobs = self.jobs
+        if run.size == 0:
+            return
+        work = rate * active_s
+        remaining = jobs.size_accel_s[run] - jobs.done_accel_s[run]
+        finishing = (work >= remaining) & (rate > 0.0)
+        advance = np.minimum(work, remaining)
+        jobs.done_accel_s[run] += advance
+        self.totals["work_done_accel_s"] += float(advance.sum())
+        jobs.since_ckpt_s[run] += np.where(rate > 0.0, active_s, 0.0)
+        interval = jobs.ckpt_interval_s[run]
+        due = (jobs.since_ckpt_s[run] >= interval) & ~finishing
+        if due.any():
+            slots = run[due]
+            jobs.ckpt_accel_s[slots] = jobs.done_accel_s[slots]
+            jobs.since_ckpt_s[slots] = np.mod(jobs.since_ckpt_s[slots], interval[due])
+        for k in np.flatnonzero(finishing):  # the few jobs finishing this step
+            slot = int(run[k])
+            # Work starts when the stall (if any) ends, at t - active_s.
+            finish_t = t - active_s[k] + remaining[k] / rate[k]
+            self._finish(ctx, slot, finish_t)
+
+    def _finish(self, ctx: StepContext, slot: int, finish_t: float) -> None:
+        jobs = self.jobs
+        node = int(jobs.node[slot])
+        job_id = int(jobs.job_id[slot])
+        self.results.add(node, float(jobs.result_bytes[slot]), finish_t, job_id)
+        self.totals["jobs_done"] += 1
+        self.finished[job_id] = {"finish_t_utc": finish_t, "start_t_utc": float(jobs.start_t[slot]),
+                                 "node": node, "lost_accel_s": float(jobs.lost_accel_s[slot])}
+        if len(self.finished) > 1000:  # keep the recent ones for the `job` command
+            self.finished.pop(next(iter(self.finished)))
+        if jobs.commanded[slot]:
+            ctx.events.raise_event(
+                "job_done", "info", f"job {job_id} finished on"
+                f" {self.scenario.satellites[node].name}", sat=node, job_id=job_id)
+        jobs.release(slot)
+
+    def _schedule(self, shared: dict[str, Any], n_ok: np.ndarray, idle_resetting: np.ndarray,
+                  cap: np.ndarray, orbit_ok: np.ndarray, t: float) -> None:
+        p = self.params
+        n = self.n_sats
+        jobs = self.jobs
+        run = jobs.running()
+        rnode = jobs.node[run]
+        busy = np.bincount(rnode, jobs.accels[run], minlength=n)
+        reserved = np.bincount(rnode, jobs.result_bytes[run], minlength=n)
+        free_accels = np.clip(n_ok - busy - idle_resetting, 0, None)
+        free_storage = p.storage_bytes - self.results.backlog.array - reserved
+        sleeping = np.clip(n_ok - busy, 0, None)
+        full_draw = (p.host_power_w + busy * p.full_power_w + sleeping * p.sleep_power_w)
+        power_room = cap - full_draw
+        temp = shared.get("temp_compute_k")
+        cool_enough = ~self.thermal_on
+        if temp is not None:
+            cool_enough &= np.asarray(temp) < p.throttle_temp_k - p.throttle_hysteresis_k
+        usable = orbit_ok & cool_enough
+        sunlit = np.asarray(shared.get("sunlit_frac", np.ones(n)))
+        if "pos_gcrs_km" in shared:
+            _, to_eclipse, _ = scheduler.eclipse_lookahead(
+                shared["pos_gcrs_km"], shared["vel_gcrs_km_s"], shared["sun_gcrs_km"])
+            self.to_eclipse_s = to_eclipse
+        radiator = np.asarray(shared.get("temp_radiator_k", np.zeros(n)))
+        placements, why = scheduler.plan(
+            self.policy, self.workload, jobs, t, free_accels=free_accels,
+            free_storage_b=free_storage, power_room_w=power_room,
+            accel_full_w=p.full_power_w - p.sleep_power_w, usable=usable, sunlit_frac=sunlit,
+            to_eclipse_s=self.to_eclipse_s, radiator_k=radiator)
+        self.last_pass = why
+        for slot, node in placements:
+            jobs.state[slot] = RUNNING
+            jobs.node[slot] = node
+            jobs.start_t[slot] = t
+            jobs.since_ckpt_s[slot] = 0.0
+            jobs.stall_until_t[slot] = -np.inf
+            self.totals["jobs_started"] += 1
+            self.totals["wait_sum_s"] += t - float(jobs.submit_t[slot])
+        self._idle_reasons(free_accels, free_storage, power_room, usable, orbit_ok,
+                           p.full_power_w - p.sleep_power_w)
+
+    def _idle_reasons(self, free_accels: np.ndarray, free_storage: np.ndarray,
+                      power_room: np.ndarray, usable: np.ndarray, orbit_ok: np.ndarray,
+                      accel_full_w: float) -> None:
+        """Why each node's free accelerators stay free after a pass (checked in order)."""
+        jobs = self.jobs
+        queued = jobs.queued()
+        reason = self.idle_reason
+        if queued.size == 0:
+            reason[:] = QUEUE
+            return
+        smallest = int(jobs.accels[queued].min())
+        least_storage = float(jobs.result_bytes[queued].min())
+        reason[:] = ECLIPSE_AHEAD if self.policy == "sun_aware" else QUEUE
+        reason[power_room < smallest * accel_full_w] = POWER
+        reason[free_storage < least_storage] = STORAGE
+        reason[~usable] = HEAT
+        reason[~orbit_ok] = FAULT
+        reason[free_accels < smallest] = QUEUE
+
+    def _publish(self, n_ok: np.ndarray, busy_step: np.ndarray, running_acc: np.ndarray,
+                 clock: np.ndarray, f_cap: np.ndarray, cap: np.ndarray, power: np.ndarray,
+                 delivered: np.ndarray, idle_resetting: np.ndarray, orbit_ok: np.ndarray,
+                 queue_empty: bool) -> None:
+        p = self.params
+        installed = p.accelerators_per_node
+        self.delivered.array[:] = delivered
+        self.clock.array[:] = clock
+        self.cap.array[:] = cap
+        self.power.array[:] = power
+        # Occupancy as the step ends (after finishes and placements).
+        jobs = self.jobs
+        run = jobs.running()
+        self.jobs_running.array[:] = np.bincount(jobs.node[run], minlength=self.n_sats)
+        busy = np.bincount(jobs.node[run], jobs.accels[run], minlength=self.n_sats)
+        self.busy.array[:] = busy
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.utilization.array[:] = np.where(n_ok > 0, busy / n_ok, 0.0)
+
+        thermal_bound = self.thermal_on & (p.thermal_clock_frac <= f_cap)
+        power_bound = (f_cap < 1.0) & ~thermal_bound
+        failed = (n_ok < installed) | (idle_resetting > 0) | ~orbit_ok
+        throttle = self.throttle.array
+        throttle[:] = 0
+        throttle[failed] = 3
+        throttle[power_bound] = 2
+        throttle[thermal_bound] = 1
+
+        # Accelerator-equivalents each cause costs now; the biggest names the node's limit.
+        slowed = running_acc * (1.0 - clock)
+        best = np.clip(n_ok - busy - idle_resetting, 0, None).astype(float)  # idle devices
+        code = self.reason.array
+        code[:] = QUEUE if queue_empty else self.idle_reason
+        for loss, cause in (
+            (np.where(thermal_bound, slowed, 0.0), HEAT),
+            (np.where(power_bound, slowed, 0.0), POWER),
+            ((busy_step - running_acc) + idle_resetting, RADIATION),
+            ((installed - n_ok) + np.where(orbit_ok, 0.0, installed), FAULT),
+        ):
+            worse = loss > best  # ties keep the earlier cause
+            code[worse] = cause
+            np.maximum(best, loss, out=best)
+        code[best <= 1e-9] = NONE
+
+    # ----------------------------------------------------------------------------------
+    # Commands
+
+    def cmd_submit(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``submit_job``: kind, size_accel_h, accelerators, priority, checkpoint_interval_s,
+        result_bytes (all but kind optional; defaults from the kind)."""
+        only_keys(request, {"kind", "size_accel_h", "accelerators", "priority",
+                            "checkpoint_interval_s", "result_bytes"})
+        kind_name = request.get("kind", "inference")
+        if kind_name not in KIND_CODES:
+            raise CommandRejected(f"'kind' must be one of {', '.join(KIND_CODES)}, got"
+                                  f" {kind_name!r}")
+        kind = JOB_KINDS[KIND_CODES[kind_name]]
+        installed = self.params.accelerators_per_node
+        size_h = number_arg(request, "size_accel_h", 1e-6, 1e6, kind.median_size_accel_h,
+                            "accelerator-hours")
+        accels = number_arg(request, "accelerators", 1, installed,
+                            float(min(max(kind.accelerators), installed)), "accelerators")
+        priority = number_arg(request, "priority", -1000, 1000, float(kind.priority))
+        interval = number_arg(request, "checkpoint_interval_s", 1.0, 1e7,
+                              kind.checkpoint_interval_s, "s")
+        result = number_arg(request, "result_bytes", 0.0, self.params.storage_bytes,
+                            kind.result_bytes, "B")
+        for key, value in (("accelerators", accels), ("priority", priority)):
+            if value != int(value):
+                raise CommandRejected(f"'{key}' must be a whole number, got {value:g}")
+        job_id = self.jobs.add(kind=KIND_CODES[kind_name], accels=int(accels),
+                               size_accel_s=size_h * SECONDS_PER_HOUR, priority=int(priority),
+                               ckpt_interval_s=interval, result_bytes=result,
+                               submit_t=self.t_utc, commanded=True)
+        self.totals["jobs_submitted"] += 1
+        self._next_schedule_t = -np.inf  # place it on the next step
+        return ok(job_id=job_id)
+
+    def _job_id(self, request: dict[str, Any]) -> int:
+        value = request.get("job_id")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CommandRejected(f"needs 'job_id', a positive integer, got {value!r}")
+        return value
+
+    def cmd_cancel(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``cancel_job``: job_id. Work done on a running job counts as lost."""
+        only_keys(request, {"job_id"})
+        job_id = self._job_id(request)
+        slot = self.jobs.slot_of(job_id)
+        if slot < 0:
+            known = "it already finished" if job_id in self.finished else "no such job"
+            raise CommandRejected(f"job {job_id} is not queued or running ({known})")
+        was = "running" if self.jobs.state[slot] == RUNNING else "queued"
+        lost = float(self.jobs.done_accel_s[slot])
+        if was == "running":
+            self.totals["lost_accel_s"] += lost
+        self.jobs.release(slot)
+        self.totals["jobs_cancelled"] += 1
+        self._next_schedule_t = -np.inf
+        return ok(job_id=job_id, was=was,
+                  lost_accel_h=lost / SECONDS_PER_HOUR if was == "running" else 0.0)
+
+    def cmd_job(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``job``: job_id -> the job's state (queued, running, or finished)."""
+        only_keys(request, {"job_id"})
+        job_id = self._job_id(request)
+        slot = self.jobs.slot_of(job_id)
+        if slot >= 0:
+            return ok(job=self.jobs.describe(slot, self.t_utc))
+        if job_id in self.finished:
+            return ok(job={"job_id": job_id, "state": "done", **self.finished[job_id]})
+        raise CommandRejected(f"no job {job_id} (queued, running or recently finished)")
+
+    def cmd_policy(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``set_policy``: policy = first_fit | sun_aware."""
+        only_keys(request, {"policy"})
+        policy = request.get("policy")
+        if policy not in scheduler.POLICIES:
+            raise CommandRejected(f"'policy' must be one of {', '.join(scheduler.POLICIES)},"
+                                  f" got {policy!r}")
+        self.policy = policy
+        self._next_schedule_t = -np.inf
+        return ok(policy=policy)
+
+    def cmd_power_cap(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``set_power_cap``: sat (index, name or "all"), power_w (absent or nil clears)."""
+        only_keys(request, {"sat", "power_w"})
+        if request.get("sat") == "all":
+            nodes: slice | int = slice(None)
+        else:
+            nodes = sat_index(request, self.scenario)
+        value = request.get("power_w")
+        cap = np.inf if value is None else number_arg(request, "power_w", 0.0, 1e7, unit="W")
+        self.operator_cap_w[nodes] = cap
+        self._next_schedule_t = -np.inf
+        return ok(sat=request["sat"], power_w=None if np.isinf(cap) else cap)
+
+    def cmd_upset(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``inject_upset``: sat, reset (bool, default false), job_id (optional target)."""
+        only_keys(request, {"sat", "reset", "job_id"})
+        node = sat_index(request, self.scenario)
+        reset = request.get("reset", False)
+        if not isinstance(reset, bool):
+            raise CommandRejected(f"'reset' must be true or false, got {reset!r}")
+        job_id = -3  # injected, any device
+        if "job_id" in request:
+            job_id = self._job_id(request)
+            slot = self.jobs.slot_of(job_id)
+            if slot < 0 or self.jobs.state[slot] != RUNNING or self.jobs.node[slot] != node:
+                raise CommandRejected(f"job {job_id} is not running on satellite {node}")
+        self._pending_upsets.append((node, reset, job_id))
+        return ok(sat=node, reset=reset, applies="at the start of the next step")

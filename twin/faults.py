@@ -1,0 +1,199 @@
+"""The faults subsystem: which parts of each node are broken, as health multipliers.
+
+Faults are injected and cleared by command (an operator rehearsing a failure, or a test).
+The subsystem owns the fault state and publishes it in ``ctx.shared`` for the models that
+feel it, 1.0 meaning healthy:
+
+- ``accelerators_ok`` (n,) int: working accelerators (compute runs jobs only on these);
+- ``radiator_health_frac`` (n,): fraction of radiator capacity left (thermal);
+- ``solar_health_frac`` (n,): fraction of solar array output left (power);
+- ``battery_health_frac`` (n,): fraction of battery capacity left, 0 = failed (power).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from twin.scenario import Scenario
+from twin.subsystem import (
+    CommandHandler,
+    CommandRejected,
+    Field,
+    StepContext,
+    make_field,
+    only_keys,
+)
+from twin.wire import ok
+
+FAULT_KINDS: dict[str, int] = {"accelerator": 1, "radiator": 2, "battery": 4, "solar": 8}
+"""Fault kind -> bit in the ``fault_flags`` field."""
+
+DEFAULT_HEALTH_FRAC: dict[str, float] = {"radiator": 0.5, "battery": 0.0, "solar": 0.5}
+"""Health left after an injected fault when the command gives no ``health_frac``: a radiator
+loses half its capacity (one panel of two), a battery fails outright, a solar array loses
+one wing of two."""
+
+
+def sat_index(request: dict[str, Any], scenario: Scenario, key: str = "sat") -> int:
+    """The satellite a command names, by index (int) or by name / id string.
+
+    Raises:
+        CommandRejected: When the key is absent or names no satellite.
+    """
+    if key not in request:
+        raise CommandRejected(f"needs '{key}': a satellite index 0..{len(scenario.satellites) - 1}"
+                              " or its name")
+    value = request[key]
+    n = len(scenario.satellites)
+    if isinstance(value, bool):
+        raise CommandRejected(f"'{key}' must be a satellite index or name, got {value!r}")
+    if isinstance(value, int):
+        if not 0 <= value < n:
+            raise CommandRejected(f"'{key}' index {value} out of range 0..{n - 1}")
+        return value
+    if isinstance(value, str):
+        for sat in scenario.satellites:
+            if sat.name == value or str(sat.norad_id) == value:
+                return sat.sat_id
+        raise CommandRejected(f"no satellite named {value!r} (names are in meta.sats.names)")
+    raise CommandRejected(f"'{key}' must be a satellite index or name, got {value!r}")
+
+
+def number_arg(request: dict[str, Any], key: str, low: float, high: float,
+               default: float | None = None, unit: str = "") -> float:
+    """A finite number argument within ``[low, high]``; ``default`` when absent (if given)."""
+    if key not in request:
+        if default is None:
+            raise CommandRejected(f"needs '{key}', a number in [{low:g}, {high:g}] {unit}".rstrip())
+        return default
+    value = request[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise CommandRejected(f"'{key}' must be a number in [{low:g}, {high:g}] {unit}, got"
+                              f" {value!r}".replace("  ", " "))
+    if not low <= value <= high:
+        raise CommandRejected(f"'{key}' = {value:g} out of range [{low:g}, {high:g}] {unit}"
+                              .rstrip())
+    return float(value)
+
+
+class FaultModel:
+    """Per-node fault state, changed only by command; published as health multipliers.
+
+    Args:
+        scenario: The loaded scenario (satellite names for commands).
+        accelerators_per_node: Installed accelerators per node (``[compute]``).
+    """
+
+    name = "faults"
+
+    def __init__(self, scenario: Scenario, accelerators_per_node: int) -> None:
+        self.scenario = scenario
+        n = len(scenario.satellites)
+        self.n_sats = n
+        self.installed = int(accelerators_per_node)
+        f = make_field
+        self.accelerators_ok = f("accelerators_ok", "|u1", (n,), "count",
+                                 "Working accelerators (installed minus failed)",
+                                 fill=self.installed)
+        self.radiator = f("radiator_health_frac", "<f4", (n,), "1",
+                          "Radiator capacity left, 1 = healthy", fill=1.0)
+        self.solar = f("solar_health_frac", "<f4", (n,), "1",
+                       "Solar array output left, 1 = healthy", fill=1.0)
+        self.battery = f("battery_health_frac", "<f4", (n,), "1",
+                         "Battery capacity left, 1 = healthy, 0 = failed", fill=1.0)
+        self.flags = f("fault_flags", "|u1", (n,), "bitmask",
+                       "Active faults: 1 accelerator, 2 radiator, 4 battery, 8 solar")
+        self._pending: list[tuple[str, str, int]] = []
+
+    def fields(self) -> list[Field]:
+        return [self.accelerators_ok, self.radiator, self.solar, self.battery, self.flags]
+
+    def step(self, ctx: StepContext) -> None:
+        # Fault state changes only by command; events for them are raised in step order.
+        for kind, message, sat in self._pending:
+            severity = "info" if kind == "fault_cleared" else "warning"
+            ctx.events.raise_event(kind, severity, message, sat=sat)
+        self._pending.clear()
+        ctx.shared.update(
+            accelerators_ok=self.accelerators_ok.array,
+            radiator_health_frac=self.radiator.array,
+            solar_health_frac=self.solar.array,
+            battery_health_frac=self.battery.array,
+            fault_flags=self.flags.array,
+        )
+
+    def fleet(self) -> dict[str, float]:
+        return {
+            "n_nodes_faulted": int(np.count_nonzero(self.flags.array)),
+            "accelerators_failed": int(self.installed * self.n_sats
+                                       - self.accelerators_ok.array.sum(dtype=np.int64)),
+        }
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "kinds": dict(FAULT_KINDS),
+            "default_health_frac": dict(DEFAULT_HEALTH_FRAC),
+            "accelerators_per_node": self.installed,
+        }
+
+    def commands(self) -> dict[str, CommandHandler]:
+        return {"inject_fault": self.inject, "clear_fault": self.clear}
+
+    # ----------------------------------------------------------------------------------
+    # Commands
+
+    def _kind(self, request: dict[str, Any], allow_all: bool = False) -> str:
+        kinds = list(FAULT_KINDS) + (["all"] if allow_all else [])
+        kind = request.get("kind", "all" if allow_all else None)
+        if kind not in kinds:
+            raise CommandRejected(f"'kind' must be one of {', '.join(kinds)}, got {kind!r}")
+        return kind
+
+    def inject(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``inject_fault``: sat, kind, and ``count`` (accelerator) or ``health_frac``."""
+        kind = self._kind(request)
+        if kind == "accelerator":
+            only_keys(request, {"sat", "kind", "count"})
+        else:
+            only_keys(request, {"sat", "kind", "health_frac"})
+        sat = sat_index(request, self.scenario)
+        name = self.scenario.satellites[sat].name
+        if kind == "accelerator":
+            working = int(self.accelerators_ok.array[sat])
+            count = number_arg(request, "count", 1, self.installed, default=1.0)
+            if count != int(count):
+                raise CommandRejected(f"'count' must be a whole number, got {count:g}")
+            if working == 0:
+                raise CommandRejected(f"{name}: every accelerator has already failed")
+            failed = min(int(count), working)
+            self.accelerators_ok.array[sat] = working - failed
+            detail = f"{failed} accelerator(s) failed, {working - failed} left"
+            reply = {"accelerators_ok": working - failed}
+        else:
+            health = number_arg(request, "health_frac", 0.0, 0.999, DEFAULT_HEALTH_FRAC[kind])
+            target = {"radiator": self.radiator, "solar": self.solar, "battery": self.battery}
+            target[kind].array[sat] = health
+            detail = f"{kind} health {health:.0%}"
+            reply = {"health_frac": health}
+        self.flags.array[sat] |= FAULT_KINDS[kind]
+        self._pending.append(("fault_injected", f"{name}: fault injected, {detail}", sat))
+        return ok(sat=sat, kind=kind, **reply)
+
+    def clear(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``clear_fault``: sat and ``kind`` (one kind, or ``all``, the default)."""
+        only_keys(request, {"sat", "kind"})
+        kind = self._kind(request, allow_all=True)
+        sat = sat_index(request, self.scenario)
+        kinds = list(FAULT_KINDS) if kind == "all" else [kind]
+        for k in kinds:
+            if k == "accelerator":
+                self.accelerators_ok.array[sat] = self.installed
+            else:
+                {"radiator": self.radiator, "solar": self.solar,
+                 "battery": self.battery}[k].array[sat] = 1.0
+            self.flags.array[sat] &= ~np.uint8(FAULT_KINDS[k])
+        name = self.scenario.satellites[sat].name
+        self._pending.append(("fault_cleared", f"{name}: {kind} fault(s) cleared", sat))
+        return ok(sat=sat, kind=kind)

@@ -1,0 +1,208 @@
+"""Radiation: single-event upset rate and total dose per node, from where the node is.
+
+A region-and-latitude approximation, not a transport model (equations and sources in
+docs/models.md, "Radiation"):
+
+- a quiet base rate (galactic cosmic rays at low geomagnetic latitude);
+- the South Atlantic Anomaly, where the inner proton belt dips lowest: a Gaussian ellipse
+  centred near (-26 deg, -50 deg), growing with altitude (AP8 trapped protons);
+- high geomagnetic latitude, where the Stormer cutoff rigidity (14.9 cos^4 lambda_m GV)
+  falls and cosmic rays and solar particles get in: a smooth step in |lambda_m| from a
+  centred-dipole geomagnetic latitude.
+
+Upsets are drawn per node per step from a Poisson law on the seeded generator; what an
+upset does to a job is the compute model's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from twin.subsystem import Field, make_field
+
+SECONDS_PER_DAY = 86400.0
+ENV_REFRESH_S = 30.0
+"""Sim seconds between refreshes of the position-dependent rates."""
+
+# IGRF-13 centred dipole, epoch 2020: the geomagnetic north pole (Alken et al. 2021,
+# Earth Planets Space 73:49, table 2).
+DIPOLE_POLE_LAT_DEG = 80.65
+DIPOLE_POLE_LON_DEG = -72.68
+
+
+@dataclass(frozen=True)
+class RadiationParams:
+    """``[radiation]``: the SEU and dose model.
+
+    Attributes:
+        base_seu_per_accel_day: Job-interrupting upsets per accelerator per day at low
+            geomagnetic latitude outside the SAA (1/day).
+        saa_lat_deg, saa_lon_deg: Centre of the SAA (deg).
+        saa_sigma_lat_deg, saa_sigma_lon_deg: Gaussian half-widths of the SAA (deg).
+        saa_peak_factor: Rate multiplier at the SAA centre at ``saa_ref_alt_km``.
+        saa_ref_alt_km: Altitude where ``saa_peak_factor`` applies (km).
+        saa_scale_height_km: The SAA term grows e-fold per this many km of altitude (km).
+        polar_factor: Rate multiplier well above ``polar_geomag_lat_deg``.
+        polar_geomag_lat_deg: Geomagnetic latitude at the middle of the polar step (deg).
+        polar_width_deg: Width of the polar step (logistic scale, deg).
+        reset_frac: Fraction of upsets that also need a device reset.
+        reset_downtime_s: How long a reset takes the device out (s).
+        base_dose_gy_per_day: Total ionizing dose rate outside the SAA, silicon (Gy/day).
+        saa_dose_factor: Dose-rate multiplier at the SAA centre at ``saa_ref_alt_km``.
+    """
+
+    base_seu_per_accel_day: float = field(default=0.02, metadata={"min": 0.0, "max": 1e4,
+                                                                   "unit": "1/day"})
+    saa_lat_deg: float = field(default=-26.0, metadata={"min": -90.0, "max": 90.0,
+                                                        "unit": "deg"})
+    saa_lon_deg: float = field(default=-50.0, metadata={"min": -180.0, "max": 180.0,
+                                                        "unit": "deg"})
+    saa_sigma_lat_deg: float = field(default=12.0, metadata={"gt": 0.0, "max": 90.0,
+                                                             "unit": "deg"})
+    saa_sigma_lon_deg: float = field(default=28.0, metadata={"gt": 0.0, "max": 180.0,
+                                                             "unit": "deg"})
+    saa_peak_factor: float = field(default=50.0, metadata={"min": 1.0, "max": 1e5})
+    saa_ref_alt_km: float = field(default=500.0, metadata={"gt": 0.0, "max": 2000.0,
+                                                           "unit": "km"})
+    saa_scale_height_km: float = field(default=150.0, metadata={"gt": 0.0, "max": 1e4,
+                                                                "unit": "km"})
+    polar_factor: float = field(default=5.0, metadata={"min": 1.0, "max": 1e4})
+    polar_geomag_lat_deg: float = field(default=55.0, metadata={"min": 0.0, "max": 90.0,
+                                                                "unit": "deg"})
+    polar_width_deg: float = field(default=4.0, metadata={"gt": 0.0, "max": 45.0,
+                                                          "unit": "deg"})
+    reset_frac: float = field(default=0.1, metadata={"min": 0.0, "max": 1.0})
+    reset_downtime_s: float = field(default=120.0, metadata={"min": 0.0, "max": 86400.0,
+                                                             "unit": "s"})
+    base_dose_gy_per_day: float = field(default=0.004, metadata={"min": 0.0, "max": 1e4,
+                                                                 "unit": "Gy/day"})
+    saa_dose_factor: float = field(default=100.0, metadata={"min": 1.0, "max": 1e6})
+
+
+def geomagnetic_latitude_deg(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
+    """Centred-dipole geomagnetic latitude (deg), same shape as the inputs.
+
+    sin(lambda_m) = sin(phi) sin(phi_p) + cos(phi) cos(phi_p) cos(lambda - lambda_p).
+    Geodetic latitude stands in for geocentric (0.2 deg at most; far below the model's
+    precision).
+    """
+    phi = np.radians(lat_deg)
+    pole_phi = np.radians(DIPOLE_POLE_LAT_DEG)
+    dlon = np.radians(lon_deg - DIPOLE_POLE_LON_DEG)
+    sin_m = np.sin(phi) * np.sin(pole_phi) + np.cos(phi) * np.cos(pole_phi) * np.cos(dlon)
+    return np.degrees(np.arcsin(np.clip(sin_m, -1.0, 1.0)))
+
+
+def saa_weight(params: RadiationParams, lat_deg: np.ndarray, lon_deg: np.ndarray
+               ) -> np.ndarray:
+    """Gaussian SAA shape, 1 at the centre, exp(-1/2) on the 1-sigma ellipse."""
+    dlat = (lat_deg - params.saa_lat_deg) / params.saa_sigma_lat_deg
+    dlon = ((lon_deg - params.saa_lon_deg + 180.0) % 360.0 - 180.0) / params.saa_sigma_lon_deg
+    return np.exp(-0.5 * (dlat * dlat + dlon * dlon))
+
+
+def polar_weight(params: RadiationParams, geomag_lat_deg: np.ndarray) -> np.ndarray:
+    """Smooth 0 -> 1 step in |geomagnetic latitude| around ``polar_geomag_lat_deg``."""
+    x = (np.abs(geomag_lat_deg) - params.polar_geomag_lat_deg) / params.polar_width_deg
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def environment(params: RadiationParams, lat_deg: np.ndarray, lon_deg: np.ndarray,
+                alt_km: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SEU rate, dose rate and SAA weight at each position.
+
+    Args:
+        lat_deg, lon_deg, alt_km: (n,) geodetic position.
+
+    Returns:
+        ``(seu_per_accel_s, dose_gy_s, saa_w)``, each (n,). NaN positions (SGP4 errors)
+        give the base rates.
+    """
+    saa_w = np.nan_to_num(saa_weight(params, lat_deg, lon_deg))
+    altitude_gain = np.exp(np.nan_to_num(alt_km - params.saa_ref_alt_km)
+                           / params.saa_scale_height_km)
+    saa = saa_w * altitude_gain
+    polar = np.nan_to_num(polar_weight(params, geomagnetic_latitude_deg(lat_deg, lon_deg)))
+    seu_multiplier = (1.0 + (params.saa_peak_factor - 1.0) * saa
+                      + (params.polar_factor - 1.0) * polar)
+    seu = params.base_seu_per_accel_day / SECONDS_PER_DAY * seu_multiplier
+    dose = params.base_dose_gy_per_day / SECONDS_PER_DAY * (
+        1.0 + (params.saa_dose_factor - 1.0) * saa)
+    return seu, dose, saa_w
+
+
+class RadiationState:
+    """Per-node radiation fields and the upset draw (owned by the compute subsystem)."""
+
+    def __init__(self, params: RadiationParams, n: int) -> None:
+        self.params = params
+        f = make_field
+        self.seu_rate = f("seu_rate_per_accel_day", "<f4", (n,), "1/day",
+                          "Job-interrupting upset rate per accelerator, here and now")
+        self.in_saa = f("in_saa", "|b1", (n,), "bool",
+                        "Inside the South Atlantic Anomaly's 1-sigma ellipse")
+        self.upsets = f("upsets", "<u4", (n,), "count", "Upsets since start")
+        self.resets = f("device_resets", "<u4", (n,), "count",
+                        "Upsets that needed a device reset, since start")
+        self.dose = f("dose_gy", "<f4", (n,), "Gy", "Total ionizing dose (Si) since start")
+        self._dose_f8 = np.zeros(n)  # accumulated in float64; the f4 field is a copy
+        self._seu_s = np.zeros(n)
+        self._dose_s = np.zeros(n)
+        self._env_t = -np.inf
+
+    def fields(self) -> list[Field]:
+        return [self.seu_rate, self.in_saa, self.upsets, self.resets, self.dose]
+
+    def step(self, rng: np.random.Generator, t_utc: float, dt_s: float, lat_deg: np.ndarray,
+             lon_deg: np.ndarray, alt_km: np.ndarray, powered: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """Update rates and dose; draw this step's upsets.
+
+        Args:
+            powered: (n,) accelerators that are on (they are the upset targets).
+
+        Returns:
+            ``(upsets, resets)``: (n,) int counts this step, resets <= upsets.
+        """
+        # The environment changes over tens of seconds (a node crosses 1 deg of latitude in
+        # ~15 s; the SAA is ~25 x 55 deg across): refresh it every ENV_REFRESH_S of sim time.
+        if t_utc - self._env_t >= ENV_REFRESH_S or t_utc < self._env_t:
+            seu_s, self._dose_s, saa_w = environment(self.params, lat_deg, lon_deg, alt_km)
+            self._seu_s = seu_s
+            self.seu_rate.array[:] = seu_s * SECONDS_PER_DAY
+            self.in_saa.array[:] = saa_w >= np.exp(-0.5)
+            self._env_t = t_utc
+        self._dose_f8 += self._dose_s * dt_s
+        self.dose.array[:] = self._dose_f8
+        # Independent Poisson counts per node are equivalent to a Poisson total spread over
+        # the nodes in proportion to their rates: one scalar draw in the usual case of none.
+        upsets = np.zeros(self._seu_s.size, dtype=np.int64)
+        rates = self._seu_s * powered * dt_s
+        total_rate = float(rates.sum())
+        count = int(rng.poisson(total_rate)) if total_rate > 0.0 else 0
+        resets = np.zeros_like(upsets)
+        if count:
+            nodes = rng.choice(rates.size, size=count, p=rates / total_rate)
+            np.add.at(upsets, nodes, 1)
+            hit = np.flatnonzero(upsets)
+            resets[hit] = rng.binomial(upsets[hit], self.params.reset_frac)
+        return upsets, resets
+
+    def count(self, upsets: np.ndarray, resets: np.ndarray) -> None:
+        self.upsets.array[:] += upsets.astype(np.uint32)
+        self.resets.array[:] += resets.astype(np.uint32)
+
+    def meta(self) -> dict[str, Any]:
+        p = self.params
+        return {
+            "model": "region-and-latitude approximation (docs/models.md, Radiation)",
+            "base_seu_per_accel_day": p.base_seu_per_accel_day,
+            "saa_centre_deg": [p.saa_lat_deg, p.saa_lon_deg],
+            "saa_sigma_deg": [p.saa_sigma_lat_deg, p.saa_sigma_lon_deg],
+            "saa_peak_factor": p.saa_peak_factor, "polar_factor": p.polar_factor,
+            "reset_frac": p.reset_frac, "reset_downtime_s": p.reset_downtime_s,
+            "dipole_pole_deg": [DIPOLE_POLE_LAT_DEG, DIPOLE_POLE_LON_DEG],
+        }

@@ -1,0 +1,649 @@
+"""Thermal model: a four-node lumped network per satellite, stepped implicitly, all numpy.
+
+Nodes: 0 radiator (deployed two-sided panel), 1 compute (chips, cold plates and coolant),
+2 bus (structure and electronics, with a body-mounted radiator), 3 battery. Links form a
+chain: radiator —pumped loop— compute —mount— bus —mount— battery, so each backward-Euler
+step is a 4x4 tridiagonal solve done column-wise over the fleet (Thomas algorithm), with
+Newton iterations on the T⁴ terms. Environment: direct Sun (attitude law), Earth albedo and
+Earth infrared through view factors from altitude. Equations and sizing: docs/models.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from twin.attitude import ATTITUDE_LAWS, sun_exposure
+from twin.geometry import WGS84_A_KM
+from twin.scenario import Scenario, parse_section
+from twin.subsystem import (
+    CommandHandler,
+    CommandRejected,
+    Field,
+    StepContext,
+    make_field,
+    only_keys,
+)
+from twin.wire import ok
+
+STEFAN_BOLTZMANN_W_M2_K4 = 5.670374419e-8  # CODATA 2018, exact in SI
+SOLAR_CONSTANT_W_M2 = 1361.0  # total solar irradiance at 1 AU (Kopp & Lean 2011)
+AU_KM = 149_597_870.7  # IAU 2012, exact
+R_EARTH_KM = WGS84_A_KM  # same sphere as the shadow model
+NEWTON_ITERATIONS = 1  # per step: T⁴ linearized about the last state; the residual,
+# 6 k T² ΔT², is < 1e-4 of the flux for the ~1 K a node moves in a 60 s step
+STEADY_ITERATIONS = 40  # for the initial steady state, started far from the answer
+STEADY_INV_DT = 1.0e-9  # 1/s: a 30-year step is the steady state, yet keeps a node that has
+# no path to space (a scenario without a bus radiator) finite instead of singular
+
+RADIATOR, COMPUTE, BUS, BATTERY = range(4)
+NODE_NAMES = ("radiator", "compute", "bus", "battery")
+
+# Default operating limits (K) published in FieldSpec.limits; [limits] in a scenario overrides.
+COMPUTE_LIMITS_K = {"warn_high": 353.15, "alarm_high": 358.15}  # chips: 80 / 85 °C
+BATTERY_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,  # Li-ion: 0..45 °C operating
+                    "warn_high": 313.15, "alarm_high": 318.15}
+BUS_LIMITS_K = {"alarm_low": 253.15, "warn_low": 263.15,  # electronics: -20..+60 °C
+                "warn_high": 323.15, "alarm_high": 333.15}
+RADIATOR_LIMITS_K = {"alarm_low": 200.0, "warn_low": 205.0}  # ammonia freezes at 195.4 K
+
+
+def _m(unit: str, **bounds: float) -> dict[str, Any]:
+    return {"unit": unit, **bounds}
+
+
+@dataclass(frozen=True)
+class ThermalParams:
+    """The ``[thermal]`` table. Defaults are the design point sized in docs/models.md.
+
+    Areas are per face; capacities J/K; conductances W/K; optical properties 0..1.
+    """
+
+    attitude: str = field(default="yaw_steering", metadata={"choices": ATTITUDE_LAWS})
+    albedo_frac: float = field(default=0.30, metadata=_m("1", min=0.0, max=1.0))
+    earth_ir_w_m2: float = field(default=237.0, metadata=_m("W/m2", min=0.0, max=500.0))
+    sink_temp_k: float = field(default=2.7, metadata=_m("K", min=0.0, max=400.0))
+    radiator_area_m2: float = field(default=6.0, metadata=_m("m2", min=0.0, max=1.0e4))
+    radiator_emissivity: float = field(default=0.90, metadata=_m("1", min=0.0, max=1.0))
+    radiator_absorptivity: float = field(default=0.15, metadata=_m("1", min=0.0, max=1.0))
+    radiator_heat_capacity_j_k: float = field(default=50.0e3, metadata=_m("J/K", gt=0.0))
+    compute_heat_capacity_j_k: float = field(default=80.0e3, metadata=_m("J/K", gt=0.0))
+    coolant_flow_kg_s: float = field(default=0.15, metadata=_m("kg/s", min=0.0, max=100.0))
+    coolant_cp_j_kg_k: float = field(default=4700.0, metadata=_m("J/(kg K)", gt=0.0))
+    loop_ua_w_k: float = field(default=1500.0, metadata=_m("W/K", min=0.0, max=1.0e7))
+    loop_setpoint_k: float = field(default=298.15, metadata=_m("K", min=0.0, max=500.0))
+    min_radiator_flow_frac: float = field(default=0.02, metadata=_m("1", min=0.0, max=1.0))
+    bus_radiator_area_m2: float = field(default=3.2, metadata=_m("m2", min=0.0, max=1.0e4))
+    bus_emissivity: float = field(default=0.90, metadata=_m("1", min=0.0, max=1.0))
+    bus_absorptivity: float = field(default=0.15, metadata=_m("1", min=0.0, max=1.0))
+    bus_heat_capacity_j_k: float = field(default=300.0e3, metadata=_m("J/K", gt=0.0))
+    battery_heat_capacity_j_k: float = field(default=80.0e3, metadata=_m("J/K", gt=0.0))
+    compute_bus_conductance_w_k: float = field(default=2.0, metadata=_m("W/K", min=0.0))
+    bus_battery_conductance_w_k: float = field(default=30.0, metadata=_m("W/K", min=0.0))
+
+    @property
+    def capacities_j_k(self) -> np.ndarray:
+        """(4,) heat capacities in node order, J/K."""
+        return np.array([self.radiator_heat_capacity_j_k, self.compute_heat_capacity_j_k,
+                         self.bus_heat_capacity_j_k, self.battery_heat_capacity_j_k])
+
+
+# --------------------------------------------------------------------------------------------
+# Environment
+
+
+def solar_flux_w_m2(sun_distance_km: float | np.ndarray) -> float | np.ndarray:
+    """Solar irradiance at a distance from the Sun, W/m²: S = 1361 (1 AU / r)²."""
+    ratio = AU_KM / np.asarray(sun_distance_km, dtype=np.float64)
+    return SOLAR_CONSTANT_W_M2 * ratio * ratio
+
+
+def earth_view_factor(h_ratio: np.ndarray, cos_lambda: np.ndarray) -> np.ndarray:
+    """View factor from a small flat plate to the Earth sphere.
+
+    Howell's catalog (configuration B-17; Gilmore, Spacecraft Thermal Control Handbook,
+    Vol. 1, ch. 2): H = r/R_E, λ the angle between the plate normal and the direction to the
+    Earth's centre, φ = asin(1/H) the Earth's angular radius.
+
+    Args:
+        h_ratio: (n,) orbit radius over Earth radius, > 1.
+        cos_lambda: (n,) cosine of λ.
+
+    Returns:
+        (n,) view factor, 0..1.
+    """
+    h = np.asarray(h_ratio, dtype=np.float64)
+    c = np.clip(np.asarray(cos_lambda, dtype=np.float64), -1.0, 1.0)
+    s = np.sqrt(1.0 - c * c)
+    root = np.sqrt(h * h - 1.0)
+    full = c / (h * h)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        partial = (0.5 - np.arcsin(np.clip(root / (h * s), -1.0, 1.0)) / np.pi
+                   + (c * np.arccos(np.clip(-root * c / s, -1.0, 1.0))
+                      - root * np.sqrt(np.maximum(1.0 - h * h * c * c, 0.0))) / (np.pi * h * h))
+    # Whole Earth in front of the plate when λ <= π/2 - φ, i.e. cos λ >= 1/H.
+    return np.where(c >= 1.0 / h, full, np.where(c <= -1.0 / h, 0.0, partial))
+
+
+def vertical_plate_view_factor(h_ratio: np.ndarray) -> np.ndarray:
+    """View factor to the Earth of a plate whose normal is horizontal: (φ - sinφ cosφ)/π."""
+    sin_phi = 1.0 / np.asarray(h_ratio, dtype=np.float64)
+    return (np.arcsin(sin_phi) - sin_phi * np.sqrt(1.0 - sin_phi * sin_phi)) / np.pi
+
+
+H_GRID = np.linspace(1.01, 1.35, 18)  # 64 .. 2,232 km above the equatorial radius
+COS_THETA_GRID = np.linspace(-1.0, 1.0, 121)
+
+
+@functools.lru_cache(maxsize=1)
+def albedo_table() -> np.ndarray:
+    """Albedo factor g(H, cos θ): the sunlit, cosine-weighted share of the Earth a plate sees.
+
+    For a nadir-facing plate at H = r/R_E with the Sun at angle θ from the sub-satellite
+    zenith, the albedo irradiance is a S F g with F = 1/H² and
+    g = H² ∫cap max(0, n̂_E·ŝ) cos β_E cos β_P / (π ρ²) dA: quadrature over the visible cap
+    (Gauss-Legendre in the Earth-central angle, trapezoid in azimuth). g = 1 for a plate
+    just above the subsolar point, 0 beyond θ = 90° + acos(1/H).
+
+    Returns:
+        (len(H_GRID), len(COS_THETA_GRID)) table.
+    """
+    nodes, weights = np.polynomial.legendre.leggauss(48)
+    n_az = 48
+    azimuth = (np.arange(n_az) + 0.5) * np.pi / n_az  # symmetric about the Sun's plane
+    table = np.empty((H_GRID.size, COS_THETA_GRID.size))
+    sin_t = np.sqrt(1.0 - COS_THETA_GRID**2)
+    for i, h in enumerate(H_GRID):  # init-time table, 18 rows
+        gamma_max = math.acos(1.0 / h)
+        gamma = 0.5 * gamma_max * (nodes + 1.0)
+        w_gamma = 0.5 * gamma_max * weights
+        g, a = np.meshgrid(gamma, azimuth, indexing="ij")
+        ex, ez = np.sin(g) * np.cos(a), np.cos(g)
+        rho2 = h * h - 2.0 * h * ez + 1.0
+        cos_earth = (h * ez - 1.0) / np.sqrt(rho2)
+        cos_plate = (h - ez) / np.sqrt(rho2)
+        kernel = cos_earth * cos_plate / (np.pi * rho2) * np.sin(g)
+        kernel *= w_gamma[:, None] * (np.pi / n_az) * 2.0  # both halves of the azimuth
+        cos_zenith = ex[..., None] * sin_t + ez[..., None] * COS_THETA_GRID
+        table[i] = h * h * np.einsum("ga,gat->t", kernel, np.maximum(cos_zenith, 0.0))
+    return table
+
+
+def albedo_factor(h_ratio: np.ndarray, cos_theta: np.ndarray) -> np.ndarray:
+    """Bilinear lookup of ``albedo_table`` (H clamped to the grid). Shapes (n,) -> (n,)."""
+    table = albedo_table()
+    x = (np.clip(cos_theta, -1.0, 1.0) + 1.0) * (0.5 * (COS_THETA_GRID.size - 1))
+    i = np.minimum(x.astype(np.intp), COS_THETA_GRID.size - 2)
+    fx = x - i
+    y = (np.clip(h_ratio, H_GRID[0], H_GRID[-1]) - H_GRID[0]) * (
+        (H_GRID.size - 1) / (H_GRID[-1] - H_GRID[0]))
+    j = np.minimum(y.astype(np.intp), H_GRID.size - 2)
+    fy = y - j
+    flat = table.ravel()
+    k = j * COS_THETA_GRID.size + i
+    lower = flat[k] + fx * (flat[k + 1] - flat[k])
+    k += COS_THETA_GRID.size
+    upper = flat[k] + fx * (flat[k + 1] - flat[k])
+    return lower + fy * (upper - lower)
+
+
+class EarthView:
+    """Per-satellite Earth view factor and albedo-table row, refreshed when altitude changes.
+
+    Both depend on altitude only, which changes slowly (km per orbit for near-circular LEO),
+    so they are recomputed for a satellite when its H = 1 + alt/R_E moves by more than
+    ``H_TOLERANCE`` (1.3 km: changes F by < 0.1 %), not every step.
+
+    Args:
+        n_sats: Satellites.
+    """
+
+    H_TOLERANCE = 2.0e-4
+
+    def __init__(self, n_sats: int) -> None:
+        self.h = np.full(n_sats, np.nan)
+        self.f_vertical = np.zeros(n_sats)
+        self._rows = np.zeros((n_sats, COS_THETA_GRID.size))  # g(H_sat, cos θ grid)
+        self._row_offset = np.arange(n_sats) * COS_THETA_GRID.size
+
+    def update(self, alt_km: np.ndarray) -> None:
+        """Refresh the satellites whose altitude (km, (n,)) moved; NaN keeps the old view."""
+        h = 1.0 + np.asarray(alt_km, dtype=np.float64) / R_EARTH_KM
+        stale = np.flatnonzero(~(np.abs(h - self.h) <= self.H_TOLERANCE) & np.isfinite(h))
+        if stale.size == 0:
+            return
+        hs = h[stale]
+        self.h[stale] = hs
+        self.f_vertical[stale] = vertical_plate_view_factor(hs)
+        y = (np.clip(hs, H_GRID[0], H_GRID[-1]) - H_GRID[0]) * (
+            (H_GRID.size - 1) / (H_GRID[-1] - H_GRID[0]))
+        j = np.minimum(y.astype(np.intp), H_GRID.size - 2)
+        fy = (y - j)[:, None]
+        table = albedo_table()
+        self._rows[stale] = table[j] * (1.0 - fy) + table[j + 1] * fy
+        if np.isnan(self.h).any():  # never seen a finite altitude: a nominal LEO view
+            missing = np.isnan(self.h)
+            self.update(np.where(missing, 550.0, np.nan))
+
+    def albedo(self, cos_theta: np.ndarray) -> np.ndarray:
+        """(n,) albedo factor g at each satellite's altitude for Sun zenith cosines (n,)."""
+        x = (np.clip(cos_theta, -1.0, 1.0) + 1.0) * (0.5 * (COS_THETA_GRID.size - 1))
+        i = np.minimum(x.astype(np.intp), COS_THETA_GRID.size - 2)
+        k = self._row_offset + i
+        flat = self._rows.ravel()
+        lower = flat[k]
+        return lower + (x - i) * (flat[k + 1] - lower)
+
+
+@dataclass
+class SunlitStep:
+    """Visible Sun over one step, per satellite.
+
+    Attributes:
+        mean: (n,) mean visible fraction over the step.
+        before: (n,) fraction at the start of the step.
+        after: (n,) fraction at the end of the step.
+        crossed: (m,) indices of satellites that crossed the shadow edge in the step.
+        tau: (m,) fraction of the step before the crossing.
+    """
+
+    mean: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+    crossed: np.ndarray
+    tau: np.ndarray
+
+
+class StepSunlight:
+    """Mean visible fraction of the Sun over each step, (n,), from its two end states.
+
+    The orbit gives the fraction at the end of each step only. Averaging the two ends would
+    misplace a shadow crossing by up to half a step (30 s of full array power at 60 s steps).
+    Instead a continuous signed distance to the cylindrical shadow's edge,
+    s = sqrt(r² - min(r·ŝ, 0)²) + max(r·ŝ, 0) - R_E (km; negative inside the shadow), is
+    interpolated linearly to find when in the step the edge was crossed, and the two end
+    fractions are weighted by the time spent on each side. The cylinder's edge is the middle
+    of the conical penumbra, so this is exact to a few seconds of penumbra. Where positions
+    are absent or no crossing happened, it falls back to the mean of the two ends.
+    """
+
+    def __init__(self, n_sats: int) -> None:
+        self.sunlit = np.ones(n_sats)
+        self.along: np.ndarray | None = None  # r·ŝ, km: the last positions along the Sun
+        self._sunlit_prev: np.ndarray | None = None
+        self._edge_prev: np.ndarray | None = None
+
+    def update(self, shared: dict[str, Any]) -> SunlitStep:
+        """Read ``sunlit_frac`` (and ``pos_gcrs_km``, ``sun_gcrs_km``); return the step."""
+        sunlit = shared.get("sunlit_frac")
+        if sunlit is not None:
+            np.copyto(self.sunlit, sunlit, where=np.isfinite(sunlit))
+        now = self.sunlit
+        prev = now if self._sunlit_prev is None else self._sunlit_prev
+        mean = 0.5 * (prev + now)
+        pos = shared.get("pos_gcrs_km")
+        sun = shared.get("sun_gcrs_km")
+        edge = None
+        crossed = np.zeros(0, dtype=np.intp)
+        tau = np.zeros(0)
+        if pos is not None and sun is not None:
+            s_hat = np.asarray(sun, dtype=np.float64)
+            s_hat = s_hat / math.sqrt(float(s_hat @ s_hat))
+            along = pos @ s_hat
+            self.along = along
+            r2 = pos[:, 0] * pos[:, 0] + pos[:, 1] * pos[:, 1] + pos[:, 2] * pos[:, 2]
+            behind = np.minimum(along, 0.0)
+            edge = np.sqrt(np.maximum(r2 - behind * behind, 0.0)) + (along - behind) - R_EARTH_KM
+            if self._edge_prev is not None:
+                before = self._edge_prev
+                crossed = np.flatnonzero(before * edge < 0.0)  # a few satellites per step
+                if crossed.size:
+                    tau = before[crossed] / (before[crossed] - edge[crossed])
+                    mean[crossed] = tau * prev[crossed] + (1.0 - tau) * now[crossed]
+        self._edge_prev = edge
+        after = now.copy()
+        self._sunlit_prev = after
+        return SunlitStep(mean, prev, after, crossed, tau)
+
+
+def loop_conductance_w_k(flow_kg_s: np.ndarray, cp_j_kg_k: float, ua_w_k: float) -> np.ndarray:
+    """Pumped-loop conductance G = ṁ c_p (1 - exp(-UA / ṁ c_p)), W/K (ε-NTU, one exchanger)."""
+    capacity_rate = np.asarray(flow_kg_s, dtype=np.float64) * cp_j_kg_k
+    with np.errstate(divide="ignore", over="ignore"):
+        return np.where(capacity_rate > 0.0,
+                        capacity_rate * -np.expm1(-ua_w_k / capacity_rate), 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# The network solver
+
+
+def implicit_step(temps_k: np.ndarray, inv_dt: float, capacities_j_k: np.ndarray,
+                  g_loop: np.ndarray, g_cb: float, g_bt: float,
+                  k_rad: np.ndarray, k_bus: np.ndarray, heat_w: np.ndarray,
+                  sink4: float, iterations: int) -> np.ndarray:
+    """One backward-Euler step of the chain network, Newton on the T⁴ terms.
+
+    Solves, per satellite, C (T - T0) / dt = Q - k (T⁴ - T_sink⁴) + Σ G (T_other - T) for the
+    four nodes (radiator, compute, bus, battery). ``inv_dt = 0`` gives the steady state.
+
+    Args:
+        temps_k: (4, n) temperatures at the start of the step, K (the first Newton guess).
+        inv_dt: 1 / dt, 1/s.
+        capacities_j_k: (4,) heat capacities, J/K.
+        g_loop: (n,) radiator-compute conductance, W/K.
+        g_cb: compute-bus conductance, W/K.
+        g_bt: bus-battery conductance, W/K.
+        k_rad: (n,) ε σ A of the radiator (both faces), W/K⁴.
+        k_bus: (n,) ε σ A of the bus radiator, W/K⁴.
+        heat_w: (4, n) absorbed plus internal heat into each node, W.
+        sink4: T_sink⁴, K⁴.
+        iterations: Newton iterations.
+
+    Returns:
+        (4, n) temperatures at the end of the step, K.
+    """
+    c_dt = capacities_j_k * inv_dt
+    rhs_base = heat_w + c_dt[:, None] * temps_k
+    rhs_base[RADIATOR] += k_rad * sink4
+    rhs_base[BUS] += k_bus * sink4
+    a_c = c_dt[COMPUTE] + g_loop + g_cb
+    a_t = c_dt[BATTERY] + g_bt
+    guess_r, guess_b = temps_k[RADIATOR], temps_k[BUS]
+    out = np.empty_like(temps_k)
+    for _ in range(iterations):
+        # k T⁴ ≈ k T*⁴ + 4 k T*³ (T - T*): slope on the diagonal, 3 k T*⁴ on the right.
+        kr3 = k_rad * (guess_r * guess_r * guess_r)
+        kb3 = k_bus * (guess_b * guess_b * guess_b)
+        a_r = c_dt[RADIATOR] + g_loop + 4.0 * kr3
+        a_b = c_dt[BUS] + g_cb + g_bt + 4.0 * kb3
+        d_r = rhs_base[RADIATOR] + 3.0 * kr3 * guess_r
+        d_b = rhs_base[BUS] + 3.0 * kb3 * guess_b
+        # Thomas forward sweep (sub- and super-diagonals are -G).
+        cp0 = g_loop / a_r
+        dp0 = d_r / a_r
+        m1 = a_c - g_loop * cp0
+        cp1 = g_cb / m1
+        dp1 = (rhs_base[COMPUTE] + g_loop * dp0) / m1
+        m2 = a_b - g_cb * cp1
+        cp2 = g_bt / m2
+        dp2 = (d_b + g_cb * dp1) / m2
+        np.divide(rhs_base[BATTERY] + g_bt * dp2, a_t - g_bt * cp2, out=out[BATTERY])
+        np.add(dp2, cp2 * out[BATTERY], out=out[BUS])
+        np.add(dp1, cp1 * out[BUS], out=out[COMPUTE])
+        np.add(dp0, cp0 * out[COMPUTE], out=out[RADIATOR])
+        guess_r, guess_b = out[RADIATOR], out[BUS]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The subsystem
+
+
+class ThermalModel:
+    """Temperatures and heat flows of every node, updated in place each step.
+
+    Reads from ``ctx.shared``: geometry from orbit (``sunlit_frac``, ``beta_deg``,
+    ``pos_gcrs_km``, ``sun_gcrs_km``), heat from power (``payload_power_w``, ``bus_power_w``,
+    ``heater_power_w``, ``battery_loss_w``, ``regulation_loss_w``; or ``compute_power_w``
+    when power is absent) and ``radiator_health_frac`` from faults. Writes ``temp_*_k``.
+
+    Args:
+        n_sats: Number of satellites.
+        params: The ``[thermal]`` parameters.
+    """
+
+    name = "thermal"
+
+    def __init__(self, n_sats: int, params: ThermalParams | None = None) -> None:
+        self.params = p = params or ThermalParams()
+        self.n_sats = n = n_sats
+        f = make_field
+        self.temp_compute = f("temp_compute_k", "<f4", (n,), "K",
+                              "Compute node: accelerators on their cold plates",
+                              limits=COMPUTE_LIMITS_K)
+        self.temp_radiator = f("temp_radiator_k", "<f4", (n,), "K",
+                               "Deployed radiator panel (and the coolant in it)",
+                               limits=RADIATOR_LIMITS_K)
+        self.temp_bus = f("temp_bus_k", "<f4", (n,), "K", "Bus structure and electronics",
+                          limits=BUS_LIMITS_K)
+        self.temp_battery = f("temp_battery_k", "<f4", (n,), "K", "Battery cells",
+                              limits=BATTERY_LIMITS_K)
+        self.q_absorbed = f("q_absorbed_w", "<f4", (n,), "W",
+                            "Environmental heat absorbed: Sun, albedo, Earth IR")
+        self.q_rejected = f("q_rejected_w", "<f4", (n,), "W",
+                            "Heat radiated to space by the radiators")
+        self.q_generated = f("q_generated_w", "<f4", (n,), "W",
+                             "Heat dissipated inside the node (all electrical loads and losses)")
+        self.flow = f("coolant_flow_frac", "<f4", (n,), "1",
+                      "Pumped-loop flow setting, fraction of the design flow", fill=1.0)
+        self.temps_k = np.full((4, n), 293.15)  # float64 state; fields are float32 copies
+        self.capacities = p.capacities_j_k
+        self._g_loop = np.empty(n)  # valve fully open, W/K
+        self._g_loop_min = np.empty(n)  # valve at its minimum radiator flow, W/K
+        self._set_flow(np.ones(n, dtype=bool), 1.0)
+        self.sunlight = StepSunlight(n)
+        self._initialized = False
+        self._env = {"beta": np.zeros(n), "cos_theta": np.zeros(n)}
+        self.view = EarthView(n)
+        # Energy ledger since the first step, J (float64): absorbed + generated - rejected
+        # equals stored up to the Newton residual.
+        self.e_absorbed_j = np.zeros(n)
+        self.e_generated_j = np.zeros(n)
+        self.e_rejected_j = np.zeros(n)
+        self._temps_start = self.temps_k.copy()
+        self.bad_input_steps = 0  # satellite-steps skipped for non-finite heat inputs
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario) -> ThermalModel:
+        return cls(len(scenario.satellites), parse_section(ThermalParams, scenario, "thermal"))
+
+    # ---- contract
+
+    def fields(self) -> list[Field]:
+        return [self.temp_compute, self.temp_radiator, self.temp_bus, self.temp_battery,
+                self.q_absorbed, self.q_rejected, self.q_generated, self.flow]
+
+    def step(self, ctx: StepContext) -> None:
+        p = self.params
+        shared = ctx.shared
+        q_abs_rad, q_abs_bus = self._absorbed_w(shared)
+        n = self.n_sats
+        zero = np.zeros(n)
+        payload = shared.get("payload_power_w", shared.get("compute_power_w", zero))
+        heat = np.empty((4, n))
+        heat[RADIATOR] = q_abs_rad
+        heat[COMPUTE] = payload
+        heat[BUS] = (q_abs_bus + shared.get("bus_power_w", zero)
+                     + shared.get("regulation_loss_w", zero))
+        heat[BATTERY] = shared.get("heater_power_w", zero) + shared.get("battery_loss_w", zero)
+
+        k_rad, k_bus = self._radiating_k(shared)
+        g_loop = self._valve_conductance_w_k(heat[COMPUTE])
+        sink4 = p.sink_temp_k**4
+        dt = float(ctx.dt_s)
+        if not self._initialized:
+            # Start at the steady state of the first step's loads: the bus alone would
+            # otherwise take hours to settle.
+            self.temps_k = implicit_step(self.temps_k, STEADY_INV_DT, self.capacities, g_loop,
+                                         p.compute_bus_conductance_w_k,
+                                         p.bus_battery_conductance_w_k, k_rad, k_bus, heat,
+                                         sink4, STEADY_ITERATIONS)
+            self._temps_start = self.temps_k.copy()
+            self._initialized = True
+        elif dt > 0.0:
+            new = implicit_step(self.temps_k, 1.0 / dt, self.capacities, g_loop,
+                                p.compute_bus_conductance_w_k, p.bus_battery_conductance_w_k,
+                                k_rad, k_bus, heat, sink4, NEWTON_ITERATIONS)
+            # A non-finite input (NaN power) must not poison a node for ever: keep its state.
+            finite = np.isfinite(new)
+            if not finite.all():
+                bad = ~finite.all(axis=0)
+                self.bad_input_steps += int(np.count_nonzero(bad))
+                new[:, bad] = self.temps_k[:, bad]
+                heat[:, bad] = 0.0
+            self.temps_k = new
+        temps = self.temps_k
+        t_r2 = temps[RADIATOR] * temps[RADIATOR]
+        t_b2 = temps[BUS] * temps[BUS]
+        rejected = k_rad * (t_r2 * t_r2 - sink4) + k_bus * (t_b2 * t_b2 - sink4)
+        absorbed = q_abs_rad + q_abs_bus
+        generated = heat[COMPUTE] + heat[BATTERY] + (heat[BUS] - q_abs_bus)
+        if dt > 0.0:
+            self.e_absorbed_j += absorbed * dt
+            self.e_generated_j += generated * dt
+            self.e_rejected_j += rejected * dt
+
+        self.temp_radiator.array[:] = temps[RADIATOR]
+        self.temp_compute.array[:] = temps[COMPUTE]
+        self.temp_bus.array[:] = temps[BUS]
+        self.temp_battery.array[:] = temps[BATTERY]
+        self.q_absorbed.array[:] = absorbed
+        self.q_rejected.array[:] = rejected
+        self.q_generated.array[:] = generated
+        shared.update(temp_compute_k=self.temp_compute.array,
+                      temp_radiator_k=self.temp_radiator.array,
+                      temp_bus_k=self.temp_bus.array, temp_battery_k=self.temp_battery.array)
+
+    def fleet(self) -> dict[str, float]:
+        return {
+            "q_absorbed_total_w": float(self.q_absorbed.array.sum(dtype=np.float64)),
+            "q_rejected_total_w": float(self.q_rejected.array.sum(dtype=np.float64)),
+            "temp_compute_max_k": _max(self.temp_compute.array),
+            "temp_battery_min_k": _min(self.temp_battery.array),
+        }
+
+    def meta(self) -> dict[str, Any]:
+        p = self.params
+        return {
+            "nodes": list(NODE_NAMES),
+            "attitude": p.attitude,
+            "params": {k: v for k, v in vars(p).items()},
+            "loop_conductance_design_w_k": float(loop_conductance_w_k(
+                p.coolant_flow_kg_s, p.coolant_cp_j_kg_k, p.loop_ua_w_k)),
+        }
+
+    def commands(self) -> dict[str, CommandHandler]:
+        return {"set_coolant_flow": self._cmd_set_coolant_flow}
+
+    # ---- ledger
+
+    def stored_j(self) -> np.ndarray:
+        """(n,) heat stored since the first step, Σ C (T - T_start), J."""
+        return self.capacities @ (self.temps_k - self._temps_start)
+
+    def ledger_residual_j(self) -> np.ndarray:
+        """(n,) absorbed + generated - rejected - stored since the first step, J."""
+        return self.e_absorbed_j + self.e_generated_j - self.e_rejected_j - self.stored_j()
+
+    # ---- internals
+
+    def _absorbed_w(self, shared: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Environmental heat on the radiator and bus radiator, W, each (n,)."""
+        p = self.params
+        env = self._env
+        beta = shared.get("beta_deg")
+        if beta is not None:
+            np.copyto(env["beta"], beta, where=np.isfinite(beta))
+        alt = shared.get("alt_km")
+        if alt is not None:
+            self.view.update(alt)
+        # Eclipse over the step: power already worked it out; alone, work it out here.
+        if "sunlit_step_mean_frac" in shared:
+            sun_avg = shared["sunlit_step_mean_frac"]
+            along = shared.get("sun_along_km")
+        else:
+            step_sun = self.sunlight.update(shared)
+            sun_avg, along = step_sun.mean, self.sunlight.along
+        sun = shared.get("sun_gcrs_km")
+        s_w_m2 = SOLAR_CONSTANT_W_M2
+        if sun is not None:
+            s_w_m2 = float(solar_flux_w_m2(math.sqrt(float(np.dot(sun, sun)))))
+        if along is not None:
+            # cos θ = r̂·ŝ with |r| ≈ R_E H (geodetic height: < 0.3 % off at the poles).
+            cos_theta = along / (R_EARTH_KM * self.view.h)
+            np.copyto(env["cos_theta"], cos_theta, where=np.isfinite(cos_theta))
+
+        exposure = sun_exposure(p.attitude, env["beta"])
+        f_earth = self.view.f_vertical
+        g_albedo = self.view.albedo(env["cos_theta"])
+        # Per m² of a vertical face: albedo and IR (no eclipse factor: they come from Earth).
+        albedo_w_m2 = (p.albedo_frac * s_w_m2) * f_earth * g_albedo
+        ir_w_m2 = p.earth_ir_w_m2 * f_earth
+        health = shared.get("radiator_health_frac")
+        area_rad = (p.radiator_area_m2 if health is None
+                    else p.radiator_area_m2 * health_frac(health))
+        q_rad = area_rad * (p.radiator_absorptivity * (s_w_m2 * sun_avg * exposure.radiator_cos
+                                                       + 2.0 * albedo_w_m2)
+                            + 2.0 * p.radiator_emissivity * ir_w_m2)
+        q_bus = p.bus_radiator_area_m2 * (
+            p.bus_absorptivity * (s_w_m2 * sun_avg * exposure.bus_radiator_cos + albedo_w_m2)
+            + p.bus_emissivity * ir_w_m2)
+        return q_rad, q_bus
+
+    def _radiating_k(self, shared: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """ε σ A of the radiator (both faces, scaled by radiator health) and bus radiator."""
+        p = self.params
+        k_rad = 2.0 * p.radiator_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.radiator_area_m2
+        health = shared.get("radiator_health_frac")
+        k_rad_n = np.full(self.n_sats, k_rad) if health is None else k_rad * health_frac(health)
+        k_bus = np.full(self.n_sats,
+                        p.bus_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.bus_radiator_area_m2)
+        return k_rad_n, k_bus
+
+    def _valve_conductance_w_k(self, compute_heat_w: np.ndarray) -> np.ndarray:
+        """Loop conductance after the radiator bypass valve, (n,) W/K.
+
+        The valve sends just enough coolant through the radiator to hold the compute node at
+        ``loop_setpoint_k`` (G = P / (T_set - T_rad), from the previous step's radiator
+        temperature), between ``min_radiator_flow_frac`` of the flow and all of it; with a
+        hot radiator it is fully open.
+        """
+        p = self.params
+        g_max = self._g_loop
+        g_min = self._g_loop_min
+        gap = p.loop_setpoint_k - self.temps_k[RADIATOR]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wanted = np.where(gap > 0.0, compute_heat_w / gap, np.inf)
+        return np.clip(wanted, g_min, g_max)
+
+    def _set_flow(self, which: np.ndarray, flow_frac: float) -> None:
+        p = self.params
+        self.flow.array[which] = flow_frac
+        flow_kg_s = self.flow.array * p.coolant_flow_kg_s
+        self._g_loop[:] = loop_conductance_w_k(flow_kg_s, p.coolant_cp_j_kg_k, p.loop_ua_w_k)
+        self._g_loop_min[:] = loop_conductance_w_k(flow_kg_s * p.min_radiator_flow_frac,
+                                                   p.coolant_cp_j_kg_k, p.loop_ua_w_k)
+
+    def _cmd_set_coolant_flow(self, request: dict[str, Any]) -> dict[str, Any]:
+        only_keys(request, {"value", "sat"})
+        value = request.get("value")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                0.0 <= float(value) <= 1.5):
+            raise CommandRejected(f"value {value!r}: expected the flow as a fraction of the"
+                                  " design flow, a number in 0..1.5")
+        sat = request.get("sat", -1)
+        if isinstance(sat, bool) or not isinstance(sat, int) or not -1 <= sat < self.n_sats:
+            raise CommandRejected(f"sat {sat!r}: expected a satellite index 0..{self.n_sats - 1}"
+                                  " or -1 for all")
+        which = np.ones(self.n_sats, dtype=bool) if sat == -1 else np.arange(self.n_sats) == sat
+        self._set_flow(which, float(value))
+        return ok(sat=sat, coolant_flow_frac=float(value),
+                  loop_conductance_w_k=float(self._g_loop[max(sat, 0)]))
+
+
+def health_frac(health: Any) -> np.ndarray:
+    """A fault multiplier clipped to 0..1; NaN (unknown) counts as healthy."""
+    return np.fmax(np.fmin(np.asarray(health, dtype=np.float64), 1.0), 0.0)
+
+
+def _max(values: np.ndarray) -> float:
+    return float(np.nanmax(values)) if values.size and np.isfinite(values).any() else 0.0
+
+
+def _min(values: np.ndarray) -> float:
+    return float(np.nanmin(values)) if values.size and np.isfinite(values).any() else 0.0
