@@ -15,6 +15,8 @@ import sys
 from twin import __version__
 from twin.cli import add_run_arguments
 from twin.cli import run as run_twin
+from twin.clock import SimClock
+from twin.engine import Engine
 from twin.scenario import ScenarioError, bundled_scenarios, load_scenario
 
 
@@ -23,6 +25,9 @@ def _scenarios(args: argparse.Namespace) -> int:
     if args.check:
         try:
             scenario = load_scenario(args.check)
+            # Building the engine makes every subsystem validate its own table too.
+            Engine(scenario, SimClock(scenario.epoch_utc, scenario.clock.rate_hz,
+                                      scenario.clock.warp))
         except ScenarioError as exc:
             print(f"odc scenarios: bad scenario: {exc}", file=sys.stderr)
             return 2

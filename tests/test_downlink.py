@@ -8,7 +8,7 @@ import pytest
 from twin.clock import SimClock
 from twin.downlink import ResultStore
 from twin.engine import Engine
-from twin.scenario import load_scenario
+from twin.scenario import ASSETS_DIR, parse_scenario
 
 ONE_BYTE = 1.0
 
@@ -35,10 +35,12 @@ def test_fifo_within_a_node_at_the_link_rate() -> None:
 
 def test_results_reach_the_ground_only_in_contact_and_at_the_link_rate() -> None:
     """Full twin on the default scenario: a big result on one node, stepped over passes."""
-    scenario = load_scenario("default")
+    # No jobs at all, so the only result in the store is the one placed below.
+    path = ASSETS_DIR / "scenarios" / "default.toml"
+    text = path.read_text() + "\n[workload]\narrivals_per_node_h = 0.0\ninitial_backlog_h = 0.0\n"
+    scenario = parse_scenario(text, source=str(path), base_dir=path.parent)
     clock = SimClock(scenario.epoch_utc, rate_hz=1.0, warp=10.0, fast=True)
     eng = Engine(scenario, clock)
-    eng.compute_model.workload = type(eng.compute_model.workload)(arrivals_per_node_h=0.0)
     store = eng.compute_model.results
     node = 30  # a dawn-dusk node: passes over Svalbard, Kiruna and Fairbanks
     store.add(node, 5.0e12, ready_t=clock.t_utc, job_id=999)

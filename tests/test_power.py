@@ -177,7 +177,8 @@ def test_battery_failure_means_no_storage_and_a_cap_in_eclipse() -> None:
 def test_power_params_reject_inconsistent_values() -> None:
     with open(load_scenario("default").source, encoding="utf-8") as handle:
         base = handle.read()
-    bad = parse_scenario(base + "\n[power]\nsoc_reserve_frac = 0.95\n", "x.toml")
+    # default.toml has a [power] table already: add the bad key to it.
+    bad = parse_scenario(base.replace("[power]\n", "[power]\nsoc_reserve_frac = 0.95\n"), "x.toml")
     with pytest.raises(ScenarioError, match=r"power\.soc_reserve_frac"):
         parse_section(PowerParams, bad, "power")
     assert PowerParams().battery_capacity_wh * J_PER_WH == pytest.approx(4.32e7)

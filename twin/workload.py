@@ -68,6 +68,7 @@ class WorkloadParams:
         max_hold_s: Sun-aware: a job held longer than this starts anywhere with headroom (s).
         radiator_cool_k: Sun-aware: radiators at or below this count as cool (K).
         max_queue: Arrivals beyond this many queued jobs are dropped (and counted).
+        initial_backlog_h: Jobs queued at the epoch: as many as arrive in this many hours.
     """
 
     arrivals_per_node_h: float = field(default=0.45, metadata={"min": 0.0, "max": 100.0,
@@ -84,6 +85,8 @@ class WorkloadParams:
     radiator_cool_k: float = field(default=300.0, metadata={"gt": 0.0, "max": 1000.0,
                                                              "unit": "K"})
     max_queue: int = field(default=100000, metadata={"min": 1, "max": 10_000_000})
+    initial_backlog_h: float = field(default=2.0, metadata={"min": 0.0, "max": 1000.0,
+                                                             "unit": "h"})
 
 
 class JobTable:

@@ -1,0 +1,79 @@
+"""The reference of every subsystem table a scenario may hold, written from the code itself.
+
+`python -m twin.paramdoc` prints the Markdown that docs/scenarios.md carries between its
+``<!-- params:begin -->`` and ``<!-- params:end -->`` markers; a test fails when the two
+differ, so the reference cannot drift from the defaults and bounds the twin enforces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+from twin.compute import ComputeParams
+from twin.mirror import MirrorParams
+from twin.power import PowerParams
+from twin.radiation import RadiationParams
+from twin.thermal import ThermalParams
+from twin.workload import WorkloadParams
+
+BEGIN = "<!-- params:begin -->"
+END = "<!-- params:end -->"
+
+SECTIONS: tuple[tuple[str, type], ...] = (
+    ("thermal", ThermalParams),
+    ("power", PowerParams),
+    ("compute", ComputeParams),
+    ("workload", WorkloadParams),
+    ("radiation", RadiationParams),
+    ("mirror", MirrorParams),
+)
+
+
+def _default(spec: dataclasses.Field) -> str:
+    if spec.default is not dataclasses.MISSING:
+        value: Any = spec.default
+    elif spec.default_factory is not dataclasses.MISSING:
+        value = spec.default_factory()
+    else:
+        return "required"
+    if dataclasses.is_dataclass(value):
+        return "table"
+    return f"`{value!r}`" if not isinstance(value, float) else f"`{value:g}`"
+
+
+def _allowed(meta: dict[str, Any]) -> str:
+    parts = []
+    if "choices" in meta:
+        parts.append(" or ".join(f"`{c}`" for c in meta["choices"]))
+    for key, symbol in (("min", ">="), ("gt", ">"), ("max", "<="), ("lt", "<")):
+        if key in meta:
+            parts.append(f"{symbol} {meta[key]:g}")
+    return ", ".join(parts)
+
+
+def section_table(name: str, cls: type) -> str:
+    """Markdown for one ``[name]`` table: key, default, unit and allowed values."""
+    lines = [f"### `[{name}]`", "", (cls.__doc__ or "").strip().splitlines()[0], "",
+             "| key | default | unit | allowed |", "|---|---|---|---|"]
+    for spec in dataclasses.fields(cls):
+        meta = dict(spec.metadata)
+        unit = meta.get("unit", "")
+        lines.append(f"| `{spec.name}` | {_default(spec)} | {unit} | {_allowed(meta)} |")
+    return "\n".join(lines)
+
+
+def reference() -> str:
+    """The whole generated block, markers included."""
+    body = "\n\n".join(section_table(name, cls) for name, cls in SECTIONS)
+    return f"{BEGIN}\n{body}\n{END}"
+
+
+def main() -> int:
+    sys.stdout.write(reference() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
