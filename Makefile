@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/odc run --scenario default
+	$(BIN)/odc demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -1,0 +1,151 @@
+"""CPU used by the terminal dashboard following the `starlink` stream (4,428 nodes) at 10 Hz.
+
+Starts a real twin (`python -m twin --scenario starlink --rate 10`) and a real `odc tui`
+on a pseudo-terminal of a fixed size, lets it warm up, then measures the dashboard
+process's CPU time (user + system, all threads) over a window, first unsorted and then
+sorted by compute temperature (a full argsort of 4,428 values per frame). The twin's
+achieved state rate is measured alongside by a separate subscriber, since the twin may
+not keep 10 Hz on a small machine. Target: under 30 % of one core.
+
+    .venv/bin/python bench/tui.py [--seconds 15] [--scenario starlink] [--rate 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from viz.stream import StreamClient  # noqa: E402
+
+ANY_PORT = "tcp://127.0.0.1:*"
+COLUMNS, ROWS = 200, 50
+DOWN = "\x1b[B"
+
+
+def start_twin(scenario: str, rate_hz: float) -> tuple[subprocess.Popen, dict[str, str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "twin", "--quiet", "--scenario", scenario, "--rate", f"{rate_hz:g}",
+         "--pub", ANY_PORT, "--cmd", ANY_PORT, "--ingest", ANY_PORT],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    addresses: dict[str, str] = {}
+    while len(addresses) < 3:
+        line = proc.stderr.readline()
+        if not line:
+            raise RuntimeError("twin did not start")
+        if match := re.match(r"\s+(stream|commands|ingest)\s+(\S+)", line):
+            addresses[match.group(1)] = match.group(2)
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    return proc, addresses
+
+
+def start_dashboard(addresses: dict[str, str]) -> tuple[subprocess.Popen, int, list[int]]:
+    """`odc tui` on a pseudo-terminal; returns it, the master fd and a bytes-drawn counter."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(COLUMNS), LINES=str(ROWS))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "odc.cli", "tui", "--pub", addresses["stream"],
+         "--cmd", addresses["commands"]],
+        cwd=ROOT, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    drawn = [0]
+
+    def drain() -> None:  # the terminal's side: read what the dashboard draws
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            drawn[0] += len(chunk)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return proc, master, drawn
+
+
+def measure(tui: psutil.Process, stream: StreamClient, seconds: float,
+            drawn: list[int]) -> tuple[float, float, float]:
+    """(dashboard CPU % of one core, states/s on the stream, terminal kB/s drawn)."""
+    cpu0, states0, drawn0 = tui.cpu_times(), stream.received.get("state", 0), drawn[0]
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        stream.poll(timeout_ms=100)
+    elapsed = time.monotonic() - start
+    cpu1 = tui.cpu_times()
+    used = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    states = stream.received.get("state", 0) - states0
+    return 100.0 * used / elapsed, states / elapsed, (drawn[0] - drawn0) / elapsed / 1e3
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="starlink")
+    parser.add_argument("--rate", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--warmup", type=float, default=8.0)
+    args = parser.parse_args()
+
+    twin, addresses = start_twin(args.scenario, args.rate)
+    tui_proc = master = None
+    try:
+        stream = StreamClient(addresses["stream"])
+        tui_proc, master, drawn = start_dashboard(addresses)
+        tui = psutil.Process(tui_proc.pid)
+        deadline = time.monotonic() + args.warmup
+        while time.monotonic() < deadline:
+            stream.poll(timeout_ms=100)
+        print(f"dashboard on {args.scenario!r} at {args.rate:g} Hz asked, {COLUMNS}x{ROWS} "
+              f"terminal, {os.cpu_count()} CPUs, {args.seconds:g} s per phase")
+        cpu, rate, kbs = measure(tui, stream, args.seconds, drawn)
+        print(f"  unsorted          CPU {cpu:5.1f} % of one core   stream {rate:4.1f} states/s"
+              f"   drawn {kbs:6.1f} kB/s")
+        # Sort by compute temperature, hottest first: s, down to "T comp", Enter.
+        os.write(master, b"s")
+        time.sleep(0.5)
+        os.write(master, (DOWN * 6).encode())
+        time.sleep(0.3)
+        os.write(master, b"\r")
+        time.sleep(1.0)
+        cpu_sorted, rate, kbs = measure(tui, stream, args.seconds, drawn)
+        print(f"  sorted by T comp  CPU {cpu_sorted:5.1f} % of one core   stream {rate:4.1f} "
+              f"states/s   drawn {kbs:6.1f} kB/s")
+        verdict = "meets" if max(cpu, cpu_sorted) < 30.0 else "MISSES"
+        print(f"  {verdict} the target of < 30 % of one core")
+        stream.close()
+        return 0
+    finally:
+        if tui_proc is not None:
+            if master is not None:
+                os.write(master, b"q")
+            try:
+                tui_proc.wait(5)
+            except subprocess.TimeoutExpired:
+                tui_proc.kill()
+                tui_proc.wait()
+            os.close(master)
+        twin.send_signal(2)
+        try:
+            twin.wait(15)
+        except subprocess.TimeoutExpired:
+            twin.kill()
+            twin.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

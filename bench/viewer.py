@@ -1,0 +1,146 @@
+"""Benchmark the 3D viewer offscreen against a live twin: frame rate and frame latency.
+
+Usage:
+    .venv/bin/python bench/viewer.py [--scenario starlink] [--size 1280x720] [--seconds 10]
+
+Starts ``python -m twin`` (a separate process, on random loopback ports) and an offscreen
+viewer in this process, with the twin running the whole time, and reports:
+
+- live: states received and drawn per second, states skipped (latest wins), and the
+  receive-to-rendered latency (from the moment ``poll`` returned the state to the end of
+  ``render()`` plus ``glFinish``), median and 95th percentile;
+- throughput: frames per second when every loop iteration redraws the newest state
+  (update arrays in place + render + glFinish), which is what the window can sustain;
+- the cost split: array update vs render.
+Machines here are shared and CPU-only (Mesa llvmpipe): compare runs on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from viz.viewer import ViewerApp, ViewOptions, prefer_egl  # noqa: E402
+
+prefer_egl()
+
+
+def start_twin(scenario: str, rate_hz: float | None) -> tuple[subprocess.Popen, str, str]:
+    """``python -m twin`` on random ports; returns the process and its stream/command addresses."""
+    cmd = [sys.executable, "-m", "twin", "--quiet", "--scenario", scenario,
+           "--pub", "tcp://127.0.0.1:*", "--cmd", "tcp://127.0.0.1:*",
+           "--ingest", "tcp://127.0.0.1:*"]
+    if rate_hz:
+        cmd += ["--rate", str(rate_hz)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    addresses: dict[str, str] = {}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(addresses) < 2:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("stream", "commands"):
+            addresses[parts[0]] = parts[1]
+    if len(addresses) < 2:
+        proc.kill()
+        raise RuntimeError("the twin did not report its addresses")
+    return proc, addresses["stream"], addresses["commands"]
+
+
+def pct(samples: list[float], q: float) -> float:
+    return sorted(samples)[min(len(samples) - 1, int(q * len(samples)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="starlink")
+    parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=None, help="twin publish rate, Hz")
+    parser.add_argument("--frames", type=int, default=200, help="throughput frames")
+    args = parser.parse_args()
+    width, height = (int(x) for x in args.size.split("x"))
+
+    import pyvista as pv
+
+    from viz.stream import CommandClient, StreamClient
+
+    twin, pub, cmd = start_twin(args.scenario, args.rate)
+    stream, commands = StreamClient(pub), CommandClient(cmd)
+    plotter = pv.Plotter(off_screen=True, window_size=[width, height])
+    try:
+        app = ViewerApp(plotter, stream, commands, ViewOptions())
+        if not app.wait_for_frame(120.0):
+            print("no frame from the twin", file=sys.stderr)
+            return 1
+        renderer = plotter.ren_win
+        n_sats = app.scene.n_sats
+        status = commands.send("status")
+        print(f"scenario {args.scenario}: {n_sats} satellites, twin at "
+              f"{status.get('rate_hz')} Hz, {width}x{height}, {renderer.GetClassName()}")
+
+        # Live: follow the stream; draw each newest state once.
+        latencies: list[float] = []
+        drawn0, received0, skipped0 = app.frames_drawn, app.states_received, app.states_skipped
+        start = time.monotonic()
+        while time.monotonic() - start < args.seconds:
+            batch_t = time.monotonic()
+            if app.tick(timeout_ms=50.0):
+                renderer.WaitForCompletion()
+                latencies.append(time.monotonic() - max(batch_t, app.last_receive_wall))
+        live_s = time.monotonic() - start
+        drawn = app.frames_drawn - drawn0
+        print(f"live: {drawn / live_s:.1f} states drawn/s, "
+              f"{(app.states_received - received0) / live_s:.1f} received/s, "
+              f"{app.states_skipped - skipped0} skipped (latest wins), "
+              f"missed on the wire {stream.missed}")
+        if latencies:
+            print(f"latency receive->rendered: median {1e3 * statistics.median(latencies):.1f} ms, "
+                  f"p95 {1e3 * pct(latencies, 0.95):.1f} ms")
+
+        # Throughput: redraw the newest state every iteration, as fast as possible, while
+        # the twin keeps running (its states queue in ZeroMQ and are dropped, latest wins).
+        scene = app.scene
+        update_s, render_s, cpu_s = [], [], []
+        start = time.monotonic()
+        for _ in range(args.frames):
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            scene.redraw()
+            app.refresh_hud(force=True)
+            t1 = time.perf_counter()
+            app.render()
+            renderer.WaitForCompletion()
+            t2 = time.perf_counter()
+            update_s.append(t1 - t0)
+            render_s.append(t2 - t1)
+            # CPU time of this process, llvmpipe's render threads included.
+            cpu_s.append(time.process_time() - c0)
+        elapsed = time.monotonic() - start
+        print(f"throughput: {args.frames / elapsed:.1f} frames/s "
+              f"(update {1e3 * statistics.median(update_s):.1f} ms, "
+              f"render {1e3 * statistics.median(render_s):.1f} ms median wall per frame; "
+              f"{1e3 * statistics.median(cpu_s):.1f} ms CPU per frame, all threads)")
+        load = os.getloadavg()[0]
+        print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f} at the end "
+              "(other processes share these cores)")
+        return 0
+    finally:
+        plotter.close()
+        stream.close()
+        commands.close()
+        twin.terminate()
+        twin.wait(10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,400 @@
+"""The 3D viewer's pure state-to-arrays functions (viz.scene), without rendering.
+
+References: skyfield for WGS84 positions, Earth orientation and the Sun (independent of
+the viewer's code), the real Earth texture for its orientation, matplotlib for colormaps.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+from PIL import Image
+
+from viz import scene
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXTURE = ROOT / "assets" / "earth" / "land_ocean_ice_2048.jpg"
+ONE_METRE_KM = 1e-3
+TENTH_DEGREE = 0.1
+
+
+@pytest.fixture(scope="module")
+def skyfield_time():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from skyfield.api import load
+
+        ts = load.timescale(builtin=True)
+    return ts.utc(2026, 3, 20, 14, 0, 0)
+
+
+# --------------------------------------------------------------------------- geometry
+@pytest.mark.parametrize(("lat", "lon", "alt_km"), [
+    (0.0, 0.0, 0.0), (90.0, 0.0, 0.0), (-90.0, 33.0, 0.0), (78.23, 15.41, 0.45),
+    (-33.9, 18.4, 0.1), (45.0, -120.0, 550.0),
+])
+def test_geodetic_to_itrs_matches_skyfield(lat, lon, alt_km):
+    from skyfield.api import wgs84
+
+    expected = wgs84.latlon(lat, lon, elevation_m=alt_km * 1000.0).itrs_xyz.km
+    assert np.allclose(scene.geodetic_to_itrs_km(lat, lon, alt_km), expected, atol=ONE_METRE_KM)
+
+
+def test_geodetic_to_itrs_broadcasts():
+    lat = np.array([[0.0, 10.0], [20.0, 30.0]])
+    out = scene.geodetic_to_itrs_km(lat, 5.0)
+    assert out.shape == (2, 2, 3)
+    assert np.allclose(out[1, 0], scene.geodetic_to_itrs_km(20.0, 5.0))
+
+
+@pytest.fixture(scope="module")
+def texture():
+    return np.asarray(Image.open(TEXTURE).convert("RGB"))
+
+
+def _pixel(texture, lat, lon):
+    h, w, _ = texture.shape
+    col, row = scene.uv_to_pixel(scene.texture_uv(lat, lon), w, h)
+    return texture[row, col].astype(int)
+
+
+def _is_ocean(rgb):
+    return rgb[2] > rgb[0] + 20 and rgb[0] < 60
+
+
+def _is_dry_land(rgb):
+    return rgb[0] > 100 and rgb[0] > rgb[2] + 30
+
+
+def _is_ice(rgb):
+    return rgb.min() > 200
+
+
+# Each place is chosen so that its mirror image (flipped east-west or north-south) is a
+# different kind of surface, which catches a flipped or shifted texture.
+@pytest.mark.parametrize(("lat", "lon", "kind"), [
+    (23.0, 10.0, _is_dry_land),    # Sahara (flipped north-south: Atlantic off Namibia)
+    (-23.0, 10.0, _is_ocean),    # South Atlantic
+    (25.0, -40.0, _is_ocean),    # North Atlantic (flipped east-west: Saudi Arabia)
+    (24.0, 45.0, _is_dry_land),    # Arabian desert
+    (-85.0, 0.0, _is_ice),       # Antarctic plateau
+    (72.0, -40.0, _is_ice),      # Greenland ice sheet
+    (0.0, -150.0, _is_ocean),    # Pacific
+    (-25.0, 133.0, _is_dry_land),  # central Australia (flipped east-west: Pacific)
+])
+def test_texture_orientation_on_the_real_image(texture, lat, lon, kind):
+    rgb = _pixel(texture, lat, lon)
+    assert kind(rgb), f"pixel at {lat}, {lon} is {rgb}"
+
+
+def test_station_lands_on_its_texture_pixel():
+    """Svalbard (78.23 N, 15.41 E): pixel by hand, and through the drawn globe's vertex."""
+    w, h = 1600, 800
+    col, row = scene.uv_to_pixel(scene.texture_uv(78.23, 15.41), w, h)
+    assert (col, row) == (int((15.41 + 180) / 360 * w), int((90 - 78.23) / 180 * h))
+    grid = scene.earth_grid(180, 360)
+    station = scene.geodetic_to_itrs_km(78.23, 15.41)
+    nearest = np.argmin(np.sum((grid.points_km - station) ** 2, axis=1))
+    g_col, g_row = scene.uv_to_pixel(grid.tcoords[nearest], w, h)
+    # One grid cell (1 degree) is w/360 = 4.4 columns and h/180 = 4.4 rows.
+    assert abs(g_col - col) <= 3 and abs(g_row - row) <= 3
+
+
+def test_earth_grid_is_consistent():
+    grid = scene.earth_grid(18, 36)
+    n_points = 19 * 37
+    assert grid.points_km.shape == (n_points, 3) and grid.tcoords.shape == (n_points, 2)
+    faces = grid.faces.reshape(-1, 5)
+    assert len(faces) == 18 * 36 and (faces[:, 0] == 4).all() and faces[:, 1:].max() < n_points
+    # Texture coordinates say the same place as the vertex position.
+    assert np.allclose(grid.points_km, scene.geodetic_to_itrs_km(grid.lat_deg, grid.lon_deg))
+    assert np.allclose(grid.tcoords, scene.texture_uv(grid.lat_deg, grid.lon_deg))
+    # Quads wind counter-clockwise from outside: the normal points away from the centre.
+    a, b, c = (grid.points_km[faces[200, k]] for k in (1, 2, 3))
+    centre = (a + b + c) / 3.0
+    assert np.dot(np.cross(b - a, c - b), centre) > 0
+
+
+def _header_at(t):
+    """A state header built with skyfield, independent of the twin and the viewer."""
+    from skyfield.api import load_file
+    from skyfield.framelib import itrs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from skyfield_data import get_skyfield_data_path
+
+        planets = load_file(str(Path(get_skyfield_data_path()) / "de421.bsp"))
+    sun = (planets["sun"] - planets["earth"]).at(t).position.km
+    return {"sun_gcrs_km": list(sun), "gast_rad": t.gast / 24 * math.tau,
+            "gcrs_to_itrs": list(itrs.rotation_at(t).ravel())}, sun
+
+
+def test_subsolar_point_matches_skyfield(skyfield_time):
+    from skyfield.api import wgs84
+    from skyfield.positionlib import Geocentric
+
+    header, sun = _header_at(skyfield_time)
+    lat, lon = scene.subsolar_point_deg(header)
+    expected = wgs84.subpoint_of(Geocentric(sun / 149597870.7, t=skyfield_time))
+    assert abs(lon - expected.longitude.degrees) < TENTH_DEGREE
+    # Geocentric vs geodetic latitude differ by < 0.2 deg; at the equinox both are ~0.
+    assert abs(lat - expected.latitude.degrees) < 0.2
+    # 2026-03-20 14:00 UTC, two hours after noon at Greenwich: the Sun is near 30 W.
+    assert -32.0 < lon < -28.0 and abs(lat) < 0.5
+
+
+def test_gast_fallback_rotates_like_the_matrix(skyfield_time):
+    header, _ = _header_at(skyfield_time)
+    only_gast = {"gast_rad": header["gast_rad"], "sun_gcrs_km": header["sun_gcrs_km"]}
+    m_full, m_gast = scene.gcrs_to_itrs(header), scene.gcrs_to_itrs(only_gast)
+    # They differ only by precession-nutation since J2000: about 0.36 deg in 2026.
+    angle = math.degrees(math.acos((np.trace(m_full @ m_gast.T) - 1) / 2))
+    assert angle < 0.5
+    # The vernal equinox direction lies at longitude -GAST in the Earth-fixed frame.
+    x_itrs = m_gast @ np.array([1.0, 0.0, 0.0])
+    lon = math.atan2(x_itrs[1], x_itrs[0])
+    assert math.isclose(math.remainder(lon + header["gast_rad"], math.tau), 0.0, abs_tol=1e-12)
+
+
+def test_earth_matrix_and_itrs_to_view_agree(skyfield_time):
+    header, _ = _header_at(skyfield_time)
+    station_itrs = scene.geodetic_to_itrs_km(78.23, 15.41)
+    for earth_fixed in (False, True):
+        matrix = scene.earth_matrix(header, earth_fixed)
+        by_actor = (matrix @ np.append(station_itrs, 1.0))[:3]
+        assert np.allclose(by_actor, scene.itrs_to_view(station_itrs, header, earth_fixed))
+    # In the inertial view, the station is where GCRS says it is: M.T @ r_itrs.
+    m = scene.gcrs_to_itrs(header)
+    assert np.allclose(scene.itrs_to_view(station_itrs, header, False), m.T @ station_itrs)
+
+
+def test_sun_direction_in_both_frames(skyfield_time):
+    header, sun = _header_at(skyfield_time)
+    inertial = scene.sun_direction(header, earth_fixed=False)
+    fixed = scene.sun_direction(header, earth_fixed=True)
+    assert np.allclose(inertial, sun / np.linalg.norm(sun))
+    assert np.allclose(fixed, scene.gcrs_to_itrs(header) @ inertial)
+    assert np.allclose(scene.sun_direction({}, False), [1.0, 0.0, 0.0])  # bad header: no crash
+
+
+def test_earth_shading_puts_the_terminator_where_the_sun_says(skyfield_time):
+    header, _ = _header_at(skyfield_time)
+    lat, lon = scene.subsolar_point_deg(header)
+    places = [(lat, lon), (-lat, lon + 180.0), (0.0, lon + 89.0), (0.0, lon + 91.0),
+              (0.0, lon + 60.0)]
+    normals = np.array([scene.geodetic_to_itrs_km(a, b) for a, b in places])
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    shade = scene.earth_shading(normals, scene.sun_direction(header, earth_fixed=True),
+                                ambient=0.1)[:, 0]
+    night = round(0.1 * 255)
+    assert shade[0] >= 254 and shade[1] == night  # subsolar point, antisolar point
+    assert shade[2] > night and shade[3] == night  # either side of the terminator
+    assert abs(shade[4] - (night + (255 - night) * 0.5)) <= 2  # 60 deg from the Sun: cos = 0.5
+
+
+def test_trail_budget():
+    assert scene.trail_budget(40) == (48, 1440.0 / 47)
+    length, interval = scene.trail_budget(4428)
+    assert length * 4428 <= 60_000 and length >= 8
+    assert (length - 1) * interval == pytest.approx(1440.0)
+
+
+def test_sat_positions_hides_invalid_rows():
+    pos = np.array([[7000.0, 0.0, 0.0], [np.nan, np.nan, np.nan], [0.0, 7100.0, 1.0]])
+    arrays = {"pos_gcrs_km": pos, "pos_itrs_km": pos * 2}
+    out = scene.sat_positions(arrays, earth_fixed=False)
+    assert out.dtype == np.float32 and out.shape == (3, 3)
+    assert np.array_equal(out[1], [0, 0, 0]) and np.allclose(out[2], pos[2])
+    assert np.allclose(scene.sat_positions(arrays, earth_fixed=True)[0], [14000.0, 0.0, 0.0])
+    assert scene.nearest_sat(out, [7050.0, 10.0, 0.0]) == 0
+    assert scene.nearest_sat(np.zeros((0, 3)), [0, 0, 0]) == -1
+
+
+# --------------------------------------------------------------------------- colours
+META = {
+    "fields": [
+        {"name": "pos_gcrs_km", "shape": [3, 3], "unit": "km", "per_sat": True, "limits": {}},
+        {"name": "alt_km", "shape": [3], "unit": "km", "per_sat": True, "limits": {}},
+        {"name": "status", "shape": [3], "unit": "code", "per_sat": True, "limits": {}},
+        {"name": "in_contact", "shape": [2, 3], "unit": "bool", "per_sat": False},
+        {"name": "sunlit_frac", "shape": [3], "unit": "1", "per_sat": True, "limits": {}},
+        {"name": "temp_compute_k", "shape": [3], "unit": "K", "per_sat": True,
+         "limits": {"warn_high": 353.15, "alarm_high": 358.15}},
+        {"name": "soc_frac", "shape": [3], "unit": "1", "per_sat": True,
+         "limits": {"warn_low": 0.3, "alarm_low": 0.2}},
+        {"broken": True},
+    ],
+}
+
+
+def test_colour_fields_from_the_catalog():
+    fields = scene.colour_fields(META)
+    assert [f.name for f in fields] == ["alt_km", "sunlit_frac", "temp_compute_k", "soc_frac"]
+    assert fields[2].limits == {"warn_high": 353.15, "alarm_high": 358.15}
+    assert scene.default_field(fields) == "temp_compute_k"
+    assert scene.default_field(fields[:2]) == "alt_km"
+    assert scene.default_field([]) is None
+    assert scene.scalar_bar_title(fields[2]) == "temp_compute_k [K]"
+
+
+def test_colour_range():
+    temp, soc = (f for f in scene.colour_fields(META) if f.name in {"temp_compute_k", "soc_frac"})
+    alt = scene.colour_fields(META)[0]
+    # The high end is just past the alarm limit; the low end follows the data.
+    pad = scene.LIMIT_PAD_FRAC
+    lo, hi = scene.colour_range(temp, np.array([290.0, 300.0, np.nan]))
+    assert lo == 290.0 and hi == pytest.approx(358.15 + pad * (358.15 - 290.0))
+    # Fractions span 0..1 unless a limit says otherwise.
+    lo, hi = scene.colour_range(soc, np.array([0.5, 0.9]))
+    assert lo == pytest.approx(0.2 - pad * 0.8) and hi == 1.0
+    # Data ends only widen.
+    assert scene.colour_range(alt, np.array([540.0, 560.0]), (500.0, 550.0)) == (500.0, 560.0)
+    # A constant or empty field still gives a usable range.
+    lo, hi = scene.colour_range(alt, np.array([550.0, 550.0]))
+    assert lo < 550.0 < hi
+    lo, hi = scene.colour_range(alt, np.array([np.nan]))
+    assert math.isfinite(lo) and lo < hi
+
+
+def test_field_rgb_matches_matplotlib():
+    table = scene.colormap_table("turbo")
+    values = np.array([0.0, 0.25, 0.5, 0.999, 1.0, -np.inf, np.inf, np.nan])
+    rgb = scene.field_rgb(values, (0.0, 1.0), table)
+    cmap = matplotlib.colormaps["turbo"]
+    floor = scene.COLORMAP_FLOOR
+    expected = np.round(cmap(floor + (1 - floor) * np.clip(values[:5], 0, 1))[:, :3] * 255)
+    assert np.abs(rgb[:5].astype(int) - expected).max() <= 8  # one of 256 table steps
+    assert np.array_equal(rgb[5], table[0]) and np.array_equal(rgb[6], table[-1])
+    assert tuple(rgb[7]) == scene.NO_DATA_RGB
+
+
+def test_eclipse_dim():
+    rgb = np.full((4, 3), 200, dtype=np.uint8)
+    scene.eclipse_dim(rgb, np.array([1.0, 0.0, 0.5, np.nan], dtype=np.float32))
+    assert rgb[0, 0] == 200 and rgb[1, 0] == round(200 * scene.NIGHT_BRIGHTNESS)
+    assert rgb[1, 0] < rgb[2, 0] < rgb[0, 0] and rgb[3, 0] == 200  # unknown: not dimmed
+    assert scene.eclipse_dim(rgb, None) is rgb
+
+
+def test_alarm_mask():
+    fields = scene.colour_fields(META)
+    arrays = {
+        "temp_compute_k": np.array([300.0, 358.15, 320.0]),
+        "soc_frac": np.array([0.5, 0.5, 0.5]),
+        "status": np.array([0, 0, 0], dtype=np.uint8),
+    }
+    assert list(scene.alarm_mask(arrays, fields, 3)) == [False, True, False]
+    arrays["soc_frac"] = np.array([0.1, 0.5, 0.5])
+    arrays["status"] = np.array([0, 0, 4], dtype=np.uint8)
+    assert list(scene.alarm_mask(arrays, fields, 3)) == [True, True, True]
+    # A field named for alarms counts too, even if absent from the catalog.
+    quiet = {"alarm_count": np.array([0, 2, 0], dtype=np.int32),
+             "fault_flags": np.array([0, 0, 4], dtype=np.uint8)}
+    assert list(scene.alarm_mask(quiet, fields, 3)) == [False, True, True]
+
+
+# --------------------------------------------------------------------------- trails, contacts
+def test_trail_buffer_keeps_points_every_interval():
+    trails = scene.TrailBuffer(n_sats=2, length=4, interval_s=10.0)
+    assert trails.empty
+    for t in range(0, 41, 5):  # 0, 5, ..., 40 s
+        pos = np.array([[t, 0.0, 0.0], [0.0, t, 0.0]])
+        trails.push(float(t), pos, pos + 1.0)
+    pts = trails.points(earth_fixed=False).reshape(2, 4, 3)
+    # A slot opens every 10 s and holds the last position of its interval; the newest
+    # slot follows the satellite (40 s).
+    assert list(pts[0, :, 0]) == [15.0, 25.0, 35.0, 40.0]
+    assert pts[0, -1, 0] == 40.0 and pts[1, -1, 1] == 40.0
+    assert np.all(np.diff(pts[0, :, 0]) > 0)  # oldest first
+    assert np.allclose(trails.points(earth_fixed=True).reshape(2, 4, 3)[0, -1], [41, 1, 1])
+    lines = trails.lines().reshape(2, 5)
+    assert list(lines[1]) == [4, 4, 5, 6, 7]
+
+
+def test_trail_buffer_starts_as_a_point_and_resets_backwards():
+    trails = scene.TrailBuffer(n_sats=1, length=3, interval_s=10.0)
+    trails.push(100.0, np.array([[1.0, 2.0, 3.0]]), np.array([[1.0, 2.0, 3.0]]))
+    assert np.allclose(trails.points(False), [[1, 2, 3]] * 3)
+    trails.push(130.0, np.array([[4.0, 5.0, 6.0]]), np.array([[4.0, 5.0, 6.0]]))
+    trails.push(50.0, np.array([[7.0, 8.0, 9.0]]), np.array([[7.0, 8.0, 9.0]]))  # restart
+    assert np.allclose(trails.points(False), [[7, 8, 9]] * 3)
+
+
+def test_trail_buffer_collapses_invalid_satellites():
+    trails = scene.TrailBuffer(n_sats=2, length=3, interval_s=1.0)
+    good = np.array([[7000.0, 0, 0], [0, 7000.0, 0]])
+    trails.push(0.0, good, good)
+    bad = good.copy()
+    bad[1] = np.nan
+    trails.push(1.0, bad, bad)
+    pts = trails.points(False).reshape(2, 3, 3)
+    assert np.isfinite(pts).all() and not pts[1].any() and pts[0].any()
+
+
+def test_contact_segments():
+    in_contact = np.array([[True, False, True], [False, False, True]])
+    stations = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    sats = np.array([[10.0, 0, 0], [20.0, 0, 0], [30.0, 0, 0]])
+    points, lines = scene.contact_segments(in_contact, stations, sats)
+    assert points.shape == (6, 3)
+    assert np.allclose(points[0::2], [[1, 0, 0], [1, 0, 0], [0, 1, 0]])
+    assert np.allclose(points[1::2, 0], [10, 30, 30])
+    assert list(lines) == [2, 0, 1, 2, 2, 3, 2, 4, 5]
+    points, lines = scene.contact_segments(np.zeros((2, 3), bool), stations, sats)
+    assert points.shape == (0, 3) and lines.size == 0
+
+
+# --------------------------------------------------------------------------- text
+@pytest.mark.parametrize(("name", "value", "text"), [
+    ("temp_compute_k", 353.15, "353.1 K (80.0 °C)"),
+    ("soc_frac", 0.456, "45.6 %"),
+    ("delivered_flop_s", 2.5e15, "2.5 PFLOP/s"),
+    ("peak_pflop_s", 316.48, "316 PFLOP/s"),
+    ("power_generated_w", 12345.0, "12.3 kW"),
+    ("n_in_eclipse", 12, "12"),
+    ("n_sats", 4428, "4,428"),
+    ("alt_km", 550.04, "550.0 km"),
+    ("beta_deg", -12.345, "-12.35°"),
+    ("throttled", True, "yes"),
+    ("anything", float("nan"), "—"),
+    ("compute_cap_w", float("inf"), "unlimited"),
+    ("mystery", 0.123456, "0.1235"),
+])
+def test_format_quantity(name, value, text):
+    assert scene.format_quantity(name, value) == text
+
+
+def test_hud_lines():
+    header = {"t_utc": 1774008000.0, "warp": 60.0, "paused": False, "step": 7,
+              "fleet": {"n_in_eclipse": 3, "delivered_flop_s": 1e15}}
+    meta = {"scenario": {"name": "default"},
+            "sats": {"names": ["A", "B"], "groups": ["g1", "g2"]},
+            "stations": [{"name": "Svalbard"}]}
+    top = scene.status_lines(header, meta, "LIVE", earth_fixed=False, missed=2, fps=31.4)
+    assert top[1] == "2026-03-20 12:00:00 UTC"
+    assert "warp x60" in top[2] and "LIVE" in top[2] and "inertial" in top[3]
+    assert "missed 2" in top[4] and "31 fps" in top[4]
+    assert "PAUSED" in scene.status_lines({**header, "paused": True}, meta, "STALE",
+                                          earth_fixed=True)[2]
+    fleet = scene.fleet_lines(header["fleet"], n_flagged=1)
+    assert "delivered: 1 PFLOP/s" in fleet and "in eclipse: 3" in fleet
+    assert fleet[-1] == "flagged (alarm/fault): 1"
+    many = {f"n_thing_{i}": i for i in range(30)} | {"delivered_pflop_s": 2.0,
+                                                     "n_alarms_active": 4}
+    short = scene.fleet_lines(many, 0)
+    assert len(short) <= 15
+    assert short[1] == "alarms active: 4" and short[2] == "delivered: 2 PFLOP/s"
+    assert len(scene.fleet_lines(many, 0, full=True)) == 34
+    fields = scene.colour_fields(META)
+    arrays = {"contact_station": np.array([-1, 0], dtype=np.int16),
+              "alt_km": np.array([550.0, 551.0]), "temp_compute_k": np.array([300.0, 310.0])}
+    node = scene.node_lines(meta, arrays, 1, fields)
+    assert node[0] == "NODE 1: B  [g2]" and node[1] == "contact: Svalbard"
+    assert "alt: 551.0 km" in node
+    assert scene.node_lines(meta, arrays, 5, fields) == []

@@ -1,0 +1,231 @@
+"""The terminal dashboard driven headless (textual's pilot) against a real twin on random ports.
+
+The twin is a real `python -m twin` process (a thread would keep this process busy, and
+the pilot waits for an idle process after each key); the dashboard subscribes and
+commands over real loopback sockets, exactly as `odc tui` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import tuiutil
+from tuiutil import twin_process
+
+from viz.stream import LIVE, STALE
+from viz.tui.app import DashboardApp, StreamUpdate
+from viz.tui.model import FleetModel, human_unit, limit_levels
+from viz.tui.screens import CommandError, DetailScreen, parse_command
+
+SIZE = (140, 40)
+
+
+async def until(pilot, condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Let the app run until ``condition()`` holds; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await pilot.pause(0.05)
+
+
+def test_table_fills_from_the_stream_and_sorts_and_filters() -> None:
+    async def scenario(addresses: dict[str, str]) -> None:
+        app = DashboardApp(addresses["stream"], addresses["commands"], stale_after_s=2.0)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.model.n == 40 and len(app.fleet_table.order) == 40
+                        and app.model.names and app.connection == LIVE)
+            table = app.fleet_table
+            assert [c.key for c in app.model.columns][:3] == ["name", "group", "lat_deg"]
+            # Sort by latitude from the sort chooser: highest first, then reversed.
+            await pilot.press("s")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "SortScreen")
+            keys = [c.key for c in app.model.columns]
+            for _ in range(keys.index("lat_deg")):
+                await pilot.press("down")
+            await pilot.press("enter")
+            await until(pilot, lambda: app.model.sort_key == "lat_deg")
+            await pilot.pause(0.3)
+            # Order and values from the same instant (the table redraws from view_order()).
+            order, lat = app.model.view_order(), app.model.values("lat_deg")
+            assert np.all(np.diff(lat[order]) <= 0), "not sorted highest first"
+            assert order[0] == int(np.argmax(lat)) and len(table.order) == 40
+            app.sort_by("lat_deg")
+            await pilot.pause(0.2)
+            assert not app.model.sort_descending
+            order, lat = app.model.view_order(), app.model.values("lat_deg")
+            assert np.all(np.diff(lat[order]) >= 0)
+            # Filter by name: only the dawn-dusk plane.
+            await pilot.press("slash")
+            await pilot.press(*"dawn")
+            await pilot.press("enter")
+            await pilot.pause(0.2)
+            names = [app.model.name(int(i)) for i in table.order]
+            assert names and all("dawn" in n for n in names) and len(names) < 40
+            # By state: only nodes in eclipse (against the streamed sunlit fraction).
+            await pilot.press("e")
+            await pilot.pause(0.2)
+            sunlit = app.model.values("sunlit_frac")
+            assert all(sunlit[i] < 0.5 and "dawn" in app.model.name(int(i)) for i in table.order)
+            await pilot.press("e")
+            # Enter opens the detail screen of the selected node; Esc goes back.
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+            assert app.screen.sat in table.order  # the live sort may have moved it since
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, DetailScreen))
+
+    with twin_process("--rate", "10", "--warp", "60") as (_, addresses):
+        asyncio.run(scenario(addresses))
+
+
+def test_keys_send_commands_and_the_reply_shows() -> None:
+    async def scenario(addresses: dict[str, str]) -> None:
+        app = DashboardApp(addresses["stream"], addresses["commands"], stale_after_s=2.0)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.connection == LIVE and app.model.n == 40)
+            await pilot.press("space")
+            await until(pilot, lambda: app.last_reply is not None)
+            assert app.last_reply["ok"] and app.last_reply["paused"] is True
+            await until(pilot, lambda: app.paused)
+            assert "PAUSED" in str(app.query_one("#header").render())
+            step = app.model.header["step"]
+            await pilot.pause(0.5)
+            assert app.model.header["step"] == step, "twin still stepping while paused"
+            app.last_reply = None
+            await pilot.press("space")
+            await until(pilot, lambda: app.last_reply is not None)
+            assert app.last_reply["ok"] and app.last_reply["paused"] is False
+            await until(pilot, lambda: app.model.header["step"] > step)
+            # A bad command typed at the prompt: the twin's error is shown, nothing breaks.
+            app.last_reply = None
+            await pilot.press("colon")
+            await pilot.pause(0.2)
+            app.screen.query_one("Input").value = "warp value=-5"
+            await pilot.press("enter")
+            await until(pilot, lambda: app.last_reply is not None)
+            assert app.last_reply["ok"] is False
+            assert "warp" in str(app.query_one("#reply").render())
+            await pilot.pause(0.3)
+            assert app.warp == 60.0
+
+    with twin_process("--rate", "10", "--warp", "60") as (_, addresses):
+        asyncio.run(scenario(addresses))
+
+
+def test_stale_when_the_twin_stops_and_live_when_it_returns() -> None:
+    async def scenario() -> None:
+        with twin_process("--rate", "10") as (first, addresses):
+            app = DashboardApp(addresses["stream"], addresses["commands"], stale_after_s=1.0,
+                               command_timeout_s=0.5)
+            async with app.run_test(size=SIZE) as pilot:
+                await until(pilot, lambda: app.connection == LIVE and app.model.n == 40)
+                tuiutil.stop_process(first)
+                await until(pilot, lambda: app.connection == STALE, timeout_s=5)
+                assert "STALE" in str(app.query_one("#header").render())
+                # Commands to a twin that is gone come back as errors, the UI keeps going.
+                await pilot.press("space")
+                await until(pilot, lambda: app.last_reply is not None, timeout_s=5)
+                assert app.last_reply["ok"] is False
+                same_ports = {"pub": addresses["stream"], "cmd": addresses["commands"],
+                              "ingest": addresses["ingest"]}
+                with twin_process("--rate", "10", **same_ports):
+                    await until(pilot, lambda: app.connection == LIVE, timeout_s=10)
+                    await until(pilot, lambda: app.restarts >= 1, timeout_s=5)
+                    assert "LIVE" in str(app.query_one("#header").render())
+
+    asyncio.run(scenario())
+
+
+# -- the model, without a terminal ----------------------------------------------------
+
+
+def test_human_units() -> None:
+    assert human_unit("temp_compute_k", "K").format(373.15) == "100.0"
+    assert human_unit("temp_compute_k", "K").label == "°C"
+    assert human_unit("soc_frac", "1").format(0.456) == "46"
+    assert human_unit("power_cap_w", "W", 2500.0).label == "kW"
+    assert human_unit("p_solar_w", "W", 2.5e6).label == "MW"
+    assert human_unit("delivered_flop_s", "FLOP/s", 1.2e15).label == "PFLOP/s"
+    assert human_unit("beta_deg", "deg").format(-0.01) == "0.0"
+
+
+def test_limit_levels() -> None:
+    limits = {"warn_high": 353.15, "alarm_high": 363.15, "warn_low": 273.15}
+    levels = limit_levels(np.array([300.0, 355.0, 370.0, 260.0, np.nan]), limits)
+    assert levels.tolist() == [0, 1, 2, 1, 0]
+
+
+def test_new_fields_appear_from_the_catalog_and_sort_hottest_first() -> None:
+    model = FleetModel()
+    model.apply_meta(tuiutil.meta(40))
+    model.apply_state(tuiutil.state(0))
+    keys = [c.key for c in model.columns]
+    for name in ("temp_compute_k", "soc_frac", "utilization_frac", "power_cap_w", "upsets"):
+        assert name in keys
+    assert "pos_gcrs_km" not in keys and "in_contact" not in keys
+    model.set_sort("temp_compute_k")
+    order = model.view_order()
+    assert order[0] == 7 and model.sort_descending
+    assert model.worst[7] == 2 and model.worst[12] >= 1
+    model.only_alarm = True
+    assert set(model.view_order()) == {3, 7}
+    model.only_alarm = False
+    model.set_text_filter("wlk")
+    assert all(model.name(int(i)).startswith("WLK") for i in model.view_order())
+
+
+def test_alarm_events_are_active_until_acknowledged() -> None:
+    model = FleetModel()
+    model.apply_meta(tuiutil.meta(40))
+    for seq in range(3):
+        model.apply_event(tuiutil.event(seq, "temp_alarm", "alarm", "hot", sat=5))
+    model.apply_event(tuiutil.event(3, "contact_start", "info", "hello", sat=6))
+    assert list(model.alarms) == [("temp_alarm", 5)] and model.alarms[("temp_alarm", 5)].count == 3
+    assert model.acknowledge(("temp_alarm", 5)) == 1 and not model.alarms
+
+
+def test_trends_keep_the_last_samples_per_node() -> None:
+    model = FleetModel(trend_samples=5)
+    model.apply_meta(tuiutil.meta(40))
+    for step in range(8):
+        model.apply_state(tuiutil.state(step))
+    series = model.trend_of("soc_frac", 10)
+    expected = [tuiutil.state(step).arrays["soc_frac"][10] for step in range(3, 8)]
+    assert np.allclose(series, expected)
+
+
+def test_parse_command() -> None:
+    assert parse_command("warp value=120") == ("warp", {"value": 120})
+    assert parse_command("policy policy=sun_aware") == ("policy", {"policy": "sun_aware"})
+    assert parse_command('submit kind="batch inference" n=2.5 ok=true') == (
+        "submit", {"kind": "batch inference", "n": 2.5, "ok": True})
+    with pytest.raises(CommandError):
+        parse_command("warp 120")
+    with pytest.raises(CommandError):
+        parse_command("")
+
+
+def test_synthetic_feed_without_a_twin_never_blocks() -> None:
+    async def scenario() -> None:
+        app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", stale_after_s=0.5,
+                           command_timeout_s=0.3)
+        async with app.run_test(size=SIZE) as pilot:
+            app.feed(StreamUpdate(meta=tuiutil.meta(), connection=LIVE))
+            app.feed(StreamUpdate(state=tuiutil.state(1), connection=LIVE))
+            await pilot.pause(0.2)
+            assert len(app.fleet_table.order) == 40
+            await pilot.press("space")  # nobody answers: an error reply, not a hang
+            await until(pilot, lambda: app.last_reply is not None, timeout_s=5)
+            assert app.last_reply["ok"] is False
+
+    asyncio.run(scenario())

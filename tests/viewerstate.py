@@ -1,0 +1,131 @@
+"""A fixed, deterministic fleet state for the viewer's image tests (no twin needed).
+
+Circular orbits in closed form, the Earth turned by the USNO GMST formula, the Sun at the
+March equinox direction, and a cylindrical shadow: good enough to look like the twin's
+stream and stable forever, so the stored reference images never drift when the twin's
+models change.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from twin.wire import Message
+from viz import scene
+
+T_UTC = 1774015200.0  # 2026-03-20T14:00:00Z, near the March equinox
+R_EARTH_KM = 6378.137
+
+STATIONS = [
+    ("Svalbard", 78.23, 15.41), ("Fairbanks", 64.86, -147.85), ("Troll", -72.01, 2.53),
+    ("Hartebeesthoek", -25.89, 27.69), ("Santiago", -33.15, -70.67), ("Singapore", 1.35, 103.82),
+]
+
+
+def gmst_rad(t_utc: float) -> float:
+    """Greenwich mean sidereal time (USNO approximation, 0.1 s per century)."""
+    days = (t_utc - 946728000.0) / 86400.0  # since J2000.0 (2000-01-01 12:00 UTC)
+    return math.radians((280.46061837 + 360.98564736629 * days) % 360.0)
+
+
+def _rz(theta: float) -> np.ndarray:
+    c, s = math.cos(theta), math.sin(theta)
+    return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _orbits() -> tuple[np.ndarray, list[str], list[str]]:
+    """40 nodes: a 53 deg Walker shell at 550 km and a dawn-dusk plane at 650 km."""
+    pos, names, groups = [], [], []
+
+    def plane(radius, inc_deg, raan_deg, anomalies_deg):
+        inc, raan = math.radians(inc_deg), math.radians(raan_deg)
+        u = np.radians(anomalies_deg)
+        x = radius * np.cos(u)
+        y = radius * np.sin(u)
+        return np.stack([
+            x * math.cos(raan) - y * math.cos(inc) * math.sin(raan),
+            x * math.sin(raan) + y * math.cos(inc) * math.cos(raan),
+            y * math.sin(inc),
+        ], axis=1)
+
+    for p in range(3):
+        anomalies = np.arange(8) * 45.0 + p * 15.0
+        pos.append(plane(R_EARTH_KM + 550.0, 53.0, 120.0 * p + 20.0, anomalies))
+        names += [f"MID-{p + 1:02d}-{s + 1:02d}" for s in range(8)]
+        groups += ["mid-53"] * 8
+    # Dawn-dusk: the orbit normal points at the Sun (+x here), so RAAN = 90 deg.
+    pos.append(plane(R_EARTH_KM + 650.0, 98.0, 90.0, np.arange(16) * 22.5))
+    names += [f"DD-01-{s + 1:02d}" for s in range(16)]
+    groups += ["dawn-dusk"] * 16
+    return np.concatenate(pos), names, groups
+
+
+def meta_and_state() -> tuple[dict, Message]:
+    """The ``meta`` body and one decoded ``state`` message of the fixed fleet."""
+    pos_gcrs, names, groups = _orbits()
+    n = len(pos_gcrs)
+    gast = gmst_rad(T_UTC)
+    m = _rz(gast)
+    pos_itrs = pos_gcrs @ m.T
+    sun = np.array([1.495e8, -1.0e5, -4.0e4])
+    s_hat = sun / np.linalg.norm(sun)
+    along = pos_gcrs @ s_hat
+    off_axis = np.linalg.norm(pos_gcrs - along[:, None] * s_hat, axis=1)
+    sunlit = np.where((along < 0) & (off_axis < R_EARTH_KM), 0.0, 1.0).astype(np.float32)
+    sunlit[np.argmin(np.abs(off_axis - R_EARTH_KM) + (along > 0) * 1e9)] = 0.5
+    r = np.linalg.norm(pos_itrs, axis=1)
+    lat = np.degrees(np.arcsin(pos_itrs[:, 2] / r))
+    lon = np.degrees(np.arctan2(pos_itrs[:, 1], pos_itrs[:, 0]))
+    station_itrs = scene.geodetic_to_itrs_km([s[1] for s in STATIONS], [s[2] for s in STATIONS])
+    los = pos_itrs[None, :, :] - station_itrs[:, None, :]
+    up = station_itrs / np.linalg.norm(station_itrs, axis=1, keepdims=True)
+    sin_el = np.einsum("snk,sk->sn", los, up) / np.linalg.norm(los, axis=2)
+    in_contact = np.degrees(np.arcsin(sin_el)) >= 10.0
+    best = np.argmax(np.where(in_contact, sin_el, -2.0), axis=0)
+    contact_station = np.where(in_contact.any(axis=0), best, -1).astype(np.int16)
+    idx = np.arange(n)
+    temp_k = (300.0 + 55.0 * (0.5 + 0.5 * np.sin(idx * 0.7))).astype(np.float32)
+    temp_k[[5, 29]] = 361.0  # two nodes in alarm
+    soc = (0.35 + 0.6 * (0.5 + 0.5 * np.cos(idx * 0.3))).astype(np.float32)
+    arrays = {
+        "pos_gcrs_km": pos_gcrs, "pos_itrs_km": pos_itrs, "lat_deg": lat, "lon_deg": lon,
+        "alt_km": r - R_EARTH_KM, "sunlit_frac": sunlit,
+        "status": np.zeros(n, np.uint8), "in_contact": in_contact,
+        "contact_station": contact_station, "temp_compute_k": temp_k, "soc_frac": soc,
+    }
+    catalog = [
+        ("pos_gcrs_km", "km", (n, 3), True, {}), ("pos_itrs_km", "km", (n, 3), True, {}),
+        ("lat_deg", "deg", (n,), True, {}), ("lon_deg", "deg", (n,), True, {}),
+        ("alt_km", "km", (n,), True, {}), ("sunlit_frac", "1", (n,), True, {}),
+        ("status", "code", (n,), True, {}),
+        ("in_contact", "bool", (len(STATIONS), n), False, {}),
+        ("contact_station", "index", (n,), True, {}),
+        ("temp_compute_k", "K", (n,), True, {"warn_high": 353.15, "alarm_high": 358.15}),
+        ("soc_frac", "1", (n,), True, {"warn_low": 0.3, "alarm_low": 0.2}),
+    ]
+    meta = {
+        "v": 1, "seq": 0, "t_utc": T_UTC,
+        "scenario": {"name": "image-test", "description": "fixed state", "seed": 1},
+        "clock": {"rate_hz": 10.0, "warp": 60.0},
+        "sats": {"n": n, "ids": names, "names": names, "groups": groups,
+                 "norad_ids": [0] * n},
+        "stations": [{"name": name, "lat_deg": la, "lon_deg": lo, "alt_m": 0.0,
+                      "min_elevation_deg": 10.0, "downlink_bps": 1e8}
+                     for name, la, lo in STATIONS],
+        "fields": [{"name": nm, "dtype": arrays[nm].dtype.str, "shape": list(shape),
+                    "unit": unit, "description": "", "per_sat": per_sat, "limits": limits}
+                   for nm, unit, shape, per_sat, limits in catalog],
+        "subsystems": {},
+    }
+    header = {
+        "v": 1, "seq": 0, "t_utc": T_UTC, "step": 0, "dt_s": 6.0, "warp": 60.0,
+        "paused": False, "n_sats": n,
+        "fleet": {"n_in_eclipse": int(np.count_nonzero(sunlit < 1)),
+                  "n_in_contact": int(np.count_nonzero(contact_station >= 0)),
+                  "delivered_flop_s": 3.2e16, "power_generated_w": 5.1e5},
+        "sun_gcrs_km": [float(x) for x in sun], "gast_rad": gast,
+        "gcrs_to_itrs": [float(x) for x in m.ravel()],
+    }
+    return meta, Message("state", header, arrays)

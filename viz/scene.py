@@ -1,0 +1,625 @@
+"""The 3D viewer's state-to-arrays layer: pure numpy, no rendering, no physics.
+
+Everything the viewer draws comes from a ``state`` message and ``meta`` through the
+functions here: satellite points in the chosen frame, colours from a field and its limits,
+eclipse dimming, alarm flags, trails, contact lines, the Earth's orientation and texture
+coordinates, and the HUD's text. ``viz.viewer`` only copies these arrays into VTK.
+
+Frames: the *inertial* view draws in GCRS (orbits are rings, the Earth turns under them);
+the *Earth-fixed* view draws in ITRS. Earth-fixed things (the globe, stations) are built
+once in ITRS and carried into GCRS by ``M.T`` where ``M`` is the header's ``gcrs_to_itrs``
+(``r_itrs = M @ r_gcrs``). Lengths are km throughout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+# WGS84 ellipsoid (NIMA TR8350.2): the globe is drawn as the ellipsoid, so a station at
+# its geodetic height sits on the drawn surface at any latitude, poles included.
+WGS84_A_KM = 6378.137
+WGS84_F = 1.0 / 298.257223563
+WGS84_E2 = WGS84_F * (2.0 - WGS84_F)
+
+# Units that name categories, not quantities: nothing to colour by.
+_NON_SCALAR_UNITS = frozenset({"code", "index", "bitmask"})
+# Preferred colour fields, in order; the first present in meta is the default.
+PREFERRED_FIELDS = ("temp_compute_k", "soc_frac", "utilization_frac", "utilization",
+                    "delivered_flop_s", "beta_deg", "alt_km")
+# Brightness of a node in full umbra relative to full sun (eclipse dimming).
+NIGHT_BRIGHTNESS = 0.4
+# Fraction of the colormap skipped at its dark end: the bottom of "turbo" is near-black,
+# invisible against space (and more so once dimmed in eclipse).
+COLORMAP_FLOOR = 0.1
+# Padding beyond a limit at the end of the colour range, as a fraction of the range, so
+# the limit's mark on the bar sits inside it.
+LIMIT_PAD_FRAC = 0.05
+# Colour of a node whose field value is missing or not finite.
+NO_DATA_RGB = (110, 110, 110)
+
+
+# --------------------------------------------------------------------------- geometry
+def geodetic_to_itrs_km(lat_deg: Any, lon_deg: Any, alt_km: Any = 0.0) -> np.ndarray:
+    """Earth-fixed position of geodetic coordinates on WGS84.
+
+    Args:
+        lat_deg, lon_deg: Geodetic latitude and east longitude, degrees (any broadcastable
+            shape).
+        alt_km: Height above the ellipsoid, km.
+
+    Returns:
+        ITRS position, km, shape ``broadcast_shape + (3,)``.
+    """
+    lat = np.radians(np.asarray(lat_deg, dtype=float))
+    lon = np.radians(np.asarray(lon_deg, dtype=float))
+    alt = np.asarray(alt_km, dtype=float)
+    sin_lat = np.sin(lat)
+    n = WGS84_A_KM / np.sqrt(1.0 - WGS84_E2 * sin_lat**2)  # prime-vertical radius
+    xy = (n + alt) * np.cos(lat)
+    z = (n * (1.0 - WGS84_E2) + alt) * sin_lat
+    return np.stack(np.broadcast_arrays(xy * np.cos(lon), xy * np.sin(lon), z), axis=-1)
+
+
+def texture_uv(lat_deg: Any, lon_deg: Any) -> np.ndarray:
+    """Texture coordinates of a place on an equirectangular (plate carree) Earth image.
+
+    The image runs from longitude -180 at its left edge to +180 at its right, latitude +90
+    at its top to -90 at its bottom. VTK puts ``v = 0`` at the image's bottom row.
+
+    Returns:
+        ``(u, v)`` in 0..1, shape ``broadcast_shape + (2,)``.
+    """
+    u = (np.asarray(lon_deg, dtype=float) + 180.0) / 360.0
+    v = (np.asarray(lat_deg, dtype=float) + 90.0) / 180.0
+    return np.stack(np.broadcast_arrays(u, v), axis=-1)
+
+
+def uv_to_pixel(uv: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Image pixel (column, row counted from the top) that texture coordinates sample."""
+    uv = np.asarray(uv, dtype=float)
+    col = np.clip(np.floor(uv[..., 0] * width), 0, width - 1).astype(int)
+    row = np.clip(np.floor((1.0 - uv[..., 1]) * height), 0, height - 1).astype(int)
+    return col, row
+
+
+@dataclass(frozen=True)
+class EarthGrid:
+    """A latitude-longitude grid of the WGS84 ellipsoid with its texture coordinates.
+
+    Attributes:
+        points_km: ``((n_lat + 1) * (n_lon + 1), 3)`` ITRS vertices; the seam column at
+            +180 deg repeats -180 so the texture does not wrap backwards across it.
+        tcoords: Matching ``(u, v)`` texture coordinates.
+        faces: VTK face connectivity ``[4, a, b, c, d, ...]`` of the quads.
+        lat_deg, lon_deg: Geodetic coordinates of each vertex.
+    """
+
+    points_km: np.ndarray
+    tcoords: np.ndarray
+    faces: np.ndarray
+    lat_deg: np.ndarray
+    lon_deg: np.ndarray
+
+
+def earth_grid(n_lat: int = 90, n_lon: int = 180) -> EarthGrid:
+    """Vertices, quads and texture coordinates of the globe (built once, ITRS)."""
+    lat = np.linspace(-90.0, 90.0, n_lat + 1)
+    lon = np.linspace(-180.0, 180.0, n_lon + 1)
+    lat_g, lon_g = np.meshgrid(lat, lon, indexing="ij")
+    points = geodetic_to_itrs_km(lat_g, lon_g).reshape(-1, 3)
+    tcoords = texture_uv(lat_g, lon_g).reshape(-1, 2)
+    i, j = np.meshgrid(np.arange(n_lat), np.arange(n_lon), indexing="ij")
+    a = (i * (n_lon + 1) + j).ravel()
+    # Counter-clockwise seen from outside, so normals point out of the Earth.
+    quads = np.stack([np.full_like(a, 4), a, a + 1, a + n_lon + 2, a + n_lon + 1], axis=1)
+    return EarthGrid(points, tcoords, quads.ravel(), lat_g.ravel(), lon_g.ravel())
+
+
+def gcrs_to_itrs(header: Mapping[str, Any]) -> np.ndarray:
+    """The header's rotation ``M`` (``r_itrs = M @ r_gcrs``), 3x3.
+
+    Falls back to a pure rotation by ``gast_rad`` about the pole when the matrix is absent
+    or malformed (the difference, precession-nutation, is a fraction of a degree).
+    """
+    matrix = header.get("gcrs_to_itrs")
+    if matrix is not None:
+        m = np.asarray(matrix, dtype=float)
+        if m.size == 9 and np.all(np.isfinite(m)):
+            return m.reshape(3, 3)
+    theta = float(header.get("gast_rad", 0.0))
+    c, s = math.cos(theta), math.sin(theta)
+    return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def earth_matrix(header: Mapping[str, Any], earth_fixed: bool) -> np.ndarray:
+    """4x4 transform taking Earth-fixed (ITRS) geometry into the view frame."""
+    out = np.eye(4)
+    if not earth_fixed:
+        out[:3, :3] = gcrs_to_itrs(header).T
+    return out
+
+
+def itrs_to_view(points_itrs_km: np.ndarray, header: Mapping[str, Any],
+                 earth_fixed: bool) -> np.ndarray:
+    """Earth-fixed points (``(..., 3)`` km) in the view frame."""
+    if earth_fixed:
+        return np.asarray(points_itrs_km, dtype=float)
+    # Row vectors: r_gcrs = M.T @ r_itrs  <=>  r_gcrs_row = r_itrs_row @ M.
+    return np.asarray(points_itrs_km, dtype=float) @ gcrs_to_itrs(header)
+
+
+def sun_direction(header: Mapping[str, Any], earth_fixed: bool) -> np.ndarray:
+    """Unit vector from the Earth's centre to the Sun in the view frame."""
+    sun = np.asarray(header.get("sun_gcrs_km", (1.0, 0.0, 0.0)), dtype=float)
+    if sun.shape != (3,) or not np.all(np.isfinite(sun)) or not np.any(sun):
+        sun = np.array([1.0, 0.0, 0.0])
+    if earth_fixed:
+        sun = gcrs_to_itrs(header) @ sun
+    return sun / np.linalg.norm(sun)
+
+
+def subsolar_point_deg(header: Mapping[str, Any]) -> tuple[float, float]:
+    """Geocentric latitude and longitude of the point with the Sun at the zenith, deg."""
+    x, y, z = sun_direction(header, earth_fixed=True)
+    return math.degrees(math.asin(z)), math.degrees(math.atan2(y, x))
+
+
+def earth_shading(normals: np.ndarray, sun_itrs: np.ndarray, ambient: float = 0.12,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """Per-vertex Lambert shading of the globe by the Sun, as uint8 grey ``(m, 3)``.
+
+    The viewer multiplies the texture by these vertex colours instead of lighting the
+    globe per pixel: the same directional light from the Sun's true direction, at half
+    the cost on a CPU renderer. ``1`` (255) where the Sun is at the zenith, ``ambient``
+    on the night side, so the continents stay faintly visible there.
+
+    Args:
+        normals: Outward unit normals of the globe's vertices, ITRS, ``(m, 3)``.
+        sun_itrs: Unit vector to the Sun, ITRS, ``(3,)``.
+        ambient: Brightness of the night side, 0..1.
+        out: Optional ``(m, 3)`` uint8 buffer to write into.
+    """
+    cos_zenith = np.clip(normals @ np.asarray(sun_itrs, dtype=normals.dtype), 0.0, 1.0)
+    level = np.round(255.0 * (ambient + (1.0 - ambient) * cos_zenith)).astype(np.uint8)
+    if out is None:
+        out = np.empty((len(normals), 3), dtype=np.uint8)
+    out[:] = level[:, None]
+    return out
+
+
+def trail_budget(n_sats: int, points: int = 60_000, span_s: float = 1440.0,
+                 longest: int = 48, shortest: int = 8) -> tuple[int, float]:
+    """Points per trail and seconds between them for a fleet of ``n_sats``.
+
+    A big fleet gets fewer, farther-apart points so all trails together stay near
+    ``points`` vertices (what a CPU renderer draws in a few ms) while still spanning
+    ``span_s`` (24 min: a quarter of a low orbit).
+
+    Returns:
+        ``(length, interval_s)``.
+    """
+    length = int(np.clip(points // max(n_sats, 1), shortest, longest))
+    return length, span_s / (length - 1)
+
+
+def sat_positions(arrays: Mapping[str, np.ndarray], earth_fixed: bool,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """Satellite positions in the view frame, float32 ``(n, 3)`` km.
+
+    Satellites without a valid position (SGP4 error: NaN rows) are put at the Earth's
+    centre, where the opaque globe hides them, so the mesh keeps its size.
+    """
+    pos = arrays["pos_itrs_km" if earth_fixed else "pos_gcrs_km"]
+    if out is None:
+        out = np.empty(pos.shape, dtype=np.float32)
+    np.copyto(out, pos, casting="same_kind")
+    out[~np.isfinite(out).all(axis=1)] = 0.0
+    return out
+
+
+def nearest_sat(points_km: np.ndarray, xyz_km: Sequence[float]) -> int:
+    """Index of the drawn satellite closest to a picked world point (-1 if none)."""
+    if len(points_km) == 0:
+        return -1
+    d2 = np.sum((np.asarray(points_km, dtype=float) - np.asarray(xyz_km, dtype=float)) ** 2,
+                axis=1)
+    return int(np.argmin(d2))
+
+
+# --------------------------------------------------------------------------- colours
+@dataclass(frozen=True)
+class ColourField:
+    """A per-satellite numeric field from meta's catalog that the viewer can colour by."""
+
+    name: str
+    unit: str
+    description: str = ""
+    limits: Mapping[str, float] = field(default_factory=dict)
+
+
+def colour_fields(meta: Mapping[str, Any]) -> list[ColourField]:
+    """Per-satellite scalar fields of meta's catalog, in catalog order.
+
+    Vectors (positions), station-by-satellite tables and codes/indices are left out.
+    """
+    out = []
+    for entry in meta.get("fields", []):
+        try:
+            shape = list(entry["shape"])
+            if not entry.get("per_sat", False) or len(shape) != 1:
+                continue
+            if entry.get("unit") in _NON_SCALAR_UNITS:
+                continue
+            limits = {str(k): float(v) for k, v in (entry.get("limits") or {}).items()
+                      if isinstance(v, int | float) and math.isfinite(v)}
+            out.append(ColourField(str(entry["name"]), str(entry.get("unit", "")),
+                                   str(entry.get("description", "")), limits))
+        except (KeyError, TypeError, ValueError):
+            continue  # a malformed catalog entry is skipped, not fatal
+    return out
+
+
+def default_field(fields: Sequence[ColourField]) -> str | None:
+    """The field to colour by when the user named none."""
+    names = [f.name for f in fields]
+    for name in PREFERRED_FIELDS:
+        if name in names:
+            return name
+    for name in names:
+        if name.startswith("temp_"):
+            return name
+    return names[0] if names else None
+
+
+def colour_range(info: ColourField, values: np.ndarray,
+                 previous: tuple[float, float] | None = None) -> tuple[float, float]:
+    """The value range the colour bar spans.
+
+    Limits fix an end where the field has them (the lowest ``*_low`` limit, the highest
+    ``*_high`` limit), so the bar's ends mean "alarm". Fractions span 0..1. Other ends
+    follow the data and only ever widen (``previous``), so colours do not flicker.
+    """
+    lows = [v for k, v in info.limits.items() if k.endswith("_low")]
+    highs = [v for k, v in info.limits.items() if k.endswith("_high")]
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    data_lo = float(finite.min()) if finite.size else math.nan
+    data_hi = float(finite.max()) if finite.size else math.nan
+    if previous is not None:
+        data_lo = min(data_lo, previous[0]) if math.isfinite(data_lo) else previous[0]
+        data_hi = max(data_hi, previous[1]) if math.isfinite(data_hi) else previous[1]
+    fraction = info.name.endswith("_frac") or info.unit == "1"
+    lo = min(lows) if lows else (0.0 if fraction else data_lo)
+    hi = max(highs) if highs else (1.0 if fraction else data_hi)
+    if math.isfinite(lo) and math.isfinite(hi) and hi > lo:
+        pad = LIMIT_PAD_FRAC * (hi - lo)
+        lo, hi = lo - pad * bool(lows), hi + pad * bool(highs)
+    if not math.isfinite(lo):
+        lo = hi if math.isfinite(hi) else 0.0
+    if not math.isfinite(hi):
+        hi = lo
+    if hi <= lo:
+        half = max(abs(lo) * 0.05, 0.5)
+        lo, hi = lo - half, hi + half
+    return float(lo), float(hi)
+
+
+def colormap_table(name: str = "turbo", n: int = 256,
+                   floor: float = COLORMAP_FLOOR) -> np.ndarray:
+    """An ``(n, 3)`` uint8 colour table sampled from a matplotlib colormap.
+
+    Args:
+        name: matplotlib colormap name.
+        n: Table length.
+        floor: Fraction of the colormap's low end left out (its darkest colours).
+    """
+    import matplotlib  # only for its colormap tables
+
+    cmap = matplotlib.colormaps[name]
+    return np.round(cmap(np.linspace(floor, 1.0, n))[:, :3] * 255.0).astype(np.uint8)
+
+
+def field_rgb(values: np.ndarray, clim: tuple[float, float], table: np.ndarray,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """Map values to ``(n, 3)`` uint8 colours; out-of-range values take the end colours."""
+    lo, hi = clim
+    # Infinite values (an uncapped power cap) take the end colours; NaN means no data.
+    values = np.nan_to_num(np.asarray(values, dtype=float), nan=np.nan, posinf=hi, neginf=lo)
+    n = len(table)
+    with np.errstate(invalid="ignore"):
+        idx = np.floor((values - lo) / (hi - lo) * n)
+    finite = np.isfinite(idx)
+    idx = np.clip(np.where(finite, idx, 0), 0, n - 1).astype(np.intp)
+    if out is None:
+        out = np.empty((len(values), 3), dtype=np.uint8)
+    np.take(table, idx, axis=0, out=out)
+    out[~finite] = NO_DATA_RGB
+    return out
+
+
+def eclipse_dim(rgb: np.ndarray, sunlit_frac: np.ndarray | None,
+                night_brightness: float = NIGHT_BRIGHTNESS) -> np.ndarray:
+    """Darken nodes in the Earth's shadow, in place: full sun 1, umbra ``night_brightness``."""
+    if sunlit_frac is None:
+        return rgb
+    sun = np.clip(np.nan_to_num(np.asarray(sunlit_frac, dtype=np.float32), nan=1.0), 0.0, 1.0)
+    scale = night_brightness + (1.0 - night_brightness) * sun
+    rgb[:] = np.round(rgb * scale[:, None]).astype(np.uint8)
+    return rgb
+
+
+def alarm_mask(arrays: Mapping[str, np.ndarray], fields: Sequence[ColourField],
+               n_sats: int) -> np.ndarray:
+    """Which nodes to flag as in alarm, ``(n,)`` bool.
+
+    A node is flagged when any per-satellite field is at or beyond one of its published
+    ``alarm_low``/``alarm_high`` limits, when a field named for alarms or faults
+    (``*alarm*``, ``*fault*``) is non-zero for it, or when its orbit could not be
+    propagated (``status`` non-zero).
+    The viewer only compares published numbers with published limits; it models nothing.
+    """
+    mask = np.zeros(n_sats, dtype=bool)
+    for info in fields:
+        values = arrays.get(info.name)
+        if values is None or values.shape != (n_sats,):
+            continue
+        if "alarm_high" in info.limits:
+            mask |= values >= info.limits["alarm_high"]
+        if "alarm_low" in info.limits:
+            mask |= values <= info.limits["alarm_low"]
+    for name, values in arrays.items():
+        if ("alarm" in name or "fault" in name) and values.shape == (n_sats,):
+            mask |= values != 0
+    status = arrays.get("status")
+    if status is not None and status.shape == (n_sats,):
+        mask |= status != 0
+    return mask
+
+
+# --------------------------------------------------------------------------- trails, contacts
+class TrailBuffer:
+    """Recent positions of every satellite in a ring buffer, in both frames.
+
+    A point is kept every ``interval_s`` of simulated time; the newest slot always holds
+    the latest position, so a trail ends exactly at its satellite. ``length`` slots span
+    ``(length - 1) * interval_s`` (48 x 30 s: about a quarter of a LEO orbit).
+
+    Args:
+        n_sats: Number of satellites.
+        length: Points per trail.
+        interval_s: Simulated seconds between kept points.
+    """
+
+    def __init__(self, n_sats: int, length: int = 48, interval_s: float = 30.0) -> None:
+        self.n_sats = n_sats
+        self.length = length
+        self.interval_s = interval_s
+        self._gcrs = np.zeros((length, n_sats, 3), dtype=np.float32)
+        self._itrs = np.zeros((length, n_sats, 3), dtype=np.float32)
+        self._head = 0
+        self._t_kept = math.nan
+        self._t_last = math.nan
+
+    @property
+    def empty(self) -> bool:
+        return math.isnan(self._t_last)
+
+    def reset(self) -> None:
+        """Forget every trail (a twin restart, a jump back in time)."""
+        self._t_kept = self._t_last = math.nan
+
+    def push(self, t_utc: float, pos_gcrs_km: np.ndarray, pos_itrs_km: np.ndarray) -> None:
+        """Add the positions at ``t_utc``; going back in time restarts the trails."""
+        if not self.empty and t_utc < self._t_last:
+            self.reset()
+        valid = np.isfinite(pos_gcrs_km).all(axis=1) & np.isfinite(pos_itrs_km).all(axis=1)
+        if self.empty:
+            # Every slot starts at the first position: trails grow from a point.
+            self._gcrs[:] = pos_gcrs_km
+            self._itrs[:] = pos_itrs_km
+            self._head = 0
+            self._t_kept = t_utc
+        elif t_utc - self._t_kept >= self.interval_s:
+            self._head = (self._head + 1) % self.length
+            self._t_kept = t_utc
+        self._gcrs[self._head] = pos_gcrs_km
+        self._itrs[self._head] = pos_itrs_km
+        self._t_last = t_utc
+        if not valid.all():
+            # A satellite without a position collapses its trail into the Earth's centre.
+            self._gcrs[:, ~valid] = 0.0
+            self._itrs[:, ~valid] = 0.0
+
+    def points(self, earth_fixed: bool, out: np.ndarray | None = None) -> np.ndarray:
+        """``(n_sats * length, 3)`` float32, satellite-major, oldest point first."""
+        buf = self._itrs if earth_fixed else self._gcrs
+        order = (self._head + 1 + np.arange(self.length)) % self.length
+        if out is None:
+            out = np.empty((self.n_sats * self.length, 3), dtype=np.float32)
+        out.reshape(self.n_sats, self.length, 3)[:] = buf[order].transpose(1, 0, 2)
+        return out
+
+    def lines(self) -> np.ndarray:
+        """VTK polyline connectivity matching :meth:`points` (fixed for the buffer's life)."""
+        ids = np.arange(self.n_sats * self.length).reshape(self.n_sats, self.length)
+        return np.hstack([np.full((self.n_sats, 1), self.length), ids]).ravel()
+
+
+def contact_segments(in_contact: np.ndarray, station_pos_km: np.ndarray,
+                     sat_pos_km: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Line segments from each station to each satellite it is in contact with.
+
+    Args:
+        in_contact: ``(S, N)`` bool.
+        station_pos_km: ``(S, 3)`` station positions in the view frame.
+        sat_pos_km: ``(N, 3)`` satellite positions in the view frame.
+
+    Returns:
+        ``points`` ``(2k, 3)`` float32 (station, satellite, ...) and VTK line
+        connectivity ``[2, 0, 1, 2, 2, 3, ...]`` for the ``k`` contacts.
+    """
+    st, sat = np.nonzero(in_contact)
+    points = np.empty((2 * len(st), 3), dtype=np.float32)
+    points[0::2] = station_pos_km[st]
+    points[1::2] = sat_pos_km[sat]
+    ids = np.arange(2 * len(st)).reshape(-1, 2)
+    lines = np.hstack([np.full((len(st), 1), 2), ids]).ravel()
+    return points, lines
+
+
+# --------------------------------------------------------------------------- text
+_PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def _si(value: float, unit: str, digits: int = 3) -> str:
+    for scale, prefix in _PREFIXES:
+        if abs(value) >= scale:
+            return f"{value / scale:.{digits}g} {prefix}{unit}"
+    return f"{value:.{digits}g} {unit}"
+
+
+# Name suffix -> how a person reads it. Longest suffixes first.
+_SUFFIXES = (
+    ("_pflop_s", lambda v: _si(v * 1e15, "FLOP/s")),
+    ("_flop_s", lambda v: _si(v, "FLOP/s")),
+    ("_bytes", lambda v: _si(v, "B")),
+    ("_bps", lambda v: _si(v, "bit/s")),
+    ("_km_s", lambda v: f"{v:.2f} km/s"),
+    ("_frac", lambda v: f"{100.0 * v:.1f} %"),
+    ("_deg", lambda v: f"{v:.2f}°"),
+    ("_km", lambda v: f"{v:,.1f} km"),
+    ("_wh", lambda v: _si(v, "Wh")),
+    ("_gy", lambda v: f"{v:.3g} Gy"),
+    ("_k", lambda v: f"{v:.1f} K ({v - 273.15:.1f} °C)"),
+    ("_w", lambda v: _si(v, "W")),
+    ("_j", lambda v: _si(v, "J")),
+    ("_s", lambda v: f"{v:.3g} s"),
+)
+
+
+def quantity_label(name: str) -> str:
+    """A field or fleet key as a label: unit suffix and ``n_`` prefix dropped."""
+    label = name
+    for suffix, _ in _SUFFIXES:
+        if label.endswith(suffix):
+            label = label[: -len(suffix)]
+            break
+    if label.startswith("n_"):
+        label = label[2:]
+    return label.replace("_", " ")
+
+
+def format_quantity(name: str, value: Any) -> str:
+    """A value as a person reads it, its unit taken from its name (``temp_k`` in °C)."""
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if not isinstance(value, int | float | np.integer | np.floating):
+        return str(value)
+    if isinstance(value, float | np.floating) and math.isnan(value):
+        return "—"
+    if isinstance(value, float | np.floating) and math.isinf(value):
+        return "unlimited" if value > 0 else "-inf"
+    has_unit = any(name.endswith(s) for s, _ in _SUFFIXES)
+    if (name.startswith("n_") or isinstance(value, int | np.integer)) and not has_unit:
+        return f"{int(value):,d}"
+    for suffix, fmt in _SUFFIXES:
+        if name.endswith(suffix):
+            return fmt(float(value))
+    return f"{float(value):.4g}"
+
+
+def utc_text(t_utc: float) -> str:
+    """POSIX seconds as ``2026-03-20 12:00:00 UTC``."""
+    try:
+        return datetime.fromtimestamp(t_utc, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return f"t = {t_utc!r} s"
+
+
+def status_lines(header: Mapping[str, Any], meta: Mapping[str, Any] | None, connection: str,
+                 *, earth_fixed: bool, missed: int = 0, restarts: int = 0,
+                 fps: float | None = None) -> list[str]:
+    """Top-left HUD: scenario, simulation time, warp, connection, view."""
+    scenario = (meta or {}).get("scenario", {}).get("name", "?")
+    warp = float(header.get("warp", math.nan))
+    clock = "PAUSED" if header.get("paused") else f"warp x{warp:g}"
+    lines = [
+        f"ODC Twin — {scenario}",
+        utc_text(float(header.get("t_utc", 0.0))),
+        f"{clock}   step {header.get('step', '?')}   {connection}",
+        f"view: {'Earth-fixed (ITRS)' if earth_fixed else 'inertial (GCRS)'}",
+    ]
+    extra = []
+    if fps:
+        extra.append(f"{fps:.0f} fps")
+    if missed:
+        extra.append(f"missed {missed}")
+    if restarts:
+        extra.append(f"restarts {restarts}")
+    if extra:
+        lines.append("   ".join(extra))
+    return lines
+
+
+# Fleet totals an operator wants at a glance, by name fragment, in display order. The
+# header may carry dozens; the rest show on demand (``full=True``).
+FLEET_HIGHLIGHTS = ("alarm", "delivered_pflop", "delivered_flop", "goodput", "p_solar",
+                    "p_load", "power_w", "soc", "temp", "n_in_eclipse", "n_in_contact", "fault",
+                    "throttled", "queue_length", "backlog")
+
+
+def fleet_lines(fleet: Mapping[str, Any], n_flagged: int, *, full: bool = False,
+                max_lines: int = 13) -> list[str]:
+    """Top-right HUD: fleet totals from the header, formatted by their unit suffixes.
+
+    Args:
+        fleet: The header's ``fleet`` map.
+        n_flagged: Nodes the viewer flags (``alarm_mask``).
+        full: Every key, sorted, instead of the highlights.
+        max_lines: Highlight lines at most.
+    """
+    if full:
+        keys = sorted(fleet)
+    else:
+        keys = []
+        for fragment in FLEET_HIGHLIGHTS:
+            keys += [k for k in fleet if fragment in k and k not in keys]
+        keys = keys[:max_lines]
+    lines = ["FLEET"]
+    lines += [f"{quantity_label(k)}: {format_quantity(k, fleet[k])}" for k in keys]
+    lines.append(f"flagged (alarm/fault): {n_flagged:,d}")
+    return lines
+
+
+def node_lines(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], index: int,
+               fields: Sequence[ColourField], max_lines: int = 18) -> list[str]:
+    """Bottom-left HUD: the selected node's name and its per-satellite values."""
+    sats = meta.get("sats", {})
+    names = sats.get("names", [])
+    if not 0 <= index < len(names):
+        return []
+    groups = sats.get("groups", [])
+    group = groups[index] if index < len(groups) else ""
+    lines = [f"NODE {index}: {names[index]}" + (f"  [{group}]" if group else "")]
+    contact = arrays.get("contact_station")
+    stations = meta.get("stations", [])
+    if contact is not None and index < len(contact):
+        k = int(contact[index])
+        lines.append(f"contact: {stations[k]['name'] if 0 <= k < len(stations) else 'none'}")
+    for info in fields:
+        values = arrays.get(info.name)
+        if values is None or index >= len(values) or len(lines) >= max_lines:
+            continue
+        lines.append(f"{quantity_label(info.name)}: {format_quantity(info.name, values[index])}")
+    return lines
+
+
+def scalar_bar_title(info: ColourField) -> str:
+    """Colour bar title: the field and its unit as published in meta."""
+    return f"{info.name} [{info.unit}]" if info.unit else info.name

@@ -1,0 +1,602 @@
+"""The dashboard app: follows the stream in a worker thread and commands the twin.
+
+Network I/O never runs on the UI thread. One worker thread owns the subscriber, polls it
+with a short timeout and hands each batch to the UI with ``post_message``; it sends the
+next batch only after the UI has drawn the last one, so a slow terminal skips frames
+instead of queueing them. Commands run in their own short-lived worker threads; a twin
+that is gone answers with an error after the client's timeout, never a hang.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Input, OptionList, RichLog, Static
+from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
+
+from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
+from twin.wire import Message as WireMessage
+from viz.stream import CONNECTING, LIVE, STALE, CommandClient, StreamClient
+from viz.tui.model import FleetModel, utc_text
+from viz.tui.screens import (
+    SEVERITY_STYLE,
+    CommandError,
+    CommandScreen,
+    DetailScreen,
+    SortScreen,
+    parse_command,
+)
+from viz.tui.widgets import FleetTable, HeaderBar
+
+MAX_WARP = 100_000.0
+
+
+@dataclass
+class StreamUpdate(Message):
+    """What the stream worker gathered since the UI last drew (newest state, all events)."""
+
+    state: WireMessage | None = None
+    meta: WireMessage | None = None
+    heartbeat: WireMessage | None = None
+    events: list[WireMessage] = field(default_factory=list)
+    connection: str = CONNECTING
+    missed: int = 0
+    restarts: int = 0
+    restarted: bool = False
+    skipped: int = 0
+
+
+class CommandDone(Message):
+    """A command's reply (or the client's error when the twin did not answer)."""
+
+    def __init__(self, line: str, reply: dict[str, Any]) -> None:
+        self.line = line
+        self.reply = reply
+        super().__init__()
+
+
+class DashboardApp(App):
+    """The ODC Twin terminal dashboard.
+
+    Args:
+        pub: The twin's stream address.
+        cmd: The twin's command address.
+        stale_after_s: Wall seconds of silence before the twin shows as STALE.
+        command_timeout_s: How long a command waits for its reply.
+        max_fps: Most redraws per second of the table (extra states are skipped).
+        connect: Whether to follow the twin; False for tests that feed synthetic messages
+            through :meth:`feed`.
+    """
+
+    CSS_PATH = "dashboard.tcss"
+    TITLE = "ODC Twin"
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("space", "toggle_pause", "Pause/Resume"),
+        Binding("n", "step", "Step", show=False),
+        Binding("plus,equals_sign", "warp(2.0)", "Warp×2", key_display="+", show=False),
+        Binding("minus", "warp(0.5)", "Warp÷2", key_display="-", show=False),
+        Binding("s", "sort", "Sort"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("a", "only_alarm", "Alarms only", show=False),
+        Binding("e", "only_eclipse", "Eclipse only", show=False),
+        Binding("k", "ack_all", "Ack alarms", show=False),
+        Binding("colon", "command", "Command", key_display=":"),
+        Binding("p", "policy", "Next policy", show=False),
+        Binding("j", "submit_job", "Submit job", show=False),
+        Binding("f", "fault", "Inject fault", show=False),
+        Binding("F", "clear_fault", "Clear fault", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        pub: str = DEFAULT_PUB_ADDRESS,
+        cmd: str = DEFAULT_COMMAND_ADDRESS,
+        *,
+        stale_after_s: float = 3.0,
+        command_timeout_s: float = 2.0,
+        max_fps: float = 10.0,
+        connect: bool = True,
+    ) -> None:
+        super().__init__()
+        self.pub_address = pub
+        self.cmd_address = cmd
+        self.stale_after_s = stale_after_s
+        self.command_timeout_s = command_timeout_s
+        self.min_draw_interval_s = 1.0 / max_fps
+        self.connect = connect
+        self.model = FleetModel()
+        self.connection = CONNECTING
+        self.missed = 0
+        self.restarts = 0
+        self.paused = False
+        self.warp: float | None = None
+        self.recent_events: deque[dict[str, Any]] = deque(maxlen=500)
+        self.known_commands: list[str] = ["pause", "resume", "step", "warp", "rate", "status",
+                                          "meta"]
+        self.last_reply: dict[str, Any] | None = None
+        self.states_drawn = 0
+        self._ui_ready = threading.Event()
+        self._ui_ready.set()
+        self._command_lock = threading.Lock()
+        self._command_client: CommandClient | None = None
+        self._last_draw = 0.0
+        self._draw_pending = False
+        self._alarm_keys: list[tuple[str, int]] = []
+        self._asked_commands = False
+        self._asked_meta = False
+
+    # -- layout -----------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
+        yield Input(placeholder="filter by name or group (Enter to keep, Esc to clear)",
+                    id="filter")
+        yield FleetTable(self.model, id="fleet")
+        with Horizontal(id="bottom"):
+            yield RichLog(id="events", markup=False, max_lines=1000, wrap=False)
+            yield OptionList(id="alarms")
+        yield Static(id="reply")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        # Held once: the main screen's widgets stay alive while other screens are on top.
+        self.fleet_table = self.query_one("#fleet", FleetTable)
+        self.events_log = self.query_one("#events", RichLog)
+        self.alarm_list = self.query_one("#alarms", OptionList)
+        self.reply_line = self.query_one("#reply", Static)
+        self.filter_box = self.query_one("#filter", Input)
+        self.events_log.border_title = "Events"
+        self.alarm_list.border_title = "Active alarms"
+        self.alarm_list.border_subtitle = "Enter ack · k ack all"
+        self.reply_line.update(Text(
+            "space pause/resume · +/- warp · n step · s sort (T comp ▼ = hottest first) · "
+            "Enter detail · a alarms · e eclipse · k ack · : cmd · ^p all", style="dim"))
+        self.fleet_table.border_subtitle = (
+            "↑↓ move · Enter detail · s sort · / filter · a alarms · e eclipse")
+        self.fleet_table.focus()
+        self._draw()
+        if self.connect:
+            self._follow_stream()
+
+    def on_unmount(self) -> None:
+        with self._command_lock:
+            if self._command_client is not None:
+                self._command_client.close()
+                self._command_client = None
+
+    # -- the stream -------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="stream")
+    def _follow_stream(self) -> None:
+        worker = get_current_worker()
+        client = StreamClient(self.pub_address, stale_after_s=self.stale_after_s)
+        pending = StreamUpdate()
+        has_data = False
+        last_connection, last_post = "", 0.0
+        try:
+            while not worker.is_cancelled:
+                batch = client.poll(timeout_ms=50)
+                if not batch.empty or batch.restarted:
+                    has_data = True
+                    if batch.state is not None:
+                        pending.skipped += batch.states_skipped + (pending.state is not None)
+                        pending.state = batch.state
+                    pending.meta = batch.meta or pending.meta
+                    pending.heartbeat = batch.heartbeat or pending.heartbeat
+                    pending.events.extend(batch.events)
+                    pending.restarted |= batch.restarted
+                connection = client.connection
+                now = time.monotonic()
+                due = has_data or connection != last_connection or now - last_post > 0.5
+                if due and self._ui_ready.is_set():
+                    pending.connection = connection
+                    pending.missed, pending.restarts = client.missed, client.restarts
+                    self._ui_ready.clear()
+                    self.post_message(pending)
+                    pending, has_data = StreamUpdate(), False
+                    last_connection, last_post = connection, now
+        finally:
+            client.close()
+
+    def feed(self, update: StreamUpdate) -> None:
+        """Hand the UI an update directly (tests and snapshots, with ``connect=False``)."""
+        self._ui_ready.clear()
+        self.on_stream_update(update)
+
+    def on_stream_update(self, update: StreamUpdate) -> None:
+        try:
+            if self.screen_stack:  # not while the app is shutting down
+                self._take(update)
+        finally:
+            self._ui_ready.set()
+
+    def _take(self, update: StreamUpdate) -> None:
+        before = self.connection
+        self.connection, self.missed, self.restarts = (
+            update.connection, update.missed, update.restarts)
+        if before != update.connection:
+            self._connection_changed(before, update.connection)
+        if update.restarted:
+            self.notify("The twin restarted; fetching its description again.", title="Twin")
+            self.send_command("meta", quiet=True)
+        if update.meta is not None:
+            self.model.apply_meta(update.meta)
+            if not self._asked_commands and self.connect:
+                self._asked_commands = True
+                self.send_command("commands", quiet=True)
+        for source in (update.heartbeat, update.state):
+            if source is not None:
+                self.paused = bool(source.header.get("paused", self.paused))
+                self.warp = float(source.header.get("warp", self.warp or 0.0)) or None
+        if update.state is not None:
+            self.model.apply_state(update.state)
+            if not self.model.meta and not self._asked_meta and self.connect:
+                # A late joiner: ask for meta now rather than wait for the next broadcast.
+                self._asked_meta = True
+                self.send_command("meta", quiet=True)
+        if update.events:
+            self._log_events(update.events)
+        if update.state is not None or update.meta is not None or update.events:
+            self._schedule_draw()
+        else:
+            self._draw_header()
+
+    def _connection_changed(self, before: str, now: str) -> None:
+        if now == STALE:
+            self.notify("No word from the twin: STALE. Still listening; it reconnects by "
+                        "itself when the twin is back.", title="Connection", severity="warning")
+            self._log_line(Text("connection STALE: twin silent, waiting for it", style="yellow"))
+        elif now == LIVE and before == STALE:
+            self.notify("The twin is back: LIVE again.", title="Connection")
+            self._log_line(Text("connection LIVE again (reconnected)", style="green"))
+
+    def _log_events(self, events: list[WireMessage]) -> None:
+        log = self.events_log
+        detail = self.screen if isinstance(self.screen, DetailScreen) else None
+        for message in events[-200:]:
+            body = self.model.apply_event(message)
+            self.recent_events.append(body)
+            log.write(self._event_line(body))
+            if detail is not None and int(body.get("sat", -1)) == detail.sat:
+                detail.add_event(body)
+        self._refresh_alarms()
+
+    def _event_line(self, body: dict[str, Any]) -> Text:
+        severity = str(body.get("severity", "info"))
+        sat = int(body.get("sat", -1))
+        line = Text(utc_text(float(body.get("t_utc", 0.0)))[11:] + " ")
+        line.append(f"{severity:7s}", style=SEVERITY_STYLE.get(severity, ""))
+        who = self.model.name(sat) if sat >= 0 else "fleet"
+        message = str(body.get("message") or body.get("kind", ""))
+        if who not in message:
+            line.append(f" {who}:", style="bold")
+        line.append(f" {message}")
+        return line
+
+    def _log_line(self, text: Text) -> None:
+        self.events_log.write(text)
+
+    # -- drawing ----------------------------------------------------------------------
+
+    def _schedule_draw(self) -> None:
+        wait = self._last_draw + self.min_draw_interval_s - time.monotonic()
+        if wait <= 0:
+            self._draw()
+        elif not self._draw_pending:
+            self._draw_pending = True
+            self.set_timer(wait, self._draw)
+
+    def header_args(self) -> tuple[str, int, int, bool, float | None]:
+        return self.connection, self.missed, self.restarts, self.paused, self.warp
+
+    def _draw_header(self) -> None:
+        for header in self.screen.query(HeaderBar):
+            header.show(self.model, *self.header_args())
+
+    def _draw(self) -> None:
+        self._draw_pending = False
+        if not self.screen_stack:
+            return
+        self._last_draw = time.monotonic()
+        self.states_drawn += 1
+        table = self.fleet_table
+        table.refresh_data()
+        model = self.model
+        parts = [f"Fleet · {len(table.order)} of {model.n} nodes"]
+        column = model.column(model.sort_key)
+        if column is not None:
+            parts.append(f"sorted by {column.heading} {'▼' if model.sort_descending else '▲'}")
+        if model.text_filter:
+            parts.append(f"name has {model.text_filter!r}")
+        if model.only_alarm:
+            parts.append("in alarm only")
+        if model.only_eclipse:
+            parts.append("in eclipse only")
+        title = " · ".join(parts)
+        if table.border_title != title:
+            table.border_title = title
+        self._draw_header()
+        if isinstance(self.screen, DetailScreen):
+            self.screen.update_values()
+
+    def _refresh_alarms(self) -> None:
+        keys = sorted(self.model.alarms, key=lambda k: -self.model.alarms[k].t_utc)
+        if keys == self._alarm_keys and all(self.model.alarms[k].count == 1 for k in keys):
+            return
+        self._alarm_keys = keys
+        alarms = self.alarm_list
+        alarms.clear_options()
+        for key in keys:
+            alarm = self.model.alarms[key]
+            who = self.model.name(alarm.sat) if alarm.sat >= 0 else "fleet"
+            times = f" ×{alarm.count}" if alarm.count > 1 else ""
+            # The message usually names the node already; say it once, in red.
+            message = alarm.message.replace(who, "").strip(" :") or alarm.kind
+            alarms.add_option(Option(Text.assemble((who, "bold red"), f" {message}{times}"),
+                                     id=f"{key[0]}|{key[1]}"))
+        alarms.border_title = f"Active alarms ({len(keys)})"
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id != "alarms" or event.option.id is None:
+            return
+        kind, _, sat = event.option.id.rpartition("|")
+        if self.model.acknowledge((kind, int(sat))):
+            self._log_line(Text(f"acknowledged {kind} on {self.model.name(int(sat))}",
+                                style="dim"))
+        self._refresh_alarms()
+        self._schedule_draw()
+
+    # -- table interaction ------------------------------------------------------------
+
+    def on_fleet_table_chosen(self, message: FleetTable.Chosen) -> None:
+        self.push_screen(DetailScreen(self.model, message.sat))
+
+    def on_fleet_table_sort_requested(self, message: FleetTable.SortRequested) -> None:
+        self.sort_by(message.key)
+
+    def sort_by(self, key: str | None, descending: bool | None = None) -> None:
+        if key:
+            self.model.set_sort(key, descending)
+            self.fleet_table.cursor_row = 0
+            self.fleet_table.scroll_to(y=0, animate=False)
+            self._draw()
+
+    def action_sort(self) -> None:
+        self.push_screen(SortScreen(self.model), self.sort_by)
+
+    def action_filter(self) -> None:
+        box = self.filter_box
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.model.set_text_filter(event.value)
+            self.fleet_table.cursor_row = 0
+            self._draw()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            event.input.display = bool(event.value)
+            self.fleet_table.focus()
+
+    def on_key(self, event) -> None:
+        box = self.filter_box
+        if event.key == "escape" and box.has_focus:
+            box.value = ""
+            box.display = False
+            self.fleet_table.focus()
+            event.stop()
+
+    def action_only_alarm(self) -> None:
+        self.model.only_alarm = not self.model.only_alarm
+        self.fleet_table.cursor_row = 0
+        self._draw()
+
+    def action_only_eclipse(self) -> None:
+        self.model.only_eclipse = not self.model.only_eclipse
+        self.fleet_table.cursor_row = 0
+        self._draw()
+
+    def action_ack_all(self) -> None:
+        count = self.model.acknowledge(None)
+        self._log_line(Text(f"acknowledged {count} alarm(s)", style="dim"))
+        self._refresh_alarms()
+        self._schedule_draw()
+
+    def selected_sat(self) -> int | None:
+        if isinstance(self.screen, DetailScreen):
+            return self.screen.sat
+        return self.fleet_table.selected_sat
+
+    # -- commands ---------------------------------------------------------------------
+
+    def send_command(self, cmd: str, *, quiet: bool = False, **arguments: Any) -> None:
+        """Send a command from a worker thread; the reply comes back as ``CommandDone``."""
+        line = " ".join([cmd, *(f"{k}={v}" for k, v in arguments.items())])
+        if not quiet:
+            self.reply_line.update(Text(f"› {line} …", style="bold"))
+        self._command_worker(cmd, arguments, line, quiet)
+
+    @work(thread=True, group="commands")
+    def _command_worker(self, cmd: str, arguments: dict[str, Any], line: str,
+                        quiet: bool) -> None:
+        with self._command_lock:
+            if self._command_client is None:
+                self._command_client = CommandClient(self.cmd_address,
+                                                     timeout_s=self.command_timeout_s)
+            reply = self._command_client.send(cmd, **arguments)
+        self.post_message(CommandDone("" if quiet else line, reply))
+
+    def on_command_done(self, message: CommandDone) -> None:
+        if not self.screen_stack:
+            return
+        reply = message.reply
+        self._learn_commands(reply)
+        if isinstance(reply.get("meta"), dict):
+            self.model.apply_meta(reply["meta"])
+            self._schedule_draw()
+        if not message.line:
+            return
+        self.last_reply = reply
+        if reply.get("ok"):
+            extras = {k: v for k, v in reply.items() if k not in ("ok", "meta", "counters",
+                                                                    "events_by_kind", "seq")}
+            summary = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in list(extras.items())[:8])
+            text = Text.assemble(("› ", "bold"), (message.line, "bold"), ("  ok ", "bold green"),
+                                 summary)
+            for key in ("paused", "warp"):
+                if key in reply:
+                    setattr(self, key, reply[key] if key == "paused" else float(reply[key]))
+            self._draw_header()
+        else:
+            text = Text.assemble(("› ", "bold"), (message.line, "bold"),
+                                 ("  error ", "bold white on red"), f" {reply.get('error')}")
+            self.notify(str(reply.get("error")), title=f"{message.line}: refused",
+                        severity="error", timeout=6)
+        self.reply_line.update(text)
+        self._log_line(text)
+
+    def _learn_commands(self, reply: dict[str, Any]) -> None:
+        """Keep the twin's command list: from a ``commands`` reply, or an unknown-command error."""
+        names = reply.get("commands")
+        if isinstance(names, dict):
+            names = list(names)
+        if not isinstance(names, list):
+            match = re.search(r"known: ([\w, ]+)$", str(reply.get("error", "")))
+            names = match.group(1).split(", ") if match else None
+        if names:
+            self.known_commands = sorted({str(n) for n in names})
+
+    def command_line(self, line: str | None) -> None:
+        """Send a typed command line (``warp value=120``); a bad line is shown, not sent."""
+        if not line:
+            return
+        try:
+            cmd, arguments = parse_command(line)
+        except CommandError as exc:
+            self.reply_line.update(Text(f"› {exc}", style="bold red"))
+            return
+        self.send_command(cmd, **arguments)
+
+    def action_command(self, prefill: str = "", hint: str = "") -> None:
+        self.push_screen(CommandScreen(prefill, self.known_commands, hint), self.command_line)
+
+    def action_toggle_pause(self) -> None:
+        self.send_command("resume" if self.paused else "pause")
+
+    def action_step(self) -> None:
+        self.send_command("step", n=1)
+
+    def action_warp(self, factor: float) -> None:
+        current = self.warp or 60.0
+        self.send_command("warp", value=round(min(max(current * factor, 1e-3), MAX_WARP), 6))
+
+    def _named(self, *hints: str, default: str) -> str:
+        """The twin's command whose name contains one of ``hints`` (else ``default``)."""
+        for hint in hints:
+            for name in self.known_commands:
+                if hint in name:
+                    return name
+        return default
+
+    def _subsystem_names(self, *hints: str) -> tuple[list[str], str | None]:
+        """Names listed under a meta subsystem key containing a hint, and a current value.
+
+        ``scheduler_policies`` (a list or a map of name to code) with ``policy`` beside it
+        gives ``(["first_fit", "sun_aware"], "first_fit")``.
+        """
+        for facts in (self.model.meta.get("subsystems") or {}).values():
+            if not isinstance(facts, dict):
+                continue
+            for key, value in facts.items():
+                if any(h in key for h in hints) and isinstance(value, list | dict) and value:
+                    current = facts.get(hints[0])
+                    return [str(v) for v in value], current if isinstance(current, str) else None
+        return [], None
+
+    def action_policy(self, policy: str | None = None) -> None:
+        """Switch the scheduler to ``policy``, or to the next one the twin offers."""
+        name = self._named("polic", "schedul", default="set_policy")
+        if policy is None:
+            policies, current = self._subsystem_names("policy", "policies")
+            if not policies:
+                self.action_command(f"{name} policy=")
+                return
+            following = policies.index(current) + 1 if current in policies else 0
+            policy = policies[following % len(policies)]
+        self.send_command(name, policy=policy)
+
+    def action_submit_job(self) -> None:
+        name = self._named("submit", default="submit_job")
+        kinds, _ = self._subsystem_names("job_kinds")
+        self.action_command(f"{name} kind={kinds[0] if kinds else 'training'} size_accel_h=8",
+                            hint=f"kinds: {', '.join(kinds)}; optional: size_accel_h, "
+                            "accelerators, priority, checkpoint_interval_s, result_bytes")
+
+    def action_fault(self) -> None:
+        sat = self.selected_sat()
+        name = self._named("inject_fault", "inject", default="inject_fault")
+        kinds, _ = self._subsystem_names("kinds")
+        self.action_command(f"{name} sat={sat if sat is not None else 0} kind=radiator "
+                            "health_frac=0.5",
+                            hint=f"kinds: {', '.join(kinds) or '?'}; accelerator takes count=N, "
+                            "others health_frac=0..1")
+
+    def action_clear_fault(self) -> None:
+        sat = self.selected_sat()
+        name = self._named("clear_fault", "clear", default="clear_fault")
+        self.action_command(f"{name} sat={sat if sat is not None else 0} kind=all")
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Pause the twin", "Stop the simulation clock",
+                            lambda: self.send_command("pause"))
+        yield SystemCommand("Resume the twin", "Restart the simulation clock",
+                            lambda: self.send_command("resume"))
+        yield SystemCommand("Step once", "Take one step while paused", self.action_step)
+        yield SystemCommand("Warp ×2", "Run simulated time twice as fast",
+                            lambda: self.action_warp(2.0))
+        yield SystemCommand("Warp ÷2", "Run simulated time half as fast",
+                            lambda: self.action_warp(0.5))
+        yield SystemCommand("Set warp…", "Simulated seconds per wall second",
+                            lambda: self.action_command(f"warp value={self.warp or 60:g}"))
+        yield SystemCommand("Scheduler policy: next", "Switch to the next scheduler policy",
+                            self.action_policy)
+        for policy in self._subsystem_names("policy", "policies")[0]:
+            yield SystemCommand(f"Scheduler policy: {policy}", "Choose how jobs are placed",
+                                lambda policy=policy: self.action_policy(policy))
+        yield SystemCommand("Submit job…", "Queue a job on the fleet", self.action_submit_job)
+        yield SystemCommand("Inject fault on selected node…", "Fail a part of a node",
+                            self.action_fault)
+        yield SystemCommand("Clear faults on selected node…", "Repair a node",
+                            self.action_clear_fault)
+        yield SystemCommand("Send a command…", "Any twin command, typed",
+                            self.action_command)
+        yield SystemCommand("Sort the fleet…", "Choose the sort column", self.action_sort)
+        yield SystemCommand("Show only nodes in alarm", "Toggle the alarm filter",
+                            self.action_only_alarm)
+        yield SystemCommand("Show only nodes in eclipse", "Toggle the eclipse filter",
+                            self.action_only_eclipse)
+        yield SystemCommand("Acknowledge all alarms", "Clear the active alarm list",
+                            self.action_ack_all)
+        for column in self.model.columns:
+            yield SystemCommand(f"Sort by {column.heading}",
+                                column.description or f"Sort the fleet by {column.key}",
+                                lambda key=column.key: self.sort_by(key), discover=False)

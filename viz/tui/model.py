@@ -1,0 +1,680 @@
+"""The dashboard's data model: columns from the field catalog, human units, sort, filter, trends.
+
+Pure numpy and the standard library, no textual, so it is unit-tested on its own. The
+table is built from ``meta``'s field catalog (falling back to a ``state`` header's field
+list before ``meta`` arrives), so a field the twin adds later appears without code
+changes. Values stay in SI on the model; only :meth:`Column.format` converts to what a
+person reads (K to °C, W to kW, fractions to %).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from twin.wire import Message
+
+OK, WARN, ALARM = 0, 1, 2
+SEVERITY_LEVEL = {"info": OK, "warning": WARN, "alarm": ALARM}
+
+# Per-satellite fields shown first, in this order, when the twin publishes them
+# (regular expressions on the field name). Everything else follows in catalog order.
+PREFERRED = (
+    r"lat_deg", r"lon_deg", r"alt_km", r"sunlit_frac",
+    r"temp_compute_k", r"temp_radiator_k", r"temp_battery_k",
+    r"soc_frac", r"util.*", r"delivered.*flop.*", r"throttl.*", r"limit_reason",
+    r"compute_cap_w", r"power_cap_w", r"upsets", r"contact_station", r"fault_flags",
+    r"limit_level", r"temp_.*_k",
+)
+# Fields the table leaves to the detail screen: bulky or of no use at a glance.
+TABLE_SKIP = {"status", "pos_gcrs_km", "vel_gcrs_km_s", "pos_itrs_km", "vel_itrs_km_s"}
+# Fields drawn as trends on the detail screen (name patterns).
+TREND_PATTERNS = (r"temp_.*_k", r"soc_frac", r"util.*", r".*flop.*")
+TREND_SAMPLES = 180  # 180 x ~10 fields x 4,428 nodes x 4 B = 32 MB at most
+# Short labels for well-known fields; others get a label made from their name.
+LABELS = {
+    "lat_deg": "Lat", "lon_deg": "Lon", "alt_km": "Alt", "sunlit_frac": "Sun",
+    "beta_deg": "Beta", "soc_frac": "SOC", "contact_station": "Contact",
+    "temp_compute_k": "T comp", "temp_radiator_k": "T rad", "temp_battery_k": "T batt",
+    "temp_bus_k": "T bus", "power_cap_w": "Cap", "utilization_frac": "Util",
+    "delivered_flop_s": "Compute", "delivered_flops": "Compute", "throttle_code": "Throttle",
+    "limit_reason": "Limited by", "compute_cap_w": "Cap", "fault_flags": "Faults",
+    "limit_level": "Limit", "compute_power_w": "P comp",
+    # Fleet totals in the header.
+    "delivered_pflop_s": "Compute", "goodput_frac": "Goodput", "p_solar_total_w": "Solar",
+    "p_load_total_w": "Load", "n_in_eclipse": "Eclipse", "n_in_contact": "Contact",
+    "queue_length": "Queue", "temp_compute_max_k": "T comp max", "soc_min_frac": "SOC min",
+    "n_limit_alarm": "Nodes alarm", "n_limit_warning": "warning",
+}
+SI_PREFIXES = {0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """How a value in SI is shown: ``display = value * scale + offset``, then formatted."""
+
+    label: str = ""
+    scale: float = 1.0
+    offset: float = 0.0
+    decimals: int = 2
+
+    def convert(self, value: float | np.ndarray) -> Any:
+        return value * self.scale + self.offset
+
+    def format(self, value: float) -> str:
+        if not math.isfinite(value):
+            return "—"
+        # Adding 0.0 turns -0.0 into 0.0, so a value that rounds to zero shows no sign.
+        return f"{round(value * self.scale + self.offset, self.decimals) + 0.0:.{self.decimals}f}"
+
+
+def _si(base: str, typical: float) -> Unit:
+    """An SI-prefixed unit for values around ``typical`` (three significant digits)."""
+    exponent = 0
+    if math.isfinite(typical) and typical > 0:
+        exponent = int(min(max(math.floor(math.log10(typical) / 3) * 3, 0), 18))
+    shown = typical / 10**exponent if math.isfinite(typical) else 0.0
+    decimals = 2 if shown < 10 else 1 if shown < 100 else 0
+    return Unit(f"{SI_PREFIXES[exponent]}{base}", 10.0**-exponent, 0.0, decimals)
+
+
+# Names whose suffix already carries an SI prefix: (suffix, base unit, factor to SI).
+PREFIXED = (("_pflop_s", "FLOP/s", 1e15), ("_tflop_s", "FLOP/s", 1e12), ("_kw", "W", 1e3),
+            ("_mw", "W", 1e6), ("_kwh", "J", 3.6e6))
+# Typical magnitudes when no data says otherwise (zeros at the start): per-node scale.
+DEFAULT_TYPICAL = {"W": 1e3, "FLOP/s": 1e15, "B": 1e9, "bit/s": 1e9, "J": 1e6}
+
+
+def _typical(typical: float, base: str) -> float:
+    return typical if math.isfinite(typical) and typical > 0 else DEFAULT_TYPICAL[base]
+
+
+def human_unit(name: str, unit: str, typical: float = float("nan")) -> Unit:
+    """The unit a person reads for a field named ``name`` in SI ``unit``.
+
+    Args:
+        name: Field or fleet-total name; its suffix carries the unit (``temp_compute_k``).
+        unit: The unit string from the catalog (``"K"``, ``"W"``, ``"1"``), may be empty.
+        typical: A typical magnitude in SI, to pick an SI prefix (W to kW or MW).
+    """
+    unit = (unit or "").strip()
+    lower = name.lower()
+    for suffix, base, factor in PREFIXED:
+        if lower.endswith(suffix):
+            si = _si(base, typical * factor if math.isfinite(typical) else DEFAULT_TYPICAL[base])
+            return Unit(si.label, si.scale * factor, 0.0, si.decimals)
+    if unit == "K" or lower.endswith("_k"):
+        return Unit("°C", 1.0, -273.15, 1)
+    if lower.endswith("_frac") or unit in ("frac", "%"):
+        return Unit("%", 100.0, 0.0, 0)
+    if unit == "W" or lower.endswith("_w"):
+        return _si("W", _typical(typical, "W"))
+    if "flop" in lower or "FLOP" in unit:
+        return _si("FLOP/s", _typical(typical, "FLOP/s"))
+    if unit == "deg" or lower.endswith("_deg"):
+        return Unit("°", 1.0, 0.0, 1)
+    if unit == "km" or lower.endswith("_km"):
+        return Unit("km", 1.0, 0.0, 0)
+    if unit == "J" or lower.endswith("_j"):
+        return _si("J", _typical(typical, "J"))
+    if unit in ("B", "byte", "bytes") or lower.endswith(("_bytes", "_b")):
+        return _si("B", _typical(typical, "B"))
+    if unit in ("bit/s", "bps") or lower.endswith(("_bps", "_bit_s")):
+        return _si("bit/s", _typical(typical, "bit/s"))
+    if unit == "km/s" or lower.endswith("_km_s"):
+        return Unit("km/s", 1.0, 0.0, 3)
+    if unit == "s" or lower.endswith("_s"):
+        return Unit("s", 1.0, 0.0, 0)
+    if lower.startswith("n_") or unit in ("count", "index", "code"):
+        return Unit("", 1.0, 0.0, 0)
+    if unit in ("", "1"):
+        return Unit("", 1.0, 0.0, 2 if not math.isfinite(typical) or typical < 100 else 0)
+    return Unit(unit, 1.0, 0.0, 2 if not math.isfinite(typical) or abs(typical) < 100 else 0)
+
+
+UNIT_SUFFIX = re.compile(
+    r"_(k|w|kw|frac|deg|km|km_s|s|j|b|bytes|flop_s|pflop_s|flops|count|code|gy|bps|bit_s"
+    r"|per_accel_day|total)$")
+
+
+def label_for(name: str, width: int = 14) -> str:
+    """A short label from a field name: ``temp_compute_k`` → ``T comp``."""
+    if name in LABELS:
+        return LABELS[name]
+    stem, previous = name, ""
+    while stem != previous:
+        previous, stem = stem, UNIT_SUFFIX.sub("", stem)
+    stem = re.sub(r"^temp_", "T ", stem)
+    stem = re.sub(r"^n_", "", stem)
+    words = stem.replace("_", " ").strip()
+    return (words[:1].upper() + words[1:])[:width] if words else name
+
+
+@dataclass
+class Column:
+    """One column of the fleet table.
+
+    Attributes:
+        key: Field name, or ``name``/``group`` for the identity columns.
+        label: Header text (without the unit).
+        unit: Display unit.
+        kind: ``text``, ``number``, ``sun``, ``station``, ``bool``, ``code`` (names from
+            ``codes``) or ``bits`` (a bitmask, names from ``codes``).
+        limits: Operating limits in the field's SI unit (``warn_high``, ``alarm_low``, ...).
+        width: Cells wide, header and values.
+        description: One line from the catalog.
+    """
+
+    key: str
+    label: str
+    unit: Unit = field(default_factory=Unit)
+    kind: str = "number"
+    limits: dict[str, float] = field(default_factory=dict)
+    width: int = 8
+    description: str = ""
+    codes: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def heading(self) -> str:
+        return f"{self.label} {self.unit.label}".strip() if self.unit.label else self.label
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind != "text"
+
+
+def limit_levels(values: np.ndarray, limits: dict[str, float]) -> np.ndarray:
+    """Per value: 0 within limits, 1 past a warning limit, 2 past an alarm limit.
+
+    Args:
+        values: Any shape, in the limits' unit; NaN counts as within limits.
+        limits: ``warn_low``, ``warn_high``, ``alarm_low``, ``alarm_high`` (any subset).
+    """
+    levels = np.zeros(values.shape, np.uint8)
+    if not limits:
+        return levels
+    with np.errstate(invalid="ignore"):
+        for key, level in (("warn_low", WARN), ("warn_high", WARN),
+                           ("alarm_low", ALARM), ("alarm_high", ALARM)):
+            if key not in limits:
+                continue
+            bound = float(limits[key])
+            past = values < bound if key.endswith("low") else values > bound
+            np.maximum(levels, np.where(past, level, 0).astype(np.uint8), out=levels)
+    return levels
+
+
+def format_quantity(name: str, value: Any, unit_hint: str = "") -> str:
+    """A fleet total (``name`` carries its unit) as a person reads it: ``1.23 PFLOP/s``.
+
+    Args:
+        name: Unit-carrying name (``delivered_pflop_s``, ``p_solar_total_w``).
+        value: The number, in the unit its name says.
+        unit_hint: A unit string from meta (``fleet_units``) for names with no known suffix.
+    """
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not isinstance(value, int | float):
+        return str(value)
+    value = float(value)
+    if "_per_" in name:  # a ratio such as energy_per_work_j_per_pflop: keep its own unit
+        hint = unit_hint.split(" (")[0] or name.split("_per_", 1)[0].rsplit("_", 1)[-1]
+        return f"{value:.3g} {hint}"
+    unit = human_unit(name, "", abs(value))
+    if not unit.label and unit.scale == 1.0 and value.is_integer():
+        return f"{int(value)}"  # counts: 67, not 67.00
+    text = unit.format(value)
+    if unit.label in ("%", "°C", "°"):
+        return text + unit.label
+    return f"{text} {unit.label}".rstrip()
+
+
+@dataclass
+class ActiveAlarm:
+    """An alarm event the operator has not acknowledged yet (repeats are counted)."""
+
+    kind: str
+    sat: int
+    message: str
+    t_utc: float
+    count: int = 1
+
+
+def utc_text(t_utc: float) -> str:
+    """POSIX seconds as ``YYYY-MM-DD HH:MM:SS``."""
+    try:
+        return datetime.fromtimestamp(t_utc, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return "—"
+
+
+class FleetModel:
+    """What the dashboard knows: the newest state, meta, the columns and the trends.
+
+    The view asks for :meth:`view_order` (sat indices after filter and sort) and formats
+    only the rows it shows with :meth:`cell`, so 4,428 rows cost a few dozen formats.
+    """
+
+    def __init__(self, trend_samples: int = TREND_SAMPLES) -> None:
+        self.meta: dict[str, Any] = {}
+        self.header: dict[str, Any] = {}
+        self.arrays: dict[str, np.ndarray] = {}
+        self.n = 0
+        self.names: list[str] = []
+        self.groups: list[str] = []
+        self.stations: list[str] = []
+        self.catalog: dict[str, dict[str, Any]] = {}
+        self.columns: list[Column] = []
+        self.levels: dict[str, np.ndarray] = {}
+        self.worst = np.zeros(0, np.uint8)
+        self.sort_key = ""
+        self.sort_descending = False
+        self.text_filter = ""
+        self.only_alarm = False
+        self.only_eclipse = False
+        self._text_mask: np.ndarray | None = None
+        self.trend_samples = trend_samples
+        self.trend_fields: list[str] = []
+        self.trend: np.ndarray = np.zeros((0, 0, 0), np.float32)
+        self.trend_t: deque[float] = deque(maxlen=trend_samples)
+        self._trend_next = 0
+        self.trend_count = 0
+        self.alarms: dict[tuple[str, int], ActiveAlarm] = {}
+        self.events_seen = 0
+        self.states_seen = 0
+        self._layout_key: tuple = ()
+        self._fleet_layout: tuple[Any, Any] = (None, ([], []))
+
+    # -- input ------------------------------------------------------------------------
+
+    def apply_meta(self, meta: Message | dict[str, Any]) -> None:
+        """Take names, groups, stations and the field catalog from a ``meta`` message."""
+        body = meta.header if isinstance(meta, Message) else meta
+        self.meta = body
+        sats = body.get("sats") or {}
+        n = int(sats.get("n", len(sats.get("names", [])) or self.n))
+        self.names = [str(x) for x in sats.get("names", [])][:n]
+        self.groups = [str(x) for x in sats.get("groups", [])][:n]
+        self.stations = [str(s.get("name", "?")) for s in body.get("stations", [])
+                         if isinstance(s, dict)]
+        self.catalog = {e["name"]: e for e in body.get("fields", [])
+                        if isinstance(e, dict) and "name" in e}
+        self._text_mask = None
+        self._resize(n)
+        self._layout_key = ()
+        self._relayout()
+
+    def apply_state(self, state: Message) -> None:
+        """Take a ``state`` message: arrays, header, limit levels and a trend sample."""
+        self.header = state.header
+        self.arrays = state.arrays
+        self.states_seen += 1
+        n = int(state.header.get("n_sats", self.n))
+        if n != self.n:
+            self._resize(n)
+        self._relayout()
+        self._update_levels()
+        self._sample_trends(state.t_utc)
+
+    def apply_event(self, event: Message | dict[str, Any]) -> dict[str, Any]:
+        """Record an event; alarms become active until acknowledged. Returns the event map."""
+        body = event.header if isinstance(event, Message) else event
+        self.events_seen += 1
+        if body.get("severity") == "alarm":
+            key = (str(body.get("kind", "?")), int(body.get("sat", -1)))
+            active = self.alarms.get(key)
+            if active is None:
+                self.alarms[key] = ActiveAlarm(key[0], key[1], str(body.get("message", "")),
+                                               float(body.get("t_utc", 0.0)))
+            else:
+                active.count += 1
+                active.message = str(body.get("message", active.message))
+                active.t_utc = float(body.get("t_utc", active.t_utc))
+        return body
+
+    def acknowledge(self, key: tuple[str, int] | None = None) -> int:
+        """Acknowledge one active alarm (or all with ``None``); returns how many."""
+        if key is None:
+            count = len(self.alarms)
+            self.alarms.clear()
+            return count
+        return 1 if self.alarms.pop(key, None) is not None else 0
+
+    def _resize(self, n: int) -> None:
+        if n == self.n and self.trend.shape[-1:] == (n,):
+            return
+        self.n = n
+        self.worst = np.zeros(n, np.uint8)
+        self.trend = np.zeros((0, 0, n), np.float32)
+        self.trend_fields = []
+        self._text_mask = None
+
+    # -- columns ----------------------------------------------------------------------
+
+    def _entries(self) -> list[dict[str, Any]]:
+        """Field entries, from the catalog where known, else from the state header."""
+        entries = []
+        for entry in self.header.get("fields", []) or self.catalog.values():
+            name = entry.get("name")
+            entries.append(self.catalog.get(name, entry))
+        if not entries:
+            entries = list(self.catalog.values())
+        return entries
+
+    def _per_sat_scalar(self, entry: dict[str, Any]) -> bool:
+        shape = entry.get("shape") or []
+        return len(shape) == 1 and int(shape[0]) == self.n and entry.get("per_sat", True)
+
+    def _relayout(self) -> None:
+        entries = [e for e in self._entries() if self._per_sat_scalar(e)]
+        key = (tuple(e["name"] for e in entries), len(self.catalog), self.n, len(self.stations))
+        if key == self._layout_key:
+            return
+        self._layout_key = key
+        name_width = max([len(x) for x in self.names[:5000]] + [6])
+        columns = [Column("name", "Node", Unit(), "text", width=min(name_width + 1, 24))]
+        if self.groups:
+            columns.append(Column("group", "Group", Unit(), "text",
+                                  width=min(max(len(g) for g in self.groups), 14)))
+        chosen = [e for e in entries if e["name"] not in TABLE_SKIP]
+        ordered: list[dict[str, Any]] = []
+        for pattern in PREFERRED:
+            for entry in chosen:
+                if entry not in ordered and re.fullmatch(pattern, entry["name"]):
+                    ordered.append(entry)
+        ordered += [e for e in chosen if e not in ordered]
+        for entry in ordered:
+            column = self._column(entry)
+            if column.label in {c.label for c in columns}:  # two "Cap"s: say which is which
+                column.label = label_for(column.key.replace("power_", "p_"), 10)
+                column.width = max(column.width, len(column.heading) + 1)
+            columns.append(column)
+        self.columns = columns
+        # Trends in the table's order: compute, radiator and battery temperatures first.
+        self.trend_fields = [c.key for c in columns
+                             if any(re.fullmatch(p, c.key) for p in TREND_PATTERNS)]
+        self.trend = np.full((self.trend_samples, len(self.trend_fields), self.n), np.nan,
+                             np.float32)
+        self.trend_t.clear()
+        self._trend_next = 0
+        self.trend_count = 0
+        if self.sort_key and self.sort_key not in {c.key for c in columns}:
+            self.sort_key = ""
+
+    def _column(self, entry: dict[str, Any]) -> Column:
+        name, dtype = entry["name"], str(entry.get("dtype", ""))
+        limits = {k: float(v) for k, v in (entry.get("limits") or {}).items()
+                  if isinstance(v, int | float)}
+        description = str(entry.get("description", ""))
+        if name == "sunlit_frac":
+            return Column(name, "Sun", Unit(), "sun", limits, 5, description)
+        if name == "contact_station":
+            width = min(max([len(s) for s in self.stations] + [7]), 12)
+            return Column(name, "Contact", Unit(), "station", limits, width, description)
+        unit_text = str(entry.get("unit", ""))
+        if unit_text in ("code", "bitmask") or name == "limit_level":
+            codes = self._codes(name, bits=unit_text == "bitmask")
+            if codes:
+                kind = "bits" if unit_text == "bitmask" else "code"
+                label = label_for(name)
+                longest = max(len(v) for v in codes.values())
+                if kind == "bits":
+                    longest = min(4 * len(codes), 12)
+                width = max(len(label), min(longest, 12))
+                return Column(name, label, Unit(), kind, limits, width, description, codes)
+        if dtype == "|b1":
+            label = label_for(name)
+            return Column(name, label, Unit(), "bool", limits, max(len(label), 3), description)
+        typical = float("nan")
+        array = self.arrays.get(name)
+        if array is not None and array.size:
+            finite = np.abs(array[np.isfinite(array)]) if array.dtype.kind == "f" else np.abs(array)
+            typical = float(finite.max()) if finite.size else float("nan")
+        unit = human_unit(name, str(entry.get("unit", "")), typical)
+        if dtype[1:2] in ("i", "u") and unit.scale == 1.0 and unit.offset == 0.0:
+            unit = Unit(unit.label, 1.0, 0.0, 0)
+        column = Column(name, label_for(name), unit, "number", limits, 7, description)
+        column.width = max(len(column.heading) + 1, 7)  # room for the sort arrow
+        return column
+
+    def _codes(self, name: str, bits: bool) -> dict[int, str]:
+        """Names of a code field's values, from meta (``throttle_code`` → ``throttle_codes``).
+
+        For a bitmask, the first subsystem map of names to powers of two (``faults.kinds``).
+        """
+        if name == "limit_level":
+            return {0: "ok", 1: "warn", 2: "alarm"}
+        stem = re.sub(r"_code$", "", name)
+        candidates = (f"{name}s", f"{stem}_codes", f"{name}_codes")
+        for facts in (self.meta.get("subsystems") or {}).values():
+            if not isinstance(facts, dict):
+                continue
+            for key, value in facts.items():
+                if not isinstance(value, dict) or not value:
+                    continue
+                if bits:
+                    if all(isinstance(v, int) and v > 0 and v & (v - 1) == 0
+                           for v in value.values()):
+                        return {int(v): str(k) for k, v in value.items()}
+                elif key in candidates:
+                    try:
+                        return {int(k): str(v).split(":")[0] for k, v in value.items()}
+                    except (TypeError, ValueError):
+                        continue
+        return {}
+
+    # -- per state ---------------------------------------------------------------------
+
+    def values(self, key: str) -> np.ndarray | None:
+        """The raw per-satellite array for a column key (SI), or None."""
+        array = self.arrays.get(key)
+        if array is None or array.shape != (self.n,):
+            return None
+        return array
+
+    def _update_levels(self) -> None:
+        worst = np.zeros(self.n, np.uint8)
+        self.levels = {}
+        for column in self.columns:
+            if not column.limits:
+                continue
+            values = self.values(column.key)
+            if values is None:
+                continue
+            levels = limit_levels(values.astype(np.float64, copy=False), column.limits)
+            self.levels[column.key] = levels
+            np.maximum(worst, levels, out=worst)
+        # The twin's own limit monitor (with hysteresis) counts too, where it publishes one.
+        twin_levels = self.values("limit_level")
+        if twin_levels is not None:
+            own = np.clip(twin_levels, 0, ALARM).astype(np.uint8)
+            self.levels["limit_level"] = own
+            np.maximum(worst, own, out=worst)
+        self.worst = worst
+
+    def _sample_trends(self, t_utc: float) -> None:
+        if not self.trend_fields or self.trend.shape[2] != self.n:
+            return
+        row = self.trend[self._trend_next]
+        for i, name in enumerate(self.trend_fields):
+            values = self.values(name)
+            row[i] = values if values is not None else np.nan
+        self.trend_t.append(t_utc)
+        self._trend_next = (self._trend_next + 1) % self.trend_samples
+        self.trend_count = min(self.trend_count + 1, self.trend_samples)
+
+    def trend_of(self, name: str, sat: int) -> np.ndarray:
+        """Oldest-first samples of field ``name`` for satellite ``sat`` (SI), may be empty."""
+        if name not in self.trend_fields or not 0 <= sat < self.n:
+            return np.zeros(0, np.float32)
+        i = self.trend_fields.index(name)
+        series = np.roll(self.trend[:, i, sat], -self._trend_next)
+        return series[self.trend_samples - self.trend_count:]
+
+    # -- state of each node ------------------------------------------------------------
+
+    @property
+    def in_eclipse(self) -> np.ndarray:
+        """(n,) bool: less than half the solar disk visible."""
+        sunlit = self.values("sunlit_frac")
+        return np.zeros(self.n, bool) if sunlit is None else sunlit < 0.5
+
+    @property
+    def in_alarm(self) -> np.ndarray:
+        """(n,) bool: a field past an alarm limit, or an unacknowledged alarm event."""
+        flags = self.worst >= ALARM if self.worst.shape == (self.n,) else np.zeros(self.n, bool)
+        for _, sat in self.alarms:
+            if 0 <= sat < self.n:
+                flags[sat] = True
+        return flags
+
+    # -- filter and sort ----------------------------------------------------------------
+
+    def set_text_filter(self, text: str) -> None:
+        self.text_filter = text.strip().lower()
+        self._text_mask = None
+
+    def _text(self) -> np.ndarray:
+        if self._text_mask is None or self._text_mask.shape != (self.n,):
+            if not self.text_filter:
+                self._text_mask = np.ones(self.n, bool)
+            else:
+                words = self.text_filter
+                self._text_mask = np.array(
+                    [words in self.name(i).lower() or words in self.group(i).lower()
+                     for i in range(self.n)], bool).reshape(self.n)
+        return self._text_mask
+
+    def set_sort(self, key: str, descending: bool | None = None) -> None:
+        """Sort by column ``key``; the same key again flips the direction.
+
+        Numbers sort high-first on first choice (the hottest node on top), names A to Z.
+        """
+        if descending is None:
+            if key == self.sort_key:
+                descending = not self.sort_descending
+            else:
+                column = self.column(key)
+                descending = bool(column and column.numeric)
+        self.sort_key, self.sort_descending = key, descending
+
+    def column(self, key: str) -> Column | None:
+        return next((c for c in self.columns if c.key == key), None)
+
+    def _sort_values(self, key: str) -> np.ndarray | None:
+        if key == "name":
+            return np.array([self.name(i).lower() for i in range(self.n)])
+        if key == "group":
+            return np.array([self.group(i).lower() for i in range(self.n)])
+        values = self.values(key)
+        if values is None:
+            return None
+        values = values.astype(np.float64)
+        if self.column(key) and self.column(key).kind == "station":
+            values = np.where(values < 0, np.nan, values)
+        return values
+
+    def view_order(self) -> np.ndarray:
+        """Satellite indices that pass the filters, in sort order (missing values last)."""
+        mask = self._text()
+        if self.only_alarm:
+            mask = mask & self.in_alarm
+        if self.only_eclipse:
+            mask = mask & self.in_eclipse
+        index = np.flatnonzero(mask)
+        if not self.sort_key:
+            return index
+        values = self._sort_values(self.sort_key)
+        if values is None:
+            return index
+        values = values[index]
+        if values.dtype.kind in "US":
+            order = np.argsort(values, kind="stable")
+            return index[order[::-1] if self.sort_descending else order]
+        missing = ~np.isfinite(values)
+        keyed = -values if self.sort_descending else values
+        keyed = np.where(missing, np.inf, keyed)
+        return index[np.argsort(keyed, kind="stable")]
+
+    # -- formatting -------------------------------------------------------------------
+
+    def name(self, sat: int) -> str:
+        return self.names[sat] if 0 <= sat < len(self.names) else f"#{sat}"
+
+    def group(self, sat: int) -> str:
+        return self.groups[sat] if 0 <= sat < len(self.groups) else ""
+
+    def station(self, index: int) -> str:
+        if index < 0:
+            return "—"
+        return self.stations[index] if index < len(self.stations) else f"#{index}"
+
+    def cell(self, column: Column, sat: int) -> tuple[str, int]:
+        """The text of one cell and its limit level (0 ok, 1 warn, 2 alarm)."""
+        if column.key == "name":
+            return self.name(sat), int(self.worst[sat]) if sat < len(self.worst) else OK
+        if column.key == "group":
+            return self.group(sat), OK
+        values = self.values(column.key)
+        if values is None:
+            return "", OK
+        value = values[sat]
+        levels = self.levels.get(column.key)
+        level = int(levels[sat]) if levels is not None else OK
+        if column.kind == "sun":
+            v = float(value)
+            return ("sun" if v >= 0.999 else "ecl" if v <= 0.001 else "pen"), level
+        if column.kind == "station":
+            return self.station(int(value)), level
+        if column.kind == "bool":
+            return ("yes" if value else ""), level
+        if column.kind == "code":
+            return column.codes.get(int(value), str(int(value))), level
+        if column.kind == "bits":
+            bits = int(value)
+            names = [n[:3] for b, n in sorted(column.codes.items()) if bits & b]
+            return "+".join(names), level
+        return column.unit.format(float(value)), level
+
+    def fleet_items(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """The state header's fleet totals as (label, text): the headline ones, the rest."""
+        fleet = self.header.get("fleet") or {}
+        names = tuple(fleet)
+        if self._fleet_layout[0] != (names, id(self.meta)):
+            self._fleet_layout = ((names, id(self.meta)), self._plan_fleet(names))
+        headline, rest = self._fleet_layout[1]
+
+        def items(plan: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+            return [(label, format_quantity(key, fleet[key], hint)) for key, label, hint in plan]
+
+        return items(headline), items(rest)
+
+    def _plan_fleet(self, names: tuple[str, ...]) -> tuple[list, list]:
+        """Which fleet totals lead, with labels and meta unit hints (once per key set)."""
+        hints: dict[str, str] = {}
+        for facts in (self.meta.get("subsystems") or {}).values():
+            if isinstance(facts, dict) and isinstance(facts.get("fleet_units"), dict):
+                hints.update({str(k): str(v) for k, v in facts["fleet_units"].items()})
+        preferred = (r"delivered.*flop.*", r"goodput.*", r".*(gen|solar).*_w",
+                     r".*(draw|load|consum).*_w", r"n_in_eclipse", r"n_in_contact",
+                     r"queue_length", r"temp_compute_max_k", r"soc_min_frac", r"n_limit_alarm",
+                     r"n_limit_warning")
+        keys: list[str] = []
+        for pattern in preferred:
+            keys += [k for k in names if k not in keys and re.fullmatch(pattern, k)]
+        rest = [k for k in names if k not in keys and k != "n_sats"]
+
+        def plan(chosen: list[str]) -> list[tuple[str, str, str]]:
+            return [(k, label_for(k, 24), hints.get(k, "")) for k in chosen]
+
+        return plan(keys), plan(rest)
+
+    def sim_time(self) -> str:
+        t = self.header.get("t_utc")
+        return utc_text(float(t)) + " UTC" if t is not None else "—"

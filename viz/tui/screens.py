@@ -1,0 +1,242 @@
+"""Screens of the dashboard besides the main one: node detail, command prompt, sort chooser."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any, ClassVar
+
+import numpy as np
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Input, Label, OptionList, RichLog, Static
+from textual.widgets.option_list import Option
+
+from viz.tui.model import FleetModel, utc_text
+from viz.tui.widgets import LEVEL_STYLE, HeaderBar, Trend, limits_text, unit_for
+
+SEVERITY_STYLE = {"info": "cyan", "warning": "bold yellow", "alarm": "bold white on red"}
+
+
+class CommandError(ValueError):
+    """A command line the dashboard cannot turn into a request."""
+
+
+def parse_command(line: str) -> tuple[str, dict[str, Any]]:
+    """``warp value=120`` → ``("warp", {"value": 120})``.
+
+    Values are read as JSON where they parse (numbers, true/false, lists, quoted strings),
+    else taken as plain strings, so ``policy policy=sun_aware`` needs no quotes.
+
+    Raises:
+        CommandError: on an empty line, a bad quote or an argument without ``=``.
+    """
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise CommandError(f"cannot read {line!r}: {exc}") from exc
+    if not words:
+        raise CommandError("type a command, like: warp value=120")
+    cmd, arguments = words[0], {}
+    for word in words[1:]:
+        key, sep, text = word.partition("=")
+        if not sep or not key:
+            raise CommandError(f"argument {word!r} should look like key=value")
+        try:
+            arguments[key] = json.loads(text)
+        except ValueError:
+            arguments[key] = text
+    return cmd, arguments
+
+
+class CommandScreen(ModalScreen[str | None]):
+    """A one-line prompt for any twin command, prefilled with a template."""
+
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, prefill: str = "", known: list[str] | None = None,
+                 hint: str = "") -> None:
+        super().__init__()
+        self.prefill = prefill
+        self.known = known or []
+        self.hint = hint
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("Send a command to the twin  (Enter sends, Esc cancels)")
+            yield Input(self.prefill, placeholder="warp value=120", id="command-input")
+            if self.hint:
+                yield Static(self.hint, classes="dim")
+            if self.known:
+                yield Static("known: " + ", ".join(self.known), id="known", classes="dim")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+
+class SortScreen(ModalScreen[str | None]):
+    """Pick the column to sort by; the current one again reverses the order."""
+
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, model: FleetModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def compose(self) -> ComposeResult:
+        options = []
+        for column in self.model.columns:
+            mark = ""
+            if column.key == self.model.sort_key:
+                mark = "  (now ▼, again reverses)" if self.model.sort_descending \
+                    else "  (now ▲, again reverses)"
+            options.append(Option(f"{column.heading}{mark}", id=column.key))
+        with Vertical(id="dialog"):
+            yield Label("Sort the fleet by  (numbers: highest first)")
+            yield OptionList(*options, id="sort-options")
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        keys = [c.key for c in self.model.columns]
+        if self.model.sort_key in keys:
+            options.highlighted = keys.index(self.model.sort_key)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+
+class DetailScreen(Screen):
+    """One node: every field with its limits, and trends of temperatures, SOC and compute."""
+
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("left_square_bracket", "neighbour(-1)", "Prev node"),
+        Binding("right_square_bracket", "neighbour(1)", "Next node"),
+    ]
+
+    def __init__(self, model: FleetModel, sat: int) -> None:
+        super().__init__()
+        self.model = model
+        self.sat = sat
+        self._trend_names: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
+        yield Static(id="detail-title")
+        with Horizontal(id="detail-body"):
+            with Vertical(id="detail-left"):
+                yield DataTable(id="detail-fields", cursor_type="row", zebra_stripes=True)
+                yield RichLog(id="detail-events", markup=False, max_lines=200)
+            yield VerticalScroll(id="detail-trends")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#detail-fields", DataTable)
+        table.add_column("Field", key="field")
+        table.add_column("Value", key="value", width=16)
+        table.add_column("Limits", key="limits")
+        self.query_one("#detail-events", RichLog).border_title = "Events of this node"
+        self.rebuild()
+
+    def action_neighbour(self, delta: int) -> None:
+        order = self.app.fleet_table.order
+        rows = np.flatnonzero(order == self.sat)
+        if not len(order):
+            return
+        row = (int(rows[0]) + delta) % len(order) if rows.size else 0
+        self.sat = int(order[row])
+        self.app.fleet_table.select_sat(self.sat)
+        self.rebuild()
+
+    def _field_rows(self) -> list[tuple[str, str, str, str]]:
+        """(key, label, value text, limits text) for every per-node field."""
+        model, sat, rows = self.model, self.sat, []
+        for name, array in model.arrays.items():
+            if array.ndim == 0 or array.shape[0] != model.n:
+                continue
+            entry = model.catalog.get(name, {})
+            unit = unit_for(model, name)
+            if array.ndim == 1:
+                column = model.column(name)
+                value = model.cell(column, sat)[0] if column else unit.format(float(array[sat]))
+            elif array.ndim == 2 and array.shape[1] <= 4:
+                value = ", ".join(unit.format(float(v)) for v in array[sat])
+            else:
+                continue
+            limit_text = limits_text(entry.get("limits") or {}, unit)
+            label = f"{name}  [{unit.label}]" if unit.label else name
+            rows.append((name, label, value, limit_text))
+        return rows
+
+    def rebuild(self) -> None:
+        """Lay the screen out for ``self.sat`` (new node, or new fields from the twin)."""
+        table = self.query_one("#detail-fields", DataTable)
+        table.clear()
+        for key, label, value, limits in self._field_rows():
+            table.add_row(label, value, limits, key=key)
+        trends = self.query_one("#detail-trends", VerticalScroll)
+        trends.remove_children()
+        self._trend_names = list(self.model.trend_fields)
+        widgets = []
+        for name in self._trend_names:
+            entry = self.model.catalog.get(name, {})
+            unit = unit_for(self.model, name)
+            limits = {k: float(v) for k, v in (entry.get("limits") or {}).items()}
+            column = self.model.column(name)
+            title = column.label if column is not None else name
+            widgets.append(Trend(title, unit, limits, id=f"trend-{name}"))
+        if not widgets:
+            widgets.append(Static("No trend fields on the stream yet (temperatures, SOC, "
+                                  "utilization, compute appear here when the twin sends them).",
+                                  classes="dim"))
+        trends.mount_all(widgets)
+        log = self.query_one("#detail-events", RichLog)
+        log.clear()
+        for event in self.app.recent_events:
+            if int(event.get("sat", -1)) == self.sat:
+                self.add_event(event)
+        self.update_values()
+
+    def add_event(self, event: dict[str, Any]) -> None:
+        from rich.text import Text
+
+        severity = str(event.get("severity", "info"))
+        line = Text(f"{utc_text(float(event.get('t_utc', 0)))} ")
+        line.append(f"{severity:7s}", style=SEVERITY_STYLE.get(severity, ""))
+        line.append(f" {event.get('kind', '?')}: {event.get('message', '')}")
+        self.query_one("#detail-events", RichLog).write(line)
+
+    def update_values(self) -> None:
+        """Refresh values and trends from the model (called on every state)."""
+        from rich.text import Text
+
+        model, sat = self.model, self.sat
+        self.query_one(HeaderBar).show(model, *self.app.header_args())
+        title = Text()
+        title.append(f" {model.name(sat)} ", style="bold black on bright_cyan")
+        title.append(f"  node {sat}  group {model.group(sat) or '—'}  ")
+        alarms = [a for a in model.alarms.values() if a.sat == sat]
+        if alarms:
+            title.append(f" {len(alarms)} active alarm(s) ", style="bold white on red")
+        title.append("   [ ] previous/next node   Esc back", style="dim")
+        self.query_one("#detail-title", Static).update(title)
+        if self._trend_names != list(model.trend_fields):
+            self.rebuild()
+            return
+        table = self.query_one("#detail-fields", DataTable)
+        rows = self._field_rows()
+        if len(rows) != table.row_count:
+            self.rebuild()
+            return
+        for key, _, value, _ in rows:
+            column = model.column(key)
+            level = model.cell(column, sat)[1] if column else 0
+            try:
+                table.update_cell(key, "value", Text(value, style=LEVEL_STYLE[level]))
+            except Exception:  # a field that appeared this very frame: next rebuild adds it
+                self.rebuild()
+                return
+        for name in self._trend_names:
+            self.query_one(f"#trend-{name}", Trend).set_samples(model.trend_of(name, sat))

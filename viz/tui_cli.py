@@ -1,0 +1,51 @@
+"""The terminal dashboard: the whole fleet as numbers, trends and alarms, live from the stream.
+
+`odc tui` subscribes to the twin's stream and sends commands on its command socket; it
+computes nothing itself. It keeps running when the twin goes away (STALE) and picks the
+stream up again when the twin returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
+
+
+def _address(text: str) -> str:
+    if not text.startswith(("tcp://", "ipc://", "inproc://")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a ZeroMQ address; write it like tcp://127.0.0.1:5555")
+    return text
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `odc tui`."""
+    parser.add_argument("--pub", type=_address, default=DEFAULT_PUB_ADDRESS,
+                        help="the twin's stream (PUB) address (default: %(default)s)")
+    parser.add_argument("--cmd", type=_address, default=DEFAULT_COMMAND_ADDRESS,
+                        help="the twin's command (ROUTER) address (default: %(default)s)")
+    parser.add_argument("--stale-after", type=_positive, default=3.0, metavar="SECONDS",
+                        help="seconds of silence before the twin shows as STALE "
+                        "(default: %(default)s)")
+    parser.add_argument("--max-fps", type=_positive, default=10.0, metavar="HZ",
+                        help="most table redraws per second (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the dashboard until the operator quits; returns the exit status."""
+    from viz.tui.app import DashboardApp  # textual loads only when the dashboard runs
+
+    app = DashboardApp(args.pub, args.cmd, stale_after_s=args.stale_after, max_fps=args.max_fps)
+    app.run()
+    return int(app.return_code or 0)
