@@ -133,6 +133,8 @@ def test_commands_and_bad_commands_keep_the_twin_running() -> None:
             socket(zmq.REQ, addr["commands"]) as req:
         status = command(req, {"cmd": "status"})
         assert status["ok"] is True and status["n_sats"] > 0
+        listing = command(req, {"cmd": "commands"})["commands"]
+        assert {"status", "meta", "pause", "resume", "step", "warp", "rate"} <= set(listing)
         bad = [
             b"\xc1 not msgpack",
             ["a", "list"],

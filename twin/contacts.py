@@ -117,6 +117,64 @@ class GroundStations:
             elevation_rad[:, nan_sats] = np.nan
         return elevation_rad, range_km
 
+    def look_into(
+        self,
+        pos_itrs_km: np.ndarray,
+        elevation_deg: np.ndarray,
+        range_km: np.ndarray,
+        in_contact: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`look` and `in_contact`, written straight into the orbit's wire arrays.
+
+        The same numbers as ``degrees(look(...)[0])``, ``look(...)[1]`` and
+        ``in_contact(look(...)[0])`` (cast to the outputs' dtypes), without the (s, n)
+        float64 elevation matrix: only the few percent of pairs above the floor get an
+        elevation computed, and contacts can only be among them (every mask is above the
+        floor).
+
+        Args:
+            pos_itrs_km: (n, 3) satellite positions, ITRS, km (NaN rows give NaN).
+            elevation_deg: (s, n) output, elevation in degrees (any float dtype).
+            range_km: (s, n) output, slant range in km (any float dtype).
+            in_contact: (s, n) bool output.
+
+        Returns:
+            pairs: (k,) flat indices ``station * n + sat`` of the pairs in contact, sorted.
+            elevation_rad: (k,) their elevations, rad (float64).
+        """
+        floor = self.elevation_floor_rad
+        if floor is None:
+            elevation_rad, rng = self.look(pos_itrs_km)
+            in_contact[...] = self.in_contact(elevation_rad)
+            np.degrees(elevation_rad, out=elevation_deg, casting="same_kind")
+            np.copyto(range_km, rng, casting="same_kind")
+            pairs = np.flatnonzero(in_contact)
+            return pairs, elevation_rad.reshape(-1)[pairs]
+        s = self.n_stations
+        n = pos_itrs_km.shape[0]
+        both = self._minus2_pos_and_up @ pos_itrs_km.T
+        rng = both[:s]
+        rng += rowdot(pos_itrs_km, pos_itrs_km)
+        rng += self._station_sq_km2
+        np.sqrt(rng, out=rng)
+        np.copyto(range_km, rng, casting="same_kind")
+        sin_el = both[s:]
+        sin_el -= self._station_up_km
+        sin_el /= rng
+        flat_sin = sin_el.reshape(-1)
+        above = np.flatnonzero(flat_sin > math.sin(floor))  # NaN compares False
+        elevation_rad = np.arcsin(np.minimum(flat_sin[above], 1.0))
+        elevation_deg.fill(float(np.degrees(floor)))  # as np.degrees of the full matrix
+        elevation_deg.reshape(-1)[above] = np.degrees(elevation_rad)
+        nan_sats = np.isnan(pos_itrs_km[:, 0])
+        if s and nan_sats.any():
+            elevation_deg[:, nan_sats] = np.nan
+        hit = elevation_rad >= self.min_elevation_rad[above // n]
+        pairs = above[hit]
+        in_contact.fill(False)
+        in_contact.reshape(-1)[pairs] = True
+        return pairs, elevation_rad[hit]
+
     def in_contact(self, elevation_rad: np.ndarray) -> np.ndarray:
         """Visibility above each station's mask.
 

@@ -26,6 +26,8 @@ LEVEL_KEYS = ("alarm_low", "warn_low", "warn_high", "alarm_high")
 DEFAULT_HYSTERESIS_BY_UNIT = {"K": 1.0, "1": 0.01, "W": 10.0}
 """Hysteresis, in the field's unit, where neither the scenario nor a rule below gives one."""
 _LEVEL_NAMES = {1: "warn", 2: "alarm"}
+_NO_CHANGE = np.empty(0, dtype=np.intp)
+_NO_CHANGE.flags.writeable = False
 
 
 @dataclass(frozen=True)
@@ -104,12 +106,32 @@ class LimitMonitor:
         self.field_name = field_name
         self.unit = unit
         self.levels = levels
+        self._n_out = 0  # satellites not within limits (state != 0)
         self.state = np.zeros(n_sats, dtype=np.int8)
         inf = math.inf
         self._wh = inf if levels.warn_high is None else levels.warn_high
         self._ah = inf if levels.alarm_high is None else levels.alarm_high
         self._wl = -inf if levels.warn_low is None else levels.warn_low
         self._al = -inf if levels.alarm_low is None else levels.alarm_low
+        # The innermost levels: a satellite within limits whose value lies strictly between
+        # them stays within limits, whatever the hysteresis.
+        self._inner_high = min(self._wh, self._ah)
+        self._inner_low = max(self._wl, self._al)
+
+    @property
+    def state(self) -> np.ndarray:
+        """(n,) int8 signed states; replaced (not modified) when a state changes."""
+        return self._state
+
+    @state.setter
+    def state(self, value: np.ndarray) -> None:
+        self._state = value
+        self._n_out = int(np.count_nonzero(value))
+
+    @property
+    def n_out(self) -> int:
+        """Satellites not within limits (state != 0)."""
+        return self._n_out
 
     def _high(self, values: np.ndarray) -> np.ndarray:
         return np.where(values >= self._ah, 2, (values >= self._wh).astype(np.int8))
@@ -123,16 +145,41 @@ class LimitMonitor:
         A level is entered at its threshold and kept until the value is back inside it by
         the hysteresis: new = max(level(v), min(old, level(v ± h))). NaN keeps the old state.
         """
-        h = self.levels.hysteresis
         old = self.state
+        # Almost every satellite is within limits and well inside them: the rule can only
+        # change (or keep non-zero) the state of the others, so it runs on those alone.
+        # With no satellite out of limits, two reductions usually settle the whole fleet
+        # (NaN makes both comparisons false and takes the careful path).
+        if not self._n_out and values.size and (
+                values.min() > self._inner_low and values.max() < self._inner_high):
+            return _NO_CHANGE
+        inside = values > self._inner_low
+        inside &= values < self._inner_high
+        if self._n_out:
+            inside &= old == 0
+        candidates = np.flatnonzero(~inside)  # NaN is a candidate: it keeps its state
+        if not candidates.size:
+            return _NO_CHANGE
+        v = values[candidates]
+        before = old[candidates]
+        after = self._rule(v, before)
+        moved = after != before
+        if not moved.any():
+            return _NO_CHANGE
+        changed = candidates[moved]
+        new = old.copy()
+        new[changed] = after[moved]
+        self.state = new
+        return changed
+
+    def _rule(self, values: np.ndarray, old: np.ndarray) -> np.ndarray:
+        """new = max(level(v), min(old, level(v ± h))), per side; NaN keeps ``old``."""
+        h = self.levels.hysteresis
         old_high = np.maximum(old, 0)
         old_low = np.maximum(-old, 0)
         high = np.maximum(self._high(values), np.minimum(old_high, self._high(values + h)))
         low = np.maximum(self._low(values), np.minimum(old_low, self._low(values - h)))
-        new = np.where(np.isnan(values), old, high - low).astype(np.int8)
-        changed = np.flatnonzero(new != old)
-        self.state = new
-        return changed
+        return np.where(np.isnan(values), old, high - low).astype(np.int8)
 
     def raise_events(self, events: EventLog, changed: np.ndarray, previous: np.ndarray,
                      values: np.ndarray, sat_names: list[str]) -> None:
@@ -214,7 +261,8 @@ class LimitsModel:
             values = f.array
             previous = monitor.state
             changed = monitor.update(values)
-            np.maximum(worst, np.abs(monitor.state), out=worst, casting="unsafe")
+            if monitor.n_out:  # all-zero states cannot raise the worst level
+                np.maximum(worst, np.abs(monitor.state), out=worst, casting="unsafe")
             if changed.size:
                 monitor.raise_events(ctx.events, changed, previous, values, self.sat_names)
 

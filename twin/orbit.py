@@ -79,13 +79,14 @@ class OrbitModel:
 
     def step(self, ctx: StepContext) -> None:
         jd_whole, jd_fraction = self.clock.jd_utc
+        n = self.n_sats
         pos_teme, vel_teme, status = self.propagator.propagate(jd_whole, jd_fraction)
         rot = self.frames.at_jd_utc(jd_whole, jd_fraction)
         pos_gcrs = rotate(pos_teme, rot.teme_to_gcrs, out=self.pos_gcrs.array)
         vel_gcrs = rotate(vel_teme, rot.teme_to_gcrs, out=self.vel_gcrs.array)
         # TEME to ITRS is a single z-rotation (GMST 1982): cheaper than going through GCRS.
         pos_itrs = rotate(pos_teme, rot.teme_to_itrs, out=self.pos_itrs.array)
-        self.vel_itrs.array[:] = itrs_velocity_km_s(pos_itrs, vel_gcrs, rot)
+        itrs_velocity_km_s(pos_itrs, vel_gcrs, rot, out=self.vel_itrs.array)
 
         lat_rad, lon_rad, alt_km = geodetic_from_itrs(pos_itrs)
         np.degrees(lat_rad, out=self.lat.array)
@@ -94,23 +95,25 @@ class OrbitModel:
 
         sun_gcrs_km = self.sun.gcrs_km(rot.jd_tdb_whole, rot.jd_tdb_frac)
         self.sunlit.array[:] = sunlit_fraction(pos_gcrs, sun_gcrs_km)
-        self.beta.array[:] = np.degrees(beta_angle_rad(pos_gcrs, vel_gcrs, sun_gcrs_km))
+        np.degrees(beta_angle_rad(pos_gcrs, vel_gcrs, sun_gcrs_km), out=self.beta.array,
+                   casting="same_kind")
         self.status.array[:] = status
         self.sun_gcrs_km = sun_gcrs_km
         self.gcrs_to_itrs = rot.gcrs_to_itrs
         self.gast_rad = rot.gast_rad
 
-        elevation_rad, range_km = self.stations.look(pos_itrs)
         in_contact = self.in_contact.array
-        in_contact[:] = self.stations.in_contact(elevation_rad)
-        np.degrees(elevation_rad, out=self.elevation.array, casting="same_kind")
-        self.range.array[:] = range_km
-        # Only the few satellites in contact need the best-station search.
+        pairs, pair_elevation_rad = self.stations.look_into(
+            pos_itrs, self.elevation.array, self.range.array, in_contact)
+        # Only the few satellites in contact need the best-station search (the highest;
+        # on a tie the first station, as argmax).
         station = self.contact_station.array
         station.fill(-1)
-        seen = np.flatnonzero(in_contact.any(axis=0))
-        if seen.size:
-            candidates = np.where(in_contact[:, seen], elevation_rad[:, seen], -np.inf)
+        if pairs.size:
+            pair_station, pair_sat = np.divmod(pairs, n)
+            seen = np.unique(pair_sat)
+            candidates = np.full((in_contact.shape[0], seen.size), -np.inf)
+            candidates[pair_station, np.searchsorted(seen, pair_sat)] = pair_elevation_rad
             station[seen] = np.argmax(candidates, axis=0)
 
         ctx.shared.update(

@@ -94,7 +94,8 @@ class PowerModel:
     ``solar_health_frac``, ``battery_health_frac`` (faults), ``compute_power_w`` (compute,
     when present) and ``temp_battery_k`` (thermal, previous step). Writes ``power_cap_w``,
     ``soc_frac``, ``p_solar_w``, ``heater_power_w``, ``bus_power_w`` and the heat that
-    thermal needs: ``payload_power_w``, ``battery_loss_w``, ``regulation_loss_w``.
+    thermal needs: ``payload_power_w``, ``battery_loss_w``, ``regulation_loss_w`` (and
+    ``earth_view``, its updated `EarthView`, so thermal need not keep its own).
 
     Args:
         n_sats: Number of satellites.
@@ -224,6 +225,7 @@ class PowerModel:
             battery_loss_w=batt_loss, regulation_loss_w=reg_loss,
             sunlit_step_mean_frac=sun.mean,  # thermal uses the same eclipse timing
             sun_along_km=self.sunlight.along,  # and r·ŝ for its albedo
+            earth_view=self.view,  # and the altitude-only view, updated above
         )
 
     def _balance(self, supply: np.ndarray, base: np.ndarray, payload: np.ndarray,

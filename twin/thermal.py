@@ -209,11 +209,19 @@ class EarthView:
         self.f_vertical = np.zeros(n_sats)
         self._rows = np.zeros((n_sats, COS_THETA_GRID.size))  # g(H_sat, cos θ grid)
         self._row_offset = np.arange(n_sats) * COS_THETA_GRID.size
+        self._complete = False  # whether every satellite has a finite H
 
     def update(self, alt_km: np.ndarray) -> None:
         """Refresh the satellites whose altitude (km, (n,)) moved; NaN keeps the old view."""
-        h = 1.0 + np.asarray(alt_km, dtype=np.float64) / R_EARTH_KM
-        stale = np.flatnonzero(~(np.abs(h - self.h) <= self.H_TOLERANCE) & np.isfinite(h))
+        h = np.asarray(alt_km, dtype=np.float64) / R_EARTH_KM
+        h += 1.0
+        if self._complete:
+            # Every satellite has a finite H, so a NaN altitude compares false and is kept.
+            moved = h - self.h
+            np.abs(moved, out=moved)
+            stale = np.flatnonzero(moved > self.H_TOLERANCE)
+        else:
+            stale = np.flatnonzero(~(np.abs(h - self.h) <= self.H_TOLERANCE) & np.isfinite(h))
         if stale.size == 0:
             return
         hs = h[stale]
@@ -225,9 +233,12 @@ class EarthView:
         fy = (y - j)[:, None]
         table = albedo_table()
         self._rows[stale] = table[j] * (1.0 - fy) + table[j + 1] * fy
+        if self._complete:
+            return
         if np.isnan(self.h).any():  # never seen a finite altitude: a nominal LEO view
             missing = np.isnan(self.h)
             self.update(np.where(missing, 550.0, np.nan))
+        self._complete = True
 
     def albedo(self, cos_theta: np.ndarray) -> np.ndarray:
         """(n,) albedo factor g at each satellite's altitude for Sun zenith cosines (n,)."""
@@ -437,6 +448,7 @@ class ThermalModel:
         self.e_rejected_j = np.zeros(n)
         self._temps_start = self.temps_k.copy()
         self.bad_input_steps = 0  # satellite-steps skipped for non-finite heat inputs
+        self._k_const: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> ThermalModel:
@@ -549,9 +561,13 @@ class ThermalModel:
         beta = shared.get("beta_deg")
         if beta is not None:
             np.copyto(env["beta"], beta, where=np.isfinite(beta))
-        alt = shared.get("alt_km")
-        if alt is not None:
-            self.view.update(alt)
+        # Power keeps the same altitude-only view, already updated this step: share it.
+        view = shared.get("earth_view")
+        if not isinstance(view, EarthView):
+            view = self.view
+            alt = shared.get("alt_km")
+            if alt is not None:
+                view.update(alt)
         # Eclipse over the step: power already worked it out; alone, work it out here.
         if "sunlit_step_mean_frac" in shared:
             sun_avg = shared["sunlit_step_mean_frac"]
@@ -565,12 +581,12 @@ class ThermalModel:
             s_w_m2 = float(solar_flux_w_m2(math.sqrt(float(np.dot(sun, sun)))))
         if along is not None:
             # cos θ = r̂·ŝ with |r| ≈ R_E H (geodetic height: < 0.3 % off at the poles).
-            cos_theta = along / (R_EARTH_KM * self.view.h)
+            cos_theta = along / (R_EARTH_KM * view.h)
             np.copyto(env["cos_theta"], cos_theta, where=np.isfinite(cos_theta))
 
         exposure = sun_exposure(p.attitude, env["beta"])
-        f_earth = self.view.f_vertical
-        g_albedo = self.view.albedo(env["cos_theta"])
+        f_earth = view.f_vertical
+        g_albedo = view.albedo(env["cos_theta"])
         # Per m² of a vertical face: albedo and IR (no eclipse factor: they come from Earth).
         albedo_w_m2 = (p.albedo_frac * s_w_m2) * f_earth * g_albedo
         ir_w_m2 = p.earth_ir_w_m2 * f_earth
@@ -590,9 +606,15 @@ class ThermalModel:
         p = self.params
         k_rad = 2.0 * p.radiator_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.radiator_area_m2
         health = shared.get("radiator_health_frac")
-        k_rad_n = np.full(self.n_sats, k_rad) if health is None else k_rad * health_frac(health)
-        k_bus = np.full(self.n_sats,
-                        p.bus_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.bus_radiator_area_m2)
+        if self._k_const is None:  # constant per fleet: built once, read-only
+            k_full = np.full(self.n_sats, k_rad)
+            k_bus = np.full(self.n_sats,
+                            p.bus_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.bus_radiator_area_m2)
+            k_full.flags.writeable = False
+            k_bus.flags.writeable = False
+            self._k_const = (k_full, k_bus)
+        k_full, k_bus = self._k_const
+        k_rad_n = k_full if health is None else k_rad * health_frac(health)
         return k_rad_n, k_bus
 
     def _valve_conductance_w_k(self, compute_heat_w: np.ndarray) -> np.ndarray:

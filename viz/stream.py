@@ -2,8 +2,9 @@
 
 Both viewers (3D and terminal) use these. They speak only the documented wire protocol
 through ``twin.wire`` and survive the twin going away: ZeroMQ reconnects by itself, the
-subscriber reports STALE when heartbeats stop, notices a restart when ``seq`` goes
-backwards, and the command client replaces its socket after a timeout.
+subscriber reports STALE when heartbeats stop and notices a restart when ``run_id``
+changes (or ``seq`` goes backwards), and the command client replaces its socket after a
+timeout.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class StreamClient:
         self.received: dict[str, int] = {}
         self.decode_errors = 0
         self.restarts = 0
+        self.run_id: int | None = None
         self.last_message_wall = 0.0
         self.meta: Message | None = None
 
@@ -124,6 +126,14 @@ class StreamClient:
         self.last_message_wall = time.monotonic()
         topic = message.topic
         self.received[topic] = self.received.get(topic, 0) + 1
+        run_id = message.header.get("run_id")
+        if run_id is not None and self.run_id is not None and run_id != self.run_id:
+            # Another twin process: its sequence numbers start afresh.
+            self.restarts += 1
+            batch.restarted = True
+            self.last_seq.clear()
+        if run_id is not None:
+            self.run_id = run_id
         previous = self.last_seq.get(topic)
         if previous is not None:
             if message.seq <= previous:
