@@ -11,24 +11,22 @@ Machines here are shared: trust ratios measured in the same run, not absolute ti
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import psutil
-import zmq
 from sgp4.api import SatrecArray
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from twin.allocator import keep_temporaries_in_heap  # noqa: E402
 from twin.clock import SimClock  # noqa: E402
 from twin.engine import Engine  # noqa: E402
 from twin.scenario import load_scenario  # noqa: E402
@@ -62,6 +60,16 @@ class BareSgp4:
         return time.perf_counter() - started
 
 
+DRAIN_SCRIPT = """
+import sys, zmq
+sub = zmq.Context.instance().socket(zmq.SUB)
+sub.setsockopt(zmq.SUBSCRIBE, b"")
+sub.connect(sys.argv[1])
+while True:
+    sub.recv_multipart(copy=False)
+"""
+
+
 def time_skyfield_loop(satrecs: list, jd: float, fr: float, repeats: int) -> list[float]:
     from skyfield.api import EarthSatellite, load
 
@@ -90,23 +98,10 @@ def time_twin_step(
     engine = Engine(scenario, clock)
     any_port = "tcp://127.0.0.1:*"
     server = TwinServer(engine, Addresses(any_port, any_port, any_port))
-    # A real subscriber drains the stream in another thread, so encode and publish are real.
-    stop = threading.Event()
-    endpoint = server.bound.pub
-
-    def drain() -> None:
-        sub = zmq.Context.instance().socket(zmq.SUB)
-        sub.setsockopt(zmq.SUBSCRIBE, b"")
-        sub.setsockopt(zmq.RCVTIMEO, 100)
-        sub.connect(endpoint)
-        while not stop.is_set():
-            with contextlib.suppress(zmq.Again):
-                sub.recv_multipart(copy=False)
-        sub.close(linger=0)
-
-    thread = threading.Thread(target=drain, daemon=True)
-    thread.start()
-    time.sleep(0.3)
+    # A real subscriber drains the stream from its own process, as a viewer does, so
+    # encode and publish are real and the subscriber does not take the twin's GIL.
+    drain = subprocess.Popen([sys.executable, "-c", DRAIN_SCRIPT, server.bound.pub])
+    time.sleep(0.5)
     per_subsystem: dict[str, list[float]] = {s.name: [] for s in engine.subsystems}
     per_subsystem[REST] = []
     totals, bare_samples = [], []
@@ -126,8 +121,8 @@ def time_twin_step(
         ended = time.perf_counter()
         per_subsystem[REST].append(rest + ended - t0)
         totals.append(ended - started)
-    stop.set()
-    thread.join()
+    drain.terminate()
+    drain.wait()
     return totals, bare_samples, per_subsystem, server
 
 
@@ -161,7 +156,11 @@ def main() -> int:
     parser.add_argument("--skyfield-repeats", type=int, default=3)
     parser.add_argument("--memory-steps", type=int, default=10_000,
                         help="steps for the resident-memory run (0 skips it)")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc malloc as it is (the twin's CLI tunes it)")
     args = parser.parse_args()
+    if not args.default_malloc:
+        keep_temporaries_in_heap()
     warnings.simplefilter("ignore", RuntimeWarning)
 
     scenario = load_scenario(args.scenario)

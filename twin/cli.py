@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import TextIO
 
+from twin.allocator import keep_temporaries_in_heap
 from twin.clock import MAX_RATE_HZ, MAX_WARP, SimClock, check_step
 from twin.engine import Engine
 from twin.scenario import ScenarioError, bundled_scenarios, load_scenario
@@ -133,6 +134,7 @@ class StatusLine:
 
 def run(args: argparse.Namespace) -> int:
     """Run the twin from parsed `odc run` arguments; returns the exit status."""
+    keep_temporaries_in_heap()
     try:
         server = build_twin(args)
     except ScenarioError as exc:
