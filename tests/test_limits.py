@@ -83,12 +83,15 @@ def _default_with(extra: str):
 
 
 def test_scenario_overrides_levels_and_meta_shows_them() -> None:
-    # Chips "too hot" at 200 K: every node raises exactly one alarm on the first step.
-    scenario = _default_with("\n[limits]\ntemp_compute_k = { warn_high = 150.0,"
-                             " alarm_high = 200.0, hysteresis = 2.0 }\n")
+    # Chips "too hot" at 200 K: every node raises exactly one alarm on the first step. The
+    # chips' own low levels (0 / 5 °C) are moved below the new high ones, else inconsistent.
+    scenario = _default_with("\n[limits]\ntemp_compute_k = { alarm_low = 90.0,"
+                             " warn_low = 100.0, warn_high = 150.0, alarm_high = 200.0,"
+                             " hysteresis = 2.0 }\n")
     engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True))
     catalog = {f["name"]: f for f in engine.meta()["fields"]}
-    assert catalog["temp_compute_k"]["limits"] == {"warn_high": 150.0, "alarm_high": 200.0}
+    assert catalog["temp_compute_k"]["limits"] == {"alarm_low": 90.0, "warn_low": 100.0,
+                                                   "warn_high": 150.0, "alarm_high": 200.0}
     assert engine.meta()["subsystems"]["limits"]["monitored"]["temp_compute_k"][
         "hysteresis"] == 2.0
     for _ in range(5):
@@ -109,3 +112,35 @@ def test_bad_limits_tables_name_the_key(extra: str, key: str) -> None:
     scenario = _default_with(f"\n[limits]\n{extra}\n")
     with pytest.raises(ScenarioError, match=key.replace(".", r"\.")):
         Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True))
+
+
+def test_cold_chips_are_flagged_below_their_operating_minimum() -> None:
+    # The old design: a bypass valve that cannot close below 3 % of the flow and no loop
+    # heater. Idle chips then sit far below 0 °C; the chips' default low levels (warning
+    # 5 °C, alarm 0 °C) flag them: at the epoch every node is idle and raises one alarm;
+    # on the first timed step the nodes that got work warm up and clear, the others stay.
+    with open(load_scenario("default").source, encoding="utf-8") as handle:
+        text = handle.read().replace("[power]\n", "[power]\nloop_heater_power_w = 0.0\n")
+    scenario = parse_scenario(text + "\n[thermal]\nmin_radiator_flow_frac = 0.03\n", "cold.toml")
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True))
+    limits = {f["name"]: f for f in engine.meta()["fields"]}["temp_compute_k"]["limits"]
+    assert limits["warn_low"] == pytest.approx(278.15)
+    assert limits["alarm_low"] == pytest.approx(273.15)
+
+    def chip_events() -> list[dict]:
+        return [e for e in engine.events.drain() if e.get("field") == "temp_compute_k"]
+
+    at_epoch = chip_events()
+    assert (engine.thermal.temp_compute.array < 273.15).all()
+    assert sorted(e["sat"] for e in at_epoch) == list(range(engine.n_sats))
+    assert {(e["kind"], e["severity"], e["level"]) for e in at_epoch} == {
+        ("limit", "alarm", "alarm_low")}
+    engine.step()
+    temp = engine.thermal.temp_compute.array
+    warm = np.flatnonzero(temp > 278.15 + 1.0)  # back inside by the 1 K hysteresis
+    still_cold = np.flatnonzero(temp < 273.15)
+    assert warm.size and still_cold.size
+    step_events = chip_events()
+    cleared = sorted(e["sat"] for e in step_events if e["kind"] == "limit_clear")
+    assert cleared == warm.tolist()
+    assert not {e["sat"] for e in step_events} & set(still_cold.tolist())

@@ -57,7 +57,8 @@ def _models(n: int, power: PowerParams | None = None, thermal: ThermalParams | N
 
 
 RECORD = ["soc_frac", "temp_radiator_k", "temp_compute_k", "temp_bus_k", "temp_battery_k",
-          "sunlit_frac", "p_solar_w", "power_cap_w", "heater_power_w", "payload_power_w"]
+          "sunlit_frac", "p_solar_w", "power_cap_w", "heater_power_w", "payload_power_w",
+          "loop_heater_power_w", "bus_power_w"]
 
 
 def _two_orbits(dt_s: float, betas: tuple[float, ...] = (0.0, 40.0)) -> tuple:
@@ -140,6 +141,35 @@ def test_heater_keeps_a_cold_battery_warm_and_draws_power() -> None:
     assert battery[settled].max() < power.heater_off_k + 1.0
 
 
+@pytest.mark.parametrize("dt_s", [60.0, 600.0])
+def test_loop_heater_keeps_chips_warm_and_the_radiator_unfrozen_with_the_payload_off(
+        dt_s: float) -> None:
+    # The worst cold case: no payload heat at all, 550 km, beta 0 (35 min eclipses). The
+    # loop heater (chips' thermostat 10..15 °C, radiator freeze guard 207..211 K) must hold
+    # the chips in their operating range and the radiator above its 205 K warning
+    # (ammonia freezes at 195.4 K), drawing its power as a load, at any step size.
+    power = PowerParams(compute_load_w=0.0)
+    models = _models(1, power)
+    times, out, _ = run_models(models, 8 * period_s(550.0), dt_s, np.full(1, 550.0),
+                               np.zeros(1), np.zeros(1), RECORD)
+    settled = times > 4 * period_s(550.0)
+    heater = out["loop_heater_power_w"][settled, 0]
+    assert 0.5 < (heater > 0).mean() <= 1.0 and heater.max() == power.loop_heater_power_w
+    assert out["temp_compute_k"][settled, 0].min() > power.loop_heater_on_k - 1.0
+    assert out["temp_radiator_k"][settled, 0].min() > 205.0
+    # The heater is a load, paid for by the arrays and battery, and heat in the thermal
+    # ledger.
+    power_model: PowerModel = models[0]
+    parts = out["bus_power_w"][-1] + out["heater_power_w"][-1] + out["loop_heater_power_w"][-1]
+    assert power_model.p_load.array == pytest.approx(parts, rel=1e-6)
+    assert np.allclose(power_model.e_array_j,
+                       power_model.e_dissipated_j + power_model.stored_j(), rtol=1e-9)
+    thermal: ThermalModel = models[1]
+    relative = np.abs(thermal.ledger_residual_j()) / (thermal.e_absorbed_j
+                                                       + thermal.e_generated_j)
+    assert relative.max() <= 1e-3
+
+
 def test_both_planes_of_default_differ_dawn_dusk_steady_53_deg_cycling() -> None:
     scenario = load_scenario("default")
     engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True))
@@ -182,3 +212,7 @@ def test_power_params_reject_inconsistent_values() -> None:
     with pytest.raises(ScenarioError, match=r"power\.soc_reserve_frac"):
         parse_section(PowerParams, bad, "power")
     assert PowerParams().battery_capacity_wh * J_PER_WH == pytest.approx(4.32e7)
+    bad_band = parse_scenario(base.replace("[power]\n", "[power]\nfreeze_guard_off_k = 200.0\n"),
+                              "x.toml")
+    with pytest.raises(ScenarioError, match=r"power\.freeze_guard_off_k"):
+        parse_section(PowerParams, bad_band, "power")

@@ -32,14 +32,14 @@ def test_clients_follow_a_twin_through_a_restart() -> None:
         assert resumed["ok"] and resumed["paused"] is False
     # The twin is gone: once what it sent is drained, the stream goes STALE, and
     # commands fail fast instead of hanging.
-    stream.poll(0)
-    time.sleep(1.2)
-    stream.poll(0)
-    assert stream.connection == STALE
+    deadline = time.monotonic() + 10
+    while stream.connection != STALE:
+        assert time.monotonic() < deadline, "the stream never went STALE"
+        stream.poll(100)
     started = time.monotonic()
     reply = commands.send("status")
     assert reply["ok"] is False and "no reply" in reply["error"]
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 5  # the 1 s timeout, with room for a loaded machine
     # A new twin on the same addresses: both clients recover by themselves.
     with running_twin("default", addresses=addresses):
         poll_until(stream, lambda b: b.state is not None and stream.connection == LIVE)

@@ -127,15 +127,71 @@ def test_single_radiator_reaches_the_analytic_equilibrium(dt_s: float) -> None:
 
 
 def test_steady_state_start_is_already_at_equilibrium() -> None:
-    # The first step (dt 0) solves the steady state; a long step afterwards must not move it.
+    # The epoch (dt 0) and the first timed step solve the steady state; a long step
+    # afterwards must not move it.
     model = ThermalModel(1, _lone_radiator())
     shared = {"sunlit_frac": np.ones(1, np.float32), "beta_deg": np.full(1, 90.0, np.float32),
               "alt_km": np.array([600.0]), "payload_power_w": np.array([400.0])}
     rng = np.random.default_rng(0)
     model.step(StepContext(0.0, 0.0, EventLog(), rng, shared))
-    before = model.temps_k[[RADIATOR, COMPUTE], 0].copy()
     model.step(StepContext(600.0, 600.0, EventLog(), rng, shared))
+    before = model.temps_k[[RADIATOR, COMPUTE], 0].copy()
+    model.step(StepContext(1200.0, 600.0, EventLog(), rng, shared))
     assert np.allclose(model.temps_k[[RADIATOR, COMPUTE], 0], before, atol=1e-3)
+
+
+def _full_sun_shared(power_w: float) -> dict:
+    """One satellite, full sun on one radiator face (lvlh at beta 90 deg), no Earth."""
+    return {"sunlit_frac": np.ones(1, np.float32), "beta_deg": np.full(1, 90.0, np.float32),
+            "sun_gcrs_km": np.array([AU_KM, 0.0, 0.0]),
+            "pos_gcrs_km": np.array([[0.0, 7000.0, 0.0]]), "alt_km": np.array([600.0]),
+            "payload_power_w": np.array([power_w])}
+
+
+@pytest.mark.parametrize("dt_s", [1.0, 60.0, 600.0])
+def test_valve_holds_a_lightly_loaded_node_at_the_setpoint(dt_s: float) -> None:
+    # 500 W on a cold radiator: the bypass valve lets through G = P / (T_set - T_rad), so the
+    # chips sit at the loop setpoint while the radiator still rejects all P: the analytic
+    # P + alpha S A = eps sigma (2A) T^4. Started with hot chips, from either side the valve
+    # must settle there within 0.5 K at every step size.
+    params = _lone_radiator(loop_setpoint_k=298.15, radiator_heat_capacity_j_k=5e3,
+                            compute_heat_capacity_j_k=20e3)
+    model = ThermalModel(1, params)
+    power_w = 500.0
+    shared = _full_sun_shared(power_w)
+    q_in = power_w + params.radiator_absorptivity * 1361.0 * params.radiator_area_m2
+    k_rad = params.radiator_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * 2 * params.radiator_area_m2
+    analytic_k = (q_in / k_rad + params.sink_temp_k**4) ** 0.25
+    g_wanted = power_w / (params.loop_setpoint_k - analytic_k)
+    g_min = float(loop_conductance_w_k(params.coolant_flow_kg_s * params.min_radiator_flow_frac,
+                                       params.coolant_cp_j_kg_k, params.loop_ua_w_k))
+    assert g_min < g_wanted < model._g_loop[0]  # the valve is in its range, not at a stop
+    rng = np.random.default_rng(0)
+    for start_k in (340.0, 280.0):
+        model.temps_k[:] = [[analytic_k], [start_k], [300.0], [300.0]]
+        model._initialized = True  # test the transient, not the steady solver
+        for k in range(int(6 * 3600 / dt_s)):
+            model.step(StepContext(k * dt_s, dt_s, EventLog(), rng, shared))
+        assert model.temps_k[RADIATOR, 0] == pytest.approx(analytic_k, abs=HALF_KELVIN)
+        assert model.temps_k[COMPUTE, 0] == pytest.approx(params.loop_setpoint_k,
+                                                          abs=HALF_KELVIN)
+
+
+def test_the_run_starts_at_the_steady_state_of_the_first_timed_steps_loads() -> None:
+    # The epoch has no job running (500 W); the first timed step has the epoch's placements
+    # (5.6 kW). The state is settled again there, so the next long step hardly moves it,
+    # and the ledger starts there.
+    model = ThermalModel(1, _lone_radiator(loop_setpoint_k=298.15))
+    rng = np.random.default_rng(0)
+    model.step(StepContext(0.0, 0.0, EventLog(), rng, _full_sun_shared(500.0)))
+    assert model.temps_k[COMPUTE, 0] == pytest.approx(298.15, abs=1e-3)  # valve in range
+    busy = _full_sun_shared(5600.0)
+    model.step(StepContext(60.0, 60.0, EventLog(), rng, busy))
+    settled = model.temps_k[:, 0].copy()
+    assert settled[COMPUTE] > 330.0
+    assert (model.e_generated_j == 0.0).all() and (model.stored_j() == 0.0).all()
+    model.step(StepContext(660.0, 600.0, EventLog(), rng, busy))
+    assert np.allclose(model.temps_k[:, 0], settled, atol=1e-3)
 
 
 def test_energy_balance_closes_over_an_orbit_on_default() -> None:
@@ -150,6 +206,31 @@ def test_energy_balance_closes_over_an_orbit_on_default() -> None:
     relative = np.abs(thermal.ledger_residual_j()) / throughput
     assert relative.max() <= 1e-3
     assert (thermal.e_rejected_j > 0).all()
+
+
+def test_default_idle_chips_stay_warm_busy_ones_open_at_working_temperature() -> None:
+    # Three hours of default: idle chips never fall below the loop heater's band (10 °C)
+    # (the valve holds them at 20-25 °C), no radiator nears freezing, fully busy
+    # chips (6 kW) run at their design temperature (~58 °C in sun) from the first timed
+    # step, and no temperature limit is crossed.
+    scenario = load_scenario("default")
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True))
+    thermal = engine.thermal
+    engine.step()
+    busy = engine.shared["payload_power_w"] > 5500.0  # all 8 accelerators placed at the epoch
+    assert busy.any() and (thermal.temp_compute.array[busy] > 323.15).all()
+    compute, radiator = [], []
+    for _ in range(180):
+        engine.step()
+        compute.append(thermal.temp_compute.array.copy())
+        radiator.append(thermal.temp_radiator.array.copy())
+    compute_k, radiator_k = np.array(compute), np.array(radiator)
+    assert compute_k.min() >= 283.15
+    assert radiator_k.min() > 205.0  # the radiator's warning level
+    assert 318.15 < compute_k.max() < 353.15
+    temps = {"temp_compute_k", "temp_radiator_k"}
+    assert not [e for e in engine.events.drain()
+                if e["kind"] == "limit" and e["field"] in temps]
 
 
 def test_sub_stepping_is_stable_at_the_longest_step() -> None:

@@ -2,10 +2,10 @@
 
 Per step and per satellite, all numpy: array output from the Sun's flux, the attitude law's
 incidence, the step's mean sunlit fraction, degradation and the array's quasi-steady
-temperature; loads (bus, battery heater, compute); the battery takes the surplus or covers
-the deficit with its charge and discharge efficiencies. As the state of charge nears its
-reserve the node caps compute power (``power_cap_w``, read by compute on the next step) and
-says so with an event. Equations and sizing: docs/models.md.
+temperature; loads (bus, battery heater, compute cold-plate heater, compute); the battery
+takes the surplus or covers the deficit with its charge and discharge efficiencies. As the
+state of charge nears its reserve the node caps compute power (``power_cap_w``, read by
+compute on the next step) and says so with an event. Equations and sizing: docs/models.md.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from twin.thermal import (
     StepSunlight,
     SunlitStep,
     ThermalParams,
-    health_frac,
+    degraded_frac,
     solar_flux_w_m2,
 )
 
@@ -67,6 +67,11 @@ class PowerParams:
     heater_power_w: float = field(default=150.0, metadata=_m("W", min=0.0, max=1.0e6))
     heater_on_k: float = field(default=280.15, metadata=_m("K", min=0.0, max=400.0))
     heater_off_k: float = field(default=284.15, metadata=_m("K", min=0.0, max=400.0))
+    loop_heater_power_w: float = field(default=500.0, metadata=_m("W", min=0.0, max=1.0e6))
+    loop_heater_on_k: float = field(default=283.15, metadata=_m("K", min=0.0, max=400.0))
+    loop_heater_off_k: float = field(default=288.15, metadata=_m("K", min=0.0, max=400.0))
+    freeze_guard_on_k: float = field(default=207.15, metadata=_m("K", min=0.0, max=400.0))
+    freeze_guard_off_k: float = field(default=211.15, metadata=_m("K", min=0.0, max=400.0))
 
     def __post_init__(self) -> None:
         if self.soc_reserve_frac >= self.soc_max_frac:
@@ -75,10 +80,13 @@ class PowerParams:
         if self.soc_initial_frac > self.soc_max_frac:
             raise InvalidField("soc_initial_frac", f"{self.soc_initial_frac:g} must not exceed"
                                f" soc_max_frac ({self.soc_max_frac:g})")
-        if self.heater_off_k <= self.heater_on_k:
-            raise InvalidField("heater_off_k", f"{self.heater_off_k:g} K must be above"
-                               f" heater_on_k ({self.heater_on_k:g} K): that gap is the"
-                               " thermostat's hysteresis")
+        for on, off in (("heater_on_k", "heater_off_k"),
+                        ("loop_heater_on_k", "loop_heater_off_k"),
+                        ("freeze_guard_on_k", "freeze_guard_off_k")):
+            if getattr(self, off) <= getattr(self, on):
+                raise InvalidField(off, f"{getattr(self, off):g} K must be above {on}"
+                                   f" ({getattr(self, on):g} K): that gap is the"
+                                   " thermostat's hysteresis")
 
     @property
     def array_efficiency_ref_frac(self) -> float:
@@ -92,8 +100,9 @@ class PowerModel:
 
     Reads ``sunlit_frac``, ``beta_deg``, ``alt_km``, ``sun_gcrs_km`` (orbit),
     ``solar_health_frac``, ``battery_health_frac`` (faults), ``compute_power_w`` (compute,
-    when present) and ``temp_battery_k`` (thermal, previous step). Writes ``power_cap_w``,
-    ``soc_frac``, ``p_solar_w``, ``heater_power_w``, ``bus_power_w`` and the heat that
+    when present) and ``temp_battery_k``, ``temp_compute_k``, ``temp_radiator_k`` (thermal,
+    previous step, for the heaters). Writes ``power_cap_w``, ``soc_frac``, ``p_solar_w``,
+    ``heater_power_w``, ``loop_heater_power_w``, ``bus_power_w`` and the heat that
     thermal needs: ``payload_power_w``, ``battery_loss_w``, ``regulation_loss_w`` (and
     ``earth_view``, its updated `EarthView`, so thermal need not keep its own).
 
@@ -116,7 +125,8 @@ class PowerModel:
         f = make_field
         self.p_solar = f("p_solar_w", "<f4", (n,), "W",
                          "Solar array output available at maximum power point")
-        self.p_load = f("p_load_w", "<f4", (n,), "W", "Electrical load: bus + heater + compute")
+        self.p_load = f("p_load_w", "<f4", (n,), "W",
+                        "Electrical load: bus + heaters + compute")
         self.p_battery = f("p_battery_w", "<f4", (n,), "W",
                            "Battery terminal power: + charging, - discharging")
         self.soc = f("soc_frac", "<f4", (n,), "1", "Battery state of charge",
@@ -125,11 +135,15 @@ class PowerModel:
         self.cap = f("power_cap_w", "<f4", (n,), "W",
                      "Cap on compute power, +inf when none", fill=np.inf)
         self.heater = f("heater_power_w", "<f4", (n,), "W", "Battery heater power")
+        self.loop_heater = f("loop_heater_power_w", "<f4", (n,), "W",
+                             "Compute cold-plate (coolant loop) heater power")
         self.temp_array = f("temp_array_k", "<f4", (n,), "K",
                             "Solar array (quasi-steady)")
         self.soc_state = np.full(n, p.soc_initial_frac)  # float64 state
         self.heater_on = np.zeros(n, dtype=bool)
+        self.loop_heater_on = np.zeros(n, dtype=bool)
         self.capped = np.zeros(n, dtype=bool)
+        self._n_capped = 0  # satellites capped (count of ``capped``)
         self._cap_w = np.full(n, np.inf)
         self._env = {"beta": np.zeros(n)}
         self.sunlight = StepSunlight(n)
@@ -149,7 +163,7 @@ class PowerModel:
 
     def fields(self) -> list[Field]:
         return [self.p_solar, self.p_load, self.p_battery, self.soc, self.cap, self.heater,
-                self.temp_array]
+                self.loop_heater, self.temp_array]
 
     def step(self, ctx: StepContext) -> None:
         p = self.params
@@ -160,13 +174,14 @@ class PowerModel:
         unit_w, sun = self._array_power_per_sunlit_w(shared)
         p_avail = unit_w * sun.mean
 
-        # Battery heater: thermostat on the previous step's battery temperature.
+        # Heaters: thermostats on the previous step's temperatures.
         temp_batt = shared.get("temp_battery_k")
         if temp_batt is not None:
-            self.heater_on = np.where(temp_batt < p.heater_on_k, True,
-                                      np.where(temp_batt > p.heater_off_k, False,
-                                               self.heater_on))
+            self.heater_on = thermostat(self.heater_on, temp_batt < p.heater_on_k,
+                                        temp_batt > p.heater_off_k)
         heater = np.where(self.heater_on, p.heater_power_w, 0.0)
+        self._loop_thermostat(shared)
+        loop_heater = np.where(self.loop_heater_on, p.loop_heater_power_w, 0.0)
         bus = np.full(n, p.bus_power_w)
         self._apply_mirror_drivers(shared, bus, heater)
         demand = shared.get("compute_power_w")
@@ -174,15 +189,16 @@ class PowerModel:
             payload = np.minimum(p.compute_load_w, self._cap_w)
         else:
             payload = np.fmax(np.asarray(demand, dtype=np.float64), 0.0)  # NaN -> 0
-        base = bus + heater
+        base = bus + heater + loop_heater
 
-        health = shared.get("battery_health_frac")
+        health = degraded_frac(shared.get("battery_health_frac"))
         capacity_j = np.full(n, p.battery_capacity_wh * J_PER_WH)
         if health is not None:
-            capacity_j *= health_frac(health)
+            capacity_j *= health
         eta_r = p.regulation_efficiency_frac
         soc = self.soc_state
-        flows = self._balance(p_avail * eta_r, base, payload, soc, capacity_j, dt)
+        supply = p_avail * eta_r
+        flows = self._balance(supply, base, payload, soc, capacity_j, dt)
         # A step that crosses the shadow edge is two segments, sunlit then dark (or the
         # reverse): a full battery cannot bank the sunlit part's surplus for the dark part.
         cross, tau = sun.crossed, sun.tau
@@ -208,7 +224,7 @@ class PowerModel:
             self.e_dissipated_j += (load + reg_loss + batt_loss) * dt
             self.e_unserved_j += flows["unserved"] * dt
 
-        self._update_cap(ctx, p_avail * eta_r, base, payload, capacity_j)
+        self._update_cap(ctx, supply, base, payload, capacity_j)
 
         self.p_solar.array[:] = p_avail
         self.p_load.array[:] = load
@@ -216,12 +232,20 @@ class PowerModel:
         self.soc.array[:] = soc
         self.cap.array[:] = self._cap_w
         self.heater.array[:] = heater
-        # Unserved bus and heater power is not dissipated either (the bus browns out first).
+        self.loop_heater.array[:] = loop_heater
+        # Unserved bus and heater power is not dissipated either: the bus browns out first,
+        # then the battery heater, then the loop heater.
         short = flows["unserved_base"]
+        bus_served, heater_served, loop_served = bus, heater, loop_heater
+        if short.any():  # rare: the battery is empty and the arrays short of the bus
+            bus_served = bus - np.minimum(short, bus)
+            short = np.maximum(short - bus, 0.0)
+            heater_served = heater - np.minimum(short, heater)
+            loop_served = loop_heater - np.maximum(short - heater, 0.0)
         shared.update(
             power_cap_w=self.cap.array, soc_frac=self.soc.array, p_solar_w=self.p_solar.array,
-            heater_power_w=heater - np.maximum(short - bus, 0.0),
-            bus_power_w=bus - np.minimum(short, bus), payload_power_w=flows["payload"],
+            heater_power_w=heater_served, loop_heater_power_w=loop_served,
+            bus_power_w=bus_served, payload_power_w=flows["payload"],
             battery_loss_w=batt_loss, regulation_loss_w=reg_loss,
             sunlit_step_mean_frac=sun.mean,  # thermal uses the same eclipse timing
             sun_along_km=self.sunlight.along,  # and r·ŝ for its albedo
@@ -267,6 +291,27 @@ class PowerModel:
                 "array_used": (load + charge - discharge) / p.regulation_efficiency_frac,
                 "unserved": unserved, "unserved_base": unserved_base, "d_soc": d_soc}
 
+    def _loop_thermostat(self, shared: dict[str, Any]) -> None:
+        """Loop heater: on when the chips or the radiator run cold, off when both are warm.
+
+        Two thermostats drive the one heater on the compute cold plate: the chips'
+        (``loop_heater_on_k`` / ``loop_heater_off_k``) and the radiator's freeze guard
+        (``freeze_guard_on_k`` / ``freeze_guard_off_k``), whose heat the bypass valve passes
+        on to the radiator once the chips are at the loop setpoint. Previous step's
+        temperatures; NaN (unknown) keeps the heater as it is.
+        """
+        p = self.params
+        temp_c = shared.get("temp_compute_k")
+        if temp_c is None:
+            return
+        cold = temp_c < p.loop_heater_on_k
+        warm = temp_c > p.loop_heater_off_k
+        temp_r = shared.get("temp_radiator_k")
+        if temp_r is not None:
+            cold |= temp_r < p.freeze_guard_on_k
+            warm &= temp_r > p.freeze_guard_off_k
+        self.loop_heater_on = thermostat(self.loop_heater_on, cold, warm)
+
     @staticmethod
     def _apply_mirror_drivers(shared: dict[str, Any], bus: np.ndarray,
                               heater: np.ndarray) -> None:
@@ -292,6 +337,8 @@ class PowerModel:
             "soc_mean_frac": float(soc.mean()) if soc.size else 0.0,
             "n_power_capped": int(np.count_nonzero(self.capped)),
             "n_heaters_on": int(np.count_nonzero(self.heater_on)),
+            "n_loop_heaters_on": int(np.count_nonzero(self.loop_heater_on)),
+            "loop_heater_total_w": float(self.loop_heater.array.sum(dtype=np.float64)),
         }
 
     def meta(self) -> dict[str, Any]:
@@ -341,9 +388,9 @@ class PowerModel:
         self.temp_array.array[:] = temp
         eta = eta_ref * np.maximum(1.0 + p.array_temp_coeff_per_k * (temp - p.array_ref_temp_k),
                                    0.0)
-        health = shared.get("solar_health_frac")
+        health = degraded_frac(shared.get("solar_health_frac"))
         if health is not None:
-            eta = eta * health_frac(health)
+            eta = eta * health
         return p.array_area_m2 * eta * sun_in, step_sun
 
     def _update_cap(self, ctx: StepContext, supply: np.ndarray, base: np.ndarray,
@@ -359,6 +406,8 @@ class PowerModel:
         """
         p = self.params
         soc = self.soc_state
+        if not self._n_capped and soc.min() > p.soc_reserve_frac and capacity_j.min() > 0.0:
+            return  # nothing capped and nothing can engage: the cap stays +inf everywhere
         no_battery = capacity_j <= 0.0
         engage = (soc <= p.soc_reserve_frac) & (supply < base + payload_w)
         release = soc >= p.soc_reserve_frac + p.cap_release_band_frac
@@ -368,6 +417,7 @@ class PowerModel:
         self._cap_w = np.where(capped, cap, np.inf)
         changed = np.flatnonzero(capped != self.capped)
         self.capped = capped
+        self._n_capped = int(np.count_nonzero(capped))
         for i in changed:  # the few satellites whose cap state changed this step
             name = self.sat_names[i]
             if capped[i]:
@@ -381,3 +431,8 @@ class PowerModel:
                     "power_cap_clear", "info",
                     f"{name}: battery recovered (SOC {soc[i]:.0%}): compute cap lifted",
                     sat=int(i), soc_frac=float(soc[i]))
+
+
+def thermostat(on: np.ndarray, cold: np.ndarray, warm: np.ndarray) -> np.ndarray:
+    """On/off with hysteresis: on where ``cold``, off where ``warm``, else as it was; (n,)."""
+    return (on | cold) & ~(warm & ~cold)

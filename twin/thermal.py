@@ -39,12 +39,16 @@ NEWTON_ITERATIONS = 1  # per step: T⁴ linearized about the last state; the res
 STEADY_ITERATIONS = 40  # for the initial steady state, started far from the answer
 STEADY_INV_DT = 1.0e-9  # 1/s: a 30-year step is the steady state, yet keeps a node that has
 # no path to space (a scenario without a bus radiator) finite instead of singular
+VALVE_SETTLE_ITERATIONS = 6  # valve setting <-> steady state, fixed point: the radiator's
+# temperature hardly depends on the valve (all the compute heat crosses the loop either way),
+# so it converges to < 1 mK in 3; 6 leave a margin for a start far from the answer
 
 RADIATOR, COMPUTE, BUS, BATTERY = range(4)
 NODE_NAMES = ("radiator", "compute", "bus", "battery")
 
 # Default operating limits (K) published in FieldSpec.limits; [limits] in a scenario overrides.
-COMPUTE_LIMITS_K = {"warn_high": 353.15, "alarm_high": 358.15}  # chips: 80 / 85 °C
+COMPUTE_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,  # chips: 0..85 °C operating
+                    "warn_high": 353.15, "alarm_high": 358.15}
 BATTERY_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,  # Li-ion: 0..45 °C operating
                     "warn_high": 313.15, "alarm_high": 318.15}
 BUS_LIMITS_K = {"alarm_low": 253.15, "warn_low": 263.15,  # electronics: -20..+60 °C
@@ -76,7 +80,10 @@ class ThermalParams:
     coolant_cp_j_kg_k: float = field(default=4700.0, metadata=_m("J/(kg K)", gt=0.0))
     loop_ua_w_k: float = field(default=1500.0, metadata=_m("W/K", min=0.0, max=1.0e7))
     loop_setpoint_k: float = field(default=298.15, metadata=_m("K", min=0.0, max=500.0))
-    min_radiator_flow_frac: float = field(default=0.02, metadata=_m("1", min=0.0, max=1.0))
+    min_radiator_flow_frac: float = field(default=0.005, metadata=_m("1", min=0.0, max=1.0))
+    valve_time_constant_s: float = field(default=300.0, metadata=_m("s", min=0.0, max=1.0e6))
+    radiator_freeze_guard_k: float = field(default=211.15, metadata=_m("K", min=0.0,
+                                                                       max=500.0))
     bus_radiator_area_m2: float = field(default=3.2, metadata=_m("m2", min=0.0, max=1.0e4))
     bus_emissivity: float = field(default=0.90, metadata=_m("1", min=0.0, max=1.0))
     bus_absorptivity: float = field(default=0.15, metadata=_m("1", min=0.0, max=1.0))
@@ -192,11 +199,14 @@ def albedo_factor(h_ratio: np.ndarray, cos_theta: np.ndarray) -> np.ndarray:
 
 
 class EarthView:
-    """Per-satellite Earth view factor and albedo-table row, refreshed when altitude changes.
+    """Per-satellite Earth view factor and albedo-table position, refreshed with altitude.
 
     Both depend on altitude only, which changes slowly (km per orbit for near-circular LEO),
     so they are recomputed for a satellite when its H = 1 + alt/R_E moves by more than
-    ``H_TOLERANCE`` (1.3 km: changes F by < 0.1 %), not every step.
+    ``H_TOLERANCE`` (1.3 km: changes F by < 0.1 %), not every step. The albedo lookup keeps
+    each satellite's row index and weight in H and interpolates the small shared table each
+    step: a per-satellite copy of the interpolated row (121 values) cost more to refresh
+    than the lookup saves, as the geodetic height of a satellite swings by ~20 km an orbit.
 
     Args:
         n_sats: Satellites.
@@ -207,8 +217,9 @@ class EarthView:
     def __init__(self, n_sats: int) -> None:
         self.h = np.full(n_sats, np.nan)
         self.f_vertical = np.zeros(n_sats)
-        self._rows = np.zeros((n_sats, COS_THETA_GRID.size))  # g(H_sat, cos θ grid)
-        self._row_offset = np.arange(n_sats) * COS_THETA_GRID.size
+        self._k0 = np.zeros(n_sats, dtype=np.intp)  # flat index of the H row below, (n,)
+        self._fy = np.zeros(n_sats)  # weight of the row above, (n,)
+        self._flat = albedo_table().ravel()
         self._complete = False  # whether every satellite has a finite H
 
     def update(self, alt_km: np.ndarray) -> None:
@@ -230,9 +241,8 @@ class EarthView:
         y = (np.clip(hs, H_GRID[0], H_GRID[-1]) - H_GRID[0]) * (
             (H_GRID.size - 1) / (H_GRID[-1] - H_GRID[0]))
         j = np.minimum(y.astype(np.intp), H_GRID.size - 2)
-        fy = (y - j)[:, None]
-        table = albedo_table()
-        self._rows[stale] = table[j] * (1.0 - fy) + table[j + 1] * fy
+        self._fy[stale] = y - j
+        self._k0[stale] = j * COS_THETA_GRID.size
         if self._complete:
             return
         if np.isnan(self.h).any():  # never seen a finite altitude: a nominal LEO view
@@ -242,12 +252,28 @@ class EarthView:
 
     def albedo(self, cos_theta: np.ndarray) -> np.ndarray:
         """(n,) albedo factor g at each satellite's altitude for Sun zenith cosines (n,)."""
-        x = (np.clip(cos_theta, -1.0, 1.0) + 1.0) * (0.5 * (COS_THETA_GRID.size - 1))
+        x = np.clip(cos_theta, -1.0, 1.0)
+        x += 1.0
+        x *= 0.5 * (COS_THETA_GRID.size - 1)
         i = np.minimum(x.astype(np.intp), COS_THETA_GRID.size - 2)
-        k = self._row_offset + i
-        flat = self._rows.ravel()
-        lower = flat[k]
-        return lower + (x - i) * (flat[k + 1] - lower)
+        x -= i  # weight of the cos θ column to the right
+        k = self._k0 + i
+        flat = self._flat
+        low = flat[k]
+        lower = flat[k + 1]
+        lower -= low
+        lower *= x
+        lower += low  # g at the H row below
+        k += COS_THETA_GRID.size
+        high = flat[k]
+        upper = flat[k + 1]
+        upper -= high
+        upper *= x
+        upper += high  # g at the H row above
+        upper -= lower
+        upper *= self._fy
+        upper += lower
+        return upper
 
 
 @dataclass
@@ -400,7 +426,8 @@ class ThermalModel:
 
     Reads from ``ctx.shared``: geometry from orbit (``sunlit_frac``, ``beta_deg``,
     ``pos_gcrs_km``, ``sun_gcrs_km``), heat from power (``payload_power_w``, ``bus_power_w``,
-    ``heater_power_w``, ``battery_loss_w``, ``regulation_loss_w``; or ``compute_power_w``
+    ``heater_power_w``, ``loop_heater_power_w`` (into the compute node), ``battery_loss_w``,
+    ``regulation_loss_w``; or ``compute_power_w``
     when power is absent) and ``radiator_health_frac`` from faults. Writes ``temp_*_k``.
 
     Args:
@@ -449,6 +476,7 @@ class ThermalModel:
         self._temps_start = self.temps_k.copy()
         self.bad_input_steps = 0  # satellite-steps skipped for non-finite heat inputs
         self._k_const: tuple[np.ndarray, np.ndarray] | None = None
+        self._radiator_health: np.ndarray | None = None  # this step's, None: all healthy
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> ThermalModel:
@@ -463,6 +491,7 @@ class ThermalModel:
     def step(self, ctx: StepContext) -> None:
         p = self.params
         shared = ctx.shared
+        self._radiator_health = degraded_frac(shared.get("radiator_health_frac"))
         q_abs_rad, q_abs_bus = self._absorbed_w(shared)
         n = self.n_sats
         zero = np.zeros(n)
@@ -470,24 +499,28 @@ class ThermalModel:
         heat = np.empty((4, n))
         heat[RADIATOR] = q_abs_rad
         heat[COMPUTE] = payload
+        loop_heater = shared.get("loop_heater_power_w")
+        if loop_heater is not None:  # power's cold-plate heater, on the compute node
+            heat[COMPUTE] += loop_heater
         heat[BUS] = (q_abs_bus + shared.get("bus_power_w", zero)
                      + shared.get("regulation_loss_w", zero))
         heat[BATTERY] = shared.get("heater_power_w", zero) + shared.get("battery_loss_w", zero)
 
         k_rad, k_bus = self._radiating_k(shared)
-        g_loop = self._valve_conductance_w_k(heat[COMPUTE])
         sink4 = p.sink_temp_k**4
         dt = float(ctx.dt_s)
+        integrate = dt > 0.0
         if not self._initialized:
-            # Start at the steady state of the first step's loads: the bus alone would
-            # otherwise take hours to settle.
-            self.temps_k = implicit_step(self.temps_k, STEADY_INV_DT, self.capacities, g_loop,
-                                         p.compute_bus_conductance_w_k,
-                                         p.bus_battery_conductance_w_k, k_rad, k_bus, heat,
-                                         sink4, STEADY_ITERATIONS)
-            self._temps_start = self.temps_k.copy()
-            self._initialized = True
-        elif dt > 0.0:
+            # Start at the steady state of the working loads: the bus alone would otherwise
+            # take hours to settle. The epoch (dt 0) has no job running yet, so the state is
+            # settled again on the first timed step, whose loads include the jobs the
+            # epoch's scheduling placed; that step sets the state instead of integrating.
+            self._settle(heat, k_rad, k_bus, sink4)
+            if integrate:
+                self._initialized = True
+                integrate = False
+        if integrate:
+            g_loop = self._valve_conductance_w_k(heat[COMPUTE], dt)
             new = implicit_step(self.temps_k, 1.0 / dt, self.capacities, g_loop,
                                 p.compute_bus_conductance_w_k, p.bus_battery_conductance_w_k,
                                 k_rad, k_bus, heat, sink4, NEWTON_ITERATIONS)
@@ -505,7 +538,7 @@ class ThermalModel:
         rejected = k_rad * (t_r2 * t_r2 - sink4) + k_bus * (t_b2 * t_b2 - sink4)
         absorbed = q_abs_rad + q_abs_bus
         generated = heat[COMPUTE] + heat[BATTERY] + (heat[BUS] - q_abs_bus)
-        if dt > 0.0:
+        if integrate:
             self.e_absorbed_j += absorbed * dt
             self.e_generated_j += generated * dt
             self.e_rejected_j += rejected * dt
@@ -590,9 +623,8 @@ class ThermalModel:
         # Per m² of a vertical face: albedo and IR (no eclipse factor: they come from Earth).
         albedo_w_m2 = (p.albedo_frac * s_w_m2) * f_earth * g_albedo
         ir_w_m2 = p.earth_ir_w_m2 * f_earth
-        health = shared.get("radiator_health_frac")
-        area_rad = (p.radiator_area_m2 if health is None
-                    else p.radiator_area_m2 * health_frac(health))
+        health = self._radiator_health
+        area_rad = p.radiator_area_m2 if health is None else p.radiator_area_m2 * health
         q_rad = area_rad * (p.radiator_absorptivity * (s_w_m2 * sun_avg * exposure.radiator_cos
                                                        + 2.0 * albedo_w_m2)
                             + 2.0 * p.radiator_emissivity * ir_w_m2)
@@ -605,7 +637,7 @@ class ThermalModel:
         """ε σ A of the radiator (both faces, scaled by radiator health) and bus radiator."""
         p = self.params
         k_rad = 2.0 * p.radiator_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.radiator_area_m2
-        health = shared.get("radiator_health_frac")
+        health = self._radiator_health
         if self._k_const is None:  # constant per fleet: built once, read-only
             k_full = np.full(self.n_sats, k_rad)
             k_bus = np.full(self.n_sats,
@@ -614,24 +646,78 @@ class ThermalModel:
             k_bus.flags.writeable = False
             self._k_const = (k_full, k_bus)
         k_full, k_bus = self._k_const
-        k_rad_n = k_full if health is None else k_rad * health_frac(health)
+        k_rad_n = k_full if health is None else k_rad * health
         return k_rad_n, k_bus
 
-    def _valve_conductance_w_k(self, compute_heat_w: np.ndarray) -> np.ndarray:
-        """Loop conductance after the radiator bypass valve, (n,) W/K.
+    def _settle(self, heat: np.ndarray, k_rad: np.ndarray, k_bus: np.ndarray,
+                sink4: float) -> None:
+        """Set every node to the steady state of ``heat`` ((4, n) W), valve included.
 
-        The valve sends just enough coolant through the radiator to hold the compute node at
-        ``loop_setpoint_k`` (G = P / (T_set - T_rad), from the previous step's radiator
-        temperature), between ``min_radiator_flow_frac`` of the flow and all of it; with a
-        hot radiator it is fully open.
+        Restarts the energy ledger there. A satellite whose inputs are not finite keeps its
+        temperatures.
         """
         p = self.params
-        g_max = self._g_loop
-        g_min = self._g_loop_min
-        gap = p.loop_setpoint_k - self.temps_k[RADIATOR]
+        temps = self.temps_k
+        for _ in range(VALVE_SETTLE_ITERATIONS):
+            g_loop = self._valve_conductance_w_k(heat[COMPUTE], math.inf, temps)
+            temps = implicit_step(temps, STEADY_INV_DT, self.capacities, g_loop,
+                                  p.compute_bus_conductance_w_k, p.bus_battery_conductance_w_k,
+                                  k_rad, k_bus, heat, sink4, STEADY_ITERATIONS)
+        bad = ~np.isfinite(temps).all(axis=0)
+        temps[:, bad] = self.temps_k[:, bad]
+        self.temps_k = temps
+        self._temps_start = temps.copy()
+        for ledger in (self.e_absorbed_j, self.e_generated_j, self.e_rejected_j):
+            ledger[:] = 0.0
+
+    def _valve_conductance_w_k(self, compute_heat_w: np.ndarray, dt_s: float,
+                               temps_k: np.ndarray | None = None) -> np.ndarray:
+        """Loop conductance after the radiator bypass valve, (n,) W/K, for a step of dt_s.
+
+        The valve (a mixing valve on the radiator bypass) brings the compute node to
+        ``loop_setpoint_k`` with the first-order time constant ``valve_time_constant_s``:
+        it aims the step's end at T* = T_c + (T_set - T_c) dt / (τ + dt) and lets through the
+        radiator the conductance that lands there, G = (P + C (T_c - T_set) / (τ + dt)) /
+        (T* - T_rad), from the step's start temperatures. dt = inf gives the steady setting
+        P / (T_set - T_rad). G stays between ``min_radiator_flow_frac`` of the flow (freeze
+        protection: coolant keeps moving through the radiator) and all of it; with a
+        radiator at or above the setpoint it is fully open. Below
+        ``radiator_freeze_guard_k`` the radiator nears freezing: the valve then never
+        passes less than the heat the compute node takes in (P / (T_c - T_rad)), so chips
+        below the setpoint hold their temperature instead of warming on heat the radiator
+        needs (the loop heater's, when power turns it on for freeze protection).
+        """
+        p = self.params
+        temps = self.temps_k if temps_k is None else temps_k
+        t_rad = temps[RADIATOR]
+        t_set = p.loop_setpoint_k
+        if math.isinf(dt_s):
+            target = np.full_like(t_rad, t_set)
+            need_w = compute_heat_w
+        else:
+            t_c = temps[COMPUTE]
+            lag = t_c - t_set
+            lag *= 1.0 / (p.valve_time_constant_s + dt_s)
+            need_w = compute_heat_w + self.capacities[COMPUTE] * lag  # heat the loop must carry
+            lag *= p.valve_time_constant_s
+            target = lag + t_set  # T* = T_set + (T_c - T_set) τ / (τ + dt)
+        gap = target - t_rad
         with np.errstate(divide="ignore", invalid="ignore"):
-            wanted = np.where(gap > 0.0, compute_heat_w / gap, np.inf)
-        return np.clip(wanted, g_min, g_max)
+            wanted = need_w / gap
+        # gap <= 0: the radiator is at least as warm as the target. A node that needs cooling
+        # then gets all the flow there is; one that needs heat gets what it asked (both < 0).
+        settable = gap > 0.0
+        settable |= need_w < 0.0
+        settable &= t_rad < t_set
+        wanted = np.where(settable, wanted, np.inf)
+        guard = t_rad < p.radiator_freeze_guard_k
+        if guard.any():
+            t_c = temps[COMPUTE]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                through = compute_heat_w / (t_c - t_rad)
+            guard &= t_c > t_rad
+            np.fmax(wanted, through, out=wanted, where=guard)
+        return np.clip(wanted, self._g_loop_min, self._g_loop)
 
     def _set_flow(self, which: np.ndarray, flow_frac: float) -> None:
         p = self.params
@@ -661,6 +747,17 @@ class ThermalModel:
 def health_frac(health: Any) -> np.ndarray:
     """A fault multiplier clipped to 0..1; NaN (unknown) counts as healthy."""
     return np.fmax(np.fmin(np.asarray(health, dtype=np.float64), 1.0), 0.0)
+
+
+def degraded_frac(health: Any) -> np.ndarray | None:
+    """``health_frac`` of a fault multiplier, or None when it is absent or every satellite is
+    healthy (>= 1): the usual case costs one reduction instead of a clip and a product."""
+    if health is None:
+        return None
+    values = np.asarray(health)
+    if values.size == 0 or values.min() >= 1.0:  # NaN fails the test: the careful path
+        return None
+    return health_frac(values)
 
 
 def _max(values: np.ndarray) -> float:
