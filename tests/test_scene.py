@@ -398,3 +398,133 @@ def test_hud_lines():
     assert node[0] == "NODE 1: B  [g2]" and node[1] == "contact: Svalbard"
     assert "alt: 551.0 km" in node
     assert scene.node_lines(meta, arrays, 5, fields) == []
+
+
+# --------------------------------------------------------------------------- selected orbit
+def test_orbit_ring_passes_through_the_plane_mates_of_a_circular_orbit():
+    """Analytic reference: 16 nodes 22.5 deg apart on one circular orbit (viewerstate).
+    A 17-point ring from node 0's r and v must land on node k at vertex k, in order of
+    motion."""
+    import viewerstate
+
+    pos, vel, names, _ = viewerstate._orbits()
+    plane = [i for i, name in enumerate(names) if name.startswith("DD-")]
+    ring = scene.orbit_ring(pos[plane[0]], vel[plane[0]], n_points=17)
+    assert ring.shape == (17, 3) and ring.dtype == np.float32
+    ten_metres_km = 1e-2  # float32 at 7,000 km
+    assert np.allclose(ring[:16], pos[plane], atol=ten_metres_km)
+    assert np.array_equal(ring[-1], ring[0])  # closed
+
+
+def test_orbit_ring_matches_sgp4_over_one_revolution():
+    """Independent reference: a real Starlink TLE propagated by SGP4 for one period stays
+    on the ring drawn from its first position and velocity. Tolerance 40 km: the ring
+    leaves out J2 (nodal drift ~0.3 deg per revolution, 35 km at 6,900 km, plus its
+    short-period radius terms) and the orbit's eccentricity (a e = 0.7 km here)."""
+    from sgp4.api import Satrec
+
+    lines = (ROOT / "assets" / "tle" / "starlink-2023-07-18.tle").read_text().splitlines()
+    sat = Satrec.twoline2rv(lines[1], lines[2])
+    period_min = 2 * math.pi / sat.no_kozai
+    minutes = np.linspace(0.0, period_min, 60)
+    states = [sat.sgp4(sat.jdsatepoch, sat.jdsatepochF + m / 1440.0) for m in minutes]
+    assert all(err == 0 for err, _, _ in states)
+    r = np.array([s[1] for s in states])
+    v0 = np.array(states[0][2])
+    ring = scene.orbit_ring(r[0], v0, n_points=3601).astype(float)
+    normal = np.cross(r[0], v0)
+    normal /= np.linalg.norm(normal)
+    # Distance of each propagated point from the circle: out of plane and off the radius.
+    off_plane = r @ normal
+    in_plane = r - off_plane[:, None] * normal
+    off_radius = np.linalg.norm(in_plane, axis=1) - np.linalg.norm(r[0])
+    forty_km = 40.0
+    assert np.max(np.hypot(off_plane, off_radius)) < forty_km
+    # ... and the ring's vertices are on that same circle, running the way the node flies.
+    assert np.allclose(np.linalg.norm(ring, axis=1), np.linalg.norm(r[0]), atol=1e-2)
+    assert np.allclose(ring @ normal, 0.0, atol=1e-2)
+    assert np.dot(ring[1] - ring[0], v0) > 0
+
+
+def test_orbit_ring_without_a_plane():
+    assert scene.orbit_ring([7000.0, 0, 0], [np.nan, 7.5, 0]) is None
+    assert scene.orbit_ring([7000.0, 0, 0], [7.5, 0.0, 0.0]) is None  # radial: no plane
+    assert scene.orbit_ring([0.0, 0, 0], [0.0, 7.5, 0.0]) is None
+    assert scene.orbit_ring([7000.0, 0], [0.0, 7.5]) is None
+
+
+def test_gcrs_to_view_inverts_itrs_to_view(skyfield_time):
+    header, _ = _header_at(skyfield_time)
+    p = np.array([[7000.0, 100.0, -300.0], [0.0, 6900.0, 10.0]])
+    assert np.allclose(scene.gcrs_to_view(p, header, earth_fixed=False), p)
+    itrs = scene.gcrs_to_view(p, header, earth_fixed=True)
+    assert np.allclose(scene.itrs_to_view(itrs, header, earth_fixed=False), p)
+
+
+# --------------------------------------------------------------------------- mirror
+def test_mirror_lines_show_measured_beside_predicted():
+    """Synthetic mirror fields, framed by the real twin.wire codec (viewerstate)."""
+    import viewerstate
+
+    meta, state = viewerstate.meta_and_state(mirror=True)
+    sat = viewerstate.MIRROR_SAT
+    [binding] = scene.mirror_bindings(meta)
+    assert (binding.testbed, binding.sat, binding.index) == ("flatsat", sat, 0)
+    assert binding.states == ("temp_compute_k", "temp_radiator_k")
+    assert binding.drivers == ("compute_power_w", "utilization_frac")
+    assert scene.mirror_live(state.arrays, binding) is True
+    assert scene.mirror_tag(state.arrays, binding) == "MIRROR flatsat live"
+    lines = scene.mirror_lines(meta, state.arrays, sat)
+    assert lines[0] == "MIRROR FLATSAT LIVE, newest sample 0.4 s ago"
+    assert lines[1].split() == ["measured", "predicted", "residual", "limit"]
+    predicted_c = float(state.arrays["temp_compute_k"][sat]) - 273.15
+    compute = lines[2].split()
+    # Measured and predicted in °C, the residual in K (a difference), past its 10 K limit.
+    assert compute[:2] == ["temp", "compute"]
+    assert compute[2:4] == [f"{predicted_c + 12.0:.1f}", "°C"]
+    assert compute[4:6] == [f"{predicted_c:.1f}", "°C"]
+    assert compute[6:] == ["+12.00", "K", "±10.00", "K", "!"]
+    assert "-1.50 K" in lines[3] and not lines[3].endswith("!")
+    assert "170 W" in lines[4] and "drives the model" in lines[4]
+    assert "50.0 %" in lines[5]
+    assert scene.mirror_lines(meta, state.arrays, sat + 1) == []
+
+
+def test_mirror_lost_and_absent():
+    import viewerstate
+
+    meta, state = viewerstate.meta_and_state(mirror=True, mirror_live=False)
+    [binding] = scene.mirror_bindings(meta)
+    assert scene.mirror_tag(state.arrays, binding) == "MIRROR flatsat lost"
+    lines = scene.mirror_lines(meta, state.arrays, binding.sat)
+    assert lines[0].startswith("MIRROR FLATSAT LOST")
+    assert "—" in lines[2] and "!" not in lines[2]
+    # Before any state: waiting. No mirror, or a malformed one: nothing, and no error.
+    assert scene.mirror_tag({}, binding) == "MIRROR flatsat waiting"
+    plain, _ = viewerstate.meta_and_state()
+    assert scene.mirror_bindings(plain) == [] and scene.mirror_lines(plain, {}, 0) == []
+    bad = {"subsystems": {"mirror": {"bindings": [{"testbed": "x"}, "junk",
+                                                  {"testbed": "ok", "sat": 3}]}}}
+    assert [(b.index, b.sat) for b in scene.mirror_bindings(bad)] == [(2, 3)]
+
+
+@pytest.mark.parametrize(("name", "value", "text"), [
+    ("temp_compute_k", 12.0, "+12.00 K"),
+    ("temp_compute_k", -1.5, "-1.50 K"),
+    ("soc_frac", -0.031, "-3.1 pp"),
+    ("compute_power_w", 2500.0, "+2.5 kW"),
+    ("compute_power_w", float("nan"), "—"),
+])
+def test_difference_text(name, value, text):
+    assert scene.difference_text(name, value) == text
+
+
+def test_camera_direction_over_a_node_leans_to_the_sunward_side():
+    r, v = np.array([7000.0, 0.0, 0.0]), np.array([0.0, 7.5, 0.0])  # normal +z
+    up = scene.camera_direction_over(r, v, tilt=0.6)
+    assert np.isclose(np.linalg.norm(up), 1.0)
+    assert math.isclose(math.degrees(math.atan2(up[2], up[0])), math.degrees(math.atan(0.6)))
+    down = scene.camera_direction_over(r, v, tilt=0.6, toward=[0.0, 0.0, -1.0])
+    assert down[2] < 0 and down[0] > 0
+    assert np.allclose(scene.camera_direction_over(r, None), [1.0, 0.0, 0.0])
+    assert scene.camera_direction_over([np.nan, 0, 0], v) is None

@@ -8,7 +8,9 @@ commands over real loopback sockets, exactly as `odc tui` does.
 from __future__ import annotations
 
 import asyncio
+import io
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -229,3 +231,154 @@ def test_synthetic_feed_without_a_twin_never_blocks() -> None:
             assert app.last_reply["ok"] is False
 
     asyncio.run(scenario())
+
+
+# -- the mirrored node ----------------------------------------------------------------
+
+def test_mirror_model_measured_beside_predicted() -> None:
+    """Synthetic mirror fields framed by the real codec (tuiutil): rows, units, levels."""
+    from viz.tui.model import ALARM, MIRROR_MARK, OK, WARN, difference_unit
+
+    model = FleetModel()
+    model.apply_meta(tuiutil.meta(mirror=True))
+    model.apply_state(tuiutil.state(3, mirror=True))
+    sat = tuiutil.MIRROR_SAT
+    [binding] = model.mirrors
+    assert (binding.testbed, binding.sat) == ("flatsat", sat) and list(model.mirror_of) == [sat]
+    # The mirror's arrays run along bindings: they are no table columns.
+    assert not any(c.key.startswith("mirror_") for c in model.columns)
+    name = model.column("name")
+    assert model.cell(name, sat)[0] == f"{MIRROR_MARK} {model.name(sat)}"
+    assert model.cell(name, sat + 1)[0] == model.name(sat + 1)
+    assert model.mirror_live(binding) is True and model.mirror_age_s(binding) == pytest.approx(0.4)
+    rows = {row.quantity: row for row in model.mirror_rows(binding)}
+    compute, radiator = rows["temp_compute_k"], rows["temp_radiator_k"]
+    assert compute.role == "state" and compute.threshold == 10.0
+    assert compute.residual == pytest.approx(compute.measured - compute.predicted, abs=1e-3)
+    assert compute.residual == pytest.approx(12.0, abs=1e-3) and compute.level == ALARM
+    assert radiator.residual == pytest.approx(-6.0, abs=1e-3) and radiator.level == WARN
+    assert rows["compute_power_w"].role == "driver"
+    assert rows["compute_power_w"].measured == pytest.approx(170.0)
+    # Residuals of temperatures are differences in K, not °C; fractions in points.
+    assert difference_unit("temp_compute_k").format(12.0) == "12.00"
+    assert difference_unit("temp_compute_k").label == "K"
+    assert (difference_unit("soc_frac").label, difference_unit("soc_frac").format(0.031)) == \
+        ("pp", "3.1")
+    # Telemetry lost: NaN measured and residual, level OK (nothing to compare).
+    model.apply_state(tuiutil.state(4, mirror=True, mirror_live=False))
+    assert model.mirror_live(binding) is False
+    lost = {row.quantity: row for row in model.mirror_rows(binding)}
+    assert np.isnan(lost["temp_compute_k"].residual) and lost["temp_compute_k"].level == OK
+    # No mirror in meta, or a malformed one: nothing marked, nothing breaks.
+    plain = FleetModel()
+    plain.apply_meta(tuiutil.meta())
+    assert plain.mirrors == [] and plain.cell(plain.column("name"), sat)[0] == "SSO-005"
+    bad = tuiutil.meta().header
+    bad["subsystems"]["mirror"] = {"bindings": [{"testbed": "x"}, {"testbed": "y", "sat": 99}]}
+    plain.apply_meta(bad)
+    assert plain.mirrors == []
+
+
+def test_mirror_key_header_and_detail() -> None:
+    """`m` opens the mirrored node: header badge, measured/predicted/residual table."""
+    async def scenario() -> None:
+        app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
+        async with app.run_test(size=SIZE) as pilot:
+            app.feed(StreamUpdate(meta=tuiutil.meta(), connection=LIVE))
+            assert not app.check_action("mirror", ())  # hidden without a mirror
+            app.feed(StreamUpdate(meta=tuiutil.meta(mirror=True), connection=LIVE))
+            app.feed(StreamUpdate(state=tuiutil.state(1, mirror=True), connection=LIVE))
+            assert app.check_action("mirror", ())
+            await until(pilot, lambda: "◉ MIRROR flatsat LIVE"
+                        in str(app.query_one("#header").render()))
+            await pilot.press("m")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+            assert app.screen.sat == tuiutil.MIRROR_SAT
+            panel = app.screen.query_one("#detail-mirror")
+            await until(pilot, lambda: panel.display and "+12.00 K" in _rendered(app, panel))
+            text = _rendered(app, panel)
+            for expected in ("Measured", "Predicted", "Residual", "+12.00 K", "-6.00 K",
+                             "±10.00 K", "170 W", "drives the model"):
+                assert expected in text, f"{expected!r} not in the mirror panel:\n{text}"
+            app.feed(StreamUpdate(state=tuiutil.state(2, mirror=True, mirror_live=False),
+                                  connection=LIVE))
+            await until(pilot, lambda: "MIRROR flatsat LOST" in _rendered(app, panel))
+            # Another node's detail has no mirror panel.
+            await pilot.press("right_square_bracket")
+            await until(pilot, lambda: app.screen.sat != tuiutil.MIRROR_SAT
+                        and not panel.display)
+
+    asyncio.run(scenario())
+
+
+def _rendered(app: DashboardApp, widget) -> str:
+    """The plain text a Static shows (its renderable printed at the widget's width)."""
+    from rich.console import Console
+
+    console = Console(width=max(widget.size.width, 80), record=True, file=io.StringIO())
+    console.print(widget.content)
+    return console.export_text()
+
+
+def test_live_mirror_from_the_flatsat_scenario(tmp_path) -> None:
+    """The real mirror scenario in a real twin; telemetry pushed into its ingest socket
+    shows as measured beside predicted, then LOST when it stops."""
+    import zmq
+
+    from bridge.push import encode_telemetry
+
+    text = (tuiutil.ROOT / "assets" / "testbeds" / "flatsat_mirror.toml").read_text()
+    scenario_file = tmp_path / "flatsat_mirror.toml"
+    scenario_file.write_text(text.replace("lost_after_s = 3.0", "lost_after_s = 1.0"))
+
+    async def scenario(addresses: dict[str, str]) -> None:
+        sending = threading.Event()
+        sending.set()
+        stop = threading.Event()
+
+        def push_loop() -> None:
+            """The testbed's stand-in: one housekeeping sample every 0.1 s while sending."""
+            push = zmq.Context.instance().socket(zmq.PUSH)
+            push.setsockopt(zmq.LINGER, 0)
+            push.setsockopt(zmq.SNDTIMEO, 1000)
+            push.connect(addresses["ingest"])
+            sent = 0
+            try:
+                while not stop.wait(0.1):
+                    if not sending.is_set():
+                        continue
+                    push.send_multipart(encode_telemetry(
+                        sent, "flatsat", "hk", np.array([time.time()]),
+                        {"compute_power_w": np.array([170.0]), "util_frac": np.array([0.5]),
+                         "cold_plate_temp_c": np.array([45.0]),
+                         "radiator_temp_c": np.array([5.0])},
+                        seq_count=np.array([sent])), copy=True)
+                    sent += 1
+            finally:
+                push.close()
+
+        def panel() -> str:
+            return _rendered(app, app.screen.query_one("#detail-mirror"))
+
+        pusher = threading.Thread(target=push_loop, daemon=True)
+        pusher.start()
+        app = DashboardApp(addresses["stream"], addresses["commands"], stale_after_s=2.0)
+        try:
+            async with app.run_test(size=SIZE) as pilot:
+                await until(pilot, lambda: app.model.n == 16 and app.model.mirrors)
+                await until(pilot, lambda: "MIRROR flatsat LIVE"
+                            in str(app.query_one("#header").render()), timeout_s=15)
+                await pilot.press("m")
+                await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+                assert app.screen.sat == 0  # dawn-dusk-01-01
+                # The measured cold plate (45 °C) beside the model's prediction.
+                await until(pilot, lambda: "45.0 °C" in panel() and "LIVE" in panel())
+                sending.clear()  # the testbed goes quiet: lost after lost_after_s
+                await until(pilot, lambda: "MIRROR flatsat LOST" in panel(), timeout_s=10)
+                assert "MIRROR flatsat LOST" in str(app.screen.query_one("#header").render())
+        finally:
+            stop.set()
+            pusher.join(5)
+
+    with twin_process("--scenario", str(scenario_file), "--rate", "10") as (_, addresses):
+        asyncio.run(scenario(addresses))

@@ -57,3 +57,32 @@ def test_detail_screen(snap_compare) -> None:
         assert pilot.app.screen.sat == 7
 
     assert snap_compare(fed_app(), terminal_size=SIZE, run_before=open_hottest)
+
+
+async def feed_mirror(pilot) -> None:
+    """As ``feed``, with node SSO-005 mirrored by testbed ``flatsat``, then its detail."""
+    app = pilot.app
+    app.feed(StreamUpdate(meta=tuiutil.meta(mirror=True), connection=LIVE))
+    for step in range(60):
+        app.feed(StreamUpdate(state=tuiutil.state(step, mirror=True), connection=LIVE))
+    events = [tuiutil.event(0, "mirror_acquired", "info", "testbed 'flatsat' is live on node 5",
+                            sat=5, step=2),
+              tuiutil.event(1, "mirror_residual", "warning", "flatsat: measured temp_compute_k "
+                            "differs from the model's by +12 (threshold 10)", sat=5, step=30)]
+    app.feed(StreamUpdate(state=tuiutil.state(60, mirror=True), events=events,
+                          connection=LIVE))
+    await pilot.pause(0.3)
+
+
+def test_mirror_main_screen(snap_compare) -> None:
+    assert snap_compare(fed_app(), terminal_size=SIZE, run_before=feed_mirror)
+
+
+def test_mirror_detail_screen(snap_compare) -> None:
+    async def open_mirror(pilot) -> None:
+        await feed_mirror(pilot)
+        await pilot.press("m")
+        await pilot.pause(0.3)
+        assert pilot.app.screen.sat == tuiutil.MIRROR_SAT
+
+    assert snap_compare(fed_app(), terminal_size=SIZE, run_before=open_mirror)

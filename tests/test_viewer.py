@@ -226,3 +226,158 @@ def test_cli_screenshot_and_movie(tmp_path):
         assert viewer_cli.run(bad) == 2
     with pytest.raises(SystemExit):
         parser.parse_args(["--size", "big"])
+
+
+# --------------------------------------------------------------------------- orbit, mirror
+def screen_xy(app: ViewerApp, xyz) -> tuple[int, int]:
+    """Pixel (column, row from the top) where a world point lands in a screenshot."""
+    renderer = app.pl.renderer
+    renderer.SetWorldPoint(*map(float, xyz), 1.0)
+    renderer.WorldToDisplay()
+    x, y, _ = renderer.GetDisplayPoint()
+    return round(x), SIZE[1] - 1 - round(y)
+
+
+def ring_pixels(image: np.ndarray, centre: tuple[int, int], radius_px: float) -> np.ndarray:
+    """RGB of the pixels on a circle around ``centre`` (the mirror ring's path)."""
+    angles = np.linspace(0.0, 2.0 * np.pi, 72, endpoint=False)
+    cols = np.clip(np.round(centre[0] + radius_px * np.cos(angles)).astype(int), 0, SIZE[0] - 1)
+    rows = np.clip(np.round(centre[1] + radius_px * np.sin(angles)).astype(int), 0, SIZE[1] - 1)
+    return image[rows, cols, :3].astype(int)
+
+
+@pytest.fixture
+def mirror_app():
+    meta, state = viewerstate.meta_and_state(mirror=True)
+    app = make_app()
+    app.apply_meta(meta)
+    assert app.apply_state(state, connection="LIVE")
+    yield app
+    app.pl.close()
+
+
+def test_mirrored_node_is_marked_with_measured_beside_predicted(mirror_app):
+    from viz.viewer import MIRROR_LOST_RGB, MIRROR_RGB, MIRROR_RING_PX
+
+    s, sat = mirror_app.scene, viewerstate.MIRROR_SAT
+    assert s.selected == sat, "the mirrored node is selected from the start"
+    node = s.hud_node.GetInput()
+    assert node.startswith("NODE 24: DD-01-01") and "MIRROR FLATSAT LIVE" in node
+    assert "measured" in node and "predicted" in node and "+12.00 K" in node
+    assert "MIRROR flatsat live on DD-01-01" in s.hud_top.GetInput()
+    [(_, tag)] = s._mirror_actors
+    assert tag.GetInput().strip() == "MIRROR flatsat live"
+    # The ring is drawn around the node, in the mirror's colour.
+    position = scene.itrs_to_view(scene.geodetic_to_itrs_km(15.0, 30.0), s.header, False)
+    look_from(mirror_app, position)
+    image = mirror_app.pl.screenshot(return_img=True)
+    centre = screen_xy(mirror_app, s.sats.points[sat])
+    on_ring = ring_pixels(image, centre, MIRROR_RING_PX)
+    magenta = np.abs(on_ring - 255 * np.array(MIRROR_RGB)).max(axis=1) < 60
+    assert magenta.mean() > 0.5, f"{magenta.mean():.0%} of the ring's path is magenta"
+    # Telemetry lost: the tag says so and the ring turns orange.
+    _, lost = viewerstate.meta_and_state(mirror=True, mirror_live=False)
+    assert mirror_app.apply_state(lost, connection="LIVE")
+    mirror_app.render()
+    assert tag.GetInput().strip() == "MIRROR flatsat lost"
+    assert "MIRROR FLATSAT LOST" in s.hud_node.GetInput()
+    on_ring = ring_pixels(mirror_app.pl.screenshot(return_img=True), centre, MIRROR_RING_PX)
+    orange = np.abs(on_ring - 255 * np.array(MIRROR_LOST_RGB)).max(axis=1) < 60
+    assert orange.mean() > 0.5
+
+
+def test_mirror_image_regression(mirror_app):
+    """The mirrored node with its ring, tag, orbit and measured/predicted panel."""
+    position = scene.itrs_to_view(scene.geodetic_to_itrs_km(15.0, 30.0),
+                                  mirror_app.scene.header, False)
+    look_from(mirror_app, position, distance_re=3.5)
+    image = mirror_app.pl.screenshot(return_img=True)
+    path = IMAGES / "viewer_mirror.png"
+    if os.environ.get("ODC_UPDATE_IMAGES") or not path.exists():
+        mirror_app.pl.screenshot(str(path))
+        pytest.skip(f"stored a new reference image {path}; look at it")
+    error = pv.compare_images(image, str(path))
+    assert error < IMAGE_ERROR_MAX, f"viewer_mirror.png: image error {error:.0f}"
+
+
+def test_selected_orbit_ring_and_its_key(fixed_app):
+    s = fixed_app.scene
+    assert not s.orbit_actor.GetVisibility(), "no node selected: no orbit"
+    press(fixed_app, "n")
+    assert s.selected == 0 and s.orbit_actor.GetVisibility()
+    r = np.linalg.norm(s.arrays["pos_gcrs_km"][0])
+    ring = np.asarray(s.orbit.points)
+    assert np.allclose(np.linalg.norm(ring, axis=1), r, rtol=1e-5)
+    assert np.allclose(ring[0], s.sats.points[0], atol=0.05)  # starts at the node
+    # The whole circular orbit: it passes through the node's plane mates (same orbit).
+    mates = s.sats.points[1:8]  # MID-01-02..08, 45 deg apart on node 0's orbit
+    normal = np.cross(ring[0], ring[45])  # vertices 90 deg apart span the ring's plane
+    normal /= np.linalg.norm(normal)
+    one_km = 1.0
+    assert np.abs(mates @ normal).max() < one_km, "the nodes on this orbit are off its plane"
+    assert np.allclose(np.linalg.norm(mates, axis=1), r, atol=one_km)
+    press(fixed_app, "i")  # Earth-fixed: the same ring, carried into ITRS with the node
+    assert np.allclose(np.asarray(s.orbit.points)[0], s.sats.points[0], atol=0.05)
+    press(fixed_app, "O")
+    assert not s.orbit_actor.GetVisibility()
+    press(fixed_app, "O")
+    assert s.orbit_actor.GetVisibility()
+    assert "O" in s.hud_help.GetInput() and "full orbit" in s.hud_help.GetInput()
+    press(fixed_app, "g")  # no mirror in this twin: says so, keeps the selection
+    assert s.selected == 0 and "no mirrored node" in fixed_app.message
+
+
+def test_go_to_the_mirrored_node_key(mirror_app):
+    s = mirror_app.scene
+    press(mirror_app, "n")
+    assert s.selected == viewerstate.MIRROR_SAT + 1
+    press(mirror_app, "g")
+    assert s.selected == viewerstate.MIRROR_SAT
+    assert "go to the mirrored node" in s.hud_help.GetInput()
+
+
+def test_live_mirror_from_the_flatsat_scenario():
+    """The real mirror scenario: telemetry pushed into a real twin's ingest socket shows
+    on the viewer as measured beside predicted, then as lost when it stops."""
+    import zmq
+    from twinutil import connected
+
+    from bridge.push import encode_telemetry
+
+    text = (IMAGES.parents[1] / "assets" / "testbeds" / "flatsat_mirror.toml").read_text()
+    text = text.replace("lost_after_s = 3.0", "lost_after_s = 1.0")
+    with running_twin(text, rate_hz=10.0, warp=1.0) as twin, \
+            connected(zmq.PUSH, twin.addresses.ingest) as push:
+        stream = StreamClient(twin.addresses.pub, stale_after_s=2.0)
+        commands = CommandClient(twin.addresses.command, timeout_s=2.0)
+        app = make_app(stream=stream, commands=commands)
+        sent = [0]
+
+        def push_sample() -> None:
+            now = time.time()
+            push.send_multipart(encode_telemetry(
+                sent[0], "flatsat", "hk", np.array([now]),
+                {"compute_power_w": np.array([170.0]), "util_frac": np.array([0.5]),
+                 "cold_plate_temp_c": np.array([45.0]), "radiator_temp_c": np.array([5.0])},
+                seq_count=np.array([sent[0]])), copy=True)
+            sent[0] += 1
+
+        def live_and_measured() -> bool:
+            push_sample()
+            node = app.scene.hud_node.GetInput()
+            return "MIRROR FLATSAT LIVE" in node and "45.0 °C" in node
+
+        try:
+            assert app.wait_for_frame(30.0)
+            assert app.scene.selected == 0, "dawn-dusk-01-01 (node 0) is mirrored"
+            assert _wait(app, live_and_measured, 20.0), app.scene.hud_node.GetInput()
+            assert "170 W" in app.scene.hud_node.GetInput()
+            assert "MIRROR flatsat live" in app.scene._mirror_actors[0][1].GetInput()
+            assert _wait(app, lambda: "MIRROR FLATSAT LOST" in app.scene.hud_node.GetInput(),
+                         10.0)
+            # The twin's mirror_lost event reaches the HUD's event lines (maybe a poll later).
+            assert _wait(app, lambda: any("falls back" in e for e in app.events), 5.0)
+        finally:
+            app.pl.close()
+            stream.close()
+            commands.close()

@@ -35,6 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 ANY_PORT = "tcp://127.0.0.1:*"
 EPOCH_T_UTC = 1_742_472_000.0  # 2025-03-20 12:00:00 UTC
 STATIONS = ["Svalbard", "Inuvik", "Punta Arenas", "Hartebeesthoek"]
+# The mirror variant: testbed "flatsat" on node SSO-005 (docs/protocol.md, "Mirror").
+MIRROR_SAT = 5
+MIRROR_TESTBED = "flatsat"
+MIRROR_STATES = ("temp_compute_k", "temp_radiator_k")
+MIRROR_DRIVERS = ("compute_power_w", "utilization_frac")
 
 
 def specs(n: int, s: int = len(STATIONS)) -> list[FieldSpec]:
@@ -64,8 +69,38 @@ def specs(n: int, s: int = len(STATIONS)) -> list[FieldSpec]:
     ]
 
 
-def meta(n: int = 40) -> Message:
-    """A ``meta`` message for ``n`` nodes in two groups and four stations."""
+def mirror_specs() -> list[FieldSpec]:
+    """The twin mirror's fields for one binding (axis 0: the binding, not satellites)."""
+    out = [FieldSpec("mirror_sat", "<i4", (1,), "index", "mirrored satellite", per_sat=False),
+           FieldSpec("mirror_live", "|b1", (1,), "bool", "telemetry arriving", per_sat=False),
+           FieldSpec("mirror_age_s", "<f4", (1,), "s", "since newest sample", per_sat=False)]
+    out += [FieldSpec(f"mirror_measured_{q}", "<f4", (1,), "W" if q.endswith("_w") else "1",
+                      f"measured {q}", per_sat=False) for q in MIRROR_DRIVERS]
+    for q in MIRROR_STATES:
+        out += [FieldSpec(f"mirror_{kind}_{q}", "<f4", (1,), "K", f"{kind} {q}", per_sat=False)
+                for kind in ("measured", "predicted", "residual")]
+    return out
+
+
+def mirror_meta() -> dict[str, Any]:
+    """``meta.subsystems.mirror`` as twin/mirror.py publishes it."""
+    return {
+        "bindings": [{"testbed": MIRROR_TESTBED, "sat": MIRROR_SAT,
+                      "drivers": {"compute_power_w": "compute_power_w",
+                                  "util_frac": "utilization_frac"},
+                      "states": {"cold_plate_temp_c": "temp_compute_k",
+                                 "radiator_temp_c": "temp_radiator_k"},
+                      "thresholds": {"temp_compute_k": 10.0, "temp_radiator_k": 10.0}}],
+        "mirrored_sats": [MIRROR_SAT], "lost_after_s": 3.0, "max_sample_age_s": 30.0,
+        "time_base": "wall clock (warp 1)", "counters": {},
+    }
+
+
+def meta(n: int = 40, *, mirror: bool = False) -> Message:
+    """A ``meta`` message for ``n`` nodes in two groups and four stations.
+
+    With ``mirror``, node ``MIRROR_SAT`` is mirrored by testbed ``flatsat``.
+    """
     body: dict[str, Any] = {
         "v": PROTOCOL_VERSION, "seq": 0, "t_utc": EPOCH_T_UTC,
         "twin_version": "0.1.0", "protocol": PROTOCOL_VERSION,
@@ -80,14 +115,22 @@ def meta(n: int = 40) -> Message:
                  "norad_ids": [0] * n},
         "stations": [{"name": name, "lat_deg": 0.0, "lon_deg": 0.0, "alt_m": 0.0,
                       "min_elevation_deg": 5.0, "downlink_bps": 1e8} for name in STATIONS],
-        "fields": [spec.catalog_entry() for spec in specs(n)],
+        "fields": [spec.catalog_entry() for spec in specs(n) + (mirror_specs() if mirror else [])],
         "subsystems": {"compute": {"policies": ["first_fit", "sun_aware"]}},
     }
+    if mirror:
+        body["subsystems"]["mirror"] = mirror_meta()
     return decode(encode_map(TOPIC_META, body))
 
 
-def state(step: int, n: int = 40, *, paused: bool = False, warp: float = 60.0) -> Message:
-    """A deterministic ``state`` message: a smooth function of ``step`` and node index."""
+def state(step: int, n: int = 40, *, paused: bool = False, warp: float = 60.0,
+          mirror: bool = False, mirror_live: bool = True) -> Message:
+    """A deterministic ``state`` message: a smooth function of ``step`` and node index.
+
+    With ``mirror``, the mirror's fields follow: the testbed's cold plate measures 12 K
+    above the model's compute temperature (past its 10 K threshold), its radiator 6 K
+    below (past half the threshold); lost telemetry (``mirror_live=False``) leaves NaN.
+    """
     i = np.arange(n, dtype=np.float64)
     phase = 0.05 * step + 0.4 * i
     sunlit = np.clip(np.sin(phase) * 3 + 0.5, 0, 1).astype(np.float32)
@@ -124,8 +167,31 @@ def state(step: int, n: int = 40, *, paused: bool = False, warp: float = 60.0) -
         "sun_gcrs_km": [1.5e8, 0.0, 0.0], "gast_rad": 0.0,
         "gcrs_to_itrs": [1, 0, 0, 0, 1, 0, 0, 0, 1],
     }
-    frames = encode_state(header, specs(n), arrays)
+    field_specs = specs(n)
+    if mirror:
+        field_specs = field_specs + mirror_specs()
+        arrays += _mirror_arrays(temp_compute, arrays[8], mirror_live)
+        header["fleet"]["mirror_live_n"] = float(mirror_live)
+    frames = encode_state(header, field_specs, arrays)
     return decode([bytes(f) for f in frames])
+
+
+def _mirror_arrays(temp_compute: np.ndarray, temp_radiator: np.ndarray,
+                   live: bool) -> list[np.ndarray]:
+    """Arrays in ``mirror_specs()`` order for node ``MIRROR_SAT``."""
+    def one(value: float, dtype: str = "<f4") -> np.ndarray:
+        return np.array([value], dtype=dtype)
+
+    predicted = {"temp_compute_k": float(temp_compute[MIRROR_SAT]),
+                 "temp_radiator_k": float(temp_radiator[MIRROR_SAT])}
+    offset = {"temp_compute_k": 12.0, "temp_radiator_k": -6.0}
+    nan = float("nan")
+    out = [one(MIRROR_SAT, "<i4"), one(live, "|b1"), one(0.4 if live else 5.2),
+           one(170.0 if live else nan), one(0.5 if live else nan)]
+    for q in MIRROR_STATES:
+        measured = predicted[q] + offset[q] if live else nan
+        out += [one(measured), one(predicted[q]), one(measured - predicted[q])]
+    return out
 
 
 def event(seq: int, kind: str, severity: str, message: str, sat: int = -1,

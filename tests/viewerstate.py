@@ -3,7 +3,8 @@
 Circular orbits in closed form, the Earth turned by the USNO GMST formula, the Sun at the
 March equinox direction, and a cylindrical shadow: good enough to look like the twin's
 stream and stable forever, so the stored reference images never drift when the twin's
-models change.
+models change. ``meta_and_state(mirror=True)`` adds a mirrored node (the twin's
+``[mirror]`` fields and meta) and frames the state through the real ``twin.wire`` codec.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ import math
 
 import numpy as np
 
-from twin.wire import Message
+from twin.wire import PROTOCOL_VERSION, FieldSpec, Message, decode, encode_state
 from viz import scene
 
 T_UTC = 1774015200.0  # 2026-03-20T14:00:00Z, near the March equinox
 R_EARTH_KM = 6378.137
+GM_EARTH_KM3_S2 = 398600.4418
+# The mirrored node of the mirror variant (DD-01-01) and its testbed.
+MIRROR_SAT = 24
+MIRROR_TESTBED = "flatsat"
 
 STATIONS = [
     ("Svalbard", 78.23, 15.41), ("Fairbanks", 64.86, -147.85), ("Troll", -72.01, 2.53),
@@ -35,36 +40,55 @@ def _rz(theta: float) -> np.ndarray:
     return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def _orbits() -> tuple[np.ndarray, list[str], list[str]]:
-    """40 nodes: a 53 deg Walker shell at 550 km and a dawn-dusk plane at 650 km."""
-    pos, names, groups = [], [], []
+def _orbits() -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """40 nodes: a 53 deg Walker shell at 550 km and a dawn-dusk plane at 650 km.
+
+    Returns GCRS positions (km), circular-orbit velocities (km/s), names and groups.
+    """
+    pos, vel, names, groups = [], [], [], []
 
     def plane(radius, inc_deg, raan_deg, anomalies_deg):
         inc, raan = math.radians(inc_deg), math.radians(raan_deg)
         u = np.radians(anomalies_deg)
-        x = radius * np.cos(u)
-        y = radius * np.sin(u)
-        return np.stack([
-            x * math.cos(raan) - y * math.cos(inc) * math.sin(raan),
-            x * math.sin(raan) + y * math.cos(inc) * math.cos(raan),
-            y * math.sin(inc),
-        ], axis=1)
+        speed = math.sqrt(GM_EARTH_KM3_S2 / radius)
+
+        def rotate(x, y):
+            return np.stack([
+                x * math.cos(raan) - y * math.cos(inc) * math.sin(raan),
+                x * math.sin(raan) + y * math.cos(inc) * math.cos(raan),
+                y * math.sin(inc),
+            ], axis=1)
+
+        return (rotate(radius * np.cos(u), radius * np.sin(u)),
+                rotate(-speed * np.sin(u), speed * np.cos(u)))
 
     for p in range(3):
         anomalies = np.arange(8) * 45.0 + p * 15.0
-        pos.append(plane(R_EARTH_KM + 550.0, 53.0, 120.0 * p + 20.0, anomalies))
+        r, v = plane(R_EARTH_KM + 550.0, 53.0, 120.0 * p + 20.0, anomalies)
+        pos.append(r)
+        vel.append(v)
         names += [f"MID-{p + 1:02d}-{s + 1:02d}" for s in range(8)]
         groups += ["mid-53"] * 8
     # Dawn-dusk: the orbit normal points at the Sun (+x here), so RAAN = 90 deg.
-    pos.append(plane(R_EARTH_KM + 650.0, 98.0, 90.0, np.arange(16) * 22.5))
+    r, v = plane(R_EARTH_KM + 650.0, 98.0, 90.0, np.arange(16) * 22.5)
+    pos.append(r)
+    vel.append(v)
     names += [f"DD-01-{s + 1:02d}" for s in range(16)]
     groups += ["dawn-dusk"] * 16
-    return np.concatenate(pos), names, groups
+    return np.concatenate(pos), np.concatenate(vel), names, groups
 
 
-def meta_and_state() -> tuple[dict, Message]:
-    """The ``meta`` body and one decoded ``state`` message of the fixed fleet."""
-    pos_gcrs, names, groups = _orbits()
+def meta_and_state(mirror: bool = False, mirror_live: bool = True) -> tuple[dict, Message]:
+    """The ``meta`` body and one decoded ``state`` message of the fixed fleet.
+
+    Args:
+        mirror: Add the mirror's meta and fields: testbed ``flatsat`` on node
+            ``MIRROR_SAT``, its compute temperature 12 K hotter than predicted (past its
+            10 K threshold), its radiator 1.5 K cooler; the state then goes through the
+            real ``twin.wire`` codec.
+        mirror_live: Whether the testbed's telemetry is arriving (lost: NaN measured).
+    """
+    pos_gcrs, vel_gcrs, names, groups = _orbits()
     n = len(pos_gcrs)
     gast = gmst_rad(T_UTC)
     m = _rz(gast)
@@ -90,13 +114,15 @@ def meta_and_state() -> tuple[dict, Message]:
     temp_k[[5, 29]] = 361.0  # two nodes in alarm
     soc = (0.35 + 0.6 * (0.5 + 0.5 * np.cos(idx * 0.3))).astype(np.float32)
     arrays = {
-        "pos_gcrs_km": pos_gcrs, "pos_itrs_km": pos_itrs, "lat_deg": lat, "lon_deg": lon,
+        "pos_gcrs_km": pos_gcrs, "pos_itrs_km": pos_itrs, "vel_gcrs_km_s": vel_gcrs,
+        "lat_deg": lat, "lon_deg": lon,
         "alt_km": r - R_EARTH_KM, "sunlit_frac": sunlit,
         "status": np.zeros(n, np.uint8), "in_contact": in_contact,
         "contact_station": contact_station, "temp_compute_k": temp_k, "soc_frac": soc,
     }
     catalog = [
         ("pos_gcrs_km", "km", (n, 3), True, {}), ("pos_itrs_km", "km", (n, 3), True, {}),
+        ("vel_gcrs_km_s", "km/s", (n, 3), True, {}),
         ("lat_deg", "deg", (n,), True, {}), ("lon_deg", "deg", (n,), True, {}),
         ("alt_km", "km", (n,), True, {}), ("sunlit_frac", "1", (n,), True, {}),
         ("status", "code", (n,), True, {}),
@@ -128,4 +154,50 @@ def meta_and_state() -> tuple[dict, Message]:
         "sun_gcrs_km": [float(x) for x in sun], "gast_rad": gast,
         "gcrs_to_itrs": [float(x) for x in m.ravel()],
     }
-    return meta, Message("state", header, arrays)
+    if not mirror:
+        return meta, Message("state", header, arrays)
+    _add_mirror(meta, header, arrays, catalog, temp_k, mirror_live)
+    specs = [FieldSpec(nm, arrays[nm].dtype.str, tuple(shape), unit, "", per_sat, limits)
+             for nm, unit, shape, per_sat, limits in catalog]
+    header["v"] = meta["v"] = PROTOCOL_VERSION
+    frames = encode_state(header, specs, [np.ascontiguousarray(arrays[s.name]) for s in specs])
+    return meta, decode([bytes(f) for f in frames])
+
+
+def _add_mirror(meta: dict, header: dict, arrays: dict, catalog: list, temp_k: np.ndarray,
+                live: bool) -> None:
+    """The twin's mirror fields (docs/protocol.md, "Mirror fields") for one binding."""
+    sat = MIRROR_SAT
+    nan = np.float32(np.nan)
+    predicted = {"temp_compute_k": float(temp_k[sat]), "temp_radiator_k": 290.0}
+    measured = {"temp_compute_k": predicted["temp_compute_k"] + 12.0,
+                "temp_radiator_k": predicted["temp_radiator_k"] - 1.5}
+    fields = {
+        "mirror_sat": (np.array([sat], np.int32), "index"),
+        "mirror_live": (np.array([live]), "bool"),
+        "mirror_age_s": (np.array([0.4 if live else 5.2], np.float32), "s"),
+        "mirror_measured_compute_power_w": (np.array([170.0 if live else nan], np.float32), "W"),
+        "mirror_measured_utilization_frac": (np.array([0.5 if live else nan], np.float32), "1"),
+    }
+    for q in ("temp_compute_k", "temp_radiator_k"):
+        m = measured[q] if live else np.nan
+        fields[f"mirror_measured_{q}"] = (np.array([m], np.float32), "K")
+        fields[f"mirror_predicted_{q}"] = (np.array([predicted[q]], np.float32), "K")
+        fields[f"mirror_residual_{q}"] = (np.array([m - predicted[q]], np.float32), "K")
+    for name, (array, unit) in fields.items():
+        arrays[name] = array
+        catalog.append((name, unit, (1,), False, {}))
+    meta["fields"] += [{"name": name, "dtype": array.dtype.str, "shape": [1], "unit": unit,
+                        "description": "", "per_sat": False, "limits": {}}
+                       for name, (array, unit) in fields.items()]
+    meta["subsystems"]["mirror"] = {
+        "bindings": [{"testbed": MIRROR_TESTBED, "sat": sat,
+                      "drivers": {"compute_power_w": "compute_power_w",
+                                  "util_frac": "utilization_frac"},
+                      "states": {"cold_plate_temp_c": "temp_compute_k",
+                                 "radiator_temp_c": "temp_radiator_k"},
+                      "thresholds": {"temp_compute_k": 10.0, "temp_radiator_k": 10.0}}],
+        "mirrored_sats": [sat], "lost_after_s": 3.0, "max_sample_age_s": 30.0,
+        "time_base": "wall clock (warp 1)", "counters": {},
+    }
+    header["fleet"]["mirror_live_n"] = float(live)

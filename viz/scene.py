@@ -623,3 +623,217 @@ def node_lines(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], index:
 def scalar_bar_title(info: ColourField) -> str:
     """Colour bar title: the field and its unit as published in meta."""
     return f"{info.name} [{info.unit}]" if info.unit else info.name
+
+
+# --------------------------------------------------------------------------- selected orbit
+# Vertices of the selected node's orbit ring: 2 deg apart, 361 closing the loop.
+ORBIT_RING_POINTS = 181
+
+
+def orbit_ring(pos_km: Sequence[float], vel_km_s: Sequence[float],
+               n_points: int = ORBIT_RING_POINTS) -> np.ndarray | None:
+    """One node's full orbit as its osculating circle, from its own position and velocity.
+
+    The ring lies in the plane through the Earth's centre with normal ``h = r x v`` (the
+    orbit's angular momentum direction), at radius ``|r|``, starting at the node and running
+    the way it moves. The viewer computes no dynamics: for the near-circular low orbits of
+    an orbital data centre (eccentricity ~0.001) the circle is the path the node flies this
+    revolution to within ``a e`` (a few km); it leaves out the slow drift of the plane
+    (J2 nodal precession, about a degree a day) and the eccentricity of elliptic orbits.
+
+    Args:
+        pos_km: The node's position, inertial (GCRS), km, ``(3,)``.
+        vel_km_s: Its velocity in the same frame, km/s, ``(3,)``.
+        n_points: Vertices of the ring; the last repeats the first, closing it.
+
+    Returns:
+        ``(n_points, 3)`` float32 GCRS km, or None when ``r`` or ``v`` is missing, not
+        finite, or the two are parallel (no plane).
+    """
+    r = np.asarray(pos_km, dtype=float).reshape(-1)
+    v = np.asarray(vel_km_s, dtype=float).reshape(-1)
+    if r.shape != (3,) or v.shape != (3,) or not (np.isfinite(r).all() and np.isfinite(v).all()):
+        return None
+    radius = float(np.linalg.norm(r))
+    h = np.cross(r, v)
+    h_norm = float(np.linalg.norm(h))
+    # A velocity within ~1e-6 rad of radial leaves the plane undefined.
+    if radius == 0.0 or h_norm <= 1e-6 * radius * float(np.linalg.norm(v)):
+        return None
+    u = r / radius
+    w = np.cross(h / h_norm, u)  # in-plane, along the motion
+    angle = np.linspace(0.0, 2.0 * math.pi, n_points)
+    ring = radius * (np.cos(angle)[:, None] * u + np.sin(angle)[:, None] * w)
+    ring[-1] = ring[0]
+    return ring.astype(np.float32)
+
+
+def gcrs_to_view(points_gcrs_km: np.ndarray, header: Mapping[str, Any],
+                 earth_fixed: bool) -> np.ndarray:
+    """Inertial points (``(..., 3)`` km) in the view frame (ITRS in the Earth-fixed view)."""
+    if not earth_fixed:
+        return np.asarray(points_gcrs_km)
+    # Row vectors: r_itrs = M @ r_gcrs  <=>  r_itrs_row = r_gcrs_row @ M.T.
+    return np.asarray(points_gcrs_km, dtype=float) @ gcrs_to_itrs(header).T
+
+
+# --------------------------------------------------------------------------- mirror
+@dataclass(frozen=True)
+class MirrorBinding:
+    """One testbed mirrored on one node, from ``meta.subsystems.mirror.bindings``.
+
+    Attributes:
+        index: Position in the bindings list: axis 0 of every ``mirror_*`` field.
+        testbed: The testbed's name (``flatsat``).
+        sat: The mirrored satellite's index.
+        drivers: Quantities the testbed drives (``compute_power_w``), measured only.
+        states: Quantities compared, measured beside predicted (``temp_compute_k``).
+        thresholds: Residual magnitude per state that raises ``mirror_residual``, its unit.
+    """
+
+    index: int
+    testbed: str
+    sat: int
+    drivers: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+
+
+def mirror_bindings(meta: Mapping[str, Any] | None) -> list[MirrorBinding]:
+    """The mirrored nodes meta announces; none when the twin runs no mirror.
+
+    A malformed binding is skipped (the viewer must not die on a bad meta).
+    """
+    facts = ((meta or {}).get("subsystems") or {}).get("mirror")
+    if not isinstance(facts, Mapping):
+        return []
+    out = []
+    for j, b in enumerate(facts.get("bindings") or []):
+        try:
+            thresholds = {str(k): float(v) for k, v in (b.get("thresholds") or {}).items()}
+            out.append(MirrorBinding(
+                j, str(b.get("testbed", f"testbed {j}")), int(b["sat"]),
+                tuple(sorted({str(q) for q in (b.get("drivers") or {}).values()})),
+                tuple(sorted({str(q) for q in (b.get("states") or {}).values()})),
+                thresholds))
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def _mirror_value(arrays: Mapping[str, np.ndarray], name: str, j: int) -> float:
+    values = arrays.get(name)
+    if values is None or values.ndim != 1 or not 0 <= j < len(values):
+        return math.nan
+    return float(values[j])
+
+
+def mirror_live(arrays: Mapping[str, np.ndarray], binding: MirrorBinding) -> bool | None:
+    """Whether the binding's telemetry is arriving; None before any state says."""
+    values = arrays.get("mirror_live")
+    if values is None or values.ndim != 1 or not 0 <= binding.index < len(values):
+        return None
+    return bool(values[binding.index])
+
+
+def mirror_tag(arrays: Mapping[str, np.ndarray], binding: MirrorBinding) -> str:
+    """The label beside a mirrored node: ``MIRROR flatsat live`` (or ``lost``)."""
+    live = mirror_live(arrays, binding)
+    return f"MIRROR {binding.testbed} " + ("live" if live else "lost" if live is False
+                                           else "waiting")
+
+
+def difference_text(name: str, value: float) -> str:
+    """A signed difference of quantity ``name``: temperatures in K (never °C: a
+    difference has no zero offset), fractions in percentage points."""
+    if not math.isfinite(value):
+        return "—"
+    if name.endswith("_k"):
+        return f"{value:+.2f} K"
+    if name.endswith("_frac"):
+        return f"{100.0 * value:+.1f} pp"
+    for suffix, fmt in _SUFFIXES:
+        if name.endswith(suffix):
+            text = fmt(abs(float(value)))
+            return ("-" if value < 0 else "+") + text
+    return f"{value:+.4g}"
+
+
+def _short(name: str, value: float) -> str:
+    """A value without the °C echo of temperatures, for the narrow mirror table."""
+    if not math.isfinite(value):
+        return "—"
+    if name.endswith("_k"):
+        return f"{value - 273.15:.1f} °C"
+    return format_quantity(name, value)
+
+
+def mirror_lines(meta: Mapping[str, Any] | None, arrays: Mapping[str, np.ndarray],
+                 index: int) -> list[str]:
+    """The node panel's mirror block for node ``index``: measured beside predicted.
+
+    One block per binding on that node: a status line, then each compared state with its
+    measured value, the model's prediction, the residual (measured minus predicted) with
+    its threshold (``!`` when past it), then the measured drivers now feeding the model.
+    Empty when the node is not mirrored.
+    """
+    lines: list[str] = []
+    for b in mirror_bindings(meta):
+        if b.sat != index:
+            continue
+        age = _mirror_value(arrays, "mirror_age_s", b.index)
+        age_text = f", newest sample {age:.1f} s ago" if math.isfinite(age) else ""
+        lines.append(f"{mirror_tag(arrays, b).upper()}{age_text}")
+        width = max([len(quantity_label(q)) for q in (*b.states, *b.drivers)] + [4])
+        if b.states:
+            lines.append(f"{'':{width}s}  {'measured':>10s} {'predicted':>10s} "
+                         f"{'residual':>10s}  limit")
+        for q in b.states:
+            measured = _mirror_value(arrays, f"mirror_measured_{q}", b.index)
+            predicted = _mirror_value(arrays, f"mirror_predicted_{q}", b.index)
+            residual = _mirror_value(arrays, f"mirror_residual_{q}", b.index)
+            threshold = b.thresholds.get(q, math.nan)
+            over = math.isfinite(residual) and math.isfinite(threshold) \
+                and abs(residual) > threshold
+            limit = difference_text(q, threshold).lstrip("+") if math.isfinite(threshold) \
+                else ""
+            lines.append(f"{quantity_label(q):{width}s}  {_short(q, measured):>10s} "
+                         f"{_short(q, predicted):>10s} {difference_text(q, residual):>10s}  "
+                         f"±{limit}{'  !' if over else ''}")
+        for q in b.drivers:
+            measured = _mirror_value(arrays, f"mirror_measured_{q}", b.index)
+            lines.append(f"{quantity_label(q):{width}s}  {_short(q, measured):>10s}  "
+                         "measured, drives the model")
+    return lines
+
+
+def node_name(meta: Mapping[str, Any] | None, index: int) -> str:
+    """A satellite's name from meta (``#index`` when meta does not say)."""
+    names = (meta or {}).get("sats", {}).get("names", [])
+    return str(names[index]) if 0 <= index < len(names) else f"#{index}"
+
+
+def camera_direction_over(pos_km: Sequence[float], vel_km_s: Sequence[float] | None,
+                          tilt: float = 0.6,
+                          toward: Sequence[float] | None = None) -> np.ndarray | None:
+    """Unit vector from the Earth's centre for a camera that shows one node and its orbit.
+
+    Straight above the node the orbit is seen edge-on (a line); leaning the camera toward
+    the orbit normal by ``tilt`` (about 30 deg for 0.6) opens the ring into an ellipse with
+    the node on its near side, in front of the globe. ``toward`` (the Sun's direction)
+    picks the side of the orbit plane to lean to, so the camera looks at the day side.
+
+    Returns:
+        ``(3,)`` in the frame of ``pos_km``, or None when the position is not usable.
+    """
+    r = np.asarray(pos_km, dtype=float).reshape(-1)
+    if r.shape != (3,) or not np.isfinite(r).all() or not np.any(r):
+        return None
+    direction = r / np.linalg.norm(r)
+    if vel_km_s is not None:
+        h = np.cross(r, np.asarray(vel_km_s, dtype=float).reshape(-1))
+        if np.isfinite(h).all() and np.any(h):
+            if toward is not None and float(np.dot(h, np.asarray(toward, dtype=float))) < 0:
+                h = -h
+            direction = direction + tilt * h / np.linalg.norm(h)
+    return direction / np.linalg.norm(direction)

@@ -45,6 +45,13 @@ CONTACT_RGB = (0.3, 0.85, 0.45)
 # Trails and contacts are opaque, in dim colours: any translucent actor costs a CPU
 # renderer an extra pass over the whole frame.
 TRAIL_RGB = (0.2, 0.27, 0.4)
+# The selected node's full orbit: brighter than the trails, so it reads as "this one".
+ORBIT_RGB = (0.55, 0.8, 1.0)
+# The mirrored node's ring and tag: magenta, a hue neither the colour map nor the other
+# marks use; orange once its telemetry is lost.
+MIRROR_RGB = (1.0, 0.3, 1.0)
+MIRROR_LOST_RGB = (1.0, 0.55, 0.1)
+MIRROR_RING_PX = 14.0
 
 
 def prefer_egl() -> None:
@@ -65,6 +72,7 @@ class ViewOptions:
         field: Colour field name; None picks ``scene.default_field``.
         earth_fixed: Start in the Earth-fixed (ITRS) view instead of inertial (GCRS).
         trails: Draw orbit trails.
+        orbit: Draw the selected node's full orbit (``scene.orbit_ring``).
         labels: Label stations and flagged nodes.
         camera_lat_deg, camera_lon_deg: Geographic point the camera starts above; None
             puts it 20 deg north, 50 deg west of the subsolar point (day side with the
@@ -79,6 +87,7 @@ class ViewOptions:
     field: str | None = None
     earth_fixed: bool = False
     trails: bool = True
+    orbit: bool = True
     labels: bool = False
     camera_lat_deg: float | None = None
     camera_lon_deg: float | None = None
@@ -110,6 +119,33 @@ def _text_actor(renderer: Any, x: float, y: float, *, size: int, halign: str = "
     return actor
 
 
+def _ring_actor(renderer: Any, radius_px: float, colour: tuple[float, float, float]) -> Any:
+    """A circle of ``radius_px`` pixels drawn over the scene around a world point.
+
+    Its position coordinate is in world units (set with ``GetPositionCoordinate()``); the
+    2D mapper offsets its pixel-space vertices by where that point lands on the screen.
+    """
+    import vtk
+
+    circle = vtk.vtkRegularPolygonSource()
+    circle.SetNumberOfSides(36)
+    circle.SetRadius(radius_px)
+    circle.SetCenter(0.0, 0.0, 0.0)
+    circle.GeneratePolygonOff()
+    circle.GeneratePolylineOn()
+    mapper = vtk.vtkPolyDataMapper2D()
+    mapper.SetInputConnection(circle.GetOutputPort())
+    actor = vtk.vtkActor2D()
+    actor.SetMapper(mapper)
+    actor.GetPositionCoordinate().SetCoordinateSystemToWorld()
+    prop = actor.GetProperty()
+    prop.SetColor(*colour)
+    prop.SetLineWidth(2.5)
+    actor.PickableOff()
+    renderer.AddViewProp(actor)
+    return actor
+
+
 def _stars(n: int = 1500, radius_km: float = 150_000.0) -> Any:
     """A fixed, seeded star field in the inertial frame (decoration only)."""
     import pyvista as pv
@@ -133,7 +169,10 @@ class FleetScene:
         self.options = options
         self.earth_fixed = options.earth_fixed
         self.show_trails = options.trails
+        self.show_orbit = options.orbit
         self.show_labels = options.labels
+        self.mirrors: list[scene.MirrorBinding] = []
+        self._mirror_actors: list[tuple[Any, Any]] = []
         self.table = scene.colormap_table(options.cmap)
         self.meta: Mapping[str, Any] | None = None
         self.fields: list[scene.ColourField] = []
@@ -195,7 +234,7 @@ class FleetScene:
         """(Re)build everything sized by the fleet: satellites, stations, trails, bar."""
         import pyvista as pv
 
-        for name in ("sats", "alarms", "selected", "stations", "contacts", "trails"):
+        for name in ("sats", "alarms", "selected", "stations", "contacts", "trails", "orbit"):
             self.pl.remove_actor(name, reset_camera=False, render=False)
         self.meta = meta
         n = int(meta.get("sats", {}).get("n", len(meta.get("sats", {}).get("names", []))))
@@ -257,9 +296,38 @@ class FleetScene:
             pickable=False, name="trails", reset_camera=False,
         )
         self.trails_actor.SetVisibility(self.show_trails)
+        ring = np.zeros((scene.ORBIT_RING_POINTS, 3), np.float32)
+        self.orbit = pv.PolyData(ring, lines=np.r_[len(ring), np.arange(len(ring))])
+        self.orbit_actor = self.pl.add_mesh(
+            self.orbit, color=ORBIT_RGB, line_width=1.5, lighting=False, pickable=False,
+            name="orbit", reset_camera=False,
+        )
+        self.orbit_actor.SetVisibility(False)
+        self._build_mirrors(meta)
         self._build_colour_bar()
         self._build_labels()
         self.pl.pickable_actors = [self.sats_actor]
+
+    def _build_mirrors(self, meta: Mapping[str, Any]) -> None:
+        """A ring and a tag per mirrored node (few: one per testbed binding).
+
+        Both are overlays anchored at the node's world position: the operator finds the
+        mirrored node even when it is behind the globe.
+        """
+        for ring, tag in self._mirror_actors:
+            self.pl.renderer.RemoveViewProp(ring)
+            self.pl.renderer.RemoveViewProp(tag)
+        self.mirrors = [b for b in scene.mirror_bindings(meta) if 0 <= b.sat < self.n_sats]
+        self._mirror_actors = []
+        for _ in self.mirrors:
+            ring = _ring_actor(self.pl.renderer, MIRROR_RING_PX, MIRROR_RGB)
+            tag = _text_actor(self.pl.renderer, 0.0, 0.0, size=13, valign="top",
+                              colour=MIRROR_RGB, bold=True)
+            tag.GetPositionCoordinate().SetCoordinateSystemToWorld()
+            self._mirror_actors.append((ring, tag))
+        # With nothing chosen yet, start on the mirrored node: it is why a mirror runs.
+        if self.selected < 0 and self.mirrors:
+            self.selected = self.mirrors[0].sat
 
     def _build_colour_bar(self) -> None:
         """A hidden one-point mesh hosts the lookup table that the colour bar shows."""
@@ -408,6 +476,38 @@ class FleetScene:
             self.trail_buffer.points(ef, out=self.trails.points)
             self.trails.GetPoints().Modified()
         self._draw_selected(points)
+        self._draw_orbit()
+        self._draw_mirrors(points)
+
+    def _draw_orbit(self) -> None:
+        """The selected node's osculating orbit ring, in the current view frame."""
+        ring = None
+        vel = self.arrays.get("vel_gcrs_km_s")
+        pos = self.arrays.get("pos_gcrs_km")
+        if self.show_orbit and 0 <= self.selected < self.n_sats and vel is not None \
+                and pos is not None and vel.shape == pos.shape:
+            ring = scene.orbit_ring(pos[self.selected], vel[self.selected])
+        self.orbit_actor.SetVisibility(ring is not None)
+        if ring is not None:
+            self.orbit.points[:] = scene.gcrs_to_view(ring, self.header, self.earth_fixed)
+            self.orbit.GetPoints().Modified()
+
+    def _draw_mirrors(self, points: np.ndarray) -> None:
+        for binding, (ring, tag) in zip(self.mirrors, self._mirror_actors, strict=True):
+            xyz = tuple(map(float, points[binding.sat]))
+            # A node without a position sits at the Earth's centre: no overlay there.
+            placed = any(xyz)
+            ring.SetVisibility(placed)
+            tag.SetVisibility(placed)
+            colour = MIRROR_RGB if scene.mirror_live(self.arrays, binding) else MIRROR_LOST_RGB
+            ring.GetPositionCoordinate().SetValue(*xyz)
+            ring.GetProperty().SetColor(*colour)
+            tag.GetPositionCoordinate().SetValue(*xyz)
+            tag.GetTextProperty().SetColor(*colour)
+            # A line below the node: clear of the selected node's name beside it.
+            text = f"\n   {scene.mirror_tag(self.arrays, binding)}"
+            if tag.GetInput() != text:
+                tag.SetInput(text)
 
     def _draw_selected(self, points: np.ndarray) -> None:
         visible = 0 <= self.selected < self.n_sats
@@ -449,6 +549,23 @@ class FleetScene:
         self.trails_actor.SetVisibility(self.show_trails)
         self.redraw()
 
+    def toggle_orbit(self) -> None:
+        self.show_orbit = not self.show_orbit
+        self.redraw()
+
+    def select_mirror(self) -> int:
+        """Select the next mirrored node (the first, or the one after the selected one).
+
+        Returns:
+            The selected node, or -1 when the twin mirrors none.
+        """
+        sats = [b.sat for b in self.mirrors]
+        if not sats:
+            return -1
+        following = sats.index(self.selected) + 1 if self.selected in sats else 0
+        self.select(sats[following % len(sats)])
+        return self.selected
+
     def toggle_labels(self) -> None:
         self.show_labels = not self.show_labels
         self._build_labels()
@@ -458,19 +575,38 @@ class FleetScene:
         self.selected = index if 0 <= index < self.n_sats else -1
         self.redraw()
 
+    def _mirror_camera_direction(self) -> np.ndarray | None:
+        """With a mirror, the camera starts over the mirrored node, its orbit in view."""
+        if not self.mirrors:
+            return None
+        sat = self.mirrors[0].sat
+        pos, vel = self.arrays.get("pos_gcrs_km"), self.arrays.get("vel_gcrs_km_s")
+        if pos is None:
+            return None
+        direction = scene.camera_direction_over(
+            pos[sat], None if vel is None else vel[sat],
+            toward=scene.sun_direction(self.header, earth_fixed=False))
+        if direction is None:
+            return None
+        return scene.gcrs_to_view(direction, self.header, self.earth_fixed)
+
     def set_camera(self, force: bool = False) -> None:
         """Put the camera above a geographic point, far enough to see the whole fleet."""
         if (self._camera_set and not force) or not self.arrays:
             return
         o = self.options
-        lat = 20.0 if o.camera_lat_deg is None else o.camera_lat_deg
-        if o.camera_lon_deg is None:
-            lon = scene.subsolar_point_deg(self.header)[1] - 50.0
-        else:
-            lon = o.camera_lon_deg
-        direction = scene.itrs_to_view(scene.geodetic_to_itrs_km(lat, lon), self.header,
-                                       self.earth_fixed)
-        direction /= np.linalg.norm(direction)
+        direction = None
+        if o.camera_lat_deg is None and o.camera_lon_deg is None:
+            direction = self._mirror_camera_direction()
+        if direction is None:
+            lat = 20.0 if o.camera_lat_deg is None else o.camera_lat_deg
+            if o.camera_lon_deg is None:
+                lon = scene.subsolar_point_deg(self.header)[1] - 50.0
+            else:
+                lon = o.camera_lon_deg
+            direction = scene.itrs_to_view(scene.geodetic_to_itrs_km(lat, lon), self.header,
+                                           self.earth_fixed)
+            direction /= np.linalg.norm(direction)
         if o.camera_distance_re is not None:
             distance = o.camera_distance_re * scene.WGS84_A_KM
         else:
@@ -496,6 +632,8 @@ KEYS_HELP = (
     ("n / N", "next / previous node"),
     ("click", "select the node under the cursor"),
     ("t", "trails on / off"),
+    ("O", "selected node's full orbit on / off"),
+    ("g", "go to the mirrored node (testbed)"),
     ("l", "labels on / off"),
     ("i", "inertial / Earth-fixed view"),
     ("o", "reset camera"),
@@ -542,6 +680,8 @@ class ViewerApp:
             "n": ("next node", lambda: self.cycle_node(1)),
             "N": ("previous node", lambda: self.cycle_node(-1)),
             "t": ("trails", self.scene.toggle_trails),
+            "O": ("orbit", self.scene.toggle_orbit),
+            "g": ("mirrored node", self.go_to_mirror),
             "l": ("labels", self.scene.toggle_labels),
             "i": ("view", self.toggle_view),
             "o": ("reset camera", lambda: self.scene.set_camera(force=True)),
@@ -650,8 +790,9 @@ class ViewerApp:
         return True
 
     def add_event(self, header: Mapping[str, Any]) -> None:
-        """Keep the last few warnings and alarms for the HUD."""
-        if header.get("severity") in ("warning", "alarm"):
+        """Keep the last few warnings and alarms (and all mirror news) for the HUD."""
+        if header.get("severity") in ("warning", "alarm") or \
+                str(header.get("kind", "")).startswith("mirror_"):
             stamp = scene.utc_text(float(header.get("t_utc", 0.0)))[11:19]
             self.events.append(f"{stamp} {header.get('severity', '').upper()}: "
                                f"{header.get('message', header.get('kind', ''))}")
@@ -685,14 +826,23 @@ class ViewerApp:
         )
         if s.field is not None:
             lines.append(f"colour: {s.field.name}")
+        for binding in s.mirrors:
+            lines.append(f"{scene.mirror_tag(s.arrays, binding)} on "
+                         f"{scene.node_name(self.meta, binding.sat)}   g: go to")
         if self.message:
             lines.append(self.message)
         lines.append("h: keys")
         s.hud_top.SetInput("\n".join(lines))
         n_flagged = int(np.count_nonzero(s.alarms))
         s.hud_fleet.SetInput("\n".join(scene.fleet_lines(header.get("fleet", {}), n_flagged)))
-        s.hud_node.SetInput("\n".join(scene.node_lines(self.meta or {}, s.arrays, s.selected,
-                                                       s.fields)))
+        mirror = scene.mirror_lines(self.meta, s.arrays, s.selected)
+        # The panel keeps its height: mirror lines take the place of the last fields.
+        node = scene.node_lines(self.meta or {}, s.arrays, s.selected, s.fields,
+                                max_lines=max(18 - len(mirror), 6))
+        if mirror:
+            # Measured beside predicted first: on a mirrored node it is the point.
+            node = node[:1] + mirror + node[1:]
+        s.hud_node.SetInput("\n".join(node))
         s.hud_events.SetInput("\n".join(self.events))
 
     # ------------------------------------------------------------------ keys
@@ -729,6 +879,10 @@ class ViewerApp:
         if n:
             current = self.scene.selected
             self.scene.select((current + step) % n if current >= 0 else (0 if step > 0 else n - 1))
+
+    def go_to_mirror(self) -> None:
+        sat = self.scene.select_mirror()
+        self.message = "" if sat >= 0 else "no mirrored node (the twin runs no [mirror])"
 
     def toggle_view(self) -> None:
         self.scene.set_earth_fixed(not self.scene.earth_fixed)

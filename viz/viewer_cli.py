@@ -52,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--earth-fixed", action="store_true",
                         help="start in the Earth-fixed view instead of the inertial one")
     parser.add_argument("--no-trails", action="store_true", help="start without orbit trails")
+    parser.add_argument("--no-orbit", action="store_true",
+                        help="start without the selected node's full orbit (key O)")
     parser.add_argument("--labels", action="store_true", help="start with station labels")
     parser.add_argument("--select", type=int, metavar="INDEX", help="start with this node selected")
     parser.add_argument("--camera-lat", type=float, metavar="DEG",
@@ -82,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     options = ViewOptions(
         field=args.field, earth_fixed=args.earth_fixed, trails=not args.no_trails,
+        orbit=not args.no_orbit,
         labels=args.labels, camera_lat_deg=args.camera_lat, camera_lon_deg=args.camera_lon,
         camera_distance_re=args.camera_distance, cmap=args.cmap,
     )

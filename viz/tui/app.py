@@ -95,6 +95,7 @@ class DashboardApp(App):
         Binding("e", "only_eclipse", "Eclipse only", show=False),
         Binding("k", "ack_all", "Ack alarms", show=False),
         Binding("colon", "command", "Command", key_display=":"),
+        Binding("m", "mirror", "Mirror node"),
         Binding("p", "policy", "Next policy", show=False),
         Binding("j", "submit_job", "Submit job", show=False),
         Binding("f", "fault", "Inject fault", show=False),
@@ -235,7 +236,10 @@ class DashboardApp(App):
             self.notify("The twin restarted; fetching its description again.", title="Twin")
             self.send_command("meta", quiet=True)
         if update.meta is not None:
+            mirrors = self.model.mirrors
             self.model.apply_meta(update.meta)
+            if self.model.mirrors != mirrors:
+                self.refresh_bindings()  # "m Mirror node" shows only with a mirror
             if not self._asked_commands and self.connect:
                 self._asked_commands = True
                 self.send_command("commands", quiet=True)
@@ -419,6 +423,27 @@ class DashboardApp(App):
         self._refresh_alarms()
         self._schedule_draw()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "mirror":
+            return bool(self.model.mirrors)
+        return True
+
+    def action_mirror(self) -> None:
+        """Open the mirrored node's detail (the next one, where a twin mirrors several)."""
+        sats = sorted(self.model.mirror_of)
+        if not sats:
+            self.notify("The twin mirrors no node (no [mirror] in its scenario).",
+                        title="Mirror")
+            return
+        current = self.selected_sat()
+        sat = sats[(sats.index(current) + 1) % len(sats)] if current in sats else sats[0]
+        self.fleet_table.select_sat(sat)
+        if isinstance(self.screen, DetailScreen):
+            self.screen.sat = sat
+            self.screen.rebuild()
+        else:
+            self.push_screen(DetailScreen(self.model, sat))
+
     def selected_sat(self) -> int | None:
         if isinstance(self.screen, DetailScreen):
             return self.screen.sat
@@ -450,6 +475,7 @@ class DashboardApp(App):
         self._learn_commands(reply)
         if isinstance(reply.get("meta"), dict):
             self.model.apply_meta(reply["meta"])
+            self.refresh_bindings()
             self._schedule_draw()
         if not message.line:
             return

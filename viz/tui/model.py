@@ -235,6 +235,80 @@ def format_quantity(name: str, value: Any, unit_hint: str = "") -> str:
     return f"{text} {unit.label}".rstrip()
 
 
+# Marks a mirrored node (a hardware testbed drives it) in names and headers.
+MIRROR_MARK = "◉"
+
+
+@dataclass(frozen=True)
+class MirrorBinding:
+    """One testbed mirrored on one node, from ``meta.subsystems.mirror.bindings``.
+
+    Attributes:
+        index: Position in the bindings list: axis 0 of every ``mirror_*`` field.
+        testbed: The testbed's name (``flatsat``).
+        sat: The mirrored satellite's index.
+        drivers: Quantities the testbed drives (measured only, they replace model inputs).
+        states: Quantities compared, measured beside predicted.
+        thresholds: Residual magnitude per state that raises ``mirror_residual`` (SI).
+    """
+
+    index: int
+    testbed: str
+    sat: int
+    drivers: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MirrorRow:
+    """One quantity of a mirrored node: SI values, NaN where absent.
+
+    ``level`` colours the residual: ALARM past its threshold (the twin raises
+    ``mirror_residual`` there), WARN past half of it, OK within.
+    """
+
+    quantity: str
+    role: str  # "state" (compared) or "driver" (measured, drives the model)
+    measured: float
+    predicted: float
+    residual: float
+    threshold: float
+    level: int
+
+
+def mirror_bindings(meta: dict[str, Any]) -> list[MirrorBinding]:
+    """The mirrored nodes meta announces (none without a ``[mirror]``); bad entries skipped."""
+    facts = (meta.get("subsystems") or {}).get("mirror")
+    if not isinstance(facts, dict):
+        return []
+    out = []
+    for j, b in enumerate(facts.get("bindings") or []):
+        try:
+            out.append(MirrorBinding(
+                j, str(b.get("testbed", f"testbed {j}")), int(b["sat"]),
+                tuple(sorted({str(q) for q in (b.get("drivers") or {}).values()})),
+                tuple(sorted({str(q) for q in (b.get("states") or {}).values()})),
+                {str(k): float(v) for k, v in (b.get("thresholds") or {}).items()}))
+        except (AttributeError, KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def difference_unit(name: str, typical: float = float("nan")) -> Unit:
+    """The display unit of a difference of quantity ``name`` (a residual).
+
+    Temperatures differ in K (a difference has no 0 °C offset), fractions in
+    percentage points, everything else in the quantity's own unit.
+    """
+    if name.endswith("_k"):
+        return Unit("K", 1.0, 0.0, 2)
+    unit = human_unit(name, "", typical)
+    if unit.label == "%":
+        return Unit("pp", 100.0, 0.0, 1)
+    return Unit(unit.label, unit.scale, 0.0, unit.decimals)
+
+
 @dataclass
 class ActiveAlarm:
     """An alarm event the operator has not acknowledged yet (repeats are counted)."""
@@ -290,6 +364,8 @@ class FleetModel:
         self.states_seen = 0
         self._layout_key: tuple = ()
         self._fleet_layout: tuple[Any, Any] = (None, ([], []))
+        self.mirrors: list[MirrorBinding] = []
+        self.mirror_of: dict[int, list[MirrorBinding]] = {}
 
     # -- input ------------------------------------------------------------------------
 
@@ -305,6 +381,10 @@ class FleetModel:
                          if isinstance(s, dict)]
         self.catalog = {e["name"]: e for e in body.get("fields", [])
                         if isinstance(e, dict) and "name" in e}
+        self.mirrors = [b for b in mirror_bindings(body) if 0 <= b.sat < n]
+        self.mirror_of = {}
+        for binding in self.mirrors:
+            self.mirror_of.setdefault(binding.sat, []).append(binding)
         self._text_mask = None
         self._resize(n)
         self._layout_key = ()
@@ -378,6 +458,8 @@ class FleetModel:
             return
         self._layout_key = key
         name_width = max([len(x) for x in self.names[:5000]] + [6])
+        if self.mirrors:
+            name_width += len(MIRROR_MARK) + 1
         columns = [Column("name", "Node", Unit(), "text", width=min(name_width + 1, 24))]
         if self.groups:
             columns.append(Column("group", "Group", Unit(), "text",
@@ -618,7 +700,10 @@ class FleetModel:
     def cell(self, column: Column, sat: int) -> tuple[str, int]:
         """The text of one cell and its limit level (0 ok, 1 warn, 2 alarm)."""
         if column.key == "name":
-            return self.name(sat), int(self.worst[sat]) if sat < len(self.worst) else OK
+            name = self.name(sat)
+            if sat in self.mirror_of:
+                name = f"{MIRROR_MARK} {name}"
+            return name, int(self.worst[sat]) if sat < len(self.worst) else OK
         if column.key == "group":
             return self.group(sat), OK
         values = self.values(column.key)
@@ -674,6 +759,43 @@ class FleetModel:
             return [(k, label_for(k, 24), hints.get(k, "")) for k in chosen]
 
         return plan(keys), plan(rest)
+
+    # -- mirror -------------------------------------------------------------------------
+
+    def _mirror_value(self, name: str, j: int) -> float:
+        array = self.arrays.get(name)
+        if array is None or array.ndim != 1 or not 0 <= j < len(array):
+            return float("nan")
+        return float(array[j])
+
+    def mirror_live(self, binding: MirrorBinding) -> bool | None:
+        """Whether the binding's telemetry is arriving; None before a state says."""
+        array = self.arrays.get("mirror_live")
+        if array is None or array.ndim != 1 or not 0 <= binding.index < len(array):
+            return None
+        return bool(array[binding.index])
+
+    def mirror_age_s(self, binding: MirrorBinding) -> float:
+        """Wall seconds since the binding's newest applied sample (NaN before the first)."""
+        return self._mirror_value("mirror_age_s", binding.index)
+
+    def mirror_rows(self, binding: MirrorBinding) -> list[MirrorRow]:
+        """Compared states (measured, predicted, residual, threshold), then drivers."""
+        j, rows = binding.index, []
+        for q in binding.states:
+            residual = self._mirror_value(f"mirror_residual_{q}", j)
+            threshold = binding.thresholds.get(q, float("nan"))
+            level = OK
+            if math.isfinite(residual) and math.isfinite(threshold):
+                level = ALARM if abs(residual) > threshold else \
+                    WARN if abs(residual) > 0.5 * threshold else OK
+            rows.append(MirrorRow(q, "state", self._mirror_value(f"mirror_measured_{q}", j),
+                                  self._mirror_value(f"mirror_predicted_{q}", j), residual,
+                                  threshold, level))
+        for q in binding.drivers:
+            rows.append(MirrorRow(q, "driver", self._mirror_value(f"mirror_measured_{q}", j),
+                                  float("nan"), float("nan"), float("nan"), OK))
+        return rows
 
     def sim_time(self) -> str:
         t = self.header.get("t_utc")

@@ -14,10 +14,28 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
-from viz.tui.model import FleetModel, utc_text
-from viz.tui.widgets import LEVEL_STYLE, HeaderBar, Trend, limits_text, unit_for
+from viz.tui.model import (
+    ALARM,
+    WARN,
+    FleetModel,
+    difference_unit,
+    human_unit,
+    label_for,
+    utc_text,
+)
+from viz.tui.widgets import (
+    LEVEL_STYLE,
+    MIRROR_BADGE,
+    HeaderBar,
+    Trend,
+    limits_text,
+    mirror_badge,
+    unit_for,
+)
 
 SEVERITY_STYLE = {"info": "cyan", "warning": "bold yellow", "alarm": "bold white on red"}
+# Residual colours: within half its threshold, past half, past it (the twin's event).
+RESIDUAL_STYLE = {0: "bold green", WARN: "bold yellow", ALARM: "bold white on red"}
 
 
 class CommandError(ValueError):
@@ -120,13 +138,17 @@ class DetailScreen(Screen):
         super().__init__()
         self.model = model
         self.sat = sat
-        self._trend_names: list[str] = []
+        self._trend_names: list[str] | None = None
+        self._trends: dict[str, Trend] = {}
+        # A state can arrive between push_screen and on_mount: nothing to update yet.
+        self._ready = False
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
         yield Static(id="detail-title")
         with Horizontal(id="detail-body"):
             with Vertical(id="detail-left"):
+                yield Static(id="detail-mirror")
                 yield DataTable(id="detail-fields", cursor_type="row", zebra_stripes=True)
                 yield RichLog(id="detail-events", markup=False, max_lines=200)
             yield VerticalScroll(id="detail-trends")
@@ -138,6 +160,7 @@ class DetailScreen(Screen):
         table.add_column("Value", key="value", width=16)
         table.add_column("Limits", key="limits")
         self.query_one("#detail-events", RichLog).border_title = "Events of this node"
+        self._ready = True
         self.rebuild()
 
     def action_neighbour(self, delta: int) -> None:
@@ -154,7 +177,8 @@ class DetailScreen(Screen):
         """(key, label, value text, limits text) for every per-node field."""
         model, sat, rows = self.model, self.sat, []
         for name, array in model.arrays.items():
-            if array.ndim == 0 or array.shape[0] != model.n:
+            # mirror_* arrays run along the mirror bindings (their own panel), not nodes.
+            if array.ndim == 0 or array.shape[0] != model.n or name.startswith("mirror_"):
                 continue
             entry = model.catalog.get(name, {})
             unit = unit_for(model, name)
@@ -176,28 +200,35 @@ class DetailScreen(Screen):
         table.clear()
         for key, label, value, limits in self._field_rows():
             table.add_row(label, value, limits, key=key)
-        trends = self.query_one("#detail-trends", VerticalScroll)
-        trends.remove_children()
-        self._trend_names = list(self.model.trend_fields)
-        widgets = []
-        for name in self._trend_names:
-            entry = self.model.catalog.get(name, {})
-            unit = unit_for(self.model, name)
-            limits = {k: float(v) for k, v in (entry.get("limits") or {}).items()}
-            column = self.model.column(name)
-            title = column.label if column is not None else name
-            widgets.append(Trend(title, unit, limits, id=f"trend-{name}"))
-        if not widgets:
-            widgets.append(Static("No trend fields on the stream yet (temperatures, SOC, "
-                                  "utilization, compute appear here when the twin sends them).",
-                                  classes="dim"))
-        trends.mount_all(widgets)
+        if self._trend_names != list(self.model.trend_fields):
+            self._build_trends()
         log = self.query_one("#detail-events", RichLog)
         log.clear()
         for event in self.app.recent_events:
             if int(event.get("sat", -1)) == self.sat:
                 self.add_event(event)
         self.update_values()
+
+    def _build_trends(self) -> None:
+        """One trend per trend field. Kept across nodes (only their samples change):
+        removing children completes later, so widgets are held by reference, not by id."""
+        trends = self.query_one("#detail-trends", VerticalScroll)
+        trends.remove_children()
+        self._trend_names = list(self.model.trend_fields)
+        self._trends = {}
+        for name in self._trend_names:
+            entry = self.model.catalog.get(name, {})
+            unit = unit_for(self.model, name)
+            limits = {k: float(v) for k, v in (entry.get("limits") or {}).items()}
+            column = self.model.column(name)
+            title = column.label if column is not None else name
+            self._trends[name] = Trend(title, unit, limits, classes=f"trend-{name}")
+        widgets: list[Static | Trend] = list(self._trends.values())
+        if not widgets:
+            widgets.append(Static("No trend fields on the stream yet (temperatures, SOC, "
+                                  "utilization, compute appear here when the twin sends them).",
+                                  classes="dim"))
+        trends.mount_all(widgets)
 
     def add_event(self, event: dict[str, Any]) -> None:
         from rich.text import Text
@@ -208,15 +239,74 @@ class DetailScreen(Screen):
         line.append(f" {event.get('kind', '?')}: {event.get('message', '')}")
         self.query_one("#detail-events", RichLog).write(line)
 
+    def mirror_table(self) -> Any:
+        """Measured beside predicted for a mirrored node (a rich Table), or None."""
+        from rich.table import Table
+        from rich.text import Text
+
+        model = self.model
+        bindings = model.mirror_of.get(self.sat, [])
+        if not bindings:
+            return None
+        tables = []
+        for binding in bindings:
+            age = model.mirror_age_s(binding)
+            title = Text(mirror_badge(model, binding),
+                         style=MIRROR_BADGE[model.mirror_live(binding)])
+            if np.isfinite(age):
+                title.append(f"  newest sample {age:.1f} s ago", style="dim")
+            table = Table(title=title, title_justify="left", expand=True, box=None,
+                          padding=(0, 1), header_style="bold")
+            for heading in ("Quantity", "Measured", "Predicted", "Residual", "Threshold"):
+                table.add_column(heading, justify="left" if heading == "Quantity" else "right")
+            for row in model.mirror_rows(binding):
+                # The table column's unit where there is one, else one sized to the value.
+                unit = unit_for(model, row.quantity) if model.column(row.quantity) else \
+                    human_unit(row.quantity, "", abs(row.measured))
+                diff = difference_unit(row.quantity, abs(row.measured))
+
+                def shown(value: float, unit=unit) -> str:
+                    return f"{unit.format(value)} {unit.label}".rstrip() \
+                        if np.isfinite(value) else "—"
+
+                label = label_for(row.quantity, 20)
+                if row.role == "driver":
+                    table.add_row(label, shown(row.measured), "—",
+                                  Text("drives the model", style="dim"), "")
+                    continue
+                residual = f"{'+' if row.residual >= 0 else ''}{shown(row.residual, diff)}" \
+                    if np.isfinite(row.residual) else "—"
+                table.add_row(label, shown(row.measured), shown(row.predicted),
+                              Text(residual, style=RESIDUAL_STYLE[row.level]
+                                   if np.isfinite(row.residual) else "dim"),
+                              f"±{shown(row.threshold, diff)}")
+            tables.append(table)
+        if len(tables) == 1:
+            return tables[0]
+        from rich.console import Group
+
+        return Group(*tables)
+
     def update_values(self) -> None:
         """Refresh values and trends from the model (called on every state)."""
         from rich.text import Text
 
         model, sat = self.model, self.sat
+        if not self._ready:
+            return
         self.query_one(HeaderBar).show(model, *self.app.header_args())
+        mirror = self.query_one("#detail-mirror", Static)
+        table = self.mirror_table()
+        mirror.display = table is not None
+        if table is not None:
+            mirror.update(table)
         title = Text()
         title.append(f" {model.name(sat)} ", style="bold black on bright_cyan")
         title.append(f"  node {sat}  group {model.group(sat) or '—'}  ")
+        for binding in model.mirror_of.get(sat, []):
+            title.append(mirror_badge(model, binding),
+                         style=MIRROR_BADGE[model.mirror_live(binding)])
+            title.append("  ")
         alarms = [a for a in model.alarms.values() if a.sat == sat]
         if alarms:
             title.append(f" {len(alarms)} active alarm(s) ", style="bold white on red")
@@ -238,5 +328,5 @@ class DetailScreen(Screen):
             except Exception:  # a field that appeared this very frame: next rebuild adds it
                 self.rebuild()
                 return
-        for name in self._trend_names:
-            self.query_one(f"#trend-{name}", Trend).set_samples(model.trend_of(name, sat))
+        for name, trend in self._trends.items():
+            trend.set_samples(model.trend_of(name, sat))

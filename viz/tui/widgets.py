@@ -22,12 +22,27 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from viz.tui.model import ALARM, WARN, Column, FleetModel, Unit, human_unit, limit_levels
+from viz.tui.model import (
+    ALARM,
+    MIRROR_MARK,
+    WARN,
+    Column,
+    FleetModel,
+    MirrorBinding,
+    Unit,
+    human_unit,
+    limit_levels,
+)
 
 LEVEL_STYLE = {0: Style(), WARN: Style(color="yellow", bold=True),
                ALARM: Style(color="white", bgcolor="red", bold=True)}
 SUN_STYLE = {"sun": Style(color="bright_yellow"), "pen": Style(color="magenta"),
              "ecl": Style(color="bright_blue", bold=True)}
+# A mirrored node's name, and the header's mirror badge (live, lost). Violet, in true
+# colour: the theme renders ANSI magenta close to the alarm red.
+MIRROR_STYLE = Style(color="#c77dff", bold=True)
+MIRROR_BADGE = {True: "bold white on #7b2cbf", False: "bold black on dark_orange",
+                None: "bold black on grey70"}
 HEADER_STYLE = Style(bold=True, color="black", bgcolor="grey70")
 SORTED_STYLE = Style(bold=True, color="black", bgcolor="bright_cyan")
 CURSOR_STYLE = Style(bgcolor="grey35")
@@ -129,7 +144,12 @@ class FleetTable(ScrollView, can_focus=True):
         if style is None:
             base = (CURSOR_STYLE if self.has_focus else Style(bgcolor="grey23")) if cursor \
                 else Style()
-            cell = LEVEL_STYLE[level] if level else SUN_STYLE.get(sun or "", Style())
+            if level:
+                cell = LEVEL_STYLE[level]
+            elif sun == "mirror":
+                cell = MIRROR_STYLE
+            else:
+                cell = SUN_STYLE.get(sun or "", Style())
             style = self._styles[key] = base + cell
         return style
 
@@ -151,7 +171,10 @@ class FleetTable(ScrollView, can_focus=True):
                 level = int(levels[sat]) if levels is not None else 0
             else:
                 text, level = model.cell(column, sat)
-            style = self._style(cursor, level, text if column.kind == "sun" else None)
+            mark = text if column.kind == "sun" else None
+            if column.key == "name" and sat in model.mirror_of:
+                mark = "mirror"
+            style = self._style(cursor, level, mark)
             if column.kind in LEFT_ALIGNED:
                 text = text[: column.width].ljust(column.width)
             else:
@@ -318,6 +341,10 @@ class HeaderBar(Widget):
             connection, "bold black on yellow")
         text.append(" ")
         text.append(f" {connection} ", style=colour)
+        for binding in model.mirrors:
+            text.append(" ")
+            text.append(mirror_badge(model, binding),
+                        style=MIRROR_BADGE[model.mirror_live(binding)])
         text.append(f"  nodes {model.n}  missed {missed}", style="dim")
         if restarts:
             text.append(f"  restarts {restarts}", style="dim")
@@ -340,6 +367,13 @@ class HeaderBar(Widget):
             # the screen needs no new layout on every frame.
             self._text = text
             self.refresh()
+
+
+def mirror_badge(model: FleetModel, binding: MirrorBinding) -> str:
+    """`` ◉ MIRROR flatsat LIVE `` (``LOST`` once its telemetry stopped)."""
+    live = model.mirror_live(binding)
+    state = "LIVE" if live else "LOST" if live is False else "WAITING"
+    return f" {MIRROR_MARK} MIRROR {binding.testbed} {state} "
 
 
 def limits_text(limits: dict[str, float], unit: Unit) -> str:
