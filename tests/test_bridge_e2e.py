@@ -90,6 +90,11 @@ def test_testbed_bridge_twin_subscriber() -> None:
             # The driver replaced the model's input: compute's own field shows it too.
             assert float(arrays["compute_power_w"][sat]) == pytest.approx(measured, abs=1e-3)
             assert float(arrays["mirror_measured_utilization_frac"][0]) == pytest.approx(0.5)
+            # ... and so did the measured utilization, with what follows from it.
+            assert float(arrays["utilization_frac"][sat]) == pytest.approx(0.5)
+            assert int(arrays["accelerators_busy"][sat]) == 4
+            assert float(arrays["delivered_flop_s"][sat]) == pytest.approx(
+                4 * float(arrays["clock_frac"][sat]) * 989e12, rel=1e-6)
             for q in ("temp_compute_k", "temp_radiator_k"):
                 m = float(arrays[f"mirror_measured_{q}"][0])
                 p = float(arrays[f"mirror_predicted_{q}"][0])
@@ -105,6 +110,8 @@ def test_testbed_bridge_twin_subscriber() -> None:
         _wait_event(sub, "mirror_lost")
         lost = _wait_state(sub, lambda a: not bool(a["mirror_live"][0]))
         assert np.isnan(lost.arrays["mirror_residual_temp_compute_k"][0])
+        model = lost.arrays  # the model's occupancy again: a busy count over 8 accelerators
+        assert float(model["utilization_frac"][sat]) == int(model["accelerators_busy"][sat]) / 8
         status = request(cmd, {"cmd": "mirror_status"})
         assert status["ok"] and status["bindings"][0]["lost_count"] == 1
         counters = status["counters"]
@@ -216,3 +223,99 @@ def test_record_and_replay_scaled(tmp_path: Path) -> None:
     assert len(hk) == 20 and np.allclose(hk.values["util_frac"], 0.25)
     # Re-timed onto the present: spacing shrinks by the speed factor.
     assert np.diff(replay.retime(hk.t_utc)) == pytest.approx(0.1 / 4.0, abs=1e-3)
+
+
+# -- measured drivers reach the node's published compute fields ------------------------------
+
+
+def _mirrored_engine(scenario_text: str, now: dict[str, float]):
+    from twin.clock import SimClock
+    from twin.engine import Engine
+    from twin.scenario import parse_scenario
+
+    scenario = parse_scenario(scenario_text)
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=10.0, warp=1.0, fast=True))
+    engine.mirror.wall_clock = lambda: now["t"]
+    return engine
+
+
+def _flatsat_tm(now_s: float, util: float, power_w: float | None = None) -> list:
+    from bridge.push import encode_telemetry
+
+    values = {"util_frac": np.array([util])}
+    if power_w is not None:
+        values["compute_power_w"] = np.array([power_w])
+    return encode_telemetry(0, "flatsat", "hk", np.array([now_s - 0.05]), values)
+
+
+def _field(engine, name: str) -> np.ndarray:
+    return next(f.array for f in engine.fields if f.spec.name == name)
+
+
+def _model_utilization(engine, sat: int) -> float:
+    jobs = engine.compute_model.jobs
+    run = jobs.running()
+    busy = np.bincount(jobs.node[run], jobs.accels[run], minlength=engine.n_sats)[sat]
+    return busy / engine.compute_model.params.accelerators_per_node
+
+
+def test_measured_utilization_drives_the_nodes_compute_fields() -> None:
+    """Measured utilization and power replace the model's on the node, then fall back."""
+    now = {"t": time.time()}
+    engine = _mirrored_engine(SCENARIO, now)
+    cm = engine.compute_model
+    sat = engine.mirror.live[0].sat
+    for _ in range(3):
+        engine.step()
+    model_util = _model_utilization(engine, sat)
+    assert model_util == 1.0  # the run opens with a backlog: the model's node is full
+    engine.mirror.ingest(_flatsat_tm(now["t"], util=0.5, power_w=EXPECTED_POWER_W))
+    engine.step()
+    assert bool(_field(engine, "mirror_live")[0])
+    assert float(cm.utilization.array[sat]) == 0.5
+    assert int(cm.busy.array[sat]) == 4
+    clock = float(cm.clock.array[sat])
+    assert float(cm.delivered.array[sat]) == pytest.approx(4 * clock * cm.params.peak_flop_s,
+                                                           rel=1e-6)
+    assert float(cm.power.array[sat]) == pytest.approx(EXPECTED_POWER_W, abs=1e-3)
+    assert engine.shared["compute_power_w"][sat] == cm.power.array[sat]  # power reads it
+    fleet = engine.header()["fleet"]
+    assert fleet["delivered_pflop_s"] == pytest.approx(
+        cm.delivered.array.sum(dtype=np.float64) / 1e15, rel=1e-9)
+    # Telemetry stops: after lost_after_s the node's fields are the model's again.
+    now["t"] += 1.5
+    engine.step()
+    assert not bool(_field(engine, "mirror_live")[0])
+    assert float(cm.utilization.array[sat]) == _model_utilization(engine, sat) == model_util
+    assert int(cm.busy.array[sat]) == 8
+    assert float(cm.power.array[sat]) > 1000.0  # 8 busy accelerators, not the flatsat's 170 W
+
+
+def test_measured_utilization_alone_sets_the_nodes_power() -> None:
+    """With only utilization measured, the node's power follows from it by the model.
+
+    Hand check, 8 x H100-class defaults at full clock, 4 of 8 busy:
+    P = 400 W host + 4 x 700 W + 4 x 15 W asleep = 3,260 W; 4 x 989 TFLOP/s delivered.
+    """
+    text = SCENARIO.replace('compute_power_w = "compute_power_w", ', "")
+    now = {"t": time.time()}
+    engine = _mirrored_engine(text, now)
+    cm = engine.compute_model
+    sat = engine.mirror.live[0].sat
+    engine.step()
+    cm.operator_cap_w[:] = np.inf
+    engine.mirror.ingest(_flatsat_tm(now["t"], util=0.5))
+    engine.step()
+    assert np.isinf(cm.cap.array[sat]) and not cm.thermal_on[sat]  # nothing slows the clock
+    assert float(cm.utilization.array[sat]) == 0.5
+    assert float(cm.clock.array[sat]) == 1.0
+    assert float(cm.power.array[sat]) == pytest.approx(3260.0, abs=1e-3)
+    assert float(cm.delivered.array[sat]) == pytest.approx(4 * 989e12, rel=1e-6)
+    # A power cap in force lowers the clock of the measured load, and the power with it.
+    engine.mirror.ingest(_flatsat_tm(now["t"] + 0.1, util=0.5))
+    now["t"] += 0.1
+    cm.operator_cap_w[sat] = 2000.0
+    engine.step()
+    assert float(cm.cap.array[sat]) == 2000.0
+    assert float(cm.power.array[sat]) == pytest.approx(2000.0, rel=1e-6)
+    assert 0.35 <= float(cm.clock.array[sat]) < 1.0 and int(cm.throttle.array[sat]) == 2

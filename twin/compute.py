@@ -17,6 +17,11 @@ storage, the jobs it runs. Each step, in order:
 
 Publishes ``compute_power_w`` (n,) for power and thermal: everything the payload draws,
 which is also the heat it puts into the compute thermal node.
+
+A node mirrored by a live testbed (twin/mirror.py) takes its measured drivers after this
+step through ``take_measured``, registered in ``ctx.shared[DRIVER_SINKS]``: measured
+utilization sets the node's busy accelerators, and from them its DVFS clock, delivered
+FLOP/s and (unless measured too) its power; measured power replaces the power.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import numpy as np
 from twin import scheduler
 from twin.downlink import ResultStore
 from twin.faults import number_arg, sat_index
+from twin.mirror import DRIVER_SINKS
 from twin.radiation import RadiationParams, RadiationState
 from twin.scenario import Scenario, parse_section
 from twin.subsystem import (
@@ -128,8 +134,24 @@ def dvfs_clock(params: ComputeParams, cap_w: np.ndarray, static_w: np.ndarray,
     room = cap_w - static_w
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(dynamic_full_w > 0.0, room / dynamic_full_w, np.inf)
-    clock = np.minimum(np.power(np.clip(ratio, 0.0, None), 1.0 / params.dvfs_exponent), 1.0)
-    return np.where(clock < params.min_clock_frac, 0.0, clock)
+    # Most nodes have room for full clock (ratio >= 1 gives exactly 1): the fractional
+    # power, the costly part, runs only on the others (NaN included, as before).
+    clock = np.ones(np.shape(ratio))
+    slow = ~(ratio >= 1.0)
+    if slow.any():
+        part = np.minimum(np.power(np.clip(ratio[slow], 0.0, None),
+                                   1.0 / params.dvfs_exponent), 1.0)
+        clock[slow] = np.where(part < params.min_clock_frac, 0.0, part)
+    return clock
+
+
+def _dynamic_w(dynamic_full_w: np.ndarray, clock: np.ndarray, exponent: float) -> np.ndarray:
+    """``dynamic_full * clock**exponent``, the power only where the clock is not full."""
+    out = dynamic_full_w.astype(np.float64)  # a copy: x * 1.0**k is x exactly
+    slowed = clock != 1.0
+    if slowed.any():
+        out[slowed] *= clock[slowed] ** exponent
+    return out
 
 
 class ComputeModel:
@@ -180,6 +202,11 @@ class ComputeModel:
         self._no_resets = np.zeros(n, dtype=np.int64)
         self._last_n_ok = np.full(n, a, dtype=np.int64)
         self._next_schedule_t = -np.inf
+        # This step's inputs the mirror's measured drivers are derived with (take_measured).
+        self._n_ok = np.full(n, a, dtype=np.int64)
+        self._cap_w = np.full(n, np.inf)
+        self._failed = np.zeros(n, dtype=bool)
+        self._dt_s = 0.0
         self._pending_upsets: list[tuple[int, bool, int]] = []
         self._pending_events: list[tuple[str, str, str, int]] = []
         self.last_pass: dict[str, int] = {}
@@ -237,7 +264,7 @@ class ComputeModel:
         self._f_cap = f_cap
         self._thermal(ctx, shared.get("temp_compute_k"))
         clock = np.where(self.thermal_on, np.minimum(f_cap, p.thermal_clock_frac), f_cap)
-        power = static + dynamic_full * clock**p.dvfs_exponent
+        power = static + _dynamic_w(dynamic_full, clock, p.dvfs_exponent)
 
         # Progress, checkpoints, completions.
         rate = acc * clock[rnode]  # accelerator-seconds of work per second
@@ -254,16 +281,21 @@ class ComputeModel:
                           shared.get("relay_bps"))
 
         self._publish(n_ok, busy, running_acc, clock, f_cap, cap, power, delivered,
-                      idle_resetting, orbit_ok, jobs.queued().size == 0)
+                      idle_resetting, orbit_ok, not np.any(jobs.state == QUEUED))
         self.totals["energy_j"] += float(power.sum()) * dt
         shared["compute_power_w"] = self.power.array
+        self._n_ok, self._cap_w, self._dt_s = n_ok, cap, dt
+        sinks = shared.get(DRIVER_SINKS)
+        if sinks is None:
+            shared[DRIVER_SINKS] = sinks = {}
+        sinks[self.name] = self.take_measured
 
     def fleet(self) -> dict[str, float]:
         tot = self.totals
         p = self.params
         useful_s = tot["work_done_accel_s"] - tot["lost_accel_s"]
         useful_pflop = useful_s * p.peak_flop_s / PFLOP
-        queued = self.jobs.queued()
+        queued = self.jobs.waiting()
         ok_total = float(self.busy.array.sum()) + 0.0
         n_acc = self.n_sats * p.accelerators_per_node
         return {
@@ -383,6 +415,8 @@ class ComputeModel:
                 for node in np.flatnonzero(upsets) for k in range(int(upsets[node]))]
         hits.extend(self._pending_upsets)
         self._pending_upsets.clear()
+        if not hits:  # the usual step: nothing to apply or count
+            return
         extra_upsets = np.zeros(n, dtype=np.int64)
         extra_resets = np.zeros(n, dtype=np.int64)
         for node, reset, job_id in hits:
@@ -523,7 +557,7 @@ class ComputeModel:
             cool_enough &= np.asarray(temp) < p.throttle_temp_k - p.throttle_hysteresis_k
         usable = orbit_ok & cool_enough
         sunlit = np.asarray(shared.get("sunlit_frac", np.ones(n)))
-        if "pos_gcrs_km" in shared:
+        if "pos_gcrs_km" in shared and self.policy == "sun_aware":  # first-fit ignores it
             _, to_eclipse, _ = scheduler.eclipse_lookahead(
                 shared["pos_gcrs_km"], shared["vel_gcrs_km_s"], shared["sun_gcrs_km"])
             self.to_eclipse_s = to_eclipse
@@ -534,14 +568,18 @@ class ComputeModel:
             accel_full_w=p.full_power_w - p.sleep_power_w, usable=usable, sunlit_frac=sunlit,
             to_eclipse_s=self.to_eclipse_s, radiator_k=radiator)
         self.last_pass = why
-        for slot, node in placements:
-            jobs.state[slot] = RUNNING
-            jobs.node[slot] = node
-            jobs.start_t[slot] = t
-            jobs.since_ckpt_s[slot] = 0.0
-            jobs.stall_until_t[slot] = -np.inf
-            self.totals["jobs_started"] += 1
-            self.totals["wait_sum_s"] += t - float(jobs.submit_t[slot])
+        if placements:
+            slots, nodes = np.array(placements, dtype=np.int64).T
+            jobs.state[slots] = RUNNING
+            jobs.node[slots] = nodes
+            jobs.start_t[slots] = t
+            jobs.since_ckpt_s[slots] = 0.0
+            jobs.stall_until_t[slots] = -np.inf
+            self.totals["jobs_started"] += len(placements)
+            wait_sum_s = self.totals["wait_sum_s"]
+            for wait_s in (t - jobs.submit_t[slots]).tolist():  # in order: same rounding
+                wait_sum_s += wait_s
+            self.totals["wait_sum_s"] = wait_sum_s
         self._idle_reasons(free_accels, free_storage, power_room, usable, orbit_ok,
                            p.full_power_w - p.sleep_power_w)
 
@@ -550,7 +588,7 @@ class ComputeModel:
                       accel_full_w: float) -> None:
         """Why each node's free accelerators stay free after a pass (checked in order)."""
         jobs = self.jobs
-        queued = jobs.queued()
+        queued = jobs.waiting()
         reason = self.idle_reason
         if queued.size == 0:
             reason[:] = QUEUE
@@ -586,6 +624,7 @@ class ComputeModel:
         thermal_bound = self.thermal_on & (p.thermal_clock_frac <= f_cap)
         power_bound = (f_cap < 1.0) & ~thermal_bound
         failed = (n_ok < installed) | (idle_resetting > 0) | ~orbit_ok
+        self._failed = failed
         throttle = self.throttle.array
         throttle[:] = 0
         throttle[failed] = 3
@@ -593,20 +632,81 @@ class ComputeModel:
         throttle[thermal_bound] = 1
 
         # Accelerator-equivalents each cause costs now; the biggest names the node's limit.
-        slowed = running_acc * (1.0 - clock)
         best = np.clip(n_ok - busy - idle_resetting, 0, None).astype(float)  # idle devices
         code = self.reason.array
         code[:] = QUEUE if queue_empty else self.idle_reason
-        for loss, cause in (
-            (np.where(thermal_bound, slowed, 0.0), HEAT),
-            (np.where(power_bound, slowed, 0.0), POWER),
-            ((busy_step - running_acc) + idle_resetting, RADIATION),
-            ((installed - n_ok) + np.where(orbit_ok, 0.0, installed), FAULT),
-        ):
+
+        def weigh(loss: np.ndarray, cause: int) -> None:
             worse = loss > best  # ties keep the earlier cause
             code[worse] = cause
             np.maximum(best, loss, out=best)
+
+        # A cause that costs no node anything changes nothing (best >= 0): skip it.
+        if thermal_bound.any() or power_bound.any():
+            slowed = running_acc * (1.0 - clock)
+            if thermal_bound.any():
+                weigh(np.where(thermal_bound, slowed, 0.0), HEAT)
+            if power_bound.any():
+                weigh(np.where(power_bound, slowed, 0.0), POWER)
+        loss = (busy_step - running_acc) + idle_resetting
+        if loss.any():
+            weigh(loss, RADIATION)
+        loss = (installed - n_ok) + np.where(orbit_ok, 0.0, installed)
+        if loss.any():
+            weigh(loss, FAULT)
         code[best <= 1e-9] = NONE
+
+    def take_measured(self, sats: np.ndarray, measured: dict[str, np.ndarray]) -> set[str]:
+        """Publish measured drivers for mirrored nodes (the mirror calls it after ``step``).
+
+        ``utilization_frac`` u replaces the model's occupancy: u * n_ok accelerators are
+        busy and computing, the node's DVFS clock is found again for that load under the
+        cap in force (and the thermal throttle), and ``clock_frac``, ``delivered_flop_s``
+        = busy * clock * peak, ``accelerators_busy``, ``throttle_code`` and (unless
+        measured too) ``compute_power_w`` follow from it. A measured ``compute_power_w``
+        replaces the power. The node's jobs keep their model progress: the testbed runs
+        its own work, not the twin's. The next step starts from the model again, so the
+        node falls back as soon as the mirror stops calling.
+
+        Args:
+            sats: (m,) node indices of live mirrors.
+            measured: driver quantity -> (m,) SI values, NaN where that mirror does not
+                measure it.
+
+        Returns:
+            The quantities taken (the mirror writes no others into compute's arrays).
+        """
+        p = self.params
+        old_w = self.power.array[sats].astype(np.float64)
+        util = measured.get("utilization_frac")
+        if util is not None:
+            has = np.isfinite(util)
+            nodes = sats[has]
+            u = np.clip(util[has], 0.0, 1.0)
+            n_ok = self._n_ok[nodes]
+            busy = u * n_ok
+            static = p.host_power_w + busy * p.idle_power_w + (n_ok - busy) * p.sleep_power_w
+            dynamic_full = busy * (p.full_power_w - p.idle_power_w)
+            f_cap = dvfs_clock(p, self._cap_w[nodes], static, dynamic_full)
+            thermal = self.thermal_on[nodes]
+            clock = np.where(thermal, np.minimum(f_cap, p.thermal_clock_frac), f_cap)
+            self.utilization.array[nodes] = u
+            self.busy.array[nodes] = np.rint(busy)
+            self.clock.array[nodes] = clock
+            self.delivered.array[nodes] = busy * clock * p.peak_flop_s
+            self.power.array[nodes] = static + _dynamic_w(dynamic_full, clock, p.dvfs_exponent)
+            thermal_bound = thermal & (p.thermal_clock_frac <= f_cap)
+            power_bound = (f_cap < 1.0) & ~thermal_bound
+            self.throttle.array[nodes] = np.where(
+                thermal_bound, 1, np.where(power_bound, 2, np.where(self._failed[nodes], 3, 0)))
+        power = measured.get("compute_power_w")
+        if power is not None:
+            has = np.isfinite(power)
+            self.power.array[sats[has]] = power[has]
+        # The energy ledger counts what the node drew, measured where measured.
+        new_w = self.power.array[sats].astype(np.float64)
+        self.totals["energy_j"] += float((new_w - old_w).sum()) * self._dt_s
+        return {"utilization_frac", "compute_power_w"}
 
     # ----------------------------------------------------------------------------------
     # Commands

@@ -3,9 +3,12 @@
 A scenario's ``[mirror]`` table binds each testbed (by the name its bridge sends) to one
 node and maps its parameters onto the node's quantities:
 
-- drivers (``compute_power_w``, ...) REPLACE the model's inputs for that node. They are
-  written into ``ctx.shared`` by ``MirrorDrivers``, which steps right after compute and
-  before power and thermal, so the physics of that node runs on measured inputs;
+- drivers (``compute_power_w``, ``utilization_frac``, ...) REPLACE the model's inputs for
+  that node. ``MirrorDrivers`` steps right after compute and before power and thermal, so
+  the physics of that node runs on measured inputs. It hands them first to the driver
+  sinks models registered in ``ctx.shared[DRIVER_SINKS]`` (compute derives the node's
+  clock, delivered FLOP/s and power from a measured utilization), then writes the
+  quantities no sink took into their ``ctx.shared`` arrays in place;
 - states (``temp_compute_k``, ``soc_frac``, ...) are only COMPARED: after every model has
   stepped, ``Mirror`` publishes measured, predicted and ``residual = measured - predicted``
   per state, and raises ``mirror_residual`` when ``|residual|`` passes its threshold.
@@ -47,6 +50,11 @@ UNIT_SUFFIXES = {
 DRIVER_KEYS = ("compute_power_w", "utilization_frac", "heater_power_w", "bus_power_w")
 # Drivers the mirror provides in ctx.shared even when no model put them there.
 PROVIDED_IF_ABSENT = ("compute_power_w",)
+DRIVER_SINKS = "driver_sinks"
+"""``ctx.shared`` key: model name -> ``sink(sats, measured) -> set of quantities taken``,
+``sats`` the (m,) nodes of live mirrors, ``measured`` driver quantity -> (m,) SI values
+(NaN where that mirror does not measure it). A model registers its sink in its own step
+each step; the mirror calls it the same step, after that model and before power."""
 STATE_KEYS = ("temp_compute_k", "temp_radiator_k", "temp_bus_k", "temp_battery_k", "soc_frac")
 SAMPLE_REASONS = ("late", "future", "out_of_order", "duplicate", "not_finite")
 MESSAGE_REASONS = ("bad_message", "unknown_testbed")
@@ -219,11 +227,19 @@ class Mirror:
         now = self.wall_clock()
         for lv in self.live:
             self._update_liveness(lv, now, ctx)
-        for lv, b in zip(self.live, self.bindings, strict=True):
-            if not lv.live:
-                continue
+        pairs = [(lv, b) for lv, b in zip(self.live, self.bindings, strict=True) if lv.live]
+        taken: set[str] = set()
+        sinks = ctx.shared.get(DRIVER_SINKS)
+        if pairs and sinks:
+            sats = np.array([lv.sat for lv, _ in pairs], dtype=np.int64)
+            measured = {q: np.array([lv.measured.get(q, np.nan) if q in b.drivers.values()
+                                     else np.nan for lv, b in pairs])
+                        for q in self.driver_keys}
+            for sink in sinks.values():
+                taken |= sink(sats, measured)
+        for lv, b in pairs:
             for q in b.drivers.values():
-                if q not in lv.measured:
+                if q in taken or q not in lv.measured:
                     continue
                 array = ctx.shared.get(q)
                 if not isinstance(array, np.ndarray) or array.shape != (self.n_sats,):

@@ -152,6 +152,8 @@ class RadiationState:
         self._seu_s = np.zeros(n)
         self._dose_s = np.zeros(n)
         self._env_t = -np.inf
+        self._no_upsets = np.zeros(n, dtype=np.int64)
+        self._no_upsets.flags.writeable = False
 
     def fields(self) -> list[Field]:
         return [self.seu_rate, self.in_saa, self.upsets, self.resets, self.dose]
@@ -179,16 +181,17 @@ class RadiationState:
         self.dose.array[:] = self._dose_f8
         # Independent Poisson counts per node are equivalent to a Poisson total spread over
         # the nodes in proportion to their rates: one scalar draw in the usual case of none.
-        upsets = np.zeros(self._seu_s.size, dtype=np.int64)
         rates = self._seu_s * powered * dt_s
         total_rate = float(rates.sum())
         count = int(rng.poisson(total_rate)) if total_rate > 0.0 else 0
+        if count == 0:  # the usual step: shared zeros, read-only for the caller
+            return self._no_upsets, self._no_upsets
+        upsets = np.zeros(self._seu_s.size, dtype=np.int64)
         resets = np.zeros_like(upsets)
-        if count:
-            nodes = rng.choice(rates.size, size=count, p=rates / total_rate)
-            np.add.at(upsets, nodes, 1)
-            hit = np.flatnonzero(upsets)
-            resets[hit] = rng.binomial(upsets[hit], self.params.reset_frac)
+        nodes = rng.choice(rates.size, size=count, p=rates / total_rate)
+        np.add.at(upsets, nodes, 1)
+        hit = np.flatnonzero(upsets)
+        resets[hit] = rng.binomial(upsets[hit], self.params.reset_frac)
         return upsets, resets
 
     def count(self, upsets: np.ndarray, resets: np.ndarray) -> None:

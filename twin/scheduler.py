@@ -106,65 +106,169 @@ def plan(policy: str, params: WorkloadParams, jobs: JobTable, t_utc: float, *,
     if queued.size == 0 or nodes.size == 0:
         why["accelerators"] = int(queued.size)
         return placements, why
-    free_acc = free_accels[nodes]
-    free_sto = free_storage_b[nodes]
-    room = power_room_w[nodes]
-    usable = usable[nodes]
-    sunny = sunlit_frac[nodes] >= 0.999
-    to_eclipse_s = to_eclipse_s[nodes]
-    radiator_k = radiator_k[nodes]
-    cool = radiator_k <= params.radiator_cool_k
-    for slot in queued:
-        accels = int(jobs.accels[slot])
-        fits_acc = free_acc >= accels
-        if not fits_acc.any():
+    pass_ = _Pass(params, policy, nodes, free_accels, free_storage_b, power_room_w, usable,
+                  sunlit_frac, to_eclipse_s, radiator_k, accel_full_w)
+    # The jobs' numbers as Python scalars, read once (same float64 values as the table's).
+    accels_l = jobs.accels[queued].tolist()
+    result_l = jobs.result_bytes[queued].tolist()
+    remaining_s = (jobs.size_accel_s[queued] - jobs.done_accel_s[queued]) / np.maximum(
+        jobs.accels[queued], 1)
+    needed_l = np.minimum(remaining_s, params.eclipse_runway_s).tolist()
+    held_l = (t_utc - jobs.submit_t[queued]).tolist()
+    for j, slot in enumerate(queued.tolist()):
+        accels, result_b = accels_l[j], result_l[j]
+        fit = pass_.fits(accels, result_b)
+        if fit.n_acc == 0:
             why["accelerators"] += 1
             # Nothing smaller than the free space can jump a bigger job forever: keep going,
             # smaller jobs may still fit (backfill).
             continue
-        fits = fits_acc & usable & (free_sto >= jobs.result_bytes[slot])
-        if not fits.any():
+        if fit.n_storage == 0:
             why["storage"] += 1
             continue
-        fits &= room >= accels * accel_full_w
-        if not fits.any():
+        if fit.n_power == 0:
             why["power"] += 1
             continue
         if policy == "first_fit":
-            k = int(np.argmax(fits))
+            k = int(np.argmax(fit.power))
         else:
-            k = _sun_aware_pick(params, jobs, slot, t_utc, fits, sunny, cool, to_eclipse_s,
-                                radiator_k)
+            k = pass_.sun_aware_pick(fit.power, needed_l[j], held_l[j])
             if k < 0:
                 why["policy"] += 1
                 continue
-        node = int(nodes[k])
-        placements.append((int(slot), node))
-        # Book the job on the subset and on the caller's full arrays alike.
-        free_acc[k] -= accels
+        node = pass_.node[k]
+        placements.append((slot, node))
+        pass_.book(k, accels, result_b)
+        # Book the job on the caller's full arrays too.
         free_accels[node] -= accels
-        free_sto[k] -= jobs.result_bytes[slot]
-        free_storage_b[node] -= jobs.result_bytes[slot]
-        room[k] -= accels * accel_full_w
+        free_storage_b[node] -= result_b
         power_room_w[node] -= accels * accel_full_w
     return placements, why
 
 
-def _sun_aware_pick(params: WorkloadParams, jobs: JobTable, slot: int, t_utc: float,
-                    fits: np.ndarray, sunny: np.ndarray, cool: np.ndarray,
-                    to_eclipse_s: np.ndarray, radiator_k: np.ndarray) -> int:
-    """The sun-aware choice among nodes that fit, or -1 to hold the job for now."""
-    remaining_accel_s = jobs.size_accel_s[slot] - jobs.done_accel_s[slot]
-    remaining_s = remaining_accel_s / max(int(jobs.accels[slot]), 1)
-    needed_s = min(remaining_s, params.eclipse_runway_s)
-    good = fits & sunny & (to_eclipse_s >= needed_s)
-    held_s = t_utc - jobs.submit_t[slot]
-    if not good.any():
-        if held_s < params.max_hold_s:
-            return -1
-        good = fits
-    candidates = np.flatnonzero(good)
-    # Runway counts up to twice the need: beyond that, a cooler radiator matters more.
-    runway = np.minimum(to_eclipse_s[candidates], 2.0 * max(needed_s, 1.0))
-    order = np.lexsort((candidates, radiator_k[candidates], ~cool[candidates], -runway))
-    return int(candidates[order[0]])
+class _Fit:
+    """Which nodes of a pass fit one (accelerators, result bytes) class of job, by stage.
+
+    ``acc``: enough free accelerators; ``storage``: and usable with storage for the
+    result; ``power``: and power headroom for the accelerators at full clock. Each with
+    its count, kept current as jobs are booked.
+    """
+
+    __slots__ = ("acc", "accels", "n_acc", "n_power", "n_storage", "need_w", "power",
+                 "result_b", "storage")
+
+    def __init__(self, p: _Pass, accels: int, result_b: float) -> None:
+        self.accels, self.result_b = accels, result_b
+        self.need_w = accels * p.accel_full_w
+        self.acc = p.free_acc >= accels
+        self.storage = self.acc & p.usable & (p.free_sto >= result_b)
+        self.power = self.storage & (p.room >= self.need_w)
+        self.n_acc = int(np.count_nonzero(self.acc))
+        self.n_storage = int(np.count_nonzero(self.storage))
+        self.n_power = int(np.count_nonzero(self.power))
+
+    def update(self, k: int, free_acc: int, free_sto: float, room: float) -> None:
+        """Node ``k``'s free resources went down to these: it may have left each stage."""
+        acc = free_acc >= self.accels
+        if not acc and self.acc[k]:
+            self.acc[k] = False
+            self.n_acc -= 1
+        storage = acc and free_sto >= self.result_b
+        if not storage and self.storage[k]:
+            self.storage[k] = False
+            self.n_storage -= 1
+        if not (storage and room >= self.need_w) and self.power[k]:
+            self.power[k] = False
+            self.n_power -= 1
+
+
+class _Pass:
+    """One scheduling pass over the nodes with a free accelerator.
+
+    The nodes are taken in the order the policy prefers them when nothing else decides:
+    node order for first-fit; for sun-aware, cool radiators first, then colder, then node
+    order. So "the first node of a mask" is one ``argmax``. Everything that does not change
+    during a pass is computed once: that order, the runway tests for each runway asked, and
+    per class of job the nodes that fit (updated at the one node a placement books).
+    Booking only lowers free resources, so a node that stops fitting a class never fits it
+    again within the pass. Each job's choice is the one the plain per-job evaluation makes
+    (tests/test_scheduler.py checks that against a reference implementation).
+    """
+
+    def __init__(self, params: WorkloadParams, policy: str, nodes: np.ndarray,
+                 free_accels: np.ndarray, free_storage_b: np.ndarray,
+                 power_room_w: np.ndarray, usable: np.ndarray, sunlit_frac: np.ndarray,
+                 to_eclipse_s: np.ndarray, radiator_k: np.ndarray, accel_full_w: float
+                 ) -> None:
+        self.params = params
+        self.accel_full_w = accel_full_w
+        if policy != "first_fit":
+            radiator = radiator_k[nodes]
+            cool = radiator <= params.radiator_cool_k
+            nodes = nodes[np.lexsort((nodes, radiator, ~cool))]
+        self.node: list[int] = nodes.tolist()
+        self.free_acc = free_accels[nodes]
+        self.free_sto = free_storage_b[nodes]
+        self.room = power_room_w[nodes]
+        self.usable = usable[nodes]
+        self.sunny = sunlit_frac[nodes] >= 0.999
+        te = to_eclipse_s[nodes]
+        self.te = te
+        # Runway ranks like sorting does: NaN after every number (-inf is never a runway).
+        self.te_rank = np.where(np.isnan(te), -np.inf, te)
+        self._classes: dict[tuple[int, float], _Fit] = {}
+        self._sunny_ge: dict[float, np.ndarray] = {}
+        self._te_ge: dict[float, np.ndarray] = {}
+
+    def fits(self, accels: int, result_b: float) -> _Fit:
+        fit = self._classes.get((accels, result_b))
+        if fit is None:
+            fit = self._classes[(accels, result_b)] = _Fit(self, accels, result_b)
+        return fit
+
+    def book(self, k: int, accels: int, result_b: float) -> None:
+        self.free_acc[k] -= accels
+        self.free_sto[k] -= result_b
+        self.room[k] -= accels * self.accel_full_w
+        # Stored as float64 and read back: the values every later comparison sees.
+        free_acc, free_sto, room = int(self.free_acc[k]), float(self.free_sto[k]), \
+            float(self.room[k])
+        for fit in self._classes.values():
+            fit.update(k, free_acc, free_sto, room)
+
+    def _ge(self, cache: dict[float, np.ndarray], runway_s: float, sunny: bool) -> np.ndarray:
+        mask = cache.get(runway_s)
+        if mask is None:
+            mask = self.te >= runway_s
+            if sunny:
+                mask &= self.sunny
+            cache[runway_s] = mask
+        return mask
+
+
+    def sun_aware_pick(self, fits: np.ndarray, needed_s: float, held_s: float) -> int:
+        """The sun-aware choice among nodes that fit, or -1 to hold the job for now.
+
+        Candidates: nodes in sun whose runway covers ``needed_s`` (or, for a job held past
+        ``max_hold_s`` with no such node, every node that fits). Runway counts up to twice
+        the need: beyond that a cooler radiator matters more. So the longest capped runway
+        wins, then the preference order. A candidate whose runway reaches the cap ties on
+        it with every other such one (and beats the rest): the first of those in
+        preference order wins; otherwise the longest runway, ties by preference.
+        """
+        cap = 2.0 * max(needed_s, 1.0)  # >= needed_s: reaching the cap covers the need
+        long = fits & self._ge(self._sunny_ge, cap, sunny=True)
+        k = int(np.argmax(long))
+        if long[k]:
+            return k
+        good = fits & self._ge(self._sunny_ge, needed_s, sunny=True)
+        if not good.any():
+            if held_s < self.params.max_hold_s:
+                return -1
+            good = fits
+            long = fits & self._ge(self._te_ge, cap, sunny=False)
+            k = int(np.argmax(long))
+            if long[k]:
+                return k
+        runway = np.where(good, self.te_rank, -np.inf)  # every candidate's te < cap here
+        return int(np.argmax(good & (runway == runway.max())))

@@ -182,6 +182,10 @@ class JobTable:
         order = np.lexsort((self.job_id[slots], self.submit_t[slots], -self.priority[slots]))
         return slots[order]
 
+    def waiting(self) -> np.ndarray:
+        """Slots of queued jobs in slot order (counts and minima: no sort needed)."""
+        return np.flatnonzero(self.state == QUEUED)
+
     def running(self) -> np.ndarray:
         return np.flatnonzero(self.state == RUNNING)
 
