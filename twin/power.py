@@ -10,6 +10,7 @@ compute on the next step) and says so with an event. Equations and sizing: docs/
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,6 +133,13 @@ class PowerModel:
         self.soc = f("soc_frac", "<f4", (n,), "1", "Battery state of charge",
                      limits={"warn_low": p.soc_reserve_frac + 0.10,
                              "alarm_low": p.soc_reserve_frac})
+        # Those four are rows of one float32 block, and their float64 sources rows of
+        # another (p_avail, load, battery flow, state of charge): one copy publishes them.
+        self._fields_f4 = np.zeros((4, n), dtype=np.float32)
+        self._rows = np.zeros((4, n))
+        for row, fld in enumerate((self.p_solar, self.p_load, self.p_battery, self.soc)):
+            self._fields_f4[row] = fld.array
+            fld.array = self._fields_f4[row]
         self.cap = f("power_cap_w", "<f4", (n,), "W",
                      "Cap on compute power, +inf when none", fill=np.inf)
         self.heater = f("heater_power_w", "<f4", (n,), "W", "Battery heater power")
@@ -139,19 +147,36 @@ class PowerModel:
                              "Compute cold-plate (coolant loop) heater power")
         self.temp_array = f("temp_array_k", "<f4", (n,), "K",
                             "Solar array (quasi-steady)")
-        self.soc_state = np.full(n, p.soc_initial_frac)  # float64 state
+        self.soc_state = self._rows[3]  # float64 state
+        self.soc_state[:] = p.soc_initial_frac
         self.heater_on = np.zeros(n, dtype=bool)
         self.loop_heater_on = np.zeros(n, dtype=bool)
+        self._n_heaters_on = self._n_loop_on = 0  # counts of the two
+        self._heaters_changed = False  # whether the heater fields need rewriting
+        # Heater and bus power, W, rewritten only when a thermostat changes.
+        self._heater_w = np.zeros(n)
+        self._loop_w = np.zeros(n)
+        self._bus_w = np.full(n, p.bus_power_w)
         self.capped = np.zeros(n, dtype=bool)
         self._n_capped = 0  # satellites capped (count of ``capped``)
         self._cap_w = np.full(n, np.inf)
+        self._cap_changed = False  # whether the cap field needs rewriting
         self._env = {"beta": np.zeros(n)}
         self.sunlight = StepSunlight(n)
         self.view = EarthView(n)
         # Electrical ledger since start, J: generated = dissipated + stored (chemical).
-        self.e_array_j = np.zeros(n)
-        self.e_dissipated_j = np.zeros(n)
-        self.e_unserved_j = np.zeros(n)
+        # Rows of one block, so that a step adds the first two in one pass.
+        self._ledger = np.zeros((3, n))
+        self.e_array_j, self.e_dissipated_j, self.e_unserved_j = self._ledger
+        # Scratch, (n,) float64 unless said: rewritten every step, never kept across one.
+        self._payload = np.empty(n)
+        self._supply = np.empty(n)
+        self._reg_loss = np.empty(n)
+        self._spent = np.empty((2, n))  # [array used, dissipated], then times dt
+        self._temp = np.empty(n)
+        self._eta = np.empty(n)
+        self._buffers = {"flow": self._rows[2], "load": self._rows[1],
+                         "used": self._spent[0]}
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> PowerModel:
@@ -168,76 +193,78 @@ class PowerModel:
     def step(self, ctx: StepContext) -> None:
         p = self.params
         shared = ctx.shared
-        n = self.n_sats
         dt = max(float(ctx.dt_s), 0.0)
         # Array output per unit of visible Sun, and the step's mean visible fraction.
         unit_w, sun = self._array_power_per_sunlit_w(shared)
-        p_avail = unit_w * sun.mean
+        p_avail = np.multiply(unit_w, sun.mean, out=self._rows[0])
 
+        # Measured bus and heater power of mirrored satellites, read before the thermostats
+        # rewrite the arrays the mirror may have written them into.
+        mirrored = shared.get("mirror_sat")
+        measured = None
+        if mirrored is not None and len(mirrored):
+            measured = self._read_mirrored(shared, mirrored)
         # Heaters: thermostats on the previous step's temperatures.
-        temp_batt = shared.get("temp_battery_k")
-        if temp_batt is not None:
-            self.heater_on = thermostat(self.heater_on, temp_batt < p.heater_on_k,
-                                        temp_batt > p.heater_off_k)
-        heater = np.where(self.heater_on, p.heater_power_w, 0.0)
-        self._loop_thermostat(shared)
-        loop_heater = np.where(self.loop_heater_on, p.loop_heater_power_w, 0.0)
-        bus = np.full(n, p.bus_power_w)
-        self._apply_mirror_drivers(shared, bus, heater)
+        self._thermostats(shared)
+        bus, heater, loop_heater = self._bus_w, self._heater_w, self._loop_w
+        if measured is not None:
+            bus, heater = bus.copy(), heater.copy()
+            for array, values in zip((bus, heater), measured, strict=True):
+                if values is not None:
+                    array[mirrored] = values
         demand = shared.get("compute_power_w")
         if demand is None:  # no compute model yet: a fixed load that obeys the cap
-            payload = np.minimum(p.compute_load_w, self._cap_w)
+            payload = np.minimum(p.compute_load_w, self._cap_w, out=self._payload)
         else:
-            payload = np.fmax(np.asarray(demand, dtype=np.float64), 0.0)  # NaN -> 0
-        base = bus + heater + loop_heater
+            payload = np.fmax(demand, 0.0, out=self._payload)  # NaN -> 0
+        if bus is self._bus_w and not (self._n_heaters_on or self._n_loop_on):
+            base: float | np.ndarray = p.bus_power_w  # every heater off: the bus alone
+        else:
+            base = bus + heater + loop_heater
 
         health = degraded_frac(shared.get("battery_health_frac"))
-        capacity_j = np.full(n, p.battery_capacity_wh * J_PER_WH)
+        capacity_j: float | np.ndarray = p.battery_capacity_wh * J_PER_WH
         if health is not None:
-            capacity_j *= health
+            capacity_j = capacity_j * health
         eta_r = p.regulation_efficiency_frac
         soc = self.soc_state
-        supply = p_avail * eta_r
-        flows = self._balance(supply, base, payload, soc, capacity_j, dt)
+        supply = np.multiply(p_avail, eta_r, out=self._supply)
+        flows = self._balance(supply, base, payload, soc, capacity_j, dt, self._buffers)
         # A step that crosses the shadow edge is two segments, sunlit then dark (or the
         # reverse): a full battery cannot bank the sunlit part's surplus for the dark part.
-        cross, tau = sun.crossed, sun.tau
-        if cross.size and dt > 0.0:
-            args = (base[cross], payload[cross])
-            first = self._balance(unit_w[cross] * sun.before[cross] * eta_r, *args,
-                                  soc[cross], capacity_j[cross], tau * dt)
-            second = self._balance(unit_w[cross] * sun.after[cross] * eta_r, *args,
-                                   soc[cross] + first["d_soc"], capacity_j[cross],
-                                   (1.0 - tau) * dt)
-            for key, value in flows.items():
-                if key == "d_soc":
-                    value[cross] = first[key] + second[key]
-                else:  # step means of powers
-                    value[cross] = tau * first[key] + (1.0 - tau) * second[key]
+        if sun.crossed.size and dt > 0.0:
+            self._split_at_shadow_edge(flows, unit_w, sun, base, payload, capacity_j, dt)
         soc += flows["d_soc"]
-        load, charge, discharge = flows["load"], flows["charge"], flows["discharge"]
-        reg_loss = flows["array_used"] * (1.0 - eta_r)
-        batt_loss = (charge * (1.0 - p.charge_efficiency_frac)
-                     + discharge * (1.0 / p.discharge_efficiency_frac - 1.0))
+        load, used, batt_loss = flows["load"], flows["array_used"], flows["battery_loss"]
+        reg_loss = np.multiply(used, 1.0 - eta_r, out=self._reg_loss)
+        unserved = flows["unserved"]
         if dt > 0.0:
-            self.e_array_j += flows["array_used"] * dt
-            self.e_dissipated_j += (load + reg_loss + batt_loss) * dt
-            self.e_unserved_j += flows["unserved"] * dt
+            # Ledger rows [array, dissipated] += [used, load + losses] dt, in two passes
+            # (``used`` is row 0 of ``spent``: scaled by dt in place, not read after).
+            spent = self._spent
+            np.add(load, reg_loss, out=spent[1])
+            spent[1] += batt_loss
+            spent *= dt
+            self._ledger[:2] += spent
+            if unserved is not None:
+                self.e_unserved_j += unserved * dt
 
         self._update_cap(ctx, supply, base, payload, capacity_j)
 
-        self.p_solar.array[:] = p_avail
-        self.p_load.array[:] = load
-        self.p_battery.array[:] = charge - discharge
-        self.soc.array[:] = soc
-        self.cap.array[:] = self._cap_w
-        self.heater.array[:] = heater
-        self.loop_heater.array[:] = loop_heater
+        # p_solar, p_load, p_battery and soc are rows of one block: one float32 copy.
+        np.copyto(self._fields_f4, self._rows, casting="same_kind")
+        if self._cap_changed:
+            self.cap.array[:] = self._cap_w
+            self._cap_changed = False
+        if self._heaters_changed or heater is not self._heater_w:
+            self.heater.array[:] = heater
+            self.loop_heater.array[:] = loop_heater
+            self._heaters_changed = heater is not self._heater_w
         # Unserved bus and heater power is not dissipated either: the bus browns out first,
         # then the battery heater, then the loop heater.
-        short = flows["unserved_base"]
         bus_served, heater_served, loop_served = bus, heater, loop_heater
-        if short.any():  # rare: the battery is empty and the arrays short of the bus
+        short = flows["unserved_base"]
+        if short is not None and short.any():  # rare: the battery is empty, the arrays short
             bus_served = bus - np.minimum(short, bus)
             short = np.maximum(short - bus, 0.0)
             heater_served = heater - np.minimum(short, heater)
@@ -252,81 +279,163 @@ class PowerModel:
             earth_view=self.view,  # and the altitude-only view, updated above
         )
 
-    def _balance(self, supply: np.ndarray, base: np.ndarray, payload: np.ndarray,
-                 soc: np.ndarray, capacity_j: np.ndarray, dt: float | np.ndarray
-                 ) -> dict[str, np.ndarray]:
+    def _split_at_shadow_edge(self, flows: dict[str, Any], unit_w: np.ndarray,
+                              sun: SunlitStep, base: float | np.ndarray, payload: np.ndarray,
+                              capacity_j: float | np.ndarray, dt: float) -> None:
+        """Redo the balance of the few satellites that crossed the shadow edge in the step
+        as two segments, and write their step means into ``flows`` in place."""
+        cross, tau = sun.crossed, sun.tau
+        eta_r = self.params.regulation_efficiency_frac
+        soc = self.soc_state[cross]
+        base_x = base if isinstance(base, float) else base[cross]
+        cap_x = capacity_j if isinstance(capacity_j, float) else capacity_j[cross]
+        unit_x = unit_w[cross] if isinstance(unit_w, np.ndarray) else unit_w
+        args = (base_x, payload[cross])
+        first = self._balance(unit_x * sun.before[cross] * eta_r, *args, soc, cap_x, tau * dt)
+        rest = 1.0 - tau
+        second = self._balance(unit_x * sun.after[cross] * eta_r, *args, soc + first["d_soc"],
+                               cap_x, rest * dt)
+        if flows["payload"] is payload:  # served = demand: keep the demand for the cap
+            flows["payload"] = payload.copy()
+        for key, value in flows.items():
+            one, two = first[key], second[key]
+            if key == "d_soc":
+                value[cross] = one + two
+            elif value is None:  # none unserved over the whole step
+                if one is not None or two is not None:
+                    flows[key] = value = np.zeros(self.n_sats)
+                    value[cross] = tau * _or_zero(one) + rest * _or_zero(two)
+            else:  # step means of powers
+                value[cross] = tau * _or_zero(one) + rest * _or_zero(two)
+
+    def _balance(self, supply: np.ndarray, base: float | np.ndarray, payload: np.ndarray,
+                 soc: np.ndarray, capacity_j: float | np.ndarray, dt: float | np.ndarray,
+                 out: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
         """Share supply among loads and battery over an interval; all (m,), W, J, s.
 
         The arrays feed the loads first; a surplus charges the battery (up to its charge
         limit and ``soc_max_frac``), a deficit discharges it (down to empty and its discharge
         limit). What neither can give is not drawn: compute is shed first, then the bus.
+        The battery's terminal power is the net clipped between the discharge and charge
+        limits; the rest of the arithmetic follows from its sign (one of charge and
+        discharge is always zero).
+
+        Args:
+            out: Scratch arrays (``net``, ``hi``, ``lo``, ``flow``, ``load``, ``used``,
+                ``loss``, ``d_soc``, ``discharging``) to fill instead of allocating.
 
         Returns:
-            Mean powers over the interval (``load``, ``payload`` served, ``charge`` and
-            ``discharge`` at the terminals, ``array_used`` before regulation, ``unserved``,
-            ``unserved_base``) and ``d_soc``, the change of state of charge.
+            Mean powers over the interval (``load``, ``payload`` served, ``flow`` at the
+            battery terminals (+ charging), ``array_used`` before regulation,
+            ``battery_loss``, ``unserved`` and ``unserved_base``, None when nothing is
+            unserved) and ``d_soc``, the change of state of charge.
         """
         p = self.params
+        o = out or {}
         eta_c, eta_d = p.charge_efficiency_frac, p.discharge_efficiency_frac
-        net = supply - base - payload
-        if np.any(dt > 0.0):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                room_w = np.maximum(p.soc_max_frac - soc, 0.0) * capacity_j / (eta_c * dt)
-                stock_w = np.maximum(soc, 0.0) * capacity_j * eta_d / dt
-        else:  # the epoch: show the flows, change nothing
-            room_w = np.zeros_like(supply)
-            stock_w = np.where(capacity_j > 0.0, np.inf, 0.0)
-        charge = np.minimum(np.maximum(net, 0.0), np.minimum(room_w, p.max_charge_w))
-        deficit = np.maximum(-net, 0.0)
-        discharge = np.minimum(deficit, np.minimum(stock_w, p.max_discharge_w))
-        unserved = deficit - discharge
-        shed = np.minimum(unserved, payload)
-        unserved_base = unserved - shed
-        load = base + payload - unserved
+        net = np.subtract(supply, base, out=o.get("net"))
+        net -= payload
+        scalar = isinstance(capacity_j, float) and isinstance(dt, float)
         with np.errstate(divide="ignore", invalid="ignore"):
-            d_soc = np.where(capacity_j > 0.0,
-                             (charge * eta_c - discharge / eta_d) * dt / capacity_j, 0.0)
-        return {"load": load, "payload": payload - shed, "charge": charge,
-                "discharge": discharge,
-                "array_used": (load + charge - discharge) / p.regulation_efficiency_frac,
-                "unserved": unserved, "unserved_base": unserved_base, "d_soc": d_soc}
+            if (dt > 0.0) if isinstance(dt, float) else np.any(dt > 0.0):
+                # Charge limit: room to soc_max_frac over the interval, then max_charge_w.
+                hi = np.subtract(p.soc_max_frac, soc, out=o.get("hi"))
+                hi *= capacity_j / (eta_c * dt)
+                np.maximum(hi, 0.0, out=hi)
+                np.minimum(hi, p.max_charge_w, out=hi)
+                # Discharge limit, negated: the charge left over the interval, max_discharge_w.
+                lo = np.multiply(soc, -(capacity_j * eta_d / dt) if scalar
+                                 else -capacity_j * eta_d / dt, out=o.get("lo"))
+                np.minimum(lo, 0.0, out=lo)
+                np.maximum(lo, -p.max_discharge_w, out=lo)
+            else:  # the epoch: show the flows, change nothing
+                hi = np.zeros_like(supply)
+                lo = np.where(np.greater(capacity_j, 0.0), -p.max_discharge_w, 0.0)
+                lo = np.broadcast_to(lo, supply.shape)
+            flow = np.maximum(net, lo, out=o.get("flow"))
+            np.minimum(flow, hi, out=flow)
+            load = np.add(base, payload, out=o.get("load"))
+            served, unserved, unserved_base = payload, None, None
+            if np.less(net, lo).any():  # rare: a deficit beyond what the battery can give
+                unserved = np.maximum(flow - net, 0.0)
+                shed = np.minimum(unserved, payload)
+                served = payload - shed
+                unserved_base = unserved - shed
+                load -= unserved
+            used = np.add(load, flow, out=o.get("used"))
+            used /= p.regulation_efficiency_frac
+            # Losses and stored energy per watt at the terminals, by the flow's sign (a
+            # masked multiply costs ten plain ones: pick the factors with ``where``).
+            discharging = np.less(flow, 0.0, out=o.get("discharging"))
+            loss = np.multiply(flow, np.where(discharging, 1.0 - 1.0 / eta_d, 1.0 - eta_c),
+                               out=o.get("loss"))
+            if scalar:
+                per_j = dt / capacity_j if capacity_j > 0.0 else 0.0
+                d_soc = np.multiply(flow, np.where(discharging, per_j / eta_d, per_j * eta_c),
+                                    out=o.get("d_soc"))
+            else:
+                d_soc = np.multiply(flow, np.where(discharging, 1.0 / eta_d, eta_c),
+                                    out=o.get("d_soc"))
+                d_soc *= dt
+                d_soc /= capacity_j
+                d_soc = np.where(np.greater(capacity_j, 0.0), d_soc, 0.0)
+        return {"load": load, "payload": served, "flow": flow, "array_used": used,
+                "battery_loss": loss, "unserved": unserved, "unserved_base": unserved_base,
+                "d_soc": d_soc}
 
-    def _loop_thermostat(self, shared: dict[str, Any]) -> None:
-        """Loop heater: on when the chips or the radiator run cold, off when both are warm.
+    def _thermostats(self, shared: dict[str, Any]) -> None:
+        """Battery heater and loop heater thermostats on the previous step's temperatures.
 
-        Two thermostats drive the one heater on the compute cold plate: the chips'
+        The battery heater is on below ``heater_on_k``, off above ``heater_off_k``. Two
+        thermostats drive the one loop heater on the compute cold plate: the chips'
         (``loop_heater_on_k`` / ``loop_heater_off_k``) and the radiator's freeze guard
         (``freeze_guard_on_k`` / ``freeze_guard_off_k``), whose heat the bypass valve passes
-        on to the radiator once the chips are at the loop setpoint. Previous step's
-        temperatures; NaN (unknown) keeps the heater as it is.
+        on to the radiator once the chips are at the loop setpoint. NaN (unknown) keeps a
+        heater as it is. While every heater is off and nothing is cold (the usual case), a
+        minimum per temperature settles it.
         """
         p = self.params
+        temp_b = shared.get("temp_battery_k")
+        if temp_b is not None and (self._n_heaters_on or _any_below(temp_b, p.heater_on_k)):
+            self.heater_on = thermostat(self.heater_on, temp_b < p.heater_on_k,
+                                        temp_b > p.heater_off_k)
+            np.multiply(self.heater_on, p.heater_power_w, out=self._heater_w)
+            self._n_heaters_on = int(np.count_nonzero(self.heater_on))
+            self._heaters_changed = True
         temp_c = shared.get("temp_compute_k")
         if temp_c is None:
             return
+        temp_r = shared.get("temp_radiator_k")
+        if not (self._n_loop_on or _any_below(temp_c, p.loop_heater_on_k)
+                or (temp_r is not None and _any_below(temp_r, p.freeze_guard_on_k))):
+            return
         cold = temp_c < p.loop_heater_on_k
         warm = temp_c > p.loop_heater_off_k
-        temp_r = shared.get("temp_radiator_k")
         if temp_r is not None:
             cold |= temp_r < p.freeze_guard_on_k
             warm &= temp_r > p.freeze_guard_off_k
         self.loop_heater_on = thermostat(self.loop_heater_on, cold, warm)
+        np.multiply(self.loop_heater_on, p.loop_heater_power_w, out=self._loop_w)
+        self._n_loop_on = int(np.count_nonzero(self.loop_heater_on))
+        self._heaters_changed = True
 
-    @staticmethod
-    def _apply_mirror_drivers(shared: dict[str, Any], bus: np.ndarray,
-                              heater: np.ndarray) -> None:
-        """Take measured bus and heater power for satellites a live testbed mirrors.
+    def _read_mirrored(self, shared: dict[str, Any], mirrored: np.ndarray
+                       ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Measured bus and heater power, W, of the satellites a live testbed mirrors.
 
         The mirror writes them, in place, into last step's ``bus_power_w`` and
-        ``heater_power_w`` arrays before power steps (twin/mirror.py).
+        ``heater_power_w`` arrays before power steps (twin/mirror.py). Those may be this
+        model's own arrays, so its own values are restored there once read.
         """
-        mirrored = shared.get("mirror_sat")
-        if mirrored is None or not len(mirrored):
-            return
-        for key, array in (("bus_power_w", bus), ("heater_power_w", heater)):
-            measured = shared.get(key)
-            if isinstance(measured, np.ndarray) and measured.shape == array.shape:
-                array[mirrored] = measured[mirrored]
+        p = self.params
+        out = []
+        for key in ("bus_power_w", "heater_power_w"):
+            array = shared.get(key)
+            valid = isinstance(array, np.ndarray) and array.shape == (self.n_sats,)
+            out.append(array[mirrored] if valid else None)
+        self._bus_w[mirrored] = p.bus_power_w
+        self._heater_w[mirrored] = np.where(self.heater_on[mirrored], p.heater_power_w, 0.0)
+        return out[0], out[1]
 
     def fleet(self) -> dict[str, float]:
         soc = self.soc.array
@@ -364,34 +473,47 @@ class PowerModel:
         """(n,) array output at maximum power point per unit visible Sun, W, and the step's
         sunlight."""
         p = self.params
-        env = self._env
-        beta = shared.get("beta_deg")
-        if beta is not None:
-            np.copyto(env["beta"], beta, where=np.isfinite(beta))
         alt = shared.get("alt_km")
         if alt is not None:
             self.view.update(alt)
         sun = shared.get("sun_gcrs_km")
         s_w_m2 = SOLAR_CONSTANT_W_M2 if sun is None else float(
-            solar_flux_w_m2(np.linalg.norm(sun)))
+            solar_flux_w_m2(math.sqrt(float(np.dot(sun, sun)))))
         step_sun = self.sunlight.update(shared)
 
-        cos_i = sun_exposure(self.thermal.attitude, env["beta"]).array_cos
+        # Sun on the arrays per unit visible Sun, W/m²: a number under yaw steering (the
+        # arrays face the Sun exactly), per satellite otherwise.
+        sun_in: float | np.ndarray = s_w_m2
+        if self.thermal.attitude != "yaw_steering":
+            env = self._env
+            beta = shared.get("beta_deg")
+            if beta is not None:
+                np.copyto(env["beta"], beta, where=np.isfinite(beta))
+            sun_in = s_w_m2 * sun_exposure(self.thermal.attitude, env["beta"]).array_cos
         eta_ref = p.array_efficiency_ref_frac
         # Quasi-steady array temperature: absorbed Sun minus the electrical output, plus
         # Earth IR on both faces (seen as vertical plates), radiated from both faces.
-        sun_in = s_w_m2 * cos_i
         eps = p.array_emissivity_front + p.array_emissivity_back
-        ir_in = self.thermal.earth_ir_w_m2 * eps * self.view.f_vertical
-        temp = np.sqrt(np.sqrt((sun_in * step_sun.mean * (p.array_absorptivity - eta_ref)
-                                + ir_in) * (1.0 / (eps * STEFAN_BOLTZMANN_W_M2_K4))))
+        temp = np.multiply(step_sun.mean, sun_in, out=self._temp)
+        temp *= p.array_absorptivity - eta_ref
+        temp += self.view.f_vertical * (self.thermal.earth_ir_w_m2 * eps)
+        temp *= 1.0 / (eps * STEFAN_BOLTZMANN_W_M2_K4)
+        np.sqrt(temp, out=temp)
+        np.sqrt(temp, out=temp)
         self.temp_array.array[:] = temp
-        eta = eta_ref * np.maximum(1.0 + p.array_temp_coeff_per_k * (temp - p.array_ref_temp_k),
-                                   0.0)
+        # Efficiency falls linearly with temperature (never below zero).
+        eta = np.multiply(temp, p.array_temp_coeff_per_k, out=self._eta)
+        eta += 1.0 - p.array_temp_coeff_per_k * p.array_ref_temp_k
+        np.maximum(eta, 0.0, out=eta)
         health = degraded_frac(shared.get("solar_health_frac"))
         if health is not None:
-            eta = eta * health
-        return p.array_area_m2 * eta * sun_in, step_sun
+            eta *= health
+        if isinstance(sun_in, float):
+            eta *= p.array_area_m2 * eta_ref * sun_in
+        else:
+            eta *= p.array_area_m2 * eta_ref
+            eta *= sun_in
+        return eta, step_sun
 
     def _update_cap(self, ctx: StepContext, supply: np.ndarray, base: np.ndarray,
                     payload_w: np.ndarray, capacity_j: np.ndarray) -> None:
@@ -406,9 +528,11 @@ class PowerModel:
         """
         p = self.params
         soc = self.soc_state
-        if not self._n_capped and soc.min() > p.soc_reserve_frac and capacity_j.min() > 0.0:
+        if not self._n_capped and soc.min() > p.soc_reserve_frac and (
+                capacity_j > 0.0 if isinstance(capacity_j, float) else capacity_j.min() > 0.0):
             return  # nothing capped and nothing can engage: the cap stays +inf everywhere
-        no_battery = capacity_j <= 0.0
+        self._cap_changed = True
+        no_battery = np.less_equal(capacity_j, 0.0)
         engage = (soc <= p.soc_reserve_frac) & (supply < base + payload_w)
         release = soc >= p.soc_reserve_frac + p.cap_release_band_frac
         capped = np.where(self.capped, ~release, engage) | no_battery
@@ -436,3 +560,12 @@ class PowerModel:
 def thermostat(on: np.ndarray, cold: np.ndarray, warm: np.ndarray) -> np.ndarray:
     """On/off with hysteresis: on where ``cold``, off where ``warm``, else as it was; (n,)."""
     return (on | cold) & ~(warm & ~cold)
+
+
+def _any_below(values: np.ndarray, limit: float) -> bool:
+    """Whether any value (NaN aside) is below ``limit``: one reduction over (n,)."""
+    return bool(values.size) and bool(np.fmin.reduce(values, axis=None) < limit)
+
+
+def _or_zero(values: np.ndarray | None) -> np.ndarray | float:
+    return 0.0 if values is None else values

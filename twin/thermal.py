@@ -216,27 +216,48 @@ class EarthView:
 
     def __init__(self, n_sats: int) -> None:
         self.h = np.full(n_sats, np.nan)
+        self.r_km = np.full(n_sats, np.nan)  # R_E H, km
         self.f_vertical = np.zeros(n_sats)
+        self._alt_km = np.full(n_sats, np.nan)  # the altitude H was taken from, km
         self._k0 = np.zeros(n_sats, dtype=np.intp)  # flat index of the H row below, (n,)
         self._fy = np.zeros(n_sats)  # weight of the row above, (n,)
-        self._flat = albedo_table().ravel()
+        # Per table cell k: [g(k), g(k+1) - g(k), the same one H row up]: one gather gives
+        # a satellite's four interpolation terms.
+        flat = albedo_table().ravel()
+        slope = np.append(flat[1:] - flat[:-1], 0.0)
+        up = np.append(flat[COS_THETA_GRID.size:], np.zeros(COS_THETA_GRID.size))
+        up_slope = np.append(slope[COS_THETA_GRID.size:], np.zeros(COS_THETA_GRID.size))
+        self._cells = np.stack([flat, slope, up, up_slope], axis=1)
+        self._moved = np.empty(n_sats)
+        self._x = np.empty(n_sats)
+        self._i = np.empty(n_sats, dtype=np.intp)
+        self._rows = np.empty((n_sats, 4))
+        self._g = np.empty(n_sats)
         self._complete = False  # whether every satellite has a finite H
 
     def update(self, alt_km: np.ndarray) -> None:
         """Refresh the satellites whose altitude (km, (n,)) moved; NaN keeps the old view."""
-        h = np.asarray(alt_km, dtype=np.float64) / R_EARTH_KM
-        h += 1.0
         if self._complete:
             # Every satellite has a finite H, so a NaN altitude compares false and is kept.
-            moved = h - self.h
+            moved = np.subtract(alt_km, self._alt_km, out=self._moved)
             np.abs(moved, out=moved)
-            stale = np.flatnonzero(moved > self.H_TOLERANCE)
+            stale = np.flatnonzero(moved > self.H_TOLERANCE * R_EARTH_KM)
+            if stale.size == 0:
+                return
+            alt = np.asarray(alt_km, dtype=np.float64)[stale]
+            hs = alt / R_EARTH_KM
+            hs += 1.0
         else:
+            h = np.asarray(alt_km, dtype=np.float64) / R_EARTH_KM
+            h += 1.0
             stale = np.flatnonzero(~(np.abs(h - self.h) <= self.H_TOLERANCE) & np.isfinite(h))
-        if stale.size == 0:
-            return
-        hs = h[stale]
+            if stale.size == 0:
+                return
+            hs = h[stale]
+            alt = np.asarray(alt_km, dtype=np.float64)[stale]
+        self._alt_km[stale] = alt
         self.h[stale] = hs
+        self.r_km[stale] = R_EARTH_KM * hs
         self.f_vertical[stale] = vertical_plate_view_factor(hs)
         y = (np.clip(hs, H_GRID[0], H_GRID[-1]) - H_GRID[0]) * (
             (H_GRID.size - 1) / (H_GRID[-1] - H_GRID[0]))
@@ -250,30 +271,31 @@ class EarthView:
             self.update(np.where(missing, 550.0, np.nan))
         self._complete = True
 
+    @property
+    def complete(self) -> bool:
+        """Whether every satellite has a finite H (after the first update)."""
+        return self._complete
+
     def albedo(self, cos_theta: np.ndarray) -> np.ndarray:
-        """(n,) albedo factor g at each satellite's altitude for Sun zenith cosines (n,)."""
-        x = np.clip(cos_theta, -1.0, 1.0)
+        """(n,) albedo factor g at each satellite's altitude for Sun zenith cosines (n,).
+
+        The returned array is scratch, rewritten by the next call.
+        """
+        x = np.clip(cos_theta, -1.0, 1.0, out=self._x)
         x += 1.0
         x *= 0.5 * (COS_THETA_GRID.size - 1)
-        i = np.minimum(x.astype(np.intp), COS_THETA_GRID.size - 2)
+        i = np.minimum(x.astype(np.intp), COS_THETA_GRID.size - 2, out=self._i)
         x -= i  # weight of the cos θ column to the right
-        k = self._k0 + i
-        flat = self._flat
-        low = flat[k]
-        lower = flat[k + 1]
-        lower -= low
-        lower *= x
-        lower += low  # g at the H row below
-        k += COS_THETA_GRID.size
-        high = flat[k]
-        upper = flat[k + 1]
-        upper -= high
-        upper *= x
-        upper += high  # g at the H row above
+        i += self._k0
+        rows = np.take(self._cells, i, axis=0, out=self._rows)
+        lower = np.multiply(rows[:, 1], x, out=rows[:, 1])
+        lower += rows[:, 0]  # g at the H row below
+        upper = np.multiply(rows[:, 3], x, out=rows[:, 3])
+        upper += rows[:, 2]  # g at the H row above
         upper -= lower
-        upper *= self._fy
-        upper += lower
-        return upper
+        g = np.multiply(upper, self._fy, out=self._g)
+        g += lower
+        return g
 
 
 @dataclass
@@ -306,45 +328,84 @@ class StepSunlight:
     fractions are weighted by the time spent on each side. The cylinder's edge is the middle
     of the conical penumbra, so this is exact to a few seconds of penumbra. Where positions
     are absent or no crossing happened, it falls back to the mean of the two ends.
+
+    Per step only the side of the edge is found for every satellite (behind the Earth and
+    within R_E of the shadow's axis); s itself is computed for the few whose side changed.
+    The arrays of a step (``mean``, ``before``, ``after``, ``along``) are rewritten by the
+    next step: read them within the step.
     """
 
     def __init__(self, n_sats: int) -> None:
         self.sunlit = np.ones(n_sats)
         self.along: np.ndarray | None = None  # r·ŝ, km: the last positions along the Sun
-        self._sunlit_prev: np.ndarray | None = None
-        self._edge_prev: np.ndarray | None = None
+        self._first = True
+        self._spare = np.ones(n_sats)  # last step's fractions, once swapped
+        self._mean = np.ones(n_sats)
+        # Two sets, this step's and last step's: r·ŝ (km), r² (km²), inside the cylinder.
+        self._along = (np.zeros(n_sats), np.zeros(n_sats))
+        self._r2 = (np.zeros(n_sats), np.zeros(n_sats))
+        self._inside = (np.zeros(n_sats, dtype=bool), np.zeros(n_sats, dtype=bool))
+        self._scratch = np.empty(n_sats)
+        self._squares = np.empty((n_sats, 3))
+        self._slot = 0  # which set is this step's
+        self._have_prev = False  # whether last step had positions
 
     def update(self, shared: dict[str, Any]) -> SunlitStep:
         """Read ``sunlit_frac`` (and ``pos_gcrs_km``, ``sun_gcrs_km``); return the step."""
         sunlit = shared.get("sunlit_frac")
-        if sunlit is not None:
-            np.copyto(self.sunlit, sunlit, where=np.isfinite(sunlit))
-        now = self.sunlit
-        prev = now if self._sunlit_prev is None else self._sunlit_prev
-        mean = 0.5 * (prev + now)
+        prev, now = self.sunlit, self._spare
+        if sunlit is None:
+            np.copyto(now, prev)
+        else:  # a non-finite fraction keeps the last one
+            np.copyto(now, sunlit)
+            if not math.isfinite(float(np.add.reduce(now, axis=None))):
+                np.copyto(now, prev, where=~np.isfinite(now))
+        if self._first:
+            prev = now
+            self._first = False
+        self.sunlit, self._spare = now, self.sunlit
+        mean = np.add(prev, now, out=self._mean)
+        mean *= 0.5
         pos = shared.get("pos_gcrs_km")
         sun = shared.get("sun_gcrs_km")
-        edge = None
         crossed = np.zeros(0, dtype=np.intp)
         tau = np.zeros(0)
-        if pos is not None and sun is not None:
-            s_hat = np.asarray(sun, dtype=np.float64)
-            s_hat = s_hat / math.sqrt(float(s_hat @ s_hat))
-            along = pos @ s_hat
-            self.along = along
-            r2 = pos[:, 0] * pos[:, 0] + pos[:, 1] * pos[:, 1] + pos[:, 2] * pos[:, 2]
-            behind = np.minimum(along, 0.0)
-            edge = np.sqrt(np.maximum(r2 - behind * behind, 0.0)) + (along - behind) - R_EARTH_KM
-            if self._edge_prev is not None:
-                before = self._edge_prev
-                crossed = np.flatnonzero(before * edge < 0.0)  # a few satellites per step
+        if pos is None or sun is None:
+            self._have_prev = False
+            return SunlitStep(mean, prev, now, crossed, tau)
+        k = self._slot = 1 - self._slot
+        s_hat = np.asarray(sun, dtype=np.float64)
+        s_hat = s_hat / math.sqrt(float(s_hat @ s_hat))
+        along = np.matmul(pos, s_hat, out=self._along[k])
+        self.along = along
+        r2 = np.matmul(np.square(pos, out=self._squares), _ONES_3, out=self._r2[k])
+        # Inside the cylinder: behind the Earth (r·ŝ < 0) and r² - (r·ŝ)² < R_E².
+        perp2 = np.multiply(along, along, out=self._scratch)
+        np.subtract(r2, perp2, out=perp2)
+        inside = np.less(perp2, R_EARTH_KM * R_EARTH_KM, out=self._inside[k])
+        inside &= along < 0.0
+        if self._have_prev:
+            # NaN positions count as outside; the exact test on the candidates drops them.
+            candidates = np.flatnonzero(inside != self._inside[1 - k])
+            if candidates.size:
+                before = _edge_km(self._along[1 - k][candidates], self._r2[1 - k][candidates])
+                edge = _edge_km(along[candidates], r2[candidates])
+                keep = before * edge < 0.0
+                crossed, before, edge = candidates[keep], before[keep], edge[keep]
                 if crossed.size:
-                    tau = before[crossed] / (before[crossed] - edge[crossed])
+                    tau = before / (before - edge)
                     mean[crossed] = tau * prev[crossed] + (1.0 - tau) * now[crossed]
-        self._edge_prev = edge
-        after = now.copy()
-        self._sunlit_prev = after
-        return SunlitStep(mean, prev, after, crossed, tau)
+        self._have_prev = True
+        return SunlitStep(mean, prev, now, crossed, tau)
+
+
+_ONES_3 = np.ones(3)
+
+
+def _edge_km(along: np.ndarray, r2: np.ndarray) -> np.ndarray:
+    """Signed distance to the shadow cylinder's edge, km (negative inside), (m,)."""
+    behind = np.minimum(along, 0.0)
+    return np.sqrt(np.maximum(r2 - behind * behind, 0.0)) + (along - behind) - R_EARTH_KM
 
 
 def loop_conductance_w_k(flow_kg_s: np.ndarray, cp_j_kg_k: float, ua_w_k: float) -> np.ndarray:
@@ -360,60 +421,96 @@ def loop_conductance_w_k(flow_kg_s: np.ndarray, cp_j_kg_k: float, ua_w_k: float)
 
 
 def implicit_step(temps_k: np.ndarray, inv_dt: float, capacities_j_k: np.ndarray,
-                  g_loop: np.ndarray, g_cb: float, g_bt: float,
-                  k_rad: np.ndarray, k_bus: np.ndarray, heat_w: np.ndarray,
-                  sink4: float, iterations: int) -> np.ndarray:
+                  g_loop: np.ndarray | float, g_cb: float, g_bt: float,
+                  k_rad: np.ndarray | float, k_bus: np.ndarray | float, heat_w: np.ndarray,
+                  sink4: float, iterations: int, out: np.ndarray | None = None
+                  ) -> np.ndarray:
     """One backward-Euler step of the chain network, Newton on the T⁴ terms.
 
     Solves, per satellite, C (T - T0) / dt = Q - k (T⁴ - T_sink⁴) + Σ G (T_other - T) for the
     four nodes (radiator, compute, bus, battery). ``inv_dt = 0`` gives the steady state.
+    The two radiating nodes (radiator, bus; rows 0 and 2) are handled together as a
+    (2, n) strided view wherever their arithmetic is alike, halving the passes.
 
     Args:
         temps_k: (4, n) temperatures at the start of the step, K (the first Newton guess).
         inv_dt: 1 / dt, 1/s.
         capacities_j_k: (4,) heat capacities, J/K.
-        g_loop: (n,) radiator-compute conductance, W/K.
+        g_loop: (n,) radiator-compute conductance, W/K (or one for all).
         g_cb: compute-bus conductance, W/K.
         g_bt: bus-battery conductance, W/K.
-        k_rad: (n,) ε σ A of the radiator (both faces), W/K⁴.
-        k_bus: (n,) ε σ A of the bus radiator, W/K⁴.
+        k_rad: (n,) ε σ A of the radiator (both faces), W/K⁴ (or one for all).
+        k_bus: (n,) ε σ A of the bus radiator, W/K⁴ (or one for all).
         heat_w: (4, n) absorbed plus internal heat into each node, W.
         sink4: T_sink⁴, K⁴.
         iterations: Newton iterations.
+        out: (4, n) array for the result (not ``temps_k``); allocated when None.
 
     Returns:
         (4, n) temperatures at the end of the step, K.
     """
-    c_dt = capacities_j_k * inv_dt
-    rhs_base = heat_w + c_dt[:, None] * temps_k
-    rhs_base[RADIATOR] += k_rad * sink4
-    rhs_base[BUS] += k_bus * sink4
-    a_c = c_dt[COMPUTE] + g_loop + g_cb
-    a_t = c_dt[BATTERY] + g_bt
-    guess_r, guess_b = temps_k[RADIATOR], temps_k[BUS]
-    out = np.empty_like(temps_k)
+    c_r, c_c, c_b, c_t = (float(c) * inv_dt for c in capacities_j_k)
+    n = temps_k.shape[1]
+    if out is None:
+        out = np.empty_like(temps_k)
+    if isinstance(k_rad, float) and isinstance(k_bus, float):
+        k = np.array([[k_rad], [k_bus]])
+    else:
+        k = np.empty((2, n))
+        k[0], k[1] = k_rad, k_bus
+    # Right-hand sides that do not depend on the guess: [compute, battery] C T0 / dt + Q,
+    # [radiator, bus] C T0 / dt + Q + k T_sink⁴.
+    rhs_cb = np.multiply(temps_k[1::2], [[c_c], [c_t]])
+    rhs_cb += heat_w[1::2]
+    rhs_rb = np.multiply(temps_k[0::2], [[c_r], [c_b]])
+    rhs_rb += heat_w[0::2]
+    rhs_rb += k * sink4
+    a_c = g_loop + (c_c + g_cb)
+    a_t = c_t + g_bt
+    guess = temps_k[0::2]
+    k3 = np.empty((2, n))
+    diag = np.empty((2, n))
+    d = np.empty((2, n))
     for _ in range(iterations):
         # k T⁴ ≈ k T*⁴ + 4 k T*³ (T - T*): slope on the diagonal, 3 k T*⁴ on the right.
-        kr3 = k_rad * (guess_r * guess_r * guess_r)
-        kb3 = k_bus * (guess_b * guess_b * guess_b)
-        a_r = c_dt[RADIATOR] + g_loop + 4.0 * kr3
-        a_b = c_dt[BUS] + g_cb + g_bt + 4.0 * kb3
-        d_r = rhs_base[RADIATOR] + 3.0 * kr3 * guess_r
-        d_b = rhs_base[BUS] + 3.0 * kb3 * guess_b
+        np.multiply(guess, guess, out=k3)
+        k3 *= guess
+        k3 *= k
+        np.multiply(k3, 4.0, out=diag)
+        diag += [[c_r], [c_b + g_cb + g_bt]]  # [radiator without the loop, bus]
+        np.multiply(k3, 3.0, out=d)
+        d *= guess
+        d += rhs_rb
+        d_r, d_b = d
         # Thomas forward sweep (sub- and super-diagonals are -G).
+        a_r = diag[0] + g_loop
         cp0 = g_loop / a_r
-        dp0 = d_r / a_r
-        m1 = a_c - g_loop * cp0
-        cp1 = g_cb / m1
-        dp1 = (rhs_base[COMPUTE] + g_loop * dp0) / m1
-        m2 = a_b - g_cb * cp1
-        cp2 = g_bt / m2
-        dp2 = (d_b + g_cb * dp1) / m2
-        np.divide(rhs_base[BATTERY] + g_bt * dp2, a_t - g_bt * cp2, out=out[BATTERY])
-        np.add(dp2, cp2 * out[BATTERY], out=out[BUS])
-        np.add(dp1, cp1 * out[BUS], out=out[COMPUTE])
-        np.add(dp0, cp0 * out[COMPUTE], out=out[RADIATOR])
-        guess_r, guess_b = out[RADIATOR], out[BUS]
+        dp0 = np.divide(d_r, a_r, out=a_r)
+        m1 = g_loop * cp0
+        np.subtract(a_c, m1, out=m1)
+        cp1 = np.divide(g_cb, m1)
+        dp1 = g_loop * dp0
+        dp1 += rhs_cb[0]
+        dp1 /= m1
+        m2 = np.multiply(cp1, -g_cb, out=m1)
+        m2 += diag[1]
+        cp2 = np.divide(g_bt, m2)
+        dp2 = np.multiply(dp1, g_cb, out=diag[0])
+        dp2 += d_b
+        dp2 /= m2
+        # Back substitution, battery to radiator.
+        den = np.multiply(cp2, -g_bt, out=m2)
+        den += a_t
+        t_t = np.multiply(dp2, g_bt, out=out[BATTERY])
+        t_t += rhs_cb[1]
+        t_t /= den
+        np.multiply(cp2, t_t, out=out[BUS])
+        out[BUS] += dp2
+        np.multiply(cp1, out[BUS], out=out[COMPUTE])
+        out[COMPUTE] += dp1
+        np.multiply(cp0, out[COMPUTE], out=out[RADIATOR])
+        out[RADIATOR] += dp0
+        guess = out[0::2]
     return out
 
 
@@ -459,23 +556,41 @@ class ThermalModel:
                              "Heat dissipated inside the node (all electrical loads and losses)")
         self.flow = f("coolant_flow_frac", "<f4", (n,), "1",
                       "Pumped-loop flow setting, fraction of the design flow", fill=1.0)
+        # The four temperature fields are rows of one float32 block in node order, and the
+        # three heat-flow fields rows of another: one copy each publishes them.
+        self._temps_f4 = np.zeros((4, n), dtype=np.float32)
+        for row, fld in zip((RADIATOR, COMPUTE, BUS, BATTERY),
+                            (self.temp_radiator, self.temp_compute, self.temp_bus,
+                             self.temp_battery), strict=True):
+            fld.array = self._temps_f4[row]
+        self._flows_f4 = np.zeros((3, n), dtype=np.float32)  # absorbed, rejected, generated
+        self.q_absorbed.array, self.q_rejected.array, self.q_generated.array = self._flows_f4
         self.temps_k = np.full((4, n), 293.15)  # float64 state; fields are float32 copies
+        self._temps_spare = np.empty((4, n))  # the next step's result goes here
         self.capacities = p.capacities_j_k
         self._g_loop = np.empty(n)  # valve fully open, W/K
         self._g_loop_min = np.empty(n)  # valve at its minimum radiator flow, W/K
+        self._g_bounds: tuple[Any, Any] = (self._g_loop_min, self._g_loop)
         self._set_flow(np.ones(n, dtype=bool), 1.0)
         self.sunlight = StepSunlight(n)
         self._initialized = False
         self._env = {"beta": np.zeros(n), "cos_theta": np.zeros(n)}
         self.view = EarthView(n)
         # Energy ledger since the first step, J (float64): absorbed + generated - rejected
-        # equals stored up to the Newton residual.
-        self.e_absorbed_j = np.zeros(n)
-        self.e_generated_j = np.zeros(n)
-        self.e_rejected_j = np.zeros(n)
+        # equals stored up to the Newton residual. Rows of one block in the order of the
+        # step's flows, [absorbed, rejected, generated], so one pass adds a step.
+        self._ledger = np.zeros((3, n))
+        self.e_absorbed_j, self.e_rejected_j, self.e_generated_j = self._ledger
+        self._flows = np.empty((3, n))
+        # Scratch, rewritten every step: heat into each node (W), bus radiator's absorbed
+        # heat (W), the valve's working arrays, the radiating nodes' T⁴.
+        self._heat = np.empty((4, n))
+        self._q_bus = np.empty(n)
+        self._valve = (np.empty(n), np.empty(n))
+        self._fourth = np.empty((2, n))
+        self._scaled = np.empty((3, n))
         self._temps_start = self.temps_k.copy()
         self.bad_input_steps = 0  # satellite-steps skipped for non-finite heat inputs
-        self._k_const: tuple[np.ndarray, np.ndarray] | None = None
         self._radiator_health: np.ndarray | None = None  # this step's, None: all healthy
 
     @classmethod
@@ -492,19 +607,17 @@ class ThermalModel:
         p = self.params
         shared = ctx.shared
         self._radiator_health = degraded_frac(shared.get("radiator_health_frac"))
-        q_abs_rad, q_abs_bus = self._absorbed_w(shared)
-        n = self.n_sats
-        zero = np.zeros(n)
-        payload = shared.get("payload_power_w", shared.get("compute_power_w", zero))
-        heat = np.empty((4, n))
-        heat[RADIATOR] = q_abs_rad
-        heat[COMPUTE] = payload
-        loop_heater = shared.get("loop_heater_power_w")
-        if loop_heater is not None:  # power's cold-plate heater, on the compute node
-            heat[COMPUTE] += loop_heater
-        heat[BUS] = (q_abs_bus + shared.get("bus_power_w", zero)
-                     + shared.get("regulation_loss_w", zero))
-        heat[BATTERY] = shared.get("heater_power_w", zero) + shared.get("battery_loss_w", zero)
+        heat = self._heat
+        q_abs_rad, q_abs_bus = self._absorbed_w(shared, heat[RADIATOR], self._q_bus)
+        # Internal heat, W: compute node (payload and the loop heater), bus (its loads and
+        # the regulation loss), battery (its heater and losses).
+        payload = shared.get("payload_power_w")
+        if payload is None:
+            payload = shared.get("compute_power_w")
+        _sum_into(heat[COMPUTE], payload, shared.get("loop_heater_power_w"))
+        _sum_into(heat[BUS], q_abs_bus, shared.get("bus_power_w"),
+                  shared.get("regulation_loss_w"))
+        _sum_into(heat[BATTERY], shared.get("heater_power_w"), shared.get("battery_loss_w"))
 
         k_rad, k_bus = self._radiating_k(shared)
         sink4 = p.sink_temp_k**4
@@ -523,33 +636,36 @@ class ThermalModel:
             g_loop = self._valve_conductance_w_k(heat[COMPUTE], dt)
             new = implicit_step(self.temps_k, 1.0 / dt, self.capacities, g_loop,
                                 p.compute_bus_conductance_w_k, p.bus_battery_conductance_w_k,
-                                k_rad, k_bus, heat, sink4, NEWTON_ITERATIONS)
+                                k_rad, k_bus, heat, sink4, NEWTON_ITERATIONS,
+                                out=self._temps_spare)
             # A non-finite input (NaN power) must not poison a node for ever: keep its state.
-            finite = np.isfinite(new)
-            if not finite.all():
-                bad = ~finite.all(axis=0)
+            if not math.isfinite(float(np.add.reduce(new, axis=None))):
+                bad = ~np.isfinite(new).all(axis=0)
                 self.bad_input_steps += int(np.count_nonzero(bad))
                 new[:, bad] = self.temps_k[:, bad]
+                q_abs_rad = q_abs_rad.copy()  # absorbed still counts what came in
                 heat[:, bad] = 0.0
-            self.temps_k = new
+            self._temps_spare, self.temps_k = self.temps_k, new
         temps = self.temps_k
-        t_r2 = temps[RADIATOR] * temps[RADIATOR]
-        t_b2 = temps[BUS] * temps[BUS]
-        rejected = k_rad * (t_r2 * t_r2 - sink4) + k_bus * (t_b2 * t_b2 - sink4)
-        absorbed = q_abs_rad + q_abs_bus
-        generated = heat[COMPUTE] + heat[BATTERY] + (heat[BUS] - q_abs_bus)
+        flows = self._flows  # [absorbed, rejected, generated], W
+        # Rejected: k (T⁴ - T_sink⁴) of the radiator and the bus radiator, rows 0 and 2.
+        fourth = np.multiply(temps[0::2], temps[0::2], out=self._fourth)
+        fourth *= fourth
+        fourth -= sink4
+        if isinstance(k_rad, float) and isinstance(k_bus, float):
+            fourth *= [[k_rad], [k_bus]]
+        else:
+            fourth[0] *= k_rad
+            fourth[1] *= k_bus
+        np.add(fourth[0], fourth[1], out=flows[1])
+        np.add(q_abs_rad, q_abs_bus, out=flows[0])
+        generated = np.add(heat[COMPUTE], heat[BATTERY], out=flows[2])
+        np.subtract(heat[BUS], q_abs_bus, out=self._valve[0])
+        generated += self._valve[0]
         if integrate:
-            self.e_absorbed_j += absorbed * dt
-            self.e_generated_j += generated * dt
-            self.e_rejected_j += rejected * dt
-
-        self.temp_radiator.array[:] = temps[RADIATOR]
-        self.temp_compute.array[:] = temps[COMPUTE]
-        self.temp_bus.array[:] = temps[BUS]
-        self.temp_battery.array[:] = temps[BATTERY]
-        self.q_absorbed.array[:] = absorbed
-        self.q_rejected.array[:] = rejected
-        self.q_generated.array[:] = generated
+            self._ledger += np.multiply(flows, dt, out=self._scaled)
+        np.copyto(self._temps_f4, temps, casting="same_kind")
+        np.copyto(self._flows_f4, flows, casting="same_kind")
         shared.update(temp_compute_k=self.temp_compute.array,
                       temp_radiator_k=self.temp_radiator.array,
                       temp_bus_k=self.temp_bus.array, temp_battery_k=self.temp_battery.array)
@@ -587,12 +703,15 @@ class ThermalModel:
 
     # ---- internals
 
-    def _absorbed_w(self, shared: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """Environmental heat on the radiator and bus radiator, W, each (n,)."""
+    def _absorbed_w(self, shared: dict[str, Any], q_rad: np.ndarray, q_bus: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Environmental heat on the radiator and bus radiator, W, written into the (n,)
+        arrays ``q_rad`` and ``q_bus`` and returned."""
         p = self.params
         env = self._env
+        yaw = p.attitude == "yaw_steering"
         beta = shared.get("beta_deg")
-        if beta is not None:
+        if beta is not None and not yaw:  # yaw steering's exposure does not depend on β
             np.copyto(env["beta"], beta, where=np.isfinite(beta))
         # Power keeps the same altitude-only view, already updated this step: share it.
         view = shared.get("earth_view")
@@ -612,42 +731,55 @@ class ThermalModel:
         s_w_m2 = SOLAR_CONSTANT_W_M2
         if sun is not None:
             s_w_m2 = float(solar_flux_w_m2(math.sqrt(float(np.dot(sun, sun)))))
+        cos_theta = env["cos_theta"]
         if along is not None:
-            # cos θ = r̂·ŝ with |r| ≈ R_E H (geodetic height: < 0.3 % off at the poles).
-            cos_theta = along / (R_EARTH_KM * view.h)
-            np.copyto(env["cos_theta"], cos_theta, where=np.isfinite(cos_theta))
+            # cos θ = r̂·ŝ with |r| ≈ R_E H (geodetic height: < 0.3 % off at the poles);
+            # a non-finite one keeps the last.
+            if view.complete and math.isfinite(float(np.add.reduce(along, axis=None))):
+                np.divide(along, view.r_km, out=cos_theta)  # R_E H, r·ŝ finite everywhere
+            else:
+                ratio = along / view.r_km
+                np.copyto(cos_theta, ratio, where=np.isfinite(ratio))
 
-        exposure = sun_exposure(p.attitude, env["beta"])
         f_earth = view.f_vertical
-        g_albedo = view.albedo(env["cos_theta"])
+        g_albedo = view.albedo(cos_theta)
+        health = self._radiator_health
+        if yaw and health is None:
+            # Radiators edge-on to the Sun: albedo and Earth IR only, both ∝ F. Per face,
+            # q = F (a α S g + ε IR) (albedo and IR come from Earth: no eclipse factor).
+            albedo_w = p.albedo_frac * s_w_m2
+            q = np.multiply(g_albedo, 2.0 * p.radiator_area_m2 * p.radiator_absorptivity
+                            * albedo_w, out=q_rad)
+            q += 2.0 * p.radiator_area_m2 * p.radiator_emissivity * p.earth_ir_w_m2
+            q *= f_earth
+            q = np.multiply(g_albedo, p.bus_radiator_area_m2 * p.bus_absorptivity * albedo_w,
+                            out=q_bus)
+            q += p.bus_radiator_area_m2 * p.bus_emissivity * p.earth_ir_w_m2
+            q *= f_earth
+            return q_rad, q_bus
+        exposure = sun_exposure(p.attitude, env["beta"])
         # Per m² of a vertical face: albedo and IR (no eclipse factor: they come from Earth).
         albedo_w_m2 = (p.albedo_frac * s_w_m2) * f_earth * g_albedo
         ir_w_m2 = p.earth_ir_w_m2 * f_earth
-        health = self._radiator_health
         area_rad = p.radiator_area_m2 if health is None else p.radiator_area_m2 * health
-        q_rad = area_rad * (p.radiator_absorptivity * (s_w_m2 * sun_avg * exposure.radiator_cos
-                                                       + 2.0 * albedo_w_m2)
-                            + 2.0 * p.radiator_emissivity * ir_w_m2)
-        q_bus = p.bus_radiator_area_m2 * (
+        q_rad[:] = area_rad * (p.radiator_absorptivity * (s_w_m2 * sun_avg
+                                                          * exposure.radiator_cos
+                                                          + 2.0 * albedo_w_m2)
+                               + 2.0 * p.radiator_emissivity * ir_w_m2)
+        q_bus[:] = p.bus_radiator_area_m2 * (
             p.bus_absorptivity * (s_w_m2 * sun_avg * exposure.bus_radiator_cos + albedo_w_m2)
             + p.bus_emissivity * ir_w_m2)
         return q_rad, q_bus
 
-    def _radiating_k(self, shared: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        """ε σ A of the radiator (both faces, scaled by radiator health) and bus radiator."""
+    def _radiating_k(self, shared: dict[str, Any]) -> tuple[np.ndarray | float,
+                                                            np.ndarray | float]:
+        """ε σ A of the radiator (both faces, scaled by radiator health) and bus radiator,
+        W/K⁴: one number each for a healthy fleet, else (n,) for the radiator."""
         p = self.params
         k_rad = 2.0 * p.radiator_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.radiator_area_m2
+        k_bus = p.bus_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.bus_radiator_area_m2
         health = self._radiator_health
-        if self._k_const is None:  # constant per fleet: built once, read-only
-            k_full = np.full(self.n_sats, k_rad)
-            k_bus = np.full(self.n_sats,
-                            p.bus_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.bus_radiator_area_m2)
-            k_full.flags.writeable = False
-            k_bus.flags.writeable = False
-            self._k_const = (k_full, k_bus)
-        k_full, k_bus = self._k_const
-        k_rad_n = k_full if health is None else k_rad * health
-        return k_rad_n, k_bus
+        return (k_rad if health is None else k_rad * health), k_bus
 
     def _settle(self, heat: np.ndarray, k_rad: np.ndarray, k_bus: np.ndarray,
                 sink4: float) -> None:
@@ -691,17 +823,29 @@ class ThermalModel:
         temps = self.temps_k if temps_k is None else temps_k
         t_rad = temps[RADIATOR]
         t_set = p.loop_setpoint_k
+        g_min, g_max = self._g_bounds
         if math.isinf(dt_s):
             target = np.full_like(t_rad, t_set)
             need_w = compute_heat_w
+            gap = target - t_rad
         else:
             t_c = temps[COMPUTE]
-            lag = t_c - t_set
+            lag = np.subtract(t_c, t_set, out=self._valve[0])
             lag *= 1.0 / (p.valve_time_constant_s + dt_s)
-            need_w = compute_heat_w + self.capacities[COMPUTE] * lag  # heat the loop must carry
+            # Heat the loop must carry, W.
+            need_w = np.multiply(lag, self.capacities[COMPUTE], out=self._valve[1])
+            need_w += compute_heat_w
             lag *= p.valve_time_constant_s
-            target = lag + t_set  # T* = T_set + (T_c - T_set) τ / (τ + dt)
-        gap = target - t_rad
+            lag += t_set  # T* = T_set + (T_c - T_set) τ / (τ + dt)
+            gap = np.subtract(lag, t_rad, out=lag)
+            # Usual case: every radiator colder than the setpoint and than its target, so
+            # every valve is settable; a minimum and a maximum say so (NaN fails both).
+            if gap.min() > 0.0 and t_rad.max() < t_set:
+                wanted = np.divide(need_w, gap, out=need_w)
+                if t_rad.min() < p.radiator_freeze_guard_k:
+                    self._freeze_guard(wanted, compute_heat_w, temps)
+                np.maximum(wanted, g_min, out=wanted)
+                return np.minimum(wanted, g_max, out=wanted)
         with np.errstate(divide="ignore", invalid="ignore"):
             wanted = need_w / gap
         # gap <= 0: the radiator is at least as warm as the target. A node that needs cooling
@@ -710,14 +854,21 @@ class ThermalModel:
         settable |= need_w < 0.0
         settable &= t_rad < t_set
         wanted = np.where(settable, wanted, np.inf)
-        guard = t_rad < p.radiator_freeze_guard_k
-        if guard.any():
-            t_c = temps[COMPUTE]
+        self._freeze_guard(wanted, compute_heat_w, temps)
+        return np.clip(wanted, g_min, g_max)
+
+    def _freeze_guard(self, wanted: np.ndarray, compute_heat_w: np.ndarray,
+                      temps: np.ndarray) -> None:
+        """Below ``radiator_freeze_guard_k`` pass at least the heat the compute node takes
+        in, P / (T_c - T_rad), W/K: ``wanted`` (n,) is raised in place."""
+        t_rad = temps[RADIATOR]
+        guard = np.flatnonzero(t_rad < self.params.radiator_freeze_guard_k)  # a few
+        if guard.size:
+            t_c, t_r = temps[COMPUTE, guard], t_rad[guard]
             with np.errstate(divide="ignore", invalid="ignore"):
-                through = compute_heat_w / (t_c - t_rad)
-            guard &= t_c > t_rad
-            np.fmax(wanted, through, out=wanted, where=guard)
-        return np.clip(wanted, self._g_loop_min, self._g_loop)
+                through = compute_heat_w[guard] / (t_c - t_r)
+            guard = guard[t_c > t_r]
+            wanted[guard] = np.fmax(wanted[guard], through[t_c > t_r])
 
     def _set_flow(self, which: np.ndarray, flow_frac: float) -> None:
         p = self.params
@@ -726,6 +877,11 @@ class ThermalModel:
         self._g_loop[:] = loop_conductance_w_k(flow_kg_s, p.coolant_cp_j_kg_k, p.loop_ua_w_k)
         self._g_loop_min[:] = loop_conductance_w_k(flow_kg_s * p.min_radiator_flow_frac,
                                                    p.coolant_cp_j_kg_k, p.loop_ua_w_k)
+        # One flow for the whole fleet (the usual case): the valve's bounds are numbers.
+        uniform = self.n_sats > 0 and (self._g_loop == self._g_loop[0]).all() and (
+            self._g_loop_min == self._g_loop_min[0]).all()
+        self._g_bounds = ((float(self._g_loop_min[0]), float(self._g_loop[0])) if uniform
+                          else (self._g_loop_min, self._g_loop))
 
     def _cmd_set_coolant_flow(self, request: dict[str, Any]) -> dict[str, Any]:
         only_keys(request, {"value", "sat"})
@@ -766,3 +922,16 @@ def _max(values: np.ndarray) -> float:
 
 def _min(values: np.ndarray) -> float:
     return float(np.nanmin(values)) if values.size and np.isfinite(values).any() else 0.0
+
+
+def _sum_into(out: np.ndarray, *terms: np.ndarray | None) -> None:
+    """``out`` (n,) = the sum of the terms left to right, None counting as zero."""
+    present = [t for t in terms if t is not None]
+    if not present:
+        out[:] = 0.0
+    elif len(present) == 1:
+        np.copyto(out, present[0])
+    else:
+        np.add(present[0], present[1], out=out)
+        for term in present[2:]:
+            out += term
