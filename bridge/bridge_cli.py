@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from twin.wire import address_argument
+
 log = logging.getLogger("odc.bridge")
 
 
@@ -98,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="packet definition TOML (default: bundled %(default)s)")
     parser.add_argument("--testbed", help="testbed name sent to the twin (default: the "
                         "definition file's, or 'host' with --host-sensors)")
-    parser.add_argument("--ingest", default=None, metavar="ADDRESS",
+    parser.add_argument("--ingest", type=address_argument, default=None, metavar="ADDRESS",
                         help="the twin's ingest socket (default tcp://127.0.0.1:5557)")
     parser.add_argument("--speed", type=float, default=1.0,
                         help="replay speed factor, 0 = as fast as possible (default 1)")

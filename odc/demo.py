@@ -24,18 +24,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_INGEST_ADDRESS, DEFAULT_PUB_ADDRESS
+from twin.wire import (
+    DEFAULT_COMMAND_ADDRESS,
+    DEFAULT_INGEST_ADDRESS,
+    DEFAULT_PUB_ADDRESS,
+    address_argument,
+)
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 ADDRESS_LINE = re.compile(r"\s+(stream|commands|ingest)\s+(\S+://\S+)")
-
-
-def _address(text: str) -> str:
-    if not text.startswith(("tcp://", "ipc://", "inproc://")):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a ZeroMQ address; write it like tcp://127.0.0.1:5555")
-    return text
 
 
 def _positive(text: str) -> float:
@@ -60,12 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wall seconds a --headless run lasts (default: %(default)s)")
     parser.add_argument("--no-view", action="store_true",
                         help="do not open the 3D viewer even where a display is available")
-    parser.add_argument("--pub", type=_address, default=DEFAULT_PUB_ADDRESS,
+    parser.add_argument("--pub", type=address_argument, default=DEFAULT_PUB_ADDRESS,
                         help="stream address the twin binds (default: %(default)s; "
                         "tcp://127.0.0.1:* picks a free port)")
-    parser.add_argument("--cmd", type=_address, default=DEFAULT_COMMAND_ADDRESS,
+    parser.add_argument("--cmd", type=address_argument, default=DEFAULT_COMMAND_ADDRESS,
                         help="command address the twin binds (default: %(default)s)")
-    parser.add_argument("--ingest", type=_address, default=DEFAULT_INGEST_ADDRESS,
+    parser.add_argument("--ingest", type=address_argument, default=DEFAULT_INGEST_ADDRESS,
                         help="telemetry address the twin binds (default: %(default)s)")
 
 

@@ -16,12 +16,18 @@ from twin.clock import MAX_RATE_HZ, MAX_WARP, SimClock, check_step
 from twin.engine import Engine
 from twin.scenario import ScenarioError, bundled_scenarios, load_scenario
 from twin.server import Addresses, TwinServer
-from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_INGEST_ADDRESS, DEFAULT_PUB_ADDRESS
+from twin.wire import (
+    DEFAULT_COMMAND_ADDRESS,
+    DEFAULT_INGEST_ADDRESS,
+    DEFAULT_PUB_ADDRESS,
+    address_argument,
+)
 
 log = logging.getLogger("odc.twin")
 
 
-def _positive(kind: str, upper: float) -> type:
+def positive_argument(kind: str, upper: float) -> type:
+    """An ``argparse`` type for a number in (0, upper], named in its messages."""
     def parse(text: str) -> float:
         try:
             value = float(text)
@@ -45,14 +51,6 @@ def _count(text: str) -> int:
     return value
 
 
-def _address(text: str) -> str:
-    if not text.startswith(("tcp://", "ipc://", "inproc://")):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a ZeroMQ address; write it like tcp://127.0.0.1:5555"
-        )
-    return text
-
-
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `odc run`, shared with commands that start a twin (`odc demo`)."""
     parser.add_argument(
@@ -60,22 +58,22 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"bundled scenario ({', '.join(bundled_scenarios())}) or a TOML file "
         "(default: %(default)s)",
     )
-    parser.add_argument("--warp", type=_positive("warp", MAX_WARP),
+    parser.add_argument("--warp", type=positive_argument("warp", MAX_WARP),
                         help="simulated seconds per wall second (default: the scenario's)")
-    parser.add_argument("--rate", type=_positive("rate", MAX_RATE_HZ), metavar="HZ",
+    parser.add_argument("--rate", type=positive_argument("rate", MAX_RATE_HZ), metavar="HZ",
                         help="steps and publishes per wall second (default: the scenario's)")
     parser.add_argument("--fast", action="store_true",
                         help="step as fast as possible, ignoring the wall clock")
-    parser.add_argument("--duration", type=_positive("duration", 1e9), metavar="SECONDS",
+    parser.add_argument("--duration", type=positive_argument("duration", 1e9), metavar="SECONDS",
                         help="stop after this much simulated time")
     parser.add_argument("--steps", type=_count, metavar="N", help="stop after N steps")
     parser.add_argument("--seed", type=_count, help="random seed (default: the scenario's)")
     parser.add_argument("--paused", action="store_true", help="start paused")
-    parser.add_argument("--pub", type=_address, default=DEFAULT_PUB_ADDRESS,
+    parser.add_argument("--pub", type=address_argument, default=DEFAULT_PUB_ADDRESS,
                         help="PUB address for the stream (default: %(default)s)")
-    parser.add_argument("--cmd", type=_address, default=DEFAULT_COMMAND_ADDRESS,
+    parser.add_argument("--cmd", type=address_argument, default=DEFAULT_COMMAND_ADDRESS,
                         help="ROUTER address for commands (default: %(default)s)")
-    parser.add_argument("--ingest", type=_address, default=DEFAULT_INGEST_ADDRESS,
+    parser.add_argument("--ingest", type=address_argument, default=DEFAULT_INGEST_ADDRESS,
                         help="PULL address for bridge telemetry (default: %(default)s)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no live status line")
 

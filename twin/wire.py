@@ -11,6 +11,7 @@ scenario module) and nothing else from ``twin``.
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -255,6 +256,18 @@ def _decode_array(entry: dict[str, Any], buffer: bytes | memoryview) -> np.ndarr
             f"field {name}: buffer has {len(buffer)} bytes, {dtype}{shape} needs {expected}"
         )
     return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+
+
+ADDRESS_SCHEMES = ("tcp://", "ipc://", "inproc://")
+
+
+def address_argument(text: str) -> str:
+    """An ``argparse`` type for a ZeroMQ endpoint, with a message that shows the form."""
+    if not text.startswith(ADDRESS_SCHEMES):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a ZeroMQ address; write it like tcp://127.0.0.1:5555"
+        )
+    return text
 
 
 def ok(**payload: Any) -> dict[str, Any]:

@@ -9,14 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
-
-
-def _address(text: str) -> str:
-    if not text.startswith(("tcp://", "ipc://", "inproc://")):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a ZeroMQ address; write it like tcp://127.0.0.1:5555")
-    return text
+from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS, address_argument
 
 
 def _positive(text: str) -> float:
@@ -31,9 +24,9 @@ def _positive(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `odc tui`."""
-    parser.add_argument("--pub", type=_address, default=DEFAULT_PUB_ADDRESS,
+    parser.add_argument("--pub", type=address_argument, default=DEFAULT_PUB_ADDRESS,
                         help="the twin's stream (PUB) address (default: %(default)s)")
-    parser.add_argument("--cmd", type=_address, default=DEFAULT_COMMAND_ADDRESS,
+    parser.add_argument("--cmd", type=address_argument, default=DEFAULT_COMMAND_ADDRESS,
                         help="the twin's command (ROUTER) address (default: %(default)s)")
     parser.add_argument("--stale-after", type=_positive, default=3.0, metavar="SECONDS",
                         help="seconds of silence before the twin shows as STALE "

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
+from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS, address_argument
 
 log = logging.getLogger("odc.viz.view")
 
@@ -30,9 +30,9 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pub", default=DEFAULT_PUB_ADDRESS,
+    parser.add_argument("--pub", type=address_argument, default=DEFAULT_PUB_ADDRESS,
                         help="the twin's stream address (default: %(default)s)")
-    parser.add_argument("--cmd", default=DEFAULT_COMMAND_ADDRESS,
+    parser.add_argument("--cmd", type=address_argument, default=DEFAULT_COMMAND_ADDRESS,
                         help="the twin's command address (default: %(default)s)")
     parser.add_argument("--offscreen", action="store_true",
                         help="render without a window (for --screenshot and --movie)")
