@@ -7,10 +7,6 @@ these tests fail.
 
 from __future__ import annotations
 
-import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,40 +16,11 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
+from procutil import twin_process
 
 ROOT = Path(__file__).resolve().parent.parent
 RECEIVE_TIMEOUT_MS = 5000
 DOCUMENTED_DTYPES = {"<f8", "<f4", "<i2", "<i4", "<i8", "<u2", "<u4", "|u1", "|i1", "|b1"}
-
-
-@contextmanager
-def twin_process(*flags: str) -> Iterator[tuple[subprocess.Popen, dict[str, str]]]:
-    """Start `python -m twin` on random loopback ports; yield it and its bound addresses."""
-    any_port = "tcp://127.0.0.1:*"
-    command = [sys.executable, "-m", "twin", "--quiet", "--pub", any_port, "--cmd", any_port,
-               "--ingest", any_port, *flags]
-    proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    addresses: dict[str, str] = {}
-    deadline = time.monotonic() + 60
-    try:
-        while len(addresses) < 3 and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            match = re.match(r"\s+(stream|commands|ingest)\s+(tcp://\S+)", line)
-            if match:
-                addresses[match.group(1)] = match.group(2)
-        assert len(addresses) == 3, f"twin did not report its addresses: {addresses}"
-        yield proc, addresses
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        proc.stderr.close()
 
 
 @contextmanager

@@ -8,17 +8,11 @@ the tests also show that new fields appear without code changes.
 
 from __future__ import annotations
 
-import re
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from procutil import stop_process, twin_process  # noqa: F401  (re-exported for tests)
 
 from twin.wire import (
     PROTOCOL_VERSION,
@@ -201,37 +195,3 @@ def event(seq: int, kind: str, severity: str, message: str, sat: int = -1,
     return decode(encode_map(TOPIC_EVENT, body))
 
 
-@contextmanager
-def twin_process(*flags: str, pub: str = ANY_PORT, cmd: str = ANY_PORT,
-                 ingest: str = ANY_PORT) -> Iterator[tuple[subprocess.Popen, dict[str, str]]]:
-    """Run `python -m twin` (a separate process, so the test process stays idle for the
-    pilot's idle detection) on loopback ports; yield it and its bound addresses."""
-    command = [sys.executable, "-m", "twin", "--quiet", "--pub", pub, "--cmd", cmd,
-               "--ingest", ingest, *flags]
-    proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    addresses: dict[str, str] = {}
-    deadline = time.monotonic() + 60
-    try:
-        while len(addresses) < 3 and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            match = re.match(r"\s+(stream|commands|ingest)\s+(tcp://\S+)", line)
-            if match:
-                addresses[match.group(1)] = match.group(2)
-        assert len(addresses) == 3, f"twin did not report its addresses: {addresses}"
-        yield proc, addresses
-    finally:
-        stop_process(proc)
-        proc.stderr.close()
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    """SIGINT, then SIGKILL if it has not gone within 10 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
