@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from viz.mirror import MirrorBinding, mirror_bindings
+
 # WGS84 ellipsoid (NIMA TR8350.2): the globe is drawn as the ellipsoid, so a station at
 # its geodetic height sits on the drawn surface at any latitude, poles included.
 WGS84_A_KM = 6378.137
@@ -678,49 +680,7 @@ def gcrs_to_view(points_gcrs_km: np.ndarray, header: Mapping[str, Any],
 
 
 # --------------------------------------------------------------------------- mirror
-@dataclass(frozen=True)
-class MirrorBinding:
-    """One testbed mirrored on one node, from ``meta.subsystems.mirror.bindings``.
-
-    Attributes:
-        index: Position in the bindings list: axis 0 of every ``mirror_*`` field.
-        testbed: The testbed's name (``flatsat``).
-        sat: The mirrored satellite's index.
-        drivers: Quantities the testbed drives (``compute_power_w``), measured only.
-        states: Quantities compared, measured beside predicted (``temp_compute_k``).
-        thresholds: Residual magnitude per state that raises ``mirror_residual``, its unit.
-    """
-
-    index: int
-    testbed: str
-    sat: int
-    drivers: tuple[str, ...] = ()
-    states: tuple[str, ...] = ()
-    thresholds: Mapping[str, float] = field(default_factory=dict)
-
-
-def mirror_bindings(meta: Mapping[str, Any] | None) -> list[MirrorBinding]:
-    """The mirrored nodes meta announces; none when the twin runs no mirror.
-
-    A malformed binding is skipped (the viewer must not die on a bad meta).
-    """
-    facts = ((meta or {}).get("subsystems") or {}).get("mirror")
-    if not isinstance(facts, Mapping):
-        return []
-    out = []
-    for j, b in enumerate(facts.get("bindings") or []):
-        try:
-            thresholds = {str(k): float(v) for k, v in (b.get("thresholds") or {}).items()}
-            out.append(MirrorBinding(
-                j, str(b.get("testbed", f"testbed {j}")), int(b["sat"]),
-                tuple(sorted({str(q) for q in (b.get("drivers") or {}).values()})),
-                tuple(sorted({str(q) for q in (b.get("states") or {}).values()})),
-                thresholds))
-        except (AttributeError, KeyError, TypeError, ValueError):
-            continue
-    return out
-
-
+# Bindings (MirrorBinding, mirror_bindings) come from viz.mirror, shared with the dashboard.
 def _mirror_value(arrays: Mapping[str, np.ndarray], name: str, j: int) -> float:
     values = arrays.get(name)
     if values is None or values.ndim != 1 or not 0 <= j < len(values):

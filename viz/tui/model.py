@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from twin.wire import Message
+from viz.mirror import MirrorBinding, mirror_bindings
 
 OK, WARN, ALARM = 0, 1, 2
 SEVERITY_LEVEL = {"info": OK, "warning": WARN, "alarm": ALARM}
@@ -240,27 +241,6 @@ MIRROR_MARK = "◉"
 
 
 @dataclass(frozen=True)
-class MirrorBinding:
-    """One testbed mirrored on one node, from ``meta.subsystems.mirror.bindings``.
-
-    Attributes:
-        index: Position in the bindings list: axis 0 of every ``mirror_*`` field.
-        testbed: The testbed's name (``flatsat``).
-        sat: The mirrored satellite's index.
-        drivers: Quantities the testbed drives (measured only, they replace model inputs).
-        states: Quantities compared, measured beside predicted.
-        thresholds: Residual magnitude per state that raises ``mirror_residual`` (SI).
-    """
-
-    index: int
-    testbed: str
-    sat: int
-    drivers: tuple[str, ...] = ()
-    states: tuple[str, ...] = ()
-    thresholds: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class MirrorRow:
     """One quantity of a mirrored node: SI values, NaN where absent.
 
@@ -275,24 +255,6 @@ class MirrorRow:
     residual: float
     threshold: float
     level: int
-
-
-def mirror_bindings(meta: dict[str, Any]) -> list[MirrorBinding]:
-    """The mirrored nodes meta announces (none without a ``[mirror]``); bad entries skipped."""
-    facts = (meta.get("subsystems") or {}).get("mirror")
-    if not isinstance(facts, dict):
-        return []
-    out = []
-    for j, b in enumerate(facts.get("bindings") or []):
-        try:
-            out.append(MirrorBinding(
-                j, str(b.get("testbed", f"testbed {j}")), int(b["sat"]),
-                tuple(sorted({str(q) for q in (b.get("drivers") or {}).values()})),
-                tuple(sorted({str(q) for q in (b.get("states") or {}).values()})),
-                {str(k): float(v) for k, v in (b.get("thresholds") or {}).items()}))
-        except (AttributeError, KeyError, TypeError, ValueError):
-            continue
-    return out
 
 
 def difference_unit(name: str, typical: float = float("nan")) -> Unit:
