@@ -14,24 +14,42 @@ from twinutil import connected, receive, request, running_twin
 from twin.clock import SimClock
 from twin.engine import Engine
 from twin.scenario import load_scenario
-from twin.wire import pack
+from twin.wire import decode, pack
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_subscriber_that_never_reads_does_not_stall_the_twin() -> None:
-    with running_twin("default", fast=True) as twin, \
-            connected(zmq.SUB, twin.addresses.pub, SUBSCRIBE=b"state", RCVHWM=2) as stuck, \
-            connected(zmq.REQ, twin.addresses.command) as req:
-        time.sleep(0.5)
-        first = request(req, {"cmd": "status"})["step"]
-        time.sleep(1.0)
-        second = request(req, {"cmd": "status"})["step"]
-        assert second - first > 200, "the twin slowed down behind a stuck subscriber"
-        # The stuck subscriber lost messages rather than holding the twin back: what
-        # was queued for it stops somewhere, then the stream resumes after a gap.
-        seqs = [receive(stuck, "state").seq for _ in range(2000)]
-        assert np.any(np.diff(seqs) > 1), "no message was dropped for the stuck subscriber"
+    # The stuck subscriber is closed only after the twin has stopped: libzmq 4.3 can abort
+    # (session_base.cpp:233) when a peer with a half-sent multipart message disconnects
+    # during the publisher's context termination, a shutdown race outside this test's aim.
+    stuck = zmq.Context.instance().socket(zmq.SUB)
+    stuck.setsockopt(zmq.LINGER, 0)
+    stuck.setsockopt(zmq.RCVTIMEO, 5000)
+    stuck.setsockopt(zmq.RCVHWM, 2)
+    stuck.setsockopt(zmq.SUBSCRIBE, b"state")
+    try:
+        with running_twin("default", fast=True) as twin, \
+                connected(zmq.REQ, twin.addresses.command) as req:
+            stuck.connect(twin.addresses.pub)
+            time.sleep(0.5)
+            first = request(req, {"cmd": "status"})["step"]
+            time.sleep(1.0)
+            second = request(req, {"cmd": "status"})["step"]
+            assert second - first > 200, "the twin slowed down behind a stuck subscriber"
+            twin.stop()
+        # The stuck subscriber lost messages rather than holding the twin back: only what
+        # its queues could hold is waiting for it, a small part of what was published.
+        received = 0
+        while True:
+            try:
+                decode(stuck.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                break
+            received += 1
+        assert received < (second - first) / 4, "the stuck subscriber was sent everything"
+    finally:
+        stuck.close(linger=0)
 
 
 def test_ingest_socket_counts_what_arrives() -> None:
@@ -125,3 +143,4 @@ def test_queued_frames_are_not_torn_by_later_steps() -> None:
             pos_gcrs = message.arrays["pos_gcrs_km"]
             pos_itrs = message.arrays["pos_itrs_km"]
             np.testing.assert_allclose(pos_gcrs @ rotation.T, pos_itrs, atol=1e-3)
+        twin.stop()

@@ -8,15 +8,17 @@ import math
 import numpy as np
 import pytest
 
-from tests.synthetic_orbit import run_models
+from tests.synthetic_orbit import run_models, shared_at
 from twin.clock import SimClock
 from twin.engine import Engine
+from twin.power import PowerModel
 from twin.scenario import ScenarioError, load_scenario, parse_scenario, parse_section
 from twin.subsystem import CommandRejected, EventLog, StepContext
 from twin.thermal import (
     AU_KM,
     COMPUTE,
     RADIATOR,
+    SETTLE_TOLERANCE_K,
     STEFAN_BOLTZMANN_W_M2_K4,
     ThermalModel,
     ThermalParams,
@@ -192,6 +194,61 @@ def test_the_run_starts_at_the_steady_state_of_the_first_timed_steps_loads() -> 
     assert (model.e_generated_j == 0.0).all() and (model.stored_j() == 0.0).all()
     model.step(StepContext(660.0, 600.0, EventLog(), rng, busy))
     assert np.allclose(model.temps_k[:, 0], settled, atol=1e-3)
+
+
+# Idle payloads in a 550 km, beta 0 eclipse, chosen around the switch points: with the
+# loop heater off the radiator settles below the heater's 207.15 K switch-on (0-450 W),
+# inside its band and below the valve's 211.15 K freeze guard (500, 520 W), just across
+# the guard (560 W) and above it (600, 700 W).
+SWITCH_POINT_PAYLOADS_W = np.array([0.0, 300.0, 400.0, 450.0, 500.0, 520.0, 560.0, 600.0,
+                                    700.0])
+ONE_MILLIKELVIN = 1e-3
+
+
+def _settle_near_switch_points(guess_k: float, heaters_on: bool
+                               ) -> tuple[PowerModel, ThermalModel, np.ndarray, np.ndarray]:
+    """Epoch, first timed step and one more of power + thermal from a first guess and
+    heater state; returns the models, the loop heaters on (n,) after the first timed step,
+    and the temperatures (4, n) K after it and the next ((2, 4, n))."""
+    n = SWITCH_POINT_PAYLOADS_W.size
+    power, thermal = PowerModel(n), ThermalModel(n)
+    thermal.temps_k[:] = guess_k
+    power.loop_heater_on[:] = heaters_on
+    power.heater_on[:] = heaters_on
+    shared = {"compute_power_w": SWITCH_POINT_PAYLOADS_W}
+    rng, events, temps, loop_on = np.random.default_rng(0), EventLog(), [], None
+    for k in range(3):
+        shared.update(shared_at(60.0 * k, np.full(n, 550.0), np.zeros(n), np.full(n, math.pi)))
+        ctx = StepContext(60.0 * k, 60.0 if k else 0.0, events, rng, shared)
+        power.step(ctx)
+        thermal.step(ctx)
+        temps.append(thermal.temps_k.copy())
+        if k == 1:
+            loop_on = power.loop_heater_on.copy()
+    return power, thermal, loop_on, np.array(temps[1:])
+
+
+def test_starting_state_near_the_switch_points_does_not_depend_on_the_first_guess() -> None:
+    # The settle's valve (freeze mode below 211.15 K) and heater thermostats (hysteresis)
+    # are discontinuous; the rule (all off, switch on where the settled state reads cold,
+    # iterate to SETTLE_TOLERANCE_K) must give one state whatever the first guess and the
+    # heaters' earlier state. Before it, the 500 and 520 W nodes landed 19 K apart.
+    power, thermal, loop_on, (settled, after) = _settle_near_switch_points(293.15, False)
+    for guess_k, heaters_on in ((200.0, True), (350.0, False), (250.0, True)):
+        _, _, other_on, (other_settled, _) = _settle_near_switch_points(guess_k, heaters_on)
+        assert np.abs(other_settled - settled).max() < ONE_MILLIKELVIN
+        assert (other_on == loop_on).all()
+    assert thermal.settle_unconverged.size == 0 and SETTLE_TOLERANCE_K < ONE_MILLIKELVIN
+    # Cold without the heater (0-450 W): it starts on; on, the radiator ends above the
+    # freeze guard's switch-off, so those thermostats cycle (reported), the rest agree.
+    assert list(np.flatnonzero(loop_on)) == [0, 1, 2, 3]
+    assert list(power.settle_cycling) == [1, 2, 3]
+    assert (settled[RADIATOR, 4:6] > 207.15).all() and (settled[RADIATOR, 4:6] < 211.15).all()
+    # A consistent start is a steady state of the stepped model too: the next 60 s step
+    # moves its nodes by < 0.2 K (the stepped valve's own offset, ~0.2 K, at 600-700 W).
+    steady = np.setdiff1d(np.arange(settled.shape[1]),
+                          np.union1d(power.settle_cycling, thermal.settle_cycling))
+    assert np.abs(after - settled)[:, steady].max() < 0.2
 
 
 def test_energy_balance_closes_over_an_orbit_on_default() -> None:

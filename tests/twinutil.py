@@ -33,6 +33,16 @@ class RunningTwin:
     def engine(self) -> Engine:
         return self.server.engine
 
+    def stop(self) -> None:
+        """Stop the twin now, before the test's own sockets close.
+
+        Tests whose subscribers still hold queued frames of a fast twin call this last:
+        libzmq 4.3 can abort (session_base.cpp:233) when such a peer disconnects while
+        the publisher's context is terminating.
+        """
+        self.server.stop()
+        self.thread.join(10)
+
 
 def make_server(
     scenario: Scenario | str = "default",

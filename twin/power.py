@@ -20,6 +20,9 @@ from twin.attitude import sun_exposure
 from twin.scenario import InvalidField, Scenario, parse_section
 from twin.subsystem import CommandHandler, Field, StepContext, make_field
 from twin.thermal import (
+    BATTERY,
+    COMPUTE,
+    RADIATOR,
     SOLAR_CONSTANT_W_M2,
     STEFAN_BOLTZMANN_W_M2_K4,
     EarthView,
@@ -105,7 +108,8 @@ class PowerModel:
     previous step, for the heaters). Writes ``power_cap_w``, ``soc_frac``, ``p_solar_w``,
     ``heater_power_w``, ``loop_heater_power_w``, ``bus_power_w`` and the heat that
     thermal needs: ``payload_power_w``, ``battery_loss_w``, ``regulation_loss_w`` (and
-    ``earth_view``, its updated `EarthView`, so thermal need not keep its own).
+    ``earth_view``, its updated `EarthView`, so thermal need not keep its own) and
+    ``settle_heaters_w``, the heaters' part of thermal's starting state.
 
     Args:
         n_sats: Number of satellites.
@@ -153,6 +157,7 @@ class PowerModel:
         self.loop_heater_on = np.zeros(n, dtype=bool)
         self._n_heaters_on = self._n_loop_on = 0  # counts of the two
         self._heaters_changed = False  # whether the heater fields need rewriting
+        self.settle_cycling = np.zeros(0, dtype=np.intp)  # see settle_heaters_w
         # Heater and bus power, W, rewritten only when a thermostat changes.
         self._heater_w = np.zeros(n)
         self._loop_w = np.zeros(n)
@@ -277,6 +282,7 @@ class PowerModel:
             sunlit_step_mean_frac=sun.mean,  # thermal uses the same eclipse timing
             sun_along_km=self.sunlight.along,  # and r·ŝ for its albedo
             earth_view=self.view,  # and the altitude-only view, updated above
+            settle_heaters_w=self.settle_heaters_w,  # thermal's starting state
         )
 
     def _split_at_shadow_edge(self, flows: dict[str, Any], unit_w: np.ndarray,
@@ -418,6 +424,40 @@ class PowerModel:
         np.multiply(self.loop_heater_on, p.loop_heater_power_w, out=self._loop_w)
         self._n_loop_on = int(np.count_nonzero(self.loop_heater_on))
         self._heaters_changed = True
+
+    def settle_heaters_w(self, temps_k: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The heaters' part of thermal's starting state (docs/models.md, "Starting state").
+
+        Thermal calls it while it settles: first with None, which switches every heater
+        off, then with each settled state, (4, n) K in thermal's node order, which switches
+        on (never off) each heater whose thermostat reads cold there: the battery heater
+        below ``heater_on_k``, the loop heater below ``loop_heater_on_k`` (chips) or
+        ``freeze_guard_on_k`` (radiator). The next step's thermostats start from that state.
+        ``settle_cycling`` then lists the satellites with a heater on whose state reads warm
+        enough to switch it off: no steady state agrees with their thermostat, which cycles.
+
+        Returns:
+            Loop heater and battery heater power, (n,) W each (this model's arrays).
+        """
+        p = self.params
+        if temps_k is None:
+            self.heater_on = np.zeros(self.n_sats, dtype=bool)
+            self.loop_heater_on = np.zeros(self.n_sats, dtype=bool)
+            self.settle_cycling = np.zeros(0, dtype=np.intp)
+        else:  # NaN reads warm for the cold test: a satellite with bad inputs stays off
+            t_r, t_c, t_b = temps_k[RADIATOR], temps_k[COMPUTE], temps_k[BATTERY]
+            self.heater_on |= t_b < p.heater_on_k
+            self.loop_heater_on |= (t_c < p.loop_heater_on_k) | (t_r < p.freeze_guard_on_k)
+            warm_loop = (t_c > p.loop_heater_off_k) & (t_r > p.freeze_guard_off_k)
+            self.settle_cycling = np.flatnonzero((self.loop_heater_on & warm_loop)
+                                                 | (self.heater_on & (t_b > p.heater_off_k)))
+        np.multiply(self.heater_on, p.heater_power_w, out=self._heater_w)
+        np.multiply(self.loop_heater_on, p.loop_heater_power_w, out=self._loop_w)
+        self._n_heaters_on = int(np.count_nonzero(self.heater_on))
+        self._n_loop_on = int(np.count_nonzero(self.loop_heater_on))
+        self.heater.array[:] = self._heater_w
+        self.loop_heater.array[:] = self._loop_w
+        return self._loop_w, self._heater_w
 
     def _read_mirrored(self, shared: dict[str, Any], mirrored: np.ndarray
                        ) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -39,10 +39,13 @@ NEWTON_ITERATIONS = 1  # per step: T⁴ linearized about the last state; the res
 STEADY_ITERATIONS = 40  # for the initial steady state, started far from the answer
 STEADY_INV_DT = 1.0e-9  # 1/s: a 30-year step is the steady state, yet keeps a node that has
 # no path to space (a scenario without a bus radiator) finite instead of singular
-VALVE_SETTLE_ITERATIONS = 6  # valve setting <-> steady state, fixed point: the radiator's
-# temperature hardly depends on the valve (all the compute heat crosses the loop either way),
-# so it converges to < 1 mK in 3; 6 leave a margin for a start far from the answer
-
+SETTLE_TOLERANCE_K = 1.0e-4  # the settle iterates valve <-> steady state until no node of any
+# satellite moves more than this in one iteration; it contracts 7-20x an iteration (measured
+# on starlink), so the state is then within ~1e-5 K of the fixed point (stated: 1 mK)
+SETTLE_MAX_ITERATIONS = 30  # per round; 7-9 are used, the rest is the margin to report
+SETTLE_REFINE_NEWTON = 8  # Newton iterations per solve after the first: warm-started
+SETTLE_ROUNDS = 4  # discrete switches (loop heater, battery heater, valve freeze mode) only
+# switch on during the settle, each at most once a satellite: 3 rounds + 1 that confirms
 RADIATOR, COMPUTE, BUS, BATTERY = range(4)
 NODE_NAMES = ("radiator", "compute", "bus", "battery")
 
@@ -525,7 +528,8 @@ class ThermalModel:
     ``pos_gcrs_km``, ``sun_gcrs_km``), heat from power (``payload_power_w``, ``bus_power_w``,
     ``heater_power_w``, ``loop_heater_power_w`` (into the compute node), ``battery_loss_w``,
     ``regulation_loss_w``; or ``compute_power_w``
-    when power is absent) and ``radiator_health_frac`` from faults. Writes ``temp_*_k``.
+    when power is absent), power's ``settle_heaters_w`` while it settles (docs/models.md,
+    "Starting state") and ``radiator_health_frac`` from faults. Writes ``temp_*_k``.
 
     Args:
         n_sats: Number of satellites.
@@ -592,6 +596,12 @@ class ThermalModel:
         self._temps_start = self.temps_k.copy()
         self.bad_input_steps = 0  # satellite-steps skipped for non-finite heat inputs
         self._radiator_health: np.ndarray | None = None  # this step's, None: all healthy
+        # The last settle (docs/models.md, "Starting state"): satellites not converged to
+        # SETTLE_TOLERANCE_K, valves started in freeze mode, and the switches started on
+        # with no consistent steady state (they cycle in operation).
+        self.settle_unconverged = np.zeros(0, dtype=np.intp)
+        self.settle_switched_on = 0
+        self.settle_cycling = np.zeros(0, dtype=np.intp)
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> ThermalModel:
@@ -614,10 +624,19 @@ class ThermalModel:
         payload = shared.get("payload_power_w")
         if payload is None:
             payload = shared.get("compute_power_w")
-        _sum_into(heat[COMPUTE], payload, shared.get("loop_heater_power_w"))
+        # The settle decides the heaters itself, from all off (docs/models.md, "Starting
+        # state"), through power's thermostats when power is there.
+        thermostats = None if self._initialized else shared.get("settle_heaters_w")
+        if callable(thermostats):
+            loop_w, battery_heater_w = thermostats(None)
+        else:
+            thermostats = None
+            loop_w, battery_heater_w = (shared.get("loop_heater_power_w"),
+                                        shared.get("heater_power_w"))
+        _sum_into(heat[COMPUTE], payload, loop_w)
         _sum_into(heat[BUS], q_abs_bus, shared.get("bus_power_w"),
                   shared.get("regulation_loss_w"))
-        _sum_into(heat[BATTERY], shared.get("heater_power_w"), shared.get("battery_loss_w"))
+        _sum_into(heat[BATTERY], battery_heater_w, shared.get("battery_loss_w"))
 
         k_rad, k_bus = self._radiating_k(shared)
         sink4 = p.sink_temp_k**4
@@ -628,7 +647,10 @@ class ThermalModel:
             # take hours to settle. The epoch (dt 0) has no job running yet, so the state is
             # settled again on the first timed step, whose loads include the jobs the
             # epoch's scheduling placed; that step sets the state instead of integrating.
-            self._settle(heat, k_rad, k_bus, sink4)
+            heaters = self._settle(heat, k_rad, k_bus, sink4, thermostats)
+            if heaters is not None:  # what the settle switched on is this step's heater power
+                shared.update(loop_heater_power_w=heaters[0], heater_power_w=heaters[1])
+            self._report_settle(ctx)
             if integrate:
                 self._initialized = True
                 integrate = False
@@ -781,26 +803,124 @@ class ThermalModel:
         health = self._radiator_health
         return (k_rad if health is None else k_rad * health), k_bus
 
-    def _settle(self, heat: np.ndarray, k_rad: np.ndarray, k_bus: np.ndarray,
-                sink4: float) -> None:
-        """Set every node to the steady state of ``heat`` ((4, n) W), valve included.
+    def _settle(self, heat: np.ndarray, k_rad: np.ndarray | float, k_bus: np.ndarray | float,
+                sink4: float, thermostats: Any = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Set every node to the starting state for ``heat`` ((4, n) W, updated in place).
 
-        Restarts the energy ledger there. A satellite whose inputs are not finite keeps its
-        temperatures.
+        The rule (docs/models.md, Thermal, "Starting state"): the continuous part (steady
+        valve <-> steady state) is iterated to ``SETTLE_TOLERANCE_K``; the discrete part
+        (the valve's freeze mode and, through ``thermostats``, power's heaters) starts off
+        and only switches on, where the settled state reads cold, then settles again: the
+        result depends on the loads alone, not on the first guess or an earlier state.
+
+        Args:
+            heat: (4, n) W, with the heaters off when ``thermostats`` is given.
+            k_rad: ε σ A of the radiator, W/K⁴, (n,) or one for all.
+            k_bus: ε σ A of the bus radiator, W/K⁴.
+            sink4: T_sink⁴, K⁴.
+            thermostats: Power's ``settle_heaters_w``: called with (4, n) temperatures it
+                switches on the heaters whose thermostats read cold and returns (loop heater,
+                battery heater) power, (n,) W each; None: the heaters are as ``heat`` has them.
+
+        Returns:
+            The heaters' (loop, battery) power at the settled state, W, or None without
+            ``thermostats``. Restarts the energy ledger there; a satellite whose inputs are
+            not finite keeps its temperatures.
         """
-        p = self.params
+        guard_k = self.params.radiator_freeze_guard_k
+        freeze_mode = np.zeros(self.n_sats, dtype=bool)
+        base = heat[[COMPUTE, BATTERY]]  # copies: heat without the heaters
+        heaters = None
         temps = self.temps_k
-        for _ in range(VALVE_SETTLE_ITERATIONS):
-            g_loop = self._valve_conductance_w_k(heat[COMPUTE], math.inf, temps)
-            temps = implicit_step(temps, STEADY_INV_DT, self.capacities, g_loop,
-                                  p.compute_bus_conductance_w_k, p.bus_battery_conductance_w_k,
-                                  k_rad, k_bus, heat, sink4, STEADY_ITERATIONS)
+        for _ in range(SETTLE_ROUNDS):
+            temps, moved = self._settle_continuous(heat, freeze_mode, temps, k_rad, k_bus,
+                                                   sink4)
+            # NaN reads warm: a satellite with bad inputs switches nothing.
+            switched = bool(np.any(temps[RADIATOR] < guard_k, where=~freeze_mode))
+            freeze_mode |= temps[RADIATOR] < guard_k
+            if thermostats is not None:
+                heaters = thermostats(temps)
+                before = heat[[COMPUTE, BATTERY]]
+                np.add(base[0], heaters[0], out=heat[COMPUTE])
+                np.add(base[1], heaters[1], out=heat[BATTERY])
+                switched |= not np.array_equal(heat[[COMPUTE, BATTERY]], before,
+                                               equal_nan=True)
+            if not switched:
+                break
+        self.settle_unconverged = np.flatnonzero(moved > SETTLE_TOLERANCE_K)
+        self.settle_switched_on = int(np.count_nonzero(freeze_mode))
+        # A switch on whose settled state reads warm enough to switch it off again has no
+        # consistent steady state: it cycles in operation, and starts in its on phase.
+        warm = temps[RADIATOR] >= guard_k
+        self.settle_cycling = np.flatnonzero(freeze_mode & warm)
         bad = ~np.isfinite(temps).all(axis=0)
         temps[:, bad] = self.temps_k[:, bad]
         self.temps_k = temps
         self._temps_start = temps.copy()
         for ledger in (self.e_absorbed_j, self.e_generated_j, self.e_rejected_j):
             ledger[:] = 0.0
+        return heaters
+
+    def _settle_continuous(self, heat: np.ndarray, freeze_mode: np.ndarray, temps: np.ndarray,
+                           k_rad: np.ndarray | float, k_bus: np.ndarray | float, sink4: float
+                           ) -> tuple[np.ndarray, np.ndarray]:
+        """Steady state of ``heat`` ((4, n) W) with the steady valve, iterated from ``temps``
+        ((4, n) K) until no node moves more than ``SETTLE_TOLERANCE_K``.
+
+        Returns:
+            (4, n) temperatures, K, and (n,) the largest move of the last iteration, K (NaN
+            for a satellite whose inputs are not finite).
+        """
+        p = self.params
+        newton = STEADY_ITERATIONS
+        moved = np.full(self.n_sats, np.inf)
+        for _ in range(SETTLE_MAX_ITERATIONS):
+            g_loop = self._steady_valve_w_k(heat[COMPUTE], temps, freeze_mode)
+            new = implicit_step(temps, STEADY_INV_DT, self.capacities, g_loop,
+                                p.compute_bus_conductance_w_k, p.bus_battery_conductance_w_k,
+                                k_rad, k_bus, heat, sink4, newton)
+            with np.errstate(invalid="ignore"):
+                moved = np.abs(new - temps).max(axis=0)
+            temps = new
+            newton = SETTLE_REFINE_NEWTON
+            if not np.any(moved > SETTLE_TOLERANCE_K):  # NaN compares false
+                break
+        return temps, moved
+
+    def _steady_valve_w_k(self, compute_heat_w: np.ndarray, temps_k: np.ndarray,
+                          freeze_mode: np.ndarray) -> np.ndarray:
+        """The valve's steady setting, (n,) W/K, at temperatures ``temps_k`` ((4, n) K).
+
+        Normal mode: G = P / (T_set - T_rad), fully open with the radiator at or above the
+        setpoint. Freeze mode (``freeze_mode`` (n,) bool): the stepped valve passes at least
+        P / (T_c - T_rad), so in steady state the mount to the bus carries nothing and the
+        chips sit at the bus temperature: G >= P / (T_bus - T_rad). That is the fixed point
+        of the stepped rule, solved for directly (iterating P / (T_c - T_rad) converges to
+        it only by ~25 % an iteration, and not at all with no mount). Clipped to the valve's
+        range.
+        """
+        t_rad = temps_k[RADIATOR]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wanted = np.where(t_rad < self.params.loop_setpoint_k,
+                              compute_heat_w / (self.params.loop_setpoint_k - t_rad), np.inf)
+            if freeze_mode.any():
+                gap = temps_k[BUS] - t_rad
+                through = np.where(freeze_mode & (gap > 0.0), compute_heat_w / gap, 0.0)
+                wanted = np.fmax(wanted, through)
+        g_min, g_max = self._g_bounds
+        return np.clip(wanted, g_min, g_max)
+
+    def _report_settle(self, ctx: StepContext) -> None:
+        """One warning event when some satellite's starting state did not converge."""
+        missed = self.settle_unconverged
+        if missed.size:
+            shown = ", ".join(str(int(i)) for i in missed[:10])
+            ctx.events.raise_event(
+                "thermal_settle", "warning",
+                f"starting state of {missed.size} satellite(s) not converged to"
+                f" {SETTLE_TOLERANCE_K:g} K in {SETTLE_MAX_ITERATIONS} iterations"
+                f" (sats {shown}{', ...' if missed.size > 10 else ''})",
+                n_sats=int(missed.size))
 
     def _valve_conductance_w_k(self, compute_heat_w: np.ndarray, dt_s: float,
                                temps_k: np.ndarray | None = None) -> np.ndarray:
