@@ -48,9 +48,18 @@ def test_table_fills_from_the_stream_and_sorts_and_filters() -> None:
                         and app.model.names and app.connection == LIVE)
             table = app.fleet_table
             assert [c.key for c in app.model.columns][:3] == ["name", "group", "lat_deg"]
+            # A first-time user's path to the hottest node: s, then Enter.
+            await pilot.press("s")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "SortScreen")
+            await pilot.press("enter")
+            await until(pilot, lambda: app.model.sort_key == "temp_compute_k")
+            await pilot.pause(0.3)
+            order, temp = app.model.view_order(), app.model.values("temp_compute_k")
+            assert order[0] == int(np.nanargmax(temp)), "the hottest node is not on top"
             # Sort by latitude from the sort chooser: highest first, then reversed.
             await pilot.press("s")
             await until(pilot, lambda: app.screen.__class__.__name__ == "SortScreen")
+            await pilot.press("home")
             keys = [c.key for c in app.model.columns]
             for _ in range(keys.index("lat_deg")):
                 await pilot.press("down")

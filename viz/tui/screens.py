@@ -94,6 +94,9 @@ class CommandScreen(ModalScreen[str | None]):
         self.dismiss(event.value)
 
 
+FIRST_SORT_KEY = "temp_compute_k"
+
+
 class SortScreen(ModalScreen[str | None]):
     """Pick the column to sort by; the current one again reverses the order."""
 
@@ -118,8 +121,11 @@ class SortScreen(ModalScreen[str | None]):
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
         keys = [c.key for c in self.model.columns]
-        if self.model.sort_key in keys:
-            options.highlighted = keys.index(self.model.sort_key)
+        # Unsorted, the chooser opens on the chip temperature: s then Enter shows the
+        # hottest node first, as the footer hint promises.
+        key = self.model.sort_key or FIRST_SORT_KEY
+        if key in keys:
+            options.highlighted = keys.index(key)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
