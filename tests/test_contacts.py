@@ -171,6 +171,36 @@ def test_tracker_conventions():
     assert starts.tolist() == [[0, 0], [0, 1]]
 
 
+def test_tracker_with_pairs_reports_what_the_matrix_does():
+    """Handing `update` the pairs of the step (as the orbit does) changes nothing."""
+    rng = np.random.default_rng(3)
+    by_matrix, by_pairs = ContactTracker(), ContactTracker()
+    state = rng.random((4, 50)) < 0.2
+    for _ in range(40):
+        flip = rng.random(state.shape) < 0.05
+        state = state ^ flip
+        pairs = np.flatnonzero(state)
+        a = by_matrix.update(state)
+        b = by_pairs.update(state, pairs)
+        for x, y in zip(a, b, strict=True):
+            assert x.tolist() == y.tolist()
+
+
+def test_best_station_is_the_highest_first_on_a_tie():
+    stations = GroundStations(np.array([0.0, 10.0, 20.0]), np.zeros(3), np.zeros(3), 5.0)
+    n = 5
+    # (station, sat, elevation): sat 1 seen by all three, the second highest; sat 3 a tie
+    # between stations 0 and 2 (argmax takes the first); sat 4 by station 2 alone.
+    seen = [(0, 1, 0.3), (1, 1, 0.7), (2, 1, 0.2), (0, 3, 0.5), (2, 3, 0.5), (2, 4, 0.1)]
+    pairs = np.array([st * n + sat for st, sat, _ in seen])
+    elevation = np.array([el for _, _, el in seen])
+    out = np.zeros(n, dtype=np.int16)
+    stations.best_station(pairs, elevation, n, out)
+    assert out.tolist() == [-1, 1, -1, 0, 2]
+    stations.best_station(pairs[:0], elevation[:0], n, out)
+    assert out.tolist() == [-1] * n
+
+
 def test_a_scenario_without_stations_steps() -> None:
     """No ground stations is a valid (if lonely) fleet: empty contact arrays, no error."""
     from twin.clock import SimClock

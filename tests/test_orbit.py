@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,13 @@ from skyfield.api import EarthSatellite, load, load_file, wgs84
 from skyfield.framelib import itrs
 from skyfield.sgp4lib import TEME
 
+from twin.clock import SimClock
 from twin.frames import FrameRotations, itrs_velocity_km_s, jd_utc_from_datetime, rotate
 from twin.geometry import geodetic_from_itrs, itrs_from_geodetic
+from twin.orbit import OrbitModel
 from twin.propagate import STATUS_NAMES, STATUS_OK, Propagator, read_tle_file
+from twin.scenario import load_scenario
+from twin.subsystem import EventLog, StepContext
 from twin.sun import SunEphemeris, de421_path
 
 TLE = Path(__file__).resolve().parents[1] / "assets/tle/starlink-2023-07-18.tle"
@@ -226,3 +231,37 @@ def test_whole_catalog_far_future_never_raises(catalog):
     assert set(np.unique(status).tolist()) <= set(STATUS_NAMES)
     assert np.isnan(pos[bad]).all() and np.isnan(vel[bad]).all()
     assert np.isfinite(pos[~bad]).all()
+
+
+def test_orbit_model_fields_match_skyfield(ts, catalog):
+    """The fields as the stepped model publishes them (rotations, Earth-fixed velocity
+    through TEME, geodetic from component rows) against skyfield, satellite by satellite."""
+    _, earth_sats = catalog
+    scenario = load_scenario("starlink")
+    clock = SimClock(scenario.epoch_utc + timedelta(hours=7, seconds=13.25), rate_hz=1.0,
+                     warp=1.0, fast=True)
+    model = OrbitModel(scenario, clock)
+    model.step(StepContext(clock.t_utc, 0.0, EventLog(t_utc=clock.t_utc),
+                           np.random.default_rng(0), {}))
+    t = model.frames.time_jd_utc(*clock.jd_utc)
+    idx = np.arange(0, len(earth_sats), 25)
+    ok = model.status.array[idx] == STATUS_OK
+    assert ok.sum() > 170
+    idx = idx[ok]
+    geos = [earth_sats[i].at(t) for i in idx]
+    itrs_states = [g.frame_xyz_and_velocity(itrs) for g in geos]
+    places = [wgs84.geographic_position_of(g) for g in geos]
+    pairs = [
+        (model.pos_gcrs.array, [g.position.km for g in geos], one_metre_km),
+        (model.vel_gcrs.array, [g.velocity.km_per_s for g in geos], one_mm_s_km_s),
+        (model.pos_itrs.array, [s[0].km for s in itrs_states], one_metre_km),
+        (model.vel_itrs.array, [s[1].km_per_s for s in itrs_states], one_mm_s_km_s),
+        (model.alt.array, [p.elevation.km for p in places], one_metre_km),
+    ]
+    for got, ref, tol in pairs:
+        assert np.abs(got[idx] - np.array(ref)).max() < tol
+    lat = np.radians(model.lat.array[idx])
+    lon = np.radians(model.lon.array[idx])
+    assert np.abs(lat - [p.latitude.radians for p in places]).max() < geodetic_vs_skyfield_rad
+    lon_err = np.angle(np.exp(1j * (lon - [p.longitude.radians for p in places])))
+    assert np.abs(lon_err).max() < geodetic_vs_skyfield_rad

@@ -9,7 +9,13 @@ import pytest
 from skyfield.api import EarthSatellite, load, load_file
 
 from twin.frames import FrameRotations, rotate
-from twin.geometry import R_EARTH_SHADOW_KM, R_SUN_KM, beta_angle_rad, sunlit_fraction
+from twin.geometry import (
+    R_EARTH_SHADOW_KM,
+    R_SUN_KM,
+    _conical_fraction,
+    beta_angle_rad,
+    sunlit_fraction,
+)
 from twin.propagate import Propagator, read_tle_file
 from twin.sun import SunEphemeris, de421_path
 
@@ -22,6 +28,7 @@ fine_step_s = 0.25
 penumbra_min_s = 3.0
 penumbra_max_s = 20.0
 analytic_rad = 1e-12
+classify_tol = 1e-8  # sunlit fraction, against the conical formula on every row
 au_km = 149_597_870.7
 
 
@@ -130,6 +137,41 @@ def test_sunlit_fraction_analytic_cases():
     assert 0.3 < sunlit_fraction(edge, sun)[0] < 0.7
     # (n, 3) Sun broadcasting gives the same result.
     np.testing.assert_array_equal(sunlit_fraction(pos, np.tile(sun, (5, 1))), frac)
+
+
+def test_sunlit_classification_matches_the_conical_formula_everywhere():
+    """The cone-free classification (full sun / umbra without trigonometry) may only skip
+    satellites whose answer it knows: compared with the conical formula on every row,
+    over shells from 300 to 40,000 km, densest where it matters, around the shadow edge."""
+    rng = np.random.default_rng(11)
+    sun = au_km * np.array([0.3, -0.8, 0.52]) / np.linalg.norm([0.3, -0.8, 0.52])
+    s_hat = sun / np.linalg.norm(sun)
+    for r_km in (6678.0, 6928.0, 7500.0, 12_000.0, 42_164.0):
+        # Random directions, plus a band hugging the shadow cylinder's edge behind Earth.
+        spread = rng.normal(size=(4000, 3))
+        spread *= r_km / np.linalg.norm(spread, axis=1)[:, None]
+        perp = rng.normal(size=(4000, 3))
+        perp -= (perp @ s_hat)[:, None] * s_hat
+        perp /= np.linalg.norm(perp, axis=1)[:, None]
+        p_km = R_EARTH_SHADOW_KM + rng.uniform(-200.0, 200.0, size=(4000, 1))
+        behind = -np.sqrt(np.maximum(r_km**2 - p_km**2, 0.0)) * s_hat
+        edge = perp * p_km + behind
+        pos = np.concatenate((spread, edge))
+        got = sunlit_fraction(pos, sun)
+        exact = _conical_fraction(pos, sun)
+        # A misclassified row would be off by far more than a penumbra's rounding (r·s
+        # comes from r·ŝ |s| here, which moves the overlap formula by ~1e-9).
+        np.testing.assert_allclose(got, exact, rtol=0, atol=classify_tol)
+        assert ((exact > 0) & (exact < 1)).any() or r_km > 40_000  # the band has penumbra
+        # With r·ŝ and |r|² handed in, the same answer.
+        np.testing.assert_allclose(
+            sunlit_fraction(pos, sun, pos @ s_hat, np.einsum("ij,ij->i", pos, pos)), exact,
+            rtol=0, atol=classify_tol)
+    # A NaN row and a satellite out where the bounds do not hold take the exact path.
+    odd = np.array([[np.nan] * 3, [-2.0e5, 0.0, 0.0], [6928.0, 0.0, 0.0]])
+    got = sunlit_fraction(odd, sun)
+    assert np.isnan(got[0])
+    np.testing.assert_array_equal(got[1:], _conical_fraction(odd, sun)[1:])
 
 
 def test_beta_angle_of_hand_built_circular_orbit():

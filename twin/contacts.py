@@ -123,6 +123,9 @@ class GroundStations:
         elevation_deg: np.ndarray,
         range_km: np.ndarray,
         in_contact: np.ndarray,
+        rows_km: np.ndarray | None = None,
+        r2_km2: np.ndarray | None = None,
+        failed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """`look` and `in_contact`, written straight into the orbit's wire arrays.
 
@@ -137,6 +140,11 @@ class GroundStations:
             elevation_deg: (s, n) output, elevation in degrees (any float dtype).
             range_km: (s, n) output, slant range in km (any float dtype).
             in_contact: (s, n) bool output.
+            rows_km: Optional (3, n) the same positions as component rows (rows
+                contiguous), when the caller has them: the matmul is then twice as fast.
+            r2_km2: Optional (n,) |r|², km², when the caller has it.
+            failed: Optional (n,) bool, the satellites without a position (NaN rows),
+                when the caller knows them; None: found here.
 
         Returns:
             pairs: (k,) flat indices ``station * n + sat`` of the pairs in contact, sorted.
@@ -152,28 +160,67 @@ class GroundStations:
             return pairs, elevation_rad.reshape(-1)[pairs]
         s = self.n_stations
         n = pos_itrs_km.shape[0]
-        both = self._minus2_pos_and_up @ pos_itrs_km.T
-        rng = both[:s]
-        rng += rowdot(pos_itrs_km, pos_itrs_km)
-        rng += self._station_sq_km2
-        np.sqrt(rng, out=rng)
-        np.copyto(range_km, rng, casting="same_kind")
-        sin_el = both[s:]
-        sin_el -= self._station_up_km
-        sin_el /= rng
-        flat_sin = sin_el.reshape(-1)
-        above = np.flatnonzero(flat_sin > math.sin(floor))  # NaN compares False
-        elevation_rad = np.arcsin(np.minimum(flat_sin[above], 1.0))
+        both = self._minus2_pos_and_up @ (pos_itrs_km.T if rows_km is None else rows_km)
+        range2 = both[:s]  # |r - s|², km²
+        range2 += rowdot(pos_itrs_km, pos_itrs_km) if r2_km2 is None else r2_km2
+        range2 += self._station_sq_km2
+        # The range field takes its square root in its own dtype (float32 on the wire:
+        # three times cheaper than float64 over every pair); exact elevations come from
+        # the float64 square for the pairs above the floor only.
+        np.copyto(range_km, range2, casting="same_kind")
+        np.sqrt(range_km, out=range_km)
+        height = both[s:]  # up · (r - s), km
+        height -= self._station_up_km
+        # Above the floor: sin el > sin floor, i.e. height > sin(floor) range (the float32
+        # range moves the floor's edge by < 1e-7 of the range; contacts are decided on
+        # the exact elevation below).
+        threshold = np.multiply(range_km, math.sin(floor), dtype=np.float64)
+        above = np.flatnonzero(height.reshape(-1) > threshold.reshape(-1))  # NaN: False
+        sin_el = height.reshape(-1)[above]
+        sin_el /= np.sqrt(range2.reshape(-1)[above])
+        elevation_rad = np.arcsin(np.minimum(sin_el, 1.0, out=sin_el), out=sin_el)
         elevation_deg.fill(float(np.degrees(floor)))  # as np.degrees of the full matrix
         elevation_deg.reshape(-1)[above] = np.degrees(elevation_rad)
-        nan_sats = np.isnan(pos_itrs_km[:, 0])
-        if s and nan_sats.any():
-            elevation_deg[:, nan_sats] = np.nan
+        if failed is None:
+            failed = np.isnan(pos_itrs_km[:, 0])
+        if s and failed.any():
+            elevation_deg[:, failed] = np.nan
         hit = elevation_rad >= self.min_elevation_rad[above // n]
         pairs = above[hit]
         in_contact.fill(False)
         in_contact.reshape(-1)[pairs] = True
         return pairs, elevation_rad[hit]
+
+    def best_station(self, pairs: np.ndarray, elevation_rad: np.ndarray, n_sats: int,
+                     out: np.ndarray) -> np.ndarray:
+        """The highest station in contact with each satellite, from `look_into`'s pairs.
+
+        Args:
+            pairs: (k,) flat pair indices ``station * n_sats + sat``, sorted.
+            elevation_rad: (k,) their elevations, rad.
+            n_sats: Number of satellites.
+            out: (n_sats,) integer output: the station index, -1 where none; on a tie the
+                first station (as ``argmax`` over stations).
+
+        Returns:
+            ``out``.
+        """
+        out.fill(-1)
+        if pairs.size:
+            pair_station, pair_sat = np.divmod(pairs, n_sats)
+            # One sort by satellite, then highest first: elevations lie within ±π/2, so
+            # 4 sat - elevation orders both at once (ties within ~4e-12 rad at 4,428
+            # satellites). The stable sort keeps the pairs' station order on a tie. The
+            # first of each satellite's run wins.
+            key = pair_sat * 4.0
+            key -= elevation_rad
+            order = np.argsort(key, kind="stable")
+            sat_sorted = pair_sat[order]
+            first = np.empty(sat_sorted.size, dtype=bool)
+            first[0] = True
+            np.not_equal(sat_sorted[1:], sat_sorted[:-1], out=first[1:])
+            out[sat_sorted[first]] = pair_station[order[first]]
+        return out
 
     def in_contact(self, elevation_rad: np.ndarray) -> np.ndarray:
         """Visibility above each station's mask.
@@ -199,21 +246,28 @@ class ContactTracker:
     def __init__(self) -> None:
         """Start with no previous state."""
         self._prev: np.ndarray | None = None
+        self._prev_pairs: np.ndarray | None = None  # flat indices of _prev's True cells
 
     def reset(self) -> None:
         """Forget the previous state (next update reports all visible pairs as starts)."""
         self._prev = None
+        self._prev_pairs = None
 
     @property
     def in_contact(self) -> np.ndarray | None:
         """(s, n) bool state of the last update (None before the first); do not modify."""
         return self._prev
 
-    def update(self, in_contact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def update(
+        self, in_contact: np.ndarray, pairs: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Compare with the previous step and report changes.
 
         Args:
             in_contact: (s, n) bool visibility (e.g. `GroundStations.in_contact`).
+            pairs: Optional sorted flat indices of ``in_contact``'s True cells (as
+                `GroundStations.look_into` returns them): the comparison then reads only
+                this step's and the last step's pairs, not the whole matrix.
 
         Returns:
             starts: (k, 2) int64 rows (station_idx, sat_idx) that came into contact.
@@ -229,12 +283,26 @@ class ContactTracker:
             raise ValueError(
                 f"in_contact shape {cur.shape} != previous {self._prev.shape}; call reset()"
             )
+        n_sats = cur.shape[-1]
+        if pairs is not None and self._prev_pairs is not None:
+            starts = pairs[~self._prev.reshape(-1)[pairs]]
+            ends = self._prev_pairs[~cur.reshape(-1)[self._prev_pairs]]
+            self._prev[...] = cur
+            self._prev_pairs = pairs.copy()
+            if not (starts.size or ends.size):
+                return _EMPTY_PAIRS, _EMPTY_PAIRS
+            return _unravel(starts, n_sats), _unravel(ends, n_sats)
         changed = np.flatnonzero(self._prev ^ cur)
+        self._prev_pairs = np.flatnonzero(cur) if pairs is None else pairs.copy()
         if not changed.size:
             return _EMPTY_PAIRS, _EMPTY_PAIRS
         # One pass over the matrix; the few changed pairs are then split and unravelled.
         is_start = cur.reshape(-1)[changed]
-        n_sats = cur.shape[-1]
-        pairs = np.stack(np.divmod(changed, n_sats), axis=-1)
+        pairs_2d = _unravel(changed, n_sats)
         self._prev[...] = cur  # own copy: the caller may reuse its array
-        return pairs[is_start], pairs[~is_start]
+        return pairs_2d[is_start], pairs_2d[~is_start]
+
+
+def _unravel(flat: np.ndarray, n_sats: int) -> np.ndarray:
+    """(k, 2) int64 rows (station_idx, sat_idx) of flat pair indices ``station * n + sat``."""
+    return np.stack(np.divmod(flat, n_sats), axis=-1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # WGS84 ellipsoid.
@@ -43,6 +45,25 @@ def unit(vec: np.ndarray) -> np.ndarray:
 def geodetic_from_itrs(pos_itrs_km: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """WGS84 geodetic coordinates of Earth-fixed positions (one Bowring iteration).
 
+    Args:
+        pos_itrs_km: (n, 3) ITRS positions, km (NaN rows give NaN).
+
+    Returns:
+        lat_rad: (n,) geodetic latitude, rad.
+        lon_rad: (n,) longitude, rad in [-π, π].
+        alt_km: (n,) height above the ellipsoid, km.
+    """
+    # Contiguous rows: column ops on an (n, 3) array are strided and twice as slow.
+    x, y, z = np.ascontiguousarray(pos_itrs_km.T)
+    return geodetic_from_rows(x, y, z)
+
+
+def geodetic_from_rows(
+    x: np.ndarray, y: np.ndarray, z: np.ndarray,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """WGS84 geodetic coordinates from the ITRS component rows x, y, z, (n,) km each.
+
     Bowring's parametric-latitude iteration is written with tangents only, so the
     trigonometry is two ``arctan`` calls (``arctan2`` and ``hypot`` cost 2.5x more
     here). Started from the altitude-aware guess below, one iteration reaches 2e-13 rad
@@ -54,15 +75,15 @@ def geodetic_from_itrs(pos_itrs_km: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     (where the longitude is undefined and comes back NaN).
 
     Args:
-        pos_itrs_km: (n, 3) ITRS positions, km (NaN rows give NaN).
+        x, y, z: (n,) contiguous ITRS coordinates, km.
+        out: Optional (lat_rad, lon_rad, alt_km) float64 (n,) arrays for the results.
 
     Returns:
         lat_rad: (n,) geodetic latitude, rad.
         lon_rad: (n,) longitude, rad in [-π, π].
         alt_km: (n,) height above the ellipsoid, km.
     """
-    # Contiguous rows: column ops on an (n, 3) array are strided and twice as slow.
-    x, y, z = np.ascontiguousarray(pos_itrs_km.T)
+    lat_out, lon_out, alt_out = (None, None, None) if out is None else out
     p = x * x
     p += y * y
     r = z * z
@@ -90,13 +111,14 @@ def geodetic_from_itrs(pos_itrs_km: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     den *= -WGS84_E2 * WGS84_A_KM
     den += p
     # den > 0 except within ~e²a = 43 km of the centre, so arctan needs no quadrant.
-    lat_rad = np.arctan(num / den)
+    lat_rad = np.divide(num, den, out=lat_out)
+    np.arctan(lat_rad, out=lat_rad)
     hyp = num * num
     hyp += den * den
     np.sqrt(hyp, out=hyp)
     sin_lat = num / hyp
     cos_lat = den / hyp
-    alt_km = sin_lat * sin_lat
+    alt_km = np.multiply(sin_lat, sin_lat, out=alt_out)
     alt_km *= -WGS84_E2
     alt_km += 1.0
     np.sqrt(alt_km, out=alt_km)
@@ -105,7 +127,7 @@ def geodetic_from_itrs(pos_itrs_km: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     alt_km += z * sin_lat
     # Longitude by the half-angle formula, folded so the denominator never cancels:
     # λ0 = 2 atan(y / (p + |x|)) is the longitude of (|x|, y); mirror it when x < 0.
-    lon_rad = np.abs(x)
+    lon_rad = np.abs(x, out=lon_out)
     lon_rad += p
     np.divide(y, lon_rad, out=lon_rad)
     np.arctan(lon_rad, out=lon_rad)
@@ -145,7 +167,10 @@ def itrs_from_geodetic(lat_rad: np.ndarray, lon_rad: np.ndarray, alt_km: np.ndar
     )
 
 
-def sunlit_fraction(pos_gcrs_km: np.ndarray, sun_gcrs_km: np.ndarray) -> np.ndarray:
+def sunlit_fraction(
+    pos_gcrs_km: np.ndarray, sun_gcrs_km: np.ndarray, along_km: np.ndarray | None = None,
+    r2_km2: np.ndarray | None = None,
+) -> np.ndarray:
     """Fraction of the solar disk not hidden by the Earth, seen from each satellite.
 
     Conical shadow model (Montenbruck & Gill, Satellite Orbits, 3.4.2): the Sun and the
@@ -155,18 +180,69 @@ def sunlit_fraction(pos_gcrs_km: np.ndarray, sun_gcrs_km: np.ndarray) -> np.ndar
     Earth's limb across it changes the fraction by < 1e-3). Earth radius
     `R_EARTH_SHADOW_KM` (WGS84 equatorial), Sun radius `R_SUN_KM`.
 
-    Only the satellites in penumbra (a handful of 4,428) go through trigonometry; the
-    rest are classified by comparing cosines (θ >= ρ_sun + ρ_earth: full sun).
+    Most satellites are classified without the cones: seen from the geocentre, a
+    satellite at distance r whose distance from the shadow axis is p (behind the Earth,
+    r·ŝ < 0) is in full sun when p >= R_E + c r and in umbra when p <= R_E - c r, with
+    c = 0.006 >= ρ_sun + parallax + its square (sin(ρ_E ± δ) lies within δ of R_E/r); on
+    the Sun's side (r·ŝ >= 0) it is in full sun. Both bounds hold for R_E + 10 km < r <
+    1e5 km. Only the rest, a band ~80 km wide around the shadow's edge (a few percent of
+    a LEO fleet), and any satellite outside those distances go through the conical
+    formula.
 
     Args:
         pos_gcrs_km: (n, 3) satellite positions, geocentric GCRS, km.
         sun_gcrs_km: (3,) or (n, 3) geocentric Sun position, GCRS, km.
+        along_km: Optional (n,) r·ŝ, km (ŝ the unit Sun direction), when already at hand
+            (only with a (3,) Sun).
+        r2_km2: Optional (n,) |r|², km², likewise.
 
     Returns:
         (n,) float64: 1 in full sun, 0 in umbra, between in penumbra, and
         1 - (ρ_earth/ρ_sun)² in the annular case (Earth disk inside the Sun disk,
         never in LEO). NaN for NaN positions; 0 for a position inside the Earth.
     """
+    sun = np.asarray(sun_gcrs_km, dtype=np.float64)
+    if sun.ndim != 1:
+        return _conical_fraction(pos_gcrs_km, sun)
+    sun_km = math.sqrt(float(sun @ sun))
+    if along_km is None:
+        along_km = pos_gcrs_km @ (sun / sun_km)
+    if r2_km2 is None:
+        r2_km2 = rowdot(pos_gcrs_km, pos_gcrs_km)
+    # A NaN row makes the maximum NaN, and a satellite outside the distances where the
+    # bounds hold fails the test: the whole fleet then takes the exact path.
+    r2_max = float(np.max(r2_km2))
+    if not (np.fmin.reduce(r2_km2) > _SURE_R2_MIN_KM2 and r2_max < _SURE_R2_MAX_KM2):
+        return _conical_fraction(pos_gcrs_km, sun)
+    margin_km = _SURE_MARGIN_PER_KM * math.sqrt(r2_max)  # one bound for the whole fleet
+    # Distance from the shadow axis, less the Earth's radius, km.
+    edge_km = np.multiply(along_km, along_km)
+    np.subtract(r2_km2, edge_km, out=edge_km)
+    np.sqrt(edge_km, out=edge_km)
+    edge_km -= R_EARTH_SHADOW_KM
+    behind = along_km < 0.0
+    lit = np.greater_equal(edge_km, margin_km)
+    lit |= ~behind
+    frac = lit.astype(np.float64)
+    np.abs(edge_km, out=edge_km)
+    unsure = np.less(edge_km, margin_km)
+    unsure &= behind
+    unsure = np.flatnonzero(unsure)
+    if unsure.size:
+        frac[unsure] = _conical_from_dots(r2_km2[unsure], along_km[unsure] * sun_km,
+                                          sun_km * sun_km)
+    return frac
+
+
+# `sunlit_fraction`'s classification without the cones: c = ρ_sun + parallax + margin
+# (asin(695,700 / 1.47e8 km) = 0.00474 rad, parallax r / |s| < 7e-4 below 1e5 km).
+_SURE_MARGIN_PER_KM = 0.006
+_SURE_R2_MIN_KM2 = (R_EARTH_SHADOW_KM + 10.0) ** 2
+_SURE_R2_MAX_KM2 = 1e5**2
+
+
+def _conical_fraction(pos_gcrs_km: np.ndarray, sun_gcrs_km: np.ndarray) -> np.ndarray:
+    """`sunlit_fraction` by the conical formula for every row: the exact path."""
     sun = np.asarray(sun_gcrs_km, dtype=np.float64)
     r2 = rowdot(pos_gcrs_km, pos_gcrs_km)
     if sun.ndim == 1:
@@ -175,6 +251,11 @@ def sunlit_fraction(pos_gcrs_km: np.ndarray, sun_gcrs_km: np.ndarray) -> np.ndar
     else:
         sr = rowdot(pos_gcrs_km, sun)
         s2 = rowdot(sun, sun)
+    return _conical_from_dots(r2, sr, s2)
+
+
+def _conical_from_dots(r2: np.ndarray, sr: np.ndarray, s2: np.ndarray | float) -> np.ndarray:
+    """The conical formula from r·r, r·s (km², (m,)) and s·s (km², scalar or (m,))."""
     # |s - r|² expanded: relative rounding ~1e-16 of |s|², i.e. metres at 1 au.
     d2 = r2 - 2.0 * sr
     d2 += s2
@@ -241,6 +322,15 @@ def beta_angle_rad(
     # Contiguous component rows: the cross product by columns is then ~9 cheap ops.
     x, y, z = np.ascontiguousarray(pos_gcrs_km.T)
     vx, vy, vz = np.ascontiguousarray(vel_gcrs_km_s.T)
+    return beta_angle_from_rows(x, y, z, vx, vy, vz, s_hat)
+
+
+def beta_angle_from_rows(
+    x: np.ndarray, y: np.ndarray, z: np.ndarray, vx: np.ndarray, vy: np.ndarray,
+    vz: np.ndarray, s_hat: np.ndarray,
+) -> np.ndarray:
+    """`beta_angle_rad` from contiguous (n,) component rows and the unit Sun direction
+    ``s_hat`` ((3,) or (n, 3)); returns a new (n,) array, rad."""
     hx = y * vz
     hx -= z * vy
     hy = z * vx

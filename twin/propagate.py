@@ -75,6 +75,8 @@ class Propagator:
         # two new ones per step would be pure overhead.
         self._jd = np.zeros(1)
         self._fr = np.zeros(1)
+        # (n,) bool: the satellites the last call failed (status nonzero, rows NaN).
+        self.failed: np.ndarray = np.zeros(self.n_sats, dtype=bool)
 
     def propagate(
         self, jd_whole: float, jd_frac: float
@@ -102,7 +104,7 @@ class Propagator:
         pos_teme_km = r.reshape(self.n_sats, 3)
         vel_teme_km_s = v.reshape(self.n_sats, 3)
         status = err.reshape(self.n_sats)
-        bad = status != STATUS_OK
+        bad = np.not_equal(status, STATUS_OK, out=self.failed)
         # The C library already writes NaN for failures; enforce it so the contract
         # does not depend on the library version.
         if bad.any():
