@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from computeutil import DAWN_DUSK, QUIET, WALKER, command, engine
+from computeutil import DAWN_DUSK, QUIET, STATION, WALKER, command, engine
 
 from twin.compute import FAULT, HEAT, NONE, POWER, QUEUE, ComputeModel, ComputeParams, dvfs_clock
-from twin.scenario import parse_scenario
+from twin.scenario import ASSETS_DIR, parse_scenario
 from twin.subsystem import CommandRejected, EventLog, StepContext
+from twin.wire import pack
 
 ONE_MS = 1e-3  # timing tolerance, s
 ONE_MW = 1e-3  # power tolerance, W
@@ -204,3 +205,97 @@ def test_fields_and_fleet_carry_units() -> None:
     meta = eng.meta()["subsystems"]["compute"]
     assert set(meta["limit_reasons"]) == {str(k) for k in range(8)}
     assert meta["throttle_codes"]["2"] == "power"
+
+
+# The default scenario made eventful: chips that throttle, frequent upsets half of which
+# reset a device, a busy queue with frequent scheduling passes; power caps in eclipse.
+EVENTFUL = """
+[compute]
+throttle_temp_k = 312.0
+throttle_hysteresis_k = 1.0
+[radiation]
+base_seu_per_accel_day = 40.0
+reset_frac = 0.5
+[workload]
+arrivals_per_node_h = 3.0
+schedule_interval_s = 120.0
+max_queue = 200
+"""
+
+# Twenty dawn-dusk nodes at 5 s steps: no eclipse, so most steps change nothing for compute
+# (the steps whose values are kept), with now and then a finish, an upset or a throttle.
+STEADY = """
+[scenario]
+name = "steady"
+epoch = "2026-03-20T12:00:00Z"
+seed = 11
+
+[[sun_synchronous]]
+name = "dd"
+altitude_km = 650.0
+ltan_h = 18.0
+planes = 2
+sats_per_plane = 10
+
+[compute]
+throttle_temp_k = 330.0
+[radiation]
+base_seu_per_accel_day = 0.5
+reset_frac = 0.5
+""" + STATION
+
+COMMANDS = {
+    3: [("inject_fault", {"sat": 2, "kind": "accelerator", "count": 3})],
+    8: [("set_policy", {"policy": "first_fit"}),
+        ("inject_fault", {"sat": 5, "kind": "accelerator", "count": 8})],
+    12: [("clear_fault", {"sat": 2})],
+    20: [("clear_fault", {"sat": 5})],
+    30: [("inject_upset", {"sat": 0, "reset": True}),
+         ("set_power_cap", {"sat": 1, "power_w": 2000.0})],
+    45: [("inject_upset", {"sat": 3, "reset": False})],
+    60: [("set_power_cap", {"sat": "all"})],
+}
+
+
+@pytest.mark.parametrize(("text", "dt_s", "steps", "mirror_every"), [
+    pytest.param(STEADY, 5.0, 300, 50, id="steady"),
+    pytest.param((ASSETS_DIR / "scenarios" / "default.toml").read_text() + EVENTFUL, 60.0,
+                 150, 9, id="eventful"),
+])
+def test_values_kept_between_steps_equal_a_fresh_computation(text: str, dt_s: float,
+                                                             steps: int,
+                                                             mirror_every: int) -> None:
+    """Compute keeps what did not change from one step to the next and skips rewriting
+    fields that would get the same values. A twin whose compute forgets all of it before
+    every step, and takes the per-job and per-device paths for stalls and resets, publishes
+    the same fields and fleet map, bit for bit: through quiet steps, finishes, upsets,
+    resets, power caps, thermal throttling, failed accelerators, commands and a mirror's
+    measured drivers."""
+    kept, fresh = engine(text, dt_s=dt_s), engine(text, dt_s=dt_s)
+    forgetful = fresh.compute_model
+    forgetful._stall_horizon_t = forgetful._reset_horizon_t = np.inf
+    seen = {"thermal": 0, "done": 0, "upsets": 0, "kept": 0}
+    for k in range(steps):
+        commands = [*COMMANDS.get(k, ())]
+        if k % 40 == 10:  # short jobs: finishes while nothing else changes
+            commands.append(("submit_job", {"kind": "inference", "size_accel_h": 0.02,
+                                            "accelerators": 1}))
+        for name, args in commands:
+            assert command(kept, name, **args) == command(fresh, name, **args)
+        forgetful.forget_kept()
+        for eng in (kept, fresh):
+            eng.step()
+            if k % mirror_every == 4:  # the mirror writes some nodes' fields after the step
+                eng.compute_model.take_measured(np.array([3, 7]), {
+                    "utilization_frac": np.array([0.5, np.nan]),
+                    "compute_power_w": np.array([np.nan, 1234.0])})
+        for a, b in zip(kept.fields, fresh.fields, strict=True):
+            assert a.array.tobytes() == b.array.tobytes(), (k, a.spec.name)
+        fleet = kept.header()["fleet"]
+        assert pack(fleet) == pack(fresh.header()["fleet"]), k  # NaN-safe, types and order
+        seen["thermal"] += fleet["n_throttled_thermal"] > 0
+        seen["kept"] += kept.compute_model._published is not None
+        seen["done"], seen["upsets"] = fleet["jobs_done"], fleet["upsets_total"]
+    # The run went through what it is meant to (steady: mostly steps with values kept).
+    assert seen["thermal"] and seen["done"] and seen["upsets"], seen
+    assert dt_s > 5.0 or seen["kept"] > steps // 2, seen

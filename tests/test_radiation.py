@@ -68,6 +68,24 @@ def test_upset_counts_follow_poisson_statistics() -> None:
         p.base_dose_gy_per_day * steps * dt / SECONDS_PER_DAY, rel=1e-5)
 
 
+def test_upset_rates_follow_the_powered_devices_between_refreshes() -> None:
+    """The per-step rates are kept while the environment and the powered devices stay the
+    same (a read-only array, the same object); another array is another set of devices:
+    with none powered, no upset, even within one environment refresh."""
+    p = RadiationParams(base_seu_per_accel_day=1e4)  # ~46 upsets a step over 50 nodes
+    n = 50
+    state = RadiationState(p, n)
+    rng = np.random.default_rng(3)
+    lat, lon, alt = np.zeros(n), np.zeros(n), np.full(n, 500.0)
+    on = np.full(n, 8)
+    off = np.zeros(n, dtype=np.int64)
+    on.flags.writeable = off.flags.writeable = False
+    for k in range(6):  # 6 s: within one refresh of the environment
+        powered = off if k % 2 else on
+        up, _ = state.step(rng, 1e9 + k, 1.0, lat, lon, alt, powered)
+        assert (int(up.sum()) == 0) == (powered is off), k
+
+
 def test_injected_upset_costs_exactly_the_work_since_the_last_checkpoint() -> None:
     eng = engine(DAWN_DUSK + QUIET, dt_s=60.0)
     job_id = command(eng, "submit_job", kind="training", size_accel_h=80.0, accelerators=8,

@@ -11,7 +11,7 @@ from twin.engine import Engine
 from twin.scenario import load_scenario
 from twin.scheduler import eclipse_lookahead, plan
 from twin.subsystem import CommandRejected
-from twin.workload import JobTable, WorkloadParams
+from twin.workload import QUEUED, RUNNING, JobTable, WorkloadParams
 
 # Half a minute over up to an hour of lead: the reference is sampled every 10 s, and the
 # look-ahead's cylinder of the equatorial radius and circular orbit differ from the orbit
@@ -238,3 +238,39 @@ def test_plan_places_every_job_where_the_per_job_evaluation_does(policy: str) ->
     assert placed > 1000
     assert reasons == {"accelerators", "storage", "power"} | (
         {"policy"} if policy == "sun_aware" else set())
+
+
+def test_job_table_counts_follow_every_state_change() -> None:
+    """The queue and running counts, the kept running set and the oldest queued submit time
+    agree with a scan of the table after every add, start, requeue and release (slots
+    reused, the table grown, NaN-free submit times in any order)."""
+    rng = np.random.default_rng(11)
+    jobs = JobTable(capacity=4)
+    changes = 0
+    for k in range(800):
+        queued = np.flatnonzero(jobs.state == QUEUED)
+        running = np.flatnonzero(jobs.state == RUNNING)
+        version = jobs.running_version
+        op = int(rng.integers(4))
+        if op == 0 or queued.size == 0:
+            jobs.add(kind=1, accels=int(rng.integers(1, 9)), size_accel_s=3600.0, priority=1,
+                     ckpt_interval_s=600.0, result_bytes=1e9,
+                     submit_t=float(rng.choice([-50.0, 0.0, k, 2.0 * k])))
+        elif op == 1:
+            slots = rng.choice(queued, size=int(rng.integers(1, queued.size + 1)),
+                               replace=False)
+            jobs.start(slots, rng.integers(0, 5, slots.size), float(k))
+        elif op == 2 and running.size:
+            jobs.requeue(int(rng.choice(running)))
+        else:
+            jobs.release(int(rng.choice(np.concatenate([queued, running]))))
+        changed = not np.array_equal(np.flatnonzero(jobs.state == RUNNING), running)
+        assert (jobs.running_version != version) == changed, k  # counts every change
+        changes += changed
+        queued = np.flatnonzero(jobs.state == QUEUED)
+        running = np.flatnonzero(jobs.state == RUNNING)
+        assert jobs.n_queued == queued.size and jobs.n_running == running.size, k
+        np.testing.assert_array_equal(jobs.running(), running)
+        assert jobs.oldest_queued_submit_t() == (jobs.submit_t[queued].min() if queued.size
+                                                 else np.inf), k
+    assert changes > 100 and jobs.capacity > 4

@@ -18,6 +18,12 @@ storage, the jobs it runs. Each step, in order:
 Publishes ``compute_power_w`` (n,) for power and thermal: everything the payload draws,
 which is also the heat it puts into the compute thermal node.
 
+Most steps change little for compute: no job starts or ends, no cap, no throttle, no
+fault. What follows only from the running set and the working accelerators (each node's
+load, and at full clock its power and delivered FLOP/s) is kept until one of them
+changes, and the per-node fields are rewritten only when something they follow from has
+changed; the numbers are those a full recomputation gives, bit for bit (docs/performance.md).
+
 A node mirrored by a live testbed (twin/mirror.py) takes its measured drivers after this
 step through ``take_measured``, registered in ``ctx.shared[DRIVER_SINKS]``: measured
 utilization sets the node's busy accelerators, and from them its DVFS clock, delivered
@@ -49,7 +55,6 @@ from twin.wire import ok
 from twin.workload import (
     JOB_KINDS,
     KIND_CODES,
-    QUEUED,
     RUNNING,
     SECONDS_PER_HOUR,
     JobTable,
@@ -154,6 +159,86 @@ def _dynamic_w(dynamic_full_w: np.ndarray, clock: np.ndarray, exponent: float) -
     return out
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+def _same_inputs(key: tuple[Any, ...] | None, last: tuple[Any, ...] | None) -> bool:
+    """Whether two ``(load, idle_resetting, *values)`` keys match: the same two objects
+    (arrays compare by identity: they are replaced, never changed) and equal values."""
+    return (key is not None and last is not None and key[0] is last[0] and key[1] is last[1]
+            and key[2:] == last[2:])
+
+
+class _NodeLoad:
+    """What the running jobs ask of each node in a step, before any cap or throttle.
+
+    Built from the running set, the working accelerators and the fraction of the step the
+    jobs compute; the compute model keeps it while those stay the same (most steps), with
+    the full-clock power and delivered rate derived from it. Arrays are (n,) float64 unless
+    said otherwise, read-only.
+
+    Attributes:
+        running_version: The job table's running set this was built from.
+        n_ok: The working accelerators it was built from (the model's read-only array).
+        active_frac: The fraction of the step the jobs compute (a float, or (r,) per job).
+        rnode: (r,) node of each running job.
+        acc: (r,) accelerators of each running job.
+        size_s, interval_s: (r,) size (accelerator-s) and checkpoint interval (s) of each.
+        busy: Accelerators holding a job.
+        running_acc: Accelerators computing, weighted by the fraction of the step.
+        static: Host, idle and sleeping accelerators' power (W).
+        dynamic_full: Power the computing accelerators add at full clock (W).
+    """
+
+    def __init__(self, params: ComputeParams, jobs: JobTable, run: np.ndarray,
+                 n_ok: np.ndarray, active_frac: float | np.ndarray) -> None:
+        n = n_ok.size
+        self.running_version = jobs.running_version
+        self.n_ok = n_ok
+        self.active_frac = active_frac
+        self.rnode = _read_only(jobs.node[run])
+        self.acc = _read_only(jobs.accels[run].astype(float))
+        self.size_s = _read_only(jobs.size_accel_s[run])
+        self.interval_s = _read_only(jobs.ckpt_interval_s[run])
+        self.busy = _read_only(np.bincount(self.rnode, self.acc, minlength=n))
+        if isinstance(active_frac, float) and active_frac == 1.0:
+            self.running_acc = self.busy  # the same weights: acc * 1.0 is acc
+        else:
+            self.running_acc = _read_only(np.bincount(self.rnode, self.acc * active_frac,
+                                                      minlength=n))
+        sleeping = np.clip(n_ok - self.busy, 0, None)
+        self.static = _read_only(params.host_power_w + self.busy * params.idle_power_w
+                                 + sleeping * params.sleep_power_w)
+        self.dynamic_full = _read_only(self.running_acc
+                                       * (params.full_power_w - params.idle_power_w))
+        self._peak_flop_s = params.peak_flop_s
+        self._full_clock: tuple[np.ndarray, float, np.ndarray] | None = None
+        self._jobs_per_node: np.ndarray | None = None
+
+    def same(self, jobs: JobTable, n_ok: np.ndarray, active_frac: float | np.ndarray) -> bool:
+        """Whether this load holds for ``jobs``' running set, ``n_ok`` and ``active_frac``."""
+        return (self.running_version == jobs.running_version and self.n_ok is n_ok
+                and isinstance(active_frac, float) and self.active_frac == active_frac)
+
+    def full_clock(self) -> tuple[np.ndarray, float, np.ndarray]:
+        """At full clock everywhere: power (W), its sum (W) and delivered FLOP/s, (n,)."""
+        if self._full_clock is None:
+            # static + dynamic_full * 1.0**k and bincount(rnode, acc * 1.0 * active_frac):
+            # the general expressions, evaluated with the clock at 1.
+            power = _read_only(self.static + self.dynamic_full)
+            delivered = _read_only(self.running_acc * self._peak_flop_s)
+            self._full_clock = (power, float(power.sum()), delivered)
+        return self._full_clock
+
+    def jobs_per_node(self) -> np.ndarray:
+        """(n,) int64 running jobs per node."""
+        if self._jobs_per_node is None:
+            self._jobs_per_node = _read_only(np.bincount(self.rnode, minlength=self.n_ok.size))
+        return self._jobs_per_node
+
+
 class ComputeModel:
     """Accelerators, jobs, radiation and downlink of every node.
 
@@ -199,11 +284,31 @@ class ComputeModel:
         self.to_eclipse_s = np.full(n, np.inf)
         self._f_cap = np.ones(n)
         self._reset_horizon_t = -np.inf
-        self._no_resets = np.zeros(n, dtype=np.int64)
-        self._last_n_ok = np.full(n, a, dtype=np.int64)
+        self._resetting: tuple[float, float, np.ndarray] | None = None  # from, until, counts
+        self._stall_horizon_t = -np.inf  # no running job is stalled by a reset after this
+        self._no_resets = _read_only(np.zeros(n, dtype=np.int64))
         self._next_schedule_t = -np.inf
+        # Constant arrays the usual step shares instead of building anew.
+        self._full_clock = _read_only(np.ones(n))
+        self._no_cap = _read_only(np.full(n, np.inf))
+        self._orbit_all_ok = _read_only(np.ones(n, dtype=bool))
+        # Working accelerators: the source's bytes, the int64 counts (read-only, replaced
+        # when they change), which nodes lack some, and whether any does.
+        self._ok_key: tuple[str, tuple[int, ...], bytes] | None = None
+        self._ok = _read_only(np.full(n, a, dtype=np.int64))
+        self._ok_short = _read_only(np.zeros(n, dtype=bool))
+        self._ok_all = True
+        self._ok_some = True  # every node has a working accelerator
+        self._n_thermal = 0  # nodes thermally throttled (count of thermal_on)
+        self._load: _NodeLoad | None = None
+        self._idle_reason_version = 0
+        # What the published fields were computed from, when a later step may skip
+        # rewriting them (None: rewrite), and their fleet totals (None: sum them again).
+        self._published: tuple[Any, ...] | None = None
+        self._field_totals: dict[str, float] | None = None
+        self._written: dict[str, np.ndarray] = {}  # field -> the constant array it holds
         # This step's inputs the mirror's measured drivers are derived with (take_measured).
-        self._n_ok = np.full(n, a, dtype=np.int64)
+        self._n_ok = self._ok
         self._cap_w = np.full(n, np.inf)
         self._failed = np.zeros(n, dtype=bool)
         self._dt_s = 0.0
@@ -231,13 +336,13 @@ class ComputeModel:
         t0 = t - dt
         self.t_utc = t
         shared = ctx.shared
-        n_ok = np.asarray(shared.get("accelerators_ok", np.full(n, p.accelerators_per_node)),
-                          dtype=np.int64)
+        n_ok, ok_changed = self._working_accelerators(shared.get("accelerators_ok"))
         for kind, severity, message, sat in self._pending_events:
             ctx.events.raise_event(kind, severity, message, sat=sat)
         self._pending_events.clear()
 
-        self._evict_failed(ctx, n_ok, t)
+        if ok_changed:
+            self._evict_failed(ctx, n_ok)
         if dt > 0.0:
             self._radiation(ctx, n_ok, t0)
         self._arrivals(ctx, t)
@@ -245,44 +350,73 @@ class ComputeModel:
         # Node clock from the power cap in force and the chip temperature.
         jobs = self.jobs
         run = jobs.running()
-        rnode = jobs.node[run]
-        acc = jobs.accels[run].astype(float)
-        active_s = np.clip(t - np.maximum(t0, jobs.stall_until_t[run]), 0.0, dt)
-        active_frac = active_s / dt if dt > 0.0 else np.ones_like(active_s)
-        busy = np.bincount(rnode, acc, minlength=n)
-        running_acc = np.bincount(rnode, acc * active_frac, minlength=n)
-        if self._reset_horizon_t > t0:  # some idle accelerator is still resetting
-            idle_resetting = np.count_nonzero(self.idle_reset_end > t0, axis=1)
-        else:
-            idle_resetting = self._no_resets
+        active_s: float | np.ndarray
+        active_frac: float | np.ndarray
+        if self._stall_horizon_t > t0:  # a running job may be stalled by a device reset
+            active_s = np.clip(t - np.maximum(t0, jobs.stall_until_t[run]), 0.0, dt)
+            active_frac = active_s / dt if dt > 0.0 else np.ones_like(active_s)
+        else:  # every job computes from t0: the same numbers, one for all
+            active_s = min(max(t - t0, 0.0), dt)
+            active_frac = active_s / dt if dt > 0.0 else 1.0
+        load = self._load
+        if load is None or not load.same(jobs, n_ok, active_frac):
+            load = _NodeLoad(p, jobs, run, n_ok, active_frac)
+            self._load = load if isinstance(active_frac, float) else None
+        idle_resetting = self._idle_resetting(t0)
         cap = np.minimum(np.asarray(shared.get("power_cap_w", np.inf), dtype=float),
                          self.operator_cap_w)
-        sleeping = np.clip(n_ok - busy, 0, None)
-        static = p.host_power_w + busy * p.idle_power_w + sleeping * p.sleep_power_w
-        dynamic_full = running_acc * (p.full_power_w - p.idle_power_w)
-        f_cap = dvfs_clock(p, cap, static, dynamic_full)
+        # No cap anywhere (the usual case in sunlight): every node has room for full clock.
+        uncapped = bool(cap.size == 0 or cap.min() == np.inf)
+        if uncapped:
+            cap = self._no_cap  # the same numbers, an array the cap field may already hold
+        f_cap = (self._full_clock if uncapped
+                 else dvfs_clock(p, cap, load.static, load.dynamic_full))
         self._f_cap = f_cap
         self._thermal(ctx, shared.get("temp_compute_k"))
-        clock = np.where(self.thermal_on, np.minimum(f_cap, p.thermal_clock_frac), f_cap)
-        power = static + _dynamic_w(dynamic_full, clock, p.dvfs_exponent)
+        full_clock = uncapped and not self._n_thermal
+        if full_clock:
+            clock = f_cap
+            power, power_sum, delivered = load.full_clock()
+            rate = load.acc  # acc * clock 1
+        else:
+            if self._n_thermal:
+                clock = np.where(self.thermal_on, np.minimum(f_cap, p.thermal_clock_frac),
+                                 f_cap)
+            else:
+                clock = f_cap
+            power = load.static + _dynamic_w(load.dynamic_full, clock, p.dvfs_exponent)
+            power_sum = float(power.sum())
+            rate = load.acc * clock[load.rnode]  # accelerator-seconds of work per second
 
         # Progress, checkpoints, completions.
-        rate = acc * clock[rnode]  # accelerator-seconds of work per second
-        self._progress(ctx, run, rate, active_s, t)
-        delivered = np.bincount(rnode, rate * active_frac, minlength=n) * p.peak_flop_s
+        self._progress(ctx, run, load, rate, active_s, t)
+        if not full_clock:
+            delivered = np.bincount(load.rnode, rate * active_frac, minlength=n) * p.peak_flop_s
 
         status = shared.get("orbit_status")
-        orbit_ok = np.ones(n, dtype=bool) if status is None else np.asarray(status) == 0
+        orbit_all_ok = status is None or not np.count_nonzero(status)
+        orbit_ok = self._orbit_all_ok if orbit_all_ok else np.asarray(status) == 0
         if t >= self._next_schedule_t:
             self._schedule(shared, n_ok, idle_resetting, cap, orbit_ok, t)
             self._next_schedule_t = t + self.workload.schedule_interval_s
 
-        self.results.step(t, dt, np.asarray(shared.get("contact_station", np.full(n, -1))),
+        contact = shared.get("contact_station")
+        self.results.step(t, dt, np.full(n, -1) if contact is None else np.asarray(contact),
                           shared.get("relay_bps"))
 
-        self._publish(n_ok, busy, running_acc, clock, f_cap, cap, power, delivered,
-                      idle_resetting, orbit_ok, not np.any(jobs.state == QUEUED))
-        self.totals["energy_j"] += float(power.sum()) * dt
+        # The fields hold the same values as after the last step when nothing they follow
+        # from has changed: the load (running set, working accelerators), the idle devices
+        # resetting, the running set as the step ends, the queue's emptiness and the idle
+        # reasons, with no cap, no throttle and every orbit usable, now as then.
+        key = None
+        if full_clock and load is self._load and orbit_all_ok:
+            key = (load, idle_resetting, jobs.running_version, jobs.n_queued == 0,
+                   self._idle_reason_version)
+        if not _same_inputs(key, self._published):
+            self._publish(n_ok, load, clock, f_cap, cap, power, delivered, idle_resetting,
+                          orbit_ok, jobs.n_queued == 0)
+            self._published = key
+        self.totals["energy_j"] += power_sum * dt
         shared["compute_power_w"] = self.power.array
         self._n_ok, self._cap_w, self._dt_s = n_ok, cap, dt
         sinks = shared.get(DRIVER_SINKS)
@@ -290,40 +424,112 @@ class ComputeModel:
             shared[DRIVER_SINKS] = sinks = {}
         sinks[self.name] = self.take_measured
 
+    def _idle_resetting(self, t0: float) -> np.ndarray:
+        """(n,) int64 accelerators without a job still resetting after an upset at ``t0``.
+
+        Read-only, and the same object until a reset starts or ends.
+        """
+        if self._reset_horizon_t <= t0:
+            return self._no_resets
+        kept = self._resetting
+        if kept is None or not kept[0] <= t0 < kept[1]:
+            ends = self.idle_reset_end
+            resetting = ends > t0
+            counts = _read_only(np.count_nonzero(resetting, axis=1))
+            # Valid from t0 until the first of these resets ends.
+            until = float(ends[resetting].min()) if np.count_nonzero(counts) else np.inf
+            kept = self._resetting = (t0, until, counts)
+        return kept[2]
+
+    def forget_kept(self) -> None:
+        """Drop every value kept from step to step: the next step computes all afresh.
+
+        The kept values are those a fresh computation gives, bit for bit; the tests check
+        it against a model made to forget before every step.
+        """
+        self._load = self._resetting = self._ok_key = None
+        self._published = self._field_totals = None
+        self._written.clear()
+        self.jobs.forget_kept()
+        self.radiation.forget_kept()
+        self.results.forget_kept()
+
+    def _working_accelerators(self, source: Any) -> tuple[np.ndarray, bool]:
+        """Working accelerators per node, and whether they changed since the last step.
+
+        Args:
+            source: faults' ``accelerators_ok`` (n,), or None (all installed work).
+
+        Returns:
+            (n,) int64 counts, read-only: the same object for as long as they stay the same
+            (radiation keeps its rates while they do), and whether they changed.
+        """
+        if source is None:
+            key = None
+        else:
+            source = np.asarray(source)
+            key = (source.dtype.str, source.shape, source.tobytes())
+        if key == self._ok_key:  # a byte compare: faults change only by command
+            return self._ok, False
+        installed = self.params.accelerators_per_node
+        n_ok = (np.full(self.n_sats, installed, dtype=np.int64) if source is None
+                else source.astype(np.int64))
+        changed = not np.array_equal(n_ok, self._ok)
+        self._ok_key = key
+        if changed:
+            self._ok = _read_only(n_ok)
+            self._ok_short = _read_only(n_ok < installed)
+            self._ok_all = not np.count_nonzero(self._ok_short)
+            self._ok_some = bool(np.count_nonzero(n_ok) == n_ok.size)
+        return self._ok, changed
+
     def fleet(self) -> dict[str, float]:
         tot = self.totals
         p = self.params
         useful_s = tot["work_done_accel_s"] - tot["lost_accel_s"]
         useful_pflop = useful_s * p.peak_flop_s / PFLOP
-        queued = self.jobs.waiting()
-        ok_total = float(self.busy.array.sum()) + 0.0
+        jobs = self.jobs
         n_acc = self.n_sats * p.accelerators_per_node
+        # Sums over the per-node fields, kept until the fields are written again.
+        sums = self._field_totals
+        if sums is None:  # written from outside (the mirror): count everything again
+            throttle = self.throttle.array
+            sums = self._field_totals = {
+                "jobs_running": int(self.jobs_running.array.sum()),
+                "n_throttled_thermal": int(np.count_nonzero(throttle == 1)),
+                "n_throttled_power": int(np.count_nonzero(throttle == 2)),
+            }
+        if "compute_power_w" not in sums:
+            sums["delivered_pflop_s"] = float(self.delivered.array.sum(dtype=np.float64)) / PFLOP
+            sums["accelerators_busy"] = float(self.busy.array.sum()) + 0.0
+            sums["compute_power_w"] = float(self.power.array.sum(dtype=np.float64))
+        upsets, resets = self.radiation.totals()
         return {
-            "delivered_pflop_s": float(self.delivered.array.sum(dtype=np.float64)) / PFLOP,
+            "delivered_pflop_s": sums["delivered_pflop_s"],
             "peak_pflop_s": n_acc * p.peak_flop_s / PFLOP,
-            "accelerators_busy": ok_total,
+            "accelerators_busy": sums["accelerators_busy"],
             "goodput_frac": useful_s / tot["work_done_accel_s"] if tot["work_done_accel_s"]
             else 1.0,
             "useful_work_accel_h": useful_s / SECONDS_PER_HOUR,
             "lost_work_accel_h": tot["lost_accel_s"] / SECONDS_PER_HOUR,
-            "compute_power_w": float(self.power.array.sum(dtype=np.float64)),
+            "compute_power_w": sums["compute_power_w"],
             "compute_energy_j": tot["energy_j"],
             "energy_per_work_j_per_pflop": tot["energy_j"] / useful_pflop if useful_pflop > 0
             else 0.0,
-            "queue_length": int(queued.size),
+            "queue_length": jobs.n_queued,
             "queue_wait_mean_s": tot["wait_sum_s"] / tot["jobs_started"] if tot["jobs_started"]
             else 0.0,
-            "queue_oldest_s": float(self.t_utc - self.jobs.submit_t[queued].min())
-            if queued.size else 0.0,
-            "jobs_running": int(self.jobs_running.array.sum()),
+            "queue_oldest_s": float(self.t_utc - jobs.oldest_queued_submit_t())
+            if jobs.n_queued else 0.0,
+            "jobs_running": sums["jobs_running"],
             "jobs_done": tot["jobs_done"],
             "jobs_cancelled": tot["jobs_cancelled"],
             "jobs_dropped": tot["jobs_dropped"],
             "jobs_evicted": tot["jobs_evicted"],
-            "upsets_total": int(self.radiation.upsets.array.sum(dtype=np.int64)),
-            "device_resets_total": int(self.radiation.resets.array.sum(dtype=np.int64)),
-            "n_throttled_thermal": int(np.count_nonzero(self.throttle.array == 1)),
-            "n_throttled_power": int(np.count_nonzero(self.throttle.array == 2)),
+            "upsets_total": upsets,
+            "device_resets_total": resets,
+            "n_throttled_thermal": sums["n_throttled_thermal"],
+            "n_throttled_power": sums["n_throttled_power"],
             "scheduler_policy_code": scheduler.POLICIES[self.policy],
             **self.results.fleet(self.t_utc),
         }
@@ -375,11 +581,8 @@ class ComputeModel:
         self.totals["lost_accel_s"] += lost
         return lost
 
-    def _evict_failed(self, ctx: StepContext, n_ok: np.ndarray, t: float) -> None:
+    def _evict_failed(self, ctx: StepContext, n_ok: np.ndarray) -> None:
         """Jobs whose accelerators failed go back to the queue from their checkpoint."""
-        if np.array_equal(n_ok, self._last_n_ok):
-            return
-        self._last_n_ok = n_ok.copy()
         jobs = self.jobs
         run = jobs.running()
         busy = np.bincount(jobs.node[run], jobs.accels[run], minlength=self.n_sats)
@@ -393,8 +596,7 @@ class ComputeModel:
                     break
                 lost = self._rollback(slot)
                 busy[node] -= jobs.accels[slot]
-                jobs.state[slot] = QUEUED
-                jobs.node[slot] = -1
+                jobs.requeue(slot)
                 self.totals["jobs_evicted"] += 1
                 ctx.events.raise_event(
                     "job_evicted", "warning", f"job {jobs.job_id[slot]} requeued: accelerator"
@@ -405,11 +607,15 @@ class ComputeModel:
     def _radiation(self, ctx: StepContext, n_ok: np.ndarray, t0: float) -> None:
         shared = ctx.shared
         n = self.n_sats
-        lat = shared.get("lat_deg", np.zeros(n))
-        lon = shared.get("lon_deg", np.zeros(n))
-        alt = shared.get("alt_km", np.full(n, 500.0))
-        upsets, resets = self.radiation.step(ctx.rng, ctx.t_utc, ctx.dt_s, lat, lon, alt,
-                                             n_ok)
+        lat = shared.get("lat_deg")
+        lon = shared.get("lon_deg")
+        alt = shared.get("alt_km")
+        upsets, resets = self.radiation.step(
+            ctx.rng, ctx.t_utc, ctx.dt_s, np.zeros(n) if lat is None else lat,
+            np.zeros(n) if lon is None else lon, np.full(n, 500.0) if alt is None else alt,
+            n_ok)
+        if not self._pending_upsets and not np.count_nonzero(upsets):
+            return  # the usual step: nothing to apply or count
         # Drawn upsets (job_id -1) first, then injected ones (-3: any device, or a job id).
         hits = [(int(node), bool(k < resets[node]), -1)
                 for node in np.flatnonzero(upsets) for k in range(int(upsets[node]))]
@@ -445,6 +651,7 @@ class ComputeModel:
                 if free.size:
                     end_t = t0 + self.radiation.params.reset_downtime_s
                     self.idle_reset_end[node, free[0]] = end_t
+                    self._resetting = None
                     self._reset_horizon_t = max(self._reset_horizon_t, end_t)
         name = self.scenario.satellites[node].name
         downtime = self.radiation.params.reset_downtime_s
@@ -453,6 +660,8 @@ class ComputeModel:
             jobs.upsets[slot] += 1
             if reset:
                 jobs.stall_until_t[slot] = max(jobs.stall_until_t[slot], t0 + downtime)
+                self._stall_horizon_t = max(self._stall_horizon_t,
+                                            float(jobs.stall_until_t[slot]))
             what = f"job {jobs.job_id[slot]} rolled back {lost / SECONDS_PER_HOUR:.3f} accel-h"
         else:
             what = "idle accelerator, no work lost"
@@ -470,7 +679,7 @@ class ComputeModel:
         window_s = ctx.dt_s if ctx.dt_s > 0.0 else self.workload.initial_backlog_h * 3600.0
         new = draw_arrivals(ctx.rng, self.workload, self.n_sats, window_s,
                             self.params.accelerators_per_node)
-        room = self.workload.max_queue - int(np.count_nonzero(self.jobs.state == QUEUED))
+        room = self.workload.max_queue - self.jobs.n_queued
         for spec in new[:max(room, 0)]:
             self.jobs.add(submit_t=t, **spec)
         self.totals["jobs_dropped"] += max(len(new) - max(room, 0), 0)
@@ -481,10 +690,14 @@ class ComputeModel:
             return
         p = self.params
         temp = np.asarray(temp_k)
+        hot = temp > p.throttle_temp_k
+        if not self._n_thermal and not np.count_nonzero(hot):
+            return  # none throttled and none too hot: nothing changes
         was = self.thermal_on.copy()
-        on = np.where(temp > p.throttle_temp_k, True,
-                      np.where(temp < p.throttle_temp_k - p.throttle_hysteresis_k, False, was))
+        # On above the limit, off below limit - hysteresis, as it was in between (and NaN).
+        on = hot | (was & ~(temp < p.throttle_temp_k - p.throttle_hysteresis_k))
         self.thermal_on[:] = on
+        self._n_thermal = int(np.count_nonzero(on))
         for node in np.flatnonzero(on != was):  # the few nodes that changed this step
             name = self.scenario.satellites[node].name
             if on[node]:
@@ -497,28 +710,51 @@ class ComputeModel:
                                        f"{name}: chip {temp[node]:.1f} K, full clock again",
                                        sat=int(node))
 
-    def _progress(self, ctx: StepContext, run: np.ndarray, rate: np.ndarray,
-                  active_s: np.ndarray, t: float) -> None:
+    def _progress(self, ctx: StepContext, run: np.ndarray, load: _NodeLoad, rate: np.ndarray,
+                  active_s: float | np.ndarray, t: float) -> None:
+        """Advance the running jobs, checkpoint them and finish those done.
+
+        Args:
+            run: (r,) slots of the running jobs.
+            load: The step's load (built from ``run``).
+            rate: (r,) accelerator-seconds of work per second.
+            active_s: Seconds of this step each job computed, (r,) or one for all.
+            t: End of the step (Unix s).
+        """
         jobs = self.jobs
         if run.size == 0:
             return
         work = rate * active_s
-        remaining = jobs.size_accel_s[run] - jobs.done_accel_s[run]
-        finishing = (work >= remaining) & (rate > 0.0)
+        done = jobs.done_accel_s[run]
+        remaining = load.size_s - done
+        computing = rate > 0.0
+        all_computing = np.count_nonzero(computing) == computing.size
+        finishing = work >= remaining
+        if not all_computing:
+            finishing &= computing
         advance = np.minimum(work, remaining)
-        jobs.done_accel_s[run] += advance
+        done += advance
+        jobs.done_accel_s[run] = done
         self.totals["work_done_accel_s"] += float(advance.sum())
-        jobs.since_ckpt_s[run] += np.where(rate > 0.0, active_s, 0.0)
-        interval = jobs.ckpt_interval_s[run]
-        due = (jobs.since_ckpt_s[run] >= interval) & ~finishing
-        if due.any():
+        since = jobs.since_ckpt_s[run]
+        since += active_s if all_computing else np.where(computing, active_s, 0.0)
+        jobs.since_ckpt_s[run] = since
+        interval = load.interval_s
+        due = since >= interval
+        n_finishing = np.count_nonzero(finishing)
+        if n_finishing:
+            due &= ~finishing
+        if np.count_nonzero(due):
             slots = run[due]
-            jobs.ckpt_accel_s[slots] = jobs.done_accel_s[slots]
-            jobs.since_ckpt_s[slots] = np.mod(jobs.since_ckpt_s[slots], interval[due])
+            jobs.ckpt_accel_s[slots] = done[due]
+            jobs.since_ckpt_s[slots] = np.mod(since[due], interval[due])
+        if not n_finishing:
+            return
         for k in np.flatnonzero(finishing):  # the few jobs finishing this step
             slot = int(run[k])
             # Work starts when the stall (if any) ends, at t - active_s.
-            finish_t = t - active_s[k] + remaining[k] / rate[k]
+            started = active_s if np.ndim(active_s) == 0 else active_s[k]
+            finish_t = t - started + remaining[k] / rate[k]
             self._finish(ctx, slot, finish_t)
 
     def _finish(self, ctx: StepContext, slot: int, finish_t: float) -> None:
@@ -570,11 +806,7 @@ class ComputeModel:
         self.last_pass = why
         if placements:
             slots, nodes = np.array(placements, dtype=np.int64).T
-            jobs.state[slots] = RUNNING
-            jobs.node[slots] = nodes
-            jobs.start_t[slots] = t
-            jobs.since_ckpt_s[slots] = 0.0
-            jobs.stall_until_t[slots] = -np.inf
+            jobs.start(slots, nodes, t)
             self.totals["jobs_started"] += len(placements)
             wait_sum_s = self.totals["wait_sum_s"]
             for wait_s in (t - jobs.submit_t[slots]).tolist():  # in order: same rounding
@@ -590,6 +822,7 @@ class ComputeModel:
         jobs = self.jobs
         queued = jobs.waiting()
         reason = self.idle_reason
+        self._idle_reason_version += 1
         if queued.size == 0:
             reason[:] = QUEUE
             return
@@ -602,37 +835,69 @@ class ComputeModel:
         reason[~orbit_ok] = FAULT
         reason[free_accels < smallest] = QUEUE
 
-    def _publish(self, n_ok: np.ndarray, busy_step: np.ndarray, running_acc: np.ndarray,
-                 clock: np.ndarray, f_cap: np.ndarray, cap: np.ndarray, power: np.ndarray,
-                 delivered: np.ndarray, idle_resetting: np.ndarray, orbit_ok: np.ndarray,
-                 queue_empty: bool) -> None:
+    def _publish(self, n_ok: np.ndarray, load: _NodeLoad, clock: np.ndarray, f_cap: np.ndarray,
+                 cap: np.ndarray, power: np.ndarray, delivered: np.ndarray,
+                 idle_resetting: np.ndarray, orbit_ok: np.ndarray, queue_empty: bool) -> None:
+        """Write the step's per-node fields, and the reasons why not more compute.
+
+        The shared constant arrays (full clock, every orbit usable, no idle device
+        resetting, no accelerator missing) stand for "nothing here": the terms they would
+        add are left out.
+        """
         p = self.params
         installed = p.accelerators_per_node
         self.delivered.array[:] = delivered
-        self.clock.array[:] = clock
-        self.cap.array[:] = cap
         self.power.array[:] = power
+        # Clock and cap are mostly the constant full-clock and no-cap arrays: written again
+        # only when they were not already.
+        for out, source in ((self.clock, clock), (self.cap, cap)):
+            if self._written.get(out.spec.name) is not source:
+                out.array[:] = source
+                self._written[out.spec.name] = source
         # Occupancy as the step ends (after finishes and placements).
         jobs = self.jobs
-        run = jobs.running()
-        self.jobs_running.array[:] = np.bincount(jobs.node[run], minlength=self.n_sats)
-        busy = np.bincount(jobs.node[run], jobs.accels[run], minlength=self.n_sats)
+        if jobs.running_version == load.running_version:  # the same jobs as it started
+            rnode, jobs_per_node, busy = load.rnode, load.jobs_per_node(), load.busy
+        else:
+            run = jobs.running()
+            rnode = jobs.node[run]
+            jobs_per_node = np.bincount(rnode, minlength=self.n_sats)
+            busy = np.bincount(rnode, jobs.accels[run], minlength=self.n_sats)
+        self.jobs_running.array[:] = jobs_per_node
         self.busy.array[:] = busy
-        with np.errstate(divide="ignore", invalid="ignore"):
-            self.utilization.array[:] = np.where(n_ok > 0, busy / n_ok, 0.0)
+        if self._ok_some:  # busy / n_ok everywhere, rounded once to the field's float32
+            np.divide(busy, n_ok, out=self.utilization.array, casting="same_kind")
+        else:
+            self.utilization.array[:] = np.divide(busy, n_ok, out=np.zeros(self.n_sats),
+                                                  where=n_ok > 0)
 
-        thermal_bound = self.thermal_on & (p.thermal_clock_frac <= f_cap)
-        power_bound = (f_cap < 1.0) & ~thermal_bound
-        failed = (n_ok < installed) | (idle_resetting > 0) | ~orbit_ok
+        thermal_bound = power_bound = None
+        if self._n_thermal:
+            thermal_bound = self.thermal_on & (p.thermal_clock_frac <= f_cap)
+        if f_cap is not self._full_clock:
+            power_bound = f_cap < 1.0
+            if thermal_bound is not None:
+                power_bound &= ~thermal_bound
+        failed = self._ok_short  # n_ok < installed
+        if idle_resetting is not self._no_resets:
+            failed = failed | (idle_resetting > 0)
+        if orbit_ok is not self._orbit_all_ok:
+            failed = failed | ~orbit_ok
         self._failed = failed
         throttle = self.throttle.array
         throttle[:] = 0
-        throttle[failed] = 3
-        throttle[power_bound] = 2
-        throttle[thermal_bound] = 1
+        if failed is not self._ok_short or not self._ok_all:
+            throttle[failed] = 3
+        if power_bound is not None:
+            throttle[power_bound] = 2
+        if thermal_bound is not None:
+            throttle[thermal_bound] = 1
 
         # Accelerator-equivalents each cause costs now; the biggest names the node's limit.
-        best = np.clip(n_ok - busy - idle_resetting, 0, None).astype(float)  # idle devices
+        best = np.subtract(n_ok, busy, dtype=float)  # idle devices
+        if idle_resetting is not self._no_resets:
+            best -= idle_resetting
+        np.maximum(best, 0.0, out=best)
         code = self.reason.array
         code[:] = QUEUE if queue_empty else self.idle_reason
 
@@ -642,18 +907,26 @@ class ComputeModel:
             np.maximum(best, loss, out=best)
 
         # A cause that costs no node anything changes nothing (best >= 0): skip it.
-        if thermal_bound.any() or power_bound.any():
-            slowed = running_acc * (1.0 - clock)
-            if thermal_bound.any():
+        heat = 0 if thermal_bound is None else int(np.count_nonzero(thermal_bound))
+        slow = 0 if power_bound is None else int(np.count_nonzero(power_bound))
+        # Fleet totals known here: one job per bincount entry, throttle 1 on the thermally
+        # bound nodes and 2 on the (other) power-bound ones; the float sums come when asked.
+        self._field_totals = {"jobs_running": int(rnode.size), "n_throttled_thermal": heat,
+                              "n_throttled_power": slow}
+        if heat or slow:
+            slowed = load.running_acc * (1.0 - clock)
+            if heat:
                 weigh(np.where(thermal_bound, slowed, 0.0), HEAT)
-            if power_bound.any():
+            if slow:
                 weigh(np.where(power_bound, slowed, 0.0), POWER)
-        loss = (busy_step - running_acc) + idle_resetting
-        if loss.any():
-            weigh(loss, RADIATION)
-        loss = (installed - n_ok) + np.where(orbit_ok, 0.0, installed)
-        if loss.any():
-            weigh(loss, FAULT)
+        if load.running_acc is not load.busy or idle_resetting is not self._no_resets:
+            loss = (load.busy - load.running_acc) + idle_resetting
+            if np.count_nonzero(loss):
+                weigh(loss, RADIATION)
+        if not self._ok_all or orbit_ok is not self._orbit_all_ok:
+            loss = (installed - n_ok) + np.where(orbit_ok, 0.0, installed)
+            if np.count_nonzero(loss):
+                weigh(loss, FAULT)
         code[best <= 1e-9] = NONE
 
     def take_measured(self, sats: np.ndarray, measured: dict[str, np.ndarray]) -> set[str]:
@@ -677,6 +950,9 @@ class ComputeModel:
             The quantities taken (the mirror writes no others into compute's arrays).
         """
         p = self.params
+        # Fields written here: rewrite them all next step, and sum them again.
+        self._published = self._field_totals = None
+        self._written.clear()
         old_w = self.power.array[sats].astype(np.float64)
         util = measured.get("utilization_frac")
         if util is not None:

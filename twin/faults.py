@@ -106,6 +106,7 @@ class FaultModel:
         self.flags = f("fault_flags", "|u1", (n,), "bitmask",
                        "Active faults: 1 accelerator, 2 radiator, 4 battery, 8 solar")
         self._pending: list[tuple[str, str, int]] = []
+        self._fleet: dict[str, float] | None = None  # the fleet map; None after a command
 
     def fields(self) -> list[Field]:
         return [self.accelerators_ok, self.radiator, self.solar, self.battery, self.flags]
@@ -125,11 +126,14 @@ class FaultModel:
         )
 
     def fleet(self) -> dict[str, float]:
-        return {
-            "n_nodes_faulted": int(np.count_nonzero(self.flags.array)),
-            "accelerators_failed": int(self.installed * self.n_sats
-                                       - self.accelerators_ok.array.sum(dtype=np.int64)),
-        }
+        # Fault state changes only by command: count it again only after one.
+        if self._fleet is None:
+            self._fleet = {
+                "n_nodes_faulted": int(np.count_nonzero(self.flags.array)),
+                "accelerators_failed": int(self.installed * self.n_sats
+                                           - self.accelerators_ok.array.sum(dtype=np.int64)),
+            }
+        return dict(self._fleet)
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -178,6 +182,7 @@ class FaultModel:
             detail = f"{kind} health {health:.0%}"
             reply = {"health_frac": health}
         self.flags.array[sat] |= FAULT_KINDS[kind]
+        self._fleet = None
         self._pending.append(("fault_injected", f"{name}: fault injected, {detail}", sat))
         return ok(sat=sat, kind=kind, **reply)
 
@@ -194,6 +199,7 @@ class FaultModel:
                 {"radiator": self.radiator, "solar": self.solar,
                  "battery": self.battery}[k].array[sat] = 1.0
             self.flags.array[sat] &= ~np.uint8(FAULT_KINDS[k])
+        self._fleet = None
         name = self.scenario.satellites[sat].name
         self._pending.append(("fault_cleared", f"{name}: {kind} fault(s) cleared", sat))
         return ok(sat=sat, kind=kind)

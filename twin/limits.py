@@ -250,6 +250,9 @@ class LimitsModel:
         self.worst = make_field("limit_level", "|u1", (n,), "code",
                                 "Worst limit state over monitored fields: 0 ok, 1 warning,"
                                 " 2 alarm")
+        # Warning and alarm counts of ``worst``: known to be none while every satellite is
+        # within limits (the usual step), else counted when asked.
+        self._counts: tuple[int, int] | None = (0, 0)
 
     def fields(self) -> list[Field]:
         return [self.worst]
@@ -257,19 +260,22 @@ class LimitsModel:
     def step(self, ctx: StepContext) -> None:
         worst = self.worst.array
         worst[:] = 0
+        self._counts = (0, 0)
         for f, monitor in self.monitors:
             values = f.array
             previous = monitor.state
             changed = monitor.update(values)
             if monitor.n_out:  # all-zero states cannot raise the worst level
                 np.maximum(worst, np.abs(monitor.state), out=worst, casting="unsafe")
+                self._counts = None
             if changed.size:
                 monitor.raise_events(ctx.events, changed, previous, values, self.sat_names)
 
     def fleet(self) -> dict[str, float]:
-        worst = self.worst.array
-        return {"n_limit_warning": int(np.count_nonzero(worst == 1)),
-                "n_limit_alarm": int(np.count_nonzero(worst == 2))}
+        if self._counts is None:
+            worst = self.worst.array
+            self._counts = (int(np.count_nonzero(worst == 1)), int(np.count_nonzero(worst == 2)))
+        return {"n_limit_warning": self._counts[0], "n_limit_alarm": self._counts[1]}
 
     def meta(self) -> dict[str, Any]:
         return {"monitored": {

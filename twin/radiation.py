@@ -154,6 +154,12 @@ class RadiationState:
         self._env_t = -np.inf
         self._no_upsets = np.zeros(n, dtype=np.int64)
         self._no_upsets.flags.writeable = False
+        # Products of the environment with this step's dt and powered devices, kept while
+        # those inputs stay the same (most steps): (dt_s, dose per step) and
+        # (dt_s, powered, rates, total rate).
+        self._dose_step: tuple[float, np.ndarray] | None = None
+        self._rates: tuple[float, np.ndarray, np.ndarray, float] | None = None
+        self._totals: tuple[int, int] | None = None
 
     def fields(self) -> list[Field]:
         return [self.seu_rate, self.in_saa, self.upsets, self.resets, self.dose]
@@ -177,12 +183,14 @@ class RadiationState:
             self.seu_rate.array[:] = seu_s * SECONDS_PER_DAY
             self.in_saa.array[:] = saa_w >= np.exp(-0.5)
             self._env_t = t_utc
-        self._dose_f8 += self._dose_s * dt_s
+            self._dose_step = self._rates = None
+        if self._dose_step is None or self._dose_step[0] != dt_s:
+            self._dose_step = (dt_s, self._dose_s * dt_s)
+        self._dose_f8 += self._dose_step[1]
         self.dose.array[:] = self._dose_f8
         # Independent Poisson counts per node are equivalent to a Poisson total spread over
         # the nodes in proportion to their rates: one scalar draw in the usual case of none.
-        rates = self._seu_s * powered * dt_s
-        total_rate = float(rates.sum())
+        rates, total_rate = self._upset_rates(dt_s, powered)
         count = int(rng.poisson(total_rate)) if total_rate > 0.0 else 0
         if count == 0:  # the usual step: shared zeros, read-only for the caller
             return self._no_upsets, self._no_upsets
@@ -194,9 +202,37 @@ class RadiationState:
         resets[hit] = rng.binomial(upsets[hit], self.params.reset_frac)
         return upsets, resets
 
+    def _upset_rates(self, dt_s: float, powered: np.ndarray) -> tuple[np.ndarray, float]:
+        """(n,) expected upsets per node this step, and their sum.
+
+        Kept while the environment, ``dt_s`` and ``powered`` stay the same; a read-only
+        ``powered`` that is the same object as last step counts as unchanged (the compute
+        model passes its working-accelerator counts so, replaced whenever they change).
+        """
+        kept = self._rates
+        if (kept is not None and kept[0] == dt_s and kept[1] is powered
+                and isinstance(powered, np.ndarray) and not powered.flags.writeable):
+            return kept[2], kept[3]
+        rates = self._seu_s * powered * dt_s
+        total_rate = float(rates.sum())
+        self._rates = (dt_s, powered, rates, total_rate)
+        return rates, total_rate
+
     def count(self, upsets: np.ndarray, resets: np.ndarray) -> None:
         self.upsets.array[:] += upsets.astype(np.uint32)
         self.resets.array[:] += resets.astype(np.uint32)
+        self._totals = None
+
+    def forget_kept(self) -> None:
+        """Drop the kept dose step, upset rates and totals (computed again when needed)."""
+        self._dose_step = self._rates = self._totals = None
+
+    def totals(self) -> tuple[int, int]:
+        """Upsets and device resets since the start, over the fleet."""
+        if self._totals is None:
+            self._totals = (int(self.upsets.array.sum(dtype=np.int64)),
+                            int(self.resets.array.sum(dtype=np.int64)))
+        return self._totals
 
     def meta(self) -> dict[str, Any]:
         p = self.params

@@ -93,7 +93,9 @@ class JobTable:
     """Every queued and running job, as parallel arrays indexed by slot.
 
     Finished and cancelled jobs leave the table (their slot is reused); their totals are
-    kept by the compute model.
+    kept by the compute model. A job changes state only through `add`, `start`, `requeue`
+    and `release`: they keep the counts, the running set and the oldest queued submit time
+    current, so the per-step reads (`running`, `n_queued`, ...) cost no pass over the table.
     """
 
     _COLUMNS: ClassVar[dict[str, tuple[str, float]]] = {
@@ -105,6 +107,10 @@ class JobTable:
         "node": ("<i4", -1), "lost_accel_s": ("<f8", 0.0), "stall_until_t": ("<f8", -np.inf),
         "commanded": ("|b1", False), "upsets": ("<i4", 0),
     }
+    # The columns add() does not set itself: a reused slot is cleared to their fill.
+    _CLEARED_BY_ADD: ClassVar[tuple[str, ...]] = (
+        "done_accel_s", "ckpt_accel_s", "since_ckpt_s", "start_t", "node", "lost_accel_s",
+        "stall_until_t", "upsets")
 
     def __init__(self, capacity: int = 64) -> None:
         self.capacity = 0
@@ -112,6 +118,12 @@ class JobTable:
             setattr(self, name, np.full(0, fill, dtype=dtype))
         self._grow(capacity)
         self.next_id = 1
+        self.n_queued = 0
+        self.n_running = 0
+        self.running_version = 0
+        """Counts changes of the running set (a job started, requeued or released)."""
+        self._running: np.ndarray | None = None
+        self._oldest_queued_t = np.inf  # min submit_t over queued jobs; NaN: find it again
 
     # The columns, declared for type checkers (set in __init__ through _COLUMNS).
     job_id: np.ndarray
@@ -145,14 +157,12 @@ class JobTable:
             ckpt_interval_s: float, result_bytes: float, submit_t: float,
             commanded: bool = False) -> int:
         """Queue a job; returns its id (ids count from 1 and are never reused)."""
-        free = np.flatnonzero(self.state == EMPTY)
-        if free.size == 0:
+        slot = int(self.state.argmin())  # the first EMPTY slot: EMPTY is the lowest state
+        if self.state[slot] != EMPTY:
             slot = self.capacity
             self._grow(2 * self.capacity)
-        else:
-            slot = int(free[0])
-        for name, (_, fill) in self._COLUMNS.items():
-            getattr(self, name)[slot] = fill
+        for name in self._CLEARED_BY_ADD:
+            getattr(self, name)[slot] = self._COLUMNS[name][1]
         job_id = self.next_id
         self.next_id += 1
         self.job_id[slot] = job_id
@@ -165,6 +175,7 @@ class JobTable:
         self.result_bytes[slot] = result_bytes
         self.submit_t[slot] = submit_t
         self.commanded[slot] = commanded
+        self._joined_queue(submit_t)
         return job_id
 
     def slot_of(self, job_id: int) -> int:
@@ -173,8 +184,60 @@ class JobTable:
         return int(found[0]) if found.size else -1
 
     def release(self, slot: int) -> None:
+        """Take a job (queued or running) out of the table: finished or cancelled."""
+        state = self.state[slot]
+        if state == QUEUED:
+            self.n_queued -= 1
+            self._oldest_queued_t = np.nan
+        elif state == RUNNING:
+            self.n_running -= 1
+            self._running_changed()
         self.state[slot] = EMPTY
         self.node[slot] = -1
+
+    def start(self, slots: np.ndarray, nodes: np.ndarray, t_utc: float) -> None:
+        """Start queued jobs ``slots`` (k,) on ``nodes`` (k,) at ``t_utc``."""
+        self.state[slots] = RUNNING
+        self.node[slots] = nodes
+        self.start_t[slots] = t_utc
+        self.since_ckpt_s[slots] = 0.0
+        self.stall_until_t[slots] = -np.inf
+        self.n_queued -= len(slots)
+        self.n_running += len(slots)
+        self._oldest_queued_t = np.nan
+        self._running_changed()
+
+    def requeue(self, slot: int) -> None:
+        """Put a running job back in the queue (its node failed under it)."""
+        self.state[slot] = QUEUED
+        self.node[slot] = -1
+        self.n_running -= 1
+        self._joined_queue(float(self.submit_t[slot]))
+        self._running_changed()
+
+    def _joined_queue(self, submit_t: float) -> None:
+        self.n_queued += 1
+        oldest = self._oldest_queued_t
+        if submit_t < oldest:
+            self._oldest_queued_t = submit_t
+        elif not submit_t >= oldest:  # NaN on either side: find it again when asked
+            self._oldest_queued_t = np.nan
+
+    def forget_kept(self) -> None:
+        """Drop the kept running set and oldest submit time (found again when asked)."""
+        self._running = None
+        self._oldest_queued_t = np.nan
+
+    def _running_changed(self) -> None:
+        self.running_version += 1
+        self._running = None
+
+    def oldest_queued_submit_t(self) -> float:
+        """The earliest submit time of a queued job (Unix s); inf when none is queued."""
+        if np.isnan(self._oldest_queued_t):
+            queued = self.waiting()
+            self._oldest_queued_t = float(self.submit_t[queued].min()) if queued.size else np.inf
+        return self._oldest_queued_t
 
     def queued(self) -> np.ndarray:
         """Slots of queued jobs in service order: priority (high first), then submit time."""
@@ -187,7 +250,11 @@ class JobTable:
         return np.flatnonzero(self.state == QUEUED)
 
     def running(self) -> np.ndarray:
-        return np.flatnonzero(self.state == RUNNING)
+        """Slots of running jobs in slot order (read-only; kept until the set changes)."""
+        if self._running is None:
+            self._running = np.flatnonzero(self.state == RUNNING)
+            self._running.flags.writeable = False
+        return self._running
 
     def describe(self, slot: int, now_t: float) -> dict[str, Any]:
         """One job as a plain map (command replies)."""
