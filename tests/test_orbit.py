@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -265,3 +266,30 @@ def test_orbit_model_fields_match_skyfield(ts, catalog):
     assert np.abs(lat - [p.latitude.radians for p in places]).max() < geodetic_vs_skyfield_rad
     lon_err = np.angle(np.exp(1j * (lon - [p.longitude.radians for p in places])))
     assert np.abs(lon_err).max() < geodetic_vs_skyfield_rad
+
+
+def test_orbit_model_raises_sgp4_failures_once():
+    """A satellite whose SGP4 fails (decayed by the scenario's epoch) raises one alarm;
+    it does not repeat while the failure lasts, and a healthy fleet raises none."""
+    _, decaying = broken_satellites()
+    scenario = load_scenario("default")
+    sats = list(scenario.satellites)
+    sats[3] = dataclasses.replace(sats[3], satrec=decaying)
+    clock = SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True)
+    healthy = OrbitModel(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0,
+                                            fast=True))
+    broken = OrbitModel(dataclasses.replace(scenario, satellites=tuple(sats)), clock)
+    events = [EventLog(t_utc=clock.t_utc), EventLog(t_utc=clock.t_utc)]
+    shared: list[dict] = [{}, {}]
+    kinds: list[list[tuple[str, int]]] = [[], []]
+    for step in range(4):
+        for k, model in enumerate((healthy, broken)):
+            dt = model.clock.advance() if step else 0.0
+            model.step(StepContext(model.clock.t_utc, dt, events[k],
+                                   np.random.default_rng(0), shared[k]))
+            kinds[k] += [(e["kind"], e["sat"]) for e in events[k].drain()
+                         if e["kind"].startswith("orbit_")]
+    assert kinds[0] == []
+    assert kinds[1] == [("orbit_error", 3)]
+    assert broken.status.array[3] != STATUS_OK and np.isnan(broken.lat.array[3])
+    assert broken.fleet()["n_orbit_errors"] == 1

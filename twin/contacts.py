@@ -305,4 +305,6 @@ class ContactTracker:
 
 def _unravel(flat: np.ndarray, n_sats: int) -> np.ndarray:
     """(k, 2) int64 rows (station_idx, sat_idx) of flat pair indices ``station * n + sat``."""
-    return np.stack(np.divmod(flat, n_sats), axis=-1)
+    rows = np.empty((flat.size, 2), dtype=np.int64)
+    np.divmod(flat, n_sats, out=(rows[:, 0], rows[:, 1]))
+    return rows

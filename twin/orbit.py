@@ -70,6 +70,7 @@ class OrbitModel:
         self.gcrs_to_itrs = np.eye(3)
         self.gast_rad = 0.0
         self._previous_status = np.zeros(n, dtype=np.uint8)
+        self._previous_any_failed = False
         # Component rows [x; y; z] of GCRS position, GCRS velocity and ITRS position.
         self._rows = np.empty((9, n))
         self._sun_along_km = np.empty(n)
@@ -145,14 +146,19 @@ class OrbitModel:
         names = self.scenario.satellites
         stations = self.scenario.stations
         # Loops run over the few satellites whose contact changed this step, not the fleet.
-        for kind, pairs in (("contact_start", starts), ("contact_end", ends)):
-            for station_idx, sat_idx in pairs:
+        for kind, changed_pairs in (("contact_start", starts), ("contact_end", ends)):
+            for station_idx, sat_idx in changed_pairs:
                 station = stations[station_idx].name
                 verb = "acquired by" if kind == "contact_start" else "lost by"
                 ctx.events.raise_event(
                     kind, "info", f"{names[sat_idx].name} {verb} {station}",
                     sat=int(sat_idx), station=int(station_idx),
                 )
+        # With every satellite fine now and last step, no status changed: skip the pass.
+        any_failed = self.propagator.any_failed
+        if not (any_failed or self._previous_any_failed):
+            return
+        self._previous_any_failed = any_failed
         changed = np.flatnonzero(status != self._previous_status)
         for sat_idx in changed:
             code = int(status[sat_idx])

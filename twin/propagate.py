@@ -75,8 +75,10 @@ class Propagator:
         # two new ones per step would be pure overhead.
         self._jd = np.zeros(1)
         self._fr = np.zeros(1)
-        # (n,) bool: the satellites the last call failed (status nonzero, rows NaN).
+        # (n,) bool: the satellites the last call failed (status nonzero, rows NaN), and
+        # whether there was any.
         self.failed: np.ndarray = np.zeros(self.n_sats, dtype=bool)
+        self.any_failed = False
 
     def propagate(
         self, jd_whole: float, jd_frac: float
@@ -105,9 +107,10 @@ class Propagator:
         vel_teme_km_s = v.reshape(self.n_sats, 3)
         status = err.reshape(self.n_sats)
         bad = np.not_equal(status, STATUS_OK, out=self.failed)
+        self.any_failed = bool(bad.any())
         # The C library already writes NaN for failures; enforce it so the contract
         # does not depend on the library version.
-        if bad.any():
+        if self.any_failed:
             pos_teme_km[bad] = np.nan
             vel_teme_km_s[bad] = np.nan
         return pos_teme_km, vel_teme_km_s, status
