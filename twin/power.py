@@ -10,7 +10,6 @@ compute on the next step) and says so with an event. Equations and sizing: docs/
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,14 +25,25 @@ from twin.thermal import (
     SOLAR_CONSTANT_W_M2,
     STEFAN_BOLTZMANN_W_M2_K4,
     EarthView,
+    EnergyLedger,
     StepSunlight,
     SunlitStep,
     ThermalParams,
     degraded_frac,
-    solar_flux_w_m2,
+    flux_from_sun_w_m2,
 )
 
 J_PER_WH = 3600.0
+
+# Rows of the step's float64 block: the four published fields first, then the balance's
+# (``PowerModel._balance``), then the ledger's scratch.
+# The rows from ``served`` to ``loss`` are the nodes' internal heat that thermal takes
+# (``internal_heat_w``): into the compute node, the bus (its loads and the regulation loss)
+# and the battery (its losses), while every heater is off.
+_ROWS = ("p_avail", "soc", "load", "flow", "served", "bus_internal", "loss", "d_soc", "used",
+         "dissipated")
+P_AVAIL, SOC, LOAD, FLOW, SERVED, BUS_INTERNAL, LOSS, D_SOC, USED, DISSIPATED = range(
+    len(_ROWS))
 
 
 def _m(unit: str, **bounds: float) -> dict[str, Any]:
@@ -137,11 +147,13 @@ class PowerModel:
         self.soc = f("soc_frac", "<f4", (n,), "1", "Battery state of charge",
                      limits={"warn_low": p.soc_reserve_frac + 0.10,
                              "alarm_low": p.soc_reserve_frac})
-        # Those four are rows of one float32 block, and their float64 sources rows of
-        # another (p_avail, load, battery flow, state of charge): one copy publishes them.
+        # Those four are rows of one float32 block, and their float64 sources the first
+        # rows of another (see _ROWS): one copy publishes them. The step's balance fills
+        # the block's rows from LOAD on, so a shadow crossing rewrites them in one pass.
         self._fields_f4 = np.zeros((4, n), dtype=np.float32)
-        self._rows = np.zeros((4, n))
-        for row, fld in enumerate((self.p_solar, self.p_load, self.p_battery, self.soc)):
+        self._rows = np.zeros((len(_ROWS), n))
+        for row, fld in zip((P_AVAIL, SOC, LOAD, FLOW), (self.p_solar, self.soc, self.p_load,
+                                                          self.p_battery), strict=True):
             self._fields_f4[row] = fld.array
             fld.array = self._fields_f4[row]
         self.cap = f("power_cap_w", "<f4", (n,), "W",
@@ -151,7 +163,7 @@ class PowerModel:
                              "Compute cold-plate (coolant loop) heater power")
         self.temp_array = f("temp_array_k", "<f4", (n,), "K",
                             "Solar array (quasi-steady)")
-        self.soc_state = self._rows[3]  # float64 state
+        self.soc_state = self._rows[SOC]  # float64 state
         self.soc_state[:] = p.soc_initial_frac
         self.heater_on = np.zeros(n, dtype=bool)
         self.loop_heater_on = np.zeros(n, dtype=bool)
@@ -169,19 +181,33 @@ class PowerModel:
         self._env = {"beta": np.zeros(n)}
         self.sunlight = StepSunlight(n)
         self.view = EarthView(n)
-        # Electrical ledger since start, J: generated = dissipated + stored (chemical).
-        # Rows of one block, so that a step adds the first two in one pass.
-        self._ledger = np.zeros((3, n))
-        self.e_array_j, self.e_dissipated_j, self.e_unserved_j = self._ledger
+        # Electrical ledger since start, J: generated = dissipated + stored (chemical), and
+        # the load energy not served.
+        self._ledger = EnergyLedger(3, n)
         # Scratch, (n,) float64 unless said: rewritten every step, never kept across one.
         self._payload = np.empty(n)
         self._supply = np.empty(n)
         self._reg_loss = np.empty(n)
-        self._spent = np.empty((2, n))  # [array used, dissipated], then times dt
         self._temp = np.empty(n)
         self._eta = np.empty(n)
-        self._buffers = {"flow": self._rows[2], "load": self._rows[1],
-                         "used": self._spent[0]}
+        self._eta_ref = p.array_efficiency_ref_frac  # params are frozen
+        self._s_w_m2 = SOLAR_CONSTANT_W_M2  # the step's solar flux, W/m²
+        # The balance's per-row constants (see _balance_numbers), (2, 1) each: the
+        # [charge, -discharge] limits per J of capacity per unit of state of charge per s,
+        # their scale for the last (capacity, dt) (W per unit of state of charge), their
+        # clip bounds (W), and the [loss, storage] factors of the terminal flow.
+        self._limit_per_j = np.array([[1.0 / p.charge_efficiency_frac],
+                                      [-p.discharge_efficiency_frac]])
+        self._limit_scale_key: tuple[float, float] | None = None
+        self._limit_scale_rows = np.zeros((2, 1))
+        self._limit_floor = np.array([[0.0], [-p.max_discharge_w]])
+        self._limit_ceiling = np.array([[p.max_charge_w], [0.0]])
+        self._charge_factors = np.array([[1.0 - p.charge_efficiency_frac],
+                                         [p.charge_efficiency_frac]])
+        self._discharge_change = np.array([[p.charge_efficiency_frac
+                                            - 1.0 / p.discharge_efficiency_frac],
+                                           [1.0 / p.discharge_efficiency_frac
+                                            - p.charge_efficiency_frac]])
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> PowerModel:
@@ -199,9 +225,10 @@ class PowerModel:
         p = self.params
         shared = ctx.shared
         dt = max(float(ctx.dt_s), 0.0)
+        rows = self._rows
         # Array output per unit of visible Sun, and the step's mean visible fraction.
         unit_w, sun = self._array_power_per_sunlit_w(shared)
-        p_avail = np.multiply(unit_w, sun.mean, out=self._rows[0])
+        p_avail = np.multiply(unit_w, sun.mean, out=rows[P_AVAIL])
 
         # Measured bus and heater power of mirrored satellites, read before the thermostats
         # rewrite the arrays the mirror may have written them into.
@@ -218,10 +245,12 @@ class PowerModel:
                 if values is not None:
                     array[mirrored] = values
         demand = shared.get("compute_power_w")
+        payload = self._payload
         if demand is None:  # no compute model yet: a fixed load that obeys the cap
-            payload = np.minimum(p.compute_load_w, self._cap_w, out=self._payload)
-        else:
-            payload = np.fmax(demand, 0.0, out=self._payload)  # NaN -> 0
+            np.minimum(p.compute_load_w, self._cap_w, out=payload)
+        else:  # a float32 demand is widened first: a mixed-type fmax costs three passes
+            np.copyto(payload, demand)
+            np.fmax(payload, 0.0, out=payload)  # NaN -> 0
         if bus is self._bus_w and not (self._n_heaters_on or self._n_loop_on):
             base: float | np.ndarray = p.bus_power_w  # every heater off: the bus alone
         else:
@@ -234,30 +263,39 @@ class PowerModel:
         eta_r = p.regulation_efficiency_frac
         soc = self.soc_state
         supply = np.multiply(p_avail, eta_r, out=self._supply)
-        flows = self._balance(supply, base, payload, soc, capacity_j, dt, self._buffers)
+        if dt > 0.0 and isinstance(capacity_j, float) and capacity_j > 0.0:  # the usual case
+            unserved = self._balance_numbers(supply, base, payload, soc, capacity_j, dt,
+                                             rows[LOAD:DISSIPATED], True)
+        else:
+            unserved = self._balance(supply, base, payload, soc, capacity_j, dt,
+                                     rows[LOAD:DISSIPATED])
         # A step that crosses the shadow edge is two segments, sunlit then dark (or the
         # reverse): a full battery cannot bank the sunlit part's surplus for the dark part.
         if sun.crossed.size and dt > 0.0:
-            self._split_at_shadow_edge(flows, unit_w, sun, base, payload, capacity_j, dt)
-        soc += flows["d_soc"]
-        load, used, batt_loss = flows["load"], flows["array_used"], flows["battery_loss"]
+            unserved = self._split_at_shadow_edge(unit_w, sun, base, payload, capacity_j, dt,
+                                                  unserved)
+        soc += rows[D_SOC]
+        load, used, batt_loss = rows[LOAD], rows[USED], rows[LOSS]
         reg_loss = np.multiply(used, 1.0 - eta_r, out=self._reg_loss)
-        unserved = flows["unserved"]
         if dt > 0.0:
-            # Ledger rows [array, dissipated] += [used, load + losses] dt, in two passes
-            # (``used`` is row 0 of ``spent``: scaled by dt in place, not read after).
-            spent = self._spent
+            # Ledger rows [array, dissipated] += [used, load + losses] dt (``used`` and
+            # ``dissipated`` are adjacent rows).
+            spent = rows[USED:DISSIPATED + 1]
             np.add(load, reg_loss, out=spent[1])
             spent[1] += batt_loss
-            spent *= dt
-            self._ledger[:2] += spent
-            if unserved is not None:
-                self.e_unserved_j += unserved * dt
+            self._ledger.add(spent, dt)
+            if unserved[0] is not None:  # rare
+                self._ledger.joules()[2] += unserved[0] * dt
 
-        self._update_cap(ctx, supply, base, payload, capacity_j)
+        # Nothing capped and nothing can engage (the usual case): the cap stays +inf. (NaN
+        # fails the tests: the careful path.)
+        if self._n_capped or not np.minimum.reduce(soc) > p.soc_reserve_frac or not (
+                capacity_j > 0.0 if isinstance(capacity_j, float)
+                else np.minimum.reduce(capacity_j) > 0.0):
+            self._update_cap(ctx, supply, base, payload, capacity_j)
 
-        # p_solar, p_load, p_battery and soc are rows of one block: one float32 copy.
-        np.copyto(self._fields_f4, self._rows, casting="same_kind")
+        # p_solar, soc, p_load and p_battery are the block's first rows: one float32 copy.
+        np.copyto(self._fields_f4, rows[:4], casting="same_kind")
         if self._cap_changed:
             self.cap.array[:] = self._cap_w
             self._cap_changed = False
@@ -268,55 +306,75 @@ class PowerModel:
         # Unserved bus and heater power is not dissipated either: the bus browns out first,
         # then the battery heater, then the loop heater.
         bus_served, heater_served, loop_served = bus, heater, loop_heater
-        short = flows["unserved_base"]
+        short = unserved[1]
         if short is not None and short.any():  # rare: the battery is empty, the arrays short
             bus_served = bus - np.minimum(short, bus)
             short = np.maximum(short - bus, 0.0)
             heater_served = heater - np.minimum(short, heater)
             loop_served = loop_heater - np.maximum(short - heater, 0.0)
+        # Thermal's internal heat in one block while no heater runs: [compute, bus, battery].
+        internal = None
+        if heater is self._heater_w and not (self._n_heaters_on or self._n_loop_on):
+            np.add(reg_loss, p.bus_power_w if bus_served is self._bus_w else bus_served,
+                   out=rows[BUS_INTERNAL])
+            internal = rows[SERVED:LOSS + 1]
         shared.update(
+            internal_heat_w=internal,
             power_cap_w=self.cap.array, soc_frac=self.soc.array, p_solar_w=self.p_solar.array,
             heater_power_w=heater_served, loop_heater_power_w=loop_served,
-            bus_power_w=bus_served, payload_power_w=flows["payload"],
+            bus_power_w=bus_served, payload_power_w=rows[SERVED],
             battery_loss_w=batt_loss, regulation_loss_w=reg_loss,
             sunlit_step_mean_frac=sun.mean,  # thermal uses the same eclipse timing
+            solar_flux_w_m2=self._s_w_m2,  # and Sun
             sun_along_km=self.sunlight.along,  # and r·ŝ for its albedo
             earth_view=self.view,  # and the altitude-only view, updated above
             settle_heaters_w=self.settle_heaters_w,  # thermal's starting state
         )
 
-    def _split_at_shadow_edge(self, flows: dict[str, Any], unit_w: np.ndarray,
-                              sun: SunlitStep, base: float | np.ndarray, payload: np.ndarray,
-                              capacity_j: float | np.ndarray, dt: float) -> None:
+    def _split_at_shadow_edge(self, unit_w: np.ndarray, sun: SunlitStep,
+                              base: float | np.ndarray, payload: np.ndarray,
+                              capacity_j: float | np.ndarray, dt: float,
+                              unserved: tuple[np.ndarray | None, np.ndarray | None]
+                              ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Redo the balance of the few satellites that crossed the shadow edge in the step
-        as two segments, and write their step means into ``flows`` in place."""
-        cross, tau = sun.crossed, sun.tau
-        eta_r = self.params.regulation_efficiency_frac
-        soc = self.soc_state[cross]
+        as two segments and write their step means into the balance rows in place.
+
+        Returns:
+            ``unserved`` (all, base loads; (n,) W or None) with the crossings' step means.
+        """
+        cross, weight = sun.crossed, sun.weights
         base_x = base if isinstance(base, float) else base[cross]
         cap_x = capacity_j if isinstance(capacity_j, float) else capacity_j[cross]
-        unit_x = unit_w[cross] if isinstance(unit_w, np.ndarray) else unit_w
-        args = (base_x, payload[cross])
-        first = self._balance(unit_x * sun.before[cross] * eta_r, *args, soc, cap_x, tau * dt)
-        rest = 1.0 - tau
-        second = self._balance(unit_x * sun.after[cross] * eta_r, *args, soc + first["d_soc"],
-                               cap_x, rest * dt)
-        if flows["payload"] is payload:  # served = demand: keep the demand for the cap
-            flows["payload"] = payload.copy()
-        for key, value in flows.items():
-            one, two = first[key], second[key]
-            if key == "d_soc":
-                value[cross] = one + two
-            elif value is None:  # none unserved over the whole step
-                if one is not None or two is not None:
-                    flows[key] = value = np.zeros(self.n_sats)
-                    value[cross] = tau * _or_zero(one) + rest * _or_zero(two)
-            else:  # step means of powers
-                value[cross] = tau * _or_zero(one) + rest * _or_zero(two)
+        payload_x = payload[cross]
+        # Each segment's (rows) supply after regulation, W, and duration, s, (2, m).
+        supply = unit_w[cross]
+        supply *= self.params.regulation_efficiency_frac
+        supply = supply * sun.crossed_ends
+        seconds = weight * dt
+        segments = np.zeros((2, DISSIPATED - LOAD, cross.size))  # (bus_internal: unused)
+        first, second = segments
+        soc = self.soc_state[cross]
+        short_1 = self._balance(supply[0], base_x, payload_x, soc, cap_x, seconds[0], first)
+        soc += first[D_SOC - LOAD]
+        short_2 = self._balance(supply[1], base_x, payload_x, soc, cap_x, seconds[1], second)
+        # Step means of the powers; the state of charge changes by both segments' sum.
+        d_soc = first[D_SOC - LOAD] + second[D_SOC - LOAD]
+        segments *= weight[:, None, :]
+        first += second
+        first[D_SOC - LOAD] = d_soc
+        self._rows[LOAD:DISSIPATED, cross] = first
+        merged = []
+        for whole, one, two in zip(unserved, short_1, short_2, strict=True):
+            if whole is None and (one is not None or two is not None):
+                whole = np.zeros(self.n_sats)
+            if whole is not None:
+                whole[cross] = weight[0] * _or_zero(one) + weight[1] * _or_zero(two)
+            merged.append(whole)
+        return merged[0], merged[1]
 
     def _balance(self, supply: np.ndarray, base: float | np.ndarray, payload: np.ndarray,
                  soc: np.ndarray, capacity_j: float | np.ndarray, dt: float | np.ndarray,
-                 out: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+                 out: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Share supply among loads and battery over an interval; all (m,), W, J, s.
 
         The arrays feed the loads first; a surplus charges the battery (up to its charge
@@ -327,67 +385,91 @@ class PowerModel:
         discharge is always zero).
 
         Args:
-            out: Scratch arrays (``net``, ``hi``, ``lo``, ``flow``, ``load``, ``used``,
-                ``loss``, ``d_soc``, ``discharging``) to fill instead of allocating.
+            out: (7, m) filled in place with the interval's mean powers, W, and the change
+                of state of charge, in the order of ``_ROWS`` from ``load``: load, battery
+                terminal flow (+ charging), compute served, (bus_internal: not touched),
+                battery loss, d_soc (the change of state of charge), array power used before
+                regulation.
 
         Returns:
-            Mean powers over the interval (``load``, ``payload`` served, ``flow`` at the
-            battery terminals (+ charging), ``array_used`` before regulation,
-            ``battery_loss``, ``unserved`` and ``unserved_base``, None when nothing is
-            unserved) and ``d_soc``, the change of state of charge.
+            Power not served, in all and of the base loads (bus and heaters), (m,) W each,
+            or None when nothing is unserved.
+        """
+        shortest = dt if isinstance(dt, float) else np.minimum.reduce(dt, axis=None)
+        if shortest > 0.0 and (capacity_j > 0.0 if isinstance(capacity_j, float)
+                               else np.minimum.reduce(capacity_j, axis=None) > 0.0):
+            return self._balance_numbers(supply, base, payload, soc, capacity_j, dt, out, True)
+        timed = dt > 0.0 if isinstance(dt, float) else np.maximum.reduce(dt, axis=None) > 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):  # a zero interval or capacity
+            return self._balance_numbers(supply, base, payload, soc, capacity_j, dt, out,
+                                         bool(timed))
+
+    def _balance_numbers(self, supply: np.ndarray, base: float | np.ndarray,
+                         payload: np.ndarray, soc: np.ndarray, capacity_j: float | np.ndarray,
+                         dt: float | np.ndarray, out: np.ndarray, timed: bool
+                         ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``_balance``'s arithmetic, without its floating-point error state; ``timed``:
+        whether any interval is longer than zero (else the epoch's flows).
+
+        The rows of ``out`` hold scratch before their own values: the net power in ``used``,
+        the charge and (negated) discharge limits in ``loss`` and ``d_soc`` (adjacent, so
+        one pass clips both), the flow's negative part in ``served``.
         """
         p = self.params
-        o = out or {}
-        eta_c, eta_d = p.charge_efficiency_frac, p.discharge_efficiency_frac
-        net = np.subtract(supply, base, out=o.get("net"))
-        net -= payload
-        scalar = isinstance(capacity_j, float) and isinstance(dt, float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if (dt > 0.0) if isinstance(dt, float) else np.any(dt > 0.0):
-                # Charge limit: room to soc_max_frac over the interval, then max_charge_w.
-                hi = np.subtract(p.soc_max_frac, soc, out=o.get("hi"))
-                hi *= capacity_j / (eta_c * dt)
-                np.maximum(hi, 0.0, out=hi)
-                np.minimum(hi, p.max_charge_w, out=hi)
-                # Discharge limit, negated: the charge left over the interval, max_discharge_w.
-                lo = np.multiply(soc, -(capacity_j * eta_d / dt) if scalar
-                                 else -capacity_j * eta_d / dt, out=o.get("lo"))
-                np.minimum(lo, 0.0, out=lo)
-                np.maximum(lo, -p.max_discharge_w, out=lo)
-            else:  # the epoch: show the flows, change nothing
-                hi = np.zeros_like(supply)
-                lo = np.where(np.greater(capacity_j, 0.0), -p.max_discharge_w, 0.0)
-                lo = np.broadcast_to(lo, supply.shape)
-            flow = np.maximum(net, lo, out=o.get("flow"))
-            np.minimum(flow, hi, out=flow)
-            load = np.add(base, payload, out=o.get("load"))
-            served, unserved, unserved_base = payload, None, None
-            if np.less(net, lo).any():  # rare: a deficit beyond what the battery can give
-                unserved = np.maximum(flow - net, 0.0)
-                shed = np.minimum(unserved, payload)
-                served = payload - shed
-                unserved_base = unserved - shed
-                load -= unserved
-            used = np.add(load, flow, out=o.get("used"))
-            used /= p.regulation_efficiency_frac
-            # Losses and stored energy per watt at the terminals, by the flow's sign (a
-            # masked multiply costs ten plain ones: pick the factors with ``where``).
-            discharging = np.less(flow, 0.0, out=o.get("discharging"))
-            loss = np.multiply(flow, np.where(discharging, 1.0 - 1.0 / eta_d, 1.0 - eta_c),
-                               out=o.get("loss"))
-            if scalar:
-                per_j = dt / capacity_j if capacity_j > 0.0 else 0.0
-                d_soc = np.multiply(flow, np.where(discharging, per_j / eta_d, per_j * eta_c),
-                                    out=o.get("d_soc"))
+        load, flow, served, _, _, d_soc, used = out
+        limits = out[LOSS - LOAD:D_SOC - LOAD + 1]
+        hi, lo = limits
+        np.add(payload, base, out=load)
+        net = np.subtract(supply, load, out=used)
+        if timed:
+            # Charge limit: room to soc_max_frac over the interval; discharge limit, negated:
+            # the charge left over the interval. Then the rate limits.
+            np.subtract(p.soc_max_frac, soc, out=hi)
+            np.copyto(lo, soc)
+            if isinstance(capacity_j, float) and isinstance(dt, float):
+                if self._limit_scale_key != (capacity_j, dt):  # kept while both stay
+                    self._limit_scale_key = (capacity_j, dt)
+                    self._limit_scale_rows = self._limit_per_j * (capacity_j / dt)
+                limits *= self._limit_scale_rows
+            else:  # [1 / η_c, -η_d] capacity / dt, (2, m)
+                limits *= np.multiply(self._limit_per_j, np.divide(capacity_j, dt))
+            np.maximum(limits, self._limit_floor, out=limits)
+            np.minimum(limits, self._limit_ceiling, out=limits)
+        else:  # the epoch: show the flows, change nothing
+            hi[...] = 0.0
+            lo[...] = np.where(np.greater(capacity_j, 0.0), -p.max_discharge_w, 0.0)
+        np.maximum(net, lo, out=flow)
+        np.minimum(flow, hi, out=flow)
+        unserved = unserved_base = shed = None
+        if np.count_nonzero(np.less(net, lo)):  # rare: a deficit the battery cannot give
+            unserved = np.maximum(flow - net, 0.0)
+            shed = np.minimum(unserved, payload)
+            unserved_base = unserved - shed
+            load -= unserved
+        np.add(load, flow, out=used)
+        used /= p.regulation_efficiency_frac
+        # Battery loss and the power into storage per watt at the terminals, by the flow's
+        # sign: charging 1 - η_c and η_c, discharging 1 - 1/η_d and 1/η_d. A masked multiply
+        # or a ``where`` costs several plain passes: both rows take the charging factor,
+        # then the discharge's difference on the flow's negative part.
+        negative = np.minimum(flow, 0.0, out=served)
+        into = out[LOSS - LOAD:D_SOC - LOAD + 1]  # [loss, d_soc]
+        np.multiply(flow, self._charge_factors, out=into)
+        into += negative * self._discharge_change
+        if isinstance(capacity_j, float):
+            if capacity_j > 0.0:
+                d_soc *= dt / capacity_j
             else:
-                d_soc = np.multiply(flow, np.where(discharging, 1.0 / eta_d, eta_c),
-                                    out=o.get("d_soc"))
-                d_soc *= dt
-                d_soc /= capacity_j
-                d_soc = np.where(np.greater(capacity_j, 0.0), d_soc, 0.0)
-        return {"load": load, "payload": served, "flow": flow, "array_used": used,
-                "battery_loss": loss, "unserved": unserved, "unserved_base": unserved_base,
-                "d_soc": d_soc}
+                d_soc[...] = 0.0
+        else:
+            d_soc *= dt
+            d_soc /= capacity_j
+            np.putmask(d_soc, np.less_equal(capacity_j, 0.0), 0.0)
+        if shed is None:
+            np.copyto(served, payload)
+        else:
+            np.subtract(payload, shed, out=served)
+        return unserved, unserved_base
 
     def _thermostats(self, shared: dict[str, Any]) -> None:
         """Battery heater and loop heater thermostats on the previous step's temperatures.
@@ -402,18 +484,21 @@ class PowerModel:
         """
         p = self.params
         temp_b = shared.get("temp_battery_k")
-        if temp_b is not None and (self._n_heaters_on or _any_below(temp_b, p.heater_on_k)):
+        temp_c = shared.get("temp_compute_k")
+        temp_r = shared.get("temp_radiator_k")
+        coldest = _coldest_k(shared, temp_r, temp_c, temp_b)
+        if temp_b is not None and (self._n_heaters_on
+                                   or _any_below(temp_b, p.heater_on_k, coldest[BATTERY])):
             self.heater_on = thermostat(self.heater_on, temp_b < p.heater_on_k,
                                         temp_b > p.heater_off_k)
             np.multiply(self.heater_on, p.heater_power_w, out=self._heater_w)
             self._n_heaters_on = int(np.count_nonzero(self.heater_on))
             self._heaters_changed = True
-        temp_c = shared.get("temp_compute_k")
         if temp_c is None:
             return
-        temp_r = shared.get("temp_radiator_k")
-        if not (self._n_loop_on or _any_below(temp_c, p.loop_heater_on_k)
-                or (temp_r is not None and _any_below(temp_r, p.freeze_guard_on_k))):
+        if not (self._n_loop_on or _any_below(temp_c, p.loop_heater_on_k, coldest[COMPUTE])
+                or (temp_r is not None
+                    and _any_below(temp_r, p.freeze_guard_on_k, coldest[RADIATOR]))):
             return
         cold = temp_c < p.loop_heater_on_k
         warm = temp_c > p.loop_heater_off_k
@@ -501,6 +586,21 @@ class PowerModel:
 
     # ---- ledger
 
+    @property
+    def e_array_j(self) -> np.ndarray:
+        """(n,) energy drawn from the arrays since the start (before regulation), J."""
+        return self._ledger.joules()[0]
+
+    @property
+    def e_dissipated_j(self) -> np.ndarray:
+        """(n,) electrical energy dissipated as heat since the start, J."""
+        return self._ledger.joules()[1]
+
+    @property
+    def e_unserved_j(self) -> np.ndarray:
+        """(n,) load energy that could not be served since the start, J."""
+        return self._ledger.joules()[2]
+
     def stored_j(self) -> np.ndarray:
         """(n,) chemical energy added to the battery since the start, J (nominal capacity)."""
         p = self.params
@@ -516,9 +616,7 @@ class PowerModel:
         alt = shared.get("alt_km")
         if alt is not None:
             self.view.update(alt)
-        sun = shared.get("sun_gcrs_km")
-        s_w_m2 = SOLAR_CONSTANT_W_M2 if sun is None else float(
-            solar_flux_w_m2(math.sqrt(float(np.dot(sun, sun)))))
+        s_w_m2 = self._s_w_m2 = flux_from_sun_w_m2(shared.get("sun_gcrs_km"))
         step_sun = self.sunlight.update(shared)
 
         # Sun on the arrays per unit visible Sun, W/m²: a number under yaw steering (the
@@ -530,27 +628,29 @@ class PowerModel:
             if beta is not None:
                 np.copyto(env["beta"], beta, where=np.isfinite(beta))
             sun_in = s_w_m2 * sun_exposure(self.thermal.attitude, env["beta"]).array_cos
-        eta_ref = p.array_efficiency_ref_frac
+        eta_ref = self._eta_ref
         # Quasi-steady array temperature: absorbed Sun minus the electrical output, plus
-        # Earth IR on both faces (seen as vertical plates), radiated from both faces.
+        # Earth IR on both faces (seen as vertical plates), radiated from both faces:
+        # T⁴ = (S f (α - η) + F ε IR) / (ε σ), the constants folded into two products.
         eps = p.array_emissivity_front + p.array_emissivity_back
-        temp = np.multiply(step_sun.mean, sun_in, out=self._temp)
-        temp *= p.array_absorptivity - eta_ref
-        temp += self.view.f_vertical * (self.thermal.earth_ir_w_m2 * eps)
-        temp *= 1.0 / (eps * STEFAN_BOLTZMANN_W_M2_K4)
+        per_t4 = 1.0 / (eps * STEFAN_BOLTZMANN_W_M2_K4)
+        temp = np.multiply(step_sun.mean, sun_in * ((p.array_absorptivity - eta_ref) * per_t4),
+                           out=self._temp)
+        temp += np.multiply(self.view.f_vertical,
+                            self.thermal.earth_ir_w_m2 * eps * per_t4, out=self._eta)
         np.sqrt(temp, out=temp)
         np.sqrt(temp, out=temp)
         self.temp_array.array[:] = temp
-        # Efficiency falls linearly with temperature (never below zero).
-        eta = np.multiply(temp, p.array_temp_coeff_per_k, out=self._eta)
-        eta += 1.0 - p.array_temp_coeff_per_k * p.array_ref_temp_k
+        # Efficiency falls linearly with temperature (never below zero); with a number for
+        # the Sun the output's scale is folded in too: max(x, 0) K = max(x K, 0) for K >= 0.
+        scale = p.array_area_m2 * eta_ref * sun_in if isinstance(sun_in, float) else 1.0
+        eta = np.multiply(temp, p.array_temp_coeff_per_k * scale, out=self._eta)
+        eta += (1.0 - p.array_temp_coeff_per_k * p.array_ref_temp_k) * scale
         np.maximum(eta, 0.0, out=eta)
         health = degraded_frac(shared.get("solar_health_frac"))
         if health is not None:
             eta *= health
-        if isinstance(sun_in, float):
-            eta *= p.array_area_m2 * eta_ref * sun_in
-        else:
+        if not isinstance(sun_in, float):
             eta *= p.array_area_m2 * eta_ref
             eta *= sun_in
         return eta, step_sun
@@ -564,13 +664,11 @@ class PowerModel:
         the battery is back ``cap_release_band_frac`` above the reserve: that band is the
         hysteresis. While capped, compute may use what the arrays give beyond the bus, the
         heater and ``recharge_reserve_w`` (so the battery recharges in sunlight): zero in
-        eclipse. A node whose battery has failed is capped to the arrays' surplus.
+        eclipse. A node whose battery has failed is capped to the arrays' surplus. The step
+        calls it only while something is capped or can engage.
         """
         p = self.params
         soc = self.soc_state
-        if not self._n_capped and soc.min() > p.soc_reserve_frac and (
-                capacity_j > 0.0 if isinstance(capacity_j, float) else capacity_j.min() > 0.0):
-            return  # nothing capped and nothing can engage: the cap stays +inf everywhere
         self._cap_changed = True
         no_battery = np.less_equal(capacity_j, 0.0)
         engage = (soc <= p.soc_reserve_frac) & (supply < base + payload_w)
@@ -602,9 +700,22 @@ def thermostat(on: np.ndarray, cold: np.ndarray, warm: np.ndarray) -> np.ndarray
     return (on | cold) & ~(warm & ~cold)
 
 
-def _any_below(values: np.ndarray, limit: float) -> bool:
-    """Whether any value (NaN aside) is below ``limit``: one reduction over (n,)."""
-    return bool(values.size) and bool(np.fmin.reduce(values, axis=None) < limit)
+def _any_below(values: np.ndarray, limit: float, coldest: float | None = None) -> bool:
+    """Whether any value (NaN aside) is below ``limit``: one reduction over (n,), or none
+    with the values' minimum (NaN aside) ``coldest`` known."""
+    if coldest is None:
+        return bool(values.size) and bool(np.fmin.reduce(values, axis=None) < limit)
+    return bool(coldest < limit)
+
+
+def _coldest_k(shared: dict[str, Any], *temps: np.ndarray | None) -> list[Any]:
+    """Thermal's minima (NaN aside, node order) of its temperature fields, when ``temps``
+    (radiator, compute, battery) are those fields; else Nones. Thermal publishes them with
+    the fields as ``temp_min_k``: (its (4, n) block of the fields, (4,) minima)."""
+    block, minima = shared.get("temp_min_k") or (None, None)
+    if block is None or not all(t is None or t.base is block for t in temps):
+        return [None] * 4
+    return list(minima)  # float32 scalars: compared as the fields' own values
 
 
 def _or_zero(values: np.ndarray | None) -> np.ndarray | float:

@@ -3,9 +3,10 @@
 Nodes: 0 radiator (deployed two-sided panel), 1 compute (chips, cold plates and coolant),
 2 bus (structure and electronics, with a body-mounted radiator), 3 battery. Links form a
 chain: radiator —pumped loop— compute —mount— bus —mount— battery, so each backward-Euler
-step is a 4x4 tridiagonal solve done column-wise over the fleet (Thomas algorithm), with
-Newton iterations on the T⁴ terms. Environment: direct Sun (attitude law), Earth albedo and
-Earth infrared through view factors from altitude. Equations and sizing: docs/models.md.
+step is a 4x4 tridiagonal solve done column-wise over the fleet (the chain's ends
+eliminated into a 2x2 system for the middle two), with Newton iterations on the T⁴ terms.
+Environment: direct Sun (attitude law), Earth albedo and Earth infrared through view
+factors from altitude. Equations and sizing: docs/models.md.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -112,6 +113,15 @@ def solar_flux_w_m2(sun_distance_km: float | np.ndarray) -> float | np.ndarray:
     return SOLAR_CONSTANT_W_M2 * ratio * ratio
 
 
+def flux_from_sun_w_m2(sun_gcrs_km: np.ndarray | None) -> float:
+    """``solar_flux_w_m2`` at the Earth for the Sun at ``sun_gcrs_km`` ((3,) km), W/m²; the
+    solar constant when it is None. Plain floats: the step calls it twice."""
+    if sun_gcrs_km is None:
+        return SOLAR_CONSTANT_W_M2
+    ratio = AU_KM / math.sqrt(float(np.dot(sun_gcrs_km, sun_gcrs_km)))
+    return SOLAR_CONSTANT_W_M2 * ratio * ratio
+
+
 def earth_view_factor(h_ratio: np.ndarray, cos_lambda: np.ndarray) -> np.ndarray:
     """View factor from a small flat plate to the Earth sphere.
 
@@ -147,6 +157,8 @@ def vertical_plate_view_factor(h_ratio: np.ndarray) -> np.ndarray:
 
 H_GRID = np.linspace(1.01, 1.35, 18)  # 64 .. 2,232 km above the equatorial radius
 COS_THETA_GRID = np.linspace(-1.0, 1.0, 121)
+_HALF_COLUMNS = 0.5 * (COS_THETA_GRID.size - 1)  # the column of cos θ = 0
+_VIEW_ROWS = ("alt_km", "h", "r_km", "x_scale", "f_vertical", "fy")  # EarthView's block
 
 
 @functools.lru_cache(maxsize=1)
@@ -218,24 +230,26 @@ class EarthView:
     H_TOLERANCE = 2.0e-4
 
     def __init__(self, n_sats: int) -> None:
-        self.h = np.full(n_sats, np.nan)
-        self.r_km = np.full(n_sats, np.nan)  # R_E H, km
-        self.f_vertical = np.zeros(n_sats)
-        self._alt_km = np.full(n_sats, np.nan)  # the altitude H was taken from, km
+        # Per satellite, rows of one block so that a refresh writes them in one pass: the
+        # altitude H was taken from (km), H, R_E H (km), the albedo-table columns per km of
+        # r·ŝ, (COS_THETA_GRID.size - 1) / 2 / (R_E H) (the column of cos θ = r·ŝ / (R_E H)
+        # is r·ŝ x_scale + _HALF_COLUMNS), F, and the weight of the albedo-table row above.
+        # NaN until known (F: 0).
+        self._block = np.full((len(_VIEW_ROWS), n_sats), np.nan)
+        self._alt_km, self.h, self.r_km, self.x_scale, self.f_vertical, self._fy = self._block
+        self.f_vertical[:] = 0.0
+        self._fy[:] = 0.0
         self._k0 = np.zeros(n_sats, dtype=np.intp)  # flat index of the H row below, (n,)
-        self._fy = np.zeros(n_sats)  # weight of the row above, (n,)
-        # Per table cell k: [g(k), g(k+1) - g(k), the same one H row up]: one gather gives
-        # a satellite's four interpolation terms.
+        # Per table cell k, four rows that one gather reads: g(k), the slope g(k+1) - g(k),
+        # and the changes of both one H row up. Past a row's last column the slopes are
+        # meaningless but finite, and only ever weighted by zero.
         flat = albedo_table().ravel()
         slope = np.append(flat[1:] - flat[:-1], 0.0)
-        up = np.append(flat[COS_THETA_GRID.size:], np.zeros(COS_THETA_GRID.size))
-        up_slope = np.append(slope[COS_THETA_GRID.size:], np.zeros(COS_THETA_GRID.size))
-        self._cells = np.stack([flat, slope, up, up_slope], axis=1)
+        pad = np.zeros(COS_THETA_GRID.size)
+        self._cells = np.stack([flat, slope, np.append(flat[COS_THETA_GRID.size:], pad) - flat,
+                                np.append(slope[COS_THETA_GRID.size:], pad) - slope])
         self._moved = np.empty(n_sats)
-        self._x = np.empty(n_sats)
         self._i = np.empty(n_sats, dtype=np.intp)
-        self._rows = np.empty((n_sats, 4))
-        self._g = np.empty(n_sats)
         self._complete = False  # whether every satellite has a finite H
 
     def update(self, alt_km: np.ndarray) -> None:
@@ -244,28 +258,29 @@ class EarthView:
             # Every satellite has a finite H, so a NaN altitude compares false and is kept.
             moved = np.subtract(alt_km, self._alt_km, out=self._moved)
             np.abs(moved, out=moved)
-            stale = np.flatnonzero(moved > self.H_TOLERANCE * R_EARTH_KM)
+            stale = np.greater(moved, self.H_TOLERANCE * R_EARTH_KM).nonzero()[0]
             if stale.size == 0:
                 return
-            alt = np.asarray(alt_km, dtype=np.float64)[stale]
-            hs = alt / R_EARTH_KM
-            hs += 1.0
         else:
             h = np.asarray(alt_km, dtype=np.float64) / R_EARTH_KM
             h += 1.0
             stale = np.flatnonzero(~(np.abs(h - self.h) <= self.H_TOLERANCE) & np.isfinite(h))
             if stale.size == 0:
                 return
-            hs = h[stale]
-            alt = np.asarray(alt_km, dtype=np.float64)[stale]
-        self._alt_km[stale] = alt
-        self.h[stale] = hs
-        self.r_km[stale] = R_EARTH_KM * hs
-        self.f_vertical[stale] = vertical_plate_view_factor(hs)
-        y = (np.clip(hs, H_GRID[0], H_GRID[-1]) - H_GRID[0]) * (
-            (H_GRID.size - 1) / (H_GRID[-1] - H_GRID[0]))
+        rows = np.empty((len(_VIEW_ROWS), stale.size))  # the block's rows, for ``stale``
+        alt, hs, r_km, x_scale, f_vertical, fy = rows
+        np.asarray(alt_km, dtype=np.float64).take(stale, out=alt)
+        np.divide(alt, R_EARTH_KM, out=hs)
+        hs += 1.0
+        np.multiply(hs, R_EARTH_KM, out=r_km)
+        np.divide(_HALF_COLUMNS, r_km, out=x_scale)
+        f_vertical[:] = vertical_plate_view_factor(hs)
+        y = np.minimum(np.maximum(hs, H_GRID[0]), H_GRID[-1])
+        y -= H_GRID[0]
+        y *= (H_GRID.size - 1) / (H_GRID[-1] - H_GRID[0])
         j = np.minimum(y.astype(np.intp), H_GRID.size - 2)
-        self._fy[stale] = y - j
+        np.subtract(y, j, out=fy)
+        self._block[:, stale] = rows
         self._k0[stale] = j * COS_THETA_GRID.size
         if self._complete:
             return
@@ -279,26 +294,36 @@ class EarthView:
         """Whether every satellite has a finite H (after the first update)."""
         return self._complete
 
-    def albedo(self, cos_theta: np.ndarray) -> np.ndarray:
-        """(n,) albedo factor g at each satellite's altitude for Sun zenith cosines (n,).
+    def albedo_at(self, x: np.ndarray, work: np.ndarray | None = None,
+                  fx: np.ndarray | None = None) -> np.ndarray:
+        """(n,) albedo factor g at each satellite's altitude, bilinear in ``albedo_table``.
 
-        The returned array is scratch, rewritten by the next call.
+        Args:
+            x: (n,) the table column of each satellite's cos θ, (cos θ + 1) (columns - 1) / 2,
+                finite; clamped to the table in place.
+            work: (4, n) scratch, the first row of which is returned; allocated when None.
+            fx: (n,) scratch; allocated when None.
+
+        Returns:
+            (n,) g, the first row of ``work``.
         """
-        x = np.clip(cos_theta, -1.0, 1.0, out=self._x)
-        x += 1.0
-        x *= 0.5 * (COS_THETA_GRID.size - 1)
-        i = np.minimum(x.astype(np.intp), COS_THETA_GRID.size - 2, out=self._i)
-        x -= i  # weight of the cos θ column to the right
+        np.maximum(x, 0.0, out=x)
+        np.minimum(x, COS_THETA_GRID.size - 1.0, out=x)
+        fx = np.empty_like(x) if fx is None else fx
+        i = self._i
+        np.copyto(i, x, casting="unsafe")  # the column to the left: x >= 0 truncates down
+        np.subtract(x, i, out=fx)  # weight of the column to the right; 0 at the last one
         i += self._k0
-        rows = np.take(self._cells, i, axis=0, out=self._rows)
-        lower = np.multiply(rows[:, 1], x, out=rows[:, 1])
-        lower += rows[:, 0]  # g at the H row below
-        upper = np.multiply(rows[:, 3], x, out=rows[:, 3])
-        upper += rows[:, 2]  # g at the H row above
-        upper -= lower
-        g = np.multiply(upper, self._fy, out=self._g)
-        g += lower
-        return g
+        # [g0, g1, d0, d1] of each satellite's cell (in the table by construction), then
+        # g = (g0 + fx g1) + fy (d0 + fx d1).
+        cells = self._cells.take(i, axis=1, out=work, mode="clip")
+        cells[1::2] *= fx
+        cells[0::2] += cells[1::2]
+        cells[2] *= self._fy
+        cells[0] += cells[2]
+        return cells[0]
+
+
 
 
 @dataclass
@@ -307,17 +332,32 @@ class SunlitStep:
 
     Attributes:
         mean: (n,) mean visible fraction over the step.
-        before: (n,) fraction at the start of the step.
-        after: (n,) fraction at the end of the step.
+        ends: (2, n) fractions at the start and at the end of the step.
         crossed: (m,) indices of satellites that crossed the shadow edge in the step.
-        tau: (m,) fraction of the step before the crossing.
+        weights: (2, m) the crossings' shares of the step before and after the edge.
+        crossed_ends: (2, m) ``ends`` of the crossings.
     """
 
     mean: np.ndarray
-    before: np.ndarray
-    after: np.ndarray
+    ends: np.ndarray
     crossed: np.ndarray
-    tau: np.ndarray
+    weights: np.ndarray
+    crossed_ends: np.ndarray
+
+    @property
+    def before(self) -> np.ndarray:
+        """(n,) fraction at the start of the step."""
+        return self.ends[0]
+
+    @property
+    def after(self) -> np.ndarray:
+        """(n,) fraction at the end of the step."""
+        return self.ends[1]
+
+    @property
+    def tau(self) -> np.ndarray:
+        """(m,) fraction of the step before the crossing."""
+        return self.weights[0]
 
 
 class StepSunlight:
@@ -334,29 +374,38 @@ class StepSunlight:
 
     Per step only the side of the edge is found for every satellite (behind the Earth and
     within R_E of the shadow's axis); s itself is computed for the few whose side changed.
-    The arrays of a step (``mean``, ``before``, ``after``, ``along``) are rewritten by the
-    next step: read them within the step.
+    r·ŝ and r² come from orbit (``sun_along_km``, ``r2_km2``) when it publishes them, else
+    from ``pos_gcrs_km`` and ``sun_gcrs_km``. The arrays of a step (``mean``, ``ends``,
+    ``along``) are rewritten by the next step: read them within the step.
     """
 
     def __init__(self, n_sats: int) -> None:
-        self.sunlit = np.ones(n_sats)
-        self.along: np.ndarray | None = None  # r·ŝ, km: the last positions along the Sun
+        # Two rows, last step's and this step's, alternating: the visible fractions; r·ŝ
+        # (km) and r² - (r·ŝ)² (km²); inside the cylinder. ``_slot`` is this step's row of the
+        # fractions, ``_pos_slot`` of the positions.
+        self._fracs = np.ones((2, n_sats))
+        self._pos = np.zeros((2, 2, n_sats))
+        self._inside = np.zeros((2, n_sats), dtype=bool)
+        self._slot = 0
+        self._pos_slot = 0
         self._first = True
-        self._spare = np.ones(n_sats)  # last step's fractions, once swapped
+        self._have_prev = False  # whether last step had positions
+        self.along: np.ndarray | None = None  # r·ŝ, km: the last positions along the Sun
         self._mean = np.ones(n_sats)
-        # Two sets, this step's and last step's: r·ŝ (km), r² (km²), inside the cylinder.
-        self._along = (np.zeros(n_sats), np.zeros(n_sats))
-        self._r2 = (np.zeros(n_sats), np.zeros(n_sats))
-        self._inside = (np.zeros(n_sats, dtype=bool), np.zeros(n_sats, dtype=bool))
+        self._changed = np.zeros(n_sats, dtype=bool)
         self._scratch = np.empty(n_sats)
         self._squares = np.empty((n_sats, 3))
-        self._slot = 0  # which set is this step's
-        self._have_prev = False  # whether last step had positions
+
+    @property
+    def sunlit(self) -> np.ndarray:
+        """(n,) the last visible fractions."""
+        return self._fracs[self._slot]
 
     def update(self, shared: dict[str, Any]) -> SunlitStep:
-        """Read ``sunlit_frac`` (and ``pos_gcrs_km``, ``sun_gcrs_km``); return the step."""
+        """Read ``sunlit_frac`` (and r·ŝ and r², or the positions); return the step."""
         sunlit = shared.get("sunlit_frac")
-        prev, now = self.sunlit, self._spare
+        k = 1 - self._slot
+        prev, now = self._fracs[self._slot], self._fracs[k]
         if sunlit is None:
             np.copyto(now, prev)
         else:  # a non-finite fraction keeps the last one
@@ -364,51 +413,98 @@ class StepSunlight:
             if not math.isfinite(float(np.add.reduce(now, axis=None))):
                 np.copyto(now, prev, where=~np.isfinite(now))
         if self._first:
-            prev = now
+            np.copyto(prev, now)
             self._first = False
-        self.sunlit, self._spare = now, self.sunlit
+        self._slot = k
+        ends = self._fracs if k == 1 else self._fracs[::-1]  # [before, after], a view
         mean = np.add(prev, now, out=self._mean)
         mean *= 0.5
-        pos = shared.get("pos_gcrs_km")
-        sun = shared.get("sun_gcrs_km")
-        crossed = np.zeros(0, dtype=np.intp)
-        tau = np.zeros(0)
-        if pos is None or sun is None:
+        j = 1 - self._pos_slot
+        along = self._positions(shared, self._pos[j])
+        if along is None:
             self._have_prev = False
-            return SunlitStep(mean, prev, now, crossed, tau)
-        k = self._slot = 1 - self._slot
-        s_hat = np.asarray(sun, dtype=np.float64)
-        s_hat = s_hat / math.sqrt(float(s_hat @ s_hat))
-        along = np.matmul(pos, s_hat, out=self._along[k])
+            return SunlitStep(mean, ends, _NO_INDEX, _NO_PAIRS, _NO_PAIRS)
+        self._pos_slot = j
         self.along = along
-        r2 = np.matmul(np.square(pos, out=self._squares), _ONES_3, out=self._r2[k])
         # Inside the cylinder: behind the Earth (r·ŝ < 0) and r² - (r·ŝ)² < R_E².
-        perp2 = np.multiply(along, along, out=self._scratch)
-        np.subtract(r2, perp2, out=perp2)
-        inside = np.less(perp2, R_EARTH_KM * R_EARTH_KM, out=self._inside[k])
-        inside &= along < 0.0
+        inside = np.less(self._pos[j, 1], R_EARTH_KM * R_EARTH_KM, out=self._inside[j])
+        inside &= np.less(along, 0.0, out=self._changed)
+        step = SunlitStep(mean, ends, _NO_INDEX, _NO_PAIRS, _NO_PAIRS)
         if self._have_prev:
             # NaN positions count as outside; the exact test on the candidates drops them.
-            candidates = np.flatnonzero(inside != self._inside[1 - k])
+            candidates = np.not_equal(inside, self._inside[1 - j],
+                                      out=self._changed).nonzero()[0]
             if candidates.size:
-                before = _edge_km(self._along[1 - k][candidates], self._r2[1 - k][candidates])
-                edge = _edge_km(along[candidates], r2[candidates])
-                keep = before * edge < 0.0
-                crossed, before, edge = candidates[keep], before[keep], edge[keep]
-                if crossed.size:
-                    tau = before / (before - edge)
-                    mean[crossed] = tau * prev[crossed] + (1.0 - tau) * now[crossed]
+                self._crossings(candidates, j, step)
         self._have_prev = True
-        return SunlitStep(mean, prev, now, crossed, tau)
+        return step
+
+    def _crossings(self, candidates: np.ndarray, j: int, step: SunlitStep) -> None:
+        """Fill ``step``'s crossings from the candidates (this step's positions in slot j)
+        and rewrite their mean fractions."""
+        pos = self._pos[:, :, candidates]  # (slot, [r·ŝ, r² - (r·ŝ)²], m)
+        if j == 0:
+            pos = pos[::-1]  # [last step, this step]
+        edge = _edge_km(pos[:, 0], pos[:, 1])  # (2, m)
+        keep = edge[0] * edge[1] < 0.0
+        crossed = candidates
+        if np.count_nonzero(keep) < keep.size:
+            crossed, edge = candidates[keep], edge[:, keep]
+        if crossed.size:
+            # τ of the step at the start's fraction, the rest at the end's.
+            weights = np.empty_like(edge)
+            np.divide(edge[0], np.subtract(edge[0], edge[1], out=weights[1]), out=weights[0])
+            np.subtract(1.0, weights[0], out=weights[1])
+            step.crossed, step.weights = crossed, weights
+            step.crossed_ends = step.ends[:, crossed]
+            part = weights * step.crossed_ends
+            step.mean[crossed] = np.add(part[0], part[1], out=part[0])
+
+    def _positions(self, shared: dict[str, Any], out: np.ndarray) -> np.ndarray | None:
+        """Fill ``out`` ((2, n)) with r·ŝ (km) and r² - (r·ŝ)² (km², the square of the
+        distance from the shadow's axis) for this step and return its first row, or None
+        without positions.
+
+        Orbit's r·ŝ is copied (it rewrites it in place next step); an ``along`` that is one
+        of this model's own (power publishes it as ``sun_along_km``) is last step's, not
+        orbit's, and is not taken.
+        """
+        given, r2 = shared.get("sun_along_km"), shared.get("r2_km2")
+        along, perp2 = out
+        if (given is not None and r2 is not None
+                and not np.may_share_memory(given, self._pos)):
+            np.copyto(along, given)
+        else:
+            pos = shared.get("pos_gcrs_km")
+            sun = shared.get("sun_gcrs_km")
+            if pos is None or sun is None:
+                return None
+            s_hat = np.asarray(sun, dtype=np.float64)
+            s_hat = s_hat / math.sqrt(float(s_hat @ s_hat))
+            np.matmul(pos, s_hat, out=along)
+            r2 = np.matmul(np.square(pos, out=self._squares), _ONES_3, out=self._scratch)
+        np.subtract(r2, np.multiply(along, along, out=perp2), out=perp2)
+        return along
 
 
 _ONES_3 = np.ones(3)
+_NO_INDEX = np.zeros(0, dtype=np.intp)
+_NO_INDEX.flags.writeable = False
+_NO_PAIRS = np.zeros((2, 0))
+_NO_PAIRS.flags.writeable = False
 
 
-def _edge_km(along: np.ndarray, r2: np.ndarray) -> np.ndarray:
-    """Signed distance to the shadow cylinder's edge, km (negative inside), (m,)."""
-    behind = np.minimum(along, 0.0)
-    return np.sqrt(np.maximum(r2 - behind * behind, 0.0)) + (along - behind) - R_EARTH_KM
+def _edge_km(along: np.ndarray, perp2: np.ndarray) -> np.ndarray:
+    """Signed distance to the shadow cylinder's edge, km (negative inside), from r·ŝ (km)
+    and r² - (r·ŝ)² (km²), any shape: sqrt(r² - min(r·ŝ, 0)²) + max(r·ŝ, 0) - R_E."""
+    ahead = np.maximum(along, 0.0)
+    edge = np.multiply(ahead, ahead)
+    edge += perp2  # r² - min(r·ŝ, 0)²
+    np.maximum(edge, 0.0, out=edge)
+    np.sqrt(edge, out=edge)
+    edge += ahead
+    edge -= R_EARTH_KM
+    return edge
 
 
 def loop_conductance_w_k(flow_kg_s: np.ndarray, cp_j_kg_k: float, ua_w_k: float) -> np.ndarray:
@@ -423,17 +519,79 @@ def loop_conductance_w_k(flow_kg_s: np.ndarray, cp_j_kg_k: float, ua_w_k: float)
 # The network solver
 
 
+class _SolveConstants(NamedTuple):
+    """Per-row constants of ``implicit_step`` for one dt (see there), (rows, 1) arrays."""
+
+    c_dt: np.ndarray  # (4, 1) C / dt, W/K
+    k_sink4: np.ndarray  # (2, 1) k T_sink⁴ of the radiating rows, W
+    k3: np.ndarray  # (2, 1) 3 k, W/K⁴
+    k4: np.ndarray  # (2, 1) 4 k, W/K⁴
+    diag_const: np.ndarray  # (2, 1) the radiating rows' diagonals without the T³ term, W/K
+    a_t: float  # the battery row's diagonal, W/K
+    share_t: float  # g_bt / a_t
+
+
+@functools.lru_cache(maxsize=16)
+def _solve_constants(capacities_j_k: tuple[float, ...], inv_dt: float, g_cb: float,
+                     g_bt: float, k_rad: float, k_bus: float, sink4: float) -> _SolveConstants:
+    """``implicit_step``'s constants, built once per dt (read-only arrays)."""
+    c_r, c_c, c_b, c_t = (c * inv_dt for c in capacities_j_k)
+    k = np.array([[k_rad], [k_bus]])
+    # The battery row, T_t = (r_t + g_bt T_b) / a_t with a_t = c_t + g_bt, folds into the bus
+    # row: its diagonal loses g_bt² / a_t (g_bt - g_bt² / a_t = g_bt c_t / a_t, a number),
+    # its right-hand side gains (g_bt / a_t) r_t.
+    a_t = np.float64(c_t) + g_bt  # numpy's: a battery with neither gives inf, not an error
+    arrays = [np.array([[c_r], [c_c], [c_b], [c_t]]), k * sink4, 3.0 * k, 4.0 * k,
+              np.array([[c_r], [c_b + g_cb + g_bt * (c_t / a_t)]])]
+    for array in arrays:
+        array.flags.writeable = False
+    return _SolveConstants(*arrays, a_t=a_t, share_t=g_bt / a_t)
+
+
+class SolveWork:
+    """Scratch for ``implicit_step`` over n satellites, kept from call to call.
+
+    ``rows`` (10, n): four for the radiating nodes' T⁴ and T³ terms, then three pairs, each
+    a per-satellite row over a row that is one number of the step's dt: [G, g_bt],
+    [a_r, a_t], [G / a_r, g_bt / a_t] (see ``implicit_step``). A pair is one operand, so the
+    radiator and the battery, the two ends of the chain, take one pass each. ``g_loop`` is
+    the first pair's first row: a caller may write G there.
+
+    Args:
+        n_sats: Satellites.
+        rows: (10, n) array to use; allocated when None.
+    """
+
+    def __init__(self, n_sats: int, rows: np.ndarray | None = None) -> None:
+        self.n_sats = n_sats
+        self.rows = np.empty((10, n_sats)) if rows is None else rows
+        self.g_loop = self.rows[4]
+        self._numbers: tuple[float, float, float] | None = None
+
+    def fill(self, g_bt: float, a_t: float, share_t: float) -> None:
+        """Set the pairs' rows of numbers (kept while they stay the same)."""
+        numbers = (g_bt, a_t, share_t)
+        if numbers != self._numbers:
+            self.rows[5], self.rows[7], self.rows[9] = numbers
+            self._numbers = numbers
+
+
 def implicit_step(temps_k: np.ndarray, inv_dt: float, capacities_j_k: np.ndarray,
                   g_loop: np.ndarray | float, g_cb: float, g_bt: float,
                   k_rad: np.ndarray | float, k_bus: np.ndarray | float, heat_w: np.ndarray,
-                  sink4: float, iterations: int, out: np.ndarray | None = None
+                  sink4: float, iterations: int, out: np.ndarray | None = None,
+                  work: SolveWork | None = None, rhs: np.ndarray | None = None
                   ) -> np.ndarray:
     """One backward-Euler step of the chain network, Newton on the T⁴ terms.
 
     Solves, per satellite, C (T - T0) / dt = Q - k (T⁴ - T_sink⁴) + Σ G (T_other - T) for the
     four nodes (radiator, compute, bus, battery). ``inv_dt = 0`` gives the steady state.
-    The two radiating nodes (radiator, bus; rows 0 and 2) are handled together as a
-    (2, n) strided view wherever their arithmetic is alike, halving the passes.
+    The chain's two ends are eliminated into the middle (the radiator into the compute row,
+    the battery into the bus row), leaving a 2x2 system per satellite, solved by Cramer's
+    rule. Rows alike in their arithmetic are handled together as (2, n) views (the
+    radiating nodes, rows 0 and 2; the chain's ends, rows 0 and 3; the middle, rows 1 and
+    2), halving the passes, and intermediate values live in ``work`` and in ``out`` before
+    the result: few distinct arrays, so that they stay in cache.
 
     Args:
         temps_k: (4, n) temperatures at the start of the step, K (the first Newton guess).
@@ -448,77 +606,138 @@ def implicit_step(temps_k: np.ndarray, inv_dt: float, capacities_j_k: np.ndarray
         sink4: T_sink⁴, K⁴.
         iterations: Newton iterations.
         out: (4, n) array for the result (not ``temps_k``); allocated when None.
+        work: Scratch for n satellites; allocated when None.
+        rhs: (4, n) array for the right-hand sides; may be ``heat_w`` itself, which is then
+            overwritten; allocated when None.
 
     Returns:
         (4, n) temperatures at the end of the step, K.
     """
-    c_r, c_c, c_b, c_t = (float(c) * inv_dt for c in capacities_j_k)
     n = temps_k.shape[1]
     if out is None:
         out = np.empty_like(temps_k)
+    if work is None:
+        work = SolveWork(n)
+    if rhs is None:
+        rhs = np.empty_like(temps_k)
+    capacities = tuple(capacities_j_k.tolist())
     if isinstance(k_rad, float) and isinstance(k_bus, float):
-        k = np.array([[k_rad], [k_bus]])
+        k = _solve_constants(capacities, inv_dt, g_cb, g_bt, k_rad, k_bus, sink4)
     else:
-        k = np.empty((2, n))
-        k[0], k[1] = k_rad, k_bus
-    # Right-hand sides that do not depend on the guess: [compute, battery] C T0 / dt + Q,
-    # [radiator, bus] C T0 / dt + Q + k T_sink⁴.
-    rhs_cb = np.multiply(temps_k[1::2], [[c_c], [c_t]])
-    rhs_cb += heat_w[1::2]
-    rhs_rb = np.multiply(temps_k[0::2], [[c_r], [c_b]])
-    rhs_rb += heat_w[0::2]
-    rhs_rb += k * sink4
-    a_c = g_loop + (c_c + g_cb)
-    a_t = c_t + g_bt
+        k_rows = np.empty((2, n))
+        k_rows[0], k_rows[1] = k_rad, k_bus
+        k = _solve_constants(capacities, inv_dt, g_cb, g_bt, 1.0, 1.0, sink4)
+        k = k._replace(k_sink4=k_rows * sink4, k3=3.0 * k_rows, k4=4.0 * k_rows)
+    work.fill(g_bt, k.a_t, k.share_t)
+    rows = work.rows
+    if g_loop is not work.g_loop:
+        np.copyto(work.g_loop, g_loop)
+    g_loop = work.g_loop
+    # Right-hand sides that do not depend on the guess: C T0 / dt + Q, plus k T_sink⁴ on the
+    # radiating rows (``out`` holds C T0 / dt until the result).
+    np.add(heat_w, np.multiply(temps_k, k.c_dt, out=out), out=rhs)
+    rhs[0::2] += k.k_sink4
+    rhs_rb = rhs[0::2].copy() if iterations > 1 else None  # each guess adds its own term
+    c_c = k.c_dt[COMPUTE, 0]
+    fourth, diag = rows[0:2], rows[2:4]
+    a_r, share = rows[6], rows[8]
+    ends = out[0::3]  # [t_r, t_t]: first the ends' reduced right-hand sides, then the result
     guess = temps_k[0::2]
-    k3 = np.empty((2, n))
-    diag = np.empty((2, n))
-    d = np.empty((2, n))
     for _ in range(iterations):
         # k T⁴ ≈ k T*⁴ + 4 k T*³ (T - T*): slope on the diagonal, 3 k T*⁴ on the right.
-        np.multiply(guess, guess, out=k3)
-        k3 *= guess
-        k3 *= k
-        np.multiply(k3, 4.0, out=diag)
-        diag += [[c_r], [c_b + g_cb + g_bt]]  # [radiator without the loop, bus]
-        np.multiply(k3, 3.0, out=d)
-        d *= guess
-        d += rhs_rb
-        d_r, d_b = d
-        # Thomas forward sweep (sub- and super-diagonals are -G).
-        a_r = diag[0] + g_loop
-        cp0 = g_loop / a_r
-        dp0 = np.divide(d_r, a_r, out=a_r)
-        m1 = g_loop * cp0
-        np.subtract(a_c, m1, out=m1)
-        cp1 = np.divide(g_cb, m1)
-        dp1 = g_loop * dp0
-        dp1 += rhs_cb[0]
-        dp1 /= m1
-        m2 = np.multiply(cp1, -g_cb, out=m1)
-        m2 += diag[1]
-        cp2 = np.divide(g_bt, m2)
-        dp2 = np.multiply(dp1, g_cb, out=diag[0])
-        dp2 += d_b
-        dp2 /= m2
-        # Back substitution, battery to radiator.
-        den = np.multiply(cp2, -g_bt, out=m2)
-        den += a_t
-        t_t = np.multiply(dp2, g_bt, out=out[BATTERY])
-        t_t += rhs_cb[1]
-        t_t /= den
-        np.multiply(cp2, t_t, out=out[BUS])
-        out[BUS] += dp2
-        np.multiply(cp1, out[BUS], out=out[COMPUTE])
-        out[COMPUTE] += dp1
-        np.multiply(cp0, out[COMPUTE], out=out[RADIATOR])
-        out[RADIATOR] += dp0
+        np.multiply(guess, guess, out=fourth)
+        np.multiply(fourth, guess, out=diag)
+        fourth *= fourth
+        fourth *= k.k3
+        if rhs_rb is None:
+            rhs[0::2] += fourth
+        else:
+            np.add(rhs_rb, fourth, out=rhs[0::2])
+        diag *= k.k4
+        diag += k.diag_const  # [radiator without the loop, bus with the battery folded in]
+        d_r, d_b = diag
+        # The radiator row, T_r = (r_r + G T_c) / a_r with a_r = d_r + G, folds into the
+        # compute row: its diagonal becomes a_c = c_c + g_cb + G d_r / a_r, its right side
+        # r_c + (G / a_r) r_r. The battery row likewise into the bus row: its right side
+        # r_b + (g_bt / a_t) r_t (its diagonal's share is a number, in diag_const).
+        np.add(d_r, g_loop, out=a_r)
+        np.divide(g_loop, a_r, out=share)
+        np.multiply(rows[8:10], rhs[0::3], out=ends)
+        ends += rhs[1:3]
+        a_c = d_r
+        a_c *= share
+        a_c += c_c + g_cb
+        # Left: [a_c, -g_cb; -g_cb, d_b] [T_c; T_b] = [t_r; t_t], diagonally dominant; by
+        # Cramer's rule, [T_c; T_b] = ([d_b; a_c] [t_r; t_t] + g_cb [t_t; t_r]) / det, the
+        # operands (2, n) views of ``work`` and ``out`` in the order they need.
+        det = np.multiply(a_c, d_b, out=share)
+        det -= g_cb * g_cb
+        middle = out[1:3]
+        np.multiply(rows[3:1:-1], ends, out=middle)
+        middle += np.multiply(out[3::-3], g_cb, out=fourth)
+        middle /= det
+        # The ends from their rows: [T_r; T_t] = ([r_r; r_t] + [G; g_bt] [T_c; T_b])
+        # / [a_r; a_t].
+        np.multiply(rows[4:6], out[1:3], out=ends)
+        ends += rhs[0::3]
+        ends /= rows[6:8]
         guess = out[0::2]
     return out
 
 
+class EnergyLedger:
+    """Energy of rows of flows since a start, J, per satellite.
+
+    Each step adds its flows (W) to a running sum that is scaled by the step's dt only when
+    dt changes or the energies are read: a run of steps of one dt costs one pass a step.
+
+    Args:
+        rows: Flows kept.
+        n_sats: Satellites.
+    """
+
+    def __init__(self, rows: int, n_sats: int) -> None:
+        self._joules = np.zeros((rows, n_sats))
+        self._watts = np.zeros((rows, n_sats))  # summed over steps of ``_dt`` since a flush
+        self._dt = 0.0
+
+    def add(self, flows_w: np.ndarray, dt_s: float) -> None:
+        """Add a step of dt_s (s) of ``flows_w`` ((rows, n) W, or its first rows)."""
+        if dt_s != self._dt:
+            self._flush()
+            self._dt = dt_s
+        self._watts[:len(flows_w)] += flows_w
+
+    def joules(self) -> np.ndarray:
+        """(rows, n) energies so far, J (rows of one array, also to add to directly)."""
+        self._flush()
+        return self._joules
+
+    def reset(self) -> None:
+        """Start again from zero."""
+        self._joules[:] = 0.0
+        self._watts[:] = 0.0
+
+    def _flush(self) -> None:
+        if self._dt:
+            self._joules += np.multiply(self._watts, self._dt, out=self._watts)
+            self._watts[:] = 0.0
+
+
 # --------------------------------------------------------------------------------------------
 # The subsystem
+
+# Rows of ThermalModel's scratch pool: the step's heat flows (W); heat into each node (W,
+# also the solver's right-hand sides) and the bus radiator's absorbed heat, four rows after
+# the radiator's so that the two are one (2, n) operand; the bus's internal heat (W); the
+# solver's rows (SolveWork: the first four are scratch that each phase reuses, the albedo
+# lookup, the valve, the solver, the rejected heat; then the valve's conductance, W/K).
+_POOL = ("absorbed", "rejected", "generated", "heat_radiator", "heat_compute", "heat_bus",
+         "heat_battery", "q_bus", "bus_internal") + ("solver",) * 10
+FLOW_ROWS = slice(0, 3)
+HEAT_ROWS = slice(3, 7)
+ABSORBED_PAIR = slice(3, 8, 4)  # [radiator, bus radiator], W
+Q_BUS, BUS_INTERNAL, SOLVER = 7, 8, 9
 
 
 class ThermalModel:
@@ -568,6 +787,7 @@ class ThermalModel:
                              self.temp_battery), strict=True):
             fld.array = self._temps_f4[row]
         self._flows_f4 = np.zeros((3, n), dtype=np.float32)  # absorbed, rejected, generated
+        self._temps_min = np.zeros(4, dtype=np.float32)  # of each field, NaN aside
         self.q_absorbed.array, self.q_rejected.array, self.q_generated.array = self._flows_f4
         self.temps_k = np.full((4, n), 293.15)  # float64 state; fields are float32 copies
         self._temps_spare = np.empty((4, n))  # the next step's result goes here
@@ -578,21 +798,34 @@ class ThermalModel:
         self._set_flow(np.ones(n, dtype=bool), 1.0)
         self.sunlight = StepSunlight(n)
         self._initialized = False
-        self._env = {"beta": np.zeros(n), "cos_theta": np.zeros(n)}
+        # β (deg) and the albedo table's column of cos θ (see EarthView.albedo_at): the last
+        # finite ones are kept. Column 60 is cos θ = 0.
+        self._env = {"beta": np.zeros(n), "column": np.full(n, _HALF_COLUMNS)}
         self.view = EarthView(n)
         # Energy ledger since the first step, J (float64): absorbed + generated - rejected
         # equals stored up to the Newton residual. Rows of one block in the order of the
         # step's flows, [absorbed, rejected, generated], so one pass adds a step.
-        self._ledger = np.zeros((3, n))
-        self.e_absorbed_j, self.e_rejected_j, self.e_generated_j = self._ledger
-        self._flows = np.empty((3, n))
-        # Scratch, rewritten every step: heat into each node (W), bus radiator's absorbed
-        # heat (W), the valve's working arrays, the radiating nodes' T⁴.
-        self._heat = np.empty((4, n))
-        self._q_bus = np.empty(n)
-        self._valve = (np.empty(n), np.empty(n))
-        self._fourth = np.empty((2, n))
-        self._scaled = np.empty((3, n))
+        self._ledger = EnergyLedger(3, n)
+        # Scratch, rewritten every step, in one block so that the step keeps touching the
+        # same few arrays (they stay in cache): heat into each node, W (also the solver's
+        # right-hand sides), then rows named by _POOL.
+        self._pool = np.empty((len(_POOL), n))
+        self._heat = self._pool[HEAT_ROWS]
+        self._flows = self._pool[FLOW_ROWS]  # [absorbed, rejected, generated], W
+        self._work = SolveWork(n, self._pool[SOLVER:])
+        self._scratch = self._pool[SOLVER:SOLVER + 4]  # free between the phases' uses
+        self._masks = (np.empty(n, dtype=bool), np.empty(n, dtype=bool))
+        self._k_pair = np.empty(2)  # ε σ A of the radiating rows, W/K⁴, for one for all
+        # Absorbed heat per face area and albedo factor, and for Earth IR, of the radiator
+        # and the bus radiator, W (yaw steering: rewritten with the Sun's distance).
+        self._albedo_w = np.zeros((2, 1))
+        self._ir_w = np.array([[2.0 * p.radiator_area_m2 * p.radiator_emissivity],
+                               [p.bus_radiator_area_m2 * p.bus_emissivity]]) * p.earth_ir_w_m2
+        self._valve_numbers: tuple[float, np.ndarray, np.ndarray] | None = None
+        # ε σ A of the radiator (both faces) and the bus radiator, W/K⁴, of a healthy fleet.
+        self._k_healthy = (
+            2.0 * p.radiator_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.radiator_area_m2,
+            p.bus_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.bus_radiator_area_m2)
         self._temps_start = self.temps_k.copy()
         self.bad_input_steps = 0  # satellite-steps skipped for non-finite heat inputs
         self._radiator_health: np.ndarray | None = None  # this step's, None: all healthy
@@ -617,8 +850,10 @@ class ThermalModel:
         p = self.params
         shared = ctx.shared
         self._radiator_health = degraded_frac(shared.get("radiator_health_frac"))
-        heat = self._heat
-        q_abs_rad, q_abs_bus = self._absorbed_w(shared, heat[RADIATOR], self._q_bus)
+        heat, pool = self._heat, self._pool
+        flows = self._flows  # [absorbed, rejected, generated], W
+        q_abs_rad, q_abs_bus = self._absorbed_w(shared)
+        np.add(q_abs_rad, q_abs_bus, out=flows[0])
         # Internal heat, W: compute node (payload and the loop heater), bus (its loads and
         # the regulation loss), battery (its heater and losses).
         payload = shared.get("payload_power_w")
@@ -633,12 +868,21 @@ class ThermalModel:
             thermostats = None
             loop_w, battery_heater_w = (shared.get("loop_heater_power_w"),
                                         shared.get("heater_power_w"))
-        _sum_into(heat[COMPUTE], payload, loop_w)
-        _sum_into(heat[BUS], q_abs_bus, shared.get("bus_power_w"),
-                  shared.get("regulation_loss_w"))
-        _sum_into(heat[BATTERY], battery_heater_w, shared.get("battery_loss_w"))
+        # Power's block of the nodes' internal heat while no heater runs (not in the settle,
+        # which switches heaters itself): [compute, bus, battery], W.
+        internal = shared.get("internal_heat_w") if thermostats is None else None
+        if internal is not None:
+            np.copyto(heat[COMPUTE:], internal)
+            heat[BUS] += q_abs_bus
+        else:
+            _sum_into(heat[COMPUTE], payload, loop_w)
+            _sum_into(pool[BUS_INTERNAL], shared.get("bus_power_w"),
+                      shared.get("regulation_loss_w"))
+            np.add(q_abs_bus, pool[BUS_INTERNAL], out=heat[BUS])
+            _sum_into(heat[BATTERY], battery_heater_w, shared.get("battery_loss_w"))
 
-        k_rad, k_bus = self._radiating_k(shared)
+        k_rad, k_bus = (self._k_healthy if self._radiator_health is None
+                        else self._radiating_k())
         sink4 = p.sink_temp_k**4
         dt = float(ctx.dt_s)
         integrate = dt > 0.0
@@ -654,43 +898,52 @@ class ThermalModel:
             if integrate:
                 self._initialized = True
                 integrate = False
+        # Generated: everything inside the node (after the settle has set the heaters).
+        if internal is not None:
+            generated = np.add.reduce(internal, axis=0, out=flows[2])
+        else:
+            generated = np.add(heat[COMPUTE], heat[BATTERY], out=flows[2])
+            generated += pool[BUS_INTERNAL]
         if integrate:
-            g_loop = self._valve_conductance_w_k(heat[COMPUTE], dt)
+            g_loop = self._valve_conductance_w_k(heat[COMPUTE], dt, out=self._work.g_loop)
+            # The heat is not read after this: the solver builds its right-hand sides there.
             new = implicit_step(self.temps_k, 1.0 / dt, self.capacities, g_loop,
                                 p.compute_bus_conductance_w_k, p.bus_battery_conductance_w_k,
                                 k_rad, k_bus, heat, sink4, NEWTON_ITERATIONS,
-                                out=self._temps_spare)
+                                out=self._temps_spare, work=self._work, rhs=heat)
             # A non-finite input (NaN power) must not poison a node for ever: keep its state.
             if not math.isfinite(float(np.add.reduce(new, axis=None))):
                 bad = ~np.isfinite(new).all(axis=0)
                 self.bad_input_steps += int(np.count_nonzero(bad))
                 new[:, bad] = self.temps_k[:, bad]
-                q_abs_rad = q_abs_rad.copy()  # absorbed still counts what came in
-                heat[:, bad] = 0.0
+                # Absorbed still counts what came in. Generated, the heat less the absorbed,
+                # counts none: the node's heat is not taken in (less the bus radiator's
+                # absorbed part, as the heat it is taken from includes it).
+                generated[bad] = -q_abs_bus[bad]
             self._temps_spare, self.temps_k = self.temps_k, new
         temps = self.temps_k
-        flows = self._flows  # [absorbed, rejected, generated], W
         # Rejected: k (T⁴ - T_sink⁴) of the radiator and the bus radiator, rows 0 and 2.
-        fourth = np.multiply(temps[0::2], temps[0::2], out=self._fourth)
+        fourth = np.multiply(temps[0::2], temps[0::2], out=self._scratch[:2])
         fourth *= fourth
-        fourth -= sink4
         if isinstance(k_rad, float) and isinstance(k_bus, float):
-            fourth *= [[k_rad], [k_bus]]
+            k_pair = self._k_pair
+            k_pair[0], k_pair[1] = k_rad, k_bus
+            np.dot(k_pair, fourth, out=flows[1])  # k_r T_r⁴ + k_b T_b⁴ in one pass
+            flows[1] -= (k_rad + k_bus) * sink4
         else:
+            fourth -= sink4
             fourth[0] *= k_rad
             fourth[1] *= k_bus
-        np.add(fourth[0], fourth[1], out=flows[1])
-        np.add(q_abs_rad, q_abs_bus, out=flows[0])
-        generated = np.add(heat[COMPUTE], heat[BATTERY], out=flows[2])
-        np.subtract(heat[BUS], q_abs_bus, out=self._valve[0])
-        generated += self._valve[0]
-        if integrate:
-            self._ledger += np.multiply(flows, dt, out=self._scaled)
+            np.add(fourth[0], fourth[1], out=flows[1])
         np.copyto(self._temps_f4, temps, casting="same_kind")
+        np.fmin.reduce(self._temps_f4, axis=1, out=self._temps_min)  # for power's thermostats
         np.copyto(self._flows_f4, flows, casting="same_kind")
+        if integrate:
+            self._ledger.add(flows, dt)
         shared.update(temp_compute_k=self.temp_compute.array,
                       temp_radiator_k=self.temp_radiator.array,
-                      temp_bus_k=self.temp_bus.array, temp_battery_k=self.temp_battery.array)
+                      temp_bus_k=self.temp_bus.array, temp_battery_k=self.temp_battery.array,
+                      temp_min_k=(self._temps_f4, self._temps_min))
 
     def fleet(self) -> dict[str, float]:
         return {
@@ -715,6 +968,21 @@ class ThermalModel:
 
     # ---- ledger
 
+    @property
+    def e_absorbed_j(self) -> np.ndarray:
+        """(n,) environmental heat absorbed since the first step, J."""
+        return self._ledger.joules()[0]
+
+    @property
+    def e_rejected_j(self) -> np.ndarray:
+        """(n,) heat radiated to space since the first step, J."""
+        return self._ledger.joules()[1]
+
+    @property
+    def e_generated_j(self) -> np.ndarray:
+        """(n,) heat dissipated inside the node since the first step, J."""
+        return self._ledger.joules()[2]
+
     def stored_j(self) -> np.ndarray:
         """(n,) heat stored since the first step, Σ C (T - T_start), J."""
         return self.capacities @ (self.temps_k - self._temps_start)
@@ -725,11 +993,11 @@ class ThermalModel:
 
     # ---- internals
 
-    def _absorbed_w(self, shared: dict[str, Any], q_rad: np.ndarray, q_bus: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
-        """Environmental heat on the radiator and bus radiator, W, written into the (n,)
-        arrays ``q_rad`` and ``q_bus`` and returned."""
+    def _absorbed_w(self, shared: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Environmental heat on the radiator and bus radiator, W, written into the pool's
+        rows (the radiator's heat and ``Q_BUS``) and returned, (n,) each."""
         p = self.params
+        q_rad, q_bus = pair = self._pool[ABSORBED_PAIR]
         env = self._env
         yaw = p.attitude == "yaw_steering"
         beta = shared.get("beta_deg")
@@ -749,35 +1017,36 @@ class ThermalModel:
         else:
             step_sun = self.sunlight.update(shared)
             sun_avg, along = step_sun.mean, self.sunlight.along
-        sun = shared.get("sun_gcrs_km")
-        s_w_m2 = SOLAR_CONSTANT_W_M2
-        if sun is not None:
-            s_w_m2 = float(solar_flux_w_m2(math.sqrt(float(np.dot(sun, sun)))))
-        cos_theta = env["cos_theta"]
+        s_w_m2 = shared.get("solar_flux_w_m2")  # power's, from the same Sun
+        if s_w_m2 is None:
+            s_w_m2 = flux_from_sun_w_m2(shared.get("sun_gcrs_km"))
+        column = env["column"]
         if along is not None:
-            # cos θ = r̂·ŝ with |r| ≈ R_E H (geodetic height: < 0.3 % off at the poles);
-            # a non-finite one keeps the last.
+            # cos θ = r̂·ŝ with |r| ≈ R_E H (geodetic height: < 0.3 % off at the poles), as
+            # the albedo table's column r·ŝ x_scale + 60; a non-finite one keeps the last.
             if view.complete and math.isfinite(float(np.add.reduce(along, axis=None))):
-                np.divide(along, view.r_km, out=cos_theta)  # R_E H, r·ŝ finite everywhere
+                np.multiply(along, view.x_scale, out=column)  # r·ŝ finite everywhere
+                column += _HALF_COLUMNS
             else:
-                ratio = along / view.r_km
-                np.copyto(cos_theta, ratio, where=np.isfinite(ratio))
+                with np.errstate(invalid="ignore"):
+                    ratio = along * view.x_scale
+                ratio += _HALF_COLUMNS
+                np.copyto(column, ratio, where=np.isfinite(ratio))
 
         f_earth = view.f_vertical
-        g_albedo = view.albedo(cos_theta)
+        g_albedo = view.albedo_at(column, self._scratch, self._pool[BUS_INTERNAL])
         health = self._radiator_health
         if yaw and health is None:
             # Radiators edge-on to the Sun: albedo and Earth IR only, both ∝ F. Per face,
-            # q = F (a α S g + ε IR) (albedo and IR come from Earth: no eclipse factor).
+            # q = F (a α S g + ε IR) (albedo and IR come from Earth: no eclipse factor); the
+            # radiator (two faces) and the bus radiator as one (2, n) operand.
             albedo_w = p.albedo_frac * s_w_m2
-            q = np.multiply(g_albedo, 2.0 * p.radiator_area_m2 * p.radiator_absorptivity
-                            * albedo_w, out=q_rad)
-            q += 2.0 * p.radiator_area_m2 * p.radiator_emissivity * p.earth_ir_w_m2
-            q *= f_earth
-            q = np.multiply(g_albedo, p.bus_radiator_area_m2 * p.bus_absorptivity * albedo_w,
-                            out=q_bus)
-            q += p.bus_radiator_area_m2 * p.bus_emissivity * p.earth_ir_w_m2
-            q *= f_earth
+            coeffs = self._albedo_w
+            coeffs[0, 0] = 2.0 * p.radiator_area_m2 * p.radiator_absorptivity * albedo_w
+            coeffs[1, 0] = p.bus_radiator_area_m2 * p.bus_absorptivity * albedo_w
+            np.multiply(g_albedo, coeffs, out=pair)
+            pair += self._ir_w
+            pair *= f_earth
             return q_rad, q_bus
         exposure = sun_exposure(p.attitude, env["beta"])
         # Per m² of a vertical face: albedo and IR (no eclipse factor: they come from Earth).
@@ -793,13 +1062,10 @@ class ThermalModel:
             + p.bus_emissivity * ir_w_m2)
         return q_rad, q_bus
 
-    def _radiating_k(self, shared: dict[str, Any]) -> tuple[np.ndarray | float,
-                                                            np.ndarray | float]:
+    def _radiating_k(self) -> tuple[np.ndarray | float, np.ndarray | float]:
         """ε σ A of the radiator (both faces, scaled by radiator health) and bus radiator,
         W/K⁴: one number each for a healthy fleet, else (n,) for the radiator."""
-        p = self.params
-        k_rad = 2.0 * p.radiator_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.radiator_area_m2
-        k_bus = p.bus_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.bus_radiator_area_m2
+        k_rad, k_bus = self._k_healthy
         health = self._radiator_health
         return (k_rad if health is None else k_rad * health), k_bus
 
@@ -857,8 +1123,7 @@ class ThermalModel:
         temps[:, bad] = self.temps_k[:, bad]
         self.temps_k = temps
         self._temps_start = temps.copy()
-        for ledger in (self.e_absorbed_j, self.e_generated_j, self.e_rejected_j):
-            ledger[:] = 0.0
+        self._ledger.reset()
         return heaters
 
     def _settle_continuous(self, heat: np.ndarray, freeze_mode: np.ndarray, temps: np.ndarray,
@@ -878,7 +1143,7 @@ class ThermalModel:
             g_loop = self._steady_valve_w_k(heat[COMPUTE], temps, freeze_mode)
             new = implicit_step(temps, STEADY_INV_DT, self.capacities, g_loop,
                                 p.compute_bus_conductance_w_k, p.bus_battery_conductance_w_k,
-                                k_rad, k_bus, heat, sink4, newton)
+                                k_rad, k_bus, heat, sink4, newton, work=self._work)
             with np.errstate(invalid="ignore"):
                 moved = np.abs(new - temps).max(axis=0)
             temps = new
@@ -923,7 +1188,8 @@ class ThermalModel:
                 n_sats=int(missed.size))
 
     def _valve_conductance_w_k(self, compute_heat_w: np.ndarray, dt_s: float,
-                               temps_k: np.ndarray | None = None) -> np.ndarray:
+                               temps_k: np.ndarray | None = None,
+                               out: np.ndarray | None = None) -> np.ndarray:
         """Loop conductance after the radiator bypass valve, (n,) W/K, for a step of dt_s.
 
         The valve (a mixing valve on the radiator bypass) brings the compute node to
@@ -938,57 +1204,76 @@ class ThermalModel:
         passes less than the heat the compute node takes in (P / (T_c - T_rad)), so chips
         below the setpoint hold their temperature instead of warming on heat the radiator
         needs (the loop heater's, when power turns it on for freeze protection).
+
+        Args:
+            out: (n,) array for the result; allocated when None.
         """
         p = self.params
         temps = self.temps_k if temps_k is None else temps_k
         t_rad = temps[RADIATOR]
         t_set = p.loop_setpoint_k
         g_min, g_max = self._g_bounds
+        if out is None:
+            out = np.empty_like(t_rad)
         if math.isinf(dt_s):
-            target = np.full_like(t_rad, t_set)
             need_w = compute_heat_w
-            gap = target - t_rad
+            gap = t_set - t_rad
         else:
-            t_c = temps[COMPUTE]
-            lag = np.subtract(t_c, t_set, out=self._valve[0])
-            lag *= 1.0 / (p.valve_time_constant_s + dt_s)
-            # Heat the loop must carry, W.
-            need_w = np.multiply(lag, self.capacities[COMPUTE], out=self._valve[1])
+            # Heat the loop must carry, P + C (T_c - T_set) / (τ + dt), W, and the gap to the
+            # target, T* - T_rad = T_set + (T_c - T_set) τ / (τ + dt) - T_rad, K: both
+            # linear in T_c, one (2, n) pass.
+            terms = self._valve_numbers
+            if terms is None or terms[0] != dt_s:
+                terms = self._valve_terms(dt_s)
+            need_gap = np.multiply(temps[COMPUTE], terms[1], out=self._scratch[:2])
+            need_gap += terms[2]
+            need_w, gap = need_gap
             need_w += compute_heat_w
-            lag *= p.valve_time_constant_s
-            lag += t_set  # T* = T_set + (T_c - T_set) τ / (τ + dt)
-            gap = np.subtract(lag, t_rad, out=lag)
-            # Usual case: every radiator colder than the setpoint and than its target, so
-            # every valve is settable; a minimum and a maximum say so (NaN fails both).
-            if gap.min() > 0.0 and t_rad.max() < t_set:
-                wanted = np.divide(need_w, gap, out=need_w)
-                if t_rad.min() < p.radiator_freeze_guard_k:
-                    self._freeze_guard(wanted, compute_heat_w, temps)
-                np.maximum(wanted, g_min, out=wanted)
-                return np.minimum(wanted, g_max, out=wanted)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            wanted = need_w / gap
-        # gap <= 0: the radiator is at least as warm as the target. A node that needs cooling
-        # then gets all the flow there is; one that needs heat gets what it asked (both < 0).
-        settable = gap > 0.0
-        settable |= need_w < 0.0
-        settable &= t_rad < t_set
-        wanted = np.where(settable, wanted, np.inf)
-        self._freeze_guard(wanted, compute_heat_w, temps)
-        return np.clip(wanted, g_min, g_max)
+            gap -= t_rad
+        with np.errstate(divide="ignore", invalid="ignore"):  # and the freeze guard's
+            wanted = np.divide(need_w, gap, out=out)
+            # gap <= 0: the radiator is at least as warm as the target. A node that needs
+            # cooling then gets all the flow there is (inf, clipped below); one that needs
+            # heat gets what it asked (both < 0).
+            settable, below = self._masks
+            np.greater(gap, 0.0, out=settable)
+            settable |= np.less(need_w, 0.0, out=below)
+            settable &= np.less(t_rad, t_set, out=below)
+            if np.count_nonzero(settable) < settable.size:  # any valve at a stop?
+                np.putmask(wanted, np.logical_not(settable, out=settable), np.inf)
+            self._freeze_guard(wanted, compute_heat_w, temps)
+        np.maximum(wanted, g_min, out=wanted)
+        return np.minimum(wanted, g_max, out=wanted)
+
+    def _valve_terms(self, dt_s: float) -> tuple[float, np.ndarray, np.ndarray]:
+        """dt_s, then the (2, 1) slopes in T_c and offsets of the valve's [heat to carry,
+        gap to target] for a step of dt_s, kept as ``_valve_numbers``."""
+        p = self.params
+        tau, t_set = p.valve_time_constant_s, p.loop_setpoint_k
+        per_k = self.capacities[COMPUTE] / (tau + dt_s)  # W/K of lag behind the setpoint
+        share = tau / (tau + dt_s)
+        self._valve_numbers = (dt_s, np.array([[per_k], [share]]),
+                               np.array([[-t_set * per_k], [t_set * (1.0 - share)]]))
+        return self._valve_numbers
 
     def _freeze_guard(self, wanted: np.ndarray, compute_heat_w: np.ndarray,
                       temps: np.ndarray) -> None:
         """Below ``radiator_freeze_guard_k`` pass at least the heat the compute node takes
-        in, P / (T_c - T_rad), W/K: ``wanted`` (n,) is raised in place."""
+        in, P / (T_c - T_rad), W/K: ``wanted`` (n,) is raised in place. Divides by zero
+        where T_c = T_rad: the caller ignores floating-point errors.
+
+        Dense over the fleet: a cold radiator is common (an idle node in eclipse), and a
+        masked write costs less than gathering and scattering the cold ones.
+        """
         t_rad = temps[RADIATOR]
-        guard = np.flatnonzero(t_rad < self.params.radiator_freeze_guard_k)  # a few
-        if guard.size:
-            t_c, t_r = temps[COMPUTE, guard], t_rad[guard]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                through = compute_heat_w[guard] / (t_c - t_r)
-            guard = guard[t_c > t_r]
-            wanted[guard] = np.fmax(wanted[guard], through[t_c > t_r])
+        cold, warmer = self._masks
+        if not np.count_nonzero(np.less(t_rad, self.params.radiator_freeze_guard_k, out=cold)):
+            return
+        gap = np.subtract(temps[COMPUTE], t_rad, out=self._scratch[0])
+        cold &= np.greater(gap, 0.0, out=warmer)  # chips warmer than the radiator
+        through = np.divide(compute_heat_w, gap, out=gap)  # (errors ignored by the caller)
+        np.fmax(wanted, through, out=through)
+        np.putmask(wanted, cold, through)
 
     def _set_flow(self, which: np.ndarray, flow_frac: float) -> None:
         p = self.params
@@ -1031,7 +1316,7 @@ def degraded_frac(health: Any) -> np.ndarray | None:
     if health is None:
         return None
     values = np.asarray(health)
-    if values.size == 0 or values.min() >= 1.0:  # NaN fails the test: the careful path
+    if values.size == 0 or np.minimum.reduce(values, axis=None) >= 1.0:  # NaN: careful
         return None
     return health_frac(values)
 
