@@ -108,7 +108,7 @@ def test_keys_send_commands_and_the_reply_shows() -> None:
             await until(pilot, lambda: app.last_reply is not None)
             assert app.last_reply["ok"] and app.last_reply["paused"] is True
             await until(pilot, lambda: app.paused)
-            assert "PAUSED" in str(app.query_one("#header").render())
+            assert "PAUSED" in str(app.query_one("#header").text)
             step = app.model.header["step"]
             await pilot.pause(0.5)
             assert app.model.header["step"] == step, "twin still stepping while paused"
@@ -142,7 +142,7 @@ def test_stale_when_the_twin_stops_and_live_when_it_returns() -> None:
                 await until(pilot, lambda: app.connection == LIVE and app.model.n == 40)
                 tuiutil.stop_process(first)
                 await until(pilot, lambda: app.connection == STALE, timeout_s=5)
-                assert "STALE" in str(app.query_one("#header").render())
+                assert "STALE" in str(app.query_one("#header").text)
                 # Commands to a twin that is gone come back as errors, the UI keeps going.
                 await pilot.press("space")
                 await until(pilot, lambda: app.last_reply is not None, timeout_s=5)
@@ -152,7 +152,7 @@ def test_stale_when_the_twin_stops_and_live_when_it_returns() -> None:
                 with twin_process("--rate", "10", **same_ports):
                     await until(pilot, lambda: app.connection == LIVE, timeout_s=10)
                     await until(pilot, lambda: app.restarts >= 1, timeout_s=5)
-                    assert "LIVE" in str(app.query_one("#header").render())
+                    assert "LIVE" in str(app.query_one("#header").text)
 
     asyncio.run(scenario())
 
@@ -168,6 +168,25 @@ def test_human_units() -> None:
     assert human_unit("p_solar_w", "W", 2.5e6).label == "MW"
     assert human_unit("delivered_flop_s", "FLOP/s", 1.2e15).label == "PFLOP/s"
     assert human_unit("beta_deg", "deg").format(-0.01) == "0.0"
+
+
+def test_a_column_formats_as_its_cells() -> None:
+    """One column at a time (what the table draws) reads exactly as cell by cell."""
+    unit = human_unit("temp_compute_k", "K")
+    assert unit.format_all([373.15, float("nan"), 273.1499, 273.2]) == [
+        "100.0", "—", "0.0", "0.1"]  # a value that rounds to zero shows no sign
+    model = FleetModel()
+    model.apply_meta(tuiutil.meta(40, mirror=True))
+    model.apply_state(tuiutil.state(3, mirror=True))
+    sats = np.array([7, 0, 12, tuiutil.MIRROR_SAT, 39])
+    for column in model.columns:
+        texts, levels = model.cells(column, sats)
+        assert list(zip(texts, levels, strict=True)) == [model.cell(column, sat)
+                                                         for sat in sats.tolist()]
+    name = model.column("name")
+    assert model.cell(name, tuiutil.MIRROR_SAT)[0].startswith("◉ ")
+    assert model.cell(model.column("temp_compute_k"), 7) == ("92.9", 2)
+    assert model.cell(model.column("sunlit_frac"), 0)[0] in ("sun", "pen", "ecl")
 
 
 def test_limit_levels() -> None:
@@ -242,6 +261,68 @@ def test_synthetic_feed_without_a_twin_never_blocks() -> None:
     asyncio.run(scenario())
 
 
+def _with(state, name: str, sat: int, value: float):
+    """A copy of ``state`` with one node's value of field ``name`` changed."""
+    arrays = {key: array.copy() for key, array in state.arrays.items()}
+    arrays[name][sat] = value
+    return type(state)(state.topic, dict(state.header), arrays)
+
+
+def test_only_changed_rows_repaint_and_the_screen_matches_a_full_redraw() -> None:
+    """The table repaints only the lines whose text or colour changed (most rows read the
+    same from one state to the next); what the screen then shows is exactly what a full
+    redraw shows: unsorted, sorted (rows move), with the cursor moved and scrolled."""
+    async def scenario() -> None:
+        app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.fleet_table
+            app.feed(StreamUpdate(meta=tuiutil.meta(), connection=LIVE))
+            state = tuiutil.state(5)
+            app.feed(StreamUpdate(state=state, connection=LIVE))
+            await pilot.pause(0.3)
+            painted: list[int] = []
+            draw = table.render_line
+            table.render_line = lambda y: (painted.append(y), draw(y))[1]
+
+            async def show(new_state) -> list[int]:
+                """Feed a state; the lines it repainted, after checking the screen
+                against a full redraw of the table."""
+                painted.clear()
+                app.feed(StreamUpdate(state=new_state, connection=LIVE))
+                await pilot.pause(0.2)  # past the next draw (at most 0.1 s later)
+                repainted, drawn = sorted(painted), app.export_screenshot()
+                table.refresh()
+                await pilot.pause(0.1)
+                assert app.export_screenshot() == drawn, "partial repaint left stale lines"
+                return repainted
+
+            # Unsorted, node 2 (row 2, line 3 under the header) warms by 1 K within its
+            # warning band: its text changes, one line repaints.
+            assert await show(_with(state, "temp_compute_k", 2, 356.0)) == [3]
+            assert " 82.9 " in "".join(segment.text for segment in draw(3))
+            # Only its colour changes: still "80.0", but now past the warning limit.
+            assert await show(_with(state, "temp_compute_k", 2, 353.14)) == [3]
+            state = _with(state, "temp_compute_k", 2, 353.16)
+            assert await show(state) == [3]
+            assert await show(state) == []  # the same state again: nothing to repaint
+            # Sorted hottest first, node 20 jumps to the second row: the rows between
+            # its old and new place move down by one, the others stay.
+            app.sort_by("temp_compute_k")
+            await pilot.pause(0.3)
+            old_row = int(np.flatnonzero(table.order == 20)[0])
+            state = _with(state, "temp_compute_k", 20, 364.0)
+            repainted = await show(state)
+            assert table.order[1] == 20
+            assert repainted == list(range(2, old_row + 2))
+            # The cursor moved and the table scrolled sideways: still as a full redraw.
+            await pilot.press("down", "down")
+            table.scroll_to(x=9, animate=False)
+            await pilot.pause(0.2)
+            assert await show(_with(state, "soc_frac", int(table.order[4]), 0.25)) == [5]
+
+    asyncio.run(scenario())
+
+
 # -- the mirrored node ----------------------------------------------------------------
 
 def test_mirror_model_measured_beside_predicted() -> None:
@@ -299,7 +380,7 @@ def test_mirror_key_header_and_detail() -> None:
             app.feed(StreamUpdate(state=tuiutil.state(1, mirror=True), connection=LIVE))
             assert app.check_action("mirror", ())
             await until(pilot, lambda: "◉ MIRROR flatsat LIVE"
-                        in str(app.query_one("#header").render()))
+                        in str(app.query_one("#header").text))
             await pilot.press("m")
             await until(pilot, lambda: isinstance(app.screen, DetailScreen))
             assert app.screen.sat == tuiutil.MIRROR_SAT
@@ -376,7 +457,7 @@ def test_live_mirror_from_the_flatsat_scenario(tmp_path) -> None:
             async with app.run_test(size=SIZE) as pilot:
                 await until(pilot, lambda: app.model.n == 16 and app.model.mirrors)
                 await until(pilot, lambda: "MIRROR flatsat LIVE"
-                            in str(app.query_one("#header").render()), timeout_s=15)
+                            in str(app.query_one("#header").text), timeout_s=15)
                 await pilot.press("m")
                 await until(pilot, lambda: isinstance(app.screen, DetailScreen))
                 assert app.screen.sat == 0  # dawn-dusk-01-01
@@ -384,7 +465,7 @@ def test_live_mirror_from_the_flatsat_scenario(tmp_path) -> None:
                 await until(pilot, lambda: "45.0 °C" in panel() and "LIVE" in panel())
                 sending.clear()  # the testbed goes quiet: lost after lost_after_s
                 await until(pilot, lambda: "MIRROR flatsat LOST" in panel(), timeout_s=10)
-                assert "MIRROR flatsat LOST" in str(app.screen.query_one("#header").render())
+                assert "MIRROR flatsat LOST" in str(app.screen.query_one("#header").text)
         finally:
             stop.set()
             pusher.join(5)

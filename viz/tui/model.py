@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -69,10 +70,16 @@ class Unit:
         return value * self.scale + self.offset
 
     def format(self, value: float) -> str:
-        if not math.isfinite(value):
-            return "—"
+        return self.format_all((value,))[0]
+
+    def format_all(self, values: Iterable[float]) -> list[str]:
+        """:meth:`format` of each value, one column of the table at a time (``tolist()``
+        of an array: plain floats are several times faster to format than numpy scalars)."""
+        scale, offset, decimals = self.scale, self.offset, self.decimals
+        finite = math.isfinite
         # Adding 0.0 turns -0.0 into 0.0, so a value that rounds to zero shows no sign.
-        return f"{round(value * self.scale + self.offset, self.decimals) + 0.0:.{self.decimals}f}"
+        return [f"{round(v * scale + offset, decimals) + 0.0:.{decimals}f}" if finite(v) else "—"
+                for v in values]
 
 
 def _si(base: str, typical: float) -> Unit:
@@ -661,33 +668,47 @@ class FleetModel:
 
     def cell(self, column: Column, sat: int) -> tuple[str, int]:
         """The text of one cell and its limit level (0 ok, 1 warn, 2 alarm)."""
-        if column.key == "name":
-            name = self.name(sat)
-            if sat in self.mirror_of:
-                name = f"{MIRROR_MARK} {name}"
-            return name, int(self.worst[sat]) if sat < len(self.worst) else OK
-        if column.key == "group":
-            return self.group(sat), OK
+        texts, levels = self.cells(column, np.array([sat], np.intp))
+        return texts[0], levels[0]
+
+    def cells(self, column: Column, sats: np.ndarray) -> tuple[list[str], list[int]]:
+        """The texts and limit levels of one column for many nodes (the rows on screen).
+
+        Args:
+            column: The column.
+            sats: (k,) satellite indices, in row order.
+        """
+        index = sats.tolist()
+        if column.key in ("name", "group"):
+            if column.key == "group":
+                return [self.group(sat) for sat in index], [OK] * len(index)
+            mirrored = self.mirror_of
+            texts = [f"{MIRROR_MARK} {self.name(sat)}" if sat in mirrored else self.name(sat)
+                     for sat in index]
+            worst = self.worst
+            return texts, [int(worst[sat]) if sat < len(worst) else OK for sat in index]
         values = self.values(column.key)
         if values is None:
-            return "", OK
-        value = values[sat]
+            return [""] * len(index), [OK] * len(index)
+        shown = values[sats].tolist()
         levels = self.levels.get(column.key)
-        level = int(levels[sat]) if levels is not None else OK
-        if column.kind == "sun":
-            v = float(value)
-            return ("sun" if v >= 0.999 else "ecl" if v <= 0.001 else "pen"), level
-        if column.kind == "station":
-            return self.station(int(value)), level
-        if column.kind == "bool":
-            return ("yes" if value else ""), level
-        if column.kind == "code":
-            return column.codes.get(int(value), str(int(value))), level
-        if column.kind == "bits":
-            bits = int(value)
-            names = [n[:3] for b, n in sorted(column.codes.items()) if bits & b]
-            return "+".join(names), level
-        return column.unit.format(float(value)), level
+        level_list = levels[sats].tolist() if levels is not None else [OK] * len(index)
+        kind = column.kind
+        if kind == "sun":
+            texts = ["sun" if v >= 0.999 else "ecl" if v <= 0.001 else "pen" for v in shown]
+        elif kind == "station":
+            texts = [self.station(int(v)) for v in shown]
+        elif kind == "bool":
+            texts = ["yes" if v else "" for v in shown]
+        elif kind == "code":
+            codes = column.codes
+            texts = [codes.get(int(v), str(int(v))) for v in shown]
+        elif kind == "bits":
+            named = sorted(column.codes.items())
+            texts = ["+".join(n[:3] for b, n in named if int(v) & b) for v in shown]
+        else:
+            texts = column.unit.format_all(shown)
+        return texts, level_list
 
     def fleet_items(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """The state header's fleet totals as (label, text): the headline ones, the rest."""

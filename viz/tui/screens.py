@@ -298,9 +298,11 @@ class DetailScreen(Screen):
         from rich.text import Text
 
         model, sat = self.model, self.sat
-        if not self._ready:
+        headers = self.query(HeaderBar)
+        if not self._ready or not headers:
+            # Not mounted yet, or taken down (the app quitting while a draw was due).
             return
-        self.query_one(HeaderBar).show(model, *self.app.header_args())
+        headers.first().show(model, *self.app.header_args())
         mirror = self.query_one("#detail-mirror", Static)
         table = self.mirror_table()
         mirror.display = table is not None

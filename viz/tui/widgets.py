@@ -14,6 +14,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.geometry import Region, Size
 from textual.message import Message
@@ -85,7 +86,11 @@ class FleetTable(ScrollView, can_focus=True):
         self.order = np.zeros(0, np.intp)
         self._offsets: list[tuple[int, int, Column]] = []
         self._styles: dict[tuple[bool, int, str | None], Style] = {}
-        self._prepared: list[tuple[int, int, Column, np.ndarray | None, np.ndarray | None]] = []
+        # What each line of the widget showed when textual last drew it, and the lines of
+        # the current data: (the view they were worked out for, lines by y).
+        self._drawn: dict[int, tuple] = {}
+        self._frame: tuple[tuple | None, dict[int, tuple]] = (None, {})
+        self._pad = Style()
 
     # -- data -------------------------------------------------------------------------
 
@@ -97,13 +102,36 @@ class FleetTable(ScrollView, can_focus=True):
         for column in self.model.columns:
             self._offsets.append((x, x + column.width, column))
             x += column.width + len(SEPARATOR)
-        model = self.model
-        self._prepared = [(start, end, column, model.values(column.key),
-                           model.levels.get(column.key)) for start, end, column in self._offsets]
         self.virtual_size = Size(max(x, 1), len(self.order) + 1)
         if self.cursor_row >= len(self.order):
             self.cursor_row = max(len(self.order) - 1, 0)
-        self.refresh()
+        self._frame = (None, {})
+        self._repaint_changed()
+
+    def _repaint_changed(self) -> None:
+        """Repaint only the lines whose content differs from what the terminal shows.
+
+        At the stream's 10 states/s most rows on screen read the same as a frame ago
+        (one decimal of a temperature or a latitude moves every second or so), and a
+        repainted line costs textual far more than working out its text: styling,
+        cropping, compositing and writing it out. So every visible row is formatted each
+        frame, but only the changed ones go to the screen.
+        """
+        width, height = self.size
+        lines, drawn = self._lines(), self._drawn
+        dirty = [y for y in range(height) if lines[y] != drawn.get(y)]
+        if len(dirty) == height:
+            self.refresh()
+            return
+        regions: list[Region] = []
+        for y in dirty:  # runs of adjacent lines as one region each
+            if regions and regions[-1].bottom == y:
+                last = regions.pop()
+                regions.append(Region(0, last.y, width, last.height + 1))
+            else:
+                regions.append(Region(0, y, width, 1))
+        if regions:
+            self.refresh(*regions)
 
     @property
     def selected_sat(self) -> int | None:
@@ -137,65 +165,114 @@ class FleetTable(ScrollView, can_focus=True):
             segments.append((SEPARATOR, HEADER_STYLE))
         return Strip([Segment(t, s) for t, s in segments])
 
-    def _style(self, cursor: bool, level: int, sun: str | None) -> Style:
-        """Cell style for a cursor state, limit level and sun text, built once and kept."""
-        key = (cursor, level, sun)
+    def _style(self, cursor: bool, code: int | tuple[int, str]) -> Style:
+        """Cell style for a cursor state and a cell's code, built once and kept.
+
+        ``code`` is the cell's limit level, or (level, mark) for a cell whose look also
+        depends on its text or node: the sun column (``sun``, ``pen``, ``ecl``) and a
+        mirrored node's name (``mirror``).
+        """
+        level, mark = (code, None) if isinstance(code, int) else code
+        key = (cursor, level, mark)
         style = self._styles.get(key)
         if style is None:
             base = (CURSOR_STYLE if self.has_focus else Style(bgcolor="grey23")) if cursor \
                 else Style()
             if level:
                 cell = LEVEL_STYLE[level]
-            elif sun == "mirror":
+            elif mark == "mirror":
                 cell = MIRROR_STYLE
             else:
-                cell = SUN_STYLE.get(sun or "", Style())
+                cell = SUN_STYLE.get(mark or "", Style())
             style = self._styles[key] = base + cell
         return style
 
-    def _row_strip(self, row: int, x0: int, x1: int) -> tuple[Strip, int]:
-        """Row ``row`` for the columns between cells ``x0`` and ``x1`` only (4,428 rows,
-        dozens of columns: format only what shows). Returns the strip and its first cell."""
-        sat = int(self.order[row])
-        cursor = row == self.cursor_row
-        segments: list[Segment] = []
-        first = None
+    def _view(self) -> tuple:
+        scroll_x, scroll_y = self.scroll_offset
+        return (scroll_x, scroll_y, *self.size, self.cursor_row, self.has_focus)
+
+    def _lines(self) -> dict[int, tuple]:
+        """Every line on screen, by y, kept until the data or the view changes.
+
+        A line is everything its drawing depends on, so two lines compare equal exactly
+        when they look the same: ``("header", sort, headings, scroll, width)``,
+        ``("row", cell texts, cell style codes, cursor, first cell, scroll, width, pad
+        style)`` or ``("blank", width, pad style)``. The rows are worked out a column at a
+        time (a few dozen cells per column), only for the columns that show (4,428 rows,
+        dozens of columns).
+        """
+        view = self._view()
+        if self._frame[0] == view:
+            return self._frame[1]
+        scroll_x, scroll_y, width, height, cursor_row, _ = view
         model = self.model
-        for start, end, column, values, levels in self._prepared:
-            if end + len(SEPARATOR) <= x0 or start >= x1:
-                continue
-            first = start if first is None else first
-            if column.kind == "number" and values is not None:
-                # The common case inline: no model.cell call per cell.
-                text = column.unit.format(float(values[sat]))
-                level = int(levels[sat]) if levels is not None else 0
+        # The widget's own colours, past the last column and on empty lines (textual
+        # works them out from every ancestor's styles on each call: once per frame here).
+        pad = self._pad = self.rich_style
+        lines: dict[int, tuple] = {}
+        if height > 0:
+            lines[0] = ("header", model.sort_key, model.sort_descending,
+                        tuple((a, b, c.heading, c.kind) for a, b, c in self._offsets),
+                        scroll_x, width)
+        sats = self.order[scroll_y:scroll_y + max(height - 1, 0)]
+        shown = [(start, column) for start, end, column in self._offsets
+                 if end + len(SEPARATOR) > scroll_x and start < scroll_x + width]
+        first = shown[0][0] if shown else 0
+        texts, codes = [], []
+        for _, column in shown:
+            column_texts, levels = model.cells(column, sats)
+            w = column.width
+            if column.kind == "sun":
+                codes.append(list(zip(levels, column_texts, strict=True)))
+            elif column.key == "name" and model.mirror_of:
+                mirrored = model.mirror_of
+                codes.append([(level, "mirror") if sat in mirrored else level
+                              for level, sat in zip(levels, sats.tolist(), strict=True)])
             else:
-                text, level = model.cell(column, sat)
-            mark = text if column.kind == "sun" else None
-            if column.key == "name" and sat in model.mirror_of:
-                mark = "mirror"
-            style = self._style(cursor, level, mark)
+                codes.append(levels)
             if column.kind in LEFT_ALIGNED:
-                text = text[: column.width].ljust(column.width)
+                texts.append([t[:w].ljust(w) + SEPARATOR for t in column_texts])
             else:
-                text = text[-column.width:].rjust(column.width)
-            # The separator rides in the cell's segment: half the segments to crop and
-            # style, which is most of the cost of a line.
-            segments.append(Segment(text + SEPARATOR, style))
-        return Strip(segments), first or 0
+                texts.append([t[-w:].rjust(w) + SEPARATOR for t in column_texts])
+        rows = zip(zip(*texts, strict=True), zip(*codes, strict=True), strict=True) if shown \
+            else (((), ()) for _ in sats)
+        # 0 off the cursor; 1 or 2 on it, without or with focus (its colour differs).
+        on_cursor = 1 + self.has_focus
+        for y, (row_texts, row_codes) in enumerate(rows, start=1):
+            cursor = on_cursor if scroll_y + y - 1 == cursor_row else 0
+            lines[y] = ("row", row_texts, row_codes, cursor, first, scroll_x, width, pad)
+        for y in range(len(sats) + 1, height):
+            lines[y] = ("blank", width, pad)
+        self._frame = (view, lines)
+        return lines
 
     def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
+        scroll_x = self.scroll_offset.x
         width = self.size.width
-        if y == 0:
+        line = self._lines().get(y, ("blank", width, self._pad))
+        self._drawn[y] = line
+        if line[0] == "header":
             strip = self._header_strip()
             return strip.crop_extend(scroll_x, scroll_x + width, HEADER_STYLE)
-        row = scroll_y + y - 1
-        if row >= len(self.order):
-            return Strip.blank(width, self.rich_style)
-        strip, first = self._row_strip(row, scroll_x, scroll_x + width)
-        style = CURSOR_STYLE if row == self.cursor_row else self.rich_style
-        return strip.crop_extend(scroll_x - first, scroll_x - first + width, style)
+        if line[0] == "blank":
+            return Strip.blank(width, line[2])
+        _, texts, codes, cursor, first, *_, pad = line
+        # Neighbouring cells of one style (most of a row) share a segment: textual's cost
+        # per line (cropping, colour filters, compositing, output) grows with segments.
+        segments: list[Segment] = []
+        run: list[str] = []
+        run_style = None
+        for text, code in zip(texts, codes, strict=True):
+            style = self._style(cursor > 0, code)
+            if style is not run_style and run:
+                segments.append(Segment("".join(run), run_style))
+                run = []
+            run.append(text)
+            run_style = style
+        if run:
+            segments.append(Segment("".join(run), run_style))
+        pad = CURSOR_STYLE if cursor else pad
+        return Strip(segments).crop_extend(scroll_x - first, scroll_x - first + width, pad)
 
     # -- cursor -----------------------------------------------------------------------
 
@@ -238,6 +315,10 @@ class FleetTable(ScrollView, can_focus=True):
             self.cursor_row = row
             if event.chain >= 2:
                 self.action_choose()
+
+    def notify_style_update(self) -> None:
+        self._frame = (None, {})  # new colours (a theme change): work the lines out again
+        super().notify_style_update()
 
     def on_focus(self) -> None:
         self._styles.clear()
@@ -313,22 +394,54 @@ class Trend(Widget):
         return text
 
 
-class HeaderBar(Widget):
-    """Scenario, simulation time, warp, connection and fleet totals, three lines."""
+class HeaderLine(Widget):
+    """One line of the header, repainted only when its text changes."""
 
     DEFAULT_CSS = """
-    HeaderBar { height: 3; text-wrap: nowrap; text-overflow: ellipsis; }
+    HeaderLine { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text = Text()
+
+    def render(self) -> Text:
+        return self.text
+
+    def show(self, text: Text) -> None:
+        if text.plain != self.text.plain or text.spans != self.text.spans:
+            # A plain refresh, not a Static.update: the line's size never changes, so
+            # the screen needs no new layout on every frame.
+            self.text = text
+            self.refresh()
+
+
+class HeaderBar(Widget):
+    """Scenario, simulation time, warp, connection and fleet totals, three lines.
+
+    A line each: the clock and status line changes once a second, the headline totals
+    every few frames, only the last line on every state; each repaints on its own.
+    """
+
+    DEFAULT_CSS = """
+    HeaderBar { height: 3; }
     """
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._text = Text()
+        self.lines = [HeaderLine() for _ in range(3)]
 
-    def render(self) -> Text:
-        return self._text
+    def compose(self) -> ComposeResult:
+        yield from self.lines
+
+    @property
+    def text(self) -> Text:
+        """The three lines as one text (what the header shows)."""
+        return Text("\n").join(line.text for line in self.lines)
 
     def show(self, model: FleetModel, connection: str, missed: int, restarts: int,
              paused: bool, warp: float | None) -> None:
+        lines = self.lines
         scenario = (model.meta.get("scenario") or {}).get("name") or model.header.get("scenario")
         text = Text()
         text.append(" ODC Twin ", style="bold black on bright_cyan")
@@ -353,20 +466,18 @@ class HeaderBar(Widget):
         text.append(f" {len(model.alarms)} ", style="bold white on red" if model.alarms else "bold")
         text.append(f" nodes over alarm limit {n_alarm_nodes}",
                     style="bold red" if n_alarm_nodes else "dim")
-        text.append("\n")
+        lines[0].show(text)
         headline, rest = model.fleet_items()
+        text = Text()
         for label, value in headline:
             text.append(f" {label} ", style="dim")
             text.append(f"{value} ", style="bold")
-        text.append("\n")
+        lines[1].show(text)
+        text = Text()
         for label, value in rest:
             text.append(f" {label} ", style="dim")
             text.append(f"{value}")
-        if text.plain != self._text.plain or text.spans != self._text.spans:
-            # A plain refresh, not a Static.update: the header's size never changes, so
-            # the screen needs no new layout on every frame.
-            self._text = text
-            self.refresh()
+        lines[2].show(text)
 
 
 def mirror_badge(model: FleetModel, binding: MirrorBinding) -> str:
