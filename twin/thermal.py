@@ -1322,10 +1322,20 @@ def degraded_frac(health: Any) -> np.ndarray | None:
 
 
 def _max(values: np.ndarray) -> float:
+    """Largest value ignoring NaN, 0 when nothing is finite: one pass when all is finite."""
+    if values.size:
+        top = float(np.maximum.reduce(values, axis=None))
+        if math.isfinite(top):
+            return top
     return float(np.nanmax(values)) if values.size and np.isfinite(values).any() else 0.0
 
 
 def _min(values: np.ndarray) -> float:
+    """Smallest value ignoring NaN, 0 when nothing is finite: one pass when all is finite."""
+    if values.size:
+        bottom = float(np.minimum.reduce(values, axis=None))
+        if math.isfinite(bottom):
+            return bottom
     return float(np.nanmin(values)) if values.size and np.isfinite(values).any() else 0.0
 
 
