@@ -354,9 +354,23 @@ class PowerModel:
         segments = np.zeros((2, DISSIPATED - LOAD, cross.size))  # (bus_internal: unused)
         first, second = segments
         soc = self.soc_state[cross]
-        short_1 = self._balance(supply[0], base_x, payload_x, soc, cap_x, seconds[0], first)
-        soc += first[D_SOC - LOAD]
-        short_2 = self._balance(supply[1], base_x, payload_x, soc, cap_x, seconds[1], second)
+        if isinstance(cap_x, float) and cap_x > 0.0 and np.minimum.reduce(
+                seconds, axis=None) > 0.0:  # the usual case: ``_balance``'s timed branch
+            # Both segments' per-interval factors in one pass each: the limits' scale
+            # [1 / η_c, -η_d] capacity / dt, (segment, 2, m), and dt / capacity, (2, m).
+            scales = np.divide(cap_x, seconds)
+            scales = np.multiply(self._limit_per_j, scales[:, None, :])
+            per_j = np.divide(seconds, cap_x)
+            short_1 = self._balance_numbers(supply[0], base_x, payload_x, soc, cap_x,
+                                            seconds[0], first, True, scales[0], per_j[0])
+            soc += first[D_SOC - LOAD]
+            short_2 = self._balance_numbers(supply[1], base_x, payload_x, soc, cap_x,
+                                            seconds[1], second, True, scales[1], per_j[1])
+        else:
+            short_1 = self._balance(supply[0], base_x, payload_x, soc, cap_x, seconds[0], first)
+            soc += first[D_SOC - LOAD]
+            short_2 = self._balance(supply[1], base_x, payload_x, soc, cap_x, seconds[1],
+                                    second)
         # Step means of the powers; the state of charge changes by both segments' sum.
         d_soc = first[D_SOC - LOAD] + second[D_SOC - LOAD]
         segments *= weight[:, None, :]
@@ -406,10 +420,14 @@ class PowerModel:
 
     def _balance_numbers(self, supply: np.ndarray, base: float | np.ndarray,
                          payload: np.ndarray, soc: np.ndarray, capacity_j: float | np.ndarray,
-                         dt: float | np.ndarray, out: np.ndarray, timed: bool
+                         dt: float | np.ndarray, out: np.ndarray, timed: bool,
+                         scale: np.ndarray | None = None, soc_per_w: np.ndarray | None = None
                          ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``_balance``'s arithmetic, without its floating-point error state; ``timed``:
-        whether any interval is longer than zero (else the epoch's flows).
+        whether any interval is longer than zero (else the epoch's flows). ``scale`` (2, m)
+        and ``soc_per_w`` (m,), when given, are the limits' factors ``_limit_per_j``
+        capacity / dt and dt / capacity of an array ``dt`` and a number ``capacity_j`` > 0,
+        computed by the caller for several intervals at once.
 
         The rows of ``out`` hold scratch before their own values: the net power in ``used``,
         the charge and (negated) discharge limits in ``loss`` and ``d_soc`` (adjacent, so
@@ -431,6 +449,8 @@ class PowerModel:
                     self._limit_scale_key = (capacity_j, dt)
                     self._limit_scale_rows = self._limit_per_j * (capacity_j / dt)
                 limits *= self._limit_scale_rows
+            elif scale is not None:
+                limits *= scale
             else:  # [1 / η_c, -η_d] capacity / dt, (2, m)
                 limits *= np.multiply(self._limit_per_j, np.divide(capacity_j, dt))
             np.maximum(limits, self._limit_floor, out=limits)
@@ -458,7 +478,7 @@ class PowerModel:
         into += negative * self._discharge_change
         if isinstance(capacity_j, float):
             if capacity_j > 0.0:
-                d_soc *= dt / capacity_j
+                d_soc *= dt / capacity_j if soc_per_w is None else soc_per_w
             else:
                 d_soc[...] = 0.0
         else:

@@ -159,6 +159,7 @@ H_GRID = np.linspace(1.01, 1.35, 18)  # 64 .. 2,232 km above the equatorial radi
 COS_THETA_GRID = np.linspace(-1.0, 1.0, 121)
 _HALF_COLUMNS = 0.5 * (COS_THETA_GRID.size - 1)  # the column of cos θ = 0
 _VIEW_ROWS = ("alt_km", "h", "r_km", "x_scale", "f_vertical", "fy")  # EarthView's block
+_VIEW_NUMERATORS = np.array([[1.0], [_HALF_COLUMNS]])  # of sin φ = 1 / H and x_scale
 
 
 @functools.lru_cache(maxsize=1)
@@ -267,20 +268,31 @@ class EarthView:
             stale = np.flatnonzero(~(np.abs(h - self.h) <= self.H_TOLERANCE) & np.isfinite(h))
             if stale.size == 0:
                 return
-        rows = np.empty((len(_VIEW_ROWS), stale.size))  # the block's rows, for ``stale``
-        alt, hs, r_km, x_scale, f_vertical, fy = rows
+        # The block's rows for ``stale``, then a scratch row.
+        rows = np.empty((len(_VIEW_ROWS) + 1, stale.size))
+        alt, hs, r_km, _, f_vertical, fy, y = rows  # (x_scale: row 3)
         np.asarray(alt_km, dtype=np.float64).take(stale, out=alt)
         np.divide(alt, R_EARTH_KM, out=hs)
         hs += 1.0
         np.multiply(hs, R_EARTH_KM, out=r_km)
-        np.divide(_HALF_COLUMNS, r_km, out=x_scale)
-        f_vertical[:] = vertical_plate_view_factor(hs)
-        y = np.minimum(np.maximum(hs, H_GRID[0]), H_GRID[-1])
+        # [sin φ, x_scale] = [1, columns / 2] / [H, r] in one pass, sin φ in f_vertical's
+        # row; then vertical_plate_view_factor's arithmetic, operation for operation.
+        np.divide(_VIEW_NUMERATORS, rows[1:3], out=rows[4:2:-1])
+        sin_phi = f_vertical
+        np.multiply(sin_phi, sin_phi, out=y)
+        np.subtract(1.0, y, out=y)
+        np.sqrt(y, out=y)
+        y *= sin_phi
+        np.arcsin(sin_phi, out=f_vertical)
+        f_vertical -= y
+        f_vertical /= np.pi
+        np.maximum(hs, H_GRID[0], out=y)
+        np.minimum(y, H_GRID[-1], out=y)
         y -= H_GRID[0]
         y *= (H_GRID.size - 1) / (H_GRID[-1] - H_GRID[0])
         j = np.minimum(y.astype(np.intp), H_GRID.size - 2)
         np.subtract(y, j, out=fy)
-        self._block[:, stale] = rows
+        self._block[:, stale] = rows[:len(_VIEW_ROWS)]
         self._k0[stale] = j * COS_THETA_GRID.size
         if self._complete:
             return
