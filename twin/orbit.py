@@ -177,9 +177,9 @@ class OrbitModel:
     def header(self) -> dict[str, Any]:
         """Per-step frame facts for the ``state`` header (viewers orient Earth and Sun)."""
         return {
-            "sun_gcrs_km": [float(x) for x in self.sun_gcrs_km],
+            "sun_gcrs_km": self.sun_gcrs_km.tolist(),  # Python floats, as msgpack wants
             "gast_rad": float(self.gast_rad),
-            "gcrs_to_itrs": [float(x) for x in self.gcrs_to_itrs.ravel()],
+            "gcrs_to_itrs": self.gcrs_to_itrs.ravel().tolist(),
         }
 
     def fleet(self) -> dict[str, float]:
@@ -189,7 +189,8 @@ class OrbitModel:
             "n_in_eclipse": int(np.count_nonzero(sunlit < 1.0)),
             "n_in_umbra": int(np.count_nonzero(sunlit == 0.0)),
             "n_in_contact": int(np.count_nonzero(self.contact_station.array >= 0)),
-            "n_orbit_errors": int(np.count_nonzero(self.status.array)),
+            "n_orbit_errors": (int(np.count_nonzero(self.status.array))
+                               if self.propagator.any_failed else 0),
         }
 
     def meta(self) -> dict[str, Any]:

@@ -280,10 +280,14 @@ class TwinServer:
         self.counters.state_published += 1
 
     def _publish_events(self) -> None:
+        pub = self.pub
         for event in self.engine.events.drain():
             header = self._framing(TOPIC_EVENT)
             header.update(event)
-            self.pub.send_multipart(encode_map(TOPIC_EVENT, header))
+            # The frames of ``encode_map``, sent as the state's are (see _publish_state).
+            topic, body = encode_map(TOPIC_EVENT, header)
+            _RAW_SEND(pub, topic, _SNDMORE, True)
+            _RAW_SEND(pub, body, 0, True)
             self.counters.events_published += 1
 
     def publish_meta(self) -> None:
