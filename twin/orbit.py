@@ -15,7 +15,7 @@ import numpy as np
 
 from twin.clock import SimClock
 from twin.contacts import ContactTracker, GroundStations
-from twin.frames import EARTH_ROTATION_RAD_S, FrameRotations, rotate
+from twin.frames import FrameRotations, itrs_velocity_km_s, rotate
 from twin.geometry import beta_angle_from_rows, geodetic_from_rows, sunlit_fraction
 from twin.propagate import STATUS_NAMES, Propagator
 from twin.scenario import Scenario
@@ -92,17 +92,15 @@ class OrbitModel:
         vel_gcrs = rotate(vel_teme, rot.teme_to_gcrs, out=self.vel_gcrs.array)
         # TEME to ITRS is a single z-rotation (GMST 1982): cheaper than going through GCRS.
         pos_itrs = rotate(pos_teme, rot.teme_to_itrs, out=self.pos_itrs.array)
-        vel_itrs = rotate(vel_teme, rot.teme_to_itrs, out=self.vel_itrs.array)
-        # Component rows (contiguous) for the row-wise work below: a transposing copy
-        # costs 5 µs, a strided pass over a column about as much as a contiguous one.
+        # Contiguous component rows for the row-wise work below (geodetic, shadow, beta,
+        # station look angles): one transposing copy each costs less than strided passes
+        # over the (n, 3) columns.
         rows = self._rows
         np.copyto(rows[0:3], pos_gcrs.T)
         np.copyto(rows[3:6], vel_gcrs.T)
         np.copyto(rows[6:9], pos_itrs.T)
         pos_gcrs_rows, vel_gcrs_rows, pos_itrs_rows = rows[0:3], rows[3:6], rows[6:9]
-        # Earth-fixed velocity: the rotated velocity minus ω × r, ω = (0, 0, w).
-        vel_itrs[:, 0] += EARTH_ROTATION_RAD_S * pos_itrs_rows[1]
-        vel_itrs[:, 1] -= EARTH_ROTATION_RAD_S * pos_itrs_rows[0]
+        itrs_velocity_km_s(pos_itrs, vel_teme, rot, out=self.vel_itrs.array)
 
         lat_rad, lon_rad, _ = geodetic_from_rows(
             *pos_itrs_rows, out=(self.lat.array, self.lon.array, self.alt.array))
