@@ -328,9 +328,6 @@ class FleetTable(ScrollView, can_focus=True):
         self._styles.clear()
         self.refresh()
 
-    def scroll_to_cursor(self) -> None:
-        self.scroll_to_region(Region(0, self.cursor_row, 1, 1), animate=False)
-
 
 class Trend(Widget):
     """A small bar chart of one field's recent values with its limits drawn across it."""
