@@ -185,9 +185,10 @@ def sunlit_fraction(
     r·ŝ < 0) is in full sun when p >= R_E + c r and in umbra when p <= R_E - c r, with
     c = 0.006 >= ρ_sun + parallax + its square (sin(ρ_E ± δ) lies within δ of R_E/r); on
     the Sun's side (r·ŝ >= 0) it is in full sun. Both bounds hold for R_E + 10 km < r <
-    1e5 km. Only the rest, a band ~80 km wide around the shadow's edge (a few percent of
-    a LEO fleet), and any satellite outside those distances go through the conical
-    formula.
+    1e5 km; the code uses the fleet's largest r in c r, a margin at least as wide. Only
+    the rest, a band ~80 km wide around the shadow's edge (a few percent of a LEO fleet),
+    goes through the conical formula, and the whole fleet does when any satellite lies
+    outside those distances (or has no position).
 
     Args:
         pos_gcrs_km: (n, 3) satellite positions, geocentric GCRS, km.
