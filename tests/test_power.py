@@ -193,6 +193,35 @@ def test_both_planes_of_default_differ_dawn_dusk_steady_53_deg_cycling() -> None
     assert {"p_solar_total_w", "soc_min_frac", "q_rejected_total_w"} <= set(header)
 
 
+def test_fleet_totals_equal_sums_over_the_published_fields() -> None:
+    """Power and thermal keep their fleet totals from the step's float64 rows: they must
+    agree with the float32 fields they publish (to float32 rounding), before the first
+    step (counted from the fields) and while heaters cycle."""
+    scenario = load_scenario("default")
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True))
+    power, thermal = engine.power, engine.thermal
+
+    def from_fields() -> dict[str, float]:
+        soc = power.soc.array.astype(np.float64)
+        return {
+            "p_solar_total_w": power.p_solar.array.sum(dtype=np.float64),
+            "p_load_total_w": power.p_load.array.sum(dtype=np.float64),
+            "soc_min_frac": soc.min(), "soc_mean_frac": soc.mean(),
+            "loop_heater_total_w": power.loop_heater.array.sum(dtype=np.float64),
+            "q_absorbed_total_w": thermal.q_absorbed.array.sum(dtype=np.float64),
+            "q_rejected_total_w": thermal.q_rejected.array.sum(dtype=np.float64),
+            "temp_battery_min_k": float(thermal.temp_battery.array.min()),
+            "temp_compute_max_k": float(thermal.temp_compute.array.max()),
+        }
+
+    for step in range(120):
+        fleet = {**power.fleet(), **thermal.fleet()}
+        for name, expected in from_fields().items():
+            assert fleet[name] == pytest.approx(expected, rel=1e-6, abs=1e-3), (step, name)
+        engine.step()
+    assert power.p_solar.array.sum() > 0.0 and thermal.q_rejected.array.sum() > 0.0
+
+
 def test_battery_failure_means_no_storage_and_a_cap_in_eclipse() -> None:
     models = _models(1)
     _, out, _ = run_models(models, period_s(550.0), 30.0, np.full(1, 550.0), np.zeros(1),

@@ -176,6 +176,8 @@ class PowerModel:
         self._bus_w = np.full(n, p.bus_power_w)
         self.capped = np.zeros(n, dtype=bool)
         self._n_capped = 0  # satellites capped (count of ``capped``)
+        # The last step's sums of p_solar, soc and p_load and its smallest soc, for fleet().
+        self._fleet_sums: tuple[float, float, float, float] | None = None
         self._cap_w = np.full(n, np.inf)
         self._cap_changed = False  # whether the cap field needs rewriting
         self._env = {"beta": np.zeros(n)}
@@ -289,13 +291,16 @@ class PowerModel:
 
         # Nothing capped and nothing can engage (the usual case): the cap stays +inf. (NaN
         # fails the tests: the careful path.)
-        if self._n_capped or not np.minimum.reduce(soc) > p.soc_reserve_frac or not (
+        soc_min = float(np.minimum.reduce(soc))
+        if self._n_capped or not soc_min > p.soc_reserve_frac or not (
                 capacity_j > 0.0 if isinstance(capacity_j, float)
                 else np.minimum.reduce(capacity_j) > 0.0):
             self._update_cap(ctx, supply, base, payload, capacity_j)
 
         # p_solar, soc, p_load and p_battery are the block's first rows: one float32 copy.
         np.copyto(self._fields_f4, rows[:4], casting="same_kind")
+        # The fleet's totals while the rows are at hand: one pass sums p_solar, soc and p_load.
+        self._fleet_sums = (*np.add.reduce(rows[:3], axis=1).tolist(), soc_min)
         if self._cap_changed:
             self.cap.array[:] = self._cap_w
             self._cap_changed = False
@@ -583,16 +588,25 @@ class PowerModel:
         return out[0], out[1]
 
     def fleet(self) -> dict[str, float]:
-        soc = self.soc.array
+        n = self.soc.array.size
+        if self._fleet_sums is not None and n:  # the last step's, from its float64 rows
+            p_solar_w, soc_sum, p_load_w, soc_min = self._fleet_sums
+        else:
+            p_solar_w = float(self.p_solar.array.sum(dtype=np.float64))
+            p_load_w = float(self.p_load.array.sum(dtype=np.float64))
+            soc_sum = float(self.soc.array.sum(dtype=np.float64))
+            soc_min = float(self.soc.array.min()) if n else 0.0
         return {
-            "p_solar_total_w": float(self.p_solar.array.sum(dtype=np.float64)),
-            "p_load_total_w": float(self.p_load.array.sum(dtype=np.float64)),
-            "soc_min_frac": float(soc.min()) if soc.size else 0.0,
-            "soc_mean_frac": float(soc.mean()) if soc.size else 0.0,
+            "p_solar_total_w": p_solar_w,
+            "p_load_total_w": p_load_w,
+            "soc_min_frac": soc_min,
+            "soc_mean_frac": soc_sum / n if n else 0.0,
             "n_power_capped": int(np.count_nonzero(self.capped)),
             "n_heaters_on": int(np.count_nonzero(self.heater_on)),
             "n_loop_heaters_on": int(np.count_nonzero(self.loop_heater_on)),
-            "loop_heater_total_w": float(self.loop_heater.array.sum(dtype=np.float64)),
+            # No loop heater on: nothing to add up.
+            "loop_heater_total_w": (float(self.loop_heater.array.sum(dtype=np.float64))
+                                    if self._n_loop_on else 0.0),
         }
 
     def meta(self) -> dict[str, Any]:

@@ -800,6 +800,7 @@ class ThermalModel:
             fld.array = self._temps_f4[row]
         self._flows_f4 = np.zeros((3, n), dtype=np.float32)  # absorbed, rejected, generated
         self._temps_min = np.zeros(4, dtype=np.float32)  # of each field, NaN aside
+        self._fleet_sums: list[float] | None = None  # last step's absorbed, rejected totals
         self.q_absorbed.array, self.q_rejected.array, self.q_generated.array = self._flows_f4
         self.temps_k = np.full((4, n), 293.15)  # float64 state; fields are float32 copies
         self._temps_spare = np.empty((4, n))  # the next step's result goes here
@@ -950,6 +951,8 @@ class ThermalModel:
         np.copyto(self._temps_f4, temps, casting="same_kind")
         np.fmin.reduce(self._temps_f4, axis=1, out=self._temps_min)  # for power's thermostats
         np.copyto(self._flows_f4, flows, casting="same_kind")
+        # The fleet's totals while the rows are at hand: absorbed and rejected in one pass.
+        self._fleet_sums = np.add.reduce(flows[:2], axis=1).tolist()
         if integrate:
             self._ledger.add(flows, dt)
         shared.update(temp_compute_k=self.temp_compute.array,
@@ -958,11 +961,20 @@ class ThermalModel:
                       temp_min_k=(self._temps_f4, self._temps_min))
 
     def fleet(self) -> dict[str, float]:
+        if self._fleet_sums is not None:  # the last step's, from its float64 rows
+            absorbed_w, rejected_w = self._fleet_sums
+            # The step's per-temperature minima (NaN ignored, NaN when nothing is finite).
+            battery_min = float(self._temps_min[BATTERY])
+            battery_min = battery_min if math.isfinite(battery_min) else 0.0
+        else:
+            absorbed_w = float(self.q_absorbed.array.sum(dtype=np.float64))
+            rejected_w = float(self.q_rejected.array.sum(dtype=np.float64))
+            battery_min = _min(self.temp_battery.array)
         return {
-            "q_absorbed_total_w": float(self.q_absorbed.array.sum(dtype=np.float64)),
-            "q_rejected_total_w": float(self.q_rejected.array.sum(dtype=np.float64)),
+            "q_absorbed_total_w": absorbed_w,
+            "q_rejected_total_w": rejected_w,
             "temp_compute_max_k": _max(self.temp_compute.array),
-            "temp_battery_min_k": _min(self.temp_battery.array),
+            "temp_battery_min_k": battery_min,
         }
 
     def meta(self) -> dict[str, Any]:
