@@ -150,6 +150,39 @@ def test_several_stations_broadcast_and_nan_satellites(ts, picked):
         one_station(mask_deg=-10.0)  # a mask not above the elevation floor
 
 
+def test_look_into_agrees_with_look_for_every_row_layout(ts):
+    """`look_into` from (n, 3) positions, from (3, n) rows with |r|², and from the (5, n)
+    block the orbit passes (rows, |r|², ones) gives what `look` gives, for the catalog."""
+    _, sats = read_tle_file(TLE)
+    stations = GroundStations(np.array([78.23, 64.86, -33.9, 0.0]),
+                              np.array([15.41, -147.85, 18.4, 0.0]),
+                              np.array([500.0, 180.0, 0.0, 0.0]), np.array([5.0, 5.0, 10.0, 0.0]))
+    pos, _, _ = Propagator(sats).propagate(2460144.0, 0.3)
+    pos_i = rotate(pos, FrameRotations(ts).at_jd_utc(2460144.0, 0.3).teme_to_itrs)
+    pos_i[7] = np.nan  # a satellite whose SGP4 failed
+    n = len(sats)
+    el_ref, rng_ref = stations.look(pos_i)
+    block = np.empty((5, n))
+    block[:3] = pos_i.T
+    block[3] = np.einsum("ij,ij->i", pos_i, pos_i)
+    block[4] = 1.0
+    layouts = {"positions": {}, "rows and r2": {"rows_km": block[:3], "r2_km2": block[3]},
+               "block": {"rows_km": block}}
+    for name, kwargs in layouts.items():
+        el = np.empty((4, n), dtype=np.float32)
+        rng = np.empty((4, n), dtype=np.float32)
+        contact = np.empty((4, n), dtype=bool)
+        pairs, pair_el = stations.look_into(pos_i, el, rng, contact, **kwargs)
+        # Range to float32 rounding (the (5, n) block sums in another order: < 1 µm here).
+        np.testing.assert_allclose(rng, rng_ref, rtol=2e-7, err_msg=name)
+        np.testing.assert_allclose(el, np.degrees(el_ref), rtol=0, atol=1e-5, err_msg=name)
+        np.testing.assert_array_equal(contact, stations.in_contact(el_ref), err_msg=name)
+        np.testing.assert_array_equal(pairs, np.flatnonzero(contact), err_msg=name)
+        np.testing.assert_allclose(pair_el, el_ref.reshape(-1)[pairs], rtol=0, atol=1e-12)
+        assert np.isnan(el[:, 7]).all() and not contact[:, 7].any(), name
+    assert pairs.size > 0  # the check saw contacts
+
+
 def test_tracker_conventions():
     tracker = ContactTracker()
     first = np.array([[True, False, True], [False, False, True]])

@@ -76,6 +76,14 @@ class GroundStations:
         self._station_sq_km2 = np.einsum("ij,ij->i", self.pos_itrs_km, self.pos_itrs_km)[:, None]
         self._station_up_km = np.einsum("ij,ij->i", self.pos_itrs_km, self.up)[:, None]
         self._minus2_pos_and_up = np.concatenate((-2.0 * self.pos_itrs_km, self.up))
+        # The same rows extended to act on [x; y; z; |r|²; 1]: the matmul then also adds
+        # |r|² + |s|² to the range rows and -up·s to the height rows (three passes fewer
+        # over the (s, n) matrices).
+        self._look_matrix = np.zeros((2 * self.n_stations, 5))
+        self._look_matrix[:, :3] = self._minus2_pos_and_up
+        self._look_matrix[:self.n_stations, 3] = 1.0
+        self._look_matrix[:self.n_stations, 4] = self._station_sq_km2[:, 0]
+        self._look_matrix[self.n_stations:, 4] = -self._station_up_km[:, 0]
 
     def look(self, pos_itrs_km: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Elevation and range of every satellite from every station.
@@ -142,6 +150,8 @@ class GroundStations:
             in_contact: (s, n) bool output.
             rows_km: Optional (3, n) the same positions as component rows (rows
                 contiguous), when the caller has them: the matmul is then twice as fast.
+                Or (5, n): those rows, then |r|² (km²) and a row of ones, one contiguous
+                block; ``r2_km2`` is then not used.
             r2_km2: Optional (n,) |r|², km², when the caller has it.
             failed: Optional (n,) bool, the satellites without a position (NaN rows),
                 when the caller knows them; None: found here.
@@ -160,17 +170,22 @@ class GroundStations:
             return pairs, elevation_rad.reshape(-1)[pairs]
         s = self.n_stations
         n = pos_itrs_km.shape[0]
-        both = self._minus2_pos_and_up @ (pos_itrs_km.T if rows_km is None else rows_km)
-        range2 = both[:s]  # |r - s|², km²
-        range2 += rowdot(pos_itrs_km, pos_itrs_km) if r2_km2 is None else r2_km2
-        range2 += self._station_sq_km2
+        if rows_km is not None and rows_km.shape[0] == 5:
+            both = self._look_matrix @ rows_km
+            range2 = both[:s]  # |r - s|², km²
+            height = both[s:]  # up · (r - s), km
+        else:
+            both = self._minus2_pos_and_up @ (pos_itrs_km.T if rows_km is None else rows_km)
+            range2 = both[:s]
+            range2 += rowdot(pos_itrs_km, pos_itrs_km) if r2_km2 is None else r2_km2
+            range2 += self._station_sq_km2
+            height = both[s:]
+            height -= self._station_up_km
         # The range field takes its square root in its own dtype (float32 on the wire:
         # three times cheaper than float64 over every pair); exact elevations come from
         # the float64 square for the pairs above the floor only.
         np.copyto(range_km, range2, casting="same_kind")
         np.sqrt(range_km, out=range_km)
-        height = both[s:]  # up · (r - s), km
-        height -= self._station_up_km
         # Above the floor: sin el > sin floor, i.e. height > sin(floor) range (the float32
         # range moves the floor's edge by < 1e-7 of the range; contacts are decided on
         # the exact elevation below).

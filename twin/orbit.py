@@ -71,10 +71,11 @@ class OrbitModel:
         self.gast_rad = 0.0
         self._previous_status = np.zeros(n, dtype=np.uint8)
         self._previous_any_failed = False
-        # Component rows [x; y; z] of GCRS position, GCRS velocity and ITRS position.
-        self._rows = np.empty((9, n))
+        # Component rows [x; y; z] of GCRS position, GCRS velocity and ITRS position, then
+        # |r|² and ones: rows 6-10 are what the station look angles' one matmul acts on.
+        self._rows = np.empty((11, n))
+        self._rows[10] = 1.0
         self._sun_along_km = np.empty(n)
-        self._r2_km2 = np.empty(n)
 
     def fields(self) -> list[Field]:
         return [
@@ -110,7 +111,7 @@ class OrbitModel:
         sun_gcrs_km = self.sun.gcrs_km(rot.jd_tdb_whole, rot.jd_tdb_frac)
         sun_hat = sun_gcrs_km / math.sqrt(float(sun_gcrs_km @ sun_gcrs_km))
         along = np.matmul(sun_hat, pos_gcrs_rows, out=self._sun_along_km)
-        r2 = np.multiply(pos_gcrs_rows[0], pos_gcrs_rows[0], out=self._r2_km2)
+        r2 = np.multiply(pos_gcrs_rows[0], pos_gcrs_rows[0], out=rows[9])
         r2 += pos_gcrs_rows[1] * pos_gcrs_rows[1]
         r2 += pos_gcrs_rows[2] * pos_gcrs_rows[2]
         np.copyto(self.sunlit.array, sunlit_fraction(pos_gcrs, sun_gcrs_km, along, r2),
@@ -126,7 +127,7 @@ class OrbitModel:
         failed = self.propagator.failed
         pairs, pair_elevation_rad = self.stations.look_into(
             pos_itrs, self.elevation.array, self.range.array, in_contact,
-            rows_km=pos_itrs_rows, r2_km2=r2, failed=failed)
+            rows_km=rows[6:11], failed=failed)
         self.stations.best_station(pairs, pair_elevation_rad, n, self.contact_station.array)
 
         ctx.shared.update(
