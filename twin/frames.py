@@ -145,6 +145,7 @@ class _Anchor:
     """Slow quantities at one anchor instant, exact from skyfield."""
 
     precession_nutation: np.ndarray  # (3, 3) skyfield ``t.M`` (GCRS → true of date)
+    precession_nutation_flat: tuple[float, ...]  # the same, row-major, as Python floats
     gast_minus_gmst82_rad: float  # equation of equinoxes + GMST model differences
     ut1_minus_utc_days: float
     tt_minus_utc_days: float
@@ -211,6 +212,7 @@ class FrameRotations:
         for k in range(2):
             self._anchors[hour + k] = _Anchor(
                 precession_nutation=np.ascontiguousarray(m[:, :, k]),
+                precession_nutation_flat=tuple(m[:, :, k].ravel().tolist()),
                 gast_minus_gmst82_rad=_wrap_pi(float(gast[k] - gmst82[k])),
                 ut1_minus_utc_days=float((t.whole[k] - whole[k]) + (t.ut1_fraction[k] - frac[k])),
                 tt_minus_utc_days=float((t.whole[k] - whole[k]) + (t.tt_fraction[k] - frac[k])),
@@ -235,8 +237,11 @@ class FrameRotations:
         u = (w_hours - hour) + f_hours  # position inside the hour, [0, 1)
         a0 = self._anchor(hour)
         a1 = self._anchors.get(hour + 1) or self._anchor(hour + 1)
-
-        m = a0.precession_nutation + u * (a1.precession_nutation - a0.precession_nutation)
+        # Plain floats from here to the end: each small numpy operation on a 3x3 costs
+        # a microsecond or more, and the step calls this once, right after SGP4 has
+        # pushed the interpreter's working set out of the cache.
+        m = [p0 + u * (p1 - p0) for p0, p1 in
+             zip(a0.precession_nutation_flat, a1.precession_nutation_flat, strict=True)]
         ut1_frac = (
             jd_frac + a0.ut1_minus_utc_days + u * (a1.ut1_minus_utc_days - a0.ut1_minus_utc_days)
         )
@@ -245,16 +250,21 @@ class FrameRotations:
             a1.gast_minus_gmst82_rad - a0.gast_minus_gmst82_rad
         )
         gast = (gmst82 + d_gast) % TAU
-        # TEME → GCRS is (rot_z(gmst82 - gast) @ M).T, as in skyfield's TEME frame.
-        gcrs_to_teme = _rot_z(-d_gast) @ m
         tt_frac = jd_frac + a0.tt_minus_utc_days + u * (a1.tt_minus_utc_days - a0.tt_minus_utc_days)
         tdb_frac = (
             jd_frac + a0.tdb_minus_utc_days + u * (a1.tdb_minus_utc_days - a0.tdb_minus_utc_days)
         )
+        # TEME → GCRS is (rot_z(gmst82 - gast) @ M).T, as in skyfield's TEME frame, and
+        # GCRS → ITRS is rot_z(-gast) @ M; rot_z(-a) @ M mixes M's first two rows only.
+        c, s = math.cos(gmst82), math.sin(gmst82)
+        rotations = np.array((
+            _rot_z_neg_times(d_gast, m), _rot_z_neg_times(gast, m),
+            (c, s, 0.0, -s, c, 0.0, 0.0, 0.0, 1.0),  # rot_z(-gmst82): TEME → ITRS
+        )).reshape(3, 3, 3)
         return FrameState(
-            teme_to_gcrs=gcrs_to_teme.T,
-            gcrs_to_itrs=_rot_z(-gast) @ m,
-            teme_to_itrs=_rot_z(-gmst82),
+            teme_to_gcrs=rotations[0].T,
+            gcrs_to_itrs=rotations[1],
+            teme_to_itrs=rotations[2],
             gast_rad=gast,
             era_rad=_era_rad(jd_whole, ut1_frac),
             jd_tt_whole=jd_whole,
@@ -266,6 +276,14 @@ class FrameRotations:
     def at_datetime(self, dt: datetime) -> FrameState:
         """Frame state for a datetime (naive = UTC). See `at_jd_utc`."""
         return self.at_jd_utc(*jd_utc_from_datetime(dt))
+
+
+def _rot_z_neg_times(angle_rad: float, m: list[float]) -> tuple[float, ...]:
+    """``_rot_z(-angle_rad) @ M`` for a row-major 3x3 ``m`` (9 floats), as 9 floats."""
+    c, s = math.cos(angle_rad), math.sin(angle_rad)
+    return (c * m[0] + s * m[3], c * m[1] + s * m[4], c * m[2] + s * m[5],
+            c * m[3] - s * m[0], c * m[4] - s * m[1], c * m[5] - s * m[2],
+            m[6], m[7], m[8])
 
 
 def _era_rad(jd_ut1_whole: float, jd_ut1_frac: float) -> float:
