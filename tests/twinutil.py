@@ -36,9 +36,9 @@ class RunningTwin:
     def stop(self) -> None:
         """Stop the twin now, before the test's own sockets close.
 
-        Tests whose subscribers still hold queued frames of a fast twin call this last:
-        libzmq 4.3 can abort (session_base.cpp:233) when such a peer disconnects while
-        the publisher's context is terminating.
+        Tests whose subscribers still hold queued frames of a fast twin call this last, so
+        that those peers do not leave during the twin's shutdown (a race the twin's PUB
+        linger covers, twin/server.py, and test_server.py tests on its own).
         """
         self.server.stop()
         self.thread.join(10)

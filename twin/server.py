@@ -53,6 +53,15 @@ MAX_STEPS_PER_COMMAND = 100_000
 # Messages, not bytes: a few whole frames may queue per subscriber, then PUB drops.
 PUB_HIGH_WATER_MARK = 50
 INGEST_HIGH_WATER_MARK = 100_000
+# The PUB socket closes with a short linger, not none. A subscriber that is behind holds
+# a state message half sent (its multipart frames part on the wire, part queued). Closed
+# with linger 0, that queue is cut at once, and should the subscriber disconnect while the
+# socket is going, libzmq 4.3.5 aborts the process (session_base.cpp:233, libzmq issue
+# #3442): a viewer quitting on the same Ctrl-C as the twin is enough. During a linger the
+# queue stays readable and the session drops the message cleanly, so a subscriber that
+# leaves within it is safe (one leaving exactly as it ends is not: rare, not impossible).
+# The linger costs at most this long at shutdown, and only with a subscriber behind.
+PUB_CLOSE_LINGER_MS = 250
 _SNDMORE = int(zmq.SNDMORE)
 
 
@@ -171,7 +180,7 @@ class TwinServer:
         for name in ("pub", "command", "ingest"):
             sock = getattr(self, name, None)
             if sock is not None:
-                sock.close(linger=0)
+                sock.close(linger=PUB_CLOSE_LINGER_MS if name == "pub" else 0)
         if self._own_context:
             self._context.term()
 
