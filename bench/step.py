@@ -180,6 +180,8 @@ def main() -> int:
     jd, fr = clock.jd_utc
     print(f"scenario {args.scenario}: {len(satrecs)} satellites, {len(scenario.stations)} stations")
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, cpu count {os.cpu_count()}")
+    # The ratios below move 5-15 % with the host's load (docs/performance.md): say what it was.
+    print("load average {:.2f} {:.2f} {:.2f} (1, 5, 15 min)".format(*os.getloadavg()))
 
     orbital, orbital_bare, _, orbital_server = time_twin_step(
         args.scenario, args.steps, BareSgp4(satrecs, jd, fr), only_orbit=True
@@ -192,8 +194,10 @@ def main() -> int:
     server.close()
 
     bare_ms, twin_ms, loop_ms = median_ms(bare), median_ms(twin), median_ms(loop)
+    quarter, three_quarters = np.percentile(np.array(bare) * 1e3, [25.0, 75.0])
     print(f"bare SatrecArray.sgp4          {bare_ms:8.3f} ms  (median of {len(bare)}, "
-          "interleaved with the twin's steps)")
+          f"middle half {quarter:.3f}-{three_quarters:.3f} ms, interleaved with the twin's "
+          "steps)")
     print(f"skyfield per-satellite .at(t)  {loop_ms:8.3f} ms  (median of {len(loop)})")
     print(f"twin full step                 {twin_ms:8.3f} ms  (median of {len(twin)}), "
           f"{1e3 / twin_ms:.0f} steps/s")
