@@ -23,6 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchargs import checked_scenario, positive_number, whole_number  # noqa: E402
+
 from twin import scheduler  # noqa: E402
 from twin.allocator import keep_temporaries_in_heap  # noqa: E402
 from twin.clock import SimClock  # noqa: E402
@@ -32,9 +34,9 @@ from twin.scenario import load_scenario  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="starlink")
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--warp", type=float, default=10.0)
+    parser.add_argument("--scenario", type=checked_scenario, default="starlink")
+    parser.add_argument("--steps", type=whole_number(1), default=600)
+    parser.add_argument("--warp", type=positive_number, default=10.0)
     args = parser.parse_args()
     keep_temporaries_in_heap()
     warnings.simplefilter("ignore", RuntimeWarning)

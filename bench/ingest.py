@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 import zmq
+from benchargs import whole_number
 
 from bridge.bridge_cli import Bridge
 from bridge.ccsds import Decoder, StreamSplitter, encode_packets
@@ -105,7 +106,7 @@ def bench_tcp(n: int) -> tuple[float, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packets", type=int, default=1_000_000)
+    parser.add_argument("--packets", type=whole_number(1), default=1_000_000)
     args = parser.parse_args()
     data = make_stream(args.packets, time.time())
     rate = bench_decode(data)

@@ -19,9 +19,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchargs import positive_number  # noqa: E402
+
 from twin.clock import SimClock  # noqa: E402
 from twin.engine import Engine  # noqa: E402
-from twin.scenario import parse_scenario  # noqa: E402
+from twin.scenario import ScenarioError, parse_scenario  # noqa: E402
 
 KEYS = ("energy_per_work_j_per_pflop", "goodput_frac", "lost_work_accel_h",
         "useful_work_accel_h", "queue_wait_mean_s", "jobs_done", "results_delivered")
@@ -43,10 +45,16 @@ def run(policy: str, text: str, hours: float) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default=str(ROOT / "assets/scenarios/default.toml"))
-    parser.add_argument("--hours", type=float, default=24.0)
+    parser.add_argument("--hours", type=positive_number, default=24.0)
     parser.add_argument("--extra", default="", help="TOML appended to the scenario")
     args = parser.parse_args()
-    text = Path(args.scenario).read_text() + "\n" + args.extra.replace("\\n", "\n")
+    try:
+        text = Path(args.scenario).read_text() + "\n" + args.extra.replace("\\n", "\n")
+        parse_scenario(text, base_dir=ROOT / "assets" / "scenarios")  # a bad one stops here
+    except OSError as exc:
+        parser.error(f"argument --scenario: {exc}")
+    except ScenarioError as exc:
+        parser.error(f"argument --scenario with --extra: {exc}")
     for policy in ("first_fit", "sun_aware"):
         numbers = run(policy, text, args.hours)
         print(policy, " ".join(f"{k}={v:.4g}" for k, v in numbers.items()))

@@ -41,6 +41,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchargs import whole_number  # noqa: E402
+
 from twin.allocator import keep_temporaries_in_heap  # noqa: E402
 from twin.clock import SimClock  # noqa: E402
 from twin.engine import Engine  # noqa: E402
@@ -93,8 +95,10 @@ class TimedPropagation:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=300, help="steps per block (300)")
-    parser.add_argument("--rounds", type=int, default=2, help="blocks per mode (2)")
+    parser.add_argument("--steps", type=whole_number(20), default=300,
+                        help="steps per block, the first 10 not timed (300)")
+    parser.add_argument("--rounds", type=whole_number(1), default=2,
+                        help="blocks per mode (2)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     keep_temporaries_in_heap()

@@ -35,6 +35,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchargs import checked_scenario, positive_number  # noqa: E402
+
 from viz.stream import StreamClient  # noqa: E402
 
 ANY_PORT = "tcp://127.0.0.1:*"
@@ -103,12 +105,12 @@ def measure(tui: psutil.Process, stream: StreamClient, seconds: float,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="starlink")
-    parser.add_argument("--rate", type=float, default=10.0)
-    parser.add_argument("--warp", type=float, default=None,
+    parser.add_argument("--scenario", type=checked_scenario, default="starlink")
+    parser.add_argument("--rate", type=positive_number, default=10.0)
+    parser.add_argument("--warp", type=positive_number, default=None,
                         help="simulated seconds per wall second (default: the scenario's)")
-    parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--warmup", type=float, default=8.0)
+    parser.add_argument("--seconds", type=positive_number, default=15.0)
+    parser.add_argument("--warmup", type=positive_number, default=8.0)
     args = parser.parse_args()
 
     twin, addresses = start_twin(args.scenario, args.rate, args.warp)

@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchargs import checked_scenario, positive_number, whole_number, window_size  # noqa: E402
+
 from viz.viewer import ViewerApp, ViewOptions, prefer_egl  # noqa: E402
 
 prefer_egl()
@@ -62,13 +64,16 @@ def pct(samples: list[float], q: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="starlink")
-    parser.add_argument("--size", default="1280x720")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rate", type=float, default=None, help="twin publish rate, Hz")
-    parser.add_argument("--frames", type=int, default=200, help="throughput frames")
+    parser.add_argument("--scenario", type=checked_scenario, default="starlink")
+    parser.add_argument("--size", type=window_size, default="1280x720",
+                        help="offscreen window, WIDTHxHEIGHT pixels (1280x720)")
+    parser.add_argument("--seconds", type=positive_number, default=10.0)
+    parser.add_argument("--rate", type=positive_number, default=None,
+                        help="twin publish rate, Hz")
+    parser.add_argument("--frames", type=whole_number(1), default=200,
+                        help="throughput frames")
     args = parser.parse_args()
-    width, height = (int(x) for x in args.size.split("x"))
+    width, height = args.size
 
     import pyvista as pv
 

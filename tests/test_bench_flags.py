@@ -1,0 +1,57 @@
+"""The bench scripts check their flags: a bad one exits 2 with a message naming it."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Loaded from its file: putting bench/ on sys.path would let its step.py, viewer.py, ...
+# shadow other modules for the rest of the test session.
+_spec = importlib.util.spec_from_file_location("benchargs", ROOT / "bench" / "benchargs.py")
+benchargs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(benchargs)
+positive_number, checked_scenario = benchargs.positive_number, benchargs.checked_scenario
+whole_number, window_size = benchargs.whole_number, benchargs.window_size
+
+
+def test_the_checked_types_take_good_values_and_name_what_is_wrong() -> None:
+    assert whole_number(20)("300") == 300
+    assert positive_number("0.5") == 0.5
+    assert checked_scenario("default") == "default"
+    assert window_size("1280X720") == (1280, 720)
+    for parse, text, message in (
+        (whole_number(20), "5", "at least 20"),
+        (whole_number(0), "1.5", "whole number"),
+        (positive_number, "0", "above zero"),
+        (positive_number, "nan", "above zero"),
+        (positive_number, "fast", "must be a number"),
+        (checked_scenario, "no-such-scenario", "no such scenario file"),
+        (window_size, "1280", "WIDTHxHEIGHT"),
+        (window_size, "8x8", "16 to 8192"),
+    ):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            parse(text)
+
+
+@pytest.mark.parametrize(("script", "flags", "expected"), [
+    ("step.py", ["--steps", "0"], "argument --steps: must be at least 1"),
+    ("sgp4_cache.py", ["--steps", "5"], "argument --steps: must be at least 20"),
+    ("compute.py", ["--scenario", "no-such-scenario"], "argument --scenario: no-such-scenario"),
+    ("ingest.py", ["--packets", "many"], "argument --packets: must be a whole number"),
+    ("policy_compare.py", ["--extra", "[x"], "argument --scenario with --extra"),
+    ("tui.py", ["--rate", "-1"], "argument --rate: must be a finite number above zero"),
+    ("viewer.py", ["--size", "big"], "argument --size: must be WIDTHxHEIGHT"),
+])
+def test_a_bench_script_refuses_a_bad_flag(script: str, flags: list[str], expected: str) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *flags], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-1000:]
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
