@@ -1,43 +1,16 @@
 """Checked values for the bench scripts' flags.
 
 A bad flag ends with argparse's usage line and a message naming the flag (exit status 2),
-never with a traceback minutes into a run. The scripts run as ``python bench/NAME.py``,
-which puts this folder first on ``sys.path``.
+never with a traceback minutes into a run. Numbers use the twin's own checked types
+(`twin.cli.count_argument`, `twin.cli.positive_argument`); these are the bench's others.
+The scripts run as ``python bench/NAME.py``, which puts this folder first on ``sys.path``.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-from collections.abc import Callable
 
 from twin.scenario import ScenarioError, load_scenario
-
-
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type``: an integer of at least ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def positive_number(text: str) -> float:
-    """An argparse ``type``: a finite number above zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0.0):
-        raise argparse.ArgumentTypeError(f"must be a finite number above zero, got {text}")
-    return value
 
 
 def checked_scenario(text: str) -> str:

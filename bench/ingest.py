@@ -21,13 +21,13 @@ import time
 
 import numpy as np
 import zmq
-from benchargs import whole_number
 
 from bridge.bridge_cli import Bridge
 from bridge.ccsds import Decoder, StreamSplitter, encode_packets
 from bridge.definitions import load_definitions
 from bridge.push import TelemetryPusher
 from bridge.sources import TcpSource
+from twin.cli import count_argument
 from twin.mirror import Mirror
 from twin.scenario import load_scenario
 
@@ -106,7 +106,7 @@ def bench_tcp(n: int) -> tuple[float, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packets", type=whole_number(1), default=1_000_000)
+    parser.add_argument("--packets", type=count_argument(1), default=1_000_000)
     args = parser.parse_args()
     data = make_stream(args.packets, time.time())
     rate = bench_decode(data)

@@ -19,8 +19,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchargs import positive_number  # noqa: E402
-
+from twin.cli import positive_argument  # noqa: E402
 from twin.clock import SimClock  # noqa: E402
 from twin.engine import Engine  # noqa: E402
 from twin.scenario import ScenarioError, parse_scenario  # noqa: E402
@@ -45,7 +44,7 @@ def run(policy: str, text: str, hours: float) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default=str(ROOT / "assets/scenarios/default.toml"))
-    parser.add_argument("--hours", type=positive_number, default=24.0)
+    parser.add_argument("--hours", type=positive_argument("hours", 8760.0), default=24.0)
     parser.add_argument("--extra", default="", help="TOML appended to the scenario")
     args = parser.parse_args()
     try:

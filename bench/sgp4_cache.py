@@ -41,9 +41,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchargs import whole_number  # noqa: E402
-
 from twin.allocator import keep_temporaries_in_heap  # noqa: E402
+from twin.cli import count_argument  # noqa: E402
 from twin.clock import SimClock  # noqa: E402
 from twin.engine import Engine  # noqa: E402
 from twin.orbit import OrbitModel  # noqa: E402
@@ -95,9 +94,9 @@ class TimedPropagation:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=whole_number(20), default=300,
+    parser.add_argument("--steps", type=count_argument(20), default=300,
                         help="steps per block, the first 10 not timed (300)")
-    parser.add_argument("--rounds", type=whole_number(1), default=2,
+    parser.add_argument("--rounds", type=count_argument(1), default=2,
                         help="blocks per mode (2)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")

@@ -26,9 +26,10 @@ from sgp4.api import SatrecArray
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchargs import checked_scenario, whole_number  # noqa: E402
+from benchargs import checked_scenario  # noqa: E402
 
 from twin.allocator import keep_temporaries_in_heap  # noqa: E402
+from twin.cli import count_argument  # noqa: E402
 from twin.clock import SimClock  # noqa: E402
 from twin.engine import Engine  # noqa: E402
 from twin.scenario import load_scenario  # noqa: E402
@@ -165,9 +166,9 @@ def memory_profile(scenario_name: str, steps: int) -> tuple[float, float, float]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", type=checked_scenario, default="starlink")
-    parser.add_argument("--steps", type=whole_number(1), default=300)
-    parser.add_argument("--skyfield-repeats", type=whole_number(1), default=3)
-    parser.add_argument("--memory-steps", type=whole_number(0), default=10_000,
+    parser.add_argument("--steps", type=count_argument(1), default=300)
+    parser.add_argument("--skyfield-repeats", type=count_argument(1), default=3)
+    parser.add_argument("--memory-steps", type=count_argument(), default=10_000,
                         help="steps for the resident-memory run (0 skips it)")
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc malloc as it is (the twin's CLI tunes it)")

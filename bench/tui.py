@@ -35,8 +35,10 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchargs import checked_scenario, positive_number  # noqa: E402
+from benchargs import checked_scenario  # noqa: E402
 
+from twin.cli import positive_argument  # noqa: E402
+from twin.clock import MAX_RATE_HZ, MAX_WARP  # noqa: E402
 from viz.stream import StreamClient  # noqa: E402
 
 ANY_PORT = "tcp://127.0.0.1:*"
@@ -106,11 +108,11 @@ def measure(tui: psutil.Process, stream: StreamClient, seconds: float,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", type=checked_scenario, default="starlink")
-    parser.add_argument("--rate", type=positive_number, default=10.0)
-    parser.add_argument("--warp", type=positive_number, default=None,
+    parser.add_argument("--rate", type=positive_argument("rate", MAX_RATE_HZ), default=10.0)
+    parser.add_argument("--warp", type=positive_argument("warp", MAX_WARP), default=None,
                         help="simulated seconds per wall second (default: the scenario's)")
-    parser.add_argument("--seconds", type=positive_number, default=15.0)
-    parser.add_argument("--warmup", type=positive_number, default=8.0)
+    parser.add_argument("--seconds", type=positive_argument("seconds", 3600.0), default=15.0)
+    parser.add_argument("--warmup", type=positive_argument("warmup", 3600.0), default=8.0)
     args = parser.parse_args()
 
     twin, addresses = start_twin(args.scenario, args.rate, args.warp)

@@ -28,8 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchargs import checked_scenario, positive_number, whole_number, window_size  # noqa: E402
+from benchargs import checked_scenario, window_size  # noqa: E402
 
+from twin.cli import count_argument, positive_argument  # noqa: E402
+from twin.clock import MAX_RATE_HZ  # noqa: E402
 from viz.viewer import ViewerApp, ViewOptions, prefer_egl  # noqa: E402
 
 prefer_egl()
@@ -67,10 +69,10 @@ def main() -> int:
     parser.add_argument("--scenario", type=checked_scenario, default="starlink")
     parser.add_argument("--size", type=window_size, default="1280x720",
                         help="offscreen window, WIDTHxHEIGHT pixels (1280x720)")
-    parser.add_argument("--seconds", type=positive_number, default=10.0)
-    parser.add_argument("--rate", type=positive_number, default=None,
+    parser.add_argument("--seconds", type=positive_argument("seconds", 3600.0), default=10.0)
+    parser.add_argument("--rate", type=positive_argument("rate", MAX_RATE_HZ), default=None,
                         help="twin publish rate, Hz")
-    parser.add_argument("--frames", type=whole_number(1), default=200,
+    parser.add_argument("--frames", type=count_argument(1), default=200,
                         help="throughput frames")
     args = parser.parse_args()
     width, height = args.size

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from twin.cli import count_argument, positive_argument
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Loaded from its file: putting bench/ on sys.path would let its step.py, viewer.py, ...
@@ -17,24 +19,23 @@ ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("benchargs", ROOT / "bench" / "benchargs.py")
 benchargs = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(benchargs)
-positive_number, checked_scenario = benchargs.positive_number, benchargs.checked_scenario
-whole_number, window_size = benchargs.whole_number, benchargs.window_size
 
 
 def test_the_checked_types_take_good_values_and_name_what_is_wrong() -> None:
-    assert whole_number(20)("300") == 300
-    assert positive_number("0.5") == 0.5
-    assert checked_scenario("default") == "default"
-    assert window_size("1280X720") == (1280, 720)
+    assert count_argument(20)("300") == 300
+    assert positive_argument("hours", 8760.0)("0.5") == 0.5
+    assert benchargs.checked_scenario("default") == "default"
+    assert benchargs.window_size("1280X720") == (1280, 720)
     for parse, text, message in (
-        (whole_number(20), "5", "at least 20"),
-        (whole_number(0), "1.5", "whole number"),
-        (positive_number, "0", "above zero"),
-        (positive_number, "nan", "above zero"),
-        (positive_number, "fast", "must be a number"),
-        (checked_scenario, "no-such-scenario", "no such scenario file"),
-        (window_size, "1280", "WIDTHxHEIGHT"),
-        (window_size, "8x8", "16 to 8192"),
+        (count_argument(20), "5", "must be at least 20"),
+        (count_argument(), "-1", "must be zero or more"),
+        (count_argument(), "1.5", "whole number"),
+        (positive_argument("hours", 8760.0), "0", r"hours must be in \(0, 8760\]"),
+        (positive_argument("hours", 8760.0), "nan", "hours must be in"),
+        (positive_argument("hours", 8760.0), "fast", "hours must be a number"),
+        (benchargs.checked_scenario, "no-such-scenario", "no such scenario file"),
+        (benchargs.window_size, "1280", "WIDTHxHEIGHT"),
+        (benchargs.window_size, "8x8", "16 to 8192"),
     ):
         with pytest.raises(argparse.ArgumentTypeError, match=message):
             parse(text)
@@ -45,8 +46,9 @@ def test_the_checked_types_take_good_values_and_name_what_is_wrong() -> None:
     ("sgp4_cache.py", ["--steps", "5"], "argument --steps: must be at least 20"),
     ("compute.py", ["--scenario", "no-such-scenario"], "argument --scenario: no-such-scenario"),
     ("ingest.py", ["--packets", "many"], "argument --packets: must be a whole number"),
+    ("policy_compare.py", ["--hours", "0"], "argument --hours: hours must be in (0, 8760]"),
     ("policy_compare.py", ["--extra", "[x"], "argument --scenario with --extra"),
-    ("tui.py", ["--rate", "-1"], "argument --rate: must be a finite number above zero"),
+    ("tui.py", ["--rate", "-1"], "argument --rate: rate must be in (0, 1000]"),
     ("viewer.py", ["--size", "big"], "argument --size: must be WIDTHxHEIGHT"),
 ])
 def test_a_bench_script_refuses_a_bad_flag(script: str, flags: list[str], expected: str) -> None:

@@ -41,14 +41,20 @@ def positive_argument(kind: str, upper: float) -> type:
     return parse  # type: ignore[return-value]
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {value}")
-    return value
+def count_argument(minimum: int = 0) -> type:
+    """An ``argparse`` type for a whole number of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be zero or more, got {value}" if minimum == 0
+                else f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse  # type: ignore[return-value]
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,8 +72,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="step as fast as possible, ignoring the wall clock")
     parser.add_argument("--duration", type=positive_argument("duration", 1e9), metavar="SECONDS",
                         help="stop after this much simulated time")
-    parser.add_argument("--steps", type=_count, metavar="N", help="stop after N steps")
-    parser.add_argument("--seed", type=_count, help="random seed (default: the scenario's)")
+    parser.add_argument("--steps", type=count_argument(), metavar="N", help="stop after N steps")
+    parser.add_argument("--seed", type=count_argument(),
+                        help="random seed (default: the scenario's)")
     parser.add_argument("--paused", action="store_true", help="start paused")
     parser.add_argument("--pub", type=address_argument, default=DEFAULT_PUB_ADDRESS,
                         help="PUB address for the stream (default: %(default)s)")
