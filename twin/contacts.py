@@ -132,7 +132,6 @@ class GroundStations:
         range_km: np.ndarray,
         in_contact: np.ndarray,
         rows_km: np.ndarray | None = None,
-        r2_km2: np.ndarray | None = None,
         failed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """`look` and `in_contact`, written straight into the orbit's wire arrays.
@@ -148,11 +147,9 @@ class GroundStations:
             elevation_deg: (s, n) output, elevation in degrees (any float dtype).
             range_km: (s, n) output, slant range in km (any float dtype).
             in_contact: (s, n) bool output.
-            rows_km: Optional (3, n) the same positions as component rows (rows
-                contiguous), when the caller has them: the matmul is then twice as fast.
-                Or (5, n): those rows, then |r|² (km²) and a row of ones, one contiguous
-                block; ``r2_km2`` is then not used.
-            r2_km2: Optional (n,) |r|², km², when the caller has it.
+            rows_km: Optional (5, n) contiguous block of the same positions as component
+                rows x, y, z (km), then |r|² (km²), then ones, when the caller keeps one
+                (the orbit does); built here from the positions when None.
             failed: Optional (n,) bool, the satellites without a position (NaN rows),
                 when the caller knows them; None: found here.
 
@@ -170,17 +167,14 @@ class GroundStations:
             return pairs, elevation_rad.reshape(-1)[pairs]
         s = self.n_stations
         n = pos_itrs_km.shape[0]
-        if rows_km is not None and rows_km.shape[0] == 5:
-            both = self._look_matrix @ rows_km
-            range2 = both[:s]  # |r - s|², km²
-            height = both[s:]  # up · (r - s), km
-        else:
-            both = self._minus2_pos_and_up @ (pos_itrs_km.T if rows_km is None else rows_km)
-            range2 = both[:s]
-            range2 += rowdot(pos_itrs_km, pos_itrs_km) if r2_km2 is None else r2_km2
-            range2 += self._station_sq_km2
-            height = both[s:]
-            height -= self._station_up_km
+        if rows_km is None:
+            rows_km = np.empty((5, n))
+            np.copyto(rows_km[:3], pos_itrs_km.T)
+            rows_km[3] = rowdot(pos_itrs_km, pos_itrs_km)
+            rows_km[4] = 1.0
+        both = self._look_matrix @ rows_km
+        range2 = both[:s]  # |r - s|², km²
+        height = both[s:]  # up · (r - s), km
         # The range field takes its square root in its own dtype (float32 on the wire:
         # three times cheaper than float64 over every pair); exact elevations come from
         # the float64 square for the pairs above the floor only.
