@@ -80,6 +80,12 @@ LIMIT_REASONS: dict[int, str] = {
 NONE, QUEUE, HEAT, POWER, RADIATION, FAULT, STORAGE, ECLIPSE_AHEAD = range(8)
 
 PFLOP = 1e15
+# Injected upsets wait for the next step; a client injecting while the twin is paused
+# must not grow that list without bound (each is applied, and evented, in one step).
+MAX_PENDING_UPSETS = 1000
+# Arrivals stop at workload.max_queue; an operator's own jobs may go this far past it, and
+# no further (each queued job costs the scheduler's passes).
+COMMANDED_QUEUE_HEADROOM = 1000
 
 
 @dataclass(frozen=True)
@@ -997,6 +1003,12 @@ class ComputeModel:
             raise CommandRejected(f"'kind' must be one of {', '.join(KIND_CODES)}, got"
                                   f" {kind_name!r}")
         kind = JOB_KINDS[KIND_CODES[kind_name]]
+        limit = self.workload.max_queue + COMMANDED_QUEUE_HEADROOM
+        if self.jobs.n_queued >= limit:
+            raise CommandRejected(f"the queue holds {self.jobs.n_queued} jobs, the most "
+                                  f"commands may fill it to (workload.max_queue + "
+                                  f"{COMMANDED_QUEUE_HEADROOM}); wait for it to drain or "
+                                  "cancel some")
         installed = self.params.accelerators_per_node
         size_h = number_arg(request, "size_accel_h", 1e-6, 1e6, kind.median_size_accel_h,
                             "accelerator-hours")
@@ -1090,5 +1102,8 @@ class ComputeModel:
             slot = self.jobs.slot_of(job_id)
             if slot < 0 or self.jobs.state[slot] != RUNNING or self.jobs.node[slot] != node:
                 raise CommandRejected(f"job {job_id} is not running on satellite {node}")
+        if len(self._pending_upsets) >= MAX_PENDING_UPSETS:
+            raise CommandRejected(f"{MAX_PENDING_UPSETS} upsets wait for the next step already;"
+                                  " step the twin before injecting more")
         self._pending_upsets.append((node, reset, job_id))
         return ok(sat=node, reset=reset, applies="at the start of the next step")

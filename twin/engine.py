@@ -6,6 +6,8 @@ commands; ``twin.server`` moves what it produces onto the wire.
 
 from __future__ import annotations
 
+import logging
+import math
 from datetime import UTC
 from typing import Any
 
@@ -19,10 +21,13 @@ from twin.limits import LimitsModel
 from twin.mirror import Mirror, MirrorDrivers
 from twin.orbit import OrbitModel
 from twin.power import PowerModel
+from twin.ratelog import RateLimitedLog
 from twin.scenario import Scenario
 from twin.subsystem import CommandHandler, EventLog, Field, StepContext, Subsystem
 from twin.thermal import ThermalModel
 from twin.wire import PROTOCOL_VERSION, FieldSpec
+
+log = logging.getLogger("odc.twin.engine")
 
 
 class Engine:
@@ -58,8 +63,20 @@ class Engine:
         self.subsystems: list[Subsystem] = [*before_limits, self.limits, self.mirror]
         self._fields: list[Field] = [f for s in self.subsystems for f in s.fields()]
         self.shared: dict[str, Any] = {}
-        # Step 0 is the state at the epoch, so the first frame published is complete.
-        self.compute(0.0)
+        # Models whose step raised, by name -> how many steps it has raised in all. A model
+        # that raises is a bug, never bad input; the others step on around it.
+        self.subsystem_errors: dict[str, int] = {}
+        self.failing: set[str] = set()
+        self._nonfinite_totals: set[str] = set()
+        self._nan_fields: set[str] = set()
+        self._failure_log = RateLimitedLog(log)
+        # Step 0 is the state at the epoch, so the first frame published is complete (a
+        # model that fails here fails the load, with its traceback).
+        self.compute(0.0, isolate=False)
+        self._checked_fields = [
+            f for f in self._fields
+            if f.spec.per_sat and f.array.dtype.kind == "f" and f.array.ndim >= 1
+            and f.array.shape[0] == self.n_sats and not f.spec.name.startswith("mirror_")]
 
     @property
     def n_sats(self) -> int:
@@ -78,23 +95,97 @@ class Engine:
         """Advance the clock one step and every subsystem with it."""
         dt_s = self.clock.advance()
         self.compute(dt_s)
+        self._check_fields()
 
     def context(self, dt_s: float) -> StepContext:
         """The context for a step ending at the clock's current time."""
         self.events.t_utc = self.clock.t_utc
         return StepContext(self.clock.t_utc, dt_s, self.events, self.rng, self.shared)
 
-    def compute(self, dt_s: float) -> None:
-        """Bring every subsystem to the clock's current time (``dt_s`` after the last)."""
+    def compute(self, dt_s: float, *, isolate: bool = True) -> None:
+        """Bring every subsystem to the clock's current time (``dt_s`` after the last).
+
+        With ``isolate``, an exception inside one model's step does not end the step: it
+        becomes an alarm (``subsystem_error``, once until the model steps cleanly again,
+        then ``subsystem_recovered``), the model's fields keep their last values, and the
+        models after it step on what they have. The server keeps serving commands.
+        """
         ctx = self.context(dt_s)
+        if not isolate:
+            for subsystem in self.subsystems:
+                subsystem.step(ctx)
+            return
         for subsystem in self.subsystems:
-            subsystem.step(ctx)
+            try:
+                subsystem.step(ctx)
+            except Exception as exc:
+                self._subsystem_failed(subsystem.name, exc, ctx)
+            else:
+                if self.failing and subsystem.name in self.failing:
+                    self.failing.discard(subsystem.name)
+                    ctx.events.raise_event(
+                        "subsystem_recovered", "info", f"model {subsystem.name!r} steps "
+                        "cleanly again", model=subsystem.name)
+
+    def _subsystem_failed(self, name: str, exc: Exception, ctx: StepContext) -> None:
+        self.subsystem_errors[name] = self.subsystem_errors.get(name, 0) + 1
+        self._failure_log.log(f"step:{name}", "model %r failed in step %d", name,
+                              self.clock.steps, level=logging.ERROR, exc_info=True)
+        if name not in self.failing:
+            self.failing.add(name)
+            ctx.events.raise_event(
+                "subsystem_error", "alarm", f"model {name!r} failed this step "
+                f"({type(exc).__name__}); its fields hold their last values and the twin "
+                "steps on (traceback in the twin's log)", model=name,
+                error=type(exc).__name__)
+
+    def _check_totals(self, fleet: dict[str, float]) -> None:
+        """Alarm, once until it is finite again, on each non-finite fleet total."""
+        bad = {k for k, v in fleet.items() if not math.isfinite(v)}
+        for key in sorted(bad - self._nonfinite_totals):
+            self.events.raise_event("total_not_finite", "alarm",
+                                    f"fleet total {key} is not finite", field=key)
+        self._nonfinite_totals = bad
+
+    def _check_fields(self) -> None:
+        """Alarm, once per field until it is clean again, on NaN in a published field.
+
+        One reduction per float field (~60 µs a step for the 4,428-satellite catalog): a
+        NaN anywhere makes the sum NaN. Fields that are NaN by design are left out: the
+        mirror's (no measurement) and, for satellites SGP4 failed, every field (the orbit
+        already raised ``orbit_error`` for them). +inf is a value (no power cap), not NaN.
+        """
+        bad_now: set[str] = set()
+        for f in self._checked_fields:
+            if math.isnan(np.add.reduce(f.array, axis=None)):
+                nodes = self._nan_nodes(f.array)
+                if nodes.size:
+                    bad_now.add(f.spec.name)
+                    if f.spec.name not in self._nan_fields:
+                        shown = ", ".join(str(int(k)) for k in nodes[:5])
+                        more = f" and {nodes.size - 5} more" if nodes.size > 5 else ""
+                        self.events.raise_event(
+                            "state_not_finite", "alarm", f"{f.spec.name} is NaN on node(s) "
+                            f"{shown}{more}", sat=int(nodes[0]), field=f.spec.name,
+                            n_sats=int(nodes.size))
+        for name in sorted(self._nan_fields - bad_now):
+            self.events.raise_event("state_finite_again", "info", f"{name} is finite again",
+                                    field=name)
+        self._nan_fields = bad_now
+
+    def _nan_nodes(self, array: np.ndarray) -> np.ndarray:
+        """Indices of nodes with NaN in ``array`` (axis 0 the nodes), SGP4 failures left out."""
+        nan = np.isnan(array.reshape(array.shape[0], -1)).any(axis=1)
+        nan &= self.orbit.status.array == 0
+        return np.flatnonzero(nan)
 
     def header(self) -> dict[str, Any]:
         """Per-step facts for the ``state`` header besides the framing keys."""
         fleet: dict[str, float] = {}
         for subsystem in self.subsystems:
             fleet.update(subsystem.fleet())
+        if self._nonfinite_totals or not math.isfinite(sum(fleet.values())):
+            self._check_totals(fleet)
         return {
             "step": self.clock.steps,
             "dt_s": self.clock.dt_s,
@@ -103,6 +194,7 @@ class Engine:
             "n_sats": self.n_sats,
             "fleet": fleet,
             **self.orbit.header(),
+            **({"models_failing": sorted(self.failing)} if self.failing else {}),
         }
 
     def meta(self) -> dict[str, Any]:

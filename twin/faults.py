@@ -27,6 +27,10 @@ from twin.subsystem import (
 )
 from twin.wire import ok
 
+# Fault commands take effect at once, but their events wait for the next step: while paused
+# a client could queue any number. Past this many, events are only counted, then summed.
+MAX_PENDING_EVENTS = 1000
+
 FAULT_KINDS: dict[str, int] = {"accelerator": 1, "radiator": 2, "battery": 4, "solar": 8}
 """Fault kind -> bit in the ``fault_flags`` field."""
 
@@ -106,6 +110,7 @@ class FaultModel:
         self.flags = f("fault_flags", "|u1", (n,), "bitmask",
                        "Active faults: 1 accelerator, 2 radiator, 4 battery, 8 solar")
         self._pending: list[tuple[str, str, int]] = []
+        self._pending_dropped = 0  # events past MAX_PENDING_EVENTS, summed into one
         self._fleet: dict[str, float] | None = None  # the fleet map; None after a command
 
     def fields(self) -> list[Field]:
@@ -117,6 +122,12 @@ class FaultModel:
             severity = "info" if kind == "fault_cleared" else "warning"
             ctx.events.raise_event(kind, severity, message, sat=sat)
         self._pending.clear()
+        if self._pending_dropped:
+            ctx.events.raise_event("fault_commands_summarised", "warning",
+                                   f"{self._pending_dropped} more fault commands took effect "
+                                   "while paused; their events are summed here",
+                                   count=self._pending_dropped)
+            self._pending_dropped = 0
         ctx.shared.update(
             accelerators_ok=self.accelerators_ok.array,
             radiator_health_frac=self.radiator.array,
@@ -147,6 +158,13 @@ class FaultModel:
 
     # ----------------------------------------------------------------------------------
     # Commands
+
+    def _note(self, kind: str, message: str, sat: int) -> None:
+        """Queue a command's event for the next step; past the cap, only count it."""
+        if len(self._pending) < MAX_PENDING_EVENTS:
+            self._pending.append((kind, message, sat))
+        else:
+            self._pending_dropped += 1
 
     def _kind(self, request: dict[str, Any], allow_all: bool = False) -> str:
         kinds = list(FAULT_KINDS) + (["all"] if allow_all else [])
@@ -183,7 +201,7 @@ class FaultModel:
             reply = {"health_frac": health}
         self.flags.array[sat] |= FAULT_KINDS[kind]
         self._fleet = None
-        self._pending.append(("fault_injected", f"{name}: fault injected, {detail}", sat))
+        self._note("fault_injected", f"{name}: fault injected, {detail}", sat)
         return ok(sat=sat, kind=kind, **reply)
 
     def clear(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -201,5 +219,5 @@ class FaultModel:
             self.flags.array[sat] &= ~np.uint8(FAULT_KINDS[k])
         self._fleet = None
         name = self.scenario.satellites[sat].name
-        self._pending.append(("fault_cleared", f"{name}: {kind} fault(s) cleared", sat))
+        self._note("fault_cleared", f"{name}: {kind} fault(s) cleared", sat)
         return ok(sat=sat, kind=kind)

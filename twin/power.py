@@ -10,6 +10,7 @@ compute on the next step) and says so with an event. Equations and sizing: docs/
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,10 @@ _ROWS = ("p_avail", "soc", "load", "flow", "served", "bus_internal", "loss", "d_
          "dissipated")
 P_AVAIL, SOC, LOAD, FLOW, SERVED, BUS_INTERNAL, LOSS, D_SOC, USED, DISSIPATED = range(
     len(_ROWS))
+
+
+# At most this many per-node alarms for one step's non-finite states; the rest are summed.
+MAX_GUARD_EVENTS = 10
 
 
 def _m(unit: str, **bounds: float) -> dict[str, Any]:
@@ -165,6 +170,8 @@ class PowerModel:
                             "Solar array (quasi-steady)")
         self.soc_state = self._rows[SOC]  # float64 state
         self.soc_state[:] = p.soc_initial_frac
+        self._soc_before = self.soc_state.copy()  # the last good state, for the guard below
+        self.non_finite_steps = 0  # satellite-steps whose state was kept (non-finite result)
         self.heater_on = np.zeros(n, dtype=bool)
         self.loop_heater_on = np.zeros(n, dtype=bool)
         self._n_heaters_on = self._n_loop_on = 0  # counts of the two
@@ -223,6 +230,44 @@ class PowerModel:
         return [self.p_solar, self.p_load, self.p_battery, self.soc, self.cap, self.heater,
                 self.loop_heater, self.temp_array]
 
+    def _drop_infinite_demand(self, ctx: StepContext, payload: np.ndarray) -> None:
+        """An infinite compute demand is no load to balance: count it as none, and say so."""
+        bad = np.flatnonzero(~np.isfinite(payload))
+        payload[bad] = 0.0
+        self.non_finite_steps += len(bad)
+        for sat in bad[:MAX_GUARD_EVENTS]:
+            ctx.events.raise_event(
+                "input_not_finite", "alarm", f"power: node {int(sat)}'s compute power demand "
+                "is not finite; balanced as no load this step", sat=int(sat),
+                field="compute_power_w", model="power")
+
+    def _keep_last_good_state(self, ctx: StepContext, rows: np.ndarray,
+                              unserved: tuple[Any, Any]) -> None:
+        """A non-finite state of charge never stays: the node keeps its last good state.
+
+        An absurd input (a measured load of 1e308 W) would otherwise leave NaN in the
+        battery for ever and in every fleet total. The node's flows this step count as
+        zero, and an alarm names it.
+        """
+        soc = self.soc_state
+        bad = np.flatnonzero(~np.isfinite(soc))
+        soc[bad] = self._soc_before[bad]
+        rows[LOAD:, bad] = 0.0
+        for array in unserved:
+            if isinstance(array, np.ndarray):
+                array[bad] = 0.0
+        self.non_finite_steps += len(bad)
+        for sat in bad[:MAX_GUARD_EVENTS]:
+            ctx.events.raise_event(
+                "state_not_finite", "alarm", f"power: node {int(sat)}'s state of charge "
+                "became non-finite (an absurd input); kept its last good value",
+                sat=int(sat), field="soc_frac", model="power")
+        if len(bad) > MAX_GUARD_EVENTS:
+            ctx.events.raise_event(
+                "state_not_finite", "alarm", f"power: {len(bad) - MAX_GUARD_EVENTS} more "
+                "nodes' state of charge kept at their last good value", field="soc_frac",
+                model="power", n_sats=int(len(bad) - MAX_GUARD_EVENTS))
+
     def step(self, ctx: StepContext) -> None:
         p = self.params
         shared = ctx.shared
@@ -253,6 +298,8 @@ class PowerModel:
         else:  # a float32 demand is widened first: a mixed-type fmax costs three passes
             np.copyto(payload, demand)
             np.fmax(payload, 0.0, out=payload)  # NaN -> 0
+            if not math.isfinite(float(np.add.reduce(payload))):  # +inf: an absurd input
+                self._drop_infinite_demand(ctx, payload)
         if bus is self._bus_w and not (self._n_heaters_on or self._n_loop_on):
             base: float | np.ndarray = p.bus_power_w  # every heater off: the bus alone
         else:
@@ -264,6 +311,7 @@ class PowerModel:
             capacity_j = capacity_j * health
         eta_r = p.regulation_efficiency_frac
         soc = self.soc_state
+        np.copyto(self._soc_before, soc)
         supply = np.multiply(p_avail, eta_r, out=self._supply)
         if dt > 0.0 and isinstance(capacity_j, float) and capacity_j > 0.0:  # the usual case
             unserved = self._balance_numbers(supply, base, payload, soc, capacity_j, dt,
@@ -277,6 +325,8 @@ class PowerModel:
             unserved = self._split_at_shadow_edge(unit_w, sun, base, payload, capacity_j, dt,
                                                   unserved)
         soc += rows[D_SOC]
+        if not math.isfinite(float(np.add.reduce(soc))):
+            self._keep_last_good_state(ctx, rows, unserved)
         load, used, batt_loss = rows[LOAD], rows[USED], rows[LOSS]
         reg_loss = np.multiply(used, 1.0 - eta_r, out=self._reg_loss)
         if dt > 0.0:

@@ -14,6 +14,7 @@ next tick, so the engine is never touched concurrently.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import zmq
 
 from twin.clock import MAX_RATE_HZ
 from twin.engine import Engine
+from twin.ratelog import RateLimitedLog, shorten
 from twin.subsystem import CommandHandler, CommandRejected, only_keys
 from twin.wire import (
     DEFAULT_COMMAND_ADDRESS,
@@ -37,6 +39,7 @@ from twin.wire import (
     WireError,
     encode_map,
     error,
+    map_header,
     ok,
     pack,
     unpack,
@@ -48,19 +51,44 @@ log = logging.getLogger("odc.twin")
 # arguments, routing_id and group, the PUB socket never uses): a third of the cost of
 # sending a small frame, and a state message has ~55 of them.
 _RAW_SEND = zmq.backend.Socket.send
-MAX_COMMAND_BYTES = 1 << 20
+# Limits on what clients can make the twin hold (docs/reliability.md states them all).
+# A command body past MAX_COMMAND_BYTES is answered with an error; a frame past
+# COMMAND_MAX_FRAME_BYTES never reaches us: libzmq disconnects its sender (ZMQ_MAXMSGSIZE).
+MAX_COMMAND_BYTES = 64 << 10
+COMMAND_MAX_FRAME_BYTES = 1 << 20
+MAX_COMMAND_FRAMES = 8
 MAX_STEPS_PER_COMMAND = 100_000
+# Requests queued per client before libzmq stops reading its connection, and replies queued
+# per client that does not read them before further replies to it are dropped (counted).
+COMMAND_RECEIVE_QUEUE = 64
+COMMAND_REPLY_QUEUE = 16
 # Messages, not bytes: a few whole frames may queue per subscriber, then PUB drops.
 PUB_HIGH_WATER_MARK = 50
-INGEST_HIGH_WATER_MARK = 100_000
-# The PUB socket closes with a short linger, not none. A subscriber that is behind holds
-# a state message half sent (its multipart frames part on the wire, part queued). Closed
-# with linger 0, that queue is cut at once, and should the subscriber disconnect while the
-# socket is going, libzmq 4.3.5 aborts the process (session_base.cpp:233, libzmq issue
-# #3442): a viewer quitting on the same Ctrl-C as the twin is enough. During a linger the
-# queue stays readable and the session drops the message cleanly, so a subscriber that
-# leaves within it is safe (one leaving exactly as it ends is not: rare, not impossible).
-# The linger costs at most this long at shutdown, and only with a subscriber behind.
+# Telemetry: a frame past INGEST_MAX_FRAME_BYTES disconnects its sender; a message past
+# INGEST_MAX_MESSAGE_BYTES or INGEST_MAX_FRAMES is dropped and counted. At most
+# INGEST_HIGH_WATER_MARK messages wait per bridge, so a flood queues tens of MB, not GB.
+INGEST_MAX_FRAME_BYTES = 1 << 20
+INGEST_MAX_MESSAGE_BYTES = 4 << 20
+INGEST_MAX_FRAMES = 66
+INGEST_HIGH_WATER_MARK = 64
+# The clock's share: while a step is due, commands and telemetry are each served for at
+# most this fraction of the last step's cost (at least SERVE_SLICE_MIN_S), so a flood
+# slows stepping by at most ~2 x SERVE_SHARE. While no step is due they are served freely,
+# in slices of at most SERVE_SLICE_MAX_S so the loop still sees the clock.
+SERVE_SHARE = 0.04
+SERVE_SLICE_MIN_S = 0.0005
+SERVE_SLICE_MAX_S = 0.02
+# Never poll longer than this: a long wait (a very slow rate) still wakes for heartbeats.
+MAX_POLL_S = 1.0
+# Replies and publications built from the engine's meta are cached this long at most
+# (the mirror's counters in it change without a command), and rebuilt after any command
+# that may change it. A `meta` request republishes on the stream at most this often.
+META_CACHE_MAX_AGE_S = 1.0
+META_REPUBLISH_MIN_INTERVAL_S = 1.0
+# Commands that change nothing the meta body shows; any other successful command
+# invalidates the meta cache.
+READ_ONLY_COMMANDS = frozenset({"status", "meta", "commands", "job", "mirror_status"})
+MAX_ERROR_CHARS = 500
 PUB_CLOSE_LINGER_MS = 250
 _SNDMORE = int(zmq.SNDMORE)
 
@@ -84,15 +112,36 @@ class Counters:
     heartbeats_published: int = 0
     commands_ok: int = 0
     commands_rejected: int = 0
+    commands_failed: int = 0
+    replies_dropped: int = 0
     ingest_messages: int = 0
     ingest_bytes: int = 0
+    ingest_dropped: int = 0
     step_time_total_s: float = 0.0
     step_time_max_s: float = 0.0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    ingest_dropped_by_reason: dict[str, int] = field(default_factory=dict)
 
     def reject(self, reason: str) -> None:
         self.commands_rejected += 1
         self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
+
+    def drop_ingest(self, reason: str) -> None:
+        self.ingest_dropped += 1
+        self.ingest_dropped_by_reason[reason] = self.ingest_dropped_by_reason.get(reason, 0) + 1
+
+
+class PrePacked(bytes):
+    """A value already msgpack-encoded, spliced into a reply as it is (the cached meta)."""
+
+
+def pack_reply(reply: dict[str, Any]) -> bytes:
+    """msgpack-encode a reply map whose values may be `PrePacked`."""
+    if not any(isinstance(v, PrePacked) for v in reply.values()):
+        return pack(reply)
+    items = b"".join(pack(k) + (v if isinstance(v, PrePacked) else pack(v))
+                     for k, v in reply.items())
+    return map_header(len(reply)) + items
 
 
 class TwinServer:
@@ -121,6 +170,7 @@ class TwinServer:
         self.meta_interval_s = meta_interval_s
         self.heartbeat_interval_s = heartbeat_interval_s
         self.counters = Counters()
+        self.rejections = RateLimitedLog(log)
         self._seq = {b"state": 0, TOPIC_EVENT: 0, TOPIC_META: 0, TOPIC_HEARTBEAT: 0}
         # Names this process on the wire so clients tell a restart from a gap. Drawn from
         # the OS, not the twin's generator: it is no part of the simulation.
@@ -128,14 +178,25 @@ class TwinServer:
         self._pending_steps = 0
         self._stop_requested = False
         self._started_wall = time.monotonic()
-        self._meta_cache: bytes | None = None
+        self._meta_items: tuple[int, bytes] | None = None  # (entries, packed key-values)
+        self._meta_built_at = -math.inf
+        self._meta_published_at = -math.inf
+        self._next_heartbeat = time.monotonic()
+        self._next_meta = math.inf
+        self._step_cost_s = 0.0  # smoothed wall cost of a step, for the serve slices
         self._state_encoder: StateEncoder | None = None
         self._encoded_fields: list | None = None
         self._own_context = context is None
         self._context = context or zmq.Context()
         self.pub = self._bind(zmq.PUB, self.addresses.pub, sndhwm=PUB_HIGH_WATER_MARK)
-        self.command = self._bind(zmq.ROUTER, self.addresses.command)
-        self.ingest = self._bind(zmq.PULL, self.addresses.ingest, rcvhwm=INGEST_HIGH_WATER_MARK)
+        self.command = self._bind(
+            zmq.ROUTER, self.addresses.command, maxmsgsize=COMMAND_MAX_FRAME_BYTES,
+            rcvhwm=COMMAND_RECEIVE_QUEUE, sndhwm=COMMAND_REPLY_QUEUE,
+            # A reply to a client that is gone or not reading raises instead of vanishing,
+            # so it is counted (replies_dropped).
+            router_mandatory=1)
+        self.ingest = self._bind(zmq.PULL, self.addresses.ingest,
+                                 maxmsgsize=INGEST_MAX_FRAME_BYTES, rcvhwm=INGEST_HIGH_WATER_MARK)
         self.poller = zmq.Poller()
         self.poller.register(self.command, zmq.POLLIN)
         self.poller.register(self.ingest, zmq.POLLIN)
@@ -177,6 +238,7 @@ class TwinServer:
         return Addresses(endpoint(self.pub), endpoint(self.command), endpoint(self.ingest))
 
     def close(self) -> None:
+        self.rejections.flush()
         for name in ("pub", "command", "ingest"):
             sock = getattr(self, name, None)
             if sock is not None:
@@ -207,8 +269,8 @@ class TwinServer:
         first_step = self.clock.steps
         self.publish_meta()
         self._publish_state()
-        next_meta = time.monotonic() + self.meta_interval_s
-        next_heartbeat = time.monotonic()
+        self._next_meta = time.monotonic() + self.meta_interval_s
+        self._next_heartbeat = time.monotonic()
         while not self._stop_requested:
             if max_steps is not None and self.clock.steps - first_step >= max_steps:
                 break
@@ -221,33 +283,49 @@ class TwinServer:
                 self._pending_steps = max(0, self._pending_steps - 1) if self.clock.paused else 0
                 self._step_and_publish()
             self.clock.mark_tick()
-            now = time.monotonic()
-            if now >= next_heartbeat:
-                self._publish_heartbeat()
-                next_heartbeat = now + self.heartbeat_interval_s
-            if now >= next_meta:
-                self.publish_meta()
-                next_meta = now + self.meta_interval_s
+            self._publish_periodic()
             if on_tick is not None:
                 on_tick(self)
         self._publish_heartbeat()
 
+    def _publish_periodic(self) -> None:
+        """Heartbeat and meta when due: on their own timers, whatever the step rate."""
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._publish_heartbeat()
+            self._next_heartbeat = now + self.heartbeat_interval_s
+        if now >= self._next_meta:
+            self.publish_meta()
+            self._next_meta = now + self.meta_interval_s
+        self.rejections.tick()
+
     def _serve_until_tick(self) -> None:
         """Answer commands and drain telemetry until the next step is due."""
         while True:
+            self._publish_periodic()
             wait_s = self.clock.seconds_until_tick()
             if self.clock.paused and not self._pending_steps:
-                # Paused: keep serving, but wake for heartbeats.
-                wait_s = min(max(wait_s, 0.05), self.heartbeat_interval_s)
+                wait_s = max(wait_s, 0.05)
+            # Wake for the next heartbeat whatever the rate (and never hand poll a timeout
+            # it cannot hold).
+            wait_s = min(wait_s, MAX_POLL_S,
+                         max(0.0, self._next_heartbeat - time.monotonic()))
             events = dict(self.poller.poll(timeout=wait_s * 1000.0))
+            due = self.clock.seconds_until_tick() <= 0.0
             if self.command in events:
-                self._serve_commands()
+                self._serve_commands(self._serve_slice_s(due))
             if self.ingest in events:
-                self._drain_ingest()
+                self._drain_ingest(self._serve_slice_s(due))
             if self._stop_requested or self.clock.seconds_until_tick() <= 0.0:
                 return
             if self.clock.paused and not self._pending_steps and not events:
                 return
+
+    def _serve_slice_s(self, step_due: bool) -> float:
+        """How long one socket may be served before the loop looks at the clock again."""
+        if step_due:
+            return max(SERVE_SLICE_MIN_S, SERVE_SHARE * self._step_cost_s)
+        return min(SERVE_SLICE_MAX_S, max(SERVE_SLICE_MIN_S, self.clock.seconds_until_tick()))
 
     def _step_and_publish(self) -> None:
         started = time.perf_counter()
@@ -257,6 +335,8 @@ class TwinServer:
         elapsed = time.perf_counter() - started
         self.counters.step_time_total_s += elapsed
         self.counters.step_time_max_s = max(self.counters.step_time_max_s, elapsed)
+        self._step_cost_s = elapsed if not self._step_cost_s else (
+            0.8 * self._step_cost_s + 0.2 * elapsed)
 
     # -- publishing -------------------------------------------------------------------
 
@@ -299,11 +379,31 @@ class TwinServer:
             _RAW_SEND(pub, body, 0, True)
             self.counters.events_published += 1
 
+    def _meta_body(self) -> tuple[int, bytes]:
+        """The engine's meta as (entry count, packed key-values), built once per change.
+
+        For starlink the body is ~140 kB and takes milliseconds to build: a client asking
+        for it in a loop must not make the twin build it per request.
+        """
+        now = time.monotonic()
+        if self._meta_items is None or now - self._meta_built_at > META_CACHE_MAX_AGE_S:
+            meta = self.engine.meta()
+            self._meta_items = (len(meta), b"".join(pack(k) + pack(v) for k, v in meta.items()))
+            self._meta_built_at = now
+        return self._meta_items
+
+    def invalidate_meta(self) -> None:
+        """Rebuild the meta body before it is next sent (something it shows has changed)."""
+        self._meta_items = None
+
     def publish_meta(self) -> None:
-        header = self._framing(TOPIC_META)
-        header.update(self.engine.meta())
-        self.pub.send_multipart(encode_map(TOPIC_META, header))
+        framing = self._framing(TOPIC_META)
+        entries, items = self._meta_body()
+        body = (map_header(len(framing) + entries)
+                + b"".join(pack(k) + pack(v) for k, v in framing.items()) + items)
+        self.pub.send_multipart([TOPIC_META, body])
         self.counters.meta_published += 1
+        self._meta_published_at = time.monotonic()
 
     def _publish_heartbeat(self) -> None:
         header = self._framing(TOPIC_HEARTBEAT)
@@ -317,25 +417,43 @@ class TwinServer:
 
     # -- ingest -----------------------------------------------------------------------
 
-    def _drain_ingest(self) -> None:
-        # Bounded per call so a flood of telemetry cannot starve the clock.
-        for _ in range(10_000):
+    def _drain_ingest(self, budget_s: float = SERVE_SLICE_MAX_S) -> None:
+        # Bounded in time, not count, so no flood of telemetry can starve the clock.
+        deadline = time.perf_counter() + budget_s
+        while True:
             try:
-                frames = self.ingest.recv_multipart(zmq.NOBLOCK)
+                frames = self.ingest.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            self.counters.ingest_messages += 1
-            self.counters.ingest_bytes += sum(len(f) for f in frames)
-            if self.ingest_handler is not None:
-                try:
-                    self.ingest_handler(frames)
-                except Exception:  # bad telemetry never stops the twin
-                    log.exception("ingest handler failed on a message; dropped")
+            self._ingest_one(frames)
+            if time.perf_counter() >= deadline:
+                return
+
+    def _ingest_one(self, frames: list[Any]) -> None:
+        counters = self.counters
+        counters.ingest_messages += 1
+        size = sum(len(f) for f in frames)
+        counters.ingest_bytes += size
+        if len(frames) > INGEST_MAX_FRAMES or size > INGEST_MAX_MESSAGE_BYTES:
+            counters.drop_ingest("too_large")
+            self.rejections.log("ingest_too_large", "telemetry message dropped: %d frames, "
+                                "%d bytes (limits %d frames, %d bytes)", len(frames), size,
+                                INGEST_MAX_FRAMES, INGEST_MAX_MESSAGE_BYTES)
+            return
+        if self.ingest_handler is None:
+            return
+        try:
+            self.ingest_handler(frames)
+        except Exception:  # bad telemetry never stops the twin; the handler's own bug
+            counters.drop_ingest("internal_error")
+            self.rejections.log("ingest_internal_error", "ingest handler failed on a "
+                                "message; dropped", level=logging.ERROR, exc_info=True)
 
     # -- commands ---------------------------------------------------------------------
 
-    def _serve_commands(self) -> None:
-        for _ in range(1000):
+    def _serve_commands(self, budget_s: float = SERVE_SLICE_MAX_S) -> None:
+        deadline = time.perf_counter() + budget_s
+        while True:
             try:
                 frames = self.command.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -343,18 +461,32 @@ class TwinServer:
             reply = self.handle_command_frames(frames)
             if reply is not None:
                 envelope, payload = reply
-                self.command.send_multipart([*envelope, payload])
+                try:
+                    self.command.send_multipart([*envelope, payload], zmq.NOBLOCK)
+                except zmq.ZMQError:  # EAGAIN: not reading its replies; EHOSTUNREACH: gone
+                    self.counters.replies_dropped += 1
+            if time.perf_counter() >= deadline:
+                return
 
     def handle_command_frames(self, frames: list[bytes]) -> tuple[list[bytes], bytes] | None:
-        """Split a ROUTER message into envelope and request; returns the reply to send."""
-        # REQ clients send [identity, b"", request]; DEALER clients may omit the delimiter.
-        if (len(frames) >= 3 and frames[-2] == b"") or len(frames) == 2:
-            envelope, body = frames[:-1], frames[-1]
-        else:
-            self.counters.reject("bad_envelope")
-            log.warning("command with %d frames dropped: expected [id, '', request]", len(frames))
+        """Split a ROUTER message into envelope and request; returns the reply to send.
+
+        Every request with a routing id gets a reply, malformed envelopes included: REQ
+        clients send ``[id, b"", request]``, DEALER clients ``[id, b"", request]`` or
+        ``[id, request]``; the reply carries back the same envelope.
+        """
+        if not frames:
             return None
-        return envelope, pack(self.handle_command_bytes(body))
+        if len(frames) >= 2 and frames[1] == b"":
+            envelope, body = frames[:2], frames[2:]
+        else:
+            envelope, body = frames[:1], frames[1:]
+        if len(body) != 1:
+            total = sum(len(f) for f in body)
+            return envelope, pack(self._rejected(
+                "bad_envelope", f"a command is one frame holding a msgpack map; got "
+                f"{len(body)} frames ({total} bytes)"))
+        return envelope, pack_reply(self.handle_command_bytes(body[0]))
 
     def handle_command_bytes(self, body: bytes) -> dict[str, Any]:
         """Decode, validate and run one command; never raises.
@@ -385,20 +517,29 @@ class TwinServer:
         handler = self.handlers.get(name)
         if handler is None:
             known = ", ".join(sorted(self.handlers))
-            return self._rejected("unknown", f"unknown command {name!r}; known: {known}")
+            return self._rejected("unknown", f"unknown command {shorten(repr(name), 60)}; "
+                                  f"known: {known}")
         try:
             reply = handler(request)
-        except (ValueError, TypeError, KeyError) as exc:  # CommandRejected is a ValueError
+        except ValueError as exc:  # CommandRejected, and the clock's own checks
             return self._rejected(name, f"{name}: {exc}")
-        except Exception as exc:  # a bug in a handler must not stop the twin
-            log.exception("command %r failed", name)
-            return self._rejected(name, f"{name} failed inside the twin: {exc}")
+        except Exception:  # a bug in a handler must not stop the twin, nor show its insides
+            self.counters.commands_failed += 1
+            incident = self.counters.commands_failed
+            self.rejections.log(f"failed:{name}", "command %r failed inside the twin "
+                                "(incident %d)", name, incident, level=logging.ERROR,
+                                exc_info=True)
+            return error(f"{name}: internal error in the twin (incident {incident}, logged); "
+                         "the twin keeps running")
         self.counters.commands_ok += 1
+        if name not in READ_ONLY_COMMANDS:
+            self.invalidate_meta()
         return reply
 
     def _rejected(self, reason: str, message: str) -> dict[str, Any]:
         self.counters.reject(reason)
-        log.warning("command rejected: %s", message)
+        message = shorten(message, MAX_ERROR_CHARS)
+        self.rejections.log(f"rejected:{reason}", "command rejected: %s", message)
         return error(message)
 
     def _cmd_status(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -424,9 +565,14 @@ class TwinServer:
                 "heartbeats_published": counters.heartbeats_published,
                 "commands_ok": counters.commands_ok,
                 "commands_rejected": counters.commands_rejected,
+                "commands_failed": counters.commands_failed,
+                "replies_dropped": counters.replies_dropped,
                 "rejected_by_reason": dict(counters.rejected_by_reason),
                 "ingest_messages": counters.ingest_messages,
                 "ingest_bytes": counters.ingest_bytes,
+                "ingest_dropped": counters.ingest_dropped,
+                "ingest_dropped_by_reason": dict(counters.ingest_dropped_by_reason),
+                "log_lines_suppressed": self.rejections.lines_suppressed,
                 "step_time_mean_ms": 1e3 * counters.step_time_total_s / steps,
                 "step_time_max_ms": 1e3 * counters.step_time_max_s,
             },
@@ -435,8 +581,12 @@ class TwinServer:
 
     def _cmd_meta(self, request: dict[str, Any]) -> dict[str, Any]:
         only_keys(request, set())
-        self.publish_meta()
-        return ok(meta=self.engine.meta())
+        # Republished for late joiners on the stream, but not once per request: a client
+        # asking in a loop would otherwise flood every subscriber with ~140 kB messages.
+        if time.monotonic() - self._meta_published_at >= META_REPUBLISH_MIN_INTERVAL_S:
+            self.publish_meta()
+        entries, items = self._meta_body()
+        return ok(meta=PrePacked(map_header(entries) + items))
 
     def _cmd_commands(self, request: dict[str, Any]) -> dict[str, Any]:
         only_keys(request, set())
@@ -463,6 +613,9 @@ class TwinServer:
             )
         if not self.clock.paused:
             raise CommandRejected("the twin is running; pause it before stepping")
+        if self._pending_steps + n > MAX_STEPS_PER_COMMAND:
+            raise CommandRejected(f"{self._pending_steps} steps are queued already; at most "
+                                  f"{MAX_STEPS_PER_COMMAND} may wait (pause clears them)")
         self._pending_steps += n
         return ok(queued_steps=self._pending_steps, step=self.clock.steps)
 

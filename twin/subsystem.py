@@ -27,7 +27,11 @@ def only_keys(request: dict[str, Any], allowed: set[str]) -> None:
     extra = set(request) - allowed - {"cmd", "id"}
     if extra:
         takes = ", ".join(sorted(allowed)) or "no arguments"
-        raise CommandRejected(f"unexpected argument(s) {sorted(extra)}; takes {takes}")
+        # Keys may be of any msgpack type (numbers, bytes); name a few, in a stable order.
+        named = sorted(extra, key=repr)
+        shown = ", ".join(repr(k)[:40] for k in named[:5])
+        more = f" and {len(named) - 5} more" if len(named) > 5 else ""
+        raise CommandRejected(f"unexpected argument(s) {shown}{more}; takes {takes}")
 
 
 @dataclass

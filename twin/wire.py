@@ -114,8 +114,15 @@ def encode_state(header: dict[str, Any], specs: list[FieldSpec], arrays: list[np
                 f"field {spec.name}: array is {array.dtype.str}{array.shape}, "
                 f"spec says {spec.dtype}{spec.shape}"
             )
-        frames.append(memoryview(np.ascontiguousarray(array)).cast("B"))
+        frames.append(_byte_view(array))
     return frames
+
+
+def _byte_view(array: np.ndarray) -> memoryview:
+    """The array's bytes as a flat view (an empty array, such as no stations, gives b"")."""
+    if array.size == 0:
+        return memoryview(b"")
+    return memoryview(np.ascontiguousarray(array)).cast("B")
 
 
 class StateEncoder:
@@ -149,8 +156,8 @@ class StateEncoder:
         if len(arrays) != len(self.specs) or "fields" in header:
             return encode_state(header, self.specs, arrays)
         body = pack(header)
-        frames: list = [TOPIC_STATE, _map_header(len(header) + 1)
-                        + body[_map_header_size(body[0]):] + self._fields_kv]
+        frames: list = [TOPIC_STATE, map_header(len(header) + 1)
+                        + body[map_header_size(body[0]):] + self._fields_kv]
         known, views = self._arrays, self._views
         for k, array in enumerate(arrays):
             if array is known[k]:
@@ -162,14 +169,14 @@ class StateEncoder:
                     f"field {spec.name}: array is {array.dtype.str}{array.shape}, "
                     f"spec says {spec.dtype}{spec.shape}"
                 )
-            view = memoryview(np.ascontiguousarray(array)).cast("B")
+            view = _byte_view(array)
             if array.flags.c_contiguous:  # a strided array is copied: view it anew each time
                 known[k], views[k] = array, view
             frames.append(view)
         return frames
 
 
-def _map_header(n: int) -> bytes:
+def map_header(n: int) -> bytes:
     """msgpack map header for ``n`` entries (fixmap, map 16 or map 32)."""
     if n < 16:
         return bytes((0x80 | n,))
@@ -178,7 +185,7 @@ def _map_header(n: int) -> bytes:
     return b"\xdf" + n.to_bytes(4, "big")
 
 
-def _map_header_size(first_byte: int) -> int:
+def map_header_size(first_byte: int) -> int:
     """Bytes taken by the map header that starts with ``first_byte``."""
     return 1 if first_byte < 0xDE else 3 if first_byte == 0xDE else 5
 
