@@ -165,9 +165,11 @@ def test_mirror_drops_late_out_of_order_duplicate_and_counts() -> None:
     mirror.ingest(_tm([t0 + 0.4], [12], testbed="nobody"))
     c = mirror.counters
     assert c["samples_dropped"] == {"late": 1, "future": 1, "out_of_order": 1, "duplicate": 2,
-                                    "not_finite": 1}
+                                    "not_finite": 1, "out_of_bounds": 0}
     assert c["samples_applied"] == 3 + 2
-    assert c["messages_dropped"] == {"bad_message": 1, "unknown_testbed": 1}
+    assert c["messages_dropped"] == {"bad_message": 1, "unknown_testbed": 1,
+                                     "too_many_packets": 0}
+    assert (c["messages_applied"], c["messages_ignored"]) == (2, 1)
     assert c["samples_received"] == (c["samples_applied"] + c["samples_ignored"]
                                      + sum(c["samples_dropped"].values()))
     assert mirror.live[0].measured["compute_power_w"] == 10.0  # the newest applied sample

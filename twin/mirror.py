@@ -16,15 +16,24 @@ node and maps its parameters onto the node's quantities:
 Telemetry arrives between steps through ``Mirror.ingest`` (the server's ingest handler, the
 ``tm`` message of docs/protocol.md). Samples are judged in wall-clock time (mirror runs at
 warp 1): older than ``max_sample_age_s`` is ``late``, not newer than the newest applied one
-of its packet is ``out_of_order`` or ``duplicate``; all are dropped and counted. With no
-applied sample for ``lost_after_s`` the node falls back to the model (event ``mirror_lost``)
-until telemetry returns (``mirror_regained``).
+of its packet is ``out_of_order`` or ``duplicate``, outside the physical bounds of its
+quantity (``QUANTITY_BOUNDS``, SI, overridable per binding) ``out_of_bounds``; all are
+dropped and counted, never applied. With no applied sample for ``lost_after_s`` the node
+falls back to the model (event ``mirror_lost``) until telemetry returns
+(``mirror_regained``).
+
+Ingest is an edge facing any client: every message is counted exactly once (applied,
+ignored or dropped by reason), nothing a client sends raises out of ``ingest`` or reaches
+the log whole (``twin.ratelog``), and nothing kept between messages is keyed by a name a
+client chose without a cap (docs/reliability.md, "Telemetry ingest").
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import reprlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from twin.ratelog import RateLimitedLog, shorten
 from twin.scenario import InvalidField, Scenario, parse_section
 from twin.subsystem import CommandHandler, Field, StepContext, make_field, only_keys
 from twin.wire import PROTOCOL_VERSION, TOPIC_TELEMETRY, WIRE_DTYPES, WireError, ok, unpack
@@ -56,9 +66,38 @@ DRIVER_SINKS = "driver_sinks"
 (NaN where that mirror does not measure it). A model registers its sink in its own step
 each step; the mirror calls it the same step, after that model and before power."""
 STATE_KEYS = ("temp_compute_k", "temp_radiator_k", "temp_bus_k", "temp_battery_k", "soc_frac")
-SAMPLE_REASONS = ("late", "future", "out_of_order", "duplicate", "not_finite")
-MESSAGE_REASONS = ("bad_message", "unknown_testbed")
+SAMPLE_REASONS = ("late", "future", "out_of_order", "duplicate", "not_finite", "out_of_bounds")
+MESSAGE_REASONS = ("bad_message", "unknown_testbed", "too_many_packets")
 MAX_FUTURE_S = 5.0
+
+# Physical bounds of a measured quantity by its SI unit suffix, inclusive. A sample outside
+# them is a broken sensor, a unit mistake or a hostile client, never a measurement: it is
+# dropped as ``out_of_bounds``. A binding may set its own per quantity (``bounds``).
+QUANTITY_BOUNDS: dict[str, tuple[float, float]] = {
+    "_k": (3.0, 1000.0),     # above the 2.7 K sky; above aluminium's melting point (933 K)
+    "_w": (0.0, 1.0e5),      # loads draw, never give; 100 kW: 16 eight-GPU nodes, ~ISS arrays
+    "_frac": (0.0, 1.0),
+    "_hz": (0.0, 1.0e12),
+    "_s": (0.0, 1.0e9),
+}
+MAX_BOUND_ABS = 1.0e9
+"""Largest magnitude a binding's own bound may have: keeps every product finite in f4 fields."""
+# Caps on what a client can make the mirror keep or work on (docs/reliability.md).
+MAX_SAMPLES = 10_000_000
+"""Largest ``n`` of one message (docs/protocol.md); its columns must hold that many values."""
+MAX_NAME_CHARS = 128
+"""Longest packet or field name."""
+MAX_PACKETS_PER_BINDING = 64
+"""Packet names whose ordering one binding remembers; a new one past this is dropped."""
+MAX_BRIDGE_ENTRIES = 32
+"""Entries kept of each client-keyed map in a bridge's counters (reasons, packets)."""
+JUDGE_CHUNK = 65_536
+"""Samples judged at a time: working memory stays ~10 MB whatever ``n`` is."""
+_QUOTE = reprlib.Repr()
+_QUOTE.maxstring = _QUOTE.maxother = 40
+_QUOTE.maxlevel = 2
+_quote = _QUOTE.repr
+"""A client's value quoted for a log line: at most ~40 characters, however big it is."""
 
 
 def conversion(param: str, target: str) -> tuple[float, float]:
@@ -87,6 +126,8 @@ class MirrorBinding:
         drivers: Parameter -> driven quantity (``{compute_power_w = "compute_power_w"}``).
         states: Parameter -> compared quantity (``{cold_plate_temp_c = "temp_compute_k"}``).
         thresholds: Compared quantity -> residual magnitude that raises an event (its unit).
+        bounds: Mapped quantity -> ``[low, high]`` (SI, inclusive) replacing its physical
+            bounds (``QUANTITY_BOUNDS``); samples outside are dropped as ``out_of_bounds``.
     """
 
     name: str
@@ -94,6 +135,7 @@ class MirrorBinding:
     drivers: dict[str, str] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)
+    bounds: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for table, allowed in (("drivers", DRIVER_KEYS), ("states", STATE_KEYS)):
@@ -110,6 +152,34 @@ class MirrorBinding:
                 raise InvalidField("thresholds", f"{key!r} is not one of the mapped states")
             if not isinstance(value, int | float) or not value > 0:
                 raise InvalidField("thresholds", f"{key} = {value!r}: expected a number > 0")
+        mapped = {*self.drivers.values(), *self.states.values()}
+        for key, pair in self.bounds.items():
+            if key not in mapped:
+                raise InvalidField("bounds", f"{key!r} is not one of the mapped quantities")
+            if not (isinstance(pair, list) and len(pair) == 2
+                    and all(_is_number(x) and abs(x) <= MAX_BOUND_ABS for x in pair)
+                    and pair[0] < pair[1]):
+                raise InvalidField("bounds", f"{key} = {pair!r}: expected [low, high], two "
+                                   f"numbers with low < high, each within ±{MAX_BOUND_ABS:g}")
+
+    def bounds_of(self, quantity: str) -> tuple[float, float]:
+        """Inclusive SI bounds of a mapped quantity: this binding's own, else physical."""
+        if quantity in self.bounds:
+            low, high = self.bounds[quantity]
+            return float(low), float(high)
+        return default_bounds(quantity)
+
+
+def default_bounds(quantity: str) -> tuple[float, float]:
+    """Physical bounds of ``quantity`` by its unit suffix (``QUANTITY_BOUNDS``)."""
+    for suffix, pair in QUANTITY_BOUNDS.items():
+        if quantity.endswith(suffix):
+            return pair
+    raise ValueError(f"{quantity!r} has no known unit suffix")
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 @dataclass(frozen=True)
@@ -130,6 +200,7 @@ class _Live:
 
     sat: int
     convert: dict[str, tuple[str, float, float]]  # param -> (quantity, scale, offset)
+    bounds: dict[str, tuple[float, float]]  # quantity -> inclusive SI bounds
     measured: dict[str, float] = field(default_factory=dict)  # quantity -> SI value
     # packet -> (time, sequence count) of the newest applied sample
     newest_t: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -165,18 +236,24 @@ class Mirror:
         for i, b in enumerate(self.bindings):
             sat = self._resolve_node(b.node, names, scenario.source, i)
             convert = {p: (q, *conversion(p, q)) for p, q in {**b.drivers, **b.states}.items()}
-            self.live.append(_Live(sat, convert))
+            self.live.append(_Live(sat, convert, {q: b.bounds_of(q) for q, *_ in
+                                                  convert.values()}))
         self.by_testbed: dict[str, list[int]] = {}
         for i, b in enumerate(self.bindings):
             self.by_testbed.setdefault(b.name, []).append(i)
         self.driver_keys = sorted({q for b in self.bindings for q in b.drivers.values()})
         self.state_keys = sorted({q for b in self.bindings for q in b.states.values()})
+        # messages = messages_applied + messages_ignored + sum(messages_dropped), and
+        # samples_received = samples_applied + samples_ignored + sum(samples_dropped).
         self.counters: dict[str, Any] = {
-            "messages": 0, "samples_received": 0, "samples_applied": 0, "samples_ignored": 0,
+            "messages": 0, "messages_applied": 0, "messages_ignored": 0,
+            "samples_received": 0, "samples_applied": 0, "samples_ignored": 0,
             "messages_dropped": dict.fromkeys(MESSAGE_REASONS, 0),
             "samples_dropped": dict.fromkeys(SAMPLE_REASONS, 0),
         }
+        # Keyed by testbed name, but only bound testbeds are kept (at most one per binding).
         self.bridge_counters: dict[str, Any] = {}
+        self.rejections = RateLimitedLog(log)
         self._warned_warp = False
         self._fields = self._make_fields()
         self._f = {f.spec.name: f.array for f in self._fields}
@@ -253,6 +330,7 @@ class Mirror:
 
     def step(self, ctx: StepContext) -> None:
         """Publish measured, predicted and residual states; raise threshold events."""
+        self.rejections.tick()
         if not self.bindings:
             return
         if self.clock is not None and self.clock.warp != 1.0 and not self._warned_warp:
@@ -360,71 +438,154 @@ class Mirror:
     # -- ingest -----------------------------------------------------------------------
 
     def ingest(self, frames: list[Any]) -> None:
-        """Judge and apply one ``tm`` message (the server's ingest handler); never raises."""
+        """Judge and apply one ``tm`` message (the server's ingest handler); never raises.
+
+        The message is counted exactly once: ``messages_applied`` (a sample of it was
+        applied), ``messages_ignored`` (none was: no mapped parameter, or every sample
+        dropped, see ``samples_dropped``) or ``messages_dropped[reason]``.
+
+        Memory: the columns are read in place from the frames; judging works through
+        ``JUDGE_CHUNK`` samples at a time, so a message costs a bounded ~10 MB beyond its own
+        bytes (which the server's socket caps), and nothing kept grows with it.
+        """
         c = self.counters
         c["messages"] += 1
         try:
             header, columns = decode_telemetry(frames)
-        except WireError as exc:
-            c["messages_dropped"]["bad_message"] += 1
-            log.warning("telemetry message dropped: %s", exc)
+        except Exception as exc:  # whatever fails here, the sender's bytes did
+            self._drop_message("bad_message", "telemetry message dropped (bad_message): %s",
+                               _why(exc))
             return
-        testbed = header["testbed"]
-        n = header["n"]
-        c["samples_received"] += n
-        if isinstance(header.get("bridge"), dict):
-            self.bridge_counters[testbed] = header["bridge"]
+        testbed, n = header["testbed"], header["n"]
+        packet = header.get("packet", "")
         targets = self.by_testbed.get(testbed)
         if not targets:
-            c["messages_dropped"]["unknown_testbed"] += 1
-            c["samples_ignored"] += n
+            self._drop_message("unknown_testbed", "telemetry from testbed %s dropped "
+                               "(unknown_testbed): no [[mirror.testbed]] has that name",
+                               _quote(testbed), samples=n)
             return
-        t = columns.pop("t_utc")
-        for i in targets:
-            self._apply(i, str(header.get("packet", "")), t, columns, n, first=i == targets[0])
-
-    def _apply(self, i: int, packet: str, t: np.ndarray, columns: dict[str, np.ndarray],
-               n: int, first: bool) -> None:
-        lv = self.live[i]
-        mapped = [p for p in columns if p in lv.convert and p != "seq_count"]
-        c = self.counters
-        if not mapped:
-            if first:
-                c["samples_ignored"] += n
+        summary = bridge_summary(header.get("bridge"))
+        if summary is not None:
+            self.bridge_counters[testbed] = summary
+        if any(packet not in self.live[i].newest_t
+               and len(self.live[i].newest_t) >= MAX_PACKETS_PER_BINDING for i in targets):
+            self._drop_message("too_many_packets", "telemetry from testbed %s dropped "
+                               "(too_many_packets): packet %s would be past the %d packet "
+                               "names remembered", _quote(testbed), _quote(packet),
+                               MAX_PACKETS_PER_BINDING, samples=n)
             return
         now = self.wall_clock()
-        drop = c["samples_dropped"] if first else dict.fromkeys(SAMPLE_REASONS, 0)
-        finite = np.isfinite(t)
-        for p in mapped:
-            finite &= np.isfinite(columns[p])
-        with np.errstate(invalid="ignore"):
-            late = finite & (t < now - self.params.max_sample_age_s)
-            future = finite & ~late & (t > now + MAX_FUTURE_S)
-        usable = finite & ~late & ~future
-        seq = columns.get("seq_count")
-        rank, newest_rank = _order_ranks(lv.newest_t.get(packet, (-math.inf, -math.inf)),
-                                         np.where(usable, t, -math.inf),
-                                         np.zeros(n) if seq is None else seq)
-        before = np.maximum.accumulate(np.concatenate(([newest_rank], rank[:-1])))
-        accept = usable & (rank > before)
-        drop["not_finite"] += int((~finite).sum())
-        drop["late"] += int(late.sum())
-        drop["future"] += int(future.sum())
-        drop["duplicate"] += int((usable & (rank == before)).sum())
-        drop["out_of_order"] += int((usable & (rank < before)).sum())
-        n_ok = int(accept.sum())
-        if first:
-            c["samples_applied"] += n_ok
-        if n_ok == 0:
+        try:
+            judged = [self._judge(i, packet, columns, n, now) for i in targets]
+        except Exception as exc:  # a bug of ours on odd input drops only it
+            self._drop_message("bad_message", "telemetry message from testbed %s dropped "
+                               "(bad_message) while judging: %s", _quote(testbed), _why(exc))
             return
-        k = int(np.flatnonzero(accept)[-1])
-        lv.newest_t[packet] = (float(t[k]), 0.0 if seq is None else float(seq[k]))
-        for p in mapped:
-            q, scale, offset = lv.convert[p]
-            lv.measured[q] = float(columns[p][k]) * scale + offset
-        lv.applied += n_ok
+        for i, verdict in zip(targets, judged, strict=True):
+            self._commit(i, packet, verdict, now)
+        # One binding's verdict counts the samples (the first that maps any parameter).
+        verdict = next((v for v in judged if not v.ignored), judged[0])
+        c["samples_received"] += n
+        if verdict.ignored:
+            c["samples_ignored"] += n
+        for reason, count in verdict.drops.items():
+            c["samples_dropped"][reason] += count
+        c["samples_applied"] += verdict.applied
+        c["messages_applied" if verdict.applied else "messages_ignored"] += 1
+        if verdict.out_of_bounds is not None:
+            q, value, (low, high) = verdict.out_of_bounds
+            unit = _unit(q)
+            self.rejections.log("out_of_bounds", "testbed %s: %d sample(s) dropped "
+                                "(out_of_bounds), e.g. %s = %.6g %s outside %g..%g %s",
+                                _quote(testbed), verdict.drops["out_of_bounds"], q, value,
+                                unit, low, high, unit)
+
+    def _drop_message(self, reason: str, message: str, *args: object, samples: int = 0) -> None:
+        c = self.counters
+        c["messages_dropped"][reason] += 1
+        c["samples_received"] += samples
+        c["samples_ignored"] += samples
+        self.rejections.log(reason, message, *args)
+
+    def _judge(self, i: int, packet: str, columns: dict[str, np.ndarray], n: int,
+               now: float) -> _Verdict:
+        """Judge one message's samples for binding ``i``; changes nothing (see ``_commit``)."""
+        lv = self.live[i]
+        mapped = [p for p in columns if p in lv.convert and p != "seq_count"]
+        if not mapped:
+            return _Verdict(ignored=True)
+        verdict = _Verdict(drops=dict.fromkeys(SAMPLE_REASONS, 0))
+        newest = lv.newest_t.get(packet, (-math.inf, -math.inf))
+        seq_column = columns.get("seq_count")
+        for start in range(0, n, JUDGE_CHUNK):
+            chunk = slice(start, min(n, start + JUDGE_CHUNK))
+            t = columns["t_utc"][chunk].astype(np.float64)
+            seq = (np.zeros(len(t)) if seq_column is None
+                   else seq_column[chunk].astype(np.float64))
+            finite = np.isfinite(t) & np.isfinite(seq)
+            inside = np.ones(len(t), dtype=bool)
+            si: dict[str, np.ndarray] = {}
+            with np.errstate(all="ignore"):  # raw * scale + offset may overflow: inf is outside
+                for p in mapped:
+                    q, scale, offset = lv.convert[p]
+                    raw = columns[p][chunk].astype(np.float64)
+                    finite &= np.isfinite(raw)
+                    si[p] = value = raw * scale + offset
+                    low, high = lv.bounds[q]
+                    inside &= (value >= low) & (value <= high)
+            outside = finite & ~inside
+            good = finite & inside
+            late = good & (t < now - self.params.max_sample_age_s)
+            future = good & ~late & (t > now + MAX_FUTURE_S)
+            usable = good & ~late & ~future
+            rank, newest_rank = _order_ranks(newest, np.where(usable, t, -math.inf),
+                                             np.where(usable, seq, -math.inf))
+            before = np.maximum.accumulate(np.concatenate(([newest_rank], rank[:-1])))
+            accept = usable & (rank > before)
+            drops = verdict.drops
+            drops["not_finite"] += int((~finite).sum())
+            drops["out_of_bounds"] += int(outside.sum())
+            drops["late"] += int(late.sum())
+            drops["future"] += int(future.sum())
+            drops["duplicate"] += int((usable & (rank == before)).sum())
+            drops["out_of_order"] += int((usable & (rank < before)).sum())
+            if verdict.out_of_bounds is None and outside.any():
+                j = int(np.flatnonzero(outside)[0])
+                p = next(p for p in mapped if not lv.bounds[lv.convert[p][0]][0] <= si[p][j]
+                         <= lv.bounds[lv.convert[p][0]][1])
+                q = lv.convert[p][0]
+                verdict.out_of_bounds = (q, float(si[p][j]), lv.bounds[q])
+            n_ok = int(accept.sum())
+            if n_ok:
+                k = int(np.flatnonzero(accept)[-1])
+                newest = (float(t[k]), float(seq[k]) if seq_column is not None else 0.0)
+                verdict.applied += n_ok
+                verdict.newest = newest
+                verdict.measured = {lv.convert[p][0]: float(si[p][k]) for p in mapped}
+        return verdict
+
+    def _commit(self, i: int, packet: str, verdict: _Verdict, now: float) -> None:
+        """Apply binding ``i``'s newest accepted sample, if any (nothing here can fail)."""
+        if not verdict.applied or verdict.newest is None:
+            return
+        lv = self.live[i]
+        lv.newest_t[packet] = verdict.newest
+        lv.measured.update(verdict.measured)
+        lv.applied += verdict.applied
         lv.last_applied_wall = now
-        lv.newest_sample_utc = float(t[k])
+        lv.newest_sample_utc = verdict.newest[0]
+
+
+@dataclass
+class _Verdict:
+    """What judging one message found for one binding (applied later by ``_commit``)."""
+
+    ignored: bool = False  # no parameter of the message is mapped by the binding
+    drops: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SAMPLE_REASONS, 0))
+    applied: int = 0
+    newest: tuple[float, float] | None = None  # (time, sequence count) of the newest accepted
+    measured: dict[str, float] = field(default_factory=dict)  # its SI values by quantity
+    out_of_bounds: tuple[str, float, tuple[float, float]] | None = None  # first, for the log
 
 
 class MirrorDrivers:
@@ -479,39 +640,147 @@ def _unit(quantity: str) -> str:
 def decode_telemetry(frames: list[Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Check a ``tm`` message against docs/protocol.md and return (header, columns).
 
+    Every header value the mirror reads is checked for type and range here (``testbed`` a
+    non-empty string, ``packet`` a string of at most ``MAX_NAME_CHARS``, ``n`` an int in
+    1..``MAX_SAMPLES``, each ``fields`` entry a map with a unique name, a wire dtype and
+    ``shape == [n]``, each buffer exactly ``n`` items), so nothing later trips on them.
+
+    Returns:
+        The header map, and column name -> (n,) array in its wire dtype, read in place
+        from its frame (no copy).
+
     Raises:
-        WireError: Naming what is wrong.
+        WireError: Naming what is wrong, without quoting more than a few characters of it.
     """
-    frames = [f.buffer if hasattr(f, "buffer") else f for f in frames]
+    if not isinstance(frames, list | tuple):
+        raise WireError(f"expected a list of frames, got {type(frames).__name__}")
     if len(frames) < 3:
         raise WireError(f"expected [b'tm', header, t_utc, ...], got {len(frames)} frame(s)")
-    if bytes(frames[0]) != TOPIC_TELEMETRY:
-        raise WireError(f"topic {bytes(frames[0])[:16]!r} is not 'tm'")
-    header = unpack(frames[1])
+    views = [_frame_view(f, i) for i, f in enumerate(frames)]
+    if views[0] != TOPIC_TELEMETRY:
+        raise WireError(f"topic {_quote(views[0][:16].tobytes())} is not 'tm'")
+    header = unpack(views[1])
     if not isinstance(header, dict):
-        raise WireError("header is not a msgpack map")
-    if header.get("v") != PROTOCOL_VERSION:
-        raise WireError(f"protocol version {header.get('v')!r}, expected {PROTOCOL_VERSION}")
+        raise WireError(f"header is a msgpack {type(header).__name__}, not a map")
+    version = header.get("v")
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        raise WireError(f"protocol version {_quote(version)}, expected {PROTOCOL_VERSION}")
     testbed, n, specs = header.get("testbed"), header.get("n"), header.get("fields")
+    packet = header.get("packet", "")
     if not isinstance(testbed, str) or not testbed:
-        raise WireError("header needs a non-empty string 'testbed'")
-    if not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= 10_000_000:
-        raise WireError(f"header 'n' must be a positive sample count, got {n!r}")
+        raise WireError(f"header 'testbed' is {_kind(testbed)}, expected a non-empty string")
+    if not isinstance(packet, str) or len(packet) > MAX_NAME_CHARS:
+        raise WireError(f"header 'packet' is {_kind(packet)}, expected a string of at most "
+                        f"{MAX_NAME_CHARS} characters")
+    if type(n) is not int or not 0 < n <= MAX_SAMPLES:
+        raise WireError(f"header 'n' is {_kind(n)}, expected a sample count "
+                        f"1..{MAX_SAMPLES:,}")
     if not isinstance(specs, list) or len(specs) != len(frames) - 2:
         raise WireError(f"header lists {len(specs) if isinstance(specs, list) else 'no'} "
                         f"fields but {len(frames) - 2} buffers follow")
     columns: dict[str, np.ndarray] = {}
-    for spec, buffer in zip(specs, frames[2:], strict=True):
-        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-            raise WireError(f"field entry {spec!r} lacks a name")
-        name, dtype = spec["name"], spec.get("dtype")
-        if dtype not in WIRE_DTYPES or spec.get("shape") != [n]:
-            raise WireError(f"field {name}: dtype {dtype!r} shape {spec.get('shape')!r}, "
-                            f"expected a wire dtype and [{n}]")
-        if len(buffer) != n * np.dtype(dtype).itemsize:
-            raise WireError(f"field {name}: {len(buffer)} bytes, {dtype}[{n}] needs "
-                            f"{n * np.dtype(dtype).itemsize}")
-        columns[name] = np.frombuffer(buffer, dtype=dtype).astype(np.float64)
+    for i, (spec, buffer) in enumerate(zip(specs, views[2:], strict=True)):
+        columns_name = _check_spec(spec, i, n, columns)
+        dtype = np.dtype(spec["dtype"])
+        if buffer.nbytes != n * dtype.itemsize:
+            raise WireError(f"field {_quote(columns_name)}: {buffer.nbytes} bytes, "
+                            f"{dtype.str}[{n}] needs {n * dtype.itemsize}")
+        columns[columns_name] = np.frombuffer(buffer, dtype=dtype)
     if "t_utc" not in columns:
         raise WireError("no 't_utc' column")
     return header, columns
+
+
+def _frame_view(frame: Any, i: int) -> memoryview:
+    """One frame as flat bytes (``bytes``, ``bytearray``, ``memoryview`` or a ``zmq.Frame``)."""
+    if not isinstance(frame, bytes | bytearray | memoryview):
+        buffer = getattr(frame, "buffer", None)  # zmq.Frame (recv_multipart(copy=False))
+        if not isinstance(buffer, memoryview):
+            raise WireError(f"frame {i} is {_kind(frame)}, expected bytes")
+        frame = buffer
+    view = memoryview(frame)
+    if view.ndim != 1 or view.itemsize != 1:
+        view = view.cast("B")  # TypeError when not contiguous: a bad message all the same
+    return view
+
+
+def _check_spec(spec: Any, i: int, n: int, seen: dict[str, np.ndarray]) -> str:
+    """The name of ``fields[i]`` once its name, dtype and shape are checked."""
+    if not isinstance(spec, dict):
+        raise WireError(f"fields[{i}] is {_kind(spec)}, expected a map")
+    name, dtype, shape = spec.get("name"), spec.get("dtype"), spec.get("shape")
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS:
+        raise WireError(f"fields[{i}] 'name' is {_kind(name)}, expected a string of 1.."
+                        f"{MAX_NAME_CHARS} characters")
+    if name in seen:
+        raise WireError(f"fields[{i}] repeats the name {_quote(name)}")
+    if not isinstance(dtype, str) or dtype not in WIRE_DTYPES:
+        raise WireError(f"field {_quote(name)}: dtype is {_kind(dtype)}, expected one of "
+                        f"{', '.join(sorted(WIRE_DTYPES))}")
+    if not (isinstance(shape, list) and len(shape) == 1 and type(shape[0]) is int
+            and shape[0] == n):
+        raise WireError(f"field {_quote(name)}: shape is {_kind(shape)}, expected [{n}]")
+    return name
+
+
+def _kind(value: Any) -> str:
+    """A client's value described for a log line: its type and at most ~40 characters."""
+    return f"{type(value).__name__} {_quote(value)}"
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as a short log text (ours name the problem; others add their type)."""
+    text = str(exc) if isinstance(exc, WireError) else f"{type(exc).__name__}: {exc}"
+    return shorten(text, 200)
+
+
+# -- the bridge's own counters, kept for mirror_status --------------------------------------
+
+BRIDGE_PUSH_KEYS = ("sent_messages", "sent_samples", "dropped_messages", "dropped_samples")
+BRIDGE_DECODER_KEYS = ("received", "accepted", "rejected_total", "bytes_received",
+                       "bytes_skipped")
+BRIDGE_SEQ_KEYS = ("gaps", "skipped", "restarts")
+
+
+def bridge_summary(raw: Any) -> dict[str, Any] | None:
+    """The known counters of a header's ``bridge`` map, the rest left out; None if not a map.
+
+    Keeps ``push{sent_messages, sent_samples, dropped_messages, dropped_samples}`` and
+    ``decoder{received, accepted, rejected_total, bytes_received, bytes_skipped,
+    rejected{reason}, seq{packet: {gaps, skipped, restarts}}}`` (docs/protocol.md), finite
+    numbers only, at most ``MAX_BRIDGE_ENTRIES`` reasons and packets with names of at most
+    ``MAX_NAME_CHARS``: what a client sends here can never grow what the twin keeps.
+    """
+    if not isinstance(raw, dict):
+        return None
+    out: dict[str, Any] = {}
+    push = raw.get("push")
+    if isinstance(push, dict):
+        out["push"] = _numbers(push, BRIDGE_PUSH_KEYS)
+    decoder = raw.get("decoder")
+    if isinstance(decoder, dict):
+        kept = _numbers(decoder, BRIDGE_DECODER_KEYS)
+        rejected = _named(decoder.get("rejected"), lambda v: v if _is_number(v) else None)
+        if rejected is not None:
+            kept["rejected"] = rejected
+        seq = _named(decoder.get("seq"), lambda v: _numbers(v, BRIDGE_SEQ_KEYS)
+                     if isinstance(v, dict) else None)
+        if seq is not None:
+            kept["seq"] = seq
+        out["decoder"] = kept
+    return out
+
+
+def _numbers(table: dict[Any, Any], keys: tuple[str, ...]) -> dict[str, float | int]:
+    return {k: table[k] for k in keys if _is_number(table.get(k))}
+
+
+def _named(table: Any, value: Callable[[Any], Any]) -> dict[str, Any] | None:
+    if not isinstance(table, dict):
+        return None
+    out = {}
+    for key, item in itertools.islice(table.items(), MAX_BRIDGE_ENTRIES):
+        kept = value(item)
+        if isinstance(key, str) and len(key) <= MAX_NAME_CHARS and kept is not None:
+            out[key] = kept
+    return out
