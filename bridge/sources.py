@@ -28,6 +28,9 @@ from twin.ratelog import RateLimitedLog
 log = logging.getLogger("odc.bridge")
 
 MAX_DATAGRAMS_PER_READ = 8192
+# One UDP read stops after this many bytes: 8192 datagrams of 64 KiB arriving as fast as
+# they are drained would otherwise put 512 MiB into one read (and as much again decoding).
+UDP_READ_BYTES = 4 << 20
 UDP_RECEIVE_BUFFER_BYTES = 8 << 20
 TCP_RECEIVE_BUFFER_BYTES = 8 << 20
 # Listen mode: connections served at once; one more is accepted and closed at once.
@@ -70,16 +73,25 @@ class UdpSource:
         self.address = self.sock.getsockname()
 
     def read(self, timeout_s: float) -> list[bytes]:
-        """Datagrams that arrived, waiting at most ``timeout_s`` for the first."""
+        """Datagrams that arrived, waiting at most ``timeout_s`` for the first.
+
+        At most ``MAX_DATAGRAMS_PER_READ`` datagrams and ``UDP_READ_BYTES`` bytes; the rest
+        wait in the kernel for the next read.
+        """
         ready, _, _ = select.select([self.sock], [], [], timeout_s)
         if not ready:
             return []
         out: list[bytes] = []
         recv = self.sock.recv
+        n_bytes = 0
         for _ in range(MAX_DATAGRAMS_PER_READ):
             try:
-                out.append(recv(65536))
+                datagram = recv(65536)
             except BlockingIOError:
+                break
+            out.append(datagram)
+            n_bytes += len(datagram)
+            if n_bytes > UDP_READ_BYTES - 65536:  # the next could pass the cap
                 break
         return out
 

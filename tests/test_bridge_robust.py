@@ -143,3 +143,26 @@ def test_a_flood_of_garbage_keeps_memory_bounded() -> None:
     assert c.bytes_skipped + c.bytes_received >= n_bytes - 6  # all of it was looked at
     assert c.rejected["framing"] >= 1 and pusher.samples == 0
     assert peak_bytes < 24 * one_mebibyte, f"peak {peak_bytes / one_mebibyte:.0f} MiB"
+
+
+@pytest.mark.timeout(30)
+def test_one_udp_read_holds_a_bounded_number_of_bytes() -> None:
+    """Large datagrams arriving faster than they are decoded: one read stops at its cap."""
+    from bridge.sources import UDP_READ_BYTES, UdpSource
+
+    source = UdpSource("127.0.0.1:0")
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    big = bytes(60_000)
+    try:
+        for _ in range(100):  # 6 MB, within the 8 MiB receive buffer asked for
+            sender.sendto(big, source.address)
+        first = source.read(1.0)
+        assert sum(map(len, first)) <= UDP_READ_BYTES
+        rest: list[bytes] = []
+        deadline = time.monotonic() + 5.0
+        while len(first) + len(rest) < 100 and time.monotonic() < deadline:
+            rest += source.read(0.1)
+        assert rest  # the rest waited in the kernel for the next read
+    finally:
+        sender.close()
+        source.close()
