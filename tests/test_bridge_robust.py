@@ -166,3 +166,157 @@ def test_one_udp_read_holds_a_bounded_number_of_bytes() -> None:
     finally:
         sender.close()
         source.close()
+
+
+# -- the limits: connections, idleness, fairness, counters, logs -----------------------------
+
+
+def eof_within(sock: socket.socket, timeout_s: float) -> bool:
+    """Whether the peer closed ``sock`` (EOF or reset) within ``timeout_s``."""
+    sock.settimeout(timeout_s)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+@pytest.mark.timeout(30)
+def test_a_silent_connection_is_closed_and_counted() -> None:
+    source = TcpSource("127.0.0.1:0", listen=True, idle_timeout_s=0.5)
+    bridge, pusher = make_bridge()
+    bridge.source = source
+    silent = connect(source.port)
+    talker = connect(source.port)
+    try:
+        deadline = time.monotonic() + 5.0
+        while source.closed["idle"] == 0 and time.monotonic() < deadline:
+            talker.sendall(hk_packets(1, seq0=pusher.samples))  # keeps itself alive
+            _pump(source, bridge, ARGS)
+        assert eof_within(silent, 2.0)
+        status = bridge.status()["source"]
+        assert status["closed"]["idle"] == 1 and status["open"] == 1  # the talker stays
+        assert pusher.samples > 0 and pusher.last_bridge is not None
+        assert pusher.last_bridge["source"]["accepted"] == 2  # counters travel to the twin
+    finally:
+        silent.close()
+        talker.close()
+        source.close()
+
+
+@pytest.mark.timeout(30)
+def test_connections_beyond_the_limit_are_refused_and_counted() -> None:
+    source = TcpSource("127.0.0.1:0", listen=True, max_connections=2)
+    bridge, pusher = make_bridge()
+    bridge.source = source
+    clients = []
+    try:
+        for _ in range(2):
+            clients.append(connect(source.port))
+            pump_until(source, bridge, lambda: False, 0.2)
+        extra = [connect(source.port) for _ in range(3)]
+        pump_until(source, bridge, lambda: source.refused_full >= 3, 3.0)
+        assert all(eof_within(s, 2.0) for s in extra)
+        for s in extra:
+            s.close()
+        for i, client in enumerate(clients):  # those served still get through
+            client.sendall(hk_packets(5, seq0=5 * i))
+        pump_until(source, bridge, lambda: pusher.samples >= 10, 3.0)
+        assert pusher.samples == 10
+        assert bridge.status()["source"] | {"closed": None} == {
+            "open": 2, "accepted": 2, "refused_full": 3, "accept_errors": 0, "closed": None,
+            "bytes_received": 10 * HK.length}
+    finally:
+        for client in clients:
+            client.close()
+        source.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_flooding_connection_does_not_starve_a_quiet_one() -> None:
+    """While one peer pours garbage in, a second one's packets still go through promptly."""
+    source = TcpSource("127.0.0.1:0", listen=True)
+    bridge, pusher = make_bridge()
+    flooder = connect(source.port)
+    quiet = connect(source.port)
+    stop = threading.Event()
+    garbage = b"\xff" * one_mebibyte  # 0xFF: never a packet header
+
+    def flood() -> None:
+        try:
+            while not stop.is_set():
+                flooder.sendall(garbage)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=flood, daemon=True)
+    thread.start()
+    try:
+        pump_until(source, bridge, lambda: bridge.decoder.counters.bytes_skipped > 0, 3.0)
+        quiet.sendall(hk_packets(10))
+        started = time.monotonic()
+        pump_until(source, bridge, lambda: pusher.samples >= 10, 10.0)
+        assert pusher.samples == 10 and time.monotonic() - started < 5.0
+    finally:
+        stop.set()
+        flooder.close()
+        quiet.close()
+        source.close()
+        thread.join(5.0)
+
+
+@pytest.mark.timeout(30)
+def test_client_mode_reconnects_with_fresh_framing() -> None:
+    """Connecting to a testbed that drops mid-packet: the next session decodes cleanly."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(10.0)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        conn.sendall(hk_packets(3)[:2 * HK.length + 7])  # two packets and a piece
+        conn.close()
+        conn, _ = server.accept()
+        conn.sendall(hk_packets(10, seq0=3))
+        time.sleep(0.5)
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    source = TcpSource(f"127.0.0.1:{server.getsockname()[1]}")
+    bridge, pusher = make_bridge()
+    try:
+        pump_until(source, bridge, lambda: pusher.samples >= 12, 5.0)
+        assert pusher.samples == 12 and source.connects == 2
+        rejected = {k: v for k, v in bridge.decoder.counters.rejected.items() if v}
+        assert rejected == {"truncated": 1}
+    finally:
+        source.close()
+        server.close()
+        thread.join(5.0)
+
+
+@pytest.mark.timeout(30)
+def test_rejections_are_logged_at_a_bounded_rate_and_never_quoted(caplog) -> None:
+    source = TcpSource("127.0.0.1:0", listen=True)
+    bridge, pusher = make_bridge()
+    marker = b"QUOTE-ME!"  # inside the packet, before its CRC
+    packets = bytearray(hk_packets(200))
+    for i in range(0, len(packets), HK.length):
+        packets[i + 16:i + 16 + len(marker)] = marker  # every packet's CRC now fails
+    caplog.set_level("INFO", logger="odc.bridge")
+    try:
+        for _ in range(20):  # twenty connections, each a burst of bad packets
+            with connect(source.port) as client:
+                client.sendall(bytes(packets))
+            before = source.closed["peer"]
+            pump_until(source, bridge, lambda b=before: source.closed["peer"] > b, 3.0)
+    finally:
+        source.close()
+    assert bridge.decoder.counters.rejected["crc"] == 20 * 200 and pusher.samples == 0
+    text = caplog.text
+    assert "QUOTE-ME" not in text and "crc" in text
+    crc_lines = [r for r in caplog.records if "rejected (crc)" in r.getMessage()]
+    assert len(crc_lines) <= bridge.rejections.burst
