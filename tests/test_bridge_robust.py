@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bridge.bridge_cli import Bridge, _pump
 from bridge.ccsds import Decoder, encode_packets
@@ -320,3 +322,190 @@ def test_rejections_are_logged_at_a_bounded_rate_and_never_quoted(caplog) -> Non
     assert "QUOTE-ME" not in text and "crc" in text
     crc_lines = [r for r in caplog.records if "rejected (crc)" in r.getMessage()]
     assert len(crc_lines) <= bridge.rejections.burst
+
+
+# -- fuzz: packets over real sockets into the bridge -----------------------------------------
+
+STATUS = DEFS.by_name("status")
+SEQ0 = 8000  # valid packets count up from here
+# Packets that are mutated count 0..100: should a mangled frame ever pass its CRC by chance,
+# it is still behind the valid sequence and dropped as out of order, so "every accepted
+# sample was sent valid" holds exactly.
+MUTANT_SEQS = st.integers(0, 100)
+
+
+def hk_one(seq: int, util: float | None = None) -> bytes:
+    """One ``hk`` packet whose values follow from its count (so a sample names its packet)."""
+    util = (seq % 100) / 100 if util is None else util
+    return encode_packets(HK, {"util_frac": [util], "compute_power_w": [seq % 600],
+                               "cold_plate_temp_c": [20.0], "radiator_temp_c": [-5.0]},
+                          np.array([seq]), T0 + seq * 0.1)[0].tobytes()
+
+
+def status_packets(n: int) -> bytes:
+    return encode_packets(STATUS, {"uptime_s": np.arange(n), "cpu_freq_hz": np.full(n, 2e9),
+                                   "load_1m": np.full(n, 1.0), "mem_used_frac": np.full(n, 0.5)},
+                          np.arange(n), T0 + np.arange(n)).tobytes()
+
+
+@st.composite
+def mutant(draw, kind: str) -> bytes:
+    base = hk_one(draw(MUTANT_SEQS))
+    if kind == "truncate":
+        return base[:draw(st.integers(0, len(base) - 1))]
+    if kind == "flip":
+        i = draw(st.integers(0, len(base) - 1))
+        return base[:i] + bytes([base[i] ^ draw(st.integers(1, 255))]) + base[i + 1:]
+    if kind == "noise":
+        return draw(st.binary(max_size=64))
+    if kind == "garbage_hi":  # top bit set: version != 0, so no header can start inside
+        return bytes(draw(st.lists(st.integers(0x80, 0xFF), min_size=1, max_size=64)))
+    raise AssertionError(kind)
+
+
+@st.composite
+def sessions(draw, kinds: tuple[str, ...]) -> list[tuple[str, bytes, int | None]]:
+    """(kind, bytes, seq of the valid packet inside or None), valid counts from ``SEQ0``."""
+    out: list[tuple[str, bytes, int | None]] = [("valid", hk_one(SEQ0), SEQ0)]
+    seq = SEQ0 + 1
+    for kind in draw(st.lists(st.sampled_from(kinds), max_size=40)):
+        if kind == "valid":
+            out.append((kind, hk_one(seq), seq))
+        elif kind == "bad_value":  # framed right, value out of bounds: advances the count
+            out.append((kind, hk_one(seq, util=2.0), None))
+        elif kind == "extend":  # UDP: one datagram too long; TCP: a packet, then junk
+            tail = draw(st.binary(min_size=1, max_size=16))
+            out.append((kind, hk_one(seq) + tail, seq))
+        elif kind == "concat":  # UDP: two packets in one datagram
+            out.append((kind, hk_one(seq) + hk_one(seq + 1), None))
+            seq += 1
+        else:
+            out.append((kind, draw(mutant(kind)), None))
+            continue
+        seq += 1
+    return out
+
+
+def accepted_hk(pusher: RecordingPusher) -> list[tuple[int, float]]:
+    return [(int(s), float(p)) for s, p in zip(pusher.hk_seq, pusher.hk_power, strict=True)]
+
+
+class SamplePusher(RecordingPusher):
+    """Also keeps each ``hk`` sample's count and power, to check them against what was sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hk_seq: list[int] = []
+        self.hk_power: list[float] = []
+        self.status_n = 0
+
+    def send(self, packet: str, t_utc: np.ndarray, values: dict[str, np.ndarray],
+             units: dict[str, str] | None = None, bridge: dict[str, Any] | None = None,
+             seq_count: np.ndarray | None = None) -> bool:
+        if packet == "hk":
+            assert seq_count is not None
+            self.hk_seq += (seq_count % 16384).tolist()
+            self.hk_power += values["compute_power_w"].tolist()
+        else:
+            self.status_n += len(t_utc)
+        return super().send(packet, t_utc, values, units, bridge, seq_count)
+
+
+@pytest.fixture(scope="module")
+def udp_pair():
+    from bridge.sources import UdpSource
+
+    source = UdpSource("127.0.0.1:0")
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    yield source, sender
+    sender.close()
+    source.close()
+
+
+@pytest.fixture(scope="module")
+def tcp_listener():
+    source = TcpSource("127.0.0.1:0", listen=True)
+    yield source
+    source.close()
+
+
+UDP_KINDS = ("valid", "bad_value", "extend", "concat", "truncate", "flip", "noise")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=sessions(UDP_KINDS))
+def test_fuzz_udp(udp_pair, items) -> None:
+    """One datagram per item: each is accepted if valid, else rejected and counted once."""
+    source, sender = udp_pair
+    pusher = SamplePusher()
+    bridge = Bridge(Decoder(DEFS), pusher)
+    for _, datagram, _ in items:
+        sender.sendto(datagram, source.address)
+    c = bridge.decoder.counters
+    deadline = time.monotonic() + 5.0
+    while c.received < len(items) and time.monotonic() < deadline:
+        _pump(source, bridge, ARGS)
+    valid = [(seq, float(seq % 600)) for kind, _, seq in items if kind == "valid"]
+    assert c.received == len(items)
+    assert accepted_hk(pusher) == valid  # every valid one, in order, with its values
+    assert c.accepted == len(valid)
+    assert sum(c.rejected.values()) == len(items) - len(valid)
+    assert c.rejected["out_of_range"] == sum(kind == "bad_value" for kind, _, _ in items)
+
+
+TCP_KINDS = ("valid", "bad_value", "extend", "truncate", "flip", "noise", "garbage_hi")
+# These end on a packet boundary or hold no byte that can begin a header. After any other
+# piece, a frame may begin inside it (a truncated packet's header, surely) and reach up to
+# one longest packet past its end, taking the start of what follows (that frame fails its
+# CRC); a valid packet that begins beyond that reach is framed for certain.
+HARMLESS = {"valid", "bad_value", "garbage_hi"}
+LONGEST_PACKET_BYTES = max(p.length for p in DEFS.packets.values())
+
+
+def certainly_framed(items: list[tuple[str, bytes, int | None]]) -> set[int]:
+    """Counts of the valid packets in a stream that no damaged piece can reach."""
+    out: set[int] = set()
+    offset = 0
+    reach = 0  # the furthest byte a frame begun in a damaged piece can extend to
+    for kind, data, seq in items:
+        if kind == "valid" and offset >= reach:
+            assert seq is not None
+            out.add(seq)
+        offset += len(data)
+        if kind not in HARMLESS and data:
+            reach = offset + LONGEST_PACKET_BYTES
+    return out
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=sessions(TCP_KINDS), n_pieces=st.integers(1, 4), n_status=st.integers(0, 10))
+def test_fuzz_tcp(tcp_listener, items, n_pieces, n_status) -> None:
+    """A mangled stream on one connection, valid packets on another, both at once."""
+    source = tcp_listener
+    pusher = SamplePusher()
+    bridge = Bridge(Decoder(DEFS), pusher)
+    stream = b"".join(data for _, data, _ in items)
+    clean = status_packets(n_status)
+    closed_before = source.closed["peer"]
+    with connect(source.port) as fuzz, connect(source.port) as good:
+        cut = len(stream) // n_pieces + 1
+        cut_good = len(clean) // n_pieces + 1
+        for i in range(n_pieces):  # interleaved: the two streams' bytes must not mix
+            fuzz.sendall(stream[i * cut:(i + 1) * cut])
+            good.sendall(clean[i * cut_good:(i + 1) * cut_good])
+    deadline = time.monotonic() + 5.0
+    while source.closed["peer"] < closed_before + 2 and time.monotonic() < deadline:
+        _pump(source, bridge, ARGS)
+    assert source.closed["peer"] == closed_before + 2 and not bridge.splitters
+    c = bridge.decoder.counters
+    assert c.received == c.accepted + sum(c.rejected.values())
+    assert c.bytes_received + c.bytes_skipped == len(stream) + len(clean)  # every byte
+    assert pusher.status_n == n_status  # the clean connection lost nothing
+    got = accepted_hk(pusher)
+    sent = {seq: float(seq % 600) for _, _, seq in items if seq is not None}
+    assert all(sent.get(seq) == power for seq, power in got)  # nothing made up
+    assert [s for s, _ in got] == sorted({s for s, _ in got})  # in order, once each
+    assert certainly_framed(items) <= {s for s, _ in got}  # the valid ones still decode
+    # Junk after an extended packet counts too; an empty piece is no input at all.
+    damaged = sum(kind != "valid" and len(data) > 0 for kind, data, _ in items)
+    assert (sum(c.rejected.values()) > 0) == (damaged > 0)  # nothing bad goes uncounted
