@@ -203,8 +203,10 @@ def run(args: argparse.Namespace) -> int:
     bridge = Bridge(Decoder(defs) if defs is not None else None, pusher, recorder, source)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    where = f" listening on {source.host}:{source.port}" if getattr(source, "listen", False) \
+        else ""
     print(f"odc bridge: testbed {testbed!r} -> {pusher.address} "
-          f"({type(source).__name__})", file=sys.stderr, flush=True)
+          f"({type(source).__name__}{where})", file=sys.stderr, flush=True)
     started = time.monotonic()
     next_status = next_tick = started + 1.0
     try:

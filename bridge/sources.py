@@ -35,6 +35,8 @@ UDP_RECEIVE_BUFFER_BYTES = 8 << 20
 TCP_RECEIVE_BUFFER_BYTES = 8 << 20
 # Listen mode: connections served at once; one more is accepted and closed at once.
 TCP_MAX_CONNECTIONS = 16
+# select() watches descriptors below 1024 only; stay far from that.
+TCP_MAX_CONNECTIONS_LIMIT = 256
 # A connection without a byte for this long is closed: a half-open socket or a slowloris
 # must not hold a slot. Testbeds send housekeeping at 1 Hz or faster.
 TCP_IDLE_TIMEOUT_S = 30.0
@@ -145,8 +147,9 @@ class TcpSource:
     def __init__(self, address: str, *, listen: bool = False,
                  max_connections: int = TCP_MAX_CONNECTIONS,
                  idle_timeout_s: float = TCP_IDLE_TIMEOUT_S) -> None:
-        if max_connections < 1:
-            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
+        if not 1 <= max_connections <= TCP_MAX_CONNECTIONS_LIMIT:
+            raise ValueError(f"max_connections must be 1..{TCP_MAX_CONNECTIONS_LIMIT}, "
+                             f"got {max_connections}")
         if not idle_timeout_s > 0:
             raise ValueError(f"idle_timeout_s must be > 0, got {idle_timeout_s}")
         self.host, self.port = parse_host_port(address)

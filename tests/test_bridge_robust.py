@@ -235,6 +235,13 @@ def test_connections_beyond_the_limit_are_refused_and_counted() -> None:
         source.close()
 
 
+@pytest.mark.parametrize("limits", [{"max_connections": 0}, {"max_connections": 100_000},
+                                    {"idle_timeout_s": 0.0}, {"idle_timeout_s": float("nan")}])
+def test_tcp_limits_are_checked(limits: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(limits))):
+        TcpSource("127.0.0.1:0", listen=True, **limits)
+
+
 @pytest.mark.timeout(60)
 def test_a_flooding_connection_does_not_starve_a_quiet_one() -> None:
     """While one peer pours garbage in, a second one's packets still go through promptly."""
