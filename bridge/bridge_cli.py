@@ -81,7 +81,7 @@ class Bridge:
             splitter = self.splitters[stream] = StreamSplitter(self.decoder)
         before = dict(self.decoder.counters.rejected)
         batches = splitter.feed(data, t_rx)
-        self._log_rejections(before, f"stream {stream}")
+        self._log_rejections(before, _stream_name(stream))
         return self.push(batches, retime)
 
     def end_stream(self, stream: int) -> None:
@@ -90,7 +90,7 @@ class Bridge:
         if splitter is not None:
             before = dict(self.decoder.counters.rejected)
             splitter.close()
-            self._log_rejections(before, f"stream {stream} at its end")
+            self._log_rejections(before, f"{_stream_name(stream)} at its end")
 
     def handle_chunks(self, chunks: list[Any], t_rx: float | None = None) -> int:
         """``bridge.sources.StreamChunk``s of a TCP source, each connection its own stream."""
@@ -140,6 +140,11 @@ class Bridge:
         if hasattr(self.source, "status"):
             out["source"] = self.source.status()
         return out
+
+
+def _stream_name(stream: int) -> str:
+    """How logs name a stream: TCP connections count from 1, 0 is the one default stream."""
+    return f"tcp connection {stream}" if stream else "stream"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -226,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         _status_line(bridge, testbed, final=True)
+        bridge.rejections.flush()
         getattr(source, "close", lambda: None)()
         if recorder is not None:
             recorder.close()
