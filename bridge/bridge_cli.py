@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from bridge.ccsds import StreamSplitter
+from twin.ratelog import RateLimitedLog
 from twin.wire import address_argument
 
 log = logging.getLogger("odc.bridge")
@@ -26,20 +28,26 @@ log = logging.getLogger("odc.bridge")
 class Bridge:
     """Decode -> validate -> push, with counters; the sources feed it.
 
+    Each stream (a TCP connection, a replay) is framed by its own ``StreamSplitter``, so
+    bytes left over by one connection never join the next one's. Rejected packets are
+    counted by the decoder and reported in a rate-limited log, never quoted.
+
     Args:
         decoder: A ``bridge.ccsds.Decoder`` (None for host sensors only).
         pusher: A ``bridge.push.TelemetryPusher``.
         recorder: Optional ``bridge.sources.Recorder`` for every raw packet or chunk.
+        source: Optional source whose ``status()`` joins the bridge's counters.
     """
 
-    def __init__(self, decoder: Any, pusher: Any, recorder: Any = None) -> None:
-        from bridge.ccsds import StreamSplitter
-
+    def __init__(self, decoder: Any, pusher: Any, recorder: Any = None,
+                 source: Any = None) -> None:
         self.decoder = decoder
         self.pusher = pusher
         self.recorder = recorder
-        self.splitter = StreamSplitter(decoder) if decoder is not None else None
+        self.source = source
+        self.splitters: dict[int, StreamSplitter] = {}
         self.samples_pushed = 0
+        self.rejections = RateLimitedLog(log)
 
     def handle_datagrams(self, datagrams: list[bytes], t_rx: float | None = None) -> int:
         """One packet per datagram. Returns the number of samples pushed."""
@@ -47,17 +55,62 @@ class Bridge:
         if self.recorder is not None:
             for d in datagrams:
                 self.recorder.write(d, t_rx)
-        return self.push(self.decoder.decode_datagrams(datagrams, t_rx))
+        before = dict(self.decoder.counters.rejected)
+        batches = self.decoder.decode_datagrams(datagrams, t_rx)
+        self._log_rejections(before, "udp")
+        return self.push(batches)
 
     def handle_stream(self, data: bytes, t_rx: float | None = None,
-                      retime: Callable[[np.ndarray], np.ndarray] | None = None) -> int:
-        """Bytes of a packet stream (TCP, or a replayed recording)."""
+                      retime: Callable[[np.ndarray], np.ndarray] | None = None,
+                      stream: int = 0) -> int:
+        """Bytes of a packet stream (a TCP connection, or a replayed recording).
+
+        Args:
+            data: The bytes, any amount (they are framed in bounded windows).
+            t_rx: Arrival wall time (default: now).
+            retime: Maps packet times (replay).
+            stream: Which stream they continue; each has its own framing state.
+        """
         if not data:
             return 0
         t_rx = time.time() if t_rx is None else t_rx
         if self.recorder is not None:
             self.recorder.write(data, t_rx)
-        return self.push(self.splitter.feed(data, t_rx), retime)
+        splitter = self.splitters.get(stream)
+        if splitter is None:
+            splitter = self.splitters[stream] = StreamSplitter(self.decoder)
+        before = dict(self.decoder.counters.rejected)
+        batches = splitter.feed(data, t_rx)
+        self._log_rejections(before, _stream_name(stream))
+        return self.push(batches, retime)
+
+    def end_stream(self, stream: int) -> None:
+        """A stream ended: forget its framing state, counting an incomplete packet."""
+        splitter = self.splitters.pop(stream, None)
+        if splitter is not None:
+            before = dict(self.decoder.counters.rejected)
+            splitter.close()
+            self._log_rejections(before, f"{_stream_name(stream)} at its end")
+
+    def handle_chunks(self, chunks: list[Any], t_rx: float | None = None) -> int:
+        """``bridge.sources.StreamChunk``s of a TCP source, each connection its own stream."""
+        pushed = 0
+        for chunk in chunks:
+            pushed += self.handle_stream(chunk.data, t_rx, stream=chunk.conn_id)
+            if chunk.closed:
+                self.end_stream(chunk.conn_id)
+        return pushed
+
+    def _log_rejections(self, before: dict[str, int], where: str) -> None:
+        for reason, n in self.decoder.counters.rejected.items():
+            if n != before[reason]:
+                self.rejections.log(reason, "%s: %d packet(s) rejected (%s)", where,
+                                    n - before[reason], reason)
+
+    def tick(self) -> None:
+        """Write rate-limited log summaries that are due (call about once a second)."""
+        self.rejections.tick()
+        getattr(self.source, "tick", lambda: None)()
 
     def push(self, batches: list[Any], retime: Callable[[np.ndarray], np.ndarray] | None = None
              ) -> int:
@@ -78,11 +131,20 @@ class Bridge:
             self.samples_pushed += 1
 
     def status(self) -> dict[str, Any]:
-        """Bridge counters: decoder (received/accepted/rejected by reason, seq) and push."""
+        """Bridge counters: decoder (received/accepted/rejected by reason, seq), push, and
+        the source's where it keeps some (TCP: connections open, accepted, refused, closed
+        by reason)."""
         out: dict[str, Any] = {"push": self.pusher.status()}
         if self.decoder is not None:
             out["decoder"] = self.decoder.status()
+        if hasattr(self.source, "status"):
+            out["source"] = self.source.status()
         return out
+
+
+def _stream_name(stream: int) -> str:
+    """How logs name a stream: TCP connections count from 1, 0 is the one default stream."""
+    return f"tcp connection {stream}" if stream else "stream"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,10 +154,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "127.0.0.1:10015, where odc testbed sends)")
     source.add_argument("--tcp", metavar="HOST:PORT", help="connect to a TCP packet stream")
     source.add_argument("--tcp-listen", metavar="HOST:PORT",
-                        help="accept one TCP packet stream connection here")
+                        help="accept TCP packet stream connections here (each framed on "
+                        "its own; see --tcp-max-connections, --tcp-idle-timeout)")
     source.add_argument("--replay", metavar="FILE.odcrec", help="play back a recording")
     source.add_argument("--host-sensors", action="store_true",
                         help="mirror this machine: psutil, hwmon, RAPL, NVML GPUs")
+    parser.add_argument("--tcp-max-connections", type=int, default=None, metavar="N",
+                        help="with --tcp-listen, connections served at once; more are "
+                        "closed at once and counted (default 16)")
+    parser.add_argument("--tcp-idle-timeout", type=float, default=None, metavar="SECONDS",
+                        help="close a TCP connection silent this long (default 30)")
     parser.add_argument("--definitions", default="flatsat", metavar="NAME_OR_PATH",
                         help="packet definition TOML (default: bundled %(default)s)")
     parser.add_argument("--testbed", help="testbed name sent to the twin (default: the "
@@ -125,10 +193,9 @@ def run(args: argparse.Namespace) -> int:
         testbed = args.testbed or ("host" if defs is None else defs.testbed)
         if args.replay:
             source: Any = ReplaySource(args.replay, args.speed)
-        elif args.tcp:
-            source = TcpSource(args.tcp)
-        elif args.tcp_listen:
-            source = TcpSource(args.tcp_listen, listen=True)
+        elif args.tcp or args.tcp_listen:
+            source = TcpSource(args.tcp or args.tcp_listen, listen=bool(args.tcp_listen),
+                               **_tcp_limits(args))
         elif args.host_sensors:
             source = HostSensors()
         else:
@@ -138,13 +205,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     pusher = TelemetryPusher(args.ingest or DEFAULT_INGEST_ADDRESS, testbed)
     recorder = Recorder(args.record) if args.record else None
-    bridge = Bridge(Decoder(defs) if defs is not None else None, pusher, recorder)
+    bridge = Bridge(Decoder(defs) if defs is not None else None, pusher, recorder, source)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    where = f" listening on {source.host}:{source.port}" if getattr(source, "listen", False) \
+        else ""
     print(f"odc bridge: testbed {testbed!r} -> {pusher.address} "
-          f"({type(source).__name__})", file=sys.stderr, flush=True)
+          f"({type(source).__name__}{where})", file=sys.stderr, flush=True)
     started = time.monotonic()
-    next_status = started + 1.0
+    next_status = next_tick = started + 1.0
     try:
         while not stop["now"]:
             if args.duration is not None and time.monotonic() - started >= args.duration:
@@ -155,15 +224,29 @@ def run(args: argparse.Namespace) -> int:
             if not args.quiet and time.monotonic() >= next_status:
                 next_status += 1.0
                 _status_line(bridge, testbed)
+            if time.monotonic() >= next_tick:
+                next_tick += 1.0
+                bridge.tick()
     except KeyboardInterrupt:
         pass
     finally:
         _status_line(bridge, testbed, final=True)
+        bridge.rejections.flush()
         getattr(source, "close", lambda: None)()
         if recorder is not None:
             recorder.close()
         pusher.close()
     return 0
+
+
+def _tcp_limits(args: argparse.Namespace) -> dict[str, Any]:
+    """The TCP limits given on the command line (absent ones keep TcpSource's defaults)."""
+    limits: dict[str, Any] = {}
+    if getattr(args, "tcp_max_connections", None) is not None:
+        limits["max_connections"] = args.tcp_max_connections
+    if getattr(args, "tcp_idle_timeout", None) is not None:
+        limits["idle_timeout_s"] = args.tcp_idle_timeout
+    return limits
 
 
 def _pump(source: Any, bridge: Bridge, args: argparse.Namespace) -> None:
@@ -172,7 +255,7 @@ def _pump(source: Any, bridge: Bridge, args: argparse.Namespace) -> None:
     if isinstance(source, UdpSource):
         bridge.handle_datagrams(source.read(0.2))
     elif isinstance(source, TcpSource):
-        bridge.handle_stream(source.read(0.2))
+        bridge.handle_chunks(source.read_chunks(0.2))
     elif isinstance(source, ReplaySource):
         records = source.read(0.2)
         if records:
@@ -194,4 +277,9 @@ def _status_line(bridge: Bridge, testbed: str, final: bool = False) -> None:
             f"{' ' + str(rejected) if rejected else ''}, "
             f"pushed {push['sent_samples']} samples in {push['sent_messages']} messages, "
             f"dropped {push['dropped_samples']}")
+    tcp = status.get("source", {})
+    if "open" in tcp:
+        closed = {k: v for k, v in tcp["closed"].items() if v}
+        line += (f", tcp {tcp['open']} open, {tcp['accepted']} accepted, "
+                 f"{tcp['refused_full']} refused (full), closed {closed or 0}")
     print(line if final else line + "   ", file=sys.stderr, flush=True)

@@ -41,6 +41,9 @@ UNSEGMENTED = 3
 PUS_C_VERSION = 2
 CDS_SHORT_PFIELD = 0x40  # CDS time code, 1958 epoch, 16-bit day, no sub-ms (CCSDS 301.0-B)
 CDS_EPOCH_OFFSET_S = 4383 * 86400.0  # 1958-01-01 (CCSDS epoch) to 1970-01-01, in seconds
+# StreamSplitter works through its input in windows of this size: the scratch arrays of a
+# split cost ~40 bytes per byte, so a 16 MiB read would need ~640 MiB at once.
+SPLIT_WINDOW_BYTES = 256 << 10
 
 
 def _crc_table() -> np.ndarray:
@@ -344,6 +347,13 @@ class StreamSplitter:
     length field the defined length; bytes before the next plausible header are skipped
     and each run of them counts once as a ``framing`` reject. A lying length field is
     therefore caught before it can swallow the packets behind it.
+
+    Memory stays bounded whatever arrives: input is cut in ``SPLIT_WINDOW_BYTES`` windows,
+    so the scratch arrays of one split (about 40 bytes per input byte) never exceed
+    ~10 MiB, and what is carried from one feed to the next is at most one incomplete
+    packet (shorter than the longest defined packet, itself at most 65,542 bytes). One
+    splitter frames one stream: a TCP connection gets its own, and ``close`` counts the
+    incomplete packet it may end with as ``truncated``.
     """
 
     def __init__(self, decoder: Decoder) -> None:
@@ -360,15 +370,40 @@ class StreamSplitter:
         lengths = {p.length for p in decoder.defs.packets.values()}
         self._single_length = lengths.pop() if len(lengths) == 1 else None
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held back for the next feed (the start of an incomplete packet)."""
+        return len(self._pending)
+
     def feed(self, data: bytes, t_rx: float | None = None) -> list[Batch]:
         """Add received bytes; decode every complete packet now available."""
-        self._pending += data
-        buf = np.frombuffer(bytes(self._pending), dtype=np.uint8)
-        starts, lengths, consumed = self._split(buf)
-        del self._pending[:consumed]
-        if not len(starts):
-            return []
-        return self.decoder.decode_frames(buf, starts, lengths, t_rx)
+        batches: list[Batch] = []
+        view = memoryview(data)
+        for i in range(0, len(view), SPLIT_WINDOW_BYTES):
+            self._pending += view[i:i + SPLIT_WINDOW_BYTES]
+            buf = np.frombuffer(bytes(self._pending), dtype=np.uint8)
+            starts, lengths, consumed = self._split(buf)
+            del self._pending[:consumed]
+            if len(starts):
+                batches += self.decoder.decode_frames(buf, starts, lengths, t_rx)
+        return batches
+
+    def close(self) -> None:
+        """The stream ended: an incomplete packet held back is counted ``truncated``.
+
+        Bytes held back inside a run of skipped bytes were already counted with that
+        ``framing`` reject and only add to ``bytes_skipped``.
+        """
+        c = self.decoder.counters
+        if self._pending and self._skipping:
+            c.bytes_skipped += len(self._pending)
+            self._pending.clear()
+        if self._pending:
+            c.received += 1
+            c.bytes_received += len(self._pending)
+            c.reject("truncated")
+            self._pending.clear()
+        self._skipping = False
 
     def _plausible(self, buf: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w0 = (buf[pos].astype(np.int64) << 8) | buf[pos + 1]

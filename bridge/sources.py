@@ -17,16 +17,34 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import psutil
 
+from twin.ratelog import RateLimitedLog
+
 log = logging.getLogger("odc.bridge")
 
 MAX_DATAGRAMS_PER_READ = 8192
+# One UDP read stops after this many bytes: 8192 datagrams of 64 KiB arriving as fast as
+# they are drained would otherwise put 512 MiB into one read (and as much again decoding).
+UDP_READ_BYTES = 4 << 20
 UDP_RECEIVE_BUFFER_BYTES = 8 << 20
-TCP_READ_BYTES = 1 << 20
+TCP_RECEIVE_BUFFER_BYTES = 8 << 20
+# Listen mode: connections served at once; one more is accepted and closed at once.
+TCP_MAX_CONNECTIONS = 16
+# select() watches descriptors below 1024 only; stay far from that.
+TCP_MAX_CONNECTIONS_LIMIT = 256
+# A connection without a byte for this long is closed: a half-open socket or a slowloris
+# must not hold a slot. Testbeds send housekeeping at 1 Hz or faster.
+TCP_IDLE_TIMEOUT_S = 30.0
+# One recv per ready connection per read, at most this: bounds what one read holds
+# (16 x 256 KiB = 4 MiB) and shares the reads fairly between connections.
+TCP_READ_BYTES_PER_CONNECTION = 256 << 10
+TCP_ACCEPTS_PER_READ = 64
+CLOSE_REASONS = ("peer", "idle", "error")
 RECORD_MAGIC = b"ODCREC1\n"
 _RECORD_HEAD = struct.Struct("<dI")
 KELVIN_PER_CELSIUS = 273.15
@@ -57,16 +75,25 @@ class UdpSource:
         self.address = self.sock.getsockname()
 
     def read(self, timeout_s: float) -> list[bytes]:
-        """Datagrams that arrived, waiting at most ``timeout_s`` for the first."""
+        """Datagrams that arrived, waiting at most ``timeout_s`` for the first.
+
+        At most ``MAX_DATAGRAMS_PER_READ`` datagrams and ``UDP_READ_BYTES`` bytes; the rest
+        wait in the kernel for the next read.
+        """
         ready, _, _ = select.select([self.sock], [], [], timeout_s)
         if not ready:
             return []
         out: list[bytes] = []
         recv = self.sock.recv
+        n_bytes = 0
         for _ in range(MAX_DATAGRAMS_PER_READ):
             try:
-                out.append(recv(65536))
+                datagram = recv(65536)
             except BlockingIOError:
+                break
+            out.append(datagram)
+            n_bytes += len(datagram)
+            if n_bytes > UDP_READ_BYTES - 65536:  # the next could pass the cap
                 break
         return out
 
@@ -74,77 +101,198 @@ class UdpSource:
         self.sock.close()
 
 
-class TcpSource:
-    """A TCP byte stream, either connecting to a testbed or accepting one connection.
+@dataclass
+class StreamChunk:
+    """Bytes of one TCP connection, in arrival order.
 
-    Reconnects (or accepts again) after the peer goes away; ``connected`` says which.
+    Attributes:
+        conn_id: The connection's number; never reused, so framing state keyed by it
+            cannot leak from one connection into the next.
+        data: The bytes (may be empty when only ``closed`` is news).
+        closed: The connection ended after these bytes: its framing state can go.
     """
 
-    def __init__(self, address: str, *, listen: bool = False) -> None:
+    conn_id: int
+    data: bytes
+    closed: bool = False
+
+
+@dataclass
+class _Connection:
+    sock: socket.socket
+    conn_id: int
+    peer: str
+    last_rx_s: float  # monotonic time of the last bytes (or of the accept)
+
+
+class TcpSource:
+    """A TCP byte stream: connecting to a testbed, or accepting up to ``max_connections``.
+
+    Each connection is read on its own: one ``recv`` of at most
+    ``TCP_READ_BYTES_PER_CONNECTION`` per ready connection per read, so a flooding peer
+    cannot starve a quiet one, and no read returns more than
+    ``max_connections * TCP_READ_BYTES_PER_CONNECTION`` bytes. A connection silent for
+    ``idle_timeout_s`` is closed (a half-open socket or a slowloris must not hold a
+    slot); connections beyond ``max_connections`` are accepted and closed at once.
+    Every close is counted by reason (``status()``). The client mode reconnects after the
+    peer goes away.
+
+    Args:
+        address: ``HOST:PORT`` to connect to, or to listen on with ``listen``.
+        listen: Accept connections instead of connecting.
+        max_connections: Connections served at once (listen mode).
+        idle_timeout_s: Close a connection after this many seconds without a byte.
+    """
+
+    def __init__(self, address: str, *, listen: bool = False,
+                 max_connections: int = TCP_MAX_CONNECTIONS,
+                 idle_timeout_s: float = TCP_IDLE_TIMEOUT_S) -> None:
+        if not 1 <= max_connections <= TCP_MAX_CONNECTIONS_LIMIT:
+            raise ValueError(f"max_connections must be 1..{TCP_MAX_CONNECTIONS_LIMIT}, "
+                             f"got {max_connections}")
+        if not idle_timeout_s > 0:
+            raise ValueError(f"idle_timeout_s must be > 0, got {idle_timeout_s}")
         self.host, self.port = parse_host_port(address)
         self.listen = listen
-        self.conn: socket.socket | None = None
+        self.max_connections = max_connections if listen else 1
+        self.idle_timeout_s = idle_timeout_s
+        self.conns: dict[int, _Connection] = {}
         self.server: socket.socket | None = None
         self.connects = 0
+        self.refused_full = 0
+        self.accept_errors = 0
+        self.closed = dict.fromkeys(CLOSE_REASONS, 0)
+        self.bytes_received = 0
+        self.events = RateLimitedLog(log)
+        self._next_id = 0
         self._next_try = 0.0
         if listen:
             self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self.server.bind((self.host, self.port))
-            self.server.listen(1)
+            self.server.listen(self.max_connections)
             self.server.setblocking(False)
             self.port = self.server.getsockname()[1]
 
     @property
     def connected(self) -> bool:
-        return self.conn is not None
+        return bool(self.conns)
 
-    def _connect(self, timeout_s: float) -> None:
-        if self.server is not None:
-            ready, _, _ = select.select([self.server], [], [], timeout_s)
-            if ready:
-                self.conn, _ = self.server.accept()
-        elif time.monotonic() >= self._next_try:
-            try:
-                self.conn = socket.create_connection((self.host, self.port), timeout=timeout_s)
-            except OSError:
-                self._next_try = time.monotonic() + 0.5  # retry twice a second, quietly
-                time.sleep(min(timeout_s, 0.05))
-                return
-        else:
-            time.sleep(min(timeout_s, 0.05))
-        if self.conn is not None:
-            self.conn.setblocking(False)
-            self.conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER_BYTES)
-            self.connects += 1
+    def status(self) -> dict[str, Any]:
+        """Connection counters (for the status line and the ingest header)."""
+        return {"open": len(self.conns), "accepted": self.connects,
+                "refused_full": self.refused_full, "accept_errors": self.accept_errors,
+                "closed": dict(self.closed), "bytes_received": self.bytes_received}
 
     def read(self, timeout_s: float) -> bytes:
-        """Bytes that arrived (possibly b""), waiting at most ``timeout_s``."""
-        if self.conn is None:
+        """Bytes that arrived (possibly b""), waiting at most ``timeout_s``.
+
+        All connections' bytes run together here; a reader that frames packets and may
+        face several connections uses ``read_chunks``.
+        """
+        return b"".join(chunk.data for chunk in self.read_chunks(timeout_s))
+
+    def read_chunks(self, timeout_s: float) -> list[StreamChunk]:
+        """What arrived on each connection, waiting at most ``timeout_s`` for anything."""
+        out: list[StreamChunk] = []
+        self._close_idle(time.monotonic(), out)
+        if self.server is None and not self.conns:
             self._connect(timeout_s)
-            return b""
-        ready, _, _ = select.select([self.conn], [], [], timeout_s)
+            return out
+        watched = [c.sock for c in self.conns.values()]
+        if self.server is not None:
+            watched.append(self.server)
+        ready, _, _ = select.select(watched, [], [], timeout_s)
         if not ready:
-            return b""
-        chunks = []
-        for _ in range(16):
+            return out
+        now = time.monotonic()
+        ready_set = set(ready)
+        for conn in list(self.conns.values()):
+            if conn.sock not in ready_set:
+                continue
             try:
-                chunk = self.conn.recv(TCP_READ_BYTES)
+                data = conn.sock.recv(TCP_READ_BYTES_PER_CONNECTION)
             except BlockingIOError:
-                break
-            except OSError:
-                chunk = b""
-            if not chunk:  # peer closed
-                self.conn.close()
-                self.conn = None
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
+                continue
+            except OSError as exc:  # reset by peer and the like
+                self._close(conn, "error", out, f"{type(exc).__name__}")
+                continue
+            if not data:
+                self._close(conn, "peer", out)
+                continue
+            conn.last_rx_s = now
+            self.bytes_received += len(data)
+            out.append(StreamChunk(conn.conn_id, data))
+        if self.server is not None and self.server in ready_set:
+            self._accept(now)
+        return out
+
+    def _accept(self, now: float) -> None:
+        assert self.server is not None
+        for _ in range(TCP_ACCEPTS_PER_READ):  # a connect flood cannot starve the reads
+            try:
+                sock, peer = self.server.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:  # out of file descriptors, aborted handshakes
+                self.accept_errors += 1
+                self.events.log("accept_error", "tcp accept failed: %s", exc)
+                return
+            if len(self.conns) >= self.max_connections:
+                sock.close()
+                self.refused_full += 1
+                self.events.log("refused_full", "tcp connection from %s:%s refused: %d "
+                                "connections open (the limit)", peer[0], peer[1],
+                                len(self.conns))
+                continue
+            self._register(sock, f"{peer[0]}:{peer[1]}", now)
+
+    def _connect(self, timeout_s: float) -> None:
+        if time.monotonic() < self._next_try:
+            time.sleep(min(timeout_s, 0.05))
+            return
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=timeout_s)
+        except OSError:
+            self._next_try = time.monotonic() + 0.5  # retry twice a second, quietly
+            time.sleep(min(timeout_s, 0.05))
+            return
+        self._register(sock, f"{self.host}:{self.port}", time.monotonic())
+
+    def _register(self, sock: socket.socket, peer: str, now: float) -> None:
+        sock.setblocking(False)
+        with contextlib.suppress(OSError):  # the kernel may cap it; a smaller buffer works
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, TCP_RECEIVE_BUFFER_BYTES)
+        self._next_id += 1
+        self.conns[self._next_id] = _Connection(sock, self._next_id, peer, now)
+        self.connects += 1
+        log.info("tcp connection %d from %s (%d open)", self._next_id, peer, len(self.conns))
+
+    def _close_idle(self, now: float, out: list[StreamChunk]) -> None:
+        for conn in list(self.conns.values()):
+            if now - conn.last_rx_s > self.idle_timeout_s:
+                self._close(conn, "idle", out, f"silent for {now - conn.last_rx_s:.1f} s")
+
+    def _close(self, conn: _Connection, reason: str, out: list[StreamChunk],
+               detail: str = "") -> None:
+        conn.sock.close()
+        del self.conns[conn.conn_id]
+        self.closed[reason] += 1
+        out.append(StreamChunk(conn.conn_id, b"", closed=True))
+        if reason != "peer":
+            self.events.log(f"closed_{reason}", "tcp connection %d from %s closed (%s): %s",
+                            conn.conn_id, conn.peer, reason, detail)
+
+    def tick(self) -> None:
+        """Write the summaries of rate-limited log lines (call about once a second)."""
+        self.events.tick()
 
     def close(self) -> None:
-        for sock in (self.conn, self.server):
-            if sock is not None:
-                sock.close()
+        for conn in self.conns.values():
+            conn.sock.close()
+        self.conns.clear()
+        if self.server is not None:
+            self.server.close()
 
 
 class Recorder:
