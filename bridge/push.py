@@ -23,7 +23,10 @@ import zmq
 
 from twin.wire import PROTOCOL_VERSION, TOPIC_TELEMETRY, pack
 
-PUSH_HIGH_WATER_MARK = 10_000
+# Messages queued for a twin that is connected but not reading. One message holds at most
+# one 256 KiB read window of packets (~420 kB decoded), so 128 of them bound the queue near
+# 54 MB; past it a send waits up to SEND_TIMEOUT_MS, then drops the batch (counted).
+PUSH_HIGH_WATER_MARK = 128
 SEND_TIMEOUT_MS = 1000
 
 

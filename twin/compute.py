@@ -39,7 +39,7 @@ import numpy as np
 
 from twin import scheduler
 from twin.downlink import ResultStore
-from twin.faults import number_arg, sat_index
+from twin.faults import choice_arg, number_arg, sat_index
 from twin.mirror import DRIVER_SINKS
 from twin.radiation import RadiationParams, RadiationState
 from twin.scenario import Scenario, parse_section
@@ -998,10 +998,7 @@ class ComputeModel:
         result_bytes (all but kind optional; defaults from the kind)."""
         only_keys(request, {"kind", "size_accel_h", "accelerators", "priority",
                             "checkpoint_interval_s", "result_bytes"})
-        kind_name = request.get("kind", "inference")
-        if kind_name not in KIND_CODES:
-            raise CommandRejected(f"'kind' must be one of {', '.join(KIND_CODES)}, got"
-                                  f" {kind_name!r}")
+        kind_name = choice_arg(request, "kind", KIND_CODES, "inference")
         kind = JOB_KINDS[KIND_CODES[kind_name]]
         limit = self.workload.max_queue + COMMANDED_QUEUE_HEADROOM
         if self.jobs.n_queued >= limit:
@@ -1068,10 +1065,7 @@ class ComputeModel:
     def cmd_policy(self, request: dict[str, Any]) -> dict[str, Any]:
         """``set_policy``: policy = first_fit | sun_aware."""
         only_keys(request, {"policy"})
-        policy = request.get("policy")
-        if policy not in scheduler.POLICIES:
-            raise CommandRejected(f"'policy' must be one of {', '.join(scheduler.POLICIES)},"
-                                  f" got {policy!r}")
+        policy = choice_arg(request, "policy", scheduler.POLICIES)
         self.policy = policy
         self._next_schedule_t = -np.inf
         return ok(policy=policy)

@@ -12,6 +12,8 @@ feel it, 1.0 meaning healthy:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -73,13 +75,36 @@ def number_arg(request: dict[str, Any], key: str, low: float, high: float,
             raise CommandRejected(f"needs '{key}', a number in [{low:g}, {high:g}] {unit}".rstrip())
         return default
     value = request[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
         raise CommandRejected(f"'{key}' must be a number in [{low:g}, {high:g}] {unit}, got"
                               f" {value!r}".replace("  ", " "))
     if not low <= value <= high:
         raise CommandRejected(f"'{key}' = {value:g} out of range [{low:g}, {high:g}] {unit}"
                               .rstrip())
     return float(value)
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past float range (msgpack carries 64-bit integers)
+        return False
+
+
+def choice_arg(request: dict[str, Any], key: str, choices: Iterable[str],
+               default: str | None = None) -> str:
+    """A string argument that must be one of ``choices``; ``default`` when absent (if given).
+
+    Any other value, of any type (a map, a list), is a rejection naming the choices.
+    """
+    names = list(choices)
+    if key not in request and default is not None:
+        return default
+    value = request.get(key)
+    if not isinstance(value, str) or value not in names:
+        shown = repr(value) if key in request else "nothing"
+        raise CommandRejected(f"'{key}' must be one of {', '.join(names)}, got {shown[:60]}")
+    return value
 
 
 class FaultModel:
@@ -168,10 +193,7 @@ class FaultModel:
 
     def _kind(self, request: dict[str, Any], allow_all: bool = False) -> str:
         kinds = list(FAULT_KINDS) + (["all"] if allow_all else [])
-        kind = request.get("kind", "all" if allow_all else None)
-        if kind not in kinds:
-            raise CommandRejected(f"'kind' must be one of {', '.join(kinds)}, got {kind!r}")
-        return kind
+        return choice_arg(request, "kind", kinds, "all" if allow_all else None)
 
     def inject(self, request: dict[str, Any]) -> dict[str, Any]:
         """``inject_fault``: sat, kind, and ``count`` (accelerator) or ``health_frac``."""
