@@ -463,3 +463,20 @@ def test_fuzzed_ingest_never_breaks_the_twin(data: st.DataObject) -> None:
     lines.check_short()
     assert mirror.counters["messages"] == messages
     assert engine.clock.steps == messages  # the twin kept stepping
+
+
+def test_bridge_summary_keeps_the_documented_counters_only() -> None:
+    from twin.mirror import bridge_summary
+
+    raw = {
+        "push": {"sent_messages": 3, "junk": "x" * 1000},
+        "decoder": {"received": 5, "rejected": {"crc": 2, "x" * 500: 1}},
+        "source": {"open": 2, "refused_full": 1, "closed": {"idle": 4, "evil": [1] * 100},
+                   "extra": {"deep": {"deeper": 1}}},
+        "other": list(range(1000)),
+    }
+    assert bridge_summary(raw) == {
+        "push": {"sent_messages": 3},
+        "decoder": {"received": 5, "rejected": {"crc": 2}},
+        "source": {"open": 2, "refused_full": 1, "closed": {"idle": 4}},
+    }

@@ -740,6 +740,8 @@ BRIDGE_PUSH_KEYS = ("sent_messages", "sent_samples", "dropped_messages", "droppe
 BRIDGE_DECODER_KEYS = ("received", "accepted", "rejected_total", "bytes_received",
                        "bytes_skipped")
 BRIDGE_SEQ_KEYS = ("gaps", "skipped", "restarts")
+BRIDGE_SOURCE_KEYS = ("open", "accepted", "refused_full", "accept_errors", "bytes_received")
+BRIDGE_CLOSED_KEYS = ("peer", "idle", "error")
 
 
 def bridge_summary(raw: Any) -> dict[str, Any] | None:
@@ -747,7 +749,9 @@ def bridge_summary(raw: Any) -> dict[str, Any] | None:
 
     Keeps ``push{sent_messages, sent_samples, dropped_messages, dropped_samples}`` and
     ``decoder{received, accepted, rejected_total, bytes_received, bytes_skipped,
-    rejected{reason}, seq{packet: {gaps, skipped, restarts}}}`` (docs/protocol.md), finite
+    rejected{reason}, seq{packet: {gaps, skipped, restarts}}}`` and the TCP source's
+    ``source{open, accepted, refused_full, accept_errors, bytes_received, closed{peer, idle,
+    error}}`` (docs/protocol.md), finite
     numbers only, at most ``MAX_BRIDGE_ENTRIES`` reasons and packets with names of at most
     ``MAX_NAME_CHARS``: what a client sends here can never grow what the twin keeps.
     """
@@ -768,6 +772,12 @@ def bridge_summary(raw: Any) -> dict[str, Any] | None:
         if seq is not None:
             kept["seq"] = seq
         out["decoder"] = kept
+    source = raw.get("source")
+    if isinstance(source, dict):
+        kept = _numbers(source, BRIDGE_SOURCE_KEYS)
+        if isinstance(source.get("closed"), dict):
+            kept["closed"] = _numbers(source["closed"], BRIDGE_CLOSED_KEYS)
+        out["source"] = kept
     return out
 
 
