@@ -331,3 +331,40 @@ def test_a_scenario_without_stations_runs_and_publishes() -> None:
         twin.thread.join(10)
         assert twin.server.counters.state_published >= 5
         assert decode  # the viewers' decoder read it above
+
+
+def test_a_telemetry_flood_does_not_starve_the_clock() -> None:
+    from bridge.push import encode_telemetry
+
+    frames = [bytes(f) for f in encode_telemetry(
+        0, "nobody", "hk", np.array([time.time()]), {"compute_power_w": np.array([100.0])})]
+    with running_twin("starlink", rate_hz=10.0, warp=1.0) as twin, \
+            connected(zmq.SUB, twin.addresses.pub, SUBSCRIBE=b"state") as sub, \
+            connected(zmq.PUSH, twin.addresses.ingest, SNDHWM=100_000) as flood:
+        receive(sub, "state", timeout_s=30)
+        first = twin.server.clock.steps
+        started = time.monotonic()
+        sent = 0
+        while time.monotonic() - started < 3.0:
+            try:
+                flood.send_multipart(frames, zmq.NOBLOCK)
+                sent += 1
+            except zmq.Again:
+                time.sleep(0.001)
+        steps = twin.server.clock.steps - first
+        elapsed = time.monotonic() - started
+        assert steps >= 0.5 * 10.0 * elapsed, (steps, elapsed, sent)
+        assert twin.server.counters.ingest_messages > 1000
+
+
+def test_every_socket_bounds_what_a_client_can_queue() -> None:
+    server = make_server("default")
+    try:
+        assert server.command.getsockopt(zmq.MAXMSGSIZE) == 1 << 20
+        assert server.command.getsockopt(zmq.RCVHWM) == 64
+        assert server.command.getsockopt(zmq.SNDHWM) == COMMAND_REPLY_QUEUE
+        assert server.ingest.getsockopt(zmq.MAXMSGSIZE) == 1 << 20
+        # 16 messages of at most 4 MiB: a flood queues 64 MB at worst, not 1.8 GB.
+        assert server.ingest.getsockopt(zmq.RCVHWM) == 16
+    finally:
+        server.close()

@@ -66,11 +66,12 @@ COMMAND_REPLY_QUEUE = 16
 PUB_HIGH_WATER_MARK = 50
 # Telemetry: a frame past INGEST_MAX_FRAME_BYTES disconnects its sender; a message past
 # INGEST_MAX_MESSAGE_BYTES or INGEST_MAX_FRAMES is dropped and counted. At most
-# INGEST_HIGH_WATER_MARK messages wait per bridge, so a flood queues tens of MB, not GB.
+# INGEST_HIGH_WATER_MARK messages wait per bridge: 16 of the largest allowed hold 64 MB,
+# and a bridge's own (~100 kB) messages about 2 MB; the bridge queues the rest itself.
 INGEST_MAX_FRAME_BYTES = 1 << 20
 INGEST_MAX_MESSAGE_BYTES = 4 << 20
 INGEST_MAX_FRAMES = 66
-INGEST_HIGH_WATER_MARK = 64
+INGEST_HIGH_WATER_MARK = 16
 # The clock's share: while a step is due, commands and telemetry are each served for at
 # most this fraction of the last step's cost (at least SERVE_SLICE_MIN_S), so a flood
 # slows stepping by at most ~2 x SERVE_SHARE. While no step is due they are served freely,
