@@ -544,10 +544,26 @@ def utc_text(t_utc: float) -> str:
         return f"t = {t_utc!r} s"
 
 
+# Characters of the last bad message's reason in the HUD (its line stays on screen).
+BAD_LINE_CHARS = 72
+
+
+def bad_lines(bad: int, last_bad: str = "") -> list[str]:
+    """HUD lines for bad stream messages: ``BAD MESSAGES 3`` and the last reason; none at 0."""
+    if not bad:
+        return []
+    lines = [f"BAD MESSAGES {bad:,d} (dropped)"]
+    if last_bad:
+        if len(last_bad) > BAD_LINE_CHARS:
+            last_bad = last_bad[:BAD_LINE_CHARS - 1] + "…"
+        lines.append(f"last: {last_bad}")
+    return lines
+
+
 def status_lines(header: Mapping[str, Any], meta: Mapping[str, Any] | None, connection: str,
                  *, earth_fixed: bool, missed: int = 0, restarts: int = 0,
-                 fps: float | None = None) -> list[str]:
-    """Top-left HUD: scenario, simulation time, warp, connection, view."""
+                 fps: float | None = None, bad: int = 0, last_bad: str = "") -> list[str]:
+    """Top-left HUD: scenario, simulation time, warp, connection, view, bad messages."""
     scenario = (meta or {}).get("scenario", {}).get("name", "?")
     warp = float(header.get("warp", math.nan))
     clock = "PAUSED" if header.get("paused") else f"warp x{warp:g}"
@@ -566,7 +582,7 @@ def status_lines(header: Mapping[str, Any], meta: Mapping[str, Any] | None, conn
         extra.append(f"restarts {restarts}")
     if extra:
         lines.append("   ".join(extra))
-    return lines
+    return lines + bad_lines(bad, last_bad)
 
 
 # Fleet totals an operator wants at a glance, by name fragment, in display order. The
@@ -611,7 +627,8 @@ def node_lines(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], index:
     lines = [f"NODE {index}: {names[index]}" + (f"  [{group}]" if group else "")]
     contact = arrays.get("contact_station")
     stations = meta.get("stations", [])
-    if contact is not None and index < len(contact):
+    if contact is not None and contact.ndim == 1 and index < len(contact) \
+            and np.isfinite(contact[index]):
         k = int(contact[index])
         lines.append(f"contact: {stations[k]['name'] if 0 <= k < len(stations) else 'none'}")
     for info in fields:
