@@ -21,6 +21,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from twin.ratelog import RateLimitedLog, shorten
 from twin.scenario import MAX_SATELLITES
 from twin.wire import WIRE_DTYPES, Message, WireError
@@ -30,6 +32,8 @@ SHOWN_ERROR_CHARS = 100
 # Longer runs of lost messages than this are not believed: a forward jump of ``seq`` by more
 # than this (a day of states at 10 Hz) within one twin run is a bad message, not a gap.
 MAX_SEQ_JUMP = 1_000_000
+# How far from orthonormal a published rotation matrix may be.
+ROTATION_TOLERANCE = 1e-6
 # Positions and velocities: (n_sats, 3) wherever they appear.
 VECTOR_FIELDS = ("pos_gcrs_km", "pos_itrs_km", "vel_gcrs_km_s", "vel_itrs_km_s")
 
@@ -83,11 +87,21 @@ def _optional(header: Mapping[str, Any], key: str, ok: Any, expected: str,
 
 
 def _count(value: Any) -> bool:
-    return _is_int(value) and 0 <= value <= MAX_SATELLITES
+    """A fleet size: a twin refuses a scenario without satellites, or with too many."""
+    return _is_int(value) and 1 <= value <= MAX_SATELLITES
 
 
 def _numbers(n: int) -> Any:
     return lambda v: isinstance(v, list) and len(v) == n and all(_is_number(x) for x in v)
+
+
+def _rotation(value: Any) -> bool:
+    """Nine numbers, row-major, of a rotation (orthonormal to 1e-6: the twin's is to 1e-15)."""
+    if not _numbers(9)(value):
+        return False
+    m = np.asarray(value, dtype=float).reshape(3, 3)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.all(np.abs(m @ m.T - np.eye(3)) < ROTATION_TOLERANCE))
 
 
 def _clock_keys(header: Mapping[str, Any], topic: str) -> None:
@@ -95,7 +109,7 @@ def _clock_keys(header: Mapping[str, Any], topic: str) -> None:
     _optional(header, "paused", lambda v: isinstance(v, bool), "a bool", topic)
     _optional(header, "warp", lambda v: _is_number(v) and v > 0, "a positive number", topic)
     _optional(header, "step", lambda v: _is_int(v) and v >= 0, "a step count", topic)
-    _optional(header, "n_sats", _count, f"a count up to {MAX_SATELLITES:,}", topic)
+    _optional(header, "n_sats", _count, f"a count from 1 to {MAX_SATELLITES:,}", topic)
 
 
 def check_state(message: Message, meta: Mapping[str, Any] | None = None) -> None:
@@ -115,7 +129,7 @@ def check_state(message: Message, meta: Mapping[str, Any] | None = None) -> None
     _optional(header, "dt_s", _is_number, "a number", "state")
     _optional(header, "gast_rad", _is_number, "a finite number", "state")
     _optional(header, "sun_gcrs_km", _numbers(3), "3 finite numbers", "state")
-    _optional(header, "gcrs_to_itrs", _numbers(9), "9 finite numbers", "state")
+    _optional(header, "gcrs_to_itrs", _rotation, "9 numbers of a rotation matrix", "state")
     _optional(header, "fleet", lambda v: isinstance(v, dict) and all(
         isinstance(k, str) for k in v), "a map with string keys", "state")
     for name in VECTOR_FIELDS:
@@ -170,7 +184,7 @@ def check_meta(body: Any) -> None:
         raise _bad("meta", body, "a map")
     sats = body.get("sats")
     if not isinstance(sats, dict) or not _count(sats.get("n")):
-        raise _bad("meta 'sats'", sats, f"a map with a count 'n' up to {MAX_SATELLITES:,}")
+        raise _bad("meta 'sats'", sats, f"a map with a count 'n' from 1 to {MAX_SATELLITES:,}")
     n = sats["n"]
     for key in ("names", "ids", "groups", "norad_ids"):
         if key in sats and not (isinstance(sats[key], list) and len(sats[key]) == n):

@@ -189,6 +189,8 @@ class FleetScene:
         # No multisampling: on Mesa llvmpipe (CPU) 4x MSAA costs more than the whole scene.
         self.pl.ren_win.SetMultiSamples(0)
         self.pl.set_background("black")
+        # A twin may have no ground stations (or, briefly, no nodes): empty meshes are fine.
+        self.pl.theme.allow_empty_mesh = True
         # The globe is lit by the Sun through per-vertex shading (scene.earth_shading,
         # recomputed each frame from the Sun's true direction): the terminator falls where
         # it really is whatever the camera does. Nothing else is lit: node colours are data.
@@ -277,9 +279,8 @@ class FleetScene:
             [s.get("alt_m", 0.0) / 1000.0 + STATION_LIFT_KM for s in stations],
         ).reshape(-1, 3)
         self.station_mesh = pv.PolyData(self.station_itrs.astype(np.float32))
-        if stations:
-            self.station_mesh.point_data["name"] = np.array([str(s.get("name", "?"))
-                                                             for s in stations])
+        # Names stay in Python: VTK string arrays take ASCII only ("São Paulo" would not do).
+        self.station_names = [str(s.get("name", "?")) for s in stations]
         self.pl.add_mesh(self.station_mesh, color=STATION_RGB, point_size=10, lighting=False,
                          render_points_as_spheres=True, pickable=False, name="stations",
                          reset_camera=False)
@@ -403,7 +404,7 @@ class FleetScene:
         self.selected_label.SetVisibility(False)
         self.station_labels = []
         if self.show_labels and self.station_mesh.n_points:
-            names = self.station_mesh.point_data["name"]
+            names = self.station_names
             self.station_labels = [self._label(str(name), STATION_RGB, 12) for name in names]
         self._label_actors = [self.selected_label, *self.station_labels]
 

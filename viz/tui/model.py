@@ -592,7 +592,8 @@ class FleetModel:
         row = self.trend[self._trend_next]
         for i, name in enumerate(self.trend_fields):
             values = self.values(name)
-            row[i] = values if values is not None else np.nan
+            with np.errstate(over="ignore"):  # beyond float32: inf, drawn as no data
+                row[i] = values if values is not None else np.nan
         self.trend_t.append(t_utc)
         self._trend_next = (self._trend_next + 1) % self.trend_samples
         self.trend_count = min(self.trend_count + 1, self.trend_samples)
