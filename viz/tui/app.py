@@ -321,6 +321,10 @@ class DashboardApp(App):
     def _log_bad(self) -> None:
         """One events-log line now and then while bad messages arrive, never one each."""
         count, now = self.bad_messages, time.monotonic()
+        if count:
+            title = f"Events · {count:,d} bad stream message(s) dropped"
+            if self.events_log.border_title != title:
+                self.events_log.border_title = title
         if count == self._bad_logged or now - self._bad_line_wall < BAD_LINE_INTERVAL_S:
             return
         self._log_line(Text(f"stream: {count - self._bad_logged} bad message(s) dropped "

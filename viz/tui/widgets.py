@@ -452,6 +452,10 @@ class HeaderBar(Widget):
             connection, "bold black on yellow")
         text.append(" ")
         text.append(f" {connection} ", style=colour)
+        if bad:
+            # Stream messages dropped as bad: the events log says why (the last reason).
+            text.append(" ")
+            text.append(f" BAD {bad} ", style=BAD_STYLE)
         for binding in model.mirrors:
             text.append(" ")
             text.append(mirror_badge(model, binding),
@@ -459,10 +463,6 @@ class HeaderBar(Widget):
         text.append(f"  nodes {model.n}  missed {missed}", style="dim")
         if restarts:
             text.append(f"  restarts {restarts}", style="dim")
-        if bad:
-            # Dropped stream messages: the events log says why (the last reason).
-            text.append("  ")
-            text.append(f" bad msgs {bad} ", style=BAD_STYLE)
         n_alarm_nodes = int(np.count_nonzero(model.worst >= ALARM)) if model.n else 0
         text.append("   active alarms ", style="dim")
         text.append(f" {len(model.alarms)} ", style="bold white on red" if model.alarms else "bold")
