@@ -220,9 +220,31 @@ def _frame_bytes(frame: Any) -> bytes | memoryview:
 def decode(frames: list) -> Message:
     """Decode one multipart message, checking it against the documented framing.
 
+    Any input gives either a `Message` whose framing keys have their documented types
+    (``v`` 1, ``seq`` a non-negative int, ``t_utc`` a finite number, ``run_id`` an int
+    where present) and whose arrays match their field entries, or a `WireError`: never
+    another exception, whatever the bytes.
+
     Raises:
         WireError: naming what is wrong (topic, header keys, field sizes).
     """
+    try:
+        return _decode(frames)
+    except WireError:
+        raise
+    except Exception as exc:  # a case the checks below missed: still the documented error
+        raise WireError(f"malformed message ({type(exc).__name__}: {exc})") from exc
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _decode(frames: list) -> Message:
     if len(frames) < 2:
         raise WireError(f"expected [topic, header, ...], got {len(frames)} frame(s)")
     topic = bytes(_frame_bytes(frames[0]))
@@ -234,8 +256,16 @@ def decode(frames: list) -> Message:
     for key in ("v", "seq", "t_utc"):
         if key not in header:
             raise WireError(f"{topic.decode()} header lacks {key!r}")
-    if header["v"] != PROTOCOL_VERSION:
-        raise WireError(f"protocol version {header['v']!r}, this client reads {PROTOCOL_VERSION}")
+    if not _is_int(header["v"]) or header["v"] != PROTOCOL_VERSION:
+        raise WireError(f"protocol version {_short(header['v'])}, this client reads "
+                        f"{PROTOCOL_VERSION}")
+    if not _is_int(header["seq"]) or header["seq"] < 0:
+        raise WireError(f"seq is {_short(header['seq'])}, not a non-negative int")
+    t_utc = header["t_utc"]
+    if not _is_number(t_utc) or not math.isfinite(t_utc):
+        raise WireError(f"t_utc is {_short(t_utc)}, not a finite number")
+    if "run_id" in header and not _is_int(header["run_id"]):
+        raise WireError(f"run_id is {_short(header['run_id'])}, not an int")
     message = Message(topic.decode(), header)
     if topic != TOPIC_STATE:
         return message
@@ -246,23 +276,38 @@ def decode(frames: list) -> Message:
             f"but {len(frames) - 2} buffers follow"
         )
     for entry, frame in zip(fields, frames[2:], strict=True):
-        message.arrays[entry["name"]] = _decode_array(entry, _frame_bytes(frame))
+        name, array = _decode_array(entry, _frame_bytes(frame))
+        if name in message.arrays:
+            raise WireError(f"field {_short(name)} appears twice")
+        message.arrays[name] = array
     return message
 
 
-def _decode_array(entry: dict[str, Any], buffer: bytes | memoryview) -> np.ndarray:
-    try:
-        name, dtype, shape = entry["name"], entry["dtype"], tuple(entry["shape"])
-    except (KeyError, TypeError) as exc:
-        raise WireError(f"field entry {entry!r} lacks name, dtype or shape") from exc
-    if dtype not in WIRE_DTYPES:
-        raise WireError(f"field {name}: dtype {dtype!r} is not one of the wire dtypes")
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: error texts never quote a payload whole."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _decode_array(entry: Any, buffer: bytes | memoryview) -> tuple[str, np.ndarray]:
+    if not isinstance(entry, dict) or not {"name", "dtype", "shape"} <= entry.keys():
+        raise WireError(f"field entry {_short(entry)} lacks name, dtype or shape")
+    name, dtype, shape = entry["name"], entry["dtype"], entry["shape"]
+    if not isinstance(name, str) or not name:
+        raise WireError(f"field name {_short(name)} is not a string")
+    label = name if len(name) <= 60 else name[:59] + "…"
+    if not isinstance(dtype, str) or dtype not in WIRE_DTYPES:
+        raise WireError(f"field {label}: dtype {_short(dtype)} is not one of the wire dtypes")
+    if not isinstance(shape, list) or not all(_is_int(k) and k >= 0 for k in shape):
+        raise WireError(f"field {label}: shape {_short(shape)} is not a list of "
+                        "non-negative ints")
     expected = math.prod(shape) * np.dtype(dtype).itemsize
     if len(buffer) != expected:
         raise WireError(
-            f"field {name}: buffer has {len(buffer)} bytes, {dtype}{shape} needs {expected}"
+            f"field {label}: buffer has {len(buffer)} bytes, {dtype}{tuple(shape)} "
+            f"needs {expected}"
         )
-    return np.frombuffer(buffer, dtype=dtype).reshape(shape)
+    return name, np.frombuffer(buffer, dtype=dtype).reshape(shape)
 
 
 ADDRESS_SCHEMES = ("tcp://", "ipc://", "inproc://")

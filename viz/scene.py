@@ -161,6 +161,7 @@ def sun_direction(header: Mapping[str, Any], earth_fixed: bool) -> np.ndarray:
     sun = np.asarray(header.get("sun_gcrs_km", (1.0, 0.0, 0.0)), dtype=float)
     if sun.shape != (3,) or not np.all(np.isfinite(sun)) or not np.any(sun):
         sun = np.array([1.0, 0.0, 0.0])
+    sun = sun / np.max(np.abs(sun))  # a length near 1 first: no overflow in the norm
     if earth_fixed:
         sun = gcrs_to_itrs(header) @ sun
     return sun / np.linalg.norm(sun)
@@ -220,7 +221,8 @@ def sat_positions(arrays: Mapping[str, np.ndarray], earth_fixed: bool,
     pos = arrays["pos_itrs_km" if earth_fixed else "pos_gcrs_km"]
     if out is None:
         out = np.empty(pos.shape, dtype=np.float32)
-    np.copyto(out, pos, casting="same_kind")
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, then centred
+        np.copyto(out, pos, casting="unsafe")
     out[~np.isfinite(out).all(axis=1)] = 0.0
     return out
 
@@ -420,6 +422,9 @@ class TrailBuffer:
         """Add the positions at ``t_utc``; going back in time restarts the trails."""
         if not self.empty and t_utc < self._t_last:
             self.reset()
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32 is not valid
+            pos_gcrs_km = np.asarray(pos_gcrs_km, dtype=np.float32)
+            pos_itrs_km = np.asarray(pos_itrs_km, dtype=np.float32)
         valid = np.isfinite(pos_gcrs_km).all(axis=1) & np.isfinite(pos_itrs_km).all(axis=1)
         if self.empty:
             # Every slot starts at the first position: trails grow from a point.
@@ -544,13 +549,30 @@ def utc_text(t_utc: float) -> str:
         return f"t = {t_utc!r} s"
 
 
+# Characters of the last bad message's reason in the HUD (its line stays on screen).
+BAD_LINE_CHARS = 72
+
+
+def bad_lines(bad: int, last_bad: str = "") -> list[str]:
+    """HUD lines for bad stream messages: ``BAD MESSAGES 3`` and the last reason; none at 0."""
+    if not bad:
+        return []
+    lines = [f"BAD MESSAGES {bad:,d} (dropped)"]
+    if last_bad:
+        if len(last_bad) > BAD_LINE_CHARS:
+            last_bad = last_bad[:BAD_LINE_CHARS - 1] + "…"
+        lines.append(f"last: {last_bad}")
+    return lines
+
+
 def status_lines(header: Mapping[str, Any], meta: Mapping[str, Any] | None, connection: str,
                  *, earth_fixed: bool, missed: int = 0, restarts: int = 0,
-                 fps: float | None = None) -> list[str]:
-    """Top-left HUD: scenario, simulation time, warp, connection, view."""
+                 fps: float | None = None, bad: int = 0, last_bad: str = "") -> list[str]:
+    """Top-left HUD: scenario, simulation time, warp, connection, view, bad messages."""
     scenario = (meta or {}).get("scenario", {}).get("name", "?")
-    warp = float(header.get("warp", math.nan))
-    clock = "PAUSED" if header.get("paused") else f"warp x{warp:g}"
+    warp = header.get("warp")
+    warp_text = f"x{warp:g}" if isinstance(warp, int | float) else "?"
+    clock = "PAUSED" if header.get("paused") else f"warp {warp_text}"
     lines = [
         f"ODC Twin — {scenario}",
         utc_text(float(header.get("t_utc", 0.0))),
@@ -566,7 +588,7 @@ def status_lines(header: Mapping[str, Any], meta: Mapping[str, Any] | None, conn
         extra.append(f"restarts {restarts}")
     if extra:
         lines.append("   ".join(extra))
-    return lines
+    return lines + bad_lines(bad, last_bad)
 
 
 # Fleet totals an operator wants at a glance, by name fragment, in display order. The
@@ -611,7 +633,8 @@ def node_lines(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], index:
     lines = [f"NODE {index}: {names[index]}" + (f"  [{group}]" if group else "")]
     contact = arrays.get("contact_station")
     stations = meta.get("stations", [])
-    if contact is not None and index < len(contact):
+    if contact is not None and contact.ndim == 1 and index < len(contact) \
+            and np.isfinite(contact[index]):
         k = int(contact[index])
         lines.append(f"contact: {stations[k]['name'] if 0 <= k < len(stations) else 'none'}")
     for info in fields:

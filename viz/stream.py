@@ -4,7 +4,8 @@ Both viewers (3D and terminal) use these. They speak only the documented wire pr
 through ``twin.wire`` and survive the twin going away: ZeroMQ reconnects by itself, the
 subscriber reports STALE when heartbeats stop and notices a restart when ``run_id``
 changes (or ``seq`` goes backwards), and the command client replaces its socket after a
-timeout.
+timeout. A bad message (undecodable, or not what docs/protocol.md says) is dropped,
+counted and logged at a bounded rate; the messages after it are taken as usual.
 """
 
 from __future__ import annotations
@@ -19,11 +20,20 @@ import zmq
 from twin.wire import (
     DEFAULT_COMMAND_ADDRESS,
     DEFAULT_PUB_ADDRESS,
+    TOPICS,
     Message,
     WireError,
     decode,
     pack,
     unpack,
+)
+from viz.checks import (
+    MAX_SEQ_JUMP,
+    BadMessages,
+    check_event,
+    check_heartbeat,
+    check_meta,
+    check_state,
 )
 
 log = logging.getLogger("odc.viz")
@@ -50,7 +60,130 @@ class Batch:
         return nothing and not self.events
 
 
-class StreamClient:
+# Most events kept in one batch; older ones in a flood are counted as skipped, not kept.
+MAX_BATCH_EVENTS = 1000
+# Largest message part a viewer takes (ZeroMQ drops bigger ones unread): a state of
+# 100,000 nodes with every field is tens of MB.
+MAX_MESSAGE_BYTES = 512 * 2**20
+
+
+class StreamGate:
+    """Decodes, checks and orders the stream's messages into batches; counts the bad ones.
+
+    The socket-free part of `StreamClient`: each multipart message goes through
+    `twin.wire.decode`, then the checks of `viz.checks` (a ``state`` against the ``meta``
+    of the same twin run), then sequence bookkeeping. A message that fails any of these is
+    dropped whole and counted in :attr:`bad`; nothing it carried reaches a viewer, and the
+    messages after it are taken as usual.
+    """
+
+    def __init__(self) -> None:
+        self.last_seq: dict[str, int] = {}
+        self.gaps: dict[str, int] = {}
+        self.received: dict[str, int] = {}
+        self.bad = BadMessages(log)
+        self.restarts = 0
+        self.run_id: int | None = None
+        self.last_message_wall = 0.0
+        self.meta: Message | None = None
+        self.events_skipped = 0
+        self._jumped: dict[str, int] = {}
+
+    @property
+    def decode_errors(self) -> int:
+        """Bad messages dropped so far (the name of earlier versions)."""
+        return self.bad.count
+
+    @property
+    def missed(self) -> int:
+        """Messages lost in total, from gaps in per-topic sequence numbers."""
+        return sum(self.gaps.values())
+
+    def accept(self, frames: list, batch: Batch) -> Message | None:
+        """Take one multipart message into ``batch``; returns it, or None if it was bad."""
+        try:
+            message = decode(frames)
+            self._check(message)
+            self._sequence(message, batch)
+        except WireError as exc:
+            self.bad.add("bad_" + _topic_of(frames), str(exc))
+            return None
+        except Exception as exc:  # a check's own bug must not take a viewer down either
+            self.bad.add("unexpected", f"{type(exc).__name__}: {exc}")
+            return None
+        self.last_message_wall = time.monotonic()
+        topic = message.topic
+        self.received[topic] = self.received.get(topic, 0) + 1
+        if topic == "state":
+            if batch.state is not None:
+                batch.states_skipped += 1
+            batch.state = message
+        elif topic == "meta":
+            batch.meta = self.meta = message
+        elif topic == "hb":
+            batch.heartbeat = message
+        elif topic == "event":
+            if len(batch.events) >= MAX_BATCH_EVENTS:
+                batch.events.pop(0)
+                self.events_skipped += 1
+            batch.events.append(message)
+        return message
+
+    def _check(self, message: Message) -> None:
+        topic = message.topic
+        if topic == "state":
+            meta = self.meta
+            same_run = meta is not None and \
+                meta.header.get("run_id") == message.header.get("run_id")
+            check_state(message, meta.header if same_run else None)
+        elif topic == "meta":
+            check_meta(message.header)
+        elif topic == "event":
+            check_event(message)
+        elif topic == "hb":
+            check_heartbeat(message)
+        else:
+            raise WireError(f"topic {topic!r} is not for viewers")
+
+    def _sequence(self, message: Message, batch: Batch) -> None:
+        """Gaps and restarts from ``run_id`` and per-topic ``seq``; raises on a wild jump."""
+        topic, seq = message.topic, message.seq
+        run_id = message.header.get("run_id")
+        new_run = run_id is not None and self.run_id is not None and run_id != self.run_id
+        previous = None if new_run else self.last_seq.get(topic)
+        if previous is not None and seq > previous + MAX_SEQ_JUMP:
+            if self._jumped.get(topic) != seq - 1:
+                # Not believed, unless the next message follows on from it (a viewer that
+                # slept for days meets the twin far ahead; a rogue's one wild number not).
+                self._jumped[topic] = seq
+                raise WireError(f"{topic} seq jumps from {previous} to {seq}")
+            previous = None
+            self.last_seq.pop(topic)
+        self._jumped.pop(topic, None)
+        if new_run or (previous is not None and seq <= previous):
+            # Another twin process (a new run_id, or seq went backwards): its sequence
+            # numbers start afresh, and its meta is not the old one's.
+            self.restarts += 1
+            batch.restarted = True
+            self.last_seq.clear()
+            self.meta = None
+        elif previous is not None and seq > previous + 1:
+            self.gaps[topic] = self.gaps.get(topic, 0) + seq - previous - 1
+        if run_id is not None:
+            self.run_id = run_id
+        self.last_seq[topic] = seq
+
+
+def _topic_of(frames: list) -> str:
+    """A known topic's name for a bad message's reason tag, else ``message``."""
+    try:
+        topic = bytes(frames[0].buffer if hasattr(frames[0], "buffer") else frames[0])
+    except Exception:
+        return "message"
+    return topic.decode() if topic in TOPICS else "message"
+
+
+class StreamClient(StreamGate):
     """Subscribes to the twin's PUB socket and keeps track of the connection.
 
     Args:
@@ -70,24 +203,18 @@ class StreamClient:
         state_queue: int = 8,
         context: zmq.Context | None = None,
     ) -> None:
+        super().__init__()
         self.address = address
         self.stale_after_s = stale_after_s
         self.socket = (context or zmq.Context.instance()).socket(zmq.SUB)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.RCVHWM, state_queue)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         # Reconnect quickly after a twin restart, without hammering a dead port.
         self.socket.setsockopt(zmq.RECONNECT_IVL, 100)
         self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         self.socket.setsockopt(zmq.SUBSCRIBE, b"")
         self.socket.connect(address)
-        self.last_seq: dict[str, int] = {}
-        self.gaps: dict[str, int] = {}
-        self.received: dict[str, int] = {}
-        self.decode_errors = 0
-        self.restarts = 0
-        self.run_id: int | None = None
-        self.last_message_wall = 0.0
-        self.meta: Message | None = None
 
     @property
     def connection(self) -> str:
@@ -97,11 +224,6 @@ class StreamClient:
         if time.monotonic() - self.last_message_wall > self.stale_after_s:
             return STALE
         return LIVE
-
-    @property
-    def missed(self) -> int:
-        """Messages lost in total, from gaps in per-topic sequence numbers."""
-        return sum(self.gaps.values())
 
     def poll(self, timeout_ms: float = 0.0, max_messages: int = 10_000) -> Batch:
         """Drain what has arrived, waiting up to ``timeout_ms`` for the first message."""
@@ -113,47 +235,8 @@ class StreamClient:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            self._accept(frames, batch)
+            self.accept(frames, batch)
         return batch
-
-    def _accept(self, frames: list, batch: Batch) -> None:
-        try:
-            message = decode(frames)
-        except WireError as exc:
-            self.decode_errors += 1
-            log.warning("undecodable message dropped: %s", exc)
-            return
-        self.last_message_wall = time.monotonic()
-        topic = message.topic
-        self.received[topic] = self.received.get(topic, 0) + 1
-        run_id = message.header.get("run_id")
-        if run_id is not None and self.run_id is not None and run_id != self.run_id:
-            # Another twin process: its sequence numbers start afresh.
-            self.restarts += 1
-            batch.restarted = True
-            self.last_seq.clear()
-        if run_id is not None:
-            self.run_id = run_id
-        previous = self.last_seq.get(topic)
-        if previous is not None:
-            if message.seq <= previous:
-                # seq went backwards: a new twin process. Start counting afresh.
-                self.restarts += 1
-                batch.restarted = True
-                self.last_seq.clear()
-            elif message.seq > previous + 1:
-                self.gaps[topic] = self.gaps.get(topic, 0) + message.seq - previous - 1
-        self.last_seq[topic] = message.seq
-        if topic == "state":
-            if batch.state is not None:
-                batch.states_skipped += 1
-            batch.state = message
-        elif topic == "meta":
-            batch.meta = self.meta = message
-        elif topic == "hb":
-            batch.heartbeat = message
-        elif topic == "event":
-            batch.events.append(message)
 
     def close(self) -> None:
         self.socket.close(linger=0)

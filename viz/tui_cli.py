@@ -8,6 +8,10 @@ stream up again when the twin returns.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
 
 from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS, address_argument
 
@@ -40,5 +44,30 @@ def run(args: argparse.Namespace) -> int:
     from viz.tui.app import DashboardApp  # textual loads only when the dashboard runs
 
     app = DashboardApp(args.pub, args.cmd, stale_after_s=args.stale_after, max_fps=args.max_fps)
-    app.run()
+    with _logging_off_the_terminal():
+        app.run()
     return int(app.return_code or 0)
+
+
+@contextlib.contextmanager
+def _logging_off_the_terminal() -> Iterator[None]:
+    """Log lines go to textual's log, not the terminal the dashboard draws on, while it runs.
+
+    A line written to stderr lands in the middle of the screen (a bad stream message is
+    logged, at a bounded rate); the dashboard shows them in its own events log.
+    """
+    from textual.logging import TextualHandler
+
+    root = logging.getLogger()
+    terminal = [h for h in root.handlers if isinstance(h, logging.StreamHandler)
+                and getattr(h, "stream", None) in (sys.stderr, sys.stdout)]
+    for handler in terminal:
+        root.removeHandler(handler)
+    quiet = TextualHandler()
+    root.addHandler(quiet)
+    try:
+        yield
+    finally:
+        root.removeHandler(quiet)
+        for handler in terminal:
+            root.addHandler(handler)

@@ -23,6 +23,7 @@ import numpy as np
 
 from twin.wire import Message
 from viz import scene
+from viz.checks import BadMessages, check_meta
 
 log = logging.getLogger("odc.viz.viewer")
 
@@ -188,6 +189,8 @@ class FleetScene:
         # No multisampling: on Mesa llvmpipe (CPU) 4x MSAA costs more than the whole scene.
         self.pl.ren_win.SetMultiSamples(0)
         self.pl.set_background("black")
+        # A twin may have no ground stations (or, briefly, no nodes): empty meshes are fine.
+        self.pl.theme.allow_empty_mesh = True
         # The globe is lit by the Sun through per-vertex shading (scene.earth_shading,
         # recomputed each frame from the Sun's true direction): the terminator falls where
         # it really is whatever the camera does. Nothing else is lit: node colours are data.
@@ -276,9 +279,8 @@ class FleetScene:
             [s.get("alt_m", 0.0) / 1000.0 + STATION_LIFT_KM for s in stations],
         ).reshape(-1, 3)
         self.station_mesh = pv.PolyData(self.station_itrs.astype(np.float32))
-        if stations:
-            self.station_mesh.point_data["name"] = np.array([str(s.get("name", "?"))
-                                                             for s in stations])
+        # Names stay in Python: VTK string arrays take ASCII only ("São Paulo" would not do).
+        self.station_names = [str(s.get("name", "?")) for s in stations]
         self.pl.add_mesh(self.station_mesh, color=STATION_RGB, point_size=10, lighting=False,
                          render_points_as_spheres=True, pickable=False, name="stations",
                          reset_camera=False)
@@ -402,21 +404,31 @@ class FleetScene:
         self.selected_label.SetVisibility(False)
         self.station_labels = []
         if self.show_labels and self.station_mesh.n_points:
-            names = self.station_mesh.point_data["name"]
+            names = self.station_names
             self.station_labels = [self._label(str(name), STATION_RGB, 12) for name in names]
         self._label_actors = [self.selected_label, *self.station_labels]
 
     # ------------------------------------------------------------------ per state
     def update(self, state: Message) -> bool:
-        """Write a state into the actors. Returns False if it does not fit the scene."""
+        """Write a state into the actors. Returns False if it does not fit the scene.
+
+        Arrays of another shape than the scene's fleet are left out (drawn as no data);
+        should drawing fail all the same, the previous state stays the scene's.
+        """
         arrays, header = state.arrays, state.header
         n = self.n_sats
-        pos = arrays.get("pos_gcrs_km")
-        if self.meta is None or pos is None or pos.shape != (n, 3) or "pos_itrs_km" not in arrays:
+        pos, pos_itrs = arrays.get("pos_gcrs_km"), arrays.get("pos_itrs_km")
+        if self.meta is None or pos is None or pos.shape != (n, 3) or pos_itrs is None \
+                or pos_itrs.shape != (n, 3):
             return False
+        previous = self.header, self.arrays
         self.header, self.arrays = header, arrays
-        self.trail_buffer.push(state.t_utc, arrays["pos_gcrs_km"], arrays["pos_itrs_km"])
-        self._draw()
+        try:
+            self.trail_buffer.push(state.t_utc, pos, pos_itrs)
+            self._draw()
+        except Exception:
+            self.header, self.arrays = previous
+            raise
         return True
 
     def _draw(self) -> None:
@@ -429,13 +441,15 @@ class FleetScene:
         points = scene.sat_positions(arrays, ef, out=self.sats.points)
         self.sats.GetPoints().Modified()
         rgb = self.sats.point_data["rgb"]
-        if self.field is not None and self.field.name in arrays:
-            values = arrays[self.field.name]
+        values = arrays.get(self.field.name) if self.field is not None else None
+        if values is not None and values.shape == (self.n_sats,):
             self.clim = scene.colour_range(self.field, values, self.clim)
             scene.field_rgb(values, self.clim, self.table, out=rgb)
         else:
             rgb[:] = scene.NO_DATA_RGB
-        scene.eclipse_dim(rgb, arrays.get("sunlit_frac"))
+        sunlit = arrays.get("sunlit_frac")
+        scene.eclipse_dim(rgb, sunlit if sunlit is not None and sunlit.shape == (self.n_sats,)
+                          else None)
         self.sats.GetPointData().GetArray("rgb").Modified()
         self._update_colour_bar()
 
@@ -665,6 +679,8 @@ class ViewerApp:
         self.states_skipped = 0
         self.rejected_states = 0
         self.events: deque[str] = deque(maxlen=4)
+        # Messages the scene could not take (the stream counts the ones it refused).
+        self.unusable = BadMessages(log)
         self.message = ""
         self._frame_times: deque[float] = deque(maxlen=60)
         self._last_meta_request = -math.inf
@@ -724,30 +740,75 @@ class ViewerApp:
         if self.stream is not None:
             batch = self.stream.poll(timeout_ms)
             now = time.monotonic()
-            if batch.restarted:
-                self.message = "twin restarted"
-                self.scene.trail_buffer.reset() if self.meta else None
-                self.request_meta(force=True)
-            if batch.meta is not None:
-                self.apply_meta(batch.meta.header)
-            if batch.heartbeat is not None:
-                # Paused twins publish no states; heartbeats still say paused and warp.
-                hb = batch.heartbeat.header
-                self.clock.update({k: hb[k] for k in ("paused", "warp") if k in hb})
-            for event in batch.events:
-                self.add_event(event.header)
-            self.states_skipped += batch.states_skipped
-            if batch.state is not None:
-                self.states_received += 1 + batch.states_skipped
-                self.last_receive_wall = now
-                drawn = self.apply_state(batch.state)
-                if drawn:
-                    self.render()
-                    self.latencies_s.append(time.monotonic() - now)
+            drawn = self.take(batch)
+            if drawn:
+                self.render()
+                self.latencies_s.append(time.monotonic() - now)
             if self.meta is None:
                 self.request_meta()
         self.refresh_hud(force=drawn)
         return drawn
+
+    def take(self, batch: Any) -> bool:
+        """Apply one `viz.stream.Batch` to the scene, without rendering.
+
+        Each message is taken on its own: one the scene cannot use is counted in
+        :attr:`unusable` and shown in the HUD, and the ones after it are taken as usual.
+
+        Returns:
+            Whether a state was drawn into the scene.
+        """
+        if batch.restarted:
+            self.message = "twin restarted"
+            if self.meta:
+                self.scene.trail_buffer.reset()
+            self.request_meta()
+        if batch.meta is not None:
+            self._guarded("meta", self.apply_meta, batch.meta.header)
+        if batch.heartbeat is not None:
+            # Paused twins publish no states; heartbeats still say paused and warp.
+            self._take_clock(batch.heartbeat.header)
+        for event in batch.events:
+            self._guarded("event", self.add_event, event.header)
+        self.states_skipped += batch.states_skipped
+        if batch.state is None:
+            return False
+        self.states_received += 1 + batch.states_skipped
+        self.last_receive_wall = time.monotonic()
+        return bool(self._guarded("state", self.apply_state, batch.state))
+
+    def _guarded(self, topic: str, take: Callable[[Any], Any], message: Any) -> Any:
+        """``take(message)``; an exception is counted as a bad message, never raised."""
+        try:
+            return take(message)
+        except Exception as exc:
+            self.unusable.add(f"unusable_{topic}",
+                              f"{topic} not drawn ({type(exc).__name__}: {exc})")
+            return None
+
+    def _take_clock(self, header: Mapping[str, Any]) -> None:
+        """``paused`` and ``warp`` from a state or heartbeat header (checked by the stream)."""
+        paused, warp = header.get("paused"), header.get("warp")
+        if isinstance(paused, bool):
+            self.clock["paused"] = paused
+        if isinstance(warp, int | float) and not isinstance(warp, bool) and \
+                0 < warp < math.inf:
+            self.clock["warp"] = float(warp)
+
+    @property
+    def bad_messages(self) -> int:
+        """Stream messages dropped as bad: by the stream's checks and by the scene."""
+        stream_bad = self.stream.bad.count if self.stream is not None else 0
+        return stream_bad + self.unusable.count
+
+    @property
+    def last_bad(self) -> str:
+        """Why the newest bad message was dropped (shortened), or ``""``."""
+        stream_bad = self.stream.bad if self.stream is not None else None
+        if stream_bad is None or (self.unusable.count and
+                                  self.unusable.last_wall >= stream_bad.last_wall):
+            return self.unusable.last
+        return stream_bad.last
 
     def request_meta(self, force: bool = False) -> None:
         """Ask the twin for meta (at most every 2 s), so a late joiner draws at once."""
@@ -757,10 +818,15 @@ class ViewerApp:
         self._last_meta_request = now
         reply = self.commands.send("meta")
         if reply.get("ok") and isinstance(reply.get("meta"), dict):
-            self.apply_meta(reply["meta"])
+            self._guarded("meta", self.apply_meta, reply["meta"])
 
     def apply_meta(self, meta: Mapping[str, Any]) -> None:
-        """Rebuild the scene only if the fleet, stations or field catalog changed."""
+        """Rebuild the scene only if the fleet, stations or field catalog changed.
+
+        Raises:
+            WireError: for a meta that `viz.checks.check_meta` refuses (nothing changes).
+        """
+        check_meta(meta)
         sats = meta.get("sats", {})
         signature = (
             meta.get("scenario", {}).get("name"), sats.get("n"), tuple(sats.get("ids", ())),
@@ -781,8 +847,7 @@ class ViewerApp:
             self.rejected_states += 1
             self.request_meta()  # probably a new scenario: ask what it is
             return False
-        self.clock.update({k: state.header[k] for k in ("paused", "warp")
-                           if k in state.header})
+        self._take_clock(state.header)
         self.scene.set_camera()
         self.frames_drawn += 1
         self._frame_times.append(time.monotonic())
@@ -816,13 +881,16 @@ class ViewerApp:
         header = s.header or {}
         if not header:
             where = self.stream.address if self.stream is not None else "?"
-            s.hud_top.SetInput(f"ODC Twin — {connection}\nwaiting for the twin at {where}")
+            lines = [f"ODC Twin — {connection}", f"waiting for the twin at {where}"]
+            lines += scene.bad_lines(self.bad_messages, self.last_bad)
+            s.hud_top.SetInput("\n".join(lines))
             return
         lines = scene.status_lines(
             {**header, **self.clock}, self.meta, connection, earth_fixed=s.earth_fixed,
             missed=self.stream.missed if self.stream is not None else 0,
             restarts=self.stream.restarts if self.stream is not None else 0,
             fps=self.fps if self.options.show_fps else None,
+            bad=self.bad_messages, last_bad=self.last_bad,
         )
         if s.field is not None:
             lines.append(f"colour: {s.field.name}")

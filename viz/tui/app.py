@@ -30,7 +30,8 @@ from textual.worker import get_current_worker
 
 from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
 from twin.wire import Message as WireMessage
-from viz.stream import CONNECTING, LIVE, STALE, CommandClient, StreamClient
+from viz.checks import BadMessages, check_meta
+from viz.stream import CONNECTING, LIVE, MAX_BATCH_EVENTS, STALE, CommandClient, StreamClient
 from viz.tui.model import FleetModel, utc_text
 from viz.tui.screens import (
     SEVERITY_STYLE,
@@ -43,6 +44,10 @@ from viz.tui.screens import (
 from viz.tui.widgets import FleetTable, HeaderBar
 
 MAX_WARP = 100_000.0
+# Wall seconds between events-log lines about bad stream messages, and between meta
+# requests after a restart (a rogue publisher may flip run_id on every message).
+BAD_LINE_INTERVAL_S = 5.0
+RESTART_INTERVAL_S = 5.0
 
 
 @dataclass
@@ -58,6 +63,9 @@ class StreamUpdate(Message):
     restarts: int = 0
     restarted: bool = False
     skipped: int = 0
+    bad: int = 0
+    last_bad: str = ""
+    last_bad_wall: float = 0.0
 
 
 class CommandDone(Message):
@@ -131,6 +139,13 @@ class DashboardApp(App):
                                           "meta"]
         self.last_reply: dict[str, Any] | None = None
         self.states_drawn = 0
+        # Bad stream messages: those the stream worker dropped (counted there, reported in
+        # each update) and those the model could not take (counted here).
+        self.stream_bad, self.stream_last_bad, self._stream_bad_wall = 0, "", 0.0
+        self.unusable = BadMessages()
+        self._bad_line_wall = -BAD_LINE_INTERVAL_S
+        self._bad_logged = 0
+        self._restart_wall = -RESTART_INTERVAL_S
         self._ui_ready = threading.Event()
         self._ui_ready.set()
         self._command_lock = threading.Lock()
@@ -200,6 +215,8 @@ class DashboardApp(App):
                     pending.meta = batch.meta or pending.meta
                     pending.heartbeat = batch.heartbeat or pending.heartbeat
                     pending.events.extend(batch.events)
+                    # A slow screen and an event flood: keep the newest, not them all.
+                    del pending.events[:-MAX_BATCH_EVENTS]
                     pending.restarted |= batch.restarted
                 connection = client.connection
                 now = time.monotonic()
@@ -207,6 +224,8 @@ class DashboardApp(App):
                 if due and self._ui_ready.is_set():
                     pending.connection = connection
                     pending.missed, pending.restarts = client.missed, client.restarts
+                    pending.bad, pending.last_bad = client.bad.count, client.bad.last
+                    pending.last_bad_wall = client.bad.last_wall
                     self._ui_ready.clear()
                     self.post_message(pending)
                     pending, has_data = StreamUpdate(), False
@@ -230,35 +249,87 @@ class DashboardApp(App):
         before = self.connection
         self.connection, self.missed, self.restarts = (
             update.connection, update.missed, update.restarts)
+        self.stream_bad, self.stream_last_bad = update.bad, update.last_bad
+        self._stream_bad_wall = update.last_bad_wall
         if before != update.connection:
             self._connection_changed(before, update.connection)
-        if update.restarted:
+        now = time.monotonic()
+        if update.restarted and now - self._restart_wall >= RESTART_INTERVAL_S:
+            self._restart_wall = now
             self.notify("The twin restarted; fetching its description again.", title="Twin")
             self.send_command("meta", quiet=True)
+        # Each message is taken on its own: one the model cannot use is counted and shown,
+        # and the ones after it are taken as usual (the stream worker checked them all).
         if update.meta is not None:
-            mirrors = self.model.mirrors
-            self.model.apply_meta(update.meta)
-            if self.model.mirrors != mirrors:
-                self.refresh_bindings()  # "m Mirror node" shows only with a mirror
-            if not self._asked_commands and self.connect:
-                self._asked_commands = True
-                self.send_command("commands", quiet=True)
+            self._guarded("meta", self._take_meta, update.meta)
         for source in (update.heartbeat, update.state):
             if source is not None:
-                self.paused = bool(source.header.get("paused", self.paused))
-                self.warp = float(source.header.get("warp", self.warp or 0.0)) or None
+                self._take_clock(source.header)
         if update.state is not None:
-            self.model.apply_state(update.state)
+            self._guarded("state", self.model.apply_state, update.state)
             if not self.model.meta and not self._asked_meta and self.connect:
                 # A late joiner: ask for meta now rather than wait for the next broadcast.
                 self._asked_meta = True
                 self.send_command("meta", quiet=True)
         if update.events:
-            self._log_events(update.events)
+            self._guarded("event", self._log_events, update.events)
+        self._log_bad()
         if update.state is not None or update.meta is not None or update.events:
             self._schedule_draw()
         else:
             self._draw_header()
+
+    def _guarded(self, topic: str, take: Any, message: Any) -> None:
+        """``take(message)``; an exception is counted as a bad message, never raised."""
+        try:
+            take(message)
+        except Exception as exc:
+            if topic == "state":
+                self.model.forget_state()  # no half-taken state: blank until the next one
+            self.unusable.add(f"unusable_{topic}",
+                              f"{topic} not shown ({type(exc).__name__}: {exc})")
+
+    def _take_meta(self, meta: WireMessage | dict[str, Any]) -> None:
+        mirrors = self.model.mirrors
+        self.model.apply_meta(meta)
+        if self.model.mirrors != mirrors:
+            self.refresh_bindings()  # "m Mirror node" shows only with a mirror
+        if not self._asked_commands and self.connect:
+            self._asked_commands = True
+            self.send_command("commands", quiet=True)
+
+    def _take_clock(self, header: dict[str, Any]) -> None:
+        """``paused`` and ``warp`` from a state or heartbeat header (checked by the stream)."""
+        paused, warp = header.get("paused"), header.get("warp")
+        if isinstance(paused, bool):
+            self.paused = paused
+        if isinstance(warp, int | float) and not isinstance(warp, bool) and 0 < warp < 1e300:
+            self.warp = float(warp)
+
+    @property
+    def bad_messages(self) -> int:
+        """Stream messages dropped as bad, by the stream worker and by the model."""
+        return self.stream_bad + self.unusable.count
+
+    @property
+    def last_bad(self) -> str:
+        """Why the newest bad message was dropped (shortened), or ``""``."""
+        if self.unusable.count and self.unusable.last_wall >= self._stream_bad_wall:
+            return self.unusable.last
+        return self.stream_last_bad
+
+    def _log_bad(self) -> None:
+        """One events-log line now and then while bad messages arrive, never one each."""
+        count, now = self.bad_messages, time.monotonic()
+        if count:
+            title = f"Events · {count:,d} bad stream message(s) dropped"
+            if self.events_log.border_title != title:
+                self.events_log.border_title = title
+        if count == self._bad_logged or now - self._bad_line_wall < BAD_LINE_INTERVAL_S:
+            return
+        self._log_line(Text(f"stream: {count - self._bad_logged} bad message(s) dropped "
+                            f"({count} in all); last: {self.last_bad}", style="dark_orange"))
+        self._bad_logged, self._bad_line_wall = count, now
 
     def _connection_changed(self, before: str, now: str) -> None:
         if now == STALE:
@@ -276,7 +347,7 @@ class DashboardApp(App):
             body = self.model.apply_event(message)
             self.recent_events.append(body)
             lines.append(self._event_line(body))
-            if detail is not None and int(body.get("sat", -1)) == detail.sat:
+            if detail is not None and body.get("sat", -1) == detail.sat:
                 detail.add_event(body)
         # One write for the batch: the log renders, sizes and scrolls once per frame, not
         # once per event (a warped twin sends a hundred contact events a second).
@@ -285,7 +356,8 @@ class DashboardApp(App):
 
     def _event_line(self, body: dict[str, Any]) -> Text:
         severity = str(body.get("severity", "info"))
-        sat = int(body.get("sat", -1))
+        sat = body.get("sat", -1)
+        sat = sat if isinstance(sat, int) else -1
         line = Text(utc_text(float(body.get("t_utc", 0.0)))[11:] + " ")
         line.append(f"{severity:7s}", style=SEVERITY_STYLE.get(severity, ""))
         who = self.model.name(sat) if sat >= 0 else "fleet"
@@ -308,8 +380,9 @@ class DashboardApp(App):
             self._draw_pending = True
             self.set_timer(wait, self._draw)
 
-    def header_args(self) -> tuple[str, int, int, bool, float | None]:
-        return self.connection, self.missed, self.restarts, self.paused, self.warp
+    def header_args(self) -> tuple[str, int, int, bool, float | None, int]:
+        return (self.connection, self.missed, self.restarts, self.paused, self.warp,
+                self.bad_messages)
 
     def _draw_header(self) -> None:
         for header in self.screen.query(HeaderBar):
@@ -477,9 +550,14 @@ class DashboardApp(App):
         reply = message.reply
         self._learn_commands(reply)
         if isinstance(reply.get("meta"), dict):
-            self.model.apply_meta(reply["meta"])
-            self.refresh_bindings()
-            self._schedule_draw()
+            try:
+                check_meta(reply["meta"])
+            except ValueError as exc:
+                self.unusable.add("bad_meta_reply", f"meta reply: {exc}")
+            else:
+                self._guarded("meta", self.model.apply_meta, reply["meta"])
+                self.refresh_bindings()
+                self._schedule_draw()
         if not message.line:
             return
         self.last_reply = reply

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from twin.wire import Message
+from viz.checks import check_meta, check_state
 from viz.mirror import MirrorBinding, mirror_bindings
 
 OK, WARN, ALARM = 0, 1, 2
@@ -39,6 +40,8 @@ TABLE_SKIP = {"status", "pos_gcrs_km", "vel_gcrs_km_s", "pos_itrs_km", "vel_itrs
 # Fields drawn as trends on the detail screen (name patterns).
 TREND_PATTERNS = (r"temp_.*_k", r"soc_frac", r"util.*", r".*flop.*")
 TREND_SAMPLES = 180  # 180 x ~10 fields x 4,428 nodes x 4 B = 32 MB at most
+# Fewer samples where a fleet is bigger (or a catalog has more trend fields) than that.
+TREND_MAX_BYTES = 64 * 2**20
 # Short labels for well-known fields; others get a label made from their name.
 LABELS = {
     "lat_deg": "Lat", "lon_deg": "Lon", "alt_km": "Alt", "sunlit_frac": "Sun",
@@ -289,6 +292,22 @@ class ActiveAlarm:
     count: int = 1
 
 
+# Most active (unacknowledged) alarms kept; one per kind and node.
+MAX_ALARMS = 10_000
+
+
+def _index(value: Any, default: int) -> int:
+    """``value`` if it is an int (not a bool), else ``default``: for indices from the stream."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _seconds(value: Any, default: float) -> float:
+    """``value`` as a finite float, else ``default``."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return default
+
+
 def utc_text(t_utc: float) -> str:
     """POSIX seconds as ``YYYY-MM-DD HH:MM:SS``."""
     try:
@@ -322,7 +341,7 @@ class FleetModel:
         self.only_alarm = False
         self.only_eclipse = False
         self._text_mask: np.ndarray | None = None
-        self.trend_samples = trend_samples
+        self.trend_samples = self.max_trend_samples = trend_samples
         self.trend_fields: list[str] = []
         self.trend: np.ndarray = np.zeros((0, 0, 0), np.float32)
         self.trend_t: deque[float] = deque(maxlen=trend_samples)
@@ -341,6 +360,7 @@ class FleetModel:
     def apply_meta(self, meta: Message | dict[str, Any]) -> None:
         """Take names, groups, stations and the field catalog from a ``meta`` message."""
         body = meta.header if isinstance(meta, Message) else meta
+        check_meta(body)  # raises before anything changes: a bad meta is never half-taken
         self.meta = body
         sats = body.get("sats") or {}
         n = int(sats.get("n", len(sats.get("names", [])) or self.n))
@@ -360,31 +380,44 @@ class FleetModel:
         self._relayout()
 
     def apply_state(self, state: Message) -> None:
-        """Take a ``state`` message: arrays, header, limit levels and a trend sample."""
+        """Take a ``state`` message: arrays, header, limit levels and a trend sample.
+
+        The stream has checked it (`viz.checks.check_state`); arrays whose shape does not
+        fit ``n_sats`` are kept but shown nowhere (`values` gives None for them).
+        """
+        check_state(state)  # raises before anything changes
+        n = state.header["n_sats"]
         self.header = state.header
         self.arrays = state.arrays
         self.states_seen += 1
-        n = int(state.header.get("n_sats", self.n))
         if n != self.n:
             self._resize(n)
         self._relayout()
         self._update_levels()
         self._sample_trends(state.t_utc)
 
+    def forget_state(self) -> None:
+        """Drop the newest state (one that could not be taken): blank cells, not stale ones."""
+        self.header, self.arrays = {}, {}
+        self.worst = np.zeros(self.n, np.uint8)
+        self.levels = {}
+
     def apply_event(self, event: Message | dict[str, Any]) -> dict[str, Any]:
         """Record an event; alarms become active until acknowledged. Returns the event map."""
         body = event.header if isinstance(event, Message) else event
         self.events_seen += 1
         if body.get("severity") == "alarm":
-            key = (str(body.get("kind", "?")), int(body.get("sat", -1)))
+            key = (str(body.get("kind", "?")), _index(body.get("sat"), -1))
             active = self.alarms.get(key)
             if active is None:
+                if len(self.alarms) >= MAX_ALARMS:  # a flood of distinct alarms: oldest go
+                    self.alarms.pop(min(self.alarms, key=lambda k: self.alarms[k].t_utc))
                 self.alarms[key] = ActiveAlarm(key[0], key[1], str(body.get("message", "")),
-                                               float(body.get("t_utc", 0.0)))
+                                               _seconds(body.get("t_utc"), 0.0))
             else:
                 active.count += 1
                 active.message = str(body.get("message", active.message))
-                active.t_utc = float(body.get("t_utc", active.t_utc))
+                active.t_utc = _seconds(body.get("t_utc"), active.t_utc)
         return body
 
     def acknowledge(self, key: tuple[str, int] | None = None) -> int:
@@ -450,6 +483,10 @@ class FleetModel:
         # Trends in the table's order: compute, radiator and battery temperatures first.
         self.trend_fields = [c.key for c in columns
                              if any(re.fullmatch(p, c.key) for p in TREND_PATTERNS)]
+        per_sample = 4 * len(self.trend_fields) * self.n
+        self.trend_samples = int(min(self.max_trend_samples,
+                                     max(TREND_MAX_BYTES // max(per_sample, 1), 2)))
+        self.trend_t = deque(maxlen=self.trend_samples)
         self.trend = np.full((self.trend_samples, len(self.trend_fields), self.n), np.nan,
                              np.float32)
         self.trend_t.clear()
@@ -555,7 +592,8 @@ class FleetModel:
         row = self.trend[self._trend_next]
         for i, name in enumerate(self.trend_fields):
             values = self.values(name)
-            row[i] = values if values is not None else np.nan
+            with np.errstate(over="ignore"):  # beyond float32: inf, drawn as no data
+                row[i] = values if values is not None else np.nan
         self.trend_t.append(t_utc)
         self._trend_next = (self._trend_next + 1) % self.trend_samples
         self.trend_count = min(self.trend_count + 1, self.trend_samples)
@@ -688,7 +726,7 @@ class FleetModel:
             worst = self.worst
             return texts, [int(worst[sat]) if sat < len(worst) else OK for sat in index]
         values = self.values(column.key)
-        if values is None:
+        if values is None or (len(index) and not 0 <= min(index) <= max(index) < self.n):
             return [""] * len(index), [OK] * len(index)
         shown = values[sats].tolist()
         levels = self.levels.get(column.key)
@@ -697,15 +735,16 @@ class FleetModel:
         if kind == "sun":
             texts = ["sun" if v >= 0.999 else "ecl" if v <= 0.001 else "pen" for v in shown]
         elif kind == "station":
-            texts = [self.station(int(v)) for v in shown]
+            texts = [self.station(int(v)) if math.isfinite(v) else "—" for v in shown]
         elif kind == "bool":
             texts = ["yes" if v else "" for v in shown]
         elif kind == "code":
             codes = column.codes
-            texts = [codes.get(int(v), str(int(v))) for v in shown]
+            texts = [codes.get(int(v), str(int(v))) if math.isfinite(v) else "—" for v in shown]
         elif kind == "bits":
             named = sorted(column.codes.items())
-            texts = ["+".join(n[:3] for b, n in named if int(v) & b) for v in shown]
+            texts = ["+".join(n[:3] for b, n in named if int(v) & b) if math.isfinite(v)
+                     else "—" for v in shown]
         else:
             texts = column.unit.format_all(shown)
         return texts, level_list

@@ -182,6 +182,8 @@ class DetailScreen(Screen):
     def _field_rows(self) -> list[tuple[str, str, str, str]]:
         """(key, label, value text, limits text) for every per-node field."""
         model, sat, rows = self.model, self.sat, []
+        if not 0 <= sat < model.n:  # the fleet shrank under this screen (a new scenario)
+            return rows
         for name, array in model.arrays.items():
             # mirror_* arrays run along the mirror bindings (their own panel), not nodes.
             if array.ndim == 0 or array.shape[0] != model.n or name.startswith("mirror_"):
@@ -211,7 +213,7 @@ class DetailScreen(Screen):
         log = self.query_one("#detail-events", RichLog)
         log.clear()
         for event in self.app.recent_events:
-            if int(event.get("sat", -1)) == self.sat:
+            if event.get("sat", -1) == self.sat:
                 self.add_event(event)
         self.update_values()
 

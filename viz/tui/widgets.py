@@ -45,6 +45,7 @@ MIRROR_STYLE = Style(color="#c77dff", bold=True)
 MIRROR_BADGE = {True: "bold white on #7b2cbf", False: "bold black on dark_orange",
                 None: "bold black on grey70"}
 HEADER_STYLE = Style(bold=True, color="black", bgcolor="grey70")
+BAD_STYLE = "bold black on dark_orange"
 SORTED_STYLE = Style(bold=True, color="black", bgcolor="bright_cyan")
 CURSOR_STYLE = Style(bgcolor="grey35")
 SEPARATOR = " "
@@ -437,7 +438,7 @@ class HeaderBar(Widget):
         return Text("\n").join(line.text for line in self.lines)
 
     def show(self, model: FleetModel, connection: str, missed: int, restarts: int,
-             paused: bool, warp: float | None) -> None:
+             paused: bool, warp: float | None, bad: int = 0) -> None:
         lines = self.lines
         scenario = (model.meta.get("scenario") or {}).get("name") or model.header.get("scenario")
         text = Text()
@@ -451,6 +452,10 @@ class HeaderBar(Widget):
             connection, "bold black on yellow")
         text.append(" ")
         text.append(f" {connection} ", style=colour)
+        if bad:
+            # Stream messages dropped as bad: the events log says why (the last reason).
+            text.append(" ")
+            text.append(f" BAD {bad} ", style=BAD_STYLE)
         for binding in model.mirrors:
             text.append(" ")
             text.append(mirror_badge(model, binding),
