@@ -368,3 +368,18 @@ def test_every_socket_bounds_what_a_client_can_queue() -> None:
         assert server.ingest.getsockopt(zmq.RCVHWM) == 16
     finally:
         server.close()
+
+
+def test_a_resumed_twin_steps_at_once_however_long_it_was_paused() -> None:
+    with running_twin("default", rate_hz=10.0, paused=True) as twin, \
+            connected(zmq.REQ, twin.addresses.command) as req, \
+            connected(zmq.SUB, twin.addresses.pub, SUBSCRIBE=b"state") as sub:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:  # idle passes and requests while paused
+            request(req, {"cmd": "status"})
+        while sub.poll(0):
+            sub.recv_multipart()
+        resumed = time.monotonic()
+        assert request(req, {"cmd": "resume"})["ok"]
+        receive(sub, "state", timeout_s=5)
+        assert time.monotonic() - resumed < 1.0

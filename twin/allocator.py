@@ -49,3 +49,32 @@ def keep_temporaries_in_heap() -> bool:
     )
     log.debug("malloc tuned for the step: %s", applied)
     return applied
+
+
+_libc: ctypes.CDLL | None = None  # loaded on first use
+
+
+def release_free_memory() -> bool:
+    """Hand the heap's free pages back to the system (glibc ``malloc_trim``).
+
+    With the thresholds above, memory a burst freed (the queued copies of state messages
+    for a subscriber that stopped reading, say) stays in the heap for reuse and the
+    process's RSS never falls. The server calls this every few seconds: it costs 0.1 to
+    0.4 ms, and the next step ~0.4 ms for faulting its temporaries back in. Returns
+    whether it ran (glibc on Linux only).
+    """
+    global _libc
+    if not sys.platform.startswith("linux"):
+        return False
+    if _libc is None:
+        name = ctypes.util.find_library("c")
+        if name is None:
+            return False
+        _libc = ctypes.CDLL(name)
+    trim = getattr(_libc, "malloc_trim", None)
+    if trim is None:  # not glibc
+        return False
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    trim(0)
+    return True

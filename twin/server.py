@@ -23,6 +23,7 @@ from typing import Any
 
 import zmq
 
+from twin.allocator import release_free_memory
 from twin.clock import MAX_RATE_HZ
 from twin.engine import Engine
 from twin.ratelog import RateLimitedLog, shorten
@@ -60,8 +61,11 @@ MAX_COMMAND_FRAMES = 8
 MAX_STEPS_PER_COMMAND = 100_000
 # Requests queued per client before libzmq stops reading its connection, and replies queued
 # per client that does not read them before further replies to it are dropped (counted).
+# A client may pipeline 16 requests and read as it goes (libzmq reports reads back to the
+# writer in batches of half the queue, so a queue of 16 could drop replies of a client
+# that keeps 16 in flight); 32 starlink meta replies are 4.5 MB.
 COMMAND_RECEIVE_QUEUE = 64
-COMMAND_REPLY_QUEUE = 16
+COMMAND_REPLY_QUEUE = 32
 # Messages, not bytes: a few whole frames may queue per subscriber, then PUB drops.
 PUB_HIGH_WATER_MARK = 50
 # Telemetry: a frame past INGEST_MAX_FRAME_BYTES disconnects its sender; a message past
@@ -81,6 +85,9 @@ SERVE_SLICE_MIN_S = 0.0005
 SERVE_SLICE_MAX_S = 0.02
 # Never poll longer than this: a long wait (a very slow rate) still wakes for heartbeats.
 MAX_POLL_S = 1.0
+# Free heap pages go back to the system this often, so memory a flood made the twin hold
+# (libzmq's queued copies) is returned within seconds of the client leaving.
+MEMORY_TRIM_INTERVAL_S = 5.0
 # Replies and publications built from the engine's meta are cached this long at most
 # (the mirror's counters in it change without a command), and rebuilt after any command
 # that may change it. A `meta` request republishes on the stream at most this often.
@@ -184,6 +191,7 @@ class TwinServer:
         self._meta_published_at = -math.inf
         self._next_heartbeat = time.monotonic()
         self._next_meta = math.inf
+        self._next_trim = time.monotonic() + MEMORY_TRIM_INTERVAL_S
         self._step_cost_s = 0.0  # smoothed wall cost of a step, for the serve slices
         self._state_encoder: StateEncoder | None = None
         self._encoded_fields: list | None = None
@@ -283,7 +291,9 @@ class TwinServer:
             if not self.clock.paused or self._pending_steps:
                 self._pending_steps = max(0, self._pending_steps - 1) if self.clock.paused else 0
                 self._step_and_publish()
-            self.clock.mark_tick()
+                # Only a step moves the tick on: marked on every idle pass while paused, it
+                # ran ahead of the wall clock and a resumed twin waited for it to catch up.
+                self.clock.mark_tick()
             self._publish_periodic()
             if on_tick is not None:
                 on_tick(self)
@@ -298,6 +308,9 @@ class TwinServer:
         if now >= self._next_meta:
             self.publish_meta()
             self._next_meta = now + self.meta_interval_s
+        if now >= self._next_trim:
+            release_free_memory()
+            self._next_trim = now + MEMORY_TRIM_INTERVAL_S
         self.rejections.tick()
 
     def _serve_until_tick(self) -> None:
