@@ -263,7 +263,9 @@ def flood_tm_bad(ctx: zmq.Context, addr: dict, deadline: float, rng: Any, n_sats
 
 def flood_slow_sub(ctx: zmq.Context, addr: dict, deadline: float, rng: Any, n_sats: int,
                    stats: Counter) -> None:
-    sock = _socket(ctx, zmq.SUB, addr["stream"], rcvbuf=4096)
+    # A one-message queue and a small kernel buffer: libzmq on this side stops reading at
+    # once, so the twin's own queue for this subscriber fills as it would for a stuck viewer.
+    sock = _socket(ctx, zmq.SUB, addr["stream"], rcvhwm=1, rcvbuf=4096)
     sock.setsockopt(zmq.SUBSCRIBE, b"")
     time.sleep(max(0.0, deadline - time.monotonic()))  # connected, never reading
     sock.close()
@@ -596,10 +598,11 @@ def run_class(name: str, scenario: str, twin: Twin, watcher: Watcher, nominal_hz
         watcher.run_for(RESUME_WINDOW_S)
         flood_end = time.monotonic()
         arrivals = [t for t, _ in seen.states if t >= resumed]
+        first_ms = 1e3 * (arrivals[0] - resumed) if arrivals else float("inf")
         gap_ms = 1e3 * np.diff(arrivals).max() if len(arrivals) > 1 else float("inf")
-        status = watcher.command({"cmd": "status"})
-        after = status.get("counters", {})
-        row.notes += (f"after resume: max gap between states {gap_ms:.0f} ms, "
+        after = watcher.command({"cmd": "status"}).get("counters", {})
+        row.notes += (f"after resume: first state in {first_ms:.0f} ms, "
+                      f"max gap between states {gap_ms:.0f} ms, "
                       f"step_time_max {after.get('step_time_max_ms', float('nan')):.0f} ms "
                       f"(before {before.get('step_time_max_ms', float('nan')):.0f}); ")
         rate_window = (resumed, flood_end)
@@ -660,7 +663,7 @@ def format_row(row: Row) -> str:
     back = "" if row.rss_back_s is not None else "!"
     return (f"{row.cls:12s} {row.scenario:9s} {row.rate_frac:5.2f} {row.rss_during_mb:7.1f} "
             f"{row.rss_after_mb:5.1f}{back:1s} {row.log_mb_per_min:7.3f} "
-            f"{row.bad_p50_ms:7.1f}/{row.bad_max_ms:<7.1f} {row.nonfinite:6d}  {result}")
+            f"{row.bad_p50_ms:7.2f}/{row.bad_max_ms:<7.1f} {row.nonfinite:6d}  {result}")
 
 
 def run_scenario(scenario: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
