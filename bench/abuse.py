@@ -72,7 +72,8 @@ PROBE_TIMEOUT_S = 1.0  # a reply later than this counts as missing
 RSS_INTERVAL_S = 0.1
 BASELINE_S = 2.0  # before each class: the RSS steady state
 SETTLE_MIN_S = 2.0  # after each class, even when the RSS is back at once
-RESUME_WINDOW_S = 3.0  # paused_jobs: steps timed after the resume
+RESUME_WINDOW_S = 3.0  # paused_jobs: steps timed after the resume (after the first one)
+RESUME_WAIT_MAX_S = 15.0  # paused_jobs: the longest wait for that first step
 STARTUP_TIMEOUT_S = 120.0
 BAD_PROBE = {"cmd": "warp", "value": -1}
 ANY_PORT = "tcp://127.0.0.1:*"
@@ -595,6 +596,8 @@ def run_class(name: str, scenario: str, twin: Twin, watcher: Watcher, nominal_hz
     if name == "paused_jobs":
         watcher.command({"cmd": "resume"})
         resumed = time.monotonic()
+        # The first step should follow within a period; wait longer (bounded) to time it.
+        watcher.run_for(RESUME_WAIT_MAX_S, until=lambda: seen.states[-1][0] >= resumed)
         watcher.run_for(RESUME_WINDOW_S)
         flood_end = time.monotonic()
         arrivals = [t for t, _ in seen.states if t >= resumed]
