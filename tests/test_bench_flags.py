@@ -50,6 +50,7 @@ def test_the_checked_types_take_good_values_and_name_what_is_wrong() -> None:
     ("policy_compare.py", ["--extra", "[x"], "argument --scenario with --extra"),
     ("tui.py", ["--rate", "-1"], "argument --rate: rate must be in (0, 1000]"),
     ("viewer.py", ["--size", "big"], "argument --size: must be WIDTHxHEIGHT"),
+    ("abuse.py", ["--classes", "meta_noread,nope"], "argument --classes: unknown class nope"),
 ])
 def test_a_bench_script_refuses_a_bad_flag(script: str, flags: list[str], expected: str) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *flags], cwd=ROOT,
