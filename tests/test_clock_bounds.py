@@ -387,3 +387,12 @@ def test_a_run_far_in_the_future_is_not_refused_if_it_stays_inside() -> None:
     end_epoch = (EPHEMERIS_END_UTC - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     scenario = parse_scenario(small(epoch=end_epoch))
     assert scenario.epoch_utc < EPHEMERIS_END_UTC
+
+
+def test_a_quoted_number_for_a_union_key_is_explained() -> None:
+    # Found by tests/test_scenario_fuzz.py: ltan_h is float | tuple[float, ...], and the
+    # "write it without quotes" hint called isinstance() on the union (a TypeError).
+    text = small() + '[[sun_synchronous]]\nname = "s"\naltitude_km = 650.0\nltan_h = "18"\n' \
+        'sats_per_plane = 1\n'
+    error = scenario_error(text)
+    assert error.key == "sun_synchronous[0].ltan_h" and "without quotes" in str(error)

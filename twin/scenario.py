@@ -534,6 +534,9 @@ def _non_none_args(tp: Any) -> tuple[Any, ...] | None:
 def _matches(value: Any, tp: Any) -> bool:
     if tp is Any:
         return True
+    options = _non_none_args(tp)
+    if options is not None:  # isinstance() refuses a union holding tuple[float, ...]
+        return any(_matches(value, option) for option in options)
     if tp is float:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if tp is int:
