@@ -22,7 +22,7 @@ from twin.scenario import ScenarioError, bundled_scenarios, load_scenario
 
 def _scenarios(args: argparse.Namespace) -> int:
     """List the bundled scenarios, or check a scenario file and say what it holds."""
-    if args.check:
+    if args.check is not None:
         try:
             scenario = load_scenario(args.check)
             # Building the engine makes every subsystem validate its own table too.
@@ -30,6 +30,10 @@ def _scenarios(args: argparse.Namespace) -> int:
                                       scenario.clock.warp))
         except ScenarioError as exc:
             print(f"odc scenarios: bad scenario: {exc}", file=sys.stderr)
+            return 2
+        except (ValueError, OSError) as exc:
+            # A subsystem that checks its table with a plain ValueError still gets a message.
+            print(f"odc scenarios: bad scenario {args.check}: {exc}", file=sys.stderr)
             return 2
         groups: dict[str, int] = {}
         for sat in scenario.satellites:

@@ -15,6 +15,7 @@ import ctypes
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,11 +25,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from twin.addresses import address_argument
+from twin.cli import positive_argument, rate_argument, warp_argument
 from twin.wire import (
     DEFAULT_COMMAND_ADDRESS,
     DEFAULT_INGEST_ADDRESS,
     DEFAULT_PUB_ADDRESS,
-    address_argument,
 )
 
 START_TIMEOUT_S = 60.0
@@ -36,25 +38,22 @@ STOP_TIMEOUT_S = 10.0
 ADDRESS_LINE = re.compile(r"\s+(stream|commands|ingest)\s+(\S+://\S+)")
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not 0 < value <= 1e6:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1e6], got {text}")
-    return value
+MAX_DURATION_S = 1.0e6
+"""Longest --headless run, wall seconds (11.6 days)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `odc demo`."""
     parser.add_argument("--scenario", "-s", default="default", metavar="NAME_OR_PATH",
                         help="scenario for the twin (default: %(default)s)")
-    parser.add_argument("--warp", type=_positive, help="simulated seconds per wall second")
-    parser.add_argument("--rate", type=_positive, metavar="HZ", help="steps per wall second")
+    parser.add_argument("--warp", type=warp_argument,
+                        help="simulated seconds per wall second (as in odc run)")
+    parser.add_argument("--rate", type=rate_argument, metavar="HZ",
+                        help="steps per wall second (as in odc run)")
     parser.add_argument("--headless", action="store_true",
                         help="no UI: follow the stream for --duration seconds, print a summary")
-    parser.add_argument("--duration", type=_positive, default=10.0, metavar="SECONDS",
+    parser.add_argument("--duration", type=positive_argument("duration", MAX_DURATION_S),
+                        default=10.0, metavar="SECONDS",
                         help="wall seconds a --headless run lasts (default: %(default)s)")
     parser.add_argument("--no-view", action="store_true",
                         help="do not open the 3D viewer even where a display is available")
@@ -143,8 +142,10 @@ def start_viewer(addresses: dict[str, str]) -> tuple[Child, Path] | None:
         return None
     if importlib.util.find_spec("viz.viewer_cli") is None:
         return None
-    log_path = Path(tempfile.gettempdir()) / f"odc-demo-view-{os.getpid()}.log"
-    log = log_path.open("w")
+    # A private folder (mode 0700, unpredictable name): a fixed name in a shared /tmp
+    # could be a link another user planted.
+    log_path = Path(tempfile.mkdtemp(prefix="odc-demo-")) / "view.log"
+    log = log_path.open("x")
     proc = subprocess.Popen(
         [sys.executable, "-m", "odc.cli", "view", "--pub", addresses["stream"],
          "--cmd", addresses["commands"]],
@@ -242,6 +243,8 @@ def run(args: argparse.Namespace) -> int:
         if viewer_log is not None and len(children) > 1 and children[1].proc.returncode:
             print(f"odc demo: the 3D viewer stopped early; its log is {viewer_log}",
                   file=sys.stderr)
+        elif viewer_log is not None:
+            shutil.rmtree(viewer_log.parent, ignore_errors=True)
     if twin.proc.returncode not in (0, -signal.SIGINT, 130) and status == 0:
         status = 1
     return status

@@ -11,16 +11,24 @@ import time
 from datetime import UTC, datetime
 from typing import TextIO
 
+from twin.addresses import address_argument
 from twin.allocator import keep_temporaries_in_heap
-from twin.clock import MAX_RATE_HZ, MAX_WARP, SimClock, check_step
+from twin.clock import (
+    MAX_RATE_HZ,
+    MAX_WARP,
+    MIN_RATE_HZ,
+    MIN_WARP,
+    SimClock,
+    check_step,
+)
 from twin.engine import Engine
 from twin.scenario import ScenarioError, bundled_scenarios, load_scenario
 from twin.server import Addresses, TwinServer
+from twin.sun import EPHEMERIS_END_T_UTC, EPHEMERIS_END_UTC
 from twin.wire import (
     DEFAULT_COMMAND_ADDRESS,
     DEFAULT_INGEST_ADDRESS,
     DEFAULT_PUB_ADDRESS,
-    address_argument,
 )
 
 log = logging.getLogger("odc.twin")
@@ -41,8 +49,33 @@ def positive_argument(kind: str, upper: float) -> type:
     return parse  # type: ignore[return-value]
 
 
-def count_argument(minimum: int = 0) -> type:
-    """An ``argparse`` type for a whole number of at least ``minimum``."""
+def bounded_argument(kind: str, low: float, high: float, unit: str = "") -> type:
+    """An ``argparse`` type for a finite number in [low, high], named in its messages."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{kind} must be a number, got {text!r}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{kind} must be in [{low:g}, {high:g}]{unit}, got {text}")
+        return value
+
+    parse.__name__ = kind
+    return parse  # type: ignore[return-value]
+
+
+warp_argument = bounded_argument("warp", MIN_WARP, MAX_WARP, " simulated s per wall s")
+"""``--warp``: the clock's own bounds (twin.clock.MIN_WARP, MAX_WARP)."""
+rate_argument = bounded_argument("rate", MIN_RATE_HZ, MAX_RATE_HZ, " Hz")
+"""``--rate``: the clock's own bounds (twin.clock.MIN_RATE_HZ, MAX_RATE_HZ)."""
+
+MAX_SEED = 2**63 - 1
+"""Largest seed, as in a scenario's ``[scenario].seed``."""
+
+
+def count_argument(minimum: int = 0, maximum: int | None = None) -> type:
+    """An ``argparse`` type for a whole number of at least ``minimum`` (and at most ``maximum``)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -52,6 +85,8 @@ def count_argument(minimum: int = 0) -> type:
             raise argparse.ArgumentTypeError(
                 f"must be zero or more, got {value}" if minimum == 0
                 else f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
 
     return parse  # type: ignore[return-value]
@@ -64,17 +99,20 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"bundled scenario ({', '.join(bundled_scenarios())}) or a TOML file "
         "(default: %(default)s)",
     )
-    parser.add_argument("--warp", type=positive_argument("warp", MAX_WARP),
-                        help="simulated seconds per wall second (default: the scenario's)")
-    parser.add_argument("--rate", type=positive_argument("rate", MAX_RATE_HZ), metavar="HZ",
-                        help="steps and publishes per wall second (default: the scenario's)")
+    parser.add_argument("--warp", type=warp_argument,
+                        help=f"simulated seconds per wall second, {MIN_WARP:g} to {MAX_WARP:g}"
+                        " (default: the scenario's)")
+    parser.add_argument("--rate", type=rate_argument, metavar="HZ",
+                        help=f"steps and publishes per wall second, {MIN_RATE_HZ:g} to"
+                        f" {MAX_RATE_HZ:g} (default: the scenario's); warp / rate is the"
+                        " simulated step")
     parser.add_argument("--fast", action="store_true",
                         help="step as fast as possible, ignoring the wall clock")
     parser.add_argument("--duration", type=positive_argument("duration", 1e9), metavar="SECONDS",
                         help="stop after this much simulated time")
     parser.add_argument("--steps", type=count_argument(), metavar="N", help="stop after N steps")
-    parser.add_argument("--seed", type=count_argument(),
-                        help="random seed (default: the scenario's)")
+    parser.add_argument("--seed", type=count_argument(0, MAX_SEED),
+                        help="random seed, 0 to 2^63-1 (default: the scenario's)")
     parser.add_argument("--paused", action="store_true", help="start paused")
     parser.add_argument("--pub", type=address_argument, default=DEFAULT_PUB_ADDRESS,
                         help="PUB address for the stream (default: %(default)s)")
@@ -85,12 +123,36 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="no live status line")
 
 
+def check_run_span(epoch_t_utc: float, dt_s: float, steps: int | None,
+                   duration_s: float | None) -> None:
+    """Raise ``ValueError`` if ``--steps`` or ``--duration`` would run past the ephemeris.
+
+    Args:
+        epoch_t_utc: Start of the run, Unix seconds.
+        dt_s: Simulated seconds per step.
+        steps: ``--steps``, or None.
+        duration_s: ``--duration``, or None.
+    """
+    left_s = EPHEMERIS_END_T_UTC - epoch_t_utc
+    end = f"{EPHEMERIS_END_UTC:%Y-%m-%d}"
+    if duration_s is not None and duration_s > left_s:
+        raise ValueError(f"--duration {duration_s:g} s runs past {end}, where the Sun"
+                         f" ephemeris (DE421) ends: at most {left_s:.0f} s from this epoch")
+    if steps is not None and steps * dt_s > left_s:
+        raise ValueError(f"--steps {steps} of {dt_s:g} s runs past {end}, where the Sun"
+                         f" ephemeris (DE421) ends: at most {int(left_s // dt_s)} steps")
+
+
 def build_twin(args: argparse.Namespace) -> TwinServer:
-    """Load the scenario and bind the sockets; raises ScenarioError or OSError."""
+    """Load the scenario and bind the sockets; raises ScenarioError, ValueError or OSError."""
     scenario = load_scenario(args.scenario)
     rate_hz = args.rate or scenario.clock.rate_hz
     warp = args.warp or scenario.clock.warp
-    check_step(warp, rate_hz)
+    try:
+        check_step(warp, rate_hz)
+    except ValueError as exc:
+        raise ValueError(f"--warp/--rate (or the scenario's [clock]): {exc}") from None
+    check_run_span(scenario.epoch_utc.timestamp(), warp / rate_hz, args.steps, args.duration)
     clock = SimClock(scenario.epoch_utc, rate_hz=rate_hz, warp=warp, fast=args.fast,
                      paused=args.paused)
     engine = Engine(scenario, clock, seed=args.seed)

@@ -7,6 +7,7 @@ clock does, so the same scenario and seed give the same run step for step. Pacin
 
 from __future__ import annotations
 
+import numbers
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,9 +15,21 @@ from datetime import UTC, datetime
 SECONDS_PER_DAY = 86400.0
 _UNIX_EPOCH_JD = 2440587.5
 
+# The one set of clock bounds: the scenario schema ([clock]), the CLI flags (--warp, --rate)
+# and the twin's warp/rate commands all check against these.
+MIN_WARP = 1.0e-3
+"""Slowest warp (simulated s per wall s): a second of simulation in ~17 wall minutes."""
 MAX_WARP = 1.0e5
+"""Fastest warp: a day of simulation in under a wall second."""
+MIN_RATE_HZ = 0.01
+"""Fewest steps per wall second: the longest wait between two steps is 100 wall s."""
 MAX_RATE_HZ = 1000.0
+"""Most steps (and publishes) per wall second."""
+MIN_STEP_S = 1.0e-4
+"""Shortest step, simulated s: shorter steps vanish in the rounding of ``elapsed_s``
+(a float64 of 1e9 s, three decades, has 1.2e-7 s resolution)."""
 MAX_STEP_S = 600.0
+"""Longest step, simulated s: a low orbit moves ~4,500 km in 600 s, a tenth of a revolution."""
 
 
 def julian_date_utc(moment: datetime) -> tuple[float, float]:
@@ -51,9 +64,9 @@ class SimClock:
     steps: int = 0
 
     def __post_init__(self) -> None:
-        check_rate(self.rate_hz)
-        check_warp(self.warp)
-        check_step(self.warp, self.rate_hz)
+        check_clock(self.warp, self.rate_hz)
+        self.warp = float(self.warp)
+        self.rate_hz = float(self.rate_hz)
         self._epoch_jd = julian_date_utc(self.epoch_utc)
         self._epoch_unix_s = self.epoch_utc.astimezone(UTC).timestamp()
         self._next_tick = time.monotonic()
@@ -98,36 +111,60 @@ class SimClock:
             self._next_tick = now + period
 
     def set_warp(self, warp: float) -> None:
+        """Change the warp; ``ValueError`` (naming the bound) leaves the clock as it was."""
         check_warp(warp)
         check_step(warp, self.rate_hz)
         self.warp = float(warp)
 
     def set_rate(self, rate_hz: float) -> None:
+        """Change the rate; ``ValueError`` (naming the bound) leaves the clock as it was."""
         check_rate(rate_hz)
         check_step(self.warp, rate_hz)
         self.rate_hz = float(rate_hz)
 
 
+def _in_bounds(value: object, low: float, high: float) -> bool:
+    # numbers.Real takes numpy scalars too; bool is a Real but never a warp or a rate.
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    # Compared as they are: NaN compares false, and a huge int never becomes an inf float.
+    return bool(low <= value <= high)
+
+
 def check_warp(warp: float) -> None:
-    """Raise ``ValueError`` unless warp is a positive finite number within bounds."""
-    if not isinstance(warp, int | float) or isinstance(warp, bool) or not 0 < warp <= MAX_WARP:
-        raise ValueError(f"warp must be a number in (0, {MAX_WARP:g}], got {warp!r}")
+    """Raise ``ValueError`` unless warp is a number in [MIN_WARP, MAX_WARP]."""
+    if not _in_bounds(warp, MIN_WARP, MAX_WARP):
+        raise ValueError(f"warp must be a number from {MIN_WARP:g} to {MAX_WARP:g} simulated"
+                         f" seconds per wall second, got {warp!r}")
 
 
 def check_rate(rate_hz: float) -> None:
-    """Raise ``ValueError`` unless the rate is a positive number within bounds."""
-    if (
-        not isinstance(rate_hz, int | float)
-        or isinstance(rate_hz, bool)
-        or not 0 < rate_hz <= MAX_RATE_HZ
-    ):
-        raise ValueError(f"rate must be a number of Hz in (0, {MAX_RATE_HZ:g}], got {rate_hz!r}")
+    """Raise ``ValueError`` unless the rate is a number in [MIN_RATE_HZ, MAX_RATE_HZ]."""
+    if not _in_bounds(rate_hz, MIN_RATE_HZ, MAX_RATE_HZ):
+        raise ValueError(f"rate must be a number from {MIN_RATE_HZ:g} to {MAX_RATE_HZ:g} Hz"
+                         f" (steps per wall second), got {rate_hz!r}")
 
 
 def check_step(warp: float, rate_hz: float) -> None:
-    """Raise ``ValueError`` if warp and rate together ask for too long a step."""
-    if warp / rate_hz > MAX_STEP_S:
+    """Raise ``ValueError`` unless warp / rate is a step in [MIN_STEP_S, MAX_STEP_S].
+
+    Call `check_warp` and `check_rate` first; this one checks only their combination.
+    """
+    step_s = warp / rate_hz
+    if step_s > MAX_STEP_S:
         raise ValueError(
-            f"warp {warp:g} at {rate_hz:g} Hz means {warp / rate_hz:g} s steps; "
+            f"warp {warp:g} at {rate_hz:g} Hz means {step_s:g} s steps; "
             f"the longest step is {MAX_STEP_S:g} s: raise the rate or lower the warp"
         )
+    if step_s < MIN_STEP_S:
+        raise ValueError(
+            f"warp {warp:g} at {rate_hz:g} Hz means {step_s:g} s steps; "
+            f"the shortest step is {MIN_STEP_S:g} s: lower the rate or raise the warp"
+        )
+
+
+def check_clock(warp: float, rate_hz: float) -> None:
+    """Raise ``ValueError`` unless warp, rate and the step they make are all within bounds."""
+    check_warp(warp)
+    check_rate(rate_hz)
+    check_step(warp, rate_hz)

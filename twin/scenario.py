@@ -13,7 +13,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import re
+import stat
 import tomllib
 import types
 import typing
@@ -25,17 +27,31 @@ from typing import Any, TypeVar
 
 from sgp4.api import WGS72, Satrec
 
+from twin.clock import MAX_RATE_HZ, MAX_WARP, MIN_RATE_HZ, MIN_WARP, check_step
 from twin.constellation import (
     SGP4_EPOCH_ORIGIN,
     SunSynchronousShell,
     WalkerShell,
     make_satrec,
 )
+from twin.sun import EPHEMERIS_END_UTC
 
 ASSETS_DIR: Path = Path(__file__).resolve().parent.parent / "assets"
 """The repository's assets/ folder."""
 SCENARIOS_DIR: Path = ASSETS_DIR / "scenarios"
 """Where bundled scenarios live: ``load_scenario("default")`` reads default.toml here."""
+
+MAX_SCENARIO_BYTES = 1 << 20
+"""A scenario file is a few kB of hand-written TOML; 1 MiB is far past any real one."""
+MAX_TLE_BYTES = 64 << 20
+"""A TLE catalog of MAX_SATELLITES 3-line entries is ~22 MB; 64 MiB leaves room for more
+entries than the limit takes (``limit = N`` reads only the first N)."""
+MAX_TLE_AGE_DAYS = 90.0
+"""Farthest the scenario epoch may lie from a TLE's element epoch, either way (days). SGP4
+elements are good to a few km for days; months away the orbits they give have decayed or
+flown off (the bundled Starlink catalog gives positions of 1e11 km a year out)."""
+EARLIEST_EPOCH_UTC = datetime(1957, 1, 1, tzinfo=UTC)
+"""SGP4's element epochs start with the space age."""
 
 MAX_SATELLITES = 100_000
 """More satellites than this is almost surely a typo (and would not fit a real-time step)."""
@@ -140,8 +156,16 @@ class ClockSettings:
         warp: Simulated seconds per wall-clock second (1 = real time).
     """
 
-    rate_hz: float = field(default=10.0, metadata={"gt": 0.0, "max": 1000.0, "unit": "Hz"})
-    warp: float = field(default=1.0, metadata={"gt": 0.0, "max": 1.0e7, "unit": "s/s"})
+    rate_hz: float = field(default=10.0,
+                           metadata={"min": MIN_RATE_HZ, "max": MAX_RATE_HZ, "unit": "Hz"})
+    warp: float = field(default=1.0, metadata={"min": MIN_WARP, "max": MAX_WARP, "unit": "s/s"})
+
+    def __post_init__(self) -> None:
+        # The same bounds as SimClock and the warp/rate commands (twin.clock).
+        try:
+            check_step(self.warp, self.rate_hz)
+        except ValueError as exc:
+            raise InvalidField("warp", str(exc)) from None
 
     @property
     def step_s(self) -> float:
@@ -223,22 +247,63 @@ def load_scenario(name_or_path: str) -> Scenario:
     Raises:
         ScenarioError: The file is missing, unreadable or invalid.
     """
+    if not name_or_path.strip():
+        raise ScenarioError("<no scenario>", "", f"the scenario name is empty. Give a path to a"
+                            f" .toml file or one of the bundled names:"
+                            f" {', '.join(bundled_scenarios())}")
     bundled = SCENARIOS_DIR / f"{name_or_path}.toml"
     if "/" not in name_or_path and not name_or_path.endswith(".toml") and bundled.is_file():
         path = bundled
     else:
         path = Path(name_or_path).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise ScenarioError(
             str(path), "",
             f"no such scenario file. Give a path to a .toml file or one of the bundled"
             f" names: {', '.join(bundled_scenarios())}")
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_bounded(path, MAX_SCENARIO_BYTES, "scenario file")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(str(path), "", f"cannot read the file ({exc}); scenario files are"
-                            " UTF-8 TOML text") from exc
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ScenarioError(str(path), "", f"cannot read the file: {why} (a scenario is a"
+                            " UTF-8 TOML text file)") from exc
     return parse_scenario(text, source=str(path), base_dir=path.parent)
+
+
+def read_bounded(path: Path, max_bytes: int, what: str) -> bytes:
+    """Read a regular file of at most ``max_bytes``; anything else is an ``OSError``.
+
+    Opened non-blocking and checked after opening, so a FIFO, a device (``/dev/zero``), a
+    directory or a file that grows while read never hangs the twin or fills its memory.
+
+    Args:
+        path: The file.
+        max_bytes: Largest size accepted.
+        what: What the file is, for messages ("TLE file").
+
+    Raises:
+        OSError: Missing, unreadable, not a regular file, or too big; ``strerror`` says which.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = ("a directory" if stat.S_ISDIR(info.st_mode)
+                    else "a device, pipe or socket, not a regular file")
+            raise OSError(0, f"it is {kind}", str(path))
+        if info.st_size > max_bytes:
+            raise OSError(0, f"it is {info.st_size:,} bytes, more than the {max_bytes:,} a"
+                          f" {what} may have", str(path))
+        with os.fdopen(fd, "rb", closefd=True) as stream:
+            fd = -1
+            data = stream.read(max_bytes + 1)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > max_bytes:
+        raise OSError(0, f"it grew past the {max_bytes:,} bytes a {what} may have", str(path))
+    return data
 
 
 def parse_scenario(text: str, source: str = "<string>", base_dir: Path | None = None) -> Scenario:
@@ -276,6 +341,7 @@ def parse_scenario(text: str, source: str = "<string>", base_dir: Path | None = 
     catalogs = [_read_tle_group(group, f"tle[{i}]", source, base_dir)
                 for i, group in enumerate(tle_groups)]
     epoch_utc = _resolve_epoch(header.epoch, catalogs, source)
+    _check_tle_ages(epoch_utc, catalogs, source)
 
     satellites: list[Satellite] = []
     generated = 0
@@ -358,6 +424,12 @@ def parse_section(cls: type[T], scenario: Scenario, section: str) -> T:
 def _parse_toml(text: str, source: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        # tomllib recurses once per nesting level; thousands of [[[... levels exhaust the
+        # stack long before any real scenario would.
+        raise ScenarioError(source, "", "TOML nested too deeply (arrays or inline tables inside"
+                            " each other thousands of levels down); scenario tables are at"
+                            " most a few levels deep") from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         found = re.search(r"\(at line (\d+), column (\d+)\)", message)
@@ -462,6 +534,9 @@ def _non_none_args(tp: Any) -> tuple[Any, ...] | None:
 def _matches(value: Any, tp: Any) -> bool:
     if tp is Any:
         return True
+    options = _non_none_args(tp)
+    if options is not None:  # isinstance() refuses a union holding tuple[float, ...]
+        return any(_matches(value, option) for option in options)
     if tp is float:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if tp is int:
@@ -641,9 +716,9 @@ def _resolve_epoch(raw: str | datetime | None, catalogs: list[list[TleEntry]],
             why = "is missing" if raw is None else "is \"tle\" but there is no [[tle]] catalog"
             raise ScenarioError(source, key, f"{why}: {_EPOCH_HELP}")
         latest = max(entry.epoch_utc for entry in entries)
-        return _round_to_minute(latest)
+        return _check_epoch_range(_round_to_minute(latest), source)
     if raw == "now":
-        return datetime.now(UTC).replace(microsecond=0)
+        return _check_epoch_range(datetime.now(UTC).replace(microsecond=0), source)
     if isinstance(raw, str):
         try:
             parsed = datetime.fromisoformat(raw.strip())
@@ -655,11 +730,35 @@ def _resolve_epoch(raw: str | datetime | None, catalogs: list[list[TleEntry]],
     if parsed.tzinfo is None:
         raise ScenarioError(source, key, f"{raw!s} has no time zone: add 'Z' for UTC, e.g."
                             f" \"{parsed.isoformat()}Z\"")
-    epoch = parsed.astimezone(UTC)
-    if not datetime(1957, 1, 1, tzinfo=UTC) <= epoch < datetime(2100, 1, 1, tzinfo=UTC):
-        raise ScenarioError(source, key, f"{epoch.isoformat()} is outside 1957..2099, the"
-                            " range SGP4 and the ephemerides cover")
+    try:
+        epoch = parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 pushed past the calendar by its time zone
+        epoch = EARLIEST_EPOCH_UTC.replace(year=1) if parsed.year < 1957 else datetime.max
+    return _check_epoch_range(epoch.replace(tzinfo=UTC), source, shown=str(raw))
+
+
+def _check_epoch_range(epoch: datetime, source: str, shown: str | None = None) -> datetime:
+    if not EARLIEST_EPOCH_UTC <= epoch <= EPHEMERIS_END_UTC:
+        raise ScenarioError(
+            source, "scenario.epoch", f"{shown or epoch.isoformat()} is outside"
+            f" {EARLIEST_EPOCH_UTC:%Y-%m-%d} to {EPHEMERIS_END_UTC:%Y-%m-%d} UTC: SGP4"
+            f" elements start in 1957 and the Sun ephemeris (DE421) the twin uses ends on"
+            f" {EPHEMERIS_END_UTC:%Y-%m-%d}")
     return epoch
+
+
+def _check_tle_ages(epoch: datetime, catalogs: list[list[TleEntry]], source: str) -> None:
+    for index, catalog in enumerate(catalogs):
+        farthest = max(catalog, key=lambda entry: abs((entry.epoch_utc - epoch).total_seconds()))
+        days = (epoch - farthest.epoch_utc).total_seconds() / 86400.0
+        if abs(days) > MAX_TLE_AGE_DAYS:
+            when = "before" if days > 0 else "after"
+            raise ScenarioError(
+                source, f"tle[{index}].path", f"{farthest.name!r} has elements from"
+                f" {farthest.epoch_utc:%Y-%m-%d %H:%M} UTC, {abs(days):,.0f} days {when} the"
+                f" scenario epoch {epoch:%Y-%m-%d %H:%M} UTC; SGP4 elements hold for days, and"
+                f" at most {MAX_TLE_AGE_DAYS:g} days are accepted: use epoch = \"tle\" or"
+                f" elements from near the epoch")
 
 
 def _round_to_minute(moment: datetime) -> datetime:
@@ -706,7 +805,7 @@ def _read_tle_group(group: _TleGroup, key: str, source: str, base_dir: Path) -> 
     if not path.is_absolute():
         path = base_dir / path
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = read_bounded(path, MAX_TLE_BYTES, "TLE file").decode("utf-8", errors="replace")
     except OSError as exc:
         raise ScenarioError(
             source, f"{key}.path", f"cannot read TLE file {path} ({exc.strerror or exc}):"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,60 @@ def de421_path() -> Path:
         from skyfield_data import get_skyfield_data_path
 
         return Path(get_skyfield_data_path()) / "de421.bsp"
+
+
+# DE421's three segments cover 1899-07-29 00:00 to 2053-10-09 00:00 TDB (tests/test_clock_bounds.py
+# reads the kernel to check). The twin's usable range is a day inside each end: TDB runs
+# ~69 s ahead of UTC, and both the Sun's and the frames' interpolation read the whole hour
+# after the instant they serve.
+EPHEMERIS_START_UTC = datetime(1899, 7, 30, tzinfo=UTC)
+"""First instant the twin can compute the Sun for (DE421, with a day's margin)."""
+EPHEMERIS_END_UTC = datetime(2053, 10, 8, tzinfo=UTC)
+"""Last instant the twin can compute the Sun for (DE421 ends 2053-10-09, a day's margin)."""
+EPHEMERIS_START_T_UTC = EPHEMERIS_START_UTC.timestamp()
+"""`EPHEMERIS_START_UTC` as Unix seconds, comparable with ``SimClock.t_utc``."""
+EPHEMERIS_END_T_UTC = EPHEMERIS_END_UTC.timestamp()
+"""`EPHEMERIS_END_UTC` as Unix seconds, comparable with ``SimClock.t_utc``."""
+
+
+def ephemeris_covers(t_utc: float) -> bool:
+    """Whether the twin can step at ``t_utc`` (Unix seconds, as ``SimClock.t_utc``).
+
+    Cheap enough to call before every step with the time the step will reach.
+    """
+    return EPHEMERIS_START_T_UTC <= t_utc <= EPHEMERIS_END_T_UTC
+
+
+def ephemeris_wall_s_left(t_utc: float, warp: float) -> float:
+    """Wall seconds until a run at ``warp`` from ``t_utc`` reaches `EPHEMERIS_END_UTC`.
+
+    Args:
+        t_utc: Simulation time now, Unix seconds.
+        warp: Simulated seconds per wall second (> 0).
+
+    Returns:
+        Wall seconds, 0 when already past the end.
+    """
+    return max(0.0, EPHEMERIS_END_T_UTC - t_utc) / warp
+
+
+def ephemeris_warning(t_utc: float, warp: float, horizon_wall_s: float = 86400.0) -> str | None:
+    """A sentence for the operator when the ephemeris ends within ``horizon_wall_s`` at ``warp``.
+
+    The server can call it at every warp change and log or reply with it; None when the
+    end is further away than the horizon (default a wall day).
+    """
+    wall_s = ephemeris_wall_s_left(t_utc, warp)
+    if wall_s > horizon_wall_s:
+        return None
+    end = EPHEMERIS_END_UTC.strftime("%Y-%m-%d %H:%M")
+    return (f"at warp {warp:g} the Sun ephemeris (DE421) ends in {wall_s / 3600.0:.2f} wall"
+            f" hours ({end} UTC); the twin stops stepping there")
+
+
+def ephemeris_range_text() -> str:
+    """The covered range for messages: ``"1899-07-30 to 2053-10-08 UTC"``."""
+    return (f"{EPHEMERIS_START_UTC:%Y-%m-%d} to {EPHEMERIS_END_UTC:%Y-%m-%d} UTC")
 
 
 # Cubic Hermite interpolation between exact positions+velocities one TDB hour apart:
