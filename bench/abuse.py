@@ -54,8 +54,7 @@ sys.path.insert(0, str(ROOT))
 from benchargs import checked_scenario  # noqa: E402
 
 from bridge.push import encode_telemetry  # noqa: E402
-from twin.cli import count_argument, positive_argument  # noqa: E402
-from twin.clock import MAX_RATE_HZ  # noqa: E402
+from twin.cli import count_argument, positive_argument, rate_argument  # noqa: E402
 from twin.wire import TOPIC_STATE, WireError, decode, pack, unpack  # noqa: E402
 
 # Targets (issue 12).
@@ -738,7 +737,7 @@ def main() -> int:
                         help="flood length per class (default: %(default)s)")
     parser.add_argument("--classes", type=class_list, default=list(CLASSES),
                         help=f"comma-separated subset of {','.join(CLASSES)}")
-    parser.add_argument("--rate", type=positive_argument("rate", MAX_RATE_HZ), metavar="HZ",
+    parser.add_argument("--rate", type=rate_argument, metavar="HZ",
                         help="the twin's step rate (default: the scenario's)")
     parser.add_argument("--nominal-seconds", type=count_argument(2), default=4,
                         help="seconds of undisturbed stepping that set the nominal rate")

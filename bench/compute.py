@@ -27,8 +27,8 @@ from benchargs import checked_scenario  # noqa: E402
 
 from twin import scheduler  # noqa: E402
 from twin.allocator import keep_temporaries_in_heap  # noqa: E402
-from twin.cli import count_argument, positive_argument  # noqa: E402
-from twin.clock import MAX_WARP, SimClock  # noqa: E402
+from twin.cli import count_argument, warp_argument  # noqa: E402
+from twin.clock import SimClock  # noqa: E402
 from twin.engine import Engine  # noqa: E402
 from twin.scenario import load_scenario  # noqa: E402
 
@@ -37,7 +37,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", type=checked_scenario, default="starlink")
     parser.add_argument("--steps", type=count_argument(1), default=600)
-    parser.add_argument("--warp", type=positive_argument("warp", MAX_WARP), default=10.0)
+    parser.add_argument("--warp", type=warp_argument, default=10.0)
     args = parser.parse_args()
     keep_temporaries_in_heap()
     warnings.simplefilter("ignore", RuntimeWarning)

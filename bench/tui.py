@@ -37,8 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchargs import checked_scenario  # noqa: E402
 
-from twin.cli import positive_argument  # noqa: E402
-from twin.clock import MAX_RATE_HZ, MAX_WARP  # noqa: E402
+from twin.cli import positive_argument, rate_argument, warp_argument  # noqa: E402
 from viz.stream import StreamClient  # noqa: E402
 
 ANY_PORT = "tcp://127.0.0.1:*"
@@ -108,8 +107,8 @@ def measure(tui: psutil.Process, stream: StreamClient, seconds: float,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", type=checked_scenario, default="starlink")
-    parser.add_argument("--rate", type=positive_argument("rate", MAX_RATE_HZ), default=10.0)
-    parser.add_argument("--warp", type=positive_argument("warp", MAX_WARP), default=None,
+    parser.add_argument("--rate", type=rate_argument, default=10.0)
+    parser.add_argument("--warp", type=warp_argument, default=None,
                         help="simulated seconds per wall second (default: the scenario's)")
     parser.add_argument("--seconds", type=positive_argument("seconds", 3600.0), default=15.0)
     parser.add_argument("--warmup", type=positive_argument("warmup", 3600.0), default=8.0)

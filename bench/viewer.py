@@ -30,8 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchargs import checked_scenario, window_size  # noqa: E402
 
-from twin.cli import count_argument, positive_argument  # noqa: E402
-from twin.clock import MAX_RATE_HZ  # noqa: E402
+from twin.cli import count_argument, positive_argument, rate_argument  # noqa: E402
 from viz.viewer import ViewerApp, ViewOptions, prefer_egl  # noqa: E402
 
 prefer_egl()
@@ -70,7 +69,7 @@ def main() -> int:
     parser.add_argument("--size", type=window_size, default="1280x720",
                         help="offscreen window, WIDTHxHEIGHT pixels (1280x720)")
     parser.add_argument("--seconds", type=positive_argument("seconds", 3600.0), default=10.0)
-    parser.add_argument("--rate", type=positive_argument("rate", MAX_RATE_HZ), default=None,
+    parser.add_argument("--rate", type=rate_argument, default=None,
                         help="twin publish rate, Hz")
     parser.add_argument("--frames", type=count_argument(1), default=200,
                         help="throughput frames")

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from bridge.ccsds import StreamSplitter
+from twin.addresses import address_argument
 from twin.ratelog import RateLimitedLog
-from twin.wire import address_argument
 
 log = logging.getLogger("odc.bridge")
 

@@ -187,13 +187,13 @@ def test_heartbeats_keep_their_rate_at_a_slow_step_rate() -> None:
 def test_a_very_long_tick_does_not_overflow_the_poll() -> None:
     with running_twin("default", rate_hz=1.0, warp=1.0) as twin, \
             connected(zmq.REQ, twin.addresses.command) as req:
-        # The smallest rate the clock accepts, with the smallest warp: the longest wait.
-        from twin import clock
+        # The smallest rate the clock accepts, with the smallest warp: the longest wait
+        # (the warp 1e-6 then rate 1e-7 overflowed the poll; both are now refused).
+        from twin.clock import MIN_RATE_HZ, MIN_WARP
 
-        smallest_rate = getattr(clock, "MIN_RATE_HZ", 1e-7)
-        smallest_warp = getattr(clock, "MIN_WARP", 1e-6)
-        request(req, {"cmd": "warp", "value": max(smallest_warp, 1e-6)})
-        request(req, {"cmd": "rate", "value": max(smallest_rate, 1e-7)})
+        assert request(req, {"cmd": "warp", "value": 1e-6})["ok"] is False
+        assert request(req, {"cmd": "warp", "value": MIN_WARP})["ok"]
+        assert request(req, {"cmd": "rate", "value": MIN_RATE_HZ})["ok"]
         time.sleep(1.5)
         assert twin.thread.is_alive()
         assert request(req, {"cmd": "status"})["ok"]
@@ -383,3 +383,26 @@ def test_a_resumed_twin_steps_at_once_however_long_it_was_paused() -> None:
         assert request(req, {"cmd": "resume"})["ok"]
         receive(sub, "state", timeout_s=5)
         assert time.monotonic() - resumed < 1.0
+
+
+def test_the_twin_pauses_with_an_alarm_at_the_end_of_the_ephemeris() -> None:
+    from twin.sun import EPHEMERIS_END_T_UTC
+
+    scenario = DEFAULT_TOML.replace('epoch = "2026-03-20T12:00:00Z"',
+                                    'epoch = "2053-10-07T23:00:00Z"')
+    assert scenario != DEFAULT_TOML
+    with running_twin(scenario, rate_hz=20.0, warp=60.0) as twin, \
+            connected(zmq.SUB, twin.addresses.pub, SUBSCRIBE=b"event") as sub, \
+            connected(zmq.REQ, twin.addresses.command) as req:
+        reply = request(req, {"cmd": "warp", "value": 12_000.0})  # 600 s steps
+        assert reply["ok"] and "ephemeris" in reply["warning"]
+        deadline = time.monotonic() + 10
+        kinds = []
+        while "ephemeris_end" not in kinds and time.monotonic() < deadline:
+            kinds.append(receive(sub, "event", timeout_s=10).header["kind"])
+        status = request(req, {"cmd": "status"})
+        assert status["paused"] and status["t_utc"] <= EPHEMERIS_END_T_UTC
+        assert request(req, {"cmd": "resume"})["ok"]
+        time.sleep(0.3)
+        assert request(req, {"cmd": "status"})["t_utc"] <= EPHEMERIS_END_T_UTC
+        assert twin.thread.is_alive()

@@ -620,6 +620,13 @@ class ComputeModel:
             ctx.rng, ctx.t_utc, ctx.dt_s, np.zeros(n) if lat is None else lat,
             np.zeros(n) if lon is None else lon, np.full(n, 500.0) if alt is None else alt,
             n_ok)
+        if self.radiation.saturated is not None:
+            drawn, applied = self.radiation.saturated
+            self.radiation.saturated = None
+            ctx.events.raise_event(
+                "upsets_saturated", "warning", f"radiation drew {drawn:,} upsets this step "
+                f"(more than {applied:,}): {applied:,} applied; the environment is outside "
+                "the model's range", drawn=drawn, applied=applied)
         if not self._pending_upsets and not np.count_nonzero(upsets):
             return  # the usual step: nothing to apply or count
         # Drawn upsets (job_id -1) first, then injected ones (-3: any device, or a job id).
@@ -683,12 +690,12 @@ class ComputeModel:
         # The epoch step (dt 0) opens with a backlog, so a run starts with busy nodes at
         # their working temperatures instead of spending hours filling an empty fleet.
         window_s = ctx.dt_s if ctx.dt_s > 0.0 else self.workload.initial_backlog_h * 3600.0
-        new = draw_arrivals(ctx.rng, self.workload, self.n_sats, window_s,
-                            self.params.accelerators_per_node)
-        room = self.workload.max_queue - self.jobs.n_queued
-        for spec in new[:max(room, 0)]:
+        new, dropped = draw_arrivals(ctx.rng, self.workload, self.n_sats, window_s,
+                                     self.params.accelerators_per_node,
+                                     room=self.workload.max_queue - self.jobs.n_queued)
+        for spec in new:
             self.jobs.add(submit_t=t, **spec)
-        self.totals["jobs_dropped"] += max(len(new) - max(room, 0), 0)
+        self.totals["jobs_dropped"] += dropped
 
     def _thermal(self, ctx: StepContext, temp_k: np.ndarray | None) -> None:
         """Hysteresis: cut above the limit, lift below limit - hysteresis."""

@@ -99,6 +99,12 @@ class PowerParams:
         if self.soc_initial_frac > self.soc_max_frac:
             raise InvalidField("soc_initial_frac", f"{self.soc_initial_frac:g} must not exceed"
                                f" soc_max_frac ({self.soc_max_frac:g})")
+        if self.array_absorptivity < self.cell_efficiency_frac:
+            # The array turns into electricity part of what it absorbs: it cannot deliver
+            # more than it absorbs (and its energy balance would go negative).
+            raise InvalidField("array_absorptivity", f"{self.array_absorptivity:g} must be at"
+                               f" least cell_efficiency_frac ({self.cell_efficiency_frac:g}):"
+                               " a cell cannot convert more sunlight than it absorbs")
         for on, off in (("heater_on_k", "heater_off_k"),
                         ("loop_heater_on_k", "loop_heater_off_k"),
                         ("freeze_guard_on_k", "freeze_guard_off_k")):

@@ -25,6 +25,9 @@ from twin.subsystem import Field, make_field
 
 SECONDS_PER_DAY = 86400.0
 ENV_REFRESH_S = 30.0
+# Upsets applied one by one in a step, at most (see RadiationState.step).
+MAX_UPSETS_PER_STEP = 10_000
+MAX_ALTITUDE_SPAN_KM = 2000.0
 """Sim seconds between refreshes of the position-dependent rates."""
 
 # IGRF-13 centred dipole, epoch 2020: the geomagnetic north pole (Alken et al. 2021,
@@ -122,8 +125,11 @@ def environment(params: RadiationParams, lat_deg: np.ndarray, lon_deg: np.ndarra
         give the base rates.
     """
     saa_w = np.nan_to_num(saa_weight(params, lat_deg, lon_deg))
-    altitude_gain = np.exp(np.nan_to_num(alt_km - params.saa_ref_alt_km)
-                           / params.saa_scale_height_km)
+    # The altitude term is held beyond MAX_ALTITUDE_SPAN_KM of the reference: the model is
+    # for LEO, and SGP4 far from its elements can put a node at 1e20 km (exp overflows).
+    above_km = np.clip(np.nan_to_num(alt_km - params.saa_ref_alt_km),
+                       -MAX_ALTITUDE_SPAN_KM, MAX_ALTITUDE_SPAN_KM)
+    altitude_gain = np.exp(np.minimum(above_km / params.saa_scale_height_km, 50.0))
     saa = saa_w * altitude_gain
     polar = np.nan_to_num(polar_weight(params, geomagnetic_latitude_deg(lat_deg, lon_deg)))
     seu_multiplier = (1.0 + (params.saa_peak_factor - 1.0) * saa
@@ -153,6 +159,9 @@ class RadiationState:
         self._dose_s = np.zeros(n)
         self._env_t = -np.inf
         self._no_upsets = np.zeros(n, dtype=np.int64)
+        # (drawn, applied) of the last step whose draw passed MAX_UPSETS_PER_STEP; compute
+        # reads and clears it.
+        self.saturated: tuple[int, int] | None = None
         self._no_upsets.flags.writeable = False
         # Products of the environment with this step's dt and powered devices, kept while
         # those inputs stay the same (most steps): (dt_s, dose per step) and
@@ -191,7 +200,18 @@ class RadiationState:
         # Independent Poisson counts per node are equivalent to a Poisson total spread over
         # the nodes in proportion to their rates: one scalar draw in the usual case of none.
         rates, total_rate = self._upset_rates(dt_s, powered)
-        count = int(rng.poisson(total_rate)) if total_rate > 0.0 else 0
+        if not total_rate > 0.0:  # none, or NaN
+            count = 0
+        elif total_rate > 100.0 * MAX_UPSETS_PER_STEP:  # saturated; numpy's Poisson fails
+            count = MAX_UPSETS_PER_STEP + 1             # past ~1e19
+        else:
+            count = int(rng.poisson(total_rate))
+        if count > MAX_UPSETS_PER_STEP:
+            # Saturated: each upset is applied (and evented) on its own, so an environment
+            # drawing millions a step would stall the twin for minutes. Past this many the
+            # model is outside its range anyway; compute raises `upsets_saturated`.
+            self.saturated = (count, MAX_UPSETS_PER_STEP)
+            count = MAX_UPSETS_PER_STEP
         if count == 0:  # the usual step: shared zeros, read-only for the caller
             return self._no_upsets, self._no_upsets
         upsets = np.zeros(self._seu_s.size, dtype=np.int64)

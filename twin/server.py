@@ -24,10 +24,11 @@ from typing import Any
 import zmq
 
 from twin.allocator import release_free_memory
-from twin.clock import MAX_RATE_HZ
+from twin.clock import MAX_RATE_HZ, MAX_WARP, MIN_RATE_HZ, MIN_WARP
 from twin.engine import Engine
 from twin.ratelog import RateLimitedLog, shorten
 from twin.subsystem import CommandHandler, CommandRejected, only_keys
+from twin.sun import EPHEMERIS_END_UTC, ephemeris_covers, ephemeris_warning
 from twin.wire import (
     DEFAULT_COMMAND_ADDRESS,
     DEFAULT_INGEST_ADDRESS,
@@ -288,7 +289,7 @@ class TwinServer:
             self._serve_until_tick()
             if self._stop_requested:
                 break
-            if not self.clock.paused or self._pending_steps:
+            if (not self.clock.paused or self._pending_steps) and self._ephemeris_allows_step():
                 self._pending_steps = max(0, self._pending_steps - 1) if self.clock.paused else 0
                 self._step_and_publish()
                 # Only a step moves the tick on: marked on every idle pass while paused, it
@@ -298,6 +299,23 @@ class TwinServer:
             if on_tick is not None:
                 on_tick(self)
         self._publish_heartbeat()
+
+    def _ephemeris_allows_step(self) -> bool:
+        """Whether the next step stays inside the Sun ephemeris; if not, pause and say so.
+
+        DE421 ends in 2053: a long run at high warp reaches it. The twin pauses there with
+        an alarm instead of failing every model that needs the Sun.
+        """
+        if ephemeris_covers(self.clock.t_utc + self.clock.dt_s):
+            return True
+        self.clock.paused = True
+        self._pending_steps = 0
+        self.engine.events.raise_event(
+            "ephemeris_end", "alarm", f"the next step would pass the end of the Sun ephemeris"
+            f" (DE421, {EPHEMERIS_END_UTC:%Y-%m-%d} UTC): the twin is paused and steps no"
+            " further")
+        self._publish_events()
+        return False
 
     def _publish_periodic(self) -> None:
         """Heartbeat and meta when due: on their own timers, whatever the step rate."""
@@ -636,13 +654,20 @@ class TwinServer:
     def _cmd_warp(self, request: dict[str, Any]) -> dict[str, Any]:
         only_keys(request, {"value"})
         if "value" not in request:
-            raise CommandRejected("needs 'value', simulated seconds per wall second")
+            raise CommandRejected(f"needs 'value', simulated seconds per wall second in "
+                                  f"[{MIN_WARP:g}, {MAX_WARP:g}]")
         self.clock.set_warp(request["value"])
-        return ok(warp=self.clock.warp, dt_s=self.clock.dt_s)
+        return ok(warp=self.clock.warp, dt_s=self.clock.dt_s, **self._ephemeris_note())
 
     def _cmd_rate(self, request: dict[str, Any]) -> dict[str, Any]:
         only_keys(request, {"value"})
         if "value" not in request:
-            raise CommandRejected(f"needs 'value', steps per wall second in (0, {MAX_RATE_HZ:g}]")
+            raise CommandRejected(f"needs 'value', steps per wall second in "
+                                  f"[{MIN_RATE_HZ:g}, {MAX_RATE_HZ:g}]")
         self.clock.set_rate(request["value"])
-        return ok(rate_hz=self.clock.rate_hz, dt_s=self.clock.dt_s)
+        return ok(rate_hz=self.clock.rate_hz, dt_s=self.clock.dt_s, **self._ephemeris_note())
+
+    def _ephemeris_note(self) -> dict[str, str]:
+        """``{"warning": ...}`` when the ephemeris ends within a wall day at this warp."""
+        note = ephemeris_warning(self.clock.t_utc, self.clock.warp)
+        return {"warning": note} if note else {}

@@ -11,7 +11,6 @@ scenario module) and nothing else from ``twin``.
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -308,18 +307,6 @@ def _decode_array(entry: Any, buffer: bytes | memoryview) -> tuple[str, np.ndarr
             f"needs {expected}"
         )
     return name, np.frombuffer(buffer, dtype=dtype).reshape(shape)
-
-
-ADDRESS_SCHEMES = ("tcp://", "ipc://", "inproc://")
-
-
-def address_argument(text: str) -> str:
-    """An ``argparse`` type for a ZeroMQ endpoint, with a message that shows the form."""
-    if not text.startswith(ADDRESS_SCHEMES):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a ZeroMQ address; write it like tcp://127.0.0.1:5555"
-        )
-    return text
 
 
 def ok(**payload: Any) -> dict[str, Any]:

@@ -84,7 +84,7 @@ class WorkloadParams:
                                                          "unit": "s"})
     radiator_cool_k: float = field(default=300.0, metadata={"gt": 0.0, "max": 1000.0,
                                                              "unit": "K"})
-    max_queue: int = field(default=100000, metadata={"min": 1, "max": 10_000_000})
+    max_queue: int = field(default=100000, metadata={"min": 1, "max": 1_000_000})
     initial_backlog_h: float = field(default=2.0, metadata={"min": 0.0, "max": 1000.0,
                                                              "unit": "h"})
 
@@ -277,21 +277,31 @@ class JobTable:
 
 
 def draw_arrivals(rng: np.random.Generator, params: WorkloadParams, n_nodes: int,
-                  dt_s: float, max_accels: int) -> list[dict[str, Any]]:
+                  dt_s: float, max_accels: int, room: int | None = None
+                  ) -> tuple[list[dict[str, Any]], int]:
     """Jobs arriving in one step from the seeded Poisson process.
 
-    The number of draws from ``rng`` depends only on the scenario and the step count, so
-    the same seed gives the same jobs at the same times.
+    The number of draws from ``rng`` depends only on the scenario, the step count and the
+    queue (itself seeded), so the same seed gives the same jobs at the same times.
+
+    Args:
+        room: Jobs the queue can still take; arrivals past it are dropped before they are
+            built, so an extreme scenario (a long initial backlog at a high rate) never
+            holds more than the queue does.
 
     Returns:
-        Keyword maps for :meth:`JobTable.add` (without ``submit_t``).
+        Keyword maps for :meth:`JobTable.add` (without ``submit_t``), and the number of
+        arrivals dropped for want of room.
     """
     rate = params.arrivals_per_node_h * n_nodes * dt_s / SECONDS_PER_HOUR
     if rate <= 0.0:
-        return []
+        return [], 0
     count = int(rng.poisson(rate))
+    dropped = 0
+    if room is not None and count > room:
+        count, dropped = max(room, 0), count - max(room, 0)
     if count == 0:
-        return []
+        return [], dropped
     is_training = rng.random(count) < params.training_frac
     normals = rng.standard_normal(count)
     picks = rng.random(count)
@@ -306,4 +316,4 @@ def draw_arrivals(rng: np.random.Generator, params: WorkloadParams, n_nodes: int
             "size_accel_s": size_h * SECONDS_PER_HOUR, "priority": kind.priority,
             "ckpt_interval_s": kind.checkpoint_interval_s, "result_bytes": kind.result_bytes,
         })
-    return jobs
+    return jobs, dropped

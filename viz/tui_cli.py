@@ -13,7 +13,8 @@ import logging
 import sys
 from collections.abc import Iterator
 
-from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS, address_argument
+from twin.addresses import address_argument
+from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
 
 
 def _positive(text: str) -> float:

@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS, address_argument
+from twin.addresses import address_argument
+from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
 
 log = logging.getLogger("odc.viz.view")
 

@@ -28,6 +28,7 @@ from textual.widgets import Footer, Input, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
+from twin.clock import MAX_WARP, MIN_WARP
 from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
 from twin.wire import Message as WireMessage
 from viz.checks import BadMessages, check_meta
@@ -43,7 +44,6 @@ from viz.tui.screens import (
 )
 from viz.tui.widgets import FleetTable, HeaderBar
 
-MAX_WARP = 100_000.0
 # Wall seconds between events-log lines about bad stream messages, and between meta
 # requests after a restart (a rogue publisher may flip run_id on every message).
 BAD_LINE_INTERVAL_S = 5.0
@@ -613,7 +613,7 @@ class DashboardApp(App):
 
     def action_warp(self, factor: float) -> None:
         current = self.warp or 60.0
-        self.send_command("warp", value=round(min(max(current * factor, 1e-3), MAX_WARP), 6))
+        self.send_command("warp", value=round(min(max(current * factor, MIN_WARP), MAX_WARP), 6))
 
     def _named(self, *hints: str, default: str) -> str:
         """The twin's command whose name contains one of ``hints`` (else ``default``)."""
