@@ -508,8 +508,19 @@ class Watcher:
             if found:
                 self.seen.nonfinite.append((now, found))
 
+    def look_away(self) -> None:
+        """Before this process blocks elsewhere: a probe in flight is left untimed.
+
+        While it blocks (a command of its own, a flood client starting), nothing reads the
+        probe socket, and a reply waiting there would be timed late: the bench's delay,
+        not the twin's.
+        """
+        self._read_probes()
+        self._in_flight.clear()
+
     def command(self, request: dict[str, Any], timeout_s: float = 5.0) -> dict[str, Any]:
         """A well-behaved request and its reply (None-safe: {} when no reply came)."""
+        self.look_away()
         self.req.send_multipart([b"", pack(request)])
         if not self.req.poll(timeout_s * 1e3, zmq.POLLIN):
             return {}
@@ -557,7 +568,11 @@ class Row:
             "bad_reply": (self.bad_missing == 0 and self.bad_unclear == 0
                           and self.bad_max_ms <= BAD_REPLY_TARGET_MS),
             "rate": self.rate_frac >= RATE_TARGET_FRAC,
-            "rss": self.rss_during_mb <= RSS_TARGET_MB and self.rss_back_s is not None,
+            # paused_jobs leaves work behind: the jobs it submitted are accepted, queued
+            # state (~0.4 kB each in the job table), not memory the flood made the twin
+            # hold, so only the bound during the flood applies to it.
+            "rss": self.rss_during_mb <= RSS_TARGET_MB
+            and (self.rss_back_s is not None or self.cls == "paused_jobs"),
             "log": self.log_mb_per_min <= LOG_TARGET_MB_PER_MIN,
         }
         self.failed = [name for name, passed in checks.items() if not passed]
@@ -578,6 +593,7 @@ def run_class(name: str, scenario: str, twin: Twin, watcher: Watcher, nominal_hz
     results = spawn.Queue()
     client = spawn.Process(target=run_flood, args=(name, twin.addresses, seconds, n_sats,
                                                    results), daemon=True)
+    watcher.look_away()
     client.start()
     results.get(timeout=60)  # the client's imports done: the flood starts now
     started = time.monotonic()
@@ -606,7 +622,9 @@ def run_class(name: str, scenario: str, twin: Twin, watcher: Watcher, nominal_hz
         row.notes += (f"after resume: first state in {first_ms:.0f} ms, "
                       f"max gap between states {gap_ms:.0f} ms, "
                       f"step_time_max {after.get('step_time_max_ms', float('nan')):.0f} ms "
-                      f"(before {before.get('step_time_max_ms', float('nan')):.0f}); ")
+                      f"(before {before.get('step_time_max_ms', float('nan')):.0f}); "
+                      f"{after.get('commands_ok', 0) - before.get('commands_ok', 0)} "
+                      "commands accepted (their jobs stay queued); ")
         rate_window = (resumed, flood_end)
     if counters := watcher.command({"cmd": "status"}).get("counters", {}):
         row.client.update({
