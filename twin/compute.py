@@ -274,9 +274,9 @@ class ComputeModel:
         self.clock = f("clock_frac", "<f4", (n,), "1", "DVFS clock of busy accelerators",
                        fill=1.0)
         self.throttle = f("throttle_code", "|u1", (n,), "code",
-                          "0 none, 1 thermal, 2 power, 3 fault (meta.subsystems.compute)")
+                          "Why the node runs below full speed", labels=THROTTLE_CODES)
         self.reason = f("limit_reason", "|u1", (n,), "code",
-                        "Why not more compute (meta.subsystems.compute.limit_reasons)")
+                        "Why not more compute", labels=LIMIT_REASONS)
         self.cap = f("compute_cap_w", "<f4", (n,), "W",
                      "Power cap in force on the payload (inf: none)", fill=np.inf)
         self.power = f("compute_power_w", "<f4", (n,), "W",

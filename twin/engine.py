@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from twin import __version__
+from twin import __version__, scheduler
+from twin.catalog import TOTALS, total_entry
 from twin.clock import SimClock
 from twin.compute import ComputeModel
 from twin.faults import FaultModel
@@ -73,6 +74,7 @@ class Engine:
         # Step 0 is the state at the epoch, so the first frame published is complete (a
         # model that fails here fails the load, with its traceback).
         self.compute(0.0, isolate=False)
+        self._totals = self._declared_totals()
         self._checked_fields = [
             f for f in self._fields
             if f.spec.per_sat and f.array.dtype.kind == "f" and f.array.ndim >= 1
@@ -138,6 +140,27 @@ class Engine:
                 f"({type(exc).__name__}); its fields hold their last values and the twin "
                 "steps on (traceback in the twin's log)", model=name,
                 error=type(exc).__name__)
+
+    def _declared_totals(self) -> dict[str, dict[str, Any]]:
+        """The totals catalog of every key the models put in ``fleet``; checked at start-up.
+
+        Raises:
+            ValueError: A model publishes a total twin.catalog does not declare, or two
+                models publish the same one.
+        """
+        owner: dict[str, str] = {}
+        for subsystem in self.subsystems:
+            for key in subsystem.fleet():
+                if key in owner:
+                    raise ValueError(f"fleet total {key!r} is published by both "
+                                     f"{owner[key]!r} and {subsystem.name!r}")
+                if key not in TOTALS:
+                    raise ValueError(f"model {subsystem.name!r} publishes fleet total {key!r},"
+                                     " which twin/catalog.py does not declare (unit, meaning)")
+                owner[key] = subsystem.name
+        policies = {code: name for name, code in scheduler.POLICIES.items()}
+        return {key: total_entry(key, policies if key == "scheduler_policy_code" else None)
+                for key in owner}
 
     def _check_totals(self, fleet: dict[str, float]) -> None:
         """Alarm, once until it is finite again, on each non-finite fleet total."""
@@ -230,6 +253,7 @@ class Engine:
                 for st in scenario.stations
             ],
             "fields": [spec.catalog_entry() for spec in self.field_specs],
+            "totals": self._totals,
             "subsystems": subsystems,
         }
 

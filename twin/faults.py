@@ -133,7 +133,8 @@ class FaultModel:
         self.battery = f("battery_health_frac", "<f4", (n,), "1",
                          "Battery capacity left, 1 = healthy, 0 = failed", fill=1.0)
         self.flags = f("fault_flags", "|u1", (n,), "bitmask",
-                       "Active faults: 1 accelerator, 2 radiator, 4 battery, 8 solar")
+                       "Active faults: 1 accelerator, 2 radiator, 4 battery, 8 solar",
+                       labels={bit: kind for kind, bit in FAULT_KINDS.items()})
         self._pending: list[tuple[str, str, int]] = []
         self._pending_dropped = 0  # events past MAX_PENDING_EVENTS, summed into one
         self._fleet: dict[str, float] | None = None  # the fleet map; None after a command

@@ -249,7 +249,7 @@ class LimitsModel:
             self.monitors.append((f, LimitMonitor(f.spec.name, f.spec.unit, levels, n)))
         self.worst = make_field("limit_level", "|u1", (n,), "code",
                                 "Worst limit state over monitored fields: 0 ok, 1 warning,"
-                                " 2 alarm")
+                                " 2 alarm", labels={0: "ok", 1: "warning", 2: "alarm"})
         # Warning and alarm counts of ``worst``: known to be none while every satellite is
         # within limits (the usual step), else counted when asked.
         self._counts: tuple[int, int] | None = (0, 0)

@@ -57,7 +57,8 @@ class OrbitModel:
         self.sunlit = f("sunlit_frac", "<f4", (n,), "1",
                         "Visible fraction of the solar disk: 0 umbra, 1 full sun")
         self.beta = f("beta_deg", "<f4", (n,), "deg", "Angle between orbit plane and Sun")
-        self.status = f("status", "|u1", (n,), "code", "SGP4 status, 0 = ok (see meta)")
+        self.status = f("status", "|u1", (n,), "code", "SGP4 status, 0 = ok",
+                        labels=STATUS_NAMES)
         self.elevation = f("elevation_deg", "<f4", (n_st, n), "deg",
                            "Elevation from each station (floored at -10 deg)", per_sat=False)
         self.range = f("range_km", "<f4", (n_st, n), "km",

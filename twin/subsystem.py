@@ -52,9 +52,11 @@ def make_field(
     per_sat: bool = True,
     limits: dict[str, float] | None = None,
     fill: float = 0.0,
+    labels: dict[int, str] | None = None,
 ) -> Field:
     """Allocate an array and its spec together so they can never disagree."""
-    spec = FieldSpec(name, dtype, shape, unit, description, per_sat, dict(limits or {}))
+    spec = FieldSpec(name, dtype, shape, unit, description, per_sat, dict(limits or {}),
+                     dict(labels or {}))
     return Field(spec, np.full(shape, fill, dtype=np.dtype(dtype)))
 
 

@@ -18,6 +18,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from twin.catalog import display_of, kind_of
+
 PROTOCOL_VERSION = 1
 
 TOPIC_STATE = b"state"
@@ -56,6 +58,7 @@ class FieldSpec:
         per_sat: Whether axis 0 indexes satellites (viewers may colour by it).
         limits: Optional operating limits in the field's unit, for example
             ``{"warn_high": 353.15, "alarm_high": 358.15}``.
+        labels: Names of an enum's codes or a bitmask's bits (``{1: "thermal"}``).
     """
 
     name: str
@@ -65,6 +68,7 @@ class FieldSpec:
     description: str = ""
     per_sat: bool = True
     limits: dict[str, float] = field(default_factory=dict)
+    labels: dict[int, str] = field(default_factory=dict)
 
     def header_entry(self) -> dict[str, Any]:
         """The compact entry that precedes this field's buffer in a ``state`` header."""
@@ -75,7 +79,9 @@ class FieldSpec:
     def catalog_entry(self) -> dict[str, Any]:
         """The fuller entry in ``meta``'s field catalog."""
         entry = self.header_entry()
-        entry.update(description=self.description, per_sat=self.per_sat, limits=dict(self.limits))
+        entry.update(description=self.description, per_sat=self.per_sat, limits=dict(self.limits),
+                     kind=kind_of(self.unit), labels=dict(self.labels),
+                     display=display_of(self.unit))
         return entry
 
 
