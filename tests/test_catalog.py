@@ -30,12 +30,12 @@ def test_every_field_and_total_has_a_complete_entry(engine: Engine) -> None:
 
 def test_labels_name_what_the_twin_publishes(engine: Engine) -> None:
     fields = {f["name"]: f for f in engine.meta()["fields"]}
-    assert fields["throttle_code"]["labels"][1] == "thermal"
-    assert fields["fault_flags"]["labels"] == {1: "accelerator", 2: "radiator",
-                                               4: "battery", 8: "solar"}
-    assert fields["status"]["labels"][0]
+    assert fields["throttle_code"]["labels"]["1"] == "thermal"
+    assert fields["fault_flags"]["labels"] == {"1": "accelerator", "2": "radiator",
+                                               "4": "battery", "8": "solar"}
+    assert fields["status"]["labels"]["0"]
     assert engine.meta()["totals"]["scheduler_policy_code"]["labels"] == {
-        0: "first_fit", 1: "sun_aware"}
+        "0": "first_fit", "1": "sun_aware"}
 
 
 def test_display_rules() -> None:

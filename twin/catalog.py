@@ -108,6 +108,12 @@ TOTALS: dict[str, tuple[str, str]] = {
 
 
 
+def labels_entry(labels: dict[int, str]) -> dict[str, str]:
+    """Labels as the catalog carries them: decimal-string keys, as msgpack's defaults and
+    JSON allow (``{"1": "thermal"}``)."""
+    return {str(int(code)): str(name) for code, name in labels.items()}
+
+
 def total_entry(name: str, labels: dict[int, str] | None = None) -> dict[str, Any]:
     """The totals catalog entry of fleet key ``name`` (KeyError if undeclared).
 
@@ -116,5 +122,5 @@ def total_entry(name: str, labels: dict[int, str] | None = None) -> dict[str, An
     """
     unit, description = TOTALS[name]
     entry: dict[str, Any] = {"unit": unit, "kind": kind_of(unit), "description": description,
-                             "display": display_of(unit), "labels": dict(labels or {})}
+                             "display": display_of(unit), "labels": labels_entry(labels or {})}
     return entry

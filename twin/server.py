@@ -25,6 +25,7 @@ import zmq
 
 from twin.allocator import release_free_memory
 from twin.clock import MAX_RATE_HZ, MAX_WARP, MIN_RATE_HZ, MIN_WARP
+from twin.commands import COMMANDS, check_catalog, check_request
 from twin.engine import Engine
 from twin.ratelog import RateLimitedLog, shorten
 from twin.subsystem import CommandHandler, CommandRejected, only_keys
@@ -224,6 +225,7 @@ class TwinServer:
             "commands": self._cmd_commands,
         }
         self.handlers.update(engine.commands())
+        check_catalog(set(self.handlers))
 
     def _bind(self, kind: int, address: str, **options: int) -> zmq.Socket:
         sock = self._context.socket(kind)
@@ -420,6 +422,7 @@ class TwinServer:
         now = time.monotonic()
         if self._meta_items is None or now - self._meta_built_at > META_CACHE_MAX_AGE_S:
             meta = self.engine.meta()
+            meta["commands"] = {name: COMMANDS[name].entry() for name in sorted(self.handlers)}
             self._meta_items = (len(meta), b"".join(pack(k) + pack(v) for k, v in meta.items()))
             self._meta_built_at = now
         return self._meta_items
@@ -551,6 +554,12 @@ class TwinServer:
             known = ", ".join(sorted(self.handlers))
             return self._rejected("unknown", f"unknown command {shorten(repr(name), 60)}; "
                                   f"known: {known}")
+        spec = COMMANDS.get(name)  # every handler has one (checked at start-up)
+        try:
+            if spec is not None:
+                check_request(spec, request)
+        except CommandRejected as exc:
+            return self._rejected(name, f"{name}: {exc}")
         try:
             reply = handler(request)
         except ValueError as exc:  # CommandRejected, and the clock's own checks

@@ -18,7 +18,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from twin.catalog import display_of, kind_of
+from twin.catalog import display_of, kind_of, labels_entry
 
 PROTOCOL_VERSION = 1
 
@@ -80,7 +80,7 @@ class FieldSpec:
         """The fuller entry in ``meta``'s field catalog."""
         entry = self.header_entry()
         entry.update(description=self.description, per_sat=self.per_sat, limits=dict(self.limits),
-                     kind=kind_of(self.unit), labels=dict(self.labels),
+                     kind=kind_of(self.unit), labels=labels_entry(self.labels),
                      display=display_of(self.unit))
         return entry
 

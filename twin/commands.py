@@ -1,0 +1,252 @@
+"""The command catalog: every command, its arguments and how much it matters, checked once.
+
+Each command the twin answers is declared here with its arguments (type, range, unit,
+choices, default) and its significance: ``informational`` (reads only), ``operational``
+(changes how the twin runs: the clock, jobs, policies, caps) or ``hazardous`` (degrades the
+simulated fleet: injected faults and upsets, coolant flow). The server checks every request
+against its declaration before the handler runs (`check_request`), so a command is
+validated one way, and ``meta.commands`` carries the catalog for clients to build their
+forms from (docs/protocol.md). Handlers still check what depends on the scenario (an
+accelerator count up to the node's, a satellite's name).
+
+A satellite is named one way everywhere (type ``sat``): its index (0..N-1), its name, or its
+NORAD id as a string; where ``all`` is allowed, the string ``"all"``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from twin.subsystem import CommandRejected
+
+SIGNIFICANCE = ("informational", "operational", "hazardous")
+ARG_TYPES = ("number", "integer", "bool", "choice", "sat")
+RESERVED_KEYS = frozenset({"cmd", "id"})
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a command.
+
+    Attributes:
+        name: Key in the request map.
+        type: ``number``, ``integer``, ``bool``, ``choice`` or ``sat``.
+        description: One line for people (and for a client's form).
+        unit: The unit of a number (``W``, ``s``, ``1``), empty otherwise.
+        min, max: Inclusive bounds of a number or integer (None: unbounded).
+        choices: The allowed strings of a ``choice``.
+        required: The request must carry it.
+        default: What the twin uses when it is absent (for the catalog; None: no default).
+        nullable: ``nil`` is a value (it clears something, e.g. a power cap).
+        allow_all: A ``sat`` may be ``"all"``.
+    """
+
+    name: str
+    type: str
+    description: str
+    unit: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    required: bool = False
+    default: Any = None
+    nullable: bool = False
+    allow_all: bool = False
+
+    def entry(self) -> dict[str, Any]:
+        """The catalog entry ``meta.commands[cmd].args[name]``."""
+        out: dict[str, Any] = {"type": self.type, "description": self.description,
+                               "required": self.required}
+        for key in ("unit", "min", "max", "default"):
+            value = getattr(self, key)
+            if value not in (None, ""):
+                out[key] = value
+        if self.choices:
+            out["choices"] = list(self.choices)
+        if self.nullable:
+            out["nullable"] = True
+        if self.allow_all:
+            out["allow_all"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One command: what it does, how much it matters, and its arguments."""
+
+    name: str
+    summary: str
+    significance: str
+    args: tuple[Arg, ...] = field(default_factory=tuple)
+
+    def entry(self) -> dict[str, Any]:
+        """The catalog entry ``meta.commands[name]``."""
+        return {"summary": self.summary, "significance": self.significance,
+                "args": {arg.name: arg.entry() for arg in self.args}}
+
+
+def _sat(description: str, *, required: bool = True, allow_all: bool = False) -> Arg:
+    return Arg("sat", "sat", description, required=required, allow_all=allow_all)
+
+
+_JOB_ID = Arg("job_id", "integer", "the job's id", min=1, required=True)
+
+COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
+    # the server's own
+    CommandSpec("commands", "list every command this twin answers", "informational"),
+    CommandSpec("status", "clock, counters and events so far", "informational"),
+    CommandSpec("meta", "the meta body (and republish it on the stream)", "informational"),
+    CommandSpec("pause", "stop the clock; heartbeats go on", "operational"),
+    CommandSpec("resume", "restart the clock", "operational"),
+    CommandSpec("step", "while paused, take n steps at the publish rate", "operational", (
+        Arg("n", "integer", "steps to take", min=1, max=100_000, default=1),)),
+    CommandSpec("warp", "simulated seconds per wall second", "operational", (
+        Arg("value", "number", "the new warp", unit="s/s", min=1e-3, max=1e5,
+            required=True),)),
+    CommandSpec("rate", "steps and publishes per wall second", "operational", (
+        Arg("value", "number", "the new rate", unit="Hz", min=0.01, max=1000.0,
+            required=True),)),
+    # compute
+    CommandSpec("submit_job", "queue a job, scheduled on the next step", "operational", (
+        Arg("kind", "choice", "the job's kind", choices=("training", "inference"),
+            default="inference"),
+        Arg("size_accel_h", "number", "work in accelerator-hours", unit="accelerator-h",
+            min=1e-6, max=1e6),
+        Arg("accelerators", "integer", "accelerators it runs on (at most a node's)",
+            min=1, max=64),
+        Arg("priority", "integer", "higher runs first", min=-1000, max=1000),
+        Arg("checkpoint_interval_s", "number", "time between checkpoints", unit="s",
+            min=1.0, max=1e7),
+        Arg("result_bytes", "number", "result size to downlink (at most the node's "
+            "storage)", unit="B", min=0.0),
+    )),
+    CommandSpec("cancel_job", "remove a queued or running job (running work is lost)",
+                "operational", (_JOB_ID,)),
+    CommandSpec("job", "one job's state", "informational", (_JOB_ID,)),
+    CommandSpec("set_policy", "the scheduling policy", "operational", (
+        Arg("policy", "choice", "first_fit or sun_aware", choices=("first_fit", "sun_aware"),
+            required=True),)),
+    CommandSpec("set_power_cap", "cap a node's compute power (nil clears)", "operational", (
+        _sat("the node, or all", allow_all=True),
+        Arg("power_w", "number", "the cap", unit="W", min=0.0, max=1e7, nullable=True),
+    )),
+    CommandSpec("inject_upset", "a single-event upset on a node at the next step",
+                "hazardous", (
+        _sat("the node"),
+        Arg("reset", "bool", "the upset needs a device reset", default=False),
+        Arg("job_id", "integer", "strike this running job on that node", min=1),
+    )),
+    # faults
+    CommandSpec("inject_fault", "fail accelerators or degrade a radiator, battery or "
+                "solar array", "hazardous", (
+        _sat("the node"),
+        Arg("kind", "choice", "what fails", choices=("accelerator", "radiator", "battery",
+                                                      "solar"), required=True),
+        Arg("count", "integer", "accelerators to fail (kind accelerator)", min=1, max=64,
+            default=1),
+        Arg("health_frac", "number", "capacity left (other kinds)", unit="1", min=0.0,
+            max=0.999),
+    )),
+    CommandSpec("clear_fault", "restore a node's health", "operational", (
+        _sat("the node"),
+        Arg("kind", "choice", "one kind or all", choices=("accelerator", "radiator",
+                                                           "battery", "solar", "all"),
+            default="all"),
+    )),
+    # thermal
+    CommandSpec("set_coolant_flow", "the coolant loop's flow, as a fraction of design",
+                "hazardous", (
+        Arg("value", "number", "flow over design flow", unit="1", min=0.0, max=1.5,
+            required=True),
+        Arg("sat", "integer", "the node's index, or -1 for all", min=-1, default=-1),
+    )),
+    # mirror
+    CommandSpec("mirror_status", "the mirror's counters and bindings", "informational"),
+)}
+
+
+def check_catalog(handlers: set[str]) -> None:
+    """Every command answered is declared, and every declaration is well formed.
+
+    Raises:
+        ValueError: Naming the command without a declaration, or the bad declaration.
+    """
+    missing = sorted(handlers - set(COMMANDS))
+    if missing:
+        raise ValueError(f"command(s) {', '.join(missing)} answered but not declared in "
+                         "twin/commands.py (arguments, significance)")
+    for spec in COMMANDS.values():
+        if spec.significance not in SIGNIFICANCE:
+            raise ValueError(f"{spec.name}: significance {spec.significance!r}")
+        for arg in spec.args:
+            if arg.type not in ARG_TYPES or arg.name in RESERVED_KEYS:
+                raise ValueError(f"{spec.name}.{arg.name}: type {arg.type!r}")
+
+
+def check_request(spec: CommandSpec, request: dict[str, Any]) -> None:
+    """Refuse a request its declaration does not allow; the handler then trusts the types.
+
+    Raises:
+        CommandRejected: Naming the argument, what it got and what it takes.
+    """
+    allowed = {arg.name for arg in spec.args}
+    extra = [key for key in request if key not in allowed and key not in RESERVED_KEYS]
+    if extra:
+        named = sorted(extra, key=repr)
+        shown = ", ".join(repr(k)[:40] for k in named[:5])
+        more = f" and {len(named) - 5} more" if len(named) > 5 else ""
+        takes = ", ".join(sorted(allowed)) or "no arguments"
+        raise CommandRejected(f"unexpected argument(s) {shown}{more}; takes {takes}")
+    for arg in spec.args:
+        if arg.name not in request:
+            if arg.required:
+                raise CommandRejected(f"needs '{arg.name}': {_expected(arg)}")
+            continue
+        value = request[arg.name]
+        if value is None and arg.nullable:
+            continue
+        if not _accepts(arg, value):
+            raise CommandRejected(f"'{arg.name}' must be {_expected(arg)}, got "
+                                  f"{repr(value)[:60]}")
+
+
+def _accepts(arg: Arg, value: Any) -> bool:
+    if arg.type == "bool":
+        return isinstance(value, bool)
+    if arg.type == "choice":
+        return isinstance(value, str) and value in arg.choices
+    if arg.type == "sat":
+        if arg.allow_all and value == "all":
+            return True
+        if isinstance(value, str):
+            return 0 < len(value) <= 200  # the handler resolves the name
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if arg.type == "integer" and not isinstance(value, int):
+        return False
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past float range
+        return False
+    if not math.isfinite(number):
+        return False
+    return ((arg.min is None or number >= arg.min)
+            and (arg.max is None or number <= arg.max))
+
+
+def _expected(arg: Arg) -> str:
+    if arg.type == "bool":
+        return "true or false"
+    if arg.type == "choice":
+        return "one of " + ", ".join(arg.choices)
+    if arg.type == "sat":
+        return ("a satellite index, name or NORAD id" + (', or "all"' if arg.allow_all
+                                                         else ""))
+    kind = "an integer" if arg.type == "integer" else "a number"
+    low = "-inf" if arg.min is None else f"{arg.min:g}"
+    high = "inf" if arg.max is None else f"{arg.max:g}"
+    unit = f" {arg.unit}" if arg.unit and arg.unit != "1" else ""
+    return f"{kind} in [{low}, {high}]{unit}" + (" or nil" if arg.nullable else "")
