@@ -34,12 +34,12 @@ import numpy as np
 from bridge.ccsds import Decoder, StreamSplitter
 from bridge.definitions import Definitions
 from bridge.sources import read_recording
+from twin.constants import KELVIN_PER_CELSIUS, STEFAN_BOLTZMANN_W_M2_K4
 
-STEFAN_BOLTZMANN_W_M2_K4 = 5.670374419e-8
-KELVIN_PER_CELSIUS = 273.15
 MAX_GRID_POINTS = 4000
 # The twin's [thermal] defaults (twin/thermal.py ThermalParams; tests/test_calibrate.py
-# checks they agree). bridge/ may import only twin.wire and twin.scenario, hence the copy.
+# checks they agree). bridge/ may import only twin.wire, twin.scenario and twin's leaf
+# modules (constants, ratelog, addresses), not the models, hence the copy.
 THERMAL_DEFAULTS = {
     "compute_heat_capacity_j_k": 80.0e3, "radiator_heat_capacity_j_k": 50.0e3,
     "loop_ua_w_k": 1500.0, "coolant_flow_kg_s": 0.15, "coolant_cp_j_kg_k": 4700.0,

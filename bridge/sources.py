@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 
 import psutil
 
+from twin.constants import KELVIN_PER_CELSIUS
 from twin.ratelog import RateLimitedLog
 
 log = logging.getLogger("odc.bridge")
@@ -47,7 +48,6 @@ TCP_ACCEPTS_PER_READ = 64
 CLOSE_REASONS = ("peer", "idle", "error")
 RECORD_MAGIC = b"ODCREC1\n"
 _RECORD_HEAD = struct.Struct("<dI")
-KELVIN_PER_CELSIUS = 273.15
 
 
 def parse_host_port(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:

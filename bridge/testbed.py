@@ -26,9 +26,8 @@ import psutil
 
 from bridge.ccsds import SEQ_MODULO, encode_packets
 from bridge.definitions import Definitions, load_definitions
+from twin.constants import KELVIN_PER_CELSIUS, STEFAN_BOLTZMANN_W_M2_K4
 
-STEFAN_BOLTZMANN_W_M2_K4 = 5.670374419e-8
-KELVIN_PER_CELSIUS = 273.15
 MAX_SUBSTEP_S = 0.5
 
 

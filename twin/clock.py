@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-SECONDS_PER_DAY = 86400.0
+from twin.constants import SECONDS_PER_DAY
+
 _UNIX_EPOCH_JD = 2440587.5
 
 # The one set of clock bounds: the scenario schema ([clock]), the CLI flags (--warp, --rate)

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from twin.constants import KELVIN_PER_CELSIUS
 from twin.ratelog import RateLimitedLog, shorten
 from twin.scenario import InvalidField, Scenario, parse_section
 from twin.subsystem import CommandHandler, Field, StepContext, make_field, only_keys
@@ -48,7 +49,6 @@ from twin.wire import PROTOCOL_VERSION, TOPIC_TELEMETRY, WIRE_DTYPES, WireError,
 
 log = logging.getLogger("odc.twin.mirror")
 
-KELVIN_PER_CELSIUS = 273.15
 # Unit suffix of a testbed parameter -> (SI suffix, scale, offset): si = raw * scale + offset.
 UNIT_SUFFIXES = {
     "_k": ("_k", 1.0, 0.0), "_c": ("_k", 1.0, KELVIN_PER_CELSIUS),

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from twin.attitude import sun_exposure
+from twin.constants import J_PER_WH, STEFAN_BOLTZMANN_W_M2_K4
 from twin.scenario import InvalidField, Scenario, parse_section
 from twin.subsystem import CommandHandler, Field, StepContext, make_field
 from twin.thermal import (
@@ -24,7 +25,6 @@ from twin.thermal import (
     COMPUTE,
     RADIATOR,
     SOLAR_CONSTANT_W_M2,
-    STEFAN_BOLTZMANN_W_M2_K4,
     EarthView,
     EnergyLedger,
     StepSunlight,
@@ -33,8 +33,6 @@ from twin.thermal import (
     degraded_frac,
     flux_from_sun_w_m2,
 )
-
-J_PER_WH = 3600.0
 
 # Rows of the step's float64 block: the four published fields first, then the balance's
 # (``PowerModel._balance``), then the ledger's scratch.

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from twin.constants import SECONDS_PER_DAY
 from twin.subsystem import Field, make_field
 
-SECONDS_PER_DAY = 86400.0
 ENV_REFRESH_S = 30.0
 # Upsets applied one by one in a step, at most (see RadiationState.step).
 MAX_UPSETS_PER_STEP = 10_000

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from twin.attitude import ATTITUDE_LAWS, sun_exposure
+from twin.constants import STEFAN_BOLTZMANN_W_M2_K4
 from twin.geometry import WGS84_A_KM
 from twin.scenario import Scenario, parse_section
 from twin.subsystem import (
@@ -31,7 +32,6 @@ from twin.subsystem import (
 )
 from twin.wire import ok
 
-STEFAN_BOLTZMANN_W_M2_K4 = 5.670374419e-8  # CODATA 2018, exact in SI
 SOLAR_CONSTANT_W_M2 = 1361.0  # total solar irradiance at 1 AU (Kopp & Lean 2011)
 AU_KM = 149_597_870.7  # IAU 2012, exact
 R_EARTH_KM = WGS84_A_KM  # same sphere as the shadow model

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-SECONDS_PER_HOUR = 3600.0
+from twin.constants import SECONDS_PER_HOUR
 
 # Job states in the table.
 EMPTY, QUEUED, RUNNING = 0, 1, 2
