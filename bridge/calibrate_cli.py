@@ -17,8 +17,9 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recording", help="session recorded with odc bridge --record")
-    parser.add_argument("--scenario", default="assets/testbeds/flatsat_mirror.toml",
-                        help="scenario with the [mirror] binding (default %(default)s)")
+    parser.add_argument("--scenario", default=None,
+                        help="scenario with the [mirror] binding (default: the bundled "
+                        "testbeds/flatsat_mirror.toml)")
     parser.add_argument("--definitions", default="flatsat",
                         help="packet definitions of the recording (default %(default)s)")
     parser.add_argument("--testbed", default=None,
@@ -41,11 +42,11 @@ def run(args: argparse.Namespace) -> int:
         thermal_overrides,
         write_thermal,
     )
-    from bridge.definitions import DefinitionError, load_definitions
+    from bridge.definitions import TESTBEDS_DIR, DefinitionError, load_definitions
     from twin.scenario import ScenarioError, load_scenario
 
     try:
-        scenario = load_scenario(args.scenario)
+        scenario = load_scenario(args.scenario or str(TESTBEDS_DIR / "flatsat_mirror.toml"))
         defs = load_definitions(args.definitions)
         name = args.testbed or defs.testbed
         bindings = [b for b in scenario.sections.get("mirror", {}).get("testbed", [])

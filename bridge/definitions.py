@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from twin.assets import assets_dir
+
 PRIMARY_HEADER_BYTES = 6
 PUS_C_HEADER_BYTES = 7  # version/time-ref, service, subtype, message counter (2), dest id (2)
 TIMESTAMP_BYTES = {"none": 0, "cds_short": 7}
@@ -48,7 +50,7 @@ IDLE_APID = 0x7FF  # CCSDS idle packets; never a telemetry definition
 PARAM_TYPES = {"u1": ">u1", "u2": ">u2", "u4": ">u4", "i1": ">i1", "i2": ">i2", "i4": ">i4",
                "f4": ">f4", "f8": ">f8"}
 
-TESTBEDS_DIR = Path(__file__).resolve().parent.parent / "assets" / "testbeds"
+TESTBEDS_DIR = assets_dir() / "testbeds"
 
 
 class DefinitionError(ValueError):

@@ -60,7 +60,8 @@ class Twinlike:
     """
 
     def __init__(self, meta_body: dict[str, Any], state_of: Callable[[int], Message]) -> None:
-        self.meta_body = {k: v for k, v in meta_body.items() if k not in ("v", "seq", "t_utc")}
+        self.meta_body = {k: v for k, v in meta_body.items()
+                          if k not in ("v", "seq", "t_utc", "run_id")}
         self.state_of = state_of
         self.encoder = StateEncoder([
             FieldSpec(e["name"], e["dtype"], tuple(e["shape"]), e["unit"], e["description"],
@@ -85,8 +86,8 @@ class Twinlike:
         return [bytes(frame) for frame in self.encoder.encode(header, arrays)]
 
     def event(self, **changes: Any) -> list[bytes]:
-        body = {**self._framing("event"), "kind": "thermal_alarm", "severity": "alarm",
-                "message": "SSO-007: compute 93 °C", "sat": 7}
+        body = {**self._framing("event"), "kind": "limit", "severity": "alarm",
+                "message": "node 7: temp_compute_k 366 K above alarm_high 358.1", "sat": 7}
         return encode_map(TOPIC_EVENT, {k: v for k, v in {**body, **changes}.items()
                                         if v is not DROP})
 
@@ -101,7 +102,7 @@ DROP = object()  # a header key left out
 
 def tui_twin() -> Twinlike:
     """The dashboard tests' fleet (tests/tuiutil.py): 40 nodes, thermal, power, compute."""
-    return Twinlike(tuiutil.meta(N).header, lambda step: tuiutil.state(step, N))
+    return Twinlike(tuiutil.meta().header, tuiutil.state)
 
 
 def viewer_state(step: int) -> Message:
@@ -200,13 +201,13 @@ def test_dashboard_counts_bad_messages_and_draws_the_good_ones_after() -> None:
             for make in BAD.values():
                 pub.send(make(tw))
             pub.send(_with_odd_values(tw.state(7), tw))
-            pub.send(tw.event(sat=12, kind="power_alarm", message="SSO-012: battery low"))
+            pub.send(tw.event(sat=12, message="node 12: soc_frac 0.15 1 below alarm_low 0.2"))
             await until(pilot, lambda: app.model.header.get("step") == 7
                         and app.bad_messages == len(BAD))
             await pilot.pause(0.3)
             assert app.is_running
             assert app.model.n == N and len(app.fleet_table.order) == N
-            assert ("power_alarm", 12) in app.model.alarms
+            assert ("limit", 12) in app.model.alarms
             header = app.query_one("#header").text.plain
             assert f" BAD {len(BAD)} " in header, header
             log = "\n".join(strip.text for strip in app.events_log.lines)
@@ -256,13 +257,13 @@ def test_viewer_counts_bad_messages_and_draws_the_good_ones_after() -> None:
         for make in BAD.values():
             pub.send(make(tw))
         pub.send(_with_odd_values(tw.state(7), tw))
-        pub.send(tw.event(kind="power_alarm", message="DD-01-03: battery low"))
+        pub.send(tw.event(sat=12, message="node 12: soc_frac 0.15 1 below alarm_low 0.2"))
         _tick_until(app, lambda: app.scene.header.get("step") == 7
                     and app.bad_messages == len(BAD))
         app.refresh_hud(force=True)
         hud = app.scene.hud_top.GetInput()
         assert f"BAD MESSAGES {len(BAD)}" in hud and "last: " in hud, hud
-        assert any("battery low" in line for line in app.events)
+        assert any("below alarm_low" in line for line in app.events)
         assert np.isfinite(app.scene.sats.points).all()
         app.render()  # the frame after the bad messages renders
     finally:
@@ -413,7 +414,7 @@ def test_fuzz_dashboard_model(data: st.DataObject) -> None:
     gate = _seeded_gate(tw, StreamGate())
     model = FleetModel()
     model.apply_meta(gate.meta)
-    model.apply_state(tuiutil.state(1, N))
+    model.apply_state(tuiutil.state(1))
     model.set_sort("temp_compute_k", descending=True)
     frames = _base(data, tw)
     for _ in range(data.draw(st.integers(1, 2))):

@@ -27,6 +27,7 @@ from viz.stream import LIVE, STALE
 from viz.tui.app import DashboardApp, StreamUpdate
 from viz.tui.model import FleetModel, human_unit, limit_levels
 from viz.tui.screens import CommandError, DetailScreen, parse_command
+from viz.tui.widgets import unit_for
 
 SIZE = (140, 40)
 
@@ -176,16 +177,17 @@ def test_a_column_formats_as_its_cells() -> None:
     assert unit.format_all([373.15, float("nan"), 273.1499, 273.2]) == [
         "100.0", "—", "0.0", "0.1"]  # a value that rounds to zero shows no sign
     model = FleetModel()
-    model.apply_meta(tuiutil.meta(40, mirror=True))
+    model.apply_meta(tuiutil.meta(mirror=True))
     model.apply_state(tuiutil.state(3, mirror=True))
-    sats = np.array([7, 0, 12, tuiutil.MIRROR_SAT, 39])
+    sats = np.array([tuiutil.HOT_SAT, 0, tuiutil.WARM_SAT, tuiutil.MIRROR_SAT, 39])
     for column in model.columns:
         texts, levels = model.cells(column, sats)
         assert list(zip(texts, levels, strict=True)) == [model.cell(column, sat)
                                                          for sat in sats.tolist()]
     name = model.column("name")
     assert model.cell(name, tuiutil.MIRROR_SAT)[0].startswith("◉ ")
-    assert model.cell(model.column("temp_compute_k"), 7) == ("92.9", 2)
+    hot_c = f"{tuiutil.HOT_K - 273.15:.1f}"
+    assert model.cell(model.column("temp_compute_k"), tuiutil.HOT_SAT) == (hot_c, 2)
     assert model.cell(model.column("sunlit_frac"), 0)[0] in ("sun", "pen", "ecl")
 
 
@@ -197,36 +199,44 @@ def test_limit_levels() -> None:
 
 def test_new_fields_appear_from_the_catalog_and_sort_hottest_first() -> None:
     model = FleetModel()
-    model.apply_meta(tuiutil.meta(40))
-    model.apply_state(tuiutil.state(0))
+    model.apply_meta(tuiutil.meta())
+    model.apply_state(tuiutil.state(1))
     keys = [c.key for c in model.columns]
     for name in ("temp_compute_k", "soc_frac", "utilization_frac", "power_cap_w", "upsets"):
         assert name in keys
     assert "pos_gcrs_km" not in keys and "in_contact" not in keys
     model.set_sort("temp_compute_k")
     order = model.view_order()
-    assert order[0] == 7 and model.sort_descending
-    assert model.worst[7] == 2 and model.worst[12] >= 1
+    assert order[0] == tuiutil.HOT_SAT and model.sort_descending
+    assert model.worst[tuiutil.HOT_SAT] == 2 and model.worst[tuiutil.WARM_SAT] == 1
     model.only_alarm = True
-    assert set(model.view_order()) == {3, 7}
+    assert set(model.view_order()) == {tuiutil.LOW_SAT, tuiutil.HOT_SAT}
     model.only_alarm = False
-    model.set_text_filter("wlk")
-    assert all(model.name(int(i)).startswith("WLK") for i in model.view_order())
+    model.set_text_filter("dawn")
+    shown = model.view_order()
+    assert len(shown) == 16 and all(model.name(int(i)).startswith("dawn-dusk") for i in shown)
 
 
 def test_alarm_events_are_active_until_acknowledged() -> None:
+    """The twin's own events: its limit alarm on the hot node, raised again (as it is
+    each time the node goes back in and out of limits), and a contact, which is no alarm."""
     model = FleetModel()
-    model.apply_meta(tuiutil.meta(40))
-    for seq in range(3):
-        model.apply_event(tuiutil.event(seq, "temp_alarm", "alarm", "hot", sat=5))
-    model.apply_event(tuiutil.event(3, "contact_start", "info", "hello", sat=6))
-    assert list(model.alarms) == [("temp_alarm", 5)] and model.alarms[("temp_alarm", 5)].count == 3
-    assert model.acknowledge(("temp_alarm", 5)) == 1 and not model.alarms
+    model.apply_meta(tuiutil.meta())
+    hot = next(e for e in tuiutil.events(0, 5) if e.header["kind"] == "limit"
+               and e.header["sat"] == tuiutil.HOT_SAT)
+    assert hot.header["severity"] == "alarm"
+    for _ in range(3):
+        model.apply_event(hot)
+    model.apply_event(next(e for e in tuiutil.events(0, 60)
+                           if e.header["kind"] == "contact_start"))
+    key = ("limit", tuiutil.HOT_SAT)
+    assert list(model.alarms) == [key] and model.alarms[key].count == 3
+    assert model.acknowledge(key) == 1 and not model.alarms
 
 
 def test_trends_keep_the_last_samples_per_node() -> None:
     model = FleetModel(trend_samples=5)
-    model.apply_meta(tuiutil.meta(40))
+    model.apply_meta(tuiutil.meta())
     for step in range(8):
         model.apply_state(tuiutil.state(step))
     series = model.trend_of("soc_frac", 10)
@@ -313,14 +323,16 @@ def test_only_changed_rows_repaint_and_the_screen_matches_a_full_redraw() -> Non
             state = _with(state, "temp_compute_k", 2, 353.16)
             assert await show(state) == [3]
             assert await show(state) == []  # the same state again: nothing to repaint
-            # Sorted hottest first, node 20 jumps to the second row: the rows between
-            # its old and new place move down by one, the others stay.
+            # Sorted hottest first, the node on row 10 jumps to the second row (just
+            # below the node held hot): the rows between its old and new place move down
+            # by one, the others stay.
             app.sort_by("temp_compute_k")
             await pilot.pause(0.3)
-            old_row = int(np.flatnonzero(table.order == 20)[0])
-            state = _with(state, "temp_compute_k", 20, 364.0)
+            old_row = 10
+            mover = int(table.order[old_row])
+            state = _with(state, "temp_compute_k", mover, tuiutil.HOT_K - 1.0)
             repainted = await show(state)
-            assert table.order[1] == 20
+            assert table.order[1] == mover
             assert repainted == list(range(2, old_row + 2))
             # The cursor moved and the table scrolled sideways: still as a full redraw.
             await pilot.press("down", "down")
@@ -334,7 +346,8 @@ def test_only_changed_rows_repaint_and_the_screen_matches_a_full_redraw() -> Non
 # -- the mirrored node ----------------------------------------------------------------
 
 def test_mirror_model_measured_beside_predicted() -> None:
-    """Synthetic mirror fields framed by the real codec (tuiutil): rows, units, levels."""
+    """The twin's mirror fields, its testbed reading the model's last prediction
+    +15 K (cold plate) and -7 K (radiator) against 10 K thresholds: rows, units, levels."""
     from viz.tui.model import ALARM, MIRROR_MARK, OK, WARN, difference_unit
 
     model = FleetModel()
@@ -348,29 +361,32 @@ def test_mirror_model_measured_beside_predicted() -> None:
     name = model.column("name")
     assert model.cell(name, sat)[0] == f"{MIRROR_MARK} {model.name(sat)}"
     assert model.cell(name, sat + 1)[0] == model.name(sat + 1)
-    assert model.mirror_live(binding) is True and model.mirror_age_s(binding) == pytest.approx(0.4)
+    # One sample a step, the wall clock 0.1 s a step on (rate 10 Hz).
+    assert model.mirror_live(binding) is True
+    assert model.mirror_age_s(binding) == pytest.approx(tuiutil.WALL_STEP_S, abs=1e-3)
     rows = {row.quantity: row for row in model.mirror_rows(binding)}
     compute, radiator = rows["temp_compute_k"], rows["temp_radiator_k"]
     assert compute.role == "state" and compute.threshold == 10.0
     assert compute.residual == pytest.approx(compute.measured - compute.predicted, abs=1e-3)
-    assert compute.residual == pytest.approx(12.0, abs=1e-3) and compute.level == ALARM
-    assert radiator.residual == pytest.approx(-6.0, abs=1e-3) and radiator.level == WARN
+    # The offsets, less what the model moved in the one step since the sample.
+    assert compute.residual == pytest.approx(15.0, abs=1.0) and compute.level == ALARM
+    assert radiator.residual == pytest.approx(-7.0, abs=1.0) and radiator.level == WARN
     assert rows["compute_power_w"].role == "driver"
-    assert rows["compute_power_w"].measured == pytest.approx(170.0)
+    assert rows["compute_power_w"].measured == pytest.approx(tuiutil.MIRROR_POWER_W)
     # Residuals of temperatures are differences in K, not °C; fractions in points.
     assert difference_unit("temp_compute_k").format(12.0) == "12.00"
     assert difference_unit("temp_compute_k").label == "K"
     assert (difference_unit("soc_frac").label, difference_unit("soc_frac").format(0.031)) == \
         ("pp", "3.1")
     # Telemetry lost: NaN measured and residual, level OK (nothing to compare).
-    model.apply_state(tuiutil.state(4, mirror=True, mirror_live=False))
+    model.apply_state(tuiutil.lost_mirror_state())
     assert model.mirror_live(binding) is False
     lost = {row.quantity: row for row in model.mirror_rows(binding)}
     assert np.isnan(lost["temp_compute_k"].residual) and lost["temp_compute_k"].level == OK
     # No mirror in meta, or a malformed one: nothing marked, nothing breaks.
     plain = FleetModel()
     plain.apply_meta(tuiutil.meta())
-    assert plain.mirrors == [] and plain.cell(plain.column("name"), sat)[0] == "SSO-005"
+    assert plain.mirrors == [] and plain.cell(plain.column("name"), sat)[0] == tuiutil.name(sat)
     bad = tuiutil.meta().header
     bad["subsystems"]["mirror"] = {"bindings": [{"testbed": "x"}, {"testbed": "y", "sat": 99}]}
     plain.apply_meta(bad)
@@ -385,7 +401,8 @@ def test_mirror_key_header_and_detail() -> None:
             app.feed(StreamUpdate(meta=tuiutil.meta(), connection=LIVE))
             assert not app.check_action("mirror", ())  # hidden without a mirror
             app.feed(StreamUpdate(meta=tuiutil.meta(mirror=True), connection=LIVE))
-            app.feed(StreamUpdate(state=tuiutil.state(1, mirror=True), connection=LIVE))
+            state = tuiutil.state(1, mirror=True)
+            app.feed(StreamUpdate(state=state, connection=LIVE))
             assert app.check_action("mirror", ())
             await until(pilot, lambda: "◉ MIRROR flatsat LIVE"
                         in str(app.query_one("#header").text))
@@ -393,13 +410,18 @@ def test_mirror_key_header_and_detail() -> None:
             await until(pilot, lambda: isinstance(app.screen, DetailScreen))
             assert app.screen.sat == tuiutil.MIRROR_SAT
             panel = app.screen.query_one("#detail-mirror")
-            await until(pilot, lambda: panel.display and "+12.00 K" in _rendered(app, panel))
+            compute, radiator = (float(state.arrays[f"mirror_residual_{q}"][0])
+                                 for q in tuiutil.MIRROR_STATES)
+            await until(pilot, lambda: panel.display
+                        and f"{compute:+.2f} K" in _rendered(app, panel))
             text = _rendered(app, panel)
-            for expected in ("Measured", "Predicted", "Residual", "+12.00 K", "-6.00 K",
-                             "±10.00 K", "170 W", "drives the model"):
+            power = unit_for(app.model, "compute_power_w")  # the table column's unit
+            measured_power = f"{power.format(tuiutil.MIRROR_POWER_W)} {power.label}"
+            for expected in ("Measured", "Predicted", "Residual", f"{compute:+.2f} K",
+                             f"{radiator:+.2f} K", "±10.00 K", measured_power,
+                             "drives the model"):
                 assert expected in text, f"{expected!r} not in the mirror panel:\n{text}"
-            app.feed(StreamUpdate(state=tuiutil.state(2, mirror=True, mirror_live=False),
-                                  connection=LIVE))
+            app.feed(StreamUpdate(state=tuiutil.lost_mirror_state(), connection=LIVE))
             await until(pilot, lambda: "MIRROR flatsat LOST" in _rendered(app, panel))
             # Another node's detail has no mirror panel.
             await pilot.press("right_square_bracket")

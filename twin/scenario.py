@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from sgp4.api import WGS72, Satrec
 
+from twin.assets import assets_dir
 from twin.clock import MAX_RATE_HZ, MAX_WARP, MIN_RATE_HZ, MIN_WARP, check_step
 from twin.constellation import (
     SGP4_EPOCH_ORIGIN,
@@ -36,8 +37,8 @@ from twin.constellation import (
 )
 from twin.sun import EPHEMERIS_END_UTC
 
-ASSETS_DIR: Path = Path(__file__).resolve().parent.parent / "assets"
-"""The repository's assets/ folder."""
+ASSETS_DIR: Path = assets_dir()
+"""The bundled assets: the checkout's assets/ folder, or the installed odc_assets package."""
 SCENARIOS_DIR: Path = ASSETS_DIR / "scenarios"
 """Where bundled scenarios live: ``load_scenario("default")`` reads default.toml here."""
 

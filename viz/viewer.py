@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from twin.assets import assets_dir
 from twin.wire import Message
 from viz import scene
 from viz.checks import BadMessages, check_meta
@@ -28,7 +29,7 @@ from viz.checks import BadMessages, check_meta
 log = logging.getLogger("odc.viz.viewer")
 
 ROOT = Path(__file__).resolve().parents[1]
-EARTH_TEXTURE = ROOT / "assets" / "earth" / "land_ocean_ice_2048.jpg"
+EARTH_TEXTURE = assets_dir() / "earth" / "land_ocean_ice_2048.jpg"
 
 # Stations float this far above the ellipsoid so their markers never sink into the globe.
 STATION_LIFT_KM = 30.0
