@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -393,6 +393,13 @@ class Catalog:
 
     def total(self, name: str) -> Quantity:
         return self.totals.get(name) or Quantity(name)
+
+    def mirrored(self, name: str) -> Quantity:
+        """A quantity a testbed mirrors: the node field's entry, else the mirror's own
+        (``mirror_measured_<name>``) under the quantity's name."""
+        if name in self.fields:
+            return self.fields[name]
+        return replace(self.field(f"mirror_measured_{name}"), name=name)
 
     def event_text(self, event: Mapping[str, Any]) -> str:
         """An event's text with its values in the field's display unit.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,7 +14,6 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
-from viz.quantity import Quantity
 from viz.tui.model import (
     ALARM,
     WARN,
@@ -129,13 +127,6 @@ class SortScreen(ModalScreen[str | None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
-
-
-def mirror_quantity(model: FleetModel, quantity: str) -> Quantity:
-    """The catalog entry of a mirrored quantity: the node field's, else the mirror's own."""
-    if quantity in model.quantities.fields:
-        return model.quantities.field(quantity)
-    return replace(model.quantities.field(f"mirror_measured_{quantity}"), name=quantity)
 
 
 class DetailScreen(Screen):
@@ -275,7 +266,7 @@ class DetailScreen(Screen):
             for heading in ("Quantity", "Measured", "Predicted", "Residual", "Threshold"):
                 table.add_column(heading, justify="left" if heading == "Quantity" else "right")
             for row in model.mirror_rows(binding):
-                q = mirror_quantity(model, row.quantity)
+                q = model.quantities.mirrored(row.quantity)
                 # The table column's scale where there is one, so both read alike.
                 unit = unit_for(model, row.quantity) if model.column(row.quantity) else \
                     q.scale_for(abs(row.measured))
