@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from twin.catalog import display_of, kind_of, total_entry
 from viz import scene
+from viz.quantity import Catalog
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTURE = ROOT / "assets" / "earth" / "land_ocean_ice_2048.jpg"
@@ -240,7 +242,14 @@ def test_colour_fields_from_the_catalog():
     assert scene.default_field(fields) == "temp_compute_k"
     assert scene.default_field(fields[:2]) == "alt_km"
     assert scene.default_field([]) is None
-    assert scene.scalar_bar_title(fields[2]) == "temp_compute_k [K]"
+    # This META is an old twin's (no display rules): the raw unit, never a guess.
+    assert scene.scalar_bar_title(fields[2]) == "T comp [K]"
+    described = scene.colour_fields({"fields": [
+        {**e, "kind": kind_of(e["unit"]), "display": display_of(e["unit"])}
+        for e in META["fields"] if "unit" in e]})
+    titles = {f.name: scene.scalar_bar_title(f, 2500.0) for f in described}
+    assert titles["temp_compute_k"] == "T comp [°C]" and titles["soc_frac"] == "SOC [%]"
+    assert "status" not in titles  # an enum: nothing to colour by
 
 
 def test_colour_range():
@@ -351,25 +360,6 @@ def test_contact_segments():
 
 
 # --------------------------------------------------------------------------- text
-@pytest.mark.parametrize(("name", "value", "text"), [
-    ("temp_compute_k", 353.15, "353.1 K (80.0 °C)"),
-    ("soc_frac", 0.456, "45.6 %"),
-    ("delivered_flop_s", 2.5e15, "2.5 PFLOP/s"),
-    ("peak_pflop_s", 316.48, "316 PFLOP/s"),
-    ("power_generated_w", 12345.0, "12.3 kW"),
-    ("n_in_eclipse", 12, "12"),
-    ("n_sats", 4428, "4,428"),
-    ("alt_km", 550.04, "550.0 km"),
-    ("beta_deg", -12.345, "-12.35°"),
-    ("throttled", True, "yes"),
-    ("anything", float("nan"), "—"),
-    ("compute_cap_w", float("inf"), "unlimited"),
-    ("mystery", 0.123456, "0.1235"),
-])
-def test_format_quantity(name, value, text):
-    assert scene.format_quantity(name, value) == text
-
-
 def test_hud_lines():
     header = {"t_utc": 1774008000.0, "warp": 60.0, "paused": False, "step": 7,
               "fleet": {"n_in_eclipse": 3, "delivered_flop_s": 1e15}}
@@ -382,21 +372,27 @@ def test_hud_lines():
     assert "missed 2" in top[4] and "31 fps" in top[4]
     assert "PAUSED" in scene.status_lines({**header, "paused": True}, meta, "STALE",
                                           earth_fixed=True)[2]
-    fleet = scene.fleet_lines(header["fleet"], n_flagged=1)
-    assert "delivered: 1 PFLOP/s" in fleet and "in eclipse: 3" in fleet
+    totals = Catalog({"totals": {k: total_entry(k) for k in
+                                 ("n_in_eclipse", "delivered_pflop_s", "p_solar_total_w")}})
+    fleet = scene.fleet_lines({"n_in_eclipse": 3, "delivered_pflop_s": 1.0,
+                               "p_solar_total_w": 2.5e6}, n_flagged=1, catalog=totals)
+    assert "Compute: 1.00 PFLOP/s" in fleet and "Eclipse: 3" in fleet
+    assert "Solar: 2.50 MW" in fleet
     assert fleet[-1] == "flagged (alarm/fault): 1"
+    # Without a totals catalog (an old twin): bare numbers, no unit guessed from a name.
+    assert "Compute: 1e+15" in scene.fleet_lines(header["fleet"], 0)
     many = {f"n_thing_{i}": i for i in range(30)} | {"delivered_pflop_s": 2.0,
                                                      "n_alarms_active": 4}
-    short = scene.fleet_lines(many, 0)
+    short = scene.fleet_lines(many, 0, catalog=totals)
     assert len(short) <= 15
-    assert short[1] == "alarms active: 4" and short[2] == "delivered: 2 PFLOP/s"
+    assert short[1] == "N alarms active: 4" and short[2] == "Compute: 2.00 PFLOP/s"
     assert len(scene.fleet_lines(many, 0, full=True)) == 34
     fields = scene.colour_fields(META)
     arrays = {"contact_station": np.array([-1, 0], dtype=np.int16),
               "alt_km": np.array([550.0, 551.0]), "temp_compute_k": np.array([300.0, 310.0])}
     node = scene.node_lines(meta, arrays, 1, fields)
     assert node[0] == "NODE 1: B  [g2]" and node[1] == "contact: Svalbard"
-    assert "alt: 551.0 km" in node
+    assert "Alt: 551 km" in node
     assert scene.node_lines(meta, arrays, 5, fields) == []
 
 
@@ -480,7 +476,7 @@ def test_mirror_lines_show_measured_beside_predicted():
     predicted_c = float(state.arrays["temp_compute_k"][sat]) - 273.15
     compute = lines[2].split()
     # Measured and predicted in °C, the residual in K (a difference), past its 10 K limit.
-    assert compute[:2] == ["temp", "compute"]
+    assert compute[:2] == ["T", "comp"]
     assert compute[2:4] == [f"{predicted_c + 12.0:.1f}", "°C"]
     assert compute[4:6] == [f"{predicted_c:.1f}", "°C"]
     assert compute[6:] == ["+12.00", "K", "±10.00", "K", "!"]
@@ -508,17 +504,6 @@ def test_mirror_lost_and_absent():
     assert [(b.index, b.sat) for b in scene.mirror_bindings(bad)] == [(2, 3)]
 
 
-@pytest.mark.parametrize(("name", "value", "text"), [
-    ("temp_compute_k", 12.0, "+12.00 K"),
-    ("temp_compute_k", -1.5, "-1.50 K"),
-    ("soc_frac", -0.031, "-3.1 pp"),
-    ("compute_power_w", 2500.0, "+2.5 kW"),
-    ("compute_power_w", float("nan"), "—"),
-])
-def test_difference_text(name, value, text):
-    assert scene.difference_text(name, value) == text
-
-
 def test_camera_direction_over_a_node_leans_to_the_sunward_side():
     r, v = np.array([7000.0, 0.0, 0.0]), np.array([0.0, 7.5, 0.0])  # normal +z
     up = scene.camera_direction_over(r, v, tilt=0.6)
@@ -528,3 +513,30 @@ def test_camera_direction_over_a_node_leans_to_the_sunward_side():
     assert down[2] < 0 and down[0] > 0
     assert np.allclose(scene.camera_direction_over(r, None), [1.0, 0.0, 0.0])
     assert scene.camera_direction_over([np.nan, 0, 0], v) is None
+
+
+def test_fields_and_totals_never_seen_render_from_the_catalog():
+    """The issue's test for the 3D view: a new unit, an enum and a new total, from meta."""
+    pump = {0: "off", 1: "low", 2: "high"}
+    meta = {"sats": {"n": 2, "names": ["A", "B"]}, "stations": [], "fields": [
+        {"name": "coolant_pressure_pa", "shape": [2], "unit": "Pa", "per_sat": True,
+         "kind": "quantity", "labels": {}, "display": display_of("Pa"),
+         "limits": {"alarm_high": 250_000.0}},
+        {"name": "pump_mode", "shape": [2], "unit": "code", "per_sat": True, "kind": "enum",
+         "labels": pump, "display": display_of("code"), "limits": {}}],
+        "totals": {"coolant_heat_total_w": {"unit": "W", "kind": "quantity", "labels": {},
+                                            "description": "", "display": display_of("W")}}}
+    arrays = {"coolant_pressure_pa": np.array([180_000.0, 262_000.0], np.float32),
+              "pump_mode": np.array([2, 0], np.uint8)}
+    fields = scene.colour_fields(meta)
+    assert [f.name for f in fields] == ["coolant_pressure_pa"]  # an enum has no colour
+    assert scene.scalar_bar_title(fields[0], 262_000.0) == "Coolant pressure [Pa]"
+    node = scene.node_lines(meta, arrays, 0, fields)
+    assert "Coolant pressure: 180000 Pa" in node and "Pump mode: high" in node
+    catalog = Catalog(meta)
+    assert "Coolant heat total: 2.50 MW" in scene.fleet_lines(
+        {"coolant_heat_total_w": 2.5e6}, 0, full=True, catalog=catalog)
+    alarm = {"kind": "limit", "severity": "alarm", "field": "coolant_pressure_pa",
+             "value": 262_000.0, "limit": 250_000.0, "level": "alarm_high", "message": "x"}
+    assert catalog.event_text(alarm) == \
+        "Coolant pressure 262000 Pa above alarm limit 250000 Pa"

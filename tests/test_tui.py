@@ -23,11 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tuiutil
 from tuiutil import twin_process
 
+from twin.wire import TOPIC_EVENT, TOPIC_META, FieldSpec, decode, encode_map, encode_state
+from twin.wire import Message as WireMessage
 from viz.stream import LIVE, STALE
 from viz.tui.app import DashboardApp, StreamUpdate
-from viz.tui.model import FleetModel, human_unit, limit_levels
+from viz.tui.model import FleetModel, limit_levels
 from viz.tui.screens import CommandError, DetailScreen, parse_command
-from viz.tui.widgets import unit_for
 
 SIZE = (140, 40)
 
@@ -161,21 +162,23 @@ def test_stale_when_the_twin_stops_and_live_when_it_returns() -> None:
 # -- the model, without a terminal ----------------------------------------------------
 
 
-def test_human_units() -> None:
-    assert human_unit("temp_compute_k", "K").format(373.15) == "100.0"
-    assert human_unit("temp_compute_k", "K").label == "°C"
-    assert human_unit("soc_frac", "1").format(0.456) == "46"
-    assert human_unit("power_cap_w", "W", 2500.0).label == "kW"
-    assert human_unit("p_solar_w", "W", 2.5e6).label == "MW"
-    assert human_unit("delivered_flop_s", "FLOP/s", 1.2e15).label == "PFLOP/s"
-    assert human_unit("beta_deg", "deg").format(-0.01) == "0.0"
+def test_columns_take_their_units_from_the_catalog() -> None:
+    """Headings and cells in the catalog's display units: °C, %, kW, PFLOP/s."""
+    model = FleetModel()
+    model.apply_meta(tuiutil.meta())
+    model.apply_state(tuiutil.state(3))
+    headings = {c.key: c.heading for c in model.columns}
+    assert headings["temp_compute_k"] == "T comp °C" and headings["soc_frac"] == "SOC %"
+    assert headings["delivered_flop_s"] == "Compute PFLOP/s"
+    assert headings["compute_power_w"] == "P comp kW" and headings["lat_deg"] == "Lat °"
+    # Node 3 held at 5 % (tuiutil's Hold), no cap anywhere: shown as ∞, not a number.
+    assert model.cell(model.column("soc_frac"), 3)[0] == "5.0"
+    assert headings["power_cap_w"] == "P cap W" and headings["compute_cap_w"] == "Cap W"
+    assert model.cell(model.column("power_cap_w"), 0)[0] == "∞"
 
 
 def test_a_column_formats_as_its_cells() -> None:
     """One column at a time (what the table draws) reads exactly as cell by cell."""
-    unit = human_unit("temp_compute_k", "K")
-    assert unit.format_all([373.15, float("nan"), 273.1499, 273.2]) == [
-        "100.0", "—", "0.0", "0.1"]  # a value that rounds to zero shows no sign
     model = FleetModel()
     model.apply_meta(tuiutil.meta(mirror=True))
     model.apply_state(tuiutil.state(3, mirror=True))
@@ -215,6 +218,78 @@ def test_new_fields_appear_from_the_catalog_and_sort_hottest_first() -> None:
     model.set_text_filter("dawn")
     shown = model.view_order()
     assert len(shown) == 16 and all(model.name(int(i)).startswith("dawn-dusk") for i in shown)
+
+
+# A twin newer than the viewer: a field with a unit it has never seen, an enum with labels,
+# and a fleet total, all described by meta's catalogs (docs/protocol.md, "Catalogs").
+PUMP_LABELS = {0: "off", 1: "low", 2: "high"}
+NEW_FIELDS = [
+    FieldSpec("coolant_pressure_pa", "<f4", (40,), "Pa", "coolant loop pressure",
+              limits={"alarm_high": 250_000.0}),
+    FieldSpec("pump_mode", "|u1", (40,), "code", "coolant pump mode", labels=PUMP_LABELS),
+]
+NEW_TOTAL = {"coolant_heat_total_w": {
+    "unit": "W", "kind": "quantity", "description": "heat carried by the loops", "labels": {},
+    "display": {"unit": "W", "scale": 1.0, "offset": 0.0, "prefix": True}}}
+
+
+def unseen_meta() -> dict:
+    body = tuiutil.meta().header
+    body["fields"] += [spec.catalog_entry() for spec in NEW_FIELDS]
+    body["totals"] = NEW_TOTAL
+    return decode(encode_map(TOPIC_META, body)).header
+
+
+def base_t_utc() -> float:
+    return float(tuiutil.state(1).header["t_utc"])
+
+
+def unseen_state(step: int) -> WireMessage:
+    """tuiutil's state plus the new fields and total, framed by the real codec."""
+    base = tuiutil.state(step)
+    header = {k: v for k, v in base.header.items() if k != "fields"}
+    header["fleet"] = {**header["fleet"], "coolant_heat_total_w": 2.5e6}
+    known = tuiutil.feed().engine.field_specs  # the real twin's fields
+    specs = known + NEW_FIELDS
+    arrays = [base.arrays[spec.name] for spec in known]
+    arrays += [np.full(40, 180_000.0, np.float32), (np.arange(40) % 3).astype(np.uint8)]
+    return decode([bytes(f) for f in encode_state(header, specs, arrays)])
+
+
+def test_fields_and_totals_never_seen_render_from_the_catalog() -> None:
+    """The issue's test: unit, enum labels and a new total, all from meta, in the table,
+    the header, the detail screen and an alarm's text."""
+    async def scenario() -> None:
+        app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
+        async with app.run_test(size=SIZE) as pilot:
+            app.feed(StreamUpdate(meta=unseen_meta(), connection=LIVE))
+            app.feed(StreamUpdate(state=unseen_state(1), connection=LIVE))
+            alarm = {"v": 1, "seq": 9, "t_utc": base_t_utc(), "kind": "limit",
+                     "severity": "alarm", "sat": 2, "field": "coolant_pressure_pa",
+                     "value": 262_000.0, "limit": 250_000.0, "level": "alarm_high",
+                     "unit": "Pa", "message": "SSO-002: coolant_pressure_pa 2.62e+05 Pa"}
+            app.feed(StreamUpdate(events=[decode(encode_map(TOPIC_EVENT, alarm))],
+                                  connection=LIVE))
+            await pilot.pause(0.3)
+            model = app.model
+            pressure, pump = model.column("coolant_pressure_pa"), model.column("pump_mode")
+            assert pressure.heading == "Coolant pressure Pa" and pump.heading == "Pump mode"
+            assert model.cells(pump, np.array([0, 1, 2]))[0] == ["off", "low", "high"]
+            assert model.cell(pressure, 0)[0] == "180000"
+            headings = "".join(s.text for s in app.fleet_table._header_strip())
+            assert "Coolant pressure Pa" in headings and "Pump mode" in headings
+            assert "Coolant heat total 2.50 MW" in str(app.query_one("#header").text)
+            assert "Coolant pressure 262000 Pa above alarm limit 250000 Pa" in \
+                model.alarms[("limit", 2)].message
+            await pilot.press("down", "down", "enter")  # node 2's detail: every field
+            await pilot.pause(0.3)
+            table = app.screen.query_one("#detail-fields")
+            rows = {str(table.get_cell(key, "field")): str(table.get_cell(key, "value"))
+                    for key in table.rows}
+            assert rows["pump_mode"] == "high" and rows["coolant_pressure_pa"] == "180000 Pa"
+            assert str(table.get_cell("coolant_pressure_pa", "limits")) == "alarm >250000 Pa"
+
+    asyncio.run(scenario())
 
 
 def test_alarm_events_are_active_until_acknowledged() -> None:
@@ -348,7 +423,7 @@ def test_only_changed_rows_repaint_and_the_screen_matches_a_full_redraw() -> Non
 def test_mirror_model_measured_beside_predicted() -> None:
     """The twin's mirror fields, its testbed reading the model's last prediction
     +15 K (cold plate) and -7 K (radiator) against 10 K thresholds: rows, units, levels."""
-    from viz.tui.model import ALARM, MIRROR_MARK, OK, WARN, difference_unit
+    from viz.tui.model import ALARM, MIRROR_MARK, OK, WARN
 
     model = FleetModel()
     model.apply_meta(tuiutil.meta(mirror=True))
@@ -374,10 +449,8 @@ def test_mirror_model_measured_beside_predicted() -> None:
     assert rows["compute_power_w"].role == "driver"
     assert rows["compute_power_w"].measured == pytest.approx(tuiutil.MIRROR_POWER_W)
     # Residuals of temperatures are differences in K, not °C; fractions in points.
-    assert difference_unit("temp_compute_k").format(12.0) == "12.00"
-    assert difference_unit("temp_compute_k").label == "K"
-    assert (difference_unit("soc_frac").label, difference_unit("soc_frac").format(0.031)) == \
-        ("pp", "3.1")
+    assert model.quantities.field("temp_compute_k").difference(12.0) == "+12.00 K"
+    assert model.quantities.field("soc_frac").difference(0.031) == "+3.1 pp"
     # Telemetry lost: NaN measured and residual, level OK (nothing to compare).
     model.apply_state(tuiutil.lost_mirror_state())
     assert model.mirror_live(binding) is False
@@ -415,8 +488,9 @@ def test_mirror_key_header_and_detail() -> None:
             await until(pilot, lambda: panel.display
                         and f"{compute:+.2f} K" in _rendered(app, panel))
             text = _rendered(app, panel)
-            power = unit_for(app.model, "compute_power_w")  # the table column's unit
-            measured_power = f"{power.format(tuiutil.MIRROR_POWER_W)} {power.label}"
+            # In the table column's unit (kW at the fleet's typical power).
+            measured_power = app.model.column("compute_power_w").unit.text(
+                tuiutil.MIRROR_POWER_W)
             for expected in ("Measured", "Predicted", "Residual", f"{compute:+.2f} K",
                              f"{radiator:+.2f} K", "±10.00 K", measured_power,
                              "drives the model"):

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from twin.catalog import display_of, kind_of
 from twin.wire import PROTOCOL_VERSION, FieldSpec, Message, decode, encode_state
 from viz import scene
 
@@ -78,6 +79,18 @@ def _orbits() -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     return np.concatenate(pos), np.concatenate(vel), names, groups
 
 
+# Units of the header's fleet totals, for meta's totals catalog.
+TOTAL_UNITS = {"n_in_eclipse": "count", "n_in_contact": "count", "delivered_flop_s": "FLOP/s",
+               "power_generated_w": "W", "mirror_live_n": "count"}
+# Names of the orbit status codes (twin/orbit.py publishes these as the field's labels).
+STATUS_LABELS = {0: "ok", 1: "mean eccentricity", 6: "decayed"}
+
+
+def display_keys(unit: str, labels: dict[int, str] | None = None) -> dict:
+    """The catalog keys the twin derives from a unit (twin/catalog.py): kind, display."""
+    return {"kind": kind_of(unit), "labels": dict(labels or {}), "display": display_of(unit)}
+
+
 def meta_and_state(mirror: bool = False, mirror_live: bool = True) -> tuple[dict, Message]:
     """The ``meta`` body and one decoded ``state`` message of the fixed fleet.
 
@@ -141,8 +154,11 @@ def meta_and_state(mirror: bool = False, mirror_live: bool = True) -> tuple[dict
                       "min_elevation_deg": 10.0, "downlink_bps": 1e8}
                      for name, la, lo in STATIONS],
         "fields": [{"name": nm, "dtype": arrays[nm].dtype.str, "shape": list(shape),
-                    "unit": unit, "description": "", "per_sat": per_sat, "limits": limits}
+                    "unit": unit, "description": "", "per_sat": per_sat, "limits": limits,
+                    **display_keys(unit, STATUS_LABELS if nm == "status" else None)}
                    for nm, unit, shape, per_sat, limits in catalog],
+        "totals": {k: {"unit": u, "description": "", **display_keys(u)}
+                   for k, u in TOTAL_UNITS.items()},
         "subsystems": {},
     }
     header = {
@@ -188,7 +204,8 @@ def _add_mirror(meta: dict, header: dict, arrays: dict, catalog: list, temp_k: n
         arrays[name] = array
         catalog.append((name, unit, (1,), False, {}))
     meta["fields"] += [{"name": name, "dtype": array.dtype.str, "shape": [1], "unit": unit,
-                        "description": "", "per_sat": False, "limits": {}}
+                        "description": "", "per_sat": False, "limits": {},
+                        **display_keys(unit)}
                        for name, (array, unit) in fields.items()]
     meta["subsystems"]["mirror"] = {
         "bindings": [{"testbed": MIRROR_TESTBED, "sat": sat,

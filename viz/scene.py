@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from viz.mirror import MirrorBinding, mirror_bindings
+from viz.quantity import Catalog, Quantity
 
 # WGS84 ellipsoid (NIMA TR8350.2): the globe is drawn as the ellipsoid, so a station at
 # its geodetic height sits on the drawn surface at any latitude, poles included.
@@ -29,7 +30,9 @@ WGS84_A_KM = 6378.137
 WGS84_F = 1.0 / 298.257223563
 WGS84_E2 = WGS84_F * (2.0 - WGS84_F)
 
-# Units that name categories, not quantities: nothing to colour by.
+# Kinds that name categories, not quantities: nothing to colour by. (The units too, for a
+# twin whose catalog says no kind.)
+_NON_SCALAR_KINDS = frozenset({"enum", "index", "bitmask"})
 _NON_SCALAR_UNITS = frozenset({"code", "index", "bitmask"})
 # Preferred colour fields, in order; the first present in meta is the default.
 PREFERRED_FIELDS = ("temp_compute_k", "soc_frac", "utilization_frac", "utilization",
@@ -245,6 +248,12 @@ class ColourField:
     unit: str
     description: str = ""
     limits: Mapping[str, float] = field(default_factory=dict)
+    quantity: Quantity | None = None
+
+    @property
+    def reads(self) -> Quantity:
+        """How its values read (the catalog entry; a bare number without one)."""
+        return self.quantity or Quantity(self.name, self.unit)
 
 
 def colour_fields(meta: Mapping[str, Any]) -> list[ColourField]:
@@ -258,12 +267,13 @@ def colour_fields(meta: Mapping[str, Any]) -> list[ColourField]:
             shape = list(entry["shape"])
             if not entry.get("per_sat", False) or len(shape) != 1:
                 continue
-            if entry.get("unit") in _NON_SCALAR_UNITS:
+            quantity = Quantity.from_entry(str(entry["name"]), entry)
+            if quantity.kind in _NON_SCALAR_KINDS or entry.get("unit") in _NON_SCALAR_UNITS:
                 continue
             limits = {str(k): float(v) for k, v in (entry.get("limits") or {}).items()
                       if isinstance(v, int | float) and math.isfinite(v)}
             out.append(ColourField(str(entry["name"]), str(entry.get("unit", "")),
-                                   str(entry.get("description", "")), limits))
+                                   str(entry.get("description", "")), limits, quantity))
         except (KeyError, TypeError, ValueError):
             continue  # a malformed catalog entry is skipped, not fatal
     return out
@@ -298,7 +308,7 @@ def colour_range(info: ColourField, values: np.ndarray,
     if previous is not None:
         data_lo = min(data_lo, previous[0]) if math.isfinite(data_lo) else previous[0]
         data_hi = max(data_hi, previous[1]) if math.isfinite(data_hi) else previous[1]
-    fraction = info.name.endswith("_frac") or info.unit == "1"
+    fraction = info.unit == "1"  # the catalog's unit of a fraction
     lo = min(lows) if lows else (0.0 if fraction else data_lo)
     hi = max(highs) if highs else (1.0 if fraction else data_hi)
     if math.isfinite(lo) and math.isfinite(hi) and hi > lo:
@@ -481,64 +491,7 @@ def contact_segments(in_contact: np.ndarray, station_pos_km: np.ndarray,
 
 
 # --------------------------------------------------------------------------- text
-_PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
-
-
-def _si(value: float, unit: str, digits: int = 3) -> str:
-    for scale, prefix in _PREFIXES:
-        if abs(value) >= scale:
-            return f"{value / scale:.{digits}g} {prefix}{unit}"
-    return f"{value:.{digits}g} {unit}"
-
-
-# Name suffix -> how a person reads it. Longest suffixes first.
-_SUFFIXES = (
-    ("_pflop_s", lambda v: _si(v * 1e15, "FLOP/s")),
-    ("_flop_s", lambda v: _si(v, "FLOP/s")),
-    ("_bytes", lambda v: _si(v, "B")),
-    ("_bps", lambda v: _si(v, "bit/s")),
-    ("_km_s", lambda v: f"{v:.2f} km/s"),
-    ("_frac", lambda v: f"{100.0 * v:.1f} %"),
-    ("_deg", lambda v: f"{v:.2f}°"),
-    ("_km", lambda v: f"{v:,.1f} km"),
-    ("_wh", lambda v: _si(v, "Wh")),
-    ("_gy", lambda v: f"{v:.3g} Gy"),
-    ("_k", lambda v: f"{v:.1f} K ({v - 273.15:.1f} °C)"),
-    ("_w", lambda v: _si(v, "W")),
-    ("_j", lambda v: _si(v, "J")),
-    ("_s", lambda v: f"{v:.3g} s"),
-)
-
-
-def quantity_label(name: str) -> str:
-    """A field or fleet key as a label: unit suffix and ``n_`` prefix dropped."""
-    label = name
-    for suffix, _ in _SUFFIXES:
-        if label.endswith(suffix):
-            label = label[: -len(suffix)]
-            break
-    if label.startswith("n_"):
-        label = label[2:]
-    return label.replace("_", " ")
-
-
-def format_quantity(name: str, value: Any) -> str:
-    """A value as a person reads it, its unit taken from its name (``temp_k`` in °C)."""
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if not isinstance(value, int | float | np.integer | np.floating):
-        return str(value)
-    if isinstance(value, float | np.floating) and math.isnan(value):
-        return "—"
-    if isinstance(value, float | np.floating) and math.isinf(value):
-        return "unlimited" if value > 0 else "-inf"
-    has_unit = any(name.endswith(s) for s, _ in _SUFFIXES)
-    if (name.startswith("n_") or isinstance(value, int | np.integer)) and not has_unit:
-        return f"{int(value):,d}"
-    for suffix, fmt in _SUFFIXES:
-        if name.endswith(suffix):
-            return fmt(float(value))
-    return f"{float(value):.4g}"
+# Values read as the catalog says (viz.quantity, shared with the dashboard): °C, %, kW.
 
 
 def utc_text(t_utc: float) -> str:
@@ -599,15 +552,17 @@ FLEET_HIGHLIGHTS = ("alarm", "delivered_pflop", "delivered_flop", "goodput", "p_
 
 
 def fleet_lines(fleet: Mapping[str, Any], n_flagged: int, *, full: bool = False,
-                max_lines: int = 13) -> list[str]:
-    """Top-right HUD: fleet totals from the header, formatted by their unit suffixes.
+                max_lines: int = 13, catalog: Catalog | None = None) -> list[str]:
+    """Top-right HUD: fleet totals from the header, as meta's totals catalog says.
 
     Args:
         fleet: The header's ``fleet`` map.
         n_flagged: Nodes the viewer flags (``alarm_mask``).
         full: Every key, sorted, instead of the highlights.
         max_lines: Highlight lines at most.
+        catalog: meta's catalogs; without, the totals show as bare numbers.
     """
+    catalog = catalog or Catalog()
     if full:
         keys = sorted(fleet)
     else:
@@ -616,14 +571,15 @@ def fleet_lines(fleet: Mapping[str, Any], n_flagged: int, *, full: bool = False,
             keys += [k for k in fleet if fragment in k and k not in keys]
         keys = keys[:max_lines]
     lines = ["FLEET"]
-    lines += [f"{quantity_label(k)}: {format_quantity(k, fleet[k])}" for k in keys]
+    lines += [f"{catalog.total(k).label()}: {catalog.total(k).format(fleet[k])}" for k in keys]
     lines.append(f"flagged (alarm/fault): {n_flagged:,d}")
     return lines
 
 
 def node_lines(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], index: int,
                fields: Sequence[ColourField], max_lines: int = 18) -> list[str]:
-    """Bottom-left HUD: the selected node's name and its per-satellite values."""
+    """Bottom-left HUD: the selected node's name and its per-satellite values, each as
+    meta's catalog says (``T comp: 80.0 °C``, ``Pump mode: high``)."""
     sats = meta.get("sats", {})
     names = sats.get("names", [])
     if not 0 <= index < len(names):
@@ -637,17 +593,27 @@ def node_lines(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], index:
             and np.isfinite(contact[index]):
         k = int(contact[index])
         lines.append(f"contact: {stations[k]['name'] if 0 <= k < len(stations) else 'none'}")
-    for info in fields:
-        values = arrays.get(info.name)
-        if values is None or index >= len(values) or len(lines) >= max_lines:
+    # The colour fields, then the node's enums and bitmasks by their catalog names.
+    named = [Quantity.from_entry(str(e["name"]), e) for e in meta.get("fields", [])
+             if isinstance(e, Mapping) and e.get("per_sat") and e.get("kind") in
+             ("enum", "bitmask") and len(e.get("shape") or ()) == 1 and "name" in e]
+    for reads in [info.reads for info in fields] + named:
+        values = arrays.get(reads.name)
+        if values is None or values.ndim != 1 or index >= len(values) \
+                or len(lines) >= max_lines:
             continue
-        lines.append(f"{quantity_label(info.name)}: {format_quantity(info.name, values[index])}")
+        lines.append(f"{reads.label()}: {reads.format(values[index].item())}")
     return lines
 
 
-def scalar_bar_title(info: ColourField) -> str:
-    """Colour bar title: the field and its unit as published in meta."""
-    return f"{info.name} [{info.unit}]" if info.unit else info.name
+def scalar_bar_title(info: ColourField, typical: float = math.nan) -> str:
+    """Colour bar title: the field's label and its display unit (``T comp [°C]``).
+
+    Args:
+        typical: The largest magnitude on the bar (wire unit), for an SI prefix (kW).
+    """
+    unit = info.reads.unit_text(typical)
+    return f"{info.reads.label()} [{unit}]" if unit else info.reads.label()
 
 
 # --------------------------------------------------------------------------- selected orbit
@@ -726,31 +692,6 @@ def mirror_tag(arrays: Mapping[str, np.ndarray], binding: MirrorBinding) -> str:
                                            else "waiting")
 
 
-def difference_text(name: str, value: float) -> str:
-    """A signed difference of quantity ``name``: temperatures in K (never °C: a
-    difference has no zero offset), fractions in percentage points."""
-    if not math.isfinite(value):
-        return "—"
-    if name.endswith("_k"):
-        return f"{value:+.2f} K"
-    if name.endswith("_frac"):
-        return f"{100.0 * value:+.1f} pp"
-    for suffix, fmt in _SUFFIXES:
-        if name.endswith(suffix):
-            text = fmt(abs(float(value)))
-            return ("-" if value < 0 else "+") + text
-    return f"{value:+.4g}"
-
-
-def _short(name: str, value: float) -> str:
-    """A value without the °C echo of temperatures, for the narrow mirror table."""
-    if not math.isfinite(value):
-        return "—"
-    if name.endswith("_k"):
-        return f"{value - 273.15:.1f} °C"
-    return format_quantity(name, value)
-
-
 def mirror_lines(meta: Mapping[str, Any] | None, arrays: Mapping[str, np.ndarray],
                  index: int) -> list[str]:
     """The node panel's mirror block for node ``index``: measured beside predicted.
@@ -761,13 +702,15 @@ def mirror_lines(meta: Mapping[str, Any] | None, arrays: Mapping[str, np.ndarray
     Empty when the node is not mirrored.
     """
     lines: list[str] = []
+    catalog = Catalog(meta)
     for b in mirror_bindings(meta):
         if b.sat != index:
             continue
         age = _mirror_value(arrays, "mirror_age_s", b.index)
         age_text = f", newest sample {age:.1f} s ago" if math.isfinite(age) else ""
         lines.append(f"{mirror_tag(arrays, b).upper()}{age_text}")
-        width = max([len(quantity_label(q)) for q in (*b.states, *b.drivers)] + [4])
+        reads = {q: catalog.mirrored(q) for q in (*b.states, *b.drivers)}
+        width = max([len(r.label()) for r in reads.values()] + [4])
         if b.states:
             lines.append(f"{'':{width}s}  {'measured':>10s} {'predicted':>10s} "
                          f"{'residual':>10s}  limit")
@@ -778,14 +721,14 @@ def mirror_lines(meta: Mapping[str, Any] | None, arrays: Mapping[str, np.ndarray
             threshold = b.thresholds.get(q, math.nan)
             over = math.isfinite(residual) and math.isfinite(threshold) \
                 and abs(residual) > threshold
-            limit = difference_text(q, threshold).lstrip("+") if math.isfinite(threshold) \
-                else ""
-            lines.append(f"{quantity_label(q):{width}s}  {_short(q, measured):>10s} "
-                         f"{_short(q, predicted):>10s} {difference_text(q, residual):>10s}  "
+            r = reads[q]
+            limit = r.difference(threshold)[1:] if math.isfinite(threshold) else ""
+            lines.append(f"{r.label():{width}s}  {r.format(measured):>10s} "
+                         f"{r.format(predicted):>10s} {r.difference(residual):>10s}  "
                          f"±{limit}{'  !' if over else ''}")
         for q in b.drivers:
             measured = _mirror_value(arrays, f"mirror_measured_{q}", b.index)
-            lines.append(f"{quantity_label(q):{width}s}  {_short(q, measured):>10s}  "
+            lines.append(f"{reads[q].label():{width}s}  {reads[q].format(measured):>10s}  "
                          "measured, drives the model")
     return lines
 

@@ -25,6 +25,7 @@ from twin.assets import assets_dir
 from twin.wire import Message
 from viz import scene
 from viz.checks import BadMessages, check_meta
+from viz.quantity import Catalog
 
 log = logging.getLogger("odc.viz.viewer")
 
@@ -177,6 +178,8 @@ class FleetScene:
         self._mirror_actors: list[tuple[Any, Any]] = []
         self.table = scene.colormap_table(options.cmap)
         self.meta: Mapping[str, Any] | None = None
+        # How every field and fleet total reads (meta's catalogs), for the HUD and the bar.
+        self.catalog = Catalog()
         self.fields: list[scene.ColourField] = []
         self.field: scene.ColourField | None = None
         self.clim: tuple[float, float] | None = None
@@ -241,6 +244,7 @@ class FleetScene:
         for name in ("sats", "alarms", "selected", "stations", "contacts", "trails", "orbit"):
             self.pl.remove_actor(name, reset_camera=False, render=False)
         self.meta = meta
+        self.catalog = Catalog(meta)
         n = int(meta.get("sats", {}).get("n", len(meta.get("sats", {}).get("names", []))))
         self.n_sats = n
         self.fields = scene.colour_fields(meta)
@@ -369,13 +373,19 @@ class FleetScene:
             return
         mapper = self.bar_host.GetMapper()
         lut = mapper.GetLookupTable()
-        if tuple(mapper.GetScalarRange()) != self.clim:
-            mapper.SetScalarRange(*self.clim)
-            lut.SetRange(*self.clim)
+        # The bar reads in the display unit (°C, %, kW), as the HUD and the dashboard do;
+        # the nodes are painted from the wire values with the same range.
+        typical = max(abs(self.clim[0]), abs(self.clim[1]))
+        shown = self.field.reads.scale_for(typical)
+        bar_range = tuple(sorted(float(shown.convert(v)) for v in self.clim))
+        if tuple(mapper.GetScalarRange()) != bar_range:
+            mapper.SetScalarRange(*bar_range)
+            lut.SetRange(*bar_range)
             lut.ResetAnnotations()
             # Mark the published limits on the bar (only those inside its range show).
             for key, value in sorted(self.field.limits.items()):
-                lut.SetAnnotation(float(value), key.replace("_", " "))
+                lut.SetAnnotation(float(shown.convert(value)), key.replace("_", " "))
+            self.bar.SetTitle(scene.scalar_bar_title(self.field, typical))
 
     def _label(self, text: str, colour: tuple[float, float, float], size: int) -> Any:
         """A camera-facing text label in the scene (cheap: no label-placement pass)."""
@@ -832,10 +842,11 @@ class ViewerApp:
         signature = (
             meta.get("scenario", {}).get("name"), sats.get("n"), tuple(sats.get("ids", ())),
             tuple(s.get("name") for s in meta.get("stations", [])),
-            tuple((f.get("name"), tuple(f.get("shape", ())), repr(f.get("limits")))
-                  for f in meta.get("fields", [])),
+            tuple((f.get("name"), tuple(f.get("shape", ())), repr(f.get("limits")),
+                   repr(f.get("display")), f.get("kind")) for f in meta.get("fields", [])),
         )
         self.meta = meta
+        self.scene.catalog = Catalog(meta)  # display rules may change without a rebuild
         if signature != self.meta_signature:
             self.meta_signature = signature
             self.scene.build(meta)
@@ -860,8 +871,9 @@ class ViewerApp:
         if header.get("severity") in ("warning", "alarm") or \
                 str(header.get("kind", "")).startswith("mirror_"):
             stamp = scene.utc_text(float(header.get("t_utc", 0.0)))[11:19]
+            # Limit alarms read from their values in display units (°C, %), not kelvin.
             self.events.append(f"{stamp} {header.get('severity', '').upper()}: "
-                               f"{header.get('message', header.get('kind', ''))}")
+                               f"{self.scene.catalog.event_text(header)}")
 
     # ------------------------------------------------------------------ HUD
     @property
@@ -894,7 +906,7 @@ class ViewerApp:
             bad=self.bad_messages, last_bad=self.last_bad,
         )
         if s.field is not None:
-            lines.append(f"colour: {s.field.name}")
+            lines.append(f"colour: {s.field.reads.label()} ({s.field.name})")
         for binding in s.mirrors:
             lines.append(f"{scene.mirror_tag(s.arrays, binding)} on "
                          f"{scene.node_name(self.meta, binding.sat)}   g: go to")
@@ -903,7 +915,8 @@ class ViewerApp:
         lines.append("h: keys")
         s.hud_top.SetInput("\n".join(lines))
         n_flagged = int(np.count_nonzero(s.alarms))
-        s.hud_fleet.SetInput("\n".join(scene.fleet_lines(header.get("fleet", {}), n_flagged)))
+        s.hud_fleet.SetInput("\n".join(scene.fleet_lines(header.get("fleet", {}), n_flagged,
+                                                     catalog=s.catalog)))
         mirror = scene.mirror_lines(self.meta, s.arrays, s.selected)
         # The panel keeps its height: mirror lines take the place of the last fields.
         node = scene.node_lines(self.meta or {}, s.arrays, s.selected, s.fields,

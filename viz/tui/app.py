@@ -361,7 +361,8 @@ class DashboardApp(App):
         line = Text(utc_text(float(body.get("t_utc", 0.0)))[11:] + " ")
         line.append(f"{severity:7s}", style=SEVERITY_STYLE.get(severity, ""))
         who = self.model.name(sat) if sat >= 0 else "fleet"
-        message = str(body.get("message") or body.get("kind", ""))
+        # Limit alarms read from their values, in the table's units (°C, %), not kelvin.
+        message = self.model.event_text(body)
         if who not in message:
             line.append(f" {who}:", style="bold")
         line.append(f" {message}")

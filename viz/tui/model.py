@@ -3,8 +3,9 @@
 Pure numpy and the standard library, no textual, so it is unit-tested on its own. The
 table is built from ``meta``'s field catalog (falling back to a ``state`` header's field
 list before ``meta`` arrives), so a field the twin adds later appears without code
-changes. Values stay in SI on the model; only :meth:`Column.format` converts to what a
-person reads (K to °C, W to kW, fractions to %).
+changes. Values stay in their wire units on the model; each column formats them through
+its :class:`viz.quantity.Quantity`, as the catalog says (K to °C, W to kW, fractions to
+%, codes to their names), the same way the 3D viewer does.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +22,7 @@ import numpy as np
 from twin.wire import Message
 from viz.checks import check_meta, check_state
 from viz.mirror import MirrorBinding, mirror_bindings
+from viz.quantity import Catalog, Quantity, Scale, fit, typical_of
 
 OK, WARN, ALARM = 0, 1, 2
 SEVERITY_LEVEL = {"info": OK, "warning": WARN, "alarm": ALARM}
@@ -42,129 +43,12 @@ TREND_PATTERNS = (r"temp_.*_k", r"soc_frac", r"util.*", r".*flop.*")
 TREND_SAMPLES = 180  # 180 x ~10 fields x 4,428 nodes x 4 B = 32 MB at most
 # Fewer samples where a fleet is bigger (or a catalog has more trend fields) than that.
 TREND_MAX_BYTES = 64 * 2**20
-# Short labels for well-known fields; others get a label made from their name.
-LABELS = {
-    "lat_deg": "Lat", "lon_deg": "Lon", "alt_km": "Alt", "sunlit_frac": "Sun",
-    "beta_deg": "Beta", "soc_frac": "SOC", "contact_station": "Contact",
-    "temp_compute_k": "T comp", "temp_radiator_k": "T rad", "temp_battery_k": "T batt",
-    "temp_bus_k": "T bus", "power_cap_w": "Cap", "utilization_frac": "Util",
-    "delivered_flop_s": "Compute", "delivered_flops": "Compute", "throttle_code": "Throttle",
-    "limit_reason": "Limited by", "compute_cap_w": "Cap", "fault_flags": "Faults",
-    "limit_level": "Limit", "compute_power_w": "P comp",
-    # Fleet totals in the header.
-    "delivered_pflop_s": "Compute", "goodput_frac": "Goodput", "p_solar_total_w": "Solar",
-    "p_load_total_w": "Load", "n_in_eclipse": "Eclipse", "n_in_contact": "Contact",
-    "queue_length": "Queue", "temp_compute_max_k": "T comp max", "soc_min_frac": "SOC min",
-    "n_limit_alarm": "Nodes alarm", "n_limit_warning": "warning",
-}
-SI_PREFIXES = {0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"}
-
-
-@dataclass(frozen=True)
-class Unit:
-    """How a value in SI is shown: ``display = value * scale + offset``, then formatted."""
-
-    label: str = ""
-    scale: float = 1.0
-    offset: float = 0.0
-    decimals: int = 2
-
-    def convert(self, value: float | np.ndarray) -> Any:
-        return value * self.scale + self.offset
-
-    def format(self, value: float) -> str:
-        return self.format_all((value,))[0]
-
-    def format_all(self, values: Iterable[float]) -> list[str]:
-        """:meth:`format` of each value, one column of the table at a time (``tolist()``
-        of an array: plain floats are several times faster to format than numpy scalars)."""
-        scale, offset, decimals = self.scale, self.offset, self.decimals
-        finite = math.isfinite
-        # Adding 0.0 turns -0.0 into 0.0, so a value that rounds to zero shows no sign.
-        return [f"{round(v * scale + offset, decimals) + 0.0:.{decimals}f}" if finite(v) else "—"
-                for v in values]
-
-
-def _si(base: str, typical: float) -> Unit:
-    """An SI-prefixed unit for values around ``typical`` (three significant digits)."""
-    exponent = 0
-    if math.isfinite(typical) and typical > 0:
-        exponent = int(min(max(math.floor(math.log10(typical) / 3) * 3, 0), 18))
-    shown = typical / 10**exponent if math.isfinite(typical) else 0.0
-    decimals = 2 if shown < 10 else 1 if shown < 100 else 0
-    return Unit(f"{SI_PREFIXES[exponent]}{base}", 10.0**-exponent, 0.0, decimals)
-
-
-# Names whose suffix already carries an SI prefix: (suffix, base unit, factor to SI).
-PREFIXED = (("_pflop_s", "FLOP/s", 1e15), ("_tflop_s", "FLOP/s", 1e12), ("_kw", "W", 1e3),
-            ("_mw", "W", 1e6), ("_kwh", "J", 3.6e6))
-# Typical magnitudes when no data says otherwise (zeros at the start): per-node scale.
-DEFAULT_TYPICAL = {"W": 1e3, "FLOP/s": 1e15, "B": 1e9, "bit/s": 1e9, "J": 1e6}
-
-
-def _typical(typical: float, base: str) -> float:
-    return typical if math.isfinite(typical) and typical > 0 else DEFAULT_TYPICAL[base]
-
-
-def human_unit(name: str, unit: str, typical: float = float("nan")) -> Unit:
-    """The unit a person reads for a field named ``name`` in SI ``unit``.
-
-    Args:
-        name: Field or fleet-total name; its suffix carries the unit (``temp_compute_k``).
-        unit: The unit string from the catalog (``"K"``, ``"W"``, ``"1"``), may be empty.
-        typical: A typical magnitude in SI, to pick an SI prefix (W to kW or MW).
-    """
-    unit = (unit or "").strip()
-    lower = name.lower()
-    for suffix, base, factor in PREFIXED:
-        if lower.endswith(suffix):
-            si = _si(base, typical * factor if math.isfinite(typical) else DEFAULT_TYPICAL[base])
-            return Unit(si.label, si.scale * factor, 0.0, si.decimals)
-    if unit == "K" or lower.endswith("_k"):
-        return Unit("°C", 1.0, -273.15, 1)
-    if lower.endswith("_frac") or unit in ("frac", "%"):
-        return Unit("%", 100.0, 0.0, 0)
-    if unit == "W" or lower.endswith("_w"):
-        return _si("W", _typical(typical, "W"))
-    if "flop" in lower or "FLOP" in unit:
-        return _si("FLOP/s", _typical(typical, "FLOP/s"))
-    if unit == "deg" or lower.endswith("_deg"):
-        return Unit("°", 1.0, 0.0, 1)
-    if unit == "km" or lower.endswith("_km"):
-        return Unit("km", 1.0, 0.0, 0)
-    if unit == "J" or lower.endswith("_j"):
-        return _si("J", _typical(typical, "J"))
-    if unit in ("B", "byte", "bytes") or lower.endswith(("_bytes", "_b")):
-        return _si("B", _typical(typical, "B"))
-    if unit in ("bit/s", "bps") or lower.endswith(("_bps", "_bit_s")):
-        return _si("bit/s", _typical(typical, "bit/s"))
-    if unit == "km/s" or lower.endswith("_km_s"):
-        return Unit("km/s", 1.0, 0.0, 3)
-    if unit == "s" or lower.endswith("_s"):
-        return Unit("s", 1.0, 0.0, 0)
-    if lower.startswith("n_") or unit in ("count", "index", "code"):
-        return Unit("", 1.0, 0.0, 0)
-    if unit in ("", "1"):
-        return Unit("", 1.0, 0.0, 2 if not math.isfinite(typical) or typical < 100 else 0)
-    return Unit(unit, 1.0, 0.0, 2 if not math.isfinite(typical) or abs(typical) < 100 else 0)
-
-
-UNIT_SUFFIX = re.compile(
-    r"_(k|w|kw|frac|deg|km|km_s|s|j|b|bytes|flop_s|pflop_s|flops|count|code|gy|bps|bit_s"
-    r"|per_accel_day|total)$")
-
-
-def label_for(name: str, width: int = 14) -> str:
-    """A short label from a field name: ``temp_compute_k`` → ``T comp``."""
-    if name in LABELS:
-        return LABELS[name]
-    stem, previous = name, ""
-    while stem != previous:
-        previous, stem = stem, UNIT_SUFFIX.sub("", stem)
-    stem = re.sub(r"^temp_", "T ", stem)
-    stem = re.sub(r"^n_", "", stem)
-    words = stem.replace("_", " ").strip()
-    return (words[:1].upper() + words[1:])[:width] if words else name
+# Widest a column of names (an enum's labels, a bitmask's bits) gets; longer ones end in …
+NAMES_WIDTH = 12
+# Fleet totals that lead the header, by name, in this order; the rest follow.
+HEADLINE_TOTALS = (r"delivered.*flop.*", r"goodput.*", r"p_solar.*", r"p_load.*",
+                   r"n_in_eclipse", r"n_in_contact", r"queue_length", r"temp_compute_max.*",
+                   r"soc_min.*", r"n_limit_alarm", r"n_limit_warning")
 
 
 @dataclass
@@ -174,26 +58,30 @@ class Column:
     Attributes:
         key: Field name, or ``name``/``group`` for the identity columns.
         label: Header text (without the unit).
-        unit: Display unit.
-        kind: ``text``, ``number``, ``sun``, ``station``, ``bool``, ``code`` (names from
-            ``codes``) or ``bits`` (a bitmask, names from ``codes``).
-        limits: Operating limits in the field's SI unit (``warn_high``, ``alarm_low``, ...).
+        unit: The display scale of a ``quantity`` column (unit, factor, decimals), one
+            for the whole column, picked from its values.
+        kind: ``text``, ``sun``, ``station``, or the catalog's kind: ``quantity``,
+            ``enum``, ``bitmask``, ``flag``, ``index``.
+        limits: Operating limits in the field's wire unit (``warn_high``, ...).
         width: Cells wide, header and values.
         description: One line from the catalog.
+        quantity: The catalog entry the cells are formatted from.
+        provisional: The scale was picked before any finite value: pick again.
     """
 
     key: str
     label: str
-    unit: Unit = field(default_factory=Unit)
-    kind: str = "number"
+    unit: Scale = field(default_factory=Scale)
+    kind: str = "quantity"
     limits: dict[str, float] = field(default_factory=dict)
     width: int = 8
     description: str = ""
-    codes: dict[int, str] = field(default_factory=dict)
+    quantity: Quantity | None = None
+    provisional: bool = False
 
     @property
     def heading(self) -> str:
-        return f"{self.label} {self.unit.label}".strip() if self.unit.label else self.label
+        return f"{self.label} {self.unit.unit}" if self.unit.unit else self.label
 
     @property
     def numeric(self) -> bool:
@@ -221,31 +109,6 @@ def limit_levels(values: np.ndarray, limits: dict[str, float]) -> np.ndarray:
     return levels
 
 
-def format_quantity(name: str, value: Any, unit_hint: str = "") -> str:
-    """A fleet total (``name`` carries its unit) as a person reads it: ``1.23 PFLOP/s``.
-
-    Args:
-        name: Unit-carrying name (``delivered_pflop_s``, ``p_solar_total_w``).
-        value: The number, in the unit its name says.
-        unit_hint: A unit string from meta (``fleet_units``) for names with no known suffix.
-    """
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if not isinstance(value, int | float):
-        return str(value)
-    value = float(value)
-    if "_per_" in name:  # a ratio such as energy_per_work_j_per_pflop: keep its own unit
-        hint = unit_hint.split(" (")[0] or name.split("_per_", 1)[0].rsplit("_", 1)[-1]
-        return f"{value:.3g} {hint}"
-    unit = human_unit(name, "", abs(value))
-    if not unit.label and unit.scale == 1.0 and value.is_integer():
-        return f"{int(value)}"  # counts: 67, not 67.00
-    text = unit.format(value)
-    if unit.label in ("%", "°C", "°"):
-        return text + unit.label
-    return f"{text} {unit.label}".rstrip()
-
-
 # Marks a mirrored node (a hardware testbed drives it) in names and headers.
 MIRROR_MARK = "◉"
 
@@ -265,20 +128,6 @@ class MirrorRow:
     residual: float
     threshold: float
     level: int
-
-
-def difference_unit(name: str, typical: float = float("nan")) -> Unit:
-    """The display unit of a difference of quantity ``name`` (a residual).
-
-    Temperatures differ in K (a difference has no 0 °C offset), fractions in
-    percentage points, everything else in the quantity's own unit.
-    """
-    if name.endswith("_k"):
-        return Unit("K", 1.0, 0.0, 2)
-    unit = human_unit(name, "", typical)
-    if unit.label == "%":
-        return Unit("pp", 100.0, 0.0, 1)
-    return Unit(unit.label, unit.scale, 0.0, unit.decimals)
 
 
 @dataclass
@@ -332,6 +181,8 @@ class FleetModel:
         self.groups: list[str] = []
         self.stations: list[str] = []
         self.catalog: dict[str, dict[str, Any]] = {}
+        # How every field and fleet total reads (meta's catalogs; bare before meta).
+        self.quantities = Catalog()
         self.columns: list[Column] = []
         self.levels: dict[str, np.ndarray] = {}
         self.worst = np.zeros(0, np.uint8)
@@ -370,6 +221,7 @@ class FleetModel:
                          if isinstance(s, dict)]
         self.catalog = {e["name"]: e for e in body.get("fields", [])
                         if isinstance(e, dict) and "name" in e}
+        self.quantities = Catalog(body)
         self.mirrors = [b for b in mirror_bindings(body) if 0 <= b.sat < n]
         self.mirror_of = {}
         for binding in self.mirrors:
@@ -393,6 +245,9 @@ class FleetModel:
         if n != self.n:
             self._resize(n)
         self._relayout()
+        for column in self.columns:
+            if column.provisional:  # zeros at the start: a unit for real values now
+                self._scale_column(column)
         self._update_levels()
         self._sample_trends(state.t_utc)
 
@@ -412,13 +267,17 @@ class FleetModel:
             if active is None:
                 if len(self.alarms) >= MAX_ALARMS:  # a flood of distinct alarms: oldest go
                     self.alarms.pop(min(self.alarms, key=lambda k: self.alarms[k].t_utc))
-                self.alarms[key] = ActiveAlarm(key[0], key[1], str(body.get("message", "")),
+                self.alarms[key] = ActiveAlarm(key[0], key[1], self.event_text(body),
                                                _seconds(body.get("t_utc"), 0.0))
             else:
                 active.count += 1
-                active.message = str(body.get("message", active.message))
+                active.message = self.event_text(body)
                 active.t_utc = _seconds(body.get("t_utc"), active.t_utc)
         return body
+
+    def event_text(self, body: dict[str, Any]) -> str:
+        """An event's text, its values in the field's display unit (the table's)."""
+        return self.quantities.event_text(body)
 
     def acknowledge(self, key: tuple[str, int] | None = None) -> int:
         """Acknowledge one active alarm (or all with ``None``); returns how many."""
@@ -459,12 +318,14 @@ class FleetModel:
         if key == self._layout_key:
             return
         self._layout_key = key
+        # Fields the header lists before meta describes them read as bare numbers.
+        self.quantities = Catalog(self.meta, entries)
         name_width = max([len(x) for x in self.names[:5000]] + [6])
         if self.mirrors:
             name_width += len(MIRROR_MARK) + 1
-        columns = [Column("name", "Node", Unit(), "text", width=min(name_width + 1, 24))]
+        columns = [Column("name", "Node", kind="text", width=min(name_width + 1, 24))]
         if self.groups:
-            columns.append(Column("group", "Group", Unit(), "text",
+            columns.append(Column("group", "Group", kind="text",
                                   width=min(max(len(g) for g in self.groups), 14)))
         chosen = [e for e in entries if e["name"] not in TABLE_SKIP]
         ordered: list[dict[str, Any]] = []
@@ -475,8 +336,8 @@ class FleetModel:
         ordered += [e for e in chosen if e not in ordered]
         for entry in ordered:
             column = self._column(entry)
-            if column.label in {c.label for c in columns}:  # two "Cap"s: say which is which
-                column.label = label_for(column.key.replace("power_", "p_"), 10)
+            if column.label in {c.label for c in columns}:  # two alike: say which is which
+                column.label = fit(column.key.replace("_", " "), 14)
                 column.width = max(column.width, len(column.heading) + 1)
             columns.append(column)
         self.columns = columns
@@ -496,66 +357,35 @@ class FleetModel:
             self.sort_key = ""
 
     def _column(self, entry: dict[str, Any]) -> Column:
-        name, dtype = entry["name"], str(entry.get("dtype", ""))
-        limits = {k: float(v) for k, v in (entry.get("limits") or {}).items()
-                  if isinstance(v, int | float)}
-        description = str(entry.get("description", ""))
+        name = entry["name"]
+        q = self.quantities.field(name)
+        limits, description = dict(q.limits), q.description
         if name == "sunlit_frac":
-            return Column(name, "Sun", Unit(), "sun", limits, 5, description)
+            return Column(name, "Sun", Scale(), "sun", limits, 5, description, q)
         if name == "contact_station":
             width = min(max([len(s) for s in self.stations] + [7]), 12)
-            return Column(name, "Contact", Unit(), "station", limits, width, description)
-        unit_text = str(entry.get("unit", ""))
-        if unit_text in ("code", "bitmask") or name == "limit_level":
-            codes = self._codes(name, bits=unit_text == "bitmask")
-            if codes:
-                kind = "bits" if unit_text == "bitmask" else "code"
-                label = label_for(name)
-                longest = max(len(v) for v in codes.values())
-                if kind == "bits":
-                    longest = min(4 * len(codes), 12)
-                width = max(len(label), min(longest, 12))
-                return Column(name, label, Unit(), kind, limits, width, description, codes)
-        if dtype == "|b1":
-            label = label_for(name)
-            return Column(name, label, Unit(), "bool", limits, max(len(label), 3), description)
-        typical = float("nan")
-        array = self.arrays.get(name)
-        if array is not None and array.size:
-            finite = np.abs(array[np.isfinite(array)]) if array.dtype.kind == "f" else np.abs(array)
-            typical = float(finite.max()) if finite.size else float("nan")
-        unit = human_unit(name, str(entry.get("unit", "")), typical)
-        if dtype[1:2] in ("i", "u") and unit.scale == 1.0 and unit.offset == 0.0:
-            unit = Unit(unit.label, 1.0, 0.0, 0)
-        column = Column(name, label_for(name), unit, "number", limits, 7, description)
-        column.width = max(len(column.heading) + 1, 7)  # room for the sort arrow
+            return Column(name, "Contact", Scale(), "station", limits, width, description, q)
+        label = q.label()
+        if q.kind in ("enum", "bitmask"):
+            names = list(q.labels.values())
+            longest = len("+".join(names)) if q.kind == "bitmask" else \
+                max([len(n) for n in names] + [3])
+            width = max(len(label), min(longest, NAMES_WIDTH))
+            return Column(name, label, Scale(), q.kind, limits, width, description, q)
+        if q.kind == "flag":
+            return Column(name, label, Scale(), "flag", limits, max(len(label), 3),
+                          description, q)
+        column = Column(name, label, Scale(), q.kind, limits, 7, description, q)
+        self._scale_column(column)
         return column
 
-    def _codes(self, name: str, bits: bool) -> dict[int, str]:
-        """Names of a code field's values, from meta (``throttle_code`` → ``throttle_codes``).
-
-        For a bitmask, the first subsystem map of names to powers of two (``faults.kinds``).
-        """
-        if name == "limit_level":
-            return {0: "ok", 1: "warn", 2: "alarm"}
-        stem = re.sub(r"_code$", "", name)
-        candidates = (f"{name}s", f"{stem}_codes", f"{name}_codes")
-        for facts in (self.meta.get("subsystems") or {}).values():
-            if not isinstance(facts, dict):
-                continue
-            for key, value in facts.items():
-                if not isinstance(value, dict) or not value:
-                    continue
-                if bits:
-                    if all(isinstance(v, int) and v > 0 and v & (v - 1) == 0
-                           for v in value.values()):
-                        return {int(v): str(k) for k, v in value.items()}
-                elif key in candidates:
-                    try:
-                        return {int(k): str(v).split(":")[0] for k, v in value.items()}
-                    except (TypeError, ValueError):
-                        continue
-        return {}
+    def _scale_column(self, column: Column) -> None:
+        """Pick a number column's scale (its SI prefix, its decimals) from its values."""
+        array = self.arrays.get(column.key)
+        typical = typical_of(array) if array is not None else math.nan
+        column.unit = column.quantity.scale_for(typical)
+        column.provisional = not math.isfinite(typical) or typical == 0.0
+        column.width = max(len(column.heading) + 1, 7)  # room for the sort arrow
 
     # -- per state ---------------------------------------------------------------------
 
@@ -731,22 +561,14 @@ class FleetModel:
         shown = values[sats].tolist()
         levels = self.levels.get(column.key)
         level_list = levels[sats].tolist() if levels is not None else [OK] * len(index)
-        kind = column.kind
-        if kind == "sun":
+        if column.kind == "sun":
             texts = ["sun" if v >= 0.999 else "ecl" if v <= 0.001 else "pen" for v in shown]
-        elif kind == "station":
+        elif column.kind == "station":
             texts = [self.station(int(v)) if math.isfinite(v) else "—" for v in shown]
-        elif kind == "bool":
-            texts = ["yes" if v else "" for v in shown]
-        elif kind == "code":
-            codes = column.codes
-            texts = [codes.get(int(v), str(int(v))) if math.isfinite(v) else "—" for v in shown]
-        elif kind == "bits":
-            named = sorted(column.codes.items())
-            texts = ["+".join(n[:3] for b, n in named if int(v) & b) if math.isfinite(v)
-                     else "—" for v in shown]
+        elif column.quantity is not None:
+            texts = column.quantity.format_array(values[sats], scale=column.unit)
         else:
-            texts = column.unit.format_all(shown)
+            texts = column.unit.numbers(shown)
         return texts, level_list
 
     def fleet_items(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -757,30 +579,19 @@ class FleetModel:
             self._fleet_layout = ((names, id(self.meta)), self._plan_fleet(names))
         headline, rest = self._fleet_layout[1]
 
-        def items(plan: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
-            return [(label, format_quantity(key, fleet[key], hint)) for key, label, hint in plan]
+        def items(keys: list[str]) -> list[tuple[str, str]]:
+            total = self.quantities.total
+            return [(total(key).label(24), total(key).format(fleet[key])) for key in keys]
 
         return items(headline), items(rest)
 
-    def _plan_fleet(self, names: tuple[str, ...]) -> tuple[list, list]:
-        """Which fleet totals lead, with labels and meta unit hints (once per key set)."""
-        hints: dict[str, str] = {}
-        for facts in (self.meta.get("subsystems") or {}).values():
-            if isinstance(facts, dict) and isinstance(facts.get("fleet_units"), dict):
-                hints.update({str(k): str(v) for k, v in facts["fleet_units"].items()})
-        preferred = (r"delivered.*flop.*", r"goodput.*", r".*(gen|solar).*_w",
-                     r".*(draw|load|consum).*_w", r"n_in_eclipse", r"n_in_contact",
-                     r"queue_length", r"temp_compute_max_k", r"soc_min_frac", r"n_limit_alarm",
-                     r"n_limit_warning")
+    @staticmethod
+    def _plan_fleet(names: tuple[str, ...]) -> tuple[list[str], list[str]]:
+        """Which fleet totals lead the header, in order, and the rest (once per key set)."""
         keys: list[str] = []
-        for pattern in preferred:
+        for pattern in HEADLINE_TOTALS:
             keys += [k for k in names if k not in keys and re.fullmatch(pattern, k)]
-        rest = [k for k in names if k not in keys and k != "n_sats"]
-
-        def plan(chosen: list[str]) -> list[tuple[str, str, str]]:
-            return [(k, label_for(k, 24), hints.get(k, "")) for k in chosen]
-
-        return plan(keys), plan(rest)
+        return keys, [k for k in names if k not in keys and k != "n_sats"]
 
     # -- mirror -------------------------------------------------------------------------
 

@@ -18,9 +18,6 @@ from viz.tui.model import (
     ALARM,
     WARN,
     FleetModel,
-    difference_unit,
-    human_unit,
-    label_for,
     utc_text,
 )
 from viz.tui.widgets import (
@@ -28,11 +25,12 @@ from viz.tui.widgets import (
     MIRROR_BADGE,
     HeaderBar,
     Trend,
-    limits_text,
     mirror_badge,
     unit_for,
 )
 
+# Characters of a value in the detail table; longer ones (a vector) end in "…".
+VALUE_WIDTH = 26
 SEVERITY_STYLE = {"info": "cyan", "warning": "bold yellow", "alarm": "bold white on red"}
 # Residual colours: within half its threshold, past half, past it (the twin's event).
 RESIDUAL_STYLE = {0: "bold green", WARN: "bold yellow", ALARM: "bold white on red"}
@@ -163,7 +161,7 @@ class DetailScreen(Screen):
     def on_mount(self) -> None:
         table = self.query_one("#detail-fields", DataTable)
         table.add_column("Field", key="field")
-        table.add_column("Value", key="value", width=16)
+        table.add_column("Value", key="value", width=VALUE_WIDTH)
         table.add_column("Limits", key="limits")
         self.query_one("#detail-events", RichLog).border_title = "Events of this node"
         self._ready = True
@@ -188,18 +186,18 @@ class DetailScreen(Screen):
             # mirror_* arrays run along the mirror bindings (their own panel), not nodes.
             if array.ndim == 0 or array.shape[0] != model.n or name.startswith("mirror_"):
                 continue
-            entry = model.catalog.get(name, {})
-            unit = unit_for(model, name)
+            q = model.quantities.field(name)
             if array.ndim == 1:
                 column = model.column(name)
-                value = model.cell(column, sat)[0] if column else unit.format(float(array[sat]))
+                if column is not None and column.kind in ("sun", "station"):
+                    value = model.cell(column, sat)[0]
+                else:  # its own unit, with the unit: "12.3 kW", "high", "80.0 °C"
+                    value = q.format(array[sat].item(), VALUE_WIDTH)
             elif array.ndim == 2 and array.shape[1] <= 4:
-                value = ", ".join(unit.format(float(v)) for v in array[sat])
+                value = q.format_vector(array[sat], VALUE_WIDTH)
             else:
                 continue
-            limit_text = limits_text(entry.get("limits") or {}, unit)
-            label = f"{name}  [{unit.label}]" if unit.label else name
-            rows.append((name, label, value, limit_text))
+            rows.append((name, name, value, q.limits_text()))
         return rows
 
     def rebuild(self) -> None:
@@ -244,7 +242,7 @@ class DetailScreen(Screen):
         severity = str(event.get("severity", "info"))
         line = Text(f"{utc_text(float(event.get('t_utc', 0)))} ")
         line.append(f"{severity:7s}", style=SEVERITY_STYLE.get(severity, ""))
-        line.append(f" {event.get('kind', '?')}: {event.get('message', '')}")
+        line.append(f" {event.get('kind', '?')}: {self.model.event_text(event)}")
         self.query_one("#detail-events", RichLog).write(line)
 
     def mirror_table(self) -> Any:
@@ -268,26 +266,20 @@ class DetailScreen(Screen):
             for heading in ("Quantity", "Measured", "Predicted", "Residual", "Threshold"):
                 table.add_column(heading, justify="left" if heading == "Quantity" else "right")
             for row in model.mirror_rows(binding):
-                # The table column's unit where there is one, else one sized to the value.
+                q = model.quantities.mirrored(row.quantity)
+                # The table column's scale where there is one, so both read alike.
                 unit = unit_for(model, row.quantity) if model.column(row.quantity) else \
-                    human_unit(row.quantity, "", abs(row.measured))
-                diff = difference_unit(row.quantity, abs(row.measured))
-
-                def shown(value: float, unit=unit) -> str:
-                    return f"{unit.format(value)} {unit.label}".rstrip() \
-                        if np.isfinite(value) else "—"
-
-                label = label_for(row.quantity, 20)
+                    q.scale_for(abs(row.measured))
+                label = q.label(20)
                 if row.role == "driver":
-                    table.add_row(label, shown(row.measured), "—",
+                    table.add_row(label, unit.text(row.measured), "—",
                                   Text("drives the model", style="dim"), "")
                     continue
-                residual = f"{'+' if row.residual >= 0 else ''}{shown(row.residual, diff)}" \
-                    if np.isfinite(row.residual) else "—"
-                table.add_row(label, shown(row.measured), shown(row.predicted),
-                              Text(residual, style=RESIDUAL_STYLE[row.level]
+                threshold = q.difference(row.threshold)
+                table.add_row(label, unit.text(row.measured), unit.text(row.predicted),
+                              Text(q.difference(row.residual), style=RESIDUAL_STYLE[row.level]
                                    if np.isfinite(row.residual) else "dim"),
-                              f"±{shown(row.threshold, diff)}")
+                              f"±{threshold[1:]}" if np.isfinite(row.threshold) else "—")
             tables.append(table)
         if len(tables) == 1:
             return tables[0]

@@ -23,6 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
+from viz.quantity import Scale, fit, typical_of
 from viz.tui.model import (
     ALARM,
     MIRROR_MARK,
@@ -30,8 +31,6 @@ from viz.tui.model import (
     Column,
     FleetModel,
     MirrorBinding,
-    Unit,
-    human_unit,
     limit_levels,
 )
 
@@ -49,7 +48,7 @@ BAD_STYLE = "bold black on dark_orange"
 SORTED_STYLE = Style(bold=True, color="black", bgcolor="bright_cyan")
 CURSOR_STYLE = Style(bgcolor="grey35")
 SEPARATOR = " "
-LEFT_ALIGNED = ("text", "station", "code", "bits")
+LEFT_ALIGNED = ("text", "station", "enum", "bitmask")
 
 
 class FleetTable(ScrollView, can_focus=True):
@@ -159,9 +158,9 @@ class FleetTable(ScrollView, can_focus=True):
                 heading = f"{heading}{'▼' if model.sort_descending else '▲'}"
                 style = SORTED_STYLE
             if column.kind in LEFT_ALIGNED:
-                text = heading[: column.width].ljust(column.width)
+                text = fit(heading, column.width).ljust(column.width)
             else:
-                text = heading[-column.width:].rjust(column.width)
+                text = fit(heading, column.width).rjust(column.width)
             segments.append((text, style))
             segments.append((SEPARATOR, HEADER_STYLE))
         return Strip([Segment(t, s) for t, s in segments])
@@ -231,10 +230,11 @@ class FleetTable(ScrollView, can_focus=True):
                               for level, sat in zip(levels, sats.tolist(), strict=True)])
             else:
                 codes.append(levels)
+            # A text wider than its column ends in "…": never cut silently.
             if column.kind in LEFT_ALIGNED:
-                texts.append([t[:w].ljust(w) + SEPARATOR for t in column_texts])
+                texts.append([fit(t, w).ljust(w) + SEPARATOR for t in column_texts])
             else:
-                texts.append([t[-w:].rjust(w) + SEPARATOR for t in column_texts])
+                texts.append([fit(t, w).rjust(w) + SEPARATOR for t in column_texts])
         rows = zip(zip(*texts, strict=True), zip(*codes, strict=True), strict=True) if shown \
             else (((), ()) for _ in sats)
         # 0 off the cursor; 1 or 2 on it, without or with focus (its colour differs).
@@ -337,7 +337,7 @@ class Trend(Widget):
     Trend { height: 6; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
-    def __init__(self, title: str, unit: Unit, limits: dict[str, float], **kwargs) -> None:
+    def __init__(self, title: str, unit: Scale, limits: dict[str, float], **kwargs) -> None:
         super().__init__(**kwargs)
         self.title = title
         self.unit = unit
@@ -353,10 +353,10 @@ class Trend(Widget):
         rows = max(self.size.height - 1, 1)
         data = self.samples[-width:].astype(np.float64)
         finite = data[np.isfinite(data)]
-        current = self.unit.format(float(data[-1])) if data.size else "—"
+        current = self.unit.text(float(data[-1])) if data.size else "—"
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{self.title} ", style="bold")
-        text.append(f"{current} {self.unit.label}".rstrip())
+        text.append(current)
         if self.limits:
             text.append(f"   {limits_text(self.limits, self.unit)}", style="dim")
         if not finite.size:
@@ -489,19 +489,20 @@ def mirror_badge(model: FleetModel, binding: MirrorBinding) -> str:
     return f" {MIRROR_MARK} MIRROR {binding.testbed} {state} "
 
 
-def limits_text(limits: dict[str, float], unit: Unit) -> str:
-    """``{"warn_high": 353.15}`` in °C as ``warn >80.0``, lowest bound first."""
+def limits_text(limits: dict[str, float], unit: Scale) -> str:
+    """``{"warn_high": 353.15}`` in °C as ``warn >80.0 °C``, lowest bound first."""
     parts = []
     for key, value in sorted(limits.items(), key=lambda item: item[1]):
         level, _, side = key.partition("_")
-        parts.append(f"{level} {'<' if side == 'low' else '>'}{unit.format(float(value))}")
+        parts.append(f"{level} {'<' if side == 'low' else '>'}{unit.text(float(value))}")
     return "  ".join(parts)
 
 
-def unit_for(model: FleetModel, name: str) -> Unit:
-    """The display unit of field ``name`` (the table column's, else from its name)."""
+def unit_for(model: FleetModel, name: str) -> Scale:
+    """The display scale of field ``name``: its table column's, else one from its values."""
     column = model.column(name)
-    if column is not None and column.kind == "number":
+    if column is not None and column.kind == "quantity":
         return column.unit
-    entry = model.catalog.get(name, {})
-    return human_unit(name, str(entry.get("unit", "")))
+    array = model.arrays.get(name)
+    return model.quantities.field(name).scale_for(typical_of(array) if array is not None
+                                                  else float("nan"))
