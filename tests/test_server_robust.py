@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import zmq
 from twinutil import connected, make_server, receive, request, running_twin
 
@@ -406,3 +407,35 @@ def test_the_twin_pauses_with_an_alarm_at_the_end_of_the_ephemeris() -> None:
         time.sleep(0.3)
         assert request(req, {"cmd": "status"})["t_utc"] <= EPHEMERIS_END_T_UTC
         assert twin.thread.is_alive()
+
+
+def test_replies_libzmq_will_not_take_at_once_wait_instead_of_being_dropped() -> None:
+    with running_twin("starlink", rate_hz=10.0) as twin, \
+            connected(zmq.DEALER, twin.addresses.command, RCVHWM=1) as slow, \
+            connected(zmq.REQ, twin.addresses.command) as req:
+        # 80 meta replies of ~140 kB: more than libzmq's queue (32) and the kernel's
+        # buffers hold while the client does not read; the rest wait in the twin.
+        for k in range(80):
+            slow.send_multipart([b"", pack({"cmd": "meta", "id": k})])
+        deadline = time.monotonic() + 20
+        while request(req, {"cmd": "status"})["counters"]["commands_ok"] < 81:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        ids = [unpack(slow.recv_multipart()[1])["id"] for _ in range(80)]
+        assert ids == list(range(80))
+        assert request(req, {"cmd": "status"})["counters"]["replies_dropped"] == 0
+
+
+def test_the_twin_listens_on_loopback_only() -> None:
+    from twin.server import Addresses
+
+    for wide in ("tcp://*:0", "tcp://0.0.0.0:0", "tcp://[::]:0", "tcp://example.com:5555"):
+        with pytest.raises(OSError, match="loopback only"):
+            make_server("default", addresses=Addresses(wide, "tcp://127.0.0.1:*",
+                                                       "tcp://127.0.0.1:*"))
+    server = make_server("default", addresses=Addresses(
+        "tcp://[::1]:*", "tcp://localhost:*", "tcp://127.0.0.2:*"))
+    try:
+        assert server.bound.pub.startswith("tcp://[::1]:")
+    finally:
+        server.close()

@@ -60,6 +60,26 @@ def _check_tcp(text: str, rest: str) -> None:
                          f" or * (any free port)")
 
 
+LOOPBACK_HOSTS = ("localhost", "[::1]")
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a checked address reaches only this machine (ipc, inproc, or a loopback host).
+
+    A wildcard (``*``, ``0.0.0.0``) or any other host is not: the twin listens there only
+    once keys exist (the security issue), never before.
+    """
+    scheme, _, rest = address.partition("://")
+    if scheme in ("ipc", "inproc"):
+        return True
+    host = rest.rpartition(":")[0]
+    if host in LOOPBACK_HOSTS:
+        return True
+    parts = host.split(".")
+    return (len(parts) == 4 and parts[0] == "127"
+            and all(p.isascii() and p.isdigit() and int(p) <= 255 for p in parts))
+
+
 def address_argument(text: str) -> str:
     """`check_address` as an ``argparse`` type: a bad address ends with usage and exit 2."""
     try:

@@ -129,6 +129,11 @@ class Engine:
                         "subsystem_recovered", "info", f"model {subsystem.name!r} steps "
                         "cleanly again", model=subsystem.name)
 
+    def flush_logs(self) -> None:
+        """Write the summaries of rate-limited log lines still held back (at shutdown)."""
+        self._failure_log.flush()
+        self.mirror.rejections.flush()
+
     def _subsystem_failed(self, name: str, exc: Exception, ctx: StepContext) -> None:
         self.subsystem_errors[name] = self.subsystem_errors.get(name, 0) + 1
         self._failure_log.log(f"step:{name}", "model %r failed in step %d", name,

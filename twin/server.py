@@ -17,12 +17,14 @@ import logging
 import math
 import os
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
 
+from twin.addresses import is_loopback
 from twin.allocator import release_free_memory
 from twin.clock import MAX_RATE_HZ, MAX_WARP, MIN_RATE_HZ, MIN_WARP
 from twin.commands import COMMANDS, check_catalog, check_request
@@ -68,6 +70,13 @@ MAX_STEPS_PER_COMMAND = 100_000
 # that keeps 16 in flight); 32 starlink meta replies are 4.5 MB.
 COMMAND_RECEIVE_QUEUE = 64
 COMMAND_REPLY_QUEUE = 32
+# libzmq learns that a client read its replies only in batches, so a send can find the
+# queue "full" with one request outstanding (18 in 100,000 replies, measured). Such a reply
+# waits here and is sent on the next pass instead of being dropped, within these bounds;
+# past them the oldest waiting reply of that client is dropped (replies_dropped).
+MAX_WAITING_REPLIES_PER_CLIENT = 64
+MAX_WAITING_REPLY_BYTES = 16 << 20
+MAX_WAITING_CLIENTS = 256
 # Messages, not bytes: a few whole frames may queue per subscriber, then PUB drops.
 PUB_HIGH_WATER_MARK = 50
 # Telemetry: a frame past INGEST_MAX_FRAME_BYTES disconnects its sender; a message past
@@ -87,6 +96,8 @@ SERVE_SLICE_MIN_S = 0.0005
 SERVE_SLICE_MAX_S = 0.02
 # Never poll longer than this: a long wait (a very slow rate) still wakes for heartbeats.
 MAX_POLL_S = 1.0
+# How soon replies waiting for libzmq are tried again.
+WAITING_RETRY_S = 0.002
 # Free heap pages go back to the system this often, so memory a flood made the twin hold
 # (libzmq's queued copies) is returned within seconds of the client leaving.
 MEMORY_TRIM_INTERVAL_S = 5.0
@@ -195,6 +206,9 @@ class TwinServer:
         self._next_meta = math.inf
         self._next_trim = time.monotonic() + MEMORY_TRIM_INTERVAL_S
         self._step_cost_s = 0.0  # smoothed wall cost of a step, for the serve slices
+        # Replies libzmq would not take at once, by client routing id, oldest first.
+        self._waiting: OrderedDict[bytes, deque[list[bytes]]] = OrderedDict()
+        self._waiting_bytes = 0
         self._state_encoder: StateEncoder | None = None
         self._encoded_fields: list | None = None
         self._own_context = context is None
@@ -228,8 +242,15 @@ class TwinServer:
         check_catalog(set(self.handlers))
 
     def _bind(self, kind: int, address: str, **options: int) -> zmq.Socket:
+        if not is_loopback(address):
+            self.close()
+            raise OSError(f"cannot bind {address}: the twin listens on loopback only "
+                          "(127.0.0.1, localhost, [::1], ipc://) until keys and roles exist;"
+                          " reach it from elsewhere through an SSH tunnel")
         sock = self._context.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
+        if "://[" in address:  # an IPv6 host: libzmq binds IPv4 only unless told
+            sock.setsockopt(zmq.IPV6, 1)
         for name, value in options.items():
             sock.setsockopt(getattr(zmq, name.upper()), value)
         try:
@@ -251,6 +272,7 @@ class TwinServer:
 
     def close(self) -> None:
         self.rejections.flush()
+        self.engine.flush_logs()
         for name in ("pub", "command", "ingest"):
             sock = getattr(self, name, None)
             if sock is not None:
@@ -344,6 +366,10 @@ class TwinServer:
             # it cannot hold).
             wait_s = min(wait_s, MAX_POLL_S,
                          max(0.0, self._next_heartbeat - time.monotonic()))
+            if self._waiting:
+                self._send_waiting()
+                if self._waiting:  # try again soon, not at the next tick
+                    wait_s = min(wait_s, WAITING_RETRY_S)
             events = dict(self.poller.poll(timeout=wait_s * 1000.0))
             due = self.clock.seconds_until_tick() <= 0.0
             if self.command in events:
@@ -496,12 +522,56 @@ class TwinServer:
             reply = self.handle_command_frames(frames)
             if reply is not None:
                 envelope, payload = reply
-                try:
-                    self.command.send_multipart([*envelope, payload], zmq.NOBLOCK)
-                except zmq.ZMQError:  # EAGAIN: not reading its replies; EHOSTUNREACH: gone
-                    self.counters.replies_dropped += 1
+                self._send_reply([*envelope, payload])
             if time.perf_counter() >= deadline:
                 return
+
+    def _send_reply(self, frames: list[bytes]) -> None:
+        """Send now, or queue behind this client's waiting replies (bounded)."""
+        client = frames[0]
+        if client not in self._waiting:
+            try:
+                self.command.send_multipart(frames, zmq.NOBLOCK)
+                return
+            except zmq.Again:  # libzmq's queue to this client looks full
+                pass
+            except zmq.ZMQError:  # EHOSTUNREACH: the client is gone
+                self.counters.replies_dropped += 1
+                return
+        queue = self._waiting.setdefault(client, deque())
+        queue.append(frames)
+        self._waiting_bytes += sum(len(f) for f in frames)
+        while self._waiting and (len(queue) > MAX_WAITING_REPLIES_PER_CLIENT
+                                 or self._waiting_bytes > MAX_WAITING_REPLY_BYTES):
+            self._drop_waiting(client if len(queue) > 1 else next(iter(self._waiting)))
+        while len(self._waiting) > MAX_WAITING_CLIENTS:
+            self._drop_waiting(next(iter(self._waiting)))
+
+    def _drop_waiting(self, client: bytes) -> None:
+        """Drop the oldest waiting reply of ``client`` (a client that does not read)."""
+        queue = self._waiting[client]
+        self._waiting_bytes -= sum(len(f) for f in queue.popleft())
+        self.counters.replies_dropped += 1
+        if not queue:
+            del self._waiting[client]
+
+    def _send_waiting(self) -> None:
+        """Hand libzmq the waiting replies it now takes, in order per client."""
+        for client in list(self._waiting):
+            queue = self._waiting[client]
+            while queue:
+                try:
+                    self.command.send_multipart(queue[0], zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                except zmq.ZMQError:  # gone: nothing of its will ever be read
+                    self.counters.replies_dropped += len(queue)
+                    self._waiting_bytes -= sum(sum(len(f) for f in r) for r in queue)
+                    queue.clear()
+                    break
+                self._waiting_bytes -= sum(len(f) for f in queue.popleft())
+            if not queue:
+                del self._waiting[client]
 
     def handle_command_frames(self, frames: list[bytes]) -> tuple[list[bytes], bytes] | None:
         """Split a ROUTER message into envelope and request; returns the reply to send.

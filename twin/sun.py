@@ -69,8 +69,10 @@ def ephemeris_warning(t_utc: float, warp: float, horizon_wall_s: float = 86400.0
     if wall_s > horizon_wall_s:
         return None
     end = EPHEMERIS_END_UTC.strftime("%Y-%m-%d %H:%M")
-    return (f"at warp {warp:g} the Sun ephemeris (DE421) ends in {wall_s / 3600.0:.2f} wall"
-            f" hours ({end} UTC); the twin stops stepping there")
+    left = (f"{wall_s / 3600.0:.1f} wall hours" if wall_s >= 3600.0
+            else f"{wall_s:.0f} wall seconds")
+    return (f"at warp {warp:g} the Sun ephemeris (DE421) ends in {left} ({end} UTC); the"
+            " twin stops stepping there")
 
 
 def ephemeris_range_text() -> str:
