@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from twin.subsystem import CommandRejected
+from twin.subsystem import CommandRejected, only_keys
 
 SIGNIFICANCE = ("informational", "operational", "hazardous")
 ARG_TYPES = ("number", "integer", "bool", "choice", "sat")
@@ -191,14 +191,7 @@ def check_request(spec: CommandSpec, request: dict[str, Any]) -> None:
     Raises:
         CommandRejected: Naming the argument, what it got and what it takes.
     """
-    allowed = {arg.name for arg in spec.args}
-    extra = [key for key in request if key not in allowed and key not in RESERVED_KEYS]
-    if extra:
-        named = sorted(extra, key=repr)
-        shown = ", ".join(repr(k)[:40] for k in named[:5])
-        more = f" and {len(named) - 5} more" if len(named) > 5 else ""
-        takes = ", ".join(sorted(allowed)) or "no arguments"
-        raise CommandRejected(f"unexpected argument(s) {shown}{more}; takes {takes}")
+    only_keys(request, {arg.name for arg in spec.args})
     for arg in spec.args:
         if arg.name not in request:
             if arg.required:
