@@ -576,3 +576,24 @@ def test_live_mirror_from_the_flatsat_scenario(tmp_path) -> None:
 
     with twin_process("--scenario", str(scenario_file), "--rate", "10") as (_, addresses):
         asyncio.run(scenario(addresses))
+
+
+def test_commands_choices_and_forms_come_from_the_catalog() -> None:
+    """The palette's policies, the current one and the command forms come from meta's
+    command and totals catalogs; an error's text is never read for command names."""
+    async def scenario() -> None:
+        app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
+        async with app.run_test(size=SIZE) as pilot:
+            app.feed(StreamUpdate(meta=tuiutil.meta(), connection=LIVE))
+            app.feed(StreamUpdate(state=tuiutil.state(1), connection=LIVE))
+            await pilot.pause(0.1)
+            assert "inject_fault" in app.known_commands and "set_policy" in app.known_commands
+            assert app._choices("set_policy", "policy") == ["first_fit", "sun_aware"]
+            assert app._current_policy() == "sun_aware"  # the default scenario's policy
+            hint = app._form_hint("submit_job")
+            assert "kind?=training|inference" in hint and "priority?=-1000..1000" in hint
+            known = list(app.known_commands)
+            app._learn_commands({"ok": False, "error": "unknown command 'x'; known: a, b"})
+            assert app.known_commands == known
+
+    asyncio.run(scenario())

@@ -24,6 +24,7 @@ from procutil import stop_process, twin_process  # noqa: F401  (re-exported for 
 
 from bridge.push import encode_telemetry
 from twin.clock import SimClock
+from twin.commands import COMMANDS
 from twin.engine import Engine
 from twin.scenario import SCENARIOS_DIR, parse_scenario
 from twin.subsystem import StepContext
@@ -125,7 +126,9 @@ class TwinFeed:
         self.mirror = mirror
         self.telemetry_steps = telemetry_steps
         self._seq = {TOPIC_META: 0, TOPIC_EVENT: 0, b"state": 0}
-        self._meta = self._frame(TOPIC_META, engine.meta())
+        # As the server sends it: the engine's meta and the command catalog.
+        self._meta = self._frame(TOPIC_META, {**engine.meta(), "commands": {
+            name: spec.entry() for name, spec in COMMANDS.items()}})
         # After meta (which lists the models), so the wire shows no trace of the test model.
         values = {"temp_compute_k": {HOT_SAT: HOT_K, WARM_SAT: WARM_K},
                   "soc_frac": {LOW_SAT: LOW_SOC}}

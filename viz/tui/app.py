@@ -9,7 +9,6 @@ that is gone answers with an error after the client's timeout, never a hang.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import deque
@@ -154,6 +153,8 @@ class DashboardApp(App):
         self._draw_pending = False
         self._alarm_keys: list[tuple[str, int]] = []
         self._asked_commands = False
+        # meta.commands: each command's arguments, choices and significance (docs/protocol.md)
+        self.command_catalog: dict[str, dict[str, Any]] = {}
         self._asked_meta = False
 
     # -- layout -----------------------------------------------------------------------
@@ -292,6 +293,7 @@ class DashboardApp(App):
     def _take_meta(self, meta: WireMessage | dict[str, Any]) -> None:
         mirrors = self.model.mirrors
         self.model.apply_meta(meta)
+        self._take_command_catalog(meta)
         if self.model.mirrors != mirrors:
             self.refresh_bindings()  # "m Mirror node" shows only with a mirror
         if not self._asked_commands and self.connect:
@@ -582,15 +584,46 @@ class DashboardApp(App):
         self._log_line(text)
 
     def _learn_commands(self, reply: dict[str, Any]) -> None:
-        """Keep the twin's command list: from a ``commands`` reply, or an unknown-command error."""
+        """Keep the twin's command list from a ``commands`` reply (a twin without a catalog)."""
         names = reply.get("commands")
-        if isinstance(names, dict):
-            names = list(names)
-        if not isinstance(names, list):
-            match = re.search(r"known: ([\w, ]+)$", str(reply.get("error", "")))
-            names = match.group(1).split(", ") if match else None
-        if names:
+        if isinstance(names, list | dict) and names and not self.command_catalog:
             self.known_commands = sorted({str(n) for n in names})
+
+    def _take_command_catalog(self, meta: WireMessage | dict[str, Any]) -> None:
+        """The twin's commands, their arguments and choices, from ``meta.commands``."""
+        body = meta.header if isinstance(meta, WireMessage) else meta
+        catalog = body.get("commands") if isinstance(body, dict) else None
+        if isinstance(catalog, dict) and catalog:
+            self.command_catalog = {str(k): v for k, v in catalog.items() if isinstance(v, dict)}
+            self.known_commands = sorted(self.command_catalog)
+
+    def _arg(self, command: str, arg: str) -> dict[str, Any]:
+        """The catalog's entry for ``command``'s argument ``arg`` ({} when not declared)."""
+        args = self.command_catalog.get(command, {}).get("args")
+        entry = args.get(arg) if isinstance(args, dict) else None
+        return entry if isinstance(entry, dict) else {}
+
+    def _choices(self, command: str, arg: str) -> list[str]:
+        choices = self._arg(command, arg).get("choices")
+        return [str(c) for c in choices] if isinstance(choices, list) else []
+
+    def _form_hint(self, command: str) -> str:
+        """A one-line form for ``command`` from its catalog entry: each argument's range."""
+        args = self.command_catalog.get(command, {}).get("args")
+        if not isinstance(args, dict):
+            return ""
+        parts = []
+        for name, arg in args.items():
+            if not isinstance(arg, dict):
+                continue
+            if isinstance(arg.get("choices"), list):
+                what = "|".join(str(c) for c in arg["choices"])
+            elif "min" in arg or "max" in arg:
+                what = f"{arg.get('min', '')}..{arg.get('max', '')} {arg.get('unit', '')}"
+            else:
+                what = str(arg.get("type", ""))
+            parts.append(f"{name}{'' if arg.get('required') else '?'}={what.strip()}")
+        return "; ".join(parts)
 
     def command_line(self, line: str | None) -> None:
         """Send a typed command line (``warp value=120``); a bad line is shown, not sent."""
@@ -616,61 +649,38 @@ class DashboardApp(App):
         current = self.warp or 60.0
         self.send_command("warp", value=round(min(max(current * factor, MIN_WARP), MAX_WARP), 6))
 
-    def _named(self, *hints: str, default: str) -> str:
-        """The twin's command whose name contains one of ``hints`` (else ``default``)."""
-        for hint in hints:
-            for name in self.known_commands:
-                if hint in name:
-                    return name
-        return default
-
-    def _subsystem_names(self, *hints: str) -> tuple[list[str], str | None]:
-        """Names listed under a meta subsystem key containing a hint, and a current value.
-
-        ``scheduler_policies`` (a list or a map of name to code) with ``policy`` beside it
-        gives ``(["first_fit", "sun_aware"], "first_fit")``.
-        """
-        for facts in (self.model.meta.get("subsystems") or {}).values():
-            if not isinstance(facts, dict):
-                continue
-            for key, value in facts.items():
-                if any(h in key for h in hints) and isinstance(value, list | dict) and value:
-                    current = facts.get(hints[0])
-                    return [str(v) for v in value], current if isinstance(current, str) else None
-        return [], None
+    def _current_policy(self) -> str | None:
+        """The policy in force: the ``scheduler_policy_code`` total, named by its labels."""
+        code = self.model.header.get("fleet", {}).get("scheduler_policy_code")
+        entry = self.model.quantities.total("scheduler_policy_code")
+        return entry.label_of(code) if code is not None else None
 
     def action_policy(self, policy: str | None = None) -> None:
         """Switch the scheduler to ``policy``, or to the next one the twin offers."""
-        name = self._named("polic", "schedul", default="set_policy")
         if policy is None:
-            policies, current = self._subsystem_names("policy", "policies")
+            policies = self._choices("set_policy", "policy")
             if not policies:
-                self.action_command(f"{name} policy=")
+                self.action_command("set_policy policy=", hint=self._form_hint("set_policy"))
                 return
+            current = self._current_policy()
             following = policies.index(current) + 1 if current in policies else 0
             policy = policies[following % len(policies)]
-        self.send_command(name, policy=policy)
+        self.send_command("set_policy", policy=policy)
 
     def action_submit_job(self) -> None:
-        name = self._named("submit", default="submit_job")
-        kinds, _ = self._subsystem_names("job_kinds")
-        self.action_command(f"{name} kind={kinds[0] if kinds else 'training'} size_accel_h=8",
-                            hint=f"kinds: {', '.join(kinds)}; optional: size_accel_h, "
-                            "accelerators, priority, checkpoint_interval_s, result_bytes")
+        kinds = self._choices("submit_job", "kind")
+        self.action_command(f"submit_job kind={kinds[0] if kinds else 'training'} "
+                            "size_accel_h=8", hint=self._form_hint("submit_job"))
 
     def action_fault(self) -> None:
         sat = self.selected_sat()
-        name = self._named("inject_fault", "inject", default="inject_fault")
-        kinds, _ = self._subsystem_names("kinds")
-        self.action_command(f"{name} sat={sat if sat is not None else 0} kind=radiator "
-                            "health_frac=0.5",
-                            hint=f"kinds: {', '.join(kinds) or '?'}; accelerator takes count=N, "
-                            "others health_frac=0..1")
+        self.action_command(f"inject_fault sat={sat if sat is not None else 0} kind=radiator "
+                            "health_frac=0.5", hint=self._form_hint("inject_fault"))
 
     def action_clear_fault(self) -> None:
         sat = self.selected_sat()
-        name = self._named("clear_fault", "clear", default="clear_fault")
-        self.action_command(f"{name} sat={sat if sat is not None else 0} kind=all")
+        self.action_command(f"clear_fault sat={sat if sat is not None else 0} kind=all",
+                            hint=self._form_hint("clear_fault"))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -687,7 +697,7 @@ class DashboardApp(App):
                             lambda: self.action_command(f"warp value={self.warp or 60:g}"))
         yield SystemCommand("Scheduler policy: next", "Switch to the next scheduler policy",
                             self.action_policy)
-        for policy in self._subsystem_names("policy", "policies")[0]:
+        for policy in self._choices("set_policy", "policy"):
             yield SystemCommand(f"Scheduler policy: {policy}", "Choose how jobs are placed",
                                 lambda policy=policy: self.action_policy(policy))
         yield SystemCommand("Submit job…", "Queue a job on the fleet", self.action_submit_job)
