@@ -29,7 +29,6 @@ from viz.quantity import Catalog
 
 log = logging.getLogger("odc.viz.viewer")
 
-ROOT = Path(__file__).resolve().parents[1]
 EARTH_TEXTURE = assets_dir() / "earth" / "land_ocean_ice_2048.jpg"
 
 # Stations float this far above the ellipsoid so their markers never sink into the globe.
