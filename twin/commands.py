@@ -216,18 +216,20 @@ def _accepts(arg: Arg, value: Any) -> bool:
         if isinstance(value, str):
             return 0 < len(value) <= 200  # the handler resolves the name
         return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if not is_finite_number(value) or (arg.type == "integer" and not isinstance(value, int)):
+        return False
+    return ((arg.min is None or value >= arg.min)
+            and (arg.max is None or value <= arg.max))
+
+
+def is_finite_number(value: Any) -> bool:
+    """An int or float (not a bool) that is finite; an integer past float range is not."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    if arg.type == "integer" and not isinstance(value, int):
-        return False
     try:
-        number = float(value)
-    except OverflowError:  # an integer past float range
+        return math.isfinite(value)
+    except OverflowError:  # msgpack carries 64-bit integers; float() of 2**70 overflows
         return False
-    if not math.isfinite(number):
-        return False
-    return ((arg.min is None or number >= arg.min)
-            and (arg.max is None or number <= arg.max))
 
 
 def _expected(arg: Arg) -> str:

@@ -12,12 +12,12 @@ feel it, 1.0 meaning healthy:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from twin.commands import is_finite_number
 from twin.scenario import Scenario
 from twin.subsystem import (
     CommandHandler,
@@ -75,20 +75,13 @@ def number_arg(request: dict[str, Any], key: str, low: float, high: float,
             raise CommandRejected(f"needs '{key}', a number in [{low:g}, {high:g}] {unit}".rstrip())
         return default
     value = request[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not is_finite_number(value):
         raise CommandRejected(f"'{key}' must be a number in [{low:g}, {high:g}] {unit}, got"
                               f" {value!r}".replace("  ", " "))
     if not low <= value <= high:
         raise CommandRejected(f"'{key}' = {value:g} out of range [{low:g}, {high:g}] {unit}"
                               .rstrip())
     return float(value)
-
-
-def _finite(value: int | float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer past float range (msgpack carries 64-bit integers)
-        return False
 
 
 def choice_arg(request: dict[str, Any], key: str, choices: Iterable[str],

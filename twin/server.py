@@ -61,7 +61,6 @@ _RAW_SEND = zmq.backend.Socket.send
 # COMMAND_MAX_FRAME_BYTES never reaches us: libzmq disconnects its sender (ZMQ_MAXMSGSIZE).
 MAX_COMMAND_BYTES = 64 << 10
 COMMAND_MAX_FRAME_BYTES = 1 << 20
-MAX_COMMAND_FRAMES = 8
 MAX_STEPS_PER_COMMAND = 100_000
 # Requests queued per client before libzmq stops reading its connection, and replies queued
 # per client that does not read them before further replies to it are dropped (counted).
@@ -106,9 +105,6 @@ MEMORY_TRIM_INTERVAL_S = 5.0
 # that may change it. A `meta` request republishes on the stream at most this often.
 META_CACHE_MAX_AGE_S = 1.0
 META_REPUBLISH_MIN_INTERVAL_S = 1.0
-# Commands that change nothing the meta body shows; any other successful command
-# invalidates the meta cache.
-READ_ONLY_COMMANDS = frozenset({"status", "meta", "commands", "job", "mirror_status"})
 MAX_ERROR_CHARS = 500
 PUB_CLOSE_LINGER_MS = 250
 _SNDMORE = int(zmq.SNDMORE)
@@ -643,7 +639,8 @@ class TwinServer:
             return error(f"{name}: internal error in the twin (incident {incident}, logged); "
                          "the twin keeps running")
         self.counters.commands_ok += 1
-        if name not in READ_ONLY_COMMANDS:
+        # An informational command reads only; any other may change what meta shows.
+        if spec is None or spec.significance != "informational":
             self.invalidate_meta()
         return reply
 
