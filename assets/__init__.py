@@ -1,1 +1,1 @@
-"""Bundled data, installed as the package ``odc_assets``: see twin/assets.py."""
+"""Bundled data, installed as the package ``odc_assets``: see twin/core/assets.py."""

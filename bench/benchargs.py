@@ -2,7 +2,8 @@
 
 A bad flag ends with argparse's usage line and a message naming the flag (exit status 2),
 never with a traceback minutes into a run. Numbers use the twin's own checked types
-(`twin.cli.count_argument`, `twin.cli.positive_argument`); these are the bench's others.
+(`twin.runtime.cli.count_argument`, `twin.runtime.cli.positive_argument`); these are the
+bench's others.
 The scripts run as ``python bench/NAME.py``, which puts this folder first on ``sys.path``.
 """
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.contacts import ContactTracker, GroundStations
-from twin.frames import FrameRotations, rotate
-from twin.geometry import beta_angle_rad, geodetic_from_itrs, sunlit_fraction
-from twin.propagate import Propagator, read_tle_file
-from twin.sun import SunEphemeris
+from twin.astro.contacts import ContactTracker, GroundStations
+from twin.astro.frames import FrameRotations, rotate
+from twin.astro.geometry import beta_angle_rad, geodetic_from_itrs, sunlit_fraction
+from twin.astro.propagate import Propagator, read_tle_file
+from twin.astro.sun import SunEphemeris
 
 TLE = Path(__file__).resolve().parents[1] / "assets/tle/starlink-2023-07-18.tle"
 JD_WHOLE = 2460144.5  # 2023-07-19 00:00 UTC, a day after the catalog epoch

@@ -27,8 +27,8 @@ from bridge.ccsds import Decoder, StreamSplitter, encode_packets
 from bridge.definitions import load_definitions
 from bridge.push import TelemetryPusher
 from bridge.sources import TcpSource
-from twin.cli import count_argument
-from twin.mirror import Mirror
+from twin.models.mirror import Mirror
+from twin.runtime.cli import count_argument
 from twin.scenario import load_scenario
 
 READ_BYTES = 1 << 16

@@ -19,9 +19,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from twin.cli import positive_argument  # noqa: E402
-from twin.clock import SimClock  # noqa: E402
-from twin.engine import Engine  # noqa: E402
+from twin.core.clock import SimClock  # noqa: E402
+from twin.core.engine import Engine  # noqa: E402
+from twin.runtime.cli import positive_argument  # noqa: E402
 from twin.scenario import ScenarioError, parse_scenario  # noqa: E402
 
 KEYS = ("energy_per_work_j_per_pflop", "goodput_frac", "lost_work_accel_h",

@@ -41,12 +41,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from twin.allocator import keep_temporaries_in_heap  # noqa: E402
-from twin.cli import count_argument  # noqa: E402
-from twin.clock import SimClock  # noqa: E402
-from twin.engine import Engine  # noqa: E402
-from twin.orbit import OrbitModel  # noqa: E402
-from twin.propagate import Propagator  # noqa: E402
+from twin.astro.propagate import Propagator  # noqa: E402
+from twin.core.clock import SimClock  # noqa: E402
+from twin.core.engine import Engine  # noqa: E402
+from twin.models.orbit import OrbitModel  # noqa: E402
+from twin.runtime.allocator import keep_temporaries_in_heap  # noqa: E402
+from twin.runtime.cli import count_argument  # noqa: E402
 from twin.scenario import load_scenario  # noqa: E402
 
 MODES = ("sgp4", "replay", "replay + sweep", "replay + sgp4 1/3")

@@ -28,12 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 from benchargs import checked_scenario  # noqa: E402
 
-from twin.allocator import keep_temporaries_in_heap  # noqa: E402
-from twin.cli import count_argument  # noqa: E402
-from twin.clock import SimClock  # noqa: E402
-from twin.engine import Engine  # noqa: E402
+from twin.core.clock import SimClock  # noqa: E402
+from twin.core.engine import Engine  # noqa: E402
+from twin.runtime.allocator import keep_temporaries_in_heap  # noqa: E402
+from twin.runtime.cli import count_argument  # noqa: E402
+from twin.runtime.server import Addresses, TwinServer  # noqa: E402
 from twin.scenario import load_scenario  # noqa: E402
-from twin.server import Addresses, TwinServer  # noqa: E402
 
 # Clock, context, header (fleet totals), encoding and publishing: timed per step, as a
 # subsystem is (a difference of medians is not the median of the differences).

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchargs import checked_scenario  # noqa: E402
 
-from twin.cli import positive_argument, rate_argument, warp_argument  # noqa: E402
+from twin.runtime.cli import positive_argument, rate_argument, warp_argument  # noqa: E402
 from viz.stream import StreamClient  # noqa: E402
 
 ANY_PORT = "tcp://127.0.0.1:*"

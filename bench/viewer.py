@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchargs import checked_scenario, window_size  # noqa: E402
 
-from twin.cli import count_argument, positive_argument, rate_argument  # noqa: E402
+from twin.runtime.cli import count_argument, positive_argument, rate_argument  # noqa: E402
 from viz.viewer import ViewerApp, ViewOptions, prefer_egl  # noqa: E402
 
 prefer_egl()

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from bridge.ccsds import StreamSplitter
-from twin.addresses import address_argument
-from twin.ratelog import RateLimitedLog
+from twin.core.ratelog import RateLimitedLog
+from twin.runtime.addresses import address_argument
 
 log = logging.getLogger("odc.bridge")
 
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     from bridge.definitions import DefinitionError, load_definitions
     from bridge.push import TelemetryPusher
     from bridge.sources import HostSensors, Recorder, ReplaySource, TcpSource, UdpSource
-    from twin.wire import DEFAULT_INGEST_ADDRESS
+    from twin.protocol.codec import DEFAULT_INGEST_ADDRESS
 
     try:
         defs = None if args.host_sensors else load_definitions(args.definitions)

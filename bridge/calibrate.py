@@ -34,10 +34,10 @@ import numpy as np
 from bridge.ccsds import Decoder, StreamSplitter
 from bridge.definitions import Definitions
 from bridge.sources import read_recording
-from twin.constants import KELVIN_PER_CELSIUS, STEFAN_BOLTZMANN_W_M2_K4
+from twin.core.constants import KELVIN_PER_CELSIUS, STEFAN_BOLTZMANN_W_M2_K4
 
 MAX_GRID_POINTS = 4000
-# The twin's [thermal] defaults (twin/thermal.py ThermalParams; tests/test_calibrate.py
+# The twin's [thermal] defaults (twin/models/thermal.py ThermalParams; tests/test_calibrate.py
 # checks they agree). bridge/ may import only twin.wire, twin.scenario and twin's leaf
 # modules (constants, ratelog, addresses), not the models, hence the copy.
 THERMAL_DEFAULTS = {

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from twin.assets import assets_dir
+from twin.core.assets import assets_dir
 
 PRIMARY_HEADER_BYTES = 6
 PUS_C_HEADER_BYTES = 7  # version/time-ref, service, subtype, message counter (2), dest id (2)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from twin.wire import PROTOCOL_VERSION, TOPIC_TELEMETRY, pack
+from twin.protocol.codec import PROTOCOL_VERSION, TOPIC_TELEMETRY, pack
 
 # Messages queued for a twin that is connected but not reading. One message holds at most
 # one 256 KiB read window of packets (~420 kB decoded), so 128 of them bound the queue near

@@ -23,8 +23,8 @@ from typing import Any, BinaryIO
 
 import psutil
 
-from twin.constants import KELVIN_PER_CELSIUS
-from twin.ratelog import RateLimitedLog
+from twin.core.constants import KELVIN_PER_CELSIUS
+from twin.core.ratelog import RateLimitedLog
 
 log = logging.getLogger("odc.bridge")
 

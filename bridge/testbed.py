@@ -26,7 +26,7 @@ import psutil
 
 from bridge.ccsds import SEQ_MODULO, encode_packets
 from bridge.definitions import Definitions, load_definitions
-from twin.constants import KELVIN_PER_CELSIUS, STEFAN_BOLTZMANN_W_M2_K4
+from twin.core.constants import KELVIN_PER_CELSIUS, STEFAN_BOLTZMANN_W_M2_K4
 
 MAX_SUBSTEP_S = 0.5
 

@@ -13,10 +13,10 @@ import logging
 import sys
 
 from twin import __version__
-from twin.cli import add_run_arguments
-from twin.cli import run as run_twin
-from twin.clock import SimClock
-from twin.engine import Engine
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
+from twin.runtime.cli import add_run_arguments
+from twin.runtime.cli import run as run_twin
 from twin.scenario import ScenarioError, bundled_scenarios, load_scenario
 
 

@@ -25,13 +25,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twin.addresses import address_argument
-from twin.cli import positive_argument, rate_argument, warp_argument
-from twin.wire import (
+from twin.protocol.codec import (
     DEFAULT_COMMAND_ADDRESS,
     DEFAULT_INGEST_ADDRESS,
     DEFAULT_PUB_ADDRESS,
 )
+from twin.runtime.addresses import address_argument
+from twin.runtime.cli import positive_argument, rate_argument, warp_argument
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from twin.clock import SimClock
-from twin.engine import Engine
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
 from twin.scenario import parse_scenario
 
 STATION = """

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from twin.geometry import WGS84_A_KM, sunlit_fraction
-from twin.subsystem import EventLog, StepContext
+from twin.astro.geometry import WGS84_A_KM, sunlit_fraction
+from twin.core.subsystem import EventLog, StepContext
 
 AU_KM = 149_597_870.7
 MU_EARTH_KM3_S2 = 398_600.4418

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from twin.cli import count_argument, positive_argument
+from twin.runtime.cli import count_argument, positive_argument
 
 ROOT = Path(__file__).resolve().parent.parent
 

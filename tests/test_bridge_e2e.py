@@ -140,7 +140,7 @@ def test_mirror_status_without_mirror_config() -> None:
 
 
 def _mirror(now: dict[str, float]):
-    from twin.mirror import Mirror
+    from twin.models.mirror import Mirror
     from twin.scenario import parse_scenario
 
     return Mirror(parse_scenario(SCENARIO), wall_clock=lambda: now["t"])
@@ -231,8 +231,8 @@ def test_record_and_replay_scaled(tmp_path: Path) -> None:
 
 
 def _mirrored_engine(scenario_text: str, now: dict[str, float]):
-    from twin.clock import SimClock
-    from twin.engine import Engine
+    from twin.core.clock import SimClock
+    from twin.core.engine import Engine
     from twin.scenario import parse_scenario
 
     scenario = parse_scenario(scenario_text)

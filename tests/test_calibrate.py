@@ -74,7 +74,7 @@ def test_calibrate_recovers_known_parameters(tmp_path: Path, capsys) -> None:
 
 
 def test_defaults_match_the_twin_thermal_model() -> None:
-    from twin.thermal import ThermalParams
+    from twin.models.thermal import ThermalParams
 
     defaults = {f.name: f.default for f in dataclasses.fields(ThermalParams)}
     for key, value in THERMAL_DEFAULTS.items():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from twin.catalog import display_of, kind_of
-from twin.clock import SimClock
-from twin.engine import Engine
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
+from twin.protocol.catalog import display_of, kind_of
 from twin.scenario import load_scenario
 
 
@@ -48,7 +48,7 @@ def test_display_rules() -> None:
 
 
 def test_a_total_nobody_declared_stops_the_twin_at_start(monkeypatch) -> None:
-    from twin.limits import LimitsModel
+    from twin.models.limits import LimitsModel
 
     original = LimitsModel.fleet
     monkeypatch.setattr(LimitsModel, "fleet", lambda self: {**original(self), "n_mystery": 1.0})
@@ -58,7 +58,7 @@ def test_a_total_nobody_declared_stops_the_twin_at_start(monkeypatch) -> None:
 
 
 def test_a_total_two_models_publish_stops_the_twin_at_start(monkeypatch) -> None:
-    from twin.limits import LimitsModel
+    from twin.models.limits import LimitsModel
 
     original = LimitsModel.fleet
     monkeypatch.setattr(LimitsModel, "fleet", lambda self: {**original(self), "n_sats": 1.0})

@@ -20,8 +20,16 @@ import pytest
 
 from odc import cli as odc_cli
 from odc import demo
-from twin.addresses import address_argument, check_address
-from twin.clock import (
+from twin.astro.sun import (
+    EPHEMERIS_END_T_UTC,
+    EPHEMERIS_END_UTC,
+    EPHEMERIS_START_UTC,
+    SunEphemeris,
+    ephemeris_covers,
+    ephemeris_wall_s_left,
+    ephemeris_warning,
+)
+from twin.core.clock import (
     MAX_RATE_HZ,
     MAX_STEP_S,
     MAX_WARP,
@@ -31,23 +39,15 @@ from twin.clock import (
     SimClock,
     check_clock,
 )
-from twin.engine import Engine
-from twin.scenario import (
+from twin.core.engine import Engine
+from twin.runtime.addresses import address_argument, check_address
+from twin.scenario.loader import (
     ASSETS_DIR,
     MAX_SCENARIO_BYTES,
     ClockSettings,
     ScenarioError,
     load_scenario,
     parse_scenario,
-)
-from twin.sun import (
-    EPHEMERIS_END_T_UTC,
-    EPHEMERIS_END_UTC,
-    EPHEMERIS_START_UTC,
-    SunEphemeris,
-    ephemeris_covers,
-    ephemeris_wall_s_left,
-    ephemeris_warning,
 )
 
 EPOCH = datetime(2026, 3, 20, 12, tzinfo=UTC)
@@ -75,7 +75,7 @@ def no_twin_starts(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a twin was started")
 
-    monkeypatch.setattr("twin.cli.TwinServer", refuse)
+    monkeypatch.setattr("twin.runtime.cli.TwinServer", refuse)
     monkeypatch.setattr("odc.demo.start_twin", refuse)
 
 

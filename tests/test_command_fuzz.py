@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twinutil import make_server
 
-from twin.server import TwinServer, pack_reply
-from twin.wire import pack, unpack
+from twin.protocol.codec import pack, unpack
+from twin.runtime.server import TwinServer, pack_reply
 
 ARGUMENT_NAMES = [
     "value", "n", "sat", "kind", "count", "health_frac", "job_id", "reset", "policy",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from twinutil import make_server
 
-from twin.commands import COMMANDS, SIGNIFICANCE, check_catalog
-from twin.wire import pack, unpack
+from twin.protocol.codec import pack, unpack
+from twin.protocol.commands import COMMANDS, SIGNIFICANCE, check_catalog
 
 
 @pytest.fixture(scope="module")

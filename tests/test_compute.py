@@ -6,10 +6,19 @@ import numpy as np
 import pytest
 from computeutil import DAWN_DUSK, QUIET, STATION, WALKER, command, engine
 
-from twin.compute import FAULT, HEAT, NONE, POWER, QUEUE, ComputeModel, ComputeParams, dvfs_clock
+from twin.core.subsystem import CommandRejected, EventLog, StepContext
+from twin.models.compute import (
+    FAULT,
+    HEAT,
+    NONE,
+    POWER,
+    QUEUE,
+    ComputeModel,
+    ComputeParams,
+    dvfs_clock,
+)
+from twin.protocol.codec import pack
 from twin.scenario import ASSETS_DIR, parse_scenario
-from twin.subsystem import CommandRejected, EventLog, StepContext
-from twin.wire import pack
 
 ONE_MS = 1e-3  # timing tolerance, s
 ONE_MW = 1e-3  # power tolerance, W

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from skyfield.api import EarthSatellite, Loader, load, wgs84
 
-from twin.constellation import (
+from twin.astro.constellation import (
     EARTH_RADIUS_KM,
     MAX_SUN_SYNCHRONOUS_ALTITUDE_KM,
     CircularOrbit,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from skyfield.api import EarthSatellite, load, wgs84
 
-from twin.contacts import ContactTracker, GroundStations
-from twin.frames import FrameRotations, rotate
-from twin.propagate import Propagator, read_tle_file
+from twin.astro.contacts import ContactTracker, GroundStations
+from twin.astro.frames import FrameRotations, rotate
+from twin.astro.propagate import Propagator, read_tle_file
 
 TLE = Path(__file__).resolve().parents[1] / "assets/tle/starlink-2023-07-18.tle"
 
@@ -235,8 +235,8 @@ def test_best_station_is_the_highest_first_on_a_tie():
 
 def test_a_scenario_without_stations_steps() -> None:
     """No ground stations is a valid (if lonely) fleet: empty contact arrays, no error."""
-    from twin.clock import SimClock
-    from twin.engine import Engine
+    from twin.core.clock import SimClock
+    from twin.core.engine import Engine
     from twin.scenario import parse_scenario
 
     scenario = parse_scenario(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from twin.clock import SimClock
-from twin.engine import Engine
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
 from twin.scenario import load_scenario
 
 

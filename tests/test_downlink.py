@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.clock import SimClock
-from twin.downlink import ResultStore
-from twin.engine import Engine
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
+from twin.models.downlink import ResultStore
 from twin.scenario import ASSETS_DIR, parse_scenario
 
 ONE_BYTE = 1.0

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from twin.clock import SimClock
-from twin.engine import Engine
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
+from twin.protocol.codec import PROTOCOL_VERSION, StateEncoder
 from twin.scenario import load_scenario
-from twin.wire import PROTOCOL_VERSION, StateEncoder
 
 GOLDEN = Path(__file__).parent / "golden" / "state_frames.json"
 SEED = 7

@@ -19,17 +19,17 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bridge.push import encode_telemetry
-from twin.clock import SimClock
-from twin.engine import Engine
-from twin.mirror import (
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
+from twin.core.ratelog import MAX_MESSAGE_CHARS
+from twin.models.mirror import (
     MAX_BRIDGE_ENTRIES,
     MAX_PACKETS_PER_BINDING,
     Mirror,
     decode_telemetry,
 )
-from twin.ratelog import MAX_MESSAGE_CHARS
+from twin.protocol.codec import WIRE_DTYPES, pack
 from twin.scenario import ScenarioError, parse_scenario
-from twin.wire import WIRE_DTYPES, pack
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = (ROOT / "assets" / "testbeds" / "flatsat_mirror.toml").read_text()
@@ -466,7 +466,7 @@ def test_fuzzed_ingest_never_breaks_the_twin(data: st.DataObject) -> None:
 
 
 def test_bridge_summary_keeps_the_documented_counters_only() -> None:
-    from twin.mirror import bridge_summary
+    from twin.models.mirror import bridge_summary
 
     raw = {
         "push": {"sent_messages": 3, "junk": "x" * 1000},

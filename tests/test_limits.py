@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.clock import SimClock
-from twin.engine import Engine
-from twin.limits import LimitLevels, LimitMonitor, LimitsModel
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
+from twin.core.subsystem import EventLog, StepContext, make_field
+from twin.models.limits import LimitLevels, LimitMonitor, LimitsModel
 from twin.scenario import ScenarioError, load_scenario, parse_scenario
-from twin.subsystem import EventLog, StepContext, make_field
 
 
 def _drive(values: np.ndarray, limits: dict[str, float], hysteresis: float = 1.0

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from twin.clock import SimClock
-from twin.engine import Engine
-from twin.radiation import MAX_UPSETS_PER_STEP, RadiationParams, environment
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
+from twin.models.radiation import MAX_UPSETS_PER_STEP, RadiationParams, environment
+from twin.models.workload import WorkloadParams, draw_arrivals
 from twin.scenario import ScenarioError, parse_scenario
-from twin.workload import WorkloadParams, draw_arrivals
 
 DEFAULT_TOML = (Path(__file__).resolve().parent.parent / "assets" / "scenarios"
                 / "default.toml").read_text()

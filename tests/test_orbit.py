@@ -13,14 +13,14 @@ from skyfield.api import EarthSatellite, load, load_file, wgs84
 from skyfield.framelib import itrs
 from skyfield.sgp4lib import TEME
 
-from twin.clock import SimClock
-from twin.frames import FrameRotations, itrs_velocity_km_s, jd_utc_from_datetime, rotate
-from twin.geometry import geodetic_from_itrs, itrs_from_geodetic
-from twin.orbit import OrbitModel
-from twin.propagate import STATUS_NAMES, STATUS_OK, Propagator, read_tle_file
+from twin.astro.frames import FrameRotations, itrs_velocity_km_s, jd_utc_from_datetime, rotate
+from twin.astro.geometry import geodetic_from_itrs, itrs_from_geodetic
+from twin.astro.propagate import STATUS_NAMES, STATUS_OK, Propagator, read_tle_file
+from twin.astro.sun import SunEphemeris, de421_path
+from twin.core.clock import SimClock
+from twin.core.subsystem import EventLog, StepContext
+from twin.models.orbit import OrbitModel
 from twin.scenario import load_scenario
-from twin.subsystem import EventLog, StepContext
-from twin.sun import SunEphemeris, de421_path
 
 TLE = Path(__file__).resolve().parents[1] / "assets/tle/starlink-2023-07-18.tle"
 

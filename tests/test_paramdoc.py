@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from twin.paramdoc import BEGIN, END, reference
+from twin.scenario.paramdoc import BEGIN, END, reference
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "scenarios.md"
 
@@ -14,5 +14,5 @@ def test_scenario_reference_matches_the_code() -> None:
     documented = text[text.index(BEGIN):text.index(END) + len(END)]
     assert documented == reference(), (
         "docs/scenarios.md is out of date: regenerate the block between the params "
-        "markers with `python -m twin.paramdoc`"
+        "markers with `python -m twin.scenario.paramdoc`"
     )

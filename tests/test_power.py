@@ -15,12 +15,12 @@ from tests.synthetic_orbit import (
     positions_km,
     run_models,
 )
-from twin.clock import SimClock
-from twin.engine import Engine
-from twin.geometry import WGS84_A_KM, sunlit_fraction
-from twin.power import J_PER_WH, PowerModel, PowerParams
+from twin.astro.geometry import WGS84_A_KM, sunlit_fraction
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
+from twin.models.power import J_PER_WH, PowerModel, PowerParams
+from twin.models.thermal import ThermalModel, ThermalParams
 from twin.scenario import ScenarioError, load_scenario, parse_scenario, parse_section
-from twin.thermal import ThermalModel, ThermalParams
 
 ECLIPSE_FRACTION_TOL = 0.002  # ~11 s of a 95-min orbit: penumbra (~9 s each side) is
 # split between light and shadow by the conical model; the cylinder puts the edge mid-way

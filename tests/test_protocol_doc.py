@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from twin.clock import SimClock
-from twin.engine import Engine
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
 from twin.scenario import load_scenario
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()

@@ -1,6 +1,6 @@
 """The viewers' one quantity layer (viz/quantity.py): a catalog entry made into text.
 
-Entries come from the twin's own catalog rules (twin/catalog.py), so these tests read
+Entries come from the twin's own catalog rules (twin/protocol/catalog.py), so these tests read
 values as a client of a real twin would: kelvin in °C, fractions in %, power and compute
 with SI prefixes, enums and bitmasks by name, and text that does not fit ends in "…".
 """
@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from twin.catalog import display_of, kind_of, total_entry
+from twin.protocol.catalog import display_of, kind_of, total_entry
 from viz.quantity import ELLIPSIS, Catalog, Quantity, fit
 
 

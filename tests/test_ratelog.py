@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from twin.ratelog import MAX_MESSAGE_CHARS, RateLimitedLog, shorten
+from twin.core.ratelog import MAX_MESSAGE_CHARS, RateLimitedLog, shorten
 
 
 class FakeClock:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from twin.constellation import EARTH_RADIUS_KM
-from twin.scenario import (
+from twin.astro.constellation import EARTH_RADIUS_KM
+from twin.scenario.loader import (
     ASSETS_DIR,
     GENERATED_NORAD_BASE,
     TLE_LINE2_TEMPLATE,

@@ -21,11 +21,11 @@ import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from twin.clock import SimClock
-from twin.constellation import SunSynchronousShell, WalkerShell
-from twin.engine import Engine
-from twin.paramdoc import SECTIONS
+from twin.astro.constellation import SunSynchronousShell, WalkerShell
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
 from twin.scenario import ClockSettings, GroundStation, ScenarioError, parse_scenario
+from twin.scenario.paramdoc import SECTIONS
 
 SOURCE = "fuzz.toml"
 MAX_STEPPED_SATS = 300

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from twin.catalog import display_of, kind_of, total_entry
+from twin.protocol.catalog import display_of, kind_of, total_entry
 from viz import scene
 from viz.quantity import Catalog
 

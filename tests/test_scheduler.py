@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from computeutil import DAWN_DUSK, QUIET, command, engine
 
-from twin.clock import SimClock
-from twin.engine import Engine
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
+from twin.core.subsystem import CommandRejected
+from twin.models.scheduler import eclipse_lookahead, plan
+from twin.models.workload import QUEUED, RUNNING, JobTable, WorkloadParams
 from twin.scenario import load_scenario
-from twin.scheduler import eclipse_lookahead, plan
-from twin.subsystem import CommandRejected
-from twin.workload import QUEUED, RUNNING, JobTable, WorkloadParams
 
 # Half a minute over up to an hour of lead: the reference is sampled every 10 s, and the
 # look-ahead's cylinder of the equatorial radius and circular orbit differ from the orbit

@@ -12,10 +12,10 @@ import numpy as np
 import zmq
 from twinutil import connected, receive, request, running_twin
 
-from twin.clock import SimClock
-from twin.engine import Engine
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
+from twin.protocol.codec import decode, pack
 from twin.scenario import load_scenario
-from twin.wire import decode, pack
 
 ROOT = Path(__file__).resolve().parent.parent
 

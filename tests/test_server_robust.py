@@ -15,13 +15,13 @@ import pytest
 import zmq
 from twinutil import connected, make_server, receive, request, running_twin
 
-from twin.server import (
+from twin.protocol.codec import decode, pack, unpack
+from twin.runtime.server import (
     COMMAND_REPLY_QUEUE,
     INGEST_MAX_FRAMES,
     MAX_COMMAND_BYTES,
     MAX_STEPS_PER_COMMAND,
 )
-from twin.wire import decode, pack, unpack
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TOML = (ROOT / "assets" / "scenarios" / "default.toml").read_text()
@@ -149,7 +149,7 @@ def test_meta_is_built_once_per_change_not_per_request() -> None:
 
 
 def pack_reply_bytes(server, reply: dict) -> bytes:
-    from twin.server import pack_reply
+    from twin.runtime.server import pack_reply
 
     return pack_reply(reply)
 
@@ -190,7 +190,7 @@ def test_a_very_long_tick_does_not_overflow_the_poll() -> None:
             connected(zmq.REQ, twin.addresses.command) as req:
         # The smallest rate the clock accepts, with the smallest warp: the longest wait
         # (the warp 1e-6 then rate 1e-7 overflowed the poll; both are now refused).
-        from twin.clock import MIN_RATE_HZ, MIN_WARP
+        from twin.core.clock import MIN_RATE_HZ, MIN_WARP
 
         assert request(req, {"cmd": "warp", "value": 1e-6})["ok"] is False
         assert request(req, {"cmd": "warp", "value": MIN_WARP})["ok"]
@@ -387,7 +387,7 @@ def test_a_resumed_twin_steps_at_once_however_long_it_was_paused() -> None:
 
 
 def test_the_twin_pauses_with_an_alarm_at_the_end_of_the_ephemeris() -> None:
-    from twin.sun import EPHEMERIS_END_T_UTC
+    from twin.astro.sun import EPHEMERIS_END_T_UTC
 
     scenario = DEFAULT_TOML.replace('epoch = "2026-03-20T12:00:00Z"',
                                     'epoch = "2053-10-07T23:00:00Z"')
@@ -427,7 +427,7 @@ def test_replies_libzmq_will_not_take_at_once_wait_instead_of_being_dropped() ->
 
 
 def test_the_twin_listens_on_loopback_only() -> None:
-    from twin.server import Addresses
+    from twin.runtime.server import Addresses
 
     for wide in ("tcp://*:0", "tcp://0.0.0.0:0", "tcp://[::]:0", "tcp://example.com:5555"):
         with pytest.raises(OSError, match="loopback only"):

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 from skyfield.api import EarthSatellite, load, load_file
 
-from twin.frames import FrameRotations, rotate
-from twin.geometry import (
+from twin.astro.frames import FrameRotations, rotate
+from twin.astro.geometry import (
     R_EARTH_SHADOW_KM,
     R_SUN_KM,
     _conical_fraction,
     beta_angle_rad,
     sunlit_fraction,
 )
-from twin.propagate import Propagator, read_tle_file
-from twin.sun import SunEphemeris, de421_path
+from twin.astro.propagate import Propagator, read_tle_file
+from twin.astro.sun import SunEphemeris, de421_path
 
 TLE = Path(__file__).resolve().parents[1] / "assets/tle/starlink-2023-07-18.tle"
 

@@ -1,8 +1,8 @@
 """Bad stream messages against both viewers: a rogue publisher on loopback, then hypothesis.
 
-Every message starts as the twin would frame it (``twin.wire.StateEncoder``, ``encode_map``)
-and is then broken on purpose: undecodable bytes, a header value of the wrong type, a
-state that does not fit meta, a wild sequence number. A viewer must drop each one, count
+Every message starts as the twin would frame it (``twin.protocol.codec.StateEncoder``,
+``encode_map``) and is then broken on purpose: undecodable bytes, a header value of the
+wrong type, a state that does not fit meta, a wild sequence number. A viewer must drop each one, count
 it and show the count, stay up, and draw the good messages that follow (docs/reliability.md,
 "Viewers"). NaN and inf inside arrays are data, not bad messages: they are drawn.
 """
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tuiutil
 import viewerstate
 
-from twin.wire import (
+from twin.protocol.codec import (
     PROTOCOL_VERSION,
     TOPIC_EVENT,
     TOPIC_HEARTBEAT,

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 from tests.synthetic_orbit import run_models, shared_at
-from twin.clock import SimClock
-from twin.engine import Engine
-from twin.power import PowerModel
-from twin.scenario import ScenarioError, load_scenario, parse_scenario, parse_section
-from twin.subsystem import CommandRejected, EventLog, StepContext
-from twin.thermal import (
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
+from twin.core.subsystem import CommandRejected, EventLog, StepContext
+from twin.models.power import PowerModel
+from twin.models.thermal import (
     AU_KM,
     COMPUTE,
     RADIATOR,
@@ -28,6 +27,7 @@ from twin.thermal import (
     solar_flux_w_m2,
     vertical_plate_view_factor,
 )
+from twin.scenario import ScenarioError, load_scenario, parse_scenario, parse_section
 
 HALF_KELVIN = 0.5
 MONTE_CARLO_RAYS = 400_000

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tuiutil
 from tuiutil import twin_process
 
-from twin.wire import TOPIC_EVENT, TOPIC_META, FieldSpec, decode, encode_map, encode_state
-from twin.wire import Message as WireMessage
+from twin.protocol.codec import TOPIC_EVENT, TOPIC_META, FieldSpec, decode, encode_map, encode_state
+from twin.protocol.codec import Message as WireMessage
 from viz.stream import LIVE, STALE
 from viz.tui.app import DashboardApp, StreamUpdate
 from viz.tui.model import FleetModel, limit_levels

@@ -25,7 +25,7 @@ pv = pytest.importorskip("pyvista")
 import viewerstate  # noqa: E402
 from twinutil import running_twin  # noqa: E402
 
-from twin.server import Addresses  # noqa: E402
+from twin.runtime.server import Addresses  # noqa: E402
 from viz.stream import STALE, CommandClient, StreamClient  # noqa: E402
 
 IMAGES = Path(__file__).parent / "images"

@@ -11,11 +11,11 @@ from typing import Any
 
 import zmq
 
-from twin.clock import SimClock
-from twin.engine import Engine
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
+from twin.protocol.codec import Message, decode, pack, unpack
+from twin.runtime.server import Addresses, TwinServer
 from twin.scenario import Scenario, load_scenario, parse_scenario
-from twin.server import Addresses, TwinServer
-from twin.wire import Message, decode, pack, unpack
 
 ANY_PORT = "tcp://127.0.0.1:*"
 RECEIVE_TIMEOUT_MS = 5000
@@ -38,7 +38,7 @@ class RunningTwin:
 
         Tests whose subscribers still hold queued frames of a fast twin call this last, so
         that those peers do not leave during the twin's shutdown (a race the twin's PUB
-        linger covers, twin/server.py, and test_server.py tests on its own).
+        linger covers, twin/runtime/server.py, and test_server.py tests on its own).
         """
         self.server.stop()
         self.thread.join(10)

@@ -4,7 +4,7 @@ Circular orbits in closed form, the Earth turned by the USNO GMST formula, the S
 March equinox direction, and a cylindrical shadow: good enough to look like the twin's
 stream and stable forever, so the stored reference images never drift when the twin's
 models change. ``meta_and_state(mirror=True)`` adds a mirrored node (the twin's
-``[mirror]`` fields and meta) and frames the state through the real ``twin.wire`` codec.
+``[mirror]`` fields and meta) and frames the state through the real ``twin.protocol.codec`` codec.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from twin.catalog import display_of, kind_of
-from twin.wire import PROTOCOL_VERSION, FieldSpec, Message, decode, encode_state
+from twin.protocol.catalog import display_of, kind_of
+from twin.protocol.codec import PROTOCOL_VERSION, FieldSpec, Message, decode, encode_state
 from viz import scene
 
 T_UTC = 1774015200.0  # 2026-03-20T14:00:00Z, near the March equinox
@@ -82,12 +82,12 @@ def _orbits() -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
 # Units of the header's fleet totals, for meta's totals catalog.
 TOTAL_UNITS = {"n_in_eclipse": "count", "n_in_contact": "count", "delivered_flop_s": "FLOP/s",
                "power_generated_w": "W", "mirror_live_n": "count"}
-# Names of the orbit status codes (twin/orbit.py publishes these as the field's labels).
+# Names of the orbit status codes (twin/models/orbit.py publishes these as the field's labels).
 STATUS_LABELS = {0: "ok", 1: "mean eccentricity", 6: "decayed"}
 
 
 def display_keys(unit: str, labels: dict[int, str] | None = None) -> dict:
-    """The catalog keys the twin derives from a unit (twin/catalog.py): kind, display."""
+    """The catalog keys the twin derives from a unit (twin/protocol/catalog.py): kind, display."""
     return {"kind": kind_of(unit), "labels": dict(labels or {}), "display": display_of(unit)}
 
 
@@ -98,7 +98,7 @@ def meta_and_state(mirror: bool = False, mirror_live: bool = True) -> tuple[dict
         mirror: Add the mirror's meta and fields: testbed ``flatsat`` on node
             ``MIRROR_SAT``, its compute temperature 12 K hotter than predicted (past its
             10 K threshold), its radiator 1.5 K cooler; the state then goes through the
-            real ``twin.wire`` codec.
+            real ``twin.protocol.codec`` codec.
         mirror_live: Whether the testbed's telemetry is arriving (lost: NaN measured).
     """
     pos_gcrs, vel_gcrs, names, groups = _orbits()

@@ -2,6 +2,6 @@
 
 import sys
 
-from twin.cli import main
+from twin.runtime.cli import main
 
 sys.exit(main())

@@ -1,6 +1,6 @@
 """What the viewers accept from the stream: per-topic checks beyond the wire framing.
 
-`twin.wire.decode` guarantees the framing: a known topic, ``v``, ``seq`` and ``t_utc`` of
+`twin.protocol.codec.decode` guarantees the framing: a known topic, ``v``, ``seq`` and ``t_utc`` of
 their documented types, arrays that match their field entries. The checks here say
 whether a decoded message means something a viewer can draw (docs/protocol.md): the
 documented header keys have their documented types, a ``state``'s arrays agree with its
@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from twin.ratelog import RateLimitedLog, shorten
+from twin.core.ratelog import RateLimitedLog, shorten
+from twin.protocol.codec import WIRE_DTYPES, Message, WireError
 from twin.scenario import MAX_SATELLITES
-from twin.wire import WIRE_DTYPES, Message, WireError
 
 # The last bad message's reason as shown in a header or HUD line.
 SHOWN_ERROR_CHARS = 100

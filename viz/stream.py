@@ -1,7 +1,7 @@
 """Following the twin from a viewer: the stream subscriber and the command client.
 
 Both viewers (3D and terminal) use these. They speak only the documented wire protocol
-through ``twin.wire`` and survive the twin going away: ZeroMQ reconnects by itself, the
+through ``twin.protocol.codec`` and survive the twin going away: ZeroMQ reconnects by itself, the
 subscriber reports STALE when heartbeats stop and notices a restart when ``run_id``
 changes (or ``seq`` goes backwards), and the command client replaces its socket after a
 timeout. A bad message (undecodable, or not what docs/protocol.md says) is dropped,
@@ -17,7 +17,7 @@ from typing import Any
 
 import zmq
 
-from twin.wire import (
+from twin.protocol.codec import (
     DEFAULT_COMMAND_ADDRESS,
     DEFAULT_PUB_ADDRESS,
     TOPICS,
@@ -71,7 +71,7 @@ class StreamGate:
     """Decodes, checks and orders the stream's messages into batches; counts the bad ones.
 
     The socket-free part of `StreamClient`: each multipart message goes through
-    `twin.wire.decode`, then the checks of `viz.checks` (a ``state`` against the ``meta``
+    `twin.protocol.codec.decode`, then the checks of `viz.checks` (a ``state`` against the ``meta``
     of the same twin run), then sequence bookkeeping. A message that fails any of these is
     dropped whole and counted in :attr:`bad`; nothing it carried reaches a viewer, and the
     messages after it are taken as usual.

@@ -13,8 +13,8 @@ import logging
 import sys
 from collections.abc import Iterator
 
-from twin.addresses import address_argument
-from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
+from twin.protocol.codec import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
+from twin.runtime.addresses import address_argument
 
 
 def _positive(text: str) -> float:

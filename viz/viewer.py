@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from twin.assets import assets_dir
-from twin.wire import Message
+from twin.core.assets import assets_dir
+from twin.protocol.codec import Message
 from viz import scene
 from viz.checks import BadMessages, check_meta
 from viz.quantity import Catalog

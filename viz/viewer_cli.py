@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from twin.addresses import address_argument
-from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
+from twin.protocol.codec import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
+from twin.runtime.addresses import address_argument
 
 log = logging.getLogger("odc.viz.view")
 

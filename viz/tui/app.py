@@ -27,9 +27,9 @@ from textual.widgets import Footer, Input, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from twin.clock import MAX_WARP, MIN_WARP
-from twin.wire import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
-from twin.wire import Message as WireMessage
+from twin.core.clock import MAX_WARP, MIN_WARP
+from twin.protocol.codec import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
+from twin.protocol.codec import Message as WireMessage
 from viz.checks import BadMessages, check_meta
 from viz.stream import CONNECTING, LIVE, MAX_BATCH_EVENTS, STALE, CommandClient, StreamClient
 from viz.tui.model import FleetModel, utc_text

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from twin.wire import Message
+from twin.protocol.codec import Message
 from viz.checks import check_meta, check_state
 from viz.mirror import MirrorBinding, mirror_bindings
 from viz.quantity import Catalog, Quantity, Scale, fit, typical_of

@@ -24,7 +24,7 @@ load, and at full clock its power and delivered FLOP/s) is kept until one of the
 changes, and the per-node fields are rewritten only when something they follow from has
 changed; the numbers are those a full recomputation gives, bit for bit (docs/performance.md).
 
-A node mirrored by a live testbed (twin/mirror.py) takes its measured drivers after this
+A node mirrored by a live testbed (twin/models/mirror.py) takes its measured drivers after this
 step through ``take_measured``, registered in ``ctx.shared[DRIVER_SINKS]``: measured
 utilization sets the node's busy accelerators, and from them its DVFS clock, delivered
 FLOP/s and (unless measured too) its power; measured power replaces the power.
@@ -37,13 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from twin import scheduler
-from twin.downlink import ResultStore
-from twin.faults import choice_arg, number_arg, sat_index
-from twin.mirror import DRIVER_SINKS
-from twin.radiation import RadiationParams, RadiationState
-from twin.scenario import Scenario, parse_section
-from twin.subsystem import (
+from twin.core.subsystem import (
     CommandHandler,
     CommandRejected,
     Field,
@@ -51,8 +45,12 @@ from twin.subsystem import (
     make_field,
     only_keys,
 )
-from twin.wire import ok
-from twin.workload import (
+from twin.models import scheduler
+from twin.models.downlink import ResultStore
+from twin.models.faults import choice_arg, number_arg, sat_index
+from twin.models.mirror import DRIVER_SINKS
+from twin.models.radiation import RadiationParams, RadiationState
+from twin.models.workload import (
     JOB_KINDS,
     KIND_CODES,
     RUNNING,
@@ -61,6 +59,8 @@ from twin.workload import (
     WorkloadParams,
     draw_arrivals,
 )
+from twin.protocol.codec import ok
+from twin.scenario import Scenario, parse_section
 
 THROTTLE_CODES: dict[int, str] = {0: "none", 1: "thermal", 2: "power", 3: "fault"}
 """``throttle_code``: why the node runs below its healthy full speed (fault: failed or

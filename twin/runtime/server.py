@@ -24,15 +24,12 @@ from typing import Any
 
 import zmq
 
-from twin.addresses import is_loopback
-from twin.allocator import release_free_memory
-from twin.clock import MAX_RATE_HZ, MAX_WARP, MIN_RATE_HZ, MIN_WARP
-from twin.commands import COMMANDS, check_catalog, check_request
-from twin.engine import Engine
-from twin.ratelog import RateLimitedLog, shorten
-from twin.subsystem import CommandHandler, CommandRejected, only_keys
-from twin.sun import EPHEMERIS_END_UTC, ephemeris_covers, ephemeris_warning
-from twin.wire import (
+from twin.astro.sun import EPHEMERIS_END_UTC, ephemeris_covers, ephemeris_warning
+from twin.core.clock import MAX_RATE_HZ, MAX_WARP, MIN_RATE_HZ, MIN_WARP
+from twin.core.engine import Engine
+from twin.core.ratelog import RateLimitedLog, shorten
+from twin.core.subsystem import CommandHandler, CommandRejected, only_keys
+from twin.protocol.codec import (
     DEFAULT_COMMAND_ADDRESS,
     DEFAULT_INGEST_ADDRESS,
     DEFAULT_PUB_ADDRESS,
@@ -49,6 +46,9 @@ from twin.wire import (
     pack,
     unpack,
 )
+from twin.protocol.commands import COMMANDS, check_catalog, check_request
+from twin.runtime.addresses import is_loopback
+from twin.runtime.allocator import release_free_memory
 
 log = logging.getLogger("odc.twin")
 

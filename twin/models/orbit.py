@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from twin.clock import SimClock
-from twin.contacts import ContactTracker, GroundStations
-from twin.frames import FrameRotations, itrs_velocity_km_s, rotate
-from twin.geometry import beta_angle_from_rows, geodetic_from_rows, sunlit_fraction
-from twin.propagate import STATUS_NAMES, Propagator
+from twin.astro.contacts import ContactTracker, GroundStations
+from twin.astro.frames import FrameRotations, itrs_velocity_km_s, rotate
+from twin.astro.geometry import beta_angle_from_rows, geodetic_from_rows, sunlit_fraction
+from twin.astro.propagate import STATUS_NAMES, Propagator
+from twin.astro.sun import SunEphemeris
+from twin.core.clock import SimClock
+from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
 from twin.scenario import Scenario
-from twin.subsystem import CommandHandler, Field, StepContext, make_field
-from twin.sun import SunEphemeris
 
 
 class OrbitModel:

@@ -11,9 +11,8 @@ import time
 from datetime import UTC, datetime
 from typing import TextIO
 
-from twin.addresses import address_argument
-from twin.allocator import keep_temporaries_in_heap
-from twin.clock import (
+from twin.astro.sun import EPHEMERIS_END_T_UTC, EPHEMERIS_END_UTC
+from twin.core.clock import (
     MAX_RATE_HZ,
     MAX_WARP,
     MIN_RATE_HZ,
@@ -21,15 +20,16 @@ from twin.clock import (
     SimClock,
     check_step,
 )
-from twin.engine import Engine
-from twin.scenario import ScenarioError, bundled_scenarios, load_scenario
-from twin.server import Addresses, TwinServer
-from twin.sun import EPHEMERIS_END_T_UTC, EPHEMERIS_END_UTC
-from twin.wire import (
+from twin.core.engine import Engine
+from twin.protocol.codec import (
     DEFAULT_COMMAND_ADDRESS,
     DEFAULT_INGEST_ADDRESS,
     DEFAULT_PUB_ADDRESS,
 )
+from twin.runtime.addresses import address_argument
+from twin.runtime.allocator import keep_temporaries_in_heap
+from twin.runtime.server import Addresses, TwinServer
+from twin.scenario import ScenarioError, bundled_scenarios, load_scenario
 
 log = logging.getLogger("odc.twin")
 

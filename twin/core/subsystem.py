@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from twin.wire import SEVERITIES, FieldSpec
+from twin.protocol.codec import SEVERITIES, FieldSpec
 
 CommandHandler = Callable[[dict[str, Any]], dict[str, Any]]
 

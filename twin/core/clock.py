@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from twin.constants import SECONDS_PER_DAY
+from twin.core.constants import SECONDS_PER_DAY
 
 _UNIX_EPOCH_JD = 2440587.5
 

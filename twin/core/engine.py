@@ -1,7 +1,7 @@
 """The engine: one clock, one random generator, and the models stepped in order.
 
 The engine knows nothing of sockets. It steps, it describes its fields, and it answers
-commands; ``twin.server`` moves what it produces onto the wire.
+commands; ``twin.runtime.server`` moves what it produces onto the wire.
 """
 
 from __future__ import annotations
@@ -13,20 +13,21 @@ from typing import Any
 
 import numpy as np
 
-from twin import __version__, scheduler
-from twin.catalog import TOTALS, total_entry
-from twin.clock import SimClock
-from twin.compute import ComputeModel
-from twin.faults import FaultModel
-from twin.limits import LimitsModel
-from twin.mirror import Mirror, MirrorDrivers
-from twin.orbit import OrbitModel
-from twin.power import PowerModel
-from twin.ratelog import RateLimitedLog
+from twin import __version__
+from twin.core.clock import SimClock
+from twin.core.ratelog import RateLimitedLog
+from twin.core.subsystem import CommandHandler, EventLog, Field, StepContext, Subsystem
+from twin.models import scheduler
+from twin.models.compute import ComputeModel
+from twin.models.faults import FaultModel
+from twin.models.limits import LimitsModel
+from twin.models.mirror import Mirror, MirrorDrivers
+from twin.models.orbit import OrbitModel
+from twin.models.power import PowerModel
+from twin.models.thermal import ThermalModel
+from twin.protocol.catalog import TOTALS, total_entry
+from twin.protocol.codec import PROTOCOL_VERSION, FieldSpec
 from twin.scenario import Scenario
-from twin.subsystem import CommandHandler, EventLog, Field, StepContext, Subsystem
-from twin.thermal import ThermalModel
-from twin.wire import PROTOCOL_VERSION, FieldSpec
 
 log = logging.getLogger("odc.twin.engine")
 
@@ -161,7 +162,8 @@ class Engine:
                                      f"{owner[key]!r} and {subsystem.name!r}")
                 if key not in TOTALS:
                     raise ValueError(f"model {subsystem.name!r} publishes fleet total {key!r},"
-                                     " which twin/catalog.py does not declare (unit, meaning)")
+                                     " which twin/protocol/catalog.py does not declare "
+                                     "(unit, meaning)")
                 owner[key] = subsystem.name
         policies = {code: name for name, code in scheduler.POLICIES.items()}
         return {key: total_entry(key, policies if key == "scheduler_policy_code" else None)

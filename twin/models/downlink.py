@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from twin.subsystem import Field, make_field
+from twin.core.subsystem import Field, make_field
 
 
 class ResultStore:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-SOURCE_ASSETS_DIR: Path = Path(__file__).resolve().parent.parent / "assets"
+SOURCE_ASSETS_DIR: Path = Path(__file__).resolve().parents[2] / "assets"
 """assets/ of the checkout this module was imported from; absent in an installed wheel."""
 PACKAGE = "odc_assets"
 """The name assets/ is installed under from a wheel."""

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from twin.constants import SECONDS_PER_HOUR
+from twin.core.constants import SECONDS_PER_HOUR
 
 # Job states in the table.
 EMPTY, QUEUED, RUNNING = 0, 1, 2

@@ -17,9 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from twin.commands import is_finite_number
-from twin.scenario import Scenario
-from twin.subsystem import (
+from twin.core.subsystem import (
     CommandHandler,
     CommandRejected,
     Field,
@@ -27,7 +25,9 @@ from twin.subsystem import (
     make_field,
     only_keys,
 )
-from twin.wire import ok
+from twin.protocol.codec import ok
+from twin.protocol.commands import is_finite_number
+from twin.scenario import Scenario
 
 # Fault commands take effect at once, but their events wait for the next step: while paused
 # a client could queue any number. Past this many, events are only counted, then summed.

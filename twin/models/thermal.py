@@ -18,11 +18,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from twin.attitude import ATTITUDE_LAWS, sun_exposure
-from twin.constants import STEFAN_BOLTZMANN_W_M2_K4
-from twin.geometry import WGS84_A_KM
-from twin.scenario import Scenario, parse_section
-from twin.subsystem import (
+from twin.astro.attitude import ATTITUDE_LAWS, sun_exposure
+from twin.astro.geometry import WGS84_A_KM
+from twin.core.constants import STEFAN_BOLTZMANN_W_M2_K4
+from twin.core.subsystem import (
     CommandHandler,
     CommandRejected,
     Field,
@@ -30,7 +29,8 @@ from twin.subsystem import (
     make_field,
     only_keys,
 )
-from twin.wire import ok
+from twin.protocol.codec import ok
+from twin.scenario import Scenario, parse_section
 
 SOLAR_CONSTANT_W_M2 = 1361.0  # total solar irradiance at 1 AU (Kopp & Lean 2011)
 AU_KM = 149_597_870.7  # IAU 2012, exact

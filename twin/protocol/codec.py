@@ -18,7 +18,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from twin.catalog import display_of, kind_of, labels_entry
+from twin.protocol.catalog import display_of, kind_of, labels_entry
 
 PROTOCOL_VERSION = 1
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twin.constants import KELVIN_PER_CELSIUS
+from twin.core.constants import KELVIN_PER_CELSIUS
 
 KINDS_BY_UNIT = {"code": "enum", "bitmask": "bitmask", "bool": "flag", "index": "index"}
 """Fields whose unit names a kind other than a physical quantity."""

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from twin.core.subsystem import CommandHandler, EventLog, Field, StepContext, make_field
 from twin.scenario import Scenario, ScenarioError
-from twin.subsystem import CommandHandler, EventLog, Field, StepContext, make_field
 
 LEVEL_KEYS = ("alarm_low", "warn_low", "warn_high", "alarm_high")
 DEFAULT_HYSTERESIS_BY_UNIT = {"K": 1.0, "1": 0.01, "W": 10.0}

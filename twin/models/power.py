@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from twin.attitude import sun_exposure
-from twin.constants import J_PER_WH, STEFAN_BOLTZMANN_W_M2_K4
-from twin.scenario import InvalidField, Scenario, parse_section
-from twin.subsystem import CommandHandler, Field, StepContext, make_field
-from twin.thermal import (
+from twin.astro.attitude import sun_exposure
+from twin.core.constants import J_PER_WH, STEFAN_BOLTZMANN_W_M2_K4
+from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
+from twin.models.thermal import (
     BATTERY,
     COMPUTE,
     RADIATOR,
@@ -33,6 +32,7 @@ from twin.thermal import (
     degraded_frac,
     flux_from_sun_w_m2,
 )
+from twin.scenario import InvalidField, Scenario, parse_section
 
 # Rows of the step's float64 block: the four published fields first, then the balance's
 # (``PowerModel._balance``), then the ledger's scratch.
@@ -629,7 +629,7 @@ class PowerModel:
         """Measured bus and heater power, W, of the satellites a live testbed mirrors.
 
         The mirror writes them, in place, into last step's ``bus_power_w`` and
-        ``heater_power_w`` arrays before power steps (twin/mirror.py). Those may be this
+        ``heater_power_w`` arrays before power steps (twin/models/mirror.py). Those may be this
         model's own arrays, so its own values are restored there once read.
         """
         p = self.params

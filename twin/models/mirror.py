@@ -24,7 +24,7 @@ falls back to the model (event ``mirror_lost``) until telemetry returns
 
 Ingest is an edge facing any client: every message is counted exactly once (applied,
 ignored or dropped by reason), nothing a client sends raises out of ``ingest`` or reaches
-the log whole (``twin.ratelog``), and nothing kept between messages is keyed by a name a
+the log whole (``twin.core.ratelog``), and nothing kept between messages is keyed by a name a
 client chose without a cap (docs/reliability.md, "Telemetry ingest").
 """
 
@@ -41,11 +41,18 @@ from typing import Any
 
 import numpy as np
 
-from twin.constants import KELVIN_PER_CELSIUS
-from twin.ratelog import RateLimitedLog, shorten
+from twin.core.constants import KELVIN_PER_CELSIUS
+from twin.core.ratelog import RateLimitedLog, shorten
+from twin.core.subsystem import CommandHandler, Field, StepContext, make_field, only_keys
+from twin.protocol.codec import (
+    PROTOCOL_VERSION,
+    TOPIC_TELEMETRY,
+    WIRE_DTYPES,
+    WireError,
+    ok,
+    unpack,
+)
 from twin.scenario import InvalidField, Scenario, parse_section
-from twin.subsystem import CommandHandler, Field, StepContext, make_field, only_keys
-from twin.wire import PROTOCOL_VERSION, TOPIC_TELEMETRY, WIRE_DTYPES, WireError, ok, unpack
 
 log = logging.getLogger("odc.twin.mirror")
 

@@ -1,6 +1,6 @@
 """The reference of every subsystem table a scenario may hold, written from the code itself.
 
-`python -m twin.paramdoc` prints the Markdown that docs/scenarios.md carries between its
+`python -m twin.scenario.paramdoc` prints the Markdown that docs/scenarios.md carries between its
 ``<!-- params:begin -->`` and ``<!-- params:end -->`` markers; a test fails when the two
 differ, so the reference cannot drift from the defaults and bounds the twin enforces.
 """
@@ -11,12 +11,12 @@ import dataclasses
 import sys
 from typing import Any
 
-from twin.compute import ComputeParams
-from twin.mirror import MirrorParams
-from twin.power import PowerParams
-from twin.radiation import RadiationParams
-from twin.thermal import ThermalParams
-from twin.workload import WorkloadParams
+from twin.models.compute import ComputeParams
+from twin.models.mirror import MirrorParams
+from twin.models.power import PowerParams
+from twin.models.radiation import RadiationParams
+from twin.models.thermal import ThermalParams
+from twin.models.workload import WorkloadParams
 
 BEGIN = "<!-- params:begin -->"
 END = "<!-- params:end -->"

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from twin.subsystem import CommandRejected, only_keys
+from twin.core.subsystem import CommandRejected, only_keys
 
 SIGNIFICANCE = ("informational", "operational", "hazardous")
 ARG_TYPES = ("number", "integer", "bool", "choice", "sat")
@@ -176,7 +176,7 @@ def check_catalog(handlers: set[str]) -> None:
     missing = sorted(handlers - set(COMMANDS))
     if missing:
         raise ValueError(f"command(s) {', '.join(missing)} answered but not declared in "
-                         "twin/commands.py (arguments, significance)")
+                         "twin/protocol/commands.py (arguments, significance)")
     for spec in COMMANDS.values():
         if spec.significance not in SIGNIFICANCE:
             raise ValueError(f"{spec.name}: significance {spec.significance!r}")

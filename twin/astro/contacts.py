@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from twin.geometry import itrs_from_geodetic, rowdot
+from twin.astro.geometry import itrs_from_geodetic, rowdot
 
 # Default for GroundStations(elevation_floor_deg=...): 10° below any realistic mask.
 DEFAULT_ELEVATION_FLOOR_DEG = -10.0

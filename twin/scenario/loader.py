@@ -27,15 +27,15 @@ from typing import Any, TypeVar
 
 from sgp4.api import WGS72, Satrec
 
-from twin.assets import assets_dir
-from twin.clock import MAX_RATE_HZ, MAX_WARP, MIN_RATE_HZ, MIN_WARP, check_step
-from twin.constellation import (
+from twin.astro.constellation import (
     SGP4_EPOCH_ORIGIN,
     SunSynchronousShell,
     WalkerShell,
     make_satrec,
 )
-from twin.sun import EPHEMERIS_END_UTC
+from twin.astro.sun import EPHEMERIS_END_UTC
+from twin.core.assets import assets_dir
+from twin.core.clock import MAX_RATE_HZ, MAX_WARP, MIN_RATE_HZ, MIN_WARP, check_step
 
 ASSETS_DIR: Path = assets_dir()
 """The bundled assets: the checkout's assets/ folder, or the installed odc_assets package."""

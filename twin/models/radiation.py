@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from twin.constants import SECONDS_PER_DAY
-from twin.subsystem import Field, make_field
+from twin.core.constants import SECONDS_PER_DAY
+from twin.core.subsystem import Field, make_field
 
 ENV_REFRESH_S = 30.0
 # Upsets applied one by one in a step, at most (see RadiationState.step).

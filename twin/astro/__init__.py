@@ -1,0 +1,1 @@
+"""Reference frames, the Sun, SGP4, geometry and ground contacts."""

@@ -1,0 +1,1 @@
+"""The engine, its clock, the model contract and what every part shares."""

@@ -1,0 +1,1 @@
+"""The models the engine steps, one module (or package) each."""

@@ -1,0 +1,1 @@
+"""The wire: codec, field and command catalogs (docs/protocol.md)."""

@@ -1,0 +1,1 @@
+"""The running twin: sockets, the serve loop and the `odc run` CLI."""
