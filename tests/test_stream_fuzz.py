@@ -4,7 +4,8 @@ Every message starts as the twin would frame it (``twin.protocol.codec.StateEnco
 ``encode_map``) and is then broken on purpose: undecodable bytes, a header value of the
 wrong type, a state that does not fit meta, a wild sequence number. A viewer must drop each
 one, count it and show the count, stay up, and draw the good messages that follow
-(docs/reliability.md, "Viewers"). NaN and inf inside arrays are data, not bad messages: they are drawn.
+(docs/reliability.md, "Viewers"). NaN and inf inside arrays are data, not bad messages:
+they are drawn.
 """
 
 from __future__ import annotations
