@@ -36,7 +36,7 @@ def run(policy: str, text: str, hours: float) -> dict[str, float]:
     capped = 0
     for _ in range(int(hours * 3600 / 30)):
         engine.step()
-        capped += int(np.count_nonzero(np.isfinite(engine.shared["power_cap_w"])))
+        capped += int(np.count_nonzero(np.isfinite(engine.quantity("power_cap_w"))))
     fleet = engine.header()["fleet"]
     return {**{k: fleet[k] for k in KEYS}, "capped_node_steps": capped}
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from twin.astro.geometry import WGS84_A_KM, sunlit_fraction
 from twin.core.subsystem import EventLog, StepContext
+from twin.models.environment import EnvironmentModel
 
 AU_KM = 149_597_870.7
 MU_EARTH_KM3_S2 = 398_600.4418
@@ -54,7 +55,7 @@ SUN_KM = np.array([AU_KM, 0.0, 0.0])
 
 def shared_at(t_s: float, alt_km: np.ndarray, beta_deg: np.ndarray,
               u0_rad: np.ndarray) -> dict[str, Any]:
-    """What orbit would put in ``ctx.shared`` for satellites on analytic orbits at time t."""
+    """What orbit would publish for satellites on analytic orbits at time t, by name."""
     pos = np.stack([positions_km(t_s, a, b, u)[0]
                     for a, b, u in zip(alt_km, beta_deg, u0_rad, strict=True)])
     return {
@@ -66,25 +67,56 @@ def shared_at(t_s: float, alt_km: np.ndarray, beta_deg: np.ndarray,
     }
 
 
+class ModelStand:
+    """Steps models alone on given quantities, as the engine would around them.
+
+    The quantities (by name, twin.core.interfaces) stand in for the models left out; the
+    environment is stepped first on them, as the engine does; each model stepped publishes
+    its own outputs to the ones after it (and, next step, before it).
+
+    Args:
+        n_sats: Satellites.
+        quantities: Initial quantities by name (``sunlit_frac``, ``payload_power_w``, ...).
+    """
+
+    def __init__(self, n_sats: int, **quantities: Any) -> None:
+        self.environment = EnvironmentModel(n_sats)
+        self.quantities = dict(quantities)
+        self.context: StepContext | None = None
+
+    def step(self, models: list, t_utc: float, dt_s: float, events: EventLog,
+             rng: np.random.Generator, **updates: Any) -> StepContext:
+        """One step of ``models`` (after the environment), the quantities updated first."""
+        self.quantities.update(updates)
+        ctx = StepContext.with_quantities(t_utc, dt_s, events, rng, **self.quantities)
+        for model in models:
+            if getattr(model, "publishes", None) is not None:
+                setattr(ctx, model.publishes, model.outputs)
+        ctx.environment = self.environment.outputs
+        self.environment.step(ctx)
+        for model in models:
+            model.step(ctx)
+        self.context = ctx
+        return ctx
+
+
 def run_models(models: list, duration_s: float, dt_s: float, alt_km: np.ndarray,
                beta_deg: np.ndarray, u0_rad: np.ndarray, record: list[str],
                extra_shared: dict[str, Any] | None = None) -> tuple[np.ndarray, dict, list]:
-    """Step models (power, thermal, ...) over analytic orbits; record shared keys each step.
+    """Step models (power, thermal, ...) over analytic orbits; record quantities each step.
 
     Returns:
-        times (s), {key: (steps, n) array}, events.
+        times (s), {name: (steps, n) array}, events.
     """
     events = EventLog()
-    shared: dict[str, Any] = dict(extra_shared or {})
+    stand = ModelStand(len(alt_km), **(extra_shared or {}))
     rng = np.random.default_rng(0)
     n_steps = round(duration_s / dt_s)
     times = np.arange(n_steps + 1) * dt_s
     out: dict[str, list] = {k: [] for k in record}
     for k, t in enumerate(times):
-        shared.update(shared_at(float(t), alt_km, beta_deg, u0_rad))
-        ctx = StepContext(float(t), 0.0 if k == 0 else dt_s, events, rng, shared)
-        for model in models:
-            model.step(ctx)
+        ctx = stand.step(models, float(t), 0.0 if k == 0 else dt_s, events, rng,
+                         **shared_at(float(t), alt_km, beta_deg, u0_rad))
         for key in record:
-            out[key].append(np.array(shared[key], dtype=np.float64))
+            out[key].append(np.array(ctx.quantity(key), dtype=np.float64))
     return times, {k: np.array(v) for k, v in out.items()}, events.drain()

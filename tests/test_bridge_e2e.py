@@ -280,7 +280,7 @@ def test_measured_utilization_drives_the_nodes_compute_fields() -> None:
     assert float(cm.delivered.array[sat]) == pytest.approx(4 * clock * cm.params.peak_flop_s,
                                                            rel=1e-6)
     assert float(cm.power.array[sat]) == pytest.approx(EXPECTED_POWER_W, abs=1e-3)
-    assert engine.shared["compute_power_w"][sat] == cm.power.array[sat]  # power reads it
+    assert engine.quantity("compute_power_w")[sat] == cm.power.array[sat]  # power reads it
     fleet = engine.header()["fleet"]
     assert fleet["delivered_pflop_s"] == pytest.approx(
         cm.delivered.array.sum(dtype=np.float64) / 1e15, rel=1e-9)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from twinutil import make_server
 
+from twin.models.registry import command_catalog
 from twin.protocol.codec import pack, unpack
-from twin.protocol.commands import COMMANDS, SIGNIFICANCE, check_catalog
+from twin.protocol.commands import SIGNIFICANCE, check_catalog
 
 
 @pytest.fixture(scope="module")
@@ -48,4 +49,5 @@ def test_the_catalog_refuses_before_the_handler_runs(server, request_map, expect
 
 def test_a_command_nobody_declared_stops_the_twin_at_start() -> None:
     with pytest.raises(ValueError, match="frobnicate"):
-        check_catalog({*COMMANDS, "frobnicate"})
+        catalog = command_catalog()
+        check_catalog(catalog, {*catalog, "frobnicate"})

@@ -30,7 +30,7 @@ def quiet_model(text: str = DAWN_DUSK + QUIET) -> ComputeModel:
 
 def step(model: ComputeModel, t: float, dt: float, rng: np.random.Generator,
          **shared: object) -> StepContext:
-    ctx = StepContext(t, dt, EventLog(t_utc=t), rng, dict(shared))
+    ctx = StepContext.with_quantities(t, dt, EventLog(t_utc=t), rng, **shared)
     model.step(ctx)
     return ctx
 
@@ -62,7 +62,7 @@ def test_single_job_in_full_sun_finishes_on_time() -> None:
     assert job["state"] == "done"
     assert job["finish_t_utc"] - job["start_t_utc"] == pytest.approx(3600.0, abs=ONE_MS)
     compute = eng.compute_model
-    assert not np.isfinite(eng.shared["power_cap_w"]).any()  # the Sun covers the load
+    assert not np.isfinite(eng.quantity("power_cap_w")).any()  # the Sun covers the load
     assert compute.fleet()["goodput_frac"] == 1.0
     assert compute.fleet()["useful_work_accel_h"] == pytest.approx(8.0, rel=1e-12)
 
@@ -157,7 +157,7 @@ def test_reason_codes_for_queue_and_fault() -> None:
     command(eng, "clear_fault", sat=0)
     eng.step()
     eng.step()
-    assert eng.shared["accelerators_ok"][0] == 8
+    assert eng.quantity("accelerators_ok")[0] == 8
     assert compute.jobs_running.array[0] == 1
 
 

@@ -50,7 +50,7 @@ def test_results_reach_the_ground_only_in_contact_and_at_the_link_rate() -> None
         before = store.backlog.array[node]
         eng.step()
         sent = before - store.backlog.array[node]
-        station = int(eng.shared["contact_station"][node])
+        station = int(eng.quantity("contact_station")[node])
         expected = 0.0 if station < 0 else rates[station] * 10.0 / 8.0
         assert sent == pytest.approx(expected, abs=ONE_BYTE)
         sent_steps += station >= 0

@@ -280,13 +280,12 @@ def test_orbit_model_raises_sgp4_failures_once():
                                             fast=True))
     broken = OrbitModel(dataclasses.replace(scenario, satellites=tuple(sats)), clock)
     events = [EventLog(t_utc=clock.t_utc), EventLog(t_utc=clock.t_utc)]
-    shared: list[dict] = [{}, {}]
     kinds: list[list[tuple[str, int]]] = [[], []]
     for step in range(4):
         for k, model in enumerate((healthy, broken)):
             dt = model.clock.advance() if step else 0.0
             model.step(StepContext(model.clock.t_utc, dt, events[k],
-                                   np.random.default_rng(0), shared[k]))
+                                   np.random.default_rng(0)))
             kinds[k] += [(e["kind"], e["sat"]) for e in events[k].drain()
                          if e["kind"].startswith("orbit_")]
     assert kinds[0] == []

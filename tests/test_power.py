@@ -178,7 +178,7 @@ def test_both_planes_of_default_differ_dawn_dusk_steady_53_deg_cycling() -> None
     sunlit, soc = [], []
     for _ in range(100):
         engine.step()
-        sunlit.append(engine.shared["sunlit_frac"].copy())
+        sunlit.append(engine.quantity("sunlit_frac").copy())
         soc.append(engine.power.soc.array.copy())
     sunlit_a, soc_a = np.array(sunlit), np.array(soc)
     assert (sunlit_a[:, dawn] == 1.0).all()

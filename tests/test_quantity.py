@@ -12,7 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from twin.protocol.catalog import display_of, kind_of, total_entry
+from twin.models.registry import totals_catalog
+from twin.protocol.catalog import display_of, kind_of
 from viz.quantity import ELLIPSIS, Catalog, Quantity, fit
 
 
@@ -27,7 +28,7 @@ def field(name: str, unit: str, **extra) -> Quantity:
 
 
 def total(name: str) -> Quantity:
-    return Quantity.from_entry(name, total_entry(name))
+    return Quantity.from_entry(name, totals_catalog()[name])
 
 
 @pytest.mark.parametrize(("q", "value", "text"), [

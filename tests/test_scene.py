@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from twin.protocol.catalog import display_of, kind_of, total_entry
+from twin.models.registry import totals_catalog
+from twin.protocol.catalog import display_of, kind_of
 from viz import scene
 from viz.quantity import Catalog
 
@@ -372,7 +373,7 @@ def test_hud_lines():
     assert "missed 2" in top[4] and "31 fps" in top[4]
     assert "PAUSED" in scene.status_lines({**header, "paused": True}, meta, "STALE",
                                           earth_fixed=True)[2]
-    totals = Catalog({"totals": {k: total_entry(k) for k in
+    totals = Catalog({"totals": {k: totals_catalog()[k] for k in
                                  ("n_in_eclipse", "delivered_pflop_s", "p_solar_total_w")}})
     fleet = scene.fleet_lines({"n_in_eclipse": 3, "delivered_pflop_s": 1.0,
                                "p_solar_total_w": 2.5e6}, n_flagged=1, catalog=totals)

@@ -24,18 +24,18 @@ def test_eclipse_lookahead_matches_the_stepped_conical_shadow() -> None:
     scenario = load_scenario("default")
     clock = SimClock(scenario.epoch_utc, rate_hz=1.0, warp=10.0, fast=True)
     eng = Engine(scenario, clock)
-    shared = eng.shared
+    orbit = eng.orbit.outputs
     in_shadow, to_entry, shadow_s = eclipse_lookahead(
-        shared["pos_gcrs_km"], shared["vel_gcrs_km_s"], shared["sun_gcrs_km"])
+        orbit.pos_gcrs_km, orbit.vel_gcrs_km_s, orbit.sun_gcrs_km)
     n = len(scenario.satellites)
     walker = np.array([s.group == "mid-53" for s in scenario.satellites])
     entry = np.full(n, np.nan)
     exit_ = np.full(n, np.nan)
-    was_dark = shared["sunlit_frac"] < 0.5
+    was_dark = orbit.sunlit_frac < 0.5
     assert np.array_equal(was_dark[walker], in_shadow[walker])
     for k in range(1, 700):  # ~1.2 orbits at 10 s
         eng.step()
-        dark = shared["sunlit_frac"] < 0.5
+        dark = orbit.sunlit_frac < 0.5
         entering = dark & ~was_dark & np.isnan(entry)
         entry[entering] = 10.0 * k
         leaving = ~dark & was_dark & ~np.isnan(entry) & np.isnan(exit_)

@@ -277,7 +277,7 @@ def test_an_infinite_power_demand_never_poisons_the_state() -> None:
     try:
         engine = server.engine
         engine.step()
-        demand = engine.shared["compute_power_w"]
+        demand = engine.quantity("compute_power_w")
         for _ in range(3):  # the engine's step, with an absurd demand put in after compute
             engine.clock.advance()
             ctx = engine.context(engine.clock.dt_s)

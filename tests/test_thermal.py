@@ -8,24 +8,26 @@ import math
 import numpy as np
 import pytest
 
-from tests.synthetic_orbit import run_models, shared_at
+from tests.synthetic_orbit import ModelStand, run_models, shared_at
 from twin.core.clock import SimClock
+from twin.core.constants import STEFAN_BOLTZMANN_W_M2_K4
 from twin.core.engine import Engine
-from twin.core.subsystem import CommandRejected, EventLog, StepContext
+from twin.core.subsystem import CommandRejected, EventLog
+from twin.models.environment import (
+    AU_KM,
+    albedo_factor,
+    earth_view_factor,
+    solar_flux_w_m2,
+    vertical_plate_view_factor,
+)
 from twin.models.power import PowerModel
 from twin.models.thermal import (
-    AU_KM,
     COMPUTE,
     RADIATOR,
     SETTLE_TOLERANCE_K,
-    STEFAN_BOLTZMANN_W_M2_K4,
     ThermalModel,
     ThermalParams,
-    albedo_factor,
-    earth_view_factor,
     loop_conductance_w_k,
-    solar_flux_w_m2,
-    vertical_plate_view_factor,
 )
 from twin.scenario import ScenarioError, load_scenario, parse_scenario, parse_section
 
@@ -116,8 +118,9 @@ def test_single_radiator_reaches_the_analytic_equilibrium(dt_s: float) -> None:
     events = EventLog()
     rng = np.random.default_rng(0)
     model._initialized = True  # start cold: test the transient, not the steady solver
+    stand = ModelStand(1, **shared)
     for k in range(int(5 * 3600 / dt_s)):
-        model.step(StepContext(k * dt_s, dt_s, events, rng, shared))
+        stand.step([model], k * dt_s, dt_s, events, rng)
     q_in = power_w + params.radiator_absorptivity * s_w_m2 * params.radiator_area_m2
     k_rad = params.radiator_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * 2 * params.radiator_area_m2
     analytic_k = (q_in / k_rad + params.sink_temp_k**4) ** 0.25
@@ -135,10 +138,11 @@ def test_steady_state_start_is_already_at_equilibrium() -> None:
     shared = {"sunlit_frac": np.ones(1, np.float32), "beta_deg": np.full(1, 90.0, np.float32),
               "alt_km": np.array([600.0]), "payload_power_w": np.array([400.0])}
     rng = np.random.default_rng(0)
-    model.step(StepContext(0.0, 0.0, EventLog(), rng, shared))
-    model.step(StepContext(600.0, 600.0, EventLog(), rng, shared))
+    stand = ModelStand(1, **shared)
+    stand.step([model], 0.0, 0.0, EventLog(), rng)
+    stand.step([model], 600.0, 600.0, EventLog(), rng)
     before = model.temps_k[[RADIATOR, COMPUTE], 0].copy()
-    model.step(StepContext(1200.0, 600.0, EventLog(), rng, shared))
+    stand.step([model], 1200.0, 600.0, EventLog(), rng)
     assert np.allclose(model.temps_k[[RADIATOR, COMPUTE], 0], before, atol=1e-3)
 
 
@@ -172,8 +176,9 @@ def test_valve_holds_a_lightly_loaded_node_at_the_setpoint(dt_s: float) -> None:
     for start_k in (340.0, 280.0):
         model.temps_k[:] = [[analytic_k], [start_k], [300.0], [300.0]]
         model._initialized = True  # test the transient, not the steady solver
+        stand = ModelStand(1, **shared)
         for k in range(int(6 * 3600 / dt_s)):
-            model.step(StepContext(k * dt_s, dt_s, EventLog(), rng, shared))
+            stand.step([model], k * dt_s, dt_s, EventLog(), rng)
         assert model.temps_k[RADIATOR, 0] == pytest.approx(analytic_k, abs=HALF_KELVIN)
         assert model.temps_k[COMPUTE, 0] == pytest.approx(params.loop_setpoint_k,
                                                           abs=HALF_KELVIN)
@@ -185,14 +190,15 @@ def test_the_run_starts_at_the_steady_state_of_the_first_timed_steps_loads() -> 
     # and the ledger starts there.
     model = ThermalModel(1, _lone_radiator(loop_setpoint_k=298.15))
     rng = np.random.default_rng(0)
-    model.step(StepContext(0.0, 0.0, EventLog(), rng, _full_sun_shared(500.0)))
+    stand = ModelStand(1, **_full_sun_shared(500.0))
+    stand.step([model], 0.0, 0.0, EventLog(), rng)
     assert model.temps_k[COMPUTE, 0] == pytest.approx(298.15, abs=1e-3)  # valve in range
     busy = _full_sun_shared(5600.0)
-    model.step(StepContext(60.0, 60.0, EventLog(), rng, busy))
+    stand.step([model], 60.0, 60.0, EventLog(), rng, **busy)
     settled = model.temps_k[:, 0].copy()
     assert settled[COMPUTE] > 330.0
     assert (model.e_generated_j == 0.0).all() and (model.stored_j() == 0.0).all()
-    model.step(StepContext(660.0, 600.0, EventLog(), rng, busy))
+    stand.step([model], 660.0, 600.0, EventLog(), rng, **busy)
     assert np.allclose(model.temps_k[:, 0], settled, atol=1e-3)
 
 
@@ -215,13 +221,11 @@ def _settle_near_switch_points(guess_k: float, heaters_on: bool
     thermal.temps_k[:] = guess_k
     power.loop_heater_on[:] = heaters_on
     power.heater_on[:] = heaters_on
-    shared = {"compute_power_w": SWITCH_POINT_PAYLOADS_W}
+    stand = ModelStand(n, compute_power_w=SWITCH_POINT_PAYLOADS_W)
     rng, events, temps, loop_on = np.random.default_rng(0), EventLog(), [], None
     for k in range(3):
-        shared.update(shared_at(60.0 * k, np.full(n, 550.0), np.zeros(n), np.full(n, math.pi)))
-        ctx = StepContext(60.0 * k, 60.0 if k else 0.0, events, rng, shared)
-        power.step(ctx)
-        thermal.step(ctx)
+        stand.step([power, thermal], 60.0 * k, 60.0 if k else 0.0, events, rng,
+                   **shared_at(60.0 * k, np.full(n, 550.0), np.zeros(n), np.full(n, math.pi)))
         temps.append(thermal.temps_k.copy())
         if k == 1:
             loop_on = power.loop_heater_on.copy()
@@ -274,7 +278,7 @@ def test_default_idle_chips_stay_warm_busy_ones_open_at_working_temperature() ->
     engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True))
     thermal = engine.thermal
     engine.step()
-    busy = engine.shared["payload_power_w"] > 5500.0  # all 8 accelerators placed at the epoch
+    busy = engine.quantity("payload_power_w") > 5500.0  # all 8 accelerators placed at the epoch
     assert busy.any() and (thermal.temp_compute.array[busy] > 323.15).all()
     compute, radiator = [], []
     for _ in range(180):

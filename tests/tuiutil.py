@@ -26,6 +26,7 @@ from bridge.push import encode_telemetry
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
 from twin.core.subsystem import StepContext
+from twin.models.registry import command_catalog
 from twin.models.thermal import COMPUTE_LIMITS_K
 from twin.protocol.codec import (
     PROTOCOL_VERSION,
@@ -36,7 +37,6 @@ from twin.protocol.codec import (
     encode_map,
     encode_state,
 )
-from twin.protocol.commands import COMMANDS
 from twin.scenario import SCENARIOS_DIR, parse_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,7 +128,7 @@ class TwinFeed:
         self._seq = {TOPIC_META: 0, TOPIC_EVENT: 0, b"state": 0}
         # As the server sends it: the engine's meta and the command catalog.
         self._meta = self._frame(TOPIC_META, {**engine.meta(), "commands": {
-            name: spec.entry() for name, spec in COMMANDS.items()}})
+            name: spec.entry() for name, spec in command_catalog().items()}})
         # After meta (which lists the models), so the wire shows no trace of the test model.
         values = {"temp_compute_k": {HOT_SAT: HOT_K, WARM_SAT: WARM_K},
                   "soc_frac": {LOW_SAT: LOW_SOC}}

@@ -15,18 +15,19 @@ import numpy as np
 
 from twin import __version__
 from twin.core.clock import SimClock
+from twin.core.interfaces import find_quantity
 from twin.core.ratelog import RateLimitedLog
+from twin.core.registry import (
+    ModelEntry,
+    RegistryError,
+    build_models,
+    check_written,
+    context_outputs,
+)
 from twin.core.subsystem import CommandHandler, EventLog, Field, StepContext, Subsystem
-from twin.models import scheduler
-from twin.models.compute import ComputeModel
-from twin.models.faults import FaultModel
-from twin.models.limits import LimitsModel
-from twin.models.mirror import Mirror, MirrorDrivers
-from twin.models.orbit import OrbitModel
-from twin.models.power import PowerModel
-from twin.models.thermal import ThermalModel
-from twin.protocol.catalog import TOTALS, total_entry
+from twin.protocol.catalog import total_entry
 from twin.protocol.codec import PROTOCOL_VERSION, FieldSpec
+from twin.protocol.commands import SERVER_COMMANDS, CommandSpec
 from twin.scenario import Scenario
 
 log = logging.getLogger("odc.twin.engine")
@@ -39,32 +40,39 @@ class Engine:
         scenario: The loaded scenario.
         clock: The simulation clock (the engine advances it).
         seed: Overrides the scenario's seed when given.
+        models: The models in step order (default: twin.models.registry.MODELS).
+
+    Raises:
+        RegistryError: Two models claim the same name, table, field, command, total or
+            outputs, or a model reads outputs nobody publishes or leaves a published
+            quantity unset (twin.core.registry).
     """
 
-    def __init__(self, scenario: Scenario, clock: SimClock, seed: int | None = None) -> None:
+    def __init__(self, scenario: Scenario, clock: SimClock, seed: int | None = None,
+                 models: tuple[ModelEntry, ...] | None = None) -> None:
+        if models is None:
+            from twin.models.registry import MODELS  # the models import the core
+
+            models = MODELS
         self.scenario = scenario
         self.clock = clock
         self.seed = scenario.seed if seed is None else seed
         self.rng = np.random.default_rng(self.seed)
         self.events = EventLog(t_utc=clock.t_utc)
-        self.orbit = OrbitModel(scenario, clock)
-        # Not ``self.compute``: that is the engine's step method.
-        self.compute_model = ComputeModel(scenario)
-        self.faults = FaultModel(scenario, self.compute_model.params.accelerators_per_node)
-        # Step order matters: each subsystem reads what earlier ones put in ctx.shared.
-        # The mirror is two steps: measured drivers overwrite the model's inputs right after
-        # compute (before power and thermal read them); measured states are compared last.
-        self.mirror = Mirror(scenario, clock)
-        self.ingest_handler = self.mirror.ingest
-        self.power = PowerModel.from_scenario(scenario)
-        self.thermal = ThermalModel.from_scenario(scenario)
-        before_limits: list[Subsystem] = [self.orbit, self.faults, self.compute_model,
-                                          MirrorDrivers(self.mirror), self.power, self.thermal]
-        # Limits watches every field with limits of the subsystems stepped before it.
-        self.limits = LimitsModel([f for s in before_limits for f in s.fields()], scenario)
-        self.subsystems: list[Subsystem] = [*before_limits, self.limits, self.mirror]
+        self.entries = models
+        self.subsystems: list[Subsystem] = build_models(
+            models, scenario, clock, reserved_commands=[s.name for s in SERVER_COMMANDS])
+        self.models: dict[str, Subsystem] = {m.name: m for m in self.subsystems}
+        # Conveniences for tests, benches and the server; nothing in the step uses them.
+        get = self.models.get
+        self.orbit, self.faults, self.compute_model = get("orbit"), get("faults"), get("compute")
+        self.power, self.thermal, self.limits = get("power"), get("thermal"), get("limits")
+        self.mirror = get("mirror")
+        self.ingest_handler = getattr(self.mirror, "ingest", None)
+        self._outputs = context_outputs(self.subsystems)
         self._fields: list[Field] = [f for s in self.subsystems for f in s.fields()]
-        self.shared: dict[str, Any] = {}
+        self._command_specs: dict[str, CommandSpec] = {
+            spec.name: spec for entry in models for spec in entry.commands}
         # Models whose step raised, by name -> how many steps it has raised in all. A model
         # that raises is a bug, never bad input; the others step on around it.
         self.subsystem_errors: dict[str, int] = {}
@@ -72,10 +80,14 @@ class Engine:
         self._nonfinite_totals: set[str] = set()
         self._nan_fields: set[str] = set()
         self._failure_log = RateLimitedLog(log)
+        self._last_context: StepContext | None = None
         # Step 0 is the state at the epoch, so the first frame published is complete (a
         # model that fails here fails the load, with its traceback).
         self.compute(0.0, isolate=False)
+        check_written(self.subsystems)
         self._totals = self._declared_totals()
+        status = getattr(self.orbit, "status", None)
+        self._orbit_status = None if status is None else status.array
         self._checked_fields = [
             f for f in self._fields
             if f.spec.per_sat and f.array.dtype.kind == "f" and f.array.ndim >= 1
@@ -103,7 +115,14 @@ class Engine:
     def context(self, dt_s: float) -> StepContext:
         """The context for a step ending at the clock's current time."""
         self.events.t_utc = self.clock.t_utc
-        return StepContext(self.clock.t_utc, dt_s, self.events, self.rng, self.shared)
+        ctx = StepContext(self.clock.t_utc, dt_s, self.events, self.rng, **self._outputs)
+        self._last_context = ctx
+        return ctx
+
+    def quantity(self, name: str) -> Any:
+        """A quantity the models publish to each other (twin.core.interfaces), by name, as
+        of the last step: for tests, benches and diagnostics."""
+        return find_quantity(self._last_context, name)
 
     def compute(self, dt_s: float, *, isolate: bool = True) -> None:
         """Bring every subsystem to the clock's current time (``dt_s`` after the last).
@@ -133,7 +152,10 @@ class Engine:
     def flush_logs(self) -> None:
         """Write the summaries of rate-limited log lines still held back (at shutdown)."""
         self._failure_log.flush()
-        self.mirror.rejections.flush()
+        for subsystem in self.subsystems:
+            rejections = getattr(subsystem, "rejections", None)
+            if isinstance(rejections, RateLimitedLog):
+                rejections.flush()
 
     def _subsystem_failed(self, name: str, exc: Exception, ctx: StepContext) -> None:
         self.subsystem_errors[name] = self.subsystem_errors.get(name, 0) + 1
@@ -151,23 +173,23 @@ class Engine:
         """The totals catalog of every key the models put in ``fleet``; checked at start-up.
 
         Raises:
-            ValueError: A model publishes a total twin.catalog does not declare, or two
-                models publish the same one.
+            RegistryError: A model publishes a total its registry entry does not declare.
         """
-        owner: dict[str, str] = {}
-        for subsystem in self.subsystems:
-            for key in subsystem.fleet():
-                if key in owner:
-                    raise ValueError(f"fleet total {key!r} is published by both "
-                                     f"{owner[key]!r} and {subsystem.name!r}")
-                if key not in TOTALS:
-                    raise ValueError(f"model {subsystem.name!r} publishes fleet total {key!r},"
-                                     " which twin/protocol/catalog.py does not declare "
-                                     "(unit, meaning)")
-                owner[key] = subsystem.name
-        policies = {code: name for name, code in scheduler.POLICIES.items()}
-        return {key: total_entry(key, policies if key == "scheduler_policy_code" else None)
-                for key in owner}
+        catalog: dict[str, dict[str, Any]] = {}
+        declared_by = {key: entry.name for entry in self.entries for key in entry.totals}
+        for entry, model in zip(self.entries, self.subsystems, strict=True):
+            for key in model.fleet():
+                if key in declared_by and declared_by[key] != entry.name:
+                    raise RegistryError(f"fleet total {key!r} is published by both "
+                                        f"{declared_by[key]!r} and {model.name!r}; only "
+                                        f"{declared_by[key]!r} declares it")
+                if key not in entry.totals:
+                    raise RegistryError(f"model {model.name!r} publishes fleet total {key!r}"
+                                        ", which its registry entry does not declare (unit, "
+                                        "meaning)")
+                unit, description = entry.totals[key]
+                catalog[key] = total_entry(unit, description, entry.total_labels.get(key))
+        return catalog
 
     def _check_totals(self, fleet: dict[str, float]) -> None:
         """Alarm, once until it is finite again, on each non-finite fleet total."""
@@ -206,7 +228,8 @@ class Engine:
     def _nan_nodes(self, array: np.ndarray) -> np.ndarray:
         """Indices of nodes with NaN in ``array`` (axis 0 the nodes), SGP4 failures left out."""
         nan = np.isnan(array.reshape(array.shape[0], -1)).any(axis=1)
-        nan &= self.orbit.status.array == 0
+        if self._orbit_status is not None:
+            nan &= self._orbit_status == 0
         return np.flatnonzero(nan)
 
     def header(self) -> dict[str, Any]:
@@ -223,7 +246,7 @@ class Engine:
             "paused": self.clock.paused,
             "n_sats": self.n_sats,
             "fleet": fleet,
-            **self.orbit.header(),
+            **(self.orbit.header() if self.orbit is not None else {}),
             **({"models_failing": sorted(self.failing)} if self.failing else {}),
         }
 
@@ -265,9 +288,12 @@ class Engine:
         }
 
     def commands(self) -> dict[str, CommandHandler]:
-        """Commands contributed by subsystems (the server adds the clock's own)."""
-        handlers: dict[str, CommandHandler] = {}
-        for subsystem in self.subsystems:
-            handlers.update(subsystem.commands())
-        return handlers
+        """Commands the models answer (the server adds its own); names are unique (checked
+        at start-up)."""
+        return {name: handler for subsystem in self.subsystems
+                for name, handler in subsystem.commands().items()}
+
+    def command_specs(self) -> dict[str, CommandSpec]:
+        """The models' command declarations, by name (the server adds its own)."""
+        return dict(self._command_specs)
 

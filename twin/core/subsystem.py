@@ -1,7 +1,7 @@
 """The contract between the engine and the models it composes (orbit, thermal, power, ...).
 
 A subsystem owns preallocated per-satellite arrays, declares them as wire fields, and
-updates them in place on each step from a shared :class:`StepContext`. Arrays are
+updates them in place on each step from a :class:`StepContext`. Arrays are
 published straight from their owner's memory, so a step copies nothing it need not.
 """
 
@@ -13,6 +13,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from twin.core.interfaces import (
+    QUANTITY_OWNERS,
+    ComputeOutputs,
+    DriverOutputs,
+    EnvironmentOutputs,
+    FaultOutputs,
+    OrbitOutputs,
+    PowerOutputs,
+    ThermalOutputs,
+    find_quantity,
+)
 from twin.protocol.codec import SEVERITIES, FieldSpec
 
 CommandHandler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -94,21 +105,51 @@ class StepContext:
         dt_s: Step length in seconds.
         events: Where subsystems raise events.
         rng: The twin's one seeded random generator.
-        shared: Arrays one subsystem publishes for the next ones in the step order,
-            keyed by unit-carrying names (``sunlit_frac``, ``compute_power_w``, ...).
+        orbit, faults, drivers, compute, environment, power, thermal: The outputs each
+            model publishes for the others (twin.core.interfaces), one writer each; a model
+            reads those it declares in ``reads``.
     """
 
     t_utc: float
     dt_s: float
     events: EventLog
     rng: np.random.Generator
-    shared: dict[str, Any] = field(default_factory=dict)
+    orbit: OrbitOutputs = field(default_factory=OrbitOutputs)
+    faults: FaultOutputs = field(default_factory=FaultOutputs)
+    drivers: DriverOutputs = field(default_factory=DriverOutputs)
+    compute: ComputeOutputs = field(default_factory=ComputeOutputs)
+    environment: EnvironmentOutputs = field(default_factory=EnvironmentOutputs)
+    power: PowerOutputs = field(default_factory=PowerOutputs)
+    thermal: ThermalOutputs = field(default_factory=ThermalOutputs)
+
+    def quantity(self, name: str) -> Any:
+        """A published quantity by name (None if unpublished); see ``find_quantity``."""
+        return find_quantity(self, name)
+
+    @classmethod
+    def with_quantities(cls, t_utc: float, dt_s: float, events: EventLog,
+                        rng: np.random.Generator, **quantities: Any) -> StepContext:
+        """A context whose outputs hold ``quantities`` by name: to step a model alone.
+
+        Raises:
+            KeyError: A name no outputs declare.
+        """
+        ctx = cls(t_utc, dt_s, events, rng)
+        for name, value in quantities.items():
+            setattr(getattr(ctx, QUANTITY_OWNERS[name]), name, value)
+        return ctx
 
 
 class Subsystem(Protocol):
-    """What the engine asks of a model."""
+    """What the engine asks of a model.
+
+    ``reads`` names the outputs (``StepContext`` attributes) the model reads; a model that
+    publishes outputs holds them as ``outputs`` and names their attribute in ``publishes``.
+    """
 
     name: str
+    reads: tuple[str, ...]
+    publishes: str | None
 
     def fields(self) -> list[Field]:
         """The wire fields this subsystem owns, in publish order."""

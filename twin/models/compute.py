@@ -24,8 +24,8 @@ load, and at full clock its power and delivered FLOP/s) is kept until one of the
 changes, and the per-node fields are rewritten only when something they follow from has
 changed; the numbers are those a full recomputation gives, bit for bit (docs/performance.md).
 
-A node mirrored by a live testbed (twin/models/mirror.py) takes its measured drivers after this
-step through ``take_measured``, registered in ``ctx.shared[DRIVER_SINKS]``: measured
+A node mirrored by a live testbed (twin/models/mirror.py) takes its measured drivers (the
+mirror's ``DriverOutputs``) at the end of this step through ``take_measured``: measured
 utilization sets the node's busy accelerators, and from them its DVFS clock, delivered
 FLOP/s and (unless measured too) its power; measured power replaces the power.
 """
@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from twin.core.interfaces import ComputeOutputs
 from twin.core.subsystem import (
     CommandHandler,
     CommandRejected,
@@ -48,7 +49,6 @@ from twin.core.subsystem import (
 from twin.models import scheduler
 from twin.models.downlink import ResultStore
 from twin.models.faults import choice_arg, number_arg, sat_index
-from twin.models.mirror import DRIVER_SINKS
 from twin.models.radiation import RadiationParams, RadiationState
 from twin.models.workload import (
     JOB_KINDS,
@@ -60,6 +60,7 @@ from twin.models.workload import (
     draw_arrivals,
 )
 from twin.protocol.codec import ok
+from twin.protocol.commands import Arg, CommandSpec, sat_arg
 from twin.scenario import Scenario, parse_section
 
 THROTTLE_CODES: dict[int, str] = {0: "none", 1: "thermal", 2: "power", 3: "fault"}
@@ -245,6 +246,75 @@ class _NodeLoad:
         return self._jobs_per_node
 
 
+JOB_ID_ARG = Arg("job_id", "integer", "the job's id", min=1, required=True)
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("submit_job", "queue a job, scheduled on the next step", "operational", (
+        Arg("kind", "choice", "the job's kind", choices=("training", "inference"),
+            default="inference"),
+        Arg("size_accel_h", "number", "work in accelerator-hours", unit="accelerator-h",
+            min=1e-6, max=1e6),
+        Arg("accelerators", "integer", "accelerators it runs on (at most a node's)",
+            min=1, max=64),
+        Arg("priority", "integer", "higher runs first", min=-1000, max=1000),
+        Arg("checkpoint_interval_s", "number", "time between checkpoints", unit="s",
+            min=1.0, max=1e7),
+        Arg("result_bytes", "number", "result size to downlink (at most the node's "
+            "storage)", unit="B", min=0.0),
+    )),
+    CommandSpec("cancel_job", "remove a queued or running job (running work is lost)",
+                "operational", (JOB_ID_ARG,)),
+    CommandSpec("job", "one job's state", "informational", (JOB_ID_ARG,)),
+    CommandSpec("set_policy", "the scheduling policy", "operational", (
+        Arg("policy", "choice", "first_fit or sun_aware", choices=("first_fit", "sun_aware"),
+            required=True),)),
+    CommandSpec("set_power_cap", "cap a node's compute power (nil clears)", "operational", (
+        sat_arg("the node, or all", allow_all=True),
+        Arg("power_w", "number", "the cap", unit="W", min=0.0, max=1e7, nullable=True),
+    )),
+    CommandSpec("inject_upset", "a single-event upset on a node at the next step",
+                "hazardous", (
+        sat_arg("the node"),
+        Arg("reset", "bool", "the upset needs a device reset", default=False),
+        Arg("job_id", "integer", "strike this running job on that node", min=1),
+    )),
+)
+"""The commands this model answers (meta.commands; docs/protocol.md)."""
+
+
+FLEET_TOTALS: dict[str, tuple[str, str]] = {
+    "delivered_pflop_s": ("PFLOP/s", "useful compute delivered"),
+    "peak_pflop_s": ("PFLOP/s", "peak compute of the working accelerators"),
+    "accelerators_busy": ("count", "accelerators running jobs"),
+    "goodput_frac": ("1", "useful work over work done"),
+    "useful_work_accel_h": ("accelerator-h", "useful work so far"),
+    "lost_work_accel_h": ("accelerator-h", "work lost to upsets, faults and cancels"),
+    "compute_power_w": ("W", "compute payload power"),
+    "compute_energy_j": ("J", "compute payload energy so far"),
+    "energy_per_work_j_per_pflop": ("J/PFLOP", "payload energy per useful PFLOP"),
+    "queue_length": ("count", "jobs queued"),
+    "queue_wait_mean_s": ("s", "mean wait of started jobs"),
+    "queue_oldest_s": ("s", "wait of the oldest queued job"),
+    "jobs_running": ("count", "jobs running"),
+    "jobs_done": ("count", "jobs finished"),
+    "jobs_cancelled": ("count", "jobs cancelled"),
+    "jobs_dropped": ("count", "arrivals dropped by a full queue"),
+    "jobs_evicted": ("count", "jobs requeued after a fault"),
+    "upsets_total": ("count", "single-event upsets so far"),
+    "device_resets_total": ("count", "upsets that needed a device reset"),
+    "n_throttled_thermal": ("count", "nodes throttled by heat"),
+    "n_throttled_power": ("count", "nodes throttled by the power cap"),
+    "scheduler_policy_code": ("code", "scheduling policy"),
+    "results_delivered": ("count", "job results downlinked"),
+    "results_delivered_bytes": ("B", "result bytes downlinked"),
+    "results_pending": ("count", "results waiting on board"),
+    "downlink_backlog_bytes": ("B", "result bytes waiting on board"),
+    "oldest_result_age_s": ("s", "age of the oldest undelivered result"),
+    "result_latency_mean_s": ("s", "mean time from finish to delivery"),
+}
+"""The fleet totals this model publishes: name -> (unit, description) (meta.totals)."""
+
+
 class ComputeModel:
     """Accelerators, jobs, radiation and downlink of every node.
 
@@ -253,6 +323,8 @@ class ComputeModel:
     """
 
     name = "compute"
+    reads: tuple[str, ...] = ("orbit", "faults", "drivers", "power", "thermal")
+    publishes = "compute"
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
@@ -266,6 +338,7 @@ class ComputeModel:
         self.policy = self.workload.policy
         self.jobs = JobTable()
         self.results = ResultStore(n, np.array([s.downlink_bps for s in scenario.stations]))
+        self.outputs = ComputeOutputs()  # filled by each step
         f = make_field
         self.utilization = f("utilization_frac", "<f4", (n,), "1",
                              "Working accelerators holding a job")
@@ -341,8 +414,7 @@ class ComputeModel:
         t, dt = ctx.t_utc, ctx.dt_s
         t0 = t - dt
         self.t_utc = t
-        shared = ctx.shared
-        n_ok, ok_changed = self._working_accelerators(shared.get("accelerators_ok"))
+        n_ok, ok_changed = self._working_accelerators(ctx.faults.accelerators_ok)
         for kind, severity, message, sat in self._pending_events:
             ctx.events.raise_event(kind, severity, message, sat=sat)
         self._pending_events.clear()
@@ -369,8 +441,10 @@ class ComputeModel:
             load = _NodeLoad(p, jobs, run, n_ok, active_frac)
             self._load = load if isinstance(active_frac, float) else None
         idle_resetting = self._idle_resetting(t0)
-        cap = np.minimum(np.asarray(shared.get("power_cap_w", np.inf), dtype=float),
-                         self.operator_cap_w)
+        # Power's cap of the last step (none before power's first step).
+        power_cap_w = ctx.power.power_cap_w
+        cap = np.minimum(np.asarray(np.inf if power_cap_w is None else power_cap_w,
+                                    dtype=float), self.operator_cap_w)
         # No cap anywhere (the usual case in sunlight): every node has room for full clock.
         uncapped = bool(cap.size == 0 or cap.min() == np.inf)
         if uncapped:
@@ -378,7 +452,7 @@ class ComputeModel:
         f_cap = (self._full_clock if uncapped
                  else dvfs_clock(p, cap, load.static, load.dynamic_full))
         self._f_cap = f_cap
-        self._thermal(ctx, shared.get("temp_compute_k"))
+        self._thermal(ctx, ctx.thermal.temp_compute_k)
         full_clock = uncapped and not self._n_thermal
         if full_clock:
             clock = f_cap
@@ -399,16 +473,18 @@ class ComputeModel:
         if not full_clock:
             delivered = np.bincount(load.rnode, rate * active_frac, minlength=n) * p.peak_flop_s
 
-        status = shared.get("orbit_status")
+        orbit = ctx.orbit
+        status = orbit.orbit_status
         orbit_all_ok = status is None or not np.count_nonzero(status)
         orbit_ok = self._orbit_all_ok if orbit_all_ok else np.asarray(status) == 0
         if t >= self._next_schedule_t:
-            self._schedule(shared, n_ok, idle_resetting, cap, orbit_ok, t)
+            self._schedule(ctx, n_ok, idle_resetting, cap, orbit_ok, t)
             self._next_schedule_t = t + self.workload.schedule_interval_s
 
-        contact = shared.get("contact_station")
+        contact = orbit.contact_station
+        # No relay model yet (inter-satellite links, issue 19): ground contacts only.
         self.results.step(t, dt, np.full(n, -1) if contact is None else np.asarray(contact),
-                          shared.get("relay_bps"))
+                          None)
 
         # The fields hold the same values as after the last step when nothing they follow
         # from has changed: the load (running set, working accelerators), the idle devices
@@ -423,12 +499,11 @@ class ComputeModel:
                           orbit_ok, jobs.n_queued == 0)
             self._published = key
         self.totals["energy_j"] += power_sum * dt
-        shared["compute_power_w"] = self.power.array
+        self.outputs.compute_power_w = self.power.array
         self._n_ok, self._cap_w, self._dt_s = n_ok, cap, dt
-        sinks = shared.get(DRIVER_SINKS)
-        if sinks is None:
-            shared[DRIVER_SINKS] = sinks = {}
-        sinks[self.name] = self.take_measured
+        drivers = ctx.drivers
+        if drivers.mirror_sat.size:
+            self.take_measured(drivers.mirror_sat, drivers.measured_drivers)
 
     def _idle_resetting(self, t0: float) -> np.ndarray:
         """(n,) int64 accelerators without a job still resetting after an upset at ``t0``.
@@ -611,11 +686,9 @@ class ComputeModel:
         self._next_schedule_t = -np.inf
 
     def _radiation(self, ctx: StepContext, n_ok: np.ndarray, t0: float) -> None:
-        shared = ctx.shared
+        orbit = ctx.orbit
         n = self.n_sats
-        lat = shared.get("lat_deg")
-        lon = shared.get("lon_deg")
-        alt = shared.get("alt_km")
+        lat, lon, alt = orbit.lat_deg, orbit.lon_deg, orbit.alt_km
         upsets, resets = self.radiation.step(
             ctx.rng, ctx.t_utc, ctx.dt_s, np.zeros(n) if lat is None else lat,
             np.zeros(n) if lon is None else lon, np.full(n, 500.0) if alt is None else alt,
@@ -786,7 +859,7 @@ class ComputeModel:
                 f" {self.scenario.satellites[node].name}", sat=node, job_id=job_id)
         jobs.release(slot)
 
-    def _schedule(self, shared: dict[str, Any], n_ok: np.ndarray, idle_resetting: np.ndarray,
+    def _schedule(self, ctx: StepContext, n_ok: np.ndarray, idle_resetting: np.ndarray,
                   cap: np.ndarray, orbit_ok: np.ndarray, t: float) -> None:
         p = self.params
         n = self.n_sats
@@ -800,17 +873,19 @@ class ComputeModel:
         sleeping = np.clip(n_ok - busy, 0, None)
         full_draw = (p.host_power_w + busy * p.full_power_w + sleeping * p.sleep_power_w)
         power_room = cap - full_draw
-        temp = shared.get("temp_compute_k")
+        temp = ctx.thermal.temp_compute_k
         cool_enough = ~self.thermal_on
         if temp is not None:
             cool_enough &= np.asarray(temp) < p.throttle_temp_k - p.throttle_hysteresis_k
         usable = orbit_ok & cool_enough
-        sunlit = np.asarray(shared.get("sunlit_frac", np.ones(n)))
-        if "pos_gcrs_km" in shared and self.policy == "sun_aware":  # first-fit ignores it
+        orbit = ctx.orbit
+        sunlit = np.asarray(np.ones(n) if orbit.sunlit_frac is None else orbit.sunlit_frac)
+        if orbit.pos_gcrs_km is not None and self.policy == "sun_aware":  # first-fit ignores it
             _, to_eclipse, _ = scheduler.eclipse_lookahead(
-                shared["pos_gcrs_km"], shared["vel_gcrs_km_s"], shared["sun_gcrs_km"])
+                orbit.pos_gcrs_km, orbit.vel_gcrs_km_s, orbit.sun_gcrs_km)
             self.to_eclipse_s = to_eclipse
-        radiator = np.asarray(shared.get("temp_radiator_k", np.zeros(n)))
+        radiator_k = ctx.thermal.temp_radiator_k
+        radiator = np.asarray(np.zeros(n) if radiator_k is None else radiator_k)
         placements, why = scheduler.plan(
             self.policy, self.workload, jobs, t, free_accels=free_accels,
             free_storage_b=free_storage, power_room_w=power_room,
@@ -942,8 +1017,8 @@ class ComputeModel:
                 weigh(loss, FAULT)
         code[best <= 1e-9] = NONE
 
-    def take_measured(self, sats: np.ndarray, measured: dict[str, np.ndarray]) -> set[str]:
-        """Publish measured drivers for mirrored nodes (the mirror calls it after ``step``).
+    def take_measured(self, sats: np.ndarray, measured: dict[str, np.ndarray]) -> None:
+        """Take measured drivers for mirrored nodes (at the end of ``step``).
 
         ``utilization_frac`` u replaces the model's occupancy: u * n_ok accelerators are
         busy and computing, the node's DVFS clock is found again for that load under the
@@ -959,8 +1034,6 @@ class ComputeModel:
             measured: driver quantity -> (m,) SI values, NaN where that mirror does not
                 measure it.
 
-        Returns:
-            The quantities taken (the mirror writes no others into compute's arrays).
         """
         p = self.params
         # Fields written here: rewrite them all next step, and sum them again.
@@ -995,7 +1068,6 @@ class ComputeModel:
         # The energy ledger counts what the node drew, measured where measured.
         new_w = self.power.array[sats].astype(np.float64)
         self.totals["energy_j"] += float((new_w - old_w).sum()) * self._dt_s
-        return {"utilization_frac", "compute_power_w"}
 
     # ----------------------------------------------------------------------------------
     # Commands

@@ -3,8 +3,8 @@
 Each finished job leaves one result on its node. While the node is in contact (the orbit
 subsystem's ``contact_station``, sampled at the end of the step), results leave oldest
 first at that station's ``downlink_bps``; out of contact nothing leaves. An optional
-``relay_bps`` (n,) in ``ctx.shared`` (inter-satellite or GEO relay, not modelled yet) adds to
-the link rate, so a relay model can plug in without touching this module.
+``relay_bps`` (n,) (inter-satellite or GEO relay, not modelled yet: compute passes None)
+adds to the link rate, so a relay model can plug in without touching this module.
 """
 
 from __future__ import annotations
@@ -175,4 +175,4 @@ class ResultStore:
 
     def meta(self) -> dict[str, Any]:
         return {"station_downlink_bps": [float(x) for x in self._station_bps[:-1]],
-                "relay": "ctx.shared['relay_bps'] (n,) bit/s adds to the link when present"}
+                "relay": "relay_bps (n,) bit/s adds to the link when a relay model publishes it"}

@@ -1,7 +1,7 @@
 """The faults subsystem: which parts of each node are broken, as health multipliers.
 
 Faults are injected and cleared by command (an operator rehearsing a failure, or a test).
-The subsystem owns the fault state and publishes it in ``ctx.shared`` for the models that
+The subsystem owns the fault state and publishes it (``FaultOutputs``) for the models that
 feel it, 1.0 meaning healthy:
 
 - ``accelerators_ok`` (n,) int: working accelerators (compute runs jobs only on these);
@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from twin.core.interfaces import FaultOutputs
 from twin.core.subsystem import (
     CommandHandler,
     CommandRejected,
@@ -26,7 +27,7 @@ from twin.core.subsystem import (
     only_keys,
 )
 from twin.protocol.codec import ok
-from twin.protocol.commands import is_finite_number
+from twin.protocol.commands import Arg, CommandSpec, is_finite_number, sat_arg
 from twin.scenario import Scenario
 
 # Fault commands take effect at once, but their events wait for the next step: while paused
@@ -100,6 +101,34 @@ def choice_arg(request: dict[str, Any], key: str, choices: Iterable[str],
     return value
 
 
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("inject_fault", "fail accelerators or degrade a radiator, battery or "
+                "solar array", "hazardous", (
+        sat_arg("the node"),
+        Arg("kind", "choice", "what fails", choices=("accelerator", "radiator", "battery",
+                                                      "solar"), required=True),
+        Arg("count", "integer", "accelerators to fail (kind accelerator)", min=1, max=64,
+            default=1),
+        Arg("health_frac", "number", "capacity left (other kinds)", unit="1", min=0.0,
+            max=0.999),
+    )),
+    CommandSpec("clear_fault", "restore a node's health", "operational", (
+        sat_arg("the node"),
+        Arg("kind", "choice", "one kind or all", choices=("accelerator", "radiator",
+                                                           "battery", "solar", "all"),
+            default="all"),
+    )),
+)
+"""The commands this model answers (meta.commands; docs/protocol.md)."""
+
+
+FLEET_TOTALS: dict[str, tuple[str, str]] = {
+    "n_nodes_faulted": ("count", "nodes with an active fault"),
+    "accelerators_failed": ("count", "failed accelerators"),
+}
+"""The fleet totals this model publishes: name -> (unit, description) (meta.totals)."""
+
+
 class FaultModel:
     """Per-node fault state, changed only by command; published as health multipliers.
 
@@ -109,6 +138,8 @@ class FaultModel:
     """
 
     name = "faults"
+    reads: tuple[str, ...] = ()
+    publishes = "faults"
 
     def __init__(self, scenario: Scenario, accelerators_per_node: int) -> None:
         self.scenario = scenario
@@ -128,6 +159,11 @@ class FaultModel:
         self.flags = f("fault_flags", "|u1", (n,), "bitmask",
                        "Active faults: 1 accelerator, 2 radiator, 4 battery, 8 solar",
                        labels={bit: kind for kind, bit in FAULT_KINDS.items()})
+        # Commands change these arrays in place: published once, for good.
+        self.outputs = FaultOutputs(
+            accelerators_ok=self.accelerators_ok.array, radiator_health_frac=self.radiator.array,
+            solar_health_frac=self.solar.array, battery_health_frac=self.battery.array,
+            fault_flags=self.flags.array)
         self._pending: list[tuple[str, str, int]] = []
         self._pending_dropped = 0  # events past MAX_PENDING_EVENTS, summed into one
         self._fleet: dict[str, float] | None = None  # the fleet map; None after a command
@@ -147,13 +183,6 @@ class FaultModel:
                                    "while paused; their events are summed here",
                                    count=self._pending_dropped)
             self._pending_dropped = 0
-        ctx.shared.update(
-            accelerators_ok=self.accelerators_ok.array,
-            radiator_health_frac=self.radiator.array,
-            solar_health_frac=self.solar.array,
-            battery_health_frac=self.battery.array,
-            fault_flags=self.flags.array,
-        )
 
     def fleet(self) -> dict[str, float]:
         # Fault state changes only by command: count it again only after one.

@@ -208,6 +208,13 @@ class LimitMonitor:
                 unit=self.unit)
 
 
+FLEET_TOTALS: dict[str, tuple[str, str]] = {
+    "n_limit_warning": ("count", "nodes whose worst state is a warning"),
+    "n_limit_alarm": ("count", "nodes whose worst state is an alarm"),
+}
+"""The fleet totals this model publishes: name -> (unit, description) (meta.totals)."""
+
+
 class LimitsModel:
     """Monitors every per-satellite field that has limits; steps last.
 
@@ -221,6 +228,8 @@ class LimitsModel:
     """
 
     name = "limits"
+    reads: tuple[str, ...] = ()  # the fields it watches, given at construction
+    publishes = None
 
     def __init__(self, fields: list[Field], scenario: Scenario | None = None,
                  sat_names: list[str] | None = None) -> None:

@@ -4,11 +4,11 @@ A scenario's ``[mirror]`` table binds each testbed (by the name its bridge sends
 node and maps its parameters onto the node's quantities:
 
 - drivers (``compute_power_w``, ``utilization_frac``, ...) REPLACE the model's inputs for
-  that node. ``MirrorDrivers`` steps right after compute and before power and thermal, so
-  the physics of that node runs on measured inputs. It hands them first to the driver
-  sinks models registered in ``ctx.shared[DRIVER_SINKS]`` (compute derives the node's
-  clock, delivered FLOP/s and power from a measured utilization), then writes the
-  quantities no sink took into their ``ctx.shared`` arrays in place;
+  that node. ``MirrorDrivers`` steps before compute, power and thermal and publishes the
+  measured values (``DriverOutputs``); each model applies those of its own inputs (compute
+  derives the node's clock, delivered FLOP/s and power from a measured utilization and
+  takes a measured power; power takes measured bus and heater power), so the physics of
+  that node runs on measured inputs and no model writes another's arrays;
 - states (``temp_compute_k``, ``soc_frac``, ...) are only COMPARED: after every model has
   stepped, ``Mirror`` publishes measured, predicted and ``residual = measured - predicted``
   per state, and raises ``mirror_residual`` when ``|residual|`` passes its threshold.
@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from twin.core.constants import KELVIN_PER_CELSIUS
+from twin.core.interfaces import DriverOutputs
 from twin.core.ratelog import RateLimitedLog, shorten
 from twin.core.subsystem import CommandHandler, Field, StepContext, make_field, only_keys
 from twin.protocol.codec import (
@@ -52,6 +53,7 @@ from twin.protocol.codec import (
     ok,
     unpack,
 )
+from twin.protocol.commands import CommandSpec
 from twin.scenario import InvalidField, Scenario, parse_section
 
 log = logging.getLogger("odc.twin.mirror")
@@ -63,15 +65,9 @@ UNIT_SUFFIXES = {
     "_frac": ("_frac", 1.0, 0.0), "_pct": ("_frac", 0.01, 0.0),
     "_hz": ("_hz", 1.0, 0.0), "_s": ("_s", 1.0, 0.0),
 }
-# Quantities a testbed may drive (model inputs) and compare (model states), by shared key.
+# Quantities a testbed may drive (model inputs) and compare (model states), by name
+# (twin.core.interfaces).
 DRIVER_KEYS = ("compute_power_w", "utilization_frac", "heater_power_w", "bus_power_w")
-# Drivers the mirror provides in ctx.shared even when no model put them there.
-PROVIDED_IF_ABSENT = ("compute_power_w",)
-DRIVER_SINKS = "driver_sinks"
-"""``ctx.shared`` key: model name -> ``sink(sats, measured) -> set of quantities taken``,
-``sats`` the (m,) nodes of live mirrors, ``measured`` driver quantity -> (m,) SI values
-(NaN where that mirror does not measure it). A model registers its sink in its own step
-each step; the mirror calls it the same step, after that model and before power."""
 STATE_KEYS = ("temp_compute_k", "temp_radiator_k", "temp_bus_k", "temp_battery_k", "soc_frac")
 SAMPLE_REASONS = ("late", "future", "out_of_order", "duplicate", "not_finite", "out_of_bounds")
 MESSAGE_REASONS = ("bad_message", "unknown_testbed", "too_many_packets")
@@ -220,6 +216,20 @@ class _Live:
     over: dict[str, bool] = field(default_factory=dict)
 
 
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("mirror_status", "the mirror's counters and bindings", "informational"),
+)
+"""The commands this model answers (meta.commands; docs/protocol.md)."""
+
+
+FLEET_TOTALS: dict[str, tuple[str, str]] = {
+    "mirror_live_n": ("count", "mirrors with live telemetry"),
+    "mirror_samples_applied": ("count", "telemetry samples applied"),
+    "mirror_samples_dropped": ("count", "telemetry samples dropped"),
+}
+"""The fleet totals this model publishes: name -> (unit, description) (meta.totals)."""
+
+
 class Mirror:
     """Mirrors testbeds onto twin nodes (the states half; see ``MirrorDrivers``).
 
@@ -230,6 +240,8 @@ class Mirror:
     """
 
     name = "mirror"
+    reads: tuple[str, ...] = ("power", "thermal")  # the states it compares (STATE_KEYS)
+    publishes = None
 
     def __init__(self, scenario: Scenario, clock: Any = None,
                  wall_clock: Callable[[], float] = time.time) -> None:
@@ -306,34 +318,21 @@ class Mirror:
     def fields(self) -> list[Field]:
         return self._fields
 
-    def apply_drivers(self, ctx: StepContext) -> None:
-        """Write measured drivers of live mirrors into ``ctx.shared`` (before power/thermal)."""
+    def apply_drivers(self, ctx: StepContext, out: DriverOutputs) -> None:
+        """Publish measured drivers of live mirrors in ``out`` (before compute and power).
+
+        Each model applies the measured values of its own inputs (compute its utilization
+        and power, power its bus and heater power): the mirror writes no model's arrays.
+        """
         now = self.wall_clock()
         for lv in self.live:
             self._update_liveness(lv, now, ctx)
         pairs = [(lv, b) for lv, b in zip(self.live, self.bindings, strict=True) if lv.live]
-        taken: set[str] = set()
-        sinks = ctx.shared.get(DRIVER_SINKS)
-        if pairs and sinks:
-            sats = np.array([lv.sat for lv, _ in pairs], dtype=np.int64)
-            measured = {q: np.array([lv.measured.get(q, np.nan) if q in b.drivers.values()
-                                     else np.nan for lv, b in pairs])
-                        for q in self.driver_keys}
-            for sink in sinks.values():
-                taken |= sink(sats, measured)
-        for lv, b in pairs:
-            for q in b.drivers.values():
-                if q in taken or q not in lv.measured:
-                    continue
-                array = ctx.shared.get(q)
-                if not isinstance(array, np.ndarray) or array.shape != (self.n_sats,):
-                    if q not in PROVIDED_IF_ABSENT:
-                        continue  # published as measured only; no model reads it
-                    array = np.zeros(self.n_sats)
-                    ctx.shared[q] = array
-                # In place: compute's published field shows the measured value too.
-                array[lv.sat] = lv.measured[q]
-        ctx.shared["mirror_sat"] = np.array([lv.sat for lv in self.live if lv.live], dtype=int)
+        out.mirror_sat = np.array([lv.sat for lv, _ in pairs], dtype=np.int64)
+        out.measured_drivers = {
+            q: np.array([lv.measured.get(q, np.nan) if q in b.drivers.values() else np.nan
+                         for lv, b in pairs])
+            for q in self.driver_keys} if pairs else {}
 
     def step(self, ctx: StepContext) -> None:
         """Publish measured, predicted and residual states; raise threshold events."""
@@ -359,8 +358,8 @@ class Mirror:
 
     def _compare(self, j: int, lv: _Live, b: MirrorBinding, q: str, ctx: StepContext) -> None:
         f = self._f
-        shared = ctx.shared.get(q)
-        predicted = float(shared[lv.sat]) if isinstance(shared, np.ndarray) else np.nan
+        model = ctx.quantity(q)
+        predicted = float(model[lv.sat]) if isinstance(model, np.ndarray) else np.nan
         f[f"mirror_predicted_{q}"][j] = predicted
         measured = lv.measured.get(q, np.nan) if lv.live and q in b.states.values() else np.nan
         f[f"mirror_measured_{q}"][j] = measured
@@ -596,19 +595,22 @@ class _Verdict:
 
 
 class MirrorDrivers:
-    """The drivers half of the mirror, stepped after compute and before power and thermal."""
+    """The drivers half of the mirror, stepped before the models whose inputs it drives."""
 
     name = "mirror_drivers"
+    reads: tuple[str, ...] = ()
+    publishes = "drivers"
 
     def __init__(self, mirror: Mirror) -> None:
         self.mirror = mirror
+        self.outputs = DriverOutputs()
 
     def fields(self) -> list[Field]:
         return []
 
     def step(self, ctx: StepContext) -> None:
         if self.mirror.bindings:
-            self.mirror.apply_drivers(ctx)
+            self.mirror.apply_drivers(ctx, self.outputs)
 
     def fleet(self) -> dict[str, float]:
         return {}

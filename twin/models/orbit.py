@@ -19,18 +19,31 @@ from twin.astro.geometry import beta_angle_from_rows, geodetic_from_rows, sunlit
 from twin.astro.propagate import STATUS_NAMES, Propagator
 from twin.astro.sun import SunEphemeris
 from twin.core.clock import SimClock
+from twin.core.interfaces import OrbitOutputs
 from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
 from twin.scenario import Scenario
+
+FLEET_TOTALS: dict[str, tuple[str, str]] = {
+    "n_sats": ("count", "satellites in the scenario"),
+    "n_in_eclipse": ("count", "satellites in umbra or penumbra"),
+    "n_in_umbra": ("count", "satellites in full shadow"),
+    "n_in_contact": ("count", "satellites seen by at least one station"),
+    "n_orbit_errors": ("count", "satellites SGP4 cannot propagate"),
+}
+"""The fleet totals this model publishes: name -> (unit, description) (meta.totals)."""
 
 
 class OrbitModel:
     """Orbital state and geometry of every satellite, updated in place each step."""
 
     name = "orbit"
+    reads: tuple[str, ...] = ()
+    publishes = "orbit"
 
     def __init__(self, scenario: Scenario, clock: SimClock) -> None:
         self.scenario = scenario
         self.clock = clock
+        self.outputs = OrbitOutputs()  # filled by each step
         n = len(scenario.satellites)
         stations = scenario.stations
         n_st = len(stations)
@@ -131,13 +144,13 @@ class OrbitModel:
             rows_km=rows[6:11], failed=failed)
         self.stations.best_station(pairs, pair_elevation_rad, n, self.contact_station.array)
 
-        ctx.shared.update(
-            sunlit_frac=self.sunlit.array, pos_gcrs_km=pos_gcrs, vel_gcrs_km_s=vel_gcrs,
-            sun_gcrs_km=sun_gcrs_km, beta_deg=self.beta.array, alt_km=self.alt.array,
-            lat_deg=self.lat.array, lon_deg=self.lon.array, in_contact=in_contact,
-            contact_station=self.contact_station.array, orbit_status=status,
-            sun_along_km=along, r2_km2=r2,
-        )
+        out = self.outputs
+        out.sunlit_frac, out.beta_deg, out.alt_km = (self.sunlit.array, self.beta.array,
+                                                     self.alt.array)
+        out.pos_gcrs_km, out.vel_gcrs_km_s, out.sun_gcrs_km = pos_gcrs, vel_gcrs, sun_gcrs_km
+        out.lat_deg, out.lon_deg = self.lat.array, self.lon.array
+        out.in_contact, out.contact_station = in_contact, self.contact_station.array
+        out.orbit_status, out.sun_along_km, out.r2_km2 = status, along, r2
         self._raise_events(ctx, in_contact, status, pairs)
 
     def _raise_events(self, ctx: StepContext, in_contact: np.ndarray, status: np.ndarray,

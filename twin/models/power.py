@@ -18,19 +18,16 @@ import numpy as np
 
 from twin.astro.attitude import sun_exposure
 from twin.core.constants import J_PER_WH, STEFAN_BOLTZMANN_W_M2_K4
+from twin.core.interfaces import DriverOutputs, PowerOutputs, ThermalOutputs
 from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
+from twin.models.environment import SOLAR_CONSTANT_W_M2, SunlitStep
 from twin.models.thermal import (
     BATTERY,
     COMPUTE,
     RADIATOR,
-    SOLAR_CONSTANT_W_M2,
-    EarthView,
     EnergyLedger,
-    StepSunlight,
-    SunlitStep,
     ThermalParams,
     degraded_frac,
-    flux_from_sun_w_m2,
 )
 from twin.scenario import InvalidField, Scenario, parse_section
 
@@ -119,17 +116,31 @@ class PowerParams:
                 * (1.0 - self.array_pointing_loss_frac) * (1.0 - self.array_degradation_frac))
 
 
+FLEET_TOTALS: dict[str, tuple[str, str]] = {
+    "p_solar_total_w": ("W", "solar array output"),
+    "p_load_total_w": ("W", "electrical load served"),
+    "soc_min_frac": ("1", "lowest battery state of charge"),
+    "soc_mean_frac": ("1", "mean battery state of charge"),
+    "n_power_capped": ("count", "nodes under a power cap"),
+    "n_heaters_on": ("count", "battery heaters on"),
+    "n_loop_heaters_on": ("count", "coolant-loop heaters on"),
+    "loop_heater_total_w": ("W", "coolant-loop heater power"),
+}
+"""The fleet totals this model publishes: name -> (unit, description) (meta.totals)."""
+
+
 class PowerModel:
     """Generation, storage and loads of every node, updated in place each step.
 
-    Reads ``sunlit_frac``, ``beta_deg``, ``alt_km``, ``sun_gcrs_km`` (orbit),
-    ``solar_health_frac``, ``battery_health_frac`` (faults), ``compute_power_w`` (compute,
-    when present) and ``temp_battery_k``, ``temp_compute_k``, ``temp_radiator_k`` (thermal,
-    previous step, for the heaters). Writes ``power_cap_w``, ``soc_frac``, ``p_solar_w``,
-    ``heater_power_w``, ``loop_heater_power_w``, ``bus_power_w`` and the heat that
-    thermal needs: ``payload_power_w``, ``battery_loss_w``, ``regulation_loss_w`` (and
-    ``earth_view``, its updated `EarthView`, so thermal need not keep its own) and
-    ``settle_heaters_w``, the heaters' part of thermal's starting state.
+    Reads (twin.core.interfaces): ``beta_deg`` from orbit; the step's sunlight, solar flux
+    and Earth view from the environment; ``solar_health_frac``, ``battery_health_frac``
+    from faults; ``compute_power_w`` from compute (before compute's first step, a fixed
+    load); measured bus and heater power of live mirrored nodes from the mirror's drivers;
+    the four temperatures from thermal (previous step, for the heaters). Publishes
+    ``power_cap_w``, ``soc_frac``, ``p_solar_w``, the served heater and bus power and the
+    heat that thermal needs (``payload_power_w``, ``battery_loss_w``,
+    ``regulation_loss_w``, ``internal_heat_w``) and ``settle_heaters_w``, the heaters' part
+    of thermal's starting state.
 
     Args:
         n_sats: Number of satellites.
@@ -139,6 +150,9 @@ class PowerModel:
     """
 
     name = "power"
+    reads: tuple[str, ...] = ("orbit", "faults", "drivers", "compute", "environment",
+                              "thermal")
+    publishes = "power"
 
     def __init__(self, n_sats: int, params: PowerParams | None = None,
                  thermal: ThermalParams | None = None,
@@ -193,8 +207,7 @@ class PowerModel:
         self._cap_w = np.full(n, np.inf)
         self._cap_changed = False  # whether the cap field needs rewriting
         self._env = {"beta": np.zeros(n)}
-        self.sunlight = StepSunlight(n)
-        self.view = EarthView(n)
+        self.outputs = PowerOutputs(settle_heaters_w=self.settle_heaters_w)
         # Electrical ledger since start, J: generated = dissipated + stored (chemical), and
         # the load energy not served.
         self._ledger = EnergyLedger(3, n)
@@ -205,7 +218,6 @@ class PowerModel:
         self._temp = np.empty(n)
         self._eta = np.empty(n)
         self._eta_ref = p.array_efficiency_ref_frac  # params are frozen
-        self._s_w_m2 = SOLAR_CONSTANT_W_M2  # the step's solar flux, W/m²
         # The balance's per-row constants (see _balance_numbers), (2, 1) each: the
         # [charge, -discharge] limits per J of capacity per unit of state of charge per s,
         # their scale for the last (capacity, dt) (W per unit of state of charge), their
@@ -275,28 +287,20 @@ class PowerModel:
 
     def step(self, ctx: StepContext) -> None:
         p = self.params
-        shared = ctx.shared
         dt = max(float(ctx.dt_s), 0.0)
         rows = self._rows
         # Array output per unit of visible Sun, and the step's mean visible fraction.
-        unit_w, sun = self._array_power_per_sunlit_w(shared)
+        unit_w, sun = self._array_power_per_sunlit_w(ctx)
         p_avail = np.multiply(unit_w, sun.mean, out=rows[P_AVAIL])
 
-        # Measured bus and heater power of mirrored satellites, read before the thermostats
-        # rewrite the arrays the mirror may have written them into.
-        mirrored = shared.get("mirror_sat")
-        measured = None
-        if mirrored is not None and len(mirrored):
-            measured = self._read_mirrored(shared, mirrored)
         # Heaters: thermostats on the previous step's temperatures.
-        self._thermostats(shared)
+        self._thermostats(ctx.thermal)
         bus, heater, loop_heater = self._bus_w, self._heater_w, self._loop_w
-        if measured is not None:
-            bus, heater = bus.copy(), heater.copy()
-            for array, values in zip((bus, heater), measured, strict=True):
-                if values is not None:
-                    array[mirrored] = values
-        demand = shared.get("compute_power_w")
+        # Measured bus and battery heater power of live mirrored nodes replace the model's.
+        drivers = ctx.drivers
+        if drivers.mirror_sat.size:
+            bus, heater = self._with_measured(drivers, bus, heater)
+        demand = ctx.compute.compute_power_w
         payload = self._payload
         if demand is None:  # no compute model yet: a fixed load that obeys the cap
             np.minimum(p.compute_load_w, self._cap_w, out=payload)
@@ -310,7 +314,7 @@ class PowerModel:
         else:
             base = bus + heater + loop_heater
 
-        health = degraded_frac(shared.get("battery_health_frac"))
+        health = degraded_frac(ctx.faults.battery_health_frac)
         capacity_j: float | np.ndarray = p.battery_capacity_wh * J_PER_WH
         if health is not None:
             capacity_j = capacity_j * health
@@ -378,18 +382,13 @@ class PowerModel:
             np.add(reg_loss, p.bus_power_w if bus_served is self._bus_w else bus_served,
                    out=rows[BUS_INTERNAL])
             internal = rows[SERVED:LOSS + 1]
-        shared.update(
-            internal_heat_w=internal,
-            power_cap_w=self.cap.array, soc_frac=self.soc.array, p_solar_w=self.p_solar.array,
-            heater_power_w=heater_served, loop_heater_power_w=loop_served,
-            bus_power_w=bus_served, payload_power_w=rows[SERVED],
-            battery_loss_w=batt_loss, regulation_loss_w=reg_loss,
-            sunlit_step_mean_frac=sun.mean,  # thermal uses the same eclipse timing
-            solar_flux_w_m2=self._s_w_m2,  # and Sun
-            sun_along_km=self.sunlight.along,  # and r·ŝ for its albedo
-            earth_view=self.view,  # and the altitude-only view, updated above
-            settle_heaters_w=self.settle_heaters_w,  # thermal's starting state
-        )
+        out = self.outputs
+        out.internal_heat_w = internal
+        out.power_cap_w, out.soc_frac, out.p_solar_w = (self.cap.array, self.soc.array,
+                                                        self.p_solar.array)
+        out.heater_power_w, out.loop_heater_power_w = heater_served, loop_served
+        out.bus_power_w, out.payload_power_w = bus_served, rows[SERVED]
+        out.battery_loss_w, out.regulation_loss_w = batt_loss, reg_loss
 
     def _split_at_shadow_edge(self, unit_w: np.ndarray, sun: SunlitStep,
                               base: float | np.ndarray, payload: np.ndarray,
@@ -551,7 +550,7 @@ class PowerModel:
             np.subtract(payload, shed, out=served)
         return unserved, unserved_base
 
-    def _thermostats(self, shared: dict[str, Any]) -> None:
+    def _thermostats(self, thermal: ThermalOutputs) -> None:
         """Battery heater and loop heater thermostats on the previous step's temperatures.
 
         The battery heater is on below ``heater_on_k``, off above ``heater_off_k``. Two
@@ -563,10 +562,10 @@ class PowerModel:
         minimum per temperature settles it.
         """
         p = self.params
-        temp_b = shared.get("temp_battery_k")
-        temp_c = shared.get("temp_compute_k")
-        temp_r = shared.get("temp_radiator_k")
-        coldest = _coldest_k(shared, temp_r, temp_c, temp_b)
+        temp_b = thermal.temp_battery_k
+        temp_c = thermal.temp_compute_k
+        temp_r = thermal.temp_radiator_k
+        coldest = _coldest_k(thermal, temp_r, temp_c, temp_b)
         if temp_b is not None and (self._n_heaters_on
                                    or _any_below(temp_b, p.heater_on_k, coldest[BATTERY])):
             self.heater_on = thermostat(self.heater_on, temp_b < p.heater_on_k,
@@ -624,23 +623,18 @@ class PowerModel:
         self.loop_heater.array[:] = self._loop_w
         return self._loop_w, self._heater_w
 
-    def _read_mirrored(self, shared: dict[str, Any], mirrored: np.ndarray
-                       ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Measured bus and heater power, W, of the satellites a live testbed mirrors.
-
-        The mirror writes them, in place, into last step's ``bus_power_w`` and
-        ``heater_power_w`` arrays before power steps (twin/models/mirror.py). Those may be this
-        model's own arrays, so its own values are restored there once read.
-        """
-        p = self.params
-        out = []
-        for key in ("bus_power_w", "heater_power_w"):
-            array = shared.get(key)
-            valid = isinstance(array, np.ndarray) and array.shape == (self.n_sats,)
-            out.append(array[mirrored] if valid else None)
-        self._bus_w[mirrored] = p.bus_power_w
-        self._heater_w[mirrored] = np.where(self.heater_on[mirrored], p.heater_power_w, 0.0)
-        return out[0], out[1]
+    def _with_measured(self, drivers: DriverOutputs, bus: np.ndarray, heater: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of ``bus`` and ``heater`` (W) with the measured values of live mirrored
+        nodes in place of the model's, where measured (docs/models.md, "Mirror")."""
+        sats, measured = drivers.mirror_sat, drivers.measured_drivers
+        bus, heater = bus.copy(), heater.copy()
+        for array, key in ((bus, "bus_power_w"), (heater, "heater_power_w")):
+            values = measured.get(key)
+            if values is not None:
+                has = np.isfinite(values)
+                array[sats[has]] = values[has]
+        return bus, heater
 
     def fleet(self) -> dict[str, float]:
         n = self.soc.array.size
@@ -697,23 +691,19 @@ class PowerModel:
 
     # ---- internals
 
-    def _array_power_per_sunlit_w(self, shared: dict[str, Any]
-                                  ) -> tuple[np.ndarray, SunlitStep]:
+    def _array_power_per_sunlit_w(self, ctx: StepContext) -> tuple[np.ndarray, SunlitStep]:
         """(n,) array output at maximum power point per unit visible Sun, W, and the step's
         sunlight."""
         p = self.params
-        alt = shared.get("alt_km")
-        if alt is not None:
-            self.view.update(alt)
-        s_w_m2 = self._s_w_m2 = flux_from_sun_w_m2(shared.get("sun_gcrs_km"))
-        step_sun = self.sunlight.update(shared)
+        environment = ctx.environment
+        s_w_m2, step_sun = environment.solar_flux_w_m2, environment.sunlit_step
 
         # Sun on the arrays per unit visible Sun, W/m²: a number under yaw steering (the
         # arrays face the Sun exactly), per satellite otherwise.
         sun_in: float | np.ndarray = s_w_m2
         if self.thermal.attitude != "yaw_steering":
             env = self._env
-            beta = shared.get("beta_deg")
+            beta = ctx.orbit.beta_deg
             if beta is not None:
                 np.copyto(env["beta"], beta, where=np.isfinite(beta))
             sun_in = s_w_m2 * sun_exposure(self.thermal.attitude, env["beta"]).array_cos
@@ -725,7 +715,7 @@ class PowerModel:
         per_t4 = 1.0 / (eps * STEFAN_BOLTZMANN_W_M2_K4)
         temp = np.multiply(step_sun.mean, sun_in * ((p.array_absorptivity - eta_ref) * per_t4),
                            out=self._temp)
-        temp += np.multiply(self.view.f_vertical,
+        temp += np.multiply(environment.earth_view.f_vertical,
                             self.thermal.earth_ir_w_m2 * eps * per_t4, out=self._eta)
         np.sqrt(temp, out=temp)
         np.sqrt(temp, out=temp)
@@ -736,7 +726,7 @@ class PowerModel:
         eta = np.multiply(temp, p.array_temp_coeff_per_k * scale, out=self._eta)
         eta += (1.0 - p.array_temp_coeff_per_k * p.array_ref_temp_k) * scale
         np.maximum(eta, 0.0, out=eta)
-        health = degraded_frac(shared.get("solar_health_frac"))
+        health = degraded_frac(ctx.faults.solar_health_frac)
         if health is not None:
             eta *= health
         if not isinstance(sun_in, float):
@@ -797,11 +787,11 @@ def _any_below(values: np.ndarray, limit: float, coldest: float | None = None) -
     return bool(coldest < limit)
 
 
-def _coldest_k(shared: dict[str, Any], *temps: np.ndarray | None) -> list[Any]:
+def _coldest_k(thermal: ThermalOutputs, *temps: np.ndarray | None) -> list[Any]:
     """Thermal's minima (NaN aside, node order) of its temperature fields, when ``temps``
-    (radiator, compute, battery) are those fields; else Nones. Thermal publishes them with
-    the fields as ``temp_min_k``: (its (4, n) block of the fields, (4,) minima)."""
-    block, minima = shared.get("temp_min_k") or (None, None)
+    (radiator, compute, battery) are those fields; else Nones. Thermal publishes them as
+    ``temp_min_k``, of ``temp_block_k``, the (4, n) block the fields are rows of."""
+    block, minima = thermal.temp_block_k, thermal.temp_min_k
     if block is None or not all(t is None or t.base is block for t in temps):
         return [None] * 4
     return list(minima)  # float32 scalars: compared as the fields' own values

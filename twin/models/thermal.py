@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from twin.astro.attitude import ATTITUDE_LAWS, sun_exposure
-from twin.astro.geometry import WGS84_A_KM
 from twin.core.constants import STEFAN_BOLTZMANN_W_M2_K4
+from twin.core.interfaces import ThermalOutputs
 from twin.core.subsystem import (
     CommandHandler,
     CommandRejected,
@@ -29,12 +29,11 @@ from twin.core.subsystem import (
     make_field,
     only_keys,
 )
+from twin.models.environment import COS_THETA_ZERO_COLUMN
 from twin.protocol.codec import ok
+from twin.protocol.commands import Arg, CommandSpec
 from twin.scenario import Scenario, parse_section
 
-SOLAR_CONSTANT_W_M2 = 1361.0  # total solar irradiance at 1 AU (Kopp & Lean 2011)
-AU_KM = 149_597_870.7  # IAU 2012, exact
-R_EARTH_KM = WGS84_A_KM  # same sphere as the shadow model
 NEWTON_ITERATIONS = 1  # per step: T⁴ linearized about the last state; the residual,
 # 6 k T² ΔT², is < 1e-4 of the flux for the ~1 K a node moves in a 60 s step
 STEADY_ITERATIONS = 40  # for the initial steady state, started far from the answer
@@ -101,422 +100,6 @@ class ThermalParams:
         """(4,) heat capacities in node order, J/K."""
         return np.array([self.radiator_heat_capacity_j_k, self.compute_heat_capacity_j_k,
                          self.bus_heat_capacity_j_k, self.battery_heat_capacity_j_k])
-
-
-# --------------------------------------------------------------------------------------------
-# Environment
-
-
-def solar_flux_w_m2(sun_distance_km: float | np.ndarray) -> float | np.ndarray:
-    """Solar irradiance at a distance from the Sun, W/m²: S = 1361 (1 AU / r)²."""
-    ratio = AU_KM / np.asarray(sun_distance_km, dtype=np.float64)
-    return SOLAR_CONSTANT_W_M2 * ratio * ratio
-
-
-def flux_from_sun_w_m2(sun_gcrs_km: np.ndarray | None) -> float:
-    """``solar_flux_w_m2`` at the Earth for the Sun at ``sun_gcrs_km`` ((3,) km), W/m²; the
-    solar constant when it is None. Plain floats: the step calls it twice."""
-    if sun_gcrs_km is None:
-        return SOLAR_CONSTANT_W_M2
-    ratio = AU_KM / math.sqrt(float(np.dot(sun_gcrs_km, sun_gcrs_km)))
-    return SOLAR_CONSTANT_W_M2 * ratio * ratio
-
-
-def earth_view_factor(h_ratio: np.ndarray, cos_lambda: np.ndarray) -> np.ndarray:
-    """View factor from a small flat plate to the Earth sphere.
-
-    Howell's catalog (configuration B-17; Gilmore, Spacecraft Thermal Control Handbook,
-    Vol. 1, ch. 2): H = r/R_E, λ the angle between the plate normal and the direction to the
-    Earth's centre, φ = asin(1/H) the Earth's angular radius.
-
-    Args:
-        h_ratio: (n,) orbit radius over Earth radius, > 1.
-        cos_lambda: (n,) cosine of λ.
-
-    Returns:
-        (n,) view factor, 0..1.
-    """
-    h = np.asarray(h_ratio, dtype=np.float64)
-    c = np.clip(np.asarray(cos_lambda, dtype=np.float64), -1.0, 1.0)
-    s = np.sqrt(1.0 - c * c)
-    root = np.sqrt(h * h - 1.0)
-    full = c / (h * h)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        partial = (0.5 - np.arcsin(np.clip(root / (h * s), -1.0, 1.0)) / np.pi
-                   + (c * np.arccos(np.clip(-root * c / s, -1.0, 1.0))
-                      - root * np.sqrt(np.maximum(1.0 - h * h * c * c, 0.0))) / (np.pi * h * h))
-    # Whole Earth in front of the plate when λ <= π/2 - φ, i.e. cos λ >= 1/H.
-    return np.where(c >= 1.0 / h, full, np.where(c <= -1.0 / h, 0.0, partial))
-
-
-def vertical_plate_view_factor(h_ratio: np.ndarray) -> np.ndarray:
-    """View factor to the Earth of a plate whose normal is horizontal: (φ - sinφ cosφ)/π."""
-    sin_phi = 1.0 / np.asarray(h_ratio, dtype=np.float64)
-    return (np.arcsin(sin_phi) - sin_phi * np.sqrt(1.0 - sin_phi * sin_phi)) / np.pi
-
-
-H_GRID = np.linspace(1.01, 1.35, 18)  # 64 .. 2,232 km above the equatorial radius
-COS_THETA_GRID = np.linspace(-1.0, 1.0, 121)
-_HALF_COLUMNS = 0.5 * (COS_THETA_GRID.size - 1)  # the column of cos θ = 0
-_VIEW_ROWS = ("alt_km", "h", "r_km", "x_scale", "f_vertical", "fy")  # EarthView's block
-_VIEW_NUMERATORS = np.array([[1.0], [_HALF_COLUMNS]])  # of sin φ = 1 / H and x_scale
-
-
-@functools.lru_cache(maxsize=1)
-def albedo_table() -> np.ndarray:
-    """Albedo factor g(H, cos θ): the sunlit, cosine-weighted share of the Earth a plate sees.
-
-    For a nadir-facing plate at H = r/R_E with the Sun at angle θ from the sub-satellite
-    zenith, the albedo irradiance is a S F g with F = 1/H² and
-    g = H² ∫cap max(0, n̂_E·ŝ) cos β_E cos β_P / (π ρ²) dA: quadrature over the visible cap
-    (Gauss-Legendre in the Earth-central angle, trapezoid in azimuth). g = 1 for a plate
-    just above the subsolar point, 0 beyond θ = 90° + acos(1/H).
-
-    Returns:
-        (len(H_GRID), len(COS_THETA_GRID)) table.
-    """
-    nodes, weights = np.polynomial.legendre.leggauss(48)
-    n_az = 48
-    azimuth = (np.arange(n_az) + 0.5) * np.pi / n_az  # symmetric about the Sun's plane
-    table = np.empty((H_GRID.size, COS_THETA_GRID.size))
-    sin_t = np.sqrt(1.0 - COS_THETA_GRID**2)
-    for i, h in enumerate(H_GRID):  # init-time table, 18 rows
-        gamma_max = math.acos(1.0 / h)
-        gamma = 0.5 * gamma_max * (nodes + 1.0)
-        w_gamma = 0.5 * gamma_max * weights
-        g, a = np.meshgrid(gamma, azimuth, indexing="ij")
-        ex, ez = np.sin(g) * np.cos(a), np.cos(g)
-        rho2 = h * h - 2.0 * h * ez + 1.0
-        cos_earth = (h * ez - 1.0) / np.sqrt(rho2)
-        cos_plate = (h - ez) / np.sqrt(rho2)
-        kernel = cos_earth * cos_plate / (np.pi * rho2) * np.sin(g)
-        kernel *= w_gamma[:, None] * (np.pi / n_az) * 2.0  # both halves of the azimuth
-        cos_zenith = ex[..., None] * sin_t + ez[..., None] * COS_THETA_GRID
-        table[i] = h * h * np.einsum("ga,gat->t", kernel, np.maximum(cos_zenith, 0.0))
-    return table
-
-
-def albedo_factor(h_ratio: np.ndarray, cos_theta: np.ndarray) -> np.ndarray:
-    """Bilinear lookup of ``albedo_table`` (H clamped to the grid). Shapes (n,) -> (n,)."""
-    table = albedo_table()
-    x = (np.clip(cos_theta, -1.0, 1.0) + 1.0) * (0.5 * (COS_THETA_GRID.size - 1))
-    i = np.minimum(x.astype(np.intp), COS_THETA_GRID.size - 2)
-    fx = x - i
-    y = (np.clip(h_ratio, H_GRID[0], H_GRID[-1]) - H_GRID[0]) * (
-        (H_GRID.size - 1) / (H_GRID[-1] - H_GRID[0]))
-    j = np.minimum(y.astype(np.intp), H_GRID.size - 2)
-    fy = y - j
-    flat = table.ravel()
-    k = j * COS_THETA_GRID.size + i
-    lower = flat[k] + fx * (flat[k + 1] - flat[k])
-    k += COS_THETA_GRID.size
-    upper = flat[k] + fx * (flat[k + 1] - flat[k])
-    return lower + fy * (upper - lower)
-
-
-class EarthView:
-    """Per-satellite Earth view factor and albedo-table position, refreshed with altitude.
-
-    Both depend on altitude only, which changes slowly (km per orbit for near-circular LEO),
-    so they are recomputed for a satellite when its H = 1 + alt/R_E moves by more than
-    ``H_TOLERANCE`` (1.3 km: changes F by < 0.1 %), not every step. The albedo lookup keeps
-    each satellite's row index and weight in H and interpolates the small shared table each
-    step: a per-satellite copy of the interpolated row (121 values) cost more to refresh
-    than the lookup saves, as the geodetic height of a satellite swings by ~20 km an orbit.
-
-    Args:
-        n_sats: Satellites.
-    """
-
-    H_TOLERANCE = 2.0e-4
-
-    def __init__(self, n_sats: int) -> None:
-        # Per satellite, rows of one block so that a refresh writes them in one pass: the
-        # altitude H was taken from (km), H, R_E H (km), the albedo-table columns per km of
-        # r·ŝ, (COS_THETA_GRID.size - 1) / 2 / (R_E H) (the column of cos θ = r·ŝ / (R_E H)
-        # is r·ŝ x_scale + _HALF_COLUMNS), F, and the weight of the albedo-table row above.
-        # NaN until known (F: 0).
-        self._block = np.full((len(_VIEW_ROWS), n_sats), np.nan)
-        self._alt_km, self.h, self.r_km, self.x_scale, self.f_vertical, self._fy = self._block
-        self.f_vertical[:] = 0.0
-        self._fy[:] = 0.0
-        self._k0 = np.zeros(n_sats, dtype=np.intp)  # flat index of the H row below, (n,)
-        # Per table cell k, four rows that one gather reads: g(k), the slope g(k+1) - g(k),
-        # and the changes of both one H row up. Past a row's last column the slopes are
-        # meaningless but finite, and only ever weighted by zero.
-        flat = albedo_table().ravel()
-        slope = np.append(flat[1:] - flat[:-1], 0.0)
-        pad = np.zeros(COS_THETA_GRID.size)
-        self._cells = np.stack([flat, slope, np.append(flat[COS_THETA_GRID.size:], pad) - flat,
-                                np.append(slope[COS_THETA_GRID.size:], pad) - slope])
-        self._moved = np.empty(n_sats)
-        self._i = np.empty(n_sats, dtype=np.intp)
-        self._complete = False  # whether every satellite has a finite H
-
-    def update(self, alt_km: np.ndarray) -> None:
-        """Refresh the satellites whose altitude (km, (n,)) moved; NaN keeps the old view."""
-        if self._complete:
-            # Every satellite has a finite H, so a NaN altitude compares false and is kept.
-            moved = np.subtract(alt_km, self._alt_km, out=self._moved)
-            np.abs(moved, out=moved)
-            stale = np.greater(moved, self.H_TOLERANCE * R_EARTH_KM).nonzero()[0]
-            if stale.size == 0:
-                return
-        else:
-            h = np.asarray(alt_km, dtype=np.float64) / R_EARTH_KM
-            h += 1.0
-            stale = np.flatnonzero(~(np.abs(h - self.h) <= self.H_TOLERANCE) & np.isfinite(h))
-            if stale.size == 0:
-                return
-        # The block's rows for ``stale``, then a scratch row.
-        rows = np.empty((len(_VIEW_ROWS) + 1, stale.size))
-        alt, hs, r_km, _, f_vertical, fy, y = rows  # (x_scale: row 3)
-        np.asarray(alt_km, dtype=np.float64).take(stale, out=alt)
-        np.divide(alt, R_EARTH_KM, out=hs)
-        hs += 1.0
-        np.multiply(hs, R_EARTH_KM, out=r_km)
-        # [sin φ, x_scale] = [1, columns / 2] / [H, r] in one pass, sin φ in f_vertical's
-        # row; then vertical_plate_view_factor's arithmetic, operation for operation.
-        np.divide(_VIEW_NUMERATORS, rows[1:3], out=rows[4:2:-1])
-        sin_phi = f_vertical
-        np.multiply(sin_phi, sin_phi, out=y)
-        np.subtract(1.0, y, out=y)
-        np.sqrt(y, out=y)
-        y *= sin_phi
-        np.arcsin(sin_phi, out=f_vertical)
-        f_vertical -= y
-        f_vertical /= np.pi
-        np.maximum(hs, H_GRID[0], out=y)
-        np.minimum(y, H_GRID[-1], out=y)
-        y -= H_GRID[0]
-        y *= (H_GRID.size - 1) / (H_GRID[-1] - H_GRID[0])
-        j = np.minimum(y.astype(np.intp), H_GRID.size - 2)
-        np.subtract(y, j, out=fy)
-        self._block[:, stale] = rows[:len(_VIEW_ROWS)]
-        self._k0[stale] = j * COS_THETA_GRID.size
-        if self._complete:
-            return
-        if np.isnan(self.h).any():  # never seen a finite altitude: a nominal LEO view
-            missing = np.isnan(self.h)
-            self.update(np.where(missing, 550.0, np.nan))
-        self._complete = True
-
-    @property
-    def complete(self) -> bool:
-        """Whether every satellite has a finite H (after the first update)."""
-        return self._complete
-
-    def albedo_at(self, x: np.ndarray, work: np.ndarray | None = None,
-                  fx: np.ndarray | None = None) -> np.ndarray:
-        """(n,) albedo factor g at each satellite's altitude, bilinear in ``albedo_table``.
-
-        Args:
-            x: (n,) the table column of each satellite's cos θ, (cos θ + 1) (columns - 1) / 2,
-                finite; clamped to the table in place.
-            work: (4, n) scratch, the first row of which is returned; allocated when None.
-            fx: (n,) scratch; allocated when None.
-
-        Returns:
-            (n,) g, the first row of ``work``.
-        """
-        np.maximum(x, 0.0, out=x)
-        np.minimum(x, COS_THETA_GRID.size - 1.0, out=x)
-        fx = np.empty_like(x) if fx is None else fx
-        i = self._i
-        np.copyto(i, x, casting="unsafe")  # the column to the left: x >= 0 truncates down
-        np.subtract(x, i, out=fx)  # weight of the column to the right; 0 at the last one
-        i += self._k0
-        # [g0, g1, d0, d1] of each satellite's cell (in the table by construction), then
-        # g = (g0 + fx g1) + fy (d0 + fx d1).
-        cells = self._cells.take(i, axis=1, out=work, mode="clip")
-        cells[1::2] *= fx
-        cells[0::2] += cells[1::2]
-        cells[2] *= self._fy
-        cells[0] += cells[2]
-        return cells[0]
-
-
-
-
-@dataclass
-class SunlitStep:
-    """Visible Sun over one step, per satellite.
-
-    Attributes:
-        mean: (n,) mean visible fraction over the step.
-        ends: (2, n) fractions at the start and at the end of the step.
-        crossed: (m,) indices of satellites that crossed the shadow edge in the step.
-        weights: (2, m) the crossings' shares of the step before and after the edge.
-        crossed_ends: (2, m) ``ends`` of the crossings.
-    """
-
-    mean: np.ndarray
-    ends: np.ndarray
-    crossed: np.ndarray
-    weights: np.ndarray
-    crossed_ends: np.ndarray
-
-    @property
-    def before(self) -> np.ndarray:
-        """(n,) fraction at the start of the step."""
-        return self.ends[0]
-
-    @property
-    def after(self) -> np.ndarray:
-        """(n,) fraction at the end of the step."""
-        return self.ends[1]
-
-    @property
-    def tau(self) -> np.ndarray:
-        """(m,) fraction of the step before the crossing."""
-        return self.weights[0]
-
-
-class StepSunlight:
-    """Mean visible fraction of the Sun over each step, (n,), from its two end states.
-
-    The orbit gives the fraction at the end of each step only. Averaging the two ends would
-    misplace a shadow crossing by up to half a step (30 s of full array power at 60 s steps).
-    Instead a continuous signed distance to the cylindrical shadow's edge,
-    s = sqrt(r² - min(r·ŝ, 0)²) + max(r·ŝ, 0) - R_E (km; negative inside the shadow), is
-    interpolated linearly to find when in the step the edge was crossed, and the two end
-    fractions are weighted by the time spent on each side. The cylinder's edge is the middle
-    of the conical penumbra, so this is exact to a few seconds of penumbra. Where positions
-    are absent or no crossing happened, it falls back to the mean of the two ends.
-
-    Per step only the side of the edge is found for every satellite (behind the Earth and
-    within R_E of the shadow's axis); s itself is computed for the few whose side changed.
-    r·ŝ and r² come from orbit (``sun_along_km``, ``r2_km2``) when it publishes them, else
-    from ``pos_gcrs_km`` and ``sun_gcrs_km``. The arrays of a step (``mean``, ``ends``,
-    ``along``) are rewritten by the next step: read them within the step.
-    """
-
-    def __init__(self, n_sats: int) -> None:
-        # Two rows, last step's and this step's, alternating: the visible fractions; r·ŝ
-        # (km) and r² - (r·ŝ)² (km²); inside the cylinder. ``_slot`` is this step's row of the
-        # fractions, ``_pos_slot`` of the positions.
-        self._fracs = np.ones((2, n_sats))
-        self._pos = np.zeros((2, 2, n_sats))
-        self._inside = np.zeros((2, n_sats), dtype=bool)
-        self._slot = 0
-        self._pos_slot = 0
-        self._first = True
-        self._have_prev = False  # whether last step had positions
-        self.along: np.ndarray | None = None  # r·ŝ, km: the last positions along the Sun
-        self._mean = np.ones(n_sats)
-        self._changed = np.zeros(n_sats, dtype=bool)
-        self._scratch = np.empty(n_sats)
-        self._squares = np.empty((n_sats, 3))
-
-    @property
-    def sunlit(self) -> np.ndarray:
-        """(n,) the last visible fractions."""
-        return self._fracs[self._slot]
-
-    def update(self, shared: dict[str, Any]) -> SunlitStep:
-        """Read ``sunlit_frac`` (and r·ŝ and r², or the positions); return the step."""
-        sunlit = shared.get("sunlit_frac")
-        k = 1 - self._slot
-        prev, now = self._fracs[self._slot], self._fracs[k]
-        if sunlit is None:
-            np.copyto(now, prev)
-        else:  # a non-finite fraction keeps the last one
-            np.copyto(now, sunlit)
-            if not math.isfinite(float(np.add.reduce(now, axis=None))):
-                np.copyto(now, prev, where=~np.isfinite(now))
-        if self._first:
-            np.copyto(prev, now)
-            self._first = False
-        self._slot = k
-        ends = self._fracs if k == 1 else self._fracs[::-1]  # [before, after], a view
-        mean = np.add(prev, now, out=self._mean)
-        mean *= 0.5
-        j = 1 - self._pos_slot
-        along = self._positions(shared, self._pos[j])
-        if along is None:
-            self._have_prev = False
-            return SunlitStep(mean, ends, _NO_INDEX, _NO_PAIRS, _NO_PAIRS)
-        self._pos_slot = j
-        self.along = along
-        # Inside the cylinder: behind the Earth (r·ŝ < 0) and r² - (r·ŝ)² < R_E².
-        inside = np.less(self._pos[j, 1], R_EARTH_KM * R_EARTH_KM, out=self._inside[j])
-        inside &= np.less(along, 0.0, out=self._changed)
-        step = SunlitStep(mean, ends, _NO_INDEX, _NO_PAIRS, _NO_PAIRS)
-        if self._have_prev:
-            # NaN positions count as outside; the exact test on the candidates drops them.
-            candidates = np.not_equal(inside, self._inside[1 - j],
-                                      out=self._changed).nonzero()[0]
-            if candidates.size:
-                self._crossings(candidates, j, step)
-        self._have_prev = True
-        return step
-
-    def _crossings(self, candidates: np.ndarray, j: int, step: SunlitStep) -> None:
-        """Fill ``step``'s crossings from the candidates (this step's positions in slot j)
-        and rewrite their mean fractions."""
-        pos = self._pos[:, :, candidates]  # (slot, [r·ŝ, r² - (r·ŝ)²], m)
-        if j == 0:
-            pos = pos[::-1]  # [last step, this step]
-        edge = _edge_km(pos[:, 0], pos[:, 1])  # (2, m)
-        keep = edge[0] * edge[1] < 0.0
-        crossed = candidates
-        if np.count_nonzero(keep) < keep.size:
-            crossed, edge = candidates[keep], edge[:, keep]
-        if crossed.size:
-            # τ of the step at the start's fraction, the rest at the end's.
-            weights = np.empty_like(edge)
-            np.divide(edge[0], np.subtract(edge[0], edge[1], out=weights[1]), out=weights[0])
-            np.subtract(1.0, weights[0], out=weights[1])
-            step.crossed, step.weights = crossed, weights
-            step.crossed_ends = step.ends[:, crossed]
-            part = weights * step.crossed_ends
-            step.mean[crossed] = np.add(part[0], part[1], out=part[0])
-
-    def _positions(self, shared: dict[str, Any], out: np.ndarray) -> np.ndarray | None:
-        """Fill ``out`` ((2, n)) with r·ŝ (km) and r² - (r·ŝ)² (km², the square of the
-        distance from the shadow's axis) for this step and return its first row, or None
-        without positions.
-
-        Orbit's r·ŝ is copied (it rewrites it in place next step); an ``along`` that is one
-        of this model's own (power publishes it as ``sun_along_km``) is last step's, not
-        orbit's, and is not taken.
-        """
-        given, r2 = shared.get("sun_along_km"), shared.get("r2_km2")
-        along, perp2 = out
-        if (given is not None and r2 is not None
-                and not np.may_share_memory(given, self._pos)):
-            np.copyto(along, given)
-        else:
-            pos = shared.get("pos_gcrs_km")
-            sun = shared.get("sun_gcrs_km")
-            if pos is None or sun is None:
-                return None
-            s_hat = np.asarray(sun, dtype=np.float64)
-            s_hat = s_hat / math.sqrt(float(s_hat @ s_hat))
-            np.matmul(pos, s_hat, out=along)
-            r2 = np.matmul(np.square(pos, out=self._squares), _ONES_3, out=self._scratch)
-        np.subtract(r2, np.multiply(along, along, out=perp2), out=perp2)
-        return along
-
-
-_ONES_3 = np.ones(3)
-_NO_INDEX = np.zeros(0, dtype=np.intp)
-_NO_INDEX.flags.writeable = False
-_NO_PAIRS = np.zeros((2, 0))
-_NO_PAIRS.flags.writeable = False
-
-
-def _edge_km(along: np.ndarray, perp2: np.ndarray) -> np.ndarray:
-    """Signed distance to the shadow cylinder's edge, km (negative inside), from r·ŝ (km)
-    and r² - (r·ŝ)² (km²), any shape: sqrt(r² - min(r·ŝ, 0)²) + max(r·ŝ, 0) - R_E."""
-    ahead = np.maximum(along, 0.0)
-    edge = np.multiply(ahead, ahead)
-    edge += perp2  # r² - min(r·ŝ, 0)²
-    np.maximum(edge, 0.0, out=edge)
-    np.sqrt(edge, out=edge)
-    edge += ahead
-    edge -= R_EARTH_KM
-    return edge
 
 
 def loop_conductance_w_k(flow_kg_s: np.ndarray, cp_j_kg_k: float, ua_w_k: float) -> np.ndarray:
@@ -752,15 +335,36 @@ ABSORBED_PAIR = slice(3, 8, 4)  # [radiator, bus radiator], W
 Q_BUS, BUS_INTERNAL, SOLVER = 7, 8, 9
 
 
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("set_coolant_flow", "the coolant loop's flow, as a fraction of design",
+                "hazardous", (
+        Arg("value", "number", "flow over design flow", unit="1", min=0.0, max=1.5,
+            required=True),
+        Arg("sat", "integer", "the node's index, or -1 for all", min=-1, default=-1),
+    )),
+)
+"""The commands this model answers (meta.commands; docs/protocol.md)."""
+
+
+FLEET_TOTALS: dict[str, tuple[str, str]] = {
+    "q_absorbed_total_w": ("W", "environmental heat absorbed"),
+    "q_rejected_total_w": ("W", "heat radiated to space"),
+    "temp_compute_max_k": ("K", "hottest accelerator cold plate"),
+    "temp_battery_min_k": ("K", "coldest battery"),
+}
+"""The fleet totals this model publishes: name -> (unit, description) (meta.totals)."""
+
+
 class ThermalModel:
     """Temperatures and heat flows of every node, updated in place each step.
 
-    Reads from ``ctx.shared``: geometry from orbit (``sunlit_frac``, ``beta_deg``,
-    ``pos_gcrs_km``, ``sun_gcrs_km``), heat from power (``payload_power_w``, ``bus_power_w``,
-    ``heater_power_w``, ``loop_heater_power_w`` (into the compute node), ``battery_loss_w``,
-    ``regulation_loss_w``; or ``compute_power_w``
-    when power is absent), power's ``settle_heaters_w`` while it settles (docs/models.md,
-    "Starting state") and ``radiator_health_frac`` from faults. Writes ``temp_*_k``.
+    Reads (twin.core.interfaces): ``beta_deg`` from orbit; the step's sunlight, solar flux
+    and Earth view from the environment; heat from power (``payload_power_w``,
+    ``bus_power_w``, ``heater_power_w``, ``loop_heater_power_w`` (into the compute node),
+    ``battery_loss_w``, ``regulation_loss_w``, or compute's ``compute_power_w`` before
+    power's first step) and power's ``settle_heaters_w`` while it settles (docs/models.md,
+    "Starting state"); ``radiator_health_frac`` from faults. Publishes the four
+    temperatures, from its first step on.
 
     Args:
         n_sats: Number of satellites.
@@ -768,6 +372,8 @@ class ThermalModel:
     """
 
     name = "thermal"
+    reads: tuple[str, ...] = ("orbit", "faults", "environment", "compute", "power")
+    publishes = "thermal"
 
     def __init__(self, n_sats: int, params: ThermalParams | None = None) -> None:
         self.params = p = params or ThermalParams()
@@ -800,6 +406,7 @@ class ThermalModel:
             fld.array = self._temps_f4[row]
         self._flows_f4 = np.zeros((3, n), dtype=np.float32)  # absorbed, rejected, generated
         self._temps_min = np.zeros(4, dtype=np.float32)  # of each field, NaN aside
+        self.outputs = ThermalOutputs()  # published once the first step has set them
         self._fleet_sums: list[float] | None = None  # last step's absorbed, rejected totals
         self.q_absorbed.array, self.q_rejected.array, self.q_generated.array = self._flows_f4
         self.temps_k = np.full((4, n), 293.15)  # float64 state; fields are float32 copies
@@ -809,12 +416,10 @@ class ThermalModel:
         self._g_loop_min = np.empty(n)  # valve at its minimum radiator flow, W/K
         self._g_bounds: tuple[Any, Any] = (self._g_loop_min, self._g_loop)
         self._set_flow(np.ones(n, dtype=bool), 1.0)
-        self.sunlight = StepSunlight(n)
         self._initialized = False
         # β (deg) and the albedo table's column of cos θ (see EarthView.albedo_at): the last
         # finite ones are kept. Column 60 is cos θ = 0.
-        self._env = {"beta": np.zeros(n), "column": np.full(n, _HALF_COLUMNS)}
-        self.view = EarthView(n)
+        self._env = {"beta": np.zeros(n), "column": np.full(n, COS_THETA_ZERO_COLUMN)}
         # Energy ledger since the first step, J (float64): absorbed + generated - rejected
         # equals stored up to the Newton residual. Rows of one block in the order of the
         # step's flows, [absorbed, rejected, generated], so one pass adds a step.
@@ -861,38 +466,36 @@ class ThermalModel:
 
     def step(self, ctx: StepContext) -> None:
         p = self.params
-        shared = ctx.shared
-        self._radiator_health = degraded_frac(shared.get("radiator_health_frac"))
+        power = ctx.power
+        self._radiator_health = degraded_frac(ctx.faults.radiator_health_frac)
         heat, pool = self._heat, self._pool
         flows = self._flows  # [absorbed, rejected, generated], W
-        q_abs_rad, q_abs_bus = self._absorbed_w(shared)
+        q_abs_rad, q_abs_bus = self._absorbed_w(ctx)
         np.add(q_abs_rad, q_abs_bus, out=flows[0])
         # Internal heat, W: compute node (payload and the loop heater), bus (its loads and
-        # the regulation loss), battery (its heater and losses).
-        payload = shared.get("payload_power_w")
+        # the regulation loss), battery (its heater and losses). Before power's first step
+        # (never in the engine, where power steps first) the payload is compute's demand.
+        payload = power.payload_power_w
         if payload is None:
-            payload = shared.get("compute_power_w")
+            payload = ctx.compute.compute_power_w
         # The settle decides the heaters itself, from all off (docs/models.md, "Starting
         # state"), through power's thermostats when power is there.
-        thermostats = None if self._initialized else shared.get("settle_heaters_w")
-        if callable(thermostats):
+        thermostats = None if self._initialized else power.settle_heaters_w
+        if thermostats is not None:
             loop_w, battery_heater_w = thermostats(None)
         else:
-            thermostats = None
-            loop_w, battery_heater_w = (shared.get("loop_heater_power_w"),
-                                        shared.get("heater_power_w"))
+            loop_w, battery_heater_w = power.loop_heater_power_w, power.heater_power_w
         # Power's block of the nodes' internal heat while no heater runs (not in the settle,
         # which switches heaters itself): [compute, bus, battery], W.
-        internal = shared.get("internal_heat_w") if thermostats is None else None
+        internal = power.internal_heat_w if thermostats is None else None
         if internal is not None:
             np.copyto(heat[COMPUTE:], internal)
             heat[BUS] += q_abs_bus
         else:
             _sum_into(heat[COMPUTE], payload, loop_w)
-            _sum_into(pool[BUS_INTERNAL], shared.get("bus_power_w"),
-                      shared.get("regulation_loss_w"))
+            _sum_into(pool[BUS_INTERNAL], power.bus_power_w, power.regulation_loss_w)
             np.add(q_abs_bus, pool[BUS_INTERNAL], out=heat[BUS])
-            _sum_into(heat[BATTERY], battery_heater_w, shared.get("battery_loss_w"))
+            _sum_into(heat[BATTERY], battery_heater_w, power.battery_loss_w)
 
         k_rad, k_bus = (self._k_healthy if self._radiator_health is None
                         else self._radiating_k())
@@ -904,9 +507,9 @@ class ThermalModel:
             # take hours to settle. The epoch (dt 0) has no job running yet, so the state is
             # settled again on the first timed step, whose loads include the jobs the
             # epoch's scheduling placed; that step sets the state instead of integrating.
-            heaters = self._settle(heat, k_rad, k_bus, sink4, thermostats)
-            if heaters is not None:  # what the settle switched on is this step's heater power
-                shared.update(loop_heater_power_w=heaters[0], heater_power_w=heaters[1])
+            # What the settle switches on is this step's heater power: power's thermostats
+            # start the next step from it (power's arrays, which it publishes).
+            self._settle(heat, k_rad, k_bus, sink4, thermostats)
             self._report_settle(ctx)
             if integrate:
                 self._initialized = True
@@ -955,10 +558,12 @@ class ThermalModel:
         self._fleet_sums = np.add.reduce(flows[:2], axis=1).tolist()
         if integrate:
             self._ledger.add(flows, dt)
-        shared.update(temp_compute_k=self.temp_compute.array,
-                      temp_radiator_k=self.temp_radiator.array,
-                      temp_bus_k=self.temp_bus.array, temp_battery_k=self.temp_battery.array,
-                      temp_min_k=(self._temps_f4, self._temps_min))
+        out = self.outputs
+        if out.temp_block_k is None:  # the arrays are updated in place from now on
+            out.temp_compute_k, out.temp_radiator_k = (self.temp_compute.array,
+                                                       self.temp_radiator.array)
+            out.temp_bus_k, out.temp_battery_k = self.temp_bus.array, self.temp_battery.array
+            out.temp_block_k, out.temp_min_k = self._temps_f4, self._temps_min
 
     def fleet(self) -> dict[str, float]:
         if self._fleet_sums is not None:  # the last step's, from its float64 rows
@@ -1017,44 +622,31 @@ class ThermalModel:
 
     # ---- internals
 
-    def _absorbed_w(self, shared: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    def _absorbed_w(self, ctx: StepContext) -> tuple[np.ndarray, np.ndarray]:
         """Environmental heat on the radiator and bus radiator, W, written into the pool's
         rows (the radiator's heat and ``Q_BUS``) and returned, (n,) each."""
         p = self.params
         q_rad, q_bus = pair = self._pool[ABSORBED_PAIR]
         env = self._env
         yaw = p.attitude == "yaw_steering"
-        beta = shared.get("beta_deg")
+        beta = ctx.orbit.beta_deg
         if beta is not None and not yaw:  # yaw steering's exposure does not depend on β
             np.copyto(env["beta"], beta, where=np.isfinite(beta))
-        # Power keeps the same altitude-only view, already updated this step: share it.
-        view = shared.get("earth_view")
-        if not isinstance(view, EarthView):
-            view = self.view
-            alt = shared.get("alt_km")
-            if alt is not None:
-                view.update(alt)
-        # Eclipse over the step: power already worked it out; alone, work it out here.
-        if "sunlit_step_mean_frac" in shared:
-            sun_avg = shared["sunlit_step_mean_frac"]
-            along = shared.get("sun_along_km")
-        else:
-            step_sun = self.sunlight.update(shared)
-            sun_avg, along = step_sun.mean, self.sunlight.along
-        s_w_m2 = shared.get("solar_flux_w_m2")  # power's, from the same Sun
-        if s_w_m2 is None:
-            s_w_m2 = flux_from_sun_w_m2(shared.get("sun_gcrs_km"))
+        # The step's sunlight, flux and Earth view: the environment's, the same as power's.
+        environment = ctx.environment
+        view, s_w_m2 = environment.earth_view, environment.solar_flux_w_m2
+        sun_avg, along = environment.sunlit_step.mean, environment.sun_along_step_km
         column = env["column"]
         if along is not None:
             # cos θ = r̂·ŝ with |r| ≈ R_E H (geodetic height: < 0.3 % off at the poles), as
             # the albedo table's column r·ŝ x_scale + 60; a non-finite one keeps the last.
             if view.complete and math.isfinite(float(np.add.reduce(along, axis=None))):
                 np.multiply(along, view.x_scale, out=column)  # r·ŝ finite everywhere
-                column += _HALF_COLUMNS
+                column += COS_THETA_ZERO_COLUMN
             else:
                 with np.errstate(invalid="ignore"):
                     ratio = along * view.x_scale
-                ratio += _HALF_COLUMNS
+                ratio += COS_THETA_ZERO_COLUMN
                 np.copyto(column, ratio, where=np.isfinite(ratio))
 
         f_earth = view.f_vertical

@@ -1,7 +1,8 @@
 """The command catalog: every command, its arguments and how much it matters, checked once.
 
-Each command the twin answers is declared here with its arguments (type, range, unit,
-choices, default) and its significance: ``informational`` (reads only), ``operational``
+Each command the twin answers is declared with its arguments (type, range, unit, choices,
+default) and its significance, by the server here (``SERVER_COMMANDS``) and by each model in
+its registry entry (twin.models.registry): ``informational`` (reads only), ``operational``
 (changes how the twin runs: the clock, jobs, policies, caps) or ``hazardous`` (degrades the
 simulated fleet: injected faults and upsets, coolant flow). The server checks every request
 against its declaration before the handler runs (`check_request`), so a command is
@@ -87,14 +88,12 @@ class CommandSpec:
                 "args": {arg.name: arg.entry() for arg in self.args}}
 
 
-def _sat(description: str, *, required: bool = True, allow_all: bool = False) -> Arg:
+def sat_arg(description: str, *, required: bool = True, allow_all: bool = False) -> Arg:
+    """The ``sat`` argument: a satellite by index, name or NORAD id (or ``"all"``)."""
     return Arg("sat", "sat", description, required=required, allow_all=allow_all)
 
 
-_JOB_ID = Arg("job_id", "integer", "the job's id", min=1, required=True)
-
-COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
-    # the server's own
+SERVER_COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("commands", "list every command this twin answers", "informational"),
     CommandSpec("status", "clock, counters and events so far", "informational"),
     CommandSpec("meta", "the meta body (and republish it on the stream)", "informational"),
@@ -108,76 +107,25 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     CommandSpec("rate", "steps and publishes per wall second", "operational", (
         Arg("value", "number", "the new rate", unit="Hz", min=0.01, max=1000.0,
             required=True),)),
-    # compute
-    CommandSpec("submit_job", "queue a job, scheduled on the next step", "operational", (
-        Arg("kind", "choice", "the job's kind", choices=("training", "inference"),
-            default="inference"),
-        Arg("size_accel_h", "number", "work in accelerator-hours", unit="accelerator-h",
-            min=1e-6, max=1e6),
-        Arg("accelerators", "integer", "accelerators it runs on (at most a node's)",
-            min=1, max=64),
-        Arg("priority", "integer", "higher runs first", min=-1000, max=1000),
-        Arg("checkpoint_interval_s", "number", "time between checkpoints", unit="s",
-            min=1.0, max=1e7),
-        Arg("result_bytes", "number", "result size to downlink (at most the node's "
-            "storage)", unit="B", min=0.0),
-    )),
-    CommandSpec("cancel_job", "remove a queued or running job (running work is lost)",
-                "operational", (_JOB_ID,)),
-    CommandSpec("job", "one job's state", "informational", (_JOB_ID,)),
-    CommandSpec("set_policy", "the scheduling policy", "operational", (
-        Arg("policy", "choice", "first_fit or sun_aware", choices=("first_fit", "sun_aware"),
-            required=True),)),
-    CommandSpec("set_power_cap", "cap a node's compute power (nil clears)", "operational", (
-        _sat("the node, or all", allow_all=True),
-        Arg("power_w", "number", "the cap", unit="W", min=0.0, max=1e7, nullable=True),
-    )),
-    CommandSpec("inject_upset", "a single-event upset on a node at the next step",
-                "hazardous", (
-        _sat("the node"),
-        Arg("reset", "bool", "the upset needs a device reset", default=False),
-        Arg("job_id", "integer", "strike this running job on that node", min=1),
-    )),
-    # faults
-    CommandSpec("inject_fault", "fail accelerators or degrade a radiator, battery or "
-                "solar array", "hazardous", (
-        _sat("the node"),
-        Arg("kind", "choice", "what fails", choices=("accelerator", "radiator", "battery",
-                                                      "solar"), required=True),
-        Arg("count", "integer", "accelerators to fail (kind accelerator)", min=1, max=64,
-            default=1),
-        Arg("health_frac", "number", "capacity left (other kinds)", unit="1", min=0.0,
-            max=0.999),
-    )),
-    CommandSpec("clear_fault", "restore a node's health", "operational", (
-        _sat("the node"),
-        Arg("kind", "choice", "one kind or all", choices=("accelerator", "radiator",
-                                                           "battery", "solar", "all"),
-            default="all"),
-    )),
-    # thermal
-    CommandSpec("set_coolant_flow", "the coolant loop's flow, as a fraction of design",
-                "hazardous", (
-        Arg("value", "number", "flow over design flow", unit="1", min=0.0, max=1.5,
-            required=True),
-        Arg("sat", "integer", "the node's index, or -1 for all", min=-1, default=-1),
-    )),
-    # mirror
-    CommandSpec("mirror_status", "the mirror's counters and bindings", "informational"),
-)}
+)
+"""The server's own commands; each model's are in its registry entry."""
 
 
-def check_catalog(handlers: set[str]) -> None:
+def check_catalog(specs: dict[str, CommandSpec], handlers: set[str]) -> None:
     """Every command answered is declared, and every declaration is well formed.
+
+    Args:
+        specs: The catalog, by name (the server's own and every model's).
+        handlers: The commands answered.
 
     Raises:
         ValueError: Naming the command without a declaration, or the bad declaration.
     """
-    missing = sorted(handlers - set(COMMANDS))
+    missing = sorted(handlers - set(specs))
     if missing:
-        raise ValueError(f"command(s) {', '.join(missing)} answered but not declared in "
-                         "twin/protocol/commands.py (arguments, significance)")
-    for spec in COMMANDS.values():
+        raise ValueError(f"command(s) {', '.join(missing)} answered but not declared "
+                         "(arguments, significance): see docs/architecture.md")
+    for spec in specs.values():
         if spec.significance not in SIGNIFICANCE:
             raise ValueError(f"{spec.name}: significance {spec.significance!r}")
         for arg in spec.args:

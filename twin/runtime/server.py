@@ -46,7 +46,7 @@ from twin.protocol.codec import (
     pack,
     unpack,
 )
-from twin.protocol.commands import COMMANDS, check_catalog, check_request
+from twin.protocol.commands import SERVER_COMMANDS, check_catalog, check_request
 from twin.runtime.addresses import is_loopback
 from twin.runtime.allocator import release_free_memory
 
@@ -235,7 +235,11 @@ class TwinServer:
             "commands": self._cmd_commands,
         }
         self.handlers.update(engine.commands())
-        check_catalog(set(self.handlers))
+        # The command catalog: the server's own and each model's (names unique: the engine
+        # checked the models' against each other and against these).
+        self.command_specs = {spec.name: spec for spec in SERVER_COMMANDS}
+        self.command_specs.update(engine.command_specs())
+        check_catalog(self.command_specs, set(self.handlers))
 
     def _bind(self, kind: int, address: str, **options: int) -> zmq.Socket:
         if not is_loopback(address):
@@ -444,7 +448,8 @@ class TwinServer:
         now = time.monotonic()
         if self._meta_items is None or now - self._meta_built_at > META_CACHE_MAX_AGE_S:
             meta = self.engine.meta()
-            meta["commands"] = {name: COMMANDS[name].entry() for name in sorted(self.handlers)}
+            meta["commands"] = {name: self.command_specs[name].entry()
+                                for name in sorted(self.handlers)}
             self._meta_items = (len(meta), b"".join(pack(k) + pack(v) for k, v in meta.items()))
             self._meta_built_at = now
         return self._meta_items
@@ -620,7 +625,7 @@ class TwinServer:
             known = ", ".join(sorted(self.handlers))
             return self._rejected("unknown", f"unknown command {shorten(repr(name), 60)}; "
                                   f"known: {known}")
-        spec = COMMANDS.get(name)  # every handler has one (checked at start-up)
+        spec = self.command_specs.get(name)  # every handler has one (checked at start-up)
         try:
             if spec is not None:
                 check_request(spec, request)

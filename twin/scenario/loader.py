@@ -60,12 +60,22 @@ GENERATED_NORAD_BASE = 90_000
 """Catalog numbers of generated satellites start here, above today's real catalog (~60,000).
 Numbers above 99,999 are valid Alpha-5 numbers in SGP4."""
 
-SUBSYSTEM_SECTIONS: tuple[str, ...] = ("thermal", "power", "compute", "radiation", "limits",
-                                       "mirror", "workload")
-"""Tables kept raw in ``Scenario.sections`` for later subsystems to parse with parse_section."""
 _SINGLE_SECTIONS = ("scenario", "clock")
 _ARRAY_SECTIONS = ("walker", "sun_synchronous", "tle", "station")
-_ALL_SECTIONS = _SINGLE_SECTIONS + _ARRAY_SECTIONS + SUBSYSTEM_SECTIONS
+
+
+def model_sections() -> tuple[str, ...]:
+    """The models' tables (twin.models.registry), kept raw in ``Scenario.sections`` for each
+    model to parse with parse_section."""
+    # Imported here: the models import this module.
+    from twin.models.registry import scenario_sections
+
+    return scenario_sections()
+
+
+def all_sections() -> tuple[str, ...]:
+    """Every table a scenario may hold."""
+    return _SINGLE_SECTIONS + _ARRAY_SECTIONS + model_sections()
 
 T = TypeVar("T")
 
@@ -378,7 +388,7 @@ def parse_scenario(text: str, source: str = "<string>", base_dir: Path | None = 
             f" {MAX_SATELLITES:,}: use 'limit = N' in [[tle]] to take the first N")
 
     sections = types.MappingProxyType(
-        {name: types.MappingProxyType(doc[name]) for name in SUBSYSTEM_SECTIONS if name in doc})
+        {name: types.MappingProxyType(doc[name]) for name in model_sections() if name in doc})
     return Scenario(
         name=header.name or (Path(source).stem if source != "<string>" else "unnamed"),
         description=header.description,
@@ -451,7 +461,8 @@ def _parse_toml(text: str, source: str) -> dict[str, Any]:
 
 def _check_top_level(doc: dict[str, Any], source: str) -> None:
     for key, value in doc.items():
-        if key not in _ALL_SECTIONS:
+        known = all_sections()
+        if key not in known:
             if not isinstance(value, dict | list):
                 owner = _owning_section(key)
                 hint = (f" It looks like a key of [{owner}]: move it below a [{owner}] line."
@@ -460,8 +471,8 @@ def _check_top_level(doc: dict[str, Any], source: str) -> None:
                     source, key, f"'{key} = ...' is outside any section; every key belongs to a"
                     f" [section].{hint}")
             raise ScenarioError(
-                source, key, f"unknown section [{key}].{_suggest(key, _ALL_SECTIONS)} Known"
-                f" sections: {', '.join(_ALL_SECTIONS)}")
+                source, key, f"unknown section [{key}].{_suggest(key, known)} Known"
+                f" sections: {', '.join(known)}")
         if key in _ARRAY_SECTIONS and not isinstance(value, list):
             raise ScenarioError(
                 source, key, f"[{key}] must be an array of tables: write [[{key}]] (double"

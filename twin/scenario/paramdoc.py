@@ -11,24 +11,13 @@ import dataclasses
 import sys
 from typing import Any
 
-from twin.models.compute import ComputeParams
-from twin.models.mirror import MirrorParams
-from twin.models.power import PowerParams
-from twin.models.radiation import RadiationParams
-from twin.models.thermal import ThermalParams
-from twin.models.workload import WorkloadParams
+from twin.models.registry import parameter_sections
 
 BEGIN = "<!-- params:begin -->"
 END = "<!-- params:end -->"
 
-SECTIONS: tuple[tuple[str, type], ...] = (
-    ("thermal", ThermalParams),
-    ("power", PowerParams),
-    ("compute", ComputeParams),
-    ("workload", WorkloadParams),
-    ("radiation", RadiationParams),
-    ("mirror", MirrorParams),
-)
+SECTIONS: tuple[tuple[str, type], ...] = parameter_sections()
+"""(table, parameters dataclass) of every model table, in step order (twin.models.registry)."""
 
 
 def _default(spec: dataclasses.Field) -> str:

@@ -1,0 +1,215 @@
+"""What the models publish to each other during a step: one typed structure per writer.
+
+Each model that others read declares its outputs here as a dataclass whose attributes carry
+their unit in the name. The model owns its instance (``self.outputs``) and is the only one to
+write it; the engine hands every model a :class:`twin.core.subsystem.StepContext` whose
+attribute of the same name (``ctx.orbit``, ``ctx.power``, ...) is that instance. A model
+declares which of them it reads (``reads``); the engine refuses to start when a model reads
+outputs that no model publishes, or when two models publish the same outputs or the same
+quantity name (``twin.core.registry``).
+
+Reading a model stepped *later* gives its values of the last step (compute runs before
+thermal and reads last step's chip temperature); before that model's first step, an
+attribute is ``None``. Reading a model stepped earlier gives this step's values. Arrays are
+the publishers' own, updated in place or replaced each step: read them within the step and
+never write them.
+
+A quantity its publisher may leave unset by design says so (``metadata={"optional":
+True}``); any other still unset after the first step stops the twin at start-up.
+
+Quantities are SI (docs/models.md): ``_km`` and ``_km_s`` where the astro code works in km.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # the types live with the models that make them
+    from twin.models.environment import EarthView, SunlitStep
+
+Array = np.ndarray
+
+
+@dataclass(eq=False)
+class OrbitOutputs:
+    """Published by ``orbit``: where each node is and what it sees, at the step's end."""
+
+    pos_gcrs_km: Array | None = None
+    """(n, 3) GCRS position, km."""
+    vel_gcrs_km_s: Array | None = None
+    """(n, 3) GCRS velocity, km/s."""
+    sun_gcrs_km: Array | None = None
+    """(3,) the Sun's GCRS position, km."""
+    sunlit_frac: Array | None = None
+    """(n,) visible fraction of the Sun's disc, 1."""
+    beta_deg: Array | None = None
+    """(n,) Sun elevation above the orbit plane, degrees."""
+    alt_km: Array | None = None
+    """(n,) geodetic altitude, km."""
+    lat_deg: Array | None = None
+    """(n,) geodetic latitude, degrees."""
+    lon_deg: Array | None = None
+    """(n,) longitude, degrees."""
+    in_contact: Array | None = None
+    """(n_stations, n) bool: the station sees the node."""
+    contact_station: Array | None = None
+    """(n,) index of the best station in view, -1 none."""
+    orbit_status: Array | None = None
+    """(n,) SGP4 error code, 0 ok."""
+    sun_along_km: Array | None = None
+    """(n,) r·ŝ, the position along the Sun's direction, km."""
+    r2_km2: Array | None = None
+    """(n,) |r|², km²."""
+
+
+@dataclass(eq=False)
+class FaultOutputs:
+    """Published by ``faults``: the injected fault state (changes only by command)."""
+
+    accelerators_ok: Array | None = None
+    """(n,) working accelerators."""
+    radiator_health_frac: Array | None = None
+    """(n,) radiator capacity left, 1."""
+    solar_health_frac: Array | None = None
+    """(n,) solar array output left, 1."""
+    battery_health_frac: Array | None = None
+    """(n,) battery capacity left, 1."""
+    fault_flags: Array | None = None
+    """(n,) bitmask of active faults."""
+
+
+@dataclass(eq=False)
+class DriverOutputs:
+    """Published by ``mirror_drivers``: measured model inputs of live mirrored nodes.
+
+    Each model whose input a testbed measures applies it itself for those nodes (compute
+    its utilization and power, power its bus and heater power), so no model writes another's
+    arrays. Empty (``mirror_sat`` of size 0) when no mirror is live.
+    """
+
+    mirror_sat: Array = field(default_factory=lambda: np.zeros(0, dtype=int))
+    """(m,) node indices of live mirrors."""
+    measured_drivers: dict[str, Array] = field(default_factory=dict)
+    """Driver quantity (``compute_power_w``, ...) -> (m,) SI values, NaN where that mirror
+    does not measure it."""
+
+
+@dataclass(eq=False)
+class ComputeOutputs:
+    """Published by ``compute``."""
+
+    compute_power_w: Array | None = None
+    """(n,) electrical power the compute payload demands, W."""
+
+
+@dataclass(eq=False)
+class EnvironmentOutputs:
+    """Published by ``environment``: sunlight over the step, solar flux and Earth view."""
+
+    sunlit_step: SunlitStep | None = None
+    """Visible Sun over the step (mean, ends, shadow-edge crossings)."""
+    sun_along_step_km: Array | None = None
+    """(n,) r·ŝ the step's sunlight was worked out from, km (last known where absent)."""
+    solar_flux_w_m2: float | None = None
+    """Solar flux at the Earth's distance from the Sun this step, W/m²."""
+    earth_view: EarthView | None = None
+    """Per-node Earth view factor and albedo-table position (altitude only)."""
+
+
+@dataclass(eq=False)
+class PowerOutputs:
+    """Published by ``power``: the electrical balance, and the heat it leaves in the node."""
+
+    power_cap_w: Array | None = None
+    """(n,) cap on compute power, +inf none, W."""
+    soc_frac: Array | None = None
+    """(n,) battery state of charge, 1."""
+    p_solar_w: Array | None = None
+    """(n,) array output, W."""
+    payload_power_w: Array | None = None
+    """(n,) compute power served, W."""
+    bus_power_w: Array | None = None
+    """(n,) bus power served, W."""
+    heater_power_w: Array | None = None
+    """(n,) battery heater power served, W."""
+    loop_heater_power_w: Array | None = None
+    """(n,) loop heater power served, W."""
+    battery_loss_w: Array | None = None
+    """(n,) battery charge/discharge loss, W."""
+    regulation_loss_w: Array | None = None
+    """(n,) power regulation loss, W."""
+    internal_heat_w: Array | None = field(default=None, metadata={"optional": True})
+    """(3, n) [compute, bus, battery] internal heat while no heater runs, else None, W."""
+    settle_heaters_w: Callable[[Array | None], tuple[Array, Array]] | None = None
+    """Power's thermostats for thermal's starting state (docs/models.md, "Starting state")."""
+
+
+@dataclass(eq=False)
+class ThermalOutputs:
+    """Published by ``thermal``: node temperatures at the step's end."""
+
+    temp_compute_k: Array | None = None
+    """(n,) compute cold plate, K."""
+    temp_radiator_k: Array | None = None
+    """(n,) radiator, K."""
+    temp_bus_k: Array | None = None
+    """(n,) bus, K."""
+    temp_battery_k: Array | None = None
+    """(n,) battery, K."""
+    temp_block_k: Array | None = None
+    """(4, n) float32 block the four temperature fields are rows of, K."""
+    temp_min_k: Array | None = None
+    """(4,) per-row minimum of ``temp_block_k`` (NaN ignored), K."""
+
+
+OUTPUTS: dict[str, type] = {
+    "orbit": OrbitOutputs,
+    "faults": FaultOutputs,
+    "drivers": DriverOutputs,
+    "compute": ComputeOutputs,
+    "environment": EnvironmentOutputs,
+    "power": PowerOutputs,
+    "thermal": ThermalOutputs,
+}
+"""The step context's attribute for each outputs type (``ctx.orbit`` is OrbitOutputs)."""
+
+
+def quantity_names(outputs: type) -> tuple[str, ...]:
+    """The quantities an outputs type declares."""
+    return tuple(f.name for f in dataclasses.fields(outputs))
+
+
+def quantity_owners() -> dict[str, str]:
+    """Quantity name -> the context attribute of the outputs that declares it.
+
+    Raises:
+        ValueError: Two outputs declare the same quantity (each has one writer).
+    """
+    owners: dict[str, str] = {}
+    for slot, outputs in OUTPUTS.items():
+        for name in quantity_names(outputs):
+            if name in owners:
+                raise ValueError(f"quantity {name!r} is declared by both {owners[name]!r} and "
+                                 f"{slot!r} outputs: each quantity has one writer")
+            owners[name] = slot
+    return owners
+
+
+def find_quantity(context: Any, name: str) -> Any:
+    """The value of quantity ``name`` in a step context, None if unpublished.
+
+    For what reads quantities by name (the mirror compares the states a scenario names);
+    models read typed attributes.
+
+    Raises:
+        KeyError: No outputs declare ``name``.
+    """
+    return getattr(getattr(context, QUANTITY_OWNERS[name]), name)
+
+
+QUANTITY_OWNERS = quantity_owners()

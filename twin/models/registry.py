@@ -1,0 +1,94 @@
+"""The models of the twin, in step order: the one declaration the rest is derived from.
+
+The engine steps them in this order; the scenario loader accepts their tables; the
+parameter reference in docs/scenarios.md is generated from their parameter dataclasses;
+``meta.commands`` and ``meta.totals`` are their commands and totals. Adding a model is a
+line here (docs/architecture.md, "Adding a model"); twin.core.registry checks that nothing
+two models claim clashes and that everything a model reads is published.
+
+Order matters where a model reads another's outputs of this step (twin.core.interfaces):
+the mirror's measured drivers come before the models they drive, orbit before everything
+that needs geometry, power before thermal (its heat), and limits after every model whose
+fields it watches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twin.core.registry import Built, ModelEntry
+from twin.models import compute, faults, limits, mirror, orbit, power, scheduler, thermal
+from twin.models.compute import ComputeModel, ComputeParams
+from twin.models.environment import EnvironmentModel
+from twin.models.faults import FaultModel
+from twin.models.limits import LimitsModel
+from twin.models.mirror import Mirror, MirrorDrivers, MirrorParams
+from twin.models.orbit import OrbitModel
+from twin.models.power import PowerModel, PowerParams
+from twin.models.radiation import RadiationParams
+from twin.models.thermal import ThermalModel, ThermalParams
+from twin.models.workload import WorkloadParams
+from twin.protocol.catalog import total_entry
+from twin.protocol.commands import SERVER_COMMANDS, CommandSpec
+from twin.scenario import parse_section
+
+
+def _faults(b: Built) -> FaultModel:
+    # Faults step before compute, but fail the accelerators compute's table installs.
+    installed = parse_section(ComputeParams, b.scenario, "compute").accelerators_per_node
+    return FaultModel(b.scenario, installed)
+
+
+def _mirror_states(b: Built) -> Mirror:
+    # The mirror is two steps of one object: its drivers early, its comparison last.
+    drivers = b.models["mirror_drivers"]
+    assert isinstance(drivers, MirrorDrivers)
+    return drivers.mirror
+
+
+MODELS: tuple[ModelEntry, ...] = (
+    ModelEntry("orbit", lambda b: OrbitModel(b.scenario, b.clock),
+               totals=orbit.FLEET_TOTALS),
+    ModelEntry("faults", _faults, commands=faults.COMMANDS, totals=faults.FLEET_TOTALS),
+    ModelEntry("mirror_drivers", lambda b: MirrorDrivers(Mirror(b.scenario, b.clock))),
+    ModelEntry("compute", lambda b: ComputeModel(b.scenario),
+               sections=(("compute", ComputeParams), ("workload", WorkloadParams),
+                         ("radiation", RadiationParams)),
+               commands=compute.COMMANDS, totals=compute.FLEET_TOTALS,
+               total_labels={"scheduler_policy_code": {
+                   code: name for name, code in scheduler.POLICIES.items()}}),
+    ModelEntry("environment", lambda b: EnvironmentModel(len(b.scenario.satellites))),
+    ModelEntry("power", lambda b: PowerModel.from_scenario(b.scenario),
+               sections=(("power", PowerParams),), totals=power.FLEET_TOTALS),
+    ModelEntry("thermal", lambda b: ThermalModel.from_scenario(b.scenario),
+               sections=(("thermal", ThermalParams),), commands=thermal.COMMANDS,
+               totals=thermal.FLEET_TOTALS),
+    # Watches the fields with limits of every model before it.
+    ModelEntry("limits", lambda b: LimitsModel(b.fields(), b.scenario),
+               sections=(("limits", None),), totals=limits.FLEET_TOTALS),
+    ModelEntry("mirror", _mirror_states, sections=(("mirror", MirrorParams),),
+               commands=mirror.COMMANDS, totals=mirror.FLEET_TOTALS),
+)
+
+
+def scenario_sections() -> tuple[str, ...]:
+    """Every model's scenario table, in step order."""
+    return tuple(name for entry in MODELS for name, _ in entry.sections)
+
+
+def parameter_sections() -> tuple[tuple[str, type], ...]:
+    """(table, parameters dataclass) of every table documented from its dataclass."""
+    return tuple((name, cls) for entry in MODELS for name, cls in entry.sections
+                 if cls is not None)
+
+
+def command_catalog() -> dict[str, CommandSpec]:
+    """Every command a twin answers, the server's own first, by name (meta.commands)."""
+    return {spec.name: spec for spec in (*SERVER_COMMANDS, *(
+        spec for entry in MODELS for spec in entry.commands))}
+
+
+def totals_catalog() -> dict[str, dict[str, Any]]:
+    """The catalog entry of every fleet total a model declares, by name (meta.totals)."""
+    return {name: total_entry(unit, description, entry.total_labels.get(name))
+            for entry in MODELS for name, (unit, description) in entry.totals.items()}
