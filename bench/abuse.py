@@ -53,8 +53,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchargs import checked_scenario  # noqa: E402
 
-from bridge.push import encode_telemetry  # noqa: E402
 from twin.protocol.codec import TOPIC_STATE, WireError, decode, pack, unpack  # noqa: E402
+from twin.protocol.telemetry import encode_telemetry  # noqa: E402
 from twin.runtime.cli import count_argument, positive_argument, rate_argument  # noqa: E402
 
 # Targets (issue 12).

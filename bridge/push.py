@@ -1,16 +1,9 @@
 """Push decoded telemetry to the twin's ingest socket (the ``tm`` message of docs/protocol.md).
 
-One message carries k samples of one packet type of one testbed, column by column::
-
-    frame 0   b"tm"
-    frame 1   msgpack header {v, seq, t_utc, testbed, packet, n, fields, [bridge]}
-    frame 2.. raw little-endian <f8 columns, in the order of header["fields"]:
-              "t_utc" first (sample times, POSIX s), optionally "seq_count" (<i8,
-              unwrapped packet sequence counts), then one column per parameter
-
-``seq`` counts messages from this bridge from 0; ``t_utc`` is the wall time of sending;
-``bridge`` (at most once a second) carries the bridge's own counters so the twin can show
-them. Columns reuse the ``state`` framing, so one reader serves both.
+One message carries k samples of one packet type of one testbed, column by column; it is
+framed by ``twin.protocol.telemetry.encode_telemetry``, beside the decoder the twin reads it
+with. This module adds the socket: bounded queueing, send timeouts, and the counts of what
+was sent and dropped.
 """
 
 from __future__ import annotations
@@ -21,53 +14,13 @@ from typing import Any
 import numpy as np
 import zmq
 
-from twin.protocol.codec import PROTOCOL_VERSION, TOPIC_TELEMETRY, pack
+from twin.protocol.telemetry import encode_telemetry
 
 # Messages queued for a twin that is connected but not reading. One message holds at most
 # one 256 KiB read window of packets (~420 kB decoded), so 128 of them bound the queue near
 # 54 MB; past it a send waits up to SEND_TIMEOUT_MS, then drops the batch (counted).
 PUSH_HIGH_WATER_MARK = 128
 SEND_TIMEOUT_MS = 1000
-
-
-def encode_telemetry(seq: int, testbed: str, packet: str, t_utc: np.ndarray,
-                     values: dict[str, np.ndarray], units: dict[str, str] | None = None,
-                     bridge: dict[str, Any] | None = None, sent_utc: float | None = None,
-                     seq_count: np.ndarray | None = None) -> list[Any]:
-    """Frame one ``tm`` message.
-
-    Args:
-        seq: Message counter of this bridge.
-        testbed: Testbed name (the mirror binds by it).
-        packet: Packet (parameter group) name.
-        t_utc: (k,) sample times, POSIX seconds, ascending.
-        values: Parameter name (unit-carrying) -> (k,) values.
-        units: Optional unit strings per parameter, for people.
-        bridge: Optional bridge counters map.
-        sent_utc: Send time (default: now).
-        seq_count: Optional (k,) unwrapped packet sequence counts, sent as the ``<i8``
-            column ``seq_count``; the twin uses them to order samples with equal times.
-
-    Returns:
-        Frames for ``send_multipart(copy=False)``.
-    """
-    units = units or {}
-    columns = [np.ascontiguousarray(t_utc, dtype="<f8")]
-    fields = [{"name": "t_utc", "dtype": "<f8", "shape": [len(t_utc)], "unit": "s"}]
-    if seq_count is not None:
-        columns.append(np.ascontiguousarray(seq_count, dtype="<i8"))
-        fields.append({"name": "seq_count", "dtype": "<i8", "shape": [len(t_utc)], "unit": "1"})
-    for name, column in values.items():
-        columns.append(np.ascontiguousarray(column, dtype="<f8"))
-        fields.append({"name": name, "dtype": "<f8", "shape": [len(t_utc)],
-                       "unit": units.get(name, "")})
-    header: dict[str, Any] = {
-        "v": PROTOCOL_VERSION, "seq": seq, "t_utc": time.time() if sent_utc is None else sent_utc,
-        "testbed": testbed, "packet": packet, "n": len(t_utc), "fields": fields,
-    }
-    if bridge is not None:
-        header["bridge"] = bridge
-    return [TOPIC_TELEMETRY, pack(header), *(memoryview(c).cast("B") for c in columns)]
 
 
 class TelemetryPusher:

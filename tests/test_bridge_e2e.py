@@ -148,7 +148,7 @@ def _mirror(now: dict[str, float]):
 
 def _tm(t: list[float], power: list[float], seq: int = 0, testbed: str = "flatsat",
         counts: list[int] | None = None) -> list:
-    from bridge.push import encode_telemetry
+    from twin.protocol.telemetry import encode_telemetry
 
     return encode_telemetry(seq, testbed, "hk", np.array(t), {"compute_power_w": np.array(power)},
                             seq_count=None if counts is None else np.array(counts))
@@ -242,7 +242,7 @@ def _mirrored_engine(scenario_text: str, now: dict[str, float]):
 
 
 def _flatsat_tm(now_s: float, util: float, power_w: float | None = None) -> list:
-    from bridge.push import encode_telemetry
+    from twin.protocol.telemetry import encode_telemetry
 
     values = {"util_frac": np.array([util])}
     if power_w is not None:

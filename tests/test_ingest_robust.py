@@ -1,7 +1,7 @@
 """The mirror's ingest against bad input: bounds, caps, exact counting, short logs, fuzz.
 
-Messages are built the way the bridge builds them (``bridge.push.encode_telemetry``) and fed
-to ``Mirror.ingest`` directly, on the flatsat mirror scenario (16 nodes, one binding).
+Messages are built the way the bridge builds them (``twin.protocol.telemetry.encode_telemetry``)
+and fed to ``Mirror.ingest`` directly, on the flatsat mirror scenario (16 nodes, one binding).
 """
 
 from __future__ import annotations
@@ -18,17 +18,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bridge.push import encode_telemetry
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
 from twin.core.ratelog import MAX_MESSAGE_CHARS
-from twin.models.mirror import (
-    MAX_BRIDGE_ENTRIES,
-    MAX_PACKETS_PER_BINDING,
-    Mirror,
-    decode_telemetry,
-)
+from twin.models.mirror import MAX_BRIDGE_ENTRIES, MAX_PACKETS_PER_BINDING, Mirror
 from twin.protocol.codec import WIRE_DTYPES, pack
+from twin.protocol.telemetry import decode_telemetry, encode_telemetry
 from twin.scenario import ScenarioError, parse_scenario
 
 ROOT = Path(__file__).resolve().parent.parent

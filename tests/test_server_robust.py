@@ -335,7 +335,7 @@ def test_a_scenario_without_stations_runs_and_publishes() -> None:
 
 
 def test_a_telemetry_flood_does_not_starve_the_clock() -> None:
-    from bridge.push import encode_telemetry
+    from twin.protocol.telemetry import encode_telemetry
 
     frames = [bytes(f) for f in encode_telemetry(
         0, "nobody", "hk", np.array([time.time()]), {"compute_power_w": np.array([100.0])})]

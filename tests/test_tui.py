@@ -519,7 +519,7 @@ def test_live_mirror_from_the_flatsat_scenario(tmp_path) -> None:
     shows as measured beside predicted, then LOST when it stops."""
     import zmq
 
-    from bridge.push import encode_telemetry
+    from twin.protocol.telemetry import encode_telemetry
 
     text = (tuiutil.ROOT / "assets" / "testbeds" / "flatsat_mirror.toml").read_text()
     scenario_file = tmp_path / "flatsat_mirror.toml"

@@ -343,7 +343,7 @@ def test_live_mirror_from_the_flatsat_scenario():
     import zmq
     from twinutil import connected
 
-    from bridge.push import encode_telemetry
+    from twin.protocol.telemetry import encode_telemetry
 
     text = (IMAGES.parents[1] / "assets" / "testbeds" / "flatsat_mirror.toml").read_text()
     text = text.replace("lost_after_s = 3.0", "lost_after_s = 1.0")

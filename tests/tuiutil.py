@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 from procutil import stop_process, twin_process  # noqa: F401  (re-exported for tests)
 
-from bridge.push import encode_telemetry
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
 from twin.core.subsystem import StepContext
@@ -37,6 +36,7 @@ from twin.protocol.codec import (
     encode_map,
     encode_state,
 )
+from twin.protocol.telemetry import encode_telemetry
 from twin.scenario import SCENARIOS_DIR, parse_scenario
 
 ROOT = Path(__file__).resolve().parent.parent

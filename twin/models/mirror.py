@@ -14,13 +14,13 @@ node and maps its parameters onto the node's quantities:
   per state, and raises ``mirror_residual`` when ``|residual|`` passes its threshold.
 
 Telemetry arrives between steps through ``Mirror.ingest`` (the server's ingest handler, the
-``tm`` message of docs/protocol.md). Samples are judged in wall-clock time (mirror runs at
-warp 1): older than ``max_sample_age_s`` is ``late``, not newer than the newest applied one
-of its packet is ``out_of_order`` or ``duplicate``, outside the physical bounds of its
-quantity (``QUANTITY_BOUNDS``, SI, overridable per binding) ``out_of_bounds``; all are
-dropped and counted, never applied. With no applied sample for ``lost_after_s`` the node
-falls back to the model (event ``mirror_lost``) until telemetry returns
-(``mirror_regained``).
+``tm`` message of docs/protocol.md, checked by ``twin.protocol.telemetry``). Samples are
+judged in wall-clock time (mirror runs at warp 1): older than ``max_sample_age_s`` is
+``late``, not newer than the newest applied one of its packet is ``out_of_order`` or
+``duplicate``, outside the physical bounds of its quantity (``QUANTITY_BOUNDS``, SI,
+overridable per binding) ``out_of_bounds``; all are dropped and counted, never applied.
+With no applied sample for ``lost_after_s`` the node falls back to the model (event
+``mirror_lost``) until telemetry returns (``mirror_regained``).
 
 Ingest is an edge facing any client: every message is counted exactly once (applied,
 ignored or dropped by reason), nothing a client sends raises out of ``ingest`` or reaches
@@ -33,7 +33,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import reprlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,15 +44,9 @@ from twin.core.constants import KELVIN_PER_CELSIUS
 from twin.core.interfaces import DriverOutputs
 from twin.core.ratelog import RateLimitedLog, shorten
 from twin.core.subsystem import CommandHandler, Field, StepContext, make_field, only_keys
-from twin.protocol.codec import (
-    PROTOCOL_VERSION,
-    TOPIC_TELEMETRY,
-    WIRE_DTYPES,
-    WireError,
-    ok,
-    unpack,
-)
+from twin.protocol.codec import WireError, ok
 from twin.protocol.commands import CommandSpec
+from twin.protocol.telemetry import MAX_NAME_CHARS, decode_telemetry, quote
 from twin.scenario import InvalidField, Scenario, parse_section
 
 log = logging.getLogger("odc.twin.mirror")
@@ -85,22 +78,14 @@ QUANTITY_BOUNDS: dict[str, tuple[float, float]] = {
 }
 MAX_BOUND_ABS = 1.0e9
 """Largest magnitude a binding's own bound may have: keeps every product finite in f4 fields."""
-# Caps on what a client can make the mirror keep or work on (docs/reliability.md).
-MAX_SAMPLES = 10_000_000
-"""Largest ``n`` of one message (docs/protocol.md); its columns must hold that many values."""
-MAX_NAME_CHARS = 128
-"""Longest packet or field name."""
+# Caps on what a client can make the mirror keep or work on (docs/reliability.md); the caps
+# on one message (MAX_SAMPLES, MAX_NAME_CHARS) are the decoder's, in twin.protocol.telemetry.
 MAX_PACKETS_PER_BINDING = 64
 """Packet names whose ordering one binding remembers; a new one past this is dropped."""
 MAX_BRIDGE_ENTRIES = 32
 """Entries kept of each client-keyed map in a bridge's counters (reasons, packets)."""
 JUDGE_CHUNK = 65_536
 """Samples judged at a time: working memory stays ~10 MB whatever ``n`` is."""
-_QUOTE = reprlib.Repr()
-_QUOTE.maxstring = _QUOTE.maxother = 40
-_QUOTE.maxlevel = 2
-_quote = _QUOTE.repr
-"""A client's value quoted for a log line: at most ~40 characters, however big it is."""
 
 
 def conversion(param: str, target: str) -> tuple[float, float]:
@@ -468,7 +453,7 @@ class Mirror:
         if not targets:
             self._drop_message("unknown_testbed", "telemetry from testbed %s dropped "
                                "(unknown_testbed): no [[mirror.testbed]] has that name",
-                               _quote(testbed), samples=n)
+                               quote(testbed), samples=n)
             return
         summary = bridge_summary(header.get("bridge"))
         if summary is not None:
@@ -477,7 +462,7 @@ class Mirror:
                and len(self.live[i].newest_t) >= MAX_PACKETS_PER_BINDING for i in targets):
             self._drop_message("too_many_packets", "telemetry from testbed %s dropped "
                                "(too_many_packets): packet %s would be past the %d packet "
-                               "names remembered", _quote(testbed), _quote(packet),
+                               "names remembered", quote(testbed), quote(packet),
                                MAX_PACKETS_PER_BINDING, samples=n)
             return
         now = self.wall_clock()
@@ -485,7 +470,7 @@ class Mirror:
             judged = [self._judge(i, packet, columns, n, now) for i in targets]
         except Exception as exc:  # a bug of ours on odd input drops only it
             self._drop_message("bad_message", "telemetry message from testbed %s dropped "
-                               "(bad_message) while judging: %s", _quote(testbed), _why(exc))
+                               "(bad_message) while judging: %s", quote(testbed), _why(exc))
             return
         for i, verdict in zip(targets, judged, strict=True):
             self._commit(i, packet, verdict, now)
@@ -503,7 +488,7 @@ class Mirror:
             unit = _unit(q)
             self.rejections.log("out_of_bounds", "testbed %s: %d sample(s) dropped "
                                 "(out_of_bounds), e.g. %s = %.6g %s outside %g..%g %s",
-                                _quote(testbed), verdict.drops["out_of_bounds"], q, value,
+                                quote(testbed), verdict.drops["out_of_bounds"], q, value,
                                 unit, low, high, unit)
 
     def _drop_message(self, reason: str, message: str, *args: object, samples: int = 0) -> None:
@@ -644,97 +629,6 @@ def _unit(quantity: str) -> str:
         if quantity.endswith(suffix):
             return unit
     return ""
-
-
-def decode_telemetry(frames: list[Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Check a ``tm`` message against docs/protocol.md and return (header, columns).
-
-    Every header value the mirror reads is checked for type and range here (``testbed`` a
-    non-empty string, ``packet`` a string of at most ``MAX_NAME_CHARS``, ``n`` an int in
-    1..``MAX_SAMPLES``, each ``fields`` entry a map with a unique name, a wire dtype and
-    ``shape == [n]``, each buffer exactly ``n`` items), so nothing later trips on them.
-
-    Returns:
-        The header map, and column name -> (n,) array in its wire dtype, read in place
-        from its frame (no copy).
-
-    Raises:
-        WireError: Naming what is wrong, without quoting more than a few characters of it.
-    """
-    if not isinstance(frames, list | tuple):
-        raise WireError(f"expected a list of frames, got {type(frames).__name__}")
-    if len(frames) < 3:
-        raise WireError(f"expected [b'tm', header, t_utc, ...], got {len(frames)} frame(s)")
-    views = [_frame_view(f, i) for i, f in enumerate(frames)]
-    if views[0] != TOPIC_TELEMETRY:
-        raise WireError(f"topic {_quote(views[0][:16].tobytes())} is not 'tm'")
-    header = unpack(views[1])
-    if not isinstance(header, dict):
-        raise WireError(f"header is a msgpack {type(header).__name__}, not a map")
-    version = header.get("v")
-    if type(version) is not int or version != PROTOCOL_VERSION:
-        raise WireError(f"protocol version {_quote(version)}, expected {PROTOCOL_VERSION}")
-    testbed, n, specs = header.get("testbed"), header.get("n"), header.get("fields")
-    packet = header.get("packet", "")
-    if not isinstance(testbed, str) or not testbed:
-        raise WireError(f"header 'testbed' is {_kind(testbed)}, expected a non-empty string")
-    if not isinstance(packet, str) or len(packet) > MAX_NAME_CHARS:
-        raise WireError(f"header 'packet' is {_kind(packet)}, expected a string of at most "
-                        f"{MAX_NAME_CHARS} characters")
-    if type(n) is not int or not 0 < n <= MAX_SAMPLES:
-        raise WireError(f"header 'n' is {_kind(n)}, expected a sample count "
-                        f"1..{MAX_SAMPLES:,}")
-    if not isinstance(specs, list) or len(specs) != len(frames) - 2:
-        raise WireError(f"header lists {len(specs) if isinstance(specs, list) else 'no'} "
-                        f"fields but {len(frames) - 2} buffers follow")
-    columns: dict[str, np.ndarray] = {}
-    for i, (spec, buffer) in enumerate(zip(specs, views[2:], strict=True)):
-        columns_name = _check_spec(spec, i, n, columns)
-        dtype = np.dtype(spec["dtype"])
-        if buffer.nbytes != n * dtype.itemsize:
-            raise WireError(f"field {_quote(columns_name)}: {buffer.nbytes} bytes, "
-                            f"{dtype.str}[{n}] needs {n * dtype.itemsize}")
-        columns[columns_name] = np.frombuffer(buffer, dtype=dtype)
-    if "t_utc" not in columns:
-        raise WireError("no 't_utc' column")
-    return header, columns
-
-
-def _frame_view(frame: Any, i: int) -> memoryview:
-    """One frame as flat bytes (``bytes``, ``bytearray``, ``memoryview`` or a ``zmq.Frame``)."""
-    if not isinstance(frame, bytes | bytearray | memoryview):
-        buffer = getattr(frame, "buffer", None)  # zmq.Frame (recv_multipart(copy=False))
-        if not isinstance(buffer, memoryview):
-            raise WireError(f"frame {i} is {_kind(frame)}, expected bytes")
-        frame = buffer
-    view = memoryview(frame)
-    if view.ndim != 1 or view.itemsize != 1:
-        view = view.cast("B")  # TypeError when not contiguous: a bad message all the same
-    return view
-
-
-def _check_spec(spec: Any, i: int, n: int, seen: dict[str, np.ndarray]) -> str:
-    """The name of ``fields[i]`` once its name, dtype and shape are checked."""
-    if not isinstance(spec, dict):
-        raise WireError(f"fields[{i}] is {_kind(spec)}, expected a map")
-    name, dtype, shape = spec.get("name"), spec.get("dtype"), spec.get("shape")
-    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_CHARS:
-        raise WireError(f"fields[{i}] 'name' is {_kind(name)}, expected a string of 1.."
-                        f"{MAX_NAME_CHARS} characters")
-    if name in seen:
-        raise WireError(f"fields[{i}] repeats the name {_quote(name)}")
-    if not isinstance(dtype, str) or dtype not in WIRE_DTYPES:
-        raise WireError(f"field {_quote(name)}: dtype is {_kind(dtype)}, expected one of "
-                        f"{', '.join(sorted(WIRE_DTYPES))}")
-    if not (isinstance(shape, list) and len(shape) == 1 and type(shape[0]) is int
-            and shape[0] == n):
-        raise WireError(f"field {_quote(name)}: shape is {_kind(shape)}, expected [{n}]")
-    return name
-
-
-def _kind(value: Any) -> str:
-    """A client's value described for a log line: its type and at most ~40 characters."""
-    return f"{type(value).__name__} {_quote(value)}"
 
 
 def _why(exc: BaseException) -> str:
