@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from twinutil import make_server
 
 from twin.protocol.codec import pack, unpack
-from twin.runtime.server import TwinServer, pack_reply
+from twin.runtime.dispatch import pack_reply
+from twin.runtime.server import TwinServer
 
 ARGUMENT_NAMES = [
     "value", "n", "sat", "kind", "count", "health_frac", "job_id", "reset", "policy",

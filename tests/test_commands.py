@@ -51,3 +51,21 @@ def test_a_command_nobody_declared_stops_the_twin_at_start() -> None:
     with pytest.raises(ValueError, match="frobnicate"):
         catalog = command_catalog()
         check_catalog(catalog, {*catalog, "frobnicate"})
+
+
+def test_a_satellite_is_named_one_way_everywhere(server) -> None:
+    sats = server.engine.scenario.satellites
+    target = sats[3]
+    for name in (3, target.name, str(target.norad_id)):
+        reply = server.handle_command_bytes(pack({"cmd": "clear_fault", "sat": name}))
+        assert reply["ok"] is True and reply["sat"] == 3, (name, reply)
+    for bad, expected in ((len(sats), f"index {len(sats)} out of range"),
+                          ("no-such-node", "no satellite named 'no-such-node'"),
+                          ("all", "no satellite named 'all'"),
+                          (-1, "'sat' must be a satellite index, name or NORAD id")):
+        reply = server.handle_command_bytes(pack({"cmd": "clear_fault", "sat": bad}))
+        assert reply["ok"] is False and expected in reply["error"], (bad, reply)
+    # Where "all" is declared, it is a value.
+    reply = server.handle_command_bytes(pack({"cmd": "set_power_cap", "sat": "all",
+                                              "power_w": None}))
+    assert reply["ok"] is True, reply

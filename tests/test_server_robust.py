@@ -16,12 +16,10 @@ import zmq
 from twinutil import connected, make_server, receive, request, running_twin
 
 from twin.protocol.codec import decode, pack, unpack
-from twin.runtime.server import (
-    COMMAND_REPLY_QUEUE,
-    INGEST_MAX_FRAMES,
-    MAX_COMMAND_BYTES,
-    MAX_STEPS_PER_COMMAND,
-)
+from twin.protocol.commands import CommandSpec
+from twin.runtime.dispatch import MAX_COMMAND_BYTES
+from twin.runtime.server import COMMAND_REPLY_QUEUE, INGEST_MAX_FRAMES
+from twin.runtime.server_commands import MAX_STEPS_PER_COMMAND
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TOML = (ROOT / "assets" / "scenarios" / "default.toml").read_text()
@@ -59,17 +57,26 @@ def test_a_handler_bug_is_an_internal_error_without_its_text() -> None:
         def broken(request: dict) -> dict:
             raise KeyError("secret_internal_name")
 
-        server.handlers["broken"] = broken
+        def broken_value(request: dict) -> dict:  # a bug, though it is a ValueError
+            raise ValueError("secret_internal_value")
+
+        for name, handler in (("broken", broken), ("broken_value", broken_value)):
+            server.handlers[name] = handler
+            server.command_specs[name] = CommandSpec(name, "raises", "operational")
         reply = server.handle_command_bytes(pack({"cmd": "broken", "id": 7}))
         assert reply["ok"] is False and reply["id"] == 7
         assert "secret_internal_name" not in reply["error"]
         assert "internal error" in reply["error"]
         assert server.counters.commands_failed == 1
         assert server.counters.commands_rejected == 0
+        reply = server.handle_command_bytes(pack({"cmd": "broken_value"}))
+        assert "internal error" in reply["error"] and "secret" not in reply["error"]
+        assert server.counters.commands_failed == 2
+        assert server.counters.commands_rejected == 0
         # Keys of any msgpack type are named, not a TypeError from sorting them.
         reply = server.handle_command_bytes(pack({"cmd": "status", 1: 2, b"k": 3, "z": 4}))
         assert reply["ok"] is False and "unexpected argument" in reply["error"]
-        assert server.counters.commands_failed == 1
+        assert server.counters.commands_failed == 2
     finally:
         server.close()
 

@@ -27,7 +27,13 @@ from twin.core.subsystem import (
     only_keys,
 )
 from twin.protocol.codec import ok
-from twin.protocol.commands import Arg, CommandSpec, is_finite_number, sat_arg
+from twin.protocol.commands import (
+    Arg,
+    CommandSpec,
+    SatelliteNames,
+    is_finite_number,
+    sat_arg,
+)
 from twin.scenario import Scenario
 
 # Fault commands take effect at once, but their events wait for the next step: while paused
@@ -44,7 +50,7 @@ one wing of two."""
 
 
 def sat_index(request: dict[str, Any], scenario: Scenario, key: str = "sat") -> int:
-    """The satellite a command names, by index (int) or by name / id string.
+    """The satellite a command names, by index, name or NORAD id (twin.protocol.commands).
 
     Raises:
         CommandRejected: When the key is absent or names no satellite.
@@ -54,18 +60,17 @@ def sat_index(request: dict[str, Any], scenario: Scenario, key: str = "sat") -> 
                               " or its name")
     value = request[key]
     n = len(scenario.satellites)
-    if isinstance(value, bool):
-        raise CommandRejected(f"'{key}' must be a satellite index or name, got {value!r}")
-    if isinstance(value, int):
-        if not 0 <= value < n:
-            raise CommandRejected(f"'{key}' index {value} out of range 0..{n - 1}")
+    if type(value) is int and 0 <= value < n:  # the usual case: the server resolved it
         return value
-    if isinstance(value, str):
-        for sat in scenario.satellites:
-            if sat.name == value or str(sat.norad_id) == value:
-                return sat.sat_id
-        raise CommandRejected(f"no satellite named {value!r} (names are in meta.sats.names)")
-    raise CommandRejected(f"'{key}' must be a satellite index or name, got {value!r}")
+    index = satellite_names(scenario).resolve(key, value)
+    assert isinstance(index, int)  # "all" is not allowed here
+    return index
+
+
+def satellite_names(scenario: Scenario) -> SatelliteNames:
+    """The scenario's satellites as commands name them."""
+    return SatelliteNames([s.name for s in scenario.satellites],
+                          [s.norad_id for s in scenario.satellites])
 
 
 def number_arg(request: dict[str, Any], key: str, low: float, high: float,

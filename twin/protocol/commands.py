@@ -17,6 +17,7 @@ NORAD id as a string; where ``all`` is allowed, the string ``"all"``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,13 +134,63 @@ def check_catalog(specs: dict[str, CommandSpec], handlers: set[str]) -> None:
                 raise ValueError(f"{spec.name}.{arg.name}: type {arg.type!r}")
 
 
-def check_request(spec: CommandSpec, request: dict[str, Any]) -> None:
-    """Refuse a request its declaration does not allow; the handler then trusts the types.
+class SatelliteNames:
+    """Resolves the one way a command names a satellite: index, name or NORAD id.
+
+    Args:
+        names: Satellite names, by index.
+        norad_ids: NORAD catalog numbers, by index.
+    """
+
+    def __init__(self, names: Sequence[str], norad_ids: Sequence[int | str]) -> None:
+        self.n = len(names)
+        self._by_name: dict[str, int] = {}
+        # A name wins over a NORAD id that happens to be spelled the same.
+        for i, norad in enumerate(norad_ids):
+            self._by_name.setdefault(str(norad), i)
+        for i, name in enumerate(names):
+            self._by_name[name] = i
+
+    def resolve(self, key: str, value: Any, allow_all: bool = False) -> int | str:
+        """The satellite's index (or ``"all"`` where allowed).
+
+        Raises:
+            CommandRejected: Naming the argument and what it takes.
+        """
+        if allow_all and value == "all":
+            return "all"
+        if isinstance(value, bool):
+            raise CommandRejected(f"'{key}' must be a satellite index or name, got {value!r}")
+        if isinstance(value, int):
+            if not 0 <= value < self.n:
+                raise CommandRejected(f"'{key}' index {value} out of range 0..{self.n - 1}")
+            return value
+        if isinstance(value, str):
+            index = self._by_name.get(value)
+            if index is None:
+                raise CommandRejected(f"no satellite named {value[:60]!r} (names are in "
+                                      "meta.sats.names)")
+            return index
+        raise CommandRejected(f"'{key}' must be a satellite index or name, got "
+                              f"{repr(value)[:60]}")
+
+
+def check_request(spec: CommandSpec, request: dict[str, Any],
+                  satellites: SatelliteNames | None = None) -> dict[str, Any]:
+    """Refuse a request its declaration does not allow; return it with satellites resolved.
+
+    The returned map is the request with each ``sat`` argument replaced by the satellite's
+    index (or ``"all"``), so a handler trusts the types and ranges the catalog declares and
+    checks only what depends on the scenario (an accelerator count up to the node's).
+
+    Args:
+        satellites: Resolves ``sat`` arguments; without it they are checked for type only.
 
     Raises:
         CommandRejected: Naming the argument, what it got and what it takes.
     """
     only_keys(request, {arg.name for arg in spec.args})
+    args = dict(request)
     for arg in spec.args:
         if arg.name not in request:
             if arg.required:
@@ -151,6 +202,9 @@ def check_request(spec: CommandSpec, request: dict[str, Any]) -> None:
         if not _accepts(arg, value):
             raise CommandRejected(f"'{arg.name}' must be {_expected(arg)}, got "
                                   f"{repr(value)[:60]}")
+        if arg.type == "sat" and satellites is not None:
+            args[arg.name] = satellites.resolve(arg.name, value, arg.allow_all)
+    return args
 
 
 def _accepts(arg: Arg, value: Any) -> bool:

@@ -19,16 +19,15 @@ import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import zmq
 
-from twin.astro.sun import EPHEMERIS_END_UTC, ephemeris_covers, ephemeris_warning
-from twin.core.clock import MAX_RATE_HZ, MAX_WARP, MIN_RATE_HZ, MIN_WARP
+from twin.astro.sun import EPHEMERIS_END_UTC, ephemeris_covers
 from twin.core.engine import Engine
-from twin.core.ratelog import RateLimitedLog, shorten
-from twin.core.subsystem import CommandHandler, CommandRejected, only_keys
+from twin.core.ratelog import RateLimitedLog
+from twin.core.subsystem import CommandHandler
 from twin.protocol.codec import (
     DEFAULT_COMMAND_ADDRESS,
     DEFAULT_INGEST_ADDRESS,
@@ -38,17 +37,15 @@ from twin.protocol.codec import (
     TOPIC_HEARTBEAT,
     TOPIC_META,
     StateEncoder,
-    WireError,
     encode_map,
-    error,
     map_header,
-    ok,
     pack,
-    unpack,
 )
-from twin.protocol.commands import SERVER_COMMANDS, check_catalog, check_request
+from twin.protocol.commands import SERVER_COMMANDS, SatelliteNames
 from twin.runtime.addresses import is_loopback
 from twin.runtime.allocator import release_free_memory
+from twin.runtime.dispatch import CommandDispatcher, Counters, pack_reply
+from twin.runtime.server_commands import ServerCommands
 
 log = logging.getLogger("odc.twin")
 
@@ -57,11 +54,10 @@ log = logging.getLogger("odc.twin")
 # sending a small frame, and a state message has ~55 of them.
 _RAW_SEND = zmq.backend.Socket.send
 # Limits on what clients can make the twin hold (docs/reliability.md states them all).
-# A command body past MAX_COMMAND_BYTES is answered with an error; a frame past
-# COMMAND_MAX_FRAME_BYTES never reaches us: libzmq disconnects its sender (ZMQ_MAXMSGSIZE).
-MAX_COMMAND_BYTES = 64 << 10
+# A command body past twin.runtime.dispatch.MAX_COMMAND_BYTES is answered with an error; a
+# frame past COMMAND_MAX_FRAME_BYTES never reaches us: libzmq disconnects its sender
+# (ZMQ_MAXMSGSIZE).
 COMMAND_MAX_FRAME_BYTES = 1 << 20
-MAX_STEPS_PER_COMMAND = 100_000
 # Requests queued per client before libzmq stops reading its connection, and replies queued
 # per client that does not read them before further replies to it are dropped (counted).
 # A client may pipeline 16 requests and read as it goes (libzmq reports reads back to the
@@ -104,8 +100,6 @@ MEMORY_TRIM_INTERVAL_S = 5.0
 # (the mirror's counters in it change without a command), and rebuilt after any command
 # that may change it. A `meta` request republishes on the stream at most this often.
 META_CACHE_MAX_AGE_S = 1.0
-META_REPUBLISH_MIN_INTERVAL_S = 1.0
-MAX_ERROR_CHARS = 500
 PUB_CLOSE_LINGER_MS = 250
 _SNDMORE = int(zmq.SNDMORE)
 
@@ -117,48 +111,6 @@ class Addresses:
     pub: str = DEFAULT_PUB_ADDRESS
     command: str = DEFAULT_COMMAND_ADDRESS
     ingest: str = DEFAULT_INGEST_ADDRESS
-
-
-@dataclass
-class Counters:
-    """What the server has done, for ``status`` and for the operator's eye."""
-
-    state_published: int = 0
-    events_published: int = 0
-    meta_published: int = 0
-    heartbeats_published: int = 0
-    commands_ok: int = 0
-    commands_rejected: int = 0
-    commands_failed: int = 0
-    replies_dropped: int = 0
-    ingest_messages: int = 0
-    ingest_bytes: int = 0
-    ingest_dropped: int = 0
-    step_time_total_s: float = 0.0
-    step_time_max_s: float = 0.0
-    rejected_by_reason: dict[str, int] = field(default_factory=dict)
-    ingest_dropped_by_reason: dict[str, int] = field(default_factory=dict)
-
-    def reject(self, reason: str) -> None:
-        self.commands_rejected += 1
-        self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
-
-    def drop_ingest(self, reason: str) -> None:
-        self.ingest_dropped += 1
-        self.ingest_dropped_by_reason[reason] = self.ingest_dropped_by_reason.get(reason, 0) + 1
-
-
-class PrePacked(bytes):
-    """A value already msgpack-encoded, spliced into a reply as it is (the cached meta)."""
-
-
-def pack_reply(reply: dict[str, Any]) -> bytes:
-    """msgpack-encode a reply map whose values may be `PrePacked`."""
-    if not any(isinstance(v, PrePacked) for v in reply.values()):
-        return pack(reply)
-    items = b"".join(pack(k) + (v if isinstance(v, PrePacked) else pack(v))
-                     for k, v in reply.items())
-    return map_header(len(reply)) + items
 
 
 class TwinServer:
@@ -188,16 +140,16 @@ class TwinServer:
         self.heartbeat_interval_s = heartbeat_interval_s
         self.counters = Counters()
         self.rejections = RateLimitedLog(log)
-        self._seq = {b"state": 0, TOPIC_EVENT: 0, TOPIC_META: 0, TOPIC_HEARTBEAT: 0}
+        self.seq = {b"state": 0, TOPIC_EVENT: 0, TOPIC_META: 0, TOPIC_HEARTBEAT: 0}
         # Names this process on the wire so clients tell a restart from a gap. Drawn from
         # the OS, not the twin's generator: it is no part of the simulation.
         self.run_id = int.from_bytes(os.urandom(6), "big")
-        self._pending_steps = 0
+        self.pending_steps = 0  # steps commanded while paused, still to take
         self._stop_requested = False
-        self._started_wall = time.monotonic()
+        self.started_wall = time.monotonic()
         self._meta_items: tuple[int, bytes] | None = None  # (entries, packed key-values)
         self._meta_built_at = -math.inf
-        self._meta_published_at = -math.inf
+        self.meta_published_at = -math.inf
         self._next_heartbeat = time.monotonic()
         self._next_meta = math.inf
         self._next_trim = time.monotonic() + MEMORY_TRIM_INTERVAL_S
@@ -224,22 +176,18 @@ class TwinServer:
         # The engine's mirror judges and applies telemetry (twin.mirror); None counts only.
         self.ingest_handler: Callable[[list[bytes]], None] | None = getattr(
             engine, "ingest_handler", None)
-        self.handlers: dict[str, CommandHandler] = {
-            "status": self._cmd_status,
-            "meta": self._cmd_meta,
-            "pause": self._cmd_pause,
-            "resume": self._cmd_resume,
-            "step": self._cmd_step,
-            "warp": self._cmd_warp,
-            "rate": self._cmd_rate,
-            "commands": self._cmd_commands,
-        }
+        # Commands: the server's own and each model's (names unique: the engine checked the
+        # models' against each other and against these), each checked against its
+        # declaration before it runs (twin.runtime.dispatch).
+        self.handlers: dict[str, CommandHandler] = ServerCommands(self).handlers()
         self.handlers.update(engine.commands())
-        # The command catalog: the server's own and each model's (names unique: the engine
-        # checked the models' against each other and against these).
         self.command_specs = {spec.name: spec for spec in SERVER_COMMANDS}
         self.command_specs.update(engine.command_specs())
-        check_catalog(self.command_specs, set(self.handlers))
+        sats = engine.scenario.satellites
+        self.dispatcher = CommandDispatcher(
+            self.handlers, self.command_specs,
+            SatelliteNames([s.name for s in sats], [s.norad_id for s in sats]),
+            self.counters, self.rejections, self.invalidate_meta)
 
     def _bind(self, kind: int, address: str, **options: int) -> zmq.Socket:
         if not is_loopback(address):
@@ -313,8 +261,8 @@ class TwinServer:
             self._serve_until_tick()
             if self._stop_requested:
                 break
-            if (not self.clock.paused or self._pending_steps) and self._ephemeris_allows_step():
-                self._pending_steps = max(0, self._pending_steps - 1) if self.clock.paused else 0
+            if (not self.clock.paused or self.pending_steps) and self._ephemeris_allows_step():
+                self.pending_steps = max(0, self.pending_steps - 1) if self.clock.paused else 0
                 self._step_and_publish()
                 # Only a step moves the tick on: marked on every idle pass while paused, it
                 # ran ahead of the wall clock and a resumed twin waited for it to catch up.
@@ -333,7 +281,7 @@ class TwinServer:
         if ephemeris_covers(self.clock.t_utc + self.clock.dt_s):
             return True
         self.clock.paused = True
-        self._pending_steps = 0
+        self.pending_steps = 0
         self.engine.events.raise_event(
             "ephemeris_end", "alarm", f"the next step would pass the end of the Sun ephemeris"
             f" (DE421, {EPHEMERIS_END_UTC:%Y-%m-%d} UTC): the twin is paused and steps no"
@@ -360,7 +308,7 @@ class TwinServer:
         while True:
             self._publish_periodic()
             wait_s = self.clock.seconds_until_tick()
-            if self.clock.paused and not self._pending_steps:
+            if self.clock.paused and not self.pending_steps:
                 wait_s = max(wait_s, 0.05)
             # Wake for the next heartbeat whatever the rate (and never hand poll a timeout
             # it cannot hold).
@@ -378,7 +326,7 @@ class TwinServer:
                 self._drain_ingest(self._serve_slice_s(due))
             if self._stop_requested or self.clock.seconds_until_tick() <= 0.0:
                 return
-            if self.clock.paused and not self._pending_steps and not events:
+            if self.clock.paused and not self.pending_steps and not events:
                 return
 
     def _serve_slice_s(self, step_due: bool) -> float:
@@ -401,8 +349,8 @@ class TwinServer:
     # -- publishing -------------------------------------------------------------------
 
     def _next_seq(self, topic: bytes) -> int:
-        seq = self._seq[topic]
-        self._seq[topic] = seq + 1
+        seq = self.seq[topic]
+        self.seq[topic] = seq + 1
         return seq
 
     def _framing(self, topic: bytes) -> dict[str, Any]:
@@ -439,7 +387,7 @@ class TwinServer:
             _RAW_SEND(pub, body, 0, True)
             self.counters.events_published += 1
 
-    def _meta_body(self) -> tuple[int, bytes]:
+    def meta_body(self) -> tuple[int, bytes]:
         """The engine's meta as (entry count, packed key-values), built once per change.
 
         For starlink the body is ~140 kB and takes milliseconds to build: a client asking
@@ -460,12 +408,12 @@ class TwinServer:
 
     def publish_meta(self) -> None:
         framing = self._framing(TOPIC_META)
-        entries, items = self._meta_body()
+        entries, items = self.meta_body()
         body = (map_header(len(framing) + entries)
                 + b"".join(pack(k) + pack(v) for k, v in framing.items()) + items)
         self.pub.send_multipart([TOPIC_META, body])
         self.counters.meta_published += 1
-        self._meta_published_at = time.monotonic()
+        self.meta_published_at = time.monotonic()
 
     def _publish_heartbeat(self) -> None:
         header = self._framing(TOPIC_HEARTBEAT)
@@ -595,160 +543,8 @@ class TwinServer:
         return envelope, pack_reply(self.handle_command_bytes(body[0]))
 
     def handle_command_bytes(self, body: bytes) -> dict[str, Any]:
-        """Decode, validate and run one command; never raises.
-
-        The reply echoes the request's ``id`` when it had one, errors included.
-        """
-        if len(body) > MAX_COMMAND_BYTES:
-            return self._rejected(
-                "too_large", f"command is {len(body)} bytes; limit {MAX_COMMAND_BYTES}"
-            )
-        try:
-            request = unpack(body)
-        except WireError as exc:
-            return self._rejected("not_msgpack", f"command is {exc}")
-        if not isinstance(request, dict):
-            return self._rejected(
-                "not_a_map", "command must be a msgpack map like {'cmd': 'status'}"
-            )
-        reply = self._dispatch(request)
-        if "id" in request:
-            reply["id"] = request["id"]
-        return reply
-
-    def _dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
-        name = request.get("cmd")
-        if not isinstance(name, str):
-            return self._rejected("no_cmd", "command map needs a string 'cmd' key")
-        handler = self.handlers.get(name)
-        if handler is None:
-            known = ", ".join(sorted(self.handlers))
-            return self._rejected("unknown", f"unknown command {shorten(repr(name), 60)}; "
-                                  f"known: {known}")
-        spec = self.command_specs.get(name)  # every handler has one (checked at start-up)
-        try:
-            if spec is not None:
-                check_request(spec, request)
-        except CommandRejected as exc:
-            return self._rejected(name, f"{name}: {exc}")
-        try:
-            reply = handler(request)
-        except ValueError as exc:  # CommandRejected, and the clock's own checks
-            return self._rejected(name, f"{name}: {exc}")
-        except Exception:  # a bug in a handler must not stop the twin, nor show its insides
-            self.counters.commands_failed += 1
-            incident = self.counters.commands_failed
-            self.rejections.log(f"failed:{name}", "command %r failed inside the twin "
-                                "(incident %d)", name, incident, level=logging.ERROR,
-                                exc_info=True)
-            return error(f"{name}: internal error in the twin (incident {incident}, logged); "
-                         "the twin keeps running")
-        self.counters.commands_ok += 1
-        # An informational command reads only; any other may change what meta shows.
-        if spec is None or spec.significance != "informational":
-            self.invalidate_meta()
-        return reply
+        """Decode, check and run one command (twin.runtime.dispatch); never raises."""
+        return self.dispatcher.handle_bytes(body)
 
     def _rejected(self, reason: str, message: str) -> dict[str, Any]:
-        self.counters.reject(reason)
-        message = shorten(message, MAX_ERROR_CHARS)
-        self.rejections.log(f"rejected:{reason}", "command rejected: %s", message)
-        return error(message)
-
-    def _cmd_status(self, request: dict[str, Any]) -> dict[str, Any]:
-        only_keys(request, set())
-        counters = self.counters
-        steps = max(1, counters.state_published)
-        return ok(
-            scenario=self.engine.scenario.name,
-            t_utc=self.clock.t_utc,
-            step=self.clock.steps,
-            paused=self.clock.paused,
-            warp=self.clock.warp,
-            rate_hz=self.clock.rate_hz,
-            dt_s=self.clock.dt_s,
-            fast=self.clock.fast,
-            n_sats=self.engine.n_sats,
-            uptime_s=time.monotonic() - self._started_wall,
-            seq={topic.decode(): seq for topic, seq in self._seq.items()},
-            counters={
-                "state_published": counters.state_published,
-                "events_published": counters.events_published,
-                "meta_published": counters.meta_published,
-                "heartbeats_published": counters.heartbeats_published,
-                "commands_ok": counters.commands_ok,
-                "commands_rejected": counters.commands_rejected,
-                "commands_failed": counters.commands_failed,
-                "replies_dropped": counters.replies_dropped,
-                "rejected_by_reason": dict(counters.rejected_by_reason),
-                "ingest_messages": counters.ingest_messages,
-                "ingest_bytes": counters.ingest_bytes,
-                "ingest_dropped": counters.ingest_dropped,
-                "ingest_dropped_by_reason": dict(counters.ingest_dropped_by_reason),
-                "log_lines_suppressed": self.rejections.lines_suppressed,
-                "step_time_mean_ms": 1e3 * counters.step_time_total_s / steps,
-                "step_time_max_ms": 1e3 * counters.step_time_max_s,
-            },
-            events_by_kind=dict(self.engine.events.counts),
-        )
-
-    def _cmd_meta(self, request: dict[str, Any]) -> dict[str, Any]:
-        only_keys(request, set())
-        # Republished for late joiners on the stream, but not once per request: a client
-        # asking in a loop would otherwise flood every subscriber with ~140 kB messages.
-        if time.monotonic() - self._meta_published_at >= META_REPUBLISH_MIN_INTERVAL_S:
-            self.publish_meta()
-        entries, items = self._meta_body()
-        return ok(meta=PrePacked(map_header(entries) + items))
-
-    def _cmd_commands(self, request: dict[str, Any]) -> dict[str, Any]:
-        only_keys(request, set())
-        return ok(commands=sorted(self.handlers))
-
-    def _cmd_pause(self, request: dict[str, Any]) -> dict[str, Any]:
-        only_keys(request, set())
-        self.clock.paused = True
-        self._pending_steps = 0
-        return ok(paused=True, step=self.clock.steps)
-
-    def _cmd_resume(self, request: dict[str, Any]) -> dict[str, Any]:
-        only_keys(request, set())
-        self.clock.paused = False
-        self._pending_steps = 0
-        return ok(paused=False, step=self.clock.steps)
-
-    def _cmd_step(self, request: dict[str, Any]) -> dict[str, Any]:
-        only_keys(request, {"n"})
-        n = request.get("n", 1)
-        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_STEPS_PER_COMMAND:
-            raise CommandRejected(
-                f"'n' must be an integer in 1..{MAX_STEPS_PER_COMMAND}, got {n!r}"
-            )
-        if not self.clock.paused:
-            raise CommandRejected("the twin is running; pause it before stepping")
-        if self._pending_steps + n > MAX_STEPS_PER_COMMAND:
-            raise CommandRejected(f"{self._pending_steps} steps are queued already; at most "
-                                  f"{MAX_STEPS_PER_COMMAND} may wait (pause clears them)")
-        self._pending_steps += n
-        return ok(queued_steps=self._pending_steps, step=self.clock.steps)
-
-    def _cmd_warp(self, request: dict[str, Any]) -> dict[str, Any]:
-        only_keys(request, {"value"})
-        if "value" not in request:
-            raise CommandRejected(f"needs 'value', simulated seconds per wall second in "
-                                  f"[{MIN_WARP:g}, {MAX_WARP:g}]")
-        self.clock.set_warp(request["value"])
-        return ok(warp=self.clock.warp, dt_s=self.clock.dt_s, **self._ephemeris_note())
-
-    def _cmd_rate(self, request: dict[str, Any]) -> dict[str, Any]:
-        only_keys(request, {"value"})
-        if "value" not in request:
-            raise CommandRejected(f"needs 'value', steps per wall second in "
-                                  f"[{MIN_RATE_HZ:g}, {MAX_RATE_HZ:g}]")
-        self.clock.set_rate(request["value"])
-        return ok(rate_hz=self.clock.rate_hz, dt_s=self.clock.dt_s, **self._ephemeris_note())
-
-    def _ephemeris_note(self) -> dict[str, str]:
-        """``{"warning": ...}`` when the ephemeris ends within a wall day at this warp."""
-        note = ephemeris_warning(self.clock.t_utc, self.clock.warp)
-        return {"warning": note} if note else {}
+        return self.dispatcher.rejected(reason, message)

@@ -1,0 +1,157 @@
+"""Commands, from the bytes a client sent to the reply it gets: decode, check, run, count.
+
+One path for every command: the body is decoded (msgpack, at most ``MAX_COMMAND_BYTES``),
+checked against its declaration in the command catalog (twin.protocol.commands: argument
+types, ranges, choices; ``sat`` resolved to an index), and only then handed to its handler.
+What the catalog cannot know (an accelerator count up to the node's) the handler checks,
+raising ``CommandRejected``.
+
+A rejection is the client's mistake: counted by reason, logged at a bounded rate, answered
+with a message naming what and where. Any other exception from a handler is the twin's own
+bug: logged with its traceback under an incident number and answered as an internal error,
+so a client never takes a bug for a rejection, and the twin keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twin.core.ratelog import RateLimitedLog, shorten
+from twin.core.subsystem import CommandHandler, CommandRejected
+from twin.protocol.codec import WireError, error, map_header, pack, unpack
+from twin.protocol.commands import CommandSpec, SatelliteNames, check_catalog, check_request
+
+MAX_COMMAND_BYTES = 64 << 10
+"""Largest command body; the biggest legitimate one is a few hundred bytes."""
+MAX_ERROR_CHARS = 500
+"""Longest error message sent back (a client's own value is quoted, shortened)."""
+
+
+@dataclass
+class Counters:
+    """What the server has done, for ``status`` and for the operator's eye."""
+
+    state_published: int = 0
+    events_published: int = 0
+    meta_published: int = 0
+    heartbeats_published: int = 0
+    commands_ok: int = 0
+    commands_rejected: int = 0
+    commands_failed: int = 0
+    replies_dropped: int = 0
+    ingest_messages: int = 0
+    ingest_bytes: int = 0
+    ingest_dropped: int = 0
+    step_time_total_s: float = 0.0
+    step_time_max_s: float = 0.0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    ingest_dropped_by_reason: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, reason: str) -> None:
+        self.commands_rejected += 1
+        self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
+
+    def drop_ingest(self, reason: str) -> None:
+        self.ingest_dropped += 1
+        self.ingest_dropped_by_reason[reason] = self.ingest_dropped_by_reason.get(reason, 0) + 1
+
+
+class PrePacked(bytes):
+    """A value already msgpack-encoded, spliced into a reply as it is (the cached meta)."""
+
+
+def pack_reply(reply: dict[str, Any]) -> bytes:
+    """msgpack-encode a reply map whose values may be `PrePacked`."""
+    if not any(isinstance(v, PrePacked) for v in reply.values()):
+        return pack(reply)
+    items = b"".join(pack(k) + (v if isinstance(v, PrePacked) else pack(v))
+                     for k, v in reply.items())
+    return map_header(len(reply)) + items
+
+
+class CommandDispatcher:
+    """Checks each command against the catalog and runs its handler; never raises.
+
+    Args:
+        handlers: Handler by command name.
+        specs: Declaration by command name; every handler must have one.
+        satellites: Resolves ``sat`` arguments.
+        counters: Where outcomes are counted.
+        rejections: The bounded log of rejections and failures.
+        on_change: Called after a command that is not informational succeeds (it may have
+            changed what ``meta`` shows).
+
+    Raises:
+        ValueError: A handler without a declaration, or a malformed declaration.
+    """
+
+    def __init__(self, handlers: dict[str, CommandHandler], specs: dict[str, CommandSpec],
+                 satellites: SatelliteNames, counters: Counters, rejections: RateLimitedLog,
+                 on_change: Callable[[], None]) -> None:
+        check_catalog(specs, set(handlers))
+        self.handlers = handlers
+        self.specs = specs
+        self.satellites = satellites
+        self.counters = counters
+        self.rejections = rejections
+        self.on_change = on_change
+
+    def handle_bytes(self, body: bytes) -> dict[str, Any]:
+        """Decode, check and run one command body.
+
+        The reply echoes the request's ``id`` when it had one, errors included.
+        """
+        if len(body) > MAX_COMMAND_BYTES:
+            return self.rejected(
+                "too_large", f"command is {len(body)} bytes; limit {MAX_COMMAND_BYTES}")
+        try:
+            request = unpack(body)
+        except WireError as exc:
+            return self.rejected("not_msgpack", f"command is {exc}")
+        if not isinstance(request, dict):
+            return self.rejected("not_a_map",
+                                 "command must be a msgpack map like {'cmd': 'status'}")
+        reply = self.dispatch(request)
+        if "id" in request:
+            reply["id"] = request["id"]
+        return reply
+
+    def dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Check and run one decoded command map."""
+        name = request.get("cmd")
+        if not isinstance(name, str):
+            return self.rejected("no_cmd", "command map needs a string 'cmd' key")
+        handler = self.handlers.get(name)
+        if handler is None:
+            known = ", ".join(sorted(self.handlers))
+            return self.rejected("unknown", f"unknown command {shorten(repr(name), 60)}; "
+                                 f"known: {known}")
+        spec = self.specs[name]  # every handler has one (checked at start-up)
+        try:
+            args = check_request(spec, request, self.satellites)
+            reply = handler(args)
+        except CommandRejected as exc:
+            return self.rejected(name, f"{name}: {exc}")
+        except Exception:  # a bug in a handler must not stop the twin, nor show its insides
+            self.counters.commands_failed += 1
+            incident = self.counters.commands_failed
+            self.rejections.log(f"failed:{name}", "command %r failed inside the twin "
+                                "(incident %d)", name, incident, level=logging.ERROR,
+                                exc_info=True)
+            return error(f"{name}: internal error in the twin (incident {incident}, logged); "
+                         "the twin keeps running")
+        self.counters.commands_ok += 1
+        # An informational command reads only; any other may change what meta shows.
+        if spec.significance != "informational":
+            self.on_change()
+        return reply
+
+    def rejected(self, reason: str, message: str) -> dict[str, Any]:
+        """Count, log (bounded) and answer a rejection."""
+        self.counters.reject(reason)
+        message = shorten(message, MAX_ERROR_CHARS)
+        self.rejections.log(f"rejected:{reason}", "command rejected: %s", message)
+        return error(message)
