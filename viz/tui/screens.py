@@ -183,8 +183,10 @@ class DetailScreen(Screen):
         if not 0 <= sat < model.n:  # the fleet shrank under this screen (a new scenario)
             return rows
         for name, array in model.arrays.items():
-            # mirror_* arrays run along the mirror bindings (their own panel), not nodes.
-            if array.ndim == 0 or array.shape[0] != model.n or name.startswith("mirror_"):
+            # Arrays the catalog says are not per node (the mirror's run along its
+            # bindings and have their own panel) are left out, whatever their length.
+            per_sat = model.catalog.get(name, {}).get("per_sat", True)
+            if array.ndim == 0 or array.shape[0] != model.n or per_sat is False:
                 continue
             q = model.quantities.field(name)
             if array.ndim == 1:
