@@ -302,10 +302,14 @@ def test_alarm_mask():
     arrays["soc_frac"] = np.array([0.1, 0.5, 0.5])
     arrays["status"] = np.array([0, 0, 4], dtype=np.uint8)
     assert list(scene.alarm_mask(arrays, fields, 3)) == [True, True, True]
-    # A field named for alarms counts too, even if absent from the catalog.
-    quiet = {"alarm_count": np.array([0, 2, 0], dtype=np.int32),
+    # The twin's own verdicts flag a node: its limit monitor at alarm, a fault bit set.
+    quiet = {"limit_level": np.array([1, 2, 0], dtype=np.uint8),
              "fault_flags": np.array([0, 0, 4], dtype=np.uint8)}
     assert list(scene.alarm_mask(quiet, fields, 3)) == [False, True, True]
+    # A name is no verdict: a field that merely says "alarm" or "fault" flags nothing.
+    named = {"alarm_count": np.array([0, 2, 0], dtype=np.int32),
+             "fault_budget_w": np.array([5.0, 5.0, 5.0])}
+    assert not scene.alarm_mask(named, fields, 3).any()
 
 
 # --------------------------------------------------------------------------- trails, contacts
@@ -380,12 +384,12 @@ def test_hud_lines():
     assert "Solar: 2.50 MW" in fleet
     assert fleet[-1] == "flagged (alarm/fault): 1"
     # Without a totals catalog (an old twin): bare numbers, no unit guessed from a name.
-    assert "Compute: 1e+15" in scene.fleet_lines(header["fleet"], 0)
+    assert "Compute: 1e+15" in scene.fleet_lines(header["fleet"], 0, full=True)
     many = {f"n_thing_{i}": i for i in range(30)} | {"delivered_pflop_s": 2.0,
-                                                     "n_alarms_active": 4}
+                                                     "n_limit_alarm": 4}
     short = scene.fleet_lines(many, 0, catalog=totals)
     assert len(short) <= 15
-    assert short[1] == "N alarms active: 4" and short[2] == "Compute: 2.00 PFLOP/s"
+    assert short[1] == "Nodes alarm: 4" and short[2] == "Compute: 2.00 PFLOP/s"
     assert len(scene.fleet_lines(many, 0, full=True)) == 34
     fields = scene.colour_fields(META)
     arrays = {"contact_station": np.array([-1, 0], dtype=np.int16),

@@ -285,9 +285,9 @@ def default_field(fields: Sequence[ColourField]) -> str | None:
     for name in PREFERRED_FIELDS:
         if name in names:
             return name
-    for name in names:
-        if name.startswith("temp_"):
-            return name
+    for info in fields:
+        if info.limits:
+            return info.name
     return names[0] if names else None
 
 
@@ -368,14 +368,20 @@ def eclipse_dim(rgb: np.ndarray, sunlit_frac: np.ndarray | None,
     return rgb
 
 
+# The twin's own per-node verdicts that flag a node, by exact name (docs/protocol.md): the
+# value at or past which it is flagged. ``fault_flags``: any fault bit; ``limit_level``:
+# 2, the limit monitor's alarm; ``status``: any SGP4 error code.
+FLAG_FIELDS = {"fault_flags": 1, "limit_level": 2, "status": 1}
+
+
 def alarm_mask(arrays: Mapping[str, np.ndarray], fields: Sequence[ColourField],
                n_sats: int) -> np.ndarray:
     """Which nodes to flag as in alarm, ``(n,)`` bool.
 
     A node is flagged when any per-satellite field is at or beyond one of its published
-    ``alarm_low``/``alarm_high`` limits, when a field named for alarms or faults
-    (``*alarm*``, ``*fault*``) is non-zero for it, or when its orbit could not be
-    propagated (``status`` non-zero).
+    ``alarm_low``/``alarm_high`` limits, or when one of the twin's own verdicts says so
+    (:data:`FLAG_FIELDS`: a fault bit set, the limit monitor at alarm, an orbit that could
+    not be propagated).
     The viewer only compares published numbers with published limits; it models nothing.
     """
     mask = np.zeros(n_sats, dtype=bool)
@@ -387,12 +393,10 @@ def alarm_mask(arrays: Mapping[str, np.ndarray], fields: Sequence[ColourField],
             mask |= values >= info.limits["alarm_high"]
         if "alarm_low" in info.limits:
             mask |= values <= info.limits["alarm_low"]
-    for name, values in arrays.items():
-        if ("alarm" in name or "fault" in name) and values.shape == (n_sats,):
-            mask |= values != 0
-    status = arrays.get("status")
-    if status is not None and status.shape == (n_sats,):
-        mask |= status != 0
+    for name, at_least in FLAG_FIELDS.items():
+        values = arrays.get(name)
+        if values is not None and values.shape == (n_sats,):
+            mask |= values >= at_least
     return mask
 
 
@@ -544,11 +548,13 @@ def status_lines(header: Mapping[str, Any], meta: Mapping[str, Any] | None, conn
     return lines + bad_lines(bad, last_bad)
 
 
-# Fleet totals an operator wants at a glance, by name fragment, in display order. The
+# Fleet totals an operator wants at a glance, by exact name, in display order. The
 # header may carry dozens; the rest show on demand (``full=True``).
-FLEET_HIGHLIGHTS = ("alarm", "delivered_pflop", "delivered_flop", "goodput", "p_solar",
-                    "p_load", "power_w", "soc", "temp", "n_in_eclipse", "n_in_contact", "fault",
-                    "throttled", "queue_length", "backlog")
+FLEET_HIGHLIGHTS = ("n_limit_alarm", "delivered_pflop_s", "goodput_frac", "p_solar_total_w",
+                    "p_load_total_w", "compute_power_w", "soc_min_frac", "soc_mean_frac",
+                    "temp_compute_max_k", "temp_battery_min_k", "n_in_eclipse", "n_in_contact",
+                    "n_nodes_faulted", "n_throttled_thermal", "n_throttled_power",
+                    "queue_length", "downlink_backlog_bytes")
 
 
 def fleet_lines(fleet: Mapping[str, Any], n_flagged: int, *, full: bool = False,
@@ -563,13 +569,7 @@ def fleet_lines(fleet: Mapping[str, Any], n_flagged: int, *, full: bool = False,
         catalog: meta's catalogs; without, the totals show as bare numbers.
     """
     catalog = catalog or Catalog()
-    if full:
-        keys = sorted(fleet)
-    else:
-        keys = []
-        for fragment in FLEET_HIGHLIGHTS:
-            keys += [k for k in fleet if fragment in k and k not in keys]
-        keys = keys[:max_lines]
+    keys = sorted(fleet) if full else [k for k in FLEET_HIGHLIGHTS if k in fleet][:max_lines]
     lines = ["FLEET"]
     lines += [f"{catalog.total(k).label()}: {catalog.total(k).format(fleet[k])}" for k in keys]
     lines.append(f"flagged (alarm/fault): {n_flagged:,d}")
