@@ -249,7 +249,8 @@ def test_colour_fields_from_the_catalog():
         for e in META["fields"] if "unit" in e]})
     titles = {f.name: scene.scalar_bar_title(f, 2500.0) for f in described}
     assert titles["temp_compute_k"] == "T comp [°C]" and titles["soc_frac"] == "SOC [%]"
-    assert "status" not in titles  # an enum: nothing to colour by
+    # An enum colours by category: its label, no unit (its swatches name the codes).
+    assert titles["status"] == "Status"
 
 
 def test_colour_range():
@@ -533,9 +534,16 @@ def test_fields_and_totals_never_seen_render_from_the_catalog():
     arrays = {"coolant_pressure_pa": np.array([180_000.0, 262_000.0], np.float32),
               "pump_mode": np.array([2, 0], np.uint8)}
     fields = scene.colour_fields(meta)
-    assert [f.name for f in fields] == ["coolant_pressure_pa"]  # an enum has no colour
+    assert [f.name for f in fields] == ["coolant_pressure_pa", "pump_mode"]
     assert scene.scalar_bar_title(fields[0], 262_000.0) == "Coolant pressure [Pa]"
+    # The enum colours by category: a colour per named code, its label the bar's title.
+    assert fields[1].categorical and scene.scalar_bar_title(fields[1]) == "Pump mode"
+    codes, colours = scene.category_colours(fields[1], scene.colormap_table())
+    assert codes == [0, 1, 2] and len({tuple(c) for c in colours}) == 3
+    rgb = scene.category_rgb(arrays["pump_mode"], codes, colours)
+    assert rgb.tolist() == [colours[2].tolist(), colours[0].tolist()]
     node = scene.node_lines(meta, arrays, 0, fields)
+    assert sum(line.startswith("Pump mode") for line in node) == 1  # once, by its label
     assert "Coolant pressure: 180000 Pa" in node and "Pump mode: high" in node
     catalog = Catalog(meta)
     assert "Coolant heat total: 2.50 MW" in scene.fleet_lines(
