@@ -644,6 +644,10 @@ def test_command_forms_read_only_the_catalog() -> None:
     assert forms.read_arg(cap, "none") is None and forms.read_arg(cap, "") is forms.OMIT
     health = forms.args_of(COMMANDS["inject_fault"].entry())["health_frac"]
     assert forms.range_text(health) == "0 to 0.999 fraction"
+    # The warp keys keep to the declared range; an old twin's catalog: the given one.
+    catalog = {"warp": {"args": {"value": {"type": "number", "min": 0.5, "max": 8.0}}}}
+    assert forms.declared_range(catalog, "warp", "value", (0.0, 1e9)) == (0.5, 8.0)
+    assert forms.declared_range({}, "warp", "value", (0.0, 1e9)) == (0.0, 1e9)
 
 
 def test_keys_open_the_catalogs_forms_for_the_selected_node() -> None:

@@ -26,6 +26,7 @@ from twin.protocol.codec import Message
 from viz import scene
 from viz.checks import BadMessages, check_meta
 from viz.quantity import Catalog
+from viz.tui.forms import declared_range
 
 log = logging.getLogger("odc.viz.viewer")
 
@@ -35,7 +36,8 @@ EARTH_TEXTURE = assets_dir() / "earth" / "land_ocean_ice_2048.jpg"
 STATION_LIFT_KM = 30.0
 # Vertical camera view angle, deg (VTK's default); the fit distance follows from it.
 VIEW_ANGLE_DEG = 30.0
-WARP_MAX = 100_000.0
+# The warp keys' range where meta.commands does not declare one (an old twin).
+WARP_MIN, WARP_MAX = 1e-3, 100_000.0
 # Above this many nodes the scene switches to cheaper marks (square points).
 BIG_FLEET = 1000
 # Trail vertices in all, the budget a CPU renderer draws in a few milliseconds.
@@ -965,7 +967,10 @@ class ViewerApp:
             self.clock["paused"] = not self.clock.get("paused")
 
     def change_warp(self, factor: float) -> None:
-        warp = min(max(float(self.clock.get("warp", 60.0)) * factor, 1e-3), WARP_MAX)
+        """Warp times ``factor``, kept within the range ``meta.commands`` declares."""
+        low, high = declared_range((self.meta or {}).get("commands"), "warp", "value",
+                                   (WARP_MIN, WARP_MAX))
+        warp = min(max(float(self.clock.get("warp", 60.0)) * factor, low), high)
         if self._command("warp", value=warp).get("ok"):
             self.clock["warp"] = warp
 

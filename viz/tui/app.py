@@ -666,8 +666,11 @@ class DashboardApp(App):
         self.send_command("step", n=1)
 
     def action_warp(self, factor: float) -> None:
+        """Warp times ``factor``, kept within the range the catalog declares."""
+        low, high = forms.declared_range(self.command_catalog, "warp", "value",
+                                         (MIN_WARP, MAX_WARP))
         current = self.warp or 60.0
-        self.send_command("warp", value=round(min(max(current * factor, MIN_WARP), MAX_WARP), 6))
+        self.send_command("warp", value=round(min(max(current * factor, low), high), 6))
 
     def _current_policy(self) -> str | None:
         """The policy in force: the ``scheduler_policy_code`` total, named by its labels."""

@@ -175,3 +175,18 @@ def request(entry: Mapping[str, Any], raws: Mapping[str, Any],
         if value is not OMIT:
             values[name] = value
     return values, errors
+
+
+def declared_range(commands: Any, cmd: str, name: str,
+                   default: tuple[float, float]) -> tuple[float, float]:
+    """The inclusive ``(min, max)`` that ``meta.commands`` declares for one argument, each
+    end ``default``'s where the catalog gives none (an old twin)."""
+    entry = commands.get(cmd) if isinstance(commands, Mapping) else None
+    arg = args_of(entry).get(name, {})
+    ends = []
+    for key, fallback in zip(("min", "max"), default, strict=True):
+        value = arg.get(key)
+        finite = isinstance(value, int | float) and not isinstance(value, bool) \
+            and math.isfinite(value)
+        ends.append(float(value) if finite else fallback)
+    return ends[0], ends[1]
