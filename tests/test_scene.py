@@ -250,7 +250,8 @@ def test_colour_fields_from_the_catalog():
         for e in META["fields"] if "unit" in e]})
     titles = {f.name: scene.scalar_bar_title(f, 2500.0) for f in described}
     assert titles["temp_compute_k"] == "T comp [°C]" and titles["soc_frac"] == "SOC [%]"
-    assert "status" not in titles  # an enum: nothing to colour by
+    # An enum colours by category: its label, no unit (its swatches name the codes).
+    assert titles["status"] == "Status"
 
 
 def test_colour_range():
@@ -303,10 +304,14 @@ def test_alarm_mask():
     arrays["soc_frac"] = np.array([0.1, 0.5, 0.5])
     arrays["status"] = np.array([0, 0, 4], dtype=np.uint8)
     assert list(scene.alarm_mask(arrays, fields, 3)) == [True, True, True]
-    # A field named for alarms counts too, even if absent from the catalog.
-    quiet = {"alarm_count": np.array([0, 2, 0], dtype=np.int32),
+    # The twin's own verdicts flag a node: its limit monitor at alarm, a fault bit set.
+    quiet = {"limit_level": np.array([1, 2, 0], dtype=np.uint8),
              "fault_flags": np.array([0, 0, 4], dtype=np.uint8)}
     assert list(scene.alarm_mask(quiet, fields, 3)) == [False, True, True]
+    # A name is no verdict: a field that merely says "alarm" or "fault" flags nothing.
+    named = {"alarm_count": np.array([0, 2, 0], dtype=np.int32),
+             "fault_budget_w": np.array([5.0, 5.0, 5.0])}
+    assert not scene.alarm_mask(named, fields, 3).any()
 
 
 # --------------------------------------------------------------------------- trails, contacts
@@ -381,12 +386,12 @@ def test_hud_lines():
     assert "Solar: 2.50 MW" in fleet
     assert fleet[-1] == "flagged (alarm/fault): 1"
     # Without a totals catalog (an old twin): bare numbers, no unit guessed from a name.
-    assert "Compute: 1e+15" in scene.fleet_lines(header["fleet"], 0)
+    assert "Compute: 1e+15" in scene.fleet_lines(header["fleet"], 0, full=True)
     many = {f"n_thing_{i}": i for i in range(30)} | {"delivered_pflop_s": 2.0,
-                                                     "n_alarms_active": 4}
+                                                     "n_limit_alarm": 4}
     short = scene.fleet_lines(many, 0, catalog=totals)
     assert len(short) <= 15
-    assert short[1] == "N alarms active: 4" and short[2] == "Compute: 2.00 PFLOP/s"
+    assert short[1] == "Nodes alarm: 4" and short[2] == "Compute: 2.00 PFLOP/s"
     assert len(scene.fleet_lines(many, 0, full=True)) == 34
     fields = scene.colour_fields(META)
     arrays = {"contact_station": np.array([-1, 0], dtype=np.int16),
@@ -530,9 +535,16 @@ def test_fields_and_totals_never_seen_render_from_the_catalog():
     arrays = {"coolant_pressure_pa": np.array([180_000.0, 262_000.0], np.float32),
               "pump_mode": np.array([2, 0], np.uint8)}
     fields = scene.colour_fields(meta)
-    assert [f.name for f in fields] == ["coolant_pressure_pa"]  # an enum has no colour
+    assert [f.name for f in fields] == ["coolant_pressure_pa", "pump_mode"]
     assert scene.scalar_bar_title(fields[0], 262_000.0) == "Coolant pressure [Pa]"
+    # The enum colours by category: a colour per named code, its label the bar's title.
+    assert fields[1].categorical and scene.scalar_bar_title(fields[1]) == "Pump mode"
+    codes, colours = scene.category_colours(fields[1], scene.colormap_table())
+    assert codes == [0, 1, 2] and len({tuple(c) for c in colours}) == 3
+    rgb = scene.category_rgb(arrays["pump_mode"], codes, colours)
+    assert rgb.tolist() == [colours[2].tolist(), colours[0].tolist()]
     node = scene.node_lines(meta, arrays, 0, fields)
+    assert sum(line.startswith("Pump mode") for line in node) == 1  # once, by its label
     assert "Coolant pressure: 180000 Pa" in node and "Pump mode: high" in node
     catalog = Catalog(meta)
     assert "Coolant heat total: 2.50 MW" in scene.fleet_lines(

@@ -17,18 +17,32 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zmq
+from textual.widgets import Input, Select, Static
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tuiutil
 from tuiutil import twin_process
 
-from twin.protocol.codec import TOPIC_EVENT, TOPIC_META, FieldSpec, decode, encode_map, encode_state
+from twin.models.registry import command_catalog
+from twin.protocol.codec import (
+    TOPIC_EVENT,
+    TOPIC_META,
+    FieldSpec,
+    decode,
+    encode_map,
+    encode_state,
+    pack,
+    unpack,
+)
 from twin.protocol.codec import Message as WireMessage
+from twin.protocol.commands import check_request
 from viz.stream import LIVE, STALE
+from viz.tui import forms
 from viz.tui.app import DashboardApp, StreamUpdate
 from viz.tui.model import FleetModel, limit_levels
-from viz.tui.screens import CommandError, DetailScreen, parse_command
+from viz.tui.screens import CommandError, CommandFormScreen, DetailScreen, parse_command
 
 SIZE = (140, 40)
 
@@ -597,3 +611,194 @@ def test_commands_choices_and_forms_come_from_the_catalog() -> None:
             assert app.known_commands == known
 
     asyncio.run(scenario())
+
+
+# -- a twin newer than the dashboard: fields, an enum and a command it has never seen ----
+
+
+def test_command_forms_read_only_the_catalog() -> None:
+    """Hints and typed values come from an argument's declaration: type, unit, range,
+    default, choices, nullable, allow_all."""
+    entry = tuiutil.NEWER_COMMAND.entry()
+    args = forms.args_of(entry)
+    assert list(args) == ["sat", "mode", "power_w", "retries"]
+    assert forms.hint(args["power_w"]) == "0.5 to 40 W · default 10 W · transmit power"
+    assert forms.hint(args["mode"]) == "off | rf | optical · what the terminal does"
+    assert forms.hint(args["sat"], 40) == "node 0 to 39, a name or all · the node, or all"
+    assert forms.hint(args["retries"]) == "0 to 5 · default 1 · acquisition attempts"
+    values, errors = forms.request(entry, {"sat": "7", "mode": "optical", "power_w": "25",
+                                           "retries": "3"}, 40)
+    assert values == {"sat": 7, "mode": "optical", "power_w": 25.0, "retries": 3} and not errors
+    assert type(values["power_w"]) is float and type(values["retries"]) is int
+    values, errors = forms.request(entry, {"sat": "all", "mode": None, "power_w": "99",
+                                           "retries": "2.5"}, 40)
+    assert values == {"sat": "all"}
+    assert errors == {"mode": "choose one: off | rf | optical",
+                      "power_w": "99 is out of range: 0.5 to 40 W",
+                      "retries": "'2.5' is not a whole number: 0 to 5"}
+    # Optional and empty: not sent (the twin's default holds); a node past the fleet: refused.
+    values, errors = forms.request(entry, {"sat": "40", "mode": "rf", "power_w": "",
+                                           "retries": " "}, 40)
+    assert values == {"mode": "rf"} and errors == {"sat": "no node 40: node 0 to 39, a name or all"}
+    # A nullable number takes "none" (nil clears the cap); a fraction says so.
+    cap = forms.args_of(command_catalog()["set_power_cap"].entry())["power_w"]
+    assert forms.read_arg(cap, "none") is None and forms.read_arg(cap, "") is forms.OMIT
+    health = forms.args_of(command_catalog()["inject_fault"].entry())["health_frac"]
+    assert forms.range_text(health) == "0 to 0.999 fraction"
+    # The warp keys keep to the declared range; an old twin's catalog: the given one.
+    catalog = {"warp": {"args": {"value": {"type": "number", "min": 0.5, "max": 8.0}}}}
+    assert forms.declared_range(catalog, "warp", "value", (0.0, 1e9)) == (0.5, 8.0)
+    assert forms.declared_range({}, "warp", "value", (0.0, 1e9)) == (0.0, 1e9)
+
+
+def test_keys_open_the_catalogs_forms_for_the_selected_node() -> None:
+    """f, F and j open the fault, repair and job forms from meta.commands, on the node
+    under the cursor, starting from the catalog's defaults."""
+    async def scenario() -> None:
+        app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
+        async with app.run_test(size=SIZE) as pilot:
+            app.feed(StreamUpdate(meta=tuiutil.meta(), connection=LIVE))
+            app.feed(StreamUpdate(state=tuiutil.state(1), connection=LIVE))
+            await pilot.pause(0.2)
+            await pilot.press("down", "down", "f")
+            await until(pilot, lambda: isinstance(app.screen, CommandFormScreen))
+            form = app.screen
+            assert form.cmd == "inject_fault" and form.query_one("#arg-sat", Input).value == "2"
+            assert form.query_one("#arg-kind", Select).value is Select.NULL  # no default
+            assert "hazardous" in str(form.query_one("#form-significance", Static).render())
+            assert str(form.query_one("#hint-health_frac", Static).render()) == \
+                "0 to 0.999 fraction · capacity left (other kinds)"
+            await pilot.press("escape", "F")
+            await until(pilot, lambda: isinstance(app.screen, CommandFormScreen))
+            assert app.screen.query_one("#arg-kind", Select).value == "all"  # its default
+            await pilot.press("escape", "j")
+            await until(pilot, lambda: isinstance(app.screen, CommandFormScreen)
+                        and app.screen.cmd == "submit_job")
+            assert app.screen.query_one("#arg-kind", Select).value == "inference"
+
+    asyncio.run(scenario())
+
+
+class CommandSink:
+    """A ROUTER on a random loopback port standing in for the twin's command socket: it
+    keeps each request and answers ``ok`` with the request's ``id``."""
+
+    def __init__(self) -> None:
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.bind("tcp://127.0.0.1:*")
+        self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.requests: list[dict] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            if not self.socket.poll(50):
+                continue
+            identity, empty, body = self.socket.recv_multipart()
+            request = unpack(body)
+            self.requests.append(request)
+            self.socket.send_multipart([identity, empty, pack({"ok": True,
+                                                               "id": request.get("id")})])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.socket.close(0)
+        self.context.term()
+
+
+def test_a_newer_twin_renders_and_is_commanded_from_its_catalogs() -> None:
+    """The issue's test: a field in a unit the dashboard never saw, shown the catalog's way
+    (kPa, not the wire's Pa), an enum by its labels, and a command it never saw listed in
+    the palette, its form built from the catalog, and a correctly typed request sent."""
+    sink = CommandSink()
+
+    async def scenario() -> None:
+        app = DashboardApp("tcp://127.0.0.1:1", sink.address, connect=False)
+        async with app.run_test(size=SIZE) as pilot:
+            app.feed(StreamUpdate(meta=tuiutil.newer_meta(), connection=LIVE))
+            app.feed(StreamUpdate(state=tuiutil.newer_state(1), connection=LIVE))
+            await pilot.pause(0.3)
+            model, hot, warm = app.model, tuiutil.HOT_SAT, tuiutil.WARM_SAT
+            pressure, link = model.column("coolant_pressure_pa"), model.column("link_mode")
+            assert pressure.heading == "Coolant pressure kPa" and link.heading == "Link mode"
+            assert model.cells(link, np.array([0, 1, 2]))[0] == ["off", "rf", "optical"]
+            # Past the catalog's limits: coloured as an alarm and a warning.
+            assert model.cell(pressure, hot) == ("262", 2)
+            assert model.cell(pressure, warm) == ("240", 1) and model.cell(pressure, 0)[1] == 0
+            assert "coolant_pressure_pa" in model.trend_fields  # it has limits: watched
+            headings = "".join(s.text for s in app.fleet_table._header_strip())
+            assert "Coolant pressure kPa" in headings and "Link mode" in headings
+
+            # The palette lists the new command; its form comes from the catalog.
+            await pilot.press("ctrl+p")
+            await pilot.press(*"set_link")
+            await until(pilot, lambda: "set_link_mode" in _highlighted(app))
+            assert "switch a node's crosslink terminal (operational)" in _highlighted(app)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, CommandFormScreen))
+            form = app.screen
+            hints = {name: str(form.query_one(f"#hint-{name}", Static).render())
+                     for name in ("sat", "mode", "power_w", "retries")}
+            assert hints == {
+                "sat": "node 0 to 39, a name or all · the node, or all",
+                "mode": "off | rf | optical · what the terminal does",
+                "power_w": "0.5 to 40 W · default 10 W · transmit power",
+                "retries": "0 to 5 · default 1 · acquisition attempts"}
+            assert form.query_one("#arg-sat", Input).value == "0"  # the node under the cursor
+            assert form.query_one("#arg-power_w", Input).value == "10"  # the default
+            # Typed as an operator would: node 7, power out of range first.
+            await pilot.press("7")
+            await pilot.press("tab", "enter")  # the mode list opens
+            await pilot.press("down", "down", "down", "enter")  # choose, off, rf, optical
+            await pilot.pause(0.1)
+            assert form.query_one("#arg-mode", Select).value == "optical"
+            await pilot.press("tab", *"99", "tab", *"3", "enter")
+            await pilot.pause(0.3)
+            assert app.screen is form and not sink.requests, "an out-of-range value was sent"
+            assert "power_w: 99 is out of range: 0.5 to 40 W" in \
+                str(form.query_one("#form-errors", Static).render())
+            assert form.focused is form.query_one("#arg-power_w", Input)
+            await pilot.press(*"25.5", "enter")
+            await until(pilot, lambda: app.last_reply is not None)
+            assert app.screen is not form and app.last_reply == {"ok": True}
+            [request] = sink.requests
+            request.pop("id")
+            assert request == {"cmd": "set_link_mode", "sat": 7, "mode": "optical",
+                               "power_w": 25.5, "retries": 3}
+            assert type(request["power_w"]) is float and type(request["retries"]) is int
+            check_request(tuiutil.NEWER_COMMAND, request)  # as the twin would check it
+            assert "set_link_mode sat=7 mode=optical power_w=25.5 retries=3" in \
+                str(app.reply_line.render())
+
+            # The detail of the hot node: every new field the catalog's way, with limits.
+            app.fleet_table.select_sat(hot)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+            await pilot.pause(0.2)
+            table = app.screen.query_one("#detail-fields")
+            rows = {str(table.get_cell(key, "field")): str(table.get_cell(key, "value"))
+                    for key in table.rows}
+            assert rows["coolant_pressure_pa"] == "262 kPa" and rows["link_mode"] == "rf"
+            assert str(table.get_cell("coolant_pressure_pa", "limits")) == \
+                "warn >230 kPa  alarm >250 kPa"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        sink.close()
+
+
+def _highlighted(app: DashboardApp) -> str:
+    """The command palette's highlighted entry, as text ('' while it has none)."""
+    from textual.command import CommandList
+
+    lists = app.screen.query(CommandList)
+    if not lists or lists.first().highlighted is None:
+        return ""
+    option = lists.first().get_option_at_index(lists.first().highlighted)
+    return str(option.prompt) if not hasattr(option.prompt, "plain") else option.prompt.plain

@@ -382,3 +382,58 @@ def test_live_mirror_from_the_flatsat_scenario():
             app.pl.close()
             stream.close()
             commands.close()
+
+
+def test_a_newer_twin_colours_from_its_catalog():
+    """The issue's test for the 3D view: a field in a unit it never saw colours with the
+    catalog's display unit on its bar (kPa, limits marked), an enum by one colour per
+    named code with the names on the bar, and the node panel reads both the catalog's way."""
+    import tuiutil
+
+    app = make_app()
+    try:
+        app.apply_meta(tuiutil.newer_meta())
+        assert app.apply_state(tuiutil.newer_state(1), connection="LIVE")
+        s, hot = app.scene, tuiutil.HOT_SAT
+        names = [f.name for f in s.fields]
+        assert "coolant_pressure_pa" in names and "link_mode" in names
+        while s.field.name != "coolant_pressure_pa":
+            press(app, "c")
+        s.select(hot)
+        app.refresh_hud(force=True)
+        assert s.bar.GetTitle() == "Coolant pressure [kPa]"
+        # From the lowest value to just past the alarm limit, in kPa; the limits marked.
+        low, high = s.bar_host.GetMapper().GetScalarRange()
+        assert low == pytest.approx(150.0) and high == pytest.approx(255.0)
+        lut = s.bar_host.GetMapper().GetLookupTable()
+        marks = {lut.GetAnnotation(i): lut.GetAnnotatedValue(i).ToDouble()
+                 for i in range(lut.GetNumberOfAnnotatedValues())}
+        assert marks == {"warn high": pytest.approx(230.0), "alarm high": pytest.approx(250.0)}
+        # The colour field's value leads the panel (after the node and its contact).
+        assert s.hud_node.GetInput().splitlines()[2] == "Coolant pressure: 262 kPa"
+        assert s.alarms[hot], "past its alarm limit: flagged"
+
+        while s.field.name != "link_mode":
+            press(app, "c")
+        app.refresh_hud(force=True)
+        assert s.bar.GetTitle() == "Link mode"
+        assert s.hud_node.GetInput().splitlines()[2] == "Link mode: rf"  # by name, not 1
+        lut = s.bar.GetLookupTable()
+        assert lut.GetIndexedLookup()
+        assert [lut.GetAnnotation(i) for i in range(lut.GetNumberOfAnnotatedValues())] == \
+            ["off", "rf", "optical"]
+        codes, colours = s.categories
+        assert codes == [0, 1, 2] and len({tuple(c) for c in colours}) == 3
+        # Nodes in full sun wear their code's colour, undimmed.
+        sunlit = app.scene.arrays["sunlit_frac"] >= 1.0
+        rgb = np.asarray(s.sats.point_data["rgb"])
+        expected = colours[tuiutil.LINK_MODES]
+        assert sunlit.any() and np.array_equal(rgb[sunlit], expected[sunlit])
+        # And the bar shows each swatch on screen, beside its name.
+        app.render()
+        image = app.pl.screenshot(return_img=True)[:, int(0.85 * SIZE[0]):, :3].astype(int)
+        for colour in colours:
+            near = np.abs(image - colour.astype(int)).max(axis=2) <= 8
+            assert near.sum() > 50, f"no swatch of colour {colour} on the bar"
+    finally:
+        app.pl.close()

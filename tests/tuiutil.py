@@ -31,11 +31,13 @@ from twin.protocol.codec import (
     PROTOCOL_VERSION,
     TOPIC_EVENT,
     TOPIC_META,
+    FieldSpec,
     Message,
     decode,
     encode_map,
     encode_state,
 )
+from twin.protocol.commands import Arg, CommandSpec
 from twin.protocol.telemetry import encode_telemetry
 from twin.scenario import SCENARIOS_DIR, parse_scenario
 
@@ -226,3 +228,51 @@ def name(sat: int) -> str:
 def lost_mirror_state(step: int = 40) -> Message:
     """A mirror state after the testbed went quiet (its last sample before step 5)."""
     return feed(mirror=True, telemetry_steps=range(5)).state(step)
+
+
+# -- a twin newer than the viewers ------------------------------------------------------
+# What a later twin could add, described only by meta's catalogs (docs/protocol.md,
+# "Catalogs" and "Commands"): a quantity in a unit no viewer formats specially, with a
+# display rule of its own (kPa, not the wire's Pa) and limits; an enum; and a command
+# with a number (unit, range, default), an integer, a choice and a sat argument.
+PRESSURE_LIMITS_PA = {"warn_high": 230_000.0, "alarm_high": 250_000.0}
+PRESSURE_DISPLAY = {"unit": "kPa", "scale": 1e-3, "offset": 0.0, "prefix": False}
+LINK_LABELS = {0: "off", 1: "rf", 2: "optical"}
+NEWER_FIELDS = [
+    FieldSpec("coolant_pressure_pa", "<f4", (N_SATS,), "Pa", "coolant loop pressure",
+              limits=PRESSURE_LIMITS_PA),
+    FieldSpec("link_mode", "|u1", (N_SATS,), "code", "crosslink terminal mode",
+              labels=LINK_LABELS),
+]
+NEWER_COMMAND = CommandSpec(
+    "set_link_mode", "switch a node's crosslink terminal", "operational", (
+        Arg("sat", "sat", "the node, or all", required=True, allow_all=True),
+        Arg("mode", "choice", "what the terminal does", choices=tuple(LINK_LABELS.values()),
+            required=True),
+        Arg("power_w", "number", "transmit power", unit="W", min=0.5, max=40.0, default=10.0),
+        Arg("retries", "integer", "acquisition attempts", min=0, max=5, default=1),
+    ))
+# Node HOT_SAT's pressure is past its alarm limit, WARM_SAT's past its warning limit.
+PRESSURE_PA = np.linspace(150_000.0, 210_000.0, N_SATS).astype(np.float32)
+PRESSURE_PA[HOT_SAT], PRESSURE_PA[WARM_SAT] = 262_000.0, 240_000.0
+LINK_MODES = (np.arange(N_SATS) % 3).astype(np.uint8)
+
+
+def newer_meta() -> dict[str, Any]:
+    """The twin's ``meta`` body plus ``NEWER_FIELDS`` and ``NEWER_COMMAND``, as decoded off
+    the wire (so keys are what msgpack gives a client)."""
+    body = feed().meta().header
+    entries = [spec.catalog_entry() for spec in NEWER_FIELDS]
+    entries[0]["display"] = dict(PRESSURE_DISPLAY)
+    body["fields"] = [*body["fields"], *entries]
+    body["commands"] = {**body["commands"], NEWER_COMMAND.name: NEWER_COMMAND.entry()}
+    return decode(encode_map(TOPIC_META, body)).header
+
+
+def newer_state(step: int) -> Message:
+    """``state(step)`` plus the arrays of ``NEWER_FIELDS``, framed by the real codec."""
+    base = state(step)
+    header = {k: v for k, v in base.header.items() if k != "fields"}
+    known = feed().engine.field_specs
+    arrays = [base.arrays[spec.name] for spec in known] + [PRESSURE_PA, LINK_MODES]
+    return decode([bytes(f) for f in encode_state(header, known + NEWER_FIELDS, arrays)])

@@ -80,7 +80,7 @@ def _orbits() -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
 
 
 # Units of the header's fleet totals, for meta's totals catalog.
-TOTAL_UNITS = {"n_in_eclipse": "count", "n_in_contact": "count", "delivered_flop_s": "FLOP/s",
+TOTAL_UNITS = {"n_in_eclipse": "count", "n_in_contact": "count", "delivered_pflop_s": "PFLOP/s",
                "power_generated_w": "W", "mirror_live_n": "count"}
 # Names of the orbit status codes (twin/models/orbit.py publishes these as the field's labels).
 STATUS_LABELS = {0: "ok", 1: "mean eccentricity", 6: "decayed"}
@@ -166,7 +166,7 @@ def meta_and_state(mirror: bool = False, mirror_live: bool = True) -> tuple[dict
         "paused": False, "n_sats": n,
         "fleet": {"n_in_eclipse": int(np.count_nonzero(sunlit < 1)),
                   "n_in_contact": int(np.count_nonzero(contact_station >= 0)),
-                  "delivered_flop_s": 3.2e16, "power_generated_w": 5.1e5},
+                  "delivered_pflop_s": 32.0, "power_generated_w": 5.1e5},
         "sun_gcrs_km": [float(x) for x in sun], "gast_rad": gast,
         "gcrs_to_itrs": [float(x) for x in m.ravel()],
     }

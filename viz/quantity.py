@@ -417,7 +417,7 @@ class Catalog:
         value, limit = event.get("value"), event.get("limit")
         if _is_number(value):
             text = f"{q.label()} {q.format(value)}"
-            if event.get("level") == "ok" or str(event.get("kind")).endswith("_clear"):
+            if event.get("level") == "ok" or event.get("kind") == "limit_clear":
                 return text + " back within limits"
             if _is_number(limit):
                 side = "above" if value > limit else "below"

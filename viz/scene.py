@@ -30,13 +30,15 @@ WGS84_A_KM = 6378.137
 WGS84_F = 1.0 / 298.257223563
 WGS84_E2 = WGS84_F * (2.0 - WGS84_F)
 
-# Kinds that name categories, not quantities: nothing to colour by. (The units too, for a
-# twin whose catalog says no kind.)
-_NON_SCALAR_KINDS = frozenset({"enum", "index", "bitmask"})
+# Kinds with nothing to colour by: an index points into a list, a bitmask sums flags.
+# (An enum colours by category, one colour per named code.) For a twin whose catalog says
+# no kind, the units of those kinds, and of an enum, whose codes it does not name either.
+_NON_SCALAR_KINDS = frozenset({"index", "bitmask"})
 _NON_SCALAR_UNITS = frozenset({"code", "index", "bitmask"})
-# Preferred colour fields, in order; the first present in meta is the default.
-PREFERRED_FIELDS = ("temp_compute_k", "soc_frac", "utilization_frac", "utilization",
-                    "delivered_flop_s", "beta_deg", "alt_km")
+# Preferred colour fields, by exact name, in order; the first present in meta is the
+# default (else the first with limits, else the first).
+PREFERRED_FIELDS = ("temp_compute_k", "soc_frac", "utilization_frac", "delivered_flop_s",
+                    "beta_deg", "alt_km")
 # Brightness of a node in full umbra relative to full sun (eclipse dimming).
 NIGHT_BRIGHTNESS = 0.4
 # Fraction of the colormap skipped at its dark end: the bottom of "turbo" is near-black,
@@ -47,6 +49,11 @@ COLORMAP_FLOOR = 0.1
 LIMIT_PAD_FRAC = 0.05
 # Colour of a node whose field value is missing or not finite.
 NO_DATA_RGB = (110, 110, 110)
+# An enum's colours come from this much of the colour table, from its cold end: the top
+# of "turbo" is a dark red, hard to see against space and easily read as an alarm.
+CATEGORY_SPAN = 0.8
+# Characters the HUD's font has no glyph for (VTK draws nothing there), and what to draw.
+HUD_GLYPHS = str.maketrans({"∞": "inf"})
 
 
 # --------------------------------------------------------------------------- geometry
@@ -255,11 +262,18 @@ class ColourField:
         """How its values read (the catalog entry; a bare number without one)."""
         return self.quantity or Quantity(self.name, self.unit)
 
+    @property
+    def categorical(self) -> bool:
+        """An enum: one colour per code, named by the catalog's labels."""
+        return self.reads.kind == "enum"
+
 
 def colour_fields(meta: Mapping[str, Any]) -> list[ColourField]:
     """Per-satellite scalar fields of meta's catalog, in catalog order.
 
-    Vectors (positions), station-by-satellite tables and codes/indices are left out.
+    Quantities, flags and enums (coloured by category); vectors (positions),
+    station-by-satellite tables, indices and bitmasks are left out, as are codes whose
+    kind the catalog does not say (an old twin).
     """
     out = []
     for entry in meta.get("fields", []):
@@ -268,7 +282,8 @@ def colour_fields(meta: Mapping[str, Any]) -> list[ColourField]:
             if not entry.get("per_sat", False) or len(shape) != 1:
                 continue
             quantity = Quantity.from_entry(str(entry["name"]), entry)
-            if quantity.kind in _NON_SCALAR_KINDS or entry.get("unit") in _NON_SCALAR_UNITS:
+            if quantity.kind in _NON_SCALAR_KINDS or (
+                    entry.get("kind") is None and entry.get("unit") in _NON_SCALAR_UNITS):
                 continue
             limits = {str(k): float(v) for k, v in (entry.get("limits") or {}).items()
                       if isinstance(v, int | float) and math.isfinite(v)}
@@ -285,9 +300,9 @@ def default_field(fields: Sequence[ColourField]) -> str | None:
     for name in PREFERRED_FIELDS:
         if name in names:
             return name
-    for name in names:
-        if name.startswith("temp_"):
-            return name
+    for info in fields:
+        if info.limits:
+            return info.name
     return names[0] if names else None
 
 
@@ -357,6 +372,35 @@ def field_rgb(values: np.ndarray, clim: tuple[float, float], table: np.ndarray,
     return out
 
 
+def category_colours(info: ColourField, table: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """The codes an enum's catalog names and a colour each, ``(codes, (k, 3) uint8)``.
+
+    The colours are spread evenly over the first ``CATEGORY_SPAN`` of the colour table in
+    code order (the lowest code at the cold end), so the nodes and the bar's swatches read
+    alike. Codes the catalog does not name draw as no data.
+    """
+    codes = sorted(info.reads.labels)
+    if not codes:
+        return [], np.zeros((0, 3), np.uint8)
+    last = CATEGORY_SPAN * (len(table) - 1)
+    picks = np.round(np.linspace(0, last, len(codes)) if len(codes) > 1
+                     else np.array([last / 2])).astype(np.intp)
+    return codes, np.asarray(table)[picks].astype(np.uint8)
+
+
+def category_rgb(values: np.ndarray, codes: Sequence[int], colours: np.ndarray,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """Map enum codes to ``(n, 3)`` uint8 colours; unnamed codes and NaN draw as no data."""
+    values = np.asarray(values)
+    if out is None:
+        out = np.empty((len(values), 3), dtype=np.uint8)
+    out[:] = NO_DATA_RGB
+    with np.errstate(invalid="ignore"):
+        for code, colour in zip(codes, colours, strict=True):
+            out[values == code] = colour
+    return out
+
+
 def eclipse_dim(rgb: np.ndarray, sunlit_frac: np.ndarray | None,
                 night_brightness: float = NIGHT_BRIGHTNESS) -> np.ndarray:
     """Darken nodes in the Earth's shadow, in place: full sun 1, umbra ``night_brightness``."""
@@ -368,14 +412,20 @@ def eclipse_dim(rgb: np.ndarray, sunlit_frac: np.ndarray | None,
     return rgb
 
 
+# The twin's own per-node verdicts that flag a node, by exact name (docs/protocol.md): the
+# value at or past which it is flagged. ``fault_flags``: any fault bit; ``limit_level``:
+# 2, the limit monitor's alarm; ``status``: any SGP4 error code.
+FLAG_FIELDS = {"fault_flags": 1, "limit_level": 2, "status": 1}
+
+
 def alarm_mask(arrays: Mapping[str, np.ndarray], fields: Sequence[ColourField],
                n_sats: int) -> np.ndarray:
     """Which nodes to flag as in alarm, ``(n,)`` bool.
 
     A node is flagged when any per-satellite field is at or beyond one of its published
-    ``alarm_low``/``alarm_high`` limits, when a field named for alarms or faults
-    (``*alarm*``, ``*fault*``) is non-zero for it, or when its orbit could not be
-    propagated (``status`` non-zero).
+    ``alarm_low``/``alarm_high`` limits, or when one of the twin's own verdicts says so
+    (:data:`FLAG_FIELDS`: a fault bit set, the limit monitor at alarm, an orbit that could
+    not be propagated).
     The viewer only compares published numbers with published limits; it models nothing.
     """
     mask = np.zeros(n_sats, dtype=bool)
@@ -387,12 +437,10 @@ def alarm_mask(arrays: Mapping[str, np.ndarray], fields: Sequence[ColourField],
             mask |= values >= info.limits["alarm_high"]
         if "alarm_low" in info.limits:
             mask |= values <= info.limits["alarm_low"]
-    for name, values in arrays.items():
-        if ("alarm" in name or "fault" in name) and values.shape == (n_sats,):
-            mask |= values != 0
-    status = arrays.get("status")
-    if status is not None and status.shape == (n_sats,):
-        mask |= status != 0
+    for name, at_least in FLAG_FIELDS.items():
+        values = arrays.get(name)
+        if values is not None and values.shape == (n_sats,):
+            mask |= values >= at_least
     return mask
 
 
@@ -544,11 +592,13 @@ def status_lines(header: Mapping[str, Any], meta: Mapping[str, Any] | None, conn
     return lines + bad_lines(bad, last_bad)
 
 
-# Fleet totals an operator wants at a glance, by name fragment, in display order. The
+# Fleet totals an operator wants at a glance, by exact name, in display order. The
 # header may carry dozens; the rest show on demand (``full=True``).
-FLEET_HIGHLIGHTS = ("alarm", "delivered_pflop", "delivered_flop", "goodput", "p_solar",
-                    "p_load", "power_w", "soc", "temp", "n_in_eclipse", "n_in_contact", "fault",
-                    "throttled", "queue_length", "backlog")
+FLEET_HIGHLIGHTS = ("n_limit_alarm", "delivered_pflop_s", "goodput_frac", "p_solar_total_w",
+                    "p_load_total_w", "compute_power_w", "soc_min_frac", "soc_mean_frac",
+                    "temp_compute_max_k", "temp_battery_min_k", "n_in_eclipse", "n_in_contact",
+                    "n_nodes_faulted", "n_throttled_thermal", "n_throttled_power",
+                    "queue_length", "downlink_backlog_bytes")
 
 
 def fleet_lines(fleet: Mapping[str, Any], n_flagged: int, *, full: bool = False,
@@ -563,13 +613,7 @@ def fleet_lines(fleet: Mapping[str, Any], n_flagged: int, *, full: bool = False,
         catalog: meta's catalogs; without, the totals show as bare numbers.
     """
     catalog = catalog or Catalog()
-    if full:
-        keys = sorted(fleet)
-    else:
-        keys = []
-        for fragment in FLEET_HIGHLIGHTS:
-            keys += [k for k in fleet if fragment in k and k not in keys]
-        keys = keys[:max_lines]
+    keys = sorted(fleet) if full else [k for k in FLEET_HIGHLIGHTS if k in fleet][:max_lines]
     lines = ["FLEET"]
     lines += [f"{catalog.total(k).label()}: {catalog.total(k).format(fleet[k])}" for k in keys]
     lines.append(f"flagged (alarm/fault): {n_flagged:,d}")
@@ -577,9 +621,14 @@ def fleet_lines(fleet: Mapping[str, Any], n_flagged: int, *, full: bool = False,
 
 
 def node_lines(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], index: int,
-               fields: Sequence[ColourField], max_lines: int = 18) -> list[str]:
+               fields: Sequence[ColourField], max_lines: int = 18,
+               colour: ColourField | None = None) -> list[str]:
     """Bottom-left HUD: the selected node's name and its per-satellite values, each as
-    meta's catalog says (``T comp: 80.0 °C``, ``Pump mode: high``)."""
+    meta's catalog says (``T comp: 80.0 °C``, ``Pump mode: high``).
+
+    Args:
+        colour: The field the nodes are coloured by: its value comes first, never cut.
+    """
     sats = meta.get("sats", {})
     names = sats.get("names", [])
     if not 0 <= index < len(names):
@@ -597,7 +646,10 @@ def node_lines(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], index:
     named = [Quantity.from_entry(str(e["name"]), e) for e in meta.get("fields", [])
              if isinstance(e, Mapping) and e.get("per_sat") and e.get("kind") in
              ("enum", "bitmask") and len(e.get("shape") or ()) == 1 and "name" in e]
-    for reads in [info.reads for info in fields] + named:
+    shown = [info.reads for info in fields if not info.categorical] + named
+    if colour is not None:
+        shown = [colour.reads] + [q for q in shown if q.name != colour.name]
+    for reads in shown:
         values = arrays.get(reads.name)
         if values is None or values.ndim != 1 or index >= len(values) \
                 or len(lines) >= max_lines:
@@ -607,7 +659,8 @@ def node_lines(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], index:
 
 
 def scalar_bar_title(info: ColourField, typical: float = math.nan) -> str:
-    """Colour bar title: the field's label and its display unit (``T comp [°C]``).
+    """Colour bar title: the field's label and its display unit (``T comp [°C]``); an
+    enum's label alone (its swatches name the codes).
 
     Args:
         typical: The largest magnitude on the bar (wire unit), for an SI prefix (kW).

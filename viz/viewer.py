@@ -26,6 +26,7 @@ from twin.protocol.codec import Message
 from viz import scene
 from viz.checks import BadMessages, check_meta
 from viz.quantity import Catalog
+from viz.tui.forms import declared_range
 
 log = logging.getLogger("odc.viz.viewer")
 
@@ -35,7 +36,8 @@ EARTH_TEXTURE = assets_dir() / "earth" / "land_ocean_ice_2048.jpg"
 STATION_LIFT_KM = 30.0
 # Vertical camera view angle, deg (VTK's default); the fit distance follows from it.
 VIEW_ANGLE_DEG = 30.0
-WARP_MAX = 100_000.0
+# The warp keys' range where meta.commands does not declare one (an old twin).
+WARP_MIN, WARP_MAX = 1e-3, 100_000.0
 # Above this many nodes the scene switches to cheaper marks (square points).
 BIG_FLEET = 1000
 # Trail vertices in all, the budget a CPU renderer draws in a few milliseconds.
@@ -181,6 +183,8 @@ class FleetScene:
         self.catalog = Catalog()
         self.fields: list[scene.ColourField] = []
         self.field: scene.ColourField | None = None
+        # An enum's codes and their colours (None for a quantity: a colour range instead).
+        self.categories: tuple[list[int], np.ndarray] | None = None
         self.clim: tuple[float, float] | None = None
         self.selected = -1
         self.header: Mapping[str, Any] = {}
@@ -342,6 +346,7 @@ class FleetScene:
         self.pl.remove_actor("colour_bar_host", reset_camera=False, render=False)
         if self.pl.scalar_bars:
             self.pl.remove_scalar_bar()
+        self.categories = None
         if self.field is None:
             return
         host = pv.PolyData(np.zeros((1, 3), dtype=np.float32))
@@ -366,9 +371,27 @@ class FleetScene:
         self.bar.SetAnnotationTextScaling(False)
         self.bar.GetAnnotationTextProperty().SetFontSize(12)
         self.bar.GetAnnotationTextProperty().SetColor(1.0, 0.6, 0.4)
+        self.categories = scene.category_colours(self.field, self.table) \
+            if self.field.categorical else None
+        if self.categories is not None:
+            self._category_bar(*self.categories)
+
+    def _category_bar(self, codes: list[int], colours: np.ndarray) -> None:
+        """An enum's bar: one swatch per code the catalog names, with its name beside it."""
+        import vtk
+
+        lut = vtk.vtkLookupTable()
+        lut.IndexedLookupOn()
+        lut.SetNumberOfTableValues(max(len(codes), 1))
+        for i, (code, rgb) in enumerate(zip(codes, colours, strict=True)):
+            lut.SetTableValue(i, *(float(c) / 255.0 for c in rgb), 1.0)
+            lut.SetAnnotation(vtk.vtkVariant(float(code)), self.field.reads.label_of(code))
+        self.bar_host.GetMapper().SetLookupTable(lut)
+        self.bar.SetLookupTable(lut)
+        self.bar.GetAnnotationTextProperty().SetColor(1.0, 1.0, 1.0)
 
     def _update_colour_bar(self) -> None:
-        if self.field is None or self.clim is None:
+        if self.field is None or self.clim is None or self.categories is not None:
             return
         mapper = self.bar_host.GetMapper()
         lut = mapper.GetLookupTable()
@@ -452,7 +475,9 @@ class FleetScene:
         self.sats.GetPoints().Modified()
         rgb = self.sats.point_data["rgb"]
         values = arrays.get(self.field.name) if self.field is not None else None
-        if values is not None and values.shape == (self.n_sats,):
+        if values is not None and values.shape == (self.n_sats,) and self.categories:
+            scene.category_rgb(values, *self.categories, out=rgb)
+        elif values is not None and values.shape == (self.n_sats,):
             self.clim = scene.colour_range(self.field, values, self.clim)
             scene.field_rgb(values, self.clim, self.table, out=rgb)
         else:
@@ -912,19 +937,19 @@ class ViewerApp:
         if self.message:
             lines.append(self.message)
         lines.append("h: keys")
-        s.hud_top.SetInput("\n".join(lines))
+        s.hud_top.SetInput("\n".join(lines).translate(scene.HUD_GLYPHS))
         n_flagged = int(np.count_nonzero(s.alarms))
-        s.hud_fleet.SetInput("\n".join(scene.fleet_lines(header.get("fleet", {}), n_flagged,
-                                                     catalog=s.catalog)))
+        s.hud_fleet.SetInput("\n".join(scene.fleet_lines(
+            header.get("fleet", {}), n_flagged, catalog=s.catalog)).translate(scene.HUD_GLYPHS))
         mirror = scene.mirror_lines(self.meta, s.arrays, s.selected)
         # The panel keeps its height: mirror lines take the place of the last fields.
         node = scene.node_lines(self.meta or {}, s.arrays, s.selected, s.fields,
-                                max_lines=max(18 - len(mirror), 6))
+                                max_lines=max(18 - len(mirror), 6), colour=s.field)
         if mirror:
             # Measured beside predicted first: on a mirrored node it is the point.
             node = node[:1] + mirror + node[1:]
-        s.hud_node.SetInput("\n".join(node))
-        s.hud_events.SetInput("\n".join(self.events))
+        s.hud_node.SetInput("\n".join(node).translate(scene.HUD_GLYPHS))
+        s.hud_events.SetInput("\n".join(self.events).translate(scene.HUD_GLYPHS))
 
     # ------------------------------------------------------------------ keys
     def _command(self, cmd: str, **arguments: Any) -> dict[str, Any]:
@@ -942,7 +967,10 @@ class ViewerApp:
             self.clock["paused"] = not self.clock.get("paused")
 
     def change_warp(self, factor: float) -> None:
-        warp = min(max(float(self.clock.get("warp", 60.0)) * factor, 1e-3), WARP_MAX)
+        """Warp times ``factor``, kept within the range ``meta.commands`` declares."""
+        low, high = declared_range((self.meta or {}).get("commands"), "warp", "value",
+                                   (WARP_MIN, WARP_MAX))
+        warp = min(max(float(self.clock.get("warp", 60.0)) * factor, low), high)
         if self._command("warp", value=warp).get("ok"):
             self.clock["warp"] = warp
 

@@ -32,10 +32,12 @@ from twin.protocol.codec import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
 from twin.protocol.codec import Message as WireMessage
 from viz.checks import BadMessages, check_meta
 from viz.stream import CONNECTING, LIVE, MAX_BATCH_EVENTS, STALE, CommandClient, StreamClient
+from viz.tui import forms
 from viz.tui.model import FleetModel, utc_text
 from viz.tui.screens import (
     SEVERITY_STYLE,
     CommandError,
+    CommandFormScreen,
     CommandScreen,
     DetailScreen,
     SortScreen,
@@ -636,6 +638,24 @@ class DashboardApp(App):
             return
         self.send_command(cmd, **arguments)
 
+    def action_form(self, cmd: str, prefill: dict[str, Any] | None = None) -> None:
+        """Open ``cmd``'s form, built from its catalog entry (sent at once without
+        arguments); the typed prompt for a command the catalog does not declare."""
+        entry = self.command_catalog.get(cmd)
+        if entry is None:
+            words = " ".join(f"{k}={v}" for k, v in (prefill or {}).items())
+            self.action_command(f"{cmd} {words}".strip() + " ", hint=self._form_hint(cmd))
+            return
+        if not forms.args_of(entry):
+            self.send_command(cmd)
+            return
+
+        def done(arguments: dict[str, Any] | None) -> None:
+            if arguments is not None:
+                self.send_command(cmd, **arguments)
+
+        self.push_screen(CommandFormScreen(cmd, entry, prefill, self.model.n), done)
+
     def action_command(self, prefill: str = "", hint: str = "") -> None:
         self.push_screen(CommandScreen(prefill, self.known_commands, hint), self.command_line)
 
@@ -646,8 +666,11 @@ class DashboardApp(App):
         self.send_command("step", n=1)
 
     def action_warp(self, factor: float) -> None:
+        """Warp times ``factor``, kept within the range the catalog declares."""
+        low, high = forms.declared_range(self.command_catalog, "warp", "value",
+                                         (MIN_WARP, MAX_WARP))
         current = self.warp or 60.0
-        self.send_command("warp", value=round(min(max(current * factor, MIN_WARP), MAX_WARP), 6))
+        self.send_command("warp", value=round(min(max(current * factor, low), high), 6))
 
     def _current_policy(self) -> str | None:
         """The policy in force: the ``scheduler_policy_code`` total, named by its labels."""
@@ -667,20 +690,19 @@ class DashboardApp(App):
             policy = policies[following % len(policies)]
         self.send_command("set_policy", policy=policy)
 
+    def _on_selected(self) -> dict[str, Any]:
+        """A form's starting ``sat``: the node under the cursor (or on the detail screen)."""
+        sat = self.selected_sat()
+        return {"sat": sat} if sat is not None else {}
+
     def action_submit_job(self) -> None:
-        kinds = self._choices("submit_job", "kind")
-        self.action_command(f"submit_job kind={kinds[0] if kinds else 'training'} "
-                            "size_accel_h=8", hint=self._form_hint("submit_job"))
+        self.action_form("submit_job")
 
     def action_fault(self) -> None:
-        sat = self.selected_sat()
-        self.action_command(f"inject_fault sat={sat if sat is not None else 0} kind=radiator "
-                            "health_frac=0.5", hint=self._form_hint("inject_fault"))
+        self.action_form("inject_fault", self._on_selected())
 
     def action_clear_fault(self) -> None:
-        sat = self.selected_sat()
-        self.action_command(f"clear_fault sat={sat if sat is not None else 0} kind=all",
-                            hint=self._form_hint("clear_fault"))
+        self.action_form("clear_fault", self._on_selected())
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -707,6 +729,14 @@ class DashboardApp(App):
                             self.action_clear_fault)
         yield SystemCommand("Send a command…", "Any twin command, typed",
                             self.action_command)
+        # Every command the twin declares, with a form from its catalog entry.
+        for cmd, entry in sorted(self.command_catalog.items()):
+            has_args = bool(forms.args_of(entry))
+            summary = str(entry.get("summary", "")) or f"the twin's {cmd} command"
+            significance = str(entry.get("significance", ""))
+            yield SystemCommand(f"Twin: {cmd}{'…' if has_args else ''}",
+                                f"{summary} ({significance})" if significance else summary,
+                                lambda cmd=cmd: self.action_form(cmd, self._on_selected()))
         yield SystemCommand("Sort the fleet…", "Choose the sort column", self.action_sort)
         yield SystemCommand("Show only nodes in alarm", "Toggle the alarm filter",
                             self.action_only_alarm)

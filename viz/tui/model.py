@@ -11,7 +11,6 @@ its :class:`viz.quantity.Quantity`, as the catalog says (K to °C, W to kW, frac
 from __future__ import annotations
 
 import math
-import re
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,28 +26,30 @@ from viz.quantity import Catalog, Quantity, Scale, fit, typical_of
 OK, WARN, ALARM = 0, 1, 2
 SEVERITY_LEVEL = {"info": OK, "warning": WARN, "alarm": ALARM}
 
-# Per-satellite fields shown first, in this order, when the twin publishes them
-# (regular expressions on the field name). Everything else follows in catalog order.
+# Per-satellite fields shown first, in this order, when the twin publishes them (exact
+# names: a preference, never a reading of units). Everything else follows in catalog order.
 PREFERRED = (
-    r"lat_deg", r"lon_deg", r"alt_km", r"sunlit_frac",
-    r"temp_compute_k", r"temp_radiator_k", r"temp_battery_k",
-    r"soc_frac", r"util.*", r"delivered.*flop.*", r"throttl.*", r"limit_reason",
-    r"compute_cap_w", r"power_cap_w", r"upsets", r"contact_station", r"fault_flags",
-    r"limit_level", r"temp_.*_k",
+    "lat_deg", "lon_deg", "alt_km", "sunlit_frac",
+    "temp_compute_k", "temp_radiator_k", "temp_battery_k",
+    "soc_frac", "utilization_frac", "delivered_flop_s", "throttle_code", "limit_reason",
+    "compute_cap_w", "power_cap_w", "upsets", "contact_station", "fault_flags",
+    "limit_level", "temp_array_k", "temp_bus_k",
 )
 # Fields the table leaves to the detail screen: bulky or of no use at a glance.
 TABLE_SKIP = {"status", "pos_gcrs_km", "vel_gcrs_km_s", "pos_itrs_km", "vel_itrs_km_s"}
-# Fields drawn as trends on the detail screen (name patterns).
-TREND_PATTERNS = (r"temp_.*_k", r"soc_frac", r"util.*", r".*flop.*")
+# Fields drawn as trends on the detail screen besides every quantity the catalog gives
+# limits (those the twin says to watch), by exact name.
+TREND_FIELDS = ("temp_compute_k", "temp_radiator_k", "temp_battery_k", "temp_bus_k",
+                "temp_array_k", "soc_frac", "utilization_frac", "delivered_flop_s")
 TREND_SAMPLES = 180  # 180 x ~10 fields x 4,428 nodes x 4 B = 32 MB at most
 # Fewer samples where a fleet is bigger (or a catalog has more trend fields) than that.
 TREND_MAX_BYTES = 64 * 2**20
 # Widest a column of names (an enum's labels, a bitmask's bits) gets; longer ones end in …
 NAMES_WIDTH = 12
-# Fleet totals that lead the header, by name, in this order; the rest follow.
-HEADLINE_TOTALS = (r"delivered.*flop.*", r"goodput.*", r"p_solar.*", r"p_load.*",
-                   r"n_in_eclipse", r"n_in_contact", r"queue_length", r"temp_compute_max.*",
-                   r"soc_min.*", r"n_limit_alarm", r"n_limit_warning")
+# Fleet totals that lead the header, by exact name, in this order; the rest follow.
+HEADLINE_TOTALS = ("delivered_pflop_s", "goodput_frac", "p_solar_total_w", "p_load_total_w",
+                   "n_in_eclipse", "n_in_contact", "queue_length", "temp_compute_max_k",
+                   "soc_min_frac", "n_limit_alarm", "n_limit_warning")
 
 
 @dataclass
@@ -328,12 +329,8 @@ class FleetModel:
             columns.append(Column("group", "Group", kind="text",
                                   width=min(max(len(g) for g in self.groups), 14)))
         chosen = [e for e in entries if e["name"] not in TABLE_SKIP]
-        ordered: list[dict[str, Any]] = []
-        for pattern in PREFERRED:
-            for entry in chosen:
-                if entry not in ordered and re.fullmatch(pattern, entry["name"]):
-                    ordered.append(entry)
-        ordered += [e for e in chosen if e not in ordered]
+        rank = {name: i for i, name in enumerate(PREFERRED)}
+        ordered = sorted(chosen, key=lambda e: rank.get(e["name"], len(rank)))  # stable
         for entry in ordered:
             column = self._column(entry)
             if column.label in {c.label for c in columns}:  # two alike: say which is which
@@ -342,8 +339,8 @@ class FleetModel:
             columns.append(column)
         self.columns = columns
         # Trends in the table's order: compute, radiator and battery temperatures first.
-        self.trend_fields = [c.key for c in columns
-                             if any(re.fullmatch(p, c.key) for p in TREND_PATTERNS)]
+        self.trend_fields = [c.key for c in columns if c.key in TREND_FIELDS or (
+            c.kind == "quantity" and c.limits)]
         per_sample = 4 * len(self.trend_fields) * self.n
         self.trend_samples = int(min(self.max_trend_samples,
                                      max(TREND_MAX_BYTES // max(per_sample, 1), 2)))
@@ -588,9 +585,7 @@ class FleetModel:
     @staticmethod
     def _plan_fleet(names: tuple[str, ...]) -> tuple[list[str], list[str]]:
         """Which fleet totals lead the header, in order, and the rest (once per key set)."""
-        keys: list[str] = []
-        for pattern in HEADLINE_TOTALS:
-            keys += [k for k in names if k not in keys and re.fullmatch(pattern, k)]
+        keys = [k for k in HEADLINE_TOTALS if k in names]
         return keys, [k for k in names if k not in keys and k != "n_sats"]
 
     # -- mirror -------------------------------------------------------------------------

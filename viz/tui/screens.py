@@ -1,4 +1,4 @@
-"""Screens of the dashboard besides the main one: node detail, command prompt, sort chooser."""
+"""Screens of the dashboard besides the main one: node detail, command prompt and form, sort."""
 
 from __future__ import annotations
 
@@ -11,9 +11,21 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, Label, OptionList, RichLog, Static
+from textual.widgets import (
+    Button,
+    DataTable,
+    Footer,
+    Input,
+    Label,
+    OptionList,
+    RichLog,
+    Select,
+    Static,
+    Switch,
+)
 from textual.widgets.option_list import Option
 
+from viz.tui import forms
 from viz.tui.model import (
     ALARM,
     WARN,
@@ -90,6 +102,114 @@ class CommandScreen(ModalScreen[str | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)
+
+
+class CommandFormScreen(ModalScreen[dict[str, Any] | None]):
+    """A form for one twin command, built from its ``meta.commands`` entry alone.
+
+    One row per argument: a box for numbers, integers and nodes, a list of the choices, a
+    switch for a bool, each with its unit, range, default and description beside it
+    (`viz.tui.forms`). Send checks every value against the declaration and shows what is
+    wrong beside the form, sending nothing; a good form returns the typed arguments.
+
+    Args:
+        cmd: The command's name.
+        entry: Its catalog entry.
+        prefill: Values to start from (the selected node for ``sat``); else the defaults.
+        n_sats: Nodes in the fleet, for the node hint and check.
+    """
+
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, cmd: str, entry: dict[str, Any], prefill: dict[str, Any] | None = None,
+                 n_sats: int = 0) -> None:
+        super().__init__()
+        self.cmd = cmd
+        self.entry = entry
+        self.args = forms.args_of(entry)
+        self.prefill = prefill or {}
+        self.n_sats = n_sats
+
+    def _widget(self, name: str, arg: dict[str, Any]) -> Input | Select | Switch:
+        start = self.prefill.get(name, arg.get("default"))
+        wid = f"arg-{name}"
+        if arg["type"] == "bool":
+            return Switch(bool(start), id=wid)
+        if arg["type"] == "choice":
+            choices = [str(c) for c in arg.get("choices") or []]
+            value = str(start) if start is not None and str(start) in choices else Select.NULL
+            return Select([(c, c) for c in choices], prompt="choose", value=value,
+                          allow_blank=True, id=wid, compact=True)
+        kind = {"number": "number", "integer": "integer"}.get(arg["type"], "text")
+        if arg.get("nullable"):
+            kind = "text"  # "none" clears
+        text = "" if start is None else f"{start:g}" if isinstance(start, float) else str(start)
+        return Input(text, placeholder=forms.range_text(arg, self.n_sats), type=kind, id=wid,
+                     compact=True)
+
+    def compose(self) -> ComposeResult:
+        from rich.text import Text
+
+        significance = str(self.entry.get("significance", ""))
+        title = Text.assemble((f" {self.cmd} ", "bold black on bright_cyan"), "  ",
+                              str(self.entry.get("summary", "")))
+        style = "bold white on red" if significance == "hazardous" else "dim"
+        what = forms.SIGNIFICANCE_TEXT.get(significance, "")
+        with VerticalScroll(id="form"):
+            yield Static(title)
+            if significance:
+                yield Static(Text(f" {significance}{': ' + what if what else ''} ", style=style),
+                             id="form-significance")
+            for name, arg in self.args.items():
+                with Horizontal(classes="form-row"):
+                    yield Label(name + ("" if arg.get("required") else "?"),
+                                classes="form-name")
+                    yield self._widget(name, arg)
+                yield Static(forms.hint(arg, self.n_sats), classes="form-hint dim",
+                             id=f"hint-{name}")
+            yield Static(id="form-errors")
+            with Horizontal(id="form-buttons"):
+                yield Button("Send", variant="primary", id="form-send")
+                yield Button("Cancel", id="form-cancel")
+            yield Static("Enter sends · Tab next field · Esc cancels · ? marks optional",
+                         classes="dim")
+
+    def on_mount(self) -> None:
+        rows = self.query(".form-row")
+        if rows:
+            rows.first().children[1].focus()
+
+    def raws(self) -> dict[str, Any]:
+        """What each argument's widget holds now."""
+        out: dict[str, Any] = {}
+        for name in self.args:
+            widget = self.query_one(f"#arg-{name}")
+            if isinstance(widget, Select):
+                out[name] = None if widget.value is Select.NULL else widget.value
+            else:
+                out[name] = widget.value
+        return out
+
+    def send(self) -> None:
+        values, errors = forms.request(self.entry, self.raws(), self.n_sats)
+        for name in self.args:
+            self.query_one(f"#arg-{name}").set_class(name in errors, "-invalid")
+        if errors:
+            self.query_one("#form-errors", Static).update(
+                "\n".join(f"{name}: {text}" for name, text in errors.items()))
+            self.query_one(f"#arg-{next(iter(errors))}").focus()
+            return
+        self.dismiss(values)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.send()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "form-send":
+            self.send()
+        else:
+            self.dismiss(None)
 
 
 FIRST_SORT_KEY = "temp_compute_k"
@@ -183,8 +303,10 @@ class DetailScreen(Screen):
         if not 0 <= sat < model.n:  # the fleet shrank under this screen (a new scenario)
             return rows
         for name, array in model.arrays.items():
-            # mirror_* arrays run along the mirror bindings (their own panel), not nodes.
-            if array.ndim == 0 or array.shape[0] != model.n or name.startswith("mirror_"):
+            # Arrays the catalog says are not per node (the mirror's run along its
+            # bindings and have their own panel) are left out, whatever their length.
+            per_sat = model.catalog.get(name, {}).get("per_sat", True)
+            if array.ndim == 0 or array.shape[0] != model.n or per_sat is False:
                 continue
             q = model.quantities.field(name)
             if array.ndim == 1:
