@@ -128,7 +128,7 @@ class ClockSettings:
     warp: float = field(default=1.0, metadata={"min": MIN_WARP, "max": MAX_WARP, "unit": "s/s"})
 
     def __post_init__(self) -> None:
-        # The same bounds as SimClock and the warp/rate commands (twin.clock).
+        # The same bounds as SimClock and the warp/rate commands (twin.core.clock).
         try:
             check_step(self.warp, self.rate_hz)
         except ValueError as exc:
