@@ -41,14 +41,14 @@ from twin.core.clock import (
 )
 from twin.core.engine import Engine
 from twin.runtime.addresses import address_argument, check_address
-from twin.scenario.loader import (
+from twin.scenario import (
     ASSETS_DIR,
-    MAX_SCENARIO_BYTES,
     ClockSettings,
     ScenarioError,
     load_scenario,
     parse_scenario,
 )
+from twin.scenario.loader import MAX_SCENARIO_BYTES
 
 EPOCH = datetime(2026, 3, 20, 12, tzinfo=UTC)
 CATALOG = ASSETS_DIR / "tle" / "starlink-2023-07-18.tle"

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
 from twin.core.ratelog import MAX_MESSAGE_CHARS
-from twin.models.mirror import MAX_BRIDGE_ENTRIES, MAX_PACKETS_PER_BINDING, Mirror
+from twin.models.mirror import Mirror
+from twin.models.mirror.ingest import MAX_BRIDGE_ENTRIES, MAX_PACKETS_PER_BINDING
 from twin.protocol.codec import WIRE_DTYPES, pack
 from twin.protocol.telemetry import decode_telemetry, encode_telemetry
 from twin.scenario import ScenarioError, parse_scenario
@@ -461,7 +462,7 @@ def test_fuzzed_ingest_never_breaks_the_twin(data: st.DataObject) -> None:
 
 
 def test_bridge_summary_keeps_the_documented_counters_only() -> None:
-    from twin.models.mirror import bridge_summary
+    from twin.models.mirror.ingest import bridge_summary
 
     raw = {
         "push": {"sent_messages": 3, "junk": "x" * 1000},

@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 
 from twin.astro.constellation import EARTH_RADIUS_KM
-from twin.scenario.loader import (
+from twin.scenario import (
     ASSETS_DIR,
-    GENERATED_NORAD_BASE,
-    TLE_LINE2_TEMPLATE,
     InvalidField,
     Scenario,
     ScenarioError,
@@ -23,6 +21,8 @@ from twin.scenario.loader import (
     parse_scenario,
     parse_section,
 )
+from twin.scenario.loader import GENERATED_NORAD_BASE
+from twin.scenario.tle import TLE_LINE2_TEMPLATE
 
 CATALOG = ASSETS_DIR / "tle" / "starlink-2023-07-18.tle"
 

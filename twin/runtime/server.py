@@ -173,7 +173,7 @@ class TwinServer:
         self.poller = zmq.Poller()
         self.poller.register(self.command, zmq.POLLIN)
         self.poller.register(self.ingest, zmq.POLLIN)
-        # The engine's mirror judges and applies telemetry (twin.mirror); None counts only.
+        # The engine's mirror judges and applies telemetry (twin.models.mirror); None counts only.
         self.ingest_handler: Callable[[list[bytes]], None] | None = getattr(
             engine, "ingest_handler", None)
         # Commands: the server's own and each model's (names unique: the engine checked the

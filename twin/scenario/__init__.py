@@ -1,24 +1,26 @@
 """Scenario files: loading, validation and their parameter docs.
 
-The public surface is re-exported here (``from twin.scenario import load_scenario``); the
-loader's internals stay in ``twin.scenario.loader``.
+The public surface is re-exported here (``from twin.scenario import load_scenario``). The
+package's modules: ``loader`` (the whole file and what it becomes), ``sections`` (a table to
+a validated dataclass, ``parse_section``), ``tle`` (TLE catalogs), ``epoch`` (the scenario
+epoch), ``files`` (bounded reads), ``errors`` (``ScenarioError``, ``InvalidField``) and
+``paramdoc`` (the parameter reference in docs/scenarios.md).
 """
 
+from twin.scenario.errors import InvalidField, ScenarioError
 from twin.scenario.loader import (
     ASSETS_DIR,
     MAX_SATELLITES,
-    MAX_TLE_AGE_DAYS,
     SCENARIOS_DIR,
     ClockSettings,
     GroundStation,
-    InvalidField,
     Scenario,
-    ScenarioError,
     bundled_scenarios,
     load_scenario,
     parse_scenario,
-    parse_section,
 )
+from twin.scenario.sections import parse_section
+from twin.scenario.tle import MAX_TLE_AGE_DAYS
 
 __all__ = [
     "ASSETS_DIR", "MAX_SATELLITES", "MAX_TLE_AGE_DAYS", "SCENARIOS_DIR", "ClockSettings",
