@@ -39,8 +39,9 @@ class MirrorDrivers:
         if not mirror.bindings:
             return
         now = mirror.wall_clock()
-        for lv in mirror.live:
-            self._update_liveness(lv, now, ctx)
+        # Paired by position, not looked up: two bindings may hold equal states.
+        for lv, binding in zip(mirror.live, mirror.bindings, strict=True):
+            self._update_liveness(lv, binding.name, now, ctx)
         pairs = [(lv, b) for lv, b in zip(mirror.live, mirror.bindings, strict=True) if lv.live]
         out = self.outputs
         out.mirror_sat = np.array([lv.sat for lv, _ in pairs], dtype=np.int64)
@@ -49,10 +50,10 @@ class MirrorDrivers:
                          for lv, b in pairs])
             for q in mirror.driver_keys} if pairs else {}
 
-    def _update_liveness(self, lv: BindingState, now: float, ctx: StepContext) -> None:
+    def _update_liveness(self, lv: BindingState, name: str, now: float,
+                         ctx: StepContext) -> None:
         mirror = self.mirror
         live = now - lv.last_applied_wall <= mirror.params.lost_after_s
-        name = mirror.bindings[mirror.live.index(lv)].name
         if live and not lv.live:
             kind = "mirror_regained" if lv.ever_live else "mirror_acquired"
             ctx.events.raise_event(kind, "info", f"testbed {name!r} is live on node {lv.sat}; "
