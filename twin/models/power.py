@@ -18,17 +18,19 @@ import numpy as np
 
 from twin.astro.attitude import sun_exposure
 from twin.core.constants import J_PER_WH, STEFAN_BOLTZMANN_W_M2_K4
-from twin.core.interfaces import DriverOutputs, PowerOutputs, ThermalOutputs
-from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
-from twin.models.environment import SOLAR_CONSTANT_W_M2, SunlitStep
-from twin.models.thermal import (
+from twin.core.interfaces import (
     BATTERY,
     COMPUTE,
     RADIATOR,
-    EnergyLedger,
-    ThermalParams,
-    degraded_frac,
+    DriverOutputs,
+    PowerOutputs,
+    ThermalOutputs,
 )
+from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
+from twin.models.environment import SOLAR_CONSTANT_W_M2, SunlitStep
+from twin.models.faults import degraded_frac
+from twin.models.ledger import EnergyLedger
+from twin.models.thermal import ThermalParams
 from twin.scenario import InvalidField, Scenario, parse_section
 
 # Rows of the step's float64 block: the four published fields first, then the balance's

@@ -20,7 +20,14 @@ import numpy as np
 
 from twin.astro.attitude import ATTITUDE_LAWS, sun_exposure
 from twin.core.constants import STEFAN_BOLTZMANN_W_M2_K4
-from twin.core.interfaces import ThermalOutputs
+from twin.core.interfaces import (
+    BATTERY,
+    BUS,
+    COMPUTE,
+    RADIATOR,
+    THERMAL_NODES,
+    ThermalOutputs,
+)
 from twin.core.subsystem import (
     CommandHandler,
     CommandRejected,
@@ -30,6 +37,8 @@ from twin.core.subsystem import (
     only_keys,
 )
 from twin.models.environment import COS_THETA_ZERO_COLUMN
+from twin.models.faults import degraded_frac
+from twin.models.ledger import EnergyLedger
 from twin.protocol.codec import ok
 from twin.protocol.commands import Arg, CommandSpec
 from twin.scenario import Scenario, parse_section
@@ -46,8 +55,7 @@ SETTLE_MAX_ITERATIONS = 30  # per round; 7-9 are used, the rest is the margin to
 SETTLE_REFINE_NEWTON = 8  # Newton iterations per solve after the first: warm-started
 SETTLE_ROUNDS = 4  # discrete switches (loop heater, battery heater, valve freeze mode) only
 # switch on during the settle, each at most once a satellite: 3 rounds + 1 that confirms
-RADIATOR, COMPUTE, BUS, BATTERY = range(4)
-NODE_NAMES = ("radiator", "compute", "bus", "battery")
+NODE_NAMES = THERMAL_NODES  # the node order thermal publishes its temperatures in
 
 # Default operating limits (K) published in FieldSpec.limits; [limits] in a scenario overrides.
 COMPUTE_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,  # chips: 0..85 °C operating
@@ -278,45 +286,6 @@ def implicit_step(temps_k: np.ndarray, inv_dt: float, capacities_j_k: np.ndarray
         ends /= rows[6:8]
         guess = out[0::2]
     return out
-
-
-class EnergyLedger:
-    """Energy of rows of flows since a start, J, per satellite.
-
-    Each step adds its flows (W) to a running sum that is scaled by the step's dt only when
-    dt changes or the energies are read: a run of steps of one dt costs one pass a step.
-
-    Args:
-        rows: Flows kept.
-        n_sats: Satellites.
-    """
-
-    def __init__(self, rows: int, n_sats: int) -> None:
-        self._joules = np.zeros((rows, n_sats))
-        self._watts = np.zeros((rows, n_sats))  # summed over steps of ``_dt`` since a flush
-        self._dt = 0.0
-
-    def add(self, flows_w: np.ndarray, dt_s: float) -> None:
-        """Add a step of dt_s (s) of ``flows_w`` ((rows, n) W, or its first rows)."""
-        if dt_s != self._dt:
-            self._flush()
-            self._dt = dt_s
-        self._watts[:len(flows_w)] += flows_w
-
-    def joules(self) -> np.ndarray:
-        """(rows, n) energies so far, J (rows of one array, also to add to directly)."""
-        self._flush()
-        return self._joules
-
-    def reset(self) -> None:
-        """Start again from zero."""
-        self._joules[:] = 0.0
-        self._watts[:] = 0.0
-
-    def _flush(self) -> None:
-        if self._dt:
-            self._joules += np.multiply(self._watts, self._dt, out=self._watts)
-            self._watts[:] = 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -919,22 +888,6 @@ class ThermalModel:
         self._set_flow(which, float(value))
         return ok(sat=sat, coolant_flow_frac=float(value),
                   loop_conductance_w_k=float(self._g_loop[max(sat, 0)]))
-
-
-def health_frac(health: Any) -> np.ndarray:
-    """A fault multiplier clipped to 0..1; NaN (unknown) counts as healthy."""
-    return np.fmax(np.fmin(np.asarray(health, dtype=np.float64), 1.0), 0.0)
-
-
-def degraded_frac(health: Any) -> np.ndarray | None:
-    """``health_frac`` of a fault multiplier, or None when it is absent or every satellite is
-    healthy (>= 1): the usual case costs one reduction instead of a clip and a product."""
-    if health is None:
-        return None
-    values = np.asarray(health)
-    if values.size == 0 or np.minimum.reduce(values, axis=None) >= 1.0:  # NaN: careful
-        return None
-    return health_frac(values)
 
 
 def _max(values: np.ndarray) -> float:
