@@ -37,9 +37,9 @@ from bridge.sources import read_recording
 from twin.core.constants import KELVIN_PER_CELSIUS, STEFAN_BOLTZMANN_W_M2_K4
 
 MAX_GRID_POINTS = 4000
-# The twin's [thermal] defaults (twin/models/thermal.py ThermalParams; tests/test_calibrate.py
-# checks they agree). bridge/ may import only twin.wire, twin.scenario and twin's leaf
-# modules (constants, ratelog, addresses), not the models, hence the copy.
+# The twin's [thermal] defaults (ThermalParams in twin/models/thermal/params.py;
+# tests/test_calibrate.py checks they agree). bridge/ may import only twin.wire, twin.scenario
+# and twin's leaf modules (constants, ratelog, addresses), not the models, hence the copy.
 THERMAL_DEFAULTS = {
     "compute_heat_capacity_j_k": 80.0e3, "radiator_heat_capacity_j_k": 50.0e3,
     "loop_ua_w_k": 1500.0, "coolant_flow_kg_s": 0.15, "coolant_cp_j_kg_k": 4700.0,

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -117,3 +118,14 @@ def test_installed_headless_demo_runs_outside_the_repo(installed: Path, tmp_path
     assert result.returncode == 0, result.stderr
     assert "headless on scenario 'default', 40 nodes" in result.stdout
     assert "connection LIVE" in result.stdout
+
+
+def test_every_python_package_of_the_tree_is_listed_for_the_wheel() -> None:
+    # A package missing from pyproject's list is left out of the wheel: the installed twin
+    # then fails on an import the source tree never misses.
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts)
+             for top in ("twin", "viz", "bridge", "odc")
+             for init in (ROOT / top).rglob("__init__.py")}
+    assert found - listed == set(), "add these to pyproject.toml's packages"

@@ -17,8 +17,9 @@ from tests.synthetic_orbit import (
 )
 from twin.astro.geometry import WGS84_A_KM, sunlit_fraction
 from twin.core.clock import SimClock
+from twin.core.constants import J_PER_WH
 from twin.core.engine import Engine
-from twin.models.power import J_PER_WH, PowerModel, PowerParams
+from twin.models.power import PowerModel, PowerParams
 from twin.models.thermal import ThermalModel, ThermalParams
 from twin.scenario import ScenarioError, load_scenario, parse_scenario, parse_section
 

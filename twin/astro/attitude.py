@@ -17,7 +17,7 @@ Every node points its +Z axis at nadir. Two laws decide the rest (``[thermal] at
     The bus radiator sits on the +Y (= -ĥ) face: it sees the Sun when β < 0.
 
 In both laws every radiating face is vertical (its normal is horizontal), which is what the
-Earth view factor in ``twin.models.thermal`` assumes. Circular orbits are assumed: for them the
+Earth view factor in ``twin.models.environment`` assumes. Circular orbits are assumed: for them the
 orbit normal is exactly horizontal.
 """
 

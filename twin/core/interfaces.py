@@ -149,9 +149,16 @@ class PowerOutputs:
     """Power's thermostats for thermal's starting state (docs/models.md, "Starting state")."""
 
 
+THERMAL_NODES: tuple[str, ...] = ("radiator", "compute", "bus", "battery")
+"""Thermal's nodes, in the order of the rows of ``ThermalOutputs.temp_block_k`` and
+``temp_min_k`` and of the (4, n) temperatures ``PowerOutputs.settle_heaters_w`` is given."""
+RADIATOR, COMPUTE, BUS, BATTERY = range(4)
+"""Row indices of ``THERMAL_NODES``."""
+
+
 @dataclass(eq=False)
 class ThermalOutputs:
-    """Published by ``thermal``: node temperatures at the step's end."""
+    """Published by ``thermal``: node temperatures at the step's end (``THERMAL_NODES``)."""
 
     temp_compute_k: Array | None = None
     """(n,) compute cold plate, K."""

@@ -49,6 +49,22 @@ loses half its capacity (one panel of two), a battery fails outright, a solar ar
 one wing of two."""
 
 
+def health_frac(health: Any) -> np.ndarray:
+    """A fault multiplier clipped to 0..1; NaN (unknown) counts as healthy."""
+    return np.fmax(np.fmin(np.asarray(health, dtype=np.float64), 1.0), 0.0)
+
+
+def degraded_frac(health: Any) -> np.ndarray | None:
+    """``health_frac`` of a fault multiplier, or None when it is absent or every satellite is
+    healthy (>= 1): the usual case costs one reduction instead of a clip and a product."""
+    if health is None:
+        return None
+    values = np.asarray(health)
+    if values.size == 0 or np.minimum.reduce(values, axis=None) >= 1.0:  # NaN: careful
+        return None
+    return health_frac(values)
+
+
 def sat_index(request: dict[str, Any], scenario: Scenario, key: str = "sat") -> int:
     """The satellite a command names, by index, name or NORAD id (twin.protocol.commands).
 

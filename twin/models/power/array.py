@@ -1,0 +1,81 @@
+"""The solar arrays: output at the maximum power point, from the Sun's flux, the attitude
+law's incidence, degradation and the array's quasi-steady temperature. Equations:
+docs/models.md, "Power".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from twin.astro.attitude import sun_exposure
+from twin.core.constants import STEFAN_BOLTZMANN_W_M2_K4
+from twin.core.interfaces import EnvironmentOutputs, FaultOutputs, OrbitOutputs
+from twin.core.subsystem import Field
+from twin.models.faults import degraded_frac
+from twin.models.power.params import PowerParams
+from twin.models.thermal import ThermalParams
+
+
+class SolarArray:
+    """The arrays of n satellites.
+
+    Args:
+        n_sats: Satellites.
+        params: The ``[power]`` parameters.
+        thermal: The ``[thermal]`` parameters (attitude law, Earth IR).
+        temp_field: The array temperature field, written each step, K.
+    """
+
+    def __init__(self, n_sats: int, params: PowerParams, thermal: ThermalParams,
+                 temp_field: Field) -> None:
+        self.params = params
+        self.thermal = thermal
+        self._temp_field = temp_field
+        self._env = {"beta": np.zeros(n_sats)}  # the last finite β, deg
+        # Scratch, (n,) float64: rewritten every step, never kept across one.
+        self._temp = np.empty(n_sats)
+        self._eta = np.empty(n_sats)
+        self._eta_ref = params.array_efficiency_ref_frac  # params are frozen
+
+    def output_per_sunlit_w(self, orbit: OrbitOutputs, environment: EnvironmentOutputs,
+                            faults: FaultOutputs) -> np.ndarray:
+        """(n,) array output at maximum power point per unit visible Sun, W (this object's
+        scratch, valid until the next call); sets the array temperature field."""
+        p = self.params
+        s_w_m2, step_sun = environment.solar_flux_w_m2, environment.sunlit_step
+
+        # Sun on the arrays per unit visible Sun, W/m²: a number under yaw steering (the
+        # arrays face the Sun exactly), per satellite otherwise.
+        sun_in: float | np.ndarray = s_w_m2
+        if self.thermal.attitude != "yaw_steering":
+            env = self._env
+            beta = orbit.beta_deg
+            if beta is not None:
+                np.copyto(env["beta"], beta, where=np.isfinite(beta))
+            sun_in = s_w_m2 * sun_exposure(self.thermal.attitude, env["beta"]).array_cos
+        eta_ref = self._eta_ref
+        # Quasi-steady array temperature: absorbed Sun minus the electrical output, plus
+        # Earth IR on both faces (seen as vertical plates), radiated from both faces:
+        # T⁴ = (S f (α - η) + F ε IR) / (ε σ), the constants folded into two products.
+        eps = p.array_emissivity_front + p.array_emissivity_back
+        per_t4 = 1.0 / (eps * STEFAN_BOLTZMANN_W_M2_K4)
+        temp = np.multiply(step_sun.mean, sun_in * ((p.array_absorptivity - eta_ref) * per_t4),
+                           out=self._temp)
+        temp += np.multiply(environment.earth_view.f_vertical,
+                            self.thermal.earth_ir_w_m2 * eps * per_t4, out=self._eta)
+        np.sqrt(temp, out=temp)
+        np.sqrt(temp, out=temp)
+        self._temp_field.array[:] = temp
+        # Efficiency falls linearly with temperature (never below zero); with a number for
+        # the Sun the output's scale is folded in too: max(x, 0) K = max(x K, 0) for K >= 0.
+        scale = p.array_area_m2 * eta_ref * sun_in if isinstance(sun_in, float) else 1.0
+        eta = np.multiply(temp, p.array_temp_coeff_per_k * scale, out=self._eta)
+        eta += (1.0 - p.array_temp_coeff_per_k * p.array_ref_temp_k) * scale
+        np.maximum(eta, 0.0, out=eta)
+        health = degraded_frac(faults.solar_health_frac)
+        if health is not None:
+            eta *= health
+        if not isinstance(sun_in, float):
+            eta *= p.array_area_m2 * eta_ref
+            eta *= sun_in
+        return eta

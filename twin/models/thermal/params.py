@@ -1,0 +1,68 @@
+"""Thermal's parameters and the node layout: the ``[thermal]`` table, the four nodes in the
+order they are published (``twin.core.interfaces.THERMAL_NODES``) and their default
+operating limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from twin.astro.attitude import ATTITUDE_LAWS
+from twin.core.interfaces import THERMAL_NODES
+
+NODE_NAMES = THERMAL_NODES  # the node order thermal publishes its temperatures in
+
+# Default operating limits (K) published in FieldSpec.limits; [limits] in a scenario overrides.
+COMPUTE_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,  # chips: 0..85 °C operating
+                    "warn_high": 353.15, "alarm_high": 358.15}
+BATTERY_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,  # Li-ion: 0..45 °C operating
+                    "warn_high": 313.15, "alarm_high": 318.15}
+BUS_LIMITS_K = {"alarm_low": 253.15, "warn_low": 263.15,  # electronics: -20..+60 °C
+                "warn_high": 323.15, "alarm_high": 333.15}
+RADIATOR_LIMITS_K = {"alarm_low": 200.0, "warn_low": 205.0}  # ammonia freezes at 195.4 K
+
+
+def _m(unit: str, **bounds: float) -> dict[str, Any]:
+    return {"unit": unit, **bounds}
+
+
+@dataclass(frozen=True)
+class ThermalParams:
+    """The ``[thermal]`` table. Defaults are the design point sized in docs/models.md.
+
+    Areas are per face; capacities J/K; conductances W/K; optical properties 0..1.
+    """
+
+    attitude: str = field(default="yaw_steering", metadata={"choices": ATTITUDE_LAWS})
+    albedo_frac: float = field(default=0.30, metadata=_m("1", min=0.0, max=1.0))
+    earth_ir_w_m2: float = field(default=237.0, metadata=_m("W/m2", min=0.0, max=500.0))
+    sink_temp_k: float = field(default=2.7, metadata=_m("K", min=0.0, max=400.0))
+    radiator_area_m2: float = field(default=6.0, metadata=_m("m2", min=0.0, max=1.0e4))
+    radiator_emissivity: float = field(default=0.90, metadata=_m("1", min=0.0, max=1.0))
+    radiator_absorptivity: float = field(default=0.15, metadata=_m("1", min=0.0, max=1.0))
+    radiator_heat_capacity_j_k: float = field(default=50.0e3, metadata=_m("J/K", gt=0.0))
+    compute_heat_capacity_j_k: float = field(default=80.0e3, metadata=_m("J/K", gt=0.0))
+    coolant_flow_kg_s: float = field(default=0.15, metadata=_m("kg/s", min=0.0, max=100.0))
+    coolant_cp_j_kg_k: float = field(default=4700.0, metadata=_m("J/(kg K)", gt=0.0))
+    loop_ua_w_k: float = field(default=1500.0, metadata=_m("W/K", min=0.0, max=1.0e7))
+    loop_setpoint_k: float = field(default=298.15, metadata=_m("K", min=0.0, max=500.0))
+    min_radiator_flow_frac: float = field(default=0.005, metadata=_m("1", min=0.0, max=1.0))
+    valve_time_constant_s: float = field(default=300.0, metadata=_m("s", min=0.0, max=1.0e6))
+    radiator_freeze_guard_k: float = field(default=211.15, metadata=_m("K", min=0.0,
+                                                                       max=500.0))
+    bus_radiator_area_m2: float = field(default=3.2, metadata=_m("m2", min=0.0, max=1.0e4))
+    bus_emissivity: float = field(default=0.90, metadata=_m("1", min=0.0, max=1.0))
+    bus_absorptivity: float = field(default=0.15, metadata=_m("1", min=0.0, max=1.0))
+    bus_heat_capacity_j_k: float = field(default=300.0e3, metadata=_m("J/K", gt=0.0))
+    battery_heat_capacity_j_k: float = field(default=80.0e3, metadata=_m("J/K", gt=0.0))
+    compute_bus_conductance_w_k: float = field(default=2.0, metadata=_m("W/K", min=0.0))
+    bus_battery_conductance_w_k: float = field(default=30.0, metadata=_m("W/K", min=0.0))
+
+    @property
+    def capacities_j_k(self) -> np.ndarray:
+        """(4,) heat capacities in node order, J/K."""
+        return np.array([self.radiator_heat_capacity_j_k, self.compute_heat_capacity_j_k,
+                         self.bus_heat_capacity_j_k, self.battery_heat_capacity_j_k])

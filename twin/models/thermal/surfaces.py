@@ -1,0 +1,137 @@
+"""Thermal's radiating surfaces: the deployed radiator (two faces) and the bus radiator.
+
+What they absorb from the environment (direct Sun by the attitude law, Earth albedo and
+Earth infrared through the environment's view factors) and what they radiate to space,
+k (T⁴ - T_sink⁴) with k = ε σ A. Equations: docs/models.md, "Thermal".
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from twin.astro.attitude import sun_exposure
+from twin.core.constants import STEFAN_BOLTZMANN_W_M2_K4
+from twin.core.interfaces import EnvironmentOutputs, OrbitOutputs
+from twin.models.environment import COS_THETA_ZERO_COLUMN
+from twin.models.thermal.params import ThermalParams
+
+
+class RadiatorSurfaces:
+    """Heat absorbed and rejected by the radiator and the bus radiator of n satellites.
+
+    Args:
+        n_sats: Satellites.
+        params: The ``[thermal]`` parameters.
+        absorbed: (2, n) rows the absorbed heat of [radiator, bus radiator] is written to, W.
+        scratch: (4, n) float64 rows that each call may overwrite.
+        spare: (n,) float64 row that ``absorbed_w`` may overwrite.
+    """
+
+    def __init__(self, n_sats: int, params: ThermalParams, absorbed: np.ndarray,
+                 scratch: np.ndarray, spare: np.ndarray) -> None:
+        p = self.params = params
+        self._absorbed = absorbed
+        self._scratch = scratch
+        self._spare = spare
+        # β (deg) and the albedo table's column of cos θ (see EarthView.albedo_at): the last
+        # finite ones are kept. Column 60 is cos θ = 0.
+        self._env = {"beta": np.zeros(n_sats), "column": np.full(n_sats,
+                                                                 COS_THETA_ZERO_COLUMN)}
+        # Absorbed heat per face area and albedo factor, and for Earth IR, of the radiator
+        # and the bus radiator, W (yaw steering: rewritten with the Sun's distance).
+        self._albedo_w = np.zeros((2, 1))
+        self._ir_w = np.array([[2.0 * p.radiator_area_m2 * p.radiator_emissivity],
+                               [p.bus_radiator_area_m2 * p.bus_emissivity]]) * p.earth_ir_w_m2
+        # ε σ A of the radiator (both faces) and the bus radiator, W/K⁴, of a healthy fleet.
+        self.k_healthy = (
+            2.0 * p.radiator_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.radiator_area_m2,
+            p.bus_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.bus_radiator_area_m2)
+        self._k_pair = np.empty(2)  # ε σ A of the radiating rows, W/K⁴, for one for all
+
+    def radiating_k(self, health: np.ndarray | None
+                    ) -> tuple[np.ndarray | float, np.ndarray | float]:
+        """ε σ A of the radiator (both faces, scaled by radiator ``health``, (n,) or None
+        for healthy) and bus radiator, W/K⁴: one number each for a healthy fleet, else (n,)
+        for the radiator."""
+        k_rad, k_bus = self.k_healthy
+        return (k_rad if health is None else k_rad * health), k_bus
+
+    def absorbed_w(self, orbit: OrbitOutputs, environment: EnvironmentOutputs,
+                   health: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Environmental heat on the radiator and bus radiator, W, written into the
+        ``absorbed`` rows and returned, (n,) each.
+
+        Args:
+            orbit: Orbit's outputs (``beta_deg``).
+            environment: The step's sunlight, solar flux and Earth view.
+            health: (n,) radiator health (area left), or None for a healthy fleet.
+        """
+        p = self.params
+        q_rad, q_bus = pair = self._absorbed
+        env = self._env
+        yaw = p.attitude == "yaw_steering"
+        beta = orbit.beta_deg
+        if beta is not None and not yaw:  # yaw steering's exposure does not depend on β
+            np.copyto(env["beta"], beta, where=np.isfinite(beta))
+        # The step's sunlight, flux and Earth view: the environment's, the same as power's.
+        view, s_w_m2 = environment.earth_view, environment.solar_flux_w_m2
+        sun_avg, along = environment.sunlit_step.mean, environment.sun_along_step_km
+        column = env["column"]
+        if along is not None:
+            # cos θ = r̂·ŝ with |r| ≈ R_E H (geodetic height: < 0.3 % off at the poles), as
+            # the albedo table's column r·ŝ x_scale + 60; a non-finite one keeps the last.
+            if view.complete and math.isfinite(float(np.add.reduce(along, axis=None))):
+                np.multiply(along, view.x_scale, out=column)  # r·ŝ finite everywhere
+                column += COS_THETA_ZERO_COLUMN
+            else:
+                with np.errstate(invalid="ignore"):
+                    ratio = along * view.x_scale
+                ratio += COS_THETA_ZERO_COLUMN
+                np.copyto(column, ratio, where=np.isfinite(ratio))
+
+        f_earth = view.f_vertical
+        g_albedo = view.albedo_at(column, self._scratch, self._spare)
+        if yaw and health is None:
+            # Radiators edge-on to the Sun: albedo and Earth IR only, both ∝ F. Per face,
+            # q = F (a α S g + ε IR) (albedo and IR come from Earth: no eclipse factor); the
+            # radiator (two faces) and the bus radiator as one (2, n) operand.
+            albedo_w = p.albedo_frac * s_w_m2
+            coeffs = self._albedo_w
+            coeffs[0, 0] = 2.0 * p.radiator_area_m2 * p.radiator_absorptivity * albedo_w
+            coeffs[1, 0] = p.bus_radiator_area_m2 * p.bus_absorptivity * albedo_w
+            np.multiply(g_albedo, coeffs, out=pair)
+            pair += self._ir_w
+            pair *= f_earth
+            return q_rad, q_bus
+        exposure = sun_exposure(p.attitude, env["beta"])
+        # Per m² of a vertical face: albedo and IR (no eclipse factor: they come from Earth).
+        albedo_w_m2 = (p.albedo_frac * s_w_m2) * f_earth * g_albedo
+        ir_w_m2 = p.earth_ir_w_m2 * f_earth
+        area_rad = p.radiator_area_m2 if health is None else p.radiator_area_m2 * health
+        q_rad[:] = area_rad * (p.radiator_absorptivity * (s_w_m2 * sun_avg
+                                                          * exposure.radiator_cos
+                                                          + 2.0 * albedo_w_m2)
+                               + 2.0 * p.radiator_emissivity * ir_w_m2)
+        q_bus[:] = p.bus_radiator_area_m2 * (
+            p.bus_absorptivity * (s_w_m2 * sun_avg * exposure.bus_radiator_cos + albedo_w_m2)
+            + p.bus_emissivity * ir_w_m2)
+        return q_rad, q_bus
+
+    def rejected_w(self, temps_k: np.ndarray, k_rad: np.ndarray | float,
+                   k_bus: np.ndarray | float, sink4: float, out: np.ndarray) -> None:
+        """Heat radiated to space, k (T⁴ - T_sink⁴) of the radiator and the bus radiator
+        (rows 0 and 2 of ``temps_k``, (4, n) K), summed into ``out`` (n,), W."""
+        fourth = np.multiply(temps_k[0::2], temps_k[0::2], out=self._scratch[:2])
+        fourth *= fourth
+        if isinstance(k_rad, float) and isinstance(k_bus, float):
+            k_pair = self._k_pair
+            k_pair[0], k_pair[1] = k_rad, k_bus
+            np.dot(k_pair, fourth, out=out)  # k_r T_r⁴ + k_b T_b⁴ in one pass
+            out -= (k_rad + k_bus) * sink4
+        else:
+            fourth -= sink4
+            fourth[0] *= k_rad
+            fourth[1] *= k_bus
+            np.add(fourth[0], fourth[1], out=out)
