@@ -21,6 +21,7 @@ from twin.models.environment import (
     vertical_plate_view_factor,
 )
 from twin.models.power import PowerModel
+from twin.models.thermal import COMMANDS as THERMAL_COMMANDS
 from twin.models.thermal import (
     COMPUTE,
     RADIATOR,
@@ -29,6 +30,7 @@ from twin.models.thermal import (
     ThermalParams,
     loop_conductance_w_k,
 )
+from twin.protocol.commands import SatelliteNames, check_request
 from twin.scenario import ScenarioError, load_scenario, parse_scenario, parse_section
 
 HALF_KELVIN = 0.5
@@ -310,11 +312,21 @@ def test_sub_stepping_is_stable_at_the_longest_step() -> None:
 
 def test_coolant_flow_command_changes_the_loop_and_rejects_bad_input() -> None:
     model = ThermalModel(4)
-    set_flow = model.commands()["set_coolant_flow"]
+    spec = {s.name: s for s in THERMAL_COMMANDS}["set_coolant_flow"]
+    names = SatelliteNames(["a", "b", "c", "d"], [1, 2, 3, 4])
+
+    def set_flow(request: dict) -> dict:  # as the twin runs it: checked, then handled
+        return model.commands()["set_coolant_flow"](check_request(spec, request, names))
+
     g_full = model._g_loop[2]
     reply = set_flow({"cmd": "set_coolant_flow", "value": 0.25, "sat": 2})
     assert reply["ok"] and model._g_loop[2] < g_full and model._g_loop[1] == g_full
-    for bad in ({"value": -1}, {"value": "x"}, {"value": 0.5, "sat": 4}, {"value": 1, "foo": 1}):
+    reply = set_flow({"cmd": "set_coolant_flow", "value": 0.5, "sat": "d"})
+    assert reply["sat"] == 3 and model._g_loop[3] < g_full
+    reply = set_flow({"cmd": "set_coolant_flow", "value": 1.0})
+    assert reply["sat"] == "all" and model._g_loop[2] == g_full
+    for bad in ({"value": -1}, {"value": "x"}, {"value": 0.5, "sat": 4}, {"value": 1, "foo": 1},
+                {"value": 0.5, "sat": -1}):
         with pytest.raises(CommandRejected):
             set_flow({"cmd": "set_coolant_flow", **bad})
 

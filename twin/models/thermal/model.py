@@ -17,11 +17,9 @@ import numpy as np
 from twin.core.interfaces import BATTERY, BUS, COMPUTE, RADIATOR, ThermalOutputs
 from twin.core.subsystem import (
     CommandHandler,
-    CommandRejected,
     Field,
     StepContext,
     make_field,
-    only_keys,
 )
 from twin.models.faults import degraded_frac
 from twin.models.ledger import EnergyLedger
@@ -38,7 +36,7 @@ from twin.models.thermal.settle import StartingState, Thermostats, report_unconv
 from twin.models.thermal.solver import NEWTON_ITERATIONS, SolveWork, implicit_step
 from twin.models.thermal.surfaces import RadiatorSurfaces
 from twin.protocol.codec import ok
-from twin.protocol.commands import Arg, CommandSpec
+from twin.protocol.commands import Arg, CommandSpec, sat_arg
 from twin.scenario import Scenario, parse_section
 
 # Rows of ThermalModel's scratch pool: the step's heat flows (W); heat into each node (W,
@@ -59,7 +57,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 "hazardous", (
         Arg("value", "number", "flow over design flow", unit="1", min=0.0, max=1.5,
             required=True),
-        Arg("sat", "integer", "the node's index, or -1 for all", min=-1, default=-1),
+        sat_arg("the node, or all (the default)", required=False, allow_all=True),
     )),
 )
 """The commands this model answers (meta.commands; docs/protocol.md)."""
@@ -345,20 +343,14 @@ class ThermalModel:
         self._loop.set_flow(self.flow.array)
 
     def _cmd_set_coolant_flow(self, request: dict[str, Any]) -> dict[str, Any]:
-        only_keys(request, {"value", "sat"})
-        value = request.get("value")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not (
-                0.0 <= float(value) <= 1.5):
-            raise CommandRejected(f"value {value!r}: expected the flow as a fraction of the"
-                                  " design flow, a number in 0..1.5")
-        sat = request.get("sat", -1)
-        if isinstance(sat, bool) or not isinstance(sat, int) or not -1 <= sat < self.n_sats:
-            raise CommandRejected(f"sat {sat!r}: expected a satellite index 0..{self.n_sats - 1}"
-                                  " or -1 for all")
-        which = np.ones(self.n_sats, dtype=bool) if sat == -1 else np.arange(self.n_sats) == sat
-        self._set_flow(which, float(value))
-        return ok(sat=sat, coolant_flow_frac=float(value),
-                  loop_conductance_w_k=float(self._g_loop[max(sat, 0)]))
+        """``set_coolant_flow``: ``value`` and ``sat`` (an index or ``"all"``), as checked
+        against the command's declaration (twin.runtime.dispatch)."""
+        value = float(request["value"])
+        sat = request.get("sat", "all")
+        which = np.ones(self.n_sats, dtype=bool) if sat == "all" else np.arange(self.n_sats) == sat
+        self._set_flow(which, value)
+        return ok(sat=sat, coolant_flow_frac=value,
+                  loop_conductance_w_k=float(self._g_loop[0 if sat == "all" else sat]))
 
 
 def _max(values: np.ndarray) -> float:
