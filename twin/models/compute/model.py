@@ -46,11 +46,10 @@ from twin.core.subsystem import (
     make_field,
     only_keys,
 )
-from twin.models import scheduler
-from twin.models.downlink import ResultStore
-from twin.models.faults import choice_arg, number_arg, sat_index
-from twin.models.radiation import RadiationParams, RadiationState
-from twin.models.workload import (
+from twin.models.compute import scheduler
+from twin.models.compute.downlink import ResultStore
+from twin.models.compute.radiation import RadiationParams, RadiationState
+from twin.models.compute.workload import (
     JOB_KINDS,
     KIND_CODES,
     RUNNING,
@@ -59,6 +58,7 @@ from twin.models.workload import (
     WorkloadParams,
     draw_arrivals,
 )
+from twin.models.faults import choice_arg, number_arg, sat_index
 from twin.protocol.codec import ok
 from twin.protocol.commands import Arg, CommandSpec, sat_arg
 from twin.scenario import Scenario, parse_section
