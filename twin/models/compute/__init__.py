@@ -7,19 +7,17 @@ jobs back, and the result storage drained over ground contacts. ``ComputeModel``
 (``model``) steps them in order; the rest of the repository imports from here.
 """
 
-from twin.models.compute.model import (
-    COMMANDS,
+from twin.models.compute.model import COMMANDS, MAX_PENDING_UPSETS, ComputeModel
+from twin.models.compute.params import (
     FAULT,
     FLEET_TOTALS,
     HEAT,
-    MAX_PENDING_UPSETS,
     NONE,
     POWER,
     QUEUE,
-    ComputeModel,
     ComputeParams,
-    dvfs_clock,
 )
+from twin.models.compute.power_clock import dvfs_clock
 from twin.models.compute.radiation import RadiationParams
 from twin.models.compute.workload import WorkloadParams
 

@@ -32,7 +32,6 @@ FLOP/s and (unless measured too) its power; measured power replaces the power.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,6 +47,21 @@ from twin.core.subsystem import (
 )
 from twin.models.compute import scheduler
 from twin.models.compute.downlink import ResultStore
+from twin.models.compute.params import (
+    ECLIPSE_AHEAD,
+    FAULT,
+    HEAT,
+    LIMIT_REASONS,
+    NONE,
+    PFLOP,
+    POWER,
+    QUEUE,
+    RADIATION,
+    STORAGE,
+    THROTTLE_CODES,
+    ComputeParams,
+)
+from twin.models.compute.power_clock import NodeLoad, dvfs_clock, dynamic_w, read_only
 from twin.models.compute.radiation import RadiationParams, RadiationState
 from twin.models.compute.workload import (
     JOB_KINDS,
@@ -63,24 +77,6 @@ from twin.protocol.codec import ok
 from twin.protocol.commands import Arg, CommandSpec, sat_arg
 from twin.scenario import Scenario, parse_section
 
-THROTTLE_CODES: dict[int, str] = {0: "none", 1: "thermal", 2: "power", 3: "fault"}
-"""``throttle_code``: why the node runs below its healthy full speed (fault: failed or
-resetting accelerators, or no usable orbit)."""
-
-LIMIT_REASONS: dict[int, str] = {
-    0: "none: every working accelerator busy at full clock",
-    1: "queue: idle accelerators, no queued job fits",
-    2: "heat: chip thermally throttled",
-    3: "power: clock lowered or work refused under the power cap",
-    4: "radiation: job stalled by a device reset after an upset",
-    5: "fault: failed accelerators or orbit error",
-    6: "storage: result storage full, waiting for ground contact",
-    7: "eclipse_ahead: sun-aware scheduler holding work for a predicted eclipse",
-}
-"""``limit_reason``: the cause that costs the node the most accelerator-equivalents now."""
-NONE, QUEUE, HEAT, POWER, RADIATION, FAULT, STORAGE, ECLIPSE_AHEAD = range(8)
-
-PFLOP = 1e15
 # Injected upsets wait for the next step; a client injecting while the twin is paused
 # must not grow that list without bound (each is applied, and evented, in one step).
 MAX_PENDING_UPSETS = 1000
@@ -89,161 +85,11 @@ MAX_PENDING_UPSETS = 1000
 COMMANDED_QUEUE_HEADROOM = 1000
 
 
-@dataclass(frozen=True)
-class ComputeParams:
-    """``[compute]``: one node's payload. Defaults: an 8 x H100-SXM-class node.
-
-    Attributes:
-        accelerators_per_node: Installed accelerators.
-        peak_flop_s: Dense BF16 peak per accelerator at full clock (FLOP/s); H100 SXM
-            989 TFLOP/s (NVIDIA H100 datasheet).
-        full_power_w: Power of one busy accelerator at full clock (W); H100 SXM TDP 700 W.
-        idle_power_w: One accelerator holding a job but not computing (W).
-        sleep_power_w: One accelerator with no job, clock- and power-gated (W).
-        host_power_w: Host CPU, memory, network and storage per node, always on (W).
-        dvfs_exponent: Dynamic power ~ clock^exponent over the DVFS range (CMOS P ~ C V^2
-            f with V roughly linear in f gives ~3; measured GPUs 2-3).
-        min_clock_frac: Lowest DVFS clock; below it the node suspends its jobs.
-        throttle_temp_k: Chip temperature above which the clock is cut (K).
-        throttle_hysteresis_k: The cut lifts once the chip is this much cooler (K).
-        thermal_clock_frac: Clock while thermally throttled.
-        storage_bytes: Result storage per node (bytes).
-    """
-
-    accelerators_per_node: int = field(default=8, metadata={"min": 1, "max": 64})
-    peak_flop_s: float = field(default=989e12, metadata={"gt": 0.0, "max": 1e18,
-                                                         "unit": "FLOP/s"})
-    full_power_w: float = field(default=700.0, metadata={"gt": 0.0, "max": 1e5, "unit": "W"})
-    idle_power_w: float = field(default=90.0, metadata={"min": 0.0, "max": 1e5, "unit": "W"})
-    sleep_power_w: float = field(default=15.0, metadata={"min": 0.0, "max": 1e5, "unit": "W"})
-    host_power_w: float = field(default=400.0, metadata={"min": 0.0, "max": 1e6, "unit": "W"})
-    dvfs_exponent: float = field(default=2.5, metadata={"min": 1.0, "max": 4.0})
-    min_clock_frac: float = field(default=0.35, metadata={"gt": 0.0, "max": 1.0})
-    throttle_temp_k: float = field(default=358.15, metadata={"gt": 0.0, "max": 1000.0,
-                                                             "unit": "K"})
-    throttle_hysteresis_k: float = field(default=5.0, metadata={"min": 0.0, "max": 100.0,
-                                                                "unit": "K"})
-    thermal_clock_frac: float = field(default=0.5, metadata={"gt": 0.0, "max": 1.0})
-    storage_bytes: float = field(default=30e12, metadata={"gt": 0.0, "max": 1e18, "unit": "B"})
-
-    def __post_init__(self) -> None:
-        from twin.scenario import InvalidField
-
-        if not self.sleep_power_w <= self.idle_power_w <= self.full_power_w:
-            raise InvalidField("idle_power_w", "need sleep_power_w <= idle_power_w <="
-                               " full_power_w")
-        if self.thermal_clock_frac < self.min_clock_frac:
-            raise InvalidField("thermal_clock_frac", "must be at least min_clock_frac")
-
-
-def dvfs_clock(params: ComputeParams, cap_w: np.ndarray, static_w: np.ndarray,
-               dynamic_full_w: np.ndarray) -> np.ndarray:
-    """Highest clock (0..1) whose draw ``static + dynamic_full * clock^k`` fits the cap.
-
-    Returns 1 where nothing limits, 0 where even ``min_clock_frac`` does not fit (the
-    node suspends its jobs), shape of the inputs.
-    """
-    room = cap_w - static_w
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(dynamic_full_w > 0.0, room / dynamic_full_w, np.inf)
-    # Most nodes have room for full clock (ratio >= 1 gives exactly 1): the fractional
-    # power, the costly part, runs only on the others (NaN included, as before).
-    clock = np.ones(np.shape(ratio))
-    slow = ~(ratio >= 1.0)
-    if slow.any():
-        part = np.minimum(np.power(np.clip(ratio[slow], 0.0, None),
-                                   1.0 / params.dvfs_exponent), 1.0)
-        clock[slow] = np.where(part < params.min_clock_frac, 0.0, part)
-    return clock
-
-
-def _dynamic_w(dynamic_full_w: np.ndarray, clock: np.ndarray, exponent: float) -> np.ndarray:
-    """``dynamic_full * clock**exponent``, the power only where the clock is not full."""
-    out = dynamic_full_w.astype(np.float64)  # a copy: x * 1.0**k is x exactly
-    slowed = clock != 1.0
-    if slowed.any():
-        out[slowed] *= clock[slowed] ** exponent
-    return out
-
-
-def _read_only(array: np.ndarray) -> np.ndarray:
-    array.flags.writeable = False
-    return array
-
-
 def _same_inputs(key: tuple[Any, ...] | None, last: tuple[Any, ...] | None) -> bool:
     """Whether two ``(load, idle_resetting, *values)`` keys match: the same two objects
     (arrays compare by identity: they are replaced, never changed) and equal values."""
     return (key is not None and last is not None and key[0] is last[0] and key[1] is last[1]
             and key[2:] == last[2:])
-
-
-class _NodeLoad:
-    """What the running jobs ask of each node in a step, before any cap or throttle.
-
-    Built from the running set, the working accelerators and the fraction of the step the
-    jobs compute; the compute model keeps it while those stay the same (most steps), with
-    the full-clock power and delivered rate derived from it. Arrays are (n,) float64 unless
-    said otherwise, read-only.
-
-    Attributes:
-        running_version: The job table's running set this was built from.
-        n_ok: The working accelerators it was built from (the model's read-only array).
-        active_frac: The fraction of the step the jobs compute (a float, or (r,) per job).
-        rnode: (r,) node of each running job.
-        acc: (r,) accelerators of each running job.
-        size_s, interval_s: (r,) size (accelerator-s) and checkpoint interval (s) of each.
-        busy: Accelerators holding a job.
-        running_acc: Accelerators computing, weighted by the fraction of the step.
-        static: Host, idle and sleeping accelerators' power (W).
-        dynamic_full: Power the computing accelerators add at full clock (W).
-    """
-
-    def __init__(self, params: ComputeParams, jobs: JobTable, run: np.ndarray,
-                 n_ok: np.ndarray, active_frac: float | np.ndarray) -> None:
-        n = n_ok.size
-        self.running_version = jobs.running_version
-        self.n_ok = n_ok
-        self.active_frac = active_frac
-        self.rnode = _read_only(jobs.node[run])
-        self.acc = _read_only(jobs.accels[run].astype(float))
-        self.size_s = _read_only(jobs.size_accel_s[run])
-        self.interval_s = _read_only(jobs.ckpt_interval_s[run])
-        self.busy = _read_only(np.bincount(self.rnode, self.acc, minlength=n))
-        if isinstance(active_frac, float) and active_frac == 1.0:
-            self.running_acc = self.busy  # the same weights: acc * 1.0 is acc
-        else:
-            self.running_acc = _read_only(np.bincount(self.rnode, self.acc * active_frac,
-                                                      minlength=n))
-        sleeping = np.clip(n_ok - self.busy, 0, None)
-        self.static = _read_only(params.host_power_w + self.busy * params.idle_power_w
-                                 + sleeping * params.sleep_power_w)
-        self.dynamic_full = _read_only(self.running_acc
-                                       * (params.full_power_w - params.idle_power_w))
-        self._peak_flop_s = params.peak_flop_s
-        self._full_clock: tuple[np.ndarray, float, np.ndarray] | None = None
-        self._jobs_per_node: np.ndarray | None = None
-
-    def same(self, jobs: JobTable, n_ok: np.ndarray, active_frac: float | np.ndarray) -> bool:
-        """Whether this load holds for ``jobs``' running set, ``n_ok`` and ``active_frac``."""
-        return (self.running_version == jobs.running_version and self.n_ok is n_ok
-                and isinstance(active_frac, float) and self.active_frac == active_frac)
-
-    def full_clock(self) -> tuple[np.ndarray, float, np.ndarray]:
-        """At full clock everywhere: power (W), its sum (W) and delivered FLOP/s, (n,)."""
-        if self._full_clock is None:
-            # static + dynamic_full * 1.0**k and bincount(rnode, acc * 1.0 * active_frac):
-            # the general expressions, evaluated with the clock at 1.
-            power = _read_only(self.static + self.dynamic_full)
-            delivered = _read_only(self.running_acc * self._peak_flop_s)
-            self._full_clock = (power, float(power.sum()), delivered)
-        return self._full_clock
-
-    def jobs_per_node(self) -> np.ndarray:
-        """(n,) int64 running jobs per node."""
-        if self._jobs_per_node is None:
-            self._jobs_per_node = _read_only(np.bincount(self.rnode, minlength=self.n_ok.size))
-        return self._jobs_per_node
 
 
 JOB_ID_ARG = Arg("job_id", "integer", "the job's id", min=1, required=True)
@@ -280,39 +126,6 @@ COMMANDS: tuple[CommandSpec, ...] = (
     )),
 )
 """The commands this model answers (meta.commands; docs/protocol.md)."""
-
-
-FLEET_TOTALS: dict[str, tuple[str, str]] = {
-    "delivered_pflop_s": ("PFLOP/s", "useful compute delivered"),
-    "peak_pflop_s": ("PFLOP/s", "peak compute of the working accelerators"),
-    "accelerators_busy": ("count", "accelerators running jobs"),
-    "goodput_frac": ("1", "useful work over work done"),
-    "useful_work_accel_h": ("accelerator-h", "useful work so far"),
-    "lost_work_accel_h": ("accelerator-h", "work lost to upsets, faults and cancels"),
-    "compute_power_w": ("W", "compute payload power"),
-    "compute_energy_j": ("J", "compute payload energy so far"),
-    "energy_per_work_j_per_pflop": ("J/PFLOP", "payload energy per useful PFLOP"),
-    "queue_length": ("count", "jobs queued"),
-    "queue_wait_mean_s": ("s", "mean wait of started jobs"),
-    "queue_oldest_s": ("s", "wait of the oldest queued job"),
-    "jobs_running": ("count", "jobs running"),
-    "jobs_done": ("count", "jobs finished"),
-    "jobs_cancelled": ("count", "jobs cancelled"),
-    "jobs_dropped": ("count", "arrivals dropped by a full queue"),
-    "jobs_evicted": ("count", "jobs requeued after a fault"),
-    "upsets_total": ("count", "single-event upsets so far"),
-    "device_resets_total": ("count", "upsets that needed a device reset"),
-    "n_throttled_thermal": ("count", "nodes throttled by heat"),
-    "n_throttled_power": ("count", "nodes throttled by the power cap"),
-    "scheduler_policy_code": ("code", "scheduling policy"),
-    "results_delivered": ("count", "job results downlinked"),
-    "results_delivered_bytes": ("B", "result bytes downlinked"),
-    "results_pending": ("count", "results waiting on board"),
-    "downlink_backlog_bytes": ("B", "result bytes waiting on board"),
-    "oldest_result_age_s": ("s", "age of the oldest undelivered result"),
-    "result_latency_mean_s": ("s", "mean time from finish to delivery"),
-}
-"""The fleet totals this model publishes: name -> (unit, description) (meta.totals)."""
 
 
 class ComputeModel:
@@ -365,21 +178,21 @@ class ComputeModel:
         self._reset_horizon_t = -np.inf
         self._resetting: tuple[float, float, np.ndarray] | None = None  # from, until, counts
         self._stall_horizon_t = -np.inf  # no running job is stalled by a reset after this
-        self._no_resets = _read_only(np.zeros(n, dtype=np.int64))
+        self._no_resets = read_only(np.zeros(n, dtype=np.int64))
         self._next_schedule_t = -np.inf
         # Constant arrays the usual step shares instead of building anew.
-        self._full_clock = _read_only(np.ones(n))
-        self._no_cap = _read_only(np.full(n, np.inf))
-        self._orbit_all_ok = _read_only(np.ones(n, dtype=bool))
+        self._full_clock = read_only(np.ones(n))
+        self._no_cap = read_only(np.full(n, np.inf))
+        self._orbit_all_ok = read_only(np.ones(n, dtype=bool))
         # Working accelerators: the source's bytes, the int64 counts (read-only, replaced
         # when they change), which nodes lack some, and whether any does.
         self._ok_key: tuple[str, tuple[int, ...], bytes] | None = None
-        self._ok = _read_only(np.full(n, a, dtype=np.int64))
-        self._ok_short = _read_only(np.zeros(n, dtype=bool))
+        self._ok = read_only(np.full(n, a, dtype=np.int64))
+        self._ok_short = read_only(np.zeros(n, dtype=bool))
         self._ok_all = True
         self._ok_some = True  # every node has a working accelerator
         self._n_thermal = 0  # nodes thermally throttled (count of thermal_on)
-        self._load: _NodeLoad | None = None
+        self._load: NodeLoad | None = None
         self._idle_reason_version = 0
         # What the published fields were computed from, when a later step may skip
         # rewriting them (None: rewrite), and their fleet totals (None: sum them again).
@@ -438,7 +251,7 @@ class ComputeModel:
             active_frac = active_s / dt if dt > 0.0 else 1.0
         load = self._load
         if load is None or not load.same(jobs, n_ok, active_frac):
-            load = _NodeLoad(p, jobs, run, n_ok, active_frac)
+            load = NodeLoad(p, jobs, run, n_ok, active_frac)
             self._load = load if isinstance(active_frac, float) else None
         idle_resetting = self._idle_resetting(t0)
         # Power's cap of the last step (none before power's first step).
@@ -464,7 +277,7 @@ class ComputeModel:
                                  f_cap)
             else:
                 clock = f_cap
-            power = load.static + _dynamic_w(load.dynamic_full, clock, p.dvfs_exponent)
+            power = load.static + dynamic_w(load.dynamic_full, clock, p.dvfs_exponent)
             power_sum = float(power.sum())
             rate = load.acc * clock[load.rnode]  # accelerator-seconds of work per second
 
@@ -516,7 +329,7 @@ class ComputeModel:
         if kept is None or not kept[0] <= t0 < kept[1]:
             ends = self.idle_reset_end
             resetting = ends > t0
-            counts = _read_only(np.count_nonzero(resetting, axis=1))
+            counts = read_only(np.count_nonzero(resetting, axis=1))
             # Valid from t0 until the first of these resets ends.
             until = float(ends[resetting].min()) if np.count_nonzero(counts) else np.inf
             kept = self._resetting = (t0, until, counts)
@@ -558,8 +371,8 @@ class ComputeModel:
         changed = not np.array_equal(n_ok, self._ok)
         self._ok_key = key
         if changed:
-            self._ok = _read_only(n_ok)
-            self._ok_short = _read_only(n_ok < installed)
+            self._ok = read_only(n_ok)
+            self._ok_short = read_only(n_ok < installed)
             self._ok_all = not np.count_nonzero(self._ok_short)
             self._ok_some = bool(np.count_nonzero(n_ok) == n_ok.size)
         return self._ok, changed
@@ -796,7 +609,7 @@ class ComputeModel:
                                        f"{name}: chip {temp[node]:.1f} K, full clock again",
                                        sat=int(node))
 
-    def _progress(self, ctx: StepContext, run: np.ndarray, load: _NodeLoad, rate: np.ndarray,
+    def _progress(self, ctx: StepContext, run: np.ndarray, load: NodeLoad, rate: np.ndarray,
                   active_s: float | np.ndarray, t: float) -> None:
         """Advance the running jobs, checkpoint them and finish those done.
 
@@ -923,7 +736,7 @@ class ComputeModel:
         reason[~orbit_ok] = FAULT
         reason[free_accels < smallest] = QUEUE
 
-    def _publish(self, n_ok: np.ndarray, load: _NodeLoad, clock: np.ndarray, f_cap: np.ndarray,
+    def _publish(self, n_ok: np.ndarray, load: NodeLoad, clock: np.ndarray, f_cap: np.ndarray,
                  cap: np.ndarray, power: np.ndarray, delivered: np.ndarray,
                  idle_resetting: np.ndarray, orbit_ok: np.ndarray, queue_empty: bool) -> None:
         """Write the step's per-node fields, and the reasons why not more compute.
@@ -1056,7 +869,7 @@ class ComputeModel:
             self.busy.array[nodes] = np.rint(busy)
             self.clock.array[nodes] = clock
             self.delivered.array[nodes] = busy * clock * p.peak_flop_s
-            self.power.array[nodes] = static + _dynamic_w(dynamic_full, clock, p.dvfs_exponent)
+            self.power.array[nodes] = static + dynamic_w(dynamic_full, clock, p.dvfs_exponent)
             thermal_bound = thermal & (p.thermal_clock_frac <= f_cap)
             power_bound = (f_cap < 1.0) & ~thermal_bound
             self.throttle.array[nodes] = np.where(
