@@ -282,7 +282,7 @@ def test_values_kept_between_steps_equal_a_fresh_computation(text: str, dt_s: fl
     measured drivers."""
     kept, fresh = engine(text, dt_s=dt_s), engine(text, dt_s=dt_s)
     forgetful = fresh.compute_model
-    forgetful._stall_horizon_t = forgetful._reset_horizon_t = np.inf
+    forgetful.upsets.stall_horizon_t = forgetful.upsets.reset_horizon_t = np.inf
     seen = {"thermal": 0, "done": 0, "upsets": 0, "kept": 0}
     for k in range(steps):
         commands = [*COMMANDS.get(k, ())]

@@ -47,6 +47,7 @@ from twin.core.subsystem import (
 )
 from twin.models.compute import scheduler
 from twin.models.compute.downlink import ResultStore
+from twin.models.compute.jobs import JobRunner
 from twin.models.compute.params import (
     ECLIPSE_AHEAD,
     FAULT,
@@ -63,23 +64,19 @@ from twin.models.compute.params import (
 )
 from twin.models.compute.power_clock import NodeLoad, dvfs_clock, dynamic_w, read_only
 from twin.models.compute.radiation import RadiationParams, RadiationState
+from twin.models.compute.upsets import MAX_PENDING_UPSETS, Upsets
 from twin.models.compute.workload import (
     JOB_KINDS,
     KIND_CODES,
     RUNNING,
     SECONDS_PER_HOUR,
-    JobTable,
     WorkloadParams,
-    draw_arrivals,
 )
 from twin.models.faults import choice_arg, number_arg, sat_index
 from twin.protocol.codec import ok
 from twin.protocol.commands import Arg, CommandSpec, sat_arg
 from twin.scenario import Scenario, parse_section
 
-# Injected upsets wait for the next step; a client injecting while the twin is paused
-# must not grow that list without bound (each is applied, and evented, in one step).
-MAX_PENDING_UPSETS = 1000
 # Arrivals stop at workload.max_queue; an operator's own jobs may go this far past it, and
 # no further (each queued job costs the scheduler's passes).
 COMMANDED_QUEUE_HEADROOM = 1000
@@ -149,8 +146,14 @@ class ComputeModel:
         a = self.params.accelerators_per_node
         self.n_sats = n
         self.policy = self.workload.policy
-        self.jobs = JobTable()
         self.results = ResultStore(n, np.array([s.downlink_bps for s in scenario.stations]))
+        self.totals = dict(work_done_accel_s=0.0, lost_accel_s=0.0, energy_j=0.0, jobs_done=0,
+                           jobs_started=0, wait_sum_s=0.0, jobs_cancelled=0, jobs_dropped=0,
+                           jobs_submitted=0, jobs_evicted=0)
+        self.runner = JobRunner(self.params, self.workload, scenario, self.results, self.totals)
+        self.jobs = self.runner.jobs
+        self.finished = self.runner.finished
+        self.upsets = Upsets(self.radiation, self.runner, scenario, a)
         self.outputs = ComputeOutputs()  # filled by each step
         f = make_field
         self.utilization = f("utilization_frac", "<f4", (n,), "1",
@@ -171,14 +174,10 @@ class ComputeModel:
         self.busy = f("accelerators_busy", "|u1", (n,), "count", "Accelerators holding a job")
         self.operator_cap_w = np.full(n, np.inf)
         self.thermal_on = np.zeros(n, dtype=bool)
-        self.idle_reset_end = np.full((n, a), -np.inf)  # resets of accelerators with no job
         self.idle_reason = np.full(n, QUEUE, dtype=np.uint8)
         self.to_eclipse_s = np.full(n, np.inf)
         self._f_cap = np.ones(n)
-        self._reset_horizon_t = -np.inf
-        self._resetting: tuple[float, float, np.ndarray] | None = None  # from, until, counts
-        self._stall_horizon_t = -np.inf  # no running job is stalled by a reset after this
-        self._no_resets = read_only(np.zeros(n, dtype=np.int64))
+        self._no_resets = self.upsets.no_resets
         self._next_schedule_t = -np.inf
         # Constant arrays the usual step shares instead of building anew.
         self._full_clock = read_only(np.ones(n))
@@ -204,14 +203,9 @@ class ComputeModel:
         self._cap_w = np.full(n, np.inf)
         self._failed = np.zeros(n, dtype=bool)
         self._dt_s = 0.0
-        self._pending_upsets: list[tuple[int, bool, int]] = []
         self._pending_events: list[tuple[str, str, str, int]] = []
         self.last_pass: dict[str, int] = {}
-        self.finished: dict[int, dict[str, Any]] = {}
         self.t_utc = scenario.epoch_utc.timestamp()
-        self.totals = dict(work_done_accel_s=0.0, lost_accel_s=0.0, energy_j=0.0, jobs_done=0,
-                           jobs_started=0, wait_sum_s=0.0, jobs_cancelled=0, jobs_dropped=0,
-                           jobs_submitted=0, jobs_evicted=0)
 
     # ----------------------------------------------------------------------------------
     # Engine contract
@@ -232,18 +226,18 @@ class ComputeModel:
             ctx.events.raise_event(kind, severity, message, sat=sat)
         self._pending_events.clear()
 
-        if ok_changed:
-            self._evict_failed(ctx, n_ok)
+        if ok_changed and self.runner.evict_failed(ctx, n_ok):
+            self._next_schedule_t = -np.inf
         if dt > 0.0:
-            self._radiation(ctx, n_ok, t0)
-        self._arrivals(ctx, t)
+            self.upsets.step(ctx, n_ok, t0)
+        self.runner.arrivals(ctx, t)
 
         # Node clock from the power cap in force and the chip temperature.
         jobs = self.jobs
         run = jobs.running()
         active_s: float | np.ndarray
         active_frac: float | np.ndarray
-        if self._stall_horizon_t > t0:  # a running job may be stalled by a device reset
+        if self.upsets.stall_horizon_t > t0:  # a running job may be stalled by a device reset
             active_s = np.clip(t - np.maximum(t0, jobs.stall_until_t[run]), 0.0, dt)
             active_frac = active_s / dt if dt > 0.0 else np.ones_like(active_s)
         else:  # every job computes from t0: the same numbers, one for all
@@ -253,7 +247,7 @@ class ComputeModel:
         if load is None or not load.same(jobs, n_ok, active_frac):
             load = NodeLoad(p, jobs, run, n_ok, active_frac)
             self._load = load if isinstance(active_frac, float) else None
-        idle_resetting = self._idle_resetting(t0)
+        idle_resetting = self.upsets.idle_resetting(t0)
         # Power's cap of the last step (none before power's first step).
         power_cap_w = ctx.power.power_cap_w
         cap = np.minimum(np.asarray(np.inf if power_cap_w is None else power_cap_w,
@@ -282,7 +276,7 @@ class ComputeModel:
             rate = load.acc * clock[load.rnode]  # accelerator-seconds of work per second
 
         # Progress, checkpoints, completions.
-        self._progress(ctx, run, load, rate, active_s, t)
+        self.runner.progress(ctx, run, load, rate, active_s, t)
         if not full_clock:
             delivered = np.bincount(load.rnode, rate * active_frac, minlength=n) * p.peak_flop_s
 
@@ -318,34 +312,17 @@ class ComputeModel:
         if drivers.mirror_sat.size:
             self.take_measured(drivers.mirror_sat, drivers.measured_drivers)
 
-    def _idle_resetting(self, t0: float) -> np.ndarray:
-        """(n,) int64 accelerators without a job still resetting after an upset at ``t0``.
-
-        Read-only, and the same object until a reset starts or ends.
-        """
-        if self._reset_horizon_t <= t0:
-            return self._no_resets
-        kept = self._resetting
-        if kept is None or not kept[0] <= t0 < kept[1]:
-            ends = self.idle_reset_end
-            resetting = ends > t0
-            counts = read_only(np.count_nonzero(resetting, axis=1))
-            # Valid from t0 until the first of these resets ends.
-            until = float(ends[resetting].min()) if np.count_nonzero(counts) else np.inf
-            kept = self._resetting = (t0, until, counts)
-        return kept[2]
-
     def forget_kept(self) -> None:
         """Drop every value kept from step to step: the next step computes all afresh.
 
         The kept values are those a fresh computation gives, bit for bit; the tests check
         it against a model made to forget before every step.
         """
-        self._load = self._resetting = self._ok_key = None
+        self._load = self._ok_key = None
         self._published = self._field_totals = None
         self._written.clear()
         self.jobs.forget_kept()
-        self.radiation.forget_kept()
+        self.upsets.forget_kept()
         self.results.forget_kept()
 
     def _working_accelerators(self, source: Any) -> tuple[np.ndarray, bool]:
@@ -465,124 +442,6 @@ class ComputeModel:
     # ----------------------------------------------------------------------------------
     # Step parts
 
-    def _rollback(self, slot: int) -> float:
-        """Return a job to its last checkpoint; returns the work lost (accelerator-s)."""
-        jobs = self.jobs
-        lost = float(jobs.done_accel_s[slot] - jobs.ckpt_accel_s[slot])
-        jobs.lost_accel_s[slot] += lost
-        jobs.done_accel_s[slot] = jobs.ckpt_accel_s[slot]
-        jobs.since_ckpt_s[slot] = 0.0
-        self.totals["lost_accel_s"] += lost
-        return lost
-
-    def _evict_failed(self, ctx: StepContext, n_ok: np.ndarray) -> None:
-        """Jobs whose accelerators failed go back to the queue from their checkpoint."""
-        jobs = self.jobs
-        run = jobs.running()
-        busy = np.bincount(jobs.node[run], jobs.accels[run], minlength=self.n_sats)
-        failed = np.flatnonzero(busy > n_ok)
-        if failed.size == 0:
-            return
-        for node in failed:  # loops over the few nodes just failed
-            on_node = run[jobs.node[run] == node][::-1]  # newest slots first
-            for slot in on_node:
-                if busy[node] <= n_ok[node]:
-                    break
-                lost = self._rollback(slot)
-                busy[node] -= jobs.accels[slot]
-                jobs.requeue(slot)
-                self.totals["jobs_evicted"] += 1
-                ctx.events.raise_event(
-                    "job_evicted", "warning", f"job {jobs.job_id[slot]} requeued: accelerator"
-                    f" failure on {self.scenario.satellites[node].name}, lost"
-                    f" {lost / SECONDS_PER_HOUR:.2f} accel-h", sat=int(node))
-        self._next_schedule_t = -np.inf
-
-    def _radiation(self, ctx: StepContext, n_ok: np.ndarray, t0: float) -> None:
-        orbit = ctx.orbit
-        n = self.n_sats
-        lat, lon, alt = orbit.lat_deg, orbit.lon_deg, orbit.alt_km
-        upsets, resets = self.radiation.step(
-            ctx.rng, ctx.t_utc, ctx.dt_s, np.zeros(n) if lat is None else lat,
-            np.zeros(n) if lon is None else lon, np.full(n, 500.0) if alt is None else alt,
-            n_ok)
-        if self.radiation.saturated is not None:
-            drawn, applied = self.radiation.saturated
-            self.radiation.saturated = None
-            ctx.events.raise_event(
-                "upsets_saturated", "warning", f"radiation drew {drawn:,} upsets this step "
-                f"(more than {applied:,}): {applied:,} applied; the environment is outside "
-                "the model's range", drawn=drawn, applied=applied)
-        if not self._pending_upsets and not np.count_nonzero(upsets):
-            return  # the usual step: nothing to apply or count
-        # Drawn upsets (job_id -1) first, then injected ones (-3: any device, or a job id).
-        hits = [(int(node), bool(k < resets[node]), -1)
-                for node in np.flatnonzero(upsets) for k in range(int(upsets[node]))]
-        hits.extend(self._pending_upsets)
-        self._pending_upsets.clear()
-        if not hits:  # the usual step: nothing to apply or count
-            return
-        extra_upsets = np.zeros(n, dtype=np.int64)
-        extra_resets = np.zeros(n, dtype=np.int64)
-        for node, reset, job_id in hits:
-            self._apply_upset(ctx, node, reset, job_id, n_ok, t0)
-            if job_id != -1:
-                extra_upsets[node] += 1
-                extra_resets[node] += int(reset)
-        self.radiation.count(upsets + extra_upsets, resets + extra_resets)
-
-    def _apply_upset(self, ctx: StepContext, node: int, reset: bool, job_id: int,
-                     n_ok: np.ndarray, t0: float) -> None:
-        """One upset on ``node``: which device it hits, and what that costs."""
-        jobs = self.jobs
-        on_node = np.flatnonzero((jobs.state == RUNNING) & (jobs.node == node))
-        slot = -1
-        if job_id >= 0:
-            slot = jobs.slot_of(job_id)
-        elif n_ok[node] > 0:
-            # The struck device is uniform over the powered ones; jobs own them in slot order.
-            device = int(ctx.rng.integers(int(n_ok[node])))
-            edges = np.cumsum(jobs.accels[on_node])
-            k = int(np.searchsorted(edges, device, side="right"))
-            slot = int(on_node[k]) if k < on_node.size else -1
-            if slot < 0 and reset:
-                free = np.flatnonzero(self.idle_reset_end[node] <= t0)
-                if free.size:
-                    end_t = t0 + self.radiation.params.reset_downtime_s
-                    self.idle_reset_end[node, free[0]] = end_t
-                    self._resetting = None
-                    self._reset_horizon_t = max(self._reset_horizon_t, end_t)
-        name = self.scenario.satellites[node].name
-        downtime = self.radiation.params.reset_downtime_s
-        if slot >= 0:
-            lost = self._rollback(slot)
-            jobs.upsets[slot] += 1
-            if reset:
-                jobs.stall_until_t[slot] = max(jobs.stall_until_t[slot], t0 + downtime)
-                self._stall_horizon_t = max(self._stall_horizon_t,
-                                            float(jobs.stall_until_t[slot]))
-            what = f"job {jobs.job_id[slot]} rolled back {lost / SECONDS_PER_HOUR:.3f} accel-h"
-        else:
-            what = "idle accelerator, no work lost"
-        if reset:
-            ctx.events.raise_event("device_reset", "warning",
-                                   f"{name}: upset needs a {downtime:g} s device reset; {what}",
-                                   sat=node)
-        else:
-            ctx.events.raise_event("upset", "info", f"{name}: single-event upset; {what}",
-                                   sat=node)
-
-    def _arrivals(self, ctx: StepContext, t: float) -> None:
-        # The epoch step (dt 0) opens with a backlog, so a run starts with busy nodes at
-        # their working temperatures instead of spending hours filling an empty fleet.
-        window_s = ctx.dt_s if ctx.dt_s > 0.0 else self.workload.initial_backlog_h * 3600.0
-        new, dropped = draw_arrivals(ctx.rng, self.workload, self.n_sats, window_s,
-                                     self.params.accelerators_per_node,
-                                     room=self.workload.max_queue - self.jobs.n_queued)
-        for spec in new:
-            self.jobs.add(submit_t=t, **spec)
-        self.totals["jobs_dropped"] += dropped
-
     def _thermal(self, ctx: StepContext, temp_k: np.ndarray | None) -> None:
         """Hysteresis: cut above the limit, lift below limit - hysteresis."""
         if temp_k is None:
@@ -608,69 +467,6 @@ class ComputeModel:
                 ctx.events.raise_event("thermal_throttle_end", "info",
                                        f"{name}: chip {temp[node]:.1f} K, full clock again",
                                        sat=int(node))
-
-    def _progress(self, ctx: StepContext, run: np.ndarray, load: NodeLoad, rate: np.ndarray,
-                  active_s: float | np.ndarray, t: float) -> None:
-        """Advance the running jobs, checkpoint them and finish those done.
-
-        Args:
-            run: (r,) slots of the running jobs.
-            load: The step's load (built from ``run``).
-            rate: (r,) accelerator-seconds of work per second.
-            active_s: Seconds of this step each job computed, (r,) or one for all.
-            t: End of the step (Unix s).
-        """
-        jobs = self.jobs
-        if run.size == 0:
-            return
-        work = rate * active_s
-        done = jobs.done_accel_s[run]
-        remaining = load.size_s - done
-        computing = rate > 0.0
-        all_computing = np.count_nonzero(computing) == computing.size
-        finishing = work >= remaining
-        if not all_computing:
-            finishing &= computing
-        advance = np.minimum(work, remaining)
-        done += advance
-        jobs.done_accel_s[run] = done
-        self.totals["work_done_accel_s"] += float(advance.sum())
-        since = jobs.since_ckpt_s[run]
-        since += active_s if all_computing else np.where(computing, active_s, 0.0)
-        jobs.since_ckpt_s[run] = since
-        interval = load.interval_s
-        due = since >= interval
-        n_finishing = np.count_nonzero(finishing)
-        if n_finishing:
-            due &= ~finishing
-        if np.count_nonzero(due):
-            slots = run[due]
-            jobs.ckpt_accel_s[slots] = done[due]
-            jobs.since_ckpt_s[slots] = np.mod(since[due], interval[due])
-        if not n_finishing:
-            return
-        for k in np.flatnonzero(finishing):  # the few jobs finishing this step
-            slot = int(run[k])
-            # Work starts when the stall (if any) ends, at t - active_s.
-            started = active_s if np.ndim(active_s) == 0 else active_s[k]
-            finish_t = t - started + remaining[k] / rate[k]
-            self._finish(ctx, slot, finish_t)
-
-    def _finish(self, ctx: StepContext, slot: int, finish_t: float) -> None:
-        jobs = self.jobs
-        node = int(jobs.node[slot])
-        job_id = int(jobs.job_id[slot])
-        self.results.add(node, float(jobs.result_bytes[slot]), finish_t, job_id)
-        self.totals["jobs_done"] += 1
-        self.finished[job_id] = {"finish_t_utc": finish_t, "start_t_utc": float(jobs.start_t[slot]),
-                                 "node": node, "lost_accel_s": float(jobs.lost_accel_s[slot])}
-        if len(self.finished) > 1000:  # keep the recent ones for the `job` command
-            self.finished.pop(next(iter(self.finished)))
-        if jobs.commanded[slot]:
-            ctx.events.raise_event(
-                "job_done", "info", f"job {job_id} finished on"
-                f" {self.scenario.satellites[node].name}", sat=node, job_id=job_id)
-        jobs.release(slot)
 
     def _schedule(self, ctx: StepContext, n_ok: np.ndarray, idle_resetting: np.ndarray,
                   cap: np.ndarray, orbit_ok: np.ndarray, t: float) -> None:
@@ -705,14 +501,7 @@ class ComputeModel:
             accel_full_w=p.full_power_w - p.sleep_power_w, usable=usable, sunlit_frac=sunlit,
             to_eclipse_s=self.to_eclipse_s, radiator_k=radiator)
         self.last_pass = why
-        if placements:
-            slots, nodes = np.array(placements, dtype=np.int64).T
-            jobs.start(slots, nodes, t)
-            self.totals["jobs_started"] += len(placements)
-            wait_sum_s = self.totals["wait_sum_s"]
-            for wait_s in (t - jobs.submit_t[slots]).tolist():  # in order: same rounding
-                wait_sum_s += wait_s
-            self.totals["wait_sum_s"] = wait_sum_s
+        self.runner.start(placements, t)
         self._idle_reasons(free_accels, free_storage, power_room, usable, orbit_ok,
                            p.full_power_w - p.sleep_power_w)
 
@@ -988,8 +777,8 @@ class ComputeModel:
             slot = self.jobs.slot_of(job_id)
             if slot < 0 or self.jobs.state[slot] != RUNNING or self.jobs.node[slot] != node:
                 raise CommandRejected(f"job {job_id} is not running on satellite {node}")
-        if len(self._pending_upsets) >= MAX_PENDING_UPSETS:
+        if len(self.upsets.pending) >= MAX_PENDING_UPSETS:
             raise CommandRejected(f"{MAX_PENDING_UPSETS} upsets wait for the next step already;"
                                   " step the twin before injecting more")
-        self._pending_upsets.append((node, reset, job_id))
+        self.upsets.pending.append((node, reset, job_id))
         return ok(sat=node, reset=reset, applies="at the start of the next step")
