@@ -72,7 +72,7 @@ def test_capped_interval_delays_the_job_by_the_dvfs_deficit() -> None:
     model = quiet_model()
     rng = np.random.default_rng(0)
     p = model.params
-    model.cmd_submit({"kind": "training", "size_accel_h": 8.0, "accelerators": 8})
+    model.commands()["submit_job"]({"kind": "training", "size_accel_h": 8.0, "accelerators": 8})
     t, dt = 1.0e9, 60.0
     step(model, t, dt, rng)  # places the job
     start = t
@@ -121,7 +121,7 @@ def test_thermal_throttle_has_hysteresis() -> None:
     model = quiet_model()
     rng = np.random.default_rng(0)
     p = model.params
-    model.cmd_submit({"kind": "training", "size_accel_h": 80.0, "accelerators": 8})
+    model.commands()["submit_job"]({"kind": "training", "size_accel_h": 80.0, "accelerators": 8})
     limit, band = p.throttle_temp_k, p.throttle_hysteresis_k
     temps = [300.0, limit + 1.0, limit - 1.0, limit - band + 0.5, limit - band - 0.5, 300.0]
     expect = [False, True, True, True, False, False]

@@ -7,7 +7,8 @@ jobs back, and the result storage drained over ground contacts. ``ComputeModel``
 (``model``) steps them in order; the rest of the repository imports from here.
 """
 
-from twin.models.compute.model import COMMANDS, MAX_PENDING_UPSETS, ComputeModel
+from twin.models.compute.commands import COMMANDS, ComputeCommands
+from twin.models.compute.model import ComputeModel
 from twin.models.compute.params import (
     FAULT,
     FLEET_TOTALS,
@@ -19,6 +20,7 @@ from twin.models.compute.params import (
 )
 from twin.models.compute.power_clock import dvfs_clock
 from twin.models.compute.radiation import RadiationParams
+from twin.models.compute.upsets import MAX_PENDING_UPSETS
 from twin.models.compute.workload import WorkloadParams
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "NONE",
     "POWER",
     "QUEUE",
+    "ComputeCommands",
     "ComputeModel",
     "ComputeParams",
     "RadiationParams",

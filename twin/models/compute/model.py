@@ -39,13 +39,12 @@ import numpy as np
 from twin.core.interfaces import ComputeOutputs
 from twin.core.subsystem import (
     CommandHandler,
-    CommandRejected,
     Field,
     StepContext,
     make_field,
-    only_keys,
 )
 from twin.models.compute import scheduler
+from twin.models.compute.commands import ComputeCommands
 from twin.models.compute.downlink import ResultStore
 from twin.models.compute.jobs import JobRunner
 from twin.models.compute.params import (
@@ -64,22 +63,13 @@ from twin.models.compute.params import (
 )
 from twin.models.compute.power_clock import NodeLoad, dvfs_clock, dynamic_w, read_only
 from twin.models.compute.radiation import RadiationParams, RadiationState
-from twin.models.compute.upsets import MAX_PENDING_UPSETS, Upsets
+from twin.models.compute.upsets import Upsets
 from twin.models.compute.workload import (
     JOB_KINDS,
-    KIND_CODES,
-    RUNNING,
     SECONDS_PER_HOUR,
     WorkloadParams,
 )
-from twin.models.faults import choice_arg, number_arg, sat_index
-from twin.protocol.codec import ok
-from twin.protocol.commands import Arg, CommandSpec, sat_arg
 from twin.scenario import Scenario, parse_section
-
-# Arrivals stop at workload.max_queue; an operator's own jobs may go this far past it, and
-# no further (each queued job costs the scheduler's passes).
-COMMANDED_QUEUE_HEADROOM = 1000
 
 
 def _same_inputs(key: tuple[Any, ...] | None, last: tuple[Any, ...] | None) -> bool:
@@ -89,40 +79,6 @@ def _same_inputs(key: tuple[Any, ...] | None, last: tuple[Any, ...] | None) -> b
             and key[2:] == last[2:])
 
 
-JOB_ID_ARG = Arg("job_id", "integer", "the job's id", min=1, required=True)
-
-COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("submit_job", "queue a job, scheduled on the next step", "operational", (
-        Arg("kind", "choice", "the job's kind", choices=("training", "inference"),
-            default="inference"),
-        Arg("size_accel_h", "number", "work in accelerator-hours", unit="accelerator-h",
-            min=1e-6, max=1e6),
-        Arg("accelerators", "integer", "accelerators it runs on (at most a node's)",
-            min=1, max=64),
-        Arg("priority", "integer", "higher runs first", min=-1000, max=1000),
-        Arg("checkpoint_interval_s", "number", "time between checkpoints", unit="s",
-            min=1.0, max=1e7),
-        Arg("result_bytes", "number", "result size to downlink (at most the node's "
-            "storage)", unit="B", min=0.0),
-    )),
-    CommandSpec("cancel_job", "remove a queued or running job (running work is lost)",
-                "operational", (JOB_ID_ARG,)),
-    CommandSpec("job", "one job's state", "informational", (JOB_ID_ARG,)),
-    CommandSpec("set_policy", "the scheduling policy", "operational", (
-        Arg("policy", "choice", "first_fit or sun_aware", choices=("first_fit", "sun_aware"),
-            required=True),)),
-    CommandSpec("set_power_cap", "cap a node's compute power (nil clears)", "operational", (
-        sat_arg("the node, or all", allow_all=True),
-        Arg("power_w", "number", "the cap", unit="W", min=0.0, max=1e7, nullable=True),
-    )),
-    CommandSpec("inject_upset", "a single-event upset on a node at the next step",
-                "hazardous", (
-        sat_arg("the node"),
-        Arg("reset", "bool", "the upset needs a device reset", default=False),
-        Arg("job_id", "integer", "strike this running job on that node", min=1),
-    )),
-)
-"""The commands this model answers (meta.commands; docs/protocol.md)."""
 
 
 class ComputeModel:
@@ -154,6 +110,7 @@ class ComputeModel:
         self.jobs = self.runner.jobs
         self.finished = self.runner.finished
         self.upsets = Upsets(self.radiation, self.runner, scenario, a)
+        self._commands = ComputeCommands(self)
         self.outputs = ComputeOutputs()  # filled by each step
         f = make_field
         self.utilization = f("utilization_frac", "<f4", (n,), "1",
@@ -227,7 +184,7 @@ class ComputeModel:
         self._pending_events.clear()
 
         if ok_changed and self.runner.evict_failed(ctx, n_ok):
-            self._next_schedule_t = -np.inf
+            self.schedule_now()
         if dt > 0.0:
             self.upsets.step(ctx, n_ok, t0)
         self.runner.arrivals(ctx, t)
@@ -433,11 +390,12 @@ class ComputeModel:
         }
 
     def commands(self) -> dict[str, CommandHandler]:
-        return {
-            "submit_job": self.cmd_submit, "cancel_job": self.cmd_cancel, "job": self.cmd_job,
-            "set_policy": self.cmd_policy, "set_power_cap": self.cmd_power_cap,
-            "inject_upset": self.cmd_upset,
-        }
+        return self._commands.handlers()
+
+    def schedule_now(self) -> None:
+        """Run a scheduling pass on the next step, not ``schedule_interval_s`` after the
+        last: what the scheduler would do has changed (a command, an eviction)."""
+        self._next_schedule_t = -np.inf
 
     # ----------------------------------------------------------------------------------
     # Step parts
@@ -670,115 +628,3 @@ class ComputeModel:
         # The energy ledger counts what the node drew, measured where measured.
         new_w = self.power.array[sats].astype(np.float64)
         self.totals["energy_j"] += float((new_w - old_w).sum()) * self._dt_s
-
-    # ----------------------------------------------------------------------------------
-    # Commands
-
-    def cmd_submit(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``submit_job``: kind, size_accel_h, accelerators, priority, checkpoint_interval_s,
-        result_bytes (all but kind optional; defaults from the kind)."""
-        only_keys(request, {"kind", "size_accel_h", "accelerators", "priority",
-                            "checkpoint_interval_s", "result_bytes"})
-        kind_name = choice_arg(request, "kind", KIND_CODES, "inference")
-        kind = JOB_KINDS[KIND_CODES[kind_name]]
-        limit = self.workload.max_queue + COMMANDED_QUEUE_HEADROOM
-        if self.jobs.n_queued >= limit:
-            raise CommandRejected(f"the queue holds {self.jobs.n_queued} jobs, the most "
-                                  f"commands may fill it to (workload.max_queue + "
-                                  f"{COMMANDED_QUEUE_HEADROOM}); wait for it to drain or "
-                                  "cancel some")
-        installed = self.params.accelerators_per_node
-        size_h = number_arg(request, "size_accel_h", 1e-6, 1e6, kind.median_size_accel_h,
-                            "accelerator-hours")
-        accels = number_arg(request, "accelerators", 1, installed,
-                            float(min(max(kind.accelerators), installed)), "accelerators")
-        priority = number_arg(request, "priority", -1000, 1000, float(kind.priority))
-        interval = number_arg(request, "checkpoint_interval_s", 1.0, 1e7,
-                              kind.checkpoint_interval_s, "s")
-        result = number_arg(request, "result_bytes", 0.0, self.params.storage_bytes,
-                            kind.result_bytes, "B")
-        for key, value in (("accelerators", accels), ("priority", priority)):
-            if value != int(value):
-                raise CommandRejected(f"'{key}' must be a whole number, got {value:g}")
-        job_id = self.jobs.add(kind=KIND_CODES[kind_name], accels=int(accels),
-                               size_accel_s=size_h * SECONDS_PER_HOUR, priority=int(priority),
-                               ckpt_interval_s=interval, result_bytes=result,
-                               submit_t=self.t_utc, commanded=True)
-        self.totals["jobs_submitted"] += 1
-        self._next_schedule_t = -np.inf  # place it on the next step
-        return ok(job_id=job_id)
-
-    def _job_id(self, request: dict[str, Any]) -> int:
-        value = request.get("job_id")
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise CommandRejected(f"needs 'job_id', a positive integer, got {value!r}")
-        return value
-
-    def cmd_cancel(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``cancel_job``: job_id. Work done on a running job counts as lost."""
-        only_keys(request, {"job_id"})
-        job_id = self._job_id(request)
-        slot = self.jobs.slot_of(job_id)
-        if slot < 0:
-            known = "it already finished" if job_id in self.finished else "no such job"
-            raise CommandRejected(f"job {job_id} is not queued or running ({known})")
-        was = "running" if self.jobs.state[slot] == RUNNING else "queued"
-        lost = float(self.jobs.done_accel_s[slot])
-        if was == "running":
-            self.totals["lost_accel_s"] += lost
-        self.jobs.release(slot)
-        self.totals["jobs_cancelled"] += 1
-        self._next_schedule_t = -np.inf
-        return ok(job_id=job_id, was=was,
-                  lost_accel_h=lost / SECONDS_PER_HOUR if was == "running" else 0.0)
-
-    def cmd_job(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``job``: job_id -> the job's state (queued, running, or finished)."""
-        only_keys(request, {"job_id"})
-        job_id = self._job_id(request)
-        slot = self.jobs.slot_of(job_id)
-        if slot >= 0:
-            return ok(job=self.jobs.describe(slot, self.t_utc))
-        if job_id in self.finished:
-            return ok(job={"job_id": job_id, "state": "done", **self.finished[job_id]})
-        raise CommandRejected(f"no job {job_id} (queued, running or recently finished)")
-
-    def cmd_policy(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``set_policy``: policy = first_fit | sun_aware."""
-        only_keys(request, {"policy"})
-        policy = choice_arg(request, "policy", scheduler.POLICIES)
-        self.policy = policy
-        self._next_schedule_t = -np.inf
-        return ok(policy=policy)
-
-    def cmd_power_cap(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``set_power_cap``: sat (index, name or "all"), power_w (absent or nil clears)."""
-        only_keys(request, {"sat", "power_w"})
-        if request.get("sat") == "all":
-            nodes: slice | int = slice(None)
-        else:
-            nodes = sat_index(request, self.scenario)
-        value = request.get("power_w")
-        cap = np.inf if value is None else number_arg(request, "power_w", 0.0, 1e7, unit="W")
-        self.operator_cap_w[nodes] = cap
-        self._next_schedule_t = -np.inf
-        return ok(sat=request["sat"], power_w=None if np.isinf(cap) else cap)
-
-    def cmd_upset(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``inject_upset``: sat, reset (bool, default false), job_id (optional target)."""
-        only_keys(request, {"sat", "reset", "job_id"})
-        node = sat_index(request, self.scenario)
-        reset = request.get("reset", False)
-        if not isinstance(reset, bool):
-            raise CommandRejected(f"'reset' must be true or false, got {reset!r}")
-        job_id = -3  # injected, any device
-        if "job_id" in request:
-            job_id = self._job_id(request)
-            slot = self.jobs.slot_of(job_id)
-            if slot < 0 or self.jobs.state[slot] != RUNNING or self.jobs.node[slot] != node:
-                raise CommandRejected(f"job {job_id} is not running on satellite {node}")
-        if len(self.upsets.pending) >= MAX_PENDING_UPSETS:
-            raise CommandRejected(f"{MAX_PENDING_UPSETS} upsets wait for the next step already;"
-                                  " step the twin before injecting more")
-        self.upsets.pending.append((node, reset, job_id))
-        return ok(sat=node, reset=reset, applies="at the start of the next step")
