@@ -133,7 +133,6 @@ class ComputeModel:
         self.thermal_on = np.zeros(n, dtype=bool)
         self.idle_reason = np.full(n, QUEUE, dtype=np.uint8)
         self.to_eclipse_s = np.full(n, np.inf)
-        self._f_cap = np.ones(n)
         self._no_resets = self.upsets.no_resets
         self._next_schedule_t = -np.inf
         # Constant arrays the usual step shares instead of building anew.
@@ -160,7 +159,6 @@ class ComputeModel:
         self._cap_w = np.full(n, np.inf)
         self._failed = np.zeros(n, dtype=bool)
         self._dt_s = 0.0
-        self._pending_events: list[tuple[str, str, str, int]] = []
         self.last_pass: dict[str, int] = {}
         self.t_utc = scenario.epoch_utc.timestamp()
 
@@ -179,9 +177,6 @@ class ComputeModel:
         t0 = t - dt
         self.t_utc = t
         n_ok, ok_changed = self._working_accelerators(ctx.faults.accelerators_ok)
-        for kind, severity, message, sat in self._pending_events:
-            ctx.events.raise_event(kind, severity, message, sat=sat)
-        self._pending_events.clear()
 
         if ok_changed and self.runner.evict_failed(ctx, n_ok):
             self.schedule_now()
@@ -215,7 +210,6 @@ class ComputeModel:
             cap = self._no_cap  # the same numbers, an array the cap field may already hold
         f_cap = (self._full_clock if uncapped
                  else dvfs_clock(p, cap, load.static, load.dynamic_full))
-        self._f_cap = f_cap
         self._thermal(ctx, ctx.thermal.temp_compute_k)
         full_clock = uncapped and not self._n_thermal
         if full_clock:
