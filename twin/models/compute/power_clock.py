@@ -1,17 +1,25 @@
-"""A node's load and clock: what its running jobs ask, and the DVFS clock a power cap allows.
+"""A node's load and clock: what its jobs ask, and the clock a power cap and heat allow.
 
-``NodeLoad`` is what the running set asks of each node before any cap or throttle (busy
-and computing accelerators, static and full-clock dynamic power); ``dvfs_clock`` is the
-highest clock whose draw fits a cap. Both follow from their inputs alone, which is
-what lets the model keep a load from step to step until its inputs change.
+- ``WorkingAccelerators``: the accelerators faults leave working on each node;
+- ``NodeLoad``: what the running set asks of each node before any cap or throttle (busy
+  and computing accelerators, static and full-clock dynamic power);
+- ``dvfs_clock``: the highest clock whose draw fits a power cap;
+- ``ThermalThrottle``: the clock cut of a hot chip, with hysteresis.
+
+The working accelerators and the load follow from their inputs alone, which is what lets
+the model keep them from step to step until those inputs change.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from twin.core.subsystem import StepContext
 from twin.models.compute.params import ComputeParams
 from twin.models.compute.workload import JobTable
+from twin.scenario import Scenario
 
 
 def dvfs_clock(params: ComputeParams, cap_w: np.ndarray, static_w: np.ndarray,
@@ -116,3 +124,114 @@ class NodeLoad:
         if self._jobs_per_node is None:
             self._jobs_per_node = read_only(np.bincount(self.rnode, minlength=self.n_ok.size))
         return self._jobs_per_node
+
+
+class WorkingAccelerators:
+    """Working accelerators per node, from faults' ``accelerators_ok``.
+
+    Faults change only by command, so most steps find the same bytes as the last and keep
+    the same read-only array: radiation keeps its rates, and the model its load, while it
+    is the same object.
+
+    Args:
+        n: Nodes.
+        installed: Accelerators installed per node.
+
+    Attributes:
+        counts: (n,) int64 working accelerators, read-only, replaced when they change.
+        short: (n,) bool, read-only: nodes with fewer working than installed.
+        all_installed: No node lacks an accelerator.
+        every_node_some: Every node has a working accelerator.
+    """
+
+    def __init__(self, n: int, installed: int) -> None:
+        self.n_sats = n
+        self.installed = installed
+        self._key: tuple[str, tuple[int, ...], bytes] | None = None  # the source's bytes
+        self.counts = read_only(np.full(n, installed, dtype=np.int64))
+        self.short = read_only(np.zeros(n, dtype=bool))
+        self.all_installed = True
+        self.every_node_some = True
+
+    def update(self, source: Any) -> tuple[np.ndarray, bool]:
+        """Working accelerators per node, and whether they changed since the last step.
+
+        Args:
+            source: faults' ``accelerators_ok`` (n,), or None (all installed work).
+
+        Returns:
+            (n,) int64 counts, read-only: the same object for as long as they stay the same
+            (radiation keeps its rates while they do), and whether they changed.
+        """
+        if source is None:
+            key = None
+        else:
+            source = np.asarray(source)
+            key = (source.dtype.str, source.shape, source.tobytes())
+        if key == self._key:  # a byte compare: faults change only by command
+            return self.counts, False
+        installed = self.installed
+        n_ok = (np.full(self.n_sats, installed, dtype=np.int64) if source is None
+                else source.astype(np.int64))
+        changed = not np.array_equal(n_ok, self.counts)
+        self._key = key
+        if changed:
+            self.counts = read_only(n_ok)
+            self.short = read_only(n_ok < installed)
+            self.all_installed = not np.count_nonzero(self.short)
+            self.every_node_some = bool(np.count_nonzero(n_ok) == n_ok.size)
+        return self.counts, changed
+
+    def forget_kept(self) -> None:
+        """Compare the next source in full, not by its bytes."""
+        self._key = None
+
+
+class ThermalThrottle:
+    """The clock cut of a hot chip, with hysteresis (``throttle_temp_k``).
+
+    Args:
+        params: One node's payload (the limit, the hysteresis, the throttled clock).
+        scenario: The scenario (node count, satellite names for events).
+
+    Attributes:
+        on: (n,) bool, nodes throttled now (changed in place).
+        n_on: How many are: 0 in the usual step, which then skips the throttle's terms.
+    """
+
+    def __init__(self, params: ComputeParams, scenario: Scenario) -> None:
+        self.params = params
+        self.scenario = scenario
+        self.on = np.zeros(len(scenario.satellites), dtype=bool)
+        self.n_on = 0
+
+    def update(self, ctx: StepContext, temp_k: np.ndarray | None) -> None:
+        """Hysteresis: cut above the limit, lift below limit - hysteresis.
+
+        Args:
+            temp_k: (n,) chip temperatures (thermal's ``temp_compute_k`` of the last
+                step), or None before thermal's first step (nothing changes).
+        """
+        if temp_k is None:
+            return
+        p = self.params
+        temp = np.asarray(temp_k)
+        hot = temp > p.throttle_temp_k
+        if not self.n_on and not np.count_nonzero(hot):
+            return  # none throttled and none too hot: nothing changes
+        was = self.on.copy()
+        # On above the limit, off below limit - hysteresis, as it was in between (and NaN).
+        on = hot | (was & ~(temp < p.throttle_temp_k - p.throttle_hysteresis_k))
+        self.on[:] = on
+        self.n_on = int(np.count_nonzero(on))
+        for node in np.flatnonzero(on != was):  # the few nodes that changed this step
+            name = self.scenario.satellites[node].name
+            if on[node]:
+                ctx.events.raise_event(
+                    "thermal_throttle", "warning", f"{name}: chip {temp[node]:.1f} K above"
+                    f" {p.throttle_temp_k:.1f} K, clock cut to {p.thermal_clock_frac:.0%}",
+                    sat=int(node))
+            else:
+                ctx.events.raise_event("thermal_throttle_end", "info",
+                                       f"{name}: chip {temp[node]:.1f} K, full clock again",
+                                       sat=int(node))
