@@ -231,9 +231,10 @@ class NodeFields:
             has = np.isfinite(util)
             nodes = sats[has]
             u = np.clip(util[has], 0.0, 1.0)
-            n_ok = n_ok[nodes]
-            busy = u * n_ok
-            static = p.host_power_w + busy * p.idle_power_w + (n_ok - busy) * p.sleep_power_w
+            node_ok = n_ok[nodes]
+            busy = u * node_ok
+            static = (p.host_power_w + busy * p.idle_power_w
+                      + (node_ok - busy) * p.sleep_power_w)
             dynamic_full = busy * (p.full_power_w - p.idle_power_w)
             f_cap = dvfs_clock(p, cap_w[nodes], static, dynamic_full)
             thermal = self.thermal.on[nodes]
