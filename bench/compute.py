@@ -27,7 +27,7 @@ from benchargs import checked_scenario  # noqa: E402
 
 from twin.core.clock import SimClock  # noqa: E402
 from twin.core.engine import Engine  # noqa: E402
-from twin.models import scheduler  # noqa: E402
+from twin.models.compute import scheduler  # noqa: E402
 from twin.runtime.allocator import keep_temporaries_in_heap  # noqa: E402
 from twin.runtime.cli import count_argument, warp_argument  # noqa: E402
 from twin.scenario import load_scenario  # noqa: E402

@@ -72,7 +72,7 @@ def test_capped_interval_delays_the_job_by_the_dvfs_deficit() -> None:
     model = quiet_model()
     rng = np.random.default_rng(0)
     p = model.params
-    model.cmd_submit({"kind": "training", "size_accel_h": 8.0, "accelerators": 8})
+    model.commands()["submit_job"]({"kind": "training", "size_accel_h": 8.0, "accelerators": 8})
     t, dt = 1.0e9, 60.0
     step(model, t, dt, rng)  # places the job
     start = t
@@ -121,7 +121,7 @@ def test_thermal_throttle_has_hysteresis() -> None:
     model = quiet_model()
     rng = np.random.default_rng(0)
     p = model.params
-    model.cmd_submit({"kind": "training", "size_accel_h": 80.0, "accelerators": 8})
+    model.commands()["submit_job"]({"kind": "training", "size_accel_h": 80.0, "accelerators": 8})
     limit, band = p.throttle_temp_k, p.throttle_hysteresis_k
     temps = [300.0, limit + 1.0, limit - 1.0, limit - band + 0.5, limit - band - 0.5, 300.0]
     expect = [False, True, True, True, False, False]
@@ -282,7 +282,7 @@ def test_values_kept_between_steps_equal_a_fresh_computation(text: str, dt_s: fl
     measured drivers."""
     kept, fresh = engine(text, dt_s=dt_s), engine(text, dt_s=dt_s)
     forgetful = fresh.compute_model
-    forgetful._stall_horizon_t = forgetful._reset_horizon_t = np.inf
+    forgetful.upsets.stall_horizon_t = forgetful.upsets.reset_horizon_t = np.inf
     seen = {"thermal": 0, "done": 0, "upsets": 0, "kept": 0}
     for k in range(steps):
         commands = [*COMMANDS.get(k, ())]

@@ -7,7 +7,7 @@ import pytest
 
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
-from twin.models.downlink import ResultStore
+from twin.models.compute.downlink import ResultStore
 from twin.scenario import ASSETS_DIR, parse_scenario
 
 ONE_BYTE = 1.0

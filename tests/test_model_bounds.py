@@ -14,8 +14,8 @@ import pytest
 
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
-from twin.models.radiation import MAX_UPSETS_PER_STEP, RadiationParams, environment
-from twin.models.workload import WorkloadParams, draw_arrivals
+from twin.models.compute.radiation import MAX_UPSETS_PER_STEP, RadiationParams, environment
+from twin.models.compute.workload import WorkloadParams, draw_arrivals
 from twin.scenario import ScenarioError, parse_scenario
 
 DEFAULT_TOML = (Path(__file__).resolve().parent.parent / "assets" / "scenarios"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from computeutil import DAWN_DUSK, QUIET, command, engine
 
-from twin.models.radiation import (
+from twin.models.compute.radiation import (
     DIPOLE_POLE_LAT_DEG,
     DIPOLE_POLE_LON_DEG,
     SECONDS_PER_DAY,

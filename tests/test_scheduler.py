@@ -9,8 +9,8 @@ from computeutil import DAWN_DUSK, QUIET, command, engine
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
 from twin.core.subsystem import CommandRejected
-from twin.models.scheduler import eclipse_lookahead, plan
-from twin.models.workload import QUEUED, RUNNING, JobTable, WorkloadParams
+from twin.models.compute.scheduler import eclipse_lookahead, plan
+from twin.models.compute.workload import QUEUED, RUNNING, JobTable, WorkloadParams
 from twin.scenario import load_scenario
 
 # Half a minute over up to an hour of lead: the reference is sampled every 10 s, and the

@@ -17,17 +17,21 @@ from __future__ import annotations
 from typing import Any
 
 from twin.core.registry import Built, ModelEntry
-from twin.models import compute, faults, limits, mirror, orbit, power, scheduler, thermal
-from twin.models.compute import ComputeModel, ComputeParams
+from twin.models import compute, faults, limits, mirror, orbit, power, thermal
+from twin.models.compute import (
+    ComputeModel,
+    ComputeParams,
+    RadiationParams,
+    WorkloadParams,
+    scheduler,
+)
 from twin.models.environment import EnvironmentModel
 from twin.models.faults import FaultModel
 from twin.models.limits import LimitsModel
 from twin.models.mirror import Mirror, MirrorDrivers, MirrorParams
 from twin.models.orbit import OrbitModel
 from twin.models.power import PowerModel, PowerParams
-from twin.models.radiation import RadiationParams
 from twin.models.thermal import ThermalModel, ThermalParams
-from twin.models.workload import WorkloadParams
 from twin.protocol.catalog import total_entry
 from twin.protocol.commands import SERVER_COMMANDS, CommandSpec
 from twin.scenario import parse_section

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twin.models.workload import JobTable, WorkloadParams
+from twin.models.compute.workload import JobTable, WorkloadParams
 
 POLICIES: dict[str, int] = {"first_fit": 0, "sun_aware": 1}
 """Policy name -> code in the fleet map (``scheduler_policy_code``)."""

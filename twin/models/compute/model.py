@@ -1,0 +1,335 @@
+"""``ComputeModel``: compute's step, in order, over the parts the package splits it into.
+
+Per node: accelerators (count, peak BF16 FLOP/s, idle / full power, a DVFS curve), result
+storage, the jobs it runs. Each step, in order:
+
+1. jobs on accelerators that failed (faults) roll back to their checkpoint and requeue
+   (``jobs.JobRunner``);
+2. radiation upsets roll jobs back to their last checkpoint, some with a device reset
+   (``upsets.Upsets``);
+3. seeded arrivals join the queue (``JobRunner``);
+4. the node clock: the DVFS point that keeps the payload under the power cap in force
+   (power's ``power_cap_w`` from the previous step, or the operator's, the lower), capped
+   again while the chip is thermally throttled (``temp_compute_k``, with hysteresis)
+   (``power_clock``);
+5. jobs progress, checkpoint and finish; results go to storage (``JobRunner``);
+6. the scheduler places queued jobs (every ``schedule_interval_s``, or at once after a
+   command); they run from the next step (``placement.Placement``);
+7. results downlink over ground contacts (``downlink.ResultStore``);
+8. per-node "why not more" reasons and fleet totals (``node_fields.NodeFields``).
+
+Publishes ``compute_power_w`` (n,) for power and thermal: everything the payload draws,
+which is also the heat it puts into the compute thermal node.
+
+Most steps change little for compute: no job starts or ends, no cap, no throttle, no
+fault. What follows only from the running set and the working accelerators (each node's
+load, and at full clock its power and delivered FLOP/s) is kept until one of them
+changes, and the per-node fields are rewritten only when something they follow from has
+changed; the numbers are those a full recomputation gives, bit for bit (docs/performance.md).
+
+A node mirrored by a live testbed (twin/models/mirror.py) takes its measured drivers (the
+mirror's ``DriverOutputs``) at the end of this step through ``take_measured``: measured
+utilization sets the node's busy accelerators, and from them its DVFS clock, delivered
+FLOP/s and (unless measured too) its power; measured power replaces the power.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from twin.core.interfaces import ComputeOutputs
+from twin.core.subsystem import CommandHandler, Field, StepContext
+from twin.models.compute import scheduler
+from twin.models.compute.commands import ComputeCommands
+from twin.models.compute.downlink import ResultStore
+from twin.models.compute.jobs import JobRunner
+from twin.models.compute.node_fields import NodeFields
+from twin.models.compute.params import LIMIT_REASONS, PFLOP, THROTTLE_CODES, ComputeParams
+from twin.models.compute.placement import Placement
+from twin.models.compute.power_clock import (
+    NodeLoad,
+    ThermalThrottle,
+    WorkingAccelerators,
+    dvfs_clock,
+    dynamic_w,
+)
+from twin.models.compute.radiation import RadiationParams, RadiationState
+from twin.models.compute.upsets import Upsets
+from twin.models.compute.workload import JOB_KINDS, SECONDS_PER_HOUR, WorkloadParams
+from twin.scenario import Scenario, parse_section
+
+
+def _same_inputs(key: tuple[Any, ...] | None, last: tuple[Any, ...] | None) -> bool:
+    """Whether two ``(load, idle_resetting, *values)`` keys match: the same two objects
+    (arrays compare by identity: they are replaced, never changed) and equal values."""
+    return (key is not None and last is not None and key[0] is last[0] and key[1] is last[1]
+            and key[2:] == last[2:])
+
+
+class ComputeModel:
+    """Accelerators, jobs, radiation and downlink of every node.
+
+    The parts hold their own state; the model holds what ties a step together (the load
+    it keeps, the power cap the operator set, the next scheduling pass, what the fields
+    were last published from) and the same objects under the names the rest of the twin
+    reads: ``jobs``, ``finished``, ``totals``, ``thermal_on`` and the per-node fields.
+
+    Args:
+        scenario: The loaded scenario (``[compute]``, ``[workload]``, ``[radiation]``).
+    """
+
+    name = "compute"
+    reads: tuple[str, ...] = ("orbit", "faults", "drivers", "power", "thermal")
+    publishes = "compute"
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.params = parse_section(ComputeParams, scenario, "compute")
+        self.workload = parse_section(WorkloadParams, scenario, "workload")
+        self.radiation = RadiationState(parse_section(RadiationParams, scenario, "radiation"),
+                                        len(scenario.satellites))
+        n = len(scenario.satellites)
+        a = self.params.accelerators_per_node
+        self.n_sats = n
+        self.policy = self.workload.policy
+        self.results = ResultStore(n, np.array([s.downlink_bps for s in scenario.stations]))
+        self.totals = dict(work_done_accel_s=0.0, lost_accel_s=0.0, energy_j=0.0, jobs_done=0,
+                           jobs_started=0, wait_sum_s=0.0, jobs_cancelled=0, jobs_dropped=0,
+                           jobs_submitted=0, jobs_evicted=0)
+        self.runner = JobRunner(self.params, self.workload, scenario, self.results, self.totals)
+        self.jobs = self.runner.jobs
+        self.finished = self.runner.finished
+        self.upsets = Upsets(self.radiation, self.runner, scenario, a)
+        self.accelerators = WorkingAccelerators(n, a)
+        self.throttling = ThermalThrottle(self.params, scenario)
+        self.thermal_on = self.throttling.on
+        self.placement = Placement(self.params, self.workload, self.runner, self.results,
+                                   self.throttling)
+        out = self.node_fields = NodeFields(self.params, self.jobs, self.accelerators,
+                                            self.throttling, self.placement,
+                                            self.upsets.no_resets)
+        # The per-node fields, under the names the tests and tools read them by.
+        self.utilization, self.delivered, self.clock = out.utilization, out.delivered, out.clock
+        self.throttle, self.reason, self.cap = out.throttle, out.reason, out.cap
+        self.power, self.jobs_running, self.busy = out.power, out.jobs_running, out.busy
+        self._commands = ComputeCommands(self)
+        self.outputs = ComputeOutputs()  # filled by each step
+        self.operator_cap_w = np.full(n, np.inf)
+        self._next_schedule_t = -np.inf
+        self._load: NodeLoad | None = None
+        # What the published fields were computed from, when a later step may skip
+        # rewriting them (None: rewrite).
+        self._published: tuple[Any, ...] | None = None
+        # This step's inputs the mirror's measured drivers are derived with (take_measured).
+        self._n_ok = self.accelerators.counts
+        self._cap_w = np.full(n, np.inf)
+        self._dt_s = 0.0
+        self.t_utc = scenario.epoch_utc.timestamp()
+
+    # ----------------------------------------------------------------------------------
+    # Engine contract
+
+    def fields(self) -> list[Field]:
+        return [*self.node_fields.all(), *self.radiation.fields(), *self.results.fields()]
+
+    def step(self, ctx: StepContext) -> None:
+        """One step of every node, in the order of the module's docstring."""
+        p = self.params
+        n = self.n_sats
+        out = self.node_fields
+        t, dt = ctx.t_utc, ctx.dt_s
+        t0 = t - dt
+        self.t_utc = t
+        n_ok, ok_changed = self.accelerators.update(ctx.faults.accelerators_ok)
+
+        if ok_changed and self.runner.evict_failed(ctx, n_ok):
+            self.schedule_now()
+        if dt > 0.0:
+            self.upsets.step(ctx, n_ok, t0)
+        self.runner.arrivals(ctx, t)
+
+        # Node clock from the power cap in force and the chip temperature.
+        jobs = self.jobs
+        run = jobs.running()
+        active_s: float | np.ndarray
+        active_frac: float | np.ndarray
+        if self.upsets.stall_horizon_t > t0:  # a running job may be stalled by a device reset
+            active_s = np.clip(t - np.maximum(t0, jobs.stall_until_t[run]), 0.0, dt)
+            active_frac = active_s / dt if dt > 0.0 else np.ones_like(active_s)
+        else:  # every job computes from t0: the same numbers, one for all
+            active_s = min(max(t - t0, 0.0), dt)
+            active_frac = active_s / dt if dt > 0.0 else 1.0
+        load = self._load
+        if load is None or not load.same(jobs, n_ok, active_frac):
+            load = NodeLoad(p, jobs, run, n_ok, active_frac)
+            self._load = load if isinstance(active_frac, float) else None
+        idle_resetting = self.upsets.idle_resetting(t0)
+        # Power's cap of the last step (none before power's first step).
+        power_cap_w = ctx.power.power_cap_w
+        cap = np.minimum(np.asarray(np.inf if power_cap_w is None else power_cap_w,
+                                    dtype=float), self.operator_cap_w)
+        # No cap anywhere (the usual case in sunlight): every node has room for full clock.
+        uncapped = bool(cap.size == 0 or cap.min() == np.inf)
+        if uncapped:
+            cap = out.no_cap  # the same numbers, an array the cap field may already hold
+        f_cap = (out.full_clock if uncapped
+                 else dvfs_clock(p, cap, load.static, load.dynamic_full))
+        self.throttling.update(ctx, ctx.thermal.temp_compute_k)
+        full_clock = uncapped and not self.throttling.n_on
+        if full_clock:
+            clock = f_cap
+            power, power_sum, delivered = load.full_clock()
+            rate = load.acc  # acc * clock 1
+        else:
+            if self.throttling.n_on:
+                clock = np.where(self.thermal_on, np.minimum(f_cap, p.thermal_clock_frac),
+                                 f_cap)
+            else:
+                clock = f_cap
+            power = load.static + dynamic_w(load.dynamic_full, clock, p.dvfs_exponent)
+            power_sum = float(power.sum())
+            rate = load.acc * clock[load.rnode]  # accelerator-seconds of work per second
+
+        # Progress, checkpoints, completions.
+        self.runner.progress(ctx, run, load, rate, active_s, t)
+        if not full_clock:
+            delivered = np.bincount(load.rnode, rate * active_frac, minlength=n) * p.peak_flop_s
+
+        orbit = ctx.orbit
+        status = orbit.orbit_status
+        orbit_all_ok = status is None or not np.count_nonzero(status)
+        orbit_ok = out.orbit_all_ok if orbit_all_ok else np.asarray(status) == 0
+        if t >= self._next_schedule_t:
+            self.placement.run(ctx, self.policy, n_ok, idle_resetting, cap, orbit_ok, t)
+            self._next_schedule_t = t + self.workload.schedule_interval_s
+
+        contact = orbit.contact_station
+        # No relay model yet (inter-satellite links, issue 19): ground contacts only.
+        self.results.step(t, dt, np.full(n, -1) if contact is None else np.asarray(contact),
+                          None)
+
+        # The fields hold the same values as after the last step when nothing they follow
+        # from has changed: the load (running set, working accelerators), the idle devices
+        # resetting, the running set as the step ends, the queue's emptiness and the idle
+        # reasons, with no cap, no throttle and every orbit usable, now as then.
+        key = None
+        if full_clock and load is self._load and orbit_all_ok:
+            key = (load, idle_resetting, jobs.running_version, jobs.n_queued == 0,
+                   self.placement.idle_reason_version)
+        if not _same_inputs(key, self._published):
+            out.publish(n_ok, load, clock, f_cap, cap, power, delivered, idle_resetting,
+                        orbit_ok, jobs.n_queued == 0)
+            self._published = key
+        self.totals["energy_j"] += power_sum * dt
+        self.outputs.compute_power_w = self.power.array
+        self._n_ok, self._cap_w, self._dt_s = n_ok, cap, dt
+        drivers = ctx.drivers
+        if drivers.mirror_sat.size:
+            self.take_measured(drivers.mirror_sat, drivers.measured_drivers)
+
+    def forget_kept(self) -> None:
+        """Drop every value kept from step to step: the next step computes all afresh.
+
+        The kept values are those a fresh computation gives, bit for bit; the tests check
+        it against a model made to forget before every step.
+        """
+        self._load = self._published = None
+        self.accelerators.forget_kept()
+        self.node_fields.forget_kept()
+        self.jobs.forget_kept()
+        self.upsets.forget_kept()
+        self.results.forget_kept()
+
+    def fleet(self) -> dict[str, float]:
+        tot = self.totals
+        p = self.params
+        useful_s = tot["work_done_accel_s"] - tot["lost_accel_s"]
+        useful_pflop = useful_s * p.peak_flop_s / PFLOP
+        jobs = self.jobs
+        n_acc = self.n_sats * p.accelerators_per_node
+        sums = self.node_fields.sums()
+        upsets, resets = self.radiation.totals()
+        return {
+            "delivered_pflop_s": sums["delivered_pflop_s"],
+            "peak_pflop_s": n_acc * p.peak_flop_s / PFLOP,
+            "accelerators_busy": sums["accelerators_busy"],
+            "goodput_frac": useful_s / tot["work_done_accel_s"] if tot["work_done_accel_s"]
+            else 1.0,
+            "useful_work_accel_h": useful_s / SECONDS_PER_HOUR,
+            "lost_work_accel_h": tot["lost_accel_s"] / SECONDS_PER_HOUR,
+            "compute_power_w": sums["compute_power_w"],
+            "compute_energy_j": tot["energy_j"],
+            "energy_per_work_j_per_pflop": tot["energy_j"] / useful_pflop if useful_pflop > 0
+            else 0.0,
+            "queue_length": jobs.n_queued,
+            "queue_wait_mean_s": tot["wait_sum_s"] / tot["jobs_started"] if tot["jobs_started"]
+            else 0.0,
+            "queue_oldest_s": float(self.t_utc - jobs.oldest_queued_submit_t())
+            if jobs.n_queued else 0.0,
+            "jobs_running": sums["jobs_running"],
+            "jobs_done": tot["jobs_done"],
+            "jobs_cancelled": tot["jobs_cancelled"],
+            "jobs_dropped": tot["jobs_dropped"],
+            "jobs_evicted": tot["jobs_evicted"],
+            "upsets_total": upsets,
+            "device_resets_total": resets,
+            "n_throttled_thermal": sums["n_throttled_thermal"],
+            "n_throttled_power": sums["n_throttled_power"],
+            "scheduler_policy_code": scheduler.POLICIES[self.policy],
+            **self.results.fleet(self.t_utc),
+        }
+
+    def meta(self) -> dict[str, Any]:
+        p = self.params
+        return {
+            "accelerators_per_node": p.accelerators_per_node,
+            "peak_flop_s_per_accelerator": p.peak_flop_s,
+            "full_power_w": p.full_power_w, "idle_power_w": p.idle_power_w,
+            "sleep_power_w": p.sleep_power_w, "host_power_w": p.host_power_w,
+            "dvfs_exponent": p.dvfs_exponent, "min_clock_frac": p.min_clock_frac,
+            "throttle_temp_k": p.throttle_temp_k,
+            "throttle_hysteresis_k": p.throttle_hysteresis_k,
+            "storage_bytes": p.storage_bytes,
+            "throttle_codes": {str(k): v for k, v in THROTTLE_CODES.items()},
+            "limit_reasons": {str(k): v for k, v in LIMIT_REASONS.items()},
+            "scheduler_policies": {name: code for name, code in scheduler.POLICIES.items()},
+            "policy": self.policy,
+            "job_kinds": [kind.name for kind in JOB_KINDS],
+            "radiation": self.radiation.meta(),
+            "downlink": self.results.meta(),
+            "fleet_units": {
+                "delivered_pflop_s": "PFLOP/s", "peak_pflop_s": "PFLOP/s",
+                "goodput_frac": "1 (useful work / work done)",
+                "energy_per_work_j_per_pflop": "J per useful PFLOP (BF16)",
+                "useful_work_accel_h": "accelerator-hours", "queue_wait_mean_s": "s",
+                "results_delivered_bytes": "B", "downlink_backlog_bytes": "B",
+            },
+        }
+
+    def commands(self) -> dict[str, CommandHandler]:
+        return self._commands.handlers()
+
+    def schedule_now(self) -> None:
+        """Run a scheduling pass on the next step, not ``schedule_interval_s`` after the
+        last: what the scheduler would do has changed (a command, an eviction)."""
+        self._next_schedule_t = -np.inf
+
+    def take_measured(self, sats: np.ndarray, measured: dict[str, np.ndarray]) -> None:
+        """Take measured drivers for mirrored nodes (at the end of ``step``).
+
+        Measured utilization and power overwrite those nodes' fields
+        (``NodeFields.take_measured`` says how); their jobs keep their model progress, and
+        the next step starts from the model again, so a node falls back as soon as the
+        mirror stops calling.
+
+        Args:
+            sats: (m,) node indices of live mirrors.
+            measured: driver quantity -> (m,) SI values, NaN where that mirror does not
+                measure it.
+        """
+        self._published = None  # fields written there: rewrite them all next step
+        # The energy ledger counts what the node drew, measured where measured.
+        self.totals["energy_j"] += self.node_fields.take_measured(
+            sats, measured, self._n_ok, self._cap_w) * self._dt_s

@@ -1,0 +1,168 @@
+"""What radiation upsets do to a node: jobs rolled back, devices reset, work stalled.
+
+``radiation.RadiationState`` draws how many upsets (and device resets) each node takes in
+a step from where it is; ``Upsets`` applies them, with those an operator injected
+(``inject_upset``): each strikes one powered device, uniform over them. A struck job rolls
+back to its last checkpoint; a reset also stalls it (or, on an idle device, keeps that
+device out of scheduling) for ``reset_downtime_s``.
+
+Resets are rare, so the model asks two cheap questions most steps: is any job stalled
+(``stall_horizon_t``), is any idle device resetting (``reset_horizon_t``)? Only when the
+answer may be yes does it take the per-job and per-device paths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from twin.core.subsystem import StepContext
+from twin.models.compute.jobs import JobRunner
+from twin.models.compute.power_clock import read_only
+from twin.models.compute.radiation import RadiationState
+from twin.models.compute.workload import RUNNING, SECONDS_PER_HOUR
+from twin.scenario import Scenario
+
+# Injected upsets wait for the next step; a client injecting while the twin is paused
+# must not grow that list without bound (each is applied, and evented, in one step).
+MAX_PENDING_UPSETS = 1000
+
+# The job id of an upset radiation drew (an injected one carries -3, any device, or the
+# id of the job it strikes): drawn ones strike whatever device the draw picks.
+DRAWN = -1
+
+
+class Upsets:
+    """Radiation's upsets applied to the jobs and devices of every node.
+
+    Args:
+        radiation: The radiation state: rates, dose, and the upset and reset counters.
+        runner: The jobs an upset strikes (and rolls back).
+        scenario: The scenario (node count, satellite names for events).
+        accelerators_per_node: Installed accelerators per node.
+
+    Attributes:
+        idle_reset_end: (n, accelerators) end of the reset (Unix s) of each device that
+            had no job when it was struck (-inf: none).
+        pending: Injected upsets for the next step: (node, reset, job id or -3).
+        reset_horizon_t: No idle device is resetting after this time (Unix s).
+        stall_horizon_t: No running job is stalled by a reset after this time (Unix s).
+        no_resets: (n,) zeros, read-only: ``idle_resetting``'s answer while no idle
+            device resets, which the model recognises by identity.
+    """
+
+    def __init__(self, radiation: RadiationState, runner: JobRunner, scenario: Scenario,
+                 accelerators_per_node: int) -> None:
+        n = len(scenario.satellites)
+        self.radiation = radiation
+        self.runner = runner
+        self.scenario = scenario
+        self.n_sats = n
+        self.idle_reset_end = np.full((n, accelerators_per_node), -np.inf)
+        self.pending: list[tuple[int, bool, int]] = []
+        self.reset_horizon_t = -np.inf
+        self.stall_horizon_t = -np.inf
+        self.no_resets = read_only(np.zeros(n, dtype=np.int64))
+        self._resetting: tuple[float, float, np.ndarray] | None = None  # from, until, counts
+
+    def step(self, ctx: StepContext, n_ok: np.ndarray, t0: float) -> None:
+        """Draw this step's upsets, apply them and the injected ones, and count them all.
+
+        Args:
+            n_ok: (n,) working accelerators (the powered devices an upset can strike).
+            t0: Start of the step (Unix s).
+        """
+        orbit = ctx.orbit
+        n = self.n_sats
+        lat, lon, alt = orbit.lat_deg, orbit.lon_deg, orbit.alt_km
+        upsets, resets = self.radiation.step(
+            ctx.rng, ctx.t_utc, ctx.dt_s, np.zeros(n) if lat is None else lat,
+            np.zeros(n) if lon is None else lon, np.full(n, 500.0) if alt is None else alt,
+            n_ok)
+        if self.radiation.saturated is not None:
+            drawn, applied = self.radiation.saturated
+            self.radiation.saturated = None
+            ctx.events.raise_event(
+                "upsets_saturated", "warning", f"radiation drew {drawn:,} upsets this step "
+                f"(more than {applied:,}): {applied:,} applied; the environment is outside "
+                "the model's range", drawn=drawn, applied=applied)
+        if not self.pending and not np.count_nonzero(upsets):
+            return  # the usual step: nothing to apply or count
+        # Drawn upsets (job_id -1) first, then injected ones (-3: any device, or a job id).
+        hits = [(int(node), bool(k < resets[node]), DRAWN)
+                for node in np.flatnonzero(upsets) for k in range(int(upsets[node]))]
+        hits.extend(self.pending)
+        self.pending.clear()
+        if not hits:  # the usual step: nothing to apply or count
+            return
+        extra_upsets = np.zeros(n, dtype=np.int64)
+        extra_resets = np.zeros(n, dtype=np.int64)
+        for node, reset, job_id in hits:
+            self._apply(ctx, node, reset, job_id, n_ok, t0)
+            if job_id != DRAWN:
+                extra_upsets[node] += 1
+                extra_resets[node] += int(reset)
+        self.radiation.count(upsets + extra_upsets, resets + extra_resets)
+
+    def _apply(self, ctx: StepContext, node: int, reset: bool, job_id: int,
+               n_ok: np.ndarray, t0: float) -> None:
+        """One upset on ``node``: which device it hits, and what that costs."""
+        jobs = self.runner.jobs
+        on_node = np.flatnonzero((jobs.state == RUNNING) & (jobs.node == node))
+        slot = -1
+        if job_id >= 0:
+            slot = jobs.slot_of(job_id)
+        elif n_ok[node] > 0:
+            # The struck device is uniform over the powered ones; jobs own them in slot order.
+            device = int(ctx.rng.integers(int(n_ok[node])))
+            edges = np.cumsum(jobs.accels[on_node])
+            k = int(np.searchsorted(edges, device, side="right"))
+            slot = int(on_node[k]) if k < on_node.size else -1
+            if slot < 0 and reset:
+                free = np.flatnonzero(self.idle_reset_end[node] <= t0)
+                if free.size:
+                    end_t = t0 + self.radiation.params.reset_downtime_s
+                    self.idle_reset_end[node, free[0]] = end_t
+                    self._resetting = None
+                    self.reset_horizon_t = max(self.reset_horizon_t, end_t)
+        name = self.scenario.satellites[node].name
+        downtime = self.radiation.params.reset_downtime_s
+        if slot >= 0:
+            lost = self.runner.rollback(slot)
+            jobs.upsets[slot] += 1
+            if reset:
+                jobs.stall_until_t[slot] = max(jobs.stall_until_t[slot], t0 + downtime)
+                self.stall_horizon_t = max(self.stall_horizon_t,
+                                           float(jobs.stall_until_t[slot]))
+            what = f"job {jobs.job_id[slot]} rolled back {lost / SECONDS_PER_HOUR:.3f} accel-h"
+        else:
+            what = "idle accelerator, no work lost"
+        if reset:
+            ctx.events.raise_event("device_reset", "warning",
+                                   f"{name}: upset needs a {downtime:g} s device reset; {what}",
+                                   sat=node)
+        else:
+            ctx.events.raise_event("upset", "info", f"{name}: single-event upset; {what}",
+                                   sat=node)
+
+    def idle_resetting(self, t0: float) -> np.ndarray:
+        """(n,) int64 accelerators without a job still resetting after an upset at ``t0``.
+
+        Read-only, and the same object until a reset starts or ends (``no_resets`` while
+        none is).
+        """
+        if self.reset_horizon_t <= t0:
+            return self.no_resets
+        kept = self._resetting
+        if kept is None or not kept[0] <= t0 < kept[1]:
+            ends = self.idle_reset_end
+            resetting = ends > t0
+            counts = read_only(np.count_nonzero(resetting, axis=1))
+            # Valid from t0 until the first of these resets ends.
+            until = float(ends[resetting].min()) if np.count_nonzero(counts) else np.inf
+            kept = self._resetting = (t0, until, counts)
+        return kept[2]
+
+    def forget_kept(self) -> None:
+        """Drop the idle resets kept from step to step, and radiation's kept rates."""
+        self._resetting = None
+        self.radiation.forget_kept()
