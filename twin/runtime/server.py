@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +44,7 @@ from twin.protocol.commands import SERVER_COMMANDS, SatelliteNames
 from twin.runtime.addresses import is_loopback
 from twin.runtime.allocator import release_free_memory
 from twin.runtime.dispatch import CommandDispatcher, Counters, pack_reply
+from twin.runtime.replies import WaitingReplies
 from twin.runtime.server_commands import ServerCommands
 
 log = logging.getLogger("odc.twin")
@@ -65,13 +65,7 @@ COMMAND_MAX_FRAME_BYTES = 1 << 20
 # that keeps 16 in flight); 32 starlink meta replies are 4.5 MB.
 COMMAND_RECEIVE_QUEUE = 64
 COMMAND_REPLY_QUEUE = 32
-# libzmq learns that a client read its replies only in batches, so a send can find the
-# queue "full" with one request outstanding (18 in 100,000 replies, measured). Such a reply
-# waits here and is sent on the next pass instead of being dropped, within these bounds;
-# past them the oldest waiting reply of that client is dropped (replies_dropped).
-MAX_WAITING_REPLIES_PER_CLIENT = 64
-MAX_WAITING_REPLY_BYTES = 16 << 20
-MAX_WAITING_CLIENTS = 256
+# Replies libzmq will not take at once wait in the twin, bounded: twin.runtime.replies.
 # Messages, not bytes: a few whole frames may queue per subscriber, then PUB drops.
 PUB_HIGH_WATER_MARK = 50
 # Telemetry: a frame past INGEST_MAX_FRAME_BYTES disconnects its sender; a message past
@@ -154,9 +148,6 @@ class TwinServer:
         self._next_meta = math.inf
         self._next_trim = time.monotonic() + MEMORY_TRIM_INTERVAL_S
         self._step_cost_s = 0.0  # smoothed wall cost of a step, for the serve slices
-        # Replies libzmq would not take at once, by client routing id, oldest first.
-        self._waiting: OrderedDict[bytes, deque[list[bytes]]] = OrderedDict()
-        self._waiting_bytes = 0
         self._state_encoder: StateEncoder | None = None
         self._encoded_fields: list | None = None
         self._own_context = context is None
@@ -168,6 +159,7 @@ class TwinServer:
             # A reply to a client that is gone or not reading raises instead of vanishing,
             # so it is counted (replies_dropped).
             router_mandatory=1)
+        self._replies = WaitingReplies(self.command, self._count_dropped_replies)
         self.ingest = self._bind(zmq.PULL, self.addresses.ingest,
                                  maxmsgsize=INGEST_MAX_FRAME_BYTES, rcvhwm=INGEST_HIGH_WATER_MARK)
         self.poller = zmq.Poller()
@@ -314,9 +306,9 @@ class TwinServer:
             # it cannot hold).
             wait_s = min(wait_s, MAX_POLL_S,
                          max(0.0, self._next_heartbeat - time.monotonic()))
-            if self._waiting:
-                self._send_waiting()
-                if self._waiting:  # try again soon, not at the next tick
+            if self._replies:
+                self._replies.retry()
+                if self._replies:  # try again soon, not at the next tick
                     wait_s = min(wait_s, WAITING_RETRY_S)
             events = dict(self.poller.poll(timeout=wait_s * 1000.0))
             due = self.clock.seconds_until_tick() <= 0.0
@@ -471,56 +463,12 @@ class TwinServer:
             reply = self.handle_command_frames(frames)
             if reply is not None:
                 envelope, payload = reply
-                self._send_reply([*envelope, payload])
+                self._replies.send([*envelope, payload])
             if time.perf_counter() >= deadline:
                 return
 
-    def _send_reply(self, frames: list[bytes]) -> None:
-        """Send now, or queue behind this client's waiting replies (bounded)."""
-        client = frames[0]
-        if client not in self._waiting:
-            try:
-                self.command.send_multipart(frames, zmq.NOBLOCK)
-                return
-            except zmq.Again:  # libzmq's queue to this client looks full
-                pass
-            except zmq.ZMQError:  # EHOSTUNREACH: the client is gone
-                self.counters.replies_dropped += 1
-                return
-        queue = self._waiting.setdefault(client, deque())
-        queue.append(frames)
-        self._waiting_bytes += sum(len(f) for f in frames)
-        while self._waiting and (len(queue) > MAX_WAITING_REPLIES_PER_CLIENT
-                                 or self._waiting_bytes > MAX_WAITING_REPLY_BYTES):
-            self._drop_waiting(client if len(queue) > 1 else next(iter(self._waiting)))
-        while len(self._waiting) > MAX_WAITING_CLIENTS:
-            self._drop_waiting(next(iter(self._waiting)))
-
-    def _drop_waiting(self, client: bytes) -> None:
-        """Drop the oldest waiting reply of ``client`` (a client that does not read)."""
-        queue = self._waiting[client]
-        self._waiting_bytes -= sum(len(f) for f in queue.popleft())
-        self.counters.replies_dropped += 1
-        if not queue:
-            del self._waiting[client]
-
-    def _send_waiting(self) -> None:
-        """Hand libzmq the waiting replies it now takes, in order per client."""
-        for client in list(self._waiting):
-            queue = self._waiting[client]
-            while queue:
-                try:
-                    self.command.send_multipart(queue[0], zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                except zmq.ZMQError:  # gone: nothing of its will ever be read
-                    self.counters.replies_dropped += len(queue)
-                    self._waiting_bytes -= sum(sum(len(f) for f in r) for r in queue)
-                    queue.clear()
-                    break
-                self._waiting_bytes -= sum(len(f) for f in queue.popleft())
-            if not queue:
-                del self._waiting[client]
+    def _count_dropped_replies(self, n: int) -> None:
+        self.counters.replies_dropped += n
 
     def handle_command_frames(self, frames: list[bytes]) -> tuple[list[bytes], bytes] | None:
         """Split a ROUTER message into envelope and request; returns the reply to send.
