@@ -64,5 +64,5 @@ def engine(text: str, dt_s: float = 60.0, seed: int | None = None) -> Engine:
 
 
 def command(eng: Engine, cmd: str, **args: Any) -> dict[str, Any]:
-    """Call a subsystem command handler as the server would (errors raise)."""
-    return eng.commands()[cmd]({"cmd": cmd, **args})
+    """Run a model's command as the server would: checked, then handled (errors raise)."""
+    return eng.run_command({"cmd": cmd, **args})

@@ -38,7 +38,8 @@ def test_every_command_is_declared_and_meta_carries_the_catalog(server) -> None:
     ({"cmd": "set_power_cap", "sat": True}, "'sat' must be a satellite index, name or NORAD"),
     ({"cmd": "inject_upset", "sat": 0, "reset": 1}, "'reset' must be true or false"),
     ({"cmd": "warp"}, "needs 'value': a number in [0.001, 100000] s/s"),
-    ({"cmd": "step", "n": 2**63 - 1}, "'n' must be an integer in [1, 100000]"),
+    ({"cmd": "step", "n": 2**63 - 1}, "'n' = 9223372036854775807 out of range [1, 100000]"),
+    ({"cmd": "step", "n": 2.0}, "'n' must be an integer in [1, 100000], got 2.0"),
     ({"cmd": "pause", "now": True}, "unexpected argument(s) 'now'; takes no arguments"),
 ])
 def test_the_catalog_refuses_before_the_handler_runs(server, request_map, expected) -> None:

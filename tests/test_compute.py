@@ -188,9 +188,9 @@ def test_submit_and_cancel_validation() -> None:
     for bad, message in (
         ({"kind": "mining"}, "'kind' must be one of"),
         ({"accelerators": 9}, "out of range"),
-        ({"accelerators": 2.5}, "whole number"),
+        ({"accelerators": 2.5}, "must be an integer"),
         ({"size_accel_h": 0.0}, "out of range"),
-        ({"priority": True}, "must be a number"),
+        ({"priority": True}, "must be an integer"),
     ):
         with pytest.raises(CommandRejected, match=message):
             command(eng, "submit_job", **bad)
@@ -198,7 +198,7 @@ def test_submit_and_cancel_validation() -> None:
     assert command(eng, "cancel_job", job_id=job_id)["was"] == "queued"
     with pytest.raises(CommandRejected, match="not queued or running"):
         command(eng, "cancel_job", job_id=job_id)
-    with pytest.raises(CommandRejected, match="positive integer"):
+    with pytest.raises(CommandRejected, match="'job_id' must be an integer in \\[1, inf\\]"):
         command(eng, "cancel_job", job_id="7")
     with pytest.raises(CommandRejected, match="'kind' must be one of"):
         command(eng, "inject_fault", sat=0, kind="meteor")

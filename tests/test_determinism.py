@@ -19,7 +19,7 @@ def _run(seed: int | None, steps: int) -> list[tuple[dict, list[np.ndarray]]]:
     frames = []
     for k in range(steps):
         if k == 5:
-            eng.commands()["submit_job"]({"kind": "training", "size_accel_h": 10.0})
+            eng.run_command({"cmd": "submit_job", "kind": "training", "size_accel_h": 10.0})
         eng.step()
         frames.append((eng.header()["fleet"], [f.array.copy() for f in eng.fields]))
     return frames

@@ -40,7 +40,7 @@ COMMANDS_AT = {
 
 
 def _command(engine: Engine, request: dict[str, Any]) -> None:
-    reply = engine.commands()[request["cmd"]](dict(request))
+    reply = engine.run_command(dict(request))
     assert reply.get("ok"), reply
 
 

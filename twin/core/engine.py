@@ -24,10 +24,17 @@ from twin.core.registry import (
     check_written,
     context_outputs,
 )
-from twin.core.subsystem import CommandHandler, EventLog, Field, StepContext, Subsystem
+from twin.core.subsystem import (
+    CommandHandler,
+    CommandRejected,
+    EventLog,
+    Field,
+    StepContext,
+    Subsystem,
+)
 from twin.protocol.catalog import total_entry
 from twin.protocol.codec import PROTOCOL_VERSION, FieldSpec
-from twin.protocol.commands import SERVER_COMMANDS, CommandSpec
+from twin.protocol.commands import SERVER_COMMANDS, CommandSpec, SatelliteNames, check_request
 from twin.scenario import Scenario
 
 log = logging.getLogger("odc.twin.engine")
@@ -73,6 +80,9 @@ class Engine:
         self._fields: list[Field] = [f for s in self.subsystems for f in s.fields()]
         self._command_specs: dict[str, CommandSpec] = {
             spec.name: spec for entry in models for spec in entry.commands}
+        # How commands name a satellite (index, name or NORAD id), resolved once.
+        self.satellites = SatelliteNames([s.name for s in scenario.satellites],
+                                         [s.norad_id for s in scenario.satellites])
         # Models whose step raised, by name -> how many steps it has raised in all. A model
         # that raises is a bug, never bad input; the others step on around it.
         self.subsystem_errors: dict[str, int] = {}
@@ -292,6 +302,19 @@ class Engine:
         at start-up)."""
         return {name: handler for subsystem in self.subsystems
                 for name, handler in subsystem.commands().items()}
+
+    def run_command(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Check a model's command against its declaration and run it, as the server does
+        (twin.runtime.dispatch), for callers in this process (tests, benches, scripts).
+
+        Raises:
+            CommandRejected: The command is unknown to the models, or its request is wrong.
+        """
+        name = request.get("cmd")
+        spec = self._command_specs.get(name) if isinstance(name, str) else None
+        if spec is None:
+            raise CommandRejected(f"no model answers {str(name)[:60]!r}")
+        return self.commands()[spec.name](check_request(spec, request, self.satellites))
 
     def command_specs(self) -> dict[str, CommandSpec]:
         """The models' command declarations, by name (the server adds its own)."""

@@ -12,7 +12,6 @@ feel it, 1.0 meaning healthy:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -30,8 +29,6 @@ from twin.protocol.codec import ok
 from twin.protocol.commands import (
     Arg,
     CommandSpec,
-    SatelliteNames,
-    is_finite_number,
     sat_arg,
 )
 from twin.scenario import Scenario
@@ -63,63 +60,6 @@ def degraded_frac(health: Any) -> np.ndarray | None:
     if values.size == 0 or np.minimum.reduce(values, axis=None) >= 1.0:  # NaN: careful
         return None
     return health_frac(values)
-
-
-def sat_index(request: dict[str, Any], scenario: Scenario, key: str = "sat") -> int:
-    """The satellite a command names, by index, name or NORAD id (twin.protocol.commands).
-
-    Raises:
-        CommandRejected: When the key is absent or names no satellite.
-    """
-    if key not in request:
-        raise CommandRejected(f"needs '{key}': a satellite index 0..{len(scenario.satellites) - 1}"
-                              " or its name")
-    value = request[key]
-    n = len(scenario.satellites)
-    if type(value) is int and 0 <= value < n:  # the usual case: the server resolved it
-        return value
-    index = satellite_names(scenario).resolve(key, value)
-    assert isinstance(index, int)  # "all" is not allowed here
-    return index
-
-
-def satellite_names(scenario: Scenario) -> SatelliteNames:
-    """The scenario's satellites as commands name them."""
-    return SatelliteNames([s.name for s in scenario.satellites],
-                          [s.norad_id for s in scenario.satellites])
-
-
-def number_arg(request: dict[str, Any], key: str, low: float, high: float,
-               default: float | None = None, unit: str = "") -> float:
-    """A finite number argument within ``[low, high]``; ``default`` when absent (if given)."""
-    if key not in request:
-        if default is None:
-            raise CommandRejected(f"needs '{key}', a number in [{low:g}, {high:g}] {unit}".rstrip())
-        return default
-    value = request[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not is_finite_number(value):
-        raise CommandRejected(f"'{key}' must be a number in [{low:g}, {high:g}] {unit}, got"
-                              f" {value!r}".replace("  ", " "))
-    if not low <= value <= high:
-        raise CommandRejected(f"'{key}' = {value:g} out of range [{low:g}, {high:g}] {unit}"
-                              .rstrip())
-    return float(value)
-
-
-def choice_arg(request: dict[str, Any], key: str, choices: Iterable[str],
-               default: str | None = None) -> str:
-    """A string argument that must be one of ``choices``; ``default`` when absent (if given).
-
-    Any other value, of any type (a map, a list), is a rejection naming the choices.
-    """
-    names = list(choices)
-    if key not in request and default is not None:
-        return default
-    value = request.get(key)
-    if not isinstance(value, str) or value not in names:
-        shown = repr(value) if key in request else "nothing"
-        raise CommandRejected(f"'{key}' must be one of {', '.join(names)}, got {shown[:60]}")
-    return value
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
@@ -235,24 +175,26 @@ class FaultModel:
         else:
             self._pending_dropped += 1
 
-    def _kind(self, request: dict[str, Any], allow_all: bool = False) -> str:
-        kinds = list(FAULT_KINDS) + (["all"] if allow_all else [])
-        return choice_arg(request, "kind", kinds, "all" if allow_all else None)
-
     def inject(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``inject_fault``: sat, kind, and ``count`` (accelerator) or ``health_frac``."""
-        kind = self._kind(request)
+        """``inject_fault``: sat, kind, and ``count`` (accelerator) or ``health_frac``.
+
+        The request is checked against the command's declaration (twin.runtime.dispatch):
+        here only what the declaration cannot say, which arguments go with which kind and
+        the node's own accelerator count.
+        """
+        kind = request["kind"]
         if kind == "accelerator":
             only_keys(request, {"sat", "kind", "count"})
         else:
             only_keys(request, {"sat", "kind", "health_frac"})
-        sat = sat_index(request, self.scenario)
+        sat = request["sat"]
         name = self.scenario.satellites[sat].name
         if kind == "accelerator":
             working = int(self.accelerators_ok.array[sat])
-            count = number_arg(request, "count", 1, self.installed, default=1.0)
-            if count != int(count):
-                raise CommandRejected(f"'count' must be a whole number, got {count:g}")
+            count = request.get("count", 1)
+            if count > self.installed:
+                raise CommandRejected(f"'count' = {count} out of range [1, {self.installed}] "
+                                      "(the node's accelerators)")
             if working == 0:
                 raise CommandRejected(f"{name}: every accelerator has already failed")
             failed = min(int(count), working)
@@ -260,7 +202,7 @@ class FaultModel:
             detail = f"{failed} accelerator(s) failed, {working - failed} left"
             reply = {"accelerators_ok": working - failed}
         else:
-            health = number_arg(request, "health_frac", 0.0, 0.999, DEFAULT_HEALTH_FRAC[kind])
+            health = float(request.get("health_frac", DEFAULT_HEALTH_FRAC[kind]))
             target = {"radiator": self.radiator, "solar": self.solar, "battery": self.battery}
             target[kind].array[sat] = health
             detail = f"{kind} health {health:.0%}"
@@ -272,9 +214,8 @@ class FaultModel:
 
     def clear(self, request: dict[str, Any]) -> dict[str, Any]:
         """``clear_fault``: sat and ``kind`` (one kind, or ``all``, the default)."""
-        only_keys(request, {"sat", "kind"})
-        kind = self._kind(request, allow_all=True)
-        sat = sat_index(request, self.scenario)
+        kind = request.get("kind", "all")
+        sat = request["sat"]
         kinds = list(FAULT_KINDS) if kind == "all" else [kind]
         for k in kinds:
             if k == "accelerator":

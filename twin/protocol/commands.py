@@ -202,6 +202,11 @@ def check_request(spec: CommandSpec, request: dict[str, Any],
         if not _accepts(arg, value):
             raise CommandRejected(f"'{arg.name}' must be {_expected(arg)}, got "
                                   f"{repr(value)[:60]}")
+        if not _within(arg, value):
+            unit = f" {arg.unit}" if arg.unit and arg.unit != "1" else ""
+            shown = f"{value}" if isinstance(value, int) else f"{value:g}"
+            raise CommandRejected(f"'{arg.name}' = {shown} out of range "
+                                  f"[{_bound(arg.min, '-inf')}, {_bound(arg.max, 'inf')}]{unit}")
         if arg.type == "sat" and satellites is not None:
             args[arg.name] = satellites.resolve(arg.name, value, arg.allow_all)
     return args
@@ -218,10 +223,19 @@ def _accepts(arg: Arg, value: Any) -> bool:
         if isinstance(value, str):
             return 0 < len(value) <= 200  # the handler resolves the name
         return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    if not is_finite_number(value) or (arg.type == "integer" and not isinstance(value, int)):
-        return False
+    return is_finite_number(value) and (arg.type != "integer" or isinstance(value, int))
+
+
+def _within(arg: Arg, value: Any) -> bool:
+    """A number of the right type within the argument's bounds (anything else: True)."""
+    if arg.type not in ("number", "integer"):
+        return True
     return ((arg.min is None or value >= arg.min)
             and (arg.max is None or value <= arg.max))
+
+
+def _bound(value: float | None, missing: str) -> str:
+    return missing if value is None else f"{value:g}"
 
 
 def is_finite_number(value: Any) -> bool:
@@ -243,7 +257,6 @@ def _expected(arg: Arg) -> str:
         return ("a satellite index, name or NORAD id" + (', or "all"' if arg.allow_all
                                                          else ""))
     kind = "an integer" if arg.type == "integer" else "a number"
-    low = "-inf" if arg.min is None else f"{arg.min:g}"
-    high = "inf" if arg.max is None else f"{arg.max:g}"
+    low, high = _bound(arg.min, "-inf"), _bound(arg.max, "inf")
     unit = f" {arg.unit}" if arg.unit and arg.unit != "1" else ""
     return f"{kind} in [{low}, {high}]{unit}" + (" or nil" if arg.nullable else "")

@@ -40,7 +40,7 @@ from twin.protocol.codec import (
     map_header,
     pack,
 )
-from twin.protocol.commands import SERVER_COMMANDS, SatelliteNames
+from twin.protocol.commands import SERVER_COMMANDS
 from twin.runtime.addresses import is_loopback
 from twin.runtime.allocator import release_free_memory
 from twin.runtime.dispatch import CommandDispatcher, Counters, pack_reply
@@ -175,11 +175,9 @@ class TwinServer:
         self.handlers.update(engine.commands())
         self.command_specs = {spec.name: spec for spec in SERVER_COMMANDS}
         self.command_specs.update(engine.command_specs())
-        sats = engine.scenario.satellites
         self.dispatcher = CommandDispatcher(
-            self.handlers, self.command_specs,
-            SatelliteNames([s.name for s in sats], [s.norad_id for s in sats]),
-            self.counters, self.rejections, self.invalidate_meta)
+            self.handlers, self.command_specs, engine.satellites, self.counters,
+            self.rejections, self.invalidate_meta)
 
     def _bind(self, kind: int, address: str, **options: int) -> zmq.Socket:
         if not is_loopback(address):

@@ -14,11 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from twin.core.subsystem import CommandHandler, CommandRejected, only_keys
-from twin.models.compute import scheduler
+from twin.core.subsystem import CommandHandler, CommandRejected
 from twin.models.compute.upsets import MAX_PENDING_UPSETS
 from twin.models.compute.workload import JOB_KINDS, KIND_CODES, RUNNING, SECONDS_PER_HOUR
-from twin.models.faults import choice_arg, number_arg, sat_index
 from twin.protocol.codec import ok
 from twin.protocol.commands import Arg, CommandSpec, sat_arg
 
@@ -87,9 +85,7 @@ class ComputeCommands:
         """``submit_job``: kind, size_accel_h, accelerators, priority, checkpoint_interval_s,
         result_bytes (all but kind optional; defaults from the kind)."""
         model = self.model
-        only_keys(request, {"kind", "size_accel_h", "accelerators", "priority",
-                            "checkpoint_interval_s", "result_bytes"})
-        kind_name = choice_arg(request, "kind", KIND_CODES, "inference")
+        kind_name = request.get("kind", "inference")
         kind = JOB_KINDS[KIND_CODES[kind_name]]
         limit = model.workload.max_queue + COMMANDED_QUEUE_HEADROOM
         if model.jobs.n_queued >= limit:
@@ -97,19 +93,20 @@ class ComputeCommands:
                                   f"commands may fill it to (workload.max_queue + "
                                   f"{COMMANDED_QUEUE_HEADROOM}); wait for it to drain or "
                                   "cancel some")
+        # Types and the declared ranges are checked already; the node's own limits here.
         installed = model.params.accelerators_per_node
-        size_h = number_arg(request, "size_accel_h", 1e-6, 1e6, kind.median_size_accel_h,
-                            "accelerator-hours")
-        accels = number_arg(request, "accelerators", 1, installed,
-                            float(min(max(kind.accelerators), installed)), "accelerators")
-        priority = number_arg(request, "priority", -1000, 1000, float(kind.priority))
-        interval = number_arg(request, "checkpoint_interval_s", 1.0, 1e7,
-                              kind.checkpoint_interval_s, "s")
-        result = number_arg(request, "result_bytes", 0.0, model.params.storage_bytes,
-                            kind.result_bytes, "B")
-        for key, value in (("accelerators", accels), ("priority", priority)):
-            if value != int(value):
-                raise CommandRejected(f"'{key}' must be a whole number, got {value:g}")
+        storage = model.params.storage_bytes
+        accels = request.get("accelerators", min(max(kind.accelerators), installed))
+        if accels > installed:
+            raise CommandRejected(f"'accelerators' = {accels} out of range [1, {installed}] "
+                                  "(a node's accelerators)")
+        result = float(request.get("result_bytes", kind.result_bytes))
+        if result > storage:
+            raise CommandRejected(f"'result_bytes' = {result:g} out of range [0, {storage:g}] "
+                                  "B (a node's storage)")
+        size_h = float(request.get("size_accel_h", kind.median_size_accel_h))
+        priority = request.get("priority", kind.priority)
+        interval = float(request.get("checkpoint_interval_s", kind.checkpoint_interval_s))
         job_id = model.jobs.add(kind=KIND_CODES[kind_name], accels=int(accels),
                                 size_accel_s=size_h * SECONDS_PER_HOUR, priority=int(priority),
                                 ckpt_interval_s=interval, result_bytes=result,
@@ -118,18 +115,10 @@ class ComputeCommands:
         model.schedule_now()  # place it on the next step
         return ok(job_id=job_id)
 
-    def _job_id(self, request: dict[str, Any]) -> int:
-        """The request's ``job_id``, a positive integer (not a bool)."""
-        value = request.get("job_id")
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise CommandRejected(f"needs 'job_id', a positive integer, got {value!r}")
-        return value
-
     def cancel_job(self, request: dict[str, Any]) -> dict[str, Any]:
         """``cancel_job``: job_id. Work done on a running job counts as lost."""
         model = self.model
-        only_keys(request, {"job_id"})
-        job_id = self._job_id(request)
+        job_id = request["job_id"]
         slot = model.jobs.slot_of(job_id)
         if slot < 0:
             known = "it already finished" if job_id in model.finished else "no such job"
@@ -147,8 +136,7 @@ class ComputeCommands:
     def job(self, request: dict[str, Any]) -> dict[str, Any]:
         """``job``: job_id -> the job's state (queued, running, or finished)."""
         model = self.model
-        only_keys(request, {"job_id"})
-        job_id = self._job_id(request)
+        job_id = request["job_id"]
         slot = model.jobs.slot_of(job_id)
         if slot >= 0:
             return ok(job=model.jobs.describe(slot, model.t_utc))
@@ -159,8 +147,7 @@ class ComputeCommands:
     def set_policy(self, request: dict[str, Any]) -> dict[str, Any]:
         """``set_policy``: policy = first_fit | sun_aware."""
         model = self.model
-        only_keys(request, {"policy"})
-        policy = choice_arg(request, "policy", scheduler.POLICIES)
+        policy = request["policy"]
         model.policy = policy
         model.schedule_now()
         return ok(policy=policy)
@@ -168,13 +155,10 @@ class ComputeCommands:
     def set_power_cap(self, request: dict[str, Any]) -> dict[str, Any]:
         """``set_power_cap``: sat (index, name or "all"), power_w (absent or nil clears)."""
         model = self.model
-        only_keys(request, {"sat", "power_w"})
-        if request.get("sat") == "all":
-            nodes: slice | int = slice(None)
-        else:
-            nodes = sat_index(request, model.scenario)
+        sat = request["sat"]
+        nodes: slice | int = slice(None) if sat == "all" else sat
         value = request.get("power_w")
-        cap = np.inf if value is None else number_arg(request, "power_w", 0.0, 1e7, unit="W")
+        cap = np.inf if value is None else float(value)
         model.operator_cap_w[nodes] = cap
         model.schedule_now()
         return ok(sat=request["sat"], power_w=None if np.isinf(cap) else cap)
@@ -182,14 +166,11 @@ class ComputeCommands:
     def inject_upset(self, request: dict[str, Any]) -> dict[str, Any]:
         """``inject_upset``: sat, reset (bool, default false), job_id (optional target)."""
         model = self.model
-        only_keys(request, {"sat", "reset", "job_id"})
-        node = sat_index(request, model.scenario)
+        node = request["sat"]
         reset = request.get("reset", False)
-        if not isinstance(reset, bool):
-            raise CommandRejected(f"'reset' must be true or false, got {reset!r}")
         job_id = -3  # injected, any device
         if "job_id" in request:
-            job_id = self._job_id(request)
+            job_id = request["job_id"]
             slot = model.jobs.slot_of(job_id)
             if slot < 0 or model.jobs.state[slot] != RUNNING or model.jobs.node[slot] != node:
                 raise CommandRejected(f"job {job_id} is not running on satellite {node}")
