@@ -1,10 +1,10 @@
 """The operator's 3D viewer: the fleet around a textured, Sun-lit, turning Earth (pyvista).
 
 ``FleetScene`` owns the VTK actors: built once from ``meta``, then updated in place from
-each ``state`` through the pure functions of ``viz.scene``. ``ViewerApp`` follows the
-stream (``viz.stream``), draws only the newest frame, sends the operator's keys to the twin
-as commands, and keeps the HUD. Nothing here models physics: every number comes from the
-stream.
+each ``state`` through the pure functions of ``viz.scene``, ``viz.node_colours`` and
+``viz.hud_text``. ``ViewerApp`` follows the stream (``viz.stream``), draws only the newest
+frame, sends the operator's keys to the twin as commands, and keeps the HUD. Nothing here
+models physics: every number comes from the stream.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import numpy as np
 
 from twin.core.assets import assets_dir
 from twin.protocol.codec import Message
-from viz import scene
+from viz import hud_text, node_colours, scene
 from viz.checks import BadMessages, check_meta
+from viz.mirror import MirrorBinding, mirror_bindings
 from viz.quantity import Catalog
 from viz.tui.forms import declared_range
 
@@ -73,7 +74,7 @@ class ViewOptions:
     """What the operator chose on the command line (and toggles with keys later).
 
     Attributes:
-        field: Colour field name; None picks ``scene.default_field``.
+        field: Colour field name; None picks ``node_colours.default_field``.
         earth_fixed: Start in the Earth-fixed (ITRS) view instead of inertial (GCRS).
         trails: Draw orbit trails.
         orbit: Draw the selected node's full orbit (``scene.orbit_ring``).
@@ -175,14 +176,14 @@ class FleetScene:
         self.show_trails = options.trails
         self.show_orbit = options.orbit
         self.show_labels = options.labels
-        self.mirrors: list[scene.MirrorBinding] = []
+        self.mirrors: list[MirrorBinding] = []
         self._mirror_actors: list[tuple[Any, Any]] = []
-        self.table = scene.colormap_table(options.cmap)
+        self.table = node_colours.colormap_table(options.cmap)
         self.meta: Mapping[str, Any] | None = None
         # How every field and fleet total reads (meta's catalogs), for the HUD and the bar.
         self.catalog = Catalog()
-        self.fields: list[scene.ColourField] = []
-        self.field: scene.ColourField | None = None
+        self.fields: list[node_colours.ColourField] = []
+        self.field: node_colours.ColourField | None = None
         # An enum's codes and their colours (None for a quantity: a colour range instead).
         self.categories: tuple[list[int], np.ndarray] | None = None
         self.clim: tuple[float, float] | None = None
@@ -250,11 +251,11 @@ class FleetScene:
         self.catalog = Catalog(meta)
         n = int(meta.get("sats", {}).get("n", len(meta.get("sats", {}).get("names", []))))
         self.n_sats = n
-        self.fields = scene.colour_fields(meta)
+        self.fields = node_colours.colour_fields(meta)
         names = [f.name for f in self.fields]
         wanted = self.field.name if self.field else self.options.field
         if wanted not in names:
-            wanted = scene.default_field(self.fields)
+            wanted = node_colours.default_field(self.fields)
         self.field = next((f for f in self.fields if f.name == wanted), None)
         self.clim = None
         self.selected = min(self.selected, n - 1)
@@ -327,7 +328,7 @@ class FleetScene:
         for ring, tag in self._mirror_actors:
             self.pl.renderer.RemoveViewProp(ring)
             self.pl.renderer.RemoveViewProp(tag)
-        self.mirrors = [b for b in scene.mirror_bindings(meta) if 0 <= b.sat < self.n_sats]
+        self.mirrors = [b for b in mirror_bindings(meta) if 0 <= b.sat < self.n_sats]
         self._mirror_actors = []
         for _ in self.mirrors:
             ring = _ring_actor(self.pl.renderer, MIRROR_RING_PX, MIRROR_RGB)
@@ -351,7 +352,7 @@ class FleetScene:
             return
         host = pv.PolyData(np.zeros((1, 3), dtype=np.float32))
         host["value"] = np.zeros(1)
-        title = scene.scalar_bar_title(self.field)
+        title = hud_text.scalar_bar_title(self.field)
         # The bar shows the same table the nodes are painted with (floor included).
         import matplotlib.colors
 
@@ -371,7 +372,7 @@ class FleetScene:
         self.bar.SetAnnotationTextScaling(False)
         self.bar.GetAnnotationTextProperty().SetFontSize(12)
         self.bar.GetAnnotationTextProperty().SetColor(1.0, 0.6, 0.4)
-        self.categories = scene.category_colours(self.field, self.table) \
+        self.categories = node_colours.category_colours(self.field, self.table) \
             if self.field.categorical else None
         if self.categories is not None:
             self._category_bar(*self.categories)
@@ -407,7 +408,7 @@ class FleetScene:
             # Mark the published limits on the bar (only those inside its range show).
             for key, value in sorted(self.field.limits.items()):
                 lut.SetAnnotation(float(shown.convert(value)), key.replace("_", " "))
-            self.bar.SetTitle(scene.scalar_bar_title(self.field, typical))
+            self.bar.SetTitle(hud_text.scalar_bar_title(self.field, typical))
 
     def _label(self, text: str, colour: tuple[float, float, float], size: int) -> Any:
         """A camera-facing text label in the scene (cheap: no label-placement pass)."""
@@ -476,19 +477,19 @@ class FleetScene:
         rgb = self.sats.point_data["rgb"]
         values = arrays.get(self.field.name) if self.field is not None else None
         if values is not None and values.shape == (self.n_sats,) and self.categories:
-            scene.category_rgb(values, *self.categories, out=rgb)
+            node_colours.category_rgb(values, *self.categories, out=rgb)
         elif values is not None and values.shape == (self.n_sats,):
-            self.clim = scene.colour_range(self.field, values, self.clim)
-            scene.field_rgb(values, self.clim, self.table, out=rgb)
+            self.clim = node_colours.colour_range(self.field, values, self.clim)
+            node_colours.field_rgb(values, self.clim, self.table, out=rgb)
         else:
-            rgb[:] = scene.NO_DATA_RGB
+            rgb[:] = node_colours.NO_DATA_RGB
         sunlit = arrays.get("sunlit_frac")
-        scene.eclipse_dim(rgb, sunlit if sunlit is not None and sunlit.shape == (self.n_sats,)
-                          else None)
+        node_colours.eclipse_dim(rgb, sunlit if sunlit is not None
+                                 and sunlit.shape == (self.n_sats,) else None)
         self.sats.GetPointData().GetArray("rgb").Modified()
         self._update_colour_bar()
 
-        self.alarms = scene.alarm_mask(arrays, self.fields, self.n_sats)
+        self.alarms = node_colours.alarm_mask(arrays, self.fields, self.n_sats)
         flagged = points[self.alarms]
         # Only flagged nodes are drawn; a point at the (hidden) centre stands for none.
         self.alarm_mesh.points = flagged if len(flagged) else np.zeros((1, 3), np.float32)
@@ -548,13 +549,13 @@ class FleetScene:
             placed = any(xyz)
             ring.SetVisibility(placed)
             tag.SetVisibility(placed)
-            colour = MIRROR_RGB if scene.mirror_live(self.arrays, binding) else MIRROR_LOST_RGB
+            colour = MIRROR_RGB if hud_text.mirror_live(self.arrays, binding) else MIRROR_LOST_RGB
             ring.GetPositionCoordinate().SetValue(*xyz)
             ring.GetProperty().SetColor(*colour)
             tag.GetPositionCoordinate().SetValue(*xyz)
             tag.GetTextProperty().SetColor(*colour)
             # A line below the node: clear of the selected node's name beside it.
-            text = f"\n   {scene.mirror_tag(self.arrays, binding)}"
+            text = f"\n   {hud_text.mirror_tag(self.arrays, binding)}"
             if tag.GetInput() != text:
                 tag.SetInput(text)
 
@@ -894,7 +895,7 @@ class ViewerApp:
         """Keep the last few warnings and alarms (and all mirror news) for the HUD."""
         if header.get("severity") in ("warning", "alarm") or \
                 str(header.get("kind", "")).startswith("mirror_"):
-            stamp = scene.utc_text(float(header.get("t_utc", 0.0)))[11:19]
+            stamp = hud_text.utc_text(float(header.get("t_utc", 0.0)))[11:19]
             # Limit alarms read from their values in display units (°C, %), not kelvin.
             self.events.append(f"{stamp} {header.get('severity', '').upper()}: "
                                f"{self.scene.catalog.event_text(header)}")
@@ -919,10 +920,10 @@ class ViewerApp:
         if not header:
             where = self.stream.address if self.stream is not None else "?"
             lines = [f"ODC Twin — {connection}", f"waiting for the twin at {where}"]
-            lines += scene.bad_lines(self.bad_messages, self.last_bad)
+            lines += hud_text.bad_lines(self.bad_messages, self.last_bad)
             s.hud_top.SetInput("\n".join(lines))
             return
-        lines = scene.status_lines(
+        lines = hud_text.status_lines(
             {**header, **self.clock}, self.meta, connection, earth_fixed=s.earth_fixed,
             missed=self.stream.missed if self.stream is not None else 0,
             restarts=self.stream.restarts if self.stream is not None else 0,
@@ -932,24 +933,24 @@ class ViewerApp:
         if s.field is not None:
             lines.append(f"colour: {s.field.reads.label()} ({s.field.name})")
         for binding in s.mirrors:
-            lines.append(f"{scene.mirror_tag(s.arrays, binding)} on "
-                         f"{scene.node_name(self.meta, binding.sat)}   g: go to")
+            lines.append(f"{hud_text.mirror_tag(s.arrays, binding)} on "
+                         f"{hud_text.node_name(self.meta, binding.sat)}   g: go to")
         if self.message:
             lines.append(self.message)
         lines.append("h: keys")
-        s.hud_top.SetInput("\n".join(lines).translate(scene.HUD_GLYPHS))
+        s.hud_top.SetInput("\n".join(lines).translate(hud_text.HUD_GLYPHS))
         n_flagged = int(np.count_nonzero(s.alarms))
-        s.hud_fleet.SetInput("\n".join(scene.fleet_lines(
-            header.get("fleet", {}), n_flagged, catalog=s.catalog)).translate(scene.HUD_GLYPHS))
-        mirror = scene.mirror_lines(self.meta, s.arrays, s.selected)
+        s.hud_fleet.SetInput("\n".join(hud_text.fleet_lines(
+            header.get("fleet", {}), n_flagged, catalog=s.catalog)).translate(hud_text.HUD_GLYPHS))
+        mirror = hud_text.mirror_lines(self.meta, s.arrays, s.selected)
         # The panel keeps its height: mirror lines take the place of the last fields.
-        node = scene.node_lines(self.meta or {}, s.arrays, s.selected, s.fields,
+        node = hud_text.node_lines(self.meta or {}, s.arrays, s.selected, s.fields,
                                 max_lines=max(18 - len(mirror), 6), colour=s.field)
         if mirror:
             # Measured beside predicted first: on a mirrored node it is the point.
             node = node[:1] + mirror + node[1:]
-        s.hud_node.SetInput("\n".join(node).translate(scene.HUD_GLYPHS))
-        s.hud_events.SetInput("\n".join(self.events).translate(scene.HUD_GLYPHS))
+        s.hud_node.SetInput("\n".join(node).translate(hud_text.HUD_GLYPHS))
+        s.hud_events.SetInput("\n".join(self.events).translate(hud_text.HUD_GLYPHS))
 
     # ------------------------------------------------------------------ keys
     def _command(self, cmd: str, **arguments: Any) -> dict[str, Any]:
