@@ -26,13 +26,13 @@ ANY_PORT = "tcp://127.0.0.1:*"
 
 # What the installed code says about where it found things; run inside the installed tree.
 WHERE = """
-import json, twin.scenario, viz.viewer, bridge.definitions, viz.tui.app as app
+import json, twin.scenario, viz.fleet_scene, bridge.definitions, viz.tui.app as app
 from pathlib import Path
 print(json.dumps({
     "twin": twin.scenario.__file__,
     "scenarios": str(twin.scenario.SCENARIOS_DIR),
     "default": str(twin.scenario.SCENARIOS_DIR / "default.toml"),
-    "texture": str(viz.viewer.EARTH_TEXTURE),
+    "texture": str(viz.fleet_scene.EARTH_TEXTURE),
     "testbed": str(bridge.definitions.TESTBEDS_DIR / "flatsat.toml"),
     "tcss": str(Path(app.__file__).parent / app.DashboardApp.CSS_PATH),
 }))

@@ -1,4 +1,5 @@
-"""The 3D viewer's pure state-to-arrays functions (viz.scene), without rendering.
+"""The 3D viewer's pure state-to-arrays functions, without rendering: geometry
+(viz.scene), paint and flags (viz.node_colours) and HUD text (viz.hud_text).
 
 References: skyfield for WGS84 positions, Earth orientation and the Sun (independent of
 the viewer's code), the real Earth texture for its orientation, matplotlib for colormaps.
@@ -17,7 +18,8 @@ from PIL import Image
 
 from twin.models.registry import totals_catalog
 from twin.protocol.catalog import display_of, kind_of
-from viz import scene
+from viz import hud_text, node_colours, scene
+from viz.mirror import mirror_bindings
 from viz.quantity import Catalog
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,81 +239,83 @@ META = {
 
 
 def test_colour_fields_from_the_catalog():
-    fields = scene.colour_fields(META)
+    fields = node_colours.colour_fields(META)
     assert [f.name for f in fields] == ["alt_km", "sunlit_frac", "temp_compute_k", "soc_frac"]
     assert fields[2].limits == {"warn_high": 353.15, "alarm_high": 358.15}
-    assert scene.default_field(fields) == "temp_compute_k"
-    assert scene.default_field(fields[:2]) == "alt_km"
-    assert scene.default_field([]) is None
+    assert node_colours.default_field(fields) == "temp_compute_k"
+    assert node_colours.default_field(fields[:2]) == "alt_km"
+    assert node_colours.default_field([]) is None
     # This META is an old twin's (no display rules): the raw unit, never a guess.
-    assert scene.scalar_bar_title(fields[2]) == "T comp [K]"
-    described = scene.colour_fields({"fields": [
+    assert hud_text.scalar_bar_title(fields[2]) == "T comp [K]"
+    described = node_colours.colour_fields({"fields": [
         {**e, "kind": kind_of(e["unit"]), "display": display_of(e["unit"])}
         for e in META["fields"] if "unit" in e]})
-    titles = {f.name: scene.scalar_bar_title(f, 2500.0) for f in described}
+    titles = {f.name: hud_text.scalar_bar_title(f, 2500.0) for f in described}
     assert titles["temp_compute_k"] == "T comp [°C]" and titles["soc_frac"] == "SOC [%]"
     # An enum colours by category: its label, no unit (its swatches name the codes).
     assert titles["status"] == "Status"
 
 
 def test_colour_range():
-    temp, soc = (f for f in scene.colour_fields(META) if f.name in {"temp_compute_k", "soc_frac"})
-    alt = scene.colour_fields(META)[0]
+    temp, soc = (f for f in node_colours.colour_fields(META)
+                 if f.name in {"temp_compute_k", "soc_frac"})
+    alt = node_colours.colour_fields(META)[0]
     # The high end is just past the alarm limit; the low end follows the data.
-    pad = scene.LIMIT_PAD_FRAC
-    lo, hi = scene.colour_range(temp, np.array([290.0, 300.0, np.nan]))
+    pad = node_colours.LIMIT_PAD_FRAC
+    lo, hi = node_colours.colour_range(temp, np.array([290.0, 300.0, np.nan]))
     assert lo == 290.0 and hi == pytest.approx(358.15 + pad * (358.15 - 290.0))
     # Fractions span 0..1 unless a limit says otherwise.
-    lo, hi = scene.colour_range(soc, np.array([0.5, 0.9]))
+    lo, hi = node_colours.colour_range(soc, np.array([0.5, 0.9]))
     assert lo == pytest.approx(0.2 - pad * 0.8) and hi == 1.0
     # Data ends only widen.
-    assert scene.colour_range(alt, np.array([540.0, 560.0]), (500.0, 550.0)) == (500.0, 560.0)
+    widened = node_colours.colour_range(alt, np.array([540.0, 560.0]), (500.0, 550.0))
+    assert widened == (500.0, 560.0)
     # A constant or empty field still gives a usable range.
-    lo, hi = scene.colour_range(alt, np.array([550.0, 550.0]))
+    lo, hi = node_colours.colour_range(alt, np.array([550.0, 550.0]))
     assert lo < 550.0 < hi
-    lo, hi = scene.colour_range(alt, np.array([np.nan]))
+    lo, hi = node_colours.colour_range(alt, np.array([np.nan]))
     assert math.isfinite(lo) and lo < hi
 
 
 def test_field_rgb_matches_matplotlib():
-    table = scene.colormap_table("turbo")
+    table = node_colours.colormap_table("turbo")
     values = np.array([0.0, 0.25, 0.5, 0.999, 1.0, -np.inf, np.inf, np.nan])
-    rgb = scene.field_rgb(values, (0.0, 1.0), table)
+    rgb = node_colours.field_rgb(values, (0.0, 1.0), table)
     cmap = matplotlib.colormaps["turbo"]
-    floor = scene.COLORMAP_FLOOR
+    floor = node_colours.COLORMAP_FLOOR
     expected = np.round(cmap(floor + (1 - floor) * np.clip(values[:5], 0, 1))[:, :3] * 255)
     assert np.abs(rgb[:5].astype(int) - expected).max() <= 8  # one of 256 table steps
     assert np.array_equal(rgb[5], table[0]) and np.array_equal(rgb[6], table[-1])
-    assert tuple(rgb[7]) == scene.NO_DATA_RGB
+    assert tuple(rgb[7]) == node_colours.NO_DATA_RGB
 
 
 def test_eclipse_dim():
     rgb = np.full((4, 3), 200, dtype=np.uint8)
-    scene.eclipse_dim(rgb, np.array([1.0, 0.0, 0.5, np.nan], dtype=np.float32))
-    assert rgb[0, 0] == 200 and rgb[1, 0] == round(200 * scene.NIGHT_BRIGHTNESS)
+    node_colours.eclipse_dim(rgb, np.array([1.0, 0.0, 0.5, np.nan], dtype=np.float32))
+    assert rgb[0, 0] == 200 and rgb[1, 0] == round(200 * node_colours.NIGHT_BRIGHTNESS)
     assert rgb[1, 0] < rgb[2, 0] < rgb[0, 0] and rgb[3, 0] == 200  # unknown: not dimmed
-    assert scene.eclipse_dim(rgb, None) is rgb
+    assert node_colours.eclipse_dim(rgb, None) is rgb
 
 
 def test_alarm_mask():
-    fields = scene.colour_fields(META)
+    fields = node_colours.colour_fields(META)
     arrays = {
         "temp_compute_k": np.array([300.0, 358.15, 320.0]),
         "soc_frac": np.array([0.5, 0.5, 0.5]),
         "status": np.array([0, 0, 0], dtype=np.uint8),
     }
-    assert list(scene.alarm_mask(arrays, fields, 3)) == [False, True, False]
+    assert list(node_colours.alarm_mask(arrays, fields, 3)) == [False, True, False]
     arrays["soc_frac"] = np.array([0.1, 0.5, 0.5])
     arrays["status"] = np.array([0, 0, 4], dtype=np.uint8)
-    assert list(scene.alarm_mask(arrays, fields, 3)) == [True, True, True]
+    assert list(node_colours.alarm_mask(arrays, fields, 3)) == [True, True, True]
     # The twin's own verdicts flag a node: its limit monitor at alarm, a fault bit set.
     quiet = {"limit_level": np.array([1, 2, 0], dtype=np.uint8),
              "fault_flags": np.array([0, 0, 4], dtype=np.uint8)}
-    assert list(scene.alarm_mask(quiet, fields, 3)) == [False, True, True]
+    assert list(node_colours.alarm_mask(quiet, fields, 3)) == [False, True, True]
     # A name is no verdict: a field that merely says "alarm" or "fault" flags nothing.
     named = {"alarm_count": np.array([0, 2, 0], dtype=np.int32),
              "fault_budget_w": np.array([5.0, 5.0, 5.0])}
-    assert not scene.alarm_mask(named, fields, 3).any()
+    assert not node_colours.alarm_mask(named, fields, 3).any()
 
 
 # --------------------------------------------------------------------------- trails, contacts
@@ -372,34 +376,34 @@ def test_hud_lines():
     meta = {"scenario": {"name": "default"},
             "sats": {"names": ["A", "B"], "groups": ["g1", "g2"]},
             "stations": [{"name": "Svalbard"}]}
-    top = scene.status_lines(header, meta, "LIVE", earth_fixed=False, missed=2, fps=31.4)
+    top = hud_text.status_lines(header, meta, "LIVE", earth_fixed=False, missed=2, fps=31.4)
     assert top[1] == "2026-03-20 12:00:00 UTC"
     assert "warp x60" in top[2] and "LIVE" in top[2] and "inertial" in top[3]
     assert "missed 2" in top[4] and "31 fps" in top[4]
-    assert "PAUSED" in scene.status_lines({**header, "paused": True}, meta, "STALE",
+    assert "PAUSED" in hud_text.status_lines({**header, "paused": True}, meta, "STALE",
                                           earth_fixed=True)[2]
     totals = Catalog({"totals": {k: totals_catalog()[k] for k in
                                  ("n_in_eclipse", "delivered_pflop_s", "p_solar_total_w")}})
-    fleet = scene.fleet_lines({"n_in_eclipse": 3, "delivered_pflop_s": 1.0,
+    fleet = hud_text.fleet_lines({"n_in_eclipse": 3, "delivered_pflop_s": 1.0,
                                "p_solar_total_w": 2.5e6}, n_flagged=1, catalog=totals)
     assert "Compute: 1.00 PFLOP/s" in fleet and "Eclipse: 3" in fleet
     assert "Solar: 2.50 MW" in fleet
     assert fleet[-1] == "flagged (alarm/fault): 1"
     # Without a totals catalog (an old twin): bare numbers, no unit guessed from a name.
-    assert "Compute: 1e+15" in scene.fleet_lines(header["fleet"], 0, full=True)
+    assert "Compute: 1e+15" in hud_text.fleet_lines(header["fleet"], 0, full=True)
     many = {f"n_thing_{i}": i for i in range(30)} | {"delivered_pflop_s": 2.0,
                                                      "n_limit_alarm": 4}
-    short = scene.fleet_lines(many, 0, catalog=totals)
+    short = hud_text.fleet_lines(many, 0, catalog=totals)
     assert len(short) <= 15
     assert short[1] == "Nodes alarm: 4" and short[2] == "Compute: 2.00 PFLOP/s"
-    assert len(scene.fleet_lines(many, 0, full=True)) == 34
-    fields = scene.colour_fields(META)
+    assert len(hud_text.fleet_lines(many, 0, full=True)) == 34
+    fields = node_colours.colour_fields(META)
     arrays = {"contact_station": np.array([-1, 0], dtype=np.int16),
               "alt_km": np.array([550.0, 551.0]), "temp_compute_k": np.array([300.0, 310.0])}
-    node = scene.node_lines(meta, arrays, 1, fields)
+    node = hud_text.node_lines(meta, arrays, 1, fields)
     assert node[0] == "NODE 1: B  [g2]" and node[1] == "contact: Svalbard"
     assert "Alt: 551 km" in node
-    assert scene.node_lines(meta, arrays, 5, fields) == []
+    assert hud_text.node_lines(meta, arrays, 5, fields) == []
 
 
 # --------------------------------------------------------------------------- selected orbit
@@ -470,13 +474,13 @@ def test_mirror_lines_show_measured_beside_predicted():
 
     meta, state = viewerstate.meta_and_state(mirror=True)
     sat = viewerstate.MIRROR_SAT
-    [binding] = scene.mirror_bindings(meta)
+    [binding] = mirror_bindings(meta)
     assert (binding.testbed, binding.sat, binding.index) == ("flatsat", sat, 0)
     assert binding.states == ("temp_compute_k", "temp_radiator_k")
     assert binding.drivers == ("compute_power_w", "utilization_frac")
-    assert scene.mirror_live(state.arrays, binding) is True
-    assert scene.mirror_tag(state.arrays, binding) == "MIRROR flatsat live"
-    lines = scene.mirror_lines(meta, state.arrays, sat)
+    assert hud_text.mirror_live(state.arrays, binding) is True
+    assert hud_text.mirror_tag(state.arrays, binding) == "MIRROR flatsat live"
+    lines = hud_text.mirror_lines(meta, state.arrays, sat)
     assert lines[0] == "MIRROR FLATSAT LIVE, newest sample 0.4 s ago"
     assert lines[1].split() == ["measured", "predicted", "residual", "limit"]
     predicted_c = float(state.arrays["temp_compute_k"][sat]) - 273.15
@@ -489,25 +493,25 @@ def test_mirror_lines_show_measured_beside_predicted():
     assert "-1.50 K" in lines[3] and not lines[3].endswith("!")
     assert "170 W" in lines[4] and "drives the model" in lines[4]
     assert "50.0 %" in lines[5]
-    assert scene.mirror_lines(meta, state.arrays, sat + 1) == []
+    assert hud_text.mirror_lines(meta, state.arrays, sat + 1) == []
 
 
 def test_mirror_lost_and_absent():
     import viewerstate
 
     meta, state = viewerstate.meta_and_state(mirror=True, mirror_live=False)
-    [binding] = scene.mirror_bindings(meta)
-    assert scene.mirror_tag(state.arrays, binding) == "MIRROR flatsat lost"
-    lines = scene.mirror_lines(meta, state.arrays, binding.sat)
+    [binding] = mirror_bindings(meta)
+    assert hud_text.mirror_tag(state.arrays, binding) == "MIRROR flatsat lost"
+    lines = hud_text.mirror_lines(meta, state.arrays, binding.sat)
     assert lines[0].startswith("MIRROR FLATSAT LOST")
     assert "—" in lines[2] and "!" not in lines[2]
     # Before any state: waiting. No mirror, or a malformed one: nothing, and no error.
-    assert scene.mirror_tag({}, binding) == "MIRROR flatsat waiting"
+    assert hud_text.mirror_tag({}, binding) == "MIRROR flatsat waiting"
     plain, _ = viewerstate.meta_and_state()
-    assert scene.mirror_bindings(plain) == [] and scene.mirror_lines(plain, {}, 0) == []
+    assert mirror_bindings(plain) == [] and hud_text.mirror_lines(plain, {}, 0) == []
     bad = {"subsystems": {"mirror": {"bindings": [{"testbed": "x"}, "junk",
                                                   {"testbed": "ok", "sat": 3}]}}}
-    assert [(b.index, b.sat) for b in scene.mirror_bindings(bad)] == [(2, 3)]
+    assert [(b.index, b.sat) for b in mirror_bindings(bad)] == [(2, 3)]
 
 
 def test_camera_direction_over_a_node_leans_to_the_sunward_side():
@@ -534,20 +538,20 @@ def test_fields_and_totals_never_seen_render_from_the_catalog():
                                             "description": "", "display": display_of("W")}}}
     arrays = {"coolant_pressure_pa": np.array([180_000.0, 262_000.0], np.float32),
               "pump_mode": np.array([2, 0], np.uint8)}
-    fields = scene.colour_fields(meta)
+    fields = node_colours.colour_fields(meta)
     assert [f.name for f in fields] == ["coolant_pressure_pa", "pump_mode"]
-    assert scene.scalar_bar_title(fields[0], 262_000.0) == "Coolant pressure [Pa]"
+    assert hud_text.scalar_bar_title(fields[0], 262_000.0) == "Coolant pressure [Pa]"
     # The enum colours by category: a colour per named code, its label the bar's title.
-    assert fields[1].categorical and scene.scalar_bar_title(fields[1]) == "Pump mode"
-    codes, colours = scene.category_colours(fields[1], scene.colormap_table())
+    assert fields[1].categorical and hud_text.scalar_bar_title(fields[1]) == "Pump mode"
+    codes, colours = node_colours.category_colours(fields[1], node_colours.colormap_table())
     assert codes == [0, 1, 2] and len({tuple(c) for c in colours}) == 3
-    rgb = scene.category_rgb(arrays["pump_mode"], codes, colours)
+    rgb = node_colours.category_rgb(arrays["pump_mode"], codes, colours)
     assert rgb.tolist() == [colours[2].tolist(), colours[0].tolist()]
-    node = scene.node_lines(meta, arrays, 0, fields)
+    node = hud_text.node_lines(meta, arrays, 0, fields)
     assert sum(line.startswith("Pump mode") for line in node) == 1  # once, by its label
     assert "Coolant pressure: 180000 Pa" in node and "Pump mode: high" in node
     catalog = Catalog(meta)
-    assert "Coolant heat total: 2.50 MW" in scene.fleet_lines(
+    assert "Coolant heat total: 2.50 MW" in hud_text.fleet_lines(
         {"coolant_heat_total_w": 2.5e6}, 0, full=True, catalog=catalog)
     alarm = {"kind": "limit", "severity": "alarm", "field": "coolant_pressure_pa",
              "value": 262_000.0, "limit": 250_000.0, "level": "alarm_high", "message": "x"}

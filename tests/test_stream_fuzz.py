@@ -45,7 +45,8 @@ from twin.protocol.codec import (
 )
 from viz.checks import MAX_SEQ_JUMP
 from viz.stream import Batch, StreamClient, StreamGate
-from viz.tui.model import TREND_MAX_BYTES, FleetModel
+from viz.tui.model import FleetModel
+from viz.tui.trends import TREND_MAX_BYTES
 
 N = 40
 RUN_ID = 0x5EED

@@ -41,7 +41,8 @@ from twin.protocol.commands import check_request
 from viz.stream import LIVE, STALE
 from viz.tui import forms
 from viz.tui.app import DashboardApp, StreamUpdate
-from viz.tui.model import FleetModel, limit_levels
+from viz.tui.levels import limit_levels
+from viz.tui.model import FleetModel
 from viz.tui.screens import CommandError, CommandFormScreen, DetailScreen, parse_command
 
 SIZE = (140, 40)
@@ -437,7 +438,8 @@ def test_only_changed_rows_repaint_and_the_screen_matches_a_full_redraw() -> Non
 def test_mirror_model_measured_beside_predicted() -> None:
     """The twin's mirror fields, its testbed reading the model's last prediction
     +15 K (cold plate) and -7 K (radiator) against 10 K thresholds: rows, units, levels."""
-    from viz.tui.model import ALARM, MIRROR_MARK, OK, WARN
+    from viz.tui.levels import ALARM, OK, WARN
+    from viz.tui.mirror_rows import MIRROR_MARK
 
     model = FleetModel()
     model.apply_meta(tuiutil.meta(mirror=True))

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from viz import scene
-from viz.viewer import STATION_RGB, ViewerApp, ViewOptions, prefer_egl
+from viz.fleet_scene import STATION_RGB
+from viz.viewer import ViewerApp, ViewOptions, prefer_egl
 
 prefer_egl()
 pv = pytest.importorskip("pyvista")
@@ -258,7 +259,7 @@ def mirror_app():
 
 
 def test_mirrored_node_is_marked_with_measured_beside_predicted(mirror_app):
-    from viz.viewer import MIRROR_LOST_RGB, MIRROR_RGB, MIRROR_RING_PX
+    from viz.fleet_scene import MIRROR_LOST_RGB, MIRROR_RGB, MIRROR_RING_PX
 
     s, sat = mirror_app.scene, viewerstate.MIRROR_SAT
     assert s.selected == sat, "the mirrored node is selected from the start"

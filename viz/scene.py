@@ -1,9 +1,10 @@
-"""The 3D viewer's state-to-arrays layer: pure numpy, no rendering, no physics.
+"""The 3D viewer's geometry: frames, the globe, node positions, trails, orbits (pure numpy).
 
-Everything the viewer draws comes from a ``state`` message and ``meta`` through the
-functions here: satellite points in the chosen frame, colours from a field and its limits,
-eclipse dimming, alarm flags, trails, contact lines, the Earth's orientation and texture
-coordinates, and the HUD's text. ``viz.viewer`` only copies these arrays into VTK.
+Everything the viewer places in space comes from a ``state`` message and ``meta`` through
+the functions here: satellite points in the chosen frame, the Earth's orientation, shading
+and texture coordinates, trails, contact lines, the selected node's orbit and the camera's
+direction. How nodes are painted lives in ``viz.node_colours`` and the HUD's words in
+``viz.hud_text``; ``viz.fleet_scene`` only copies these arrays into VTK.
 
 Frames: the *inertial* view draws in GCRS (orbits are rings, the Earth turns under them);
 the *Earth-fixed* view draws in ITRS. Earth-fixed things (the globe, stations) are built
@@ -15,45 +16,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from viz.mirror import MirrorBinding, mirror_bindings
-from viz.quantity import Catalog, Quantity
 
 # WGS84 ellipsoid (NIMA TR8350.2): the globe is drawn as the ellipsoid, so a station at
 # its geodetic height sits on the drawn surface at any latitude, poles included.
 WGS84_A_KM = 6378.137
 WGS84_F = 1.0 / 298.257223563
 WGS84_E2 = WGS84_F * (2.0 - WGS84_F)
-
-# Kinds with nothing to colour by: an index points into a list, a bitmask sums flags.
-# (An enum colours by category, one colour per named code.) For a twin whose catalog says
-# no kind, the units of those kinds, and of an enum, whose codes it does not name either.
-_NON_SCALAR_KINDS = frozenset({"index", "bitmask"})
-_NON_SCALAR_UNITS = frozenset({"code", "index", "bitmask"})
-# Preferred colour fields, by exact name, in order; the first present in meta is the
-# default (else the first with limits, else the first).
-PREFERRED_FIELDS = ("temp_compute_k", "soc_frac", "utilization_frac", "delivered_flop_s",
-                    "beta_deg", "alt_km")
-# Brightness of a node in full umbra relative to full sun (eclipse dimming).
-NIGHT_BRIGHTNESS = 0.4
-# Fraction of the colormap skipped at its dark end: the bottom of "turbo" is near-black,
-# invisible against space (and more so once dimmed in eclipse).
-COLORMAP_FLOOR = 0.1
-# Padding beyond a limit at the end of the colour range, as a fraction of the range, so
-# the limit's mark on the bar sits inside it.
-LIMIT_PAD_FRAC = 0.05
-# Colour of a node whose field value is missing or not finite.
-NO_DATA_RGB = (110, 110, 110)
-# An enum's colours come from this much of the colour table, from its cold end: the top
-# of "turbo" is a dark red, hard to see against space and easily read as an alarm.
-CATEGORY_SPAN = 0.8
-# Characters the HUD's font has no glyph for (VTK draws nothing there), and what to draw.
-HUD_GLYPHS = str.maketrans({"∞": "inf"})
 
 
 # --------------------------------------------------------------------------- geometry
@@ -246,204 +218,6 @@ def nearest_sat(points_km: np.ndarray, xyz_km: Sequence[float]) -> int:
     return int(np.argmin(d2))
 
 
-# --------------------------------------------------------------------------- colours
-@dataclass(frozen=True)
-class ColourField:
-    """A per-satellite numeric field from meta's catalog that the viewer can colour by."""
-
-    name: str
-    unit: str
-    description: str = ""
-    limits: Mapping[str, float] = field(default_factory=dict)
-    quantity: Quantity | None = None
-
-    @property
-    def reads(self) -> Quantity:
-        """How its values read (the catalog entry; a bare number without one)."""
-        return self.quantity or Quantity(self.name, self.unit)
-
-    @property
-    def categorical(self) -> bool:
-        """An enum: one colour per code, named by the catalog's labels."""
-        return self.reads.kind == "enum"
-
-
-def colour_fields(meta: Mapping[str, Any]) -> list[ColourField]:
-    """Per-satellite scalar fields of meta's catalog, in catalog order.
-
-    Quantities, flags and enums (coloured by category); vectors (positions),
-    station-by-satellite tables, indices and bitmasks are left out, as are codes whose
-    kind the catalog does not say (an old twin).
-    """
-    out = []
-    for entry in meta.get("fields", []):
-        try:
-            shape = list(entry["shape"])
-            if not entry.get("per_sat", False) or len(shape) != 1:
-                continue
-            quantity = Quantity.from_entry(str(entry["name"]), entry)
-            if quantity.kind in _NON_SCALAR_KINDS or (
-                    entry.get("kind") is None and entry.get("unit") in _NON_SCALAR_UNITS):
-                continue
-            limits = {str(k): float(v) for k, v in (entry.get("limits") or {}).items()
-                      if isinstance(v, int | float) and math.isfinite(v)}
-            out.append(ColourField(str(entry["name"]), str(entry.get("unit", "")),
-                                   str(entry.get("description", "")), limits, quantity))
-        except (KeyError, TypeError, ValueError):
-            continue  # a malformed catalog entry is skipped, not fatal
-    return out
-
-
-def default_field(fields: Sequence[ColourField]) -> str | None:
-    """The field to colour by when the user named none."""
-    names = [f.name for f in fields]
-    for name in PREFERRED_FIELDS:
-        if name in names:
-            return name
-    for info in fields:
-        if info.limits:
-            return info.name
-    return names[0] if names else None
-
-
-def colour_range(info: ColourField, values: np.ndarray,
-                 previous: tuple[float, float] | None = None) -> tuple[float, float]:
-    """The value range the colour bar spans.
-
-    Limits fix an end where the field has them (the lowest ``*_low`` limit, the highest
-    ``*_high`` limit), so the bar's ends mean "alarm". Fractions span 0..1. Other ends
-    follow the data and only ever widen (``previous``), so colours do not flicker.
-    """
-    lows = [v for k, v in info.limits.items() if k.endswith("_low")]
-    highs = [v for k, v in info.limits.items() if k.endswith("_high")]
-    finite = np.asarray(values, dtype=float)
-    finite = finite[np.isfinite(finite)]
-    data_lo = float(finite.min()) if finite.size else math.nan
-    data_hi = float(finite.max()) if finite.size else math.nan
-    if previous is not None:
-        data_lo = min(data_lo, previous[0]) if math.isfinite(data_lo) else previous[0]
-        data_hi = max(data_hi, previous[1]) if math.isfinite(data_hi) else previous[1]
-    fraction = info.unit == "1"  # the catalog's unit of a fraction
-    lo = min(lows) if lows else (0.0 if fraction else data_lo)
-    hi = max(highs) if highs else (1.0 if fraction else data_hi)
-    if math.isfinite(lo) and math.isfinite(hi) and hi > lo:
-        pad = LIMIT_PAD_FRAC * (hi - lo)
-        lo, hi = lo - pad * bool(lows), hi + pad * bool(highs)
-    if not math.isfinite(lo):
-        lo = hi if math.isfinite(hi) else 0.0
-    if not math.isfinite(hi):
-        hi = lo
-    if hi <= lo:
-        half = max(abs(lo) * 0.05, 0.5)
-        lo, hi = lo - half, hi + half
-    return float(lo), float(hi)
-
-
-def colormap_table(name: str = "turbo", n: int = 256,
-                   floor: float = COLORMAP_FLOOR) -> np.ndarray:
-    """An ``(n, 3)`` uint8 colour table sampled from a matplotlib colormap.
-
-    Args:
-        name: matplotlib colormap name.
-        n: Table length.
-        floor: Fraction of the colormap's low end left out (its darkest colours).
-    """
-    import matplotlib  # only for its colormap tables
-
-    cmap = matplotlib.colormaps[name]
-    return np.round(cmap(np.linspace(floor, 1.0, n))[:, :3] * 255.0).astype(np.uint8)
-
-
-def field_rgb(values: np.ndarray, clim: tuple[float, float], table: np.ndarray,
-              out: np.ndarray | None = None) -> np.ndarray:
-    """Map values to ``(n, 3)`` uint8 colours; out-of-range values take the end colours."""
-    lo, hi = clim
-    # Infinite values (an uncapped power cap) take the end colours; NaN means no data.
-    values = np.nan_to_num(np.asarray(values, dtype=float), nan=np.nan, posinf=hi, neginf=lo)
-    n = len(table)
-    with np.errstate(invalid="ignore"):
-        idx = np.floor((values - lo) / (hi - lo) * n)
-    finite = np.isfinite(idx)
-    idx = np.clip(np.where(finite, idx, 0), 0, n - 1).astype(np.intp)
-    if out is None:
-        out = np.empty((len(values), 3), dtype=np.uint8)
-    np.take(table, idx, axis=0, out=out)
-    out[~finite] = NO_DATA_RGB
-    return out
-
-
-def category_colours(info: ColourField, table: np.ndarray) -> tuple[list[int], np.ndarray]:
-    """The codes an enum's catalog names and a colour each, ``(codes, (k, 3) uint8)``.
-
-    The colours are spread evenly over the first ``CATEGORY_SPAN`` of the colour table in
-    code order (the lowest code at the cold end), so the nodes and the bar's swatches read
-    alike. Codes the catalog does not name draw as no data.
-    """
-    codes = sorted(info.reads.labels)
-    if not codes:
-        return [], np.zeros((0, 3), np.uint8)
-    last = CATEGORY_SPAN * (len(table) - 1)
-    picks = np.round(np.linspace(0, last, len(codes)) if len(codes) > 1
-                     else np.array([last / 2])).astype(np.intp)
-    return codes, np.asarray(table)[picks].astype(np.uint8)
-
-
-def category_rgb(values: np.ndarray, codes: Sequence[int], colours: np.ndarray,
-                 out: np.ndarray | None = None) -> np.ndarray:
-    """Map enum codes to ``(n, 3)`` uint8 colours; unnamed codes and NaN draw as no data."""
-    values = np.asarray(values)
-    if out is None:
-        out = np.empty((len(values), 3), dtype=np.uint8)
-    out[:] = NO_DATA_RGB
-    with np.errstate(invalid="ignore"):
-        for code, colour in zip(codes, colours, strict=True):
-            out[values == code] = colour
-    return out
-
-
-def eclipse_dim(rgb: np.ndarray, sunlit_frac: np.ndarray | None,
-                night_brightness: float = NIGHT_BRIGHTNESS) -> np.ndarray:
-    """Darken nodes in the Earth's shadow, in place: full sun 1, umbra ``night_brightness``."""
-    if sunlit_frac is None:
-        return rgb
-    sun = np.clip(np.nan_to_num(np.asarray(sunlit_frac, dtype=np.float32), nan=1.0), 0.0, 1.0)
-    scale = night_brightness + (1.0 - night_brightness) * sun
-    rgb[:] = np.round(rgb * scale[:, None]).astype(np.uint8)
-    return rgb
-
-
-# The twin's own per-node verdicts that flag a node, by exact name (docs/protocol.md): the
-# value at or past which it is flagged. ``fault_flags``: any fault bit; ``limit_level``:
-# 2, the limit monitor's alarm; ``status``: any SGP4 error code.
-FLAG_FIELDS = {"fault_flags": 1, "limit_level": 2, "status": 1}
-
-
-def alarm_mask(arrays: Mapping[str, np.ndarray], fields: Sequence[ColourField],
-               n_sats: int) -> np.ndarray:
-    """Which nodes to flag as in alarm, ``(n,)`` bool.
-
-    A node is flagged when any per-satellite field is at or beyond one of its published
-    ``alarm_low``/``alarm_high`` limits, or when one of the twin's own verdicts says so
-    (:data:`FLAG_FIELDS`: a fault bit set, the limit monitor at alarm, an orbit that could
-    not be propagated).
-    The viewer only compares published numbers with published limits; it models nothing.
-    """
-    mask = np.zeros(n_sats, dtype=bool)
-    for info in fields:
-        values = arrays.get(info.name)
-        if values is None or values.shape != (n_sats,):
-            continue
-        if "alarm_high" in info.limits:
-            mask |= values >= info.limits["alarm_high"]
-        if "alarm_low" in info.limits:
-            mask |= values <= info.limits["alarm_low"]
-    for name, at_least in FLAG_FIELDS.items():
-        values = arrays.get(name)
-        if values is not None and values.shape == (n_sats,):
-            mask |= values >= at_least
-    return mask
-
-
 # --------------------------------------------------------------------------- trails, contacts
 class TrailBuffer:
     """Recent positions of every satellite in a ring buffer, in both frames.
@@ -538,137 +312,6 @@ def contact_segments(in_contact: np.ndarray, station_pos_km: np.ndarray,
     return points, lines
 
 
-# --------------------------------------------------------------------------- text
-# Values read as the catalog says (viz.quantity, shared with the dashboard): °C, %, kW.
-
-
-def utc_text(t_utc: float) -> str:
-    """POSIX seconds as ``2026-03-20 12:00:00 UTC``."""
-    try:
-        return datetime.fromtimestamp(t_utc, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    except (OverflowError, OSError, ValueError):
-        return f"t = {t_utc!r} s"
-
-
-# Characters of the last bad message's reason in the HUD (its line stays on screen).
-BAD_LINE_CHARS = 72
-
-
-def bad_lines(bad: int, last_bad: str = "") -> list[str]:
-    """HUD lines for bad stream messages: ``BAD MESSAGES 3`` and the last reason; none at 0."""
-    if not bad:
-        return []
-    lines = [f"BAD MESSAGES {bad:,d} (dropped)"]
-    if last_bad:
-        if len(last_bad) > BAD_LINE_CHARS:
-            last_bad = last_bad[:BAD_LINE_CHARS - 1] + "…"
-        lines.append(f"last: {last_bad}")
-    return lines
-
-
-def status_lines(header: Mapping[str, Any], meta: Mapping[str, Any] | None, connection: str,
-                 *, earth_fixed: bool, missed: int = 0, restarts: int = 0,
-                 fps: float | None = None, bad: int = 0, last_bad: str = "") -> list[str]:
-    """Top-left HUD: scenario, simulation time, warp, connection, view, bad messages."""
-    scenario = (meta or {}).get("scenario", {}).get("name", "?")
-    warp = header.get("warp")
-    warp_text = f"x{warp:g}" if isinstance(warp, int | float) else "?"
-    clock = "PAUSED" if header.get("paused") else f"warp {warp_text}"
-    lines = [
-        f"ODC Twin — {scenario}",
-        utc_text(float(header.get("t_utc", 0.0))),
-        f"{clock}   step {header.get('step', '?')}   {connection}",
-        f"view: {'Earth-fixed (ITRS)' if earth_fixed else 'inertial (GCRS)'}",
-    ]
-    extra = []
-    if fps:
-        extra.append(f"{fps:.0f} fps")
-    if missed:
-        extra.append(f"missed {missed}")
-    if restarts:
-        extra.append(f"restarts {restarts}")
-    if extra:
-        lines.append("   ".join(extra))
-    return lines + bad_lines(bad, last_bad)
-
-
-# Fleet totals an operator wants at a glance, by exact name, in display order. The
-# header may carry dozens; the rest show on demand (``full=True``).
-FLEET_HIGHLIGHTS = ("n_limit_alarm", "delivered_pflop_s", "goodput_frac", "p_solar_total_w",
-                    "p_load_total_w", "compute_power_w", "soc_min_frac", "soc_mean_frac",
-                    "temp_compute_max_k", "temp_battery_min_k", "n_in_eclipse", "n_in_contact",
-                    "n_nodes_faulted", "n_throttled_thermal", "n_throttled_power",
-                    "queue_length", "downlink_backlog_bytes")
-
-
-def fleet_lines(fleet: Mapping[str, Any], n_flagged: int, *, full: bool = False,
-                max_lines: int = 13, catalog: Catalog | None = None) -> list[str]:
-    """Top-right HUD: fleet totals from the header, as meta's totals catalog says.
-
-    Args:
-        fleet: The header's ``fleet`` map.
-        n_flagged: Nodes the viewer flags (``alarm_mask``).
-        full: Every key, sorted, instead of the highlights.
-        max_lines: Highlight lines at most.
-        catalog: meta's catalogs; without, the totals show as bare numbers.
-    """
-    catalog = catalog or Catalog()
-    keys = sorted(fleet) if full else [k for k in FLEET_HIGHLIGHTS if k in fleet][:max_lines]
-    lines = ["FLEET"]
-    lines += [f"{catalog.total(k).label()}: {catalog.total(k).format(fleet[k])}" for k in keys]
-    lines.append(f"flagged (alarm/fault): {n_flagged:,d}")
-    return lines
-
-
-def node_lines(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], index: int,
-               fields: Sequence[ColourField], max_lines: int = 18,
-               colour: ColourField | None = None) -> list[str]:
-    """Bottom-left HUD: the selected node's name and its per-satellite values, each as
-    meta's catalog says (``T comp: 80.0 °C``, ``Pump mode: high``).
-
-    Args:
-        colour: The field the nodes are coloured by: its value comes first, never cut.
-    """
-    sats = meta.get("sats", {})
-    names = sats.get("names", [])
-    if not 0 <= index < len(names):
-        return []
-    groups = sats.get("groups", [])
-    group = groups[index] if index < len(groups) else ""
-    lines = [f"NODE {index}: {names[index]}" + (f"  [{group}]" if group else "")]
-    contact = arrays.get("contact_station")
-    stations = meta.get("stations", [])
-    if contact is not None and contact.ndim == 1 and index < len(contact) \
-            and np.isfinite(contact[index]):
-        k = int(contact[index])
-        lines.append(f"contact: {stations[k]['name'] if 0 <= k < len(stations) else 'none'}")
-    # The colour fields, then the node's enums and bitmasks by their catalog names.
-    named = [Quantity.from_entry(str(e["name"]), e) for e in meta.get("fields", [])
-             if isinstance(e, Mapping) and e.get("per_sat") and e.get("kind") in
-             ("enum", "bitmask") and len(e.get("shape") or ()) == 1 and "name" in e]
-    shown = [info.reads for info in fields if not info.categorical] + named
-    if colour is not None:
-        shown = [colour.reads] + [q for q in shown if q.name != colour.name]
-    for reads in shown:
-        values = arrays.get(reads.name)
-        if values is None or values.ndim != 1 or index >= len(values) \
-                or len(lines) >= max_lines:
-            continue
-        lines.append(f"{reads.label()}: {reads.format(values[index].item())}")
-    return lines
-
-
-def scalar_bar_title(info: ColourField, typical: float = math.nan) -> str:
-    """Colour bar title: the field's label and its display unit (``T comp [°C]``); an
-    enum's label alone (its swatches name the codes).
-
-    Args:
-        typical: The largest magnitude on the bar (wire unit), for an SI prefix (kW).
-    """
-    unit = info.reads.unit_text(typical)
-    return f"{info.reads.label()} [{unit}]" if unit else info.reads.label()
-
-
 # --------------------------------------------------------------------------- selected orbit
 # Vertices of the selected node's orbit ring: 2 deg apart, 361 closing the loop.
 ORBIT_RING_POINTS = 181
@@ -721,77 +364,7 @@ def gcrs_to_view(points_gcrs_km: np.ndarray, header: Mapping[str, Any],
     return np.asarray(points_gcrs_km, dtype=float) @ gcrs_to_itrs(header).T
 
 
-# --------------------------------------------------------------------------- mirror
-# Bindings (MirrorBinding, mirror_bindings) come from viz.mirror, shared with the dashboard.
-def _mirror_value(arrays: Mapping[str, np.ndarray], name: str, j: int) -> float:
-    values = arrays.get(name)
-    if values is None or values.ndim != 1 or not 0 <= j < len(values):
-        return math.nan
-    return float(values[j])
-
-
-def mirror_live(arrays: Mapping[str, np.ndarray], binding: MirrorBinding) -> bool | None:
-    """Whether the binding's telemetry is arriving; None before any state says."""
-    values = arrays.get("mirror_live")
-    if values is None or values.ndim != 1 or not 0 <= binding.index < len(values):
-        return None
-    return bool(values[binding.index])
-
-
-def mirror_tag(arrays: Mapping[str, np.ndarray], binding: MirrorBinding) -> str:
-    """The label beside a mirrored node: ``MIRROR flatsat live`` (or ``lost``)."""
-    live = mirror_live(arrays, binding)
-    return f"MIRROR {binding.testbed} " + ("live" if live else "lost" if live is False
-                                           else "waiting")
-
-
-def mirror_lines(meta: Mapping[str, Any] | None, arrays: Mapping[str, np.ndarray],
-                 index: int) -> list[str]:
-    """The node panel's mirror block for node ``index``: measured beside predicted.
-
-    One block per binding on that node: a status line, then each compared state with its
-    measured value, the model's prediction, the residual (measured minus predicted) with
-    its threshold (``!`` when past it), then the measured drivers now feeding the model.
-    Empty when the node is not mirrored.
-    """
-    lines: list[str] = []
-    catalog = Catalog(meta)
-    for b in mirror_bindings(meta):
-        if b.sat != index:
-            continue
-        age = _mirror_value(arrays, "mirror_age_s", b.index)
-        age_text = f", newest sample {age:.1f} s ago" if math.isfinite(age) else ""
-        lines.append(f"{mirror_tag(arrays, b).upper()}{age_text}")
-        reads = {q: catalog.mirrored(q) for q in (*b.states, *b.drivers)}
-        width = max([len(r.label()) for r in reads.values()] + [4])
-        if b.states:
-            lines.append(f"{'':{width}s}  {'measured':>10s} {'predicted':>10s} "
-                         f"{'residual':>10s}  limit")
-        for q in b.states:
-            measured = _mirror_value(arrays, f"mirror_measured_{q}", b.index)
-            predicted = _mirror_value(arrays, f"mirror_predicted_{q}", b.index)
-            residual = _mirror_value(arrays, f"mirror_residual_{q}", b.index)
-            threshold = b.thresholds.get(q, math.nan)
-            over = math.isfinite(residual) and math.isfinite(threshold) \
-                and abs(residual) > threshold
-            r = reads[q]
-            limit = r.difference(threshold)[1:] if math.isfinite(threshold) else ""
-            lines.append(f"{r.label():{width}s}  {r.format(measured):>10s} "
-                         f"{r.format(predicted):>10s} {r.difference(residual):>10s}  "
-                         f"±{limit}{'  !' if over else ''}")
-        for q in b.drivers:
-            measured = _mirror_value(arrays, f"mirror_measured_{q}", b.index)
-            lines.append(f"{reads[q].label():{width}s}  {reads[q].format(measured):>10s}  "
-                         "measured, drives the model")
-    return lines
-
-
-def node_name(meta: Mapping[str, Any] | None, index: int) -> str:
-    """A satellite's name from meta (``#index`` when meta does not say)."""
-    names = (meta or {}).get("sats", {}).get("names", [])
-    return str(names[index]) if 0 <= index < len(names) else f"#{index}"
-
-
+# --------------------------------------------------------------------------- camera
 def camera_direction_over(pos_km: Sequence[float], vel_km_s: Sequence[float] | None,
                           tilt: float = 0.6,
                           toward: Sequence[float] | None = None) -> np.ndarray | None:

@@ -1,4 +1,4 @@
-"""The dashboard's data model: columns from the field catalog, human units, sort, filter, trends.
+"""The dashboard's data model: the newest state and meta, the table's columns, fleet totals.
 
 Pure numpy and the standard library, no textual, so it is unit-tested on its own. The
 table is built from ``meta``'s field catalog (falling back to a ``state`` header's field
@@ -6,6 +6,10 @@ list before ``meta`` arrives), so a field the twin adds later appears without co
 changes. Values stay in their wire units on the model; each column formats them through
 its :class:`viz.quantity.Quantity`, as the catalog says (K to °C, W to kW, fractions to
 %, codes to their names), the same way the 3D viewer does.
+
+``FleetModel`` gathers its parts as mixins: the alarm book (``viz.tui.alarms``), the
+trends (``viz.tui.trends``), the mirrored nodes' rows (``viz.tui.mirror_rows``) and the
+table's filter, sort and cells (``viz.tui.rows``).
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from twin.protocol.codec import Message
 from viz.checks import check_meta, check_state
 from viz.mirror import MirrorBinding, mirror_bindings
 from viz.quantity import Catalog, Quantity, Scale, fit, typical_of
-
-OK, WARN, ALARM = 0, 1, 2
-SEVERITY_LEVEL = {"info": OK, "warning": WARN, "alarm": ALARM}
+from viz.tui.alarms import ActiveAlarm, AlarmBook
+from viz.tui.levels import ALARM, limit_levels
+from viz.tui.mirror_rows import MIRROR_MARK, MirrorReadings
+from viz.tui.rows import TableRows
+from viz.tui.trends import TREND_SAMPLES, TrendHistory
 
 # Per-satellite fields shown first, in this order, when the twin publishes them (exact
 # names: a preference, never a reading of units). Everything else follows in catalog order.
@@ -37,13 +43,6 @@ PREFERRED = (
 )
 # Fields the table leaves to the detail screen: bulky or of no use at a glance.
 TABLE_SKIP = {"status", "pos_gcrs_km", "vel_gcrs_km_s", "pos_itrs_km", "vel_itrs_km_s"}
-# Fields drawn as trends on the detail screen besides every quantity the catalog gives
-# limits (those the twin says to watch), by exact name.
-TREND_FIELDS = ("temp_compute_k", "temp_radiator_k", "temp_battery_k", "temp_bus_k",
-                "temp_array_k", "soc_frac", "utilization_frac", "delivered_flop_s")
-TREND_SAMPLES = 180  # 180 x ~10 fields x 4,428 nodes x 4 B = 32 MB at most
-# Fewer samples where a fleet is bigger (or a catalog has more trend fields) than that.
-TREND_MAX_BYTES = 64 * 2**20
 # Widest a column of names (an enum's labels, a bitmask's bits) gets; longer ones end in …
 NAMES_WIDTH = 12
 # Fleet totals that lead the header, by exact name, in this order; the rest follow.
@@ -89,75 +88,6 @@ class Column:
         return self.kind != "text"
 
 
-def limit_levels(values: np.ndarray, limits: dict[str, float]) -> np.ndarray:
-    """Per value: 0 within limits, 1 past a warning limit, 2 past an alarm limit.
-
-    Args:
-        values: Any shape, in the limits' unit; NaN counts as within limits.
-        limits: ``warn_low``, ``warn_high``, ``alarm_low``, ``alarm_high`` (any subset).
-    """
-    levels = np.zeros(values.shape, np.uint8)
-    if not limits:
-        return levels
-    with np.errstate(invalid="ignore"):
-        for key, level in (("warn_low", WARN), ("warn_high", WARN),
-                           ("alarm_low", ALARM), ("alarm_high", ALARM)):
-            if key not in limits:
-                continue
-            bound = float(limits[key])
-            past = values < bound if key.endswith("low") else values > bound
-            np.maximum(levels, np.where(past, level, 0).astype(np.uint8), out=levels)
-    return levels
-
-
-# Marks a mirrored node (a hardware testbed drives it) in names and headers.
-MIRROR_MARK = "◉"
-
-
-@dataclass(frozen=True)
-class MirrorRow:
-    """One quantity of a mirrored node: SI values, NaN where absent.
-
-    ``level`` colours the residual: ALARM past its threshold (the twin raises
-    ``mirror_residual`` there), WARN past half of it, OK within.
-    """
-
-    quantity: str
-    role: str  # "state" (compared) or "driver" (measured, drives the model)
-    measured: float
-    predicted: float
-    residual: float
-    threshold: float
-    level: int
-
-
-@dataclass
-class ActiveAlarm:
-    """An alarm event the operator has not acknowledged yet (repeats are counted)."""
-
-    kind: str
-    sat: int
-    message: str
-    t_utc: float
-    count: int = 1
-
-
-# Most active (unacknowledged) alarms kept; one per kind and node.
-MAX_ALARMS = 10_000
-
-
-def _index(value: Any, default: int) -> int:
-    """``value`` if it is an int (not a bool), else ``default``: for indices from the stream."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
-def _seconds(value: Any, default: float) -> float:
-    """``value`` as a finite float, else ``default``."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return default
-
-
 def utc_text(t_utc: float) -> str:
     """POSIX seconds as ``YYYY-MM-DD HH:MM:SS``."""
     try:
@@ -166,7 +96,7 @@ def utc_text(t_utc: float) -> str:
         return "—"
 
 
-class FleetModel:
+class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
     """What the dashboard knows: the newest state, meta, the columns and the trends.
 
     The view asks for :meth:`view_order` (sat indices after filter and sort) and formats
@@ -258,36 +188,6 @@ class FleetModel:
         self.worst = np.zeros(self.n, np.uint8)
         self.levels = {}
 
-    def apply_event(self, event: Message | dict[str, Any]) -> dict[str, Any]:
-        """Record an event; alarms become active until acknowledged. Returns the event map."""
-        body = event.header if isinstance(event, Message) else event
-        self.events_seen += 1
-        if body.get("severity") == "alarm":
-            key = (str(body.get("kind", "?")), _index(body.get("sat"), -1))
-            active = self.alarms.get(key)
-            if active is None:
-                if len(self.alarms) >= MAX_ALARMS:  # a flood of distinct alarms: oldest go
-                    self.alarms.pop(min(self.alarms, key=lambda k: self.alarms[k].t_utc))
-                self.alarms[key] = ActiveAlarm(key[0], key[1], self.event_text(body),
-                                               _seconds(body.get("t_utc"), 0.0))
-            else:
-                active.count += 1
-                active.message = self.event_text(body)
-                active.t_utc = _seconds(body.get("t_utc"), active.t_utc)
-        return body
-
-    def event_text(self, body: dict[str, Any]) -> str:
-        """An event's text, its values in the field's display unit (the table's)."""
-        return self.quantities.event_text(body)
-
-    def acknowledge(self, key: tuple[str, int] | None = None) -> int:
-        """Acknowledge one active alarm (or all with ``None``); returns how many."""
-        if key is None:
-            count = len(self.alarms)
-            self.alarms.clear()
-            return count
-        return 1 if self.alarms.pop(key, None) is not None else 0
-
     def _resize(self, n: int) -> None:
         if n == self.n and self.trend.shape[-1:] == (n,):
             return
@@ -338,18 +238,7 @@ class FleetModel:
                 column.width = max(column.width, len(column.heading) + 1)
             columns.append(column)
         self.columns = columns
-        # Trends in the table's order: compute, radiator and battery temperatures first.
-        self.trend_fields = [c.key for c in columns if c.key in TREND_FIELDS or (
-            c.kind == "quantity" and c.limits)]
-        per_sample = 4 * len(self.trend_fields) * self.n
-        self.trend_samples = int(min(self.max_trend_samples,
-                                     max(TREND_MAX_BYTES // max(per_sample, 1), 2)))
-        self.trend_t = deque(maxlen=self.trend_samples)
-        self.trend = np.full((self.trend_samples, len(self.trend_fields), self.n), np.nan,
-                             np.float32)
-        self.trend_t.clear()
-        self._trend_next = 0
-        self.trend_count = 0
+        self._plan_trends(columns)
         if self.sort_key and self.sort_key not in {c.key for c in columns}:
             self.sort_key = ""
 
@@ -413,160 +302,13 @@ class FleetModel:
             np.maximum(worst, own, out=worst)
         self.worst = worst
 
-    def _sample_trends(self, t_utc: float) -> None:
-        if not self.trend_fields or self.trend.shape[2] != self.n:
-            return
-        row = self.trend[self._trend_next]
-        for i, name in enumerate(self.trend_fields):
-            values = self.values(name)
-            with np.errstate(over="ignore"):  # beyond float32: inf, drawn as no data
-                row[i] = values if values is not None else np.nan
-        self.trend_t.append(t_utc)
-        self._trend_next = (self._trend_next + 1) % self.trend_samples
-        self.trend_count = min(self.trend_count + 1, self.trend_samples)
-
-    def trend_of(self, name: str, sat: int) -> np.ndarray:
-        """Oldest-first samples of field ``name`` for satellite ``sat`` (SI), may be empty."""
-        if name not in self.trend_fields or not 0 <= sat < self.n:
-            return np.zeros(0, np.float32)
-        i = self.trend_fields.index(name)
-        series = np.roll(self.trend[:, i, sat], -self._trend_next)
-        return series[self.trend_samples - self.trend_count:]
-
-    # -- state of each node ------------------------------------------------------------
-
     @property
     def in_eclipse(self) -> np.ndarray:
         """(n,) bool: less than half the solar disk visible."""
         sunlit = self.values("sunlit_frac")
         return np.zeros(self.n, bool) if sunlit is None else sunlit < 0.5
 
-    @property
-    def in_alarm(self) -> np.ndarray:
-        """(n,) bool: a field past an alarm limit, or an unacknowledged alarm event."""
-        flags = self.worst >= ALARM if self.worst.shape == (self.n,) else np.zeros(self.n, bool)
-        for _, sat in self.alarms:
-            if 0 <= sat < self.n:
-                flags[sat] = True
-        return flags
-
-    # -- filter and sort ----------------------------------------------------------------
-
-    def set_text_filter(self, text: str) -> None:
-        self.text_filter = text.strip().lower()
-        self._text_mask = None
-
-    def _text(self) -> np.ndarray:
-        if self._text_mask is None or self._text_mask.shape != (self.n,):
-            if not self.text_filter:
-                self._text_mask = np.ones(self.n, bool)
-            else:
-                words = self.text_filter
-                self._text_mask = np.array(
-                    [words in self.name(i).lower() or words in self.group(i).lower()
-                     for i in range(self.n)], bool).reshape(self.n)
-        return self._text_mask
-
-    def set_sort(self, key: str, descending: bool | None = None) -> None:
-        """Sort by column ``key``; the same key again flips the direction.
-
-        Numbers sort high-first on first choice (the hottest node on top), names A to Z.
-        """
-        if descending is None:
-            if key == self.sort_key:
-                descending = not self.sort_descending
-            else:
-                column = self.column(key)
-                descending = bool(column and column.numeric)
-        self.sort_key, self.sort_descending = key, descending
-
-    def column(self, key: str) -> Column | None:
-        return next((c for c in self.columns if c.key == key), None)
-
-    def _sort_values(self, key: str) -> np.ndarray | None:
-        if key == "name":
-            return np.array([self.name(i).lower() for i in range(self.n)])
-        if key == "group":
-            return np.array([self.group(i).lower() for i in range(self.n)])
-        values = self.values(key)
-        if values is None:
-            return None
-        values = values.astype(np.float64)
-        if self.column(key) and self.column(key).kind == "station":
-            values = np.where(values < 0, np.nan, values)
-        return values
-
-    def view_order(self) -> np.ndarray:
-        """Satellite indices that pass the filters, in sort order (missing values last)."""
-        mask = self._text()
-        if self.only_alarm:
-            mask = mask & self.in_alarm
-        if self.only_eclipse:
-            mask = mask & self.in_eclipse
-        index = np.flatnonzero(mask)
-        if not self.sort_key:
-            return index
-        values = self._sort_values(self.sort_key)
-        if values is None:
-            return index
-        values = values[index]
-        if values.dtype.kind in "US":
-            order = np.argsort(values, kind="stable")
-            return index[order[::-1] if self.sort_descending else order]
-        missing = ~np.isfinite(values)
-        keyed = -values if self.sort_descending else values
-        keyed = np.where(missing, np.inf, keyed)
-        return index[np.argsort(keyed, kind="stable")]
-
-    # -- formatting -------------------------------------------------------------------
-
-    def name(self, sat: int) -> str:
-        return self.names[sat] if 0 <= sat < len(self.names) else f"#{sat}"
-
-    def group(self, sat: int) -> str:
-        return self.groups[sat] if 0 <= sat < len(self.groups) else ""
-
-    def station(self, index: int) -> str:
-        if index < 0:
-            return "—"
-        return self.stations[index] if index < len(self.stations) else f"#{index}"
-
-    def cell(self, column: Column, sat: int) -> tuple[str, int]:
-        """The text of one cell and its limit level (0 ok, 1 warn, 2 alarm)."""
-        texts, levels = self.cells(column, np.array([sat], np.intp))
-        return texts[0], levels[0]
-
-    def cells(self, column: Column, sats: np.ndarray) -> tuple[list[str], list[int]]:
-        """The texts and limit levels of one column for many nodes (the rows on screen).
-
-        Args:
-            column: The column.
-            sats: (k,) satellite indices, in row order.
-        """
-        index = sats.tolist()
-        if column.key in ("name", "group"):
-            if column.key == "group":
-                return [self.group(sat) for sat in index], [OK] * len(index)
-            mirrored = self.mirror_of
-            texts = [f"{MIRROR_MARK} {self.name(sat)}" if sat in mirrored else self.name(sat)
-                     for sat in index]
-            worst = self.worst
-            return texts, [int(worst[sat]) if sat < len(worst) else OK for sat in index]
-        values = self.values(column.key)
-        if values is None or (len(index) and not 0 <= min(index) <= max(index) < self.n):
-            return [""] * len(index), [OK] * len(index)
-        shown = values[sats].tolist()
-        levels = self.levels.get(column.key)
-        level_list = levels[sats].tolist() if levels is not None else [OK] * len(index)
-        if column.kind == "sun":
-            texts = ["sun" if v >= 0.999 else "ecl" if v <= 0.001 else "pen" for v in shown]
-        elif column.kind == "station":
-            texts = [self.station(int(v)) if math.isfinite(v) else "—" for v in shown]
-        elif column.quantity is not None:
-            texts = column.quantity.format_array(values[sats], scale=column.unit)
-        else:
-            texts = column.unit.numbers(shown)
-        return texts, level_list
+    # -- fleet totals and time ----------------------------------------------------------
 
     def fleet_items(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """The state header's fleet totals as (label, text): the headline ones, the rest."""
@@ -587,43 +329,6 @@ class FleetModel:
         """Which fleet totals lead the header, in order, and the rest (once per key set)."""
         keys = [k for k in HEADLINE_TOTALS if k in names]
         return keys, [k for k in names if k not in keys and k != "n_sats"]
-
-    # -- mirror -------------------------------------------------------------------------
-
-    def _mirror_value(self, name: str, j: int) -> float:
-        array = self.arrays.get(name)
-        if array is None or array.ndim != 1 or not 0 <= j < len(array):
-            return float("nan")
-        return float(array[j])
-
-    def mirror_live(self, binding: MirrorBinding) -> bool | None:
-        """Whether the binding's telemetry is arriving; None before a state says."""
-        array = self.arrays.get("mirror_live")
-        if array is None or array.ndim != 1 or not 0 <= binding.index < len(array):
-            return None
-        return bool(array[binding.index])
-
-    def mirror_age_s(self, binding: MirrorBinding) -> float:
-        """Wall seconds since the binding's newest applied sample (NaN before the first)."""
-        return self._mirror_value("mirror_age_s", binding.index)
-
-    def mirror_rows(self, binding: MirrorBinding) -> list[MirrorRow]:
-        """Compared states (measured, predicted, residual, threshold), then drivers."""
-        j, rows = binding.index, []
-        for q in binding.states:
-            residual = self._mirror_value(f"mirror_residual_{q}", j)
-            threshold = binding.thresholds.get(q, float("nan"))
-            level = OK
-            if math.isfinite(residual) and math.isfinite(threshold):
-                level = ALARM if abs(residual) > threshold else \
-                    WARN if abs(residual) > 0.5 * threshold else OK
-            rows.append(MirrorRow(q, "state", self._mirror_value(f"mirror_measured_{q}", j),
-                                  self._mirror_value(f"mirror_predicted_{q}", j), residual,
-                                  threshold, level))
-        for q in binding.drivers:
-            rows.append(MirrorRow(q, "driver", self._mirror_value(f"mirror_measured_{q}", j),
-                                  float("nan"), float("nan"), float("nan"), OK))
-        return rows
 
     def sim_time(self) -> str:
         t = self.header.get("t_utc")

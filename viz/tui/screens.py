@@ -26,12 +26,8 @@ from textual.widgets import (
 from textual.widgets.option_list import Option
 
 from viz.tui import forms
-from viz.tui.model import (
-    ALARM,
-    WARN,
-    FleetModel,
-    utc_text,
-)
+from viz.tui.levels import ALARM, WARN
+from viz.tui.model import FleetModel, utc_text
 from viz.tui.widgets import (
     LEVEL_STYLE,
     MIRROR_BADGE,

@@ -23,16 +23,11 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
+from viz.mirror import MirrorBinding
 from viz.quantity import Scale, fit, typical_of
-from viz.tui.model import (
-    ALARM,
-    MIRROR_MARK,
-    WARN,
-    Column,
-    FleetModel,
-    MirrorBinding,
-    limit_levels,
-)
+from viz.tui.levels import ALARM, WARN, limit_levels
+from viz.tui.mirror_rows import MIRROR_MARK
+from viz.tui.model import Column, FleetModel
 
 LEVEL_STYLE = {0: Style(), WARN: Style(color="yellow", bold=True),
                ALARM: Style(color="white", bgcolor="red", bold=True)}

@@ -1,0 +1,99 @@
+"""The 3D viewer's colour bar: the colour field's range or an enum's swatches, beside the fleet.
+
+A mixin of ``viz.fleet_scene.FleetScene``: the bar is rebuilt whenever the colour field
+changes and its range follows the values the nodes are painted with, in the field's
+display unit (°C, %, kW), with the published limits marked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from viz import hud_text, node_colours
+
+
+class ColourBar:
+    """The colour bar of a ``FleetScene``: the lookup table the nodes are painted with.
+
+    The host class provides the plotter, the colour table and the field being shown;
+    this mixin keeps ``bar`` (the VTK scalar bar), ``bar_host`` (the hidden actor whose
+    mapper holds its lookup table) and ``categories`` (an enum's codes and colours).
+    """
+
+    pl: Any
+    table: np.ndarray
+    field: node_colours.ColourField | None
+    clim: tuple[float, float] | None
+    categories: tuple[list[int], np.ndarray] | None
+
+    def _build_colour_bar(self) -> None:
+        """A hidden one-point mesh hosts the lookup table that the colour bar shows."""
+        import pyvista as pv
+
+        self.pl.remove_actor("colour_bar_host", reset_camera=False, render=False)
+        if self.pl.scalar_bars:
+            self.pl.remove_scalar_bar()
+        self.categories = None
+        if self.field is None:
+            return
+        host = pv.PolyData(np.zeros((1, 3), dtype=np.float32))
+        host["value"] = np.zeros(1)
+        title = hud_text.scalar_bar_title(self.field)
+        # The bar shows the same table the nodes are painted with (floor included).
+        import matplotlib.colors
+
+        cmap = matplotlib.colors.ListedColormap(self.table / 255.0)
+        self.bar_host = self.pl.add_mesh(
+            host, scalars="value", cmap=cmap, clim=(0.0, 1.0), name="colour_bar_host",
+            pickable=False, reset_camera=False, n_colors=256,
+            scalar_bar_args={
+                "title": title, "vertical": True, "position_x": 0.89, "position_y": 0.1,
+                "width": 0.05, "height": 0.5, "title_font_size": 15, "label_font_size": 12,
+                "color": "white", "fmt": "%.4g", "n_labels": 5, "font_family": "courier",
+            },
+        )
+        self.bar_host.SetVisibility(False)
+        self.bar = self.pl.scalar_bars[title]
+        self.bar.SetDrawAnnotations(True)
+        self.bar.SetAnnotationTextScaling(False)
+        self.bar.GetAnnotationTextProperty().SetFontSize(12)
+        self.bar.GetAnnotationTextProperty().SetColor(1.0, 0.6, 0.4)
+        self.categories = node_colours.category_colours(self.field, self.table) \
+            if self.field.categorical else None
+        if self.categories is not None:
+            self._category_bar(*self.categories)
+
+    def _category_bar(self, codes: list[int], colours: np.ndarray) -> None:
+        """An enum's bar: one swatch per code the catalog names, with its name beside it."""
+        import vtk
+
+        lut = vtk.vtkLookupTable()
+        lut.IndexedLookupOn()
+        lut.SetNumberOfTableValues(max(len(codes), 1))
+        for i, (code, rgb) in enumerate(zip(codes, colours, strict=True)):
+            lut.SetTableValue(i, *(float(c) / 255.0 for c in rgb), 1.0)
+            lut.SetAnnotation(vtk.vtkVariant(float(code)), self.field.reads.label_of(code))
+        self.bar_host.GetMapper().SetLookupTable(lut)
+        self.bar.SetLookupTable(lut)
+        self.bar.GetAnnotationTextProperty().SetColor(1.0, 1.0, 1.0)
+
+    def _update_colour_bar(self) -> None:
+        if self.field is None or self.clim is None or self.categories is not None:
+            return
+        mapper = self.bar_host.GetMapper()
+        lut = mapper.GetLookupTable()
+        # The bar reads in the display unit (°C, %, kW), as the HUD and the dashboard do;
+        # the nodes are painted from the wire values with the same range.
+        typical = max(abs(self.clim[0]), abs(self.clim[1]))
+        shown = self.field.reads.scale_for(typical)
+        bar_range = tuple(sorted(float(shown.convert(v)) for v in self.clim))
+        if tuple(mapper.GetScalarRange()) != bar_range:
+            mapper.SetScalarRange(*bar_range)
+            lut.SetRange(*bar_range)
+            lut.ResetAnnotations()
+            # Mark the published limits on the bar (only those inside its range show).
+            for key, value in sorted(self.field.limits.items()):
+                lut.SetAnnotation(float(shown.convert(value)), key.replace("_", " "))
+            self.bar.SetTitle(hud_text.scalar_bar_title(self.field, typical))

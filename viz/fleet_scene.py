@@ -1,0 +1,459 @@
+"""The 3D viewer's scene graph: the fleet's VTK actors around a textured, Sun-lit Earth.
+
+``FleetScene`` owns the actors: built once from ``meta`` (satellites, flags, stations,
+contacts, trails, the selected node's orbit, mirror rings, labels, the colour bar), then
+updated in place from each ``state`` through the pure functions of ``viz.scene``
+(geometry), ``viz.node_colours`` (paint and flags) and ``viz.hud_text``. Its colour bar
+(``viz.colour_bar``) and camera (``viz.scene_camera``) are mixins. Nothing here models
+physics: every number comes from the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twin.core.assets import assets_dir
+from twin.protocol.codec import Message
+from viz import hud_text, node_colours, scene
+from viz.colour_bar import ColourBar
+from viz.mirror import MirrorBinding, mirror_bindings
+from viz.quantity import Catalog
+from viz.scene_camera import SceneCamera
+from viz.vtk_actors import label_actor, ring_actor, star_field, text_actor
+
+EARTH_TEXTURE = assets_dir() / "earth" / "land_ocean_ice_2048.jpg"
+
+# Stations float this far above the ellipsoid so their markers never sink into the globe.
+STATION_LIFT_KM = 30.0
+# Above this many nodes the scene switches to cheaper marks (square points).
+BIG_FLEET = 1000
+# Trail vertices in all, the budget a CPU renderer draws in a few milliseconds.
+TRAIL_POINTS = 30_000
+ALARM_RGB = (1.0, 0.15, 0.1)
+STATION_RGB = (1.0, 0.85, 0.2)
+CONTACT_RGB = (0.3, 0.85, 0.45)
+# Trails and contacts are opaque, in dim colours: any translucent actor costs a CPU
+# renderer an extra pass over the whole frame.
+TRAIL_RGB = (0.2, 0.27, 0.4)
+# The selected node's full orbit: brighter than the trails, so it reads as "this one".
+ORBIT_RGB = (0.55, 0.8, 1.0)
+# The mirrored node's ring and tag: magenta, a hue neither the colour map nor the other
+# marks use; orange once its telemetry is lost.
+MIRROR_RGB = (1.0, 0.3, 1.0)
+MIRROR_LOST_RGB = (1.0, 0.55, 0.1)
+MIRROR_RING_PX = 14.0
+
+
+@dataclass
+class ViewOptions:
+    """What the operator chose on the command line (and toggles with keys later).
+
+    Attributes:
+        field: Colour field name; None picks ``node_colours.default_field``.
+        earth_fixed: Start in the Earth-fixed (ITRS) view instead of inertial (GCRS).
+        trails: Draw orbit trails.
+        orbit: Draw the selected node's full orbit (``scene.orbit_ring``).
+        labels: Label stations and flagged nodes.
+        camera_lat_deg, camera_lon_deg: Geographic point the camera starts above; None
+            puts it 20 deg north, 50 deg west of the subsolar point (day side with the
+            evening terminator in view).
+        camera_distance_re: Camera distance from the Earth's centre in Earth radii; None
+            fits the whole fleet.
+        cmap: matplotlib colormap name.
+        show_fps: Show the measured frame rate in the HUD (off for image tests).
+        trail_span_s: Simulated time a trail spans (points: ``scene.trail_budget``).
+    """
+
+    field: str | None = None
+    earth_fixed: bool = False
+    trails: bool = True
+    orbit: bool = True
+    labels: bool = False
+    camera_lat_deg: float | None = None
+    camera_lon_deg: float | None = None
+    camera_distance_re: float | None = None
+    cmap: str = "turbo"
+    show_fps: bool = True
+    trail_span_s: float = 1440.0
+
+
+class FleetScene(ColourBar, SceneCamera):
+    """The scene's actors, sized from ``meta`` once, updated in place per ``state``."""
+
+    def __init__(self, plotter: Any, options: ViewOptions, texture_path: Path = EARTH_TEXTURE):
+        import pyvista as pv
+
+        self.pl = plotter
+        self.options = options
+        self.earth_fixed = options.earth_fixed
+        self.show_trails = options.trails
+        self.show_orbit = options.orbit
+        self.show_labels = options.labels
+        self.mirrors: list[MirrorBinding] = []
+        self._mirror_actors: list[tuple[Any, Any]] = []
+        self.table = node_colours.colormap_table(options.cmap)
+        self.meta: Mapping[str, Any] | None = None
+        # How every field and fleet total reads (meta's catalogs), for the HUD and the bar.
+        self.catalog = Catalog()
+        self.fields: list[node_colours.ColourField] = []
+        self.field: node_colours.ColourField | None = None
+        # An enum's codes and their colours (None for a quantity: a colour range instead).
+        self.categories: tuple[list[int], np.ndarray] | None = None
+        self.clim: tuple[float, float] | None = None
+        self.selected = -1
+        self.header: Mapping[str, Any] = {}
+        self.arrays: Mapping[str, np.ndarray] = {}
+        self.alarms = np.zeros(0, dtype=bool)
+        self.n_sats = 0
+        self._camera_set = False
+
+        # No multisampling: on Mesa llvmpipe (CPU) 4x MSAA costs more than the whole scene.
+        self.pl.ren_win.SetMultiSamples(0)
+        self.pl.set_background("black")
+        # A twin may have no ground stations (or, briefly, no nodes): empty meshes are fine.
+        self.pl.theme.allow_empty_mesh = True
+        # The globe is lit by the Sun through per-vertex shading (scene.earth_shading,
+        # recomputed each frame from the Sun's true direction): the terminator falls where
+        # it really is whatever the camera does. Nothing else is lit: node colours are data.
+        self.pl.remove_all_lights()
+
+        # 5 deg cells: on a CPU rasterizer the globe costs by its triangles more than by
+        # its pixels, and at 1280x720 the silhouette still deviates by under a pixel.
+        grid = scene.earth_grid(36, 72)
+        earth = pv.PolyData(grid.points_km.astype(np.float32), grid.faces)
+        # The ellipsoid's outward normal at geodetic (lat, lon) is known exactly.
+        lat, lon = np.radians(grid.lat_deg), np.radians(grid.lon_deg)
+        self.earth_normals = np.stack(
+            [np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1
+        ).astype(np.float32)
+        earth.active_texture_coordinates = grid.tcoords.astype(np.float32)
+        earth.point_data["shade"] = scene.earth_shading(self.earth_normals,
+                                                        np.array([1.0, 0.0, 0.0], np.float32))
+        self.earth = earth
+        texture = pv.read_texture(str(texture_path))
+        # Linear filtering without mipmaps: mipmapping doubles the globe's cost on llvmpipe.
+        texture.interpolate = True
+        # The texture is multiplied by the per-vertex Sun shading (VTK modulates them).
+        self.earth_actor = self.pl.add_mesh(
+            earth, texture=texture, scalars="shade", rgb=True, lighting=False, pickable=False,
+            name="earth", reset_camera=False,
+        )
+        self.stars = star_field()
+        self.stars_actor = self.pl.add_mesh(
+            self.stars, scalars="rgb", rgb=True, point_size=1.5, lighting=False,
+            pickable=False, reset_camera=False, name="stars",
+        )
+        self.hud_top = text_actor(self.pl.renderer, 0.01, 0.985, size=15, bold=True)
+        self.hud_fleet = text_actor(self.pl.renderer, 0.99, 0.985, size=13, halign="right")
+        self.hud_node = text_actor(self.pl.renderer, 0.01, 0.015, size=13, valign="bottom")
+        self.hud_events = text_actor(self.pl.renderer, 0.5, 0.015, size=12, halign="centered",
+                                     valign="bottom", colour=(1.0, 0.8, 0.5))
+        self.hud_help = text_actor(self.pl.renderer, 0.5, 0.5, size=15, halign="centered",
+                                   valign="centered", colour=(1.0, 1.0, 1.0))
+        self.hud_help.SetVisibility(False)
+        self._fleet_actors: list[Any] = []
+
+    # ------------------------------------------------------------------ building
+    def build(self, meta: Mapping[str, Any]) -> None:
+        """(Re)build everything sized by the fleet: satellites, stations, trails, bar."""
+        import pyvista as pv
+
+        for name in ("sats", "alarms", "selected", "stations", "contacts", "trails", "orbit"):
+            self.pl.remove_actor(name, reset_camera=False, render=False)
+        self.meta = meta
+        self.catalog = Catalog(meta)
+        n = int(meta.get("sats", {}).get("n", len(meta.get("sats", {}).get("names", []))))
+        self.n_sats = n
+        self.fields = node_colours.colour_fields(meta)
+        names = [f.name for f in self.fields]
+        wanted = self.field.name if self.field else self.options.field
+        if wanted not in names:
+            wanted = node_colours.default_field(self.fields)
+        self.field = next((f for f in self.fields if f.name == wanted), None)
+        self.clim = None
+        self.selected = min(self.selected, n - 1)
+        zeros = np.zeros((n, 3), dtype=np.float32)
+
+        self.sats = pv.PolyData(zeros.copy())
+        self.sats.point_data["rgb"] = np.full((n, 3), 200, dtype=np.uint8)
+        # Small fleets get round sprites; thousands of nodes get plain square points, which
+        # cost a CPU rasterizer a fraction of the sprites' per-pixel shading.
+        big = n > BIG_FLEET
+        self.sats_actor = self.pl.add_mesh(
+            self.sats, scalars="rgb", rgb=True, point_size=5 if big else 8,
+            render_points_as_spheres=not big, lighting=False, name="sats", reset_camera=False,
+        )
+        # Flags are flat squares drawn at the node's centre depth: the node's sphere
+        # sprite is nearer the camera, so it stays visible inside its red frame.
+        self.alarm_mesh = pv.PolyData(np.zeros((1, 3), np.float32))
+        self.pl.add_mesh(self.alarm_mesh, color=ALARM_RGB, point_size=15, lighting=False,
+                         render_points_as_spheres=False, pickable=False, name="alarms",
+                         reset_camera=False)
+        self.selected_mesh = pv.PolyData(np.zeros((1, 3), dtype=np.float32))
+        self.selected_actor = self.pl.add_mesh(
+            self.selected_mesh, color="white", point_size=19, lighting=False,
+            render_points_as_spheres=False, pickable=False, name="selected", reset_camera=False,
+            style="points",
+        )
+        stations = meta.get("stations", [])
+        self.station_itrs = scene.geodetic_to_itrs_km(
+            [s.get("lat_deg", 0.0) for s in stations], [s.get("lon_deg", 0.0) for s in stations],
+            [s.get("alt_m", 0.0) / 1000.0 + STATION_LIFT_KM for s in stations],
+        ).reshape(-1, 3)
+        self.station_mesh = pv.PolyData(self.station_itrs.astype(np.float32))
+        # Names stay in Python: VTK string arrays take ASCII only ("São Paulo" would not do).
+        self.station_names = [str(s.get("name", "?")) for s in stations]
+        self.pl.add_mesh(self.station_mesh, color=STATION_RGB, point_size=10, lighting=False,
+                         render_points_as_spheres=True, pickable=False, name="stations",
+                         reset_camera=False)
+        # A degenerate segment at the Earth's centre stands in for "no contacts": VTK
+        # meshes may not be empty.
+        self.contacts = pv.PolyData(np.zeros((2, 3), np.float32), lines=[2, 0, 1])
+        self.pl.add_mesh(self.contacts, color=CONTACT_RGB, line_width=1.5, lighting=False,
+                         pickable=False, name="contacts", reset_camera=False)
+        length, interval_s = scene.trail_budget(n, TRAIL_POINTS, self.options.trail_span_s)
+        self.trail_buffer = scene.TrailBuffer(n, length, interval_s)
+        self.trails = pv.PolyData(np.zeros((n * length, 3), np.float32),
+                                  lines=self.trail_buffer.lines())
+        self.trails_actor = self.pl.add_mesh(
+            self.trails, color=TRAIL_RGB, line_width=1, lighting=False,
+            pickable=False, name="trails", reset_camera=False,
+        )
+        self.trails_actor.SetVisibility(self.show_trails)
+        ring = np.zeros((scene.ORBIT_RING_POINTS, 3), np.float32)
+        self.orbit = pv.PolyData(ring, lines=np.r_[len(ring), np.arange(len(ring))])
+        self.orbit_actor = self.pl.add_mesh(
+            self.orbit, color=ORBIT_RGB, line_width=1.5, lighting=False, pickable=False,
+            name="orbit", reset_camera=False,
+        )
+        self.orbit_actor.SetVisibility(False)
+        self._build_mirrors(meta)
+        self._build_colour_bar()
+        self._build_labels()
+        self.pl.pickable_actors = [self.sats_actor]
+
+    def _build_mirrors(self, meta: Mapping[str, Any]) -> None:
+        """A ring and a tag per mirrored node (few: one per testbed binding).
+
+        Both are overlays anchored at the node's world position: the operator finds the
+        mirrored node even when it is behind the globe.
+        """
+        for ring, tag in self._mirror_actors:
+            self.pl.renderer.RemoveViewProp(ring)
+            self.pl.renderer.RemoveViewProp(tag)
+        self.mirrors = [b for b in mirror_bindings(meta) if 0 <= b.sat < self.n_sats]
+        self._mirror_actors = []
+        for _ in self.mirrors:
+            ring = ring_actor(self.pl.renderer, MIRROR_RING_PX, MIRROR_RGB)
+            tag = text_actor(self.pl.renderer, 0.0, 0.0, size=13, valign="top",
+                             colour=MIRROR_RGB, bold=True)
+            tag.GetPositionCoordinate().SetCoordinateSystemToWorld()
+            self._mirror_actors.append((ring, tag))
+        # With nothing chosen yet, start on the mirrored node: it is why a mirror runs.
+        if self.selected < 0 and self.mirrors:
+            self.selected = self.mirrors[0].sat
+
+    def _build_labels(self) -> None:
+        for actor in getattr(self, "_label_actors", []):
+            self.pl.renderer.RemoveViewProp(actor)
+        # The selected node's name is an overlay anchored at its world position: never
+        # hidden behind the globe or other nodes.
+        self.selected_label = text_actor(self.pl.renderer, 0.0, 0.0, size=14, valign="centered",
+                                         colour=(1.0, 1.0, 1.0), bold=True)
+        self.selected_label.GetPositionCoordinate().SetCoordinateSystemToWorld()
+        self.selected_label.SetVisibility(False)
+        self.station_labels = []
+        if self.show_labels and self.station_mesh.n_points:
+            names = self.station_names
+            self.station_labels = [label_actor(self.pl.renderer, str(name), STATION_RGB, 12)
+                                   for name in names]
+        self._label_actors = [self.selected_label, *self.station_labels]
+
+    # ------------------------------------------------------------------ per state
+    def update(self, state: Message) -> bool:
+        """Write a state into the actors. Returns False if it does not fit the scene.
+
+        Arrays of another shape than the scene's fleet are left out (drawn as no data);
+        should drawing fail all the same, the previous state stays the scene's.
+        """
+        arrays, header = state.arrays, state.header
+        n = self.n_sats
+        pos, pos_itrs = arrays.get("pos_gcrs_km"), arrays.get("pos_itrs_km")
+        if self.meta is None or pos is None or pos.shape != (n, 3) or pos_itrs is None \
+                or pos_itrs.shape != (n, 3):
+            return False
+        previous = self.header, self.arrays
+        self.header, self.arrays = header, arrays
+        try:
+            self.trail_buffer.push(state.t_utc, pos, pos_itrs)
+            self._draw()
+        except Exception:
+            self.header, self.arrays = previous
+            raise
+        return True
+
+    def _draw(self) -> None:
+        """Positions, colours, flags and geometry for the current header and arrays."""
+        header, arrays, ef = self.header, self.arrays, self.earth_fixed
+        if not arrays:
+            return
+        # Arrays are written into the meshes' own buffers (no reallocation), then marked
+        # modified so VTK uploads them on the next render.
+        points = scene.sat_positions(arrays, ef, out=self.sats.points)
+        self.sats.GetPoints().Modified()
+        rgb = self.sats.point_data["rgb"]
+        values = arrays.get(self.field.name) if self.field is not None else None
+        if values is not None and values.shape == (self.n_sats,) and self.categories:
+            node_colours.category_rgb(values, *self.categories, out=rgb)
+        elif values is not None and values.shape == (self.n_sats,):
+            self.clim = node_colours.colour_range(self.field, values, self.clim)
+            node_colours.field_rgb(values, self.clim, self.table, out=rgb)
+        else:
+            rgb[:] = node_colours.NO_DATA_RGB
+        sunlit = arrays.get("sunlit_frac")
+        node_colours.eclipse_dim(rgb, sunlit if sunlit is not None
+                                 and sunlit.shape == (self.n_sats,) else None)
+        self.sats.GetPointData().GetArray("rgb").Modified()
+        self._update_colour_bar()
+
+        self.alarms = node_colours.alarm_mask(arrays, self.fields, self.n_sats)
+        flagged = points[self.alarms]
+        # Only flagged nodes are drawn; a point at the (hidden) centre stands for none.
+        self.alarm_mesh.points = flagged if len(flagged) else np.zeros((1, 3), np.float32)
+        self.alarm_mesh.verts = np.hstack([np.ones((len(self.alarm_mesh.points), 1), int),
+                                           np.arange(len(self.alarm_mesh.points))[:, None]])
+
+        matrix = scene.earth_matrix(header, ef)
+        self.earth_actor.user_matrix = matrix
+        # Stars are inertial: in the Earth-fixed view they turn with M.
+        star_matrix = np.eye(4)
+        if ef:
+            star_matrix[:3, :3] = scene.gcrs_to_itrs(header)
+        self.stars_actor.user_matrix = star_matrix
+        sun_itrs = scene.sun_direction(header, earth_fixed=True).astype(np.float32)
+        scene.earth_shading(self.earth_normals, sun_itrs, out=self.earth.point_data["shade"])
+        self.earth.GetPointData().GetArray("shade").Modified()
+
+        stations = scene.itrs_to_view(self.station_itrs, header, ef).astype(np.float32)
+        if len(stations):
+            self.station_mesh.points = stations
+        for label, xyz in zip(self.station_labels, stations, strict=False):
+            label.SetPosition(*xyz)
+        in_contact = arrays.get("in_contact")
+        if in_contact is not None and in_contact.shape == (len(stations), self.n_sats):
+            seg_points, seg_lines = scene.contact_segments(in_contact, stations, points)
+        else:
+            seg_points, seg_lines = np.zeros((0, 3), np.float32), np.zeros(0, np.int64)
+        if not len(seg_points):
+            seg_points, seg_lines = np.zeros((2, 3), np.float32), np.array([2, 0, 1])
+        self.contacts.points = seg_points
+        self.contacts.lines = seg_lines
+
+        if self.show_trails:
+            self.trail_buffer.points(ef, out=self.trails.points)
+            self.trails.GetPoints().Modified()
+        self._draw_selected(points)
+        self._draw_orbit()
+        self._draw_mirrors(points)
+
+    def _draw_orbit(self) -> None:
+        """The selected node's osculating orbit ring, in the current view frame."""
+        ring = None
+        vel = self.arrays.get("vel_gcrs_km_s")
+        pos = self.arrays.get("pos_gcrs_km")
+        if self.show_orbit and 0 <= self.selected < self.n_sats and vel is not None \
+                and pos is not None and vel.shape == pos.shape:
+            ring = scene.orbit_ring(pos[self.selected], vel[self.selected])
+        self.orbit_actor.SetVisibility(ring is not None)
+        if ring is not None:
+            self.orbit.points[:] = scene.gcrs_to_view(ring, self.header, self.earth_fixed)
+            self.orbit.GetPoints().Modified()
+
+    def _draw_mirrors(self, points: np.ndarray) -> None:
+        for binding, (ring, tag) in zip(self.mirrors, self._mirror_actors, strict=True):
+            xyz = tuple(map(float, points[binding.sat]))
+            # A node without a position sits at the Earth's centre: no overlay there.
+            placed = any(xyz)
+            ring.SetVisibility(placed)
+            tag.SetVisibility(placed)
+            live = hud_text.mirror_live(self.arrays, binding)
+            colour = MIRROR_RGB if live else MIRROR_LOST_RGB
+            ring.GetPositionCoordinate().SetValue(*xyz)
+            ring.GetProperty().SetColor(*colour)
+            tag.GetPositionCoordinate().SetValue(*xyz)
+            tag.GetTextProperty().SetColor(*colour)
+            # A line below the node: clear of the selected node's name beside it.
+            text = f"\n   {hud_text.mirror_tag(self.arrays, binding)}"
+            if tag.GetInput() != text:
+                tag.SetInput(text)
+
+    def _draw_selected(self, points: np.ndarray) -> None:
+        visible = 0 <= self.selected < self.n_sats
+        self.selected_actor.SetVisibility(visible)
+        self.selected_label.SetVisibility(visible)
+        if visible:
+            self.selected_mesh.points = points[self.selected: self.selected + 1].copy()
+            self.selected_label.GetPositionCoordinate().SetValue(*map(float,
+                                                                      points[self.selected]))
+            names = (self.meta or {}).get("sats", {}).get("names", [])
+            name = names[self.selected] if self.selected < len(names) else "?"
+            if self.selected_label.GetInput() != f"   {name}":
+                self.selected_label.SetInput(f"   {name}")
+
+    # ------------------------------------------------------------------ controls
+    def redraw(self) -> None:
+        """Redraw the last state (after a toggle), without waiting for the next one."""
+        if self.arrays:
+            self._draw()
+
+    def cycle_field(self, step: int = 1) -> str | None:
+        if not self.fields:
+            return None
+        names = [f.name for f in self.fields]
+        i = names.index(self.field.name) if self.field in self.fields else -1
+        self.field = self.fields[(i + step) % len(self.fields)]
+        self.clim = None
+        self._build_colour_bar()
+        self.redraw()
+        return self.field.name
+
+    def set_earth_fixed(self, earth_fixed: bool) -> None:
+        self.earth_fixed = earth_fixed
+        self.redraw()
+        self._camera_set = False
+
+    def toggle_trails(self) -> None:
+        self.show_trails = not self.show_trails
+        self.trails_actor.SetVisibility(self.show_trails)
+        self.redraw()
+
+    def toggle_orbit(self) -> None:
+        self.show_orbit = not self.show_orbit
+        self.redraw()
+
+    def select_mirror(self) -> int:
+        """Select the next mirrored node (the first, or the one after the selected one).
+
+        Returns:
+            The selected node, or -1 when the twin mirrors none.
+        """
+        sats = [b.sat for b in self.mirrors]
+        if not sats:
+            return -1
+        following = sats.index(self.selected) + 1 if self.selected in sats else 0
+        self.select(sats[following % len(sats)])
+        return self.selected
+
+    def toggle_labels(self) -> None:
+        self.show_labels = not self.show_labels
+        self._build_labels()
+        self.redraw()
+
+    def select(self, index: int) -> None:
+        self.selected = index if 0 <= index < self.n_sats else -1
+        self.redraw()

@@ -1,0 +1,246 @@
+"""The dashboard's commands: sending them, their replies, and the actions that send them.
+
+A mixin of ``viz.tui.app.DashboardApp``. Commands run in their own short-lived worker
+threads; a twin that is gone answers with an error after the client's timeout, never a
+hang. Forms and choices come from ``meta.commands`` (``viz.tui.forms``); a command the
+catalog does not declare opens the typed prompt.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.message import Message
+from textual.widgets import Static
+
+from twin.core.clock import MAX_WARP, MIN_WARP
+from twin.protocol.codec import Message as WireMessage
+from viz.checks import BadMessages, check_meta
+from viz.stream import CommandClient
+from viz.tui import forms
+from viz.tui.model import FleetModel
+from viz.tui.screens import (
+    CommandError,
+    CommandFormScreen,
+    CommandScreen,
+    parse_command,
+)
+
+
+class CommandDone(Message):
+    """A command's reply (or the client's error when the twin did not answer)."""
+
+    def __init__(self, line: str, reply: dict[str, Any]) -> None:
+        self.line = line
+        self.reply = reply
+        super().__init__()
+
+
+
+class CommandActions:
+    """The command side of a ``DashboardApp``: one client, the twin's catalog, the actions.
+
+    The host class (a textual ``App``) provides the model, the command address and
+    timeout, the clock as last heard (``paused``, ``warp``), the reply line, the events
+    log (``_log_line``), the guarded model input (``_guarded``) and the drawing methods.
+    """
+
+    model: FleetModel
+    cmd_address: str
+    command_timeout_s: float
+    paused: bool
+    warp: float | None
+    known_commands: list[str]
+    command_catalog: dict[str, dict[str, Any]]
+    last_reply: dict[str, Any] | None
+    unusable: BadMessages
+    _command_lock: threading.Lock
+    _command_client: CommandClient | None
+    reply_line: Static
+    _log_line: Callable[[Text], None]
+    _guarded: Callable[[str, Any, Any], None]
+    _schedule_draw: Callable[[], None]
+    _draw_header: Callable[[], None]
+    selected_sat: Callable[[], int | None]
+
+    def on_unmount(self) -> None:
+        with self._command_lock:
+            if self._command_client is not None:
+                self._command_client.close()
+                self._command_client = None
+
+    def send_command(self, cmd: str, *, quiet: bool = False, **arguments: Any) -> None:
+        """Send a command from a worker thread; the reply comes back as ``CommandDone``."""
+        line = " ".join([cmd, *(f"{k}={v}" for k, v in arguments.items())])
+        if not quiet:
+            self.reply_line.update(Text(f"› {line} …", style="bold"))
+        self._command_worker(cmd, arguments, line, quiet)
+
+    @work(thread=True, group="commands")
+    def _command_worker(self, cmd: str, arguments: dict[str, Any], line: str,
+                        quiet: bool) -> None:
+        with self._command_lock:
+            if self._command_client is None:
+                self._command_client = CommandClient(self.cmd_address,
+                                                     timeout_s=self.command_timeout_s)
+            reply = self._command_client.send(cmd, **arguments)
+        self.post_message(CommandDone("" if quiet else line, reply))
+
+    def on_command_done(self, message: CommandDone) -> None:
+        if not self.screen_stack:
+            return
+        reply = message.reply
+        self._learn_commands(reply)
+        if isinstance(reply.get("meta"), dict):
+            try:
+                check_meta(reply["meta"])
+            except ValueError as exc:
+                self.unusable.add("bad_meta_reply", f"meta reply: {exc}")
+            else:
+                self._guarded("meta", self.model.apply_meta, reply["meta"])
+                self.refresh_bindings()
+                self._schedule_draw()
+        if not message.line:
+            return
+        self.last_reply = reply
+        if reply.get("ok"):
+            extras = {k: v for k, v in reply.items() if k not in ("ok", "meta", "counters",
+                                                                    "events_by_kind", "seq")}
+            summary = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in list(extras.items())[:8])
+            text = Text.assemble(("› ", "bold"), (message.line, "bold"), ("  ok ", "bold green"),
+                                 summary)
+            for key in ("paused", "warp"):
+                if key in reply:
+                    setattr(self, key, reply[key] if key == "paused" else float(reply[key]))
+            self._draw_header()
+        else:
+            text = Text.assemble(("› ", "bold"), (message.line, "bold"),
+                                 ("  error ", "bold white on red"), f" {reply.get('error')}")
+            self.notify(str(reply.get("error")), title=f"{message.line}: refused",
+                        severity="error", timeout=6)
+        self.reply_line.update(text)
+        self._log_line(text)
+
+    def _learn_commands(self, reply: dict[str, Any]) -> None:
+        """Keep the twin's command list from a ``commands`` reply (a twin without a catalog)."""
+        names = reply.get("commands")
+        if isinstance(names, list | dict) and names and not self.command_catalog:
+            self.known_commands = sorted({str(n) for n in names})
+
+    def _take_command_catalog(self, meta: WireMessage | dict[str, Any]) -> None:
+        """The twin's commands, their arguments and choices, from ``meta.commands``."""
+        body = meta.header if isinstance(meta, WireMessage) else meta
+        catalog = body.get("commands") if isinstance(body, dict) else None
+        if isinstance(catalog, dict) and catalog:
+            self.command_catalog = {str(k): v for k, v in catalog.items() if isinstance(v, dict)}
+            self.known_commands = sorted(self.command_catalog)
+
+    def _arg(self, command: str, arg: str) -> dict[str, Any]:
+        """The catalog's entry for ``command``'s argument ``arg`` ({} when not declared)."""
+        args = self.command_catalog.get(command, {}).get("args")
+        entry = args.get(arg) if isinstance(args, dict) else None
+        return entry if isinstance(entry, dict) else {}
+
+    def _choices(self, command: str, arg: str) -> list[str]:
+        choices = self._arg(command, arg).get("choices")
+        return [str(c) for c in choices] if isinstance(choices, list) else []
+
+    def _form_hint(self, command: str) -> str:
+        """A one-line form for ``command`` from its catalog entry: each argument's range."""
+        args = self.command_catalog.get(command, {}).get("args")
+        if not isinstance(args, dict):
+            return ""
+        parts = []
+        for name, arg in args.items():
+            if not isinstance(arg, dict):
+                continue
+            if isinstance(arg.get("choices"), list):
+                what = "|".join(str(c) for c in arg["choices"])
+            elif "min" in arg or "max" in arg:
+                what = f"{arg.get('min', '')}..{arg.get('max', '')} {arg.get('unit', '')}"
+            else:
+                what = str(arg.get("type", ""))
+            parts.append(f"{name}{'' if arg.get('required') else '?'}={what.strip()}")
+        return "; ".join(parts)
+
+    def command_line(self, line: str | None) -> None:
+        """Send a typed command line (``warp value=120``); a bad line is shown, not sent."""
+        if not line:
+            return
+        try:
+            cmd, arguments = parse_command(line)
+        except CommandError as exc:
+            self.reply_line.update(Text(f"› {exc}", style="bold red"))
+            return
+        self.send_command(cmd, **arguments)
+
+    def action_form(self, cmd: str, prefill: dict[str, Any] | None = None) -> None:
+        """Open ``cmd``'s form, built from its catalog entry (sent at once without
+        arguments); the typed prompt for a command the catalog does not declare."""
+        entry = self.command_catalog.get(cmd)
+        if entry is None:
+            words = " ".join(f"{k}={v}" for k, v in (prefill or {}).items())
+            self.action_command(f"{cmd} {words}".strip() + " ", hint=self._form_hint(cmd))
+            return
+        if not forms.args_of(entry):
+            self.send_command(cmd)
+            return
+
+        def done(arguments: dict[str, Any] | None) -> None:
+            if arguments is not None:
+                self.send_command(cmd, **arguments)
+
+        self.push_screen(CommandFormScreen(cmd, entry, prefill, self.model.n), done)
+
+    def action_command(self, prefill: str = "", hint: str = "") -> None:
+        self.push_screen(CommandScreen(prefill, self.known_commands, hint), self.command_line)
+
+    def action_toggle_pause(self) -> None:
+        self.send_command("resume" if self.paused else "pause")
+
+    def action_step(self) -> None:
+        self.send_command("step", n=1)
+
+    def action_warp(self, factor: float) -> None:
+        """Warp times ``factor``, kept within the range the catalog declares."""
+        low, high = forms.declared_range(self.command_catalog, "warp", "value",
+                                         (MIN_WARP, MAX_WARP))
+        current = self.warp or 60.0
+        self.send_command("warp", value=round(min(max(current * factor, low), high), 6))
+
+    def _current_policy(self) -> str | None:
+        """The policy in force: the ``scheduler_policy_code`` total, named by its labels."""
+        code = self.model.header.get("fleet", {}).get("scheduler_policy_code")
+        entry = self.model.quantities.total("scheduler_policy_code")
+        return entry.label_of(code) if code is not None else None
+
+    def action_policy(self, policy: str | None = None) -> None:
+        """Switch the scheduler to ``policy``, or to the next one the twin offers."""
+        if policy is None:
+            policies = self._choices("set_policy", "policy")
+            if not policies:
+                self.action_command("set_policy policy=", hint=self._form_hint("set_policy"))
+                return
+            current = self._current_policy()
+            following = policies.index(current) + 1 if current in policies else 0
+            policy = policies[following % len(policies)]
+        self.send_command("set_policy", policy=policy)
+
+    def _on_selected(self) -> dict[str, Any]:
+        """A form's starting ``sat``: the node under the cursor (or on the detail screen)."""
+        sat = self.selected_sat()
+        return {"sat": sat} if sat is not None else {}
+
+    def action_submit_job(self) -> None:
+        self.action_form("submit_job")
+
+    def action_fault(self) -> None:
+        self.action_form("inject_fault", self._on_selected())
+
+    def action_clear_fault(self) -> None:
+        self.action_form("clear_fault", self._on_selected())

@@ -1,0 +1,264 @@
+"""The dashboard's feed: a worker thread follows the stream, the UI takes what it gathered.
+
+A mixin of ``viz.tui.app.DashboardApp``. Network I/O never runs on the UI thread. One
+worker thread owns the subscriber, polls it with a short timeout and hands each batch to
+the UI with ``post_message``; it sends the next batch only after the UI has drawn the
+last one, so a slow terminal skips frames instead of queueing them. Each message is taken
+on its own: one the model cannot use is counted and shown, never raised.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.message import Message
+from textual.widgets import RichLog
+from textual.worker import get_current_worker
+
+from twin.protocol.codec import Message as WireMessage
+from viz.checks import BadMessages
+from viz.stream import CONNECTING, LIVE, MAX_BATCH_EVENTS, STALE, StreamClient
+from viz.tui.model import FleetModel, utc_text
+from viz.tui.screens import SEVERITY_STYLE, DetailScreen
+
+# Wall seconds between events-log lines about bad stream messages, and between meta
+# requests after a restart (a rogue publisher may flip run_id on every message).
+BAD_LINE_INTERVAL_S = 5.0
+RESTART_INTERVAL_S = 5.0
+
+
+@dataclass
+class StreamUpdate(Message):
+    """What the stream worker gathered since the UI last drew (newest state, all events)."""
+
+    state: WireMessage | None = None
+    meta: WireMessage | None = None
+    heartbeat: WireMessage | None = None
+    events: list[WireMessage] = field(default_factory=list)
+    connection: str = CONNECTING
+    missed: int = 0
+    restarts: int = 0
+    restarted: bool = False
+    skipped: int = 0
+    bad: int = 0
+    last_bad: str = ""
+    last_bad_wall: float = 0.0
+
+
+
+class StreamFeed:
+    """The stream side of a ``DashboardApp``: following the twin, taking its messages.
+
+    The host class (a textual ``App``) provides the model, the connection and clock state,
+    the bad-message counts, the events log widget, ``send_command`` and the drawing
+    methods; ``connect`` False leaves the stream alone (tests :meth:`feed` updates).
+    """
+
+    model: FleetModel
+    pub_address: str
+    stale_after_s: float
+    connect: bool
+    connection: str
+    missed: int
+    restarts: int
+    paused: bool
+    warp: float | None
+    recent_events: deque[dict[str, Any]]
+    stream_bad: int
+    stream_last_bad: str
+    _stream_bad_wall: float
+    unusable: BadMessages
+    _bad_line_wall: float
+    _bad_logged: int
+    _restart_wall: float
+    _ui_ready: threading.Event
+    _asked_meta: bool
+    _asked_commands: bool
+    events_log: RichLog
+    send_command: Callable[..., None]
+    _take_command_catalog: Callable[[Any], None]
+    _schedule_draw: Callable[[], None]
+    _draw_header: Callable[[], None]
+    _refresh_alarms: Callable[[], None]
+
+    @work(thread=True, exclusive=True, group="stream")
+    def _follow_stream(self) -> None:
+        worker = get_current_worker()
+        client = StreamClient(self.pub_address, stale_after_s=self.stale_after_s)
+        pending = StreamUpdate()
+        has_data = False
+        last_connection, last_post = "", 0.0
+        try:
+            while not worker.is_cancelled:
+                batch = client.poll(timeout_ms=50)
+                if not batch.empty or batch.restarted:
+                    has_data = True
+                    if batch.state is not None:
+                        pending.skipped += batch.states_skipped + (pending.state is not None)
+                        pending.state = batch.state
+                    pending.meta = batch.meta or pending.meta
+                    pending.heartbeat = batch.heartbeat or pending.heartbeat
+                    pending.events.extend(batch.events)
+                    # A slow screen and an event flood: keep the newest, not them all.
+                    del pending.events[:-MAX_BATCH_EVENTS]
+                    pending.restarted |= batch.restarted
+                connection = client.connection
+                now = time.monotonic()
+                due = has_data or connection != last_connection or now - last_post > 0.5
+                if due and self._ui_ready.is_set():
+                    pending.connection = connection
+                    pending.missed, pending.restarts = client.missed, client.restarts
+                    pending.bad, pending.last_bad = client.bad.count, client.bad.last
+                    pending.last_bad_wall = client.bad.last_wall
+                    self._ui_ready.clear()
+                    self.post_message(pending)
+                    pending, has_data = StreamUpdate(), False
+                    last_connection, last_post = connection, now
+        finally:
+            client.close()
+
+    def feed(self, update: StreamUpdate) -> None:
+        """Hand the UI an update directly (tests and snapshots, with ``connect=False``)."""
+        self._ui_ready.clear()
+        self.on_stream_update(update)
+
+    def on_stream_update(self, update: StreamUpdate) -> None:
+        try:
+            if self.screen_stack:  # not while the app is shutting down
+                self._take(update)
+        finally:
+            self._ui_ready.set()
+
+    def _take(self, update: StreamUpdate) -> None:
+        before = self.connection
+        self.connection, self.missed, self.restarts = (
+            update.connection, update.missed, update.restarts)
+        self.stream_bad, self.stream_last_bad = update.bad, update.last_bad
+        self._stream_bad_wall = update.last_bad_wall
+        if before != update.connection:
+            self._connection_changed(before, update.connection)
+        now = time.monotonic()
+        if update.restarted and now - self._restart_wall >= RESTART_INTERVAL_S:
+            self._restart_wall = now
+            self.notify("The twin restarted; fetching its description again.", title="Twin")
+            self.send_command("meta", quiet=True)
+        # Each message is taken on its own: one the model cannot use is counted and shown,
+        # and the ones after it are taken as usual (the stream worker checked them all).
+        if update.meta is not None:
+            self._guarded("meta", self._take_meta, update.meta)
+        for source in (update.heartbeat, update.state):
+            if source is not None:
+                self._take_clock(source.header)
+        if update.state is not None:
+            self._guarded("state", self.model.apply_state, update.state)
+            if not self.model.meta and not self._asked_meta and self.connect:
+                # A late joiner: ask for meta now rather than wait for the next broadcast.
+                self._asked_meta = True
+                self.send_command("meta", quiet=True)
+        if update.events:
+            self._guarded("event", self._log_events, update.events)
+        self._log_bad()
+        if update.state is not None or update.meta is not None or update.events:
+            self._schedule_draw()
+        else:
+            self._draw_header()
+
+    def _guarded(self, topic: str, take: Any, message: Any) -> None:
+        """``take(message)``; an exception is counted as a bad message, never raised."""
+        try:
+            take(message)
+        except Exception as exc:
+            if topic == "state":
+                self.model.forget_state()  # no half-taken state: blank until the next one
+            self.unusable.add(f"unusable_{topic}",
+                              f"{topic} not shown ({type(exc).__name__}: {exc})")
+
+    def _take_meta(self, meta: WireMessage | dict[str, Any]) -> None:
+        mirrors = self.model.mirrors
+        self.model.apply_meta(meta)
+        self._take_command_catalog(meta)
+        if self.model.mirrors != mirrors:
+            self.refresh_bindings()  # "m Mirror node" shows only with a mirror
+        if not self._asked_commands and self.connect:
+            self._asked_commands = True
+            self.send_command("commands", quiet=True)
+
+    def _take_clock(self, header: dict[str, Any]) -> None:
+        """``paused`` and ``warp`` from a state or heartbeat header (checked by the stream)."""
+        paused, warp = header.get("paused"), header.get("warp")
+        if isinstance(paused, bool):
+            self.paused = paused
+        if isinstance(warp, int | float) and not isinstance(warp, bool) and 0 < warp < 1e300:
+            self.warp = float(warp)
+
+    @property
+    def bad_messages(self) -> int:
+        """Stream messages dropped as bad, by the stream worker and by the model."""
+        return self.stream_bad + self.unusable.count
+
+    @property
+    def last_bad(self) -> str:
+        """Why the newest bad message was dropped (shortened), or ``""``."""
+        if self.unusable.count and self.unusable.last_wall >= self._stream_bad_wall:
+            return self.unusable.last
+        return self.stream_last_bad
+
+    def _log_bad(self) -> None:
+        """One events-log line now and then while bad messages arrive, never one each."""
+        count, now = self.bad_messages, time.monotonic()
+        if count:
+            title = f"Events · {count:,d} bad stream message(s) dropped"
+            if self.events_log.border_title != title:
+                self.events_log.border_title = title
+        if count == self._bad_logged or now - self._bad_line_wall < BAD_LINE_INTERVAL_S:
+            return
+        self._log_line(Text(f"stream: {count - self._bad_logged} bad message(s) dropped "
+                            f"({count} in all); last: {self.last_bad}", style="dark_orange"))
+        self._bad_logged, self._bad_line_wall = count, now
+
+    def _connection_changed(self, before: str, now: str) -> None:
+        if now == STALE:
+            self.notify("No word from the twin: STALE. Still listening; it reconnects by "
+                        "itself when the twin is back.", title="Connection", severity="warning")
+            self._log_line(Text("connection STALE: twin silent, waiting for it", style="yellow"))
+        elif now == LIVE and before == STALE:
+            self.notify("The twin is back: LIVE again.", title="Connection")
+            self._log_line(Text("connection LIVE again (reconnected)", style="green"))
+
+    def _log_events(self, events: list[WireMessage]) -> None:
+        detail = self.screen if isinstance(self.screen, DetailScreen) else None
+        lines = []
+        for message in events[-200:]:
+            body = self.model.apply_event(message)
+            self.recent_events.append(body)
+            lines.append(self._event_line(body))
+            if detail is not None and body.get("sat", -1) == detail.sat:
+                detail.add_event(body)
+        # One write for the batch: the log renders, sizes and scrolls once per frame, not
+        # once per event (a warped twin sends a hundred contact events a second).
+        self.events_log.write(Text("\n").join(lines))
+        self._refresh_alarms()
+
+    def _event_line(self, body: dict[str, Any]) -> Text:
+        severity = str(body.get("severity", "info"))
+        sat = body.get("sat", -1)
+        sat = sat if isinstance(sat, int) else -1
+        line = Text(utc_text(float(body.get("t_utc", 0.0)))[11:] + " ")
+        line.append(f"{severity:7s}", style=SEVERITY_STYLE.get(severity, ""))
+        who = self.model.name(sat) if sat >= 0 else "fleet"
+        # Limit alarms read from their values, in the table's units (°C, %), not kelvin.
+        message = self.model.event_text(body)
+        if who not in message:
+            line.append(f" {who}:", style="bold")
+        line.append(f" {message}")
+        return line
+
+    def _log_line(self, text: Text) -> None:
+        self.events_log.write(text)

@@ -1,0 +1,96 @@
+"""Small VTK actor factories the 3D viewer builds its overlays and decoration from.
+
+Text anchored on the screen or at a world point, rings around a node, camera-facing
+labels and the star field. None of them is pickable: clicks select nodes only. VTK loads
+when one is first built, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# Text colour of the HUD and of any overlay that does not pick its own.
+HUD_COLOUR = (0.85, 0.92, 1.0)
+
+
+def text_actor(renderer: Any, x: float, y: float, *, size: int, halign: str = "left",
+               valign: str = "top", colour: tuple[float, float, float] = HUD_COLOUR,
+               bold: bool = False) -> Any:
+    """A 2D text actor anchored at normalized viewport coordinates."""
+    import vtk
+
+    actor = vtk.vtkTextActor()
+    actor.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+    actor.SetPosition(x, y)
+    prop = actor.GetTextProperty()
+    prop.SetFontFamilyToCourier()
+    prop.SetFontSize(size)
+    prop.SetColor(*colour)
+    prop.SetBold(bold)
+    prop.SetShadow(True)
+    getattr(prop, f"SetJustificationTo{halign.capitalize()}")()
+    getattr(prop, f"SetVerticalJustificationTo{valign.capitalize()}")()
+    actor.PickableOff()
+    renderer.AddViewProp(actor)
+    return actor
+
+
+def ring_actor(renderer: Any, radius_px: float, colour: tuple[float, float, float]) -> Any:
+    """A circle of ``radius_px`` pixels drawn over the scene around a world point.
+
+    Its position coordinate is in world units (set with ``GetPositionCoordinate()``); the
+    2D mapper offsets its pixel-space vertices by where that point lands on the screen.
+    """
+    import vtk
+
+    circle = vtk.vtkRegularPolygonSource()
+    circle.SetNumberOfSides(36)
+    circle.SetRadius(radius_px)
+    circle.SetCenter(0.0, 0.0, 0.0)
+    circle.GeneratePolygonOff()
+    circle.GeneratePolylineOn()
+    mapper = vtk.vtkPolyDataMapper2D()
+    mapper.SetInputConnection(circle.GetOutputPort())
+    actor = vtk.vtkActor2D()
+    actor.SetMapper(mapper)
+    actor.GetPositionCoordinate().SetCoordinateSystemToWorld()
+    prop = actor.GetProperty()
+    prop.SetColor(*colour)
+    prop.SetLineWidth(2.5)
+    actor.PickableOff()
+    renderer.AddViewProp(actor)
+    return actor
+
+
+def label_actor(renderer: Any, text: str, colour: tuple[float, float, float],
+                size: int) -> Any:
+    """A camera-facing text label in the scene (cheap: no label-placement pass)."""
+    import vtk
+
+    actor = vtk.vtkBillboardTextActor3D()
+    actor.SetInput(text)
+    prop = actor.GetTextProperty()
+    prop.SetFontFamilyToCourier()
+    prop.SetFontSize(size)
+    prop.SetColor(*colour)
+    prop.SetShadow(True)
+    prop.SetVerticalJustificationToCentered()
+    actor.SetDisplayOffset(10, 0)
+    actor.PickableOff()
+    renderer.AddViewProp(actor)
+    return actor
+
+
+def star_field(n: int = 1500, radius_km: float = 150_000.0) -> Any:
+    """A fixed, seeded star field in the inertial frame (decoration only)."""
+    import pyvista as pv
+
+    rng = np.random.default_rng(7)
+    v = rng.normal(size=(n, 3))
+    v *= radius_km / np.linalg.norm(v, axis=1, keepdims=True)
+    mesh = pv.PolyData(v.astype(np.float32))
+    brightness = (rng.power(4.0, n) * 200 + 40).astype(np.uint8)
+    mesh.point_data["rgb"] = np.repeat(brightness[:, None], 3, axis=1)
+    return mesh
