@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,8 @@ from twin.core.registry import ModelEntry, RegistryError
 from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
 from twin.models import registry
 from twin.protocol.codec import ok
-from twin.protocol.commands import CommandSpec
-from twin.scenario import load_scenario, parse_section
+from twin.protocol.commands import CommandSpec, sat_arg
+from twin.scenario import ScenarioError, load_scenario, paramdoc, parse_scenario, parse_section
 from twin.scenario.loader import all_sections
 from twin.scenario.paramdoc import SECTIONS
 
@@ -121,3 +122,65 @@ def test_the_registry_is_the_one_list_of_tables_docs_commands_and_totals() -> No
     assert set(engine.meta()["totals"]) <= set(registry.totals_catalog())
     assert set(engine.commands()) | {"status", "meta", "pause", "resume", "step", "warp",
                                      "rate", "commands"} == set(registry.command_catalog())
+
+
+@dataclass(frozen=True)
+class BeaconParams:
+    """A toy beacon: one table, one field, one command, one total."""
+
+    power_w: float = field(default=2.0, metadata={"unit": "W", "min": 0.0, "max": 100.0})
+
+
+class Beacon:
+    """A model added the documented way: its module and one registry entry."""
+
+    name = "beacon"
+    reads: tuple[str, ...] = ("orbit",)
+    publishes = None
+
+    def __init__(self, scenario: Any) -> None:
+        self.params = parse_section(BeaconParams, scenario, "beacon")
+        n = len(scenario.satellites)
+        self.power = make_field("beacon_power_w", "<f4", (n,), "W", "beacon transmit power")
+
+    def fields(self) -> list[Field]:
+        return [self.power]
+
+    def step(self, ctx: StepContext) -> None:
+        # Transmits in sunlight only: reads orbit's outputs, typed.
+        np.multiply(ctx.orbit.sunlit_frac, self.params.power_w, out=self.power.array)
+
+    def fleet(self) -> dict[str, float]:
+        return {"beacon_total_w": float(self.power.array.sum())}
+
+    def meta(self) -> dict[str, Any]:
+        return {}
+
+    def commands(self) -> dict[str, CommandHandler]:
+        return {"beacon_off": lambda request: ok(sat=request["sat"])}
+
+
+def test_a_model_added_to_the_registry_alone_gets_table_docs_command_total_and_field(
+        monkeypatch) -> None:
+    beacon = ModelEntry(
+        "beacon", lambda b: Beacon(b.scenario), sections=(("beacon", BeaconParams),),
+        commands=(CommandSpec("beacon_off", "silence a node's beacon", "operational",
+                              (sat_arg("the node"),)),),
+        totals={"beacon_total_w": ("W", "beacon power of the fleet")})
+    monkeypatch.setattr(registry, "MODELS", (*registry.MODELS, beacon))
+    with open(load_scenario("default").source, encoding="utf-8") as handle:
+        text = handle.read() + "\n[beacon]\npower_w = 5.0\n"
+    scenario = parse_scenario(text, "beacon.toml")  # the loader knows the table now
+    assert "### `[beacon]`" in paramdoc.reference()  # and the parameter docs
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, 1.0, 60.0, fast=True))
+    engine.step()
+    assert "beacon_power_w" in [f["name"] for f in engine.meta()["fields"]]
+    assert engine.meta()["totals"]["beacon_total_w"]["unit"] == "W"
+    assert engine.header()["fleet"]["beacon_total_w"] > 0.0
+    assert engine.command_specs()["beacon_off"].significance == "operational"
+    name = scenario.satellites[2].name
+    assert engine.run_command({"cmd": "beacon_off", "sat": name})["sat"] == 2
+    # Its table is checked against its dataclass when the model is built.
+    bad = parse_scenario(text.replace("power_w = 5.0", "power_w = -1.0"), "beacon.toml")
+    with pytest.raises(ScenarioError, match=r"beacon\.power_w"):
+        Engine(bad, SimClock(bad.epoch_utc, 1.0, 60.0, fast=True))

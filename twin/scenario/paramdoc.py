@@ -55,7 +55,7 @@ def section_table(name: str, cls: type) -> str:
 
 def reference() -> str:
     """The whole generated block, markers included."""
-    body = "\n\n".join(section_table(name, cls) for name, cls in SECTIONS)
+    body = "\n\n".join(section_table(name, cls) for name, cls in parameter_sections())
     return f"{BEGIN}\n{body}\n{END}"
 
 
