@@ -109,7 +109,10 @@ def saa_weight(params: RadiationParams, lat_deg: np.ndarray, lon_deg: np.ndarray
 
 def polar_weight(params: RadiationParams, geomag_lat_deg: np.ndarray) -> np.ndarray:
     """Smooth 0 -> 1 step in |geomagnetic latitude| around ``polar_geomag_lat_deg``."""
-    x = (np.abs(geomag_lat_deg) - params.polar_geomag_lat_deg) / params.polar_width_deg
+    # A very narrow width (a scenario may set one) makes x ±inf, and tanh of that is the
+    # right answer, ±1: the overflow is not an error.
+    with np.errstate(over="ignore"):
+        x = (np.abs(geomag_lat_deg) - params.polar_geomag_lat_deg) / params.polar_width_deg
     # The logistic 1 / (1 + e^-x), written with tanh so that a steep step (a narrow width in
     # a scenario) saturates at 0 or 1 instead of overflowing exp.
     return 0.5 * (1.0 + np.tanh(0.5 * x))
