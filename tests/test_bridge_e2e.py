@@ -168,7 +168,7 @@ def test_mirror_drops_late_out_of_order_duplicate_and_counts() -> None:
                                     "not_finite": 1, "out_of_bounds": 0}
     assert c["samples_applied"] == 3 + 2
     assert c["messages_dropped"] == {"bad_message": 1, "unknown_testbed": 1,
-                                     "too_many_packets": 0}
+                                     "not_authorized": 0, "too_many_packets": 0}
     assert (c["messages_applied"], c["messages_ignored"]) == (2, 1)
     assert c["samples_received"] == (c["samples_applied"] + c["samples_ignored"]
                                      + sum(c["samples_dropped"].values()))

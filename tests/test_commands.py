@@ -7,7 +7,7 @@ from twinutil import make_server
 
 from twin.models.registry import command_catalog
 from twin.protocol.codec import pack, unpack
-from twin.protocol.commands import SIGNIFICANCE, check_catalog
+from twin.protocol.commands import ARG_TYPES, SIGNIFICANCE, check_catalog
 
 
 @pytest.fixture(scope="module")
@@ -19,12 +19,12 @@ def server():
 
 def test_every_command_is_declared_and_meta_carries_the_catalog(server) -> None:
     catalog = unpack(server.handle_command_bytes(pack({"cmd": "meta"}))["meta"])["commands"]
-    assert set(catalog) == set(server.handlers)
+    assert set(catalog) == set(server.command_specs) == set(server.handlers) | {"confirm"}
     for name, entry in catalog.items():
         assert entry["significance"] in SIGNIFICANCE, name
         assert entry["summary"], name
         for arg, spec in entry["args"].items():
-            assert spec["type"] in ("number", "integer", "bool", "choice", "sat"), (name, arg)
+            assert spec["type"] in ARG_TYPES, (name, arg)
     assert catalog["inject_fault"]["significance"] == "hazardous"
     assert catalog["status"]["significance"] == "informational"
     assert catalog["warp"]["args"]["value"] == {
@@ -62,11 +62,11 @@ def test_a_satellite_is_named_one_way_everywhere(server) -> None:
         assert reply["ok"] is True and reply["sat"] == 3, (name, reply)
     for bad, expected in ((len(sats), f"index {len(sats)} out of range"),
                           ("no-such-node", "no satellite named 'no-such-node'"),
-                          ("all", "no satellite named 'all'"),
                           (-1, "'sat' must be a satellite index, name or NORAD id")):
         reply = server.handle_command_bytes(pack({"cmd": "clear_fault", "sat": bad}))
         assert reply["ok"] is False and expected in reply["error"], (bad, reply)
-    # Where "all" is declared, it is a value.
+    # Where "all" is declared, it is a value (and every node at once needs confirming).
     reply = server.handle_command_bytes(pack({"cmd": "set_power_cap", "sat": "all",
                                               "power_w": None}))
-    assert reply["ok"] is True, reply
+    assert reply["ok"] is False and reply["confirm_required"] is True, reply
+    assert "on every node" in reply["summary"]

@@ -15,7 +15,7 @@ from twin.core.registry import ModelEntry, RegistryError
 from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
 from twin.models import registry
 from twin.protocol.codec import ok
-from twin.protocol.commands import CommandSpec, sat_arg
+from twin.protocol.commands import SERVER_COMMANDS, CommandSpec, sat_arg
 from twin.scenario import ScenarioError, load_scenario, paramdoc, parse_scenario, parse_section
 from twin.scenario.loader import all_sections
 from twin.scenario.paramdoc import SECTIONS
@@ -120,8 +120,8 @@ def test_the_registry_is_the_one_list_of_tables_docs_commands_and_totals() -> No
     engine = Engine(scenario, SimClock(scenario.epoch_utc, 1.0, 1.0))
     assert [m.name for m in engine.subsystems] == [e.name for e in registry.MODELS]
     assert set(engine.meta()["totals"]) <= set(registry.totals_catalog())
-    assert set(engine.commands()) | {"status", "meta", "pause", "resume", "step", "warp",
-                                     "rate", "commands"} == set(registry.command_catalog())
+    assert set(engine.commands()) | {s.name for s in SERVER_COMMANDS} == set(
+        registry.command_catalog())
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-from twinutil import connected, make_server, receive, request, running_twin
+from twinutil import confirmed, connected, make_server, receive, request, running_twin
 
 from twin.protocol.codec import decode, pack, unpack
 from twin.protocol.commands import CommandSpec
@@ -212,7 +212,7 @@ def test_queued_steps_and_injections_are_capped_while_paused() -> None:
     server = make_server(scenario, paused=True)
     try:
         def run(cmd: dict) -> dict:
-            return server.handle_command_bytes(pack(cmd))
+            return confirmed(server, cmd)  # upsets and faults are hazardous: two steps
 
         replies = [run({"cmd": "submit_job"}) for _ in range(1200)]
         assert server.engine.compute_model.jobs.n_queued <= 50 + 1000

@@ -128,3 +128,11 @@ def request(sock: zmq.Socket, payload: dict[str, Any]) -> dict[str, Any]:
     """Send a command on a REQ socket and return the reply map."""
     sock.send(pack(payload))
     return unpack(sock.recv())
+
+
+def confirmed(server: TwinServer, request: dict[str, Any]) -> dict[str, Any]:
+    """Run a command in-process as a local client would, confirming it if it is hazardous."""
+    reply = server.handle_command_bytes(pack(request))
+    if reply.get("confirm_required"):
+        reply = server.handle_command_bytes(pack({"cmd": "confirm", "token": reply["token"]}))
+    return reply

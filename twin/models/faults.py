@@ -72,13 +72,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
             default=1),
         Arg("health_frac", "number", "capacity left (other kinds)", unit="1", min=0.0,
             max=0.999),
-    )),
-    CommandSpec("clear_fault", "restore a node's health", "operational", (
-        sat_arg("the node"),
+    ), role="engineer"),
+    CommandSpec("clear_fault", "restore a node's health (every node: confirm)", "operational", (
+        sat_arg("the node, or all", allow_all=True),
         Arg("kind", "choice", "one kind or all", choices=("accelerator", "radiator",
                                                            "battery", "solar", "all"),
             default="all"),
-    )),
+    ), role="engineer", confirm_for_all=True),
 )
 """The commands this model answers (meta.commands; docs/protocol.md)."""
 
@@ -213,18 +213,23 @@ class FaultModel:
         return ok(sat=sat, kind=kind, **reply)
 
     def clear(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``clear_fault``: sat and ``kind`` (one kind, or ``all``, the default)."""
+        """``clear_fault``: sat (a node, or ``all``) and ``kind`` (one kind, or ``all``,
+        the default)."""
         kind = request.get("kind", "all")
         sat = request["sat"]
+        nodes: slice | int = slice(None) if sat == "all" else sat
         kinds = list(FAULT_KINDS) if kind == "all" else [kind]
         for k in kinds:
             if k == "accelerator":
-                self.accelerators_ok.array[sat] = self.installed
+                self.accelerators_ok.array[nodes] = self.installed
             else:
                 {"radiator": self.radiator, "solar": self.solar,
-                 "battery": self.battery}[k].array[sat] = 1.0
-            self.flags.array[sat] &= ~np.uint8(FAULT_KINDS[k])
+                 "battery": self.battery}[k].array[nodes] = 1.0
+            self.flags.array[nodes] &= ~np.uint8(FAULT_KINDS[k])
         self._fleet = None
-        name = self.scenario.satellites[sat].name
-        self._note("fault_cleared", f"{name}: {kind} fault(s) cleared", sat)
+        if sat == "all":
+            self._note("fault_cleared", f"every node: {kind} fault(s) cleared", -1)
+        else:
+            name = self.scenario.satellites[sat].name
+            self._note("fault_cleared", f"{name}: {kind} fault(s) cleared", sat)
         return ok(sat=sat, kind=kind)

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twin.core.subsystem import CommandRejected, only_keys
+from twin.security.roles import RANKED_ROLES
 
 SIGNIFICANCE = ("informational", "operational", "hazardous")
-ARG_TYPES = ("number", "integer", "bool", "choice", "sat")
+ARG_TYPES = ("number", "integer", "bool", "choice", "sat", "token")
 RESERVED_KEYS = frozenset({"cmd", "id"})
+MAX_TOKEN_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -76,17 +78,34 @@ class Arg:
 
 @dataclass(frozen=True)
 class CommandSpec:
-    """One command: what it does, how much it matters, and its arguments."""
+    """One command: what it does, how much it matters, who may send it, its arguments.
+
+    Attributes:
+        role: The lowest role allowed to send it (twin.security.roles); every command
+            declares one.
+        confirm_for_all: Naming every satellite (``sat = "all"``) makes it hazardous: it
+            then needs confirming, as a hazardous command always does.
+    """
 
     name: str
     summary: str
     significance: str
     args: tuple[Arg, ...] = field(default_factory=tuple)
+    role: str = ""
+    confirm_for_all: bool = False
 
     def entry(self) -> dict[str, Any]:
         """The catalog entry ``meta.commands[name]``."""
+        confirm = ("always" if self.significance == "hazardous"
+                   else "for_all" if self.confirm_for_all else "never")
         return {"summary": self.summary, "significance": self.significance,
+                "role": self.role, "confirm": confirm,
                 "args": {arg.name: arg.entry() for arg in self.args}}
+
+    def needs_confirmation(self, args: dict[str, Any]) -> bool:
+        """Whether this request takes two steps (a hazardous effect)."""
+        return self.significance == "hazardous" or (
+            self.confirm_for_all and args.get("sat") == "all")
 
 
 def sat_arg(description: str, *, required: bool = True, allow_all: bool = False) -> Arg:
@@ -95,19 +114,30 @@ def sat_arg(description: str, *, required: bool = True, allow_all: bool = False)
 
 
 SERVER_COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("commands", "list every command this twin answers", "informational"),
-    CommandSpec("status", "clock, counters and events so far", "informational"),
-    CommandSpec("meta", "the meta body (and republish it on the stream)", "informational"),
-    CommandSpec("pause", "stop the clock; heartbeats go on", "operational"),
-    CommandSpec("resume", "restart the clock", "operational"),
+    CommandSpec("commands", "list every command this twin answers", "informational",
+                role="viewer"),
+    CommandSpec("status", "clock, counters and events so far", "informational",
+                role="viewer"),
+    CommandSpec("meta", "the meta body (and republish it on the stream)", "informational",
+                role="viewer"),
+    CommandSpec("pause", "stop the clock; heartbeats go on", "operational", role="operator"),
+    CommandSpec("resume", "restart the clock", "operational", role="operator"),
     CommandSpec("step", "while paused, take n steps at the publish rate", "operational", (
-        Arg("n", "integer", "steps to take", min=1, max=100_000, default=1),)),
+        Arg("n", "integer", "steps to take", min=1, max=100_000, default=1),),
+        role="operator"),
     CommandSpec("warp", "simulated seconds per wall second", "operational", (
         Arg("value", "number", "the new warp", unit="s/s", min=1e-3, max=1e5,
-            required=True),)),
+            required=True),), role="operator"),
     CommandSpec("rate", "steps and publishes per wall second", "operational", (
         Arg("value", "number", "the new rate", unit="Hz", min=0.01, max=1000.0,
-            required=True),)),
+            required=True),), role="operator"),
+    CommandSpec("confirm", "carry out a hazardous command asked for in the last 30 s",
+                "informational", (
+        Arg("token", "token", "the token its first request was answered with",
+            required=True),), role="viewer"),
+    CommandSpec("reload_keys", "read the key registry again; revoked keys lose access",
+                "operational", role="admin"),
+    CommandSpec("shutdown", "stop the twin (its process exits)", "hazardous", role="admin"),
 )
 """The server's own commands; each model's are in its registry entry."""
 
@@ -129,6 +159,9 @@ def check_catalog(specs: dict[str, CommandSpec], handlers: set[str]) -> None:
     for spec in specs.values():
         if spec.significance not in SIGNIFICANCE:
             raise ValueError(f"{spec.name}: significance {spec.significance!r}")
+        if spec.role not in RANKED_ROLES:
+            raise ValueError(f"{spec.name}: role {spec.role!r}, expected one of "
+                             f"{', '.join(RANKED_ROLES)} (who may send it)")
         for arg in spec.args:
             if arg.type not in ARG_TYPES or arg.name in RESERVED_KEYS:
                 raise ValueError(f"{spec.name}.{arg.name}: type {arg.type!r}")
@@ -144,12 +177,17 @@ class SatelliteNames:
 
     def __init__(self, names: Sequence[str], norad_ids: Sequence[int | str]) -> None:
         self.n = len(names)
+        self._names = list(names)
         self._by_name: dict[str, int] = {}
         # A name wins over a NORAD id that happens to be spelled the same.
         for i, norad in enumerate(norad_ids):
             self._by_name.setdefault(str(norad), i)
         for i, name in enumerate(names):
             self._by_name[name] = i
+
+    def name_of(self, index: int) -> str:
+        """The name of satellite ``index``."""
+        return self._names[index]
 
     def resolve(self, key: str, value: Any, allow_all: bool = False) -> int | str:
         """The satellite's index (or ``"all"`` where allowed).
@@ -217,6 +255,8 @@ def _accepts(arg: Arg, value: Any) -> bool:
         return isinstance(value, bool)
     if arg.type == "choice":
         return isinstance(value, str) and value in arg.choices
+    if arg.type == "token":
+        return isinstance(value, str) and 0 < len(value) <= MAX_TOKEN_CHARS
     if arg.type == "sat":
         if arg.allow_all and value == "all":
             return True
@@ -253,6 +293,8 @@ def _expected(arg: Arg) -> str:
         return "true or false"
     if arg.type == "choice":
         return "one of " + ", ".join(arg.choices)
+    if arg.type == "token":
+        return "a confirmation token (a string)"
     if arg.type == "sat":
         return ("a satellite index, name or NORAD id" + (', or "all"' if arg.allow_all
                                                          else ""))

@@ -23,6 +23,8 @@ from twin.core.ratelog import RateLimitedLog, shorten
 from twin.core.subsystem import CommandHandler, CommandRejected
 from twin.protocol.codec import WireError, error, map_header, pack, unpack
 from twin.protocol.commands import CommandSpec, SatelliteNames, check_catalog, check_request
+from twin.runtime.confirm import Confirmations
+from twin.security.roles import grants, highest
 
 MAX_COMMAND_BYTES = 64 << 10
 """Largest command body; the biggest legitimate one is a few hundred bytes."""
@@ -41,6 +43,7 @@ class Counters:
     commands_ok: int = 0
     commands_rejected: int = 0
     commands_failed: int = 0
+    commands_held: int = 0  # hazardous, waiting for their confirmation
     replies_dropped: int = 0
     ingest_messages: int = 0
     ingest_bytes: int = 0
@@ -72,8 +75,31 @@ def pack_reply(reply: dict[str, Any]) -> bytes:
     return map_header(len(reply)) + items
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a command: the key's name and roles (``local`` and every role without
+    keys, where only this machine can reach the twin), and where from.
+
+    ``identity`` is who may confirm a held hazardous command: the key, or without keys the
+    client's own connection.
+    """
+
+    name: str
+    roles: tuple[str, ...]
+    peer: str = ""
+    identity: str = ""
+
+
+LOCAL = Caller("local", ("admin",), "", "local")
+"""A caller in this process, or any client of a twin without keys (loopback only)."""
+
+AuditSink = Callable[[str, str, dict[str, Any], str, str | None], None]
+"""``(caller name, peer, cmd, args, outcome, error)`` minus the caller: see dispatch."""
+
+
 class CommandDispatcher:
-    """Checks each command against the catalog and runs its handler; never raises.
+    """Checks each command against the catalog and the caller's roles, holds hazardous ones
+    for confirmation, runs the rest, and audits every outcome; never raises.
 
     Args:
         handlers: Handler by command name.
@@ -83,6 +109,7 @@ class CommandDispatcher:
         rejections: The bounded log of rejections and failures.
         on_change: Called after a command that is not informational succeeds (it may have
             changed what ``meta`` shows).
+        audit: Called once per outcome: ``(caller, cmd, args, outcome, error)``.
 
     Raises:
         ValueError: A handler without a declaration, or a malformed declaration.
@@ -90,68 +117,123 @@ class CommandDispatcher:
 
     def __init__(self, handlers: dict[str, CommandHandler], specs: dict[str, CommandSpec],
                  satellites: SatelliteNames, counters: Counters, rejections: RateLimitedLog,
-                 on_change: Callable[[], None]) -> None:
-        check_catalog(specs, set(handlers))
+                 on_change: Callable[[], None],
+                 audit: Callable[[Caller, str, dict[str, Any], str, str | None], None]
+                 | None = None) -> None:
+        check_catalog(specs, set(handlers) | {"confirm"})
         self.handlers = handlers
         self.specs = specs
         self.satellites = satellites
         self.counters = counters
         self.rejections = rejections
         self.on_change = on_change
+        self.audit = audit or (lambda *entry: None)
+        self.confirmations = Confirmations()
 
-    def handle_bytes(self, body: bytes) -> dict[str, Any]:
+    def handle_bytes(self, body: bytes, caller: Caller = LOCAL) -> dict[str, Any]:
         """Decode, check and run one command body.
 
         The reply echoes the request's ``id`` when it had one, errors included.
         """
         if len(body) > MAX_COMMAND_BYTES:
             return self.rejected(
-                "too_large", f"command is {len(body)} bytes; limit {MAX_COMMAND_BYTES}")
+                "too_large", f"command is {len(body)} bytes; limit {MAX_COMMAND_BYTES}",
+                caller)
         try:
             request = unpack(body)
         except WireError as exc:
-            return self.rejected("not_msgpack", f"command is {exc}")
+            return self.rejected("not_msgpack", f"command is {exc}", caller)
         if not isinstance(request, dict):
             return self.rejected("not_a_map",
-                                 "command must be a msgpack map like {'cmd': 'status'}")
-        reply = self.dispatch(request)
+                                 "command must be a msgpack map like {'cmd': 'status'}", caller)
+        reply = self.dispatch(request, caller)
         if "id" in request:
             reply["id"] = request["id"]
         return reply
 
-    def dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Check and run one decoded command map."""
+    def dispatch(self, request: dict[str, Any], caller: Caller = LOCAL) -> dict[str, Any]:
+        """Check and run one decoded command map for ``caller``."""
         name = request.get("cmd")
         if not isinstance(name, str):
-            return self.rejected("no_cmd", "command map needs a string 'cmd' key")
-        handler = self.handlers.get(name)
-        if handler is None:
-            known = ", ".join(sorted(self.handlers))
+            return self.rejected("no_cmd", "command map needs a string 'cmd' key", caller)
+        spec = self.specs.get(name)
+        if spec is None or (name not in self.handlers and name != "confirm"):
+            known = ", ".join(sorted(self.specs))
             return self.rejected("unknown", f"unknown command {shorten(repr(name), 60)}; "
-                                 f"known: {known}")
-        spec = self.specs[name]  # every handler has one (checked at start-up)
+                                 f"known: {known}", caller, name[:64], request)
+        outcome = "ok"
         try:
+            self._authorize(caller, spec)
             args = check_request(spec, request, self.satellites)
-            reply = handler(args)
+            if name == "confirm":
+                held = self.confirmations.take(caller.identity, args["token"])
+                name, spec, args, outcome = held.name, self.specs[held.name], held.args, \
+                    "confirmed"
+                self._authorize(caller, spec)  # the key's roles may have changed since
+            elif spec.needs_confirmation(args):
+                return self._hold(caller, spec, args)
+            reply = self.handlers[name](args)
         except CommandRejected as exc:
-            return self.rejected(name, f"{name}: {exc}")
+            reason = "not_authorized" if isinstance(exc, NotAuthorized) else name
+            return self.rejected(reason, f"{name}: {exc}", caller, name, request)
         except Exception:  # a bug in a handler must not stop the twin, nor show its insides
             self.counters.commands_failed += 1
             incident = self.counters.commands_failed
             self.rejections.log(f"failed:{name}", "command %r failed inside the twin "
                                 "(incident %d)", name, incident, level=logging.ERROR,
                                 exc_info=True)
-            return error(f"{name}: internal error in the twin (incident {incident}, logged); "
-                         "the twin keeps running")
+            message = (f"{name}: internal error in the twin (incident {incident}, logged); "
+                       "the twin keeps running")
+            self.audit(caller, name, request, "failed", message)
+            return error(message)
         self.counters.commands_ok += 1
+        self.audit(caller, name, args, outcome, None)
         # An informational command reads only; any other may change what meta shows.
         if spec.significance != "informational":
             self.on_change()
         return reply
 
-    def rejected(self, reason: str, message: str) -> dict[str, Any]:
-        """Count, log (bounded) and answer a rejection."""
+    def expire(self) -> None:
+        """Audit the held hazardous commands whose time to confirm ran out."""
+        for held in self.confirmations.expired():
+            caller = Caller(held.caller, (), "", held.caller)
+            self.audit(caller, held.name, held.args, "expired", "not confirmed in time")
+
+    def _authorize(self, caller: Caller, spec: CommandSpec) -> None:
+        if not grants(caller.roles, spec.role):
+            raise NotAuthorized(f"needs role {spec.role!r}; key {caller.name!r} has "
+                                f"{highest(caller.roles)!r}")
+
+    def _hold(self, caller: Caller, spec: CommandSpec, args: dict[str, Any]) -> dict[str, Any]:
+        summary = self._summary(spec, args)
+        token, window_s = self.confirmations.hold(caller.identity, spec.name, args, summary)
+        self.counters.commands_held += 1
+        self.audit(caller, spec.name, args, "confirm_required", None)
+        return {"ok": False, "confirm_required": True, "token": token, "summary": summary,
+                "expires_in_s": window_s,
+                "error": f"{spec.name} is hazardous: confirm within {window_s:g} s with "
+                         f"{{'cmd': 'confirm', 'token': ...}}: {summary}"}
+
+    def _summary(self, spec: CommandSpec, args: dict[str, Any]) -> str:
+        """The effect in words, naming the node: what a person confirms."""
+        sat = args.get("sat")
+        where = ("on every node" if sat == "all" else
+                 f"on {self.satellites.name_of(sat)} (sat {sat})" if isinstance(sat, int)
+                 else "")
+        rest = ", ".join(f"{k}={v}" for k, v in args.items()
+                         if k not in ("cmd", "id", "sat"))
+        return " ".join(part for part in (spec.name + ":", spec.summary, where,
+                                          f"({rest})" if rest else "") if part)
+
+    def rejected(self, reason: str, message: str, caller: Caller = LOCAL, cmd: str = "",
+                 request: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Count, log (bounded), audit and answer a rejection."""
         self.counters.reject(reason)
         message = shorten(message, MAX_ERROR_CHARS)
         self.rejections.log(f"rejected:{reason}", "command rejected: %s", message)
+        self.audit(caller, cmd, request or {}, "rejected", message)
         return error(message)
+
+
+class NotAuthorized(CommandRejected):
+    """The caller's key lacks the role a command needs."""

@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -41,11 +42,12 @@ from twin.protocol.codec import (
     pack,
 )
 from twin.protocol.commands import SERVER_COMMANDS
-from twin.runtime.addresses import is_loopback
 from twin.runtime.allocator import release_free_memory
-from twin.runtime.dispatch import CommandDispatcher, Counters, pack_reply
+from twin.runtime.dispatch import LOCAL, Caller, CommandDispatcher, Counters, pack_reply
+from twin.runtime.guard import Guard
 from twin.runtime.replies import WaitingReplies
 from twin.runtime.server_commands import ServerCommands
+from twin.security.keys import KeyFileError
 
 log = logging.getLogger("odc.twin")
 
@@ -95,6 +97,8 @@ MEMORY_TRIM_INTERVAL_S = 5.0
 # that may change it. A `meta` request republishes on the stream at most this often.
 META_CACHE_MAX_AGE_S = 1.0
 PUB_CLOSE_LINGER_MS = 250
+REBIND_TIMEOUT_S = 2.0
+"""How long a socket bound anew (a key cut off) waits for its old listener to close."""
 _SNDMORE = int(zmq.SNDMORE)
 
 
@@ -126,6 +130,8 @@ class TwinServer:
         meta_interval_s: float = 3.0,
         heartbeat_interval_s: float = 1.0,
         context: zmq.Context | None = None,
+        keys_dir: Path | None = None,
+        audit_path: Path | None = None,
     ) -> None:
         self.engine = engine
         self.clock = engine.clock
@@ -152,6 +158,11 @@ class TwinServer:
         self._encoded_fields: list | None = None
         self._own_context = context is None
         self._context = context or zmq.Context()
+        self._reload_requested = False
+        self._rebind_requested = False
+        # Keys, callers and the audit (twin.runtime.guard); before any socket binds.
+        self.guard = Guard(self._context, keys_dir, audit_path, engine.events,
+                           lambda: self.clock.t_utc)
         self.pub = self._bind(zmq.PUB, self.addresses.pub, sndhwm=PUB_HIGH_WATER_MARK)
         self.command = self._bind(
             zmq.ROUTER, self.addresses.command, maxmsgsize=COMMAND_MAX_FRAME_BYTES,
@@ -177,15 +188,16 @@ class TwinServer:
         self.command_specs.update(engine.command_specs())
         self.dispatcher = CommandDispatcher(
             self.handlers, self.command_specs, engine.satellites, self.counters,
-            self.rejections, self.invalidate_meta)
+            self.rejections, self.invalidate_meta, self.guard.audit)
 
     def _bind(self, kind: int, address: str, **options: int) -> zmq.Socket:
-        if not is_loopback(address):
-            self.close()
-            raise OSError(f"cannot bind {address}: the twin listens on loopback only "
-                          "(127.0.0.1, localhost, [::1], ipc://) until keys and roles exist;"
-                          " reach it from elsewhere through an SSH tunnel")
         sock = self._context.socket(kind)
+        try:
+            self.guard.prepare(sock, address)  # CURVE with keys; else loopback only
+        except OSError:
+            sock.close()
+            self.close()
+            raise
         sock.setsockopt(zmq.LINGER, 0)
         if "://[" in address:  # an IPv6 host: libzmq binds IPv4 only unless told
             sock.setsockopt(zmq.IPV6, 1)
@@ -211,6 +223,9 @@ class TwinServer:
     def close(self) -> None:
         self.rejections.flush()
         self.engine.flush_logs()
+        guard = getattr(self, "guard", None)
+        if guard is not None:
+            guard.close()
         for name in ("pub", "command", "ingest"):
             sock = getattr(self, name, None)
             if sock is not None:
@@ -221,6 +236,39 @@ class TwinServer:
     def stop(self) -> None:
         """Ask the loop to finish after the current iteration (safe from a signal handler)."""
         self._stop_requested = True
+
+    def request_key_reload(self) -> None:
+        """Read the key registry again at the next pass (safe from a signal handler)."""
+        self._reload_requested = True
+
+    def reload_keys(self) -> tuple[int, bool]:
+        """Read the key registry now; a key that lost access or a role is cut off at once
+        (every socket is bound anew, so every client shakes hands again).
+
+        Raises:
+            KeyFileError: No keys, or a malformed registry (the old one stays in force).
+        """
+        active, narrowed = self.guard.reload()
+        if narrowed:
+            self._rebind_requested = True  # after this pass: a command's reply goes first
+        return active, narrowed
+
+    def _rebind(self) -> None:
+        """Unbind and bind every socket again: existing connections end, clients reconnect
+        and go through the key check again."""
+        for sock in (self.pub, self.command, self.ingest):
+            endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            sock.unbind(endpoint)
+            deadline = time.monotonic() + REBIND_TIMEOUT_S
+            while True:  # the listener closes in libzmq's I/O thread, soon after unbind
+                try:
+                    sock.bind(endpoint)
+                    break
+                except zmq.ZMQError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.005)
+        log.warning("sockets bound anew after a key lost access; clients reconnect")
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -258,9 +306,26 @@ class TwinServer:
                 # ran ahead of the wall clock and a resumed twin waited for it to catch up.
                 self.clock.mark_tick()
             self._publish_periodic()
+            self._keep_guard()
             if on_tick is not None:
                 on_tick(self)
         self._publish_heartbeat()
+
+    def _keep_guard(self) -> None:
+        """Key reloads asked for by signal, cut-offs, refused handshakes, expired holds."""
+        if self._reload_requested:
+            self._reload_requested = False
+            try:
+                self.reload_keys()
+            except (KeyFileError, OSError) as exc:
+                log.error("key registry not reloaded: %s", exc)
+        if self._rebind_requested:
+            self._rebind_requested = False
+            self._rebind()
+        self.guard.count_handshakes()
+        self.dispatcher.expire()
+        if self.engine.events.pending:  # audit events while paused, too
+            self._publish_events()
 
     def _ephemeris_allows_step(self) -> bool:
         """Whether the next step stays inside the Sun ephemeris; if not, pause and say so.
@@ -367,6 +432,7 @@ class TwinServer:
         self.counters.state_published += 1
 
     def _publish_events(self) -> None:
+        self.guard.step_published()
         pub = self.pub
         for event in self.engine.events.drain():
             header = self._framing(TOPIC_EVENT)
@@ -387,7 +453,7 @@ class TwinServer:
         if self._meta_items is None or now - self._meta_built_at > META_CACHE_MAX_AGE_S:
             meta = self.engine.meta()
             meta["commands"] = {name: self.command_specs[name].entry()
-                                for name in sorted(self.handlers)}
+                                for name in sorted(self.command_specs)}
             self._meta_items = (len(meta), b"".join(pack(k) + pack(v) for k, v in meta.items()))
             self._meta_built_at = now
         return self._meta_items
@@ -443,7 +509,7 @@ class TwinServer:
         if self.ingest_handler is None:
             return
         try:
-            self.ingest_handler(frames)
+            self.ingest_handler(frames, may_feed=self.guard.ingest_check(frames))
         except Exception:  # bad telemetry never stops the twin; the handler's own bug
             counters.drop_ingest("internal_error")
             self.rejections.log("ingest_internal_error", "ingest handler failed on a "
@@ -455,10 +521,11 @@ class TwinServer:
         deadline = time.perf_counter() + budget_s
         while True:
             try:
-                frames = self.command.recv_multipart(zmq.NOBLOCK)
+                received = self.command.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            reply = self.handle_command_frames(frames)
+            frames = [f.bytes for f in received]
+            reply = self.handle_command_frames(frames, self.guard.caller(received, frames[0]))
             if reply is not None:
                 envelope, payload = reply
                 self._replies.send([*envelope, payload])
@@ -468,7 +535,8 @@ class TwinServer:
     def _count_dropped_replies(self, n: int) -> None:
         self.counters.replies_dropped += n
 
-    def handle_command_frames(self, frames: list[bytes]) -> tuple[list[bytes], bytes] | None:
+    def handle_command_frames(self, frames: list[bytes], caller: Caller = LOCAL
+                              ) -> tuple[list[bytes], bytes] | None:
         """Split a ROUTER message into envelope and request; returns the reply to send.
 
         Every request with a routing id gets a reply, malformed envelopes included: REQ
@@ -483,14 +551,14 @@ class TwinServer:
             envelope, body = frames[:1], frames[1:]
         if len(body) != 1:
             total = sum(len(f) for f in body)
-            return envelope, pack(self._rejected(
+            return envelope, pack(self.dispatcher.rejected(
                 "bad_envelope", f"a command is one frame holding a msgpack map; got "
-                f"{len(body)} frames ({total} bytes)"))
-        return envelope, pack_reply(self.handle_command_bytes(body[0]))
+                f"{len(body)} frames ({total} bytes)", caller))
+        return envelope, pack_reply(self.handle_command_bytes(body[0], caller))
 
-    def handle_command_bytes(self, body: bytes) -> dict[str, Any]:
+    def handle_command_bytes(self, body: bytes, caller: Caller = LOCAL) -> dict[str, Any]:
         """Decode, check and run one command (twin.runtime.dispatch); never raises."""
-        return self.dispatcher.handle_bytes(body)
+        return self.dispatcher.handle_bytes(body, caller)
 
     def _rejected(self, reason: str, message: str) -> dict[str, Any]:
         return self.dispatcher.rejected(reason, message)

@@ -11,6 +11,7 @@ from twin.core.clock import MAX_RATE_HZ, MAX_WARP, MIN_RATE_HZ, MIN_WARP, SimClo
 from twin.core.subsystem import CommandHandler, CommandRejected, only_keys
 from twin.protocol.codec import map_header, ok
 from twin.runtime.dispatch import PrePacked
+from twin.security.keys import KeyFileError
 
 if TYPE_CHECKING:
     from twin.runtime.server import TwinServer
@@ -36,7 +37,8 @@ class ServerCommands:
     def handlers(self) -> dict[str, CommandHandler]:
         return {"status": self.status, "meta": self.meta, "pause": self.pause,
                 "resume": self.resume, "step": self.step, "warp": self.warp,
-                "rate": self.rate, "commands": self.commands}
+                "rate": self.rate, "commands": self.commands,
+                "reload_keys": self.reload_keys, "shutdown": self.shutdown}
 
     def status(self, request: dict[str, Any]) -> dict[str, Any]:
         server = self.server
@@ -63,6 +65,7 @@ class ServerCommands:
                 "commands_ok": counters.commands_ok,
                 "commands_rejected": counters.commands_rejected,
                 "commands_failed": counters.commands_failed,
+                "commands_held": counters.commands_held,
                 "replies_dropped": counters.replies_dropped,
                 "rejected_by_reason": dict(counters.rejected_by_reason),
                 "ingest_messages": counters.ingest_messages,
@@ -70,6 +73,11 @@ class ServerCommands:
                 "ingest_dropped": counters.ingest_dropped,
                 "ingest_dropped_by_reason": dict(counters.ingest_dropped_by_reason),
                 "log_lines_suppressed": server.rejections.lines_suppressed,
+                "handshakes_failed": server.guard.handshakes_failed,
+                "keys_refused": (server.guard.authenticator.refused
+                                 if server.guard.authenticator is not None else 0),
+                "audit_lines": (server.guard.audit_log.lines
+                                if server.guard.audit_log is not None else 0),
                 "step_time_mean_ms": 1e3 * counters.step_time_total_s / steps,
                 "step_time_max_ms": 1e3 * counters.step_time_max_s,
             },
@@ -89,7 +97,7 @@ class ServerCommands:
     def commands(self, request: dict[str, Any]) -> dict[str, Any]:
         server = self.server
         only_keys(request, set())
-        return ok(commands=sorted(server.handlers))
+        return ok(commands=sorted(server.command_specs))
 
     def pause(self, request: dict[str, Any]) -> dict[str, Any]:
         server = self.server
@@ -146,3 +154,16 @@ class ServerCommands:
             raise CommandRejected(str(exc)) from exc
         return ok(rate_hz=server.clock.rate_hz, dt_s=server.clock.dt_s,
                   **_ephemeris_note(server.clock))
+
+    def reload_keys(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``reload_keys``: read the key registry again (as SIGHUP does)."""
+        try:
+            active, narrowed = self.server.reload_keys()
+        except KeyFileError as exc:  # no keys, or a malformed registry: the old one holds
+            raise CommandRejected(str(exc)) from exc
+        return ok(active_keys=active, connections_reset=narrowed)
+
+    def shutdown(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``shutdown``: the loop ends after this pass; the process exits."""
+        self.server.stop()
+        return ok(stopping=True)

@@ -42,23 +42,23 @@ COMMANDS: tuple[CommandSpec, ...] = (
             min=1.0, max=1e7),
         Arg("result_bytes", "number", "result size to downlink (at most the node's "
             "storage)", unit="B", min=0.0),
-    )),
+    ), role="operator"),
     CommandSpec("cancel_job", "remove a queued or running job (running work is lost)",
-                "operational", (JOB_ID_ARG,)),
-    CommandSpec("job", "one job's state", "informational", (JOB_ID_ARG,)),
+                "operational", (JOB_ID_ARG,), role="operator"),
+    CommandSpec("job", "one job's state", "informational", (JOB_ID_ARG,), role="viewer"),
     CommandSpec("set_policy", "the scheduling policy", "operational", (
         Arg("policy", "choice", "first_fit or sun_aware", choices=("first_fit", "sun_aware"),
-            required=True),)),
+            required=True),), role="operator"),
     CommandSpec("set_power_cap", "cap a node's compute power (nil clears)", "operational", (
         sat_arg("the node, or all", allow_all=True),
         Arg("power_w", "number", "the cap", unit="W", min=0.0, max=1e7, nullable=True),
-    )),
+    ), role="engineer", confirm_for_all=True),
     CommandSpec("inject_upset", "a single-event upset on a node at the next step",
                 "hazardous", (
         sat_arg("the node"),
         Arg("reset", "bool", "the upset needs a device reset", default=False),
         Arg("job_id", "integer", "strike this running job on that node", min=1),
-    )),
+    ), role="engineer"),
 )
 """The commands this model answers (meta.commands; docs/protocol.md)."""
 

@@ -40,7 +40,7 @@ log = logging.getLogger("odc.twin.mirror")
 
 # Why a sample or a whole message is dropped: the keys of the counters' ``*_dropped`` maps.
 SAMPLE_REASONS = ("late", "future", "out_of_order", "duplicate", "not_finite", "out_of_bounds")
-MESSAGE_REASONS = ("bad_message", "unknown_testbed", "too_many_packets")
+MESSAGE_REASONS = ("bad_message", "unknown_testbed", "not_authorized", "too_many_packets")
 MAX_FUTURE_S = 5.0
 """How far ahead of the twin's wall clock a sample may lie before it is ``future`` (s)."""
 
@@ -82,7 +82,8 @@ class TelemetryIngest:
         self.bridge_counters: dict[str, Any] = {}
         self.rejections = RateLimitedLog(log)
 
-    def ingest(self, frames: list[Any], wall_clock: Callable[[], float]) -> None:
+    def ingest(self, frames: list[Any], wall_clock: Callable[[], float],
+               may_feed: Callable[[str], bool] | None = None) -> None:
         """Judge and apply one ``tm`` message (the server's ingest handler); never raises.
 
         The message is counted exactly once: ``messages_applied`` (a sample of it was
@@ -96,6 +97,8 @@ class TelemetryIngest:
         Args:
             frames: The message's frames, as the ingest socket received them.
             wall_clock: Wall time source, POSIX s; read once, after the checks that need none.
+            may_feed: Whether the sender's key may feed a testbed (twin.security.roles);
+                None: any may (a twin without keys, reachable on loopback only).
         """
         c = self.counters
         c["messages"] += 1
@@ -112,6 +115,11 @@ class TelemetryIngest:
             self._drop_message("unknown_testbed", "telemetry from testbed %s dropped "
                                "(unknown_testbed): no [[mirror.testbed]] has that name",
                                quote(testbed), samples=n)
+            return
+        if may_feed is not None and not may_feed(testbed):
+            self._drop_message("not_authorized", "telemetry for testbed %s dropped "
+                               "(not_authorized): the sender's key lacks role testbed:%s",
+                               quote(testbed), quote(testbed), samples=n)
             return
         summary = bridge_summary(header.get("bridge"))
         if summary is not None:

@@ -29,7 +29,8 @@ from twin.protocol.commands import CommandSpec
 from twin.scenario import Scenario, ScenarioError, parse_section
 
 COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("mirror_status", "the mirror's counters and bindings", "informational"),
+    CommandSpec("mirror_status", "the mirror's counters and bindings", "informational",
+                role="viewer"),
 )
 """The commands this model answers (meta.commands; docs/protocol.md)."""
 
@@ -220,10 +221,11 @@ class Mirror:
         """The bridges' own counters (``bridge_summary``), by bound testbed name."""
         return self.telemetry.bridge_counters
 
-    def ingest(self, frames: list[Any]) -> None:
+    def ingest(self, frames: list[Any], may_feed: Callable[[str], bool] | None = None
+               ) -> None:
         """Judge and apply one ``tm`` message (the server's ingest handler); never raises.
 
         See ``TelemetryIngest.ingest``; the wall clock is read through ``self.wall_clock``
         at the call, so a test may swap it after construction.
         """
-        self.telemetry.ingest(frames, self.wall_clock)
+        self.telemetry.ingest(frames, self.wall_clock, may_feed)

@@ -58,7 +58,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         Arg("value", "number", "flow over design flow", unit="1", min=0.0, max=1.5,
             required=True),
         sat_arg("the node, or all (the default)", required=False, allow_all=True),
-    )),
+    ), role="engineer"),
 )
 """The commands this model answers (meta.commands; docs/protocol.md)."""
 
