@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 from twin.astro.sun import EPHEMERIS_END_T_UTC, EPHEMERIS_END_UTC
@@ -120,6 +121,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ROUTER address for commands (default: %(default)s)")
     parser.add_argument("--ingest", type=address_argument, default=DEFAULT_INGEST_ADDRESS,
                         help="PULL address for bridge telemetry (default: %(default)s)")
+    parser.add_argument("--keys", type=Path, metavar="DIR",
+                        help="key folder (odc keys new): CURVE on every socket, only its "
+                        "registered keys admitted, binds beyond loopback allowed (default: "
+                        "the scenario's [security] keys, else none: loopback only)")
+    parser.add_argument("--audit", type=Path, metavar="FILE",
+                        help="audit file, one JSON line per command (default: DIR/audit.jsonl"
+                        " with --keys, else none)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no live status line")
 
 
@@ -156,7 +164,12 @@ def build_twin(args: argparse.Namespace) -> TwinServer:
     clock = SimClock(scenario.epoch_utc, rate_hz=rate_hz, warp=warp, fast=args.fast,
                      paused=args.paused)
     engine = Engine(scenario, clock, seed=args.seed)
-    return TwinServer(engine, Addresses(args.pub, args.cmd, args.ingest))
+    keys = getattr(args, "keys", None) or (Path(scenario.security.keys)
+                                           if scenario.security.keys else None)
+    audit = getattr(args, "audit", None) or (Path(scenario.security.audit)
+                                             if scenario.security.audit else None)
+    return TwinServer(engine, Addresses(args.pub, args.cmd, args.ingest), keys_dir=keys,
+                      audit_path=audit)
 
 
 class StatusLine:
@@ -207,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"odc run: bad scenario: {exc}", file=sys.stderr)
         return 2
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # KeyFileError is a ValueError
         print(f"odc run: {exc}", file=sys.stderr)
         return 2
     bound = server.bound
@@ -215,7 +228,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"odc twin: scenario {scenario.name!r}, {server.engine.n_sats} satellites, "
         f"{len(scenario.stations)} stations, epoch {scenario.epoch_utc.isoformat()}\n"
-        f"  stream   {bound.pub}\n  commands {bound.command}\n  ingest   {bound.ingest}",
+        f"  stream   {bound.pub}\n  commands {bound.command}\n  ingest   {bound.ingest}\n"
+        f"  keys     {server.guard.keys_dir or 'none (loopback only)'}; audit "
+        f"{server.guard.audit_log.path if server.guard.audit_log else 'none'}",
         file=sys.stderr,
     )
     status = None if args.quiet else StatusLine(sys.stderr)
@@ -223,7 +238,11 @@ def run(args: argparse.Namespace) -> int:
     def request_stop(signum: int, frame: object) -> None:
         server.stop()
 
+    def request_reload(signum: int, frame: object) -> None:
+        server.request_key_reload()
+
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, request_reload)
     try:
         server.run(max_steps=args.steps, duration_s=args.duration, on_tick=status)
     finally:

@@ -39,10 +39,13 @@ class Confirmations:
     """Hazardous requests held for confirmation, by token.
 
     Args:
-        clock: Monotonic seconds (injectable for tests).
+        window_s: Seconds a held request waits for its confirmation.
+        clock: Monotonic seconds.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, window_s: float = CONFIRM_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = window_s
         self._clock = clock
         self._held: OrderedDict[str, Held] = OrderedDict()
 
@@ -57,8 +60,8 @@ class Confirmations:
             self._held.popitem(last=False)
         token = secrets.token_urlsafe(18)
         self._held[token] = Held(caller, name, dict(args), summary,
-                                 self._clock() + CONFIRM_WINDOW_S)
-        return token, CONFIRM_WINDOW_S
+                                 self._clock() + self.window_s)
+        return token, self.window_s
 
     def take(self, caller: str, token: str) -> Held:
         """The held request of ``token`` for ``caller``, released (it runs once).
@@ -71,7 +74,7 @@ class Confirmations:
         held = self._held.get(token)
         if held is None:
             raise CommandRejected("no hazardous command waits for this token (wrong, used, "
-                                  f"or older than {CONFIRM_WINDOW_S:g} s): send it again")
+                                  f"or older than {self.window_s:g} s): send it again")
         if held.caller != caller:
             raise CommandRejected("this token was given to another client; only the one who "
                                   "asked may confirm")

@@ -24,6 +24,6 @@ from twin.scenario.tle import MAX_TLE_AGE_DAYS
 
 __all__ = [
     "ASSETS_DIR", "MAX_SATELLITES", "MAX_TLE_AGE_DAYS", "SCENARIOS_DIR", "ClockSettings",
-    "GroundStation", "InvalidField", "Scenario", "ScenarioError", "bundled_scenarios",
-    "load_scenario", "parse_scenario", "parse_section",
+    "GroundStation", "InvalidField", "Scenario", "ScenarioError", "SecuritySettings",
+    "bundled_scenarios", "load_scenario", "parse_scenario", "parse_section",
 ]

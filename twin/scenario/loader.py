@@ -48,7 +48,7 @@ GENERATED_NORAD_BASE = 90_000
 """Catalog numbers of generated satellites start here, above today's real catalog (~60,000).
 Numbers above 99,999 are valid Alpha-5 numbers in SGP4."""
 
-_SINGLE_SECTIONS = ("scenario", "clock")
+_SINGLE_SECTIONS = ("scenario", "clock", "security")
 _ARRAY_SECTIONS = ("walker", "sun_synchronous", "tle", "station")
 
 
@@ -141,6 +141,21 @@ class ClockSettings:
 
 
 @dataclass(frozen=True)
+class SecuritySettings:
+    """Keys and audit for a twin started on this scenario (``odc run --keys`` overrides).
+
+    Attributes:
+        keys: The key folder (docs/security.md); relative to the scenario file. Empty: no
+            keys, the twin listens on loopback only.
+        audit: The audit file; relative to the scenario file. Empty: ``KEYS/audit.jsonl``
+            with keys, none without.
+    """
+
+    keys: str = field(default="", metadata={"unit": "path"})
+    audit: str = field(default="", metadata={"unit": "path"})
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A parsed, validated scenario.
 
@@ -155,6 +170,7 @@ class Scenario:
         stations: Ground stations.
         sections: Raw tables of later subsystems (``thermal``, ``power``, ...), present only
             when the file has them; parse them with ``parse_section``.
+        security: Keys and audit (``[security]``), paths resolved against the file's folder.
     """
 
     name: str
@@ -166,6 +182,7 @@ class Scenario:
     satellites: tuple[Satellite, ...]
     stations: tuple[GroundStation, ...]
     sections: Mapping[str, Mapping[str, Any]]
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -250,6 +267,9 @@ def parse_scenario(text: str, source: str = "<string>", base_dir: Path | None = 
 
     header = build(_Header, doc.get("scenario", {}), "scenario", source)
     clock = build(ClockSettings, doc.get("clock", {}), "clock", source)
+    security = build(SecuritySettings, doc.get("security", {}), "security", source)
+    security = SecuritySettings(*(str(base_dir / path) if path else ""
+                                  for path in (security.keys, security.audit)))
     walkers = [build(WalkerShell, table, f"walker[{i}]", source)
                for i, table in enumerate(doc.get("walker", []))]
     sun_synchronous = [build(SunSynchronousShell, table, f"sun_synchronous[{i}]", source)
@@ -311,6 +331,7 @@ def parse_scenario(text: str, source: str = "<string>", base_dir: Path | None = 
         satellites=tuple(satellites),
         stations=stations,
         sections=sections,
+        security=security,
     )
 
 
