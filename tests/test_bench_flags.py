@@ -49,6 +49,7 @@ def test_the_checked_types_take_good_values_and_name_what_is_wrong() -> None:
     ("policy_compare.py", ["--hours", "0"], "argument --hours: hours must be in (0, 8760]"),
     ("policy_compare.py", ["--extra", "[x"], "argument --scenario with --extra"),
     ("tui.py", ["--rate", "-1"], "argument --rate: rate must be in [0.01, 1000] Hz"),
+    ("curve.py", ["--subscribers", "0"], "argument --subscribers: must be at least 1"),
     ("viewer.py", ["--size", "big"], "argument --size: must be WIDTHxHEIGHT"),
     ("abuse.py", ["--classes", "meta_noread,nope"], "argument --classes: unknown class nope"),
 ])

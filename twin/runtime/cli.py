@@ -128,6 +128,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audit", type=Path, metavar="FILE",
                         help="audit file, one JSON line per command (default: DIR/audit.jsonl"
                         " with --keys, else none)")
+    parser.add_argument("--plain-stream", action="store_true",
+                        help="with --keys: the stream without CURVE, bound on loopback or "
+                        "ipc:// only (commands and ingest stay CURVE); saves the stream's "
+                        "encryption (docs/security.md)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no live status line")
 
 
@@ -168,8 +172,10 @@ def build_twin(args: argparse.Namespace) -> TwinServer:
                                            if scenario.security.keys else None)
     audit = getattr(args, "audit", None) or (Path(scenario.security.audit)
                                              if scenario.security.audit else None)
+    if getattr(args, "plain_stream", False) and keys is None:
+        raise ValueError("--plain-stream goes with --keys: without keys no socket has CURVE")
     return TwinServer(engine, Addresses(args.pub, args.cmd, args.ingest), keys_dir=keys,
-                      audit_path=audit)
+                      audit_path=audit, plain_stream=getattr(args, "plain_stream", False))
 
 
 class StatusLine:

@@ -83,14 +83,22 @@ class Guard:
     def secured(self) -> bool:
         return self.keys_dir is not None
 
-    def prepare(self, sock: zmq.Socket, address: str) -> None:
+    def prepare(self, sock: zmq.Socket, address: str, plain: bool = False) -> None:
         """Make ``sock`` ready to bind ``address``: CURVE with keys, else loopback only.
+
+        Args:
+            plain: No CURVE on this socket even with keys (``--plain-stream``): then it
+                too binds loopback only.
 
         Raises:
             OSError: A non-loopback address without keys, saying how to make keys.
         """
-        if self.keys_dir is None:
+        if self.keys_dir is None or plain:
             if not is_loopback(address):
+                if plain and self.keys_dir is not None:
+                    raise OSError(f"cannot bind {address}: a stream without CURVE "
+                                  "(--plain-stream) binds loopback only (127.0.0.1, "
+                                  "localhost, [::1], ipc://)")
                 raise OSError(
                     f"cannot bind {address}: without keys the twin listens on loopback only "
                     "(127.0.0.1, localhost, [::1], ipc://). To serve other machines, make "

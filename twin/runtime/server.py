@@ -132,6 +132,7 @@ class TwinServer:
         context: zmq.Context | None = None,
         keys_dir: Path | None = None,
         audit_path: Path | None = None,
+        plain_stream: bool = False,
     ) -> None:
         self.engine = engine
         self.clock = engine.clock
@@ -163,7 +164,8 @@ class TwinServer:
         # Keys, callers and the audit (twin.runtime.guard); before any socket binds.
         self.guard = Guard(self._context, keys_dir, audit_path, engine.events,
                            lambda: self.clock.t_utc)
-        self.pub = self._bind(zmq.PUB, self.addresses.pub, sndhwm=PUB_HIGH_WATER_MARK)
+        self.pub = self._bind(zmq.PUB, self.addresses.pub, plain=plain_stream,
+                              sndhwm=PUB_HIGH_WATER_MARK)
         self.command = self._bind(
             zmq.ROUTER, self.addresses.command, maxmsgsize=COMMAND_MAX_FRAME_BYTES,
             rcvhwm=COMMAND_RECEIVE_QUEUE, sndhwm=COMMAND_REPLY_QUEUE,
@@ -190,10 +192,11 @@ class TwinServer:
             self.handlers, self.command_specs, engine.satellites, self.counters,
             self.rejections, self.invalidate_meta, self.guard.audit)
 
-    def _bind(self, kind: int, address: str, **options: int) -> zmq.Socket:
+    def _bind(self, kind: int, address: str, plain: bool = False, **options: int
+              ) -> zmq.Socket:
         sock = self._context.socket(kind)
         try:
-            self.guard.prepare(sock, address)  # CURVE with keys; else loopback only
+            self.guard.prepare(sock, address, plain)  # CURVE with keys; else loopback only
         except OSError:
             sock.close()
             self.close()
