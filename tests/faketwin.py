@@ -19,7 +19,7 @@ from typing import Any
 import zmq
 
 from twin.protocol.codec import pack, unpack
-from twin.security.auth import KeyAuthenticator, serve_curve
+from twin.security.auth import KeyAuthenticator, serve_curve, user_of
 from twin.security.keys import KeyRegistry
 
 Answer = Callable[[dict[str, Any]], dict[str, Any]]
@@ -68,7 +68,7 @@ class FakeTwin:
                 continue
             frames = self.socket.recv_multipart(copy=False)
             request = unpack(frames[-1].buffer)
-            request["_user"] = frames[-1].get("User-Id") or ""
+            request["_user"] = user_of(frames[-1])
             self.requests.append(request)
             reply = {**self.answer(request), "id": request.get("id")}
             self.socket.send_multipart([frames[0].bytes, b"", pack(reply)])
