@@ -19,6 +19,8 @@ from textual.widgets import Static
 
 from twin.core.clock import MAX_WARP, MIN_WARP
 from twin.protocol.codec import Message as WireMessage
+from twin.security.clients import ClientKeys
+from twin.security.keys import KeyFileError
 from viz.checks import BadMessages, check_meta
 from viz.stream import CommandClient
 from viz.tui import forms
@@ -51,6 +53,7 @@ class CommandActions:
 
     model: FleetModel
     cmd_address: str
+    keys: ClientKeys | None
     command_timeout_s: float
     paused: bool
     warp: float | None
@@ -84,10 +87,13 @@ class CommandActions:
     def _command_worker(self, cmd: str, arguments: dict[str, Any], line: str,
                         quiet: bool) -> None:
         with self._command_lock:
-            if self._command_client is None:
-                self._command_client = CommandClient(self.cmd_address,
-                                                     timeout_s=self.command_timeout_s)
-            reply = self._command_client.send(cmd, **arguments)
+            try:
+                if self._command_client is None:
+                    self._command_client = CommandClient(
+                        self.cmd_address, timeout_s=self.command_timeout_s, keys=self.keys)
+                reply = self._command_client.send(cmd, **arguments)
+            except KeyFileError as exc:  # the key files went away since the start
+                reply = {"ok": False, "error": str(exc)}
         self.post_message(CommandDone("" if quiet else line, reply))
 
     def on_command_done(self, message: CommandDone) -> None:
