@@ -7,8 +7,10 @@ process, as a user runs it; the stream is a real PUB socket.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +20,8 @@ from faketwin import SUMMARY, TOKEN, confirming, fake_twin
 
 from odc.client import TwinClient, connect, needs_confirmation
 from twin.protocol.codec import PROTOCOL_VERSION, TOPIC_EVENT, TOPIC_HEARTBEAT, encode_map
-from twin.security.keys import KeyFileError
+from twin.security.auth import serve_curve
+from twin.security.keys import KeyFileError, new_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,3 +128,47 @@ def test_twin_client_frames_decodes_the_stream() -> None:
         next(commands_only.frames())
     with pytest.raises(KeyFileError, match="go together"):
         TwinClient("tcp://127.0.0.1:9", key="alice.key_secret")
+
+
+def test_the_documented_python_example_runs(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/security-clients.md's example, as written, against a CURVE twin stand-in."""
+    doc = (ROOT / "docs" / "security-clients.md").read_text()
+    code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    folder = tmp_path / "keys"
+    new_key(folder, "alice", ["engineer"])
+    held = confirming()
+
+    def answer(request: dict) -> dict:
+        return {"ok": True, "t_utc": 1.75e9} if request["cmd"] == "status" else held(request)
+
+    with fake_twin(answer, folder) as twin:
+        pub = twin.context.socket(zmq.PUB)
+        pub.setsockopt(zmq.LINGER, 0)
+        serve_curve(pub, folder)
+        pub_address = f"tcp://127.0.0.1:{pub.bind_to_random_port('tcp://127.0.0.1')}"
+        stop = threading.Event()
+
+        def publish() -> None:
+            for seq in range(40):  # then silence, so the example's frames() loop ends
+                if stop.wait(0.05):
+                    return
+                pub.send_multipart(encode_map(TOPIC_EVENT, {
+                    "v": PROTOCOL_VERSION, "seq": seq, "t_utc": 1.75e9, "kind": "contact",
+                    "message": "node 3 in contact"}))
+
+        publisher = threading.Thread(target=publish, daemon=True)
+        publisher.start()
+        code = (code.replace("tcp://127.0.0.1:5556", twin.address)
+                .replace("tcp://127.0.0.1:5555", pub_address)
+                .replace("keys/", f"{folder}/").replace("idle_timeout_s=5.0", "idle_timeout_s=1.0"))
+        try:
+            exec(compile(code, "docs/security-clients.md", "exec"), {})
+        finally:
+            stop.set()
+            publisher.join(timeout=5)
+            pub.close(linger=0)
+        assert [r["cmd"] for r in twin.requests] == ["status", "inject_fault", "confirm"]
+        assert {r["_user"] for r in twin.requests} == {"alice"}
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "1750000000.0" and "contact node 3 in contact" in printed[1:]
