@@ -7,6 +7,8 @@ process, as a user runs it; the stream is a real PUB socket.
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import subprocess
 import sys
@@ -172,3 +174,31 @@ def test_the_documented_python_example_runs(tmp_path: Path,
         assert {r["_user"] for r in twin.requests} == {"alice"}
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "1750000000.0" and "contact node 3 in contact" in printed[1:]
+
+
+@pytest.mark.parametrize("typed, confirmed", [("yes\n", True), ("no\n", False)])
+def test_odc_cmd_asks_on_a_terminal(typed: str, confirmed: bool) -> None:
+    controller, terminal = pty.openpty()
+    with fake_twin(confirming()) as twin:
+        proc = subprocess.Popen([sys.executable, "-m", "odc.cli", "cmd", "inject_fault", "sat=3",
+                                 "kind=radiator", "--cmd", twin.address], cwd=ROOT, text=True,
+                                stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.close(terminal)
+        try:
+            twin.wait_for(1, timeout_s=30)  # the question is asked once the twin held it
+            os.write(controller, typed.encode())
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(controller)
+        assert "type yes to confirm" in err and SUMMARY in err
+        time.sleep(0.2)
+        commands = [r["cmd"] for r in twin.requests]
+    if confirmed:
+        assert proc.returncode == 0 and commands == ["inject_fault", "confirm"]
+        assert json.loads(out) == {"ok": True, "confirmed": "inject_fault"}
+    else:
+        assert proc.returncode == 1 and commands == ["inject_fault"]
+        assert "not confirmed" in err and json.loads(out)["confirm_required"] is True
