@@ -21,6 +21,7 @@ import numpy as np
 from bridge.ccsds import StreamSplitter
 from twin.core.ratelog import RateLimitedLog
 from twin.runtime.addresses import address_argument
+from twin.security.clients import add_key_arguments
 
 log = logging.getLogger("odc.bridge")
 
@@ -179,6 +180,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=None,
                         help="stop after this many wall seconds")
     parser.add_argument("--quiet", action="store_true", help="no status line")
+    add_key_arguments(parser, needs="a key with role testbed:NAME for this testbed")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -187,8 +189,10 @@ def run(args: argparse.Namespace) -> int:
     from bridge.push import TelemetryPusher
     from bridge.sources import HostSensors, Recorder, ReplaySource, TcpSource, UdpSource
     from twin.protocol.codec import DEFAULT_INGEST_ADDRESS
+    from twin.security.clients import keys_from_args
 
     try:
+        keys = keys_from_args(args)
         defs = None if args.host_sensors else load_definitions(args.definitions)
         testbed = args.testbed or ("host" if defs is None else defs.testbed)
         if args.replay:
@@ -203,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     except (DefinitionError, ValueError, OSError) as exc:
         print(f"odc bridge: {exc}", file=sys.stderr)
         return 2
-    pusher = TelemetryPusher(args.ingest or DEFAULT_INGEST_ADDRESS, testbed)
+    pusher = TelemetryPusher(args.ingest or DEFAULT_INGEST_ADDRESS, testbed, keys=keys)
     recorder = Recorder(args.record) if args.record else None
     bridge = Bridge(Decoder(defs) if defs is not None else None, pusher, recorder, source)
     stop = {"now": False}
@@ -214,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
           f"({type(source).__name__}{where})", file=sys.stderr, flush=True)
     started = time.monotonic()
     next_status = next_tick = started + 1.0
+    refused = ""
     try:
         while not stop["now"]:
             if args.duration is not None and time.monotonic() - started >= args.duration:
@@ -227,6 +232,12 @@ def run(args: argparse.Namespace) -> int:
             if time.monotonic() >= next_tick:
                 next_tick += 1.0
                 bridge.tick()
+                # Said once each time it changes: a refused key otherwise looks like a twin
+                # that is just not there (the samples queue, then drop).
+                if pusher.refused != refused:
+                    refused = pusher.refused
+                    print(f"odc bridge: {refused or 'the twin accepted the key'}",
+                          file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         pass
     finally:

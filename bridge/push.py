@@ -2,8 +2,8 @@
 
 One message carries k samples of one packet type of one testbed, column by column; it is
 framed by ``twin.protocol.telemetry.encode_telemetry``, beside the decoder the twin reads it
-with. This module adds the socket: bounded queueing, send timeouts, and the counts of what
-was sent and dropped.
+with. This module adds the socket: bounded queueing, send timeouts, the counts of what
+was sent and dropped, and (with ``ClientKeys``) CURVE, saying why a twin refused the key.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 import zmq
 
 from twin.protocol.telemetry import encode_telemetry
+from twin.security.clients import ClientKeys, HandshakeWatch
 
 # Messages queued for a twin that is connected but not reading. One message holds at most
 # one 256 KiB read window of packets (~420 kB decoded), so 128 of them bound the queue near
@@ -28,16 +29,28 @@ class TelemetryPusher:
 
     Sends never block longer than ``SEND_TIMEOUT_MS``: if the twin is away and the queue
     is full, the message is dropped and counted (``dropped``), the bridge keeps reading.
+
+    Args:
+        address: The twin's ingest address.
+        testbed: The testbed name every message carries.
+        context: ZeroMQ context to use.
+        keys: CURVE keys (a key with role ``testbed:NAME``) for a twin that admits
+            registered keys only; None for a plain connection.
     """
 
-    def __init__(self, address: str, testbed: str, context: zmq.Context | None = None) -> None:
+    def __init__(self, address: str, testbed: str, context: zmq.Context | None = None,
+                 keys: ClientKeys | None = None) -> None:
         self.address = address
         self.testbed = testbed
+        self.keys = keys
         self._context = context or zmq.Context.instance()
         self.sock = self._context.socket(zmq.PUSH)
         self.sock.setsockopt(zmq.LINGER, 500)
         self.sock.setsockopt(zmq.SNDHWM, PUSH_HIGH_WATER_MARK)
         self.sock.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
+        if keys is not None:
+            keys.apply(self.sock)
+        self.handshake = HandshakeWatch(self.sock, address, keys)
         self.sock.connect(address)
         self.seq = 0
         self.sent_messages = 0
@@ -68,9 +81,15 @@ class TelemetryPusher:
         self.sent_samples += len(t_utc)
         return True
 
+    @property
+    def refused(self) -> str:
+        """Why the twin refused this pusher (its key, or the lack of one); ``""`` if not."""
+        return self.handshake.check()
+
     def status(self) -> dict[str, int]:
         return {"sent_messages": self.sent_messages, "sent_samples": self.sent_samples,
                 "dropped_messages": self.dropped_messages, "dropped_samples": self.dropped_samples}
 
     def close(self) -> None:
+        self.handshake.close()
         self.sock.close()

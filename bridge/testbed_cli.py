@@ -3,6 +3,9 @@
 ``odc testbed`` sends PUS-C housekeeping packets (``assets/testbeds/flatsat.toml``) to
 ``odc bridge`` ten times a second: the host's CPU utilization as the payload's compute
 power and a lumped two-node thermal response to it (``bridge.testbed``).
+
+It speaks no ZeroMQ and never talks to the twin, so it takes no keys: ``odc bridge``
+(``--key``/``--server-key``) is what connects to a twin that admits registered keys only.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("odc testbed sends CCSDS packets over UDP (or serves them over TCP) to odc "
+                     "bridge only; it never talks to the twin, so it takes no keys: give "
+                     "--key/--server-key to odc bridge instead.")
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--udp", default=None, metavar="HOST:PORT",
                         help="send datagrams here (default 127.0.0.1:10015)")

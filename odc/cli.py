@@ -58,6 +58,9 @@ TOOL_COMMANDS = (
     ("bridge", "bridge.bridge_cli", "push hardware-testbed telemetry to the twin"),
     ("testbed", "bridge.testbed_cli", "a flatsat stand-in sending CCSDS packets over UDP"),
     ("calibrate", "bridge.calibrate_cli", "fit a mirrored node's thermal parameters"),
+    ("cmd", "odc.cmd_cli", "send one command to the twin, print its reply as JSON"),
+    ("keys", "odc.keys_cli", "make, list and revoke the keys a twin admits"),
+    ("audit", "odc.audit_cli", "read the twin's audit file: who asked for what, and when"),
 )
 
 

@@ -1,11 +1,13 @@
 """Following the twin from a viewer: the stream subscriber and the command client.
 
 Both viewers (3D and terminal) use these. They speak only the documented wire protocol
-through ``twin.protocol.codec`` and survive the twin going away: ZeroMQ reconnects by itself, the
-subscriber reports STALE when heartbeats stop and notices a restart when ``run_id``
+through ``twin.protocol.codec`` and survive the twin going away: ZeroMQ reconnects by itself,
+the subscriber reports STALE when heartbeats stop and notices a restart when ``run_id``
 changes (or ``seq`` goes backwards), and the command client replaces its socket after a
-timeout. A bad message (undecodable, or not what docs/protocol.md says) is dropped,
-counted and logged at a bounded rate; the messages after it are taken as usual.
+timeout. Given ``ClientKeys`` (``--key``/``--server-key``), both are CURVE clients, and both
+say why the twin refused them (``refused``) rather than just going quiet. A bad message
+(undecodable, or not what docs/protocol.md says) is dropped, counted and logged at a
+bounded rate; the messages after it are taken as usual.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from twin.protocol.codec import (
     pack,
     unpack,
 )
+from twin.security.clients import ClientKeys, HandshakeWatch
+from twin.security.keys import KeyFileError
 from viz.checks import (
     MAX_SEQ_JUMP,
     BadMessages,
@@ -76,6 +80,9 @@ class StreamGate:
     dropped whole and counted in :attr:`bad`; nothing it carried reaches a viewer, and the
     messages after it are taken as usual.
     """
+
+    refused = ""
+    """Why the twin refused the connection; a gate without a socket never is."""
 
     def __init__(self) -> None:
         self.last_seq: dict[str, int] = {}
@@ -193,6 +200,8 @@ class StreamClient(StreamGate):
         state_queue: Receive high-water mark for whole messages; small, because only
             the newest state is ever drawn.
         context: ZeroMQ context to use.
+        keys: CURVE keys for a twin that admits registered keys only; None for a plain
+            connection.
     """
 
     def __init__(
@@ -202,9 +211,11 @@ class StreamClient(StreamGate):
         stale_after_s: float = 3.0,
         state_queue: int = 8,
         context: zmq.Context | None = None,
+        keys: ClientKeys | None = None,
     ) -> None:
         super().__init__()
         self.address = address
+        self.keys = keys
         self.stale_after_s = stale_after_s
         self.socket = (context or zmq.Context.instance()).socket(zmq.SUB)
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -214,7 +225,15 @@ class StreamClient(StreamGate):
         self.socket.setsockopt(zmq.RECONNECT_IVL, 100)
         self.socket.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         self.socket.setsockopt(zmq.SUBSCRIBE, b"")
+        if keys is not None:
+            keys.apply(self.socket)
+        self.handshake = HandshakeWatch(self.socket, address, keys)
         self.socket.connect(address)
+
+    @property
+    def refused(self) -> str:
+        """Why the twin refused this subscriber (its key, or the lack of one); ``""`` if not."""
+        return self.handshake.check()
 
     @property
     def connection(self) -> str:
@@ -239,6 +258,7 @@ class StreamClient(StreamGate):
         return batch
 
     def close(self) -> None:
+        self.handshake.close()
         self.socket.close(linger=0)
 
 
@@ -247,7 +267,18 @@ class CommandClient:
 
     Uses a DEALER socket so a request that timed out does not wedge the client the way a
     REQ socket would; after a timeout the socket is replaced so a late reply to the old
-    request cannot be mistaken for the answer to a new one.
+    request cannot be mistaken for the answer to a new one. A twin that refuses the
+    client's key (or wants one) gives an error reply at once, naming why.
+
+    Args:
+        address: The twin's command address.
+        timeout_s: How long a command waits for its reply.
+        context: ZeroMQ context to use.
+        keys: CURVE keys for a twin that admits registered keys only; None for a plain
+            connection.
+
+    Raises:
+        KeyFileError: ``keys``' files cannot be read (at construction).
     """
 
     def __init__(
@@ -256,30 +287,62 @@ class CommandClient:
         *,
         timeout_s: float = 2.0,
         context: zmq.Context | None = None,
+        keys: ClientKeys | None = None,
     ) -> None:
         self.address = address
         self.timeout_s = timeout_s
+        self.keys = keys
         self._context = context or zmq.Context.instance()
-        self._socket = self._connect()
+        self._socket: zmq.Socket | None = None
+        self._watch: HandshakeWatch | None = None
+        self._connect()
         self._next_id = 0
 
-    def _connect(self) -> zmq.Socket:
+    def _connect(self) -> None:
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        try:
+            if self.keys is not None:
+                self.keys.apply(sock)
+        except KeyFileError:
+            sock.close(linger=0)
+            raise
+        self._watch = HandshakeWatch(sock, self.address, self.keys)
         sock.connect(self.address)
-        return sock
+        self._socket = sock
+
+    def _disconnect(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
 
     def send(self, cmd: str, **arguments: Any) -> dict[str, Any]:
         """Send ``{"cmd": cmd, **arguments}`` and return the reply map."""
+        if self._socket is None:
+            # The key files were read again for a new socket and went missing meanwhile.
+            try:
+                self._connect()
+            except KeyFileError as exc:
+                return {"ok": False, "error": str(exc)}
+        assert self._socket is not None and self._watch is not None
         self._next_id += 1
         request_id = self._next_id
         self._socket.send_multipart([b"", pack({"cmd": cmd, "id": request_id, **arguments})])
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        poller.register(self._watch.monitor, zmq.POLLIN)
         deadline = time.monotonic() + self.timeout_s
         while (remaining := deadline - time.monotonic()) > 0:
-            if not self._socket.poll(remaining * 1000.0, zmq.POLLIN):
-                break
+            ready = dict(poller.poll(remaining * 1000.0))
+            if self._watch.monitor in ready and self._watch.check():
+                break  # refused: no reply will come on this socket
+            if self._socket not in ready:
+                continue
             frames = self._socket.recv_multipart()
             try:
                 reply = unpack(frames[-1])
@@ -288,10 +351,14 @@ class CommandClient:
             if isinstance(reply, dict) and reply.get("id") == request_id:
                 reply.pop("id", None)
                 return reply
-        self._socket.close(linger=0)
-        self._socket = self._connect()
-        return {"ok": False, "error": f"no reply from the twin at {self.address} "
+        refused = self._watch.check()
+        self._disconnect()
+        try:
+            self._connect()
+        except KeyFileError as exc:
+            refused = refused or str(exc)
+        return {"ok": False, "error": refused or f"no reply from the twin at {self.address} "
                 f"within {self.timeout_s:g} s"}
 
     def close(self) -> None:
-        self._socket.close(linger=0)
+        self._disconnect()

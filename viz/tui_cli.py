@@ -15,6 +15,8 @@ from collections.abc import Iterator
 
 from twin.protocol.codec import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
 from twin.runtime.addresses import address_argument
+from twin.security.clients import add_key_arguments, keys_from_args
+from twin.security.keys import KeyFileError
 
 
 def _positive(text: str) -> float:
@@ -38,13 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     parser.add_argument("--max-fps", type=_positive, default=10.0, metavar="HZ",
                         help="most table redraws per second (default: %(default)s)")
+    add_key_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the dashboard until the operator quits; returns the exit status."""
+    try:
+        keys = keys_from_args(args)
+    except KeyFileError as exc:
+        print(f"odc tui: {exc}", file=sys.stderr)
+        return 2
     from viz.tui.app import DashboardApp  # textual loads only when the dashboard runs
 
-    app = DashboardApp(args.pub, args.cmd, stale_after_s=args.stale_after, max_fps=args.max_fps)
+    app = DashboardApp(args.pub, args.cmd, stale_after_s=args.stale_after, max_fps=args.max_fps,
+                       keys=keys)
     with _logging_off_the_terminal():
         app.run()
     return int(app.return_code or 0)

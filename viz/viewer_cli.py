@@ -15,6 +15,8 @@ from pathlib import Path
 
 from twin.protocol.codec import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
 from twin.runtime.addresses import address_argument
+from twin.security.clients import add_key_arguments, keys_from_args
+from twin.security.keys import KeyFileError
 
 log = logging.getLogger("odc.viz.view")
 
@@ -65,9 +67,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="camera distance from the Earth's centre (default: fit the fleet)")
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="headless: seconds to wait for the twin (default: %(default)s)")
+    add_key_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        keys = keys_from_args(args)
+    except KeyFileError as exc:
+        print(f"odc view: {exc}", file=sys.stderr)
+        return 2
     from viz.viewer import ViewerApp, ViewOptions, prefer_egl
 
     headless = bool(args.offscreen or args.screenshot or args.movie)
@@ -89,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
         labels=args.labels, camera_lat_deg=args.camera_lat, camera_lon_deg=args.camera_lon,
         camera_distance_re=args.camera_distance, cmap=args.cmap,
     )
-    stream = StreamClient(args.pub)
-    commands = CommandClient(args.cmd, timeout_s=1.0)
+    stream = StreamClient(args.pub, keys=keys)
+    commands = CommandClient(args.cmd, timeout_s=1.0, keys=keys)
     plotter = pv.Plotter(off_screen=headless, window_size=list(args.size))
     try:
         app = ViewerApp(plotter, stream, commands, options)
@@ -100,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
             app.run_interactive()
             return 0
         if not app.wait_for_frame(args.timeout):
+            why = stream.refused or "is the twin running? `odc run`"
             print(f"odc view: no meta and full frame from {args.pub} within {args.timeout:g} s "
-                  "(is the twin running? `odc run`)", file=sys.stderr)
+                  f"({why})", file=sys.stderr)
             return 1
         if args.field and (app.scene.field is None or app.scene.field.name != args.field):
             names = ", ".join(f.name for f in app.scene.fields)

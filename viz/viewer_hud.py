@@ -66,7 +66,8 @@ class ViewerHud:
         header = s.header or {}
         if not header:
             where = self.stream.address if self.stream is not None else "?"
-            lines = [f"ODC Twin — {connection}", f"waiting for the twin at {where}"]
+            refused = self.stream.refused if self.stream is not None else ""
+            lines = [f"ODC Twin — {connection}", refused or f"waiting for the twin at {where}"]
             lines += hud_text.bad_lines(self.bad_messages, self.last_bad)
             s.hud_top.SetInput("\n".join(lines))
             return

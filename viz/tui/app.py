@@ -21,6 +21,7 @@ from textual.widgets import Footer, Input, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
 from twin.protocol.codec import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
+from twin.security.clients import ClientKeys
 from viz.checks import BadMessages
 from viz.stream import CONNECTING, CommandClient
 from viz.tui.commands import CommandActions
@@ -45,6 +46,8 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
         max_fps: Most redraws per second of the table (extra states are skipped).
         connect: Whether to follow the twin; False for tests that feed synthetic messages
             through :meth:`feed`.
+        keys: CURVE keys for a twin that admits registered keys only (both sockets);
+            None for plain connections.
     """
 
     CSS_PATH = "dashboard.tcss"
@@ -77,10 +80,12 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
         command_timeout_s: float = 2.0,
         max_fps: float = 10.0,
         connect: bool = True,
+        keys: ClientKeys | None = None,
     ) -> None:
         super().__init__()
         self.pub_address = pub
         self.cmd_address = cmd
+        self.keys = keys
         self.stale_after_s = stale_after_s
         self.command_timeout_s = command_timeout_s
         self.min_draw_interval_s = 1.0 / max_fps
@@ -99,6 +104,7 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
         # Bad stream messages: those the stream worker dropped (counted there, reported in
         # each update) and those the model could not take (counted here).
         self.stream_bad, self.stream_last_bad, self._stream_bad_wall = 0, "", 0.0
+        self.stream_refused = ""  # why the twin refused the stream, said once when it changes
         self.unusable = BadMessages()
         self._bad_line_wall = -BAD_LINE_INTERVAL_S
         self._bad_logged = 0

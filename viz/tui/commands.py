@@ -3,12 +3,15 @@
 A mixin of ``viz.tui.app.DashboardApp``. Commands run in their own short-lived worker
 threads; a twin that is gone answers with an error after the client's timeout, never a
 hang. Forms and choices come from ``meta.commands`` (``viz.tui.forms``); a command the
-catalog does not declare opens the typed prompt.
+catalog does not declare opens the typed prompt. A command the twin holds for confirmation
+(``confirm_required``) opens ``viz.tui.confirm.ConfirmScreen``; only its Confirm sends
+``confirm`` with the twin's token.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,9 +22,12 @@ from textual.widgets import Static
 
 from twin.core.clock import MAX_WARP, MIN_WARP
 from twin.protocol.codec import Message as WireMessage
+from twin.security.clients import ClientKeys
+from twin.security.keys import KeyFileError
 from viz.checks import BadMessages, check_meta
 from viz.stream import CommandClient
 from viz.tui import forms
+from viz.tui.confirm import ConfirmScreen, confirmation
 from viz.tui.model import FleetModel
 from viz.tui.screens import (
     CommandError,
@@ -37,8 +43,8 @@ class CommandDone(Message):
     def __init__(self, line: str, reply: dict[str, Any]) -> None:
         self.line = line
         self.reply = reply
+        self.received = time.monotonic()  # a confirmation's seconds count from here
         super().__init__()
-
 
 
 class CommandActions:
@@ -51,6 +57,7 @@ class CommandActions:
 
     model: FleetModel
     cmd_address: str
+    keys: ClientKeys | None
     command_timeout_s: float
     paused: bool
     warp: float | None
@@ -84,10 +91,13 @@ class CommandActions:
     def _command_worker(self, cmd: str, arguments: dict[str, Any], line: str,
                         quiet: bool) -> None:
         with self._command_lock:
-            if self._command_client is None:
-                self._command_client = CommandClient(self.cmd_address,
-                                                     timeout_s=self.command_timeout_s)
-            reply = self._command_client.send(cmd, **arguments)
+            try:
+                if self._command_client is None:
+                    self._command_client = CommandClient(
+                        self.cmd_address, timeout_s=self.command_timeout_s, keys=self.keys)
+                reply = self._command_client.send(cmd, **arguments)
+            except KeyFileError as exc:  # the key files went away since the start
+                reply = {"ok": False, "error": str(exc)}
         self.post_message(CommandDone("" if quiet else line, reply))
 
     def on_command_done(self, message: CommandDone) -> None:
@@ -107,6 +117,10 @@ class CommandActions:
         if not message.line:
             return
         self.last_reply = reply
+        asked = confirmation(reply)
+        if asked is not None:
+            self._ask_confirmation(message.line, *asked, received=message.received)
+            return
         if reply.get("ok"):
             extras = {k: v for k, v in reply.items() if k not in ("ok", "meta", "counters",
                                                                     "events_by_kind", "seq")}
@@ -125,6 +139,27 @@ class CommandActions:
                         severity="error", timeout=6)
         self.reply_line.update(text)
         self._log_line(text)
+
+    def _ask_confirmation(self, line: str, token: str, summary: str, expires_in_s: float,
+                          received: float) -> None:
+        """The twin holds ``line`` until confirmed: ask, and send ``confirm`` only on yes."""
+        text = Text.assemble(("› ", "bold"), (line, "bold"),
+                             ("  confirm? ", "bold black on yellow"), f" {summary}")
+        self.reply_line.update(text)
+        self._log_line(text)
+
+        def decided(confirmed: bool | None) -> None:
+            if confirmed:
+                label = f"confirm {line}"
+                self.reply_line.update(Text(f"› {label} …", style="bold"))
+                self._command_worker("confirm", {"token": token}, label, False)
+                return
+            text = Text.assemble(("› ", "bold"), (line, "bold"),
+                                 ("  not confirmed", "bold yellow"), ": nothing sent")
+            self.reply_line.update(text)
+            self._log_line(text)
+
+        self.push_screen(ConfirmScreen(line, summary, expires_in_s, received), decided)
 
     def _learn_commands(self, reply: dict[str, Any]) -> None:
         """Keep the twin's command list from a ``commands`` reply (a twin without a catalog)."""

@@ -23,6 +23,7 @@ from textual.widgets import RichLog
 from textual.worker import get_current_worker
 
 from twin.protocol.codec import Message as WireMessage
+from twin.security.clients import ClientKeys
 from viz.checks import BadMessages
 from viz.stream import CONNECTING, LIVE, MAX_BATCH_EVENTS, STALE, StreamClient
 from viz.tui.model import FleetModel, utc_text
@@ -50,6 +51,8 @@ class StreamUpdate(Message):
     bad: int = 0
     last_bad: str = ""
     last_bad_wall: float = 0.0
+    refused: str = ""
+    """Why the twin refused the subscriber (its key, or the lack of one); ``""`` if not."""
 
 
 
@@ -63,6 +66,8 @@ class StreamFeed:
 
     model: FleetModel
     pub_address: str
+    keys: ClientKeys | None
+    stream_refused: str
     stale_after_s: float
     connect: bool
     connection: str
@@ -91,10 +96,10 @@ class StreamFeed:
     @work(thread=True, exclusive=True, group="stream")
     def _follow_stream(self) -> None:
         worker = get_current_worker()
-        client = StreamClient(self.pub_address, stale_after_s=self.stale_after_s)
+        client = StreamClient(self.pub_address, stale_after_s=self.stale_after_s, keys=self.keys)
         pending = StreamUpdate()
         has_data = False
-        last_connection, last_post = "", 0.0
+        last_connection, last_refused, last_post = "", "", 0.0
         try:
             while not worker.is_cancelled:
                 batch = client.poll(timeout_ms=50)
@@ -111,16 +116,19 @@ class StreamFeed:
                     pending.restarted |= batch.restarted
                 connection = client.connection
                 now = time.monotonic()
-                due = has_data or connection != last_connection or now - last_post > 0.5
+                refused = client.refused
+                due = has_data or connection != last_connection or now - last_post > 0.5 \
+                    or refused != last_refused
                 if due and self._ui_ready.is_set():
                     pending.connection = connection
                     pending.missed, pending.restarts = client.missed, client.restarts
                     pending.bad, pending.last_bad = client.bad.count, client.bad.last
                     pending.last_bad_wall = client.bad.last_wall
+                    pending.refused = refused
                     self._ui_ready.clear()
                     self.post_message(pending)
                     pending, has_data = StreamUpdate(), False
-                    last_connection, last_post = connection, now
+                    last_connection, last_refused, last_post = connection, refused, now
         finally:
             client.close()
 
@@ -144,6 +152,8 @@ class StreamFeed:
         self._stream_bad_wall = update.last_bad_wall
         if before != update.connection:
             self._connection_changed(before, update.connection)
+        if update.refused != self.stream_refused:
+            self._refused_changed(update.refused)
         now = time.monotonic()
         if update.restarted and now - self._restart_wall >= RESTART_INTERVAL_S:
             self._restart_wall = now
@@ -231,6 +241,15 @@ class StreamFeed:
         elif now == LIVE and before == STALE:
             self.notify("The twin is back: LIVE again.", title="Connection")
             self._log_line(Text("connection LIVE again (reconnected)", style="green"))
+
+    def _refused_changed(self, refused: str) -> None:
+        """Say once why the twin refused the stream (else it just looks like CONNECTING)."""
+        self.stream_refused = refused
+        if refused:
+            self.notify(refused, title="Refused by the twin", severity="error", timeout=15)
+            self._log_line(Text(f"stream: {refused}", style="bold red"))
+        else:
+            self._log_line(Text("stream: the twin accepted the key", style="green"))
 
     def _log_events(self, events: list[WireMessage]) -> None:
         detail = self.screen if isinstance(self.screen, DetailScreen) else None
