@@ -134,8 +134,8 @@ def test_twin_client_frames_decodes_the_stream() -> None:
 
 def test_the_documented_python_example_runs(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    """docs/security-clients.md's example, as written, against a CURVE twin stand-in."""
-    doc = (ROOT / "docs" / "security-clients.md").read_text()
+    """docs/security.md's example, as written, against a CURVE twin stand-in."""
+    doc = (ROOT / "docs" / "security.md").read_text()
     code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
     folder = tmp_path / "keys"
     new_key(folder, "alice", ["engineer"])
@@ -165,7 +165,7 @@ def test_the_documented_python_example_runs(tmp_path: Path,
                 .replace("tcp://127.0.0.1:5555", pub_address)
                 .replace("keys/", f"{folder}/").replace("idle_timeout_s=5.0", "idle_timeout_s=1.0"))
         try:
-            exec(compile(code, "docs/security-clients.md", "exec"), {})
+            exec(compile(code, "docs/security.md", "exec"), {})
         finally:
             stop.set()
             publisher.join(timeout=5)
