@@ -1,0 +1,1 @@
+"""Recording the twin's stream to MCAP, replaying it, and reading it back (issue 15)."""
