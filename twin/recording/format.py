@@ -74,5 +74,5 @@ def log_time_ns(t_utc: Any, fallback_ns: int) -> int:
     (the last one written) when it has none or a wrong one."""
     if isinstance(t_utc, int | float) and not isinstance(t_utc, bool) and math.isfinite(t_utc) \
             and 0 <= t_utc < 2**63 / 1e9:
-        return int(round(t_utc * 1e9))
+        return round(t_utc * 1e9)
     return fallback_ns
