@@ -68,7 +68,8 @@ def client(kind: int, address: str, folder: Path | None, name: str | None) -> It
     """A socket with a receive timeout; CURVE with key ``name`` when given."""
     sock = zmq.Context.instance().socket(kind)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.rcvtimeo = TIMEOUT_MS
+    # A socket whose handshake was refused has no peer: a send waits for one for ever.
+    sock.rcvtimeo = sock.sndtimeo = TIMEOUT_MS
     if name is not None and folder is not None:
         connect_curve(sock, folder / f"{name}.key_secret", server_key_paths(folder)[0])
     sock.connect(address)
@@ -99,14 +100,15 @@ def test_unregistered_keys_and_plain_clients_are_refused_at_the_handshake(
         with client(zmq.DEALER, twin.addresses.command, None, None) as plain, \
                 zmq.Context.instance().socket(zmq.DEALER) as foreign:
             foreign.setsockopt(zmq.LINGER, 0)
-            foreign.rcvtimeo = 1500
+            foreign.rcvtimeo = foreign.sndtimeo = 1500
             connect_curve(foreign, stranger / "mallory.key_secret", server_key_paths(keys)[0])
             foreign.connect(twin.addresses.command)
-            plain.rcvtimeo = 1500
+            plain.rcvtimeo = plain.sndtimeo = 1500
             before = twin.server.counters.commands_rejected + twin.server.counters.commands_ok
             for sock in (plain, foreign):
-                sock.send(pack({"cmd": "status"}))
+                # Refused at the handshake: the send finds no peer, or no reply comes.
                 with pytest.raises(zmq.Again):
+                    sock.send(pack({"cmd": "status"}))
                     sock.recv()
             # Nothing of theirs reached the twin; both refusals are counted.
             assert (twin.server.counters.commands_rejected
@@ -186,9 +188,9 @@ def test_a_revoked_key_loses_access_at_reload(keys: Path, tmp_path: Path) -> Non
             reply = ask(admin, {"cmd": "reload_keys"})
             assert reply["ok"] and reply["connections_reset"] is True
             time.sleep(0.5)  # every socket is bound anew; alice's reconnect is refused
-            alice.rcvtimeo = 2000
-            alice.send_multipart([b"", pack({"cmd": "resume"})])
-            with pytest.raises(zmq.Again):
+            alice.rcvtimeo = alice.sndtimeo = 2000
+            with pytest.raises(zmq.Again):  # no peer to send to, or no reply
+                alice.send_multipart([b"", pack({"cmd": "resume"})])
                 alice.recv_multipart()
         assert twin.server.clock.paused  # her resume never ran
         with client(zmq.REQ, twin.addresses.command, folder, "root") as admin:

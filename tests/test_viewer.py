@@ -438,3 +438,22 @@ def test_a_newer_twin_colours_from_its_catalog():
             assert near.sum() > 50, f"no swatch of colour {colour} on the bar"
     finally:
         app.pl.close()
+
+
+def test_a_late_viewer_shows_the_twins_alarms_within_two_seconds():
+    """Alarms that fired before the viewer started: the twin's table reaches its HUD."""
+    from test_alarms import HOT_SCENARIO
+
+    with running_twin(HOT_SCENARIO(), rate_hz=5.0, warp=60.0) as twin:
+        time.sleep(1.0)  # every node's chips "too hot": the alarms fire first
+        stream = StreamClient(twin.addresses.pub, stale_after_s=2.0)
+        app = make_app(stream=stream)
+        try:
+            started = time.monotonic()
+            assert _wait(app, lambda: "alarms: 40 (40 unacknowledged)"
+                         in (app.scene.hud_fleet.GetInput() or ""), 5.0), \
+                app.scene.hud_fleet.GetInput()
+            assert time.monotonic() - started < 3.0  # 1 s snapshots; slack for a busy CI
+        finally:
+            app.pl.close()
+            stream.close()

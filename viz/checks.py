@@ -163,6 +163,27 @@ def check_event(message: Message) -> None:
     _optional(header, "message", lambda v: isinstance(v, str), "a string", "event")
 
 
+ALARM_STATES = ("active_unack", "active_ack", "rtn_unack", "shelved")
+
+
+def check_alarms(message: Message) -> None:
+    """Raise `WireError` unless an ``alarms`` message holds a list of alarm entries, each
+    with an integer ``id`` and ``sat``, string ``kind``, ``parameter`` and ``message``, a
+    known ``state`` and a ``severity``."""
+    alarms = message.header.get("alarms")
+    if not _is_map_list(alarms):
+        raise _bad("alarms 'alarms'", alarms, "a list of maps")
+    for entry in alarms:
+        if not (_is_int(entry.get("id")) and _is_int(entry.get("sat"))
+                and -1 <= entry["sat"] < MAX_SATELLITES):
+            raise _bad("alarm 'id'/'sat'", entry.get("id"), "integers")
+        for key in ("kind", "parameter", "message", "severity"):
+            if not isinstance(entry.get(key), str):
+                raise _bad(f"alarm {key!r}", entry.get(key), "a string")
+        if entry.get("state") not in ALARM_STATES:
+            raise _bad("alarm 'state'", entry.get("state"), " or ".join(ALARM_STATES))
+
+
 def check_heartbeat(message: Message) -> None:
     """Raise `WireError` unless an ``hb``'s clock keys have their documented types."""
     _clock_keys(message.header, "hb")

@@ -82,7 +82,8 @@ FLEET_HIGHLIGHTS = ("n_limit_alarm", "delivered_pflop_s", "goodput_frac", "p_sol
 
 
 def fleet_lines(fleet: Mapping[str, Any], n_flagged: int, *, full: bool = False,
-                max_lines: int = 13, catalog: Catalog | None = None) -> list[str]:
+                max_lines: int = 13, catalog: Catalog | None = None,
+                alarm_table: Mapping[str, Any] | None = None) -> list[str]:
     """Top-right HUD: fleet totals from the header, as meta's totals catalog says.
 
     Args:
@@ -91,12 +92,17 @@ def fleet_lines(fleet: Mapping[str, Any], n_flagged: int, *, full: bool = False,
         full: Every key, sorted, instead of the highlights.
         max_lines: Highlight lines at most.
         catalog: meta's catalogs; without, the totals show as bare numbers.
+        alarm_table: The twin's ``alarms`` message, when one has come: its counts show.
     """
     catalog = catalog or Catalog()
     keys = sorted(fleet) if full else [k for k in FLEET_HIGHLIGHTS if k in fleet][:max_lines]
     lines = ["FLEET"]
     lines += [f"{catalog.total(k).label()}: {catalog.total(k).format(fleet[k])}" for k in keys]
     lines.append(f"flagged (alarm/fault): {n_flagged:,d}")
+    if alarm_table is not None:
+        alarms = alarm_table.get("alarms", [])
+        unacked = sum(a.get("state") in ("active_unack", "rtn_unack") for a in alarms)
+        lines.append(f"alarms: {len(alarms):,d} ({unacked:,d} unacknowledged)")
     return lines
 
 

@@ -34,6 +34,7 @@ from twin.security.keys import KeyFileError
 from viz.checks import (
     MAX_SEQ_JUMP,
     BadMessages,
+    check_alarms,
     check_event,
     check_heartbeat,
     check_meta,
@@ -55,13 +56,14 @@ class Batch:
     meta: Message | None = None
     heartbeat: Message | None = None
     events: list[Message] = field(default_factory=list)
+    alarms: Message | None = None  # the twin's alarm table, newest
     states_skipped: int = 0
     restarted: bool = False
 
     @property
     def empty(self) -> bool:
         nothing = self.state is None and self.meta is None and self.heartbeat is None
-        return nothing and not self.events
+        return nothing and not self.events and self.alarms is None
 
 
 # Most events kept in one batch; older ones in a flood are counted as skipped, not kept.
@@ -129,6 +131,8 @@ class StreamGate:
             batch.meta = self.meta = message
         elif topic == "hb":
             batch.heartbeat = message
+        elif topic == "alarms":
+            batch.alarms = message
         elif topic == "event":
             if len(batch.events) >= MAX_BATCH_EVENTS:
                 batch.events.pop(0)
@@ -149,6 +153,8 @@ class StreamGate:
             check_event(message)
         elif topic == "hb":
             check_heartbeat(message)
+        elif topic == "alarms":
+            check_alarms(message)
         else:
             raise WireError(f"topic {topic!r} is not for viewers")
 

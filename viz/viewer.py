@@ -119,6 +119,8 @@ class ViewerApp(ViewerHud, ViewerKeys):
             self._take_clock(batch.heartbeat.header)
         for event in batch.events:
             self._guarded("event", self.add_event, event.header)
+        if batch.alarms is not None:  # the twin's table: a late viewer sees every alarm
+            self.alarm_table = batch.alarms.header
         self.states_skipped += batch.states_skipped
         if batch.state is None:
             return False

@@ -88,7 +88,8 @@ class ViewerHud:
         lines.append("h: keys")
         s.hud_top.SetInput("\n".join(lines).translate(hud_text.HUD_GLYPHS))
         n_flagged = int(np.count_nonzero(s.alarms))
-        fleet = hud_text.fleet_lines(header.get("fleet", {}), n_flagged, catalog=s.catalog)
+        fleet = hud_text.fleet_lines(header.get("fleet", {}), n_flagged, catalog=s.catalog,
+                                     alarm_table=getattr(self, "alarm_table", None))
         s.hud_fleet.SetInput("\n".join(fleet).translate(hud_text.HUD_GLYPHS))
         mirror = hud_text.mirror_lines(self.meta, s.arrays, s.selected)
         # The panel keeps its height: mirror lines take the place of the last fields.

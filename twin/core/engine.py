@@ -32,12 +32,20 @@ from twin.core.subsystem import (
     StepContext,
     Subsystem,
 )
+from twin.protocol.alarms import AlarmKind
 from twin.protocol.catalog import total_entry
 from twin.protocol.codec import PROTOCOL_VERSION, FieldSpec
 from twin.protocol.commands import SERVER_COMMANDS, CommandSpec, SatelliteNames, check_request
 from twin.scenario import Scenario
 
 log = logging.getLogger("odc.twin.engine")
+
+ENGINE_ALARMS: dict[str, AlarmKind] = {
+    "subsystem_error": AlarmKind("subsystem_recovered", "model", per_node=False),
+    "state_not_finite": AlarmKind("state_finite_again", "field", per_node=False),
+    "total_not_finite": AlarmKind(None, "field", per_node=False),
+}
+"""The engine's own events that are alarms (twin.protocol.alarms)."""
 
 
 class Engine:

@@ -22,6 +22,7 @@ from typing import Any
 
 from twin.core.interfaces import OUTPUTS, quantity_names
 from twin.core.subsystem import Field, Subsystem
+from twin.protocol.alarms import AlarmKind
 from twin.protocol.commands import CommandSpec
 
 Total = tuple[str, str]
@@ -53,6 +54,7 @@ class ModelEntry:
         commands: The commands it answers (meta.commands).
         totals: The fleet totals it publishes, name -> (unit, description) (meta.totals).
         total_labels: Names of the codes of its enum totals, by total.
+        alarms: The event kinds it raises that are alarms (twin.protocol.alarms).
     """
 
     name: str
@@ -61,6 +63,7 @@ class ModelEntry:
     commands: tuple[CommandSpec, ...] = ()
     totals: Mapping[str, Total] = field(default_factory=dict)
     total_labels: Mapping[str, dict[int, str]] = field(default_factory=dict)
+    alarms: Mapping[str, AlarmKind] = field(default_factory=dict)
 
 
 class RegistryError(ValueError):

@@ -32,6 +32,7 @@ from twin.models.mirror import Mirror, MirrorDrivers, MirrorParams
 from twin.models.orbit import OrbitModel
 from twin.models.power import PowerModel, PowerParams
 from twin.models.thermal import ThermalModel, ThermalParams
+from twin.protocol.alarms import AlarmKind
 from twin.protocol.catalog import total_entry
 from twin.protocol.commands import SERVER_COMMANDS, CommandSpec
 from twin.scenario import parse_section
@@ -52,7 +53,8 @@ def _mirror_states(b: Built) -> Mirror:
 
 MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("orbit", lambda b: OrbitModel(b.scenario, b.clock),
-               totals=orbit.FLEET_TOTALS),
+               totals=orbit.FLEET_TOTALS,
+               alarms={"orbit_error": AlarmKind("orbit_recovered", "")}),
     ModelEntry("faults", _faults, commands=faults.COMMANDS, totals=faults.FLEET_TOTALS),
     ModelEntry("mirror_drivers", lambda b: MirrorDrivers(Mirror(b.scenario, b.clock))),
     ModelEntry("compute", lambda b: ComputeModel(b.scenario),
@@ -63,15 +65,19 @@ MODELS: tuple[ModelEntry, ...] = (
                    code: name for name, code in scheduler.POLICIES.items()}}),
     ModelEntry("environment", lambda b: EnvironmentModel(len(b.scenario.satellites))),
     ModelEntry("power", lambda b: PowerModel.from_scenario(b.scenario),
-               sections=(("power", PowerParams),), totals=power.FLEET_TOTALS),
+               sections=(("power", PowerParams),), totals=power.FLEET_TOTALS,
+               alarms={"input_not_finite": AlarmKind(None, "field")}),
     ModelEntry("thermal", lambda b: ThermalModel.from_scenario(b.scenario),
                sections=(("thermal", ThermalParams),), commands=thermal.COMMANDS,
                totals=thermal.FLEET_TOTALS),
     # Watches the fields with limits of every model before it.
     ModelEntry("limits", lambda b: LimitsModel(b.fields(), b.scenario),
-               sections=(("limits", None),), totals=limits.FLEET_TOTALS),
+               sections=(("limits", None),), totals=limits.FLEET_TOTALS,
+               alarms={"limit": AlarmKind("limit_clear", "field")}),
     ModelEntry("mirror", _mirror_states, sections=(("mirror", MirrorParams),),
-               commands=mirror.COMMANDS, totals=mirror.FLEET_TOTALS),
+               commands=mirror.COMMANDS, totals=mirror.FLEET_TOTALS,
+               alarms={"mirror_residual": AlarmKind("mirror_residual_cleared", "field"),
+                       "mirror_lost": AlarmKind("mirror_regained", "testbed")}),
 )
 
 

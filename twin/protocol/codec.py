@@ -26,7 +26,8 @@ TOPIC_STATE = b"state"
 TOPIC_EVENT = b"event"
 TOPIC_META = b"meta"
 TOPIC_HEARTBEAT = b"hb"
-TOPICS = (TOPIC_STATE, TOPIC_EVENT, TOPIC_META, TOPIC_HEARTBEAT)
+TOPIC_ALARMS = b"alarms"
+TOPICS = (TOPIC_STATE, TOPIC_EVENT, TOPIC_META, TOPIC_HEARTBEAT, TOPIC_ALARMS)
 
 # Telemetry pushed by bridges to the twin's ingest socket.
 TOPIC_TELEMETRY = b"tm"

@@ -25,9 +25,13 @@ from twin.core.subsystem import CommandRejected, only_keys
 from twin.security.roles import RANKED_ROLES
 
 SIGNIFICANCE = ("informational", "operational", "hazardous")
-ARG_TYPES = ("number", "integer", "bool", "choice", "sat", "token")
+ARG_TYPES = ("number", "integer", "bool", "choice", "sat", "token", "text", "integers")
 RESERVED_KEYS = frozenset({"cmd", "id"})
 MAX_TOKEN_CHARS = 64
+MAX_TEXT_CHARS = 500
+"""A ``text`` argument (a comment) is at most this long."""
+MAX_LIST_ITEMS = 1000
+"""An ``integers`` argument holds at most this many."""
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,12 @@ def _accepts(arg: Arg, value: Any) -> bool:
         return isinstance(value, str) and value in arg.choices
     if arg.type == "token":
         return isinstance(value, str) and 0 < len(value) <= MAX_TOKEN_CHARS
+    if arg.type == "text":
+        return isinstance(value, str) and len(value) <= MAX_TEXT_CHARS
+    if arg.type == "integers":
+        return (isinstance(value, list) and 0 < len(value) <= MAX_LIST_ITEMS
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                        for v in value))
     if arg.type == "sat":
         if arg.allow_all and value == "all":
             return True
@@ -295,6 +305,10 @@ def _expected(arg: Arg) -> str:
         return "one of " + ", ".join(arg.choices)
     if arg.type == "token":
         return "a confirmation token (a string)"
+    if arg.type == "text":
+        return f"a string of at most {MAX_TEXT_CHARS} characters"
+    if arg.type == "integers":
+        return f"a list of 1 to {MAX_LIST_ITEMS} non-negative integers"
     if arg.type == "sat":
         return ("a satellite index, name or NORAD id" + (', or "all"' if arg.allow_all
                                                          else ""))

@@ -129,6 +129,7 @@ class CommandDispatcher:
         self.on_change = on_change
         self.audit = audit or (lambda *entry: None)
         self.confirmations = Confirmations()
+        self.current_caller = LOCAL  # who sent the command now running (alarm notes)
 
     def handle_bytes(self, body: bytes, caller: Caller = LOCAL) -> dict[str, Any]:
         """Decode, check and run one command body.
@@ -172,6 +173,7 @@ class CommandDispatcher:
                 self._authorize(caller, spec)  # the key's roles may have changed since
             elif spec.needs_confirmation(args):
                 return self._hold(caller, spec, args)
+            self.current_caller = caller
             reply = self.handlers[name](args)
         except CommandRejected as exc:
             reason = "not_authorized" if isinstance(exc, NotAuthorized) else name

@@ -25,14 +25,16 @@ from typing import Any
 import zmq
 
 from twin.astro.sun import EPHEMERIS_END_UTC, ephemeris_covers
-from twin.core.engine import Engine
+from twin.core.engine import ENGINE_ALARMS, Engine
 from twin.core.ratelog import RateLimitedLog
 from twin.core.subsystem import CommandHandler
+from twin.protocol.alarms import AlarmKind
 from twin.protocol.codec import (
     DEFAULT_COMMAND_ADDRESS,
     DEFAULT_INGEST_ADDRESS,
     DEFAULT_PUB_ADDRESS,
     PROTOCOL_VERSION,
+    TOPIC_ALARMS,
     TOPIC_EVENT,
     TOPIC_HEARTBEAT,
     TOPIC_META,
@@ -42,6 +44,8 @@ from twin.protocol.codec import (
     pack,
 )
 from twin.protocol.commands import SERVER_COMMANDS
+from twin.runtime.alarm_commands import ALARM_COMMANDS, AlarmCommands
+from twin.runtime.alarms import SNAPSHOT_INTERVAL_S, AlarmTable
 from twin.runtime.allocator import release_free_memory
 from twin.runtime.dispatch import LOCAL, Caller, CommandDispatcher, Counters, pack_reply
 from twin.runtime.guard import Guard
@@ -97,6 +101,9 @@ MEMORY_TRIM_INTERVAL_S = 5.0
 # that may change it. A `meta` request republishes on the stream at most this often.
 META_CACHE_MAX_AGE_S = 1.0
 PUB_CLOSE_LINGER_MS = 250
+SERVER_ALARMS = {"ephemeris_end": AlarmKind(None, "", per_node=False),
+                 "recording_stopped": AlarmKind(None, "", per_node=False)}
+"""The server's own events that are alarms (twin.protocol.alarms)."""
 REBIND_TIMEOUT_S = 2.0
 """How long a socket bound anew (a key cut off) waits for its old listener to close."""
 _SNDMORE = int(zmq.SNDMORE)
@@ -141,7 +148,8 @@ class TwinServer:
         self.heartbeat_interval_s = heartbeat_interval_s
         self.counters = Counters()
         self.rejections = RateLimitedLog(log)
-        self.seq = {b"state": 0, TOPIC_EVENT: 0, TOPIC_META: 0, TOPIC_HEARTBEAT: 0}
+        self.seq = {b"state": 0, TOPIC_EVENT: 0, TOPIC_META: 0, TOPIC_HEARTBEAT: 0,
+                    TOPIC_ALARMS: 0}
         # Names this process on the wire so clients tell a restart from a gap. Drawn from
         # the OS, not the twin's generator: it is no part of the simulation.
         self.run_id = int.from_bytes(os.urandom(6), "big")
@@ -184,9 +192,16 @@ class TwinServer:
         # Commands: the server's own and each model's (names unique: the engine checked the
         # models' against each other and against these), each checked against its
         # declaration before it runs (twin.runtime.dispatch).
+        # The alarm table every event goes through (twin.runtime.alarms): each source's
+        # alarm kinds, the models' from the registry.
+        self.alarm_table = AlarmTable({**ENGINE_ALARMS, **SERVER_ALARMS,
+                                       **{kind: spec for entry in engine.entries
+                                          for kind, spec in entry.alarms.items()}})
+        self._next_alarms = 0.0
         self.handlers: dict[str, CommandHandler] = ServerCommands(self).handlers()
+        self.handlers.update(AlarmCommands(self).handlers())
         self.handlers.update(engine.commands())
-        self.command_specs = {spec.name: spec for spec in SERVER_COMMANDS}
+        self.command_specs = {spec.name: spec for spec in (*SERVER_COMMANDS, *ALARM_COMMANDS)}
         self.command_specs.update(engine.command_specs())
         self.dispatcher = CommandDispatcher(
             self.handlers, self.command_specs, engine.satellites, self.counters,
@@ -329,6 +344,7 @@ class TwinServer:
         self.dispatcher.expire()
         if self.engine.events.pending:  # audit events while paused, too
             self._publish_events()
+        self._publish_alarms()
 
     def _ephemeris_allows_step(self) -> bool:
         """Whether the next step stays inside the Sun ephemeris; if not, pause and say so.
@@ -440,6 +456,7 @@ class TwinServer:
         for event in self.engine.events.drain():
             header = self._framing(TOPIC_EVENT)
             header.update(event)
+            self.alarm_table.observe(header)
             # The frames of ``encode_map``, sent as the state's are (see _publish_state).
             topic, body = encode_map(TOPIC_EVENT, header)
             _RAW_SEND(pub, topic, _SNDMORE, True)
@@ -473,6 +490,19 @@ class TwinServer:
         self.pub.send_multipart([TOPIC_META, body])
         self.counters.meta_published += 1
         self.meta_published_at = time.monotonic()
+
+    def _publish_alarms(self) -> None:
+        """The alarm table, after a change (at most once a pass) and every few seconds."""
+        table = self.alarm_table
+        table.tick()
+        now = time.monotonic()
+        if not table.changed and now < self._next_alarms:
+            return
+        header = self._framing(TOPIC_ALARMS)
+        header.update(table.snapshot())
+        self.pub.send_multipart(encode_map(TOPIC_ALARMS, header))
+        table.changed = False
+        self._next_alarms = now + SNAPSHOT_INTERVAL_S
 
     def _publish_heartbeat(self) -> None:
         header = self._framing(TOPIC_HEARTBEAT)

@@ -26,6 +26,9 @@ class ActiveAlarm:
     message: str
     t_utc: float
     count: int = 1
+    alarm_id: int | None = None  # the twin's id, when the twin keeps the table
+    state: str = "active_unack"
+    severity: str = "alarm"
 
 
 
@@ -59,11 +62,24 @@ class AlarmBook:
     n: int
     worst: np.ndarray
 
+    def apply_alarm_table(self, entries: list[dict[str, Any]]) -> None:
+        """The twin's alarm table replaces what the events alone told (twin.runtime.alarms):
+        states, acknowledgements and shelving are the twin's, shared by every viewer."""
+        self.twin_keeps_alarms = True
+        self.alarms = {
+            (f"{e['kind']}:{e['parameter']}", e["sat"]): ActiveAlarm(
+                e["kind"], e["sat"], self.event_text(e), _seconds(e.get("last_t_utc"), 0.0),
+                int(e.get("count", 1)), e["id"], e["state"], e["severity"])
+            for e in entries[:MAX_ALARMS]}
+
     def apply_event(self, event: Message | dict[str, Any]) -> dict[str, Any]:
-        """Record an event; alarms become active until acknowledged. Returns the event map."""
+        """Record an event; alarms become active until acknowledged. Returns the event map.
+
+        Once the twin's alarm table has arrived, it alone says which alarms there are.
+        """
         body = event.header if isinstance(event, Message) else event
         self.events_seen += 1
-        if body.get("severity") == "alarm":
+        if body.get("severity") == "alarm" and not getattr(self, "twin_keeps_alarms", False):
             key = (str(body.get("kind", "?")), _index(body.get("sat"), -1))
             active = self.alarms.get(key)
             if active is None:

@@ -35,6 +35,11 @@ from viz.tui.widgets import FleetTable, HeaderBar
 __all__ = ["DashboardApp", "StreamUpdate"]
 
 
+ALARM_TAGS = {"active_unack": ("", "bold red"), "active_ack": ("ACK", "red"),
+              "rtn_unack": ("RTN", "yellow"), "shelved": ("SHELVED", "dim")}
+"""How each alarm state shows in the alarms panel (twin.protocol.alarms)."""
+
+
 class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
     """The ODC Twin terminal dashboard.
 
@@ -199,26 +204,37 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
             self.screen.update_values()
 
     def _refresh_alarms(self) -> None:
-        keys = sorted(self.model.alarms, key=lambda k: -self.model.alarms[k].t_utc)
-        if keys == self._alarm_keys and all(self.model.alarms[k].count == 1 for k in keys):
+        model = self.model
+        keys = sorted(model.alarms, key=lambda k: -model.alarms[k].t_utc)
+        shown = [(k, model.alarms[k].state, model.alarms[k].count) for k in keys]
+        if shown == self._alarm_keys:
             return
-        self._alarm_keys = keys
+        self._alarm_keys = shown
         alarms = self.alarm_list
         alarms.clear_options()
         for key in keys:
-            alarm = self.model.alarms[key]
-            who = self.model.name(alarm.sat) if alarm.sat >= 0 else "fleet"
+            alarm = model.alarms[key]
+            who = model.name(alarm.sat) if alarm.sat >= 0 else "fleet"
             times = f" ×{alarm.count}" if alarm.count > 1 else ""
             # The message usually names the node already; say it once, in red.
             message = alarm.message.replace(who, "").strip(" :") or alarm.kind
-            alarms.add_option(Option(Text.assemble((who, "bold red"), f" {message}{times}"),
+            tag, style = ALARM_TAGS.get(alarm.state, ("", "bold red"))
+            alarms.add_option(Option(Text.assemble((tag, "reverse"), " " if tag else "",
+                                                   (who, style), f" {message}{times}"),
                                      id=f"{key[0]}|{key[1]}"))
-        alarms.border_title = f"Active alarms ({len(keys)})"
+        unacked = sum(a.state in ("active_unack", "rtn_unack") for a in model.alarms.values())
+        alarms.border_title = (f"Alarms ({len(keys)}, {unacked} unacknowledged)"
+                               if getattr(model, "twin_keeps_alarms", False)
+                               else f"Active alarms ({len(keys)})")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option_list.id != "alarms" or event.option.id is None:
             return
         kind, _, sat = event.option.id.rpartition("|")
+        alarm = self.model.alarms.get((kind, int(sat)))
+        if alarm is not None and alarm.alarm_id is not None:  # the twin's: acknowledge there
+            self.send_command("ack_alarm", ids=[alarm.alarm_id], comment="from odc tui")
+            return
         if self.model.acknowledge((kind, int(sat))):
             self._log_line(Text(f"acknowledged {kind} on {self.model.name(int(sat))}",
                                 style="dim"))
@@ -278,6 +294,9 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
         self._draw()
 
     def action_ack_all(self) -> None:
+        if getattr(self.model, "twin_keeps_alarms", False):  # every viewer sees the ack
+            self.send_command("ack_alarm", all=True, comment="from odc tui (ack all)")
+            return
         count = self.model.acknowledge(None)
         self._log_line(Text(f"acknowledged {count} alarm(s)", style="dim"))
         self._refresh_alarms()

@@ -43,6 +43,7 @@ class StreamUpdate(Message):
     meta: WireMessage | None = None
     heartbeat: WireMessage | None = None
     events: list[WireMessage] = field(default_factory=list)
+    alarms: WireMessage | None = None
     connection: str = CONNECTING
     missed: int = 0
     restarts: int = 0
@@ -111,6 +112,7 @@ class StreamFeed:
                     pending.meta = batch.meta or pending.meta
                     pending.heartbeat = batch.heartbeat or pending.heartbeat
                     pending.events.extend(batch.events)
+                    pending.alarms = batch.alarms or pending.alarms
                     # A slow screen and an event flood: keep the newest, not them all.
                     del pending.events[:-MAX_BATCH_EVENTS]
                     pending.restarted |= batch.restarted
@@ -174,6 +176,8 @@ class StreamFeed:
                 self.send_command("meta", quiet=True)
         if update.events:
             self._guarded("event", self._log_events, update.events)
+        if update.alarms is not None:
+            self._guarded("alarms", self._take_alarms, update.alarms)
         self._log_bad()
         if update.state is not None or update.meta is not None or update.events:
             self._schedule_draw()
@@ -264,6 +268,12 @@ class StreamFeed:
         # once per event (a warped twin sends a hundred contact events a second).
         self.events_log.write(Text("\n").join(lines))
         self._refresh_alarms()
+
+    def _take_alarms(self, message: WireMessage) -> None:
+        """The twin's alarm table (it keeps it: a late dashboard sees every alarm)."""
+        self.model.apply_alarm_table(message.header.get("alarms", []))
+        self._refresh_alarms()
+        self._schedule_draw()
 
     def _event_line(self, body: dict[str, Any]) -> Text:
         severity = str(body.get("severity", "info"))
