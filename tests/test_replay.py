@@ -142,37 +142,54 @@ def test_a_replay_of_a_replay_is_the_same(live, tmp_path: Path) -> None:
 
 
 def test_pause_resume_and_step(live) -> None:
-    _, path = live
-    with running_replay(path, paused=True, warp=5.0) as server, \
+    messages, path = live
+    first = unpack(next(m for m in messages if m.topic == b"state").frames[1])["seq"]
+    with running_replay(path, paused=True, warp=5.0, meta_interval_s=0.2) as server, \
             connected(zmq.SUB, server.bound.pub, RCVHWM=0, SUBSCRIBE=b"") as sub, \
             connected(zmq.REQ, server.bound.command) as req:
         replay_header(sub, paused=True)
-        drain(sub)
-        # Paused: no state for a while (replay messages go on).
-        time.sleep(0.5)
-        assert all(f[0] != b"state" for f in drain(sub))
-        # Step: exactly three states, one after the other.
+        # Paused on the first state: nothing new for a while. Replay messages go on, and
+        # the state shown comes again with each meta (for viewers that join), as it was.
+        time.sleep(0.6)
+        shown = [f for f in drain(sub) if f[0] == b"state"]
+        assert shown and all(seq_of(f) == first for f in shown)
+        # Step: exactly three new states, one after the other.
         reply = request(req, {"cmd": "step", "n": 3})
         assert reply["ok"] and reply["queued_steps"] == 3
-        steps = [next_message(sub, b"state") for _ in range(3)]
-        seqs = [unpack(f[1])["seq"] for f in steps]
-        assert seqs == [seqs[0], seqs[0] + 1, seqs[0] + 2]
-        time.sleep(0.3)
-        assert all(f[0] != b"state" for f in drain(sub)), "more than 3 states stepped"
+        steps = states_after(sub, first, 3)
+        assert [seq_of(f) for f in steps] == [first + 1, first + 2, first + 3]
+        time.sleep(0.4)
+        assert all(seq_of(f) <= first + 3 for f in drain(sub) if f[0] == b"state"), \
+            "more than 3 states stepped"
         status = request(req, {"cmd": "status"})
-        assert status["paused"] and status["position_utc"] == pytest.approx(t_of(steps[-1]))
+        assert status["paused"] and status["position_utc"] == t_of(steps[-1])
         # Resume: states flow on from the last one stepped.
         assert request(req, {"cmd": "resume"})["paused"] is False
-        following = next_message(sub, b"state")
-        assert unpack(following[1])["seq"] == seqs[-1] + 1
+        assert seq_of(states_after(sub, first + 3, 1)[0]) == first + 4
         reply = request(req, {"cmd": "step"})
         assert not reply["ok"] and "pause it before stepping" in reply["error"]
         assert request(req, {"cmd": "pause"})["paused"] is True
         replay_header(sub, paused=True)
-        time.sleep(0.3)
-        drain(sub)
-        time.sleep(0.4)
-        assert all(f[0] != b"state" for f in drain(sub)), "states while paused"
+        time.sleep(0.5)  # the state shown comes again (meta_interval_s): the last one
+        last = max(seq_of(f) for f in drain(sub) if f[0] == b"state")
+        time.sleep(0.5)
+        assert all(seq_of(f) <= last for f in drain(sub) if f[0] == b"state"), \
+            "new states while paused"
+
+
+def seq_of(frames: list[bytes]) -> int:
+    return unpack(frames[1])["seq"]
+
+
+def states_after(sub: zmq.Socket, seq: int, n: int) -> list[list[bytes]]:
+    """The next ``n`` new states past ``seq`` (repeats of the one shown skipped)."""
+    out: list[list[bytes]] = []
+    while len(out) < n:
+        frames = next_message(sub, b"state")
+        if seq_of(frames) > seq:
+            out.append(frames)
+            seq = seq_of(frames)
+    return out
 
 
 def drain(sub: zmq.Socket) -> list[list[bytes]]:
@@ -236,20 +253,22 @@ def test_seek_lands_on_the_nearest_state_and_publishes_it_at_once(live, paused: 
             sent = time.monotonic()
             reply = request(req, {"cmd": "seek", "t_utc": start + offset})
             assert reply["ok"], reply
-            assert reply["position_utc"] == pytest.approx(start + lands, abs=1e-6)
+            assert reply["position_utc"] == pytest.approx(start + lands, rel=0, abs=1e-6)
             # In order: replay (seeks moved on), the meta for it, then the state itself.
             topics = []
             while True:
                 frames = sub.recv_multipart()
                 topics.append(frames[0])
-                if frames[0] == b"state" and t_of(frames) == pytest.approx(start + lands):
+                if frames[0] == b"state" and \
+                        t_of(frames) == pytest.approx(start + lands, rel=0, abs=1e-6):
                     break
             elapsed = time.monotonic() - sent
             assert elapsed < 0.5, f"seek to +{offset} s published after {elapsed:.3f} s"
             assert topics[-3:] == [TOPIC_REPLAY, b"meta", b"state"], (offset, topics)
         assert request(req, {"cmd": "status"})["seeks"] == 5
     # The seek to the very start lands on the first recorded state, byte for byte.
-    assert unpack(first_state.frames[1])["t_utc"] == pytest.approx(start + DT_S)
+    assert unpack(first_state.frames[1])["t_utc"] == pytest.approx(start + DT_S, rel=0,
+                                                                    abs=1e-6)
 
 
 def test_a_seek_outside_the_span_is_refused_naming_the_span(live) -> None:

@@ -180,6 +180,7 @@ class ReplayServer:
         self._playing: Iterator[Record] | None = None
         self._next: Record | None = None
         self._meta: Record | None = None
+        self._state: Record | None = None  # the last state published
         self._meta_body: tuple[Record, dict[str, Any]] | None = None
         self._meta_published_at = -math.inf
         self._next_replay = 0.0
@@ -377,16 +378,23 @@ class ReplayServer:
         self.position_ns = state.log_time
         self._set_anchor(state.log_time)
         self._publish_replay()  # first: viewers count sequences afresh from here
-        for record in (meta, alarms, state):
+        for record in (meta, alarms):
             if record is not None:
-                self._publish(record)
+                self._publish(record, moves=False)
+        self._publish(state)
         self._playing = recording.messages(state.log_time, after=state)
         self._next = None
         return state
 
     # -- publishing -------------------------------------------------------------------
 
-    def _publish(self, record: Record) -> None:
+    def _publish(self, record: Record, *, moves: bool = True) -> None:
+        """Send one recorded message as it was received.
+
+        Args:
+            moves: It is the replay's next message (the position moves to its time); not
+                for a ``meta`` republished, or one sent with a state it precedes.
+        """
         try:
             frames = record.frames()
         except RecordingError as exc:  # one bad message is skipped, not the replay
@@ -397,8 +405,11 @@ class ReplayServer:
         self.pub.send_multipart(frames, copy=True)
         topic = record.topic.decode()
         self._count(topic)
-        self.position_ns = record.log_time
-        if record.topic == b"meta":
+        if moves:
+            self.position_ns = record.log_time
+        if record.topic == b"state":
+            self._state = record
+        elif record.topic == b"meta":
             self._meta = record
             self._meta_published_at = time.monotonic()
             run_id = record.header().get("run_id")
@@ -431,9 +442,16 @@ class ReplayServer:
         if now >= self._next_replay:
             self._publish_replay()
         if self._meta is not None and now - self._meta_published_at >= self.meta_interval_s:
-            # The recorded meta again, as recorded: a late joiner (or a paused replay's)
-            # viewer draws at once. Viewers take a repeated seq as a repeat (viz.stream).
-            self._publish(self._meta)
+            self._republish()
+
+    def _republish(self) -> None:
+        """The recorded meta again, as recorded, and while paused the state shown: a viewer
+        that joins draws at once. Viewers take a repeated seq as a repeat once they know
+        the stream is a replay (viz.stream), so a ``replay`` message goes first."""
+        self._publish_replay()
+        self._publish(self._meta, moves=False)
+        if self.paused and self._state is not None:
+            self._publish(self._state, moves=False)
 
     def _moved(self) -> None:
         """After a command that moves the replay: say so on the stream now."""
@@ -529,7 +547,7 @@ class ReplayServer:
         only_keys(request, set())
         body = self.meta_body()
         if time.monotonic() - self._meta_published_at >= META_REPUBLISH_MIN_INTERVAL_S:
-            self._publish(self._meta)
+            self._republish()
         return ok(meta=body)
 
     def _commands(self, request: dict[str, Any]) -> dict[str, Any]:
