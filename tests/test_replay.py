@@ -23,13 +23,14 @@ import zmq
 from recordutil import Received, record_live, replay_process, write_recording
 from twinutil import ANY_PORT, connected, request
 
-from twin.protocol.codec import unpack
-from twin.protocol.replay import TOPIC_REPLAY, decode_replay
+from twin.protocol.codec import encode_map, unpack
+from twin.protocol.replay import TOPIC_REPLAY, decode_replay, encode_replay
 from twin.recording.format import RecordingError
 from twin.recording.playback import Recording
 from twin.recording.replay import ReplayAddresses, ReplayServer
 from viz import hud_text
-from viz.stream import StreamClient
+from viz import stream as stream_module
+from viz.stream import Batch, StreamClient, StreamGate
 from viz.tui.replay import SeekError, parse_seek, time_bar
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -461,3 +462,30 @@ def test_the_recording_is_read_through_its_index(live) -> None:
         assert meta is not None and meta.log_time == start
         assert recording.last_at_or_before(b"alarms", recording.end_ns) is None
         assert msgpack.unpackb(meta.data, raw=True)[0] == b"meta"
+
+
+def test_the_stream_gate_on_replay_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A seek resets sequence counting, a repeat is a repeat, and only while replaying."""
+    def replay(seq: int, seeks: int) -> list[bytes]:
+        return encode_replay({"v": 1, "seq": seq, "t_utc": 5.0, "run_id": 7, "name": "r",
+                              "span_utc": [0.0, 10.0], "position_utc": 5.0, "warp": 1.0,
+                              "paused": False, "ended": False, "seeks": seeks})
+
+    def hb(seq: int) -> list[bytes]:
+        return encode_map(b"hb", {"v": 1, "seq": seq, "t_utc": 5.0, "run_id": 7})
+
+    gate = StreamGate()
+    batch = Batch()
+    for frames in (replay(0, 0), hb(10), hb(11), hb(11), replay(1, 1), hb(3), hb(4)):
+        assert gate.accept(frames, batch) is not None
+    assert batch.seeked and gate.replaying and batch.replay.header["seeks"] == 1
+    assert gate.missed == 0 and gate.restarts == 0 and gate.bad.count == 0
+    bad = encode_replay({"v": 1, "seq": 2, "t_utc": 5.0, "name": "r", "span_utc": [9, 1],
+                         "position_utc": 5.0, "warp": 1.0, "paused": False})
+    assert gate.accept(bad, Batch()) is None and "span_utc" in gate.bad.last
+    # Replay messages stopped (a twin serves here now): a repeated seq is a restart again.
+    monkeypatch.setattr(stream_module, "REPLAY_SILENCE_S", 0.05)
+    time.sleep(0.1)
+    assert not gate.replaying
+    gate.accept(hb(4), Batch())
+    assert gate.restarts == 1

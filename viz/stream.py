@@ -76,6 +76,9 @@ class Batch:
 
 # Most events kept in one batch; older ones in a flood are counted as skipped, not kept.
 MAX_BATCH_EVENTS = 1000
+# A stream is a replay while its replay messages (one a second) keep coming: after this
+# long without one it is taken for a twin again (a twin started where a replay was).
+REPLAY_SILENCE_S = 3.0
 # Largest message part a viewer takes (ZeroMQ drops bigger ones unread): a state of
 # 100,000 nodes with every field is tens of MB.
 MAX_MESSAGE_BYTES = 512 * 2**20
@@ -105,12 +108,19 @@ class StreamGate:
         self.meta: Message | None = None
         self.events_skipped = 0
         self.replay: Message | None = None  # the newest ``replay`` message, if a replay
+        self.replay_wall = 0.0
         self._jumped: dict[str, int] = {}
 
     @property
     def decode_errors(self) -> int:
         """Bad messages dropped so far (the name of earlier versions)."""
         return self.bad.count
+
+    @property
+    def replaying(self) -> bool:
+        """Whether the stream is a replay: a ``replay`` message in the last few seconds."""
+        return self.replay is not None and \
+            time.monotonic() - self.replay_wall <= REPLAY_SILENCE_S
 
     @property
     def missed(self) -> int:
@@ -147,6 +157,7 @@ class StreamGate:
             batch.events.append(message)
         elif topic == "replay":
             batch.replay = self.replay = message
+            self.replay_wall = self.last_message_wall
         return message
 
     def _check(self, message: Message) -> None:
@@ -172,7 +183,7 @@ class StreamGate:
         topic, seq = message.topic, message.seq
         run_id = message.header.get("run_id")
         new_run = run_id is not None and self.run_id is not None and run_id != self.run_id
-        if self.replay is not None and not new_run:
+        if self.replaying and not new_run:
             if topic == "replay" and \
                     message.header.get("seeks") != self.replay.header.get("seeks"):
                 # The replay went elsewhere in its recording: every topic's seq jumps

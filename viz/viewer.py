@@ -114,6 +114,8 @@ class ViewerApp(ViewerHud, ViewerKeys):
             if self.meta:
                 self.scene.trail_buffer.reset()
             self.request_meta()
+        if self.stream is not None and not self.stream.replaying:
+            self.replay = None  # its replay messages stopped: a twin may serve here now
         if batch.replay is not None:
             self.replay = batch.replay.header
             # A replay's own clock: the recorded headers carry the recorded twin's.

@@ -57,6 +57,8 @@ class StreamUpdate(Message):
     """The newest ``replay`` message: the stream is a replay of a recording."""
     seeked: bool = False
     """The replay moved to another point of its recording since the last update."""
+    replaying: bool = False
+    """The stream is a replay (its replay messages keep coming)."""
 
 
 
@@ -133,6 +135,7 @@ class StreamFeed:
                     pending.bad, pending.last_bad = client.bad.count, client.bad.last
                     pending.last_bad_wall = client.bad.last_wall
                     pending.refused = refused
+                    pending.replaying = client.replaying
                     self._ui_ready.clear()
                     self.post_message(pending)
                     pending, has_data = StreamUpdate(), False
@@ -169,6 +172,10 @@ class StreamFeed:
             self.send_command("meta", quiet=True)
         if update.replay is not None:
             self._take_replay(update.replay.header)
+        elif self.replay is not None and not update.replaying:
+            self.replay = None  # its replay messages stopped: a twin may serve here now
+            self._log_line(Text("no replay messages any more: the header shows the stream "
+                                "as a twin's", style="magenta"))
         if update.seeked:
             self.model.clear_trends()  # a trend across the jump would join two times
         # Each message is taken on its own: one the model cannot use is counted and shown,
