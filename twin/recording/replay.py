@@ -388,12 +388,13 @@ class ReplayServer:
 
     # -- publishing -------------------------------------------------------------------
 
-    def _publish(self, record: Record, *, moves: bool = True) -> None:
+    def _publish(self, record: Record, *, moves: bool = True, repeat: bool = False) -> None:
         """Send one recorded message as it was received.
 
         Args:
             moves: It is the replay's next message (the position moves to its time); not
                 for a ``meta`` republished, or one sent with a state it precedes.
+            repeat: It went out before (counted as ``repeated``, not under its topic).
         """
         try:
             frames = record.frames()
@@ -403,8 +404,7 @@ class ReplayServer:
             self._count("bad_records")
             return
         self.pub.send_multipart(frames, copy=True)
-        topic = record.topic.decode()
-        self._count(topic)
+        self._count("repeated" if repeat else record.topic.decode())
         if moves:
             self.position_ns = record.log_time
         if record.topic == b"state":
@@ -449,9 +449,9 @@ class ReplayServer:
         that joins draws at once. Viewers take a repeated seq as a repeat once they know
         the stream is a replay (viz.stream), so a ``replay`` message goes first."""
         self._publish_replay()
-        self._publish(self._meta, moves=False)
+        self._publish(self._meta, moves=False, repeat=True)
         if self.paused and self._state is not None:
-            self._publish(self._state, moves=False)
+            self._publish(self._state, moves=False, repeat=True)
 
     def _moved(self) -> None:
         """After a command that moves the replay: say so on the stream now."""

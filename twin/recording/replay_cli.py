@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     bound = server.bound
     start, end = recording.span_utc
-    counts = ", ".join(f"{n} {t.decode()}" for t, n in sorted(recording.counts.items()))
+    counts = ", ".join(f"{n} {t.decode()}" for t, n in sorted(recording.counts.items()) if n)
     print(
         f"odc replay: {recording.path}: {recording.name!r}, {iso(start)} .. {iso(end)} "
         f"({end - start:.1f} s simulated{', ' + counts if counts else ''}), warp "
