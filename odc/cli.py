@@ -61,6 +61,7 @@ TOOL_COMMANDS = (
     ("cmd", "odc.cmd_cli", "send one command to the twin, print its reply as JSON"),
     ("keys", "odc.keys_cli", "make, list and revoke the keys a twin admits"),
     ("audit", "odc.audit_cli", "read the twin's audit file: who asked for what, and when"),
+    ("replay", "twin.recording.replay_cli", "serve a recording as the twin's stream, with seek"),
 )
 
 

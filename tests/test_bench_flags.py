@@ -52,6 +52,7 @@ def test_the_checked_types_take_good_values_and_name_what_is_wrong() -> None:
     ("curve.py", ["--subscribers", "0"], "argument --subscribers: must be at least 1"),
     ("viewer.py", ["--size", "big"], "argument --size: must be WIDTHxHEIGHT"),
     ("abuse.py", ["--classes", "meta_noread,nope"], "argument --classes: unknown class nope"),
+    ("replay.py", ["--seeks", "0"], "argument --seeks: must be at least 1"),
 ])
 def test_a_bench_script_refuses_a_bad_flag(script: str, flags: list[str], expected: str) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *flags], cwd=ROOT,

@@ -46,20 +46,45 @@ def bad_lines(bad: int, last_bad: str = "") -> list[str]:
     return lines
 
 
+def replay_line(replay: Mapping[str, Any]) -> str:
+    """Where a replay is in its recording: ``12:00:00 [=====|-----] 12:10:00  50%``."""
+    start, end = (float(t) for t in replay["span_utc"])
+    fraction = (float(replay["position_utc"]) - start) / (end - start) if end > start else 1.0
+    fraction = min(max(fraction, 0.0), 1.0)
+    cells = 20
+    marker = min(round(fraction * cells), cells)
+    bar = "=" * marker + "|" + "-" * (cells - marker)
+    ended = "   ENDED" if replay.get("ended") else ""
+    return (f"{utc_text(start)[11:19]} [{bar}] {utc_text(end)[11:19]}  "
+            f"{100 * fraction:.0f}%{ended}")
+
+
 def status_lines(header: Mapping[str, Any], meta: Mapping[str, Any] | None, connection: str,
                  *, earth_fixed: bool, missed: int = 0, restarts: int = 0,
-                 fps: float | None = None, bad: int = 0, last_bad: str = "") -> list[str]:
-    """Top-left HUD: scenario, simulation time, warp, connection, view, bad messages."""
+                 fps: float | None = None, bad: int = 0, last_bad: str = "",
+                 replay: Mapping[str, Any] | None = None) -> list[str]:
+    """Top-left HUD: scenario, simulation time, warp, connection, view, bad messages.
+
+    On a replay (``replay``: its newest ``replay`` header) the first line says REPLAY and
+    the run's name, the time is the recorded one, REPLAY stands where LIVE would, and a
+    line shows the position in the recording.
+    """
     scenario = (meta or {}).get("scenario", {}).get("name", "?")
     warp = header.get("warp")
     warp_text = f"x{warp:g}" if isinstance(warp, int | float) else "?"
     clock = "PAUSED" if header.get("paused") else f"warp {warp_text}"
-    lines = [
-        f"ODC Twin — {scenario}",
-        utc_text(float(header.get("t_utc", 0.0))),
-        f"{clock}   step {header.get('step', '?')}   {connection}",
-        f"view: {'Earth-fixed (ITRS)' if earth_fixed else 'inertial (GCRS)'}",
-    ]
+    when = utc_text(float(header.get("t_utc", 0.0)))
+    if replay is not None:
+        name = replay.get("name") or scenario
+        lines = [f"ODC Twin — REPLAY {name}" + (f" ({scenario})" if scenario != name else ""),
+                 f"recorded {when}",
+                 f"{clock}   step {header.get('step', '?')}   "
+                 f"{'REPLAY' if connection == 'LIVE' else connection}",
+                 replay_line(replay)]
+    else:
+        lines = [f"ODC Twin — {scenario}", when,
+                 f"{clock}   step {header.get('step', '?')}   {connection}"]
+    lines.append(f"view: {'Earth-fixed (ITRS)' if earth_fixed else 'inertial (GCRS)'}")
     extra = []
     if fps:
         extra.append(f"{fps:.0f} fps")

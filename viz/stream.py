@@ -8,6 +8,11 @@ timeout. Given ``ClientKeys`` (``--key``/``--server-key``), both are CURVE clien
 say why the twin refused them (``refused``) rather than just going quiet. A bad message
 (undecodable, or not what docs/protocol.md says) is dropped, counted and logged at a
 bounded rate; the messages after it are taken as usual.
+
+A replay (``odc replay``) serves a recording on the same protocol and adds ``replay``
+messages (twin.protocol.replay): once one is heard, a seek (its ``seeks`` count moving on)
+starts sequence counting afresh instead of counting a gap or a restart, and a message that
+repeats its topic's last ``seq`` (the recorded ``meta`` republished) is taken as a repeat.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from twin.protocol.codec import (
     pack,
     unpack,
 )
+from twin.protocol.replay import TOPIC_REPLAY, decode_replay
 from twin.security.clients import ClientKeys, HandshakeWatch
 from twin.security.keys import KeyFileError
 from viz.checks import (
@@ -59,15 +65,22 @@ class Batch:
     alarms: Message | None = None  # the twin's alarm table, newest
     states_skipped: int = 0
     restarted: bool = False
+    replay: Message | None = None
+    """The newest ``replay`` message: the stream is a replay of a recording."""
+    seeked: bool = False
+    """A replay moved to another point of its recording (what follows is not continuous)."""
 
     @property
     def empty(self) -> bool:
         nothing = self.state is None and self.meta is None and self.heartbeat is None
-        return nothing and not self.events and self.alarms is None
+        return nothing and not self.events and self.alarms is None and self.replay is None
 
 
 # Most events kept in one batch; older ones in a flood are counted as skipped, not kept.
 MAX_BATCH_EVENTS = 1000
+# A stream is a replay while its replay messages (one a second) keep coming: after this
+# long without one it is taken for a twin again (a twin started where a replay was).
+REPLAY_SILENCE_S = 3.0
 # Largest message part a viewer takes (ZeroMQ drops bigger ones unread): a state of
 # 100,000 nodes with every field is tens of MB.
 MAX_MESSAGE_BYTES = 512 * 2**20
@@ -96,12 +109,20 @@ class StreamGate:
         self.last_message_wall = 0.0
         self.meta: Message | None = None
         self.events_skipped = 0
+        self.replay: Message | None = None  # the newest ``replay`` message, if a replay
+        self.replay_wall = 0.0
         self._jumped: dict[str, int] = {}
 
     @property
     def decode_errors(self) -> int:
         """Bad messages dropped so far (the name of earlier versions)."""
         return self.bad.count
+
+    @property
+    def replaying(self) -> bool:
+        """Whether the stream is a replay: a ``replay`` message in the last few seconds."""
+        return self.replay is not None and \
+            time.monotonic() - self.replay_wall <= REPLAY_SILENCE_S
 
     @property
     def missed(self) -> int:
@@ -111,7 +132,7 @@ class StreamGate:
     def accept(self, frames: list, batch: Batch) -> Message | None:
         """Take one multipart message into ``batch``; returns it, or None if it was bad."""
         try:
-            message = decode(frames)
+            message = decode_replay(frames) if _is_replay(frames) else decode(frames)
             self._check(message)
             self._sequence(message, batch)
         except WireError as exc:
@@ -138,6 +159,9 @@ class StreamGate:
                 batch.events.pop(0)
                 self.events_skipped += 1
             batch.events.append(message)
+        elif topic == "replay":
+            batch.replay = self.replay = message
+            self.replay_wall = self.last_message_wall
         return message
 
     def _check(self, message: Message) -> None:
@@ -155,6 +179,8 @@ class StreamGate:
             check_heartbeat(message)
         elif topic == "alarms":
             check_alarms(message)
+        elif topic == "replay":
+            pass  # checked as it was decoded (twin.protocol.replay.check_replay)
         else:
             raise WireError(f"topic {topic!r} is not for viewers")
 
@@ -163,6 +189,16 @@ class StreamGate:
         topic, seq = message.topic, message.seq
         run_id = message.header.get("run_id")
         new_run = run_id is not None and self.run_id is not None and run_id != self.run_id
+        if self.replaying and not new_run:
+            if topic == "replay" and \
+                    message.header.get("seeks") != self.replay.header.get("seeks"):
+                # The replay went elsewhere in its recording: every topic's seq jumps
+                # there, by design; count afresh from the messages that follow.
+                self.last_seq.clear()
+                self._jumped.clear()
+                batch.seeked = True
+            elif self.last_seq.get(topic) == seq:
+                return  # a recorded message republished as it was (meta): a repeat
         previous = None if new_run else self.last_seq.get(topic)
         if previous is not None and seq > previous + MAX_SEQ_JUMP:
             if self._jumped.get(topic) != seq - 1:
@@ -193,7 +229,18 @@ def _topic_of(frames: list) -> str:
         topic = bytes(frames[0].buffer if hasattr(frames[0], "buffer") else frames[0])
     except Exception:
         return "message"
-    return topic.decode() if topic in TOPICS else "message"
+    return topic.decode() if topic in TOPICS or topic == TOPIC_REPLAY else "message"
+
+
+def _is_replay(frames: list) -> bool:
+    """Whether a message is on the ``replay`` topic (decoded by twin.protocol.replay)."""
+    if not frames:
+        return False
+    first = frames[0].buffer if hasattr(frames[0], "buffer") else frames[0]
+    try:
+        return bytes(first) == TOPIC_REPLAY
+    except Exception:  # not bytes-like: the codec's decode says what is wrong
+        return False
 
 
 class StreamClient(StreamGate):

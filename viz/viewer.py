@@ -74,6 +74,8 @@ class ViewerApp(ViewerHud, ViewerKeys):
         self._shown = False
         # The twin's clock as last heard (state header or heartbeat): paused, warp.
         self.clock: dict[str, Any] = {}
+        # The newest `replay` header while following a replay (odc replay), else None.
+        self.replay: Mapping[str, Any] | None = None
 
     def render(self) -> None:
         """Render now. Off screen, pyvista renders nothing before ``show``: show once first."""
@@ -112,6 +114,14 @@ class ViewerApp(ViewerHud, ViewerKeys):
             if self.meta:
                 self.scene.trail_buffer.reset()
             self.request_meta()
+        if self.stream is not None and not self.stream.replaying:
+            self.replay = None  # its replay messages stopped: a twin may serve here now
+        if batch.replay is not None:
+            self.replay = batch.replay.header
+            # A replay's own clock: the recorded headers carry the recorded twin's.
+            self.clock.update(paused=self.replay["paused"], warp=float(self.replay["warp"]))
+        if batch.seeked and self.meta:
+            self.scene.trail_buffer.reset()  # a trail across the jump would join two times
         if batch.meta is not None:
             self._guarded("meta", self.apply_meta, batch.meta.header)
         if batch.heartbeat is not None:
@@ -139,6 +149,8 @@ class ViewerApp(ViewerHud, ViewerKeys):
 
     def _take_clock(self, header: Mapping[str, Any]) -> None:
         """``paused`` and ``warp`` from a state or heartbeat header (checked by the stream)."""
+        if self.replay is not None:
+            return  # the recorded twin's clock; the replay's own is in its replay messages
         paused, warp = header.get("paused"), header.get("warp")
         if isinstance(paused, bool):
             self.clock["paused"] = paused

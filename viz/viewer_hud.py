@@ -32,6 +32,7 @@ class ViewerHud:
     options: ViewOptions
     meta: Mapping[str, Any] | None
     clock: dict[str, Any]
+    replay: Mapping[str, Any] | None
     message: str
     events: deque[str]
     _frame_times: deque[float]
@@ -76,7 +77,7 @@ class ViewerHud:
             missed=self.stream.missed if self.stream is not None else 0,
             restarts=self.stream.restarts if self.stream is not None else 0,
             fps=self.fps if self.options.show_fps else None,
-            bad=self.bad_messages, last_bad=self.last_bad,
+            bad=self.bad_messages, last_bad=self.last_bad, replay=self.replay,
         )
         if s.field is not None:
             lines.append(f"colour: {s.field.reads.label()} ({s.field.name})")

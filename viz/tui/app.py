@@ -101,6 +101,8 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
         self.restarts = 0
         self.paused = False
         self.warp: float | None = None
+        # The newest `replay` header while following a replay (odc replay), else None.
+        self.replay: dict[str, Any] | None = None
         self.recent_events: deque[dict[str, Any]] = deque(maxlen=500)
         self.known_commands: list[str] = ["pause", "resume", "step", "warp", "rate", "status",
                                           "meta"]
@@ -169,9 +171,10 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
             self._draw_pending = True
             self.set_timer(wait, self._draw)
 
-    def header_args(self) -> tuple[str, int, int, bool, float | None, int]:
+    def header_args(self) -> tuple[str, int, int, bool, float | None, int,
+                                   dict[str, Any] | None]:
         return (self.connection, self.missed, self.restarts, self.paused, self.warp,
-                self.bad_messages)
+                self.bad_messages, self.replay)
 
     def _draw_header(self) -> None:
         for header in self.screen.query(HeaderBar):

@@ -29,6 +29,7 @@ from viz.stream import CommandClient
 from viz.tui import forms
 from viz.tui.confirm import ConfirmScreen, confirmation
 from viz.tui.model import FleetModel
+from viz.tui.replay import SeekError, parse_seek
 from viz.tui.screens import (
     CommandError,
     CommandFormScreen,
@@ -61,6 +62,7 @@ class CommandActions:
     command_timeout_s: float
     paused: bool
     warp: float | None
+    replay: dict[str, Any] | None
     known_commands: list[str]
     command_catalog: dict[str, dict[str, Any]]
     last_reply: dict[str, Any] | None
@@ -112,6 +114,8 @@ class CommandActions:
                 self.unusable.add("bad_meta_reply", f"meta reply: {exc}")
             else:
                 self._guarded("meta", self.model.apply_meta, reply["meta"])
+                if self.replay is not None:  # a replay's reply lists what the replay answers
+                    self._take_command_catalog(reply["meta"])
                 self.refresh_bindings()
                 self._schedule_draw()
         if not message.line:
@@ -207,12 +211,31 @@ class CommandActions:
         """Send a typed command line (``warp value=120``); a bad line is shown, not sent."""
         if not line:
             return
+        words = line.split()
+        if words[0] == "seek" and len(words) == 2 and "=" not in words[1]:
+            self._seek(words[1])
+            return
         try:
             cmd, arguments = parse_command(line)
         except CommandError as exc:
             self.reply_line.update(Text(f"› {exc}", style="bold red"))
             return
         self.send_command(cmd, **arguments)
+
+    def _seek(self, when: str) -> None:
+        """``:seek WHEN`` on a replay: a time, a clock time, +10m, 50% (viz.tui.replay)."""
+        replay = self.replay
+        if replay is None:
+            self.reply_line.update(Text("› seek: this is a live twin; seek moves a replay "
+                                        "(odc replay FILE)", style="bold red"))
+            return
+        try:
+            t_utc = parse_seek(when, float(replay["position_utc"]),
+                               (float(replay["span_utc"][0]), float(replay["span_utc"][1])))
+        except SeekError as exc:
+            self.reply_line.update(Text(f"› seek: {exc}", style="bold red"))
+            return
+        self.send_command("seek", t_utc=round(t_utc, 6))
 
     def action_form(self, cmd: str, prefill: dict[str, Any] | None = None) -> None:
         """Open ``cmd``'s form, built from its catalog entry (sent at once without

@@ -54,6 +54,12 @@ class StreamUpdate(Message):
     last_bad_wall: float = 0.0
     refused: str = ""
     """Why the twin refused the subscriber (its key, or the lack of one); ``""`` if not."""
+    replay: WireMessage | None = None
+    """The newest ``replay`` message: the stream is a replay of a recording."""
+    seeked: bool = False
+    """The replay moved to another point of its recording since the last update."""
+    replaying: bool = False
+    """The stream is a replay (its replay messages keep coming)."""
 
 
 
@@ -76,6 +82,8 @@ class StreamFeed:
     restarts: int
     paused: bool
     warp: float | None
+    replay: dict[str, Any] | None
+    command_catalog: dict[str, dict[str, Any]]
     recent_events: deque[dict[str, Any]]
     stream_bad: int
     stream_last_bad: str
@@ -113,6 +121,8 @@ class StreamFeed:
                     pending.heartbeat = batch.heartbeat or pending.heartbeat
                     pending.events.extend(batch.events)
                     pending.alarms = batch.alarms or pending.alarms
+                    pending.replay = batch.replay or pending.replay
+                    pending.seeked |= batch.seeked
                     # A slow screen and an event flood: keep the newest, not them all.
                     del pending.events[:-MAX_BATCH_EVENTS]
                     pending.restarted |= batch.restarted
@@ -127,6 +137,7 @@ class StreamFeed:
                     pending.bad, pending.last_bad = client.bad.count, client.bad.last
                     pending.last_bad_wall = client.bad.last_wall
                     pending.refused = refused
+                    pending.replaying = client.replaying
                     self._ui_ready.clear()
                     self.post_message(pending)
                     pending, has_data = StreamUpdate(), False
@@ -161,6 +172,14 @@ class StreamFeed:
             self._restart_wall = now
             self.notify("The twin restarted; fetching its description again.", title="Twin")
             self.send_command("meta", quiet=True)
+        if update.replay is not None:
+            self._take_replay(update.replay.header)
+        elif self.replay is not None and not update.replaying:
+            self.replay = None  # its replay messages stopped: a twin may serve here now
+            self._log_line(Text("no replay messages any more: the header shows the stream "
+                                "as a twin's", style="magenta"))
+        if update.seeked:
+            self.model.clear_trends()  # a trend across the jump would join two times
         # Each message is taken on its own: one the model cannot use is counted and shown,
         # and the ones after it are taken as usual (the stream worker checked them all).
         if update.meta is not None:
@@ -179,7 +198,8 @@ class StreamFeed:
         if update.alarms is not None:
             self._guarded("alarms", self._take_alarms, update.alarms)
         self._log_bad()
-        if update.state is not None or update.meta is not None or update.events:
+        if update.state is not None or update.meta is not None or update.events \
+                or update.replay is not None:
             self._schedule_draw()
         else:
             self._draw_header()
@@ -197,15 +217,31 @@ class StreamFeed:
     def _take_meta(self, meta: WireMessage | dict[str, Any]) -> None:
         mirrors = self.model.mirrors
         self.model.apply_meta(meta)
-        self._take_command_catalog(meta)
+        if self.replay is None:  # a replay's recorded meta lists the twin's commands, not its
+            self._take_command_catalog(meta)
         if self.model.mirrors != mirrors:
             self.refresh_bindings()  # "m Mirror node" shows only with a mirror
         if not self._asked_commands and self.connect:
             self._asked_commands = True
             self.send_command("commands", quiet=True)
 
+    def _take_replay(self, header: dict[str, Any]) -> None:
+        """A ``replay`` message: the replay's own clock, and on the first one, a word."""
+        first = self.replay is None
+        self.replay = header
+        self.paused, self.warp = header["paused"], float(header["warp"])
+        if first:
+            self._log_line(Text(f"REPLAY of {header['name']!r}: a recording, not a live twin;"
+                                " :seek 12:30, :seek +10m, :seek 50% move it", style="magenta"))
+            # The replay's own commands (seek; no model commands) come with its meta reply.
+            self.command_catalog = {}
+            if self.connect:
+                self.send_command("meta", quiet=True)
+
     def _take_clock(self, header: dict[str, Any]) -> None:
         """``paused`` and ``warp`` from a state or heartbeat header (checked by the stream)."""
+        if self.replay is not None:
+            return  # the recorded twin's clock; the replay's own is in its replay messages
         paused, warp = header.get("paused"), header.get("warp")
         if isinstance(paused, bool):
             self.paused = paused

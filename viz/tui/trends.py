@@ -56,6 +56,14 @@ class TrendHistory:
         self._trend_next = 0
         self.trend_count = 0
 
+    def clear_trends(self) -> None:
+        """Forget the samples (a replay moved elsewhere in time): the ring starts afresh."""
+        if self.trend.size:
+            self.trend.fill(np.nan)
+        self.trend_t.clear()
+        self._trend_next = 0
+        self.trend_count = 0
+
     def _sample_trends(self, t_utc: float) -> None:
         if not self.trend_fields or self.trend.shape[2] != self.n:
             return

@@ -28,6 +28,7 @@ from viz.quantity import Scale, fit, typical_of
 from viz.tui.levels import ALARM, WARN, limit_levels
 from viz.tui.mirror_rows import MIRROR_MARK
 from viz.tui.model import Column, FleetModel
+from viz.tui.replay import REPLAY_STYLE, time_bar
 
 LEVEL_STYLE = {0: Style(), WARN: Style(color="yellow", bold=True),
                ALARM: Style(color="white", bgcolor="red", bold=True)}
@@ -409,8 +410,29 @@ class HeaderLine(Widget):
             self.refresh()
 
 
+class TimeBar(Widget):
+    """A replay's time bar (viz.tui.replay.time_bar), as wide as the screen."""
+
+    DEFAULT_CSS = """
+    TimeBar { height: 1; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.replay: dict | None = None
+
+    def render(self) -> Text:
+        return time_bar(self.replay, self.size.width) if self.replay else Text()
+
+    def show(self, replay: dict) -> None:
+        if replay != self.replay:
+            self.replay = replay
+            self.refresh()
+
+
 class HeaderBar(Widget):
-    """Scenario, simulation time, warp, connection and fleet totals, three lines.
+    """Scenario, simulation time, warp, connection and fleet totals, three lines; on a
+    replay REPLAY and the run's name, and a fourth line, the time bar.
 
     A line each: the clock and status line changes once a second, the headline totals
     every few frames, only the last line on every state; each repaints on its own.
@@ -423,30 +445,52 @@ class HeaderBar(Widget):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.lines = [HeaderLine() for _ in range(3)]
+        self.time_bar = TimeBar()
+        self.time_bar.display = False
 
     def compose(self) -> ComposeResult:
         yield from self.lines
+        yield self.time_bar
 
     @property
     def text(self) -> Text:
-        """The three lines as one text (what the header shows)."""
-        return Text("\n").join(line.text for line in self.lines)
+        """The lines as one text (what the header shows; the time bar's when replaying)."""
+        lines = [line.text for line in self.lines]
+        if self.time_bar.replay is not None:
+            lines.append(time_bar(self.time_bar.replay, max(self.size.width, 80)))
+        return Text("\n").join(lines)
+
+    def _show_replay(self, replay: dict | None) -> None:
+        """The time bar under the header while replaying (the header grows a line)."""
+        if (replay is not None) != self.time_bar.display:
+            self.time_bar.display = replay is not None
+            self.styles.height = 4 if replay is not None else 3
+        if replay is not None:
+            self.time_bar.show(replay)
 
     def show(self, model: FleetModel, connection: str, missed: int, restarts: int,
-             paused: bool, warp: float | None, bad: int = 0) -> None:
+             paused: bool, warp: float | None, bad: int = 0,
+             replay: dict | None = None) -> None:
         lines = self.lines
+        self._show_replay(replay)
         scenario = (model.meta.get("scenario") or {}).get("name") or model.header.get("scenario")
         text = Text()
         text.append(" ODC Twin ", style="bold black on bright_cyan")
-        text.append(f" {scenario or '—'} ", style="bold")
+        if replay is not None:
+            # What is shown is the past: say so first, with the recorded run's name.
+            text.append(" ")
+            text.append(" REPLAY ", style=REPLAY_STYLE)
+            text.append(f" {replay.get('name') or '—'} ", style="bold")
+        text.append(f" {scenario or '—'} ", style="bold" if replay is None else "")
         text.append(f" {model.sim_time()} ")
         text.append(f" warp {warp:g}× " if warp else " warp — ")
         if paused:
             text.append(" PAUSED ", style="bold black on yellow")
         colour = {"LIVE": "bold black on green", "STALE": "bold white on red"}.get(
             connection, "bold black on yellow")
-        text.append(" ")
-        text.append(f" {connection} ", style=colour)
+        if replay is None or connection != "LIVE":  # a replay heard: REPLAY says it
+            text.append(" ")
+            text.append(f" {connection} ", style=colour)
         if bad:
             # Stream messages dropped as bad: the events log says why (the last reason).
             text.append(" ")

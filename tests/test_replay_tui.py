@@ -1,0 +1,88 @@
+"""`odc tui` on a replay, driven headless (textual's pilot) against a real `odc replay` process.
+
+The replay serves a real `default` run recorded live (tests/recordutil.py); the dashboard
+follows it over real loopback sockets as it follows a twin: REPLAY and the run's name in
+its header, the time bar under it, and ``:seek`` through its command line moves the replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from recordutil import record_live, replay_process, write_recording
+
+from viz.tui.app import DashboardApp
+from viz.tui.widgets import HeaderBar
+
+SIZE = (140, 40)
+START = 1774008000.0  # the default scenario's epoch, 2026-03-20T12:00:00Z
+
+
+async def until(pilot, condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
+    """Let the app run until ``condition()`` holds; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await pilot.pause(0.05)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    messages, run_id = record_live(200, rate_hz=10.0, warp=1.0)
+    return write_recording(tmp_path_factory.mktemp("rec") / "default.mcap", messages,
+                           run_id=run_id)
+
+
+def test_the_dashboard_shows_a_replay_and_seeks_from_its_command_line(recording) -> None:
+    async def scenario(addresses: dict[str, str]) -> None:
+        app = DashboardApp(addresses["stream"], addresses["commands"], stale_after_s=3.0)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.replay is not None and app.model.n == 40
+                        and app.model.header.get("t_utc") is not None)
+            header = app.query_one("#header", HeaderBar)
+            await until(pilot, lambda: "12:00:00 UTC" in header.text.plain)  # drawn
+            text = header.text.plain
+            assert " REPLAY  default " in text and "2026-03-20 12:00:00 UTC" in text
+            assert "PAUSED" in text and "LIVE" not in text
+            # The time bar: the recording's span and the position, on its own line.
+            assert header.time_bar.display and header.size.height == 4
+            bar = header.text.plain.splitlines()[-1]
+            assert bar.startswith(" 2026-03-20 12:00:00 ") and "2026-03-20 12:00:20" in bar
+            assert "●" in bar and "0.5 %" in bar
+            # :seek through the command line moves the replay, and the table with it.
+            await pilot.press("colon")
+            await pilot.pause(0.2)
+            await pilot.press(*"seek 12:00:15", "enter")
+            await until(pilot, lambda: abs(app.replay["position_utc"] - (START + 15)) < 1e-6
+                        and abs(app.model.header["t_utc"] - (START + 15)) < 1e-6)
+            assert app.last_reply is not None and app.last_reply["ok"]
+            await until(pilot, lambda: "75.0 %" in header.text.plain.splitlines()[-1])
+            assert "2026-03-20 12:00:15 UTC" in header.text.plain
+            await pilot.press("colon")
+            await pilot.pause(0.2)
+            await pilot.press(*"seek -10s", "enter")
+            await until(pilot, lambda: abs(app.replay["position_utc"] - (START + 5)) < 1e-6)
+            # A time the replay does not hold: its refusal names the span.
+            app.last_reply = None
+            await pilot.press("colon")
+            await pilot.pause(0.2)
+            await pilot.press(*"seek 13:00", "enter")
+            await until(pilot, lambda: app.last_reply is not None)
+            assert not app.last_reply["ok"]
+            assert "outside the recording's span 2026-03-20T12:00:00.000Z" in \
+                app.last_reply["error"]
+            # Space resumes the replay (its own clock, not the recorded twin's).
+            await pilot.press("space")
+            await until(pilot, lambda: not app.paused and app.model.header["t_utc"] > START + 6)
+
+    with replay_process(recording, "--paused", "--warp", "2") as (_, addresses):
+        asyncio.run(scenario(addresses))
