@@ -149,7 +149,8 @@ class LiveRecording:
         if self._reported or self.recorder.error is None:
             return None
         self._reported = True
-        return self.recorder.error
+        return (f"recording stopped: {self.recorder.error}; the twin runs on without it (what "
+                "was written is readable; odc record --recover makes a cut file whole)")
 
     def close(self) -> None:
         """Write what is queued, finish the file and end the thread (the twin stops)."""

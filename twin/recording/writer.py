@@ -204,7 +204,8 @@ class Recorder:
         check_new_path(self.path, self.rotating)
         self.stats = RecorderStats()
         self.error: str | None = None
-        """Why recording stopped (a write failed); None while it goes on."""
+        """Why recording stopped (a write failed: ``cannot write PATH: reason``); None while
+        it goes on, or after a plain ``close``."""
         self.files: list[Path] = []
         """Every file this recorder wrote and has not deleted, oldest first."""
         self._closed_sizes: list[int] = []  # sizes of files[:-1] (closed), for the budget
@@ -382,9 +383,8 @@ class Recorder:
     def _fail(self, exc: BaseException) -> None:
         where = self._target
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        self.error = (f"cannot write {where}: {reason}; recording stopped (what was written "
-                      "before is readable; odc record --recover makes the file whole)")
-        log.error("%s", self.error)
+        self.error = f"cannot write {where}: {reason}"
+        log.error("recording stopped: %s", self.error)
         self._writer = None
         if self._file is not None:
             with contextlib.suppress(OSError, ValueError):  # it failed already: just let go
