@@ -15,6 +15,7 @@ from pathlib import Path
 
 import msgpack
 import pytest
+import zmq
 from mcap.reader import make_reader
 from procutil import ROOT, stop_process
 from recordutil import SUBSCRIBE_SETTLE_S, Heard, hear, listen, recording_twin
@@ -27,11 +28,12 @@ from twin.recording.format import (
     METADATA_NAME,
     PROFILE,
     RecordingError,
+    pack_frames,
     rotated_path,
     unpack_frames,
 )
 from twin.recording.reader import open_recording, recover, rotated_files
-from twin.recording.writer import Recorder
+from twin.recording.writer import Recorder, pack_frames_fast
 
 STATES = 60
 """States the shared run records (rate 50 Hz: a bit over a second)."""
@@ -378,3 +380,14 @@ def test_odc_record_runs_and_stops_cleanly(tmp_path: Path) -> None:
     messages = list(recording.messages())
     assert messages[0].topic == "meta", "a recording starts at the twin's meta"
     assert os.path.getsize(path) == recording.file_size
+
+
+def test_the_fast_packing_is_format_pack_frames_byte_for_byte() -> None:
+    sizes = [0, 1, 255, 256, 65535, 65536, 70000]
+    for count in (1, 2, 15, 16, 17, 255, 256):
+        frames = [bytes([k % 251]) * sizes[k % len(sizes)] for k in range(count)]
+        assert pack_frames_fast(frames) == pack_frames(frames)
+        assert pack_frames_fast([zmq.Frame(f) for f in frames]) == pack_frames(frames)
+        assert unpack_frames(pack_frames_fast(frames)) == frames
+    with pytest.raises(ValueError, match="more than a message has"):
+        pack_frames_fast([b""] * 257)
