@@ -13,7 +13,8 @@ to at most a second before it stopped: ``odc record --recover run.mcap [out.mcap
 what it holds into a whole, indexed file (``run.recovered.mcap`` by default).
 
 Exit status: 0 when the recording was written whole, 1 when writing failed on the way (the
-file is readable up to there), 2 for a bad command line or a path it cannot start on.
+file is readable up to there) or the twin refused the recorder's key (or lack of one)
+throughout, 2 for a bad command line or a path it cannot start on.
 docs/recording.md has the details.
 """
 
@@ -201,4 +202,6 @@ def _record(args: argparse.Namespace) -> int:
         print(f"odc record: recording stopped: {recorder.error} (what was written before is "
               "readable; odc record --recover makes a cut file whole)", file=sys.stderr)
         return 1
+    if refused and not recorder.stats.messages:
+        return 1  # the twin refused this recorder throughout: said above, nothing recorded
     return 0

@@ -34,6 +34,7 @@ from twin.recording.format import (
 )
 from twin.recording.reader import open_recording, recover, rotated_files
 from twin.recording.writer import Recorder, pack_frames_fast
+from twin.security.keys import new_key, server_key_paths
 
 STATES = 60
 """States the shared run records (rate 50 Hz: a bit over a second)."""
@@ -352,6 +353,8 @@ def test_odc_record_refuses_bad_starts(tmp_path: Path, capsys: pytest.CaptureFix
         (["record", "--recover", str(existing), "--every", "2"], "do not apply"),
         (["run", "-q", "--pub", "tcp://127.0.0.1:*", "--cmd", "tcp://127.0.0.1:*",
           "--ingest", "tcp://127.0.0.1:*", "--record", str(existing)], "exists"),
+        (["run", "-q", "--pub", "tcp://127.0.0.1:*", "--cmd", "tcp://127.0.0.1:*",
+          "--ingest", "tcp://127.0.0.1:*", "--record-every", "5"], "goes with --record"),
     ]
     for argv, expected in cases:
         assert odc_cli.main(argv) == 2, argv
@@ -391,3 +394,23 @@ def test_the_fast_packing_is_format_pack_frames_byte_for_byte() -> None:
         assert unpack_frames(pack_frames_fast(frames)) == frames
     with pytest.raises(ValueError, match="more than a message has"):
         pack_frames_fast([b""] * 257)
+
+
+def test_odc_record_with_keys_and_without(tmp_path: Path) -> None:
+    """A twin that admits registered keys only: recorded with a viewer's key; refused, and
+    told why, without one."""
+    keys = tmp_path / "keys"
+    new_key(keys, "watcher", ["viewer"])
+    with running_twin("default", rate_hz=20.0, warp=60.0, meta_interval_s=0.5,
+                      keys_dir=keys) as twin:
+        base = [sys.executable, "-m", "odc.cli", "record", twin.addresses.pub]
+        keyed = subprocess.run(
+            [*base, str(tmp_path / "keyed.mcap"), "--duration", "2", "--key",
+             str(keys / "watcher.key_secret"), "--server-key", str(server_key_paths(keys)[0])],
+            cwd=ROOT, capture_output=True, text=True, timeout=60)
+        plain = subprocess.run([*base, str(tmp_path / "plain.mcap"), "--duration", "1.5"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert keyed.returncode == 0, keyed.stderr
+    assert open_recording(tmp_path / "keyed.mcap").counts["state"] >= 10
+    assert plain.returncode == 1 and "admits registered keys only" in plain.stderr
+    assert open_recording(tmp_path / "plain.mcap").counts == {}

@@ -234,6 +234,10 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # KeyFileError is a ValueError
         print(f"odc run: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "record", None) is None and getattr(args, "record_every", 1) != 1:
+        print("odc run: --record-every goes with --record PATH.mcap", file=sys.stderr)
+        server.close()
+        return 2
     if getattr(args, "record", None) is not None:
         from twin.recording.format import RecordingError
         from twin.recording.live import LiveRecording
