@@ -17,6 +17,8 @@ import msgpack
 import pytest
 import zmq
 from mcap.reader import make_reader
+from mcap.records import Message, Metadata
+from mcap.stream_reader import StreamReader
 from procutil import ROOT, stop_process
 from recordutil import SUBSCRIBE_SETTLE_S, Heard, hear, listen, recording_twin
 from twinutil import running_twin
@@ -414,3 +416,39 @@ def test_odc_record_with_keys_and_without(tmp_path: Path) -> None:
     assert open_recording(tmp_path / "keyed.mcap").counts["state"] >= 10
     assert plain.returncode == 1 and "admits registered keys only" in plain.stderr
     assert open_recording(tmp_path / "plain.mcap").counts == {}
+
+
+def test_a_twin_restart_gets_its_own_metadata_record_in_place(
+        run: tuple[Path, Heard, dict[bytes, int]], tmp_path: Path) -> None:
+    """`odc record` listening while the twin restarts: the new run (a new run_id, seq from
+    0) waits for its own meta, and its metadata record sits between the two runs."""
+    _, heard, _ = run
+    first = heard.messages[:30]
+    second = []
+    for frames, received in heard.messages[:30]:
+        header = header_of(frames)
+        header["run_id"] += 1
+        second.append(([frames[0], msgpack.packb(header, use_bin_type=True), *frames[2:]],
+                       received + 100))
+    # The restarted twin's stream as a late listener hears it: a state before its meta.
+    second = [m for m in second if m[0][0] == b"state"][:1] + second
+    path = tmp_path / "restart.mcap"
+    recorder = Recorder(path, recorder="test")
+    for frames, received in first + second:
+        recorder.write(frames, int(received * 1e9))
+    recorder.close()
+    assert recorder.stats.runs == 2 and recorder.stats.before_meta == 1
+    assert recorder.stats.dropped == {}
+    order = []
+    with open(path, "rb") as stream:
+        for record in StreamReader(stream).records:
+            if isinstance(record, Metadata):
+                order.append(("metadata", record.metadata["run_id"]))
+            elif isinstance(record, Message):
+                order.append(("message", header_of(unpack_frames(record.data))["run_id"]))
+    run_1 = header_of(first[0][0])["run_id"]
+    expected = [("metadata", str(run_1))] + [("message", run_1)] * len(first) + [
+        ("metadata", str(run_1 + 1))] + [("message", run_1 + 1)] * 30
+    assert order == expected
+    assert [m["run_id"] for m in open_recording(path).metadata] == [str(run_1),
+                                                                    str(run_1 + 1)]

@@ -450,6 +450,10 @@ class Recorder:
 
     def _write_metadata(self) -> None:
         assert self._writer is not None and self._run_metadata is not None
+        if self._unflushed:
+            # A metadata record goes straight to the file: the open chunk (the previous
+            # run's last messages) is written first, so the record precedes only its run.
+            self._flush()
         self._run_metadata["file_index"] = str(self._file_index)
         self._run_metadata["started_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
         self._writer.add_metadata(METADATA_NAME, dict(self._run_metadata))
