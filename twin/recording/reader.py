@@ -25,7 +25,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
@@ -183,11 +182,6 @@ class Recording:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @cached_property
-    def channels(self) -> list[str]:
-        """The stream topics it holds messages of."""
-        return [topic for topic, n in self.counts.items() if n]
-
 
 def _channel_name(topic: str | bytes) -> str:
     """``"state"`` / ``b"state"`` / ``"/odc/state"`` -> ``"/odc/state"``."""
@@ -217,39 +211,14 @@ def _open(path: Path) -> BinaryIO:
         raise RecordingError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _scan_records(stream: BinaryIO, chunks: bool = True,
-                  ends: list[int] | None = None) -> Iterator[object]:
-    """The records of the data section, from the start, stopping quietly at the first that
-    is cut or damaged (or at the end of the data section).
-
-    Args:
-        stream: The file, at its start.
-        chunks: Open chunks into their records (else yield ``Chunk`` records whole).
-        ends: If given, the offset after the last whole record is appended as it goes.
+def _scan_records(stream: BinaryIO) -> Iterator[object]:
+    """The records of the data section from the start, chunks opened into theirs, stopping
+    quietly at the first record that is cut or damaged (or at the end of the data section).
     """
-    reader = StreamReader(stream, emit_chunks=True, record_size_limit=_RECORD_LIMIT)
-    records = reader.records
-    while True:
-        try:
-            record = next(records)
-        except StopIteration:
-            return
-        except _DAMAGE:
-            return
-        if isinstance(record, DataEnd):
-            return
-        if isinstance(record, Chunk) and chunks:
-            try:
-                inner = breakup_chunk(record, validate_crc=True)
-            except _DAMAGE:
-                return  # a damaged chunk: what came before it is all that is sure
-            if ends is not None:
-                ends.append(stream.tell())
-            yield from inner
-            continue
-        if ends is not None:
-            ends.append(stream.tell())
-        yield record
+    for record in _scan_chunks(StreamReader(stream, emit_chunks=True,
+                                            record_size_limit=_RECORD_LIMIT), stream, []):
+        if not isinstance(record, Chunk):
+            yield record
 
 
 def _check_start(path: Path, stream: BinaryIO) -> Header:
