@@ -61,6 +61,9 @@ TOOL_COMMANDS = (
     ("cmd", "odc.cmd_cli", "send one command to the twin, print its reply as JSON"),
     ("keys", "odc.keys_cli", "make, list and revoke the keys a twin admits"),
     ("audit", "odc.audit_cli", "read the twin's audit file: who asked for what, and when"),
+    ("record", "odc.record_cli", "record the twin's stream to MCAP; recover a cut recording"),
+    ("export", "odc.export_cli", "export a recording for Foxglove and Lichtblick"),
+    ("history", "odc.history_cli", "one field over time out of a recording, as CSV"),
     ("replay", "twin.recording.replay_cli", "serve a recording as the twin's stream, with seek"),
 )
 

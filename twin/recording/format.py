@@ -23,6 +23,7 @@ Exports for other tools (Foxglove, Lichtblick) are separate files (twin.recordin
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -76,3 +77,23 @@ def log_time_ns(t_utc: Any, fallback_ns: int) -> int:
             and 0 <= t_utc < 2**63 / 1e9:
         return round(t_utc * 1e9)
     return fallback_ns
+
+
+# -- added with the recorder (twin.recording.writer); nothing above changes -------------------
+
+METADATA_KEYS = ("scenario", "run_id", "twin_version", "protocol", "recorder", "every",
+                 "compression", "file_index", "started_utc")
+"""The keys of an ``odc.recording`` metadata record, all strings: the first six as named
+above (``run_id`` in decimal, ``every`` the N of ``--every``); ``compression`` the chunks'
+(``zstd`` or ``lz4``); ``file_index`` 1, 2, ... in a rotated set (``0`` for a single file);
+``started_utc`` the wall time (ISO 8601) the recorder started this file. A file holds one
+such record per twin run it saw (``odc record`` listening while the twin restarted), in
+order, each written before that run's first message."""
+
+
+def rotated_path(path: str | Path, index: int) -> Path:
+    """The ``index``-th file (from 1) of a rotated recording of ``path``: ``run.mcap`` ->
+    ``run-0001.mcap``, ``run-0002.mcap``, ... (a path without ``.mcap`` gets it added)."""
+    path = Path(path)
+    base = path.with_suffix("") if path.suffix == ".mcap" else path
+    return base.with_name(f"{base.name}-{index:04d}.mcap")

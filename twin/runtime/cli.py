@@ -133,6 +133,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         "ipc:// only (commands and ingest stay CURVE); saves the stream's "
                         "encryption (docs/security.md)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no live status line")
+    parser.add_argument("--record", type=Path, metavar="PATH.mcap",
+                        help="record the stream to this MCAP file as it runs (docs/recording.md)")
+    parser.add_argument("--record-every", type=count_argument(1), default=1, metavar="N",
+                        help="with --record: keep every Nth state (events, meta and heartbeats "
+                        "all; default: %(default)s)")
 
 
 def check_run_span(epoch_t_utc: float, dt_s: float, steps: int | None,
@@ -229,6 +234,19 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # KeyFileError is a ValueError
         print(f"odc run: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "record", None) is None and getattr(args, "record_every", 1) != 1:
+        print("odc run: --record-every goes with --record PATH.mcap", file=sys.stderr)
+        server.close()
+        return 2
+    if getattr(args, "record", None) is not None:
+        from twin.recording.format import RecordingError
+        from twin.recording.live import LiveRecording
+        try:
+            LiveRecording.start(server, args.record, args.record_every)
+        except (RecordingError, ValueError) as exc:
+            print(f"odc run: --record: {exc}", file=sys.stderr)
+            server.close()
+            return 2
     bound = server.bound
     scenario = server.engine.scenario
     print(
@@ -236,7 +254,8 @@ def run(args: argparse.Namespace) -> int:
         f"{len(scenario.stations)} stations, epoch {scenario.epoch_utc.isoformat()}\n"
         f"  stream   {bound.pub}\n  commands {bound.command}\n  ingest   {bound.ingest}\n"
         f"  keys     {server.guard.keys_dir or 'none (loopback only)'}; audit "
-        f"{server.guard.audit_log.path if server.guard.audit_log else 'none'}",
+        f"{server.guard.audit_log.path if server.guard.audit_log else 'none'}"
+        + (f"\n  record   {args.record}" if getattr(args, "record", None) else ""),
         file=sys.stderr,
     )
     status = None if args.quiet else StatusLine(sys.stderr)
@@ -265,6 +284,11 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         server.close()
+        if server.recording is not None:
+            recorder = server.recording.recorder
+            print(f"odc twin: recorded {', '.join(map(str, recorder.files)) or 'nothing'}: "
+                  f"{recorder.stats.line()}" + (f"; {recorder.error}" if recorder.error else ""),
+                  file=sys.stderr)
     return 0
 
 

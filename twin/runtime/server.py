@@ -169,6 +169,9 @@ class TwinServer:
         self._context = context or zmq.Context()
         self._reload_requested = False
         self._rebind_requested = False
+        self.recording: Any = None
+        """A recorder fed from the stream (``odc run --record``: twin.recording.live), or
+        None; asked each pass whether it stopped, and closed with the twin."""
         # Keys, callers and the audit (twin.runtime.guard); before any socket binds.
         self.guard = Guard(self._context, keys_dir, audit_path, engine.events,
                            lambda: self.clock.t_utc)
@@ -183,6 +186,10 @@ class TwinServer:
         self._replies = WaitingReplies(self.command, self._count_dropped_replies)
         self.ingest = self._bind(zmq.PULL, self.addresses.ingest,
                                  maxmsgsize=INGEST_MAX_FRAME_BYTES, rcvhwm=INGEST_HIGH_WATER_MARK)
+        # What each socket bound, kept: LAST_ENDPOINT moves when a recorder binds the PUB
+        # socket in-process too (twin.recording.live).
+        self._bound = Addresses(*(sock.getsockopt_string(zmq.LAST_ENDPOINT)
+                                  for sock in (self.pub, self.command, self.ingest)))
         self.poller = zmq.Poller()
         self.poller.register(self.command, zmq.POLLIN)
         self.poller.register(self.ingest, zmq.POLLIN)
@@ -232,13 +239,11 @@ class TwinServer:
     @property
     def bound(self) -> Addresses:
         """The addresses actually bound (resolves ``tcp://127.0.0.1:*`` to real ports)."""
-
-        def endpoint(sock: zmq.Socket) -> str:
-            return sock.getsockopt_string(zmq.LAST_ENDPOINT)
-
-        return Addresses(endpoint(self.pub), endpoint(self.command), endpoint(self.ingest))
+        return self._bound
 
     def close(self) -> None:
+        if getattr(self, "recording", None) is not None:
+            self.recording.close()  # takes what the stream queued for it, finishes the file
         self.rejections.flush()
         self.engine.flush_logs()
         guard = getattr(self, "guard", None)
@@ -274,8 +279,9 @@ class TwinServer:
     def _rebind(self) -> None:
         """Unbind and bind every socket again: existing connections end, clients reconnect
         and go through the key check again."""
-        for sock in (self.pub, self.command, self.ingest):
-            endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        bound = self._bound
+        for sock, endpoint in ((self.pub, bound.pub), (self.command, bound.command),
+                               (self.ingest, bound.ingest)):
             sock.unbind(endpoint)
             deadline = time.monotonic() + REBIND_TIMEOUT_S
             while True:  # the listener closes in libzmq's I/O thread, soon after unbind
@@ -324,6 +330,7 @@ class TwinServer:
                 # ran ahead of the wall clock and a resumed twin waited for it to catch up.
                 self.clock.mark_tick()
             self._publish_periodic()
+            self._check_recording()
             self._keep_guard()
             if on_tick is not None:
                 on_tick(self)
@@ -345,6 +352,13 @@ class TwinServer:
         if self.engine.events.pending:  # audit events while paused, too
             self._publish_events()
         self._publish_alarms()
+
+    def _check_recording(self) -> None:
+        """A recorder that stopped (disk full, a path it cannot write) raises one alarm; the
+        twin runs on without it."""
+        reason = self.recording.failure() if self.recording is not None else None
+        if reason:
+            self.engine.events.raise_event("recording_stopped", "alarm", reason)
 
     def _ephemeris_allows_step(self) -> bool:
         """Whether the next step stays inside the Sun ephemeris; if not, pause and say so.
