@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     parser.add_argument("--max-fps", type=_positive, default=10.0, metavar="HZ",
                         help="most table redraws per second (default: %(default)s)")
+    parser.add_argument("--recording", default="", metavar="PATH",
+                        help="a recording the detail screen's `l` (load a node's trend from a "
+                        "recording) offers first")
     add_key_arguments(parser)
 
 
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from viz.tui.app import DashboardApp  # textual loads only when the dashboard runs
 
     app = DashboardApp(args.pub, args.cmd, stale_after_s=args.stale_after, max_fps=args.max_fps,
-                       keys=keys)
+                       keys=keys, recording=args.recording)
     with _logging_off_the_terminal():
         app.run()
     return int(app.return_code or 0)

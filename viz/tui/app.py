@@ -53,6 +53,8 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
             through :meth:`feed`.
         keys: CURVE keys for a twin that admits registered keys only (both sockets);
             None for plain connections.
+        recording: The path the detail screen's `l` (a node's trend from a recording)
+            offers first.
     """
 
     CSS_PATH = "dashboard.tcss"
@@ -86,11 +88,14 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
         max_fps: float = 10.0,
         connect: bool = True,
         keys: ClientKeys | None = None,
+        recording: str = "",
     ) -> None:
         super().__init__()
         self.pub_address = pub
         self.cmd_address = cmd
         self.keys = keys
+        # The path the detail screen's `l` offers (--recording, then the last one loaded).
+        self.recording_path = recording
         self.stale_after_s = stale_after_s
         self.command_timeout_s = command_timeout_s
         self.min_draw_interval_s = 1.0 / max_fps

@@ -7,6 +7,7 @@ import shlex
 from typing import Any, ClassVar
 
 import numpy as np
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -28,6 +29,7 @@ from textual.widgets.option_list import Option
 from viz.tui import forms
 from viz.tui.levels import ALARM, WARN
 from viz.tui.model import FleetModel, utc_text
+from viz.tui.recorded import RecordedTrend, RecordedTrendError, read_trend
 from viz.tui.widgets import (
     LEVEL_STYLE,
     MIRROR_BADGE,
@@ -97,6 +99,27 @@ class CommandScreen(ModalScreen[str | None]):
                 yield Static("known: " + ", ".join(self.known), id="known", classes="dim")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+
+class RecordingPathScreen(ModalScreen[str | None]):
+    """Ask for a recording's path (the detail screen's `l`)."""
+
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, prefill: str = "") -> None:
+        super().__init__()
+        self.prefill = prefill
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("Load this node's trend from a recording  (Enter loads, Esc cancels)")
+            yield Input(self.prefill, placeholder="run.mcap", id="recording-input")
+            yield Static("The whole recording, state channel only; L on the detail screen "
+                         "goes back to live trends.", classes="dim")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
         self.dismiss(event.value)
 
 
@@ -252,6 +275,8 @@ class DetailScreen(Screen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("left_square_bracket", "neighbour(-1)", "Prev node"),
         Binding("right_square_bracket", "neighbour(1)", "Next node"),
+        Binding("l", "load_trend", "Load trend", tooltip="load trend from a recording"),
+        Binding("L", "live_trend", "Live trend", tooltip="back to live trends"),
     ]
 
     def __init__(self, model: FleetModel, sat: int) -> None:
@@ -260,6 +285,8 @@ class DetailScreen(Screen):
         self.sat = sat
         self._trend_names: list[str] | None = None
         self._trends: dict[str, Trend] = {}
+        # The node's trend read from a recording (`l`), shown instead of the live one.
+        self.recorded: RecordedTrend | None = None
         # A state can arrive between push_screen and on_mount: nothing to update yet.
         self._ready = False
 
@@ -280,6 +307,7 @@ class DetailScreen(Screen):
         table.add_column("Value", key="value", width=VALUE_WIDTH)
         table.add_column("Limits", key="limits")
         self.query_one("#detail-events", RichLog).border_title = "Events of this node"
+        self._show_trend_source()
         self._ready = True
         self.rebuild()
 
@@ -291,7 +319,66 @@ class DetailScreen(Screen):
         row = (int(rows[0]) + delta) % len(order) if rows.size else 0
         self.sat = int(order[row])
         self.app.fleet_table.select_sat(self.sat)
+        self.action_live_trend()  # the recorded trend was the other node's
         self.rebuild()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "live_trend":
+            return self.recorded is not None
+        return True
+
+    def action_load_trend(self) -> None:
+        """Ask for a recording and show this node's trend from it (read off the UI thread)."""
+        def chosen(path: str | None) -> None:
+            if path and path.strip():
+                self.app.recording_path = path.strip()
+                self._read_trend(path.strip(), list(self.model.trend_fields),
+                                 self.model.name(self.sat), self.sat,
+                                 self.model.trend_samples)
+
+        self.app.push_screen(RecordingPathScreen(getattr(self.app, "recording_path", "")),
+                             chosen)
+
+    @work(thread=True, exclusive=True, group="recorded-trend")
+    def _read_trend(self, path: str, fields: list[str], name: str, sat: int,
+                    limit: int) -> None:
+        try:
+            trend = read_trend(path, fields, name, sat, limit)
+        except (RecordedTrendError, OSError) as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="Trend not loaded",
+                                      severity="error")
+            return
+        self.app.call_from_thread(self._show_recorded, trend, sat)
+
+    def _show_recorded(self, trend: RecordedTrend, sat: int) -> None:
+        if sat != self.sat or not self.is_attached:  # moved on while it was read
+            return
+        self.recorded = trend
+        self._show_trend_source()
+        self.refresh_bindings()
+        self.update_values()
+
+    def action_live_trend(self) -> None:
+        if self.recorded is None:
+            return
+        self.recorded = None
+        self._show_trend_source()
+        self.refresh_bindings()
+        self.update_values()
+
+    def _show_trend_source(self) -> None:
+        box = self.query_one("#detail-trends", VerticalScroll)
+        trend = self.recorded
+        box.set_class(trend is not None, "-recorded")
+        if trend is None:
+            box.border_title = "Trends (live)"
+            box.border_subtitle = "l load from a recording"
+        else:
+            end = utc_text(trend.end_utc)
+            if end[:10] == utc_text(trend.start_utc)[:10]:
+                end = end[11:]
+            box.border_title = f"from {trend.file_name}, {utc_text(trend.start_utc)}–{end} UTC"
+            box.border_subtitle = f"{trend.t_utc.size} samples · L back to live"
 
     def _field_rows(self) -> list[tuple[str, str, str, str]]:
         """(key, label, value text, limits text) for every per-node field."""
@@ -430,7 +517,8 @@ class DetailScreen(Screen):
         alarms = [a for a in model.alarms.values() if a.sat == sat]
         if alarms:
             title.append(f" {len(alarms)} active alarm(s) ", style="bold white on red")
-        title.append("   [ ] previous/next node   Esc back", style="dim")
+        title.append("   [ ] previous/next node   l trend from a recording   Esc back",
+                     style="dim")
         self.query_one("#detail-title", Static).update(title)
         if self._trend_names != list(model.trend_fields):
             self.rebuild()
@@ -448,5 +536,9 @@ class DetailScreen(Screen):
             except Exception:  # a field that appeared this very frame: next rebuild adds it
                 self.rebuild()
                 return
+        recorded = self.recorded
         for name, trend in self._trends.items():
-            trend.set_samples(model.trend_of(name, sat))
+            if recorded is not None:
+                trend.set_samples(recorded.series.get(name, np.zeros(0, np.float32)), fit=True)
+            else:
+                trend.set_samples(model.trend_of(name, sat))

@@ -339,15 +339,22 @@ class Trend(Widget):
         self.unit = unit
         self.limits = limits
         self.samples = np.zeros(0, np.float32)
+        self.fit = False
 
-    def set_samples(self, samples: np.ndarray) -> None:
+    def set_samples(self, samples: np.ndarray, fit: bool = False) -> None:
+        """Show ``samples``: the newest that fit (live), or with ``fit`` all of them,
+        spread evenly over the width (a whole recording)."""
         self.samples = samples
+        self.fit = fit
         self.refresh()
 
     def render(self) -> Text:
         width = max(self.size.width - 9, 4)
         rows = max(self.size.height - 1, 1)
-        data = self.samples[-width:].astype(np.float64)
+        data = self.samples[-width:]
+        if self.fit and self.samples.size > width:
+            data = self.samples[np.linspace(0, self.samples.size - 1, width).round().astype(int)]
+        data = data.astype(np.float64)
         finite = data[np.isfinite(data)]
         current = self.unit.text(float(data[-1])) if data.size else "—"
         text = Text(no_wrap=True, overflow="ellipsis")
