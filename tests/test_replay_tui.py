@@ -66,7 +66,8 @@ def test_the_dashboard_shows_a_replay_and_seeks_from_its_command_line(recording)
                         and abs(app.model.header["t_utc"] - (START + 15)) < 1e-6)
             assert app.last_reply is not None and app.last_reply["ok"]
             await until(pilot, lambda: "75.0 %" in header.text.plain.splitlines()[-1])
-            assert "2026-03-20 12:00:15 UTC" in header.text.plain
+            # The clock in the top line is redrawn on its own schedule: wait for it too.
+            await until(pilot, lambda: "2026-03-20 12:00:15 UTC" in header.text.plain)
             await pilot.press("colon")
             await pilot.pause(0.2)
             await pilot.press(*"seek -10s", "enter")

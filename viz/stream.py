@@ -356,6 +356,9 @@ class CommandClient:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        # A connection refused at the handshake leaves no peer: a send would wait for one
+        # for ever. Within the command's timeout it gives up instead.
+        sock.setsockopt(zmq.SNDTIMEO, max(1, int(self.timeout_s * 1000)))
         try:
             if self.keys is not None:
                 self.keys.apply(sock)
@@ -385,7 +388,15 @@ class CommandClient:
         assert self._socket is not None and self._watch is not None
         self._next_id += 1
         request_id = self._next_id
-        self._socket.send_multipart([b"", pack({"cmd": cmd, "id": request_id, **arguments})])
+        try:
+            self._socket.send_multipart([b"", pack({"cmd": cmd, "id": request_id,
+                                                    **arguments})])
+        except zmq.Again:  # no peer to send to: refused at the handshake, or no twin
+            self._watch.check()
+            why = self._watch.refused or (f"no connection to the twin at {self.address} "
+                                          f"within {self.timeout_s:g} s")
+            self._disconnect()  # a fresh socket next time
+            return {"ok": False, "error": why}
         poller = zmq.Poller()
         poller.register(self._socket, zmq.POLLIN)
         poller.register(self._watch.monitor, zmq.POLLIN)
