@@ -29,6 +29,7 @@ import time
 from twin.recording.format import RecordingError
 from twin.recording.writer import COMPRESSIONS
 from twin.runtime.addresses import check_address
+from twin.runtime.cli import positive_argument
 from twin.security.clients import add_key_arguments, keys_from_args
 from twin.security.keys import KeyFileError
 
@@ -39,20 +40,6 @@ MAX_MESSAGE_BYTES = 512 * 2**20
 """Largest message part taken (as the viewers): a state of 100,000 nodes is tens of MB."""
 BURST = 1000
 """Messages written per wake before the recorder looks at its flush timer again."""
-
-
-def _positive(kind: str, upper: float) -> type:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{kind} must be a number, got {text!r}") from None
-        if not math.isfinite(value) or not 0 < value <= upper:
-            raise argparse.ArgumentTypeError(f"{kind} must be in (0, {upper:g}], got {text}")
-        return value
-
-    parse.__name__ = kind
-    return parse  # type: ignore[return-value]
 
 
 def _every(text: str) -> int:
@@ -78,13 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     parser.add_argument("--compression", choices=sorted(COMPRESSIONS), default="zstd",
                         help="chunk compression (default: %(default)s; lz4 is faster, larger)")
-    parser.add_argument("--rotate-mb", type=_positive("--rotate-mb", 1e7), metavar="MB",
+    parser.add_argument("--rotate-mb", type=positive_argument("--rotate-mb", 1e7), metavar="MB",
                         help="start a new file (PATH-0001.mcap, -0002, ...) at this size")
-    parser.add_argument("--rotate-s", type=_positive("--rotate-s", 1e9), metavar="SECONDS",
+    parser.add_argument("--rotate-s", type=positive_argument("--rotate-s", 1e9), metavar="SECONDS",
                         help="start a new file after this many wall seconds")
-    parser.add_argument("--budget-mb", type=_positive("--budget-mb", 1e9), metavar="MB",
+    parser.add_argument("--budget-mb", type=positive_argument("--budget-mb", 1e9), metavar="MB",
                         help="with rotation: delete the oldest files to stay under this size")
-    parser.add_argument("--duration", type=_positive("--duration", 1e9), metavar="SECONDS",
+    parser.add_argument("--duration", type=positive_argument("--duration", 1e9), metavar="SECONDS",
                         help="stop after this many wall seconds (default: at Ctrl-C or SIGTERM)")
     parser.add_argument("--recover", action="store_true",
                         help="write what a cut-short recording IN.mcap holds into a whole, "

@@ -49,7 +49,7 @@ from twin.protocol.commands import SERVER_COMMANDS, Arg, CommandSpec, SatelliteN
 from twin.protocol.replay import encode_replay
 from twin.recording.format import RecordingError
 from twin.recording.playback import Record, Recording
-from twin.runtime.addresses import check_address, is_loopback
+from twin.runtime.addresses import bind_socket, check_address, is_loopback
 from twin.runtime.dispatch import LOCAL, Caller, CommandDispatcher, Counters, pack_reply
 from twin.runtime.replies import WaitingReplies
 from twin.runtime.server import (
@@ -209,17 +209,12 @@ class ReplayServer:
 
     def _bind(self, kind: int, address: str, **options: int) -> zmq.Socket:
         sock = self._context.socket(kind)
-        sock.setsockopt(zmq.LINGER, 0)
-        if "://[" in address:  # an IPv6 host: libzmq binds IPv4 only unless told
-            sock.setsockopt(zmq.IPV6, 1)
-        for name, value in options.items():
-            sock.setsockopt(getattr(zmq, name.upper()), value)
         try:
-            sock.bind(address)
-        except zmq.ZMQError as exc:
+            bind_socket(sock, address, **options)
+        except OSError:
             sock.close()
             self.close()
-            raise OSError(f"cannot bind {address}: {exc}") from exc
+            raise
         return sock
 
     @property

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+import zmq
+
 TRANSPORTS = ("tcp", "ipc", "inproc")
 """Transports the twin's sockets use; the others libzmq knows (pgm, ws, ...) are refused."""
 MAX_PORT = 65535
@@ -86,3 +88,21 @@ def address_argument(text: str) -> str:
         return check_address(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def bind_socket(sock: zmq.Socket, address: str, **options: int) -> None:
+    """Bind ``sock`` to ``address`` with linger 0, IPv6 where the host is one, and
+    ``options`` (ZeroMQ option names, lower case: ``sndhwm=50``).
+
+    Raises:
+        OSError: The address cannot be bound (in use, no such interface), saying which.
+    """
+    sock.setsockopt(zmq.LINGER, 0)
+    if "://[" in address:  # an IPv6 host: libzmq binds IPv4 only unless told
+        sock.setsockopt(zmq.IPV6, 1)
+    for name, value in options.items():
+        sock.setsockopt(getattr(zmq, name.upper()), value)
+    try:
+        sock.bind(address)
+    except zmq.ZMQError as exc:
+        raise OSError(f"cannot bind {address}: {exc}") from exc

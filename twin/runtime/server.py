@@ -44,6 +44,7 @@ from twin.protocol.codec import (
     pack,
 )
 from twin.protocol.commands import SERVER_COMMANDS
+from twin.runtime.addresses import bind_socket
 from twin.runtime.alarm_commands import ALARM_COMMANDS, AlarmCommands
 from twin.runtime.alarms import SNAPSHOT_INTERVAL_S, AlarmTable
 from twin.runtime.allocator import release_free_memory
@@ -223,17 +224,12 @@ class TwinServer:
             sock.close()
             self.close()
             raise
-        sock.setsockopt(zmq.LINGER, 0)
-        if "://[" in address:  # an IPv6 host: libzmq binds IPv4 only unless told
-            sock.setsockopt(zmq.IPV6, 1)
-        for name, value in options.items():
-            sock.setsockopt(getattr(zmq, name.upper()), value)
         try:
-            sock.bind(address)
-        except zmq.ZMQError as exc:
+            bind_socket(sock, address, **options)
+        except OSError:
             sock.close()
             self.close()
-            raise OSError(f"cannot bind {address}: {exc}") from exc
+            raise
         return sock
 
     @property
