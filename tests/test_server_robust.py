@@ -156,7 +156,7 @@ def test_meta_is_built_once_per_change_not_per_request() -> None:
 
 
 def pack_reply_bytes(server, reply: dict) -> bytes:
-    from twin.runtime.server import pack_reply
+    from twin.runtime.dispatch import pack_reply
 
     return pack_reply(reply)
 

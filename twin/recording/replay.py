@@ -43,14 +43,13 @@ from twin.protocol.codec import (
     DEFAULT_PUB_ADDRESS,
     PROTOCOL_VERSION,
     ok,
-    pack,
 )
 from twin.protocol.commands import SERVER_COMMANDS, Arg, CommandSpec, SatelliteNames
 from twin.protocol.replay import encode_replay
 from twin.recording.format import RecordingError
 from twin.recording.playback import Record, Recording
 from twin.runtime.addresses import bind_socket, check_address, is_loopback
-from twin.runtime.dispatch import LOCAL, Caller, CommandDispatcher, Counters, pack_reply
+from twin.runtime.dispatch import LOCAL, Caller, CommandDispatcher, Counters
 from twin.runtime.replies import WaitingReplies
 from twin.runtime.server import (
     COMMAND_MAX_FRAME_BYTES,
@@ -479,19 +478,8 @@ class ReplayServer:
 
     def handle_command_frames(self, frames: list[bytes], caller: Caller = LOCAL
                               ) -> tuple[list[bytes], bytes] | None:
-        """A ROUTER message's envelope and the reply to send (as twin.runtime.server)."""
-        if not frames:
-            return None
-        if len(frames) >= 2 and frames[1] == b"":
-            envelope, body = frames[:2], frames[2:]
-        else:
-            envelope, body = frames[:1], frames[1:]
-        if len(body) != 1:
-            total = sum(len(f) for f in body)
-            return envelope, pack(self.dispatcher.rejected(
-                "bad_envelope", f"a command is one frame holding a msgpack map; got "
-                f"{len(body)} frames ({total} bytes)", caller))
-        return envelope, pack_reply(self.dispatcher.handle_bytes(body[0], caller))
+        """A ROUTER message's envelope and the reply to send (twin.runtime.dispatch)."""
+        return self.dispatcher.handle_frames(frames, caller)
 
     def handle_command_bytes(self, body: bytes, caller: Caller = LOCAL) -> dict[str, Any]:
         """Decode, check and run one command body; never raises."""

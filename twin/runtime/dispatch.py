@@ -131,6 +131,27 @@ class CommandDispatcher:
         self.confirmations = Confirmations()
         self.current_caller = LOCAL  # who sent the command now running (alarm notes)
 
+    def handle_frames(self, frames: list[bytes], caller: Caller = LOCAL
+                      ) -> tuple[list[bytes], bytes] | None:
+        """Split a ROUTER message into envelope and request; returns the reply to send.
+
+        Every request with a routing id gets a reply, malformed envelopes included: REQ
+        clients send ``[id, b"", request]``, DEALER clients ``[id, b"", request]`` or
+        ``[id, request]``; the reply carries back the same envelope.
+        """
+        if not frames:
+            return None
+        if len(frames) >= 2 and frames[1] == b"":
+            envelope, body = frames[:2], frames[2:]
+        else:
+            envelope, body = frames[:1], frames[1:]
+        if len(body) != 1:
+            total = sum(len(f) for f in body)
+            return envelope, pack(self.rejected(
+                "bad_envelope", f"a command is one frame holding a msgpack map; got "
+                f"{len(body)} frames ({total} bytes)", caller))
+        return envelope, pack_reply(self.handle_bytes(body[0], caller))
+
     def handle_bytes(self, body: bytes, caller: Caller = LOCAL) -> dict[str, Any]:
         """Decode, check and run one command body.
 

@@ -48,7 +48,7 @@ from twin.runtime.addresses import bind_socket
 from twin.runtime.alarm_commands import ALARM_COMMANDS, AlarmCommands
 from twin.runtime.alarms import SNAPSHOT_INTERVAL_S, AlarmTable
 from twin.runtime.allocator import release_free_memory
-from twin.runtime.dispatch import LOCAL, Caller, CommandDispatcher, Counters, pack_reply
+from twin.runtime.dispatch import LOCAL, Caller, CommandDispatcher, Counters
 from twin.runtime.guard import Guard
 from twin.runtime.replies import WaitingReplies
 from twin.runtime.server_commands import ServerCommands
@@ -580,24 +580,8 @@ class TwinServer:
 
     def handle_command_frames(self, frames: list[bytes], caller: Caller = LOCAL
                               ) -> tuple[list[bytes], bytes] | None:
-        """Split a ROUTER message into envelope and request; returns the reply to send.
-
-        Every request with a routing id gets a reply, malformed envelopes included: REQ
-        clients send ``[id, b"", request]``, DEALER clients ``[id, b"", request]`` or
-        ``[id, request]``; the reply carries back the same envelope.
-        """
-        if not frames:
-            return None
-        if len(frames) >= 2 and frames[1] == b"":
-            envelope, body = frames[:2], frames[2:]
-        else:
-            envelope, body = frames[:1], frames[1:]
-        if len(body) != 1:
-            total = sum(len(f) for f in body)
-            return envelope, pack(self.dispatcher.rejected(
-                "bad_envelope", f"a command is one frame holding a msgpack map; got "
-                f"{len(body)} frames ({total} bytes)", caller))
-        return envelope, pack_reply(self.handle_command_bytes(body[0], caller))
+        """A ROUTER message's envelope and the reply to send (twin.runtime.dispatch)."""
+        return self.dispatcher.handle_frames(frames, caller)
 
     def handle_command_bytes(self, body: bytes, caller: Caller = LOCAL) -> dict[str, Any]:
         """Decode, check and run one command (twin.runtime.dispatch); never raises."""
