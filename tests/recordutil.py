@@ -11,7 +11,6 @@ reports, as tests/procutil.py does for `odc run`.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import zmq
 from mcap.writer import CompressionType, Writer
-from procutil import ROOT, stop_process
+from procutil import serving_process
 from twinutil import connected, request, running_twin
 
 from twin import __version__
@@ -35,8 +34,6 @@ from twin.recording.format import (
     log_time_ns,
     pack_frames,
 )
-
-ADDRESS_LINE = re.compile(r"\s+(stream|commands)\s+(tcp://\S+)")
 
 
 @dataclass
@@ -121,19 +118,5 @@ def replay_process(path: Path, *flags: str) -> Iterator[tuple[subprocess.Popen, 
     """Run `odc replay PATH` on random loopback ports; yield it and its addresses."""
     command = [sys.executable, "-m", "odc.cli", "replay", str(path), "--quiet",
                "--pub", "tcp://127.0.0.1:*", "--cmd", "tcp://127.0.0.1:*", *flags]
-    proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    addresses: dict[str, str] = {}
-    deadline = time.monotonic() + 60
-    try:
-        while len(addresses) < 2 and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            match = ADDRESS_LINE.match(line)
-            if match:
-                addresses[match.group(1)] = match.group(2)
-        assert len(addresses) == 2, f"odc replay did not report its addresses: {addresses}"
-        yield proc, addresses
-    finally:
-        stop_process(proc)
-        proc.stderr.close()
+    with serving_process(command, 2) as served:
+        yield served

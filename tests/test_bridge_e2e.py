@@ -6,20 +6,15 @@ compute power is known: P = 40 W + 0.5 (300 W - 40 W) = 170 W (bridge.testbed de
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zmq
 
+from tests.procutil import odc_process
 from tests.twinutil import connected, receive, request, running_twin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,23 +28,6 @@ def _free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@contextmanager
-def _process(*args: str) -> Iterator[subprocess.Popen]:
-    proc = subprocess.Popen([sys.executable, "-m", "odc.cli", *args], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
 
 
 def _wait_state(sub: zmq.Socket, predicate, timeout_s: float = 15.0):
@@ -78,9 +56,9 @@ def test_testbed_bridge_twin_subscriber() -> None:
     with running_twin(SCENARIO, rate_hz=20.0, warp=1.0) as twin, \
             connected(zmq.SUB, twin.addresses.pub, SUBSCRIBE=b"") as sub, \
             connected(zmq.REQ, twin.addresses.command) as cmd, \
-            _process("bridge", "--udp", f"127.0.0.1:{port}", "--ingest",
-                     twin.addresses.ingest, "--quiet"):
-        with _process(*testbed_args):
+            odc_process("bridge", "--udp", f"127.0.0.1:{port}", "--ingest",
+                        twin.addresses.ingest, "--quiet"):
+        with odc_process(*testbed_args):
             live = _wait_state(sub, lambda a: bool(a["mirror_live"][0]))
             arrays = live.arrays
             sat = int(arrays["mirror_sat"][0])
@@ -122,7 +100,7 @@ def test_testbed_bridge_twin_subscriber() -> None:
         bridge = status["bridges"]["flatsat"]
         assert bridge["decoder"]["accepted"] > 0 and bridge["decoder"]["rejected_total"] == 0
         # Telemetry returns (a restarted testbed, its sequence counts from 0 again).
-        with _process(*testbed_args):
+        with odc_process(*testbed_args):
             _wait_event(sub, "mirror_regained")
             _wait_state(sub, lambda a: bool(a["mirror_live"][0]))
         assert request(cmd, {"cmd": "status"})["counters"]["ingest_messages"] > 0

@@ -10,19 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zmq
-from procutil import ROOT, twin_process
+from procutil import ROOT, odc_process, twin_process
 
 from twin.protocol.codec import pack, unpack
 from twin.protocol.telemetry import encode_telemetry
@@ -44,24 +41,6 @@ def odc(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "odc.cli", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-
-@contextmanager
-def background(*args: str) -> Iterator[subprocess.Popen]:
-    proc = subprocess.Popen([sys.executable, "-m", "odc.cli", *args], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        proc.stderr.close()
 
 
 def ask(address: str, keys: Path, name: str, request: dict) -> dict:
@@ -135,9 +114,9 @@ def test_the_lab_of_docs_security_md(tmp_path: Path) -> None:
 
         # The bench's bridge feeds its testbed; a key for another testbed cannot.
         port = free_udp_port()
-        with background("bridge", "--udp", f"127.0.0.1:{port}", "--ingest", ingest, "--quiet",
-                        "--key", str(keys / "bench.key_secret"), "--server-key", server_key), \
-                background("testbed", "--udp", f"127.0.0.1:{port}", "--rate", "20", "--quiet"):
+        with odc_process("bridge", "--udp", f"127.0.0.1:{port}", "--ingest", ingest, "--quiet",
+                         "--key", str(keys / "bench.key_secret"), "--server-key", server_key), \
+                odc_process("testbed", "--udp", f"127.0.0.1:{port}", "--rate", "20", "--quiet"):
             deadline = time.monotonic() + 30
             while not ask(cmd, keys, "ana", {"cmd": "mirror_status"})["bindings"][0]["live"]:
                 assert time.monotonic() < deadline, "the bench never went live"
