@@ -325,7 +325,7 @@ def test_selected_orbit_ring_and_its_key(fixed_app):
     press(fixed_app, "O")
     assert s.orbit_actor.GetVisibility()
     assert "O" in s.hud_help.GetInput() and "full orbit" in s.hud_help.GetInput()
-    press(fixed_app, "g")  # no mirror in this twin: says so, keeps the selection
+    press(fixed_app, "m")  # no mirror in this twin: says so, keeps the selection
     assert s.selected == 0 and "no mirrored node" in fixed_app.message
 
 
@@ -333,7 +333,7 @@ def test_go_to_the_mirrored_node_key(mirror_app):
     s = mirror_app.scene
     press(mirror_app, "n")
     assert s.selected == viewerstate.MIRROR_SAT + 1
-    press(mirror_app, "g")
+    press(mirror_app, "m")
     assert s.selected == viewerstate.MIRROR_SAT
     assert "go to the mirrored node" in s.hud_help.GetInput()
 

@@ -19,8 +19,9 @@ import numpy as np
 
 from twin.core.assets import assets_dir
 from twin.protocol.codec import Message
-from viz import hud_text, node_colours, scene
+from viz import earth_look, hud_text, node_colours, scene
 from viz.colour_bar import ColourBar
+from viz.map_view import MapLayers
 from viz.mirror import MirrorBinding, mirror_bindings
 from viz.quantity import Catalog
 from viz.scene_camera import SceneCamera
@@ -82,7 +83,7 @@ class ViewOptions:
     trail_span_s: float = 1440.0
 
 
-class FleetScene(ColourBar, SceneCamera):
+class FleetScene(ColourBar, SceneCamera, MapLayers):
     """The scene's actors, sized from ``meta`` once, updated in place per ``state``."""
 
     def __init__(self, plotter: Any, options: ViewOptions, texture_path: Path = EARTH_TEXTURE):
@@ -132,8 +133,8 @@ class FleetScene(ColourBar, SceneCamera):
             [np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1
         ).astype(np.float32)
         earth.active_texture_coordinates = grid.tcoords.astype(np.float32)
-        earth.point_data["shade"] = scene.earth_shading(self.earth_normals,
-                                                        np.array([1.0, 0.0, 0.0], np.float32))
+        earth.point_data["shade"] = earth_look.day_night_shading(
+            self.earth_normals, np.array([1.0, 0.0, 0.0], np.float32))
         self.earth = earth
         texture = pv.read_texture(str(texture_path))
         # Linear filtering without mipmaps: mipmapping doubles the globe's cost on llvmpipe.
@@ -148,6 +149,8 @@ class FleetScene(ColourBar, SceneCamera):
             self.stars, scalars="rgb", rgb=True, point_size=1.5, lighting=False,
             pickable=False, reset_camera=False, name="stars",
         )
+        # Map, ground tracks and atmosphere limb (viz.map_view.MapLayers).
+        self._build_map_layers(texture_path)
         self.hud_top = text_actor(self.pl.renderer, 0.01, 0.985, size=15, bold=True)
         self.hud_fleet = text_actor(self.pl.renderer, 0.99, 0.985, size=13, halign="right")
         self.hud_node = text_actor(self.pl.renderer, 0.01, 0.015, size=13, valign="bottom")
@@ -233,6 +236,7 @@ class FleetScene(ColourBar, SceneCamera):
         )
         self.orbit_actor.SetVisibility(False)
         self._build_mirrors(meta)
+        self.map_view.build(meta, n, big, STATION_RGB)  # the 2D map's marks (viz.map_view)
         self._build_colour_bar()
         self._build_labels()
         self.pl.pickable_actors = [self.sats_actor]
@@ -336,7 +340,8 @@ class FleetScene(ColourBar, SceneCamera):
             star_matrix[:3, :3] = scene.gcrs_to_itrs(header)
         self.stars_actor.user_matrix = star_matrix
         sun_itrs = scene.sun_direction(header, earth_fixed=True).astype(np.float32)
-        scene.earth_shading(self.earth_normals, sun_itrs, out=self.earth.point_data["shade"])
+        earth_look.day_night_shading(self.earth_normals, sun_itrs,
+                                     out=self.earth.point_data["shade"])
         self.earth.GetPointData().GetArray("shade").Modified()
 
         stations = scene.itrs_to_view(self.station_itrs, header, ef).astype(np.float32)
@@ -360,6 +365,7 @@ class FleetScene(ColourBar, SceneCamera):
         self._draw_selected(points)
         self._draw_orbit()
         self._draw_mirrors(points)
+        self._draw_map_layers()  # ground tracks and the 2D map (viz.map_view.MapLayers)
 
     def _draw_orbit(self) -> None:
         """The selected node's osculating orbit ring, in the current view frame."""

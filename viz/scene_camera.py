@@ -17,6 +17,7 @@ from viz import scene
 
 if TYPE_CHECKING:
     from viz.fleet_scene import ViewOptions
+    from viz.map_view import MapView
     from viz.mirror import MirrorBinding
 
 # Vertical camera view angle, deg (VTK's default); the fit distance follows from it.
@@ -38,6 +39,7 @@ class SceneCamera:
     earth_fixed: bool
     sats: Any
     _camera_set: bool
+    map_view: MapView
 
     def _mirror_camera_direction(self) -> np.ndarray | None:
         """With a mirror, the camera starts over the mirrored node, its orbit in view."""
@@ -56,6 +58,10 @@ class SceneCamera:
 
     def set_camera(self, force: bool = False) -> None:
         """Put the camera above a geographic point, far enough to see the whole fleet."""
+        if self.map_view.active:  # the 2D map has its own camera (viz.map_view)
+            if force:
+                self.map_view.reset_camera()
+            return
         if (self._camera_set and not force) or not self.arrays:
             return
         o = self.options

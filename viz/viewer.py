@@ -22,6 +22,7 @@ from viz.fleet_scene import FleetScene, ViewOptions
 from viz.quantity import Catalog
 from viz.viewer_hud import ViewerHud
 from viz.viewer_keys import ViewerKeys
+from viz.viewer_timeline import ReplayTimeline
 
 __all__ = ["ViewOptions", "ViewerApp", "prefer_egl"]
 
@@ -76,6 +77,11 @@ class ViewerApp(ViewerHud, ViewerKeys):
         self.clock: dict[str, Any] = {}
         # The newest `replay` header while following a replay (odc replay), else None.
         self.replay: Mapping[str, Any] | None = None
+        # The replay's timeline bar: click or drag to seek (viz.viewer_timeline).
+        self.timeline = ReplayTimeline(self.pl.renderer, lambda: tuple(self.pl.window_size),
+                                       lambda t_utc: self._command("seek", t_utc=t_utc))
+        if self.pl.iren is not None:  # the window's mouse: click or drag on the bar
+            self.timeline.attach(self.pl.iren.interactor, self._after_timeline)
 
     def render(self) -> None:
         """Render now. Off screen, pyvista renders nothing before ``show``: show once first."""
@@ -97,6 +103,7 @@ class ViewerApp(ViewerHud, ViewerKeys):
                 self.latencies_s.append(time.monotonic() - now)
             if self.meta is None:
                 self.request_meta()
+            self.timeline.update(self.replay)  # shown while following a replay
         self.refresh_hud(force=drawn)
         return drawn
 
@@ -217,6 +224,21 @@ class ViewerApp(ViewerHud, ViewerKeys):
         self._frame_times.append(time.monotonic())
         self.refresh_hud(force=True, connection=connection)
         return True
+
+    # ------------------------------------------------------------------ map keys
+    # The keymap's "ground_track" (g) and "next_view" (v): viz.ground_track, viz.map_view.
+    def toggle_ground_track(self) -> None:
+        on = self.scene.toggle_ground_track()
+        self.message = f"ground track {'on' if on else 'off'}"
+
+    def _after_timeline(self) -> None:
+        self.timeline.update(self.replay)
+        self.refresh_hud(force=True)
+        self.render()
+
+    def next_view(self) -> None:
+        self.scene.show_map(not self.scene.map_view.active)
+        self.message = "2D map" if self.scene.map_view.active else "globe"
 
     # ------------------------------------------------------------------ loops
     def wait_for_frame(self, timeout_s: float) -> bool:

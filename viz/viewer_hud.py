@@ -83,7 +83,7 @@ class ViewerHud:
             lines.append(f"colour: {s.field.reads.label()} ({s.field.name})")
         for binding in s.mirrors:
             lines.append(f"{hud_text.mirror_tag(s.arrays, binding)} on "
-                         f"{hud_text.node_name(self.meta, binding.sat)}   g: go to")
+                         f"{hud_text.node_name(self.meta, binding.sat)}   m: go to")
         if self.message:
             lines.append(self.message)
         lines.append("h: keys")

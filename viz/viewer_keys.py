@@ -32,7 +32,9 @@ KEYS_HELP = (
     ("click", "select the node under the cursor"),
     ("t", "trails on / off"),
     ("O", "selected node's full orbit on / off"),
-    ("g", "go to the mirrored node (testbed)"),
+    ("m", "go to the mirrored node (testbed)"),
+    ("g", "ground track of the selected node on / off"),
+    ("v", "globe / 2D map"),
     ("l", "labels on / off"),
     ("i", "inertial / Earth-fixed view"),
     ("o", "reset camera"),
@@ -58,6 +60,8 @@ class ViewerKeys:
     _running: bool
     refresh_hud: Callable[..., None]
     render: Callable[[], None]
+    toggle_ground_track: Callable[[], None]
+    next_view: Callable[[], None]
 
     def _bind_keys(self) -> None:
         """Register every key with the plotter and write the help panel."""
@@ -71,7 +75,9 @@ class ViewerKeys:
             "N": ("previous node", lambda: self.cycle_node(-1)),
             "t": ("trails", self.scene.toggle_trails),
             "O": ("orbit", self.scene.toggle_orbit),
-            "g": ("mirrored node", self.go_to_mirror),
+            "m": ("mirrored node", self.go_to_mirror),
+            "g": ("ground track", self.toggle_ground_track),  # viz.ground_track
+            "v": ("next view", self.next_view),  # globe / 2D map (viz.map_view)
             "l": ("labels", self.scene.toggle_labels),
             "i": ("view", self.toggle_view),
             "o": ("reset camera", lambda: self.scene.set_camera(force=True)),
@@ -151,6 +157,8 @@ class ViewerKeys:
         if point is None:
             return
         index = scene.nearest_sat(self.scene.sats.points, point)
+        if self.scene.map_view.active:  # a point on the 2D map (viz.map_view)
+            index = self.scene.map_view.nearest_node(point)
         self.scene.select(index)
         self.refresh_hud(force=True)
 
