@@ -1,11 +1,11 @@
 """The 2D map view: the whole Earth at once, in plate carree (longitude east, latitude north).
 
 Drawn in the same renderer as the globe, far away from it: the map lies in the plane
-``z = 0`` with ``x = MAP_X0_KM + longitude`` and ``y = latitude`` (degrees as world units),
-and a parallel-projection camera looks straight down on it. The globe, the stars and the
-overlays anchored to nodes are then outside the camera's view: VTK culls them, the HUD
-(screen-anchored) stays, and nothing of the 3D scene needs hiding or rebuilding. The key
-``v`` swaps cameras.
+``z = 0`` with ``x = MAP_X0_KM + MAP_SCALE * longitude`` and ``y = MAP_SCALE * latitude``
+(``to_world``), and a parallel-projection camera looks straight down on it. The globe,
+the stars and the overlays anchored to nodes are then outside the camera's view: VTK
+culls them, the HUD (screen-anchored) stays, and nothing of the 3D scene needs hiding or
+rebuilding. The key ``v`` swaps cameras.
 
 On the map: the Earth texture lit by the Sun (``viz.earth_look.day_night_shading``, the
 same light as the globe) with the terminator line, every node's sub-satellite point in the
@@ -26,10 +26,15 @@ from twin.astro.geometry import geodetic_from_itrs
 from viz import earth_look, ground_track, scene
 from viz.vtk_actors import label_actor
 
-# Far from the globe (whose stars lie 150,000 km out): the two never share a view.
-MAP_X0_KM = 1_000_000.0
-# Layers above the map plane (world units = degrees), nearest the camera last.
-Z_TERMINATOR, Z_CIRCLES, Z_TRACK, Z_STATIONS, Z_SATS = 0.5, 1.0, 1.5, 2.0, 2.5
+# Far from the globe (whose stars lie 150,000 km out): the two never share a view. World
+# units per degree: VTK stores points as float32, whose step at 200,000 is 0.016 units, so
+# at 100 units a degree the map keeps 0.0002 deg (20 m) wherever it is zoomed.
+MAP_X0_KM = 200_000.0
+MAP_SCALE = 100.0
+# Layers above the map plane (world units), nearest the camera last.
+Z_TERMINATOR, Z_CIRCLES, Z_TRACK, Z_STATIONS, Z_SATS = 50.0, 100.0, 150.0, 200.0, 250.0
+# Where the camera sits above the map (world units).
+CAMERA_Z = 100_000.0
 # Mean Earth radius for the visibility circles: a spherical Earth (docs/models.md).
 R_EARTH_MEAN_KM = 6371.0
 CIRCLE_POINTS = 181
@@ -37,6 +42,8 @@ TERMINATOR_RGB = (1.0, 0.7, 0.3)
 CIRCLE_RGB = (1.0, 0.85, 0.2)
 SUBSOLAR_RGB = (1.0, 1.0, 0.6)
 POLE_CUT_DEG = 88.0
+# Where a node without a position goes: below the map, out of the view.
+OFF_MAP_LAT = -1000.0
 # The part of the window the map fills, as fractions (left, right, bottom, top): clear of
 # the HUD's top lines and of the colour bar on the right.
 MAP_AREA = (0.01, 0.86, 0.04, 0.84)
@@ -113,8 +120,7 @@ def map_polylines(paths: Sequence[tuple[np.ndarray, np.ndarray]],
     runs = []
     for lat, lon in paths:
         for run in split_at_antimeridian(lat, lon):
-            runs.append(np.column_stack([run[:, 0] + MAP_X0_KM, run[:, 1],
-                                         np.full(len(run), z)]))
+            runs.append(to_world(run[:, 0], run[:, 1], z))
     return ground_track.polylines(runs)
 
 
@@ -177,10 +183,11 @@ class MapView:
         lat = np.linspace(-90.0, 90.0, 91)
         lon = np.linspace(-180.0, 180.0, 181)
         lat_g, lon_g = np.meshgrid(lat, lon, indexing="ij")
-        grid = pv.StructuredGrid(lon_g + MAP_X0_KM, lat_g, np.zeros_like(lat_g))
+        world = to_world(lon_g, lat_g, 0.0)
+        grid = pv.StructuredGrid(world[..., 0], world[..., 1], world[..., 2])
         self.plane = grid.extract_surface(algorithm="dataset_surface")
         # The surface keeps the grid's point order (lat-major), so these line up.
-        plane_lat, plane_lon = self.plane.points[:, 1], self.plane.points[:, 0] - MAP_X0_KM
+        plane_lon, plane_lat = to_lon_lat(self.plane.points)
         self.plane.active_texture_coordinates = scene.texture_uv(plane_lat, plane_lon
                                                                  ).astype(np.float32)
         phi, lam = np.radians(plane_lat), np.radians(plane_lon)
@@ -200,13 +207,13 @@ class MapView:
                                                  ground_track.PAST_RGB, ground_track.PAST_WIDTH)
         self.next, self.next_actor = _line_actor(plotter, "map_track_next",
                                                  ground_track.NEXT_RGB, ground_track.NEXT_WIDTH)
-        self.subsolar = pv.PolyData(np.array([[MAP_X0_KM, 0.0, Z_SATS]], np.float32))
+        self.subsolar = pv.PolyData(to_world(0.0, 0.0, Z_SATS)[None, :])
         self.subsolar_actor = plotter.add_mesh(self.subsolar, color=SUBSOLAR_RGB, point_size=14,
                                                render_points_as_spheres=True, lighting=False,
                                                pickable=False, name="map_subsolar",
                                                reset_camera=False)
         # The selected node: a white square under its dot, as on the globe.
-        self.selected = pv.PolyData(np.array([[MAP_X0_KM, -1000.0, Z_STATIONS]], np.float32))
+        self.selected = pv.PolyData(to_world(0.0, OFF_MAP_LAT, Z_STATIONS)[None, :])
         self.selected_actor = plotter.add_mesh(self.selected, color="white", point_size=17,
                                                lighting=False, pickable=False,
                                                name="map_selected", reset_camera=False)
@@ -237,8 +244,7 @@ class MapView:
         self.station_lon = np.array([float(s.get("lon_deg", 0.0)) for s in stations])
         self.station_min_el = np.array([float(s.get("min_elevation_deg", 10.0))
                                         for s in stations])
-        points = np.column_stack([self.station_lon + MAP_X0_KM, self.station_lat,
-                                  np.full(len(stations), Z_STATIONS)]).astype(np.float32)
+        points = to_world(self.station_lon, self.station_lat, Z_STATIONS).reshape(-1, 3)
         self.stations = pv.PolyData(points)
         self.pl.add_mesh(self.stations, color=station_rgb, point_size=11,
                          render_points_as_spheres=True, lighting=False, pickable=False,
@@ -263,7 +269,7 @@ class MapView:
         self.plane.GetPointData().GetArray("shade").Modified()
         sun_lat = math.degrees(math.asin(float(np.clip(sun[2], -1.0, 1.0))))
         sun_lon = math.degrees(math.atan2(float(sun[1]), float(sun[0])))
-        self.subsolar.points[0] = (sun_lon + MAP_X0_KM, sun_lat, Z_SATS)
+        self.subsolar.points[0] = to_world(sun_lon, sun_lat, Z_SATS)
         self.subsolar.GetPoints().Modified()
         term_lat, term_lon = small_circle(sun_lat, sun_lon, 90.0, 361)
         # Near a pole the terminator sweeps through all longitudes along the map's edge:
@@ -275,10 +281,8 @@ class MapView:
         n = self.sats.n_points
         lat, lon = sub_satellite_deg(arrays, n)
         out = self.sats.points
-        out[:, 0] = lon + MAP_X0_KM
-        out[:, 1] = lat
-        out[:, 2] = Z_SATS
-        out[~np.isfinite(out).all(axis=1)] = (MAP_X0_KM, -1000.0, Z_SATS)  # off the map
+        out[:] = to_world(lon, lat, Z_SATS)
+        out[~np.isfinite(out).all(axis=1)] = to_world(0.0, OFF_MAP_LAT, Z_SATS)
         self.sats.GetPoints().Modified()
         self.selected_actor.SetVisibility(0 <= selected < n)
         if 0 <= selected < n:
@@ -312,10 +316,6 @@ class MapView:
         _set_lines(self.next, self.next_actor, *map_polylines(ahead, Z_TRACK))
 
     # ------------------------------------------------------------------ camera
-    def map_xy(self, lat_deg: float, lon_deg: float) -> tuple[float, float]:
-        """World x, y of a place on the map."""
-        return lon_deg + MAP_X0_KM, lat_deg
-
     def reset_camera(self) -> None:
         """Look straight down on the whole map, fitted to the window."""
         width, height = self.pl.window_size
@@ -327,24 +327,31 @@ class MapView:
         dy_deg = (height / 2.0 - (bottom + top) / 2.0 * height) / px_per_deg
         camera = self.pl.camera
         camera.SetParallelProjection(True)
-        camera.focal_point = (MAP_X0_KM + dx_deg, dy_deg, 0.0)
-        camera.position = (MAP_X0_KM + dx_deg, dy_deg, 1000.0)
+        centre = to_world(dx_deg, dy_deg, 0.0)
+        camera.focal_point = tuple(centre)
+        camera.position = (centre[0], centre[1], CAMERA_Z)
         camera.up = (0.0, 1.0, 0.0)
-        camera.parallel_scale = height / 2.0 / px_per_deg  # half the view's height
-        camera.clipping_range = (900.0, 1100.0)
+        # Half the view's height.
+        camera.parallel_scale = MAP_SCALE * height / 2.0 / px_per_deg
+        camera.clipping_range = (CAMERA_Z - 2.0 * Z_SATS, CAMERA_Z + Z_SATS)
 
     def show(self, on: bool) -> None:
         """Switch the camera to the map (saving the globe's) or back to the globe."""
         if on == self.active:
             return
         self.active = on
+        camera = self.pl.camera
         if on:
-            self._saved_camera = self.pl.camera.copy()
+            self._saved_camera = (camera.position, camera.focal_point, camera.up,
+                                  camera.view_angle)
             self.reset_camera()
             if self.sats_actor is not None:
                 self.pl.pickable_actors = [self.sats_actor]
         elif self._saved_camera is not None:
-            self.pl.renderer.camera = self._saved_camera
+            camera.SetParallelProjection(False)
+            (camera.position, camera.focal_point, camera.up,
+             camera.view_angle) = self._saved_camera
+            self.pl.renderer.ResetCameraClippingRange()
         iren = getattr(self.pl, "iren", None)
         if iren is not None:  # in a window: the map pans and zooms, it does not turn
             if on:
@@ -357,6 +364,20 @@ class MapView:
         if self.sats is None or not self.sats.n_points:
             return -1
         return scene.nearest_sat(self.sats.points[:, :2], list(xyz)[:2])
+
+
+def to_world(lon_deg: Any, lat_deg: Any, z: float) -> np.ndarray:
+    """World points of map places, float32 ``broadcast_shape + (3,)``."""
+    lon, lat = np.broadcast_arrays(np.asarray(lon_deg, dtype=float),
+                                   np.asarray(lat_deg, dtype=float))
+    return np.stack([MAP_X0_KM + MAP_SCALE * lon, MAP_SCALE * lat, np.full(lon.shape, z)],
+                    axis=-1).astype(np.float32)
+
+
+def to_lon_lat(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Longitudes and latitudes (deg) of world points on the map, ``(n, 3)``."""
+    points = np.asarray(points, dtype=float)
+    return (points[:, 0] - MAP_X0_KM) / MAP_SCALE, points[:, 1] / MAP_SCALE
 
 
 class MapLayers:

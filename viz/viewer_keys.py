@@ -84,6 +84,8 @@ class ViewerKeys:
             "h": ("help", self.toggle_help),
         }
         for key, (_, handler) in self.keys.items():
+            if self.pl.iren is not None:  # pyvista's own meaning of a key (v: isometric) goes
+                self.pl.iren.clear_events_for_key(key)
             self.pl.add_key_event(key, self._wrap(handler))
         self.pl.add_key_event("q", self.quit)
         self.scene.hud_help.SetInput(
