@@ -91,6 +91,7 @@ class ReplayTimeline:
         self.dragging = False
         self.last_reply: Mapping[str, Any] | None = None
         self._last_drag_seek = -np.inf
+        self._last_seek_x = float("nan")
         self.show(False)
 
     @property
@@ -177,7 +178,8 @@ class ReplayTimeline:
         if not self.dragging:
             return False
         self.dragging = False
-        self._seek_at(x_px)
+        if x_px != self._last_seek_x:  # a click already seeked where it was released
+            self._seek_at(x_px)
         return True
 
     def _seek_at(self, x_px: float) -> None:
@@ -185,6 +187,7 @@ class ReplayTimeline:
         if t_utc is None:
             return
         self._last_drag_seek = time.monotonic()
+        self._last_seek_x = x_px
         self.last_reply = self.seek(t_utc)
 
     def attach(self, interactor: Any, after: Callable[[], None]) -> None:
