@@ -81,7 +81,8 @@ def test_the_bar_shows_the_span_and_a_click_seeks_there(recording: Path) -> None
             assert reply is not None and reply["ok"], reply
             assert abs(reply["asked_utc"] - asked) < 1e-6
             assert abs(reply["t_utc"] - asked) <= STATE_INTERVAL_S / 2 + 1e-6
-            assert "seek" in app.message and "ok" in app.message
+            assert app.message == (f"seek {viewer_timeline.clock_text(asked)}: "
+                                   f"at {viewer_timeline.clock_text(reply['t_utc'])}")
             # The replay moved and says so; the next frame drawn is from there.
             assert _wait(app, lambda: abs(app.scene.header.get("t_utc", 0) - reply["t_utc"])
                          < 1e-6 and abs(app.replay["position_utc"] - reply["t_utc"]) < 1e-6)

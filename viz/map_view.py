@@ -24,7 +24,7 @@ import numpy as np
 
 from twin.astro.geometry import geodetic_from_itrs
 from viz import earth_look, ground_track, scene
-from viz.vtk_actors import label_actor
+from viz.vtk_actors import label_actor, text_actor
 
 # Far from the globe (whose stars lie 150,000 km out): the two never share a view. World
 # units per degree: VTK stores points as float32, whose step at 200,000 is 0.016 units, so
@@ -46,7 +46,10 @@ POLE_CUT_DEG = 88.0
 OFF_MAP_LAT = -1000.0
 # The part of the window the map fills, as fractions (left, right, bottom, top): clear of
 # the HUD's top lines and of the colour bar on the right.
-MAP_AREA = (0.01, 0.86, 0.04, 0.84)
+MAP_AREA = (0.01, 0.84, 0.05, 0.84)
+# The legend's entries in a row just above the map, between the HUD's top-left lines and
+# its fleet panel (normalized x).
+LEGEND_X = (0.26, 0.36, 0.46, 0.62, 0.72)
 # The fleet's altitude when no state says it yet (a typical low orbit).
 DEFAULT_ALT_KM = 550.0
 
@@ -217,11 +220,19 @@ class MapView:
         self.selected_actor = plotter.add_mesh(self.selected, color="white", point_size=17,
                                                lighting=False, pickable=False,
                                                name="map_selected", reset_camera=False)
+        # What the map's lines and marks mean, under the map (its colours are the lines').
+        self.legend = [
+            text_actor(plotter.renderer, x, MAP_AREA[3] + 0.008, size=12, valign="bottom",
+                       colour=rgb)
+            for x, rgb in zip(LEGEND_X, (ground_track.NEXT_RGB, ground_track.PAST_RGB,
+                                         CIRCLE_RGB, TERMINATOR_RGB, SUBSOLAR_RGB), strict=True)]
         self.sats: Any = None
         self.sats_actor: Any = None
         self.stations: Any = None
         self.station_labels: list[Any] = []
         self.coverage_deg = np.zeros(0)
+        self.alt_km = DEFAULT_ALT_KM
+        self._show_legend(False)
 
     # ------------------------------------------------------------------ building
     def build(self, meta: Mapping[str, Any], n_sats: int, big_fleet: bool,
@@ -292,7 +303,8 @@ class MapView:
             self.sats.point_data["rgb"][:] = rgb
             self.sats.GetPointData().GetArray("rgb").Modified()
 
-        coverage = coverage_angle_deg(fleet_altitude_km(arrays), self.station_min_el)
+        self.alt_km = fleet_altitude_km(arrays)
+        coverage = coverage_angle_deg(self.alt_km, self.station_min_el)
         if not np.array_equal(coverage, self.coverage_deg):  # a few circles, when they change
             self.coverage_deg = coverage
             circles = [small_circle(la, lo, c) for la, lo, c in
@@ -300,6 +312,13 @@ class MapView:
             _set_lines(self.circles, self.circles_actor, *map_polylines(circles, Z_CIRCLES))
 
         self.draw_track(track)
+        texts = ("next orbit", "past orbit",
+                 f"visibility at {self.alt_km:.0f} km",
+                 "terminator", "Sun overhead (dot)")
+        for actor, text in zip(self.legend, texts, strict=True):
+            actor.SetInput(text)
+        self.legend[0].SetVisibility(self.active and track is not None)
+        self.legend[1].SetVisibility(self.active and track is not None)
 
     def draw_track(self, track: ground_track.GroundTrack | None) -> None:
         """The ground track's past and next orbits (hidden for None)."""
@@ -340,6 +359,7 @@ class MapView:
         if on == self.active:
             return
         self.active = on
+        self._show_legend(on)
         camera = self.pl.camera
         if on:
             self._saved_camera = (camera.position, camera.focal_point, camera.up,
@@ -358,6 +378,10 @@ class MapView:
                 self.pl.enable_2d_style()
             else:
                 self.pl.enable_trackball_style()
+
+    def _show_legend(self, on: bool) -> None:
+        for actor in self.legend:
+            actor.SetVisibility(on)
 
     def nearest_node(self, xyz: Sequence[float]) -> int:
         """The node whose sub-satellite point is nearest a picked map point (-1: none)."""

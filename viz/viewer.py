@@ -22,7 +22,7 @@ from viz.fleet_scene import FleetScene, ViewOptions
 from viz.quantity import Catalog
 from viz.viewer_hud import ViewerHud
 from viz.viewer_keys import ViewerKeys
-from viz.viewer_timeline import ReplayTimeline
+from viz.viewer_timeline import ReplayTimeline, clock_text
 
 __all__ = ["ViewOptions", "ViewerApp", "prefer_egl"]
 
@@ -79,7 +79,7 @@ class ViewerApp(ViewerHud, ViewerKeys):
         self.replay: Mapping[str, Any] | None = None
         # The replay's timeline bar: click or drag to seek (viz.viewer_timeline).
         self.timeline = ReplayTimeline(self.pl.renderer, lambda: tuple(self.pl.window_size),
-                                       lambda t_utc: self._command("seek", t_utc=t_utc))
+                                       self._seek_from_timeline)
         if self.pl.iren is not None:  # the window's mouse: click or drag on the bar
             self.timeline.attach(self.pl.iren.interactor, self._after_timeline)
 
@@ -230,6 +230,14 @@ class ViewerApp(ViewerHud, ViewerKeys):
     def toggle_ground_track(self) -> None:
         on = self.scene.toggle_ground_track()
         self.message = f"ground track {'on' if on else 'off'}"
+
+    def _seek_from_timeline(self, t_utc: float) -> Mapping[str, Any]:
+        reply = self._command("seek", t_utc=t_utc)
+        landed = reply.get("t_utc") if reply.get("ok") else None
+        self.message = (f"seek {clock_text(t_utc)}: " +
+                        (f"at {clock_text(landed)}" if isinstance(landed, float)
+                         else str(reply.get("error", "?"))))
+        return reply
 
     def _after_timeline(self) -> None:
         self.timeline.update(self.replay)
