@@ -252,6 +252,10 @@ def test_nodes_on_the_map_where_the_twin_says_in_the_globes_colours(twin_app):
         assert m.past_actor.GetVisibility() and m.next_actor.GetVisibility()
         assert np.allclose(m.past.points[-1][:2], points[7][:2], atol=1e-3)
         assert np.allclose(m.next.points[0][:2], points[7][:2], atol=1e-3)
+        # A click on the map selects the node whose dot is nearest.
+        app.pick(points[11] + np.array([0.3 * map_view.MAP_SCALE, 0.0, 0.0]))
+        assert app.scene.selected == 11
+        app.scene.select(7)
         # A rendered node: the pixel at its place has its colour (an isolated one).
         app.render()
         image = app.pl.screenshot(return_img=True)[..., :3].astype(int)
