@@ -147,3 +147,36 @@ def test_the_key_draws_the_selected_nodes_track_on_the_globe():
         assert np.min(np.abs(patch.reshape(-1, 3).astype(int) - wanted).sum(axis=1)) > 60
     finally:
         app.pl.close()
+
+
+def test_a_group_selection_tracks_its_nodes():
+    twin = EngineStates("default", STEP_S)
+    app = ViewerApp(pv.Plotter(off_screen=True, window_size=[320, 180]), None, None,
+                    ViewOptions(show_fps=False))
+    try:
+        app.apply_meta(twin.meta)
+        assert app.apply_state(twin.step())
+        s = app.scene
+        groups = np.asarray(twin.meta["sats"]["groups"])
+        group = str(groups[0])
+        members = np.flatnonzero(groups == group)
+        assert 1 < len(members) < len(groups)
+        s.select(int(members[0]))
+        s.toggle_ground_track()
+        assert s.track_nodes() == [int(members[0])]
+        assert s.ground_tracks.track.lat_deg.shape[0] == 1
+        s.selected_group = group  # what a view with a group selection sets
+        s.redraw()
+        assert s.track_nodes() == [int(i) for i in members]
+        track = s.ground_tracks.track
+        assert track.lat_deg.shape[0] == len(members)
+        # One polyline per node and half at least (more where NaN rows would split one).
+        assert s.ground_tracks.meshes["next"].n_lines >= len(members)
+        state = s.arrays
+        now = ground_track.SAMPLES_PER_ORBIT
+        assert np.allclose(track.lat_deg[:, now], state["lat_deg"][members], atol=1e-6)
+        s.selected_group = None
+        s.redraw()
+        assert s.track_nodes() == [int(members[0])]
+    finally:
+        app.pl.close()
