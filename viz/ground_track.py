@@ -1,15 +1,18 @@
 """Ground tracks: the sub-satellite path of the selected node(s), past orbit and next orbit.
 
 The viewer models no physics of its own beyond this: from the position and velocity the
-twin publishes (``pos_gcrs_km``, ``vel_gcrs_km_s``) each selected node is carried along its
-two-body (Keplerian) orbit one period back and one period ahead, and the Earth turns under
-it at its sidereal rate from the frame the header gives (``gcrs_to_itrs``). The Earth-fixed
-points then give geodetic latitude and longitude (``twin.astro.geometry``, WGS84).
+twin publishes (``pos_gcrs_km``, ``vel_gcrs_km_s``) each selected node is carried one
+orbit back and one orbit ahead under the Earth's central field and its oblateness (J2),
+integrated with fixed-step RK4, and the Earth turns under it at its sidereal rate from the
+frame the header gives (``gcrs_to_itrs``). The Earth-fixed points then give geodetic
+latitude and longitude (``twin.astro.geometry``, WGS84).
 
-Two-body motion leaves out J2 and drag: against the twin's SGP4 the track drifts by a
-fraction of a degree over one orbit (docs/models.md, "Ground tracks, terminator and
-visibility circles"). Everything is vectorized over nodes and samples: no Python loop per
-satellite or per point.
+Why J2 and not a Kepler ellipse: the published state is osculating, and J2 moves an
+osculating low orbit's semi-major axis by ~10 km around the orbit, so a two-body period
+is off by ~0.2 % and its track drifts ~1 deg along itself in one orbit; with J2 the track
+stays within a few hundredths of a degree of the twin's SGP4 over an orbit each way
+(docs/models.md, "Ground tracks, terminator and visibility circles"). Everything is
+vectorized over nodes: the only loop is over the integrator's time steps.
 
 ``GroundTrackLayer`` draws the tracks on the 3D globe (two polyline actors, two styles);
 ``viz.map_view`` draws the same tracks on the 2D map.
@@ -28,18 +31,21 @@ from twin.astro.geometry import geodetic_from_itrs
 from viz import scene
 
 GM_EARTH_KM3_S2 = 398600.4418
+# The Earth's second zonal harmonic (EGM2008, unnormalized) and its reference radius, km.
+J2_EARTH = 1.08262668e-3
+R_J2_KM = 6378.137
 # Sidereal rotation rate of the Earth (IERS conventions), rad/s.
 EARTH_RATE_RAD_S = 7.292115e-5
-# Samples per orbit and per half (past or next): 2 deg of orbit apart on a circular orbit.
-SAMPLES_PER_ORBIT = 181
+# Samples (RK4 steps) per orbit: 3 deg of orbit apart, ~48 s on a low orbit; RK4's error
+# at that step is metres over an orbit, and the chord between samples sags 3.4 km, under
+# the track's lift above the globe.
+SAMPLES_PER_ORBIT = 120
 # The track is drawn this far above the ellipsoid so the globe's faces never cover it.
 TRACK_LIFT_KM = 12.0
 # Past orbit dim and thin, next orbit bright and wider: "where it was" vs "where it goes".
 PAST_RGB = (0.35, 0.55, 0.75)
 NEXT_RGB = (0.55, 0.95, 1.0)
 PAST_WIDTH, NEXT_WIDTH = 1.5, 3.0
-# Kepler's equation: Newton from dM converges to 1e-12 rad in under 8 steps for e < 0.5.
-NEWTON_STEPS = 12
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,37 @@ class GroundTrack:
     lon_deg: np.ndarray
     itrs_km: np.ndarray
 
+    def at(self, dt_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every node's point ``dt_s`` after the track's time, between samples.
+
+        Returns:
+            ITRS positions ``(k, 3)``, latitudes and longitudes ``(k,)`` (deg), and the
+            sample before each point ``(k,)``. NaN for a node without a track.
+        """
+        k, m = self.dt_s.shape
+        with np.errstate(invalid="ignore"):
+            step = self.dt_s[:, 1] - self.dt_s[:, 0]
+            x = np.nan_to_num((dt_s - self.dt_s[:, 0]) / step)
+        before = np.clip(np.floor(x).astype(int), 0, m - 2)
+        frac = np.clip(x - before, 0.0, 1.0)[:, None]
+        rows = np.arange(k)
+        itrs = self.itrs_km[rows, before] * (1.0 - frac) + self.itrs_km[rows, before + 1] * frac
+        lat, lon, _ = geodetic_from_itrs(itrs)
+        return itrs, np.degrees(lat), np.degrees(lon), before
+
+    def halves(self, dt_s: float = 0.0) -> tuple[list[tuple[np.ndarray, np.ndarray]],
+                                                 list[tuple[np.ndarray, np.ndarray]]]:
+        """The past and the next orbit of each node as (latitudes, longitudes), split at
+        the node's point ``dt_s`` after the track's time (both halves end there)."""
+        _, lat, lon, before = self.at(dt_s)
+        past, ahead = [], []
+        for j, i in enumerate(before):  # per tracked node (one, or a group's few)
+            past.append((np.r_[self.lat_deg[j, : i + 1], lat[j]],
+                         np.r_[self.lon_deg[j, : i + 1], lon[j]]))
+            ahead.append((np.r_[lat[j], self.lat_deg[j, i + 1:]],
+                          np.r_[lon[j], self.lon_deg[j, i + 1:]]))
+        return past, ahead
+
 
 def orbit_period_s(pos_km: np.ndarray, vel_km_s: np.ndarray) -> np.ndarray:
     """Two-body period of each row's orbit, s (NaN where the orbit is not bound)."""
@@ -68,42 +105,62 @@ def orbit_period_s(pos_km: np.ndarray, vel_km_s: np.ndarray) -> np.ndarray:
     return np.where(inverse_a > 0.0, period, np.nan)
 
 
-def kepler_propagate(pos_km: np.ndarray, vel_km_s: np.ndarray, dt_s: np.ndarray) -> np.ndarray:
-    """Two-body positions of ``k`` nodes at times ``dt_s`` from now, same (inertial) frame.
+def j2_acceleration(pos_km: np.ndarray) -> np.ndarray:
+    """Gravity of the oblate Earth (point mass and J2) at inertial positions, km/s^2.
 
-    Lagrange's f and g with the eccentric-anomaly change ``dE`` (Vallado, Fundamentals of
-    Astrodynamics, 4th ed., algorithm 8 in its elliptic form): no orbital elements are
-    formed, so circular and equatorial orbits need no special case.
+    a = -mu r / |r|^3 [1 + 3/2 J2 (R/|r|)^2 (1 - 5 z^2/|r|^2)] in x and y, with
+    (3 - 5 z^2/|r|^2) in z (Vallado, 4th ed., eq. 8-30). The pole is GCRS z: the tilt of the
+    true pole over the test's dates is a fraction of a degree, a negligible change to J2.
+    """
+    r2 = np.sum(pos_km * pos_km, axis=-1)
+    scale = -GM_EARTH_KM3_S2 / (r2 * np.sqrt(r2))
+    oblate = 1.5 * J2_EARTH * R_J2_KM**2 / r2
+    z2 = 5.0 * pos_km[..., 2] ** 2 / r2
+    out = pos_km * (scale * (1.0 + oblate * (1.0 - z2)))[..., None]
+    out[..., 2] = pos_km[..., 2] * scale * (1.0 + oblate * (3.0 - z2))
+    return out
+
+
+def propagate_j2(pos_km: np.ndarray, vel_km_s: np.ndarray, step_s: np.ndarray,
+                 n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n_steps`` fixed RK4 steps of J2 motion for ``k`` nodes, each with its own step.
 
     Args:
-        pos_km, vel_km_s: ``(k, 3)`` states.
-        dt_s: ``(k, m)`` or ``(m,)`` seconds (negative goes back).
+        pos_km, vel_km_s: ``(k, 3)`` inertial states.
+        step_s: ``(k,)`` step per node (negative integrates back in time).
+        n_steps: Steps to take.
 
     Returns:
-        ``(k, m, 3)`` km; NaN for a node whose orbit is not a bound ellipse.
+        Positions and velocities ``(k, n_steps + 1, 3)``, the start first.
     """
-    r0_vec = np.asarray(pos_km, dtype=float).reshape(-1, 3)
-    v0_vec = np.asarray(vel_km_s, dtype=float).reshape(-1, 3)
-    dt = np.broadcast_to(np.asarray(dt_s, dtype=float), (len(r0_vec), np.shape(dt_s)[-1]))
-    r0 = np.linalg.norm(r0_vec, axis=1)[:, None]
-    v2 = np.sum(v0_vec**2, axis=1)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = 1.0 / (2.0 / r0 - v2 / GM_EARTH_KM3_S2)
-        a = np.where(a > 0.0, a, np.nan)
-        sqrt_a = np.sqrt(a)
-        mean_motion = np.sqrt(GM_EARTH_KM3_S2 / a**3)
-        sigma0 = np.sum(r0_vec * v0_vec, axis=1)[:, None] / math.sqrt(GM_EARTH_KM3_S2)
-        d_mean = mean_motion * dt
-        # dM = dE + sigma0/sqrt(a) (1 - cos dE) - (1 - r0/a) sin dE
-        c1, c2 = sigma0 / sqrt_a, 1.0 - r0 / a
-        d_ecc = d_mean.copy()
-        for _ in range(NEWTON_STEPS):  # fixed steps over whole arrays, not per node
-            sin_e, cos_e = np.sin(d_ecc), np.cos(d_ecc)
-            residual = d_ecc + c1 * (1.0 - cos_e) - c2 * sin_e - d_mean
-            d_ecc = d_ecc - residual / (1.0 + c1 * sin_e - c2 * cos_e)
-        f = 1.0 - a / r0 * (1.0 - np.cos(d_ecc))
-        g = dt - (d_ecc - np.sin(d_ecc)) / mean_motion
-    return f[..., None] * r0_vec[:, None, :] + g[..., None] * v0_vec[:, None, :]
+    r = np.asarray(pos_km, dtype=float).reshape(-1, 3)
+    v = np.asarray(vel_km_s, dtype=float).reshape(-1, 3)
+    h = np.asarray(step_s, dtype=float).reshape(-1, 1)
+    positions = np.empty((len(r), n_steps + 1, 3))
+    velocities = np.empty_like(positions)
+    positions[:, 0], velocities[:, 0] = r, v
+    for i in range(n_steps):  # over time steps; every node moves at once
+        a1 = j2_acceleration(r)
+        a2 = j2_acceleration(r + 0.5 * h * v)
+        a3 = j2_acceleration(r + 0.5 * h * v + 0.25 * h * h * a1)
+        a4 = j2_acceleration(r + h * v + 0.5 * h * h * a2)
+        r = r + h * v + h * h / 6.0 * (a1 + a2 + a3)
+        v = v + h / 6.0 * (a1 + 2.0 * a2 + 2.0 * a3 + a4)
+        positions[:, i + 1], velocities[:, i + 1] = r, v
+    return positions, velocities
+
+
+def specific_energy(pos_km: np.ndarray, vel_km_s: np.ndarray) -> np.ndarray:
+    """Energy per unit mass in the J2 field, km^2/s^2 (conserved by J2 motion).
+
+    v^2/2 - mu/r [1 - J2 (R/r)^2 (3 sin^2(lat) - 1)/2]; the field is symmetric about the
+    pole, so it does not change with time in the inertial frame.
+    """
+    r = np.linalg.norm(pos_km, axis=-1)
+    sin_lat = pos_km[..., 2] / r
+    potential = -GM_EARTH_KM3_S2 / r * (1.0 - J2_EARTH * (R_J2_KM / r) ** 2
+                                        * (3.0 * sin_lat**2 - 1.0) / 2.0)
+    return 0.5 * np.sum(vel_km_s * vel_km_s, axis=-1) + potential
 
 
 def earth_rotation(dt_s: np.ndarray) -> np.ndarray:
@@ -139,11 +196,19 @@ def ground_track(pos_gcrs_km: np.ndarray, vel_gcrs_km_s: np.ndarray,
     pos = np.asarray(pos_gcrs_km, dtype=float).reshape(-1, 3)
     vel = np.asarray(vel_gcrs_km_s, dtype=float).reshape(-1, 3)
     n_back, n_ahead = round(samples * orbits_back), round(samples * orbits_ahead)
-    fraction = np.arange(-n_back, n_ahead + 1) / samples
-    dt = orbit_period_s(pos, vel)[:, None] * fraction[None, :]
-    gcrs = kepler_propagate(pos, vel, np.nan_to_num(dt))
-    gcrs[~np.isfinite(dt)] = np.nan
-    matrices = earth_rotation(dt) @ scene.gcrs_to_itrs(header)
+    k = len(pos)
+    step = orbit_period_s(pos, vel) / samples
+    usable = np.isfinite(step) & np.isfinite(pos).all(axis=1) & np.isfinite(vel).all(axis=1)
+    step = np.where(usable, step, 1.0)
+    # Back and ahead in one integration: the first k rows step back, the last k ahead.
+    steps = max(n_back, n_ahead)
+    both, _ = propagate_j2(np.concatenate([pos, pos]), np.concatenate([vel, vel]),
+                           np.concatenate([-step, step]), steps)
+    gcrs = np.concatenate([both[:k, n_back:0:-1], both[k:, : n_ahead + 1]], axis=1)
+    dt = step[:, None] * np.arange(-n_back, n_ahead + 1)[None, :]
+    gcrs[~usable] = np.nan
+    dt[~usable] = np.nan
+    matrices = earth_rotation(np.nan_to_num(dt)) @ scene.gcrs_to_itrs(header)
     itrs = np.einsum("kmij,kmj->kmi", matrices, gcrs)
     lat, lon, _ = geodetic_from_itrs(itrs.reshape(-1, 3))
     shape = dt.shape
@@ -176,7 +241,14 @@ class GroundTrackLayer:
 
     The tracks are Earth-fixed (ITRS) points on the surface, so like the globe they are
     carried into the inertial view by the header's rotation (their actors' user matrix).
+    A track is integrated again only when it no longer fits: other nodes, a state more
+    than one sample interval later or earlier than the track's, or nodes that are not where
+    the track has them (a seek, a restart). In between, only the split between past and
+    next moves with the node.
     """
+
+    # A node this far from where its cached track puts it means the track is stale, km.
+    STALE_KM = 25.0
 
     def __init__(self, plotter: Any) -> None:
         import pyvista as pv
@@ -184,6 +256,9 @@ class GroundTrackLayer:
         self.pl = plotter
         self.visible = False
         self.track: GroundTrack | None = None
+        self.halves: tuple[list, list] | None = None
+        self._cache: tuple[tuple[int, ...], float] | None = None
+        self.computed = 0  # integrations run (tests and benchmarks read it)
         self.meshes: dict[str, Any] = {}
         self.actors: dict[str, Any] = {}
         for part, rgb, width in (("past", PAST_RGB, PAST_WIDTH), ("next", NEXT_RGB, NEXT_WIDTH)):
@@ -195,31 +270,54 @@ class GroundTrackLayer:
             self.actors[part].SetVisibility(False)
 
     def update(self, nodes: Sequence[int], arrays: Mapping[str, np.ndarray],
-               header: Mapping[str, Any], earth_fixed: bool) -> GroundTrack | None:
-        """Recompute the tracks of ``nodes`` from the state; hide them when off or unusable."""
-        self.track = None
+               header: Mapping[str, Any], earth_fixed: bool) -> tuple[list, list] | None:
+        """The tracks of ``nodes`` for this state; hidden when off or unusable.
+
+        Returns:
+            The past and next halves (``GroundTrack.halves``), or None.
+        """
+        self.halves = None
         if self.visible:
-            self.track = track_of(nodes, arrays, header)
-        for part in ("past", "next"):
-            shown = self.track is not None
-            if shown:
-                points, lines = self._geometry(part)
-                shown = len(points) > 0
-            self.actors[part].SetVisibility(shown)
-            if shown:
+            self.halves = self._halves(nodes, arrays, header)
+        for part, lines_of in (("past", 0), ("next", 1)):
+            points, lines = np.zeros((0, 3), np.float32), np.zeros(0, np.int64)
+            if self.halves is not None:
+                surface = [scene.geodetic_to_itrs_km(lat, lon, TRACK_LIFT_KM)
+                           for lat, lon in self.halves[lines_of]]
+                points, lines = polylines(surface)
+            self.actors[part].SetVisibility(len(points) > 0)
+            if len(points):
                 self.meshes[part].points = points
                 self.meshes[part].lines = lines
                 self.actors[part].user_matrix = scene.earth_matrix(header, earth_fixed)
-        return self.track
+        return self.halves
 
-    def _geometry(self, part: str) -> tuple[np.ndarray, np.ndarray]:
-        track = self.track
-        assert track is not None
-        now = int(np.argmin(np.abs(track.dt_s[0])))
-        pick = slice(0, now + 1) if part == "past" else slice(now, None)
-        surface = scene.geodetic_to_itrs_km(track.lat_deg[:, pick], track.lon_deg[:, pick],
-                                            TRACK_LIFT_KM)
-        return polylines(list(surface))
+    def _halves(self, nodes: Sequence[int], arrays: Mapping[str, np.ndarray],
+                header: Mapping[str, Any]) -> tuple[list, list] | None:
+        t_utc = header.get("t_utc")
+        t_utc = float(t_utc) if isinstance(t_utc, int | float) else math.nan
+        key = tuple(int(i) for i in nodes)
+        if self.track is not None and self._cache is not None and self._cache[0] == key:
+            dt = t_utc - self._cache[1]
+            steps = self.track.dt_s[:, 1] - self.track.dt_s[:, 0]
+            if 0.0 <= dt < float(np.nanmin(steps, initial=np.inf)) and \
+                    self._where_published(dt, key, arrays):
+                return self.track.halves(dt)
+        self.track = track_of(nodes, arrays, header)
+        self._cache = (key, t_utc)
+        self.computed += 1
+        return None if self.track is None else self.track.halves(0.0)
+
+    def _where_published(self, dt: float, nodes: tuple[int, ...],
+                         arrays: Mapping[str, np.ndarray]) -> bool:
+        """Whether the cached track has every node within ``STALE_KM`` of its position."""
+        published = arrays.get("pos_itrs_km")
+        assert self.track is not None
+        if published is None or published.ndim != 2 or max(nodes, default=-1) >= len(published):
+            return False
+        itrs, _, _, _ = self.track.at(dt)
+        gap = np.linalg.norm(itrs - published[list(nodes)], axis=1)
+        return bool(np.all(gap < self.STALE_KM))
 
 
 def track_of(nodes: Sequence[int], arrays: Mapping[str, np.ndarray],

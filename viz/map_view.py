@@ -269,7 +269,7 @@ class MapView:
 
     # ------------------------------------------------------------------ per state
     def update(self, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
-               rgb: np.ndarray, track: ground_track.GroundTrack | None,
+               rgb: np.ndarray, track: tuple[list, list] | None,
                selected: int = -1) -> None:
         """Draw one state: light, terminator, nodes, visibility circles, ground track."""
         if self.sats is None:
@@ -320,19 +320,14 @@ class MapView:
         self.legend[0].SetVisibility(self.active and track is not None)
         self.legend[1].SetVisibility(self.active and track is not None)
 
-    def draw_track(self, track: ground_track.GroundTrack | None) -> None:
-        """The ground track's past and next orbits (hidden for None)."""
-        if track is None:
+    def draw_track(self, halves: tuple[list, list] | None) -> None:
+        """The ground track's past and next orbits (``GroundTrack.halves``; None hides)."""
+        if halves is None:
             self.past_actor.SetVisibility(False)
             self.next_actor.SetVisibility(False)
             return
-        now = int(np.argmin(np.abs(track.dt_s[0])))
-        past = [(la[: now + 1], lo[: now + 1]) for la, lo in zip(track.lat_deg, track.lon_deg,
-                                                                 strict=True)]
-        ahead = [(la[now:], lo[now:]) for la, lo in zip(track.lat_deg, track.lon_deg,
-                                                        strict=True)]
-        _set_lines(self.past, self.past_actor, *map_polylines(past, Z_TRACK))
-        _set_lines(self.next, self.next_actor, *map_polylines(ahead, Z_TRACK))
+        _set_lines(self.past, self.past_actor, *map_polylines(halves[0], Z_TRACK))
+        _set_lines(self.next, self.next_actor, *map_polylines(halves[1], Z_TRACK))
 
     # ------------------------------------------------------------------ camera
     def reset_camera(self) -> None:
