@@ -28,6 +28,7 @@ from viz.checks import BadMessages
 from viz.stream import CONNECTING, LIVE, MAX_BATCH_EVENTS, STALE, StreamClient
 from viz.tui.model import FleetModel, utc_text
 from viz.tui.screens import SEVERITY_STYLE, DetailScreen
+from viz.tui.words import plural
 
 # Wall seconds between events-log lines about bad stream messages, and between meta
 # requests after a restart (a rogue publisher may flip run_id on every message).
@@ -264,12 +265,12 @@ class StreamFeed:
         """One events-log line now and then while bad messages arrive, never one each."""
         count, now = self.bad_messages, time.monotonic()
         if count:
-            title = f"Events · {count:,d} bad stream message(s) dropped"
+            title = f"Events · {plural(count, 'bad stream message')} dropped"
             if self.events_log.border_title != title:
                 self.events_log.border_title = title
         if count == self._bad_logged or now - self._bad_line_wall < BAD_LINE_INTERVAL_S:
             return
-        self._log_line(Text(f"stream: {count - self._bad_logged} bad message(s) dropped "
+        self._log_line(Text(f"stream: {plural(count - self._bad_logged, 'bad message')} dropped "
                             f"({count} in all); last: {self.last_bad}", style="dark_orange"))
         self._bad_logged, self._bad_line_wall = count, now
 
