@@ -172,6 +172,7 @@ class StreamFeed:
         if update.restarted and now - self._restart_wall >= RESTART_INTERVAL_S:
             self._restart_wall = now
             self.notify("The twin restarted; fetching its description again.", title="Twin")
+            self._log_restart(update)
             self.send_command("meta", quiet=True)
         if update.replay is not None:
             self._take_replay(update.replay.header)
@@ -325,6 +326,16 @@ class StreamFeed:
             line.append(f" {who}:", style="bold")
         line.append(f" {message}")
         return line
+
+    def _log_restart(self, update: StreamUpdate) -> None:
+        """A separator in the events log: the events above it are the previous run's."""
+        wall = utc_text(time.time())
+        # A node's detail lists this run's events only; the main log keeps both, split.
+        self.recent_events.clear()
+        first = update.state or update.heartbeat or update.meta
+        sim = f", its clock at {utc_text(first.t_utc)} UTC" if first is not None else ""
+        self._log_line(Text(f"──── twin restarted at {wall} UTC{sim}: a new run; the events "
+                            "above are the previous run's ────", style="bold magenta"))
 
     def _log_line(self, text: Text) -> None:
         self.events_log.write(text)

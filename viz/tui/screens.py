@@ -32,6 +32,7 @@ from viz.tui.header import MIRROR_BADGE, HeaderBar, mirror_badge
 from viz.tui.levels import ALARM, WARN
 from viz.tui.model import FleetModel, utc_text
 from viz.tui.recorded import RecordedTrend, RecordedTrendError, read_trend
+from viz.tui.why import why_not_more
 from viz.tui.widgets import LEVEL_STYLE, Trend, unit_for
 from viz.tui.words import plain_error, plural
 
@@ -282,6 +283,7 @@ class DetailScreen(Screen):
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
         yield Static(id="detail-title")
+        yield Static(id="detail-why")
         with Horizontal(id="detail-body"):
             with Vertical(id="detail-left"):
                 yield Static(id="detail-mirror")
@@ -513,6 +515,11 @@ class DetailScreen(Screen):
                                            ("load_trend", "trend from a recording"),
                                            ("back", "back"))), style="dim")
         self.query_one("#detail-title", Static).update(title)
+        why = why_not_more(model, sat)
+        why_line = self.query_one("#detail-why", Static)
+        why_line.display = why is not None
+        if why is not None:
+            why_line.update(Text.assemble(("Limited by ", "bold"), why))
         if self._trend_names != list(model.trend_fields):
             self.rebuild()
             return
