@@ -50,7 +50,7 @@ def test_detail_loads_a_nodes_trend_from_a_recording(tmp_path) -> None:
             assert trend.samples.size == 3 and not trend.fit
 
             # A bad path (prefilled from --recording): one notification, nothing else.
-            await pilot.press("l")
+            await pilot.press("h")
             await until(pilot, lambda: isinstance(app.screen, RecordingPathScreen))
             await pilot.press("enter")
             await until(pilot, lambda: any("missing.mcap" in str(n.message)
@@ -59,7 +59,7 @@ def test_detail_loads_a_nodes_trend_from_a_recording(tmp_path) -> None:
             assert app.screen is detail
 
             # The real recording: the node's recorded values, labelled with the file.
-            await pilot.press("l")
+            await pilot.press("h")
             await until(pilot, lambda: isinstance(app.screen, RecordingPathScreen))
             box = app.screen.query_one("#recording-input")
             box.value = str(path)
@@ -77,7 +77,7 @@ def test_detail_loads_a_nodes_trend_from_a_recording(tmp_path) -> None:
             await pilot.pause(0.2)
             assert trend.samples.size == STATES
             app.save_screenshot("detail_recorded.svg", str(Path("/tmp")))
-            await pilot.press("L")
+            await pilot.press("H")
             await until(pilot, lambda: detail.recorded is None and trend.samples.size == 4)
             assert "live" in str(detail.query_one("#detail-trends").border_title)
 
