@@ -1,4 +1,4 @@
-"""The detail screen's `l`: a node's trend read from a recording instead of the live ring.
+"""The detail screen's `h`: a node's trend read from a recording instead of the live ring.
 
 A real ``default`` twin's first states, received live and written as a recording
 (tests/recordutil.py); the dashboard runs without a twin and is fed meta and a state
@@ -72,7 +72,7 @@ def test_detail_loads_a_nodes_trend_from_a_recording(tmp_path) -> None:
             assert detail._trends["temp_compute_k"].fit
             title = str(detail.query_one("#detail-trends").border_title)
             assert title.startswith("from run.mcap, ") and title.endswith(" UTC")
-            # Live states keep coming; the recorded trend stays until L.
+            # Live states keep coming; the recorded trend stays until H.
             app.feed(StreamUpdate(state=tuiutil.state(3), connection=LIVE))
             await pilot.pause(0.2)
             assert trend.samples.size == STATES

@@ -142,7 +142,9 @@ class FleetTable(ScrollView, can_focus=True):
 
     # -- drawing ----------------------------------------------------------------------
 
-    def _header_strip(self, scroll_x: int, width: int) -> Strip:
+    def _header_strip(self, scroll_x: int = 0, width: int | None = None) -> Strip:
+        """The headings that show whole from ``scroll_x`` over ``width`` cells (None: all)."""
+        width = 1 << 30 if width is None else width
         segments = []
         model = self.model
         first = None
