@@ -233,6 +233,8 @@ def test_narrow_terminals_drop_whole_columns_and_header_parts_never_cut_numbers(
                 assert "policy sun_aware" in first, (width, first)
             if width == 200:
                 assert table.columns_fitted > 10
+            hidden = len(app.model.columns) - table.columns_fitted
+            assert (f"{hidden} more column" in table.border_title) == (hidden > 0)
 
         run(scenario, size=(width, 30 if width < 120 else 40))
 

@@ -86,7 +86,7 @@ def test_the_detail_says_why_a_power_capped_node_computes_nothing() -> None:
     assert fields["utilization_frac"][capped] > 0 and fields["delivered_flop_s"][capped] == 0
     why = why_not_more(model, capped)
     assert why is not None and why.startswith("power-capped: 0 W available to the payload")
-    assert "operator cap" in why and "compute nothing" in why
+    assert "set by an operator" in why and "compute nothing" in why
     assert why_not_more(model, hit).startswith("radiation:")
     free = int(busy[2])
     assert why_not_more(model, free) is None  # nothing limits it: no line

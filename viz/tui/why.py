@@ -79,7 +79,7 @@ def _power(model: FleetModel, sat: int) -> str:
         if math.isfinite(soc):
             why.append(f"battery SOC {_text(model, 'soc_frac', soc)}")
     elif math.isfinite(cap):
-        why.append("an operator cap (set_power_cap)")
+        why.append("set by an operator with set_power_cap")
     if why:
         text += f" ({', '.join(why)})"
     util = _value(model, "utilization_frac", sat)

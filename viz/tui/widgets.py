@@ -328,7 +328,12 @@ class FleetTable(ScrollView, can_focus=True):
         super().notify_style_update()
 
     def on_resize(self) -> None:
-        self.refresh_data()  # which columns fit depends on the width
+        # Which columns fit depends on the width; the app's draw also retitles the table.
+        draw = getattr(self.app, "_schedule_draw", None)
+        if draw is not None and self.model.n:
+            draw()
+        else:
+            self.refresh_data()
 
     def on_focus(self) -> None:
         self._styles.clear()
