@@ -226,7 +226,7 @@ def test_narrow_terminals_drop_whole_columns_and_header_parts_never_cut_numbers(
             first = header.lines[0].text.plain
             assert "active alarms" in first and f" {len(app.model.alarms)} " in first, \
                 (width, first)
-            assert "LIVE" in first and "UTC" in first, (first, app.unusable.last, app.model.states_seen)
+            assert "LIVE" in first and "UTC" in first, first
             for line in header.lines:
                 assert line.text.cell_len <= width, (width, line.text.plain)
                 assert "…" not in line.text.plain
@@ -304,3 +304,37 @@ def test_a_status_reply_shows_its_time_in_iso_utc() -> None:
         assert "t_utc=2026-03-20T23:40:00Z" in shown and "e+09" not in shown
 
     run(scenario)
+
+
+def test_the_command_line_tools_count_in_plain_words(tmp_path, capsys) -> None:
+    """``odc scenarios --check`` and the twin's status line (issue: "1 ground stations",
+    "cmds 1/0 rejected")."""
+    import io
+
+    from twinutil import make_server
+
+    from odc.cli import main
+    from twin.runtime.cli import StatusLine
+    from twin.scenario import SCENARIOS_DIR
+
+    text = (SCENARIOS_DIR / "default.toml").read_text()
+    first, *others = text.split("[[station]]")[1:]
+    one_station = text.split("[[station]]")[0] + "[[station]]" + first
+    if others:  # keep what follows the last station (sections after the stations)
+        tail = others[-1].split("\n[", 1)
+        one_station += "\n[" + tail[1] if len(tail) == 2 else ""
+    path = tmp_path / "one_station.toml"
+    path.write_text(one_station)
+    assert main(["scenarios", "--check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "     1 ground station\n" in out and "ground stations" not in out
+
+    server = make_server("default", fast=True)
+    try:
+        server.engine.step()
+        stream = io.StringIO()
+        StatusLine(stream)(server)
+        line = stream.getvalue()
+        assert "commands 0 ok, 0 rejected" in line and "cmds" not in line
+    finally:
+        server.close()
