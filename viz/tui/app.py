@@ -156,6 +156,7 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, KeyActions, App):
         self.alarm_list.border_subtitle = "Enter ack · k ack all"
         self.waiting = self.query_one("#waiting", Static)
         self.waiting.border_title = "No fleet yet"
+        self.waiting.display = False  # until a draw finds no node
         self.reply_line.update(Text(keys.hint(HINT), style="dim"))
         self.fleet_table.border_subtitle = "↑↓ move · " + keys.hint(TABLE_HINT)
         self.fleet_table.focus()
@@ -240,8 +241,10 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, KeyActions, App):
 
     def _show_waiting(self) -> None:
         text = self.waiting_text()
-        self.waiting.display = text is not None
-        self.fleet_table.display = text is None
+        waiting = text is not None
+        if waiting != self.waiting.display:  # the table's display is left alone otherwise
+            self.waiting.display = waiting
+            self.fleet_table.display = not waiting
         if text is not None:
             self.waiting.update(text)
 
