@@ -192,7 +192,7 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, KeyActions, App):
         table = self.fleet_table
         table.refresh_data()
         model = self.model
-        parts = [f"Fleet · {len(table.order)} of {model.n} nodes"]
+        parts = [f"Fleet · {len(table.order)} of {plural(model.n, 'node')}"]
         column = model.column(model.sort_key)
         if column is not None:
             parts.append(f"sorted by {column.heading} {'▼' if model.sort_descending else '▲'}")
