@@ -249,7 +249,8 @@ def test_without_a_twin_it_says_where_it_waits_and_how_to_start_one() -> None:
         await pilot.pause(0.1)
         waiting = str(app.waiting.render())
         assert app.waiting.display and not app.fleet_table.display
-        assert "tcp://127.0.0.1:1" in waiting and "odc run" in waiting
+        assert "tcp://127.0.0.1:1" in waiting
+        assert "odc run --pub tcp://127.0.0.1:1 --cmd tcp://127.0.0.1:1" in waiting
         feed(app)
         await pilot.pause(0.1)
         assert not app.waiting.display and app.fleet_table.display

@@ -231,10 +231,13 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, KeyActions, App):
             text.append(f"The twin at {self.pub_address} is {self.connection} and has sent "
                         "no nodes yet.\n\n", style="bold")
         text.append("No twin running? Start one in another terminal:\n", style="dim")
-        text.append("    odc run                  ", style="bold")
-        text.append("the default scenario, on these addresses\n", style="dim")
-        text.append("    odc run --scenario NAME  ", style="bold")
-        text.append("another one (odc scenarios lists them)\n", style="dim")
+        # The addresses this dashboard waits on, where they are not the twin's defaults.
+        flags = "".join(f" --{flag} {address}" for flag, address, default in (
+            ("pub", self.pub_address, DEFAULT_PUB_ADDRESS),
+            ("cmd", self.cmd_address, DEFAULT_COMMAND_ADDRESS)) if address != default)
+        text.append(f"    odc run{flags}\n", style="bold")
+        text.append("      the default scenario, on these addresses; --scenario NAME for "
+                    "another (odc scenarios lists them)\n", style="dim")
         text.append("A twin elsewhere: odc tui --pub ADDRESS --cmd ADDRESS.  "
                     "? shows the keys, q quits.", style="dim")
         return text
