@@ -2,9 +2,10 @@
 
 Starts a real twin (`python -m twin --scenario starlink --rate 10`) and a real `odc tui`
 on a pseudo-terminal of a fixed size, lets it warm up, then measures the dashboard
-process's CPU time (user + system, all threads) over a window, first unsorted and then
-sorted by compute temperature (a full argsort of 4,428 values per frame; `s` then
-Enter, as an operator finds the hottest node, checked on the screen). The twin's
+process's CPU time (user + system, all threads) over a window, first sorted by compute
+temperature as the table starts (a full argsort of 4,428 values per frame, hottest
+first, checked on the screen), then by name (`s` then Enter: the sort list's first row, a
+string argsort per frame). The twin's
 achieved state rate is measured alongside by a separate subscriber, since the twin may
 not keep 10 Hz on a small machine. Target: under 30 % of one core.
 
@@ -126,21 +127,24 @@ def main() -> int:
         warp = f", warp {args.warp:g}" if args.warp else ""
         print(f"dashboard on {args.scenario!r} at {args.rate:g} Hz asked{warp}, {COLUMNS}x{ROWS} "
               f"terminal, {os.cpu_count()} CPUs, {args.seconds:g} s per phase")
+        if b"sorted by T comp" not in drawn[1]:  # how the table starts: hottest first
+            print("  the table did not start 'sorted by T comp'", file=sys.stderr)
+            return 1
         cpu, rate, kbs = measure(tui, stream, args.seconds, drawn)
-        print(f"  unsorted          CPU {cpu:5.1f} % of one core   stream {rate:4.1f} states/s"
+        print(f"  sorted by T comp  CPU {cpu:5.1f} % of one core   stream {rate:4.1f} states/s"
               f"   drawn {kbs:6.1f} kB/s")
-        # Sort by compute temperature, hottest first: the sort chooser opens on "T comp",
-        # so s then Enter; the table's title then says so.
+        # Sort by name: the sort list opens on its first row (Node), so s then Enter; the
+        # table's title then says so.
         drawn[1] = b""
         os.write(master, b"s")
         time.sleep(0.5)
         os.write(master, b"\r")
         time.sleep(1.0)
-        if b"sorted by T comp" not in drawn[1]:
-            print("  the table did not say 'sorted by T comp' after s, Enter", file=sys.stderr)
+        if b"sorted by Node" not in drawn[1]:
+            print("  the table did not say 'sorted by Node' after s, Enter", file=sys.stderr)
             return 1
         cpu_sorted, rate, kbs = measure(tui, stream, args.seconds, drawn)
-        print(f"  sorted by T comp  CPU {cpu_sorted:5.1f} % of one core   stream {rate:4.1f} "
+        print(f"  sorted by Node    CPU {cpu_sorted:5.1f} % of one core   stream {rate:4.1f} "
               f"states/s   drawn {kbs:6.1f} kB/s")
         verdict = "meets" if max(cpu, cpu_sorted) < 30.0 else "MISSES"
         print(f"  {verdict} the target of < 30 % of one core")

@@ -41,8 +41,9 @@ def _scenarios(args: argparse.Namespace) -> int:
         print(f"{scenario.source}: scenario {scenario.name!r} is valid")
         print(f"  epoch {scenario.epoch_utc.isoformat()}, seed {scenario.seed}")
         for group, count in groups.items():
-            print(f"  {count:6d} satellites in {group}")
-        print(f"  {len(scenario.stations):6d} ground stations")
+            print(f"  {count:6d} satellite{'s' if count != 1 else ''} in {group}")
+        n_stations = len(scenario.stations)
+        print(f"  {n_stations:6d} ground station{'s' if n_stations != 1 else ''}")
         return 0
     for name in bundled_scenarios():
         scenario = load_scenario(name)

@@ -40,6 +40,8 @@ async def open_dialog(app: DashboardApp, pilot, twin: FakeTwin, count: int) -> C
     app.command_line("inject_fault sat=3 kind=radiator")
     await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and
                 len(twin.requests) == count)
+    # Laid out, so a click lands on its buttons.
+    await until(pilot, lambda: app.screen.query_one("#confirm-cancel").region.width > 0)
     return app.screen
 
 

@@ -1,4 +1,4 @@
-"""The detail screen's `l`: a node's trend read from a recording instead of the live ring.
+"""The detail screen's `h`: a node's trend read from a recording instead of the live ring.
 
 A real ``default`` twin's first states, received live and written as a recording
 (tests/recordutil.py); the dashboard runs without a twin and is fed meta and a state
@@ -50,7 +50,7 @@ def test_detail_loads_a_nodes_trend_from_a_recording(tmp_path) -> None:
             assert trend.samples.size == 3 and not trend.fit
 
             # A bad path (prefilled from --recording): one notification, nothing else.
-            await pilot.press("l")
+            await pilot.press("h")
             await until(pilot, lambda: isinstance(app.screen, RecordingPathScreen))
             await pilot.press("enter")
             await until(pilot, lambda: any("missing.mcap" in str(n.message)
@@ -59,7 +59,7 @@ def test_detail_loads_a_nodes_trend_from_a_recording(tmp_path) -> None:
             assert app.screen is detail
 
             # The real recording: the node's recorded values, labelled with the file.
-            await pilot.press("l")
+            await pilot.press("h")
             await until(pilot, lambda: isinstance(app.screen, RecordingPathScreen))
             box = app.screen.query_one("#recording-input")
             box.value = str(path)
@@ -72,12 +72,12 @@ def test_detail_loads_a_nodes_trend_from_a_recording(tmp_path) -> None:
             assert detail._trends["temp_compute_k"].fit
             title = str(detail.query_one("#detail-trends").border_title)
             assert title.startswith("from run.mcap, ") and title.endswith(" UTC")
-            # Live states keep coming; the recorded trend stays until L.
+            # Live states keep coming; the recorded trend stays until H.
             app.feed(StreamUpdate(state=tuiutil.state(3), connection=LIVE))
             await pilot.pause(0.2)
             assert trend.samples.size == STATES
             app.save_screenshot("detail_recorded.svg", str(Path("/tmp")))
-            await pilot.press("L")
+            await pilot.press("H")
             await until(pilot, lambda: detail.recorded is None and trend.samples.size == 4)
             assert "live" in str(detail.query_one("#detail-trends").border_title)
 

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-fps", type=_positive, default=10.0, metavar="HZ",
                         help="most table redraws per second (default: %(default)s)")
     parser.add_argument("--recording", default="", metavar="PATH",
-                        help="a recording the detail screen's `l` (load a node's trend from a "
+                        help="a recording the detail screen's `h` (load a node's trend from a "
                         "recording) offers first")
     add_key_arguments(parser)
 

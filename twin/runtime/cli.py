@@ -208,7 +208,7 @@ class StatusLine:
         text = (
             f"{when} UTC  step {clock.steps}  warp {clock.warp:g}x  {rate:.1f} steps/s  "
             f"step {mean_ms:.1f} ms  sats {fleet['n_sats']}  eclipse {fleet['n_in_eclipse']}  "
-            f"contact {fleet['n_in_contact']}  cmds {counters.commands_ok}/"
+            f"contact {fleet['n_in_contact']}  commands {counters.commands_ok} ok, "
             f"{counters.commands_rejected} rejected"
             + ("  PAUSED" if clock.paused else "")
         )
@@ -251,7 +251,8 @@ def run(args: argparse.Namespace) -> int:
     scenario = server.engine.scenario
     print(
         f"odc twin: scenario {scenario.name!r}, {server.engine.n_sats} satellites, "
-        f"{len(scenario.stations)} stations, epoch {scenario.epoch_utc.isoformat()}\n"
+        f"{len(scenario.stations)} ground station{'' if len(scenario.stations) == 1 else 's'}, "
+        f"epoch {scenario.epoch_utc.isoformat()}\n"
         f"  stream   {bound.pub}\n  commands {bound.command}\n  ingest   {bound.ingest}\n"
         f"  keys     {server.guard.keys_dir or 'none (loopback only)'}; audit "
         f"{server.guard.audit_log.path if server.guard.audit_log else 'none'}"

@@ -24,23 +24,35 @@ from twin.protocol.codec import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
 from twin.security.clients import ClientKeys
 from viz.checks import BadMessages
 from viz.stream import CONNECTING, CommandClient
+from viz.tui import keys
 from viz.tui.commands import CommandActions
 from viz.tui.feed import BAD_LINE_INTERVAL_S, RESTART_INTERVAL_S, StreamFeed, StreamUpdate
+from viz.tui.header import HeaderBar
+from viz.tui.keys import KeyActions
 from viz.tui.model import FleetModel
 from viz.tui.palette import CommandPalette
 from viz.tui.screens import DetailScreen, SortScreen
-from viz.tui.widgets import FleetTable, HeaderBar
+from viz.tui.widgets import FleetTable
+from viz.tui.words import plural
 
 # StreamUpdate is what DashboardApp.feed takes: tests and snapshots build them.
 __all__ = ["DashboardApp", "StreamUpdate"]
 
+
+# The hint line's keys (their labels come from the keymap), and the table's.
+HINT = (("toggle_pause", "pause/resume"), ("warp_up", "warp ×2"), ("warp_down", "÷2"),
+        ("step", "step"), ("sort", "sort (T comp ▼ = hottest first)"), ("detail", "detail"),
+        ("ack_all", "ack all"), ("command", "command"), ("help", "all keys"))
+TABLE_HINT = (("next_node", "next"), ("previous_node", "previous"), ("detail", "detail"),
+              ("filter", "filter"), ("only_alarm", "alarms"), ("only_eclipse", "eclipse"),
+              ("back", "clear filters"))
 
 ALARM_TAGS = {"active_unack": ("", "bold red"), "active_ack": ("ACK", "red"),
               "rtn_unack": ("RTN", "yellow"), "shelved": ("SHELVED", "dim")}
 """How each alarm state shows in the alarms panel (twin.protocol.alarms)."""
 
 
-class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
+class DashboardApp(StreamFeed, CommandActions, CommandPalette, KeyActions, App):
     """The ODC Twin terminal dashboard.
 
     Args:
@@ -53,30 +65,15 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
             through :meth:`feed`.
         keys: CURVE keys for a twin that admits registered keys only (both sockets);
             None for plain connections.
-        recording: The path the detail screen's `l` (a node's trend from a recording)
+        recording: The path the detail screen's `h` (a node's trend from a recording)
             offers first.
     """
 
     CSS_PATH = "dashboard.tcss"
     TITLE = "ODC Twin"
-    BINDINGS: ClassVar[list[Binding]] = [
-        Binding("space", "toggle_pause", "Pause/Resume"),
-        Binding("n", "step", "Step", show=False),
-        Binding("plus,equals_sign", "warp(2.0)", "Warp×2", key_display="+", show=False),
-        Binding("minus", "warp(0.5)", "Warp÷2", key_display="-", show=False),
-        Binding("s", "sort", "Sort"),
-        Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("a", "only_alarm", "Alarms only", show=False),
-        Binding("e", "only_eclipse", "Eclipse only", show=False),
-        Binding("k", "ack_all", "Ack alarms", show=False),
-        Binding("colon", "command", "Command", key_display=":"),
-        Binding("m", "mirror", "Mirror node"),
-        Binding("p", "policy", "Next policy", show=False),
-        Binding("j", "submit_job", "Submit job", show=False),
-        Binding("f", "fault", "Inject fault", show=False),
-        Binding("F", "clear_fault", "Clear fault", show=False),
-        Binding("q", "quit", "Quit"),
-    ]
+    # Every key from the one keymap (viz.keymap, docs/viewers.md): the action is the
+    # keymap's action name (ctrl+c, which textual binds to copy, with priority).
+    BINDINGS: ClassVar[list[Binding]] = keys.bindings()
 
     def __init__(
         self,
@@ -94,7 +91,7 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
         self.pub_address = pub
         self.cmd_address = cmd
         self.keys = keys
-        # The path the detail screen's `l` offers (--recording, then the last one loaded).
+        # The path the detail screen's `h` offers (--recording, then the last one loaded).
         self.recording_path = recording
         self.stale_after_s = stale_after_s
         self.command_timeout_s = command_timeout_s
@@ -139,6 +136,7 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
         yield HeaderBar(id="header")
         yield Input(placeholder="filter by name or group (Enter to keep, Esc to clear)",
                     id="filter")
+        yield Static(id="waiting")
         yield FleetTable(self.model, id="fleet")
         with Horizontal(id="bottom"):
             yield RichLog(id="events", markup=False, max_lines=1000, wrap=False)
@@ -156,11 +154,11 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
         self.events_log.border_title = "Events"
         self.alarm_list.border_title = "Active alarms"
         self.alarm_list.border_subtitle = "Enter ack · k ack all"
-        self.reply_line.update(Text(
-            "space pause/resume · +/- warp · n step · s sort (T comp ▼ = hottest first) · "
-            "Enter detail · a alarms · e eclipse · k ack · : cmd · ^p all", style="dim"))
-        self.fleet_table.border_subtitle = (
-            "↑↓ move · Enter detail · s sort · / filter · a alarms · e eclipse")
+        self.waiting = self.query_one("#waiting", Static)
+        self.waiting.border_title = "No fleet yet"
+        self.waiting.display = False  # until a draw finds no node
+        self.reply_line.update(Text(keys.hint(HINT), style="dim"))
+        self.fleet_table.border_subtitle = "↑↓ move · " + keys.hint(TABLE_HINT)
         self.fleet_table.focus()
         self._draw()
         if self.connect:
@@ -194,7 +192,7 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
         table = self.fleet_table
         table.refresh_data()
         model = self.model
-        parts = [f"Fleet · {len(table.order)} of {model.n} nodes"]
+        parts = [f"Fleet · {len(table.order)} of {plural(model.n, 'node')}"]
         column = model.column(model.sort_key)
         if column is not None:
             parts.append(f"sorted by {column.heading} {'▼' if model.sort_descending else '▲'}")
@@ -204,12 +202,54 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
             parts.append("in alarm only")
         if model.only_eclipse:
             parts.append("in eclipse only")
+        if model.text_filter or model.only_alarm or model.only_eclipse:
+            parts.append("esc clears")
+        hidden = len(model.columns) - table.columns_fitted
+        if hidden > 0 and model.n:
+            parts.append(f"{hidden} more column{'s' if hidden != 1 else ''} →")
         title = " · ".join(parts)
         if table.border_title != title:
             table.border_title = title
+        self._show_waiting()
         self._draw_header()
         if isinstance(self.screen, DetailScreen):
             self.screen.update_values()
+
+    def waiting_text(self) -> Text | None:
+        """What the dashboard waits for while no node is known, or None once there are."""
+        if self.model.n:
+            return None
+        text = Text()
+        if self.stream_refused:
+            text.append(f"Refused by the twin at {self.pub_address}: ", style="bold red")
+            text.append(f"{self.stream_refused}\n\n")
+        elif self.connection == CONNECTING:
+            text.append("Waiting for a twin", style="bold")
+            text.append(f" — its stream at {self.pub_address}, its commands at "
+                        f"{self.cmd_address}\n\n")
+        else:
+            text.append(f"The twin at {self.pub_address} is {self.connection} and has sent "
+                        "no nodes yet.\n\n", style="bold")
+        text.append("No twin running? Start one in another terminal:\n", style="dim")
+        # The addresses this dashboard waits on, where they are not the twin's defaults.
+        flags = "".join(f" --{flag} {address}" for flag, address, default in (
+            ("pub", self.pub_address, DEFAULT_PUB_ADDRESS),
+            ("cmd", self.cmd_address, DEFAULT_COMMAND_ADDRESS)) if address != default)
+        text.append(f"    odc run{flags}\n", style="bold")
+        text.append("      the default scenario, on these addresses; --scenario NAME for "
+                    "another (odc scenarios lists them)\n", style="dim")
+        text.append("A twin elsewhere: odc tui --pub ADDRESS --cmd ADDRESS.  "
+                    "? shows the keys, q quits.", style="dim")
+        return text
+
+    def _show_waiting(self) -> None:
+        text = self.waiting_text()
+        waiting = text is not None
+        if waiting != self.waiting.display:  # the table's display is left alone otherwise
+            self.waiting.display = waiting
+            self.fleet_table.display = not waiting
+        if text is not None:
+            self.waiting.update(text)
 
     def _refresh_alarms(self) -> None:
         model = self.model
@@ -306,14 +346,28 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
             self.send_command("ack_alarm", all=True, comment="from odc tui (ack all)")
             return
         count = self.model.acknowledge(None)
-        self._log_line(Text(f"acknowledged {count} alarm(s)", style="dim"))
+        self._log_line(Text(f"acknowledged {plural(count, 'alarm')}", style="dim"))
         self._refresh_alarms()
         self._schedule_draw()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "mirror":
             return bool(self.model.mirrors)
-        return True
+        # A keymap action this dashboard does not have (yet): shown nowhere, does nothing.
+        return hasattr(self, f"action_{action}") or hasattr(self, f"_action_{action}")
+
+    def clear_filters(self) -> None:
+        """Esc on the main screen: every kept filter off (name, alarms only, eclipse only)."""
+        model = self.model
+        if not (model.text_filter or model.only_alarm or model.only_eclipse):
+            return
+        self.filter_box.value = ""  # its Changed message clears the name filter
+        self.filter_box.display = False
+        model.set_text_filter("")
+        model.only_alarm = model.only_eclipse = False
+        self.fleet_table.cursor_row = 0
+        self.fleet_table.focus()
+        self._draw()
 
     def action_mirror(self) -> None:
         """Open the mirrored node's detail (the next one, where a twin mirrors several)."""

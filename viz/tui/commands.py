@@ -36,6 +36,7 @@ from viz.tui.screens import (
     CommandScreen,
     parse_command,
 )
+from viz.tui.words import plain_error, reply_value
 
 
 class CommandDone(Message):
@@ -128,7 +129,7 @@ class CommandActions:
         if reply.get("ok"):
             extras = {k: v for k, v in reply.items() if k not in ("ok", "meta", "counters",
                                                                     "events_by_kind", "seq")}
-            summary = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+            summary = ", ".join(f"{k}={reply_value(k, v)}"
                                 for k, v in list(extras.items())[:8])
             text = Text.assemble(("› ", "bold"), (message.line, "bold"), ("  ok ", "bold green"),
                                  summary)
@@ -137,9 +138,10 @@ class CommandActions:
                     setattr(self, key, reply[key] if key == "paused" else float(reply[key]))
             self._draw_header()
         else:
+            error = plain_error(str(reply.get("error")))
             text = Text.assemble(("› ", "bold"), (message.line, "bold"),
-                                 ("  error ", "bold white on red"), f" {reply.get('error')}")
-            self.notify(str(reply.get("error")), title=f"{message.line}: refused",
+                                 ("  error ", "bold white on red"), f" {error}")
+            self.notify(error, title=f"{message.line}: refused",
                         severity="error", timeout=6)
         self.reply_line.update(text)
         self._log_line(text)
@@ -264,6 +266,12 @@ class CommandActions:
     def action_step(self) -> None:
         self.send_command("step", n=1)
 
+    def action_warp_up(self) -> None:
+        self.action_warp(2.0)
+
+    def action_warp_down(self) -> None:
+        self.action_warp(0.5)
+
     def action_warp(self, factor: float) -> None:
         """Warp times ``factor``, kept within the range the catalog declares."""
         low, high = forms.declared_range(self.command_catalog, "warp", "value",
@@ -273,9 +281,7 @@ class CommandActions:
 
     def _current_policy(self) -> str | None:
         """The policy in force: the ``scheduler_policy_code`` total, named by its labels."""
-        code = self.model.header.get("fleet", {}).get("scheduler_policy_code")
-        entry = self.model.quantities.total("scheduler_policy_code")
-        return entry.label_of(code) if code is not None else None
+        return self.model.policy()
 
     def action_policy(self, policy: str | None = None) -> None:
         """Switch the scheduler to ``policy``, or to the next one the twin offers."""

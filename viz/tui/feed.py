@@ -28,6 +28,7 @@ from viz.checks import BadMessages
 from viz.stream import CONNECTING, LIVE, MAX_BATCH_EVENTS, STALE, StreamClient
 from viz.tui.model import FleetModel, utc_text
 from viz.tui.screens import SEVERITY_STYLE, DetailScreen
+from viz.tui.words import plural
 
 # Wall seconds between events-log lines about bad stream messages, and between meta
 # requests after a restart (a rogue publisher may flip run_id on every message).
@@ -171,6 +172,7 @@ class StreamFeed:
         if update.restarted and now - self._restart_wall >= RESTART_INTERVAL_S:
             self._restart_wall = now
             self.notify("The twin restarted; fetching its description again.", title="Twin")
+            self._log_restart(update)
             self.send_command("meta", quiet=True)
         if update.replay is not None:
             self._take_replay(update.replay.header)
@@ -264,12 +266,12 @@ class StreamFeed:
         """One events-log line now and then while bad messages arrive, never one each."""
         count, now = self.bad_messages, time.monotonic()
         if count:
-            title = f"Events · {count:,d} bad stream message(s) dropped"
+            title = f"Events · {plural(count, 'bad stream message')} dropped"
             if self.events_log.border_title != title:
                 self.events_log.border_title = title
         if count == self._bad_logged or now - self._bad_line_wall < BAD_LINE_INTERVAL_S:
             return
-        self._log_line(Text(f"stream: {count - self._bad_logged} bad message(s) dropped "
+        self._log_line(Text(f"stream: {plural(count - self._bad_logged, 'bad message')} dropped "
                             f"({count} in all); last: {self.last_bad}", style="dark_orange"))
         self._bad_logged, self._bad_line_wall = count, now
 
@@ -324,6 +326,16 @@ class StreamFeed:
             line.append(f" {who}:", style="bold")
         line.append(f" {message}")
         return line
+
+    def _log_restart(self, update: StreamUpdate) -> None:
+        """A separator in the events log: the events above it are the previous run's."""
+        wall = utc_text(time.time())
+        # A node's detail lists this run's events only; the main log keeps both, split.
+        self.recent_events.clear()
+        first = update.state or update.heartbeat or update.meta
+        sim = f", its clock at {utc_text(first.t_utc)} UTC" if first is not None else ""
+        self._log_line(Text(f"──── twin restarted at {wall} UTC{sim}: a new run; the events "
+                            "above are the previous run's ────", style="bold magenta"))
 
     def _log_line(self, text: Text) -> None:
         self.events_log.write(text)

@@ -41,6 +41,14 @@ PREFERRED = (
     "compute_cap_w", "power_cap_w", "upsets", "contact_station", "fault_flags",
     "limit_level", "temp_array_k", "temp_bus_k",
 )
+# Which columns a narrow terminal keeps, most needed first (exact names; the rest follow in
+# table order). The kept ones show in table order; the others wait past the right edge.
+COLUMN_PRIORITY = (
+    "name", "temp_compute_k", "soc_frac", "utilization_frac", "delivered_flop_s",
+    "limit_reason", "sunlit_frac", "throttle_code", "limit_level", "contact_station",
+    "fault_flags", "temp_radiator_k", "temp_battery_k", "group", "lat_deg", "lon_deg",
+    "alt_km",
+)
 # Fields the table leaves to the detail screen: bulky or of no use at a glance.
 TABLE_SKIP = {"status", "pos_gcrs_km", "vel_gcrs_km_s", "pos_itrs_km", "vel_itrs_km_s"}
 # Widest a column of names (an enum's labels, a bitmask's bits) gets; longer ones end in …
@@ -49,6 +57,9 @@ NAMES_WIDTH = 12
 HEADLINE_TOTALS = ("delivered_pflop_s", "goodput_frac", "p_solar_total_w", "p_load_total_w",
                    "n_in_eclipse", "n_in_contact", "queue_length", "temp_compute_max_k",
                    "soc_min_frac", "n_limit_alarm", "n_limit_warning")
+# The table starts sorted by this column, highest first (the hottest node on top), as the
+# footer says; a twin without it leaves the table in the twin's order.
+DEFAULT_SORT = ("temp_compute_k", True)
 
 
 @dataclass
@@ -117,8 +128,7 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
         self.columns: list[Column] = []
         self.levels: dict[str, np.ndarray] = {}
         self.worst = np.zeros(0, np.uint8)
-        self.sort_key = ""
-        self.sort_descending = False
+        self.sort_key, self.sort_descending = DEFAULT_SORT
         self.text_filter = ""
         self.only_alarm = False
         self.only_eclipse = False
@@ -240,7 +250,8 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
         self.columns = columns
         self._plan_trends(columns)
         if self.sort_key and self.sort_key not in {c.key for c in columns}:
-            self.sort_key = ""
+            # Gone, or (the default) never there: the twin's order, said as unsorted.
+            self.sort_key, self.sort_descending = "", False
 
     def _column(self, entry: dict[str, Any]) -> Column:
         name = entry["name"]
@@ -329,6 +340,14 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
         """Which fleet totals lead the header, in order, and the rest (once per key set)."""
         keys = [k for k in HEADLINE_TOTALS if k in names]
         return keys, [k for k in names if k not in keys and k != "n_sats"]
+
+    def policy(self) -> str | None:
+        """The scheduling policy in force (the ``scheduler_policy_code`` fleet total, named
+        by meta's labels), or None when the twin does not publish it."""
+        code = (self.header.get("fleet") or {}).get("scheduler_policy_code")
+        if code is None:
+            return None
+        return self.quantities.total("scheduler_policy_code").label_of(code)
 
     def sim_time(self) -> str:
         t = self.header.get("t_utc")

@@ -1,4 +1,4 @@
-"""A node's trends read from a recording, for the detail screen (`l`).
+"""A node's trends read from a recording, for the detail screen (`h`).
 
 ``read_trend`` reads only the state channel of a recording (twin.recording.reader), picks at
 most ``limit`` states spread evenly over the whole file (the first and last always) and

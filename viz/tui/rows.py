@@ -160,6 +160,8 @@ class TableRows:
             texts = [self.station(int(v)) if math.isfinite(v) else "—" for v in shown]
         elif column.quantity is not None:
             texts = column.quantity.format_array(values[sats], scale=column.unit)
+            if column.kind == "enum":  # "heat: chip thermally throttled": the word; the
+                texts = [t.partition(":")[0] for t in texts]  # detail says the rest
         else:
             texts = column.unit.numbers(shown)
         return texts, level_list

@@ -7,6 +7,7 @@ import shlex
 from typing import Any, ClassVar
 
 import numpy as np
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -26,18 +27,14 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
-from viz.tui import forms
+from viz.tui import forms, keys
+from viz.tui.header import MIRROR_BADGE, HeaderBar, mirror_badge
 from viz.tui.levels import ALARM, WARN
 from viz.tui.model import FleetModel, utc_text
 from viz.tui.recorded import RecordedTrend, RecordedTrendError, read_trend
-from viz.tui.widgets import (
-    LEVEL_STYLE,
-    MIRROR_BADGE,
-    HeaderBar,
-    Trend,
-    mirror_badge,
-    unit_for,
-)
+from viz.tui.why import why_not_more
+from viz.tui.widgets import LEVEL_STYLE, Trend, unit_for
+from viz.tui.words import plain_error, plural
 
 # Characters of a value in the detail table; longer ones (a vector) end in "…".
 VALUE_WIDTH = 26
@@ -103,7 +100,7 @@ class CommandScreen(ModalScreen[str | None]):
 
 
 class RecordingPathScreen(ModalScreen[str | None]):
-    """Ask for a recording's path (the detail screen's `l`)."""
+    """Ask for a recording's path (the detail screen's `h`)."""
 
     BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss(None)", "Cancel")]
 
@@ -115,7 +112,7 @@ class RecordingPathScreen(ModalScreen[str | None]):
         with Vertical(id="dialog"):
             yield Label("Load this node's trend from a recording  (Enter loads, Esc cancels)")
             yield Input(self.prefill, placeholder="run.mcap", id="recording-input")
-            yield Static("The whole recording, state channel only; L on the detail screen "
+            yield Static("The whole recording, state channel only; H on the detail screen "
                          "goes back to live trends.", classes="dim")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -167,7 +164,6 @@ class CommandFormScreen(ModalScreen[dict[str, Any] | None]):
                      compact=True)
 
     def compose(self) -> ComposeResult:
-        from rich.text import Text
 
         significance = str(self.entry.get("significance", ""))
         title = Text.assemble((f" {self.cmd} ", "bold black on bright_cyan"), "  ",
@@ -231,11 +227,12 @@ class CommandFormScreen(ModalScreen[dict[str, Any] | None]):
             self.dismiss(None)
 
 
-FIRST_SORT_KEY = "temp_compute_k"
-
-
 class SortScreen(ModalScreen[str | None]):
-    """Pick the column to sort by; the current one again reverses the order."""
+    """Pick the column to sort by; the current one again reverses the order.
+
+    The list opens on its first row, so counting rows down from the top picks the row
+    counted; the current column is marked where it is.
+    """
 
     BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss(None)", "Cancel")]
 
@@ -246,23 +243,18 @@ class SortScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         options = []
         for column in self.model.columns:
-            mark = ""
+            label = Text(column.heading)
             if column.key == self.model.sort_key:
-                mark = "  (now ▼, again reverses)" if self.model.sort_descending \
-                    else "  (now ▲, again reverses)"
-            options.append(Option(f"{column.heading}{mark}", id=column.key))
+                arrow = "▼" if self.model.sort_descending else "▲"
+                label = Text.assemble((f"{column.heading} {arrow}", "bold"),
+                                      ("  ← now; again reverses", "dim"))
+            options.append(Option(label, id=column.key))
         with Vertical(id="dialog"):
-            yield Label("Sort the fleet by  (numbers: highest first)")
+            yield Label("Sort the fleet by  (numbers: highest first; Esc cancels)")
             yield OptionList(*options, id="sort-options")
 
     def on_mount(self) -> None:
-        options = self.query_one(OptionList)
-        keys = [c.key for c in self.model.columns]
-        # Unsorted, the chooser opens on the chip temperature: s then Enter shows the
-        # hottest node first, as the footer hint promises.
-        key = self.model.sort_key or FIRST_SORT_KEY
-        if key in keys:
-            options.highlighted = keys.index(key)
+        self.query_one(OptionList).highlighted = 0
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
@@ -271,12 +263,10 @@ class SortScreen(ModalScreen[str | None]):
 class DetailScreen(Screen):
     """One node: every field with its limits, and trends of temperatures, SOC and compute."""
 
+    # escape goes back; ] [ h H come from the keymap (viz.keymap), as on every screen.
     BINDINGS: ClassVar[list[Binding]] = [
-        Binding("escape", "app.pop_screen", "Back"),
-        Binding("left_square_bracket", "neighbour(-1)", "Prev node"),
-        Binding("right_square_bracket", "neighbour(1)", "Next node"),
-        Binding("l", "load_trend", "Load trend", tooltip="load trend from a recording"),
-        Binding("L", "live_trend", "Live trend", tooltip="back to live trends"),
+        Binding("escape", "app.pop_screen", "Back", key_display="esc"),
+        *keys.bindings(keys.DETAIL_ACTIONS, keys.DETAIL_FOOTER),
     ]
 
     def __init__(self, model: FleetModel, sat: int) -> None:
@@ -285,7 +275,7 @@ class DetailScreen(Screen):
         self.sat = sat
         self._trend_names: list[str] | None = None
         self._trends: dict[str, Trend] = {}
-        # The node's trend read from a recording (`l`), shown instead of the live one.
+        # The node's trend read from a recording (`h`), shown instead of the live one.
         self.recorded: RecordedTrend | None = None
         # A state can arrive between push_screen and on_mount: nothing to update yet.
         self._ready = False
@@ -293,6 +283,7 @@ class DetailScreen(Screen):
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
         yield Static(id="detail-title")
+        yield Static(id="detail-why")
         with Horizontal(id="detail-body"):
             with Vertical(id="detail-left"):
                 yield Static(id="detail-mirror")
@@ -310,6 +301,12 @@ class DetailScreen(Screen):
         self._show_trend_source()
         self._ready = True
         self.rebuild()
+
+    def action_next_node(self) -> None:
+        self.action_neighbour(1)
+
+    def action_previous_node(self) -> None:
+        self.action_neighbour(-1)
 
     def action_neighbour(self, delta: int) -> None:
         order = self.app.fleet_table.order
@@ -345,7 +342,7 @@ class DetailScreen(Screen):
         try:
             trend = read_trend(path, fields, name, sat, limit)
         except (RecordedTrendError, OSError) as exc:
-            self.app.call_from_thread(self.notify, str(exc), title="Trend not loaded",
+            self.app.call_from_thread(self.notify, plain_error(str(exc)), title="Trend not loaded",
                                       severity="error")
             return
         self.app.call_from_thread(self._show_recorded, trend, sat)
@@ -372,13 +369,13 @@ class DetailScreen(Screen):
         box.set_class(trend is not None, "-recorded")
         if trend is None:
             box.border_title = "Trends (live)"
-            box.border_subtitle = "l load from a recording"
+            box.border_subtitle = "h load from a recording"
         else:
             end = utc_text(trend.end_utc)
             if end[:10] == utc_text(trend.start_utc)[:10]:
                 end = end[11:]
             box.border_title = f"from {trend.file_name}, {utc_text(trend.start_utc)}–{end} UTC"
-            box.border_subtitle = f"{trend.t_utc.size} samples · L back to live"
+            box.border_subtitle = f"{trend.t_utc.size} samples · H back to live"
 
     def _field_rows(self) -> list[tuple[str, str, str, str]]:
         """(key, label, value text, limits text) for every per-node field."""
@@ -442,8 +439,6 @@ class DetailScreen(Screen):
         trends.mount_all(widgets)
 
     def add_event(self, event: dict[str, Any]) -> None:
-        from rich.text import Text
-
         severity = str(event.get("severity", "info"))
         line = Text(f"{utc_text(float(event.get('t_utc', 0)))} ")
         line.append(f"{severity:7s}", style=SEVERITY_STYLE.get(severity, ""))
@@ -453,7 +448,6 @@ class DetailScreen(Screen):
     def mirror_table(self) -> Any:
         """Measured beside predicted for a mirrored node (a rich Table), or None."""
         from rich.table import Table
-        from rich.text import Text
 
         model = self.model
         bindings = model.mirror_of.get(self.sat, [])
@@ -494,7 +488,6 @@ class DetailScreen(Screen):
 
     def update_values(self) -> None:
         """Refresh values and trends from the model (called on every state)."""
-        from rich.text import Text
 
         model, sat = self.model, self.sat
         headers = self.query(HeaderBar)
@@ -516,10 +509,17 @@ class DetailScreen(Screen):
             title.append("  ")
         alarms = [a for a in model.alarms.values() if a.sat == sat]
         if alarms:
-            title.append(f" {len(alarms)} active alarm(s) ", style="bold white on red")
-        title.append("   [ ] previous/next node   l trend from a recording   Esc back",
-                     style="dim")
+            title.append(f" {plural(len(alarms), 'active alarm')} ", style="bold white on red")
+        title.append("   " + keys.hint((("next_node", "next node"),
+                                           ("previous_node", "previous"),
+                                           ("load_trend", "trend from a recording"),
+                                           ("back", "back"))), style="dim")
         self.query_one("#detail-title", Static).update(title)
+        why = why_not_more(model, sat)
+        why_line = self.query_one("#detail-why", Static)
+        why_line.display = why is not None
+        if why is not None:
+            why_line.update(Text.assemble(("Limited by ", "bold"), why))
         if self._trend_names != list(model.trend_fields):
             self.rebuild()
             return

@@ -14,7 +14,6 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
-from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.geometry import Region, Size
 from textual.message import Message
@@ -23,24 +22,19 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from viz.mirror import MirrorBinding
 from viz.quantity import Scale, fit, typical_of
+from viz.tui.header import HeaderBar  # noqa: F401  (moved there; kept importable here)
 from viz.tui.levels import ALARM, WARN, limit_levels
-from viz.tui.mirror_rows import MIRROR_MARK
-from viz.tui.model import Column, FleetModel
-from viz.tui.replay import REPLAY_STYLE, time_bar
+from viz.tui.model import COLUMN_PRIORITY, Column, FleetModel
 
 LEVEL_STYLE = {0: Style(), WARN: Style(color="yellow", bold=True),
                ALARM: Style(color="white", bgcolor="red", bold=True)}
 SUN_STYLE = {"sun": Style(color="bright_yellow"), "pen": Style(color="magenta"),
              "ecl": Style(color="bright_blue", bold=True)}
-# A mirrored node's name, and the header's mirror badge (live, lost). Violet, in true
-# colour: the theme renders ANSI magenta close to the alarm red.
+# A mirrored node's name. Violet, in true colour: the theme renders ANSI magenta close
+# to the alarm red.
 MIRROR_STYLE = Style(color="#c77dff", bold=True)
-MIRROR_BADGE = {True: "bold white on #7b2cbf", False: "bold black on dark_orange",
-                None: "bold black on grey70"}
 HEADER_STYLE = Style(bold=True, color="black", bgcolor="grey70")
-BAD_STYLE = "bold black on dark_orange"
 SORTED_STYLE = Style(bold=True, color="black", bgcolor="bright_cyan")
 CURSOR_STYLE = Style(bgcolor="grey35")
 SEPARATOR = " "
@@ -87,6 +81,8 @@ class FleetTable(ScrollView, can_focus=True):
         self._drawn: dict[int, tuple] = {}
         self._frame: tuple[tuple | None, dict[int, tuple]] = (None, {})
         self._pad = Style()
+        # Columns that fit the width, most needed first (the rest lie past the right edge).
+        self.columns_fitted = 0
 
     # -- data -------------------------------------------------------------------------
 
@@ -95,7 +91,9 @@ class FleetTable(ScrollView, can_focus=True):
         self.order = self.model.view_order()
         x = 0
         self._offsets = []
-        for column in self.model.columns:
+        columns, self.columns_fitted = fit_columns(self.model.columns,
+                                                   self.scrollable_content_region.width)
+        for column in columns:
             self._offsets.append((x, x + column.width, column))
             x += column.width + len(SEPARATOR)
         self.virtual_size = Size(max(x, 1), len(self.order) + 1)
@@ -144,10 +142,19 @@ class FleetTable(ScrollView, can_focus=True):
 
     # -- drawing ----------------------------------------------------------------------
 
-    def _header_strip(self) -> Strip:
+    def _header_strip(self, scroll_x: int = 0, width: int | None = None) -> Strip:
+        """The headings that show whole from ``scroll_x`` over ``width`` cells (None: all)."""
+        width = 1 << 30 if width is None else width
         segments = []
         model = self.model
-        for _, _, column in self._offsets:
+        first = None
+        for start, end, column in self._offsets:
+            if start < scroll_x or end > scroll_x + width:
+                continue  # whole headings only, as the cells
+            if first is None:
+                first = start
+                if start > scroll_x:
+                    segments.append((" " * (start - scroll_x), HEADER_STYLE))
             heading = column.heading
             style = HEADER_STYLE
             if column.key == model.sort_key:
@@ -211,8 +218,9 @@ class FleetTable(ScrollView, can_focus=True):
                         tuple((a, b, c.heading, c.kind) for a, b, c in self._offsets),
                         scroll_x, width)
         sats = self.order[scroll_y:scroll_y + max(height - 1, 0)]
+        # Whole columns only: a column the edge would cut shows blank, never a cut number.
         shown = [(start, column) for start, end, column in self._offsets
-                 if end + len(SEPARATOR) > scroll_x and start < scroll_x + width]
+                 if start >= scroll_x and end <= scroll_x + width]
         first = shown[0][0] if shown else 0
         texts, codes = [], []
         for _, column in shown:
@@ -249,8 +257,8 @@ class FleetTable(ScrollView, can_focus=True):
         line = self._lines().get(y, ("blank", width, self._pad))
         self._drawn[y] = line
         if line[0] == "header":
-            strip = self._header_strip()
-            return strip.crop_extend(scroll_x, scroll_x + width, HEADER_STYLE)
+            strip = self._header_strip(scroll_x, width)
+            return strip.crop_extend(0, width, HEADER_STYLE)
         if line[0] == "blank":
             return Strip.blank(width, line[2])
         _, texts, codes, cursor, first, *_, pad = line
@@ -269,7 +277,9 @@ class FleetTable(ScrollView, can_focus=True):
         if run:
             segments.append(Segment("".join(run), run_style))
         pad = CURSOR_STYLE if cursor else pad
-        return Strip(segments).crop_extend(scroll_x - first, scroll_x - first + width, pad)
+        if first > scroll_x:  # the first whole column starts right of the edge
+            segments.insert(0, Segment(" " * (first - scroll_x), pad))
+        return Strip(segments).crop_extend(0, width, pad)
 
     # -- cursor -----------------------------------------------------------------------
 
@@ -317,6 +327,14 @@ class FleetTable(ScrollView, can_focus=True):
         self._frame = (None, {})  # new colours (a theme change): work the lines out again
         super().notify_style_update()
 
+    def on_resize(self) -> None:
+        # Which columns fit depends on the width; the app's draw also retitles the table.
+        draw = getattr(self.app, "_schedule_draw", None)
+        if draw is not None and self.model.n:
+            draw()
+        else:
+            self.refresh_data()
+
     def on_focus(self) -> None:
         self._styles.clear()
         self.refresh()
@@ -324,6 +342,27 @@ class FleetTable(ScrollView, can_focus=True):
     def on_blur(self) -> None:
         self._styles.clear()
         self.refresh()
+
+
+def fit_columns(columns: list[Column], width: int) -> tuple[list[Column], int]:
+    """The columns in drawing order, and how many of them fit ``width`` cells.
+
+    The most needed (``COLUMN_PRIORITY``, then table order) that fit come first, in table
+    order, so a narrow terminal shows the temperatures and SOC rather than the latitude;
+    the others follow, past the right edge (scroll right). ``width`` 0: all, as they are.
+    """
+    if width <= 0:
+        return list(columns), len(columns)
+    rank = {key: i for i, key in enumerate(COLUMN_PRIORITY)}
+    by_need = sorted(range(len(columns)), key=lambda i: (rank.get(columns[i].key, len(rank)), i))
+    used, kept = 0, set()
+    for i in by_need:
+        need = columns[i].width + len(SEPARATOR)
+        if used + need <= width + len(SEPARATOR):
+            kept.add(i)
+            used += need
+    fitted = [c for i, c in enumerate(columns) if i in kept]
+    return fitted + [c for i, c in enumerate(columns) if i not in kept], len(fitted)
 
 
 class Trend(Widget):
@@ -393,146 +432,6 @@ class Trend(Widget):
                 else:
                     text.append(blocks[fill], style=colour)
         return text
-
-
-class HeaderLine(Widget):
-    """One line of the header, repainted only when its text changes."""
-
-    DEFAULT_CSS = """
-    HeaderLine { height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.text = Text()
-
-    def render(self) -> Text:
-        return self.text
-
-    def show(self, text: Text) -> None:
-        if text.plain != self.text.plain or text.spans != self.text.spans:
-            # A plain refresh, not a Static.update: the line's size never changes, so
-            # the screen needs no new layout on every frame.
-            self.text = text
-            self.refresh()
-
-
-class TimeBar(Widget):
-    """A replay's time bar (viz.tui.replay.time_bar), as wide as the screen."""
-
-    DEFAULT_CSS = """
-    TimeBar { height: 1; }
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.replay: dict | None = None
-
-    def render(self) -> Text:
-        return time_bar(self.replay, self.size.width) if self.replay else Text()
-
-    def show(self, replay: dict) -> None:
-        if replay != self.replay:
-            self.replay = replay
-            self.refresh()
-
-
-class HeaderBar(Widget):
-    """Scenario, simulation time, warp, connection and fleet totals, three lines; on a
-    replay REPLAY and the run's name, and a fourth line, the time bar.
-
-    A line each: the clock and status line changes once a second, the headline totals
-    every few frames, only the last line on every state; each repaints on its own.
-    """
-
-    DEFAULT_CSS = """
-    HeaderBar { height: 3; }
-    """
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.lines = [HeaderLine() for _ in range(3)]
-        self.time_bar = TimeBar()
-        self.time_bar.display = False
-
-    def compose(self) -> ComposeResult:
-        yield from self.lines
-        yield self.time_bar
-
-    @property
-    def text(self) -> Text:
-        """The lines as one text (what the header shows; the time bar's when replaying)."""
-        lines = [line.text for line in self.lines]
-        if self.time_bar.replay is not None:
-            lines.append(time_bar(self.time_bar.replay, max(self.size.width, 80)))
-        return Text("\n").join(lines)
-
-    def _show_replay(self, replay: dict | None) -> None:
-        """The time bar under the header while replaying (the header grows a line)."""
-        if (replay is not None) != self.time_bar.display:
-            self.time_bar.display = replay is not None
-            self.styles.height = 4 if replay is not None else 3
-        if replay is not None:
-            self.time_bar.show(replay)
-
-    def show(self, model: FleetModel, connection: str, missed: int, restarts: int,
-             paused: bool, warp: float | None, bad: int = 0,
-             replay: dict | None = None) -> None:
-        lines = self.lines
-        self._show_replay(replay)
-        scenario = (model.meta.get("scenario") or {}).get("name") or model.header.get("scenario")
-        text = Text()
-        text.append(" ODC Twin ", style="bold black on bright_cyan")
-        if replay is not None:
-            # What is shown is the past: say so first, with the recorded run's name.
-            text.append(" ")
-            text.append(" REPLAY ", style=REPLAY_STYLE)
-            text.append(f" {replay.get('name') or '—'} ", style="bold")
-        text.append(f" {scenario or '—'} ", style="bold" if replay is None else "")
-        text.append(f" {model.sim_time()} ")
-        text.append(f" warp {warp:g}× " if warp else " warp — ")
-        if paused:
-            text.append(" PAUSED ", style="bold black on yellow")
-        colour = {"LIVE": "bold black on green", "STALE": "bold white on red"}.get(
-            connection, "bold black on yellow")
-        if replay is None or connection != "LIVE":  # a replay heard: REPLAY says it
-            text.append(" ")
-            text.append(f" {connection} ", style=colour)
-        if bad:
-            # Stream messages dropped as bad: the events log says why (the last reason).
-            text.append(" ")
-            text.append(f" BAD {bad} ", style=BAD_STYLE)
-        for binding in model.mirrors:
-            text.append(" ")
-            text.append(mirror_badge(model, binding),
-                        style=MIRROR_BADGE[model.mirror_live(binding)])
-        text.append(f"  nodes {model.n}  missed {missed}", style="dim")
-        if restarts:
-            text.append(f"  restarts {restarts}", style="dim")
-        n_alarm_nodes = int(np.count_nonzero(model.worst >= ALARM)) if model.n else 0
-        text.append("   active alarms ", style="dim")
-        text.append(f" {len(model.alarms)} ", style="bold white on red" if model.alarms else "bold")
-        text.append(f" nodes over alarm limit {n_alarm_nodes}",
-                    style="bold red" if n_alarm_nodes else "dim")
-        lines[0].show(text)
-        headline, rest = model.fleet_items()
-        text = Text()
-        for label, value in headline:
-            text.append(f" {label} ", style="dim")
-            text.append(f"{value} ", style="bold")
-        lines[1].show(text)
-        text = Text()
-        for label, value in rest:
-            text.append(f" {label} ", style="dim")
-            text.append(f"{value}")
-        lines[2].show(text)
-
-
-def mirror_badge(model: FleetModel, binding: MirrorBinding) -> str:
-    """`` ◉ MIRROR flatsat LIVE `` (``LOST`` once its telemetry stopped)."""
-    live = model.mirror_live(binding)
-    state = "LIVE" if live else "LOST" if live is False else "WAITING"
-    return f" {MIRROR_MARK} MIRROR {binding.testbed} {state} "
 
 
 def limits_text(limits: dict[str, float], unit: Scale) -> str:

@@ -155,11 +155,16 @@ class ComputeModel:
         run = jobs.running()
         active_s: float | np.ndarray
         active_frac: float | np.ndarray
+        # A job no reset stalls computes the whole step: dt itself, not t - t0, which at
+        # POSIX times rounds a hair below dt and would name radiation as the limit of
+        # every busy node while any job in the fleet is stalled.
         if self.upsets.stall_horizon_t > t0:  # a running job may be stalled by a device reset
-            active_s = np.clip(t - np.maximum(t0, jobs.stall_until_t[run]), 0.0, dt)
+            stall_until = jobs.stall_until_t[run]
+            active_s = np.where(stall_until <= t0, max(dt, 0.0),
+                                np.clip(t - np.maximum(t0, stall_until), 0.0, dt))
             active_frac = active_s / dt if dt > 0.0 else np.ones_like(active_s)
         else:  # every job computes from t0: the same numbers, one for all
-            active_s = min(max(t - t0, 0.0), dt)
+            active_s = max(dt, 0.0)
             active_frac = active_s / dt if dt > 0.0 else 1.0
         load = self._load
         if load is None or not load.same(jobs, n_ok, active_frac):
