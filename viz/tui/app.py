@@ -26,6 +26,7 @@ from viz.checks import BadMessages
 from viz.stream import CONNECTING, CommandClient
 from viz.tui.commands import CommandActions
 from viz.tui.feed import BAD_LINE_INTERVAL_S, RESTART_INTERVAL_S, StreamFeed, StreamUpdate
+from viz.tui.fleet import FleetView, FleetViewActions
 from viz.tui.model import FleetModel
 from viz.tui.palette import CommandPalette
 from viz.tui.screens import DetailScreen, SortScreen
@@ -40,7 +41,7 @@ ALARM_TAGS = {"active_unack": ("", "bold red"), "active_ack": ("ACK", "red"),
 """How each alarm state shows in the alarms panel (twin.protocol.alarms)."""
 
 
-class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
+class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette, App):
     """The ODC Twin terminal dashboard.
 
     Args:
@@ -76,6 +77,8 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
         Binding("f", "fault", "Inject fault", show=False),
         Binding("F", "clear_fault", "Clear fault", show=False),
         Binding("q", "quit", "Quit"),
+        # h-fleet: the fleet view's keys, until BINDINGS are built from viz/keymap.py.
+        Binding("v", "next_view", "Fleet view"), Binding("c", "next_field", show=False),
     ]
 
     def __init__(
@@ -140,6 +143,7 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
         yield Input(placeholder="filter by name or group (Enter to keep, Esc to clear)",
                     id="filter")
         yield FleetTable(self.model, id="fleet")
+        yield FleetView(self.model, id="fleet-view")
         with Horizontal(id="bottom"):
             yield RichLog(id="events", markup=False, max_lines=1000, wrap=False)
             yield OptionList(id="alarms")
@@ -192,6 +196,9 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, App):
         self._last_draw = time.monotonic()
         self.states_drawn += 1
         table = self.fleet_table
+        if not table.display:  # the fleet view shows: it keeps its own, slower pace
+            self._draw_header()
+            return
         table.refresh_data()
         model = self.model
         parts = [f"Fleet · {len(table.order)} of {model.n} nodes"]
