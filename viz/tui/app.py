@@ -78,7 +78,7 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
         Binding("F", "clear_fault", "Clear fault", show=False),
         Binding("q", "quit", "Quit"),
         # h-fleet: the fleet view's keys, until BINDINGS are built from viz/keymap.py.
-        Binding("v", "next_view", "Fleet view"), Binding("c", "next_field", show=False),
+        Binding("v", "next_view", "Fleet view", show=False), Binding("c", "next_field", show=False),
     ]
 
     def __init__(
