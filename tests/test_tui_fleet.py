@@ -159,10 +159,15 @@ async def test_c_picks_the_field_and_enter_opens_the_node() -> None:
         assert view.worst_sats.tolist() == np.argsort(soc, kind="stable")[:TOP_N].tolist()
         assert "lowest first" in view.worst_table.border_title
         assert cells(view.groups_table)[0][4].count("·") == 2  # soc leads the summary
-        await pilot.press("down", "enter")
+        await pilot.press("down")
+        # What f (fault) and the other node keys act on: the node under this cursor.
+        assert app.selected_sat() == view.worst_sats[1]
+        await pilot.press("enter")
         await pilot.pause(0.2)
         assert isinstance(app.screen, DetailScreen)
         assert app.screen.sat == view.worst_sats[1]
+        await pilot.press("v")  # no view switch under the detail screen
+        assert view.display
         await pilot.press("escape")
         await pilot.pause(0.1)
         await pilot.press("v")

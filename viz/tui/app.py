@@ -196,7 +196,7 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
         self._last_draw = time.monotonic()
         self.states_drawn += 1
         table = self.fleet_table
-        if not table.display:  # the fleet view shows: it keeps its own, slower pace
+        if self.fleet_view_shown:  # the table is hidden; the fleet view keeps its own pace
             self._draw_header()
             return
         table.refresh_data()
@@ -341,4 +341,6 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
     def selected_sat(self) -> int | None:
         if isinstance(self.screen, DetailScreen):
             return self.screen.sat
+        if self.fleet_view_shown:  # the node under the fleet view's worst-list cursor
+            return self.fleet_view.selected_sat()
         return self.fleet_table.selected_sat

@@ -329,6 +329,8 @@ class FleetViewActions:
 
     def action_next_view(self) -> None:
         """Switch between the node table and the fleet view."""
+        if self.screen is not self.screen_stack[0]:  # type: ignore[attr-defined]
+            return  # a node's detail or a prompt is on top: the view under it stays
         self.fleet_view_shown = not self.fleet_view_shown
         view, table = self.fleet_view, self.fleet_table  # type: ignore[attr-defined]
         view.display, table.display = self.fleet_view_shown, not self.fleet_view_shown
