@@ -125,3 +125,19 @@ def test_histogram_of_one_value_and_of_none() -> None:
     assert single.counts.sum() == 10 and single.edges[0] < 5.0 < single.edges[-1]
     empty = histogram(np.full(3, np.nan), 4)
     assert empty.counts.sum() == 0 and empty.missing == 3
+
+
+@pytest.mark.parametrize(("high", "bins"), [(1, 20), (7, 8), (30, 8), (1000, 24)])
+def test_integer_histogram_keeps_each_value_in_one_bin(high: int, bins: int) -> None:
+    rng = np.random.default_rng(high)
+    values = rng.integers(0, high + 1, 4428).astype(np.uint32)
+    values[0], values[1] = 0, high  # the whole range is there
+    result = histogram(values, bins, integer=True)
+    assert len(result.counts) <= bins and result.counts.sum() == 4428
+    width = result.edges[1] - result.edges[0]
+    assert width == round(width) >= 1 and result.edges[0] == -0.5
+    for i, count in enumerate(result.counts):  # by hand: the whole numbers in each bin
+        first, last = result.edges[i] + 0.5, result.edges[i + 1] - 0.5
+        assert count == sum(1 for v in values.tolist() if first <= v <= last)
+    if high + 1 <= bins:
+        assert len(result.counts) == high + 1  # one bin per value

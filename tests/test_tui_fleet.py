@@ -159,6 +159,15 @@ async def test_c_picks_the_field_and_enter_opens_the_node() -> None:
         assert view.worst_sats.tolist() == np.argsort(soc, kind="stable")[:TOP_N].tolist()
         assert "lowest first" in view.worst_table.border_title
         assert cells(view.groups_table)[0][4].count("·") == 2  # soc leads the summary
+        # A field without limits: its highest values, and the title says there is no
+        # worse side (compute delivered: the highest are the busiest, not the worst).
+        while view.field != "delivered_flop_s":
+            await pilot.press("c")
+        await pilot.pause(0.1)
+        flops = app.model.values("delivered_flop_s")
+        assert view.worst_sats.tolist() == np.argsort(-flops, kind="stable")[:TOP_N].tolist()
+        assert "highest" in view.worst_table.border_title
+        assert "worst" not in view.worst_table.border_title
         await pilot.press("down")
         # What f (fault) and the other node keys act on: the node under this cursor.
         assert app.selected_sat() == view.worst_sats[1]

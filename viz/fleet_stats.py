@@ -221,9 +221,14 @@ class Histogram:
     missing: int
 
 
-def histogram(values: np.ndarray, bins: int) -> Histogram:
-    """``values`` in ``bins`` equal bins from their smallest to their largest finite value
-    (one unit wide around a single value)."""
+def histogram(values: np.ndarray, bins: int, *, integer: bool = False) -> Histogram:
+    """``values`` in at most ``bins`` equal bins from their smallest to their largest
+    finite value (one unit wide around a single value).
+
+    With ``integer`` (counts, codes) every bin holds whole numbers: edges fall halfway
+    between integers and a bin is a whole number of them wide, so a bin never splits
+    the nodes of one value, and two values never look like a range of three.
+    """
     values = np.asarray(values, dtype=np.float64)
     finite = values[np.isfinite(values)]
     bins = max(int(bins), 1)
@@ -231,7 +236,12 @@ def histogram(values: np.ndarray, bins: int) -> Histogram:
         return Histogram(np.zeros(bins, np.intp), np.linspace(0.0, 1.0, bins + 1),
                          int(values.size))
     low, high = float(finite.min()), float(finite.max())
-    if low == high:
+    if integer:
+        low, high = math.floor(low), math.ceil(high)
+        width = max(math.ceil((high - low + 1) / bins), 1)
+        bins = math.ceil((high - low + 1) / width)
+        low, high = low - 0.5, low - 0.5 + bins * width
+    elif low == high:
         low, high = low - 0.5, high + 0.5
     counts, edges = np.histogram(finite, bins=bins, range=(low, high))
     return Histogram(counts, edges, int(values.size - finite.size))

@@ -18,6 +18,8 @@ fleet of 4,428 nodes at 10 Hz costs it a few milliseconds a second.
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable
 
 from viz.fleet_stats import GroupIndex, group_summary, histogram, worst_nodes, worst_rule
+from viz.quantity import Scale
 from viz.tui.levels import ALARM, WARN, limit_levels
 from viz.tui.model import Column, FleetModel
 from viz.tui.screens import DetailScreen
@@ -64,9 +67,13 @@ def field_choices(model: FleetModel) -> list[Column]:
     return keys + [c for c in model.columns if c.kind == "quantity" and c not in keys]
 
 
-def numbers_text(values: np.ndarray, column: Column) -> list[Text]:
-    """Each value in the column's scale, coloured by its limit level."""
-    texts = column.unit.numbers(np.asarray(values, dtype=np.float64).tolist())
+def numbers_text(values: np.ndarray, column: Column, min_decimals: int = 0) -> list[Text]:
+    """Each value in the column's scale (at least ``min_decimals`` places: a mean of
+    whole numbers has some), coloured by its limit level."""
+    unit = column.unit
+    if 0 <= unit.decimals < min_decimals:
+        unit = Scale(unit.unit, unit.factor, unit.offset, min_decimals)
+    texts = unit.numbers(np.asarray(values, dtype=np.float64).tolist())
     levels = limit_levels(np.asarray(values, dtype=np.float64), column.limits).tolist()
     return [Text(t, style=LEVEL_TEXT_STYLE[level], justify="right")
             for t, level in zip(texts, levels, strict=True)]
@@ -82,6 +89,25 @@ def compact_limits(column: Column) -> str:
         if bounds:
             parts.append(f"{level} {' '.join(bounds)}")
     return "  ".join(parts) + column.unit.suffix if parts else "no limits"
+
+
+def bin_labels(edges: np.ndarray, unit: Scale, whole: bool) -> list[str]:
+    """Each bin's range in the display unit: ``41.2–43.0``; with ``whole`` (bins of whole
+    numbers) the numbers it holds: ``3`` or ``3–5``.
+
+    A bin narrower than the column's decimals can show gets more of them, so neighbouring
+    bins never read the same.
+    """
+    if whole:
+        firsts, lasts = (edges[:-1] + 0.5).round(), (edges[1:] - 0.5).round()
+        return [f"{a:.0f}" if a == b else f"{a:.0f}–{b:.0f}"
+                for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True)]
+    step = abs(float(edges[1] - edges[0]) * unit.factor) if edges.size > 1 else 0.0
+    decimals = unit.decimals
+    if decimals >= 0 and 0.0 < step < 10.0 ** -decimals:
+        decimals = min(math.ceil(-math.log10(step)), 6)
+    bounds = Scale(unit.unit, unit.factor, unit.offset, decimals).numbers(edges.tolist())
+    return [f"{a}–{b}" for a, b in itertools.pairwise(bounds)]
 
 
 class StatsTable(DataTable):
@@ -139,12 +165,16 @@ class FieldHistogram(Widget):
         if column is None or values is None:
             return Text("no values yet", style="dim")
         bins = int(np.clip(self.size.height - 1, 1, MAX_BINS))
-        result = histogram(values, bins)
+        unit = column.unit
+        whole = bool(column.quantity and column.quantity.integer) and \
+            (unit.factor, unit.offset) == (1.0, 0.0)
+        result = histogram(values, bins, integer=whole)
+        bins = len(result.counts)
         self.counts, self.edges, self.missing = result.counts, result.edges, result.missing
-        bounds = column.unit.numbers(result.edges.tolist())
-        width = max(len(b) for b in bounds)
+        labels = bin_labels(result.edges, unit, whole)
+        width = max(len(label) for label in labels)
         count_width = max(len(str(int(result.counts.max()))), 1)
-        room = max(self.size.width - 2 * width - count_width - 5, 4)
+        room = max(self.size.width - width - count_width - 3, 4)
         peak = max(int(result.counts.max()), 1)
         middles = 0.5 * (result.edges[:-1] + result.edges[1:])
         levels = limit_levels(middles, column.limits).tolist()
@@ -155,7 +185,7 @@ class FieldHistogram(Widget):
             if count and not eighths:
                 eighths = 1  # a bin with nodes is never drawn empty
             bar = "█" * (eighths // 8) + (EIGHTHS[eighths % 8] if eighths % 8 else "")
-            text.append(f"{bounds[i]:>{width}}–{bounds[i + 1]:<{width}} ", style="dim")
+            text.append(f"{labels[i]:>{width}} ", style="dim")
             text.append(f"{bar:<{room}}", style=BAR_STYLE[levels[i]])
             text.append(f" {count:>{count_width}}")
             if i:
@@ -256,8 +286,8 @@ class FleetView(Vertical):
         for field in summary.fields:
             column = by_key[field.name]
             heading = Text(f"{column.heading}  min · mean · max", justify="center")
-            lows, means, highs = (numbers_text(a, column)
-                                  for a in (field.low, field.mean, field.high))
+            lows, highs = numbers_text(field.low, column), numbers_text(field.high, column)
+            means = numbers_text(field.mean, column, min_decimals=1)
             texts = [Text(" · ").join([low, mean, high]) for low, mean, high
                      in zip(lows, means, highs, strict=True)]
             room -= max(len(heading), *(len(t) for t in texts)) + 2
@@ -302,7 +332,9 @@ class FleetView(Vertical):
                 for rank, (sat, text, level) in enumerate(
                     zip(sats.tolist(), texts, levels, strict=True), start=1)]
         table.fill(["#", "Node", Text(column.heading, justify="right"), "Group"], rows)
-        table.border_title = f"{len(sats)} worst by {column.label}, {rule.words}"
+        table.border_title = (f"{len(sats)} worst by {column.label}, {rule.words}"
+                              if rule.from_limits else
+                              f"{len(sats)} highest {column.label} (it has no limits)")
 
     def selected_sat(self) -> int | None:
         """The node under the worst list's cursor."""
