@@ -232,3 +232,30 @@ async def test_fleet_view_screenshot(size: tuple[int, int], tmp_path: Path) -> N
         hottest = app.model.name(int(view.worst_sats[0]))
         assert hottest.replace(" ", "&#160;") in svg or hottest in svg
         assert math.isfinite(float(view.histogram.edges[0]))
+
+
+@run_async
+async def test_fleet_view_before_any_fleet_and_with_a_field_without_values() -> None:
+    """v before meta or any state, then a state whose compute temperatures are all NaN:
+    the view says so, nothing raises."""
+    app = fed_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("v")
+        await pilot.pause(0.2)
+        view = app.fleet_view
+        assert view.display and view.worst_table.row_count == 0
+        assert "no values yet" in view.histogram.render().plain
+        await pilot.press("c")  # no fields yet: nothing to cycle, nothing raised
+        meta, states = starlink_feed()
+        arrays = dict(states[-1].arrays)
+        arrays["temp_compute_k"] = np.full_like(arrays["temp_compute_k"], np.nan)
+        app.feed(StreamUpdate(meta=meta, connection=LIVE))
+        app.feed(StreamUpdate(state=type(states[-1])(states[-1].topic, states[-1].header,
+                                                     arrays), connection=LIVE))
+        await pilot.pause(3 * FLEET_INTERVAL_S)
+        assert view.field == "temp_compute_k"
+        assert view.worst_sats.size == 0 and "worst" in view.worst_table.border_title
+        assert f"{app.model.n:,} without a value" in view.histogram.render().plain
+        groups = cells(view.groups_table)
+        assert sum(int(row[1].replace(",", "")) for row in groups) == app.model.n
+        assert groups[0][4] == "— · — · —"  # no temperature: no minimum, mean or maximum

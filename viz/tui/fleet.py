@@ -171,6 +171,8 @@ class FieldHistogram(Widget):
         result = histogram(values, bins, integer=whole)
         bins = len(result.counts)
         self.counts, self.edges, self.missing = result.counts, result.edges, result.missing
+        if result.missing == values.size:
+            return Text(f"no value to plot: {result.missing:,} without a value", style="dim")
         labels = bin_labels(result.edges, unit, whole)
         width = max(len(label) for label in labels)
         count_width = max(len(str(int(result.counts.max()))), 1)
@@ -191,7 +193,7 @@ class FieldHistogram(Widget):
             if i:
                 text.append("\n")
         if result.missing:
-            text.append(f"\n{result.missing} without a value", style="dim")
+            text.append(f"\n{result.missing:,} without a value", style="dim")
         return text
 
 
