@@ -5,7 +5,8 @@ on a pseudo-terminal of a fixed size, lets it warm up, then measures the dashboa
 process's CPU time (user + system, all threads) over a window, first sorted by compute
 temperature as the table starts (a full argsort of 4,428 values per frame, hottest
 first, checked on the screen), then by name (`s` then Enter: the sort list's first row, a
-string argsort per frame). The twin's
+string argsort per frame), then in the fleet view (`v`: group summary, worst nodes,
+histogram; checked on the screen). The twin's
 achieved state rate is measured alongside by a separate subscriber, since the twin may
 not keep 10 Hz on a small machine. Target: under 30 % of one core.
 
@@ -146,7 +147,18 @@ def main() -> int:
         cpu_sorted, rate, kbs = measure(tui, stream, args.seconds, drawn)
         print(f"  sorted by Node    CPU {cpu_sorted:5.1f} % of one core   stream {rate:4.1f} "
               f"states/s   drawn {kbs:6.1f} kB/s")
-        verdict = "meets" if max(cpu, cpu_sorted) < 30.0 else "MISSES"
+        # The fleet view: groups, the worst nodes and a histogram, worked out twice a second.
+        drawn[1] = b""
+        os.write(master, b"v")
+        time.sleep(1.5)
+        if b"worst by" not in drawn[1]:
+            print("  the screen did not show the fleet view's worst list after v",
+                  file=sys.stderr)
+            return 1
+        cpu_fleet, rate, kbs = measure(tui, stream, args.seconds, drawn)
+        print(f"  fleet view        CPU {cpu_fleet:5.1f} % of one core   stream {rate:4.1f} "
+              f"states/s   drawn {kbs:6.1f} kB/s")
+        verdict = "meets" if max(cpu, cpu_sorted, cpu_fleet) < 30.0 else "MISSES"
         print(f"  {verdict} the target of < 30 % of one core")
         stream.close()
         return 0

@@ -27,6 +27,7 @@ from viz.stream import CONNECTING, CommandClient
 from viz.tui import keys
 from viz.tui.commands import CommandActions
 from viz.tui.feed import BAD_LINE_INTERVAL_S, RESTART_INTERVAL_S, StreamFeed, StreamUpdate
+from viz.tui.fleet import FleetView, FleetViewActions
 from viz.tui.header import HeaderBar
 from viz.tui.keys import KeyActions
 from viz.tui.model import FleetModel
@@ -52,7 +53,8 @@ ALARM_TAGS = {"active_unack": ("", "bold red"), "active_ack": ("ACK", "red"),
 """How each alarm state shows in the alarms panel (twin.protocol.alarms)."""
 
 
-class DashboardApp(StreamFeed, CommandActions, CommandPalette, KeyActions, App):
+class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette, KeyActions,
+                   App):
     """The ODC Twin terminal dashboard.
 
     Args:
@@ -138,6 +140,7 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, KeyActions, App):
                     id="filter")
         yield Static(id="waiting")
         yield FleetTable(self.model, id="fleet")
+        yield FleetView(self.model, id="fleet-view")
         with Horizontal(id="bottom"):
             yield RichLog(id="events", markup=False, max_lines=1000, wrap=False)
             yield OptionList(id="alarms")
@@ -190,6 +193,9 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, KeyActions, App):
         self._last_draw = time.monotonic()
         self.states_drawn += 1
         table = self.fleet_table
+        if self.fleet_view_shown:  # the table is hidden; the fleet view keeps its own pace
+            self._draw_header()
+            return
         table.refresh_data()
         model = self.model
         parts = [f"Fleet · {len(table.order)} of {plural(model.n, 'node')}"]
@@ -388,4 +394,6 @@ class DashboardApp(StreamFeed, CommandActions, CommandPalette, KeyActions, App):
     def selected_sat(self) -> int | None:
         if isinstance(self.screen, DetailScreen):
             return self.screen.sat
+        if self.fleet_view_shown:  # the node under the fleet view's worst-list cursor
+            return self.fleet_view.selected_sat()
         return self.fleet_table.selected_sat

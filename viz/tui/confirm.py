@@ -54,6 +54,10 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("y", "confirm", "Confirm"),
         Binding("n,escape", "cancel", "Cancel"),
     ]
+    # Cancel has the focus from the first frame: textual's default focuses the first
+    # button (Confirm) when the screen shows, before on_mount's focus() lands, so an
+    # Enter in between would confirm.
+    AUTO_FOCUS = "#confirm-cancel"
 
     def __init__(self, line: str, summary: str, expires_in_s: float,
                  received: float | None = None) -> None:
