@@ -138,7 +138,8 @@ class Access:
                     return await handler(request)
                 # Once in the query string; from now on in a cookie, and out of the address
                 # bar (and so out of the history and of links copied from it).
-                rest = request.rel_url.without_query("token")
+                kept = {k: v for k, v in request.query.items() if k != "token"}
+                rest = request.rel_url.with_query(kept or None)
                 response = web.HTTPFound(str(rest))
                 response.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict",
                                     path="/")
