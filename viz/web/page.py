@@ -91,6 +91,8 @@ def build(server: Any, view: Any) -> None:
                           classes=("'odc-message' + ((odc_refused || "
                                    "/: (?!ok)|error/.test(odc_message)) ? ' odc-error' : '')",))
             with html.Div(classes="odc-view"):
+                # Half-size images while the camera turns (a quarter of the pixels to
+                # render and encode), full size once it stops.
                 view.remote_view = vtk_widgets.VtkRemoteView(
-                    view.plotter.ren_win, ref="odc_view", interactive_ratio=1,
+                    view.plotter.ren_win, ref="odc_view", interactive_ratio=0.5,
                     interactive_quality=70, still_quality=90)

@@ -94,6 +94,9 @@ class WebView:
         self.plotter = pv.Plotter(off_screen=True, window_size=[1280, 720])
         self.app = ViewerApp(self.plotter, self.stream, self.commands, ViewOptions(field=field))
         self.app.render()  # off screen, VTK draws nothing before pyvista's first show
+        # The help (`?`) lists the keys this page takes: the keymap's, as in the desktop.
+        help_lines = [line for line in keymap.help_lines(keymap.VIEW) if "quit" not in line]
+        self.app.scene.hud_help.SetInput("KEYS\n\n" + "\n".join(help_lines))
         self.command_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="odc-cmd")
         self.remote_view: Any = None
         self.images_pushed = 0
