@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -24,6 +25,8 @@ import pytest
 from aiohttp import web
 from procutil import ROOT, stop_process, twin_process
 
+from twin.security.clients import ClientKeys
+from twin.security.keys import new_key
 from viz.stream import CommandClient
 from viz.web.access import COOKIE, Access, AccessError, is_loopback_host, resolve_token
 from viz.web.view3d import browser_key_action
@@ -49,11 +52,10 @@ def twin() -> Iterator[dict[str, str]]:
         yield addresses
 
 
-@pytest.fixture(scope="module")
-def web_server(twin: dict[str, str]) -> Iterator[str]:
-    """`odc web` on a free loopback port with a token; yields its base URL."""
-    command = [sys.executable, "-m", "odc.cli", "web", "--port", "0", "--pub", twin["stream"],
-               "--cmd", twin["commands"], "--token", TOKEN]
+@contextmanager
+def web_process(*flags: str) -> Iterator[str]:
+    """`odc web FLAGS` on a free loopback port; yields its base URL."""
+    command = [sys.executable, "-m", "odc.cli", "web", "--port", "0", *flags]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -71,6 +73,14 @@ def web_server(twin: dict[str, str]) -> Iterator[str]:
     finally:
         stop_process(proc)
         proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def web_server(twin: dict[str, str]) -> Iterator[str]:
+    """`odc web` with a token, following the module's twin."""
+    with web_process("--pub", twin["stream"], "--cmd", twin["commands"],
+                     "--token", TOKEN) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +217,39 @@ def test_dashboard_page_shows_live_and_the_node_rows(page, web_server: str) -> N
     image = image_of(page)
     assert image.std() > 20, "the dashboard page is blank"
     assert offsite(page.requested, web_server) == []
+
+
+@needs_chromium
+def test_a_command_the_twin_refuses_shows_its_error(browser, tmp_path: Path) -> None:
+    # odc web with a viewer's key: the twin lets it watch, not pause.
+    new_key(tmp_path, "wall", ["viewer"])
+    new_key(tmp_path, "ops", ["operator"])
+    keys = ["--key", str(tmp_path / "wall.key_secret"), "--server-key",
+            str(tmp_path / "server.key")]
+    with twin_process("--scenario", "default", "--keys", str(tmp_path)) as (_proc, twin), \
+            web_process("--pub", twin["stream"], "--cmd", twin["commands"], *keys) as base:
+        context = browser.new_context(viewport={"width": 1280, "height": 720})
+        tab = context.new_page()
+        try:
+            tab.goto(f"{base}/view")
+            tab.wait_for_function("document.querySelector('#odc-clock')?.innerText === "
+                                  "'running'", timeout=30_000)
+            tab.keyboard.press(" ")
+            tab.wait_for_function("/needs role/.test(document.querySelector('#odc-message')"
+                                  ".innerText)", timeout=10_000)
+            message = tab.locator("#odc-message")
+            assert "needs role 'operator'" in message.inner_text()
+            assert "odc-error" in message.get_attribute("class")
+            assert tab.inner_text("#odc-clock") == "running"
+        finally:
+            context.close()
+        operator = CommandClient(twin["commands"], timeout_s=3.0,
+                                 keys=ClientKeys.checked(tmp_path / "ops.key_secret",
+                                                         tmp_path / "server.key"))
+        try:
+            assert operator.send("status")["paused"] is False
+        finally:
+            operator.close()
 
 
 # ---------------------------------------------------------------------------- access

@@ -9,13 +9,20 @@ same font from textual-serve's static folder, so nothing downloads at run time.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ctypes
 import logging
+import os
 import shlex
+import signal
 import sys
+from asyncio.subprocess import Process
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
+from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
 from twin.security.clients import ClientKeys
@@ -23,6 +30,7 @@ from twin.security.clients import ClientKeys
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Largest terminal a browser tab may ask for (columns, rows): bounds what one tab costs.
 MAX_COLUMNS, MAX_ROWS = 500, 200
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def tui_command(pub: str, cmd: str, keys: ClientKeys | None) -> str:
@@ -34,7 +42,48 @@ def tui_command(pub: str, cmd: str, keys: ClientKeys | None) -> str:
     parts = [sys.executable, "-m", "odc.cli", "tui", "--pub", pub, "--cmd", cmd]
     if keys is not None:
         parts += ["--key", str(keys.key_file), "--server-key", str(keys.server_key_file)]
-    return shlex.join(parts)
+    # exec: the dashboard replaces the shell, so stopping the process stops the dashboard.
+    return "exec " + shlex.join(parts)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when `odc web` dies, even by SIGKILL (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: `odc web` still stops its dashboards when it exits normally
+
+
+class TrackedAppService(AppService):
+    """textual-serve's per-tab process, started so that it never outlives `odc web`."""
+
+    pids: ClassVar[set[int]] = set()
+
+    async def _open_app_process(self, width: int = 80, height: int = 24) -> Process:
+        environment = self._build_environment(width=width, height=height)
+        self._process = process = await asyncio.create_subprocess_shell(
+            self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=environment, preexec_fn=_die_with_parent)
+        assert process.stdin is not None
+        self._stdin = process.stdin
+        self.pids.add(process.pid)
+        return process
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            if self._process is not None:
+                self.pids.discard(self._process.pid)
+
+    @classmethod
+    def stop_all(cls) -> None:
+        """SIGTERM every dashboard process still running (at `odc web`'s exit)."""
+        for pid in list(cls.pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        cls.pids.clear()
 
 
 class _ClosedTabs(logging.Filter):
@@ -46,7 +95,8 @@ class _ClosedTabs(logging.Filter):
         return not isinstance(error, ConnectionError)
 
 
-logging.getLogger("textual-serve").addFilter(_ClosedTabs())
+log = logging.getLogger("textual-serve")
+log.addFilter(_ClosedTabs())
 
 
 class DashboardServer(Server):
@@ -75,11 +125,27 @@ class DashboardServer(Server):
         return await super().handle_index(request)
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
+        """textual-serve's, with the tab's terminal size bounded and its process tracked."""
+        websocket = web.WebSocketResponse(heartbeat=15)
         width = min(max(to_int(request.query.get("width", "80"), 80), 20), MAX_COLUMNS)
         height = min(max(to_int(request.query.get("height", "24"), 24), 5), MAX_ROWS)
-        bounded = request.clone(rel_url=request.rel_url.with_query(
-            {**request.query, "width": str(width), "height": str(height)}))
-        return await super().handle_websocket(bounded)
+        app_service: TrackedAppService | None = None
+        try:
+            await websocket.prepare(request)
+            app_service = TrackedAppService(
+                self.command, write_bytes=websocket.send_bytes, write_str=websocket.send_str,
+                close=websocket.close, download_manager=self.download_manager,
+                debug=self.debug)
+            await app_service.start(width, height)
+            await self._process_messages(websocket, app_service)
+        except asyncio.CancelledError:
+            await websocket.close()
+        except Exception:
+            log.exception("dashboard tab failed")
+        finally:
+            if app_service is not None:
+                await app_service.stop()
+        return websocket
 
     async def handle_download(self, request: web.Request) -> Any:
         raise web.HTTPNotFound(text="the dashboard offers no downloads\n")

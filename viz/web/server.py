@@ -22,7 +22,7 @@ import jinja2
 from aiohttp import web
 
 from viz.web.access import Access
-from viz.web.dashboard import TEMPLATES, DashboardServer, tui_command
+from viz.web.dashboard import TEMPLATES, DashboardServer, TrackedAppService, tui_command
 
 log = logging.getLogger("odc.viz.web")
 
@@ -161,5 +161,6 @@ class WebServer:
                   file=sys.stderr)
             return 1
         finally:
+            TrackedAppService.stop_all()
             self.view.close()
         return 0
