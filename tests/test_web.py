@@ -192,6 +192,53 @@ def test_a_key_on_the_3d_page_pauses_the_twin(page, web_server: str, twin) -> No
         commands.close()
 
 
+def selection_square(image: np.ndarray) -> tuple[int, float, float]:
+    """(white pixels, x, y) of the 15-pixel window whitest in the view's middle: the
+    selected node's white square (the HUD's white text is at the sides)."""
+    w = image.shape[1]
+    left, right = int(0.25 * w), int(0.8 * w)
+    white = (image[:, left:right].min(axis=2) > 235).astype(int)
+    sums, k = white.cumsum(0).cumsum(1), 15
+    box = sums[k:, k:] - sums[:-k, k:] - sums[k:, :-k] + sums[:-k, :-k]
+    y, x = np.unravel_index(np.argmax(box), box.shape)
+    return int(box[y, x]), left + x + k / 2, y + k / 2
+
+
+@needs_chromium
+def test_a_click_on_a_node_selects_it(page, web_server: str, twin) -> None:
+    wait_for_view(page, web_server)
+    commands = CommandClient(twin["commands"], timeout_s=3.0)
+    try:
+        assert commands.send("pause")["ok"]  # the nodes hold still
+        page.wait_for_function("document.querySelector('#odc-clock').innerText === 'PAUSED'",
+                               timeout=10_000)
+        top = page.eval_on_selector(".odc-view",
+                                    "e => Math.ceil(e.getBoundingClientRect().top)")
+        for _ in range(12):  # `]` until the selected node is on the near side
+            before = page.inner_text("#odc-selected")
+            page.keyboard.press("]")
+            page.wait_for_function(f"document.querySelector('#odc-selected').innerText "
+                                   f"!== {before!r}", timeout=10_000)
+            page.wait_for_timeout(500)  # its image
+            white, x, y = selection_square(image_of(page)[top:])
+            if white >= 120:
+                break
+        assert white >= 120, "no selected node's square in sight"
+        chosen = page.inner_text("#odc-selected")
+        page.keyboard.press("]")
+        page.wait_for_function(f"document.querySelector('#odc-selected').innerText "
+                               f"!== {chosen!r}", timeout=10_000)
+        page.mouse.click(x, y + top)
+        page.wait_for_function(f"document.querySelector('#odc-selected').innerText "
+                               f"=== {chosen!r}", timeout=10_000)
+        page.mouse.click(5.0, top + 300.0)  # empty space: the selection stays
+        page.wait_for_timeout(500)
+        assert page.inner_text("#odc-selected") == chosen
+    finally:
+        commands.send("resume")
+        commands.close()
+
+
 @needs_chromium
 def test_dashboard_page_shows_live_and_the_node_rows(page, web_server: str) -> None:
     # xterm.js draws on a canvas; what it was given to draw is the terminal's byte stream

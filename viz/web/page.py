@@ -15,7 +15,8 @@ html, body { margin: 0; height: 100%; background: #000; overflow: hidden; }
 #odc-root { position: fixed; inset: 0; display: flex; flex-direction: column;
   font: 14px/1.3 system-ui, sans-serif; color: #e6edf3; outline: none; }
 .odc-bar { display: flex; align-items: center; gap: 10px; padding: 6px 10px;
-  background: #0c181f; border-bottom: 1px solid #24404f; flex-wrap: wrap; }
+  background: #0c181f; border-bottom: 1px solid #24404f; white-space: nowrap;
+  overflow: hidden; }
 .odc-bar a { color: #8cc8ff; text-decoration: none; font-weight: 600; }
 .odc-pill { padding: 2px 8px; border-radius: 4px; font-weight: 600; background: #24404f; }
 .odc-live { background: #1f6f3f; } .odc-stale { background: #8a2a1d; }
@@ -24,7 +25,8 @@ html, body { margin: 0; height: 100%; background: #000; overflow: hidden; }
   border-radius: 4px; padding: 3px 10px; font: inherit; cursor: pointer; }
 .odc-bar button:hover { background: #1f4257; }
 .odc-bar kbd { color: #9fb3c8; font-size: 12px; margin-left: 4px; }
-.odc-message { color: #f0c674; margin-left: 6px; }
+.odc-message { color: #f0c674; margin-left: 6px; flex: 1; min-width: 0;
+  overflow: hidden; text-overflow: ellipsis; }
 .odc-error { color: #ff8a7a; }
 .odc-view { flex: 1; position: relative; min-height: 0; }
 """
@@ -58,7 +60,7 @@ def build(server: Any, view: Any) -> None:
     state = server.state
     state.trame__title = "ODC Twin — 3D view"
     for name in ("odc_connection", "odc_clock", "odc_warp", "odc_time", "odc_message",
-                 "odc_refused"):
+                 "odc_refused", "odc_selected"):
         state[name] = ""
     state.odc_nodes = 0
 
@@ -82,12 +84,15 @@ def build(server: Any, view: Any) -> None:
                 html.Span("{{ odc_warp }}", id="odc-warp")
                 html.Span("{{ odc_time }}", id="odc-time")
                 html.Span("{{ odc_nodes }} nodes", v_show="odc_nodes")
+                html.Span("▸ {{ odc_selected }}", id="odc-selected", v_show="odc_selected",
+                          title="the selected node: [ ] or a click to change")
                 _button(html, "pause / resume", "space", " ")
                 _button(html, "step", ".", ".")
                 _button(html, "warp ÷2", "-", "-")
                 _button(html, "warp ×2", "+", "+")
                 _button(html, "keys", "?", "?")
                 html.Span("{{ odc_refused || odc_message }}", id="odc-message",
+                          title=("odc_refused || odc_message",),
                           classes=("'odc-message' + ((odc_refused || "
                                    "/: (?!ok)|error/.test(odc_message)) ? ' odc-error' : '')",))
             with html.Div(classes="odc-view"):
@@ -95,4 +100,5 @@ def build(server: Any, view: Any) -> None:
                 # render and encode), full size once it stops.
                 view.remote_view = vtk_widgets.VtkRemoteView(
                     view.plotter.ren_win, ref="odc_view", interactive_ratio=0.5,
-                    interactive_quality=70, still_quality=90)
+                    interactive_quality=70, still_quality=90,
+                    picking_modes=("['click']",), click=(view.click, "[$event]"))

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
+
 from viz import hud_text, keymap
 from viz.stream import CommandClient, StreamClient
 
@@ -57,8 +59,29 @@ VIEW_ACTIONS: dict[str, Callable[[Any], Any]] = {
 }
 # Most images a second sent to the browsers while following the stream.
 MAX_FPS = 10.0
+# A click selects the visible node drawn within this many pixels of it.
+PICK_RADIUS_PX = 12.0
+EARTH_RADIUS_KM = 6371.0
 # How often the stream is polled (seconds).
 POLL_S = 0.02
+
+
+def _quiet_closed_tabs(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A send to a tab that just closed fails with a connection error: how tabs end, not
+    an error worth a traceback. Everything else is reported as asyncio does."""
+    if isinstance(context.get("exception"), ConnectionError):
+        return
+    loop.default_exception_handler(context)
+
+
+def _behind_earth(eye: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Which points the Earth (a sphere of the mean radius) hides from ``eye`` (km)."""
+    ray = points - eye
+    length2 = np.maximum(np.sum(ray * ray, axis=1), 1e-9)
+    # The point of each eye-to-node segment nearest the Earth's centre.
+    t = np.clip(-(eye @ ray.T) / length2, 0.0, 1.0)
+    nearest = eye + t[:, None] * ray
+    return (np.sum(nearest * nearest, axis=1) < EARTH_RADIUS_KM**2) & (t < 1.0)
 
 
 def browser_key_action(key: str) -> keymap.KeyAction | None:
@@ -105,6 +128,12 @@ class WebView:
         self._meta_asked = -1e9
         self._meta_request: asyncio.Future | None = None
         self._task: asyncio.Task | None = None
+        # The camera as a press found it: the click that ends a drag (the browser sends
+        # one after every drag) moved it, and is not a pick.
+        self._camera_at_press: tuple[float, ...] = ()
+        style = self.plotter.iren.interactor.GetInteractorStyle()
+        if style is not None:
+            style.AddObserver("StartInteractionEvent", self._camera_pressed)
 
     # ------------------------------------------------------------------ keys
     def key(self, key: str) -> None:
@@ -131,6 +160,56 @@ class WebView:
                 self.app.message = f"error: {exc}"
         self._after_key()
 
+    def _camera(self) -> tuple[float, ...]:
+        # Position and focal point: VTK straightens the view up at every render.
+        camera = self.plotter.renderer.GetActiveCamera()
+        return (*camera.GetPosition(), *camera.GetFocalPoint())
+
+    def _camera_pressed(self, *_args: Any) -> None:
+        self._camera_at_press = self._camera()
+
+    def click(self, event: Any) -> None:
+        """A click on the image (trame's remote ``click``): select the node under it."""
+        pressed, self._camera_at_press = self._camera_at_press, ()
+        if pressed and not np.allclose(pressed, self._camera(), rtol=0.0, atol=1e-3):
+            return  # the end of a drag: the camera moved (km)
+        try:
+            position = event["position"]
+            x, y = float(position["x"]), float(position["y"])
+        except (TypeError, KeyError, ValueError):
+            return  # not what the remote view sends: ignored
+        if not (0 <= x < 1e5 and 0 <= y < 1e5):
+            return
+        index = self.sat_at(x, y)
+        if index >= 0:
+            self.app.scene.select(index)
+        self._after_key()
+
+    def sat_at(self, x: float, y: float) -> int:
+        """The visible node drawn nearest display pixel (x, y), y up; -1 if none is
+        within PICK_RADIUS_PX. Vectorized over the fleet: a projection, no VTK picker."""
+        scene = self.app.scene
+        points = np.asarray(scene.sats.points if scene.n_sats else [],
+                            dtype=float).reshape(-1, 3)
+        width, height = self.plotter.renderer.GetSize()
+        if len(points) == 0 or width <= 0 or height <= 0:
+            return -1
+        camera = self.plotter.renderer.GetActiveCamera()
+        matrix = camera.GetCompositeProjectionTransformMatrix(width / height, -1.0, 1.0)
+        m = np.array([[matrix.GetElement(i, j) for j in range(4)] for i in range(4)])
+        clip = np.c_[points, np.ones(len(points))] @ m.T
+        w = clip[:, 3]
+        in_front = w > 1e-9
+        safe_w = np.where(in_front, w, 1.0)
+        px = (clip[:, 0] / safe_w + 1.0) * 0.5 * width
+        py = (clip[:, 1] / safe_w + 1.0) * 0.5 * height
+        distance2 = (px - x) ** 2 + (py - y) ** 2
+        eye = np.asarray(camera.GetPosition(), dtype=float)
+        candidates = in_front & (distance2 <= PICK_RADIUS_PX**2) & ~_behind_earth(eye, points)
+        if not candidates.any():
+            return -1
+        return int(np.argmin(np.where(candidates, distance2, np.inf)))
+
     def _run_command(self, action: str) -> None:
         """On the command thread: the viewer's own handler (it sets the HUD's message)."""
         try:
@@ -147,7 +226,9 @@ class WebView:
     # ------------------------------------------------------------------ stream
     def start(self) -> None:
         """Follow the stream on the server's event loop (call once the loop runs)."""
-        self._task = asyncio.get_running_loop().create_task(self._follow())
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_quiet_closed_tabs)
+        self._task = loop.create_task(self._follow())
 
     async def _follow(self) -> None:
         while True:
@@ -211,6 +292,8 @@ class WebView:
             "odc_message": app.message,
             "odc_refused": self.stream.refused,
             "odc_nodes": int(app.scene.n_sats),
+            "odc_selected": hud_text.node_name(app.meta, app.scene.selected)
+            if app.scene.selected >= 0 else "",
         }
         changed = {k: v for k, v in status.items() if state[k] != v}
         if changed:
