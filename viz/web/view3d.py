@@ -117,6 +117,14 @@ class WebView:
         self.plotter = pv.Plotter(off_screen=True, window_size=[1280, 720])
         self.app = ViewerApp(self.plotter, self.stream, self.commands, ViewOptions(field=field))
         self.app.render()  # off screen, VTK draws nothing before pyvista's first show
+        # Until the first state places it, the camera looks at the Earth from 5 radii (not
+        # at the whole star sphere from outside, where pyvista would put it).
+        camera = self.plotter.renderer.GetActiveCamera()
+        camera.SetFocalPoint(0.0, 0.0, 0.0)
+        camera.SetPosition(0.0, -5.0 * EARTH_RADIUS_KM, 1.5 * EARTH_RADIUS_KM)
+        camera.SetViewUp(0.0, 0.0, 1.0)
+        self.plotter.renderer.ResetCameraClippingRange()
+        self.plotter.camera_set = True  # pyvista: the camera is placed, leave it
         # The help (`?`) lists the keys this page takes: the keymap's, as in the desktop.
         help_lines = [line for line in keymap.help_lines(keymap.VIEW) if "quit" not in line]
         self.app.scene.hud_help.SetInput("KEYS\n\n" + "\n".join(help_lines))
