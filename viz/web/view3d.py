@@ -45,7 +45,7 @@ COMMAND_ACTIONS = {
     "warp_down": lambda app: app.change_warp(0.5),
 }
 # Keymap actions that change only the view (run on the event loop: they touch VTK).
-VIEW_ACTIONS: dict[str, Callable[[Any], Any]] = {
+VIEW_ACTIONS: dict[str, Callable[[Any], Any] | str] = {
     "next_node": lambda app: app.cycle_node(1),
     "previous_node": lambda app: app.cycle_node(-1),
     "mirror": lambda app: app.go_to_mirror(),
@@ -56,6 +56,9 @@ VIEW_ACTIONS: dict[str, Callable[[Any], Any]] = {
     "frame": lambda app: app.toggle_view(),
     "reset_camera": lambda app: app.scene.set_camera(force=True),
     "help": lambda app: app.toggle_help(),
+    # The viewer's own methods where it has them (the ground track and the 2D map).
+    "ground_track": "toggle_ground_track",
+    "next_view": "next_view",
 }
 # Most images a second sent to the browsers while following the stream.
 MAX_FPS = 10.0
@@ -158,6 +161,8 @@ class WebView:
             self.publish_status()
             return
         handler = VIEW_ACTIONS.get(entry.action)
+        if isinstance(handler, str):
+            handler = getattr(type(self.app), handler, None)
         if handler is None:
             self.app.message = f"{entry.label}: {entry.help} is not in the browser view"
         else:
@@ -195,9 +200,14 @@ class WebView:
 
     def sat_at(self, x: float, y: float) -> int:
         """The visible node drawn nearest display pixel (x, y), y up; -1 if none is
-        within PICK_RADIUS_PX. Vectorized over the fleet: a projection, no VTK picker."""
+        within PICK_RADIUS_PX. Vectorized over the fleet: a projection, no VTK picker. On
+        the 2D map the map's node marks are projected (one per node, in node order)."""
         scene = self.app.scene
-        points = np.asarray(scene.sats.points if scene.n_sats else [],
+        map_view = getattr(scene, "map_view", None)  # the 2D map, where the viewer has one
+        on_map = bool(getattr(map_view, "active", False))
+        drawn = (getattr(map_view, "sats", None) if on_map else
+                 getattr(scene, "sats", None) if scene.n_sats else None)
+        points = np.asarray(drawn.points if drawn is not None else [],
                             dtype=float).reshape(-1, 3)
         width, height = self.plotter.renderer.GetSize()
         if len(points) == 0 or width <= 0 or height <= 0:
@@ -213,7 +223,9 @@ class WebView:
         py = (clip[:, 1] / safe_w + 1.0) * 0.5 * height
         distance2 = (px - x) ** 2 + (py - y) ** 2
         eye = np.asarray(camera.GetPosition(), dtype=float)
-        candidates = in_front & (distance2 <= PICK_RADIUS_PX**2) & ~_behind_earth(eye, points)
+        candidates = in_front & (distance2 <= PICK_RADIUS_PX**2)
+        if not on_map:
+            candidates &= ~_behind_earth(eye, points)
         if not candidates.any():
             return -1
         return int(np.argmin(np.where(candidates, distance2, np.inf)))
