@@ -14,6 +14,7 @@ import functools
 import html
 import logging
 import os
+import socket
 import sys
 from typing import Any
 
@@ -73,6 +74,14 @@ def index_page(pub: str, cmd: str, token_needed: bool) -> str:
 <code>odc tui</code>; every 3D tab shows the same scene.</footer>
 </main></body></html>
 """
+
+
+def _host_for_links(host: str) -> str:
+    """The host part of the addresses `odc web` prints: a wildcard bind is reached by this
+    machine's name, an IPv6 address goes in brackets."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"[{host}]" if ":" in host else host
 
 
 class WebServer:
@@ -142,8 +151,7 @@ class WebServer:
 
         def ready(**_state: Any) -> None:
             self.view.start()
-            shown = self.access.host if ":" not in self.access.host else \
-                f"[{self.access.host}]"
+            shown = _host_for_links(self.access.host)
             token = f"/?token={self.access.token}" if self.access.token else "/"
             print(f"odc web: serving on http://{shown}:{server.port}{token}", file=sys.stderr,
                   flush=True)
