@@ -281,6 +281,11 @@ class WebView:
 
     def _meta_reply(self, future: asyncio.Future) -> None:
         self._meta_request = None
+        if future.cancelled():
+            return  # shutting down
+        if future.exception() is not None:
+            log.error("3D view: asking the twin for meta failed: %s", future.exception())
+            return
         reply = future.result()
         if reply.get("ok") and isinstance(reply.get("meta"), dict) and self.app.meta is None:
             self.app._guarded("meta", self.app.apply_meta, reply["meta"])
