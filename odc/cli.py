@@ -56,6 +56,7 @@ TOOL_COMMANDS = (
     ("demo", "odc.demo", "start the twin and its viewers together (what make run does)"),
     ("view", "viz.viewer_cli", "the operator 3D viewer (pyvista), live from the stream"),
     ("tui", "viz.tui_cli", "the terminal dashboard (textual), live from the stream"),
+    ("web", "viz.web.cli", "the dashboard and the 3D view in a browser, live from the stream"),
     ("bridge", "bridge.bridge_cli", "push hardware-testbed telemetry to the twin"),
     ("testbed", "bridge.testbed_cli", "a flatsat stand-in sending CCSDS packets over UDP"),
     ("calibrate", "bridge.calibrate_cli", "fit a mirrored node's thermal parameters"),
