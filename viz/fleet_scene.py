@@ -19,12 +19,13 @@ import numpy as np
 
 from twin.core.assets import assets_dir
 from twin.protocol.codec import Message
-from viz import hud_text, node_colours, scene
+from viz import hud_text, motion, node_colours, scene
 from viz.colour_bar import ColourBar
 from viz.mirror import MirrorBinding, mirror_bindings
 from viz.quantity import Catalog
 from viz.scene_camera import SceneCamera
-from viz.vtk_actors import label_actor, ring_actor, star_field, text_actor
+from viz.scene_overlay import STATION_RGB, StationOverlay
+from viz.vtk_actors import TextScaler, ring_actor, star_field, text_actor
 
 EARTH_TEXTURE = assets_dir() / "earth" / "land_ocean_ice_2048.jpg"
 
@@ -35,10 +36,12 @@ BIG_FLEET = 1000
 # Trail vertices in all, the budget a CPU renderer draws in a few milliseconds.
 TRAIL_POINTS = 30_000
 ALARM_RGB = (1.0, 0.15, 0.1)
-STATION_RGB = (1.0, 0.85, 0.2)
-CONTACT_RGB = (0.3, 0.85, 0.45)
+__all__ = ["STATION_RGB", "FleetScene", "ViewOptions"]
 # Trails and contacts are opaque, in dim colours: any translucent actor costs a CPU
-# renderer an extra pass over the whole frame.
+# renderer an extra pass over the whole frame. Contact lines are thin and dark (a green
+# at a third of its brightness, what a translucent line over space would look like):
+# dozens converge on a station and must not bury its marker.
+CONTACT_RGB = (0.12, 0.36, 0.2)
 TRAIL_RGB = (0.2, 0.27, 0.4)
 # The selected node's full orbit: brighter than the trails, so it reads as "this one".
 ORBIT_RGB = (0.55, 0.8, 1.0)
@@ -64,7 +67,8 @@ class ViewOptions:
             evening terminator in view).
         camera_distance_re: Camera distance from the Earth's centre in Earth radii; None
             fits the whole fleet.
-        cmap: matplotlib colormap name.
+        cmap: matplotlib colormap name for every quantity field; None picks one by what
+            the field means (``node_colours.colormap_for``).
         show_fps: Show the measured frame rate in the HUD (off for image tests).
         trail_span_s: Simulated time a trail spans (points: ``scene.trail_budget``).
     """
@@ -77,13 +81,18 @@ class ViewOptions:
     camera_lat_deg: float | None = None
     camera_lon_deg: float | None = None
     camera_distance_re: float | None = None
-    cmap: str = "turbo"
+    cmap: str | None = None
     show_fps: bool = True
     trail_span_s: float = 1440.0
 
 
-class FleetScene(ColourBar, SceneCamera):
-    """The scene's actors, sized from ``meta`` once, updated in place per ``state``."""
+class FleetScene(ColourBar, SceneCamera, StationOverlay):
+    """The scene's actors, sized from ``meta`` once, updated in place per ``state``.
+
+    Usable on its own (the browser view drives it without a ``ViewerApp``): ``build(meta)``,
+    ``update(state)``, then ``advance(dt)`` between states to move the fleet on with its
+    velocities, and ``fit_text()`` when the window's size may have changed.
+    """
 
     def __init__(self, plotter: Any, options: ViewOptions, texture_path: Path = EARTH_TEXTURE):
         import pyvista as pv
@@ -96,7 +105,13 @@ class FleetScene(ColourBar, SceneCamera):
         self.show_labels = options.labels
         self.mirrors: list[MirrorBinding] = []
         self._mirror_actors: list[tuple[Any, Any]] = []
-        self.table = node_colours.colormap_table(options.cmap)
+        self.table = node_colours.colormap_table(options.cmap or "turbo")
+        self.text = TextScaler()
+        # Simulated seconds the drawn fleet is ahead of the newest state (``advance``),
+        # and the simulated gap between the last two states (bounds how far it may go).
+        self.sim_dt_s = 0.0
+        self.frame_gap_s = 0.0
+        self._t_frame = float("nan")
         self.meta: Mapping[str, Any] | None = None
         # How every field and fleet total reads (meta's catalogs), for the HUD and the bar.
         self.catalog = Catalog()
@@ -148,22 +163,33 @@ class FleetScene(ColourBar, SceneCamera):
             self.stars, scalars="rgb", rgb=True, point_size=1.5, lighting=False,
             pickable=False, reset_camera=False, name="stars",
         )
-        self.hud_top = text_actor(self.pl.renderer, 0.01, 0.985, size=15, bold=True)
-        self.hud_fleet = text_actor(self.pl.renderer, 0.99, 0.985, size=13, halign="right")
-        self.hud_node = text_actor(self.pl.renderer, 0.01, 0.015, size=13, valign="bottom")
-        self.hud_events = text_actor(self.pl.renderer, 0.5, 0.015, size=12, halign="centered",
-                                     valign="bottom", colour=(1.0, 0.8, 0.5))
-        self.hud_help = text_actor(self.pl.renderer, 0.5, 0.5, size=15, halign="centered",
-                                   valign="centered", colour=(1.0, 1.0, 1.0))
+        self.hud_top = self.text_actor(0.01, 0.985, size=15, bold=True)
+        self.hud_fleet = self.text_actor(0.99, 0.985, size=13, halign="right")
+        self.hud_node = self.text_actor(0.01, 0.015, size=13, valign="bottom")
+        self.hud_events = self.text_actor(0.5, 0.015, size=12, halign="centered",
+                                          valign="bottom", colour=(1.0, 0.8, 0.5))
+        self.hud_help = self.text_actor(0.5, 0.5, size=15, halign="centered",
+                                        valign="centered", colour=(1.0, 1.0, 1.0))
         self.hud_help.SetVisibility(False)
-        self._fleet_actors: list[Any] = []
+        self._build_station_overlay([])
+        self.fit_text()
+
+    def text_actor(self, x: float, y: float, *, size: int, **style: Any) -> Any:
+        """A text actor whose size (at a 720-row window) follows the window's height."""
+        actor = text_actor(self.pl.renderer, x, y, size=size, **style)
+        self.text.add(actor.GetTextProperty(), size)
+        return actor
+
+    def fit_text(self) -> bool:
+        """Scale every text to the window's height; True when it changed (cheap)."""
+        return self.text.fit(int(self.pl.window_size[1]))
 
     # ------------------------------------------------------------------ building
     def build(self, meta: Mapping[str, Any]) -> None:
         """(Re)build everything sized by the fleet: satellites, stations, trails, bar."""
         import pyvista as pv
 
-        for name in ("sats", "alarms", "selected", "stations", "contacts", "trails", "orbit"):
+        for name in ("sats", "alarms", "selected", "contacts", "trails", "orbit"):
             self.pl.remove_actor(name, reset_camera=False, render=False)
         self.meta = meta
         self.catalog = Catalog(meta)
@@ -205,16 +231,12 @@ class FleetScene(ColourBar, SceneCamera):
             [s.get("lat_deg", 0.0) for s in stations], [s.get("lon_deg", 0.0) for s in stations],
             [s.get("alt_m", 0.0) / 1000.0 + STATION_LIFT_KM for s in stations],
         ).reshape(-1, 3)
-        self.station_mesh = pv.PolyData(self.station_itrs.astype(np.float32))
-        # Names stay in Python: VTK string arrays take ASCII only ("São Paulo" would not do).
-        self.station_names = [str(s.get("name", "?")) for s in stations]
-        self.pl.add_mesh(self.station_mesh, color=STATION_RGB, point_size=10, lighting=False,
-                         render_points_as_spheres=True, pickable=False, name="stations",
-                         reset_camera=False)
+        # Stations are an overlay (viz.scene_overlay): on top of their contact lines.
+        self._build_station_overlay([str(s.get("name", "?")) for s in stations])
         # A degenerate segment at the Earth's centre stands in for "no contacts": VTK
         # meshes may not be empty.
         self.contacts = pv.PolyData(np.zeros((2, 3), np.float32), lines=[2, 0, 1])
-        self.pl.add_mesh(self.contacts, color=CONTACT_RGB, line_width=1.5, lighting=False,
+        self.pl.add_mesh(self.contacts, color=CONTACT_RGB, line_width=1, lighting=False,
                          pickable=False, name="contacts", reset_camera=False)
         length, interval_s = scene.trail_budget(n, TRAIL_POINTS, self.options.trail_span_s)
         self.trail_buffer = scene.TrailBuffer(n, length, interval_s)
@@ -233,6 +255,7 @@ class FleetScene(ColourBar, SceneCamera):
         )
         self.orbit_actor.SetVisibility(False)
         self._build_mirrors(meta)
+        self._choose_table()
         self._build_colour_bar()
         self._build_labels()
         self.pl.pickable_actors = [self.sats_actor]
@@ -250,8 +273,8 @@ class FleetScene(ColourBar, SceneCamera):
         self._mirror_actors = []
         for _ in self.mirrors:
             ring = ring_actor(self.pl.renderer, MIRROR_RING_PX, MIRROR_RGB)
-            tag = text_actor(self.pl.renderer, 0.0, 0.0, size=13, valign="top",
-                             colour=MIRROR_RGB, bold=True)
+            tag = self.text_actor(0.0, 0.0, size=13, valign="top", colour=MIRROR_RGB,
+                                  bold=True)
             tag.GetPositionCoordinate().SetCoordinateSystemToWorld()
             self._mirror_actors.append((ring, tag))
         # With nothing chosen yet, start on the mirrored node: it is why a mirror runs.
@@ -259,20 +282,24 @@ class FleetScene(ColourBar, SceneCamera):
             self.selected = self.mirrors[0].sat
 
     def _build_labels(self) -> None:
-        for actor in getattr(self, "_label_actors", []):
-            self.pl.renderer.RemoveViewProp(actor)
+        if getattr(self, "selected_label", None) is not None:
+            return
         # The selected node's name is an overlay anchored at its world position: never
         # hidden behind the globe or other nodes.
-        self.selected_label = text_actor(self.pl.renderer, 0.0, 0.0, size=14, valign="centered",
-                                         colour=(1.0, 1.0, 1.0), bold=True)
+        self.selected_label = self.text_actor(0.0, 0.0, size=14, valign="centered",
+                                              colour=(1.0, 1.0, 1.0), bold=True)
         self.selected_label.GetPositionCoordinate().SetCoordinateSystemToWorld()
         self.selected_label.SetVisibility(False)
-        self.station_labels = []
-        if self.show_labels and self.station_mesh.n_points:
-            names = self.station_names
-            self.station_labels = [label_actor(self.pl.renderer, str(name), STATION_RGB, 12)
-                                   for name in names]
-        self._label_actors = [self.selected_label, *self.station_labels]
+
+    def _choose_table(self) -> None:
+        """The colour table for the field: by its meaning, or the one the operator named."""
+        if self.field is not None and self.field.categorical:
+            self.table = node_colours.colormap_table(node_colours.CATEGORY_CMAP)
+        elif self.options.cmap:
+            self.table = node_colours.colormap_table(self.options.cmap)
+        elif self.field is not None:
+            name, floor = node_colours.colormap_for(self.field)
+            self.table = node_colours.colormap_table(name, floor=floor)
 
     # ------------------------------------------------------------------ per state
     def update(self, state: Message) -> bool:
@@ -287,25 +314,39 @@ class FleetScene(ColourBar, SceneCamera):
         if self.meta is None or pos is None or pos.shape != (n, 3) or pos_itrs is None \
                 or pos_itrs.shape != (n, 3):
             return False
-        previous = self.header, self.arrays
-        self.header, self.arrays = header, arrays
+        previous = self.header, self.arrays, self.sim_dt_s
+        self.header, self.arrays, self.sim_dt_s = header, arrays, 0.0
         try:
             self.trail_buffer.push(state.t_utc, pos, pos_itrs)
             self._draw()
         except Exception:
-            self.header, self.arrays = previous
+            self.header, self.arrays, self.sim_dt_s = previous
             raise
+        gap = float(state.t_utc) - self._t_frame
+        self.frame_gap_s = gap if gap > 0.0 else float(header.get("dt_s", 0.0) or 0.0)
+        self._t_frame = float(state.t_utc)
         return True
 
-    def _draw(self) -> None:
-        """Positions, colours, flags and geometry for the current header and arrays."""
-        header, arrays, ef = self.header, self.arrays, self.earth_fixed
-        if not arrays:
+    def advance(self, sim_dt_s: float) -> None:
+        """Move everything that moves to ``sim_dt_s`` simulated seconds after the newest
+        state (nodes along their velocities, the Earth and its stations with its rotation),
+        without a new state: smooth motion at the screen's frame rate.
+        """
+        if not self.arrays:
             return
-        # Arrays are written into the meshes' own buffers (no reallocation), then marked
-        # modified so VTK uploads them on the next render.
-        points = scene.sat_positions(arrays, ef, out=self.sats.points)
-        self.sats.GetPoints().Modified()
+        self.sim_dt_s = float(sim_dt_s)
+        self._place()
+
+    def _draw(self) -> None:
+        """Everything for the current header and arrays: colours, flags, then positions."""
+        if not self.arrays:
+            return
+        self._paint()
+        self._place()
+
+    def _paint(self) -> None:
+        """What changes only with a new state: node colours, the bar, flags, sunlight."""
+        arrays = self.arrays
         rgb = self.sats.point_data["rgb"]
         values = arrays.get(self.field.name) if self.field is not None else None
         if values is not None and values.shape == (self.n_sats,) and self.categories:
@@ -320,30 +361,58 @@ class FleetScene(ColourBar, SceneCamera):
                                  and sunlit.shape == (self.n_sats,) else None)
         self.sats.GetPointData().GetArray("rgb").Modified()
         self._update_colour_bar()
-
         self.alarms = node_colours.alarm_mask(arrays, self.fields, self.n_sats)
-        flagged = points[self.alarms]
+        sun_itrs = scene.sun_direction(self.header, earth_fixed=True).astype(np.float32)
+        scene.earth_shading(self.earth_normals, sun_itrs, out=self.earth.point_data["shade"])
+        self.earth.GetPointData().GetArray("shade").Modified()
+        in_contact = arrays.get("in_contact")
+        n_stations = len(self.station_names)
+        if in_contact is not None and in_contact.shape == (n_stations, self.n_sats):
+            self.station_priority = np.count_nonzero(in_contact, axis=1).astype(float)
+        if self.show_trails:
+            self.trail_buffer.points(self.earth_fixed, out=self.trails.points)
+            self.trails.GetPoints().Modified()
+
+    def view_header(self) -> Mapping[str, Any]:
+        """The newest header with the Earth's orientation turned on by ``sim_dt_s``."""
+        if not self.sim_dt_s:
+            return self.header
+        turned = motion.earth_turn(self.sim_dt_s) @ scene.gcrs_to_itrs(self.header)
+        return {**self.header, "gcrs_to_itrs": turned.ravel().tolist()}
+
+    def node_positions(self, out: np.ndarray | None = None) -> np.ndarray:
+        """Every node in the view frame, ``sim_dt_s`` after the newest state, float32."""
+        arrays, ef, dt = self.arrays, self.earth_fixed, self.sim_dt_s
+        pos, vel = arrays.get("pos_gcrs_km"), arrays.get("vel_gcrs_km_s")
+        if not dt or vel is None or pos is None or vel.shape != pos.shape:
+            return scene.sat_positions(arrays, ef, out=out)
+        moved = motion.advance(pos, vel, dt, out=out)
+        if ef:
+            moved[:] = scene.gcrs_to_view(moved, self.view_header(), True)
+        return moved
+
+    def _place(self) -> None:
+        """Where everything is, ``sim_dt_s`` after the newest state (each render)."""
+        header, arrays, ef = self.view_header(), self.arrays, self.earth_fixed
+        # Arrays are written into the meshes' own buffers (no reallocation), then marked
+        # modified so VTK uploads them on the next render.
+        points = self.node_positions(out=self.sats.points)
+        self.sats.GetPoints().Modified()
+        flagged = points[self.alarms] if len(self.alarms) == len(points) else points[:0]
         # Only flagged nodes are drawn; a point at the (hidden) centre stands for none.
         self.alarm_mesh.points = flagged if len(flagged) else np.zeros((1, 3), np.float32)
         self.alarm_mesh.verts = np.hstack([np.ones((len(self.alarm_mesh.points), 1), int),
                                            np.arange(len(self.alarm_mesh.points))[:, None]])
 
-        matrix = scene.earth_matrix(header, ef)
-        self.earth_actor.user_matrix = matrix
+        self.earth_actor.user_matrix = scene.earth_matrix(header, ef)
         # Stars are inertial: in the Earth-fixed view they turn with M.
         star_matrix = np.eye(4)
         if ef:
             star_matrix[:3, :3] = scene.gcrs_to_itrs(header)
         self.stars_actor.user_matrix = star_matrix
-        sun_itrs = scene.sun_direction(header, earth_fixed=True).astype(np.float32)
-        scene.earth_shading(self.earth_normals, sun_itrs, out=self.earth.point_data["shade"])
-        self.earth.GetPointData().GetArray("shade").Modified()
 
         stations = scene.itrs_to_view(self.station_itrs, header, ef).astype(np.float32)
-        if len(stations):
-            self.station_mesh.points = stations
-        for label, xyz in zip(self.station_labels, stations, strict=False):
-            label.SetPosition(*xyz)
+        self.station_view = stations
         in_contact = arrays.get("in_contact")
         if in_contact is not None and in_contact.shape == (len(stations), self.n_sats):
             seg_points, seg_lines = scene.contact_segments(in_contact, stations, points)
@@ -353,15 +422,11 @@ class FleetScene(ColourBar, SceneCamera):
             seg_points, seg_lines = np.zeros((2, 3), np.float32), np.array([2, 0, 1])
         self.contacts.points = seg_points
         self.contacts.lines = seg_lines
-
-        if self.show_trails:
-            self.trail_buffer.points(ef, out=self.trails.points)
-            self.trails.GetPoints().Modified()
         self._draw_selected(points)
-        self._draw_orbit()
+        self._draw_orbit(header)
         self._draw_mirrors(points)
 
-    def _draw_orbit(self) -> None:
+    def _draw_orbit(self, header: Mapping[str, Any]) -> None:
         """The selected node's osculating orbit ring, in the current view frame."""
         ring = None
         vel = self.arrays.get("vel_gcrs_km_s")
@@ -371,7 +436,7 @@ class FleetScene(ColourBar, SceneCamera):
             ring = scene.orbit_ring(pos[self.selected], vel[self.selected])
         self.orbit_actor.SetVisibility(ring is not None)
         if ring is not None:
-            self.orbit.points[:] = scene.gcrs_to_view(ring, self.header, self.earth_fixed)
+            self.orbit.points[:] = scene.gcrs_to_view(ring, header, self.earth_fixed)
             self.orbit.GetPoints().Modified()
 
     def _draw_mirrors(self, points: np.ndarray) -> None:
@@ -418,6 +483,7 @@ class FleetScene(ColourBar, SceneCamera):
         i = names.index(self.field.name) if self.field in self.fields else -1
         self.field = self.fields[(i + step) % len(self.fields)]
         self.clim = None
+        self._choose_table()
         self._build_colour_bar()
         self.redraw()
         return self.field.name
@@ -451,8 +517,6 @@ class FleetScene(ColourBar, SceneCamera):
 
     def toggle_labels(self) -> None:
         self.show_labels = not self.show_labels
-        self._build_labels()
-        self.redraw()
 
     def select(self, index: int) -> None:
         self.selected = index if 0 <= index < self.n_sats else -1

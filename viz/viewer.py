@@ -11,21 +11,39 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from twin.protocol.codec import Message
+from viz import motion
 from viz.checks import BadMessages, check_meta
 from viz.fleet_scene import FleetScene, ViewOptions
 from viz.quantity import Catalog
 from viz.viewer_hud import ViewerHud
 from viz.viewer_keys import ViewerKeys
 
-__all__ = ["ViewOptions", "ViewerApp", "prefer_egl"]
+__all__ = ["ViewOptions", "ViewerApp", "display_missing", "prefer_egl"]
 
 log = logging.getLogger("odc.viz.viewer")
+# Redraws between states (moving the fleet on with its velocities) at most this often.
+MOTION_FPS = 60.0
+
+
+def display_missing() -> str | None:
+    """Why a window cannot open here (no X or Wayland display on Linux), or None.
+
+    Checked before VTK loads: VTK would print two warnings and fall back to drawing
+    nowhere, and ``odc view`` would seem to run.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return "no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"
 
 
 def prefer_egl() -> None:
@@ -72,6 +90,9 @@ class ViewerApp(ViewerHud, ViewerKeys):
         self._bind_keys()
         self._running = True
         self._shown = False
+        # Move the fleet on between states with the published velocities (viz.motion).
+        self.interpolate = True
+        self._last_motion = -math.inf
         # The twin's clock as last heard (state header or heartbeat): paused, warp.
         self.clock: dict[str, Any] = {}
         # The newest `replay` header while following a replay (odc replay), else None.
@@ -82,6 +103,7 @@ class ViewerApp(ViewerHud, ViewerKeys):
         if self.pl.off_screen and not self._shown:
             self._shown = True
             self.pl.show(auto_close=False, interactive=False)
+        self.scene.fit_text()
         self.pl.render()
 
     # ------------------------------------------------------------------ stream
@@ -95,10 +117,33 @@ class ViewerApp(ViewerHud, ViewerKeys):
             if drawn:
                 self.render()
                 self.latencies_s.append(time.monotonic() - now)
+            elif self.interpolate:
+                self.move_on()
             if self.meta is None:
                 self.request_meta()
         self.refresh_hud(force=drawn)
         return drawn
+
+    def sim_since_frame(self, now: float | None = None) -> float:
+        """Simulated seconds since the newest state, by the twin's clock as last heard."""
+        now = time.monotonic() if now is None else now
+        return motion.extrapolation_s(
+            now - self.last_receive_wall, float(self.clock.get("warp", 0.0)),
+            bool(self.clock.get("paused")), self.scene.frame_gap_s)
+
+    def move_on(self, now: float | None = None, *, every_s: float = 1.0 / MOTION_FPS) -> bool:
+        """Between states: draw the fleet where it is now (velocities), at most every
+        ``every_s``. Returns whether it rendered."""
+        now = time.monotonic() if now is None else now
+        if not self.scene.arrays or now - self._last_motion < every_s:
+            return False
+        dt = self.sim_since_frame(now)
+        if dt == self.scene.sim_dt_s:
+            return False  # paused, or the stream stalled past its bound: nothing moved
+        self._last_motion = now
+        self.scene.advance(dt)
+        self.render()
+        return True
 
     def take(self, batch: Any) -> bool:
         """Apply one `viz.stream.Batch` to the scene, without rendering.
@@ -239,5 +284,14 @@ class ViewerApp(ViewerHud, ViewerKeys):
             if not self._running:
                 self.pl.iren.terminate_app()
 
+        def on_interrupt(_signum: int, _frame: Any) -> None:
+            # Ctrl-C in the terminal: leave the event loop at the next timer tick (VTK's
+            # loop is C++; Python runs this handler when the timer calls back).
+            self.quit()
+
+        previous = signal.signal(signal.SIGINT, on_interrupt)
         self.pl.add_timer_event(max_steps=2**31 - 1, duration=poll_ms, callback=on_timer)
-        self.pl.show(title="ODC Twin — operator view")
+        try:
+            self.pl.show(title="ODC Twin — operator view")
+        finally:
+            signal.signal(signal.SIGINT, previous)
