@@ -181,8 +181,17 @@ class FleetScene(ColourBar, SceneCamera, StationOverlay):
         return actor
 
     def fit_text(self) -> bool:
-        """Scale every text to the window's height; True when it changed (cheap)."""
-        return self.text.fit(int(self.pl.window_size[1]))
+        """Scale every text, and the nodes' marks, to the window's height; True when it
+        changed (cheap when it did not)."""
+        if not self.text.fit(int(self.pl.window_size[1])):
+            return False
+        self._scale_marks()
+        return True
+
+    def _scale_marks(self) -> None:
+        """Node, flag and selection marks as big, against the window, at any size."""
+        for actor, base in getattr(self, "_mark_sizes", {}).values():
+            actor.GetProperty().SetPointSize(base * max(0.75, self.text.scale))
 
     # ------------------------------------------------------------------ building
     def build(self, meta: Mapping[str, Any]) -> None:
@@ -217,7 +226,8 @@ class FleetScene(ColourBar, SceneCamera, StationOverlay):
         # Flags are flat squares drawn at the node's centre depth: the node's sphere
         # sprite is nearer the camera, so it stays visible inside its red frame.
         self.alarm_mesh = pv.PolyData(np.zeros((1, 3), np.float32))
-        self.pl.add_mesh(self.alarm_mesh, color=ALARM_RGB, point_size=15, lighting=False,
+        self.alarm_actor = self.pl.add_mesh(
+            self.alarm_mesh, color=ALARM_RGB, point_size=15, lighting=False,
                          render_points_as_spheres=False, pickable=False, name="alarms",
                          reset_camera=False)
         self.selected_mesh = pv.PolyData(np.zeros((1, 3), dtype=np.float32))
@@ -259,6 +269,10 @@ class FleetScene(ColourBar, SceneCamera, StationOverlay):
         self._build_colour_bar()
         self._build_labels()
         self.pl.pickable_actors = [self.sats_actor]
+        # Point sizes at a 720-row window, scaled with it like the text.
+        self._mark_sizes = {id(a): (a, a.GetProperty().GetPointSize())
+                            for a in (self.sats_actor, self.alarm_actor, self.selected_actor)}
+        self._scale_marks()
 
     def _build_mirrors(self, meta: Mapping[str, Any]) -> None:
         """A ring and a tag per mirrored node (few: one per testbed binding).

@@ -72,28 +72,47 @@ def project(points_km: np.ndarray, matrix: np.ndarray, width: int,
     return xy, in_front
 
 
-def declutter(boxes: np.ndarray, priority: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Which labels to show so that none overlaps another, ``(n,)`` bool.
+def _overlaps(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Which of ``others`` (``(m, 4)``) a box (``(4,)``) overlaps; ``x0, y0, x1, y1``."""
+    return ((box[0] < others[:, 2]) & (others[:, 0] < box[2])
+            & (box[1] < others[:, 3]) & (others[:, 1] < box[3]))
 
-    Greedy in priority order (highest first): a label shows when its box overlaps no box
-    already shown. The overlaps of every pair are computed at once; the pass itself visits
-    labels, not nodes (a few dozen stations).
+
+def declutter(boxes: np.ndarray, priority: np.ndarray, candidates: np.ndarray,
+              obstacles: np.ndarray | None = None) -> np.ndarray:
+    """Where each label goes so that none overlaps another or an obstacle (a marker).
+
+    Greedy in priority order (highest first): each label takes the first of its places
+    that is clear of the obstacles and of the labels placed before it, or none. The pass
+    visits labels (a few dozen stations), each test against all placed boxes at once.
 
     Args:
-        boxes: ``(n, 4)`` ``x0, y0, x1, y1`` pixels.
+        boxes: ``(n, k, 4)`` ``x0, y0, x1, y1`` pixels: ``k`` places per label, preferred
+            first (``(n, 4)``: one place each).
         priority: ``(n,)`` larger first; ties keep the given order.
         candidates: ``(n,)`` bool, the labels that may show at all (visible ones).
+        obstacles: ``(m, 4)`` boxes no label may cover.
+
+    Returns:
+        ``(n,)`` the place each label took, -1 for none.
     """
-    b = np.asarray(boxes, dtype=float).reshape(-1, 4)
-    overlap = ((b[:, None, 0] < b[None, :, 2]) & (b[None, :, 0] < b[:, None, 2])
-               & (b[:, None, 1] < b[None, :, 3]) & (b[None, :, 1] < b[:, None, 3]))
-    shown = np.zeros(len(b), dtype=bool)
-    blocked = ~np.asarray(candidates, dtype=bool).copy()
+    b = np.asarray(boxes, dtype=float)
+    if b.ndim == 2:
+        b = b[:, None, :]
+    taken = [np.zeros((0, 4)) if obstacles is None
+             else np.asarray(obstacles, dtype=float).reshape(-1, 4)]
+    placed = np.full(len(b), -1)
+    wanted = np.asarray(candidates, dtype=bool)
     for i in np.argsort(-np.asarray(priority, dtype=float), kind="stable"):
-        if not blocked[i]:
-            shown[i] = True
-            blocked |= overlap[i]
-    return shown
+        if not wanted[i]:
+            continue
+        occupied = np.concatenate(taken)
+        for place, box in enumerate(b[i]):
+            if not _overlaps(box, occupied).any():
+                placed[i] = place
+                taken.append(box[None, :])
+                break
+    return placed
 
 
 def camera_matrix(renderer: Any) -> tuple[np.ndarray, int, int]:
@@ -164,7 +183,11 @@ class StationOverlay:
         for label, name in zip(self.station_labels, self.station_names, strict=True):
             label.GetPositionCoordinate().SetCoordinateSystemToDisplay()
             label.SetInput(name)
-            self.text.add(label.GetTextProperty(), LABEL_FONT)
+            # A dark plate behind the name: legible over a field of thousands of nodes.
+            prop = label.GetTextProperty()
+            prop.SetBackgroundColor(0.0, 0.0, 0.0)
+            prop.SetBackgroundOpacity(0.6)
+            self.text.add(prop, LABEL_FONT)
         self._overlay_actors = [self._frame_actor, self._marker_actor, *self.station_labels]
         if not getattr(self, "_overlay_observer", None):
             self._overlay_observer = renderer.AddObserver(
@@ -190,16 +213,30 @@ class StationOverlay:
         if not self.show_labels:
             self.label_shown = np.zeros(n, dtype=bool)
         else:
-            font = LABEL_FONT * scale
-            left = xy[:, 0] + LABEL_GAP_PX * scale
-            widths = np.array([len(name) for name in self.station_names]) * \
-                CHAR_WIDTH_EM * font
-            half = 0.5 * LINE_HEIGHT_EM * font
-            # A label's box starts at its marker, so a name never covers another's marker.
-            boxes = np.c_[xy[:, 0] - 0.5 * STATION_FRAME_PX * scale, xy[:, 1] - half,
-                          left + widths, xy[:, 1] + half]
-            self.label_shown = declutter(boxes, self.station_priority, visible)
-            for i in np.flatnonzero(self.label_shown):
-                self.station_labels[i].SetPosition(float(left[i]), float(xy[i, 1]))
+            self._place_labels(xy, visible, scale)
         for label, shown in zip(self.station_labels, self.label_shown, strict=True):
             label.SetVisibility(bool(shown))
+
+    def _place_labels(self, xy: np.ndarray, visible: np.ndarray, scale: float) -> None:
+        """Each visible station's name right of its marker, else left, else none."""
+        font = LABEL_FONT * scale
+        gap = LABEL_GAP_PX * scale
+        widths = np.array([len(name) for name in self.station_names]) * CHAR_WIDTH_EM * font
+        half = 0.5 * LINE_HEIGHT_EM * font
+        x, y = xy[:, 0], xy[:, 1]
+        right = np.c_[x + gap, y - half, x + gap + widths, y + half]
+        left = np.c_[x - gap - widths, y - half, x - gap, y + half]
+        marker = 0.5 * STATION_FRAME_PX * scale
+        markers = np.c_[x - marker, y - marker, x + marker, y + marker][visible]
+        place = declutter(np.stack([right, left], axis=1), self.station_priority, visible,
+                          obstacles=markers)
+        self.label_shown = place >= 0
+        for i in np.flatnonzero(self.label_shown):
+            label = self.station_labels[i]
+            prop = label.GetTextProperty()
+            if place[i] == 0:
+                prop.SetJustificationToLeft()
+                label.SetPosition(float(x[i] + gap), float(y[i]))
+            else:
+                prop.SetJustificationToRight()
+                label.SetPosition(float(x[i] - gap), float(y[i]))

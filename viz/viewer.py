@@ -75,6 +75,7 @@ class ViewerApp(ViewerHud, ViewerKeys):
         self.meta: Mapping[str, Any] | None = None
         self.meta_signature: tuple | None = None
         self.frames_drawn = 0
+        self.renders = 0  # screen frames: states drawn and the motion between them
         self.states_received = 0
         self.states_skipped = 0
         self.rejected_states = 0
@@ -105,6 +106,8 @@ class ViewerApp(ViewerHud, ViewerKeys):
             self.pl.show(auto_close=False, interactive=False)
         self.scene.fit_text()
         self.pl.render()
+        self.renders += 1
+        self._frame_times.append(time.monotonic())  # the HUD's fps: frames on the screen
 
     # ------------------------------------------------------------------ stream
     def tick(self, timeout_ms: float = 0.0) -> bool:
@@ -259,7 +262,6 @@ class ViewerApp(ViewerHud, ViewerKeys):
         self._take_clock(state.header)
         self.scene.set_camera()
         self.frames_drawn += 1
-        self._frame_times.append(time.monotonic())
         self.refresh_hud(force=True, connection=connection)
         return True
 

@@ -160,6 +160,10 @@ def run(args: argparse.Namespace) -> int:
             plotter.screenshot(str(args.screenshot))
             print(f"odc view: wrote {args.screenshot}")
         return 0
+    except KeyboardInterrupt:
+        # Ctrl-C while waiting or recording: close the movie (playable up to here), exit.
+        print("odc view: interrupted (ctrl+c)", file=sys.stderr)
+        return 130
     finally:
         plotter.close()
         stream.close()
@@ -195,6 +199,7 @@ def _record(app: Any, plotter: Any, path: Path, seconds: float, fps: float) -> s
         written += slots
         repeated += slots - 1
     plotter.mwriter.close()
+    plotter.mwriter = None
     wall = time.monotonic() - start
     log.info("movie: %d frames (%d repeated), %d states drawn, %.1f s", written, repeated,
              app.frames_drawn, wall)
@@ -217,6 +222,7 @@ def _time_lapse(app: Any, plotter: Any, path: Path, seconds: float, fps: float) 
         plotter.mwriter.append_data(plotter.screenshot(return_img=True))
         frames = 1
     plotter.mwriter.close()
+    plotter.mwriter = None
     wall = time.monotonic() - start
     speed = (frames / fps) and wall / (frames / fps)
     return (f"time-lapse: {frames} states as {frames} frames at {fps:g} fps, "
