@@ -97,17 +97,19 @@ def main() -> int:
         print(f"scenario {args.scenario}: {n_sats} satellites, twin at "
               f"{status.get('rate_hz')} Hz, {width}x{height}, {renderer.GetClassName()}")
 
-        # Live: follow the stream as the window does (a tick every 15 ms): draw each newest
-        # state once and, between states, move the fleet on with its velocities.
+        # Live: follow the stream as the window's timer does (a non-blocking tick, again
+        # as soon as the last one is done, at most every 15 ms): draw each newest state
+        # once and, between states, move the fleet on with its velocities.
         latencies: list[float] = []
         drawn0, received0, skipped0 = app.frames_drawn, app.states_received, app.states_skipped
         renders0 = app.renders
         start = time.monotonic()
         while time.monotonic() - start < args.seconds:
             batch_t = time.monotonic()
-            if app.tick(timeout_ms=15.0):
+            if app.tick(timeout_ms=0.0):
                 renderer.WaitForCompletion()
                 latencies.append(time.monotonic() - max(batch_t, app.last_receive_wall))
+            time.sleep(max(0.0, batch_t + 0.015 - time.monotonic()))
         live_s = time.monotonic() - start
         drawn = app.frames_drawn - drawn0
         print(f"screen: {(app.renders - renders0) / live_s:.1f} frames/s while following "

@@ -383,6 +383,15 @@ def test_movie_lasts_seconds_and_records_in_wall_time(tmp_path):
     assert wall < seconds + 4.0, f"{seconds} s of movie took {wall:.1f} s"
 
 
+def test_ctrl_c_quits_the_window_like_q(app):
+    """SIGINT while the window's loop runs: the loop ends at its next tick, no traceback."""
+    with app.quit_on_interrupt():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # Python runs the handler here
+        assert not app._running
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_ctrl_c_stops_a_recording_cleanly(tmp_path):
     with running_twin("default", rate_hz=10.0) as twin:
         a = twin.addresses

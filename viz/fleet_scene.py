@@ -171,6 +171,9 @@ class FleetScene(ColourBar, SceneCamera, StationOverlay):
         self.hud_help = self.text_actor(0.5, 0.5, size=15, halign="centered",
                                         valign="centered", colour=(1.0, 1.0, 1.0))
         self.hud_help.SetVisibility(False)
+        # A dark plate: the keys read over the globe.
+        self.hud_help.GetTextProperty().SetBackgroundColor(0.0, 0.02, 0.06)
+        self.hud_help.GetTextProperty().SetBackgroundOpacity(0.85)
         self._build_station_overlay([])
         self.fit_text()
 

@@ -8,6 +8,7 @@ Nothing here models physics: every number comes from the stream.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -15,7 +16,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from twin.protocol.codec import Message
@@ -286,14 +287,21 @@ class ViewerApp(ViewerHud, ViewerKeys):
             if not self._running:
                 self.pl.iren.terminate_app()
 
+        self.pl.add_timer_event(max_steps=2**31 - 1, duration=poll_ms, callback=on_timer)
+        with self.quit_on_interrupt():
+            self.pl.show(title="ODC Twin — operator view")
+
+    @contextlib.contextmanager
+    def quit_on_interrupt(self) -> Iterator[None]:
+        """Ctrl-C in the terminal quits like ``q``: the window's loop ends at its next timer
+        tick, cleanly, instead of a KeyboardInterrupt inside VTK's C++ event loop (Python
+        runs the handler when the timer calls back)."""
+
         def on_interrupt(_signum: int, _frame: Any) -> None:
-            # Ctrl-C in the terminal: leave the event loop at the next timer tick (VTK's
-            # loop is C++; Python runs this handler when the timer calls back).
             self.quit()
 
         previous = signal.signal(signal.SIGINT, on_interrupt)
-        self.pl.add_timer_event(max_steps=2**31 - 1, duration=poll_ms, callback=on_timer)
         try:
-            self.pl.show(title="ODC Twin — operator view")
+            yield
         finally:
             signal.signal(signal.SIGINT, previous)

@@ -55,11 +55,16 @@ _CAMERA_KEYS = {"Up": 1.05, "Down": 0.95}
 
 
 def help_text() -> str:
-    """The ``?`` panel: the keymap's help for the 3D view, then the mouse."""
-    lines = ["KEYS", "", *keymap.help_lines(keymap.VIEW), "",
+    """The ``?`` panel: the keymap's help for the 3D view, then the mouse.
+
+    Every line is padded to the longest: the panel is centred, and in a monospaced font
+    equal lengths keep its columns aligned.
+    """
+    lines = ["KEYS  (? closes)", "", *keymap.help_lines(keymap.VIEW), "",
              f"  {'click':>10s}  select the node under the cursor",
              f"  {'drag':>10s}  turn the camera (scroll: zoom)"]
-    return "\n".join(lines)
+    width = max(len(line) for line in lines) + 2
+    return "\n".join(f" {line:<{width}s}" for line in lines)
 
 
 class ViewerKeys:
@@ -205,7 +210,11 @@ class ViewerKeys:
         self.scene.set_camera(force=True)
 
     def toggle_help(self) -> None:
-        self.scene.hud_help.SetVisibility(not self.scene.hud_help.GetVisibility())
+        panel = self.scene.hud_help
+        panel.SetVisibility(not panel.GetVisibility())
+        if panel.GetVisibility():  # drawn last: over the station names too
+            self.pl.renderer.RemoveViewProp(panel)
+            self.pl.renderer.AddViewProp(panel)
 
     def pick(self, point: Any) -> None:
         """Select the node nearest a picked world point."""
