@@ -351,8 +351,10 @@ def test_size_is_checked():
     for bad in ("1920", "1920x", "axb", "10x10", "99999x100"):
         with pytest.raises(SystemExit):
             parser.parse_args(["--size", bad])
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--seconds", "0"])
+    for flag, bad in (("--seconds", "0"), ("--fps", "-1"), ("--cmap", "no_such_map")):
+        with pytest.raises(SystemExit):
+            parser.parse_args([flag, bad])
+    assert parser.parse_args(["--cmap", "plasma"]).cmap == "plasma"
 
 
 def test_movie_lasts_seconds_and_records_in_wall_time(tmp_path):

@@ -36,6 +36,15 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _colormap(name: str) -> str:
+    import matplotlib  # only when --cmap is given: its colormap registry
+
+    if name not in matplotlib.colormaps:
+        raise argparse.ArgumentTypeError(
+            f"no matplotlib colormap {name!r} (try viridis, plasma, turbo, RdYlGn)")
+    return name
+
+
 def _positive(flag: str):
     def parse(text: str) -> float:
         try:
@@ -76,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: 1280x720); text scales with the height")
     parser.add_argument("--field", help="colour nodes by this per-satellite field (default: "
                         "a temperature or utilization when the twin publishes one)")
-    parser.add_argument("--cmap", default=None,
+    parser.add_argument("--cmap", default=None, type=_colormap,
                         help="matplotlib colormap for every field (default: one per field "
                         "by its meaning: charge red to green, temperatures blue to red, "
                         "others viridis)")
