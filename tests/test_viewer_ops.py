@@ -289,6 +289,8 @@ def test_motion_between_states_follows_the_velocity_and_meets_the_next(earth_fix
             assert cos.min() > 0.995, "the nodes move along their velocities"
             assert np.allclose(np.linalg.norm(moved, axis=1),
                                np.linalg.norm(vel, axis=1) * fraction * gap, rtol=2e-3)
+            length = s.trail_buffer.length  # each trail still ends at its node
+            assert np.allclose(np.asarray(s.trails.points)[length - 1::length], drawn)
         s.advance(gap)
         target = second.arrays["pos_itrs_km" if earth_fixed else "pos_gcrs_km"]
         error = np.linalg.norm(np.array(s.sats.points, dtype=float) - target, axis=1)

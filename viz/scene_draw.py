@@ -130,6 +130,11 @@ class SceneDraw:
         # modified so VTK uploads them on the next render.
         points = self.node_positions(out=self.sats.points)
         self.sats.GetPoints().Modified()
+        if self.show_trails and self.sim_dt_s:
+            # Each trail's newest vertex follows its node, so no gap opens between them.
+            length = self.trail_buffer.length
+            self.trails.points[length - 1::length] = points
+            self.trails.GetPoints().Modified()
         flagged = points[self.alarms] if len(self.alarms) == len(points) else points[:0]
         # Only flagged nodes are drawn; a point at the (hidden) centre stands for none.
         self.alarm_mesh.points = flagged if len(flagged) else np.zeros((1, 3), np.float32)

@@ -198,8 +198,8 @@ def _record(app: Any, plotter: Any, path: Path, seconds: float, fps: float) -> s
     written = repeated = 0
     while written < total:
         due = start + written * period
-        app.tick(timeout_ms=max(0.0, (due - time.monotonic()) * 1000.0))
-        app.move_on(every_s=0.0)
+        if not app.tick(timeout_ms=max(0.0, (due - time.monotonic()) * 1000.0)):
+            app.move_on(every_s=0.0)  # no new state: the fleet moved on, rendered once
         image = plotter.screenshot(return_img=True)
         # Every frame whose time has come gets this image (at least one).
         slots = min(total - written, max(1, int((time.monotonic() - start) / period) - written))
