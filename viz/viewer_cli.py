@@ -181,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _open_movie(plotter: Any, path: Path, fps: float) -> None:
     # A 1080-row frame is not a multiple of 16 rows: blocks of 2 keep its size exact.
-    plotter.open_movie(str(path), framerate=fps, quality=7, macro_block_size=2)
+    # x264's "veryfast" preset: encoding keeps up with the recording on a busy CPU.
+    plotter.open_movie(str(path), framerate=fps, quality=7, macro_block_size=2,
+                       ffmpeg_params=["-preset", "veryfast"])
 
 
 def _record(app: Any, plotter: Any, path: Path, seconds: float, fps: float) -> str:
