@@ -1,9 +1,11 @@
 """The operator's 3D viewer (``odc view``): the fleet around a turning Earth, live (pyvista).
 
 ``ViewerApp`` follows the stream (``viz.stream``), draws only the newest frame into a
-``viz.fleet_scene.FleetScene``, keeps the HUD (``viz.viewer_hud``) and turns the
-operator's keys and clicks into view changes and twin commands (``viz.viewer_keys``).
-Nothing here models physics: every number comes from the stream.
+``viz.fleet_scene.FleetScene`` and, until the next one, moves the fleet on with its
+published velocities at the screen's rate (``viz.motion``, by the twin's warp), keeps the
+HUD (``viz.viewer_hud``) and turns the operator's keys (``viz.keymap``) and clicks into
+view changes and twin commands (``viz.viewer_keys``). Nothing here models physics:
+every number comes from the stream.
 """
 
 from __future__ import annotations
