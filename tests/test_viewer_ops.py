@@ -203,6 +203,11 @@ def test_station_labels_hide_behind_the_earth_and_never_overlap(app, distance_re
             a, b = boxes[i], boxes[j]
             assert a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2], \
                 "two station names overlap"
+    hud = s._text_boxes()  # x0, y0, x1, y1: the HUD's blocks
+    assert len(hud) >= 2
+    for x0, x1, y0, y1 in boxes:
+        assert not np.any((x0 < hud[:, 2]) & (hud[:, 0] < x1) & (y0 < hud[:, 3])
+                          & (hud[:, 1] < y1)), "a station name over the HUD"
     if distance_re > 10:  # far out the stations crowd: some names must give way
         assert s.label_shown.sum() < s.station_shown.sum()
     else:

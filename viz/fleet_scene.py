@@ -179,6 +179,10 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay):
         self._build_station_overlay([])
         self.fit_text()
 
+    def hud_blocks(self) -> list[Any]:
+        """The HUD's text blocks, which station names keep clear of."""
+        return [self.hud_top, self.hud_fleet, self.hud_node, self.hud_events]
+
     def text_actor(self, x: float, y: float, *, size: int, **style: Any) -> Any:
         """A text actor whose size (at a 720-row window) follows the window's height."""
         actor = text_actor(self.pl.renderer, x, y, size=size, **style)

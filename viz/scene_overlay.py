@@ -171,6 +171,9 @@ class StationOverlay:
         for actor in getattr(self, "_overlay_actors", []):
             renderer.RemoveViewProp(actor)
         self.station_names = [str(name) for name in names]
+        # "Fairbanks (Alaska Satellite Facility)" -> "Fairbanks", for where space is short.
+        self.station_short_names = [name.split(" (")[0].strip() or name
+                                    for name in self.station_names]
         self.station_view = np.zeros((len(names), 3))
         self.station_priority = np.zeros(len(names))
         self.station_shown = np.zeros(len(names), dtype=bool)
@@ -217,24 +220,49 @@ class StationOverlay:
         for label, shown in zip(self.station_labels, self.label_shown, strict=True):
             label.SetVisibility(bool(shown))
 
+    def _text_boxes(self) -> np.ndarray:
+        """Where the HUD's text blocks are on screen (``(m, 4)`` pixels): no name there."""
+        renderer = self.pl.renderer
+        boxes = []
+        for actor in self.hud_blocks():
+            if not actor.GetVisibility() or not actor.GetInput():
+                continue
+            box = [0.0] * 4
+            actor.GetBoundingBox(renderer, box)  # relative to the actor's anchor
+            x, y = actor.GetPositionCoordinate().GetComputedDisplayValue(renderer)
+            boxes.append((x + box[0], y + box[2], x + box[1], y + box[3]))
+        return np.array(boxes, dtype=float).reshape(-1, 4)
+
+    def hud_blocks(self) -> list[Any]:
+        """The screen-anchored text actors station names must keep clear of (the host's)."""
+        return []
+
     def _place_labels(self, xy: np.ndarray, visible: np.ndarray, scale: float) -> None:
-        """Each visible station's name right of its marker, else left, else none."""
+        """Each visible station's name right of its marker, else left; where neither fits,
+        its short name (before any parenthesis: "Fairbanks") right, else left; else none."""
         font = LABEL_FONT * scale
         gap = LABEL_GAP_PX * scale
-        widths = np.array([len(name) for name in self.station_names]) * CHAR_WIDTH_EM * font
         half = 0.5 * LINE_HEIGHT_EM * font
         x, y = xy[:, 0], xy[:, 1]
-        right = np.c_[x + gap, y - half, x + gap + widths, y + half]
-        left = np.c_[x - gap - widths, y - half, x - gap, y + half]
+        places, texts = [], []
+        for names in (self.station_names, self.station_short_names):
+            widths = np.array([len(name) for name in names]) * CHAR_WIDTH_EM * font
+            places += [np.c_[x + gap, y - half, x + gap + widths, y + half],
+                       np.c_[x - gap - widths, y - half, x - gap, y + half]]
+            texts += [names, names]
         marker = 0.5 * STATION_FRAME_PX * scale
         markers = np.c_[x - marker, y - marker, x + marker, y + marker][visible]
-        place = declutter(np.stack([right, left], axis=1), self.station_priority, visible,
-                          obstacles=markers)
+        obstacles = np.concatenate([markers, self._text_boxes()])
+        place = declutter(np.stack(places, axis=1), self.station_priority, visible,
+                          obstacles=obstacles)
         self.label_shown = place >= 0
         for i in np.flatnonzero(self.label_shown):
             label = self.station_labels[i]
+            text = texts[place[i]][i]
+            if label.GetInput() != text:
+                label.SetInput(text)
             prop = label.GetTextProperty()
-            if place[i] == 0:
+            if place[i] % 2 == 0:
                 prop.SetJustificationToLeft()
                 label.SetPosition(float(x[i] + gap), float(y[i]))
             else:
