@@ -86,6 +86,15 @@ def test_keys_do_what_the_keymap_says(app):
     point_size = s.sats_actor.GetProperty().GetPointSize()
     press(app, "plus")  # pyvista's own "+" (bigger points) is gone
     assert s.sats_actor.GetProperty().GetPointSize() == point_size
+    field = s.field.name
+    iren = app.pl.iren.interactor
+    iren.SetControlKey(1)  # ctrl+c in the window quits; it does not change the colour
+    try:
+        press(app, "c")
+    finally:
+        iren.SetControlKey(0)
+    assert not app._running and s.field.name == field
+    app._running = True
     press(app, "q")
     assert not app._running
 

@@ -48,8 +48,9 @@ ACTION_METHODS: dict[str, str] = {
     "help": "toggle_help",
     "quit": "quit",
 }
-# Keys the window cannot see: ctrl+c reaches the terminal as SIGINT (viz.viewer).
-_TERMINAL_ONLY = frozenset({"ctrl+c"})
+# Keys with ctrl: the window sees ctrl+c as the keysym "c" with the control key down (and
+# the terminal as SIGINT, viz.viewer); pressed with ctrl, "c" quits instead of colouring.
+_CTRL = "ctrl+"
 # The camera keys pyvista's plotter offers that the keymap leaves free: kept.
 _CAMERA_KEYS = {"Up": 1.05, "Down": 0.95}
 
@@ -98,14 +99,16 @@ class ViewerKeys:
                 iren.add_key_event(key, lambda f=factor: self._zoom(f))
         # VTK keysym -> keymap action, for the tests and the bench to press keys by name.
         self.key_actions: dict[str, str] = {}
+        self.ctrl_actions: dict[str, str] = {}
         for entry in keymap.for_viewer(keymap.VIEW):
             for key in entry.keys:
-                if key in _TERMINAL_ONLY:
-                    continue
-                keysym = keymap.vtk_keysym(key)
-                self.key_actions[keysym] = entry.action
-                if iren is not None:
-                    iren.add_key_event(keysym, self._wrap(entry.action))
+                if key.startswith(_CTRL):
+                    self.ctrl_actions[keymap.vtk_keysym(key[len(_CTRL):])] = entry.action
+                else:
+                    self.key_actions[keymap.vtk_keysym(key)] = entry.action
+        for keysym in {**self.key_actions, **self.ctrl_actions}:
+            if iren is not None:
+                iren.add_key_event(keysym, self._wrap(keysym))
         self.scene.hud_help.SetInput(help_text())
 
     def handler(self, action: str) -> Callable[[], None] | None:
@@ -121,8 +124,13 @@ class ViewerKeys:
             return
         method()
 
-    def _wrap(self, action: str) -> Callable[[], None]:
+    def _wrap(self, keysym: str) -> Callable[[], None]:
         def run() -> None:
+            ctrl = self.pl.iren is not None and self.pl.iren.interactor.GetControlKey()
+            action = self.ctrl_actions.get(keysym) if ctrl else None
+            action = action or self.key_actions.get(keysym)
+            if action is None:
+                return  # a key bound only with ctrl, pressed without it
             # A failing key must never take the viewer down; say what went wrong.
             try:
                 self.do(action)
