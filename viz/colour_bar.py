@@ -34,6 +34,10 @@ class ColourBar:
         import pyvista as pv
 
         self.pl.remove_actor("colour_bar_host", reset_camera=False, render=False)
+        if getattr(self, "bar", None) is not None:
+            for prop in (self.bar.GetTitleTextProperty(), self.bar.GetLabelTextProperty(),
+                         self.bar.GetAnnotationTextProperty()):
+                self.text.discard(prop)
         if self.pl.scalar_bars:
             self.pl.remove_scalar_bar()
         self.categories = None

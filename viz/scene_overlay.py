@@ -170,6 +170,8 @@ class StationOverlay:
         renderer = self.pl.renderer
         for actor in getattr(self, "_overlay_actors", []):
             renderer.RemoveViewProp(actor)
+        for label in getattr(self, "station_labels", []):
+            self.text.discard(label.GetTextProperty())
         self.station_names = [str(name) for name in names]
         # "Fairbanks (Alaska Satellite Facility)" -> "Fairbanks", for where space is short.
         self.station_short_names = [name.split(" (")[0].strip() or name

@@ -37,6 +37,10 @@ class TextScaler:
         self._props[id(prop)] = (prop, size)
         prop.SetFontSize(self.size(size))
 
+    def discard(self, prop: Any) -> None:
+        """Stop scaling a text property (its actor was removed)."""
+        self._props.pop(id(prop), None)
+
     def size(self, base: float) -> int:
         """The font size in pixels for a reference size at the current height."""
         return max(MIN_FONT_PX, round(base * self.scale))
