@@ -180,8 +180,12 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay):
         self.fit_text()
 
     def hud_blocks(self) -> list[Any]:
-        """The HUD's text blocks, which station names keep clear of."""
-        return [self.hud_top, self.hud_fleet, self.hud_node, self.hud_events]
+        """The HUD's text blocks, the selected node's name and the mirror tags: station
+        names keep clear of them."""
+        blocks = [self.hud_top, self.hud_fleet, self.hud_node, self.hud_events,
+                  getattr(self, "selected_label", None),
+                  *(tag for _, tag in self._mirror_actors)]
+        return [block for block in blocks if block is not None]
 
     def text_actor(self, x: float, y: float, *, size: int, **style: Any) -> Any:
         """A text actor whose size (at a 720-row window) follows the window's height."""
