@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -373,7 +374,7 @@ def test_size_is_checked():
     assert parser.parse_args(["--cmap", "plasma"]).cmap == "plasma"
 
 
-def test_movie_lasts_seconds_and_records_in_wall_time(tmp_path):
+def test_movie_lasts_seconds_and_records_in_wall_time(tmp_path, capsys):
     import imageio.v2 as imageio
 
     from viz import viewer_cli
@@ -390,6 +391,8 @@ def test_movie_lasts_seconds_and_records_in_wall_time(tmp_path):
         start = time.monotonic()
         assert viewer_cli.run(args) == 0
         wall = time.monotonic() - start
+    said = capsys.readouterr().out
+    recorded = float(re.search(r"recorded in ([0-9.]+) s", said).group(1))
     reader = imageio.get_reader(str(mp4))
     try:
         frames = reader.count_frames()
@@ -397,8 +400,10 @@ def test_movie_lasts_seconds_and_records_in_wall_time(tmp_path):
     finally:
         reader.close()
     assert frames == round(seconds * fps), "the movie lasts --seconds at --fps"
-    # Waiting for the first frame takes a moment; the recording itself keeps to the clock.
-    assert wall < seconds + 4.0, f"{seconds} s of movie took {wall:.1f} s"
+    # The recording keeps to the clock (a busy machine may repeat frames, never stretch
+    # time); before it, the command waits for meta and the first frame.
+    assert abs(recorded - seconds) < 1.0, said
+    assert wall < seconds + 20.0, f"{seconds} s of movie took {wall:.1f} s"
 
 
 def test_ctrl_c_quits_the_window_like_q(app):
@@ -413,10 +418,21 @@ def test_ctrl_c_quits_the_window_like_q(app):
 def test_ctrl_c_stops_a_recording_cleanly(tmp_path):
     with running_twin("default", rate_hz=10.0) as twin:
         a = twin.addresses
+        movie = tmp_path / "long.mp4"
         proc = cli("--pub", a.pub, "--cmd", a.command, "--offscreen", "--size", "320x180",
-                   "--movie", str(tmp_path / "long.mp4"), "--seconds", "60")
-        time.sleep(4.0)
+                   "--movie", str(movie), "--seconds", "60")
+        deadline = time.monotonic() + 60.0
+        while not movie.exists() and time.monotonic() < deadline:  # recording has begun
+            time.sleep(0.1)
+        time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
+    import imageio.v2 as imageio
+
+    reader = imageio.get_reader(str(movie))  # closed cleanly: playable up to the ctrl+c
+    try:
+        assert reader.count_frames() > 0
+    finally:
+        reader.close()
