@@ -100,6 +100,18 @@ def test_keys_do_what_the_keymap_says(app):
     assert not app._running
 
 
+def test_vtk_own_letter_keys_do_nothing(app):
+    """VTK's interactor style has keys of its own (w: wireframe, s: surface, e: exit): off."""
+    iren = app.pl.iren.interactor
+    camera = app.pl.camera.position
+    for key in "w3r":
+        iren.SetKeySym(key)
+        iren.SetKeyCode(key)
+        iren.InvokeEvent("CharEvent")
+        assert app.scene.earth_actor.GetProperty().GetRepresentationAsString() == "Surface"
+        assert app.pl.camera.position == camera, f"{key} moved the camera"
+
+
 def test_an_action_without_a_method_says_not_available(app):
     # "v" (globe / 2D map) and "g" (ground track) come with the 2D map's methods.
     for keysym, action in (("v", "next_view"), ("g", "ground_track")):

@@ -95,6 +95,7 @@ class ViewerKeys:
         iren = self.pl.iren
         if iren is not None:
             iren.clear_key_event_callbacks()
+            self._mute_vtk_char_keys()
             for key, factor in _CAMERA_KEYS.items():
                 iren.add_key_event(key, lambda f=factor: self._zoom(f))
         # VTK keysym -> keymap action, for the tests and the bench to press keys by name.
@@ -110,6 +111,14 @@ class ViewerKeys:
             if iren is not None:
                 iren.add_key_event(keysym, self._wrap(keysym))
         self.scene.hud_help.SetInput(help_text())
+
+    def _mute_vtk_char_keys(self) -> None:
+        """Turn off VTK's own one-letter keys (``w`` wireframe, ``s`` surface, ``e`` exit,
+        ``r`` reset, ``3`` stereo, ...): an interactor style with an observer on CharEvent
+        hands the event to it instead of its built-in handler, and this one does nothing."""
+        style = self.pl.iren.interactor.GetInteractorStyle()
+        if style is not None and not style.HasObserver("CharEvent"):
+            style.AddObserver("CharEvent", lambda *_: None)
 
     def handler(self, action: str) -> Callable[[], None] | None:
         """The viewer's method for a keymap action, or None when it has none (yet)."""
