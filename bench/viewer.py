@@ -11,7 +11,10 @@ viewer in this process, with the twin running the whole time, and reports:
   ``render()`` plus ``glFinish``), median and 95th percentile;
 - throughput: frames per second when every loop iteration redraws the newest state
   (update arrays in place + render + glFinish), which is what the window can sustain;
-- the cost split: array update vs render.
+- the cost split: array update vs render;
+- motion: frames per second while following the stream, with the fleet moved on by its
+  velocities between states (``ViewerApp.move_on``), which is what the window shows, and
+  the cost of one such frame (``FleetScene.advance`` + render) on its own.
 Machines here are shared and CPU-only (Mesa llvmpipe): compare runs on the same machine.
 """
 
@@ -94,17 +97,23 @@ def main() -> int:
         print(f"scenario {args.scenario}: {n_sats} satellites, twin at "
               f"{status.get('rate_hz')} Hz, {width}x{height}, {renderer.GetClassName()}")
 
-        # Live: follow the stream; draw each newest state once.
+        # Live: follow the stream as the window's timer does (a non-blocking tick, again
+        # as soon as the last one is done, at most every 15 ms): draw each newest state
+        # once and, between states, move the fleet on with its velocities.
         latencies: list[float] = []
         drawn0, received0, skipped0 = app.frames_drawn, app.states_received, app.states_skipped
+        renders0 = app.renders
         start = time.monotonic()
         while time.monotonic() - start < args.seconds:
             batch_t = time.monotonic()
-            if app.tick(timeout_ms=50.0):
+            if app.tick(timeout_ms=0.0):
                 renderer.WaitForCompletion()
                 latencies.append(time.monotonic() - max(batch_t, app.last_receive_wall))
+            time.sleep(max(0.0, batch_t + 0.015 - time.monotonic()))
         live_s = time.monotonic() - start
         drawn = app.frames_drawn - drawn0
+        print(f"screen: {(app.renders - renders0) / live_s:.1f} frames/s while following "
+              "the stream (states drawn + motion between them)")
         print(f"live: {drawn / live_s:.1f} states drawn/s, "
               f"{(app.states_received - received0) / live_s:.1f} received/s, "
               f"{app.states_skipped - skipped0} skipped (latest wins), "
@@ -136,6 +145,18 @@ def main() -> int:
               f"(update {1e3 * statistics.median(update_s):.1f} ms, "
               f"render {1e3 * statistics.median(render_s):.1f} ms median wall per frame; "
               f"{1e3 * statistics.median(cpu_s):.1f} ms CPU per frame, all threads)")
+        # Motion alone: the frame the window draws between states.
+        motion_s = []
+        start = time.monotonic()
+        for i in range(args.frames):
+            t0 = time.perf_counter()
+            scene.advance(0.05 * (i % 20))
+            app.render()
+            renderer.WaitForCompletion()
+            motion_s.append(time.perf_counter() - t0)
+        elapsed = time.monotonic() - start
+        print(f"motion: {args.frames / elapsed:.1f} frames/s moving the fleet between states "
+              f"({1e3 * statistics.median(motion_s):.1f} ms median per frame)")
         load = os.getloadavg()[0]
         print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f} at the end "
               "(other processes share these cores)")

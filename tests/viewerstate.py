@@ -41,8 +41,11 @@ def _rz(theta: float) -> np.ndarray:
     return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def _orbits() -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+def _orbits(later_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """40 nodes: a 53 deg Walker shell at 550 km and a dawn-dusk plane at 650 km.
+
+    Args:
+        later_s: Seconds after ``T_UTC``: each node ahead on its circle by its mean motion.
 
     Returns GCRS positions (km), circular-orbit velocities (km/s), names and groups.
     """
@@ -50,8 +53,8 @@ def _orbits() -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
 
     def plane(radius, inc_deg, raan_deg, anomalies_deg):
         inc, raan = math.radians(inc_deg), math.radians(raan_deg)
-        u = np.radians(anomalies_deg)
         speed = math.sqrt(GM_EARTH_KM3_S2 / radius)
+        u = np.radians(anomalies_deg) + speed / radius * later_s
 
         def rotate(x, y):
             return np.stack([
@@ -91,7 +94,8 @@ def display_keys(unit: str, labels: dict[int, str] | None = None) -> dict:
     return {"kind": kind_of(unit), "labels": dict(labels or {}), "display": display_of(unit)}
 
 
-def meta_and_state(mirror: bool = False, mirror_live: bool = True) -> tuple[dict, Message]:
+def meta_and_state(mirror: bool = False, mirror_live: bool = True,
+                   later_s: float = 0.0) -> tuple[dict, Message]:
     """The ``meta`` body and one decoded ``state`` message of the fixed fleet.
 
     Args:
@@ -100,10 +104,13 @@ def meta_and_state(mirror: bool = False, mirror_live: bool = True) -> tuple[dict
             10 K threshold), its radiator 1.5 K cooler; the state then goes through the
             real ``twin.protocol.codec`` codec.
         mirror_live: Whether the testbed's telemetry is arriving (lost: NaN measured).
+        later_s: The state this many seconds after ``T_UTC`` (nodes further along their
+            circles, the Earth turned on); 0 keeps the image tests' state.
     """
-    pos_gcrs, vel_gcrs, names, groups = _orbits()
+    pos_gcrs, vel_gcrs, names, groups = _orbits(later_s)
     n = len(pos_gcrs)
-    gast = gmst_rad(T_UTC)
+    t_utc = T_UTC + later_s
+    gast = gmst_rad(t_utc)
     m = _rz(gast)
     pos_itrs = pos_gcrs @ m.T
     sun = np.array([1.495e8, -1.0e5, -4.0e4])
@@ -162,7 +169,7 @@ def meta_and_state(mirror: bool = False, mirror_live: bool = True) -> tuple[dict
         "subsystems": {},
     }
     header = {
-        "v": 1, "seq": 0, "t_utc": T_UTC, "step": 0, "dt_s": 6.0, "warp": 60.0,
+        "v": 1, "seq": 0, "t_utc": t_utc, "step": 0, "dt_s": 6.0, "warp": 60.0,
         "paused": False, "n_sats": n,
         "fleet": {"n_in_eclipse": int(np.count_nonzero(sunlit < 1)),
                   "n_in_contact": int(np.count_nonzero(contact_station >= 0)),

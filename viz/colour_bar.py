@@ -27,12 +27,17 @@ class ColourBar:
     field: node_colours.ColourField | None
     clim: tuple[float, float] | None
     categories: tuple[list[int], np.ndarray] | None
+    text: Any
 
     def _build_colour_bar(self) -> None:
         """A hidden one-point mesh hosts the lookup table that the colour bar shows."""
         import pyvista as pv
 
         self.pl.remove_actor("colour_bar_host", reset_camera=False, render=False)
+        if getattr(self, "bar", None) is not None:
+            for prop in (self.bar.GetTitleTextProperty(), self.bar.GetLabelTextProperty(),
+                         self.bar.GetAnnotationTextProperty()):
+                self.text.discard(prop)
         if self.pl.scalar_bars:
             self.pl.remove_scalar_bar()
         self.categories = None
@@ -52,14 +57,18 @@ class ColourBar:
                 "title": title, "vertical": True, "position_x": 0.89, "position_y": 0.1,
                 "width": 0.05, "height": 0.5, "title_font_size": 15, "label_font_size": 12,
                 "color": "white", "fmt": "%.4g", "n_labels": 5, "font_family": "courier",
+                "unconstrained_font_size": True,
             },
         )
         self.bar_host.SetVisibility(False)
         self.bar = self.pl.scalar_bars[title]
         self.bar.SetDrawAnnotations(True)
         self.bar.SetAnnotationTextScaling(False)
-        self.bar.GetAnnotationTextProperty().SetFontSize(12)
         self.bar.GetAnnotationTextProperty().SetColor(1.0, 0.6, 0.4)
+        # Its words scale with the window like the HUD's (sizes at a 720-row window).
+        self.text.add(self.bar.GetTitleTextProperty(), 15)
+        self.text.add(self.bar.GetLabelTextProperty(), 12)
+        self.text.add(self.bar.GetAnnotationTextProperty(), 12)
         self.categories = node_colours.category_colours(self.field, self.table) \
             if self.field.categorical else None
         if self.categories is not None:

@@ -3,9 +3,11 @@
 ``FleetScene`` owns the actors: built once from ``meta`` (satellites, flags, stations,
 contacts, trails, the selected node's orbit, mirror rings, labels, the colour bar), then
 updated in place from each ``state`` through the pure functions of ``viz.scene``
-(geometry), ``viz.node_colours`` (paint and flags) and ``viz.hud_text``. Its colour bar
-(``viz.colour_bar``) and camera (``viz.scene_camera``) are mixins. Nothing here models
-physics: every number comes from the stream.
+(geometry), ``viz.node_colours`` (paint and flags) and ``viz.hud_text``, and moved on
+between states with their velocities (``viz.motion``). Its drawing (``viz.scene_draw``),
+stations (``viz.scene_overlay``), colour bar (``viz.colour_bar``) and camera
+(``viz.scene_camera``) are mixins. It needs no ``ViewerApp``: build, update, advance.
+Nothing here models physics: every number comes from the stream.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ import numpy as np
 
 from twin.core.assets import assets_dir
 from twin.protocol.codec import Message
-from viz import earth_look, hud_text, node_colours, scene
+from viz import earth_look, node_colours, scene
 from viz.colour_bar import ColourBar
 from viz.map_view import MapLayers
 from viz.mirror import MirrorBinding, mirror_bindings
 from viz.quantity import Catalog
 from viz.scene_camera import SceneCamera
-from viz.vtk_actors import label_actor, ring_actor, star_field, text_actor
+from viz.scene_draw import MIRROR_LOST_RGB, MIRROR_RGB, SceneDraw
+from viz.scene_overlay import STATION_RGB, StationOverlay
+from viz.vtk_actors import TextScaler, ring_actor, star_field, text_actor
 
 EARTH_TEXTURE = assets_dir() / "earth" / "land_ocean_ice_2048.jpg"
 
@@ -36,17 +40,15 @@ BIG_FLEET = 1000
 # Trail vertices in all, the budget a CPU renderer draws in a few milliseconds.
 TRAIL_POINTS = 30_000
 ALARM_RGB = (1.0, 0.15, 0.1)
-STATION_RGB = (1.0, 0.85, 0.2)
-CONTACT_RGB = (0.3, 0.85, 0.45)
+__all__ = ["MIRROR_LOST_RGB", "MIRROR_RGB", "STATION_RGB", "FleetScene", "ViewOptions"]
 # Trails and contacts are opaque, in dim colours: any translucent actor costs a CPU
-# renderer an extra pass over the whole frame.
+# renderer an extra pass over the whole frame. Contact lines are thin and dark (a green
+# at a third of its brightness, what a translucent line over space would look like):
+# dozens converge on a station and must not bury its marker.
+CONTACT_RGB = (0.12, 0.36, 0.2)
 TRAIL_RGB = (0.2, 0.27, 0.4)
 # The selected node's full orbit: brighter than the trails, so it reads as "this one".
 ORBIT_RGB = (0.55, 0.8, 1.0)
-# The mirrored node's ring and tag: magenta, a hue neither the colour map nor the other
-# marks use; orange once its telemetry is lost.
-MIRROR_RGB = (1.0, 0.3, 1.0)
-MIRROR_LOST_RGB = (1.0, 0.55, 0.1)
 MIRROR_RING_PX = 14.0
 
 
@@ -65,7 +67,8 @@ class ViewOptions:
             evening terminator in view).
         camera_distance_re: Camera distance from the Earth's centre in Earth radii; None
             fits the whole fleet.
-        cmap: matplotlib colormap name.
+        cmap: matplotlib colormap name for every quantity field; None picks one by what
+            the field means (``node_colours.colormap_for``).
         show_fps: Show the measured frame rate in the HUD (off for image tests).
         trail_span_s: Simulated time a trail spans (points: ``scene.trail_budget``).
     """
@@ -78,13 +81,18 @@ class ViewOptions:
     camera_lat_deg: float | None = None
     camera_lon_deg: float | None = None
     camera_distance_re: float | None = None
-    cmap: str = "turbo"
+    cmap: str | None = None
     show_fps: bool = True
     trail_span_s: float = 1440.0
 
 
-class FleetScene(ColourBar, SceneCamera, MapLayers):
-    """The scene's actors, sized from ``meta`` once, updated in place per ``state``."""
+class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
+    """The scene's actors, sized from ``meta`` once, updated in place per ``state``.
+
+    Usable on its own (the browser view drives it without a ``ViewerApp``): ``build(meta)``,
+    ``update(state)``, then ``advance(dt)`` between states to move the fleet on with its
+    velocities, and ``fit_text()`` when the window's size may have changed.
+    """
 
     def __init__(self, plotter: Any, options: ViewOptions, texture_path: Path = EARTH_TEXTURE):
         import pyvista as pv
@@ -97,7 +105,13 @@ class FleetScene(ColourBar, SceneCamera, MapLayers):
         self.show_labels = options.labels
         self.mirrors: list[MirrorBinding] = []
         self._mirror_actors: list[tuple[Any, Any]] = []
-        self.table = node_colours.colormap_table(options.cmap)
+        self.table = node_colours.colormap_table(options.cmap or "turbo")
+        self.text = TextScaler()
+        # Simulated seconds the drawn fleet is ahead of the newest state (``advance``),
+        # and the simulated gap between the last two states (bounds how far it may go).
+        self.sim_dt_s = 0.0
+        self.frame_gap_s = 0.0
+        self._t_frame = float("nan")
         self.meta: Mapping[str, Any] | None = None
         # How every field and fleet total reads (meta's catalogs), for the HUD and the bar.
         self.catalog = Catalog()
@@ -144,6 +158,9 @@ class FleetScene(ColourBar, SceneCamera, MapLayers):
             earth, texture=texture, scalars="shade", rgb=True, lighting=False, pickable=False,
             name="earth", reset_camera=False,
         )
+        # The far hemisphere is hidden by the near one: culled, it is never rasterized,
+        # which halves the globe's cost on a CPU renderer (the quads face outward).
+        self.earth_actor.GetProperty().BackfaceCullingOn()
         self.stars = star_field()
         self.stars_actor = self.pl.add_mesh(
             self.stars, scalars="rgb", rgb=True, point_size=1.5, lighting=False,
@@ -151,22 +168,53 @@ class FleetScene(ColourBar, SceneCamera, MapLayers):
         )
         # Map, ground tracks and atmosphere limb (viz.map_view.MapLayers).
         self._build_map_layers(texture_path)
-        self.hud_top = text_actor(self.pl.renderer, 0.01, 0.985, size=15, bold=True)
-        self.hud_fleet = text_actor(self.pl.renderer, 0.99, 0.985, size=13, halign="right")
-        self.hud_node = text_actor(self.pl.renderer, 0.01, 0.015, size=13, valign="bottom")
-        self.hud_events = text_actor(self.pl.renderer, 0.5, 0.015, size=12, halign="centered",
-                                     valign="bottom", colour=(1.0, 0.8, 0.5))
-        self.hud_help = text_actor(self.pl.renderer, 0.5, 0.5, size=15, halign="centered",
-                                   valign="centered", colour=(1.0, 1.0, 1.0))
+        self.hud_top = self.text_actor(0.01, 0.985, size=15, bold=True)
+        self.hud_fleet = self.text_actor(0.99, 0.985, size=13, halign="right")
+        self.hud_node = self.text_actor(0.01, 0.015, size=13, valign="bottom")
+        self.hud_events = self.text_actor(0.5, 0.015, size=12, halign="centered",
+                                          valign="bottom", colour=(1.0, 0.8, 0.5))
+        self.hud_help = self.text_actor(0.5, 0.5, size=15, halign="centered",
+                                        valign="centered", colour=(1.0, 1.0, 1.0))
         self.hud_help.SetVisibility(False)
-        self._fleet_actors: list[Any] = []
+        # A dark plate: the keys read over the globe.
+        self.hud_help.GetTextProperty().SetBackgroundColor(0.0, 0.02, 0.06)
+        self.hud_help.GetTextProperty().SetBackgroundOpacity(0.85)
+        self._build_station_overlay([])
+        self.fit_text()
+
+    def hud_blocks(self) -> list[Any]:
+        """The HUD's text blocks, the selected node's name and the mirror tags: station
+        names keep clear of them."""
+        blocks = [self.hud_top, self.hud_fleet, self.hud_node, self.hud_events,
+                  getattr(self, "selected_label", None),
+                  *(tag for _, tag in self._mirror_actors)]
+        return [block for block in blocks if block is not None]
+
+    def text_actor(self, x: float, y: float, *, size: int, **style: Any) -> Any:
+        """A text actor whose size (at a 720-row window) follows the window's height."""
+        actor = text_actor(self.pl.renderer, x, y, size=size, **style)
+        self.text.add(actor.GetTextProperty(), size)
+        return actor
+
+    def fit_text(self) -> bool:
+        """Scale every text, and the nodes' marks, to the window's height; True when it
+        changed (cheap when it did not)."""
+        if not self.text.fit(int(self.pl.window_size[1])):
+            return False
+        self._scale_marks()
+        return True
+
+    def _scale_marks(self) -> None:
+        """Node, flag and selection marks as big, against the window, at any size."""
+        for actor, base in getattr(self, "_mark_sizes", {}).values():
+            actor.GetProperty().SetPointSize(base * max(0.75, self.text.scale))
 
     # ------------------------------------------------------------------ building
     def build(self, meta: Mapping[str, Any]) -> None:
         """(Re)build everything sized by the fleet: satellites, stations, trails, bar."""
         import pyvista as pv
 
-        for name in ("sats", "alarms", "selected", "stations", "contacts", "trails", "orbit"):
+        for name in ("sats", "alarms", "selected", "contacts", "trails", "orbit"):
             self.pl.remove_actor(name, reset_camera=False, render=False)
         self.meta = meta
         self.catalog = Catalog(meta)
@@ -194,7 +242,8 @@ class FleetScene(ColourBar, SceneCamera, MapLayers):
         # Flags are flat squares drawn at the node's centre depth: the node's sphere
         # sprite is nearer the camera, so it stays visible inside its red frame.
         self.alarm_mesh = pv.PolyData(np.zeros((1, 3), np.float32))
-        self.pl.add_mesh(self.alarm_mesh, color=ALARM_RGB, point_size=15, lighting=False,
+        self.alarm_actor = self.pl.add_mesh(
+            self.alarm_mesh, color=ALARM_RGB, point_size=15, lighting=False,
                          render_points_as_spheres=False, pickable=False, name="alarms",
                          reset_camera=False)
         self.selected_mesh = pv.PolyData(np.zeros((1, 3), dtype=np.float32))
@@ -208,16 +257,12 @@ class FleetScene(ColourBar, SceneCamera, MapLayers):
             [s.get("lat_deg", 0.0) for s in stations], [s.get("lon_deg", 0.0) for s in stations],
             [s.get("alt_m", 0.0) / 1000.0 + STATION_LIFT_KM for s in stations],
         ).reshape(-1, 3)
-        self.station_mesh = pv.PolyData(self.station_itrs.astype(np.float32))
-        # Names stay in Python: VTK string arrays take ASCII only ("São Paulo" would not do).
-        self.station_names = [str(s.get("name", "?")) for s in stations]
-        self.pl.add_mesh(self.station_mesh, color=STATION_RGB, point_size=10, lighting=False,
-                         render_points_as_spheres=True, pickable=False, name="stations",
-                         reset_camera=False)
+        # Stations are an overlay (viz.scene_overlay): on top of their contact lines.
+        self._build_station_overlay([str(s.get("name", "?")) for s in stations])
         # A degenerate segment at the Earth's centre stands in for "no contacts": VTK
         # meshes may not be empty.
         self.contacts = pv.PolyData(np.zeros((2, 3), np.float32), lines=[2, 0, 1])
-        self.pl.add_mesh(self.contacts, color=CONTACT_RGB, line_width=1.5, lighting=False,
+        self.pl.add_mesh(self.contacts, color=CONTACT_RGB, line_width=1, lighting=False,
                          pickable=False, name="contacts", reset_camera=False)
         length, interval_s = scene.trail_budget(n, TRAIL_POINTS, self.options.trail_span_s)
         self.trail_buffer = scene.TrailBuffer(n, length, interval_s)
@@ -237,9 +282,14 @@ class FleetScene(ColourBar, SceneCamera, MapLayers):
         self.orbit_actor.SetVisibility(False)
         self._build_mirrors(meta)
         self.map_view.build(meta, n, big, STATION_RGB)  # the 2D map's marks (viz.map_view)
+        self._choose_table()
         self._build_colour_bar()
         self._build_labels()
         self.pl.pickable_actors = [self.sats_actor]
+        # Point sizes at a 720-row window, scaled with it like the text.
+        self._mark_sizes = {id(a): (a, a.GetProperty().GetPointSize())
+                            for a in (self.sats_actor, self.alarm_actor, self.selected_actor)}
+        self._scale_marks()
 
     def _build_mirrors(self, meta: Mapping[str, Any]) -> None:
         """A ring and a tag per mirrored node (few: one per testbed binding).
@@ -254,8 +304,8 @@ class FleetScene(ColourBar, SceneCamera, MapLayers):
         self._mirror_actors = []
         for _ in self.mirrors:
             ring = ring_actor(self.pl.renderer, MIRROR_RING_PX, MIRROR_RGB)
-            tag = text_actor(self.pl.renderer, 0.0, 0.0, size=13, valign="top",
-                             colour=MIRROR_RGB, bold=True)
+            tag = self.text_actor(0.0, 0.0, size=13, valign="top", colour=MIRROR_RGB,
+                                  bold=True)
             tag.GetPositionCoordinate().SetCoordinateSystemToWorld()
             self._mirror_actors.append((ring, tag))
         # With nothing chosen yet, start on the mirrored node: it is why a mirror runs.
@@ -263,20 +313,24 @@ class FleetScene(ColourBar, SceneCamera, MapLayers):
             self.selected = self.mirrors[0].sat
 
     def _build_labels(self) -> None:
-        for actor in getattr(self, "_label_actors", []):
-            self.pl.renderer.RemoveViewProp(actor)
+        if getattr(self, "selected_label", None) is not None:
+            return
         # The selected node's name is an overlay anchored at its world position: never
         # hidden behind the globe or other nodes.
-        self.selected_label = text_actor(self.pl.renderer, 0.0, 0.0, size=14, valign="centered",
-                                         colour=(1.0, 1.0, 1.0), bold=True)
+        self.selected_label = self.text_actor(0.0, 0.0, size=14, valign="centered",
+                                              colour=(1.0, 1.0, 1.0), bold=True)
         self.selected_label.GetPositionCoordinate().SetCoordinateSystemToWorld()
         self.selected_label.SetVisibility(False)
-        self.station_labels = []
-        if self.show_labels and self.station_mesh.n_points:
-            names = self.station_names
-            self.station_labels = [label_actor(self.pl.renderer, str(name), STATION_RGB, 12)
-                                   for name in names]
-        self._label_actors = [self.selected_label, *self.station_labels]
+
+    def _choose_table(self) -> None:
+        """The colour table for the field: by its meaning, or the one the operator named."""
+        if self.field is not None and self.field.categorical:
+            self.table = node_colours.colormap_table(node_colours.CATEGORY_CMAP)
+        elif self.options.cmap:
+            self.table = node_colours.colormap_table(self.options.cmap)
+        elif self.field is not None:
+            name, floor = node_colours.colormap_for(self.field)
+            self.table = node_colours.colormap_table(name, floor=floor)
 
     # ------------------------------------------------------------------ per state
     def update(self, state: Message) -> bool:
@@ -291,125 +345,28 @@ class FleetScene(ColourBar, SceneCamera, MapLayers):
         if self.meta is None or pos is None or pos.shape != (n, 3) or pos_itrs is None \
                 or pos_itrs.shape != (n, 3):
             return False
-        previous = self.header, self.arrays
-        self.header, self.arrays = header, arrays
+        previous = self.header, self.arrays, self.sim_dt_s
+        self.header, self.arrays, self.sim_dt_s = header, arrays, 0.0
         try:
             self.trail_buffer.push(state.t_utc, pos, pos_itrs)
             self._draw()
         except Exception:
-            self.header, self.arrays = previous
+            self.header, self.arrays, self.sim_dt_s = previous
             raise
+        gap = float(state.t_utc) - self._t_frame
+        self.frame_gap_s = gap if gap > 0.0 else float(header.get("dt_s", 0.0) or 0.0)
+        self._t_frame = float(state.t_utc)
         return True
 
-    def _draw(self) -> None:
-        """Positions, colours, flags and geometry for the current header and arrays."""
-        header, arrays, ef = self.header, self.arrays, self.earth_fixed
-        if not arrays:
+    def advance(self, sim_dt_s: float) -> None:
+        """Move everything that moves to ``sim_dt_s`` simulated seconds after the newest
+        state (nodes along their velocities, the Earth and its stations with its rotation),
+        without a new state: smooth motion at the screen's frame rate.
+        """
+        if not self.arrays:
             return
-        # Arrays are written into the meshes' own buffers (no reallocation), then marked
-        # modified so VTK uploads them on the next render.
-        points = scene.sat_positions(arrays, ef, out=self.sats.points)
-        self.sats.GetPoints().Modified()
-        rgb = self.sats.point_data["rgb"]
-        values = arrays.get(self.field.name) if self.field is not None else None
-        if values is not None and values.shape == (self.n_sats,) and self.categories:
-            node_colours.category_rgb(values, *self.categories, out=rgb)
-        elif values is not None and values.shape == (self.n_sats,):
-            self.clim = node_colours.colour_range(self.field, values, self.clim)
-            node_colours.field_rgb(values, self.clim, self.table, out=rgb)
-        else:
-            rgb[:] = node_colours.NO_DATA_RGB
-        sunlit = arrays.get("sunlit_frac")
-        node_colours.eclipse_dim(rgb, sunlit if sunlit is not None
-                                 and sunlit.shape == (self.n_sats,) else None)
-        self.sats.GetPointData().GetArray("rgb").Modified()
-        self._update_colour_bar()
-
-        self.alarms = node_colours.alarm_mask(arrays, self.fields, self.n_sats)
-        flagged = points[self.alarms]
-        # Only flagged nodes are drawn; a point at the (hidden) centre stands for none.
-        self.alarm_mesh.points = flagged if len(flagged) else np.zeros((1, 3), np.float32)
-        self.alarm_mesh.verts = np.hstack([np.ones((len(self.alarm_mesh.points), 1), int),
-                                           np.arange(len(self.alarm_mesh.points))[:, None]])
-
-        matrix = scene.earth_matrix(header, ef)
-        self.earth_actor.user_matrix = matrix
-        # Stars are inertial: in the Earth-fixed view they turn with M.
-        star_matrix = np.eye(4)
-        if ef:
-            star_matrix[:3, :3] = scene.gcrs_to_itrs(header)
-        self.stars_actor.user_matrix = star_matrix
-        sun_itrs = scene.sun_direction(header, earth_fixed=True).astype(np.float32)
-        earth_look.day_night_shading(self.earth_normals, sun_itrs,
-                                     out=self.earth.point_data["shade"])
-        self.earth.GetPointData().GetArray("shade").Modified()
-
-        stations = scene.itrs_to_view(self.station_itrs, header, ef).astype(np.float32)
-        if len(stations):
-            self.station_mesh.points = stations
-        for label, xyz in zip(self.station_labels, stations, strict=False):
-            label.SetPosition(*xyz)
-        in_contact = arrays.get("in_contact")
-        if in_contact is not None and in_contact.shape == (len(stations), self.n_sats):
-            seg_points, seg_lines = scene.contact_segments(in_contact, stations, points)
-        else:
-            seg_points, seg_lines = np.zeros((0, 3), np.float32), np.zeros(0, np.int64)
-        if not len(seg_points):
-            seg_points, seg_lines = np.zeros((2, 3), np.float32), np.array([2, 0, 1])
-        self.contacts.points = seg_points
-        self.contacts.lines = seg_lines
-
-        if self.show_trails:
-            self.trail_buffer.points(ef, out=self.trails.points)
-            self.trails.GetPoints().Modified()
-        self._draw_selected(points)
-        self._draw_orbit()
-        self._draw_mirrors(points)
-        self._draw_map_layers()  # ground tracks and the 2D map (viz.map_view.MapLayers)
-
-    def _draw_orbit(self) -> None:
-        """The selected node's osculating orbit ring, in the current view frame."""
-        ring = None
-        vel = self.arrays.get("vel_gcrs_km_s")
-        pos = self.arrays.get("pos_gcrs_km")
-        if self.show_orbit and 0 <= self.selected < self.n_sats and vel is not None \
-                and pos is not None and vel.shape == pos.shape:
-            ring = scene.orbit_ring(pos[self.selected], vel[self.selected])
-        self.orbit_actor.SetVisibility(ring is not None)
-        if ring is not None:
-            self.orbit.points[:] = scene.gcrs_to_view(ring, self.header, self.earth_fixed)
-            self.orbit.GetPoints().Modified()
-
-    def _draw_mirrors(self, points: np.ndarray) -> None:
-        for binding, (ring, tag) in zip(self.mirrors, self._mirror_actors, strict=True):
-            xyz = tuple(map(float, points[binding.sat]))
-            # A node without a position sits at the Earth's centre: no overlay there.
-            placed = any(xyz)
-            ring.SetVisibility(placed)
-            tag.SetVisibility(placed)
-            live = hud_text.mirror_live(self.arrays, binding)
-            colour = MIRROR_RGB if live else MIRROR_LOST_RGB
-            ring.GetPositionCoordinate().SetValue(*xyz)
-            ring.GetProperty().SetColor(*colour)
-            tag.GetPositionCoordinate().SetValue(*xyz)
-            tag.GetTextProperty().SetColor(*colour)
-            # A line below the node: clear of the selected node's name beside it.
-            text = f"\n   {hud_text.mirror_tag(self.arrays, binding)}"
-            if tag.GetInput() != text:
-                tag.SetInput(text)
-
-    def _draw_selected(self, points: np.ndarray) -> None:
-        visible = 0 <= self.selected < self.n_sats
-        self.selected_actor.SetVisibility(visible)
-        self.selected_label.SetVisibility(visible)
-        if visible:
-            self.selected_mesh.points = points[self.selected: self.selected + 1].copy()
-            self.selected_label.GetPositionCoordinate().SetValue(*map(float,
-                                                                      points[self.selected]))
-            names = (self.meta or {}).get("sats", {}).get("names", [])
-            name = names[self.selected] if self.selected < len(names) else "?"
-            if self.selected_label.GetInput() != f"   {name}":
-                self.selected_label.SetInput(f"   {name}")
+        self.sim_dt_s = float(sim_dt_s)
+        self._place()
 
     # ------------------------------------------------------------------ controls
     def redraw(self) -> None:
@@ -424,6 +381,7 @@ class FleetScene(ColourBar, SceneCamera, MapLayers):
         i = names.index(self.field.name) if self.field in self.fields else -1
         self.field = self.fields[(i + step) % len(self.fields)]
         self.clim = None
+        self._choose_table()
         self._build_colour_bar()
         self.redraw()
         return self.field.name
@@ -457,8 +415,6 @@ class FleetScene(ColourBar, SceneCamera, MapLayers):
 
     def toggle_labels(self) -> None:
         self.show_labels = not self.show_labels
-        self._build_labels()
-        self.redraw()
 
     def select(self, index: int) -> None:
         self.selected = index if 0 <= index < self.n_sats else -1

@@ -213,10 +213,11 @@ def mirror_lines(meta: Mapping[str, Any] | None, arrays: Mapping[str, np.ndarray
     Empty when the node is not mirrored.
     """
     lines: list[str] = []
+    bindings = [b for b in mirror_bindings(meta) if b.sat == index]
+    if not bindings:
+        return lines  # the usual case: no catalog to build (the HUD asks twice a second)
     catalog = Catalog(meta)
-    for b in mirror_bindings(meta):
-        if b.sat != index:
-            continue
+    for b in bindings:
         age = _mirror_value(arrays, "mirror_age_s", b.index)
         age_text = f", newest sample {age:.1f} s ago" if math.isfinite(age) else ""
         lines.append(f"{mirror_tag(arrays, b).upper()}{age_text}")

@@ -39,6 +39,16 @@ NO_DATA_RGB = (110, 110, 110)
 # An enum's colours come from this much of the colour table, from its cold end: the top
 # of "turbo" is a dark red, hard to see against space and easily read as an alarm.
 CATEGORY_SPAN = 0.8
+CATEGORY_CMAP = "turbo"
+# Colour maps by what a field means, so a colour reads the right way round: an empty
+# battery red and a full one green; cold blue and hot red; "more" of a fraction, a rate
+# or anything else brighter (a sequential map). Each with the part of it that shows
+# against black space (viridis starts near black).
+CHARGE_CMAP = ("RdYlGn", 0.0)
+TEMPERATURE_CMAP = ("RdYlBu_r", 0.0)
+SEQUENTIAL_CMAP = ("viridis", 0.2)
+# Display units of temperatures (the catalog shows kelvin as °C).
+_TEMPERATURE_UNITS = frozenset({"K", "°C", "degC"})
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,22 @@ def default_field(fields: Sequence[ColourField]) -> str | None:
         if info.limits:
             return info.name
     return names[0] if names else None
+
+
+def colormap_for(info: ColourField) -> tuple[str, float]:
+    """The colour map (matplotlib name) and its floor that fit a field's meaning.
+
+    State of charge (``soc_*`` or a description saying charge): red to green.
+    Temperatures (a kelvin or °C field): blue to red. Anything else, fractions and
+    utilization included: sequential (viridis), brighter for more.
+    """
+    reads = info.reads
+    text = f"{info.name} {info.description}".lower()
+    if info.name.startswith("soc") or "state of charge" in text:
+        return CHARGE_CMAP
+    if reads.unit in _TEMPERATURE_UNITS or reads.display_unit in _TEMPERATURE_UNITS:
+        return TEMPERATURE_CMAP
+    return SEQUENTIAL_CMAP
 
 
 def colour_range(info: ColourField, values: np.ndarray,

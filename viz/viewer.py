@@ -1,22 +1,28 @@
 """The operator's 3D viewer (``odc view``): the fleet around a turning Earth, live (pyvista).
 
 ``ViewerApp`` follows the stream (``viz.stream``), draws only the newest frame into a
-``viz.fleet_scene.FleetScene``, keeps the HUD (``viz.viewer_hud``) and turns the
-operator's keys and clicks into view changes and twin commands (``viz.viewer_keys``).
-Nothing here models physics: every number comes from the stream.
+``viz.fleet_scene.FleetScene`` and, until the next one, moves the fleet on with its
+published velocities at the screen's rate (``viz.motion``, by the twin's warp), keeps the
+HUD (``viz.viewer_hud``) and turns the operator's keys (``viz.keymap``) and clicks into
+view changes and twin commands (``viz.viewer_keys``). Nothing here models physics:
+every number comes from the stream.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import signal
+import sys
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from twin.protocol.codec import Message
+from viz import motion
 from viz.checks import BadMessages, check_meta
 from viz.fleet_scene import FleetScene, ViewOptions
 from viz.quantity import Catalog
@@ -24,9 +30,26 @@ from viz.viewer_hud import ViewerHud
 from viz.viewer_keys import ViewerKeys
 from viz.viewer_timeline import ReplayTimeline, clock_text
 
-__all__ = ["ViewOptions", "ViewerApp", "prefer_egl"]
+__all__ = ["ViewOptions", "ViewerApp", "display_missing", "prefer_egl"]
 
 log = logging.getLogger("odc.viz.viewer")
+# Redraws between states (moving the fleet on with its velocities) at most this often: a
+# little under the window's 15 ms timer, so that every tick redraws (about 60 fps) and
+# the two periods never beat into every other tick.
+MOTION_INTERVAL_S = 0.012
+
+
+def display_missing() -> str | None:
+    """Why a window cannot open here (no X or Wayland display on Linux), or None.
+
+    Checked before VTK loads: VTK would print two warnings and fall back to drawing
+    nowhere, and ``odc view`` would seem to run.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return "no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"
 
 
 def prefer_egl() -> None:
@@ -58,6 +81,7 @@ class ViewerApp(ViewerHud, ViewerKeys):
         self.meta: Mapping[str, Any] | None = None
         self.meta_signature: tuple | None = None
         self.frames_drawn = 0
+        self.renders = 0  # screen frames: states drawn and the motion between them
         self.states_received = 0
         self.states_skipped = 0
         self.rejected_states = 0
@@ -73,6 +97,9 @@ class ViewerApp(ViewerHud, ViewerKeys):
         self._bind_keys()
         self._running = True
         self._shown = False
+        # Move the fleet on between states with the published velocities (viz.motion).
+        self.interpolate = True
+        self._last_motion = -math.inf
         # The twin's clock as last heard (state header or heartbeat): paused, warp.
         self.clock: dict[str, Any] = {}
         # The newest `replay` header while following a replay (odc replay), else None.
@@ -88,7 +115,10 @@ class ViewerApp(ViewerHud, ViewerKeys):
         if self.pl.off_screen and not self._shown:
             self._shown = True
             self.pl.show(auto_close=False, interactive=False)
+        self.scene.fit_text()
         self.pl.render()
+        self.renders += 1
+        self._frame_times.append(time.monotonic())  # the HUD's fps: frames on the screen
 
     # ------------------------------------------------------------------ stream
     def tick(self, timeout_ms: float = 0.0) -> bool:
@@ -101,11 +131,34 @@ class ViewerApp(ViewerHud, ViewerKeys):
             if drawn:
                 self.render()
                 self.latencies_s.append(time.monotonic() - now)
+            elif self.interpolate:
+                self.move_on()
             if self.meta is None:
                 self.request_meta()
             self.timeline.update(self.replay)  # shown while following a replay
         self.refresh_hud(force=drawn)
         return drawn
+
+    def sim_since_frame(self, now: float | None = None) -> float:
+        """Simulated seconds since the newest state, by the twin's clock as last heard."""
+        now = time.monotonic() if now is None else now
+        return motion.extrapolation_s(
+            now - self.last_receive_wall, float(self.clock.get("warp", 0.0)),
+            bool(self.clock.get("paused")), self.scene.frame_gap_s)
+
+    def move_on(self, now: float | None = None, *, every_s: float = MOTION_INTERVAL_S) -> bool:
+        """Between states: draw the fleet where it is now (velocities), at most every
+        ``every_s``. Returns whether it rendered."""
+        now = time.monotonic() if now is None else now
+        if not self.scene.arrays or now - self._last_motion < every_s:
+            return False
+        dt = self.sim_since_frame(now)
+        if dt == self.scene.sim_dt_s:
+            return False  # paused, or the stream stalled past its bound: nothing moved
+        self._last_motion = now
+        self.scene.advance(dt)
+        self.render()
+        return True
 
     def take(self, batch: Any) -> bool:
         """Apply one `viz.stream.Batch` to the scene, without rendering.
@@ -221,7 +274,6 @@ class ViewerApp(ViewerHud, ViewerKeys):
         self._take_clock(state.header)
         self.scene.set_camera()
         self.frames_drawn += 1
-        self._frame_times.append(time.monotonic())
         self.refresh_hud(force=True, connection=connection)
         return True
 
@@ -270,4 +322,20 @@ class ViewerApp(ViewerHud, ViewerKeys):
                 self.pl.iren.terminate_app()
 
         self.pl.add_timer_event(max_steps=2**31 - 1, duration=poll_ms, callback=on_timer)
-        self.pl.show(title="ODC Twin — operator view")
+        with self.quit_on_interrupt():
+            self.pl.show(title="ODC Twin — operator view")
+
+    @contextlib.contextmanager
+    def quit_on_interrupt(self) -> Iterator[None]:
+        """Ctrl-C in the terminal quits like ``q``: the window's loop ends at its next timer
+        tick, cleanly, instead of a KeyboardInterrupt inside VTK's C++ event loop (Python
+        runs the handler when the timer calls back)."""
+
+        def on_interrupt(_signum: int, _frame: Any) -> None:
+            self.quit()
+
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)

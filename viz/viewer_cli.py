@@ -1,17 +1,21 @@
 """The operator 3D viewer: the fleet around a real, Sun-lit Earth, live from the twin's stream.
 
 `odc view` opens a window; `--offscreen --screenshot out.png` waits for meta and a full
-frame and saves it; `--movie out.mp4 --seconds N` records the live stream. pyvista and VTK
-are imported inside `run()`, so `odc --help` stays quick.
+frame and saves it; `--movie out.mp4 --seconds N` records N wall seconds of the live
+stream at its own pace (`--time-lapse`: one movie frame per state instead). pyvista and
+VTK are imported inside `run()`, so `odc --help` stays quick; without a display (and
+without `--offscreen`) it says so before VTK loads, and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from twin.protocol.codec import DEFAULT_COMMAND_ADDRESS, DEFAULT_PUB_ADDRESS
 from twin.runtime.addresses import address_argument
@@ -26,10 +30,32 @@ def _size(text: str) -> tuple[int, int]:
         w, h = (int(x) for x in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"window size must look like 1280x720, not {text!r}") from None
+            f"window size must look like 1920x1080 (WIDTHxHEIGHT), not {text!r}") from None
     if not (64 <= w <= 8192 and 64 <= h <= 8192):
         raise argparse.ArgumentTypeError(f"window size {w}x{h} outside 64..8192 pixels")
     return w, h
+
+
+def _colormap(name: str) -> str:
+    import matplotlib  # only when --cmap is given: its colormap registry
+
+    if name not in matplotlib.colormaps:
+        raise argparse.ArgumentTypeError(
+            f"no matplotlib colormap {name!r} (try viridis, plasma, turbo, RdYlGn)")
+    return name
+
+
+def _positive(flag: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a number, not {text!r}") from None
+        if not (0.0 < value <= 86_400.0) or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{flag} {text} is outside 0..86400")
+        return value
+
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,15 +69,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="save one image once meta and a full frame arrived, then exit")
     parser.add_argument("--movie", metavar="MP4", type=Path,
                         help="record the live stream to a video file, then exit")
-    parser.add_argument("--seconds", type=float, default=10.0,
-                        help="length of --movie in wall seconds (default: %(default)s)")
-    parser.add_argument("--fps", type=float, default=20.0,
+    parser.add_argument("--seconds", type=_positive("--seconds"), default=10.0,
+                        help="--movie records this many wall seconds of the stream, at "
+                        "the stream's own pace (the twin's warp as it runs): the movie "
+                        "lasts exactly this long at --fps, and recording takes about as "
+                        "long (default: %(default)s)")
+    parser.add_argument("--fps", type=_positive("--fps"), default=20.0,
                         help="frame rate of --movie (default: %(default)s)")
+    parser.add_argument("--time-lapse", action="store_true",
+                        help="--movie: one movie frame per state received instead, for "
+                        "--seconds of wall time; the movie then plays faster than the "
+                        "stream by --fps over the states per second (it says by how much)")
     parser.add_argument("--size", type=_size, default=(1280, 720), metavar="WxH",
-                        help="window size in pixels (default: 1280x720)")
+                        help="window, screenshot and movie size in pixels, e.g. 1920x1080 "
+                        "(default: 1280x720); text scales with the height")
     parser.add_argument("--field", help="colour nodes by this per-satellite field (default: "
                         "a temperature or utilization when the twin publishes one)")
-    parser.add_argument("--cmap", default="turbo", help="matplotlib colormap (default: turbo)")
+    parser.add_argument("--cmap", default=None, type=_colormap,
+                        help="matplotlib colormap for every field (default: one per field "
+                        "by its meaning: charge red to green, temperatures blue to red, "
+                        "others viridis)")
     parser.add_argument("--earth-fixed", action="store_true",
                         help="start in the Earth-fixed view instead of the inertial one")
     parser.add_argument("--no-trails", action="store_true", help="start without orbit trails")
@@ -76,11 +113,16 @@ def run(args: argparse.Namespace) -> int:
     except KeyFileError as exc:
         print(f"odc view: {exc}", file=sys.stderr)
         return 2
-    from viz.viewer import ViewerApp, ViewOptions, prefer_egl
+    from viz.viewer import ViewerApp, ViewOptions, display_missing, prefer_egl
 
     headless = bool(args.offscreen or args.screenshot or args.movie)
     if headless:
         prefer_egl()
+    elif (why := display_missing()) is not None:
+        print(f"odc view: {why}: no window can open here. Render without one: "
+              "`odc view --offscreen --screenshot fleet.png` or "
+              "`odc view --offscreen --movie fleet.mp4 --seconds 20`", file=sys.stderr)
+        return 1
     import pyvista as pv
 
     from viz.stream import CommandClient, StreamClient
@@ -118,28 +160,81 @@ def run(args: argparse.Namespace) -> int:
                   f"it has: {names}", file=sys.stderr)
             return 2
         if args.movie:
-            _record(app, plotter, args.movie, args.seconds, args.fps)
-            print(f"odc view: wrote {args.movie} ({args.seconds:g} s at {args.fps:g} fps)")
+            record = _time_lapse if args.time_lapse else _record
+            said = record(app, plotter, args.movie, args.seconds, args.fps)
+            print(f"odc view: wrote {args.movie} ({said})")
         if args.screenshot:
             app.tick(timeout_ms=0.0)  # the newest frame, if one came meanwhile
             plotter.render()
             plotter.screenshot(str(args.screenshot))
             print(f"odc view: wrote {args.screenshot}")
         return 0
+    except KeyboardInterrupt:
+        # Ctrl-C while waiting or recording: close the movie (playable up to here), exit.
+        print("odc view: interrupted (ctrl+c)", file=sys.stderr)
+        return 130
     finally:
         plotter.close()
         stream.close()
         commands.close()
 
 
-def _record(app, plotter, path: Path, seconds: float, fps: float) -> None:
-    """Write the live stream at a fixed frame rate: each video frame is the newest state."""
-    plotter.open_movie(str(path), framerate=fps, quality=7)
-    period = 1.0 / fps
+def _open_movie(plotter: Any, path: Path, fps: float) -> None:
+    # A 1080-row frame is not a multiple of 16 rows: blocks of 2 keep its size exact.
+    # x264's "veryfast" preset: encoding keeps up with the recording on a busy CPU.
+    plotter.open_movie(str(path), framerate=fps, quality=7, macro_block_size=2,
+                       ffmpeg_params=["-preset", "veryfast"])
+
+
+def _record(app: Any, plotter: Any, path: Path, seconds: float, fps: float) -> str:
+    """Record ``seconds`` of wall time at the stream's own pace: ``seconds * fps`` frames.
+
+    Movie frame ``k`` shows the fleet as it is at wall time ``start + k / fps`` (the newest
+    state, moved on with its velocities). When rendering and encoding fall behind, the
+    newest image fills the frames it missed, so the movie never runs faster than the
+    stream and recording never takes much longer than ``seconds``.
+    """
+    _open_movie(plotter, path, fps)
+    period, total = 1.0 / fps, max(1, round(seconds * fps))
+    start = time.monotonic()
+    written = repeated = 0
+    while written < total:
+        due = start + written * period
+        if not app.tick(timeout_ms=max(0.0, (due - time.monotonic()) * 1000.0)):
+            app.move_on(every_s=0.0)  # no new state: the fleet moved on, rendered once
+        image = plotter.screenshot(return_img=True)
+        # Every frame whose time has come gets this image (at least one).
+        slots = min(total - written, max(1, int((time.monotonic() - start) / period) - written))
+        for _ in range(slots):
+            plotter.mwriter.append_data(image)
+        written += slots
+        repeated += slots - 1
+    plotter.mwriter.close()
+    plotter.mwriter = None
+    wall = time.monotonic() - start
+    log.info("movie: %d frames (%d repeated), %d states drawn, %.1f s", written, repeated,
+             app.frames_drawn, wall)
+    return (f"{written} frames at {fps:g} fps: {written / fps:g} s of the stream at its own "
+            f"pace, recorded in {wall:.1f} s" +
+            (f"; {repeated} frames repeated (rendering fell behind)" if repeated else ""))
+
+
+def _time_lapse(app: Any, plotter: Any, path: Path, seconds: float, fps: float) -> str:
+    """One movie frame per state received during ``seconds`` of wall time (a time-lapse)."""
+    _open_movie(plotter, path, fps)
     start = time.monotonic()
     frames = 0
-    while frames < max(1, round(seconds * fps)):
-        app.tick(timeout_ms=max(0.0, (start + frames * period - time.monotonic()) * 1000.0))
-        plotter.write_frame()
-        frames += 1
-    log.info("movie: %d frames, %d states drawn", frames, app.frames_drawn)
+    while time.monotonic() - start < seconds:
+        remaining_ms = (start + seconds - time.monotonic()) * 1000.0
+        if app.tick(timeout_ms=max(0.0, min(100.0, remaining_ms))):
+            plotter.mwriter.append_data(plotter.screenshot(return_img=True))
+            frames += 1
+    if not frames:  # not one state: still a valid movie of the last view
+        plotter.mwriter.append_data(plotter.screenshot(return_img=True))
+        frames = 1
+    plotter.mwriter.close()
+    plotter.mwriter = None
+    wall = time.monotonic() - start
+    speed = (frames / fps) and wall / (frames / fps)
+    return (f"time-lapse: {frames} states as {frames} frames at {fps:g} fps, "
+            f"{frames / fps:g} s of movie for {wall:.1f} s of stream: {speed:.2g}x its pace")

@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from viz import hud_text
+from viz import hud_text, keymap
 
 if TYPE_CHECKING:
     from viz.fleet_scene import FleetScene, ViewOptions
+
+# The keys the HUD names, as the keymap labels them (``m``, ``?``).
+KEY_LABELS = {action: entry.label for action, entry in keymap.action_keys(keymap.VIEW).items()}
 
 
 class ViewerHud:
@@ -83,10 +86,11 @@ class ViewerHud:
             lines.append(f"colour: {s.field.reads.label()} ({s.field.name})")
         for binding in s.mirrors:
             lines.append(f"{hud_text.mirror_tag(s.arrays, binding)} on "
-                         f"{hud_text.node_name(self.meta, binding.sat)}   m: go to")
+                         f"{hud_text.node_name(self.meta, binding.sat)}   "
+                         f"{KEY_LABELS['mirror']}: go to")
         if self.message:
             lines.append(self.message)
-        lines.append("h: keys")
+        lines.append(f"{KEY_LABELS['help']}: keys")
         s.hud_top.SetInput("\n".join(lines).translate(hud_text.HUD_GLYPHS))
         n_flagged = int(np.count_nonzero(s.alarms))
         fleet = hud_text.fleet_lines(header.get("fleet", {}), n_flagged, catalog=s.catalog,

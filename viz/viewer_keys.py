@@ -1,9 +1,12 @@
 """The 3D viewer's keys and clicks: view toggles, node selection, and commands to the twin.
 
-A mixin of ``viz.viewer.ViewerApp``. Keys that change only the view (colour field,
-trails, frame, labels, camera) act on the ``FleetScene``; keys that change the twin
-(pause, warp, step) send a command and say its answer in the HUD. A failing key never
-takes the viewer down.
+A mixin of ``viz.viewer.ViewerApp``. The keys and their help come from the one keymap,
+``viz.keymap`` (``for_viewer("view")``): each keymap action is bound by name, through
+:data:`ACTION_METHODS`, to a method of the viewer. An action whose method the viewer does
+not have (yet) is a no-op that says "not available" in the HUD. Keys that change only the
+view (colour field, trails, frame, labels, camera) act on the ``FleetScene``; keys that
+change the twin (pause, warp, step) send a command and say its answer in the HUD. A
+failing key never takes the viewer down.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from viz import scene
+from viz import keymap, scene
 from viz.tui.forms import declared_range
 
 if TYPE_CHECKING:
@@ -23,24 +26,46 @@ log = logging.getLogger("odc.viz.viewer")
 # The warp keys' range where meta.commands does not declare one (an old twin).
 WARP_MIN, WARP_MAX = 1e-3, 100_000.0
 
-KEYS_HELP = (
-    ("space", "pause / resume the twin"),
-    ("] / [", "warp x2 / warp /2"),
-    (".", "single step (pauses first)"),
-    ("c", "next colour field"),
-    ("n / N", "next / previous node"),
-    ("click", "select the node under the cursor"),
-    ("t", "trails on / off"),
-    ("O", "selected node's full orbit on / off"),
-    ("m", "go to the mirrored node (testbed)"),
-    ("g", "ground track of the selected node on / off"),
-    ("v", "globe / 2D map"),
-    ("l", "labels on / off"),
-    ("i", "inertial / Earth-fixed view"),
-    ("o", "reset camera"),
-    ("h", "this help"),
-    ("q", "quit"),
-)
+# Keymap action -> the viewer's method that does it. A method the viewer lacks makes the
+# key a no-op with "not available" in the HUD: views added later (the 2D map's
+# ``next_view``, ``toggle_ground_track``) only need their method.
+ACTION_METHODS: dict[str, str] = {
+    "toggle_pause": "toggle_pause",
+    "step": "single_step",
+    "warp_up": "warp_up",
+    "warp_down": "warp_down",
+    "next_node": "next_node",
+    "previous_node": "previous_node",
+    "mirror": "go_to_mirror",
+    "next_view": "next_view",
+    "next_field": "cycle_field",
+    "trails": "toggle_trails",
+    "ground_track": "toggle_ground_track",
+    "orbit": "toggle_orbit",
+    "labels": "toggle_labels",
+    "frame": "toggle_view",
+    "reset_camera": "reset_camera",
+    "help": "toggle_help",
+    "quit": "quit",
+}
+# Keys with ctrl: the window sees ctrl+c as the keysym "c" with the control key down (and
+# the terminal as SIGINT, viz.viewer); pressed with ctrl, "c" quits instead of colouring.
+_CTRL = "ctrl+"
+# The camera keys pyvista's plotter offers that the keymap leaves free: kept.
+_CAMERA_KEYS = {"Up": 1.05, "Down": 0.95}
+
+
+def help_text() -> str:
+    """The ``?`` panel: the keymap's help for the 3D view, then the mouse.
+
+    Every line is padded to the longest: the panel is centred, and in a monospaced font
+    equal lengths keep its columns aligned.
+    """
+    lines = ["KEYS  (? closes)", "", *keymap.help_lines(keymap.VIEW), "",
+             f"  {'click':>10s}  select the node under the cursor",
+             f"  {'drag':>10s}  turn the camera (scroll: zoom)"]
+    width = max(len(line) for line in lines) + 2
+    return "\n".join(f" {line:<{width}s}" for line in lines)
 
 
 class ViewerKeys:
@@ -64,45 +89,73 @@ class ViewerKeys:
     next_view: Callable[[], None]
 
     def _bind_keys(self) -> None:
-        """Register every key with the plotter and write the help panel."""
-        self.keys: dict[str, tuple[str, Callable[[], None]]] = {
-            "space": ("pause/resume", self.toggle_pause),
-            "bracketright": ("warp up", lambda: self.change_warp(2.0)),
-            "bracketleft": ("warp down", lambda: self.change_warp(0.5)),
-            "period": ("step", self.single_step),
-            "c": ("colour field", self.cycle_field),
-            "n": ("next node", lambda: self.cycle_node(1)),
-            "N": ("previous node", lambda: self.cycle_node(-1)),
-            "t": ("trails", self.scene.toggle_trails),
-            "O": ("orbit", self.scene.toggle_orbit),
-            "m": ("mirrored node", self.go_to_mirror),
-            "g": ("ground track", self.toggle_ground_track),  # viz.ground_track
-            "v": ("next view", self.next_view),  # globe / 2D map (viz.map_view)
-            "l": ("labels", self.scene.toggle_labels),
-            "i": ("view", self.toggle_view),
-            "o": ("reset camera", lambda: self.scene.set_camera(force=True)),
-            "h": ("help", self.toggle_help),
-        }
-        for key, (_, handler) in self.keys.items():
-            if self.pl.iren is not None:  # pyvista's own meaning of a key (v: isometric) goes
-                self.pl.iren.clear_events_for_key(key)
-            self.pl.add_key_event(key, self._wrap(handler))
-        self.pl.add_key_event("q", self.quit)
-        self.scene.hud_help.SetInput(
-            "KEYS\n\n" + "\n".join(f"{k:>7s}  {what}" for k, what in KEYS_HELP))
+        """Register every keymap key of the 3D view with the plotter; write the help panel.
 
-    def _wrap(self, handler: Callable[[], None]) -> Callable[[], None]:
+        pyvista's own key bindings go first (its ``+``/``-`` change point sizes, its ``v``
+        and ``q`` would fight ours): a key means what the keymap says, nothing else.
+        """
+        iren = self.pl.iren
+        if iren is not None:
+            iren.clear_key_event_callbacks()
+            self._mute_vtk_char_keys()
+            for key, factor in _CAMERA_KEYS.items():
+                iren.add_key_event(key, lambda f=factor: self._zoom(f))
+        # VTK keysym -> keymap action, for the tests and the bench to press keys by name.
+        self.key_actions: dict[str, str] = {}
+        self.ctrl_actions: dict[str, str] = {}
+        for entry in keymap.for_viewer(keymap.VIEW):
+            for key in entry.keys:
+                if key.startswith(_CTRL):
+                    self.ctrl_actions[keymap.vtk_keysym(key[len(_CTRL):])] = entry.action
+                else:
+                    self.key_actions[keymap.vtk_keysym(key)] = entry.action
+        for keysym in {**self.key_actions, **self.ctrl_actions}:
+            if iren is not None:
+                iren.add_key_event(keysym, self._wrap(keysym))
+        self.scene.hud_help.SetInput(help_text())
+
+    def _mute_vtk_char_keys(self) -> None:
+        """Turn off VTK's own one-letter keys (``w`` wireframe, ``s`` surface, ``e`` exit,
+        ``r`` reset, ``3`` stereo, ...): an interactor style with an observer on CharEvent
+        hands the event to it instead of its built-in handler, and this one does nothing."""
+        style = self.pl.iren.interactor.GetInteractorStyle()
+        if style is not None and not style.HasObserver("CharEvent"):
+            style.AddObserver("CharEvent", lambda *_: None)
+
+    def handler(self, action: str) -> Callable[[], None] | None:
+        """The viewer's method for a keymap action, or None when it has none (yet)."""
+        method = getattr(self, ACTION_METHODS.get(action, ""), None)
+        return method if callable(method) else None
+
+    def do(self, action: str) -> None:
+        """Run a keymap action; one without a method says "not available" in the HUD."""
+        method = self.handler(action)
+        if method is None:
+            self.message = f"{action.replace('_', ' ')}: not available"
+            return
+        method()
+
+    def _wrap(self, keysym: str) -> Callable[[], None]:
         def run() -> None:
+            ctrl = self.pl.iren is not None and self.pl.iren.interactor.GetControlKey()
+            action = self.ctrl_actions.get(keysym) if ctrl else None
+            action = action or self.key_actions.get(keysym)
+            if action is None:
+                return  # a key bound only with ctrl, pressed without it
             # A failing key must never take the viewer down; say what went wrong.
             try:
-                handler()
+                self.do(action)
             except Exception as exc:
-                log.exception("key handler failed")
+                log.exception("key %s failed", action)
                 self.message = f"error: {exc}"
             self.refresh_hud(force=True)
             self.render()
 
         return run
+
+    def _zoom(self, factor: float) -> None:
+        self.pl.camera.zoom(factor)
+        self.render()
 
     # ------------------------------------------------------------------ commands
     def _command(self, cmd: str, **arguments: Any) -> dict[str, Any]:
@@ -127,6 +180,12 @@ class ViewerKeys:
         if self._command("warp", value=warp).get("ok"):
             self.clock["warp"] = warp
 
+    def warp_up(self) -> None:
+        self.change_warp(2.0)
+
+    def warp_down(self) -> None:
+        self.change_warp(0.5)
+
     def single_step(self) -> None:
         if not self.clock.get("paused") and self._command("pause").get("ok"):
             self.clock["paused"] = True
@@ -143,16 +202,38 @@ class ViewerKeys:
             current = self.scene.selected
             self.scene.select((current + step) % n if current >= 0 else (0 if step > 0 else n - 1))
 
+    def next_node(self) -> None:
+        self.cycle_node(1)
+
+    def previous_node(self) -> None:
+        self.cycle_node(-1)
+
     def go_to_mirror(self) -> None:
         sat = self.scene.select_mirror()
         self.message = "" if sat >= 0 else "no mirrored node (the twin runs no [mirror])"
+
+    def toggle_trails(self) -> None:
+        self.scene.toggle_trails()
+
+    def toggle_orbit(self) -> None:
+        self.scene.toggle_orbit()
+
+    def toggle_labels(self) -> None:
+        self.scene.toggle_labels()
 
     def toggle_view(self) -> None:
         self.scene.set_earth_fixed(not self.scene.earth_fixed)
         self.scene.set_camera(force=True)
 
+    def reset_camera(self) -> None:
+        self.scene.set_camera(force=True)
+
     def toggle_help(self) -> None:
-        self.scene.hud_help.SetVisibility(not self.scene.hud_help.GetVisibility())
+        panel = self.scene.hud_help
+        panel.SetVisibility(not panel.GetVisibility())
+        if panel.GetVisibility():  # drawn last: over the station names too
+            self.pl.renderer.RemoveViewProp(panel)
+            self.pl.renderer.AddViewProp(panel)
 
     def pick(self, point: Any) -> None:
         """Select the node nearest a picked world point."""

@@ -13,6 +13,51 @@ import numpy as np
 
 # Text colour of the HUD and of any overlay that does not pick its own.
 HUD_COLOUR = (0.85, 0.92, 1.0)
+# Font sizes are given for a window this many pixels high and scale with its height.
+REFERENCE_HEIGHT_PX = 720
+# Never smaller than this, so a small preview window stays legible.
+MIN_FONT_PX = 9
+
+
+class TextScaler:
+    """Keeps every text of the scene at a size proportional to the window's height.
+
+    Each text property is registered with its size at :data:`REFERENCE_HEIGHT_PX`;
+    :meth:`fit` sets them all for a window height (a 1080-row window gets 1.5 times the
+    720-row sizes, 4K 3 times), so the HUD reads the same on a laptop and on an ops wall.
+    """
+
+    def __init__(self) -> None:
+        self._props: dict[int, tuple[Any, float]] = {}
+        self.scale = 1.0
+        self.height = REFERENCE_HEIGHT_PX
+
+    def add(self, prop: Any, size: float) -> None:
+        """Register a ``vtkTextProperty`` with its size at the reference height."""
+        self._props[id(prop)] = (prop, size)
+        prop.SetFontSize(self.size(size))
+
+    def discard(self, prop: Any) -> None:
+        """Stop scaling a text property (its actor was removed)."""
+        self._props.pop(id(prop), None)
+
+    def size(self, base: float) -> int:
+        """The font size in pixels for a reference size at the current height."""
+        return max(MIN_FONT_PX, round(base * self.scale))
+
+    def fit(self, height: int) -> bool:
+        """Scale every registered text for a window ``height`` pixels high.
+
+        Returns:
+            Whether the height changed (and the sizes with it).
+        """
+        if height == self.height or height <= 0:
+            return False
+        self.height = height
+        self.scale = height / REFERENCE_HEIGHT_PX
+        for prop, base in self._props.values():
+            prop.SetFontSize(self.size(base))
+        return True
 
 
 def text_actor(renderer: Any, x: float, y: float, *, size: int, halign: str = "left",
@@ -66,7 +111,8 @@ def ring_actor(renderer: Any, radius_px: float, colour: tuple[float, float, floa
 
 def label_actor(renderer: Any, text: str, colour: tuple[float, float, float],
                 size: int) -> Any:
-    """A camera-facing text label in the scene (cheap: no label-placement pass)."""
+    """A camera-facing text label in the scene (cheap: no label-placement pass); the 2D
+    map's station names (viz.map_view)."""
     import vtk
 
     actor = vtk.vtkBillboardTextActor3D()

@@ -1,0 +1,213 @@
+"""How a ``FleetScene`` draws the newest state: colours once per state, places each render.
+
+A mixin of ``viz.fleet_scene.FleetScene``. :meth:`SceneDraw._paint` does what changes only
+with a new state (node colours, the colour bar's range, alarm flags, the Sun's shading,
+trails); :meth:`SceneDraw._place` puts everything that moves where it is
+``sim_dt_s`` after that state (``viz.motion``): nodes, flags, the globe, stars, stations,
+contact lines, the selected node and its orbit, the mirror rings. The geometry comes from
+``viz.scene``, the paint from ``viz.node_colours``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from viz import earth_look, hud_text, motion, node_colours, scene
+from viz.mirror import MirrorBinding
+
+# The mirrored node's ring and tag: magenta, a hue neither the colour map nor the other
+# marks use; orange once its telemetry is lost.
+MIRROR_RGB = (1.0, 0.3, 1.0)
+MIRROR_LOST_RGB = (1.0, 0.55, 0.1)
+
+
+class SceneDraw:
+    """Per-state paint and per-render placement of a ``FleetScene``'s actors.
+
+    The host class builds the actors (``build``) and keeps the newest ``header`` and
+    ``arrays``, the fleet size, the colour field and table, the frame in use, the stations
+    (``station_itrs``, ``station_names``) and ``sim_dt_s``.
+    """
+
+    header: Mapping[str, Any]
+    arrays: Mapping[str, np.ndarray]
+    n_sats: int
+    earth_fixed: bool
+    sim_dt_s: float
+    field: node_colours.ColourField | None
+    fields: list[node_colours.ColourField]
+    table: np.ndarray
+    categories: tuple[list[int], np.ndarray] | None
+    clim: tuple[float, float] | None
+    alarms: np.ndarray
+    selected: int
+    show_trails: bool
+    show_orbit: bool
+    meta: Mapping[str, Any] | None
+    mirrors: list[MirrorBinding]
+    station_itrs: np.ndarray
+    station_names: list[str]
+    station_view: np.ndarray
+    station_priority: np.ndarray
+    _mirror_actors: list[tuple[Any, Any]]
+    sats: Any
+    alarm_mesh: Any
+    selected_mesh: Any
+    selected_actor: Any
+    selected_label: Any
+    earth: Any
+    earth_normals: np.ndarray
+    earth_actor: Any
+    stars_actor: Any
+    contacts: Any
+    trails: Any
+    trail_buffer: scene.TrailBuffer
+    orbit: Any
+    orbit_actor: Any
+    _update_colour_bar: Any
+    _draw_map_layers: Any
+
+    def _draw(self) -> None:
+        """Everything for the current header and arrays: colours, flags, then positions."""
+        if not self.arrays:
+            return
+        self._paint()
+        self._place()
+
+    def _paint(self) -> None:
+        """What changes only with a new state: node colours, the bar, flags, sunlight."""
+        arrays = self.arrays
+        rgb = self.sats.point_data["rgb"]
+        values = arrays.get(self.field.name) if self.field is not None else None
+        if values is not None and values.shape == (self.n_sats,) and self.categories:
+            node_colours.category_rgb(values, *self.categories, out=rgb)
+        elif values is not None and values.shape == (self.n_sats,):
+            self.clim = node_colours.colour_range(self.field, values, self.clim)
+            node_colours.field_rgb(values, self.clim, self.table, out=rgb)
+        else:
+            rgb[:] = node_colours.NO_DATA_RGB
+        sunlit = arrays.get("sunlit_frac")
+        node_colours.eclipse_dim(rgb, sunlit if sunlit is not None
+                                 and sunlit.shape == (self.n_sats,) else None)
+        self.sats.GetPointData().GetArray("rgb").Modified()
+        self._update_colour_bar()
+        self.alarms = node_colours.alarm_mask(arrays, self.fields, self.n_sats)
+        sun_itrs = scene.sun_direction(self.header, earth_fixed=True).astype(np.float32)
+        earth_look.day_night_shading(self.earth_normals, sun_itrs,
+                                     out=self.earth.point_data["shade"])
+        self.earth.GetPointData().GetArray("shade").Modified()
+        in_contact = arrays.get("in_contact")
+        n_stations = len(self.station_names)
+        if in_contact is not None and in_contact.shape == (n_stations, self.n_sats):
+            self.station_priority = np.count_nonzero(in_contact, axis=1).astype(float)
+        if self.show_trails:
+            self.trail_buffer.points(self.earth_fixed, out=self.trails.points)
+            self.trails.GetPoints().Modified()
+        # Ground tracks and the 2D map (viz.map_view.MapLayers), once per state: the map's
+        # marks cost too much to place at every render.
+        self._draw_map_layers()
+
+    def view_header(self) -> Mapping[str, Any]:
+        """The newest header with the Earth's orientation turned on by ``sim_dt_s``."""
+        if not self.sim_dt_s:
+            return self.header
+        turned = motion.earth_turn(self.sim_dt_s) @ scene.gcrs_to_itrs(self.header)
+        return {**self.header, "gcrs_to_itrs": turned.ravel().tolist()}
+
+    def node_positions(self, out: np.ndarray | None = None) -> np.ndarray:
+        """Every node in the view frame, ``sim_dt_s`` after the newest state, float32."""
+        arrays, ef, dt = self.arrays, self.earth_fixed, self.sim_dt_s
+        pos, vel = arrays.get("pos_gcrs_km"), arrays.get("vel_gcrs_km_s")
+        if not dt or vel is None or pos is None or vel.shape != pos.shape:
+            return scene.sat_positions(arrays, ef, out=out)
+        moved = motion.advance(pos, vel, dt, out=out)
+        if ef:
+            moved[:] = scene.gcrs_to_view(moved, self.view_header(), True)
+        return moved
+
+    def _place(self) -> None:
+        """Where everything is, ``sim_dt_s`` after the newest state (each render)."""
+        header, arrays, ef = self.view_header(), self.arrays, self.earth_fixed
+        # Arrays are written into the meshes' own buffers (no reallocation), then marked
+        # modified so VTK uploads them on the next render.
+        points = self.node_positions(out=self.sats.points)
+        self.sats.GetPoints().Modified()
+        if self.show_trails and self.sim_dt_s:
+            # Each trail's newest vertex follows its node, so no gap opens between them.
+            length = self.trail_buffer.length
+            self.trails.points[length - 1::length] = points
+            self.trails.GetPoints().Modified()
+        flagged = points[self.alarms] if len(self.alarms) == len(points) else points[:0]
+        # Only flagged nodes are drawn; a point at the (hidden) centre stands for none.
+        self.alarm_mesh.points = flagged if len(flagged) else np.zeros((1, 3), np.float32)
+        self.alarm_mesh.verts = np.hstack([np.ones((len(self.alarm_mesh.points), 1), int),
+                                           np.arange(len(self.alarm_mesh.points))[:, None]])
+
+        self.earth_actor.user_matrix = scene.earth_matrix(header, ef)
+        # Stars are inertial: in the Earth-fixed view they turn with M.
+        star_matrix = np.eye(4)
+        if ef:
+            star_matrix[:3, :3] = scene.gcrs_to_itrs(header)
+        self.stars_actor.user_matrix = star_matrix
+
+        stations = scene.itrs_to_view(self.station_itrs, header, ef).astype(np.float32)
+        self.station_view = stations
+        in_contact = arrays.get("in_contact")
+        if in_contact is not None and in_contact.shape == (len(stations), self.n_sats):
+            seg_points, seg_lines = scene.contact_segments(in_contact, stations, points)
+        else:
+            seg_points, seg_lines = np.zeros((0, 3), np.float32), np.zeros(0, np.int64)
+        if not len(seg_points):
+            seg_points, seg_lines = np.zeros((2, 3), np.float32), np.array([2, 0, 1])
+        self.contacts.points = seg_points
+        self.contacts.lines = seg_lines
+        self._draw_selected(points)
+        self._draw_orbit(header)
+        self._draw_mirrors(points)
+
+    def _draw_orbit(self, header: Mapping[str, Any]) -> None:
+        """The selected node's osculating orbit ring, in the current view frame."""
+        ring = None
+        vel = self.arrays.get("vel_gcrs_km_s")
+        pos = self.arrays.get("pos_gcrs_km")
+        if self.show_orbit and 0 <= self.selected < self.n_sats and vel is not None \
+                and pos is not None and vel.shape == pos.shape:
+            ring = scene.orbit_ring(pos[self.selected], vel[self.selected])
+        self.orbit_actor.SetVisibility(ring is not None)
+        if ring is not None:
+            self.orbit.points[:] = scene.gcrs_to_view(ring, header, self.earth_fixed)
+            self.orbit.GetPoints().Modified()
+
+    def _draw_mirrors(self, points: np.ndarray) -> None:
+        for binding, (ring, tag) in zip(self.mirrors, self._mirror_actors, strict=True):
+            xyz = tuple(map(float, points[binding.sat]))
+            # A node without a position sits at the Earth's centre: no overlay there.
+            placed = any(xyz)
+            ring.SetVisibility(placed)
+            tag.SetVisibility(placed)
+            live = hud_text.mirror_live(self.arrays, binding)
+            colour = MIRROR_RGB if live else MIRROR_LOST_RGB
+            ring.GetPositionCoordinate().SetValue(*xyz)
+            ring.GetProperty().SetColor(*colour)
+            tag.GetPositionCoordinate().SetValue(*xyz)
+            tag.GetTextProperty().SetColor(*colour)
+            # A line below the node: clear of the selected node's name beside it.
+            text = f"\n   {hud_text.mirror_tag(self.arrays, binding)}"
+            if tag.GetInput() != text:
+                tag.SetInput(text)
+
+    def _draw_selected(self, points: np.ndarray) -> None:
+        visible = 0 <= self.selected < self.n_sats
+        self.selected_actor.SetVisibility(visible)
+        self.selected_label.SetVisibility(visible)
+        if visible:
+            self.selected_mesh.points = points[self.selected: self.selected + 1].copy()
+            self.selected_label.GetPositionCoordinate().SetValue(*map(float,
+                                                                      points[self.selected]))
+            names = (self.meta or {}).get("sats", {}).get("names", [])
+            name = names[self.selected] if self.selected < len(names) else "?"
+            if self.selected_label.GetInput() != f"   {name}":
+                self.selected_label.SetInput(f"   {name}")
