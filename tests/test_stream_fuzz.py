@@ -213,9 +213,9 @@ def test_dashboard_counts_bad_messages_and_draws_the_good_ones_after() -> None:
             header = app.query_one("#header").text.plain
             assert f" BAD {len(BAD)} " in header, header
             log = "\n".join(strip.text for strip in app.events_log.lines)
-            assert f"{len(BAD)} bad message(s) dropped" in log, log
+            assert f"{len(BAD)} bad messages dropped" in log, log
             assert "last: " in log
-            assert f"{len(BAD)} bad stream message(s)" in str(app.events_log.border_title)
+            assert f"{len(BAD)} bad stream messages dropped" in str(app.events_log.border_title)
             # The NaN shows as no data in the table; the rest of the row is drawn.
             column = app.model.column("temp_compute_k")
             assert app.model.cell(column, 0)[0] == "—"
