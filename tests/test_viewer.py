@@ -457,3 +457,32 @@ def test_a_late_viewer_shows_the_twins_alarms_within_two_seconds():
         finally:
             app.pl.close()
             stream.close()
+
+
+def test_cli_starts_on_the_map_with_a_ground_track(tmp_path):
+    """--map and --ground-track: the screenshot is the 2D map, whose polar ice runs nearly
+    the window's width (lit even on the night side), where the globe leaves most of the
+    same row black."""
+    import imageio.v3 as iio
+
+    from viz import viewer_cli
+
+    parser = argparse.ArgumentParser()
+    viewer_cli.add_arguments(parser)
+    with running_twin("default", rate_hz=20.0) as twin:
+        a = twin.addresses
+        shots = {}
+        for name, extra in (("globe", []), ("map", ["--map", "--ground-track"])):
+            shots[name] = tmp_path / f"{name}.png"
+            args = parser.parse_args(["--pub", a.pub, "--cmd", a.command, "--offscreen",
+                                      "--size", "640x360", "--screenshot", str(shots[name]),
+                                      *extra])
+            assert viewer_cli.run(args) == 0
+
+    def lit_fraction(png) -> float:
+        image = iio.imread(png)[..., :3].astype(int)
+        row = image[int(image.shape[0] * 0.86)]  # the map's Antarctic band, under the HUD
+        return float(np.mean(row.sum(axis=1) > 15))
+
+    assert lit_fraction(shots["map"]) > 0.7, lit_fraction(shots["map"])
+    assert lit_fraction(shots["globe"]) < 0.6, lit_fraction(shots["globe"])

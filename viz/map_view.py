@@ -24,7 +24,7 @@ import numpy as np
 
 from twin.astro.geometry import geodetic_from_itrs
 from viz import earth_look, ground_track, scene
-from viz.vtk_actors import label_actor, text_actor
+from viz.vtk_actors import TextScaler, label_actor, text_actor
 
 # Far from the globe (whose stars lie 150,000 km out): the two never share a view. World
 # units per degree: VTK stores points as float32, whose step at 200,000 is 0.016 units, so
@@ -177,10 +177,13 @@ class MapView:
         texture_path: The equirectangular Earth image (the globe's).
     """
 
-    def __init__(self, plotter: Any, texture_path: Any) -> None:
+    def __init__(self, plotter: Any, texture_path: Any, text: TextScaler | None = None) -> None:
         import pyvista as pv
 
         self.pl = plotter
+        # The scene's text scaler: the legend and station names scale with the window as
+        # the HUD does (a private one when the map is used alone).
+        self.text = text if text is not None else TextScaler()
         self.active = False
         self._saved_camera: Any = None
         lat = np.linspace(-90.0, 90.0, 91)
@@ -226,6 +229,8 @@ class MapView:
                        colour=rgb)
             for x, rgb in zip(LEGEND_X, (ground_track.NEXT_RGB, ground_track.PAST_RGB,
                                          CIRCLE_RGB, TERMINATOR_RGB, SUBSOLAR_RGB), strict=True)]
+        for actor in self.legend:
+            self.text.add(actor.GetTextProperty(), 12)
         self.sats: Any = None
         self.sats_actor: Any = None
         self.stations: Any = None
@@ -244,6 +249,7 @@ class MapView:
             self.pl.remove_actor(name, reset_camera=False, render=False)
         for label in self.station_labels:
             self.pl.renderer.RemoveViewProp(label)
+            self.text.discard(label.GetTextProperty())
         self.sats = pv.PolyData(np.zeros((n_sats, 3), np.float32))
         self.sats.point_data["rgb"] = np.full((n_sats, 3), 200, np.uint8)
         self.sats_actor = self.pl.add_mesh(
@@ -263,6 +269,7 @@ class MapView:
         self.station_labels = []
         for s, xyz in zip(stations, points, strict=True):
             label = label_actor(self.pl.renderer, str(s.get("name", "?")), station_rgb, 12)
+            self.text.add(label.GetTextProperty(), 12)
             label.SetPosition(*map(float, xyz))
             self.station_labels.append(label)
         self.coverage_deg = np.full(len(stations), np.nan)
@@ -424,7 +431,7 @@ class MapLayers:
     def _build_map_layers(self, texture_path: Any) -> None:
         self.limb = earth_look.AtmosphereLimb(self.pl)
         self.ground_tracks = ground_track.GroundTrackLayer(self.pl)
-        self.map_view = MapView(self.pl, texture_path)
+        self.map_view = MapView(self.pl, texture_path, getattr(self, "text", None))
 
     def track_nodes(self) -> list[int]:
         """The nodes whose ground track is drawn: the selected group's, or the selected node."""

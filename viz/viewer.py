@@ -106,7 +106,7 @@ class ViewerApp(ViewerHud, ViewerKeys):
         self.replay: Mapping[str, Any] | None = None
         # The replay's timeline bar: click or drag to seek (viz.viewer_timeline).
         self.timeline = ReplayTimeline(self.pl.renderer, lambda: tuple(self.pl.window_size),
-                                       self._seek_from_timeline)
+                                       self._seek_from_timeline, self.scene.text)
         if self.pl.iren is not None:  # the window's mouse: click or drag on the bar
             self.timeline.attach(self.pl.iren.interactor, self._after_timeline)
 

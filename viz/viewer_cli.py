@@ -95,6 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-orbit", action="store_true",
                         help="start without the selected node's full orbit (key O)")
     parser.add_argument("--labels", action="store_true", help="start with station labels")
+    parser.add_argument("--map", action="store_true",
+                        help="start on the 2D map instead of the globe (key v)")
+    parser.add_argument("--ground-track", action="store_true",
+                        help="start with the selected node's ground track (key g)")
     parser.add_argument("--select", type=int, metavar="INDEX", help="start with this node selected")
     parser.add_argument("--camera-lat", type=float, metavar="DEG",
                         help="camera above this latitude (default: 20)")
@@ -146,6 +150,10 @@ def run(args: argparse.Namespace) -> int:
         app = ViewerApp(plotter, stream, commands, options)
         if args.select is not None:
             app.scene.selected = args.select
+        if args.ground_track:
+            app.toggle_ground_track()
+        if args.map:
+            app.next_view()
         if not headless:
             app.run_interactive()
             return 0

@@ -74,7 +74,7 @@ class ReplayTimeline:
     """
 
     def __init__(self, renderer: Any, window_size: Callable[[], tuple[int, int]],
-                 seek: Callable[[float], Mapping[str, Any]]) -> None:
+                 seek: Callable[[float], Mapping[str, Any]], text: Any = None) -> None:
         self.window_size = window_size
         self.seek = seek
         self.track, self._track_points = _rectangle_actor(renderer, TRACK_RGB)
@@ -86,6 +86,9 @@ class ReplayTimeline:
         self.now_text = text_actor(renderer, BAR_X0, BAR_Y, size=12, halign="centered",
                                    valign="bottom", bold=True)
         self.texts = (self.start_text, self.end_text, self.now_text)
+        if text is not None:  # the scene's scaler: the bar's times scale like the HUD
+            for actor in self.texts:
+                text.add(actor.GetTextProperty(), 12)
         self.span_utc: tuple[float, float] | None = None
         self.position_utc = float("nan")
         self.dragging = False
