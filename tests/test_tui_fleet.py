@@ -132,6 +132,13 @@ async def test_fleet_view_shows_what_numpy_computes() -> None:
         assert [r[1] for r in rows] == [model.name(s) for s in expected_sats]
         assert [r[2] for r in rows] == column.unit.numbers(temps[expected_sats].tolist())
         assert set(expected_sats[:len(HOT)].tolist()) == set(HOT)
+        # ... each with the limit it is nearer, in the field's display unit.
+        middle = 0.5 * (column.limits["warn_low"] + column.limits["warn_high"])
+        low_text, high_text = column.unit.numbers([column.limits["warn_low"],
+                                                   column.limits["warn_high"]])
+        assert [r[4] for r in rows] == [
+            f"low {low_text} °C" if temps[s] < middle else f"high {high_text} °C"
+            for s in expected_sats]
 
         # The histogram: a line per bin, highest first, its count last.
         lines = view.histogram.render().plain.splitlines()

@@ -32,7 +32,7 @@ from textual.coordinate import Coordinate
 from textual.widget import Widget
 from textual.widgets import DataTable
 
-from viz.fleet_stats import GroupIndex, group_summary, histogram, worst_nodes, worst_rule
+from viz.fleet_stats import BAND, GroupIndex, group_summary, histogram, worst_nodes, worst_rule
 from viz.quantity import Scale
 from viz.tui.levels import ALARM, WARN, limit_levels
 from viz.tui.model import Column, FleetModel
@@ -333,7 +333,18 @@ class FleetView(Vertical):
                  Text(model.name(sat), style=LEVEL_TEXT_STYLE[level]), text, model.group(sat)]
                 for rank, (sat, text, level) in enumerate(
                     zip(sats.tolist(), texts, levels, strict=True), start=1)]
-        table.fill(["#", "Node", Text(column.heading, justify="right"), "Group"], rows)
+        headings: list[str | Text] = ["#", "Node", Text(column.heading, justify="right"),
+                                      "Group"]
+        if rule.direction == BAND and len(sats):
+            # With limits on both sides, say which one each node is nearer: a cool idle
+            # chip can rank above a hot busy one, and the reader should see why.
+            low_text, high_text = numbers_text(np.array([rule.low, rule.high]), column)
+            nearer_low = values[sats] < 0.5 * (rule.low + rule.high)
+            for row, low in zip(rows, nearer_low.tolist(), strict=True):
+                row.append(f"low {low_text.plain.strip()} {column.unit.unit}".rstrip() if low
+                           else f"high {high_text.plain.strip()} {column.unit.unit}".rstrip())
+            headings.append("Nearer")
+        table.fill(headings, rows)
         table.border_title = (f"{len(sats)} worst by {column.label}, {rule.words}"
                               if rule.from_limits else
                               f"{len(sats)} highest {column.label} (it has no limits)")
