@@ -816,3 +816,25 @@ def _highlighted(app: DashboardApp) -> str:
         return ""
     option = lists.first().get_option_at_index(lists.first().highlighted)
     return str(option.prompt) if not hasattr(option.prompt, "plain") else option.prompt.plain
+
+
+def test_the_log_shows_commands_that_change_the_twin_not_routine_reads() -> None:
+    """Every command is an `audit` event on the stream; the log shows the pause, not the
+    `meta` and `commands` reads every dashboard makes at start."""
+    async def scenario(addresses: dict[str, str]) -> None:
+        app = DashboardApp(addresses["stream"], addresses["commands"])
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.connection == LIVE and app.command_catalog)
+            await pilot.press("space")
+            await until(pilot, lambda: any(e.get("kind") == "audit" and e.get("cmd") == "pause"
+                                           for e in app.recent_events), timeout_s=5)
+            await until(pilot, lambda: "pause from local: ok" in "\n".join(
+                strip.text for strip in app.events_log.lines), timeout_s=5)
+            reads = [e for e in app.recent_events
+                     if e.get("kind") == "audit" and e.get("cmd") in ("meta", "commands")]
+            assert reads, "the twin audits reads too (docs/protocol.md)"
+            logged = "\n".join(strip.text for strip in app.events_log.lines)
+            assert "commands from local" not in logged and "meta from local" not in logged
+
+    with twin_process("--rate", "10") as (_, addresses):
+        asyncio.run(scenario(addresses))

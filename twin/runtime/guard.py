@@ -172,7 +172,7 @@ class Guard:
         self._audit_events_this_step += 1
         severity = "warning" if outcome in ("rejected", "failed") else "info"
         self.events.raise_event(
-            "audit", severity, f"{entry['key']}: {entry['cmd'] or '?'} {outcome}"
+            "audit", severity, f"{entry['cmd'] or '?'} from {entry['key']}: {outcome}"
             + (f" ({entry['error']})" if entry["error"] else ""),
             key=entry["key"], peer=entry["peer"], cmd=entry["cmd"], args=entry["args"],
             outcome=outcome)

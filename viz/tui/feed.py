@@ -64,6 +64,10 @@ class StreamUpdate(Message):
 
 
 
+# Commands that only read, for a twin whose catalog has not arrived yet.
+READ_ONLY_COMMANDS = frozenset({"status", "meta", "commands", "alarms", "events"})
+
+
 class StreamFeed:
     """The stream side of a ``DashboardApp``: following the twin, taking its messages.
 
@@ -299,6 +303,8 @@ class StreamFeed:
         for message in events[-200:]:
             body = self.model.apply_event(message)
             self.recent_events.append(body)
+            if self._routine_audit(body):
+                continue
             lines.append(self._event_line(body))
             if detail is not None and body.get("sat", -1) == detail.sat:
                 detail.add_event(body)
@@ -312,6 +318,17 @@ class StreamFeed:
         self.model.apply_alarm_table(message.header.get("alarms", []))
         self._refresh_alarms()
         self._schedule_draw()
+
+    def _routine_audit(self, body: dict[str, Any]) -> bool:
+        """An `audit` event of a command that only reads and succeeded (every dashboard's
+        `meta` and `commands` at start): kept in the audit file and the node's history,
+        not in the operator's log, where it would bury what changed the twin."""
+        if body.get("kind") != "audit" or body.get("outcome") != "ok":
+            return False
+        declared = self.command_catalog.get(str(body.get("cmd")), {})
+        significance = declared.get("significance") if isinstance(declared, dict) else None
+        return significance == "informational" or (
+            significance is None and body.get("cmd") in READ_ONLY_COMMANDS)
 
     def _event_line(self, body: dict[str, Any]) -> Text:
         severity = str(body.get("severity", "info"))
