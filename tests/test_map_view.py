@@ -277,6 +277,8 @@ def test_starlink_map_at_interactive_rates():
                     ViewOptions(show_fps=False))
     try:
         app.apply_meta(twin.meta)
+        # Thousands of trails bury the Earth in lines: off unless asked (key t).
+        assert not app.scene.show_trails and not app.scene.trails_actor.GetVisibility()
         state = twin.step()
         assert app.apply_state(state)
         app.scene.toggle_ground_track()

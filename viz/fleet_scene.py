@@ -59,7 +59,8 @@ class ViewOptions:
     Attributes:
         field: Colour field name; None picks ``node_colours.default_field``.
         earth_fixed: Start in the Earth-fixed (ITRS) view instead of inertial (GCRS).
-        trails: Draw orbit trails.
+        trails: Draw orbit trails; None draws them for fleets of up to ``BIG_FLEET`` nodes
+            (thousands of trails bury the Earth in lines).
         orbit: Draw the selected node's full orbit (``scene.orbit_ring``).
         labels: Label stations and flagged nodes.
         camera_lat_deg, camera_lon_deg: Geographic point the camera starts above; None
@@ -75,7 +76,7 @@ class ViewOptions:
 
     field: str | None = None
     earth_fixed: bool = False
-    trails: bool = True
+    trails: bool | None = None
     orbit: bool = True
     labels: bool = False
     camera_lat_deg: float | None = None
@@ -100,7 +101,7 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.pl = plotter
         self.options = options
         self.earth_fixed = options.earth_fixed
-        self.show_trails = options.trails
+        self.show_trails = options.trails is not False
         self.show_orbit = options.orbit
         self.show_labels = options.labels
         self.mirrors: list[MirrorBinding] = []
@@ -176,6 +177,11 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.hud_help = self.text_actor(0.5, 0.5, size=15, halign="centered",
                                         valign="centered", colour=(1.0, 1.0, 1.0))
         self.hud_help.SetVisibility(False)
+        # A dark plate under each HUD block: on the 2D map (and over the lit globe) the
+        # text sits on the picture and must still read.
+        for block in (self.hud_top, self.hud_fleet, self.hud_node, self.hud_events):
+            block.GetTextProperty().SetBackgroundColor(0.0, 0.02, 0.06)
+            block.GetTextProperty().SetBackgroundOpacity(0.6)
         # A dark plate: the keys read over the globe.
         self.hud_help.GetTextProperty().SetBackgroundColor(0.0, 0.02, 0.06)
         self.hud_help.GetTextProperty().SetBackgroundOpacity(0.85)
@@ -235,6 +241,8 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         # Small fleets get round sprites; thousands of nodes get plain square points, which
         # cost a CPU rasterizer a fraction of the sprites' per-pixel shading.
         big = n > BIG_FLEET
+        if self.options.trails is None:
+            self.show_trails = not big
         self.sats_actor = self.pl.add_mesh(
             self.sats, scalars="rgb", rgb=True, point_size=5 if big else 8,
             render_points_as_spheres=not big, lighting=False, name="sats", reset_camera=False,

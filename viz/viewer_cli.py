@@ -91,7 +91,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "others viridis)")
     parser.add_argument("--earth-fixed", action="store_true",
                         help="start in the Earth-fixed view instead of the inertial one")
-    parser.add_argument("--no-trails", action="store_true", help="start without orbit trails")
+    trails = parser.add_mutually_exclusive_group()
+    trails.add_argument("--trails", dest="trails", action="store_const", const=True,
+                        help="start with orbit trails (the default up to 1,000 nodes; key t)")
+    trails.add_argument("--no-trails", dest="trails", action="store_const", const=False,
+                        help="start without orbit trails")
     parser.add_argument("--no-orbit", action="store_true",
                         help="start without the selected node's full orbit (key O)")
     parser.add_argument("--labels", action="store_true", help="start with station labels")
@@ -138,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         print("odc view: --camera-distance must be above 1.05 Earth radii", file=sys.stderr)
         return 2
     options = ViewOptions(
-        field=args.field, earth_fixed=args.earth_fixed, trails=not args.no_trails,
+        field=args.field, earth_fixed=args.earth_fixed, trails=args.trails,
         orbit=not args.no_orbit,
         labels=args.labels, camera_lat_deg=args.camera_lat, camera_lon_deg=args.camera_lon,
         camera_distance_re=args.camera_distance, cmap=args.cmap,
