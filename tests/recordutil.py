@@ -69,6 +69,9 @@ def record_live(states: int, *, rate_hz: float = 10.0, warp: float = 1.0,
             assert request(req, {"cmd": "meta"})["ok"]
             while sub.poll(300):
                 received.append(Received(sub.recv_multipart(), time.time_ns()))
+        # A paused twin may still publish its current state (at start, or answering a
+        # command) before the subscription took: the run starts with the steps asked for.
+        received = [r for r in received if r.topic != b"state"]
         assert request(req, {"cmd": "step", "n": states})["ok"]
         n = 0
         while n < states:
@@ -76,8 +79,10 @@ def record_live(states: int, *, rate_hz: float = 10.0, warp: float = 1.0,
             frames = sub.recv_multipart()  # RCVTIMEO bounds each wait
             received.append(Received(frames, time.time_ns()))
             n += frames[0] == b"state"
-        while sub.poll(200):  # the events of the last step
-            received.append(Received(sub.recv_multipart(), time.time_ns()))
+        while sub.poll(200):  # the events of the last step (no state past the asked ones)
+            frames = sub.recv_multipart()
+            if frames[0] != b"state":
+                received.append(Received(frames, time.time_ns()))
         run_id = twin.server.run_id
         twin.stop()
     return received, run_id
