@@ -255,6 +255,12 @@ class NodeFields:
         new_w = self.power.array[sats].astype(np.float64)
         return float((new_w - old_w).sum())
 
+    def set_power(self, power: np.ndarray) -> None:
+        """Write the power field alone (the other fields hold): its sum is due again."""
+        self.power.array[:] = power
+        if self._sums is not None:
+            self._sums.pop("compute_power_w", None)
+
     def sums(self) -> dict[str, float]:
         """Fleet sums over the fields, kept until the fields are written again."""
         sums = self._sums

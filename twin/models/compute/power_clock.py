@@ -4,7 +4,9 @@
 - ``NodeLoad``: what the running set asks of each node before any cap or throttle (busy
   and computing accelerators, static and full-clock dynamic power);
 - ``dvfs_clock``: the highest clock whose draw fits a power cap;
-- ``ThermalThrottle``: the clock cut of a hot chip, with hysteresis.
+- ``leakage_extra_w``: the leakage a die's temperature adds to (or takes from) one
+  accelerator's datasheet powers;
+- ``ThermalThrottle``: the clock cut of a hot die or HBM, with hysteresis.
 
 The working accelerators and the load follow from their inputs alone, which is what lets
 the model keep them from step to step until those inputs change.
@@ -50,6 +52,31 @@ def dynamic_w(dynamic_full_w: np.ndarray, clock: np.ndarray, exponent: float) ->
     if slowed.any():
         out[slowed] *= clock[slowed] ** exponent
     return out
+
+
+# Leakage's exponent is clipped to this: exp(50) is far past any physical die, and a
+# bounded exponent keeps an absurd temperature from overflowing into inf power.
+_LEAK_EXPONENT_MAX = 50.0
+
+
+def leakage_extra_w(params: ComputeParams, junction_k: np.ndarray) -> np.ndarray:
+    """(n,) leakage the junction temperature adds to one powered accelerator's datasheet
+    power, W (negative below the reference).
+
+    A powered accelerator (one holding a job) leaks ``L_ref exp(b (T_j - T_ref))``,
+    ``L_ref = leakage_frac * full_power_w``; the datasheet powers hold at ``T_ref``, so it
+    draws ``L_ref (exp(b (T_j - T_ref)) - 1)`` more. Sleeping accelerators are power-gated
+    and leak nothing that changes. A non-finite temperature adds nothing. docs/models.md,
+    "Junction, HBM and leakage".
+    """
+    exponent = params.leakage_temp_coeff_per_k * (np.asarray(junction_k, dtype=float)
+                                                  - params.leakage_ref_temp_k)
+    np.minimum(exponent, _LEAK_EXPONENT_MAX, out=exponent)  # NaN stays NaN
+    extra = np.expm1(exponent, out=exponent)
+    extra *= params.leakage_w
+    if not np.isfinite(np.add.reduce(extra)):  # one pass in the usual, finite, case
+        extra[~np.isfinite(extra)] = 0.0
+    return extra
 
 
 def read_only(array: np.ndarray) -> np.ndarray:
@@ -187,8 +214,43 @@ class WorkingAccelerators:
         self._key = None
 
 
+def full_clock_dies_k(params: ComputeParams, busy: np.ndarray, junction_k: np.ndarray,
+                      hbm_k: np.ndarray | None, plate_k: np.ndarray | None,
+                      rise_k_w: np.ndarray | None, leak_w: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The junction and HBM temperatures the throttle decides on, (n,) each, K.
+
+    A die follows its power within milliseconds to a second (quasi-steady over the plate),
+    and a real accelerator cuts its clock within that time: a throttle that waited for a
+    step (up to minutes) at full clock would let the die run far past its limit, and one
+    that judged the die at its cut clock would lift at once and chatter. So a busy node's
+    dies are judged at full clock this step, over last step's plate: ``T_plate + R P``,
+    ``P = full_power_w`` + leakage at last step's junction, with thermal's resistances
+    (``die_resistance_k_w``). Nodes with no job, and a twin whose thermal publishes no
+    plate or resistances, are judged on the published temperatures.
+
+    Args:
+        busy: (n,) accelerators holding a job.
+        junction_k, hbm_k: (n,) last step's junction and HBM temperatures (or None).
+        plate_k: (n,) last step's compute node (cold plate) temperature, or None.
+        rise_k_w: (2,) kelvin over the plate per watt of one accelerator, [junction,
+            HBM], or None.
+        leak_w: (n,) one powered accelerator's leakage above its datasheet power, W.
+    """
+    if plate_k is None or rise_k_w is None:
+        return np.asarray(junction_k), None if hbm_k is None else np.asarray(hbm_k)
+    full_w = leak_w + params.full_power_w
+    has_job = busy > 0
+    plate = np.asarray(plate_k, dtype=float)
+    junction = np.where(has_job, plate + float(rise_k_w[0]) * full_w, junction_k)
+    hbm = None if hbm_k is None else np.where(has_job, plate + float(rise_k_w[1]) * full_w,
+                                              hbm_k)
+    return junction, hbm
+
+
 class ThermalThrottle:
-    """The clock cut of a hot chip, with hysteresis (``throttle_temp_k``).
+    """The clock cut of a hot die or HBM, with hysteresis (``throttle_temp_k`` on the
+    junction, ``hbm_throttle_temp_k`` on the HBM).
 
     Args:
         params: One node's payload (the limit, the hysteresis, the throttled clock).
@@ -205,33 +267,46 @@ class ThermalThrottle:
         self.on = np.zeros(len(scenario.satellites), dtype=bool)
         self.n_on = 0
 
-    def update(self, ctx: StepContext, temp_k: np.ndarray | None) -> None:
-        """Hysteresis: cut above the limit, lift below limit - hysteresis.
+    def update(self, ctx: StepContext, junction_k: np.ndarray | None,
+               hbm_k: np.ndarray | None = None) -> None:
+        """Hysteresis: cut when the junction or the HBM is above its limit, lift once both
+        are ``throttle_hysteresis_k`` below theirs.
 
         Args:
-            temp_k: (n,) chip temperatures (thermal's ``temp_compute_k`` of the last
-                step), or None before thermal's first step (nothing changes).
+            junction_k: (n,) junction temperatures, or None before thermal's first step
+                (nothing changes): in the twin, those a busy node's dies would reach at
+                full clock this step over last step's plate (``full_clock_dies_k``).
+            hbm_k: (n,) HBM temperatures, the same way, or None (the junction alone).
         """
-        if temp_k is None:
+        if junction_k is None:
             return
         p = self.params
-        temp = np.asarray(temp_k)
-        hot = temp > p.throttle_temp_k
+        junction = np.asarray(junction_k)
+        hot = junction > p.throttle_temp_k
+        hbm = None if hbm_k is None else np.asarray(hbm_k)
+        if hbm is not None:
+            hot |= hbm > p.hbm_throttle_temp_k
         if not self.n_on and not np.count_nonzero(hot):
             return  # none throttled and none too hot: nothing changes
         was = self.on.copy()
-        # On above the limit, off below limit - hysteresis, as it was in between (and NaN).
-        on = hot | (was & ~(temp < p.throttle_temp_k - p.throttle_hysteresis_k))
+        # On above a limit, off once both are below limit - hysteresis, as it was in
+        # between (and NaN).
+        cool = junction < p.throttle_temp_k - p.throttle_hysteresis_k
+        if hbm is not None:
+            cool &= hbm < p.hbm_throttle_temp_k - p.throttle_hysteresis_k
+        on = hot | (was & ~cool)
         self.on[:] = on
         self.n_on = int(np.count_nonzero(on))
         for node in np.flatnonzero(on != was):  # the few nodes that changed this step
             name = self.scenario.satellites[node].name
+            hbm_text = "" if hbm is None else f", HBM {hbm[node]:.1f} K"
             if on[node]:
                 ctx.events.raise_event(
-                    "thermal_throttle", "warning", f"{name}: chip {temp[node]:.1f} K above"
-                    f" {p.throttle_temp_k:.1f} K, clock cut to {p.thermal_clock_frac:.0%}",
-                    sat=int(node))
+                    "thermal_throttle", "warning", f"{name}: junction {junction[node]:.1f} K"
+                    f"{hbm_text} above its limit ({p.throttle_temp_k:.1f} K junction,"
+                    f" {p.hbm_throttle_temp_k:.1f} K HBM), clock cut to"
+                    f" {p.thermal_clock_frac:.0%}", sat=int(node))
             else:
                 ctx.events.raise_event("thermal_throttle_end", "info",
-                                       f"{name}: chip {temp[node]:.1f} K, full clock again",
-                                       sat=int(node))
+                                       f"{name}: junction {junction[node]:.1f} K{hbm_text},"
+                                       " full clock again", sat=int(node))

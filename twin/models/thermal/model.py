@@ -23,6 +23,7 @@ from twin.core.subsystem import (
 )
 from twin.models.faults import degraded_frac
 from twin.models.ledger import EnergyLedger
+from twin.models.thermal.junction import DieTemperatures
 from twin.models.thermal.loop import CoolantLoop, loop_conductance_w_k
 from twin.models.thermal.params import (
     BATTERY_LIMITS_K,
@@ -67,6 +68,7 @@ FLEET_TOTALS: dict[str, tuple[str, str]] = {
     "q_absorbed_total_w": ("W", "environmental heat absorbed"),
     "q_rejected_total_w": ("W", "heat radiated to space"),
     "temp_compute_max_k": ("K", "hottest accelerator cold plate"),
+    "temp_junction_max_k": ("K", "hottest accelerator die (junction)"),
     "temp_battery_min_k": ("K", "coldest battery"),
 }
 """The fleet totals this model publishes: name -> (unit, description) (meta.totals)."""
@@ -80,8 +82,9 @@ class ThermalModel:
     ``bus_power_w``, ``heater_power_w``, ``loop_heater_power_w`` (into the compute node),
     ``battery_loss_w``, ``regulation_loss_w``, or compute's ``compute_power_w`` before
     power's first step) and power's ``settle_heaters_w`` while it settles (docs/models.md,
-    "Starting state"); ``radiator_health_frac`` from faults. Publishes the four
-    temperatures, from its first step on.
+    "Starting state"); ``radiator_health_frac`` from faults; compute's
+    ``accelerator_power_w`` for the die and HBM over the plate. Publishes the four node
+    temperatures and the junction and HBM temperatures, from its first step on.
 
     Args:
         n_sats: Number of satellites.
@@ -112,6 +115,8 @@ class ThermalModel:
                             "Heat radiated to space by the radiators")
         self.q_generated = f("q_generated_w", "<f4", (n,), "W",
                              "Heat dissipated inside the node (all electrical loads and losses)")
+        self.dies = DieTemperatures(n, p)
+        self.temp_junction, self.temp_hbm = self.dies.junction, self.dies.hbm
         self.flow = f("coolant_flow_frac", "<f4", (n,), "1",
                       "Pumped-loop flow setting, fraction of the design flow", fill=1.0)
         # The four temperature fields are rows of one float32 block in node order, and the
@@ -167,7 +172,8 @@ class ThermalModel:
 
     def fields(self) -> list[Field]:
         return [self.temp_compute, self.temp_radiator, self.temp_bus, self.temp_battery,
-                self.q_absorbed, self.q_rejected, self.q_generated, self.flow]
+                self.temp_junction, self.temp_hbm, self.q_absorbed, self.q_rejected,
+                self.q_generated, self.flow]
 
     def step(self, ctx: StepContext) -> None:
         p = self.params
@@ -246,6 +252,8 @@ class ThermalModel:
         temps = self.temps_k
         self._surfaces.rejected_w(temps, k_rad, k_bus, sink4, out=flows[1])
         np.copyto(self._temps_f4, temps, casting="same_kind")
+        self.dies.update(temps[COMPUTE], ctx.compute.accelerator_power_w,
+                         ctx.compute.compute_power_w, power.payload_power_w)
         np.fmin.reduce(self._temps_f4, axis=1, out=self._temps_min)  # for power's thermostats
         np.copyto(self._flows_f4, flows, casting="same_kind")
         # The fleet's totals while the rows are at hand: absorbed and rejected in one pass.
@@ -258,6 +266,8 @@ class ThermalModel:
                                                        self.temp_radiator.array)
             out.temp_bus_k, out.temp_battery_k = self.temp_bus.array, self.temp_battery.array
             out.temp_block_k, out.temp_min_k = self._temps_f4, self._temps_min
+            out.temp_junction_k, out.temp_hbm_k = self.temp_junction.array, self.temp_hbm.array
+            out.die_resistance_k_w = self.dies.rise_k_w
 
     def fleet(self) -> dict[str, float]:
         if self._fleet_sums is not None:  # the last step's, from its float64 rows
@@ -273,6 +283,7 @@ class ThermalModel:
             "q_absorbed_total_w": absorbed_w,
             "q_rejected_total_w": rejected_w,
             "temp_compute_max_k": _max(self.temp_compute.array),
+            "temp_junction_max_k": _max(self.temp_junction.array),
             "temp_battery_min_k": battery_min,
         }
 
