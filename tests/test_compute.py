@@ -221,7 +221,8 @@ def test_fields_and_fleet_carry_units() -> None:
 # reset a device, a busy queue with frequent scheduling passes; power caps in eclipse.
 EVENTFUL = """
 [compute]
-throttle_temp_k = 312.0
+host_power_per_accelerator_w = 50.0
+throttle_temp_k = 350.0
 throttle_hysteresis_k = 1.0
 [radiation]
 base_seu_per_accel_day = 40.0

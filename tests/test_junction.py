@@ -29,6 +29,26 @@ THERMAL_LEDGER_RELATIVE = 1e-3
 LONG_JOB = {"kind": "training", "size_accel_h": 800.0, "accelerators": 8}
 
 
+def leakage_w(c: ComputeParams, junction_k: float) -> float:
+    """One powered accelerator's leakage above its datasheet power at ``junction_k``."""
+    return c.leakage_frac * c.full_power_w * (
+        math.exp(c.leakage_temp_coeff_per_k * (junction_k - c.leakage_ref_temp_k)) - 1.0)
+
+
+def holding_clock(c: ComputeParams, t: ThermalParams, plate_k: float,
+                  junction_k: float) -> float:
+    """The clock at which a computing accelerator's junction and HBM stand at their limits
+    over ``plate_k``: P_idle + leak + (P_full - P_idle) f^k = the lower of
+    (T_limit - T_plate) / R for the junction and the HBM; 0 below ``min_clock_frac``."""
+    allowed_w = min((c.throttle_temp_k - plate_k) / t.junction_resistance_k_w,
+                    (c.hbm_throttle_temp_k - plate_k)
+                    / (t.hbm_resistance_k_w * t.hbm_power_frac))
+    ratio = (allowed_w - c.idle_power_w - leakage_w(c, junction_k)) / (
+        c.full_power_w - c.idle_power_w)
+    clock = min(max(ratio, 0.0) ** (1.0 / c.dvfs_exponent), 1.0)
+    return clock if clock >= c.min_clock_frac else 0.0
+
+
 def busy_accelerator_w(c: ComputeParams, junction_k: float) -> float:
     """One accelerator busy at full clock at ``junction_k``: idle + (full - idle) + the
     leakage above (or below) its reference, L_ref (exp(b (T - T_ref)) - 1)."""
@@ -67,7 +87,7 @@ def test_the_hot_case_throttles_at_the_junction_limit_with_the_plate_far_below_i
     """docs/models.md, "Hot case": with the DGX-class host a fully busy dawn-dusk node in
     full sun heats until its junction would pass 85 °C at full clock, when its plate passes
     85 - R_j P(85 °C) = 59.5 °C, 25.5 K below the limit the plate used to be held to; from
-    then on the throttle keeps the junction at its limit."""
+    then on the throttle holds the junction at its limit with the clock worked out by hand."""
     eng = engine(DAWN_DUSK + QUIET)
     command(eng, "submit_job", **LONG_JOB)
     c, t = ComputeParams(), ThermalParams()
@@ -96,11 +116,14 @@ def test_the_hot_case_throttles_at_the_junction_limit_with_the_plate_far_below_i
     assert plate_earlier < plate_at_limit_k + TENTH_KELVIN
     assert plate_before > plate_at_limit_k - TENTH_KELVIN
     assert plate_before < limit_k - 20.0  # the plate alone would not have throttled
-    assert compute.clock.array[0] == pytest.approx(c.thermal_clock_frac)
+    assert compute.clock.array[0] == pytest.approx(
+        holding_clock(c, t, plate_before, junction_before), abs=1e-6)
+    assert compute.clock.array[0] < 1.0
     assert events and "junction" in events[0]["message"]
-    # From then on: cut while the full-clock junction stays within the hysteresis of the
-    # limit, and the die never passes its limit by more than a step's plate drift.
-    junctions = []
+    # From then on: held while the full-clock junction stays within the hysteresis of the
+    # limit, at the clock that puts the die at its limit over last step's plate; the die
+    # passes its limit by no more than a step's plate drift.
+    junctions, clocks = [], []
     for _ in range(120):
         was_on = bool(compute.thermal_on[0])
         junction_before = float(thermal.temp_junction.array[0])
@@ -110,8 +133,21 @@ def test_the_hot_case_throttles_at_the_junction_limit_with_the_plate_far_below_i
         cut = full_clock_junction_k > limit_k or (
             was_on and full_clock_junction_k >= limit_k - c.throttle_hysteresis_k)
         assert bool(compute.thermal_on[0]) is cut
-        junctions.append(float(thermal.temp_junction.array[0]))
-    assert max(junctions) < limit_k + 1.0
+        expected = holding_clock(c, t, plate_before, junction_before) if cut else 1.0
+        assert float(compute.clock.array[0]) == pytest.approx(expected, abs=1e-6)
+        junction_now = float(thermal.temp_junction.array[0])
+        if cut and 0.0 < expected < 1.0:
+            # The die draws exactly what puts it at its limit over last step's plate: it
+            # stands above the limit by what the plate moved in the step.
+            plate_now = float(thermal.temp_compute.array[0])
+            assert junction_now == pytest.approx(limit_k + plate_now - plate_before,
+                                                 abs=0.01)
+        junctions.append(junction_now)
+        clocks.append(expected)
+    assert max(junctions) < limit_k + 2.0
+    assert max(junctions[20:]) < limit_k + TENTH_KELVIN  # settled: the plate hardly moves
+    assert min(junctions[20:]) > limit_k - 0.5  # held at the limit, not far below it
+    assert 0.35 < min(clocks) < max(clocks[20:]) < 1.0  # trimmed, not cut to a fixed clock
 
 
 def step_alone(model: ComputeModel, t: float, **quantities: object) -> None:
@@ -206,7 +242,9 @@ def test_junction_and_hbm_are_published_with_units_and_limits() -> None:
     fields = {f["name"]: f for f in eng.meta()["fields"]}
     junction, hbm = fields["temp_junction_k"], fields["temp_hbm_k"]
     assert junction["unit"] == "K" and hbm["unit"] == "K"
-    assert junction["limits"]["alarm_high"] == pytest.approx(358.15)
-    assert junction["limits"]["warn_high"] == pytest.approx(353.15)
-    assert hbm["limits"]["alarm_high"] == pytest.approx(368.15)
+    # Warning at the throttle limit (held there), alarm 5 K past it.
+    assert junction["limits"]["warn_high"] == pytest.approx(358.15)
+    assert junction["limits"]["alarm_high"] == pytest.approx(363.15)
+    assert hbm["limits"]["warn_high"] == pytest.approx(368.15)
+    assert hbm["limits"]["alarm_high"] == pytest.approx(373.15)
     assert "temp_junction_max_k" in eng.header()["fleet"]

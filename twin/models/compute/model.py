@@ -185,14 +185,14 @@ class ComputeModel:
         # part of the static draw the clock must fit under the cap.
         thermal = ctx.thermal
         junction_k = thermal.temp_junction_k
-        leak = None
+        leak = leak_per_accelerator = allowed_w = None
         if junction_k is None:
             static = load.static
         else:
             leak_per_accelerator = leakage_extra_w(p, junction_k)
             leak = leak_per_accelerator * load.busy
             static = load.static + leak
-            junction_k, hbm_k = full_clock_dies_k(
+            junction_k, hbm_k, allowed_w = full_clock_dies_k(
                 p, load.busy, junction_k, thermal.temp_hbm_k, thermal.temp_compute_k,
                 thermal.die_resistance_k_w, leak_per_accelerator)
             self.throttling.update(ctx, junction_k, hbm_k)
@@ -207,9 +207,10 @@ class ComputeModel:
                 power_sum = float(np.add.reduce(power))
             rate = load.acc  # acc * clock 1
         else:
-            if self.throttling.n_on:
-                clock = np.where(self.thermal_on, np.minimum(f_cap, p.thermal_clock_frac),
-                                 f_cap)
+            if self.throttling.n_on:  # the clock that holds the hot dies at their limits
+                clock = np.minimum(f_cap, self.throttling.clock_limit(
+                    static, load.dynamic_full, load.running_acc, allowed_w,
+                    leak_per_accelerator))
             else:
                 clock = f_cap
             power = static + dynamic_w(load.dynamic_full, clock, p.dvfs_exponent)

@@ -53,7 +53,9 @@ class ComputeParams:
         hbm_throttle_temp_k: HBM temperature above which the clock is cut (K).
         throttle_hysteresis_k: The cut lifts once junction and HBM are this much below
             their limits (K).
-        thermal_clock_frac: Clock while thermally throttled.
+        thermal_clock_frac: Clock while thermally throttled where the throttle knows no
+            plate temperature and die resistances (compute stepped alone); in the twin it
+            holds the dies at their limits instead (docs/models.md).
         storage_bytes: Result storage per node (bytes).
         leakage_frac: Leakage power of one powered accelerator at ``leakage_ref_temp_k``,
             as a fraction of ``full_power_w``; the datasheet powers above hold there.

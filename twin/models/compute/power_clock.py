@@ -6,7 +6,9 @@
 - ``dvfs_clock``: the highest clock whose draw fits a power cap;
 - ``leakage_extra_w``: the leakage a die's temperature adds to (or takes from) one
   accelerator's datasheet powers;
-- ``ThermalThrottle``: the clock cut of a hot die or HBM, with hysteresis.
+- ``full_clock_dies_k``: the die and HBM temperatures the throttle judges, and the power
+  an accelerator may draw within their limits;
+- ``ThermalThrottle``: the clock a hot die or HBM allows, with hysteresis.
 
 The working accelerators and the load follow from their inputs alone, which is what lets
 the model keep them from step to step until those inputs change.
@@ -217,17 +219,19 @@ class WorkingAccelerators:
 def full_clock_dies_k(params: ComputeParams, busy: np.ndarray, junction_k: np.ndarray,
                       hbm_k: np.ndarray | None, plate_k: np.ndarray | None,
                       rise_k_w: np.ndarray | None, leak_w: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray | None]:
-    """The junction and HBM temperatures the throttle decides on, (n,) each, K.
+                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """What the throttle decides on: the junction and HBM temperatures, (n,) each, K, and
+    the power one accelerator may draw with both within their limits, (n,) W.
 
     A die follows its power within milliseconds to a second (quasi-steady over the plate),
-    and a real accelerator cuts its clock within that time: a throttle that waited for a
-    step (up to minutes) at full clock would let the die run far past its limit, and one
-    that judged the die at its cut clock would lift at once and chatter. So a busy node's
-    dies are judged at full clock this step, over last step's plate: ``T_plate + R P``,
+    and a real accelerator trims its clock as fast: a throttle that waited a step (up to
+    minutes) at full clock would let the die run far past its limit. So a busy node's dies
+    are judged at full clock this step, over last step's plate: ``T_plate + R P``,
     ``P = full_power_w`` + leakage at last step's junction, with thermal's resistances
-    (``die_resistance_k_w``). Nodes with no job, and a twin whose thermal publishes no
-    plate or resistances, are judged on the published temperatures.
+    (``die_resistance_k_w``), and the power allowed is ``(T_limit - T_plate) / R``, the
+    lower of the junction's and the HBM's. Nodes with no job, and a twin whose thermal
+    publishes no plate or resistances, are judged on the published temperatures (and no
+    allowed power: None).
 
     Args:
         busy: (n,) accelerators holding a job.
@@ -238,34 +242,77 @@ def full_clock_dies_k(params: ComputeParams, busy: np.ndarray, junction_k: np.nd
         leak_w: (n,) one powered accelerator's leakage above its datasheet power, W.
     """
     if plate_k is None or rise_k_w is None:
-        return np.asarray(junction_k), None if hbm_k is None else np.asarray(hbm_k)
+        return (np.asarray(junction_k), None if hbm_k is None else np.asarray(hbm_k), None)
+    r_junction, r_hbm = float(rise_k_w[0]), float(rise_k_w[1])
     full_w = leak_w + params.full_power_w
     has_job = busy > 0
     plate = np.asarray(plate_k, dtype=float)
-    junction = np.where(has_job, plate + float(rise_k_w[0]) * full_w, junction_k)
-    hbm = None if hbm_k is None else np.where(has_job, plate + float(rise_k_w[1]) * full_w,
-                                              hbm_k)
-    return junction, hbm
+    junction = np.where(has_job, plate + r_junction * full_w, junction_k)
+    hbm = None if hbm_k is None else np.where(has_job, plate + r_hbm * full_w, hbm_k)
+    allowed = np.full(plate.shape, np.inf)
+    for limit_k, r_k_w in ((params.throttle_temp_k, r_junction),
+                           (params.hbm_throttle_temp_k, r_hbm)):
+        if r_k_w > 0.0:  # a die with no resistance over its plate never limits
+            np.minimum(allowed, (limit_k - plate) / r_k_w, out=allowed)
+    return junction, hbm, allowed
 
 
 class ThermalThrottle:
-    """The clock cut of a hot die or HBM, with hysteresis (``throttle_temp_k`` on the
-    junction, ``hbm_throttle_temp_k`` on the HBM).
+    """The clock a hot die or HBM allows (``throttle_temp_k`` on the junction,
+    ``hbm_throttle_temp_k`` on the HBM), switched on and off with hysteresis.
+
+    While on, a node runs at the highest clock that holds its junction and HBM at their
+    limits (``clock_limit``), as a real accelerator trims its clock: a fixed cut would
+    cool the die far below its limit, lift, and heat it past it again every few steps.
 
     Args:
-        params: One node's payload (the limit, the hysteresis, the throttled clock).
+        params: One node's payload (the limits, the hysteresis, the fallback clock).
         scenario: The scenario (node count, satellite names for events).
 
     Attributes:
         on: (n,) bool, nodes throttled now (changed in place).
         n_on: How many are: 0 in the usual step, which then skips the throttle's terms.
+        clock: (n,) the clock heat allows this step (1 where off), set by
+            ``clock_limit``.
     """
 
     def __init__(self, params: ComputeParams, scenario: Scenario) -> None:
         self.params = params
         self.scenario = scenario
-        self.on = np.zeros(len(scenario.satellites), dtype=bool)
+        n = len(scenario.satellites)
+        self.on = np.zeros(n, dtype=bool)
         self.n_on = 0
+        self.clock = np.ones(n)
+
+    def clock_limit(self, static_w: np.ndarray, dynamic_full_w: np.ndarray,
+                    running_acc: np.ndarray, allowed_w: np.ndarray | None,
+                    leak_w: np.ndarray | None) -> np.ndarray:
+        """Set and return ``clock``: on the nodes throttled, the highest clock at which a
+        computing accelerator draws at most ``allowed_w``; 1 elsewhere.
+
+        A computing accelerator draws ``P_idle + leak + (P_full - P_idle) f^k``, so the
+        node may draw ``static + running_acc (allowed - P_idle - leak)``: ``dvfs_clock``
+        under that cap (0 where even ``min_clock_frac`` would pass the limit: the jobs
+        suspend). Without an allowed power (thermal publishes no plate or resistances)
+        the clock is cut to ``thermal_clock_frac``.
+
+        Args:
+            static_w, dynamic_full_w: (n,) the node's static draw (leakage included) and
+                full-clock dynamic power, W.
+            running_acc: (n,) accelerators computing.
+            allowed_w: (n,) one accelerator's allowed power (``full_clock_dies_k``), W.
+            leak_w: (n,) one powered accelerator's leakage above its datasheet power, W.
+        """
+        p = self.params
+        if allowed_w is None or leak_w is None:
+            self.clock = np.where(self.on, p.thermal_clock_frac, 1.0)
+            return self.clock
+        room_w = allowed_w - p.idle_power_w
+        room_w -= leak_w
+        room_w *= running_acc
+        cap_w = np.where(self.on, static_w + room_w, np.inf)
+        self.clock = dvfs_clock(p, cap_w, static_w, dynamic_full_w)
+        return self.clock
 
     def update(self, ctx: StepContext, junction_k: np.ndarray | None,
                hbm_k: np.ndarray | None = None) -> None:
@@ -303,9 +350,9 @@ class ThermalThrottle:
             if on[node]:
                 ctx.events.raise_event(
                     "thermal_throttle", "warning", f"{name}: junction {junction[node]:.1f} K"
-                    f"{hbm_text} above its limit ({p.throttle_temp_k:.1f} K junction,"
-                    f" {p.hbm_throttle_temp_k:.1f} K HBM), clock cut to"
-                    f" {p.thermal_clock_frac:.0%}", sat=int(node))
+                    f"{hbm_text} at full clock, above its limit ({p.throttle_temp_k:.1f} K"
+                    f" junction, {p.hbm_throttle_temp_k:.1f} K HBM): clock held down",
+                    sat=int(node))
             else:
                 ctx.events.raise_event("thermal_throttle_end", "info",
                                        f"{name}: junction {junction[node]:.1f} K{hbm_text},"

@@ -23,13 +23,13 @@ BATTERY_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,  # Li-ion: 0..45 °
 BUS_LIMITS_K = {"alarm_low": 253.15, "warn_low": 263.15,  # electronics: -20..+60 °C
                 "warn_high": 323.15, "alarm_high": 333.15}
 RADIATOR_LIMITS_K = {"alarm_low": 200.0, "warn_low": 205.0}  # ammonia freezes at 195.4 K
-# Die and HBM (docs/models.md, "Junction, HBM and leakage"): the alarm is the throttle
-# limit ([compute] throttle_temp_k 85 °C, hbm_throttle_temp_k 95 °C), the warning 5 K
-# below it (the throttle's hysteresis, where the scheduler stops placing work).
+# Die and HBM (docs/models.md, "Junction, HBM and leakage"): the warning is the throttle
+# limit ([compute] throttle_temp_k 85 °C, hbm_throttle_temp_k 95 °C), where the throttle
+# holds a hot die; the alarm 5 K past it, where even the held clock cannot keep it there.
 JUNCTION_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,
-                     "warn_high": 353.15, "alarm_high": 358.15}
+                     "warn_high": 358.15, "alarm_high": 363.15}
 HBM_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,
-                "warn_high": 363.15, "alarm_high": 368.15}
+                "warn_high": 368.15, "alarm_high": 373.15}
 
 
 def _m(unit: str, **bounds: float) -> dict[str, Any]:
