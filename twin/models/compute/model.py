@@ -55,6 +55,7 @@ from twin.models.compute.power_clock import (
     NodeLoad,
     ThermalThrottle,
     WorkingAccelerators,
+    allowed_accelerator_w,
     dvfs_clock,
     dynamic_w,
     full_clock_dies_k,
@@ -126,6 +127,7 @@ class ComputeModel:
         self._load: NodeLoad | None = None
         # accelerator_power_w's terms: (busy, n_ok, base W, 1/busy, fill W), by identity.
         self._accelerator_terms: tuple[np.ndarray, ...] | None = None
+        self._n_mirrored = 0  # nodes a live testbed mirrored this step
         # What the published fields were computed from, when a later step may skip
         # rewriting them (None: rewrite).
         self._published: tuple[Any, ...] | None = None
@@ -185,14 +187,14 @@ class ComputeModel:
         # part of the static draw the clock must fit under the cap.
         thermal = ctx.thermal
         junction_k = thermal.temp_junction_k
-        leak = leak_per_accelerator = allowed_w = None
+        leak = leak_per_accelerator = None
         if junction_k is None:
             static = load.static
         else:
             leak_per_accelerator = leakage_extra_w(p, junction_k)
             leak = leak_per_accelerator * load.busy
             static = load.static + leak
-            junction_k, hbm_k, allowed_w = full_clock_dies_k(
+            junction_k, hbm_k = full_clock_dies_k(
                 p, load.busy, junction_k, thermal.temp_hbm_k, thermal.temp_compute_k,
                 thermal.die_resistance_k_w, leak_per_accelerator)
             self.throttling.update(ctx, junction_k, hbm_k)
@@ -208,6 +210,8 @@ class ComputeModel:
             rate = load.acc  # acc * clock 1
         else:
             if self.throttling.n_on:  # the clock that holds the hot dies at their limits
+                allowed_w = allowed_accelerator_w(p, thermal.temp_compute_k,
+                                                  thermal.die_resistance_k_w)
                 clock = np.minimum(f_cap, self.throttling.clock_limit(
                     static, load.dynamic_full, load.running_acc, allowed_w,
                     leak_per_accelerator))
@@ -254,6 +258,7 @@ class ComputeModel:
         self._n_ok, self._cap_w, self._dt_s = n_ok, cap, dt
         drivers = ctx.drivers
         busy = load.busy
+        self._n_mirrored = drivers.mirror_sat.size
         if drivers.mirror_sat.size:
             self.take_measured(drivers.mirror_sat, drivers.measured_drivers)
             busy = busy.astype(float)  # the mirrors' measured occupancy, where they have it
@@ -282,7 +287,9 @@ class ComputeModel:
         per = np.subtract(self.power.array, base)  # float64: base is
         per *= inverse
         per += fill
-        return np.maximum(per, 0.0, out=per)
+        if self._n_mirrored:  # measured power may sit below the host's
+            np.maximum(per, 0.0, out=per)
+        return per
 
     def forget_kept(self) -> None:
         """Drop every value kept from step to step: the next step computes all afresh.

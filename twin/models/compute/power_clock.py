@@ -6,8 +6,8 @@
 - ``dvfs_clock``: the highest clock whose draw fits a power cap;
 - ``leakage_extra_w``: the leakage a die's temperature adds to (or takes from) one
   accelerator's datasheet powers;
-- ``full_clock_dies_k``: the die and HBM temperatures the throttle judges, and the power
-  an accelerator may draw within their limits;
+- ``full_clock_dies_k``, ``allowed_accelerator_w``: the die and HBM temperatures the
+  throttle judges, and the power an accelerator may draw within their limits;
 - ``ThermalThrottle``: the clock a hot die or HBM allows, with hysteresis.
 
 The working accelerators and the load follow from their inputs alone, which is what lets
@@ -56,11 +56,6 @@ def dynamic_w(dynamic_full_w: np.ndarray, clock: np.ndarray, exponent: float) ->
     return out
 
 
-# Leakage's exponent is clipped to this: exp(50) is far past any physical die, and a
-# bounded exponent keeps an absurd temperature from overflowing into inf power.
-_LEAK_EXPONENT_MAX = 50.0
-
-
 def leakage_extra_w(params: ComputeParams, junction_k: np.ndarray) -> np.ndarray:
     """(n,) leakage the junction temperature adds to one powered accelerator's datasheet
     power, W (negative below the reference).
@@ -71,10 +66,10 @@ def leakage_extra_w(params: ComputeParams, junction_k: np.ndarray) -> np.ndarray
     and leak nothing that changes. A non-finite temperature adds nothing. docs/models.md,
     "Junction, HBM and leakage".
     """
-    exponent = params.leakage_temp_coeff_per_k * (np.asarray(junction_k, dtype=float)
-                                                  - params.leakage_ref_temp_k)
-    np.minimum(exponent, _LEAK_EXPONENT_MAX, out=exponent)  # NaN stays NaN
-    extra = np.expm1(exponent, out=exponent)
+    extra = np.subtract(junction_k, params.leakage_ref_temp_k, dtype=float)
+    extra *= params.leakage_temp_coeff_per_k
+    with np.errstate(over="ignore"):  # an absurd temperature: inf, zeroed below
+        np.expm1(extra, out=extra)
     extra *= params.leakage_w
     if not np.isfinite(np.add.reduce(extra)):  # one pass in the usual, finite, case
         extra[~np.isfinite(extra)] = 0.0
@@ -219,19 +214,16 @@ class WorkingAccelerators:
 def full_clock_dies_k(params: ComputeParams, busy: np.ndarray, junction_k: np.ndarray,
                       hbm_k: np.ndarray | None, plate_k: np.ndarray | None,
                       rise_k_w: np.ndarray | None, leak_w: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """What the throttle decides on: the junction and HBM temperatures, (n,) each, K, and
-    the power one accelerator may draw with both within their limits, (n,) W.
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+    """What the throttle decides on: the junction and HBM temperatures, (n,) each, K.
 
     A die follows its power within milliseconds to a second (quasi-steady over the plate),
     and a real accelerator trims its clock as fast: a throttle that waited a step (up to
     minutes) at full clock would let the die run far past its limit. So a busy node's dies
     are judged at full clock this step, over last step's plate: ``T_plate + R P``,
     ``P = full_power_w`` + leakage at last step's junction, with thermal's resistances
-    (``die_resistance_k_w``), and the power allowed is ``(T_limit - T_plate) / R``, the
-    lower of the junction's and the HBM's. Nodes with no job, and a twin whose thermal
-    publishes no plate or resistances, are judged on the published temperatures (and no
-    allowed power: None).
+    (``die_resistance_k_w``). Nodes with no job, and a twin whose thermal publishes no
+    plate or resistances, are judged on the published temperatures.
 
     Args:
         busy: (n,) accelerators holding a job.
@@ -242,19 +234,34 @@ def full_clock_dies_k(params: ComputeParams, busy: np.ndarray, junction_k: np.nd
         leak_w: (n,) one powered accelerator's leakage above its datasheet power, W.
     """
     if plate_k is None or rise_k_w is None:
-        return (np.asarray(junction_k), None if hbm_k is None else np.asarray(hbm_k), None)
-    r_junction, r_hbm = float(rise_k_w[0]), float(rise_k_w[1])
+        return np.asarray(junction_k), None if hbm_k is None else np.asarray(hbm_k)
     full_w = leak_w + params.full_power_w
     has_job = busy > 0
-    plate = np.asarray(plate_k, dtype=float)
-    junction = np.where(has_job, plate + r_junction * full_w, junction_k)
-    hbm = None if hbm_k is None else np.where(has_job, plate + r_hbm * full_w, hbm_k)
-    allowed = np.full(plate.shape, np.inf)
-    for limit_k, r_k_w in ((params.throttle_temp_k, r_junction),
-                           (params.hbm_throttle_temp_k, r_hbm)):
+    junction = full_w * float(rise_k_w[0])
+    junction += plate_k
+    np.copyto(junction, junction_k, where=~has_job)
+    hbm = None
+    if hbm_k is not None:
+        hbm = np.multiply(full_w, float(rise_k_w[1]), out=full_w)
+        hbm += plate_k
+        np.copyto(hbm, hbm_k, where=~has_job)
+    return junction, hbm
+
+
+def allowed_accelerator_w(params: ComputeParams, plate_k: np.ndarray | None,
+                          rise_k_w: np.ndarray | None) -> np.ndarray | None:
+    """(n,) the power one accelerator may draw with its junction and HBM within their
+    limits over the plate, ``(T_limit - T_plate) / R``, the lower of the two, W; None
+    without a plate temperature or resistances (thermal publishes none)."""
+    if plate_k is None or rise_k_w is None:
+        return None
+    allowed = np.full(np.shape(plate_k), np.inf)
+    for limit_k, r_k_w in ((params.throttle_temp_k, float(rise_k_w[0])),
+                           (params.hbm_throttle_temp_k, float(rise_k_w[1]))):
         if r_k_w > 0.0:  # a die with no resistance over its plate never limits
-            np.minimum(allowed, (limit_k - plate) / r_k_w, out=allowed)
-    return junction, hbm, allowed
+            np.minimum(allowed, (limit_k - np.asarray(plate_k, dtype=float)) / r_k_w,
+                       out=allowed)
+    return allowed
 
 
 class ThermalThrottle:
