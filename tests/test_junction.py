@@ -242,9 +242,9 @@ def test_junction_and_hbm_are_published_with_units_and_limits() -> None:
     fields = {f["name"]: f for f in eng.meta()["fields"]}
     junction, hbm = fields["temp_junction_k"], fields["temp_hbm_k"]
     assert junction["unit"] == "K" and hbm["unit"] == "K"
-    # Warning at the throttle limit (held there), alarm 5 K past it.
-    assert junction["limits"]["warn_high"] == pytest.approx(358.15)
+    # Warning 2 K past the throttle limit (the hold slipping), alarm 5 K past it.
+    assert junction["limits"]["warn_high"] == pytest.approx(360.15)
     assert junction["limits"]["alarm_high"] == pytest.approx(363.15)
-    assert hbm["limits"]["warn_high"] == pytest.approx(368.15)
+    assert hbm["limits"]["warn_high"] == pytest.approx(370.15)
     assert hbm["limits"]["alarm_high"] == pytest.approx(373.15)
     assert "temp_junction_max_k" in eng.header()["fleet"]

@@ -23,13 +23,15 @@ BATTERY_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,  # Li-ion: 0..45 °
 BUS_LIMITS_K = {"alarm_low": 253.15, "warn_low": 263.15,  # electronics: -20..+60 °C
                 "warn_high": 323.15, "alarm_high": 333.15}
 RADIATOR_LIMITS_K = {"alarm_low": 200.0, "warn_low": 205.0}  # ammonia freezes at 195.4 K
-# Die and HBM (docs/models.md, "Junction, HBM and leakage"): the warning is the throttle
-# limit ([compute] throttle_temp_k 85 °C, hbm_throttle_temp_k 95 °C), where the throttle
-# holds a hot die; the alarm 5 K past it, where even the held clock cannot keep it there.
+# Die and HBM (docs/models.md, "Junction, HBM and leakage"). The throttle holds a hot
+# die at its limit ([compute] throttle_temp_k 85 °C, hbm_throttle_temp_k 95 °C), give or
+# take what the plate moves in a step (under 2 K): a die held there is throttled
+# (throttle_code), not out of limits. Warning 2 K past the limit (the hold is slipping),
+# alarm 5 K past it (it has failed).
 JUNCTION_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,
-                     "warn_high": 358.15, "alarm_high": 363.15}
+                     "warn_high": 360.15, "alarm_high": 363.15}
 HBM_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,
-                "warn_high": 368.15, "alarm_high": 373.15}
+                "warn_high": 370.15, "alarm_high": 373.15}
 
 
 def _m(unit: str, **bounds: float) -> dict[str, Any]:
