@@ -250,7 +250,8 @@ sats_per_plane = 10
 
 [compute]
 host_power_per_accelerator_w = 50.0
-throttle_temp_k = 355.0
+throttle_temp_k = 368.0
+hbm_throttle_temp_k = 378.0
 [radiation]
 base_seu_per_accel_day = 0.5
 reset_frac = 0.5
@@ -266,6 +267,9 @@ COMMANDS = {
          ("set_power_cap", {"sat": 1, "power_w": 2000.0})],
     45: [("inject_upset", {"sat": 3, "reset": False})],
     60: [("set_power_cap", {"sat": "all"})],
+    # A starved coolant loop heats node 4 until the throttle holds its dies, for a while.
+    70: [("set_coolant_flow", {"sat": 4, "value": 0.02})],
+    96: [("set_coolant_flow", {"sat": 4, "value": 1.0})],
 }
 
 

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 from computeutil import DAWN_DUSK, QUIET, SMALL_HOST, command, engine
 
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
 from twin.core.subsystem import EventLog, StepContext
 from twin.models.compute import ComputeModel, ComputeParams
 from twin.models.thermal import ThermalParams
-from twin.scenario import ScenarioError, parse_scenario
+from twin.scenario import ScenarioError, load_scenario, parse_scenario
 
 TENTH_KELVIN = 0.1  # junction and HBM against the resistance network, K
 RELATIVE_POWER = 1e-6  # node power against the leakage formula (float32 field)
@@ -97,7 +99,9 @@ def test_the_hot_case_throttles_at_the_junction_limit_with_the_plate_far_below_i
     assert plate_at_limit_k == pytest.approx(273.15 + 59.5, abs=0.05)  # the documented value
     thermal, compute = eng.thermal, eng.compute_model
     junction_before = plate_before = plate_earlier = 0.0
+    heating_steps = 0
     for _ in range(300):
+        heating_steps += 1
         plate_earlier = plate_before
         junction_before = float(thermal.temp_junction.array[0])
         plate_before = float(thermal.temp_compute.array[0])
@@ -109,6 +113,7 @@ def test_the_hot_case_throttles_at_the_junction_limit_with_the_plate_far_below_i
             break
     else:
         pytest.fail("the hot case never throttled")
+    assert heating_steps > 6  # it heated from a cool start to get there
     events = [e for e in eng.events.drain() if e["kind"] == "thermal_throttle"]
     # At the limit: the die reached there at last step's leakage, a few watts less.
     assert junction_before == pytest.approx(limit_k, abs=0.5)
@@ -148,6 +153,24 @@ def test_the_hot_case_throttles_at_the_junction_limit_with_the_plate_far_below_i
     assert max(junctions[20:]) < limit_k + TENTH_KELVIN  # settled: the plate hardly moves
     assert min(junctions[20:]) > limit_k - 0.5  # held at the limit, not far below it
     assert 0.35 < min(clocks) < max(clocks[20:]) < 1.0  # trimmed, not cut to a fixed clock
+
+
+def test_a_hot_fleet_starts_with_its_dies_held_at_their_limits() -> None:
+    """The starting state is the steady state of the working loads with the throttle
+    holding the dies (docs/models.md, "Starting state"): on default, with its DGX-class
+    host, busy plates settle far past 59.5 °C, where full clock would put the junction past
+    85 °C, so they start held at it, not at the 129 °C a full-clock steady state gives."""
+    scenario = load_scenario("default")
+    eng = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True))
+    limit_k = ComputeParams().throttle_temp_k
+    for _ in range(3):
+        eng.step()
+        assert not eng.thermal.settle_unconverged.size
+        assert float(eng.thermal.temp_junction.array.max()) < limit_k + TENTH_KELVIN
+    hot = eng.thermal.temp_compute.array > limit_k - 25.5 + 1.0  # past the hand-worked plate
+    assert np.count_nonzero(hot) > 5
+    assert (eng.compute_model.throttle.array[hot] == 1).all()
+    assert not [e for e in eng.events.drain() if e["kind"] == "thermal_settle"]
 
 
 def step_alone(model: ComputeModel, t: float, **quantities: object) -> None:

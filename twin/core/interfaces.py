@@ -110,6 +110,11 @@ class ComputeOutputs:
     one's where none holds a job, 0 where none works, W: what heats the hottest die above
     the cold plate. Optional: a payload model with no accelerators leaves it unset, and
     thermal then puts the dies at the plate's temperature."""
+    settle_payload_w: Callable[[Array], tuple[Array, Array]] | None = field(
+        default=None, metadata={"optional": True})
+    """For thermal's starting state (docs/models.md, "Starting state"): given (n,) plate
+    temperatures, K, the payload power and one busy accelerator's power, (n,) W each, that
+    this step's load draws with the thermal throttle holding its dies over that plate."""
 
 
 @dataclass(eq=False)

@@ -60,6 +60,7 @@ from twin.models.compute.power_clock import (
     dynamic_w,
     full_clock_dies_k,
     leakage_extra_w,
+    settle_payload,
 )
 from twin.models.compute.radiation import RadiationParams, RadiationState
 from twin.models.compute.upsets import Upsets
@@ -255,6 +256,9 @@ class ComputeModel:
             out.set_power(power)
         self.totals["energy_j"] += power_sum * dt
         self.outputs.compute_power_w = self.power.array
+        if thermal.die_resistance_k_w is not None:  # for thermal's starting state
+            self.outputs.settle_payload_w = settle_payload(p, load, cap,
+                                                           thermal.die_resistance_k_w)
         self._n_ok, self._cap_w, self._dt_s = n_ok, cap, dt
         drivers = ctx.drivers
         busy = load.busy

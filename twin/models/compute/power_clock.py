@@ -16,6 +16,7 @@ the model keep them from step to step until those inputs change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -262,6 +263,44 @@ def allowed_accelerator_w(params: ComputeParams, plate_k: np.ndarray | None,
             np.minimum(allowed, (limit_k - np.asarray(plate_k, dtype=float)) / r_k_w,
                        out=allowed)
     return allowed
+
+
+def settle_payload(params: ComputeParams, load: NodeLoad, cap_w: np.ndarray,
+                   rise_k_w: np.ndarray | None
+                   ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Thermal's starting state's view of the payload: a function of the plate.
+
+    The starting state is the steady state of the working loads; a load that would heat
+    its dies past their limits does not run at full clock, so the payload it draws
+    depends on the plate the steady state finds. Given plate temperatures, this returns
+    what ``load`` draws with the throttle holding its dies there (no hysteresis: only the
+    limits), under ``cap_w``, with leakage at the junction that results (two passes), and
+    one busy accelerator's power, (n,) W each.
+    """
+    def payload_w(plate_k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p = params
+        limit_k = p.throttle_temp_k
+        r_j = 0.0 if rise_k_w is None else float(rise_k_w[0])
+        plate = np.asarray(plate_k, dtype=float)
+        # The junction at full clock, at most its limit (where the throttle holds it).
+        junction = np.minimum(plate + r_j * p.full_power_w, limit_k)
+        leak = leakage_extra_w(p, junction)
+        junction = np.minimum(plate + r_j * (p.full_power_w + leak), limit_k)
+        leak = leakage_extra_w(p, junction)
+        static = load.static + leak * load.busy
+        clock = dvfs_clock(p, cap_w, static, load.dynamic_full)
+        allowed = allowed_accelerator_w(p, plate, rise_k_w)
+        if allowed is not None:
+            room = (allowed - p.idle_power_w - leak) * load.running_acc
+            np.minimum(clock, dvfs_clock(p, static + room, static, load.dynamic_full),
+                       out=clock)
+        power = static + dynamic_w(load.dynamic_full, clock, p.dvfs_exponent)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per = np.where(load.busy > 0, (power - static) / load.busy + p.idle_power_w
+                           + leak, p.sleep_power_w)
+        return power, per
+
+    return payload_w
 
 
 class ThermalThrottle:

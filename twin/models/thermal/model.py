@@ -33,7 +33,12 @@ from twin.models.thermal.params import (
     RADIATOR_LIMITS_K,
     ThermalParams,
 )
-from twin.models.thermal.settle import StartingState, Thermostats, report_unconverged
+from twin.models.thermal.settle import (
+    PayloadAt,
+    StartingState,
+    Thermostats,
+    report_unconverged,
+)
 from twin.models.thermal.solver import NEWTON_ITERATIONS, SolveWork, implicit_step
 from twin.models.thermal.surfaces import RadiatorSurfaces
 from twin.protocol.codec import ok
@@ -156,6 +161,8 @@ class ThermalModel:
         self._starting_state = StartingState(n, p, self.capacities, self._loop, self._work)
         self._temps_start = self.temps_k.copy()
         self.bad_input_steps = 0  # satellite-steps skipped for non-finite heat inputs
+        # One accelerator's power over the plate a settle found this step (None: compute's).
+        self._settle_accelerator_w: np.ndarray | None = None
         self._radiator_health: np.ndarray | None = None  # this step's, None: all healthy
         # The last settle (docs/models.md, "Starting state"): satellites not converged to
         # SETTLE_TOLERANCE_K, valves started in freeze mode, and the switches started on
@@ -220,7 +227,9 @@ class ThermalModel:
             # epoch's scheduling placed; that step sets the state instead of integrating.
             # What the settle switches on is this step's heater power: power's thermostats
             # start the next step from it (power's arrays, which it publishes).
-            self._settle(heat, k_rad, k_bus, sink4, thermostats)
+            payload_at = ctx.compute.settle_payload_w
+            settle_payload = None if payload_at is None else (payload_at, payload)
+            self._settle(heat, k_rad, k_bus, sink4, thermostats, settle_payload)
             report_unconverged(ctx.events, self.settle_unconverged)
             if integrate:
                 self._initialized = True
@@ -252,8 +261,12 @@ class ThermalModel:
         temps = self.temps_k
         self._surfaces.rejected_w(temps, k_rad, k_bus, sink4, out=flows[1])
         np.copyto(self._temps_f4, temps, casting="same_kind")
-        self.dies.update(temps[COMPUTE], ctx.compute.accelerator_power_w,
-                         ctx.compute.compute_power_w, power.payload_power_w)
+        if self._settle_accelerator_w is not None:  # this step settled with compute's view
+            self.dies.update(temps[COMPUTE], self._settle_accelerator_w, None, None)
+            self._settle_accelerator_w = None
+        else:
+            self.dies.update(temps[COMPUTE], ctx.compute.accelerator_power_w,
+                             ctx.compute.compute_power_w, power.payload_power_w)
         np.fmin.reduce(self._temps_f4, axis=1, out=self._temps_min)  # for power's thermostats
         np.copyto(self._flows_f4, flows, casting="same_kind")
         # The fleet's totals while the rows are at hand: absorbed and rejected in one pass.
@@ -328,7 +341,8 @@ class ThermalModel:
     # ---- internals
 
     def _settle(self, heat: np.ndarray, k_rad: np.ndarray | float, k_bus: np.ndarray | float,
-                sink4: float, thermostats: Thermostats | None = None
+                sink4: float, thermostats: Thermostats | None = None,
+                payload: tuple[PayloadAt, np.ndarray] | None = None
                 ) -> tuple[np.ndarray, np.ndarray] | None:
         """Set every node to the starting state for ``heat`` ((4, n) W, updated in place)
         (``StartingState.settle``) and restart the energy ledger there.
@@ -338,7 +352,11 @@ class ThermalModel:
             ``thermostats``.
         """
         settled = self._starting_state.settle(heat, self.temps_k, k_rad, k_bus, sink4,
-                                              thermostats)
+                                              thermostats, payload)
+        # The dies over the settled plate draw what the payload does there (held by the
+        # throttle where it must be), not what compute asked at full clock.
+        self._settle_accelerator_w = (None if payload is None
+                                      else payload[0](settled.temps_k[COMPUTE])[1])
         self.settle_unconverged = settled.unconverged
         self.settle_switched_on = settled.switched_on
         self.settle_cycling = settled.cycling
