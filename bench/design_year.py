@@ -147,8 +147,12 @@ def survey(scenario: Scenario, steps: int, dt_s: float = 60.0,
 
 
 def main() -> int:
+    # Here, not at the top: tests/test_design_point.py loads this file for ``survey``
+    # without bench/ on sys.path (a script run puts it there).
+    from benchargs import checked_scenario
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="default")
+    parser.add_argument("--scenario", type=checked_scenario, default="default")
     parser.add_argument("--days", type=positive_argument("days", 3660.0), default=365.0)
     parser.add_argument("--dt", type=count_argument(1), default=60, help="step, seconds")
     args = parser.parse_args()
