@@ -2,7 +2,8 @@
 
 Usage:
     .venv/bin/python bench/policy_compare.py [--hours 24]
-        [--extra "[power]\\nbattery_capacity_wh = 3000.0"]
+        [--scenario assets/scenarios/sun_follow.toml]
+        [--extra "[workload]\\narrivals_per_node_h = 0.6"]
 
 Runs the full twin (orbit, faults, compute, power, thermal, limits) at 30 s steps once per
 policy on the same seed and prints the fleet numbers that decide between them.

@@ -25,6 +25,15 @@ arrivals_per_node_h = 0.0
 base_seu_per_accel_day = 0.0
 """
 
+# The design point's radiators and arrays were sized for a 400 W host (50 W per
+# accelerator); with a DGX-class host (575 W per accelerator, the default) a fully busy
+# node outgrows them and throttles (docs/models.md, "Junction, HBM and leakage"). Tests
+# of work at full clock keep the old host.
+SMALL_HOST = """
+[compute]
+host_power_per_accelerator_w = 50.0
+"""
+
 DAWN_DUSK = """
 [scenario]
 name = "one-node"

@@ -274,10 +274,14 @@ def test_measured_utilization_drives_the_nodes_compute_fields() -> None:
 def test_measured_utilization_alone_sets_the_nodes_power() -> None:
     """With only utilization measured, the node's power follows from it by the model.
 
-    Hand check, 8 x H100-class defaults at full clock, 4 of 8 busy:
+    Hand check, 8 x H100-class defaults at full clock, 4 of 8 busy, with the 400 W host
+    (50 W per accelerator) the node was sized for, and die limits out of reach (its fully
+    busy hot case sits at them, and the throttle would trim the clock):
     P = 400 W host + 4 x 700 W + 4 x 15 W asleep = 3,260 W; 4 x 989 TFLOP/s delivered.
     """
     text = SCENARIO.replace('compute_power_w = "compute_power_w", ', "")
+    text += ("\n[compute]\nhost_power_per_accelerator_w = 50.0\nthrottle_temp_k = 373.15\n"
+             "hbm_throttle_temp_k = 383.15\n")
     now = {"t": time.time()}
     engine = _mirrored_engine(text, now)
     cm = engine.compute_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from computeutil import DAWN_DUSK, QUIET, STATION, WALKER, command, engine
+from computeutil import DAWN_DUSK, QUIET, SMALL_HOST, STATION, WALKER, command, engine
 
 from twin.core.subsystem import CommandRejected, EventLog, StepContext
 from twin.models.compute import (
@@ -53,7 +53,7 @@ def test_dvfs_clock_meets_the_cap_exactly() -> None:
 
 def test_single_job_in_full_sun_finishes_on_time() -> None:
     """8 accelerator-hours on 8 accelerators at full clock: exactly one hour."""
-    eng = engine(DAWN_DUSK + QUIET, dt_s=60.0)
+    eng = engine(DAWN_DUSK + QUIET + SMALL_HOST, dt_s=60.0)
     job_id = command(eng, "submit_job", kind="training", size_accel_h=8.0, accelerators=8)[
         "job_id"]
     for _ in range(70):
@@ -128,7 +128,7 @@ def test_thermal_throttle_has_hysteresis() -> None:
     t = 1.0e9
     step(model, t, 60.0, rng)
     for k, (temp, on) in enumerate(zip(temps, expect, strict=True)):
-        ctx = step(model, t + (k + 1) * 60.0, 60.0, rng, temp_compute_k=np.array([temp]))
+        ctx = step(model, t + (k + 1) * 60.0, 60.0, rng, temp_junction_k=np.array([temp]))
         assert bool(model.thermal_on[0]) is on, (temp, on)
         assert model.clock.array[0] == pytest.approx(p.thermal_clock_frac if on else 1.0)
         assert model.reason.array[0] == (HEAT if on else NONE)
@@ -165,11 +165,12 @@ def test_operator_power_cap_and_its_validation() -> None:
     eng = engine(DAWN_DUSK + QUIET)
     command(eng, "submit_job", kind="training", size_accel_h=100.0, accelerators=8)
     eng.step()
-    command(eng, "set_power_cap", sat=0, power_w=3000.0)
+    # Host 4.6 kW and 8 busy accelerators 720 W static: the cap leaves the clock room.
+    command(eng, "set_power_cap", sat=0, power_w=7500.0)
     eng.step()
     compute = eng.compute_model
-    assert compute.cap.array[0] == 3000.0
-    assert compute.power.array[0] == pytest.approx(3000.0, rel=1e-5)
+    assert compute.cap.array[0] == 7500.0
+    assert compute.power.array[0] == pytest.approx(7500.0, rel=1e-5)
     command(eng, "set_power_cap", sat="all")
     eng.step()
     assert np.isinf(compute.cap.array[0])
@@ -220,7 +221,8 @@ def test_fields_and_fleet_carry_units() -> None:
 # reset a device, a busy queue with frequent scheduling passes; power caps in eclipse.
 EVENTFUL = """
 [compute]
-throttle_temp_k = 312.0
+host_power_per_accelerator_w = 50.0
+throttle_temp_k = 350.0
 throttle_hysteresis_k = 1.0
 [radiation]
 base_seu_per_accel_day = 40.0
@@ -247,7 +249,9 @@ planes = 2
 sats_per_plane = 10
 
 [compute]
-throttle_temp_k = 330.0
+host_power_per_accelerator_w = 50.0
+throttle_temp_k = 368.0
+hbm_throttle_temp_k = 378.0
 [radiation]
 base_seu_per_accel_day = 0.5
 reset_frac = 0.5
@@ -263,6 +267,9 @@ COMMANDS = {
          ("set_power_cap", {"sat": 1, "power_w": 2000.0})],
     45: [("inject_upset", {"sat": 3, "reset": False})],
     60: [("set_power_cap", {"sat": "all"})],
+    # A starved coolant loop heats node 4 until the throttle holds its dies, for a while.
+    70: [("set_coolant_flow", {"sat": 4, "value": 0.02})],
+    96: [("set_coolant_flow", {"sat": 4, "value": 1.0})],
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -119,9 +121,16 @@ def test_cold_chips_are_flagged_below_their_operating_minimum() -> None:
     # heater. Idle chips then sit far below 0 °C; the chips' default low levels (warning
     # 5 °C, alarm 0 °C) flag them: at the epoch every node is idle and raises one alarm;
     # on the first timed step the nodes that got work warm up and clear, the others stay.
-    with open(load_scenario("default").source, encoding="utf-8") as handle:
-        text = handle.read().replace("[power]\n", "[power]\nloop_heater_power_w = 0.0\n")
-    scenario = parse_scenario(text + "\n[thermal]\nmin_radiator_flow_frac = 0.03\n", "cold.toml")
+    # And the old design's airframe and 400 W host (50 W per accelerator): default's fleet
+    # without its design tables. A DGX-class host's 4.6 kW on the cold plates keeps even an
+    # idle node warm.
+    default = load_scenario("default")
+    scenario = dataclasses.replace(default, sections={
+        **{name: table for name, table in default.sections.items()
+           if name not in ("thermal", "power")},
+        "power": {"loop_heater_power_w": 0.0},
+        "thermal": {"min_radiator_flow_frac": 0.03},
+        "compute": {"host_power_per_accelerator_w": 50.0}})
     engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True))
     limits = {f["name"]: f for f in engine.meta()["fields"]}["temp_compute_k"]["limits"]
     assert limits["warn_low"] == pytest.approx(278.15)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from computeutil import DAWN_DUSK, QUIET, command, engine
+from computeutil import DAWN_DUSK, QUIET, SMALL_HOST, command, engine
 
 from twin.models.compute.radiation import (
     DIPOLE_POLE_LAT_DEG,
@@ -87,7 +87,7 @@ def test_upset_rates_follow_the_powered_devices_between_refreshes() -> None:
 
 
 def test_injected_upset_costs_exactly_the_work_since_the_last_checkpoint() -> None:
-    eng = engine(DAWN_DUSK + QUIET, dt_s=60.0)
+    eng = engine(DAWN_DUSK + QUIET + SMALL_HOST, dt_s=60.0)
     job_id = command(eng, "submit_job", kind="training", size_accel_h=80.0, accelerators=8,
                      checkpoint_interval_s=1800.0)["job_id"]
     for _ in range(45):  # 44 min of running: checkpoint at 30 min, 14 min since
@@ -108,7 +108,7 @@ def test_injected_upset_costs_exactly_the_work_since_the_last_checkpoint() -> No
 
 
 def test_reset_stalls_the_job_for_the_downtime() -> None:
-    eng = engine(DAWN_DUSK + QUIET, dt_s=60.0)
+    eng = engine(DAWN_DUSK + QUIET + SMALL_HOST, dt_s=60.0)
     job_id = command(eng, "submit_job", kind="training", size_accel_h=80.0, accelerators=8)[
         "job_id"]
     for _ in range(10):

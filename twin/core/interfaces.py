@@ -105,6 +105,16 @@ class ComputeOutputs:
 
     compute_power_w: Array | None = None
     """(n,) electrical power the compute payload demands, W."""
+    accelerator_power_w: Array | None = field(default=None, metadata={"optional": True})
+    """(n,) power one accelerator holding a job demands (the mean over those), a sleeping
+    one's where none holds a job, 0 where none works, W: what heats the hottest die above
+    the cold plate. Optional: a payload model with no accelerators leaves it unset, and
+    thermal then puts the dies at the plate's temperature."""
+    settle_payload_w: Callable[[Array], tuple[Array, Array]] | None = field(
+        default=None, metadata={"optional": True})
+    """For thermal's starting state (docs/models.md, "Starting state"): given (n,) plate
+    temperatures, K, the payload power and one busy accelerator's power, (n,) W each, that
+    this step's load draws with the thermal throttle holding its dies over that plate."""
 
 
 @dataclass(eq=False)
@@ -168,6 +178,13 @@ class ThermalOutputs:
     """(n,) bus, K."""
     temp_battery_k: Array | None = None
     """(n,) battery, K."""
+    temp_junction_k: Array | None = None
+    """(n,) hottest accelerator die (junction), quasi-steady over the cold plate, K."""
+    temp_hbm_k: Array | None = None
+    """(n,) hottest accelerator's HBM stacks, quasi-steady over the cold plate, K."""
+    die_resistance_k_w: Array | None = None
+    """(2,) kelvin the junction and the HBM stand over the plate per watt of one
+    accelerator's power, [junction, HBM], K/W."""
     temp_block_k: Array | None = None
     """(4, n) float32 block the four temperature fields are rows of, K."""
     temp_min_k: Array | None = None

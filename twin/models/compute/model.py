@@ -10,8 +10,9 @@ storage, the jobs it runs. Each step, in order:
 3. seeded arrivals join the queue (``JobRunner``);
 4. the node clock: the DVFS point that keeps the payload under the power cap in force
    (power's ``power_cap_w`` from the previous step, or the operator's, the lower), capped
-   again while the chip is thermally throttled (``temp_compute_k``, with hysteresis)
-   (``power_clock``);
+   again while the die or its HBM is thermally throttled (``temp_junction_k``,
+   ``temp_hbm_k``, with hysteresis); every accelerator holding a job leaks more, or less,
+   than its datasheet power as its junction is hotter or colder (``power_clock``);
 5. jobs progress, checkpoint and finish; results go to storage (``JobRunner``);
 6. the scheduler places queued jobs (every ``schedule_interval_s``, or at once after a
    command); they run from the next step (``placement.Placement``);
@@ -19,7 +20,9 @@ storage, the jobs it runs. Each step, in order:
 8. per-node "why not more" reasons and fleet totals (``node_fields.NodeFields``).
 
 Publishes ``compute_power_w`` (n,) for power and thermal: everything the payload draws,
-which is also the heat it puts into the compute thermal node.
+leakage included, which is also the heat it puts into the compute thermal node; and
+``accelerator_power_w`` (n,), one busy accelerator's share, which heats its die and HBM
+above the cold plate (thermal's junction and HBM temperatures).
 
 Most steps change little for compute: no job starts or ends, no cap, no throttle, no
 fault. What follows only from the running set and the working accelerators (each node's
@@ -52,8 +55,12 @@ from twin.models.compute.power_clock import (
     NodeLoad,
     ThermalThrottle,
     WorkingAccelerators,
+    allowed_accelerator_w,
     dvfs_clock,
     dynamic_w,
+    full_clock_dies_k,
+    leakage_extra_w,
+    settle_payload,
 )
 from twin.models.compute.radiation import RadiationParams, RadiationState
 from twin.models.compute.upsets import Upsets
@@ -119,6 +126,9 @@ class ComputeModel:
         self.operator_cap_w = np.full(n, np.inf)
         self._next_schedule_t = -np.inf
         self._load: NodeLoad | None = None
+        # accelerator_power_w's terms: (busy, n_ok, base W, 1/busy, fill W), by identity.
+        self._accelerator_terms: tuple[np.ndarray, ...] | None = None
+        self._n_mirrored = 0  # nodes a live testbed mirrored this step
         # What the published fields were computed from, when a later step may skip
         # rewriting them (None: rewrite).
         self._published: tuple[Any, ...] | None = None
@@ -179,21 +189,41 @@ class ComputeModel:
         uncapped = bool(cap.size == 0 or cap.min() == np.inf)
         if uncapped:
             cap = out.no_cap  # the same numbers, an array the cap field may already hold
+        # Leakage at last step's junction temperature (none before thermal's first step):
+        # part of the static draw the clock must fit under the cap.
+        thermal = ctx.thermal
+        junction_k = thermal.temp_junction_k
+        leak = leak_per_accelerator = None
+        if junction_k is None:
+            static = load.static
+        else:
+            leak_per_accelerator = leakage_extra_w(p, junction_k)
+            leak = leak_per_accelerator * load.busy
+            static = load.static + leak
+            junction_k, hbm_k = full_clock_dies_k(
+                p, load.busy, junction_k, thermal.temp_hbm_k, thermal.temp_compute_k,
+                thermal.die_resistance_k_w, leak_per_accelerator)
+            self.throttling.update(ctx, junction_k, hbm_k)
         f_cap = (out.full_clock if uncapped
-                 else dvfs_clock(p, cap, load.static, load.dynamic_full))
-        self.throttling.update(ctx, ctx.thermal.temp_compute_k)
+                 else dvfs_clock(p, cap, static, load.dynamic_full))
         full_clock = uncapped and not self.throttling.n_on
         if full_clock:
             clock = f_cap
             power, power_sum, delivered = load.full_clock()
+            if leak is not None:
+                power = power + leak
+                power_sum = float(np.add.reduce(power))
             rate = load.acc  # acc * clock 1
         else:
-            if self.throttling.n_on:
-                clock = np.where(self.thermal_on, np.minimum(f_cap, p.thermal_clock_frac),
-                                 f_cap)
+            if self.throttling.n_on:  # the clock that holds the hot dies at their limits
+                allowed_w = allowed_accelerator_w(p, thermal.temp_compute_k,
+                                                  thermal.die_resistance_k_w)
+                clock = np.minimum(f_cap, self.throttling.clock_limit(
+                    static, load.dynamic_full, load.running_acc, allowed_w,
+                    leak_per_accelerator))
             else:
                 clock = f_cap
-            power = load.static + dynamic_w(load.dynamic_full, clock, p.dvfs_exponent)
+            power = static + dynamic_w(load.dynamic_full, clock, p.dvfs_exponent)
             power_sum = float(power.sum())
             rate = load.acc * clock[load.rnode]  # accelerator-seconds of work per second
 
@@ -227,12 +257,48 @@ class ComputeModel:
             out.publish(n_ok, load, clock, f_cap, cap, power, delivered, idle_resetting,
                         orbit_ok, jobs.n_queued == 0)
             self._published = key
+        elif leak is not None:  # the same fields but the power: leakage follows the die
+            out.set_power(power)
         self.totals["energy_j"] += power_sum * dt
         self.outputs.compute_power_w = self.power.array
+        if thermal.die_resistance_k_w is not None:  # for thermal's starting state
+            self.outputs.settle_payload_w = settle_payload(p, load, cap,
+                                                           thermal.die_resistance_k_w)
         self._n_ok, self._cap_w, self._dt_s = n_ok, cap, dt
         drivers = ctx.drivers
+        busy = load.busy
+        self._n_mirrored = drivers.mirror_sat.size
         if drivers.mirror_sat.size:
             self.take_measured(drivers.mirror_sat, drivers.measured_drivers)
+            busy = busy.astype(float)  # the mirrors' measured occupancy, where they have it
+            busy[drivers.mirror_sat] = self.busy.array[drivers.mirror_sat]
+        self.outputs.accelerator_power_w = self._accelerator_power_w(busy, n_ok)
+
+    def _accelerator_power_w(self, busy: np.ndarray, n_ok: np.ndarray) -> np.ndarray:
+        """(n,) one busy accelerator's power: the node's power less the host and the
+        sleeping accelerators, over the busy ones; a sleeping one's where none is busy,
+        0 where none works (W).
+
+        ``(P - base) / busy + fill``, with base, 1/busy (0 where none is busy) and fill
+        following from ``busy`` and ``n_ok`` alone: kept while they are the same objects.
+        """
+        kept = self._accelerator_terms
+        if kept is None or kept[0] is not busy or kept[1] is not n_ok:
+            p = self.params
+            sleeping = np.subtract(n_ok, busy, dtype=float)
+            np.maximum(sleeping, 0.0, out=sleeping)
+            base = sleeping * p.sleep_power_w + p.host_power_w
+            has_busy = busy > 0
+            inverse = np.divide(1.0, busy, out=np.zeros(busy.shape), where=has_busy)
+            fill = np.where(has_busy | (n_ok <= 0), 0.0, p.sleep_power_w)
+            kept = self._accelerator_terms = (busy, n_ok, base, inverse, fill)
+        _, _, base, inverse, fill = kept
+        per = np.subtract(self.power.array, base)  # float64: base is
+        per *= inverse
+        per += fill
+        if self._n_mirrored:  # measured power may sit below the host's
+            np.maximum(per, 0.0, out=per)
+        return per
 
     def forget_kept(self) -> None:
         """Drop every value kept from step to step: the next step computes all afresh.
@@ -240,7 +306,7 @@ class ComputeModel:
         The kept values are those a fresh computation gives, bit for bit; the tests check
         it against a model made to forget before every step.
         """
-        self._load = self._published = None
+        self._load = self._published = self._accelerator_terms = None
         self.accelerators.forget_kept()
         self.node_fields.forget_kept()
         self.jobs.forget_kept()
@@ -293,8 +359,12 @@ class ComputeModel:
             "peak_flop_s_per_accelerator": p.peak_flop_s,
             "full_power_w": p.full_power_w, "idle_power_w": p.idle_power_w,
             "sleep_power_w": p.sleep_power_w, "host_power_w": p.host_power_w,
+            "host_power_per_accelerator_w": p.host_power_per_accelerator_w,
             "dvfs_exponent": p.dvfs_exponent, "min_clock_frac": p.min_clock_frac,
             "throttle_temp_k": p.throttle_temp_k,
+            "hbm_throttle_temp_k": p.hbm_throttle_temp_k,
+            "leakage_frac": p.leakage_frac, "leakage_ref_temp_k": p.leakage_ref_temp_k,
+            "leakage_temp_coeff_per_k": p.leakage_temp_coeff_per_k,
             "throttle_hysteresis_k": p.throttle_hysteresis_k,
             "storage_bytes": p.storage_bytes,
             "throttle_codes": {str(k): v for k, v in THROTTLE_CODES.items()},

@@ -141,7 +141,8 @@ class NodeFields:
 
         thermal_bound = power_bound = None
         if self.thermal.n_on:
-            thermal_bound = self.thermal.on & (p.thermal_clock_frac <= f_cap)
+            heat_clock = self.thermal.clock  # this step's (ThermalThrottle.clock_limit)
+            thermal_bound = self.thermal.on & (heat_clock <= f_cap) & (heat_clock < 1.0)
         if f_cap is not self.full_clock:
             power_bound = f_cap < 1.0
             if thermal_bound is not None:
@@ -238,13 +239,14 @@ class NodeFields:
             dynamic_full = busy * (p.full_power_w - p.idle_power_w)
             f_cap = dvfs_clock(p, cap_w[nodes], static, dynamic_full)
             thermal = self.thermal.on[nodes]
-            clock = np.where(thermal, np.minimum(f_cap, p.thermal_clock_frac), f_cap)
+            heat_clock = self.thermal.clock[nodes]  # the model's, from its own load
+            clock = np.where(thermal, np.minimum(f_cap, heat_clock), f_cap)
             self.utilization.array[nodes] = u
             self.busy.array[nodes] = np.rint(busy)
             self.clock.array[nodes] = clock
             self.delivered.array[nodes] = busy * clock * p.peak_flop_s
             self.power.array[nodes] = static + dynamic_w(dynamic_full, clock, p.dvfs_exponent)
-            thermal_bound = thermal & (p.thermal_clock_frac <= f_cap)
+            thermal_bound = thermal & (heat_clock <= f_cap) & (heat_clock < 1.0)
             power_bound = (f_cap < 1.0) & ~thermal_bound
             self.throttle.array[nodes] = np.where(
                 thermal_bound, 1, np.where(power_bound, 2, np.where(self.failed[nodes], 3, 0)))
@@ -254,6 +256,12 @@ class NodeFields:
             self.power.array[sats[has]] = power[has]
         new_w = self.power.array[sats].astype(np.float64)
         return float((new_w - old_w).sum())
+
+    def set_power(self, power: np.ndarray) -> None:
+        """Write the power field alone (the other fields hold): its sum is due again."""
+        self.power.array[:] = power
+        if self._sums is not None:
+            self._sums.pop("compute_power_w", None)
 
     def sums(self) -> dict[str, float]:
         """Fleet sums over the fields, kept until the fields are written again."""

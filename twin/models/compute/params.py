@@ -41,14 +41,26 @@ class ComputeParams:
         full_power_w: Power of one busy accelerator at full clock (W); H100 SXM TDP 700 W.
         idle_power_w: One accelerator holding a job but not computing (W).
         sleep_power_w: One accelerator with no job, clock- and power-gated (W).
-        host_power_w: Host CPU, memory, network and storage per node, always on (W).
+        host_power_per_accelerator_w: Everything in the node but its accelerators (host
+            CPUs, memory, NVSwitch, NICs, storage), always on, per installed accelerator
+            (W): the node's host power is this times ``accelerators_per_node``
+            (``host_power_w``). 575 W: an NVIDIA DGX H100 draws 10.2 kW at most with 8 x
+            700 W GPUs, so 4.6 kW, 575 W per GPU, for the rest (docs/models.md, "Host").
         dvfs_exponent: Dynamic power ~ clock^exponent over the DVFS range (CMOS P ~ C V^2
             f with V roughly linear in f gives ~3; measured GPUs 2-3).
         min_clock_frac: Lowest DVFS clock; below it the node suspends its jobs.
-        throttle_temp_k: Chip temperature above which the clock is cut (K).
-        throttle_hysteresis_k: The cut lifts once the chip is this much cooler (K).
-        thermal_clock_frac: Clock while thermally throttled.
+        throttle_temp_k: Junction (die) temperature above which the clock is cut (K).
+        hbm_throttle_temp_k: HBM temperature above which the clock is cut (K).
+        throttle_hysteresis_k: The cut lifts once junction and HBM are this much below
+            their limits (K).
+        thermal_clock_frac: Clock while thermally throttled where the throttle knows no
+            plate temperature and die resistances (compute stepped alone); in the twin it
+            holds the dies at their limits instead (docs/models.md).
         storage_bytes: Result storage per node (bytes).
+        leakage_frac: Leakage power of one powered accelerator at ``leakage_ref_temp_k``,
+            as a fraction of ``full_power_w``; the datasheet powers above hold there.
+        leakage_ref_temp_k: Junction temperature the datasheet powers hold at (K).
+        leakage_temp_coeff_per_k: Leakage grows as exp(coeff * (T_j - T_ref)) (1/K).
     """
 
     accelerators_per_node: int = field(default=8, metadata={"min": 1, "max": 64})
@@ -57,15 +69,23 @@ class ComputeParams:
     full_power_w: float = field(default=700.0, metadata={"gt": 0.0, "max": 1e5, "unit": "W"})
     idle_power_w: float = field(default=90.0, metadata={"min": 0.0, "max": 1e5, "unit": "W"})
     sleep_power_w: float = field(default=15.0, metadata={"min": 0.0, "max": 1e5, "unit": "W"})
-    host_power_w: float = field(default=400.0, metadata={"min": 0.0, "max": 1e6, "unit": "W"})
+    host_power_per_accelerator_w: float = field(default=575.0, metadata={
+        "min": 0.0, "max": 1e5, "unit": "W"})
     dvfs_exponent: float = field(default=2.5, metadata={"min": 1.0, "max": 4.0})
     min_clock_frac: float = field(default=0.35, metadata={"gt": 0.0, "max": 1.0})
     throttle_temp_k: float = field(default=358.15, metadata={"gt": 0.0, "max": 1000.0,
                                                              "unit": "K"})
+    hbm_throttle_temp_k: float = field(default=368.15, metadata={"gt": 0.0, "max": 1000.0,
+                                                                 "unit": "K"})
     throttle_hysteresis_k: float = field(default=5.0, metadata={"min": 0.0, "max": 100.0,
                                                                 "unit": "K"})
     thermal_clock_frac: float = field(default=0.5, metadata={"gt": 0.0, "max": 1.0})
     storage_bytes: float = field(default=30e12, metadata={"gt": 0.0, "max": 1e18, "unit": "B"})
+    leakage_frac: float = field(default=0.10, metadata={"min": 0.0, "max": 1.0, "unit": "1"})
+    leakage_ref_temp_k: float = field(default=343.15, metadata={"gt": 0.0, "max": 1000.0,
+                                                                "unit": "K"})
+    leakage_temp_coeff_per_k: float = field(default=0.023, metadata={"min": 0.0, "max": 0.2,
+                                                                     "unit": "1/K"})
 
     def __post_init__(self) -> None:
         from twin.scenario import InvalidField
@@ -75,6 +95,22 @@ class ComputeParams:
                                " full_power_w")
         if self.thermal_clock_frac < self.min_clock_frac:
             raise InvalidField("thermal_clock_frac", "must be at least min_clock_frac")
+        if self.leakage_w > self.idle_power_w:
+            # Leakage is part of a powered accelerator's idle draw: a colder die lowers the
+            # draw by at most its leakage, which must not take the draw below zero.
+            raise InvalidField("leakage_frac", f"{self.leakage_frac:g} x full_power_w is"
+                               f" {self.leakage_w:g} W, more than idle_power_w"
+                               f" ({self.idle_power_w:g} W), of which leakage is a part")
+
+    @property
+    def host_power_w(self) -> float:
+        """The node's host power, always on (W): per accelerator times the accelerators."""
+        return self.host_power_per_accelerator_w * self.accelerators_per_node
+
+    @property
+    def leakage_w(self) -> float:
+        """One powered accelerator's leakage at ``leakage_ref_temp_k`` (W)."""
+        return self.leakage_frac * self.full_power_w
 
 
 FLEET_TOTALS: dict[str, tuple[str, str]] = {

@@ -90,10 +90,13 @@ class Placement:
         sleeping = np.clip(n_ok - busy, 0, None)
         full_draw = (p.host_power_w + busy * p.full_power_w + sleeping * p.sleep_power_w)
         power_room = cap - full_draw
-        temp = ctx.thermal.temp_compute_k
+        # No new work on a die or HBM within the throttle's hysteresis of its limit.
+        junction, hbm = ctx.thermal.temp_junction_k, ctx.thermal.temp_hbm_k
         cool_enough = ~self.throttle.on
-        if temp is not None:
-            cool_enough &= np.asarray(temp) < p.throttle_temp_k - p.throttle_hysteresis_k
+        if junction is not None:
+            cool_enough &= np.asarray(junction) < p.throttle_temp_k - p.throttle_hysteresis_k
+        if hbm is not None:
+            cool_enough &= np.asarray(hbm) < p.hbm_throttle_temp_k - p.throttle_hysteresis_k
         usable = orbit_ok & cool_enough
         orbit = ctx.orbit
         sunlit = np.asarray(np.ones(n) if orbit.sunlit_frac is None else orbit.sunlit_frac)

@@ -4,7 +4,11 @@
 - ``NodeLoad``: what the running set asks of each node before any cap or throttle (busy
   and computing accelerators, static and full-clock dynamic power);
 - ``dvfs_clock``: the highest clock whose draw fits a power cap;
-- ``ThermalThrottle``: the clock cut of a hot chip, with hysteresis.
+- ``leakage_extra_w``: the leakage a die's temperature adds to (or takes from) one
+  accelerator's datasheet powers;
+- ``full_clock_dies_k``, ``allowed_accelerator_w``: the die and HBM temperatures the
+  throttle judges, and the power an accelerator may draw within their limits;
+- ``ThermalThrottle``: the clock a hot die or HBM allows, with hysteresis.
 
 The working accelerators and the load follow from their inputs alone, which is what lets
 the model keep them from step to step until those inputs change.
@@ -12,6 +16,7 @@ the model keep them from step to step until those inputs change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -50,6 +55,26 @@ def dynamic_w(dynamic_full_w: np.ndarray, clock: np.ndarray, exponent: float) ->
     if slowed.any():
         out[slowed] *= clock[slowed] ** exponent
     return out
+
+
+def leakage_extra_w(params: ComputeParams, junction_k: np.ndarray) -> np.ndarray:
+    """(n,) leakage the junction temperature adds to one powered accelerator's datasheet
+    power, W (negative below the reference).
+
+    A powered accelerator (one holding a job) leaks ``L_ref exp(b (T_j - T_ref))``,
+    ``L_ref = leakage_frac * full_power_w``; the datasheet powers hold at ``T_ref``, so it
+    draws ``L_ref (exp(b (T_j - T_ref)) - 1)`` more. Sleeping accelerators are power-gated
+    and leak nothing that changes. A non-finite temperature adds nothing. docs/models.md,
+    "Junction, HBM and leakage".
+    """
+    extra = np.subtract(junction_k, params.leakage_ref_temp_k, dtype=float)
+    extra *= params.leakage_temp_coeff_per_k
+    with np.errstate(over="ignore"):  # an absurd temperature: inf, zeroed below
+        np.expm1(extra, out=extra)
+    extra *= params.leakage_w
+    if not np.isfinite(np.add.reduce(extra)):  # one pass in the usual, finite, case
+        extra[~np.isfinite(extra)] = 0.0
+    return extra
 
 
 def read_only(array: np.ndarray) -> np.ndarray:
@@ -187,51 +212,196 @@ class WorkingAccelerators:
         self._key = None
 
 
-class ThermalThrottle:
-    """The clock cut of a hot chip, with hysteresis (``throttle_temp_k``).
+def full_clock_dies_k(params: ComputeParams, busy: np.ndarray, junction_k: np.ndarray,
+                      hbm_k: np.ndarray | None, plate_k: np.ndarray | None,
+                      rise_k_w: np.ndarray | None, leak_w: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+    """What the throttle decides on: the junction and HBM temperatures, (n,) each, K.
+
+    A die follows its power within milliseconds to a second (quasi-steady over the plate),
+    and a real accelerator trims its clock as fast: a throttle that waited a step (up to
+    minutes) at full clock would let the die run far past its limit. So a busy node's dies
+    are judged at full clock this step, over last step's plate: ``T_plate + R P``,
+    ``P = full_power_w`` + leakage at last step's junction, with thermal's resistances
+    (``die_resistance_k_w``). Nodes with no job, and a twin whose thermal publishes no
+    plate or resistances, are judged on the published temperatures.
 
     Args:
-        params: One node's payload (the limit, the hysteresis, the throttled clock).
+        busy: (n,) accelerators holding a job.
+        junction_k, hbm_k: (n,) last step's junction and HBM temperatures (or None).
+        plate_k: (n,) last step's compute node (cold plate) temperature, or None.
+        rise_k_w: (2,) kelvin over the plate per watt of one accelerator, [junction,
+            HBM], or None.
+        leak_w: (n,) one powered accelerator's leakage above its datasheet power, W.
+    """
+    if plate_k is None or rise_k_w is None:
+        return np.asarray(junction_k), None if hbm_k is None else np.asarray(hbm_k)
+    full_w = leak_w + params.full_power_w
+    has_job = busy > 0
+    junction = full_w * float(rise_k_w[0])
+    junction += plate_k
+    np.copyto(junction, junction_k, where=~has_job)
+    hbm = None
+    if hbm_k is not None:
+        hbm = np.multiply(full_w, float(rise_k_w[1]), out=full_w)
+        hbm += plate_k
+        np.copyto(hbm, hbm_k, where=~has_job)
+    return junction, hbm
+
+
+def allowed_accelerator_w(params: ComputeParams, plate_k: np.ndarray | None,
+                          rise_k_w: np.ndarray | None) -> np.ndarray | None:
+    """(n,) the power one accelerator may draw with its junction and HBM within their
+    limits over the plate, ``(T_limit - T_plate) / R``, the lower of the two, W; None
+    without a plate temperature or resistances (thermal publishes none)."""
+    if plate_k is None or rise_k_w is None:
+        return None
+    allowed = np.full(np.shape(plate_k), np.inf)
+    for limit_k, r_k_w in ((params.throttle_temp_k, float(rise_k_w[0])),
+                           (params.hbm_throttle_temp_k, float(rise_k_w[1]))):
+        if r_k_w > 0.0:  # a die with no resistance over its plate never limits
+            np.minimum(allowed, (limit_k - np.asarray(plate_k, dtype=float)) / r_k_w,
+                       out=allowed)
+    return allowed
+
+
+def settle_payload(params: ComputeParams, load: NodeLoad, cap_w: np.ndarray,
+                   rise_k_w: np.ndarray | None
+                   ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Thermal's starting state's view of the payload: a function of the plate.
+
+    The starting state is the steady state of the working loads; a load that would heat
+    its dies past their limits does not run at full clock, so the payload it draws
+    depends on the plate the steady state finds. Given plate temperatures, this returns
+    what ``load`` draws with the throttle holding its dies there (no hysteresis: only the
+    limits), under ``cap_w``, with leakage at the junction that results (two passes), and
+    one busy accelerator's power, (n,) W each.
+    """
+    def payload_w(plate_k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p = params
+        limit_k = p.throttle_temp_k
+        r_j = 0.0 if rise_k_w is None else float(rise_k_w[0])
+        plate = np.asarray(plate_k, dtype=float)
+        # The junction at full clock, at most its limit (where the throttle holds it).
+        junction = np.minimum(plate + r_j * p.full_power_w, limit_k)
+        leak = leakage_extra_w(p, junction)
+        junction = np.minimum(plate + r_j * (p.full_power_w + leak), limit_k)
+        leak = leakage_extra_w(p, junction)
+        static = load.static + leak * load.busy
+        clock = dvfs_clock(p, cap_w, static, load.dynamic_full)
+        allowed = allowed_accelerator_w(p, plate, rise_k_w)
+        if allowed is not None:
+            room = (allowed - p.idle_power_w - leak) * load.running_acc
+            np.minimum(clock, dvfs_clock(p, static + room, static, load.dynamic_full),
+                       out=clock)
+        power = static + dynamic_w(load.dynamic_full, clock, p.dvfs_exponent)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per = np.where(load.busy > 0, (power - static) / load.busy + p.idle_power_w
+                           + leak, p.sleep_power_w)
+        return power, per
+
+    return payload_w
+
+
+class ThermalThrottle:
+    """The clock a hot die or HBM allows (``throttle_temp_k`` on the junction,
+    ``hbm_throttle_temp_k`` on the HBM), switched on and off with hysteresis.
+
+    While on, a node runs at the highest clock that holds its junction and HBM at their
+    limits (``clock_limit``), as a real accelerator trims its clock: a fixed cut would
+    cool the die far below its limit, lift, and heat it past it again every few steps.
+
+    Args:
+        params: One node's payload (the limits, the hysteresis, the fallback clock).
         scenario: The scenario (node count, satellite names for events).
 
     Attributes:
         on: (n,) bool, nodes throttled now (changed in place).
         n_on: How many are: 0 in the usual step, which then skips the throttle's terms.
+        clock: (n,) the clock heat allows this step (1 where off), set by
+            ``clock_limit``.
     """
 
     def __init__(self, params: ComputeParams, scenario: Scenario) -> None:
         self.params = params
         self.scenario = scenario
-        self.on = np.zeros(len(scenario.satellites), dtype=bool)
+        n = len(scenario.satellites)
+        self.on = np.zeros(n, dtype=bool)
         self.n_on = 0
+        self.clock = np.ones(n)
 
-    def update(self, ctx: StepContext, temp_k: np.ndarray | None) -> None:
-        """Hysteresis: cut above the limit, lift below limit - hysteresis.
+    def clock_limit(self, static_w: np.ndarray, dynamic_full_w: np.ndarray,
+                    running_acc: np.ndarray, allowed_w: np.ndarray | None,
+                    leak_w: np.ndarray | None) -> np.ndarray:
+        """Set and return ``clock``: on the nodes throttled, the highest clock at which a
+        computing accelerator draws at most ``allowed_w``; 1 elsewhere.
+
+        A computing accelerator draws ``P_idle + leak + (P_full - P_idle) f^k``, so the
+        node may draw ``static + running_acc (allowed - P_idle - leak)``: ``dvfs_clock``
+        under that cap (0 where even ``min_clock_frac`` would pass the limit: the jobs
+        suspend). Without an allowed power (thermal publishes no plate or resistances)
+        the clock is cut to ``thermal_clock_frac``.
 
         Args:
-            temp_k: (n,) chip temperatures (thermal's ``temp_compute_k`` of the last
-                step), or None before thermal's first step (nothing changes).
+            static_w, dynamic_full_w: (n,) the node's static draw (leakage included) and
+                full-clock dynamic power, W.
+            running_acc: (n,) accelerators computing.
+            allowed_w: (n,) one accelerator's allowed power (``full_clock_dies_k``), W.
+            leak_w: (n,) one powered accelerator's leakage above its datasheet power, W.
         """
-        if temp_k is None:
+        p = self.params
+        if allowed_w is None or leak_w is None:
+            self.clock = np.where(self.on, p.thermal_clock_frac, 1.0)
+            return self.clock
+        room_w = allowed_w - p.idle_power_w
+        room_w -= leak_w
+        room_w *= running_acc
+        cap_w = np.where(self.on, static_w + room_w, np.inf)
+        self.clock = dvfs_clock(p, cap_w, static_w, dynamic_full_w)
+        return self.clock
+
+    def update(self, ctx: StepContext, junction_k: np.ndarray | None,
+               hbm_k: np.ndarray | None = None) -> None:
+        """Hysteresis: cut when the junction or the HBM is above its limit, lift once both
+        are ``throttle_hysteresis_k`` below theirs.
+
+        Args:
+            junction_k: (n,) junction temperatures, or None before thermal's first step
+                (nothing changes): in the twin, those a busy node's dies would reach at
+                full clock this step over last step's plate (``full_clock_dies_k``).
+            hbm_k: (n,) HBM temperatures, the same way, or None (the junction alone).
+        """
+        if junction_k is None:
             return
         p = self.params
-        temp = np.asarray(temp_k)
-        hot = temp > p.throttle_temp_k
+        junction = np.asarray(junction_k)
+        hot = junction > p.throttle_temp_k
+        hbm = None if hbm_k is None else np.asarray(hbm_k)
+        if hbm is not None:
+            hot |= hbm > p.hbm_throttle_temp_k
         if not self.n_on and not np.count_nonzero(hot):
             return  # none throttled and none too hot: nothing changes
         was = self.on.copy()
-        # On above the limit, off below limit - hysteresis, as it was in between (and NaN).
-        on = hot | (was & ~(temp < p.throttle_temp_k - p.throttle_hysteresis_k))
+        # On above a limit, off once both are below limit - hysteresis, as it was in
+        # between (and NaN).
+        cool = junction < p.throttle_temp_k - p.throttle_hysteresis_k
+        if hbm is not None:
+            cool &= hbm < p.hbm_throttle_temp_k - p.throttle_hysteresis_k
+        on = hot | (was & ~cool)
         self.on[:] = on
         self.n_on = int(np.count_nonzero(on))
         for node in np.flatnonzero(on != was):  # the few nodes that changed this step
             name = self.scenario.satellites[node].name
+            # Event text is for people: degrees Celsius (the fields stay in kelvin).
+            hbm_text = "" if hbm is None else f", HBM {hbm[node] - 273.15:.1f} °C"
             if on[node]:
                 ctx.events.raise_event(
-                    "thermal_throttle", "warning", f"{name}: chip {temp[node]:.1f} K above"
-                    f" {p.throttle_temp_k:.1f} K, clock cut to {p.thermal_clock_frac:.0%}",
+                    "thermal_throttle", "warning",
+                    f"{name}: junction {junction[node] - 273.15:.1f} °C{hbm_text} at full "
+                    f"clock, above its limit ({p.throttle_temp_k - 273.15:.1f} °C junction, "
+                    f"{p.hbm_throttle_temp_k - 273.15:.1f} °C HBM): clock held down",
                     sat=int(node))
             else:
                 ctx.events.raise_event("thermal_throttle_end", "info",
-                                       f"{name}: chip {temp[node]:.1f} K, full clock again",
-                                       sat=int(node))
+                                       f"{name}: junction {junction[node] - 273.15:.1f} °C"
+                                       f"{hbm_text}, full clock again", sat=int(node))

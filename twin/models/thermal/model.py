@@ -23,6 +23,7 @@ from twin.core.subsystem import (
 )
 from twin.models.faults import degraded_frac
 from twin.models.ledger import EnergyLedger
+from twin.models.thermal.junction import DieTemperatures
 from twin.models.thermal.loop import CoolantLoop, loop_conductance_w_k
 from twin.models.thermal.params import (
     BATTERY_LIMITS_K,
@@ -32,7 +33,12 @@ from twin.models.thermal.params import (
     RADIATOR_LIMITS_K,
     ThermalParams,
 )
-from twin.models.thermal.settle import StartingState, Thermostats, report_unconverged
+from twin.models.thermal.settle import (
+    PayloadAt,
+    StartingState,
+    Thermostats,
+    report_unconverged,
+)
 from twin.models.thermal.solver import NEWTON_ITERATIONS, SolveWork, implicit_step
 from twin.models.thermal.surfaces import RadiatorSurfaces
 from twin.protocol.codec import ok
@@ -67,6 +73,7 @@ FLEET_TOTALS: dict[str, tuple[str, str]] = {
     "q_absorbed_total_w": ("W", "environmental heat absorbed"),
     "q_rejected_total_w": ("W", "heat radiated to space"),
     "temp_compute_max_k": ("K", "hottest accelerator cold plate"),
+    "temp_junction_max_k": ("K", "hottest accelerator die (junction)"),
     "temp_battery_min_k": ("K", "coldest battery"),
 }
 """The fleet totals this model publishes: name -> (unit, description) (meta.totals)."""
@@ -80,8 +87,9 @@ class ThermalModel:
     ``bus_power_w``, ``heater_power_w``, ``loop_heater_power_w`` (into the compute node),
     ``battery_loss_w``, ``regulation_loss_w``, or compute's ``compute_power_w`` before
     power's first step) and power's ``settle_heaters_w`` while it settles (docs/models.md,
-    "Starting state"); ``radiator_health_frac`` from faults. Publishes the four
-    temperatures, from its first step on.
+    "Starting state"); ``radiator_health_frac`` from faults; compute's
+    ``accelerator_power_w`` for the die and HBM over the plate. Publishes the four node
+    temperatures and the junction and HBM temperatures, from its first step on.
 
     Args:
         n_sats: Number of satellites.
@@ -112,6 +120,8 @@ class ThermalModel:
                             "Heat radiated to space by the radiators")
         self.q_generated = f("q_generated_w", "<f4", (n,), "W",
                              "Heat dissipated inside the node (all electrical loads and losses)")
+        self.dies = DieTemperatures(n, p)
+        self.temp_junction, self.temp_hbm = self.dies.junction, self.dies.hbm
         self.flow = f("coolant_flow_frac", "<f4", (n,), "1",
                       "Pumped-loop flow setting, fraction of the design flow", fill=1.0)
         # The four temperature fields are rows of one float32 block in node order, and the
@@ -151,6 +161,8 @@ class ThermalModel:
         self._starting_state = StartingState(n, p, self.capacities, self._loop, self._work)
         self._temps_start = self.temps_k.copy()
         self.bad_input_steps = 0  # satellite-steps skipped for non-finite heat inputs
+        # One accelerator's power over the plate a settle found this step (None: compute's).
+        self._settle_accelerator_w: np.ndarray | None = None
         self._radiator_health: np.ndarray | None = None  # this step's, None: all healthy
         # The last settle (docs/models.md, "Starting state"): satellites not converged to
         # SETTLE_TOLERANCE_K, valves started in freeze mode, and the switches started on
@@ -167,7 +179,8 @@ class ThermalModel:
 
     def fields(self) -> list[Field]:
         return [self.temp_compute, self.temp_radiator, self.temp_bus, self.temp_battery,
-                self.q_absorbed, self.q_rejected, self.q_generated, self.flow]
+                self.temp_junction, self.temp_hbm, self.q_absorbed, self.q_rejected,
+                self.q_generated, self.flow]
 
     def step(self, ctx: StepContext) -> None:
         p = self.params
@@ -214,7 +227,9 @@ class ThermalModel:
             # epoch's scheduling placed; that step sets the state instead of integrating.
             # What the settle switches on is this step's heater power: power's thermostats
             # start the next step from it (power's arrays, which it publishes).
-            self._settle(heat, k_rad, k_bus, sink4, thermostats)
+            payload_at = ctx.compute.settle_payload_w
+            settle_payload = None if payload_at is None else (payload_at, payload)
+            self._settle(heat, k_rad, k_bus, sink4, thermostats, settle_payload)
             report_unconverged(ctx.events, self.settle_unconverged)
             if integrate:
                 self._initialized = True
@@ -246,6 +261,12 @@ class ThermalModel:
         temps = self.temps_k
         self._surfaces.rejected_w(temps, k_rad, k_bus, sink4, out=flows[1])
         np.copyto(self._temps_f4, temps, casting="same_kind")
+        if self._settle_accelerator_w is not None:  # this step settled with compute's view
+            self.dies.update(temps[COMPUTE], self._settle_accelerator_w, None, None)
+            self._settle_accelerator_w = None
+        else:
+            self.dies.update(temps[COMPUTE], ctx.compute.accelerator_power_w,
+                             ctx.compute.compute_power_w, power.payload_power_w)
         np.fmin.reduce(self._temps_f4, axis=1, out=self._temps_min)  # for power's thermostats
         np.copyto(self._flows_f4, flows, casting="same_kind")
         # The fleet's totals while the rows are at hand: absorbed and rejected in one pass.
@@ -258,6 +279,8 @@ class ThermalModel:
                                                        self.temp_radiator.array)
             out.temp_bus_k, out.temp_battery_k = self.temp_bus.array, self.temp_battery.array
             out.temp_block_k, out.temp_min_k = self._temps_f4, self._temps_min
+            out.temp_junction_k, out.temp_hbm_k = self.temp_junction.array, self.temp_hbm.array
+            out.die_resistance_k_w = self.dies.rise_k_w
 
     def fleet(self) -> dict[str, float]:
         if self._fleet_sums is not None:  # the last step's, from its float64 rows
@@ -273,6 +296,7 @@ class ThermalModel:
             "q_absorbed_total_w": absorbed_w,
             "q_rejected_total_w": rejected_w,
             "temp_compute_max_k": _max(self.temp_compute.array),
+            "temp_junction_max_k": _max(self.temp_junction.array),
             "temp_battery_min_k": battery_min,
         }
 
@@ -317,7 +341,8 @@ class ThermalModel:
     # ---- internals
 
     def _settle(self, heat: np.ndarray, k_rad: np.ndarray | float, k_bus: np.ndarray | float,
-                sink4: float, thermostats: Thermostats | None = None
+                sink4: float, thermostats: Thermostats | None = None,
+                payload: tuple[PayloadAt, np.ndarray] | None = None
                 ) -> tuple[np.ndarray, np.ndarray] | None:
         """Set every node to the starting state for ``heat`` ((4, n) W, updated in place)
         (``StartingState.settle``) and restart the energy ledger there.
@@ -327,7 +352,11 @@ class ThermalModel:
             ``thermostats``.
         """
         settled = self._starting_state.settle(heat, self.temps_k, k_rad, k_bus, sink4,
-                                              thermostats)
+                                              thermostats, payload)
+        # The dies over the settled plate draw what the payload does there (held by the
+        # throttle where it must be), not what compute asked at full clock.
+        self._settle_accelerator_w = (None if payload is None
+                                      else payload[0](settled.temps_k[COMPUTE])[1])
         self.settle_unconverged = settled.unconverged
         self.settle_switched_on = settled.switched_on
         self.settle_cycling = settled.cycling

@@ -23,6 +23,15 @@ BATTERY_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,  # Li-ion: 0..45 °
 BUS_LIMITS_K = {"alarm_low": 253.15, "warn_low": 263.15,  # electronics: -20..+60 °C
                 "warn_high": 323.15, "alarm_high": 333.15}
 RADIATOR_LIMITS_K = {"alarm_low": 200.0, "warn_low": 205.0}  # ammonia freezes at 195.4 K
+# Die and HBM (docs/models.md, "Junction, HBM and leakage"). The throttle holds a hot
+# die at its limit ([compute] throttle_temp_k 85 °C, hbm_throttle_temp_k 95 °C), give or
+# take what the plate moves in a step (under 2 K): a die held there is throttled
+# (throttle_code), not out of limits. Warning 2 K past the limit (the hold is slipping),
+# alarm 5 K past it (it has failed).
+JUNCTION_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,
+                     "warn_high": 360.15, "alarm_high": 363.15}
+HBM_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,
+                "warn_high": 370.15, "alarm_high": 373.15}
 
 
 def _m(unit: str, **bounds: float) -> dict[str, Any]:
@@ -60,6 +69,12 @@ class ThermalParams:
     battery_heat_capacity_j_k: float = field(default=80.0e3, metadata=_m("J/K", gt=0.0))
     compute_bus_conductance_w_k: float = field(default=2.0, metadata=_m("W/K", min=0.0))
     bus_battery_conductance_w_k: float = field(default=30.0, metadata=_m("W/K", min=0.0))
+    # Die and HBM over the cold plate, per accelerator (docs/models.md, "Junction, HBM and
+    # leakage"): junction = plate + R_j P, HBM = plate + R_hbm f_hbm P, P one accelerator.
+    junction_resistance_k_w: float = field(default=0.035, metadata=_m("K/W", min=0.0,
+                                                                      max=10.0))
+    hbm_resistance_k_w: float = field(default=0.25, metadata=_m("K/W", min=0.0, max=10.0))
+    hbm_power_frac: float = field(default=0.15, metadata=_m("1", min=0.0, max=1.0))
 
     @property
     def capacities_j_k(self) -> np.ndarray:

@@ -30,11 +30,15 @@ SETTLE_TOLERANCE_K = 1.0e-4  # the settle iterates valve <-> steady state until 
 # on starlink), so the state is then within ~1e-5 K of the fixed point (stated: 1 mK)
 SETTLE_MAX_ITERATIONS = 30  # per round; 7-9 are used, the rest is the margin to report
 SETTLE_REFINE_NEWTON = 8  # Newton iterations per solve after the first: warm-started
+PAYLOAD_DAMPING = 0.25  # of the step towards a held payload's value, per iteration
 SETTLE_ROUNDS = 4  # discrete switches (loop heater, battery heater, valve freeze mode) only
 # switch on during the settle, each at most once a satellite: 3 rounds + 1 that confirms
 
 Thermostats = Callable[[np.ndarray | None], tuple[np.ndarray, np.ndarray]]
 """Power's ``settle_heaters_w`` (``PowerOutputs``)."""
+PayloadAt = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""Compute's ``settle_payload_w`` (``ComputeOutputs``): payload and one accelerator's power,
+W, over given plate temperatures."""
 
 
 class SettledState(NamedTuple):
@@ -76,7 +80,8 @@ class StartingState:
 
     def settle(self, heat: np.ndarray, temps_k: np.ndarray, k_rad: np.ndarray | float,
                k_bus: np.ndarray | float, sink4: float,
-               thermostats: Thermostats | None = None) -> SettledState:
+               thermostats: Thermostats | None = None,
+               payload: tuple[PayloadAt, np.ndarray] | None = None) -> SettledState:
         """The starting state for ``heat`` ((4, n) W, updated in place), from ``temps_k``.
 
         The rule (docs/models.md, Thermal, "Starting state"): the continuous part (steady
@@ -94,22 +99,34 @@ class StartingState:
             thermostats: Power's ``settle_heaters_w``: called with (4, n) temperatures it
                 switches on the heaters whose thermostats read cold and returns (loop heater,
                 battery heater) power, (n,) W each; None: the heaters are as ``heat`` has them.
+            payload: Compute's ``settle_payload_w`` and the payload ``heat`` holds now,
+                (n,) W: the compute node's payload then follows the plate as the steady
+                state iterates (a throttled load draws less on a hotter plate); None: the
+                payload is as ``heat`` has it.
         """
         guard_k = self.params.radiator_freeze_guard_k
         freeze_mode = np.zeros(self.n_sats, dtype=bool)
         base = heat[[COMPUTE, BATTERY]]  # copies: heat without the heaters
         heaters = None
         temps = temps_k
+        payload_at, compute_rest = None, None
+        if payload is not None:  # the compute node's heat less its payload (loop heater)
+            payload_at, compute_rest = payload[0], heat[COMPUTE] - payload[1]
+            base[0] = compute_rest
         for _ in range(SETTLE_ROUNDS):
             temps, moved = self._settle_continuous(heat, freeze_mode, temps, k_rad, k_bus,
-                                                   sink4)
+                                                   sink4, payload_at, compute_rest)
             # NaN reads warm: a satellite with bad inputs switches nothing.
             switched = bool(np.any(temps[RADIATOR] < guard_k, where=~freeze_mode))
             freeze_mode |= temps[RADIATOR] < guard_k
             if thermostats is not None:
                 heaters = thermostats(temps)
                 before = heat[[COMPUTE, BATTERY]]
-                np.add(base[0], heaters[0], out=heat[COMPUTE])
+                if payload_at is not None:
+                    compute_rest = base[0] + heaters[0]
+                    np.add(payload_at(temps[COMPUTE])[0], compute_rest, out=heat[COMPUTE])
+                else:
+                    np.add(base[0], heaters[0], out=heat[COMPUTE])
                 np.add(base[1], heaters[1], out=heat[BATTERY])
                 switched |= not np.array_equal(heat[[COMPUTE, BATTERY]], before,
                                                equal_nan=True)
@@ -126,10 +143,14 @@ class StartingState:
         return SettledState(temps, heaters, unconverged, switched_on, cycling)
 
     def _settle_continuous(self, heat: np.ndarray, freeze_mode: np.ndarray, temps: np.ndarray,
-                           k_rad: np.ndarray | float, k_bus: np.ndarray | float, sink4: float
+                           k_rad: np.ndarray | float, k_bus: np.ndarray | float, sink4: float,
+                           payload_at: PayloadAt | None = None,
+                           compute_rest: np.ndarray | None = None
                            ) -> tuple[np.ndarray, np.ndarray]:
         """Steady state of ``heat`` ((4, n) W) with the steady valve, iterated from ``temps``
-        ((4, n) K) until no node moves more than ``SETTLE_TOLERANCE_K``.
+        ((4, n) K) until no node moves more than ``SETTLE_TOLERANCE_K``; with
+        ``payload_at``, the compute node's heat is its payload over the plate of the last
+        iteration plus ``compute_rest`` (W), updated in ``heat``.
 
         Returns:
             (4, n) temperatures, K, and (n,) the largest move of the last iteration, K (NaN
@@ -139,6 +160,12 @@ class StartingState:
         newton = STEADY_ITERATIONS
         moved = np.full(self.n_sats, np.inf)
         for _ in range(SETTLE_MAX_ITERATIONS):
+            if payload_at is not None and compute_rest is not None:
+                # Damped: a held load draws ~230 W less per kelvin of plate, and the plate
+                # moves ~1/70 K per watt in the steady state: undamped, the iteration
+                # would overshoot threefold and never settle.
+                target = payload_at(temps[COMPUTE])[0] + compute_rest
+                heat[COMPUTE] += PAYLOAD_DAMPING * (target - heat[COMPUTE])
             g_loop = self.loop.steady_valve_w_k(heat[COMPUTE], temps, freeze_mode)
             new = implicit_step(temps, STEADY_INV_DT, self.capacities, g_loop,
                                 p.compute_bus_conductance_w_k, p.bus_battery_conductance_w_k,
