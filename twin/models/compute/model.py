@@ -152,7 +152,9 @@ class ComputeModel:
         t, dt = ctx.t_utc, ctx.dt_s
         t0 = t - dt
         self.t_utc = t
-        n_ok, ok_changed = self.accelerators.update(ctx.faults.accelerators_ok)
+        # Faults' working accelerators, less those on nodes total dose has failed.
+        n_ok, ok_changed = self.accelerators.update(self.radiation.working(
+            ctx.faults.accelerators_ok, self.accelerators.installed))
 
         if ok_changed and self.runner.evict_failed(ctx, n_ok):
             self.schedule_now()

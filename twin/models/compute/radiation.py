@@ -10,6 +10,11 @@ docs/models.md, "Radiation"):
   falls and cosmic rays and solar particles get in: a smooth step in |lambda_m| from a
   centred-dipole geomagnetic latitude.
 
+Dose: the same region shape scaled to a shielding depth by a relative dose-depth table
+(``DOSE_DEPTH_TABLE``) and to the solar-cycle phase; accumulated per node (total ionizing
+dose), it degrades the HBM past ``hbm_degraded_gy`` (more upsets) and fails a node's
+accelerators past ``tid_failure_gy`` (Suncatcher's TPU v6e proton tests).
+
 Upsets are drawn per node per step from a Poisson law on the seeded generator; what an
 upset does to a job is the compute model's business.
 """
@@ -35,6 +40,28 @@ MAX_ALTITUDE_SPAN_KM = 2000.0
 DIPOLE_POLE_LAT_DEG = 80.65
 DIPOLE_POLE_LON_DEG = -72.68
 
+# Relative total-dose-depth curve, dose(x mm Al) / dose(10 mm Al), silicon at the centre of
+# a solid aluminium sphere, for a ~650 km polar LEO: the shape of SHIELDOSE-2 curves there
+# (Seltzer 1994, NIST IR 5477; trapped AE8/AP8): electrons dominate below ~3 mm and fall
+# steeply, trapped protons beyond, where more aluminium helps little (Gussenhoven et al.
+# 1998, Adv. Space Res. 21(12):1651, APEXRAD: shielding past ~1/4 in Al is largely
+# ineffectual at low altitude). A shape read off published curves, not a SHIELDOSE-2 run:
+# replace it with a SPENVIS table for a real design. Valid 1-20 mm (the parameter's range).
+DOSE_DEPTH_MM_AL = np.array([1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0])
+DOSE_DEPTH_REL = np.array([8.0, 3.5, 2.2, 1.5, 1.2, 1.0, 0.85, 0.75])
+DOSE_REF_MM_AL = 10.0
+"""Depth at which ``base_dose_gy_per_day`` applies: Suncatcher's shielding (mm Al)."""
+# Trapped-proton dose in LEO at solar maximum relative to minimum: the heated, expanded
+# atmosphere scatters the inner belt's low edge away (AP8MAX vs AP8MIN). Coarse, ~25 %.
+SOLAR_MAX_TRAPPED_FACTOR = 0.75
+
+
+def dose_depth_factor(shielding_mm_al: float) -> float:
+    """Dose behind ``shielding_mm_al`` relative to the reference 10 mm (log-log interpolation)."""
+    x = float(np.clip(shielding_mm_al, DOSE_DEPTH_MM_AL[0], DOSE_DEPTH_MM_AL[-1]))
+    return float(np.exp(np.interp(np.log(x), np.log(DOSE_DEPTH_MM_AL),
+                                  np.log(DOSE_DEPTH_REL))))
+
 
 @dataclass(frozen=True)
 class RadiationParams:
@@ -53,8 +80,20 @@ class RadiationParams:
         polar_width_deg: Width of the polar step (logistic scale, deg).
         reset_frac: Fraction of upsets that also need a device reset.
         reset_downtime_s: How long a reset takes the device out (s).
-        base_dose_gy_per_day: Total ionizing dose rate outside the SAA, silicon (Gy/day).
+        base_dose_gy_per_day: Total ionizing dose rate outside the SAA, silicon, behind
+            10 mm Al at solar minimum (Gy/day).
         saa_dose_factor: Dose-rate multiplier at the SAA centre at ``saa_ref_alt_km``.
+        shielding_mm_al: Aluminium-equivalent shielding around the accelerators (mm);
+            dose scales by the dose-depth table.
+        solar_cycle_phase: 0 at solar minimum, 1 at maximum: trapped dose x (1 - 0.25 p),
+            high-latitude upsets x (1 + p) (solar particle events).
+        hbm_degraded_gy: Total dose past which HBM misbehaves (Gy(Si)); Suncatcher saw HBM
+            irregularities near 2 krad(Si).
+        hbm_degraded_seu_factor: Upset-rate multiplier on a node past ``hbm_degraded_gy``.
+        tid_failure_gy: Total dose past which a node's accelerators fail (Gy(Si));
+            Suncatcher saw no hard failures up to 15 krad(Si).
+        dose_acceleration: Dose-rate multiplier, 1 for physics; larger only to reach the
+            device limits in a short run (tests, demos).
     """
 
     base_seu_per_accel_day: float = field(default=0.02, metadata={"min": 0.0, "max": 1e4,
@@ -80,9 +119,18 @@ class RadiationParams:
     reset_frac: float = field(default=0.1, metadata={"min": 0.0, "max": 1.0})
     reset_downtime_s: float = field(default=120.0, metadata={"min": 0.0, "max": 86400.0,
                                                              "unit": "s"})
-    base_dose_gy_per_day: float = field(default=0.004, metadata={"min": 0.0, "max": 1e4,
+    base_dose_gy_per_day: float = field(default=0.0004, metadata={"min": 0.0, "max": 1e4,
                                                                  "unit": "Gy/day"})
     saa_dose_factor: float = field(default=100.0, metadata={"min": 1.0, "max": 1e6})
+    shielding_mm_al: float = field(default=10.0, metadata={"min": 1.0, "max": 20.0,
+                                                           "unit": "mm"})
+    solar_cycle_phase: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})
+    hbm_degraded_gy: float = field(default=20.0, metadata={"gt": 0.0, "max": 1e6,
+                                                           "unit": "Gy"})
+    hbm_degraded_seu_factor: float = field(default=2.0, metadata={"min": 1.0, "max": 1e4})
+    tid_failure_gy: float = field(default=150.0, metadata={"gt": 0.0, "max": 1e6,
+                                                           "unit": "Gy"})
+    dose_acceleration: float = field(default=1.0, metadata={"min": 1.0, "max": 1e9})
 
 
 def geomagnetic_latitude_deg(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
@@ -137,10 +185,13 @@ def environment(params: RadiationParams, lat_deg: np.ndarray, lon_deg: np.ndarra
     altitude_gain = np.exp(np.minimum(above_km / params.saa_scale_height_km, 50.0))
     saa = saa_w * altitude_gain
     polar = np.nan_to_num(polar_weight(params, geomagnetic_latitude_deg(lat_deg, lon_deg)))
+    phase = params.solar_cycle_phase
     seu_multiplier = (1.0 + (params.saa_peak_factor - 1.0) * saa
-                      + (params.polar_factor - 1.0) * polar)
+                      + (params.polar_factor - 1.0) * (1.0 + phase) * polar)
     seu = params.base_seu_per_accel_day / SECONDS_PER_DAY * seu_multiplier
-    dose = params.base_dose_gy_per_day / SECONDS_PER_DAY * (
+    dose_scale = (dose_depth_factor(params.shielding_mm_al) * params.dose_acceleration
+                  * (1.0 - (1.0 - SOLAR_MAX_TRAPPED_FACTOR) * phase))
+    dose = params.base_dose_gy_per_day / SECONDS_PER_DAY * dose_scale * (
         1.0 + (params.saa_dose_factor - 1.0) * saa)
     return seu, dose, saa_w
 
@@ -158,7 +209,18 @@ class RadiationState:
         self.upsets = f("upsets", "<u4", (n,), "count", "Upsets since start")
         self.resets = f("device_resets", "<u4", (n,), "count",
                         "Upsets that needed a device reset, since start")
-        self.dose = f("dose_gy", "<f4", (n,), "Gy", "Total ionizing dose (Si) since start")
+        self.dose = f("dose_gy", "<f4", (n,), "Gy",
+                      "Total ionizing dose (Si) since start, behind the shielding",
+                      limits={"warn_high": params.hbm_degraded_gy,
+                              "alarm_high": params.tid_failure_gy})
+        # Nodes past the HBM and the hard-failure dose; set only as dose crosses them.
+        self.hbm_degraded = np.zeros(n, dtype=bool)
+        self.tid_failed = np.zeros(n, dtype=bool)
+        self.any_tid_failed = self.any_hbm_degraded = False
+        # Nodes that crossed a limit this step, for compute's events (then cleared).
+        self.crossed: list[tuple[str, np.ndarray]] = []
+        # Doses the next crossing can happen at: one min() a step tells whether to look.
+        self._next_limit_gy = min(params.hbm_degraded_gy, params.tid_failure_gy)
         self._dose_f8 = np.zeros(n)  # accumulated in float64; the f4 field is a copy
         self._seu_s = np.zeros(n)
         self._dose_s = np.zeros(n)
@@ -193,6 +255,9 @@ class RadiationState:
         # ~15 s; the SAA is ~25 x 55 deg across): refresh it every ENV_REFRESH_S of sim time.
         if t_utc - self._env_t >= ENV_REFRESH_S or t_utc < self._env_t:
             seu_s, self._dose_s, saa_w = environment(self.params, lat_deg, lon_deg, alt_km)
+            if self.any_hbm_degraded:
+                seu_s = np.where(self.hbm_degraded,
+                                 seu_s * self.params.hbm_degraded_seu_factor, seu_s)
             self._seu_s = seu_s
             self.seu_rate.array[:] = seu_s * SECONDS_PER_DAY
             self.in_saa.array[:] = saa_w >= np.exp(-0.5)
@@ -202,6 +267,8 @@ class RadiationState:
             self._dose_step = (dt_s, self._dose_s * dt_s)
         self._dose_f8 += self._dose_step[1]
         self.dose.array[:] = self._dose_f8
+        if self._dose_f8.max(initial=0.0) >= self._next_limit_gy:
+            self._cross_limits()
         # Independent Poisson counts per node are equivalent to a Poisson total spread over
         # the nodes in proportion to their rates: one scalar draw in the usual case of none.
         rates, total_rate = self._upset_rates(dt_s, powered)
@@ -226,6 +293,33 @@ class RadiationState:
         hit = np.flatnonzero(upsets)
         resets[hit] = rng.binomial(upsets[hit], self.params.reset_frac)
         return upsets, resets
+
+    def _cross_limits(self) -> None:
+        """Mark nodes past the HBM and hard-failure doses; note those new this step."""
+        p = self.params
+        for name, flags, limit_gy in (("hbm_degraded", self.hbm_degraded, p.hbm_degraded_gy),
+                                      ("tid_failure", self.tid_failed, p.tid_failure_gy)):
+            new = (self._dose_f8 >= limit_gy) & ~flags
+            if np.count_nonzero(new):
+                flags |= new
+                self.crossed.append((name, np.flatnonzero(new)))
+        self.any_tid_failed = bool(np.count_nonzero(self.tid_failed))
+        self.any_hbm_degraded = bool(np.count_nonzero(self.hbm_degraded))
+        if self.any_hbm_degraded:
+            # Degraded HBM: more upsets on those nodes from the next environment refresh.
+            self._env_t = -np.inf
+        pending = [lim for lim, flags in ((p.hbm_degraded_gy, self.hbm_degraded),
+                                          (p.tid_failure_gy, self.tid_failed))
+                   if not flags.all()]
+        self._next_limit_gy = min(pending, default=np.inf)
+
+    def working(self, accelerators_ok: Any, installed: int) -> Any:
+        """Faults' working accelerators with the nodes past ``tid_failure_gy`` at none."""
+        if not self.any_tid_failed:
+            return accelerators_ok
+        n_ok = (np.full(self.tid_failed.size, installed) if accelerators_ok is None
+                else np.asarray(accelerators_ok))
+        return np.where(self.tid_failed, 0, n_ok).astype(n_ok.dtype)
 
     def _upset_rates(self, dt_s: float, powered: np.ndarray) -> tuple[np.ndarray, float]:
         """(n,) expected upsets per node this step, and their sum.
@@ -269,4 +363,8 @@ class RadiationState:
             "saa_peak_factor": p.saa_peak_factor, "polar_factor": p.polar_factor,
             "reset_frac": p.reset_frac, "reset_downtime_s": p.reset_downtime_s,
             "dipole_pole_deg": [DIPOLE_POLE_LAT_DEG, DIPOLE_POLE_LON_DEG],
+            "shielding_mm_al": p.shielding_mm_al, "solar_cycle_phase": p.solar_cycle_phase,
+            "dose_depth_factor": dose_depth_factor(p.shielding_mm_al),
+            "hbm_degraded_gy": p.hbm_degraded_gy, "tid_failure_gy": p.tid_failure_gy,
+            "dose_acceleration": p.dose_acceleration,
         }

@@ -30,6 +30,9 @@ MAX_PENDING_UPSETS = 1000
 # id of the job it strikes): drawn ones strike whatever device the draw picks.
 DRAWN = -1
 
+# Nodes crossing a dose limit in one step evented one by one, at most; more get one event.
+MAX_DOSE_EVENTS = 20
+
 
 class Upsets:
     """Radiation's upsets applied to the jobs and devices of every node.
@@ -85,6 +88,8 @@ class Upsets:
                 "upsets_saturated", "warning", f"radiation drew {drawn:,} upsets this step "
                 f"(more than {applied:,}): {applied:,} applied; the environment is outside "
                 "the model's range", drawn=drawn, applied=applied)
+        if self.radiation.crossed:
+            self._dose_events(ctx)
         if not self.pending and not np.count_nonzero(upsets):
             return  # the usual step: nothing to apply or count
         # Drawn upsets (job_id -1) first, then injected ones (-3: any device, or a job id).
@@ -102,6 +107,30 @@ class Upsets:
                 extra_upsets[node] += 1
                 extra_resets[node] += int(reset)
         self.radiation.count(upsets + extra_upsets, resets + extra_resets)
+
+    def _dose_events(self, ctx: StepContext) -> None:
+        """One event per node whose total dose crossed the HBM or the hard-failure limit."""
+        p = self.radiation.params
+        dose = self.radiation.dose.array
+        for kind, nodes in self.radiation.crossed:
+            if nodes.size > MAX_DOSE_EVENTS:  # a fleet crossing at once: one event, not n
+                ctx.events.raise_event(kind, "alarm" if kind == "tid_failure" else "warning",
+                                       f"{nodes.size} nodes past the {kind} dose",
+                                       nodes=int(nodes.size))
+                continue
+            for node in nodes.tolist():
+                name = self.scenario.satellites[node].name
+                if kind == "hbm_degraded":
+                    ctx.events.raise_event(
+                        "hbm_degraded", "warning", f"{name}: total dose {dose[node]:.1f} Gy(Si) "
+                        f"past {p.hbm_degraded_gy:g} Gy: HBM irregular, upsets x"
+                        f"{p.hbm_degraded_seu_factor:g}", sat=node, dose_gy=float(dose[node]))
+                else:
+                    ctx.events.raise_event(
+                        "tid_failure", "alarm", f"{name}: total dose {dose[node]:.1f} Gy(Si) "
+                        f"past {p.tid_failure_gy:g} Gy: accelerators failed", sat=node,
+                        dose_gy=float(dose[node]))
+        self.radiation.crossed.clear()
 
     def _apply(self, ctx: StepContext, node: int, reset: bool, job_id: int,
                n_ok: np.ndarray, t0: float) -> None:
