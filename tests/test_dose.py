@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from computeutil import DAWN_DUSK, QUIET, engine
+
+from twin.models.compute.radiation import (
+    SECONDS_PER_DAY,
+    RadiationParams,
+    RadiationState,
+    environment,
+)
 
 DAYS_PER_YEAR = 365.25
 STEP_S = 60.0
@@ -70,3 +78,29 @@ def test_devices_degrade_and_fail_as_total_dose_crosses_the_published_limits() -
     assert int(compute.accelerators.counts[0]) == 0  # failed, from the next step on
     limits = {f.spec.name: f.spec.limits for f in eng.fields}["dose_gy"]
     assert limits == {"warn_high": 20.0, "alarm_high": 150.0}
+
+
+def test_degraded_hbm_doubles_the_upset_rate_and_failed_nodes_have_no_working_devices(
+) -> None:
+    p = RadiationParams(base_dose_gy_per_day=24.0)  # ~1 Gy per hour behind 10 mm Al
+    state = RadiationState(p, 1)
+    rng = np.random.default_rng(1)
+    lat, lon, alt = np.zeros(1), np.full(1, 100.0), np.full(1, 500.0)  # quiet, far from SAA
+    quiet_rate = float(environment(p, lat, lon, alt)[0][0]) * SECONDS_PER_DAY
+    working = np.array([8], dtype=np.uint8)
+    for hour in range(1, 200):
+        state.step(rng, 1e9 + hour * 3600.0, 3600.0, lat, lon, alt, np.zeros(1, np.int64))
+        dose = float(state.dose.array[0])
+        if dose < p.hbm_degraded_gy:
+            assert state.seu_rate.array[0] == pytest.approx(quiet_rate, rel=1e-5)
+        elif dose >= p.hbm_degraded_gy + 1.5:  # the environment refreshed after the crossing
+            assert state.seu_rate.array[0] == pytest.approx(
+                quiet_rate * p.hbm_degraded_seu_factor, rel=1e-5)
+        if dose < p.tid_failure_gy:
+            assert state.working(working, 8) is working  # untouched until a failure
+        else:
+            assert state.working(working, 8).tolist() == [0]
+            assert state.working(None, 8).tolist() == [0]
+            break
+    else:
+        raise AssertionError("the dose never reached the failure limit")
