@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.widgets import Input
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -33,6 +34,22 @@ async def until(pilot, condition: Callable[[], bool], timeout_s: float = 15.0) -
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s")
         await pilot.pause(0.05)
+
+
+async def send_line(pilot, app: DashboardApp, line: str) -> dict:
+    """Type ``line`` at the command line (``:``) and send it; the reply to it.
+
+    The keys wait for the prompt to have the focus: pressed before, they would go to the
+    dashboard itself (the space in ``seek 12:00`` resumes the replay). The reply comes
+    through a worker thread and the replay's new position through the stream, in either
+    order: the reply is waited for, and each command's before the next is sent."""
+    app.last_reply = None
+    await pilot.press("colon")
+    await until(pilot, lambda: isinstance(app.focused, Input)
+                and app.focused.id == "command-input")
+    await pilot.press(*line, "enter")
+    await until(pilot, lambda: app.last_reply is not None)
+    return app.last_reply
 
 
 @pytest.fixture(scope="module")
@@ -59,28 +76,20 @@ def test_the_dashboard_shows_a_replay_and_seeks_from_its_command_line(recording)
             assert bar.startswith(" 2026-03-20 12:00:00 ") and "2026-03-20 12:00:20" in bar
             assert "●" in bar and "0.5 %" in bar
             # :seek through the command line moves the replay, and the table with it.
-            await pilot.press("colon")
-            await pilot.pause(0.2)
-            await pilot.press(*"seek 12:00:15", "enter")
+            reply = await send_line(pilot, app, "seek 12:00:15")
+            assert reply["ok"] and abs(reply["asked_utc"] - (START + 15)) < 1e-6, reply
             await until(pilot, lambda: abs(app.replay["position_utc"] - (START + 15)) < 1e-6
                         and abs(app.model.header["t_utc"] - (START + 15)) < 1e-6)
-            assert app.last_reply is not None and app.last_reply["ok"]
             await until(pilot, lambda: "75.0 %" in header.text.plain.splitlines()[-1])
             # The clock in the top line is redrawn on its own schedule: wait for it too.
             await until(pilot, lambda: "2026-03-20 12:00:15 UTC" in header.text.plain)
-            await pilot.press("colon")
-            await pilot.pause(0.2)
-            await pilot.press(*"seek -10s", "enter")
+            reply = await send_line(pilot, app, "seek -10s")
+            assert reply["ok"] and abs(reply["asked_utc"] - (START + 5)) < 1e-6, reply
             await until(pilot, lambda: abs(app.replay["position_utc"] - (START + 5)) < 1e-6)
             # A time the replay does not hold: its refusal names the span.
-            app.last_reply = None
-            await pilot.press("colon")
-            await pilot.pause(0.2)
-            await pilot.press(*"seek 13:00", "enter")
-            await until(pilot, lambda: app.last_reply is not None)
-            assert not app.last_reply["ok"]
-            assert "outside the recording's span 2026-03-20T12:00:00.000Z" in \
-                app.last_reply["error"]
+            reply = await send_line(pilot, app, "seek 13:00")
+            assert not reply["ok"]
+            assert "outside the recording's span 2026-03-20T12:00:00.000Z" in reply["error"]
             # Space resumes the replay (its own clock, not the recorded twin's).
             await pilot.press("space")
             await until(pilot, lambda: not app.paused and app.model.header["t_utc"] > START + 6)

@@ -140,8 +140,10 @@ def test_keys_send_commands_and_the_reply_shows() -> None:
             # A bad command typed at the prompt: the twin's error is shown, nothing breaks.
             app.last_reply = None
             await pilot.press("colon")
-            await pilot.pause(0.2)
-            app.screen.query_one("Input").value = "warp value=-5"
+            # The prompt may come up after a fixed pause on a loaded machine: wait for it.
+            await until(pilot, lambda: isinstance(app.focused, Input)
+                        and app.focused.id == "command-input")
+            app.screen.query_one("#command-input", Input).value = "warp value=-5"
             await pilot.press("enter")
             await until(pilot, lambda: app.last_reply is not None)
             assert app.last_reply["ok"] is False
