@@ -104,3 +104,11 @@ def test_degraded_hbm_doubles_the_upset_rate_and_failed_nodes_have_no_working_de
             break
     else:
         raise AssertionError("the dose never reached the failure limit")
+
+
+def test_a_failure_dose_below_the_hbm_dose_is_a_clean_scenario_error() -> None:
+    from twin.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match=r"radiation\.hbm_degraded_gy.*below "
+                                            r"tid_failure_gy"):
+        engine(DAWN_DUSK + "\n[radiation]\nhbm_degraded_gy = 20.0\ntid_failure_gy = 1.0\n")

@@ -28,6 +28,7 @@ import numpy as np
 
 from twin.core.constants import SECONDS_PER_DAY
 from twin.core.subsystem import Field, make_field
+from twin.scenario.errors import InvalidField
 
 ENV_REFRESH_S = 30.0
 # Upsets applied one by one in a step, at most (see RadiationState.step).
@@ -131,6 +132,13 @@ class RadiationParams:
     tid_failure_gy: float = field(default=150.0, metadata={"gt": 0.0, "max": 1e6,
                                                            "unit": "Gy"})
     dose_acceleration: float = field(default=1.0, metadata={"min": 1.0, "max": 1e9})
+
+    def __post_init__(self) -> None:
+        # The HBM threshold is the dose field's warning limit, the failure its alarm:
+        # a failure below the degradation would make the limits meaningless.
+        if self.hbm_degraded_gy >= self.tid_failure_gy:
+            raise InvalidField("hbm_degraded_gy", f"{self.hbm_degraded_gy:g} Gy must be "
+                               f"below tid_failure_gy ({self.tid_failure_gy:g} Gy)")
 
 
 def geomagnetic_latitude_deg(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
