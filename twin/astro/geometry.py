@@ -167,7 +167,7 @@ def itrs_from_geodetic(lat_rad: np.ndarray, lon_rad: np.ndarray, alt_km: np.ndar
 
 
 def sunlit_fraction(
-    pos_gcrs_km: np.ndarray, sun_gcrs_km: np.ndarray, along_km: np.ndarray | None = None,
+    pos_gcrs_km: np.ndarray | None, sun_gcrs_km: np.ndarray, along_km: np.ndarray | None = None,
     r2_km2: np.ndarray | None = None, radius_km: float = R_EARTH_SHADOW_KM,
 ) -> np.ndarray:
     """Fraction of the solar disk not hidden by the Earth, seen from each satellite.
@@ -190,7 +190,8 @@ def sunlit_fraction(
     outside those distances (or has no position).
 
     Args:
-        pos_gcrs_km: (n, 3) satellite positions, geocentric GCRS, km.
+        pos_gcrs_km: (n, 3) satellite positions, geocentric GCRS, km; may be None when
+            ``along_km`` and ``r2_km2`` are given with a (3,) Sun.
         sun_gcrs_km: (3,) or (n, 3) geocentric Sun position, GCRS, km.
         along_km: Optional (n,) r·ŝ, km (ŝ the unit Sun direction), when already at hand
             (only with a (3,) Sun).
@@ -205,16 +206,21 @@ def sunlit_fraction(
     """
     sun = np.asarray(sun_gcrs_km, dtype=np.float64)
     if sun.ndim != 1:
+        assert pos_gcrs_km is not None, "an (n, 3) Sun needs the positions"
         return _conical_fraction(pos_gcrs_km, sun, radius_km)
     sun_km = math.sqrt(float(sun @ sun))
-    if along_km is None:
-        along_km = pos_gcrs_km @ (sun / sun_km)
-    if r2_km2 is None:
-        r2_km2 = rowdot(pos_gcrs_km, pos_gcrs_km)
+    if along_km is None or r2_km2 is None:
+        assert pos_gcrs_km is not None, "without r·ŝ and |r|², the positions are needed"
+        if along_km is None:
+            along_km = pos_gcrs_km @ (sun / sun_km)
+        if r2_km2 is None:
+            r2_km2 = rowdot(pos_gcrs_km, pos_gcrs_km)
     # A NaN row makes the maximum NaN, and a satellite outside the distances where the
     # bounds hold fails the test: the whole fleet then takes the exact path.
     r2_max = float(np.maximum.reduce(r2_km2))
     if not (np.fmin.reduce(r2_km2) > (radius_km + 10.0) ** 2 and r2_max < _SURE_R2_MAX_KM2):
+        if pos_gcrs_km is None:
+            return _conical_from_dots(r2_km2, along_km * sun_km, sun_km * sun_km, radius_km)
         return _conical_fraction(pos_gcrs_km, sun, radius_km)
     margin_km = _SURE_MARGIN_PER_KM * math.sqrt(r2_max)  # one bound for the whole fleet
     # Distance from the shadow axis, less the Earth's radius, km.
@@ -239,6 +245,7 @@ def sunlit_fraction(
 def ellipsoid_sunlit_fraction(
     pos_km: np.ndarray, sun_km: np.ndarray, polar_axis: np.ndarray,
     atmosphere_km: float = 0.0, r2_km2: np.ndarray | None = None,
+    along_km: np.ndarray | None = None,
 ) -> np.ndarray:
     """`sunlit_fraction` with the WGS84 ellipsoid, inflated by ``atmosphere_km``, as occulter.
 
@@ -249,6 +256,7 @@ def ellipsoid_sunlit_fraction(
     through the conical model unchanged. What is approximate is only the Sun's disk, which
     the stretch flattens by at most k - 1 = 0.34 % (its angular radius is taken from the
     stretched distance): a shift of the penumbra edges of ~1e-5 rad, hundredths of a second.
+    Cost: two matvecs over the fleet more than `sunlit_fraction`.
 
     Args:
         pos_km: (n, 3) satellite positions, geocentric, km, in any frame (GCRS here).
@@ -258,6 +266,7 @@ def ellipsoid_sunlit_fraction(
         atmosphere_km: Shadow height of the atmosphere added to both semi-axes, km (0: the
             bare ellipsoid).
         r2_km2: Optional (n,) |r|², km², when already at hand.
+        along_km: Optional (n,) r·ŝ, km (ŝ the unit Sun direction), likewise; overwritten.
 
     Returns:
         (n,) float64, as `sunlit_fraction`.
@@ -265,19 +274,27 @@ def ellipsoid_sunlit_fraction(
     axis = np.asarray(polar_axis, dtype=np.float64)
     axis = axis / math.sqrt(float(axis @ axis))
     stretch = (WGS84_A_KM + atmosphere_km) / (WGS84_B_KM + atmosphere_km)
-    polar_km = pos_km @ axis  # (n,) component along the axis
-    stretched = np.multiply.outer(polar_km * (stretch - 1.0), axis)
-    stretched += pos_km
     sun = np.asarray(sun_km, dtype=np.float64)
-    sun_stretched = sun + (stretch - 1.0) * float(sun @ axis) * axis
+    sun_polar_km = float(sun @ axis)
+    sun_stretched = sun + (stretch - 1.0) * sun_polar_km * axis
+    sun_stretched_km = math.sqrt(float(sun_stretched @ sun_stretched))
     if r2_km2 is None:
         r2_km2 = rowdot(pos_km, pos_km)
-    # |r'|² = |r|² + (k² - 1) (r·p)²
+    # With z = r·p and k the stretch, r' = r + (k - 1) z p and s' = s + (k - 1) (s·p) p:
+    # r'·s' = r·s + (k² - 1) (s·p) z and |r'|² = |r|² + (k² - 1) z². No stretched copy of
+    # the positions is needed.
+    polar_km = pos_km @ axis
+    k2m1 = stretch * stretch - 1.0
+    if along_km is None:
+        along = pos_km @ sun
+    else:
+        along = np.multiply(along_km, math.sqrt(float(sun @ sun)), out=along_km)
+    along += (k2m1 * sun_polar_km) * polar_km
+    along /= sun_stretched_km
     polar_km *= polar_km
-    polar_km *= stretch * stretch - 1.0
+    polar_km *= k2m1
     polar_km += r2_km2
-    along = stretched @ (sun_stretched / math.sqrt(float(sun_stretched @ sun_stretched)))
-    return sunlit_fraction(stretched, sun_stretched, along, polar_km,
+    return sunlit_fraction(None, sun_stretched, along, polar_km,
                            radius_km=WGS84_A_KM + atmosphere_km)
 
 

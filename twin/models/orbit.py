@@ -150,7 +150,8 @@ class OrbitModel:
         r2 += pos_gcrs_rows[2] * pos_gcrs_rows[2]
         # The ellipsoid's axis is ITRS z: in GCRS, the last row of the GCRS-to-ITRS rotation.
         shadow = ellipsoid_sunlit_fraction(pos_gcrs, sun_gcrs_km, rot.gcrs_to_itrs[2],
-                                           self.params.shadow_atmosphere_km, r2)
+                                           self.params.shadow_atmosphere_km, r2,
+                                           along.copy())
         np.copyto(self.sunlit.array, shadow, casting="same_kind")
         beta = beta_angle_from_rows(*pos_gcrs_rows, *vel_gcrs_rows, sun_hat)
         np.degrees(beta, out=self.beta.array, casting="same_kind")
