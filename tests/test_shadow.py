@@ -267,7 +267,7 @@ SUN = SunEphemeris()
 def bisect_s(state, lo: float, hi: float, tol_s: float = 1e-3) -> float:
     """The time where the boolean ``state(t)`` changes between lo and hi."""
     at_lo = state(lo)
-    assert state(hi) != at_lo, (lo, hi)
+    assert state(hi) != at_lo, f"no edge between {lo:.1f} s and {hi:.1f} s"
     while hi - lo > tol_s:
         mid = 0.5 * (lo + hi)
         if state(mid) == at_lo:
