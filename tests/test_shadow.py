@@ -1,4 +1,5 @@
-"""Earth shadow and beta angle: real satellites vs skyfield is_sunlit, plus analytic cases."""
+"""Earth shadow and beta angle: real satellites vs skyfield is_sunlit, plus analytic cases;
+the WGS84 ellipsoid (and atmosphere) shadow against an independent ray-traced ellipsoid."""
 
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ from twin.astro.frames import FrameRotations, rotate
 from twin.astro.geometry import (
     R_EARTH_SHADOW_KM,
     R_SUN_KM,
+    WGS84_A_KM,
+    WGS84_B_KM,
     _conical_fraction,
     beta_angle_rad,
+    ellipsoid_sunlit_fraction,
     sunlit_fraction,
 )
 from twin.astro.propagate import Propagator, read_tle_file
 from twin.astro.sun import SunEphemeris, de421_path
+from twin.core.clock import SimClock
+from twin.models.orbit import OrbitModel
+from twin.scenario import ScenarioError, load_scenario, parse_scenario
 
 TLE = Path(__file__).resolve().parents[1] / "assets/tle/starlink-2023-07-18.tle"
 
@@ -196,3 +203,149 @@ def test_beta_angle_of_hand_built_circular_orbit():
         )
         # Retrograde motion flips the normal, hence the sign.
         np.testing.assert_allclose(beta_angle_rad(pos, -vel, sun), -beta, atol=analytic_rad)
+
+
+# --- The WGS84 ellipsoid and the atmospheric shadow height, against an independent
+# ray-ellipsoid computation (docs/models.md, "Earth shadow").
+
+edge_tol_s = 1.0  # umbra and full-sun edge times, twin vs the ray-traced reference
+scan_step_s = 20.0
+limb_points = 64  # Sun-limb rays of the reference (inscribed polygon: < 0.01 s of edge)
+jd_epoch = 2460143.5  # 2023-07-18 00:00 UTC, the TLE catalogue's day
+
+
+class ShadowClock:
+    """One satellite's GCRS position, the Sun and the Earth's axis at t s after the epoch,
+    from the twin's own propagator, frames and ephemeris."""
+
+    def __init__(self, satrec) -> None:
+        self.prop = Propagator([satrec])
+
+    def state(self, t_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos, _, _ = self.prop.propagate(jd_epoch, t_s / 86400.0)
+        fs = FRAMES.at_jd_utc(jd_epoch, t_s / 86400.0)
+        sun = SUN.gcrs_km(fs.jd_tdb_whole, fs.jd_tdb_frac)
+        return rotate(pos, fs.teme_to_gcrs)[0], sun, fs.gcrs_to_itrs
+
+    def twin_frac(self, t_s: float, atmosphere_km: float) -> float:
+        pos, sun, gcrs_to_itrs = self.state(t_s)
+        return float(ellipsoid_sunlit_fraction(pos[None], sun, gcrs_to_itrs[2],
+                                               atmosphere_km)[0])
+
+    def sphere_frac(self, t_s: float) -> float:
+        pos, sun, _ = self.state(t_s)
+        return float(sunlit_fraction(pos[None], sun)[0])
+
+    def reference(self, t_s: float, atmosphere_km: float) -> tuple[bool, bool]:
+        """(umbra, full sun) by rays from the satellite to points on the Sun's limb, each
+        intersected with the WGS84 ellipsoid inflated by ``atmosphere_km`` in ITRS (the
+        quadratic x²/A² + y²/A² + z²/B² = 1 along the ray). The Earth's silhouette and the
+        Sun's disk are convex: umbra when every limb ray is blocked, full sun when none is."""
+        pos, sun, gcrs_to_itrs = self.state(t_s)
+        look = sun - pos
+        look /= np.linalg.norm(look)
+        e1 = np.cross(look, [0.0, 0.0, 1.0])
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(look, e1)
+        phi = np.linspace(0.0, 2.0 * np.pi, limb_points, endpoint=False)[:, None]
+        limb = sun + R_SUN_KM * (np.cos(phi) * e1 + np.sin(phi) * e2)
+        origin = gcrs_to_itrs @ pos
+        ray = (limb - pos) @ gcrs_to_itrs.T
+        inv_axes2 = 1.0 / np.array([WGS84_A_KM + atmosphere_km, WGS84_A_KM + atmosphere_km,
+                                    WGS84_B_KM + atmosphere_km]) ** 2
+        qa = (ray * ray) @ inv_axes2
+        qb = 2.0 * (ray * origin) @ inv_axes2
+        qc = float((origin * origin) @ inv_axes2) - 1.0  # > 0: the satellite is outside
+        blocked = (qb * qb >= 4.0 * qa * qc) & (qb < 0.0)  # real roots, ahead of the satellite
+        return bool(blocked.all()), bool(not blocked.any())
+
+
+FRAMES = FrameRotations()
+SUN = SunEphemeris()
+
+
+def bisect_s(state, lo: float, hi: float, tol_s: float = 1e-3) -> float:
+    """The time where the boolean ``state(t)`` changes between lo and hi."""
+    at_lo = state(lo)
+    assert state(hi) != at_lo, f"no edge between {lo:.1f} s and {hi:.1f} s"
+    while hi - lo > tol_s:
+        mid = 0.5 * (lo + hi)
+        if state(mid) == at_lo:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+@pytest.fixture(scope="module")
+def beta_picks():
+    """Three Starlink satellites: β near 0, near 40° and near grazing (β* - 2°, where the
+    shadow edges move most and the edges cut the shadow most obliquely)."""
+    _, sats = read_tle_file(TLE)
+    pos, vel, _ = Propagator(sats).propagate(jd_epoch, 0.0)
+    fs = FRAMES.at_jd_utc(jd_epoch, 0.0)
+    sun = SUN.gcrs_km(fs.jd_tdb_whole, fs.jd_tdb_frac)
+    pos_g, vel_g = rotate(pos, fs.teme_to_gcrs), rotate(vel, fs.teme_to_gcrs)
+    beta = np.abs(np.degrees(beta_angle_rad(pos_g, vel_g, sun)))
+    grazing = np.degrees(np.arcsin(WGS84_A_KM / np.linalg.norm(pos_g, axis=1)))
+    picks = [np.argmin(np.abs(beta)), np.argmin(np.abs(beta - 40.0)),
+             np.argmin(np.abs(beta - (grazing - 2.0)))]
+    return [sats[int(i)] for i in picks]
+
+
+@pytest.mark.parametrize("atmosphere_km", [0.0, 30.0])
+def test_shadow_edges_match_ray_traced_ellipsoid(beta_picks, atmosphere_km):
+    scan = np.arange(0.0, 86400.0, scan_step_s)
+    worst_s, n_edges, sphere_shift_s = 0.0, 0, []
+    for satrec in beta_picks:
+        sat = ShadowClock(satrec)
+        frac = np.array([sat.twin_frac(t, atmosphere_km) for t in scan])
+        for kind, is_edge in ((0, frac == 0.0), (1, frac == 1.0)):
+            for k in np.flatnonzero(np.diff(is_edge)):
+                lo, hi = scan[k], scan[k + 1]
+                twin = bisect_s(
+                    lambda t, s=sat, v=float(kind): s.twin_frac(t, atmosphere_km) == v, lo, hi)
+                ref = bisect_s(lambda t, s=sat, i=kind: s.reference(t, atmosphere_km)[i],
+                               lo - 5.0, hi + 5.0)
+                worst_s = max(worst_s, abs(twin - ref))
+                n_edges += 1
+                if kind == 0 and atmosphere_km == 0.0 and len(sphere_shift_s) < 6:
+                    sphere = bisect_s(lambda t, s=sat: s.sphere_frac(t) == 0.0, lo - 60, hi + 60)
+                    sphere_shift_s.append(abs(twin - sphere))
+    assert worst_s < edge_tol_s
+    # ~15 orbits a day, 4 edges each (umbra and full sun, in and out), for 3 satellites:
+    # the grazing one among them (its β drifts a few degrees over the day).
+    assert n_edges >= 150
+    if atmosphere_km == 0.0:
+        # The test can tell: the old sphere's edges are seconds away from the ellipsoid's.
+        assert min(sphere_shift_s) > 3.0
+
+
+ORBIT_SCENARIO = """
+[scenario]
+name = "shadow"
+epoch = "2023-07-18T00:00:00Z"
+
+[orbit]
+shadow_atmosphere_km = {value}
+
+[[walker]]
+name = "w"
+altitude_km = 550.0
+inclination_deg = 53.0
+planes = 2
+sats_per_plane = 3
+phasing = 0
+"""
+
+
+def orbit_model(scenario) -> OrbitModel:
+    return OrbitModel(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=1.0, fast=True))
+
+
+def test_orbit_model_takes_the_atmosphere_from_the_scenario():
+    assert orbit_model(load_scenario("default")).params.shadow_atmosphere_km == 0.0
+    model = orbit_model(parse_scenario(ORBIT_SCENARIO.format(value=30)))
+    assert model.params.shadow_atmosphere_km == 30.0
+    with pytest.raises(ScenarioError, match=r"orbit\.shadow_atmosphere_km"):
+        orbit_model(parse_scenario(ORBIT_SCENARIO.format(value=-5)))

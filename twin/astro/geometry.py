@@ -13,10 +13,9 @@ WGS84_B_KM = WGS84_A_KM * (1.0 - WGS84_F)
 WGS84_E2 = WGS84_F * (2.0 - WGS84_F)  # first eccentricity squared
 WGS84_EP2 = WGS84_E2 / (1.0 - WGS84_E2)  # second eccentricity squared
 
-# Shadow model radii. The Earth is a sphere of the WGS84 equatorial radius: the same
-# body skyfield's `is_sunlit` uses, so the two agree outside penumbra. (An oblate
-# Earth would move shadow entry/exit by at most ~1-2 s in LEO; the atmosphere, which
-# dims sunlight over a few tens of km, matters about as much and is not modelled.)
+# Shadow model radii. `sunlit_fraction` takes a sphere, by default of the WGS84 equatorial
+# radius (the body skyfield's `is_sunlit` uses); `ellipsoid_sunlit_fraction` maps the
+# WGS84 ellipsoid, optionally inflated by an atmospheric shadow height, onto that sphere.
 R_EARTH_SHADOW_KM = WGS84_A_KM
 R_SUN_KM = 695700.0  # IAU 2015 nominal solar radius
 
@@ -168,8 +167,8 @@ def itrs_from_geodetic(lat_rad: np.ndarray, lon_rad: np.ndarray, alt_km: np.ndar
 
 
 def sunlit_fraction(
-    pos_gcrs_km: np.ndarray, sun_gcrs_km: np.ndarray, along_km: np.ndarray | None = None,
-    r2_km2: np.ndarray | None = None,
+    pos_gcrs_km: np.ndarray | None, sun_gcrs_km: np.ndarray, along_km: np.ndarray | None = None,
+    r2_km2: np.ndarray | None = None, radius_km: float = R_EARTH_SHADOW_KM,
 ) -> np.ndarray:
     """Fraction of the solar disk not hidden by the Earth, seen from each satellite.
 
@@ -191,11 +190,14 @@ def sunlit_fraction(
     outside those distances (or has no position).
 
     Args:
-        pos_gcrs_km: (n, 3) satellite positions, geocentric GCRS, km.
+        pos_gcrs_km: (n, 3) satellite positions, geocentric GCRS, km; may be None when
+            ``along_km`` and ``r2_km2`` are given with a (3,) Sun.
         sun_gcrs_km: (3,) or (n, 3) geocentric Sun position, GCRS, km.
         along_km: Optional (n,) r·ŝ, km (ŝ the unit Sun direction), when already at hand
             (only with a (3,) Sun).
         r2_km2: Optional (n,) |r|², km², likewise.
+        radius_km: Radius of the occulting sphere, km (the bounds above hold for any
+            radius from 6,000 to 6,500 km).
 
     Returns:
         (n,) float64: 1 in full sun, 0 in umbra, between in penumbra, and
@@ -204,23 +206,28 @@ def sunlit_fraction(
     """
     sun = np.asarray(sun_gcrs_km, dtype=np.float64)
     if sun.ndim != 1:
-        return _conical_fraction(pos_gcrs_km, sun)
+        assert pos_gcrs_km is not None, "an (n, 3) Sun needs the positions"
+        return _conical_fraction(pos_gcrs_km, sun, radius_km)
     sun_km = math.sqrt(float(sun @ sun))
-    if along_km is None:
-        along_km = pos_gcrs_km @ (sun / sun_km)
-    if r2_km2 is None:
-        r2_km2 = rowdot(pos_gcrs_km, pos_gcrs_km)
+    if along_km is None or r2_km2 is None:
+        assert pos_gcrs_km is not None, "without r·ŝ and |r|², the positions are needed"
+        if along_km is None:
+            along_km = pos_gcrs_km @ (sun / sun_km)
+        if r2_km2 is None:
+            r2_km2 = rowdot(pos_gcrs_km, pos_gcrs_km)
     # A NaN row makes the maximum NaN, and a satellite outside the distances where the
     # bounds hold fails the test: the whole fleet then takes the exact path.
     r2_max = float(np.maximum.reduce(r2_km2))
-    if not (np.fmin.reduce(r2_km2) > _SURE_R2_MIN_KM2 and r2_max < _SURE_R2_MAX_KM2):
-        return _conical_fraction(pos_gcrs_km, sun)
+    if not (np.fmin.reduce(r2_km2) > (radius_km + 10.0) ** 2 and r2_max < _SURE_R2_MAX_KM2):
+        if pos_gcrs_km is None:
+            return _conical_from_dots(r2_km2, along_km * sun_km, sun_km * sun_km, radius_km)
+        return _conical_fraction(pos_gcrs_km, sun, radius_km)
     margin_km = _SURE_MARGIN_PER_KM * math.sqrt(r2_max)  # one bound for the whole fleet
     # Distance from the shadow axis, less the Earth's radius, km.
     edge_km = np.multiply(along_km, along_km)
     np.subtract(r2_km2, edge_km, out=edge_km)
     np.sqrt(edge_km, out=edge_km)
-    edge_km -= R_EARTH_SHADOW_KM
+    edge_km -= radius_km
     behind = along_km < 0.0
     lit = np.greater_equal(edge_km, margin_km)
     lit |= ~behind
@@ -231,18 +238,74 @@ def sunlit_fraction(
     unsure = np.flatnonzero(unsure)
     if unsure.size:
         frac[unsure] = _conical_from_dots(r2_km2[unsure], along_km[unsure] * sun_km,
-                                          sun_km * sun_km, annular_possible=False)
+                                          sun_km * sun_km, radius_km, annular_possible=False)
     return frac
+
+
+def ellipsoid_sunlit_fraction(
+    pos_km: np.ndarray, sun_km: np.ndarray, polar_axis: np.ndarray,
+    atmosphere_km: float = 0.0, r2_km2: np.ndarray | None = None,
+    along_km: np.ndarray | None = None,
+) -> np.ndarray:
+    """`sunlit_fraction` with the WGS84 ellipsoid, inflated by ``atmosphere_km``, as occulter.
+
+    Stretching space by k = (a + h) / (b + h) along the polar axis turns the ellipsoid of
+    semi-axes (a + h, a + h, b + h) into a sphere of radius a + h. The map is affine, so a
+    straight line of sight from the satellite to any point of the Sun meets the ellipsoid
+    exactly when its image meets the sphere: the stretched satellite and Sun then go
+    through the conical model unchanged. What is approximate is only the Sun's disk, which
+    the stretch flattens by at most k - 1 = 0.34 % (its angular radius is taken from the
+    stretched distance): a shift of the penumbra edges of ~1e-5 rad, hundredths of a second.
+    Cost: two matvecs over the fleet more than `sunlit_fraction`.
+
+    Args:
+        pos_km: (n, 3) satellite positions, geocentric, km, in any frame (GCRS here).
+        sun_km: (3,) geocentric Sun position, km, same frame.
+        polar_axis: (3,) the Earth's rotation axis in that frame (ITRS z: for GCRS, the
+            last row of the GCRS-to-ITRS rotation). Normalised here.
+        atmosphere_km: Shadow height of the atmosphere added to both semi-axes, km (0: the
+            bare ellipsoid).
+        r2_km2: Optional (n,) |r|², km², when already at hand.
+        along_km: Optional (n,) r·ŝ, km (ŝ the unit Sun direction), likewise; overwritten.
+
+    Returns:
+        (n,) float64, as `sunlit_fraction`.
+    """
+    axis = np.asarray(polar_axis, dtype=np.float64)
+    axis = axis / math.sqrt(float(axis @ axis))
+    stretch = (WGS84_A_KM + atmosphere_km) / (WGS84_B_KM + atmosphere_km)
+    sun = np.asarray(sun_km, dtype=np.float64)
+    sun_polar_km = float(sun @ axis)
+    sun_stretched = sun + (stretch - 1.0) * sun_polar_km * axis
+    sun_stretched_km = math.sqrt(float(sun_stretched @ sun_stretched))
+    if r2_km2 is None:
+        r2_km2 = rowdot(pos_km, pos_km)
+    # With z = r·p and k the stretch, r' = r + (k - 1) z p and s' = s + (k - 1) (s·p) p:
+    # r'·s' = r·s + (k² - 1) (s·p) z and |r'|² = |r|² + (k² - 1) z². No stretched copy of
+    # the positions is needed.
+    polar_km = pos_km @ axis
+    k2m1 = stretch * stretch - 1.0
+    if along_km is None:
+        along = pos_km @ sun
+    else:
+        along = np.multiply(along_km, math.sqrt(float(sun @ sun)), out=along_km)
+    along += (k2m1 * sun_polar_km) * polar_km
+    along /= sun_stretched_km
+    polar_km *= polar_km
+    polar_km *= k2m1
+    polar_km += r2_km2
+    return sunlit_fraction(None, sun_stretched, along, polar_km,
+                           radius_km=WGS84_A_KM + atmosphere_km)
 
 
 # `sunlit_fraction`'s classification without the cones: c = ρ_sun + parallax + margin
 # (asin(695,700 / 1.47e8 km) = 0.00474 rad, parallax r / |s| < 7e-4 below 1e5 km).
 _SURE_MARGIN_PER_KM = 0.006
-_SURE_R2_MIN_KM2 = (R_EARTH_SHADOW_KM + 10.0) ** 2
 _SURE_R2_MAX_KM2 = 1e5**2
 
 
-def _conical_fraction(pos_gcrs_km: np.ndarray, sun_gcrs_km: np.ndarray) -> np.ndarray:
+def _conical_fraction(pos_gcrs_km: np.ndarray, sun_gcrs_km: np.ndarray,
+                      radius_km: float = R_EARTH_SHADOW_KM) -> np.ndarray:
     """`sunlit_fraction` by the conical formula for every row: the exact path."""
     sun = np.asarray(sun_gcrs_km, dtype=np.float64)
     r2 = rowdot(pos_gcrs_km, pos_gcrs_km)
@@ -252,12 +315,14 @@ def _conical_fraction(pos_gcrs_km: np.ndarray, sun_gcrs_km: np.ndarray) -> np.nd
     else:
         sr = rowdot(pos_gcrs_km, sun)
         s2 = rowdot(sun, sun)
-    return _conical_from_dots(r2, sr, s2)
+    return _conical_from_dots(r2, sr, s2, radius_km)
 
 
 def _conical_from_dots(r2: np.ndarray, sr: np.ndarray, s2: np.ndarray | float,
+                       radius_km: float = R_EARTH_SHADOW_KM,
                        annular_possible: bool = True) -> np.ndarray:
-    """The conical formula from r·r, r·s (km², (m,)) and s·s (km², scalar or (m,)).
+    """The conical formula from r·r, r·s (km², (m,)) and s·s (km², scalar or (m,)), for
+    an occulting sphere of ``radius_km``.
 
     ``annular_possible=False`` skips the annular test, for satellites known to be closer
     than ~1.4e6 km (where the Earth's disk is always the larger).
@@ -270,7 +335,7 @@ def _conical_from_dots(r2: np.ndarray, sr: np.ndarray, s2: np.ndarray | float,
     sin_a = R_SUN_KM / d_km
     cos_a = 1.0 - sin_a * sin_a
     np.sqrt(cos_a, out=cos_a)
-    sin_b = np.minimum(R_EARTH_SHADOW_KM / r_km, 1.0)
+    sin_b = np.minimum(radius_km / r_km, 1.0)
     cos_b = 1.0 - sin_b * sin_b
     np.sqrt(cos_b, out=cos_b)
     # θ: angle at the satellite between the Sun (s - r) and the Earth's centre (-r).
@@ -303,7 +368,7 @@ def _conical_from_dots(r2: np.ndarray, sr: np.ndarray, s2: np.ndarray | float,
         frac[partial] = np.minimum(visible, 1.0, out=visible)
     # The Earth's disk can only be smaller than the Sun's beyond ~1.4e6 km: skip the
     # annular test in the usual case (a NaN max also takes the careful path).
-    if annular_possible and not r_km.max() < R_EARTH_SHADOW_KM / sin_a.max():
+    if annular_possible and not r_km.max() < radius_km / sin_a.max():
         annular = np.flatnonzero((cos_c >= hi) & (sin_b < sin_a))
         ratio = np.arcsin(sin_b[annular]) / np.arcsin(sin_a[annular])
         frac[annular] = 1.0 - ratio * ratio

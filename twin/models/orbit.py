@@ -1,7 +1,8 @@
 """The orbit subsystem: where every satellite is, whether it sees the Sun and the ground.
 
 One step: SGP4 for the whole fleet in one call, TEME to GCRS and ITRS with rotations
-built once, geodetic coordinates, the Sun from DE421, a conical Earth shadow, the beta
+built once, geodetic coordinates, the Sun from DE421, a conical shadow of the WGS84
+ellipsoid (optionally with an atmospheric shadow height), the beta
 angle, and elevation and range from every ground station. All numpy, no loop over
 satellites.
 """
@@ -9,19 +10,24 @@ satellites.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from twin.astro.contacts import ContactTracker, GroundStations
 from twin.astro.frames import FrameRotations, itrs_velocity_km_s, rotate
-from twin.astro.geometry import beta_angle_from_rows, geodetic_from_rows, sunlit_fraction
+from twin.astro.geometry import (
+    beta_angle_from_rows,
+    ellipsoid_sunlit_fraction,
+    geodetic_from_rows,
+)
 from twin.astro.propagate import STATUS_NAMES, Propagator
 from twin.astro.sun import SunEphemeris
 from twin.core.clock import SimClock
 from twin.core.interfaces import OrbitOutputs
 from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
-from twin.scenario import Scenario
+from twin.scenario import Scenario, parse_section
 
 FLEET_TOTALS: dict[str, tuple[str, str]] = {
     "n_sats": ("count", "satellites in the scenario"),
@@ -31,6 +37,19 @@ FLEET_TOTALS: dict[str, tuple[str, str]] = {
     "n_orbit_errors": ("count", "satellites SGP4 cannot propagate"),
 }
 """The fleet totals this model publishes: name -> (unit, description) (meta.totals)."""
+
+
+@dataclass(frozen=True)
+class OrbitParams:
+    """The ``[orbit]`` table: the Earth's shadow (docs/models.md, "Earth shadow").
+
+    The occulting body is the WGS84 ellipsoid; ``shadow_atmosphere_km`` adds an
+    atmospheric shadow height to both its semi-axes (0: no atmosphere; ~30 km matches the
+    dimming of grazing sunlight in the lower atmosphere).
+    """
+
+    shadow_atmosphere_km: float = field(default=0.0,
+                                        metadata={"unit": "km", "min": 0.0, "max": 200.0})
 
 
 class OrbitModel:
@@ -44,6 +63,7 @@ class OrbitModel:
         self.scenario = scenario
         self.clock = clock
         self.outputs = OrbitOutputs()  # filled by each step
+        self.params = parse_section(OrbitParams, scenario, "orbit")
         n = len(scenario.satellites)
         stations = scenario.stations
         n_st = len(stations)
@@ -128,8 +148,11 @@ class OrbitModel:
         r2 = np.multiply(pos_gcrs_rows[0], pos_gcrs_rows[0], out=rows[9])
         r2 += pos_gcrs_rows[1] * pos_gcrs_rows[1]
         r2 += pos_gcrs_rows[2] * pos_gcrs_rows[2]
-        np.copyto(self.sunlit.array, sunlit_fraction(pos_gcrs, sun_gcrs_km, along, r2),
-                  casting="same_kind")
+        # The ellipsoid's axis is ITRS z: in GCRS, the last row of the GCRS-to-ITRS rotation.
+        shadow = ellipsoid_sunlit_fraction(pos_gcrs, sun_gcrs_km, rot.gcrs_to_itrs[2],
+                                           self.params.shadow_atmosphere_km, r2,
+                                           along.copy())
+        np.copyto(self.sunlit.array, shadow, casting="same_kind")
         beta = beta_angle_from_rows(*pos_gcrs_rows, *vel_gcrs_rows, sun_hat)
         np.degrees(beta, out=self.beta.array, casting="same_kind")
         self.status.array[:] = status

@@ -53,7 +53,7 @@ def _mirror_states(b: Built) -> Mirror:
 
 MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("orbit", lambda b: OrbitModel(b.scenario, b.clock),
-               totals=orbit.FLEET_TOTALS,
+               sections=(("orbit", orbit.OrbitParams),), totals=orbit.FLEET_TOTALS,
                alarms={"orbit_error": AlarmKind("orbit_recovered", "")}),
     ModelEntry("faults", _faults, commands=faults.COMMANDS, totals=faults.FLEET_TOTALS),
     ModelEntry("mirror_drivers", lambda b: MirrorDrivers(Mirror(b.scenario, b.clock))),
