@@ -4,7 +4,6 @@ time where it says LIVE on a twin, and follows a seek."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ pv = pytest.importorskip("pyvista")
 
 from recordutil import record_live, write_recording  # noqa: E402
 from twinutil import ANY_PORT  # noqa: E402
+from viewerstate import tick_until  # noqa: E402
 
 from twin.recording.playback import Recording  # noqa: E402
 from twin.recording.replay import ReplayAddresses, ReplayServer  # noqa: E402
@@ -25,12 +25,7 @@ START = 1774008000.0  # the default scenario's epoch, 2026-03-20T12:00:00Z
 
 
 def _wait(app: ViewerApp, condition, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        app.tick(timeout_ms=50.0)
-        if condition():
-            return True
-    return False
+    return tick_until(app, condition, timeout_s)
 
 
 def test_the_hud_says_replay_and_the_recorded_time(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ pv = pytest.importorskip("pyvista")
 
 import viewerstate  # noqa: E402
 from twinutil import running_twin  # noqa: E402
+from viewerstate import tick_until  # noqa: E402
 
 from twin.runtime.server import Addresses  # noqa: E402
 from viz.stream import STALE, CommandClient, StreamClient  # noqa: E402
@@ -160,12 +161,7 @@ def test_pick_selects_the_nearest_node(fixed_app):
 
 
 def _wait(app: ViewerApp, condition, timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        app.tick(timeout_ms=50.0)
-        if condition():
-            return True
-    return False
+    return tick_until(app, condition, timeout_s)
 
 
 def test_live_twin_commands_and_restart():

@@ -16,6 +16,7 @@ prefer_egl()
 pv = pytest.importorskip("pyvista")
 
 from recordutil import record_live, replay_process, write_recording  # noqa: E402
+from viewerstate import tick_until  # noqa: E402
 
 from viz.stream import CommandClient, StreamClient  # noqa: E402
 
@@ -25,12 +26,7 @@ STATE_INTERVAL_S = 0.1
 
 
 def _wait(app: ViewerApp, condition, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        app.tick(timeout_ms=50.0)
-        if condition():
-            return True
-    return False
+    return tick_until(app, condition, timeout_s)
 
 
 def _mouse(app: ViewerApp, event: str, x: float, y: float) -> None:

@@ -10,6 +10,9 @@ models change. ``meta_and_state(mirror=True)`` adds a mirrored node (the twin's
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -225,3 +228,14 @@ def _add_mirror(meta: dict, header: dict, arrays: dict, catalog: list, temp_k: n
         "time_base": "wall clock (warp 1)", "counters": {},
     }
     header["fleet"]["mirror_live_n"] = float(live)
+
+
+def tick_until(app: Any, condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
+    """Follow a ``ViewerApp``'s stream (``tick``) until ``condition()`` holds or the time
+    runs out; whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        app.tick(timeout_ms=50.0)
+        if condition():
+            return True
+    return False

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from viz.vtk_actors import TextScaler, text_actor
+from viz.vtk_actors import TextScaler, overlay_actor, text_actor
 
 STATION_RGB = (1.0, 0.85, 0.2)
 # The marker: a yellow square in a dark frame (pixels at a 720-row window).
@@ -129,14 +129,7 @@ def _points_actor(renderer: Any, colour: tuple[float, float, float]) -> tuple[An
     import vtk
 
     poly = vtk.vtkPolyData()
-    mapper = vtk.vtkPolyDataMapper2D()
-    mapper.SetInputData(poly)
-    actor = vtk.vtkActor2D()
-    actor.SetMapper(mapper)
-    actor.GetProperty().SetColor(*colour)
-    actor.PickableOff()
-    renderer.AddViewProp(actor)
-    return actor, poly
+    return overlay_actor(renderer, poly, colour), poly
 
 
 def _set_points(poly: Any, xy: np.ndarray) -> None:

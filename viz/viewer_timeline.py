@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from viz.vtk_actors import text_actor
+from viz.vtk_actors import overlay_actor, text_actor
 
 # The bar across the bottom of the window, in normalized viewport coordinates: above the
 # event line, clear of the node panel on the left and the colour bar on the right.
@@ -47,14 +47,8 @@ def _rectangle_actor(renderer: Any, rgb: tuple[float, float, float]) -> tuple[An
     data = vtk.vtkPolyData()
     data.SetPoints(points)
     data.SetPolys(polys)
-    mapper = vtk.vtkPolyDataMapper2D()
-    mapper.SetInputData(data)
-    actor = vtk.vtkActor2D()
-    actor.SetMapper(mapper)
-    actor.GetProperty().SetColor(*rgb)
-    actor.PickableOff()
+    actor = overlay_actor(renderer, data, rgb)
     actor.SetVisibility(False)
-    renderer.AddViewProp(actor)
     return actor, points
 
 

@@ -129,6 +129,21 @@ def label_actor(renderer: Any, text: str, colour: tuple[float, float, float],
     return actor
 
 
+def overlay_actor(renderer: Any, poly: Any, colour: tuple[float, float, float]) -> Any:
+    """A 2D actor drawing ``poly`` (a ``vtkPolyData`` in display pixels) in one colour,
+    unpickable, added to ``renderer``."""
+    import vtk
+
+    mapper = vtk.vtkPolyDataMapper2D()
+    mapper.SetInputData(poly)
+    actor = vtk.vtkActor2D()
+    actor.SetMapper(mapper)
+    actor.GetProperty().SetColor(*colour)
+    actor.PickableOff()
+    renderer.AddViewProp(actor)
+    return actor
+
+
 def star_field(n: int = 1500, radius_km: float = 150_000.0) -> Any:
     """A fixed, seeded star field in the inertial frame (decoration only)."""
     import pyvista as pv
