@@ -61,8 +61,11 @@ def resolve_token(token: str | None, token_file: Path | None) -> str | None:
         source = f"--token-file {token_file}"
         try:
             token = token_file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AccessError(f"{source}: cannot read it ({exc})") from None
+        except OSError as exc:  # in words, not "[Errno 2] ..."
+            why = (exc.strerror or str(exc)).lower()
+            raise AccessError(f"{source}: cannot read it ({why})") from None
+        except UnicodeDecodeError:
+            raise AccessError(f"{source}: cannot read it (not UTF-8 text)") from None
     if token is None and os.environ.get(TOKEN_ENV):
         source, token = f"${TOKEN_ENV}", os.environ[TOKEN_ENV].strip()
     if token is None:
