@@ -165,7 +165,8 @@ class WebServer:
             server.start(host=self.access.host, port=self.port, open_browser=False,
                          show_connection_info=False, timeout=0, disable_logging=True)
         except OSError as exc:
-            print(f"odc web: cannot serve on {self.access.host}:{self.port}: {exc}",
+            why = (exc.strerror or str(exc)).lower()  # "address already in use", in words
+            print(f"odc web: cannot serve on {self.access.host}:{self.port}: {why}",
                   file=sys.stderr)
             return 1
         finally:
