@@ -11,6 +11,7 @@ from twin.astro.attitude import sun_exposure
 from twin.core.constants import STEFAN_BOLTZMANN_W_M2_K4
 from twin.core.interfaces import EnvironmentOutputs, FaultOutputs, OrbitOutputs
 from twin.core.subsystem import Field
+from twin.models.environment import COS_THETA_ZERO_COLUMN, earth_view_factor
 from twin.models.faults import degraded_frac
 from twin.models.power.params import PowerParams
 from twin.models.thermal import ThermalParams
@@ -31,7 +32,12 @@ class SolarArray:
         self.params = params
         self.thermal = thermal
         self._temp_field = temp_field
-        self._env = {"beta": np.zeros(n_sats)}  # the last finite β, deg
+        # The last finite β (deg) and cos θ, θ the Sun's angle from the local zenith (0: edge-on
+        # to the Earth, both faces seeing it as vertical plates, until the Sun is known).
+        self._env = {"beta": np.zeros(n_sats), "cos_theta": np.zeros(n_sats)}
+        self._albedo_work = np.empty((4, n_sats))  # EarthView.albedo_at's scratch
+        self._column = np.empty(n_sats)
+        self._fx = np.empty(n_sats)
         # Scratch, (n,) float64: rewritten every step, never kept across one.
         self._temp = np.empty(n_sats)
         self._eta = np.empty(n_sats)
@@ -55,14 +61,13 @@ class SolarArray:
             sun_in = s_w_m2 * sun_exposure(self.thermal.attitude, env["beta"]).array_cos
         eta_ref = self._eta_ref
         # Quasi-steady array temperature: absorbed Sun minus the electrical output, plus
-        # Earth IR on both faces (seen as vertical plates), radiated from both faces:
-        # T⁴ = (S f (α - η) + F ε IR) / (ε σ), the constants folded into two products.
+        # what the Earth sends each face, radiated from both faces:
+        # T⁴ = (S f (α - η) + q_earth) / (ε σ), ε = ε_f + ε_b.
         eps = p.array_emissivity_front + p.array_emissivity_back
         per_t4 = 1.0 / (eps * STEFAN_BOLTZMANN_W_M2_K4)
         temp = np.multiply(step_sun.mean, sun_in * ((p.array_absorptivity - eta_ref) * per_t4),
                            out=self._temp)
-        temp += np.multiply(environment.earth_view.f_vertical,
-                            self.thermal.earth_ir_w_m2 * eps * per_t4, out=self._eta)
+        temp += self._earth_w_m2(environment, s_w_m2) * per_t4
         np.sqrt(temp, out=temp)
         np.sqrt(temp, out=temp)
         self._temp_field.array[:] = temp
@@ -79,3 +84,30 @@ class SolarArray:
             eta *= p.array_area_m2 * eta_ref
             eta *= sun_in
         return eta
+
+    def _earth_w_m2(self, environment: EnvironmentOutputs, s_w_m2: float) -> np.ndarray:
+        """(n,) Earth IR on both faces and albedo on the back face, absorbed per m² of
+        array, W/m² (a fresh array).
+
+        The array's normal lies along the Sun line, so the back face's normal makes the
+        angle θ with nadir (cos θ = r̂·ŝ) and the front face's 180° - θ: flat-plate view
+        factors to the sphere F_b = F(H, cos θ), F_f = F(H, -cos θ). Albedo as the
+        radiators take it (no eclipse factor: it comes from the Earth), on the back face only:
+        q = IR (ε_f F_f + ε_b F_b) + α_b a S F_b g(H, cos θ).
+        """
+        p, t = self.params, self.thermal
+        view, along = environment.earth_view, environment.sun_along_step_km
+        cos_theta = self._env["cos_theta"]
+        if along is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = along / view.r_km
+            np.copyto(cos_theta, np.clip(ratio, -1.0, 1.0), where=np.isfinite(ratio))
+        f_back = earth_view_factor(view.h, cos_theta)
+        f_front = earth_view_factor(view.h, -cos_theta)
+        column = np.multiply(cos_theta, COS_THETA_ZERO_COLUMN, out=self._column)
+        column += COS_THETA_ZERO_COLUMN
+        g_albedo = view.albedo_at(column, self._albedo_work, self._fx)
+        q = f_front * (t.earth_ir_w_m2 * p.array_emissivity_front)
+        q += f_back * (t.earth_ir_w_m2 * p.array_emissivity_back
+                       + (p.array_absorptivity_back * t.albedo_frac * s_w_m2) * g_albedo)
+        return q

@@ -29,6 +29,8 @@ class PowerParams:
     array_absorptivity: float = field(default=0.91, metadata=_m("1", min=0.0, max=1.0))
     array_emissivity_front: float = field(default=0.85, metadata=_m("1", gt=0.0, max=1.0))
     array_emissivity_back: float = field(default=0.85, metadata=_m("1", min=0.0, max=1.0))
+    # Solar absorptivity of the back face (black-painted CFRP substrate), for Earth albedo.
+    array_absorptivity_back: float = field(default=0.85, metadata=_m("1", min=0.0, max=1.0))
     # At least 0.5: no regulator or cell is worse, and near 0 the losses (1/η) overflow.
     regulation_efficiency_frac: float = field(default=0.97, metadata=_m("1", min=0.5, max=1.0))
     battery_capacity_wh: float = field(default=12_000.0, metadata=_m("Wh", min=0.0, max=1.0e8))
