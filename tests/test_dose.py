@@ -112,3 +112,28 @@ def test_a_failure_dose_below_the_hbm_dose_is_a_clean_scenario_error() -> None:
     with pytest.raises(ScenarioError, match=r"radiation\.hbm_degraded_gy.*below "
                                             r"tid_failure_gy"):
         engine(DAWN_DUSK + "\n[radiation]\nhbm_degraded_gy = 20.0\ntid_failure_gy = 1.0\n")
+
+
+def test_limits_are_looked_at_only_in_the_steps_a_node_crosses_one() -> None:
+    """Four nodes crossing at different steps: the crossing check (and the environment
+    refresh it forces) runs in those steps only, not in every step after the first."""
+    four = DAWN_DUSK.replace("planes = 1\nsats_per_plane = 1", "planes = 2\nsats_per_plane = 2")
+    eng = engine(four + QUIET.replace("[radiation]", "[radiation]\ndose_acceleration = 1.0e6\n"),
+                 dt_s=STEP_S)
+    radiation = eng.compute_model.radiation
+    looked, crossing_steps = [0], 0
+    cross = radiation._cross_limits
+
+    def counted() -> None:
+        looked[0] += 1
+        cross()
+
+    radiation._cross_limits = counted
+    for _ in range(600):
+        eng.step()
+        if any(e["kind"] in ("hbm_degraded", "tid_failure") for e in eng.events.drain()):
+            crossing_steps += 1
+        if radiation.tid_failed.all():
+            break
+    assert radiation.tid_failed.all() and crossing_steps >= 2
+    assert looked[0] == crossing_steps

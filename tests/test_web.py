@@ -433,3 +433,21 @@ def test_browser_keys_follow_the_keymap() -> None:
     assert browser_key_action("?").action == "help"
     assert browser_key_action("p") is None  # the dashboard's key only
     assert browser_key_action("x") is None
+
+
+def test_the_dashboard_serves_a_bounded_number_of_tabs() -> None:
+    """Each dashboard tab is an `odc tui` process: past MAX_TABS a tab is refused with a
+    clear 503 before any process starts."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from viz.web.dashboard import MAX_TABS, DashboardServer
+
+    server = DashboardServer("odc tui")
+    server.tabs = MAX_TABS
+    request = make_mocked_request("GET", "/dashboard/ws")
+    # In a thread of its own: the browser tests leave an event loop in this one.
+    with pytest.raises(web.HTTPServiceUnavailable) as refused, \
+            ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, server.handle_websocket(request)).result()
+    assert "tabs are open" in refused.value.text
+    assert server.tabs == MAX_TABS

@@ -30,6 +30,8 @@ from twin.security.clients import ClientKeys
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Largest terminal a browser tab may ask for (columns, rows): bounds what one tab costs.
 MAX_COLUMNS, MAX_ROWS = 500, 200
+# Each tab is an `odc tui` process: a bound, so no client can start them without end.
+MAX_TABS = 16
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -110,6 +112,7 @@ class DashboardServer(Server):
 
     def __init__(self, command: str, title: str = "ODC Twin — dashboard") -> None:
         super().__init__(command, title=title, templates_path=TEMPLATES)
+        self.tabs = 0  # dashboard processes running now (at most MAX_TABS)
 
     async def make_app(self) -> web.Application:
         """The sub-application: the page at ``/``, its websocket, textual's static files."""
@@ -126,6 +129,17 @@ class DashboardServer(Server):
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
         """textual-serve's, with the tab's terminal size bounded and its process tracked."""
+        if self.tabs >= MAX_TABS:
+            raise web.HTTPServiceUnavailable(
+                text=f"odc web: {MAX_TABS} dashboard tabs are open, the most it serves; "
+                     "close one and reload\n")
+        self.tabs += 1
+        try:
+            return await self._serve_tab(request)
+        finally:
+            self.tabs -= 1
+
+    async def _serve_tab(self, request: web.Request) -> web.WebSocketResponse:
         websocket = web.WebSocketResponse(heartbeat=15)
         width = min(max(to_int(request.query.get("width", "80"), 80), 20), MAX_COLUMNS)
         height = min(max(to_int(request.query.get("height", "24"), 24), 5), MAX_ROWS)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from twin.core.constants import KELVIN_PER_CELSIUS
 from twin.core.subsystem import StepContext
 from twin.models.compute.params import ComputeParams
 from twin.models.compute.workload import JobTable
@@ -393,15 +394,16 @@ class ThermalThrottle:
         for node in np.flatnonzero(on != was):  # the few nodes that changed this step
             name = self.scenario.satellites[node].name
             # Event text is for people: degrees Celsius (the fields stay in kelvin).
-            hbm_text = "" if hbm is None else f", HBM {hbm[node] - 273.15:.1f} °C"
+            junction_c = junction[node] - KELVIN_PER_CELSIUS
+            hbm_text = "" if hbm is None else f", HBM {hbm[node] - KELVIN_PER_CELSIUS:.1f} °C"
             if on[node]:
                 ctx.events.raise_event(
                     "thermal_throttle", "warning",
-                    f"{name}: junction {junction[node] - 273.15:.1f} °C{hbm_text} at full "
-                    f"clock, above its limit ({p.throttle_temp_k - 273.15:.1f} °C junction, "
-                    f"{p.hbm_throttle_temp_k - 273.15:.1f} °C HBM): clock held down",
+                    f"{name}: junction {junction_c:.1f} °C{hbm_text} at full clock, above its "
+                    f"limit ({p.throttle_temp_k - KELVIN_PER_CELSIUS:.1f} °C junction, "
+                    f"{p.hbm_throttle_temp_k - KELVIN_PER_CELSIUS:.1f} °C HBM): clock held down",
                     sat=int(node))
             else:
                 ctx.events.raise_event("thermal_throttle_end", "info",
-                                       f"{name}: junction {junction[node] - 273.15:.1f} °C"
-                                       f"{hbm_text}, full clock again", sat=int(node))
+                                       f"{name}: junction {junction_c:.1f} °C{hbm_text}, "
+                                       "full clock again", sat=int(node))

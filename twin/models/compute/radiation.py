@@ -227,8 +227,9 @@ class RadiationState:
         self.any_tid_failed = self.any_hbm_degraded = False
         # Nodes that crossed a limit this step, for compute's events (then cleared).
         self.crossed: list[tuple[str, np.ndarray]] = []
-        # Doses the next crossing can happen at: one min() a step tells whether to look.
-        self._next_limit_gy = min(params.hbm_degraded_gy, params.tid_failure_gy)
+        # Each node's next limit (the HBM dose, then the failure dose, then none): one
+        # comparison a step tells whether any node crossed one (hbm < tid, checked).
+        self._next_gy = np.full(n, params.hbm_degraded_gy)
         self._dose_f8 = np.zeros(n)  # accumulated in float64; the f4 field is a copy
         self._seu_s = np.zeros(n)
         self._dose_s = np.zeros(n)
@@ -275,7 +276,7 @@ class RadiationState:
             self._dose_step = (dt_s, self._dose_s * dt_s)
         self._dose_f8 += self._dose_step[1]
         self.dose.array[:] = self._dose_f8
-        if self._dose_f8.max(initial=0.0) >= self._next_limit_gy:
+        if np.greater_equal(self._dose_f8, self._next_gy).any():
             self._cross_limits()
         # Independent Poisson counts per node are equivalent to a Poisson total spread over
         # the nodes in proportion to their rates: one scalar draw in the usual case of none.
@@ -305,21 +306,23 @@ class RadiationState:
     def _cross_limits(self) -> None:
         """Mark nodes past the HBM and hard-failure doses; note those new this step."""
         p = self.params
+        new_hbm = False
         for name, flags, limit_gy in (("hbm_degraded", self.hbm_degraded, p.hbm_degraded_gy),
                                       ("tid_failure", self.tid_failed, p.tid_failure_gy)):
             new = (self._dose_f8 >= limit_gy) & ~flags
             if np.count_nonzero(new):
                 flags |= new
                 self.crossed.append((name, np.flatnonzero(new)))
+                new_hbm |= name == "hbm_degraded"
         self.any_tid_failed = bool(np.count_nonzero(self.tid_failed))
         self.any_hbm_degraded = bool(np.count_nonzero(self.hbm_degraded))
-        if self.any_hbm_degraded:
-            # Degraded HBM: more upsets on those nodes from the next environment refresh.
+        if new_hbm:
+            # Newly degraded HBM: more upsets on those nodes from the next environment
+            # refresh, forced now (only when a node crossed, not every step after).
             self._env_t = -np.inf
-        pending = [lim for lim, flags in ((p.hbm_degraded_gy, self.hbm_degraded),
-                                          (p.tid_failure_gy, self.tid_failed))
-                   if not flags.all()]
-        self._next_limit_gy = min(pending, default=np.inf)
+        self._next_gy = np.where(self.tid_failed, np.inf,
+                                 np.where(self.hbm_degraded, p.tid_failure_gy,
+                                          p.hbm_degraded_gy))
 
     def working(self, accelerators_ok: Any, installed: int) -> Any:
         """Faults' working accelerators with the nodes past ``tid_failure_gy`` at none."""
