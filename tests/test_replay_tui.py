@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from textual.widgets import Input
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import tuiutil
 from recordutil import record_live, replay_process, write_recording
 
 from viz.tui.app import DashboardApp
@@ -28,12 +28,8 @@ START = 1774008000.0  # the default scenario's epoch, 2026-03-20T12:00:00Z
 
 
 async def until(pilot, condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
-    """Let the app run until ``condition()`` holds; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await pilot.pause(0.05)
+    """tuiutil.until with this file's patience."""
+    await tuiutil.until(pilot, condition, timeout_s)
 
 
 async def send_line(pilot, app: DashboardApp, line: str) -> dict:

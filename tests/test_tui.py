@@ -12,7 +12,6 @@ import io
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from textual.widgets import Input, Select, Static
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tuiutil
-from tuiutil import twin_process
+from tuiutil import twin_process, until
 
 from twin.models.registry import command_catalog
 from twin.protocol.codec import (
@@ -48,13 +47,6 @@ from viz.tui.screens import CommandError, CommandFormScreen, DetailScreen, parse
 SIZE = (140, 40)
 
 
-async def until(pilot, condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Let the app run until ``condition()`` holds; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await pilot.pause(0.05)
 
 
 def twin_order(app: DashboardApp) -> None:

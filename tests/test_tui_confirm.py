@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
-from collections.abc import Callable
 
 from faketwin import SUMMARY, TOKEN, FakeTwin, confirming, fake_twin
+from tuiutil import until
 
 from viz.tui.app import DashboardApp
 from viz.tui.confirm import ConfirmScreen
@@ -23,13 +22,6 @@ NO_STREAM = "tcp://127.0.0.1:9"  # connect=False: the dashboard never subscribes
 QUIET_S = 0.5  # a request the dialog wrongly sent would reach the twin well within this
 
 
-async def until(pilot, condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Let the app run until ``condition()`` holds; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await pilot.pause(0.05)
 
 
 def dashboard(twin: FakeTwin) -> DashboardApp:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,11 +41,8 @@ def feed(app: DashboardApp, steps: int = 3) -> None:
 
 
 async def until(pilot, condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await pilot.pause(0.05)
+    """tuiutil.until with this file's patience."""
+    await tuiutil.until(pilot, condition, timeout_s)
 
 
 def log_text(app: DashboardApp) -> str:

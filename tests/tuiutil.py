@@ -16,6 +16,8 @@ a real hot node (``limit`` events, ``throttled``, ``n_limit_alarm``).
 from __future__ import annotations
 
 import functools
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -276,3 +278,13 @@ def newer_state(step: int) -> Message:
     known = feed().engine.field_specs
     arrays = [base.arrays[spec.name] for spec in known] + [PRESSURE_PA, LINK_MODES]
     return decode([bytes(f) for f in encode_state(header, known + NEWER_FIELDS, arrays)])
+
+
+async def until(pilot: Any, condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Let a dashboard under textual's pilot run until ``condition()`` holds; fail after
+    ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await pilot.pause(0.05)
