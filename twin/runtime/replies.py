@@ -9,8 +9,10 @@ docs/reliability.md lists the bounds.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from typing import Any
 
 import zmq
 
@@ -35,6 +37,24 @@ class WaitingReplies:
 
     def __bool__(self) -> bool:
         return bool(self._waiting)
+
+    def answer(self, handle: Callable[[list[bytes], list[Any]], tuple[list[bytes], bytes] | None],
+               deadline: float) -> None:
+        """Take the requests waiting on the socket, each answered by ``handle(frames,
+        received)`` (the frames as bytes, and as libzmq's frames for their metadata), its
+        reply sent or queued, until none is left or ``time.perf_counter()`` passes
+        ``deadline`` (the twin's step and the replay's play go on meanwhile)."""
+        while True:
+            try:
+                received = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            reply = handle([f.bytes for f in received], received)
+            if reply is not None:
+                envelope, payload = reply
+                self.send([*envelope, payload])
+            if time.perf_counter() >= deadline:
+                return
 
     def send(self, frames: list[bytes]) -> None:
         """Send now, or queue behind this client's waiting replies (bounded)."""

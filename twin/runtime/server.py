@@ -561,19 +561,10 @@ class TwinServer:
     # -- commands ---------------------------------------------------------------------
 
     def _serve_commands(self, budget_s: float = SERVE_SLICE_MAX_S) -> None:
-        deadline = time.perf_counter() + budget_s
-        while True:
-            try:
-                received = self.command.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            frames = [f.bytes for f in received]
-            reply = self.handle_command_frames(frames, self.guard.caller(received, frames[0]))
-            if reply is not None:
-                envelope, payload = reply
-                self._replies.send([*envelope, payload])
-            if time.perf_counter() >= deadline:
-                return
+        self._replies.answer(
+            lambda frames, received: self.handle_command_frames(
+                frames, self.guard.caller(received, frames[0])),
+            time.perf_counter() + budget_s)
 
     def _count_dropped_replies(self, n: int) -> None:
         self.counters.replies_dropped += n
