@@ -132,6 +132,31 @@ def test_brackets_move_the_selection_in_the_table_and_the_detail_goes_to_the_nei
     run(scenario)
 
 
+def test_the_cursor_stays_on_its_node_when_the_table_re_sorts() -> None:
+    """The table re-sorts at every state (hottest first): Enter must open the node the
+    operator picked, not whichever one slid under the cursor since (a CI failure)."""
+
+    async def scenario(app, pilot) -> None:
+        feed(app)
+        await pilot.pause(0.1)
+        table = app.fleet_table
+        table.cursor_row = 3
+        picked = table.selected_sat
+        # New values move the node (here, as the most a state can: the order reversed).
+        app.model.set_sort(app.model.sort_key, not app.model.sort_descending)
+        table.refresh_data()
+        assert table.selected_sat == picked
+        assert table.cursor_row == len(table.order) - 4
+        app.feed(StreamUpdate(state=tuiutil.state(9), connection=LIVE))
+        app._draw()
+        assert table.selected_sat == picked
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        assert app.screen.sat == picked
+
+    run(scenario)
+
+
 def test_step_and_warp_keys_send_their_commands() -> None:
     async def scenario(app, pilot) -> None:
         feed(app)

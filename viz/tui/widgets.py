@@ -87,8 +87,18 @@ class FleetTable(ScrollView, can_focus=True):
     # -- data -------------------------------------------------------------------------
 
     def refresh_data(self) -> None:
-        """Recompute the row order (filter and sort) and redraw the visible rows."""
+        """Recompute the row order (filter and sort) and redraw the visible rows.
+
+        The cursor stays on its node, not on its row: the table re-sorts at every state
+        (hottest first moves nodes up and down), and Enter must open the node the
+        operator picked, not whichever one slid under the cursor meanwhile.
+        """
+        chosen = self.selected_sat
         self.order = self.model.view_order()
+        if chosen is not None:
+            rows = np.flatnonzero(self.order == chosen)
+            if rows.size:
+                self.cursor_row = int(rows[0])
         x = 0
         self._offsets = []
         columns, self.columns_fitted = fit_columns(self.model.columns,
