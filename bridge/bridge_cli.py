@@ -1,9 +1,11 @@
-"""Push hardware-testbed telemetry (CCSDS over UDP/TCP, host sensors, a recording) to the twin.
+"""Push testbed telemetry (CCSDS over UDP/TCP, MQTT, host sensors, a recording) to the twin.
 
 ``odc bridge --udp 127.0.0.1:10015`` listens for the packets of ``odc testbed``, validates
 and decodes them against a definition file (``--definitions``, default the bundled
 flatsat), and pushes the accepted samples to the twin's ingest socket as ``tm`` messages
-(docs/protocol.md, "Ingest"). ``--host-sensors`` mirrors the machine the bridge runs on.
+(docs/protocol.md, "Ingest"). ``--mqtt HOST:PORT`` subscribes to a lab broker's topics
+instead, as the definition's ``[mqtt]`` table maps them (docs/bridge.md).
+``--host-sensors`` mirrors the machine the bridge runs on.
 """
 
 from __future__ import annotations
@@ -125,6 +127,16 @@ class Bridge:
         self.samples_pushed += pushed
         return pushed
 
+    def handle_samples(self, batches: list[Any]) -> int:
+        """Samples already validated by their source (``bridge.mqtt.MqttBatch``)."""
+        pushed = 0
+        for batch in batches:
+            if self.pusher.send(batch.packet, batch.t_utc, batch.values, batch.units,
+                                self.status(), seq_count=batch.count):
+                pushed += len(batch)
+        self.samples_pushed += pushed
+        return pushed
+
     def push_host(self, sample: dict[str, float]) -> None:
         """Push one host-sensor sample (testbed name = the pusher's, packet ``host``)."""
         values = {k: np.array([v]) for k, v in sample.items()}
@@ -134,7 +146,7 @@ class Bridge:
     def status(self) -> dict[str, Any]:
         """Bridge counters: decoder (received/accepted/rejected by reason, seq), push, and
         the source's where it keeps some (TCP: connections open, accepted, refused, closed
-        by reason)."""
+        by reason; MQTT: broker, connected, connects, disconnects)."""
         out: dict[str, Any] = {"push": self.pusher.status()}
         if self.decoder is not None:
             out["decoder"] = self.decoder.status()
@@ -157,6 +169,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--tcp-listen", metavar="HOST:PORT",
                         help="accept TCP packet stream connections here (each framed on "
                         "its own; see --tcp-max-connections, --tcp-idle-timeout)")
+    source.add_argument("--mqtt", metavar="HOST[:PORT]",
+                        help="subscribe to this MQTT broker (port 1883 by default); topics, "
+                        "payloads, units and bounds come from the definition file's [mqtt] "
+                        "table")
     source.add_argument("--replay", metavar="FILE.odcrec", help="play back a recording")
     source.add_argument("--host-sensors", action="store_true",
                         help="mirror this machine: psutil, hwmon, RAPL, NVML GPUs")
@@ -165,8 +181,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "closed at once and counted (default 16)")
     parser.add_argument("--tcp-idle-timeout", type=float, default=None, metavar="SECONDS",
                         help="close a TCP connection silent this long (default 30)")
+    parser.add_argument("--mqtt-reconnect-max", type=float, default=None, metavar="SECONDS",
+                        help="with --mqtt, the longest wait between attempts to reach a lost "
+                        "broker; waits double from 0.5 s (default 10)")
     parser.add_argument("--definitions", default="flatsat", metavar="NAME_OR_PATH",
-                        help="packet definition TOML (default: bundled %(default)s)")
+                        help="testbed definition TOML: CCSDS packets, [mqtt] topics "
+                        "(default: bundled %(default)s)")
     parser.add_argument("--testbed", help="testbed name sent to the twin (default: the "
                         "definition file's, or 'host' with --host-sensors)")
     parser.add_argument("--ingest", type=address_argument, default=None, metavar="ADDRESS",
@@ -186,6 +206,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bridge.ccsds import Decoder
     from bridge.definitions import DefinitionError, load_definitions
+    from bridge.mqtt import MqttSource
     from bridge.push import TelemetryPusher
     from bridge.sources import HostSensors, Recorder, ReplaySource, TcpSource, UdpSource
     from twin.protocol.codec import DEFAULT_INGEST_ADDRESS
@@ -195,8 +216,10 @@ def run(args: argparse.Namespace) -> int:
         keys = keys_from_args(args)
         defs = None if args.host_sensors else load_definitions(args.definitions)
         testbed = args.testbed or ("host" if defs is None else defs.testbed)
-        if args.replay:
-            source: Any = ReplaySource(args.replay, args.speed)
+        if args.mqtt:
+            source: Any = _mqtt_source(args, defs)
+        elif args.replay:
+            source = ReplaySource(args.replay, args.speed)
         elif args.tcp or args.tcp_listen:
             source = TcpSource(args.tcp or args.tcp_listen, listen=bool(args.tcp_listen),
                                **_tcp_limits(args))
@@ -204,12 +227,19 @@ def run(args: argparse.Namespace) -> int:
             source = HostSensors()
         else:
             source = UdpSource(args.udp or "127.0.0.1:10015")
+        if defs is not None and not defs.packets and not args.mqtt:
+            raise ValueError(f"{defs.source} defines no [[packet]], only MQTT topics: add "
+                             "--mqtt HOST:PORT")
     except (DefinitionError, ValueError, OSError) as exc:
         print(f"odc bridge: {exc}", file=sys.stderr)
         return 2
     pusher = TelemetryPusher(args.ingest or DEFAULT_INGEST_ADDRESS, testbed, keys=keys)
     recorder = Recorder(args.record) if args.record else None
-    bridge = Bridge(Decoder(defs) if defs is not None else None, pusher, recorder, source)
+    if isinstance(source, MqttSource):
+        decoder: Any = source.decoder
+    else:
+        decoder = Decoder(defs) if defs is not None else None
+    bridge = Bridge(decoder, pusher, recorder, source)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     where = f" listening on {source.host}:{source.port}" if getattr(source, "listen", False) \
@@ -234,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
                 bridge.tick()
                 # Said once each time it changes: a refused key otherwise looks like a twin
                 # that is just not there (the samples queue, then drop).
+                for notice in getattr(source, "notices", list)():
+                    print(f"odc bridge: {notice}", file=sys.stderr, flush=True)
                 if pusher.refused != refused:
                     refused = pusher.refused
                     print(f"odc bridge: {refused or 'the twin accepted the key'}",
@@ -250,6 +282,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mqtt_source(args: argparse.Namespace, defs: Any) -> Any:
+    """The MQTT source the flags and the definition's ``[mqtt]`` table ask for."""
+    from bridge.mqtt import DEFAULT_RECONNECT_MAX_S, MqttSource
+
+    if defs.mqtt is None:
+        raise ValueError(f"{defs.source} has no [mqtt] table: nothing to subscribe to "
+                         "(docs/bridge.md)")
+    if args.record:
+        raise ValueError("--record keeps CCSDS packets; it cannot record --mqtt")
+    reconnect = args.mqtt_reconnect_max
+    return MqttSource(args.mqtt, defs.mqtt,
+                      DEFAULT_RECONNECT_MAX_S if reconnect is None else reconnect)
+
+
 def _tcp_limits(args: argparse.Namespace) -> dict[str, Any]:
     """The TCP limits given on the command line (absent ones keep TcpSource's defaults)."""
     limits: dict[str, Any] = {}
@@ -261,9 +307,12 @@ def _tcp_limits(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _pump(source: Any, bridge: Bridge, args: argparse.Namespace) -> None:
+    from bridge.mqtt import MqttSource
     from bridge.sources import HostSensors, ReplaySource, TcpSource, UdpSource
 
-    if isinstance(source, UdpSource):
+    if isinstance(source, MqttSource):
+        bridge.handle_samples(source.read(0.2))
+    elif isinstance(source, UdpSource):
         bridge.handle_datagrams(source.read(0.2))
     elif isinstance(source, TcpSource):
         bridge.handle_chunks(source.read_chunks(0.2))
@@ -293,4 +342,8 @@ def _status_line(bridge: Bridge, testbed: str, final: bool = False) -> None:
         closed = {k: v for k, v in tcp["closed"].items() if v}
         line += (f", tcp {tcp['open']} open, {tcp['accepted']} accepted, "
                  f"{tcp['refused_full']} refused (full), closed {closed or 0}")
+    mqtt = status.get("source", {})
+    if "broker" in mqtt:
+        line += (f", mqtt {mqtt['broker']} {'connected' if mqtt['connected'] else 'LOST'} "
+                 f"({mqtt['connects']} connects, {mqtt['disconnects']} lost)")
     print(line if final else line + "   ", file=sys.stderr, flush=True)

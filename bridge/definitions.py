@@ -26,6 +26,9 @@ A definition file is TOML (see ``assets/testbeds/flatsat.toml``)::
 
 Every packet of a definition has a fixed length (headers + ``user_data_bytes`` + CRC), so
 a stream can be split and resynchronised on it. All errors name the file and key.
+
+An ``[mqtt]`` table maps MQTT topics to parameters (``bridge.mqtt_topics``, docs/bridge.md);
+a file needs at least one ``[[packet]]`` or one ``[[mqtt.topic]]``.
 """
 
 from __future__ import annotations
@@ -157,6 +160,7 @@ class Definitions:
     packets: dict[int, PacketDef] = field(default_factory=dict)
     source: str = "<string>"
     description: str = ""
+    mqtt: Any = None  # bridge.mqtt_topics.MqttTable, from the optional [mqtt] table
 
     def by_name(self, name: str) -> PacketDef:
         for packet in self.packets.values():
@@ -187,10 +191,10 @@ def parse_definitions(text: str, source: str = "<string>") -> Definitions:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DefinitionError(source, "", f"not valid TOML: {exc}") from exc
-    unknown = set(doc) - {"testbed", "packet"}
+    unknown = set(doc) - {"testbed", "packet", "mqtt"}
     if unknown:
-        raise DefinitionError(source, sorted(unknown)[0], "unknown table; expected [testbed]"
-                              " and [[packet]]")
+        raise DefinitionError(source, sorted(unknown)[0], "unknown table; expected [testbed],"
+                              " [[packet]] and [mqtt]")
     testbed = doc.get("testbed", {})
     name = testbed.get("name")
     if not isinstance(name, str) or not name:
@@ -206,9 +210,15 @@ def parse_definitions(text: str, source: str = "<string>") -> Definitions:
             raise DefinitionError(source, f"packet[{i}].name", f"{packet.name!r} used twice")
         packets[packet.apid] = packet
         names.add(packet.name)
-    if not packets:
-        raise DefinitionError(source, "packet", "define at least one [[packet]]")
-    return Definitions(name, packets, source, str(testbed.get("description", "")))
+    mqtt = None
+    if "mqtt" in doc:
+        from bridge.mqtt_topics import parse_mqtt_table  # it imports this module
+
+        mqtt = parse_mqtt_table(doc["mqtt"], source)
+    if not packets and mqtt is None:
+        raise DefinitionError(source, "packet", "define at least one [[packet]] (or an [mqtt]"
+                              " table)")
+    return Definitions(name, packets, source, str(testbed.get("description", "")), mqtt)
 
 
 def _get(table: dict[str, Any], key: str, types: type | tuple[type, ...], path: str,
