@@ -216,6 +216,9 @@ def run(args: argparse.Namespace) -> int:
         keys = keys_from_args(args)
         defs = None if args.host_sensors else load_definitions(args.definitions)
         testbed = args.testbed or ("host" if defs is None else defs.testbed)
+        if defs is not None and not defs.packets and not args.mqtt:
+            raise ValueError(f"{defs.source} defines no [[packet]], only MQTT topics: add "
+                             "--mqtt HOST:PORT")
         if args.mqtt:
             source: Any = _mqtt_source(args, defs)
         elif args.replay:
@@ -227,9 +230,6 @@ def run(args: argparse.Namespace) -> int:
             source = HostSensors()
         else:
             source = UdpSource(args.udp or "127.0.0.1:10015")
-        if defs is not None and not defs.packets and not args.mqtt:
-            raise ValueError(f"{defs.source} defines no [[packet]], only MQTT topics: add "
-                             "--mqtt HOST:PORT")
     except (DefinitionError, ValueError, OSError) as exc:
         print(f"odc bridge: {exc}", file=sys.stderr)
         return 2
@@ -254,6 +254,8 @@ def run(args: argparse.Namespace) -> int:
             if args.duration is not None and time.monotonic() - started >= args.duration:
                 break
             _pump(source, bridge, args)
+            for notice in getattr(source, "notices", list)():  # the broker lost or back
+                print(f"odc bridge: {notice}", file=sys.stderr, flush=True)
             if isinstance(source, ReplaySource) and source.finished:
                 break
             if not args.quiet and time.monotonic() >= next_status:
@@ -264,8 +266,6 @@ def run(args: argparse.Namespace) -> int:
                 bridge.tick()
                 # Said once each time it changes: a refused key otherwise looks like a twin
                 # that is just not there (the samples queue, then drop).
-                for notice in getattr(source, "notices", list)():
-                    print(f"odc bridge: {notice}", file=sys.stderr, flush=True)
                 if pusher.refused != refused:
                     refused = pusher.refused
                     print(f"odc bridge: {refused or 'the twin accepted the key'}",
@@ -273,6 +273,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        for notice in getattr(source, "notices", list)():
+            print(f"odc bridge: {notice}", file=sys.stderr, flush=True)
         _status_line(bridge, testbed, final=True)
         bridge.rejections.flush()
         getattr(source, "close", lambda: None)()

@@ -164,6 +164,7 @@ class MqttSource:
         self.decoder = MqttDecoder(table)
         self.reconnect_max_s = reconnect_max_s
         self.connected = False
+        self.subscribed = False
         self.connects = 0
         self.disconnects = 0
         self._lock = threading.Lock()
@@ -177,6 +178,7 @@ class MqttSource:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=reconnect_max_s)
         # Asynchronous: a broker that is not up yet is retried like one that went away.
         self.client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S)
@@ -197,16 +199,28 @@ class MqttSource:
         self._notice(f"{'re' if again else ''}connected to MQTT broker {self.host}:{self.port}; "
                      f"subscribed to {', '.join(self.table.subscribe)}")
 
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any,
+                      properties: Any) -> None:
+        refused = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        if refused:
+            self._notice(f"MQTT broker {self.host}:{self.port} refused the subscription: "
+                         f"{', '.join(refused)}")
+        with self._lock:
+            self.subscribed = not refused
+
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
         with self._lock:
             was = self.connected
-            self.connected = False
+            self.connected = self.subscribed = False
             if was:
                 self.disconnects += 1
         if was:
-            self._notice(f"lost the MQTT broker {self.host}:{self.port} ({reason}); reconnecting"
-                         f" every {RECONNECT_MIN_S:g}..{self.reconnect_max_s:g} s")
+            # paho names an unexpected close "Unspecified error" (128): say nothing then.
+            why = f" ({reason})" if getattr(reason, "value", 0) not in (0, 128) else ""
+            self._notice(f"lost the MQTT broker {self.host}:{self.port}{why}; reconnecting, "
+                         f"waiting {RECONNECT_MIN_S:g} s doubling up to "
+                         f"{self.reconnect_max_s:g} s between attempts")
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         try:
@@ -258,6 +272,7 @@ class MqttSource:
     def status(self) -> dict[str, Any]:
         with self._lock:
             return {"broker": f"{self.host}:{self.port}", "connected": self.connected,
+                    "subscribed": self.subscribed,
                     "connects": self.connects, "disconnects": self.disconnects,
                     "queued": len(self._queue)}
 

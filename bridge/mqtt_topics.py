@@ -167,8 +167,9 @@ def parse_mqtt_table(table: Any, source: str) -> MqttTable:
             raise DefinitionError(source, f"{path}.parameter", f"{topic.parameter!r} used twice")
         topics[topic.topic] = topic
         parameters.add(topic.parameter)
+    # Without filters, each mapped topic is its own subscription.
     filters = _get(table, "subscribe", list, "mqtt", source, list(topics))
-    if not filters or len(filters) > MAX_SUBSCRIPTIONS:
+    if "subscribe" in table and not 0 < len(filters) <= MAX_SUBSCRIPTIONS:
         raise DefinitionError(source, "mqtt.subscribe", f"give 1..{MAX_SUBSCRIPTIONS} filters")
     for j, text in enumerate(filters):
         _check_topic(text, f"mqtt.subscribe[{j}]", source, wildcards=True)
