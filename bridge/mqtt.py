@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.mqtt_topics import REASONS, MqttTable, PayloadRejected
+from bridge.mqtt_topics import MAX_PAYLOAD_BYTES, REASONS, MqttTable, PayloadRejected
 from twin.core.ratelog import RateLimitedLog
 from twin.protocol.telemetry import quote
 
@@ -41,6 +41,10 @@ MAX_QUEUED_BYTES = 16 << 20
 """What the network thread may hold for the bridge's thread; past it messages are dropped
 and counted (``queue_full``): a flood costs at most ~16 MiB, never the bridge."""
 MAX_MESSAGES_PER_READ = 16_384
+MAX_PACKET_BYTES = 2 * MAX_PAYLOAD_BYTES
+"""MQTT 5 only: the broker sends no larger packet (it drops it, uncounted here), so a
+hostile publisher cannot make the bridge read 256 MB; payloads up to this but over the
+table's ``max_payload_bytes`` are counted ``too_large``."""
 
 
 @dataclass
@@ -174,14 +178,15 @@ class MqttSource:
         self._notices: list[str] = []
         self._wake = threading.Event()
         client_id = f"odc-bridge-{os.getpid()}-{os.urandom(3).hex()}"
-        self.client = _paho_client(client_id)
+        self.client = _paho_client(client_id, table.protocol)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self.client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=reconnect_max_s)
         # Asynchronous: a broker that is not up yet is retried like one that went away.
-        self.client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S)
+        self.client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S,
+                                  **_connect_options(table.protocol))
         self.client.loop_start()
 
     # -- paho's network thread: queue, count, never parse, never raise ---------------------
@@ -224,6 +229,10 @@ class MqttSource:
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         try:
+            try:
+                topic = message.topic
+            except UnicodeDecodeError:  # MQTT requires UTF-8; count it, never crash on it
+                topic = "(not UTF-8)"
             payload = message.payload
             size = len(payload)
             keep = payload if size <= self.table.max_payload_bytes else None
@@ -232,7 +241,7 @@ class MqttSource:
                         or self._queued_bytes + size > MAX_QUEUED_BYTES):
                     self._queue_full += 1
                     return
-                self._queue.append(_Message(message.topic, keep, size, bool(message.retain),
+                self._queue.append(_Message(topic, keep, size, bool(message.retain),
                                             time.time()))
                 self._queued_bytes += len(keep or b"")
             self._wake.set()
@@ -285,8 +294,23 @@ class MqttSource:
         self.decoder.rejections.flush()
 
 
-def _paho_client(client_id: str) -> Any:
+def _paho_client(client_id: str, protocol: str) -> Any:
     import paho.mqtt.client as mqtt
 
+    if protocol == "5":
+        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                           protocol=mqtt.MQTTv5)
     return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                        protocol=mqtt.MQTTv311, clean_session=True)
+
+
+def _connect_options(protocol: str) -> dict[str, Any]:
+    """MQTT 5: a clean session each time, and the largest packet the broker may send."""
+    if protocol != "5":
+        return {}
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    properties = Properties(PacketTypes.CONNECT)
+    properties.MaximumPacketSize = MAX_PACKET_BYTES
+    return {"clean_start": True, "properties": properties}

@@ -7,6 +7,7 @@ parameter the bridge pushes to the twin::
     subscribe = ["lab/flatsat/#"]   # filters; default: the mapped topics themselves
     max_payload_bytes = 4096        # a larger message is rejected unread (too_large)
     qos = 0                         # 0 or 1
+    protocol = "5"                  # "5" or "3.1.1" (for a broker without MQTT 5)
 
     [[mqtt.topic]]
     topic = "lab/flatsat/cold_plate"
@@ -139,6 +140,7 @@ class MqttTable:
     subscribe: tuple[str, ...]
     max_payload_bytes: int = DEFAULT_PAYLOAD_BYTES
     qos: int = 0
+    protocol: str = "5"
 
 
 def parse_mqtt_table(table: Any, source: str) -> MqttTable:
@@ -149,7 +151,7 @@ def parse_mqtt_table(table: Any, source: str) -> MqttTable:
     """
     if not isinstance(table, dict):
         raise DefinitionError(source, "mqtt", "must be a table ([mqtt])")
-    allowed = {"subscribe", "max_payload_bytes", "qos", "topic"}
+    allowed = {"subscribe", "max_payload_bytes", "qos", "protocol", "topic"}
     _no_unknown(table, allowed, "mqtt", source)
     rows = table.get("topic", [])
     if not isinstance(rows, list) or not rows:
@@ -183,7 +185,10 @@ def parse_mqtt_table(table: Any, source: str) -> MqttTable:
     qos = _get(table, "qos", int, "mqtt", source, 0)
     if qos not in (0, 1):
         raise DefinitionError(source, "mqtt.qos", "must be 0 or 1")
-    return MqttTable(topics, tuple(filters), size, qos)
+    protocol = _get(table, "protocol", str, "mqtt", source, "5")
+    if protocol not in ("5", "3.1.1"):
+        raise DefinitionError(source, "mqtt.protocol", "must be '5' or '3.1.1'")
+    return MqttTable(topics, tuple(filters), size, qos, protocol)
 
 
 def _parse_topic(row: Any, path: str, source: str) -> TopicMap:

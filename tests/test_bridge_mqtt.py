@@ -17,8 +17,9 @@ import paho.mqtt.client as mqtt
 import pytest
 import zmq
 
+import bridge.mqtt
 from bridge.definitions import DefinitionError, parse_definitions
-from bridge.mqtt import MqttSource
+from bridge.mqtt import MAX_PACKET_BYTES, MqttSource
 from bridge.mqtt_topics import MAX_TOPICS, PayloadRejected
 from tests.mqttutil import Broker, running_broker
 from tests.procutil import odc_process
@@ -90,6 +91,8 @@ def _table(text: str = DEFINITION):
     (('topic = "lab/cold_plate"', 'topic = "lab/power"'), "mqtt.topic[1].topic",
      "mapped twice"),
     (("max_payload_bytes = 256", "max_payload_bytes = 256\nqos = 2"), "mqtt.qos", "0 or 1"),
+    (("max_payload_bytes = 256", 'max_payload_bytes = 256\nprotocol = "3"'), "mqtt.protocol",
+     "'5' or '3.1.1'"),
     (("max_payload_bytes = 256", "max_payload_bytes = 65537"), "mqtt.max_payload_bytes",
      "outside 1..65536"),
 ])
@@ -203,22 +206,30 @@ def _publish(client: mqtt.Client, topic: str, payload: bytes, retain: bool = Fal
     client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5.0)
 
 
-def test_source_applies_valid_messages_and_counts_the_rest(tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_source_applies_valid_messages_and_counts_the_rest(tmp_path: Path,
+                                                           protocol: str) -> None:
+    table = _table(DEFINITION.replace("[mqtt]", f'[mqtt]\nprotocol = "{protocol}"'))
+    huge = b"1" * (MAX_PACKET_BYTES + 1)
     with running_broker(tmp_path) as broker, _publisher(broker) as pub:
         _publish(pub, "lab/power", b"0.1", retain=True)  # waiting at the broker: an old value
-        source = MqttSource(broker.address, _table(), reconnect_max_s=1.0)
+        source = MqttSource(broker.address, table, reconnect_max_s=1.0)
         try:
             _until(lambda: source.status()["subscribed"], what="source subscribed")
             sent = [("lab/power", b"0.17"), ("lab/power", b"abc"), ("lab/other", b"5"),
                     ("lab/cold_plate", b'{"reading": {"value": 25}}'),
                     ("lab/power", b"0.7"), ("lab/power", b"1" * 300),
                     ("lab/cold_plate", b'{"reading": {}}'), ("lab/power", b"0.2"),
-                    ("lab/cold_plate", b'{"reading": {"value": NaN}}')]
+                    ("lab/power", huge), ("lab/cold_plate", b'{"reading": {"value": NaN}}')]
             for topic, payload in sent:
                 _publish(pub, topic, payload)
+            # MQTT 5: the broker never sends the bridge a packet over MAX_PACKET_BYTES.
+            expected = len(sent) + 1 - (protocol == "5")
             batches = []
             _until(lambda: batches.extend(source.read(0.05)) or
-                   source.decoder.received == len(sent) + 1, what="all messages read")
+                   source.decoder.received == expected, what="all messages read")
+            time.sleep(0.2)
+            batches.extend(source.read(0.05))
         finally:
             source.close()
     power = [b for b in batches if b.packet == "mqtt/compute_power_w"]
@@ -232,11 +243,31 @@ def test_source_applies_valid_messages_and_counts_the_rest(tmp_path: Path) -> No
     t = np.concatenate([b.t_utc for b in power])
     assert np.all(np.abs(t - time.time()) < 30.0)
     status = source.decoder.status()
+    too_large = 1 + (protocol == "3.1.1")
     assert status["rejected"] == {"retained": 1, "not_a_number": 1, "unknown_topic": 1,
-                                  "out_of_bounds": 1, "too_large": 1, "missing_key": 1,
-                                  "not_finite": 1}
-    assert status["received"] == status["accepted"] + status["rejected_total"] == 10
+                                  "out_of_bounds": 1, "too_large": too_large,
+                                  "missing_key": 1, "not_finite": 1}
+    assert status["received"] == status["accepted"] + status["rejected_total"] == expected
     assert status["accepted"] == 3
+
+
+def test_a_flood_past_the_queue_is_counted(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bridge.mqtt, "MAX_QUEUED_MESSAGES", 3)
+    with running_broker(tmp_path) as broker, _publisher(broker) as pub:
+        source = MqttSource(broker.address, _table(), reconnect_max_s=1.0)
+        try:
+            _until(lambda: source.status()["subscribed"], what="source subscribed")
+            for i in range(10):
+                _publish(pub, "lab/power", f"0.{i}".encode())
+            _until(lambda: source.status()["queued"] == 3, what="queue full")
+            time.sleep(0.2)  # the other seven arrive and are dropped
+            batches = source.read(0.05)
+        finally:
+            source.close()
+    assert batches[0].values["compute_power_w"].tolist() == pytest.approx([0.0, 100.0, 200.0])
+    assert source.decoder.status()["rejected"] == {"queue_full": 7}
+    assert source.decoder.status()["received"] == 10
 
 
 def test_source_waits_for_a_broker_that_is_not_up_yet(tmp_path: Path) -> None:
@@ -336,7 +367,9 @@ def test_mqtt_end_to_end_with_broker_loss_and_recovery(tmp_path: Path) -> None:
 
 def _run_session(broker: Broker, sub: zmq.Socket, cmd: zmq.Socket, pub: mqtt.Client,
                  sender: _Sender) -> None:
-    live = _wait_state(sub, lambda a: bool(a["mirror_live"][0]))
+    # Each topic is its own packet: wait for both to have arrived.
+    live = _wait_state(sub, lambda a: bool(a["mirror_live"][0])
+                       and np.isfinite(a["mirror_measured_temp_compute_k"][0]))
     sat = int(live.arrays["mirror_sat"][0])
     assert float(live.arrays["mirror_measured_compute_power_w"][0]) == pytest.approx(170.0)
     assert float(live.arrays["compute_power_w"][sat]) == pytest.approx(170.0, abs=1e-3)
