@@ -127,8 +127,9 @@ class TopicMap:
         if not math.isfinite(value):
             raise PayloadRejected("not_finite", "the value is not finite")
         if not self.min <= value <= self.max:
-            raise PayloadRejected("out_of_bounds", f"{value:.6g} {self.si_unit} outside "
-                                  f"{self.min:g}..{self.max:g} {self.si_unit}")
+            unit = "" if self.si_unit == "1" else f" {self.si_unit}"
+            raise PayloadRejected("out_of_bounds", f"{value:.6g}{unit} outside "
+                                  f"{self.min:g}..{self.max:g}{unit}")
         return value
 
 
