@@ -346,6 +346,8 @@ def _status_line(bridge: Bridge, testbed: str, final: bool = False) -> None:
                  f"{tcp['refused_full']} refused (full), closed {closed or 0}")
     mqtt = status.get("source", {})
     if "broker" in mqtt:
-        line += (f", mqtt {mqtt['broker']} {'connected' if mqtt['connected'] else 'LOST'} "
+        state = ("connected" if mqtt["connected"] else "connecting" if not mqtt["connects"]
+                 else "LOST")
+        line += (f", mqtt {mqtt['broker']} {state} "
                  f"({mqtt['connects']} connects, {mqtt['disconnects']} lost)")
     print(line if final else line + "   ", file=sys.stderr, flush=True)

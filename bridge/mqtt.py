@@ -41,6 +41,8 @@ MAX_QUEUED_BYTES = 16 << 20
 """What the network thread may hold for the bridge's thread; past it messages are dropped
 and counted (``queue_full``): a flood costs at most ~16 MiB, never the bridge."""
 MAX_MESSAGES_PER_READ = 16_384
+UNREACHED_NOTICE_S = 5.0
+"""Not connected this long after start: say that the broker is still being tried."""
 MAX_PACKET_BYTES = 2 * MAX_PAYLOAD_BYTES
 """MQTT 5 only: the broker sends no larger packet (it drops it, uncounted here), so a
 hostile publisher cannot make the bridge read 256 MB; payloads up to this but over the
@@ -128,6 +130,11 @@ class MqttDecoder:
                                      np.array(counts, dtype=np.int64)))
         return batches
 
+    def dropped_unread(self, reason: str, why: str, n: int) -> None:
+        """``n`` messages dropped before they could be judged (they count as received)."""
+        self.received += n
+        self.reject(reason, "*", why, n)
+
     def reject(self, reason: str, topic: str, why: str, n: int = 1) -> None:
         """Count ``n`` rejected messages of ``topic``; log at a bounded rate."""
         if n <= 0:
@@ -177,6 +184,8 @@ class MqttSource:
         self._queue_full = 0
         self._notices: list[str] = []
         self._wake = threading.Event()
+        self._started = time.monotonic()
+        self._said_unreached = False
         client_id = f"odc-bridge-{os.getpid()}-{os.urandom(3).hex()}"
         self.client = _paho_client(client_id, table.protocol)
         self.client.on_connect = self._on_connect
@@ -267,15 +276,21 @@ class MqttSource:
             if self._queue:
                 self._wake.set()
             full, self._queue_full = self._queue_full, 0
-        self.decoder.reject("queue_full", "*", f"over {MAX_QUEUED_MESSAGES} messages or "
-                            f"{MAX_QUEUED_BYTES >> 20} MiB waiting", n=full)
-        self.decoder.received += full
+        self.decoder.dropped_unread("queue_full", f"over {MAX_QUEUED_MESSAGES} messages or "
+                                    f"{MAX_QUEUED_BYTES >> 20} MiB waiting", full)
         return self.decoder.decode(messages)
 
     def notices(self) -> list[str]:
         """Connection changes since the last call, for the bridge to print."""
         with self._lock:
             out, self._notices = self._notices, []
+            never = self.connects == 0
+        # paho retries a first connection silently: say once that it is still trying.
+        if (never and not self._said_unreached
+                and time.monotonic() - self._started >= UNREACHED_NOTICE_S):
+            self._said_unreached = True
+            out.append(f"no MQTT broker reached at {self.host}:{self.port} yet; still trying, "
+                       f"every {RECONNECT_MIN_S:g} s doubling up to {self.reconnect_max_s:g} s")
         return out
 
     def status(self) -> dict[str, Any]:

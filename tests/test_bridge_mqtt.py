@@ -270,12 +270,17 @@ def test_a_flood_past_the_queue_is_counted(tmp_path: Path,
     assert source.decoder.status()["received"] == 10
 
 
-def test_source_waits_for_a_broker_that_is_not_up_yet(tmp_path: Path) -> None:
+def test_source_waits_for_a_broker_that_is_not_up_yet(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bridge.mqtt, "UNREACHED_NOTICE_S", 0.2)
     broker = Broker(tmp_path)
     source = MqttSource(broker.address, _table(), reconnect_max_s=0.5)
     try:
         time.sleep(0.3)
         assert source.read(0.1) == [] and not source.status()["connected"]
+        assert source.notices() == [f"no MQTT broker reached at {broker.address} yet; still "
+                                    "trying, every 0.5 s doubling up to 0.5 s"]
+        assert source.notices() == []  # said once
         broker.start()
         _until(lambda: source.status()["subscribed"], what="source subscribed")
         assert source.status()["connects"] == 1
