@@ -245,14 +245,15 @@ class MqttSource:
             payload = message.payload
             size = len(payload)
             keep = payload if size <= self.table.max_payload_bytes else None
+            held = size if keep is not None else 0  # a payload too large is not kept
             with self._lock:
                 if (len(self._queue) >= MAX_QUEUED_MESSAGES
-                        or self._queued_bytes + size > MAX_QUEUED_BYTES):
+                        or self._queued_bytes + held > MAX_QUEUED_BYTES):
                     self._queue_full += 1
                     return
                 self._queue.append(_Message(topic, keep, size, bool(message.retain),
                                             time.time()))
-                self._queued_bytes += len(keep or b"")
+                self._queued_bytes += held
             self._wake.set()
         except Exception:  # paho's thread must live: an exception here would end it
             log.exception("MQTT message handling failed")
