@@ -215,6 +215,11 @@ def parse_definitions(text: str, source: str = "<string>") -> Definitions:
         from bridge.mqtt_topics import parse_mqtt_table  # it imports this module
 
         mqtt = parse_mqtt_table(doc["mqtt"], source)
+        # Each topic is a packet name at the twin, which remembers 64 per testbed
+        # (twin.models.mirror.ingest.MAX_PACKETS_PER_BINDING); past them it drops messages.
+        if len(packets) + len(mqtt.topics) > 64:
+            raise DefinitionError(source, "mqtt.topic", f"{len(packets)} packets and "
+                                  f"{len(mqtt.topics)} topics: at most 64 together")
     if not packets and mqtt is None:
         raise DefinitionError(source, "packet", "define at least one [[packet]] (or an [mqtt]"
                               " table)")

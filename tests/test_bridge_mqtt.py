@@ -113,6 +113,12 @@ def test_topic_count_is_bounded_and_packets_or_topics_are_needed() -> None:
         parse_definitions(many, "x.toml")
     assert len(_table(head + "".join(row.format(i=i) for i in range(MAX_TOPICS))).topics) \
         == MAX_TOPICS
+    packets = "".join(f'[[packet]]\nname = "p{i}"\napid = {i + 1}\n[[packet.parameter]]\n'
+                      'name = "a"\ntype = "u1"\noffset = 0\n' for i in range(20))
+    with pytest.raises(DefinitionError, match=r"x\.toml: mqtt\.topic: 20 packets and 45 topics: "
+                       "at most 64 together"):  # the packet names the twin remembers
+        parse_definitions(head.replace("[mqtt]\n", packets + "[mqtt]\n")
+                          + "".join(row.format(i=i) for i in range(45)), "x.toml")
     with pytest.raises(DefinitionError, match=r"x.toml: packet: define at least one "
                        r"\[\[packet\]\] \(or an \[mqtt\] table\)"):
         parse_definitions('[testbed]\nname = "x"\n', "x.toml")
