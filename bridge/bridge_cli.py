@@ -244,6 +244,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     where = f" listening on {source.host}:{source.port}" if getattr(source, "listen", False) \
         else ""
+    if isinstance(source, MqttSource):
+        where = f" of broker {source.host}:{source.port}"
     print(f"odc bridge: testbed {testbed!r} -> {pusher.address} "
           f"({type(source).__name__}{where})", file=sys.stderr, flush=True)
     started = time.monotonic()
