@@ -22,7 +22,7 @@ QUIET = """
 [workload]
 arrivals_per_node_h = 0.0
 [radiation]
-base_seu_per_accel_day = 0.0
+see_scale = 0.0
 """
 
 # The design point's radiators and arrays were sized for a 400 W host (50 W per

@@ -225,8 +225,8 @@ host_power_per_accelerator_w = 50.0
 throttle_temp_k = 350.0
 throttle_hysteresis_k = 1.0
 [radiation]
-base_seu_per_accel_day = 40.0
-reset_frac = 0.5
+see_scale = 1000.0
+accel_sefi_dose_per_event_gy = 0.12
 [workload]
 arrivals_per_node_h = 3.0
 schedule_interval_s = 120.0
@@ -253,8 +253,8 @@ host_power_per_accelerator_w = 50.0
 throttle_temp_k = 368.0
 hbm_throttle_temp_k = 378.0
 [radiation]
-base_seu_per_accel_day = 0.5
-reset_frac = 0.5
+see_scale = 15.0
+accel_sefi_dose_per_event_gy = 0.12
 """ + STATION
 
 COMMANDS = {

@@ -80,13 +80,19 @@ def test_devices_degrade_and_fail_as_total_dose_crosses_the_published_limits() -
     assert limits == {"warn_high": 20.0, "alarm_high": 150.0}
 
 
-def test_degraded_hbm_doubles_the_upset_rate_and_failed_nodes_have_no_working_devices(
+def test_degraded_hbm_doubles_the_hbm_event_rate_and_failed_nodes_have_no_working_devices(
 ) -> None:
     p = RadiationParams(base_dose_gy_per_day=24.0)  # ~1 Gy per hour behind 10 mm Al
     state = RadiationState(p, 1)
     rng = np.random.default_rng(1)
     lat, lon, alt = np.zeros(1), np.full(1, 100.0), np.full(1, 500.0)  # quiet, far from SAA
-    quiet_rate = float(environment(p, lat, lon, alt)[0][0]) * SECONDS_PER_DAY
+    see_gy_day = float(environment(p, lat, lon, alt)[0][0]) * SECONDS_PER_DAY
+    # Per accelerator: SDC + HBM + SEFI events per Gy; past the HBM dose the HBM term doubles.
+    per_gy = (1 / p.sdc_dose_per_event_gy + 1 / p.hbm_uecc_dose_per_event_gy
+              + 1 / p.accel_sefi_dose_per_event_gy)
+    quiet_rate = see_gy_day * per_gy
+    degraded_rate = quiet_rate + see_gy_day * (p.hbm_degraded_seu_factor - 1.0) / (
+        p.hbm_uecc_dose_per_event_gy)
     working = np.array([8], dtype=np.uint8)
     for hour in range(1, 200):
         state.step(rng, 1e9 + hour * 3600.0, 3600.0, lat, lon, alt, np.zeros(1, np.int64))
@@ -94,8 +100,7 @@ def test_degraded_hbm_doubles_the_upset_rate_and_failed_nodes_have_no_working_de
         if dose < p.hbm_degraded_gy:
             assert state.seu_rate.array[0] == pytest.approx(quiet_rate, rel=1e-5)
         elif dose >= p.hbm_degraded_gy + 1.5:  # the environment refreshed after the crossing
-            assert state.seu_rate.array[0] == pytest.approx(
-                quiet_rate * p.hbm_degraded_seu_factor, rel=1e-5)
+            assert state.seu_rate.array[0] == pytest.approx(degraded_rate, rel=1e-5)
         if dose < p.tid_failure_gy:
             assert state.working(working, 8) is working  # untouched until a failure
         else:
