@@ -76,8 +76,39 @@ def test_devices_degrade_and_fail_as_total_dose_crosses_the_published_limits() -
     assert set(ok_before_failure) == {installed}  # all work until the hard limit
     eng.step()
     assert int(compute.accelerators.counts[0]) == 0  # failed, from the next step on
-    limits = {f.spec.name: f.spec.limits for f in eng.fields}["dose_gy"]
-    assert limits == {"warn_high": 20.0, "alarm_high": 150.0}
+    # The crossings are the model's own events; the dose field has no limit levels, so
+    # the limit monitor raises nothing for it (one alarm per crossing, not two).
+    assert {f.spec.name: f.spec.limits for f in eng.fields}["dose_gy"] == {}
+
+
+def test_a_dose_failure_is_one_registered_alarm() -> None:
+    """Through the alarm table the server builds from the registry: crossing 20 Gy gives
+    one hbm_degraded warning, crossing 150 Gy one tid_failure alarm for the node, and no
+    `limit` alarm on dose_gy."""
+    from twin.runtime.alarms import AlarmTable
+
+    eng = engine(DAWN_DUSK + QUIET.replace("[radiation]",
+                                           "[radiation]\ndose_acceleration = 1.0e6\n"),
+                 dt_s=STEP_S)
+    table = AlarmTable({kind: spec for entry in eng.entries
+                        for kind, spec in entry.alarms.items()})
+    radiation = eng.compute_model.radiation
+    for _ in range(600):
+        eng.step()
+        for event in eng.events.drain():
+            table.observe(event)
+        if radiation.tid_failed.all():
+            eng.step()
+            for event in eng.events.drain():
+                table.observe(event)
+            break
+    alarms = table.snapshot()["alarms"]
+    assert not [a for a in alarms if a["parameter"] == "dose_gy"]
+    dose = [a for a in alarms if a["kind"] in ("hbm_degraded", "tid_failure")]
+    assert sorted((a["kind"], a["severity"], a["sat"], a["count"]) for a in dose) == [
+        ("hbm_degraded", "warning", 0, 1), ("tid_failure", "alarm", 0, 1)]
+    failure = next(a for a in alarms if a["kind"] == "tid_failure")
+    assert "accelerators failed" in failure["message"]
 
 
 def test_degraded_hbm_doubles_the_hbm_event_rate_and_failed_nodes_have_no_working_devices(

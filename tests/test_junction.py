@@ -276,3 +276,24 @@ def test_junction_and_hbm_are_published_with_units_and_limits() -> None:
     assert hbm["limits"]["warn_high"] == pytest.approx(370.15)
     assert hbm["limits"]["alarm_high"] == pytest.approx(373.15)
     assert "temp_junction_max_k" in eng.header()["fleet"]
+
+
+def test_die_limits_follow_the_scenarios_throttle_temperatures() -> None:
+    """A scenario that throttles its dies at 80 °C and its HBM at 90 °C gets junction and
+    HBM limits 2 K (warning) and 5 K (alarm) past those, and the limit monitor uses them;
+    a throttle below 10 °C is a scenario error naming the key."""
+    eng = engine(DAWN_DUSK + QUIET + """
+[compute]
+throttle_temp_k = 353.15
+hbm_throttle_temp_k = 363.15
+""")
+    fields = {f["name"]: f for f in eng.meta()["fields"]}
+    assert fields["temp_junction_k"]["limits"]["warn_high"] == pytest.approx(355.15)
+    assert fields["temp_junction_k"]["limits"]["alarm_high"] == pytest.approx(358.15)
+    assert fields["temp_hbm_k"]["limits"]["warn_high"] == pytest.approx(365.15)
+    assert fields["temp_hbm_k"]["limits"]["alarm_high"] == pytest.approx(368.15)
+    monitored = eng.limits.meta()["monitored"]
+    assert monitored["temp_junction_k"]["alarm_high"] == pytest.approx(358.15)
+    assert monitored["temp_hbm_k"]["warn_high"] == pytest.approx(365.15)
+    with pytest.raises(ScenarioError, match=r"compute\.throttle_temp_k"):
+        engine(DAWN_DUSK + QUIET + "\n[compute]\nthrottle_temp_k = 270.0\n")

@@ -171,8 +171,8 @@ class RadiationParams:
     dose_acceleration: float = field(default=1.0, metadata={"min": 1.0, "max": 1e9})
 
     def __post_init__(self) -> None:
-        # The HBM threshold is the dose field's warning limit, the failure its alarm:
-        # a failure below the degradation would make the limits meaningless.
+        # The HBM dose raises a warning, the failure dose an alarm: a failure below the
+        # degradation would make the two meaningless.
         if self.hbm_degraded_gy >= self.tid_failure_gy:
             raise InvalidField("hbm_degraded_gy", f"{self.hbm_degraded_gy:g} Gy must be "
                                f"below tid_failure_gy ({self.tid_failure_gy:g} Gy)")
@@ -272,10 +272,11 @@ class RadiationState:
         self.resets = f("device_resets", "<u4", (n,), "count",
                         "Functional interrupts (accelerator or host) that needed a reset, "
                         "since start")
+        # No limit levels: crossing a device limit is the model's own event, registered as
+        # an alarm (hbm_degraded, tid_failure); levels here would raise a second alarm
+        # through the limit monitor for the same crossing.
         self.dose = f("dose_gy", "<f4", (n,), "Gy",
-                      "Total ionizing dose (Si) since start, behind the shielding",
-                      limits={"warn_high": params.hbm_degraded_gy,
-                              "alarm_high": params.tid_failure_gy})
+                      "Total ionizing dose (Si) since start, behind the shielding")
         # Nodes past the HBM and the hard-failure dose; set only as dose crosses them.
         self.hbm_degraded = np.zeros(n, dtype=bool)
         self.tid_failed = np.zeros(n, dtype=bool)

@@ -28,10 +28,20 @@ RADIATOR_LIMITS_K = {"alarm_low": 200.0, "warn_low": 205.0}  # ammonia freezes a
 # take what the plate moves in a step (under 2 K): a die held there is throttled
 # (throttle_code), not out of limits. Warning 2 K past the limit (the hold is slipping),
 # alarm 5 K past it (it has failed).
-JUNCTION_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,
-                     "warn_high": 360.15, "alarm_high": 363.15}
-HBM_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,
-                "warn_high": 370.15, "alarm_high": 373.15}
+DIE_WARN_PAST_THROTTLE_K = 2.0
+DIE_ALARM_PAST_THROTTLE_K = 5.0
+
+
+def die_limits_k(throttle_k: float) -> dict[str, float]:
+    """Limits of a die or HBM temperature field whose throttle holds it at ``throttle_k``:
+    warning 2 K past it, alarm 5 K past it; 0 and 5 °C below."""
+    return {"alarm_low": 273.15, "warn_low": 278.15,
+            "warn_high": throttle_k + DIE_WARN_PAST_THROTTLE_K,
+            "alarm_high": throttle_k + DIE_ALARM_PAST_THROTTLE_K}
+
+
+JUNCTION_LIMITS_K = die_limits_k(358.15)  # at compute's default throttle_temp_k
+HBM_LIMITS_K = die_limits_k(368.15)  # at compute's default hbm_throttle_temp_k
 
 
 def _m(unit: str, **bounds: float) -> dict[str, Any]:
