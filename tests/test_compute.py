@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from computeutil import DAWN_DUSK, QUIET, SMALL_HOST, STATION, WALKER, command, engine
+from computeutil import (
+    DAWN_DUSK,
+    QUIET,
+    SMALL_AIRFRAME,
+    SMALL_HOST,
+    STATION,
+    WALKER,
+    command,
+    engine,
+)
 
 from twin.core.subsystem import CommandRejected, EventLog, StepContext
 from twin.models.compute import (
@@ -255,7 +264,7 @@ hbm_throttle_temp_k = 378.0
 [radiation]
 see_scale = 15.0
 accel_sefi_dose_per_event_gy = 0.12
-""" + STATION
+""" + SMALL_AIRFRAME + STATION  # the small radiator: its chips throttle now and then
 
 COMMANDS = {
     3: [("inject_fault", {"sat": 2, "kind": "accelerator", "count": 3})],

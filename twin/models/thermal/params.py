@@ -59,10 +59,10 @@ class ThermalParams:
     albedo_frac: float = field(default=0.30, metadata=_m("1", min=0.0, max=1.0))
     earth_ir_w_m2: float = field(default=237.0, metadata=_m("W/m2", min=0.0, max=500.0))
     sink_temp_k: float = field(default=2.7, metadata=_m("K", min=0.0, max=400.0))
-    radiator_area_m2: float = field(default=6.0, metadata=_m("m2", min=0.0, max=1.0e4))
+    radiator_area_m2: float = field(default=13.5, metadata=_m("m2", min=0.0, max=1.0e4))
     radiator_emissivity: float = field(default=0.90, metadata=_m("1", min=0.0, max=1.0))
     radiator_absorptivity: float = field(default=0.15, metadata=_m("1", min=0.0, max=1.0))
-    radiator_heat_capacity_j_k: float = field(default=50.0e3, metadata=_m("J/K", gt=0.0))
+    radiator_heat_capacity_j_k: float = field(default=112.0e3, metadata=_m("J/K", gt=0.0))
     compute_heat_capacity_j_k: float = field(default=80.0e3, metadata=_m("J/K", gt=0.0))
     coolant_flow_kg_s: float = field(default=0.15, metadata=_m("kg/s", min=0.0, max=100.0))
     coolant_cp_j_kg_k: float = field(default=4700.0, metadata=_m("J/(kg K)", gt=0.0))
@@ -72,13 +72,13 @@ class ThermalParams:
     valve_time_constant_s: float = field(default=300.0, metadata=_m("s", min=0.0, max=1.0e6))
     radiator_freeze_guard_k: float = field(default=211.15, metadata=_m("K", min=0.0,
                                                                        max=500.0))
-    bus_radiator_area_m2: float = field(default=3.2, metadata=_m("m2", min=0.0, max=1.0e4))
+    bus_radiator_area_m2: float = field(default=4.5, metadata=_m("m2", min=0.0, max=1.0e4))
     bus_emissivity: float = field(default=0.90, metadata=_m("1", min=0.0, max=1.0))
     bus_absorptivity: float = field(default=0.15, metadata=_m("1", min=0.0, max=1.0))
     bus_heat_capacity_j_k: float = field(default=300.0e3, metadata=_m("J/K", gt=0.0))
-    battery_heat_capacity_j_k: float = field(default=80.0e3, metadata=_m("J/K", gt=0.0))
+    battery_heat_capacity_j_k: float = field(default=125.0e3, metadata=_m("J/K", gt=0.0))
     compute_bus_conductance_w_k: float = field(default=2.0, metadata=_m("W/K", min=0.0))
-    bus_battery_conductance_w_k: float = field(default=30.0, metadata=_m("W/K", min=0.0))
+    bus_battery_conductance_w_k: float = field(default=60.0, metadata=_m("W/K", min=0.0))
     # Die and HBM over the cold plate, per accelerator (docs/models.md, "Junction, HBM and
     # leakage"): junction = plate + R_j P, HBM = plate + R_hbm f_hbm P, P one accelerator.
     junction_resistance_k_w: float = field(default=0.035, metadata=_m("K/W", min=0.0,
