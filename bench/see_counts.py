@@ -43,7 +43,7 @@ def main() -> int:
     for _ in range(int(args.days * SECONDS_PER_DAY / STEP_S)):
         engine.step()
         engine.events.drain()
-        see_gy += radiation._see_gy_s * STEP_S  # the environment of the step just taken
+        see_gy += radiation.see_gy_s * STEP_S  # the environment of the step just taken
     print(f"{args.scenario}: {len(see_gy)} nodes, {args.days:g} days, seed {scenario.seed}")
     print(f"{'class':16} {'expected':>9} {'drawn':>6}")
     for k, name in enumerate(DEVICE_CLASSES):

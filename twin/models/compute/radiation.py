@@ -313,6 +313,11 @@ class RadiationState:
     def fields(self) -> list[Field]:
         return [self.seu_rate, self.in_saa, self.upsets, self.resets, self.dose]
 
+    @property
+    def see_gy_s(self) -> np.ndarray:
+        """(n,) the single-event environment at the last refresh, Gy(Si)/s (read only)."""
+        return self._see_gy_s
+
     def step(self, rng: np.random.Generator, t_utc: float, dt_s: float, lat_deg: np.ndarray,
              lon_deg: np.ndarray, alt_km: np.ndarray, powered: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray]:
