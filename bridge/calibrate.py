@@ -41,9 +41,9 @@ MAX_GRID_POINTS = 4000
 # tests/test_calibrate.py checks they agree). bridge/ may import only twin.wire, twin.scenario
 # and twin's leaf modules (constants, ratelog, addresses), not the models, hence the copy.
 THERMAL_DEFAULTS = {
-    "compute_heat_capacity_j_k": 80.0e3, "radiator_heat_capacity_j_k": 50.0e3,
+    "compute_heat_capacity_j_k": 80.0e3, "radiator_heat_capacity_j_k": 112.0e3,
     "loop_ua_w_k": 1500.0, "coolant_flow_kg_s": 0.15, "coolant_cp_j_kg_k": 4700.0,
-    "radiator_area_m2": 6.0, "radiator_emissivity": 0.90, "sink_temp_k": 2.7,
+    "radiator_area_m2": 13.5, "radiator_emissivity": 0.90, "sink_temp_k": 2.7,
 }
 PARAM_NAMES = ("c_compute_j_k", "c_radiator_j_k", "g_loop_w_k", "k_rad_w_k4")
 

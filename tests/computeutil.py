@@ -22,7 +22,7 @@ QUIET = """
 [workload]
 arrivals_per_node_h = 0.0
 [radiation]
-base_seu_per_accel_day = 0.0
+see_scale = 0.0
 """
 
 # The design point's radiators and arrays were sized for a 400 W host (50 W per
@@ -33,6 +33,21 @@ SMALL_HOST = """
 [compute]
 host_power_per_accelerator_w = 50.0
 """
+
+# The airframe the built-in [thermal] and [power] defaults described before they became
+# the default scenario's design point (docs/models.md, "Design point and sizing"): sized
+# for a 400 W host (50 W per accelerator) and a 5.6 kW payload. Tests whose hand
+# calculations were made on it (the DGX-class host's hot case on a small radiator, the
+# cold case, the battery heater) pin it with these.
+SMALL_AIRFRAME_THERMAL = {"radiator_area_m2": 6.0, "radiator_heat_capacity_j_k": 50.0e3,
+                          "bus_radiator_area_m2": 3.2, "battery_heat_capacity_j_k": 80.0e3,
+                          "bus_battery_conductance_w_k": 30.0}
+SMALL_AIRFRAME_POWER = {"array_area_m2": 40.0, "battery_capacity_wh": 12_000.0,
+                        "max_charge_w": 6_000.0, "max_discharge_w": 12_000.0,
+                        "loop_heater_power_w": 500.0, "compute_load_w": 5_600.0}
+SMALL_AIRFRAME = "".join(
+    f"\n[{table}]\n" + "".join(f"{key} = {value!r}\n" for key, value in values.items())
+    for table, values in (("thermal", SMALL_AIRFRAME_THERMAL), ("power", SMALL_AIRFRAME_POWER)))
 
 DAWN_DUSK = """
 [scenario]

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from computeutil import DAWN_DUSK, QUIET, SMALL_HOST, STATION, WALKER, command, engine
+from computeutil import (
+    DAWN_DUSK,
+    QUIET,
+    SMALL_AIRFRAME,
+    SMALL_HOST,
+    STATION,
+    WALKER,
+    command,
+    engine,
+)
 
 from twin.core.subsystem import CommandRejected, EventLog, StepContext
 from twin.models.compute import (
@@ -225,8 +234,8 @@ host_power_per_accelerator_w = 50.0
 throttle_temp_k = 350.0
 throttle_hysteresis_k = 1.0
 [radiation]
-base_seu_per_accel_day = 40.0
-reset_frac = 0.5
+see_scale = 1000.0
+accel_sefi_dose_per_event_gy = 0.12
 [workload]
 arrivals_per_node_h = 3.0
 schedule_interval_s = 120.0
@@ -253,9 +262,9 @@ host_power_per_accelerator_w = 50.0
 throttle_temp_k = 368.0
 hbm_throttle_temp_k = 378.0
 [radiation]
-base_seu_per_accel_day = 0.5
-reset_frac = 0.5
-""" + STATION
+see_scale = 15.0
+accel_sefi_dose_per_event_gy = 0.12
+""" + SMALL_AIRFRAME + STATION  # the small radiator: its chips throttle now and then
 
 COMMANDS = {
     3: [("inject_fault", {"sat": 2, "kind": "accelerator", "count": 3})],

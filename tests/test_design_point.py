@@ -94,3 +94,18 @@ def test_sun_follow_trades_battery_for_capped_compute_in_eclipse() -> None:
     assert record.events.get("power_cap", 0) > 0, record.report()
     assert record.events.get("limit soc_frac alarm", 0) > 0, record.report()
     assert record.families["mid-53"].soc_min > 0.05, record.report()  # never flat
+
+
+def test_the_built_in_defaults_are_the_default_scenarios_design_point() -> None:
+    """One source of truth: every [thermal] and [power] value default.toml sets equals the
+    built-in default (so a scenario without those tables gets the same design point), and
+    starlink.toml needs no table of its own."""
+    from twin.models.power import PowerParams
+    from twin.models.thermal import ThermalParams
+    from twin.scenario import parse_section
+
+    default = load_scenario("default")
+    for table, params in (("thermal", ThermalParams), ("power", PowerParams)):
+        assert default.sections[table], table  # the design point is written out there
+        assert parse_section(params, default, table) == params(), table
+        assert table not in load_scenario("starlink").sections

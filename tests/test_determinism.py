@@ -15,7 +15,7 @@ def _run(seed: int | None, steps: int) -> list[tuple[dict, list[np.ndarray]]]:
     eng = Engine(scenario, clock, seed=seed)
     # Busy enough that arrivals, upsets and scheduling all draw from the generator.
     eng.compute_model.radiation.params = type(eng.compute_model.radiation.params)(
-        base_seu_per_accel_day=5.0)
+        see_scale=150.0)
     frames = []
     for k in range(steps):
         if k == 5:

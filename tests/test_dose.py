@@ -76,17 +76,54 @@ def test_devices_degrade_and_fail_as_total_dose_crosses_the_published_limits() -
     assert set(ok_before_failure) == {installed}  # all work until the hard limit
     eng.step()
     assert int(compute.accelerators.counts[0]) == 0  # failed, from the next step on
-    limits = {f.spec.name: f.spec.limits for f in eng.fields}["dose_gy"]
-    assert limits == {"warn_high": 20.0, "alarm_high": 150.0}
+    # The crossings are the model's own events; the dose field has no limit levels, so
+    # the limit monitor raises nothing for it (one alarm per crossing, not two).
+    assert {f.spec.name: f.spec.limits for f in eng.fields}["dose_gy"] == {}
 
 
-def test_degraded_hbm_doubles_the_upset_rate_and_failed_nodes_have_no_working_devices(
+def test_a_dose_failure_is_one_registered_alarm() -> None:
+    """Through the alarm table the server builds from the registry: crossing 20 Gy gives
+    one hbm_degraded warning, crossing 150 Gy one tid_failure alarm for the node, and no
+    `limit` alarm on dose_gy."""
+    from twin.runtime.alarms import AlarmTable
+
+    eng = engine(DAWN_DUSK + QUIET.replace("[radiation]",
+                                           "[radiation]\ndose_acceleration = 1.0e6\n"),
+                 dt_s=STEP_S)
+    table = AlarmTable({kind: spec for entry in eng.entries
+                        for kind, spec in entry.alarms.items()})
+    radiation = eng.compute_model.radiation
+    for _ in range(600):
+        eng.step()
+        for event in eng.events.drain():
+            table.observe(event)
+        if radiation.tid_failed.all():
+            eng.step()
+            for event in eng.events.drain():
+                table.observe(event)
+            break
+    alarms = table.snapshot()["alarms"]
+    assert not [a for a in alarms if a["parameter"] == "dose_gy"]
+    dose = [a for a in alarms if a["kind"] in ("hbm_degraded", "tid_failure")]
+    assert sorted((a["kind"], a["severity"], a["sat"], a["count"]) for a in dose) == [
+        ("hbm_degraded", "warning", 0, 1), ("tid_failure", "alarm", 0, 1)]
+    failure = next(a for a in alarms if a["kind"] == "tid_failure")
+    assert "accelerators failed" in failure["message"]
+
+
+def test_degraded_hbm_doubles_the_hbm_event_rate_and_failed_nodes_have_no_working_devices(
 ) -> None:
     p = RadiationParams(base_dose_gy_per_day=24.0)  # ~1 Gy per hour behind 10 mm Al
     state = RadiationState(p, 1)
     rng = np.random.default_rng(1)
     lat, lon, alt = np.zeros(1), np.full(1, 100.0), np.full(1, 500.0)  # quiet, far from SAA
-    quiet_rate = float(environment(p, lat, lon, alt)[0][0]) * SECONDS_PER_DAY
+    see_gy_day = float(environment(p, lat, lon, alt)[0][0]) * SECONDS_PER_DAY
+    # Per accelerator: SDC + HBM + SEFI events per Gy; past the HBM dose the HBM term doubles.
+    per_gy = (1 / p.sdc_dose_per_event_gy + 1 / p.hbm_uecc_dose_per_event_gy
+              + 1 / p.accel_sefi_dose_per_event_gy)
+    quiet_rate = see_gy_day * per_gy
+    degraded_rate = quiet_rate + see_gy_day * (p.hbm_degraded_seu_factor - 1.0) / (
+        p.hbm_uecc_dose_per_event_gy)
     working = np.array([8], dtype=np.uint8)
     for hour in range(1, 200):
         state.step(rng, 1e9 + hour * 3600.0, 3600.0, lat, lon, alt, np.zeros(1, np.int64))
@@ -94,8 +131,7 @@ def test_degraded_hbm_doubles_the_upset_rate_and_failed_nodes_have_no_working_de
         if dose < p.hbm_degraded_gy:
             assert state.seu_rate.array[0] == pytest.approx(quiet_rate, rel=1e-5)
         elif dose >= p.hbm_degraded_gy + 1.5:  # the environment refreshed after the crossing
-            assert state.seu_rate.array[0] == pytest.approx(
-                quiet_rate * p.hbm_degraded_seu_factor, rel=1e-5)
+            assert state.seu_rate.array[0] == pytest.approx(degraded_rate, rel=1e-5)
         if dose < p.tid_failure_gy:
             assert state.working(working, 8) is working  # untouched until a failure
         else:

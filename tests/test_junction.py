@@ -11,7 +11,16 @@ import math
 
 import numpy as np
 import pytest
-from computeutil import DAWN_DUSK, QUIET, SMALL_HOST, command, engine
+from computeutil import (
+    DAWN_DUSK,
+    QUIET,
+    SMALL_AIRFRAME,
+    SMALL_AIRFRAME_POWER,
+    SMALL_AIRFRAME_THERMAL,
+    SMALL_HOST,
+    command,
+    engine,
+)
 
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
@@ -62,7 +71,7 @@ def busy_accelerator_w(c: ComputeParams, junction_k: float) -> float:
 
 
 def test_junction_and_hbm_sit_over_the_plate_by_the_resistance_network() -> None:
-    eng = engine(DAWN_DUSK + QUIET + SMALL_HOST)
+    eng = engine(DAWN_DUSK + QUIET + SMALL_HOST + SMALL_AIRFRAME)
     command(eng, "submit_job", **LONG_JOB)
     c, t = ComputeParams(), ThermalParams()  # the scenario sets the host alone
     thermal, compute = eng.thermal, eng.compute_model
@@ -91,7 +100,7 @@ def test_the_hot_case_throttles_at_the_junction_limit_with_the_plate_far_below_i
     full sun heats until its junction would pass 85 °C at full clock, when its plate passes
     85 - R_j P(85 °C) = 59.5 °C, 25.5 K below the limit the plate used to be held to; from
     then on the throttle holds the junction at its limit with the clock worked out by hand."""
-    eng = engine(DAWN_DUSK + QUIET)
+    eng = engine(DAWN_DUSK + QUIET + SMALL_AIRFRAME)  # the small radiator it was worked on
     command(eng, "submit_job", **LONG_JOB)
     c, t = ComputeParams(), ThermalParams()
     limit_k = c.throttle_temp_k
@@ -164,8 +173,9 @@ def test_a_hot_fleet_starts_with_its_dies_held_at_their_limits() -> None:
     past 85 °C, so they start held at it, not at the 129 °C a full-clock steady state gives."""
     designed = load_scenario("default")
     scenario = dataclasses.replace(designed, sections={
-        name: table for name, table in designed.sections.items()
-        if name not in ("thermal", "power")})
+        **{name: table for name, table in designed.sections.items()
+           if name not in ("thermal", "power")},
+        "thermal": dict(SMALL_AIRFRAME_THERMAL), "power": dict(SMALL_AIRFRAME_POWER)})
     eng = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True))
     limit_k = ComputeParams().throttle_temp_k
     for _ in range(3):
@@ -245,7 +255,7 @@ def test_host_power_scales_with_the_accelerators_and_bad_values_name_the_key() -
 
 
 def test_energy_ledgers_close_on_the_hot_case_with_leakage() -> None:
-    eng = engine(DAWN_DUSK + QUIET)
+    eng = engine(DAWN_DUSK + QUIET + SMALL_AIRFRAME)
     command(eng, "submit_job", **LONG_JOB)
     compute = eng.compute_model
     drawn_j = 0.0
@@ -276,3 +286,24 @@ def test_junction_and_hbm_are_published_with_units_and_limits() -> None:
     assert hbm["limits"]["warn_high"] == pytest.approx(370.15)
     assert hbm["limits"]["alarm_high"] == pytest.approx(373.15)
     assert "temp_junction_max_k" in eng.header()["fleet"]
+
+
+def test_die_limits_follow_the_scenarios_throttle_temperatures() -> None:
+    """A scenario that throttles its dies at 80 °C and its HBM at 90 °C gets junction and
+    HBM limits 2 K (warning) and 5 K (alarm) past those, and the limit monitor uses them;
+    a throttle below 10 °C is a scenario error naming the key."""
+    eng = engine(DAWN_DUSK + QUIET + """
+[compute]
+throttle_temp_k = 353.15
+hbm_throttle_temp_k = 363.15
+""")
+    fields = {f["name"]: f for f in eng.meta()["fields"]}
+    assert fields["temp_junction_k"]["limits"]["warn_high"] == pytest.approx(355.15)
+    assert fields["temp_junction_k"]["limits"]["alarm_high"] == pytest.approx(358.15)
+    assert fields["temp_hbm_k"]["limits"]["warn_high"] == pytest.approx(365.15)
+    assert fields["temp_hbm_k"]["limits"]["alarm_high"] == pytest.approx(368.15)
+    monitored = eng.limits.meta()["monitored"]
+    assert monitored["temp_junction_k"]["alarm_high"] == pytest.approx(358.15)
+    assert monitored["temp_hbm_k"]["warn_high"] == pytest.approx(365.15)
+    with pytest.raises(ScenarioError, match=r"compute\.throttle_temp_k"):
+        engine(DAWN_DUSK + QUIET + "\n[compute]\nthrottle_temp_k = 270.0\n")

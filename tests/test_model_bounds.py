@@ -25,8 +25,8 @@ DEFAULT_TOML = (Path(__file__).resolve().parent.parent / "assets" / "scenarios"
 def test_an_extreme_radiation_environment_saturates_instead_of_stalling() -> None:
     scenario = parse_scenario(DEFAULT_TOML + """
 [radiation]
-base_seu_per_accel_day = 1e4
-saa_peak_factor = 1e5
+see_scale = 1e9
+saa_dose_factor = 1e6
 polar_factor = 1e4
 saa_scale_height_km = 0.001
 """)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from tests.computeutil import SMALL_AIRFRAME_POWER, SMALL_AIRFRAME_THERMAL
 from tests.synthetic_orbit import (
     SUN_KM,
     cylinder_eclipse_fraction,
@@ -129,8 +130,10 @@ def test_undersized_arrays_cap_compute_once_and_lift_the_cap_once() -> None:
 def test_heater_keeps_a_cold_battery_warm_and_draws_power() -> None:
     # An oversized bus radiator and no compute: the bus runs cold; the heater holds the
     # battery, on an insulating mount (5 W/K), inside its thermostat band.
-    thermal = ThermalParams(bus_radiator_area_m2=6.0, bus_battery_conductance_w_k=5.0)
-    power = PowerParams(compute_load_w=0.0)
+    # On the small airframe (tests/computeutil.py), whose battery mass this was sized on.
+    thermal = ThermalParams(**{**SMALL_AIRFRAME_THERMAL, "bus_radiator_area_m2": 6.0,
+                               "bus_battery_conductance_w_k": 5.0})
+    power = PowerParams(**{**SMALL_AIRFRAME_POWER, "compute_load_w": 0.0})
     times, out, _ = run_models(_models(1, power, thermal), 6 * period_s(550.0), 60.0,
                                np.full(1, 550.0), np.array([30.0]), np.zeros(1), RECORD)
     heater = out["heater_power_w"][:, 0]
@@ -241,7 +244,7 @@ def test_power_params_reject_inconsistent_values() -> None:
     bad = parse_scenario(base.replace("[power]\n", "[power]\nsoc_reserve_frac = 0.95\n"), "x.toml")
     with pytest.raises(ScenarioError, match=r"power\.soc_reserve_frac"):
         parse_section(PowerParams, bad, "power")
-    assert PowerParams().battery_capacity_wh * J_PER_WH == pytest.approx(4.32e7)
+    assert PowerParams().battery_capacity_wh * J_PER_WH == pytest.approx(7.56e7)  # 21 kWh
     bad_band = parse_scenario(base.replace("[power]\n", "[power]\nfreeze_guard_off_k = 200.0\n"),
                               "x.toml")
     with pytest.raises(ScenarioError, match=r"power\.freeze_guard_off_k"):

@@ -17,12 +17,16 @@ from twin.astro.geometry import (
     WGS84_B_KM,
     _conical_fraction,
     beta_angle_rad,
+    ellipsoid_shadow_dots,
     ellipsoid_sunlit_fraction,
+    shadow_edge_km,
+    shadow_stretch,
     sunlit_fraction,
 )
 from twin.astro.propagate import Propagator, read_tle_file
 from twin.astro.sun import SunEphemeris, de421_path
 from twin.core.clock import SimClock
+from twin.models.compute.scheduler import eclipse_lookahead
 from twin.models.orbit import OrbitModel
 from twin.scenario import ScenarioError, load_scenario, parse_scenario
 
@@ -259,6 +263,19 @@ class ShadowClock:
         blocked = (qb * qb >= 4.0 * qa * qc) & (qb < 0.0)  # real roots, ahead of the satellite
         return bool(blocked.all()), bool(not blocked.any())
 
+    def centre_blocked(self, t_s: float, atmosphere_km: float) -> bool:
+        """Whether the ray to the Sun's centre meets the inflated ellipsoid (as
+        ``reference``, one ray): the Sun's centre behind the Earth's limb."""
+        pos, sun, gcrs_to_itrs = self.state(t_s)
+        origin = gcrs_to_itrs @ pos
+        ray = gcrs_to_itrs @ (sun - pos)
+        inv_axes2 = 1.0 / np.array([WGS84_A_KM + atmosphere_km, WGS84_A_KM + atmosphere_km,
+                                    WGS84_B_KM + atmosphere_km]) ** 2
+        qa = float((ray * ray) @ inv_axes2)
+        qb = 2.0 * float((ray * origin) @ inv_axes2)
+        qc = float((origin * origin) @ inv_axes2) - 1.0
+        return qb * qb >= 4.0 * qa * qc and qb < 0.0
+
 
 FRAMES = FrameRotations()
 SUN = SunEphemeris()
@@ -321,6 +338,81 @@ def test_shadow_edges_match_ray_traced_ellipsoid(beta_picks, atmosphere_km):
         assert min(sphere_shift_s) > 3.0
 
 
+def _centre_edges(sat: ShadowClock, atmosphere_km: float, hours: float
+                  ) -> list[tuple[float, float, bool]]:
+    """(twin's cylinder edge, the reference's edge, entering) for every shadow edge over
+    ``hours``: the zero of the environment's signed distance in the stretched space and the
+    time the ray to the Sun's centre touches the inflated ellipsoid, both bisected to
+    1 ms (the middle of the penumbra in the sense of the Sun's centre on the limb)."""
+
+    def inside(t_s: float) -> bool:
+        pos, sun, gcrs_to_itrs = sat.state(t_s)
+        along, r2, _, radius = ellipsoid_shadow_dots(pos[None], sun, gcrs_to_itrs[2],
+                                                     atmosphere_km)
+        return bool(shadow_edge_km(along, r2 - along * along, radius)[0] < 0.0)
+
+    scan = np.arange(0.0, hours * 3600.0, scan_step_s)
+    flags = np.array([inside(t) for t in scan])
+    edges = []
+    for k in np.flatnonzero(np.diff(flags)):
+        twin = bisect_s(inside, scan[k], scan[k + 1])
+        ref = bisect_s(lambda t: sat.centre_blocked(t, atmosphere_km), twin - 60.0,
+                       twin + 60.0)
+        edges.append((twin, ref, bool(flags[k + 1])))
+    return edges
+
+
+def _lookahead_entry_s(satrec, t0_s: float, atmosphere_km: float | None) -> float:
+    """The scheduler's predicted shadow entry (s after the epoch) from the state at t0,
+    with the ellipsoid and atmosphere of the orbit model (None: the old sphere)."""
+    pos, vel, _ = Propagator([satrec]).propagate(jd_epoch, t0_s / 86400.0)
+    fs = FRAMES.at_jd_utc(jd_epoch, t0_s / 86400.0)
+    sun = SUN.gcrs_km(fs.jd_tdb_whole, fs.jd_tdb_frac)
+    pos, vel = rotate(pos, fs.teme_to_gcrs), rotate(vel, fs.teme_to_gcrs)
+    if atmosphere_km is None:
+        _, to_entry, _ = eclipse_lookahead(pos, vel, sun)
+    else:
+        _, to_entry, _ = eclipse_lookahead(pos, vel, sun, fs.gcrs_to_itrs[2],
+                                           shadow_stretch(atmosphere_km),
+                                           WGS84_A_KM + atmosphere_km)
+    return t0_s + float(to_entry[0])
+
+
+# The scheduler predicts from the state this long before each entry: 10 min away from
+# grazing; 1 min near grazing, where the circular orbit's radius error moves the oblique
+# entry most (its error grows ~0.02 s per second of lead there: 8-11 s at 10 min).
+LOOKAHEAD_LEAD_S = (600.0, 600.0, 60.0)
+GRAZING_ENTRY_TOL_S = 2.0
+
+
+@pytest.mark.parametrize("atmosphere_km", [0.0, 30.0])
+def test_step_crossings_and_eclipse_lookahead_use_the_ellipsoid_shadow(beta_picks,
+                                                                        atmosphere_km):
+    """The environment's in-step edge (the stretched cylinder) against the time the ray to
+    the Sun's centre touches the ray-traced ellipsoid, within 1 s; the scheduler's entry
+    predicted from the state alone, within 1 s 10 min ahead (2 s 1 min ahead near
+    grazing). The old sphere's prediction is seconds off, so the test can tell."""
+    worst_edge_s = 0.0
+    worst_entry_s = [0.0, 0.0, 0.0]
+    sphere_off_s = []
+    n_edges = 0
+    for pick, satrec in enumerate(beta_picks):
+        sat = ShadowClock(satrec)
+        for twin, ref, entering in _centre_edges(sat, atmosphere_km, hours=6.0):
+            worst_edge_s = max(worst_edge_s, abs(twin - ref))
+            n_edges += 1
+            if entering:
+                t0 = ref - LOOKAHEAD_LEAD_S[pick]
+                worst_entry_s[pick] = max(worst_entry_s[pick], abs(
+                    _lookahead_entry_s(satrec, t0, atmosphere_km) - ref))
+                sphere_off_s.append(abs(_lookahead_entry_s(satrec, t0, None) - ref))
+    assert n_edges >= 20  # ~4 orbits of 3 satellites, in and out
+    assert worst_edge_s < edge_tol_s, worst_edge_s
+    assert max(worst_entry_s[:2]) < edge_tol_s, worst_entry_s
+    assert worst_entry_s[2] < GRAZING_ENTRY_TOL_S, worst_entry_s
+    assert float(np.median(sphere_off_s)) > 3.0
+
+
 ORBIT_SCENARIO = """
 [scenario]
 name = "shadow"
@@ -349,3 +441,36 @@ def test_orbit_model_takes_the_atmosphere_from_the_scenario():
     assert model.params.shadow_atmosphere_km == 30.0
     with pytest.raises(ScenarioError, match=r"orbit\.shadow_atmosphere_km"):
         orbit_model(parse_scenario(ORBIT_SCENARIO.format(value=-5)))
+
+
+def test_environment_places_step_crossings_on_the_orbit_models_shadow():
+    """At 60 s steps with a 30 km atmosphere, every crossing the environment places splits
+    the step where the stretched-space edge distance, computed here from the published
+    positions, Sun and polar axis, interpolates to zero (1e-9 of a step); the sphere of
+    radius a would split it elsewhere."""
+    from twin.core.engine import Engine
+
+    scenario = parse_scenario(ORBIT_SCENARIO.format(value=30))
+    eng = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True))
+    orbit, env = eng.orbit.outputs, eng.models["environment"]
+
+    def edges(atmosphere_km: float) -> np.ndarray:
+        along, r2, _, radius = ellipsoid_shadow_dots(orbit.pos_gcrs_km, orbit.sun_gcrs_km,
+                                                     orbit.polar_axis_gcrs, atmosphere_km)
+        return shadow_edge_km(along, r2 - along * along, radius)
+
+    eng.step()
+    before, before_sphere = edges(30.0), edges(0.0)
+    crossings = sphere_moved = 0
+    for _ in range(200):  # ~2 orbits
+        eng.step()
+        after, after_sphere = edges(30.0), edges(0.0)
+        step = env.outputs.sunlit_step
+        for k, sat in enumerate(step.crossed.tolist()):
+            tau = before[sat] / (before[sat] - after[sat])
+            assert step.tau[k] == pytest.approx(tau, abs=1e-9)
+            sphere_tau = before_sphere[sat] / (before_sphere[sat] - after_sphere[sat])
+            sphere_moved += abs(sphere_tau - tau) > 0.05  # > 3 s of the step
+            crossings += 1
+        before, before_sphere = after, after_sphere
+    assert crossings >= 20 and sphere_moved == crossings

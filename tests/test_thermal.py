@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from tests.computeutil import SMALL_AIRFRAME_POWER, SMALL_AIRFRAME_THERMAL
 from tests.synthetic_orbit import ModelStand, run_models, shared_at
 from twin.core.clock import SimClock
 from twin.core.constants import STEFAN_BOLTZMANN_W_M2_K4
@@ -21,7 +22,7 @@ from twin.models.environment import (
     solar_flux_w_m2,
     vertical_plate_view_factor,
 )
-from twin.models.power import PowerModel
+from twin.models.power import PowerModel, PowerParams
 from twin.models.thermal import COMMANDS as THERMAL_COMMANDS
 from twin.models.thermal import (
     COMPUTE,
@@ -220,7 +221,10 @@ def _settle_near_switch_points(guess_k: float, heaters_on: bool
     heater state; returns the models, the loop heaters on (n,) after the first timed step,
     and the temperatures (4, n) K after it and the next ((2, 4, n))."""
     n = SWITCH_POINT_PAYLOADS_W.size
-    power, thermal = PowerModel(n), ThermalModel(n)
+    # The small airframe these switch points were worked out on (tests/computeutil.py).
+    small = ThermalParams(**SMALL_AIRFRAME_THERMAL)
+    power = PowerModel(n, PowerParams(**SMALL_AIRFRAME_POWER), small)
+    thermal = ThermalModel(n, small)
     thermal.temps_k[:] = guess_k
     power.loop_heater_on[:] = heaters_on
     power.heater_on[:] = heaters_on
@@ -285,6 +289,9 @@ def test_default_idle_chips_stay_warm_busy_ones_open_at_working_temperature() ->
     sections = {name: table for name, table in default.sections.items()
                 if name not in ("thermal", "power")}
     sections["compute"] = {"host_power_per_accelerator_w": 50.0}
+    # That airframe is no longer the built-in one (the design point is): pinned here.
+    sections["thermal"], sections["power"] = dict(SMALL_AIRFRAME_THERMAL), dict(
+        SMALL_AIRFRAME_POWER)
     scenario = dataclasses.replace(default, sections=sections)
     engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True))
     thermal = engine.thermal

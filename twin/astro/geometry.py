@@ -242,6 +242,81 @@ def sunlit_fraction(
     return frac
 
 
+def shadow_stretch(atmosphere_km: float = 0.0) -> float:
+    """k = (a + h) / (b + h): the stretch along the polar axis that maps the WGS84 ellipsoid,
+    inflated by the shadow height ``atmosphere_km``, onto a sphere of radius a + h."""
+    return (WGS84_A_KM + atmosphere_km) / (WGS84_B_KM + atmosphere_km)
+
+
+def stretch_along_axis(vectors: np.ndarray, polar_axis: np.ndarray, stretch: float
+                       ) -> np.ndarray:
+    """v' = v + (k - 1) (v·p) p for (n, 3) or (3,) vectors and the unit polar axis p."""
+    axis = np.asarray(polar_axis, dtype=np.float64)
+    along_axis = vectors @ axis
+    return vectors + (stretch - 1.0) * np.multiply.outer(along_axis, axis)
+
+
+def ellipsoid_shadow_dots(
+    pos_km: np.ndarray, sun_km: np.ndarray, polar_axis: np.ndarray,
+    atmosphere_km: float = 0.0, r2_km2: np.ndarray | None = None,
+    along_km: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The satellites and the Sun in the stretched space where the shadowing ellipsoid is a
+    sphere (see `ellipsoid_sunlit_fraction`), as the dot products the shadow needs.
+
+    Args: as `ellipsoid_sunlit_fraction`.
+
+    Returns:
+        ``(along_km, r2_km2, sun_km, radius_km)``: (n,) r'·ŝ' (km, ŝ' the unit stretched Sun
+        direction), (n,) |r'|² (km², new arrays), the (3,) stretched Sun (km) and the
+        sphere's radius a + h (km). The cylindrical shadow's edge of that sphere, the middle
+        of the penumbra, is where r'·ŝ' < 0 and |r'|² - (r'·ŝ')² = radius².
+    """
+    axis = np.asarray(polar_axis, dtype=np.float64)
+    axis = axis / math.sqrt(float(axis @ axis))
+    stretch = shadow_stretch(atmosphere_km)
+    sun = np.asarray(sun_km, dtype=np.float64)
+    sun_polar_km = float(sun @ axis)
+    sun_stretched = sun + (stretch - 1.0) * sun_polar_km * axis
+    sun_stretched_km = math.sqrt(float(sun_stretched @ sun_stretched))
+    if r2_km2 is None:
+        r2_km2 = rowdot(pos_km, pos_km)
+    # With z = r·p and k the stretch, r' = r + (k - 1) z p and s' = s + (k - 1) (s·p) p:
+    # r'·s' = r·s + (k² - 1) (s·p) z and |r'|² = |r|² + (k² - 1) z². No stretched copy of
+    # the positions is needed.
+    polar_km = pos_km @ axis
+    k2m1 = stretch * stretch - 1.0
+    if along_km is None:
+        along = pos_km @ sun
+    else:
+        along = np.multiply(along_km, math.sqrt(float(sun @ sun)), out=along_km)
+    along += (k2m1 * sun_polar_km) * polar_km
+    along /= sun_stretched_km
+    polar_km *= polar_km
+    polar_km *= k2m1
+    polar_km += r2_km2
+    return along, polar_km, sun_stretched, WGS84_A_KM + atmosphere_km
+
+
+def shadow_edge_km(along_km: np.ndarray, perp2_km2: np.ndarray, radius_km: float
+                   ) -> np.ndarray:
+    """Signed distance to the cylindrical shadow's edge, km (negative inside), from r·ŝ
+    (km) and r² - (r·ŝ)² (km²), any shape: sqrt(r² - min(r·ŝ, 0)²) + max(r·ŝ, 0) - R.
+
+    Continuous through the edge and behind the Earth equal to the distance from the shadow
+    axis less R; in the stretched space of `ellipsoid_shadow_dots` (with its radius) the
+    edge is the middle of the ellipsoid's penumbra.
+    """
+    ahead = np.maximum(along_km, 0.0)
+    edge = np.multiply(ahead, ahead)
+    edge += perp2_km2  # r² - min(r·ŝ, 0)²
+    np.maximum(edge, 0.0, out=edge)
+    np.sqrt(edge, out=edge)
+    edge += ahead
+    edge -= radius_km
+    return edge
+
+
 def ellipsoid_sunlit_fraction(
     pos_km: np.ndarray, sun_km: np.ndarray, polar_axis: np.ndarray,
     atmosphere_km: float = 0.0, r2_km2: np.ndarray | None = None,
@@ -271,31 +346,9 @@ def ellipsoid_sunlit_fraction(
     Returns:
         (n,) float64, as `sunlit_fraction`.
     """
-    axis = np.asarray(polar_axis, dtype=np.float64)
-    axis = axis / math.sqrt(float(axis @ axis))
-    stretch = (WGS84_A_KM + atmosphere_km) / (WGS84_B_KM + atmosphere_km)
-    sun = np.asarray(sun_km, dtype=np.float64)
-    sun_polar_km = float(sun @ axis)
-    sun_stretched = sun + (stretch - 1.0) * sun_polar_km * axis
-    sun_stretched_km = math.sqrt(float(sun_stretched @ sun_stretched))
-    if r2_km2 is None:
-        r2_km2 = rowdot(pos_km, pos_km)
-    # With z = r·p and k the stretch, r' = r + (k - 1) z p and s' = s + (k - 1) (s·p) p:
-    # r'·s' = r·s + (k² - 1) (s·p) z and |r'|² = |r|² + (k² - 1) z². No stretched copy of
-    # the positions is needed.
-    polar_km = pos_km @ axis
-    k2m1 = stretch * stretch - 1.0
-    if along_km is None:
-        along = pos_km @ sun
-    else:
-        along = np.multiply(along_km, math.sqrt(float(sun @ sun)), out=along_km)
-    along += (k2m1 * sun_polar_km) * polar_km
-    along /= sun_stretched_km
-    polar_km *= polar_km
-    polar_km *= k2m1
-    polar_km += r2_km2
-    return sunlit_fraction(None, sun_stretched, along, polar_km,
-                           radius_km=WGS84_A_KM + atmosphere_km)
+    along, r2, sun_stretched, radius_km = ellipsoid_shadow_dots(
+        pos_km, sun_km, polar_axis, atmosphere_km, r2_km2, along_km)
+    return sunlit_fraction(None, sun_stretched, along, r2, radius_km=radius_km)
 
 
 # `sunlit_fraction`'s classification without the cones: c = ρ_sun + parallax + margin

@@ -65,6 +65,17 @@ class OrbitOutputs:
     """(n,) r·ŝ, the position along the Sun's direction, km."""
     r2_km2: Array | None = None
     """(n,) |r|², km²."""
+    shadow_along_km: Array | None = None
+    """(n,) r'·ŝ', km, in the space stretched along the polar axis where the shadowing
+    ellipsoid (WGS84 plus the atmosphere's shadow height) is a sphere."""
+    shadow_r2_km2: Array | None = None
+    """(n,) |r'|², km², in that stretched space."""
+    shadow_radius_km: float | None = None
+    """Radius of that sphere, km (a + h)."""
+    shadow_stretch: float | None = None
+    """The stretch along the polar axis, k = (a + h) / (b + h), 1."""
+    polar_axis_gcrs: Array | None = None
+    """(3,) the Earth's rotation axis (ITRS z) in GCRS, unit."""
 
 
 @dataclass(eq=False)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from twin.astro.geometry import WGS84_A_KM
+from twin.astro.geometry import WGS84_A_KM, shadow_edge_km
 from twin.core.interfaces import EnvironmentOutputs, OrbitOutputs
 from twin.core.subsystem import CommandHandler, Field, StepContext
 
@@ -297,17 +297,22 @@ class StepSunlight:
     The orbit gives the fraction at the end of each step only. Averaging the two ends would
     misplace a shadow crossing by up to half a step (30 s of full array power at 60 s steps).
     Instead a continuous signed distance to the cylindrical shadow's edge,
-    s = sqrt(r² - min(r·ŝ, 0)²) + max(r·ŝ, 0) - R_E (km; negative inside the shadow), is
+    s = sqrt(r² - min(r·ŝ, 0)²) + max(r·ŝ, 0) - R (km; negative inside the shadow), is
     interpolated linearly to find when in the step the edge was crossed, and the two end
     fractions are weighted by the time spent on each side. The cylinder's edge is the middle
     of the conical penumbra, so this is exact to a few seconds of penumbra. Where positions
     are absent or no crossing happened, it falls back to the mean of the two ends.
 
+    The shadow is the orbit's: r·ŝ and r² are taken in the space stretched along the polar
+    axis where the WGS84 ellipsoid (plus the atmosphere's shadow height) is a sphere of
+    radius R = a + h (``shadow_along_km``, ``shadow_r2_km2``, ``shadow_radius_km``), so the
+    edge placed in the step is the one the orbit's sunlit fractions see. Without them, the
+    sphere of radius a from ``sun_along_km`` and ``r2_km2``, or from the positions.
+
     Per step only the side of the edge is found for every satellite (behind the Earth and
-    within R_E of the shadow's axis); s itself is computed for the few whose side changed.
-    r·ŝ and r² come from orbit (``sun_along_km``, ``r2_km2``) when it publishes them, else
-    from ``pos_gcrs_km`` and ``sun_gcrs_km``. The arrays of a step (``mean``, ``ends``,
-    ``along``) are rewritten by the next step: read them within the step.
+    within R of the shadow's axis); s itself is computed for the few whose side changed.
+    The arrays of a step (``mean``, ``ends``, ``along``) are rewritten by the next step:
+    read them within the step.
     """
 
     def __init__(self, n_sats: int) -> None:
@@ -322,6 +327,8 @@ class StepSunlight:
         self._first = True
         self._have_prev = False  # whether last step had positions
         self.along: np.ndarray | None = None  # r·ŝ, km: the last positions along the Sun
+        self._along = np.zeros(n_sats)  # its buffer (unstretched: the albedo's cos θ)
+        self._radius_km = R_EARTH_KM  # the shadow sphere's radius (stretched space)
         self._mean = np.ones(n_sats)
         self._changed = np.zeros(n_sats, dtype=bool)
         self._scratch = np.empty(n_sats)
@@ -357,9 +364,10 @@ class StepSunlight:
             return SunlitStep(mean, ends, _NO_INDEX, _NO_PAIRS, _NO_PAIRS)
         self._pos_slot = j
         self.along = along
-        # Inside the cylinder: behind the Earth (r·ŝ < 0) and r² - (r·ŝ)² < R_E².
-        inside = np.less(self._pos[j, 1], R_EARTH_KM * R_EARTH_KM, out=self._inside[j])
-        inside &= np.less(along, 0.0, out=self._changed)
+        # Inside the cylinder: behind the Earth (r·ŝ < 0) and r² - (r·ŝ)² < R².
+        inside = np.less(self._pos[j, 1], self._radius_km * self._radius_km,
+                         out=self._inside[j])
+        inside &= np.less(self._pos[j, 0], 0.0, out=self._changed)
         step = SunlitStep(mean, ends, _NO_INDEX, _NO_PAIRS, _NO_PAIRS)
         if self._have_prev:
             # NaN positions count as outside; the exact test on the candidates drops them.
@@ -376,7 +384,7 @@ class StepSunlight:
         pos = self._pos[:, :, candidates]  # (slot, [r·ŝ, r² - (r·ŝ)²], m)
         if j == 0:
             pos = pos[::-1]  # [last step, this step]
-        edge = _edge_km(pos[:, 0], pos[:, 1])  # (2, m)
+        edge = shadow_edge_km(pos[:, 0], pos[:, 1], self._radius_km)  # (2, m)
         keep = edge[0] * edge[1] < 0.0
         crossed = candidates
         if np.count_nonzero(keep) < keep.size:
@@ -392,27 +400,36 @@ class StepSunlight:
             step.mean[crossed] = np.add(part[0], part[1], out=part[0])
 
     def _positions(self, orbit: OrbitOutputs, out: np.ndarray) -> np.ndarray | None:
-        """Fill ``out`` ((2, n)) with r·ŝ (km) and r² - (r·ŝ)² (km², the square of the
-        distance from the shadow's axis) for this step and return its first row, or None
-        without positions.
+        """Fill ``out`` ((2, n)) with the shadow's r·ŝ (km) and r² - (r·ŝ)² (km², the square
+        of the distance from the shadow's axis) for this step, stretched when orbit gives
+        them so; return the unstretched r·ŝ (km), or None without positions.
 
-        Orbit's r·ŝ is copied: it rewrites it in place next step.
+        Orbit's arrays are copied: it rewrites them in place next step.
         """
+        along_sun, perp2 = out
         given, r2 = orbit.sun_along_km, orbit.r2_km2
-        along, perp2 = out
-        if given is not None and r2 is not None:
-            np.copyto(along, given)
-        else:
+        if given is None or r2 is None:
             pos = orbit.pos_gcrs_km
             sun = orbit.sun_gcrs_km
             if pos is None or sun is None:
                 return None
             s_hat = np.asarray(sun, dtype=np.float64)
             s_hat = s_hat / math.sqrt(float(s_hat @ s_hat))
-            np.matmul(pos, s_hat, out=along)
+            given = np.matmul(pos, s_hat, out=self._along)
             r2 = np.matmul(np.square(pos, out=self._squares), _ONES_3, out=self._scratch)
-        np.subtract(r2, np.multiply(along, along, out=perp2), out=perp2)
-        return along
+        else:
+            np.copyto(self._along, given)
+            given = self._along
+        shadow_along, shadow_r2 = orbit.shadow_along_km, orbit.shadow_r2_km2
+        if shadow_along is not None and shadow_r2 is not None:
+            self._radius_km = float(orbit.shadow_radius_km or R_EARTH_KM)
+            np.copyto(along_sun, shadow_along)
+            r2 = shadow_r2
+        else:
+            self._radius_km = R_EARTH_KM
+            np.copyto(along_sun, given)
+        np.subtract(r2, np.multiply(along_sun, along_sun, out=perp2), out=perp2)
+        return given
 
 
 _ONES_3 = np.ones(3)
@@ -420,19 +437,6 @@ _NO_INDEX = np.zeros(0, dtype=np.intp)
 _NO_INDEX.flags.writeable = False
 _NO_PAIRS = np.zeros((2, 0))
 _NO_PAIRS.flags.writeable = False
-
-
-def _edge_km(along: np.ndarray, perp2: np.ndarray) -> np.ndarray:
-    """Signed distance to the shadow cylinder's edge, km (negative inside), from r·ŝ (km)
-    and r² - (r·ŝ)² (km²), any shape: sqrt(r² - min(r·ŝ, 0)²) + max(r·ŝ, 0) - R_E."""
-    ahead = np.maximum(along, 0.0)
-    edge = np.multiply(ahead, ahead)
-    edge += perp2  # r² - min(r·ŝ, 0)²
-    np.maximum(edge, 0.0, out=edge)
-    np.sqrt(edge, out=edge)
-    edge += ahead
-    edge -= R_EARTH_KM
-    return edge
 
 
 class EnvironmentModel:

@@ -19,8 +19,10 @@ from twin.astro.contacts import ContactTracker, GroundStations
 from twin.astro.frames import FrameRotations, itrs_velocity_km_s, rotate
 from twin.astro.geometry import (
     beta_angle_from_rows,
-    ellipsoid_sunlit_fraction,
+    ellipsoid_shadow_dots,
     geodetic_from_rows,
+    shadow_stretch,
+    sunlit_fraction,
 )
 from twin.astro.propagate import STATUS_NAMES, Propagator
 from twin.astro.sun import SunEphemeris
@@ -110,6 +112,7 @@ class OrbitModel:
         self._rows = np.empty((11, n))
         self._rows[10] = 1.0
         self._sun_along_km = np.empty(n)
+        self._stretch = shadow_stretch(self.params.shadow_atmosphere_km)
 
     def fields(self) -> list[Field]:
         return [
@@ -149,9 +152,14 @@ class OrbitModel:
         r2 += pos_gcrs_rows[1] * pos_gcrs_rows[1]
         r2 += pos_gcrs_rows[2] * pos_gcrs_rows[2]
         # The ellipsoid's axis is ITRS z: in GCRS, the last row of the GCRS-to-ITRS rotation.
-        shadow = ellipsoid_sunlit_fraction(pos_gcrs, sun_gcrs_km, rot.gcrs_to_itrs[2],
-                                           self.params.shadow_atmosphere_km, r2,
-                                           along.copy())
+        polar_axis = rot.gcrs_to_itrs[2]
+        shadow_along, shadow_r2, sun_stretched, shadow_radius = ellipsoid_shadow_dots(
+            pos_gcrs, sun_gcrs_km, polar_axis, self.params.shadow_atmosphere_km, r2,
+            along.copy())
+        # sunlit_fraction reads the stretched dot products without changing them: the
+        # environment places this step's edge crossings with the same ones.
+        shadow = sunlit_fraction(None, sun_stretched, shadow_along, shadow_r2,
+                                 radius_km=shadow_radius)
         np.copyto(self.sunlit.array, shadow, casting="same_kind")
         beta = beta_angle_from_rows(*pos_gcrs_rows, *vel_gcrs_rows, sun_hat)
         np.degrees(beta, out=self.beta.array, casting="same_kind")
@@ -174,6 +182,9 @@ class OrbitModel:
         out.lat_deg, out.lon_deg = self.lat.array, self.lon.array
         out.in_contact, out.contact_station = in_contact, self.contact_station.array
         out.orbit_status, out.sun_along_km, out.r2_km2 = status, along, r2
+        out.shadow_along_km, out.shadow_r2_km2 = shadow_along, shadow_r2
+        out.shadow_radius_km, out.shadow_stretch = shadow_radius, self._stretch
+        out.polar_axis_gcrs = polar_axis
         self._raise_events(ctx, in_contact, status, pairs)
 
     def _raise_events(self, ctx: StepContext, in_contact: np.ndarray, status: np.ndarray,

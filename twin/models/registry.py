@@ -62,12 +62,15 @@ MODELS: tuple[ModelEntry, ...] = (
                          ("radiation", RadiationParams)),
                commands=compute.COMMANDS, totals=compute.FLEET_TOTALS,
                total_labels={"scheduler_policy_code": {
-                   code: name for name, code in scheduler.POLICIES.items()}}),
+                   code: name for name, code in scheduler.POLICIES.items()}},
+               # Dose past a device limit: permanent, so momentary (no clearing event).
+               alarms={"hbm_degraded": AlarmKind(None, ""), "tid_failure": AlarmKind(None, "")}),
     ModelEntry("environment", lambda b: EnvironmentModel(len(b.scenario.satellites))),
     ModelEntry("power", lambda b: PowerModel.from_scenario(b.scenario),
                sections=(("power", PowerParams),), totals=power.FLEET_TOTALS,
                alarms={"input_not_finite": AlarmKind(None, "field")}),
-    ModelEntry("thermal", lambda b: ThermalModel.from_scenario(b.scenario),
+    ModelEntry("thermal", lambda b: ThermalModel.from_scenario(
+                   b.scenario, parse_section(ComputeParams, b.scenario, "compute")),
                sections=(("thermal", ThermalParams),), commands=thermal.COMMANDS,
                totals=thermal.FLEET_TOTALS),
     # Watches the fields with limits of every model before it.

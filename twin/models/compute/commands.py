@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from twin.core.subsystem import CommandHandler, CommandRejected
-from twin.models.compute.upsets import MAX_PENDING_UPSETS
+from twin.models.compute.radiation import DEVICE_CLASSES, RESETS
+from twin.models.compute.upsets import INJECTED, MAX_PENDING_UPSETS
 from twin.models.compute.workload import JOB_KINDS, KIND_CODES, RUNNING, SECONDS_PER_HOUR
 from twin.protocol.codec import ok
 from twin.protocol.commands import Arg, CommandSpec, sat_arg
@@ -58,6 +59,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         sat_arg("the node"),
         Arg("reset", "bool", "the upset needs a device reset", default=False),
         Arg("job_id", "integer", "strike this running job on that node", min=1),
+        Arg("device_class", "choice", "act as this device class's event (its reset, a host "
+            "class reboots the node's host)", choices=DEVICE_CLASSES),
     ), role="engineer"),
 )
 """The commands this model answers (meta.commands; docs/protocol.md)."""
@@ -164,10 +167,15 @@ class ComputeCommands:
         return ok(sat=request["sat"], power_w=None if np.isinf(cap) else cap)
 
     def inject_upset(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``inject_upset``: sat, reset (bool, default false), job_id (optional target)."""
+        """``inject_upset``: sat, reset (bool, default false), job_id (optional target),
+        device_class (optional: the event acts as that class's, its reset included)."""
         model = self.model
         node = request["sat"]
         reset = request.get("reset", False)
+        device_class = INJECTED
+        if "device_class" in request:
+            device_class = DEVICE_CLASSES.index(request["device_class"])
+            reset = bool(RESETS[device_class])
         job_id = -3  # injected, any device
         if "job_id" in request:
             job_id = request["job_id"]
@@ -177,5 +185,5 @@ class ComputeCommands:
         if len(model.upsets.pending) >= MAX_PENDING_UPSETS:
             raise CommandRejected(f"{MAX_PENDING_UPSETS} upsets wait for the next step already;"
                                   " step the twin before injecting more")
-        model.upsets.pending.append((node, reset, job_id))
+        model.upsets.pending.append((node, reset, job_id, device_class))
         return ok(sat=node, reset=reset, applies="at the start of the next step")

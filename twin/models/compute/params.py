@@ -73,10 +73,12 @@ class ComputeParams:
         "min": 0.0, "max": 1e5, "unit": "W"})
     dvfs_exponent: float = field(default=2.5, metadata={"min": 1.0, "max": 4.0})
     min_clock_frac: float = field(default=0.35, metadata={"gt": 0.0, "max": 1.0})
-    throttle_temp_k: float = field(default=358.15, metadata={"gt": 0.0, "max": 1000.0,
+    # 10 °C at least: the die and HBM fields warn 2 K past these, which must stay above
+    # their 5 °C low warning (thermal.params.die_limits_k).
+    throttle_temp_k: float = field(default=358.15, metadata={"min": 283.15, "max": 1000.0,
                                                              "unit": "K"})
-    hbm_throttle_temp_k: float = field(default=368.15, metadata={"gt": 0.0, "max": 1000.0,
-                                                                 "unit": "K"})
+    hbm_throttle_temp_k: float = field(default=368.15, metadata={"min": 283.15,
+                                                                 "max": 1000.0, "unit": "K"})
     throttle_hysteresis_k: float = field(default=5.0, metadata={"min": 0.0, "max": 100.0,
                                                                 "unit": "K"})
     thermal_clock_frac: float = field(default=0.5, metadata={"gt": 0.0, "max": 1.0})

@@ -102,7 +102,9 @@ class Placement:
         sunlit = np.asarray(np.ones(n) if orbit.sunlit_frac is None else orbit.sunlit_frac)
         if orbit.pos_gcrs_km is not None and policy == "sun_aware":  # first-fit ignores it
             _, to_eclipse, _ = scheduler.eclipse_lookahead(
-                orbit.pos_gcrs_km, orbit.vel_gcrs_km_s, orbit.sun_gcrs_km)
+                orbit.pos_gcrs_km, orbit.vel_gcrs_km_s, orbit.sun_gcrs_km,
+                orbit.polar_axis_gcrs, orbit.shadow_stretch or 1.0,
+                orbit.shadow_radius_km or scheduler.SHADOW_RADIUS_KM)
             self.to_eclipse_s = to_eclipse
         radiator_k = ctx.thermal.temp_radiator_k
         radiator = np.asarray(np.zeros(n) if radiator_k is None else radiator_k)

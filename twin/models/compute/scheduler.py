@@ -12,63 +12,93 @@ throttled). They differ in which node they pick:
   falls back to any node that fits (best runway, coolest first), so nothing starves.
 
 Eclipse prediction is geometric, from this step's state alone (no history): the circular
-orbit of radius |r| in the plane of (r, v), the Sun direction, and the cylindrical
-shadow. With theta the in-plane angle of the satellite from the anti-Sun direction
-(increasing along the motion) and beta the beta angle, the satellite is in shadow when
-cos(theta) > cos(theta_e) = sqrt(1 - (R/r)^2) / cos(beta) (no eclipse when that is > 1);
-the next entry is at theta = -theta_e, reached after ((-theta_e - theta) mod 2 pi) / n,
-with n = |r x v| / r^2 the satellite's angular rate now.
+orbit of radius |r| in the plane of (r, v), at the angular rate n = |r x v| / r^2 now, and
+the orbit's shadow, the cylinder behind the WGS84 ellipsoid (plus the atmosphere's shadow
+height) through the middle of the penumbra. In the space stretched by k = (a + h)/(b + h)
+along the polar axis that ellipsoid is a sphere of radius a + h and the circle an ellipse
+r'(phi) = |r| (cos phi E1 + sin phi E2), E1, E2 the stretched in-plane axes (E1 along the
+position now). With s' the unit stretched Sun direction, the distance from the shadow axis
+squared, |r'|^2 - (r'.s')^2, is C + M cos(2 phi - psi) in phi; the satellite is in the
+shadow where that is below (a + h)^2 and r'.s' < 0: one arc of the orbit, found in closed
+form, entered at phi_in and left at phi_out. Next entry after phi_in / n (mod one orbit).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from twin.astro.geometry import WGS84_A_KM, stretch_along_axis
 from twin.models.compute.workload import JobTable, WorkloadParams
 
 POLICIES: dict[str, int] = {"first_fit": 0, "sun_aware": 1}
 """Policy name -> code in the fleet map (``scheduler_policy_code``)."""
 
 MU_EARTH_KM3_S2 = 398600.4418  # WGS84 / EGM96 GM
-SHADOW_RADIUS_KM = 6378.137  # cylindrical shadow of the equatorial radius
+SHADOW_RADIUS_KM = WGS84_A_KM  # the sphere's radius without an ellipsoid or atmosphere
 NO_ECLIPSE_S = np.inf
 
 
-def eclipse_lookahead(pos_km: np.ndarray, vel_km_s: np.ndarray, sun_km: np.ndarray
+def eclipse_lookahead(pos_km: np.ndarray, vel_km_s: np.ndarray, sun_km: np.ndarray,
+                      polar_axis: np.ndarray | None = None, stretch: float = 1.0,
+                      radius_km: float = SHADOW_RADIUS_KM
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Predict each node's next eclipse from its current state (circular, cylindrical).
+    """Predict each node's next eclipse from its current state (circular orbit, the
+    cylindrical shadow of the ellipsoid through the penumbra's middle).
 
     Args:
         pos_km: (n, 3) positions, GCRS.
         vel_km_s: (n, 3) velocities, GCRS.
         sun_km: (3,) Sun position, GCRS.
+        polar_axis: (3,) the Earth's rotation axis in GCRS (orbit's ``polar_axis_gcrs``);
+            None for a sphere.
+        stretch: k = (a + h) / (b + h) along ``polar_axis`` (orbit's ``shadow_stretch``).
+        radius_km: The shadow sphere's radius in the stretched space, a + h (orbit's
+            ``shadow_radius_km``).
 
     Returns:
         ``(in_shadow, to_entry_s, shadow_s)``, each (n,): whether the node is in the
-        geometric shadow now, seconds to the next shadow entry (0 while in shadow, inf for
-        an orbit that never enters shadow), and how long a shadow pass lasts (s).
+        shadow now, seconds to the next shadow entry (0 while in shadow, inf for an orbit
+        that never enters shadow), and how long a shadow pass lasts (s).
     """
-    sun_hat = sun_km / np.linalg.norm(sun_km)
     r = np.linalg.norm(pos_km, axis=1)
     h = np.cross(pos_km, vel_km_s)
-    h_hat = h / np.linalg.norm(h, axis=1, keepdims=True)
-    sin_beta = h_hat @ sun_hat
-    # Anti-Sun direction projected into the orbit plane, and the in-plane axis 90 deg ahead.
-    anti = -(sun_hat - sin_beta[:, None] * h_hat)
-    cos_beta = np.linalg.norm(anti, axis=1)
-    anti /= np.maximum(cos_beta, 1e-12)[:, None]
-    ahead = np.cross(h_hat, anti)
-    theta = np.arctan2(np.einsum("ij,ij->i", pos_km, ahead), np.einsum("ij,ij->i", pos_km, anti))
+    h_norm = np.linalg.norm(h, axis=1)
+    e1 = pos_km / r[:, None]
+    e2 = np.cross(h / h_norm[:, None], e1)  # in the plane, 90 deg ahead
+    sun = np.asarray(sun_km, dtype=np.float64)
+    if polar_axis is not None and stretch != 1.0:
+        axis = np.asarray(polar_axis, dtype=np.float64)
+        axis = axis / np.linalg.norm(axis)
+        e1 = stretch_along_axis(e1, axis, stretch)
+        e2 = stretch_along_axis(e2, axis, stretch)
+        sun = stretch_along_axis(sun, axis, stretch)
+    sun_hat = sun / np.linalg.norm(sun)
+    s1, s2 = e1 @ sun_hat, e2 @ sun_hat
+    # Distance from the shadow axis squared over r²: a1 cos² + 2 a12 cos sin + a2 sin²
+    # = (a1 + a2)/2 + m cos(2 phi - psi).
+    a1 = np.einsum("ij,ij->i", e1, e1) - s1 * s1
+    a2 = np.einsum("ij,ij->i", e2, e2) - s2 * s2
+    a12 = np.einsum("ij,ij->i", e1, e2) - s1 * s2
+    m = np.hypot(0.5 * (a1 - a2), a12)
+    psi = np.arctan2(a12, 0.5 * (a1 - a2))
     with np.errstate(divide="ignore", invalid="ignore"):
-        cos_half = np.sqrt(np.clip(1.0 - (SHADOW_RADIUS_KM / r) ** 2, 0.0, None)) / cos_beta
-    has_eclipse = cos_half < 1.0
-    half = np.arccos(np.clip(cos_half, -1.0, 1.0))
+        # Inside the cylinder where cos(2 phi - psi) < c.
+        c = ((radius_km / r) ** 2 - 0.5 * (a1 + a2)) / m
+    has_eclipse = c > -1.0
+    alpha = np.arccos(np.clip(c, -1.0, 1.0))
+    half = 0.5 * (np.pi - alpha)  # half the arc inside, in phi
+    # The two arcs inside the cylinder are centred at (psi + pi)/2 and pi later: the shadow
+    # is the one behind the Earth, r'.s' < 0 there.
+    centre = 0.5 * (psi + np.pi)
+    behind = np.cos(centre) * s1 + np.sin(centre) * s2 < 0.0
+    centre = np.where(behind, centre, centre + np.pi)
+    entry = np.mod(centre - half, 2.0 * np.pi)  # angle ahead of now to the entry
     # Angular rate from the state itself, |r x v| / r^2: it carries the J2 speed-up of the
     # argument of latitude that sqrt(mu / r^3) would miss (~0.5 % in LEO).
-    mean_motion = np.linalg.norm(h, axis=1) / r**2
-    in_shadow = has_eclipse & (np.abs(theta) < half)
-    to_entry = np.mod(-half - theta, 2.0 * np.pi) / mean_motion
-    to_entry = np.where(has_eclipse, np.where(in_shadow, 0.0, to_entry), NO_ECLIPSE_S)
+    mean_motion = h_norm / r**2
+    in_shadow = has_eclipse & (np.mod(-entry, 2.0 * np.pi) < 2.0 * half)
+    to_entry = np.where(has_eclipse, np.where(in_shadow, 0.0, entry / mean_motion),
+                        NO_ECLIPSE_S)
     shadow_s = np.where(has_eclipse, 2.0 * half / mean_motion, 0.0)
     bad = ~np.isfinite(r)
     in_shadow[bad] = False

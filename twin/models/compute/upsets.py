@@ -1,10 +1,13 @@
 """What radiation upsets do to a node: jobs rolled back, devices reset, work stalled.
 
-``radiation.RadiationState`` draws how many upsets (and device resets) each node takes in
-a step from where it is; ``Upsets`` applies them, with those an operator injected
-(``inject_upset``): each strikes one powered device, uniform over them. A struck job rolls
-back to its last checkpoint; a reset also stalls it (or, on an idle device, keeps that
-device out of scheduling) for ``reset_downtime_s``.
+``radiation.RadiationState`` draws the single-event effects each node takes in a step from
+where it is, each with its device class; ``Upsets`` applies them, with those an operator
+injected (``inject_upset``). An accelerator-class event (silent data corruption, HBM
+uncorrectable error, functional interrupt) strikes one powered device, uniform over them: a
+struck job rolls back to its last checkpoint, and a functional interrupt also stalls it (or,
+on an idle device, keeps that device out of scheduling) for ``reset_downtime_s``. A host
+functional interrupt (CPU or DRAM) reboots the node's host: every job on the node rolls
+back and stalls, and every idle device is out, for ``reset_downtime_s``.
 
 Resets are rare, so the model asks two cheap questions most steps: is any job stalled
 (``stall_horizon_t``), is any idle device resetting (``reset_horizon_t``)? Only when the
@@ -18,7 +21,13 @@ import numpy as np
 from twin.core.subsystem import StepContext
 from twin.models.compute.jobs import JobRunner
 from twin.models.compute.power_clock import read_only
-from twin.models.compute.radiation import RadiationState
+from twin.models.compute.radiation import (
+    CLASS_WORDS,
+    DEVICE_CLASSES,
+    HOST_CLASSES,
+    RESETS,
+    RadiationState,
+)
 from twin.models.compute.workload import RUNNING, SECONDS_PER_HOUR
 from twin.scenario import Scenario
 
@@ -29,6 +38,8 @@ MAX_PENDING_UPSETS = 1000
 # The job id of an upset radiation drew (an injected one carries -3, any device, or the
 # id of the job it strikes): drawn ones strike whatever device the draw picks.
 DRAWN = -1
+# The device class of an injected upset (radiation's classes are 0 and up).
+INJECTED = -1
 
 # Nodes crossing a dose limit in one step evented one by one, at most; more get one event.
 MAX_DOSE_EVENTS = 20
@@ -46,7 +57,8 @@ class Upsets:
     Attributes:
         idle_reset_end: (n, accelerators) end of the reset (Unix s) of each device that
             had no job when it was struck (-inf: none).
-        pending: Injected upsets for the next step: (node, reset, job id or -3).
+        pending: Injected upsets for the next step: (node, reset, job id or -3, device
+            class code or ``INJECTED``).
         reset_horizon_t: No idle device is resetting after this time (Unix s).
         stall_horizon_t: No running job is stalled by a reset after this time (Unix s).
         no_resets: (n,) zeros, read-only: ``idle_resetting``'s answer while no idle
@@ -61,7 +73,7 @@ class Upsets:
         self.scenario = scenario
         self.n_sats = n
         self.idle_reset_end = np.full((n, accelerators_per_node), -np.inf)
-        self.pending: list[tuple[int, bool, int]] = []
+        self.pending: list[tuple[int, bool, int, int]] = []
         self.reset_horizon_t = -np.inf
         self.stall_horizon_t = -np.inf
         self.no_resets = read_only(np.zeros(n, dtype=np.int64))
@@ -77,7 +89,7 @@ class Upsets:
         orbit = ctx.orbit
         n = self.n_sats
         lat, lon, alt = orbit.lat_deg, orbit.lon_deg, orbit.alt_km
-        upsets, resets = self.radiation.step(
+        nodes, classes = self.radiation.step(
             ctx.rng, ctx.t_utc, ctx.dt_s, np.zeros(n) if lat is None else lat,
             np.zeros(n) if lon is None else lon, np.full(n, 500.0) if alt is None else alt,
             n_ok)
@@ -90,23 +102,24 @@ class Upsets:
                 "the model's range", drawn=drawn, applied=applied)
         if self.radiation.crossed:
             self._dose_events(ctx)
-        if not self.pending and not np.count_nonzero(upsets):
+        if not self.pending and not nodes.size:
             return  # the usual step: nothing to apply or count
-        # Drawn upsets (job_id -1) first, then injected ones (-3: any device, or a job id).
-        hits = [(int(node), bool(k < resets[node]), DRAWN)
-                for node in np.flatnonzero(upsets) for k in range(int(upsets[node]))]
-        hits.extend(self.pending)
+        # Drawn events (job id -1) first, then injected ones (-3: any device, or a job id):
+        # (node, device class, reset, job id).
+        hits = [(node, cls, bool(RESETS[cls]), DRAWN)
+                for node, cls in zip(nodes.tolist(), classes.tolist(), strict=True)]
+        hits.extend((node, cls, reset, job_id) for node, reset, job_id, cls in self.pending)
         self.pending.clear()
-        if not hits:  # the usual step: nothing to apply or count
-            return
-        extra_upsets = np.zeros(n, dtype=np.int64)
-        extra_resets = np.zeros(n, dtype=np.int64)
-        for node, reset, job_id in hits:
-            self._apply(ctx, node, reset, job_id, n_ok, t0)
-            if job_id != DRAWN:
-                extra_upsets[node] += 1
-                extra_resets[node] += int(reset)
-        self.radiation.count(upsets + extra_upsets, resets + extra_resets)
+        upsets = np.zeros(n, dtype=np.int64)
+        resets = np.zeros(n, dtype=np.int64)
+        for node, cls, reset, job_id in hits:
+            if cls in HOST_CLASSES:
+                self._reboot_host(ctx, node, cls, t0)
+            else:
+                self._apply(ctx, node, reset, job_id, n_ok, t0, cls)
+            upsets[node] += 1
+            resets[node] += int(reset)
+        self.radiation.count(upsets, resets)
 
     def _dose_events(self, ctx: StepContext) -> None:
         """One event per node whose total dose crossed the HBM or the hard-failure limit."""
@@ -133,8 +146,8 @@ class Upsets:
         self.radiation.crossed.clear()
 
     def _apply(self, ctx: StepContext, node: int, reset: bool, job_id: int,
-               n_ok: np.ndarray, t0: float) -> None:
-        """One upset on ``node``: which device it hits, and what that costs."""
+               n_ok: np.ndarray, t0: float, cls: int = INJECTED) -> None:
+        """One accelerator upset on ``node``: which device it hits, and what that costs."""
         jobs = self.runner.jobs
         on_node = np.flatnonzero((jobs.state == RUNNING) & (jobs.node == node))
         slot = -1
@@ -165,13 +178,44 @@ class Upsets:
             what = f"job {jobs.job_id[slot]} rolled back {lost / SECONDS_PER_HOUR:.3f} accel-h"
         else:
             what = "idle accelerator, no work lost"
+        words = "single-event upset" if cls == INJECTED else CLASS_WORDS[cls]
+        device_class = "injected" if cls == INJECTED else DEVICE_CLASSES[cls]
         if reset:
+            if cls == INJECTED:
+                words = "upset"
             ctx.events.raise_event("device_reset", "warning",
-                                   f"{name}: upset needs a {downtime:g} s device reset; {what}",
-                                   sat=node)
+                                   f"{name}: {words} needs a {downtime:g} s device reset; "
+                                   f"{what}", sat=node, device_class=device_class)
         else:
-            ctx.events.raise_event("upset", "info", f"{name}: single-event upset; {what}",
-                                   sat=node)
+            ctx.events.raise_event("upset", "info", f"{name}: {words}; {what}", sat=node,
+                                   device_class=device_class)
+
+    def _reboot_host(self, ctx: StepContext, node: int, cls: int, t0: float) -> None:
+        """A host functional interrupt: every job on ``node`` rolls back and stalls, and
+        every idle device is out, for ``reset_downtime_s`` (the host reboots)."""
+        jobs = self.runner.jobs
+        downtime = self.radiation.params.reset_downtime_s
+        end_t = t0 + downtime
+        lost = 0.0
+        on_node = np.flatnonzero((jobs.state == RUNNING) & (jobs.node == node))
+        for slot in on_node.tolist():
+            lost += self.runner.rollback(slot)
+            jobs.upsets[slot] += 1
+            jobs.stall_until_t[slot] = max(jobs.stall_until_t[slot], end_t)
+        if on_node.size:
+            self.stall_horizon_t = max(self.stall_horizon_t, end_t)
+        # Every device without a job is out too (a busy one is its stalled job's).
+        busy = int(jobs.accels[on_node].sum())
+        idle = self.idle_reset_end[node, busy:]
+        np.maximum(idle, end_t, out=idle)
+        if idle.size:
+            self._resetting = None
+            self.reset_horizon_t = max(self.reset_horizon_t, end_t)
+        ctx.events.raise_event(
+            "device_reset", "warning", f"{self.scenario.satellites[node].name}: "
+            f"{CLASS_WORDS[cls]}: the host reboots for {downtime:g} s; {on_node.size} jobs "
+            f"rolled back {lost / SECONDS_PER_HOUR:.3f} accel-h", sat=node,
+            device_class=DEVICE_CLASSES[cls])
 
     def idle_resetting(self, t0: float) -> np.ndarray:
         """(n,) int64 accelerators without a job still resetting after an upset at ``t0``.

@@ -18,7 +18,7 @@ def _m(unit: str, **bounds: float) -> dict[str, Any]:
 class PowerParams:
     """The ``[power]`` table. Defaults are the design point sized in docs/models.md."""
 
-    array_area_m2: float = field(default=40.0, metadata=_m("m2", min=0.0, max=1.0e5))
+    array_area_m2: float = field(default=70.0, metadata=_m("m2", min=0.0, max=1.0e5))
     cell_efficiency_frac: float = field(default=0.30, metadata=_m("1", min=0.0, max=1.0))
     packing_frac: float = field(default=0.90, metadata=_m("1", min=0.0, max=1.0))
     array_pointing_loss_frac: float = field(default=0.01, metadata=_m("1", min=0.0, max=1.0))
@@ -33,22 +33,24 @@ class PowerParams:
     array_absorptivity_back: float = field(default=0.85, metadata=_m("1", min=0.0, max=1.0))
     # At least 0.5: no regulator or cell is worse, and near 0 the losses (1/η) overflow.
     regulation_efficiency_frac: float = field(default=0.97, metadata=_m("1", min=0.5, max=1.0))
-    battery_capacity_wh: float = field(default=12_000.0, metadata=_m("Wh", min=0.0, max=1.0e8))
+    battery_capacity_wh: float = field(default=21_000.0, metadata=_m("Wh", min=0.0, max=1.0e8))
     charge_efficiency_frac: float = field(default=0.97, metadata=_m("1", min=0.5, max=1.0))
     discharge_efficiency_frac: float = field(default=0.97, metadata=_m("1", min=0.5, max=1.0))
-    max_charge_w: float = field(default=6_000.0, metadata=_m("W", min=0.0))
-    max_discharge_w: float = field(default=12_000.0, metadata=_m("W", min=0.0))
+    max_charge_w: float = field(default=8_000.0, metadata=_m("W", min=0.0))
+    max_discharge_w: float = field(default=15_000.0, metadata=_m("W", min=0.0))
     soc_initial_frac: float = field(default=0.90, metadata=_m("1", min=0.0, max=1.0))
     soc_max_frac: float = field(default=0.90, metadata=_m("1", gt=0.0, max=1.0))
     soc_reserve_frac: float = field(default=0.20, metadata=_m("1", min=0.0, max=1.0))
     cap_release_band_frac: float = field(default=0.05, metadata=_m("1", gt=0.0, max=1.0))
     recharge_reserve_w: float = field(default=600.0, metadata=_m("W", min=0.0))
     bus_power_w: float = field(default=1_000.0, metadata=_m("W", min=0.0, max=1.0e7))
-    compute_load_w: float = field(default=5_600.0, metadata=_m("W", min=0.0, max=1.0e8))
+    # Without a compute model: the design point's fully busy payload, 8 x 729 W of
+    # accelerators at their junction limit + 4.6 kW of host (docs/models.md).
+    compute_load_w: float = field(default=10_400.0, metadata=_m("W", min=0.0, max=1.0e8))
     heater_power_w: float = field(default=150.0, metadata=_m("W", min=0.0, max=1.0e6))
     heater_on_k: float = field(default=280.15, metadata=_m("K", min=0.0, max=400.0))
     heater_off_k: float = field(default=284.15, metadata=_m("K", min=0.0, max=400.0))
-    loop_heater_power_w: float = field(default=500.0, metadata=_m("W", min=0.0, max=1.0e6))
+    loop_heater_power_w: float = field(default=1_200.0, metadata=_m("W", min=0.0, max=1.0e6))
     loop_heater_on_k: float = field(default=283.15, metadata=_m("K", min=0.0, max=400.0))
     loop_heater_off_k: float = field(default=288.15, metadata=_m("K", min=0.0, max=400.0))
     freeze_guard_on_k: float = field(default=207.15, metadata=_m("K", min=0.0, max=400.0))

@@ -19,7 +19,10 @@ from __future__ import annotations
 import numpy as np
 
 from twin.core.subsystem import Field, make_field
-from twin.models.thermal.params import HBM_LIMITS_K, JUNCTION_LIMITS_K, ThermalParams
+from twin.models.thermal.params import ThermalParams, die_limits_k
+
+DEFAULT_DIE_THROTTLE_K = (358.15, 368.15)
+"""compute's default ``throttle_temp_k`` and ``hbm_throttle_temp_k`` (K)."""
 
 
 class DieTemperatures:
@@ -28,17 +31,20 @@ class DieTemperatures:
     Args:
         n: Nodes.
         params: The ``[thermal]`` parameters (the two resistances, the HBM's share).
+        throttle_k: compute's ``throttle_temp_k`` and ``hbm_throttle_temp_k`` (K): each
+            field warns 2 K and alarms 5 K past its throttle (``die_limits_k``).
     """
 
-    def __init__(self, n: int, params: ThermalParams) -> None:
+    def __init__(self, n: int, params: ThermalParams,
+                 throttle_k: tuple[float, float] = DEFAULT_DIE_THROTTLE_K) -> None:
         self.params = params
         f = make_field
         self.junction = f("temp_junction_k", "<f4", (n,), "K",
                           "Hottest accelerator die (junction), over its cold plate",
-                          limits=JUNCTION_LIMITS_K)
+                          limits=die_limits_k(throttle_k[0]))
         self.hbm = f("temp_hbm_k", "<f4", (n,), "K",
                      "Hottest accelerator's HBM stacks, over its cold plate",
-                     limits=HBM_LIMITS_K)
+                     limits=die_limits_k(throttle_k[1]))
         # Kelvin over the plate per watt of one accelerator: [junction, HBM] (published,
         # so that compute's throttle judges the dies at the clock it would choose).
         self.rise_k_w = np.array([params.junction_resistance_k_w,

@@ -23,7 +23,7 @@ from twin.core.subsystem import (
 )
 from twin.models.faults import degraded_frac
 from twin.models.ledger import EnergyLedger
-from twin.models.thermal.junction import DieTemperatures
+from twin.models.thermal.junction import DEFAULT_DIE_THROTTLE_K, DieTemperatures
 from twin.models.thermal.loop import CoolantLoop, loop_conductance_w_k
 from twin.models.thermal.params import (
     BATTERY_LIMITS_K,
@@ -100,7 +100,8 @@ class ThermalModel:
     reads: tuple[str, ...] = ("orbit", "faults", "environment", "compute", "power")
     publishes = "thermal"
 
-    def __init__(self, n_sats: int, params: ThermalParams | None = None) -> None:
+    def __init__(self, n_sats: int, params: ThermalParams | None = None,
+                 die_throttle_k: tuple[float, float] = DEFAULT_DIE_THROTTLE_K) -> None:
         self.params = p = params or ThermalParams()
         self.n_sats = n = n_sats
         f = make_field
@@ -120,7 +121,7 @@ class ThermalModel:
                             "Heat radiated to space by the radiators")
         self.q_generated = f("q_generated_w", "<f4", (n,), "W",
                              "Heat dissipated inside the node (all electrical loads and losses)")
-        self.dies = DieTemperatures(n, p)
+        self.dies = DieTemperatures(n, p, die_throttle_k)
         self.temp_junction, self.temp_hbm = self.dies.junction, self.dies.hbm
         self.flow = f("coolant_flow_frac", "<f4", (n,), "1",
                       "Pumped-loop flow setting, fraction of the design flow", fill=1.0)
@@ -172,8 +173,13 @@ class ThermalModel:
         self.settle_cycling = np.zeros(0, dtype=np.intp)
 
     @classmethod
-    def from_scenario(cls, scenario: Scenario) -> ThermalModel:
-        return cls(len(scenario.satellites), parse_section(ThermalParams, scenario, "thermal"))
+    def from_scenario(cls, scenario: Scenario, compute: Any = None) -> ThermalModel:
+        """The model of a scenario; ``compute`` (its ``ComputeParams``) sets the die and HBM
+        fields' limits from the throttle temperatures."""
+        throttle_k = DEFAULT_DIE_THROTTLE_K if compute is None else (
+            compute.throttle_temp_k, compute.hbm_throttle_temp_k)
+        return cls(len(scenario.satellites), parse_section(ThermalParams, scenario, "thermal"),
+                   throttle_k)
 
     # ---- contract
 

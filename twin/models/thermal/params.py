@@ -28,10 +28,20 @@ RADIATOR_LIMITS_K = {"alarm_low": 200.0, "warn_low": 205.0}  # ammonia freezes a
 # take what the plate moves in a step (under 2 K): a die held there is throttled
 # (throttle_code), not out of limits. Warning 2 K past the limit (the hold is slipping),
 # alarm 5 K past it (it has failed).
-JUNCTION_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,
-                     "warn_high": 360.15, "alarm_high": 363.15}
-HBM_LIMITS_K = {"alarm_low": 273.15, "warn_low": 278.15,
-                "warn_high": 370.15, "alarm_high": 373.15}
+DIE_WARN_PAST_THROTTLE_K = 2.0
+DIE_ALARM_PAST_THROTTLE_K = 5.0
+
+
+def die_limits_k(throttle_k: float) -> dict[str, float]:
+    """Limits of a die or HBM temperature field whose throttle holds it at ``throttle_k``:
+    warning 2 K past it, alarm 5 K past it; 0 and 5 °C below."""
+    return {"alarm_low": 273.15, "warn_low": 278.15,
+            "warn_high": throttle_k + DIE_WARN_PAST_THROTTLE_K,
+            "alarm_high": throttle_k + DIE_ALARM_PAST_THROTTLE_K}
+
+
+JUNCTION_LIMITS_K = die_limits_k(358.15)  # at compute's default throttle_temp_k
+HBM_LIMITS_K = die_limits_k(368.15)  # at compute's default hbm_throttle_temp_k
 
 
 def _m(unit: str, **bounds: float) -> dict[str, Any]:
@@ -49,10 +59,10 @@ class ThermalParams:
     albedo_frac: float = field(default=0.30, metadata=_m("1", min=0.0, max=1.0))
     earth_ir_w_m2: float = field(default=237.0, metadata=_m("W/m2", min=0.0, max=500.0))
     sink_temp_k: float = field(default=2.7, metadata=_m("K", min=0.0, max=400.0))
-    radiator_area_m2: float = field(default=6.0, metadata=_m("m2", min=0.0, max=1.0e4))
+    radiator_area_m2: float = field(default=13.5, metadata=_m("m2", min=0.0, max=1.0e4))
     radiator_emissivity: float = field(default=0.90, metadata=_m("1", min=0.0, max=1.0))
     radiator_absorptivity: float = field(default=0.15, metadata=_m("1", min=0.0, max=1.0))
-    radiator_heat_capacity_j_k: float = field(default=50.0e3, metadata=_m("J/K", gt=0.0))
+    radiator_heat_capacity_j_k: float = field(default=112.0e3, metadata=_m("J/K", gt=0.0))
     compute_heat_capacity_j_k: float = field(default=80.0e3, metadata=_m("J/K", gt=0.0))
     coolant_flow_kg_s: float = field(default=0.15, metadata=_m("kg/s", min=0.0, max=100.0))
     coolant_cp_j_kg_k: float = field(default=4700.0, metadata=_m("J/(kg K)", gt=0.0))
@@ -62,13 +72,13 @@ class ThermalParams:
     valve_time_constant_s: float = field(default=300.0, metadata=_m("s", min=0.0, max=1.0e6))
     radiator_freeze_guard_k: float = field(default=211.15, metadata=_m("K", min=0.0,
                                                                        max=500.0))
-    bus_radiator_area_m2: float = field(default=3.2, metadata=_m("m2", min=0.0, max=1.0e4))
+    bus_radiator_area_m2: float = field(default=4.5, metadata=_m("m2", min=0.0, max=1.0e4))
     bus_emissivity: float = field(default=0.90, metadata=_m("1", min=0.0, max=1.0))
     bus_absorptivity: float = field(default=0.15, metadata=_m("1", min=0.0, max=1.0))
     bus_heat_capacity_j_k: float = field(default=300.0e3, metadata=_m("J/K", gt=0.0))
-    battery_heat_capacity_j_k: float = field(default=80.0e3, metadata=_m("J/K", gt=0.0))
+    battery_heat_capacity_j_k: float = field(default=125.0e3, metadata=_m("J/K", gt=0.0))
     compute_bus_conductance_w_k: float = field(default=2.0, metadata=_m("W/K", min=0.0))
-    bus_battery_conductance_w_k: float = field(default=30.0, metadata=_m("W/K", min=0.0))
+    bus_battery_conductance_w_k: float = field(default=60.0, metadata=_m("W/K", min=0.0))
     # Die and HBM over the cold plate, per accelerator (docs/models.md, "Junction, HBM and
     # leakage"): junction = plate + R_j P, HBM = plate + R_hbm f_hbm P, P one accelerator.
     junction_resistance_k_w: float = field(default=0.035, metadata=_m("K/W", min=0.0,
