@@ -70,8 +70,14 @@ class Mirror:
         names = {s.name: s.sat_id for s in scenario.satellites}
         self.bindings = list(self.params.testbed)
         self.live: list[BindingState] = []
+        mirrored: dict[int, str] = {}  # node -> the testbed that mirrors it
         for i, b in enumerate(self.bindings):
             sat = self._resolve_node(b.node, names, scenario.source, i)
+            if sat in mirrored:  # two testbeds would drive one node's inputs at once
+                raise ScenarioError(scenario.source, f"mirror.testbed[{i}].node", f"node "
+                                    f"{b.node!r} already mirrors testbed {mirrored[sat]!r}: "
+                                    "each testbed needs its own node")
+            mirrored[sat] = b.name
             convert = {p: (q, *conversion(p, q)) for p, q in {**b.drivers, **b.states}.items()}
             self.live.append(BindingState(sat, convert, {q: b.bounds_of(q) for q, *_ in
                                                          convert.values()}))
