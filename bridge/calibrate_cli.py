@@ -142,4 +142,7 @@ def _write(args: argparse.Namespace, scenario: Any, defs: Any, binding: dict[str
           f"fleet keeps the scenario's [thermal]) to {args.output}:")
     for key, value in values.items():
         print(f"    {key} = {value!r}")
+    print(f"  node {node!r} is now the bench unit: while testbed {binding['name']!r} is live "
+          "its measured power drives it; without it the model's own compute power (a flight "
+          "node's) may overheat a bench-sized radiator")
     return 0

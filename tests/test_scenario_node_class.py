@@ -90,6 +90,8 @@ def test_bad_classes_name_file_table_and_key(extra: str, key: str, words: str) -
     message = str(err.value)
     assert message.startswith(f"fleet.toml: {key}"), message
     assert words in message, message
+    if key.startswith("node_class[0].") and ".name" not in key:
+        assert "node class 'bench'" in message or "'empty'" in message, message
 
 
 def test_scenario_reference_marks_per_node_keys() -> None:

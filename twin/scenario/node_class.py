@@ -87,7 +87,11 @@ def parse_node_classes(raw: Sequence[Any], satellites: Sequence[Satellite],
         description = table.get("description", "")
         if not isinstance(description, str):
             raise ScenarioError(source, f"{key}.description", "expected a string")
-        sats = _members(table.get("nodes"), names, groups, f"{key}.nodes", source)
+        try:
+            sats = _members(table.get("nodes"), names, groups, f"{key}.nodes", source)
+        except ScenarioError as exc:
+            raise ScenarioError(source, exc.key, f"(node class {name!r}) {exc.problem}"
+                                ) from None
         for sat in sats:
             if sat in owner:
                 raise ScenarioError(source, f"{key}.nodes", f"node {satellites[sat].name!r} "
@@ -99,7 +103,7 @@ def parse_node_classes(raw: Sequence[Any], satellites: Sequence[Satellite],
             if table_name in _OWN_KEYS:
                 continue
             tables[table_name] = _overrides(table_name, values, by_table, f"{key}.{table_name}",
-                                            source)
+                                            source, name)
         if not tables:
             raise ScenarioError(source, key, f"node class {name!r} sets no parameters: add a "
                                 f"[{SECTION}.thermal] table (per-node tables: "
@@ -134,7 +138,16 @@ def _per_node_tables(by_table: dict[str, type]) -> list[str]:
 
 
 def _overrides(table_name: str, values: Any, by_table: dict[str, type], key: str,
-               source: str) -> Mapping[str, Any]:
+               source: str, class_name: str) -> Mapping[str, Any]:
+    try:
+        return _checked_overrides(table_name, values, by_table, key, source)
+    except ScenarioError as exc:  # say which class, not only its index
+        raise ScenarioError(source, exc.key, f"(node class {class_name!r}) {exc.problem}"
+                            ) from None
+
+
+def _checked_overrides(table_name: str, values: Any, by_table: dict[str, type], key: str,
+                       source: str) -> Mapping[str, Any]:
     tables = _per_node_tables(by_table)
     if table_name not in by_table:
         raise ScenarioError(source, key, f"unknown key.{suggest(table_name, tables)} A node "
