@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     result = fit(session, before, sink)
     print(f"odc calibrate: {len(session.t_s)} points over {session.t_s[-1]:.0f} s, "
           f"sink {sink_text}")
+    print("  fitted node parameters, scenario -> fit (the [thermal] keys that realise them, "
+          "as written, follow)")
     for label, b, a in zip(PARAM_NAMES, before, result.params, strict=True):
         print(f"  {label:16s} {b:12.5g} -> {a:12.5g}")
     limit = max_rms_k(session) if args.max_rms_k is None else args.max_rms_k
