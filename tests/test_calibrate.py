@@ -223,3 +223,20 @@ def test_overrides_round_trip_and_scenario_text() -> None:
     assert doc["node_class"][0]["nodes"] == ["node-1"]
     with pytest.raises(ValueError, match="coolant flow"):
         thermal_overrides(np.array([1.0, 1.0, 1e6, 1e-8]), {})
+
+
+@pytest.mark.parametrize(("line", "key", "words"), [
+    ("sink_temp_k = 1000.0", "testbed.sink_temp_k", "outside 2.7..400 K"),
+    ('sink_temp_param = "nope_c"', "testbed.sink_temp_param", "not a parameter"),
+    ('sink_temp_param = "util_frac"', "testbed.sink_temp_param", "must be a temperature"),
+    ("sink_temp_k = 250.0\nradiating_area_m2 = 0.0", "testbed.radiating_area_m2", "outside"),
+    ("sink_temp = 250.0", "testbed.sink_temp", "unknown key"),
+])
+def test_definition_physics_keys_are_checked(line: str, key: str, words: str) -> None:
+    from bridge.definitions import DefinitionError
+
+    text = (TESTBEDS_DIR / "flatsat.toml").read_text().replace("radiating_area_m2 = 1.2", "")
+    text = text.replace("sink_temp_k = 250.0", line)
+    with pytest.raises(DefinitionError) as err:
+        parse_definitions(text, "bench.toml")
+    assert str(err.value).startswith(f"bench.toml: {key}: ") and words in str(err.value)
