@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     except (ScenarioError, DefinitionError, ValueError, OSError) as exc:
         print(f"odc calibrate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    thermal = dict(scenario.sections.get("thermal", {}))
+    thermal = _node_thermal(scenario, binding["node"])
     before = node_params(thermal)
     result = fit(session, before, sink)
     print(f"odc calibrate: {len(session.t_s)} points over {session.t_s[-1]:.0f} s, "
@@ -64,6 +64,18 @@ def run(args: argparse.Namespace) -> int:
           f"start {result.rms_equation_k:.3f} K, after {result.rms_after_k:.3f} K "
           f"({result.iterations} iterations; limit {limit:.3g} K)")
     return _write(args, scenario, defs, binding, result, thermal, limit, check_fit)
+
+
+def _node_thermal(scenario: Any, node: str | int) -> dict[str, Any]:
+    """The ``[thermal]`` keys of the mirrored node: the fleet's, then its class's (an
+    earlier calibration), so that "before" is the node as the scenario has it."""
+    thermal = dict(scenario.sections.get("thermal", {}))
+    sat = node if isinstance(node, int) else next(
+        (s.sat_id for s in scenario.satellites if s.name == node), None)
+    for node_class in scenario.node_classes:
+        if sat in node_class.sats:
+            thermal.update(node_class.tables.get("thermal", {}))
+    return thermal
 
 
 def _inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any], Any, Any, str]:

@@ -136,7 +136,8 @@ def _run_temps(scenario_path: Path | str, steps: int = 30) -> np.ndarray:
     return np.array(temps)
 
 
-def test_calibrated_scenario_leaves_the_fleet_alone(session: Path, tmp_path: Path) -> None:
+def test_calibrated_scenario_leaves_the_fleet_alone(session: Path, tmp_path: Path,
+                                                   capsys) -> None:
     """Regression: the fit of a 300 W bench unit was the fleet's [thermal] (504 °C)."""
     original = TESTBEDS_DIR / "flatsat_mirror.toml"
     out = tmp_path / "calibrated.toml"
@@ -148,9 +149,13 @@ def test_calibrated_scenario_leaves_the_fleet_alone(session: Path, tmp_path: Pat
     assert np.abs(calibrated[:, :, node] - plain[:, :, node]).max() > 1.0
     # Calibrating again replaces the class rather than adding a second one.
     again = tmp_path / "again.toml"
+    capsys.readouterr()
     assert odc_main(["calibrate", str(session), "--scenario", str(out), "--output",
                      str(again)]) == 0
     assert len(load_scenario(str(again)).node_classes) == 1
+    # "before" is the node as the scenario has it: already calibrated.
+    before = float(capsys.readouterr().out.split("before ")[1].split()[0])
+    assert before < RMS_AFTER_K
 
 
 def test_deep_space_sink_is_refused(session: Path, tmp_path: Path, capsys) -> None:
