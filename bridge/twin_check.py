@@ -3,9 +3,11 @@
 A PUSH socket cannot tell whether the twin applied a message or dropped it, so a bridge
 aimed at a twin with no ``[[mirror.testbed]]`` of its name would report "pushed N samples"
 while the twin drops every one. ``TwinCheck`` asks the twin's command socket for
-``mirror_status`` every ``CHECK_INTERVAL_S`` (never blocking the bridge: one request in
-flight, answered or given up after ``REPLY_TIMEOUT_S``) and says, once each time the answer
-changes, whether the twin mirrors this testbed, and on which node.
+``mirror_status`` every ``CHECK_INTERVAL_S`` until it answers, then every
+``RECHECK_INTERVAL_S`` (a restarted twin may have another scenario; every request is an
+audited command, so the bridge does not ask more often than it needs), never blocking the
+bridge (one request in flight, answered or given up after ``REPLY_TIMEOUT_S``), and says,
+once each time the answer changes, whether the twin mirrors this testbed, and on which node.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from twin.protocol.codec import WireError, pack, unpack
 from twin.security.clients import ClientKeys
 
 CHECK_INTERVAL_S = 2.0
+RECHECK_INTERVAL_S = 30.0
 REPLY_TIMEOUT_S = 5.0
 MAX_REPLY_BYTES = 1 << 20
 """A mirror_status reply is a few kB; a larger one is not the twin's."""
@@ -65,6 +68,7 @@ class TwinCheck:
                     self._sent_at = None  # the twin is away; ask again later
                 return ""
             self._sent_at = None
+            self._next_check = now + RECHECK_INTERVAL_S
             return self._say(self._judge(frames))
         if now >= self._next_check:
             self._next_check = now + CHECK_INTERVAL_S
