@@ -29,7 +29,7 @@ from bridge.testbed import STEFAN_BOLTZMANN_W_M2_K4, FlatsatModel, FlatsatParams
 from odc.cli import main as odc_main
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
-from twin.scenario import load_scenario
+from twin.scenario import load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAM_TOLERANCE = 0.03  # 3 % relative on C_c, C_r, G and k
@@ -127,7 +127,10 @@ def test_calibrate_recovers_known_parameters_from_anywhere(
 
 
 def _run_temps(scenario_path: Path | str, steps: int = 30) -> np.ndarray:
-    scenario = load_scenario(str(scenario_path))
+    # One fixed epoch for both runs: the scenario's "now" would differ between two loads.
+    path = Path(scenario_path)
+    text = path.read_text().replace('epoch = "now"', 'epoch = "2026-03-20T12:00:00Z"')
+    scenario = parse_scenario(text, str(path), path.parent)
     engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True))
     temps = []
     for _ in range(steps):
