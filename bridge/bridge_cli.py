@@ -191,6 +191,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "definition file's, or 'host' with --host-sensors)")
     parser.add_argument("--ingest", type=address_argument, default=None, metavar="ADDRESS",
                         help="the twin's ingest socket (default tcp://127.0.0.1:5557)")
+    parser.add_argument("--command", type=address_argument, default=None, metavar="ADDRESS",
+                        help="the twin's command socket, to check that the twin takes this "
+                        "testbed (default tcp://127.0.0.1:5556 when --ingest is the default)")
     parser.add_argument("--speed", type=float, default=1.0,
                         help="replay speed factor, 0 = as fast as possible (default 1)")
     parser.add_argument("--period", type=float, default=0.5,
@@ -234,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"odc bridge: {exc}", file=sys.stderr)
         return 2
     pusher = TelemetryPusher(args.ingest or DEFAULT_INGEST_ADDRESS, testbed, keys=keys)
+    twin_check = _twin_check(args, testbed, keys)
     recorder = Recorder(args.record) if args.record else None
     if isinstance(source, MqttSource):
         decoder: Any = source.decoder
@@ -272,12 +276,18 @@ def run(args: argparse.Namespace) -> int:
                     refused = pusher.refused
                     print(f"odc bridge: {refused or 'the twin accepted the key'}",
                           file=sys.stderr, flush=True)
+                news = twin_check.poll() if twin_check is not None else ""
+                if news:
+                    print(f"odc bridge: {news}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         pass
     finally:
         for notice in getattr(source, "notices", list)():
             print(f"odc bridge: {notice}", file=sys.stderr, flush=True)
-        _status_line(bridge, testbed, final=True)
+        _status_line(bridge, testbed, final=True,
+                     twin_words=twin_check.summary() if twin_check is not None else "")
+        if twin_check is not None:
+            twin_check.close()
         bridge.rejections.flush()
         getattr(source, "close", lambda: None)()
         if recorder is not None:
@@ -298,6 +308,16 @@ def _mqtt_source(args: argparse.Namespace, defs: Any) -> Any:
     reconnect = args.mqtt_reconnect_max
     return MqttSource(args.mqtt, defs.mqtt,
                       DEFAULT_RECONNECT_MAX_S if reconnect is None else reconnect)
+
+
+def _twin_check(args: argparse.Namespace, testbed: str, keys: Any) -> Any:
+    """A ``bridge.twin_check.TwinCheck`` on the twin's command socket, or None where it is
+    not known (an ``--ingest`` given without ``--command``)."""
+    from bridge.twin_check import TwinCheck
+    from twin.protocol.codec import DEFAULT_COMMAND_ADDRESS
+
+    address = args.command or (DEFAULT_COMMAND_ADDRESS if args.ingest is None else None)
+    return None if address is None else TwinCheck(address, testbed, keys=keys)
 
 
 def _tcp_limits(args: argparse.Namespace) -> dict[str, Any]:
@@ -331,7 +351,8 @@ def _pump(source: Any, bridge: Bridge, args: argparse.Namespace) -> None:
         time.sleep(args.period)
 
 
-def _status_line(bridge: Bridge, testbed: str, final: bool = False) -> None:
+def _status_line(bridge: Bridge, testbed: str, final: bool = False, twin_words: str = ""
+                 ) -> None:
     status = bridge.status()
     dec = status.get("decoder", {})
     push = status["push"]
@@ -340,7 +361,7 @@ def _status_line(bridge: Bridge, testbed: str, final: bool = False) -> None:
             f"{dec.get('accepted', 0)}, rejected {sum(rejected.values())}"
             f"{' ' + str(rejected) if rejected else ''}, "
             f"pushed {push['sent_samples']} samples in {push['sent_messages']} messages, "
-            f"dropped {push['dropped_samples']}")
+            f"dropped {push['dropped_samples']}{twin_words}")
     tcp = status.get("source", {})
     if "open" in tcp:
         closed = {k: v for k, v in tcp["closed"].items() if v}

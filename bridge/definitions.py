@@ -4,6 +4,9 @@ A definition file is TOML (see ``assets/testbeds/flatsat.toml``)::
 
     [testbed]
     name = "flatsat"
+    sink_temp_k = 250.0            # what the unit radiates to (a lab: its room or shroud), K
+    # sink_temp_param = "room_temp_c"   # or a measured parameter (odc calibrate reads it)
+    radiating_area_m2 = 1.2        # the unit's radiator, all radiating faces together
 
     [[packet]]
     name = "hk"
@@ -161,6 +164,9 @@ class Definitions:
     source: str = "<string>"
     description: str = ""
     mqtt: Any = None  # bridge.mqtt_topics.MqttTable, from the optional [mqtt] table
+    sink_temp_k: float | None = None  # [testbed] sink_temp_k: the unit's radiative sink, K
+    sink_temp_param: str = ""  # [testbed] sink_temp_param: a parameter measuring the sink
+    radiating_area_m2: float | None = None  # [testbed] radiating_area_m2: all faces, m2
 
     def by_name(self, name: str) -> PacketDef:
         for packet in self.packets.values():
@@ -223,7 +229,44 @@ def parse_definitions(text: str, source: str = "<string>") -> Definitions:
     if not packets and mqtt is None:
         raise DefinitionError(source, "packet", "define at least one [[packet]] (or an [mqtt]"
                               " table)")
-    return Definitions(name, packets, source, str(testbed.get("description", "")), mqtt)
+    sink, sink_param, area = _testbed_physics(testbed, packets, source)
+    return Definitions(name, packets, source, str(testbed.get("description", "")), mqtt,
+                       sink, sink_param, area)
+
+
+# Bounds of the [testbed] table's physical keys: a sink between the 2.7 K sky and a hot
+# oven; a radiator between a coin and a football pitch.
+SINK_BOUNDS_K = (2.7, 400.0)
+AREA_BOUNDS_M2 = (1.0e-4, 1.0e4)
+
+
+def _testbed_physics(testbed: dict[str, Any], packets: dict[int, PacketDef], source: str
+                     ) -> tuple[float | None, str, float | None]:
+    """The ``[testbed]`` table's sink and radiator keys, checked (calibration reads them)."""
+    allowed = {"name", "description", "sink_temp_k", "sink_temp_param", "radiating_area_m2"}
+    for key in testbed:
+        if key not in allowed:
+            raise DefinitionError(source, f"testbed.{key}", f"unknown key; allowed: "
+                                  f"{', '.join(sorted(allowed))}")
+    number = (int, float)
+    sink = _get(testbed, "sink_temp_k", number, "testbed", source, None)
+    if sink is not None and not SINK_BOUNDS_K[0] <= sink <= SINK_BOUNDS_K[1]:
+        raise DefinitionError(source, "testbed.sink_temp_k", f"{sink} K is outside "
+                              f"{SINK_BOUNDS_K[0]:g}..{SINK_BOUNDS_K[1]:g} K")
+    sink_param = _get(testbed, "sink_temp_param", str, "testbed", source, "")
+    names = {p.name for packet in packets.values() for p in packet.parameters}
+    if sink_param and sink_param not in names:
+        raise DefinitionError(source, "testbed.sink_temp_param", f"{sink_param!r} is not a "
+                              "parameter of any [[packet]]")
+    if sink_param and not sink_param.endswith(("_k", "_c")):
+        raise DefinitionError(source, "testbed.sink_temp_param", f"{sink_param!r} must be a "
+                              "temperature (name ending _k or _c)")
+    area = _get(testbed, "radiating_area_m2", number, "testbed", source, None)
+    if area is not None and not AREA_BOUNDS_M2[0] <= area <= AREA_BOUNDS_M2[1]:
+        raise DefinitionError(source, "testbed.radiating_area_m2", f"{area} m2 is outside "
+                              f"{AREA_BOUNDS_M2[0]:g}..{AREA_BOUNDS_M2[1]:g} m2")
+    return (None if sink is None else float(sink), sink_param,
+            None if area is None else float(area))
 
 
 def _get(table: dict[str, Any], key: str, types: type | tuple[type, ...], path: str,

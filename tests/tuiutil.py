@@ -119,9 +119,10 @@ class TwinFeed:
     (step 0, the epoch, is the engine's own starting state).
     """
 
-    def __init__(self, *, mirror: bool = False, telemetry_steps: range | None = None) -> None:
+    def __init__(self, *, mirror: bool = False, telemetry_steps: range | None = None,
+                 mirror_section: str = MIRROR_SECTION) -> None:
         text = (SCENARIOS_DIR / "default.toml").read_text()
-        scenario = parse_scenario(text + (MIRROR_SECTION if mirror else ""),
+        scenario = parse_scenario(text + (mirror_section if mirror else ""),
                                   source="default.toml")
         clock = SimClock(scenario.epoch_utc, rate_hz=RATE_HZ, warp=WARP, fast=True)
         self.wall_s = scenario.epoch_utc.timestamp()

@@ -32,6 +32,7 @@ from twin.core.clock import MAX_RATE_HZ, MAX_WARP, MIN_RATE_HZ, MIN_WARP, check_
 from twin.scenario.epoch import resolve_epoch
 from twin.scenario.errors import InvalidField, ScenarioError, suggest
 from twin.scenario.files import read_bounded
+from twin.scenario.node_class import NodeClass, parse_node_classes
 from twin.scenario.sections import build
 from twin.scenario.tle import TleGroup, check_tle_ages, read_tle_group
 
@@ -49,7 +50,7 @@ GENERATED_NORAD_BASE = 90_000
 Numbers above 99,999 are valid Alpha-5 numbers in SGP4."""
 
 _SINGLE_SECTIONS = ("scenario", "clock", "security")
-_ARRAY_SECTIONS = ("walker", "sun_synchronous", "tle", "station")
+_ARRAY_SECTIONS = ("walker", "sun_synchronous", "tle", "station", "node_class")
 
 
 def model_sections() -> tuple[str, ...]:
@@ -171,6 +172,7 @@ class Scenario:
         sections: Raw tables of later subsystems (``thermal``, ``power``, ...), present only
             when the file has them; parse them with ``parse_section``.
         security: Keys and audit (``[security]``), paths resolved against the file's folder.
+        node_classes: Per-node parameters (``[[node_class]]``, twin.scenario.node_class).
     """
 
     name: str
@@ -183,6 +185,7 @@ class Scenario:
     stations: tuple[GroundStation, ...]
     sections: Mapping[str, Mapping[str, Any]]
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    node_classes: tuple[NodeClass, ...] = ()
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -319,6 +322,10 @@ def parse_scenario(text: str, source: str = "<string>", base_dir: Path | None = 
             source, "tle", f"{len(satellites):,} satellites is more than the limit of"
             f" {MAX_SATELLITES:,}: use 'limit = N' in [[tle]] to take the first N")
 
+    from twin.models.registry import parameter_sections  # the models import this module
+
+    node_classes = parse_node_classes(doc.get("node_class", []), satellites,
+                                      parameter_sections(), source)
     sections = types.MappingProxyType(
         {name: types.MappingProxyType(doc[name]) for name in model_sections() if name in doc})
     return Scenario(
@@ -332,6 +339,7 @@ def parse_scenario(text: str, source: str = "<string>", base_dir: Path | None = 
         stations=stations,
         sections=sections,
         security=security,
+        node_classes=node_classes,
     )
 
 

@@ -39,6 +39,8 @@ def _allowed(meta: dict[str, Any]) -> str:
     for key, symbol in (("min", ">="), ("gt", ">"), ("max", "<="), ("lt", "<")):
         if key in meta:
             parts.append(f"{symbol} {meta[key]:g}")
+    if meta.get("per_node"):
+        parts.append("per node (`[[node_class]]`)")
     return ", ".join(parts)
 
 

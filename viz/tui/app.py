@@ -30,6 +30,7 @@ from viz.tui.feed import BAD_LINE_INTERVAL_S, RESTART_INTERVAL_S, StreamFeed, St
 from viz.tui.fleet import FleetView, FleetViewActions
 from viz.tui.header import HeaderBar
 from viz.tui.keys import KeyActions
+from viz.tui.mirror_panel import mirror_panel_text
 from viz.tui.model import FleetModel
 from viz.tui.palette import CommandPalette
 from viz.tui.screens import DetailScreen, SortScreen
@@ -144,6 +145,7 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
         with Horizontal(id="bottom"):
             yield RichLog(id="events", markup=False, max_lines=1000, wrap=False)
             yield OptionList(id="alarms")
+            yield Static(id="mirrors")
         yield Static(id="reply")
         yield Footer()
 
@@ -157,6 +159,10 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
         self.events_log.border_title = "Events"
         self.alarm_list.border_title = "Active alarms"
         self.alarm_list.border_subtitle = "Enter ack · k ack all"
+        self.mirror_panel = self.query_one("#mirrors", Static)
+        self.mirror_panel.border_title = "Mirrored nodes"
+        self.mirror_panel.border_subtitle = keys.hint([("mirror", "opens each in turn")])
+        self.mirror_panel.display = False  # until meta announces a mirror
         self.waiting = self.query_one("#waiting", Static)
         self.waiting.border_title = "No fleet yet"
         self.waiting.display = False  # until a draw finds no node
@@ -218,8 +224,16 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
             table.border_title = title
         self._show_waiting()
         self._draw_header()
+        self._draw_mirrors()
         if isinstance(self.screen, DetailScreen):
             self.screen.update_values()
+
+    def _draw_mirrors(self) -> None:
+        """Every mirrored node and its health, beside the events (none: hidden)."""
+        panel = self.mirror_panel
+        panel.display = bool(self.model.mirrors)
+        if self.model.mirrors:
+            panel.update(mirror_panel_text(self.model))
 
     def waiting_text(self) -> Text | None:
         """What the dashboard waits for while no node is known, or None once there are."""

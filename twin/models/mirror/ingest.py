@@ -52,6 +52,32 @@ MAX_BRIDGE_ENTRIES = 32
 """Entries kept of each client-keyed map in a bridge's counters (reasons, packets)."""
 JUDGE_CHUNK = 65_536
 """Samples judged at a time: working memory stays ~10 MB whatever ``n`` is."""
+UNKNOWN_NAME_CHARS = 64
+"""Of a testbed no binding uses, this much of its name is kept for the event."""
+
+
+@dataclass
+class UnknownTestbeds:
+    """Telemetry from testbeds no binding uses: counted, and reported by an event at most
+    every ``UNKNOWN_EVENT_INTERVAL_S`` (``Mirror.step``). Only the newest name is kept,
+    shortened: nothing here grows with what clients send."""
+
+    messages: int = 0
+    samples: int = 0
+    pending_messages: int = 0  # since the last event
+    pending_samples: int = 0
+    newest_name: str = ""
+
+    def note(self, testbed: str, samples: int) -> None:
+        self.messages += 1
+        self.samples += samples
+        self.pending_messages += 1
+        self.pending_samples += samples
+        self.newest_name = shorten(testbed, UNKNOWN_NAME_CHARS)
+
+    def status(self) -> dict[str, Any]:
+        return {"messages": self.messages, "samples": self.samples,
+                "newest_testbed": self.newest_name}
 
 
 class TelemetryIngest:
@@ -81,6 +107,7 @@ class TelemetryIngest:
         # Keyed by testbed name, but only bound testbeds are kept (at most one per binding).
         self.bridge_counters: dict[str, Any] = {}
         self.rejections = RateLimitedLog(log)
+        self.unknown = UnknownTestbeds()
 
     def ingest(self, frames: list[Any], wall_clock: Callable[[], float],
                may_feed: Callable[[str], bool] | None = None) -> None:
@@ -112,6 +139,7 @@ class TelemetryIngest:
         packet = header.get("packet", "")
         targets = self.by_testbed.get(testbed)
         if not targets:
+            self.unknown.note(testbed, n)
             self._drop_message("unknown_testbed", "telemetry from testbed %s dropped "
                                "(unknown_testbed): no [[mirror.testbed]] has that name",
                                quote(testbed), samples=n)

@@ -26,6 +26,7 @@ from twin.models.mirror.bindings import (
 from twin.models.mirror.ingest import TelemetryIngest
 from twin.protocol.codec import ok
 from twin.protocol.commands import CommandSpec
+from twin.protocol.telemetry import quote
 from twin.scenario import Scenario, ScenarioError, parse_section
 
 COMMANDS: tuple[CommandSpec, ...] = (
@@ -41,6 +42,10 @@ FLEET_TOTALS: dict[str, tuple[str, str]] = {
     "mirror_samples_dropped": ("count", "telemetry samples dropped"),
 }
 """The fleet totals this model publishes: name -> (unit, description) (meta.totals)."""
+
+
+UNKNOWN_EVENT_INTERVAL_S = 10.0
+"""Wall seconds between two ``mirror_unknown_testbed`` events (each sums what it dropped)."""
 
 
 class Mirror:
@@ -65,8 +70,14 @@ class Mirror:
         names = {s.name: s.sat_id for s in scenario.satellites}
         self.bindings = list(self.params.testbed)
         self.live: list[BindingState] = []
+        mirrored: dict[int, str] = {}  # node -> the testbed that mirrors it
         for i, b in enumerate(self.bindings):
             sat = self._resolve_node(b.node, names, scenario.source, i)
+            if sat in mirrored:  # two testbeds would drive one node's inputs at once
+                raise ScenarioError(scenario.source, f"mirror.testbed[{i}].node", f"node "
+                                    f"{b.node!r} already mirrors testbed {mirrored[sat]!r}: "
+                                    "each testbed needs its own node")
+            mirrored[sat] = b.name
             convert = {p: (q, *conversion(p, q)) for p, q in {**b.drivers, **b.states}.items()}
             self.live.append(BindingState(sat, convert, {q: b.bounds_of(q) for q, *_ in
                                                          convert.values()}))
@@ -75,6 +86,7 @@ class Mirror:
         self.driver_keys = sorted({q for b in self.bindings for q in b.drivers.values()})
         self.state_keys = sorted({q for b in self.bindings for q in b.states.values()})
         self._warned_warp = False
+        self._unknown_event_wall = -np.inf  # wall time of the last mirror_unknown_testbed
         self._fields = self._make_fields()
         self._f = {f.spec.name: f.array for f in self._fields}
 
@@ -120,6 +132,7 @@ class Mirror:
     def step(self, ctx: StepContext) -> None:
         """Publish measured, predicted and residual states; raise threshold events."""
         self.telemetry.rejections.tick()
+        self._report_unknown(ctx)
         if not self.bindings:
             return
         if self.clock is not None and self.clock.warp != 1.0 and not self._warned_warp:
@@ -163,6 +176,25 @@ class Mirror:
                                    testbed=b.name)
         lv.over[q] = over
 
+    def _report_unknown(self, ctx: StepContext) -> None:
+        """``mirror_unknown_testbed``: telemetry came from a testbed no binding uses (at most
+        one event every ``UNKNOWN_EVENT_INTERVAL_S`` of wall time, with what it dropped)."""
+        unknown = self.telemetry.unknown
+        now = self.wall_clock()
+        if not unknown.pending_messages or now - self._unknown_event_wall < \
+                UNKNOWN_EVENT_INTERVAL_S:
+            return
+        self._unknown_event_wall = now
+        bound = ", ".join(sorted({b.name for b in self.bindings})) or "none"
+        ctx.events.raise_event(
+            "mirror_unknown_testbed", "warning",
+            f"telemetry from testbed {quote(unknown.newest_name)} dropped: "
+            f"{unknown.pending_messages} message(s), {unknown.pending_samples} sample(s); no "
+            f"[[mirror.testbed]] has that name (bound: {bound})",
+            testbed=unknown.newest_name, messages=unknown.pending_messages,
+            samples=unknown.pending_samples)
+        unknown.pending_messages = unknown.pending_samples = 0
+
     def fleet(self) -> dict[str, float]:
         if not self.bindings:
             return {}
@@ -201,6 +233,7 @@ class Mirror:
             "counters": {**c, "messages_dropped": dict(c["messages_dropped"]),
                          "samples_dropped": dict(c["samples_dropped"])},
             "bridges": dict(self.telemetry.bridge_counters),
+            "unknown_testbed": self.telemetry.unknown.status(),
             "bindings": [
                 {"testbed": b.name, "sat": lv.sat, "live": lv.live, "applied": lv.applied,
                  "lost_count": lv.lost_count, "age_s": now - lv.last_applied_wall

@@ -26,18 +26,25 @@ def loop_conductance_w_k(flow_kg_s: np.ndarray, cp_j_kg_k: float, ua_w_k: float)
                         capacity_rate * -np.expm1(-ua_w_k / capacity_rate), 0.0)
 
 
+def _column_pair(first: float | np.ndarray, second: float | np.ndarray) -> np.ndarray:
+    """(2, 1) of two numbers, or (2, n) where either is per node."""
+    return np.stack(np.broadcast_arrays(np.atleast_1d(first), np.atleast_1d(second)))
+
+
 class CoolantLoop:
     """The loop's conductance between radiator and compute node, per satellite, W/K.
 
     Args:
         n_sats: Satellites.
         params: The ``[thermal]`` parameters.
-        compute_capacity_j_k: Heat capacity of the compute node, J/K (the valve's lag).
+        compute_capacity_j_k: Heat capacity of the compute node, J/K (the valve's lag); (n,)
+            when a node class sets it.
         scratch: (2, n) or larger float64 rows the valve may overwrite while it works.
         masks: Two (n,) bool arrays the valve may overwrite while it works.
     """
 
-    def __init__(self, n_sats: int, params: ThermalParams, compute_capacity_j_k: float,
+    def __init__(self, n_sats: int, params: ThermalParams,
+                 compute_capacity_j_k: float | np.ndarray,
                  scratch: np.ndarray, masks: tuple[np.ndarray, np.ndarray]) -> None:
         self.params = params
         self.n_sats = n_sats
@@ -152,8 +159,8 @@ class CoolantLoop:
         tau, t_set = p.valve_time_constant_s, p.loop_setpoint_k
         per_k = self._compute_capacity_j_k / (tau + dt_s)  # W/K of lag behind the setpoint
         share = tau / (tau + dt_s)
-        self._valve_numbers = (dt_s, np.array([[per_k], [share]]),
-                               np.array([[-t_set * per_k], [t_set * (1.0 - share)]]))
+        self._valve_numbers = (dt_s, _column_pair(per_k, share),
+                               _column_pair(-t_set * per_k, t_set * (1.0 - share)))
         return self._valve_numbers
 
     def _freeze_guard(self, wanted: np.ndarray, compute_heat_w: np.ndarray,

@@ -44,6 +44,7 @@ from twin.models.thermal.surfaces import RadiatorSurfaces
 from twin.protocol.codec import ok
 from twin.protocol.commands import Arg, CommandSpec, sat_arg
 from twin.scenario import Scenario, parse_section
+from twin.scenario.node_class import classes_meta, per_node_params
 
 # Rows of ThermalModel's scratch pool: the step's heat flows (W); heat into each node (W,
 # also the solver's right-hand sides) and the bus radiator's absorbed heat, four rows after
@@ -93,7 +94,9 @@ class ThermalModel:
 
     Args:
         n_sats: Number of satellites.
-        params: The ``[thermal]`` parameters.
+        params: The ``[thermal]`` parameters; a per-node key (``per_node`` metadata) may be
+            an (n,) array (``[[node_class]]``, twin.scenario.node_class).
+        classes: The scenario's node classes, for meta.
     """
 
     name = "thermal"
@@ -101,8 +104,11 @@ class ThermalModel:
     publishes = "thermal"
 
     def __init__(self, n_sats: int, params: ThermalParams | None = None,
-                 die_throttle_k: tuple[float, float] = DEFAULT_DIE_THROTTLE_K) -> None:
+                 die_throttle_k: tuple[float, float] = DEFAULT_DIE_THROTTLE_K,
+                 classes: list[dict[str, Any]] | None = None) -> None:
         self.params = p = params or ThermalParams()
+        self.node_classes = classes or []
+        self.fleet_params = p  # the fleet-wide table (meta); from_scenario sets it
         self.n_sats = n = n_sats
         f = make_field
         self.temp_compute = f("temp_compute_k", "<f4", (n,), "K",
@@ -178,8 +184,11 @@ class ThermalModel:
         fields' limits from the throttle temperatures."""
         throttle_k = DEFAULT_DIE_THROTTLE_K if compute is None else (
             compute.throttle_temp_k, compute.hbm_throttle_temp_k)
-        return cls(len(scenario.satellites), parse_section(ThermalParams, scenario, "thermal"),
-                   throttle_k)
+        fleet = parse_section(ThermalParams, scenario, "thermal")
+        model = cls(len(scenario.satellites), per_node_params(fleet, scenario, "thermal"),
+                    throttle_k, [c for c in classes_meta(scenario) if "thermal" in c["tables"]])
+        model.fleet_params = fleet
+        return model
 
     # ---- contract
 
@@ -308,13 +317,18 @@ class ThermalModel:
 
     def meta(self) -> dict[str, Any]:
         p = self.params
-        return {
+        # The fleet's numbers; the keys a node class sets are listed under node_classes.
+        fleet = dict(vars(self.fleet_params))
+        out = {
             "nodes": list(NODE_NAMES),
             "attitude": p.attitude,
-            "params": {k: v for k, v in vars(p).items()},
+            "params": fleet,
             "loop_conductance_design_w_k": float(loop_conductance_w_k(
-                p.coolant_flow_kg_s, p.coolant_cp_j_kg_k, p.loop_ua_w_k)),
+                fleet["coolant_flow_kg_s"], fleet["coolant_cp_j_kg_k"], fleet["loop_ua_w_k"])),
         }
+        if self.node_classes:
+            out["node_classes"] = self.node_classes
+        return out
 
     def commands(self) -> dict[str, CommandHandler]:
         return {"set_coolant_flow": self._cmd_set_coolant_flow}
@@ -338,6 +352,8 @@ class ThermalModel:
 
     def stored_j(self) -> np.ndarray:
         """(n,) heat stored since the first step, Σ C (T - T_start), J."""
+        if self.capacities.ndim > 1:  # per-node capacities (a node class)
+            return np.einsum("ij,ij->j", self.capacities, self.temps_k - self._temps_start)
         return self.capacities @ (self.temps_k - self._temps_start)
 
     def ledger_residual_j(self) -> np.ndarray:

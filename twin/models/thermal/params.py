@@ -44,7 +44,7 @@ JUNCTION_LIMITS_K = die_limits_k(358.15)  # at compute's default throttle_temp_k
 HBM_LIMITS_K = die_limits_k(368.15)  # at compute's default hbm_throttle_temp_k
 
 
-def _m(unit: str, **bounds: float) -> dict[str, Any]:
+def _m(unit: str, **bounds: float | bool) -> dict[str, Any]:
     return {"unit": unit, **bounds}
 
 
@@ -52,21 +52,33 @@ def _m(unit: str, **bounds: float) -> dict[str, Any]:
 class ThermalParams:
     """The ``[thermal]`` table. Defaults are the design point sized in docs/models.md.
 
-    Areas are per face; capacities J/K; conductances W/K; optical properties 0..1.
+    Areas are per face; capacities J/K; conductances W/K; optical properties 0..1. Keys
+    with ``per_node`` metadata may also be set for a class of nodes (``[[node_class]]``,
+    twin.scenario.node_class): the model then holds an (n,) array for that key.
     """
 
     attitude: str = field(default="yaw_steering", metadata={"choices": ATTITUDE_LAWS})
     albedo_frac: float = field(default=0.30, metadata=_m("1", min=0.0, max=1.0))
     earth_ir_w_m2: float = field(default=237.0, metadata=_m("W/m2", min=0.0, max=500.0))
     sink_temp_k: float = field(default=2.7, metadata=_m("K", min=0.0, max=400.0))
-    radiator_area_m2: float = field(default=13.5, metadata=_m("m2", min=0.0, max=1.0e4))
-    radiator_emissivity: float = field(default=0.90, metadata=_m("1", min=0.0, max=1.0))
+    radiator_area_m2: float = field(
+        default=13.5,
+        metadata=_m("m2", min=0.0, max=1.0e4, per_node=True))
+    radiator_emissivity: float = field(
+        default=0.90,
+        metadata=_m("1", min=0.0, max=1.0, per_node=True))
     radiator_absorptivity: float = field(default=0.15, metadata=_m("1", min=0.0, max=1.0))
-    radiator_heat_capacity_j_k: float = field(default=112.0e3, metadata=_m("J/K", gt=0.0))
-    compute_heat_capacity_j_k: float = field(default=80.0e3, metadata=_m("J/K", gt=0.0))
+    radiator_heat_capacity_j_k: float = field(
+        default=112.0e3,
+        metadata=_m("J/K", gt=0.0, per_node=True))
+    compute_heat_capacity_j_k: float = field(
+        default=80.0e3,
+        metadata=_m("J/K", gt=0.0, per_node=True))
     coolant_flow_kg_s: float = field(default=0.15, metadata=_m("kg/s", min=0.0, max=100.0))
     coolant_cp_j_kg_k: float = field(default=4700.0, metadata=_m("J/(kg K)", gt=0.0))
-    loop_ua_w_k: float = field(default=1500.0, metadata=_m("W/K", min=0.0, max=1.0e7))
+    loop_ua_w_k: float = field(
+        default=1500.0,
+        metadata=_m("W/K", min=0.0, max=1.0e7, per_node=True))
     loop_setpoint_k: float = field(default=298.15, metadata=_m("K", min=0.0, max=500.0))
     min_radiator_flow_frac: float = field(default=0.005, metadata=_m("1", min=0.0, max=1.0))
     valve_time_constant_s: float = field(default=300.0, metadata=_m("s", min=0.0, max=1.0e6))
@@ -88,6 +100,9 @@ class ThermalParams:
 
     @property
     def capacities_j_k(self) -> np.ndarray:
-        """(4,) heat capacities in node order, J/K."""
-        return np.array([self.radiator_heat_capacity_j_k, self.compute_heat_capacity_j_k,
-                         self.bus_heat_capacity_j_k, self.battery_heat_capacity_j_k])
+        """(4,) heat capacities in node order, J/K; (4, n) when a node class sets some."""
+        values = (self.radiator_heat_capacity_j_k, self.compute_heat_capacity_j_k,
+                  self.bus_heat_capacity_j_k, self.battery_heat_capacity_j_k)
+        if all(np.ndim(v) == 0 for v in values):
+            return np.array(values)
+        return np.stack(np.broadcast_arrays(*values)).astype(np.float64)

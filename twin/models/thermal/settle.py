@@ -7,6 +7,11 @@ state instead. The continuous part (steady valve <-> steady state) is iterated t
 ``SETTLE_TOLERANCE_K``; the discrete part (the valve's freeze mode and, through power's
 thermostats, the heaters) starts off and only switches on where the settled state reads
 cold, then settles again, so the result depends on the loads alone.
+
+Each satellite iterates until it has itself converged, and settles again only where its
+own switches or heat changed: a node's starting state depends on its own loads and
+parameters, never on how long another node takes (a node class, docs/scenarios.md, leaves
+the rest of the fleet bit for bit as it was).
 """
 
 from __future__ import annotations
@@ -113,25 +118,33 @@ class StartingState:
         if payload is not None:  # the compute node's heat less its payload (loop heater)
             payload_at, compute_rest = payload[0], heat[COMPUTE] - payload[1]
             base[0] = compute_rest
+        active = np.ones(self.n_sats, dtype=bool)  # the satellites this round settles
+        moved = np.zeros(self.n_sats)
         for _ in range(SETTLE_ROUNDS):
-            temps, moved = self._settle_continuous(heat, freeze_mode, temps, k_rad, k_bus,
-                                                   sink4, payload_at, compute_rest)
+            temps, moved_now = self._settle_continuous(heat, freeze_mode, temps, k_rad, k_bus,
+                                                       sink4, payload_at, compute_rest, active)
+            np.copyto(moved, moved_now, where=active)
             # NaN reads warm: a satellite with bad inputs switches nothing.
-            switched = bool(np.any(temps[RADIATOR] < guard_k, where=~freeze_mode))
-            freeze_mode |= temps[RADIATOR] < guard_k
+            switched = (temps[RADIATOR] < guard_k) & ~freeze_mode
+            freeze_mode |= switched
             if thermostats is not None:
                 heaters = thermostats(temps)
-                before = heat[[COMPUTE, BATTERY]]
                 if payload_at is not None:
-                    compute_rest = base[0] + heaters[0]
-                    np.add(payload_at(temps[COMPUTE])[0], compute_rest, out=heat[COMPUTE])
+                    rest = base[0] + heaters[0]
+                    compute = payload_at(temps[COMPUTE])[0] + rest
                 else:
-                    np.add(base[0], heaters[0], out=heat[COMPUTE])
-                np.add(base[1], heaters[1], out=heat[BATTERY])
-                switched |= not np.array_equal(heat[[COMPUTE, BATTERY]], before,
-                                               equal_nan=True)
-            if not switched:
+                    rest, compute = None, base[0] + heaters[0]
+                battery = base[1] + heaters[1]
+                # Per satellite: only one whose own heat changed settles again.
+                changed = ~(_same(compute, heat[COMPUTE]) & _same(battery, heat[BATTERY]))
+                switched |= changed
+                np.copyto(heat[COMPUTE], compute, where=changed)
+                np.copyto(heat[BATTERY], battery, where=changed)
+                if rest is not None and compute_rest is not None:
+                    np.copyto(compute_rest, rest, where=changed)
+            if not switched.any():
                 break
+            active = switched
         unconverged = np.flatnonzero(moved > SETTLE_TOLERANCE_K)
         switched_on = int(np.count_nonzero(freeze_mode))
         # A switch on whose settled state reads warm enough to switch it off again has no
@@ -145,38 +158,52 @@ class StartingState:
     def _settle_continuous(self, heat: np.ndarray, freeze_mode: np.ndarray, temps: np.ndarray,
                            k_rad: np.ndarray | float, k_bus: np.ndarray | float, sink4: float,
                            payload_at: PayloadAt | None = None,
-                           compute_rest: np.ndarray | None = None
+                           compute_rest: np.ndarray | None = None,
+                           active: np.ndarray | None = None
                            ) -> tuple[np.ndarray, np.ndarray]:
         """Steady state of ``heat`` ((4, n) W) with the steady valve, iterated from ``temps``
-        ((4, n) K) until no node moves more than ``SETTLE_TOLERANCE_K``; with
-        ``payload_at``, the compute node's heat is its payload over the plate of the last
-        iteration plus ``compute_rest`` (W), updated in ``heat``.
+        ((4, n) K), each satellite until it moves no more than ``SETTLE_TOLERANCE_K``, then
+        held; with ``payload_at``, the compute node's heat is its payload over the plate of
+        the last iteration plus ``compute_rest`` (W), updated in ``heat``.
+
+        Args:
+            active: (n,) the satellites to settle (default all); the others are held.
 
         Returns:
-            (4, n) temperatures, K, and (n,) the largest move of the last iteration, K (NaN
-            for a satellite whose inputs are not finite).
+            (4, n) temperatures, K, and (n,) the largest move of each satellite's last
+            iteration, K (NaN for a satellite whose inputs are not finite; 0 if held).
         """
         p = self.params
         newton = STEADY_ITERATIONS
-        moved = np.full(self.n_sats, np.inf)
+        moving = np.ones(self.n_sats, dtype=bool) if active is None else active.copy()
+        moved = np.where(moving, np.inf, 0.0)
         for _ in range(SETTLE_MAX_ITERATIONS):
             if payload_at is not None and compute_rest is not None:
                 # Damped: a held load draws ~230 W less per kelvin of plate, and the plate
                 # moves ~1/70 K per watt in the steady state: undamped, the iteration
                 # would overshoot threefold and never settle.
                 target = payload_at(temps[COMPUTE])[0] + compute_rest
-                heat[COMPUTE] += PAYLOAD_DAMPING * (target - heat[COMPUTE])
+                step = PAYLOAD_DAMPING * (target - heat[COMPUTE])
+                np.add(heat[COMPUTE], step, out=heat[COMPUTE], where=moving)
             g_loop = self.loop.steady_valve_w_k(heat[COMPUTE], temps, freeze_mode)
             new = implicit_step(temps, STEADY_INV_DT, self.capacities, g_loop,
                                 p.compute_bus_conductance_w_k, p.bus_battery_conductance_w_k,
                                 k_rad, k_bus, heat, sink4, newton, work=self._work)
             with np.errstate(invalid="ignore"):
-                moved = np.abs(new - temps).max(axis=0)
+                moved_now = np.abs(new - temps).max(axis=0)
+            np.copyto(new, temps, where=~moving)  # a settled satellite is held
+            np.copyto(moved, moved_now, where=moving)
             temps = new
             newton = SETTLE_REFINE_NEWTON
-            if not np.any(moved > SETTLE_TOLERANCE_K):  # NaN compares false
+            moving &= moved_now > SETTLE_TOLERANCE_K  # NaN compares false
+            if not moving.any():
                 break
         return temps, moved
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n,) where ``a`` and ``b`` hold the same number (NaN equal to NaN)."""
+    return (a == b) | (np.isnan(a) & np.isnan(b))
 
 
 def report_unconverged(events: EventLog, unconverged: np.ndarray) -> None:

@@ -50,6 +50,20 @@ def _solve_constants(capacities_j_k: tuple[float, ...], inv_dt: float, g_cb: flo
     return _SolveConstants(*arrays, a_t=a_t, share_t=g_bt / a_t)
 
 
+def _per_node_constants(capacities_j_k: np.ndarray, inv_dt: float, g_cb: float, g_bt: float
+                        ) -> _SolveConstants:
+    """``_solve_constants`` for (4, n) capacities (a node class sets some), k = 1: the same
+    arithmetic per element, so a node whose capacities are the fleet's gets the same bits.
+    The battery's capacity is the fleet's (it is not a per-node key): one a_t for all."""
+    c_dt = capacities_j_k * inv_dt
+    c_t = float(c_dt[3, 0])
+    a_t = np.float64(c_t) + g_bt
+    diag_const = np.stack((c_dt[0], c_dt[2] + g_cb + g_bt * (c_t / a_t)))
+    one = np.ones((2, 1))
+    return _SolveConstants(c_dt, one * 1.0, 3.0 * one, 4.0 * one, diag_const, a_t=a_t,
+                           share_t=g_bt / a_t)
+
+
 class SolveWork:
     """Scratch for ``implicit_step`` over n satellites, kept from call to call.
 
@@ -98,7 +112,7 @@ def implicit_step(temps_k: np.ndarray, inv_dt: float, capacities_j_k: np.ndarray
     Args:
         temps_k: (4, n) temperatures at the start of the step, K (the first Newton guess).
         inv_dt: 1 / dt, 1/s.
-        capacities_j_k: (4,) heat capacities, J/K.
+        capacities_j_k: (4,) heat capacities, J/K; (4, n) when a node class sets some.
         g_loop: (n,) radiator-compute conductance, W/K (or one for all).
         g_cb: compute-bus conductance, W/K.
         g_bt: bus-battery conductance, W/K.
@@ -122,13 +136,16 @@ def implicit_step(temps_k: np.ndarray, inv_dt: float, capacities_j_k: np.ndarray
         work = SolveWork(n)
     if rhs is None:
         rhs = np.empty_like(temps_k)
-    capacities = tuple(capacities_j_k.tolist())
-    if isinstance(k_rad, float) and isinstance(k_bus, float):
-        k = _solve_constants(capacities, inv_dt, g_cb, g_bt, k_rad, k_bus, sink4)
+    per_node = capacities_j_k.ndim > 1
+    uniform_k = isinstance(k_rad, float) and isinstance(k_bus, float)
+    if per_node:
+        k = _per_node_constants(capacities_j_k, inv_dt, g_cb, g_bt)
     else:
+        k = _solve_constants(tuple(capacities_j_k.tolist()), inv_dt, g_cb, g_bt,
+                             k_rad if uniform_k else 1.0, k_bus if uniform_k else 1.0, sink4)
+    if per_node or not uniform_k:
         k_rows = np.empty((2, n))
         k_rows[0], k_rows[1] = k_rad, k_bus
-        k = _solve_constants(capacities, inv_dt, g_cb, g_bt, 1.0, 1.0, sink4)
         k = k._replace(k_sink4=k_rows * sink4, k3=3.0 * k_rows, k4=4.0 * k_rows)
     work.fill(g_bt, k.a_t, k.share_t)
     rows = work.rows
@@ -140,7 +157,7 @@ def implicit_step(temps_k: np.ndarray, inv_dt: float, capacities_j_k: np.ndarray
     np.add(heat_w, np.multiply(temps_k, k.c_dt, out=out), out=rhs)
     rhs[0::2] += k.k_sink4
     rhs_rb = rhs[0::2].copy() if iterations > 1 else None  # each guess adds its own term
-    c_c = k.c_dt[COMPUTE, 0]
+    c_c = k.c_dt[COMPUTE] if per_node else k.c_dt[COMPUTE, 0]
     fourth, diag = rows[0:2], rows[2:4]
     a_r, share = rows[6], rows[8]
     ends = out[0::3]  # [t_r, t_t]: first the ends' reduced right-hand sides, then the result

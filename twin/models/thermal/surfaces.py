@@ -41,10 +41,14 @@ class RadiatorSurfaces:
                                                                  COS_THETA_ZERO_COLUMN)}
         # Absorbed heat per face area and albedo factor, and for Earth IR, of the radiator
         # and the bus radiator, W (yaw steering: rewritten with the Sun's distance).
-        self._albedo_w = np.zeros((2, 1))
-        self._ir_w = np.array([[2.0 * p.radiator_area_m2 * p.radiator_emissivity],
-                               [p.bus_radiator_area_m2 * p.bus_emissivity]]) * p.earth_ir_w_m2
-        # ε σ A of the radiator (both faces) and the bus radiator, W/K⁴, of a healthy fleet.
+        # (2, 1), or (2, n) when a node class gives the radiator its own area or emissivity.
+        per_node = np.ndim(p.radiator_area_m2) or np.ndim(p.radiator_emissivity)
+        self._albedo_w = np.zeros((2, n_sats if per_node else 1))
+        self._ir_w = np.stack(np.broadcast_arrays(
+            np.atleast_1d(2.0 * p.radiator_area_m2 * p.radiator_emissivity),
+            np.atleast_1d(p.bus_radiator_area_m2 * p.bus_emissivity))) * p.earth_ir_w_m2
+        # ε σ A of the radiator (both faces) and the bus radiator, W/K⁴, of a healthy fleet
+        # (the radiator's (n,) when a node class sets its area or emissivity).
         self.k_healthy = (
             2.0 * p.radiator_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.radiator_area_m2,
             p.bus_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.bus_radiator_area_m2)
@@ -99,8 +103,8 @@ class RadiatorSurfaces:
             # radiator (two faces) and the bus radiator as one (2, n) operand.
             albedo_w = p.albedo_frac * s_w_m2
             coeffs = self._albedo_w
-            coeffs[0, 0] = 2.0 * p.radiator_area_m2 * p.radiator_absorptivity * albedo_w
-            coeffs[1, 0] = p.bus_radiator_area_m2 * p.bus_absorptivity * albedo_w
+            coeffs[0] = 2.0 * p.radiator_area_m2 * p.radiator_absorptivity * albedo_w
+            coeffs[1] = p.bus_radiator_area_m2 * p.bus_absorptivity * albedo_w
             np.multiply(g_albedo, coeffs, out=pair)
             pair += self._ir_w
             pair *= f_earth
