@@ -54,7 +54,7 @@ def twin_order(app: DashboardApp) -> None:
     rows in."""
     app.model.sort_key, app.model.sort_descending = "", False
     app._draw()
-    app.fleet_table.cursor_row = 0  # as a sort the operator picks (the cursor follows its node)
+    app.fleet_table.to_top()  # as a sort the operator picks
 
 
 def test_table_fills_from_the_stream_and_sorts_and_filters() -> None:

@@ -140,7 +140,8 @@ def test_the_cursor_stays_on_its_node_when_the_table_re_sorts() -> None:
         feed(app)
         await pilot.pause(0.1)
         table = app.fleet_table
-        table.cursor_row = 3
+        await pilot.press("down", "down", "down")
+        assert table.cursor_row == 3
         picked = table.selected_sat
         # New values move the node (here, as the most a state can: the order reversed).
         app.model.set_sort(app.model.sort_key, not app.model.sort_descending)
@@ -150,6 +151,9 @@ def test_the_cursor_stays_on_its_node_when_the_table_re_sorts() -> None:
         app.feed(StreamUpdate(state=tuiutil.state(9), connection=LIVE))
         app._draw()
         assert table.selected_sat == picked
+        app.sort_by(app.model.sort_key, descending=not app.model.sort_descending)
+        assert table.cursor_row == 0 and table.picked is None  # a new sort: the top again
+        table.select_sat(picked)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
         assert app.screen.sat == picked

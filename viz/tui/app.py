@@ -320,8 +320,7 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
     def sort_by(self, key: str | None, descending: bool | None = None) -> None:
         if key:
             self.model.set_sort(key, descending)
-            self.fleet_table.cursor_row = 0
-            self.fleet_table.scroll_to(y=0, animate=False)
+            self.fleet_table.to_top()
             self._draw()
 
     def action_sort(self) -> None:
@@ -335,7 +334,7 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
             self.model.set_text_filter(event.value)
-            self.fleet_table.cursor_row = 0
+            self.fleet_table.to_top()
             self._draw()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -353,12 +352,12 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
 
     def action_only_alarm(self) -> None:
         self.model.only_alarm = not self.model.only_alarm
-        self.fleet_table.cursor_row = 0
+        self.fleet_table.to_top()
         self._draw()
 
     def action_only_eclipse(self) -> None:
         self.model.only_eclipse = not self.model.only_eclipse
-        self.fleet_table.cursor_row = 0
+        self.fleet_table.to_top()
         self._draw()
 
     def action_ack_all(self) -> None:
@@ -385,7 +384,7 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
         self.filter_box.display = False
         model.set_text_filter("")
         model.only_alarm = model.only_eclipse = False
-        self.fleet_table.cursor_row = 0
+        self.fleet_table.to_top()
         self.fleet_table.focus()
         self._draw()
 

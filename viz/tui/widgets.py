@@ -74,6 +74,9 @@ class FleetTable(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self.model = model
         self.order = np.zeros(0, np.intp)
+        # The node the operator put the cursor on, followed through re-sorts (None: the
+        # cursor keeps its row).
+        self.picked: int | None = None
         self._offsets: list[tuple[int, int, Column]] = []
         self._styles: dict[tuple[bool, int, str | None], Style] = {}
         # What each line of the widget showed when textual last drew it, and the lines of
@@ -89,16 +92,19 @@ class FleetTable(ScrollView, can_focus=True):
     def refresh_data(self) -> None:
         """Recompute the row order (filter and sort) and redraw the visible rows.
 
-        The cursor stays on its node, not on its row: the table re-sorts at every state
-        (hottest first moves nodes up and down), and Enter must open the node the
-        operator picked, not whichever one slid under the cursor meanwhile.
+        Once the operator has picked a node (moved the cursor, clicked, ``]``), the cursor
+        stays on that node, not on its row: the table re-sorts at every state (hottest
+        first moves nodes up and down), and Enter must open the node they picked, not
+        whichever one slid under the cursor meanwhile. Before that, and after a new sort,
+        the cursor stays on the top row: the hottest node, whichever it is now.
         """
-        chosen = self.selected_sat
         self.order = self.model.view_order()
-        if chosen is not None:
-            rows = np.flatnonzero(self.order == chosen)
+        if self.picked is not None:
+            rows = np.flatnonzero(self.order == self.picked)
             if rows.size:
                 self.cursor_row = int(rows[0])
+            else:
+                self.picked = None  # filtered out: the cursor keeps its row
         x = 0
         self._offsets = []
         columns, self.columns_fitted = fit_columns(self.model.columns,
@@ -149,6 +155,17 @@ class FleetTable(ScrollView, can_focus=True):
         rows = np.flatnonzero(self.order == sat)
         if rows.size:
             self.cursor_row = int(rows[0])
+            self.picked = sat
+
+    def to_top(self) -> None:
+        """The cursor on the first row, following no node (after a new sort)."""
+        self.picked = None
+        self.cursor_row = 0
+        self.scroll_to(y=0, animate=False)
+
+    def _pick_row(self, row: int) -> None:
+        self.cursor_row = row
+        self.picked = self.selected_sat
 
     # -- drawing ----------------------------------------------------------------------
 
@@ -303,13 +320,13 @@ class FleetTable(ScrollView, can_focus=True):
         self.refresh()
 
     def action_cursor(self, delta: int) -> None:
-        self.cursor_row = int(np.clip(self.cursor_row + delta, 0, max(len(self.order) - 1, 0)))
+        self._pick_row(int(np.clip(self.cursor_row + delta, 0, max(len(self.order) - 1, 0))))
 
     def action_page(self, direction: int) -> None:
         self.action_cursor(direction * max(self.size.height - 2, 1))
 
     def action_ends(self, direction: int) -> None:
-        self.cursor_row = 0 if direction < 0 else max(len(self.order) - 1, 0)
+        self._pick_row(0 if direction < 0 else max(len(self.order) - 1, 0))
 
     def action_choose(self) -> None:
         sat = self.selected_sat
@@ -329,7 +346,7 @@ class FleetTable(ScrollView, can_focus=True):
             return
         row = int(self.scroll_y) + offset.y - 1
         if 0 <= row < len(self.order):
-            self.cursor_row = row
+            self._pick_row(row)
             if event.chain >= 2:
                 self.action_choose()
 
