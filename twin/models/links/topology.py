@@ -26,9 +26,9 @@ from twin.models.links.geometry import line_of_sight
 
 FORE, AFT, RIGHT, LEFT = range(4)
 GRID_DIRECTIONS = 4
-# Cross-plane partners move the same way round: normals within 45°, not a counter-rotating
+# Cross-plane partners move the same way round: normals within 75°, not a counter-rotating
 # plane crossing at kilometres per second.
-CO_ROTATING_COS = float(np.cos(np.radians(45.0)))
+CO_ROTATING_COS = float(np.cos(np.radians(75.0)))
 NEAREST_CANDIDATES = 6  # more than the free terminals, to skip infeasible neighbours
 CROSS_CANDIDATES = 12
 
