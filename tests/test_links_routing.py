@@ -8,7 +8,13 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from twin.models.links.routing import link_loads, relay_tree, user_latencies
+from twin.models.links.routing import (
+    link_loads,
+    refresh_tree,
+    relay_tree,
+    remap_links,
+    user_latencies,
+)
 
 
 def random_graph(seed: int, n: int = 150, degree: float = 4.0
@@ -103,3 +109,36 @@ def test_user_latencies_match_networkx_and_never_route_through_the_ground(seed: 
         dist = nx.single_source_dijkstra_path_length(graph, n + user)
         expected = np.array([dist.get(k, np.inf) for k in range(n)])
         np.testing.assert_allclose(got[user], expected, rtol=1e-12)
+
+
+def test_refresh_follows_new_capacities_and_cuts_lost_links_and_gateways() -> None:
+    n = 150
+    a, b, latency, capacity = random_graph(11, n, degree=4.0)
+    rng = np.random.default_rng(12)
+    gateway_bps = np.where(rng.random(n) < 0.05, 1e9, 0.0)
+    tree = relay_tree(n, a, b, latency, capacity, gateway_bps)
+    # New capacities, same latencies (so the same tree): a refresh equals a fresh build.
+    capacity2 = capacity * rng.uniform(0.5, 1.5, capacity.size)
+    refresh_tree(tree, latency, capacity2, np.ones(a.size, dtype=bool), gateway_bps)
+    fresh = relay_tree(n, a, b, latency, capacity2, gateway_bps)
+    np.testing.assert_array_equal(tree.relay_bps, fresh.relay_bps)
+    np.testing.assert_allclose(tree.latency_s, fresh.latency_s, rtol=1e-12)
+    # Drop the link a deep node hangs from: it and its subtree lose their route.
+    node = int(np.argmax(tree.depth))
+    lost = tree.parent_link[node]
+    kept = np.ones(a.size, dtype=bool)
+    kept[lost] = False
+    remap_links(tree, kept)
+    refresh_tree(tree, latency[kept], capacity2[kept], np.ones(kept.sum(), dtype=bool),
+                 gateway_bps)
+    assert tree.relay_bps[node] == 0.0 and tree.latency_s[node] == np.inf
+    cut = ~np.isfinite(tree.latency_s) & np.isfinite(fresh.latency_s)
+    assert cut.sum() >= 1
+    still = np.isfinite(tree.latency_s)
+    np.testing.assert_allclose(tree.latency_s[still], fresh.latency_s[still], rtol=1e-12)
+    # A gateway leaving contact cuts the routes that end at it.
+    gateway = int(tree.root[still & (tree.depth > 0)][0])
+    gone = gateway_bps.copy()
+    gone[gateway] = 0.0
+    refresh_tree(tree, latency[kept], capacity2[kept], np.ones(kept.sum(), dtype=bool), gone)
+    assert not tree.relay_bps[tree.root == gateway].any()

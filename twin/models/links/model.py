@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from twin.astro.geometry import itrs_from_geodetic
+from twin.astro.geometry import WGS84_A_KM, itrs_from_geodetic
 from twin.core.interfaces import LinkOutputs
 from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
 from twin.models.links.budget import LinkBudget
@@ -34,7 +34,9 @@ from twin.models.links.routing import (
     bisection_bps,
     link_latency_s,
     link_loads,
+    refresh_tree,
     relay_tree,
+    remap_links,
     user_latencies,
 )
 from twin.models.links.topology import LinkSearch, LinkTable
@@ -116,10 +118,14 @@ class LinksModel:
         self.user_target_latency = f("user_target_latency_s", "<f4", (u_count,), "s",
                                      "One-way latency from each ground user to the target "
                                      "node, +inf unreachable", per_sat=False, fill=np.inf)
+        self._all_ok = np.ones(n, dtype=bool)
+        self._earth_km = WGS84_A_KM + p.grazing_height_km
+        self._slot_version = -1
+        self._flat_a = self._flat_b = np.zeros(0, dtype=np.int64)
+        self._util_zero = True
         self._stations_bps = np.array([s.downlink_bps for s in scenario.stations], dtype=float)
         self._next_search_t = -np.inf
         self._next_route_t = -np.inf
-        self._routed_version = -1
         self._tree: RelayTree | None = None
         self._range_m = np.zeros(0)
         self._cap_bps = np.zeros(0)
@@ -144,19 +150,24 @@ class LinksModel:
         orbit = ctx.orbit
         pos_km, vel_km_s = orbit.pos_gcrs_km, orbit.vel_gcrs_km_s
         status = orbit.orbit_status
-        ok = np.isfinite(pos_km).all(axis=1)
-        if status is not None:
-            ok &= np.asarray(status) == 0
+        if status is None or not np.count_nonzero(status):
+            ok = self._all_ok
+        else:  # SGP4 failed for some: their positions are NaN
+            ok = (np.asarray(status) == 0) & np.isfinite(pos_km).all(axis=1)
+        r2_km2 = orbit.r2_km2 if orbit.r2_km2 is not None else np.einsum(
+            "ij,ij->i", pos_km, pos_km)
         t = ctx.t_utc
         table = self.table
-        self._drop_infeasible(ctx, pos_km, ok)
+        range_km = self._drop_infeasible(ctx, pos_km, r2_km2, ok)
         if t >= self._next_search_t:
             was = table.size
-            new = self.search.search(table, pos_km, vel_km_s, ok)
-            table.add(new, t)
+            table.add(self.search.search(table, pos_km, vel_km_s, ok), t)
             self._next_search_t = t + self.params.search_interval_s
-            self._announce(ctx, "link_acquiring", "info", "acquiring", table.a[was:],
-                           table.b[was:])
+            if table.size > was:
+                self._announce(ctx, "link_acquiring", "info", "acquiring", table.a[was:],
+                               table.b[was:])
+                new_km = np.linalg.norm(pos_km[table.a[was:]] - pos_km[table.b[was:]], axis=1)
+                range_km = np.concatenate((range_km, new_km))
         acquired = t >= table.start_t + self.terminal.acquisition_s
         was_up = np.zeros(table.size, dtype=bool)  # new links are appended, lost ones gone
         was_up[:self._up.size] = self._up
@@ -165,30 +176,52 @@ class LinksModel:
             table.version += 1
             self._announce(ctx, "link_up", "info", "up", table.a[newly_up], table.b[newly_up])
         self._up = acquired
-        self._range_m = 1e3 * np.linalg.norm(pos_km[table.a] - pos_km[table.b], axis=1)
-        self._cap_bps = np.where(acquired, self.budget.capacity_bps(self._range_m), 0.0)
-        contact = orbit.contact_station
-        if table.version != self._routed_version or t >= self._next_route_t:
-            self._route(ctx, pos_km, contact)
+        self._range_m = range_km * 1e3
+        self._cap_bps = self.budget.capacity_bps(self._range_m)
+        self._cap_bps[~acquired] = 0.0
+        # Routes: built anew on schedule; between builds the tree keeps its shape and its
+        # values follow this step's links and contacts (routing.refresh_tree).
+        gateway_bps = self._gateway_bps(orbit.contact_station)
+        latency_s = link_latency_s(self._range_m, self.params.hop_delay_s)
+        if self._tree is None or t >= self._next_route_t:
+            self._route(ctx, pos_km, gateway_bps, latency_s)
             self._next_route_t = t + self.params.route_interval_s
-            self._routed_version = table.version
-        backlog = ctx.compute.storage_backlog_bytes
-        self._publish(backlog, ctx.dt_s)
+        else:
+            refresh_tree(self._tree, latency_s, self._cap_bps, acquired, gateway_bps)
+        tree = self._tree
+        self.outputs.relay_bps = tree.relay_bps
+        self.relay.array[:] = tree.relay_bps
+        self.ground_latency.array[:] = tree.latency_s
+        self._publish(ctx.compute.storage_backlog_bytes, ctx.dt_s)
 
-    def _drop_infeasible(self, ctx: StepContext, pos_km: np.ndarray, ok: np.ndarray) -> None:
+    def _drop_infeasible(self, ctx: StepContext, pos_km: np.ndarray, r2_km2: np.ndarray,
+                         ok: np.ndarray) -> np.ndarray:
+        """Lose the links no longer feasible; the range of those kept, km."""
         table = self.table
         if not table.size:
-            return
+            return np.zeros(0)
         a, b = table.a, table.b
-        d_km = np.linalg.norm(pos_km[a] - pos_km[b], axis=1)
+        diff = pos_km[a] - pos_km[b]
+        d2 = np.einsum("ij,ij->i", diff, diff)
+        max_km = self.terminal.max_range_m / 1e3
         with np.errstate(invalid="ignore"):
-            keep = ok[a] & ok[b] & (d_km <= self.terminal.max_range_m / 1e3)
-        keep[keep] = line_of_sight(pos_km[a[keep]], pos_km[b[keep]],
-                                   self.params.grazing_height_km)
+            keep = ok[a] & ok[b] & (d2 <= max_km * max_km)
+            # The segment's closest approach to the centre is at least sqrt(r_min² - d²/4):
+            # most links clear the Earth by that bound, the rest get the exact test.
+            floor = self._earth_km * self._earth_km
+            sure = np.minimum(r2_km2[a], r2_km2[b]) - 0.25 * d2 > floor
+        check = np.flatnonzero(keep & ~sure)
+        if check.size:
+            keep[check] = line_of_sight(pos_km[a[check]], pos_km[b[check]],
+                                        self.params.grazing_height_km)
         if not keep.all():
             self._announce(ctx, "link_lost", "info", "lost", a[~keep], b[~keep])
             table.keep(keep)
             self._up = self._up[keep]
+            if self._tree is not None:
+                remap_links(self._tree, keep)
+            d2 = d2[keep]
+        return np.sqrt(d2)
 
     def _announce(self, ctx: StepContext, kind: str, severity: str, what: str,
                   a: np.ndarray, b: np.ndarray) -> None:
@@ -202,24 +235,22 @@ class LinksModel:
             more = int(a.size - MAX_LINK_EVENTS)
             ctx.events.raise_event(kind, severity, f"{more} more links {what}", n_links=more)
 
-    def _route(self, ctx: StepContext, pos_km: np.ndarray, contact: np.ndarray | None) -> None:
-        table = self.table
-        up = self._up
-        a, b = table.a[up], table.b[up]
-        latency = link_latency_s(self._range_m[up], self.params.hop_delay_s)
+    def _gateway_bps(self, contact: np.ndarray | None) -> np.ndarray:
+        """(n,) downlink rate of each node in ground contact, 0 for the others."""
         gateway_bps = np.zeros(self.n)
         if contact is not None:
-            in_contact = np.asarray(contact) >= 0
-            rates = self._stations_bps
-            gateway_bps[in_contact] = rates[np.asarray(contact)[in_contact]]
-        tree = relay_tree(self.n, a, b, latency, self._cap_bps[up], gateway_bps)
-        # The tree's links index the links up: map them back to the whole table.
-        up_index = np.flatnonzero(up)
-        has = tree.parent_link >= 0
-        tree.parent_link[has] = up_index[tree.parent_link[has]]
-        self._tree = tree
-        self.relay.array[:] = tree.relay_bps
-        self.ground_latency.array[:] = tree.latency_s
+            contact = np.asarray(contact)
+            in_contact = contact >= 0
+            gateway_bps[in_contact] = self._stations_bps[contact[in_contact]]
+        return gateway_bps
+
+    def _route(self, ctx: StepContext, pos_km: np.ndarray, gateway_bps: np.ndarray,
+               latency_s: np.ndarray) -> None:
+        """Build the relay tree, the users' latencies and the bisection estimates anew."""
+        table = self.table
+        up = self._up
+        self._tree = relay_tree(self.n, table.a, table.b, latency_s, self._cap_bps,
+                                gateway_bps, up)
         if self.users_km.size:
             orbit = ctx.orbit
             sats_km = itrs_from_geodetic(np.radians(orbit.lat_deg), np.radians(orbit.lon_deg),
@@ -227,48 +258,64 @@ class LinksModel:
             elevation, slant_km = look_from_users(self.users_km, sats_km)
             access = np.where(elevation >= self.user_mask_deg[:, None],
                               link_latency_s(slant_km * 1e3, self.params.hop_delay_s), np.inf)
-            latency_users = user_latencies(self.n, a, b, latency, access)
+            latency_users = user_latencies(self.n, table.a[up], table.b[up], latency_s[up],
+                                           access)
             self.user_latency.array[:] = latency_users
             self.user_target_latency.array[:] = latency_users[:, self.target]
         cap = self._cap_bps
         self._fleet_bisection = bisection_bps(pos_km, np.arange(self.n), table.a, table.b, cap)
-        for g in range(len(self.group_names)):
-            members = np.flatnonzero(self.group == g)
-            self.group_bisection.array[g] = bisection_bps(pos_km, members, table.a, table.b,
-                                                          cap)
-        same = self.group[table.a] == self.group[table.b]
-        self.group_links.array[:] = np.bincount(self.group[table.a[same & up]],
-                                                minlength=len(self.group_names))
+        if len(self.group_names) == 1:
+            self.group_bisection.array[0] = self._fleet_bisection
+        else:
+            for g in range(len(self.group_names)):
+                members = np.flatnonzero(self.group == g)
+                self.group_bisection.array[g] = bisection_bps(pos_km, members, table.a,
+                                                              table.b, cap)
 
     def _publish(self, backlog_bytes: np.ndarray | None, dt_s: float) -> None:
         table = self.table
-        a, b, sa, sb = table.a, table.b, table.slot_a, table.slot_b
-        util = np.zeros(table.size)
+        t_count = table.terminals
+        if self._slot_version != table.version:  # the set or a state changed: redraw all
+            self._flat_a = table.a * t_count + table.slot_a
+            self._flat_b = table.b * t_count + table.slot_b
+            for fld in (self.range, self.capacity, self.utilization, self.state):
+                fld.array.fill(0)
+            state = np.where(self._up, UP, ACQUIRING).astype(np.uint8)
+            self._put(self.state.array, state)
+            self.peer.array[:] = table.peer
+            t = self.terminal
+            active = np.count_nonzero(table.peer >= 0, axis=1)
+            self._power_w = (active * t.active_power_w
+                             + (t_count - active) * t.idle_power_w).astype(float)
+            self.power.array[:] = self._power_w
+            self.outputs.isl_power_w = self._power_w
+            same = self.group[table.a] == self.group[table.b]
+            self.group_links.array[:] = np.bincount(self.group[table.a[same & self._up]],
+                                                    minlength=len(self.group_names))
+            self._slot_version = table.version
+            self._util_zero = True
+        self._put(self.range.array, self._range_m)
+        self._put(self.capacity.array, self._cap_bps)
         tree = self._tree
         if tree is not None and backlog_bytes is not None and dt_s > 0.0:
             demand = np.minimum(np.asarray(backlog_bytes) * 8.0 / dt_s, tree.relay_bps)
             if demand.any():
                 load = link_loads(tree, demand, table.size)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    util = np.where(self._cap_bps > 0.0,
-                                    np.minimum(load / self._cap_bps, 1.0), 0.0)
-        state = np.where(self._up, UP, ACQUIRING)
-        for array, values in ((self.range.array, self._range_m),
-                              (self.capacity.array, self._cap_bps),
-                              (self.utilization.array, util), (self.state.array, state)):
-            array.fill(0)
-            array[a, sa] = values
-            array[b, sb] = values
-        self.peer.array[:] = table.peer
-        if self._power_version != table.version:
-            t = self.terminal
-            active = np.count_nonzero(table.peer >= 0, axis=1)
-            self._power_w = (active * t.active_power_w
-                             + (table.terminals - active) * t.idle_power_w).astype(float)
-            self.power.array[:] = self._power_w
-            self._power_version = table.version
-        self.outputs.isl_power_w = self._power_w
-        self.outputs.relay_bps = self.relay.array.astype(float)
+                util = np.zeros(table.size)
+                carrying = self._cap_bps > 0.0
+                util[carrying] = np.minimum(load[carrying] / self._cap_bps[carrying], 1.0)
+                self._put(self.utilization.array, util)
+                self._util_zero = False
+                return
+        if not self._util_zero:
+            self.utilization.array.fill(0)
+            self._util_zero = True
+
+    def _put(self, array: np.ndarray, values: np.ndarray) -> None:
+        """Write a per-link value into both ends' terminal slots."""
+        flat = array.reshape(-1)
+        flat[self._flat_a] = values
+        flat[self._flat_b] = values
 
     def fleet(self) -> dict[str, float]:
         if not self.enabled:

@@ -91,7 +91,11 @@ MAX_USERS = 64
 
 @dataclass(frozen=True)
 class LinksParams:
-    """The ``[links]`` table. Terminal keys left out take the preset's value."""
+    """The ``[links]`` table; terminal keys left out (None) take the preset's values.
+
+    A ``[[links.user]]`` table has ``name``, ``lat_deg``, ``lon_deg``, ``alt_m`` (0) and
+    ``min_elevation_deg`` (25): a ground user whose latency to every node is published.
+    """
 
     terminals_per_sat: int = field(default=4, metadata=_m("1", min=1, max=MAX_TERMINALS))
     preset: str = field(default="sda", metadata={"choices": tuple(PRESETS), "unit": "1"})
@@ -102,8 +106,8 @@ class LinksParams:
     plane_tolerance_deg: float = field(default=1.0, metadata=_m("deg", gt=0.0, max=10.0))
     grazing_height_km: float = field(default=80.0, metadata=_m("km", min=0.0, max=1000.0))
     hop_delay_s: float = field(default=1.0e-4, metadata=_m("s", min=0.0, max=1.0))
-    search_interval_s: float = field(default=10.0, metadata=_m("s", gt=0.0, max=3600.0))
-    route_interval_s: float = field(default=1.0, metadata=_m("s", gt=0.0, max=3600.0))
+    search_interval_s: float = field(default=60.0, metadata=_m("s", gt=0.0, max=3600.0))
+    route_interval_s: float = field(default=10.0, metadata=_m("s", gt=0.0, max=3600.0))
     target_sat: str = field(default="", metadata={"unit": "name"})
     user: tuple[UserLocation, ...] = ()
     max_range_km: float | None = field(default=None, metadata=_m("km", gt=0.0, max=1.0e6))

@@ -20,20 +20,26 @@ from twin.core.constants import SPEED_OF_LIGHT_M_S
 class RelayTree:
     """Each node's route to the ground: the shortest-latency path to a node in contact.
 
+    The shape (``parent``, ``parent_link``, ``root``, ``depth``) is fixed when the tree is
+    built; ``refresh_tree`` updates the values along it as ranges, capacities and contacts
+    change, so a step between two builds costs a few passes over the nodes.
+
     Attributes:
-        latency_s: (n,) one-way latency to the ground station's satellite, +inf none.
         parent: (n,) next node towards the ground, -1 at a gateway or without a route.
-        parent_link: (n,) link index (into the edge arrays) to the parent, -1 none.
+        parent_link: (n,) index of the link to the parent, -1 none (or lost since).
+        root: (n,) the gateway the route ends at, -1 none.
+        depth: (n,) hops to the gateway, 0 at one or without a route.
+        latency_s: (n,) one-way latency to the gateway, 0 at one, +inf without a route.
         relay_bps: (n,) rate a node alone could relay to the ground: the smallest link
             capacity on its path and its gateway's downlink, 0 in contact or without a route.
-        depth: (n,) hops to the gateway, 0 at one or without a route.
     """
 
-    latency_s: np.ndarray
     parent: np.ndarray
     parent_link: np.ndarray
-    relay_bps: np.ndarray
+    root: np.ndarray
     depth: np.ndarray
+    latency_s: np.ndarray
+    relay_bps: np.ndarray
 
 
 def link_latency_s(range_m: np.ndarray, hop_delay_s: float) -> np.ndarray:
@@ -49,49 +55,88 @@ def _graph(n: int, a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> csr_matr
 
 
 def relay_tree(n: int, a: np.ndarray, b: np.ndarray, latency_s: np.ndarray,
-               capacity_bps: np.ndarray, gateway_bps: np.ndarray) -> RelayTree:
-    """The relay tree over links (a[k], b[k]) that are up.
+               capacity_bps: np.ndarray, gateway_bps: np.ndarray,
+               usable: np.ndarray | None = None) -> RelayTree:
+    """Build the relay tree: one multi-source Dijkstra from every node in contact.
 
     Args:
+        a, b, latency_s, capacity_bps: The links (ends, latency s, capacity bit/s).
         gateway_bps: (n,) downlink rate of nodes in contact, 0 for the others.
+        usable: (links,) links that may carry traffic (up); default all.
     """
     parent = np.full(n, -1, dtype=np.int64)
-    latency = np.full(n, np.inf)
-    gateways = np.flatnonzero(gateway_bps > 0.0)
-    latency[gateways] = 0.0
-    relay = np.zeros(n)
-    depth = np.zeros(n, dtype=np.int64)
     parent_link = np.full(n, -1, dtype=np.int64)
-    if not gateways.size or not a.size:
-        return RelayTree(latency, parent, parent_link, relay, depth)
-    graph = _graph(n, a, b, latency_s)
-    dist, pred, source = dijkstra(graph, directed=False, indices=gateways, min_only=True,
-                                  return_predecessors=True)
-    latency = dist
-    routed = pred >= 0
-    parent[routed] = pred[routed]
-    # The link to each parent: look (min, max) pairs up among the links' sorted keys.
-    keys = np.minimum(a, b) * n + np.maximum(a, b)
-    order = np.argsort(keys)
-    child = np.flatnonzero(routed)
-    wanted = np.minimum(child, parent[child]) * n + np.maximum(child, parent[child])
-    parent_link[child] = order[np.searchsorted(keys, wanted, sorter=order)]
-    # The bottleneck to the gateway by pointer jumping (log depth passes): each pass
-    # widens what a node has seen to twice as many links above it.
-    bottleneck = np.full(n, np.inf)
-    bottleneck[child] = capacity_bps[parent_link[child]]
+    root = np.full(n, -1, dtype=np.int64)
+    gateways = np.flatnonzero(gateway_bps > 0.0)
+    root[gateways] = gateways
+    tree = RelayTree(parent, parent_link, root, np.zeros(n, dtype=np.int64), np.zeros(n),
+                     np.zeros(n))
+    use = np.flatnonzero(np.ones(a.size, dtype=bool) if usable is None else usable)
+    if gateways.size and use.size:
+        graph = _graph(n, a[use], b[use], latency_s[use])
+        _, pred, source = dijkstra(graph, directed=False, indices=gateways, min_only=True,
+                                   return_predecessors=True)
+        child = np.flatnonzero(pred >= 0)
+        parent[child] = pred[child]
+        root[child] = source[child]
+        # The link to each parent: look (min, max) pairs up among the links' sorted keys.
+        keys = np.minimum(a[use], b[use]) * n + np.maximum(a[use], b[use])
+        order = np.argsort(keys)
+        wanted = np.minimum(child, parent[child]) * n + np.maximum(child, parent[child])
+        parent_link[child] = use[order[np.searchsorted(keys, wanted, sorter=order)]]
+        tree.depth = _depths(parent)
+    refresh_tree(tree, latency_s, capacity_bps, np.ones(a.size, dtype=bool)
+                 if usable is None else usable, gateway_bps)
+    return tree
+
+
+def refresh_tree(tree: RelayTree, latency_s: np.ndarray, capacity_bps: np.ndarray,
+                 usable: np.ndarray, gateway_bps: np.ndarray) -> None:
+    """Latency and relay rate along the tree's fixed shape, for this step's links.
+
+    A node whose path has lost a link, or whose gateway has left contact, has no route
+    until the tree is built again. Pointer jumping: each pass doubles the stretch of path
+    a node has summed, so a tree of depth D takes log2(D) passes over the nodes.
+    """
+    n = tree.parent.size
     self_index = np.arange(n)
-    up = np.where(routed, parent, self_index)
+    child = tree.parent >= 0
+    link = np.where(child, tree.parent_link, 0)
+    has_link = child & (tree.parent_link >= 0)
+    has_link[has_link] = usable[link[has_link]]
+    hop_s = np.where(has_link, latency_s[link] if latency_s.size else 0.0, 0.0)
+    bottleneck = np.where(has_link, capacity_bps[link] if capacity_bps.size else 0.0, np.inf)
+    broken = child & ~has_link
+    up = np.where(child, tree.parent, self_index)
     while True:
+        hop_s = hop_s + hop_s[up]  # a root's own value is 0
         bottleneck = np.minimum(bottleneck, bottleneck[up])
+        broken = broken | broken[up]
         nxt = up[up]
         if np.array_equal(nxt, up):
             break
         up = nxt
-    depth = _depths(parent)
-    reach = routed & (source >= 0)
-    relay[reach] = np.minimum(bottleneck[reach], gateway_bps[source[reach]])
-    return RelayTree(latency, parent, parent_link, relay, depth)
+    root = tree.root
+    reached = root >= 0
+    root_bps = np.zeros(n)
+    root_bps[reached] = gateway_bps[root[reached]]
+    routed = reached & ~broken & (root_bps > 0.0)
+    in_contact = gateway_bps > 0.0
+    tree.latency_s = np.where(routed, hop_s, np.inf)
+    tree.latency_s[in_contact] = 0.0
+    tree.relay_bps = np.where(routed & child & ~in_contact, np.minimum(bottleneck, root_bps),
+                              0.0)
+
+
+def remap_links(tree: RelayTree, kept: np.ndarray) -> None:
+    """After links were dropped (``kept`` (links,) bool), renumber the tree's parent links;
+    a dropped one becomes -1, and ``refresh_tree`` then cuts the routes through it."""
+    new_index = np.cumsum(kept) - 1
+    link = tree.parent_link
+    has = link >= 0
+    survived = np.zeros(link.size, dtype=bool)
+    survived[has] = kept[link[has]]
+    tree.parent_link = np.where(survived, new_index[np.maximum(link, 0)], -1)
 
 
 def _depths(parent: np.ndarray) -> np.ndarray:
@@ -112,12 +157,12 @@ def link_loads(tree: RelayTree, demand_bps: np.ndarray, n_links: int) -> np.ndar
     """(links,) traffic each link carries when each node sends ``demand_bps`` to the ground
     along the tree: a node's link carries its own demand and all of its subtree's."""
     load = np.zeros(n_links)
-    flow = np.where(tree.parent >= 0, demand_bps, 0.0).astype(float)
+    flow = np.where((tree.parent >= 0) & (tree.relay_bps > 0.0), demand_bps, 0.0)
     if not flow.any():
         return load
     depth = tree.depth
     for level in range(int(depth.max()), 0, -1):  # deepest first: a level at a time
-        at = np.flatnonzero((depth == level) & (tree.parent >= 0))
+        at = np.flatnonzero((depth == level) & (flow > 0.0))
         np.add.at(flow, tree.parent[at], flow[at])
         np.add.at(load, tree.parent_link[at], flow[at])
     return load
