@@ -37,6 +37,8 @@ class LinkBudget:
         self._bits_per_j = 1.0 / (terminal.photons_per_bit
                                   * photon_energy_j(terminal.wavelength_m))
         self.cap_bps = terminal.rate_cap_bps
+        # A hair inside the knee, so rounding there never lifts a rate to the cap early.
+        self._full_rate_m = self.full_rate_range_m() * (1.0 - 1e-9)
 
     def received_power_w(self, range_m: np.ndarray) -> np.ndarray:
         """Optical power on the detector at ``range_m`` (m), W."""
@@ -45,7 +47,13 @@ class LinkBudget:
 
     def capacity_bps(self, range_m: np.ndarray) -> np.ndarray:
         """Data rate one direction at ``range_m`` (m), bit/s."""
-        return np.minimum(self.received_power_w(range_m) * self._bits_per_j, self.cap_bps)
+        range_m = np.asarray(range_m, dtype=float)
+        rate = np.full(range_m.shape, self.cap_bps)
+        far = range_m > self._full_rate_m  # only these fall short of the cap
+        if far.any():
+            rate[far] = np.minimum(self.received_power_w(range_m[far]) * self._bits_per_j,
+                                   self.cap_bps)
+        return rate
 
     def full_rate_range_m(self) -> float:
         """The range out to which the link runs at the transceivers' cap, m."""

@@ -201,15 +201,18 @@ class LinksModel:
         if not table.size:
             return np.zeros(0)
         a, b = table.a, table.b
-        diff = pos_km[a] - pos_km[b]
+        diff = np.take(pos_km, a, axis=0)
+        diff -= np.take(pos_km, b, axis=0)
         d2 = np.einsum("ij,ij->i", diff, diff)
         max_km = self.terminal.max_range_m / 1e3
         with np.errstate(invalid="ignore"):
-            keep = ok[a] & ok[b] & (d2 <= max_km * max_km)
+            keep = d2 <= max_km * max_km
+            if ok is not self._all_ok:
+                keep &= ok[a] & ok[b]
             # The segment's closest approach to the centre is at least sqrt(r_min² - d²/4):
             # most links clear the Earth by that bound, the rest get the exact test.
             floor = self._earth_km * self._earth_km
-            sure = np.minimum(r2_km2[a], r2_km2[b]) - 0.25 * d2 > floor
+            sure = np.minimum(np.take(r2_km2, a), np.take(r2_km2, b)) - 0.25 * d2 > floor
         check = np.flatnonzero(keep & ~sure)
         if check.size:
             keep[check] = line_of_sight(pos_km[a[check]], pos_km[b[check]],

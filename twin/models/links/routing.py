@@ -7,7 +7,7 @@ ground user, over the links that are up (scipy.sparse.csgraph); never all pairs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -40,6 +40,9 @@ class RelayTree:
     depth: np.ndarray
     latency_s: np.ndarray
     relay_bps: np.ndarray
+    jumps: list[np.ndarray] = field(default_factory=list)
+    """Pointer jumping's ancestors: pass k's ``jumps[k][i]`` is 2^k links above node i (or
+    its root), kept with the shape so that a refresh does not find them again."""
 
 
 def link_latency_s(range_m: np.ndarray, hop_delay_s: float) -> np.ndarray:
@@ -84,7 +87,7 @@ def relay_tree(n: int, a: np.ndarray, b: np.ndarray, latency_s: np.ndarray,
         order = np.argsort(keys)
         wanted = np.minimum(child, parent[child]) * n + np.maximum(child, parent[child])
         parent_link[child] = use[order[np.searchsorted(keys, wanted, sorter=order)]]
-        tree.depth = _depths(parent)
+        tree.depth, tree.jumps = _depths(parent)
     refresh_tree(tree, latency_s, capacity_bps, np.ones(a.size, dtype=bool)
                  if usable is None else usable, gateway_bps)
     return tree
@@ -94,33 +97,31 @@ def refresh_tree(tree: RelayTree, latency_s: np.ndarray, capacity_bps: np.ndarra
                  usable: np.ndarray, gateway_bps: np.ndarray) -> None:
     """Latency and relay rate along the tree's fixed shape, for this step's links.
 
-    A node whose path has lost a link, or whose gateway has left contact, has no route
-    until the tree is built again. Pointer jumping: each pass doubles the stretch of path
-    a node has summed, so a tree of depth D takes log2(D) passes over the nodes.
+    A node whose path has lost a link (or one no longer up), or whose gateway has left
+    contact, has no route until the tree is built again. Pointer jumping: each pass doubles
+    the stretch of path a node has summed (latency, +inf through an unusable link) or taken
+    the minimum of (capacity, 0 through one), so a tree of depth D takes log2(D) passes.
     """
     n = tree.parent.size
-    self_index = np.arange(n)
     child = tree.parent >= 0
-    link = np.where(child, tree.parent_link, 0)
-    has_link = child & (tree.parent_link >= 0)
-    has_link[has_link] = usable[link[has_link]]
-    hop_s = np.where(has_link, latency_s[link] if latency_s.size else 0.0, 0.0)
-    bottleneck = np.where(has_link, capacity_bps[link] if capacity_bps.size else 0.0, np.inf)
-    broken = child & ~has_link
-    up = np.where(child, tree.parent, self_index)
-    while True:
-        hop_s = hop_s + hop_s[up]  # a root's own value is 0
-        bottleneck = np.minimum(bottleneck, bottleneck[up])
-        broken = broken | broken[up]
-        nxt = up[up]
-        if np.array_equal(nxt, up):
-            break
-        up = nxt
+    link = np.where(child, tree.parent_link, -1)
+    ok = child & (link >= 0)
+    ok[ok] = usable[link[ok]]
+    hop_s = np.zeros(n)
+    bottleneck = np.full(n, np.inf)
+    if latency_s.size:
+        hop_s[child] = np.inf
+        hop_s[ok] = latency_s[link[ok]]
+        bottleneck[child] = 0.0
+        bottleneck[ok] = capacity_bps[link[ok]]
+    for up in tree.jumps:
+        hop_s += hop_s[up]  # a root's own value is 0
+        np.minimum(bottleneck, bottleneck[up], out=bottleneck)
     root = tree.root
     reached = root >= 0
     root_bps = np.zeros(n)
     root_bps[reached] = gateway_bps[root[reached]]
-    routed = reached & ~broken & (root_bps > 0.0)
+    routed = (root_bps > 0.0) & (hop_s < np.inf)
     in_contact = gateway_bps > 0.0
     tree.latency_s = np.where(routed, hop_s, np.inf)
     tree.latency_s[in_contact] = 0.0
@@ -139,17 +140,19 @@ def remap_links(tree: RelayTree, kept: np.ndarray) -> None:
     tree.parent_link = np.where(survived, new_index[np.maximum(link, 0)], -1)
 
 
-def _depths(parent: np.ndarray) -> np.ndarray:
-    """Hops from each node to its tree's root, by pointer jumping."""
+def _depths(parent: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Hops from each node to its tree's root, and pointer jumping's passes (``jumps``)."""
     n = parent.size
     self_index = np.arange(n)
     up = np.where(parent >= 0, parent, self_index)
     depth = (parent >= 0).astype(np.int64)  # hops from each node to ``up``
+    jumps = []
     while True:
+        jumps.append(up)
         depth = depth + depth[up]  # a root's depth is 0
         nxt = up[up]
         if np.array_equal(nxt, up):
-            return depth
+            return depth, jumps
         up = nxt
 
 
