@@ -181,3 +181,13 @@ def test_cluster_links_nearest_neighbours_stably_within_the_terminal_count() -> 
     # Each link shows at both ends.
     assert (table.peer[table.a, table.slot_a] == table.b).all()
     assert (table.peer[table.b, table.slot_b] == table.a).all()
+
+
+def test_every_links_field_and_total_is_in_the_protocol_doc() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    eng = engine(SHELL + LINKS)
+    names = [f.spec.name for f in eng.models["links"].fields()]
+    names += list(eng.models["links"].fleet())
+    assert [n for n in names if f"`{n}`" not in doc] == []
