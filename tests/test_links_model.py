@@ -10,7 +10,7 @@ import pytest
 from tests.computeutil import QUIET, STATION, engine
 from twin.models.links.model import MAX_LINK_EVENTS, UP
 from twin.models.links.topology import AFT, FORE, LinkSearch, LinkTable
-from twin.scenario import ScenarioError
+from twin.scenario import ScenarioError, parse_scenario
 
 SHELL = """
 [scenario]
@@ -191,3 +191,55 @@ def test_every_links_field_and_total_is_in_the_protocol_doc() -> None:
     names = [f.spec.name for f in eng.models["links"].fields()]
     names += list(eng.models["links"].fleet())
     assert [n for n in names if f"`{n}`" not in doc] == []
+
+
+FORMATION = """
+[scenario]
+name = "formation"
+epoch = "2026-03-20T12:00:00Z"
+seed = 7
+
+[[walker]]
+name = "cluster"
+altitude_km = 650.0
+inclination_deg = 98.0
+planes = 1
+sats_per_plane = 81
+""" + STATION + QUIET + """
+[links]
+preset = "suncatcher"
+terminals_per_sat = 4
+"""
+
+
+def test_an_81_member_formation_links_at_full_rate_with_synthetic_positions() -> None:
+    """The links model alone, fed a formation (members 150 m apart) as the orbit would."""
+    from twin.core.subsystem import EventLog, StepContext
+    from twin.models.links import LinksModel
+
+    scenario = parse_scenario(FORMATION)
+    model = LinksModel(scenario)
+    pos, vel = cluster()
+    n = len(pos)
+    t0 = scenario.epoch_utc.timestamp()
+    for k, t in enumerate((t0, t0 + 5.0, t0 + 11.0)):
+        ctx = StepContext.with_quantities(
+            t, 0.0 if k == 0 else 5.0, EventLog(t), np.random.default_rng(0),
+            pos_gcrs_km=pos, vel_gcrs_km_s=vel, orbit_status=np.zeros(n, dtype=np.uint8),
+            r2_km2=np.einsum("ij,ij->i", pos, pos),
+            contact_station=np.where(np.arange(n) == 0, 0, -1).astype(np.int16))
+        model.step(ctx)
+        if k < 2:
+            assert model.fleet()["links_up"] == 0  # acquiring for 10 s
+    fleet = model.fleet()
+    assert fleet["links_up"] == model.table.size > 120
+    up = model.state.array == UP
+    assert (model.capacity.array[up] == 800e9).all()  # 150-212 m: far inside 2.2 km
+    # Every member relays to the ground through member 0, at its station's rate.
+    relay = model.relay.array
+    assert relay[0] == 0.0 and (relay[1:] == 1.0e9).all()
+    assert (model.ground_latency.array[1:] > 0).all()
+    assert np.isfinite(model.ground_latency.array).all()
+    # A median cut across a 9 x 9 grid crosses at least its 9 grid links.
+    assert fleet["isl_bisection_bps"] >= 9 * 800e9
+    assert model.group_bisection.array[0] == fleet["isl_bisection_bps"]

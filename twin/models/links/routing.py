@@ -197,8 +197,8 @@ def bisection_bps(pos_km: np.ndarray, members: np.ndarray, a: np.ndarray, b: np.
     """Capacity across the worst of three median cuts of ``members`` (bit/s, one way).
 
     The cuts are planes through the members' median along each principal axis of their
-    positions; the estimate is the smallest total capacity of links crossing one. 0 for
-    fewer than two members.
+    positions (an axis along which they do not spread is skipped); the estimate is the
+    smallest total capacity of links crossing one. 0 for fewer than two members.
     """
     if members.size < 2:
         return 0.0
@@ -214,6 +214,9 @@ def bisection_bps(pos_km: np.ndarray, members: np.ndarray, a: np.ndarray, b: np.
     for axis in axes.T:
         along = pos_km @ axis
         cut = np.median(along[members])
+        below = int(np.count_nonzero(along[members] <= cut))
+        if below in (0, members.size):  # no spread along this axis: no cut there
+            continue
         crossing = own & ((along[a] <= cut) != (along[b] <= cut))
         best = min(best, float(capacity_bps[crossing].sum()))
-    return best
+    return 0.0 if best == np.inf else best
