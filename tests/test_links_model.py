@@ -243,3 +243,28 @@ def test_an_81_member_formation_links_at_full_rate_with_synthetic_positions() ->
     # A median cut across a 9 x 9 grid crosses at least its 9 grid links.
     assert fleet["isl_bisection_bps"] >= 9 * 800e9
     assert model.group_bisection.array[0] == fleet["isl_bisection_bps"]
+
+
+def test_stored_results_load_the_links_on_their_relay_path() -> None:
+    eng = engine(SHELL + LINKS, dt_s=60.0)
+    for _ in range(3):
+        eng.step()
+    links = eng.models["links"]
+    relay = links.relay.array
+    node = int(np.flatnonzero((relay > 0) & (links.tree_depth() >= 2))[0])
+    size_bytes = 1.0e9
+    eng.compute_model.results.add(node, size_bytes, eng.clock.t_utc, job_id=10_000)
+    eng.step()
+    demand = min(size_bytes * 8.0 / 60.0, 2.5e9)
+    tree = links._tree
+    hops, at = [], node
+    while tree.parent[at] >= 0:
+        hops.append(int(tree.parent_link[at]))
+        at = int(tree.parent[at])
+    table = links.table
+    util = links.utilization.array
+    for k in hops:  # both ends of every link on the path show the same share
+        expected = demand / links._cap_bps[k]
+        assert util[table.a[k], table.slot_a[k]] == pytest.approx(expected, rel=1e-6)
+        assert util[table.b[k], table.slot_b[k]] == pytest.approx(expected, rel=1e-6)
+    assert np.count_nonzero(util) == 2 * len(hops)

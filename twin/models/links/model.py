@@ -123,6 +123,8 @@ class LinksModel:
         self._slot_version = -1
         self._flat_a = self._flat_b = np.zeros(0, dtype=np.int64)
         self._util_zero = True
+        self._load_bps = np.zeros(0)  # relay traffic on each link at the last route build
+        self._any_load = False
         self._stations_bps = np.array([s.downlink_bps for s in scenario.stations], dtype=float)
         self._next_search_t = -np.inf
         self._next_route_t = -np.inf
@@ -183,7 +185,8 @@ class LinksModel:
         # values follow this step's links and contacts (routing.refresh_tree).
         gateway_bps = self._gateway_bps(orbit.contact_station)
         latency_s = link_latency_s(self._range_m, self.params.hop_delay_s)
-        if self._tree is None or t >= self._next_route_t:
+        built = self._tree is None or t >= self._next_route_t
+        if built:
             self._route(ctx, pos_km, gateway_bps, latency_s)
             self._next_route_t = t + self.params.route_interval_s
         else:
@@ -192,7 +195,7 @@ class LinksModel:
         self.outputs.relay_bps = tree.relay_bps
         self.relay.array[:] = tree.relay_bps
         self.ground_latency.array[:] = tree.latency_s
-        self._publish(ctx.compute.storage_backlog_bytes, ctx.dt_s)
+        self._publish(ctx.compute.storage_backlog_bytes, ctx.dt_s, built)
 
     def _drop_infeasible(self, ctx: StepContext, pos_km: np.ndarray, r2_km2: np.ndarray,
                          ok: np.ndarray) -> np.ndarray:
@@ -221,6 +224,7 @@ class LinksModel:
             self._announce(ctx, "link_lost", "info", "lost", a[~keep], b[~keep])
             table.keep(keep)
             self._up = self._up[keep]
+            self._load_bps = self._load_bps[keep[:self._load_bps.size]]
             if self._tree is not None:
                 remap_links(self._tree, keep)
             d2 = d2[keep]
@@ -275,7 +279,7 @@ class LinksModel:
                 self.group_bisection.array[g] = bisection_bps(pos_km, members, table.a,
                                                               table.b, cap)
 
-    def _publish(self, backlog_bytes: np.ndarray | None, dt_s: float) -> None:
+    def _publish(self, backlog_bytes: np.ndarray | None, dt_s: float, built: bool) -> None:
         table = self.table
         t_count = table.terminals
         if self._slot_version != table.version:  # the set or a state changed: redraw all
@@ -299,18 +303,26 @@ class LinksModel:
             self._util_zero = True
         self._put(self.range.array, self._range_m)
         self._put(self.capacity.array, self._cap_bps)
+        # The relay traffic's load on each link: worked out when the routes are built (a
+        # pass per tree level), shown against each step's capacities in between.
+        load = self._load_bps
+        if load.size != table.size:  # links made since: no load on them yet
+            load = self._load_bps = np.concatenate((load, np.zeros(table.size - load.size)))
         tree = self._tree
-        if tree is not None and backlog_bytes is not None and dt_s > 0.0:
-            demand = np.minimum(np.asarray(backlog_bytes) * 8.0 / dt_s, tree.relay_bps)
-            if demand.any():
-                load = link_loads(tree, demand, table.size)
-                util = np.zeros(table.size)
-                carrying = self._cap_bps > 0.0
-                util[carrying] = np.minimum(load[carrying] / self._cap_bps[carrying], 1.0)
-                self._put(self.utilization.array, util)
-                self._util_zero = False
-                return
-        if not self._util_zero:
+        if built and tree is not None:
+            load.fill(0.0)
+            if backlog_bytes is not None and dt_s > 0.0:
+                demand = np.minimum(np.asarray(backlog_bytes) * 8.0 / dt_s, tree.relay_bps)
+                if demand.any():
+                    load[:] = link_loads(tree, demand, table.size)
+            self._any_load = bool(load.any())
+        if self._any_load:
+            util = np.zeros(table.size)
+            carrying = self._cap_bps > 0.0
+            util[carrying] = np.minimum(load[carrying] / self._cap_bps[carrying], 1.0)
+            self._put(self.utilization.array, util)
+            self._util_zero = False
+        elif not self._util_zero:
             self.utilization.array.fill(0)
             self._util_zero = True
 
@@ -319,6 +331,10 @@ class LinksModel:
         flat = array.reshape(-1)
         flat[self._flat_a] = values
         flat[self._flat_b] = values
+
+    def tree_depth(self) -> np.ndarray:
+        """(n,) hops from each node to its gateway in the relay tree (0 none), for tests."""
+        return np.zeros(self.n, dtype=np.int64) if self._tree is None else self._tree.depth
 
     def fleet(self) -> dict[str, float]:
         if not self.enabled:
