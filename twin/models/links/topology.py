@@ -10,7 +10,7 @@ schedule (``search_interval_s``). Two patterns (docs/models.md):
   terminal 1 to the one behind, terminals 2 and 3 to the nearest co-rotating node of
   another plane on each side. Planes are found from the orbit normals (RAAN and
   inclination, read from each node's state now, so TLE catalogs work as generated shells
-  do): nodes whose normals lie within ``plane_tolerance_deg`` of each other share a plane.
+  do): buckets of inclination and RAAN ``plane_tolerance_deg`` wide (``orbit_planes``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from twin.models.links.geometry import line_of_sight
@@ -101,16 +99,36 @@ def orbit_planes(pos_km: np.ndarray, vel_km_s: np.ndarray, tolerance_deg: float
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Plane label, unit orbit normal and argument of latitude (rad) of each node.
 
-    Normals within ``tolerance_deg`` are joined (a fixed-radius k-d tree search, then
-    connected components), so a plane is a chain of near-parallel normals.
+    Planes are buckets of inclination and RAAN (read from the normal ``h = r × v`` now):
+    sorted by inclination, nodes split where consecutive inclinations differ by more than
+    ``tolerance_deg``; within such a band, sorted by RAAN, where consecutive RAANs differ
+    by more than the tolerance over sin(i) (the angle between the normals), the RAAN
+    circle's ends joined. Sorting only: O(n log n).
     """
+    n = len(pos_km)
     h = np.cross(pos_km, vel_km_s)
     h /= np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
-    chord = 2.0 * np.sin(np.radians(tolerance_deg) / 2.0)
-    pairs = cKDTree(h).query_pairs(chord, output_type="ndarray")
-    n = len(h)
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
+    tol = np.radians(tolerance_deg)
+    inc = np.arccos(np.clip(h[:, 2], -1.0, 1.0))
+    raan = np.arctan2(h[:, 0], -h[:, 1]) % (2.0 * np.pi)
+    by_inc = np.argsort(inc, kind="stable")
+    band = np.empty(n, dtype=np.int64)
+    band[by_inc] = np.cumsum(np.r_[0, np.diff(inc[by_inc]) > tol])
+    order = np.lexsort((raan, band))
+    sorted_band, sorted_raan = band[order], raan[order]
+    gap_limit = tol / np.maximum(np.sin(inc[order]), tol)  # RAAN is loose near i = 0
+    new_band = np.r_[True, sorted_band[1:] != sorted_band[:-1]]
+    split = new_band | np.r_[False, np.diff(sorted_raan) > gap_limit[1:]]
+    label_sorted = np.cumsum(split) - 1
+    # Join the RAAN circle's ends: a band's last plane is its first when they nearly meet.
+    starts = np.flatnonzero(new_band)
+    ends = np.r_[starts[1:], n] - 1
+    wrap = (sorted_raan[starts] + 2.0 * np.pi - sorted_raan[ends] <= gap_limit[starts]) & (
+        label_sorted[starts] != label_sorted[ends])
+    for first, last in zip(starts[wrap].tolist(), ends[wrap].tolist(), strict=True):
+        label_sorted[label_sorted == label_sorted[last]] = label_sorted[first]  # a few bands
+    labels = np.empty(n, dtype=np.int64)
+    labels[order] = label_sorted
     # Ascending node n̂ = ẑ × ĥ; u measured from it towards ĥ × n̂, in the direction of motion.
     node = np.stack((-h[:, 1], h[:, 0], np.zeros(n)), axis=1)
     node_norm = np.linalg.norm(node, axis=1, keepdims=True)
@@ -153,8 +171,13 @@ class LinkSearch:
         healthy = np.flatnonzero(ok)
         tree = cKDTree(pos_km[healthy])
         k = min(max(NEAREST_CANDIDATES, self.terminals + 2, CROSS_CANDIDATES) + 1, healthy.size)
-        dist, idx = tree.query(pos_km[healthy], k=k, distance_upper_bound=self.max_range_km)
-        dist, idx = dist[:, 1:], idx[:, 1:]  # drop each node itself
+        # Candidates only for nodes with a free terminal: a full node accepts nothing.
+        needs = free[healthy].any(axis=1)
+        dist = np.full((healthy.size, k - 1), np.inf)
+        idx = np.full((healthy.size, k - 1), healthy.size)
+        got_dist, got_idx = tree.query(pos_km[healthy[needs]], k=k,
+                                       distance_upper_bound=self.max_range_km)
+        dist[needs], idx[needs] = got_dist[:, 1:], got_idx[:, 1:]  # drop each node itself
         found = idx < healthy.size
         neighbour = np.full(idx.shape, -1, dtype=np.int64)
         neighbour[found] = healthy[idx[found]]
@@ -162,8 +185,12 @@ class LinkSearch:
             clustered = np.ones(healthy.size, dtype=bool)
         elif self.pattern == "grid":
             clustered = np.zeros(healthy.size, dtype=bool)
-        else:
-            clustered = found[:, 0] & (dist[:, 0] <= self.cluster_distance_km)
+        else:  # a node in a cluster has a neighbour this close (full nodes asked too)
+            nearest_km = np.full(healthy.size, np.inf)
+            nearest_km[needs] = dist[needs, 0]
+            if (~needs).any():
+                nearest_km[~needs] = tree.query(pos_km[healthy[~needs]], k=2)[0][:, 1]
+            clustered = nearest_km <= self.cluster_distance_km
         self.n_clustered = int(np.count_nonzero(clustered))
         mode = np.zeros(n, dtype=np.int8)  # 0 unhealthy, 1 cluster, 2 grid
         mode[healthy] = np.where(clustered, 1, 2)
@@ -232,22 +259,25 @@ class LinkSearch:
         aft[fore[has]] = np.flatnonzero(has)  # a plane of two: both ways, linked once below
         choice[:, FORE] = np.where(fore >= 0, nodes[np.maximum(fore, 0)], -1)
         choice[:, AFT] = np.where(aft >= 0, nodes[np.maximum(aft, 0)], -1)
-        # Across planes: the nearest co-rotating node of another plane on each side.
+        # Across planes: the nearest co-rotating node of another plane on each side, for
+        # the nodes with a cross-plane terminal free (the others accept nothing).
         local = np.full(n, -1, dtype=np.int64)
         local[nodes] = np.arange(nodes.size)
-        cand = neighbour
-        cand_local = np.where(cand >= 0, local[np.maximum(cand, 0)], -1)
-        usable = cand_local >= 0
-        safe = np.maximum(cand_local, 0)
-        usable &= labels[safe] != labels[:, None]
-        usable &= np.einsum("ij,ikj->ik", normal, normal[safe]) > CO_ROTATING_COS
-        side = np.einsum("ikj,ij->ik", pos_km[np.maximum(cand, 0)] - pos_km[nodes][:, None],
-                         normal)
-        for direction, wanted in ((RIGHT, side > 0.0), (LEFT, side <= 0.0)):
-            pick = usable & wanted
-            first = np.argmax(pick, axis=1)
-            any_pick = pick[np.arange(nodes.size), first]
-            choice[:, direction] = np.where(any_pick, cand[np.arange(nodes.size), first], -1)
+        if directions > RIGHT:
+            rows = np.flatnonzero((table.peer[nodes, RIGHT:directions] < 0).any(axis=1))
+            cand = neighbour[rows]
+            cand_local = np.where(cand >= 0, local[np.maximum(cand, 0)], -1)
+            usable = cand_local >= 0
+            safe = np.maximum(cand_local, 0)
+            usable &= labels[safe] != labels[rows, None]
+            usable &= np.einsum("ij,ikj->ik", normal[rows], normal[safe]) > CO_ROTATING_COS
+            offset = pos_km[np.maximum(cand, 0)] - pos_km[nodes[rows]][:, None]
+            side = np.einsum("ikj,ij->ik", offset, normal[rows])
+            every = np.arange(rows.size)
+            for direction, wanted in ((RIGHT, side > 0.0), (LEFT, side <= 0.0)):
+                pick = usable & wanted
+                first = np.argmax(pick, axis=1)
+                choice[rows, direction] = np.where(pick[every, first], cand[every, first], -1)
         # A link forms where both ends choose each other in opposite directions, into free
         # terminals, with line of sight and within range.
         opposite = np.array([AFT, FORE, LEFT, RIGHT])
