@@ -83,3 +83,38 @@ def test_the_viewer_draws_each_link_once_coloured_by_utilization() -> None:
         assert blue.sum() > 50
     finally:
         app.pl.close()
+
+
+def test_the_dashboard_node_screen_lists_the_node_links() -> None:
+    import asyncio
+
+    from twin.protocol.codec import TOPIC_META, encode_map
+    from viz.stream import LIVE
+    from viz.tui.app import DashboardApp, StreamUpdate
+
+    meta, state, engine = twin_frames(steps=1)
+    links = engine.models["links"]
+
+    async def scenario() -> None:
+        app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
+        async with app.run_test(size=(140, 40)) as pilot:
+            body = {"v": PROTOCOL_VERSION, "seq": 0, "t_utc": state.header["t_utc"], **meta}
+            app.feed(StreamUpdate(meta=decode(encode_map(TOPIC_META, body)).header,
+                                  connection=LIVE))
+            app.feed(StreamUpdate(state=state, connection=LIVE))
+            await pilot.pause(0.3)
+            await pilot.press("enter")  # the first row's node
+            await pilot.pause(0.3)
+            table = app.screen.query_one("#detail-fields")
+            rows = {str(table.get_cell(key, "field")): str(table.get_cell(key, "value"))
+                    for key in table.rows}
+            sat = app.screen.sat
+            peers = ", ".join(str(p) for p in links.peer.array[sat])
+            assert peers in rows["link_peer"]
+            for name in ("link_state", "link_range_m", "link_capacity_bps",
+                         "link_utilization_frac", "relay_bps", "isl_power_w"):
+                assert name in rows
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            app.save_screenshot(str(SHOTS / "tui_node_links.svg"))
+
+    asyncio.run(scenario())
