@@ -268,3 +268,15 @@ def test_stored_results_load_the_links_on_their_relay_path() -> None:
         assert util[table.a[k], table.slot_a[k]] == pytest.approx(expected, rel=1e-6)
         assert util[table.b[k], table.slot_b[k]] == pytest.approx(expected, rel=1e-6)
     assert np.count_nonzero(util) == 2 * len(hops)
+
+
+@pytest.mark.parametrize(("terminals", "in_plane_only"), [(1, False), (2, True), (3, True)])
+def test_fewer_terminals_still_link(terminals: int, in_plane_only: bool) -> None:
+    eng = engine(SHELL + f"\n[links]\nterminals_per_sat = {terminals}\n")
+    links = eng.models["links"]
+    assert links.table.size > 0
+    degree = np.count_nonzero(links.peer.array >= 0, axis=1)
+    assert degree.max() <= terminals
+    if in_plane_only:
+        plane = np.array([int(s.name.split("-")[1]) for s in eng.scenario.satellites])
+        assert (plane[links.table.a] == plane[links.table.b]).all()

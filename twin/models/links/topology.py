@@ -181,7 +181,7 @@ class LinkSearch:
         found = idx < healthy.size
         neighbour = np.full(idx.shape, -1, dtype=np.int64)
         neighbour[found] = healthy[idx[found]]
-        if self.pattern == "nearest":
+        if self.pattern == "nearest" or self.terminals < 2:  # +Grid pairs two terminals
             clustered = np.ones(healthy.size, dtype=bool)
         elif self.pattern == "grid":
             clustered = np.zeros(healthy.size, dtype=bool)
