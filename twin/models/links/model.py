@@ -7,10 +7,12 @@ Each step, after the orbit and before compute:
 2. on schedule (``search_interval_s``) free terminals look for new links
    (``topology.LinkSearch``); a new link acquires for ``acquisition_s``, then is up;
 3. each link's range and capacity (``budget.LinkBudget``);
-4. routes (``routing``), recomputed when the links change and every ``route_interval_s``:
-   the relay tree to the nodes in ground contact gives ``relay_bps`` (compute's downlink
-   adds it) and the latency to the ground; ground users get their latency to every node;
-5. the relay traffic of last step's stored results loads the tree's links (utilization);
+4. routes (``routing``), built every ``route_interval_s`` and refreshed along the same
+   tree each step between (a lost link or contact cuts its routes at once): the relay tree
+   to the nodes in ground contact gives ``relay_bps`` (compute's downlink adds it) and the
+   latency to the ground; ground users get their latency to every node;
+5. stored results (compute's backlog, last step's) load the tree's links, worked out at
+   each build and shown against each step's capacity (utilization);
 6. terminal power, published for power (the bus draws it, thermal gets its heat).
 
 No ``[links]`` table: the model has no fields, totals or outputs, and the twin runs as it
@@ -77,7 +79,7 @@ class LinksModel:
         self.search = LinkSearch(t_count, p.pattern, p.cluster_distance_m,
                                  p.plane_tolerance_deg, self.terminal.max_range_m,
                                  p.grazing_height_km)
-        names = [s.name for s in scenario.satellites]
+        self.names = names = [s.name for s in scenario.satellites]
         if p.target_sat and p.target_sat not in names:
             raise ScenarioError(scenario.source, "links.target_sat",
                                 f"no satellite is named {p.target_sat!r}")
@@ -132,7 +134,6 @@ class LinksModel:
         self._range_m = np.zeros(0)
         self._cap_bps = np.zeros(0)
         self._up = np.zeros(0, dtype=bool)
-        self._power_version = -1
         self._changes = 0
         self._fleet_bisection = 0.0
         self._power_w = np.zeros(n)
@@ -237,7 +238,9 @@ class LinksModel:
             self._changes += int(a.size)
         for i, j in zip(a[:MAX_LINK_EVENTS].tolist(), b[:MAX_LINK_EVENTS].tolist(),
                         strict=True):
-            ctx.events.raise_event(kind, severity, f"link {i}-{j} {what}", sat=i, peer=j)
+            ctx.events.raise_event(kind, severity,
+                                   f"link {self.names[i]} - {self.names[j]} {what}", sat=i,
+                                   peer=j)
         if a.size > MAX_LINK_EVENTS:
             more = int(a.size - MAX_LINK_EVENTS)
             ctx.events.raise_event(kind, severity, f"{more} more links {what}", n_links=more)
