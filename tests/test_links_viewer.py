@@ -66,6 +66,10 @@ def test_the_viewer_draws_each_link_once_coloured_by_utilization() -> None:
         drawn = app.scene.links
         assert app.scene.links_actor.GetVisibility()
         assert drawn.n_cells == links.table.size  # every link, once
+        i, j = app.scene.link_ends
+        nodes = app.scene.sats.points
+        np.testing.assert_array_equal(drawn.points[0::2], nodes[i])  # ends on their nodes
+        np.testing.assert_array_equal(drawn.points[1::2], nodes[j])
         colours = drawn.cell_data["rgb"]
         busy = links.utilization.array.max()
         assert busy > 0.0

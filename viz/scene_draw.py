@@ -176,31 +176,41 @@ class SceneDraw:
         self._draw_mirrors(points)
 
     def _paint_links(self) -> None:
-        """Which links to draw and their colours (utilization), from the link fields."""
+        """Which links to draw and their colours (utilization), from the link fields: the
+        segments' connectivity and colours change only with a state."""
         arrays = self.arrays
         peer, state = arrays.get("link_peer"), arrays.get("link_state")
         util = arrays.get("link_utilization_frac")
         if peer is None or state is None or peer.ndim != 2 or peer.shape[0] != self.n_sats \
                 or state.shape != peer.shape:
-            self.link_ends = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+            i = j = np.zeros(0, np.int64)
             self.link_rgb = np.zeros((0, 3), np.uint8)
-            return
-        if util is not None and util.shape != peer.shape:
-            util = None
-        i, j, self.link_rgb = scene.link_pairs(peer, state, util)
+        else:
+            if util is not None and util.shape != peer.shape:
+                util = None
+            i, j, self.link_rgb = scene.link_pairs(peer, state, util)
+        changed = len(i) != len(self.link_ends[0])
         self.link_ends = (i, j)
+        if not len(i):
+            return
+        if changed or self.links.n_points != 2 * len(i):
+            seg_points, seg_lines = scene.link_segments(i, j, np.zeros((self.n_sats, 3),
+                                                                       np.float32))
+            self.links.points = seg_points
+            self.links.lines = seg_lines
+        self.links.cell_data["rgb"] = self.link_rgb
 
     def _place_links(self, points: np.ndarray) -> None:
-        """The links between the nodes where they are drawn now."""
+        """The links between the nodes where they are drawn now (each render)."""
         i, j = self.link_ends
         self.links_actor.SetVisibility(bool(len(i)))
         self.links_legend.SetVisibility(bool(len(i)))
         if not len(i):
             return
-        seg_points, seg_lines = scene.link_segments(i, j, points)
-        self.links.points = seg_points
-        self.links.lines = seg_lines
-        self.links.cell_data["rgb"] = self.link_rgb
+        ends = self.links.points
+        ends[0::2] = points[i]
+        ends[1::2] = points[j]
+        self.links.GetPoints().Modified()
 
     def _draw_orbit(self, header: Mapping[str, Any]) -> None:
         """The selected node's osculating orbit ring, in the current view frame."""
