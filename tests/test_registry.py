@@ -108,7 +108,7 @@ def test_every_quantity_has_one_declared_writer() -> None:
     # quantity_owners raises at import on a name two outputs declare; here: the real set.
     assert QUANTITY_OWNERS["sun_along_km"] == "orbit"
     assert QUANTITY_OWNERS["temp_compute_k"] == "thermal"
-    assert "relay_bps" not in QUANTITY_OWNERS  # read by nothing until a relay model exists
+    assert QUANTITY_OWNERS["relay_bps"] == "links"  # the relay hook compute's downlink reads
 
 
 def test_the_registry_is_the_one_list_of_tables_docs_commands_and_totals() -> None:

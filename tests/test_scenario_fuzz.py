@@ -199,8 +199,9 @@ make a step take minutes. Radiation is stepped: past 10,000 upsets a step, its d
 saturates (``upsets_saturated``)."""
 
 
-NO_CAP_IS_INF = {"compute_cap_w", "power_cap_w"}
-"""Fields where +inf is a value by design: "no cap in force"."""
+NO_CAP_IS_INF = {"compute_cap_w", "power_cap_w", "relay_latency_s", "user_latency_s",
+                 "user_target_latency_s"}
+"""Fields where +inf is a value by design: "no cap in force", "no route" (links)."""
 
 
 def _finite_where_flying(engine: Engine) -> None:

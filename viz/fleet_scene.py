@@ -177,6 +177,12 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.hud_help = self.text_actor(0.5, 0.5, size=15, halign="centered",
                                         valign="centered", colour=(1.0, 1.0, 1.0))
         self.hud_help.SetVisibility(False)
+        # What the optical links' colours mean, shown while links are drawn.
+        self.links_legend = self.text_actor(0.99, 0.015, size=12, halign="right",
+                                            valign="bottom", colour=(0.75, 0.8, 0.9))
+        self.links_legend.SetInput("links: blue idle, yellow half, red full "
+                                   "(relay utilization); grey acquiring")
+        self.links_legend.SetVisibility(False)
         # A dark plate under each HUD block: on the 2D map (and over the lit globe) the
         # text sits on the picture and must still read.
         for block in (self.hud_top, self.hud_fleet, self.hud_node, self.hud_events):
@@ -220,7 +226,7 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         """(Re)build everything sized by the fleet: satellites, stations, trails, bar."""
         import pyvista as pv
 
-        for name in ("sats", "alarms", "selected", "contacts", "trails", "orbit"):
+        for name in ("sats", "alarms", "selected", "contacts", "links", "trails", "orbit"):
             self.pl.remove_actor(name, reset_camera=False, render=False)
         self.meta = meta
         self.catalog = Catalog(meta)
@@ -272,6 +278,15 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.contacts = pv.PolyData(np.zeros((2, 3), np.float32), lines=[2, 0, 1])
         self.pl.add_mesh(self.contacts, color=CONTACT_RGB, line_width=1, lighting=False,
                          pickable=False, name="contacts", reset_camera=False)
+        # Optical links (a scenario with [links]): one segment per link, coloured per cell.
+        self.links = pv.PolyData(np.zeros((2, 3), np.float32), lines=[2, 0, 1])
+        self.links.cell_data["rgb"] = np.zeros((1, 3), np.uint8)
+        self.links_actor = self.pl.add_mesh(
+            self.links, scalars="rgb", rgb=True, line_width=2, lighting=False,
+            pickable=False, name="links", reset_camera=False)
+        self.links_actor.SetVisibility(False)
+        self.link_ends = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        self.link_rgb = np.zeros((0, 3), np.uint8)
         length, interval_s = scene.trail_budget(n, TRAIL_POINTS, self.options.trail_span_s)
         self.trail_buffer = scene.TrailBuffer(n, length, interval_s)
         self.trails = pv.PolyData(np.zeros((n * length, 3), np.float32),

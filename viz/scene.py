@@ -389,3 +389,52 @@ def camera_direction_over(pos_km: Sequence[float], vel_km_s: Sequence[float] | N
                 h = -h
             direction = direction + tilt * h / np.linalg.norm(h)
     return direction / np.linalg.norm(direction)
+
+
+# --------------------------------------------------------------------------- optical links
+# Link colours: acquiring grey; up from blue (idle) through yellow to red (full).
+LINK_ACQUIRING_RGB = np.array([115, 115, 115], dtype=np.uint8)
+LINK_RAMP_RGB = np.array([[64, 140, 255], [255, 215, 50], [255, 50, 25]], dtype=float)
+LINK_UP = 2  # link_state code of a link carrying data (meta's labels name it "up")
+
+
+def link_pairs(peer: np.ndarray, state: np.ndarray, utilization: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each link once, from the per-terminal link fields, with its colour.
+
+    Args:
+        peer: ``(N, T)`` the node at the other end of each terminal's link, -1 none.
+        state: ``(N, T)`` link state code, 0 none.
+        utilization: ``(N, T)`` share of capacity used, or None.
+
+    Returns:
+        Ends ``i``, ``j`` (``i < j``) and ``(k, 3)`` uint8 colours.
+    """
+    n, terminals = peer.shape
+    i = np.repeat(np.arange(n), terminals)
+    j = peer.ravel().astype(np.int64)
+    s = state.ravel()
+    keep = (j > i) & (j < n) & (s > 0)
+    i, j, s = i[keep], j[keep], s[keep]
+    rgb = np.empty((i.size, 3), dtype=np.uint8)
+    rgb[:] = LINK_ACQUIRING_RGB
+    up = s == LINK_UP
+    if up.any():
+        u = np.zeros(np.count_nonzero(up)) if utilization is None else np.nan_to_num(
+            utilization.ravel()[keep][up].astype(float))
+        u = np.clip(u, 0.0, 1.0) * 2.0  # 0..2 along the three stops
+        low = np.minimum(u.astype(int), 1)
+        frac = (u - low)[:, None]
+        rgb[up] = (LINK_RAMP_RGB[low] * (1.0 - frac) + LINK_RAMP_RGB[low + 1] * frac).astype(
+            np.uint8)
+    return i, j, rgb
+
+
+def link_segments(i: np.ndarray, j: np.ndarray, sat_pos_km: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Line segments between linked nodes: ``(2k, 3)`` float32 points and VTK lines."""
+    points = np.empty((2 * len(i), 3), dtype=np.float32)
+    points[0::2] = sat_pos_km[i]
+    points[1::2] = sat_pos_km[j]
+    ids = np.arange(2 * len(i)).reshape(-1, 2)
+    return points, np.hstack([np.full((len(i), 1), 2), ids]).ravel()

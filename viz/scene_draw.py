@@ -64,6 +64,11 @@ class SceneDraw:
     stars_actor: Any
     contacts: Any
     trails: Any
+    links: Any
+    links_actor: Any
+    links_legend: Any
+    link_ends: tuple[np.ndarray, np.ndarray]
+    link_rgb: np.ndarray
     trail_buffer: scene.TrailBuffer
     orbit: Any
     orbit_actor: Any
@@ -103,6 +108,7 @@ class SceneDraw:
         n_stations = len(self.station_names)
         if in_contact is not None and in_contact.shape == (n_stations, self.n_sats):
             self.station_priority = np.count_nonzero(in_contact, axis=1).astype(float)
+        self._paint_links()
         if self.show_trails:
             self.trail_buffer.points(self.earth_fixed, out=self.trails.points)
             self.trails.GetPoints().Modified()
@@ -164,9 +170,47 @@ class SceneDraw:
             seg_points, seg_lines = np.zeros((2, 3), np.float32), np.array([2, 0, 1])
         self.contacts.points = seg_points
         self.contacts.lines = seg_lines
+        self._place_links(points)
         self._draw_selected(points)
         self._draw_orbit(header)
         self._draw_mirrors(points)
+
+    def _paint_links(self) -> None:
+        """Which links to draw and their colours (utilization), from the link fields: the
+        segments' connectivity and colours change only with a state."""
+        arrays = self.arrays
+        peer, state = arrays.get("link_peer"), arrays.get("link_state")
+        util = arrays.get("link_utilization_frac")
+        if peer is None or state is None or peer.ndim != 2 or peer.shape[0] != self.n_sats \
+                or state.shape != peer.shape:
+            i = j = np.zeros(0, np.int64)
+            self.link_rgb = np.zeros((0, 3), np.uint8)
+        else:
+            if util is not None and util.shape != peer.shape:
+                util = None
+            i, j, self.link_rgb = scene.link_pairs(peer, state, util)
+        changed = len(i) != len(self.link_ends[0])
+        self.link_ends = (i, j)
+        if not len(i):
+            return
+        if changed or self.links.n_points != 2 * len(i):
+            seg_points, seg_lines = scene.link_segments(i, j, np.zeros((self.n_sats, 3),
+                                                                       np.float32))
+            self.links.points = seg_points
+            self.links.lines = seg_lines
+        self.links.cell_data["rgb"] = self.link_rgb
+
+    def _place_links(self, points: np.ndarray) -> None:
+        """The links between the nodes where they are drawn now (each render)."""
+        i, j = self.link_ends
+        self.links_actor.SetVisibility(bool(len(i)))
+        self.links_legend.SetVisibility(bool(len(i)))
+        if not len(i):
+            return
+        ends = self.links.points
+        ends[0::2] = points[i]
+        ends[1::2] = points[j]
+        self.links.GetPoints().Modified()
 
     def _draw_orbit(self, header: Mapping[str, Any]) -> None:
         """The selected node's osculating orbit ring, in the current view frame."""

@@ -111,6 +111,17 @@ class DriverOutputs:
 
 
 @dataclass(eq=False)
+class LinkOutputs:
+    """Published by ``links``: optical inter-satellite links. Optional: a scenario with no
+    ``[links]`` table has none, and the readers then add nothing."""
+
+    relay_bps: Array | None = field(default=None, metadata={"optional": True})
+    """(n,) rate a node can relay to the ground over links to a node in contact, bit/s."""
+    isl_power_w: Array | None = field(default=None, metadata={"optional": True})
+    """(n,) electrical power the link terminals draw (and leave as heat in the bus), W."""
+
+
+@dataclass(eq=False)
 class ComputeOutputs:
     """Published by ``compute``."""
 
@@ -126,6 +137,8 @@ class ComputeOutputs:
     """For thermal's starting state (docs/models.md, "Starting state"): given (n,) plate
     temperatures, K, the payload power and one busy accelerator's power, (n,) W each, that
     this step's load draws with the thermal throttle holding its dies over that plate."""
+    storage_backlog_bytes: Array | None = field(default=None, metadata={"optional": True})
+    """(n,) result bytes stored on board, not yet downlinked, B: what links relay."""
 
 
 @dataclass(eq=False)
@@ -206,6 +219,7 @@ OUTPUTS: dict[str, type] = {
     "orbit": OrbitOutputs,
     "faults": FaultOutputs,
     "drivers": DriverOutputs,
+    "links": LinkOutputs,
     "compute": ComputeOutputs,
     "environment": EnvironmentOutputs,
     "power": PowerOutputs,

@@ -19,6 +19,7 @@ from twin.core.interfaces import (
     DriverOutputs,
     EnvironmentOutputs,
     FaultOutputs,
+    LinkOutputs,
     OrbitOutputs,
     PowerOutputs,
     ThermalOutputs,
@@ -105,7 +106,7 @@ class StepContext:
         dt_s: Step length in seconds.
         events: Where subsystems raise events.
         rng: The twin's one seeded random generator.
-        orbit, faults, drivers, compute, environment, power, thermal: The outputs each
+        orbit, faults, drivers, links, compute, environment, power, thermal: The outputs each
             model publishes for the others (twin.core.interfaces), one writer each; a model
             reads those it declares in ``reads``.
     """
@@ -117,6 +118,7 @@ class StepContext:
     orbit: OrbitOutputs = field(default_factory=OrbitOutputs)
     faults: FaultOutputs = field(default_factory=FaultOutputs)
     drivers: DriverOutputs = field(default_factory=DriverOutputs)
+    links: LinkOutputs = field(default_factory=LinkOutputs)
     compute: ComputeOutputs = field(default_factory=ComputeOutputs)
     environment: EnvironmentOutputs = field(default_factory=EnvironmentOutputs)
     power: PowerOutputs = field(default_factory=PowerOutputs)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from twin.core.registry import Built, ModelEntry
-from twin.models import compute, faults, limits, mirror, orbit, power, thermal
+from twin.models import compute, faults, limits, links, mirror, orbit, power, thermal
 from twin.models.compute import (
     ComputeModel,
     ComputeParams,
@@ -28,6 +28,7 @@ from twin.models.compute import (
 from twin.models.environment import EnvironmentModel
 from twin.models.faults import FaultModel
 from twin.models.limits import LimitsModel
+from twin.models.links import LinksModel, LinksParams
 from twin.models.mirror import Mirror, MirrorDrivers, MirrorParams
 from twin.models.orbit import OrbitModel
 from twin.models.power import PowerModel, PowerParams
@@ -57,6 +58,9 @@ MODELS: tuple[ModelEntry, ...] = (
                alarms={"orbit_error": AlarmKind("orbit_recovered", "")}),
     ModelEntry("faults", _faults, commands=faults.COMMANDS, totals=faults.FLEET_TOTALS),
     ModelEntry("mirror_drivers", lambda b: MirrorDrivers(Mirror(b.scenario, b.clock))),
+    # After the orbit (geometry, contacts), before compute (relay_bps) and power (its load).
+    ModelEntry("links", lambda b: LinksModel(b.scenario), sections=(("links", LinksParams),),
+               totals=links.FLEET_TOTALS),
     ModelEntry("compute", lambda b: ComputeModel(b.scenario),
                sections=(("compute", ComputeParams), ("workload", WorkloadParams),
                          ("radiation", RadiationParams)),

@@ -88,7 +88,7 @@ class ComputeModel:
     """
 
     name = "compute"
-    reads: tuple[str, ...] = ("orbit", "faults", "drivers", "power", "thermal")
+    reads: tuple[str, ...] = ("orbit", "faults", "drivers", "links", "power", "thermal")
     publishes = "compute"
 
     def __init__(self, scenario: Scenario) -> None:
@@ -243,9 +243,10 @@ class ComputeModel:
             self._next_schedule_t = t + self.workload.schedule_interval_s
 
         contact = orbit.contact_station
-        # No relay model yet (inter-satellite links, issue 19): ground contacts only.
+        # Inter-satellite links add what a node can relay to a node in contact (None: none).
         self.results.step(t, dt, np.full(n, -1) if contact is None else np.asarray(contact),
-                          None)
+                          ctx.links.relay_bps)
+        self.outputs.storage_backlog_bytes = self.results.backlog.array
 
         # The fields hold the same values as after the last step when nothing they follow
         # from has changed: the load (running set, working accelerators), the idle devices

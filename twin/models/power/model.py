@@ -77,8 +77,8 @@ class PowerModel:
     """
 
     name = "power"
-    reads: tuple[str, ...] = ("orbit", "faults", "drivers", "compute", "environment",
-                              "thermal")
+    reads: tuple[str, ...] = ("orbit", "faults", "drivers", "links", "compute",
+                              "environment", "thermal")
     publishes = "power"
 
     def __init__(self, n_sats: int, params: PowerParams | None = None,
@@ -200,6 +200,9 @@ class PowerModel:
         heaters = self._heaters
         heaters.update(ctx.thermal)
         bus, heater, loop_heater = self._bus_w, heaters.heater_w, heaters.loop_w
+        isl_w = ctx.links.isl_power_w
+        if isl_w is not None:  # link terminals are bus loads (thermal: bus heat)
+            bus = bus + isl_w
         # Measured bus and battery heater power of live mirrored nodes replace the model's.
         drivers = ctx.drivers
         if drivers.mirror_sat.size:
