@@ -124,26 +124,28 @@ class Testbed:
         status_period_s: Period of the slow ``status`` packet.
         injections: Faults to develop (``bridge.testbed_faults``), timed from the first tick.
         seed: Seed of the sensor noise (the definition's ``noise`` per parameter).
+        noise: Whether to add that noise (False: exact values, for tests of the path).
     """
 
     def __init__(self, send: Callable[[bytes], None], definitions: Definitions | None = None,
                  model: FlatsatModel | None = None,
                  utilization: Callable[[], float] = host_utilization,
                  status_period_s: float = 1.0, injections: tuple[Injection, ...] = (),
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, noise: bool = True) -> None:
         self.send = send
         self.defs = definitions or load_definitions("flatsat")
         self.hk = self.defs.by_name("hk")
         self.status_packet = self.defs.by_name("status")
+        self.control = self.defs.by_name("thermal_control")
         self.model = model or FlatsatModel(STAND_IN)
         self.injections = tuple(injections)
-        self.noise = {p.name: p.noise for p in self.hk.parameters if p.noise}
+        self.noise = {p.name: p.noise for p in self.hk.parameters if p.noise and noise}
         self.rng = np.random.default_rng(seed)
         self._first_tick: float | None = None
         self._stuck_radiator_c: float | None = None
         self.utilization = utilization
         self.status_period_s = status_period_s
-        self.seq = {self.hk.apid: 0, self.status_packet.apid: 0}
+        self.seq = {self.hk.apid: 0, self.status_packet.apid: 0, self.control.apid: 0}
         self.started = time.time()
         self._last_tick: float | None = None
         self._next_status = 0.0
@@ -184,8 +186,8 @@ class Testbed:
             if self._stuck_radiator_c is None:
                 self._stuck_radiator_c = values["radiator_temp_c"]
             values["radiator_temp_c"] = self._stuck_radiator_c
-        # What the wire can carry: the definition's bounds and resolution.
-        for p in self.hk.parameters:
+        # What the wire can carry: the definition's bounds.
+        for p in (*self.hk.parameters, *self.control.parameters):
             if p.name in values:
                 values[p.name] = min(max(values[p.name], p.min), p.max)
         return values
@@ -193,7 +195,10 @@ class Testbed:
     def tick(self, now: float | None = None) -> None:
         """Measure, advance the model to ``now`` and send the packets due."""
         now = time.time() if now is None else now
-        self._emit(self.hk, now, self.measure(now))
+        readings = self.measure(now)
+        heater = readings.pop("heater_power_w")
+        self._emit(self.hk, now, readings)
+        self._emit(self.control, now, {"heater_power_w": heater})
         if now >= self._next_status:
             self._next_status = now + self.status_period_s
             freq = psutil.cpu_freq()

@@ -86,7 +86,7 @@ def run_standins(n_runs: int, duration_s: float, injections: tuple[Injection, ..
     sigma = np.tile([noise["cold_plate_temp_c"], noise["radiator_temp_c"]], (n_runs, 1))
     power_sigma = np.full(n_runs, noise["compute_power_w"])
     session = Session()
-    steps = int(round(duration_s / dt_s))
+    steps = round(duration_s / dt_s)
     for k in range(1, steps + 1):
         clock["t"] = START_UTC + k * dt_s
         readings = [bed.measure(clock["t"]) for bed in beds]
