@@ -39,7 +39,8 @@ def test_the_injectable_faults_are_the_causes_a_diagnosis_names() -> None:
 @pytest.mark.parametrize("text, complaint", [
     ("radiator", "expected KIND@T"), ("rust@5", "unknown fault kind 'rust'"),
     ("radiator@soon", "is not a number"), ("coolant@-3", "must be 0.."),
-    ("heater@nan", "must be 0..")])
+    ("heater@nan", "must be 0.."), ("radiator@5/x", "R 'x' is not"),
+    ("radiator@5/-1", "R must be")])
 def test_bad_injections_are_refused_with_what_is_allowed(text: str, complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
         parse_injection(text)
