@@ -22,7 +22,7 @@ import numpy as np
 from twin.models.estimation.detectors import Cusum, JumpCheck, StuckCheck, heat_statistic
 from twin.models.estimation.filter import NetworkParams, ProcessNoise, ThermalEKF
 from twin.models.estimation.params import EstimationParams
-from twin.models.estimation.signatures import CAUSE_TEXT, CAUSES, HEAT_SIGNATURES, heat_posteriors
+from twin.models.estimation.signatures import CAUSES, HEAT_SIGNATURES, heat_posteriors
 from twin.models.estimation.tracking import TRACKED, DriftChange, DriftMonitor
 
 STATES = ("temp_compute_k", "temp_radiator_k", "temp_junction_k")
@@ -39,6 +39,7 @@ class Diagnosis:
     cause: str
     confidence: float
     evidence: str
+    why: str
     detected_s: float
     diagnosed_s: float
     channel: str = ""
@@ -151,8 +152,9 @@ class MirrorEstimator:
         for n, c in np.argwhere(stuck & open_nodes[:, None]):
             out.append(self._decide(int(n), "stuck_sensor", 0.99, int(c),
                                     f"{_CHANNEL_TEXT[c]} reading unchanged for "
-                                    f"{repeats[n, c]} samples in a row; its noise makes that "
-                                    "practically impossible for a live sensor"))
+                                    f"{repeats[n, c]} samples in a row",
+                                    "its declared noise makes that practically impossible "
+                                    "for a live sensor"))
             self.excluded[n, c] = True  # the estimate goes on from the model and the rest
         open_nodes = self.cause == 0
         recent = (self.t_s - self.jump.when_s) <= p.jump_window_s
@@ -161,7 +163,7 @@ class MirrorEstimator:
             size = self.jump.size[n, c]
             out.append(self._decide(int(n), "biased_sensor", 0.95, c,
                                     f"{_CHANNEL_TEXT[c]} reading jumped {size:+.2f} K in one "
-                                    "sample while the other channel stayed within its noise: "
+                                    "sample, the other channel within its noise",
                                     "no heat flow moves a temperature that fast"))
             bias = ("bias_compute_k", "bias_radiator_k")[c]
             mask = np.zeros(self.n, bool)
@@ -183,18 +185,17 @@ class MirrorEstimator:
                 sd = np.sqrt(np.diag(heat_cov[n]))
                 out.append(self._decide(
                     int(n), sig.cause, float(post[n, k]), -1,
-                    f"unexplained heat d_c = {heat[n, 0]:+.1f} ± {sd[0]:.1f} W at the compute "
-                    f"node, d_r = {heat[n, 1]:+.1f} ± {sd[1]:.1f} W at the radiator: "
-                    f"{sig.why}",
+                    f"unexplained heat {heat[n, 1]:+.1f} ± {sd[1]:.1f} W at the radiator, "
+                    f"{heat[n, 0]:+.1f} ± {sd[0]:.1f} W at the compute node", sig.why,
                     {s.cause: float(post[n, i]) for i, s in enumerate(HEAT_SIGNATURES)}))
         return out
 
     def _decide(self, n: int, cause: str, confidence: float, channel: int, evidence: str,
-                posteriors: dict[str, float] | None = None) -> Diagnosis:
+                why: str, posteriors: dict[str, float] | None = None) -> Diagnosis:
         self.cause[n] = CAUSES.index(cause) + 1
         self.confidence[n] = confidence
         detected = self.detected_s[n] if np.isfinite(self.detected_s[n]) else self.t_s
-        return Diagnosis(n, cause, confidence, f"{CAUSE_TEXT[cause]}: {evidence}", detected,
+        return Diagnosis(n, cause, confidence, evidence, why, detected,
                          self.t_s, _CHANNELS[channel] if channel >= 0 else "",
                          posteriors or {cause: confidence})
 

@@ -21,7 +21,7 @@ import numpy as np
 from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
 from twin.models.estimation.estimator import STATES, Diagnosis, MirrorEstimator
 from twin.models.estimation.params import EstimationParams, network_from
-from twin.models.estimation.signatures import CAUSE_CODES
+from twin.models.estimation.signatures import CAUSE_CODES, CAUSE_TEXT
 from twin.models.estimation.tracking import TRACKED, TRACKED_TEXT, DriftChange
 from twin.models.mirror import Mirror
 from twin.models.mirror.bindings import BindingState, MirrorBinding
@@ -197,9 +197,9 @@ class Estimation:
     def _diagnosis_event(self, d: Diagnosis, b: MirrorBinding, lv: BindingState,
                          ctx: StepContext) -> None:
         ctx.events.raise_event(
-            "diagnosis", "alarm", f"{b.name}: {d.evidence} (confidence {d.confidence:.0%})",
-            sat=lv.sat, testbed=b.name, cause=d.cause, confidence=d.confidence,
-            evidence=d.evidence, channel=d.channel,
+            "diagnosis", "alarm", f"{b.name}: {CAUSE_TEXT[d.cause]}, confidence "
+            f"{d.confidence:.0%}: {d.evidence}", sat=lv.sat, testbed=b.name, cause=d.cause,
+            confidence=d.confidence, evidence=f"{d.evidence}: {d.why}", channel=d.channel,
             detected_after_s=d.diagnosed_s - d.detected_s, posteriors=d.posteriors)
 
     def fleet(self) -> dict[str, float]:
