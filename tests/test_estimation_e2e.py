@@ -19,7 +19,7 @@ from tests.test_bridge_e2e import SCENARIO, _free_udp_port, _wait_state
 from tests.twinutil import connected, receive, running_twin
 
 ONSET_S, RAMP_S = 3.0, 10.0
-DETECTION_S = 40.0  # from the onset, at 20 samples a second
+DETECTION_S = 60.0  # from the onset, at 20 samples a second (observed ~28 s)
 
 
 @pytest.mark.timeout(120)
@@ -51,6 +51,7 @@ def test_an_injected_radiator_fault_reaches_the_twin_as_a_radiator_diagnosis() -
         assert diagnosis is not None, "no diagnosis in time"
         assert diagnosis["cause"] == "radiator" and diagnosis["severity"] == "alarm"
         assert diagnosis["confidence"] >= 0.9 and "radiator" in diagnosis["evidence"]
+        print(f"diagnosed {time.monotonic() - started - ONSET_S:.1f} s after the onset")
         assert time.monotonic() - started < ONSET_S + DETECTION_S + 5.0
         after = _wait_state(sub, lambda a: int(a["mirror_diagnosis_code"][0]) != 0).arrays
         assert float(after["mirror_track_radiator_frac"][0]) < 0.97  # seen falling
