@@ -200,3 +200,41 @@ def _varying_util(t_s: float) -> float:
 def test_a_healthy_hour_raises_no_diagnosis_and_no_drift_alarm() -> None:
     session = run_standins(10, 3600.0, (), util=_varying_util, seed=7)
     assert session.diagnoses == [] and session.drift == []
+
+
+# -- the sensors' noise travels from the definition to the mirror --------------------------
+
+
+def test_the_declared_noise_reaches_the_mirror_in_si_and_odd_values_are_ignored() -> None:
+    from pathlib import Path
+
+    from twin.models.mirror import Mirror
+    from twin.protocol.codec import pack, unpack
+    from twin.protocol.telemetry import encode_telemetry
+    from twin.scenario import parse_scenario
+
+    text = (Path(__file__).parent.parent / "assets" / "testbeds"
+            / "flatsat_mirror.toml").read_text()
+    mirror = Mirror(parse_scenario(text))
+    now = 1.8e9
+    mirror.wall_clock = lambda: now
+
+    def message(t: float) -> list:
+        return encode_telemetry(
+            0, "flatsat", "hk", np.array([t]),
+            {"cold_plate_temp_c": np.array([20.0]), "radiator_temp_c": np.array([10.0]),
+             "compute_power_w": np.array([170.0]), "util_frac": np.array([0.5])},
+            noise={"cold_plate_temp_c": 0.05, "compute_power_w": 0.5})
+
+    mirror.ingest(message(now))
+    assert mirror.live[0].noise == {"temp_compute_k": 0.05, "compute_power_w": 0.5}
+    frames = message(now + 0.1)
+    header = unpack(frames[1])
+    for spec, odd in zip(header["fields"][1:], ("a lot", -1.0, float("nan"), True),
+                         strict=True):
+        spec["noise"] = odd
+    frames[1] = pack(header)
+    now += 0.1
+    mirror.ingest(frames)
+    assert mirror.counters["samples_applied"] == 2  # applied: only the odd noises ignored
+    assert mirror.live[0].noise == {"temp_compute_k": 0.05, "compute_power_w": 0.5}

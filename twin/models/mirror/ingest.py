@@ -248,10 +248,10 @@ def _take_noise(lv: BindingState, specs: list[Any]) -> None:
     """
     for spec in specs:
         name, noise = spec["name"], spec.get("noise")
-        if name in lv.convert and is_number(noise):
+        if name in lv.convert and is_number(noise) and noise >= 0.0:
             quantity, scale, _offset = lv.convert[name]
-            si = abs(float(noise) * scale)
-            if 0.0 <= si <= MAX_NOISE_SI:
+            si = float(noise) * abs(scale)
+            if si <= MAX_NOISE_SI:
                 lv.noise[quantity] = si
 
 
