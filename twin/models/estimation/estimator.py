@@ -185,7 +185,7 @@ class MirrorEstimator:
                 sd = np.sqrt(np.diag(heat_cov[n]))
                 out.append(self._decide(
                     int(n), sig.cause, float(post[n, k]), -1,
-                    f"unexplained heat {heat[n, 1]:+.1f} ± {sd[1]:.1f} W at the radiator, "
+                    f"{heat[n, 1]:+.1f} ± {sd[1]:.1f} W unexplained at the radiator, "
                     f"{heat[n, 0]:+.1f} ± {sd[0]:.1f} W at the compute node", sig.why,
                     {s.cause: float(post[n, i]) for i, s in enumerate(HEAT_SIGNATURES)}))
         return out

@@ -197,8 +197,8 @@ class Estimation:
     def _diagnosis_event(self, d: Diagnosis, b: MirrorBinding, lv: BindingState,
                          ctx: StepContext) -> None:
         ctx.events.raise_event(
-            "diagnosis", "alarm", f"{b.name}: {CAUSE_TEXT[d.cause]}, confidence "
-            f"{d.confidence:.0%}: {d.evidence}", sat=lv.sat, testbed=b.name, cause=d.cause,
+            "diagnosis", "alarm", f"{b.name}: {CAUSE_TEXT[d.cause]} ({d.confidence:.0%}): "
+            f"{d.evidence}", sat=lv.sat, testbed=b.name, cause=d.cause,
             confidence=d.confidence, evidence=f"{d.evidence}: {d.why}", channel=d.channel,
             detected_after_s=d.diagnosed_s - d.detected_s, posteriors=d.posteriors)
 

@@ -25,9 +25,9 @@ CAUSES = ("radiator", "coolant", "heater", "stuck_sensor", "biased_sensor", "pow
 CAUSE_CODES = {"none": 0, **{cause: i + 1 for i, cause in enumerate(CAUSES)}}
 """Cause -> the enum code of the ``mirror_diagnosis_code`` field."""
 CAUSE_TEXT = {
-    "radiator": "radiator degradation (less heat rejected)",
-    "coolant": "loss of coolant flow (loop conductance down)",
-    "heater": "radiator heater failure (commanded on, no heat)",
+    "radiator": "radiator degradation",
+    "coolant": "loss of coolant flow",
+    "heater": "radiator heater failure",
     "stuck_sensor": "stuck temperature sensor",
     "biased_sensor": "biased temperature sensor",
     "power_drift": "compute power sensor drift",
