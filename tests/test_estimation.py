@@ -238,3 +238,45 @@ def test_the_declared_noise_reaches_the_mirror_in_si_and_odd_values_are_ignored(
     mirror.ingest(frames)
     assert mirror.counters["samples_applied"] == 2  # applied: only the odd noises ignored
     assert mirror.live[0].noise == {"temp_compute_k": 0.05, "compute_power_w": 0.5}
+
+
+def test_two_mirrored_nodes_each_get_their_own_estimate_and_diagnosis() -> None:
+    """Two stand-ins bound to two nodes of one twin: each node's estimate follows its own
+    hardware, and a fault on one is diagnosed on that node only."""
+    import time
+    from pathlib import Path
+
+    from bridge.testbed import Testbed
+    from twin.core.clock import SimClock
+    from twin.core.engine import Engine
+    from twin.protocol.telemetry import encode_telemetry
+    from twin.scenario import parse_scenario
+
+    text = (Path(__file__).parent.parent / "assets" / "testbeds"
+            / "flatsat_mirror.toml").read_text()
+    binding = text[text.index("[[mirror.testbed]]"):text.index("\n# The state estimator")]
+    second = binding.replace('name = "flatsat"', 'name = "flatsat2"').replace(
+        'node = "dawn-dusk-01-01"', 'node = "dawn-dusk-01-05"')
+    scenario = parse_scenario(text.replace(binding, binding + "\n" + second))
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=10.0, warp=1.0, fast=True))
+    now = {"t": time.time()}
+    engine.mirror.wall_clock = lambda: now["t"]
+    beds = {"flatsat": Testbed(lambda _b: None, utilization=lambda: 0.5, seed=1),
+            "flatsat2": Testbed(lambda _b: None, utilization=lambda: 0.1, seed=2,
+                                injections=(Injection("coolant", 5.0, 5.0),))}
+    for k in range(700):  # 70 s at 10 Hz
+        now["t"] += 0.1
+        for name, bed in beds.items():
+            r = bed.measure(now["t"])
+            engine.ingest_handler([bytes(f) for f in encode_telemetry(
+                k, name, "hk", np.array([now["t"]]),
+                {key: np.array([r[key]]) for key in ("compute_power_w", "util_frac",
+                                                     "cold_plate_temp_c", "radiator_temp_c")},
+                noise={"cold_plate_temp_c": 0.05, "radiator_temp_c": 0.05,
+                       "compute_power_w": 0.5})])
+        engine.step()
+    arrays = {f.spec.name: f.array for f in engine.fields}
+    for j, bed in enumerate(beds.values()):
+        estimate = arrays["mirror_estimate_temp_compute_k"][j]
+        assert abs(estimate - bed.model.temp_compute_k) < 0.2, (j, estimate)
+    assert arrays["mirror_diagnosis_code"].tolist() == [0, 2]  # 2: coolant, on flatsat2
