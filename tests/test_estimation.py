@@ -192,6 +192,19 @@ def test_each_injected_fault_is_diagnosed_in_9_of_10_seeded_runs(kind: str) -> N
     assert right >= 9, f"{kind}: right in {right} of {runs}"
 
 
+def test_a_biased_sensor_is_estimated_once_diagnosed_and_raises_a_bias_drift_alarm() -> None:
+    """The bias is held until the jump names the sensor; then the tracker estimates it."""
+    from bridge.testbed_faults import BIAS_STEP_K
+
+    session = run_standins(5, ONSET_S + 300.0, (Injection("biased_sensor", ONSET_S),),
+                           util=0.5, seed=9, keep=("bias_compute_k",))
+    bias = np.array(session.estimate["bias_compute_k"])
+    assert np.all(bias[: int(ONSET_S) - 1] == 0.0)  # held before
+    assert np.abs(bias[-1] - BIAS_STEP_K).max() < 0.2 * BIAS_STEP_K
+    alarms = [d for _, d in session.drift if d.parameter == "bias_compute_k" and d.out]
+    assert len(alarms) == 5 and all(a.value > a.band for a in alarms)
+
+
 def _varying_util(t_s: float) -> float:
     """Idle, light and heavy phases of ten minutes: the heater cycles in the idle ones."""
     return (0.0, 0.3, 0.9, 0.5, 0.05, 0.7)[int(t_s // 600) % 6]
