@@ -121,8 +121,9 @@ class Bridge:
         for batch in batches:
             t = retime(batch.t_utc) if retime is not None else batch.t_utc
             units = {p.name: p.unit for p in batch.packet.parameters}
+            noise = {p.name: p.noise for p in batch.packet.parameters if p.noise is not None}
             if self.pusher.send(batch.packet.name, t, batch.values, units, self.status(),
-                                seq_count=batch.count):
+                                seq_count=batch.count, noise=noise):
                 pushed += len(batch)
         self.samples_pushed += pushed
         return pushed

@@ -26,6 +26,9 @@ A definition file is TOML (see ``assets/testbeds/flatsat.toml``)::
     unit = "W"
     min = 0.0                      # physical bounds after scaling; outside = packet dropped
     max = 600.0
+    noise = 0.5                    # optional: the sensor's noise, one standard deviation, in
+                                   # the parameter's unit; the twin's state estimator weighs
+                                   # the channel by it (docs/models.md, "State estimation")
 
 Every packet of a definition has a fixed length (headers + ``user_data_bytes`` + CRC), so
 a stream can be split and resynchronised on it. All errors name the file and key.
@@ -78,6 +81,8 @@ class Parameter:
         scale, add: Engineering value = raw * scale + add.
         unit: Unit for people (``"degC"``).
         min, max: Physical bounds of the engineering value (inclusive).
+        noise: The sensor's noise, one standard deviation in the parameter's unit (None:
+            not declared).
     """
 
     name: str
@@ -88,6 +93,7 @@ class Parameter:
     unit: str = ""
     min: float = -math.inf
     max: float = math.inf
+    noise: float | None = None
 
     @property
     def size(self) -> int:
@@ -323,7 +329,7 @@ def _parse_packet(table: dict[str, Any], path: str, source: str) -> PacketDef:
 
 
 def _parse_parameter(table: dict[str, Any], path: str, source: str) -> Parameter:
-    allowed = {"name", "type", "offset", "scale", "add", "unit", "min", "max"}
+    allowed = {"name", "type", "offset", "scale", "add", "unit", "min", "max", "noise"}
     for key in table:
         if key not in allowed:
             raise DefinitionError(source, f"{path}.{key}", f"unknown key; allowed: "
@@ -348,4 +354,9 @@ def _parse_parameter(table: dict[str, Any], path: str, source: str) -> Parameter
     if lo > hi:
         raise DefinitionError(source, f"{path}.min", f"min {lo} > max {hi}")
     unit = _get(table, "unit", str, path, source, "")
-    return Parameter(name, ptype, offset, scale, add, unit, lo, hi)
+    noise = _get(table, "noise", number, path, source, None)
+    if noise is not None and not (math.isfinite(noise) and noise >= 0.0):
+        raise DefinitionError(source, f"{path}.noise", f"{noise!r}: expected a finite number"
+                              " >= 0 (one standard deviation, in the parameter's unit)")
+    return Parameter(name, ptype, offset, scale, add, unit, lo, hi,
+                     None if noise is None else float(noise))

@@ -61,7 +61,8 @@ class TelemetryPusher:
 
     def send(self, packet: str, t_utc: np.ndarray, values: dict[str, np.ndarray],
              units: dict[str, str] | None = None, bridge: dict[str, Any] | None = None,
-             seq_count: np.ndarray | None = None) -> bool:
+             seq_count: np.ndarray | None = None,
+             noise: dict[str, float] | None = None) -> bool:
         """Send one batch; returns False when it had to be dropped."""
         now = time.monotonic()
         if bridge is not None and now - self._last_counters_s < 1.0:
@@ -69,7 +70,7 @@ class TelemetryPusher:
         elif bridge is not None:
             self._last_counters_s = now
         frames = encode_telemetry(self.seq, self.testbed, packet, t_utc, values, units, bridge,
-                                  seq_count=seq_count)
+                                  seq_count=seq_count, noise=noise)
         self.seq += 1
         try:
             self.sock.send_multipart(frames, copy=False)

@@ -6,11 +6,15 @@ through a conductance ``G`` to the radiator (``C_r``), which radiates to a sink 
 a chamber shroud) at ``T_sink``:
 
     C_c dT_c/dt = P - G (T_c - T_r)
-    C_r dT_r/dt = G (T_c - T_r) - eps sigma A (T_r^4 - T_sink^4)
+    C_r dT_r/dt = G (T_c - T_r) + P_h - eps sigma A (T_r^4 - T_sink^4)
 
-``P = P_idle + u (P_max - P_idle)`` with ``u`` the host's CPU utilization (psutil). The
+``P = P_idle + u (P_max - P_idle)`` with ``u`` the host's CPU utilization (psutil). ``P_h``
+is a radiator heater on a thermostat (on below ``heater_on_k``, off above ``heater_off_k``;
+none in ``FlatsatParams()``, 20 W in the stand-in ``odc testbed`` runs, ``STAND_IN``). The
 model is integrated with explicit Euler at sub-steps far below the smallest time
-constant. Packets follow ``assets/testbeds/flatsat.toml``.
+constant. Packets follow ``assets/testbeds/flatsat.toml``; each measured channel carries
+the Gaussian noise its definition declares (``noise``), and ``--inject`` faults
+(``bridge.testbed_faults``) make the stand-in develop a fault at a given time.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import psutil
 
 from bridge.ccsds import SEQ_MODULO, encode_packets
 from bridge.definitions import Definitions, load_definitions
+from bridge.testbed_faults import FaultEffects, Injection, effects_at
 from twin.core.constants import KELVIN_PER_CELSIUS, STEFAN_BOLTZMANN_W_M2_K4
 
 MAX_SUBSTEP_S = 0.5
@@ -44,16 +49,37 @@ class FlatsatParams:
     radiator_emissivity: float = 0.88
     sink_temp_k: float = 250.0
     initial_temp_k: float = 293.15
+    heater_power_w: float = 0.0
+    heater_on_k: float = 265.15
+    heater_off_k: float = 270.15
+
+
+STAND_IN = FlatsatParams(heater_power_w=20.0)
+"""The stand-in ``odc testbed`` runs: the flatsat with its 20 W radiator heater."""
 
 
 class FlatsatModel:
-    """The two-node thermal response of the flatsat (state in kelvin)."""
+    """The two-node thermal response of the flatsat (state in kelvin).
+
+    ``radiator_frac`` and ``loop_frac`` scale the radiator's emission and the loop
+    conductance, and ``heater_works`` says whether the heater's heat arrives (injected
+    faults); ``heater_on`` is the thermostat's command, reported whatever the heater does.
+    """
 
     def __init__(self, params: FlatsatParams | None = None) -> None:
         self.p = params or FlatsatParams()
         self.temp_compute_k = self.p.initial_temp_k
         self.temp_radiator_k = self.p.initial_temp_k
         self.power_w = self.p.idle_power_w
+        self.radiator_frac = 1.0
+        self.loop_frac = 1.0
+        self.heater_works = True
+        self.heater_on = False
+
+    @property
+    def heater_command_w(self) -> float:
+        """The heater's commanded power, as its controller reports it."""
+        return self.p.heater_power_w if self.heater_on else 0.0
 
     def power_for(self, util_frac: float) -> float:
         p = self.p
@@ -65,12 +91,20 @@ class FlatsatModel:
         self.power_w = self.power_for(util_frac)
         n = max(1, int(np.ceil(dt_s / MAX_SUBSTEP_S)))
         h = dt_s / n
-        radiate = p.radiator_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.radiator_area_m2
+        radiate = (p.radiator_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.radiator_area_m2
+                   * self.radiator_frac)
+        conductance = p.g_compute_radiator_w_k * self.loop_frac
         tc, tr = self.temp_compute_k, self.temp_radiator_k
         for _ in range(n):
-            q = p.g_compute_radiator_w_k * (tc - tr)
+            if p.heater_power_w > 0.0:
+                if tr < p.heater_on_k:
+                    self.heater_on = True
+                elif tr > p.heater_off_k:
+                    self.heater_on = False
+            heat = self.heater_command_w if self.heater_works else 0.0
+            q = conductance * (tc - tr)
             tc += h * (self.power_w - q) / p.c_compute_j_k
-            tr += h * (q - radiate * (tr**4 - p.sink_temp_k**4)) / p.c_radiator_j_k
+            tr += h * (q + heat - radiate * (tr**4 - p.sink_temp_k**4)) / p.c_radiator_j_k
         self.temp_compute_k, self.temp_radiator_k = tc, tr
 
 
@@ -88,40 +122,83 @@ class Testbed:
         model: The thermal model.
         utilization: Returns the payload utilization 0..1 (default: host CPU).
         status_period_s: Period of the slow ``status`` packet.
+        injections: Faults to develop (``bridge.testbed_faults``), timed from the first tick.
+        seed: Seed of the sensor noise (the definition's ``noise`` per parameter).
+        noise: Whether to add that noise (False: exact values, for tests of the path).
     """
 
     def __init__(self, send: Callable[[bytes], None], definitions: Definitions | None = None,
                  model: FlatsatModel | None = None,
                  utilization: Callable[[], float] = host_utilization,
-                 status_period_s: float = 1.0) -> None:
+                 status_period_s: float = 1.0, injections: tuple[Injection, ...] = (),
+                 seed: int | None = None, noise: bool = True) -> None:
         self.send = send
         self.defs = definitions or load_definitions("flatsat")
         self.hk = self.defs.by_name("hk")
         self.status_packet = self.defs.by_name("status")
-        self.model = model or FlatsatModel()
+        self.control = self.defs.by_name("thermal_control")
+        self.model = model or FlatsatModel(STAND_IN)
+        self.injections = tuple(injections)
+        self.noise = {p.name: p.noise for p in self.hk.parameters if p.noise and noise}
+        self.rng = np.random.default_rng(seed)
+        self._first_tick: float | None = None
+        self._stuck_radiator_c: float | None = None
         self.utilization = utilization
         self.status_period_s = status_period_s
-        self.seq = {self.hk.apid: 0, self.status_packet.apid: 0}
+        self.seq = {self.hk.apid: 0, self.status_packet.apid: 0, self.control.apid: 0}
         self.started = time.time()
         self._last_tick: float | None = None
         self._next_status = 0.0
         self.sent = 0
         host_utilization()  # prime psutil's counter
 
+    def measure(self, now: float) -> dict[str, float]:
+        """Advance the model to ``now`` and read the housekeeping channels as sensors do.
+
+        The readings carry the definition's noise and the injected sensor faults; the
+        model's own state stays the truth (``self.model``).
+        """
+        util = self.utilization()
+        if self._first_tick is None:
+            self._first_tick = now
+        effects = effects_at(self.injections, now - self._first_tick)
+        m = self.model
+        m.radiator_frac, m.loop_frac = effects.radiator_frac, effects.loop_frac
+        m.heater_works = effects.heater_works
+        if self._last_tick is not None:
+            m.step(max(0.0, now - self._last_tick), util)
+        else:
+            m.power_w = m.power_for(util)
+        self._last_tick = now
+        return self._sensors(util, effects)
+
+    def _sensors(self, util: float, effects: FaultEffects) -> dict[str, float]:
+        m = self.model
+        values = {"util_frac": util, "compute_power_w": m.power_w + effects.power_offset_w,
+                  "cold_plate_temp_c": m.temp_compute_k - KELVIN_PER_CELSIUS
+                  + effects.compute_bias_k,
+                  "radiator_temp_c": m.temp_radiator_k - KELVIN_PER_CELSIUS,
+                  "heater_power_w": m.heater_command_w}
+        for name, sigma in self.noise.items():
+            if name in values:
+                values[name] += float(self.rng.normal(0.0, sigma))
+        if effects.stuck_radiator:
+            if self._stuck_radiator_c is None:
+                self._stuck_radiator_c = values["radiator_temp_c"]
+            values["radiator_temp_c"] = self._stuck_radiator_c
+        # What the wire can carry: the definition's bounds.
+        for p in (*self.hk.parameters, *self.control.parameters):
+            if p.name in values:
+                values[p.name] = min(max(values[p.name], p.min), p.max)
+        return values
+
     def tick(self, now: float | None = None) -> None:
         """Measure, advance the model to ``now`` and send the packets due."""
         now = time.time() if now is None else now
-        util = self.utilization()
-        if self._last_tick is not None:
-            self.model.step(max(0.0, now - self._last_tick), util)
-        else:
-            self.model.power_w = self.model.power_for(util)
-        self._last_tick = now
-        m = self.model
-        self._emit(self.hk, now, {
-            "util_frac": util, "compute_power_w": m.power_w,
-            "cold_plate_temp_c": m.temp_compute_k - KELVIN_PER_CELSIUS,
-            "radiator_temp_c": m.temp_radiator_k - KELVIN_PER_CELSIUS})
+        readings = self.measure(now)
+        heater = readings.pop("heater_power_w")
+        self._emit(self.hk, now, readings)
+        self._emit(self.control, now, {"heater_power_w": heater})
         if now >= self._next_status:
             self._next_status = now + self.status_period_s
             freq = psutil.cpu_freq()

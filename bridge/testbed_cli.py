@@ -32,17 +32,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=None,
                         help="stop after this many seconds")
     parser.add_argument("--quiet", action="store_true", help="no status line")
+    parser.add_argument("--inject", action="append", default=[], metavar="KIND@T",
+                        help="develop fault KIND T seconds after the start (repeatable); KIND: "
+                        "radiator, coolant, heater, stuck_sensor, biased_sensor, power_drift "
+                        "(docs/models.md, \"State estimation and diagnosis\")")
+    parser.add_argument("--no-noise", action="store_true",
+                        help="send exact values (no sensor noise; the definition's noise "
+                        "keys still say what a real sensor has)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the sensor noise (default: a fresh one each run)")
 
 
 def run(args: argparse.Namespace) -> int:
     from bridge.sources import parse_host_port
     from bridge.testbed import KELVIN_PER_CELSIUS, TcpServerSender, Testbed, UdpSender
+    from bridge.testbed_faults import parse_injection
 
     if not 0.0 < args.rate <= 1000.0:
         print(f"odc testbed: --rate {args.rate} outside (0, 1000]", file=sys.stderr)
         return 2
     if args.util is not None and not 0.0 <= args.util <= 1.0:
         print(f"odc testbed: --util {args.util} outside [0, 1]", file=sys.stderr)
+        return 2
+    try:
+        injections = tuple(parse_injection(text) for text in args.inject)
+    except ValueError as exc:
+        print(f"odc testbed: {exc}", file=sys.stderr)
         return 2
     try:
         if args.tcp_listen:
@@ -56,11 +71,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"odc testbed: {exc}", file=sys.stderr)
         return 2
     util = (lambda: args.util) if args.util is not None else None
-    testbed = Testbed(sender, **({"utilization": util} if util else {}))
+    testbed = Testbed(sender, **({"utilization": util} if util else {}), injections=injections,
+                      seed=args.seed, noise=not args.no_noise)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     print(f"odc testbed: flatsat sending to {where} at {args.rate:g} Hz", file=sys.stderr,
           flush=True)
+    for inj in injections:
+        print(f"odc testbed: will inject {inj.kind} at {inj.at_s:g} s", file=sys.stderr,
+              flush=True)
     period = 1.0 / args.rate
     started = next_tick = time.monotonic()
     next_status = started + 1.0

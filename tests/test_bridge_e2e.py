@@ -51,8 +51,8 @@ def _wait_event(sub: zmq.Socket, kind: str, timeout_s: float = 15.0):
 @pytest.mark.timeout(90)
 def test_testbed_bridge_twin_subscriber() -> None:
     port = _free_udp_port()
-    testbed_args = ("testbed", "--udp", f"127.0.0.1:{port}", "--util", "0.5", "--rate", "20",
-                    "--quiet")
+    testbed_args = ("testbed", "--udp", f"127.0.0.1:{port}", "--util", "0.5", "--no-noise",
+                    "--rate", "20", "--quiet")
     with running_twin(SCENARIO, rate_hz=20.0, warp=1.0) as twin, \
             connected(zmq.SUB, twin.addresses.pub, SUBSCRIBE=b"") as sub, \
             connected(zmq.REQ, twin.addresses.command) as cmd, \

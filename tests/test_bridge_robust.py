@@ -41,7 +41,8 @@ class RecordingPusher:
 
     def send(self, packet: str, t_utc: np.ndarray, values: dict[str, np.ndarray],
              units: dict[str, str] | None = None, bridge: dict[str, Any] | None = None,
-             seq_count: np.ndarray | None = None) -> bool:
+             seq_count: np.ndarray | None = None,
+             noise: dict[str, float] | None = None) -> bool:
         self.samples += len(t_utc)
         self.messages += 1
         self.last_bridge = bridge
@@ -408,7 +409,8 @@ class SamplePusher(RecordingPusher):
 
     def send(self, packet: str, t_utc: np.ndarray, values: dict[str, np.ndarray],
              units: dict[str, str] | None = None, bridge: dict[str, Any] | None = None,
-             seq_count: np.ndarray | None = None) -> bool:
+             seq_count: np.ndarray | None = None,
+             noise: dict[str, float] | None = None) -> bool:
         if packet == "hk":
             assert seq_count is not None
             self.hk_seq += (seq_count % 16384).tolist()

@@ -127,7 +127,7 @@ def test_encoder_is_byte_exact_with_spacepackets() -> None:
 
 def test_bundled_flatsat_definitions_load() -> None:
     defs = load_definitions("flatsat")
-    assert {p.name for p in defs.packets.values()} == {"hk", "status"}
+    assert {p.name for p in defs.packets.values()} == {"hk", "status", "thermal_control"}
     assert defs.by_name("hk").length == 30
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from viz import estimate
 from viz.mirror import MirrorBinding, mirror_bindings
 from viz.node_colours import ColourField
 from viz.quantity import Catalog, Quantity
@@ -209,8 +210,9 @@ def mirror_lines(meta: Mapping[str, Any] | None, arrays: Mapping[str, np.ndarray
 
     One block per binding on that node: a status line, then each compared state with its
     measured value, the model's prediction, the residual (measured minus predicted) with
-    its threshold (``!`` when past it), then the measured drivers now feeding the model.
-    Empty when the node is not mirrored.
+    its threshold (``!`` when past it), then the measured drivers now feeding the model,
+    then the state estimate (``viz.estimate.hud_lines``). Empty when the node is not
+    mirrored.
     """
     lines: list[str] = []
     bindings = [b for b in mirror_bindings(meta) if b.sat == index]
@@ -242,6 +244,7 @@ def mirror_lines(meta: Mapping[str, Any] | None, arrays: Mapping[str, np.ndarray
             measured = _mirror_value(arrays, f"mirror_measured_{q}", b.index)
             lines.append(f"{reads[q].label():{width}s}  {reads[q].format(measured):>10s}  "
                          "measured, drives the model")
+        lines += estimate.hud_lines(arrays, catalog, b)
     return lines
 
 

@@ -26,6 +26,8 @@ from twin.models.compute import (
     scheduler,
 )
 from twin.models.environment import EnvironmentModel
+from twin.models.estimation import model as estimation
+from twin.models.estimation.params import EstimationParams
 from twin.models.faults import FaultModel
 from twin.models.limits import LimitsModel
 from twin.models.links import LinksModel, LinksParams
@@ -43,6 +45,13 @@ def _faults(b: Built) -> FaultModel:
     # Faults step before compute, but fail the accelerators compute's table installs.
     installed = parse_section(ComputeParams, b.scenario, "compute").accelerators_per_node
     return FaultModel(b.scenario, installed)
+
+
+def _estimation(b: Built) -> estimation.Estimation:
+    # The estimator reads the mirror's bindings and their newest readings.
+    mirror = b.models["mirror"]
+    assert isinstance(mirror, Mirror)
+    return estimation.Estimation(b.scenario, mirror)
 
 
 def _mirror_states(b: Built) -> Mirror:
@@ -85,6 +94,10 @@ MODELS: tuple[ModelEntry, ...] = (
                commands=mirror.COMMANDS, totals=mirror.FLEET_TOTALS,
                alarms={"mirror_residual": AlarmKind("mirror_residual_cleared", "field"),
                        "mirror_lost": AlarmKind("mirror_regained", "testbed")}),
+    ModelEntry("estimation", _estimation, sections=(("estimation", EstimationParams),),
+               totals=estimation.FLEET_TOTALS,
+               alarms={"estimation_drift": AlarmKind("estimation_drift_cleared", "parameter"),
+                       "diagnosis": AlarmKind(None, "cause")}),
 )
 
 

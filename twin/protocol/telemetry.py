@@ -54,7 +54,8 @@ quote = _QUOTE.repr
 def encode_telemetry(seq: int, testbed: str, packet: str, t_utc: np.ndarray,
                      values: dict[str, np.ndarray], units: dict[str, str] | None = None,
                      bridge: dict[str, Any] | None = None, sent_utc: float | None = None,
-                     seq_count: np.ndarray | None = None) -> list[Any]:
+                     seq_count: np.ndarray | None = None,
+                     noise: dict[str, float] | None = None) -> list[Any]:
     """Frame one ``tm`` message.
 
     Args:
@@ -68,6 +69,8 @@ def encode_telemetry(seq: int, testbed: str, packet: str, t_utc: np.ndarray,
         sent_utc: Send time (default: now).
         seq_count: Optional (k,) unwrapped packet sequence counts, sent as the ``<i8``
             column ``seq_count``; the twin uses them to order samples with equal times.
+        noise: Optional sensor noise per parameter (one standard deviation, in the
+            parameter's unit, from the testbed definition): the field's ``noise``.
 
     Returns:
         Frames for ``send_multipart(copy=False)``.
@@ -80,8 +83,10 @@ def encode_telemetry(seq: int, testbed: str, packet: str, t_utc: np.ndarray,
         fields.append({"name": "seq_count", "dtype": "<i8", "shape": [len(t_utc)], "unit": "1"})
     for name, column in values.items():
         columns.append(np.ascontiguousarray(column, dtype="<f8"))
-        fields.append({"name": name, "dtype": "<f8", "shape": [len(t_utc)],
-                       "unit": units.get(name, "")})
+        spec = {"name": name, "dtype": "<f8", "shape": [len(t_utc)], "unit": units.get(name, "")}
+        if noise and name in noise:
+            spec["noise"] = float(noise[name])
+        fields.append(spec)
     header: dict[str, Any] = {
         "v": PROTOCOL_VERSION, "seq": seq, "t_utc": time.time() if sent_utc is None else sent_utc,
         "testbed": testbed, "packet": packet, "n": len(t_utc), "fields": fields,

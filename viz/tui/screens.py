@@ -28,6 +28,7 @@ from textual.widgets import (
 from textual.widgets.option_list import Option
 
 from viz.tui import forms, keys
+from viz.tui.estimate_table import estimate_table
 from viz.tui.header import MIRROR_BADGE, HeaderBar, mirror_badge
 from viz.tui.levels import ALARM, WARN
 from viz.tui.model import FleetModel, utc_text
@@ -480,6 +481,9 @@ class DetailScreen(Screen):
                                    if np.isfinite(row.residual) else "dim"),
                               f"±{threshold[1:]}" if np.isfinite(row.threshold) else "—")
             tables.append(table)
+            estimate = estimate_table(model, binding)
+            if estimate is not None:
+                tables.append(estimate)
         if len(tables) == 1:
             return tables[0]
         from rich.console import Group

@@ -146,6 +146,9 @@ class BindingState:
     convert: dict[str, tuple[str, float, float]]  # param -> (quantity, scale, offset)
     bounds: dict[str, tuple[float, float]]  # quantity -> inclusive SI bounds
     measured: dict[str, float] = field(default_factory=dict)  # quantity -> SI value
+    measured_utc: dict[str, float] = field(default_factory=dict)  # quantity -> its sample time
+    # quantity -> its sensor's noise (SI, one standard deviation) as the bridge declares it
+    noise: dict[str, float] = field(default_factory=dict)
     # packet -> (time, sequence count) of the newest applied sample
     newest_t: dict[str, tuple[float, float]] = field(default_factory=dict)
     last_applied_wall: float = -math.inf

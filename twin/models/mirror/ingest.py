@@ -168,6 +168,8 @@ class TelemetryIngest:
             return
         for i, verdict in zip(targets, judged, strict=True):
             self._commit(i, packet, verdict, now)
+            if verdict.applied:
+                _take_noise(self.live[i], header["fields"])
         # One binding's verdict counts the samples (the first that maps any parameter).
         verdict = next((v for v in judged if not v.ignored), judged[0])
         c["samples_received"] += n
@@ -256,9 +258,29 @@ class TelemetryIngest:
         lv = self.live[i]
         lv.newest_t[packet] = verdict.newest
         lv.measured.update(verdict.measured)
+        lv.measured_utc.update(dict.fromkeys(verdict.measured, verdict.newest[0]))
         lv.applied += verdict.applied
         lv.last_applied_wall = now
         lv.newest_sample_utc = verdict.newest[0]
+
+
+MAX_NOISE_SI = 1.0e6
+"""Largest declared sensor noise kept (SI); anything else a client sends is ignored."""
+
+
+def _take_noise(lv: BindingState, specs: list[Any]) -> None:
+    """Keep each mapped parameter's declared ``noise`` (docs/protocol.md), converted to SI.
+
+    ``specs`` passed ``decode_telemetry``'s checks; only finite numbers 0..``MAX_NOISE_SI``
+    after scaling are kept, one per mapped quantity: a client cannot grow what is kept.
+    """
+    for spec in specs:
+        name, noise = spec["name"], spec.get("noise")
+        if name in lv.convert and is_number(noise) and noise >= 0.0:
+            quantity, scale, _offset = lv.convert[name]
+            si = float(noise) * abs(scale)
+            if si <= MAX_NOISE_SI:
+                lv.noise[quantity] = si
 
 
 @dataclass
