@@ -186,9 +186,9 @@ def test_measured_sink_channel(tmp_path: Path, capsys) -> None:
     text = (TESTBEDS_DIR / "flatsat.toml").read_text().replace("sink_temp_k = 250.0",
                                                               'sink_temp_param = "room_temp_c"')
     # The room parameter goes into the hk packet, after the radiator temperature.
-    head, tail = text.split("# Slow status", 1)
+    head, tail = text.split("\n[[packet]]\nname = \"thermal_control\"", 1)
     defs_path = tmp_path / "room.toml"
-    defs_path.write_text(head + ROOM_PARAM + "\n# Slow status" + tail)
+    defs_path.write_text(head + ROOM_PARAM + "\n[[packet]]\nname = \"thermal_control\"" + tail)
     defs = parse_definitions(defs_path.read_text(), str(defs_path))
     assert defs.sink_temp_param == "room_temp_c"
     recording = tmp_path / "room.odcrec"
