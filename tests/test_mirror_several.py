@@ -68,7 +68,8 @@ def test_two_testbeds_mirror_two_nodes() -> None:
         processes = []
         for name, util in UTIL.items():
             processes.append(odc_process("testbed", "--udp", f"127.0.0.1:{ports[name]}",
-                                         "--util", str(util), "--rate", "20", "--quiet"))
+                                         "--util", str(util), "--rate", "20", "--no-noise",
+                                         "--quiet"))
             processes.append(odc_process("bridge", "--udp", f"127.0.0.1:{ports[name]}",
                                          "--testbed", name, "--ingest", twin.addresses.ingest,
                                          "--command", twin.addresses.command, "--quiet"))
