@@ -65,6 +65,10 @@ class OrbitOutputs:
     """(n,) r·ŝ, the position along the Sun's direction, km."""
     r2_km2: Array | None = None
     """(n,) |r|², km²."""
+    polar_axis_gcrs: Array | None = None
+    """(3,) the Earth's rotation axis (ITRS z) in GCRS, unit: the shadow ellipsoid's axis."""
+    shadow_atmosphere_km: float | None = None
+    """The atmospheric shadow height the sunlit fraction was worked out with, km."""
 
 
 @dataclass(eq=False)

@@ -174,6 +174,8 @@ class OrbitModel:
         out.lat_deg, out.lon_deg = self.lat.array, self.lon.array
         out.in_contact, out.contact_station = in_contact, self.contact_station.array
         out.orbit_status, out.sun_along_km, out.r2_km2 = status, along, r2
+        out.polar_axis_gcrs = rot.gcrs_to_itrs[2]
+        out.shadow_atmosphere_km = self.params.shadow_atmosphere_km
         self._raise_events(ctx, in_contact, status, pairs)
 
     def _raise_events(self, ctx: StepContext, in_contact: np.ndarray, status: np.ndarray,

@@ -9,7 +9,9 @@ two models claim clashes and that everything a model reads is published.
 Order matters where a model reads another's outputs of this step (twin.core.interfaces):
 the mirror's measured drivers come before the models they drive, orbit before everything
 that needs geometry, power before thermal (its heat), and limits after every model whose
-fields it watches.
+fields it watches. Compute, power and thermal are the control loop (``substep``): the
+engine steps them several times in a step longer than the control period, over the
+environment's sunlight of each part of the step.
 """
 
 from __future__ import annotations
@@ -57,19 +59,22 @@ MODELS: tuple[ModelEntry, ...] = (
                alarms={"orbit_error": AlarmKind("orbit_recovered", "")}),
     ModelEntry("faults", _faults, commands=faults.COMMANDS, totals=faults.FLEET_TOTALS),
     ModelEntry("mirror_drivers", lambda b: MirrorDrivers(Mirror(b.scenario, b.clock))),
+    # Reads the orbit alone; stepped once a step, before the sub-stepped control loop,
+    # which reads its outputs over each part of the step (outputs_over).
+    ModelEntry("environment", lambda b: EnvironmentModel(len(b.scenario.satellites))),
     ModelEntry("compute", lambda b: ComputeModel(b.scenario),
                sections=(("compute", ComputeParams), ("workload", WorkloadParams),
                          ("radiation", RadiationParams)),
                commands=compute.COMMANDS, totals=compute.FLEET_TOTALS,
                total_labels={"scheduler_policy_code": {
-                   code: name for name, code in scheduler.POLICIES.items()}}),
-    ModelEntry("environment", lambda b: EnvironmentModel(len(b.scenario.satellites))),
+                   code: name for name, code in scheduler.POLICIES.items()}},
+               substep=True),
     ModelEntry("power", lambda b: PowerModel.from_scenario(b.scenario),
                sections=(("power", PowerParams),), totals=power.FLEET_TOTALS,
-               alarms={"input_not_finite": AlarmKind(None, "field")}),
+               alarms={"input_not_finite": AlarmKind(None, "field")}, substep=True),
     ModelEntry("thermal", lambda b: ThermalModel.from_scenario(b.scenario),
                sections=(("thermal", ThermalParams),), commands=thermal.COMMANDS,
-               totals=thermal.FLEET_TOTALS),
+               totals=thermal.FLEET_TOTALS, substep=True),
     # Watches the fields with limits of every model before it.
     ModelEntry("limits", lambda b: LimitsModel(b.fields(), b.scenario),
                sections=(("limits", None),), totals=limits.FLEET_TOTALS,
