@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from twin.core.clock import SimClock
-from twin.core.engine import Engine, substep_count
+from twin.core.engine import MAX_SUBSTEPS, Engine, substep_count
 from twin.scenario import load_scenario, parse_scenario
 
 SUN_FOLLOW = Path(__file__).resolve().parent.parent / "assets" / "scenarios" / "sun_follow.toml"
@@ -144,3 +144,4 @@ def test_the_engine_says_how_many_sub_steps_it_ran() -> None:
     assert engine.header()["substeps"] == 1
     assert [substep_count(dt, 6.0) for dt in (0.0, 0.1, 6.0, 6.5, 60.0, 600.0)] == [
         1, 1, 1, 2, 10, 100]
+    assert substep_count(600.0, 0.1) == MAX_SUBSTEPS == 100  # a step's work stays bounded

@@ -56,6 +56,8 @@ class Engine:
         clock: The simulation clock (the engine advances it).
         seed: Overrides the scenario's seed when given.
         models: The models in step order (default: twin.models.registry.MODELS).
+        control_period_s: Overrides the scenario's ``[clock] control_period_s`` when given
+            (tests of one model step's relations set it to their step).
 
     Raises:
         RegistryError: Two models claim the same name, table, field, command, total or
@@ -64,7 +66,8 @@ class Engine:
     """
 
     def __init__(self, scenario: Scenario, clock: SimClock, seed: int | None = None,
-                 models: tuple[ModelEntry, ...] | None = None) -> None:
+                 models: tuple[ModelEntry, ...] | None = None,
+                 control_period_s: float | None = None) -> None:
         if models is None:
             from twin.models.registry import MODELS  # the models import the core
 
@@ -88,9 +91,16 @@ class Engine:
         # The control loop the step cuts into sub-steps (ModelEntry.substep): models
         # [loop_start, loop_stop) in step order, and the longest sub-step, s.
         self._loop = _control_loop(models)
-        self.control_period_s = float(getattr(getattr(scenario, "clock", None),
-                                              "control_period_s", DEFAULT_CONTROL_PERIOD_S))
+        self.control_period_s = float(
+            control_period_s if control_period_s is not None
+            else getattr(getattr(scenario, "clock", None), "control_period_s",
+                         DEFAULT_CONTROL_PERIOD_S))
         self.substeps = 1  # sub-steps of the control loop in the last step
+        # The loop's fields that describe the step (FieldSpec.over): averaged (counted) over
+        # its sub-steps.
+        self._step_fields = [] if self._loop is None else [
+            f for model in self.subsystems[self._loop[0]:self._loop[1]] for f in model.fields()
+            if f.spec.over == "step"]
         self._fields: list[Field] = [f for s in self.subsystems for f in s.fields()]
         self._command_specs: dict[str, CommandSpec] = {
             spec.name: spec for entry in models for spec in entry.commands}
@@ -183,13 +193,22 @@ class Engine:
                 slot = next(key for key, value in self._outputs.items()
                             if value is subsystem.outputs)
                 over_parts[slot] = split(ctx, parts)
+        over_step = StepFields(self._step_fields)
         for k in range(parts):  # a handful of sub-steps, each vectorized over the nodes
             t_part = t_end - dt_s + (k + 1) * part_s
             self.events.t_utc = t_part
             outputs = {**self._outputs, **{slot: split[k] for slot, split in over_parts.items()}}
-            part = StepContext(t_part, part_s, self.events, self.rng, **outputs)
+            part = StepContext(t_part, part_s, self.events, self.rng, **outputs,
+                               step_dt_s=dt_s, substep=k)
             for subsystem in self.subsystems[start:stop]:
                 self._step_one(subsystem, part, isolate)
+            over_step.add()
+        # The loop's fields that describe the step describe all of it, not its last part.
+        over_step.write(parts)
+        for subsystem in self.subsystems[start:stop]:
+            rewritten = getattr(subsystem, "fields_rewritten", None)
+            if rewritten is not None:
+                rewritten()
         self.events.t_utc = t_end
         for subsystem in self.subsystems[stop:]:
             self._step_one(subsystem, ctx, isolate)
@@ -374,17 +393,47 @@ class Engine:
         return dict(self._command_specs)
 
 
+class StepFields:
+    """The fields that describe a step (``over="step"``) through its sub-steps: the mean of
+    each quantity, the largest of each count (every job or accelerator that took part)."""
+
+    def __init__(self, fields: list[Field]) -> None:
+        self.fields = fields
+        self.totals = [np.zeros(f.array.shape, dtype=np.float64 if f.array.dtype.kind == "f"
+                                else f.array.dtype) for f in fields]
+
+    def add(self) -> None:
+        """Take in the fields' values after a sub-step."""
+        for f, total in zip(self.fields, self.totals, strict=True):
+            if total.dtype.kind == "f":
+                total += f.array
+            else:
+                np.maximum(total, f.array, out=total)
+
+    def write(self, parts: int) -> None:
+        """Write the step's values (``parts`` sub-steps taken in) into the fields."""
+        for f, total in zip(self.fields, self.totals, strict=True):
+            if total.dtype.kind == "f":
+                total /= parts
+            np.copyto(f.array, total, casting="unsafe")
+
+
 DEFAULT_CONTROL_PERIOD_S = 6.0
 """The control period of a scenario that gives none (``[clock] control_period_s``)."""
 
 
+MAX_SUBSTEPS = 100
+"""Most sub-steps in one step: the 600 s longest step at the default 6 s period. A shorter
+period than ``dt_s / MAX_SUBSTEPS`` is lengthened to it, so a step's work stays bounded."""
+
+
 def substep_count(dt_s: float, control_period_s: float) -> int:
     """Equal sub-steps of a ``dt_s`` step, none longer than ``control_period_s``: 1 for a
-    step no longer than it (and for the epoch's, dt 0)."""
+    step no longer than it (and for the epoch's, dt 0), at most ``MAX_SUBSTEPS``."""
     if not dt_s > control_period_s:
         return 1
     # A hair of slack, so 60 s at a 10 s period is 6 parts, not 7 by rounding.
-    return max(1, math.ceil(dt_s / control_period_s * (1.0 - 1e-12)))
+    return min(MAX_SUBSTEPS, max(1, math.ceil(dt_s / control_period_s * (1.0 - 1e-12))))
 
 
 def _control_loop(models: tuple[ModelEntry, ...]) -> tuple[int, int] | None:
