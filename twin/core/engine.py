@@ -192,7 +192,12 @@ class Engine:
             if split is not None:
                 slot = next(key for key, value in self._outputs.items()
                             if value is subsystem.outputs)
-                over_parts[slot] = split(ctx, parts)
+                try:
+                    over_parts[slot] = split(ctx, parts)
+                except Exception as exc:  # a bug: the loop sees the step's outputs whole
+                    if not isolate:
+                        raise
+                    self._subsystem_failed(subsystem.name, exc, ctx)
         over_step = StepFields(self._step_fields)
         for k in range(parts):  # a handful of sub-steps, each vectorized over the nodes
             t_part = t_end - dt_s + (k + 1) * part_s
