@@ -169,3 +169,15 @@ def test_the_sunlight_of_each_sub_step_matches_sgp4_at_the_sub_steps() -> None:
             assert np.abs(sunlit_s - reference_s).max() < 1.0
             edges += int(np.count_nonzero((reference_s > 0.0) & (reference_s < 6.0)))
     assert edges >= 8  # the 53° nodes' shadow edges were in the run
+
+
+def test_a_bad_control_period_is_refused_naming_the_key() -> None:
+    from twin.scenario import ScenarioError
+
+    for bad, message in (("0.0", "out of range"), ("1e9", "out of range"),
+                         ('"fast"', "number")):
+        text = small_sun_follow(None).replace("warp = 60.0",
+                                              f"control_period_s = {bad}\nwarp = 60.0")
+        with pytest.raises(ScenarioError, match=r"clock\.control_period_s") as caught:
+            parse_scenario(text)
+        assert message in str(caught.value)
