@@ -181,3 +181,16 @@ def test_a_bad_control_period_is_refused_naming_the_key() -> None:
         with pytest.raises(ScenarioError, match=r"clock\.control_period_s") as caught:
             parse_scenario(text)
         assert message in str(caught.value)
+
+
+def test_the_control_loop_must_be_one_block_of_models() -> None:
+    import dataclasses
+
+    from twin.core.registry import RegistryError
+    from twin.models.registry import MODELS
+
+    split = tuple(dataclasses.replace(entry, substep=entry.name in ("compute", "limits"))
+                  for entry in MODELS)
+    scenario = parse_scenario(small_sun_follow(None))
+    with pytest.raises(RegistryError, match=r"compute, limits.*consecutive"):
+        Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0), models=split)
