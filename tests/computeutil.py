@@ -80,11 +80,17 @@ phasing = 0
 
 
 
-def engine(text: str, dt_s: float = 60.0, seed: int | None = None) -> Engine:
-    """An engine for a TOML scenario text, stepping ``dt_s`` per step (rate 1 Hz)."""
+def engine(text: str, dt_s: float = 60.0, seed: int | None = None,
+           control_period_s: float | None = None) -> Engine:
+    """An engine for a TOML scenario text, stepping ``dt_s`` per step (rate 1 Hz).
+
+    The control loop runs once a step (its control period is the step) unless
+    ``control_period_s`` says otherwise: these tests check what one model step does
+    with the last step's values (tests/test_substep.py checks the sub-steps)."""
     scenario = parse_scenario(text)
     clock = SimClock(scenario.epoch_utc, rate_hz=1.0, warp=dt_s, fast=True)
-    return Engine(scenario, clock, seed=seed)
+    return Engine(scenario, clock, seed=seed,
+                  control_period_s=dt_s if control_period_s is None else control_period_s)
 
 
 def command(eng: Engine, cmd: str, **args: Any) -> dict[str, Any]:

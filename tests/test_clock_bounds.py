@@ -94,7 +94,10 @@ def scenario_error(text: str) -> ScenarioError:
 
 
 def test_the_scenario_schema_uses_the_clock_bounds() -> None:
-    rate, warp = (f.metadata for f in ClockSettings.__dataclass_fields__.values())
+    fields = ClockSettings.__dataclass_fields__
+    rate, warp = fields["rate_hz"].metadata, fields["warp"].metadata
+    # The control loop's longest sub-step spans the steps a clock allows.
+    assert fields["control_period_s"].metadata["max"] == MAX_STEP_S
     assert (rate["min"], rate["max"]) == (MIN_RATE_HZ, MAX_RATE_HZ)
     assert (warp["min"], warp["max"]) == (MIN_WARP, MAX_WARP)
     assert MIN_WARP / MAX_RATE_HZ < MIN_STEP_S < MAX_STEP_S < MAX_WARP / MIN_RATE_HZ

@@ -56,6 +56,8 @@ class Engine:
         clock: The simulation clock (the engine advances it).
         seed: Overrides the scenario's seed when given.
         models: The models in step order (default: twin.models.registry.MODELS).
+        control_period_s: Overrides the scenario's ``[clock] control_period_s`` when given
+            (tests of one model step's relations set it to their step).
 
     Raises:
         RegistryError: Two models claim the same name, table, field, command, total or
@@ -64,7 +66,8 @@ class Engine:
     """
 
     def __init__(self, scenario: Scenario, clock: SimClock, seed: int | None = None,
-                 models: tuple[ModelEntry, ...] | None = None) -> None:
+                 models: tuple[ModelEntry, ...] | None = None,
+                 control_period_s: float | None = None) -> None:
         if models is None:
             from twin.models.registry import MODELS  # the models import the core
 
@@ -85,6 +88,19 @@ class Engine:
         self.mirror = get("mirror")
         self.ingest_handler = getattr(self.mirror, "ingest", None)
         self._outputs = context_outputs(self.subsystems)
+        # The control loop the step cuts into sub-steps (ModelEntry.substep): models
+        # [loop_start, loop_stop) in step order, and the longest sub-step, s.
+        self._loop = _control_loop(models)
+        self.control_period_s = float(
+            control_period_s if control_period_s is not None
+            else getattr(getattr(scenario, "clock", None), "control_period_s",
+                         DEFAULT_CONTROL_PERIOD_S))
+        self.substeps = 1  # sub-steps of the control loop in the last step
+        # The loop's fields that describe the step (FieldSpec.over): averaged (counted) over
+        # its sub-steps.
+        self._step_fields = [] if self._loop is None else [
+            f for model in self.subsystems[self._loop[0]:self._loop[1]] for f in model.fields()
+            if f.spec.over == "step"]
         self._fields: list[Field] = [f for s in self.subsystems for f in s.fields()]
         self._command_specs: dict[str, CommandSpec] = {
             spec.name: spec for entry in models for spec in entry.commands}
@@ -149,23 +165,74 @@ class Engine:
         becomes an alarm (``subsystem_error``, once until the model steps cleanly again,
         then ``subsystem_recovered``), the model's fields keep their last values, and the
         models after it step on what they have. The server keeps serving commands.
+
+        A step longer than ``control_period_s`` steps the control loop (the models whose
+        registry entry says ``substep``: compute, power, thermal) over ``substeps`` equal
+        sub-steps, each no longer than the control period, on one orbit and environment
+        step (docs/models.md, "Step-size independence"); the models after the loop see
+        the step's end.
         """
         ctx = self.context(dt_s)
-        if not isolate:
+        parts = substep_count(dt_s, self.control_period_s) if self._loop else 1
+        self.substeps = parts
+        if parts == 1:
             for subsystem in self.subsystems:
-                subsystem.step(ctx)
+                self._step_one(subsystem, ctx, isolate)
             return
-        for subsystem in self.subsystems:
-            try:
-                subsystem.step(ctx)
-            except Exception as exc:
-                self._subsystem_failed(subsystem.name, exc, ctx)
-            else:
-                if self.failing and subsystem.name in self.failing:
-                    self.failing.discard(subsystem.name)
-                    ctx.events.raise_event(
-                        "subsystem_recovered", "info", f"model {subsystem.name!r} steps "
-                        "cleanly again", model=subsystem.name)
+        start, stop = self._loop
+        for subsystem in self.subsystems[:start]:
+            self._step_one(subsystem, ctx, isolate)
+        t_end = ctx.t_utc
+        part_s = dt_s / parts
+        # The outputs of the models stepped once over each part of the step, where they
+        # offer them (``outputs_parts``: the environment's sunlight), by context slot.
+        over_parts: dict[str, list[Any]] = {}
+        for subsystem in self.subsystems[:start]:
+            split = getattr(subsystem, "outputs_parts", None)
+            if split is not None:
+                slot = next(key for key, value in self._outputs.items()
+                            if value is subsystem.outputs)
+                try:
+                    over_parts[slot] = split(ctx, parts)
+                except Exception as exc:  # a bug: the loop sees the step's outputs whole
+                    if not isolate:
+                        raise
+                    self._subsystem_failed(subsystem.name, exc, ctx)
+        over_step = StepFields(self._step_fields)
+        for k in range(parts):  # a handful of sub-steps, each vectorized over the nodes
+            t_part = t_end - dt_s + (k + 1) * part_s
+            self.events.t_utc = t_part
+            outputs = {**self._outputs, **{slot: split[k] for slot, split in over_parts.items()}}
+            part = StepContext(t_part, part_s, self.events, self.rng, **outputs,
+                               step_dt_s=dt_s, substep=k)
+            for subsystem in self.subsystems[start:stop]:
+                self._step_one(subsystem, part, isolate)
+            over_step.add()
+        # The loop's fields that describe the step describe all of it, not its last part.
+        over_step.write(parts)
+        for subsystem in self.subsystems[start:stop]:
+            rewritten = getattr(subsystem, "fields_rewritten", None)
+            if rewritten is not None:
+                rewritten()
+        self.events.t_utc = t_end
+        for subsystem in self.subsystems[stop:]:
+            self._step_one(subsystem, ctx, isolate)
+
+    def _step_one(self, subsystem: Subsystem, ctx: StepContext, isolate: bool) -> None:
+        """Step one model; with ``isolate``, its exception is an alarm (``compute``)."""
+        if not isolate:
+            subsystem.step(ctx)
+            return
+        try:
+            subsystem.step(ctx)
+        except Exception as exc:
+            self._subsystem_failed(subsystem.name, exc, ctx)
+        else:
+            if self.failing and subsystem.name in self.failing:
+                self.failing.discard(subsystem.name)
+                ctx.events.raise_event(
+                    "subsystem_recovered", "info", f"model {subsystem.name!r} steps "
+                    "cleanly again", model=subsystem.name)
 
     def flush_logs(self) -> None:
         """Write the summaries of rate-limited log lines still held back (at shutdown)."""
@@ -260,6 +327,7 @@ class Engine:
         return {
             "step": self.clock.steps,
             "dt_s": self.clock.dt_s,
+            "substeps": self.substeps,
             "warp": self.clock.warp,
             "paused": self.clock.paused,
             "n_sats": self.n_sats,
@@ -284,7 +352,8 @@ class Engine:
                 "epoch_t_utc": scenario.epoch_utc.timestamp(),
                 "seed": self.seed,
             },
-            "clock": {"rate_hz": self.clock.rate_hz, "warp": self.clock.warp},
+            "clock": {"rate_hz": self.clock.rate_hz, "warp": self.clock.warp,
+                      "control_period_s": self.control_period_s},
             "sats": {
                 "n": len(sats),
                 "ids": [s.sat_id for s in sats],
@@ -328,3 +397,62 @@ class Engine:
         """The models' command declarations, by name (the server adds its own)."""
         return dict(self._command_specs)
 
+
+class StepFields:
+    """The fields that describe a step (``over="step"``) through its sub-steps: the mean of
+    each quantity, the largest of each count (every job or accelerator that took part)."""
+
+    def __init__(self, fields: list[Field]) -> None:
+        self.fields = fields
+        self.totals = [np.zeros(f.array.shape, dtype=np.float64 if f.array.dtype.kind == "f"
+                                else f.array.dtype) for f in fields]
+
+    def add(self) -> None:
+        """Take in the fields' values after a sub-step."""
+        for f, total in zip(self.fields, self.totals, strict=True):
+            if total.dtype.kind == "f":
+                total += f.array
+            else:
+                np.maximum(total, f.array, out=total)
+
+    def write(self, parts: int) -> None:
+        """Write the step's values (``parts`` sub-steps taken in) into the fields."""
+        for f, total in zip(self.fields, self.totals, strict=True):
+            if total.dtype.kind == "f":
+                total /= parts
+            np.copyto(f.array, total, casting="unsafe")
+
+
+DEFAULT_CONTROL_PERIOD_S = 6.0
+"""The control period of a scenario that gives none (``[clock] control_period_s``)."""
+
+
+MAX_SUBSTEPS = 100
+"""Most sub-steps in one step: the 600 s longest step at the default 6 s period. A shorter
+period than ``dt_s / MAX_SUBSTEPS`` is lengthened to it, so a step's work stays bounded."""
+
+
+def substep_count(dt_s: float, control_period_s: float) -> int:
+    """Equal sub-steps of a ``dt_s`` step, none longer than ``control_period_s``: 1 for a
+    step no longer than it (and for the epoch's, dt 0), at most ``MAX_SUBSTEPS``."""
+    if not dt_s > control_period_s:
+        return 1
+    # A hair of slack, so 60 s at a 10 s period is 6 parts, not 7 by rounding.
+    return min(MAX_SUBSTEPS, max(1, math.ceil(dt_s / control_period_s * (1.0 - 1e-12))))
+
+
+def _control_loop(models: tuple[ModelEntry, ...]) -> tuple[int, int] | None:
+    """[start, stop) of the sub-stepped models in step order, or None when none is.
+
+    Raises:
+        RegistryError: They are not consecutive.
+    """
+    flagged = [i for i, entry in enumerate(models) if entry.substep]
+    if not flagged:
+        return None
+    start, stop = flagged[0], flagged[-1] + 1
+    if len(flagged) != stop - start:
+        names = ", ".join(models[i].name for i in flagged)
+        raise RegistryError(f"the sub-stepped models ({names}) must be consecutive in step "
+                            "order: the control loop is one block")
+    return start, stop

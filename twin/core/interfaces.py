@@ -76,6 +76,8 @@ class OrbitOutputs:
     """The stretch along the polar axis, k = (a + h) / (b + h), 1."""
     polar_axis_gcrs: Array | None = None
     """(3,) the Earth's rotation axis (ITRS z) in GCRS, unit."""
+    shadow_atmosphere_km: float | None = None
+    """The atmospheric shadow height the sunlit fraction was worked out with, km."""
 
 
 @dataclass(eq=False)

@@ -55,6 +55,9 @@ class ModelEntry:
         totals: The fleet totals it publishes, name -> (unit, description) (meta.totals).
         total_labels: Names of the codes of its enum totals, by total.
         alarms: The event kinds it raises that are alarms (twin.protocol.alarms).
+        substep: The model is part of the control loop the engine sub-steps when a step is
+            longer than the control period (``Engine.compute``; docs/models.md, "Step-size
+            independence"). The sub-stepped models must be consecutive in step order.
     """
 
     name: str
@@ -64,6 +67,7 @@ class ModelEntry:
     totals: Mapping[str, Total] = field(default_factory=dict)
     total_labels: Mapping[str, dict[int, str]] = field(default_factory=dict)
     alarms: Mapping[str, AlarmKind] = field(default_factory=dict)
+    substep: bool = False
 
 
 class RegistryError(ValueError):

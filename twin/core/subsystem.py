@@ -65,10 +65,16 @@ def make_field(
     limits: dict[str, float] | None = None,
     fill: float = 0.0,
     labels: dict[int, str] | None = None,
+    over: str = "instant",
 ) -> Field:
-    """Allocate an array and its spec together so they can never disagree."""
+    """Allocate an array and its spec together so they can never disagree.
+
+    ``over``: ``"instant"`` (the state at the step's end) or ``"step"`` (the step's
+    interval: a mean for a quantity, every one that took part for a count), as the
+    catalog says (``FieldSpec.over``).
+    """
     spec = FieldSpec(name, dtype, shape, unit, description, per_sat, dict(limits or {}),
-                     dict(labels or {}))
+                     dict(labels or {}), over)
     return Field(spec, np.full(shape, fill, dtype=np.dtype(dtype)))
 
 
@@ -109,6 +115,9 @@ class StepContext:
         orbit, faults, drivers, links, compute, environment, power, thermal: The outputs each
             model publishes for the others (twin.core.interfaces), one writer each; a model
             reads those it declares in ``reads``.
+        step_dt_s: In a sub-step of the control loop (twin.core.engine), the whole step's
+            length, s; None in a step that is not cut.
+        substep: In a sub-step, its index from 0.
     """
 
     t_utc: float
@@ -123,6 +132,8 @@ class StepContext:
     environment: EnvironmentOutputs = field(default_factory=EnvironmentOutputs)
     power: PowerOutputs = field(default_factory=PowerOutputs)
     thermal: ThermalOutputs = field(default_factory=ThermalOutputs)
+    step_dt_s: float | None = None
+    substep: int = 0
 
     def quantity(self, name: str) -> Any:
         """A published quantity by name (None if unpublished); see ``find_quantity``."""

@@ -20,6 +20,7 @@ import numpy as np
 from twin.astro.geometry import WGS84_A_KM, shadow_edge_km
 from twin.core.interfaces import EnvironmentOutputs, OrbitOutputs
 from twin.core.subsystem import CommandHandler, Field, StepContext
+from twin.models.step_parts import environment_parts
 
 SOLAR_CONSTANT_W_M2 = 1361.0  # total solar irradiance at 1 AU (Kopp & Lean 2011)
 AU_KM = 149_597_870.7  # IAU 2012, exact
@@ -466,6 +467,11 @@ class EnvironmentModel:
         out.solar_flux_w_m2 = flux_from_sun_w_m2(orbit.sun_gcrs_km)
         out.sunlit_step = self.sunlight.update(orbit)
         out.sun_along_step_km = self.sunlight.along
+
+    def outputs_parts(self, ctx: StepContext, parts: int) -> list[EnvironmentOutputs]:
+        """This step's outputs over each of ``parts`` equal parts of it, for the engine's
+        sub-steps of the control loop (twin.models.step_parts)."""
+        return environment_parts(self.outputs, ctx.orbit, ctx.dt_s, parts)
 
     def fields(self) -> list[Field]:
         return []

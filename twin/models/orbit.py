@@ -185,6 +185,7 @@ class OrbitModel:
         out.shadow_along_km, out.shadow_r2_km2 = shadow_along, shadow_r2
         out.shadow_radius_km, out.shadow_stretch = shadow_radius, self._stretch
         out.polar_axis_gcrs = polar_axis
+        out.shadow_atmosphere_km = self.params.shadow_atmosphere_km
         self._raise_events(ctx, in_contact, status, pairs)
 
     def _raise_events(self, ctx: StepContext, in_contact: np.ndarray, status: np.ndarray,

@@ -9,7 +9,9 @@ two models claim clashes and that everything a model reads is published.
 Order matters where a model reads another's outputs of this step (twin.core.interfaces):
 the mirror's measured drivers come before the models they drive, orbit before everything
 that needs geometry, power before thermal (its heat), and limits after every model whose
-fields it watches.
+fields it watches. Compute, power and thermal are the control loop (``substep``): the
+engine steps them several times in a step longer than the control period, over the
+environment's sunlight of each part of the step.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ MODELS: tuple[ModelEntry, ...] = (
     # After the orbit (geometry, contacts), before compute (relay_bps) and power (its load).
     ModelEntry("links", lambda b: LinksModel(b.scenario), sections=(("links", LinksParams),),
                totals=links.FLEET_TOTALS),
+    # Reads the orbit alone; stepped once a step, before the sub-stepped control loop,
+    # which reads its outputs over each part of the step (outputs_over).
+    ModelEntry("environment", lambda b: EnvironmentModel(len(b.scenario.satellites))),
     ModelEntry("compute", lambda b: ComputeModel(b.scenario),
                sections=(("compute", ComputeParams), ("workload", WorkloadParams),
                          ("radiation", RadiationParams)),
@@ -77,15 +82,15 @@ MODELS: tuple[ModelEntry, ...] = (
                total_labels={"scheduler_policy_code": {
                    code: name for name, code in scheduler.POLICIES.items()}},
                # Dose past a device limit: permanent, so momentary (no clearing event).
-               alarms={"hbm_degraded": AlarmKind(None, ""), "tid_failure": AlarmKind(None, "")}),
-    ModelEntry("environment", lambda b: EnvironmentModel(len(b.scenario.satellites))),
+               alarms={"hbm_degraded": AlarmKind(None, ""), "tid_failure": AlarmKind(None, "")},
+               substep=True),
     ModelEntry("power", lambda b: PowerModel.from_scenario(b.scenario),
                sections=(("power", PowerParams),), totals=power.FLEET_TOTALS,
-               alarms={"input_not_finite": AlarmKind(None, "field")}),
+               alarms={"input_not_finite": AlarmKind(None, "field")}, substep=True),
     ModelEntry("thermal", lambda b: ThermalModel.from_scenario(
                    b.scenario, parse_section(ComputeParams, b.scenario, "compute")),
                sections=(("thermal", ThermalParams),), commands=thermal.COMMANDS,
-               totals=thermal.FLEET_TOTALS),
+               totals=thermal.FLEET_TOTALS, substep=True),
     # Watches the fields with limits of every model before it.
     ModelEntry("limits", lambda b: LimitsModel(b.fields(), b.scenario),
                sections=(("limits", None),), totals=limits.FLEET_TOTALS,

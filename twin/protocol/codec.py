@@ -42,6 +42,10 @@ SEVERITIES = ("info", "warning", "alarm")
 WIRE_DTYPES = frozenset({"|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<i8", "<f4", "<f8", "|b1"})
 
 
+FIELD_TIMES = ("instant", "step")
+"""What time a field's values describe (``FieldSpec.over``)."""
+
+
 class WireError(ValueError):
     """A message that does not follow the documented framing."""
 
@@ -60,6 +64,10 @@ class FieldSpec:
         limits: Optional operating limits in the field's unit, for example
             ``{"warn_high": 353.15, "alarm_high": 358.15}``.
         labels: Names of an enum's codes or a bitmask's bits (``{1: "thermal"}``).
+        over: What time the values describe: ``"instant"``, the state at the step's end
+            (``t_utc``); ``"step"``, the step's interval, ``dt_s`` up to ``t_utc``: a mean
+            over it for a quantity (power, FLOP/s, utilization), every one that took part
+            in it for a count (docs/protocol.md, "Instant or interval").
     """
 
     name: str
@@ -70,6 +78,11 @@ class FieldSpec:
     per_sat: bool = True
     limits: dict[str, float] = field(default_factory=dict)
     labels: dict[int, str] = field(default_factory=dict)
+    over: str = "instant"
+
+    def __post_init__(self) -> None:
+        if self.over not in FIELD_TIMES:
+            raise ValueError(f"field {self.name}: over={self.over!r}, not one of {FIELD_TIMES}")
 
     def header_entry(self) -> dict[str, Any]:
         """The compact entry that precedes this field's buffer in a ``state`` header."""
@@ -82,7 +95,7 @@ class FieldSpec:
         entry = self.header_entry()
         entry.update(description=self.description, per_sat=self.per_sat, limits=dict(self.limits),
                      kind=kind_of(self.unit), labels=labels_entry(self.labels),
-                     display=display_of(self.unit))
+                     display=display_of(self.unit), over=self.over)
         return entry
 
 

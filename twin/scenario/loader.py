@@ -122,11 +122,17 @@ class ClockSettings:
     Attributes:
         rate_hz: Steps (and publishes) per wall-clock second (Hz).
         warp: Simulated seconds per wall-clock second (1 = real time).
+        control_period_s: Longest stretch of simulated time the control loop (compute, power,
+            thermal) is stepped over at once: a longer step is cut into equal sub-steps no
+            longer than this, so the step (the warp) does not change the results
+            (docs/models.md, "Step-size independence").
     """
 
     rate_hz: float = field(default=10.0,
                            metadata={"min": MIN_RATE_HZ, "max": MAX_RATE_HZ, "unit": "Hz"})
     warp: float = field(default=1.0, metadata={"min": MIN_WARP, "max": MAX_WARP, "unit": "s/s"})
+    control_period_s: float = field(default=6.0, metadata={"min": 0.1, "max": 600.0,
+                                                             "unit": "s"})
 
     def __post_init__(self) -> None:
         # The same bounds as SimClock and the warp/rate commands (twin.core.clock).

@@ -9,7 +9,7 @@ and the recently finished jobs the ``job`` command answers for.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,6 +27,16 @@ from twin.scenario import Scenario
 
 # Finished jobs kept for the `job` command, oldest dropped first.
 MAX_FINISHED_KEPT = 1000
+
+
+class Finished(NamedTuple):
+    """The jobs that finished within a step: what of the step they left unused."""
+
+    index: np.ndarray
+    """(f,) positions in the step's running set (``run``) of the jobs that finished."""
+    unused_s: np.ndarray
+    """(f,) seconds from each one's finish to the step's end: its accelerators neither
+    computed nor held a job then (they sleep)."""
 
 
 class JobRunner:
@@ -107,7 +117,7 @@ class JobRunner:
         self.totals["jobs_dropped"] += dropped
 
     def progress(self, ctx: StepContext, run: np.ndarray, load: NodeLoad, rate: np.ndarray,
-                 active_s: float | np.ndarray, t: float) -> None:
+                 active_s: float | np.ndarray, t: float) -> Finished | None:
         """Advance the running jobs, checkpoint them and finish those done.
 
         Args:
@@ -116,10 +126,14 @@ class JobRunner:
             rate: (r,) accelerator-seconds of work per second.
             active_s: Seconds of this step each job computed, (r,) or one for all.
             t: End of the step (Unix s).
+
+        Returns:
+            The jobs that finished within the step and what of the step they did not use
+            (``Finished``), or None when none finished (the usual step).
         """
         jobs = self.jobs
         if run.size == 0:
-            return
+            return None
         work = rate * active_s
         done = jobs.done_accel_s[run]
         remaining = load.size_s - done
@@ -145,13 +159,19 @@ class JobRunner:
             jobs.ckpt_accel_s[slots] = done[due]
             jobs.since_ckpt_s[slots] = np.mod(since[due], interval[due])
         if not n_finishing:
-            return
-        for k in np.flatnonzero(finishing):  # the few jobs finishing this step
+            return None
+        which = np.flatnonzero(finishing)
+        # Seconds of the step each finishing job's accelerators no longer computed, and no
+        # longer held it: from its finish to the step's end.
+        unused_s = np.empty(which.size)
+        for i, k in enumerate(which):  # the few jobs finishing this step
             slot = int(run[k])
             # Work starts when the stall (if any) ends, at t - active_s.
             started = active_s if np.ndim(active_s) == 0 else active_s[k]
             finish_t = t - started + remaining[k] / rate[k]
+            unused_s[i] = max(t - finish_t, 0.0)
             self._finish(ctx, slot, finish_t)
+        return Finished(which, unused_s)
 
     def _finish(self, ctx: StepContext, slot: int, finish_t: float) -> None:
         """One job done: its result to storage, its record kept, its slot freed."""

@@ -38,6 +38,7 @@ FLOP/s and (unless measured too) its power; measured power replaces the power.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ from twin.core.subsystem import CommandHandler, Field, StepContext
 from twin.models.compute import scheduler
 from twin.models.compute.commands import ComputeCommands
 from twin.models.compute.downlink import ResultStore
-from twin.models.compute.jobs import JobRunner
+from twin.models.compute.jobs import Finished, JobRunner
 from twin.models.compute.node_fields import NodeFields
 from twin.models.compute.params import LIMIT_REASONS, PFLOP, THROTTLE_CODES, ComputeParams
 from twin.models.compute.placement import Placement
@@ -158,8 +159,14 @@ class ComputeModel:
 
         if ok_changed and self.runner.evict_failed(ctx, n_ok):
             self.schedule_now()
-        if dt > 0.0:
+        if dt > 0.0 and ctx.step_dt_s is None:
             self.upsets.step(ctx, n_ok, t0)
+        elif dt > 0.0 and ctx.substep == 0:
+            # Cut into sub-steps: the whole step's upsets are drawn once, at its start, as
+            # in a step that is not cut (the draw's bound holds per step).
+            self.upsets.step(dataclasses.replace(ctx, t_utc=t0 + ctx.step_dt_s,
+                                                 dt_s=ctx.step_dt_s, step_dt_s=None),
+                             n_ok, t0)
         self.runner.arrivals(ctx, t)
 
         # Node clock from the power cap in force and the chip temperature.
@@ -230,9 +237,16 @@ class ComputeModel:
             rate = load.acc * clock[load.rnode]  # accelerator-seconds of work per second
 
         # Progress, checkpoints, completions.
-        self.runner.progress(ctx, run, load, rate, active_s, t)
+        finished = self.runner.progress(ctx, run, load, rate, active_s, t)
         if not full_clock:
             delivered = np.bincount(load.rnode, rate * active_frac, minlength=n) * p.peak_flop_s
+        # Accelerators holding a job, averaged over the step: the load's, less what the jobs
+        # that finished within it left unused (they are charged only for their part).
+        busy_mean = load.busy
+        if finished is not None and dt > 0.0:
+            power, delivered, busy_mean = _released_early(
+                p, finished, load, rate, clock, leak_per_accelerator, power, delivered, dt)
+            power_sum = float(np.add.reduce(power))
 
         orbit = ctx.orbit
         status = orbit.orbit_status
@@ -257,8 +271,8 @@ class ComputeModel:
             key = (load, idle_resetting, jobs.running_version, jobs.n_queued == 0,
                    self.placement.idle_reason_version)
         if not _same_inputs(key, self._published):
-            out.publish(n_ok, load, clock, f_cap, cap, power, delivered, idle_resetting,
-                        orbit_ok, jobs.n_queued == 0)
+            out.publish(n_ok, load, busy_mean, clock, f_cap, cap, power, delivered,
+                        idle_resetting, orbit_ok, jobs.n_queued == 0)
             self._published = key
         elif leak is not None:  # the same fields but the power: leakage follows the die
             out.set_power(power)
@@ -269,7 +283,7 @@ class ComputeModel:
                                                            thermal.die_resistance_k_w)
         self._n_ok, self._cap_w, self._dt_s = n_ok, cap, dt
         drivers = ctx.drivers
-        busy = load.busy
+        busy = busy_mean
         self._n_mirrored = drivers.mirror_sat.size
         if drivers.mirror_sat.size:
             self.take_measured(drivers.mirror_sat, drivers.measured_drivers)
@@ -302,6 +316,12 @@ class ComputeModel:
         if self._n_mirrored:  # measured power may sit below the host's
             np.maximum(per, 0.0, out=per)
         return per
+
+    def fields_rewritten(self) -> None:
+        """The engine wrote the step's means into the fields after sub-steps: sum them
+        again for the totals, and write them in full next step."""
+        self._published = None
+        self.node_fields.forget_kept()
 
     def forget_kept(self) -> None:
         """Drop every value kept from step to step: the next step computes all afresh.
@@ -411,3 +431,30 @@ class ComputeModel:
         # The energy ledger counts what the node drew, measured where measured.
         self.totals["energy_j"] += self.node_fields.take_measured(
             sats, measured, self._n_ok, self._cap_w) * self._dt_s
+
+
+def _released_early(params: ComputeParams, finished: Finished, load: NodeLoad,
+                    rate: np.ndarray, clock: np.ndarray, leak_w: np.ndarray | None,
+                    power_w: np.ndarray, delivered: np.ndarray, dt_s: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The step's power, delivered FLOP/s and mean busy accelerators, (n,) each, with the
+    jobs that finished within it charged only for their part of it.
+
+    From its finish to the step's end, a finished job's accelerators neither compute nor
+    hold a job: each draws the sleep power instead of ``P_idle + leak + (P_full - P_idle)
+    f^k`` and delivers nothing, for ``unused_s / dt`` of the step.
+    """
+    p = params
+    unused = finished.unused_s / dt_s
+    index = finished.index
+    nodes = load.rnode[index]
+    n = power_w.size
+    freed = np.bincount(nodes, load.acc[index] * unused, minlength=n)
+    per_accelerator_w = (p.idle_power_w - p.sleep_power_w
+                         + (p.full_power_w - p.idle_power_w) * clock ** p.dvfs_exponent)
+    if leak_w is not None:
+        per_accelerator_w = per_accelerator_w + leak_w
+    power = power_w - freed * per_accelerator_w
+    lost = np.bincount(nodes, rate[index] * unused, minlength=n) * p.peak_flop_s
+    delivered = np.maximum(delivered - lost, 0.0)
+    return power, delivered, load.busy - freed

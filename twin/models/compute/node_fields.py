@@ -72,11 +72,12 @@ class NodeFields:
         self.n_sats = n
         f = make_field
         self.utilization = f("utilization_frac", "<f4", (n,), "1",
-                             "Working accelerators holding a job")
+                             "Working accelerators holding a job, mean over the step",
+                             over="step")
         self.delivered = f("delivered_flop_s", "<f4", (n,), "FLOP/s",
-                           "Job progress rate, BF16 FLOP/s")
+                           "Job progress rate, BF16 FLOP/s", over="step")
         self.clock = f("clock_frac", "<f4", (n,), "1", "DVFS clock of busy accelerators",
-                       fill=1.0)
+                       fill=1.0, over="step")
         self.throttle = f("throttle_code", "|u1", (n,), "code",
                           "Why the node runs below full speed", labels=THROTTLE_CODES)
         self.reason = f("limit_reason", "|u1", (n,), "code",
@@ -84,9 +85,11 @@ class NodeFields:
         self.cap = f("compute_cap_w", "<f4", (n,), "W",
                      "Power cap in force on the payload (inf: none)", fill=np.inf)
         self.power = f("compute_power_w", "<f4", (n,), "W",
-                       "Electrical power drawn by the payload (= heat into it)")
-        self.jobs_running = f("jobs_running", "<u2", (n,), "count", "Jobs running")
-        self.busy = f("accelerators_busy", "|u1", (n,), "count", "Accelerators holding a job")
+                       "Electrical power drawn by the payload (= heat into it)", over="step")
+        self.jobs_running = f("jobs_running", "<u2", (n,), "count",
+                              "Jobs that ran in the step", over="step")
+        self.busy = f("accelerators_busy", "|u1", (n,), "count",
+                      "Accelerators that held a job in the step", over="step")
         # Constant arrays the usual step shares instead of building anew.
         self.full_clock = read_only(np.ones(n))
         self.no_cap = read_only(np.full(n, np.inf))
@@ -102,10 +105,17 @@ class NodeFields:
         return [self.utilization, self.delivered, self.clock, self.throttle, self.reason,
                 self.cap, self.power, self.jobs_running, self.busy]
 
-    def publish(self, n_ok: np.ndarray, load: NodeLoad, clock: np.ndarray, f_cap: np.ndarray,
-                cap: np.ndarray, power: np.ndarray, delivered: np.ndarray,
-                idle_resetting: np.ndarray, orbit_ok: np.ndarray, queue_empty: bool) -> None:
+    def publish(self, n_ok: np.ndarray, load: NodeLoad, busy_mean: np.ndarray,
+                clock: np.ndarray, f_cap: np.ndarray, cap: np.ndarray, power: np.ndarray,
+                delivered: np.ndarray, idle_resetting: np.ndarray, orbit_ok: np.ndarray,
+                queue_empty: bool) -> None:
         """Write the step's per-node fields, and the reasons why not more compute.
+
+        Every field describes the step, as power and FLOP/s do (docs/protocol.md, "Instant
+        or interval"): the jobs and accelerators of the running set the step computed
+        (``load``; jobs placed as it ends show from the next step), and utilization the
+        mean over the step of the working accelerators holding a job (``busy_mean``: a
+        job that finished within the step counts for its part of it).
 
         The shared constant arrays (full clock, every orbit usable, no idle device
         resetting, no accelerator missing) stand for "nothing here": the terms they would
@@ -121,22 +131,15 @@ class NodeFields:
             if self._written.get(out.spec.name) is not source:
                 out.array[:] = source
                 self._written[out.spec.name] = source
-        # Occupancy as the step ends (after finishes and placements).
-        jobs = self.jobs
-        if jobs.running_version == load.running_version:  # the same jobs as it started
-            rnode, jobs_per_node, busy = load.rnode, load.jobs_per_node(), load.busy
-        else:
-            run = jobs.running()
-            rnode = jobs.node[run]
-            jobs_per_node = np.bincount(rnode, minlength=self.n_sats)
-            busy = np.bincount(rnode, jobs.accels[run], minlength=self.n_sats)
-        self.jobs_running.array[:] = jobs_per_node
+        # Occupancy over the step: the running set it computed.
+        rnode, busy = load.rnode, load.busy
+        self.jobs_running.array[:] = load.jobs_per_node()
         self.busy.array[:] = busy
         if self.accelerators.every_node_some:
             # busy / n_ok everywhere, rounded once to the field's float32
-            np.divide(busy, n_ok, out=self.utilization.array, casting="same_kind")
+            np.divide(busy_mean, n_ok, out=self.utilization.array, casting="same_kind")
         else:
-            self.utilization.array[:] = np.divide(busy, n_ok, out=np.zeros(self.n_sats),
+            self.utilization.array[:] = np.divide(busy_mean, n_ok, out=np.zeros(self.n_sats),
                                                   where=n_ok > 0)
 
         thermal_bound = power_bound = None

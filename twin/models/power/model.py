@@ -90,11 +90,11 @@ class PowerModel:
         self.sat_names = sat_names or [f"sat {i}" for i in range(n)]
         f = make_field
         self.p_solar = f("p_solar_w", "<f4", (n,), "W",
-                         "Solar array output available at maximum power point")
+                         "Solar array output available at maximum power point", over="step")
         self.p_load = f("p_load_w", "<f4", (n,), "W",
-                        "Electrical load: bus + heaters + compute")
+                        "Electrical load: bus + heaters + compute", over="step")
         self.p_battery = f("p_battery_w", "<f4", (n,), "W",
-                           "Battery terminal power: + charging, - discharging")
+                           "Battery terminal power: + charging, - discharging", over="step")
         self.soc = f("soc_frac", "<f4", (n,), "1", "Battery state of charge",
                      limits={"warn_low": p.soc_reserve_frac + 0.10,
                              "alarm_low": p.soc_reserve_frac})
@@ -109,11 +109,12 @@ class PowerModel:
             fld.array = self._fields_f4[row]
         self.cap = f("power_cap_w", "<f4", (n,), "W",
                      "Cap on compute power, +inf when none", fill=np.inf)
-        self.heater = f("heater_power_w", "<f4", (n,), "W", "Battery heater power")
+        self.heater = f("heater_power_w", "<f4", (n,), "W", "Battery heater power",
+                        over="step")
         self.loop_heater = f("loop_heater_power_w", "<f4", (n,), "W",
-                             "Compute cold-plate (coolant loop) heater power")
+                             "Compute cold-plate (coolant loop) heater power", over="step")
         self.temp_array = f("temp_array_k", "<f4", (n,), "K",
-                            "Solar array (quasi-steady)")
+                            "Solar array (quasi-steady)", over="step")
         self.soc_state = self._rows[SOC]  # float64 state
         self.soc_state[:] = p.soc_initial_frac
         self._soc_before = self.soc_state.copy()  # the last good state, for the guard below
@@ -296,6 +297,12 @@ class PowerModel:
         out.heater_power_w, out.loop_heater_power_w = heater_served, loop_served
         out.bus_power_w, out.payload_power_w = bus_served, rows[SERVED]
         out.battery_loss_w, out.regulation_loss_w = batt_loss, reg_loss
+
+    def fields_rewritten(self) -> None:
+        """The engine wrote the step's means into the fields after sub-steps: the totals
+        follow from them, and the heater fields are written in full next step."""
+        self._fleet_sums = None
+        self._heaters.changed = True
 
     def settle_heaters_w(self, temps_k: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """The heaters' part of thermal's starting state: ``Heaters.settle``, which also

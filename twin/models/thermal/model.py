@@ -122,11 +122,12 @@ class ThermalModel:
         self.temp_battery = f("temp_battery_k", "<f4", (n,), "K", "Battery cells",
                               limits=BATTERY_LIMITS_K)
         self.q_absorbed = f("q_absorbed_w", "<f4", (n,), "W",
-                            "Environmental heat absorbed: Sun, albedo, Earth IR")
+                            "Environmental heat absorbed: Sun, albedo, Earth IR", over="step")
         self.q_rejected = f("q_rejected_w", "<f4", (n,), "W",
-                            "Heat radiated to space by the radiators")
+                            "Heat radiated to space by the radiators", over="step")
         self.q_generated = f("q_generated_w", "<f4", (n,), "W",
-                             "Heat dissipated inside the node (all electrical loads and losses)")
+                             "Heat dissipated inside the node (all electrical loads and losses)",
+                             over="step")
         self.dies = DieTemperatures(n, p, die_throttle_k)
         self.temp_junction, self.temp_hbm = self.dies.junction, self.dies.hbm
         self.flow = f("coolant_flow_frac", "<f4", (n,), "1",
@@ -314,6 +315,11 @@ class ThermalModel:
             "temp_junction_max_k": _max(self.temp_junction.array),
             "temp_battery_min_k": battery_min,
         }
+
+    def fields_rewritten(self) -> None:
+        """The engine wrote the step's means into the flow fields after sub-steps: the
+        totals follow from them."""
+        self._fleet_sums = None
 
     def meta(self) -> dict[str, Any]:
         p = self.params
