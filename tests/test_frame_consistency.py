@@ -55,7 +55,7 @@ initial_backlog_h = {backlog}
 policy = "{policy}"
 
 [radiation]
-base_seu_per_accel_day = {seu}
+see_scale = {seu}
 """ + STATION
 
 
@@ -88,7 +88,7 @@ def check_frame(engine: Engine, params: ComputeParams, step: int) -> None:
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), rate=st.floats(2.0, 12.0), backlog=st.floats(0.5, 3.0),
        policy=st.sampled_from(["first_fit", "sun_aware"]),
-       seu=st.sampled_from([0.0, 50.0]),
+       seu=st.sampled_from([0.0, 200.0]),
        dt_s=st.sampled_from([1.0, 6.0, 45.0, 120.0, 600.0]))
 def test_every_frame_of_a_busy_run_agrees_with_itself(seed: int, rate: float, backlog: float,
                                                        policy: str, seu: float,

@@ -42,7 +42,7 @@ def small_sun_follow(battery_wh: float | None) -> str:
 arrivals_per_node_h = 0.0
 policy = "first_fit"
 [radiation]
-base_seu_per_accel_day = 0.0
+see_scale = 0.0
 """
 
 
@@ -101,7 +101,7 @@ def test_a_large_step_does_not_change_the_default_scenario() -> None:
 arrivals_per_node_h = 0.0
 initial_backlog_h = 0.0
 [radiation]
-base_seu_per_accel_day = 0.0
+see_scale = 0.0
 """
     def sampled(dt_s: float) -> tuple[list[np.ndarray], list[np.ndarray], int]:
         scenario = parse_scenario(text)
@@ -150,24 +150,32 @@ def test_the_engine_says_how_many_sub_steps_it_ran() -> None:
 def test_the_sunlight_of_each_sub_step_matches_sgp4_at_the_sub_steps() -> None:
     """The environment over the parts of a 600 s step (orbit rotated back along a circle,
     the ellipsoid shadow at the boundaries: twin/models/step_parts.py) against the
-    independent reference of SGP4 and the environment run at every 6 s boundary: the
-    sunlit seconds of each part agree within 1 s, over ten steps (more than an orbit, with
-    every node's shadow edges)."""
+    independent reference of SGP4 and the environment run at every second, over ten steps
+    (more than an orbit, with every node's shadow edges). Each 600 s step's sunlit seconds
+    agree within 1 s; each 6 s part within 2 s, since a part cut through the penumbra
+    (8-10 s wide here) holds its shape only approximately."""
     text = small_sun_follow(None)
     scenario = parse_scenario(text)
     long = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=600.0, fast=True))
-    short = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=6.0, fast=True))
+    fine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=1.0, fast=True))
     environment = long.models["environment"]
     edges = 0
     for _ in range(10):
         long.step()
         parts = environment.outputs_parts(long._last_context, 100)
+        step_s = np.zeros(len(scenario.satellites))
+        reference_step_s = np.zeros_like(step_s)
         for part in parts:
-            short.step()
+            reference_s = np.zeros_like(step_s)
+            for _ in range(6):
+                fine.step()
+                reference_s += fine.models["environment"].outputs.sunlit_step.mean
             sunlit_s = 6.0 * part.sunlit_step.mean
-            reference_s = 6.0 * short.models["environment"].outputs.sunlit_step.mean
-            assert np.abs(sunlit_s - reference_s).max() < 1.0
+            assert np.abs(sunlit_s - reference_s).max() < 2.0
+            step_s += sunlit_s
+            reference_step_s += reference_s
             edges += int(np.count_nonzero((reference_s > 0.0) & (reference_s < 6.0)))
+        assert np.abs(step_s - reference_step_s).max() < 1.0
     assert edges >= 8  # the 53° nodes' shadow edges were in the run
 
 
