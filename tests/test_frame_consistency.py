@@ -59,7 +59,11 @@ see_scale = {seu}
 """ + STATION
 
 
-def check_frame(engine: Engine, params: ComputeParams, step: int) -> None:
+def check_frame(engine: Engine, params: ComputeParams, step: int,
+                hottest_before_k: float) -> None:
+    """One frame against itself; ``hottest_before_k``: the hottest junction as the step began
+    (the leakage of a sub-step follows the junction as it began, anywhere between the two
+    frames' temperatures)."""
     compute = engine.compute_model
     n_ok = np.asarray(engine.faults.outputs.accelerators_ok
                       if engine.faults.outputs.accelerators_ok is not None
@@ -77,7 +81,10 @@ def check_frame(engine: Engine, params: ComputeParams, step: int) -> None:
     none_busy = busy == 0
     assert np.allclose(power[none_busy], idle_w[none_busy], rtol=RELATIVE,
                        atol=POWER_SLACK_W), where
-    hottest_k = float(engine.thermal.temp_junction.array.max())
+    # A junction may peak between frames (a job ends mid-step): 2 K of margin on the
+    # hotter end, worth a few watts of leakage per node, nothing like the defects this
+    # test is for (0 busy at full power, work at 5x peak).
+    hottest_k = max(float(engine.thermal.temp_junction.array.max()), hottest_before_k) + 2.0
     busy_w = params.full_power_w + max(float(leakage_extra_w(params, np.array([hottest_k]))[0]),
                                        0.0)
     most_w = params.host_power_w + mean_busy * busy_w + (n_ok - mean_busy) * params.sleep_power_w
@@ -101,8 +108,9 @@ def test_every_frame_of_a_busy_run_agrees_with_itself(seed: int, rate: float, ba
     # the shorter ones.
     steps = int(3 * 3600 / dt_s) if dt_s >= 45.0 else 120
     for step in range(steps):
+        hottest_before_k = float(engine.thermal.temp_junction.array.max())
         engine.step()
-        check_frame(engine, params, step)
+        check_frame(engine, params, step, hottest_before_k)
     # The run was busy: its backlog started on the nodes.
     assert engine.compute_model.totals["jobs_started"] > 0
 
