@@ -27,6 +27,8 @@ from twin.models.compute import (
 )
 from twin.models.environment import EnvironmentModel
 from twin.models.faults import FaultModel
+from twin.models.formation import model as formation
+from twin.models.formation.model import FormationModel
 from twin.models.limits import LimitsModel
 from twin.models.mirror import Mirror, MirrorDrivers, MirrorParams
 from twin.models.orbit import OrbitModel
@@ -44,6 +46,13 @@ def _faults(b: Built) -> FaultModel:
     return FaultModel(b.scenario, installed)
 
 
+def _formation(b: Built) -> FormationModel:
+    # The members fly in the orbit model; this model watches them.
+    flown = b.models["orbit"]
+    assert isinstance(flown, OrbitModel)
+    return FormationModel(b.scenario, flown.formation)
+
+
 def _mirror_states(b: Built) -> Mirror:
     # The mirror is two steps of one object: its drivers early, its comparison last.
     drivers = b.models["mirror_drivers"]
@@ -55,6 +64,8 @@ MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("orbit", lambda b: OrbitModel(b.scenario, b.clock),
                sections=(("orbit", orbit.OrbitParams),), totals=orbit.FLEET_TOTALS,
                alarms={"orbit_error": AlarmKind("orbit_recovered", "")}),
+    ModelEntry("formation", _formation, totals=formation.FLEET_TOTALS,
+               alarms={"closest_approach": AlarmKind(None, "")}),
     ModelEntry("faults", _faults, commands=faults.COMMANDS, totals=faults.FLEET_TOTALS),
     ModelEntry("mirror_drivers", lambda b: MirrorDrivers(Mirror(b.scenario, b.clock))),
     ModelEntry("compute", lambda b: ComputeModel(b.scenario),
