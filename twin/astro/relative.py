@@ -72,9 +72,11 @@ def _derivatives(chief_pos: np.ndarray, chief_vel: np.ndarray, rel_pos: np.ndarr
                  chief_of: np.ndarray, drag_per_m: np.ndarray,
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Accelerations of the chiefs (k, 3) and of the offsets (m, 3), m/s²."""
-    chief_acc = gravity_j2(chief_pos)
     own_chief = chief_pos[chief_of]
-    rel_acc = gravity_j2(own_chief + rel_pos) - chief_acc[chief_of]
+    # One gravity call for chiefs and members: at tens of members the cost is per call.
+    acc = gravity_j2(np.concatenate((chief_pos, own_chief + rel_pos)))
+    chief_acc = acc[:len(chief_pos)]
+    rel_acc = acc[len(chief_pos):] - chief_acc[chief_of]
     own_vel = chief_vel[chief_of]
     speed = np.sqrt(np.einsum("ij,ij->i", own_vel, own_vel))
     rel_acc -= (drag_per_m * speed)[:, None] * own_vel
