@@ -25,7 +25,8 @@ Two designs:
 
 - ``planar`` (κ = 0): all members in the orbit plane, as in Google's Suncatcher study
   (Blaise Agüera y Arcas et al., "Towards a future space-based, highly scalable AI
-  infrastructure system design", 2025: 81 satellites within 1 km, neighbours 100-200 m).
+  infrastructure system design", arXiv:2511.19468, 2025: 81 satellites within 1 km,
+  neighbours 100-200 m).
   Not passively safe: any two members pass each other along-track only, so an along-track
   drift (a failed thruster, differential drag) can bring them together.
 - ``ei_safe`` (κ > 0): adds a cross-track oscillation in quadrature with the radial one, so
