@@ -9,7 +9,9 @@ the members' relative propagation and station keeping (``FormationClusters.step`
 the orbit model), the self-shadowing (``FormationClusters.shade``) and the formation model
 (nearest neighbours, ledger, events), against the whole engine step of the same run.
 ``--warp`` over ``--rate`` is the simulated step (60 / 10 = 6 s: one Runge–Kutta step;
-600 / 10 = 60 s: six). Machines here are shared: compare numbers of one run.
+600 / 10 = 60 s: six). Also prints the station keeping's Δv per member per year over the
+time flown (``--steps 28800 --warp 600``: 20 days). Machines here are shared: compare
+numbers of one run.
 """
 
 from __future__ import annotations
@@ -100,6 +102,12 @@ def main() -> int:
         print(f"  {name:34s} median {1e3 * statistics.median(samples):7.3f} ms"
               f"   p95 {1e3 * sorted(samples)[int(0.95 * (len(samples) - 1))]:7.3f} ms"
               f"   max {1e3 * max(samples):7.3f} ms")
+    fleet = engine.header()["fleet"]
+    print(f"  flown {flown.elapsed_s / 86400.0:.2f} days: station keeping"
+          f" {fleet['member_dv_per_year_m_s']:.2f} m/s per member per year, "
+          f"{fleet['member_dv_used_m_s']:.3f} m/s in all, propellant left"
+          f" {fleet['member_propellant_kg']:.2f} kg, closest pair now"
+          f" {fleet['member_min_dist_m']:.1f} m")
     if burn_steps:  # an arrival re-shoots the arriving members' orbit: the costly steps
         with_burns = [cluster[k] for k in burn_steps]
         print(f"  cluster part on the {len(burn_steps)} steps with a transfer's arrival:"

@@ -184,6 +184,33 @@ def test_a_healthy_formation_raises_no_approach() -> None:
                 or e.get("field") == "nn_dist_m"], events
 
 
+def test_station_keeping_brings_a_displaced_member_back_and_books_its_fuel() -> None:
+    scenario = parse_scenario(SMALL_CLUSTER)
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, 1.0, 30.0, fast=True))
+    engine.step()
+    flown = engine.models["orbit"].formation
+    spec = scenario.clusters[0].spec
+    radial = flown.chief_pos_m[0] / np.linalg.norm(flown.chief_pos_m[0])
+    flown.rel_pos_m[0] += 15.0 * radial  # member 1 (sat 1) 15 m off, its box is 10 m
+    events = []
+    for _ in range(100):  # 50 min: a quarter-orbit transfer and some
+        engine.step()
+        events += engine.events.drain()
+    kinds = [burn for burn in events if burn["kind"] == "station_keeping"]
+    assert [e["sat"] for e in kinds] == [1], events
+    formation = engine.models["formation"]
+    assert formation.box_error.array[1] < spec.box_m
+    assert (formation.box_error.array < spec.box_m).all()
+    used = formation.dv_used.array
+    assert used[1] > 0.0 and (used[[0, 2, 3, 4, 5, 6]] == 0.0).all()
+    # Burns multiply the mass by exp(-dv / ve): what is left follows from the ledger.
+    exhaust = spec.isp_s * 9.80665
+    wet = spec.dry_mass_kg + spec.propellant_kg
+    left = spec.propellant_kg - wet * (1.0 - math.exp(-used[1] / exhaust))
+    assert formation.propellant.array[1] == pytest.approx(left, rel=1e-6)
+    assert engine.header()["fleet"]["member_dv_used_m_s"] == pytest.approx(used[1])
+
+
 BAD_CLUSTERS = [
     ("members = 7", "members = 0", "cluster[0].members", "2 <= members"),
     ("radius_m = 500.0", "radius_m = 40.0", "cluster[0].radius_m", "larger than"),
