@@ -9,7 +9,8 @@ chief state of the last step. Members are arrays: no loop over members anywhere 
 Station keeping (docs/models.md, "Formation clusters"): each member's reference is its
 designed position (twin.astro.formation) in the chief's LVLH frame. When a member is more
 than ``box_m`` off it, a two-impulse Hill–Clohessy–Wiltshire transfer takes it back in a
-quarter orbit: the first burn now, the second on arrival matching the reference velocity.
+quarter orbit: the first burn now, the second on arrival matching the reference velocity
+made drift-free by the drift table (twin.models.formation.drift).
 Each impulse is added to the member's Δv ledger and its propellant follows the rocket
 equation at the stated specific impulse.
 """
@@ -32,6 +33,7 @@ from twin.astro.relative import (
     propagate,
 )
 from twin.astro.shading import shaded_fraction
+from twin.models.formation.drift import DriftTable
 from twin.scenario.cluster import Cluster
 
 STANDARD_GRAVITY_M_S2 = 9.80665
@@ -42,9 +44,9 @@ integrating through it."""
 SHOOTING_ROUNDS = 2
 """Rounds of the frequency trim at start-up (each one orbit of integration)."""
 SHOOTING_STEPS_PER_ORBIT = 48
-"""Runge–Kutta steps of the drift-free shooting over its one orbit (~2 min each). Chief and
-members share the integration error, so what is left is a drift of ~0.1 m an orbit (0.5 m
-at 32 steps, 16 m at 16, against 256); it costs a few ms on a step where members arrive."""
+"""Runge–Kutta steps of the drift-free shooting over its one orbit (~2 min each), at
+placement and for the drift table. Chief and members share the integration error, so what
+is left is a drift of ~0.1 m an orbit (0.5 m at 32 steps, 16 m at 16, against 256)."""
 
 
 @dataclass
@@ -106,6 +108,7 @@ class FormationClusters:
         self.chief_pos_m = np.zeros((len(clusters), 3))
         self.chief_vel_m_s = np.zeros((len(clusters), 3))
         self.burns: list[Burn] = []
+        self.drift_table: DriftTable | None = None
 
     def _differential_drag(self, seed: int) -> np.ndarray:
         """½ ρ_atm (B_member - B_chief) per member (1/m); members' B spread uniformly."""
@@ -181,6 +184,9 @@ class FormationClusters:
             vel_l[:, 0], vel_l[:, 2] = vel_l_trimmed[:, 0], vel_l_trimmed[:, 2]
         self._drift_free(everyone, chief_pos, chief_vel, basis, rate, pos_l, vel_l)
         self.rel_pos_m, self.rel_vel_m_s = lvlh_to_inertial(basis, rate, pos_l, vel_l)
+        self.drift_table = DriftTable(chief_pos, chief_vel, self._cluster_centre,
+                                      float(2.0 * math.pi / self.mean_motion_rad_s.min()),
+                                      SHOOTING_STEPS_PER_ORBIT)
 
     def _drift_free(self, members: np.ndarray, chief_pos: np.ndarray, chief_vel: np.ndarray,
                     basis: np.ndarray, rate: np.ndarray, pos_l: np.ndarray,
@@ -247,8 +253,8 @@ class FormationClusters:
         """Box check; transfers started and finished; Δv and propellant booked.
 
         A transfer ends on the design's velocity corrected to be drift-free in the full
-        dynamics (``_drift_free``, for the arriving members only), not on the design's
-        velocity, which would drift by up to tens of metres an orbit.
+        dynamics (the ``DriftTable`` built at placement), not on the design's velocity,
+        which would drift by up to tens of metres an orbit.
         """
         basis, rate = self._frames(chief_pos, chief_vel)
         pos_l, vel_l = inertial_to_lvlh(basis, rate, self.rel_pos_m, self.rel_vel_m_s)
@@ -257,11 +263,11 @@ class FormationClusters:
         self.box_error_m[self.index_in_all] = error
         with np.errstate(invalid="ignore"):
             arriving = np.flatnonzero(self.arrival_s <= t_s)
-        if arriving.size:
-            target = vel_l.copy()
-            target[arriving] = ref_vel[arriving]
-            self._drift_free(arriving, chief_pos, chief_vel, basis, rate, pos_l, target)
-            self._burn(arriving, basis, target[arriving] - vel_l[arriving], "arrival")
+        if arriving.size and self.drift_table is not None:
+            target = ref_vel[arriving].copy()
+            target[:, 1] += self.drift_table.along_track_rate_change(
+                chief_pos, chief_vel, self.chief_of[arriving], pos_l[arriving], target)
+            self._burn(arriving, basis, target - vel_l[arriving], "arrival")
             self.arrival_s[arriving] = np.nan
         fuelled = self.propellant_kg[self.index_in_all] > 0.0
         leaving = np.flatnonzero((error > self.box_m) & np.isnan(self.arrival_s) & fuelled)
@@ -275,6 +281,13 @@ class FormationClusters:
                                    vel_l[leaving], targets, self.transfer_s[leaving])
             self._burn(leaving, basis, dv_l, "transfer")
             self.arrival_s[leaving] = t_s + self.transfer_s[leaving]
+
+    def _cluster_centre(self, pos_l: np.ndarray, vel_l: np.ndarray,
+                        cluster: np.ndarray) -> np.ndarray:
+        """``_centre`` for states of given clusters (the drift table's probes)."""
+        gain = np.array([d.along_track_gain for d in self.designs])[cluster]
+        in_plane = np.array([d.in_plane_rate_rad_s for d in self.designs])[cluster]
+        return pos_l[:, 1] - gain / in_plane * vel_l[:, 0]
 
     def _centre(self, pos_l: np.ndarray, vel_l: np.ndarray, members: np.ndarray) -> np.ndarray:
         """Along-track centre of each relative ellipse, ``y - (k/ω) ẋ`` (m): 0 on the
