@@ -98,6 +98,28 @@ def test_relative_motion_matches_solve_ivp_within_1_m_over_one_orbit() -> None:
     assert np.linalg.norm(expected_m, axis=1).max() > 500.0
 
 
+def test_a_chief_sgp4_cannot_propagate_leaves_its_members_nan_then_flies_on() -> None:
+    scenario = parse_scenario(SMALL_CLUSTER)
+    flown = FormationClusters(scenario.clusters, array_area_m2=70.0, seed=1)
+    chief = scenario.satellites[0].satrec
+    jd = jd_utc_from_datetime(scenario.epoch_utc)
+
+    def rows(t_s: float) -> tuple[np.ndarray, np.ndarray]:
+        _, r, v = chief.sgp4(jd[0], jd[1] + t_s / 86400.0)
+        return np.tile(np.array(r), (7, 1)), np.tile(np.array(v), (7, 1))
+
+    flown.step(0.0, *rows(0.0))
+    pos, vel = rows(60.0)
+    pos[:], vel[:] = np.nan, np.nan  # SGP4 failed the chief, hence its members
+    flown.step(60.0, pos, vel)
+    assert np.isnan(pos).all()
+    assert np.isfinite(flown.shade(pos, np.array([0.0, 0.0, 1.0]))).all()
+    pos, vel = rows(120.0)
+    flown.step(120.0, pos, vel)
+    offsets_m = np.linalg.norm(pos[1:] - pos[0], axis=1) * 1e3
+    assert np.isfinite(offsets_m).all() and (offsets_m > 50.0).all()
+
+
 def test_design_keeps_pattern_distances_between_one_and_stretch() -> None:
     design = FormationDesign(mean_motion_rad_s=1.07e-3, ss_s=0.0, cross_track_ratio=0.5)
     pattern = hex_pattern(19, 100.0)

@@ -149,6 +149,10 @@ class FormationClusters:
             return
         chief_pos = pos_km[self.chief_sats] * 1e3
         chief_vel = vel_km_s[self.chief_sats] * 1e3
+        if not (np.isfinite(chief_pos).all() and np.isfinite(chief_vel).all()):
+            # SGP4 failed a chief (its members' rows are NaN like its own): keep the offsets
+            # and fly on from them when it is back (or re-place after a gap over a day).
+            return
         if self.t_s is None or abs(t_s - self.t_s) > MAX_GAP_S:
             self._place_on_design(t_s, chief_pos, chief_vel)
         elif t_s != self.t_s:
@@ -312,7 +316,7 @@ class FormationClusters:
     def shade(self, pos_km: np.ndarray, sun_hat: np.ndarray) -> np.ndarray:
         """Shaded share of each member's array (``all_sats`` order), also kept in
         ``shaded_frac``; positions (n, 3) in any inertial frame, km."""
-        if len(self.all_sats):
+        if len(self.all_sats) and np.isfinite(pos_km[self.all_sats]).all():
             self.shaded_frac = shaded_fraction(pos_km[self.all_sats] * 1e3, sun_hat,
                                                self.array_radius_m)
         return self.shaded_frac
