@@ -75,8 +75,6 @@ class FormationClusters:
         self.sats = np.array([s for c in clusters for s in c.sat_ids[1:]], dtype=np.intp)
         self.chief_of = np.array([k for k, c in enumerate(clusters) for _ in c.sat_ids[1:]],
                                  dtype=np.intp)
-        self.cluster_of_all = np.array([k for k, c in enumerate(clusters) for _ in c.sat_ids],
-                                       dtype=np.intp)
         self.cluster_start = np.cumsum([0] + [len(c.sat_ids) for c in clusters])[:-1]
         # Position of each non-chief member in the *_all arrays.
         self.index_in_all = np.array([start + j for start, c in zip(
