@@ -300,6 +300,27 @@ def test_suncatcher_scenario_flies_81_members_within_1_km() -> None:
     assert (orbit.sunlit.array == 1.0).all()  # dawn-dusk at the equinox, no self-shadow
 
 
+def test_two_clusters_fly_side_by_side() -> None:
+    second = SMALL_CLUSTER.split("[[cluster]]")[1].replace('name = "C"', 'name = "D"').replace(
+        "ltan_h = 18.0", "inclination_deg = 53.0\nraan_deg = 40.0").replace(
+        "members = 7", "members = 19").replace("radius_m = 500.0", "radius_m = 450.0")
+    scenario = parse_scenario(SMALL_CLUSTER + "\n[[cluster]]" + second)
+    assert [len(c.sat_ids) for c in scenario.clusters] == [7, 19]
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, 1.0, 60.0, fast=True))
+    for _ in range(30):
+        engine.step()
+    formation = engine.models["formation"]
+    assert formation.cluster_min.array.shape == (2,)
+    assert (formation.cluster_min.array > 90.0).all()
+    assert (formation.cluster_min.array < 210.0).all()
+    orbit = engine.models["orbit"]
+    for cluster in scenario.clusters:
+        offsets_m = (orbit.pos_gcrs.array[list(cluster.sat_ids)]
+                     - orbit.pos_gcrs.array[cluster.chief]) * 1e3
+        assert np.linalg.norm(offsets_m, axis=1).max() <= cluster.spec.radius_m
+    assert not [e for e in engine.events.drain() if e["kind"] == "closest_approach"]
+
+
 def test_default_scenario_has_no_formation_fields() -> None:
     scenario = load_scenario("default")
     engine = Engine(scenario, SimClock(scenario.epoch_utc, 1.0, 60.0, fast=True))
