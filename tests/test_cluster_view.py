@@ -42,6 +42,9 @@ def test_key_v_reaches_the_cluster_close_up_and_draws_the_members_in_lvlh() -> N
         assert "81 members" in legend and "closest pair" in legend
         closest = float(state.arrays["nn_dist_m"].min())
         assert f"{closest:.1f} m" in legend
+        # A click on a member selects that node.
+        app.pick(points[5])
+        assert app.scene.selected == 5  # members are sats 0..80, the chief first
         image = app.pl.screenshot(return_img=True)
         assert image.reshape(-1, image.shape[-1])[:, :3].max(axis=1).mean() > 1.0  # drawn
         app.next_view()  # back to the globe

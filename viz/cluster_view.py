@@ -70,7 +70,9 @@ class ClusterView:
         self.index = 0  # which cluster is shown
         self._saved_camera: Any = None
         self._actors: dict[str, tuple[Any, Any]] = {}
-        self.legend = text_actor(plotter.renderer, 0.01, 0.06, size=13, valign="bottom")
+        # Top centre, between the HUD's corner panels (the selected node's panel is
+        # bottom left).
+        self.legend = text_actor(plotter.renderer, 0.52, 0.985, size=13, halign="centered")
         self.text.add(self.legend.GetTextProperty(), 13)
         self.legend.SetVisibility(False)
         self.radius_m = 1000.0
@@ -104,13 +106,16 @@ class ClusterView:
         points.point_data["rgb"] = np.full((members, 3), 200, np.uint8)
         actor = self.pl.add_mesh(points, scalars="rgb", rgb=True, point_size=14,
                                  render_points_as_spheres=True, lighting=False,
-                                 pickable=False, name="cluster_members", reset_camera=False)
+                                 pickable=True, name="cluster_members", reset_camera=False)
         self._actors["cluster_members"] = (points, actor)
-        chief = pv.PolyData(np.zeros((1, 3), np.float32))
-        actor = self.pl.add_mesh(chief, color=CHIEF_RGB, point_size=24, style="points",
-                                 lighting=False, pickable=False, name="cluster_chief",
-                                 reset_camera=False)
-        self._actors["cluster_chief"] = (chief, actor)
+        for name, size in (("cluster_chief", 24), ("cluster_selected", 21)):
+            mark = pv.PolyData(np.zeros((1, 3), np.float32))
+            actor = self.pl.add_mesh(mark, color=CHIEF_RGB, point_size=size, style="points",
+                                     lighting=False, pickable=False, name=name,
+                                     reset_camera=False)
+            if name == "cluster_selected":
+                actor.GetProperty().SetOpacity(0.6)
+            self._actors[name] = (mark, actor)
         angle = np.linspace(0.0, 2.0 * math.pi, RING_POINTS)
         ring = np.column_stack((self.radius_m * np.cos(angle), self.radius_m * np.sin(angle),
                                 np.zeros(RING_POINTS)))  # in the orbit plane
@@ -122,8 +127,8 @@ class ClusterView:
         self._show_actors(self.active)
 
     def update(self, arrays: Mapping[str, np.ndarray], rgb: np.ndarray,
-               names: Sequence[str]) -> None:
-        """Draw one state of the shown cluster."""
+               names: Sequence[str], selected: int = -1) -> None:
+        """Draw one state of the shown cluster (``selected``: the node marked, if a member)."""
         if not self.clusters or not self.active:
             return
         cluster = self.clusters[self.index]
@@ -142,9 +147,14 @@ class ClusterView:
             points.point_data["rgb"][:] = rgb[members]
         chief_mesh, _ = self._actors["cluster_chief"]
         chief_mesh.points = to_world(np.zeros((1, 3)))
+        mark, mark_actor = self._actors["cluster_selected"]
+        chosen = np.flatnonzero(np.asarray(members) == selected)
+        mark_actor.SetVisibility(bool(chosen.size) and selected != chief)
+        if chosen.size:
+            mark.points = world[chosen[:1]]
         nn_sat = arrays.get("nn_sat")
         nn_dist = arrays.get("nn_dist_m")
-        closest_text = ""
+        closest_text = "no nearest-neighbour fields on the stream"
         if nn_sat is not None and nn_dist is not None and len(nn_sat) > max(members):
             # Each member's neighbour as a row of this cluster (-1: not in it).
             row_of = np.full(len(nn_sat) + 1, -1)
@@ -162,14 +172,16 @@ class ClusterView:
                 closest.points = world[[best, partner[best]]]
                 closest.lines = np.array([2, 0, 1])
                 closest_text = (f"closest pair {names[members[best]]} - "
-                                f"{names[members[partner[best]]]}: {distances[best]:.1f} m")
+                                f"{names[members[partner[best]]]}: {distances[best]:.1f} m (red)")
+            else:
+                closest_text = "closest pair: not in this cluster"
         farthest = float(np.linalg.norm(offsets, axis=1).max())
+        chief_name = names[chief] if chief < len(names) else str(chief)
         self.legend.SetInput(
-            f"cluster {cluster.get('name', '?')}: {len(members)} members, chief "
-            f"{names[chief] if chief < len(names) else chief} (white square), farthest "
-            f"{farthest:.0f} m of {self.radius_m:.0f} m (ring)\n{closest_text}   "
-            f"along-track right, radial up, cross-track towards you; lines: nearest "
-            f"neighbours")
+            f"cluster {cluster.get('name', '?')}: {len(members)} members, farthest"
+            f" {farthest:.0f} m of {self.radius_m:.0f} m (ring)\n{closest_text}"
+            f" · lines: nearest neighbours\nchief {chief_name} (white square) · flight to"
+            f" the right, away from the Earth up")
 
     def reset_camera(self) -> None:
         """Look at the chief from above the orbit plane, the whole radius in view."""
@@ -197,6 +209,21 @@ class ClusterView:
             (camera.position, camera.focal_point, camera.up,
              camera.view_angle) = self._saved_camera
             self.pl.renderer.ResetCameraClippingRange()
+
+    def members_actor(self) -> Any:
+        """The members' marks (what a click picks in the close-up), or None."""
+        return self._actors.get("cluster_members", (None, None))[1]
+
+    def nearest_node(self, xyz: Sequence[float]) -> int:
+        """The member nearest a picked point of the close-up (-1: none)."""
+        if not self.clusters or "cluster_members" not in self._actors:
+            return -1
+        points = np.asarray(self._actors["cluster_members"][0].points, dtype=float)
+        members = self.clusters[self.index]["members"]
+        if len(points) != len(members):
+            return -1
+        gap = np.linalg.norm(points - np.asarray(list(xyz)[:3], dtype=float), axis=1)
+        return int(members[int(np.argmin(gap))])
 
     def _show_actors(self, on: bool) -> None:
         self.legend.SetVisibility(on)

@@ -452,7 +452,8 @@ class MapLayers:
                                  self.selected)
         if self.cluster_view.active:  # nor does the cluster close-up
             names = (self.meta or {}).get("sats", {}).get("names", [])
-            self.cluster_view.update(self.arrays, self.sats.point_data["rgb"], names)
+            self.cluster_view.update(self.arrays, self.sats.point_data["rgb"], names,
+                                     self.selected)
 
     def toggle_ground_track(self) -> bool:
         """Ground tracks on / off. Returns whether they are now on."""
@@ -464,6 +465,8 @@ class MapLayers:
         """Show the cluster close-up (True) or the globe (False)."""
         self.cluster_view.show(on)
         self.limb.enabled = not on
+        members = self.cluster_view.members_actor()
+        self.pl.pickable_actors = [members if on and members is not None else self.sats_actor]
         self.redraw()
 
     def show_map(self, on: bool) -> None:
