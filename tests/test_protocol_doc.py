@@ -16,7 +16,8 @@ DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_tex
 MIRROR_PATTERN = re.compile(r"^mirror_(measured|predicted|residual)_")
 
 
-@pytest.mark.parametrize("scenario", ["default", "assets/testbeds/flatsat_mirror.toml"])
+@pytest.mark.parametrize("scenario", ["default", "assets/testbeds/flatsat_mirror.toml",
+                                      "suncatcher"])
 def test_everything_on_the_wire_is_documented(scenario: str) -> None:
     loaded = load_scenario(scenario)
     engine = Engine(loaded, SimClock(loaded.epoch_utc, 1.0, 1.0))

@@ -305,6 +305,7 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.orbit_actor.SetVisibility(False)
         self._build_mirrors(meta)
         self.map_view.build(meta, n, big, STATION_RGB)  # the 2D map's marks (viz.map_view)
+        self.cluster_view.build(meta)  # formation clusters' close-up (viz.cluster_view)
         self._choose_table()
         self._build_colour_bar()
         self._build_labels()

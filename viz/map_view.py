@@ -24,6 +24,7 @@ import numpy as np
 
 from twin.astro.geometry import geodetic_from_itrs
 from viz import earth_look, ground_track, scene
+from viz.cluster_view import ClusterView
 from viz.vtk_actors import TextScaler, label_actor, text_actor
 
 # Far from the globe (whose stars lie 150,000 km out): the two never share a view. World
@@ -432,6 +433,7 @@ class MapLayers:
         self.limb = earth_look.AtmosphereLimb(self.pl)
         self.ground_tracks = ground_track.GroundTrackLayer(self.pl)
         self.map_view = MapView(self.pl, texture_path, getattr(self, "text", None))
+        self.cluster_view = ClusterView(self.pl, getattr(self, "text", None))
 
     def track_nodes(self) -> list[int]:
         """The nodes whose ground track is drawn: the selected group's, or the selected node."""
@@ -448,12 +450,24 @@ class MapLayers:
         if self.map_view.active:  # the map costs nothing while the globe is shown
             self.map_view.update(self.header, self.arrays, self.sats.point_data["rgb"], track,
                                  self.selected)
+        if self.cluster_view.active:  # nor does the cluster close-up
+            names = (self.meta or {}).get("sats", {}).get("names", [])
+            self.cluster_view.update(self.arrays, self.sats.point_data["rgb"], names,
+                                     self.selected)
 
     def toggle_ground_track(self) -> bool:
         """Ground tracks on / off. Returns whether they are now on."""
         self.ground_tracks.visible = not self.ground_tracks.visible
         self.redraw()
         return self.ground_tracks.visible
+
+    def show_cluster(self, on: bool) -> None:
+        """Show the cluster close-up (True) or the globe (False)."""
+        self.cluster_view.show(on)
+        self.limb.enabled = not on
+        members = self.cluster_view.members_actor()
+        self.pl.pickable_actors = [members if on and members is not None else self.sats_actor]
+        self.redraw()
 
     def show_map(self, on: bool) -> None:
         """Show the 2D map (True) or the globe (False)."""

@@ -16,6 +16,7 @@ import numpy as np
 from viz import scene
 
 if TYPE_CHECKING:
+    from viz.cluster_view import ClusterView
     from viz.fleet_scene import ViewOptions
     from viz.map_view import MapView
     from viz.mirror import MirrorBinding
@@ -40,6 +41,7 @@ class SceneCamera:
     sats: Any
     _camera_set: bool
     map_view: MapView
+    cluster_view: ClusterView
 
     def _mirror_camera_direction(self) -> np.ndarray | None:
         """With a mirror, the camera starts over the mirrored node, its orbit in view."""
@@ -61,6 +63,10 @@ class SceneCamera:
         if self.map_view.active:  # the 2D map has its own camera (viz.map_view)
             if force:
                 self.map_view.reset_camera()
+            return
+        if self.cluster_view.active:  # so has the cluster close-up (viz.cluster_view)
+            if force:
+                self.cluster_view.reset_camera()
             return
         if (self._camera_set and not force) or not self.arrays:
             return

@@ -89,6 +89,7 @@ class ViewerApp(ViewerHud, ViewerKeys):
         # Messages the scene could not take (the stream counts the ones it refused).
         self.unusable = BadMessages(log)
         self.message = ""
+        self.start_on_cluster = False  # --cluster: the close-up once the meta has a cluster
         self._frame_times: deque[float] = deque(maxlen=60)
         self._last_meta_request = -math.inf
         self._last_hud = -math.inf
@@ -263,6 +264,10 @@ class ViewerApp(ViewerHud, ViewerKeys):
             self.meta_signature = signature
             self.scene.build(meta)
             log.info("scene built for %s (%s sats)", signature[0], signature[1])
+            if self.start_on_cluster and self.scene.cluster_view.available:
+                self.start_on_cluster = False  # once: after that the key decides
+                self.scene.show_map(False)
+                self.scene.show_cluster(True)
 
     def apply_state(self, state: Message, *, connection: str | None = None) -> bool:
         if self.meta is None:
@@ -297,8 +302,17 @@ class ViewerApp(ViewerHud, ViewerKeys):
         self.render()
 
     def next_view(self) -> None:
-        self.scene.show_map(not self.scene.map_view.active)
-        self.message = "2D map" if self.scene.map_view.active else "globe"
+        """Globe, 2D map, then the cluster close-up when the twin has a cluster."""
+        if self.scene.map_view.active:
+            self.scene.show_map(False)
+            if self.scene.cluster_view.available:
+                self.scene.show_cluster(True)
+        elif self.scene.cluster_view.active:
+            self.scene.show_cluster(False)
+        else:
+            self.scene.show_map(True)
+        self.message = ("2D map" if self.scene.map_view.active else "cluster close-up"
+                        if self.scene.cluster_view.active else "globe")
 
     # ------------------------------------------------------------------ loops
     def wait_for_frame(self, timeout_s: float) -> bool:

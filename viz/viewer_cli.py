@@ -101,6 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", action="store_true", help="start with station labels")
     parser.add_argument("--map", action="store_true",
                         help="start on the 2D map instead of the globe (key v)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="start on the formation cluster close-up (key v), when the twin"
+                             " has a [[cluster]]")
     parser.add_argument("--ground-track", action="store_true",
                         help="start with the selected node's ground track (key g)")
     parser.add_argument("--select", type=int, metavar="INDEX", help="start with this node selected")
@@ -158,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
             app.toggle_ground_track()
         if args.map:
             app.next_view()
+        app.start_on_cluster = args.cluster
         if not headless:
             app.run_interactive()
             return 0

@@ -242,6 +242,8 @@ class ViewerKeys:
         index = scene.nearest_sat(self.scene.sats.points, point)
         if self.scene.map_view.active:  # a point on the 2D map (viz.map_view)
             index = self.scene.map_view.nearest_node(point)
+        elif self.scene.cluster_view.active:  # a member of the close-up (viz.cluster_view)
+            index = self.scene.cluster_view.nearest_node(point)
         self.scene.select(index)
         self.refresh_hud(force=True)
 

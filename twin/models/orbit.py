@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 
 from twin.astro.contacts import ContactTracker, GroundStations
-from twin.astro.frames import FrameRotations, itrs_velocity_km_s, rotate
+from twin.astro.frames import (
+    DAY_S,
+    FrameRotations,
+    itrs_velocity_km_s,
+    jd_utc_from_datetime,
+    rotate,
+)
 from twin.astro.geometry import (
     beta_angle_from_rows,
     ellipsoid_shadow_dots,
@@ -29,6 +35,8 @@ from twin.astro.sun import SunEphemeris
 from twin.core.clock import SimClock
 from twin.core.interfaces import OrbitOutputs
 from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
+from twin.models.formation.clusters import FormationClusters
+from twin.models.power.params import PowerParams
 from twin.scenario import Scenario, parse_section
 
 FLEET_TOTALS: dict[str, tuple[str, str]] = {
@@ -80,6 +88,11 @@ class OrbitModel:
             np.array([s.min_elevation_deg for s in stations], dtype=float),
         )
         self.contacts = ContactTracker()
+        # Cluster members: SGP4 gives their chief, the formation their offsets from it.
+        self.formation = (FormationClusters(
+            scenario.clusters, parse_section(PowerParams, scenario, "power").array_area_m2,
+            scenario.seed) if scenario.clusters else None)
+        self._epoch_jd = jd_utc_from_datetime(scenario.epoch_utc)
 
         f = make_field
         self.pos_gcrs = f("pos_gcrs_km", "<f8", (n, 3), "km", "Position, GCRS (inertial)")
@@ -125,6 +138,10 @@ class OrbitModel:
         jd_whole, jd_fraction = self.clock.jd_utc
         n = self.n_sats
         pos_teme, vel_teme, status = self.propagator.propagate(jd_whole, jd_fraction)
+        if self.formation is not None:
+            since_epoch_s = ((jd_whole - self._epoch_jd[0])
+                             + (jd_fraction - self._epoch_jd[1])) * DAY_S
+            self.formation.step(since_epoch_s, pos_teme, vel_teme)
         rot = self.frames.at_jd_utc(jd_whole, jd_fraction)
         pos_gcrs = rotate(pos_teme, rot.teme_to_gcrs, out=self.pos_gcrs.array)
         vel_gcrs = rotate(vel_teme, rot.teme_to_gcrs, out=self.vel_gcrs.array)
@@ -161,6 +178,9 @@ class OrbitModel:
         shadow = sunlit_fraction(None, sun_stretched, shadow_along, shadow_r2,
                                  radius_km=shadow_radius)
         np.copyto(self.sunlit.array, shadow, casting="same_kind")
+        if self.formation is not None:  # neighbours' shadows on the members' arrays
+            shaded = self.formation.shade(pos_gcrs, sun_hat)
+            self.sunlit.array[self.formation.all_sats] *= 1.0 - shaded
         beta = beta_angle_from_rows(*pos_gcrs_rows, *vel_gcrs_rows, sun_hat)
         np.degrees(beta, out=self.beta.array, casting="same_kind")
         self.status.array[:] = status

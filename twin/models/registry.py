@@ -31,6 +31,8 @@ from twin.models.environment import EnvironmentModel
 from twin.models.estimation import model as estimation
 from twin.models.estimation.params import EstimationParams
 from twin.models.faults import FaultModel
+from twin.models.formation import model as formation
+from twin.models.formation.model import FormationModel
 from twin.models.limits import LimitsModel
 from twin.models.links import LinksModel, LinksParams
 from twin.models.mirror import Mirror, MirrorDrivers, MirrorParams
@@ -56,6 +58,13 @@ def _estimation(b: Built) -> estimation.Estimation:
     return estimation.Estimation(b.scenario, mirror)
 
 
+def _formation(b: Built) -> FormationModel:
+    # The members fly in the orbit model; this model watches them.
+    flown = b.models["orbit"]
+    assert isinstance(flown, OrbitModel)
+    return FormationModel(b.scenario, flown.formation)
+
+
 def _mirror_states(b: Built) -> Mirror:
     # The mirror is two steps of one object: its drivers early, its comparison last.
     drivers = b.models["mirror_drivers"]
@@ -67,6 +76,8 @@ MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("orbit", lambda b: OrbitModel(b.scenario, b.clock),
                sections=(("orbit", orbit.OrbitParams),), totals=orbit.FLEET_TOTALS,
                alarms={"orbit_error": AlarmKind("orbit_recovered", "")}),
+    ModelEntry("formation", _formation, totals=formation.FLEET_TOTALS,
+               alarms={"closest_approach": AlarmKind(None, "")}),
     ModelEntry("faults", _faults, commands=faults.COMMANDS, totals=faults.FLEET_TOTALS),
     ModelEntry("mirror_drivers", lambda b: MirrorDrivers(Mirror(b.scenario, b.clock))),
     # After the orbit (geometry, contacts), before compute (relay_bps) and power (its load).

@@ -29,6 +29,7 @@ from sgp4.api import Satrec
 from twin.astro.constellation import SunSynchronousShell, WalkerShell, make_satrec
 from twin.core.assets import assets_dir
 from twin.core.clock import MAX_RATE_HZ, MAX_WARP, MIN_RATE_HZ, MIN_WARP, check_step
+from twin.scenario.cluster import Cluster, ClusterSpec
 from twin.scenario.epoch import resolve_epoch
 from twin.scenario.errors import InvalidField, ScenarioError, suggest
 from twin.scenario.files import read_bounded
@@ -50,7 +51,7 @@ GENERATED_NORAD_BASE = 90_000
 Numbers above 99,999 are valid Alpha-5 numbers in SGP4."""
 
 _SINGLE_SECTIONS = ("scenario", "clock", "security")
-_ARRAY_SECTIONS = ("walker", "sun_synchronous", "tle", "station", "node_class")
+_ARRAY_SECTIONS = ("walker", "sun_synchronous", "tle", "station", "node_class", "cluster")
 
 
 def model_sections() -> tuple[str, ...]:
@@ -179,6 +180,7 @@ class Scenario:
             when the file has them; parse them with ``parse_section``.
         security: Keys and audit (``[security]``), paths resolved against the file's folder.
         node_classes: Per-node parameters (``[[node_class]]``, twin.scenario.node_class).
+        clusters: Formation clusters (``[[cluster]]``), their members among ``satellites``.
     """
 
     name: str
@@ -192,6 +194,7 @@ class Scenario:
     sections: Mapping[str, Mapping[str, Any]]
     security: SecuritySettings = field(default_factory=SecuritySettings)
     node_classes: tuple[NodeClass, ...] = ()
+    clusters: tuple[Cluster, ...] = ()
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -287,9 +290,11 @@ def parse_scenario(text: str, source: str = "<string>", base_dir: Path | None = 
                   for i, table in enumerate(doc.get("tle", []))]
     stations = tuple(build(GroundStation, table, f"station[{i}]", source)
                      for i, table in enumerate(doc.get("station", [])))
+    cluster_specs = [build(ClusterSpec, table, f"cluster[{i}]", source)
+                     for i, table in enumerate(doc.get("cluster", []))]
 
-    _check_group_names(source, walkers, sun_synchronous, tle_groups)
-    _check_generated_count(source, walkers, sun_synchronous)
+    _check_group_names(source, walkers, sun_synchronous, tle_groups, cluster_specs)
+    _check_generated_count(source, walkers, sun_synchronous, cluster_specs)
     catalogs = [read_tle_group(group, f"tle[{i}]", source, base_dir)
                 for i, group in enumerate(tle_groups)]
     epoch_utc = resolve_epoch(header.epoch, catalogs, source)
@@ -313,6 +318,22 @@ def parse_scenario(text: str, source: str = "<string>", base_dir: Path | None = 
                 sat_id=len(satellites),
                 name=f"{shell.name}-{orbit.plane_index + 1:02d}-{orbit.slot_index + 1:02d}",
                 group=shell.name, norad_id=norad_id, satrec=satrec))
+    clusters: list[Cluster] = []
+    for i, spec in enumerate(cluster_specs):
+        try:
+            chief = spec.chief_satrec(GENERATED_NORAD_BASE + generated, epoch_utc)
+        except ValueError as exc:
+            raise ScenarioError(source, f"cluster[{i}]", str(exc)) from exc
+        first = len(satellites)
+        # Every member carries the chief's elements: the orbit model propagates the chief by
+        # SGP4 and places the members by their relative motion (twin.models.formation).
+        for k in range(spec.members):
+            satellites.append(Satellite(
+                sat_id=len(satellites), name=f"{spec.name}-{k:02d}", group=spec.name,
+                norad_id=GENERATED_NORAD_BASE + generated, satrec=chief))
+            generated += 1
+        clusters.append(Cluster(spec, f"cluster[{i}]",
+                                tuple(range(first, first + spec.members))))
     for group, catalog in zip(tle_groups, catalogs, strict=True):
         for entry in catalog:
             satellites.append(Satellite(sat_id=len(satellites), name=entry.name,
@@ -321,8 +342,8 @@ def parse_scenario(text: str, source: str = "<string>", base_dir: Path | None = 
 
     if not satellites:
         raise ScenarioError(
-            source, "", "the scenario has no satellites: add a [[walker]], [[sun_synchronous]]"
-            " or [[tle]] table (see docs/scenarios.md)")
+            source, "", "the scenario has no satellites: add a [[walker]], [[sun_synchronous]],"
+            " [[cluster]] or [[tle]] table (see docs/scenarios.md)")
     if len(satellites) > MAX_SATELLITES:
         raise ScenarioError(
             source, "tle", f"{len(satellites):,} satellites is more than the limit of"
@@ -346,6 +367,7 @@ def parse_scenario(text: str, source: str = "<string>", base_dir: Path | None = 
         sections=sections,
         security=security,
         node_classes=node_classes,
+        clusters=tuple(clusters),
     )
 
 
@@ -421,10 +443,11 @@ def _owning_section(key: str) -> str | None:
 
 def _check_group_names(source: str, walkers: list[WalkerShell],
                        sun_synchronous: list[SunSynchronousShell],
-                       tle_groups: list[TleGroup]) -> None:
+                       tle_groups: list[TleGroup], clusters: list[ClusterSpec]) -> None:
     seen: dict[str, str] = {}
     keyed = [*((f"walker[{i}]", g.name) for i, g in enumerate(walkers)),
              *((f"sun_synchronous[{i}]", g.name) for i, g in enumerate(sun_synchronous)),
+             *((f"cluster[{i}]", g.name) for i, g in enumerate(clusters)),
              *((f"tle[{i}]", g.name) for i, g in enumerate(tle_groups))]
     for key, name in keyed:
         if not name.strip():
@@ -437,12 +460,15 @@ def _check_group_names(source: str, walkers: list[WalkerShell],
 
 
 def _check_generated_count(source: str, walkers: list[WalkerShell],
-                           sun_synchronous: list[SunSynchronousShell]) -> None:
+                           sun_synchronous: list[SunSynchronousShell],
+                           clusters: list[ClusterSpec]) -> None:
     # Checked before generating so a typo like planes = 100000 fails fast, not after minutes.
     total = 0
     for key, shell in [*((f"walker[{i}]", s) for i, s in enumerate(walkers)),
-                       *((f"sun_synchronous[{i}]", s) for i, s in enumerate(sun_synchronous))]:
-        total += shell.total_satellites
+                       *((f"sun_synchronous[{i}]", s) for i, s in enumerate(sun_synchronous)),
+                       *((f"cluster[{i}]", s) for i, s in enumerate(clusters))]:
+        total += (shell.members if isinstance(shell, ClusterSpec)
+                  else shell.total_satellites)
         if total > MAX_SATELLITES:
             raise ScenarioError(
                 source, key, f"this shell brings the scenario to {total:,} satellites, more than"
