@@ -19,6 +19,7 @@ from twin.core.interfaces import (
     DriverOutputs,
     EnvironmentOutputs,
     FaultOutputs,
+    LifecycleOutputs,
     OrbitOutputs,
     PowerOutputs,
     ThermalOutputs,
@@ -105,7 +106,7 @@ class StepContext:
         dt_s: Step length in seconds.
         events: Where subsystems raise events.
         rng: The twin's one seeded random generator.
-        orbit, faults, drivers, compute, environment, power, thermal: The outputs each
+        orbit, faults, drivers, compute, environment, power, thermal, lifecycle: The outputs each
             model publishes for the others (twin.core.interfaces), one writer each; a model
             reads those it declares in ``reads``.
     """
@@ -121,6 +122,7 @@ class StepContext:
     environment: EnvironmentOutputs = field(default_factory=EnvironmentOutputs)
     power: PowerOutputs = field(default_factory=PowerOutputs)
     thermal: ThermalOutputs = field(default_factory=ThermalOutputs)
+    lifecycle: LifecycleOutputs = field(default_factory=LifecycleOutputs)
 
     def quantity(self, name: str) -> Any:
         """A published quantity by name (None if unpublished); see ``find_quantity``."""

@@ -27,6 +27,7 @@ from twin.astro.sun import SunEphemeris
 from twin.core.clock import SimClock
 from twin.core.interfaces import OrbitOutputs
 from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
+from twin.models.lifecycle.decay import apply_orbit_offset
 from twin.scenario import Scenario, parse_section
 
 FLEET_TOTALS: dict[str, tuple[str, str]] = {
@@ -56,7 +57,7 @@ class OrbitModel:
     """Orbital state and geometry of every satellite, updated in place each step."""
 
     name = "orbit"
-    reads: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ("lifecycle",)
     publishes = "orbit"
 
     def __init__(self, scenario: Scenario, clock: SimClock) -> None:
@@ -122,6 +123,10 @@ class OrbitModel:
         jd_whole, jd_fraction = self.clock.jd_utc
         n = self.n_sats
         pos_teme, vel_teme, status = self.propagator.propagate(jd_whole, jd_fraction)
+        moved = ctx.lifecycle.orbit_offset_nodes  # last step's decay and manoeuvres
+        if moved is not None and moved.size:
+            apply_orbit_offset(pos_teme, vel_teme, ctx.lifecycle.orbit_radius_scale,
+                               ctx.lifecycle.orbit_phase_rad, moved)
         rot = self.frames.at_jd_utc(jd_whole, jd_fraction)
         pos_gcrs = rotate(pos_teme, rot.teme_to_gcrs, out=self.pos_gcrs.array)
         vel_gcrs = rotate(vel_teme, rot.teme_to_gcrs, out=self.vel_gcrs.array)

@@ -27,6 +27,8 @@ from twin.models.compute import (
 )
 from twin.models.environment import EnvironmentModel
 from twin.models.faults import FaultModel
+from twin.models.lifecycle import FLEET_TOTALS as LIFECYCLE_TOTALS
+from twin.models.lifecycle import LifecycleModel, LifecycleParams
 from twin.models.limits import LimitsModel
 from twin.models.mirror import Mirror, MirrorDrivers, MirrorParams
 from twin.models.orbit import OrbitModel
@@ -42,6 +44,13 @@ def _faults(b: Built) -> FaultModel:
     # Faults step before compute, but fail the accelerators compute's table installs.
     installed = parse_section(ComputeParams, b.scenario, "compute").accelerators_per_node
     return FaultModel(b.scenario, installed)
+
+
+def _lifecycle(b: Built) -> LifecycleModel:
+    # Ages what compute and power install; off (no fields, no totals) without [lifecycle].
+    installed = parse_section(ComputeParams, b.scenario, "compute").accelerators_per_node
+    capacity_wh = parse_section(PowerParams, b.scenario, "power").battery_capacity_wh
+    return LifecycleModel(b.scenario, installed, capacity_wh)
 
 
 def _mirror_states(b: Built) -> Mirror:
@@ -70,6 +79,10 @@ MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("thermal", lambda b: ThermalModel.from_scenario(b.scenario),
                sections=(("thermal", ThermalParams),), commands=thermal.COMMANDS,
                totals=thermal.FLEET_TOTALS),
+    # Reads this step's orbit, power and thermal; orbit, faults, power and thermal read its
+    # ageing and decay one step later.
+    ModelEntry("lifecycle", _lifecycle, sections=(("lifecycle", LifecycleParams),),
+               totals=LIFECYCLE_TOTALS),
     # Watches the fields with limits of every model before it.
     ModelEntry("limits", lambda b: LimitsModel(b.fields(), b.scenario),
                sections=(("limits", None),), totals=limits.FLEET_TOTALS,
