@@ -289,3 +289,25 @@ def test_bad_lifecycle_keys_name_file_and_key(tmp_path: Path, line: str, key: st
         Engine(load_scenario(str(path)), SimClock(load_scenario("default").epoch_utc, 1, 60))
     text = str(info.value)
     assert str(path) in text and key in text and says in text, text
+
+
+def test_whole_twin_over_years_with_time_acceleration(tmp_path: Path) -> None:
+    # 250 steps of 600 s at 2,000x: ~9.5 lifecycle years in 1.7 days of the twin.
+    path = _scenario(tmp_path, "time_acceleration = 2000.0\ndensity_model = \"table\"\n"
+                     "design_life_yr = 3.0\n")
+    scenario = load_scenario(str(path))
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, 1.0, 600.0, fast=True))
+    lc = engine.models["lifecycle"]
+    installed, kinds = [], set()
+    for k in range(250):
+        engine.step()
+        kinds |= {e["kind"] for e in engine.events.drain()}
+        if k % 25 == 0:
+            installed.append(engine.header()["fleet"]["accelerators_installed_count"])
+    fleet = engine.header()["fleet"]
+    assert installed[0] == 320 and installed[-1] == 0 and all(np.diff(installed) <= 0)
+    assert {"accelerator_failure", "disposal", "reentry"} <= kinds
+    assert fleet["reentries_count"] > 0 and fleet["mass_in_orbit_kg"] < 40 * 1600.0
+    assert np.all(engine.faults.accelerators_ok.array == 0)  # every node retired
+    assert fleet["battery_capacity_mean_frac"] < 1.0 and fleet["array_health_mean_frac"] < 1.0
+    assert lc._age_s / SECONDS_PER_YEAR == pytest.approx(250 * 600 * 2000 / SECONDS_PER_YEAR)

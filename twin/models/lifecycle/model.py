@@ -35,6 +35,10 @@ STATE_LABELS = {OPERATING: "operating", DISPOSED: "disposed", DERELICT: "derelic
                 REENTERED: "reentered"}
 DISPOSAL_MARGIN = 0.9
 """Disposal aims at re-entry within this fraction of the rule's years (activity margin)."""
+SLOW_INTERVAL_S = 3600.0
+"""Decay, station keeping, end of life and ageing advance at most this often: every law is
+exact for any interval (closed forms in time), and a node's ageing in an hour is far below
+anything another model feels. Battery discharge is counted every step."""
 MAX_NODE_EVENTS = 20
 """Past this many nodes with the same event in one step, one summary event."""
 
@@ -109,6 +113,9 @@ class LifecycleModel:
         self._cycle_loss = np.zeros(n)
         self._temp_integral = np.zeros(n)  # ∫ T dt of the battery, K s (calendar fade)
         self._age_s = 0.0
+        self._pending_s = 0.0  # simulated time not yet advanced by the slow laws, s
+        self._pending_cycles = np.zeros(n)  # battery cycles over it
+        self._pending_cycle_rate = np.zeros(n)  # ∫ C-rate x cycles over it (a weight)
         self._table: LifetimeTable | None = None
         self._table_t = -math.inf
         self._reentry_year: list[int] = []
@@ -130,12 +137,18 @@ class LifecycleModel:
         dt = max(float(ctx.dt_s), 0.0)
         if not self.active:
             return
-        self._refresh_table(ctx.t_utc)
+        self._refresh_table(self.t0_utc + self._age_s)
         if dt > 0.0:
-            self._age_s += dt
-            self._orbits(ctx, dt)
+            self._count_discharge(ctx, dt)
+            self._pending_s += dt * self.params.time_acceleration
+        if self._pending_s < SLOW_INTERVAL_S and self.lifetime.array.any():
+            return
+        interval, self._pending_s = self._pending_s, 0.0
+        if interval > 0.0:
+            self._age_s += interval
+            self._orbits(ctx, interval)
             self._end_of_life(ctx)
-            self._ageing(ctx, dt)
+            self._ageing(ctx, interval)
         table = self._table
         assert table is not None
         in_orbit = self.state.array != REENTERED
@@ -225,8 +238,10 @@ class LifecycleModel:
         after = np.maximum(table.advance(before, self.ballistic, dt), p.reentry_altitude_km)
         alt[drifting] = after
         n_mean = 0.5 * (mean_motion_rad_s(before) + mean_motion_rad_s(after))
+        flown_s = dt / p.time_acceleration  # the orbit's own time: phase is not aged
         self._phase[drifting] = np.mod(
-            self._phase[drifting] + (n_mean - self.n0_rad_s[drifting]) * dt, 2.0 * np.pi)
+            self._phase[drifting] + (n_mean - self.n0_rad_s[drifting]) * flown_s,
+            2.0 * np.pi)
         reentered = np.flatnonzero(drifting & (alt <= p.reentry_altitude_km))
         if reentered.size:
             state[reentered] = REENTERED
@@ -321,27 +336,42 @@ class LifecycleModel:
             self._node_events(ctx, "accelerator_failure", "warning", nodes,
                               "accelerator(s) failed for good (random failure)")
 
-    def _battery(self, ctx: StepContext, dt: float, years: float) -> None:
-        """Cycle fade from this step's eclipse discharge, calendar fade from the mean
-        battery temperature so far."""
-        p = self.params
-        power, thermal = ctx.power, ctx.thermal
-        temp = thermal.temp_battery_k
+    def _count_discharge(self, ctx: StepContext, dt: float) -> None:
+        """This step's eclipse discharge in equivalent full cycles, its C-rate and the
+        battery temperature, kept for the next slow advance."""
+        temp = ctx.thermal.temp_battery_k
         temp_k = (np.full(self.n_sats, ageing.REFERENCE_TEMP_K) if temp is None
                   else np.nan_to_num(np.asarray(temp, dtype=float), nan=ageing.REFERENCE_TEMP_K))
-        self._temp_integral += temp_k * dt
+        scale = self.params.time_acceleration  # each discharge stands for this many
+        self._temp_integral += temp_k * (dt * scale)
+        power, sun = ctx.power, ctx.environment.sunlit_step
+        if power.bus_power_w is None or sun is None or self.battery_capacity_wh <= 0:
+            return
         capacity_wh = self.battery_capacity_wh * np.maximum(self.battery.array, 1e-3)
-        sun = ctx.environment.sunlit_step
-        if power.bus_power_w is not None and sun is not None and self.battery_capacity_wh > 0:
-            load_w = np.nan_to_num(np.asarray(power.bus_power_w, dtype=float)
-                                   + np.asarray(power.payload_power_w, dtype=float)
-                                   + np.asarray(power.heater_power_w, dtype=float))
-            dark = 1.0 - np.clip(np.nan_to_num(np.asarray(sun.mean, dtype=float), nan=1.0),
-                                 0.0, 1.0)
-            cycles = dark * dt * load_w / 3600.0 / capacity_wh
+        load_w = np.nan_to_num(np.asarray(power.bus_power_w, dtype=float)
+                               + np.asarray(power.payload_power_w, dtype=float)
+                               + np.asarray(power.heater_power_w, dtype=float))
+        dark = 1.0 - np.clip(np.nan_to_num(np.asarray(sun.mean, dtype=float), nan=1.0),
+                             0.0, 1.0)
+        cycles = dark * (dt * scale) * load_w / 3600.0 / capacity_wh
+        self._pending_cycles += cycles
+        self._pending_cycle_rate += cycles * load_w / capacity_wh
+
+    def _battery(self, ctx: StepContext, dt: float, years: float) -> None:
+        """Cycle fade from the eclipse discharge since the last advance (at its
+        discharge-weighted C-rate), calendar fade from the mean battery temperature."""
+        p = self.params
+        temp = ctx.thermal.temp_battery_k
+        temp_k = (np.full(self.n_sats, ageing.REFERENCE_TEMP_K) if temp is None
+                  else np.nan_to_num(np.asarray(temp, dtype=float), nan=ageing.REFERENCE_TEMP_K))
+        cycles = self._pending_cycles
+        if cycles.any():
+            c_rate = self._pending_cycle_rate / np.maximum(cycles, 1e-300)
             self.cycles.array[:] += cycles
-            self._cycle_loss = ageing.advance_cycle_loss(self._cycle_loss, cycles,
-                                                         load_w / capacity_wh, temp_k)
+            self._cycle_loss = ageing.advance_cycle_loss(self._cycle_loss, cycles, c_rate,
+                                                         temp_k)
+            cycles[:] = 0.0
+            self._pending_cycle_rate[:] = 0.0
         calendar = ageing.calendar_loss_frac(years, p.battery_calendar_frac_per_sqrt_yr,
                                              p.battery_calendar_ea_j_mol,
                                              self._temp_integral / max(self._age_s, 1e-9))

@@ -14,7 +14,7 @@ from typing import Any
 from twin.scenario.errors import InvalidField
 
 DISPOSAL_RULES: dict[str, float | None] = {
-    "fcc-5yr": 5.0,      # FCC 22-74, Second Report and Order (2024): re-entry within 5 years
+    "fcc-5yr": 5.0,      # FCC 22-74, Second Report and Order (2022): re-entry within 5 years
     "iadc-25yr": 25.0,   # IADC Space Debris Mitigation Guidelines (2002, rev. 2020): 25 years
     "custom": None,      # disposal_max_years
     "none": None,        # no disposal manoeuvre: nodes decay from where they end
@@ -61,6 +61,9 @@ class LifecycleParams:
         radiator_alpha_rise: Rise of the radiator's solar absorptivity at end of life.
         radiator_alpha_tau_yr: Time constant of that rise, years.
         accelerator_failure_frac_per_yr: Accelerators failing at random per year.
+        time_acceleration: Lifecycle seconds per simulated second, 1 for physics; larger
+            only to see years of ageing and decay in a short run of the rest of the twin
+            (benches, demos: each eclipse discharge then stands for this many).
     """
 
     enabled: bool = True
@@ -96,6 +99,7 @@ class LifecycleParams:
     radiator_alpha_tau_yr: float = field(default=3.0, metadata=_m("yr", gt=0.0, max=100.0))
     accelerator_failure_frac_per_yr: float = field(default=0.07,
                                                    metadata=_m("1", min=0.0, max=1.0))
+    time_acceleration: float = field(default=1.0, metadata=_m("1", min=1.0, max=1.0e4))
 
     def __post_init__(self) -> None:
         if self.drag_area_m2 / self.node_mass_kg > 10.0:
