@@ -8,8 +8,9 @@ two models claim clashes and that everything a model reads is published.
 
 Order matters where a model reads another's outputs of this step (twin.core.interfaces):
 the mirror's measured drivers come before the models they drive, orbit before everything
-that needs geometry, power before thermal (its heat), and limits after every model whose
-fields it watches.
+that needs geometry, power before thermal (its heat), the lifecycle after thermal (it ages
+what the step used; orbit, faults, power and thermal read its outputs a step later), and
+limits after every model whose fields it watches.
 """
 
 from __future__ import annotations

@@ -276,8 +276,10 @@ class LifecycleModel:
         if carried.size and target_km is not None:
             self._dispose(carried, target_km)
             state[carried] = DISPOSED
+            life = table.lifetime_s(alt[carried], self.ballistic) / SECONDS_PER_YEAR
             self._node_events(ctx, "disposal", "info", carried,
-                              f"end of life: disposal burn towards {target_km:.0f} km")
+                              f"end of life: disposal burn towards {target_km:.0f} km, "
+                              f"re-entry predicted in {life.min():.1f} to {life.max():.1f} yr")
         if failed.size:
             self._node_events(ctx, "disposal_failed", "warning", failed,
                               "end of life: no disposal manoeuvre, left to drag")
