@@ -88,7 +88,7 @@ def plot(rows: list[dict[str, float]], path: Path, title: str) -> None:
               ("reentries_count", "nodes re-entered (cumulative)"),
               ("mass_in_orbit_kg", "mass left in orbit, kg (e-waste account)"),
               (("array_health_mean_frac", "battery_capacity_mean_frac"),
-               "array output and battery capacity left"))
+               "array output and battery capacity left (mean over nodes in orbit)"))
     for ax, (keys, label) in zip(axes.ravel(), panels, strict=True):
         for key in (keys if isinstance(keys, tuple) else (keys,)):
             ax.plot(t, [r[key] for r in rows], label=key)
