@@ -261,6 +261,17 @@ def test_engine_run_applies_decay_failures_and_ageing(tmp_path: Path) -> None:
     lit = ctx.environment.sunlit_step.mean > 0.5
     assert np.all(aged >= new) and np.any(aged[lit] > new[lit])
     assert "lifecycle_state" in [f.spec.name for f in engine.fields]
+    # Power's hook: the array's output scales with array_health_frac (as of last step).
+    outputs = lc.outputs
+    kept = outputs.array_health_frac
+    before = engine.power.p_solar.array.copy()
+    try:
+        outputs.array_health_frac = np.full(engine.n_sats, 0.5, dtype=np.float32)
+        engine.power.step(ctx)
+    finally:
+        outputs.array_health_frac = kept
+    after = engine.power.p_solar.array
+    np.testing.assert_allclose(after, before * 0.5 / np.where(kept < 1, kept, 1), rtol=1e-5)
     assert np.all(lc.state.array == OPERATING) or np.any(lc.state.array == DISPOSED)
 
 
