@@ -223,6 +223,10 @@ def test_ten_years_at_a_daily_step_capacity_falls_and_reentries_are_counted(
     derelict = int(np.count_nonzero(model.state.array == DERELICT))
     assert s["reentries_count"] == 40 - derelict and derelict < 40 // 4
     assert sum(s["reentries_by_year"]) == s["reentries_count"]
+    # The plan: out of service at 3 years, down within 5; the derelicts are overdue by 2.
+    derelicts = model.state.array == DERELICT
+    np.testing.assert_allclose(model.due.array[derelicts], 3.0 + 5.0 - 3652 / 365.25, atol=0.01)
+    assert np.all(model.due.array[~derelicts] == 0.0)
     assert s["mass_in_orbit_kg"] == pytest.approx(
         derelict * model.params.node_mass_kg + model._prop[model.state.array == DERELICT].sum())
     assert 0.5 < s["battery_capacity_mean_frac"] < 1.0 or derelict == 0

@@ -123,6 +123,12 @@ class LifecycleModel:
         self._reentry_year: list[int] = []
         self._propellant_used_kg = 0.0
         self._noncompliant = np.zeros(n, dtype=bool)
+        # The disposal plan: each node out of service at design life (or earlier), down
+        # within the rule's years after that. When each went out of service, s of age.
+        self._retired_s = np.full(n, np.nan)
+        self.due = f("reentry_due_yr", "<f4", (n,), "yr",
+                     "Years left before the disposal plan wants the node down (negative: "
+                     "overdue; 0 re-entered or no rule)")
         self._lost_version = 0
         self._publish()
 
@@ -133,7 +139,7 @@ class LifecycleModel:
         if not self.active:
             return []
         return [self.alt, self.lifetime, self.propellant, self.state, self.array,
-                self.battery, self.cycles, self.lost]
+                self.battery, self.cycles, self.lost, self.due]
 
     def step(self, ctx: StepContext) -> None:
         dt = max(float(ctx.dt_s), 0.0)
@@ -156,6 +162,7 @@ class LifecycleModel:
         in_orbit = self.state.array != REENTERED
         self.lifetime.array[:] = np.where(
             in_orbit, table.lifetime_s(self.alt.array, self.ballistic) / SECONDS_PER_YEAR, 0.0)
+        self._plan(in_orbit)
         self._publish()
 
     def fleet(self) -> dict[str, float]:
@@ -270,6 +277,7 @@ class LifecycleModel:
         nodes = np.flatnonzero(done)
         if nodes.size == 0:
             return
+        self._retired_s[nodes] = self._age_s
         self._lose_all(nodes)
         ok = (self.rng.random(nodes.size) < p.disposal_reliability_frac) if years else \
             np.zeros(nodes.size, dtype=bool)
@@ -288,6 +296,18 @@ class LifecycleModel:
         if years is not None:
             life = table.lifetime_s(alt[nodes], self.ballistic) / SECONDS_PER_YEAR
             self._noncompliant[nodes] = life > years
+
+    def _plan(self, in_orbit: np.ndarray) -> None:
+        """Years left to each node's re-entry deadline: out of service at design life (or
+        when it went), plus the rule's years."""
+        years = self.params.disposal_years
+        if years is None:
+            self.due.array[:] = 0.0
+            return
+        retire_s = np.where(np.isnan(self._retired_s),
+                            self.params.design_life_yr * SECONDS_PER_YEAR, self._retired_s)
+        due = (retire_s + years * SECONDS_PER_YEAR - self._age_s) / SECONDS_PER_YEAR
+        self.due.array[:] = np.where(in_orbit, due, 0.0)
 
     def _disposal_propellant(self, alt: np.ndarray, target_km: float | None) -> np.ndarray:
         """Propellant the disposal burn from ``alt`` needs, kg (0 where drag suffices)."""
