@@ -9,6 +9,7 @@ without ``[lifecycle]`` runs and publishes exactly what it did before.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -120,7 +121,7 @@ class LifecycleModel:
         self._pending_cycle_rate = np.zeros(n)  # ∫ C-rate x cycles over it (a weight)
         self._table: LifetimeTable | None = None
         self._table_t = -math.inf
-        self._reentry_year: list[int] = []
+        self._reentries_by_year: Counter[int] = Counter()  # simulated year -> re-entries
         self._propellant_used_kg = 0.0
         self._noncompliant = np.zeros(n, dtype=bool)
         # The disposal plan: each node out of service at design life (or earlier), down
@@ -130,6 +131,7 @@ class LifecycleModel:
                      "Years left before the disposal plan wants the node down (negative: "
                      "overdue; 0 re-entered or no rule)")
         self._lost_version = 0
+        self._fleet: dict[str, Any] | None = None  # totals of the last slow advance
         self._publish()
 
     # ---------------------------------------------------------------------------------
@@ -163,12 +165,15 @@ class LifecycleModel:
         self.lifetime.array[:] = np.where(
             in_orbit, table.lifetime_s(self.alt.array, self.ballistic) / SECONDS_PER_YEAR, 0.0)
         self._plan(in_orbit)
+        self._fleet = None
         self._publish()
 
     def fleet(self) -> dict[str, float]:
         if not self.active:
             return {}
-        return self.summary(totals_only=True)
+        if self._fleet is None:  # they change only when the slow laws advance
+            self._fleet = self.summary(totals_only=True)
+        return dict(self._fleet)
 
     def meta(self) -> dict[str, Any]:
         p = self.params
@@ -193,8 +198,8 @@ class LifecycleModel:
             "accelerators_installed_count": int(working[operating].sum()),
             "accelerators_lost_count": int(self.lost.array.sum(dtype=np.int64)),
             "nodes_operating_count": int(np.count_nonzero(operating)),
-            "reentries_count": len(self._reentry_year),
-            "reentries_this_year_count": sum(1 for y in self._reentry_year if y == year),
+            "reentries_count": sum(self._reentries_by_year.values()),
+            "reentries_this_year_count": self._reentries_by_year[year],
             "mass_in_orbit_kg": float(np.count_nonzero(in_orbit) * self.params.node_mass_kg
                                       + self._prop[in_orbit].sum()),
             "propellant_used_kg": float(self._propellant_used_kg),
@@ -209,10 +214,7 @@ class LifecycleModel:
                                           if in_orbit.any() else 0.0),
         }
         if not totals_only:
-            by_year = [0] * (year + 1)
-            for y in self._reentry_year:
-                by_year[y] += 1
-            totals["reentries_by_year"] = by_year
+            totals["reentries_by_year"] = [self._reentries_by_year[y] for y in range(year + 1)]
         return totals
 
     # ---------------------------------------------------------------------------------
@@ -254,7 +256,7 @@ class LifecycleModel:
         reentered = np.flatnonzero(drifting & (alt <= p.reentry_altitude_km))
         if reentered.size:
             state[reentered] = REENTERED
-            self._reentry_year.extend([int(self._age_s // SECONDS_PER_YEAR)] * reentered.size)
+            self._reentries_by_year[int(self._age_s // SECONDS_PER_YEAR)] += int(reentered.size)
             self._lose_all(reentered)
             self._node_events(ctx, "reentry", "info", reentered,
                               f"re-entered (mean altitude at {p.reentry_altitude_km:.0f} km)")
