@@ -57,7 +57,10 @@ class OrbitModel:
     """Orbital state and geometry of every satellite, updated in place each step."""
 
     name = "orbit"
-    reads: tuple[str, ...] = ("lifecycle",)
+    # Also reads ``ctx.lifecycle`` (its decay offsets) when a lifecycle model runs; not
+    # declared, so an orbit-only engine (tests/test_design_point.py) still builds: without
+    # one the offsets are None and nothing moves.
+    reads: tuple[str, ...] = ()
     publishes = "orbit"
 
     def __init__(self, scenario: Scenario, clock: SimClock) -> None:
