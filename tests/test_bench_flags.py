@@ -47,6 +47,7 @@ def test_the_checked_types_take_good_values_and_name_what_is_wrong() -> None:
     ("compute.py", ["--scenario", "no-such-scenario"], "argument --scenario: no-such-scenario"),
     ("ingest.py", ["--packets", "many"], "argument --packets: must be a whole number"),
     ("policy_compare.py", ["--hours", "0"], "argument --hours: hours must be in (0, 8760]"),
+    ("lifecycle_years.py", ["--years", "0"], "argument --years: years must be in (0, 100]"),
     ("policy_compare.py", ["--extra", "[x"], "argument --scenario with --extra"),
     ("tui.py", ["--rate", "-1"], "argument --rate: rate must be in [0.01, 1000] Hz"),
     ("curve.py", ["--subscribers", "0"], "argument --subscribers: must be at least 1"),

@@ -141,6 +141,9 @@ class ComputeOutputs:
     this step's load draws with the thermal throttle holding its dies over that plate."""
     storage_backlog_bytes: Array | None = field(default=None, metadata={"optional": True})
     """(n,) result bytes stored on board, not yet downlinked, B: what links relay."""
+    dose_gy: Array | None = field(default=None, metadata={"optional": True})
+    """(n,) total ionizing dose since the start, behind the shielding, Gy (lifecycle ages
+    the arrays on it)."""
 
 
 @dataclass(eq=False)
@@ -217,6 +220,29 @@ class ThermalOutputs:
     """(4,) per-row minimum of ``temp_block_k`` (NaN ignored), K."""
 
 
+@dataclass(eq=False)
+class LifecycleOutputs:
+    """Published by ``lifecycle`` (steps after thermal, so the others read last step's):
+    ageing factors and the orbit offsets of decay. Off, nothing ages: ones, zeros, none."""
+
+    array_health_frac: Array | None = None
+    """(n,) solar array output left from ageing and radiation, 1 (power multiplies)."""
+    battery_capacity_frac: Array | None = None
+    """(n,) battery capacity left from fade, 1 (power multiplies)."""
+    radiator_absorptivity_rise: float | None = None
+    """Rise of the radiator coating's solar absorptivity, 1 (thermal adds)."""
+    accelerators_lost: Array | None = None
+    """(n,) accelerators lost for good, count (faults takes them out of service)."""
+    accelerators_lost_version: int | None = None
+    """Changes whenever ``accelerators_lost`` does."""
+    orbit_offset_nodes: Array | None = None
+    """(m,) nodes whose orbit decay or manoeuvres moved them off their launch orbit."""
+    orbit_radius_scale: Array | None = None
+    """(n,) a / a0: mean orbit radius over the launch orbit's, 1."""
+    orbit_phase_rad: Array | None = None
+    """(n,) how far ahead along the orbit a lower, faster orbit has taken it, rad."""
+
+
 OUTPUTS: dict[str, type] = {
     "orbit": OrbitOutputs,
     "faults": FaultOutputs,
@@ -226,6 +252,7 @@ OUTPUTS: dict[str, type] = {
     "environment": EnvironmentOutputs,
     "power": PowerOutputs,
     "thermal": ThermalOutputs,
+    "lifecycle": LifecycleOutputs,
 }
 """The step context's attribute for each outputs type (``ctx.orbit`` is OrbitOutputs)."""
 

@@ -19,6 +19,7 @@ from twin.core.interfaces import (
     DriverOutputs,
     EnvironmentOutputs,
     FaultOutputs,
+    LifecycleOutputs,
     LinkOutputs,
     OrbitOutputs,
     PowerOutputs,
@@ -112,9 +113,9 @@ class StepContext:
         dt_s: Step length in seconds.
         events: Where subsystems raise events.
         rng: The twin's one seeded random generator.
-        orbit, faults, drivers, links, compute, environment, power, thermal: The outputs each
-            model publishes for the others (twin.core.interfaces), one writer each; a model
-            reads those it declares in ``reads``.
+        orbit, faults, drivers, links, compute, environment, power, thermal, lifecycle: The
+            outputs each model publishes for the others (twin.core.interfaces), one writer
+            each; a model reads those it declares in ``reads``.
         step_dt_s: In a sub-step of the control loop (twin.core.engine), the whole step's
             length, s; None in a step that is not cut.
         substep: In a sub-step, its index from 0.
@@ -134,6 +135,7 @@ class StepContext:
     thermal: ThermalOutputs = field(default_factory=ThermalOutputs)
     step_dt_s: float | None = None
     substep: int = 0
+    lifecycle: LifecycleOutputs = field(default_factory=LifecycleOutputs)
 
     def quantity(self, name: str) -> Any:
         """A published quantity by name (None if unpublished); see ``find_quantity``."""

@@ -99,7 +99,7 @@ class FaultModel:
     """
 
     name = "faults"
-    reads: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ("lifecycle",)
     publishes = "faults"
 
     def __init__(self, scenario: Scenario, accelerators_per_node: int) -> None:
@@ -128,11 +128,20 @@ class FaultModel:
         self._pending: list[tuple[str, str, int]] = []
         self._pending_dropped = 0  # events past MAX_PENDING_EVENTS, summed into one
         self._fleet: dict[str, float] | None = None  # the fleet map; None after a command
+        # Accelerators the lifecycle has lost for good (ageing; no repair in orbit): no
+        # command brings them back. Applied when the lifecycle's version changes.
+        self._lost = np.zeros(n, dtype=np.int64)
+        self._lost_version: int | None = None
 
     def fields(self) -> list[Field]:
         return [self.accelerators_ok, self.radiator, self.solar, self.battery, self.flags]
 
     def step(self, ctx: StepContext) -> None:
+        lifecycle = ctx.lifecycle  # last step's (it steps later)
+        if (lifecycle.accelerators_lost_version is not None
+                and lifecycle.accelerators_lost_version != self._lost_version):
+            self._apply_lost(lifecycle.accelerators_lost)
+            self._lost_version = lifecycle.accelerators_lost_version
         # Fault state changes only by command; events for them are raised in step order.
         for kind, message, sat in self._pending:
             severity = "info" if kind == "fault_cleared" else "warning"
@@ -144,6 +153,14 @@ class FaultModel:
                                    "while paused; their events are summed here",
                                    count=self._pending_dropped)
             self._pending_dropped = 0
+
+    def _apply_lost(self, lost: np.ndarray) -> None:
+        """Take the lifecycle's lost accelerators out of service, for good."""
+        np.copyto(self._lost, lost, casting="unsafe")
+        ok = self.accelerators_ok.array
+        np.minimum(ok, np.maximum(self.installed - self._lost, 0), out=ok, casting="unsafe")
+        self.flags.array[self._lost > 0] |= np.uint8(FAULT_KINDS["accelerator"])
+        self._fleet = None
 
     def fleet(self) -> dict[str, float]:
         # Fault state changes only by command: count it again only after one.
@@ -220,12 +237,13 @@ class FaultModel:
         nodes: slice | int = slice(None) if sat == "all" else sat
         kinds = list(FAULT_KINDS) if kind == "all" else [kind]
         for k in kinds:
-            if k == "accelerator":
-                self.accelerators_ok.array[nodes] = self.installed
+            if k == "accelerator":  # all but those the lifecycle lost for good
+                self.accelerators_ok.array[nodes] = self.installed - self._lost[nodes]
             else:
                 {"radiator": self.radiator, "solar": self.solar,
                  "battery": self.battery}[k].array[nodes] = 1.0
             self.flags.array[nodes] &= ~np.uint8(FAULT_KINDS[k])
+        self.flags.array[self._lost > 0] |= np.uint8(FAULT_KINDS["accelerator"])
         self._fleet = None
         if sat == "all":
             self._note("fault_cleared", f"every node: {kind} fault(s) cleared", -1)

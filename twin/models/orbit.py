@@ -36,6 +36,7 @@ from twin.core.clock import SimClock
 from twin.core.interfaces import OrbitOutputs
 from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
 from twin.models.formation.clusters import FormationClusters
+from twin.models.lifecycle.decay import apply_orbit_offset
 from twin.models.power.params import PowerParams
 from twin.scenario import Scenario, parse_section
 
@@ -66,6 +67,9 @@ class OrbitModel:
     """Orbital state and geometry of every satellite, updated in place each step."""
 
     name = "orbit"
+    # Also reads ``ctx.lifecycle`` (its decay offsets) when a lifecycle model runs; not
+    # declared, so an orbit-only engine (tests/test_design_point.py) still builds: without
+    # one the offsets are None and nothing moves.
     reads: tuple[str, ...] = ()
     publishes = "orbit"
 
@@ -138,6 +142,10 @@ class OrbitModel:
         jd_whole, jd_fraction = self.clock.jd_utc
         n = self.n_sats
         pos_teme, vel_teme, status = self.propagator.propagate(jd_whole, jd_fraction)
+        moved = ctx.lifecycle.orbit_offset_nodes  # last step's decay and manoeuvres
+        if moved is not None and moved.size:
+            apply_orbit_offset(pos_teme, vel_teme, ctx.lifecycle.orbit_radius_scale,
+                               ctx.lifecycle.orbit_phase_rad, moved)
         if self.formation is not None:
             since_epoch_s = ((jd_whole - self._epoch_jd[0])
                              + (jd_fraction - self._epoch_jd[1])) * DAY_S

@@ -8,10 +8,11 @@ two models claim clashes and that everything a model reads is published.
 
 Order matters where a model reads another's outputs of this step (twin.core.interfaces):
 the mirror's measured drivers come before the models they drive, orbit before everything
-that needs geometry, power before thermal (its heat), and limits after every model whose
-fields it watches. Compute, power and thermal are the control loop (``substep``): the
-engine steps them several times in a step longer than the control period, over the
-environment's sunlight of each part of the step.
+that needs geometry, power before thermal (its heat), the lifecycle after thermal (it ages
+what the step used; orbit, faults, power and thermal read its outputs a step later), and
+limits after every model whose fields it watches. Compute, power and thermal are the
+control loop (``substep``): the engine steps them several times in a step longer than the
+control period, over the environment's sunlight of each part of the step.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from twin.models.estimation.params import EstimationParams
 from twin.models.faults import FaultModel
 from twin.models.formation import model as formation
 from twin.models.formation.model import FormationModel
+from twin.models.lifecycle import FLEET_TOTALS as LIFECYCLE_TOTALS
+from twin.models.lifecycle import LifecycleModel, LifecycleParams
 from twin.models.limits import LimitsModel
 from twin.models.links import LinksModel, LinksParams
 from twin.models.mirror import Mirror, MirrorDrivers, MirrorParams
@@ -63,6 +66,13 @@ def _formation(b: Built) -> FormationModel:
     flown = b.models["orbit"]
     assert isinstance(flown, OrbitModel)
     return FormationModel(b.scenario, flown.formation)
+
+
+def _lifecycle(b: Built) -> LifecycleModel:
+    # Ages what compute and power install; off (no fields, no totals) without [lifecycle].
+    installed = parse_section(ComputeParams, b.scenario, "compute").accelerators_per_node
+    capacity_wh = parse_section(PowerParams, b.scenario, "power").battery_capacity_wh
+    return LifecycleModel(b.scenario, installed, capacity_wh)
 
 
 def _mirror_states(b: Built) -> Mirror:
@@ -102,6 +112,10 @@ MODELS: tuple[ModelEntry, ...] = (
                    b.scenario, parse_section(ComputeParams, b.scenario, "compute")),
                sections=(("thermal", ThermalParams),), commands=thermal.COMMANDS,
                totals=thermal.FLEET_TOTALS, substep=True),
+    # Reads this step's orbit, power and thermal; orbit, faults, power and thermal read its
+    # ageing and decay one step later.
+    ModelEntry("lifecycle", _lifecycle, sections=(("lifecycle", LifecycleParams),),
+               totals=LIFECYCLE_TOTALS),
     # Watches the fields with limits of every model before it.
     ModelEntry("limits", lambda b: LimitsModel(b.fields(), b.scenario),
                sections=(("limits", None),), totals=limits.FLEET_TOTALS,

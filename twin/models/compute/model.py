@@ -278,6 +278,7 @@ class ComputeModel:
             out.set_power(power)
         self.totals["energy_j"] += power_sum * dt
         self.outputs.compute_power_w = self.power.array
+        self.outputs.dose_gy = self.radiation.dose.array  # lifecycle ages arrays on it
         if thermal.die_resistance_k_w is not None:  # for thermal's starting state
             self.outputs.settle_payload_w = settle_payload(p, load, cap,
                                                            thermal.die_resistance_k_w)

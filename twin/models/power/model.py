@@ -78,7 +78,7 @@ class PowerModel:
 
     name = "power"
     reads: tuple[str, ...] = ("orbit", "faults", "drivers", "links", "compute",
-                              "environment", "thermal")
+                              "environment", "thermal", "lifecycle")
     publishes = "power"
 
     def __init__(self, n_sats: int, params: PowerParams | None = None,
@@ -194,6 +194,9 @@ class PowerModel:
         rows = self._rows
         # Array output per unit of visible Sun, and the step's mean visible fraction.
         unit_w = self._solar_array.output_per_sunlit_w(ctx.orbit, ctx.environment, ctx.faults)
+        array_ageing = degraded_frac(ctx.lifecycle.array_health_frac)  # last step's
+        if array_ageing is not None:
+            unit_w = unit_w * array_ageing
         sun = ctx.environment.sunlit_step
         p_avail = np.multiply(unit_w, sun.mean, out=rows[P_AVAIL])
 
@@ -226,6 +229,9 @@ class PowerModel:
         capacity_j: float | np.ndarray = p.battery_capacity_wh * J_PER_WH
         if health is not None:
             capacity_j = capacity_j * health
+        fade = degraded_frac(ctx.lifecycle.battery_capacity_frac)  # last step's
+        if fade is not None:
+            capacity_j = capacity_j * fade
         eta_r = p.regulation_efficiency_frac
         soc = self.soc_state
         np.copyto(self._soc_before, soc)

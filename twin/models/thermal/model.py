@@ -100,7 +100,8 @@ class ThermalModel:
     """
 
     name = "thermal"
-    reads: tuple[str, ...] = ("orbit", "faults", "environment", "compute", "power")
+    reads: tuple[str, ...] = ("orbit", "faults", "environment", "compute", "power",
+                              "lifecycle")
     publishes = "thermal"
 
     def __init__(self, n_sats: int, params: ThermalParams | None = None,
@@ -204,8 +205,9 @@ class ThermalModel:
         self._radiator_health = degraded_frac(ctx.faults.radiator_health_frac)
         heat, pool = self._heat, self._pool
         flows = self._flows  # [absorbed, rejected, generated], W
-        q_abs_rad, q_abs_bus = self._surfaces.absorbed_w(ctx.orbit, ctx.environment,
-                                                         self._radiator_health)
+        q_abs_rad, q_abs_bus = self._surfaces.absorbed_w(
+            ctx.orbit, ctx.environment, self._radiator_health,
+            ctx.lifecycle.radiator_absorptivity_rise)
         np.add(q_abs_rad, q_abs_bus, out=flows[0])
         # Internal heat, W: compute node (payload and the loop heater), bus (its loads and
         # the regulation loss), battery (its heater and losses). Before power's first step

@@ -63,7 +63,8 @@ class RadiatorSurfaces:
         return (k_rad if health is None else k_rad * health), k_bus
 
     def absorbed_w(self, orbit: OrbitOutputs, environment: EnvironmentOutputs,
-                   health: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+                   health: np.ndarray | None, absorptivity_rise: float | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
         """Environmental heat on the radiator and bus radiator, W, written into the
         ``absorbed`` rows and returned, (n,) each.
 
@@ -71,8 +72,11 @@ class RadiatorSurfaces:
             orbit: Orbit's outputs (``beta_deg``).
             environment: The step's sunlight, solar flux and Earth view.
             health: (n,) radiator health (area left), or None for a healthy fleet.
+            absorptivity_rise: The radiator coating's ageing (lifecycle), added to its
+                solar absorptivity; None or 0 for a new coating.
         """
         p = self.params
+        alpha_rad = p.radiator_absorptivity + (absorptivity_rise or 0.0)
         q_rad, q_bus = pair = self._absorbed
         env = self._env
         yaw = p.attitude == "yaw_steering"
@@ -103,7 +107,7 @@ class RadiatorSurfaces:
             # radiator (two faces) and the bus radiator as one (2, n) operand.
             albedo_w = p.albedo_frac * s_w_m2
             coeffs = self._albedo_w
-            coeffs[0] = 2.0 * p.radiator_area_m2 * p.radiator_absorptivity * albedo_w
+            coeffs[0] = 2.0 * p.radiator_area_m2 * alpha_rad * albedo_w
             coeffs[1] = p.bus_radiator_area_m2 * p.bus_absorptivity * albedo_w
             np.multiply(g_albedo, coeffs, out=pair)
             pair += self._ir_w
@@ -114,9 +118,8 @@ class RadiatorSurfaces:
         albedo_w_m2 = (p.albedo_frac * s_w_m2) * f_earth * g_albedo
         ir_w_m2 = p.earth_ir_w_m2 * f_earth
         area_rad = p.radiator_area_m2 if health is None else p.radiator_area_m2 * health
-        q_rad[:] = area_rad * (p.radiator_absorptivity * (s_w_m2 * sun_avg
-                                                          * exposure.radiator_cos
-                                                          + 2.0 * albedo_w_m2)
+        q_rad[:] = area_rad * (alpha_rad * (s_w_m2 * sun_avg * exposure.radiator_cos
+                                            + 2.0 * albedo_w_m2)
                                + 2.0 * p.radiator_emissivity * ir_w_m2)
         q_bus[:] = p.bus_radiator_area_m2 * (
             p.bus_absorptivity * (s_w_m2 * sun_avg * exposure.bus_radiator_cos + albedo_w_m2)
