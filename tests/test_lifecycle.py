@@ -237,7 +237,9 @@ def test_engine_run_applies_decay_failures_and_ageing(tmp_path: Path) -> None:
                      "radiator_alpha_rise = 0.5\nradiator_alpha_tau_yr = 0.01\n",
                      replace=("altitude_km = 550.0", "altitude_km = 300.0"))
     scenario = load_scenario(str(path))
-    engine = Engine(scenario, SimClock(scenario.epoch_utc, 1.0, 600.0, fast=True))
+    # One control step a step (no sub-steps): the hooks are checked by re-stepping power.
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, 1.0, 600.0, fast=True),
+                    control_period_s=600.0)
     lc = engine.models["lifecycle"]
     walker = np.array([s.group == "mid-53" for s in scenario.satellites])
     for _ in range(600):  # ~4 days
