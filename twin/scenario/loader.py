@@ -49,7 +49,10 @@ GENERATED_NORAD_BASE = 90_000
 Numbers above 99,999 are valid Alpha-5 numbers in SGP4."""
 
 _SINGLE_SECTIONS = ("scenario", "clock", "security")
-_ARRAY_SECTIONS = ("walker", "sun_synchronous", "tle", "station")
+_ARRAY_SECTIONS = ("walker", "sun_synchronous", "tle", "station", "timeline", "rule")
+_AUTONOMY_SECTIONS = ("timeline", "rule")
+"""Kept raw in ``Scenario.autonomy``; checked against the field and command catalogs when
+the twin starts (twin.autonomy)."""
 
 
 def model_sections() -> tuple[str, ...]:
@@ -183,6 +186,8 @@ class Scenario:
     stations: tuple[GroundStation, ...]
     sections: Mapping[str, Mapping[str, Any]]
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    autonomy: Mapping[str, Any] = field(default_factory=dict)
+    """``[[timeline]]`` and ``[[rule]]`` tables as written (twin.autonomy checks them)."""
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -332,6 +337,7 @@ def parse_scenario(text: str, source: str = "<string>", base_dir: Path | None = 
         stations=stations,
         sections=sections,
         security=security,
+        autonomy=types.MappingProxyType({k: doc[k] for k in _AUTONOMY_SECTIONS if k in doc}),
     )
 
 
