@@ -15,7 +15,9 @@ Events (each an alarm kind, ``AUTONOMY_ALARMS``): ``rule_fired`` (cleared by
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,8 @@ from twin.protocol.alarms import AlarmKind
 from twin.protocol.commands import CommandSpec, SatelliteNames
 from twin.runtime.dispatch import Caller
 from twin.scenario.errors import ScenarioError
+from twin.scenario.files import read_bounded
+from twin.scenario.loader import MAX_SCENARIO_BYTES
 
 AUTONOMY_ALARMS: dict[str, AlarmKind] = {
     "rule_fired": AlarmKind("rule_cleared", "rule", per_node=True),
@@ -84,6 +88,19 @@ class Autonomy:
             raise ScenarioError(source, key, "a timeline file holds only [[timeline]] tables")
         return self.timeline.load(raw.get("timeline", []), source, roles=SCENARIO_ROLES,
                                   added_by=source)
+
+    def load_timeline_path(self, path: Path) -> list[int]:
+        """Read a ``--timeline`` TOML file (bounded) and add its entries.
+
+        Raises:
+            ScenarioError: Unreadable, not TOML, or a bad entry, naming file and key.
+        """
+        try:
+            text = read_bounded(path, MAX_SCENARIO_BYTES, "timeline file").decode("utf-8")
+            raw = tomllib.loads(text)
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ScenarioError(str(path), "", f"cannot read the timeline file: {exc}") from exc
+        return self.load_timeline_file(raw, str(path))
 
     def add_entry(self, request: Mapping[str, Any], caller: Caller) -> int:
         """``timeline_add``: one entry from a command's arguments, acting with the caller's
