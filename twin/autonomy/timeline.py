@@ -200,7 +200,7 @@ class Timeline:
                 in_contact: np.ndarray | None) -> None:
         """Turn this step's events into due times for the entries waiting for them."""
         sunlit = None if sunlit_frac is None else np.asarray(sunlit_frac) >= SUNLIT_EDGE
-        contact = None if in_contact is None else np.asarray(in_contact, dtype=bool)
+        contact = None if in_contact is None else np.array(in_contact, dtype=bool)  # a copy
         waiting = [e for e in self.entries.values()
                    if e.state == "pending" and e.trigger is not None and np.isnan(e.due_t_utc)]
         if waiting and self._sunlit is not None and sunlit is not None \
