@@ -32,11 +32,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twin.core.clock import SimClock  # noqa: E402
-from twin.core.engine import Engine  # noqa: E402
-from twin.runtime.server import Addresses, TwinServer  # noqa: E402
-from twin.scenario import parse_scenario  # noqa: E402
-from twin.scenario.loader import SCENARIOS_DIR  # noqa: E402
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
+from twin.runtime.server import Addresses, TwinServer
+from twin.scenario import parse_scenario
+from twin.scenario.loader import SCENARIOS_DIR
 
 SEED = 7
 ANY = "tcp://127.0.0.1:*"

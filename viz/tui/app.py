@@ -33,6 +33,7 @@ from viz.tui.keys import KeyActions
 from viz.tui.model import FleetModel
 from viz.tui.palette import CommandPalette
 from viz.tui.screens import DetailScreen, SortScreen
+from viz.tui.upcoming import UpcomingPanel
 from viz.tui.widgets import FleetTable
 from viz.tui.words import plural
 
@@ -143,6 +144,7 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
         yield FleetView(self.model, id="fleet-view")
         with Horizontal(id="bottom"):
             yield RichLog(id="events", markup=False, max_lines=1000, wrap=False)
+            yield UpcomingPanel(id="upcoming")
             yield OptionList(id="alarms")
         yield Static(id="reply")
         yield Footer()
@@ -218,6 +220,8 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
             table.border_title = title
         self._show_waiting()
         self._draw_header()
+        t_utc = model.header.get("t_utc")
+        self.query_one(UpcomingPanel).show(t_utc if isinstance(t_utc, int | float) else None)
         if isinstance(self.screen, DetailScreen):
             self.screen.update_values()
 
