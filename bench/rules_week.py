@@ -8,9 +8,10 @@ step), identical but for the on-board rules (assets/scenarios/default.toml's
 ``[[rule]]`` tables, or none). The same faults are injected at the same times through
 the same command path in both (``FAULTS``):
 
-- radiators lose 70 % of their capacity on nodes 0-3 after 6 h (junction heats);
-- solar arrays lose 75 % on nodes 10-13 after day 2 (the battery runs down);
-- batteries lose 65 % on nodes 16-17 after day 3;
+- radiators lose 40 % of their capacity on nodes 0-3 after 6 h (the junction heats to
+  its throttle);
+- solar arrays lose 40 % on nodes 10-13 after day 2 (the battery runs down);
+- batteries lose half their capacity on nodes 16-17 after day 3;
 - three accelerator upsets in 30 min on nodes 20-21 on day 4.
 
 Compared: the fleet's lowest state of charge and hottest junction, node-hours past the
@@ -44,11 +45,11 @@ HOUR = 3600.0
 JUNCTION_LIMIT_K = 358.15
 SOC_FLOOR = 0.25
 FAULTS: list[tuple[float, dict[str, Any]]] = [
-    *((6 * HOUR, {"cmd": "inject_fault", "sat": s, "kind": "radiator", "health_frac": 0.3})
+    *((6 * HOUR, {"cmd": "inject_fault", "sat": s, "kind": "radiator", "health_frac": 0.6})
       for s in range(0, 4)),
-    *((48 * HOUR, {"cmd": "inject_fault", "sat": s, "kind": "solar", "health_frac": 0.25})
+    *((48 * HOUR, {"cmd": "inject_fault", "sat": s, "kind": "solar", "health_frac": 0.6})
       for s in range(10, 14)),
-    *((72 * HOUR, {"cmd": "inject_fault", "sat": s, "kind": "battery", "health_frac": 0.35})
+    *((72 * HOUR, {"cmd": "inject_fault", "sat": s, "kind": "battery", "health_frac": 0.5})
       for s in range(16, 18)),
     *((96 * HOUR + k * 600.0, {"cmd": "inject_upset", "sat": s})
       for s in (20, 21) for k in range(3)),
