@@ -197,3 +197,22 @@ def test_timeline_commands_over_the_socket(tmp_path: Path) -> None:
         ("timeline", "set_policy", {"policy": "sun_aware"})]
     assert [a["cmd"] for a in lines if a["key"] == "local"][:2] == ["timeline_add",
                                                                     "timeline_add"]
+
+
+def test_odc_run_timeline_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from twin.runtime.cli import build_parser, build_twin, run
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[[timeline]]\nname = "p"\nat_s = 60.0\n'
+                    'command = { cmd = "set_policy", policy = "sun_aware" }\n')
+    ports = ["--pub", "tcp://127.0.0.1:*", "--cmd", "tcp://127.0.0.1:*", "--ingest",
+             "tcp://127.0.0.1:*"]
+    args = build_parser().parse_args(["--scenario", "default", "--timeline", str(plan), *ports])
+    server = build_twin(args)
+    try:
+        assert [e["name"] for e in server.autonomy.timeline.listing()] == ["p"]
+    finally:
+        server.close()
+    plan.write_text('[[timeline]]\nat_s = 60.0\ncomand = { cmd = "pause" }\n')
+    args = build_parser().parse_args(["--scenario", "default", "--timeline", str(plan), *ports])
+    assert run(args) == 2
+    assert f"{plan}: timeline[0].comand: unknown key" in capsys.readouterr().err
