@@ -50,6 +50,7 @@ def test_panel_shows_what_is_coming_from_a_real_twin(tmp_path: Path) -> None:
                 if app.query_one(UpcomingPanel).autonomy:
                     break
             await pilot.pause(0.3)
+            assert app.query_one(UpcomingPanel).display  # a twin with a timeline: shown
             text = str(app.query_one(UpcomingPanel).render())
             folder = Path(os.environ.get("ODC_SHOTS", str(tmp_path)))
             folder.mkdir(parents=True, exist_ok=True)

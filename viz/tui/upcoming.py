@@ -2,8 +2,8 @@
 
 Built from ``meta.autonomy`` only (docs/protocol.md, "Timelines and rules"): the pending
 entries with their due time (shown as a countdown in simulation time) or the event they
-wait for, and each rule's firings. A meta without it (an older twin, a replay) leaves the
-panel saying so; malformed entries are skipped, never raised.
+wait for, and each rule's firings. A meta without it (an older twin, a replay) hides the
+panel; malformed entries are skipped, never raised.
 """
 
 from __future__ import annotations
@@ -77,6 +77,9 @@ class UpcomingPanel(Static):
 
     def take(self, autonomy: Any) -> None:
         self.autonomy = autonomy
+        # Shown only for a twin that has a timeline (a replay's or an older twin's meta has
+        # none): the events and alarms keep the room otherwise.
+        self.display = isinstance(autonomy, dict)
 
     def show(self, t_utc: float | None) -> None:
         self.update(upcoming_text(self.autonomy, t_utc))
