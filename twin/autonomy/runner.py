@@ -176,10 +176,9 @@ class Autonomy:
             if n < MAX_EVENTS_PER_RULE_STEP:
                 self.events.raise_event(
                     "rule_fired", spec.severity,
-                    f"rule {spec.name} on {self.satellites.name_of(sat)}: {spec.field} "
-                    f"{value[sat]:.4g} {spec.op} {spec.threshold:.4g} {spec.unit} "
-                    f"for {spec.for_s:g} s; {verb}", sat=int(sat), rule=spec.name,
-                    field=spec.field, value=float(value[sat]))
+                    f"rule {spec.name}: {spec.field} {value[sat]:.4g} {spec.op} "
+                    f"{spec.threshold:.4g} {spec.unit} for {spec.for_s:g} s; {verb}",
+                    sat=int(sat), rule=spec.name, field=spec.field, value=float(value[sat]))
             if spec.gate == "none":
                 self._act(rule, int(sat), spec.actions)
         if fired.size > MAX_EVENTS_PER_RULE_STEP:
@@ -189,14 +188,14 @@ class Autonomy:
         if spec.gate != "none":
             rule.waiting |= fire
             for sat in fired:
-                self.events.raise_event("rule_waiting", "info", f"rule {spec.name} on "
-                                        f"{self.satellites.name_of(sat)} waits for contact",
+                self.events.raise_event("rule_waiting", "info",
+                                        f"rule {spec.name}: its actions wait for contact",
                                         sat=int(sat), rule=spec.name)
             self._step_gate(rule, in_contact)
         for sat in np.flatnonzero(cleared):
-            self.events.raise_event("rule_cleared", "info", f"rule {spec.name} cleared on "
-                                    f"{self.satellites.name_of(sat)}", sat=int(sat),
-                                    rule=spec.name)
+            self.events.raise_event("rule_cleared", "info", f"rule {spec.name} cleared: "
+                                    f"{spec.field} {value[sat]:.4g} {spec.unit}",
+                                    sat=int(sat), rule=spec.name)
             if spec.clear_actions:
                 self._act(rule, int(sat), spec.clear_actions)
 
@@ -210,8 +209,7 @@ class Autonomy:
             else:
                 rule.asking[sat] = True
                 self.events.raise_event(
-                    "rule_confirm_request", "warning", f"rule {spec.name} on "
-                    f"{self.satellites.name_of(sat)} asks to run "
+                    "rule_confirm_request", "warning", f"rule {spec.name} asks to run "
                     f"{', '.join(a['cmd'] for a in spec.actions)}: rule_confirm to go ahead",
                     sat=int(sat), rule=spec.name)
 
@@ -221,8 +219,8 @@ class Autonomy:
             reply = self.dispatch({**action, "sat": sat}, caller)
             if not reply.get("ok"):
                 self.events.raise_event(
-                    "rule_action_failed", "warning", f"rule {rule.spec.name} on "
-                    f"{self.satellites.name_of(sat)}: {reply.get('error', 'failed')}"[:500],
+                    "rule_action_failed", "warning",
+                    f"rule {rule.spec.name}: {reply.get('error', 'failed')}"[:500],
                     sat=sat, rule=rule.spec.name)
 
     # -- commands' helpers ------------------------------------------------------------
