@@ -216,3 +216,28 @@ def test_odc_run_timeline_option(tmp_path: Path, capsys: pytest.CaptureFixture) 
     args = build_parser().parse_args(["--scenario", "default", "--timeline", str(plan), *ports])
     assert run(args) == 2
     assert f"{plan}: timeline[0].comand: unknown key" in capsys.readouterr().err
+
+
+def test_entries_act_with_the_roles_of_who_added_them(tmp_path: Path) -> None:
+    from twin.runtime.dispatch import Caller
+    server = twin_with(tmp_path)
+    operator = Caller("olga", ("operator",), "tcp://10.0.0.5", "olga")
+    viewer = Caller("vic", ("viewer",), "tcp://10.0.0.6", "vic")
+    try:
+        cap = {"cmd": "timeline_add", "in_s": 30.0,
+               "command": {"cmd": "set_power_cap", "sat": 1, "power_w": 4000.0}}
+        refused = server.dispatcher.dispatch(cap, operator)
+        assert not refused["ok"] and "needs role 'engineer'; key 'olga'" in refused["error"]
+        viewing = server.dispatcher.dispatch({**cap, "command": {"cmd": "pause"}}, viewer)
+        assert not viewing["ok"] and "needs role 'operator'" in viewing["error"]
+        added = server.dispatcher.dispatch(
+            {"cmd": "timeline_add", "in_s": 30.0,
+             "command": {"cmd": "set_policy", "policy": "sun_aware"}}, operator)
+        assert added["ok"] and added["entry"]["added_by"] == "olga"
+        server.run(max_steps=2)
+        lines = [json.loads(x) for x in server.audit_file.read_text().splitlines()]
+        ran = [a for a in lines if a["key"] == "timeline"]
+        assert [(a["cmd"], a["outcome"], a["peer"]) for a in ran] == [
+            ("set_policy", "ok", f"entry {added['entry']['id']} (olga)")]
+    finally:
+        server.close()

@@ -32,6 +32,7 @@ from twin.runtime.dispatch import Caller
 from twin.scenario.errors import ScenarioError
 from twin.scenario.files import read_bounded
 from twin.scenario.loader import MAX_SCENARIO_BYTES
+from twin.security.roles import grants, highest
 
 AUTONOMY_ALARMS: dict[str, AlarmKind] = {
     "rule_fired": AlarmKind("rule_cleared", "rule", per_node=True),
@@ -109,10 +110,14 @@ class Autonomy:
         table = Table("timeline_add", "entry", raw, ENTRY_KEYS)
         command = raw.get("command")
         specs = self.timeline.specs
-        if isinstance(command, Mapping) and command.get("cmd") in specs and \
-                specs[command["cmd"]].significance == "hazardous":
-            raise CommandRejected(f"{command['cmd']} is hazardous: put it in the scenario or "
+        spec = specs.get(command.get("cmd")) if isinstance(command, Mapping) else None
+        if spec is not None and spec.significance == "hazardous":
+            raise CommandRejected(f"{spec.name} is hazardous: put it in the scenario or "
                                   "a --timeline file (each needs its own confirmation)")
+        if spec is not None and not grants(caller.roles, spec.role):
+            raise CommandRejected(f"{spec.name} needs role {spec.role!r}; key "
+                                  f"{caller.name!r} has {highest(caller.roles)!r} (an entry "
+                                  "acts with the roles of the key that added it)")
         try:
             entry_id = self.timeline.add(table, caller.roles, caller.name)
         except ScenarioError as exc:
