@@ -25,13 +25,17 @@ from twin.core.subsystem import CommandRejected, only_keys
 from twin.security.roles import RANKED_ROLES
 
 SIGNIFICANCE = ("informational", "operational", "hazardous")
-ARG_TYPES = ("number", "integer", "bool", "choice", "sat", "token", "text", "integers")
+ARG_TYPES = ("number", "integer", "bool", "choice", "sat", "token", "text", "integers",
+             "command")
 RESERVED_KEYS = frozenset({"cmd", "id"})
 MAX_TOKEN_CHARS = 64
 MAX_TEXT_CHARS = 500
 """A ``text`` argument (a comment) is at most this long."""
 MAX_LIST_ITEMS = 1000
 """An ``integers`` argument holds at most this many."""
+MAX_COMMAND_ARG_KEYS = 16
+"""A ``command`` argument (a command map carried by another, as a timeline entry's) holds
+at most this many keys of plain values; its own command checks it further."""
 
 
 @dataclass(frozen=True)
@@ -267,6 +271,12 @@ def _accepts(arg: Arg, value: Any) -> bool:
         return (isinstance(value, list) and 0 < len(value) <= MAX_LIST_ITEMS
                 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
                         for v in value))
+    if arg.type == "command":
+        return (isinstance(value, dict) and isinstance(value.get("cmd"), str)
+                and len(value) <= MAX_COMMAND_ARG_KEYS
+                and all(isinstance(k, str) and (v is None or isinstance(v, bool | int | float
+                                                                       | str | list))
+                        for k, v in value.items()))
     if arg.type == "sat":
         if arg.allow_all and value == "all":
             return True
@@ -309,6 +319,9 @@ def _expected(arg: Arg) -> str:
         return f"a string of at most {MAX_TEXT_CHARS} characters"
     if arg.type == "integers":
         return f"a list of 1 to {MAX_LIST_ITEMS} non-negative integers"
+    if arg.type == "command":
+        return (f"a command map of at most {MAX_COMMAND_ARG_KEYS} plain values, as on the "
+                "command socket ({'cmd': 'pause'})")
     if arg.type == "sat":
         return ("a satellite index, name or NORAD id" + (', or "all"' if arg.allow_all
                                                          else ""))

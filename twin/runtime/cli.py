@@ -132,6 +132,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --keys: the stream without CURVE, bound on loopback or "
                         "ipc:// only (commands and ingest stay CURVE); saves the stream's "
                         "encryption (docs/security.md)")
+    parser.add_argument("--timeline", type=Path, metavar="FILE", action="append", default=[],
+                        help="a TOML file of [[timeline]] entries to add to the scenario's "
+                        "(docs/procedures.md); may be given more than once")
     parser.add_argument("--quiet", "-q", action="store_true", help="no live status line")
     parser.add_argument("--record", type=Path, metavar="PATH.mcap",
                         help="record the stream to this MCAP file as it runs (docs/recording.md)")
@@ -179,8 +182,15 @@ def build_twin(args: argparse.Namespace) -> TwinServer:
                                              if scenario.security.audit else None)
     if getattr(args, "plain_stream", False) and keys is None:
         raise ValueError("--plain-stream goes with --keys: without keys no socket has CURVE")
-    return TwinServer(engine, Addresses(args.pub, args.cmd, args.ingest), keys_dir=keys,
-                      audit_path=audit, plain_stream=getattr(args, "plain_stream", False))
+    server = TwinServer(engine, Addresses(args.pub, args.cmd, args.ingest), keys_dir=keys,
+                        audit_path=audit, plain_stream=getattr(args, "plain_stream", False))
+    try:
+        for path in getattr(args, "timeline", None) or ():
+            server.autonomy.load_timeline_path(path)
+    except ScenarioError:
+        server.close()
+        raise
+    return server
 
 
 class StatusLine:

@@ -173,8 +173,14 @@ class CommandDispatcher:
             reply["id"] = request["id"]
         return reply
 
-    def dispatch(self, request: dict[str, Any], caller: Caller = LOCAL) -> dict[str, Any]:
-        """Check and run one decoded command map for ``caller``."""
+    def dispatch(self, request: dict[str, Any], caller: Caller = LOCAL,
+                 confirmed: bool = False) -> dict[str, Any]:
+        """Check and run one decoded command map for ``caller``.
+
+        Args:
+            confirmed: Run a hazardous command without holding it: the twin's own autonomy
+                (twin.autonomy), whose scenario file was the confirmation.
+        """
         name = request.get("cmd")
         if not isinstance(name, str):
             return self.rejected("no_cmd", "command map needs a string 'cmd' key", caller)
@@ -192,7 +198,7 @@ class CommandDispatcher:
                 name, spec, args, outcome = held.name, self.specs[held.name], held.args, \
                     "confirmed"
                 self._authorize(caller, spec)  # the key's roles may have changed since
-            elif spec.needs_confirmation(args):
+            elif spec.needs_confirmation(args) and not confirmed:
                 return self._hold(caller, spec, args)
             self.current_caller = caller
             reply = self.handlers[name](args)

@@ -25,6 +25,8 @@ from typing import Any
 import zmq
 
 from twin.astro.sun import EPHEMERIS_END_UTC, ephemeris_covers
+from twin.autonomy.commands import AUTONOMY_COMMANDS, AutonomyCommands
+from twin.autonomy.runner import AUTONOMY_ALARMS, autonomy_of
 from twin.core.engine import ENGINE_ALARMS, Engine
 from twin.core.ratelog import RateLimitedLog
 from twin.core.subsystem import CommandHandler
@@ -52,6 +54,7 @@ from twin.runtime.dispatch import LOCAL, Caller, CommandDispatcher, Counters
 from twin.runtime.guard import Guard
 from twin.runtime.replies import WaitingReplies
 from twin.runtime.server_commands import ServerCommands
+from twin.scenario.errors import ScenarioError
 from twin.security.keys import KeyFileError
 
 log = logging.getLogger("odc.twin")
@@ -202,15 +205,26 @@ class TwinServer:
         # declaration before it runs (twin.runtime.dispatch).
         # The alarm table every event goes through (twin.runtime.alarms): each source's
         # alarm kinds, the models' from the registry.
-        self.alarm_table = AlarmTable({**ENGINE_ALARMS, **SERVER_ALARMS,
+        self.alarm_table = AlarmTable({**ENGINE_ALARMS, **SERVER_ALARMS, **AUTONOMY_ALARMS,
                                        **{kind: spec for entry in engine.entries
                                           for kind, spec in entry.alarms.items()}})
         self._next_alarms = 0.0
         self.handlers: dict[str, CommandHandler] = ServerCommands(self).handlers()
         self.handlers.update(AlarmCommands(self).handlers())
         self.handlers.update(engine.commands())
-        self.command_specs = {spec.name: spec for spec in (*SERVER_COMMANDS, *ALARM_COMMANDS)}
+        self.command_specs = {spec.name: spec for spec in (*SERVER_COMMANDS, *ALARM_COMMANDS,
+                                                           *AUTONOMY_COMMANDS)}
         self.command_specs.update(engine.command_specs())
+        # Timeline and rules (twin.autonomy): their commands take a client's path.
+        try:
+            self.autonomy = autonomy_of(engine, self.command_specs, lambda request, caller:
+                                        self.dispatcher.dispatch(request, caller, True))
+        except ScenarioError:
+            self.close()
+            raise
+        self.handlers.update(AutonomyCommands(
+            self.autonomy, lambda: self.dispatcher.current_caller,
+            lambda: self.clock.t_utc).handlers())
         self.dispatcher = CommandDispatcher(
             self.handlers, self.command_specs, engine.satellites, self.counters,
             self.rejections, self.invalidate_meta, self.guard.audit)
@@ -422,6 +436,8 @@ class TwinServer:
     def _step_and_publish(self) -> None:
         started = time.perf_counter()
         self.engine.step()
+        if self.autonomy.after_step(self.clock.t_utc, self.clock.dt_s):
+            self.invalidate_meta()
         self._publish_state()
         self._publish_events()
         elapsed = time.perf_counter() - started
@@ -484,6 +500,7 @@ class TwinServer:
             meta = self.engine.meta()
             meta["commands"] = {name: self.command_specs[name].entry()
                                 for name in sorted(self.command_specs)}
+            meta["autonomy"] = self.autonomy.meta()
             self._meta_items = (len(meta), b"".join(pack(k) + pack(v) for k, v in meta.items()))
             self._meta_built_at = now
         return self._meta_items

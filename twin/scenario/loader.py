@@ -51,7 +51,11 @@ GENERATED_NORAD_BASE = 90_000
 Numbers above 99,999 are valid Alpha-5 numbers in SGP4."""
 
 _SINGLE_SECTIONS = ("scenario", "clock", "security")
-_ARRAY_SECTIONS = ("walker", "sun_synchronous", "tle", "station", "node_class", "cluster")
+_ARRAY_SECTIONS = ("walker", "sun_synchronous", "tle", "station", "node_class", "cluster",
+                   "timeline", "rule")
+_AUTONOMY_SECTIONS = ("timeline", "rule")
+"""Kept raw in ``Scenario.autonomy``; checked against the field and command catalogs when
+the twin starts (twin.autonomy)."""
 
 
 def model_sections() -> tuple[str, ...]:
@@ -195,6 +199,8 @@ class Scenario:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     node_classes: tuple[NodeClass, ...] = ()
     clusters: tuple[Cluster, ...] = ()
+    autonomy: Mapping[str, Any] = field(default_factory=dict)
+    """``[[timeline]]`` and ``[[rule]]`` tables as written (twin.autonomy checks them)."""
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -368,6 +374,7 @@ def parse_scenario(text: str, source: str = "<string>", base_dir: Path | None = 
         security=security,
         node_classes=node_classes,
         clusters=tuple(clusters),
+        autonomy=types.MappingProxyType({k: doc[k] for k in _AUTONOMY_SECTIONS if k in doc}),
     )
 
 

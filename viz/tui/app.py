@@ -34,6 +34,7 @@ from viz.tui.mirror_panel import mirror_panel_text
 from viz.tui.model import FleetModel
 from viz.tui.palette import CommandPalette
 from viz.tui.screens import DetailScreen, SortScreen
+from viz.tui.upcoming import UpcomingPanel
 from viz.tui.widgets import FleetTable
 from viz.tui.words import plural
 
@@ -144,6 +145,7 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
         yield FleetView(self.model, id="fleet-view")
         with Horizontal(id="bottom"):
             yield RichLog(id="events", markup=False, max_lines=1000, wrap=False)
+            yield UpcomingPanel(id="upcoming")
             yield OptionList(id="alarms")
             yield Static(id="mirrors")
         yield Static(id="reply")
@@ -225,6 +227,8 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
         self._show_waiting()
         self._draw_header()
         self._draw_mirrors()
+        t_utc = model.header.get("t_utc")
+        self.query_one(UpcomingPanel).show(t_utc if isinstance(t_utc, int | float) else None)
         if isinstance(self.screen, DetailScreen):
             self.screen.update_values()
 

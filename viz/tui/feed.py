@@ -28,6 +28,7 @@ from viz.checks import BadMessages
 from viz.stream import CONNECTING, LIVE, MAX_BATCH_EVENTS, STALE, StreamClient
 from viz.tui.model import FleetModel, utc_text
 from viz.tui.screens import SEVERITY_STYLE, DetailScreen
+from viz.tui.upcoming import UpcomingPanel
 from viz.tui.words import plural
 
 # Wall seconds between events-log lines about bad stream messages, and between meta
@@ -223,6 +224,7 @@ class StreamFeed:
     def _take_meta(self, meta: WireMessage | dict[str, Any]) -> None:
         mirrors = self.model.mirrors
         self.model.apply_meta(meta)
+        self.query_one(UpcomingPanel).take(self.model.meta.get("autonomy"))
         if self.replay is None:  # a replay's recorded meta lists the twin's commands, not its
             self._take_command_catalog(meta)
         if self.model.mirrors != mirrors:
