@@ -11,6 +11,7 @@ with their error), 2 a bad spec, an unreachable scheduler or an unwritable folde
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 
@@ -51,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
           file=sys.stderr)
     if args.check:
         return 0
+    import distributed  # noqa: F401  (its loggers exist from import on)
+
+    # Dask logs every worker start at INFO; the twin's --log-level decides here too.
+    logging.getLogger("distributed").setLevel(logging.getLogger().level)
     try:
         outcome = run_sweep(spec, scheduler=args.scheduler, n_workers=args.workers,
                             progress=not args.no_progress, max_new_runs=args.max_runs,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from twin.scenario import InvalidField, Scenario, parse_section
+from twin.scenario import Scenario, parse_section
 
 LAUNCH_PRESETS_USD_PER_KG: dict[str, float] = {
     "falcon9": 3000.0,        # Falcon 9 today, ~3,000 $/kg to LEO
@@ -109,10 +109,6 @@ class EconomicsParams:
     mission_life_years: float = field(default=5.0, metadata={"gt": 0.0, "max": 50.0,
                                                              "unit": "yr"})
     terrestrial: TerrestrialParams = field(default_factory=TerrestrialParams)
-
-    def __post_init__(self) -> None:
-        if self.isp_s <= 0.0:  # bounds are checked by the loader; a direct call too
-            raise InvalidField("isp_s", "must be above 0 s")
 
     @property
     def launch_usd_per_kg(self) -> float:

@@ -186,7 +186,7 @@ def _pareto(design_rows: list[dict[str, Any]], parameters: tuple[str, ...]) -> s
 
 
 def _short(value: Any) -> str:
-    return f"{value:.4g}" if _finite(value) else str(value)
+    return f"{value:.6g}" if _finite(value) else str(value)
 
 
 def _over_time(series: list[dict[str, Any]], best: dict[str, Any] | None) -> str | None:

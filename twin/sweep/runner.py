@@ -50,13 +50,14 @@ class SweepOutcome:
 
 
 @contextmanager
-def dask_client(scheduler: str | None = None,
-                n_workers: int | None = None) -> Iterator[Any]:
+def dask_client(scheduler: str | None = None, n_workers: int | None = None,
+                connect_timeout_s: float = 10.0) -> Iterator[Any]:
     """A client on ``scheduler`` or on a new LocalCluster (``n_workers`` processes, one
     thread each; default one per core), closed on exit.
 
     Raises:
-        SweepError: The address is malformed or nothing answers there within 10 s.
+        SweepError: The address is malformed or nothing answers there within
+            ``connect_timeout_s``.
     """
     from distributed import Client, LocalCluster
 
@@ -65,7 +66,7 @@ def dask_client(scheduler: str | None = None,
             raise SweepError(f"--scheduler {scheduler!r}: give an address such as "
                              "tcp://HOST:8786")
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout=f"{connect_timeout_s}s")
         except (OSError, TimeoutError) as exc:
             raise SweepError(f"cannot reach the Dask scheduler at {scheduler}: {exc}. Is "
                              "`dask scheduler` running there, and the port open?") from exc

@@ -14,7 +14,7 @@ from typing import Any
 
 from twin.scenario import parse_scenario_document
 from twin.sweep.headless import run_headless
-from twin.sweep.spec import apply
+from twin.sweep.spec import KNOWN_KPIS, apply
 
 
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
@@ -45,8 +45,7 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
     kpis = result.kpis
     row.update(status="ok", error="", binding_limit=kpis["binding_limit"],
                wall_s=time.perf_counter() - started, steps=result.steps)
-    for name in (*task["kpis"], "usd_per_pflop_day", "space_over_terrestrial",
-                 "violation_frac"):
+    for name in dict.fromkeys((*task["kpis"], *KNOWN_KPIS)):
         row[name] = float(kpis[name])
     row["violation"] = bool(kpis["violation"])
     row["lifecycle_modelled"] = bool(result.books["lifecycle_totals"])
