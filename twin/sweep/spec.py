@@ -308,7 +308,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise SpecError(file, "sweep.step_s", f"{step_s:g} s is outside the clock's 0.01..600 s")
     if duration_s < step_s:
         raise SpecError(file, "sweep.duration_s", "shorter than one step")
-    mode = sweep.get("mode", "grid" if "grid" in doc else "monte_carlo")
+    mode = sweep.get("mode", "monte_carlo" if "distributions" in doc else "grid")
     if mode not in ("grid", "monte_carlo"):
         raise SpecError(file, "sweep.mode", f"{mode!r}: use \"grid\" or \"monte_carlo\"")
     table = "grid" if mode == "grid" else "distributions"
