@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from twin.runtime.cli import count_argument, positive_argument  # noqa: E402
 from twin.scenario import load_scenario  # noqa: E402
 from twin.sweep import dask_client, load_spec, read_rows, run_headless, run_sweep  # noqa: E402
 
@@ -100,10 +101,11 @@ def long_run(years: float) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=float, default=1.0)
-    parser.add_argument("--runs", type=int, default=8)
-    parser.add_argument("--run-hours", type=float, default=2.0)
-    parser.add_argument("--long-years", type=float, default=0.0)
+    parser.add_argument("--days", type=positive_argument("days", 3660.0), default=1.0)
+    parser.add_argument("--runs", type=count_argument(1), default=8)
+    parser.add_argument("--run-hours", type=positive_argument("hours", 8760.0), default=2.0)
+    parser.add_argument("--long-years", type=float, default=0.0,
+                        help="years of the long coarse run (0: none)")
     parser.add_argument("--skip-sweep", action="store_true")
     args = parser.parse_args()
     print("load average {:.2f} {:.2f} {:.2f} (1, 5, 15 min); {} cores".format(
@@ -111,6 +113,8 @@ def main() -> int:
     headless(args.days)
     if not args.skip_sweep:
         sweep_throughput(args.runs, args.run_hours)
+    if args.long_years > 10.0:
+        parser.error("--long-years: at most 10")
     if args.long_years > 0:
         long_run(args.long_years)
     return 0

@@ -168,13 +168,15 @@ def test_monte_carlo_draws_are_reproducible(tmp_path: Path) -> None:
         assert 200.0 <= run.params["economics.launch_cost_per_kg_usd"] <= 3000.0
 
 
-def test_an_unreachable_scheduler_is_refused_before_anything_runs() -> None:
+def test_an_unreachable_scheduler_is_refused_before_anything_runs(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a loopback port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(SweepError, match="cannot reach the Dask scheduler"), \
-            dask_client(f"tcp://127.0.0.1:{port}", connect_timeout_s=1.0):
-        pass
+    spec = load_spec(write_spec(tmp_path, "nowhere"))
+    with pytest.raises(SweepError, match="cannot reach the Dask scheduler"):
+        run_sweep(spec, scheduler=f"tcp://127.0.0.1:{port}", progress=False,
+                  connect_timeout_s=1.0)
+    assert not spec.output.exists()  # nothing ran, nothing was written
     with pytest.raises(SweepError, match="tcp://HOST:8786"), dask_client("localhost:8786"):
         pass
 

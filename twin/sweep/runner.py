@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,7 +139,7 @@ def _task(spec: SweepSpec, run: Any) -> dict[str, Any]:
 def run_sweep(spec: SweepSpec, client: Any = None, scheduler: str | None = None,
               n_workers: int | None = None, progress: bool = True,
               max_new_runs: int | None = None, retry_failed: bool = False,
-              report: bool = True) -> SweepOutcome:
+              report: bool = True, connect_timeout_s: float = 10.0) -> SweepOutcome:
     """Run every run of ``spec`` not yet in its results, one Dask task each.
 
     Args:
@@ -151,25 +151,24 @@ def run_sweep(spec: SweepSpec, client: Any = None, scheduler: str | None = None,
         max_new_runs: Stop after this many runs finish (the rest stay for the next call).
         retry_failed: Run again the runs recorded as failed.
         report: Write report.html when done.
+        connect_timeout_s: How long to try reaching ``scheduler``.
 
     Raises:
         SweepError: The output folder cannot be made or the scheduler cannot be reached.
     """
     started = time.perf_counter()
-    try:
-        spec.output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SweepError(f"cannot make the output folder {spec.output}: {exc}") from exc
     books = _Books(spec, retry_failed)
     todo = [run for run in spec.runs if run.run_id not in books.rows]
     skipped = len(spec.runs) - len(todo)
     done = failed = 0
     if todo:
-        if client is None:
-            with dask_client(scheduler, n_workers) as own:
-                done, failed = _run(spec, own, todo, books, progress, max_new_runs)
-        else:
-            done, failed = _run(spec, client, todo, books, progress, max_new_runs)
+        # The scheduler is reached before the folder is made: a refused address leaves
+        # nothing behind.
+        with nullcontext(client) if client is not None else dask_client(
+                scheduler, n_workers, connect_timeout_s) as connected:
+            _make_folder(spec.output)
+            done, failed = _run(spec, connected, todo, books, progress, max_new_runs)
+    _make_folder(spec.output)
     books.write(force=True)
     report_path = None
     if report and books.rows:
@@ -179,6 +178,13 @@ def run_sweep(spec: SweepSpec, client: Any = None, scheduler: str | None = None,
                                    spec.output / REPORT_FILE)
     return SweepOutcome(done, failed, skipped, len(todo) - done - failed,
                         spec.output / RUNS_FILE, report_path, time.perf_counter() - started)
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SweepError(f"cannot make the output folder {folder}: {exc}") from exc
 
 
 def _run(spec: SweepSpec, client: Any, todo: list[Any], books: _Books, progress: bool,
