@@ -28,10 +28,12 @@ LIMIT_WORDS: dict[str, str] = {
 """Compute's ``limit_reason`` labels (meta.subsystems.compute.limit_reasons, first word) to
 the binding limits the economics names; ``queue`` (no job to run) is the demand."""
 
+LIFECYCLE_MODEL = "lifecycle"
 LIFECYCLE_HINTS = ("installed", "reentr", "re_entr", "mass_in_orbit", "propellant",
-                   "capacity_fade", "deorbit", "disposal")
-"""Fleet totals whose names contain one of these are the lifecycle's (ageing, decay,
-disposal): recorded over time when a model publishes them."""
+                   "deorbit", "disposal", "battery_capacity", "array_health")
+"""The lifecycle's totals (ageing, decay, disposal) are those its model (named
+``lifecycle`` in the registry) declares, and any total whose name holds one of these:
+recorded over time when a run publishes them, absent otherwise."""
 
 SERIES_TOTALS = ("peak_pflop_s", "delivered_pflop_s", "accelerators_failed")
 
@@ -89,8 +91,11 @@ class RunLedger:
         reasons = meta["subsystems"].get("compute", {}).get("limit_reasons", {})
         self.reason_names = {int(code): LIMIT_WORDS.get(str(text).split(":")[0], "other")
                              for code, text in reasons.items()}
+        declared = {k for entry in getattr(engine, "entries", ())
+                    if entry.name == LIFECYCLE_MODEL for k in entry.totals}
         self.lifecycle_totals = sorted(k for k in meta["totals"]
-                                       if any(h in k for h in LIFECYCLE_HINTS))
+                                       if k in declared or any(h in k for h in LIFECYCLE_HINTS))
+        self.lifecycle_seen: set[str] = set()
         self.acc = Accumulators()
         self.start_totals = dict(engine.header()["fleet"])
         self.start_chemical_j = self._chemical_j()
@@ -177,9 +182,13 @@ class RunLedger:
         """One row of the time series at ``t_s`` since the start (totals read now)."""
         fleet = self.engine.header()["fleet"]
         row = {"t_s": t_s}
-        for key in (*SERIES_TOTALS, *self.lifecycle_totals):
+        for key in SERIES_TOTALS:
             if key in fleet:
                 row[key] = float(fleet[key])
+        for key in self.lifecycle_totals:  # published only while the model is on
+            if key in fleet:
+                row[key] = float(fleet[key])
+                self.lifecycle_seen.add(key)
         row["useful_pflop_days"] = self._useful_pflop_days(fleet)
         row["cost_usd"] = self._cost_usd(t_s, self.acc.contact_node_s)
         self.series.append(row)
@@ -244,5 +253,5 @@ class RunLedger:
             "battery_temp_out_node_h": a.battery_temp_node_s / 3600.0,
             "thermal_throttled_node_h": a.throttled_node_s / 3600.0,
             "alarm_node_h": a.alarm_node_s / 3600.0,
-            "lifecycle_totals": list(self.lifecycle_totals),
+            "lifecycle_totals": sorted(self.lifecycle_seen),
         }

@@ -24,6 +24,9 @@ import numpy as np
 
 from twin.sweep.spec import SweepSpec
 
+LIFECYCLE_FIRST = ("accelerators_installed_count", "mass_in_orbit_kg", "reentries_count",
+                   "propellant_used_kg", "battery_capacity_mean_frac")
+"""The lifecycle totals plotted over time first, when a run published them."""
 PRIMARY = "usd_per_pflop_day"
 RISK = "violation_frac"
 LABELS = {
@@ -196,9 +199,11 @@ def _over_time(series: list[dict[str, Any]], best: dict[str, Any] | None) -> str
     for s in series:
         by_run[s["run_id"]].append(s)
     best_ids = set(best["run_ids"]) if best else set()
-    lifecycle = sorted({k for s in series for k in s if k not in (
+    found = {k for s in series for k in s if k not in (
         "run_id", "t_s", "peak_pflop_s", "delivered_pflop_s", "accelerators_failed",
-        "useful_pflop_days", "cost_usd") and s.get(k) is not None})
+        "useful_pflop_days", "cost_usd") and s.get(k) is not None}
+    lifecycle = [k for k in LIFECYCLE_FIRST if k in found] + sorted(found - set(
+        LIFECYCLE_FIRST))
     panels = [("peak_pflop_s", "installed (working) compute, PFLOP/s"),
               ("delivered_pflop_s", "delivered compute, PFLOP/s"),
               ("cost_usd", "cost so far, $"), *((k, k) for k in lifecycle[:3])]
