@@ -19,8 +19,9 @@ from twin.sweep import SpecError, SweepError, dask_client, load_spec, read_rows,
 
 distributed = pytest.importorskip("distributed")
 
-# Four runs of ten minutes of `default`; one combination breaks the heater thermostat's
-# rule (on at 286.15 K, off at 284.15 K), which only the pair shows: it must fail alone.
+# Eight runs of ten minutes of `default`, four simulations (the two launchers price the same
+# fleet); one combination breaks the heater thermostat's rule (on at 286.15 K, off at
+# 284.15 K), which only the pair shows: its two runs must fail alone.
 SPEC = """
 [sweep]
 scenario = "default"
@@ -32,7 +33,7 @@ output = "{output}"
 [grid]
 "power.heater_on_k" = [280.15, 286.15]
 "power.heater_off_k" = [284.15, 290.15]
-"economics.launch_vehicle" = ["starship"]
+"economics.launch_vehicle" = ["starship", "falcon9"]
 """
 KPI_COLUMNS = ("usd_per_pflop_day", "space_over_terrestrial", "delivered_over_installed",
                "violation_frac", "binding_limit", "status", "error", "run_id", "seed")
@@ -60,16 +61,23 @@ def results(rows: list[dict]) -> list[tuple]:
 def test_sweep_reruns_identically_resumes_and_records_a_failed_run(
         client: distributed.Client, tmp_path: Path) -> None:
     spec = load_spec(write_spec(tmp_path, "first"))
-    assert len(spec.runs) == 4
+    assert len(spec.runs) == 8
     outcome = run_sweep(spec, client=client, progress=False)
-    assert (outcome.done, outcome.failed, outcome.skipped) == (3, 1, 0)
+    assert (outcome.done, outcome.failed, outcome.skipped) == (6, 2, 0)
     first = read_rows(outcome.runs_path)
     failed = [r for r in first if r["status"] == "failed"]
-    assert len(failed) == 1 and failed[0]["power.heater_on_k"] == 286.15
-    assert failed[0]["power.heater_off_k"] == 284.15
-    assert "heater_off_k" in failed[0]["error"]
+    assert len(failed) == 2
+    assert all(r["power.heater_on_k"] == 286.15 and r["power.heater_off_k"] == 284.15
+               and "heater_off_k" in r["error"] for r in failed)
     ok = [r for r in first if r["status"] == "ok"]
     assert all(r["usd_per_pflop_day"] > 0 and r["binding_limit"] for r in ok)
+    # The launcher changes the price, never the fleet's simulated work.
+    by_launcher = {r["economics.launch_vehicle"]: r for r in ok
+                   if (r["power.heater_on_k"], r["power.heater_off_k"]) == (280.15, 284.15)}
+    assert by_launcher["starship"]["delivered_over_installed"] == \
+        by_launcher["falcon9"]["delivered_over_installed"]
+    assert by_launcher["starship"]["usd_per_pflop_day"] < \
+        by_launcher["falcon9"]["usd_per_pflop_day"]
 
     # The same spec in a fresh folder: identical rows, wall time aside.
     again = load_spec(write_spec(tmp_path, "again"))
@@ -80,13 +88,13 @@ def test_sweep_reruns_identically_resumes_and_records_a_failed_run(
     # results are those of the uninterrupted sweep.
     cut = load_spec(write_spec(tmp_path, "cut"))
     partial = run_sweep(cut, client=client, progress=False, max_new_runs=2, report=False)
-    assert partial.done + partial.failed == 2 and partial.not_run == 2
+    assert partial.done + partial.failed == 2 and partial.not_run == 6
     assert len(read_rows(cut.output / "runs.parquet")) == 2
     resumed = run_sweep(cut, client=client, progress=False, report=False)
-    assert resumed.skipped == 2 and resumed.done + resumed.failed == 2
+    assert resumed.skipped == 2 and resumed.done + resumed.failed == 6
     assert results(read_rows(cut.output / "runs.parquet")) == results(first)
     # Nothing left: a third call runs nothing.
-    assert run_sweep(cut, client=client, progress=False, report=False).skipped == 4
+    assert run_sweep(cut, client=client, progress=False, report=False).skipped == 8
 
     # The report: the cheapest design named with its binding limit and ratio, and every
     # plot a real picture (pixel variance, not a blank canvas).
@@ -112,7 +120,8 @@ def bad_spec(tmp_path: Path, old: str, new: str) -> Path:
     ("[280.15, 286.15]", "{ start = 1.0, stop = 2.0, num = 0 }",
      'grid."power.heater_on_k".num', "empty range"),
     ("[284.15, 290.15]", "[-5.0]", 'grid."power.heater_off_k"', "out of range"),
-    ('"economics.launch_vehicle" = ["starship"]', '"walker[3].altitude_km" = [500.0]',
+    ('"economics.launch_vehicle" = ["starship", "falcon9"]',
+     '"walker[3].altitude_km" = [500.0]',
      'grid."walker[3].altitude_km"', "index 3 is past the last"),
     ("seeds = [7]", 'seeds = [7]\nkpis = ["usd_per_flop"]', "sweep.kpis", "unknown KPI"),
     ("seeds = [7]", "seed = [7]", "sweep.seed", "unknown key"),
@@ -187,7 +196,7 @@ def test_odc_sweep_command_checks_the_spec(tmp_path: Path,
 
     good = write_spec(tmp_path, "good")
     assert main(["sweep", str(good), "--check"]) == 0
-    assert "4 runs of" in capsys.readouterr().err
+    assert "8 runs of" in capsys.readouterr().err
     bad = bad_spec(tmp_path, "[280.15, 286.15]", "[]")
     assert main(["sweep", str(bad)]) == 2
     err = capsys.readouterr().err

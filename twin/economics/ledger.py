@@ -35,7 +35,7 @@ LIFECYCLE_HINTS = ("installed", "reentr", "re_entr", "mass_in_orbit", "propellan
 ``lifecycle`` in the registry) declares, and any total whose name holds one of these:
 recorded over time when a run publishes them, absent otherwise."""
 
-SERIES_TOTALS = ("peak_pflop_s", "delivered_pflop_s", "accelerators_failed")
+SERIES_TOTALS = ("delivered_pflop_s", "accelerators_failed")
 
 
 @dataclass
@@ -182,6 +182,10 @@ class RunLedger:
         """One row of the time series at ``t_s`` since the start (totals read now)."""
         fleet = self.engine.header()["fleet"]
         row = {"t_s": t_s}
+        ok = self._field("accelerators_ok")
+        if ok is not None:  # compute's peak_pflop_s counts installed, not working, ones
+            row["working_pflop_s"] = (float(ok.sum(dtype=np.int64))
+                                      * self.static.peak_flop_s_per_accelerator / PFLOP)
         for key in SERIES_TOTALS:
             if key in fleet:
                 row[key] = float(fleet[key])
@@ -190,6 +194,7 @@ class RunLedger:
                 row[key] = float(fleet[key])
                 self.lifecycle_seen.add(key)
         row["useful_pflop_days"] = self._useful_pflop_days(fleet)
+        row["contact_node_s"] = self.acc.contact_node_s
         row["cost_usd"] = self._cost_usd(t_s, self.acc.contact_node_s)
         self.series.append(row)
         return row

@@ -200,15 +200,20 @@ def _over_time(series: list[dict[str, Any]], best: dict[str, Any] | None) -> str
         by_run[s["run_id"]].append(s)
     best_ids = set(best["run_ids"]) if best else set()
     found = {k for s in series for k in s if k not in (
-        "run_id", "t_s", "peak_pflop_s", "delivered_pflop_s", "accelerators_failed",
+        "run_id", "t_s", "working_pflop_s", "delivered_pflop_s", "accelerators_failed",
         "useful_pflop_days", "cost_usd") and s.get(k) is not None}
     lifecycle = [k for k in LIFECYCLE_FIRST if k in found] + sorted(found - set(
         LIFECYCLE_FIRST))
-    panels = [("peak_pflop_s", "installed (working) compute, PFLOP/s"),
+    panels = [("working_pflop_s", "installed compute (working accelerators), PFLOP/s"),
               ("delivered_pflop_s", "delivered compute, PFLOP/s"),
               ("cost_usd", "cost so far, $"), *((k, k) for k in lifecycle[:3])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 3.3), squeeze=False)
-    for ax, (key, label) in zip(axes[0], panels, strict=True):
+    columns = min(3, len(panels))
+    rows_n = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows_n, columns, figsize=(4.6 * columns, 3.3 * rows_n),
+                             squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (key, label) in zip(axes.flat, panels, strict=False):
         for run, rows in by_run.items():
             t = [r["t_s"] / 86400.0 for r in rows if r.get(key) is not None]
             y = [r[key] for r in rows if r.get(key) is not None]

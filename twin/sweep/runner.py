@@ -1,4 +1,8 @@
-"""Run a checked spec on Dask: one run per task, results to Parquet as they come, resumable.
+"""Run a checked spec on Dask: one simulation per task, results to Parquet as they come,
+resumable.
+
+Runs that differ only in ``economics.*`` keys share one simulation (one task), priced once
+per run (``twin.sweep.task``).
 
 ``run_sweep`` is the library call behind ``odc sweep`` (docs/sweeps.md). With no client or
 scheduler it starts a ``LocalCluster`` with a worker process per core; ``scheduler`` names an
@@ -8,6 +12,7 @@ run is written within seconds, and a failed run is a row with its error.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -112,7 +117,8 @@ class _Books:
         self.last_write = time.monotonic()
 
     def add(self, result: dict[str, Any]) -> None:
-        self.rows[result["row"]["run_id"]] = result["row"]
+        for row in result["rows"]:
+            self.rows[row["run_id"]] = row
         self.series.extend(result["series"])
 
     def write(self, force: bool = False) -> None:
@@ -128,12 +134,22 @@ class _Books:
         self.last_write = time.monotonic()
 
 
-def _task(spec: SweepSpec, run: Any) -> dict[str, Any]:
-    return {"run_id": run.run_id, "params": run.params, "seed": run.seed,
-            "scenario_doc": spec.scenario_doc, "scenario_source": spec.scenario_source,
-            "scenario_dir": spec.scenario_dir, "duration_s": spec.duration_s,
-            "step_s": spec.step_s, "series_samples": spec.series_samples,
-            "kpis": list(spec.kpis)}
+def simulation_key(run: Any) -> str:
+    """Runs with the same key simulate the same fleet: they differ only in economics."""
+    shared = {k: v for k, v in run.params.items() if not k.startswith("economics.")}
+    return json.dumps([shared, run.seed], sort_keys=True, default=str)
+
+
+def _tasks(spec: SweepSpec, todo: list[Any]) -> list[dict[str, Any]]:
+    """One task per simulation; its runs are the economics variants of it."""
+    groups: dict[str, list[Any]] = {}
+    for run in todo:
+        groups.setdefault(simulation_key(run), []).append(run)
+    return [{"runs": [{"run_id": r.run_id, "params": r.params} for r in runs],
+             "seed": runs[0].seed, "scenario_doc": spec.scenario_doc,
+             "scenario_source": spec.scenario_source, "scenario_dir": spec.scenario_dir,
+             "duration_s": spec.duration_s, "step_s": spec.step_s,
+             "series_samples": spec.series_samples} for runs in groups.values()]
 
 
 def run_sweep(spec: SweepSpec, client: Any = None, scheduler: str | None = None,
@@ -201,8 +217,8 @@ def _run(spec: SweepSpec, client: Any, todo: list[Any], books: _Books, progress:
     )
 
     batch = uuid.uuid4().hex[:8]  # distinct task keys for each call on a shared cluster
-    futures = [client.submit(run_task, _task(spec, run), key=f"odc-run-{run.run_id}-{batch}",
-                             pure=False) for run in todo]
+    futures = [client.submit(run_task, task, key=f"odc-run-{task['runs'][0]['run_id']}-{batch}",
+                             pure=False) for task in _tasks(spec, todo)]
     done = failed = 0
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("done {task.fields[ok]} · failed {task.fields[failed]} · "
@@ -215,11 +231,10 @@ def _run(spec: SweepSpec, client: Any, todo: list[Any], books: _Books, progress:
             for future in as_completed(futures):
                 result = future.result()
                 books.add(result)
-                if result["row"]["status"] == "ok":
-                    done += 1
-                else:
-                    failed += 1
-                bar.update(task, advance=1, ok=done, failed=failed,
+                ok = sum(row["status"] == "ok" for row in result["rows"])
+                done += ok
+                failed += len(result["rows"]) - ok
+                bar.update(task, advance=len(result["rows"]), ok=done, failed=failed,
                            left=len(todo) - done - failed)
                 books.write()
                 if max_new_runs is not None and done + failed >= max_new_runs:

@@ -1,8 +1,10 @@
-"""What one Dask task does: build the run's scenario, run it headless, return a row.
+"""What one Dask task does: build a run's scenario, run it headless, return its rows.
 
-It never raises: a run that fails returns its row with ``status = "failed"`` and the error,
-so one bad combination does not stop a sweep. Everything in and out is plain data (dicts
-of numbers and strings), so any worker that has the twin installed can run it.
+A task is one simulation. Runs that differ only in ``economics.*`` keys (launch price,
+hardware costs) simulate the same fleet, so they share it: the task prices its books once
+per such variant, a row each. A task never raises: a run that fails returns its row with
+``status = "failed"`` and the error, so one bad combination does not stop a sweep.
+Everything in and out is plain data, so any worker that has the twin installed can run it.
 """
 
 from __future__ import annotations
@@ -12,42 +14,64 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from twin.economics import StaticEconomics, kpis, operating_cost_usd
 from twin.scenario import parse_scenario_document
 from twin.sweep.headless import run_headless
 from twin.sweep.spec import KNOWN_KPIS, apply
 
 
+def _error(exc: Exception) -> str:
+    return traceback.format_exception_only(type(exc), exc)[-1].strip()[:2000]
+
+
+def _failed(run: dict[str, Any], seed: int, error: str, wall_s: float) -> dict[str, Any]:
+    return {"run_id": run["run_id"], "seed": seed, **run["params"], "status": "failed",
+            "error": error, "binding_limit": "", "wall_s": wall_s, "steps": 0}
+
+
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
-    """Run one point of a sweep.
+    """Run one simulation of a sweep and price it for each of its runs.
 
     Args:
-        task: ``run_id``, ``params`` (key path -> value), ``seed``, ``scenario_doc``,
-            ``scenario_source``, ``scenario_dir``, ``duration_s``, ``step_s``,
-            ``series_samples``, ``kpis``.
+        task: ``runs`` (each ``run_id`` and ``params``: key path -> value; they differ only
+            in ``economics.*`` keys), ``seed``, ``scenario_doc``, ``scenario_source``,
+            ``scenario_dir``, ``duration_s``, ``step_s``, ``series_samples``.
 
     Returns:
-        ``row`` (run_id, seed, each parameter, status, error, each KPI, binding_limit,
-        wall_s, steps) and ``series`` (rows of the run's time series, with run_id).
+        ``rows``: per run, run_id, seed, each parameter, status, error, every KPI,
+        binding_limit, wall_s (the simulation's, shared) and steps; ``series``: each run's
+        time series rows, with its run_id.
     """
     started = time.perf_counter()
-    row: dict[str, Any] = {"run_id": task["run_id"], "seed": task["seed"], **task["params"]}
+    runs, seed = task["runs"], task["seed"]
+    source, base_dir = task["scenario_source"], Path(task["scenario_dir"])
     try:
-        doc = apply(task["scenario_doc"], task["params"])
-        scenario = parse_scenario_document(doc, task["scenario_source"],
-                                           Path(task["scenario_dir"]))
-        result = run_headless(scenario, task["duration_s"], task["step_s"], seed=task["seed"],
+        scenario = parse_scenario_document(apply(task["scenario_doc"], runs[0]["params"]),
+                                           source, base_dir)
+        result = run_headless(scenario, task["duration_s"], task["step_s"], seed=seed,
                               samples=task["series_samples"])
     except Exception as exc:  # a failed run is a result, recorded with its error
-        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        row.update(status="failed", error=last[:2000], binding_limit="",
-                   wall_s=time.perf_counter() - started, steps=0)
-        return {"row": row, "series": []}
-    kpis = result.kpis
-    row.update(status="ok", error="", binding_limit=kpis["binding_limit"],
-               wall_s=time.perf_counter() - started, steps=result.steps)
-    for name in dict.fromkeys((*task["kpis"], *KNOWN_KPIS)):
-        row[name] = float(kpis[name])
-    row["violation"] = bool(kpis["violation"])
-    row["lifecycle_modelled"] = bool(result.books["lifecycle_totals"])
-    series = [{"run_id": task["run_id"], **sample} for sample in result.series]
-    return {"row": row, "series": series}
+        wall = time.perf_counter() - started
+        return {"rows": [_failed(run, seed, _error(exc), wall) for run in runs], "series": []}
+    wall = time.perf_counter() - started
+    rows, series = [], []
+    for run in runs:
+        try:
+            static = StaticEconomics.from_scenario(parse_scenario_document(
+                apply(task["scenario_doc"], run["params"]), source, base_dir))
+        except Exception as exc:
+            rows.append(_failed(run, seed, _error(exc), wall))
+            continue
+        values = kpis(static, result.books)
+        row: dict[str, Any] = {"run_id": run["run_id"], "seed": seed, **run["params"],
+                               "status": "ok", "error": "",
+                               "binding_limit": values["binding_limit"], "wall_s": wall,
+                               "steps": result.steps}
+        row.update({name: float(values[name]) for name in KNOWN_KPIS})
+        row["violation"] = bool(values["violation"])
+        row["lifecycle_modelled"] = bool(result.books["lifecycle_totals"])
+        rows.append(row)
+        for sample in result.series:
+            cost = operating_cost_usd(static, sample["t_s"], sample["contact_node_s"])
+            series.append({"run_id": run["run_id"], **sample, "cost_usd": cost["total_usd"]})
+    return {"rows": rows, "series": series}
