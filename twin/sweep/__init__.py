@@ -1,8 +1,8 @@
 """Design sweeps: many headless runs of the twin on Dask, with their economics.
 
-``load_spec`` reads and checks a spec (docs/sweeps.md); ``run_sweep`` runs it, one run per
-Dask task, and writes runs.parquet, series.parquet and report.html; ``run_headless`` is the
-one run each task makes, usable on its own.
+``load_spec`` reads and checks a spec (docs/sweeps.md); ``run_sweep`` runs it, one
+simulation per Dask task, and writes runs.parquet, series.parquet and report.html;
+``run_headless`` is the one run each task makes, usable on its own.
 """
 
 from twin.sweep.headless import RunResult, run_headless
