@@ -51,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
           f"{', '.join(spec.parameters) or 'nothing'}; results in {spec.output}",
           file=sys.stderr)
     if args.check:
+        for run in spec.runs[:200]:
+            values = ", ".join(f"{k}={v}" for k, v in run.params.items()) or "base scenario"
+            print(f"{run.run_id}  seed {run.seed}  {values}")
+        if len(spec.runs) > 200:
+            print(f"... and {len(spec.runs) - 200} more")
         return 0
     import distributed  # noqa: F401  (its loggers exist from import on)
 
