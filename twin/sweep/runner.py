@@ -81,8 +81,9 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None,
             client.close()
         return
     workers = n_workers or os.cpu_count() or 1
+    # The dashboard on a free port: two sweeps (or a notebook's cluster) never clash.
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
         yield client
 
 
