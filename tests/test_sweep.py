@@ -201,3 +201,24 @@ def test_odc_sweep_command_checks_the_spec(tmp_path: Path,
     assert main(["sweep", str(bad)]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and 'grid."power.heater_on_k"' in err and "empty range" in err
+
+
+def test_pareto_front_and_sensitivities_by_hand() -> None:
+    from twin.sweep.report import pareto_front, sensitivities
+
+    # (risk, cost): (0.0, 5) and (0.2, 3) and (0.5, 1) trade off; (0.3, 4) and (0.2, 6)
+    # are beaten by (0.2, 3).
+    points = [(0.0, 5.0), (0.3, 4.0), (0.2, 3.0), (0.5, 1.0), (0.2, 6.0)]
+    assert pareto_front(points) == [0, 2, 3]
+    grid = [{"status": "ok", "a": a, "b": b, "usd_per_pflop_day": 10.0 * a}
+            for a in (1.0, 2.0, 3.0) for b in ("x", "y") for _ in range(2)]
+    for row in grid:
+        row["usd_per_pflop_day"] += 5.0 if row["b"] == "y" else 0.0
+    spans = sensitivities(grid, ("a", "b"))
+    assert spans["a"] == (pytest.approx(12.5), pytest.approx(32.5))  # means at a = 1 and 3
+    assert spans["b"] == (pytest.approx(20.0), pytest.approx(25.0))
+    # Many distinct values: a straight line through them, at their 10th and 90th percentiles.
+    mc = [{"status": "ok", "c": float(c), "usd_per_pflop_day": 3.0 * c + 1.0}
+          for c in range(101)]
+    low, high = sensitivities(mc, ("c",))["c"]
+    assert (low, high) == (pytest.approx(31.0), pytest.approx(271.0))
