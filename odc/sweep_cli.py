@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds / 86400:g} days" if seconds >= 86400 else f"{seconds / 3600:g} h"
+
+
 def run(args: argparse.Namespace) -> int:
     """Check the spec, run it, print where the results are; returns the exit status."""
     from twin.sweep import SpecError, SweepError, load_spec, run_sweep
@@ -46,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     except SpecError as exc:
         print(f"odc sweep: {exc}", file=sys.stderr)
         return 2
-    print(f"odc sweep: {spec.name}: {len(spec.runs)} runs of {spec.duration_s / 86400:g} "
-          f"simulated days at {spec.step_s:g} s steps; varying "
+    print(f"odc sweep: {spec.name}: {len(spec.runs)} runs of {_duration(spec.duration_s)} "
+          f"simulated at {spec.step_s:g} s steps; varying "
           f"{', '.join(spec.parameters) or 'nothing'}; results in {spec.output}",
           file=sys.stderr)
     if args.check:

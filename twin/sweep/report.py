@@ -82,8 +82,8 @@ def designs(rows: list[dict[str, Any]], parameters: tuple[str, ...]) -> list[dic
 def _kpi_vs_parameters(rows: list[dict[str, Any]], parameters: tuple[str, ...],
                        kpi: str) -> str:
     ok = [r for r in rows if r.get("status") == "ok" and _finite(r.get(kpi))]
-    fig, axes = plt.subplots(1, max(1, len(parameters)), figsize=(4.2 * max(1, len(parameters)),
-                                                                    3.2), squeeze=False)
+    n = max(1, len(parameters))
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.2), squeeze=False, sharey=True)
     for ax, parameter in zip(axes[0], parameters or ("(none)",), strict=False):
         xs = [r.get(parameter) for r in ok]
         ys = [r[kpi] for r in ok]
@@ -97,9 +97,8 @@ def _kpi_vs_parameters(rows: list[dict[str, Any]], parameters: tuple[str, ...],
                        alpha=0.75, color="tab:orange")
             ax.set_xticks(range(len(names)), names, rotation=20)
         ax.set_xlabel(parameter)
-        ax.set_ylabel(LABELS.get(kpi, kpi))
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{LABELS.get(kpi, kpi)} against each parameter")
+    axes[0][0].set_ylabel(LABELS.get(kpi, kpi))
     return _png(fig)
 
 
@@ -188,6 +187,12 @@ def _pareto(design_rows: list[dict[str, Any]], parameters: tuple[str, ...]) -> s
     return _png(fig)
 
 
+def _duration(seconds: float) -> str:
+    if seconds >= 86400.0:
+        return f"{seconds / 86400.0:g} days"
+    return f"{seconds / 3600.0:g} h"
+
+
 def _short(value: Any) -> str:
     return f"{value:.6g}" if _finite(value) else str(value)
 
@@ -245,7 +250,7 @@ def write_report(spec: SweepSpec, rows: list[dict[str, Any]], series: list[dict[
     lifecycle = any(r.get("lifecycle_modelled") for r in ok)
     parts = [f"<h1>Sweep {html.escape(spec.name)}</h1>",
              f"<p>Base scenario <code>{html.escape(spec.scenario_source)}</code>, "
-             f"{spec.duration_s / 86400.0:g} simulated days at {spec.step_s:g} s steps, "
+             f"{_duration(spec.duration_s)} simulated at {spec.step_s:g} s steps, "
              f"{spec.mode.replace('_', ' ')}; {len(rows)} runs: {len(ok)} ok, "
              f"{len(failed)} failed.</p>"]
     if best:
