@@ -118,7 +118,7 @@ def test_operating_cost_and_kpis_match_a_hand_calculation() -> None:
     assert k["usd_per_pflop_day"] == pytest.approx(cost["total_usd"] / 2.0, rel=1e-12)
     assert k["usd_per_compute_kwh"] == pytest.approx(cost["total_usd"] / 1000.0, rel=1e-12)
     assert k["delivered_over_installed"] == pytest.approx(200.0 / 384.0, rel=1e-12)
-    assert k["binding_limit"] == "demand"
+    assert k["binding_limit"] == "demand" and k["binding_physical_limit"] == "power"
     assert k["violation_frac"] == pytest.approx(4.8 / 48.0, rel=1e-12) and k["violation"]
     # Terrestrial: hardware 520k over 4 years, facility 2 x 8 x (700 + 575) W = 20.4 kW
     # x $10M/MW over 15 years, upkeep 5 %/yr, electricity 1,000 kWh x 1.2 x $0.08.

@@ -51,9 +51,17 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator > 0.0 else float("inf")
 
 
-def binding_limit(shortfall_accel_h: dict[str, float]) -> str:
-    """The limit that cost the most accelerator-hours over the run ("none" if nothing did)."""
-    positive = {k: v for k, v in shortfall_accel_h.items() if v > 1e-9}
+PHYSICAL_LIMITS = ("power", "thermal", "radiation", "downlink", "failures")
+"""The limits of the fleet itself, as opposed to the demand put on it."""
+
+
+def binding_limit(shortfall_accel_h: dict[str, float], among: tuple[str, ...] | None = None
+                  ) -> str:
+    """The limit that cost the most accelerator-hours over the run ("none" if nothing did),
+    among ``among`` when given (``PHYSICAL_LIMITS``: the first limit of the fleet itself
+    when demand binds)."""
+    positive = {k: v for k, v in shortfall_accel_h.items() if v > 1e-9 and k != "none"
+                and (among is None or k in among)}
     if not positive:
         return "none"
     return max(sorted(positive), key=lambda k: positive[k])
@@ -76,6 +84,8 @@ def kpis(static: StaticEconomics, books: dict[str, Any]) -> dict[str, Any]:
         "delivered_over_installed": _ratio(books["accel_h_delivered"],
                                            books["accel_h_installed"]),
         "binding_limit": binding_limit(books["accel_h_shortfall_by_limit"]),
+        "binding_physical_limit": binding_limit(books["accel_h_shortfall_by_limit"],
+                                                PHYSICAL_LIMITS),
         "terrestrial_usd_per_pflop_day": terrestrial_usd_per_pflop_day,
         "space_over_terrestrial": _ratio(usd_per_pflop_day, terrestrial_usd_per_pflop_day),
         "cost_usd": cost["total_usd"],

@@ -72,7 +72,8 @@ def designs(rows: list[dict[str, Any]], parameters: tuple[str, ...]) -> list[dic
                 design[key] = float(np.mean(values))
         design["violation_probability"] = float(np.mean([bool(m.get("violation"))
                                                          for m in members]))
-        design["binding_limit"] = Counter(m["binding_limit"] for m in members).most_common(1)[0][0]
+        for key in ("binding_limit", "binding_physical_limit"):
+            design[key] = Counter(m.get(key) or "none" for m in members).most_common(1)[0][0]
         design["seeds"] = len(members)
         design["run_ids"] = [m["run_id"] for m in members]
         out.append(design)
@@ -259,7 +260,10 @@ def write_report(spec: SweepSpec, rows: list[dict[str, Any]], series: list[dict[
         parts.append(
             f"<div class='best'><b>Cheapest design per PFLOP-day:</b> {setting}: "
             f"<b>${best[PRIMARY]:,.0f} per PFLOP-day</b> (mean of {best['seeds']} seed(s)); "
-            f"binding limit <b>{html.escape(best['binding_limit'])}</b>; "
+            f"binding limit <b>{html.escape(best['binding_limit'])}</b>"
+            + (f" (first limit of the fleet itself: <b>"
+               f"{html.escape(best['binding_physical_limit'])}</b>)"
+               if best["binding_limit"] == "demand" else "") + "; "
             f"<b>{best.get('space_over_terrestrial', math.nan):.1f}×</b> the terrestrial "
             f"reference (${best.get('terrestrial_usd_per_pflop_day', math.nan):,.0f} per "
             "PFLOP-day).</div>")
@@ -280,7 +284,8 @@ def write_report(spec: SweepSpec, rows: list[dict[str, Any]], series: list[dict[
         parts.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' "
                      f"src='data:image/png;base64,{image}'>")
     columns = [*parameters, PRIMARY, "space_over_terrestrial", "delivered_over_installed",
-               RISK, "violation_probability", "binding_limit", "seeds"]
+               RISK, "violation_probability", "binding_limit", "binding_physical_limit",
+               "seeds"]
     parts.append("<h2>Designs, cheapest first</h2>" + _table(ranked[:20], columns))
     if failed:
         parts.append("<h2>Failed runs</h2>" + _table(failed, ["run_id", *parameters, "seed",

@@ -26,7 +26,8 @@ def _error(exc: Exception) -> str:
 
 def _failed(run: dict[str, Any], seed: int, error: str, wall_s: float) -> dict[str, Any]:
     return {"run_id": run["run_id"], "seed": seed, **run["params"], "status": "failed",
-            "error": error, "binding_limit": "", "wall_s": wall_s, "steps": 0}
+            "error": error, "binding_limit": "", "binding_physical_limit": "",
+            "wall_s": wall_s, "steps": 0}
 
 
 def run_task(task: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +70,9 @@ def run_task(task: dict[str, Any]) -> dict[str, Any]:
                                "steps": result.steps}
         row.update({name: float(values[name]) for name in KNOWN_KPIS})
         row["violation"] = bool(values["violation"])
+        row["binding_physical_limit"] = values["binding_physical_limit"]
+        for limit, hours in sorted(result.books["accel_h_shortfall_by_limit"].items()):
+            row[f"shortfall_accel_h.{limit}"] = float(hours)
         row["lifecycle_modelled"] = bool(result.books["lifecycle_totals"])
         rows.append(row)
         for sample in result.series:
