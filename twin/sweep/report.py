@@ -216,7 +216,7 @@ def _over_time(series: list[dict[str, Any]], best: dict[str, Any] | None) -> str
     columns = min(3, len(panels))
     rows_n = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows_n, columns, figsize=(4.6 * columns, 3.3 * rows_n),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax, (key, label) in zip(axes.flat, panels, strict=False):
