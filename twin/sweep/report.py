@@ -36,6 +36,7 @@ LABELS = {
     "terrestrial_usd_per_pflop_day": "terrestrial $ per PFLOP-day", "cost_usd": "cost, $",
     "capex_usd": "capex, $", "node_wet_mass_kg": "node wet mass, kg",
     "launch_usd_per_kg": "launch $/kg", "pflop_days_useful": "useful PFLOP-days",
+    "violation_probability": "risk: probability of a battery/thermal violation (over seeds)",
 }
 
 
@@ -167,20 +168,25 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def _pareto(design_rows: list[dict[str, Any]], parameters: tuple[str, ...]) -> str | None:
-    usable = [d for d in design_rows if _finite(d.get(PRIMARY)) and _finite(d.get(RISK))]
+    # With several seeds per design the risk is the probability of a violation over the
+    # seeds; with one, the share of node-time in violation (a probability of 0 or 1 says
+    # little).
+    risk = ("violation_probability" if any(d.get("seeds", 1) > 1 for d in design_rows)
+            else RISK)
+    usable = [d for d in design_rows if _finite(d.get(PRIMARY)) and _finite(d.get(risk))]
     if not usable:
         return None
-    points = [(d[RISK], d[PRIMARY]) for d in usable]
+    points = [(d[risk], d[PRIMARY]) for d in usable]
     front = pareto_front(points)
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     ax.scatter([p[0] for p in points], [p[1] for p in points], s=26, color="tab:gray",
-               alpha=0.7, label="designs (mean over seeds)")
+               alpha=0.7, label="designs (mean over seeds)", zorder=1)
     ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "o-",
             color="tab:red", label="Pareto front")
     for i in front[:6]:
         text = ", ".join(f"{p.split('.')[-1]}={_short(usable[i].get(p))}" for p in parameters)
         ax.annotate(text, points[i], fontsize=7, xytext=(4, 4), textcoords="offset points")
-    ax.set_xlabel(LABELS[RISK])
+    ax.set_xlabel(LABELS[risk])
     ax.set_ylabel(LABELS[PRIMARY])
     ax.set_title("Cost against risk")
     ax.grid(alpha=0.3)
