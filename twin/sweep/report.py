@@ -183,9 +183,10 @@ def _pareto(design_rows: list[dict[str, Any]], parameters: tuple[str, ...]) -> s
                alpha=0.7, label="designs (mean over seeds)", zorder=1)
     ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "o-",
             color="tab:red", label="Pareto front")
-    for i in front[:6]:
+    for k, i in enumerate(front[:6]):  # staggered, so neighbours on the front stay legible
         text = ", ".join(f"{p.split('.')[-1]}={_short(usable[i].get(p))}" for p in parameters)
-        ax.annotate(text, points[i], fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.annotate(text, points[i], fontsize=7, xytext=(6, 10 + 14 * k),
+                    textcoords="offset points", arrowprops={"arrowstyle": "-", "lw": 0.5})
     ax.set_xlabel(LABELS[risk])
     ax.set_ylabel(LABELS[PRIMARY])
     ax.set_title("Cost against risk")
@@ -213,7 +214,7 @@ def _over_time(series: list[dict[str, Any]], best: dict[str, Any] | None) -> str
     best_ids = set(best["run_ids"]) if best else set()
     found = {k for s in series for k in s if k not in (
         "run_id", "t_s", "working_pflop_s", "delivered_pflop_s", "accelerators_failed",
-        "useful_pflop_days", "cost_usd") and s.get(k) is not None}
+        "useful_pflop_days", "cost_usd", "contact_node_s") and s.get(k) is not None}
     lifecycle = [k for k in LIFECYCLE_FIRST if k in found] + sorted(found - set(
         LIFECYCLE_FIRST))
     panels = [("working_pflop_s", "installed compute (working accelerators), PFLOP/s"),
@@ -273,6 +274,17 @@ def write_report(spec: SweepSpec, rows: list[dict[str, Any]], series: list[dict[
             f"<b>{best.get('space_over_terrestrial', math.nan):.1f}×</b> the terrestrial "
             f"reference (${best.get('terrestrial_usd_per_pflop_day', math.nan):,.0f} per "
             "PFLOP-day).</div>")
+    safe = [d for d in ranked if d.get("violation_probability") == 0.0]
+    if best and safe and safe[0] is not best:
+        low = safe[0]
+        setting = ", ".join(f"<code>{html.escape(p)}</code> = {html.escape(_short(low[p]))}"
+                            for p in parameters)
+        parts.append(
+            f"<p><b>Cheapest design with no battery or thermal violation:</b> {setting}: "
+            f"${low[PRIMARY]:,.0f} per PFLOP-day, binding limit "
+            f"{html.escape(low['binding_limit'])}, "
+            f"{low.get('space_over_terrestrial', math.nan):.1f}× the terrestrial "
+            "reference.</p>")
     parts.append("<p>" + ("Lifecycle totals (ageing, decay, disposal) were published and "
                           "are plotted over time." if lifecycle else
                           "No ageing modelled: installed capacity changes only through "
