@@ -169,10 +169,11 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 def _pareto(design_rows: list[dict[str, Any]], parameters: tuple[str, ...]) -> str | None:
     # With several seeds per design the risk is the probability of a violation over the
-    # seeds; with one, the share of node-time in violation (a probability of 0 or 1 says
-    # little).
-    risk = ("violation_probability" if any(d.get("seeds", 1) > 1 for d in design_rows)
-            else RISK)
+    # seeds; with one seed, or where every design has the same probability, the share of
+    # node-time in violation (a probability of 0 or 1 for all says little).
+    probabilities = {d.get("violation_probability") for d in design_rows}
+    several = any(d.get("seeds", 1) > 1 for d in design_rows)
+    risk = "violation_probability" if several and len(probabilities) > 1 else RISK
     usable = [d for d in design_rows if _finite(d.get(PRIMARY)) and _finite(d.get(risk))]
     if not usable:
         return None
