@@ -67,6 +67,7 @@ TOOL_COMMANDS = (
     ("export", "odc.export_cli", "export a recording for Foxglove and Lichtblick"),
     ("history", "odc.history_cli", "one field over time out of a recording, as CSV"),
     ("replay", "twin.recording.replay_cli", "serve a recording as the twin's stream, with seek"),
+    ("sweep", "odc.sweep_cli", "run a design sweep on Dask: Parquet results and a report"),
 )
 
 

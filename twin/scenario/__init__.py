@@ -18,6 +18,7 @@ from twin.scenario.loader import (
     bundled_scenarios,
     load_scenario,
     parse_scenario,
+    parse_scenario_document,
 )
 from twin.scenario.sections import parse_section
 from twin.scenario.tle import MAX_TLE_AGE_DAYS
@@ -25,5 +26,6 @@ from twin.scenario.tle import MAX_TLE_AGE_DAYS
 __all__ = [
     "ASSETS_DIR", "MAX_SATELLITES", "MAX_TLE_AGE_DAYS", "SCENARIOS_DIR", "ClockSettings",
     "GroundStation", "InvalidField", "Scenario", "ScenarioError", "SecuritySettings",
-    "bundled_scenarios", "load_scenario", "parse_scenario", "parse_section",
+    "bundled_scenarios", "load_scenario", "parse_scenario", "parse_scenario_document",
+    "parse_section",
 ]

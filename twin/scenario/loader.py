@@ -56,6 +56,9 @@ _ARRAY_SECTIONS = ("walker", "sun_synchronous", "tle", "station", "node_class", 
 _AUTONOMY_SECTIONS = ("timeline", "rule")
 """Kept raw in ``Scenario.autonomy``; checked against the field and command catalogs when
 the twin starts (twin.autonomy)."""
+_RAW_SECTIONS = ("economics",)
+"""Tables kept raw for a part outside the models (``[economics]``: twin.economics parses
+it with ``parse_section``, so its keys are checked where they are used)."""
 
 
 def model_sections() -> tuple[str, ...]:
@@ -69,7 +72,7 @@ def model_sections() -> tuple[str, ...]:
 
 def all_sections() -> tuple[str, ...]:
     """Every table a scenario may hold."""
-    return _SINGLE_SECTIONS + _ARRAY_SECTIONS + model_sections()
+    return _SINGLE_SECTIONS + _ARRAY_SECTIONS + model_sections() + _RAW_SECTIONS
 
 
 @dataclass(frozen=True)
@@ -279,7 +282,13 @@ def parse_scenario(text: str, source: str = "<string>", base_dir: Path | None = 
     Raises:
         ScenarioError: Anything is wrong; the message names file, key path and the fix.
     """
-    doc = _parse_toml(text, source)
+    return parse_scenario_document(_parse_toml(text, source), source, base_dir)
+
+
+def parse_scenario_document(doc: dict[str, Any], source: str = "<string>",
+                            base_dir: Path | None = None) -> Scenario:
+    """Validate a scenario already read from TOML (a sweep edits keys of one, then builds
+    it here); arguments, result and errors as ``parse_scenario``."""
     base_dir = base_dir if base_dir is not None else Path.cwd()
     _check_top_level(doc, source)
 
@@ -360,7 +369,8 @@ def parse_scenario(text: str, source: str = "<string>", base_dir: Path | None = 
     node_classes = parse_node_classes(doc.get("node_class", []), satellites,
                                       parameter_sections(), source)
     sections = types.MappingProxyType(
-        {name: types.MappingProxyType(doc[name]) for name in model_sections() if name in doc})
+        {name: types.MappingProxyType(doc[name])
+         for name in model_sections() + _RAW_SECTIONS if name in doc})
     return Scenario(
         name=header.name or (Path(source).stem if source != "<string>" else "unnamed"),
         description=header.description,
