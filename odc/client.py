@@ -220,6 +220,7 @@ class State:
     dt_s: float
     fleet: dict[str, Any]
     values: dict[str, np.ndarray]
+    seq: int = -1
 
     def __getitem__(self, name: str) -> np.ndarray:
         try:
@@ -357,7 +358,8 @@ class Twin(TwinClient):
             names = wanted if wanted is not None else list(message.arrays)
             yield State(float(header["t_utc"]), int(header["step"]), float(header["dt_s"]),
                         dict(header.get("fleet", {})),
-                        {n: message.arrays[n] for n in names if n in message.arrays})
+                        {n: message.arrays[n] for n in names if n in message.arrays},
+                        int(header.get("seq", -1)))
         raise TimeoutError(f"no state from the twin for {idle_timeout_s:g} s")
 
     def wait_for(self, condition: Condition | str, op: str | None = None,
@@ -387,24 +389,28 @@ class Twin(TwinClient):
         start_t = float(self.status()["t_utc"] if since_t_utc is None else since_t_utc)
         wall_deadline = time.monotonic() + timeout_s
         last: State | None = None
+        lost = 0  # states the stream dropped (a slow client): a gap in seq
+        late = False
         try:
             for state in self.subscribe(fields, idle_timeout_s=max(timeout_s, 0.1)):
                 if state.t_utc < start_t:
                     continue  # queued before the time asked for
+                if last is not None and state.seq > last.seq + 1:
+                    lost += state.seq - last.seq - 1
                 last = state
-                if test(state):
+                # Past the window it fails even if it holds: when it began is unknown.
+                late = within_s is not None and state.t_utc - start_t > within_s
+                if test(state) and not late:
                     return state
-                if within_s is not None and state.t_utc - start_t >= within_s:
-                    break
-                if time.monotonic() > wall_deadline:
+                if late or time.monotonic() > wall_deadline:
                     break
         except TimeoutError:
             pass
         seen = "no state seen" if last is None else (
             f"at step {last.step}, {last.t_utc - start_t:g} s later: {value_of(last)}")
-        limit = (f"{within_s:g} simulated s" if within_s is not None and last is not None
-                 and last.t_utc - start_t >= within_s else f"{timeout_s:g} wall s")
-        raise TimeoutError(f"wait_for: {described} did not hold within {limit} ({seen})")
+        limit = f"{within_s:g} simulated s" if late else f"{timeout_s:g} wall s"
+        gaps = f"; {lost} state(s) lost on the way (a slow client)" if lost else ""
+        raise TimeoutError(f"wait_for: {described} did not hold within {limit} ({seen}{gaps})")
 
     def _condition(self, condition: Condition | str, op: str | None,
                    threshold: float | None, sat: int | str | None, unit: str | None
