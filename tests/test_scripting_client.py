@@ -150,6 +150,9 @@ def test_subscribe_yields_states_with_only_the_fields_asked_for(twin: Twin) -> N
         first["alt_km"]
     with pytest.raises(ValueError, match="did you mean 'soc_frac'"):
         next(twin.subscribe(["soc_frc"]))
+    with Twin(twin.command_address) as commands_only, \
+            pytest.raises(ValueError, match=r"Twin\(address, stream=\.\.\.\)"):
+        commands_only.wait_for("soc_frac", ">", 0.5)
 
 
 @pytest.mark.twin_scenario("default", **FAST)
