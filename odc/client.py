@@ -138,7 +138,7 @@ class TwinClient:
             RuntimeError: The twin refused the subscriber (its key, or the lack of one).
         """
         if self.pub_address is None:
-            raise ValueError("the stream needs its address: connect(command_address, "
+            raise ValueError("the stream needs the stream address: connect(command_address, "
                              "pub_address=...), or Twin(address, stream=...)")
         wanted = tuple(t.encode() for t in topics) if topics is not None else (b"",)
         unknown = [t.decode() for t in wanted if t and t not in TOPICS]
