@@ -16,3 +16,8 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.register_profile("dev", print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE")
                       or ("ci" if os.environ.get("CI") == "true" else "dev"))
+
+# The `twin` fixture (odc.pytest_plugin) for procedures written as tests. The pytest11 entry
+# point of the same name registers it where the package is installed; naming it here keeps
+# `make test` working before a reinstall (one name: pytest loads it once either way).
+pytest_plugins = ["odc.pytest_plugin"]
