@@ -64,8 +64,8 @@ def test_bridge_warns_when_the_twin_drops_its_testbed() -> None:
 def test_bridge_says_which_node_mirrors_it() -> None:
     text = SCENARIO.replace('name = "flatsat"', 'name = "host"').replace(
         "drivers = { compute_power_w", "# drivers = { compute_power_w").replace(
-        "states = {", "# states = {").replace("thresholds = {", "# thresholds = {")
-    text += 'drivers = { cpu_util_frac = "utilization_frac" }\n'
+        "states = {", "# states = {").replace("thresholds = {", "# thresholds = {").replace(
+        "# thresholds = {", 'drivers = { cpu_util_frac = "utilization_frac" }\n# thresholds = {')
     with running_twin(text, rate_hz=20.0, warp=1.0) as twin, \
             odc_process("bridge", "--host-sensors", "--period", "0.1", "--duration", "3",
                         "--ingest", twin.addresses.ingest, "--command",

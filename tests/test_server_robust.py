@@ -145,7 +145,7 @@ def test_meta_is_built_once_per_change_not_per_request() -> None:
         assert server.counters.meta_published == 1
         first = unpack(pack_reply_bytes(server, replies[0]))
         assert first["ok"] and first["meta"]["scenario"]["name"] == "default"
-        assert set(first["meta"]) == {*original(), "commands"}
+        assert set(first["meta"]) == {*original(), "commands", "autonomy"}  # server-side parts
         server.handle_command_bytes(pack({"cmd": "warp", "value": 30.0}))
         reply = unpack(pack_reply_bytes(server, server.handle_command_bytes(
             pack({"cmd": "meta"}))))

@@ -178,7 +178,9 @@ class LifecycleModel:
     def meta(self) -> dict[str, Any]:
         p = self.params
         return {"active": self.active, "ballistic_m2_kg": self.ballistic,
-                "disposal_years": p.disposal_years, "states": dict(STATE_LABELS)}
+                "disposal_years": p.disposal_years,
+                # msgpack map keys are strings on the wire (meta is read strict).
+                "states": {str(code): label for code, label in STATE_LABELS.items()}}
 
     def commands(self) -> dict[str, CommandHandler]:
         return {}

@@ -366,7 +366,9 @@ class LinksModel:
             "earth_model": "sphere of the WGS84 equatorial radius plus the grazing height",
             "grazing_height_km": self.params.grazing_height_km,
             "users": [u.name for u in self.params.user], "target_sat": self.target,
-            "groups": self.group_names, "state_labels": STATE_LABELS,
+            "groups": self.group_names,
+            # msgpack map keys are strings on the wire (meta is read strict).
+            "state_labels": {str(code): label for code, label in STATE_LABELS.items()},
         }
 
     def commands(self) -> dict[str, CommandHandler]:
