@@ -66,6 +66,10 @@ class ProcessNoise:
                 "heat_compute_w": self.heat_w2_s, "heat_radiator_w": self.heat_w2_s}[name]
 
 
+# The largest conductance factor an estimate may take (1 = nominal): five times the design
+# is no longer a drift of the same hardware.
+CONDUCTANCE_FRAC_MAX = 5.0
+
 def nominal_augmented(name: str) -> float:
     """The healthy value of an augmented state (1 for a conductance factor, else 0)."""
     return 1.0 if name.endswith("_frac") else 0.0
@@ -202,6 +206,14 @@ class ThermalEKF:
                         + (sigma[:, c] ** 2)[:, None, None] * gain[:, :, None] * gain[:, None, :])
             innovation[have, c] = nu[have]
             innovation_sd[have, c] = np.sqrt(s[have])
+        # A conductance is never negative: project the estimate onto its physical range
+        # (estimate projection, Simon 2010, "Kalman filtering with state constraints", IET
+        # Control Theory & Applications 4(8)). Data the network cannot explain otherwise
+        # pushes a factor out of it; the drift alarm and the diagnosis say so.
+        for name in ("radiator_frac", "loop_frac"):
+            if name in self.index:
+                column = self.index[name]
+                np.clip(self.x[:, column], 0.0, CONDUCTANCE_FRAC_MAX, out=self.x[:, column])
         return innovation, innovation_sd
 
     def sigma(self, name: str) -> np.ndarray:
