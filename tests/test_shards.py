@@ -1,0 +1,144 @@
+"""SGP4 across worker processes (twin.astro.shards): the same frames for any number of
+workers, a dead worker detected and its shard restarted, nothing left behind on close."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from twin.astro.shards import ShardedPropagator, ShardError, shard_bounds
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
+from twin.protocol.codec import PROTOCOL_VERSION, StateEncoder
+from twin.scenario import load_scenario
+
+SEED = 7
+STEPS = 12
+
+
+def _frame_hashes(workers: int) -> list[str]:
+    """SHA-256 of every encoded state message of a fixed run (default scenario, 40 nodes)."""
+    scenario = load_scenario("default")
+    clock = SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True)
+    engine = Engine(scenario, clock, seed=SEED, workers=workers)
+    try:
+        encoder = StateEncoder(engine.field_specs)
+        hashes = []
+        for k in range(STEPS):
+            engine.step()
+            header = {"v": PROTOCOL_VERSION, "seq": k, "t_utc": clock.t_utc,
+                      **engine.header()}
+            digest = hashlib.sha256()
+            for frame in encoder.encode(header, [f.array for f in engine.fields]):
+                digest.update(bytes(frame))
+            hashes.append(digest.hexdigest())
+        return hashes
+    finally:
+        engine.close()
+
+
+@pytest.mark.timeout(60)
+def test_frames_are_identical_with_1_2_and_3_workers() -> None:
+    one = _frame_hashes(1)
+    assert len(set(one)) == STEPS  # the fleet moves: frames differ step to step
+    assert _frame_hashes(2) == one
+    assert _frame_hashes(3) == one
+
+
+def test_shards_are_contiguous_and_cover_the_fleet() -> None:
+    assert shard_bounds(10, 3) == [(0, 3), (3, 7), (7, 10)]
+    assert shard_bounds(2, 5) == [(0, 1), (1, 2)]  # never an empty shard
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        ShardedPropagator([], 0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers signal 0: it is gone once its state is Z or it is reaped.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+@pytest.mark.timeout(60)
+def test_a_killed_worker_is_detected_restarted_and_alarmed() -> None:
+    scenario = load_scenario("default")
+    clock = SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True)
+    engine = Engine(scenario, clock, seed=SEED, workers=2)
+    reference = Engine(load_scenario("default"),
+                       SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True),
+                       seed=SEED)
+    propagator = engine.orbit.propagator
+    try:
+        engine.step()
+        reference.step()
+        victim = propagator.pids[1]
+        os.kill(victim, signal.SIGKILL)
+        started = time.monotonic()
+        engine.step()  # finds the worker dead, restarts its shard, propagates again
+        reference.step()
+        took_s = time.monotonic() - started
+        assert took_s < 10.0, f"detecting the dead worker took {took_s:.1f} s"
+        assert propagator.restarts_total == 1
+        assert propagator.pids[1] != victim and _alive(propagator.pids[1])
+        alarms = [e for e in engine.events.drain() if e["kind"] == "worker_restarted"]
+        assert len(alarms) == 1 and alarms[0]["severity"] == "alarm"
+        assert "shard 1" in alarms[0]["message"] and "died" in alarms[0]["message"]
+        # The restarted shard's rows are this step's, exactly as one process gives them.
+        assert np.array_equal(engine.orbit.pos_gcrs.array, reference.orbit.pos_gcrs.array)
+        engine.step()
+        reference.step()
+        assert np.array_equal(engine.orbit.pos_itrs.array, reference.orbit.pos_itrs.array)
+    finally:
+        engine.close()
+        reference.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_that_keeps_dying_stops_the_propagation_with_a_clear_message() -> None:
+    satrecs = [sat.satrec for sat in load_scenario("default").satellites]
+    propagator = ShardedPropagator(satrecs, 2)
+    shm = Path("/dev/shm") / propagator.shm_name.lstrip("/")
+    try:
+        propagator.propagate(2461000.5, 0.25)
+        # Every restart is killed at once: the shard cannot be brought back.
+        original_start = propagator._start
+
+        def start_and_kill(shard: int) -> None:
+            original_start(shard)
+            os.kill(propagator.pids[shard], signal.SIGKILL)
+
+        propagator._start = start_and_kill  # type: ignore[method-assign]
+        os.kill(propagator.pids[0], signal.SIGKILL)
+        with pytest.raises(ShardError, match=r"shard 0 \(satellites 0-19\) died.*--workers 1"):
+            propagator.propagate(2461000.5, 0.5)
+        assert not shm.exists()  # giving up closed everything
+    finally:
+        propagator.close()
+
+
+@pytest.mark.timeout(60)
+def test_close_leaves_no_process_and_no_shared_memory() -> None:
+    scenario = load_scenario("default")
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True),
+                    workers=3)
+    propagator = engine.orbit.propagator
+    pids = propagator.pids
+    shm = Path("/dev/shm") / propagator.shm_name.lstrip("/")
+    engine.step()
+    assert shm.exists() and all(_alive(pid) for pid in pids)
+    engine.close()
+    engine.close()  # idempotent
+    assert not shm.exists()
+    deadline = time.monotonic() + 5.0
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in pids)

@@ -1,0 +1,282 @@
+"""SGP4 for the whole catalog across worker processes, over shared memory.
+
+A shard is a contiguous range of satellite indices. Each worker process owns the `Satrec`
+objects of its range: it is forked from the engine's process after the scenario loader
+built them, so it inherits them as they are (nothing is pickled, nothing crosses a pipe
+but two floats and a one-byte answer). It writes its rows of TEME position, velocity and
+SGP4 status straight into shared-memory arrays that the orbit model reads.
+
+Why processes, and why only SGP4 (docs/performance.md, "Every core"):
+
+- `SatrecArray.sgp4` holds the GIL: two threads on two halves of the catalog take as
+  long as one thread on all of it (measured), so threads would not help.
+- SGP4 is computed satellite by satellite in the same C++ code whatever the batch, so a
+  shard's rows are bit for bit those of a one-process run: frames do not depend on the
+  number of workers. numpy's (n, 3) @ (3, 3) matmul is not row-independent (OpenBLAS
+  picks kernels by size; a slice's rows can differ in the last bit), so the frame
+  rotations stay in the engine's process, on the whole arrays, as before.
+
+A worker that dies (or stops answering for ``stall_s``) is detected, never waited on
+forever: its shard is forked again and the step's propagation is redone for it (SGP4 is
+stateless given the instant). After ``MAX_RESTARTS_PER_STEP`` failed restarts in one step
+the propagator raises `ShardError` with a clear message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import multiprocessing as mp
+import os
+import struct
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import Connection, wait
+from multiprocessing.shared_memory import SharedMemory
+from typing import Any
+
+import numpy as np
+from sgp4.api import Satrec, SatrecArray
+
+from twin.astro.propagate import STATUS_OK
+
+log = logging.getLogger("odc.twin.shards")
+
+STEP_REQUEST = struct.Struct("<dd")
+"""What the engine sends a worker: the instant's Julian date UTC, whole and fraction."""
+ANSWER_DONE = b"\x01"
+"""What a worker answers once its rows are written."""
+STOP_REQUEST = b"stop"
+"""What the engine sends a worker to end it."""
+
+MAX_RESTARTS_PER_STEP = 2
+"""Restarts of one shard within one step before the propagator gives up (ShardError)."""
+POLL_S = 0.2
+"""How often a waiting engine checks that its workers are alive; bounds detection time."""
+PARENT_CHECK_S = 1.0
+"""How often an idle worker checks that the engine's process still exists."""
+
+
+class ShardError(RuntimeError):
+    """A shard could not be propagated: its worker died again after its restarts."""
+
+
+def shard_bounds(n_sats: int, shards: int) -> list[tuple[int, int]]:
+    """Contiguous [start, stop) index ranges, as equal as can be, ``shards`` of them (fewer
+    when there are fewer satellites)."""
+    shards = max(1, min(shards, n_sats))
+    edges = np.linspace(0, n_sats, shards + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+
+
+def _worker(satrecs: list[Satrec], conn: Connection, inherited: list[Connection],
+            buffer: memoryview, n_sats: int, start: int, stop: int, parent_pid: int) -> None:
+    """One shard's loop: wait for an instant, propagate, write the rows, answer."""
+    for other in inherited:  # the engine's ends: so the engine's death reads as EOF here
+        other.close()
+    pos, vel, status = _views(buffer, n_sats)
+    array = SatrecArray(satrecs)
+    jd, fr = np.zeros(1), np.zeros(1)
+    while True:
+        if not conn.poll(PARENT_CHECK_S):
+            if os.getppid() != parent_pid:  # orphaned: the engine is gone
+                return
+            continue
+        try:
+            message = conn.recv_bytes(64)
+        except (EOFError, OSError):
+            return
+        if len(message) != STEP_REQUEST.size:
+            return  # STOP_REQUEST, or anything unexpected: end cleanly
+        jd[0], fr[0] = STEP_REQUEST.unpack(message)
+        err, r, v = array.sgp4(jd, fr)
+        pos[start:stop] = r.reshape(-1, 3)
+        vel[start:stop] = v.reshape(-1, 3)
+        status[start:stop] = err.reshape(-1)
+        conn.send_bytes(ANSWER_DONE)
+
+
+def _views(buffer: Any, n_sats: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Position (n, 3) f8, velocity (n, 3) f8 and status (n,) u1 over one buffer."""
+    vec_bytes = n_sats * 3 * 8
+    pos = np.ndarray((n_sats, 3), np.float64, buffer, 0)
+    vel = np.ndarray((n_sats, 3), np.float64, buffer, vec_bytes)
+    status = np.ndarray((n_sats,), np.uint8, buffer, 2 * vec_bytes)
+    return pos, vel, status
+
+
+class ShardedPropagator:
+    """`twin.astro.propagate.Propagator`'s contract, computed by ``workers`` processes.
+
+    Attributes:
+        n_sats: Number of satellites.
+        bounds: Each shard's [start, stop) range.
+        restarts: (shard, reason) of every worker restarted in the last ``propagate``; the
+            orbit model raises an alarm for each.
+        restarts_total: Workers restarted since start.
+    """
+
+    def __init__(self, satrecs: Sequence[Satrec], workers: int,
+                 stall_s: float = 60.0) -> None:
+        """Fork one worker per shard.
+
+        Args:
+            satrecs: The satellites, in the order every output row will follow.
+            workers: Number of worker processes (shards), at least 1.
+            stall_s: A worker alive but silent this long in one step is killed and
+                restarted (a loaded machine can be slow: this is for a hung worker).
+        """
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
+        self.n_sats = len(satrecs)
+        self._satrecs = list(satrecs)
+        self.bounds = shard_bounds(self.n_sats, workers)
+        self.stall_s = stall_s
+        self._shm = SharedMemory(create=True, size=max(1, self.n_sats * 49))
+        self._pos, self._vel, self._status = _views(self._shm.buf, self.n_sats)
+        self.failed: np.ndarray = np.zeros(self.n_sats, dtype=bool)
+        self.any_failed = False
+        self.restarts: list[tuple[int, str]] = []
+        self.restarts_total = 0
+        self._context = mp.get_context("fork")  # inherit the Satrec objects, pickle nothing
+        self._processes: list[Any] = [None] * len(self.bounds)
+        self._conns: list[Connection | None] = [None] * len(self.bounds)
+        self._closed = False
+        for shard in range(len(self.bounds)):
+            self._start(shard)
+
+    @property
+    def shm_name(self) -> str:
+        """The shared-memory segment's name (under /dev/shm on Linux)."""
+        return self._shm.name
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes' ids, by shard."""
+        return [p.pid for p in self._processes]
+
+    def _start(self, shard: int) -> None:
+        start, stop = self.bounds[shard]
+        parent_end, child_end = self._context.Pipe(duplex=True)
+        inherited = [c for c in self._conns if c is not None] + [parent_end]
+        process = self._context.Process(
+            target=_worker, name=f"odc-shard-{shard}", daemon=True,
+            args=(self._satrecs[start:stop], child_end, inherited, self._shm.buf,
+                  self.n_sats, start, stop, os.getpid()))
+        process.start()
+        child_end.close()  # the worker's end lives in the worker: its death is EOF here
+        self._processes[shard], self._conns[shard] = process, parent_end
+
+    def _restart(self, shard: int, reason: str) -> None:
+        process, conn = self._processes[shard], self._conns[shard]
+        log.error("SGP4 shard %d (satellites %d-%d, pid %s) %s: restarting it", shard,
+                  *self.bounds[shard], process.pid, reason)
+        if conn is not None:
+            conn.close()
+        self._conns[shard] = None
+        if process.is_alive():
+            process.kill()
+        process.join(5.0)
+        self.restarts.append((shard, reason))
+        self.restarts_total += 1
+        self._start(shard)
+
+    def propagate(self, jd_whole: float, jd_frac: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Propagate all satellites to one UTC instant (`Propagator.propagate`'s contract).
+
+        The returned arrays are views of the shared memory: valid until the next call.
+
+        Raises:
+            ShardError: A shard's worker died or stalled more than
+                ``MAX_RESTARTS_PER_STEP`` times in this call.
+        """
+        if self._closed:
+            raise ShardError("the SGP4 workers are closed")
+        self.restarts = []
+        request = STEP_REQUEST.pack(jd_whole, jd_frac)
+        pending = set(range(len(self.bounds)))
+        attempts = dict.fromkeys(pending, 0)
+        for shard in pending:
+            self._send(shard, request)
+        deadline = time.monotonic() + self.stall_s
+        while pending:
+            by_conn = {self._conns[s]: s for s in pending}
+            for conn in wait(list(by_conn), timeout=POLL_S):
+                shard = by_conn[conn]
+                try:
+                    answer = conn.recv_bytes(16)
+                except (EOFError, OSError):
+                    answer = b""
+                if answer == ANSWER_DONE:
+                    pending.discard(shard)
+                else:
+                    self._retry(shard, "died", attempts, request)
+            now = time.monotonic()
+            for shard in sorted(pending):
+                process = self._processes[shard]
+                if not process.is_alive():
+                    self._retry(shard, f"died (exit code {process.exitcode})", attempts,
+                                request)
+                elif now > deadline:
+                    self._retry(shard, f"did not answer in {self.stall_s:g} s", attempts,
+                                request)
+                    deadline = now + self.stall_s
+        bad = np.not_equal(self._status, STATUS_OK, out=self.failed)
+        self.any_failed = bool(bad.any())
+        if self.any_failed:  # as Propagator: NaN rows whatever the library version
+            self._pos[bad] = np.nan
+            self._vel[bad] = np.nan
+        return self._pos, self._vel, self._status
+
+    def _send(self, shard: int, request: bytes) -> None:
+        try:
+            self._conns[shard].send_bytes(request)
+        except OSError:
+            pass  # a dead worker: the wait loop sees it and restarts it
+
+    def _retry(self, shard: int, reason: str, attempts: dict[int, int],
+               request: bytes) -> None:
+        attempts[shard] += 1
+        if attempts[shard] > MAX_RESTARTS_PER_STEP:
+            start, stop = self.bounds[shard]
+            self.close()
+            raise ShardError(
+                f"SGP4 worker for shard {shard} (satellites {start}-{stop - 1}) {reason} "
+                f"again after {MAX_RESTARTS_PER_STEP} restarts in one step; the twin "
+                "stops (run with --workers 1 to propagate in the twin's own process)")
+        self._restart(shard, reason)
+        self._send(shard, request)
+
+    def close(self) -> None:
+        """End the workers and free the shared memory (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for conn in self._conns:
+            if conn is not None:
+                with contextlib.suppress(OSError):
+                    conn.send_bytes(STOP_REQUEST)
+        for process, conn in zip(self._processes, self._conns, strict=True):
+            if process is not None:
+                process.join(2.0)
+                if process.is_alive():
+                    process.kill()
+                    process.join(2.0)
+            if conn is not None:
+                conn.close()
+        # The views hold the buffer: drop them before closing the mapping.
+        self._pos = self._vel = self._status = None  # type: ignore[assignment]
+        self.failed = self.failed.copy()
+        try:
+            self._shm.close()
+        except BufferError:  # a caller still holds a view: the mapping goes with it
+            pass
+        self._shm.unlink()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # at interpreter exit modules may be gone already
+            pass
