@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from twin.protocol.codec import PROTOCOL_VERSION, StateEncoder
 from twin.scenario import load_scenario
 
 SEED = 7
+ROOT = Path(__file__).resolve().parent.parent
 STEPS = 12
 
 
@@ -142,3 +145,26 @@ def test_close_leaves_no_process_and_no_shared_memory() -> None:
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in pids)
+
+
+@pytest.mark.timeout(90)
+def test_odc_run_with_workers_steps_and_leaves_nothing_behind() -> None:
+    before = set(os.listdir("/dev/shm"))
+    any_port = "tcp://127.0.0.1:*"
+    result = subprocess.run(
+        [sys.executable, "-m", "odc.cli", "run", "--scenario", "default", "--workers", "2",
+         "--fast", "--steps", "5", "--quiet", "--pub", any_port, "--cmd", any_port,
+         "--ingest", any_port],
+        cwd=ROOT, capture_output=True, text=True, timeout=80,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert "stopped after 5 steps" in result.stderr
+    assert "leaked" not in result.stderr  # the resource tracker's complaint
+    assert not {name for name in set(os.listdir("/dev/shm")) - before
+                if name.startswith("psm_")}
+
+
+def test_odc_run_refuses_zero_workers() -> None:
+    result = subprocess.run([sys.executable, "-m", "odc.cli", "run", "--workers", "0"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--workers" in result.stderr

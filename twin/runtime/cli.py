@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from twin.astro.shards import ShardError, default_workers
 from twin.astro.sun import EPHEMERIS_END_T_UTC, EPHEMERIS_END_UTC
 from twin.core.clock import (
     MAX_RATE_HZ,
@@ -71,6 +72,9 @@ warp_argument = bounded_argument("warp", MIN_WARP, MAX_WARP, " simulated s per w
 rate_argument = bounded_argument("rate", MIN_RATE_HZ, MAX_RATE_HZ, " Hz")
 """``--rate``: the clock's own bounds (twin.clock.MIN_RATE_HZ, MAX_RATE_HZ)."""
 
+MAX_WORKERS = 256
+"""Most ``--workers``: far past any machine's cores, a bound on what a typo can start."""
+
 MAX_SEED = 2**63 - 1
 """Largest seed, as in a scenario's ``[scenario].seed``."""
 
@@ -112,6 +116,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=positive_argument("duration", 1e9), metavar="SECONDS",
                         help="stop after this much simulated time")
     parser.add_argument("--steps", type=count_argument(), metavar="N", help="stop after N steps")
+    parser.add_argument("--workers", type=count_argument(1, MAX_WORKERS), metavar="N",
+                        help="processes SGP4 runs on, one shard of the fleet each (default: "
+                        "the cores, fewer for a small fleet; 1: in the twin's process)")
     parser.add_argument("--seed", type=count_argument(0, MAX_SEED),
                         help="random seed, 0 to 2^63-1 (default: the scenario's)")
     parser.add_argument("--paused", action="store_true", help="start paused")
@@ -175,15 +182,21 @@ def build_twin(args: argparse.Namespace) -> TwinServer:
     check_run_span(scenario.epoch_utc.timestamp(), warp / rate_hz, args.steps, args.duration)
     clock = SimClock(scenario.epoch_utc, rate_hz=rate_hz, warp=warp, fast=args.fast,
                      paused=args.paused)
-    engine = Engine(scenario, clock, seed=args.seed)
+    workers = getattr(args, "workers", None) or default_workers(len(scenario.satellites))
+    engine = Engine(scenario, clock, seed=args.seed, workers=workers)
     keys = getattr(args, "keys", None) or (Path(scenario.security.keys)
                                            if scenario.security.keys else None)
     audit = getattr(args, "audit", None) or (Path(scenario.security.audit)
                                              if scenario.security.audit else None)
     if getattr(args, "plain_stream", False) and keys is None:
+        engine.close()
         raise ValueError("--plain-stream goes with --keys: without keys no socket has CURVE")
-    server = TwinServer(engine, Addresses(args.pub, args.cmd, args.ingest), keys_dir=keys,
-                        audit_path=audit, plain_stream=getattr(args, "plain_stream", False))
+    try:
+        server = TwinServer(engine, Addresses(args.pub, args.cmd, args.ingest), keys_dir=keys,
+                            audit_path=audit, plain_stream=getattr(args, "plain_stream", False))
+    except BaseException:
+        engine.close()  # its workers and shared memory
+        raise
     try:
         for path in getattr(args, "timeline", None) or ():
             server.autonomy.load_timeline_path(path)
@@ -281,6 +294,10 @@ def run(args: argparse.Namespace) -> int:
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, request_reload)
     try:
         server.run(max_steps=args.steps, duration_s=args.duration, on_tick=status)
+    except ShardError as exc:  # a worker that would not come back: stop, say why
+        print(f"odc run: {exc}", file=sys.stderr)
+        server.close()
+        return 1
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
