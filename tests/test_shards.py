@@ -168,3 +168,17 @@ def test_odc_run_refuses_zero_workers() -> None:
     result = subprocess.run([sys.executable, "-m", "odc.cli", "run", "--workers", "0"],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--workers" in result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_the_bench_prints_one_row_per_worker_count_and_refuses_zero_workers() -> None:
+    bench = [sys.executable, str(ROOT / "bench" / "shards.py")]
+    result = subprocess.run([*bench, "--scenario", "default", "--steps", "3", "--workers",
+                             "1", "2"], cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split("|")[1].strip() for row in rows[1:]] == ["1", "2"]
+    assert "40 satellites" in result.stdout
+    refused = subprocess.run([*bench, "--workers", "0"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 2 and "--workers: must be at least 1" in refused.stderr
