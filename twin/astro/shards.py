@@ -91,6 +91,11 @@ def _worker(satrecs: list[Satrec], conn: Connection, inherited: list[Connection]
     pos, vel, status = _views(buffer, n_sats)
     array = SatrecArray(satrecs)
     jd, fr = np.zeros(1), np.zeros(1)
+    # This shard's rows of the shared arrays, in the (sats, dates[, 3]) shapes the C call
+    # writes: `SatrecArray.sgp4` is this same `_sgp4` call into arrays it allocates.
+    own_status = status[start:stop].reshape(-1, 1)
+    own_pos = pos[start:stop].reshape(-1, 1, 3)
+    own_vel = vel[start:stop].reshape(-1, 1, 3)
     while True:
         if not conn.poll(PARENT_CHECK_S):
             if os.getppid() != parent_pid:  # orphaned: the engine is gone
@@ -103,10 +108,7 @@ def _worker(satrecs: list[Satrec], conn: Connection, inherited: list[Connection]
         if len(message) != STEP_REQUEST.size:
             return  # STOP_REQUEST, or anything unexpected: end cleanly
         jd[0], fr[0] = STEP_REQUEST.unpack(message)
-        err, r, v = array.sgp4(jd, fr)
-        pos[start:stop] = r.reshape(-1, 3)
-        vel[start:stop] = v.reshape(-1, 3)
-        status[start:stop] = err.reshape(-1)
+        array._sgp4(jd, fr, own_status, own_pos, own_vel)
         conn.send_bytes(ANSWER_DONE)
 
 
