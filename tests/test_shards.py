@@ -182,3 +182,58 @@ def test_the_bench_prints_one_row_per_worker_count_and_refuses_zero_workers() ->
     refused = subprocess.run([*bench, "--workers", "0"], cwd=ROOT, capture_output=True,
                              text=True, timeout=60)
     assert refused.returncode == 2 and "--workers: must be at least 1" in refused.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_silent_worker_is_killed_after_the_stall_time_and_restarted() -> None:
+    satrecs = [sat.satrec for sat in load_scenario("default").satellites]
+    propagator = ShardedPropagator(satrecs, 2, stall_s=1.0)
+    reference = ShardedPropagator(satrecs, 1)
+    try:
+        frozen = propagator.pids[0]
+        os.kill(frozen, signal.SIGSTOP)  # alive, but never answers
+        started = time.monotonic()
+        pos, _, _ = propagator.propagate(2461000.5, 0.25)
+        took_s = time.monotonic() - started
+        assert 1.0 <= took_s < 8.0
+        assert propagator.restarts == [(0, "did not answer in 1 s")]
+        assert propagator.pids[0] != frozen and not _alive(frozen)
+        assert np.array_equal(pos, reference.propagate(2461000.5, 0.25)[0])
+    finally:
+        propagator.close()
+        reference.close()
+
+
+ORPHAN_SCRIPT = """
+import sys, time
+from twin.astro.shards import ShardedPropagator
+from twin.scenario import load_scenario
+propagator = ShardedPropagator([s.satrec for s in load_scenario("default").satellites], 2)
+print(propagator.shm_name, *propagator.pids, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_workers_end_by_themselves_when_the_twin_is_killed() -> None:
+    twin = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        shm_name, *pids = twin.stdout.readline().split()
+        assert len(pids) == 2 and all(_alive(int(pid)) for pid in pids)
+        twin.kill()  # no close, no atexit: the workers must notice on their own
+        twin.wait(10)
+        deadline = time.monotonic() + 15.0
+        while any(_alive(int(pid)) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(int(pid)) for pid in pids)
+        # Python's resource tracker (its own process) unlinks what a killed twin left.
+        shm = Path("/dev/shm") / shm_name.lstrip("/")
+        while shm.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not shm.exists()
+    finally:
+        if twin.poll() is None:
+            twin.kill()
+        twin.stdout.close()
