@@ -120,8 +120,8 @@ def test_a_worker_that_keeps_dying_stops_the_propagation_with_a_clear_message() 
             os.kill(propagator.pids[shard], signal.SIGKILL)
 
         propagator._start = start_and_kill  # type: ignore[method-assign]
-        os.kill(propagator.pids[0], signal.SIGKILL)
-        with pytest.raises(ShardError, match=r"shard 0 \(satellites 0-19\) died.*--workers 1"):
+        os.kill(propagator.pids[1], signal.SIGKILL)
+        with pytest.raises(ShardError, match=r"shard 1 \(satellites 20-39\) died.*--workers 1"):
             propagator.propagate(2461000.5, 0.5)
         assert not shm.exists()  # giving up closed everything
     finally:
@@ -134,7 +134,8 @@ def test_close_leaves_no_process_and_no_shared_memory() -> None:
     engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True),
                     workers=3)
     propagator = engine.orbit.propagator
-    pids = propagator.pids
+    pids = list(propagator.pids.values())
+    assert len(pids) == 2  # shard 0 is the engine's own
     shm = Path("/dev/shm") / propagator.shm_name.lstrip("/")
     engine.step()
     assert shm.exists() and all(_alive(pid) for pid in pids)
@@ -190,14 +191,14 @@ def test_a_silent_worker_is_killed_after_the_stall_time_and_restarted() -> None:
     propagator = ShardedPropagator(satrecs, 2, stall_s=1.0)
     reference = ShardedPropagator(satrecs, 1)
     try:
-        frozen = propagator.pids[0]
+        frozen = propagator.pids[1]
         os.kill(frozen, signal.SIGSTOP)  # alive, but never answers
         started = time.monotonic()
         pos, _, _ = propagator.propagate(2461000.5, 0.25)
         took_s = time.monotonic() - started
         assert 1.0 <= took_s < 8.0
-        assert propagator.restarts == [(0, "did not answer in 1 s")]
-        assert propagator.pids[0] != frozen and not _alive(frozen)
+        assert propagator.restarts == [(1, "did not answer in 1 s")]
+        assert propagator.pids[1] != frozen and not _alive(frozen)
         assert np.array_equal(pos, reference.propagate(2461000.5, 0.25)[0])
     finally:
         propagator.close()
@@ -208,8 +209,8 @@ ORPHAN_SCRIPT = """
 import sys, time
 from twin.astro.shards import ShardedPropagator
 from twin.scenario import load_scenario
-propagator = ShardedPropagator([s.satrec for s in load_scenario("default").satellites], 2)
-print(propagator.shm_name, *propagator.pids, flush=True)
+propagator = ShardedPropagator([s.satrec for s in load_scenario("default").satellites], 3)
+print(propagator.shm_name, *propagator.pids.values(), flush=True)
 time.sleep(60)
 """
 

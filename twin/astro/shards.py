@@ -1,6 +1,7 @@
 """SGP4 for the whole catalog across worker processes, over shared memory.
 
-A shard is a contiguous range of satellite indices. Each worker process owns the `Satrec`
+A shard is a contiguous range of satellite indices. The twin's process computes the
+first (it would otherwise only wait); each other shard has a worker process, which owns the `Satrec`
 objects of its range: it is forked from the engine's process after the scenario loader
 built them, so it inherits them as they are (nothing is pickled, nothing crosses a pipe
 but two floats and a one-byte answer). It writes its rows of TEME position, velocity and
@@ -88,14 +89,9 @@ def _worker(satrecs: list[Satrec], conn: Connection, inherited: list[Connection]
     """One shard's loop: wait for an instant, propagate, write the rows, answer."""
     for other in inherited:  # the engine's ends: so the engine's death reads as EOF here
         other.close()
-    pos, vel, status = _views(buffer, n_sats)
+    rows = _shard_rows(buffer, n_sats, start, stop)
     array = SatrecArray(satrecs)
     jd, fr = np.zeros(1), np.zeros(1)
-    # This shard's rows of the shared arrays, in the (sats, dates[, 3]) shapes the C call
-    # writes: `SatrecArray.sgp4` is this same `_sgp4` call into arrays it allocates.
-    own_status = status[start:stop].reshape(-1, 1)
-    own_pos = pos[start:stop].reshape(-1, 1, 3)
-    own_vel = vel[start:stop].reshape(-1, 1, 3)
     while True:
         if not conn.poll(PARENT_CHECK_S):
             if os.getppid() != parent_pid:  # orphaned: the engine is gone
@@ -108,8 +104,18 @@ def _worker(satrecs: list[Satrec], conn: Connection, inherited: list[Connection]
         if len(message) != STEP_REQUEST.size:
             return  # STOP_REQUEST, or anything unexpected: end cleanly
         jd[0], fr[0] = STEP_REQUEST.unpack(message)
-        array._sgp4(jd, fr, own_status, own_pos, own_vel)
+        array._sgp4(jd, fr, *rows)
         conn.send_bytes(ANSWER_DONE)
+
+
+def _shard_rows(buffer: Any, n_sats: int, start: int, stop: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A shard's rows of the shared status, position and velocity, in the (sats, dates[,
+    3]) shapes SGP4's C call writes (`SatrecArray.sgp4` is this same `_sgp4` call into
+    arrays it allocates itself)."""
+    pos, vel, status = _views(buffer, n_sats)
+    return (status[start:stop].reshape(-1, 1), pos[start:stop].reshape(-1, 1, 3),
+            vel[start:stop].reshape(-1, 1, 3))
 
 
 def _views(buffer: Any, n_sats: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -134,11 +140,12 @@ class ShardedPropagator:
 
     def __init__(self, satrecs: Sequence[Satrec], workers: int,
                  stall_s: float = 60.0) -> None:
-        """Fork one worker per shard.
+        """Fork one worker per shard but the first, which this process computes.
 
         Args:
             satrecs: The satellites, in the order every output row will follow.
-            workers: Number of worker processes (shards), at least 1.
+            workers: Number of shards, at least 1: this process and ``workers - 1``
+                worker processes.
             stall_s: A worker alive but silent this long in one step is killed and
                 restarted (a loaded machine can be slow: this is for a hung worker).
         """
@@ -158,7 +165,13 @@ class ShardedPropagator:
         self._processes: list[Any] = [None] * len(self.bounds)
         self._conns: list[Connection | None] = [None] * len(self.bounds)
         self._closed = False
-        for shard in range(len(self.bounds)):
+        # Shard 0 is the twin's own: it computes while the workers do, so a step waits on
+        # one process hand-off less (the critical path of a loaded two-core machine).
+        start, stop = self.bounds[0]
+        self._local = SatrecArray(self._satrecs[start:stop])
+        self._local_rows = _shard_rows(self._shm.buf, self.n_sats, start, stop)
+        self._jd, self._fr = np.zeros(1), np.zeros(1)
+        for shard in range(1, len(self.bounds)):
             self._start(shard)
 
     @property
@@ -167,9 +180,9 @@ class ShardedPropagator:
         return self._shm.name
 
     @property
-    def pids(self) -> list[int]:
-        """The worker processes' ids, by shard."""
-        return [p.pid for p in self._processes]
+    def pids(self) -> dict[int, int]:
+        """The worker processes' ids, by shard (shard 0 runs in the twin's process)."""
+        return {shard: p.pid for shard, p in enumerate(self._processes) if p is not None}
 
     def _start(self, shard: int) -> None:
         start, stop = self.bounds[shard]
@@ -211,10 +224,12 @@ class ShardedPropagator:
             raise ShardError("the SGP4 workers are closed")
         self.restarts = []
         request = STEP_REQUEST.pack(jd_whole, jd_frac)
-        pending = set(range(len(self.bounds)))
+        pending = set(range(1, len(self.bounds)))
         attempts = dict.fromkeys(pending, 0)
         for shard in pending:
             self._send(shard, request)
+        self._jd[0], self._fr[0] = jd_whole, jd_frac
+        self._local._sgp4(self._jd, self._fr, *self._local_rows)
         deadline = time.monotonic() + self.stall_s
         while pending:
             by_conn = {self._conns[s]: s for s in pending}
@@ -281,6 +296,7 @@ class ShardedPropagator:
                 conn.close()
         # The views hold the buffer: drop them before closing the mapping.
         self._pos = self._vel = self._status = None  # type: ignore[assignment]
+        self._local_rows = ()
         self.failed = self.failed.copy()
         with contextlib.suppress(BufferError):  # a caller holds a view: it keeps the map
             self._shm.close()
