@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 STEPS = 12
 
 
-def _frame_hashes(workers: int) -> list[str]:
-    """SHA-256 of every encoded state message of a fixed run (default scenario, 40 nodes)."""
-    scenario = load_scenario("default")
+def _frame_hashes(workers: int, name: str = "default") -> list[str]:
+    """SHA-256 of every encoded state message of a fixed run of a small bundled scenario."""
+    scenario = load_scenario(name)
     clock = SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True)
     engine = Engine(scenario, clock, seed=SEED, workers=workers)
     try:
@@ -47,11 +47,12 @@ def _frame_hashes(workers: int) -> list[str]:
 
 
 @pytest.mark.timeout(60)
-def test_frames_are_identical_with_1_2_and_3_workers() -> None:
-    one = _frame_hashes(1)
+@pytest.mark.parametrize("name", ["default", "suncatcher"])  # 40 nodes; 81 in formation
+def test_frames_are_identical_with_1_2_and_3_workers(name: str) -> None:
+    one = _frame_hashes(1, name)
     assert len(set(one)) == STEPS  # the fleet moves: frames differ step to step
-    assert _frame_hashes(2) == one
-    assert _frame_hashes(3) == one
+    assert _frame_hashes(2, name) == one
+    assert _frame_hashes(3, name) == one
 
 
 def test_shards_are_contiguous_and_cover_the_fleet() -> None:
