@@ -31,6 +31,7 @@ from step import BareSgp4  # noqa: E402
 from twin.core.clock import SimClock  # noqa: E402
 from twin.core.engine import Engine  # noqa: E402
 from twin.runtime.allocator import keep_temporaries_in_heap  # noqa: E402
+from twin.runtime.blas import limit_blas_threads  # noqa: E402
 from twin.runtime.cli import count_argument  # noqa: E402
 from twin.scenario import MAX_SATELLITES, load_scenario  # noqa: E402
 
@@ -97,8 +98,12 @@ def main() -> int:
                         help="generate a fleet of about N satellites instead")
     parser.add_argument("--workers", type=count_argument(1, 64), nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=count_argument(1), default=60)
+    parser.add_argument("--blas-threads", action="store_true",
+                        help="leave OpenBLAS its default threads (odc run sets one)")
     args = parser.parse_args()
     keep_temporaries_in_heap()
+    if not args.blas_threads:
+        limit_blas_threads(1)  # as odc run does
     with tempfile.TemporaryDirectory() as folder:
         name = generated_scenario(args.sats, Path(folder)) if args.sats else args.scenario
         engines = {}

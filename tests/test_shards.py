@@ -239,3 +239,22 @@ def test_workers_end_by_themselves_when_the_twin_is_killed() -> None:
         if twin.poll() is None:
             twin.kill()
         twin.stdout.close()
+
+
+BLAS_SCRIPT = """
+import ctypes
+from twin.runtime.blas import SETTERS, _loaded_openblas, limit_blas_threads
+assert limit_blas_threads(1)
+library = ctypes.CDLL(_loaded_openblas()[0])
+getter = next(getattr(library, name.replace("set", "get"), None) for name in SETTERS
+              if getattr(library, name.replace("set", "get"), None) is not None)
+print(getter())
+"""
+
+
+def test_odc_run_leaves_openblas_one_thread() -> None:
+    result = subprocess.run([sys.executable, "-c", BLAS_SCRIPT], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT),
+                                                        "OPENBLAS_NUM_THREADS": "2"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1"

@@ -30,6 +30,7 @@ from twin.protocol.codec import (
 )
 from twin.runtime.addresses import address_argument
 from twin.runtime.allocator import keep_temporaries_in_heap
+from twin.runtime.blas import limit_blas_threads
 from twin.runtime.server import Addresses, TwinServer
 from twin.scenario import ScenarioError, bundled_scenarios, load_scenario
 
@@ -249,6 +250,7 @@ class StatusLine:
 def run(args: argparse.Namespace) -> int:
     """Run the twin from parsed `odc run` arguments; returns the exit status."""
     keep_temporaries_in_heap()
+    limit_blas_threads(1)  # the cores are the SGP4 workers' (twin/runtime/blas.py)
     try:
         server = build_twin(args)
     except ScenarioError as exc:
