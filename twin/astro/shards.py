@@ -198,8 +198,9 @@ class ShardedPropagator:
 
     def _restart(self, shard: int, reason: str) -> None:
         process, conn = self._processes[shard], self._conns[shard]
+        start, stop = self.bounds[shard]
         log.error("SGP4 shard %d (satellites %d-%d, pid %s) %s: restarting it", shard,
-                  *self.bounds[shard], process.pid, reason)
+                  start, stop - 1, process.pid, reason)
         if conn is not None:
             conn.close()
         self._conns[shard] = None
