@@ -258,3 +258,34 @@ def test_odc_run_leaves_openblas_one_thread() -> None:
                                                         "OPENBLAS_NUM_THREADS": "2"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1"
+
+
+@pytest.mark.timeout(90)
+def test_a_running_twin_alarms_on_a_killed_worker_and_streams_on() -> None:
+    import psutil
+    import zmq
+    from procutil import twin_process
+    from twinutil import connected, receive
+
+    with twin_process("--scenario", "default", "--workers", "2", "--rate", "20") as (
+            proc, addresses), connected(zmq.SUB, addresses["stream"], SUBSCRIBE=b"") as sub:
+        receive(sub, "state", timeout_s=20)
+        twin = psutil.Process(proc.pid)
+        # The forked worker runs the twin's own command line (the resource tracker does not).
+        workers = [child for child in twin.children() if child.cmdline() == twin.cmdline()]
+        assert len(workers) == 1  # shard 0 is the twin's own
+        workers[0].kill()
+        kinds: list[str] = []
+        deadline = time.monotonic() + 20
+        while "worker_restarted" not in kinds and time.monotonic() < deadline:
+            kinds.append(receive(sub, "event", timeout_s=20).header["kind"])
+        assert "worker_restarted" in kinds
+        step = receive(sub, "state").header["step"]
+        assert receive(sub, "state", timeout_s=10).header["step"] > step
+        restarted = [child for child in twin.children() if child.cmdline() == twin.cmdline()]
+        assert len(restarted) == 1 and restarted[0].pid != workers[0].pid
+    deadline = time.monotonic() + 10
+    while restarted[0].is_running() and restarted[0].status() != psutil.STATUS_ZOMBIE \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not restarted[0].is_running() or restarted[0].status() == psutil.STATUS_ZOMBIE
