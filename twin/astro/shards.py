@@ -84,13 +84,13 @@ def shard_bounds(n_sats: int, shards: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
 
-def _worker(satrecs: list[Satrec], conn: Connection, inherited: list[Connection],
+def _worker(holder: list[SatrecArray], conn: Connection, inherited: list[Connection],
             buffer: memoryview, n_sats: int, start: int, stop: int, parent_pid: int) -> None:
     """One shard's loop: wait for an instant, propagate, write the rows, answer."""
     for other in inherited:  # the engine's ends: so the engine's death reads as EOF here
         other.close()
     rows = _shard_rows(buffer, n_sats, start, stop)
-    array = SatrecArray(satrecs)
+    array = holder[0]
     jd, fr = np.zeros(1), np.zeros(1)
     while True:
         if not conn.poll(PARENT_CHECK_S):
@@ -188,11 +188,16 @@ class ShardedPropagator:
         start, stop = self.bounds[shard]
         parent_end, child_end = self._context.Pipe(duplex=True)
         inherited = [c for c in self._conns if c is not None] + [parent_end]
+        # The shard's SatrecArray is built here and inherited: the worker never touches
+        # the 1 kB `Satrec` objects (a reference count written would copy their pages into
+        # it, ~1 kB a satellite), and this process drops its copy once the worker has it.
+        holder = [SatrecArray(self._satrecs[start:stop])]
         process = self._context.Process(
             target=_worker, name=f"odc-shard-{shard}", daemon=True,
-            args=(self._satrecs[start:stop], child_end, inherited, self._shm.buf,
-                  self.n_sats, start, stop, os.getpid()))
+            args=(holder, child_end, inherited, self._shm.buf, self.n_sats, start, stop,
+                  os.getpid()))
         process.start()
+        holder.clear()
         child_end.close()  # the worker's end lives in the worker: its death is EOF here
         self._processes[shard], self._conns[shard] = process, parent_end
 
