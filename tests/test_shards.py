@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -151,7 +152,6 @@ def test_close_leaves_no_process_and_no_shared_memory() -> None:
 
 @pytest.mark.timeout(90)
 def test_odc_run_with_workers_steps_and_leaves_nothing_behind() -> None:
-    before = set(os.listdir("/dev/shm"))
     any_port = "tcp://127.0.0.1:*"
     result = subprocess.run(
         [sys.executable, "-m", "odc.cli", "run", "--scenario", "default", "--workers", "2",
@@ -162,8 +162,10 @@ def test_odc_run_with_workers_steps_and_leaves_nothing_behind() -> None:
     assert result.returncode == 0, result.stderr
     assert "stopped after 5 steps" in result.stderr
     assert "leaked" not in result.stderr  # the resource tracker's complaint
-    assert not {name for name in set(os.listdir("/dev/shm")) - before
-                if name.startswith("psm_")}
+    shm = re.search(r"workers  2 \(SGP4 in 2 shards; shared memory (/dev/shm/\S+)\)",
+                    result.stderr)
+    assert shm, result.stderr
+    assert not Path(shm.group(1)).exists()
 
 
 def test_odc_run_refuses_zero_workers() -> None:

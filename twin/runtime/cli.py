@@ -247,6 +247,15 @@ class StatusLine:
             self.stream.write("\n")
 
 
+def _workers_line(engine: Engine) -> str:
+    """The start-up banner's line on the SGP4 shards (docs/architecture.md, "Every core")."""
+    shm_name = getattr(getattr(engine.orbit, "propagator", None), "shm_name", None)
+    if shm_name is None:
+        return f"\n  workers  {engine.workers} (SGP4 in the twin's process)"
+    return (f"\n  workers  {engine.workers} (SGP4 in {engine.workers} shards; shared memory "
+            f"/dev/shm/{shm_name.lstrip('/')})")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the twin from parsed `odc run` arguments; returns the exit status."""
     keep_temporaries_in_heap()
@@ -281,7 +290,8 @@ def run(args: argparse.Namespace) -> int:
         f"  stream   {bound.pub}\n  commands {bound.command}\n  ingest   {bound.ingest}\n"
         f"  keys     {server.guard.keys_dir or 'none (loopback only)'}; audit "
         f"{server.guard.audit_log.path if server.guard.audit_log else 'none'}"
-        + (f"\n  record   {args.record}" if getattr(args, "record", None) else ""),
+        + (f"\n  record   {args.record}" if getattr(args, "record", None) else "")
+        + _workers_line(server.engine),
         file=sys.stderr,
     )
     status = None if args.quiet else StatusLine(sys.stderr)
