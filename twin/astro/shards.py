@@ -1,11 +1,11 @@
 """SGP4 for the whole catalog across worker processes, over shared memory.
 
-A shard is a contiguous range of satellite indices. The twin's process computes the
-first (it would otherwise only wait); each other shard has a worker process, which owns the `Satrec`
-objects of its range: it is forked from the engine's process after the scenario loader
-built them, so it inherits them as they are (nothing is pickled, nothing crosses a pipe
-but two floats and a one-byte answer). It writes its rows of TEME position, velocity and
-SGP4 status straight into shared-memory arrays that the orbit model reads.
+A shard is a contiguous range of satellite indices. The twin's process computes the first
+(it would otherwise only wait); each other shard has a worker process, forked from the
+twin's after the scenario loader built the `Satrec` objects, inheriting its range's
+`SatrecArray` built just before the fork (nothing is pickled; nothing crosses a pipe but
+two floats and a one-byte answer). Each writes its rows of TEME position, velocity and
+SGP4 status straight into the shared-memory arrays the orbit model reads.
 
 Why processes, and why only SGP4 (docs/performance.md, "Every core"):
 
@@ -14,8 +14,9 @@ Why processes, and why only SGP4 (docs/performance.md, "Every core"):
 - SGP4 is computed satellite by satellite in the same C++ code whatever the batch, so a
   shard's rows are bit for bit those of a one-process run: frames do not depend on the
   number of workers. numpy's (n, 3) @ (3, 3) matmul is not row-independent (OpenBLAS
-  picks kernels by size; a slice's rows can differ in the last bit), so the frame
-  rotations stay in the engine's process, on the whole arrays, as before.
+  picks kernels by size; a slice's rows can differ from the whole array's in the last
+  bit, with one BLAS thread too), so the frame rotations stay in the engine's process,
+  on the whole arrays, as before.
 
 A worker that dies (or stops answering for ``stall_s``) is detected, never waited on
 forever: its shard is forked again and the step's propagation is redone for it (SGP4 is
@@ -60,8 +61,8 @@ PARENT_CHECK_S = 1.0
 
 
 MIN_SATS_PER_WORKER = 2000
-"""The default worker count gives each shard at least this many satellites: below it a
-pipe round trip (~0.1 ms) costs more than the SGP4 a second core takes off (~0.6 µs each)."""
+"""The default worker count gives each shard at least this many satellites (about 1 ms of
+SGP4): a hand-off to a worker and back costs 0.1-0.3 ms a step (docs/performance.md)."""
 
 
 def default_workers(n_sats: int) -> int:
