@@ -291,3 +291,53 @@ def test_a_running_twin_alarms_on_a_killed_worker_and_streams_on() -> None:
             and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not restarted[0].is_running() or restarted[0].status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.timeout(90)
+def test_odc_run_stops_with_the_reason_when_a_shard_will_not_come_back(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import threading
+
+    import psutil
+
+    from odc import cli as odc_cli
+
+    # Fault injection: every restarted worker is killed as soon as it starts.
+    original_start = ShardedPropagator._start
+
+    def start_restarts_dead(self: ShardedPropagator, shard: int) -> None:
+        restarting = self._processes[shard] is not None
+        original_start(self, shard)
+        if restarting:
+            os.kill(self._processes[shard].pid, signal.SIGKILL)
+
+    monkeypatch.setattr(ShardedPropagator, "_start", start_restarts_dead)
+    me = psutil.Process()
+
+    def kill_the_worker_once_running() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            workers = [c for c in me.children() if c.cmdline() == me.cmdline()]
+            if workers:
+                time.sleep(0.5)  # a few steps first
+                workers[0].kill()
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_worker_once_running, daemon=True)
+    killer.start()
+    any_port = "tcp://127.0.0.1:*"
+    started = time.monotonic()
+    status = odc_cli.main(["run", "-q", "--scenario", "default", "--workers", "2",
+                           "--rate", "20", "--duration", "40", "--pub", any_port, "--cmd",
+                           any_port, "--ingest", any_port])
+    killer.join(5)
+    err = capsys.readouterr().err
+    assert status == 1, err
+    assert "odc run: SGP4 worker for shard 1 (satellites 20-39) died again after 2 " \
+           "restarts in one step" in err
+    assert time.monotonic() - started < 30
+    assert not [c for c in me.children() if c.cmdline() == me.cmdline()
+                and c.status() != psutil.STATUS_ZOMBIE]
+    shm = re.search(r"shared memory (/dev/shm/\S+)\)", err)
+    assert shm and not Path(shm.group(1)).exists()

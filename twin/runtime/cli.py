@@ -268,6 +268,9 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # KeyFileError is a ValueError
         print(f"odc run: {exc}", file=sys.stderr)
         return 2
+    except ShardError as exc:  # the SGP4 workers would not start
+        print(f"odc run: {exc}", file=sys.stderr)
+        return 1
     if getattr(args, "record", None) is None and getattr(args, "record_every", 1) != 1:
         print("odc run: --record-every goes with --record PATH.mcap", file=sys.stderr)
         server.close()
