@@ -341,3 +341,25 @@ def test_odc_run_stops_with_the_reason_when_a_shard_will_not_come_back(
                 and c.status() != psutil.STATUS_ZOMBIE]
     shm = re.search(r"shared memory (/dev/shm/\S+)\)", err)
     assert shm and not Path(shm.group(1)).exists()
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_on_the_terminal_stops_the_twin_not_its_workers_first() -> None:
+    any_port = "tcp://127.0.0.1:*"
+    twin = subprocess.Popen(
+        [sys.executable, "-m", "twin", "--scenario", "default", "--workers", "2", "--rate",
+         "20", "--pub", any_port, "--cmd", any_port, "--ingest", any_port],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        while "workers  2" not in twin.stderr.readline():
+            assert twin.poll() is None, "the twin ended before it started"
+        time.sleep(1.0)
+        os.killpg(twin.pid, signal.SIGINT)  # what Ctrl-C does: the whole group
+        _, err = twin.communicate(timeout=30)
+    finally:
+        if twin.poll() is None:
+            twin.kill()
+            twin.communicate()
+    assert twin.returncode == 0, err
+    assert "stopped after" in err
+    assert "Traceback" not in err and "restarting" not in err

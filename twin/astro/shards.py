@@ -31,6 +31,7 @@ import itertools
 import logging
 import multiprocessing as mp
 import os
+import signal
 import struct
 import time
 from collections.abc import Sequence
@@ -88,6 +89,10 @@ def shard_bounds(n_sats: int, shards: int) -> list[tuple[int, int]]:
 def _worker(holder: list[SatrecArray], conn: Connection, inherited: list[Connection],
             buffer: memoryview, n_sats: int, start: int, stop: int, parent_pid: int) -> None:
     """One shard's loop: wait for an instant, propagate, write the rows, answer."""
+    # Ctrl-C and a terminal's hang-up reach the whole process group: they are the twin's
+    # to act on (it stops, or reloads its keys) and it ends its workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for other in inherited:  # the engine's ends: so the engine's death reads as EOF here
         other.close()
     rows = _shard_rows(buffer, n_sats, start, stop)
