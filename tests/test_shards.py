@@ -363,3 +363,32 @@ def test_ctrl_c_on_the_terminal_stops_the_twin_not_its_workers_first() -> None:
     assert twin.returncode == 0, err
     assert "stopped after" in err
     assert "Traceback" not in err and "restarting" not in err
+
+
+@pytest.mark.timeout(60)
+def test_any_shard_count_gives_the_in_process_rows_bit_for_bit_failures_included() -> None:
+    from twin.astro.propagate import Propagator
+
+    satrecs = [sat.satrec for sat in load_scenario("starlink").satellites]
+    reference = Propagator(satrecs)
+    epoch_jd = satrecs[0].jdsatepoch
+    # Now, and ten years on, when SGP4 reports many of these low orbits decayed (NaN rows).
+    instants = [(epoch_jd, 0.3), (epoch_jd + 3650.0, 0.3)]
+    expected = []
+    for jd_whole, jd_frac in instants:
+        pos, vel, status = reference.propagate(jd_whole, jd_frac)
+        expected.append((pos.copy(), vel.copy(), status.copy(), reference.failed.copy()))
+    assert expected[1][2].any() and not expected[1][2].all()
+    for workers in (2, 5):
+        propagator = ShardedPropagator(satrecs, workers)
+        try:
+            for (jd_whole, jd_frac), (pos, vel, status, failed) in zip(instants, expected,
+                                                                        strict=True):
+                got = propagator.propagate(jd_whole, jd_frac)
+                assert np.array_equal(got[0], pos, equal_nan=True), workers
+                assert np.array_equal(got[1], vel, equal_nan=True), workers
+                assert np.array_equal(got[2], status), workers
+                assert np.array_equal(propagator.failed, failed)
+                assert propagator.any_failed == bool(failed.any())
+        finally:
+            propagator.close()
