@@ -69,6 +69,8 @@ SGP4): a hand-off to a worker and back costs 0.1-0.3 ms a step (docs/performance
 def default_workers(n_sats: int) -> int:
     """``odc run``'s default ``--workers``: the cores this process may use, fewer for a
     small fleet (``MIN_SATS_PER_WORKER`` each), at least 1."""
+    if "fork" not in mp.get_all_start_methods():
+        return 1  # Windows: the workers inherit their satellites by forking
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
     return max(1, min(cores, n_sats // MIN_SATS_PER_WORKER))
@@ -157,6 +159,9 @@ class ShardedPropagator:
         """
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
+        if "fork" not in mp.get_all_start_methods():
+            raise ShardError("SGP4 workers need the fork start method, which this platform "
+                             "lacks; run with --workers 1")
         self.n_sats = len(satrecs)
         self._satrecs = list(satrecs)
         self.bounds = shard_bounds(self.n_sats, workers)
