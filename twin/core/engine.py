@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from twin import __version__
+from twin.astro.shards import ShardError
 from twin.core.clock import SimClock
 from twin.core.interfaces import find_quantity
 from twin.core.ratelog import RateLimitedLog
@@ -58,6 +59,10 @@ class Engine:
         models: The models in step order (default: twin.models.registry.MODELS).
         control_period_s: Overrides the scenario's ``[clock] control_period_s`` when given
             (tests of one model step's relations set it to their step).
+        workers: Processes the per-satellite work runs on (``run_on_workers`` of each model
+            that offers it: the orbit's SGP4); 1, the default, keeps it in this process.
+            The frames are the same for any number (docs/architecture.md, "Every core").
+            Call `close` to end them.
 
     Raises:
         RegistryError: Two models claim the same name, table, field, command, total or
@@ -67,7 +72,9 @@ class Engine:
 
     def __init__(self, scenario: Scenario, clock: SimClock, seed: int | None = None,
                  models: tuple[ModelEntry, ...] | None = None,
-                 control_period_s: float | None = None) -> None:
+                 control_period_s: float | None = None, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
         if models is None:
             from twin.models.registry import MODELS  # the models import the core
 
@@ -81,6 +88,12 @@ class Engine:
         self.subsystems: list[Subsystem] = build_models(
             models, scenario, clock, reserved_commands=[s.name for s in SERVER_COMMANDS])
         self.models: dict[str, Subsystem] = {m.name: m for m in self.subsystems}
+        self.workers = workers
+        if workers > 1:
+            for model in self.subsystems:
+                shard = getattr(model, "run_on_workers", None)
+                if shard is not None:
+                    shard(workers)
         # Conveniences for tests, benches and the server; nothing in the step uses them.
         get = self.models.get
         self.orbit, self.faults, self.compute_model = get("orbit"), get("faults"), get("compute")
@@ -225,6 +238,8 @@ class Engine:
             return
         try:
             subsystem.step(ctx)
+        except ShardError:
+            raise  # the workers are gone for good: the twin stops, with the reason
         except Exception as exc:
             self._subsystem_failed(subsystem.name, exc, ctx)
         else:
@@ -233,6 +248,13 @@ class Engine:
                 ctx.events.raise_event(
                     "subsystem_recovered", "info", f"model {subsystem.name!r} steps "
                     "cleanly again", model=subsystem.name)
+
+    def close(self) -> None:
+        """End the models' worker processes and free their shared memory (idempotent)."""
+        for subsystem in self.subsystems:
+            close = getattr(subsystem, "close", None)
+            if close is not None:
+                close()
 
     def flush_logs(self) -> None:
         """Write the summaries of rate-limited log lines still held back (at shutdown)."""

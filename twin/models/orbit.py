@@ -31,6 +31,7 @@ from twin.astro.geometry import (
     sunlit_fraction,
 )
 from twin.astro.propagate import STATUS_NAMES, Propagator
+from twin.astro.shards import ShardedPropagator
 from twin.astro.sun import SunEphemeris
 from twin.core.clock import SimClock
 from twin.core.interfaces import OrbitOutputs
@@ -82,7 +83,8 @@ class OrbitModel:
         stations = scenario.stations
         n_st = len(stations)
         self.n_sats = n
-        self.propagator = Propagator([sat.satrec for sat in scenario.satellites])
+        self.propagator: Propagator | ShardedPropagator = Propagator(
+            [sat.satrec for sat in scenario.satellites])
         self.frames = FrameRotations()
         self.sun = SunEphemeris()
         self.stations = GroundStations(
@@ -131,6 +133,19 @@ class OrbitModel:
         self._sun_along_km = np.empty(n)
         self._stretch = shadow_stretch(self.params.shadow_atmosphere_km)
 
+    def run_on_workers(self, workers: int) -> None:
+        """Propagate with ``workers`` processes, one contiguous shard each (1: in this
+        process, as built). The frames are the same bit for bit (twin.astro.shards)."""
+        self.close()
+        satrecs = [sat.satrec for sat in self.scenario.satellites]
+        self.propagator = (ShardedPropagator(satrecs, workers) if workers > 1
+                           else Propagator(satrecs))
+
+    def close(self) -> None:
+        """End the SGP4 worker processes and free their shared memory, if any."""
+        if isinstance(self.propagator, ShardedPropagator):
+            self.propagator.close()
+
     def fields(self) -> list[Field]:
         return [
             self.pos_gcrs, self.vel_gcrs, self.pos_itrs, self.vel_itrs, self.lat, self.lon,
@@ -142,6 +157,12 @@ class OrbitModel:
         jd_whole, jd_fraction = self.clock.jd_utc
         n = self.n_sats
         pos_teme, vel_teme, status = self.propagator.propagate(jd_whole, jd_fraction)
+        for shard, reason in getattr(self.propagator, "restarts", ()):
+            start, stop = self.propagator.bounds[shard]
+            ctx.events.raise_event(
+                "worker_restarted", "alarm", f"SGP4 worker of shard {shard} (satellites "
+                f"{start}-{stop - 1}) {reason}; restarted, this step propagated again",
+                shard=int(shard))
         moved = ctx.lifecycle.orbit_offset_nodes  # last step's decay and manoeuvres
         if moved is not None and moved.size:
             apply_orbit_offset(pos_teme, vel_teme, ctx.lifecycle.orbit_radius_scale,
@@ -192,6 +213,7 @@ class OrbitModel:
         beta = beta_angle_from_rows(*pos_gcrs_rows, *vel_gcrs_rows, sun_hat)
         np.degrees(beta, out=self.beta.array, casting="same_kind")
         self.status.array[:] = status
+        status = self.status.array  # the twin's own copy: a worker's rows change next step
         self.sun_gcrs_km = sun_gcrs_km
         self.gcrs_to_itrs = rot.gcrs_to_itrs
         self.gast_rad = rot.gast_rad

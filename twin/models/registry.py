@@ -85,7 +85,8 @@ def _mirror_states(b: Built) -> Mirror:
 MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("orbit", lambda b: OrbitModel(b.scenario, b.clock),
                sections=(("orbit", orbit.OrbitParams),), totals=orbit.FLEET_TOTALS,
-               alarms={"orbit_error": AlarmKind("orbit_recovered", "")}),
+               alarms={"orbit_error": AlarmKind("orbit_recovered", ""),
+                       "worker_restarted": AlarmKind(None, "shard", per_node=False)}),
     ModelEntry("formation", _formation, totals=formation.FLEET_TOTALS,
                alarms={"closest_approach": AlarmKind(None, "")}),
     ModelEntry("faults", _faults, commands=faults.COMMANDS, totals=faults.FLEET_TOTALS),

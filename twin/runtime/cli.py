@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from twin.astro.shards import ShardError, default_workers
 from twin.astro.sun import EPHEMERIS_END_T_UTC, EPHEMERIS_END_UTC
 from twin.core.clock import (
     MAX_RATE_HZ,
@@ -29,6 +30,7 @@ from twin.protocol.codec import (
 )
 from twin.runtime.addresses import address_argument
 from twin.runtime.allocator import keep_temporaries_in_heap
+from twin.runtime.blas import limit_blas_threads
 from twin.runtime.server import Addresses, TwinServer
 from twin.scenario import ScenarioError, bundled_scenarios, load_scenario
 
@@ -71,6 +73,9 @@ warp_argument = bounded_argument("warp", MIN_WARP, MAX_WARP, " simulated s per w
 rate_argument = bounded_argument("rate", MIN_RATE_HZ, MAX_RATE_HZ, " Hz")
 """``--rate``: the clock's own bounds (twin.clock.MIN_RATE_HZ, MAX_RATE_HZ)."""
 
+MAX_WORKERS = 256
+"""Most ``--workers``: far past any machine's cores, a bound on what a typo can start."""
+
 MAX_SEED = 2**63 - 1
 """Largest seed, as in a scenario's ``[scenario].seed``."""
 
@@ -112,6 +117,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=positive_argument("duration", 1e9), metavar="SECONDS",
                         help="stop after this much simulated time")
     parser.add_argument("--steps", type=count_argument(), metavar="N", help="stop after N steps")
+    parser.add_argument("--workers", type=count_argument(1, MAX_WORKERS), metavar="N",
+                        help="processes SGP4 runs on, one shard of the fleet each (default: "
+                        "the cores, fewer for a small fleet; 1: in the twin's process)")
     parser.add_argument("--seed", type=count_argument(0, MAX_SEED),
                         help="random seed, 0 to 2^63-1 (default: the scenario's)")
     parser.add_argument("--paused", action="store_true", help="start paused")
@@ -175,15 +183,21 @@ def build_twin(args: argparse.Namespace) -> TwinServer:
     check_run_span(scenario.epoch_utc.timestamp(), warp / rate_hz, args.steps, args.duration)
     clock = SimClock(scenario.epoch_utc, rate_hz=rate_hz, warp=warp, fast=args.fast,
                      paused=args.paused)
-    engine = Engine(scenario, clock, seed=args.seed)
+    workers = getattr(args, "workers", None) or default_workers(len(scenario.satellites))
+    engine = Engine(scenario, clock, seed=args.seed, workers=workers)
     keys = getattr(args, "keys", None) or (Path(scenario.security.keys)
                                            if scenario.security.keys else None)
     audit = getattr(args, "audit", None) or (Path(scenario.security.audit)
                                              if scenario.security.audit else None)
     if getattr(args, "plain_stream", False) and keys is None:
+        engine.close()
         raise ValueError("--plain-stream goes with --keys: without keys no socket has CURVE")
-    server = TwinServer(engine, Addresses(args.pub, args.cmd, args.ingest), keys_dir=keys,
-                        audit_path=audit, plain_stream=getattr(args, "plain_stream", False))
+    try:
+        server = TwinServer(engine, Addresses(args.pub, args.cmd, args.ingest), keys_dir=keys,
+                            audit_path=audit, plain_stream=getattr(args, "plain_stream", False))
+    except BaseException:
+        engine.close()  # its workers and shared memory
+        raise
     try:
         for path in getattr(args, "timeline", None) or ():
             server.autonomy.load_timeline_path(path)
@@ -233,9 +247,19 @@ class StatusLine:
             self.stream.write("\n")
 
 
+def _workers_line(engine: Engine) -> str:
+    """The start-up banner's line on the SGP4 shards (docs/architecture.md, "Every core")."""
+    shm_name = getattr(getattr(engine.orbit, "propagator", None), "shm_name", None)
+    if shm_name is None:
+        return f"\n  workers  {engine.workers} (SGP4 in the twin's process)"
+    return (f"\n  workers  {engine.workers} (SGP4 in {engine.workers} shards; shared memory "
+            f"/dev/shm/{shm_name.lstrip('/')})")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the twin from parsed `odc run` arguments; returns the exit status."""
     keep_temporaries_in_heap()
+    limit_blas_threads(1)  # the cores are the SGP4 workers' (twin/runtime/blas.py)
     try:
         server = build_twin(args)
     except ScenarioError as exc:
@@ -244,6 +268,9 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # KeyFileError is a ValueError
         print(f"odc run: {exc}", file=sys.stderr)
         return 2
+    except ShardError as exc:  # the SGP4 workers would not start
+        print(f"odc run: {exc}", file=sys.stderr)
+        return 1
     if getattr(args, "record", None) is None and getattr(args, "record_every", 1) != 1:
         print("odc run: --record-every goes with --record PATH.mcap", file=sys.stderr)
         server.close()
@@ -266,7 +293,8 @@ def run(args: argparse.Namespace) -> int:
         f"  stream   {bound.pub}\n  commands {bound.command}\n  ingest   {bound.ingest}\n"
         f"  keys     {server.guard.keys_dir or 'none (loopback only)'}; audit "
         f"{server.guard.audit_log.path if server.guard.audit_log else 'none'}"
-        + (f"\n  record   {args.record}" if getattr(args, "record", None) else ""),
+        + (f"\n  record   {args.record}" if getattr(args, "record", None) else "")
+        + _workers_line(server.engine),
         file=sys.stderr,
     )
     status = None if args.quiet else StatusLine(sys.stderr)
@@ -281,6 +309,10 @@ def run(args: argparse.Namespace) -> int:
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, request_reload)
     try:
         server.run(max_steps=args.steps, duration_s=args.duration, on_tick=status)
+    except ShardError as exc:  # a worker that would not come back: stop, say why
+        print(f"odc run: {exc}", file=sys.stderr)
+        server.close()
+        return 1
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -256,6 +256,7 @@ class TwinServer:
             self.recording.close()  # takes what the stream queued for it, finishes the file
         self.rejections.flush()
         self.engine.flush_logs()
+        self.engine.close()  # its worker processes and their shared memory
         guard = getattr(self, "guard", None)
         if guard is not None:
             guard.close()
