@@ -2,7 +2,8 @@
 
 Three sockets, bound to loopback by default:
 
-- PUB publishes ``state``, ``event``, ``meta`` and ``hb``. A slow or dead subscriber only
+- PUB publishes ``state``, ``event``, ``meta``, ``hb``, ``alarms``, ``aggregate`` and the
+  selective streams ``sub/<id>`` (twin.runtime.streams). A slow or dead subscriber only
   loses messages (the high-water mark drops them); it never slows the twin.
 - ROUTER answers commands, one msgpack map in and one out.
 - PULL receives bridge telemetry.

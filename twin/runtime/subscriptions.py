@@ -288,8 +288,7 @@ class SubscriptionHub:
 
         Args:
             send: Sends one multipart message (a list of frames).
-            framing: ``topic -> {v, seq, t_utc, run_id}`` is not used: each subscription
-                counts its own ``seq``; this gives ``{v, t_utc, run_id}``.
+            framing: Gives ``{v, t_utc, run_id}``; each subscription counts its own ``seq``.
             header: The step's ``state`` header (engine part: step, dt_s, fleet, ...).
         """
         if not self.live:
@@ -329,11 +328,9 @@ class SubscriptionCommands:
     def subscribe(self, request: dict[str, Any]) -> dict[str, Any]:
         hub = self.server.streams.hub
         sub = hub.subscribe(request)
-        index = sub.selected()
-        specs, _ = sub.arrays(index)
         return ok(topic=sub.topic.decode(), id=sub.id, expires_in_s=SUBSCRIPTION_TTL_S,
                   renew_every_s=SUBSCRIPTION_TTL_S / 3,
-                  fields=[s.header_entry() for s in specs],
+                  fields=[f.spec.name for f in sub.fields],
                   bytes_per_frame=sub.estimate_bytes())
 
     def subscriptions(self, request: dict[str, Any]) -> dict[str, Any]:
