@@ -46,6 +46,7 @@ class StreamUpdate(Message):
     heartbeat: WireMessage | None = None
     events: list[WireMessage] = field(default_factory=list)
     alarms: WireMessage | None = None
+    aggregate: WireMessage | None = None
     connection: str = CONNECTING
     missed: int = 0
     restarts: int = 0
@@ -127,6 +128,7 @@ class StreamFeed:
                     pending.heartbeat = batch.heartbeat or pending.heartbeat
                     pending.events.extend(batch.events)
                     pending.alarms = batch.alarms or pending.alarms
+                    pending.aggregate = batch.aggregate or pending.aggregate
                     pending.replay = batch.replay or pending.replay
                     pending.seeked |= batch.seeked
                     # A slow screen and an event flood: keep the newest, not them all.
@@ -204,6 +206,8 @@ class StreamFeed:
             self._guarded("event", self._log_events, update.events)
         if update.alarms is not None:
             self._guarded("alarms", self._take_alarms, update.alarms)
+        if update.aggregate is not None:  # checked by the stream (viz.aggregate)
+            self.model.aggregate = update.aggregate.header
         self._log_bad()
         if update.state is not None or update.meta is not None or update.events \
                 or update.replay is not None:
