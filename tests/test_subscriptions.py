@@ -66,6 +66,7 @@ def test_a_subscription_receives_exactly_its_fields_dtypes_and_nodes() -> None:
 @pytest.mark.parametrize(("args", "says"), [
     ({"fields": "pos_gcrs_km,no_such_field"}, "'no_such_field' is not a field"),
     ({"fields": "soc_frac,soc_frac"}, "twice"),
+    ({"fields": " , "}, "names no field"),
     ({"group": "nowhere"}, "group 'nowhere' is not a group"),
     ({"stop": 100_000}, "stop 100000 is past the fleet's 40 nodes"),
     ({"first": 10, "stop": 5}, "first 10 is not below stop 5"),
@@ -170,3 +171,22 @@ def test_the_default_frame_stays_small_on_a_100k_fleet() -> None:
         assert per_million <= 1_000_000, (state_bytes, aggregate_bytes)
     finally:
         server.close()
+
+
+def test_a_rate_limited_subscription_sends_at_most_its_rate() -> None:
+    with running_twin("default", rate_hz=20.0) as twin, \
+            connected(zmq.REQ, twin.addresses.command) as command, \
+            connected(zmq.SUB, twin.addresses.pub) as sub:
+        reply = _subscribe(command, fields="soc_frac", rate_hz=2.0)
+        sub.setsockopt(zmq.SUBSCRIBE, reply["topic"].encode())
+        sub.setsockopt(zmq.SUBSCRIBE, b"state")
+        receive(sub, reply["topic"])  # from the first one on
+        states, selective = 0, 0
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            message = decode(sub.recv_multipart())
+            states += message.topic == "state"
+            selective += message.topic == reply["topic"]
+        assert states >= 20  # the twin steps at 20 Hz on this loaded machine, or near it
+        assert 3 <= selective <= 5, (selective, states)
+        twin.stop()

@@ -69,10 +69,10 @@ def test_the_fleet_view_draws_the_aggregate_of_a_reduced_state() -> None:
         app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
         async with app.run_test(size=(120, 36)) as pilot:
             app.feed(StreamUpdate(meta=meta, connection=LIVE))
-            app.feed(StreamUpdate(state=state, aggregate=aggregate, connection=LIVE))
-            await pilot.pause(0.2)
-            await pilot.press("v")
+            app.feed(StreamUpdate(aggregate=aggregate, connection=LIVE))
+            app.feed(StreamUpdate(state=state, connection=LIVE))
             await pilot.pause(0.3)
+            assert app.fleet_view_shown  # a reduced state brings the fleet view up, once
             view = app.fleet_view
             entry = aggregate.header["fields"][view.field]
             rows = _cells(view.groups_table)
@@ -80,9 +80,21 @@ def test_the_fleet_view_draws_the_aggregate_of_a_reduced_state() -> None:
             assert [row[0] for row in rows] == ["all nodes", *groups]
             assert int(rows[0][1].replace(",", "")) == aggregate.header["n_sats"]
             assert view.worst_sats.tolist() == [w[0] for w in entry["fleet"]["worst"]]
-            assert view.histogram.counts.tolist() == entry["fleet"]["hist"]
-            assert np.allclose(view.histogram.edges, entry["edges"])
+            # The twin's 16 bins, neighbours merged to fit the panel's rows.
+            shown, edges = view.histogram.counts, view.histogram.edges
+            merge = -(-len(entry["fleet"]["hist"]) // len(shown))
+            assert shown.tolist() == np.add.reduceat(
+                entry["fleet"]["hist"], np.arange(0, len(entry["fleet"]["hist"]), merge)
+            ).tolist()
+            assert np.allclose(edges, [*entry["edges"][::merge][:len(shown)],
+                                       entry["edges"][-1]])
             assert "aggregate" in view.groups_table.border_title
+            await pilot.press("v")  # the node table, and it stays (no second switch)
+            app.feed(StreamUpdate(state=state, aggregate=aggregate, connection=LIVE))
+            await pilot.pause(0.2)
+            assert not app.fleet_view_shown
+            await pilot.press("v")
+            await pilot.pause(0.3)
             SHOTS.mkdir(parents=True, exist_ok=True)
             app.save_screenshot("fleet-aggregate-120x36.svg", str(SHOTS))
 

@@ -228,6 +228,9 @@ class SubscriptionHub:
             chosen = list(self.fields.values())
         else:
             names = [s.strip() for s in names_text.split(",") if s.strip()]
+            if not names:
+                raise CommandRejected("subscribe: fields names no field (comma-separated "
+                                      "names, or omit it for every field)")
             if len(names) != len(set(names)):
                 raise CommandRejected("subscribe: fields names a field twice")
             chosen_set = {self._field(name, "field").spec.name for name in names}

@@ -171,6 +171,12 @@ class FieldHistogram(Widget):
         column, values = self.column, self.values
         if column is not None and self.fixed is not None:
             counts, edges, note = self.fixed
+            rows = max(self.size.height - (1 if note else 0), 1)
+            merge = math.ceil(len(counts) / rows)  # neighbouring bins share a row to fit
+            if merge > 1:
+                starts = np.arange(0, len(counts), merge)
+                counts = np.add.reduceat(counts, starts)
+                edges = np.concatenate((edges[starts], edges[-1:]))
             self.counts, self.edges, self.missing = counts, edges, 0
             text = self._bars(counts, edges, column, whole=False)
             if note:

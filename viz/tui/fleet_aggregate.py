@@ -69,13 +69,24 @@ def show_aggregate(view: FleetView, column: Column) -> None:
     worst_values = np.array([w[1] for w in worst], dtype=np.float64)
     texts = numbers_text(worst_values, column)
     levels = limit_levels(worst_values, column.limits).tolist()
-    view.worst_table.fill(
-        ["#", "Node", Text(column.heading, justify="right"), "Group"],
-        [[Text(str(rank), style="dim", justify="right"),
-          Text(model.name(sat), style=LEVEL_TEXT_STYLE.get(level, "")), text,
-          model.group(sat)]
-         for rank, (sat, text, level) in enumerate(zip(sats.tolist(), texts, levels,
-                                                       strict=True), start=1)])
+    headings: list[str | Text] = ["#", "Node", Text(column.heading, justify="right"),
+                                  "Group"]
+    rows = [[Text(str(rank), style="dim", justify="right"),
+             Text(model.name(sat), style=LEVEL_TEXT_STYLE.get(level, "")), text,
+             model.group(sat)]
+            for rank, (sat, text, level) in enumerate(zip(sats.tolist(), texts, levels,
+                                                          strict=True), start=1)]
+    low, high = column.limits.get("warn_low"), column.limits.get("warn_high")
+    if low is not None and high is not None and rows:
+        # Limits on both sides: say which one each node is nearer (as the array view does).
+        low_text, high_text = numbers_text(np.array([low, high]), column)
+        unit = column.unit.unit
+        for row, value in zip(rows, worst_values.tolist(), strict=True):
+            row.append(f"low {low_text.plain.strip()} {unit}".rstrip()
+                       if value < 0.5 * (low + high)
+                       else f"high {high_text.plain.strip()} {unit}".rstrip())
+        headings.append("Nearer")
+    view.worst_table.fill(headings, rows)
     view.worst_table.border_title = (
         f"{len(worst)} worst by {column.label}, "
         + ("distance past its limits" if entry.get("worst_by") == "limits"
