@@ -122,6 +122,7 @@ class Subscription:
         key = np.where(np.isfinite(values), -values if self.top_max else values, np.inf)
         k = min(self.top_n, key.size)
         top = np.argpartition(key, k - 1)[:k] if k < key.size else np.arange(key.size)
+        top = top[np.isfinite(key[top])]  # never a node without a value
         candidates = top if index is None else index[top]
         top = top[np.lexsort((candidates, key[top]))]  # best first, ties by node index
         return top.astype(np.int64) if index is None else index[top]
