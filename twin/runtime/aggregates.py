@@ -19,6 +19,7 @@ never over nodes.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,6 +82,7 @@ class FleetAggregates:
         # Generated and listed fleets come group by group: then no reordering at all.
         self.grouped_already = bool((self.order == np.arange(n_sats)).all())
         self.computations = 0
+        self._bins: dict[tuple, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = {}
 
     def compute(self) -> dict[str, Any]:
         """The body: ``{groups, n_sats, group_sizes, percentiles, top_n, fields}``."""
@@ -131,7 +133,17 @@ class FleetAggregates:
             high = high if high is not None else (float(fleet_sorted[f, n - 1]) if n else 1.0)
             lo.append(low)
             hi.append(high if high > low else low + 1.0)
-        edges = [np.linspace(lo[f], hi[f], HISTOGRAM_BINS + 1) for f in range(n_fields)]
+        edges, probes = [], []
+        for f, spec in enumerate(specs):  # fixed bins (from limits) are worked out once
+            key = (spec.name, lo[f], hi[f], values.dtype.str)
+            if key not in self._bins:
+                if len(self._bins) > 4 * len(self.fields):
+                    self._bins.clear()  # ranges from the fleet's min and max move
+                field_edges = np.linspace(lo[f], hi[f], HISTOGRAM_BINS + 1)
+                self._bins[key] = (field_edges, _probes(field_edges, spec.limits,
+                                                        values.dtype))
+            edges.append(self._bins[key][0])
+            probes.append(self._bins[key][1])
         # The worst of each group; the fleet's are the worst of those (no pass of its own).
         worst_of = [_worst_rows(row[3], row[4], row[5], self.top_n) for row in rows[1:]] \
             or [_worst_rows(values, badness, rows[0][5], self.top_n)]
@@ -142,9 +154,9 @@ class FleetAggregates:
         for r, (sorted_rows, counts, sums, _, _, _) in enumerate(rows):
             worst = [[[node, value] for node, value, _ in row]
                      for row in (fleet_worst if r == 0 else worst_of[r - 1])]
-            for f, spec in enumerate(specs):
+            for f in range(n_fields):
                 summaries[f].append(_summary(sorted_rows[f], int(counts[f]), float(sums[f]),
-                                             edges[f], spec.limits, worst[f]))
+                                             probes[f], bool(has_limits[f]), worst[f]))
         return {spec.name: {
             "unit": spec.unit, "limits": dict(spec.limits),
             "worst_by": "limits" if has_limits[f] else "value",
@@ -154,37 +166,56 @@ class FleetAggregates:
             for f, spec in enumerate(specs)}
 
 
-def _summary(sorted_row: np.ndarray, count: int, total: float, edges: np.ndarray,
-             limits: dict[str, float], worst: list[list[float]]) -> dict[str, Any]:
+def _probes(edges: np.ndarray, limits: dict[str, float], dtype: np.dtype
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """What one field's rows are searched for: (left, right).
+
+    ``left``: the bin edges, then the nearest low limit and the low alarm limit (counts of
+    values below each); ``right``: the top edge, the nearest high limit and the high alarm
+    limit (counts of values at or below each). In the rows' own dtype, so a float32 row is
+    searched as it is: a float32 ``v < e`` holds exactly when ``v`` is below ``e`` rounded
+    up to float32, and ``v <= e`` when ``v`` is at most ``e`` rounded down.
+    """
+    highs = [limits[k] for k in ("warn_high", "alarm_high") if k in limits]
+    lows = [limits[k] for k in ("warn_low", "alarm_low") if k in limits]
+    left = np.concatenate((edges, [max(lows) if lows else -np.inf,
+                                   limits.get("alarm_low", -np.inf)]))
+    right = np.array([edges[-1], min(highs) if highs else np.inf,
+                      limits.get("alarm_high", np.inf)])
+    if dtype == np.float64:
+        return left, right
+    with np.errstate(over="ignore"):
+        left32, right32 = left.astype(dtype), right.astype(dtype)
+    up, down = left32 < left, right32 > right
+    left32[up] = np.nextafter(left32[up], np.inf)
+    right32[down] = np.nextafter(right32[down], -np.inf)
+    return left32, right32
+
+
+def _summary(sorted_row: np.ndarray, count: int, total: float,
+             probes: tuple[np.ndarray, np.ndarray], has_limits: bool,
+             worst: list[list[float]]) -> dict[str, Any]:
     """One field's summary over one row of nodes, from its values sorted (NaN last)."""
-    size = sorted_row.size
     finite = sorted_row[:count]
-    summary: dict[str, Any] = {"count": count, "nan": size - count}
+    summary: dict[str, Any] = {"count": count, "nan": sorted_row.size - count}
     if count:
-        ranks = [int(np.around(q / 100.0 * (count - 1))) for q in PERCENTILES]
-        picked = finite[ranks].tolist()
+        picked = finite[[round(q / 100.0 * (count - 1)) for q in PERCENTILES]].tolist()
         summary.update(min=float(finite[0]), mean=total / count, max=float(finite[-1]),
                        **{f"p{q}": v for q, v in zip(PERCENTILES, picked, strict=True)})
     else:
         summary.update(min=None, mean=None, max=None, **{f"p{q}": None for q in PERCENTILES})
     summary["worst"] = worst
-    # One searchsorted per side over the row as float64 (the edges' and limits' type):
-    # bins [e_i, e_i+1), the last closed, as np.histogram's; v < a low limit; v > a high.
-    highs = [limits[k] for k in ("warn_high", "alarm_high") if k in limits]
-    lows = [limits[k] for k in ("warn_low", "alarm_low") if k in limits]
-    row = finite.astype(np.float64, copy=False)
-    left = np.searchsorted(row, np.concatenate((edges, [max(lows) if lows else -np.inf,
-                                                        limits.get("alarm_low", -np.inf)])))
-    right = np.searchsorted(row, [edges[-1], min(highs) if highs else np.inf,
-                                  limits.get("alarm_high", np.inf)], side="right")
+    # Bins [e_i, e_i+1), the last closed, as np.histogram's; values past the limits.
+    left = np.searchsorted(finite, probes[0]).tolist()
+    right = np.searchsorted(finite, probes[1], side="right").tolist()
     below = left[:-2]
-    hist = np.diff(below)
-    hist[-1] += int(right[0]) - int(below[-1])
-    summary["hist"] = hist.tolist()
-    summary["under"], summary["over"] = int(below[0]), count - int(right[0])
-    if limits:
-        past = int(left[-2]) + count - int(right[1])  # past a warning or an alarm limit
-        alarm = int(left[-1]) + count - int(right[2])
+    hist = [b - a for a, b in itertools.pairwise(below)]
+    hist[-1] += right[0] - below[-1]
+    summary["hist"] = hist
+    summary["under"], summary["over"] = below[0], count - right[0]
+    if has_limits:
+        past = left[-2] + count - right[1]  # past a warning or an alarm limit
+        alarm = left[-1] + count - right[2]
         summary["states"] = {"ok": count - past, "warn": past - alarm, "alarm": alarm}
     return summary
 
