@@ -197,7 +197,7 @@ class SubscriptionHub:
         if existing is None:
             if len(self.live) >= MAX_SUBSCRIPTIONS:
                 raise CommandRejected(
-                    f"subscribe: {len(self.live)} subscriptions are live, at most "
+                    f"{len(self.live)} subscriptions are live, at most "
                     f"{MAX_SUBSCRIPTIONS}; share one (ask for the same) or wait for one to "
                     f"expire ({SUBSCRIPTION_TTL_S:g} s after its last request)")
             sub.id = sub_id
@@ -218,7 +218,7 @@ class SubscriptionHub:
         if found is None:
             close = sorted(n for n in self.fields if n.startswith(name[:4]))[:5]
             hint = f" (near: {', '.join(close)})" if close else ""
-            raise CommandRejected(f"subscribe: {what} {name[:64]!r} is not a field of this "
+            raise CommandRejected(f"{what} {name[:64]!r} is not a field of this "
                                   f"twin{hint}; meta.fields lists them")
         return found
 
@@ -230,21 +230,21 @@ class SubscriptionHub:
         else:
             names = [s.strip() for s in names_text.split(",") if s.strip()]
             if not names:
-                raise CommandRejected("subscribe: fields names no field (comma-separated "
+                raise CommandRejected("fields names no field (comma-separated "
                                       "names, or omit it for every field)")
             if len(names) != len(set(names)):
-                raise CommandRejected("subscribe: fields names a field twice")
+                raise CommandRejected("fields names a field twice")
             chosen_set = {self._field(name, "field").spec.name for name in names}
             chosen = [f for f in self.fields.values() if f.spec.name in chosen_set]
         if len(chosen) > MAX_SUBSCRIPTION_FIELDS:
-            raise CommandRejected(f"subscribe: {len(chosen)} fields, at most "
+            raise CommandRejected(f"{len(chosen)} fields, at most "
                                   f"{MAX_SUBSCRIPTION_FIELDS}; name the ones you need")
         first = int(request.get("first", 0))
         stop = int(request.get("stop", n))
         if stop > n:
-            raise CommandRejected(f"subscribe: stop {stop} is past the fleet's {n} nodes")
+            raise CommandRejected(f"stop {stop} is past the fleet's {n} nodes")
         if first >= stop:
-            raise CommandRejected(f"subscribe: first {first} is not below stop {stop}")
+            raise CommandRejected(f"first {first} is not below stop {stop}")
         group = request.get("group")
         every = int(request.get("every", 1))
         base: np.ndarray | None = None
@@ -253,21 +253,21 @@ class SubscriptionHub:
             if group is not None:
                 if group not in self.group_names:
                     known = ", ".join(sorted(self.group_names))[:200]
-                    raise CommandRejected(f"subscribe: group {group[:64]!r} is not a group of "
+                    raise CommandRejected(f"group {group[:64]!r} is not a group of "
                                           f"this scenario ({known})")
                 base = base[self.groups[base] == group]
             base = base[::every]
             if base.size == 0:
-                raise CommandRejected("subscribe: the selection (group, first, stop, every) "
+                raise CommandRejected("the selection (group, first, stop, every) "
                                       "holds no node")
         top_name, top_n = request.get("top_field"), request.get("top_n")
         if (top_name is None) != (top_n is None):
-            raise CommandRejected("subscribe: top_field and top_n go together")
+            raise CommandRejected("top_field and top_n go together")
         top_field = None
         if top_name is not None:
             top_field = self._field(top_name, "top_field")
             if top_field.array.shape != (n,) or top_field.array.dtype.kind not in "fiu":
-                raise CommandRejected(f"subscribe: top_field {top_name!r} is not a number per "
+                raise CommandRejected(f"top_field {top_name!r} is not a number per "
                                       "node")
         downcast = request.get("dtype", "native") == "float32"
         rate = request.get("rate_hz")
@@ -277,7 +277,7 @@ class SubscriptionHub:
         size = sub.estimate_bytes()
         if size > MAX_SUBSCRIPTION_FRAME_BYTES:
             raise CommandRejected(
-                f"subscribe: a frame would be {size / 1e6:.1f} MB, at most "
+                f"a frame would be {size / 1e6:.1f} MB, at most "
                 f"{MAX_SUBSCRIPTION_FRAME_BYTES / 1e6:.1f} MB; ask for fewer fields or nodes, "
                 "or float32")
         canonical = {"fields": [f.spec.name for f in chosen], "float32": downcast,
