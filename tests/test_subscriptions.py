@@ -27,7 +27,7 @@ def _subscribe(command: zmq.Socket, **args) -> dict:
 
 
 def test_a_subscription_receives_exactly_its_fields_dtypes_and_nodes() -> None:
-    with running_twin("default", rate_hz=20.0) as twin, \
+    with running_twin("default", rate_hz=20.0, paused=True) as twin, \
             connected(zmq.REQ, twin.addresses.command) as command, \
             connected(zmq.SUB, twin.addresses.pub) as sub:
         engine = twin.engine
@@ -38,7 +38,18 @@ def test_a_subscription_receives_exactly_its_fields_dtypes_and_nodes() -> None:
         assert reply["ok"], reply
         assert reply["topic"].startswith("sub/")
         sub.setsockopt(zmq.SUBSCRIBE, reply["topic"].encode())
+        time.sleep(0.3)  # the subscription reaches the PUB socket
+        assert request(command, {"cmd": "step", "n": 1})["ok"]
         message = receive(sub, reply["topic"])
+        assert message.header["step"] == engine.clock.steps  # paused after it: the same
+        # The very values of those nodes, downcast.
+        for name in ("pos_gcrs_km", "temp_compute_k"):
+            full = next(f.array for f in engine.fields if f.spec.name == name)
+            expected_values = full[message.arrays["sat_index"]].astype("<f4")
+            assert np.array_equal(message.arrays[name], expected_values), name
+        elevation = next(f.array for f in engine.fields if f.spec.name == "elevation_deg")
+        assert np.array_equal(message.arrays["elevation_deg"],
+                              elevation[:, message.arrays["sat_index"]])
         expected = np.flatnonzero(np.array(groups) == group)[::2]
         # sat_index first, then the fields in the twin's order (meta.fields).
         assert list(message.arrays) == ["sat_index", "pos_gcrs_km", "elevation_deg",
@@ -55,7 +66,12 @@ def test_a_subscription_receives_exactly_its_fields_dtypes_and_nodes() -> None:
                          top_n=3, top_order="min")
         assert top["ok"], top
         sub.setsockopt(zmq.SUBSCRIBE, top["topic"].encode())
+        time.sleep(0.3)
+        assert request(command, {"cmd": "step", "n": 1})["ok"]
         message = receive(sub, top["topic"])
+        soc_all = next(f.array for f in engine.fields if f.spec.name == "soc_frac")
+        assert message.arrays["sat_index"].tolist() == (
+            4 + np.argsort(soc_all[4:30], kind="stable")[:3]).tolist()
         index = message.arrays["sat_index"]
         soc = message.arrays["soc_frac"]
         assert index.size == 3 and ((index >= 4) & (index < 30)).all()

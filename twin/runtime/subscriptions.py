@@ -121,10 +121,13 @@ class Subscription:
         values = np.asarray(values, dtype=np.float64)
         key = np.where(np.isfinite(values), -values if self.top_max else values, np.inf)
         k = min(self.top_n, key.size)
-        top = np.argpartition(key, k - 1)[:k] if k < key.size else np.arange(key.size)
+        # The k smallest keys; of equal ones at the cut, the lowest nodes (positions are in
+        # ascending node order), so the selection does not depend on how a partition fell.
+        threshold = np.partition(key, k - 1)[k - 1]
+        better = np.flatnonzero(key < threshold)
+        top = np.concatenate((better, np.flatnonzero(key == threshold)[:k - better.size]))
         top = top[np.isfinite(key[top])]  # never a node without a value
-        candidates = top if index is None else index[top]
-        top = top[np.lexsort((candidates, key[top]))]  # best first, ties by node index
+        top = top[np.lexsort((top, key[top]))]  # best first, ties by node index
         return top.astype(np.int64) if index is None else index[top]
 
     def arrays(self, index: np.ndarray | None) -> tuple[list[FieldSpec], list[np.ndarray]]:
