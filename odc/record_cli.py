@@ -26,7 +26,7 @@ import signal
 import sys
 import time
 
-from twin.recording.format import RecordingError
+from twin.recording.format import CHANNELS, RecordingError
 from twin.recording.writer import COMPRESSIONS
 from twin.runtime.addresses import check_address
 from twin.runtime.cli import positive_argument
@@ -141,7 +141,8 @@ def _record(args: argparse.Namespace) -> int:
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
     sock.setsockopt(zmq.RECONNECT_IVL, 100)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    for topic in CHANNELS:  # not the clients' selective streams (sub/...)
+        sock.setsockopt(zmq.SUBSCRIBE, topic)
     try:
         if keys is not None:
             keys.apply(sock)

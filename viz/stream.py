@@ -27,6 +27,7 @@ import zmq
 from twin.protocol.codec import (
     DEFAULT_COMMAND_ADDRESS,
     DEFAULT_PUB_ADDRESS,
+    TOPIC_SUBSCRIPTION_PREFIX,
     TOPICS,
     Message,
     WireError,
@@ -37,6 +38,7 @@ from twin.protocol.codec import (
 from twin.protocol.replay import TOPIC_REPLAY, decode_replay
 from twin.security.clients import ClientKeys, HandshakeWatch
 from twin.security.keys import KeyFileError
+from viz.aggregate import check_aggregate
 from viz.checks import (
     MAX_SEQ_JUMP,
     BadMessages,
@@ -63,6 +65,7 @@ class Batch:
     heartbeat: Message | None = None
     events: list[Message] = field(default_factory=list)
     alarms: Message | None = None  # the twin's alarm table, newest
+    aggregate: Message | None = None  # the fleet's summary (docs/protocol.md), newest
     states_skipped: int = 0
     restarted: bool = False
     replay: Message | None = None
@@ -73,7 +76,8 @@ class Batch:
     @property
     def empty(self) -> bool:
         nothing = self.state is None and self.meta is None and self.heartbeat is None
-        return nothing and not self.events and self.alarms is None and self.replay is None
+        return nothing and not self.events and self.alarms is None and self.replay is None \
+            and self.aggregate is None
 
 
 # Most events kept in one batch; older ones in a flood are counted as skipped, not kept.
@@ -131,6 +135,8 @@ class StreamGate:
 
     def accept(self, frames: list, batch: Batch) -> Message | None:
         """Take one multipart message into ``batch``; returns it, or None if it was bad."""
+        if _is_selective(frames):
+            return None  # another client's selective stream (sub/...): not ours to read
         try:
             message = decode_replay(frames) if _is_replay(frames) else decode(frames)
             self._check(message)
@@ -154,6 +160,8 @@ class StreamGate:
             batch.heartbeat = message
         elif topic == "alarms":
             batch.alarms = message
+        elif topic == "aggregate":
+            batch.aggregate = message
         elif topic == "event":
             if len(batch.events) >= MAX_BATCH_EVENTS:
                 batch.events.pop(0)
@@ -179,6 +187,8 @@ class StreamGate:
             check_heartbeat(message)
         elif topic == "alarms":
             check_alarms(message)
+        elif topic == "aggregate":
+            check_aggregate(message)
         elif topic == "replay":
             pass  # checked as it was decoded (twin.protocol.replay.check_replay)
         else:
@@ -230,6 +240,17 @@ def _topic_of(frames: list) -> str:
     except Exception:
         return "message"
     return topic.decode() if topic in TOPICS or topic == TOPIC_REPLAY else "message"
+
+
+def _is_selective(frames: list) -> bool:
+    """Whether a message is on a selective stream's topic (``sub/<id>``)."""
+    if not frames:
+        return False
+    first = frames[0].buffer if hasattr(frames[0], "buffer") else frames[0]
+    try:
+        return bytes(first[:4]) == TOPIC_SUBSCRIPTION_PREFIX
+    except Exception:  # not bytes-like: the codec's decode says what is wrong
+        return False
 
 
 def _is_replay(frames: list) -> bool:

@@ -27,7 +27,11 @@ TOPIC_EVENT = b"event"
 TOPIC_META = b"meta"
 TOPIC_HEARTBEAT = b"hb"
 TOPIC_ALARMS = b"alarms"
-TOPICS = (TOPIC_STATE, TOPIC_EVENT, TOPIC_META, TOPIC_HEARTBEAT, TOPIC_ALARMS)
+TOPIC_AGGREGATE = b"aggregate"
+TOPICS = (TOPIC_STATE, TOPIC_EVENT, TOPIC_META, TOPIC_HEARTBEAT, TOPIC_ALARMS, TOPIC_AGGREGATE)
+# A selective stream (twin.runtime.subscriptions): "sub/<id>", framed as ``state``.
+TOPIC_SUBSCRIPTION_PREFIX = b"sub/"
+MAX_TOPIC_CHARS = 64
 
 # Telemetry pushed by bridges to the twin's ingest socket.
 TOPIC_TELEMETRY = b"tm"
@@ -267,7 +271,9 @@ def _decode(frames: list) -> Message:
     if len(frames) < 2:
         raise WireError(f"expected [topic, header, ...], got {len(frames)} frame(s)")
     topic = bytes(_frame_bytes(frames[0]))
-    if topic not in TOPICS and topic != TOPIC_TELEMETRY:
+    selective = topic.startswith(TOPIC_SUBSCRIPTION_PREFIX) and len(topic) <= MAX_TOPIC_CHARS \
+        and topic.isascii()
+    if topic not in TOPICS and topic != TOPIC_TELEMETRY and not selective:
         raise WireError(f"unknown topic {topic[:32]!r}")
     header = unpack(_frame_bytes(frames[1]))
     if not isinstance(header, dict):
@@ -286,7 +292,7 @@ def _decode(frames: list) -> Message:
     if "run_id" in header and not _is_int(header["run_id"]):
         raise WireError(f"run_id is {_short(header['run_id'])}, not an int")
     message = Message(topic.decode(), header)
-    if topic != TOPIC_STATE:
+    if topic != TOPIC_STATE and not selective:
         return message
     fields = header.get("fields")
     if not isinstance(fields, list) or len(fields) != len(frames) - 2:

@@ -4,7 +4,8 @@ A recording holds the stream exactly as subscribers received it, so a replay rep
 the same frames, byte for byte (docs/protocol.md is their only schema):
 
 - one channel per stream topic (``CHANNELS``): ``/odc/state``, ``/odc/event``, ``/odc/meta``,
-  ``/odc/hb``, ``/odc/alarms``; message encoding ``odc-wire``, no MCAP schema (the wire
+  ``/odc/hb``, ``/odc/alarms``, ``/odc/aggregate`` (not the clients' selective streams,
+  ``sub/...``); message encoding ``odc-wire``, no MCAP schema (the wire
   documents itself through ``meta``);
 - a message's data is the msgpack array of its ZeroMQ frames, each a ``bin`` (``pack_frames``;
   a ``state`` message is its topic, header and one frame per field array);
@@ -37,6 +38,7 @@ CHANNELS: dict[bytes, str] = {
     b"meta": "/odc/meta",
     b"hb": "/odc/hb",
     b"alarms": "/odc/alarms",
+    b"aggregate": "/odc/aggregate",
 }
 """Stream topic -> MCAP channel topic."""
 TOPICS: dict[str, bytes] = {channel: topic for topic, channel in CHANNELS.items()}

@@ -25,6 +25,7 @@ from typing import Any
 
 import zmq
 
+from twin.recording.format import CHANNELS
 from twin.recording.writer import Recorder
 
 log = logging.getLogger("odc.recording")
@@ -104,7 +105,8 @@ class LiveRecording:
         try:
             sub.setsockopt(zmq.LINGER, 0)
             sub.setsockopt(zmq.RCVHWM, self.queue)
-            sub.setsockopt(zmq.SUBSCRIBE, b"")
+            for topic in CHANNELS:  # not the selective streams (sub/...): clients' own
+                sub.setsockopt(zmq.SUBSCRIBE, topic)
             sub.connect(self.endpoint)
             self._ready.set()
             self._pump(sub)

@@ -2,7 +2,8 @@
 
 Three sockets, bound to loopback by default:
 
-- PUB publishes ``state``, ``event``, ``meta`` and ``hb``. A slow or dead subscriber only
+- PUB publishes ``state``, ``event``, ``meta``, ``hb``, ``alarms``, ``aggregate`` and the
+  selective streams ``sub/<id>`` (twin.runtime.streams). A slow or dead subscriber only
   loses messages (the high-water mark drops them); it never slows the twin.
 - ROUTER answers commands, one msgpack map in and one out.
 - PULL receives bridge telemetry.
@@ -40,7 +41,6 @@ from twin.protocol.codec import (
     TOPIC_EVENT,
     TOPIC_HEARTBEAT,
     TOPIC_META,
-    StateEncoder,
     encode_map,
     map_header,
     pack,
@@ -54,6 +54,12 @@ from twin.runtime.dispatch import LOCAL, Caller, CommandDispatcher, Counters
 from twin.runtime.guard import Guard
 from twin.runtime.replies import WaitingReplies
 from twin.runtime.server_commands import ServerCommands
+from twin.runtime.streams import StreamPublisher
+from twin.runtime.subscriptions import (
+    FULL_STATE_MAX_SATS,
+    SUBSCRIPTION_COMMANDS,
+    SubscriptionCommands,
+)
 from twin.scenario.errors import ScenarioError
 from twin.security.keys import KeyFileError
 
@@ -144,6 +150,7 @@ class TwinServer:
         keys_dir: Path | None = None,
         audit_path: Path | None = None,
         plain_stream: bool = False,
+        full_state_max_sats: int = FULL_STATE_MAX_SATS,
     ) -> None:
         self.engine = engine
         self.clock = engine.clock
@@ -167,8 +174,6 @@ class TwinServer:
         self._next_meta = math.inf
         self._next_trim = time.monotonic() + MEMORY_TRIM_INTERVAL_S
         self._step_cost_s = 0.0  # smoothed wall cost of a step, for the serve slices
-        self._state_encoder: StateEncoder | None = None
-        self._encoded_fields: list | None = None
         self._own_context = context is None
         self._context = context or zmq.Context()
         self._reload_requested = False
@@ -211,9 +216,12 @@ class TwinServer:
         self._next_alarms = 0.0
         self.handlers: dict[str, CommandHandler] = ServerCommands(self).handlers()
         self.handlers.update(AlarmCommands(self).handlers())
+        self.handlers.update(SubscriptionCommands(self).handlers())
+        self.streams = StreamPublisher(self, full_state_max_sats)
         self.handlers.update(engine.commands())
         self.command_specs = {spec.name: spec for spec in (*SERVER_COMMANDS, *ALARM_COMMANDS,
-                                                           *AUTONOMY_COMMANDS)}
+                                                           *AUTONOMY_COMMANDS,
+                                                           *SUBSCRIPTION_COMMANDS)}
         self.command_specs.update(engine.command_specs())
         # Timeline and rules (twin.autonomy): their commands take a client's path.
         try:
@@ -459,23 +467,9 @@ class TwinServer:
                 "run_id": self.run_id}
 
     def _publish_state(self) -> None:
-        header = self._framing(b"state")
-        header.update(self.engine.header())
-        fields = self.engine.fields
-        if self._state_encoder is None or fields is not self._encoded_fields:
-            self._state_encoder = StateEncoder([f.spec for f in fields])
-            self._encoded_fields = fields
-        frames = self._state_encoder.encode(header, [f.array for f in fields])
-        # Copy, never zero-copy: the arrays are rewritten in place by the next step while
-        # ZeroMQ may still hold queued messages for a slow subscriber, which would then
-        # receive torn frames mixing two steps. Frame by frame with plain int flags: what
-        # ``send_multipart`` does, without its per-frame type checks and enum arithmetic
-        # (half the cost for the ~50 frames of a state message).
-        pub = self.pub
-        for frame in frames[:-1]:
-            _RAW_SEND(pub, frame, _SNDMORE, True)  # copy=True
-        _RAW_SEND(pub, frames[-1], 0, True)
-        self.counters.state_published += 1
+        """The default ``state``, the selective streams and the ``aggregate``
+        (twin.runtime.streams)."""
+        self.streams.publish_step()
 
     def _publish_events(self) -> None:
         self.guard.step_published()

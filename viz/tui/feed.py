@@ -46,6 +46,7 @@ class StreamUpdate(Message):
     heartbeat: WireMessage | None = None
     events: list[WireMessage] = field(default_factory=list)
     alarms: WireMessage | None = None
+    aggregate: WireMessage | None = None
     connection: str = CONNECTING
     missed: int = 0
     restarts: int = 0
@@ -78,6 +79,9 @@ class StreamFeed:
     """
 
     model: FleetModel
+    reduced_seen: bool = False
+    """A state without per-node values (a large fleet, docs/protocol.md) came: the fleet
+    view was brought up once, as what to look at first."""
     pub_address: str
     keys: ClientKeys | None
     stream_refused: str
@@ -127,6 +131,7 @@ class StreamFeed:
                     pending.heartbeat = batch.heartbeat or pending.heartbeat
                     pending.events.extend(batch.events)
                     pending.alarms = batch.alarms or pending.alarms
+                    pending.aggregate = batch.aggregate or pending.aggregate
                     pending.replay = batch.replay or pending.replay
                     pending.seeked |= batch.seeked
                     # A slow screen and an event flood: keep the newest, not them all.
@@ -204,6 +209,16 @@ class StreamFeed:
             self._guarded("event", self._log_events, update.events)
         if update.alarms is not None:
             self._guarded("alarms", self._take_alarms, update.alarms)
+        if update.aggregate is not None:  # checked by the stream (viz.aggregate)
+            self.model.aggregate = update.aggregate.header
+        if update.state is not None and update.state.header.get("reduced") is True \
+                and not self.reduced_seen:
+            self.reduced_seen = True
+            if not getattr(self, "fleet_view_shown", True):
+                self.action_next_view()  # type: ignore[attr-defined]
+                self.notify(f"{self.model.n:,} nodes: the stream carries the fleet's "
+                            "summary, not every node. v: node table.",  # type: ignore[attr-defined]
+                            title="Large fleet")
         self._log_bad()
         if update.state is not None or update.meta is not None or update.events \
                 or update.replay is not None:

@@ -152,9 +152,16 @@ class FieldHistogram(Widget):
         self.counts = np.zeros(0, np.intp)
         self.edges = np.zeros(0)
         self.missing = 0
+        self.fixed: tuple[np.ndarray, np.ndarray, str] | None = None
 
     def show(self, values: np.ndarray | None, column: Column | None) -> None:
-        self.values, self.column = values, column
+        self.values, self.column, self.fixed = values, column, None
+        self.refresh()
+
+    def show_counts(self, counts: np.ndarray, edges: np.ndarray, note: str,
+                    column: Column) -> None:
+        """Bars already counted (the twin's ``aggregate``), with a note under them."""
+        self.values, self.column, self.fixed = None, column, (counts, edges, note)
         self.refresh()
 
     def on_resize(self) -> None:
@@ -162,6 +169,19 @@ class FieldHistogram(Widget):
 
     def render(self) -> Text:
         column, values = self.column, self.values
+        if column is not None and self.fixed is not None:
+            counts, edges, note = self.fixed
+            rows = max(self.size.height - (1 if note else 0), 1)
+            merge = math.ceil(len(counts) / rows)  # neighbouring bins share a row to fit
+            if merge > 1:
+                starts = np.arange(0, len(counts), merge)
+                counts = np.add.reduceat(counts, starts)
+                edges = np.concatenate((edges[starts], edges[-1:]))
+            self.counts, self.edges, self.missing = counts, edges, 0
+            text = self._bars(counts, edges, column, whole=False)
+            if note:
+                text.append(f"\n{note}", style="dim")
+            return text
         if column is None or values is None:
             return Text("no values yet", style="dim")
         bins = int(np.clip(self.size.height - 1, 1, MAX_BINS))
@@ -169,20 +189,28 @@ class FieldHistogram(Widget):
         whole = bool(column.quantity and column.quantity.integer) and \
             (unit.factor, unit.offset) == (1.0, 0.0)
         result = histogram(values, bins, integer=whole)
-        bins = len(result.counts)
         self.counts, self.edges, self.missing = result.counts, result.edges, result.missing
         if result.missing == values.size:
             return Text(f"no value to plot: {result.missing:,} without a value", style="dim")
-        labels = bin_labels(result.edges, unit, whole)
+        text = self._bars(result.counts, result.edges, column, whole)
+        if result.missing:
+            text.append(f"\n{result.missing:,} without a value", style="dim")
+        return text
+
+    def _bars(self, counts: np.ndarray, edges: np.ndarray, column: Column, whole: bool
+              ) -> Text:
+        """A bar per bin, highest values on top, coloured by the field's limits."""
+        bins = len(counts)
+        labels = bin_labels(edges, column.unit, whole)
         width = max(len(label) for label in labels)
-        count_width = max(len(str(int(result.counts.max()))), 1)
+        count_width = max(len(str(int(counts.max(initial=0)))), 1)
         room = max(self.size.width - width - count_width - 3, 4)
-        peak = max(int(result.counts.max()), 1)
-        middles = 0.5 * (result.edges[:-1] + result.edges[1:])
+        peak = max(int(counts.max(initial=0)), 1)
+        middles = 0.5 * (edges[:-1] + edges[1:])
         levels = limit_levels(middles, column.limits).tolist()
         text = Text(no_wrap=True, overflow="ellipsis")
         for i in range(bins - 1, -1, -1):  # highest values on top, like the worst list
-            count = int(result.counts[i])
+            count = int(counts[i])
             eighths = round(count / peak * room * 8)
             if count and not eighths:
                 eighths = 1  # a bin with nodes is never drawn empty
@@ -192,8 +220,6 @@ class FieldHistogram(Widget):
             text.append(f" {count:>{count_width}}")
             if i:
                 text.append("\n")
-        if result.missing:
-            text.append(f"\n{result.missing:,} without a value", style="dim")
         return text
 
 
@@ -256,6 +282,12 @@ class FleetView(Vertical):
         model = self.model
         column = self.chosen()
         values = model.values(column.key) if column is not None else None
+        if values is None and column is not None and \
+                column.key in model.aggregate.get("fields", {}):
+            from viz.tui.fleet_aggregate import show_aggregate  # it draws with this module's
+
+            show_aggregate(self, column)  # a large fleet: the twin's summary, no arrays
+            return
         self._show_groups(column)
         self._show_worst(column, values)
         self.histogram.show(values, column)

@@ -140,6 +140,9 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
         self._trend_next = 0
         self.trend_count = 0
         self.alarms: dict[tuple[str, int], ActiveAlarm] = {}
+        self.aggregate: dict[str, Any] = {}
+        """The newest ``aggregate`` header (viz.aggregate): the fleet view reads it where
+        the state has no per-node values (a large fleet's default ``state``)."""
         self.events_seen = 0
         self.states_seen = 0
         self._layout_key: tuple = ()

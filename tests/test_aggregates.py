@@ -1,0 +1,102 @@
+"""Fleet aggregates (twin.runtime.aggregates) against numpy on the full arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.twinutil import make_server
+from twin.runtime.aggregates import HISTOGRAM_BINS, PERCENTILES, FleetAggregates, limit_edges
+
+
+@pytest.fixture(scope="module")
+def server():
+    twin = make_server("default")
+    yield twin
+    twin.close()
+
+
+def _check_summary(summary: dict, values: np.ndarray, nodes: np.ndarray, edges: list,
+                   limits: dict) -> None:
+    finite = np.isfinite(values)
+    kept, kept_nodes = values[finite], nodes[finite]
+    assert summary["count"] == kept.size
+    assert summary["nan"] == values.size - kept.size
+    if kept.size == 0:
+        assert summary["min"] is summary["p50"] is summary["mean"] is None
+        assert summary["worst"] == [] and sum(summary["hist"]) == 0
+        return
+    assert summary["min"] == pytest.approx(kept.min(), rel=0, abs=0)
+    assert summary["max"] == pytest.approx(kept.max(), rel=0, abs=0)
+    assert summary["mean"] == pytest.approx(kept.mean(), rel=1e-12)
+    for q in PERCENTILES:
+        assert summary[f"p{q}"] == np.percentile(kept, q, method="nearest"), q
+    counts, _ = np.histogram(kept, bins=np.asarray(edges))
+    lo, hi = edges[0], edges[-1]
+    assert summary["hist"] == counts.tolist()
+    assert summary["under"] == int((kept < lo).sum())
+    assert summary["over"] == int((kept > hi).sum())
+    if limits:
+        alarm = np.zeros(kept.shape, bool)
+        warn = np.zeros(kept.shape, bool)
+        for key, arr in (("alarm", alarm), ("warn", warn)):
+            if f"{key}_high" in limits:
+                arr |= kept > limits[f"{key}_high"]
+            if f"{key}_low" in limits:
+                arr |= kept < limits[f"{key}_low"]
+        assert summary["states"] == {"alarm": int(alarm.sum()),
+                                     "warn": int((warn & ~alarm).sum()),
+                                     "ok": int((~warn & ~alarm).sum())}
+        high = limits.get("warn_high", limits.get("alarm_high"))
+        low = limits.get("warn_low", limits.get("alarm_low"))
+        bad = np.maximum(kept - high if high is not None else -np.inf,
+                         low - kept if low is not None else -np.inf)
+    else:
+        bad = kept
+    order = np.lexsort((kept_nodes, -bad))[:len(summary["worst"])]
+    assert [w[0] for w in summary["worst"]] == kept_nodes[order].tolist()
+    assert [w[1] for w in summary["worst"]] == kept[order].tolist()
+
+
+def test_aggregates_match_numpy_on_the_full_arrays(server) -> None:
+    engine = server.engine
+    for _ in range(3):
+        engine.step()
+    aggregates = server.streams.aggregates
+    fields = {f.spec.name: f for f in aggregates.fields}
+    # Stress the edges: NaN nodes, values past limits, a constant field.
+    temp = fields["temp_compute_k"].array
+    temp[0], temp[3], temp[5], temp[7] = np.nan, np.nan, np.inf, 500.0
+    temp[11] = 100.0
+    body = aggregates.compute()
+    groups = np.array([s.group for s in engine.scenario.satellites])
+    assert body["groups"] == list(dict.fromkeys(groups.tolist()))
+    assert len(body["groups"]) >= 2
+    assert {"temp_compute_k", "soc_frac", "utilization_frac", "delivered_flop_s",
+            "compute_power_w"} <= body["fields"].keys()
+    _check_body(body, fields, groups)
+    # Groups interleaved (nodes not listed group by group), one of a single node.
+    mixed = [("abc"[k % 3] if k else "solo") for k in range(engine.n_sats)]
+    interleaved = FleetAggregates(engine.fields, mixed)
+    assert not interleaved.grouped_already
+    _check_body(interleaved.compute(), fields, np.array(mixed))
+
+
+def _check_body(body: dict, fields: dict, groups: np.ndarray) -> None:
+    nodes = np.arange(groups.size)
+    for name, entry in body["fields"].items():
+        values = fields[name].array.astype(np.float64)
+        limits = fields[name].spec.limits
+        low, high = limit_edges(limits)
+        assert len(entry["edges"]) == HISTOGRAM_BINS + 1
+        if low is not None:
+            assert entry["edges"][0] == low
+        if high is not None:
+            assert entry["edges"][-1] == high
+        _check_summary(entry["fleet"], values, nodes, entry["edges"], limits)
+        for group in body["groups"]:
+            members = groups == group
+            _check_summary(entry["groups"][group], values[members], nodes[members],
+                           entry["edges"], limits)
+    worst = body["fields"]["temp_compute_k"]["fleet"]["worst"]
+    assert [node for node, _ in worst[:2]] == [11, 7]  # 100 K is further past a limit

@@ -1,0 +1,101 @@
+"""Viewers and the ``aggregate`` message: the stream takes it (and leaves other clients'
+selective streams alone), and the dashboard's fleet view draws it where the state carries
+no per-node values (a large fleet's default ``state``; here the default scenario with the
+full-frame limit set to 10 nodes, so the real twin publishes exactly what it would at a
+million)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import zmq
+from textual.coordinate import Coordinate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tests.twinutil import connected, receive, request, running_twin
+from viz.stream import LIVE, StreamClient
+from viz.tui.app import DashboardApp, StreamUpdate
+
+SHOTS = Path("/tmp/shots/subscribe")
+
+
+def _reduced_twin_messages() -> tuple:
+    """meta, state and aggregate of one step of a reduced-state twin, and stream counts."""
+    with running_twin("default", paused=True, full_state_max_sats=10) as twin, \
+            connected(zmq.REQ, twin.addresses.command) as command, \
+            connected(zmq.SUB, twin.addresses.pub, SUBSCRIBE=b"") as sub:
+        client = StreamClient(twin.addresses.pub)
+        other = request(command, {"cmd": "subscribe", "fields": "lat_deg"})
+        assert other["ok"]
+        time.sleep(0.3)
+        assert request(command, {"cmd": "meta"})["ok"]
+        meta = receive(sub, "meta")
+        assert request(command, {"cmd": "step", "n": 1})["ok"]
+        state = receive(sub, "state")
+        aggregate = receive(sub, "aggregate")
+        batch_aggregate, deadline = None, time.monotonic() + 10
+        while batch_aggregate is None and time.monotonic() < deadline:
+            batch = client.poll(timeout_ms=100)
+            batch_aggregate = batch.aggregate or batch_aggregate
+        stream_counts = (dict(client.received), client.bad.count)
+        client.close()
+        twin.stop()
+    return meta, state, aggregate, batch_aggregate, stream_counts
+
+
+def test_the_stream_takes_aggregate_and_ignores_other_clients_streams() -> None:
+    _, state, aggregate, batch_aggregate, (received, bad) = _reduced_twin_messages()
+    assert state.header["reduced"] is True and "temp_compute_k" not in state.arrays
+    assert batch_aggregate is not None
+    assert batch_aggregate.header["fields"].keys() == aggregate.header["fields"].keys()
+    assert bad == 0  # the sub/ stream it also heard is not counted as bad
+    assert not any(topic.startswith("sub/") for topic in received)
+
+
+def _cells(table) -> list[list[str]]:
+    return [[str(table.get_cell_at(Coordinate(y, x))) for x in range(len(table.columns))]
+            for y in range(table.row_count)]
+
+
+def test_the_fleet_view_draws_the_aggregate_of_a_reduced_state() -> None:
+    meta, state, aggregate, _, _ = _reduced_twin_messages()
+
+    async def run() -> None:
+        app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
+        async with app.run_test(size=(120, 36)) as pilot:
+            app.feed(StreamUpdate(meta=meta, connection=LIVE))
+            app.feed(StreamUpdate(aggregate=aggregate, connection=LIVE))
+            app.feed(StreamUpdate(state=state, connection=LIVE))
+            await pilot.pause(0.3)
+            assert app.fleet_view_shown  # a reduced state brings the fleet view up, once
+            view = app.fleet_view
+            entry = aggregate.header["fields"][view.field]
+            rows = _cells(view.groups_table)
+            groups = aggregate.header["groups"]
+            assert [row[0] for row in rows] == ["all nodes", *groups]
+            assert int(rows[0][1].replace(",", "")) == aggregate.header["n_sats"]
+            assert view.worst_sats.tolist() == [w[0] for w in entry["fleet"]["worst"]]
+            # The twin's 16 bins, neighbours merged to fit the panel's rows.
+            shown, edges = view.histogram.counts, view.histogram.edges
+            merge = -(-len(entry["fleet"]["hist"]) // len(shown))
+            assert shown.tolist() == np.add.reduceat(
+                entry["fleet"]["hist"], np.arange(0, len(entry["fleet"]["hist"]), merge)
+            ).tolist()
+            assert np.allclose(edges, [*entry["edges"][::merge][:len(shown)],
+                                       entry["edges"][-1]])
+            assert "aggregate" in view.groups_table.border_title
+            await pilot.press("v")  # the node table, and it stays (no second switch)
+            app.feed(StreamUpdate(state=state, aggregate=aggregate, connection=LIVE))
+            await pilot.pause(0.2)
+            assert not app.fleet_view_shown
+            await pilot.press("v")
+            await pilot.pause(0.3)
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            app.save_screenshot("fleet-aggregate-120x36.svg", str(SHOTS))
+
+    asyncio.run(run())

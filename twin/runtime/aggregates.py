@@ -1,0 +1,268 @@
+"""Fleet-level aggregates: the small ``aggregate`` message the twin publishes every step.
+
+Per group and for the whole fleet, for each key field (those with limits, temperatures,
+state of charge, power, utilization and delivered FLOP/s): the count of finite values, the
+count left out (NaN or infinite), min, mean, max, percentiles (p5, p50, p95), a histogram
+on fixed bins, the top N worst nodes and the count of nodes in each limit state.
+docs/protocol.md, "Selective streams and fleet aggregates (issue 22)", is the contract.
+
+Vectorized over fields and nodes: the key fields are stacked into one (fields x nodes)
+array, and each group's block (nodes sorted by group once: the groups never change) is
+sorted along the node axis in one call. From sorted rows, min, max and every percentile
+are an index, and the histogram and limit-state counts are ``searchsorted`` of the bin
+edges and limits: a few calls per row instead of a pass over the nodes each. One sort
+beats ``np.partition`` with three ``kth`` here by about six times (numpy's sort is SIMD,
+its multi-kth partition is not: 3.8 ms against 22 ms for 16 x 100,000 float32). The worst
+nodes are ``np.argpartition`` with one ``kth``. Python loops run over groups and fields,
+never over nodes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from twin.core.subsystem import Field
+
+PERCENTILES = (5, 50, 95)
+"""Percentiles reported, as ``p5``, ``p50``, ``p95``: the nearest-rank value
+(``np.percentile(values, q, method="nearest")``)."""
+HISTOGRAM_BINS = 16
+TOP_N = 5
+"""Worst nodes reported per group and field."""
+KEY_FIELD_NAMES = frozenset({"soc_frac", "utilization_frac", "delivered_flop_s",
+                             "p_solar_w", "p_load_w", "p_battery_w"})
+"""Key fields besides those with limits, the temperatures (``temp_*``) and powers
+(``*_power_w``)."""
+
+
+def is_key_field(field: Field, n_sats: int) -> bool:
+    """Whether a field is aggregated: one number per node, of a key quantity."""
+    spec, array = field.spec, field.array
+    if not spec.per_sat or array.shape != (n_sats,) or array.dtype.kind not in "fiu":
+        return False
+    if spec.name.startswith("mirror_") or spec.labels:
+        return False  # per binding, not per node; codes are not quantities
+    name = spec.name
+    return bool(spec.limits) or name.startswith("temp_") or name.endswith("_power_w") \
+        or name in KEY_FIELD_NAMES
+
+
+def limit_edges(limits: dict[str, float]) -> tuple[float | None, float | None]:
+    """The histogram's fixed range from a field's limits: (low, high), None where absent."""
+    low = limits.get("alarm_low", limits.get("warn_low"))
+    high = limits.get("alarm_high", limits.get("warn_high"))
+    return low, high
+
+
+class FleetAggregates:
+    """Computes the ``aggregate`` body from the engine's live fields.
+
+    Args:
+        fields: Every wire field; the key ones are picked here (`is_key_field`).
+        groups: Each node's group name (index = node).
+        top_n: Worst nodes per group and field.
+    """
+
+    def __init__(self, fields: Sequence[Field], groups: Sequence[str], top_n: int = TOP_N
+                 ) -> None:
+        n_sats = len(groups)
+        self.n_sats = n_sats
+        self.top_n = top_n
+        self.fields = [f for f in fields if is_key_field(f, n_sats)]
+        self.group_names = list(dict.fromkeys(groups))
+        code = {name: k for k, name in enumerate(self.group_names)}
+        self.group_of = np.fromiter((code[g] for g in groups), dtype=np.int64, count=n_sats)
+        self.order = np.argsort(self.group_of, kind="stable")  # nodes, grouped, ascending
+        self.group_sizes = np.bincount(self.group_of, minlength=len(self.group_names))
+        self.starts = np.concatenate(([0], np.cumsum(self.group_sizes)[:-1]))
+        # Generated and listed fleets come group by group: then no reordering at all.
+        self.grouped_already = bool((self.order == np.arange(n_sats)).all())
+        self.computations = 0
+        self._bins: dict[tuple, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = {}
+
+    def compute(self) -> dict[str, Any]:
+        """The body: ``{groups, n_sats, group_sizes, percentiles, top_n, fields}``."""
+        self.computations += 1
+        out: dict[str, Any] = {}
+        for single in (True, False):  # float32 fields sort as float32: twice as fast
+            batch = [f for f in self.fields if (f.array.dtype == np.float32) == single]
+            if batch:
+                values = np.stack([f.array for f in batch]).astype(
+                    np.float32 if single else np.float64, copy=False)
+                out.update(self._batch([f.spec for f in batch], values))
+        return {"groups": self.group_names, "n_sats": self.n_sats,
+                "group_sizes": self.group_sizes.tolist(),
+                "percentiles": list(PERCENTILES), "top_n": self.top_n,
+                "fields": {f.spec.name: out[f.spec.name] for f in self.fields}}
+
+    def _batch(self, specs: list[Any], values: np.ndarray) -> dict[str, Any]:
+        """The entries of ``specs``' fields; ``values`` is (fields, nodes)."""
+        n_fields = values.shape[0]
+        finite = np.isfinite(values)
+        all_finite = bool(finite.all())
+        if not all_finite:  # infinities count as left out too: NaN sorts last
+            values = np.where(finite, values, np.nan)
+        grouped = values if self.grouped_already else values[:, self.order]
+        zeroed = grouped if all_finite else np.where(np.isnan(grouped), 0, grouped)
+        g_sum = np.add.reduceat(zeroed, self.starts, axis=1, dtype=np.float64)
+        g_count = np.broadcast_to(self.group_sizes, g_sum.shape) if all_finite else \
+            np.add.reduceat(~np.isnan(grouped), self.starts, axis=1)
+        badness, has_limits = _badness(values, specs)
+        grouped_bad = badness if self.grouped_already else badness[:, self.order]
+        # Rows: the fleet in node order, then each group's nodes (ascending).
+        fleet_sorted = np.sort(values, axis=1)
+        rows = [(fleet_sorted, g_count.sum(axis=1), g_sum.sum(axis=1), values, badness,
+                 np.arange(self.n_sats))]
+        for k, size in enumerate(self.group_sizes.tolist()):
+            if len(self.group_names) == 1:
+                break  # the one group is the fleet
+            segment = slice(int(self.starts[k]), int(self.starts[k]) + size)
+            block = grouped[:, segment]
+            rows.append((np.sort(block, axis=1), g_count[:, k], g_sum[:, k], block,
+                         grouped_bad[:, segment], self.order[segment]))
+        counts0 = rows[0][1]
+        lo, hi = [], []
+        for f, spec in enumerate(specs):  # the bins: from the limits, else the fleet's range
+            low, high = limit_edges(spec.limits)
+            n = int(counts0[f])
+            low = low if low is not None else (float(fleet_sorted[f, 0]) if n else 0.0)
+            high = high if high is not None else (float(fleet_sorted[f, n - 1]) if n else 1.0)
+            lo.append(low)
+            hi.append(high if high > low else low + 1.0)
+        edges, probes = [], []
+        for f, spec in enumerate(specs):  # fixed bins (from limits) are worked out once
+            key = (spec.name, lo[f], hi[f], values.dtype.str)
+            if key not in self._bins:
+                if len(self._bins) > 4 * len(self.fields):
+                    self._bins.clear()  # ranges from the fleet's min and max move
+                field_edges = np.linspace(lo[f], hi[f], HISTOGRAM_BINS + 1)
+                self._bins[key] = (field_edges, _probes(field_edges, spec.limits,
+                                                        values.dtype))
+            edges.append(self._bins[key][0])
+            probes.append(self._bins[key][1])
+        # The worst of each group; the fleet's are the worst of those (no pass of its own).
+        worst_of = [_worst_rows(row[3], row[4], row[5], self.top_n) for row in rows[1:]] \
+            or [_worst_rows(values, badness, rows[0][5], self.top_n)]
+        fleet_worst = worst_of[0] if len(worst_of) == 1 else [
+            sorted((w for group in worst_of for w in group[f]),
+                   key=lambda w: (-w[2], w[0]))[:self.top_n] for f in range(n_fields)]
+        summaries: list[list[dict[str, Any]]] = [[] for _ in specs]
+        for r, (sorted_rows, counts, sums, _, _, _) in enumerate(rows):
+            worst = [[[node, value] for node, value, _ in row]
+                     for row in (fleet_worst if r == 0 else worst_of[r - 1])]
+            for f in range(n_fields):
+                summaries[f].append(_summary(sorted_rows[f], int(counts[f]), float(sums[f]),
+                                             probes[f], bool(has_limits[f]), worst[f]))
+        return {spec.name: {
+            "unit": spec.unit, "limits": dict(spec.limits),
+            "worst_by": "limits" if has_limits[f] else "value",
+            "edges": edges[f].tolist(), "fleet": summaries[f][0],
+            "groups": dict(zip(self.group_names, summaries[f][1:] or summaries[f][:1],
+                               strict=True))}
+            for f, spec in enumerate(specs)}
+
+
+def _probes(edges: np.ndarray, limits: dict[str, float], dtype: np.dtype
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """What one field's rows are searched for: (left, right).
+
+    ``left``: the bin edges, then the nearest low limit and the low alarm limit (counts of
+    values below each); ``right``: the top edge, the nearest high limit and the high alarm
+    limit (counts of values at or below each). In the rows' own dtype, so a float32 row is
+    searched as it is: a float32 ``v < e`` holds exactly when ``v`` is below ``e`` rounded
+    up to float32, and ``v <= e`` when ``v`` is at most ``e`` rounded down.
+    """
+    highs = [limits[k] for k in ("warn_high", "alarm_high") if k in limits]
+    lows = [limits[k] for k in ("warn_low", "alarm_low") if k in limits]
+    left = np.concatenate((edges, [max(lows) if lows else -np.inf,
+                                   limits.get("alarm_low", -np.inf)]))
+    right = np.array([edges[-1], min(highs) if highs else np.inf,
+                      limits.get("alarm_high", np.inf)])
+    if dtype == np.float64:
+        return left, right
+    with np.errstate(over="ignore"):
+        left32, right32 = left.astype(dtype), right.astype(dtype)
+    up, down = left32 < left, right32 > right
+    left32[up] = np.nextafter(left32[up], np.inf)
+    right32[down] = np.nextafter(right32[down], -np.inf)
+    return left32, right32
+
+
+def _summary(sorted_row: np.ndarray, count: int, total: float,
+             probes: tuple[np.ndarray, np.ndarray], has_limits: bool,
+             worst: list[list[float]]) -> dict[str, Any]:
+    """One field's summary over one row of nodes, from its values sorted (NaN last)."""
+    finite = sorted_row[:count]
+    summary: dict[str, Any] = {"count": count, "nan": sorted_row.size - count}
+    if count:
+        picked = finite[[round(q / 100.0 * (count - 1)) for q in PERCENTILES]].tolist()
+        summary.update(min=float(finite[0]), mean=total / count, max=float(finite[-1]),
+                       **{f"p{q}": v for q, v in zip(PERCENTILES, picked, strict=True)})
+    else:
+        summary.update(min=None, mean=None, max=None, **{f"p{q}": None for q in PERCENTILES})
+    summary["worst"] = worst
+    # Bins [e_i, e_i+1), the last closed, as np.histogram's; values past the limits.
+    left = np.searchsorted(finite, probes[0]).tolist()
+    right = np.searchsorted(finite, probes[1], side="right").tolist()
+    below = left[:-2]
+    hist = [b - a for a, b in itertools.pairwise(below)]
+    hist[-1] += right[0] - below[-1]
+    summary["hist"] = hist
+    summary["under"], summary["over"] = below[0], count - right[0]
+    if has_limits:
+        past = left[-2] + count - right[1]  # past a warning or an alarm limit
+        alarm = left[-1] + count - right[2]
+        summary["states"] = {"ok": count - past, "warn": past - alarm, "alarm": alarm}
+    return summary
+
+
+def _badness(values: np.ndarray, specs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """How bad each value is (higher worse), float64, -inf where left out, and which rows
+    rank by limits: the distance past the nearest warning (else alarm) limit, in the
+    field's unit, negative inside; rows without limits rank by value."""
+    badness = values.astype(np.float64)
+    has_limits = np.array([bool(s.limits) for s in specs])
+    for f in np.flatnonzero(has_limits):
+        limits = specs[f].limits
+        high = limits.get("warn_high", limits.get("alarm_high"))
+        low = limits.get("warn_low", limits.get("alarm_low"))
+        row = badness[f]
+        if high is not None and low is not None:
+            badness[f] = np.maximum(row - high, low - row)
+        elif high is not None:
+            badness[f] = row - high
+        else:
+            badness[f] = low - row
+    badness[np.isnan(badness)] = -np.inf
+    return badness, has_limits
+
+
+def _worst_rows(values: np.ndarray, badness: np.ndarray, nodes: np.ndarray, top_n: int
+                ) -> list[list[tuple[int, float, float]]]:
+    """Per row (field) the ``top_n`` worst ``(node, value, badness)``, worst first, equally bad ones
+    by lowest node (columns are in ascending node order); nodes left out never.
+
+    ``top_n`` passes of ``argmax`` (which returns the first of equals), each masking what
+    it found: about 5 x one pass, cheaper than ``argpartition`` on rows with many equal
+    values (an idle fleet's utilization). ``badness`` is restored before returning.
+    """
+    n_rows, n = badness.shape
+    rows = np.arange(n_rows)
+    found: list[tuple[np.ndarray, np.ndarray]] = []
+    for _ in range(min(top_n, n)):
+        column = np.argmax(badness, axis=1)
+        found.append((column, badness[rows, column]))
+        badness[rows, column] = -np.inf
+    for column, bad in reversed(found):
+        badness[rows, column] = bad
+    out: list[list[tuple[int, float, float]]] = [[] for _ in range(n_rows)]
+    for column, bad in found:
+        node_ids, node_values = nodes[column].tolist(), values[rows, column].tolist()
+        bad_values = bad.tolist()
+        for r in np.flatnonzero(bad > -np.inf).tolist():
+            out[r].append((node_ids[r], node_values[r], bad_values[r]))
+    return out
