@@ -1,0 +1,291 @@
+"""Multi-node jobs over the optical links: the ring all-reduce's cost, stalls, rollbacks,
+connected placement and the scenario keys (docs/models.md, "Multi-node jobs over the
+links")."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+from computeutil import STATION
+
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
+from twin.core.subsystem import EventLog, StepContext
+from twin.models.compute import ComputeModel
+from twin.models.compute.multinode import (
+    MultiNodeJob,
+    choose_group,
+    link_graph,
+    ring_allreduce_s,
+    ring_bottleneck_bps,
+)
+from twin.scenario import ASSETS_DIR, ScenarioError, load_scenario, parse_scenario
+
+RATE_TOL = 1e-9  # relative: the same float arithmetic as the hand formula
+N_SATS = 6
+K = 4
+GRADIENT_B = 20e9
+COMPUTE_S = 2.0
+LATENCY_S = 1e-5
+CHECKPOINT_S = 600.0
+
+# Six nodes, multi-node jobs of four, arrivals and radiation off: the hand-checkable case.
+SIX = f"""
+[scenario]
+name = "six"
+epoch = "2026-03-20T12:00:00Z"
+seed = 7
+
+[[sun_synchronous]]
+name = "dd"
+altitude_km = 650.0
+ltan_h = 18.0
+planes = 1
+sats_per_plane = {N_SATS}
+
+[workload]
+arrivals_per_node_h = 0.0
+policy = "first_fit"
+multi_node_jobs = 1
+multi_node_nodes = {K}
+multi_node_gradient_bytes = {GRADIENT_B}
+multi_node_compute_s = {COMPUTE_S}
+multi_node_step_latency_s = {LATENCY_S}
+multi_node_checkpoint_interval_s = {CHECKPOINT_S}
+
+[radiation]
+see_scale = 0.0
+
+[links]
+preset = "suncatcher"
+terminals_per_sat = 2
+""" + STATION
+
+
+def ring_links(capacity_bps: float = 8e11) -> dict[str, np.ndarray]:
+    """A hand-made topology: the six nodes in a ring, two terminals each."""
+    i = np.arange(N_SATS)
+    peer = np.stack([(i - 1) % N_SATS, (i + 1) % N_SATS], axis=1).astype(np.int32)
+    return {"link_peer": peer, "link_capacity_bps": np.full(peer.shape, capacity_bps),
+            "link_up": np.ones(peer.shape, dtype=bool)}
+
+
+def set_link(links: dict[str, np.ndarray], a: int, b: int, **values: object) -> None:
+    """Change one link's value at both of its ends."""
+    peer = links["link_peer"]
+    for x, y in ((a, b), (b, a)):
+        for name, value in values.items():
+            links[name][x, peer[x] == y] = value
+
+
+class Stepper:
+    """Steps compute alone with given links, 60 s a step, and keeps the events."""
+
+    def __init__(self, text: str = SIX) -> None:
+        self.model = ComputeModel(parse_scenario(text))
+        self.rng = np.random.default_rng(1)
+        self.t = self.model.scenario.epoch_utc.timestamp()
+        self.events: list[dict] = []
+        self.step(0.0, ring_links())  # the epoch: places the job
+
+    def step(self, dt: float, links: dict[str, np.ndarray]) -> None:
+        self.t += dt
+        log = EventLog(t_utc=self.t)
+        self.model.step(StepContext.with_quantities(self.t, dt, log, self.rng, **links))
+        self.events += log.pending
+
+    @property
+    def job(self) -> MultiNodeJob:
+        return self.model.multinode.jobs[0]
+
+    def kinds(self) -> list[str]:
+        return [e["kind"] for e in self.events if e["kind"].startswith("multi_node")]
+
+
+def test_ring_allreduce_time_by_hand() -> None:
+    # 16 members, 20 GB, 800 Gb/s: 2 * 15/16 * 1.6e11 bit / 8e11 bit/s + 30 steps x 10 us.
+    assert ring_allreduce_s(16, 20e9, 8e11, 1e-5) == pytest.approx(0.375 + 3e-4, rel=1e-12)
+    assert ring_allreduce_s(1, 20e9, 8e11, 1e-5) == 0.0
+    assert ring_allreduce_s(4, 20e9, 0.0, 1e-5) == float("inf")
+
+
+def test_halving_the_bottleneck_link_slows_the_job_by_the_formula() -> None:
+    run = Stepper()
+    links = ring_links()
+    members = run.job.members
+    assert members.size == K
+    run.step(60.0, links)
+    before = run.job.iterations
+    run.step(60.0, links)
+    per_step_full = run.job.iterations - before
+    # Halve one link of the members' spanning tree (a path: every one is on it).
+    a, b = (int(x) for x in members[:2]) if members[1] - members[0] == 1 else (0, 1)
+    set_link(links, a, b, link_capacity_bps=4e11)
+    before = run.job.iterations
+    run.step(60.0, links)
+    per_step_half = run.job.iterations - before
+    assert run.job.bottleneck_bps == 4e11
+
+    def iteration_s(bps: float) -> float:  # by hand, Patarasuk & Yuan's ring
+        return COMPUTE_S + 2 * (K - 1) / K * GRADIENT_B * 8 / bps + 2 * (K - 1) * LATENCY_S
+
+    assert per_step_full == pytest.approx(60.0 / iteration_s(8e11), rel=RATE_TOL)
+    assert per_step_half / per_step_full == pytest.approx(
+        iteration_s(8e11) / iteration_s(4e11), rel=RATE_TOL)
+    comm = run.model.multinode.comm_field.array
+    expected = (iteration_s(4e11) - COMPUTE_S) / iteration_s(4e11)
+    assert comm[members] == pytest.approx(np.full(K, expected), rel=1e-6)
+    assert (run.model.multinode.job_field.array[members] == 1).all()
+    assert (np.delete(run.model.multinode.job_field.array, members) == -1).all()
+
+
+def test_a_short_link_outage_stalls_then_the_job_rides_through() -> None:
+    run = Stepper()
+    links = ring_links()
+    run.step(60.0, links)
+    members = run.job.members
+    cut = int(members[-1])
+    isolated = ring_links()
+    isolated["link_up"][cut, :] = False
+    for other in isolated["link_peer"][cut]:
+        set_link(isolated, cut, int(other), link_up=False)
+    held = run.job.iterations
+    run.step(60.0, isolated)
+    run.step(60.0, isolated)  # 120 s < the 600 s checkpoint interval
+    assert run.job.stalled and run.job.iterations == held
+    assert run.model.fleet()["multi_node_stalled"] == 1
+    run.step(60.0, links)
+    assert not run.job.stalled and run.job.iterations > held
+    assert run.kinds() == ["multi_node_start", "multi_node_stall", "multi_node_resume"]
+    assert run.job.rollbacks == 0 and (run.job.members == members).all()
+
+
+def test_a_long_outage_rolls_back_to_the_checkpoint_and_replaces_the_job() -> None:
+    run = Stepper()
+    links = ring_links()
+    for _ in range(12):  # 720 s: one checkpoint at 600 s
+        run.step(60.0, links)
+    checkpoint = run.job.checkpoint_iterations
+    assert 0.0 < checkpoint < run.job.iterations
+    cut = int(run.job.members[-1])
+    isolated = ring_links()
+    for other in isolated["link_peer"][cut]:
+        set_link(isolated, cut, int(other), link_up=False)
+    for _ in range(10):  # 600 s stalled: the checkpoint interval
+        run.step(60.0, isolated)
+    assert run.job.rollbacks == 1
+    assert run.job.iterations == checkpoint  # the work since the checkpoint is lost
+    assert "multi_node_rollback" in run.kinds()
+    run.step(60.0, isolated)  # placed again, without the cut-off node
+    members = run.job.members
+    assert run.job.state == "running" and members.size == K and cut not in members
+    graph = nx.Graph((int(a), int(b)) for a, row in enumerate(isolated["link_peer"])
+                     for b, up in zip(row, isolated["link_up"][a], strict=True) if up)
+    assert nx.is_connected(graph.subgraph(members.tolist()))
+    # The members' shares of the job are the only jobs running, one per member.
+    jobs = run.model.jobs
+    assert sorted(jobs.node[jobs.running()].tolist()) == sorted(members.tolist())
+
+
+def random_graph(rng: np.random.Generator, n: int, p: float) -> tuple[np.ndarray, np.ndarray]:
+    """Peers and capacities of a random graph, up to n - 1 terminals a node."""
+    peer = np.full((n, n - 1), -1, dtype=np.int32)
+    cap = np.zeros((n, n - 1))
+    fill = np.zeros(n, dtype=int)
+    for a, b in itertools.combinations(range(n), 2):
+        if rng.random() < p:
+            c = float(rng.choice([1e9, 2e9, 5e9, 1e10]))
+            for x, y in ((a, b), (b, a)):
+                peer[x, fill[x]], cap[x, fill[x]] = y, c
+                fill[x] += 1
+    return peer, cap
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_groups_are_connected_and_network_aware_finds_the_best_bottleneck(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, k = 9, 4
+    peer, cap = random_graph(rng, n, 0.35)
+    graph = link_graph(peer, cap, peer >= 0, n)
+    eligible = rng.random(n) < 0.8
+    reference = nx.Graph()
+    reference.add_nodes_from(range(n))
+    for a in range(n):
+        for b, c in zip(peer[a], cap[a], strict=True):
+            if b >= 0:
+                reference.add_edge(a, int(b), capacity=c)
+    # Brute force: every connected k-subset of eligible nodes and its best spanning tree.
+    best = 0.0
+    for subset in itertools.combinations(np.flatnonzero(eligible).tolist(), k):
+        sub = reference.subgraph(subset)
+        if nx.is_connected(sub):
+            tree = nx.maximum_spanning_tree(sub, weight="capacity")
+            best = max(best, min(d["capacity"] for *_, d in tree.edges(data=True)))
+    for policy in ("first_fit", "sun_aware", "network_aware"):
+        group = choose_group(graph, eligible, k, policy)
+        if best == 0.0:
+            assert group is None
+            continue
+        assert group is not None and group.size == k and eligible[group].all()
+        assert nx.is_connected(reference.subgraph(group.tolist()))
+        if policy == "network_aware":
+            assert ring_bottleneck_bps(graph, group) == best
+
+
+def test_suncatcher_halved_transceivers_slow_the_job_by_the_formula() -> None:
+    """The issue's test on the real cluster: every Suncatcher link is capped at its
+    transceivers' rate (8 x 100 Gb/s at 100-200 m), so four channels halve each one."""
+    text = (ASSETS_DIR / "scenarios" / "suncatcher.toml").read_text()
+    assert "multi_node_jobs" in text  # the bundled scenario trains one
+    rates = []
+    for extra in ("", "channels = 4\n"):
+        scenario = parse_scenario(text.replace("terminals_per_sat = 4\n",
+                                               "terminals_per_sat = 4\n" + extra),
+                                  base_dir=ASSETS_DIR / "scenarios")
+        eng = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=30.0, fast=True))
+        for _ in range(3):
+            eng.step()
+        job = eng.compute_model.multinode.jobs[0]
+        before = job.iterations
+        eng.step()
+        delivered = eng.compute_model.delivered.array[job.members]
+        assert delivered.min() == pytest.approx(
+            8 * eng.compute_model.params.peak_flop_s, rel=1e-6)  # full clock: speed 1
+        rates.append((job.iterations - before, job.bottleneck_bps, job.members.size))
+    (full, bps, k), (half, bps_half, _) = rates
+    assert bps_half == pytest.approx(bps / 2, rel=1e-6)
+    w = eng.compute_model.workload
+
+    def iteration_s(c: float) -> float:
+        return (w.multi_node_compute_s + 2 * (k - 1) / k * w.multi_node_gradient_bytes * 8 / c
+                + 2 * (k - 1) * w.multi_node_step_latency_s)
+
+    assert half / full == pytest.approx(iteration_s(bps) / iteration_s(bps_half), rel=1e-6)
+
+
+@pytest.mark.parametrize(("replace", "extra", "key", "words"), [
+    ("multi_node_nodes = 4", "multi_node_nodes = 1", "workload.multi_node_nodes", "2 <="),
+    ("multi_node_nodes = 4", "multi_node_nodes = 7", "workload.multi_node_nodes",
+     "scenario has 6 satellites"),
+    ("multi_node_jobs = 1", "multi_node_jobs = -1", "workload.multi_node_jobs", "out of range"),
+    ("multi_node_compute_s = 2.0", "multi_node_compute_s = 0.0",
+     "workload.multi_node_compute_s", "out of range"),
+    ("multi_node_jobs = 1", "multi_node_job = 1", "workload.multi_node_job", "unknown key"),
+    ('preset = "suncatcher"\nterminals_per_sat = 2\n', "", "workload.multi_node_jobs",
+     "[links] table"),
+])
+def test_bad_multi_node_keys_name_file_and_key(tmp_path: Path, replace: str, extra: str,
+                                                key: str, words: str) -> None:
+    text = SIX.replace(replace, extra)
+    if not extra:
+        text = text.replace("[links]\n", "")
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as err:
+        ComputeModel(load_scenario(str(path)))
+    message = str(err.value)
+    assert str(path) in message and key in message and words in message, message
