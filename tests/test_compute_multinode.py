@@ -289,3 +289,22 @@ def test_bad_multi_node_keys_name_file_and_key(tmp_path: Path, replace: str, ext
         ComputeModel(load_scenario(str(path)))
     message = str(err.value)
     assert str(path) in message and key in message and words in message, message
+
+
+def test_network_aware_regroups_after_its_links_part() -> None:
+    """Under network_aware a job whose links part restarts from its checkpoint on another
+    connected group after multi_node_regroup_s, not after the checkpoint interval."""
+    run = Stepper(SIX.replace('policy = "first_fit"', 'policy = "network_aware"\n'
+                                                       "multi_node_regroup_s = 120.0"))
+    links = ring_links()
+    run.step(60.0, links)
+    cut = int(run.job.members[-1])
+    isolated = ring_links()
+    for other in isolated["link_peer"][cut]:
+        set_link(isolated, cut, int(other), link_up=False)
+    run.step(60.0, isolated)
+    assert run.job.stalled and run.job.rollbacks == 0  # 60 s: rides through
+    run.step(60.0, isolated)  # 120 s: regroups (the checkpoint interval is 600 s)
+    assert run.job.rollbacks == 1 and run.job.state == "queued"
+    run.step(60.0, isolated)
+    assert run.job.state == "running" and cut not in run.job.members

@@ -261,7 +261,7 @@ class ComputeModel:
         finished = self.runner.progress(ctx, run, load, rate, active_s, t)
         if not full_clock:
             delivered = np.bincount(load.rnode, rate * active_frac, minlength=n) * p.peak_flop_s
-        if self.multinode is not None and self.multinode.step(ctx, delivered, dt):
+        if self.multinode is not None and self.multinode.step(ctx, delivered, dt, self.policy):
             self.schedule_now()  # a job rolled back: place it again at once
         # Accelerators holding a job, averaged over the step: the load's, less what the jobs
         # that finished within it left unused (they are charged only for their part).

@@ -24,6 +24,10 @@ A job stalls (no progress) while its members are not one connected sub-graph, a 
 lost its accelerators (a fault evicted its share) or a member delivers nothing. It rides
 through a stall shorter than its checkpoint interval; a longer one rolls it back to its
 last checkpoint and sends it back to the queue, to be placed again on a connected group.
+Under the ``network_aware`` policy a job whose links part (its members healthy) does not
+wait that long: after ``multi_node_regroup_s`` it restarts from its checkpoint on the best
+connected group there is then (links between moving planes part for good more often than
+they come back).
 
 Each member's share of the job sits in compute's job table as an ordinary running job
 (all the node's accelerators, no end): power, heat, clock, radiation and faults treat the
@@ -253,20 +257,21 @@ class MultiNodeJobs:
     # ----------------------------------------------------------------------------------
     # Progress (after the single-node jobs progressed)
 
-    def step(self, ctx: StepContext, delivered_flop_s: np.ndarray, dt: float) -> bool:
-        """Advance the running jobs by ``dt``; returns whether one went back to the queue
-        (the model then schedules at once)."""
+    def step(self, ctx: StepContext, delivered_flop_s: np.ndarray, dt: float,
+             policy: str = "") -> bool:
+        """Advance the running jobs by ``dt`` under scheduling ``policy``; returns whether
+        one went back to the queue (the model then schedules at once)."""
         active = [job for job in self.jobs if job.state == ACTIVE]
         requeued = False
         if active:
             graph = self.read_links(ctx)
             for job in active:  # a handful of jobs
-                requeued |= self._advance(ctx, job, graph, delivered_flop_s, dt)
+                requeued |= self._advance(ctx, job, graph, delivered_flop_s, dt, policy)
         self._publish()
         return requeued
 
     def _advance(self, ctx: StepContext, job: MultiNodeJob, graph: csr_matrix,
-                 delivered_flop_s: np.ndarray, dt: float) -> bool:
+                 delivered_flop_s: np.ndarray, dt: float, policy: str) -> bool:
         w = self.workload
         table = self.runner.jobs
         shards_ok = bool(np.all((table.state[job.shard_slots] == RUNNING)
@@ -307,7 +312,10 @@ class MultiNodeJobs:
         job.stalled = True
         job.stalled_s += dt
         job.comm_frac = 1.0 if shards_ok and speed > 0.0 else job.comm_frac
-        if job.stalled_s < w.multi_node_checkpoint_interval_s:
+        limit_s = w.multi_node_checkpoint_interval_s
+        if policy == NETWORK_AWARE and shards_ok and speed > 0.0:  # its links parted
+            limit_s = min(limit_s, w.multi_node_regroup_s)
+        if job.stalled_s < limit_s:
             return False  # rides through
         lost = job.iterations - job.checkpoint_iterations
         job.lost_iterations += lost

@@ -78,6 +78,8 @@ class WorkloadParams:
         multi_node_checkpoint_interval_s: Run time between a multi-node job's checkpoints;
             it rides through a shorter stall and rolls back beyond (s).
         multi_node_step_latency_s: Latency of one ring all-reduce step (s).
+        multi_node_regroup_s: ``network_aware``: a job whose links part restarts from its
+            checkpoint on another connected group after this long (s).
     """
 
     arrivals_per_node_h: float = field(default=0.45, metadata={"min": 0.0, "max": 100.0,
@@ -108,6 +110,8 @@ class WorkloadParams:
         "gt": 0.0, "max": 864000.0, "unit": "s"})
     multi_node_step_latency_s: float = field(default=1e-5, metadata={"min": 0.0, "max": 10.0,
                                                                      "unit": "s"})
+    multi_node_regroup_s: float = field(default=300.0, metadata={"min": 0.0, "max": 864000.0,
+                                                                 "unit": "s"})
 
 
 class JobTable:
