@@ -8,7 +8,7 @@ Usage:
 Runs the full twin (orbit, faults, compute, power, thermal, limits) at 30 s steps once per
 policy on the same seed and prints the fleet numbers that decide between them. Where the
 scenario runs multi-node jobs (``[workload] multi_node_jobs``), it adds their progress,
-rollbacks, steps stalled, and the mean bottleneck and communication fraction of the jobs
+rollbacks, steps stalled and queued, and the mean bottleneck and communication fraction of the jobs
 while they ran (docs/performance.md, "Multi-node jobs and the network-aware policy"):
 
     .venv/bin/python bench/policy_compare.py --scenario assets/scenarios/suncatcher.toml
@@ -45,7 +45,7 @@ def run(policy: str, text: str, hours: float) -> dict[str, float]:
     clock = SimClock(scenario.epoch_utc, rate_hz=1.0, warp=30.0, fast=True)
     engine = Engine(scenario, clock)
     multinode = engine.compute_model.multinode
-    capped = stalled = running = 0
+    capped = stalled = running = queued = 0
     bottleneck_sum = comm_sum = 0.0
     for _ in range(int(hours * 3600 / 30)):
         engine.step()
@@ -53,6 +53,8 @@ def run(policy: str, text: str, hours: float) -> dict[str, float]:
         for job in [] if multinode is None else multinode.jobs:  # a handful
             if job.state == "running" and job.stalled:
                 stalled += 1
+            elif job.state == "queued":
+                queued += 1
             elif job.state == "running":
                 running += 1
                 bottleneck_sum += job.bottleneck_bps
@@ -61,8 +63,9 @@ def run(policy: str, text: str, hours: float) -> dict[str, float]:
     numbers = {**{k: fleet[k] for k in KEYS}, "capped_node_steps": capped}
     if multinode is not None:
         numbers.update(
-            mn_progress_frac=fleet["multi_node_progress_frac"],
+            mn_iterations=sum(job.iterations for job in multinode.jobs),
             mn_rollbacks=fleet["multi_node_rollbacks"], mn_stalled_steps=stalled,
+            mn_queued_steps=queued,
             mn_bottleneck_gbps=bottleneck_sum / max(running, 1) / 1e9,
             mn_comm_frac=comm_sum / max(running, 1))
     return numbers
