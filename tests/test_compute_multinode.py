@@ -11,6 +11,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from computeutil import STATION
+from procutil import ANY_PORT, odc_process
 
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
@@ -307,3 +308,14 @@ def test_network_aware_regroups_after_its_links_part() -> None:
     run.step(60.0, isolated)  # 120 s: regroups (the checkpoint interval is 600 s) at once
     assert run.job.rollbacks == 1 and "multi_node_rollback" in run.kinds()
     assert run.job.state == "running" and cut not in run.job.members
+
+
+def test_odc_run_suncatcher_shows_the_cluster_training_over_its_links() -> None:
+    """The issue's "done when": `odc run --scenario suncatcher` trains a multi-node job."""
+    with odc_process("run", "--scenario", "suncatcher", "--fast", "--steps", "30",
+                     "--pub", ANY_PORT, "--cmd", ANY_PORT, "--ingest", ANY_PORT) as proc:
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    text = err.decode()
+    assert "multi-node 0 running" in text or "multi-node 1 running" in text
+    assert "multi-node job 1 running:" in text and "on 16 nodes, bottleneck 800 Gb/s" in text
