@@ -133,8 +133,28 @@ def _seed(sub: csr_matrix, k: int) -> int:
 def ring_bottleneck_bps(graph: csr_matrix, members: np.ndarray) -> float:
     """The lowest capacity on the members' maximum spanning tree (bit/s); 0 when the
     members' links do not join them all."""
-    sub = _restricted(graph, members)
-    if members.size < 2:
+    return tree_bottleneck_bps(_restricted(graph, members))
+
+
+def member_graph(peer: np.ndarray, capacity_bps: np.ndarray, up: np.ndarray,
+                 members: np.ndarray, n: int) -> csr_matrix:
+    """(k, k) capacities of the links that are up among ``members`` alone (bit/s): what
+    ``link_graph`` restricted to them gives, without the (n, n) graph."""
+    k = members.size
+    position = np.full(n, -1, dtype=np.int64)
+    position[members] = np.arange(k)
+    peers = np.asarray(peer)[members]
+    other = np.where(peers >= 0, position[peers], -1)
+    cap = np.asarray(capacity_bps, dtype=float)[members]
+    keep = (other >= 0) & np.asarray(up)[members] & (cap > 0.0)
+    rows = np.broadcast_to(np.arange(k)[:, None], peers.shape)
+    return csr_matrix((cap[keep], (rows[keep], other[keep])), shape=(k, k))
+
+
+def tree_bottleneck_bps(sub: csr_matrix) -> float:
+    """The lowest capacity on the maximum spanning tree of ``sub`` (bit/s); 0 when it is
+    not connected, inf for a single node."""
+    if sub.shape[0] < 2:
         return float("inf")
     n_comp, _ = connected_components(sub, directed=False)
     if n_comp > 1:
@@ -165,6 +185,11 @@ class MultiNodeJob:
     bottleneck_bps: float = 0.0
     rollbacks: int = 0
     lost_iterations: float = 0.0
+    # Kept from the links' last change (MultiNodeJobs._bottleneck_bps): the link_up array
+    # they were found from, whether the members' links join them, their flat terminals.
+    links_seen: Any = None
+    joined: bool = False
+    member_terminals: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 class MultiNodeJobs:
@@ -244,7 +269,7 @@ class MultiNodeJobs:
                           for _ in members], dtype=np.int64)
         slots = np.array([table.slot_of(int(i)) for i in slots], dtype=np.int64)
         table.start(slots, members, t)
-        job.members, job.shard_slots = members, slots
+        job.members, job.shard_slots, job.links_seen = members, slots, None
         job.shard_ids = table.job_id[slots].copy()
         job.state, job.stalled, job.stalled_s, job.since_checkpoint_s = ACTIVE, False, 0.0, 0.0
         job.bottleneck_bps = ring_bottleneck_bps(self.graph, members)
@@ -261,22 +286,51 @@ class MultiNodeJobs:
              policy: str = "") -> bool:
         """Advance the running jobs by ``dt`` under scheduling ``policy``; returns whether
         one went back to the queue (the model then schedules at once)."""
-        active = [job for job in self.jobs if job.state == ACTIVE]
         requeued = False
-        if active:
-            graph = self.read_links(ctx)
-            for job in active:  # a handful of jobs
-                requeued |= self._advance(ctx, job, graph, delivered_flop_s, dt, policy)
+        for job in self.jobs:  # a handful of jobs
+            if job.state == ACTIVE:
+                requeued |= self._advance(ctx, job, delivered_flop_s, dt, policy)
         self._publish()
         return requeued
 
-    def _advance(self, ctx: StepContext, job: MultiNodeJob, graph: csr_matrix,
-                 delivered_flop_s: np.ndarray, dt: float, policy: str) -> bool:
+    def _bottleneck_bps(self, ctx: StepContext, job: MultiNodeJob) -> float:
+        """This step's ring bottleneck of the job's members from the links' outputs (bit/s).
+
+        Which links join the members changes only when the links' set or states do (the
+        links model then publishes a new ``link_up`` array): kept until then, with whether
+        they join them all. Where every one of them runs at the same capacity (formation
+        links at their transceivers' cap) that capacity is the bottleneck of any spanning
+        tree; otherwise the maximum spanning tree is worked out afresh.
+        """
+        links = ctx.links
+        if getattr(links, "link_peer", None) is None:
+            return 0.0
+        if job.links_seen is not links.link_up:
+            sub = member_graph(links.link_peer, np.ones(links.link_peer.shape), links.link_up,
+                               job.members, self.n_sats)
+            job.links_seen = links.link_up
+            job.joined = connected_components(sub, directed=False)[0] == 1
+            terminals = np.asarray(links.link_peer)[job.members]
+            inside = np.isin(terminals, job.members) & np.asarray(links.link_up)[job.members]
+            t_count = terminals.shape[1]
+            flat = job.members[:, None] * t_count + np.arange(t_count)
+            job.member_terminals = flat[inside]  # the members' terminals linked among them
+        if not job.joined:
+            return 0.0
+        caps = np.asarray(links.link_capacity_bps).reshape(-1)[job.member_terminals]
+        low = float(caps.min()) if caps.size else 0.0
+        if low > 0.0 and low == float(caps.max()):
+            return low
+        return tree_bottleneck_bps(member_graph(links.link_peer, links.link_capacity_bps,
+                                                links.link_up, job.members, self.n_sats))
+
+    def _advance(self, ctx: StepContext, job: MultiNodeJob, delivered_flop_s: np.ndarray,
+                 dt: float, policy: str) -> bool:
         w = self.workload
         table = self.runner.jobs
         shards_ok = bool(np.all((table.state[job.shard_slots] == RUNNING)
                                 & (table.job_id[job.shard_slots] == job.shard_ids)))
-        job.bottleneck_bps = ring_bottleneck_bps(graph, job.members) if shards_ok else 0.0
+        job.bottleneck_bps = self._bottleneck_bps(ctx, job) if shards_ok else 0.0
         speed = float(np.min(delivered_flop_s[job.members])) / self.node_peak_flop_s
         why = ("a member lost its accelerators" if not shards_ok
                else "its members' links no longer join them" if job.bottleneck_bps <= 0.0
