@@ -86,12 +86,12 @@ def set_link(links: dict[str, np.ndarray], a: int, b: int, **values: object) -> 
 class Stepper:
     """Steps compute alone with given links, 60 s a step, and keeps the events."""
 
-    def __init__(self, text: str = SIX) -> None:
+    def __init__(self, text: str = SIX, links: dict[str, np.ndarray] | None = None) -> None:
         self.model = ComputeModel(parse_scenario(text))
         self.rng = np.random.default_rng(1)
         self.t = self.model.scenario.epoch_utc.timestamp()
         self.events: list[dict] = []
-        self.step(0.0, ring_links())  # the epoch: places the job
+        self.step(0.0, ring_links() if links is None else links)  # the epoch: places the job
 
     def step(self, dt: float, links: dict[str, np.ndarray]) -> None:
         self.t += dt
@@ -319,3 +319,38 @@ def test_odc_run_suncatcher_shows_the_cluster_training_over_its_links() -> None:
     text = err.decode()
     assert "multi-node 0 running" in text or "multi-node 1 running" in text
     assert "multi-node job 1 running:" in text and "on 16 nodes, bottleneck 800 Gb/s" in text
+
+
+def test_a_queued_job_holds_a_connected_group_until_it_drains() -> None:
+    """Every node busy with a single-node job: the multi-node job holds a connected group,
+    single-node jobs are not placed there, and it starts there once those end."""
+    down = ring_links()
+    down["link_up"][:] = False
+    run = Stepper(links=down)
+    assert run.job.state == "queued"  # no links up: no group
+    submit = run.model.commands()["submit_job"]
+    for node in range(N_SATS):  # one whole-node job each, ending 10, 20, ... 60 min on
+        submit({"kind": "training", "accelerators": 8, "size_accel_h": 8 * (node + 1) / 6,
+                "result_bytes": 0.0})
+    run.step(60.0, down)
+    jobs = run.model.jobs
+    assert jobs.n_running == N_SATS
+    links = ring_links()
+    run.step(60.0, links)
+    held = run.job.held
+    assert held.size == K and run.job.state == "queued"
+    later = [submit({"kind": "training", "accelerators": 8, "size_accel_h": 8.0,
+                     "result_bytes": 0.0})["job_id"] for _ in range(N_SATS)]
+    for _ in range(70):  # the held group drains in 60 min at most
+        run.step(60.0, links)
+        if run.job.state == "running":
+            break
+        on_held = np.isin(jobs.node[jobs.running()], held)
+        assert not np.isin(jobs.job_id[jobs.running()][on_held], later).any()
+    assert run.job.state == "running" and run.t - run.model.scenario.epoch_utc.timestamp() <= (
+        2 * 60.0 + 60 * 60.0)
+    assert sum(e["kind"] == "multi_node_start" for e in run.events) == 1
+    # Its members are connected by the ring's links, and no later single-node job shares them.
+    assert np.isin(run.job.members, held).sum() >= K - 1
+    assert not np.isin(jobs.node[jobs.running()][np.isin(jobs.job_id[jobs.running()], later)],
+                       run.job.members).any()

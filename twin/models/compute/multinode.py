@@ -20,6 +20,10 @@ pace. Iterations are synchronous, so the slowest member sets the compute time:
 The communication fraction is t_comm / t_iter; the job's useful FLOP/s are
 (1 - comm_frac) x k x s_min x the node's peak.
 
+A queued job that finds no k whole free nodes joined by links holds a connected group of
+usable nodes (chosen by the same policy): single-node jobs are not placed there, so the
+group drains as their jobs end, and the job starts there (or on any group free first).
+
 A job stalls (no progress) while its members are not one connected sub-graph, a member
 lost its accelerators (a fault evicted its share) or a member delivers nothing. It rides
 through a stall shorter than its checkpoint interval; a longer one rolls it back to its
@@ -188,6 +192,7 @@ class MultiNodeJob:
     # Kept from the links' last change (MultiNodeJobs._bottleneck_bps): the link_up array
     # they were found from, whether the members' links join them, their flat terminals.
     links_seen: Any = None
+    held: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     joined: bool = False
     member_terminals: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
@@ -249,14 +254,27 @@ class MultiNodeJobs:
         graph = self.read_links(ctx)
         a = self.accelerators
         eligible = (free_accels >= a) & usable & (power_room_w >= a * accel_full_w)
+        holdable = usable.copy()
         for job in queued:  # a handful of jobs
             members = choose_group(graph, eligible, self.k, policy)
-            if members is None:
+            if members is not None:
+                self._start(ctx, job, members, t)
+                eligible[members] = False
+                holdable[members] = False
+                free_accels[members] -= a
+                power_room_w[members] -= a * accel_full_w
                 continue
-            self._start(ctx, job, members, t)
-            eligible[members] = False
-            free_accels[members] -= a
-            power_room_w[members] -= a * accel_full_w
+            # No k whole free nodes joined by links: hold a connected group of usable nodes
+            # (busy or not) so that single-node jobs do not refill it; it drains as their
+            # jobs end. The same group while it stays connected and usable.
+            held = job.held
+            if (held.size == 0 or not holdable[held].all()
+                    or ring_bottleneck_bps(graph, held) <= 0.0):
+                held = choose_group(graph, holdable, self.k, policy)
+                job.held = np.zeros(0, dtype=np.int64) if held is None else held
+            eligible[job.held] = False
+            holdable[job.held] = False
+            free_accels[job.held] = 0
 
     def _start(self, ctx: StepContext, job: MultiNodeJob, members: np.ndarray,
                t: float) -> None:
@@ -270,6 +288,7 @@ class MultiNodeJobs:
         slots = np.array([table.slot_of(int(i)) for i in slots], dtype=np.int64)
         table.start(slots, members, t)
         job.members, job.shard_slots, job.links_seen = members, slots, None
+        job.held = np.zeros(0, dtype=np.int64)
         job.shard_ids = table.job_id[slots].copy()
         job.state, job.stalled, job.stalled_s, job.since_checkpoint_s = ACTIVE, False, 0.0, 0.0
         job.bottleneck_bps = ring_bottleneck_bps(self.graph, members)
