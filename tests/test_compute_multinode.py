@@ -354,3 +354,28 @@ def test_a_queued_job_holds_a_connected_group_until_it_drains() -> None:
     assert np.isin(run.job.members, held).sum() >= K - 1
     assert not np.isin(jobs.node[jobs.running()][np.isin(jobs.job_id[jobs.running()], later)],
                        run.job.members).any()
+
+
+def test_network_aware_prefers_links_that_have_held() -> None:
+    """Links just come up (faster here) lose to links up for multi_node_settle_s."""
+    fast = [(0, 1), (1, 2), (2, 3)]
+    partial = ring_links(4e11)
+    for a, b in fast:
+        set_link(partial, a, b, link_up=False)
+    run = Stepper(SIX.replace('policy = "first_fit"', 'policy = "network_aware"'),
+                  links=partial)
+    for _ in range(11):  # 660 s: the others have held past the 600 s default
+        run.step(60.0, partial)
+    full = ring_links(4e11)
+    for a, b in fast:
+        set_link(full, a, b, link_capacity_bps=8e11)
+    run.step(60.0, full)
+    mn = run.model.multinode
+    ctx = StepContext.with_quantities(run.t, 0.0, EventLog(t_utc=run.t), run.rng, **full)
+    graphs = mn._graphs(ctx, "network_aware", run.t)
+    everyone = np.ones(N_SATS, dtype=bool)
+    assert choose_group(graphs[-1], everyone, K, "network_aware").tolist() == [0, 1, 2, 3]
+    assert mn._choose(graphs, everyone, "network_aware").tolist() == [0, 3, 4, 5]
+    later = run.t + 600.0  # once the fast links have held too, they win
+    assert mn._choose(mn._graphs(ctx, "network_aware", later), everyone,
+                      "network_aware").tolist() == [0, 1, 2, 3]

@@ -225,6 +225,11 @@ class MultiNodeJobs:
         self.comm_field = make_field("multi_node_comm_frac", "<f4", (n,), "1",
                                      "Its job's share of an iteration spent in all-reduce")
         self.graph: csr_matrix | None = None
+        # When each terminal's present link came up (Unix s; inf: none), followed from the
+        # links' outputs: network_aware prefers links that have held (track_links).
+        self.up_since_t = np.full(0, np.inf)
+        self._up_seen: Any = None
+        self._peer_seen = np.zeros(0, dtype=np.int64)
 
     def fields(self) -> list[Field]:
         return [self.job_field, self.comm_field]
@@ -240,6 +245,42 @@ class MultiNodeJobs:
                                     np.asarray(links.link_up), self.n_sats)
         return self.graph
 
+    def track_links(self, ctx: StepContext, t: float) -> None:
+        """Follow when each terminal's link came up: kept where the same peer stays up
+        since the links last changed (they publish a new ``link_up`` array then)."""
+        links = ctx.links
+        up = getattr(links, "link_up", None)
+        if up is None or up is self._up_seen:
+            return
+        peer = np.asarray(links.link_peer)
+        up = np.asarray(up)
+        since = np.where(up, t, np.inf)
+        if self._peer_seen.shape == peer.shape:
+            kept = up & np.asarray(self._up_seen) & (peer == self._peer_seen)
+            since[kept] = self.up_since_t[kept]
+        self.up_since_t, self._up_seen, self._peer_seen = since, links.link_up, peer.copy()
+
+    def _graphs(self, ctx: StepContext, policy: str, t: float) -> list[csr_matrix]:
+        """The graphs a policy places on, in order of preference: for network_aware the
+        links up for ``multi_node_settle_s`` or more first (links between planes that have
+        just met part again soon), then every link up."""
+        graph = self.read_links(ctx)
+        if policy != NETWORK_AWARE or self._up_seen is None:
+            return [graph]
+        links = ctx.links
+        settled = np.asarray(links.link_up) & (
+            t - self.up_since_t >= self.workload.multi_node_settle_s)
+        return [link_graph(np.asarray(links.link_peer), np.asarray(links.link_capacity_bps),
+                           settled, self.n_sats), graph]
+
+    def _choose(self, graphs: list[csr_matrix], eligible: np.ndarray,
+                policy: str) -> np.ndarray | None:
+        for graph in graphs:
+            members = choose_group(graph, eligible, self.k, policy)
+            if members is not None:
+                return members
+        return None
+
     # ----------------------------------------------------------------------------------
     # Placement (before the single-node jobs of a pass)
 
@@ -251,12 +292,14 @@ class MultiNodeJobs:
         queued = [job for job in self.jobs if job.state == QUEUED]
         if not queued:
             return
-        graph = self.read_links(ctx)
+        self.track_links(ctx, t)
+        graphs = self._graphs(ctx, policy, t)
+        graph = graphs[-1]  # every link up
         a = self.accelerators
         eligible = (free_accels >= a) & usable & (power_room_w >= a * accel_full_w)
         holdable = usable.copy()
         for job in queued:  # a handful of jobs
-            members = choose_group(graph, eligible, self.k, policy)
+            members = self._choose(graphs, eligible, policy)
             if members is not None:
                 self._start(ctx, job, members, t)
                 eligible[members] = False
@@ -270,7 +313,7 @@ class MultiNodeJobs:
             held = job.held
             if (held.size == 0 or not holdable[held].all()
                     or ring_bottleneck_bps(graph, held) <= 0.0):
-                held = choose_group(graph, holdable, self.k, policy)
+                held = self._choose(graphs, holdable, policy)
                 job.held = np.zeros(0, dtype=np.int64) if held is None else held
             eligible[job.held] = False
             holdable[job.held] = False
@@ -305,6 +348,7 @@ class MultiNodeJobs:
              policy: str = "") -> bool:
         """Advance the running jobs by ``dt`` under scheduling ``policy``; returns whether
         one went back to the queue (the model then schedules at once)."""
+        self.track_links(ctx, ctx.t_utc)
         requeued = False
         for job in self.jobs:  # a handful of jobs
             if job.state == ACTIVE:

@@ -80,6 +80,8 @@ class WorkloadParams:
         multi_node_step_latency_s: Latency of one ring all-reduce step (s).
         multi_node_regroup_s: ``network_aware``: a job whose links part restarts from its
             checkpoint on another connected group after this long (s).
+        multi_node_settle_s: ``network_aware``: links up at least this long are preferred
+            when placing a multi-node job (s).
     """
 
     arrivals_per_node_h: float = field(default=0.45, metadata={"min": 0.0, "max": 100.0,
@@ -112,6 +114,8 @@ class WorkloadParams:
                                                                      "unit": "s"})
     multi_node_regroup_s: float = field(default=300.0, metadata={"min": 0.0, "max": 864000.0,
                                                                  "unit": "s"})
+    multi_node_settle_s: float = field(default=600.0, metadata={"min": 0.0, "max": 864000.0,
+                                                                "unit": "s"})
 
 
 class JobTable:
