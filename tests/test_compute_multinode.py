@@ -379,3 +379,53 @@ def test_network_aware_prefers_links_that_have_held() -> None:
     later = run.t + 600.0  # once the fast links have held too, they win
     assert mn._choose(mn._graphs(ctx, "network_aware", later), everyone,
                       "network_aware").tolist() == [0, 1, 2, 3]
+
+
+def test_the_dashboard_node_screen_shows_the_node_multi_node_job() -> None:
+    """`odc tui`'s node detail lists every catalog field: a member shows its job and the
+    job's all-reduce share (screenshot in $ODC_SHOTS, default /tmp/shots/jobs)."""
+    import asyncio
+    import os
+
+    from twin.protocol.codec import (
+        PROTOCOL_VERSION,
+        TOPIC_META,
+        decode,
+        encode_map,
+        encode_state,
+    )
+    from viz.stream import LIVE
+    from viz.tui.app import DashboardApp, StreamUpdate
+    from viz.tui.screens import DetailScreen
+
+    scenario = load_scenario("suncatcher")
+    clock = SimClock(scenario.epoch_utc, rate_hz=1.0, warp=30.0, fast=True)
+    engine = Engine(scenario, clock)
+    for _ in range(4):
+        engine.step()
+    member = int(engine.compute_model.multinode.jobs[0].members[0])
+    header = {"v": PROTOCOL_VERSION, "seq": 1, "t_utc": clock.t_utc, **engine.header()}
+    state = decode([bytes(f) for f in encode_state(header, engine.field_specs,
+                                                   [f.array for f in engine.fields])])
+    meta = engine.meta()
+    shots = Path(os.environ.get("ODC_SHOTS", "/tmp/shots/jobs"))
+
+    async def scenario_run() -> None:
+        app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
+        async with app.run_test(size=(140, 45)) as pilot:
+            body = {"v": PROTOCOL_VERSION, "seq": 0, "t_utc": state.header["t_utc"], **meta}
+            app.feed(StreamUpdate(meta=decode(encode_map(TOPIC_META, body)).header,
+                                  connection=LIVE))
+            app.feed(StreamUpdate(state=state, connection=LIVE))
+            await pilot.pause(0.3)
+            app.push_screen(DetailScreen(app.model, member))  # as Enter on its row does
+            await pilot.pause(0.3)
+            table = app.screen.query_one("#detail-fields")
+            rows = {str(table.get_cell(key, "field")): str(table.get_cell(key, "value"))
+                    for key in table.rows}
+            assert rows["multi_node_job"].startswith("1")
+            assert rows["multi_node_comm_frac"] == "15.8 %"  # t_comm / t_iter, 0.3753 / 2.3753
+            shots.mkdir(parents=True, exist_ok=True)
+            app.save_screenshot(str(shots / "tui_node_multi_node_job.svg"))
+
+    asyncio.run(scenario_run())
