@@ -425,6 +425,9 @@ def test_the_dashboard_node_screen_shows_the_node_multi_node_job() -> None:
                     for key in table.rows}
             assert rows["multi_node_job"].startswith("1")
             assert rows["multi_node_comm_frac"] == "15.8 %"  # t_comm / t_iter, 0.3753 / 2.3753
+            # The operator scrolls down to the job's rows (catalog order: compute's last).
+            table.move_cursor(row=list(rows).index("multi_node_job"))
+            await pilot.pause(0.3)
             shots.mkdir(parents=True, exist_ok=True)
             app.save_screenshot(str(shots / "tui_node_multi_node_job.svg"))
 
