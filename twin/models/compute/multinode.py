@@ -20,6 +20,10 @@ pace. Iterations are synchronous, so the slowest member sets the compute time:
 The communication fraction is t_comm / t_iter; the job's useful FLOP/s are
 (1 - comm_frac) x k x s_min x the node's peak.
 
+``network_aware`` places on links up for ``multi_node_settle_s`` or more first, then on
+every link up (the fastest links of a Walker shell are the short ones between planes that
+have just met, and part again within minutes).
+
 A queued job that finds no k whole free nodes joined by links holds a connected group of
 usable nodes (chosen by the same policy): single-node jobs are not placed there, so the
 group drains as their jobs end, and the job starts there (or on any group free first).
