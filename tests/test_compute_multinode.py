@@ -432,3 +432,21 @@ def test_the_dashboard_node_screen_shows_the_node_multi_node_job() -> None:
             app.save_screenshot(str(shots / "tui_node_multi_node_job.svg"))
 
     asyncio.run(scenario_run())
+
+
+def test_sub_steps_give_the_same_progress() -> None:
+    """The control loop cut into 6 s sub-steps moves the job as 30 s steps do (at full
+    clock the iteration time is the same in every part of the step)."""
+    scenario = load_scenario("suncatcher")
+    progress = []
+    for period_s in (30.0, 6.0):
+        eng = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=30.0, fast=True),
+                     control_period_s=period_s)
+        for _ in range(12):
+            eng.step()
+        assert eng.substeps == 30.0 / period_s
+        job = eng.compute_model.multinode.jobs[0]
+        progress.append((job.iterations, job.members.tolist()))
+    (whole, members), (cut, members_cut) = progress
+    assert members == members_cut and whole > 0.0
+    assert cut == pytest.approx(whole, rel=1e-9)
