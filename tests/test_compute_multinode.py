@@ -450,3 +450,34 @@ def test_sub_steps_give_the_same_progress() -> None:
     (whole, members), (cut, members_cut) = progress
     assert members == members_cut and whole > 0.0
     assert cut == pytest.approx(whole, rel=1e-9)
+
+
+def test_a_capped_member_slows_the_job_and_a_failed_one_stalls_it() -> None:
+    """Synchronous iterations: the slowest member sets the compute time; a member whose
+    accelerator fails loses its share and the job stalls, then rolls back and moves."""
+    run = Stepper()
+    links = ring_links()
+    run.step(60.0, links)
+    members = run.job.members
+    capped = int(members[1])
+    cap_w = np.full(N_SATS, np.inf)
+    cap_w[capped] = 6000.0  # an eclipse-like cap: that member's clock drops
+    before = run.job.iterations
+    run.step(60.0, {**links, "power_cap_w": cap_w})
+    peak = 8 * run.model.params.peak_flop_s
+    speed = run.model.delivered.array[capped] / peak
+    assert 0.3 < speed < 1.0
+    comm_s = ring_allreduce_s(K, GRADIENT_B, 8e11, LATENCY_S)
+    assert run.job.iterations - before == pytest.approx(
+        60.0 / (COMPUTE_S / float(np.float32(speed)) + comm_s), rel=1e-6)
+    assert not run.job.stalled
+    failed = int(members[0])
+    working = np.full(N_SATS, 8, dtype=np.int64)
+    working[failed] = 7
+    run.step(60.0, {**links, "accelerators_ok": working})
+    assert run.job.stalled and "multi_node_stall" in run.kinds()
+    assert run.model.jobs.n_queued == 0  # the evicted share does not run elsewhere
+    for _ in range(10):  # the 600 s checkpoint interval
+        run.step(60.0, {**links, "accelerators_ok": working})
+    assert run.job.rollbacks == 1 and run.job.state == "running"
+    assert failed not in run.job.members  # 7 working accelerators: not a whole free node
