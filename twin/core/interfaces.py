@@ -121,6 +121,13 @@ class LinkOutputs:
     """(n,) rate a node can relay to the ground over links to a node in contact, bit/s."""
     isl_power_w: Array | None = field(default=None, metadata={"optional": True})
     """(n,) electrical power the link terminals draw (and leave as heat in the bus), W."""
+    link_peer: Array | None = field(default=None, metadata={"optional": True})
+    """(n, T) each terminal's peer node, -1 for none (the ``link_peer`` field's array)."""
+    link_capacity_bps: Array | None = field(default=None, metadata={"optional": True})
+    """(n, T) each terminal's link capacity, bit/s (the ``link_capacity_bps`` field's)."""
+    link_up: Array | None = field(default=None, metadata={"optional": True})
+    """(n, T) bool, the terminal's link is up (not acquiring); multi-node jobs read the
+    three to find connected groups and their bottleneck (compute's ``multinode``)."""
 
 
 @dataclass(eq=False)

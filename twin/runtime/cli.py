@@ -234,6 +234,10 @@ class StatusLine:
             f"step {mean_ms:.1f} ms  sats {fleet['n_sats']}  eclipse {fleet['n_in_eclipse']}  "
             f"contact {fleet['n_in_contact']}  commands {counters.commands_ok} ok, "
             f"{counters.commands_rejected} rejected"
+            + (f"  multi-node {fleet['multi_node_running']} running,"
+               f" {fleet['multi_node_stalled']} stalled,"
+               f" {fleet['multi_node_progress_frac']:.2%} done"
+               if "multi_node_running" in fleet else "")
             + ("  PAUSED" if clock.paused else "")
         )
         if self.tty:
@@ -326,6 +330,14 @@ def run(args: argparse.Namespace) -> int:
             f"{counters.events_published} events published",
             file=sys.stderr,
         )
+        multinode = getattr(getattr(server.engine, "compute_model", None), "multinode", None)
+        for job in [] if multinode is None else multinode.jobs:  # a handful
+            print(f"odc twin: multi-node job {job.number} {job.state}"
+                  f"{' (stalled)' if job.stalled else ''}: {job.iterations:.0f} of"
+                  f" {job.total_iterations:.0f} iterations on {job.members.size} nodes,"
+                  f" bottleneck {job.bottleneck_bps / 1e9:.4g} Gb/s, all-reduce"
+                  f" {job.comm_frac:.1%} of an iteration, {job.rollbacks} rollbacks",
+                  file=sys.stderr)
         server.close()
         if server.recording is not None:
             recorder = server.recording.recorder

@@ -48,7 +48,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 "operational", (JOB_ID_ARG,), role="operator"),
     CommandSpec("job", "one job's state", "informational", (JOB_ID_ARG,), role="viewer"),
     CommandSpec("set_policy", "the scheduling policy", "operational", (
-        Arg("policy", "choice", "first_fit or sun_aware", choices=("first_fit", "sun_aware"),
+        Arg("policy", "choice", "first_fit, sun_aware or network_aware",
+            choices=("first_fit", "sun_aware", "network_aware"),
             required=True),), role="operator"),
     CommandSpec("set_power_cap", "cap a node's compute power (nil clears)", "operational", (
         sat_arg("the node, or all", allow_all=True),
@@ -148,7 +149,7 @@ class ComputeCommands:
         raise CommandRejected(f"no job {job_id} (queued, running or recently finished)")
 
     def set_policy(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``set_policy``: policy = first_fit | sun_aware."""
+        """``set_policy``: policy = first_fit | sun_aware | network_aware."""
         model = self.model
         policy = request["policy"]
         model.policy = policy

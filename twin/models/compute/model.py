@@ -49,6 +49,7 @@ from twin.models.compute import scheduler
 from twin.models.compute.commands import ComputeCommands
 from twin.models.compute.downlink import ResultStore
 from twin.models.compute.jobs import Finished, JobRunner
+from twin.models.compute.multinode import MultiNodeJobs
 from twin.models.compute.node_fields import NodeFields
 from twin.models.compute.params import LIMIT_REASONS, PFLOP, THROTTLE_CODES, ComputeParams
 from twin.models.compute.placement import Placement
@@ -66,7 +67,7 @@ from twin.models.compute.power_clock import (
 from twin.models.compute.radiation import RadiationParams, RadiationState
 from twin.models.compute.upsets import Upsets
 from twin.models.compute.workload import JOB_KINDS, SECONDS_PER_HOUR, WorkloadParams
-from twin.scenario import Scenario, parse_section
+from twin.scenario import Scenario, ScenarioError, parse_section
 
 
 def _same_inputs(key: tuple[Any, ...] | None, last: tuple[Any, ...] | None) -> bool:
@@ -115,6 +116,22 @@ class ComputeModel:
         self.thermal_on = self.throttling.on
         self.placement = Placement(self.params, self.workload, self.runner, self.results,
                                    self.throttling)
+        # Multi-node jobs over the links, only where the scenario asks for them (the fields
+        # and fleet numbers of a scenario without them stay as they were).
+        self.multinode: MultiNodeJobs | None = None
+        if self.workload.multi_node_jobs:
+            if "links" not in scenario.sections:
+                raise ScenarioError(scenario.source, "workload.multi_node_jobs",
+                                    "multi-node jobs run over optical links: the scenario"
+                                    " needs a [links] table")
+            if self.workload.multi_node_nodes > n:
+                raise ScenarioError(scenario.source, "workload.multi_node_nodes",
+                                    f"{self.workload.multi_node_nodes} nodes per job, but the"
+                                    f" scenario has {n} satellites")
+            self.multinode = MultiNodeJobs(self.workload, self.runner, a,
+                                           a * self.params.peak_flop_s,
+                                           [s.name for s in scenario.satellites])
+            self.placement.multinode = self.multinode
         out = self.node_fields = NodeFields(self.params, self.jobs, self.accelerators,
                                             self.throttling, self.placement,
                                             self.upsets.no_resets)
@@ -143,7 +160,9 @@ class ComputeModel:
     # Engine contract
 
     def fields(self) -> list[Field]:
-        return [*self.node_fields.all(), *self.radiation.fields(), *self.results.fields()]
+        extra = [] if self.multinode is None else self.multinode.fields()
+        return [*self.node_fields.all(), *self.radiation.fields(), *self.results.fields(),
+                *extra]
 
     def step(self, ctx: StepContext) -> None:
         """One step of every node, in the order of the module's docstring."""
@@ -159,6 +178,8 @@ class ComputeModel:
 
         if ok_changed and self.runner.evict_failed(ctx, n_ok):
             self.schedule_now()
+            if self.multinode is not None:
+                self.multinode.drop_evicted()
         if dt > 0.0 and ctx.step_dt_s is None:
             self.upsets.step(ctx, n_ok, t0)
         elif dt > 0.0 and ctx.substep == 0:
@@ -240,6 +261,8 @@ class ComputeModel:
         finished = self.runner.progress(ctx, run, load, rate, active_s, t)
         if not full_clock:
             delivered = np.bincount(load.rnode, rate * active_frac, minlength=n) * p.peak_flop_s
+        if self.multinode is not None and self.multinode.step(ctx, delivered, dt, self.policy):
+            self.schedule_now()  # a job rolled back: place it again at once
         # Accelerators holding a job, averaged over the step: the load's, less what the jobs
         # that finished within it left unused (they are charged only for their part).
         busy_mean = load.busy
@@ -374,6 +397,7 @@ class ComputeModel:
             "n_throttled_power": sums["n_throttled_power"],
             "scheduler_policy_code": scheduler.POLICIES[self.policy],
             **self.results.fleet(self.t_utc),
+            **({} if self.multinode is None else self.multinode.fleet()),
         }
 
     def meta(self) -> dict[str, Any]:

@@ -144,6 +144,13 @@ FLEET_TOTALS: dict[str, tuple[str, str]] = {
     "downlink_backlog_bytes": ("B", "result bytes waiting on board"),
     "oldest_result_age_s": ("s", "age of the oldest undelivered result"),
     "result_latency_mean_s": ("s", "mean time from finish to delivery"),
+    # Multi-node jobs (published only where [workload] multi_node_jobs > 0).
+    "multi_node_running": ("count", "multi-node jobs making progress"),
+    "multi_node_stalled": ("count", "multi-node jobs placed but stalled"),
+    "multi_node_queued": ("count", "multi-node jobs waiting for a connected group"),
+    "multi_node_done": ("count", "multi-node jobs finished"),
+    "multi_node_rollbacks": ("count", "multi-node rollbacks to a checkpoint so far"),
+    "multi_node_progress_frac": ("1", "mean progress of the multi-node jobs"),
 }
 """The fleet totals this model publishes: name -> (unit, description) (meta.totals)."""
 

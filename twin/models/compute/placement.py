@@ -19,6 +19,7 @@ from twin.core.subsystem import StepContext
 from twin.models.compute import scheduler
 from twin.models.compute.downlink import ResultStore
 from twin.models.compute.jobs import JobRunner
+from twin.models.compute.multinode import MultiNodeJobs
 from twin.models.compute.params import (
     ECLIPSE_AHEAD,
     FAULT,
@@ -65,13 +66,15 @@ class Placement:
         self.idle_reason_version = 0
         self.to_eclipse_s = np.full(n, np.inf)
         self.last_pass: dict[str, int] = {}
+        self.multinode: MultiNodeJobs | None = None  # set by the model when configured
 
     def run(self, ctx: StepContext, policy: str, n_ok: np.ndarray, idle_resetting: np.ndarray,
             cap: np.ndarray, orbit_ok: np.ndarray, t: float) -> None:
         """One pass: place what fits under ``policy``, start it, and note why the rest waits.
 
         Args:
-            policy: ``first_fit`` or ``sun_aware`` (``scheduler.POLICIES``).
+            policy: ``first_fit``, ``sun_aware`` or ``network_aware``
+                (``scheduler.POLICIES``).
             n_ok: (n,) working accelerators.
             idle_resetting: (n,) accelerators without a job still resetting.
             cap: (n,) power cap in force (W; inf: none).
@@ -100,12 +103,15 @@ class Placement:
         usable = orbit_ok & cool_enough
         orbit = ctx.orbit
         sunlit = np.asarray(np.ones(n) if orbit.sunlit_frac is None else orbit.sunlit_frac)
-        if orbit.pos_gcrs_km is not None and policy == "sun_aware":  # first-fit ignores it
+        if orbit.pos_gcrs_km is not None and policy != "first_fit":  # first-fit ignores it
             _, to_eclipse, _ = scheduler.eclipse_lookahead(
                 orbit.pos_gcrs_km, orbit.vel_gcrs_km_s, orbit.sun_gcrs_km,
                 orbit.polar_axis_gcrs, orbit.shadow_stretch or 1.0,
                 orbit.shadow_radius_km or scheduler.SHADOW_RADIUS_KM)
             self.to_eclipse_s = to_eclipse
+        if self.multinode is not None:  # whole nodes for multi-node jobs first
+            self.multinode.place(ctx, policy, free_accels, usable, power_room,
+                                 p.full_power_w - p.sleep_power_w, t)
         radiator_k = ctx.thermal.temp_radiator_k
         radiator = np.asarray(np.zeros(n) if radiator_k is None else radiator_k)
         placements, why = scheduler.plan(
@@ -131,7 +137,7 @@ class Placement:
             return
         smallest = int(jobs.accels[queued].min())
         least_storage = float(jobs.result_bytes[queued].min())
-        reason[:] = ECLIPSE_AHEAD if policy == "sun_aware" else QUEUE
+        reason[:] = QUEUE if policy == "first_fit" else ECLIPSE_AHEAD
         reason[power_room < smallest * accel_full_w] = POWER
         reason[free_storage < least_storage] = STORAGE
         reason[~usable] = HEAT

@@ -10,6 +10,9 @@ throttled). They differ in which node they pick:
   min(the job's expected run time, ``eclipse_runway_s``); among those, eclipse-free nodes
   and long runways first, then the coolest radiator. A job held longer than ``max_hold_s``
   falls back to any node that fits (best runway, coolest first), so nothing starves.
+- ``network_aware``: single-node jobs as ``sun_aware``; multi-node jobs on the connected
+  group of nodes whose slowest link is fastest (``multinode.choose_group``), where the
+  other two take the first connected group found.
 
 Eclipse prediction is geometric, from this step's state alone (no history): the circular
 orbit of radius |r| in the plane of (r, v), at the angular rate n = |r x v| / r^2 now, and
@@ -30,7 +33,7 @@ import numpy as np
 from twin.astro.geometry import WGS84_A_KM, stretch_along_axis
 from twin.models.compute.workload import JobTable, WorkloadParams
 
-POLICIES: dict[str, int] = {"first_fit": 0, "sun_aware": 1}
+POLICIES: dict[str, int] = {"first_fit": 0, "sun_aware": 1, "network_aware": 2}
 """Policy name -> code in the fleet map (``scheduler_policy_code``)."""
 
 MU_EARTH_KM3_S2 = 398600.4418  # WGS84 / EGM96 GM

@@ -3,7 +3,8 @@
 Jobs are few next to satellites but not negligible (a 4,428-node fleet at half load runs
 thousands at once), so the table is a struct of numpy arrays, grown by doubling, and every
 per-step operation on it is vectorized. A job is gang-scheduled on one node: all its
-accelerators run together at the node's clock (multi-node jobs are out of scope).
+accelerators run together at the node's clock. Multi-node jobs (``multi_node_*`` keys) are
+kept by ``multinode.MultiNodeJobs``, each member's share a job of this table.
 """
 
 from __future__ import annotations
@@ -69,12 +70,25 @@ class WorkloadParams:
         radiator_cool_k: Sun-aware: radiators at or below this count as cool (K).
         max_queue: Arrivals beyond this many queued jobs are dropped (and counted).
         initial_backlog_h: Jobs queued at the epoch: as many as arrive in this many hours.
+        multi_node_jobs: Multi-node training jobs queued at the epoch (0: none).
+        multi_node_nodes: Nodes each multi-node job holds (all their accelerators).
+        multi_node_gradient_bytes: Gradient bytes all-reduced every iteration (B).
+        multi_node_compute_s: Compute time of one iteration at full clock (s).
+        multi_node_iterations: Iterations to finish a multi-node job.
+        multi_node_checkpoint_interval_s: Run time between a multi-node job's checkpoints;
+            it rides through a shorter stall and rolls back beyond (s).
+        multi_node_step_latency_s: Latency of one ring all-reduce step (s).
+        multi_node_regroup_s: ``network_aware``: a job whose links part restarts from its
+            checkpoint on another connected group after this long (s).
+        multi_node_settle_s: ``network_aware``: links up at least this long are preferred
+            when placing a multi-node job (s).
     """
 
     arrivals_per_node_h: float = field(default=0.45, metadata={"min": 0.0, "max": 100.0,
                                                                  "unit": "1/h"})
     training_frac: float = field(default=0.3, metadata={"min": 0.0, "max": 1.0, "unit": "1"})
-    policy: str = field(default="sun_aware", metadata={"choices": ("sun_aware", "first_fit")})
+    policy: str = field(default="sun_aware", metadata={
+        "choices": ("sun_aware", "first_fit", "network_aware")})
     schedule_interval_s: float = field(default=60.0, metadata={"gt": 0.0, "max": 86400.0,
                                                                  "unit": "s"})
     max_jobs_per_pass: int = field(default=256, metadata={"min": 1, "max": 100000})
@@ -87,6 +101,21 @@ class WorkloadParams:
     max_queue: int = field(default=100000, metadata={"min": 1, "max": 1_000_000})
     initial_backlog_h: float = field(default=2.0, metadata={"min": 0.0, "max": 1000.0,
                                                              "unit": "h"})
+    multi_node_jobs: int = field(default=0, metadata={"min": 0, "max": 64})
+    multi_node_nodes: int = field(default=16, metadata={"min": 2, "max": 100000})
+    multi_node_gradient_bytes: float = field(default=20e9, metadata={"min": 0.0, "max": 1e15,
+                                                                     "unit": "B"})
+    multi_node_compute_s: float = field(default=2.0, metadata={"gt": 0.0, "max": 86400.0,
+                                                               "unit": "s"})
+    multi_node_iterations: int = field(default=100000, metadata={"min": 1, "max": 10**12})
+    multi_node_checkpoint_interval_s: float = field(default=1800.0, metadata={
+        "gt": 0.0, "max": 864000.0, "unit": "s"})
+    multi_node_step_latency_s: float = field(default=1e-5, metadata={"min": 0.0, "max": 10.0,
+                                                                     "unit": "s"})
+    multi_node_regroup_s: float = field(default=300.0, metadata={"min": 0.0, "max": 864000.0,
+                                                                 "unit": "s"})
+    multi_node_settle_s: float = field(default=600.0, metadata={"min": 0.0, "max": 864000.0,
+                                                                "unit": "s"})
 
 
 class JobTable:

@@ -293,6 +293,9 @@ class LinksModel:
             state = np.where(self._up, UP, ACQUIRING).astype(np.uint8)
             self._put(self.state.array, state)
             self.peer.array[:] = table.peer
+            self.outputs.link_up = self.state.array == UP
+            self.outputs.link_peer = self.peer.array
+            self.outputs.link_capacity_bps = self.capacity.array
             t = self.terminal
             active = np.count_nonzero(table.peer >= 0, axis=1)
             self._power_w = (active * t.active_power_w
