@@ -239,9 +239,9 @@ MALFORMED = [
                  ["no [[tle]] catalog"], id="epoch-tle-without-catalog"),
     pytest.param(VALID.split("[[walker]]")[0], "", ["no satellites", "[[walker]]"],
                  id="no-satellites"),
-    pytest.param(VALID.replace("planes = 3", "planes = 1000").replace(
+    pytest.param(VALID.replace("planes = 3", "planes = 10000").replace(
         "sats_per_plane = 2", "sats_per_plane = 200"), "walker[0]",
-                 ["200,000 satellites", "limit of 100,000"], id="too-many"),
+                 ["2,000,000 satellites", "limit of 1,000,000"], id="too-many"),
     pytest.param(VALID.replace("[[walker]]", "[walker]"), "walker", ["double brackets"],
                  id="single-brackets"),
     pytest.param(VALID.replace("altitude_km = 550.0\n", ""), "walker[0].altitude_km",
