@@ -73,6 +73,37 @@ def test_bundled_scenarios_are_listed():
     assert {"default", "starlink"} <= set(bundled_scenarios())
 
 
+def test_megafleet_is_a_million_in_the_filings_ranges():
+    # Read as TOML only: generating a million belongs in bench/scale.py --load, not here.
+    import tomllib
+
+    from twin.scenario.loader import MAX_SATELLITES, SCENARIOS_DIR
+
+    doc = tomllib.loads((SCENARIOS_DIR / "megafleet.toml").read_text())
+    shells = doc["walker"] + doc["sun_synchronous"]
+    assert sum(s["planes"] * s["sats_per_plane"] for s in shells) == 1_000_000
+    assert MAX_SATELLITES >= 1_000_000
+    assert all(500.0 <= s["altitude_km"] <= 2000.0 for s in shells)
+    assert {s["inclination_deg"] for s in doc["walker"]} == {30.0}
+    assert len(doc["sun_synchronous"]) >= 2
+    default = tomllib.loads((SCENARIOS_DIR / "default.toml").read_text())
+    assert doc["station"] == default["station"]
+
+
+def test_generated_satellites_past_the_satrec_catalog_range_still_propagate():
+    # Catalog numbers above 339,999 do not fit a satrec (Alpha-5); the satellite keeps its
+    # own unique norad_id and its satrec carries the largest number SGP4 accepts.
+    scenario = parse_scenario(VALID.replace("planes = 3", "planes = 501").replace(
+        "sats_per_plane = 2", "sats_per_plane = 500").replace("phasing = 1", "phasing = 0"))
+    last = scenario.satellites[-1]
+    assert last.norad_id == GENERATED_NORAD_BASE + len(scenario.satellites) - 1 > 339_999
+    assert last.satrec.satnum == 339_999
+    error, position_km, _ = last.satrec.sgp4(last.satrec.jdsatepoch, 0.5)
+    assert error == 0 and 6900.0 < sum(x * x for x in position_km) ** 0.5 < 7000.0
+    assert dataclasses.replace(last, satrec=scenario.satellites[0].satrec).satrec.satnum \
+        == GENERATED_NORAD_BASE
+
+
 def test_default_scenario_is_a_24_to_48_node_pilot():
     scenario = load_scenario("default")
     assert scenario.name == "default"
@@ -284,7 +315,7 @@ def test_malformed_scenario_is_explained(tmp_path: Path, text: str, key: str,
 
 
 def test_missing_scenario_file_lists_bundled_names(tmp_path: Path):
-    with pytest.raises(ScenarioError, match="default, starlink") as caught:
+    with pytest.raises(ScenarioError, match="default, megafleet, starlink") as caught:
         load_scenario(str(tmp_path / "nope.toml"))
     assert caught.value.file == str(tmp_path / "nope.toml")
 
