@@ -425,3 +425,11 @@ def test_parse_section_errors_name_the_key(body: str, key: str, fragment: str):
         parse_section(_Thermal, _thermal(body), "thermal")
     assert (caught.value.file, caught.value.key) == ("odc.toml", key)
     assert fragment in str(caught.value)
+
+
+def test_mean_semi_major_axes_match_each_satellites_satrec():
+    from twin.scenario.loader import mean_semi_major_axes_km
+
+    scenario = load_scenario("default")
+    expected = [s.satrec.a * s.satrec.radiusearthkm for s in scenario.satellites]
+    assert mean_semi_major_axes_km(scenario.satellites).tolist() == expected

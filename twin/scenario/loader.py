@@ -18,12 +18,13 @@ import dataclasses
 import re
 import tomllib
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sgp4.api import Satrec
 
 from twin.astro.constellation import ShellElements, SunSynchronousShell, WalkerShell
@@ -159,6 +160,28 @@ class Satellite:
         if isinstance(source, GeneratedSource):
             return source.elements.satrec(self.sat_id - source.first_sat_id, self.norad_id)
         return source
+
+
+def mean_semi_major_axes_km(satellites: Sequence[Satellite]) -> np.ndarray:
+    """SGP4's mean semi-major axis of every satellite (km, ``satrec.a`` times the Earth radius).
+
+    A generated shell's members share it (it depends on altitude and inclination, not on the
+    angles), so one satrec per shell is built instead of one per satellite: a second saved
+    at a million.
+    """
+    by_shell: dict[int, float] = {}
+    out = np.empty(len(satellites))
+    for i, sat in enumerate(satellites):
+        source = sat.source
+        if isinstance(source, GeneratedSource):
+            a_km = by_shell.get(id(source))
+            if a_km is None:
+                satrec = sat.satrec
+                a_km = by_shell[id(source)] = satrec.a * satrec.radiusearthkm
+            out[i] = a_km
+        else:
+            out[i] = source.a * source.radiusearthkm
+    return out
 
 
 @dataclass(frozen=True)
