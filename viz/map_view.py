@@ -268,6 +268,9 @@ class MapView:
             point_size=min(4.0, point_px) if big_fleet else 9,
             render_points_as_spheres=not big_fleet, lighting=False, pickable=True,
             name="map_sats", reset_camera=False)
+        # Hidden while the globe is shown: off-camera points still cost a CPU renderer
+        # their vertices every frame (a third of a frame at 100,000 nodes).
+        self.sats_actor.SetVisibility(self.active)
         stations = list(meta.get("stations", []))
         self.station_lat = np.array([float(s.get("lat_deg", 0.0)) for s in stations])
         self.station_lon = np.array([float(s.get("lon_deg", 0.0)) for s in stations])
@@ -379,6 +382,8 @@ class MapView:
             return
         self.active = on
         self._show_legend(on)
+        if self.sats_actor is not None:
+            self.sats_actor.SetVisibility(on)
         camera = self.pl.camera
         if on:
             self._saved_camera = (camera.position, camera.focal_point, camera.up,

@@ -114,9 +114,8 @@ class SceneDraw:
         if in_contact is not None and in_contact.shape == (n_stations, self.n_sats):
             self.station_priority = np.count_nonzero(in_contact, axis=1).astype(float)
             # Contact lines of the drawn nodes only: a sampled fleet's lines are the sample's.
-            self.drawn_contact = self._sampled(in_contact, axis=1)
-            if self.drawn is not None:  # a big fleet: a few thousand lines at most
-                self.drawn_contact = lod.thinned_contacts(self.drawn_contact)
+            # A few thousand lines at most (viz.lod): more bury the globe in green fans.
+            self.drawn_contact = lod.thinned_contacts(self._sampled(in_contact, axis=1))
         self._paint_links()
         if self.show_trails:
             self.trail_buffer.points(self.earth_fixed, out=self.trails.points)
