@@ -24,8 +24,12 @@ from viz import lod, node_colours, scene  # noqa: E402
 def test_drawn_nodes_sample_evenly_past_the_budget():
     assert lod.drawn_nodes(120_000, budget=120_000) is None
     drawn = lod.drawn_nodes(1_000_000, budget=120_000)
-    assert drawn is not None and len(drawn) <= 120_000 and drawn[0] == 0
-    assert set(np.diff(drawn).tolist()) == {9}  # ceil(1e6 / 120k) = 9, even spacing
+    assert drawn is not None and len(drawn) == 120_000 and drawn[0] == 0
+    assert set(np.diff(drawn).tolist()) == {8, 9}  # 8.33 on average, evenly spread
+    assert drawn[-1] < 1_000_000
+    # One node past the budget still draws the budget, not half of it.
+    assert len(lod.drawn_nodes(120_001, budget=120_000)) == 120_000
+    assert lod.drawn_nodes(40, budget=10).tolist() == list(range(0, 40, 4))
 
 
 def test_point_size_falls_with_density():
@@ -79,7 +83,7 @@ def test_a_sampled_fleet_draws_colours_flags_and_picks_its_sample(sampled_app):
     app.pick(s.sats.points[3] + np.array([30.0, 0.0, 0.0]))
     assert s.selected == 12
     assert np.allclose(np.asarray(s.selected_mesh.points)[0], drawn_xyz[3])
-    assert "drawing 1 in 4 nodes (10 of 40)" in s.hud_top.GetInput()
+    assert "drawing 10 of 40 nodes (1 in 4) and every flagged one" in s.hud_top.GetInput()
     # A node outside the sample can still be selected (keys, commands): it is marked.
     s.select(5)
     app.render()

@@ -131,6 +131,20 @@ class SceneDraw:
         turned = motion.earth_turn(self.sim_dt_s) @ scene.gcrs_to_itrs(self.header)
         return {**self.header, "gcrs_to_itrs": turned.ravel().tolist()}
 
+    def _rows_of(self, nodes: np.ndarray) -> dict[str, np.ndarray]:
+        """The position and velocity rows of ``nodes``; the drawn sample's are gathered
+        once per state (a million-row gather each frame costs more than the move)."""
+        arrays = self.arrays
+        cached = getattr(self, "_drawn_rows", None)
+        if nodes is self.drawn and cached is not None and cached[0] is arrays:
+            return cached[1]
+        rows = {name: arrays[name][nodes]
+                for name in ("pos_gcrs_km", "pos_itrs_km", "vel_gcrs_km_s")
+                if name in arrays and arrays[name].shape[:1] == (self.n_sats,)}
+        if nodes is self.drawn:
+            self._drawn_rows = (arrays, rows)
+        return rows
+
     def _sampled(self, array: np.ndarray, axis: int = 0) -> np.ndarray:
         """The drawn nodes' part of a per-node array (the array itself when all are)."""
         return array if self.drawn is None else np.take(array, self.drawn, axis=axis)
@@ -142,10 +156,8 @@ class SceneDraw:
         arrays, ef, dt = self.arrays, self.earth_fixed, self.sim_dt_s
         pos, vel = arrays.get("pos_gcrs_km"), arrays.get("vel_gcrs_km_s")
         if nodes is not None:
-            arrays = {name: arrays[name][nodes] for name in ("pos_gcrs_km", "pos_itrs_km")
-                      if name in arrays}
-            pos = arrays.get("pos_gcrs_km")
-            vel = vel[nodes] if vel is not None and vel.shape[0] == self.n_sats else None
+            arrays = self._rows_of(nodes)
+            pos, vel = arrays.get("pos_gcrs_km"), arrays.get("vel_gcrs_km_s")
         if not dt or vel is None or pos is None or vel.shape != pos.shape:
             return scene.sat_positions(arrays, ef, out=out)
         moved = motion.advance(pos, vel, dt, out=out)
