@@ -160,7 +160,13 @@ class SceneDraw:
             pos, vel = arrays.get("pos_gcrs_km"), arrays.get("vel_gcrs_km_s")
         if not dt or vel is None or pos is None or vel.shape != pos.shape:
             return scene.sat_positions(arrays, ef, out=out)
-        moved = motion.advance(pos, vel, dt, out=out)
+        if nodes is self.drawn:  # the drawn nodes: their mover is kept for the state
+            cached = getattr(self, "_drawn_mover", None)
+            if cached is None or cached[0] is not self.arrays:
+                cached = self._drawn_mover = (self.arrays, motion.Mover(pos, vel))
+            moved = cached[1].at(dt, out=out)
+        else:
+            moved = motion.advance(pos, vel, dt, out=out)
         if ef:
             moved[:] = scene.gcrs_to_view(moved, self.view_header(), True)
         return moved
