@@ -41,13 +41,13 @@ def _scenarios(args: argparse.Namespace) -> int:
         print(f"{scenario.source}: scenario {scenario.name!r} is valid")
         print(f"  epoch {scenario.epoch_utc.isoformat()}, seed {scenario.seed}")
         for group, count in groups.items():
-            print(f"  {count:6d} satellite{'s' if count != 1 else ''} in {group}")
+            print(f"  {count:9,d} satellite{'s' if count != 1 else ''} in {group}")
         n_stations = len(scenario.stations)
-        print(f"  {n_stations:6d} ground station{'s' if n_stations != 1 else ''}")
+        print(f"  {n_stations:9,d} ground station{'s' if n_stations != 1 else ''}")
         return 0
     for name in bundled_scenarios():
         scenario = load_scenario(name)
-        print(f"{name:12s} {len(scenario.satellites):6d} sats  {scenario.description}")
+        print(f"{name:12s} {len(scenario.satellites):9,d} sats  {scenario.description}")
     return 0
 
 

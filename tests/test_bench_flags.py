@@ -57,6 +57,9 @@ def test_the_checked_types_take_good_values_and_name_what_is_wrong() -> None:
     ("design_year.py", ["--days", "0"], "argument --days: days must be in (0, 3660]"),
     ("design_year.py", ["--scenario", "no-such-scenario"], "argument --scenario: no-such"),
     ("sweep.py", ["--runs", "0"], "argument --runs: must be at least 1"),
+    ("scale.py", ["--sizes", "10k,2m"], "argument --sizes: sizes are a comma-separated list"),
+    ("scale.py", ["--workers", "0"], "argument --workers: must be at least 1"),
+    ("view_scale.py", ["--nodes", "2000000"], "argument --nodes: counts from 1 to 1,000,000"),
 ])
 def test_a_bench_script_refuses_a_bad_flag(script: str, flags: list[str], expected: str) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *flags], cwd=ROOT,

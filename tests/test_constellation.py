@@ -235,3 +235,32 @@ def test_53_degree_shell_is_eclipsed_every_orbit(timescale, ephemeris):
         sunlit = satellite.at(times).is_sunlit(ephemeris).reshape(3, 120)
         assert (~sunlit).any(axis=1).all(), "every orbit must have an eclipse"
         assert 0.55 < sunlit.mean() < 0.8  # ~35 of 95 min in shadow at low beta
+
+
+# Elements as arrays (what the loader keeps for large fleets)
+
+
+_SATREC_ATTRIBUTES = ("no_kozai", "inclo", "nodeo", "mo", "ecco", "argpo", "jdsatepoch",
+                      "jdsatepochF", "satnum", "nodedot", "mdot")
+
+
+@pytest.mark.parametrize("shell", [
+    WalkerShell(name="w", altitude_km=550.0, inclination_deg=53.0, planes=7, sats_per_plane=11,
+                phasing=3, raan_offset_deg=-17.5),
+    SunSynchronousShell(name="s", altitude_km=1200.0, ltan_h=(10.5, 22.5, 3.25),
+                        sats_per_plane=5, phasing=2),
+], ids=["walker", "sun-synchronous"])
+def test_shell_elements_build_the_same_satrecs_as_one_orbit_at_a_time(shell):
+    # The loader builds satrecs from ShellElements (arrays); they must be bit-identical to
+    # make_satrec on each CircularOrbit, the path every other test here checks physically.
+    orbits = (shell.orbits() if isinstance(shell, WalkerShell)
+              else shell.orbits(EQUINOX_EPOCH))
+    elements = shell.elements(EQUINOX_EPOCH)
+    assert len(elements) == len(orbits) == shell.total_satellites
+    for i, orbit in enumerate(orbits):
+        assert (elements.plane_index[i], elements.slot_index[i]) == (orbit.plane_index,
+                                                                     orbit.slot_index)
+        expected = make_satrec(orbit, 90000 + i, EQUINOX_EPOCH)
+        built = elements.satrec(i, 90000 + i)
+        for name in _SATREC_ATTRIBUTES:
+            assert getattr(built, name) == getattr(expected, name), (i, name)

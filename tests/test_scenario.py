@@ -73,6 +73,37 @@ def test_bundled_scenarios_are_listed():
     assert {"default", "starlink"} <= set(bundled_scenarios())
 
 
+def test_megafleet_is_a_million_in_the_filings_ranges():
+    # Read as TOML only: generating a million belongs in bench/scale.py --load, not here.
+    import tomllib
+
+    from twin.scenario.loader import MAX_SATELLITES, SCENARIOS_DIR
+
+    doc = tomllib.loads((SCENARIOS_DIR / "megafleet.toml").read_text())
+    shells = doc["walker"] + doc["sun_synchronous"]
+    assert sum(s["planes"] * s["sats_per_plane"] for s in shells) == 1_000_000
+    assert MAX_SATELLITES >= 1_000_000
+    assert all(500.0 <= s["altitude_km"] <= 2000.0 for s in shells)
+    assert {s["inclination_deg"] for s in doc["walker"]} == {30.0}
+    assert len(doc["sun_synchronous"]) >= 2
+    default = tomllib.loads((SCENARIOS_DIR / "default.toml").read_text())
+    assert doc["station"] == default["station"]
+
+
+def test_generated_satellites_past_the_satrec_catalog_range_still_propagate():
+    # Catalog numbers above 339,999 do not fit a satrec (Alpha-5); the satellite keeps its
+    # own unique norad_id and its satrec carries the largest number SGP4 accepts.
+    scenario = parse_scenario(VALID.replace("planes = 3", "planes = 501").replace(
+        "sats_per_plane = 2", "sats_per_plane = 500").replace("phasing = 1", "phasing = 0"))
+    last = scenario.satellites[-1]
+    assert last.norad_id == GENERATED_NORAD_BASE + len(scenario.satellites) - 1 > 339_999
+    assert last.satrec.satnum == 339_999
+    error, position_km, _ = last.satrec.sgp4(last.satrec.jdsatepoch, 0.5)
+    assert error == 0 and 6900.0 < sum(x * x for x in position_km) ** 0.5 < 7000.0
+    assert dataclasses.replace(last, satrec=scenario.satellites[0].satrec).satrec.satnum \
+        == GENERATED_NORAD_BASE
+
+
 def test_default_scenario_is_a_24_to_48_node_pilot():
     scenario = load_scenario("default")
     assert scenario.name == "default"
@@ -239,9 +270,9 @@ MALFORMED = [
                  ["no [[tle]] catalog"], id="epoch-tle-without-catalog"),
     pytest.param(VALID.split("[[walker]]")[0], "", ["no satellites", "[[walker]]"],
                  id="no-satellites"),
-    pytest.param(VALID.replace("planes = 3", "planes = 1000").replace(
+    pytest.param(VALID.replace("planes = 3", "planes = 10000").replace(
         "sats_per_plane = 2", "sats_per_plane = 200"), "walker[0]",
-                 ["200,000 satellites", "limit of 100,000"], id="too-many"),
+                 ["2,000,000 satellites", "limit of 1,000,000"], id="too-many"),
     pytest.param(VALID.replace("[[walker]]", "[walker]"), "walker", ["double brackets"],
                  id="single-brackets"),
     pytest.param(VALID.replace("altitude_km = 550.0\n", ""), "walker[0].altitude_km",
@@ -284,7 +315,7 @@ def test_malformed_scenario_is_explained(tmp_path: Path, text: str, key: str,
 
 
 def test_missing_scenario_file_lists_bundled_names(tmp_path: Path):
-    with pytest.raises(ScenarioError, match="default, starlink") as caught:
+    with pytest.raises(ScenarioError, match="default, megafleet, starlink") as caught:
         load_scenario(str(tmp_path / "nope.toml"))
     assert caught.value.file == str(tmp_path / "nope.toml")
 
@@ -394,3 +425,11 @@ def test_parse_section_errors_name_the_key(body: str, key: str, fragment: str):
         parse_section(_Thermal, _thermal(body), "thermal")
     assert (caught.value.file, caught.value.key) == ("odc.toml", key)
     assert fragment in str(caught.value)
+
+
+def test_mean_semi_major_axes_match_each_satellites_satrec():
+    from twin.scenario.loader import mean_semi_major_axes_km
+
+    scenario = load_scenario("default")
+    expected = [s.satrec.a * s.satrec.radiusearthkm for s in scenario.satellites]
+    assert mean_semi_major_axes_km(scenario.satellites).tolist() == expected

@@ -21,7 +21,7 @@ import numpy as np
 
 from twin.core.assets import assets_dir
 from twin.protocol.codec import Message
-from viz import earth_look, node_colours, scene
+from viz import earth_look, lod, node_colours, scene
 from viz.colour_bar import ColourBar
 from viz.map_view import MapLayers
 from viz.mirror import MirrorBinding, mirror_bindings
@@ -126,6 +126,7 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.arrays: Mapping[str, np.ndarray] = {}
         self.alarms = np.zeros(0, dtype=bool)
         self.n_sats = 0
+        self.drawn: np.ndarray | None = None
         self._camera_set = False
 
         # No multisampling: on Mesa llvmpipe (CPU) 4x MSAA costs more than the whole scene.
@@ -240,17 +241,21 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.field = next((f for f in self.fields if f.name == wanted), None)
         self.clim = None
         self.selected = min(self.selected, n - 1)
-        zeros = np.zeros((n, 3), dtype=np.float32)
-
-        self.sats = pv.PolyData(zeros.copy())
-        self.sats.point_data["rgb"] = np.full((n, 3), 200, dtype=np.uint8)
+        # Past lod.DRAW_BUDGET nodes an even sample is drawn (viz.lod): ``drawn`` holds
+        # its node indices, None when every node is drawn (mesh point i is node i).
+        self.drawn = lod.drawn_nodes(n)
+        n_drawn = n if self.drawn is None else len(self.drawn)
+        self.sats = pv.PolyData(np.zeros((n_drawn, 3), dtype=np.float32))
+        self.sats.point_data["rgb"] = np.full((n_drawn, 3), 200, dtype=np.uint8)
         # Small fleets get round sprites; thousands of nodes get plain square points, which
-        # cost a CPU rasterizer a fraction of the sprites' per-pixel shading.
+        # cost a CPU rasterizer a fraction of the sprites' per-pixel shading, smaller as
+        # they crowd the window (viz.lod).
         big = n > BIG_FLEET
         if self.options.trails is None:
             self.show_trails = not big
         self.sats_actor = self.pl.add_mesh(
-            self.sats, scalars="rgb", rgb=True, point_size=5 if big else 8,
+            self.sats, scalars="rgb", rgb=True,
+            point_size=lod.point_size_px(n_drawn) if big else 8,
             render_points_as_spheres=not big, lighting=False, name="sats", reset_camera=False,
         )
         # Flags are flat squares drawn at the node's centre depth: the node's sphere
@@ -287,9 +292,11 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.links_actor.SetVisibility(False)
         self.link_ends = (np.zeros(0, np.int64), np.zeros(0, np.int64))
         self.link_rgb = np.zeros((0, 3), np.uint8)
-        length, interval_s = scene.trail_budget(n, TRAIL_POINTS, self.options.trail_span_s)
-        self.trail_buffer = scene.TrailBuffer(n, length, interval_s)
-        self.trails = pv.PolyData(np.zeros((n * length, 3), np.float32),
+        # Trails follow the drawn nodes: a sampled fleet's trails are the sample's.
+        length, interval_s = scene.trail_budget(n_drawn, TRAIL_POINTS,
+                                                self.options.trail_span_s)
+        self.trail_buffer = scene.TrailBuffer(n_drawn, length, interval_s)
+        self.trails = pv.PolyData(np.zeros((n_drawn * length, 3), np.float32),
                                   lines=self.trail_buffer.lines())
         self.trails_actor = self.pl.add_mesh(
             self.trails, color=TRAIL_RGB, line_width=1, lighting=False,
@@ -304,7 +311,9 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         )
         self.orbit_actor.SetVisibility(False)
         self._build_mirrors(meta)
-        self.map_view.build(meta, n, big, STATION_RGB)  # the 2D map's marks (viz.map_view)
+        # The 2D map's marks (viz.map_view): the same nodes as the globe.
+        self.map_view.build(meta, n, big, STATION_RGB, self.drawn,
+                            self.sats_actor.GetProperty().GetPointSize())
         self.cluster_view.build(meta)  # formation clusters' close-up (viz.cluster_view)
         self._choose_table()
         self._build_colour_bar()
@@ -372,6 +381,8 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         previous = self.header, self.arrays, self.sim_dt_s
         self.header, self.arrays, self.sim_dt_s = header, arrays, 0.0
         try:
+            if self.drawn is not None:
+                pos, pos_itrs = pos[self.drawn], pos_itrs[self.drawn]
             self.trail_buffer.push(state.t_utc, pos, pos_itrs)
             self._draw()
         except Exception:
@@ -439,6 +450,13 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
 
     def toggle_labels(self) -> None:
         self.show_labels = not self.show_labels
+
+    def nearest_node(self, xyz: Any) -> int:
+        """The drawn node nearest a picked world point (-1: none): what is seen is picked."""
+        index = scene.nearest_sat(self.sats.points, xyz)
+        if self.drawn is None or index < 0:
+            return index
+        return int(self.drawn[index])
 
     def select(self, index: int) -> None:
         self.selected = index if 0 <= index < self.n_sats else -1

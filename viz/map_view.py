@@ -233,6 +233,8 @@ class MapView:
         for actor in self.legend:
             self.text.add(actor.GetTextProperty(), 12)
         self.sats: Any = None
+        self.n_nodes = 0
+        self.drawn: np.ndarray | None = None  # the nodes drawn (viz.lod); None: all
         self.sats_actor: Any = None
         self.stations: Any = None
         self.station_labels: list[Any] = []
@@ -242,21 +244,33 @@ class MapView:
 
     # ------------------------------------------------------------------ building
     def build(self, meta: Mapping[str, Any], n_sats: int, big_fleet: bool,
-              station_rgb: tuple[float, float, float]) -> None:
-        """Size the node and station marks for a fleet (after the scene's build)."""
+              station_rgb: tuple[float, float, float], drawn: np.ndarray | None = None,
+              point_px: float = 4.0) -> None:
+        """Size the node and station marks for a fleet (after the scene's build).
+
+        Args:
+            drawn: The nodes the globe draws (viz.lod), the map draws the same; None: all.
+            point_px: A big fleet's point size (the globe's).
+        """
         import pyvista as pv
 
+        self.n_nodes, self.drawn = n_sats, drawn
+        n_marks = n_sats if drawn is None else len(drawn)
         for name in ("map_sats", "map_stations"):
             self.pl.remove_actor(name, reset_camera=False, render=False)
         for label in self.station_labels:
             self.pl.renderer.RemoveViewProp(label)
             self.text.discard(label.GetTextProperty())
-        self.sats = pv.PolyData(np.zeros((n_sats, 3), np.float32))
-        self.sats.point_data["rgb"] = np.full((n_sats, 3), 200, np.uint8)
+        self.sats = pv.PolyData(np.zeros((n_marks, 3), np.float32))
+        self.sats.point_data["rgb"] = np.full((n_marks, 3), 200, np.uint8)
         self.sats_actor = self.pl.add_mesh(
-            self.sats, scalars="rgb", rgb=True, point_size=4 if big_fleet else 9,
+            self.sats, scalars="rgb", rgb=True,
+            point_size=min(4.0, point_px) if big_fleet else 9,
             render_points_as_spheres=not big_fleet, lighting=False, pickable=True,
             name="map_sats", reset_camera=False)
+        # Hidden while the globe is shown: off-camera points still cost a CPU renderer
+        # their vertices every frame (a third of a frame at 100,000 nodes).
+        self.sats_actor.SetVisibility(self.active)
         stations = list(meta.get("stations", []))
         self.station_lat = np.array([float(s.get("lat_deg", 0.0)) for s in stations])
         self.station_lon = np.array([float(s.get("lon_deg", 0.0)) for s in stations])
@@ -297,17 +311,22 @@ class MapView:
         _set_lines(self.terminator, self.terminator_actor,
                    *map_polylines([(term_lat, term_lon)], Z_TERMINATOR))
 
-        n = self.sats.n_points
+        n = self.n_nodes
         lat, lon = sub_satellite_deg(arrays, n)
         out = self.sats.points
-        out[:] = to_world(lon, lat, Z_SATS)
+        if self.drawn is None:
+            out[:] = to_world(lon, lat, Z_SATS)
+        else:  # the globe's sample (viz.lod)
+            out[:] = to_world(lon[self.drawn], lat[self.drawn], Z_SATS)
         out[~np.isfinite(out).all(axis=1)] = to_world(0.0, OFF_MAP_LAT, Z_SATS)
         self.sats.GetPoints().Modified()
         self.selected_actor.SetVisibility(0 <= selected < n)
         if 0 <= selected < n:
-            self.selected.points[0] = (out[selected, 0], out[selected, 1], Z_STATIONS)
+            mark = to_world(lon[selected], lat[selected], Z_STATIONS)
+            self.selected.points[0] = (mark if np.isfinite(mark).all()
+                                       else to_world(0.0, OFF_MAP_LAT, Z_STATIONS))
             self.selected.GetPoints().Modified()
-        if rgb.shape == (n, 3):
+        if rgb.shape == (self.sats.n_points, 3):
             self.sats.point_data["rgb"][:] = rgb
             self.sats.GetPointData().GetArray("rgb").Modified()
 
@@ -363,6 +382,8 @@ class MapView:
             return
         self.active = on
         self._show_legend(on)
+        if self.sats_actor is not None:
+            self.sats_actor.SetVisibility(on)
         camera = self.pl.camera
         if on:
             self._saved_camera = (camera.position, camera.focal_point, camera.up,
@@ -390,7 +411,8 @@ class MapView:
         """The node whose sub-satellite point is nearest a picked map point (-1: none)."""
         if self.sats is None or not self.sats.n_points:
             return -1
-        return scene.nearest_sat(self.sats.points[:, :2], list(xyz)[:2])
+        index = scene.nearest_sat(self.sats.points[:, :2], list(xyz)[:2])
+        return index if self.drawn is None else int(self.drawn[index])
 
 
 def to_world(lon_deg: Any, lat_deg: Any, z: float) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from viz import earth_look, hud_text, motion, node_colours, scene
+from viz import earth_look, hud_text, lod, motion, node_colours, scene
 from viz.mirror import MirrorBinding
 
 # The mirrored node's ring and tag: magenta, a hue neither the colour map nor the other
@@ -43,6 +43,7 @@ class SceneDraw:
     categories: tuple[list[int], np.ndarray] | None
     clim: tuple[float, float] | None
     alarms: np.ndarray
+    drawn: np.ndarray | None
     selected: int
     show_trails: bool
     show_orbit: bool
@@ -88,26 +89,33 @@ class SceneDraw:
         rgb = self.sats.point_data["rgb"]
         values = arrays.get(self.field.name) if self.field is not None else None
         if values is not None and values.shape == (self.n_sats,) and self.categories:
-            node_colours.category_rgb(values, *self.categories, out=rgb)
+            node_colours.category_rgb(self._sampled(values), *self.categories, out=rgb)
         elif values is not None and values.shape == (self.n_sats,):
+            # The range is the whole fleet's, so a sample is coloured as the fleet is.
             self.clim = node_colours.colour_range(self.field, values, self.clim)
-            node_colours.field_rgb(values, self.clim, self.table, out=rgb)
+            node_colours.field_rgb(self._sampled(values), self.clim, self.table, out=rgb)
         else:
             rgb[:] = node_colours.NO_DATA_RGB
         sunlit = arrays.get("sunlit_frac")
-        node_colours.eclipse_dim(rgb, sunlit if sunlit is not None
+        node_colours.eclipse_dim(rgb, self._sampled(sunlit) if sunlit is not None
                                  and sunlit.shape == (self.n_sats,) else None)
         self.sats.GetPointData().GetArray("rgb").Modified()
         self._update_colour_bar()
         self.alarms = node_colours.alarm_mask(arrays, self.fields, self.n_sats)
+        # Flagged nodes are drawn whether sampled or not (viz.lod).
+        self.alarm_nodes = np.flatnonzero(self.alarms)
         sun_itrs = scene.sun_direction(self.header, earth_fixed=True).astype(np.float32)
         earth_look.day_night_shading(self.earth_normals, sun_itrs,
                                      out=self.earth.point_data["shade"])
         self.earth.GetPointData().GetArray("shade").Modified()
         in_contact = arrays.get("in_contact")
         n_stations = len(self.station_names)
+        self.drawn_contact = None
         if in_contact is not None and in_contact.shape == (n_stations, self.n_sats):
             self.station_priority = np.count_nonzero(in_contact, axis=1).astype(float)
+            # Contact lines of the drawn nodes only: a sampled fleet's lines are the sample's.
+            # A few thousand lines at most (viz.lod): more bury the globe in green fans.
+            self.drawn_contact = lod.thinned_contacts(self._sampled(in_contact, axis=1))
         self._paint_links()
         if self.show_trails:
             self.trail_buffer.points(self.earth_fixed, out=self.trails.points)
@@ -123,30 +131,67 @@ class SceneDraw:
         turned = motion.earth_turn(self.sim_dt_s) @ scene.gcrs_to_itrs(self.header)
         return {**self.header, "gcrs_to_itrs": turned.ravel().tolist()}
 
-    def node_positions(self, out: np.ndarray | None = None) -> np.ndarray:
-        """Every node in the view frame, ``sim_dt_s`` after the newest state, float32."""
+    def _rows_of(self, nodes: np.ndarray) -> dict[str, np.ndarray]:
+        """The position and velocity rows of ``nodes``; the drawn sample's are gathered
+        once per state (a million-row gather each frame costs more than the move)."""
+        arrays = self.arrays
+        cached = getattr(self, "_drawn_rows", None)
+        if nodes is self.drawn and cached is not None and cached[0] is arrays:
+            return cached[1]
+        rows = {name: arrays[name][nodes]
+                for name in ("pos_gcrs_km", "pos_itrs_km", "vel_gcrs_km_s")
+                if name in arrays and arrays[name].shape[:1] == (self.n_sats,)}
+        if nodes is self.drawn:
+            self._drawn_rows = (arrays, rows)
+        return rows
+
+    def _sampled(self, array: np.ndarray, axis: int = 0) -> np.ndarray:
+        """The drawn nodes' part of a per-node array (the array itself when all are)."""
+        return array if self.drawn is None else np.take(array, self.drawn, axis=axis)
+
+    def node_positions(self, out: np.ndarray | None = None,
+                       nodes: np.ndarray | None = None) -> np.ndarray:
+        """Nodes in the view frame, ``sim_dt_s`` after the newest state, float32: every
+        node, or those of the index array ``nodes`` (in its order)."""
         arrays, ef, dt = self.arrays, self.earth_fixed, self.sim_dt_s
         pos, vel = arrays.get("pos_gcrs_km"), arrays.get("vel_gcrs_km_s")
+        if nodes is not None:
+            arrays = self._rows_of(nodes)
+            pos, vel = arrays.get("pos_gcrs_km"), arrays.get("vel_gcrs_km_s")
         if not dt or vel is None or pos is None or vel.shape != pos.shape:
             return scene.sat_positions(arrays, ef, out=out)
-        moved = motion.advance(pos, vel, dt, out=out)
+        if nodes is self.drawn:  # the drawn nodes: their mover is kept for the state
+            cached = getattr(self, "_drawn_mover", None)
+            if cached is None or cached[0] is not self.arrays:
+                cached = self._drawn_mover = (self.arrays, motion.Mover(pos, vel))
+            moved = cached[1].at(dt, out=out)
+        else:
+            moved = motion.advance(pos, vel, dt, out=out)
         if ef:
             moved[:] = scene.gcrs_to_view(moved, self.view_header(), True)
         return moved
 
     def _place(self) -> None:
         """Where everything is, ``sim_dt_s`` after the newest state (each render)."""
-        header, arrays, ef = self.view_header(), self.arrays, self.earth_fixed
+        header, ef = self.view_header(), self.earth_fixed
         # Arrays are written into the meshes' own buffers (no reallocation), then marked
-        # modified so VTK uploads them on the next render.
-        points = self.node_positions(out=self.sats.points)
+        # modified so VTK uploads them on the next render. A sampled fleet (viz.lod) moves
+        # only its sample; the nodes drawn one by one are placed by index (``at``).
+        points = self.node_positions(out=self.sats.points, nodes=self.drawn)
         self.sats.GetPoints().Modified()
+
+        def at(nodes: np.ndarray) -> np.ndarray:
+            if self.drawn is None:
+                return points[nodes]
+            return self.node_positions(nodes=np.atleast_1d(np.asarray(nodes, np.int64)))
+
         if self.show_trails and self.sim_dt_s:
             # Each trail's newest vertex follows its node, so no gap opens between them.
             length = self.trail_buffer.length
             self.trails.points[length - 1::length] = points
             self.trails.GetPoints().Modified()
-        flagged = points[self.alarms] if len(self.alarms) == len(points) else points[:0]
+        alarm_nodes = getattr(self, "alarm_nodes", np.zeros(0, np.int64))
+        flagged = at(alarm_nodes) if len(self.alarms) == self.n_sats else points[:0]
         # Only flagged nodes are drawn; a point at the (hidden) centre stands for none.
         self.alarm_mesh.points = flagged if len(flagged) else np.zeros((1, 3), np.float32)
         self.alarm_mesh.verts = np.hstack([np.ones((len(self.alarm_mesh.points), 1), int),
@@ -161,8 +206,8 @@ class SceneDraw:
 
         stations = scene.itrs_to_view(self.station_itrs, header, ef).astype(np.float32)
         self.station_view = stations
-        in_contact = arrays.get("in_contact")
-        if in_contact is not None and in_contact.shape == (len(stations), self.n_sats):
+        in_contact = getattr(self, "drawn_contact", None)
+        if in_contact is not None and in_contact.shape == (len(stations), len(points)):
             seg_points, seg_lines = scene.contact_segments(in_contact, stations, points)
         else:
             seg_points, seg_lines = np.zeros((0, 3), np.float32), np.zeros(0, np.int64)
@@ -170,10 +215,10 @@ class SceneDraw:
             seg_points, seg_lines = np.zeros((2, 3), np.float32), np.array([2, 0, 1])
         self.contacts.points = seg_points
         self.contacts.lines = seg_lines
-        self._place_links(points)
-        self._draw_selected(points)
+        self._place_links(at)
+        self._draw_selected(at)
         self._draw_orbit(header)
-        self._draw_mirrors(points)
+        self._draw_mirrors(at)
 
     def _paint_links(self) -> None:
         """Which links to draw and their colours (utilization), from the link fields: the
@@ -200,7 +245,7 @@ class SceneDraw:
             self.links.lines = seg_lines
         self.links.cell_data["rgb"] = self.link_rgb
 
-    def _place_links(self, points: np.ndarray) -> None:
+    def _place_links(self, at: Any) -> None:
         """The links between the nodes where they are drawn now (each render)."""
         i, j = self.link_ends
         self.links_actor.SetVisibility(bool(len(i)))
@@ -208,8 +253,8 @@ class SceneDraw:
         if not len(i):
             return
         ends = self.links.points
-        ends[0::2] = points[i]
-        ends[1::2] = points[j]
+        ends[0::2] = at(i)
+        ends[1::2] = at(j)
         self.links.GetPoints().Modified()
 
     def _draw_orbit(self, header: Mapping[str, Any]) -> None:
@@ -225,9 +270,9 @@ class SceneDraw:
             self.orbit.points[:] = scene.gcrs_to_view(ring, header, self.earth_fixed)
             self.orbit.GetPoints().Modified()
 
-    def _draw_mirrors(self, points: np.ndarray) -> None:
+    def _draw_mirrors(self, at: Any) -> None:
         for binding, (ring, tag) in zip(self.mirrors, self._mirror_actors, strict=True):
-            xyz = tuple(map(float, points[binding.sat]))
+            xyz = tuple(map(float, at(np.array([binding.sat]))[0]))
             # A node without a position sits at the Earth's centre: no overlay there.
             placed = any(xyz)
             ring.SetVisibility(placed)
@@ -243,14 +288,14 @@ class SceneDraw:
             if tag.GetInput() != text:
                 tag.SetInput(text)
 
-    def _draw_selected(self, points: np.ndarray) -> None:
+    def _draw_selected(self, at: Any) -> None:
         visible = 0 <= self.selected < self.n_sats
         self.selected_actor.SetVisibility(visible)
         self.selected_label.SetVisibility(visible)
         if visible:
-            self.selected_mesh.points = points[self.selected: self.selected + 1].copy()
-            self.selected_label.GetPositionCoordinate().SetValue(*map(float,
-                                                                      points[self.selected]))
+            xyz = np.array(at(np.array([self.selected])), dtype=np.float32).reshape(1, 3)
+            self.selected_mesh.points = xyz
+            self.selected_label.GetPositionCoordinate().SetValue(*map(float, xyz[0]))
             names = (self.meta or {}).get("sats", {}).get("names", [])
             name = names[self.selected] if self.selected < len(names) else "?"
             if self.selected_label.GetInput() != f"   {name}":

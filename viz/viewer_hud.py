@@ -84,6 +84,9 @@ class ViewerHud:
         )
         if s.field is not None:
             lines.append(f"colour: {s.field.reads.label()} ({s.field.name})")
+        if s.drawn is not None:  # a sampled fleet (viz.lod): say so, flagged are all drawn
+            lines.append(f"drawing {len(s.drawn):,} of {s.n_sats:,} nodes"
+                         f" (1 in {s.n_sats / len(s.drawn):.3g}) and every flagged one")
         for binding in s.mirrors:
             lines.append(f"{hud_text.mirror_tag(s.arrays, binding)} on "
                          f"{hud_text.node_name(self.meta, binding.sat)}   "

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from viz import keymap, scene
+from viz import keymap
 from viz.tui.forms import declared_range
 
 if TYPE_CHECKING:
@@ -239,7 +239,7 @@ class ViewerKeys:
         """Select the node nearest a picked world point."""
         if point is None:
             return
-        index = scene.nearest_sat(self.scene.sats.points, point)
+        index = self.scene.nearest_node(point)
         if self.scene.map_view.active:  # a point on the 2D map (viz.map_view)
             index = self.scene.map_view.nearest_node(point)
         elif self.scene.cluster_view.active:  # a member of the close-up (viz.cluster_view)

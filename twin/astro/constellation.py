@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 from sgp4.api import WGS72, Satrec
 from sgp4.earth_gravity import wgs72
 from sgp4.propagation import gstime
@@ -35,6 +36,11 @@ TROPICAL_YEAR_DAYS: float = 365.2422
 """Mean tropical year (days): one full turn of the mean Sun in right ascension."""
 SUN_SYNCHRONOUS_RATE_RAD_S: float = 2.0 * math.pi / (TROPICAL_YEAR_DAYS * 86400.0)
 """Nodal precession rate that keeps an orbit's local time fixed (rad/s, ~0.9856 deg/day)."""
+
+MAX_SATNUM = 339_999
+"""Largest catalog number a satrec holds (Alpha-5 ``Z9999``). SGP4 only carries it as a
+label; a generated satellite numbered above it gets this number in its satrec (its
+``norad_id`` in the scenario stays unique)."""
 
 SGP4_EPOCH_ORIGIN = datetime(1949, 12, 31, tzinfo=UTC)
 """``sgp4init`` counts its epoch in days since 1949 December 31 00:00 UTC."""
@@ -120,6 +126,15 @@ class WalkerShell:
             for j in range(self.sats_per_plane)
         )
 
+    def elements(self, epoch_utc: datetime) -> ShellElements:
+        """The shell's elements as arrays: the same values as ``orbits()``, built by numpy."""
+        plane = np.repeat(np.arange(self.planes), self.sats_per_plane)
+        slot = np.tile(np.arange(self.sats_per_plane), self.planes)
+        raan_deg = np.mod(self.raan_offset_deg + 360.0 * plane / self.planes, 360.0)
+        return _shell_elements(self.altitude_km, self.inclination_deg, epoch_utc, plane, slot,
+                               raan_deg, self.sats_per_plane, self.phasing,
+                               self.total_satellites)
+
 
 @dataclass(frozen=True)
 class SunSynchronousShell:
@@ -202,6 +217,72 @@ class SunSynchronousShell:
             for k, ltan_h in enumerate(self.plane_ltans_h)
             for j in range(self.sats_per_plane)
         )
+
+    def elements(self, epoch_utc: datetime) -> ShellElements:
+        """The shell's elements as arrays: the same values as ``orbits(epoch_utc)``."""
+        plane = np.repeat(np.arange(self.plane_count), self.sats_per_plane)
+        slot = np.tile(np.arange(self.sats_per_plane), self.plane_count)
+        plane_raan_deg = np.array([raan_for_ltan_deg(ltan_h, epoch_utc)
+                                   for ltan_h in self.plane_ltans_h])
+        return _shell_elements(self.altitude_km, self.inclination_deg, epoch_utc, plane, slot,
+                               plane_raan_deg[plane], self.sats_per_plane, self.phasing,
+                               self.total_satellites)
+
+
+@dataclass(frozen=True, eq=False)
+class ShellElements:
+    """A generated shell's mean elements as arrays, one row per satellite (a million fit).
+
+    Holds what ``make_satrec`` needs, so a satellite's satrec can be built when it is asked
+    for (``satrec(i)``) rather than kept: a satrec is about 1 kB, a row of these 16 bytes.
+
+    Attributes:
+        altitude_km: Orbit-averaged altitude of every member (km).
+        inclination_deg: Inclination of every member (deg).
+        epoch_days: Element epoch, days since 1949-12-31 (``sgp4init``'s epoch).
+        kozai_rad_min: Kozai mean motion shared by every member (rad/min).
+        plane_index: (n,) 0-based plane of each member.
+        slot_index: (n,) 0-based slot of each member in its plane.
+        raan_deg: (n,) RAAN in TEME at epoch (deg, 0..360).
+        mean_anomaly_deg: (n,) mean anomaly = argument of latitude at epoch (deg, 0..360).
+    """
+
+    altitude_km: float
+    inclination_deg: float
+    epoch_days: float
+    kozai_rad_min: float
+    plane_index: np.ndarray
+    slot_index: np.ndarray
+    raan_deg: np.ndarray
+    mean_anomaly_deg: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.raan_deg)
+
+    def satrec(self, i: int, satnum: int) -> Satrec:
+        """Member i's satrec, bit-identical to ``make_satrec`` on its ``CircularOrbit``.
+
+        A ``satnum`` above ``MAX_SATNUM`` (a fleet past about 250,000 generated satellites)
+        is written as ``MAX_SATNUM``: the number is a label SGP4 does not compute with.
+
+        Raises:
+            ValueError: sgp4init rejected the elements.
+        """
+        return _init_satrec(min(satnum, MAX_SATNUM), self.epoch_days, self.inclination_deg,
+                            float(self.mean_anomaly_deg[i]), self.kozai_rad_min,
+                            float(self.raan_deg[i]))
+
+
+def _shell_elements(altitude_km: float, inclination_deg: float, epoch_utc: datetime,
+                    plane: np.ndarray, slot: np.ndarray, raan_deg: np.ndarray,
+                    sats_per_plane: int, phasing: int, total: int) -> ShellElements:
+    # The same operations in the same order as orbits(), so the values are bit-identical.
+    mean_anomaly_deg = np.mod(360.0 * slot / sats_per_plane + 360.0 * phasing * plane / total,
+                              360.0)
+    a_km = mean_semi_major_axis_km(altitude_km, inclination_deg)
+    return ShellElements(altitude_km, inclination_deg, sgp4_epoch_days(epoch_utc),
+                         kozai_mean_motion_rad_min(a_km, inclination_deg), plane, slot,
+                         raan_deg, mean_anomaly_deg)
 
 
 def sun_synchronous_inclination_deg(semi_major_axis_km: float) -> float:
@@ -361,17 +442,28 @@ def make_satrec(orbit: CircularOrbit, satnum: int, epoch_utc: datetime) -> Satre
         ValueError: sgp4init rejected the elements.
     """
     a_km = mean_semi_major_axis_km(orbit.altitude_km, orbit.inclination_deg)
+    try:
+        return _init_satrec(satnum, sgp4_epoch_days(epoch_utc), orbit.inclination_deg,
+                            orbit.mean_anomaly_deg,
+                            kozai_mean_motion_rad_min(a_km, orbit.inclination_deg),
+                            orbit.raan_deg)
+    except ValueError as exc:
+        raise ValueError(f"sgp4init rejected {orbit} ({exc})") from None
+
+
+def _init_satrec(satnum: int, epoch_days: float, inclination_deg: float,
+                 mean_anomaly_deg: float, kozai_rad_min: float, raan_deg: float) -> Satrec:
     satrec = Satrec()
     satrec.sgp4init(
-        WGS72, "i", satnum, sgp4_epoch_days(epoch_utc),
+        WGS72, "i", satnum, epoch_days,
         0.0, 0.0, 0.0,  # bstar, ndot, nddot: no drag in generated shells
         0.0,  # eccentricity: exactly circular (see module docstring)
         0.0,  # argument of perigee: undefined for e = 0, so 0 and M = argument of latitude
-        math.radians(orbit.inclination_deg),
-        math.radians(orbit.mean_anomaly_deg),
-        kozai_mean_motion_rad_min(a_km, orbit.inclination_deg),
-        math.radians(orbit.raan_deg),
+        math.radians(inclination_deg),
+        math.radians(mean_anomaly_deg),
+        kozai_rad_min,
+        math.radians(raan_deg),
     )
     if satrec.error:
-        raise ValueError(f"sgp4init rejected {orbit} (SGP4 error code {satrec.error})")
+        raise ValueError(f"SGP4 error code {satrec.error}")
     return satrec

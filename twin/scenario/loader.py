@@ -18,15 +18,16 @@ import dataclasses
 import re
 import tomllib
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sgp4.api import Satrec
 
-from twin.astro.constellation import SunSynchronousShell, WalkerShell, make_satrec
+from twin.astro.constellation import ShellElements, SunSynchronousShell, WalkerShell
 from twin.core.assets import assets_dir
 from twin.core.clock import MAX_RATE_HZ, MAX_WARP, MIN_RATE_HZ, MIN_WARP, check_step
 from twin.scenario.cluster import Cluster, ClusterSpec
@@ -44,8 +45,10 @@ SCENARIOS_DIR: Path = ASSETS_DIR / "scenarios"
 
 MAX_SCENARIO_BYTES = 1 << 20
 """A scenario file is a few kB of hand-written TOML; 1 MiB is far past any real one."""
-MAX_SATELLITES = 100_000
-"""More satellites than this is almost surely a typo (and would not fit a real-time step)."""
+MAX_SATELLITES = 1_000_000
+"""More satellites than this is almost surely a typo: a million (the ``megafleet`` scenario,
+the size of the 2026 FCC filing for orbital data centres) is the largest fleet the twin is
+built and measured for (docs/performance.md, "A million satellites")."""
 GENERATED_NORAD_BASE = 90_000
 """Catalog numbers of generated satellites start here, above today's real catalog (~60,000).
 Numbers above 99,999 are valid Alpha-5 numbers in SGP4."""
@@ -105,6 +108,22 @@ class GroundStation:
 
 
 @dataclass(frozen=True)
+class GeneratedSource:
+    """Where a generated satellite's satrec comes from: its shell's element arrays.
+
+    One is shared by every member of a shell, so a million generated satellites hold no
+    satrec (about 1 kB each) until one is asked for.
+
+    Attributes:
+        elements: The shell's elements, one row per member.
+        first_sat_id: sat_id of the shell's first member (row 0).
+    """
+
+    elements: ShellElements = field(repr=False)
+    first_sat_id: int
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Satellite:
     """One satellite of the scenario.
 
@@ -113,14 +132,59 @@ class Satellite:
         name: Display name (generated ``GROUP-PP-SS`` or the TLE's name line).
         group: Name of the ``[[walker]]``/``[[sun_synchronous]]``/``[[tle]]`` table.
         norad_id: Catalog number (TLE's, or ``GENERATED_NORAD_BASE + n`` when generated).
-        satrec: SGP4 elements on WGS72.
+        source: The satrec itself (TLE, cluster), or the generated shell it is built from.
+        satrec: SGP4 elements on WGS72 (a property: a generated satellite's is built anew on
+            each access from its shell's arrays, so keep it if you use it twice).
     """
 
     sat_id: int
     name: str
     group: str
     norad_id: int
-    satrec: Satrec
+    source: Satrec | GeneratedSource
+
+    def __init__(self, sat_id: int, name: str, group: str, norad_id: int,
+                 satrec: Satrec | None = None, source: Satrec | GeneratedSource | None = None,
+                 ) -> None:
+        # satrec= wins over source= so that dataclasses.replace(sat, satrec=other) works.
+        chosen = satrec if satrec is not None else source
+        if chosen is None:
+            raise TypeError("Satellite needs satrec= or source=")
+        object.__setattr__(self, "sat_id", sat_id)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "norad_id", norad_id)
+        object.__setattr__(self, "source", chosen)
+
+    @property
+    def satrec(self) -> Satrec:
+        """SGP4 elements on WGS72."""
+        source = self.source
+        if isinstance(source, GeneratedSource):
+            return source.elements.satrec(self.sat_id - source.first_sat_id, self.norad_id)
+        return source
+
+
+def mean_semi_major_axes_km(satellites: Sequence[Satellite]) -> np.ndarray:
+    """SGP4's mean semi-major axis of every satellite (km, ``satrec.a`` times the Earth radius).
+
+    A generated shell's members share it (it depends on altitude and inclination, not on the
+    angles), so one satrec per shell is built instead of one per satellite: a second saved
+    at a million.
+    """
+    by_shell: dict[int, float] = {}
+    out = np.empty(len(satellites))
+    for i, sat in enumerate(satellites):
+        source = sat.source
+        if isinstance(source, GeneratedSource):
+            a_km = by_shell.get(id(source))
+            if a_km is None:
+                satrec = sat.satrec
+                a_km = by_shell[id(source)] = satrec.a * satrec.radiusearthkm
+            out[i] = a_km
+        else:
+            out[i] = source.a * source.radiusearthkm
+    return out
 
 
 @dataclass(frozen=True)
@@ -321,18 +385,22 @@ def parse_scenario_document(doc: dict[str, Any], source: str = "<string>",
         *((shell, f"walker[{i}]") for i, shell in enumerate(walkers)),
         *((shell, f"sun_synchronous[{i}]") for i, shell in enumerate(sun_synchronous))]
     for shell, key in shells:
-        orbits = shell.orbits() if isinstance(shell, WalkerShell) else shell.orbits(epoch_utc)
-        for orbit in orbits:
-            norad_id = GENERATED_NORAD_BASE + generated
-            generated += 1
-            try:
-                satrec = make_satrec(orbit, norad_id, epoch_utc)
-            except ValueError as exc:
-                raise ScenarioError(source, key, str(exc)) from exc
-            satellites.append(Satellite(
-                sat_id=len(satellites),
-                name=f"{shell.name}-{orbit.plane_index + 1:02d}-{orbit.slot_index + 1:02d}",
-                group=shell.name, norad_id=norad_id, satrec=satrec))
+        elements = shell.elements(epoch_utc)
+        first = len(satellites)
+        try:
+            # One satrec per shell is built here to check the elements: every member shares
+            # the shell's altitude and inclination, only the angles differ.
+            elements.satrec(0, GENERATED_NORAD_BASE + generated)
+        except ValueError as exc:
+            raise ScenarioError(source, key, f"sgp4init rejected the shell's elements ({exc})"
+                                ) from exc
+        origin = GeneratedSource(elements, first)
+        names = _member_names(shell.name, elements)
+        satellites.extend(
+            Satellite(first + i, name, shell.name, GENERATED_NORAD_BASE + generated + i,
+                      source=origin)
+            for i, name in enumerate(names))
+        generated += len(names)
     clusters: list[Cluster] = []
     for i, spec in enumerate(cluster_specs):
         try:
@@ -386,6 +454,14 @@ def parse_scenario_document(doc: dict[str, Any], source: str = "<string>",
         clusters=tuple(clusters),
         autonomy=types.MappingProxyType({k: doc[k] for k in _AUTONOMY_SECTIONS if k in doc}),
     )
+
+
+def _member_names(group: str, elements: ShellElements) -> list[str]:
+    """``GROUP-PP-SS`` for every member (1-based plane and slot, at least two digits)."""
+    planes = [f"{group}-{k:02d}-" for k in range(1, int(elements.plane_index.max()) + 2)]
+    slots = [f"{j:02d}" for j in range(1, int(elements.slot_index.max()) + 2)]
+    return [planes[k] + slots[j] for k, j in zip(elements.plane_index.tolist(),
+                                                 elements.slot_index.tolist(), strict=True)]
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from twin.models.lifecycle.decay import (
 from twin.models.lifecycle.density import density_profile, solar_flux_sfu
 from twin.models.lifecycle.params import LifecycleParams
 from twin.scenario import Scenario, parse_section
+from twin.scenario.loader import mean_semi_major_axes_km
 
 OPERATING, DISPOSED, DERELICT, REENTERED = range(4)
 STATE_LABELS = {OPERATING: "operating", DISPOSED: "disposed", DERELICT: "derelict",
@@ -89,7 +90,7 @@ class LifecycleModel:
         # Its own random stream: the lifecycle's draws leave every other model's as it was.
         self.rng = np.random.default_rng([scenario.seed, 0x11FEC7C1E])
         # Mean altitude at launch: from the SGP4 mean motion of each node's elements.
-        a0_km = np.array([s.satrec.a * s.satrec.radiusearthkm for s in scenario.satellites])
+        a0_km = mean_semi_major_axes_km(scenario.satellites)
         self.alt0_km = a0_km - EARTH_RADIUS_KM
         self.n0_rad_s = mean_motion_rad_s(self.alt0_km)
         self.ballistic = p.ballistic_m2_kg

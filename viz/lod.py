@@ -1,0 +1,77 @@
+"""Level of detail for the 3D view of a large fleet: which nodes to draw, and how big.
+
+A CPU renderer (Mesa llvmpipe) pays for every point it draws, whether or not it lands on a
+pixel another point already took: about 0.3 µs a point, so a million points alone take a
+third of a second a frame. A window of 1280x720 has under a million pixels, and a million
+nodes spread over a globe that fills a third of it are a solid sheet long before every
+one is drawn. So past ``DRAW_BUDGET`` nodes the view draws an even sample of the fleet
+(``DRAW_BUDGET`` nodes evenly spread over the indices: generated shells are numbered plane
+by plane, so every plane keeps its share), and the point size falls with the density of
+what is drawn, so the sample reads as a fleet rather than a blob. Nodes that matter one by
+one are always drawn, whether sampled or not: flagged nodes (their red squares), the
+selected node, mirrored nodes.
+Colours, flags and picking use the same sample, so what is seen is what is picked.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+DRAW_BUDGET = 100_000
+"""Most nodes drawn as points in one frame: about 30 ms on llvmpipe at 2 px."""
+COVERAGE = 0.5
+"""Share of the window's pixels the drawn points would cover if spread evenly: the point
+size is chosen so that they cover about this much (a denser sample gets smaller points)."""
+REFERENCE_PIXELS = 1280 * 720
+"""The window the point sizes are chosen for (the view scales marks with its height)."""
+LARGEST_PX = 5.0
+"""Point size of a big fleet's nodes when they are few enough (today's look up to ~20k)."""
+SMALLEST_PX = 1.5
+"""Below this a node is a faint speck on llvmpipe (points are snapped to whole pixels)."""
+
+
+def drawn_nodes(n_nodes: int, budget: int | None = None) -> np.ndarray | None:
+    """Indices of the nodes to draw: None for all of them (``n_nodes <= budget``).
+
+    Args:
+        n_nodes: Nodes in the fleet.
+        budget: Most nodes to draw; None: ``DRAW_BUDGET`` as it is now.
+
+    Returns:
+        ``budget`` node indices spread evenly from 0 (``floor(k n / budget)``: steps of
+        ``n / budget`` rounded down, so one node past the budget still draws the budget,
+        not half of it), int64, increasing; or None.
+    """
+    budget = DRAW_BUDGET if budget is None else budget
+    if n_nodes <= budget:
+        return None
+    return np.arange(budget, dtype=np.int64) * n_nodes // budget
+
+
+def point_size_px(n_drawn: int, pixels: int = REFERENCE_PIXELS) -> float:
+    """Point size (px, at the reference window) for ``n_drawn`` points: ``LARGEST_PX``
+    for a few thousand, down to ``SMALLEST_PX`` as they crowd the window."""
+    if n_drawn <= 0:
+        return LARGEST_PX
+    side = math.sqrt(COVERAGE * pixels / n_drawn)
+    return float(min(LARGEST_PX, max(SMALLEST_PX, round(side * 2.0) / 2.0)))
+
+
+CONTACT_BUDGET = 3_000
+"""Most station-to-node contact lines drawn: tens of thousands merge into solid fans that
+hide the globe (and cost a CPU renderer as much as the nodes)."""
+
+
+def thinned_contacts(in_contact: np.ndarray, budget: int = CONTACT_BUDGET) -> np.ndarray:
+    """``in_contact`` (stations x nodes, bool) with at most about ``budget`` contacts left:
+    every k-th contact in station order, so each station keeps its share of the lines."""
+    count = int(np.count_nonzero(in_contact))
+    if count <= budget:
+        return in_contact
+    station, node = np.nonzero(in_contact)
+    step = math.ceil(count / budget)
+    thinned = np.zeros(in_contact.shape, dtype=bool)
+    thinned[station[::step], node[::step]] = True
+    return thinned
