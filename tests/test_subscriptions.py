@@ -206,3 +206,16 @@ def test_a_rate_limited_subscription_sends_at_most_its_rate() -> None:
         assert states >= 20  # the twin steps at 20 Hz on this loaded machine, or near it
         assert 3 <= selective <= 5, (selective, states)
         twin.stop()
+
+
+@pytest.mark.timeout(60)
+def test_odc_run_sets_the_largest_fleet_with_a_full_default_state() -> None:
+    """`odc run --full-state-max-sats N`: the 40-node default above N=10 sends the reduced
+    state (the fleet summary, no node rows), as a million-node fleet does by default."""
+    from tests.procutil import twin_process
+
+    with twin_process("--scenario", "default", "--full-state-max-sats", "10") as (_, addresses), \
+            connected(zmq.SUB, addresses["stream"], SUBSCRIBE=b"state") as sub:
+        state = receive(sub, "state", timeout_s=30.0)
+        assert state.header["reduced"] is True and state.header["n_sats"] == 40
+        assert "pos_gcrs_km" not in state.arrays and "temp_compute_k" not in state.arrays

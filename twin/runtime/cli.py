@@ -32,7 +32,9 @@ from twin.runtime.addresses import address_argument
 from twin.runtime.allocator import keep_temporaries_in_heap
 from twin.runtime.blas import limit_blas_threads
 from twin.runtime.server import Addresses, TwinServer
+from twin.runtime.subscriptions import FULL_STATE_MAX_SATS
 from twin.scenario import ScenarioError, bundled_scenarios, load_scenario
+from twin.scenario.loader import MAX_SATELLITES
 
 log = logging.getLogger("odc.twin")
 
@@ -120,6 +122,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=count_argument(1, MAX_WORKERS), metavar="N",
                         help="processes SGP4 runs on, one shard of the fleet each (default: "
                         "the cores, fewer for a small fleet; 1: in the twin's process)")
+    parser.add_argument("--full-state-max-sats", type=count_argument(0, MAX_SATELLITES),
+                        metavar="N", default=FULL_STATE_MAX_SATS,
+                        help="largest fleet whose default state carries every node's fields "
+                        f"(default {FULL_STATE_MAX_SATS:,}); above it clients that ask "
+                        "nothing get the fleet summary and subscribe for rows "
+                        "(docs/protocol.md, \"Selective streams\")")
     parser.add_argument("--seed", type=count_argument(0, MAX_SEED),
                         help="random seed, 0 to 2^63-1 (default: the scenario's)")
     parser.add_argument("--paused", action="store_true", help="start paused")
@@ -194,7 +202,9 @@ def build_twin(args: argparse.Namespace) -> TwinServer:
         raise ValueError("--plain-stream goes with --keys: without keys no socket has CURVE")
     try:
         server = TwinServer(engine, Addresses(args.pub, args.cmd, args.ingest), keys_dir=keys,
-                            audit_path=audit, plain_stream=getattr(args, "plain_stream", False))
+                            audit_path=audit, plain_stream=getattr(args, "plain_stream", False),
+                            full_state_max_sats=getattr(args, "full_state_max_sats",
+                                                        FULL_STATE_MAX_SATS))
     except BaseException:
         engine.close()  # its workers and shared memory
         raise
