@@ -35,7 +35,7 @@ def test_labels_name_what_the_twin_publishes(engine: Engine) -> None:
                                                "4": "battery", "8": "solar"}
     assert fields["status"]["labels"]["0"]
     assert engine.meta()["totals"]["scheduler_policy_code"]["labels"] == {
-        "0": "first_fit", "1": "sun_aware"}
+        "0": "first_fit", "1": "sun_aware", "2": "network_aware"}
 
 
 def test_display_rules() -> None:

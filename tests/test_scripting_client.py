@@ -39,6 +39,9 @@ def test_every_catalog_command_is_a_method_with_the_catalogs_arguments(twin: Twi
         method = getattr(twin, name)
         if name in ("status", "confirm"):  # the class's own, with the same effect
             continue
+        if name == "subscribe":  # the class's own reads the stream; the command is call()'s
+            assert "fields" in inspect.signature(method).parameters
+            continue
         params = inspect.signature(method).parameters
         assert list(params) == [*entry["args"], "confirmed"], name
         for arg, declared in entry["args"].items():

@@ -328,8 +328,10 @@ def test_odc_run_stops_with_the_reason_when_a_shard_will_not_come_back(
     killer.start()
     any_port = "tcp://127.0.0.1:*"
     started = time.monotonic()
+    # --duration is simulated seconds: 500 steps (25 s at 20 Hz), room for a loaded machine
+    # to reach the kill; the run ends at the kill.
     status = odc_cli.main(["run", "-q", "--scenario", "default", "--workers", "2",
-                           "--rate", "20", "--duration", "40", "--pub", any_port, "--cmd",
+                           "--rate", "20", "--duration", "1500", "--pub", any_port, "--cmd",
                            any_port, "--ingest", any_port])
     killer.join(5)
     err = capsys.readouterr().err

@@ -609,7 +609,8 @@ def test_commands_choices_and_forms_come_from_the_catalog() -> None:
             app.feed(StreamUpdate(state=tuiutil.state(1), connection=LIVE))
             await pilot.pause(0.1)
             assert "inject_fault" in app.known_commands and "set_policy" in app.known_commands
-            assert app._choices("set_policy", "policy") == ["first_fit", "sun_aware"]
+            assert app._choices("set_policy", "policy") == ["first_fit", "sun_aware",
+                                                            "network_aware"]
             assert app._current_policy() == "sun_aware"  # the default scenario's policy
             hint = app._form_hint("submit_job")
             assert "kind?=training|inference" in hint and "priority?=-1000..1000" in hint
