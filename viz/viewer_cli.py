@@ -216,7 +216,10 @@ def _record(app: Any, plotter: Any, path: Path, seconds: float, fps: float) -> s
     written = repeated = 0
     while written < total:
         due = start + written * period
-        if not app.tick(timeout_ms=max(0.0, (due - time.monotonic()) * 1000.0)):
+        got = app.tick(timeout_ms=max(0.0, (due - time.monotonic()) * 1000.0))
+        if time.monotonic() < due:
+            continue  # a message came before this frame's time: wait on for the time
+        if not got:
             app.move_on(every_s=0.0)  # no new state: the fleet moved on, rendered once
         image = plotter.screenshot(return_img=True)
         # Every frame whose time has come gets this image (at least one).
