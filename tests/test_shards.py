@@ -313,11 +313,25 @@ def test_odc_run_stops_with_the_reason_when_a_shard_will_not_come_back(
 
     monkeypatch.setattr(ShardedPropagator, "_start", start_restarts_dead)
     me = psutil.Process()
+    # Only this run's workers: a long test session may hold other children (earlier tests'
+    # forks on their way out) with the same command line.
+    earlier = {child.pid for child in me.children()}
+
+    def this_runs_workers() -> list[psutil.Process]:
+        found = []
+        for child in me.children():
+            try:
+                if (child.pid not in earlier and child.status() != psutil.STATUS_ZOMBIE
+                        and child.cmdline() == me.cmdline()):
+                    found.append(child)
+            except psutil.NoSuchProcess:
+                continue
+        return found
 
     def kill_the_worker_once_running() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            workers = [c for c in me.children() if c.cmdline() == me.cmdline()]
+            workers = this_runs_workers()
             if workers:
                 time.sleep(0.5)  # a few steps first
                 workers[0].kill()
