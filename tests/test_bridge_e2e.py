@@ -15,7 +15,7 @@ import pytest
 import zmq
 
 from tests.procutil import odc_process
-from tests.twinutil import connected, receive, request, running_twin
+from tests.twinutil import connected, request, running_twin, wait_event, wait_state
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = (ROOT / "assets" / "testbeds" / "flatsat_mirror.toml").read_text()
@@ -30,22 +30,6 @@ def _free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_state(sub: zmq.Socket, predicate, timeout_s: float = 15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        message = receive(sub, "state", timeout_s=deadline - time.monotonic())
-        if predicate(message.arrays):
-            return message
-    raise AssertionError("no state frame satisfied the condition in time")
-
-
-def _wait_event(sub: zmq.Socket, kind: str, timeout_s: float = 15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        message = receive(sub, None, timeout_s=deadline - time.monotonic())
-        if message.topic == "event" and message.header["kind"] == kind:
-            return message
-    raise AssertionError(f"no {kind} event in time")
 
 
 @pytest.mark.timeout(90)
@@ -59,7 +43,7 @@ def test_testbed_bridge_twin_subscriber() -> None:
             odc_process("bridge", "--udp", f"127.0.0.1:{port}", "--ingest",
                         twin.addresses.ingest, "--quiet"):
         with odc_process(*testbed_args):
-            live = _wait_state(sub, lambda a: bool(a["mirror_live"][0]))
+            live = wait_state(sub, lambda a: bool(a["mirror_live"][0]))
             arrays = live.arrays
             sat = int(arrays["mirror_sat"][0])
             assert sat == 0
@@ -85,8 +69,8 @@ def test_testbed_bridge_twin_subscriber() -> None:
                 assert p == pytest.approx(float(arrays[q][sat]), abs=1e-3)
             assert live.header["fleet"]["mirror_live_n"] == 1.0
         # Testbed stopped: the mirror is lost and the node falls back to the model.
-        _wait_event(sub, "mirror_lost")
-        lost = _wait_state(sub, lambda a: not bool(a["mirror_live"][0]))
+        wait_event(sub, "mirror_lost")
+        lost = wait_state(sub, lambda a: not bool(a["mirror_live"][0]))
         assert np.isnan(lost.arrays["mirror_residual_temp_compute_k"][0])
         model = lost.arrays  # the model's occupancy again: a busy count over 8 accelerators
         assert float(model["utilization_frac"][sat]) == int(model["accelerators_busy"][sat]) / 8
@@ -101,8 +85,8 @@ def test_testbed_bridge_twin_subscriber() -> None:
         assert bridge["decoder"]["accepted"] > 0 and bridge["decoder"]["rejected_total"] == 0
         # Telemetry returns (a restarted testbed, its sequence counts from 0 again).
         with odc_process(*testbed_args):
-            _wait_event(sub, "mirror_regained")
-            _wait_state(sub, lambda a: bool(a["mirror_live"][0]))
+            wait_event(sub, "mirror_regained")
+            wait_state(sub, lambda a: bool(a["mirror_live"][0]))
         assert request(cmd, {"cmd": "status"})["counters"]["ingest_messages"] > 0
 
 

@@ -23,7 +23,7 @@ from bridge.mqtt import MAX_PACKET_BYTES, MqttSource
 from bridge.mqtt_topics import MAX_TOPICS, PayloadRejected
 from tests.mqttutil import Broker, running_broker
 from tests.procutil import odc_process
-from tests.twinutil import connected, receive, request, running_twin
+from tests.twinutil import connected, request, running_twin, wait_event, wait_state
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -318,22 +318,6 @@ class _Sender:
         self.thread.join(5)
 
 
-def _wait_event(sub: zmq.Socket, kind: str, timeout_s: float = 15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        message = receive(sub, None, timeout_s=deadline - time.monotonic())
-        if message.topic == "event" and message.header["kind"] == kind:
-            return message
-    raise AssertionError(f"no {kind} event in time")
-
-
-def _wait_state(sub: zmq.Socket, predicate, timeout_s: float = 15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        message = receive(sub, "state", timeout_s=deadline - time.monotonic())
-        if predicate(message.arrays):
-            return message
-    raise AssertionError("no state frame satisfied the condition in time")
 
 
 def _bridge_counters(cmd: zmq.Socket, predicate, timeout_s: float = 10.0) -> dict:
@@ -379,7 +363,7 @@ def test_mqtt_end_to_end_with_broker_loss_and_recovery(tmp_path: Path) -> None:
 def _run_session(broker: Broker, sub: zmq.Socket, cmd: zmq.Socket, pub: mqtt.Client,
                  sender: _Sender) -> None:
     # Each topic is its own packet: wait for both to have arrived.
-    live = _wait_state(sub, lambda a: bool(a["mirror_live"][0])
+    live = wait_state(sub, lambda a: bool(a["mirror_live"][0])
                        and np.isfinite(a["mirror_measured_temp_compute_k"][0]))
     sat = int(live.arrays["mirror_sat"][0])
     assert float(live.arrays["mirror_measured_compute_power_w"][0]) == pytest.approx(170.0)
@@ -392,7 +376,7 @@ def _run_session(broker: Broker, sub: zmq.Socket, cmd: zmq.Socket, pub: mqtt.Cli
     for topic, payload in bad:
         _publish(pub, topic, payload)
     sender.power_kw = b"0.2"
-    _wait_state(sub, lambda a: math.isclose(a["mirror_measured_compute_power_w"][0], 200.0,
+    wait_state(sub, lambda a: math.isclose(a["mirror_measured_compute_power_w"][0], 200.0,
                                             abs_tol=1e-3))
     expected = {"not_a_number": 1, "out_of_bounds": 1, "unknown_topic": 1, "missing_key": 1,
                 "too_large": 1}
@@ -405,12 +389,12 @@ def _run_session(broker: Broker, sub: zmq.Socket, cmd: zmq.Socket, pub: mqtt.Cli
     assert twin_counts["samples_applied"] > 0
     # The broker goes away: no telemetry, so the twin's mirror is lost.
     broker.stop()
-    _wait_event(sub, "mirror_lost")
-    _wait_state(sub, lambda a: not bool(a["mirror_live"][0]))
+    wait_event(sub, "mirror_lost")
+    wait_state(sub, lambda a: not bool(a["mirror_live"][0]))
     # It comes back on the same port: the bridge reconnects and the mirror is regained.
     broker.start()
-    _wait_event(sub, "mirror_regained", timeout_s=20.0)
-    back = _wait_state(sub, lambda a: bool(a["mirror_live"][0]))
+    wait_event(sub, "mirror_regained", timeout_s=20.0)
+    back = wait_state(sub, lambda a: bool(a["mirror_live"][0]))
     assert float(back.arrays["mirror_measured_compute_power_w"][0]) == pytest.approx(200.0)
     assert request(cmd, {"cmd": "mirror_status"})["bindings"][0]["lost_count"] == 1
 

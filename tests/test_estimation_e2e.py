@@ -15,8 +15,8 @@ import pytest
 import zmq
 
 from tests.procutil import odc_process
-from tests.test_bridge_e2e import SCENARIO, _free_udp_port, _wait_state
-from tests.twinutil import connected, receive, running_twin
+from tests.test_bridge_e2e import SCENARIO, _free_udp_port
+from tests.twinutil import connected, receive, running_twin, wait_state
 
 ONSET_S, RAMP_S = 3.0, 10.0
 DETECTION_S = 60.0  # from the onset, at 20 samples a second (observed ~28 s)
@@ -33,7 +33,7 @@ def test_an_injected_radiator_fault_reaches_the_twin_as_a_radiator_diagnosis() -
                         "--rate", "20", "--seed", "5", "--quiet",
                         "--inject", f"radiator@{ONSET_S:g}/{RAMP_S:g}"):
         started = time.monotonic()
-        arrays = _wait_state(sub, lambda a: bool(a["mirror_live"][0])
+        arrays = wait_state(sub, lambda a: bool(a["mirror_live"][0])
                              and math.isfinite(a["mirror_estimate_temp_compute_k"][0])).arrays
         # Measurement, estimate with its sigma and the open loop, side by side.
         measured = float(arrays["mirror_measured_temp_compute_k"][0])
@@ -53,5 +53,5 @@ def test_an_injected_radiator_fault_reaches_the_twin_as_a_radiator_diagnosis() -
         assert diagnosis["confidence"] >= 0.9 and "radiator" in diagnosis["evidence"]
         print(f"diagnosed {time.monotonic() - started - ONSET_S:.1f} s after the onset")
         assert time.monotonic() - started < ONSET_S + DETECTION_S + 5.0
-        after = _wait_state(sub, lambda a: int(a["mirror_diagnosis_code"][0]) != 0).arrays
+        after = wait_state(sub, lambda a: int(a["mirror_diagnosis_code"][0]) != 0).arrays
         assert float(after["mirror_track_radiator_frac"][0]) < 0.97  # seen falling

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -122,6 +122,27 @@ def receive(sock: zmq.Socket, topic: str | None = None, timeout_s: float = 10.0)
         if topic is None or message.topic == topic:
             return message
     raise TimeoutError(f"no {topic or 'message'} within {timeout_s} s")
+
+
+def wait_state(sub: zmq.Socket, predicate: Callable[[dict], bool],
+               timeout_s: float = 15.0) -> Message:
+    """The first ``state`` whose arrays satisfy ``predicate`` before the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        message = receive(sub, "state", timeout_s=deadline - time.monotonic())
+        if predicate(message.arrays):
+            return message
+    raise AssertionError("no state frame satisfied the condition in time")
+
+
+def wait_event(sub: zmq.Socket, kind: str, timeout_s: float = 15.0) -> Message:
+    """The first ``event`` of ``kind`` before the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        message = receive(sub, None, timeout_s=deadline - time.monotonic())
+        if message.topic == "event" and message.header["kind"] == kind:
+            return message
+    raise AssertionError(f"no {kind} event in time")
 
 
 def request(sock: zmq.Socket, payload: dict[str, Any]) -> dict[str, Any]:
