@@ -10,10 +10,13 @@ without `--offscreen`) it says so before VTK loads, and exits 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,8 +180,13 @@ def run(args: argparse.Namespace) -> int:
             return 2
         if args.movie:
             record = _time_lapse if args.time_lapse else _record
-            said = record(app, plotter, args.movie, args.seconds, args.fps)
+            with _ctrl_c_stops() as stop:
+                said = record(app, plotter, args.movie, args.seconds, args.fps, stop)
             print(f"odc view: wrote {args.movie} ({said})")
+            if stop.requested:
+                print("odc view: interrupted (ctrl+c); the movie is playable up to there",
+                      file=sys.stderr)
+                return 130
         if args.screenshot:
             app.tick(timeout_ms=0.0)  # the newest frame, if one came meanwhile
             plotter.render()
@@ -195,6 +203,32 @@ def run(args: argparse.Namespace) -> int:
         commands.close()
 
 
+class _Stop:
+    """Set by Ctrl-C while a movie records; the recording loop ends at its next frame."""
+
+    requested = False
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops() -> Iterator[_Stop]:
+    """Ctrl-C ends the recording between frames instead of raising KeyboardInterrupt.
+
+    A KeyboardInterrupt raised inside a VTK callback during rendering does not reach our
+    ``except``: VTK's Python wrapping prints "Caught a Ctrl-C within python" and exits with
+    status 1, leaving an unfinished movie. A flag checked between frames cannot land there.
+    """
+    stop = _Stop()
+
+    def on_interrupt(_signum: int, _frame: Any) -> None:
+        stop.requested = True
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _open_movie(plotter: Any, path: Path, fps: float) -> None:
     # A 1080-row frame is not a multiple of 16 rows: blocks of 2 keep its size exact.
     # x264's "veryfast" preset: encoding keeps up with the recording on a busy CPU.
@@ -202,7 +236,8 @@ def _open_movie(plotter: Any, path: Path, fps: float) -> None:
                        ffmpeg_params=["-preset", "veryfast"])
 
 
-def _record(app: Any, plotter: Any, path: Path, seconds: float, fps: float) -> str:
+def _record(app: Any, plotter: Any, path: Path, seconds: float, fps: float,
+            stop: _Stop) -> str:
     """Record ``seconds`` of wall time at the stream's own pace: ``seconds * fps`` frames.
 
     Movie frame ``k`` shows the fleet as it is at wall time ``start + k / fps`` (the newest
@@ -214,7 +249,7 @@ def _record(app: Any, plotter: Any, path: Path, seconds: float, fps: float) -> s
     period, total = 1.0 / fps, max(1, round(seconds * fps))
     start = time.monotonic()
     written = repeated = 0
-    while written < total:
+    while written < total and not stop.requested:
         due = start + written * period
         got = app.tick(timeout_ms=max(0.0, (due - time.monotonic()) * 1000.0))
         if time.monotonic() < due:
@@ -238,12 +273,13 @@ def _record(app: Any, plotter: Any, path: Path, seconds: float, fps: float) -> s
             (f"; {repeated} frames repeated (rendering fell behind)" if repeated else ""))
 
 
-def _time_lapse(app: Any, plotter: Any, path: Path, seconds: float, fps: float) -> str:
+def _time_lapse(app: Any, plotter: Any, path: Path, seconds: float, fps: float,
+                stop: _Stop) -> str:
     """One movie frame per state received during ``seconds`` of wall time (a time-lapse)."""
     _open_movie(plotter, path, fps)
     start = time.monotonic()
     frames = 0
-    while time.monotonic() - start < seconds:
+    while time.monotonic() - start < seconds and not stop.requested:
         remaining_ms = (start + seconds - time.monotonic()) * 1000.0
         if app.tick(timeout_ms=max(0.0, min(100.0, remaining_ms))):
             plotter.mwriter.append_data(plotter.screenshot(return_img=True))
