@@ -241,12 +241,25 @@ def test_the_close_up_with_links_hidden_and_shown():
         view = app.scene.cluster_view
         assert view.active and view.legend.GetVisibility()
         assert not app.scene.links_legend.GetVisibility()  # the globe's legend: not here
+        isl, neighbours = view._actors["cluster_isl"], view._actors["cluster_links"]
+        # The members' optical links, each once, in the links' colours; not the
+        # nearest-neighbour lines under them.
+        assert isl[1].GetVisibility() and not neighbours[1].GetVisibility()
+        assert isl[0].n_cells == len(app.scene.link_ends[0])  # every link is in the cluster
+        assert f"{isl[0].n_cells} optical links" in view.legend.GetInput()
         SHOTS.mkdir(parents=True, exist_ok=True)
-        app.pl.screenshot(str(SHOTS / "suncatcher_close_up_links.png"))
+        image = app.pl.screenshot(str(SHOTS / "suncatcher_close_up_links.png"),
+                                  return_img=True)
+        shown = link_pixels(image)
+        assert shown > 500
         press(app, LINKS_KEY)
-        assert app.message == "optical links hidden (drawn on the globe)"
+        assert app.message == "optical links hidden"
+        assert not isl[1].GetVisibility() and neighbours[1].GetVisibility()
+        assert "lines: nearest neighbours · L: optical links" in view.legend.GetInput()
         app.render()
-        app.pl.screenshot(str(SHOTS / "suncatcher_close_up_no_links.png"))
+        image = app.pl.screenshot(str(SHOTS / "suncatcher_close_up_no_links.png"),
+                                  return_img=True)
+        assert link_pixels(image) < shown / 10
         assert view.active and view.legend.GetVisibility()
         press(app, "v")  # back to the globe: still hidden, and the camera on the cluster
         assert not view.active and not app.scene.links_actor.GetVisibility()

@@ -224,8 +224,9 @@ class ViewerKeys:
 
     def toggle_links(self) -> None:
         on = self.scene.toggle_links()
-        where = " (drawn on the globe)" if self.scene.cluster_view.active or \
-            self.scene.map_view.active else ""
+        # The 2D map draws no links: say where they are.
+        where = " (on the globe and the cluster close-up)" if self.scene.map_view.active \
+            else ""
         self.message = f"optical links {'shown' if on else 'hidden'}{where}"
 
     def toggle_view(self) -> None:
