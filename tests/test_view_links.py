@@ -261,6 +261,11 @@ def test_the_close_up_with_links_hidden_and_shown():
                                   return_img=True)
         assert link_pixels(image) < shown / 10
         assert view.active and view.legend.GetVisibility()
+        # A cluster twin without [links]: nearest neighbours, and no key offered for links.
+        names = twin.meta["sats"]["names"]
+        view.update(app.scene.arrays, app.scene.sats.point_data["rgb"], names, -1, None)
+        assert "lines: nearest neighbours\n" in view.legend.GetInput()
+        assert not isl[1].GetVisibility() and neighbours[1].GetVisibility()
         press(app, "v")  # back to the globe: still hidden, and the camera on the cluster
         assert not view.active and not app.scene.links_actor.GetVisibility()
         assert app.scene.links_legend.GetVisibility()

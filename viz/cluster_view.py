@@ -140,10 +140,12 @@ class ClusterView:
 
     def update(self, arrays: Mapping[str, np.ndarray], rgb: np.ndarray,
                names: Sequence[str], selected: int = -1,
-               links: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+               links: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+               show_links: bool = True) -> None:
         """Draw one state of the shown cluster (``selected``: the node marked, if a member;
-        ``links``: the optical links to draw, ends and colours as ``scene.link_pairs``
-        gives them, or None for the nearest-neighbour lines instead)."""
+        ``links``: the twin's optical links, ends and colours as ``scene.link_pairs`` gives
+        them, None without any; ``show_links``: draw them, else the nearest-neighbour
+        lines)."""
         if not self.clusters or not self.active:
             return
         cluster = self.clusters[self.index]
@@ -167,7 +169,7 @@ class ClusterView:
         mark_actor.SetVisibility(bool(chosen.size) and selected != chief)
         if chosen.size:
             mark.points = world[chosen[:1]]
-        lines_text = self._draw_links(world, members, links)
+        lines_text = self._draw_links(world, members, links, show_links)
         nn_sat = arrays.get("nn_sat")
         nn_dist = arrays.get("nn_dist_m")
         closest_text = "no nearest-neighbour fields on the stream"
@@ -202,13 +204,14 @@ class ClusterView:
             f" the right, away from the Earth up")
 
     def _draw_links(self, world: np.ndarray, members: Sequence[int],
-                    links: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> str:
-        """The optical links between members (``links``), or the nearest-neighbour lines
-        when None; returns the legend's line saying which."""
+                    links: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+                    show_links: bool) -> str:
+        """The optical links between members, or the nearest-neighbour lines when links
+        are hidden or none joins two members; returns the legend's line saying which."""
         mesh, actor = self._actors["cluster_isl"]
         neighbours = self._actors["cluster_links"][1]
         inside = np.zeros(0, bool)
-        if links is not None:
+        if links is not None and show_links:
             i, j, rgb = links
             row_of = np.full(max(int(np.max(i, initial=0)), int(np.max(j, initial=0)),
                                  max(members)) + 1, -1)
@@ -220,15 +223,17 @@ class ClusterView:
                 mesh.lines = np.column_stack((np.full(int(inside.sum()), 2), a[inside],
                                               b[inside])).ravel()
                 mesh.cell_data["rgb"] = rgb[inside]
-        shown = links is not None and bool(inside.any())
+        shown = bool(inside.any())
         actor.SetVisibility(shown)
         neighbours.SetVisibility(not shown)
         if shown:
             return (f"lines: {int(inside.sum())} optical links, blue idle to red full, grey"
                     " acquiring · L: nearest neighbours")
-        if links is not None:
-            return "lines: nearest neighbours (no optical links in the cluster)"
-        return "lines: nearest neighbours · L: optical links"
+        if links is None or not len(links[0]):
+            return "lines: nearest neighbours"
+        if not show_links:
+            return "lines: nearest neighbours · L: optical links"
+        return "lines: nearest neighbours (no optical link joins two members)"
 
     def reset_camera(self) -> None:
         """Look at the chief from above the orbit plane, the whole radius in view."""

@@ -67,8 +67,9 @@ class ViewOptions:
             them for fleets of up to ``BIG_FLEET`` nodes (thousands of links bury the
             globe, as trails do).
         camera_lat_deg, camera_lon_deg: Geographic point the camera starts above; None
-            puts it 20 deg north, 50 deg west of the subsolar point (day side with the
-            evening terminator in view).
+            puts it over a formation cluster or a concentrated fleet and follows it
+            (``viz.scene_camera``), else 20 deg north, 50 deg west of the subsolar point
+            (day side with the evening terminator in view).
         camera_distance_re: Camera distance from the Earth's centre in Earth radii; None
             fits the whole fleet.
         cmap: matplotlib colormap name for every quantity field; None picks one by what

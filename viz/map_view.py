@@ -478,9 +478,8 @@ class MapLayers:
         if self.cluster_view.active:  # nor does the cluster close-up
             names = (self.meta or {}).get("sats", {}).get("names", [])
             i, j = self.link_ends
-            links = (i, j, self.link_rgb) if self.show_links and len(i) else None
             self.cluster_view.update(self.arrays, self.sats.point_data["rgb"], names,
-                                     self.selected, links)
+                                     self.selected, (i, j, self.link_rgb), self.show_links)
 
     def toggle_ground_track(self) -> bool:
         """Ground tracks on / off. Returns whether they are now on."""
