@@ -145,10 +145,13 @@ class SceneCamera:
         if direction is None:
             return  # spread out since: the camera stays where it is
         turn = rotation_between(self._follow_direction, direction)
+        # VTK's own calls: pyvista's camera properties cost several times more per render.
         camera = self.pl.camera
-        camera.position = tuple(turn @ np.asarray(camera.position, dtype=float))
-        camera.focal_point = tuple(turn @ np.asarray(camera.focal_point, dtype=float))
-        camera.up = tuple(turn @ np.asarray(camera.up, dtype=float))
+        pose = turn @ np.array([camera.GetPosition(), camera.GetFocalPoint(),
+                                camera.GetViewUp()]).T
+        camera.SetPosition(*pose[:, 0])
+        camera.SetFocalPoint(*pose[:, 1])
+        camera.SetViewUp(*pose[:, 2])
         self._follow_direction = direction
         self.pl.renderer.ResetCameraClippingRange()
 
