@@ -76,6 +76,7 @@ KEYMAP: tuple[KeyAction, ...] = (
     _key("g", "g", "ground_track", "ground track of the selected node on / off", VIEW, VIEWS),
     _key("O", "O", "orbit", "selected node's full orbit on / off", VIEW, VIEWS),
     _key("l", "l", "labels", "labels on / off", VIEW, VIEWS),
+    _key("L", "L", "links", "optical inter-satellite links on / off", VIEW, VIEWS),
     _key("i", "i", "frame", "inertial / Earth-fixed", VIEW, VIEWS),
     _key("o", "o", "reset_camera", "reset the camera", VIEW, VIEWS),
     # Table: the dashboard's node table.
