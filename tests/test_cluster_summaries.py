@@ -13,7 +13,7 @@ import pytest
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
 from twin.models.compute.multinode import JOB_STATE_LABELS
-from twin.scenario import load_scenario
+from twin.scenario import load_scenario, parse_scenario
 
 PUSHED = 40  # a member (not the chief) moved 20 km off its place: links lost, box left
 
@@ -94,3 +94,32 @@ def test_a_scenario_without_clusters_or_jobs_has_none_of_them() -> None:
     engine = Engine(scenario, SimClock(scenario.epoch_utc, 1.0, 60.0, fast=True))
     names = {f.spec.name for f in engine.fields}
     assert not {n for n in names if n.startswith(("cluster_", "multi_node_job_", "group_l"))}
+
+
+def test_group_link_summaries_per_group_with_two_clusters() -> None:
+    from tests.test_formation import SMALL_CLUSTER
+
+    second = SMALL_CLUSTER.split("[[cluster]]")[1].replace('name = "C"', 'name = "D"').replace(
+        "ltan_h = 18.0", "inclination_deg = 53.0\nraan_deg = 40.0").replace(
+        "members = 7", "members = 19")
+    links = '\n[links]\npreset = "suncatcher"\nterminals_per_sat = 4\n'
+    scenario = parse_scenario(SMALL_CLUSTER + "\n[[cluster]]" + second + links)
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, 1.0, 60.0, fast=True))
+    for _ in range(3):
+        engine.step()
+    model = engine.models["links"]
+    table = model.table
+    group = np.repeat([0, 1], [7, 19])
+    inside = group[table.a] == group[table.b]
+    # Relay traffic seldom loads links within a cluster (all members see the same
+    # stations): a made-up utilization per link exercises the per-group mean and maximum.
+    util = np.random.default_rng(5).random(table.size)
+    model._group_totals(util)
+    for g in (0, 1):
+        mine = inside & (group[table.a] == g)
+        up = mine & model._up
+        assert up.sum() == model.group_links.array[g] > 0
+        assert model.group_acquiring.array[g] == (mine & ~model._up).sum()
+        assert model.group_capacity.array[g] == pytest.approx(model._cap_bps[up].sum(), rel=1e-6)
+        assert model.group_util_mean.array[g] == pytest.approx(util[up].mean(), rel=1e-6)
+        assert model.group_util_max.array[g] == pytest.approx(util[up].max(), rel=1e-6)

@@ -205,3 +205,31 @@ def test_with_two_clusters_a_list_chooses_the_one_shown() -> None:
             assert f"{closest:,.1f} m" in str(view.health_text.render())
 
     asyncio.run(run())
+
+
+def suncatcher_feed(steps: int = 15) -> tuple:
+    """(meta, [states]) of the suncatcher scenario, stepped in this process (seed 7)."""
+    from tests.maputil import EngineStates
+
+    twin = EngineStates("suncatcher", 60.0)
+    states = [twin.step() for _ in range(steps)]
+    meta = decode(encode_map(TOPIC_META, {"v": 1, "seq": 0, "t_utc": states[0].header["t_utc"],
+                                          "run_id": 1, **twin.meta}))
+    return meta, states
+
+
+def test_cluster_view_snapshot_at_80x24(snap_compare) -> None:
+    """The view at the smallest size it must fit: looked at before it was accepted."""
+    meta, states = suncatcher_feed()
+
+    async def open_view(pilot) -> None:
+        pilot.app.feed(StreamUpdate(meta=meta, connection=LIVE))
+        for state in states:
+            pilot.app.feed(StreamUpdate(state=state, connection=LIVE))
+        await pilot.pause(0.3)
+        await open_cluster_view(pilot)
+        pilot.app.update_cluster_view(force=True)
+        await pilot.pause(0.3)
+
+    app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=open_view)

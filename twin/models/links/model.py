@@ -136,6 +136,9 @@ class LinksModel:
                                      "One-way latency from each ground user to the target "
                                      "node, +inf unreachable", per_sat=False, fill=np.inf)
         self._all_ok = np.ones(n, dtype=bool)
+        self._group_version = -1
+        self._group_a = np.zeros(0, dtype=np.int64)
+        self._inside = np.zeros(0, dtype=bool)
         self._earth_km = WGS84_A_KM + p.grazing_height_km
         self._slot_version = -1
         self._flat_a = self._flat_b = np.zeros(0, dtype=np.int64)
@@ -356,12 +359,24 @@ class LinksModel:
         self._group_totals(util)
 
     def _group_totals(self, util: np.ndarray | None) -> None:
-        """Per group: links acquiring, capacity and utilization of the links up within it."""
+        """Per group: links acquiring, capacity and utilization of the links up within it
+        (each link's group and whether both ends share it are kept until the set changes).
+        """
         table = self.table
         g_count = len(self.group_names)
-        group_a = self.group[table.a]
-        inside = group_a == self.group[table.b]
-        up = inside & self._up
+        if self._group_version != table.version:
+            self._group_a = self.group[table.a]
+            self._inside = self._group_a == self.group[table.b]
+            self._group_version = table.version
+        inside, up = self._inside, self._inside & self._up
+        if g_count == 1:  # a single group (a cluster alone, one shell): no per-group sums
+            self.group_acquiring.array[0] = np.count_nonzero(inside) - np.count_nonzero(up)
+            self.group_capacity.array[0] = self._cap_bps[up].sum()
+            used = util[up] if util is not None else np.zeros(0)
+            self.group_util_mean.array[0] = used.mean() if used.size else 0.0
+            self.group_util_max.array[0] = used.max(initial=0.0)
+            return
+        group_a = self._group_a
         self.group_acquiring.array[:] = np.bincount(group_a[inside & ~self._up],
                                                     minlength=g_count)
         self.group_capacity.array[:] = np.bincount(group_a[up], weights=self._cap_bps[up],
@@ -370,11 +385,16 @@ class LinksModel:
             self.group_util_mean.array.fill(0)
             self.group_util_max.array.fill(0)
             return
-        count = np.bincount(group_a[up], minlength=g_count)
-        total = np.bincount(group_a[up], weights=util[up], minlength=g_count)
+        groups, used = group_a[up], util[up]
+        count = np.bincount(groups, minlength=g_count)
+        total = np.bincount(groups, weights=used, minlength=g_count)
         self.group_util_mean.array[:] = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+        order = np.argsort(groups, kind="stable")  # each group's links together: max each
+        present = np.flatnonzero(count)
+        starts = np.concatenate(([0], np.cumsum(count[present])[:-1]))
         highest = np.zeros(g_count)
-        np.maximum.at(highest, group_a[up], util[up])
+        if used.size:
+            highest[present] = np.maximum.reduceat(used[order], starts)
         self.group_util_max.array[:] = highest
 
     def _put(self, array: np.ndarray, values: np.ndarray) -> None:
