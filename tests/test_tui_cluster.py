@@ -233,3 +233,24 @@ def test_cluster_view_snapshot_at_80x24(snap_compare) -> None:
 
     app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
     assert snap_compare(app, terminal_size=(80, 24), run_before=open_view)
+
+
+def test_a_malformed_cluster_meta_is_shown_as_far_as_it_goes() -> None:
+    async def run() -> None:
+        twin = default_feed()
+        body = dict(twin.meta().header)
+        body["subsystems"] = {**body["subsystems"], "formation": {"clusters": [
+            {"name": "X", "members": ["a", 1, 2, 999, True], "radius_m": "wide",
+             "min_separation_m": None}, "not a map"]}}
+        app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.feed(StreamUpdate(meta=decode(encode_map(TOPIC_META, body)), connection=LIVE))
+            app.feed(StreamUpdate(state=twin.state(2), connection=LIVE))
+            await pilot.pause(0.2)
+            await open_cluster_view(pilot)
+            text = health_text(app)
+            view = app.cluster_view
+            assert "2 · 2 up" in text and "radius nan m" in view.health_text.border_title
+            assert view.member_sats.size == 0  # the default scenario has no nn_dist_m
+
+    asyncio.run(run())

@@ -23,7 +23,14 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
-from viz.tui.cluster_health import ClusterHealth, JobHealth, cluster_health, member_rows
+from viz.tui.cluster_health import (
+    ClusterHealth,
+    JobHealth,
+    cluster_health,
+    index,
+    member_rows,
+    number,
+)
 from viz.tui.fleet import FLEET_INTERVAL_S, SHORT_ROWS, StatsTable
 from viz.tui.model import FleetModel
 from viz.tui.words import iso_utc
@@ -96,8 +103,8 @@ class ClusterText:
                     style="bold white on red" if h.approach_alarms else "")
         last = h.last_approach
         if last is not None:
-            who = f"{model.name(int(last.get('sat', -1)))}–{model.name(int(last.get('other', -1)))}"
-            text.append(f" · last {who} {metres(float(last.get('dist_m', math.nan)))}"
+            who = f"{model.name(index(last.get('sat')))}–{model.name(index(last.get('other')))}"
+            text.append(f" · last {who} {metres(number(last.get('dist_m')))}"
                         f" at {(iso_utc(last.get('t_utc')) or '?')[11:19]}",
                         style="bold red" if last.get("severity") == "alarm" else "yellow")
         else:

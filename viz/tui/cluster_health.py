@@ -98,6 +98,19 @@ def clusters_meta(model: FleetModel) -> list[Mapping[str, Any]]:
     return [c for c in clusters if isinstance(c, Mapping)]
 
 
+def number(value: Any, default: float = float("nan")) -> float:
+    """``value`` as a float, ``default`` where it is not a number (a malformed meta)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return float(value)
+
+
+def index(value: Any) -> int:
+    """``value`` as a node index, -1 where it is not a whole number."""
+    return int(value) if isinstance(value, int | np.integer) and not isinstance(value, bool) \
+        else -1
+
+
 def _value(arrays: Mapping[str, np.ndarray], name: str, index: Any) -> float:
     array = arrays.get(name)
     if array is None:
@@ -114,7 +127,9 @@ def cluster_health(model: FleetModel, events: Iterable[Mapping[str, Any]] = ()
     last closest approach of each)."""
     arrays = model.arrays
     n = model.n
-    link_groups = model.meta.get("subsystems", {}).get("links", {}).get("groups", [])
+    links_meta = model.meta.get("subsystems", {}).get("links", {})
+    link_groups = links_meta.get("groups", []) if isinstance(links_meta, Mapping) else []
+    link_groups = link_groups if isinstance(link_groups, list) else []
     out: list[ClusterHealth] = []
     last: dict[str, Mapping[str, Any]] = {}
     for event in events:
@@ -126,15 +141,16 @@ def cluster_health(model: FleetModel, events: Iterable[Mapping[str, Any]] = ()
                               if alarm.kind == APPROACH and alarm.state != "shelved"],
                              dtype=np.int64)
     for k, entry in enumerate(clusters_meta(model)):
-        members = np.array([int(m) for m in entry.get("members", []) if 0 <= int(m) < n],
-                           dtype=np.int64)
+        listed = entry.get("members", [])
+        members = np.array([m for m in map(index, listed if isinstance(listed, list) else [])
+                            if 0 <= m < n], dtype=np.int64)
         name = str(entry.get("name", f"cluster {k}"))
         health = ClusterHealth(
             name=name, design=str(entry.get("design", "")), members=members,
-            radius_m=float(entry.get("radius_m", float("nan"))),
-            warn_m=float(entry.get("warn_separation_m", float("nan"))),
-            alarm_m=float(entry.get("min_separation_m", float("nan"))),
-            box_m=float(entry.get("box_m", float("nan"))))
+            radius_m=number(entry.get("radius_m")),
+            warn_m=number(entry.get("warn_separation_m")),
+            alarm_m=number(entry.get("min_separation_m")),
+            box_m=number(entry.get("box_m")))
         health.min_dist_m = _value(arrays, "cluster_min_dist_m", k)
         pair = arrays.get("cluster_closest_pair")
         if pair is not None and np.asarray(pair).shape[0] > k:
