@@ -17,6 +17,7 @@ from tests.tuiutil import feed as default_feed
 from tests.twinutil import connected, request, running_twin
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
+from twin.models.compute.multinode import JOB_STATE_LABELS
 from twin.protocol.codec import TOPIC_META, decode, encode_map, encode_state
 from twin.scenario import parse_scenario
 from viz.stream import LIVE
@@ -254,3 +255,34 @@ def test_a_malformed_cluster_meta_is_shown_as_far_as_it_goes() -> None:
             assert view.member_sats.size == 0  # the default scenario has no nn_dist_m
 
     asyncio.run(run())
+
+
+def test_a_reduced_stream_keeps_the_clusters_numbers() -> None:
+    """Above --full-state-max-sats the state has no per-node rows: the per-cluster fields
+    and the aggregate's group sums still fill the view."""
+    async def run(twin, req: zmq.Socket) -> None:
+        app = DashboardApp(twin.addresses.pub, twin.addresses.command)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.model.n == 81, "meta")
+            assert request(req, {"cmd": "step", "n": 3})["ok"]
+            await wait_for(pilot, lambda: app.model.header.get("step") == 3
+                           and app.model.aggregate.get("step") == 3, "last state")
+            assert app.fleet_view_shown  # a reduced stream opens on the fleet view
+            await pilot.press("v")
+            assert app.cluster_view_shown
+            text = health_text(app)
+            a = {f.spec.name: f.array for f in twin.engine.fields}
+            members = np.array(twin.engine.scenario.clusters[0].sat_ids)
+            assert "nn_dist_m" not in app.model.arrays
+            assert "81 · no per-node rows in this stream" in text
+            assert f"{a['cluster_min_dist_m'][0]:,.1f} m" in text
+            state = JOB_STATE_LABELS[int(a["multi_node_job_state"][0])]
+            assert f"{a['group_links_up'][0]} up" in text and f"Job 1 {state}" in text
+            load = float(a["p_load_w"][members].astype(np.float64).sum())
+            assert f"{app.model.quantities.field('p_load_w').format(load)} load" in text
+            assert app.cluster_view.member_sats.size == 0
+
+    with running_twin("suncatcher", paused=True, rate_hz=5.0, warp=60.0,
+                      full_state_max_sats=0) as twin, \
+            connected(zmq.REQ, twin.addresses.command) as req:
+        asyncio.run(run(twin, req))

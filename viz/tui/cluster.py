@@ -144,8 +144,10 @@ class ClusterText:
         else:
             text.append(f"{self.fmt('p_load_w', h.load_w)} load · "
                         f"{self.fmt('p_solar_w', h.solar_w)} solar · "
-                        f"{self.fmt('delivered_flop_s', h.delivered_flop_s)} on "
-                        f"{count(h.accelerators_busy)}/{count(h.accelerators_ok)} accel")
+                        f"{self.fmt('delivered_flop_s', h.delivered_flop_s)}")
+            if h.accelerators_ok is not None:
+                text.append(f" on {count(h.accelerators_busy)}/{count(h.accelerators_ok)}"
+                            " accel")
         if with_jobs:
             text.append("\n")
             label("Jobs")

@@ -6,8 +6,9 @@ The per-cluster numbers (closest pair, Δv, propellant, box violations, links, b
 jobs) come from the twin's own per-cluster and per-group fields, so they hold at any fleet
 size. What the twin sums per node only (members up, failed, in alarm, power, compute) is
 summed here over the cluster's members, an index array of at most a few hundred nodes,
-and only when the state carries the per-node rows (a reduced state, above 20,000 nodes,
-does not: those read "no per-node rows").
+and only when the state carries the per-node rows. A reduced state (above 20,000 nodes)
+does not: load, solar power and compute then come from the twin's ``aggregate`` (the
+cluster's group), the rest reads "no per-node rows".
 """
 
 from __future__ import annotations
@@ -179,7 +180,8 @@ def _members_now(model: FleetModel, health: ClusterHealth) -> None:
     arrays, members = model.arrays, health.members
     status, faults = arrays.get("status"), arrays.get("fault_flags")
     if status is None or np.asarray(status).shape[0] != model.n:
-        return  # a reduced state: no per-node rows
+        _from_aggregate(model, health)  # a reduced state: no per-node rows
+        return
     failed = np.asarray(status)[members] != 0
     if faults is not None:
         failed |= np.asarray(faults)[members] != 0
@@ -197,6 +199,27 @@ def _members_now(model: FleetModel, health: ClusterHealth) -> None:
     health.delivered_flop_s = total("delivered_flop_s")
     health.accelerators_busy = total("accelerators_busy")
     health.accelerators_ok = total("accelerators_ok")
+
+
+def _from_aggregate(model: FleetModel, health: ClusterHealth) -> None:
+    """Load, solar power and compute from the twin's ``aggregate`` (docs/protocol.md): the
+    cluster's group summary of each, its mean times its count."""
+    fields = model.aggregate.get("fields", {})
+    if not isinstance(fields, Mapping):
+        return
+
+    def total(name: str) -> float | None:
+        summary = fields.get(name, {})
+        group = summary.get("groups", {}).get(health.name) if isinstance(summary, Mapping) \
+            else None
+        if not isinstance(group, Mapping):
+            return None
+        mean, count = number(group.get("mean")), number(group.get("count"))
+        return mean * count if count > 0 else 0.0 if count == 0 else None
+
+    health.load_w = total("p_load_w")
+    health.solar_w = total("p_solar_w")
+    health.delivered_flop_s = total("delivered_flop_s")
 
 
 def _jobs_on(arrays: Mapping[str, np.ndarray], members: np.ndarray) -> list[JobHealth]:
