@@ -42,6 +42,7 @@ async def open_cluster_view(pilot) -> None:
     app = pilot.app
     await pilot.press("v")
     assert app.fleet_view_shown and not app.cluster_view_shown
+    assert app.fleet_view.next_view == "v cluster view"
     await pilot.press("v")
     assert app.cluster_view_shown and not app.fleet_view_shown
     assert app.cluster_view.display and not app.fleet_table.display
@@ -150,6 +151,9 @@ def test_a_scenario_without_clusters_says_so() -> None:
             await pilot.pause(0.2)
             await pilot.press("v")
             assert app.fleet_view_shown
+            await pilot.pause(0.2)
+            assert app.fleet_view.groups_table.border_subtitle.endswith(
+                "v node table (scenario has no clusters)")
             await pilot.press("v")  # no cluster view to go to: the node table
             await pilot.pause(0.2)
             assert not app.fleet_view_shown and not app.cluster_view_shown

@@ -363,6 +363,8 @@ class ClusterViewActions:
             self._show_cluster_view(False)
             return
         leaving_fleet = self.fleet_view_shown  # type: ignore[attr-defined]
+        self.fleet_view.next_view = ("v cluster view" if self.has_clusters() else  # type: ignore[attr-defined]
+                                     "v node table (scenario has no clusters)")
         super().action_next_view()  # type: ignore[misc]
         if not leaving_fleet:
             return
