@@ -70,7 +70,8 @@ KEYMAP: tuple[KeyAction, ...] = (
     _key("h", "h", "load_trend", "load the node's trend from a recording", TUI, NODES),
     _key("H", "H", "live_trend", "back to the live trend", TUI, NODES),
     # Views: what is drawn and how.
-    _key("v", "v", "next_view", "next view (table / fleet; globe / 2D map / cluster)", BOTH, VIEWS),
+    _key("v", "v", "next_view",
+         "next view (table / fleet / clusters; globe / 2D map / cluster)", BOTH, VIEWS),
     _key("c", "c", "next_field", "next colour / histogram field", BOTH, VIEWS),
     _key("t", "t", "trails", "trails on / off", VIEW, VIEWS),
     _key("g", "g", "ground_track", "ground track of the selected node on / off", VIEW, VIEWS),

@@ -214,7 +214,8 @@ class StreamFeed:
         if update.state is not None and update.state.header.get("reduced") is True \
                 and not self.reduced_seen:
             self.reduced_seen = True
-            if not getattr(self, "fleet_view_shown", True):
+            if not getattr(self, "fleet_view_shown", True) \
+                    and not getattr(self, "cluster_view_shown", False):
                 self.action_next_view()  # type: ignore[attr-defined]
                 self.notify(f"{self.model.n:,} nodes: the stream carries the fleet's "
                             "summary, not every node. v: node table.",  # type: ignore[attr-defined]

@@ -244,6 +244,8 @@ class FleetView(Vertical):
         super().__init__(**kwargs)
         self.model = model
         self.field = ""
+        # Where v goes next, in words (the cluster view's actions set it: viz.tui.cluster).
+        self.next_view = "v node table"
         self.worst_sats = np.zeros(0, np.intp)
         self._index: tuple[tuple[int, int], GroupIndex | None] = ((0, 0), None)
 
@@ -344,8 +346,8 @@ class FleetView(Vertical):
         self.groups_table.border_title = (
             f"Fleet · {self.model.n:,} nodes in {len(summary.names)} {noun}")
         self.groups_table.border_subtitle = (
-            f"{hidden} more field{'s' if hidden > 1 else ''} with limits: c · v node table"
-            if hidden else "v node table")
+            f"{hidden} more field{'s' if hidden > 1 else ''} with limits: c · {self.next_view}"
+            if hidden else self.next_view)
 
     def _show_worst(self, column: Column | None, values: np.ndarray | None) -> None:
         model = self.model

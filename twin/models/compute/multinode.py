@@ -56,6 +56,9 @@ from twin.models.compute.jobs import JobRunner
 from twin.models.compute.workload import KIND_CODES, RUNNING, WorkloadParams
 
 QUEUED, ACTIVE, DONE = "queued", "running", "done"
+JOB_STATE_LABELS = {0: "queued", 1: "running", 2: "stalled", 3: "done"}
+"""``multi_node_job_state`` codes (a running job with no progress is ``stalled``)."""
+JOB_STATE_CODES = {label: code for code, label in JOB_STATE_LABELS.items()}
 NETWORK_AWARE = "network_aware"
 
 
@@ -228,6 +231,30 @@ class MultiNodeJobs:
                                     fill=-1)
         self.comm_field = make_field("multi_node_comm_frac", "<f4", (n,), "1",
                                      "Its job's share of an iteration spent in all-reduce")
+        # Per job (docs/protocol.md, "Cluster health summaries"): what a viewer lists for
+        # each job without the members' rows.
+        j = len(self.jobs)
+        self.state_field = make_field("multi_node_job_state", "|u1", (j,), "code",
+                                      "Each multi-node job's state", per_sat=False,
+                                      labels=JOB_STATE_LABELS)
+        self.progress_field = make_field("multi_node_job_progress_frac", "<f4", (j,), "1",
+                                         "Each multi-node job's iterations done over asked",
+                                         per_sat=False)
+        self.job_comm_field = make_field("multi_node_job_comm_frac", "<f4", (j,), "1",
+                                         "Each running job's share of an iteration in "
+                                         "all-reduce", per_sat=False)
+        self.nodes_field = make_field("multi_node_job_nodes", "<i4", (j,), "count",
+                                      "Nodes each multi-node job runs on now (0 unplaced)",
+                                      per_sat=False)
+        self.first_field = make_field("multi_node_job_first_sat", "<i4", (j,), "index",
+                                      "Each multi-node job's first member, -1 unplaced",
+                                      per_sat=False, fill=-1)
+        self.bottleneck_field = make_field("multi_node_job_bottleneck_bps", "<f4", (j,),
+                                           "bit/s", "Lowest link capacity on each job's ring, "
+                                           "0 unplaced or parted", per_sat=False)
+        self.rollbacks_field = make_field("multi_node_job_rollbacks", "<i4", (j,), "count",
+                                          "Rollbacks to a checkpoint of each job so far",
+                                          per_sat=False)
         self.graph: csr_matrix | None = None
         # When each terminal's present link came up (Unix s; inf: none), followed from the
         # links' outputs: network_aware prefers links that have held (track_links).
@@ -236,7 +263,9 @@ class MultiNodeJobs:
         self._peer_seen = np.zeros(0, dtype=np.int64)
 
     def fields(self) -> list[Field]:
-        return [self.job_field, self.comm_field]
+        return [self.job_field, self.comm_field, self.state_field, self.progress_field,
+                self.job_comm_field, self.nodes_field, self.first_field,
+                self.bottleneck_field, self.rollbacks_field]
 
     def read_links(self, ctx: StepContext) -> csr_matrix:
         """This step's graph of links that are up (empty without links)."""
@@ -479,6 +508,16 @@ class MultiNodeJobs:
             if job.state == ACTIVE:
                 job_of[job.members] = job.number
                 comm[job.members] = job.comm_frac
+        jobs = self.jobs  # a handful
+        self.state_field.array[:] = [JOB_STATE_CODES["stalled" if j.state == ACTIVE and j.stalled
+                                                     else j.state] for j in jobs]
+        self.progress_field.array[:] = [j.iterations / j.total_iterations for j in jobs]
+        self.job_comm_field.array[:] = [j.comm_frac for j in jobs]
+        self.nodes_field.array[:] = [j.members.size for j in jobs]
+        self.first_field.array[:] = [int(j.members[0]) if j.members.size else -1 for j in jobs]
+        self.bottleneck_field.array[:] = [j.bottleneck_bps if j.state == ACTIVE else 0.0
+                                          for j in jobs]
+        self.rollbacks_field.array[:] = [j.rollbacks for j in jobs]
 
     def fleet(self) -> dict[str, float]:
         return {

@@ -114,6 +114,21 @@ class LinksModel:
                              "Links up within each satellite group", per_sat=False)
         self.group_bisection = f("group_bisection_bps", "<f4", (g_count,), "bit/s",
                                  "Bisection bandwidth estimate of each group", per_sat=False)
+        # Per group (a cluster is its own group): what a cluster-health view shows without
+        # every terminal's row (docs/protocol.md, "Cluster health summaries").
+        self.group_acquiring = f("group_links_acquiring", "<i4", (g_count,), "count",
+                                 "Links acquiring within each satellite group", per_sat=False)
+        self.group_lost = f("group_links_lost", "<i4", (g_count,), "count",
+                            "Links within each group lost since the start", per_sat=False)
+        self.group_capacity = f("group_capacity_bps", "<f4", (g_count,), "bit/s",
+                                "Sum of the capacities of the links up within each group, "
+                                "one direction", per_sat=False)
+        self.group_util_mean = f("group_link_util_mean_frac", "<f4", (g_count,), "1",
+                                 "Mean utilization of the links up within each group",
+                                 per_sat=False)
+        self.group_util_max = f("group_link_util_max_frac", "<f4", (g_count,), "1",
+                                "Highest utilization of a link up within each group",
+                                per_sat=False)
         self.user_latency = f("user_latency_s", "<f4", (u_count, n), "s",
                               "One-way latency from each ground user to each node, +inf "
                               "unreachable", per_sat=False, fill=np.inf)
@@ -121,6 +136,9 @@ class LinksModel:
                                      "One-way latency from each ground user to the target "
                                      "node, +inf unreachable", per_sat=False, fill=np.inf)
         self._all_ok = np.ones(n, dtype=bool)
+        self._group_version = -1
+        self._group_a = np.zeros(0, dtype=np.int64)
+        self._inside = np.zeros(0, dtype=bool)
         self._earth_km = WGS84_A_KM + p.grazing_height_km
         self._slot_version = -1
         self._flat_a = self._flat_b = np.zeros(0, dtype=np.int64)
@@ -145,7 +163,9 @@ class LinksModel:
             return []
         return [self.peer, self.state, self.range, self.capacity, self.utilization,
                 self.power, self.relay, self.ground_latency, self.group_links,
-                self.group_bisection, self.user_latency, self.user_target_latency]
+                self.group_bisection, self.user_latency, self.user_target_latency,
+                self.group_acquiring, self.group_lost, self.group_capacity,
+                self.group_util_mean, self.group_util_max]
 
     def step(self, ctx: StepContext) -> None:
         if not self.enabled:
@@ -223,6 +243,10 @@ class LinksModel:
                                         self.params.grazing_height_km)
         if not keep.all():
             self._announce(ctx, "link_lost", "info", "lost", a[~keep], b[~keep])
+            lost_a, lost_b = self.group[a[~keep]], self.group[b[~keep]]
+            self.group_lost.array[:] += np.bincount(lost_a[lost_a == lost_b],
+                                                    minlength=len(self.group_names)
+                                                    ).astype(np.int32)
             table.keep(keep)
             self._up = self._up[keep]
             self._load_bps = self._load_bps[keep[:self._load_bps.size]]
@@ -322,6 +346,7 @@ class LinksModel:
                 if demand.any():
                     load[:] = link_loads(tree, demand, table.size)
             self._any_load = bool(load.any())
+        util: np.ndarray | None = None
         if self._any_load:
             util = np.zeros(table.size)
             carrying = self._cap_bps > 0.0
@@ -331,6 +356,46 @@ class LinksModel:
         elif not self._util_zero:
             self.utilization.array.fill(0)
             self._util_zero = True
+        self._group_totals(util)
+
+    def _group_totals(self, util: np.ndarray | None) -> None:
+        """Per group: links acquiring, capacity and utilization of the links up within it
+        (each link's group and whether both ends share it are kept until the set changes).
+        """
+        table = self.table
+        g_count = len(self.group_names)
+        if self._group_version != table.version:
+            self._group_a = self.group[table.a]
+            self._inside = self._group_a == self.group[table.b]
+            self._group_version = table.version
+        inside, up = self._inside, self._inside & self._up
+        if g_count == 1:  # a single group (a cluster alone, one shell): no per-group sums
+            self.group_acquiring.array[0] = np.count_nonzero(inside) - np.count_nonzero(up)
+            self.group_capacity.array[0] = self._cap_bps[up].sum()
+            used = util[up] if util is not None else np.zeros(0)
+            self.group_util_mean.array[0] = used.mean() if used.size else 0.0
+            self.group_util_max.array[0] = used.max(initial=0.0)
+            return
+        group_a = self._group_a
+        self.group_acquiring.array[:] = np.bincount(group_a[inside & ~self._up],
+                                                    minlength=g_count)
+        self.group_capacity.array[:] = np.bincount(group_a[up], weights=self._cap_bps[up],
+                                                   minlength=g_count)
+        if util is None:
+            self.group_util_mean.array.fill(0)
+            self.group_util_max.array.fill(0)
+            return
+        groups, used = group_a[up], util[up]
+        count = np.bincount(groups, minlength=g_count)
+        total = np.bincount(groups, weights=used, minlength=g_count)
+        self.group_util_mean.array[:] = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+        order = np.argsort(groups, kind="stable")  # each group's links together: max each
+        present = np.flatnonzero(count)
+        starts = np.concatenate(([0], np.cumsum(count[present])[:-1]))
+        highest = np.zeros(g_count)
+        if used.size:
+            highest[present] = np.maximum.reduceat(used[order], starts)
+        self.group_util_max.array[:] = highest
 
     def _put(self, array: np.ndarray, values: np.ndarray) -> None:
         """Write a per-link value into both ends' terminal slots."""
