@@ -182,7 +182,7 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.links_legend = self.text_actor(0.99, 0.015, size=12, halign="right",
                                             valign="bottom", colour=(0.75, 0.8, 0.9))
         self.links_legend.SetInput("links: blue idle, yellow half, red full "
-                                   "(relay utilization); grey acquiring")
+                                   "(relay + all-reduce use); grey acquiring")
         self.links_legend.SetVisibility(False)
         # A dark plate under each HUD block: on the 2D map (and over the lit globe) the
         # text sits on the picture and must still read.
