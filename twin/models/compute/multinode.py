@@ -154,6 +154,7 @@ class MultiNodeJobs:
         # for the links model (ComputeOutputs.link_allreduce_bps); None until links exist.
         self.link_load_bps: np.ndarray | None = None
         self._loaded = np.zeros(0, dtype=np.int64)  # its flat terminals now nonzero
+        self._load_key: list[tuple[np.ndarray, float]] = []  # what it holds: (tree, load)
         # When each terminal's present link came up (Unix s; inf: none), followed from the
         # links' outputs: network_aware prefers links that have held (track_links).
         self.up_since_t = np.full(0, np.inf)
@@ -332,14 +333,15 @@ class MultiNodeJobs:
     def _allreduce_caps(self, links: Any, terminals: np.ndarray) -> np.ndarray:
         """What the all-reduce gets of each of ``terminals``' links (flat indices, bit/s):
         c_ar = max(c - r, w c) with r the relay traffic offered to the link (the relay
-        flows while it leaves the all-reduce its least share w)."""
-        cap = np.asarray(links.link_capacity_bps).reshape(-1)[terminals].astype(float)
+        flows while it leaves the all-reduce its least share w); 0 where c is."""
+        cap = np.take(links.link_capacity_bps, terminals).astype(float)
         relay = getattr(links, "link_relay_bps", None)
         if relay is None:
             return cap
-        offered = np.asarray(relay).reshape(-1)[terminals].astype(float)
-        share = self.workload.multi_node_min_link_share
-        return np.where(cap > 0.0, np.maximum(cap - offered, share * cap), 0.0)
+        offered = np.take(relay, terminals)
+        if not offered.any():
+            return cap
+        return np.maximum(cap - offered, self.workload.multi_node_min_link_share * cap)
 
     def _train(self, job: MultiNodeJob, dt: float, iteration_s: float) -> float:
         """Run the job for ``dt`` seconds: training, then writing a checkpoint for the last
@@ -464,20 +466,26 @@ class MultiNodeJobs:
                 comm[job.members] = job.comm_frac
 
     def _publish_loads(self, ctx: StepContext) -> None:
-        """Each running job's mean all-reduce load on its tree's terminals (bit/s)."""
+        """Each running job's mean all-reduce load on its tree's terminals (bit/s); the
+        same array untouched while the trees and loads are."""
         peer = getattr(ctx.links, "link_peer", None)
         if peer is None:
+            return
+        key = [(job.tree_terminals, job.allreduce_bps) for job in self.jobs
+               if job.state == ACTIVE and job.allreduce_bps > 0.0]
+        if (self.link_load_bps is not None and self.link_load_bps.shape == peer.shape
+                and len(key) == len(self._load_key)
+                and all(t is t0 and a == a0 for (t, a), (t0, a0) in zip(key, self._load_key,
+                                                                       strict=True))):
             return
         if self.link_load_bps is None or self.link_load_bps.shape != peer.shape:
             self.link_load_bps = np.zeros(peer.shape)
         flat = self.link_load_bps.reshape(-1)
         flat[self._loaded] = 0.0
-        loaded = [np.zeros(0, dtype=np.int64)]
-        for job in self.jobs:  # a handful
-            if job.state == ACTIVE and job.allreduce_bps > 0.0:
-                flat[job.tree_terminals] = job.allreduce_bps
-                loaded.append(job.tree_terminals)
-        self._loaded = np.concatenate(loaded)
+        for terminals, load_bps in key:  # a handful of jobs
+            flat[terminals] = load_bps
+        self._loaded = np.concatenate([np.zeros(0, dtype=np.int64)] + [t for t, _ in key])
+        self._load_key = key
 
     def checkpoint_frac(self) -> float:
         """Share of the jobs' running time spent writing checkpoints so far."""
