@@ -9,7 +9,8 @@ Runs the full twin (orbit, faults, compute, power, thermal, limits) at 30 s step
 policy on the same seed and prints the fleet numbers that decide between them. Where the
 scenario runs multi-node jobs (``[workload] multi_node_jobs``), it adds their progress,
 rollbacks, steps stalled and queued, the mean bottleneck and communication fraction of the jobs
-while they ran, and the share of their running time spent writing checkpoints (docs/performance.md, "Multi-node jobs and the network-aware policy"):
+while they ran, and the share of their running time spent writing checkpoints
+(docs/performance.md, "Multi-node jobs and the network-aware policy"):
 
     .venv/bin/python bench/policy_compare.py --scenario assets/scenarios/suncatcher.toml
     .venv/bin/python bench/policy_compare.py --scenario bench/walker_links.toml

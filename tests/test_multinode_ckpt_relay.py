@@ -22,7 +22,8 @@ from test_compute_multinode import (
 )
 
 from twin.models.compute import ComputeModel
-from twin.models.links.sharing import shared_utilization
+from twin.models.links.routing import relay_tree
+from twin.models.links.sharing import relay_capacity_bps, shared_utilization
 from twin.scenario import ScenarioError, load_scenario
 
 EXACT = 1e-9  # relative: the same float arithmetic as the hand formula
@@ -180,6 +181,21 @@ def test_shared_utilization_is_the_sum_and_never_exceeds_one() -> None:
     carrying = cap > 0.0
     assert alone[carrying] == pytest.approx(np.minimum(relay / np.where(carrying, cap, 1.0),
                                                        1.0)[carrying], rel=1e-12)
+
+
+def test_relay_routes_get_what_the_all_reduce_leaves() -> None:
+    """A chain 2 - 1 - 0 to a gateway (node 0, 10 Gb/s down): 2.5 Gb/s links, a job's
+    all-reduce loading the link 1 - 0 with 2 Gb/s on average. Node 1 and node 2 relay at
+    most c - a = 0.5 Gb/s; without the all-reduce, at the links' 2.5 Gb/s."""
+    a, b = np.array([1, 2]), np.array([0, 1])
+    cap = np.array([2.5e9, 2.5e9])
+    gateway = np.array([10e9, 0.0, 0.0])
+    latency = np.array([1e-3, 1e-3])
+    alone = relay_tree(3, a, b, latency, relay_capacity_bps(cap, None), gateway)
+    assert alone.relay_bps.tolist() == [0.0, 2.5e9, 2.5e9]
+    shared = relay_tree(3, a, b, latency, relay_capacity_bps(cap, np.array([2e9, 0.0])),
+                        gateway)
+    assert shared.relay_bps.tolist() == [0.0, 0.5e9, 0.5e9]
 
 
 # A Walker shell of 2.5 Gb/s SDA-class links, an 8-node job of a 125M-parameter model.
