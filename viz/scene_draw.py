@@ -24,7 +24,7 @@ MIRROR_RGB = (1.0, 0.3, 1.0)
 MIRROR_LOST_RGB = (1.0, 0.55, 0.1)
 # The links' legend (bottom right) says what their colours mean, or that they are hidden
 # and which key shows them.
-LINKS_SHOWN = ("links: blue idle, yellow half, red full (relay utilization); "
+LINKS_SHOWN = ("links: blue idle, yellow half, red full (relay + all-reduce use); "
                "grey acquiring · L hides")
 LINKS_HIDDEN = "{n:,} optical links hidden · L shows them"
 

@@ -12,7 +12,9 @@ Each step, after the orbit and before compute:
    to the nodes in ground contact gives ``relay_bps`` (compute's downlink adds it) and the
    latency to the ground; ground users get their latency to every node;
 5. stored results (compute's backlog, last step's) load the tree's links, worked out at
-   each build and shown against each step's capacity (utilization);
+   each build; multi-node jobs' all-reduce (compute's ``link_allreduce_bps``, last step's)
+   loads their links too: relay gets what the all-reduce leaves (its routes' rates and
+   its share of a link), and the utilization is the sum of both (``sharing``);
 6. terminal power, published for power (the bus draws it, thermal gets its heat).
 
 No ``[links]`` table: the model has no fields, totals or outputs, and the twin runs as it
@@ -41,6 +43,7 @@ from twin.models.links.routing import (
     remap_links,
     user_latencies,
 )
+from twin.models.links.sharing import per_link, relay_capacity_bps, shared_utilization
 from twin.models.links.topology import LinkSearch, LinkTable
 from twin.scenario import Scenario, ScenarioError, parse_section
 
@@ -103,7 +106,8 @@ class LinksModel:
         self.capacity = f("link_capacity_bps", "<f4", shape, "bit/s",
                           "Capacity of each terminal's link, one direction, 0 unless up")
         self.utilization = f("link_utilization_frac", "<f4", shape, "1",
-                             "Share of each link's capacity the relay traffic uses")
+                             "Share of each link's capacity the relay and all-reduce "
+                             "traffic use")
         self.power = f("isl_power_w", "<f4", (n,), "W", "Power of the node's link terminals")
         self.relay = f("relay_bps", "<f4", (n,), "bit/s",
                        "Rate the node can relay to the ground over links, 0 in contact")
@@ -144,6 +148,13 @@ class LinksModel:
         self._flat_a = self._flat_b = np.zeros(0, dtype=np.int64)
         self._util_zero = True
         self._load_bps = np.zeros(0)  # relay traffic on each link at the last route build
+        # Multi-node jobs' mean all-reduce load on each link (last step's; None: none), and
+        # the capacity it leaves the relay.
+        self._allreduce_bps: np.ndarray | None = None
+        self._relay_cap_bps = np.zeros(0)
+        self._relay_terminals = np.zeros(shape)  # the relay load, at both ends' terminals
+        self.outputs.link_relay_bps = self._relay_terminals
+        self._relay_zero = True
         self._any_load = False
         self._stations_bps = np.array([s.downlink_bps for s in scenario.stations], dtype=float)
         self._next_search_t = -np.inf
@@ -202,6 +213,8 @@ class LinksModel:
         self._range_m = range_km * 1e3
         self._cap_bps = self.budget.capacity_bps(self._range_m)
         self._cap_bps[~acquired] = 0.0
+        self._allreduce_bps = per_link(getattr(ctx.compute, "link_allreduce_bps", None), table)
+        self._relay_cap_bps = relay_capacity_bps(self._cap_bps, self._allreduce_bps)
         # Routes: built anew on schedule; between builds the tree keeps its shape and its
         # values follow this step's links and contacts (routing.refresh_tree).
         gateway_bps = self._gateway_bps(orbit.contact_station)
@@ -211,7 +224,7 @@ class LinksModel:
             self._route(ctx, pos_km, gateway_bps, latency_s)
             self._next_route_t = t + self.params.route_interval_s
         else:
-            refresh_tree(self._tree, latency_s, self._cap_bps, acquired, gateway_bps)
+            refresh_tree(self._tree, latency_s, self._relay_cap_bps, acquired, gateway_bps)
         tree = self._tree
         self.outputs.relay_bps = tree.relay_bps
         self.relay.array[:] = tree.relay_bps
@@ -283,7 +296,7 @@ class LinksModel:
         """Build the relay tree, the users' latencies and the bisection estimates anew."""
         table = self.table
         up = self._up
-        self._tree = relay_tree(self.n, table.a, table.b, latency_s, self._cap_bps,
+        self._tree = relay_tree(self.n, table.a, table.b, latency_s, self._relay_cap_bps,
                                 gateway_bps, up)
         if self.users_km.size:
             orbit = ctx.orbit
@@ -309,7 +322,8 @@ class LinksModel:
     def _publish(self, backlog_bytes: np.ndarray | None, dt_s: float, built: bool) -> None:
         table = self.table
         t_count = table.terminals
-        if self._slot_version != table.version:  # the set or a state changed: redraw all
+        redrawn = self._slot_version != table.version
+        if redrawn:  # the set or a state changed: redraw all
             self._flat_a = table.a * t_count + table.slot_a
             self._flat_b = table.b * t_count + table.slot_b
             for fld in (self.range, self.capacity, self.utilization, self.state):
@@ -347,15 +361,23 @@ class LinksModel:
                     load[:] = link_loads(tree, demand, table.size)
             self._any_load = bool(load.any())
         util: np.ndarray | None = None
-        if self._any_load:
-            util = np.zeros(table.size)
-            carrying = self._cap_bps > 0.0
-            util[carrying] = np.minimum(load[carrying] / self._cap_bps[carrying], 1.0)
+        allreduce = self._allreduce_bps
+        if self._any_load or allreduce is not None:
+            util = shared_utilization(self._cap_bps, load, allreduce)
             self._put(self.utilization.array, util)
             self._util_zero = False
         elif not self._util_zero:
             self.utilization.array.fill(0)
             self._util_zero = True
+        # The relay load offered to each link, for multi-node jobs' all-reduce.
+        if self._any_load:
+            if built or redrawn or self._relay_zero:  # it changes at builds only
+                self._relay_terminals.fill(0.0)
+                self._put(self._relay_terminals, load)
+            self._relay_zero = False
+        elif not self._relay_zero:
+            self._relay_terminals.fill(0.0)
+            self._relay_zero = True
         self._group_totals(util)
 
     def _group_totals(self, util: np.ndarray | None) -> None:
