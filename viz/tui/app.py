@@ -168,6 +168,9 @@ class DashboardApp(ClusterViewActions, FleetViewActions, StreamFeed, CommandActi
         self.mirror_panel.border_subtitle = keys.hint([("mirror", "opens each in turn")])
         self.mirror_panel.display = False  # until meta announces a mirror
         self.waiting = self.query_one("#waiting", Static)
+        self.upcoming_panel = self.query_one("#upcoming", UpcomingPanel)
+        self.held_fleet_view = self.query_one("#fleet-view", FleetView)
+        self.held_cluster_view = self.query_one("#cluster-view", ClusterView)
         self.waiting.border_title = "No fleet yet"
         self.waiting.display = False  # until a draw finds no node
         self.reply_line.update(Text(keys.hint(HINT), style="dim"))
@@ -231,7 +234,7 @@ class DashboardApp(ClusterViewActions, FleetViewActions, StreamFeed, CommandActi
         self._draw_header()
         self._draw_mirrors()
         t_utc = model.header.get("t_utc")
-        self.query_one(UpcomingPanel).show(t_utc if isinstance(t_utc, int | float) else None)
+        self.upcoming_panel.show(t_utc if isinstance(t_utc, int | float) else None)
         if isinstance(self.screen, DetailScreen):
             self.screen.update_values()
 

@@ -348,7 +348,7 @@ class ClusterViewActions:
 
     @property
     def cluster_view(self) -> ClusterView:
-        return self.query_one("#cluster-view", ClusterView)  # type: ignore[attr-defined]
+        return self.held_cluster_view  # type: ignore[attr-defined]  (held: see fleet_view)
 
     def has_clusters(self) -> bool:
         formation = self.model.meta.get("subsystems", {}).get("formation", {})

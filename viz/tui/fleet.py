@@ -404,7 +404,9 @@ class FleetViewActions:
 
     @property
     def fleet_view(self) -> FleetView:
-        return self.query_one("#fleet-view", FleetView)  # type: ignore[attr-defined]
+        # Held from mount: a query would search whichever screen is on top (or none while
+        # the app closes) and miss the main screen's view.
+        return self.held_fleet_view  # type: ignore[attr-defined]
 
     def action_next_view(self) -> None:
         """Switch between the node table and the fleet view."""
