@@ -133,8 +133,8 @@ class StatsTable(DataTable):
             return
         for y, (old, new) in enumerate(zip(self._cells, rows, strict=True)):
             for x, (before, cell) in enumerate(zip(old, new, strict=True)):
-                if before != cell:
-                    self.update_cell_at(Coordinate(y, x), cell)
+                if before != cell:  # widened to fit: the first fill may have had "—" there
+                    self.update_cell_at(Coordinate(y, x), cell, update_width=True)
             self._cells[y] = tuple(new)
 
 
