@@ -60,19 +60,40 @@ def test_frames_are_identical_with_1_2_and_3_workers(name: str) -> None:
     assert _frame_hashes(3, name) == one
 
 
-def _walker_fleet(n_sats: int) -> Scenario:
-    """The default scenario with its Walker shell grown to ``n_sats`` - 16 satellites."""
+def _walker_fleet(n_sats: int, extra: str = "") -> Scenario:
+    """The default scenario with its Walker shell grown to ``n_sats`` - 16 satellites, and
+    ``extra`` TOML appended."""
     text = (ROOT / "assets" / "scenarios" / "default.toml").read_text()
     text = text.replace("planes = 3\nsats_per_plane = 8",
                         f"planes = 40\nsats_per_plane = {(n_sats - 16) // 40}", 1)
-    return parse_scenario(text)
+    if extra.startswith("attitude"):  # a key of [thermal], which the file has
+        extra, rest = extra.split("\n", 1)
+        text, extra = text.replace("[thermal]\n", f"[thermal]\n{extra}\n", 1), rest
+    return parse_scenario(text + extra)
 
 
-@pytest.mark.timeout(120)
-def test_frames_of_a_fleet_of_several_blocks_are_identical_with_1_2_and_3_workers() -> None:
+# The other branches of the sliced models: an attitude law whose exposure depends on beta,
+# and per-node radiator parameters (a node class on the 16 dawn-dusk nodes, which lie in
+# the last block).
+LVLH_AND_A_NODE_CLASS = """attitude = "lvlh"
+
+[[node_class]]
+name = "big-radiators"
+nodes = ["dawn-dusk"]
+[node_class.thermal]
+radiator_emissivity = 0.62
+radiator_area_m2 = 9.0
+"""
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("extra", ["", LVLH_AND_A_NODE_CLASS], ids=["default", "lvlh"])
+def test_frames_of_a_fleet_of_several_blocks_are_identical_with_1_2_and_3_workers(
+        extra: str) -> None:
     # 20,016 satellites: three BLAS blocks, cut into one, two (blocks 0-1, 2) and three
-    # row slices for the frames, shadow and station geometry, and 1, 2, 3 SGP4 shards.
-    fleet = _walker_fleet(20_016)
+    # row slices for the frames, shadow and station geometry, the arrays, the radiators
+    # and the NaN check, and 1, 2, 3 SGP4 shards.
+    fleet = _walker_fleet(20_016, extra)
     assert -(-len(fleet.satellites) // BLOCK_ROWS) == 3
     one = _frame_hashes(1, fleet, steps=4)
     assert len(set(one)) == 4
