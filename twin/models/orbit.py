@@ -73,8 +73,10 @@ class OrbitModel:
         stations = scenario.stations
         n_st = len(stations)
         self.n_sats = n
-        self.propagator: Propagator | ShardedPropagator = Propagator(
-            [sat.satrec for sat in scenario.satellites])
+        # Built on first use (`propagator`): an engine with workers replaces it before
+        # its first step, and at a million satellites a one-process propagator is 2 GB of
+        # satrecs and their array built for nothing.
+        self._propagator: Propagator | ShardedPropagator | None = None
         self.frames = FrameRotations()
         self.sun = SunEphemeris()
         self.stations = GroundStations(
@@ -123,6 +125,13 @@ class OrbitModel:
             self.stations, SlicePool(n, 1))
         self._stretch = shadow_stretch(self.params.shadow_atmosphere_km)
 
+    @property
+    def propagator(self) -> Propagator | ShardedPropagator:
+        """SGP4 for the whole fleet: in this process unless `run_on_workers` sharded it."""
+        if self._propagator is None:
+            self._propagator = Propagator([sat.satrec for sat in self.scenario.satellites])
+        return self._propagator
+
     def run_on_workers(self, workers: int) -> None:
         """Propagate with ``workers`` processes, one contiguous shard each, and compute the
         geometry in ``workers`` row slices on threads (1: all in this process and thread,
@@ -130,15 +139,15 @@ class OrbitModel:
         twin.core.slices)."""
         self.close()
         satrecs = [sat.satrec for sat in self.scenario.satellites]
-        self.propagator = (ShardedPropagator(satrecs, workers) if workers > 1
-                           else Propagator(satrecs))
+        self._propagator = (ShardedPropagator(satrecs, workers) if workers > 1
+                            else Propagator(satrecs))
         self.geometry.pool = SlicePool(self.n_sats, workers)
 
     def close(self) -> None:
         """End the SGP4 worker processes and free their shared memory, if any, and the
         geometry's threads."""
-        if isinstance(self.propagator, ShardedPropagator):
-            self.propagator.close()
+        if isinstance(self._propagator, ShardedPropagator):
+            self._propagator.close()
         self.geometry.pool.close()
 
     def fields(self) -> list[Field]:
