@@ -486,3 +486,27 @@ def test_any_shard_count_gives_the_in_process_rows_bit_for_bit_failures_included
                 assert propagator.any_failed == bool(failed.any())
         finally:
             propagator.close()
+
+
+def test_a_slice_that_raises_is_raised_after_every_slice_finished() -> None:
+    from twin.core.slices import SlicePool
+
+    pool = SlicePool(3 * BLOCK_ROWS, 3)
+    done: list[int] = []
+
+    def work(start: int, stop: int) -> int:
+        if start == BLOCK_ROWS:
+            raise ValueError("slice 1 fails")
+        time.sleep(0.05)
+        done.append(start)
+        return stop - start
+
+    with pytest.raises(ValueError, match="slice 1 fails"):
+        pool.run(work)
+    assert sorted(done) == [0, 2 * BLOCK_ROWS]  # the others ran to their end
+    done.clear()
+    pool.close()
+    with pytest.raises(ValueError, match="slice 1 fails"):
+        pool.run(work)  # closed: the slices in this thread, in order, up to the failure
+    assert done == [0]
+    pool.close()  # idempotent
