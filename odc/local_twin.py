@@ -26,6 +26,7 @@ from twin.core.clock import SimClock
 from twin.core.engine import Engine
 from twin.core.registry import ModelEntry
 from twin.runtime.server import Addresses, TwinServer
+from twin.runtime.subscriptions import FULL_STATE_MAX_SATS
 from twin.scenario import Scenario, load_scenario, parse_scenario
 
 ANY_LOOPBACK_PORT = "tcp://127.0.0.1:*"
@@ -76,8 +77,8 @@ def scenario_of(scenario: Scenario | str) -> Scenario:
 def local_twin(scenario: Scenario | str = "default", *, warp: float = 600.0,
                rate_hz: float = 20.0, fast: bool = False, paused: bool = False,
                seed: int | None = None, models: tuple[ModelEntry, ...] | None = None,
-               audit_path: Path | None = None, keys_dir: Path | None = None
-               ) -> Iterator[LocalTwin]:
+               audit_path: Path | None = None, keys_dir: Path | None = None,
+               full_state_max_sats: int = FULL_STATE_MAX_SATS) -> Iterator[LocalTwin]:
     """Serve a twin for the ``with`` block, then stop it and wait for its thread.
 
     Args:
@@ -87,6 +88,7 @@ def local_twin(scenario: Scenario | str = "default", *, warp: float = 600.0,
         models: The model registry to build it from (``twin.models.registry.MODELS`` by
             default); a test adds a model, and so a command, this way.
         audit_path, keys_dir: As ``odc run --audit`` and ``--keys``.
+        full_state_max_sats: As ``odc run --full-state-max-sats``.
 
     Raises:
         LocalTwinError: It did not start within a minute, or did not stop within 10 s.
@@ -104,7 +106,8 @@ def local_twin(scenario: Scenario | str = "default", *, warp: float = 600.0,
             engine = Engine(loaded, clock, seed=seed, models=models)
             server = TwinServer(engine, Addresses(ANY_LOOPBACK_PORT, ANY_LOOPBACK_PORT,
                                                   ANY_LOOPBACK_PORT),
-                                audit_path=audit_path, keys_dir=keys_dir)
+                                audit_path=audit_path, keys_dir=keys_dir,
+                                full_state_max_sats=full_state_max_sats)
         except BaseException as exc:
             holder["error"] = exc
             ready.set()
