@@ -15,6 +15,13 @@ drawn by the real ``ViewerApp`` in an offscreen window, and the bench reports:
 - how many nodes the level of detail draws and at what point size.
 
 Screenshots of each size go to ``--shots``. Mesa llvmpipe (CPU) is the renderer here.
+
+``--live SCENARIO`` measures ``odc view`` against a live twin instead: ``python -m twin
+--scenario SCENARIO`` on loopback ports with its defaults (no ``--full-state-max-sats``:
+a megafleet's ``state`` has no node rows and the viewer subscribes, viz.view_subscription),
+then the real ``ViewerApp`` following it for ``--seconds``: screen frames per second (new
+states and the motion between them, as the window's 15 ms timer would draw them), states
+drawn per second, CPU per frame, and what the subscription costs the twin.
 """
 
 from __future__ import annotations
@@ -185,6 +192,53 @@ def measure(n: int, frames: int, size: tuple[int, int], shots: Path | None) -> d
             "drawn": drawn, "point_px": point_px}
 
 
+def measure_live(scenario: str, seconds: float, size: tuple[int, int],
+                 shots: Path | None) -> dict[str, Any]:
+    """``odc view`` following a live twin of ``scenario``: frames per second and more."""
+    import os
+
+    import pyvista as pv
+    from procutil import twin_process
+
+    from viz.stream import CommandClient, StreamClient
+
+    started = time.monotonic()
+    with twin_process("--scenario", scenario) as (_, addresses):
+        stream = StreamClient(addresses["stream"])
+        commands = CommandClient(addresses["commands"], timeout_s=5.0)
+        app = ViewerApp(pv.Plotter(off_screen=True, window_size=list(size)), stream,
+                        commands, ViewOptions())
+        try:
+            if not app.wait_for_frame(600.0):
+                raise SystemExit(f"view_scale: no frame from the {scenario} twin in 600 s")
+            first_frame_s = time.monotonic() - started
+            renders, drawn, cpu0 = app.renders, app.frames_drawn, time.process_time()
+            load = os.getloadavg()[0]
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < seconds:
+                app.tick(2.0)
+            wall = time.monotonic() - t0
+            cpu = time.process_time() - cpu0
+            frames = app.renders - renders
+            subs = commands.send("subscriptions").get("subscriptions", [])
+            status = commands.send("status")
+            if shots is not None:
+                shots.mkdir(parents=True, exist_ok=True)
+                app.render()
+                app.pl.screenshot(str(shots / f"live_{scenario}.png"))
+            return {"scenario": scenario, "n": app.scene.n_sats, "first_frame_s": first_frame_s,
+                    "fps": frames / wall, "states_per_s": (app.frames_drawn - drawn) / wall,
+                    "cpu_per_frame_ms": 1e3 * cpu / max(1, frames), "load": load,
+                    "load_end": os.getloadavg()[0], "receiving": app.receiving_line(),
+                    "sub_bytes": [s["bytes_sent"] // max(1, s["encodings"]) for s in subs],
+                    "step_ms": status.get("counters", {}).get("step_time_mean_ms")}
+        finally:
+            app.close_subscription()
+            app.pl.close()
+            stream.close()
+            commands.close()
+
+
 def node_counts(text: str) -> list[int]:
     try:
         counts = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
@@ -202,7 +256,20 @@ def main() -> int:
     parser.add_argument("--frames", type=count_argument(1), default=20)
     parser.add_argument("--size", type=window_size, default=(1280, 720))
     parser.add_argument("--shots", type=Path, default=None, help="folder for screenshots")
+    parser.add_argument("--live", metavar="SCENARIO",
+                        help="measure odc view against a live twin of this scenario instead")
+    parser.add_argument("--seconds", type=float, default=30.0,
+                        help="with --live: how long to follow the twin")
     args = parser.parse_args()
+    if args.live:
+        r = measure_live(args.live, args.seconds, args.size, args.shots)
+        print(f"live {r['scenario']}: {r['n']:,} nodes; {r['receiving']}")
+        print(f"first frame {r['first_frame_s']:.0f} s after start; over {args.seconds:g} s: "
+              f"{r['fps']:.1f} fps on screen, {r['states_per_s']:.2f} states drawn a second, "
+              f"{r['cpu_per_frame_ms']:.0f} ms CPU (this process) a frame; subscription "
+              f"frames {r['sub_bytes']} bytes; twin step mean {r['step_ms']} ms; load "
+              f"average {r['load']:.1f} -> {r['load_end']:.1f}")
+        return 0
     print("| nodes | drawn | point (px) | build (s) | new state (ms) | motion frame (ms) |"
           " motion fps | CPU per motion frame (ms) |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
