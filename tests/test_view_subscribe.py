@@ -115,9 +115,13 @@ def test_viewer_subscribes_draws_survives_a_restart_and_shows_the_picked_row(mon
             assert app.wait_for_frame(30.0), "no frame drawn from the subscription"
             assert app.reduced and app.subscription.topic is not None
             assert app.scene.drawn.tolist() == list(range(0, 40, 3))
-            live = commands.send("subscriptions")["subscriptions"]
-            assert len(live) == 1 and live[0]["float32"] and live[0]["n_selected"] == 14
-            assert "temp_compute_k" in live[0]["fields"] and "pos_itrs_km" in live[0]["fields"]
+            assert tick_until(app, lambda: app.subscription.flagged.topic is not None, 10.0)
+            live = {s["top_field"]: s for s in
+                    commands.send("subscriptions")["subscriptions"]}
+            drawn_sub, flagged = live[None], live["limit_level"]  # two, and only two
+            assert len(live) == 2 and drawn_sub["float32"] and drawn_sub["n_selected"] == 14
+            assert "temp_compute_k" in drawn_sub["fields"] and "pos_itrs_km" in drawn_sub["fields"]
+            assert {"pos_gcrs_km", "limit_level", "fault_flags"} <= set(flagged["fields"])
             commands.send("pause")
             step = commands.send("status")["step"]
             assert tick_until(app, lambda: app.scene.header.get("step") == step and
@@ -160,7 +164,7 @@ def test_viewer_subscribes_draws_survives_a_restart_and_shows_the_picked_row(mon
             assert tick_until(app, lambda: app.frames_drawn > drawn + 3, 30.0), \
                 app.subscription.status_line(None)
             live = commands.send("subscriptions")["subscriptions"]
-            assert len(live) == 1 and live[0]["n_selected"] == 14
+            assert sorted(str(s["n_selected"]) for s in live) == ["14", "None"]
             assert np.isfinite(app.scene.sats.points).all()
             app.render()
             app.pl.screenshot(str(SHOTS / "after_restart.png"))
@@ -186,3 +190,41 @@ def test_a_small_fleet_is_drawn_from_the_default_state_as_before():
             app.pl.close()
             stream.close()
             commands.close()
+
+
+def test_flagged_nodes_outside_the_sample_are_drawn_and_forgotten_when_they_clear():
+    """The flagged nodes' stream (top by limit_level) adds its rows to the drawn sample's
+    for one frame: a node in alarm outside the sample is flagged where it is, and once it
+    leaves that stream its row is "no data" again, never a stale alarm."""
+    from twin.protocol.codec import Message
+    from viz.view_subscription import SelectionFrames
+
+    n = 12
+    meta = {"sats": {"n": n}, "fields": [
+        {"name": "pos_gcrs_km", "dtype": "<f8", "shape": [n, 3], "per_sat": True},
+        {"name": "limit_level", "dtype": "|u1", "shape": [n], "per_sat": True},
+        {"name": "in_contact", "dtype": "|b1", "shape": [2, n], "per_sat": False}]}
+    frames = SelectionFrames()
+    frames.configure(meta)
+    sample = np.arange(0, n, 3)
+
+    def message(nodes, level, contact=True):
+        arrays = {"sat_index": nodes.astype("<i4"),
+                  "pos_gcrs_km": np.full((nodes.size, 3), 7000.0, np.float32) +
+                  nodes[:, None], "limit_level": np.full(nodes.size, level, np.uint8)}
+        if contact:
+            arrays["in_contact"] = np.ones((2, nodes.size), bool)
+        return Message("sub/x", {"t_utc": 0.0, "step": 1, "sub": "x"}, arrays)
+
+    state = frames.frame(message(sample, 0), extra=message(np.array([4, 7]), 2, False))
+    level, pos = state.arrays["limit_level"], state.arrays["pos_gcrs_km"]
+    assert np.flatnonzero(level == 2).tolist() == [4, 7]
+    assert pos[4, 0] == 7004.0 and pos[3, 0] == 7003.0 and np.isnan(pos[5]).all()
+    contact = state.arrays["in_contact"]
+    assert contact[:, sample].all() and not contact[:, 4].any()
+    assert frames.n_selected == 4 and "sub" not in state.header
+    state = frames.frame(message(sample, 0), extra=message(np.array([7]), 2, False))
+    assert np.flatnonzero(state.arrays["limit_level"] == 2).tolist() == [7]
+    assert np.isnan(state.arrays["pos_gcrs_km"][4]).all()
+    with pytest.raises(Exception, match="sat_index out of range"):
+        frames.frame(message(np.array([0, 12]), 0))

@@ -72,14 +72,14 @@ class Batch:
     """The newest ``replay`` message: the stream is a replay of a recording."""
     seeked: bool = False
     """A replay moved to another point of its recording (what follows is not continuous)."""
-    selection: Message | None = None
-    """The newest message of a selective stream this client asked for (``sub/<id>``)."""
+    selections: dict[str, Message] = field(default_factory=dict)
+    """The newest message of each selective stream this client asked for, by topic."""
 
     @property
     def empty(self) -> bool:
         nothing = self.state is None and self.meta is None and self.heartbeat is None
         return nothing and not self.events and self.alarms is None and self.replay is None \
-            and self.aggregate is None and self.selection is None
+            and self.aggregate is None and not self.selections
 
 
 # Most events kept in one batch; older ones in a flood are counted as skipped, not kept.
@@ -119,7 +119,7 @@ class StreamGate:
         self.replay_wall = 0.0
         self._jumped: dict[str, int] = {}
         # Selective streams this client asked for (``sub/<id>``; viz.view_subscription):
-        # taken into ``Batch.selection``; every other ``sub/`` topic is ignored.
+        # taken into ``Batch.selections``; every other ``sub/`` topic is ignored.
         self.selection_topics: set[bytes] = set()
 
     @property
@@ -196,7 +196,7 @@ class StreamGate:
             return None  # from the previous twin run, still queued
         self.last_message_wall = time.monotonic()
         self.received["selection"] = self.received.get("selection", 0) + 1
-        batch.selection = message
+        batch.selections[message.topic] = message
         return message
 
     def _check(self, message: Message) -> None:

@@ -206,8 +206,8 @@ class ViewerApp(ViewerHud, ViewerKeys, ViewerSubscribe):
             if self.reduced:
                 self._take_clock(state.header)
                 state = None
-        if state is None and batch.selection is not None and self.reduced:
-            state = self._guarded("state", self.selection_state, batch.selection)
+        if state is None and batch.selections and self.reduced:
+            state = self._guarded("state", self.selection_state, batch.selections)
         if state is None:
             return False
         self.last_receive_wall = time.monotonic()
