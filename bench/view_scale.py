@@ -196,16 +196,28 @@ def measure_live(scenario: str, seconds: float, size: tuple[int, int],
                  shots: Path | None) -> dict[str, Any]:
     """``odc view`` following a live twin of ``scenario``: frames per second and more."""
     import os
+    import socket
+    import subprocess
 
     import pyvista as pv
-    from procutil import twin_process
+    from procutil import stop_process
 
     from viz.stream import CommandClient, StreamClient
 
+    def free_port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+    pub, cmd, ingest = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
     started = time.monotonic()
-    with twin_process("--scenario", scenario) as (_, addresses):
-        stream = StreamClient(addresses["stream"])
-        commands = CommandClient(addresses["commands"], timeout_s=5.0)
+    # A megafleet takes minutes to load and build on a busy machine: the viewer waits
+    # for it as an operator's would (it connects before the twin binds).
+    twin = subprocess.Popen([sys.executable, "-m", "twin", "--quiet", "--scenario", scenario,
+                             "--pub", pub, "--cmd", cmd, "--ingest", ingest], cwd=ROOT)
+    try:
+        stream = StreamClient(pub)
+        commands = CommandClient(cmd, timeout_s=5.0)
         app = ViewerApp(pv.Plotter(off_screen=True, window_size=list(size)), stream,
                         commands, ViewOptions())
         try:
@@ -237,6 +249,8 @@ def measure_live(scenario: str, seconds: float, size: tuple[int, int],
             app.pl.close()
             stream.close()
             commands.close()
+    finally:
+        stop_process(twin)
 
 
 def node_counts(text: str) -> list[int]:
