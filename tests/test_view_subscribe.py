@@ -228,3 +228,59 @@ def test_flagged_nodes_outside_the_sample_are_drawn_and_forgotten_when_they_clea
     assert np.isnan(state.arrays["pos_gcrs_km"][4]).all()
     with pytest.raises(Exception, match="sat_index out of range"):
         frames.frame(message(np.array([0, 12]), 0))
+
+
+# --------------------------------------------------------------------------- dashboard
+def test_the_dashboards_node_screen_fetches_the_row_the_stream_lacks():
+    """``odc tui`` on a reduced stream: the node screen asks the twin (``node``) and shows
+    the node's values, as the twin has them."""
+    import asyncio
+
+    from twinutil import receive
+
+    from viz.stream import LIVE
+    from viz.tui.app import DashboardApp, StreamUpdate
+    from viz.tui.screens import VALUE_WIDTH, DetailScreen
+
+    with running_twin("default", paused=True, **REDUCED) as twin, \
+            connected(zmq.DEALER, twin.addresses.command) as command, \
+            connected(zmq.SUB, twin.addresses.pub, SUBSCRIBE=b"") as sub:
+        assert request(command, {"cmd": "meta"})["ok"]
+        meta = receive(sub, "meta")
+        assert request(command, {"cmd": "step", "n": 1})["ok"]
+        state = receive(sub, "state")
+        assert state.header["reduced"] is True
+        soc = float(next(f.array for f in twin.engine.fields if f.spec.name == "soc_frac")[6])
+
+        async def run() -> None:
+            app = DashboardApp(twin.addresses.pub, twin.addresses.command, connect=False)
+            async with app.run_test(size=(120, 40)) as pilot:
+                app.feed(StreamUpdate(meta=meta, connection=LIVE))
+                app.feed(StreamUpdate(state=state, connection=LIVE))
+                await pilot.pause(0.2)
+                screen = DetailScreen(app.model, 6)
+                app.push_screen(screen)
+                for _ in range(50):
+                    await pilot.pause(0.1)
+                    app.feed(StreamUpdate(state=state, connection=LIVE))
+                    if 6 in app.node_rows and screen._field_rows():
+                        break
+                rows = {key: value for key, _, value, _ in screen._field_rows()}
+                assert app.node_rows[6]["row"]["soc_frac"] == pytest.approx(soc)
+                expected = app.model.quantities.field("soc_frac").format(soc, VALUE_WIDTH)
+                assert rows["soc_frac"].strip() == expected.strip()
+                assert {"temp_compute_k", "jobs_running", "pos_gcrs_km"} <= set(rows)
+                assert "in_contact" not in rows and "elevation_deg" not in rows
+                from textual.widgets import DataTable
+
+                table = screen.query_one("#detail-fields", DataTable)
+                for _ in range(30):  # the screen redraws at its own pace
+                    app.feed(StreamUpdate(state=state, connection=LIVE))
+                    await pilot.pause(0.1)
+                    if table.row_count == len(rows):
+                        break
+                assert table.row_count == len(rows)
+                SHOTS.mkdir(parents=True, exist_ok=True)
+                app.save_screenshot("tui-node-row-120x40.svg", str(SHOTS))
+
+        asyncio.run(run())

@@ -6,7 +6,7 @@ later: a viewer renewing its subscription or fetching the selected node's row th
 would freeze its window for that long. ``AsyncCommands`` has its own DEALER socket (with
 the same CURVE keys): ``send`` returns a request id at once, ``replies`` drains what has
 arrived (never blocking), and a request unanswered after ``timeout_s`` comes back as an
-error reply, its socket replaced so a late answer cannot be taken for a newer one's.
+error reply; a late answer to it is dropped (replies are matched by request id).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class AsyncCommands:
     """
 
     def __init__(self, address: str, *, keys: ClientKeys | None = None,
-                 context: zmq.Context | None = None, timeout_s: float = 5.0) -> None:
+                 context: zmq.Context | None = None, timeout_s: float = 30.0) -> None:
         self.address = address
         self.keys = keys
         self.timeout_s = timeout_s
@@ -90,9 +90,7 @@ class AsyncCommands:
             cmd, _ = self.pending.pop(request_id)
             out.append((request_id, cmd, {"ok": False, "error": f"no reply from the twin at "
                                           f"{self.address} within {self.timeout_s:g} s"}))
-        if late:
-            self._reset()  # a late answer on this socket must not pass for a newer one's
-        return out
+        return out  # a late answer to a given-up request has no pending id: dropped
 
     def _reset(self) -> None:
         if self._socket is not None:

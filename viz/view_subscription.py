@@ -40,7 +40,9 @@ FLAGGED_BUDGET = 256
 """Where a sample is drawn, this many more nodes, the worst by the twin's limit monitor,
 are received (positions and flags), so that those in alarm are drawn wherever they are."""
 RETRY_S = 2.0
-"""After a refused or unanswered ``subscribe``, ask again this much later."""
+"""After a refused or unanswered ``subscribe``, ask again this much later. (Unanswered
+means 30 s, ``AsyncCommands``' default: a megafleet twin under load answers between steps
+that take seconds.)"""
 SILENT_S = 5.0
 """Reduced states but no message on our topic for this long: ask again (the twin lost it)."""
 

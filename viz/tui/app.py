@@ -203,6 +203,8 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
         table = self.fleet_table
         if self.fleet_view_shown:  # the table is hidden; the fleet view keeps its own pace
             self._draw_header()
+            if isinstance(self.screen, DetailScreen):  # a node opened from the fleet view
+                self.screen.update_values()
             return
         table.refresh_data()
         model = self.model
