@@ -134,7 +134,7 @@ def test_viewer_subscribes_draws_survives_a_restart_and_shows_the_picked_row(mon
             assert tick_until(app, lambda: field in app.subscription.granted.get(
                 "fields", ()), 10.0), app.subscription.error
             commands.send("step", n=1)
-            assert tick_until(app, lambda: np.isfinite(
+            assert tick_until(app, lambda: field in app.scene.arrays and np.isfinite(
                 app.scene.arrays[field][app.scene.drawn]).all(), 10.0)
             # Pick a drawn node: its full row comes on demand, unsubscribed fields and all.
             node = int(app.scene.drawn[4])
@@ -168,6 +168,16 @@ def test_viewer_subscribes_draws_survives_a_restart_and_shows_the_picked_row(mon
             assert np.isfinite(app.scene.sats.points).all()
             app.render()
             app.pl.screenshot(str(SHOTS / "after_restart.png"))
+            drawn = app.frames_drawn
+        # And a twin with full states again: drawn from them, as before.
+        with running_twin("default", rate_hz=10.0, addresses=Addresses(
+                addresses.pub, addresses.command, addresses.ingest)):
+            assert tick_until(app, lambda: app.frames_drawn > drawn + 3 and not app.reduced,
+                              30.0)
+            # The level of detail's own sample of the whole frame (budget 16), not every 3rd.
+            assert app.scene.sample_every is None
+            assert app.scene.drawn.tolist() == lod.drawn_nodes(40).tolist()
+            assert np.isfinite(app.scene.sats.points).all() and app.receiving_line() is None
     finally:
         app.close_subscription()
         app.pl.close()

@@ -429,6 +429,12 @@ class ViewerSubscribe:
     def follow_subscription(self) -> None:
         """Ask, renew or change the subscription; fetch a newly selected node's row."""
         sub = self.subscription
+        if sub is not None and not self.reduced and self.scene.sample_every is not None:
+            # A twin (restarted) that sends full states again: draw as before, not ours.
+            self.scene.sample_every = None
+            self.stream.selection_topics = set()
+            if self.meta is not None:
+                self.scene.build(self.meta)
         if sub is None or not self.reduced or self.meta is None:
             return
         field = self.scene.field.name if self.scene.field is not None else None
