@@ -226,7 +226,7 @@ def subscribed_state_s(app: ViewerApp, meta: dict, state: Message, repeat: int =
 
 
 def measure_live(scenario: str, seconds: float, size: tuple[int, int],
-                 shots: Path | None) -> dict[str, Any]:
+                 shots: Path | None, warmup_s: float = 0.0) -> dict[str, Any]:
     """``odc view`` following a live twin of ``scenario``: frames per second and more."""
     import os
     import socket
@@ -257,6 +257,9 @@ def measure_live(scenario: str, seconds: float, size: tuple[int, int],
             if not app.wait_for_frame(600.0):
                 raise SystemExit(f"view_scale: no frame from the {scenario} twin in 600 s")
             first_frame_s = time.monotonic() - started
+            settle = time.monotonic()
+            while time.monotonic() - settle < warmup_s:  # past the first steps' event flood
+                app.tick(2.0)
             renders, drawn, cpu0 = app.renders, app.frames_drawn, time.process_time()
             load = os.getloadavg()[0]
             t0 = time.monotonic()
@@ -307,11 +310,14 @@ def main() -> int:
                         help="measure odc view against a live twin of this scenario instead")
     parser.add_argument("--seconds", type=float, default=30.0,
                         help="with --live: how long to follow the twin")
+    parser.add_argument("--warmup", type=float, default=0.0,
+                        help="with --live: follow this long before measuring")
     args = parser.parse_args()
     if args.live:
-        r = measure_live(args.live, args.seconds, args.size, args.shots)
+        r = measure_live(args.live, args.seconds, args.size, args.shots, args.warmup)
         print(f"live {r['scenario']}: {r['n']:,} nodes; {r['receiving']}")
-        print(f"first frame {r['first_frame_s']:.0f} s after start; over {args.seconds:g} s: "
+        print(f"first frame {r['first_frame_s']:.0f} s after start; after {args.warmup:g} s, "
+              f"over {args.seconds:g} s: "
               f"{r['fps']:.1f} fps on screen, {r['states_per_s']:.2f} states drawn a second, "
               f"{r['cpu_per_frame_ms']:.0f} ms CPU (this process) a frame; subscription "
               f"frames {r['sub_bytes']} bytes; twin step mean {r['step_ms']} ms; load "
