@@ -226,7 +226,8 @@ def subscribed_state_s(app: ViewerApp, meta: dict, state: Message, repeat: int =
 
 
 def measure_live(scenario: str, seconds: float, size: tuple[int, int],
-                 shots: Path | None, warmup_s: float = 0.0) -> dict[str, Any]:
+                 shots: Path | None, warmup_s: float = 0.0,
+                 twin_flags: tuple[str, ...] = ()) -> dict[str, Any]:
     """``odc view`` following a live twin of ``scenario``: frames per second and more."""
     import os
     import socket
@@ -247,7 +248,8 @@ def measure_live(scenario: str, seconds: float, size: tuple[int, int],
     # A megafleet takes minutes to load and build on a busy machine: the viewer waits
     # for it as an operator's would (it connects before the twin binds).
     twin = subprocess.Popen([sys.executable, "-m", "twin", "--quiet", "--scenario", scenario,
-                             "--pub", pub, "--cmd", cmd, "--ingest", ingest], cwd=ROOT)
+                             "--pub", pub, "--cmd", cmd, "--ingest", ingest, *twin_flags],
+                            cwd=ROOT)
     try:
         stream = StreamClient(pub)
         commands = CommandClient(cmd, timeout_s=5.0)
@@ -310,11 +312,15 @@ def main() -> int:
                         help="measure odc view against a live twin of this scenario instead")
     parser.add_argument("--seconds", type=float, default=30.0,
                         help="with --live: how long to follow the twin")
+    parser.add_argument("--twin-flag", action="append", default=[], metavar="FLAG",
+                        help="with --live: one more flag for the twin (--twin-flag=--workers "
+                        "--twin-flag=1)")
     parser.add_argument("--warmup", type=float, default=0.0,
                         help="with --live: follow this long before measuring")
     args = parser.parse_args()
     if args.live:
-        r = measure_live(args.live, args.seconds, args.size, args.shots, args.warmup)
+        r = measure_live(args.live, args.seconds, args.size, args.shots, args.warmup,
+                         tuple(args.twin_flag))
         print(f"live {r['scenario']}: {r['n']:,} nodes; {r['receiving']}")
         print(f"first frame {r['first_frame_s']:.0f} s after start; after {args.warmup:g} s, "
               f"over {args.seconds:g} s: "
