@@ -8,8 +8,9 @@ Usage:
 Runs the full twin (orbit, faults, compute, power, thermal, limits) at 30 s steps once per
 policy on the same seed and prints the fleet numbers that decide between them. Where the
 scenario runs multi-node jobs (``[workload] multi_node_jobs``), it adds their progress,
-rollbacks, steps stalled and queued, and the mean bottleneck and communication fraction of the jobs
-while they ran (docs/performance.md, "Multi-node jobs and the network-aware policy"):
+rollbacks, steps stalled and queued, the mean bottleneck and communication fraction of the jobs
+while they ran, and the share of their running time spent writing checkpoints
+(docs/performance.md, "Multi-node jobs and the network-aware policy"):
 
     .venv/bin/python bench/policy_compare.py --scenario assets/scenarios/suncatcher.toml
     .venv/bin/python bench/policy_compare.py --scenario bench/walker_links.toml
@@ -67,7 +68,8 @@ def run(policy: str, text: str, hours: float) -> dict[str, float]:
             mn_rollbacks=fleet["multi_node_rollbacks"], mn_stalled_steps=stalled,
             mn_queued_steps=queued,
             mn_bottleneck_gbps=bottleneck_sum / max(running, 1) / 1e9,
-            mn_comm_frac=comm_sum / max(running, 1))
+            mn_comm_frac=comm_sum / max(running, 1),
+            mn_checkpoint_frac=fleet["multi_node_checkpoint_frac"])
     return numbers
 
 

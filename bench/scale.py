@@ -2,7 +2,7 @@
 
 Usage:
     .venv/bin/python bench/scale.py [--sizes starlink,10k,100k,300k,1m] [--steps 10]
-                                    [--workers 1] [--load]
+                                    [--workers 1 2] [--load]
 
 One child process per size, so each size's resident memory is its own. Each child loads the
 scenario, builds the engine, takes ``--steps`` full steps (all models) with a bare SGP4 call
@@ -11,14 +11,17 @@ message. ``--load`` only loads the scenario (time and memory), the 60 s / 4 GB c
 
 Sizes: ``starlink`` is the bundled catalog (4,428); ``1m`` is the bundled ``megafleet``
 scenario; the others are generated with megafleet's mix of orbits (half sun-synchronous at
-550 km, half 30 degrees at 800 km) and its six stations. ``--workers N`` is handed to the
-engine when it takes a ``workers`` argument (the sharded engine); otherwise the run says so
-and uses one process. Machines here are shared: trust the ratios measured in the same run.
+550 km, half 30 degrees at 800 km) and its six stations. ``--workers N [M ...]`` runs each
+size once per worker count (SGP4 worker processes and row-slice threads, docs/architecture.md
+"Every core"), in the same run, and prints the speed-up over 1 worker; the CPU time of a
+step is split into the twin's main thread, all its threads, and its worker processes.
+Machines here are shared: trust the ratios measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -130,8 +133,10 @@ def run_one(size: str, steps: int, workers: int, load_only: bool) -> dict[str, A
     from sgp4.api import SatrecArray
 
     from twin.runtime.allocator import keep_temporaries_in_heap, release_free_memory
+    from twin.runtime.blas import limit_blas_threads
 
     keep_temporaries_in_heap()  # as odc run does
+    limit_blas_threads(1)  # as odc run does (twin/runtime/blas.py)
     warnings.simplefilter("ignore", RuntimeWarning)
     base_mb = rss_mb()
     started = time.perf_counter()
@@ -152,20 +157,39 @@ def run_one(size: str, steps: int, workers: int, load_only: bool) -> dict[str, A
     jd, fr = engine.clock.jd_utc
     jd_in, fr_in = np.array([jd]), np.array([fr])
     step_s, bare_s = [], []
+    cpu = {"thread": 0.0, "process": 0.0, "workers": 0.0}  # CPU seconds in the steps
+    me = psutil.Process()
     for k in range(steps):
         fr_in[0] = fr + (k + 1) * 1e-5  # a new instant each call, as the twin has
         t0 = time.perf_counter()
         bare.sgp4(jd_in, fr_in)
+        thread0, process0, workers0 = time.thread_time(), time.process_time(), _workers_cpu(me)
         t1 = time.perf_counter()
         engine.step()
         step_s.append(time.perf_counter() - t1)
+        cpu["thread"] += time.thread_time() - thread0
+        cpu["process"] += time.process_time() - process0
+        cpu["workers"] += _workers_cpu(me) - workers0
         bare_s.append(t1 - t0)
+    result.update({f"cpu_{key}_s": value / steps for key, value in cpu.items()})
     del bare
     release_free_memory()
     result["frame_bytes"], result["encode_s"] = frame_bytes(engine)
     result.update(step_s=statistics.median(step_s), bare_s=statistics.median(bare_s),
                   steps=steps, rss_mb=rss_mb(), peak_mb=peak_rss_mb())
     return result
+
+
+def _workers_cpu(me: psutil.Process) -> float:
+    """CPU seconds (user + system) used so far by this process's worker processes."""
+    total = 0.0
+    for child in me.children():
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def print_table(rows: list[dict[str, Any]], load_only: bool) -> None:
@@ -175,16 +199,23 @@ def print_table(rows: list[dict[str, Any]], load_only: bool) -> None:
         for r in rows:
             print(f"| {r['n']:,} | {r['load_s']:.2f} | {r['load_mb']:.0f} | {r['peak_mb']:.0f} |")
         return
+    one_worker = {r["n"]: r["step_s"] for r in rows if r["workers"] == 1}
     print("| fleet | workers | engine build (s) | full step (ms) | bare SGP4 (ms) | ratio |"
+          " speed-up over 1 worker |"
           " step per satellite (µs) | resident after 1 step (MB) |"
-          " resident after steps (MB) | peak (MB) | state message (MB) | encode (ms) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          " resident after steps (MB) | peak (MB) | state message (MB) | encode (ms) |"
+          " CPU a step: main thread, all threads, workers (ms) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
+        speed_up = (f"{one_worker[r['n']] / r['step_s']:.2f}x" if r["n"] in one_worker
+                    else "")
         print(f"| {r['n']:,} | {r['workers']} | {r['build_s']:.1f} | {1e3 * r['step_s']:.1f} |"
-              f" {1e3 * r['bare_s']:.1f} | {r['step_s'] / r['bare_s']:.2f}x |"
+              f" {1e3 * r['bare_s']:.1f} | {r['step_s'] / r['bare_s']:.2f}x | {speed_up} |"
               f" {1e6 * r['step_s'] / r['n']:.2f} | {r['stepped_mb']:.0f} | {r['rss_mb']:.0f} |"
               f" {r['peak_mb']:.0f} |"
-              f" {r['frame_bytes'] / MB:.1f} | {1e3 * r['encode_s']:.1f} |")
+              f" {r['frame_bytes'] / MB:.1f} | {1e3 * r['encode_s']:.1f} |"
+              f" {1e3 * r['cpu_thread_s']:.1f}, {1e3 * r['cpu_process_s']:.1f},"
+              f" {1e3 * r['cpu_workers_s']:.1f} |")
 
 
 def size_list(text: str) -> list[str]:
@@ -202,20 +233,21 @@ def main() -> int:
     parser.add_argument("--sizes", type=size_list, default=list(SIZES))
     parser.add_argument("--steps", type=count_argument(1), default=10,
                         help="timed steps per size (median reported)")
-    parser.add_argument("--workers", type=count_argument(1), default=1,
-                        help="engine worker processes, where the engine supports them")
+    parser.add_argument("--workers", type=count_argument(1), nargs="+", default=[1],
+                        help="engine workers (SGP4 processes and row-slice threads); "
+                        "several: each size once per count, in the same run")
     parser.add_argument("--load", action="store_true", help="only load each scenario")
     parser.add_argument("--one", type=size_list, help=argparse.SUPPRESS)  # the child's size
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one[0], args.steps, args.workers, args.load)))
+        print(json.dumps(run_one(args.one[0], args.steps, args.workers[0], args.load)))
         return 0
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, cpu count {os.cpu_count()}"
           ", load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     rows = []
-    for size in args.sizes:
+    for size, workers in itertools.product(args.sizes, args.workers):
         command = [sys.executable, __file__, "--one", size, "--steps", str(args.steps),
-                   "--workers", str(args.workers), *(["--load"] if args.load else [])]
+                   "--workers", str(workers), *(["--load"] if args.load else [])]
         done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
         if done.returncode != 0:
             print(f"{size}: the child failed (exit {done.returncode}):\n{done.stderr[-2000:]}")

@@ -15,7 +15,7 @@ share a port. The pytest plugin (``odc.pytest_plugin``) starts its ``twin`` fixt
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +74,52 @@ def scenario_of(scenario: Scenario | str) -> Scenario:
 
 
 @contextmanager
+def serving(build: Callable[[], TwinServer], *, max_steps: int | None = None
+            ) -> Iterator[tuple[TwinServer, threading.Thread]]:
+    """Build a server in a thread of its own and run it there for the ``with`` block.
+
+    ZeroMQ sockets live and die in the thread that made them, so ``build`` runs in the
+    serving thread. Yields the server and that thread; stops it and waits after the block.
+    ``tests/twinutil.py`` serves its test twins through this too.
+
+    Raises:
+        LocalTwinError: It did not start within a minute, or did not stop within 10 s.
+        Whatever ``build`` raised (a refused scenario, a port in use).
+    """
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    def serve() -> None:
+        try:
+            server = build()
+        except BaseException as exc:
+            holder["error"] = exc
+            ready.set()
+            return
+        holder["server"] = server
+        ready.set()
+        try:
+            server.run(max_steps=max_steps)
+        finally:
+            server.close()
+
+    thread = threading.Thread(target=serve, name="local-twin", daemon=True)
+    thread.start()
+    if not ready.wait(START_TIMEOUT_S):
+        raise LocalTwinError(f"the twin did not start within {START_TIMEOUT_S:g} s")
+    if "error" in holder:
+        raise holder["error"]
+    server: TwinServer = holder["server"]
+    try:
+        yield server, thread
+    finally:
+        server.stop()
+        thread.join(STOP_TIMEOUT_S)
+        if thread.is_alive():
+            raise LocalTwinError(f"the twin did not stop within {STOP_TIMEOUT_S:g} s")
+
+
+@contextmanager
 def local_twin(scenario: Scenario | str = "default", *, warp: float = 600.0,
                rate_hz: float = 20.0, fast: bool = False, paused: bool = False,
                seed: int | None = None, models: tuple[ModelEntry, ...] | None = None,
@@ -94,42 +140,15 @@ def local_twin(scenario: Scenario | str = "default", *, warp: float = 600.0,
         LocalTwinError: It did not start within a minute, or did not stop within 10 s.
         ScenarioError: The scenario is refused (its file and key named).
     """
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
+    def build() -> TwinServer:
+        loaded = scenario_of(scenario)
+        clock = SimClock(loaded.epoch_utc, rate_hz=rate_hz, warp=warp, fast=fast,
+                         paused=paused)
+        engine = Engine(loaded, clock, seed=seed, models=models)
+        return TwinServer(engine, Addresses(ANY_LOOPBACK_PORT, ANY_LOOPBACK_PORT,
+                                            ANY_LOOPBACK_PORT),
+                          audit_path=audit_path, keys_dir=keys_dir,
+                          full_state_max_sats=full_state_max_sats)
 
-    def serve() -> None:
-        # ZeroMQ sockets live and die in the thread that made them.
-        try:
-            loaded = scenario_of(scenario)
-            clock = SimClock(loaded.epoch_utc, rate_hz=rate_hz, warp=warp, fast=fast,
-                             paused=paused)
-            engine = Engine(loaded, clock, seed=seed, models=models)
-            server = TwinServer(engine, Addresses(ANY_LOOPBACK_PORT, ANY_LOOPBACK_PORT,
-                                                  ANY_LOOPBACK_PORT),
-                                audit_path=audit_path, keys_dir=keys_dir,
-                                full_state_max_sats=full_state_max_sats)
-        except BaseException as exc:
-            holder["error"] = exc
-            ready.set()
-            return
-        holder["server"] = server
-        ready.set()
-        try:
-            server.run()
-        finally:
-            server.close()
-
-    thread = threading.Thread(target=serve, name="local-twin", daemon=True)
-    thread.start()
-    if not ready.wait(START_TIMEOUT_S):
-        raise LocalTwinError(f"the twin did not start within {START_TIMEOUT_S:g} s")
-    if "error" in holder:
-        raise holder["error"]
-    server: TwinServer = holder["server"]
-    try:
+    with serving(build) as (server, _thread):
         yield LocalTwin(server, server.bound, audit_path, keys_dir)
-    finally:
-        server.stop()
-        thread.join(STOP_TIMEOUT_S)
-        if thread.is_alive():
-            raise LocalTwinError(f"the twin did not stop within {STOP_TIMEOUT_S:g} s")

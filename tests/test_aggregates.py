@@ -100,3 +100,38 @@ def _check_body(body: dict, fields: dict, groups: np.ndarray) -> None:
                            entry["edges"], limits)
     worst = body["fields"]["temp_compute_k"]["fleet"]["worst"]
     assert [node for node, _ in worst[:2]] == [11, 7]  # 100 K is further past a limit
+
+
+def test_aggregates_on_threads_are_the_same_body_for_any_worker_count() -> None:
+    from tests.test_shards import _walker_fleet
+    from twin.core.clock import SimClock
+    from twin.core.engine import Engine
+    from twin.runtime.aggregates import PARALLEL_MIN_SATS
+
+    scenario = _walker_fleet(PARALLEL_MIN_SATS + 2016)  # two groups, past the threshold
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True))
+    try:
+        engine.step()
+        fields = {f.spec.name: f for f in engine.fields}
+        fields["temp_compute_k"].array[[5, 9000]] = np.nan  # the left-out path too
+        fields["soc_frac"].array[17] = np.inf
+        groups = [s.group for s in scenario.satellites]
+        bodies = []
+        for workers in (1, 2, 3):
+            aggregates = FleetAggregates(engine.fields, groups, workers=workers)
+            assert (aggregates._pool is None) == (workers == 1)  # threads past the size
+            bodies.append(aggregates.compute())
+            bodies.append(aggregates.compute())  # again, with the bins cached
+            aggregates.close()
+        assert all(body == bodies[0] for body in bodies[1:])
+        members_of = np.array(groups)
+        nodes = np.arange(members_of.size)
+        for name, entry in bodies[0]["fields"].items():
+            values, limits = fields[name].array.astype(np.float64), fields[name].spec.limits
+            _check_summary(entry["fleet"], values, nodes, entry["edges"], limits)
+            for group in bodies[0]["groups"]:
+                members = members_of == group
+                _check_summary(entry["groups"][group], values[members], nodes[members],
+                               entry["edges"], limits)
+    finally:
+        engine.close()

@@ -18,23 +18,27 @@ import pytest
 from twin.astro.shards import ShardedPropagator, ShardError, shard_bounds
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
+from twin.core.slices import BLOCK_ROWS, blocks, slice_bounds
 from twin.protocol.codec import PROTOCOL_VERSION, StateEncoder
-from twin.scenario import load_scenario
+from twin.scenario import Scenario, load_scenario, parse_scenario
 
 SEED = 7
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 12
 
 
-def _frame_hashes(workers: int, name: str = "default") -> list[str]:
-    """SHA-256 of every encoded state message of a fixed run of a small bundled scenario."""
-    scenario = load_scenario(name)
+def _frame_hashes(workers: int, name: str | Scenario = "default", steps: int = STEPS) -> list[str]:
+    """SHA-256 of every encoded state message of a fixed run of a bundled scenario (a name)
+    or of a scenario given as a loaded `Scenario`."""
+    scenario = load_scenario(name) if isinstance(name, str) else name
     clock = SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True)
     engine = Engine(scenario, clock, seed=SEED, workers=workers)
     try:
+        assert len(engine.orbit.geometry.pool.bounds) == min(
+            workers, -(-engine.n_sats // BLOCK_ROWS))  # the geometry's row slices
         encoder = StateEncoder(engine.field_specs)
         hashes = []
-        for k in range(STEPS):
+        for k in range(steps):
             engine.step()
             header = {"v": PROTOCOL_VERSION, "seq": k, "t_utc": clock.t_utc,
                       **engine.header()}
@@ -54,6 +58,80 @@ def test_frames_are_identical_with_1_2_and_3_workers(name: str) -> None:
     assert len(set(one)) == STEPS  # the fleet moves: frames differ step to step
     assert _frame_hashes(2, name) == one
     assert _frame_hashes(3, name) == one
+
+
+def _walker_fleet(n_sats: int, extra: str = "") -> Scenario:
+    """The default scenario with its Walker shell grown to ``n_sats`` - 16 satellites, and
+    ``extra`` TOML appended."""
+    text = (ROOT / "assets" / "scenarios" / "default.toml").read_text()
+    text = text.replace("planes = 3\nsats_per_plane = 8",
+                        f"planes = 40\nsats_per_plane = {(n_sats - 16) // 40}", 1)
+    if extra.startswith("attitude"):  # a key of [thermal], which the file has
+        extra, rest = extra.split("\n", 1)
+        text, extra = text.replace("[thermal]\n", f"[thermal]\n{extra}\n", 1), rest
+    return parse_scenario(text + extra)
+
+
+# The other branches of the sliced models: an attitude law whose exposure depends on beta,
+# and per-node radiator parameters (a node class on the 16 dawn-dusk nodes, which lie in
+# the last block).
+LVLH_AND_A_NODE_CLASS = """attitude = "lvlh"
+
+[[node_class]]
+name = "big-radiators"
+nodes = ["dawn-dusk"]
+[node_class.thermal]
+radiator_emissivity = 0.62
+radiator_area_m2 = 9.0
+"""
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("extra", ["", LVLH_AND_A_NODE_CLASS], ids=["default", "lvlh"])
+def test_frames_of_a_fleet_of_several_blocks_are_identical_with_1_2_and_3_workers(
+        extra: str) -> None:
+    # 20,016 satellites: three BLAS blocks, cut into one, two (blocks 0-1, 2) and three
+    # row slices for the frames, shadow and station geometry, the arrays, the radiators
+    # and the NaN check, and 1, 2, 3 SGP4 shards.
+    fleet = _walker_fleet(20_016, extra)
+    assert -(-len(fleet.satellites) // BLOCK_ROWS) == 3
+    one = _frame_hashes(1, fleet, steps=4)
+    assert len(set(one)) == 4
+    assert _frame_hashes(2, fleet, steps=4) == one
+    assert _frame_hashes(3, fleet, steps=4) == one
+
+
+def test_row_slices_are_whole_blocks_and_cover_the_fleet() -> None:
+    assert slice_bounds(20_000, 2, 8192) == [(0, 16384), (16384, 20000)]
+    assert slice_bounds(20_000, 3, 8192) == [(0, 8192), (8192, 16384), (16384, 20000)]
+    assert slice_bounds(100, 4, 8192) == [(0, 100)]  # one block: one slice
+    assert slice_bounds(0, 2) == [(0, 0)]
+    assert list(blocks(5000, 20000, 8192)) == [(5000, 8192), (8192, 16384), (16384, 20000)]
+
+
+def test_station_look_angles_in_slices_are_the_whole_fleets() -> None:
+    scenario = load_scenario("starlink")
+    clock = SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True)
+    engine = Engine(scenario, clock, seed=SEED)
+    orbit = engine.orbit
+    stations, rows = orbit.stations, orbit.geometry.rows
+    n = engine.n_sats
+    failed = np.zeros(n, dtype=bool)
+    failed[[3, 4000]] = True  # as SGP4 failures: NaN elevations
+    shape = orbit.elevation.array.shape
+    whole = (np.empty(shape, np.float32), np.empty(shape, np.float32), np.empty(shape, bool))
+    pairs, elevation = stations.look_into(orbit.pos_itrs.array, *whole, rows_km=rows[6:11],
+                                          failed=failed)
+    assert pairs.size > 50
+    parts_out = (np.empty(shape, np.float32), np.empty(shape, np.float32),
+                 np.empty(shape, bool))
+    parts = [stations.look_slice(rows[6:11], *parts_out, failed, a, b)
+             for a, b in ((0, 1000), (1000, 1001), (1001, 4428))]
+    got_pairs, got_elevation = stations.merge_slices(parts, n)
+    assert np.array_equal(got_pairs, pairs) and np.array_equal(got_elevation, elevation)
+    for mine, theirs in zip(parts_out, whole, strict=True):
+        assert np.array_equal(mine, theirs, equal_nan=True)
+    engine.close()
 
 
 def test_shards_are_contiguous_and_cover_the_fleet() -> None:
@@ -211,7 +289,7 @@ def test_a_silent_worker_is_killed_after_the_stall_time_and_restarted() -> None:
 ORPHAN_SCRIPT = """
 import sys, time
 from twin.astro.shards import ShardedPropagator
-from twin.scenario import load_scenario
+from twin.scenario import Scenario, load_scenario, parse_scenario
 propagator = ShardedPropagator([s.satrec for s in load_scenario("default").satellites], 3)
 print(propagator.shm_name, *propagator.pids.values(), flush=True)
 time.sleep(60)
@@ -408,3 +486,27 @@ def test_any_shard_count_gives_the_in_process_rows_bit_for_bit_failures_included
                 assert propagator.any_failed == bool(failed.any())
         finally:
             propagator.close()
+
+
+def test_a_slice_that_raises_is_raised_after_every_slice_finished() -> None:
+    from twin.core.slices import SlicePool
+
+    pool = SlicePool(3 * BLOCK_ROWS, 3)
+    done: list[int] = []
+
+    def work(start: int, stop: int) -> int:
+        if start == BLOCK_ROWS:
+            raise ValueError("slice 1 fails")
+        time.sleep(0.05)
+        done.append(start)
+        return stop - start
+
+    with pytest.raises(ValueError, match="slice 1 fails"):
+        pool.run(work)
+    assert sorted(done) == [0, 2 * BLOCK_ROWS]  # the others ran to their end
+    done.clear()
+    pool.close()
+    with pytest.raises(ValueError, match="slice 1 fails"):
+        pool.run(work)  # closed: the slices in this thread, in order, up to the failure
+    assert done == [0]
+    pool.close()  # idempotent

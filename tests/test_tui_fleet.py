@@ -266,3 +266,27 @@ async def test_fleet_view_before_any_fleet_and_with_a_field_without_values() -> 
         groups = cells(view.groups_table)
         assert sum(int(row[1].replace(",", "")) for row in groups) == app.model.n
         assert groups[0][4] == "— · — · —"  # no temperature: no minimum, mean or maximum
+
+
+def test_a_stats_table_column_widens_when_a_later_value_is_longer() -> None:
+    """A column first filled with "—" (no data yet) widens for the value that comes later:
+    the cluster view's nearest-member names and the units of its loads were cut before."""
+    from textual.app import App, ComposeResult
+
+    from viz.tui.fleet import StatsTable
+
+    class One(App):
+        def compose(self) -> ComposeResult:
+            yield StatsTable(id="t")
+
+    async def run() -> None:
+        app = One()
+        async with app.run_test(size=(80, 10)) as pilot:
+            table = app.query_one(StatsTable)
+            table.fill(["Member", "to"], [["SC-1", "—"]])
+            await pilot.pause()
+            table.fill(["Member", "to"], [["SC-1", "SC-37 and a long name"]])
+            await pilot.pause()
+            assert table.ordered_columns[1].get_render_width(table) >= len("SC-37 and a long name")
+
+    asyncio.run(run())

@@ -11,6 +11,7 @@ from typing import Any
 
 import zmq
 
+from odc.local_twin import serving
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
 from twin.protocol.codec import Message, decode, pack, unpack
@@ -66,37 +67,10 @@ def make_server(
 @contextmanager
 def running_twin(scenario: Scenario | str = "default", **options: Any) -> Iterator[RunningTwin]:
     """Run a twin in a thread for the duration of the ``with`` block; stops it after."""
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
     max_steps = options.pop("max_steps", None)
-
-    def serve() -> None:
-        # The sockets are created and used in this one thread, as ZeroMQ requires.
-        try:
-            server = make_server(scenario, **options)
-        except BaseException as exc:
-            holder["error"] = exc
-            ready.set()
-            return
-        holder["server"] = server
-        ready.set()
-        try:
-            server.run(max_steps=max_steps)
-        finally:
-            server.close()
-
-    thread = threading.Thread(target=serve, name="twin", daemon=True)
-    thread.start()
-    assert ready.wait(60), "twin did not start within 60 s"
-    if "error" in holder:
-        raise holder["error"]
-    server = holder["server"]
-    try:
+    with serving(lambda: make_server(scenario, **options), max_steps=max_steps) as (server,
+                                                                                    thread):
         yield RunningTwin(server, server.bound, thread)
-    finally:
-        server.stop()
-        thread.join(10)
-        assert not thread.is_alive(), "twin thread did not stop"
 
 
 @contextmanager

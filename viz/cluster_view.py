@@ -7,8 +7,10 @@ cross-track (the orbit normal, towards the camera). Everything comes from the st
 the clusters' chief and members from ``meta.subsystems.formation.clusters``, positions and
 velocities from ``pos_gcrs_km`` / ``vel_gcrs_km_s``, nearest neighbours from ``nn_sat``
 and ``nn_dist_m`` (docs/protocol.md, "Formation clusters"). Members wear the 3D view's
-colours (the colour field); thin lines join each member to its nearest neighbour, the
-cluster's closest pair is drawn thick in red, and a faint ring marks the cluster radius.
+colours (the colour field); the optical links between members are drawn in the globe's
+link colours (utilization) while links are shown (key ``L``), else thin grey lines join
+each member to its nearest neighbour; the cluster's closest pair is drawn thick in red,
+and a faint ring marks the cluster radius.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ class ClusterView:
         # bottom left).
         self.legend = text_actor(plotter.renderer, 0.52, 0.985, size=13, halign="centered")
         self.text.add(self.legend.GetTextProperty(), 13)
+        # A dark plate, as under the HUD's blocks: the radius ring passes behind the text.
+        self.legend.GetTextProperty().SetBackgroundColor(0.0, 0.02, 0.06)
+        self.legend.GetTextProperty().SetBackgroundOpacity(0.6)
         self.legend.SetVisibility(False)
         self.radius_m = 1000.0
 
@@ -95,13 +100,20 @@ class ClusterView:
             return
         members = len(self.clusters[0]["members"])
         self.radius_m = float(self.clusters[0].get("radius_m", 1000.0))
-        for name, rgb, width in (("cluster_ring", RING_RGB, 1.0),
-                                 ("cluster_links", NEIGHBOUR_RGB, 1.2),
-                                 ("cluster_closest", CLOSEST_RGB, 4.0)):
+
+        def lines(name: str, **style: Any) -> None:
             mesh = pv.PolyData(np.zeros((2, 3), np.float32), lines=[2, 0, 1])
-            actor = self.pl.add_mesh(mesh, color=rgb, line_width=width, lighting=False,
-                                     pickable=False, name=name, reset_camera=False)
+            if "scalars" in style:
+                mesh.cell_data["rgb"] = np.zeros((1, 3), np.uint8)
+            actor = self.pl.add_mesh(mesh, lighting=False, pickable=False, name=name,
+                                     reset_camera=False, **style)
             self._actors[name] = (mesh, actor)
+
+        lines("cluster_ring", color=RING_RGB, line_width=1.0)
+        lines("cluster_links", color=NEIGHBOUR_RGB, line_width=1.2)
+        # The optical links between members, one colour per link (viz.scene.link_pairs).
+        lines("cluster_isl", scalars="rgb", rgb=True, line_width=2.0)
+        lines("cluster_closest", color=CLOSEST_RGB, line_width=4.0)  # last: on top
         points = pv.PolyData(np.zeros((members, 3), np.float32))
         points.point_data["rgb"] = np.full((members, 3), 200, np.uint8)
         actor = self.pl.add_mesh(points, scalars="rgb", rgb=True, point_size=14,
@@ -127,8 +139,13 @@ class ClusterView:
         self._show_actors(self.active)
 
     def update(self, arrays: Mapping[str, np.ndarray], rgb: np.ndarray,
-               names: Sequence[str], selected: int = -1) -> None:
-        """Draw one state of the shown cluster (``selected``: the node marked, if a member)."""
+               names: Sequence[str], selected: int = -1,
+               links: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+               show_links: bool = True) -> None:
+        """Draw one state of the shown cluster (``selected``: the node marked, if a member;
+        ``links``: the twin's optical links, ends and colours as ``scene.link_pairs`` gives
+        them, None without any; ``show_links``: draw them, else the nearest-neighbour
+        lines)."""
         if not self.clusters or not self.active:
             return
         cluster = self.clusters[self.index]
@@ -152,6 +169,7 @@ class ClusterView:
         mark_actor.SetVisibility(bool(chosen.size) and selected != chief)
         if chosen.size:
             mark.points = world[chosen[:1]]
+        lines_text = self._draw_links(world, members, links, show_links)
         nn_sat = arrays.get("nn_sat")
         nn_dist = arrays.get("nn_dist_m")
         closest_text = "no nearest-neighbour fields on the stream"
@@ -162,9 +180,10 @@ class ClusterView:
             neighbour = np.asarray(nn_sat, dtype=np.int64)[members]
             partner = row_of[np.where(neighbour >= 0, neighbour, len(nn_sat))]
             own = np.arange(len(members))[partner >= 0]
-            links, _ = self._actors["cluster_links"]
-            links.points = world
-            links.lines = np.column_stack((np.full(len(own), 2), own, partner[own])).ravel()
+            neighbours, _ = self._actors["cluster_links"]
+            neighbours.points = world
+            neighbours.lines = np.column_stack((np.full(len(own), 2), own,
+                                                partner[own])).ravel()
             distances = np.asarray(nn_dist, float)[members]
             best = int(np.argmin(distances))
             closest, _ = self._actors["cluster_closest"]
@@ -172,16 +191,49 @@ class ClusterView:
                 closest.points = world[[best, partner[best]]]
                 closest.lines = np.array([2, 0, 1])
                 closest_text = (f"closest pair {names[members[best]]} - "
-                                f"{names[members[partner[best]]]}: {distances[best]:.1f} m (red)")
+                                f"{names[members[partner[best]]]}: {distances[best]:.1f} m"
+                                " (thick red)")
             else:
                 closest_text = "closest pair: not in this cluster"
         farthest = float(np.linalg.norm(offsets, axis=1).max())
         chief_name = names[chief] if chief < len(names) else str(chief)
         self.legend.SetInput(
             f"cluster {cluster.get('name', '?')}: {len(members)} members, farthest"
-            f" {farthest:.0f} m of {self.radius_m:.0f} m (ring)\n{closest_text}"
-            f" · lines: nearest neighbours\nchief {chief_name} (white square) · flight to"
+            f" {farthest:.0f} m of {self.radius_m:.0f} m (ring)\n{closest_text}\n"
+            f"{lines_text}\nchief {chief_name} (white square) · flight to"
             f" the right, away from the Earth up")
+
+    def _draw_links(self, world: np.ndarray, members: Sequence[int],
+                    links: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+                    show_links: bool) -> str:
+        """The optical links between members, or the nearest-neighbour lines when links
+        are hidden or none joins two members; returns the legend's line saying which."""
+        mesh, actor = self._actors["cluster_isl"]
+        neighbours = self._actors["cluster_links"][1]
+        inside = np.zeros(0, bool)
+        if links is not None and show_links:
+            i, j, rgb = links
+            row_of = np.full(max(int(np.max(i, initial=0)), int(np.max(j, initial=0)),
+                                 max(members)) + 1, -1)
+            row_of[list(members)] = np.arange(len(members))
+            a, b = row_of[i], row_of[j]
+            inside = (a >= 0) & (b >= 0)
+            if inside.any():
+                mesh.points = world
+                mesh.lines = np.column_stack((np.full(int(inside.sum()), 2), a[inside],
+                                              b[inside])).ravel()
+                mesh.cell_data["rgb"] = rgb[inside]
+        shown = bool(inside.any())
+        actor.SetVisibility(shown)
+        neighbours.SetVisibility(not shown)
+        if shown:
+            return (f"lines: {int(inside.sum())} optical links, blue idle to red full, grey"
+                    " acquiring · L: nearest neighbours")
+        if links is None or not len(links[0]):
+            return "lines: nearest neighbours"
+        if not show_links:
+            return "lines: nearest neighbours · L: optical links"
+        return "lines: nearest neighbours (no optical link joins two members)"
 
     def reset_camera(self) -> None:
         """Look at the chief from above the orbit plane, the whole radius in view."""
@@ -229,3 +281,5 @@ class ClusterView:
         self.legend.SetVisibility(on)
         for _, actor in self._actors.values():
             actor.SetVisibility(on)
+        if "cluster_isl" in self._actors:  # shown by update, when there are links
+            self._actors["cluster_isl"][1].SetVisibility(False)

@@ -63,9 +63,13 @@ class ViewOptions:
             (thousands of trails bury the Earth in lines).
         orbit: Draw the selected node's full orbit (``scene.orbit_ring``).
         labels: Label stations and flagged nodes.
+        links: Draw the optical inter-satellite links (a twin with ``[links]``); None draws
+            them for fleets of up to ``BIG_FLEET`` nodes (thousands of links bury the
+            globe, as trails do).
         camera_lat_deg, camera_lon_deg: Geographic point the camera starts above; None
-            puts it 20 deg north, 50 deg west of the subsolar point (day side with the
-            evening terminator in view).
+            puts it over a formation cluster or a concentrated fleet and follows it
+            (``viz.scene_camera``), else 20 deg north, 50 deg west of the subsolar point
+            (day side with the evening terminator in view).
         camera_distance_re: Camera distance from the Earth's centre in Earth radii; None
             fits the whole fleet.
         cmap: matplotlib colormap name for every quantity field; None picks one by what
@@ -79,6 +83,7 @@ class ViewOptions:
     trails: bool | None = None
     orbit: bool = True
     labels: bool = False
+    links: bool | None = None
     camera_lat_deg: float | None = None
     camera_lon_deg: float | None = None
     camera_distance_re: float | None = None
@@ -104,6 +109,7 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.show_trails = options.trails is not False
         self.show_orbit = options.orbit
         self.show_labels = options.labels
+        self.show_links = options.links is not False
         self.mirrors: list[MirrorBinding] = []
         self._mirror_actors: list[tuple[Any, Any]] = []
         self.table = node_colours.colormap_table(options.cmap or "turbo")
@@ -184,8 +190,6 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         # What the optical links' colours mean, shown while links are drawn.
         self.links_legend = self.text_actor(0.99, 0.015, size=12, halign="right",
                                             valign="bottom", colour=(0.75, 0.8, 0.9))
-        self.links_legend.SetInput("links: blue idle, yellow half, red full "
-                                   "(relay utilization); grey acquiring")
         self.links_legend.SetVisibility(False)
         # A dark plate under each HUD block: on the 2D map (and over the lit globe) the
         # text sits on the picture and must still read.
@@ -257,6 +261,8 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         big = n > BIG_FLEET
         if self.options.trails is None:
             self.show_trails = not big
+        if self.options.links is None:
+            self.show_links = not big
         self.sats_actor = self.pl.add_mesh(
             self.sats, scalars="rgb", rgb=True,
             point_size=lod.point_size_px(n_drawn) if big else 8,
@@ -319,6 +325,7 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.map_view.build(meta, n, big, STATION_RGB, self.drawn,
                             self.sats_actor.GetProperty().GetPointSize())
         self.cluster_view.build(meta)  # formation clusters' close-up (viz.cluster_view)
+        self._select_chief()
         self._choose_table()
         self._build_colour_bar()
         self._build_labels()
@@ -348,6 +355,17 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         # With nothing chosen yet, start on the mirrored node: it is why a mirror runs.
         if self.selected < 0 and self.mirrors:
             self.selected = self.mirrors[0].sat
+
+    def _select_chief(self) -> None:
+        """With nothing chosen yet and a formation cluster, start on its chief: on the
+        globe a kilometre-wide cluster is one dot, and the chief's name and orbit say
+        which and where it goes."""
+        if self.selected >= 0 or not self.cluster_view.clusters:
+            return
+        cluster = self.cluster_view.clusters[0]
+        chief = cluster.get("chief", cluster["members"][0])
+        if isinstance(chief, int) and 0 <= chief < self.n_sats:
+            self.selected = chief
 
     def _build_labels(self) -> None:
         if getattr(self, "selected_label", None) is not None:
@@ -434,6 +452,12 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.show_trails = not self.show_trails
         self.trails_actor.SetVisibility(self.show_trails)
         self.redraw()
+
+    def toggle_links(self) -> bool:
+        """Optical links on / off. Returns whether they are now shown."""
+        self.show_links = not self.show_links
+        self.redraw()
+        return self.show_links
 
     def toggle_orbit(self) -> None:
         self.show_orbit = not self.show_orbit

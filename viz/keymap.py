@@ -70,12 +70,14 @@ KEYMAP: tuple[KeyAction, ...] = (
     _key("h", "h", "load_trend", "load the node's trend from a recording", TUI, NODES),
     _key("H", "H", "live_trend", "back to the live trend", TUI, NODES),
     # Views: what is drawn and how.
-    _key("v", "v", "next_view", "next view (table / fleet; globe / 2D map / cluster)", BOTH, VIEWS),
+    _key("v", "v", "next_view",
+         "next view (table / fleet / clusters; globe / 2D map / cluster)", BOTH, VIEWS),
     _key("c", "c", "next_field", "next colour / histogram field", BOTH, VIEWS),
     _key("t", "t", "trails", "trails on / off", VIEW, VIEWS),
     _key("g", "g", "ground_track", "ground track of the selected node on / off", VIEW, VIEWS),
     _key("O", "O", "orbit", "selected node's full orbit on / off", VIEW, VIEWS),
     _key("l", "l", "labels", "labels on / off", VIEW, VIEWS),
+    _key("L", "L", "links", "optical inter-satellite links on / off", VIEW, VIEWS),
     _key("i", "i", "frame", "inertial / Earth-fixed", VIEW, VIEWS),
     _key("o", "o", "reset_camera", "reset the camera", VIEW, VIEWS),
     # Table: the dashboard's node table.

@@ -449,6 +449,9 @@ class MapLayers:
     n_sats: int
     earth_fixed: bool
     selected_group: str | None = None
+    show_links: bool
+    link_ends: tuple[np.ndarray, np.ndarray]
+    link_rgb: np.ndarray
     redraw: Callable[[], None]
 
     def _build_map_layers(self, texture_path: Any) -> None:
@@ -474,8 +477,9 @@ class MapLayers:
                                  self.selected)
         if self.cluster_view.active:  # nor does the cluster close-up
             names = (self.meta or {}).get("sats", {}).get("names", [])
+            i, j = self.link_ends
             self.cluster_view.update(self.arrays, self.sats.point_data["rgb"], names,
-                                     self.selected)
+                                     self.selected, (i, j, self.link_rgb), self.show_links)
 
     def toggle_ground_track(self) -> bool:
         """Ground tracks on / off. Returns whether they are now on."""

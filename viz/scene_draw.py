@@ -22,6 +22,11 @@ from viz.mirror import MirrorBinding
 # marks use; orange once its telemetry is lost.
 MIRROR_RGB = (1.0, 0.3, 1.0)
 MIRROR_LOST_RGB = (1.0, 0.55, 0.1)
+# The links' legend (bottom right) says what their colours mean, or that they are hidden
+# and which key shows them.
+LINKS_SHOWN = ("links: blue idle, yellow half, red full (relay + all-reduce use); "
+               "grey acquiring · L hides")
+LINKS_HIDDEN = "{n:,} optical links hidden · L shows them"
 
 
 class SceneDraw:
@@ -47,6 +52,9 @@ class SceneDraw:
     selected: int
     show_trails: bool
     show_orbit: bool
+    show_links: bool
+    map_view: Any
+    cluster_view: Any
     meta: Mapping[str, Any] | None
     mirrors: list[MirrorBinding]
     station_itrs: np.ndarray
@@ -74,6 +82,7 @@ class SceneDraw:
     orbit: Any
     orbit_actor: Any
     _update_colour_bar: Any
+    follow_fleet: Any
     _draw_map_layers: Any
 
     def _draw(self) -> None:
@@ -219,6 +228,7 @@ class SceneDraw:
         self._draw_selected(at)
         self._draw_orbit(header)
         self._draw_mirrors(at)
+        self.follow_fleet()  # a concentrated fleet stays in view (viz.scene_camera)
 
     def _paint_links(self) -> None:
         """Which links to draw and their colours (utilization), from the link fields: the
@@ -246,11 +256,18 @@ class SceneDraw:
         self.links.cell_data["rgb"] = self.link_rgb
 
     def _place_links(self, at: Any) -> None:
-        """The links between the nodes where they are drawn now (each render)."""
+        """The links between the nodes where they are drawn now (each render); hidden
+        links cost nothing (``show_links``, key ``L``) but the legend saying so."""
         i, j = self.link_ends
-        self.links_actor.SetVisibility(bool(len(i)))
-        self.links_legend.SetVisibility(bool(len(i)))
-        if not len(i):
+        shown = bool(len(i)) and self.show_links
+        self.links_actor.SetVisibility(shown)
+        # The legend belongs to the globe: the 2D map and the close-up draw no links.
+        self.links_legend.SetVisibility(bool(len(i)) and not self.map_view.active
+                                        and not self.cluster_view.active)
+        legend = LINKS_SHOWN if shown else LINKS_HIDDEN.format(n=len(i))
+        if self.links_legend.GetInput() != legend:
+            self.links_legend.SetInput(legend)
+        if not shown:
             return
         ends = self.links.points
         ends[0::2] = at(i)

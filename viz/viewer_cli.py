@@ -102,6 +102,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-orbit", action="store_true",
                         help="start without the selected node's full orbit (key O)")
     parser.add_argument("--labels", action="store_true", help="start with station labels")
+    links = parser.add_mutually_exclusive_group()
+    links.add_argument("--links", dest="links", action="store_const", const=True,
+                       help="start with the optical inter-satellite links drawn (the default "
+                       "up to 1,000 nodes; key L)")
+    links.add_argument("--no-links", dest="links", action="store_const", const=False,
+                       help="start without the optical links (for movies and screenshots "
+                       "of the fleet alone)")
     parser.add_argument("--map", action="store_true",
                         help="start on the 2D map instead of the globe (key v)")
     parser.add_argument("--cluster", action="store_true",
@@ -113,7 +120,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-lat", type=float, metavar="DEG",
                         help="camera above this latitude (default: 20)")
     parser.add_argument("--camera-lon", type=float, metavar="DEG",
-                        help="camera above this longitude (default: 70 deg west of the Sun)")
+                        help="camera above this longitude (default: 50 deg west of the Sun;"
+                        " a cluster or a concentrated fleet: above it, following it)")
     parser.add_argument("--camera-distance", type=float, metavar="EARTH_RADII",
                         help="camera distance from the Earth's centre (default: fit the fleet)")
     parser.add_argument("--timeout", type=float, default=30.0,
@@ -149,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     options = ViewOptions(
         field=args.field, earth_fixed=args.earth_fixed, trails=args.trails,
-        orbit=not args.no_orbit,
+        orbit=not args.no_orbit, links=args.links,
         labels=args.labels, camera_lat_deg=args.camera_lat, camera_lon_deg=args.camera_lon,
         camera_distance_re=args.camera_distance, cmap=args.cmap,
     )

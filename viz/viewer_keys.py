@@ -43,6 +43,7 @@ ACTION_METHODS: dict[str, str] = {
     "ground_track": "toggle_ground_track",
     "orbit": "toggle_orbit",
     "labels": "toggle_labels",
+    "links": "toggle_links",
     "frame": "toggle_view",
     "reset_camera": "reset_camera",
     "help": "toggle_help",
@@ -220,6 +221,13 @@ class ViewerKeys:
 
     def toggle_labels(self) -> None:
         self.scene.toggle_labels()
+
+    def toggle_links(self) -> None:
+        on = self.scene.toggle_links()
+        # The 2D map draws no links: say where they are.
+        where = " (on the globe and the cluster close-up)" if self.scene.map_view.active \
+            else ""
+        self.message = f"optical links {'shown' if on else 'hidden'}{where}"
 
     def toggle_view(self) -> None:
         self.scene.set_earth_fixed(not self.scene.earth_fixed)

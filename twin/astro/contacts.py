@@ -200,6 +200,68 @@ class GroundStations:
         in_contact.reshape(-1)[pairs] = True
         return pairs, elevation_rad[hit]
 
+    def look_slice(self, rows_km: np.ndarray, elevation_deg: np.ndarray,
+                   range_km: np.ndarray, in_contact: np.ndarray, failed: np.ndarray,
+                   start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`look_into` for the satellites [start, stop) of a fleet, writing their columns of
+        its (s, n) outputs: the same numbers as `look_into` on the whole fleet, whatever
+        the slice (the product runs over twin.core.slices' fixed blocks). Needs the
+        elevation floor.
+
+        Args:
+            rows_km: (5, n) the whole fleet's rows x, y, z (km), |r|² (km²) and ones.
+            elevation_deg, range_km, in_contact: the whole fleet's (s, n) outputs.
+            failed: (n,) bool, the satellites without a position.
+            start, stop: The slice.
+
+        Returns:
+            station: (k,) station index of each pair in contact in the slice.
+            sat: (k,) its satellite index in the fleet.
+            elevation_rad: (k,) its elevation, rad (float64).
+        """
+        from twin.core.slices import matmul_columns  # the core imports astro, not back
+
+        floor = self.elevation_floor_rad
+        assert floor is not None, "look_slice needs an elevation floor"
+        s, m = self.n_stations, stop - start
+        both = np.empty((2 * s, m))
+        matmul_columns(self._look_matrix, rows_km, both, start, stop, out_offset=start)
+        range2, height = both[:s], both[s:]
+        ranges = range_km[:, start:stop]
+        np.copyto(ranges, range2, casting="same_kind")
+        np.sqrt(ranges, out=ranges)
+        threshold = np.multiply(ranges, math.sin(floor), dtype=np.float64)
+        above = np.flatnonzero(height > threshold)  # (s, m) flat; NaN: False
+        sin_el = height.reshape(-1)[above]
+        sin_el /= np.sqrt(range2.reshape(-1)[above])
+        elevation_rad = np.arcsin(np.minimum(sin_el, 1.0, out=sin_el), out=sin_el)
+        station, sat = np.divmod(above, m)
+        elevations = elevation_deg[:, start:stop]
+        elevations.fill(float(np.degrees(floor)))
+        elevations[station, sat] = np.degrees(elevation_rad)
+        gone = failed[start:stop]
+        if s and gone.any():
+            elevations[:, gone] = np.nan
+        hit = elevation_rad >= self.min_elevation_rad[station]
+        station, sat = station[hit], sat[hit]
+        contact = in_contact[:, start:stop]
+        contact.fill(False)
+        contact[station, sat] = True
+        return station, sat + start, elevation_rad[hit]
+
+    @staticmethod
+    def merge_slices(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_sats: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """`look_into`'s (pairs, elevation_rad) from the `look_slice` results of a fleet."""
+        station = np.concatenate([p[0] for p in parts])
+        pairs = station * n_sats
+        pairs += np.concatenate([p[1] for p in parts])
+        elevation_rad = np.concatenate([p[2] for p in parts])
+        if len(parts) > 1:  # each slice's pairs are sorted; station-major across slices
+            order = np.argsort(pairs, kind="stable")
+            pairs, elevation_rad = pairs[order], elevation_rad[order]
+        return pairs, elevation_rad
+
     def best_station(self, pairs: np.ndarray, elevation_rad: np.ndarray, n_sats: int,
                      out: np.ndarray) -> np.ndarray:
         """The highest station in contact with each satellite, from `look_into`'s pairs.

@@ -169,6 +169,7 @@ def itrs_from_geodetic(lat_rad: np.ndarray, lon_rad: np.ndarray, alt_km: np.ndar
 def sunlit_fraction(
     pos_gcrs_km: np.ndarray | None, sun_gcrs_km: np.ndarray, along_km: np.ndarray | None = None,
     r2_km2: np.ndarray | None = None, radius_km: float = R_EARTH_SHADOW_KM,
+    r2_bounds_km2: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """Fraction of the solar disk not hidden by the Earth, seen from each satellite.
 
@@ -198,6 +199,10 @@ def sunlit_fraction(
         r2_km2: Optional (n,) |r|², km², likewise.
         radius_km: Radius of the occulting sphere, km (the bounds above hold for any
             radius from 6,000 to 6,500 km).
+        r2_bounds_km2: Optional (smallest, largest) |r|² of the whole fleet, km², when
+            these rows are a slice of it (``np.fmin.reduce`` and ``np.maximum.reduce`` of
+            all its |r|²): the test and the margin are then the whole fleet's, so a slice's
+            fractions are the bits of a whole-fleet call (twin.core.slices).
 
     Returns:
         (n,) float64: 1 in full sun, 0 in umbra, between in penumbra, and
@@ -217,8 +222,11 @@ def sunlit_fraction(
             r2_km2 = rowdot(pos_gcrs_km, pos_gcrs_km)
     # A NaN row makes the maximum NaN, and a satellite outside the distances where the
     # bounds hold fails the test: the whole fleet then takes the exact path.
-    r2_max = float(np.maximum.reduce(r2_km2))
-    if not (np.fmin.reduce(r2_km2) > (radius_km + 10.0) ** 2 and r2_max < _SURE_R2_MAX_KM2):
+    if r2_bounds_km2 is None:
+        r2_min, r2_max = float(np.fmin.reduce(r2_km2)), float(np.maximum.reduce(r2_km2))
+    else:
+        r2_min, r2_max = r2_bounds_km2
+    if not (r2_min > (radius_km + 10.0) ** 2 and r2_max < _SURE_R2_MAX_KM2):
         if pos_gcrs_km is None:
             return _conical_from_dots(r2_km2, along_km * sun_km, sun_km * sun_km, radius_km)
         return _conical_fraction(pos_gcrs_km, sun, radius_km)

@@ -7,16 +7,18 @@ twin's after the scenario loader built the `Satrec` objects, inheriting its rang
 two floats and a one-byte answer). Each writes its rows of TEME position, velocity and
 SGP4 status straight into the shared-memory arrays the orbit model reads.
 
-Why processes, and why only SGP4 (docs/performance.md, "Every core"):
+Why processes for SGP4 (docs/performance.md, "Every core"):
 
 - `SatrecArray.sgp4` holds the GIL: two threads on two halves of the catalog take as
   long as one thread on all of it (measured), so threads would not help.
 - SGP4 is computed satellite by satellite in the same C++ code whatever the batch, so a
   shard's rows are bit for bit those of a one-process run: frames do not depend on the
-  number of workers. numpy's (n, 3) @ (3, 3) matmul is not row-independent (OpenBLAS
-  picks kernels by size; a slice's rows can differ from the whole array's in the last
-  bit, with one BLAS thread too), so the frame rotations stay in the engine's process,
-  on the whole arrays, as before.
+  number of workers.
+
+The rest of the per-satellite work (frames, geometry, the arrays' and radiators' terms)
+is numpy, which releases the GIL: it runs on threads over row slices in the engine's
+process (twin.core.slices), its BLAS products over fixed blocks so that its bits do not
+depend on the slicing either.
 
 A worker that dies (or stops answering for ``stall_s``) is detected, never waited on
 forever: its shard is forked again and the step's propagation is redone for it (SGP4 is

@@ -25,6 +25,7 @@ from twin.core.registry import (
     check_written,
     context_outputs,
 )
+from twin.core.slices import SlicePool
 from twin.core.subsystem import (
     CommandHandler,
     CommandRejected,
@@ -89,6 +90,8 @@ class Engine:
             models, scenario, clock, reserved_commands=[s.name for s in SERVER_COMMANDS])
         self.models: dict[str, Subsystem] = {m.name: m for m in self.subsystems}
         self.workers = workers
+        # The engine's own per-satellite pass (the NaN check) in row slices on threads.
+        self._slices = SlicePool(len(scenario.satellites), workers)
         if workers > 1:
             for model in self.subsystems:
                 shard = getattr(model, "run_on_workers", None)
@@ -250,7 +253,9 @@ class Engine:
                     "cleanly again", model=subsystem.name)
 
     def close(self) -> None:
-        """End the models' worker processes and free their shared memory (idempotent)."""
+        """End the models' worker processes and free their shared memory, and the row
+        slices' threads (idempotent)."""
+        self._slices.close()
         for subsystem in self.subsystems:
             close = getattr(subsystem, "close", None)
             if close is not None:
@@ -313,10 +318,13 @@ class Engine:
         NaN anywhere makes the sum NaN. Fields that are NaN by design are left out: the
         mirror's (no measurement) and, for satellites SGP4 failed, every field (the orbit
         already raised ``orbit_error`` for them). +inf is a value (no power cap), not NaN.
+        The reductions run in the row slices (twin.core.slices); a slice finds a NaN as
+        the whole array does.
         """
         bad_now: set[str] = set()
-        for f in self._checked_fields:
-            if math.isnan(np.add.reduce(f.array, axis=None)):
+        suspects = set().union(*self._slices.run(self._nan_sums))
+        for k, f in enumerate(self._checked_fields):
+            if k in suspects:
                 nodes = self._nan_nodes(f.array)
                 if nodes.size:
                     bad_now.add(f.spec.name)
@@ -331,6 +339,12 @@ class Engine:
             self.events.raise_event("state_finite_again", "info", f"{name} is finite again",
                                     field=name)
         self._nan_fields = bad_now
+
+    def _nan_sums(self, start: int, stop: int) -> list[int]:
+        """The checked fields (by position) whose rows [start, stop) sum to NaN: a NaN
+        among them, or +inf and -inf (which ``_nan_nodes`` then finds to be no NaN)."""
+        return [k for k, f in enumerate(self._checked_fields)
+                if math.isnan(np.add.reduce(f.array[start:stop], axis=None))]
 
     def _nan_nodes(self, array: np.ndarray) -> np.ndarray:
         """Indices of nodes with NaN in ``array`` (axis 0 the nodes), SGP4 failures left out."""

@@ -128,6 +128,9 @@ class LinkOutputs:
     link_up: Array | None = field(default=None, metadata={"optional": True})
     """(n, T) bool, the terminal's link is up (not acquiring); multi-node jobs read the
     three to find connected groups and their bottleneck (compute's ``multinode``)."""
+    link_relay_bps: Array | None = field(default=None, metadata={"optional": True})
+    """(n, T) relay traffic of stored results offered to each terminal's link, bit/s:
+    multi-node jobs' all-reduce gets what it leaves, down to a least share."""
 
 
 @dataclass(eq=False)
@@ -151,6 +154,10 @@ class ComputeOutputs:
     dose_gy: Array | None = field(default=None, metadata={"optional": True})
     """(n,) total ionizing dose since the start, behind the shielding, Gy (lifecycle ages
     the arrays on it)."""
+    link_allreduce_bps: Array | None = field(default=None, metadata={"optional": True})
+    """(n, T) mean load multi-node jobs' all-reduce put on each terminal's link over the
+    step, bit/s (the links model gives the relay what it leaves and adds it to the
+    utilization). Optional: None without multi-node jobs."""
 
 
 @dataclass(eq=False)

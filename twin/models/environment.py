@@ -227,7 +227,7 @@ class EarthView:
         return self._complete
 
     def albedo_at(self, x: np.ndarray, work: np.ndarray | None = None,
-                  fx: np.ndarray | None = None) -> np.ndarray:
+                  fx: np.ndarray | None = None, rows: slice | None = None) -> np.ndarray:
         """(n,) albedo factor g at each satellite's altitude, bilinear in ``albedo_table``.
 
         Args:
@@ -235,6 +235,9 @@ class EarthView:
                 finite; clamped to the table in place.
             work: (4, n) scratch, the first row of which is returned; allocated when None.
             fx: (n,) scratch; allocated when None.
+            rows: The satellites [start, stop) that ``x`` (then (m,), and ``work`` (4, m),
+                ``fx`` (m,)) holds, when a slice of the fleet (twin.core.slices); None:
+                all of them.
 
         Returns:
             (n,) g, the first row of ``work``.
@@ -242,16 +245,17 @@ class EarthView:
         np.maximum(x, 0.0, out=x)
         np.minimum(x, COS_THETA_GRID.size - 1.0, out=x)
         fx = np.empty_like(x) if fx is None else fx
-        i = self._i
+        cut = slice(None) if rows is None else rows
+        i = self._i[cut]
         np.copyto(i, x, casting="unsafe")  # the column to the left: x >= 0 truncates down
         np.subtract(x, i, out=fx)  # weight of the column to the right; 0 at the last one
-        i += self._k0
+        i += self._k0[cut]
         # [g0, g1, d0, d1] of each satellite's cell (in the table by construction), then
         # g = (g0 + fx g1) + fy (d0 + fx d1).
         cells = self._cells.take(i, axis=1, out=work, mode="clip")
         cells[1::2] *= fx
         cells[0::2] += cells[1::2]
-        cells[2] *= self._fy
+        cells[2] *= self._fy[cut]
         cells[0] += cells[2]
         return cells[0]
 

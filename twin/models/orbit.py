@@ -16,25 +16,15 @@ from typing import Any
 import numpy as np
 
 from twin.astro.contacts import ContactTracker, GroundStations
-from twin.astro.frames import (
-    DAY_S,
-    FrameRotations,
-    itrs_velocity_km_s,
-    jd_utc_from_datetime,
-    rotate,
-)
-from twin.astro.geometry import (
-    beta_angle_from_rows,
-    ellipsoid_shadow_dots,
-    geodetic_from_rows,
-    shadow_stretch,
-    sunlit_fraction,
-)
+from twin.astro.fleet_geometry import FleetGeometry, GeometryArrays, StepInputs
+from twin.astro.frames import DAY_S, FrameRotations, jd_utc_from_datetime
+from twin.astro.geometry import shadow_stretch
 from twin.astro.propagate import STATUS_NAMES, Propagator
 from twin.astro.shards import ShardedPropagator
 from twin.astro.sun import SunEphemeris
 from twin.core.clock import SimClock
 from twin.core.interfaces import OrbitOutputs
+from twin.core.slices import SlicePool
 from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
 from twin.models.formation.clusters import FormationClusters
 from twin.models.lifecycle.decay import apply_orbit_offset
@@ -83,8 +73,10 @@ class OrbitModel:
         stations = scenario.stations
         n_st = len(stations)
         self.n_sats = n
-        self.propagator: Propagator | ShardedPropagator = Propagator(
-            [sat.satrec for sat in scenario.satellites])
+        # Built on first use (`propagator`): an engine with workers replaces it before
+        # its first step, and at a million satellites a one-process propagator is 2 GB of
+        # satrecs and their array built for nothing.
+        self._propagator: Propagator | ShardedPropagator | None = None
         self.frames = FrameRotations()
         self.sun = SunEphemeris()
         self.stations = GroundStations(
@@ -126,25 +118,37 @@ class OrbitModel:
         self.gast_rad = 0.0
         self._previous_status = np.zeros(n, dtype=np.uint8)
         self._previous_any_failed = False
-        # Component rows [x; y; z] of GCRS position, GCRS velocity and ITRS position, then
-        # |r|² and ones: rows 6-10 are what the station look angles' one matmul acts on.
-        self._rows = np.empty((11, n))
-        self._rows[10] = 1.0
-        self._sun_along_km = np.empty(n)
+        self.geometry = FleetGeometry(GeometryArrays(
+            self.pos_gcrs.array, self.vel_gcrs.array, self.pos_itrs.array, self.vel_itrs.array,
+            self.lat.array, self.lon.array, self.alt.array, self.sunlit.array,
+            self.beta.array, self.elevation.array, self.range.array, self.in_contact.array),
+            self.stations, SlicePool(n, 1))
         self._stretch = shadow_stretch(self.params.shadow_atmosphere_km)
 
+    @property
+    def propagator(self) -> Propagator | ShardedPropagator:
+        """SGP4 for the whole fleet: in this process unless `run_on_workers` sharded it."""
+        if self._propagator is None:
+            self._propagator = Propagator([sat.satrec for sat in self.scenario.satellites])
+        return self._propagator
+
     def run_on_workers(self, workers: int) -> None:
-        """Propagate with ``workers`` processes, one contiguous shard each (1: in this
-        process, as built). The frames are the same bit for bit (twin.astro.shards)."""
+        """Propagate with ``workers`` processes, one contiguous shard each, and compute the
+        geometry in ``workers`` row slices on threads (1: all in this process and thread,
+        as built). The frames are the same bit for bit (twin.astro.shards,
+        twin.core.slices)."""
         self.close()
         satrecs = [sat.satrec for sat in self.scenario.satellites]
-        self.propagator = (ShardedPropagator(satrecs, workers) if workers > 1
-                           else Propagator(satrecs))
+        self._propagator = (ShardedPropagator(satrecs, workers) if workers > 1
+                            else Propagator(satrecs))
+        self.geometry.pool = SlicePool(self.n_sats, workers)
 
     def close(self) -> None:
-        """End the SGP4 worker processes and free their shared memory, if any."""
-        if isinstance(self.propagator, ShardedPropagator):
-            self.propagator.close()
+        """End the SGP4 worker processes and free their shared memory, if any, and the
+        geometry's threads."""
+        if isinstance(self._propagator, ShardedPropagator):
+            self._propagator.close()
+        self.geometry.pool.close()
 
     def fields(self) -> list[Field]:
         return [
@@ -172,46 +176,20 @@ class OrbitModel:
                              + (jd_fraction - self._epoch_jd[1])) * DAY_S
             self.formation.step(since_epoch_s, pos_teme, vel_teme)
         rot = self.frames.at_jd_utc(jd_whole, jd_fraction)
-        pos_gcrs = rotate(pos_teme, rot.teme_to_gcrs, out=self.pos_gcrs.array)
-        vel_gcrs = rotate(vel_teme, rot.teme_to_gcrs, out=self.vel_gcrs.array)
-        # TEME to ITRS is a single z-rotation (GMST 1982): cheaper than going through GCRS.
-        pos_itrs = rotate(pos_teme, rot.teme_to_itrs, out=self.pos_itrs.array)
-        # Contiguous component rows for the row-wise work below (geodetic, shadow, beta,
-        # station look angles): one transposing copy each costs less than strided passes
-        # over the (n, 3) columns.
-        rows = self._rows
-        np.copyto(rows[0:3], pos_gcrs.T)
-        np.copyto(rows[3:6], vel_gcrs.T)
-        np.copyto(rows[6:9], pos_itrs.T)
-        pos_gcrs_rows, vel_gcrs_rows, pos_itrs_rows = rows[0:3], rows[3:6], rows[6:9]
-        itrs_velocity_km_s(pos_itrs, vel_teme, rot, out=self.vel_itrs.array)
-
-        lat_rad, lon_rad, _ = geodetic_from_rows(
-            *pos_itrs_rows, out=(self.lat.array, self.lon.array, self.alt.array))
-        np.degrees(lat_rad, out=lat_rad)
-        np.degrees(lon_rad, out=lon_rad)
-
         sun_gcrs_km = self.sun.gcrs_km(rot.jd_tdb_whole, rot.jd_tdb_frac)
         sun_hat = sun_gcrs_km / math.sqrt(float(sun_gcrs_km @ sun_gcrs_km))
-        along = np.matmul(sun_hat, pos_gcrs_rows, out=self._sun_along_km)
-        r2 = np.multiply(pos_gcrs_rows[0], pos_gcrs_rows[0], out=rows[9])
-        r2 += pos_gcrs_rows[1] * pos_gcrs_rows[1]
-        r2 += pos_gcrs_rows[2] * pos_gcrs_rows[2]
         # The ellipsoid's axis is ITRS z: in GCRS, the last row of the GCRS-to-ITRS rotation.
         polar_axis = rot.gcrs_to_itrs[2]
-        shadow_along, shadow_r2, sun_stretched, shadow_radius = ellipsoid_shadow_dots(
-            pos_gcrs, sun_gcrs_km, polar_axis, self.params.shadow_atmosphere_km, r2,
-            along.copy())
-        # sunlit_fraction reads the stretched dot products without changing them: the
-        # environment places this step's edge crossings with the same ones.
-        shadow = sunlit_fraction(None, sun_stretched, shadow_along, shadow_r2,
-                                 radius_km=shadow_radius)
-        np.copyto(self.sunlit.array, shadow, casting="same_kind")
+        # Frames, geodetic, shadow, beta and look angles, in row slices on every core
+        # (twin.astro.fleet_geometry): the same bits for any number of slices.
+        pairs, pair_elevation_rad, _, shadow_radius = self.geometry.step(StepInputs(
+            pos_teme, vel_teme, rot.teme_to_gcrs.T, rot.teme_to_itrs.T, sun_gcrs_km,
+            sun_hat, polar_axis, self.params.shadow_atmosphere_km, self.propagator.failed))
+        geometry = self.geometry
+        pos_gcrs, vel_gcrs = self.pos_gcrs.array, self.vel_gcrs.array
         if self.formation is not None:  # neighbours' shadows on the members' arrays
             shaded = self.formation.shade(pos_gcrs, sun_hat)
             self.sunlit.array[self.formation.all_sats] *= 1.0 - shaded
-        beta = beta_angle_from_rows(*pos_gcrs_rows, *vel_gcrs_rows, sun_hat)
-        np.degrees(beta, out=self.beta.array, casting="same_kind")
         self.status.array[:] = status
         status = self.status.array  # the twin's own copy: a worker's rows change next step
         self.sun_gcrs_km = sun_gcrs_km
@@ -219,10 +197,6 @@ class OrbitModel:
         self.gast_rad = rot.gast_rad
 
         in_contact = self.in_contact.array
-        failed = self.propagator.failed
-        pairs, pair_elevation_rad = self.stations.look_into(
-            pos_itrs, self.elevation.array, self.range.array, in_contact,
-            rows_km=rows[6:11], failed=failed)
         self.stations.best_station(pairs, pair_elevation_rad, n, self.contact_station.array)
 
         out = self.outputs
@@ -231,8 +205,10 @@ class OrbitModel:
         out.pos_gcrs_km, out.vel_gcrs_km_s, out.sun_gcrs_km = pos_gcrs, vel_gcrs, sun_gcrs_km
         out.lat_deg, out.lon_deg = self.lat.array, self.lon.array
         out.in_contact, out.contact_station = in_contact, self.contact_station.array
-        out.orbit_status, out.sun_along_km, out.r2_km2 = status, along, r2
-        out.shadow_along_km, out.shadow_r2_km2 = shadow_along, shadow_r2
+        out.orbit_status, out.sun_along_km = status, geometry.sun_along_km
+        out.r2_km2 = geometry.r2_km2
+        out.shadow_along_km, out.shadow_r2_km2 = (geometry.shadow_along_km,
+                                                  geometry.shadow_r2_km2)
         out.shadow_radius_km, out.shadow_stretch = shadow_radius, self._stretch
         out.polar_axis_gcrs = polar_axis
         out.shadow_atmosphere_km = self.params.shadow_atmosphere_km

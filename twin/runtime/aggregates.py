@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,9 @@ PERCENTILES = (5, 50, 95)
 HISTOGRAM_BINS = 16
 TOP_N = 5
 """Worst nodes reported per group and field."""
+PARALLEL_MIN_SATS = 8192
+"""Fleets from this size up compute their fields' entries on ``workers`` threads; below,
+a thread's hand-off would cost more than it saves."""
 KEY_FIELD_NAMES = frozenset({"soc_frac", "utilization_frac", "delivered_flop_s",
                              "p_solar_w", "p_load_w", "p_battery_w"})
 """Key fields besides those with limits, the temperatures (``temp_*``) and powers
@@ -67,8 +71,8 @@ class FleetAggregates:
         top_n: Worst nodes per group and field.
     """
 
-    def __init__(self, fields: Sequence[Field], groups: Sequence[str], top_n: int = TOP_N
-                 ) -> None:
+    def __init__(self, fields: Sequence[Field], groups: Sequence[str], top_n: int = TOP_N,
+                 workers: int = 1) -> None:
         n_sats = len(groups)
         self.n_sats = n_sats
         self.top_n = top_n
@@ -82,25 +86,58 @@ class FleetAggregates:
         # Generated and listed fleets come group by group: then no reordering at all.
         self.grouped_already = bool((self.order == np.arange(n_sats)).all())
         self.computations = 0
-        self._bins: dict[tuple, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = {}
+        # Each field's entry depends on that field alone, so a large fleet's fields are
+        # cut into ``workers`` parts computed on threads (numpy's sorts and passes release
+        # the GIL): the same body for any number (tests/test_aggregates.py).
+        parts = max(1, min(workers, len(self.fields))) if n_sats >= PARALLEL_MIN_SATS else 1
+        self._parts = parts
+        self._pool = (ThreadPoolExecutor(parts - 1, thread_name_prefix="odc-aggregate")
+                      if parts > 1 else None)
+        # The bins of each part (a part's thread alone touches its own).
+        self._bins_of: list[dict[tuple, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]] = [
+            {} for _ in range(parts)]
+
+    def close(self) -> None:
+        """End the parts' threads, if any (idempotent)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def compute(self) -> dict[str, Any]:
         """The body: ``{groups, n_sats, group_sizes, percentiles, top_n, fields}``."""
         self.computations += 1
         out: dict[str, Any] = {}
-        for single in (True, False):  # float32 fields sort as float32: twice as fast
-            batch = [f for f in self.fields if (f.array.dtype == np.float32) == single]
-            if batch:
-                values = np.stack([f.array for f in batch]).astype(
-                    np.float32 if single else np.float64, copy=False)
-                out.update(self._batch([f.spec for f in batch], values))
+        pool = self._pool
+        if pool is None:
+            out.update(self._part(0, self.fields))
+        else:
+            parts = [self.fields[k::self._parts] for k in range(self._parts)]
+            futures = [pool.submit(self._part, k, part) for k, part in enumerate(parts)
+                       if k]
+            out.update(self._part(0, parts[0]))
+            for future in futures:
+                out.update(future.result())
         return {"groups": self.group_names, "n_sats": self.n_sats,
                 "group_sizes": self.group_sizes.tolist(),
                 "percentiles": list(PERCENTILES), "top_n": self.top_n,
                 "fields": {f.spec.name: out[f.spec.name] for f in self.fields}}
 
-    def _batch(self, specs: list[Any], values: np.ndarray) -> dict[str, Any]:
-        """The entries of ``specs``' fields; ``values`` is (fields, nodes)."""
+    def _part(self, part: int, fields: list[Field]) -> dict[str, Any]:
+        """The entries of ``fields``, with part ``part``'s bins."""
+        out: dict[str, Any] = {}
+        for single in (True, False):  # float32 fields sort as float32: twice as fast
+            batch = [f for f in fields if (f.array.dtype == np.float32) == single]
+            if batch:
+                values = np.stack([f.array for f in batch]).astype(
+                    np.float32 if single else np.float64, copy=False)
+                out.update(self._batch([f.spec for f in batch], values, self._bins_of[part]))
+        return out
+
+    def _batch(self, specs: list[Any], values: np.ndarray,
+               bins: dict[tuple, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]]
+               ) -> dict[str, Any]:
+        """The entries of ``specs``' fields; ``values`` is (fields, nodes); ``bins`` the
+        cache of fixed bins to use."""
         n_fields = values.shape[0]
         finite = np.isfinite(values)
         all_finite = bool(finite.all())
@@ -136,14 +173,13 @@ class FleetAggregates:
         edges, probes = [], []
         for f, spec in enumerate(specs):  # fixed bins (from limits) are worked out once
             key = (spec.name, lo[f], hi[f], values.dtype.str)
-            if key not in self._bins:
-                if len(self._bins) > 4 * len(self.fields):
-                    self._bins.clear()  # ranges from the fleet's min and max move
+            if key not in bins:
+                if len(bins) > 4 * len(self.fields):
+                    bins.clear()  # ranges from the fleet's min and max move
                 field_edges = np.linspace(lo[f], hi[f], HISTOGRAM_BINS + 1)
-                self._bins[key] = (field_edges, _probes(field_edges, spec.limits,
-                                                        values.dtype))
-            edges.append(self._bins[key][0])
-            probes.append(self._bins[key][1])
+                bins[key] = (field_edges, _probes(field_edges, spec.limits, values.dtype))
+            edges.append(bins[key][0])
+            probes.append(bins[key][1])
         # The worst of each group; the fleet's are the worst of those (no pass of its own).
         worst_of = [_worst_rows(row[3], row[4], row[5], self.top_n) for row in rows[1:]] \
             or [_worst_rows(values, badness, rows[0][5], self.top_n)]

@@ -346,7 +346,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{' (stalled)' if job.stalled else ''}: {job.iterations:.0f} of"
                   f" {job.total_iterations:.0f} iterations on {job.members.size} nodes,"
                   f" bottleneck {job.bottleneck_bps / 1e9:.4g} Gb/s, all-reduce"
-                  f" {job.comm_frac:.1%} of an iteration, {job.rollbacks} rollbacks",
+                  f" {job.comm_frac:.1%} of an iteration, {job.rollbacks} rollbacks,"
+                  f" {job.checkpoints} checkpoints of {multinode.write_s:.3g} s"
+                  f" ({job.writing_s / max(job.running_s, 1e-9):.2%} of its running time)",
                   file=sys.stderr)
         server.close()
         if server.recording is not None:

@@ -268,6 +268,7 @@ class TwinServer:
         self.rejections.flush()
         self.engine.flush_logs()
         self.engine.close()  # its worker processes and their shared memory
+        self.streams.aggregates.close()  # the aggregate's threads, if any
         guard = getattr(self, "guard", None)
         if guard is not None:
             guard.close()

@@ -41,7 +41,9 @@ class StreamPublisher:
         engine = server.engine
         groups = [s.group for s in engine.scenario.satellites]
         self.hub = SubscriptionHub(engine.fields, groups)
-        self.aggregates = FleetAggregates(engine.fields, groups)
+        # On the engine's workers: its fields' entries in parts on threads (large fleets).
+        self.aggregates = FleetAggregates(engine.fields, groups,
+                                          workers=getattr(engine, "workers", 1))
         self._encoder: StateEncoder | None = None
         self._encoded_fields: list | None = None
         self._state_fields: list = []

@@ -25,6 +25,7 @@ from twin.security.clients import ClientKeys
 from viz.checks import BadMessages
 from viz.stream import CONNECTING, CommandClient
 from viz.tui import keys
+from viz.tui.cluster import ClusterView, ClusterViewActions
 from viz.tui.commands import CommandActions
 from viz.tui.feed import BAD_LINE_INTERVAL_S, RESTART_INTERVAL_S, StreamFeed, StreamUpdate
 from viz.tui.fleet import FleetView, FleetViewActions
@@ -55,8 +56,8 @@ ALARM_TAGS = {"active_unack": ("", "bold red"), "active_ack": ("ACK", "red"),
 """How each alarm state shows in the alarms panel (twin.protocol.alarms)."""
 
 
-class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette, KeyActions,
-                   App):
+class DashboardApp(ClusterViewActions, FleetViewActions, StreamFeed, CommandActions,
+                   CommandPalette, KeyActions, App):
     """The ODC Twin terminal dashboard.
 
     Args:
@@ -143,6 +144,7 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
         yield Static(id="waiting")
         yield FleetTable(self.model, id="fleet")
         yield FleetView(self.model, id="fleet-view")
+        yield ClusterView(self.model, lambda: self.recent_events, id="cluster-view")
         with Horizontal(id="bottom"):
             yield RichLog(id="events", markup=False, max_lines=1000, wrap=False)
             yield UpcomingPanel(id="upcoming")
@@ -166,6 +168,9 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
         self.mirror_panel.border_subtitle = keys.hint([("mirror", "opens each in turn")])
         self.mirror_panel.display = False  # until meta announces a mirror
         self.waiting = self.query_one("#waiting", Static)
+        self.upcoming_panel = self.query_one("#upcoming", UpcomingPanel)
+        self.held_fleet_view = self.query_one("#fleet-view", FleetView)
+        self.held_cluster_view = self.query_one("#cluster-view", ClusterView)
         self.waiting.border_title = "No fleet yet"
         self.waiting.display = False  # until a draw finds no node
         self.reply_line.update(Text(keys.hint(HINT), style="dim"))
@@ -201,7 +206,8 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
         self._last_draw = time.monotonic()
         self.states_drawn += 1
         table = self.fleet_table
-        if self.fleet_view_shown:  # the table is hidden; the fleet view keeps its own pace
+        if self.fleet_view_shown or self.cluster_view_shown:  # the table is hidden; the
+            # fleet and cluster views keep their own pace
             self._draw_header()
             if isinstance(self.screen, DetailScreen):  # a node opened from the fleet view
                 self.screen.update_values()
@@ -230,7 +236,7 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
         self._draw_header()
         self._draw_mirrors()
         t_utc = model.header.get("t_utc")
-        self.query_one(UpcomingPanel).show(t_utc if isinstance(t_utc, int | float) else None)
+        self.upcoming_panel.show(t_utc if isinstance(t_utc, int | float) else None)
         if isinstance(self.screen, DetailScreen):
             self.screen.update_values()
 
@@ -415,4 +421,6 @@ class DashboardApp(FleetViewActions, StreamFeed, CommandActions, CommandPalette,
             return self.screen.sat
         if self.fleet_view_shown:  # the node under the fleet view's worst-list cursor
             return self.fleet_view.selected_sat()
+        if self.cluster_view_shown:  # the member under the cluster view's cursor
+            return self.cluster_view.selected_sat()
         return self.fleet_table.selected_sat

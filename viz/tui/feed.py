@@ -95,6 +95,7 @@ class StreamFeed:
     replay: dict[str, Any] | None
     command_catalog: dict[str, dict[str, Any]]
     recent_events: deque[dict[str, Any]]
+    upcoming_panel: UpcomingPanel
     stream_bad: int
     stream_last_bad: str
     _stream_bad_wall: float
@@ -214,7 +215,8 @@ class StreamFeed:
         if update.state is not None and update.state.header.get("reduced") is True \
                 and not self.reduced_seen:
             self.reduced_seen = True
-            if not getattr(self, "fleet_view_shown", True):
+            if not getattr(self, "fleet_view_shown", True) \
+                    and not getattr(self, "cluster_view_shown", False):
                 self.action_next_view()  # type: ignore[attr-defined]
                 self.notify(f"{self.model.n:,} nodes: the stream carries the fleet's "
                             "summary, not every node. v: node table.",  # type: ignore[attr-defined]
@@ -239,7 +241,7 @@ class StreamFeed:
     def _take_meta(self, meta: WireMessage | dict[str, Any]) -> None:
         mirrors = self.model.mirrors
         self.model.apply_meta(meta)
-        self.query_one(UpcomingPanel).take(self.model.meta.get("autonomy"))
+        self.upcoming_panel.take(self.model.meta.get("autonomy"))
         if self.replay is None:  # a replay's recorded meta lists the twin's commands, not its
             self._take_command_catalog(meta)
         if self.model.mirrors != mirrors:

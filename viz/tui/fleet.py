@@ -133,8 +133,8 @@ class StatsTable(DataTable):
             return
         for y, (old, new) in enumerate(zip(self._cells, rows, strict=True)):
             for x, (before, cell) in enumerate(zip(old, new, strict=True)):
-                if before != cell:
-                    self.update_cell_at(Coordinate(y, x), cell)
+                if before != cell:  # widened to fit: the first fill may have had "—" there
+                    self.update_cell_at(Coordinate(y, x), cell, update_width=True)
             self._cells[y] = tuple(new)
 
 
@@ -244,6 +244,8 @@ class FleetView(Vertical):
         super().__init__(**kwargs)
         self.model = model
         self.field = ""
+        # Where v goes next, in words (the cluster view's actions set it: viz.tui.cluster).
+        self.next_view = "v node table"
         self.worst_sats = np.zeros(0, np.intp)
         self._index: tuple[tuple[int, int], GroupIndex | None] = ((0, 0), None)
 
@@ -344,8 +346,8 @@ class FleetView(Vertical):
         self.groups_table.border_title = (
             f"Fleet · {self.model.n:,} nodes in {len(summary.names)} {noun}")
         self.groups_table.border_subtitle = (
-            f"{hidden} more field{'s' if hidden > 1 else ''} with limits: c · v node table"
-            if hidden else "v node table")
+            f"{hidden} more field{'s' if hidden > 1 else ''} with limits: c · {self.next_view}"
+            if hidden else self.next_view)
 
     def _show_worst(self, column: Column | None, values: np.ndarray | None) -> None:
         model = self.model
@@ -402,7 +404,9 @@ class FleetViewActions:
 
     @property
     def fleet_view(self) -> FleetView:
-        return self.query_one("#fleet-view", FleetView)  # type: ignore[attr-defined]
+        # Held from mount: a query would search whichever screen is on top (or none while
+        # the app closes) and miss the main screen's view.
+        return self.held_fleet_view  # type: ignore[attr-defined]
 
     def action_next_view(self) -> None:
         """Switch between the node table and the fleet view."""

@@ -53,6 +53,7 @@ VIEW_ACTIONS: dict[str, Callable[[Any], Any] | str] = {
     "trails": lambda app: app.scene.toggle_trails(),
     "orbit": lambda app: app.scene.toggle_orbit(),
     "labels": lambda app: app.scene.toggle_labels(),
+    "links": lambda app: app.scene.toggle_links(),
     "frame": lambda app: app.toggle_view(),
     "reset_camera": lambda app: app.scene.set_camera(force=True),
     "help": lambda app: app.toggle_help(),

@@ -131,6 +131,13 @@ class ComputeModel:
             self.multinode = MultiNodeJobs(self.workload, self.runner, a,
                                            a * self.params.peak_flop_s,
                                            [s.name for s in scenario.satellites])
+            if self.multinode.write_s >= self.workload.multi_node_checkpoint_interval_s:
+                raise ScenarioError(
+                    scenario.source, "workload.multi_node_checkpoint_interval_s",
+                    f"{self.workload.multi_node_checkpoint_interval_s:g} s is not longer than"
+                    f" writing a checkpoint ({self.multinode.write_s:g} s: "
+                    "multi_node_checkpoint_bytes / multi_node_nodes /"
+                    " multi_node_checkpoint_write_bytes_s); the job would never train")
             self.placement.multinode = self.multinode
         out = self.node_fields = NodeFields(self.params, self.jobs, self.accelerators,
                                             self.throttling, self.placement,
@@ -261,8 +268,10 @@ class ComputeModel:
         finished = self.runner.progress(ctx, run, load, rate, active_s, t)
         if not full_clock:
             delivered = np.bincount(load.rnode, rate * active_frac, minlength=n) * p.peak_flop_s
-        if self.multinode is not None and self.multinode.step(ctx, delivered, dt, self.policy):
-            self.schedule_now()  # a job rolled back: place it again at once
+        if self.multinode is not None:
+            if self.multinode.step(ctx, delivered, dt, self.policy):
+                self.schedule_now()  # a job rolled back: place it again at once
+            self.outputs.link_allreduce_bps = self.multinode.link_load_bps
         # Accelerators holding a job, averaged over the step: the load's, less what the jobs
         # that finished within it left unused (they are charged only for their part).
         busy_mean = load.busy

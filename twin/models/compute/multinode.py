@@ -20,6 +20,18 @@ pace. Iterations are synchronous, so the slowest member sets the compute time:
 The communication fraction is t_comm / t_iter; the job's useful FLOP/s are
 (1 - comm_frac) x k x s_min x the node's peak.
 
+The links carry the relay traffic of results to the ground too (the links model's
+``link_relay_bps``, offered load r): the all-reduce gets c_ar = max(c - r, w c) of a link
+of capacity c (w = ``multi_node_min_link_share``), and c_min is the tree's lowest c_ar. Its
+mean load on each tree link, 2 (k - 1)/k * 8 B per iteration, is published back
+(``link_allreduce_bps``): the links model gives relay what that leaves.
+
+Checkpoints cost time: every ``multi_node_checkpoint_interval_s`` (tau) of running time the
+job writes its state (each member ``multi_node_checkpoint_bytes`` / k at
+``multi_node_checkpoint_write_bytes_s``: C seconds) and trains not while it writes, so a
+share C / tau of its running time goes to checkpoints. The checkpoint holds the state as the
+write began, and counts once the write completes.
+
 ``network_aware`` places on links up for ``multi_node_settle_s`` or more first, then on
 every link up (the fastest links of a Walker shell are the short ones between planes that
 have just met, and part again within minutes).
@@ -49,129 +61,26 @@ from typing import Any
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
+from scipy.sparse.csgraph import connected_components
 
 from twin.core.subsystem import Field, StepContext, make_field
 from twin.models.compute.jobs import JobRunner
+from twin.models.compute.ringgraph import (  # noqa: F401 (tree_bottleneck_bps: public)
+    NETWORK_AWARE,
+    choose_group,
+    link_graph,
+    member_graph,
+    ring_allreduce_s,
+    ring_bottleneck_bps,
+    ring_tree,
+    tree_bottleneck_bps,
+)
 from twin.models.compute.workload import KIND_CODES, RUNNING, WorkloadParams
 
 QUEUED, ACTIVE, DONE = "queued", "running", "done"
-NETWORK_AWARE = "network_aware"
-
-
-def ring_allreduce_s(k: int, gradient_bytes: float, bottleneck_bps: float,
-                     step_latency_s: float) -> float:
-    """Ring all-reduce time (s) of ``gradient_bytes`` over ``k`` members whose slowest
-    link carries ``bottleneck_bps`` (Patarasuk & Yuan 2009: 2 (k-1) steps of B/k bytes)."""
-    if k < 2:
-        return 0.0
-    if bottleneck_bps <= 0.0:
-        return float("inf")
-    steps = 2 * (k - 1)
-    return steps / k * gradient_bytes * 8.0 / bottleneck_bps + steps * step_latency_s
-
-
-def link_graph(peer: np.ndarray, capacity_bps: np.ndarray, up: np.ndarray,
-               n: int) -> csr_matrix:
-    """(n, n) symmetric sparse matrix of the capacity of each link that is up (bit/s).
-
-    Args:
-        peer: (n, T) each terminal's peer node, -1 for none.
-        capacity_bps: (n, T) each terminal's link capacity.
-        up: (n, T) bool, the terminal's link is up.
-    """
-    t_count = peer.shape[1]
-    a = np.repeat(np.arange(n), t_count)
-    b = peer.reshape(-1)
-    cap = np.asarray(capacity_bps, dtype=float).reshape(-1)
-    keep = (b >= 0) & np.asarray(up).reshape(-1) & (cap > 0.0)
-    return csr_matrix((cap[keep], (a[keep], b[keep])), shape=(n, n))
-
-
-def _restricted(graph: csr_matrix, nodes: np.ndarray) -> csr_matrix:
-    return graph[nodes][:, nodes]
-
-
-def choose_group(graph: csr_matrix, eligible: np.ndarray, k: int,
-                 policy: str) -> np.ndarray | None:
-    """``k`` eligible nodes that form a connected sub-graph of ``graph``, or None.
-
-    ``network_aware``: the group whose lowest link capacity is highest: the largest
-    threshold c at which the links of capacity >= c join k eligible nodes (a binary search
-    over the capacities, one connected-components pass each). Other policies: the first
-    eligible node (lowest index) in a component of k or more. Either way the group is the
-    first k nodes of a breadth-first order from that node: a connected set.
-    """
-    nodes = np.flatnonzero(eligible)
-    if nodes.size < k:
-        return None
-    sub = _restricted(graph, nodes)
-    if policy == NETWORK_AWARE and sub.nnz:
-        levels = np.unique(sub.data)
-        lo, hi = -1, levels.size - 1  # levels[lo] feasible (lo = -1: none found yet)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if _seed(_at_least(sub, levels[mid]), k) >= 0:
-                lo = mid
-            else:
-                hi = mid - 1
-        if lo >= 0:
-            sub = _at_least(sub, levels[lo])
-    seed = _seed(sub, k)
-    if seed < 0:
-        return None
-    order = breadth_first_order(sub, seed, directed=False, return_predecessors=False)
-    return nodes[np.sort(order[:k])]
-
-
-def _at_least(sub: csr_matrix, threshold: float) -> csr_matrix:
-    kept = sub.copy()
-    kept.data = np.where(kept.data >= threshold, kept.data, 0.0)
-    kept.eliminate_zeros()
-    return kept
-
-
-def _seed(sub: csr_matrix, k: int) -> int:
-    """The lowest node in a connected component of ``k`` or more nodes, or -1."""
-    _, labels = connected_components(sub, directed=False)
-    big = np.bincount(labels)[labels] >= k
-    return int(np.argmax(big)) if big.any() else -1
-
-
-def ring_bottleneck_bps(graph: csr_matrix, members: np.ndarray) -> float:
-    """The lowest capacity on the members' maximum spanning tree (bit/s); 0 when the
-    members' links do not join them all."""
-    return tree_bottleneck_bps(_restricted(graph, members))
-
-
-def member_graph(peer: np.ndarray, capacity_bps: np.ndarray, up: np.ndarray,
-                 members: np.ndarray, n: int) -> csr_matrix:
-    """(k, k) capacities of the links that are up among ``members`` alone (bit/s): what
-    ``link_graph`` restricted to them gives, without the (n, n) graph."""
-    k = members.size
-    position = np.full(n, -1, dtype=np.int64)
-    position[members] = np.arange(k)
-    peers = np.asarray(peer)[members]
-    other = np.where(peers >= 0, position[peers], -1)
-    cap = np.asarray(capacity_bps, dtype=float)[members]
-    keep = (other >= 0) & np.asarray(up)[members] & (cap > 0.0)
-    rows = np.broadcast_to(np.arange(k)[:, None], peers.shape)
-    return csr_matrix((cap[keep], (rows[keep], other[keep])), shape=(k, k))
-
-
-def tree_bottleneck_bps(sub: csr_matrix) -> float:
-    """The lowest capacity on the maximum spanning tree of ``sub`` (bit/s); 0 when it is
-    not connected, inf for a single node."""
-    if sub.shape[0] < 2:
-        return float("inf")
-    n_comp, _ = connected_components(sub, directed=False)
-    if n_comp > 1:
-        return 0.0
-    top = float(sub.data.max())
-    flipped = sub.copy()
-    flipped.data = (top + 1.0) - flipped.data  # minimum spanning tree of this: maximum of c
-    tree = minimum_spanning_tree(flipped)
-    return float(top + 1.0 - tree.data.max())
+JOB_STATE_LABELS = {0: "queued", 1: "running", 2: "stalled", 3: "done"}
+"""``multi_node_job_state`` codes (a running job with no progress is ``stalled``)."""
+JOB_STATE_CODES = {label: code for code, label in JOB_STATE_LABELS.items()}
 
 
 @dataclass
@@ -193,12 +102,24 @@ class MultiNodeJob:
     bottleneck_bps: float = 0.0
     rollbacks: int = 0
     lost_iterations: float = 0.0
+    # Checkpoints: the state being written (iterations as the write began), the running
+    # time and the part of it spent writing, the checkpoints completed.
+    snapshot_iterations: float = 0.0
+    running_s: float = 0.0
+    writing_s: float = 0.0
+    checkpoints: int = 0
+    allreduce_bps: float = 0.0  # mean all-reduce load on each tree link over the last step
     # Kept from the links' last change (MultiNodeJobs._bottleneck_bps): the link_up array
     # they were found from, whether the members' links join them, their flat terminals.
     links_seen: Any = None
     held: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     joined: bool = False
     member_terminals: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # The ring's tree, kept while the all-reduce's capacities on the members' terminals are
+    # the same: those capacities (None: find it again), its bottleneck, its terminals.
+    tree_caps: np.ndarray | None = None
+    tree_bps: float = 0.0
+    tree_terminals: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 class MultiNodeJobs:
@@ -228,7 +149,39 @@ class MultiNodeJobs:
                                     fill=-1)
         self.comm_field = make_field("multi_node_comm_frac", "<f4", (n,), "1",
                                      "Its job's share of an iteration spent in all-reduce")
+        # Per job (docs/protocol.md, "Cluster health summaries"): what a viewer lists for
+        # each job without the members' rows.
+        j = len(self.jobs)
+        self.state_field = make_field("multi_node_job_state", "|u1", (j,), "code",
+                                      "Each multi-node job's state", per_sat=False,
+                                      labels=JOB_STATE_LABELS)
+        self.progress_field = make_field("multi_node_job_progress_frac", "<f4", (j,), "1",
+                                         "Each multi-node job's iterations done over asked",
+                                         per_sat=False)
+        self.job_comm_field = make_field("multi_node_job_comm_frac", "<f4", (j,), "1",
+                                         "Each running job's share of an iteration in "
+                                         "all-reduce", per_sat=False)
+        self.nodes_field = make_field("multi_node_job_nodes", "<i4", (j,), "count",
+                                      "Nodes each multi-node job runs on now (0 unplaced)",
+                                      per_sat=False)
+        self.first_field = make_field("multi_node_job_first_sat", "<i4", (j,), "index",
+                                      "Each multi-node job's first member, -1 unplaced",
+                                      per_sat=False, fill=-1)
+        self.bottleneck_field = make_field("multi_node_job_bottleneck_bps", "<f4", (j,),
+                                           "bit/s", "Lowest link capacity on each job's ring, "
+                                           "0 unplaced or parted", per_sat=False)
+        self.rollbacks_field = make_field("multi_node_job_rollbacks", "<i4", (j,), "count",
+                                          "Rollbacks to a checkpoint of each job so far",
+                                          per_sat=False)
         self.graph: csr_matrix | None = None
+        # Checkpoint write time C (s): each member writes its 1/k share of the state.
+        self.write_s = (w.multi_node_checkpoint_bytes / self.k
+                        / w.multi_node_checkpoint_write_bytes_s)
+        # (n, T) mean all-reduce load on each terminal's link over the last step (bit/s),
+        # for the links model (ComputeOutputs.link_allreduce_bps); None until links exist.
+        self.link_load_bps: np.ndarray | None = None
+        self._loaded = np.zeros(0, dtype=np.int64)  # its flat terminals now nonzero
+        self._load_key: list[tuple[np.ndarray, float]] = []  # what it holds: (tree, load)
         # When each terminal's present link came up (Unix s; inf: none), followed from the
         # links' outputs: network_aware prefers links that have held (track_links).
         self.up_since_t = np.full(0, np.inf)
@@ -236,7 +189,9 @@ class MultiNodeJobs:
         self._peer_seen = np.zeros(0, dtype=np.int64)
 
     def fields(self) -> list[Field]:
-        return [self.job_field, self.comm_field]
+        return [self.job_field, self.comm_field, self.state_field, self.progress_field,
+                self.job_comm_field, self.nodes_field, self.first_field,
+                self.bottleneck_field, self.rollbacks_field]
 
     def read_links(self, ctx: StepContext) -> csr_matrix:
         """This step's graph of links that are up (empty without links)."""
@@ -335,6 +290,7 @@ class MultiNodeJobs:
         slots = np.array([table.slot_of(int(i)) for i in slots], dtype=np.int64)
         table.start(slots, members, t)
         job.members, job.shard_slots, job.links_seen = members, slots, None
+        job.tree_caps, job.snapshot_iterations = None, job.iterations
         job.held = np.zeros(0, dtype=np.int64)
         job.shard_ids = table.job_id[slots].copy()
         job.state, job.stalled, job.stalled_s, job.since_checkpoint_s = ACTIVE, False, 0.0, 0.0
@@ -358,16 +314,17 @@ class MultiNodeJobs:
             if job.state == ACTIVE:
                 requeued |= self._advance(ctx, job, delivered_flop_s, dt, policy)
         self._publish()
+        self._publish_loads(ctx)
         return requeued
 
     def _bottleneck_bps(self, ctx: StepContext, job: MultiNodeJob) -> float:
-        """This step's ring bottleneck of the job's members from the links' outputs (bit/s).
+        """This step's ring bottleneck of the job's members from the links' outputs: the
+        lowest all-reduce capacity on the maximum spanning tree of their links (bit/s).
 
         Which links join the members changes only when the links' set or states do (the
         links model then publishes a new ``link_up`` array): kept until then, with whether
-        they join them all. Where every one of them runs at the same capacity (formation
-        links at their transceivers' cap) that capacity is the bottleneck of any spanning
-        tree; otherwise the maximum spanning tree is worked out afresh.
+        they join them all. The tree is kept while the all-reduce's capacities on those
+        links stay the same (formation links at their transceivers' cap, relay unchanged).
         """
         links = ctx.links
         if getattr(links, "link_peer", None) is None:
@@ -375,7 +332,7 @@ class MultiNodeJobs:
         if job.links_seen is not links.link_up:
             sub = member_graph(links.link_peer, np.ones(links.link_peer.shape), links.link_up,
                                job.members, self.n_sats)
-            job.links_seen = links.link_up
+            job.links_seen, job.tree_caps = links.link_up, None
             job.joined = connected_components(sub, directed=False)[0] == 1
             terminals = np.asarray(links.link_peer)[job.members]
             inside = np.isin(terminals, job.members) & np.asarray(links.link_up)[job.members]
@@ -383,13 +340,70 @@ class MultiNodeJobs:
             flat = job.members[:, None] * t_count + np.arange(t_count)
             job.member_terminals = flat[inside]  # the members' terminals linked among them
         if not job.joined:
+            job.tree_terminals = np.zeros(0, dtype=np.int64)
             return 0.0
-        caps = np.asarray(links.link_capacity_bps).reshape(-1)[job.member_terminals]
-        low = float(caps.min()) if caps.size else 0.0
-        if low > 0.0 and low == float(caps.max()):
-            return low
-        return tree_bottleneck_bps(member_graph(links.link_peer, links.link_capacity_bps,
-                                                links.link_up, job.members, self.n_sats))
+        caps = self._allreduce_caps(links, job.member_terminals)
+        if job.tree_caps is not None and np.array_equal(caps, job.tree_caps):
+            return job.tree_bps
+        t_count = links.link_peer.shape[1]
+        position = np.full(self.n_sats, -1, dtype=np.int64)
+        position[job.members] = np.arange(job.members.size)
+        mine = position[job.member_terminals // t_count]
+        theirs = position[np.asarray(links.link_peer).reshape(-1)[job.member_terminals]]
+        k = job.members.size
+        sub = csr_matrix((caps, (mine, theirs)), shape=(k, k))
+        bottleneck, rows, cols = ring_tree(sub)
+        on_tree = np.zeros((k, k), dtype=bool)  # k is a job's members: tens
+        on_tree[rows, cols] = on_tree[cols, rows] = True
+        job.tree_terminals = job.member_terminals[on_tree[mine, theirs]]
+        job.tree_caps, job.tree_bps = caps, bottleneck
+        return bottleneck
+
+    def _allreduce_caps(self, links: Any, terminals: np.ndarray) -> np.ndarray:
+        """What the all-reduce gets of each of ``terminals``' links (flat indices, bit/s):
+        c_ar = max(c - r, w c) with r the relay traffic offered to the link (the relay
+        flows while it leaves the all-reduce its least share w); 0 where c is."""
+        cap = np.take(links.link_capacity_bps, terminals).astype(float)
+        relay = getattr(links, "link_relay_bps", None)
+        if relay is None:
+            return cap
+        offered = np.take(relay, terminals)
+        if not offered.any():
+            return cap
+        return np.maximum(cap - offered, self.workload.multi_node_min_link_share * cap)
+
+    def _train(self, job: MultiNodeJob, dt: float, iteration_s: float) -> float:
+        """Run the job for ``dt`` seconds: training, then writing a checkpoint for the last
+        C of every interval; returns the seconds spent training."""
+        period = self.workload.multi_node_checkpoint_interval_s
+        train_s = period - self.write_s
+        left, trained = dt, 0.0
+        while left > 0.0 and job.iterations < job.total_iterations:  # a few passes a step
+            if job.since_checkpoint_s < train_s:
+                run = train_s - job.since_checkpoint_s
+                if left < run:
+                    run, job.since_checkpoint_s = left, job.since_checkpoint_s + left
+                else:
+                    job.since_checkpoint_s = train_s
+                job.iterations = min(job.iterations + run / iteration_s, job.total_iterations)
+                trained += run
+                left -= run
+                if job.since_checkpoint_s >= train_s:  # the write begins: this state
+                    job.snapshot_iterations = job.iterations
+                continue
+            run = period - job.since_checkpoint_s
+            if left < run:
+                run, job.since_checkpoint_s = left, job.since_checkpoint_s + left
+            else:
+                job.since_checkpoint_s = period
+            job.writing_s += run
+            left -= run
+            if job.since_checkpoint_s >= period:  # written: the checkpoint counts
+                job.checkpoint_iterations = job.snapshot_iterations
+                job.since_checkpoint_s = 0.0
+                job.checkpoints += 1
+        job.running_s += dt
+        return trained
 
     def _advance(self, ctx: StepContext, job: MultiNodeJob, delivered_flop_s: np.ndarray,
                  dt: float, policy: str) -> bool:
@@ -407,18 +421,16 @@ class MultiNodeJobs:
                                       job.bottleneck_bps, w.multi_node_step_latency_s)
             iteration_s = w.multi_node_compute_s / speed + comm_s
             job.comm_frac = comm_s / iteration_s
-            job.iterations = min(job.iterations + dt / iteration_s, job.total_iterations)
+            trained_s = self._train(job, dt, iteration_s)
+            k = job.members.size
+            job.allreduce_bps = (2.0 * (k - 1) / k * 8.0 * w.multi_node_gradient_bytes
+                                 / iteration_s * trained_s / dt) if dt > 0.0 else 0.0
             if job.stalled:
                 ctx.events.raise_event(
                     "multi_node_resume", "info", f"multi-node job {job.number} resumed after"
                     f" {job.stalled_s:.0f} s", sat=int(job.members[0]),
                     multi_node_job=job.number)
             job.stalled, job.stalled_s = False, 0.0
-            job.since_checkpoint_s += dt
-            interval = w.multi_node_checkpoint_interval_s
-            if job.since_checkpoint_s >= interval:
-                job.checkpoint_iterations = job.iterations
-                job.since_checkpoint_s %= interval
             if job.iterations >= job.total_iterations:
                 job.state = DONE
                 self._release(job)
@@ -432,6 +444,7 @@ class MultiNodeJobs:
                 f" {why}", sat=int(job.members[0]), multi_node_job=job.number)
         job.stalled = True
         job.stalled_s += dt
+        job.allreduce_bps = 0.0
         job.comm_frac = 1.0 if shards_ok and speed > 0.0 else job.comm_frac
         limit_s = w.multi_node_checkpoint_interval_s
         if policy == NETWORK_AWARE and shards_ok and speed > 0.0:  # its links parted
@@ -457,7 +470,8 @@ class MultiNodeJobs:
             if table.job_id[slot] == job_id and table.state[slot] != 0:
                 table.release(slot)
         job.members = job.shard_slots = job.shard_ids = np.zeros(0, dtype=np.int64)
-        job.comm_frac = 0.0
+        job.tree_terminals = np.zeros(0, dtype=np.int64)
+        job.comm_frac = job.allreduce_bps = 0.0
 
     def drop_evicted(self) -> None:
         """Members' shares a fault sent back to the queue leave it: a share runs only on
@@ -479,6 +493,43 @@ class MultiNodeJobs:
             if job.state == ACTIVE:
                 job_of[job.members] = job.number
                 comm[job.members] = job.comm_frac
+        jobs = self.jobs  # a handful
+        self.state_field.array[:] = [JOB_STATE_CODES["stalled" if j.state == ACTIVE and j.stalled
+                                                     else j.state] for j in jobs]
+        self.progress_field.array[:] = [j.iterations / j.total_iterations for j in jobs]
+        self.job_comm_field.array[:] = [j.comm_frac for j in jobs]
+        self.nodes_field.array[:] = [j.members.size for j in jobs]
+        self.first_field.array[:] = [int(j.members[0]) if j.members.size else -1 for j in jobs]
+        self.bottleneck_field.array[:] = [j.bottleneck_bps if j.state == ACTIVE else 0.0
+                                          for j in jobs]
+        self.rollbacks_field.array[:] = [j.rollbacks for j in jobs]
+
+    def _publish_loads(self, ctx: StepContext) -> None:
+        """Each running job's mean all-reduce load on its tree's terminals (bit/s); the
+        same array untouched while the trees and loads are."""
+        peer = getattr(ctx.links, "link_peer", None)
+        if peer is None:
+            return
+        key = [(job.tree_terminals, job.allreduce_bps) for job in self.jobs
+               if job.state == ACTIVE and job.allreduce_bps > 0.0]
+        if (self.link_load_bps is not None and self.link_load_bps.shape == peer.shape
+                and len(key) == len(self._load_key)
+                and all(t is t0 and a == a0 for (t, a), (t0, a0) in zip(key, self._load_key,
+                                                                       strict=True))):
+            return
+        if self.link_load_bps is None or self.link_load_bps.shape != peer.shape:
+            self.link_load_bps = np.zeros(peer.shape)
+        flat = self.link_load_bps.reshape(-1)
+        flat[self._loaded] = 0.0
+        for terminals, load_bps in key:  # a handful of jobs
+            flat[terminals] = load_bps
+        self._loaded = np.concatenate([np.zeros(0, dtype=np.int64)] + [t for t, _ in key])
+        self._load_key = key
+
+    def checkpoint_frac(self) -> float:
+        """Share of the jobs' running time spent writing checkpoints so far."""
+        running = sum(j.running_s for j in self.jobs)
+        return sum(j.writing_s for j in self.jobs) / running if running > 0.0 else 0.0
 
     def fleet(self) -> dict[str, float]:
         return {
@@ -489,11 +540,16 @@ class MultiNodeJobs:
             "multi_node_rollbacks": sum(j.rollbacks for j in self.jobs),
             "multi_node_progress_frac": float(np.mean([j.iterations / j.total_iterations
                                                        for j in self.jobs])),
+            "multi_node_checkpoints": sum(j.checkpoints for j in self.jobs),
+            "multi_node_checkpoint_frac": self.checkpoint_frac(),
         }
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"job": j.number, "state": j.state, "stalled": j.stalled,
                  "members": j.members.tolist(), "iterations": j.iterations,
                  "total_iterations": j.total_iterations, "comm_frac": j.comm_frac,
-                 "bottleneck_bps": j.bottleneck_bps, "rollbacks": j.rollbacks}
+                 "bottleneck_bps": j.bottleneck_bps, "rollbacks": j.rollbacks,
+                 "checkpoint_iterations": j.checkpoint_iterations,
+                 "checkpoints": j.checkpoints, "checkpoint_write_s": self.write_s,
+                 "allreduce_bps": j.allreduce_bps}
                 for j in self.jobs]

@@ -151,6 +151,9 @@ FLEET_TOTALS: dict[str, tuple[str, str]] = {
     "multi_node_done": ("count", "multi-node jobs finished"),
     "multi_node_rollbacks": ("count", "multi-node rollbacks to a checkpoint so far"),
     "multi_node_progress_frac": ("1", "mean progress of the multi-node jobs"),
+    "multi_node_checkpoints": ("count", "multi-node checkpoints written so far"),
+    "multi_node_checkpoint_frac": ("1", "share of multi-node running time spent writing "
+                                        "checkpoints"),
 }
 """The fleet totals this model publishes: name -> (unit, description) (meta.totals)."""
 

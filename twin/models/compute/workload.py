@@ -82,6 +82,12 @@ class WorkloadParams:
             checkpoint on another connected group after this long (s).
         multi_node_settle_s: ``network_aware``: links up at least this long are preferred
             when placing a multi-node job (s).
+        multi_node_checkpoint_bytes: A multi-node job's whole training state, written at
+            each checkpoint, each member its 1/k share (B).
+        multi_node_checkpoint_write_bytes_s: Rate a member writes its share to its local
+            storage; the job trains not while it writes (B/s).
+        multi_node_min_link_share: Share of a link's capacity the all-reduce keeps however
+            much relay traffic the link carries (1).
     """
 
     arrivals_per_node_h: float = field(default=0.45, metadata={"min": 0.0, "max": 100.0,
@@ -116,6 +122,18 @@ class WorkloadParams:
                                                                  "unit": "s"})
     multi_node_settle_s: float = field(default=600.0, metadata={"min": 0.0, "max": 864000.0,
                                                                 "unit": "s"})
+    # 10B parameters (the 20 GB of BF16 gradients) trained with mixed-precision Adam keep
+    # 12 B a parameter (FP32 master weights, momentum and variance: Rajbhandari et al.,
+    # ZeRO, SC 2020), 120 GB, sharded over the members as distributed checkpoints write it.
+    multi_node_checkpoint_bytes: float = field(default=120e9, metadata={
+        "min": 0.0, "max": 1e16, "unit": "B"})
+    # One data-centre PCIe 4 NVMe drive's sustained sequential write (2-4 GB/s on vendor
+    # sheets), the low end for storage flown in a radiation environment.
+    multi_node_checkpoint_write_bytes_s: float = field(default=2e9, metadata={
+        "gt": 0.0, "max": 1e12, "unit": "B/s"})
+    # Two traffic classes with equal weights: the max-min fair share of two backlogged flows.
+    multi_node_min_link_share: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0,
+                                                                     "unit": "1"})
 
 
 class JobTable:

@@ -73,9 +73,28 @@ class FormationModel:
         self.cluster_rate = f("cluster_dv_per_member_year_m_s", "<f8", (k,), "m/s",
                               "Mean delta-v per member per year at the rate so far, per cluster",
                               per_sat=False)
+        # The cluster-health summaries (docs/protocol.md, "Cluster health summaries"): what a
+        # viewer shows per cluster without reading every member's row.
+        self.cluster_pair = f("cluster_closest_pair", "<i4", (k, 2), "index",
+                              "The closest pair of members now, per cluster", per_sat=False,
+                              fill=-1)
+        self.cluster_dv_max = f("cluster_dv_max_m_s", "<f8", (k,), "m/s",
+                                "Most delta-v used by one member, per cluster", per_sat=False)
+        self.cluster_propellant = f("cluster_propellant_kg", "<f8", (k,), "kg",
+                                    "Propellant left in all members, per cluster",
+                                    per_sat=False)
+        self.cluster_box_out = f("cluster_box_violations", "<i4", (k,), "count",
+                                 "Members outside their station-keeping box now, per cluster",
+                                 per_sat=False)
         self._fields = ([self.nn_dist, self.nn_sat, self.box_error, self.dv_used,
                          self.propellant, self.shade, self.cluster_min, self.cluster_dv,
-                         self.cluster_rate] if clusters is not None else [])
+                         self.cluster_rate, self.cluster_pair, self.cluster_dv_max,
+                         self.cluster_propellant, self.cluster_box_out]
+                        if clusters is not None else [])
+        # Each member's box (m) in all_sats order: 0 for the chiefs, which have none.
+        self._box_all = (np.array([0.0 if j == 0 else c.spec.box_m for c in scenario.clusters
+                                   for j in range(len(c.sat_ids))])
+                         if clusters is not None else np.zeros(0))
         # The last two per-cluster minima: a closest approach is a minimum between them.
         self._previous = np.full((2, k), math.inf)
         self._pairs = np.full((k, 2), -1, dtype=np.intp)
@@ -110,6 +129,13 @@ class FormationModel:
         elapsed = clusters.elapsed_s
         self.cluster_rate.array[:] = (self.cluster_dv.array / np.maximum(members, 1.0)
                                       * SECONDS_PER_YEAR / elapsed) if elapsed > 0.0 else 0.0
+        starts = clusters.cluster_start
+        self.cluster_pair.array[:, 0] = sats[closest]
+        self.cluster_pair.array[:, 1] = sats[nearest[closest, 1]]
+        self.cluster_dv_max.array[:] = np.maximum.reduceat(clusters.dv_used_m_s, starts)
+        self.cluster_propellant.array[:] = np.add.reduceat(clusters.propellant_kg, starts)
+        outside = (clusters.box_error_m > self._box_all) & (self._box_all > 0.0)
+        self.cluster_box_out.array[:] = np.add.reduceat(outside.astype(np.int64), starts)
         self._raise_events(ctx, minima, sats[closest], sats[nearest[closest, 1]])
 
     def _raise_events(self, ctx: StepContext, minima: np.ndarray, first: np.ndarray,

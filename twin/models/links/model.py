@@ -12,7 +12,9 @@ Each step, after the orbit and before compute:
    to the nodes in ground contact gives ``relay_bps`` (compute's downlink adds it) and the
    latency to the ground; ground users get their latency to every node;
 5. stored results (compute's backlog, last step's) load the tree's links, worked out at
-   each build and shown against each step's capacity (utilization);
+   each build; multi-node jobs' all-reduce (compute's ``link_allreduce_bps``, last step's)
+   loads their links too: relay gets what the all-reduce leaves (its routes' rates and
+   its share of a link), and the utilization is the sum of both (``sharing``);
 6. terminal power, published for power (the bus draws it, thermal gets its heat).
 
 No ``[links]`` table: the model has no fields, totals or outputs, and the twin runs as it
@@ -41,6 +43,7 @@ from twin.models.links.routing import (
     remap_links,
     user_latencies,
 )
+from twin.models.links.sharing import per_link, relay_capacity_bps, shared_utilization
 from twin.models.links.topology import LinkSearch, LinkTable
 from twin.scenario import Scenario, ScenarioError, parse_section
 
@@ -103,7 +106,8 @@ class LinksModel:
         self.capacity = f("link_capacity_bps", "<f4", shape, "bit/s",
                           "Capacity of each terminal's link, one direction, 0 unless up")
         self.utilization = f("link_utilization_frac", "<f4", shape, "1",
-                             "Share of each link's capacity the relay traffic uses")
+                             "Share of each link's capacity the relay and all-reduce "
+                             "traffic use")
         self.power = f("isl_power_w", "<f4", (n,), "W", "Power of the node's link terminals")
         self.relay = f("relay_bps", "<f4", (n,), "bit/s",
                        "Rate the node can relay to the ground over links, 0 in contact")
@@ -114,6 +118,21 @@ class LinksModel:
                              "Links up within each satellite group", per_sat=False)
         self.group_bisection = f("group_bisection_bps", "<f4", (g_count,), "bit/s",
                                  "Bisection bandwidth estimate of each group", per_sat=False)
+        # Per group (a cluster is its own group): what a cluster-health view shows without
+        # every terminal's row (docs/protocol.md, "Cluster health summaries").
+        self.group_acquiring = f("group_links_acquiring", "<i4", (g_count,), "count",
+                                 "Links acquiring within each satellite group", per_sat=False)
+        self.group_lost = f("group_links_lost", "<i4", (g_count,), "count",
+                            "Links within each group lost since the start", per_sat=False)
+        self.group_capacity = f("group_capacity_bps", "<f4", (g_count,), "bit/s",
+                                "Sum of the capacities of the links up within each group, "
+                                "one direction", per_sat=False)
+        self.group_util_mean = f("group_link_util_mean_frac", "<f4", (g_count,), "1",
+                                 "Mean utilization of the links up within each group",
+                                 per_sat=False)
+        self.group_util_max = f("group_link_util_max_frac", "<f4", (g_count,), "1",
+                                "Highest utilization of a link up within each group",
+                                per_sat=False)
         self.user_latency = f("user_latency_s", "<f4", (u_count, n), "s",
                               "One-way latency from each ground user to each node, +inf "
                               "unreachable", per_sat=False, fill=np.inf)
@@ -121,11 +140,21 @@ class LinksModel:
                                      "One-way latency from each ground user to the target "
                                      "node, +inf unreachable", per_sat=False, fill=np.inf)
         self._all_ok = np.ones(n, dtype=bool)
+        self._group_version = -1
+        self._group_a = np.zeros(0, dtype=np.int64)
+        self._inside = np.zeros(0, dtype=bool)
         self._earth_km = WGS84_A_KM + p.grazing_height_km
         self._slot_version = -1
         self._flat_a = self._flat_b = np.zeros(0, dtype=np.int64)
         self._util_zero = True
         self._load_bps = np.zeros(0)  # relay traffic on each link at the last route build
+        # Multi-node jobs' mean all-reduce load on each link (last step's; None: none), and
+        # the capacity it leaves the relay.
+        self._allreduce_bps: np.ndarray | None = None
+        self._relay_cap_bps = np.zeros(0)
+        self._relay_terminals = np.zeros(shape)  # the relay load, at both ends' terminals
+        self.outputs.link_relay_bps = self._relay_terminals
+        self._relay_zero = True
         self._any_load = False
         self._stations_bps = np.array([s.downlink_bps for s in scenario.stations], dtype=float)
         self._next_search_t = -np.inf
@@ -145,7 +174,9 @@ class LinksModel:
             return []
         return [self.peer, self.state, self.range, self.capacity, self.utilization,
                 self.power, self.relay, self.ground_latency, self.group_links,
-                self.group_bisection, self.user_latency, self.user_target_latency]
+                self.group_bisection, self.user_latency, self.user_target_latency,
+                self.group_acquiring, self.group_lost, self.group_capacity,
+                self.group_util_mean, self.group_util_max]
 
     def step(self, ctx: StepContext) -> None:
         if not self.enabled:
@@ -182,6 +213,8 @@ class LinksModel:
         self._range_m = range_km * 1e3
         self._cap_bps = self.budget.capacity_bps(self._range_m)
         self._cap_bps[~acquired] = 0.0
+        self._allreduce_bps = per_link(getattr(ctx.compute, "link_allreduce_bps", None), table)
+        self._relay_cap_bps = relay_capacity_bps(self._cap_bps, self._allreduce_bps)
         # Routes: built anew on schedule; between builds the tree keeps its shape and its
         # values follow this step's links and contacts (routing.refresh_tree).
         gateway_bps = self._gateway_bps(orbit.contact_station)
@@ -191,7 +224,7 @@ class LinksModel:
             self._route(ctx, pos_km, gateway_bps, latency_s)
             self._next_route_t = t + self.params.route_interval_s
         else:
-            refresh_tree(self._tree, latency_s, self._cap_bps, acquired, gateway_bps)
+            refresh_tree(self._tree, latency_s, self._relay_cap_bps, acquired, gateway_bps)
         tree = self._tree
         self.outputs.relay_bps = tree.relay_bps
         self.relay.array[:] = tree.relay_bps
@@ -223,6 +256,10 @@ class LinksModel:
                                         self.params.grazing_height_km)
         if not keep.all():
             self._announce(ctx, "link_lost", "info", "lost", a[~keep], b[~keep])
+            lost_a, lost_b = self.group[a[~keep]], self.group[b[~keep]]
+            self.group_lost.array[:] += np.bincount(lost_a[lost_a == lost_b],
+                                                    minlength=len(self.group_names)
+                                                    ).astype(np.int32)
             table.keep(keep)
             self._up = self._up[keep]
             self._load_bps = self._load_bps[keep[:self._load_bps.size]]
@@ -259,7 +296,7 @@ class LinksModel:
         """Build the relay tree, the users' latencies and the bisection estimates anew."""
         table = self.table
         up = self._up
-        self._tree = relay_tree(self.n, table.a, table.b, latency_s, self._cap_bps,
+        self._tree = relay_tree(self.n, table.a, table.b, latency_s, self._relay_cap_bps,
                                 gateway_bps, up)
         if self.users_km.size:
             orbit = ctx.orbit
@@ -285,7 +322,8 @@ class LinksModel:
     def _publish(self, backlog_bytes: np.ndarray | None, dt_s: float, built: bool) -> None:
         table = self.table
         t_count = table.terminals
-        if self._slot_version != table.version:  # the set or a state changed: redraw all
+        redrawn = self._slot_version != table.version
+        if redrawn:  # the set or a state changed: redraw all
             self._flat_a = table.a * t_count + table.slot_a
             self._flat_b = table.b * t_count + table.slot_b
             for fld in (self.range, self.capacity, self.utilization, self.state):
@@ -322,15 +360,64 @@ class LinksModel:
                 if demand.any():
                     load[:] = link_loads(tree, demand, table.size)
             self._any_load = bool(load.any())
-        if self._any_load:
-            util = np.zeros(table.size)
-            carrying = self._cap_bps > 0.0
-            util[carrying] = np.minimum(load[carrying] / self._cap_bps[carrying], 1.0)
+        util: np.ndarray | None = None
+        allreduce = self._allreduce_bps
+        if self._any_load or allreduce is not None:
+            util = shared_utilization(self._cap_bps, load, allreduce)
             self._put(self.utilization.array, util)
             self._util_zero = False
         elif not self._util_zero:
             self.utilization.array.fill(0)
             self._util_zero = True
+        # The relay load offered to each link, for multi-node jobs' all-reduce.
+        if self._any_load:
+            if built or redrawn or self._relay_zero:  # it changes at builds only
+                self._relay_terminals.fill(0.0)
+                self._put(self._relay_terminals, load)
+            self._relay_zero = False
+        elif not self._relay_zero:
+            self._relay_terminals.fill(0.0)
+            self._relay_zero = True
+        self._group_totals(util)
+
+    def _group_totals(self, util: np.ndarray | None) -> None:
+        """Per group: links acquiring, capacity and utilization of the links up within it
+        (each link's group and whether both ends share it are kept until the set changes).
+        """
+        table = self.table
+        g_count = len(self.group_names)
+        if self._group_version != table.version:
+            self._group_a = self.group[table.a]
+            self._inside = self._group_a == self.group[table.b]
+            self._group_version = table.version
+        inside, up = self._inside, self._inside & self._up
+        if g_count == 1:  # a single group (a cluster alone, one shell): no per-group sums
+            self.group_acquiring.array[0] = np.count_nonzero(inside) - np.count_nonzero(up)
+            self.group_capacity.array[0] = self._cap_bps[up].sum()
+            used = util[up] if util is not None else np.zeros(0)
+            self.group_util_mean.array[0] = used.mean() if used.size else 0.0
+            self.group_util_max.array[0] = used.max(initial=0.0)
+            return
+        group_a = self._group_a
+        self.group_acquiring.array[:] = np.bincount(group_a[inside & ~self._up],
+                                                    minlength=g_count)
+        self.group_capacity.array[:] = np.bincount(group_a[up], weights=self._cap_bps[up],
+                                                   minlength=g_count)
+        if util is None:
+            self.group_util_mean.array.fill(0)
+            self.group_util_max.array.fill(0)
+            return
+        groups, used = group_a[up], util[up]
+        count = np.bincount(groups, minlength=g_count)
+        total = np.bincount(groups, weights=used, minlength=g_count)
+        self.group_util_mean.array[:] = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+        order = np.argsort(groups, kind="stable")  # each group's links together: max each
+        present = np.flatnonzero(count)
+        starts = np.concatenate(([0], np.cumsum(count[present])[:-1]))
+        highest = np.zeros(g_count)
+        if used.size:
+            highest[present] = np.maximum.reduceat(used[order], starts)
+        self.group_util_max.array[:] = highest
 
     def _put(self, array: np.ndarray, values: np.ndarray) -> None:
         """Write a per-link value into both ends' terminal slots."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from twin.core.constants import J_PER_WH
 from twin.core.interfaces import DriverOutputs, PowerOutputs
+from twin.core.slices import SlicePool
 from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
 from twin.models.environment import SOLAR_CONSTANT_W_M2
 from twin.models.faults import degraded_frac
@@ -145,6 +146,16 @@ class PowerModel:
                    [s.name for s in scenario.satellites])
 
     # ---- contract
+
+    def run_on_workers(self, workers: int) -> None:
+        """Compute the solar arrays' rows in ``workers`` slices on threads (the engine's
+        ``workers``; twin.core.slices): the same bits for any number."""
+        self.close()
+        self._solar_array.pool = SlicePool(len(self.soc_state), workers)
+
+    def close(self) -> None:
+        """End the row slices' threads, if any."""
+        self._solar_array.pool.close()
 
     def fields(self) -> list[Field]:
         return [self.p_solar, self.p_load, self.p_battery, self.soc, self.cap, self.heater,

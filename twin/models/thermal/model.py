@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from twin.core.interfaces import BATTERY, BUS, COMPUTE, RADIATOR, ThermalOutputs
+from twin.core.slices import SlicePool
 from twin.core.subsystem import (
     CommandHandler,
     Field,
@@ -193,6 +194,16 @@ class ThermalModel:
         return model
 
     # ---- contract
+
+    def run_on_workers(self, workers: int) -> None:
+        """Compute the surfaces' absorbed heat in ``workers`` row slices on threads (the
+        engine's ``workers``; twin.core.slices): the same bits for any number."""
+        self.close()
+        self._surfaces.pool = SlicePool(self.n_sats, workers)
+
+    def close(self) -> None:
+        """End the row slices' threads, if any."""
+        self._surfaces.pool.close()
 
     def fields(self) -> list[Field]:
         return [self.temp_compute, self.temp_radiator, self.temp_bus, self.temp_battery,

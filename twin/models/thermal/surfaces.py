@@ -8,12 +8,14 @@ k (T⁴ - T_sink⁴) with k = ε σ A. Equations: docs/models.md, "Thermal".
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from twin.astro.attitude import sun_exposure
 from twin.core.constants import STEFAN_BOLTZMANN_W_M2_K4
 from twin.core.interfaces import EnvironmentOutputs, OrbitOutputs
+from twin.core.slices import SlicePool
 from twin.models.environment import COS_THETA_ZERO_COLUMN
 from twin.models.thermal.params import ThermalParams
 
@@ -53,6 +55,7 @@ class RadiatorSurfaces:
             2.0 * p.radiator_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.radiator_area_m2,
             p.bus_emissivity * STEFAN_BOLTZMANN_W_M2_K4 * p.bus_radiator_area_m2)
         self._k_pair = np.empty(2)  # ε σ A of the radiating rows, W/K⁴, for one for all
+        self.pool = SlicePool(n_sats, 1)  # the row slices (ThermalModel.run_on_workers)
 
     def radiating_k(self, health: np.ndarray | None
                     ) -> tuple[np.ndarray | float, np.ndarray | float]:
@@ -68,6 +71,9 @@ class RadiatorSurfaces:
         """Environmental heat on the radiator and bus radiator, W, written into the
         ``absorbed`` rows and returned, (n,) each.
 
+        Every satellite's heat depends on its own row alone, so the rows are computed in
+        ``pool``'s slices (twin.core.slices): the same bits for any slicing.
+
         Args:
             orbit: Orbit's outputs (``beta_deg``).
             environment: The step's sunlight, solar flux and Earth view.
@@ -77,54 +83,73 @@ class RadiatorSurfaces:
         """
         p = self.params
         alpha_rad = p.radiator_absorptivity + (absorptivity_rise or 0.0)
-        q_rad, q_bus = pair = self._absorbed
-        env = self._env
+        view, along = environment.earth_view, environment.sun_along_step_km
+        # The fleet-wide test (is r·ŝ finite everywhere?) comes first, whole.
+        along_finite = (along is not None and view.complete
+                        and math.isfinite(float(np.add.reduce(along, axis=None))))
         yaw = p.attitude == "yaw_steering"
+        if yaw and health is None:
+            # Absorbed heat per face area and albedo factor: radiator (two faces), bus.
+            albedo_w = p.albedo_frac * environment.solar_flux_w_m2
+            coeffs = self._albedo_w
+            coeffs[0] = 2.0 * p.radiator_area_m2 * alpha_rad * albedo_w
+            coeffs[1] = p.bus_radiator_area_m2 * p.bus_absorptivity * albedo_w
+        self.pool.run(self._absorbed_rows, orbit, environment, health, alpha_rad,
+                      along_finite)
+        q_rad, q_bus = self._absorbed
+        return q_rad, q_bus
+
+    def _absorbed_rows(self, start: int, stop: int, orbit: OrbitOutputs,
+                       environment: EnvironmentOutputs, health: np.ndarray | None,
+                       alpha_rad: float, along_finite: bool) -> None:
+        """`absorbed_w` for the rows [start, stop)."""
+        p = self.params
+        cut = slice(start, stop)
+        pair = self._absorbed[:, cut]
+        q_rad, q_bus = pair
+        yaw = p.attitude == "yaw_steering"
+        env_beta = self._env["beta"][cut]
         beta = orbit.beta_deg
         if beta is not None and not yaw:  # yaw steering's exposure does not depend on β
-            np.copyto(env["beta"], beta, where=np.isfinite(beta))
+            np.copyto(env_beta, beta[cut], where=np.isfinite(beta[cut]))
         # The step's sunlight, flux and Earth view: the environment's, the same as power's.
         view, s_w_m2 = environment.earth_view, environment.solar_flux_w_m2
-        sun_avg, along = environment.sunlit_step.mean, environment.sun_along_step_km
-        column = env["column"]
+        sun_avg, along = environment.sunlit_step.mean[cut], environment.sun_along_step_km
+        column = self._env["column"][cut]
         if along is not None:
             # cos θ = r̂·ŝ with |r| ≈ R_E H (geodetic height: < 0.3 % off at the poles), as
             # the albedo table's column r·ŝ x_scale + 60; a non-finite one keeps the last.
-            if view.complete and math.isfinite(float(np.add.reduce(along, axis=None))):
-                np.multiply(along, view.x_scale, out=column)  # r·ŝ finite everywhere
+            if along_finite:
+                np.multiply(along[cut], view.x_scale[cut], out=column)
                 column += COS_THETA_ZERO_COLUMN
             else:
                 with np.errstate(invalid="ignore"):
-                    ratio = along * view.x_scale
+                    ratio = along[cut] * view.x_scale[cut]
                 ratio += COS_THETA_ZERO_COLUMN
                 np.copyto(column, ratio, where=np.isfinite(ratio))
 
-        f_earth = view.f_vertical
-        g_albedo = view.albedo_at(column, self._scratch, self._spare)
+        f_earth = view.f_vertical[cut]
+        g_albedo = view.albedo_at(column, np.empty((4, column.size)), self._spare[cut], cut)
         if yaw and health is None:
             # Radiators edge-on to the Sun: albedo and Earth IR only, both ∝ F. Per face,
             # q = F (a α S g + ε IR) (albedo and IR come from Earth: no eclipse factor); the
             # radiator (two faces) and the bus radiator as one (2, n) operand.
-            albedo_w = p.albedo_frac * s_w_m2
-            coeffs = self._albedo_w
-            coeffs[0] = 2.0 * p.radiator_area_m2 * alpha_rad * albedo_w
-            coeffs[1] = p.bus_radiator_area_m2 * p.bus_absorptivity * albedo_w
-            np.multiply(g_albedo, coeffs, out=pair)
-            pair += self._ir_w
+            np.multiply(g_albedo, _rows_of(self._albedo_w, cut), out=pair)
+            pair += _rows_of(self._ir_w, cut)
             pair *= f_earth
-            return q_rad, q_bus
-        exposure = sun_exposure(p.attitude, env["beta"])
+            return
+        exposure = sun_exposure(p.attitude, env_beta)
         # Per m² of a vertical face: albedo and IR (no eclipse factor: they come from Earth).
         albedo_w_m2 = (p.albedo_frac * s_w_m2) * f_earth * g_albedo
         ir_w_m2 = p.earth_ir_w_m2 * f_earth
-        area_rad = p.radiator_area_m2 if health is None else p.radiator_area_m2 * health
+        area = _rows_of(p.radiator_area_m2, cut)
+        area_rad = area if health is None else area * health[cut]
         q_rad[:] = area_rad * (alpha_rad * (s_w_m2 * sun_avg * exposure.radiator_cos
                                             + 2.0 * albedo_w_m2)
-                               + 2.0 * p.radiator_emissivity * ir_w_m2)
+                               + 2.0 * _rows_of(p.radiator_emissivity, cut) * ir_w_m2)
         q_bus[:] = p.bus_radiator_area_m2 * (
             p.bus_absorptivity * (s_w_m2 * sun_avg * exposure.bus_radiator_cos + albedo_w_m2)
             + p.bus_emissivity * ir_w_m2)
-        return q_rad, q_bus
 
     def rejected_w(self, temps_k: np.ndarray, k_rad: np.ndarray | float,
                    k_bus: np.ndarray | float, sink4: float, out: np.ndarray) -> None:
@@ -142,3 +167,11 @@ class RadiatorSurfaces:
             fourth[0] *= k_rad
             fourth[1] *= k_bus
             np.add(fourth[0], fourth[1], out=out)
+
+
+def _rows_of(value: Any, cut: slice) -> Any:
+    """``value``'s columns ``cut`` when it has one per satellite (a node class's (n,)
+    parameter, a (2, n) operand); a number or a (2, 1) operand as it is."""
+    if isinstance(value, np.ndarray) and value.ndim and value.shape[-1] > 1:
+        return value[..., cut]
+    return value
