@@ -15,6 +15,13 @@ drawn by the real ``ViewerApp`` in an offscreen window, and the bench reports:
 - how many nodes the level of detail draws and at what point size.
 
 Screenshots of each size go to ``--shots``. Mesa llvmpipe (CPU) is the renderer here.
+
+``--live SCENARIO`` measures ``odc view`` against a live twin instead: ``python -m twin
+--scenario SCENARIO`` on loopback ports with its defaults (no ``--full-state-max-sats``:
+a megafleet's ``state`` has no node rows and the viewer subscribes, viz.view_subscription),
+then the real ``ViewerApp`` following it for ``--seconds``: screen frames per second (new
+states and the motion between them, as the window's 15 ms timer would draw them), states
+drawn per second, CPU per frame, and what the subscription costs the twin.
 """
 
 from __future__ import annotations
@@ -179,10 +186,109 @@ def measure(n: int, frames: int, size: tuple[int, int], shots: Path | None) -> d
         app.pl.screenshot(str(shots / f"fleet_{n}.png"))
     drawn = app.scene.sats.n_points
     point_px = app.scene.sats_actor.GetProperty().GetPointSize()
+    subscribed_s = subscribed_state_s(app, meta, state)
     app.pl.close()
     return {"n": n, "build_s": build_s, "new_state_s": statistics.median(new_state),
             "motion_s": statistics.median(motion), "motion_cpu_s": motion_cpu_s,
-            "drawn": drawn, "point_px": point_px}
+            "drawn": drawn, "point_px": point_px, "subscribed_s": subscribed_s}
+
+
+def subscribed_state_s(app: ViewerApp, meta: dict, state: Message, repeat: int = 5) -> float:
+    """CPU seconds to draw a state as ``odc view`` gets it from a reduced twin: the
+    subscription's message (every k-th node, float32; viz.view_subscription) written into
+    the fleet's buffers (``SelectionFrames.frame``), then ``apply_state`` and a render."""
+    from viz import lod
+
+    n = int(meta["sats"]["n"])
+    every = lod.subscription_every(n)
+    index = lod.strided_nodes(n, every)
+    arrays: dict[str, np.ndarray] = {}
+    if index is not None:
+        arrays["sat_index"] = index.astype("<i4")
+    for name in ("pos_gcrs_km", "pos_itrs_km", "vel_gcrs_km_s", "sunlit_frac", "status",
+                 "in_contact", "temp_compute_k"):
+        array = state.arrays[name]
+        if index is not None:
+            array = array[:, index] if name == "in_contact" else array[index]
+        arrays[name] = array.astype("<f4") if array.dtype == np.float64 else array
+    message = Message("sub/bench", {**state.header, "sub": "bench"}, arrays)
+    app.scene.sample_every = every
+    app.scene.build(meta)
+    app.selection_frames.configure(meta)
+    times = []
+    for _ in range(repeat):
+        t0 = time.process_time()
+        app.apply_state(app.selection_frames.frame(message), connection="LIVE")
+        app.render()
+        finish(app)
+        times.append(time.process_time() - t0)
+    return statistics.median(times)
+
+
+def measure_live(scenario: str, seconds: float, size: tuple[int, int],
+                 shots: Path | None, warmup_s: float = 0.0,
+                 twin_flags: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``odc view`` following a live twin of ``scenario``: frames per second and more."""
+    import os
+    import socket
+    import subprocess
+
+    import pyvista as pv
+    from procutil import stop_process
+
+    from viz.stream import CommandClient, StreamClient
+
+    def free_port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+    pub, cmd, ingest = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
+    started = time.monotonic()
+    # A megafleet takes minutes to load and build on a busy machine: the viewer waits
+    # for it as an operator's would (it connects before the twin binds).
+    twin = subprocess.Popen([sys.executable, "-m", "twin", "--quiet", "--scenario", scenario,
+                             "--pub", pub, "--cmd", cmd, "--ingest", ingest, *twin_flags],
+                            cwd=ROOT)
+    try:
+        stream = StreamClient(pub)
+        commands = CommandClient(cmd, timeout_s=5.0)
+        app = ViewerApp(pv.Plotter(off_screen=True, window_size=list(size)), stream,
+                        commands, ViewOptions())
+        try:
+            if not app.wait_for_frame(600.0):
+                raise SystemExit(f"view_scale: no frame from the {scenario} twin in 600 s")
+            first_frame_s = time.monotonic() - started
+            settle = time.monotonic()
+            while time.monotonic() - settle < warmup_s:  # past the first steps' event flood
+                app.tick(2.0)
+            renders, drawn, cpu0 = app.renders, app.frames_drawn, time.process_time()
+            load = os.getloadavg()[0]
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < seconds:
+                app.tick(2.0)
+            wall = time.monotonic() - t0
+            cpu = time.process_time() - cpu0
+            frames = app.renders - renders
+            subs = commands.send("subscriptions").get("subscriptions", [])
+            status = commands.send("status")
+            if shots is not None:
+                shots.mkdir(parents=True, exist_ok=True)
+                app.render()
+                app.pl.screenshot(str(shots / f"live_{scenario}.png"))
+            return {"scenario": scenario, "n": app.scene.n_sats, "first_frame_s": first_frame_s,
+                    "fps": frames / wall, "states_per_s": (app.frames_drawn - drawn) / wall,
+                    "cpu_per_frame_ms": 1e3 * cpu / max(1, frames), "load": load,
+                    "load_end": os.getloadavg()[0], "receiving": app.receiving_line(),
+                    "sub_bytes": [s["bytes_sent"] // max(1, s["encodings"]) for s in subs],
+                    "step_ms": status.get("counters", {}).get("step_time_mean_ms")}
+        finally:
+            app.close_subscription()
+            app.pl.close()
+            stream.close()
+            commands.close()
+    finally:
+        stop_process(twin)
 
 
 def node_counts(text: str) -> list[int]:
@@ -202,15 +308,36 @@ def main() -> int:
     parser.add_argument("--frames", type=count_argument(1), default=20)
     parser.add_argument("--size", type=window_size, default=(1280, 720))
     parser.add_argument("--shots", type=Path, default=None, help="folder for screenshots")
+    parser.add_argument("--live", metavar="SCENARIO",
+                        help="measure odc view against a live twin of this scenario instead")
+    parser.add_argument("--seconds", type=float, default=30.0,
+                        help="with --live: how long to follow the twin")
+    parser.add_argument("--twin-flag", action="append", default=[], metavar="FLAG",
+                        help="with --live: one more flag for the twin (--twin-flag=--workers "
+                        "--twin-flag=1)")
+    parser.add_argument("--warmup", type=float, default=0.0,
+                        help="with --live: follow this long before measuring")
     args = parser.parse_args()
+    if args.live:
+        r = measure_live(args.live, args.seconds, args.size, args.shots, args.warmup,
+                         tuple(args.twin_flag))
+        print(f"live {r['scenario']}: {r['n']:,} nodes; {r['receiving']}")
+        print(f"first frame {r['first_frame_s']:.0f} s after start; after {args.warmup:g} s, "
+              f"over {args.seconds:g} s: "
+              f"{r['fps']:.1f} fps on screen, {r['states_per_s']:.2f} states drawn a second, "
+              f"{r['cpu_per_frame_ms']:.0f} ms CPU (this process) a frame; subscription "
+              f"frames {r['sub_bytes']} bytes; twin step mean {r['step_ms']} ms; load "
+              f"average {r['load']:.1f} -> {r['load_end']:.1f}")
+        return 0
     print("| nodes | drawn | point (px) | build (s) | new state (ms) | motion frame (ms) |"
-          " motion fps | CPU per motion frame (ms) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+          " motion fps | CPU per motion frame (ms) | CPU per subscribed state (ms) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.nodes:
         r = measure(n, args.frames, args.size, args.shots)
         print(f"| {n:,} | {r['drawn']:,} | {r['point_px']:.1f} | {r['build_s']:.1f} |"
               f" {1e3 * r['new_state_s']:.0f} | {1e3 * r['motion_s']:.0f} |"
-              f" {1 / r['motion_s']:.1f} | {1e3 * r['motion_cpu_s']:.0f} |", flush=True)
+              f" {1 / r['motion_s']:.1f} | {1e3 * r['motion_cpu_s']:.0f} |"
+              f" {1e3 * r['subscribed_s']:.0f} |", flush=True)
     return 0
 
 

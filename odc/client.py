@@ -22,8 +22,8 @@ before sending, refusals raised as exceptions, and the stream as decoded states:
     with Twin("tcp://127.0.0.1:5556", stream="tcp://127.0.0.1:5555") as twin:
         twin.inject_fault(sat=3, kind="radiator", health_frac=0.5, confirmed=True)
         twin.wait_for("compute_cap_w", "<=", 8000.0, sat=3, within_s=3600.0)
-        for state in twin.subscribe(["soc_frac"]):
-            print(state.t_utc, state["soc_frac"].min())
+        for state in twin.subscribe(["soc_frac"], dtype="float32", every=10):
+            print(state.t_utc, state.nodes[:3], state["soc_frac"].min())
             break
 
 docs/procedures.md, "Scripting client", has worked procedures.
@@ -137,28 +137,47 @@ class TwinClient:
             ValueError: The client was made without ``pub_address``, or a topic is unknown.
             RuntimeError: The twin refused the subscriber (its key, or the lack of one).
         """
-        if self.pub_address is None:
-            raise ValueError("the stream needs the stream address: connect(command_address, "
-                             "pub_address=...), or Twin(address, stream=...)")
+        self._need_stream()
         wanted = tuple(t.encode() for t in topics) if topics is not None else (b"",)
         unknown = [t.decode() for t in wanted if t and t not in TOPICS]
         if unknown:
             raise ValueError(f"frames(topics=...): unknown topic(s) {', '.join(unknown)}; the "
                              f"stream has {', '.join(t.decode() for t in TOPICS)}")
-        sock = self._subscribe(wanted)
+        for message in self._receive(wanted, idle_timeout_s):
+            if message is not None:
+                yield message
+
+    def _need_stream(self) -> None:
+        if self.pub_address is None:
+            raise ValueError("the stream needs the stream address: connect(command_address, "
+                             "pub_address=...), or Twin(address, stream=...)")
+
+    def _receive(self, topics: tuple[bytes, ...], idle_timeout_s: float | None,
+                 quiet_s: float | None = None) -> Iterator[Message | None]:
+        """Decoded messages of ``topics``; None after each ``quiet_s`` without one (a
+        caller's chance to renew); returns after ``idle_timeout_s`` without any."""
+        sock = self._subscribe(topics)
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         assert self._stream_watch is not None
         poller.register(self._stream_watch.monitor, zmq.POLLIN)
-        timeout_ms = None if idle_timeout_s is None else idle_timeout_s * 1000.0
+        idle_since = time.monotonic()
         while True:
-            ready = dict(poller.poll(timeout_ms))
+            waits = [t for t in (quiet_s, None if idle_timeout_s is None else
+                                 idle_timeout_s - (time.monotonic() - idle_since))
+                     if t is not None]
+            ready = dict(poller.poll(max(0.0, min(waits)) * 1000.0 if waits else None))
             if not ready:
-                return
+                if idle_timeout_s is not None and \
+                        time.monotonic() - idle_since >= idle_timeout_s:
+                    return
+                yield None
+                continue
             if self._stream_watch.monitor in ready and self._stream_watch.check():
                 raise RuntimeError(self._stream_watch.refused)
             if sock not in ready:
                 continue
+            idle_since = time.monotonic()
             try:
                 yield decode(sock.recv_multipart(copy=False))
             except WireError:
@@ -221,6 +240,8 @@ class State:
     fleet: dict[str, Any]
     values: dict[str, np.ndarray]
     seq: int = -1
+    nodes: np.ndarray | None = None
+    """The nodes of a selective stream's state, in row order (None: every node)."""
 
     def __getitem__(self, name: str) -> np.ndarray:
         try:
@@ -228,6 +249,13 @@ class State:
         except KeyError:
             raise KeyError(f"state has no field {name!r} here; it has "
                            f"{', '.join(self.values) or 'none'} (subscribe to it)") from None
+
+
+def _state(message: Message, values: dict[str, np.ndarray],
+           nodes: np.ndarray | None = None) -> State:
+    header = message.header
+    return State(float(header["t_utc"]), int(header["step"]), float(header["dt_s"]),
+                 dict(header.get("fleet", {})), values, int(header.get("seq", -1)), nodes)
 
 
 Condition = Callable[[State], bool]
@@ -338,29 +366,68 @@ class Twin(TwinClient):
         """The twin's ``status``: its time, step, clock and counters (docs/protocol.md)."""
         return self.call("status")
 
-    def subscribe(self, fields: Iterable[str] | None = None, *,
-                  idle_timeout_s: float = 10.0) -> Iterator[State]:
-        """The stream's states as they arrive, each with only ``fields`` (all if None).
+    def subscribe(self, fields: Iterable[str] | None = None, *, dtype: str = "native",
+                  idle_timeout_s: float = 10.0, **selection: Any) -> Iterator[State]:
+        """The twin's selective stream (its ``subscribe`` command, docs/protocol.md,
+        "Selective streams"): per step a state with exactly ``fields`` (every field if
+        None), 64-bit floats as 32-bit with ``dtype="float32"``, for the nodes
+        ``selection`` picks (``group``, ``first``, ``stop``, ``every``, ``top_field`` with
+        ``top_n`` and ``top_order``) at most ``rate_hz`` a second; ``State.nodes`` holds
+        their indices (None: every node). Renewed while it is read; the twin sends it only
+        while it is asked for, whatever the fleet's size.
+
+        Raises:
+            ValueError: A field the twin's catalog does not have (the closest named).
+            TwinCommandError: The twin refused the request (its error names why).
+            TimeoutError: No message for ``idle_timeout_s`` wall seconds.
+        """
+        wanted = None if fields is None else list(fields)
+        self._check_fields(wanted)
+        self._need_stream()
+        request = {name: value for name, value in selection.items() if value is not None}
+        if wanted is not None:
+            request["fields"] = ",".join(wanted)
+        if dtype != "native":
+            request["dtype"] = dtype
+        reply = self.call("subscribe", **request)
+        topic, renew_s = str(reply["topic"]), float(reply.get("renew_every_s", 10.0))
+        renew_at = time.monotonic() + renew_s
+        for message in self._receive((topic.encode(),), idle_timeout_s, renew_s):
+            if time.monotonic() >= renew_at:  # or the subscription expires (30 s)
+                self.call("subscribe", **request)
+                renew_at = time.monotonic() + renew_s
+            if message is None or message.topic != topic:
+                continue  # a quiet spell, or one queued before the topic changed
+            nodes = message.arrays.get("sat_index")
+            yield _state(message, {n: a for n, a in message.arrays.items()
+                                   if n != "sat_index"}, nodes)
+        raise TimeoutError(f"no message on {topic} for {idle_timeout_s:g} s")
+
+    def states(self, fields: Iterable[str] | None = None, *,
+               idle_timeout_s: float = 10.0) -> Iterator[State]:
+        """The default ``state`` stream, each state keeping only ``fields`` (all if None),
+        filtered here. Above the twin's full-state threshold these states carry no node
+        rows: use :meth:`subscribe`.
 
         Raises:
             ValueError: A field the twin's catalog does not have (the closest named).
             TimeoutError: No state for ``idle_timeout_s`` wall seconds.
         """
         wanted = None if fields is None else list(fields)
-        for name in wanted or ():
+        self._check_fields(wanted)
+        for message in self.frames(("state",), idle_timeout_s=idle_timeout_s):
+            names = wanted if wanted is not None else list(message.arrays)
+            yield _state(message, {n: message.arrays[n] for n in names
+                                   if n in message.arrays})
+        raise TimeoutError(f"no state from the twin for {idle_timeout_s:g} s")
+
+    def _check_fields(self, names: list[str] | None) -> None:
+        for name in names or ():
             if name not in self.field_catalog:
                 close = difflib.get_close_matches(name, list(self.field_catalog), 1)
                 raise ValueError(f"subscribe: the twin has no field {name!r}"
                                  + (f" (did you mean {close[0]!r}?)" if close else "")
                                  + "; its fields are in meta.fields (docs/protocol.md)")
-        for message in self.frames(("state",), idle_timeout_s=idle_timeout_s):
-            header = message.header
-            names = wanted if wanted is not None else list(message.arrays)
-            yield State(float(header["t_utc"]), int(header["step"]), float(header["dt_s"]),
-                        dict(header.get("fleet", {})),
-                        {n: message.arrays[n] for n in names if n in message.arrays},
-                        int(header.get("seq", -1)))
-        raise TimeoutError(f"no state from the twin for {idle_timeout_s:g} s")
 
     def wait_for(self, condition: Condition | str, op: str | None = None,
                  threshold: float | None = None, *, sat: int | str | None = None,
@@ -392,7 +459,11 @@ class Twin(TwinClient):
         lost = 0  # states the stream dropped (a slow client): a gap in seq
         late = False
         try:
-            for state in self.subscribe(fields, idle_timeout_s=max(timeout_s, 0.1)):
+            # A field's condition reads the twin's stream of that field (any fleet size);
+            # a function reads whole default states.
+            states = self.states(None, idle_timeout_s=max(timeout_s, 0.1)) if fields is None \
+                else self.subscribe(fields, idle_timeout_s=max(timeout_s, 0.1))
+            for state in states:
                 if state.t_utc < start_t:
                     continue  # queued before the time asked for
                 if last is not None and state.seq > last.seq + 1:

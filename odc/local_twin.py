@@ -26,6 +26,7 @@ from twin.core.clock import SimClock
 from twin.core.engine import Engine
 from twin.core.registry import ModelEntry
 from twin.runtime.server import Addresses, TwinServer
+from twin.runtime.subscriptions import FULL_STATE_MAX_SATS
 from twin.scenario import Scenario, load_scenario, parse_scenario
 
 ANY_LOOPBACK_PORT = "tcp://127.0.0.1:*"
@@ -122,8 +123,8 @@ def serving(build: Callable[[], TwinServer], *, max_steps: int | None = None
 def local_twin(scenario: Scenario | str = "default", *, warp: float = 600.0,
                rate_hz: float = 20.0, fast: bool = False, paused: bool = False,
                seed: int | None = None, models: tuple[ModelEntry, ...] | None = None,
-               audit_path: Path | None = None, keys_dir: Path | None = None
-               ) -> Iterator[LocalTwin]:
+               audit_path: Path | None = None, keys_dir: Path | None = None,
+               full_state_max_sats: int = FULL_STATE_MAX_SATS) -> Iterator[LocalTwin]:
     """Serve a twin for the ``with`` block, then stop it and wait for its thread.
 
     Args:
@@ -133,6 +134,7 @@ def local_twin(scenario: Scenario | str = "default", *, warp: float = 600.0,
         models: The model registry to build it from (``twin.models.registry.MODELS`` by
             default); a test adds a model, and so a command, this way.
         audit_path, keys_dir: As ``odc run --audit`` and ``--keys``.
+        full_state_max_sats: As ``odc run --full-state-max-sats``.
 
     Raises:
         LocalTwinError: It did not start within a minute, or did not stop within 10 s.
@@ -145,7 +147,8 @@ def local_twin(scenario: Scenario | str = "default", *, warp: float = 600.0,
         engine = Engine(loaded, clock, seed=seed, models=models)
         return TwinServer(engine, Addresses(ANY_LOOPBACK_PORT, ANY_LOOPBACK_PORT,
                                             ANY_LOOPBACK_PORT),
-                          audit_path=audit_path, keys_dir=keys_dir)
+                          audit_path=audit_path, keys_dir=keys_dir,
+                          full_state_max_sats=full_state_max_sats)
 
     with serving(build) as (server, _thread):
         yield LocalTwin(server, server.bound, audit_path, keys_dir)

@@ -16,7 +16,7 @@ path, or TOML text) and ``odc.local_twin.local_twin``'s options (``warp``, ``rat
 indirect=True)``) does the same per case. Without either, the default scenario runs at
 warp 600. The twin keeps an audit file in the test's ``tmp_path`` (``twin_server.audit_path``).
 With ``keys={"NAME": ["engineer"]}`` it runs with keys in a fresh folder and the client
-uses the first key.
+uses the first key. ``full_state_max_sats`` is ``odc run --full-state-max-sats``.
 
 ``twin_server`` is the running twin itself (``odc.local_twin.LocalTwin``: its server,
 addresses, audit path), for a test that reads what the client cannot. Both stop when the
@@ -40,7 +40,7 @@ from odc.local_twin import LocalTwin, local_twin
 MARKER = "twin_scenario"
 DEFAULT_OPTIONS: dict[str, Any] = {"scenario": "default", "warp": 600.0}
 LOCAL_TWIN_OPTIONS = frozenset({"scenario", "warp", "rate_hz", "fast", "paused", "seed",
-                                "models", "keys"})
+                                "models", "keys", "full_state_max_sats"})
 
 
 def pytest_configure(config: pytest.Config) -> None:

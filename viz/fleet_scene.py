@@ -133,6 +133,9 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.alarms = np.zeros(0, dtype=bool)
         self.n_sats = 0
         self.drawn: np.ndarray | None = None
+        # Set by a viewer that subscribed for every k-th node (viz.view_subscription):
+        # the drawn sample is then exactly the subscribed nodes.
+        self.sample_every: int | None = None
         self._camera_set = False
 
         # No multisampling: on Mesa llvmpipe (CPU) 4x MSAA costs more than the whole scene.
@@ -247,7 +250,8 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.selected = min(self.selected, n - 1)
         # Past lod.DRAW_BUDGET nodes an even sample is drawn (viz.lod): ``drawn`` holds
         # its node indices, None when every node is drawn (mesh point i is node i).
-        self.drawn = lod.drawn_nodes(n)
+        self.drawn = lod.drawn_nodes(n) if self.sample_every is None else \
+            lod.strided_nodes(n, self.sample_every)
         n_drawn = n if self.drawn is None else len(self.drawn)
         self.sats = pv.PolyData(np.zeros((n_drawn, 3), dtype=np.float32))
         self.sats.point_data["rgb"] = np.full((n_drawn, 3), 200, dtype=np.uint8)

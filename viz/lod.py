@@ -50,6 +50,21 @@ def drawn_nodes(n_nodes: int, budget: int | None = None) -> np.ndarray | None:
     return np.arange(budget, dtype=np.int64) * n_nodes // budget
 
 
+def subscription_every(n_nodes: int, budget: int | None = None) -> int:
+    """The decimation a viewer subscribes with (docs/protocol.md, ``every``): 1 up to
+    ``budget`` nodes, else the smallest k for which every k-th node fits the budget."""
+    budget = DRAW_BUDGET if budget is None else budget
+    return max(1, math.ceil(n_nodes / max(1, budget)))
+
+
+def strided_nodes(n_nodes: int, every: int) -> np.ndarray | None:
+    """Every ``every``-th node from 0 (what a subscription with ``every`` carries), int64;
+    None for every node (``every`` 1)."""
+    if every <= 1:
+        return None
+    return np.arange(0, n_nodes, every, dtype=np.int64)
+
+
 def point_size_px(n_drawn: int, pixels: int = REFERENCE_PIXELS) -> float:
     """Point size (px, at the reference window) for ``n_drawn`` points: ``LARGEST_PX``
     for a few thousand, down to ``SMALLEST_PX`` as they crowd the window."""

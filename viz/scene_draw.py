@@ -290,8 +290,9 @@ class SceneDraw:
     def _draw_mirrors(self, at: Any) -> None:
         for binding, (ring, tag) in zip(self.mirrors, self._mirror_actors, strict=True):
             xyz = tuple(map(float, at(np.array([binding.sat]))[0]))
-            # A node without a position sits at the Earth's centre: no overlay there.
-            placed = any(xyz)
+            # A node without a position sits at the Earth's centre (or, outside a reduced
+            # stream's sample, has none: NaN): no overlay there.
+            placed = any(xyz) and bool(np.all(np.isfinite(xyz)))
             ring.SetVisibility(placed)
             tag.SetVisibility(placed)
             live = hud_text.mirror_live(self.arrays, binding)
@@ -307,10 +308,14 @@ class SceneDraw:
 
     def _draw_selected(self, at: Any) -> None:
         visible = 0 <= self.selected < self.n_sats
+        xyz = np.zeros((1, 3), np.float32)
+        if visible:
+            xyz = np.array(at(np.array([self.selected])), dtype=np.float32).reshape(1, 3)
+            # Outside a reduced stream's sample until its row is fetched: no position yet.
+            visible = bool(np.all(np.isfinite(xyz)))
         self.selected_actor.SetVisibility(visible)
         self.selected_label.SetVisibility(visible)
         if visible:
-            xyz = np.array(at(np.array([self.selected])), dtype=np.float32).reshape(1, 3)
             self.selected_mesh.points = xyz
             self.selected_label.GetPositionCoordinate().SetValue(*map(float, xyz[0]))
             names = (self.meta or {}).get("sats", {}).get("names", [])

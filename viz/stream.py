@@ -72,12 +72,14 @@ class Batch:
     """The newest ``replay`` message: the stream is a replay of a recording."""
     seeked: bool = False
     """A replay moved to another point of its recording (what follows is not continuous)."""
+    selections: dict[str, Message] = field(default_factory=dict)
+    """The newest message of each selective stream this client asked for, by topic."""
 
     @property
     def empty(self) -> bool:
         nothing = self.state is None and self.meta is None and self.heartbeat is None
         return nothing and not self.events and self.alarms is None and self.replay is None \
-            and self.aggregate is None
+            and self.aggregate is None and not self.selections
 
 
 # Most events kept in one batch; older ones in a flood are counted as skipped, not kept.
@@ -116,6 +118,9 @@ class StreamGate:
         self.replay: Message | None = None  # the newest ``replay`` message, if a replay
         self.replay_wall = 0.0
         self._jumped: dict[str, int] = {}
+        # Selective streams this client asked for (``sub/<id>``; viz.view_subscription):
+        # taken into ``Batch.selections``; every other ``sub/`` topic is ignored.
+        self.selection_topics: set[bytes] = set()
 
     @property
     def decode_errors(self) -> int:
@@ -136,7 +141,7 @@ class StreamGate:
     def accept(self, frames: list, batch: Batch) -> Message | None:
         """Take one multipart message into ``batch``; returns it, or None if it was bad."""
         if _is_selective(frames):
-            return None  # another client's selective stream (sub/...): not ours to read
+            return self._accept_selection(frames, batch)
         try:
             message = decode_replay(frames) if _is_replay(frames) else decode(frames)
             self._check(message)
@@ -170,6 +175,28 @@ class StreamGate:
         elif topic == "replay":
             batch.replay = self.replay = message
             self.replay_wall = self.last_message_wall
+        return message
+
+    def _accept_selection(self, frames: list, batch: Batch) -> Message | None:
+        """A ``sub/<id>`` message: ours (asked for) into the batch, another's ignored.
+
+        Its ``seq`` is not tracked: a subscription asked for again after it expired counts
+        from 0 in the same twin run. One of another run (``run_id``) is not taken.
+        """
+        first = frames[0].buffer if hasattr(frames[0], "buffer") else frames[0]
+        if bytes(first) not in self.selection_topics:
+            return None  # another client's selective stream: not ours to read
+        try:
+            message = decode(frames)
+        except WireError as exc:
+            self.bad.add("bad_selection", str(exc))
+            return None
+        run_id = message.header.get("run_id")
+        if self.run_id is not None and run_id is not None and run_id != self.run_id:
+            return None  # from the previous twin run, still queued
+        self.last_message_wall = time.monotonic()
+        self.received["selection"] = self.received.get("selection", 0) + 1
+        batch.selections[message.topic] = message
         return message
 
     def _check(self, message: Message) -> None:

@@ -26,6 +26,7 @@ from viz import motion
 from viz.checks import BadMessages, check_meta
 from viz.fleet_scene import FleetScene, ViewOptions
 from viz.quantity import Catalog
+from viz.view_subscription import ViewerSubscribe
 from viz.viewer_hud import ViewerHud
 from viz.viewer_keys import ViewerKeys
 from viz.viewer_timeline import ReplayTimeline, clock_text
@@ -62,7 +63,7 @@ def prefer_egl() -> None:
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 
-class ViewerApp(ViewerHud, ViewerKeys):
+class ViewerApp(ViewerHud, ViewerKeys, ViewerSubscribe):
     """Follows the stream, draws the newest state, and turns keys into twin commands.
 
     Args:
@@ -96,6 +97,8 @@ class ViewerApp(ViewerHud, ViewerKeys):
         self.last_receive_wall = math.nan
         self.latencies_s: deque[float] = deque(maxlen=10_000)
         self._bind_keys()
+        # Above the twin's full-state threshold: subscribe for what is drawn (issue 22).
+        self._init_subscription(commands)
         self._running = True
         self._shown = False
         # Move the fleet on between states with the published velocities (viz.motion).
@@ -136,6 +139,7 @@ class ViewerApp(ViewerHud, ViewerKeys):
                 self.move_on()
             if self.meta is None:
                 self.request_meta()
+            self.follow_subscription()
             self.timeline.update(self.replay)  # shown while following a replay
         self.refresh_hud(force=drawn)
         return drawn
@@ -172,6 +176,7 @@ class ViewerApp(ViewerHud, ViewerKeys):
         """
         if batch.restarted:
             self.message = "twin restarted"
+            self.forget_subscription()
             if self.meta:
                 self.scene.trail_buffer.reset()
             self.request_meta()
@@ -193,11 +198,20 @@ class ViewerApp(ViewerHud, ViewerKeys):
         if batch.alarms is not None:  # the twin's table: a late viewer sees every alarm
             self.alarm_table = batch.alarms.header
         self.states_skipped += batch.states_skipped
-        if batch.state is None:
+        state = batch.state
+        if state is not None:
+            self.states_received += 1 + batch.states_skipped
+            # A reduced state has no node rows: the subscription's messages are drawn.
+            self.reduced = state.header.get("reduced") is True
+            if self.reduced:
+                self._take_clock(state.header)
+                state = None
+        if state is None and batch.selections and self.reduced:
+            state = self._guarded("state", self.selection_state, batch.selections)
+        if state is None:
             return False
-        self.states_received += 1 + batch.states_skipped
         self.last_receive_wall = time.monotonic()
-        return bool(self._guarded("state", self.apply_state, batch.state))
+        return bool(self._guarded("state", self.apply_state, state))
 
     def _guarded(self, topic: str, take: Callable[[Any], Any], message: Any) -> Any:
         """``take(message)``; an exception is counted as a bad message, never raised."""

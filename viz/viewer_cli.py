@@ -164,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
     stream = StreamClient(args.pub, keys=keys)
     commands = CommandClient(args.cmd, timeout_s=1.0, keys=keys)
     plotter = pv.Plotter(off_screen=headless, window_size=list(args.size))
+    app: ViewerApp | None = None
     try:
         app = ViewerApp(plotter, stream, commands, options)
         if args.select is not None:
@@ -206,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
         print("odc view: interrupted (ctrl+c)", file=sys.stderr)
         return 130
     finally:
+        if app is not None:
+            app.close_subscription()
         plotter.close()
         stream.close()
         commands.close()

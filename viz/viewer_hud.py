@@ -42,6 +42,7 @@ class ViewerHud:
     _last_hud: float
     bad_messages: int
     last_bad: str
+    receiving_line: Any
 
     @property
     def fps(self) -> float:
@@ -84,7 +85,10 @@ class ViewerHud:
         )
         if s.field is not None:
             lines.append(f"colour: {s.field.reads.label()} ({s.field.name})")
-        if s.drawn is not None:  # a sampled fleet (viz.lod): say so, flagged are all drawn
+        receiving = self.receiving_line()
+        if receiving:  # subscribed (viz.view_subscription): what comes, and how
+            lines.append(receiving)
+        elif s.drawn is not None:  # a sampled fleet (viz.lod): say so, flagged are all drawn
             lines.append(f"drawing {len(s.drawn):,} of {s.n_sats:,} nodes"
                          f" (1 in {s.n_sats / len(s.drawn):.3g}) and every flagged one")
         for binding in s.mirrors:

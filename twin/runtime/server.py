@@ -52,6 +52,7 @@ from twin.runtime.alarms import SNAPSHOT_INTERVAL_S, AlarmTable
 from twin.runtime.allocator import release_free_memory
 from twin.runtime.dispatch import LOCAL, Caller, CommandDispatcher, Counters
 from twin.runtime.guard import Guard
+from twin.runtime.node_row import NODE_COMMANDS, NodeRowCommands
 from twin.runtime.replies import WaitingReplies
 from twin.runtime.server_commands import ServerCommands
 from twin.runtime.streams import StreamPublisher
@@ -217,11 +218,13 @@ class TwinServer:
         self.handlers: dict[str, CommandHandler] = ServerCommands(self).handlers()
         self.handlers.update(AlarmCommands(self).handlers())
         self.handlers.update(SubscriptionCommands(self).handlers())
+        self.handlers.update(NodeRowCommands(self).handlers())
         self.streams = StreamPublisher(self, full_state_max_sats)
         self.handlers.update(engine.commands())
         self.command_specs = {spec.name: spec for spec in (*SERVER_COMMANDS, *ALARM_COMMANDS,
                                                            *AUTONOMY_COMMANDS,
-                                                           *SUBSCRIPTION_COMMANDS)}
+                                                           *SUBSCRIPTION_COMMANDS,
+                                                           *NODE_COMMANDS)}
         self.command_specs.update(engine.command_specs())
         # Timeline and rules (twin.autonomy): their commands take a client's path.
         try:

@@ -209,6 +209,8 @@ class DashboardApp(ClusterViewActions, FleetViewActions, StreamFeed, CommandActi
         if self.fleet_view_shown or self.cluster_view_shown:  # the table is hidden; the
             # fleet and cluster views keep their own pace
             self._draw_header()
+            if isinstance(self.screen, DetailScreen):  # a node opened from the fleet view
+                self.screen.update_values()
             return
         table.refresh_data()
         model = self.model

@@ -77,6 +77,21 @@ class CommandActions:
     _draw_header: Callable[[], None]
     selected_sat: Callable[[], int | None]
 
+    # One node's full row from the twin (``node``), for the node screen when the stream
+    # carries no node rows (a large fleet): by node, the newest reply.
+    node_rows: dict[int, dict[str, Any]] = {}  # noqa: RUF012 (replaced, never mutated)
+    _node_asked_at = -1e9
+    _node_asking = False
+
+    def fetch_node_row(self, sat: int) -> None:
+        """Ask the twin for node ``sat``'s full row, at most once a second and one at a
+        time (a lost reply frees the next ask after 5 s); it lands in ``node_rows``."""
+        now = time.monotonic()
+        if now - self._node_asked_at < (5.0 if self._node_asking else 1.0):
+            return
+        self._node_asked_at, self._node_asking = now, True
+        self.send_command("node", quiet=True, sat=int(sat))
+
     def on_unmount(self) -> None:
         with self._command_lock:
             if self._command_client is not None:
@@ -119,6 +134,11 @@ class CommandActions:
                     self._take_command_catalog(reply["meta"])
                 self.refresh_bindings()
                 self._schedule_draw()
+        if reply.get("ok") and isinstance(reply.get("row"), dict) and \
+                isinstance(reply.get("sat"), int):  # the node command's reply
+            self.node_rows = {reply["sat"]: reply}
+            self._node_asking = False
+            self._schedule_draw()
         if not message.line:
             return
         self.last_reply = reply

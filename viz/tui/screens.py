@@ -378,11 +378,37 @@ class DetailScreen(Screen):
             box.border_title = f"from {trend.file_name}, {utc_text(trend.start_utc)}–{end} UTC"
             box.border_subtitle = f"{trend.t_utc.size} samples · H back to live"
 
+    def _fetched_rows(self) -> list[tuple[str, str, str, str]] | None:
+        """The rows from the twin's ``node`` reply where the stream has no node rows (a
+        large fleet's reduced state; asked for again each second), else None."""
+        model, sat = self.model, self.sat
+        if any(a.ndim and a.shape[0] == model.n for a in model.arrays.values()) \
+                or not model.n:
+            return None
+        self.app.fetch_node_row(sat)  # type: ignore[attr-defined]
+        reply = getattr(self.app, "node_rows", {}).get(sat)
+        rows: list[tuple[str, str, str, str]] = []
+        for name, value in (reply or {}).get("row", {}).items():
+            if model.catalog.get(name, {}).get("per_sat", True) is False:
+                continue  # a station x node table: the node screen shows per-node fields
+            q = model.quantities.field(name)
+            if isinstance(value, list):
+                if not 0 < len(value) <= 4:
+                    continue
+                text = q.format_vector(np.asarray(value, dtype=float), VALUE_WIDTH)
+            else:
+                text = q.format(value, VALUE_WIDTH)
+            rows.append((name, name, text, q.limits_text()))
+        return rows
+
     def _field_rows(self) -> list[tuple[str, str, str, str]]:
         """(key, label, value text, limits text) for every per-node field."""
         model, sat, rows = self.model, self.sat, []
         if not 0 <= sat < model.n:  # the fleet shrank under this screen (a new scenario)
             return rows
+        fetched = self._fetched_rows()
+        if fetched is not None:
+            return fetched
         for name, array in model.arrays.items():
             # Arrays the catalog says are not per node (the mirror's run along its
             # bindings and have their own panel) are left out, whatever their length.
@@ -534,7 +560,8 @@ class DetailScreen(Screen):
             return
         for key, _, value, _ in rows:
             column = model.column(key)
-            level = model.cell(column, sat)[1] if column else 0
+            # A fetched row's field (a large fleet) has no array in the model: no level.
+            level = model.cell(column, sat)[1] if column and key in model.arrays else 0
             try:
                 table.update_cell(key, "value", Text(value, style=LEVEL_STYLE[level]))
             except Exception:  # a field that appeared this very frame: next rebuild adds it
