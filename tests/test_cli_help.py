@@ -1,0 +1,24 @@
+"""The viewers' --help reads on an 80-column terminal: every line wrapped (issue 16 review:
+`odc web --help` had a 100-column line and a description cut inside a word's quotes)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from procutil import ROOT
+
+
+@pytest.mark.parametrize("command", ["view", "tui", "web"])
+def test_help_fits_80_columns(command: str) -> None:
+    env = {**os.environ, "COLUMNS": "80"}
+    done = subprocess.run([sys.executable, "-m", "odc.cli", command, "--help"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60, check=True)
+    lines = done.stdout.splitlines()
+    assert len(lines) > 10
+    too_long = [line for line in lines if len(line) > 80]
+    assert too_long == [], too_long
+    # A description line never ends inside a quoted name (`odc / web`).
+    assert not any(line.count("`") % 2 for line in lines), done.stdout
