@@ -20,6 +20,7 @@ from test_tui_keys import feed, run, until
 from viz.stream import CONNECTING
 from viz.tui import keys
 from viz.tui.app import HINT, TABLE_HINT, StreamUpdate
+from viz.tui.header import HeaderBar
 from viz.tui.screens import DetailScreen, RecordingPathScreen
 
 
@@ -102,10 +103,20 @@ def test_the_no_twin_panel_is_whole_on_an_80x24_terminal() -> None:
     run(scenario, size=(80, 24))
 
 
-def test_the_table_title_counts_nodes_alike() -> None:
+def test_the_table_title_and_the_header_count_nodes_alike() -> None:
     async def scenario(app, pilot) -> None:
         await feed_starlink(pilot)
         app._draw()
         assert app.fleet_table.border_title.startswith("Fleet · 4,428 of 4,428 nodes · ")
+        first = app.query_one(HeaderBar).lines[0].text.plain
+        assert "nodes 4,428" in first, first
 
-    run(scenario)
+    run(scenario, size=(200, 40))
+
+
+def test_the_3d_hud_says_what_was_missed() -> None:
+    from viz.hud_text import status_lines
+
+    lines = status_lines({"t_utc": 1.77405e9, "warp": 1.0, "step": 3}, None, "LIVE",
+                         earth_fixed=False, missed=1234)
+    assert "missed 1,234 states" in "\n".join(lines)

@@ -90,7 +90,7 @@ def status_lines(header: Mapping[str, Any], meta: Mapping[str, Any] | None, conn
     if fps:
         extra.append(f"{fps:.0f} fps")
     if missed:
-        extra.append(f"missed {missed}")
+        extra.append(f"missed {missed:,} states")  # the stream ran ahead of drawing
     if restarts:
         extra.append(f"restarts {restarts}")
     if extra:
