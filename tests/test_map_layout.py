@@ -70,3 +70,24 @@ def test_the_map_is_clear_of_the_fleet_panel_and_the_colour_bar(size):
         assert bar[0] > map_right, (bar, map_right)
     finally:
         app.pl.close()
+
+
+def test_the_hud_names_the_map_as_the_view():
+    """On the map the HUD's view line said "inertial (GCRS)", the globe's frame."""
+    twin = EngineStates("default", 60.0)
+    app = ViewerApp(pv.Plotter(off_screen=True, window_size=[960, 540]), None, None,
+                    ViewOptions(show_fps=False, trails=False))
+    try:
+        app.apply_meta(twin.meta)
+        assert app.apply_state(twin.step())
+        app.refresh_hud(force=True)
+        assert "view: inertial (GCRS)" in app.scene.hud_top.GetInput()
+        press(app, "v")
+        app.refresh_hud(force=True)
+        shown = app.scene.hud_top.GetInput()
+        assert "view: 2D map (Earth-fixed)" in shown and "GCRS" not in shown
+        press(app, "v")
+        app.refresh_hud(force=True)
+        assert "view: inertial (GCRS)" in app.scene.hud_top.GetInput()
+    finally:
+        app.pl.close()
