@@ -60,6 +60,7 @@ class ColourBar:
             self.pl.remove_scalar_bar()
         self.categories = None
         self._bar_range: tuple[float, ...] | None = None  # set on the first update
+        self._bar_ticks: tuple[float, ...] | None = None
         if self.field is None:
             return
         host = pv.PolyData(np.zeros((1, 3), dtype=np.float32))
@@ -124,14 +125,18 @@ class ColourBar:
             mapper.SetScalarRange(*bar_range)
             lut.SetRange(*bar_range)
             lut.ResetAnnotations()
-            # Round numbers on the bar, not five even steps of an uneven range.
-            import vtk
+            # Round numbers on the bar, not five even steps of an uneven range; set only
+            # when they change (the range moves a little with every state, they rarely).
+            ticks = tuple(nice_ticks(*bar_range).tolist())
+            if ticks != getattr(self, "_bar_ticks", None):
+                import vtk
 
-            labels = vtk.vtkDoubleArray()
-            for tick in nice_ticks(*bar_range):
-                labels.InsertNextValue(float(tick))
-            self.bar.SetCustomLabels(labels)
-            self.bar.SetUseCustomLabels(labels.GetNumberOfTuples() > 0)
+                self._bar_ticks = ticks
+                labels = vtk.vtkDoubleArray()
+                for tick in ticks:
+                    labels.InsertNextValue(tick)
+                self.bar.SetCustomLabels(labels)
+                self.bar.SetUseCustomLabels(bool(ticks))
             # Mark the published limits on the bar (only those inside its range show).
             for key, value in sorted(self.field.limits.items()):
                 lut.SetAnnotation(float(shown.convert(value)), key.replace("_", " "))
