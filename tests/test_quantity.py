@@ -99,7 +99,13 @@ def test_labels_come_from_the_catalog_unit_not_the_name():
     assert field("coolant_pressure_pa", "Pa").label() == "Coolant pressure"
     assert field("temp_compute_k", "K").label() == "T comp"
     assert total("n_in_umbra").label() == "In umbra"
-    assert field("soc_mean_frac", "1").label(6) == "Soc m" + ELLIPSIS
+    assert field("soc_mean_frac", "1").label(6) == "SOC m" + ELLIPSIS
+    # Acronyms read as acronyms, wherever they are in a name (the HUD said "Soc mean").
+    assert field("in_saa", "1").label() == "In SAA"
+    assert field("temp_hbm_k", "K").label() == "T HBM"
+    assert field("seu_rate_per_accel_day", "1/day").label() == "SEU rate per accel day"
+    assert total("soc_mean_frac").label() == "SOC mean"
+    assert total("temp_battery_min_k").label() == "T batt min"
     # A name whose ending is not its unit keeps it: nothing is guessed from a suffix.
     assert field("weird_k", "m").label() == "Weird k"
 

@@ -32,8 +32,10 @@ async def open_dialog(app: DashboardApp, pilot, twin: FakeTwin, count: int) -> C
     app.command_line("inject_fault sat=3 kind=radiator")
     await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and
                 len(twin.requests) == count)
-    # Laid out, so a click lands on its buttons.
-    await until(pilot, lambda: app.screen.query_one("#confirm-cancel").region.width > 0)
+    # Mounted and laid out, so a click lands on its buttons (a loaded machine pushes the
+    # screen a moment before its buttons exist: query, not query_one, until they do).
+    await until(pilot, lambda: any(button.region.width > 0
+                                   for button in app.screen.query("#confirm-cancel")))
     return app.screen
 
 

@@ -14,6 +14,24 @@ import numpy as np
 from viz import hud_text, node_colours
 
 
+def nice_ticks(low: float, high: float, most: int = 6) -> np.ndarray:
+    """Round values inside ``[low, high]`` for the bar's labels: multiples of 1, 2, 2.5 or
+    5 times a power of ten, at most ``most`` of them (``-4.25..89.25`` gives 0, 20, ... 80
+    where even spacing gave ``19.12``, ``65.88``)."""
+    low, high = sorted((float(low), float(high)))
+    if not (np.isfinite(low) and np.isfinite(high)) or high - low <= 0.0:
+        return np.array([low]) if np.isfinite(low) else np.array([])
+    raw = (high - low) / max(most - 1, 1)
+    power = 10.0 ** np.floor(np.log10(raw))
+    for factor in (1.0, 2.0, 2.5, 5.0, 10.0):
+        step = factor * power
+        first, last = np.ceil(low / step - 1e-9), np.floor(high / step + 1e-9)
+        if last - first + 1 <= most:
+            break
+    ticks = np.arange(first, last + 1) * step
+    return np.round(ticks, 10) + 0.0  # no -0.0, no 0.30000000000000004
+
+
 class ColourBar:
     """The colour bar of a ``FleetScene``: the lookup table the nodes are painted with.
 
@@ -41,6 +59,8 @@ class ColourBar:
         if self.pl.scalar_bars:
             self.pl.remove_scalar_bar()
         self.categories = None
+        self._bar_range: tuple[float, ...] | None = None  # set on the first update
+        self._bar_ticks: tuple[float, ...] | None = None
         if self.field is None:
             return
         host = pv.PolyData(np.zeros((1, 3), dtype=np.float32))
@@ -98,10 +118,25 @@ class ColourBar:
         typical = max(abs(self.clim[0]), abs(self.clim[1]))
         shown = self.field.reads.scale_for(typical)
         bar_range = tuple(sorted(float(shown.convert(v)) for v in self.clim))
-        if tuple(mapper.GetScalarRange()) != bar_range:
+        # Compared with the range last set, not the mapper's: a new bar's mapper starts at
+        # (0, 1), and a field whose range is (0, 1) then got no labels and no limit marks.
+        if getattr(self, "_bar_range", None) != bar_range:
+            self._bar_range = bar_range
             mapper.SetScalarRange(*bar_range)
             lut.SetRange(*bar_range)
             lut.ResetAnnotations()
+            # Round numbers on the bar, not five even steps of an uneven range; set only
+            # when they change (the range moves a little with every state, they rarely).
+            ticks = tuple(nice_ticks(*bar_range).tolist())
+            if ticks != getattr(self, "_bar_ticks", None):
+                import vtk
+
+                self._bar_ticks = ticks
+                labels = vtk.vtkDoubleArray()
+                for tick in ticks:
+                    labels.InsertNextValue(tick)
+                self.bar.SetCustomLabels(labels)
+                self.bar.SetUseCustomLabels(bool(ticks))
             # Mark the published limits on the bar (only those inside its range show).
             for key, value in sorted(self.field.limits.items()):
                 lut.SetAnnotation(float(shown.convert(value)), key.replace("_", " "))

@@ -61,7 +61,8 @@ def replay_line(replay: Mapping[str, Any]) -> str:
 
 
 def status_lines(header: Mapping[str, Any], meta: Mapping[str, Any] | None, connection: str,
-                 *, earth_fixed: bool, missed: int = 0, restarts: int = 0,
+                 *, earth_fixed: bool, map_shown: bool = False, missed: int = 0,
+                 restarts: int = 0,
                  fps: float | None = None, bad: int = 0, last_bad: str = "",
                  replay: Mapping[str, Any] | None = None) -> list[str]:
     """Top-left HUD: scenario, simulation time, warp, connection, view, bad messages.
@@ -85,12 +86,14 @@ def status_lines(header: Mapping[str, Any], meta: Mapping[str, Any] | None, conn
     else:
         lines = [f"ODC Twin — {scenario}", when,
                  f"{clock}   step {header.get('step', '?')}   {connection}"]
-    lines.append(f"view: {'Earth-fixed (ITRS)' if earth_fixed else 'inertial (GCRS)'}")
+    # On the 2D map the globe's frame means nothing: the map is always Earth-fixed.
+    frame = "Earth-fixed (ITRS)" if earth_fixed else "inertial (GCRS)"
+    lines.append(f"view: {'2D map (Earth-fixed)' if map_shown else frame}")
     extra = []
     if fps:
         extra.append(f"{fps:.0f} fps")
     if missed:
-        extra.append(f"missed {missed}")
+        extra.append(f"missed {missed:,} states")  # the stream ran ahead of drawing
     if restarts:
         extra.append(f"restarts {restarts}")
     if extra:

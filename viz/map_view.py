@@ -47,7 +47,7 @@ POLE_CUT_DEG = 88.0
 OFF_MAP_LAT = -1000.0
 # The part of the window the map fills, as fractions (left, right, bottom, top): clear of
 # the HUD's top lines and of the colour bar on the right.
-MAP_AREA = (0.01, 0.84, 0.05, 0.84)
+MAP_AREA = (0.01, 0.79, 0.05, 0.84)
 # The legend's entries in a row just above the map, between the HUD's top-left lines and
 # its fleet panel (normalized x).
 LEGEND_X = (0.26, 0.36, 0.46, 0.62, 0.72)

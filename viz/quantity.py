@@ -48,7 +48,11 @@ SHORT_LABELS = {
     "p_solar_total_w": "Solar", "p_load_total_w": "Load", "n_in_eclipse": "Eclipse",
     "n_in_contact": "Contact", "queue_length": "Queue", "temp_compute_max_k": "T comp max",
     "soc_min_frac": "SOC min", "n_limit_alarm": "Nodes alarm", "n_limit_warning": "warning",
+    "soc_mean_frac": "SOC mean", "temp_battery_min_k": "T batt min",
 }
+# Words that are acronyms: upper case in a label made from a name (``in_saa``: ``In SAA``).
+ACRONYMS = {"soc": "SOC", "saa": "SAA", "seu": "SEU", "hbm": "HBM", "gcrs": "GCRS",
+            "itrs": "ITRS", "isl": "ISL", "utc": "UTC", "cpu": "CPU", "gpu": "GPU"}
 # The name ending a unit usually gets in a field's name (``_k`` for K): dropped from labels.
 NAME_TOKENS = {"1": "frac", "count": "", "accelerator-h": "accel_h"}
 
@@ -249,9 +253,12 @@ class Quantity:
                 stem = stem[: -len(token) - 1]
             if self.unit == "count" and stem.startswith("n_"):
                 stem = stem[2:]
+            prefix = ""
             if stem.startswith("temp_"):
-                stem = "T " + stem[5:]
-            words = stem.replace("_", " ").strip() or self.name
+                prefix, stem = "T ", stem[5:]
+            words = prefix + " ".join(ACRONYMS.get(word, word) for word in stem.split("_")
+                                      if word)
+            words = words.strip() or self.name
             text = words[:1].upper() + words[1:]
         return fit(text, width)
 

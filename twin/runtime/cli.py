@@ -260,6 +260,24 @@ class StatusLine:
         if self.tty:
             self.stream.write("\n")
 
+    def clear(self) -> None:
+        """Blank the line in place (on a terminal), so what is written next starts at its
+        left edge; the next status rewrites it."""
+        if self.tty:
+            self.stream.write("\r\x1b[2K")
+
+    def logging_filter(self) -> logging.Filter:
+        """A filter for the log handlers writing to this terminal: each log line clears
+        the status line first (a warning used to run on from "... 0 rejected")."""
+        status = self
+
+        class ClearStatusFirst(logging.Filter):
+            def filter(self, record: logging.LogRecord) -> bool:
+                status.clear()
+                return True
+
+        return ClearStatusFirst()
+
 
 def _workers_line(engine: Engine) -> str:
     """The start-up banner's line on the SGP4 shards (docs/architecture.md, "Every core")."""
@@ -312,6 +330,12 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     status = None if args.quiet else StatusLine(sys.stderr)
+    # Log lines on the status line's terminal start on a line of their own.
+    log_handlers = [handler for handler in logging.getLogger().handlers
+                    if getattr(handler, "stream", None) is sys.stderr] if status else []
+    clear_first = status.logging_filter() if status else None
+    for handler in log_handlers:
+        handler.addFilter(clear_first)
 
     def request_stop(signum: int, frame: object) -> None:
         server.stop()
@@ -330,6 +354,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        for log_handler in log_handlers:
+            log_handler.removeFilter(clear_first)
         if status is not None:
             status(server)
             status.finish()

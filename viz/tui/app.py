@@ -14,6 +14,7 @@ from collections import deque
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -173,12 +174,25 @@ class DashboardApp(ClusterViewActions, FleetViewActions, StreamFeed, CommandActi
         self.held_cluster_view = self.query_one("#cluster-view", ClusterView)
         self.waiting.border_title = "No fleet yet"
         self.waiting.display = False  # until a draw finds no node
-        self.reply_line.update(Text(keys.hint(HINT), style="dim"))
-        self.fleet_table.border_subtitle = "↑↓ move · " + keys.hint(TABLE_HINT)
+        self._fit_hints()
         self.fleet_table.focus()
         self._draw()
         if self.connect:
             self._follow_stream()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if hasattr(self, "reply_line"):  # a resize can come before on_mount
+            self._fit_hints(event.size.width)
+
+    def _fit_hints(self, width: int | None = None) -> None:
+        """The key hints at this terminal's width: whole entries, never a cut word (the
+        reply line keeps a command's reply until the next one)."""
+        width = width or self.size.width
+        shown = self.reply_line.content
+        if not shown or getattr(shown, "plain", None) == getattr(self, "_hint_text", None):
+            self._hint_text = keys.hint(HINT, width - 2)
+            self.reply_line.update(Text(self._hint_text, style="dim"))
+        self.fleet_table.border_subtitle = "↑↓ move · " + keys.hint(TABLE_HINT, width - 16)
 
     # -- drawing ----------------------------------------------------------------------
 
@@ -214,7 +228,7 @@ class DashboardApp(ClusterViewActions, FleetViewActions, StreamFeed, CommandActi
             return
         table.refresh_data()
         model = self.model
-        parts = [f"Fleet · {len(table.order)} of {plural(model.n, 'node')}"]
+        parts = [f"Fleet · {len(table.order):,d} of {plural(model.n, 'node')}"]
         column = model.column(model.sort_key)
         if column is not None:
             parts.append(f"sorted by {column.heading} {'▼' if model.sort_descending else '▲'}")
@@ -268,8 +282,9 @@ class DashboardApp(ClusterViewActions, FleetViewActions, StreamFeed, CommandActi
             ("pub", self.pub_address, DEFAULT_PUB_ADDRESS),
             ("cmd", self.cmd_address, DEFAULT_COMMAND_ADDRESS)) if address != default)
         text.append(f"    odc run{flags}\n", style="bold")
-        text.append("      the default scenario, on these addresses; --scenario NAME for "
-                    "another (odc scenarios lists them)\n", style="dim")
+        # One short line: on an 80x24 terminal the panel holds about eight.
+        text.append("    (--scenario NAME for another than default; odc scenarios lists "
+                    "them)\n", style="dim")
         text.append("A twin elsewhere: odc tui --pub ADDRESS --cmd ADDRESS.  "
                     "? shows the keys, q quits.", style="dim")
         return text

@@ -182,8 +182,8 @@ def status_parts(model: FleetModel, connection: str, missed: int, restarts: int,
     policy = model.policy()
     if policy:
         add(MEDIUM, ("  policy ", "dim"), (policy, "bold"))
-    add(LEAST, (f"  nodes {model.n}", "dim"))
-    add(LEAST, (f"  missed {missed}", "dim"))
+    add(LEAST, (f"  nodes {model.n:,d}", "dim"))
+    add(LEAST, (f"  missed {missed:,d}", "dim"))
     if restarts:
         add(LOW, (f"  restarts {restarts}", "dim"))
     add(MUST, ("   active alarms ", "dim"),

@@ -63,11 +63,20 @@ def bindings(actions: Iterable[str] | None = None,
     return out
 
 
-def hint(actions: Iterable[tuple[str, str]]) -> str:
-    """``space pause · . step · …``: the keymap's labels for (action, words) pairs."""
+def hint(actions: Iterable[tuple[str, str]], width: int | None = None) -> str:
+    """``space pause · . step · …``: the keymap's labels for (action, words) pairs.
+
+    With ``width``, whole entries drop from the end until the line fits (the last entry,
+    the one that leads to the rest, stays): a hint is never cut in the middle of a word.
+    """
     keys = keymap.action_keys(keymap.TUI)
-    return " · ".join(f"{keys[action].label} {words}" for action, words in actions
-                      if action in keys)
+    entries = [f"{keys[action].label} {words}" for action, words in actions if action in keys]
+    if width is None:
+        return " · ".join(entries)
+    kept, last = entries[:-1], entries[-1:]
+    while kept and len(" · ".join(kept + last)) > width:
+        kept.pop()
+    return " · ".join(kept + last)
 
 
 class HelpScreen(ModalScreen[None]):

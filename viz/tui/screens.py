@@ -104,6 +104,8 @@ class RecordingPathScreen(ModalScreen[str | None]):
     """Ask for a recording's path (the detail screen's `h`)."""
 
     BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss(None)", "Cancel")]
+    ABOUT = ("The whole recording, state channel only; H on the detail screen goes back to "
+            "live trends.")
 
     def __init__(self, prefill: str = "") -> None:
         super().__init__()
@@ -113,11 +115,17 @@ class RecordingPathScreen(ModalScreen[str | None]):
         with Vertical(id="dialog"):
             yield Label("Load this node's trend from a recording  (Enter loads, Esc cancels)")
             yield Input(self.prefill, placeholder="run.mcap", id="recording-input")
-            yield Static("The whole recording, state channel only; H on the detail screen "
-                         "goes back to live trends.", classes="dim")
+            yield Static(self.ABOUT, id="recording-help", classes="dim")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        if not event.value.strip():
+            # The greyed "run.mcap" is only a placeholder: Enter on an empty box used to
+            # close the dialog and load nothing, without a word.
+            self.query_one("#recording-help", Static).update(Text(
+                "Type the path of a recording first (odc run --record run.mcap makes one), "
+                "or Esc to cancel.", style="bold yellow"))
+            return
         self.dismiss(event.value)
 
 

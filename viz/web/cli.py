@@ -1,4 +1,4 @@
-"""The dashboard and the 3D view in a browser, live from the twin's stream (`odc web`).
+"""The dashboard and the 3D view in a browser, live from the twin's stream.
 
 One server on one port: an index page, the dashboard (`odc tui` per browser tab, through
 textual-serve) at /dashboard/ and the 3D view (the `odc view` scene rendered here,
@@ -30,14 +30,25 @@ def _port(text: str) -> int:
     return int(text)
 
 
+class _ExamplesAsWritten(argparse.HelpFormatter):
+    """Wraps descriptions to the terminal as argparse does (RawDescriptionHelpFormatter left
+    the `keys` group's line 100 columns long); text with its own line breaks, the
+    examples, stays as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `odc web`."""
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.formatter_class = _ExamplesAsWritten
     parser.epilog = (
         "examples:\n"
-        "  odc web                                  # http://127.0.0.1:8080/ on this machine\n"
-        "  odc web --host 0.0.0.0 --token-file web.token   # the lab's browsers, with a token\n"
-        "  odc web --key alice.key_secret --server-key keys/server.key  # a twin with keys")
+        "  odc web                          # http://127.0.0.1:8080/ on this machine\n"
+        "  odc web --host 0.0.0.0 --token-file web.token   # the lab's browsers\n"
+        "  odc web --key alice.key_secret --server-key keys/server.key  # keys")
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help="address to listen on (default: %(default)s, this machine only); "
                         "any non-loopback address needs a token")

@@ -121,6 +121,9 @@ class WebView:
         self.plotter = pv.Plotter(off_screen=True, window_size=[1280, 720])
         self.app = ViewerApp(self.plotter, self.stream, self.commands, ViewOptions(field=field))
         self.app.render()  # off screen, VTK draws nothing before pyvista's first show
+        # trame renders the window itself, at the browser's size: the text follows that
+        # size at every render, as in `odc view` (at 1080 rows it stayed 720-row small).
+        self.plotter.render_window.AddObserver("StartEvent", self._fit_text)
         # Until the first state places it, the camera looks at the Earth from 5 radii (not
         # at the whole star sphere from outside, where pyvista would put it).
         camera = self.plotter.renderer.GetActiveCamera()
@@ -146,6 +149,9 @@ class WebView:
         style = self.plotter.iren.interactor.GetInteractorStyle()
         if style is not None:
             style.AddObserver("StartInteractionEvent", self._camera_pressed)
+
+    def _fit_text(self, *_args: Any) -> None:
+        self.app.scene.fit_text()
 
     # ------------------------------------------------------------------ keys
     def key(self, key: str) -> None:
