@@ -31,11 +31,14 @@ Total = tuple[str, str]
 
 @dataclass
 class Built:
-    """What a model's ``build`` gets: the scenario, the clock and the models built so far."""
+    """What a model's ``build`` gets: the scenario, the clock, the engine's worker count
+    (a model that forks processes does so as it is built, while the twin's process is
+    small: docs/architecture.md, "Every core") and the models built so far."""
 
     scenario: Any
     clock: Any
     models: dict[str, Subsystem] = field(default_factory=dict)
+    workers: int = 1
 
     def fields(self) -> list[Field]:
         """Every field of the models built so far, in step order."""
@@ -103,14 +106,14 @@ def check_entries(entries: Iterable[ModelEntry],
 
 
 def build_models(entries: tuple[ModelEntry, ...], scenario: Any, clock: Any,
-                 reserved_commands: Iterable[str] = ()) -> list[Subsystem]:
+                 reserved_commands: Iterable[str] = (), workers: int = 1) -> list[Subsystem]:
     """Construct the models in step order and check what they claim and need.
 
     Raises:
         RegistryError: Naming the clash or the missing provider.
     """
     check_entries(entries, reserved_commands)
-    built = Built(scenario, clock)
+    built = Built(scenario, clock, workers=workers)
     for entry in entries:
         model = entry.build(built)
         if model.name != entry.name:
