@@ -116,3 +116,25 @@ def test_a_worker_that_cannot_build_its_shard_stops_the_start_with_a_clear_error
     with pytest.raises(ShardError, match=r"shard 1 \(satellites 5-9\) died while building "
                                          r"its satellites.*--workers 1"):
         ShardedPropagator(broken, 2)
+
+
+@pytest.mark.timeout(60)
+def test_a_model_that_fails_to_build_after_the_orbit_ends_its_workers() -> None:
+    import psutil
+
+    from twin.core.registry import ModelEntry
+    from twin.models.registry import MODELS
+
+    def fail(_built: object) -> None:
+        raise RuntimeError("this model cannot be built")
+
+    entries = (next(e for e in MODELS if e.name == "orbit"), ModelEntry("boom", fail))
+    scenario = _mixed_scenario(cluster="")
+    me = psutil.Process()
+    before = {child.pid for child in me.children()}
+    with pytest.raises(RuntimeError, match="cannot be built"):
+        Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True),
+               workers=2, models=entries)
+    left = [child for child in me.children() if child.pid not in before
+            and child.status() != psutil.STATUS_ZOMBIE]
+    assert left == []

@@ -114,16 +114,25 @@ def build_models(entries: tuple[ModelEntry, ...], scenario: Any, clock: Any,
     """
     check_entries(entries, reserved_commands)
     built = Built(scenario, clock, workers=workers)
-    for entry in entries:
-        model = entry.build(built)
-        if model.name != entry.name:
-            raise RegistryError(f"registry entry {entry.name!r} built a model named "
-                                f"{model.name!r}")
-        built.models[entry.name] = model
-    models = list(built.models.values())
-    _check_fields(models)
-    _check_commands(entries, models)
-    _check_outputs(models)
+    try:
+        for entry in entries:
+            model = entry.build(built)
+            built.models[entry.name] = model
+            if model.name != entry.name:
+                raise RegistryError(f"registry entry {entry.name!r} built a model named "
+                                    f"{model.name!r}")
+        models = list(built.models.values())
+        _check_fields(models)
+        _check_commands(entries, models)
+        _check_outputs(models)
+    except BaseException:
+        # A model built before the failure may hold processes (the SGP4 workers): end them
+        # now rather than whenever the garbage collector finds it.
+        for model in built.models.values():
+            close = getattr(model, "close", None)
+            if close is not None:
+                close()
+        raise
     return models
 
 
