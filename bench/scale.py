@@ -98,6 +98,19 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / MB
 
 
+def total_pss_mb() -> float:
+    """Proportional set size of this process and its children (the SGP4 workers), summed:
+    pages a fork shares are counted once, split between the processes that map them."""
+    me = psutil.Process()
+    total = 0
+    for process in (me, *me.children()):
+        try:
+            total += process.memory_full_info().pss
+        except psutil.NoSuchProcess:
+            continue
+    return total / MB
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB  # kB on Linux
 
@@ -149,10 +162,12 @@ def run_one(size: str, steps: int, workers: int, load_only: bool) -> dict[str, A
         return result
     started = time.perf_counter()
     engine, used = make_engine(scenario, workers)
-    result.update(workers=used, build_s=time.perf_counter() - started, engine_mb=rss_mb())
+    result.update(workers=used, build_s=time.perf_counter() - started, engine_mb=rss_mb(),
+                  engine_total_mb=total_pss_mb())
     engine.step()  # warm-up: first-touch pages, caches
     release_free_memory()  # what the twin's serve loop does: the build's temporaries go
     result["stepped_mb"] = rss_mb()  # the engine alone, before the bare SGP4 array exists
+    result["stepped_total_mb"] = total_pss_mb()
     bare = SatrecArray([sat.satrec for sat in scenario.satellites])
     jd, fr = engine.clock.jd_utc
     jd_in, fr_in = np.array([jd]), np.array([fr])
@@ -176,7 +191,8 @@ def run_one(size: str, steps: int, workers: int, load_only: bool) -> dict[str, A
     release_free_memory()
     result["frame_bytes"], result["encode_s"] = frame_bytes(engine)
     result.update(step_s=statistics.median(step_s), bare_s=statistics.median(bare_s),
-                  steps=steps, rss_mb=rss_mb(), peak_mb=peak_rss_mb())
+                  steps=steps, rss_mb=rss_mb(), total_mb=total_pss_mb(),
+                  peak_mb=peak_rss_mb())
     return result
 
 
@@ -204,8 +220,9 @@ def print_table(rows: list[dict[str, Any]], load_only: bool) -> None:
           " speed-up over 1 worker |"
           " step per satellite (µs) | resident after 1 step (MB) |"
           " resident after steps (MB) | peak (MB) | state message (MB) | encode (ms) |"
-          " CPU a step: main thread, all threads, workers (ms) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          " CPU a step: main thread, all threads, workers (ms) |"
+          " twin and workers (PSS) built, after 1 step, after steps (MB) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         speed_up = (f"{one_worker[r['n']] / r['step_s']:.2f}x" if r["n"] in one_worker
                     else "")
@@ -215,7 +232,9 @@ def print_table(rows: list[dict[str, Any]], load_only: bool) -> None:
               f" {r['peak_mb']:.0f} |"
               f" {r['frame_bytes'] / MB:.1f} | {1e3 * r['encode_s']:.1f} |"
               f" {1e3 * r['cpu_thread_s']:.1f}, {1e3 * r['cpu_process_s']:.1f},"
-              f" {1e3 * r['cpu_workers_s']:.1f} |")
+              f" {1e3 * r['cpu_workers_s']:.1f} |"
+              f" {r['engine_total_mb']:.0f}, {r['stepped_total_mb']:.0f},"
+              f" {r['total_mb']:.0f} |")
 
 
 def size_list(text: str) -> list[str]:

@@ -272,6 +272,20 @@ class ShellElements:
                             float(self.mean_anomaly_deg[i]), self.kozai_rad_min,
                             float(self.raan_deg[i]))
 
+    def satrecs(self, first: int, stop: int, first_satnum: int) -> list[Satrec]:
+        """Members first..stop-1's satrecs, numbered from ``first_satnum``: each exactly
+        ``satrec(i, first_satnum + i - first)`` (the same floats, read in bulk).
+
+        Raises:
+            ValueError: sgp4init rejected the elements.
+        """
+        mean_anomalies = self.mean_anomaly_deg[first:stop].tolist()
+        raans = self.raan_deg[first:stop].tolist()
+        return [_init_satrec(min(first_satnum + k, MAX_SATNUM), self.epoch_days,
+                             self.inclination_deg, mean_anomaly, self.kozai_rad_min, raan)
+                for k, (mean_anomaly, raan) in enumerate(zip(mean_anomalies, raans,
+                                                             strict=True))]
+
 
 def _shell_elements(altitude_km: float, inclination_deg: float, epoch_utc: datetime,
                     plane: np.ndarray, slot: np.ndarray, raan_deg: np.ndarray,

@@ -2,10 +2,13 @@
 
 A shard is a contiguous range of satellite indices. The twin's process computes the first
 (it would otherwise only wait); each other shard has a worker process, forked from the
-twin's after the scenario loader built the `Satrec` objects, inheriting its range's
-`SatrecArray` built just before the fork (nothing is pickled; nothing crosses a pipe but
-two floats and a one-byte answer). Each writes its rows of TEME position, velocity and
-SGP4 status straight into the shared-memory arrays the orbit model reads.
+twin's, that builds its own range's satrecs from the inherited `SatrecPlan` (a generated
+shell's element arrays, or the satrecs of a catalog) in `SatrecArray` pieces, then answers
+that it is ready. Nothing is pickled; nothing crosses a pipe but two floats and a one-byte
+answer. Each writes its rows of TEME position, velocity and SGP4 status straight into the
+shared-memory arrays the orbit model reads. No process ever holds the whole fleet's
+satrecs: at a million satellites each shard's arrays (1 kB a satellite) live in the one
+process that computes them.
 
 Why processes for SGP4 (docs/performance.md, "Every core"):
 
@@ -21,14 +24,16 @@ process (twin.core.slices), its BLAS products over fixed blocks so that its bits
 depend on the slicing either.
 
 A worker that dies (or stops answering for ``stall_s``) is detected, never waited on
-forever: its shard is forked again and the step's propagation is redone for it (SGP4 is
-stateless given the instant). After ``MAX_RESTARTS_PER_STEP`` failed restarts in one step
-the propagator raises `ShardError` with a clear message.
+forever: its shard is forked again, rebuilds its satrecs from the same plan (the same
+bits), and the step's propagation is redone for it (SGP4 is stateless given the
+instant). After ``MAX_RESTARTS_PER_STEP`` failed restarts in one step the propagator
+raises `ShardError` with a clear message.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import logging
 import multiprocessing as mp
@@ -45,6 +50,8 @@ import numpy as np
 from sgp4.api import Satrec, SatrecArray
 
 from twin.astro.propagate import STATUS_OK
+from twin.astro.satrec_plan import SatrecPlan
+from twin.runtime.allocator import release_free_memory
 
 log = logging.getLogger("odc.twin.shards")
 
@@ -52,6 +59,8 @@ STEP_REQUEST = struct.Struct("<dd")
 """What the engine sends a worker: the instant's Julian date UTC, whole and fraction."""
 ANSWER_DONE = b"\x01"
 """What a worker answers once its rows are written."""
+ANSWER_READY = b"\x02"
+"""What a worker sends once it has built its shard's satrecs, before any step."""
 STOP_REQUEST = b"stop"
 """What the engine sends a worker to end it."""
 
@@ -61,6 +70,9 @@ POLL_S = 0.2
 """How often a waiting engine checks that its workers are alive; bounds detection time."""
 PARENT_CHECK_S = 1.0
 """How often an idle worker checks that the engine's process still exists."""
+BUILD_S_PER_SAT = 1e-4
+"""Time allowed a worker to build each of its satrecs, on top of ``stall_s``: sgp4init
+takes about 5 us a satellite here, so this is 20 times that (a loaded machine)."""
 
 
 MIN_SATS_PER_WORKER = 2000
@@ -90,17 +102,22 @@ def shard_bounds(n_sats: int, shards: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
 
-def _worker(holder: list[SatrecArray], conn: Connection, inherited: list[Connection],
+def _worker(plan: SatrecPlan, conn: Connection, inherited: list[Connection],
             buffer: memoryview, n_sats: int, start: int, stop: int, parent_pid: int) -> None:
-    """One shard's loop: wait for an instant, propagate, write the rows, answer."""
+    """One shard's life: build its satrecs, say so, then loop: wait for an instant,
+    propagate, write the rows, answer."""
     # Ctrl-C and a terminal's hang-up reach the whole process group: they are the twin's
     # to act on (it stops, or reloads its keys) and it ends its workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for other in inherited:  # the engine's ends: so the engine's death reads as EOF here
         other.close()
-    rows = _shard_rows(buffer, n_sats, start, stop)
-    array = holder[0]
+    # The objects inherited from the twin stay out of this process's collections: a
+    # collection writes to every object it visits, copying its page into this process.
+    gc.freeze()
+    pieces = _pieces(plan, buffer, n_sats, start, stop)
+    release_free_memory()  # the build's transient Satrec objects: back to the system
+    conn.send_bytes(ANSWER_READY)
     jd, fr = np.zeros(1), np.zeros(1)
     while True:
         if not conn.poll(PARENT_CHECK_S):
@@ -114,8 +131,17 @@ def _worker(holder: list[SatrecArray], conn: Connection, inherited: list[Connect
         if len(message) != STEP_REQUEST.size:
             return  # STOP_REQUEST, or anything unexpected: end cleanly
         jd[0], fr[0] = STEP_REQUEST.unpack(message)
-        array._sgp4(jd, fr, *rows)
+        for array, rows in pieces:
+            array._sgp4(jd, fr, *rows)
         conn.send_bytes(ANSWER_DONE)
+
+
+def _pieces(plan: SatrecPlan, buffer: Any, n_sats: int, start: int, stop: int
+            ) -> list[tuple[SatrecArray, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Rows [start, stop)'s satrecs, built, each `SatrecArray` piece with its rows of the
+    shared arrays."""
+    return [(array, _shard_rows(buffer, n_sats, first, last))
+            for first, last, array in plan.build(start, stop)]
 
 
 def _shard_rows(buffer: Any, n_sats: int, start: int, stop: int
@@ -148,24 +174,32 @@ class ShardedPropagator:
         restarts_total: Workers restarted since start.
     """
 
-    def __init__(self, satrecs: Sequence[Satrec], workers: int,
+    def __init__(self, satrecs: Sequence[Satrec] | SatrecPlan, workers: int,
                  stall_s: float = 60.0) -> None:
-        """Fork one worker per shard but the first, which this process computes.
+        """Fork one worker per shard but the first, which this process computes; return
+        once every shard has built its satrecs.
 
         Args:
-            satrecs: The satellites, in the order every output row will follow.
+            satrecs: The satellites, in the order every output row will follow: their
+                satrecs, or a plan each shard builds its own from (at a million, the
+                way to keep the whole fleet's satrecs out of every process).
             workers: Number of shards, at least 1: this process and ``workers - 1``
                 worker processes.
             stall_s: A worker alive but silent this long in one step is killed and
                 restarted (a loaded machine can be slow: this is for a hung worker).
+
+        Raises:
+            ShardError: A worker died, or did not finish building its satrecs in
+                ``stall_s`` plus ``BUILD_S_PER_SAT`` a satellite.
         """
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
         if "fork" not in mp.get_all_start_methods():
             raise ShardError("SGP4 workers need the fork start method, which this platform "
                              "lacks; run with --workers 1")
-        self.n_sats = len(satrecs)
-        self._satrecs = list(satrecs)
+        self._plan = (satrecs if isinstance(satrecs, SatrecPlan)
+                      else SatrecPlan.of_satrecs(satrecs))
+        self.n_sats = self._plan.n_sats
         self.bounds = shard_bounds(self.n_sats, workers)
         self.stall_s = stall_s
         self._shm = SharedMemory(create=True, size=max(1, self.n_sats * 49))
@@ -174,18 +208,17 @@ class ShardedPropagator:
         self.any_failed = False
         self.restarts: list[tuple[int, str]] = []
         self.restarts_total = 0
-        self._context = mp.get_context("fork")  # inherit the Satrec objects, pickle nothing
+        self._context = mp.get_context("fork")  # inherit the plan, pickle nothing
         self._processes: list[Any] = [None] * len(self.bounds)
         self._conns: list[Connection | None] = [None] * len(self.bounds)
         self._closed = False
-        # Shard 0 is the twin's own: it computes while the workers do, so a step waits on
-        # one process hand-off less (the critical path of a loaded two-core machine).
-        start, stop = self.bounds[0]
-        self._local = SatrecArray(self._satrecs[start:stop])
-        self._local_rows = _shard_rows(self._shm.buf, self.n_sats, start, stop)
         self._jd, self._fr = np.zeros(1), np.zeros(1)
         for shard in range(1, len(self.bounds)):
-            self._start(shard)
+            self._start(shard)  # each builds its satrecs while this process builds its own
+        # Shard 0 is the twin's own: it computes while the workers do, so a step waits on
+        # one process hand-off less (the critical path of a loaded two-core machine).
+        self._local = _pieces(self._plan, self._shm.buf, self.n_sats, *self.bounds[0])
+        self._await_ready()
 
     @property
     def shm_name(self) -> str:
@@ -197,22 +230,56 @@ class ShardedPropagator:
         """The worker processes' ids, by shard (shard 0 runs in the twin's process)."""
         return {shard: p.pid for shard, p in enumerate(self._processes) if p is not None}
 
+    def _build_allowance_s(self, shard: int) -> float:
+        """How long shard's worker may take to build its satrecs and answer ready."""
+        start, stop = self.bounds[shard]
+        return self.stall_s + BUILD_S_PER_SAT * (stop - start)
+
     def _start(self, shard: int) -> None:
+        """Fork shard's worker; it builds its satrecs from the plan and answers ready."""
         start, stop = self.bounds[shard]
         parent_end, child_end = self._context.Pipe(duplex=True)
         inherited = [c for c in self._conns if c is not None] + [parent_end]
-        # The shard's SatrecArray is built here and inherited: the worker never touches
-        # the 1 kB `Satrec` objects (a reference count written would copy their pages into
-        # it, ~1 kB a satellite), and this process drops its copy once the worker has it.
-        holder = [SatrecArray(self._satrecs[start:stop])]
+        # The worker inherits the plan (a generated shell's element arrays; a catalog's
+        # satrecs, which the scenario holds anyway) and builds its rows' satrecs itself.
         process = self._context.Process(
             target=_worker, name=f"odc-shard-{shard}", daemon=True,
-            args=(holder, child_end, inherited, self._shm.buf, self.n_sats, start, stop,
+            args=(self._plan, child_end, inherited, self._shm.buf, self.n_sats, start, stop,
                   os.getpid()))
         process.start()
-        holder.clear()
         child_end.close()  # the worker's end lives in the worker: its death is EOF here
         self._processes[shard], self._conns[shard] = process, parent_end
+
+    def _await_ready(self) -> None:
+        """Wait for every worker's first ready answer (start-up: no restart, a shard that
+        cannot build now will not build on a second try either)."""
+        pending = set(range(1, len(self.bounds)))
+        started = time.monotonic()
+        while pending:
+            by_conn = {self._conns[s]: s for s in pending}
+            for conn in wait(list(by_conn), timeout=POLL_S):
+                shard = by_conn[conn]
+                try:
+                    answer = conn.recv_bytes(16)
+                except (EOFError, OSError):
+                    answer = b""
+                if answer != ANSWER_READY:
+                    self._give_up(shard, "died while building its satellites")
+                pending.discard(shard)
+            for shard in sorted(pending):
+                if not self._processes[shard].is_alive():
+                    self._give_up(shard, "died while building its satellites (exit code "
+                                  f"{self._processes[shard].exitcode})")
+                if time.monotonic() - started > self._build_allowance_s(shard):
+                    self._give_up(shard, "did not finish building its satellites in "
+                                  f"{self._build_allowance_s(shard):.0f} s")
+
+    def _give_up(self, shard: int, reason: str) -> None:
+        start, stop = self.bounds[shard]
+        self.close()
+        raise ShardError(
+            f"SGP4 worker for shard {shard} (satellites {start}-{stop - 1}) {reason}; the "
+            "twin stops (run with --workers 1 to propagate in the twin's own process)")
 
     def _restart(self, shard: int, reason: str) -> None:
         process, conn = self._processes[shard], self._conns[shard]
@@ -248,8 +315,10 @@ class ShardedPropagator:
         for shard in pending:
             self._send(shard, request)
         self._jd[0], self._fr[0] = jd_whole, jd_frac
-        self._local._sgp4(self._jd, self._fr, *self._local_rows)
-        deadline = time.monotonic() + self.stall_s
+        for array, rows in self._local:
+            array._sgp4(self._jd, self._fr, *rows)
+        # Per shard: a restarted worker first rebuilds its satrecs (``_build_allowance_s``).
+        deadlines = dict.fromkeys(pending, time.monotonic() + self.stall_s)
         while pending:
             by_conn = {self._conns[s]: s for s in pending}
             for conn in wait(list(by_conn), timeout=POLL_S):
@@ -260,18 +329,22 @@ class ShardedPropagator:
                     answer = b""
                 if answer == ANSWER_DONE:
                     pending.discard(shard)
+                elif answer == ANSWER_READY:  # restarted and rebuilt: now propagating
+                    deadlines[shard] = time.monotonic() + self.stall_s
                 else:
                     self._retry(shard, "died", attempts, request)
+                    deadlines[shard] = time.monotonic() + self._build_allowance_s(shard)
             now = time.monotonic()
             for shard in sorted(pending):
                 process = self._processes[shard]
                 if not process.is_alive():
                     self._retry(shard, f"died (exit code {process.exitcode})", attempts,
                                 request)
-                elif now > deadline:
+                    deadlines[shard] = time.monotonic() + self._build_allowance_s(shard)
+                elif now > deadlines[shard]:
                     self._retry(shard, f"did not answer in {self.stall_s:g} s", attempts,
                                 request)
-                    deadline = now + self.stall_s
+                    deadlines[shard] = time.monotonic() + self._build_allowance_s(shard)
         bad = np.not_equal(self._status, STATUS_OK, out=self.failed)
         self.any_failed = bool(bad.any())
         if self.any_failed:  # as Propagator: NaN rows whatever the library version
@@ -315,7 +388,7 @@ class ShardedPropagator:
                 conn.close()
         # The views hold the buffer: drop them before closing the mapping.
         self._pos = self._vel = self._status = None  # type: ignore[assignment]
-        self._local_rows = ()
+        self._local = []
         self.failed = self.failed.copy()
         with contextlib.suppress(BufferError):  # a caller holds a view: it keeps the map
             self._shm.close()

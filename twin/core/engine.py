@@ -87,7 +87,8 @@ class Engine:
         self.events = EventLog(t_utc=clock.t_utc)
         self.entries = models
         self.subsystems: list[Subsystem] = build_models(
-            models, scenario, clock, reserved_commands=[s.name for s in SERVER_COMMANDS])
+            models, scenario, clock, reserved_commands=[s.name for s in SERVER_COMMANDS],
+            workers=workers)
         self.models: dict[str, Subsystem] = {m.name: m for m in self.subsystems}
         self.workers = workers
         # The engine's own per-satellite pass (the NaN check) in row slices on threads.

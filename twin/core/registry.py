@@ -31,11 +31,14 @@ Total = tuple[str, str]
 
 @dataclass
 class Built:
-    """What a model's ``build`` gets: the scenario, the clock and the models built so far."""
+    """What a model's ``build`` gets: the scenario, the clock, the engine's worker count
+    (a model that forks processes does so as it is built, while the twin's process is
+    small: docs/architecture.md, "Every core") and the models built so far."""
 
     scenario: Any
     clock: Any
     models: dict[str, Subsystem] = field(default_factory=dict)
+    workers: int = 1
 
     def fields(self) -> list[Field]:
         """Every field of the models built so far, in step order."""
@@ -103,24 +106,33 @@ def check_entries(entries: Iterable[ModelEntry],
 
 
 def build_models(entries: tuple[ModelEntry, ...], scenario: Any, clock: Any,
-                 reserved_commands: Iterable[str] = ()) -> list[Subsystem]:
+                 reserved_commands: Iterable[str] = (), workers: int = 1) -> list[Subsystem]:
     """Construct the models in step order and check what they claim and need.
 
     Raises:
         RegistryError: Naming the clash or the missing provider.
     """
     check_entries(entries, reserved_commands)
-    built = Built(scenario, clock)
-    for entry in entries:
-        model = entry.build(built)
-        if model.name != entry.name:
-            raise RegistryError(f"registry entry {entry.name!r} built a model named "
-                                f"{model.name!r}")
-        built.models[entry.name] = model
-    models = list(built.models.values())
-    _check_fields(models)
-    _check_commands(entries, models)
-    _check_outputs(models)
+    built = Built(scenario, clock, workers=workers)
+    try:
+        for entry in entries:
+            model = entry.build(built)
+            built.models[entry.name] = model
+            if model.name != entry.name:
+                raise RegistryError(f"registry entry {entry.name!r} built a model named "
+                                    f"{model.name!r}")
+        models = list(built.models.values())
+        _check_fields(models)
+        _check_commands(entries, models)
+        _check_outputs(models)
+    except BaseException:
+        # A model built before the failure may hold processes (the SGP4 workers): end them
+        # now rather than whenever the garbage collector finds it.
+        for model in built.models.values():
+            close = getattr(model, "close", None)
+            if close is not None:
+                close()
+        raise
     return models
 
 

@@ -30,6 +30,7 @@ from twin.models.formation.clusters import FormationClusters
 from twin.models.lifecycle.decay import apply_orbit_offset
 from twin.models.power.params import PowerParams
 from twin.scenario import Scenario, parse_section
+from twin.scenario.satrecs import satrec_plan
 
 FLEET_TOTALS: dict[str, tuple[str, str]] = {
     "n_sats": ("count", "satellites in the scenario"),
@@ -64,7 +65,10 @@ class OrbitModel:
     reads: tuple[str, ...] = ()
     publishes = "orbit"
 
-    def __init__(self, scenario: Scenario, clock: SimClock) -> None:
+    def __init__(self, scenario: Scenario, clock: SimClock, workers: int = 1) -> None:
+        """Args:
+            workers: SGP4 worker processes (and geometry row slices), as `run_on_workers`.
+        """
         self.scenario = scenario
         self.clock = clock
         self.outputs = OrbitOutputs()  # filled by each step
@@ -73,10 +77,16 @@ class OrbitModel:
         stations = scenario.stations
         n_st = len(stations)
         self.n_sats = n
-        # Built on first use (`propagator`): an engine with workers replaces it before
-        # its first step, and at a million satellites a one-process propagator is 2 GB of
-        # satrecs and their array built for nothing.
+        # Built on first use (`propagator`) with one worker: at a million satellites a
+        # one-process propagator is 2 GB of satrecs and their array.
         self._propagator: Propagator | ShardedPropagator | None = None
+        self._workers = 1
+        if workers > 1:
+            # Forked first, while this process holds little more than the scenario: a
+            # worker keeps its own copy of every page the twin writes after the fork, so
+            # forking after the models' arrays exist would cost about 1 GB at a million.
+            self._propagator = ShardedPropagator(satrec_plan(scenario.satellites), workers)
+            self._workers = workers
         self.frames = FrameRotations()
         self.sun = SunEphemeris()
         self.stations = GroundStations(
@@ -122,7 +132,7 @@ class OrbitModel:
             self.pos_gcrs.array, self.vel_gcrs.array, self.pos_itrs.array, self.vel_itrs.array,
             self.lat.array, self.lon.array, self.alt.array, self.sunlit.array,
             self.beta.array, self.elevation.array, self.range.array, self.in_contact.array),
-            self.stations, SlicePool(n, 1))
+            self.stations, SlicePool(n, self._workers))
         self._stretch = shadow_stretch(self.params.shadow_atmosphere_km)
 
     @property
@@ -137,10 +147,15 @@ class OrbitModel:
         geometry in ``workers`` row slices on threads (1: all in this process and thread,
         as built). The frames are the same bit for bit (twin.astro.shards,
         twin.core.slices)."""
+        if workers == self._workers and self._propagator is not None:
+            return  # built so (the engine forks the workers as it builds this model)
         self.close()
-        satrecs = [sat.satrec for sat in self.scenario.satellites]
-        self._propagator = (ShardedPropagator(satrecs, workers) if workers > 1
-                            else Propagator(satrecs))
+        self._workers = workers
+        satellites = self.scenario.satellites
+        # With workers, each builds its own shard's satrecs from the plan: this process
+        # never holds the whole fleet's (1 GB at a million; docs/architecture.md).
+        self._propagator = (ShardedPropagator(satrec_plan(satellites), workers)
+                            if workers > 1 else Propagator([s.satrec for s in satellites]))
         self.geometry.pool = SlicePool(self.n_sats, workers)
 
     def close(self) -> None:

@@ -83,7 +83,7 @@ def _mirror_states(b: Built) -> Mirror:
 
 
 MODELS: tuple[ModelEntry, ...] = (
-    ModelEntry("orbit", lambda b: OrbitModel(b.scenario, b.clock),
+    ModelEntry("orbit", lambda b: OrbitModel(b.scenario, b.clock, b.workers),
                sections=(("orbit", orbit.OrbitParams),), totals=orbit.FLEET_TOTALS,
                alarms={"orbit_error": AlarmKind("orbit_recovered", ""),
                        "worker_restarted": AlarmKind(None, "shard", per_node=False)}),
