@@ -153,3 +153,23 @@ def test_the_alarm_table_takes_a_summary_as_one_alarm_and_clears_what_it_names()
     publish()
     states = {(a["sat"], a["parameter"]): a["active"] for a in table.snapshot()["alarms"]}
     assert states[(1, "temp_k")] is False and states[(2, "soc")] is True
+
+
+def test_events_nobody_drains_stay_bounded_over_hundreds_of_steps() -> None:
+    """bench/scale.py stepped a million satellites without draining: +2 MB a step."""
+    scenario = parse_scenario((SCENARIOS_DIR / "default.toml").read_text(),
+                              base_dir=SCENARIOS_DIR)
+    clock = SimClock(scenario.epoch_utc, rate_hz=1.0, warp=60.0, fast=True)
+    engine = Engine(scenario, clock)
+    engine.events.max_pending = 50
+    held = []
+    for _ in range(300):
+        engine.step()
+        held.append(len(engine.events.pending))
+    raised = sum(engine.events.counts.values())
+    assert raised > 100, "the test needs more events than the bound"
+    assert max(held) <= 50
+    events = engine.events.drain()
+    assert events[0]["kind"] == "events_dropped" and events[0]["severity"] == "warning"
+    assert events[0]["count"] + len(events) - 1 == raised  # every event kept or counted
+    assert [e["kind"] for e in engine.events.drain()] == []

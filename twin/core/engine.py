@@ -165,6 +165,7 @@ class Engine:
 
     def context(self, dt_s: float) -> StepContext:
         """The context for a step ending at the clock's current time."""
+        self.events.close_step()  # a mass change is summarised per step
         self.events.t_utc = self.clock.t_utc
         ctx = StepContext(self.clock.t_utc, dt_s, self.events, self.rng, **self._outputs)
         self._last_context = ctx

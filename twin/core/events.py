@@ -31,6 +31,12 @@ SUMMARY_KIND = "node_events_summary"
 """The kind of the event that stands for a step's many per-node events of one kind."""
 NODE_EVENTS_PER_STEP = 1_000
 """Per-node events of one kind published one by one in a step; past it, one summary."""
+MAX_PENDING_EVENTS = 20_000
+"""Events held until drained. The server drains every step; an engine stepped by a caller
+that never drains (a bench, a script) keeps the newest this many, and counts the rest, so
+its memory stays flat (it grew ~2 MB a step at a million satellites)."""
+DROPPED_KIND = "events_dropped"
+"""The kind of the event that says how many were dropped because nobody drained them."""
 SUMMARY_FIRST_NODES = 20
 """Node indices a summary lists (the first raised), so a viewer can show a few names."""
 SUMMARY_CATEGORIES = 16
@@ -201,6 +207,9 @@ class EventLog:
         groups: Returns each node's group code and the group names, asked for once, at
             the first summary (the engine's, from the scenario).
         per_node_limit: ``NODE_EVENTS_PER_STEP``; tests lower it.
+        max_pending: ``MAX_PENDING_EVENTS``; tests lower it.
+        dropped: Events dropped (the oldest) because ``pending`` was full, since the last
+            drain.
     """
 
     t_utc: float = 0.0
@@ -209,6 +218,8 @@ class EventLog:
     names: dict[str, Sequence[str]] = field(default_factory=dict)
     groups: Callable[[], GroupIndex] | None = None
     per_node_limit: int = NODE_EVENTS_PER_STEP
+    max_pending: int = MAX_PENDING_EVENTS
+    dropped: int = 0
     _node_counts: dict[str, int] = field(default_factory=dict)
     _summaries: dict[str, NodeSummary] = field(default_factory=dict)
     _group_index: GroupIndex | None = None
@@ -231,10 +242,19 @@ class EventLog:
                 summary.add_one(sat, severity, extra)
                 return
             self._node_counts[kind] = self._node_counts.get(kind, 0) + 1
-        self.pending.append(
+        pending = self.pending
+        pending.append(
             {"kind": kind, "sat": sat, "severity": severity, "message": message,
              "t_utc": self.t_utc, **extra}
         )
+        if len(pending) > self.max_pending:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        """Keep the newest ``max_pending`` (a tenth fewer, so this runs once in a while)."""
+        excess = len(self.pending) - self.max_pending * 9 // 10
+        del self.pending[:excess]
+        self.dropped += excess
 
     def raise_node_events(self, kind: str, severity: str, sats: np.ndarray,
                           message: Callable[[int], str], **extra: Any) -> None:
@@ -281,15 +301,29 @@ class EventLog:
         self._summaries[kind] = summary
         return summary
 
-    def drain(self) -> list[dict[str, Any]]:
-        """The step's events, summaries last, and a fresh start for the next step."""
-        events, self.pending = self.pending, []
+    def close_step(self) -> None:
+        """End the step: its summaries join ``pending`` as events, and the next step's
+        per-node events are counted from zero (the engine calls this as a step starts)."""
         summaries, self._summaries = self._summaries, {}
         self._node_counts = {}
         if summaries:
             groups = self._groups()
-            events.extend(s.event(self.names, groups) for s in summaries.values())
+            self.pending.extend(s.event(self.names, groups) for s in summaries.values())
+            if len(self.pending) > self.max_pending:
+                self._drop_oldest()
         self.drained_summaries = summaries
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The events raised since the last drain, each step's summaries after its other
+        events; ``drained_summaries`` holds the last step's summaries' nodes."""
+        self.close_step()
+        events, self.pending = self.pending, []
+        if self.dropped:
+            events.insert(0, {"kind": DROPPED_KIND, "sat": -1, "severity": "warning",
+                              "message": f"{self.dropped:,} events were dropped: nobody took"
+                              f" them for {self.max_pending:,} events", "t_utc": self.t_utc,
+                              "count": self.dropped})
+            self.dropped = 0
         return events
 
     def _groups(self) -> GroupIndex | None:
