@@ -163,7 +163,7 @@ class ShardedPropagator:
             raise ShardError("SGP4 workers need the fork start method, which this platform "
                              "lacks; run with --workers 1")
         self.n_sats = len(satrecs)
-        self._satrecs = list(satrecs)
+        self._satrecs = satrecs  # a SatrecsOnDemand: no list of a million Satrec objects
         self.bounds = shard_bounds(self.n_sats, workers)
         self.stall_s = stall_s
         self._shm = SharedMemory(create=True, size=max(1, self.n_sats * 49))

@@ -149,13 +149,14 @@ class NodeSummary:
         if groups is not None:
             codes, group_names = groups
             counted = np.bincount(codes[nodes], minlength=len(group_names))
-            by_group = {str(group_names[g]): int(counted[g]) for g in np.flatnonzero(counted)}
-        spread = "; ".join(
-            f"by {key}: " + ", ".join(f"{name} {n:,}" for name, n in counts.items())
-            for key, counts in by.items())
-        message = (f"{self.count:,} {self.kind} events this step, summarised (more than"
-                   f" {NODE_EVENTS_PER_STEP:,}); first: {self.example}"
-                   + (f"; {spread}" if spread else ""))
+            present = np.flatnonzero(counted)
+            present = present[np.argsort(-counted[present], kind="stable")]
+            by_group = {str(group_names[g]): int(counted[g]) for g in present}
+        spread = [f"by {key} " + _top(counts) for key, counts in by.items()]
+        if len(by_group) > 1:
+            spread.append("by group " + _top(by_group))
+        message = (f"{self.count:,} {self.kind} events in one step, summarised: "
+                   + "; ".join([*spread, f"first: {self.example}"]))
         return {"kind": SUMMARY_KIND, "sat": -1, "severity": self.severity,
                 "message": message, "t_utc": self.t_utc, "of": self.kind,
                 "n_events": self.count, "n_nodes": int(np.unique(nodes).size),
@@ -174,6 +175,13 @@ def _category_column(value: Any, k: int) -> np.ndarray | None:
     if isinstance(value, str):
         return np.full(k, value[:64])
     return None
+
+
+def _top(counts: Mapping[str, int], shown: int = 6) -> str:
+    """``name n, name n, ... and k more`` for a message (the event keeps them all)."""
+    items = list(counts.items())
+    text = ", ".join(f"{name} {n:,}" for name, n in items[:shown])
+    return text + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
 def _counts(column: np.ndarray, names: Sequence[str] | None) -> dict[str, int]:

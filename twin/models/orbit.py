@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from twin.astro.geometry import (
     shadow_stretch,
     sunlit_fraction,
 )
-from twin.astro.propagate import STATUS_NAMES, Propagator
+from twin.astro.propagate import STATUS_NAMES, Propagator, SatrecsOnDemand
 from twin.astro.shards import ShardedPropagator
 from twin.astro.sun import SunEphemeris
 from twin.core.clock import SimClock
@@ -83,8 +84,7 @@ class OrbitModel:
         stations = scenario.stations
         n_st = len(stations)
         self.n_sats = n
-        self.propagator: Propagator | ShardedPropagator = Propagator(
-            [sat.satrec for sat in scenario.satellites])
+        self.propagator: Propagator | ShardedPropagator = Propagator(self._satrecs())
         self.frames = FrameRotations()
         self.sun = SunEphemeris()
         self.stations = GroundStations(
@@ -137,9 +137,13 @@ class OrbitModel:
         """Propagate with ``workers`` processes, one contiguous shard each (1: in this
         process, as built). The frames are the same bit for bit (twin.astro.shards)."""
         self.close()
-        satrecs = [sat.satrec for sat in self.scenario.satellites]
+        satrecs = self._satrecs()
         self.propagator = (ShardedPropagator(satrecs, workers) if workers > 1
                            else Propagator(satrecs))
+
+    def _satrecs(self) -> SatrecsOnDemand:
+        """The satellites' satrecs, each built as SGP4's array copies it (no 1 GB list)."""
+        return SatrecsOnDemand(self.scenario.satellites, attrgetter("satrec"))
 
     def close(self) -> None:
         """End the SGP4 worker processes and free their shared memory, if any."""
