@@ -173,3 +173,29 @@ def test_events_nobody_drains_stay_bounded_over_hundreds_of_steps() -> None:
     assert events[0]["kind"] == "events_dropped" and events[0]["severity"] == "warning"
     assert events[0]["count"] + len(events) - 1 == raised  # every event kept or counted
     assert [e["kind"] for e in engine.events.drain()] == []
+
+
+def test_a_fleet_wide_limit_crossing_is_summarised_by_kind_and_level() -> None:
+    from twin.models.limits import LimitLevels, LimitMonitor
+
+    n = 60
+    monitor = LimitMonitor("soc_frac", "1", LimitLevels(alarm_low=0.2, warn_low=0.3,
+                                                        hysteresis=0.01), n)
+    log = EventLog(per_node_limit=10)
+    names = [f"n{i}" for i in range(n)]
+    values = np.where(np.arange(n) < 45, 0.1, 0.25)  # 45 alarms, 15 warnings
+    previous = monitor.state.copy()
+    changed = monitor.update(values)
+    monitor.raise_events(log, changed, previous, values, names)
+    summaries = [e for e in log.drain() if e["kind"] == SUMMARY_KIND]
+    [alarm_and_warning] = summaries  # one kind, both severities: the worst wins
+    assert alarm_and_warning["of"] == "limit" and alarm_and_warning["severity"] == "alarm"
+    assert alarm_and_warning["n_events"] == 60
+    assert alarm_and_warning["by"]["level"] == {"alarm_low": 45, "warn_low": 15}
+    # Back within limits, 60 at once: one summary of limit_clear.
+    previous = monitor.state.copy()
+    values = np.full(n, 0.5)
+    changed = monitor.update(values)
+    monitor.raise_events(log, changed, previous, values, names)
+    [clear] = log.drain()
+    assert clear["of"] == "limit_clear" and clear["n_events"] == 60
