@@ -199,3 +199,21 @@ def test_a_fleet_wide_limit_crossing_is_summarised_by_kind_and_level() -> None:
     monitor.raise_events(log, changed, previous, values, names)
     [clear] = log.drain()
     assert clear["of"] == "limit_clear" and clear["n_events"] == 60
+
+
+def test_the_dashboard_shows_a_summary_as_a_few_short_lines() -> None:
+    from viz.tui.words import summary_lines
+
+    log = EventLog(names={"station": [f"Station {k}" for k in range(8)]},
+                   groups=lambda: (np.arange(3000) % 2, ["shell-a", "shell-b"]),
+                   per_node_limit=10)
+    sats = np.arange(3000)
+    log.raise_node_events("contact_start", "info", sats, lambda i: f"node {i} acquired",
+                          station=sats % 8)
+    [summary] = log.drain()
+    lines = summary_lines(summary)
+    assert lines[0] == "3,000 contact_start in one step, summarised"
+    assert "Station 0 375" in lines[1] and lines[-1] == "  first: node 0 acquired"
+    assert any("+4 more" in line for line in lines)  # 8 stations, the 4 largest named
+    assert any("by group: shell-a 1,500, shell-b 1,500" in line for line in lines)
+    assert all(len(line) <= 60 for line in lines)

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from twin.protocol.codec import SEVERITIES
+from twin.protocol.codec import NODE_EVENTS_SUMMARY, SEVERITIES
 
-SUMMARY_KIND = "node_events_summary"
+SUMMARY_KIND = NODE_EVENTS_SUMMARY
 """The kind of the event that stands for a step's many per-node events of one kind."""
 NODE_EVENTS_PER_STEP = 1_000
 """Per-node events of one kind published one by one in a step; past it, one summary."""
