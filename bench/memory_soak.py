@@ -107,14 +107,15 @@ def soak(size: str, steps: int, workers: int, skip: int, subscriber: bool) -> di
     warnings.simplefilter("ignore", RuntimeWarning)
     sampler = PeakSampler()
     base_mb = rss_mb()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     sampler.stage = "load"
     scenario = load(size)
-    load_s = time.perf_counter() - started
+    load_s, load_cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     sampler.stage = "engine"
     clock = SimClock(scenario.epoch_utc, rate_hz=1.0, warp=1.0, fast=True)
     engine = Engine(scenario, clock, workers=workers)
     build_s = time.perf_counter() - started - load_s
+    build_cpu_s = time.process_time() - cpu_started - load_cpu_s
     sampler.stage = "first step"
     server = TwinServer(engine, Addresses(ANY_PORT, ANY_PORT, ANY_PORT))
     sub = None
@@ -135,16 +136,22 @@ def soak(size: str, steps: int, workers: int, skip: int, subscriber: bool) -> di
     samples: tuple[list[int], list[float]] = ([], [])
     step_times: list[float] = []
     last = [time.perf_counter()]
+    step_cpu: list[float] = []
+    last_cpu = [time.process_time()]
     start_peak = [0.0]
 
     def after_tick(srv: TwinServer) -> None:
         read(srv)
         if srv.clock.steps > len(samples[0]):  # a step was taken in this pass
-            now = time.perf_counter()
+            now, cpu = time.perf_counter(), time.process_time()
             step_times.append(now - last[0])
-            last[0] = now
+            step_cpu.append(cpu - last_cpu[0])
+            last[0], last_cpu[0] = now, cpu
             samples[0].append(srv.clock.steps)
             samples[1].append(rss_mb())
+            if srv.clock.steps % 50 == 0:
+                print(f"step {srv.clock.steps}: {samples[1][-1]:.0f} MB", file=sys.stderr,
+                      flush=True)
             if srv.clock.steps == 1:
                 sampler.stage = "stepping"
                 start_peak[0] = peak_rss_mb()
@@ -156,6 +163,7 @@ def soak(size: str, steps: int, workers: int, skip: int, subscriber: bool) -> di
         result = {
             "size": size, "n": len(scenario.satellites), "workers": engine.workers,
             "steps": len(n), "load_s": round(load_s, 2), "build_s": round(build_s, 2),
+            "load_cpu_s": round(load_cpu_s, 2), "build_cpu_s": round(build_cpu_s, 2),
             "base_mb": round(base_mb),
             "start_peak_mb": round(start_peak[0]),
             "rss_after_first_step_mb": round(rss[0]) if rss else None,
@@ -164,6 +172,7 @@ def soak(size: str, steps: int, workers: int, skip: int, subscriber: bool) -> di
             "slope_mb_per_100_steps": round(slope_per_100([s for s, _ in kept],
                                                           [r for _, r in kept]), 2),
             "median_step_s": round(float(np.median(step_times[1:] or step_times)), 3),
+            "median_step_cpu_s": round(float(np.median(step_cpu[1:] or step_cpu)), 3),
             "workers_rss_mb": round(workers_rss_mb()),
             "events_published": server.counters.events_published,
             "subscriber_mb": round(received[0] / MB, 1),
@@ -191,7 +200,8 @@ def main() -> int:
     result = soak(args.size, args.steps, args.workers, args.skip, args.subscriber)
     print(json.dumps(result))
     r = result
-    print(f"{r['n']:,} satellites, {r['workers']} worker(s): load {r['load_s']} s, start peak"
+    print(f"{r['n']:,} satellites, {r['workers']} worker(s): load {r['load_s']} s"
+          f" ({r['load_cpu_s']} s of CPU), start peak"
           f" {r['start_peak_mb']:,} MB; resident {r['rss_after_first_step_mb']:,} MB after"
           f" step 1, {r['rss_end_mb']:,} MB after {r['steps']}; slope"
           f" {r['slope_mb_per_100_steps']} MB per 100 steps; median step"
