@@ -19,7 +19,11 @@ It prints, as JSON and one line of words:
 - ``rss_mb`` after the first step and at the end, the most seen while stepping;
 - ``slope_mb_per_100_steps``: a least-squares line through the resident memory after
   every step from step ``--skip`` on (the warm-up's first-touch pages left out), per 100
-  steps. Flat is under about 1 MB per 100 steps: the heap's noise.
+  steps;
+- ``floor_by_tenth_mb`` and ``ceiling_by_tenth_mb``: the least and most resident memory
+  in each tenth of the run. The server hands free heap back every 5 s, so the samples
+  saw-tooth between a floor (just after a trim) and a ceiling (the temporaries of the
+  steps since): memory is flat when neither rises.
 
 SGP4 workers (``--workers`` over 1) are separate processes: their resident memory is
 reported apart (``workers_rss_mb``, shared memory counted in each).
@@ -178,6 +182,13 @@ def soak(size: str, steps: int, workers: int, skip: int, subscriber: bool) -> di
             "subscriber_mb": round(received[0] / MB, 1),
             "load_average": [round(x, 2) for x in os.getloadavg()],
         }
+        # The server trims the heap every 5 s: between trims the step's temporaries stay
+        # resident, so the samples saw-tooth. Floor and ceiling per tenth of the run say
+        # whether either rises.
+        tenths = np.array_split(np.asarray(rss), min(10, len(rss))) if rss else []
+        result["floor_by_tenth_mb"] = [round(float(t.min())) for t in tenths]
+        result["ceiling_by_tenth_mb"] = [round(float(t.max())) for t in tenths]
+        result["rss_by_step_mb"] = [round(r, 1) for r in rss]
         result["peak_by_stage_mb"] = sampler.stop()
         result["ru_maxrss_mb"] = round(peak_rss_mb())
     finally:
@@ -196,8 +207,13 @@ def main() -> int:
                         help="steps left out of the slope (warm-up)")
     parser.add_argument("--subscriber", action="store_true",
                         help="read the default stream on a SUB socket")
+    parser.add_argument("--out", type=Path, help="also write the result, with the resident"
+                        " memory after every step, to this JSON file")
     args = parser.parse_args()
     result = soak(args.size, args.steps, args.workers, args.skip, args.subscriber)
+    if args.out is not None:
+        args.out.write_text(json.dumps(result))
+    result.pop("rss_by_step_mb")
     print(json.dumps(result))
     r = result
     print(f"{r['n']:,} satellites, {r['workers']} worker(s): load {r['load_s']} s"
