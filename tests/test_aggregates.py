@@ -135,3 +135,14 @@ def test_aggregates_on_threads_are_the_same_body_for_any_worker_count() -> None:
                                entry["edges"], limits)
     finally:
         engine.close()
+
+def test_a_few_fields_at_a_time_give_the_same_body(server, monkeypatch) -> None:
+    """A million nodes' fields are aggregated a few at a time (their working set)."""
+    import twin.runtime.aggregates as aggregates_module
+
+    aggregates = server.streams.aggregates
+    fields = {f.spec.name: f for f in aggregates.fields}
+    fields["temp_compute_k"].array[2] = np.nan  # a batch with and one without NaN
+    whole = aggregates.compute()
+    monkeypatch.setattr(aggregates_module, "BATCH_ELEMENTS", 2 * server.engine.n_sats)
+    assert aggregates.compute() == whole

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, overload
 
 import numpy as np
 from sgp4.api import Satrec, SatrecArray
@@ -28,6 +29,38 @@ STATUS_NAMES: dict[int, str] = {
     STATUS_UNDERGROUND: "satellite underground (legacy code, unused)",
     STATUS_DECAYED: "orbit decayed (mean radius below one Earth radius)",
 }
+
+
+class SatrecsOnDemand(Sequence[Satrec]):
+    """Satrecs made one at a time as they are read (``SatrecArray`` copies each at once).
+
+    A million generated satellites' ``Satrec`` objects are 1 kB each: a list of them is a
+    1 GB temporary beside the ``SatrecArray`` being filled from it. Read through this
+    sequence, each is built, copied and freed in turn (docs/performance.md, "Memory at a
+    million"). A slice is another such sequence (a shard's range).
+
+    Args:
+        items: What each satrec is made from (the scenario's satellites).
+        make: Makes one item's satrec (``Satellite.satrec``).
+    """
+
+    def __init__(self, items: Sequence[Any], make: Callable[[Any], Satrec]) -> None:
+        self._items = items
+        self._make = make
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> Satrec: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> SatrecsOnDemand: ...
+
+    def __getitem__(self, index: int | slice) -> Satrec | SatrecsOnDemand:
+        if isinstance(index, slice):
+            return SatrecsOnDemand(self._items[index], self._make)
+        return self._make(self._items[index])
 
 
 def read_tle_file(path: str | Path) -> tuple[list[str], list[Satrec]]:
@@ -70,7 +103,8 @@ class Propagator:
             satrecs: The satellites, in the order every output row will follow.
         """
         self.n_sats: int = len(satrecs)
-        self._array = SatrecArray(list(satrecs))
+        self._array = SatrecArray(
+            satrecs if isinstance(satrecs, SatrecsOnDemand) else list(satrecs))
         # Reused 1-element date inputs: SatrecArray wants arrays, and building
         # two new ones per step would be pure overhead.
         self._jd = np.zeros(1)

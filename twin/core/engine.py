@@ -84,7 +84,11 @@ class Engine:
         self.clock = clock
         self.seed = scenario.seed if seed is None else seed
         self.rng = np.random.default_rng(self.seed)
-        self.events = EventLog(t_utc=clock.t_utc)
+        # A mass change (a first step's contacts) is one summary event per kind, counted
+        # per group and station (twin.core.events).
+        self.events = EventLog(t_utc=clock.t_utc,
+                               names={"station": [st.name for st in scenario.stations]},
+                               groups=lambda: node_groups(scenario))
         self.entries = models
         self.subsystems: list[Subsystem] = build_models(
             models, scenario, clock, reserved_commands=[s.name for s in SERVER_COMMANDS],
@@ -165,6 +169,7 @@ class Engine:
 
     def context(self, dt_s: float) -> StepContext:
         """The context for a step ending at the clock's current time."""
+        self.events.close_step()  # a mass change is summarised per step
         self.events.t_utc = self.clock.t_utc
         ctx = StepContext(self.clock.t_utc, dt_s, self.events, self.rng, **self._outputs)
         self._last_context = ctx
@@ -467,6 +472,14 @@ DEFAULT_CONTROL_PERIOD_S = 6.0
 MAX_SUBSTEPS = 100
 """Most sub-steps in one step: the 600 s longest step at the default 6 s period. A shorter
 period than ``dt_s / MAX_SUBSTEPS`` is lengthened to it, so a step's work stays bounded."""
+
+
+def node_groups(scenario: Scenario) -> tuple[np.ndarray, list[str]]:
+    """Each node's group code (index = node) and the group names, for event summaries."""
+    names = list(scenario.groups)
+    code = {name: k for k, name in enumerate(names)}
+    sats = scenario.satellites
+    return np.fromiter((code[s.group] for s in sats), dtype=np.int32, count=len(sats)), names
 
 
 def substep_count(dt_s: float, control_period_s: float) -> int:

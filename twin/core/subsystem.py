@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from twin.core.events import EventLog
 from twin.core.interfaces import (
     QUANTITY_OWNERS,
     ComputeOutputs,
@@ -26,7 +27,10 @@ from twin.core.interfaces import (
     ThermalOutputs,
     find_quantity,
 )
-from twin.protocol.codec import SEVERITIES, FieldSpec
+from twin.protocol.codec import FieldSpec
+
+__all__ = ["CommandHandler", "CommandRejected", "EventLog", "Field", "StepContext", "Subsystem",
+           "make_field", "only_keys"]
 
 CommandHandler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -77,31 +81,6 @@ def make_field(
     spec = FieldSpec(name, dtype, shape, unit, description, per_sat, dict(limits or {}),
                      dict(labels or {}), over)
     return Field(spec, np.full(shape, fill, dtype=np.dtype(dtype)))
-
-
-@dataclass
-class EventLog:
-    """Events raised during one step, published after the step's state."""
-
-    t_utc: float = 0.0
-    pending: list[dict[str, Any]] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def raise_event(
-        self, kind: str, severity: str, message: str, sat: int = -1, **extra: Any
-    ) -> None:
-        """Queue an event. ``sat`` is the satellite index or -1 for the fleet or twin."""
-        if severity not in SEVERITIES:
-            raise ValueError(f"severity {severity!r} not in {SEVERITIES}")
-        self.pending.append(
-            {"kind": kind, "sat": int(sat), "severity": severity, "message": message,
-             "t_utc": self.t_utc, **extra}
-        )
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-
-    def drain(self) -> list[dict[str, Any]]:
-        events, self.pending = self.pending, []
-        return events
 
 
 @dataclass

@@ -184,6 +184,9 @@ class LimitMonitor:
     def raise_events(self, events: EventLog, changed: np.ndarray, previous: np.ndarray,
                      values: np.ndarray, sat_names: list[str]) -> None:
         """One event per satellite whose state changed (``previous`` = states before)."""
+        if changed.size > events.per_node_limit:  # a mass crossing: summaries, no loop
+            self._raise_many(events, changed, previous, values, sat_names)
+            return
         for i in changed:
             new, old = int(self.state[i]), int(previous[i])
             value = float(values[i])
@@ -206,6 +209,33 @@ class LimitMonitor:
                 f" {limit:.4g}{back}",
                 sat=int(i), field=self.field_name, value=value, level=key, limit=limit,
                 unit=self.unit)
+
+
+    def _raise_many(self, events: EventLog, changed: np.ndarray, previous: np.ndarray,
+                    values: np.ndarray, sat_names: list[str]) -> None:
+        """``raise_events`` for more nodes than a step publishes one by one: by kind and
+        severity, each a summary past the threshold (twin.core.events)."""
+        new = self.state[changed].astype(np.int64)
+        for kind, severity, chosen in (
+                ("limit_clear", "info", new == 0),
+                ("limit", "warning", np.abs(new) == 1),
+                ("limit", "alarm", np.abs(new) == 2)):
+            nodes = changed[chosen]
+            levels = np.array([self.levels.threshold(int(k))[0] if k else "ok"
+                               for k in np.unique(new[chosen])])
+            level = levels[np.searchsorted(np.unique(new[chosen]), new[chosen])] \
+                if nodes.size else levels
+
+            def message(i: int, nodes: np.ndarray = nodes, kind: str = kind) -> str:
+                node = int(nodes[i])
+                name = sat_names[node] if node < len(sat_names) else f"sat {node}"
+                what = "back within limits" if kind == "limit_clear" else "outside limits"
+                return (f"{name}: {self.field_name} {float(values[node]):.4g} {self.unit}"
+                        f" {what}")
+
+            events.raise_node_events(kind, severity, nodes, message, field=self.field_name,
+                                     value=values[nodes].astype(np.float64), level=level,
+                                     unit=self.unit)
 
 
 FLEET_TOTALS: dict[str, tuple[str, str]] = {

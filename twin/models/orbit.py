@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from twin.astro.contacts import ContactTracker, GroundStations
 from twin.astro.fleet_geometry import FleetGeometry, GeometryArrays, StepInputs
 from twin.astro.frames import DAY_S, FrameRotations, jd_utc_from_datetime
 from twin.astro.geometry import shadow_stretch
-from twin.astro.propagate import STATUS_NAMES, Propagator
+from twin.astro.propagate import STATUS_NAMES, Propagator, SatrecsOnDemand
 from twin.astro.shards import ShardedPropagator
 from twin.astro.sun import SunEphemeris
 from twin.core.clock import SimClock
@@ -139,7 +140,7 @@ class OrbitModel:
     def propagator(self) -> Propagator | ShardedPropagator:
         """SGP4 for the whole fleet: in this process unless `run_on_workers` sharded it."""
         if self._propagator is None:
-            self._propagator = Propagator([sat.satrec for sat in self.scenario.satellites])
+            self._propagator = Propagator(self._satrecs())
         return self._propagator
 
     def run_on_workers(self, workers: int) -> None:
@@ -155,8 +156,12 @@ class OrbitModel:
         # With workers, each builds its own shard's satrecs from the plan: this process
         # never holds the whole fleet's (1 GB at a million; docs/architecture.md).
         self._propagator = (ShardedPropagator(satrec_plan(satellites), workers)
-                            if workers > 1 else Propagator([s.satrec for s in satellites]))
+                            if workers > 1 else Propagator(self._satrecs()))
         self.geometry.pool = SlicePool(self.n_sats, workers)
+
+    def _satrecs(self) -> SatrecsOnDemand:
+        """The satellites' satrecs, each built as SGP4's array copies it (no 1 GB list)."""
+        return SatrecsOnDemand(self.scenario.satellites, attrgetter("satrec"))
 
     def close(self) -> None:
         """End the SGP4 worker processes and free their shared memory, if any, and the
@@ -234,33 +239,36 @@ class OrbitModel:
         starts, ends = self.contacts.update(in_contact, pairs)
         names = self.scenario.satellites
         stations = self.scenario.stations
-        # Loops run over the few satellites whose contact changed this step, not the fleet.
+        # One event per changed pair; a mass change (the first step of a large fleet) is
+        # one summary (twin.core.events), without a message per pair.
         for kind, changed_pairs in (("contact_start", starts), ("contact_end", ends)):
-            for station_idx, sat_idx in changed_pairs:
-                station = stations[station_idx].name
-                verb = "acquired by" if kind == "contact_start" else "lost by"
-                ctx.events.raise_event(
-                    kind, "info", f"{names[sat_idx].name} {verb} {station}",
-                    sat=int(sat_idx), station=int(station_idx),
-                )
+            pairs_now = np.asarray(changed_pairs, dtype=np.int64).reshape(-1, 2)
+            station_idx, sat_idx = pairs_now[:, 0], pairs_now[:, 1]
+            verb = "acquired by" if kind == "contact_start" else "lost by"
+
+            def message(i: int, sat_idx: np.ndarray = sat_idx, station_idx: np.ndarray =
+                        station_idx, verb: str = verb) -> str:
+                return (f"{names[int(sat_idx[i])].name} {verb}"
+                        f" {stations[int(station_idx[i])].name}")
+
+            ctx.events.raise_node_events(kind, "info", sat_idx, message, station=station_idx)
         # With every satellite fine now and last step, no status changed: skip the pass.
         any_failed = self.propagator.any_failed
         if not (any_failed or self._previous_any_failed):
             return
         self._previous_any_failed = any_failed
         changed = np.flatnonzero(status != self._previous_status)
-        for sat_idx in changed:
-            code = int(status[sat_idx])
-            if code:
-                ctx.events.raise_event(
-                    "orbit_error", "alarm",
-                    f"{names[sat_idx].name}: SGP4 {STATUS_NAMES.get(code, code)}",
-                    sat=int(sat_idx), code=code,
-                )
-            else:
-                ctx.events.raise_event(
-                    "orbit_recovered", "info", f"{names[sat_idx].name}: SGP4 ok", sat=int(sat_idx)
-                )
+        codes = status[changed].astype(np.int64)
+        failed_now, recovered = changed[codes != 0], changed[codes == 0]
+        failed_codes = codes[codes != 0]
+        ctx.events.raise_node_events(
+            "orbit_error", "alarm", failed_now,
+            lambda i: (f"{names[int(failed_now[i])].name}: SGP4"
+                       f" {STATUS_NAMES.get(int(failed_codes[i]), int(failed_codes[i]))}"),
+            code=failed_codes)
+        ctx.events.raise_node_events(
+            "orbit_recovered", "info", recovered,
+            lambda i: f"{names[int(recovered[i])].name}: SGP4 ok")
         self._previous_status[:] = status
 
     def header(self) -> dict[str, Any]:

@@ -41,6 +41,9 @@ DEFAULT_COMMAND_ADDRESS = "tcp://127.0.0.1:5556"
 DEFAULT_INGEST_ADDRESS = "tcp://127.0.0.1:5557"
 
 SEVERITIES = ("info", "warning", "alarm")
+NODE_EVENTS_SUMMARY = "node_events_summary"
+"""The event that stands for a step's many per-node events of one kind (docs/protocol.md,
+"Mass changes: one summary event")."""
 
 # Only these dtypes travel; all little-endian, so any client can map them directly.
 WIRE_DTYPES = frozenset({"|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<i8", "<f4", "<f8", "|b1"})

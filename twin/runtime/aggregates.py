@@ -37,6 +37,10 @@ TOP_N = 5
 PARALLEL_MIN_SATS = 8192
 """Fleets from this size up compute their fields' entries on ``workers`` threads; below,
 a thread's hand-off would cost more than it saves."""
+
+BATCH_ELEMENTS = 2_000_000
+"""Values (fields x nodes) aggregated at once: every field of a fleet up to 100,000 nodes
+or so in one batch, two at a time at a million."""
 KEY_FIELD_NAMES = frozenset({"soc_frac", "utilization_frac", "delivered_flop_s",
                              "p_solar_w", "p_load_w", "p_battery_w"})
 """Key fields besides those with limits, the temperatures (``temp_*``) and powers
@@ -125,9 +129,14 @@ class FleetAggregates:
     def _part(self, part: int, fields: list[Field]) -> dict[str, Any]:
         """The entries of ``fields``, with part ``part``'s bins."""
         out: dict[str, Any] = {}
+        # A few fields at a time past BATCH_ELEMENTS values: each field's entry is its
+        # own rows' work, and a million nodes' (fields, nodes) copies (values, badness,
+        # sorted rows) were 400 MB of the step's working set in one batch.
+        per_batch = max(1, BATCH_ELEMENTS // max(1, self.n_sats))
         for single in (True, False):  # float32 fields sort as float32: twice as fast
-            batch = [f for f in fields if (f.array.dtype == np.float32) == single]
-            if batch:
+            kind = [f for f in fields if (f.array.dtype == np.float32) == single]
+            for start in range(0, len(kind), per_batch):
+                batch = kind[start:start + per_batch]
                 values = np.stack([f.array for f in batch]).astype(
                     np.float32 if single else np.float64, copy=False)
                 out.update(self._batch([f.spec for f in batch], values, self._bins_of[part]))

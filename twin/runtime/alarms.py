@@ -16,6 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from twin.core.events import SUMMARY_KIND, NodeSummary
 from twin.protocol.alarms import SEVERITY_RANK, AlarmKind
 
 MAX_ALARMS = 10_000
@@ -25,6 +28,11 @@ EVENT_HISTORY = 1_000
 SNAPSHOT_INTERVAL_S = 1.0
 """A late viewer has the table within this (and a pass): the issue asks for 2 s."""
 MAX_SHELVE_S = 7 * 86400.0
+
+SUMMARY_ALARM = AlarmKind(None, "of", per_node=False)
+"""A summary of many nodes' alarm events (twin.core.events): one momentary alarm of the
+twin, its parameter the kind summarised; per-node alarms of that many nodes would fill
+the table."""
 
 Key = tuple[str, int, str]
 """(raising event kind, node or -1, parameter)."""
@@ -87,21 +95,62 @@ class AlarmTable:
 
     # -- events -----------------------------------------------------------------------
 
-    def observe(self, event: dict[str, Any]) -> None:
-        """Take one published event (with its ``seq``): keep it, and raise or clear."""
+    def observe(self, event: dict[str, Any], summary: NodeSummary | None = None) -> None:
+        """Take one published event (with its ``seq``): keep it, and raise or clear.
+
+        ``summary``: the nodes behind a ``node_events_summary`` event, to clear the alarms
+        of the nodes a summarised clearing event names.
+        """
         self.events.append(event)
         kind = event.get("kind")
-        if kind in self.kinds:
+        if kind == SUMMARY_KIND:
+            self._observe_summary(event, summary)
+        elif kind in self.kinds:
             self._raise(kind, self.kinds[kind], event)
         elif kind in self.clearing:
             raising = self.clearing[kind]
             alarm = self.alarms.get(self._key(raising, self.kinds[raising], event))
             if alarm is not None and alarm.active:
-                alarm.active = False
-                alarm.last_t_utc = float(event.get("t_utc", alarm.last_t_utc))
-                if alarm.acked and alarm.shelved_until_utc is None:
-                    self._clear(alarm)
-                self.changed = True
+                self._return_to_normal(alarm, event)
+
+    def _return_to_normal(self, alarm: Alarm, event: dict[str, Any]) -> None:
+        alarm.active = False
+        alarm.last_t_utc = float(event.get("t_utc", alarm.last_t_utc))
+        if alarm.acked and alarm.shelved_until_utc is None:
+            self._clear(alarm)
+        self.changed = True
+
+    def _observe_summary(self, event: dict[str, Any], summary: NodeSummary | None) -> None:
+        """A step's many events of one kind: an alarm of the twin if they raise alarms;
+        if they clear them, each held alarm of a node (and parameter) they name clears."""
+        of = event.get("of")
+        if of in self.kinds:
+            if event.get("severity") in SEVERITY_RANK:
+                self._raise(SUMMARY_KIND, SUMMARY_ALARM, event)
+            return
+        if of not in self.clearing or summary is None:
+            return
+        raising = self.clearing[of]
+        spec = self.kinds[raising]
+        held = [a for a in self.alarms.values() if a.kind == raising and a.active]
+        if not held:
+            return
+        nodes = summary.node_array()
+        parameters = summary.column(spec.parameter) if spec.parameter else None
+        order = np.argsort(nodes, kind="stable")
+        sorted_nodes = nodes[order]
+        for alarm in held:
+            if spec.per_node:
+                lo, hi = np.searchsorted(sorted_nodes, (alarm.sat, alarm.sat + 1))
+                rows = order[lo:hi]
+            else:
+                rows = order
+            if not rows.size:
+                continue
+            if parameters is not None and alarm.parameter not in {
+                    str(v)[:128] for v in np.unique(parameters[rows]).tolist()}:
+                continue
+            self._return_to_normal(alarm, event)
 
     def _key(self, kind: str, spec: AlarmKind, event: dict[str, Any]) -> Key:
         sat = int(event.get("sat", -1)) if spec.per_node else -1

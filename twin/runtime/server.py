@@ -29,6 +29,7 @@ from twin.astro.sun import EPHEMERIS_END_UTC, ephemeris_covers
 from twin.autonomy.commands import AUTONOMY_COMMANDS, AutonomyCommands
 from twin.autonomy.runner import AUTONOMY_ALARMS, autonomy_of
 from twin.core.engine import ENGINE_ALARMS, Engine
+from twin.core.events import SUMMARY_KIND
 from twin.core.ratelog import RateLimitedLog
 from twin.core.subsystem import CommandHandler
 from twin.protocol.alarms import AlarmKind
@@ -480,10 +481,12 @@ class TwinServer:
     def _publish_events(self) -> None:
         self.guard.step_published()
         pub = self.pub
-        for event in self.engine.events.drain():
+        events = self.engine.events
+        for event in events.drain():
             header = self._framing(TOPIC_EVENT)
             header.update(event)
-            self.alarm_table.observe(header)
+            self.alarm_table.observe(header, events.drained_summaries.get(  # its nodes
+                event["of"]) if event["kind"] == SUMMARY_KIND else None)
             # The frames of ``encode_map``, sent as the state's are (see _publish_state).
             topic, body = encode_map(TOPIC_EVENT, header)
             _RAW_SEND(pub, topic, _SNDMORE, True)

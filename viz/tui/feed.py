@@ -22,6 +22,7 @@ from textual.message import Message
 from textual.widgets import RichLog
 from textual.worker import get_current_worker
 
+from twin.protocol.codec import NODE_EVENTS_SUMMARY
 from twin.protocol.codec import Message as WireMessage
 from twin.security.clients import ClientKeys
 from viz.checks import BadMessages
@@ -29,7 +30,7 @@ from viz.stream import CONNECTING, LIVE, MAX_BATCH_EVENTS, STALE, StreamClient
 from viz.tui.model import FleetModel, utc_text
 from viz.tui.screens import SEVERITY_STYLE, DetailScreen
 from viz.tui.upcoming import UpcomingPanel
-from viz.tui.words import plural
+from viz.tui.words import plural, summary_lines
 
 # Wall seconds between events-log lines about bad stream messages, and between meta
 # requests after a restart (a rogue publisher may flip run_id on every message).
@@ -356,6 +357,11 @@ class StreamFeed:
         line = Text(utc_text(float(body.get("t_utc", 0.0)))[11:] + " ")
         line.append(f"{severity:7s}", style=SEVERITY_STYLE.get(severity, ""))
         who = self.model.name(sat) if sat >= 0 else "fleet"
+        if body.get("kind") == NODE_EVENTS_SUMMARY:  # many nodes: short lines, not one long
+            first, *rest = summary_lines(body)
+            line.append(f" {who}:", style="bold")
+            line.append(f" {first}")
+            return Text("\n").join([line, *(Text(" " * 9 + r) for r in rest)])
         # Limit alarms read from their values, in the table's units (°C, %), not kelvin.
         message = self.model.event_text(body)
         if who not in message:

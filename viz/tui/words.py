@@ -64,3 +64,36 @@ def reply_value(key: str, value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def summary_lines(body: dict[str, Any], shown: int = 4, width: int = 56) -> list[str]:
+    """A ``node_events_summary`` event in short lines for a narrow log: the count and kind,
+    then its largest counts per key and per group (lines of about ``width``), then the
+    first node's own event."""
+    lines = [f"{int(body.get('n_events', 0)):,} {body.get('of', '?')} in one step, summarised"]
+    by = body.get("by") if isinstance(body.get("by"), dict) else {}
+    groups = body.get("by_group")
+    for key, counts in [*by.items(), *([("group", groups)] if isinstance(groups, dict)
+                                       and len(groups) > 1 else [])]:
+        if isinstance(counts, dict) and counts:
+            items = [f"{name} {n:,}" for name, n in counts.items()]
+            if len(items) > shown:
+                items = [*items[:shown], f"+{len(items) - shown} more"]
+            lines.extend(_packed(f"  by {key}: ", items, width))
+    message = str(body.get("message", ""))
+    if "first: " in message:
+        lines.append("  first: " + message.rsplit("first: ", 1)[1])
+    return lines
+
+
+def _packed(head: str, items: list[str], width: int) -> list[str]:
+    """``head`` and ``items`` joined by commas in lines of about ``width`` characters."""
+    lines, line = [], head
+    for k, item in enumerate(items):
+        piece = item + ("," if k < len(items) - 1 else "")
+        if line.strip() and len(line) + len(piece) > width and line != head:
+            lines.append(line.rstrip())
+            line = " " * 4
+        line += piece + " "
+    lines.append(line.rstrip())
+    return lines

@@ -43,8 +43,6 @@ SLOW_INTERVAL_S = 3600.0
 """Decay, station keeping, end of life and ageing advance at most this often: every law is
 exact for any interval (closed forms in time), and a node's ageing in an hour is far below
 anything another model feels. Battery discharge is counted every step."""
-MAX_NODE_EVENTS = 20
-"""Past this many nodes with the same event in one step, one summary event."""
 
 FLEET_TOTALS: dict[str, tuple[str, str]] = {
     "accelerators_installed_count": ("count", "working accelerators on operating nodes "
@@ -413,14 +411,10 @@ class LifecycleModel:
 
     def _node_events(self, ctx: StepContext, kind: str, severity: str, nodes: np.ndarray,
                      what: str) -> None:
-        if nodes.size > MAX_NODE_EVENTS:
-            ctx.events.raise_event(kind, severity, f"{nodes.size} nodes: {what}",
-                                   nodes=[int(i) for i in nodes])
-            return
+        """One event per node; many in one step are one summary (twin.core.events)."""
         names = self.scenario.satellites
-        for node in nodes:
-            ctx.events.raise_event(kind, severity, f"{names[node].name}: {what}",
-                                   sat=int(node))
+        ctx.events.raise_node_events(kind, severity, nodes,
+                                     lambda i: f"{names[int(nodes[i])].name}: {what}")
 
     def _publish(self) -> None:
         out = self.outputs
