@@ -67,6 +67,19 @@ def test_monitor_is_vectorized_and_nan_keeps_state() -> None:
     assert list(monitor.state) == [0, -1, -2, 0]
 
 
+def test_an_infinite_value_crosses_no_absent_level() -> None:
+    """Low levels only (a cluster's nn_dist_m, +inf on nodes outside any cluster): +inf is
+    within limits, -inf is below both; the step raised a TypeError on a missing high."""
+    monitor = LimitMonitor("nn_dist_m", "m", LimitLevels(alarm_low=50.0, warn_low=75.0,
+                                                        hysteresis=0.75), 3)
+    changed = monitor.update(np.array([np.inf, 100.0, -np.inf]))
+    assert list(changed) == [2] and list(monitor.state) == [0, 0, -2]
+    events = EventLog()
+    monitor.raise_events(events, changed, np.zeros(3, np.int8),
+                         np.array([np.inf, 100.0, -np.inf]), ["a", "b", "c"])
+    assert [e["level"] for e in events.drain()] == ["alarm_low"]
+
+
 def test_alarm_only_level_is_an_alarm() -> None:
     events, _ = _drive(np.array([[1.0], [5.0], [1.0]]), {"alarm_high": 4.0}, hysteresis=0.5)
     assert [e["severity"] for e in events] == ["alarm", "info"]

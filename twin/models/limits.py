@@ -108,15 +108,19 @@ class LimitMonitor:
         self.levels = levels
         self._n_out = 0  # satellites not within limits (state != 0)
         self.state = np.zeros(n_sats, dtype=np.int8)
-        inf = math.inf
-        self._wh = inf if levels.warn_high is None else levels.warn_high
-        self._ah = inf if levels.alarm_high is None else levels.alarm_high
-        self._wl = -inf if levels.warn_low is None else levels.warn_low
-        self._al = -inf if levels.alarm_low is None else levels.alarm_low
+        # An absent level is NaN: no value reaches it, not even an infinite one
+        # (``nn_dist_m`` is +inf on nodes outside any cluster, which has only low levels).
+        nan = math.nan
+        self._wh = nan if levels.warn_high is None else levels.warn_high
+        self._ah = nan if levels.alarm_high is None else levels.alarm_high
+        self._wl = nan if levels.warn_low is None else levels.warn_low
+        self._al = nan if levels.alarm_low is None else levels.alarm_low
         # The innermost levels: a satellite within limits whose value lies strictly between
         # them stays within limits, whatever the hysteresis.
-        self._inner_high = min(self._wh, self._ah)
-        self._inner_low = max(self._wl, self._al)
+        self._inner_high = min((v for v in (self._wh, self._ah) if not math.isnan(v)),
+                               default=math.inf)
+        self._inner_low = max((v for v in (self._wl, self._al) if not math.isnan(v)),
+                              default=-math.inf)
 
     @property
     def state(self) -> np.ndarray:
