@@ -62,8 +62,12 @@ def test_frames_are_identical_with_1_2_and_3_workers(name: str) -> None:
 
 def _walker_fleet(n_sats: int, extra: str = "") -> Scenario:
     """The default scenario with its Walker shell grown to ``n_sats`` - 16 satellites, and
-    ``extra`` TOML appended."""
+    ``extra`` TOML appended (a first line ``attitude = ...`` goes into [thermal], one
+    ``max_discharge_w = ...`` replaces [power]'s)."""
     text = (ROOT / "assets" / "scenarios" / "default.toml").read_text()
+    if extra.startswith("max_discharge_w"):
+        line, extra = extra.split("\n", 1)
+        text = re.sub(r"(?m)^max_discharge_w = .*$", line, text, count=1)
     text = text.replace("planes = 3\nsats_per_plane = 8",
                         f"planes = 40\nsats_per_plane = {(n_sats - 16) // 40}", 1)
     if extra.startswith("attitude"):  # a key of [thermal], which the file has
@@ -86,13 +90,21 @@ radiator_area_m2 = 9.0
 """
 
 
+# A battery that cannot carry the 11.4 kW load (2 kW at most): every eclipsed node sheds
+# load each step, in every slice, so the balance's slices join what they left unserved.
+SHORT_DISCHARGE = """max_discharge_w = 2000.0
+"""
+
+
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("extra", ["", LVLH_AND_A_NODE_CLASS], ids=["default", "lvlh"])
+@pytest.mark.parametrize("extra", ["", LVLH_AND_A_NODE_CLASS, SHORT_DISCHARGE],
+                         ids=["default", "lvlh", "short-battery"])
 def test_frames_of_a_fleet_of_several_blocks_are_identical_with_1_2_and_3_workers(
         extra: str) -> None:
     # 20,016 satellites: three BLAS blocks, cut into one, two (blocks 0-1, 2) and three
-    # row slices for the frames, shadow and station geometry, the arrays, the radiators
-    # and the NaN check, and 1, 2, 3 SGP4 shards.
+    # row slices for the frames, shadow and station geometry, the arrays, the radiators'
+    # absorbed heat, the battery balance, the thermal network's integration, compute's
+    # leakage and die temperatures and the NaN check, and 1, 2, 3 SGP4 shards.
     fleet = _walker_fleet(20_016, extra)
     assert -(-len(fleet.satellites) // BLOCK_ROWS) == 3
     one = _frame_hashes(1, fleet, steps=4)
