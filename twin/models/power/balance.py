@@ -41,8 +41,9 @@ class BatteryBalance:
         # clip bounds (W), and the [loss, storage] factors of the terminal flow.
         self._limit_per_j = np.array([[1.0 / p.charge_efficiency_frac],
                                       [-p.discharge_efficiency_frac]])
-        self._limit_scale_key: tuple[float, float] | None = None
-        self._limit_scale_rows = np.zeros((2, 1))
+        # ((capacity, dt), their (2, 1) scale), one object: a slice's thread reading it
+        # never sees one's key with another's rows.
+        self._limit_scale_kept: tuple[tuple[float, float], np.ndarray] | None = None
         self._limit_floor = np.array([[0.0], [-p.max_discharge_w]])
         self._limit_ceiling = np.array([[p.max_charge_w], [0.0]])
         self._charge_factors = np.array([[1.0 - p.charge_efficiency_frac],
@@ -54,10 +55,11 @@ class BatteryBalance:
 
     def _limit_scale(self, capacity_j: float, dt: float) -> np.ndarray:
         """(2, 1) ``_limit_per_j`` capacity / dt, kept while both stay."""
-        if self._limit_scale_key != (capacity_j, dt):
-            rows = self._limit_per_j * (capacity_j / dt)
-            self._limit_scale_key, self._limit_scale_rows = (capacity_j, dt), rows
-        return self._limit_scale_rows
+        kept = self._limit_scale_kept
+        if kept is None or kept[0] != (capacity_j, dt):
+            kept = (capacity_j, dt), self._limit_per_j * (capacity_j / dt)
+            self._limit_scale_kept = kept
+        return kept[1]
 
     def balance_in_slices(self, pool: SlicePool, supply: np.ndarray, base: float | np.ndarray,
                           payload: np.ndarray, soc: np.ndarray, capacity_j: float, dt: float,
