@@ -18,7 +18,12 @@ import pytest
 from twin.astro.shards import ShardedPropagator, ShardError, shard_bounds
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
-from twin.core.slices import BLOCK_ROWS, blocks, slice_bounds
+from twin.core.slices import BLOCK_ROWS, SlicePool, blocks, slice_bounds
+from twin.models.compute.params import ComputeParams
+from twin.models.compute.power_clock import leakage_and_dies_k
+from twin.models.power.balance import DISSIPATED, LOAD, BatteryBalance
+from twin.models.power.params import PowerParams
+from twin.models.thermal.solver import SlicedSolve, SolveWork
 from twin.protocol.codec import PROTOCOL_VERSION, StateEncoder
 from twin.scenario import Scenario, load_scenario, parse_scenario
 
@@ -62,8 +67,12 @@ def test_frames_are_identical_with_1_2_and_3_workers(name: str) -> None:
 
 def _walker_fleet(n_sats: int, extra: str = "") -> Scenario:
     """The default scenario with its Walker shell grown to ``n_sats`` - 16 satellites, and
-    ``extra`` TOML appended."""
+    ``extra`` TOML appended (a first line ``attitude = ...`` goes into [thermal], one
+    ``max_discharge_w = ...`` replaces [power]'s)."""
     text = (ROOT / "assets" / "scenarios" / "default.toml").read_text()
+    if extra.startswith("max_discharge_w"):
+        line, extra = extra.split("\n", 1)
+        text = re.sub(r"(?m)^max_discharge_w = .*$", line, text, count=1)
     text = text.replace("planes = 3\nsats_per_plane = 8",
                         f"planes = 40\nsats_per_plane = {(n_sats - 16) // 40}", 1)
     if extra.startswith("attitude"):  # a key of [thermal], which the file has
@@ -86,13 +95,21 @@ radiator_area_m2 = 9.0
 """
 
 
+# A battery that cannot carry the 11.4 kW load (2 kW at most): every eclipsed node sheds
+# load each step, in every slice, so the balance's slices join what they left unserved.
+SHORT_DISCHARGE = """max_discharge_w = 2000.0
+"""
+
+
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("extra", ["", LVLH_AND_A_NODE_CLASS], ids=["default", "lvlh"])
+@pytest.mark.parametrize("extra", ["", LVLH_AND_A_NODE_CLASS, SHORT_DISCHARGE],
+                         ids=["default", "lvlh", "short-battery"])
 def test_frames_of_a_fleet_of_several_blocks_are_identical_with_1_2_and_3_workers(
         extra: str) -> None:
     # 20,016 satellites: three BLAS blocks, cut into one, two (blocks 0-1, 2) and three
-    # row slices for the frames, shadow and station geometry, the arrays, the radiators
-    # and the NaN check, and 1, 2, 3 SGP4 shards.
+    # row slices for the frames, shadow and station geometry, the arrays, the radiators'
+    # absorbed heat, the battery balance, the thermal network's integration, compute's
+    # leakage and die temperatures and the NaN check, and 1, 2, 3 SGP4 shards.
     fleet = _walker_fleet(20_016, extra)
     assert -(-len(fleet.satellites) // BLOCK_ROWS) == 3
     one = _frame_hashes(1, fleet, steps=4)
@@ -510,3 +527,49 @@ def test_a_slice_that_raises_is_raised_after_every_slice_finished() -> None:
         pool.run(work)  # closed: the slices in this thread, in order, up to the failure
     assert done == [0]
     pool.close()  # idempotent
+
+
+def test_the_models_sliced_pieces_give_the_whole_arrays_bits() -> None:
+    # The battery balance, the thermal integration and the die terms over 1, 2 and 3 row
+    # slices of a fleet of three blocks, against one call on the whole arrays, bit for bit:
+    # with per-node radiators and capacities, and deficits (unserved load) in the middle
+    # slice only, so the balance joins slices that have none with one that has some.
+    n = 3 * BLOCK_ROWS - 100
+    rng = np.random.default_rng(SEED)
+    params = PowerParams()
+    supply = rng.uniform(0.0, 9000.0, n)
+    payload = rng.uniform(0.0, 8000.0, n)
+    supply[BLOCK_ROWS:2 * BLOCK_ROWS:7] = 0.0  # eclipsed, and more than the battery gives
+    payload[BLOCK_ROWS:2 * BLOCK_ROWS:7] = params.max_discharge_w + 5000.0
+    soc = rng.uniform(0.2, 0.95, n)
+    temps = rng.uniform(250.0, 330.0, (4, n))
+    heat = rng.uniform(0.0, 8000.0, (4, n))
+    capacities = rng.uniform(2e4, 2e5, (4, n))
+    capacities[3] = 9e4  # the battery's is the fleet's
+    g_loop, k_rad = rng.uniform(20.0, 400.0, n), rng.uniform(1e-7, 4e-7, n)
+    busy = rng.integers(0, 9, n)
+    junction = rng.uniform(300.0, 370.0, n).astype(np.float32)
+    hbm, plate = junction - 3.0, junction - 20.0
+    compute = ComputeParams()
+    rise = np.array([0.05, 0.04])
+
+    def run(workers: int) -> list[np.ndarray]:
+        pool = SlicePool(n, workers)
+        try:
+            rows = np.zeros((DISSIPATED - LOAD, n))
+            unserved = BatteryBalance(params).balance_in_slices(
+                pool, supply, 1500.0, payload, soc, 7.56e7, 60.0, rows)
+            assert unserved[0] is not None and unserved[1] is not None
+            out, rhs = np.empty((4, n)), np.empty((4, n))
+            SlicedSolve(SolveWork(n), pool).step(temps, 1.0 / 60.0, capacities, g_loop, 30.0,
+                                                 8.0, k_rad, 2e-7, heat, 3.0**4, 1, out, rhs)
+            dies = leakage_and_dies_k(pool, compute, busy, junction, hbm, plate, rise)
+            return [rows, *unserved, out, *dies]
+        finally:
+            pool.close()
+
+    whole = run(1)
+    assert np.count_nonzero(whole[1][:BLOCK_ROWS]) == 0 < np.count_nonzero(whole[1])
+    for workers in (2, 3):
+        for got, want in zip(run(workers), whole, strict=True):
+            assert got.tobytes() == want.tobytes()

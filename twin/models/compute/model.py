@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from twin.core.interfaces import ComputeOutputs
+from twin.core.slices import SlicePool
 from twin.core.subsystem import CommandHandler, Field, StepContext
 from twin.models.compute import scheduler
 from twin.models.compute.commands import ComputeCommands
@@ -60,8 +61,7 @@ from twin.models.compute.power_clock import (
     allowed_accelerator_w,
     dvfs_clock,
     dynamic_w,
-    full_clock_dies_k,
-    leakage_extra_w,
+    leakage_and_dies_k,
     settle_payload,
 )
 from twin.models.compute.radiation import RadiationParams, RadiationState
@@ -162,9 +162,20 @@ class ComputeModel:
         self._cap_w = np.full(n, np.inf)
         self._dt_s = 0.0
         self.t_utc = scenario.epoch_utc.timestamp()
+        self._slices = SlicePool(n, 1)  # the row slices of the per-node die terms
 
     # ----------------------------------------------------------------------------------
     # Engine contract
+
+    def run_on_workers(self, workers: int) -> None:
+        """The nodes' leakage and die temperatures in ``workers`` row slices on threads
+        (the engine's ``workers``; twin.core.slices): the same bits for any number."""
+        self.close()
+        self._slices = SlicePool(self.n_sats, workers)
+
+    def close(self) -> None:
+        """End the row slices' threads, if any."""
+        self._slices.close()
 
     def fields(self) -> list[Field]:
         extra = [] if self.multinode is None else self.multinode.fields()
@@ -234,12 +245,11 @@ class ComputeModel:
         if junction_k is None:
             static = load.static
         else:
-            leak_per_accelerator = leakage_extra_w(p, junction_k)
+            leak_per_accelerator, junction_k, hbm_k = leakage_and_dies_k(  # in row slices
+                self._slices, p, load.busy, junction_k, thermal.temp_hbm_k,
+                thermal.temp_compute_k, thermal.die_resistance_k_w)
             leak = leak_per_accelerator * load.busy
             static = load.static + leak
-            junction_k, hbm_k = full_clock_dies_k(
-                p, load.busy, junction_k, thermal.temp_hbm_k, thermal.temp_compute_k,
-                thermal.die_resistance_k_w, leak_per_accelerator)
             self.throttling.update(ctx, junction_k, hbm_k)
         f_cap = (out.full_clock if uncapped
                  else dvfs_clock(p, cap, static, load.dynamic_full))

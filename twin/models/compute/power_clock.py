@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from twin.core.constants import KELVIN_PER_CELSIUS
+from twin.core.slices import SlicePool
 from twin.core.subsystem import StepContext
 from twin.models.compute.params import ComputeParams
 from twin.models.compute.workload import JobTable
@@ -248,6 +249,40 @@ def full_clock_dies_k(params: ComputeParams, busy: np.ndarray, junction_k: np.nd
         hbm += plate_k
         np.copyto(hbm, hbm_k, where=~has_job)
     return junction, hbm
+
+
+def leakage_and_dies_k(pool: SlicePool, params: ComputeParams, busy: np.ndarray,
+                       junction_k: np.ndarray, hbm_k: np.ndarray | None,
+                       plate_k: np.ndarray | None, rise_k_w: np.ndarray | None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``leakage_extra_w`` at ``junction_k``, then ``full_clock_dies_k`` with it, in
+    ``pool``'s row slices on threads (twin.core.slices): both are elementwise per node (a
+    non-finite leakage is zeroed node by node), so any slicing gives the same bits. One
+    slice calls them once on the whole arrays.
+
+    Returns:
+        (n,) one powered accelerator's extra leakage, W, and the junction and HBM
+        temperatures the throttle decides on, K (``full_clock_dies_k``).
+    """
+    if len(pool.bounds) == 1 or plate_k is None or rise_k_w is None:
+        leak = leakage_extra_w(params, junction_k)
+        return leak, *full_clock_dies_k(params, busy, junction_k, hbm_k, plate_k, rise_k_w,
+                                        leak)
+    n = len(busy)
+    leak, junction = np.empty(n), np.empty(n)
+    hbm = None if hbm_k is None else np.empty(n)
+
+    def one_slice(start: int, stop: int) -> None:
+        rows = slice(start, stop)
+        leak[rows] = leak_part = leakage_extra_w(params, junction_k[rows])
+        junction[rows], hbm_part = full_clock_dies_k(
+            params, busy[rows], junction_k[rows], None if hbm_k is None else hbm_k[rows],
+            plate_k[rows], rise_k_w, leak_part)
+        if hbm is not None:
+            hbm[rows] = hbm_part
+
+    pool.run(one_slice)
+    return leak, junction, hbm
 
 
 def allowed_accelerator_w(params: ComputeParams, plate_k: np.ndarray | None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from twin.core.slices import SlicePool
 from twin.models.environment import SunlitStep
 from twin.models.power.params import PowerParams
 
@@ -40,8 +41,9 @@ class BatteryBalance:
         # clip bounds (W), and the [loss, storage] factors of the terminal flow.
         self._limit_per_j = np.array([[1.0 / p.charge_efficiency_frac],
                                       [-p.discharge_efficiency_frac]])
-        self._limit_scale_key: tuple[float, float] | None = None
-        self._limit_scale_rows = np.zeros((2, 1))
+        # ((capacity, dt), their (2, 1) scale), one object: a slice's thread reading it
+        # never sees one's key with another's rows.
+        self._limit_scale_kept: tuple[tuple[float, float], np.ndarray] | None = None
         self._limit_floor = np.array([[0.0], [-p.max_discharge_w]])
         self._limit_ceiling = np.array([[p.max_charge_w], [0.0]])
         self._charge_factors = np.array([[1.0 - p.charge_efficiency_frac],
@@ -50,6 +52,50 @@ class BatteryBalance:
                                             - 1.0 / p.discharge_efficiency_frac],
                                            [1.0 / p.discharge_efficiency_frac
                                             - p.charge_efficiency_frac]])
+
+    def _limit_scale(self, capacity_j: float, dt: float) -> np.ndarray:
+        """(2, 1) ``_limit_per_j`` capacity / dt, kept while both stay."""
+        kept = self._limit_scale_kept
+        if kept is None or kept[0] != (capacity_j, dt):
+            kept = (capacity_j, dt), self._limit_per_j * (capacity_j / dt)
+            self._limit_scale_kept = kept
+        return kept[1]
+
+    def balance_in_slices(self, pool: SlicePool, supply: np.ndarray, base: float | np.ndarray,
+                          payload: np.ndarray, soc: np.ndarray, capacity_j: float, dt: float,
+                          out: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``balance_numbers`` of a timed step and one capacity > 0 for all (the usual
+        case), in ``pool``'s row slices on threads (twin.core.slices).
+
+        Every node's balance reads and writes its own column alone, so the slices' rows are
+        the whole's bits. What is unserved comes back per slice, None where the slice has
+        none; it is joined here, zeros where a slice had none (what the whole computes
+        there: the deficit max(flow - net, 0) is 0 wherever the battery covers the net).
+        """
+        if len(pool.bounds) == 1:
+            return self.balance_numbers(supply, base, payload, soc, capacity_j, dt, out, True)
+        self._limit_scale(capacity_j, dt)  # kept here, before the threads only read it
+        parts = pool.run(self._balance_slice, supply, base, payload, soc, capacity_j, dt, out)
+        joined: list[np.ndarray | None] = []
+        for which in range(2):  # (all, base loads), in slice order
+            if all(part[which] is None for part in parts):
+                joined.append(None)
+                continue
+            whole = np.zeros(soc.size)
+            for (start, stop), part in zip(pool.bounds, parts, strict=True):
+                if part[which] is not None:
+                    whole[start:stop] = part[which]
+            joined.append(whole)
+        return joined[0], joined[1]
+
+    def _balance_slice(self, start: int, stop: int, supply: np.ndarray,
+                       base: float | np.ndarray, payload: np.ndarray, soc: np.ndarray,
+                       capacity_j: float, dt: float, out: np.ndarray
+                       ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        cols = slice(start, stop)
+        return self.balance_numbers(supply[cols], base if isinstance(base, float)
+                                    else base[cols], payload[cols], soc[cols], capacity_j, dt,
+                                    out[:, cols], True)
 
     def split_at_shadow_edge(self, rows: np.ndarray, soc_state: np.ndarray,
                              unit_w: np.ndarray, sun: SunlitStep, base: float | np.ndarray,
@@ -176,10 +222,7 @@ class BatteryBalance:
             np.subtract(p.soc_max_frac, soc, out=hi)
             np.copyto(lo, soc)
             if isinstance(capacity_j, float) and isinstance(dt, float):
-                if self._limit_scale_key != (capacity_j, dt):  # kept while both stay
-                    self._limit_scale_key = (capacity_j, dt)
-                    self._limit_scale_rows = self._limit_per_j * (capacity_j / dt)
-                limits *= self._limit_scale_rows
+                limits *= self._limit_scale(capacity_j, dt)
             elif scale is not None:
                 limits *= scale
             else:  # [1 / η_c, -η_d] capacity / dt, (2, m)

@@ -148,8 +148,8 @@ class PowerModel:
     # ---- contract
 
     def run_on_workers(self, workers: int) -> None:
-        """Compute the solar arrays' rows in ``workers`` slices on threads (the engine's
-        ``workers``; twin.core.slices): the same bits for any number."""
+        """Compute the solar arrays' rows and the battery balance in ``workers`` slices on
+        threads (the engine's ``workers``; twin.core.slices): the same bits for any number."""
         self.close()
         self._solar_array.pool = SlicePool(len(self.soc_state), workers)
 
@@ -248,8 +248,9 @@ class PowerModel:
         np.copyto(self._soc_before, soc)
         supply = np.multiply(p_avail, eta_r, out=self._supply)
         if dt > 0.0 and isinstance(capacity_j, float) and capacity_j > 0.0:  # the usual case
-            unserved = self._battery.balance_numbers(supply, base, payload, soc, capacity_j, dt,
-                                                    rows[LOAD:DISSIPATED], True)
+            unserved = self._battery.balance_in_slices(self._solar_array.pool, supply, base,
+                                                      payload, soc, capacity_j, dt,
+                                                      rows[LOAD:DISSIPATED])
         else:
             unserved = self._battery.balance(supply, base, payload, soc, capacity_j, dt,
                                             rows[LOAD:DISSIPATED])

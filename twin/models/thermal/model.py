@@ -40,7 +40,7 @@ from twin.models.thermal.settle import (
     Thermostats,
     report_unconverged,
 )
-from twin.models.thermal.solver import NEWTON_ITERATIONS, SolveWork, implicit_step
+from twin.models.thermal.solver import NEWTON_ITERATIONS, SlicedSolve, SolveWork
 from twin.models.thermal.surfaces import RadiatorSurfaces
 from twin.protocol.codec import ok
 from twin.protocol.commands import Arg, CommandSpec, sat_arg
@@ -169,6 +169,7 @@ class ThermalModel:
         self._g_loop = self._loop.g_open  # valve fully open, W/K (updated in place)
         self._set_flow(np.ones(n, dtype=bool), 1.0)
         self._starting_state = StartingState(n, p, self.capacities, self._loop, self._work)
+        self._solve = SlicedSolve(self._work, self._surfaces.pool)  # the step's integration
         self._temps_start = self.temps_k.copy()
         self.bad_input_steps = 0  # satellite-steps skipped for non-finite heat inputs
         # One accelerator's power over the plate a settle found this step (None: compute's).
@@ -196,10 +197,12 @@ class ThermalModel:
     # ---- contract
 
     def run_on_workers(self, workers: int) -> None:
-        """Compute the surfaces' absorbed heat in ``workers`` row slices on threads (the
-        engine's ``workers``; twin.core.slices): the same bits for any number."""
+        """Compute the surfaces' absorbed heat and the network's integration in ``workers``
+        row slices on threads (the engine's ``workers``; twin.core.slices): the same bits
+        for any number."""
         self.close()
-        self._surfaces.pool = SlicePool(self.n_sats, workers)
+        self._surfaces.pool = pool = SlicePool(self.n_sats, workers)
+        self._solve = SlicedSolve(self._work, pool)
 
     def close(self) -> None:
         """End the row slices' threads, if any."""
@@ -273,10 +276,11 @@ class ThermalModel:
             g_loop = self._loop.valve_w_k(heat[COMPUTE], dt, self.temps_k,
                                           out=self._work.g_loop)
             # The heat is not read after this: the solver builds its right-hand sides there.
-            new = implicit_step(self.temps_k, 1.0 / dt, self.capacities, g_loop,
-                                p.compute_bus_conductance_w_k, p.bus_battery_conductance_w_k,
-                                k_rad, k_bus, heat, sink4, NEWTON_ITERATIONS,
-                                out=self._temps_spare, work=self._work, rhs=heat)
+            # Column by column: in row slices on threads (``run_on_workers``).
+            new = self._solve.step(self.temps_k, 1.0 / dt, self.capacities, g_loop,
+                                   p.compute_bus_conductance_w_k, p.bus_battery_conductance_w_k,
+                                   k_rad, k_bus, heat, sink4, NEWTON_ITERATIONS,
+                                   out=self._temps_spare, rhs=heat)
             # A non-finite input (NaN power) must not poison a node for ever: keep its state.
             if not math.isfinite(float(np.add.reduce(new, axis=None))):
                 bad = ~np.isfinite(new).all(axis=0)

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from twin.core.interfaces import COMPUTE
+from twin.core.slices import SlicePool
 
 NEWTON_ITERATIONS = 1  # per step: T⁴ linearized about the last state; the residual,
 # 6 k T² ΔT², is < 1e-4 of the flux for the ~1 K a node moves in a 60 s step
@@ -83,6 +84,18 @@ class SolveWork:
         self.rows = np.empty((10, n_sats)) if rows is None else rows
         self.g_loop = self.rows[4]
         self._numbers: tuple[float, float, float] | None = None
+        # Works over columns of these rows (``columns``), and the one this is a part of:
+        # a fill of either side makes the other's kept numbers stale.
+        self._parts: list[SolveWork] = []
+        self._whole: SolveWork | None = None
+
+    def columns(self, start: int, stop: int) -> SolveWork:
+        """A work over the satellites [start, stop) of this one, sharing its rows (for one
+        row slice of ``SlicedSolve``)."""
+        part = SolveWork(stop - start, self.rows[:, start:stop])
+        part._whole = self
+        self._parts.append(part)
+        return part
 
     def fill(self, g_bt: float, a_t: float, share_t: float) -> None:
         """Set the pairs' rows of numbers (kept while they stay the same)."""
@@ -90,6 +103,64 @@ class SolveWork:
         if numbers != self._numbers:
             self.rows[5], self.rows[7], self.rows[9] = numbers
             self._numbers = numbers
+            # The whole's rows now hold other numbers in these columns; the parts' columns
+            # are all rewritten. (Parts write disjoint columns: siblings stay valid.)
+            if self._whole is not None:
+                self._whole._numbers = None
+            for part in self._parts:
+                part._numbers = None
+
+
+class SlicedSolve:
+    """``implicit_step`` over the row slices of a ``SlicePool`` (twin.core.slices): every
+    satellite's solve reads and writes its own column alone (elementwise ufuncs, no BLAS,
+    no reduction), so any slicing gives the same bits. One slice calls ``implicit_step``
+    once on the whole arrays, as before slicing.
+
+    Args:
+        work: The whole fleet's scratch; each slice takes its columns.
+        pool: The row slices.
+    """
+
+    def __init__(self, work: SolveWork, pool: SlicePool) -> None:
+        self.pool = pool
+        self.work = work
+        self._works = {(a, b): work.columns(a, b) for a, b in pool.bounds}
+
+    def step(self, temps_k: np.ndarray, inv_dt: float, capacities_j_k: np.ndarray,
+             g_loop: np.ndarray | float, g_cb: float, g_bt: float,
+             k_rad: np.ndarray | float, k_bus: np.ndarray | float, heat_w: np.ndarray,
+             sink4: float, iterations: int, out: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """``implicit_step`` with the same arguments (``work``: this one's), in slices."""
+        if len(self.pool.bounds) == 1:
+            return implicit_step(temps_k, inv_dt, capacities_j_k, g_loop, g_cb, g_bt, k_rad,
+                                 k_bus, heat_w, sink4, iterations, out=out, work=self.work,
+                                 rhs=rhs)
+        self.pool.run(self._step_slice, temps_k, inv_dt, capacities_j_k, g_loop, g_cb, g_bt,
+                      k_rad, k_bus, heat_w, sink4, iterations, out, rhs)
+        return out
+
+    def _step_slice(self, start: int, stop: int, temps_k: np.ndarray, inv_dt: float,
+                    capacities_j_k: np.ndarray, g_loop: np.ndarray | float, g_cb: float,
+                    g_bt: float, k_rad: np.ndarray | float, k_bus: np.ndarray | float,
+                    heat_w: np.ndarray, sink4: float, iterations: int, out: np.ndarray,
+                    rhs: np.ndarray) -> None:
+        work = self._works[start, stop]
+        cols = slice(start, stop)
+        if g_loop is self.work.g_loop:  # already in place: the slice's columns of it
+            g_loop = work.g_loop
+        elif isinstance(g_loop, np.ndarray):
+            g_loop = g_loop[cols]
+        implicit_step(temps_k[:, cols], inv_dt,
+                      capacities_j_k[:, cols] if capacities_j_k.ndim > 1 else capacities_j_k,
+                      g_loop, g_cb, g_bt, _columns(k_rad, cols), _columns(k_bus, cols),
+                      heat_w[:, cols], sink4, iterations, out=out[:, cols], work=work,
+                      rhs=rhs[:, cols])
+
+
+def _columns(values: np.ndarray | float, cols: slice) -> np.ndarray | float:
+    """A per-satellite (n,) array's slice; one number for all as it is."""
+    return values[cols] if isinstance(values, np.ndarray) else values
 
 
 def implicit_step(temps_k: np.ndarray, inv_dt: float, capacities_j_k: np.ndarray,
