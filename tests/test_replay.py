@@ -20,7 +20,13 @@ from typing import Any
 import msgpack
 import pytest
 import zmq
-from recordutil import Received, record_live, replay_process, write_recording
+from recordutil import (
+    STEPS_AT_ONCE,
+    Received,
+    record_live,
+    replay_process,
+    write_recording,
+)
 from twinutil import ANY_PORT, connected, request
 
 from twin.protocol.codec import encode_map, unpack
@@ -104,13 +110,23 @@ def test_the_replayed_states_are_the_live_ones_byte_for_byte(live) -> None:
         start = server.recording.span_utc[0]
         assert request(req, {"cmd": "seek", "t_utc": start})["ok"]  # the first state
         replay_header(sub, seeks=1)  # what the seek publishes comes after this
-        assert request(req, {"cmd": "resume"})["ok"]
+        # A few states at a time, each lot heard before the next is asked for (as
+        # record_live does): played at full warp, a subscriber held off the CPU of a
+        # loaded machine meets the stream's bounded queue full and loses states to it,
+        # which is the twin's rule (it never waits), not a replay defect.
         received: list[list[bytes]] = []
-        while True:
-            frames = sub.recv_multipart()  # RCVTIMEO bounds each wait
-            if frames[0] == TOPIC_REPLAY and decode_replay(frames).header["ended"]:
-                break
-            received.append(frames)
+        last_state: list[bytes] = []
+        n = 0
+        while n < STATES:
+            lot = min(STEPS_AT_ONCE, STATES - n)
+            assert request(req, {"cmd": "step", "n": lot})["ok"]
+            while lot:
+                frames = sub.recv_multipart()  # RCVTIMEO bounds each wait
+                if frames[0] == b"state" and received and frames == last_state:
+                    continue  # paused, it republishes the state shown with its meta
+                received.append(frames)
+                if frames[0] == b"state":
+                    n, lot, last_state = n + 1, lot - 1, frames
     states = [f for f in received if f[0] == b"state"]
     assert len(states) == STATES
     assert states == live_states, "a replayed state differs from the live one"
@@ -476,8 +492,12 @@ def test_the_recording_is_read_through_its_index(live) -> None:
         assert recording.name == "default" and recording.run_id
         start = recording.start_ns
         assert recording.nearest_state(start + 7_340_000_000).log_time == start + 7_300_000_000
-        meta = recording.last_at_or_before(b"meta", recording.end_ns)
+        # The first meta opens the recording; a run slower than the twin's meta interval
+        # (a loaded machine) records a republished one later too.
+        meta = recording.last_at_or_before(b"meta", start)
         assert meta is not None and meta.log_time == start
+        latest = recording.last_at_or_before(b"meta", recording.end_ns)
+        assert latest is not None and latest.log_time >= start
         alarms = recording.last_at_or_before(b"alarms", recording.end_ns)  # the twin's table
         assert alarms is not None and msgpack.unpackb(alarms.data, raw=True)[0] == b"alarms"
         assert msgpack.unpackb(meta.data, raw=True)[0] == b"meta"
