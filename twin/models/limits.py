@@ -137,6 +137,13 @@ class LimitMonitor:
         """Satellites not within limits (state != 0)."""
         return self._n_out
 
+    def forget(self, nodes: np.ndarray) -> None:
+        """Clear the state of ``nodes`` without an event (they are no longer watched)."""
+        if np.any(self._state[nodes]):
+            new = self._state.copy()
+            new[nodes] = 0
+            self.state = new
+
     def _high(self, values: np.ndarray) -> np.ndarray:
         return np.where(values >= self._ah, 2, (values >= self._wh).astype(np.int8))
 
@@ -304,8 +311,18 @@ class LimitsModel:
         worst = self.worst.array
         worst[:] = 0
         self._counts = (0, 0)
+        # Nodes out of service (the lifecycle's, last step's) are not watched: a passivated
+        # or re-entered node goes cold for good, and an alarm on it would never clear.
+        lifecycle = getattr(ctx, "lifecycle", None)
+        retired = None if lifecycle is None else lifecycle.out_of_service_nodes
+        if retired is not None and not retired.size:
+            retired = None
         for f, monitor in self.monitors:
             values = f.array
+            if retired is not None:
+                monitor.forget(retired)
+                values = values.astype(float)  # a copy: NaN keeps the (cleared) state
+                values[retired] = np.nan
             previous = monitor.state
             changed = monitor.update(values)
             if monitor.n_out:  # all-zero states cannot raise the worst level

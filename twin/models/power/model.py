@@ -57,6 +57,15 @@ FLEET_TOTALS: dict[str, tuple[str, str]] = {
 """The fleet totals this model publishes: name -> (unit, description) (meta.totals)."""
 
 
+def _passivated(nodes: np.ndarray, *loads_w: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Copies of ``loads_w`` (n,) W with none on ``nodes``: a node out of service is
+    passivated, its bus and heaters off (docs/models.md, "Out-of-service nodes")."""
+    copies = tuple(np.array(load_w, dtype=float) for load_w in loads_w)
+    for load_w in copies:
+        load_w[nodes] = 0.0
+    return copies
+
+
 class PowerModel:
     """Generation, storage and loads of every node, updated in place each step.
 
@@ -222,6 +231,10 @@ class PowerModel:
         drivers = ctx.drivers
         if drivers.mirror_sat.size:
             bus, heater = self._with_measured(drivers, bus, heater)
+        retired = ctx.lifecycle.out_of_service_nodes  # last step's
+        if retired is not None and retired.size:
+            bus, heater, loop_heater = _passivated(retired, bus, heater, loop_heater)
+            p_avail[retired] = 0.0  # the arrays are cut off the bus
         demand = ctx.compute.compute_power_w
         payload = self._payload
         if demand is None:  # no compute model yet: a fixed load that obeys the cap
