@@ -226,7 +226,8 @@ def _over_time(series: list[dict[str, Any]], best: dict[str, Any] | None) -> str
         LIFECYCLE_FIRST))
     panels = [("working_pflop_s", "installed compute (working accelerators), PFLOP/s"),
               ("delivered_pflop_s", "delivered compute, PFLOP/s"),
-              ("cost_usd", "cost so far, $"), *((k, LIFECYCLE_LABELS.get(k, k)) for k in lifecycle[:3])]
+              ("cost_usd", "cost so far, $"),
+              *((k, LIFECYCLE_LABELS.get(k, k)) for k in lifecycle[:3])]
     columns = min(3, len(panels))
     rows_n = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows_n, columns, figsize=(4.6 * columns, 3.3 * rows_n),
