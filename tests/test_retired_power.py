@@ -121,3 +121,24 @@ def test_capacity_figures_are_labelled_as_means_over_nodes_in_orbit(tmp_path: Pa
     # What a viewer and the sweep's table read: the meta's totals, with units.
     totals = engine.meta()["totals"]
     assert "over the nodes still in orbit" in str(totals["battery_capacity_mean_frac"])
+
+
+def test_fleet_state_of_charge_leaves_out_passivated_nodes(tmp_path: Path) -> None:
+    engine = _idle_fleet_with_lifecycle(tmp_path)
+    engine.step()
+    engine.models["lifecycle"].lost.array[RETIRED] = 8
+    engine.step()
+    engine.step()
+    power = engine.power
+    power.soc_state[RETIRED] = 0.01  # a passivated battery, whatever it holds
+    power.soc.array[RETIRED] = 0.01
+    engine.step()
+    live = np.arange(40) != RETIRED
+    fleet = engine.header()["fleet"]
+    soc = power.soc_state
+    assert fleet["soc_min_frac"] == pytest.approx(soc[live].min(), abs=1e-9)
+    assert fleet["soc_mean_frac"] == pytest.approx(soc[live].mean(), abs=1e-9)
+    power.fields_rewritten()  # the totals from the fields: the same nodes
+    fleet = power.fleet()
+    assert fleet["soc_min_frac"] == pytest.approx(soc[live].min(), abs=1e-6)
+    assert fleet["soc_mean_frac"] == pytest.approx(soc[live].mean(), abs=1e-6)
