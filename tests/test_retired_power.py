@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from twin.core.clock import SimClock
-from twin.core.engine import Engine
+from twin.core.engine import ENGINE_ALARMS, Engine
 from twin.models.lifecycle.model import FLEET_TOTALS, OPERATING
+from twin.runtime.alarms import AlarmTable
 from twin.scenario import load_scenario
 
 DEFAULT = Path(__file__).resolve().parent.parent / "assets" / "scenarios" / "default.toml"
@@ -86,17 +87,31 @@ def test_a_retired_node_draws_nothing_from_the_next_step(tmp_path: Path) -> None
     assert compute.power.array[RETIRED] == 0.0
 
 
-def test_limits_clear_a_retired_node_without_raising(tmp_path: Path) -> None:
+def test_limits_clear_a_retired_node_and_its_alarms(tmp_path: Path) -> None:
     engine = _idle_fleet_with_lifecycle(tmp_path)
     engine.step()
-    # The node in alarm on every monitor (as a cold, dead node would be), then retired.
-    for _, monitor in engine.limits.monitors:
-        state = monitor.state.copy()
-        state[RETIRED] = -2
-        monitor.state = state
+    table = AlarmTable({**ENGINE_ALARMS, **{kind: spec for entry in engine.entries
+                                            for kind, spec in entry.alarms.items()}})
+    # The node in alarm on the battery's temperature (as a cold, dead node would be): the
+    # alarm table holds it.
+    monitor = next(m for f, m in engine.limits.monitors if f.spec.name == "temp_battery_k")
+    state = monitor.state.copy()
+    state[RETIRED] = -2
+    monitor.state = state
+    table.observe({"kind": "limit", "severity": "alarm", "sat": RETIRED,
+                   "field": "temp_battery_k", "message": "cold", "t_utc": 0.0, "seq": 0})
+    assert [a.active for a in table.alarms.values()] == [True]
+    # Retired at the end of this step: limits (stepping after the lifecycle) stop watching
+    # it at once, with a limit_clear that clears the table's alarm.
     engine.models["lifecycle"].lost.array[RETIRED] = 8
     engine.step()
-    engine.events.drain()
+    events = engine.events.drain()
+    cleared = [e for e in events if e["kind"] == "limit_clear" and e.get("sat") == RETIRED]
+    assert [e["field"] for e in cleared] == ["temp_battery_k"]
+    assert "out of service" in cleared[0]["message"] and cleared[0]["cleared"] == "alarm_low"
+    for event in events:
+        table.observe(event)
+    assert [a.active for a in table.alarms.values()] == [False]
     engine.step()
     assert all(m.state[RETIRED] == 0 for _, m in engine.limits.monitors)
     assert engine.limits.worst.array[RETIRED] == 0
