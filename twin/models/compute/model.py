@@ -498,7 +498,7 @@ class ComputeModel:
         self._published = None  # fields written there: rewrite them all next step
         # The energy ledger counts what the node drew, measured where measured.
         self.totals["energy_j"] += self.node_fields.take_measured(
-            sats, measured, self._n_ok, self._cap_w) * self._dt_s
+            sats, measured, self._n_ok, self._cap_w, self._host_w) * self._dt_s
 
 
 def _released_early(params: ComputeParams, finished: Finished, load: NodeLoad,
