@@ -34,7 +34,17 @@ from twin.scenario import Scenario, load_scenario  # noqa: E402
 
 COLUMNS = ("accelerators_installed_count", "nodes_operating_count", "reentries_count",
            "mass_in_orbit_kg", "array_health_mean_frac", "battery_capacity_mean_frac",
-           "propellant_used_kg")
+           "propellant_used_kg", "compute_power_w", "p_load_total_w", "compute_energy_j")
+POWER_TOTALS = ("compute_power_w", "p_load_total_w", "compute_energy_j")
+"""Fleet totals of compute and power sampled with the lifecycle's: nodes out of service
+draw nothing, so the load falls as they retire (docs/models.md, "Out-of-service nodes")."""
+
+
+def sample(engine: Engine, t_yr: float) -> dict[str, float]:
+    """The lifecycle's totals and the fleet's load and compute energy at ``t_yr``."""
+    fleet = engine.header()["fleet"]
+    return {"t_yr": t_yr, **engine.models["lifecycle"].summary(totals_only=True),
+            **{key: fleet[key] for key in POWER_TOTALS}}
 
 
 def with_lifecycle(name: str, folder: Path, acceleration: float) -> Scenario:
@@ -65,14 +75,13 @@ def run(scenario: Scenario, years: float, dt_s: float, samples_per_year: int = 1
     speed = lifecycle.params.time_acceleration
     steps = round(years * SECONDS_PER_YEAR / dt_s / speed)
     every = max(1, int(SECONDS_PER_YEAR / samples_per_year / dt_s / speed))
-    rows: list[dict[str, float]] = [{"t_yr": 0.0, **lifecycle.summary(totals_only=True)}]
+    rows: list[dict[str, float]] = [sample(engine, 0.0)]
     started = time.perf_counter()
     for k in range(1, steps + 1):
         engine.step()
         engine.events.drain()  # nobody listens: keep the queue short
         if k % every == 0 or k == steps:
-            rows.append({"t_yr": k * dt_s * speed / SECONDS_PER_YEAR, **lifecycle.summary(
-                totals_only=True)})
+            rows.append(sample(engine, k * dt_s * speed / SECONDS_PER_YEAR))
     return rows, time.perf_counter() - started, steps
 
 
@@ -83,12 +92,16 @@ def plot(rows: list[dict[str, float]], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     t = [r["t_yr"] for r in rows]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7), sharex=True)
     panels = (("accelerators_installed_count", "installed accelerators (working, operating)"),
               ("reentries_count", "nodes re-entered (cumulative)"),
               ("mass_in_orbit_kg", "mass left in orbit, kg (e-waste account)"),
               (("array_health_mean_frac", "battery_capacity_mean_frac"),
-               "array output and battery capacity left (mean over nodes in orbit)"))
+               "array output and battery capacity left\n(mean over nodes still in orbit: "
+               "rises as worn nodes re-enter)"),
+              (("p_load_total_w", "compute_power_w"),
+               "fleet load and compute power, W\n(nodes out of service draw nothing)"),
+              ("compute_energy_j", "compute energy since the start, J"))
     for ax, (keys, label) in zip(axes.ravel(), panels, strict=True):
         for key in (keys if isinstance(keys, tuple) else (keys,)):
             ax.plot(t, [r[key] for r in rows], label=key)

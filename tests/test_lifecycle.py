@@ -326,5 +326,8 @@ def test_whole_twin_over_years_with_time_acceleration(tmp_path: Path) -> None:
     assert {"accelerator_failure", "disposal", "reentry"} <= kinds
     assert fleet["reentries_count"] > 0 and fleet["mass_in_orbit_kg"] < 40 * 1600.0
     assert np.all(engine.faults.accelerators_ok.array == 0)  # every node retired
+    # Out of service, nothing draws: no host power, no bus (docs/models.md, "Out-of-service
+    # nodes draw nothing").
+    assert fleet["compute_power_w"] == 0.0 and fleet["p_load_total_w"] == 0.0
     assert fleet["battery_capacity_mean_frac"] < 1.0 and fleet["array_health_mean_frac"] < 1.0
     assert lc._age_s / SECONDS_PER_YEAR == pytest.approx(250 * 600 * 2000 / SECONDS_PER_YEAR)

@@ -255,6 +255,13 @@ class LifecycleOutputs:
     """(n,) a / a0: mean orbit radius over the launch orbit's, 1."""
     orbit_phase_rad: Array | None = None
     """(n,) how far ahead along the orbit a lower, faster orbit has taken it, rad."""
+    in_service: Array | None = field(default=None, metadata={"optional": True})
+    """(n,) bool: nodes still operating (False: disposed, derelict or re-entered). None
+    while the lifecycle is off: every node in service."""
+    out_of_service_nodes: Array | None = None
+    """(m,) nodes out of service (disposed, derelict, re-entered): compute and power draw
+    nothing there and limits watch nothing (docs/models.md, "Out-of-service nodes").
+    Empty while the lifecycle is off; a new array whenever the set changes."""
 
 
 OUTPUTS: dict[str, type] = {

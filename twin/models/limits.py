@@ -137,6 +137,32 @@ class LimitMonitor:
         """Satellites not within limits (state != 0)."""
         return self._n_out
 
+    def forget(self, nodes: np.ndarray, events: EventLog, values: np.ndarray,
+               sat_names: list[str]) -> None:
+        """Stop watching ``nodes`` (out of service): those in a level return to normal,
+        with a ``limit_clear`` each (the alarm table clears on it) that says why."""
+        held = nodes[self._state[nodes] != 0]
+        if not held.size:
+            return
+        old = self._state[held].astype(np.int64)
+        new = self._state.copy()
+        new[held] = 0
+        self.state = new
+        states = np.unique(old)  # at most four levels: the loop is over them, not nodes
+        keys, limits = zip(*(self.levels.threshold(int(k)) for k in states), strict=True)
+        at = np.searchsorted(states, old)
+
+        def message(i: int) -> str:
+            node = int(held[i])
+            name = sat_names[node] if node < len(sat_names) else f"sat {node}"
+            return f"{name}: {self.field_name} no longer watched (node out of service)"
+
+        events.raise_node_events(
+            "limit_clear", "info", held, message, field=self.field_name,
+            value=values[held].astype(np.float64), level="ok",
+            cleared=np.array(keys)[at], limit=np.array(limits, dtype=np.float64)[at],
+            unit=self.unit)
+
     def _high(self, values: np.ndarray) -> np.ndarray:
         return np.where(values >= self._ah, 2, (values >= self._wh).astype(np.int8))
 
@@ -304,8 +330,18 @@ class LimitsModel:
         worst = self.worst.array
         worst[:] = 0
         self._counts = (0, 0)
+        # Nodes out of service (the lifecycle's, last step's) are not watched: a passivated
+        # or re-entered node goes cold for good, and an alarm on it would never clear.
+        lifecycle = getattr(ctx, "lifecycle", None)
+        retired = None if lifecycle is None else lifecycle.out_of_service_nodes
+        if retired is not None and not retired.size:
+            retired = None
         for f, monitor in self.monitors:
             values = f.array
+            if retired is not None:
+                monitor.forget(retired, ctx.events, values, self.sat_names)
+                values = values.astype(float)  # a copy: NaN keeps the (cleared) state
+                values[retired] = np.nan
             previous = monitor.state
             changed = monitor.update(values)
             if monitor.n_out:  # all-zero states cannot raise the worst level

@@ -27,6 +27,12 @@ from twin.sweep.spec import SweepSpec
 LIFECYCLE_FIRST = ("accelerators_installed_count", "mass_in_orbit_kg", "reentries_count",
                    "propellant_used_kg", "battery_capacity_mean_frac")
 """The lifecycle totals plotted over time first, when a run published them."""
+LIFECYCLE_LABELS = {
+    "battery_capacity_mean_frac": "battery capacity left, mean over nodes in orbit",
+    "array_health_mean_frac": "array output left, mean over nodes in orbit",
+}
+"""Panel titles that say more than the total's name: these means leave out re-entered
+nodes, so they can rise when worn nodes come down."""
 PRIMARY = "usd_per_pflop_day"
 RISK = "violation_frac"
 LABELS = {
@@ -220,7 +226,8 @@ def _over_time(series: list[dict[str, Any]], best: dict[str, Any] | None) -> str
         LIFECYCLE_FIRST))
     panels = [("working_pflop_s", "installed compute (working accelerators), PFLOP/s"),
               ("delivered_pflop_s", "delivered compute, PFLOP/s"),
-              ("cost_usd", "cost so far, $"), *((k, k) for k in lifecycle[:3])]
+              ("cost_usd", "cost so far, $"),
+              *((k, LIFECYCLE_LABELS.get(k, k)) for k in lifecycle[:3])]
     columns = min(3, len(panels))
     rows_n = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows_n, columns, figsize=(4.6 * columns, 3.3 * rows_n),

@@ -90,7 +90,8 @@ class ComputeModel:
     """
 
     name = "compute"
-    reads: tuple[str, ...] = ("orbit", "faults", "drivers", "links", "power", "thermal")
+    reads: tuple[str, ...] = ("orbit", "faults", "drivers", "links", "power", "thermal",
+                              "lifecycle")
     publishes = "compute"
 
     def __init__(self, scenario: Scenario) -> None:
@@ -151,8 +152,14 @@ class ComputeModel:
         self.operator_cap_w = np.full(n, np.inf)
         self._next_schedule_t = -np.inf
         self._load: NodeLoad | None = None
-        # accelerator_power_w's terms: (busy, n_ok, base W, 1/busy, fill W), by identity.
-        self._accelerator_terms: tuple[np.ndarray, ...] | None = None
+        # The host's power per node: one float while every node is in service, else (n,)
+        # with 0 on the lifecycle's out-of-service nodes; kept with the set it follows.
+        self._host_every_node_w = self.params.host_power_w
+        self._host_w: float | np.ndarray = self._host_every_node_w
+        self._host_for: np.ndarray | None = None
+        # accelerator_power_w's terms: (busy, n_ok, host W, base W, 1/busy, fill W), the
+        # first three by identity.
+        self._accelerator_terms: tuple[Any, ...] | None = None
         self._n_mirrored = 0  # nodes a live testbed mirrored this step
         # What the published fields were computed from, when a later step may skip
         # rewriting them (None: rewrite).
@@ -225,8 +232,9 @@ class ComputeModel:
             active_s = max(dt, 0.0)
             active_frac = active_s / dt if dt > 0.0 else 1.0
         load = self._load
-        if load is None or not load.same(jobs, n_ok, active_frac):
-            load = NodeLoad(p, jobs, run, n_ok, active_frac)
+        host_w = self._host_power_w(ctx.lifecycle.out_of_service_nodes)
+        if load is None or not load.same(jobs, n_ok, active_frac, host_w):
+            load = NodeLoad(p, jobs, run, n_ok, active_frac, host_w)
             self._load = load if isinstance(active_frac, float) else None
         idle_resetting = self.upsets.idle_resetting(t0)
         # Power's cap of the last step (none before power's first step).
@@ -332,9 +340,25 @@ class ComputeModel:
             self.take_measured(drivers.mirror_sat, drivers.measured_drivers)
             busy = busy.astype(float)  # the mirrors' measured occupancy, where they have it
             busy[drivers.mirror_sat] = self.busy.array[drivers.mirror_sat]
-        self.outputs.accelerator_power_w = self._accelerator_power_w(busy, n_ok)
+        self.outputs.accelerator_power_w = self._accelerator_power_w(busy, n_ok, host_w)
 
-    def _accelerator_power_w(self, busy: np.ndarray, n_ok: np.ndarray) -> np.ndarray:
+    def _host_power_w(self, out_of_service: np.ndarray | None) -> float | np.ndarray:
+        """The host's power on each node: none on a node out of service (disposed,
+        derelict or re-entered; the lifecycle's last step), whose accelerators the
+        lifecycle has also taken out. The same object while that set is the same."""
+        if out_of_service is not self._host_for:
+            self._host_for = out_of_service
+            if out_of_service is None or not out_of_service.size:
+                self._host_w = self._host_every_node_w
+            else:
+                host = np.full(self.n_sats, self._host_every_node_w)
+                host[out_of_service] = 0.0
+                host.flags.writeable = False
+                self._host_w = host
+        return self._host_w
+
+    def _accelerator_power_w(self, busy: np.ndarray, n_ok: np.ndarray,
+                             host_w: float | np.ndarray) -> np.ndarray:
         """(n,) one busy accelerator's power: the node's power less the host and the
         sleeping accelerators, over the busy ones; a sleeping one's where none is busy,
         0 where none works (W).
@@ -343,16 +367,16 @@ class ComputeModel:
         following from ``busy`` and ``n_ok`` alone: kept while they are the same objects.
         """
         kept = self._accelerator_terms
-        if kept is None or kept[0] is not busy or kept[1] is not n_ok:
+        if kept is None or kept[0] is not busy or kept[1] is not n_ok or kept[2] is not host_w:
             p = self.params
             sleeping = np.subtract(n_ok, busy, dtype=float)
             np.maximum(sleeping, 0.0, out=sleeping)
-            base = sleeping * p.sleep_power_w + p.host_power_w
+            base = sleeping * p.sleep_power_w + host_w
             has_busy = busy > 0
             inverse = np.divide(1.0, busy, out=np.zeros(busy.shape), where=has_busy)
             fill = np.where(has_busy | (n_ok <= 0), 0.0, p.sleep_power_w)
-            kept = self._accelerator_terms = (busy, n_ok, base, inverse, fill)
-        _, _, base, inverse, fill = kept
+            kept = self._accelerator_terms = (busy, n_ok, host_w, base, inverse, fill)
+        _, _, _, base, inverse, fill = kept
         per = np.subtract(self.power.array, base)  # float64: base is
         per *= inverse
         per += fill
@@ -474,7 +498,7 @@ class ComputeModel:
         self._published = None  # fields written there: rewrite them all next step
         # The energy ledger counts what the node drew, measured where measured.
         self.totals["energy_j"] += self.node_fields.take_measured(
-            sats, measured, self._n_ok, self._cap_w) * self._dt_s
+            sats, measured, self._n_ok, self._cap_w, self._host_w) * self._dt_s
 
 
 def _released_early(params: ComputeParams, finished: Finished, load: NodeLoad,

@@ -202,7 +202,7 @@ class NodeFields:
         code[best <= 1e-9] = NONE
 
     def take_measured(self, sats: np.ndarray, measured: dict[str, np.ndarray], n_ok: np.ndarray,
-                      cap_w: np.ndarray) -> float:
+                      cap_w: np.ndarray, host_w: float | np.ndarray | None = None) -> float:
         """Take measured drivers for mirrored nodes (at the end of ``step``).
 
         ``utilization_frac`` u replaces the model's occupancy: u * n_ok accelerators are
@@ -220,6 +220,8 @@ class NodeFields:
                 measure it.
             n_ok: (n,) working accelerators of this step.
             cap_w: (n,) power cap in force this step (W).
+            host_w: The host's power, one for all or (n,) (0 on nodes out of service), W;
+                None: ``host_power_w``.
 
         Returns:
             How much more the mirrored nodes draw than the model had them draw (W), for
@@ -237,7 +239,9 @@ class NodeFields:
             u = np.clip(util[has], 0.0, 1.0)
             node_ok = n_ok[nodes]
             busy = u * node_ok
-            static = (p.host_power_w + busy * p.idle_power_w
+            host = np.broadcast_to(p.host_power_w if host_w is None else host_w,
+                                   n_ok.shape)[nodes]
+            static = (host + busy * p.idle_power_w
                       + (node_ok - busy) * p.sleep_power_w)
             dynamic_full = busy * (p.full_power_w - p.idle_power_w)
             f_cap = dvfs_clock(p, cap_w[nodes], static, dynamic_full)

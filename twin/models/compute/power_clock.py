@@ -102,13 +102,17 @@ class NodeLoad:
         size_s, interval_s: (r,) size (accelerator-s) and checkpoint interval (s) of each.
         busy: Accelerators holding a job.
         running_acc: Accelerators computing, weighted by the fraction of the step.
+        host_w: The host's power the load was built with: a float, the same for every
+            node, or (n,) with 0 on nodes out of service (the model's kept object).
         static: Host, idle and sleeping accelerators' power (W).
         dynamic_full: Power the computing accelerators add at full clock (W).
     """
 
     def __init__(self, params: ComputeParams, jobs: JobTable, run: np.ndarray,
-                 n_ok: np.ndarray, active_frac: float | np.ndarray) -> None:
+                 n_ok: np.ndarray, active_frac: float | np.ndarray,
+                 host_w: float | np.ndarray | None = None) -> None:
         n = n_ok.size
+        self.host_w = params.host_power_w if host_w is None else host_w
         self.running_version = jobs.running_version
         self.n_ok = n_ok
         self.active_frac = active_frac
@@ -123,7 +127,7 @@ class NodeLoad:
             self.running_acc = read_only(np.bincount(self.rnode, self.acc * active_frac,
                                                       minlength=n))
         sleeping = np.clip(n_ok - self.busy, 0, None)
-        self.static = read_only(params.host_power_w + self.busy * params.idle_power_w
+        self.static = read_only(self.host_w + self.busy * params.idle_power_w
                                  + sleeping * params.sleep_power_w)
         self.dynamic_full = read_only(self.running_acc
                                        * (params.full_power_w - params.idle_power_w))
@@ -131,9 +135,12 @@ class NodeLoad:
         self._full_clock: tuple[np.ndarray, float, np.ndarray] | None = None
         self._jobs_per_node: np.ndarray | None = None
 
-    def same(self, jobs: JobTable, n_ok: np.ndarray, active_frac: float | np.ndarray) -> bool:
-        """Whether this load holds for ``jobs``' running set, ``n_ok`` and ``active_frac``."""
+    def same(self, jobs: JobTable, n_ok: np.ndarray, active_frac: float | np.ndarray,
+             host_w: float | np.ndarray) -> bool:
+        """Whether this load holds for ``jobs``' running set, ``n_ok``, ``active_frac``
+        and the host power ``host_w`` (compared by identity: the model keeps it)."""
         return (self.running_version == jobs.running_version and self.n_ok is n_ok
+                and self.host_w is host_w
                 and isinstance(active_frac, float) and self.active_frac == active_frac)
 
     def full_clock(self) -> tuple[np.ndarray, float, np.ndarray]:

@@ -58,8 +58,12 @@ FLEET_TOTALS: dict[str, tuple[str, str]] = {
     "propellant_used_kg": ("kg", "propellant burned for station keeping and disposal"),
     "disposal_noncompliant_count": ("count", "nodes out of service whose predicted "
                                     "re-entry breaks the disposal rule"),
-    "array_health_mean_frac": ("1", "mean solar array output left from ageing"),
-    "battery_capacity_mean_frac": ("1", "mean battery capacity left from fade"),
+    "array_health_mean_frac": ("1", "mean solar array output left from ageing, over the "
+                               "nodes still in orbit (re-entries leave the mean: it can "
+                               "rise)"),
+    "battery_capacity_mean_frac": ("1", "mean battery capacity left from fade, over the "
+                                   "nodes still in orbit (worn nodes re-entering leave the "
+                                   "mean: it can rise)"),
     "radiator_absorptivity_rise": ("1", "rise of the radiator coating's solar absorptivity"),
     "mean_altitude_min_km": ("km", "lowest mean altitude of a node still in orbit"),
 }
@@ -424,6 +428,15 @@ class LifecycleModel:
         out.battery_capacity_frac = self.battery.array
         out.accelerators_lost = self.lost.array
         out.accelerators_lost_version = self._lost_version
+        operating = self.state.array == OPERATING
+        retired = out.out_of_service_nodes
+        if retired is None or retired.size != self.n_sats - np.count_nonzero(operating) or (
+                retired.size and np.any(operating[retired])):
+            # A new array only when the set changes: compute and power key on its identity.
+            retired = np.flatnonzero(~operating)
+            retired.flags.writeable = False
+            out.out_of_service_nodes = retired
+            out.in_service = operating if self.active else None
         moved = np.flatnonzero((self.alt.array != self.alt0_km) | (self._phase != 0.0))
         out.orbit_offset_nodes = moved
         out.orbit_radius_scale = ((EARTH_RADIUS_KM + self.alt.array)

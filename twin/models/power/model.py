@@ -37,6 +37,7 @@ from twin.models.power.balance import (
 )
 from twin.models.power.heaters import Heaters
 from twin.models.power.params import PowerParams
+from twin.models.power.passivation import InService
 from twin.models.thermal import ThermalParams
 from twin.scenario import Scenario, parse_section
 
@@ -47,8 +48,8 @@ MAX_GUARD_EVENTS = 10
 FLEET_TOTALS: dict[str, tuple[str, str]] = {
     "p_solar_total_w": ("W", "solar array output"),
     "p_load_total_w": ("W", "electrical load served"),
-    "soc_min_frac": ("1", "lowest battery state of charge"),
-    "soc_mean_frac": ("1", "mean battery state of charge"),
+    "soc_min_frac": ("1", "lowest battery state of charge of a node in service"),
+    "soc_mean_frac": ("1", "mean battery state of charge over the nodes in service"),
     "n_power_capped": ("count", "nodes under a power cap"),
     "n_heaters_on": ("count", "battery heaters on"),
     "n_loop_heaters_on": ("count", "coolant-loop heaters on"),
@@ -126,6 +127,7 @@ class PowerModel:
         self._n_capped = 0  # satellites capped (count of ``capped``)
         # The last step's sums of p_solar, soc and p_load and its smallest soc, for fleet().
         self._fleet_sums: tuple[float, float, float, float] | None = None
+        self._in_service = InService(n_sats)  # the lifecycle's others are passivated
         self._cap_w = np.full(n, np.inf)
         self._cap_changed = False  # whether the cap field needs rewriting
         self._solar_array = SolarArray(n, p, self.thermal, self.temp_array)
@@ -221,7 +223,9 @@ class PowerModel:
         # Measured bus and battery heater power of live mirrored nodes replace the model's.
         drivers = ctx.drivers
         if drivers.mirror_sat.size:
-            bus, heater = self._with_measured(drivers, bus, heater)
+            bus, heater = _with_measured(drivers, bus, heater)
+        bus, heater, loop_heater = self._in_service.passivate(  # last step's retired nodes
+            ctx.lifecycle.out_of_service_nodes, p_avail, bus, heater, loop_heater)
         demand = ctx.compute.compute_power_w
         payload = self._payload
         if demand is None:  # no compute model yet: a fixed load that obeys the cap
@@ -285,7 +289,8 @@ class PowerModel:
         # p_solar, soc, p_load and p_battery are the block's first rows: one float32 copy.
         np.copyto(self._fields_f4, rows[:4], casting="same_kind")
         # The fleet's totals while the rows are at hand: one pass sums p_solar, soc and p_load.
-        self._fleet_sums = (*np.add.reduce(rows[:3], axis=1).tolist(), soc_min)
+        self._fleet_sums = self._in_service.fleet_sums(
+            (*np.add.reduce(rows[:3], axis=1).tolist(), soc_min), soc)
         if self._cap_changed:
             self.cap.array[:] = self._cap_w
             self._cap_changed = False
@@ -349,28 +354,16 @@ class PowerModel:
         """Satellites whose heater thermostats cycle at the starting state (``Heaters``)."""
         return self._heaters.settle_cycling
 
-    def _with_measured(self, drivers: DriverOutputs, bus: np.ndarray, heater: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray]:
-        """Copies of ``bus`` and ``heater`` (W) with the measured values of live mirrored
-        nodes in place of the model's, where measured (docs/models.md, "Mirror")."""
-        sats, measured = drivers.mirror_sat, drivers.measured_drivers
-        bus, heater = bus.copy(), heater.copy()
-        for array, key in ((bus, "bus_power_w"), (heater, "heater_power_w")):
-            values = measured.get(key)
-            if values is not None:
-                has = np.isfinite(values)
-                array[sats[has]] = values[has]
-        return bus, heater
-
     def fleet(self) -> dict[str, float]:
-        n = self.soc.array.size
+        soc_live = self._in_service.live(self.soc.array)
+        n = soc_live.size
         if self._fleet_sums is not None and n:  # the last step's, from its float64 rows
             p_solar_w, soc_sum, p_load_w, soc_min = self._fleet_sums
         else:
             p_solar_w = float(self.p_solar.array.sum(dtype=np.float64))
             p_load_w = float(self.p_load.array.sum(dtype=np.float64))
-            soc_sum = float(self.soc.array.sum(dtype=np.float64))
-            soc_min = float(self.soc.array.min()) if n else 0.0
+            soc_sum = float(soc_live.sum(dtype=np.float64))
+            soc_min = float(soc_live.min()) if n else 0.0
         return {
             "p_solar_total_w": p_solar_w,
             "p_load_total_w": p_load_w,
@@ -455,3 +448,17 @@ class PowerModel:
                     "power_cap_clear", "info",
                     f"{name}: battery recovered (SOC {soc[i]:.0%}): compute cap lifted",
                     sat=int(i), soc_frac=float(soc[i]))
+
+
+def _with_measured(drivers: DriverOutputs, bus: np.ndarray, heater: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of ``bus`` and ``heater`` (W) with the measured values of live mirrored
+    nodes in place of the model's, where measured (docs/models.md, "Mirror")."""
+    sats, measured = drivers.mirror_sat, drivers.measured_drivers
+    bus, heater = bus.copy(), heater.copy()
+    for array, key in ((bus, "bus_power_w"), (heater, "heater_power_w")):
+        values = measured.get(key)
+        if values is not None:
+            has = np.isfinite(values)
+            array[sats[has]] = values[has]
+    return bus, heater
