@@ -17,8 +17,8 @@ from twinutil import confirmed, connected, make_server, receive, request, runnin
 
 from twin.protocol.codec import decode, pack, unpack
 from twin.protocol.commands import CommandSpec
+from twin.runtime.bounds import COMMAND_REPLY_QUEUE, INGEST_MAX_FRAMES
 from twin.runtime.dispatch import MAX_COMMAND_BYTES
-from twin.runtime.server import COMMAND_REPLY_QUEUE, INGEST_MAX_FRAMES
 from twin.runtime.server_commands import MAX_STEPS_PER_COMMAND
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -51,6 +51,16 @@ from twin.runtime.addresses import bind_socket
 from twin.runtime.alarm_commands import ALARM_COMMANDS, AlarmCommands
 from twin.runtime.alarms import SNAPSHOT_INTERVAL_S, AlarmTable
 from twin.runtime.allocator import release_free_memory
+from twin.runtime.bounds import (
+    COMMAND_MAX_FRAME_BYTES,
+    COMMAND_RECEIVE_QUEUE,
+    COMMAND_REPLY_QUEUE,
+    INGEST_HIGH_WATER_MARK,
+    INGEST_MAX_FRAME_BYTES,
+    INGEST_MAX_FRAMES,
+    INGEST_MAX_MESSAGE_BYTES,
+    PUB_HIGH_WATER_MARK,
+)
 from twin.runtime.dispatch import LOCAL, Caller, CommandDispatcher, Counters
 from twin.runtime.guard import Guard
 from twin.runtime.node_row import NODE_COMMANDS, NodeRowCommands
@@ -71,29 +81,6 @@ log = logging.getLogger("odc.twin")
 # arguments, routing_id and group, the PUB socket never uses): a third of the cost of
 # sending a small frame, and a state message has ~55 of them.
 _RAW_SEND = zmq.backend.Socket.send
-# Limits on what clients can make the twin hold (docs/reliability.md states them all).
-# A command body past twin.runtime.dispatch.MAX_COMMAND_BYTES is answered with an error; a
-# frame past COMMAND_MAX_FRAME_BYTES never reaches us: libzmq disconnects its sender
-# (ZMQ_MAXMSGSIZE).
-COMMAND_MAX_FRAME_BYTES = 1 << 20
-# Requests queued per client before libzmq stops reading its connection, and replies queued
-# per client that does not read them before further replies to it are dropped (counted).
-# A client may pipeline 16 requests and read as it goes (libzmq reports reads back to the
-# writer in batches of half the queue, so a queue of 16 could drop replies of a client
-# that keeps 16 in flight); 32 starlink meta replies are 4.5 MB.
-COMMAND_RECEIVE_QUEUE = 64
-COMMAND_REPLY_QUEUE = 32
-# Replies libzmq will not take at once wait in the twin, bounded: twin.runtime.replies.
-# Messages, not bytes: a few whole frames may queue per subscriber, then PUB drops.
-PUB_HIGH_WATER_MARK = 50
-# Telemetry: a frame past INGEST_MAX_FRAME_BYTES disconnects its sender; a message past
-# INGEST_MAX_MESSAGE_BYTES or INGEST_MAX_FRAMES is dropped and counted. At most
-# INGEST_HIGH_WATER_MARK messages wait per bridge: 16 of the largest allowed hold 64 MB,
-# and a bridge's own (~100 kB) messages about 2 MB; the bridge queues the rest itself.
-INGEST_MAX_FRAME_BYTES = 1 << 20
-INGEST_MAX_MESSAGE_BYTES = 4 << 20
-INGEST_MAX_FRAMES = 66
-INGEST_HIGH_WATER_MARK = 16
 # The clock's share: while a step is due, commands and telemetry are each served for at
 # most this fraction of the last step's cost (at least SERVE_SLICE_MIN_S), so a flood
 # slows stepping by at most ~2 x SERVE_SHARE. While no step is due they are served freely,
