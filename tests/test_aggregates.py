@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from tests.twinutil import make_server
-from twin.runtime.aggregates import HISTOGRAM_BINS, PERCENTILES, FleetAggregates, limit_edges
+from twin.runtime.aggregates import (
+    HISTOGRAM_BINS,
+    PERCENTILES,
+    TOP_N,
+    FleetAggregates,
+    limit_edges,
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +30,8 @@ def _check_summary(summary: dict, values: np.ndarray, nodes: np.ndarray, edges: 
     assert summary["nan"] == values.size - kept.size
     if kept.size == 0:
         assert summary["min"] is summary["p50"] is summary["mean"] is None
-        assert summary["worst"] == [] and sum(summary["hist"]) == 0
+        assert summary["worst"] == summary["highest"] == summary["lowest"] == []
+        assert sum(summary["hist"]) == 0
         return
     assert summary["min"] == pytest.approx(kept.min(), rel=0, abs=0)
     assert summary["max"] == pytest.approx(kept.max(), rel=0, abs=0)
@@ -47,15 +54,26 @@ def _check_summary(summary: dict, values: np.ndarray, nodes: np.ndarray, edges: 
         assert summary["states"] == {"alarm": int(alarm.sum()),
                                      "warn": int((warn & ~alarm).sum()),
                                      "ok": int((~warn & ~alarm).sum())}
+        # Worst: the smallest margin to the nearest limit (warning, else alarm) in units
+        # of the band between the limits (one side only: the warning-to-alarm span).
         high = limits.get("warn_high", limits.get("alarm_high"))
         low = limits.get("warn_low", limits.get("alarm_low"))
-        bad = np.maximum(kept - high if high is not None else -np.inf,
-                         low - kept if low is not None else -np.inf)
+        if high is not None and low is not None:
+            scale = high - low
+        else:
+            side, limit = ("high", high) if high is not None else ("low", low)
+            scale = abs(limits.get(f"alarm_{side}", limit) - limit) or abs(limit) or 1.0
+        margin = np.minimum(kept - low if low is not None else np.inf,
+                            high - kept if high is not None else np.inf) / scale
+        bad = -margin
     else:
         bad = kept
-    order = np.lexsort((kept_nodes, -bad))[:len(summary["worst"])]
-    assert [w[0] for w in summary["worst"]] == kept_nodes[order].tolist()
-    assert [w[1] for w in summary["worst"]] == kept[order].tolist()
+    top = min(TOP_N, kept.size)
+    for key, rank in (("worst", bad), ("highest", kept), ("lowest", -kept)):
+        order = np.lexsort((kept_nodes, -rank))[:top]
+        assert len(summary[key]) == top, key
+        assert [w[0] for w in summary[key]] == kept_nodes[order].tolist(), key
+        assert [w[1] for w in summary[key]] == kept[order].tolist(), key
 
 
 def test_aggregates_match_numpy_on_the_full_arrays(server) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from twin.core.subsystem import Field
+from twin.protocol.ranking import limit_badness
 
 PERCENTILES = (5, 50, 95)
 """Percentiles reported, as ``p5``, ``p50``, ``p95``: the nearest-rank value
@@ -195,13 +196,23 @@ class FleetAggregates:
         fleet_worst = worst_of[0] if len(worst_of) == 1 else [
             sorted((w for group in worst_of for w in group[f]),
                    key=lambda w: (-w[2], w[0]))[:self.top_n] for f in range(n_fields)]
+        # The highest and lowest likewise: from each group's sorted block, merged.
+        extremes_of = [_extremes(row[3], row[0], row[1], row[5], self.top_n)
+                       for row in rows[1:]] or [
+            _extremes(values, fleet_sorted, rows[0][1], rows[0][5], self.top_n)]
+        fleet_extremes = extremes_of[0] if len(extremes_of) == 1 else tuple(
+            [_merged([group[side][f] for group in extremes_of], self.top_n, sign)
+             for f in range(n_fields)] for side, sign in ((0, -1.0), (1, 1.0)))
         summaries: list[list[dict[str, Any]]] = [[] for _ in specs]
         for r, (sorted_rows, counts, sums, _, _, _) in enumerate(rows):
             worst = [[[node, value] for node, value, _ in row]
                      for row in (fleet_worst if r == 0 else worst_of[r - 1])]
+            highest, lowest = fleet_extremes if r == 0 else extremes_of[r - 1]
             for f in range(n_fields):
-                summaries[f].append(_summary(sorted_rows[f], int(counts[f]), float(sums[f]),
-                                             probes[f], bool(has_limits[f]), worst[f]))
+                summary = _summary(sorted_rows[f], int(counts[f]), float(sums[f]), probes[f],
+                                   bool(has_limits[f]), worst[f])
+                summary["highest"], summary["lowest"] = highest[f], lowest[f]
+                summaries[f].append(summary)
         return {spec.name: {
             "unit": spec.unit, "limits": dict(spec.limits),
             "worst_by": "limits" if has_limits[f] else "value",
@@ -267,23 +278,52 @@ def _summary(sorted_row: np.ndarray, count: int, total: float,
 
 def _badness(values: np.ndarray, specs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     """How bad each value is (higher worse), float64, -inf where left out, and which rows
-    rank by limits: the distance past the nearest warning (else alarm) limit, in the
-    field's unit, negative inside; rows without limits rank by value."""
+    rank by limits: minus the margin to the nearest limit in units of the field's band
+    (twin.protocol.ranking, the dashboard's rule too); rows without limits rank by value."""
     badness = values.astype(np.float64)
-    has_limits = np.array([bool(s.limits) for s in specs])
-    for f in np.flatnonzero(has_limits):
-        limits = specs[f].limits
-        high = limits.get("warn_high", limits.get("alarm_high"))
-        low = limits.get("warn_low", limits.get("alarm_low"))
-        row = badness[f]
-        if high is not None and low is not None:
-            badness[f] = np.maximum(row - high, low - row)
-        elif high is not None:
-            badness[f] = row - high
-        else:
-            badness[f] = low - row
+    has_limits = np.zeros(len(specs), bool)
+    for f, spec in enumerate(specs):
+        by_limits = limit_badness(badness[f], spec.limits)
+        if by_limits is not None:
+            badness[f], has_limits[f] = by_limits, True
     badness[np.isnan(badness)] = -np.inf
     return badness, has_limits
+
+
+def _extremes(block: np.ndarray, sorted_block: np.ndarray, counts: np.ndarray,
+              nodes: np.ndarray, top_n: int) -> tuple[list[list[list]], list[list[list]]]:
+    """Per row (field) the ``top_n`` highest and the ``top_n`` lowest ``[node, value]``,
+    highest (lowest) first, equal values by lowest node; nodes left out never.
+
+    From the row sorted (NaN last): the ``top_n``-th highest value is a threshold, and the
+    nodes at or past it are one comparison and one ``flatnonzero`` of the row (columns are
+    in ascending node order, so the first of the equal ones are the lowest nodes).
+    """
+    highest: list[list[list]] = []
+    lowest: list[list[list]] = []
+    for f in range(block.shape[0]):
+        row, count = block[f], int(counts[f])
+        keep = min(top_n, count)
+        for out, threshold, sign in ((highest, count - keep, -1.0), (lowest, keep - 1, 1.0)):
+            if not keep:
+                out.append([])
+                continue
+            limit = sorted_block[f, threshold]
+            with np.errstate(invalid="ignore"):  # NaN is past no threshold
+                picked = np.flatnonzero(row >= limit if sign < 0 else row <= limit)
+            if picked.size > keep:  # equal values at the threshold: the lowest nodes
+                at = row[picked] == limit
+                picked = np.concatenate((picked[~at], picked[at][:keep - int((~at).sum())]))
+            ranked = picked[np.lexsort((picked, sign * row[picked].astype(np.float64)))]
+            out.append([[node, value] for node, value in zip(
+                nodes[ranked].tolist(), row[ranked].tolist(), strict=True)])
+    return highest, lowest
+
+
+def _merged(lists: list[list[list]], top_n: int, sign: float) -> list[list]:
+    """The ``top_n`` first of several groups' highest (``sign`` -1) or lowest (+1) lists."""
+    return sorted((w for group in lists for w in group),
+                  key=lambda w: (sign * w[1], w[0]))[:top_n]
 
 
 def _worst_rows(values: np.ndarray, badness: np.ndarray, nodes: np.ndarray, top_n: int
