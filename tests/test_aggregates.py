@@ -164,3 +164,34 @@ def test_a_few_fields_at_a_time_give_the_same_body(server, monkeypatch) -> None:
     whole = aggregates.compute()
     monkeypatch.setattr(aggregates_module, "BATCH_ELEMENTS", 2 * server.engine.n_sats)
     assert aggregates.compute() == whole
+
+
+@pytest.mark.parametrize("many_equal", [0, 4096, 10**9])
+def test_highest_and_lowest_with_many_equal_values_match_numpy(monkeypatch, many_equal) -> None:
+    """Rows where most values are equal (an idle fleet's heaters, all zero), NaN, ties at
+    the threshold and fewer values than top_n: the lists are numpy's sort, found by the
+    prefix scan (many equal) and by the one comparison (few) alike."""
+    import twin.runtime.aggregates as aggregates_module
+
+    monkeypatch.setattr(aggregates_module, "MANY_EQUAL", many_equal)
+    rng = np.random.default_rng(7)
+    n = 20_000
+    rows = np.zeros((4, n), np.float32)
+    rows[0, rng.integers(0, n, 30)] = rng.uniform(1, 3, 30).round(1)  # zeros, a few ties
+    rows[0, -3:] = 9.0  # the highest tie at the end
+    rows[1] = rng.normal(0, 1, n).round(2)
+    rows[1, rng.random(n) < 0.1] = np.nan
+    rows[2] = np.nan
+    rows[2, [5, 19_000]] = (4.0, -4.0)  # fewer values than top_n
+    rows[3] = -1.0
+    rows[3, :7] = np.nan
+    nodes = np.arange(n) * 3 + 1  # columns are nodes in ascending order
+    counts = np.isfinite(rows).sum(axis=1)
+    highest, lowest = aggregates_module._extremes(rows, np.sort(rows, axis=1), counts, nodes,
+                                                  TOP_N)
+    for f in range(rows.shape[0]):
+        finite = np.flatnonzero(np.isfinite(rows[f]))
+        values = rows[f, finite]
+        for got, key in ((highest[f], -values), (lowest[f], values)):
+            order = finite[np.lexsort((finite, key))][:TOP_N]
+            assert got == [[int(nodes[c]), float(rows[f, c])] for c in order], f

@@ -3,7 +3,8 @@
 Per group and for the whole fleet, for each key field (those with limits, temperatures,
 state of charge, power, utilization and delivered FLOP/s): the count of finite values, the
 count left out (NaN or infinite), min, mean, max, percentiles (p5, p50, p95), a histogram
-on fixed bins, the top N worst nodes and the count of nodes in each limit state.
+on fixed bins, the top N worst nodes (nearest a limit: twin.protocol.ranking), the top N
+highest and lowest, and the count of nodes in each limit state.
 docs/protocol.md, "Selective streams and fleet aggregates (issue 22)", is the contract.
 
 Vectorized over fields and nodes: the key fields are stacked into one (fields x nodes)
@@ -13,7 +14,8 @@ are an index, and the histogram and limit-state counts are ``searchsorted`` of t
 edges and limits: a few calls per row instead of a pass over the nodes each. One sort
 beats ``np.partition`` with three ``kth`` here by about six times (numpy's sort is SIMD,
 its multi-kth partition is not: 3.8 ms against 22 ms for 16 x 100,000 float32). The worst
-nodes are ``np.argpartition`` with one ``kth``. Python loops run over groups and fields,
+nodes are ``top_n`` ``argmax`` passes; the highest and lowest a comparison with the
+sorted row's ``top_n``-th value. Python loops run over groups and fields,
 never over nodes.
 """
 
@@ -290,6 +292,11 @@ def _badness(values: np.ndarray, specs: list[Any]) -> tuple[np.ndarray, np.ndarr
     return badness, has_limits
 
 
+MANY_EQUAL = 4096
+"""Past this many values equal to a list's threshold, the first of them are found by a
+prefix scan instead of with every one of them (an idle fleet's heaters: all zero)."""
+
+
 def _extremes(block: np.ndarray, sorted_block: np.ndarray, counts: np.ndarray,
               nodes: np.ndarray, top_n: int) -> tuple[list[list[list]], list[list[list]]]:
     """Per row (field) the ``top_n`` highest and the ``top_n`` lowest ``[node, value]``,
@@ -297,27 +304,49 @@ def _extremes(block: np.ndarray, sorted_block: np.ndarray, counts: np.ndarray,
 
     From the row sorted (NaN last): the ``top_n``-th highest value is a threshold, and the
     nodes at or past it are one comparison and one ``flatnonzero`` of the row (columns are
-    in ascending node order, so the first of the equal ones are the lowest nodes).
+    in ascending node order, so the first of the equal ones are the lowest nodes). How
+    many equal the threshold is two ``searchsorted`` of the sorted row; past
+    ``MANY_EQUAL`` only the first few of them are looked for.
     """
     highest: list[list[list]] = []
     lowest: list[list[list]] = []
     for f in range(block.shape[0]):
         row, count = block[f], int(counts[f])
         keep = min(top_n, count)
+        finite = sorted_block[f, :count]
         for out, threshold, sign in ((highest, count - keep, -1.0), (lowest, keep - 1, 1.0)):
             if not keep:
                 out.append([])
                 continue
-            limit = sorted_block[f, threshold]
+            limit = finite[threshold]
+            equal = int(np.searchsorted(finite, limit, side="right")
+                        - np.searchsorted(finite, limit, side="left"))
             with np.errstate(invalid="ignore"):  # NaN is past no threshold
-                picked = np.flatnonzero(row >= limit if sign < 0 else row <= limit)
-            if picked.size > keep:  # equal values at the threshold: the lowest nodes
-                at = row[picked] == limit
-                picked = np.concatenate((picked[~at], picked[at][:keep - int((~at).sum())]))
+                if equal <= MANY_EQUAL:
+                    picked = np.flatnonzero(row >= limit if sign < 0 else row <= limit)
+                    at = row[picked] == limit
+                    past = picked[~at]
+                    picked = np.concatenate((past, picked[at][:keep - past.size]))
+                else:
+                    past = np.flatnonzero(row > limit if sign < 0 else row < limit)
+                    picked = np.concatenate((past, _first_equal(row, limit,
+                                                                keep - past.size)))
             ranked = picked[np.lexsort((picked, sign * row[picked].astype(np.float64)))]
             out.append([[node, value] for node, value in zip(
                 nodes[ranked].tolist(), row[ranked].tolist(), strict=True)])
     return highest, lowest
+
+
+def _first_equal(row: np.ndarray, value: float, need: int) -> np.ndarray:
+    """The first ``need`` columns of ``row`` equal to ``value``: prefixes of doubling size,
+    so O(n) at worst and a few thousand values when many are equal."""
+    found, total, start, size = [], 0, 0, 1024
+    while total < need and start < row.size:
+        hits = np.flatnonzero(row[start:start + size] == value)[:need - total] + start
+        found.append(hits)
+        total += hits.size
+        start, size = start + size, 2 * size
+    return np.concatenate(found) if found else np.zeros(0, np.intp)
 
 
 def _merged(lists: list[list[list]], top_n: int, sign: float) -> list[list]:
