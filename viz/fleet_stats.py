@@ -56,11 +56,8 @@ class WorstRule:
         """(n,) float64 rank of each value, higher first; ``-inf`` for NaN (never listed)."""
         values = np.asarray(values, dtype=np.float64)
         if self.order == NEAREST and self.band is not None:
-            score = -self.band.margin(values)
-        elif self.order == LOWEST:
-            score = -values
-        else:
-            score = values.copy()
+            return self.band.badness(values)  # the twin's aggregate ranks by it too
+        score = -values if self.order == LOWEST else values.copy()
         score[~np.isfinite(values)] = -np.inf
         return score
 

@@ -67,12 +67,29 @@ class LimitBand:
         return cls(-math.inf if low is None else low, math.inf if high is None else high,
                    float(scale))
 
+    def badness(self, values: np.ndarray) -> np.ndarray:
+        """(n,) float64 minus the margin of each value (higher is worse), ``-inf`` where no
+        finite value: what the worst lists rank by.
+
+        ``max(value - high, low - value) / scale``, the margin negated exactly (negation is
+        exact in floating point), in three passes for a field with one side only.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            if self.low == -math.inf:
+                bad = values - self.high
+            elif self.high == math.inf:
+                bad = self.low - values
+            else:
+                bad = np.maximum(values - self.high, self.low - values)
+            bad /= self.scale
+        bad[~np.isfinite(values)] = -np.inf
+        return bad
+
     def margin(self, values: np.ndarray) -> np.ndarray:
         """(n,) float64 margin of each value (see the module); NaN where no finite value."""
-        values = np.asarray(values, dtype=np.float64)
-        with np.errstate(invalid="ignore"):
-            margin = np.minimum(values - self.low, self.high - values) / self.scale
-        margin[~np.isfinite(values)] = np.nan
+        margin = -self.badness(values)
+        margin[margin == np.inf] = np.nan
         return margin
 
     def nearer_low(self, values: np.ndarray) -> np.ndarray:
@@ -86,8 +103,4 @@ def limit_badness(values: np.ndarray, limits: Mapping[str, float]) -> np.ndarray
     """(n,) float64 badness (higher is worse): minus the margin, ``-inf`` where no finite
     value; None for a field without limits (rank it by value instead)."""
     band = LimitBand.from_limits(limits)
-    if band is None:
-        return None
-    badness = -band.margin(values)
-    badness[np.isnan(badness)] = -np.inf
-    return badness
+    return None if band is None else band.badness(values)

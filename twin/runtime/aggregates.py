@@ -292,9 +292,11 @@ def _badness(values: np.ndarray, specs: list[Any]) -> tuple[np.ndarray, np.ndarr
     return badness, has_limits
 
 
-MANY_EQUAL = 4096
+MANY_EQUAL = 32
 """Past this many values equal to a list's threshold, the first of them are found by a
 prefix scan instead of with every one of them (an idle fleet's heaters: all zero)."""
+PREFIX = 256
+"""Columns looked at first for those equal values."""
 
 
 def _extremes(block: np.ndarray, sorted_block: np.ndarray, counts: np.ndarray,
@@ -302,39 +304,66 @@ def _extremes(block: np.ndarray, sorted_block: np.ndarray, counts: np.ndarray,
     """Per row (field) the ``top_n`` highest and the ``top_n`` lowest ``[node, value]``,
     highest (lowest) first, equal values by lowest node; nodes left out never.
 
-    From the row sorted (NaN last): the ``top_n``-th highest value is a threshold, and the
-    nodes at or past it are one comparison and one ``flatnonzero`` of the row (columns are
-    in ascending node order, so the first of the equal ones are the lowest nodes). How
-    many equal the threshold is two ``searchsorted`` of the sorted row; past
-    ``MANY_EQUAL`` only the first few of them are looked for.
+    From the rows sorted (NaN last), each row's ``top_n``-th highest value is a threshold;
+    the nodes at or past it are one comparison of the block and one ``nonzero``, ranked
+    by one ``lexsort`` (row, value, column: columns are in ascending node order, so equal
+    values go to the lowest nodes). A row with more than ``MANY_EQUAL`` values equal to
+    its threshold (read off the sorted row) has only the first of them looked for: in its
+    first ``PREFIX`` columns, else further (``_first_equal``).
     """
-    highest: list[list[list]] = []
-    lowest: list[list[list]] = []
-    for f in range(block.shape[0]):
-        row, count = block[f], int(counts[f])
-        keep = min(top_n, count)
-        finite = sorted_block[f, :count]
-        for out, threshold, sign in ((highest, count - keep, -1.0), (lowest, keep - 1, 1.0)):
-            if not keep:
-                out.append([])
-                continue
-            limit = finite[threshold]
-            equal = int(np.searchsorted(finite, limit, side="right")
-                        - np.searchsorted(finite, limit, side="left"))
-            with np.errstate(invalid="ignore"):  # NaN is past no threshold
-                if equal <= MANY_EQUAL:
-                    picked = np.flatnonzero(row >= limit if sign < 0 else row <= limit)
-                    at = row[picked] == limit
-                    past = picked[~at]
-                    picked = np.concatenate((past, picked[at][:keep - past.size]))
-                else:
-                    past = np.flatnonzero(row > limit if sign < 0 else row < limit)
-                    picked = np.concatenate((past, _first_equal(row, limit,
-                                                                keep - past.size)))
-            ranked = picked[np.lexsort((picked, sign * row[picked].astype(np.float64)))]
-            out.append([[node, value] for node, value in zip(
-                nodes[ranked].tolist(), row[ranked].tolist(), strict=True)])
-    return highest, lowest
+    n_rows = block.shape[0]
+    rows = np.arange(n_rows)
+    counts = np.asarray(counts, dtype=np.int64)
+    keep = np.minimum(top_n, counts)
+    lists: list[list[list[list]]] = []
+    for sign in (-1.0, 1.0):  # highest, then lowest
+        at = counts - keep if sign < 0 else np.maximum(keep - 1, 0)
+        limit = sorted_block[rows, np.minimum(at, block.shape[1] - 1)]
+        beyond = np.clip(at - MANY_EQUAL if sign < 0 else at + MANY_EQUAL, 0,
+                         np.maximum(counts - 1, 0))
+        many = (keep > 0) & (sorted_block[rows, beyond] == limit)
+        few, many = np.flatnonzero(~many & (keep > 0)), np.flatnonzero(many)
+        with np.errstate(invalid="ignore"):  # NaN is past no threshold
+            # Few equal to the threshold: every node at or past it, in one comparison.
+            r, c = _nonzero(block[few] >= limit[few, None] if sign < 0 else
+                              block[few] <= limit[few, None])
+            picked = [(few[r], c)]
+            if many.size:  # many equal: those past it, and the first equal ones
+                sub, bound = block[many], limit[many, None]
+                r, c = _nonzero(sub > bound if sign < 0 else sub < bound)
+                picked.append((many[r], c))
+                need = keep[many] - np.bincount(r, minlength=many.size)
+                head = sub[:, :PREFIX] == bound
+                head &= np.cumsum(head, axis=1) <= need[:, None]
+                r, c = _nonzero(head)
+                picked.append((many[r], c))
+                short = need - np.bincount(r, minlength=many.size)
+                for k in np.flatnonzero(short > 0).tolist():  # equal ones rare at the start
+                    rest = _first_equal(sub[k, PREFIX:], limit[many[k]], int(short[k]))
+                    picked.append((np.full(rest.size, many[k]), rest + PREFIX))
+        r = np.concatenate([p[0] for p in picked])
+        c = np.concatenate([p[1] for p in picked])
+        values = block[r, c]
+        order = np.lexsort((c, sign * values.astype(np.float64), r))
+        r, c, values = r[order], c[order], values[order]
+        # Each row's first ``keep``: only those become Python numbers.
+        ranks = np.arange(top_n)
+        taken = (np.searchsorted(r, rows)[:, None] + ranks)[ranks < keep[:, None]]
+        node_ids, node_values = nodes[c[taken]].tolist(), values[taken].tolist()
+        out: list[list[list]] = []
+        first = 0
+        for size in keep.tolist():
+            out.append([[node_ids[k], node_values[k]] for k in range(first, first + size)])
+            first += size
+        lists.append(out)
+    return lists[0], lists[1]
+
+
+def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a 2-D mask, (rows, columns): its flat indices split, several times
+    faster than numpy's 2-D ``nonzero`` on the mostly-false masks here."""
+    flat = np.flatnonzero(mask)
+    return np.divmod(flat, mask.shape[1]) if mask.shape[1] else (flat, flat)
 
 
 def _first_equal(row: np.ndarray, value: float, need: int) -> np.ndarray:
