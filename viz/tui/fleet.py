@@ -123,10 +123,10 @@ def worst_title(count: int, column: Column, order: str) -> str:
 
 
 def worst_subtitle(column: Column | None, order: str) -> str:
-    """The worst list's keys, and the order ``s`` brings next."""
+    """The worst list's keys, and the order ``s`` brings next (``s hottest``)."""
     following = ORDERS[(ORDERS.index(order) + 1) % len(ORDERS)]
     words = order_words(column, following) if column is not None else following
-    return f"Enter detail · c next field · s {words} first"
+    return f"Enter detail · c field · s {words}"  # fits 80 columns
 
 
 def margin_texts(values: np.ndarray, band: LimitBand, column: Column) -> list[str]:
