@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from tests.twinutil import make_server
-from twin.runtime.aggregates import HISTOGRAM_BINS, PERCENTILES, FleetAggregates, limit_edges
+from twin.runtime.aggregates import (
+    HISTOGRAM_BINS,
+    PERCENTILES,
+    TOP_N,
+    FleetAggregates,
+    limit_edges,
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +30,8 @@ def _check_summary(summary: dict, values: np.ndarray, nodes: np.ndarray, edges: 
     assert summary["nan"] == values.size - kept.size
     if kept.size == 0:
         assert summary["min"] is summary["p50"] is summary["mean"] is None
-        assert summary["worst"] == [] and sum(summary["hist"]) == 0
+        assert summary["worst"] == summary["highest"] == summary["lowest"] == []
+        assert sum(summary["hist"]) == 0
         return
     assert summary["min"] == pytest.approx(kept.min(), rel=0, abs=0)
     assert summary["max"] == pytest.approx(kept.max(), rel=0, abs=0)
@@ -47,15 +54,26 @@ def _check_summary(summary: dict, values: np.ndarray, nodes: np.ndarray, edges: 
         assert summary["states"] == {"alarm": int(alarm.sum()),
                                      "warn": int((warn & ~alarm).sum()),
                                      "ok": int((~warn & ~alarm).sum())}
+        # Worst: the smallest margin to the nearest limit (warning, else alarm) in units
+        # of the band between the limits (one side only: the warning-to-alarm span).
         high = limits.get("warn_high", limits.get("alarm_high"))
         low = limits.get("warn_low", limits.get("alarm_low"))
-        bad = np.maximum(kept - high if high is not None else -np.inf,
-                         low - kept if low is not None else -np.inf)
+        if high is not None and low is not None:
+            scale = high - low
+        else:
+            side, limit = ("high", high) if high is not None else ("low", low)
+            scale = abs(limits.get(f"alarm_{side}", limit) - limit) or abs(limit) or 1.0
+        margin = np.minimum(kept - low if low is not None else np.inf,
+                            high - kept if high is not None else np.inf) / scale
+        bad = -margin
     else:
         bad = kept
-    order = np.lexsort((kept_nodes, -bad))[:len(summary["worst"])]
-    assert [w[0] for w in summary["worst"]] == kept_nodes[order].tolist()
-    assert [w[1] for w in summary["worst"]] == kept[order].tolist()
+    top = min(TOP_N, kept.size)
+    for key, rank in (("worst", bad), ("highest", kept), ("lowest", -kept)):
+        order = np.lexsort((kept_nodes, -rank))[:top]
+        assert len(summary[key]) == top, key
+        assert [w[0] for w in summary[key]] == kept_nodes[order].tolist(), key
+        assert [w[1] for w in summary[key]] == kept[order].tolist(), key
 
 
 def test_aggregates_match_numpy_on_the_full_arrays(server) -> None:
@@ -146,3 +164,34 @@ def test_a_few_fields_at_a_time_give_the_same_body(server, monkeypatch) -> None:
     whole = aggregates.compute()
     monkeypatch.setattr(aggregates_module, "BATCH_ELEMENTS", 2 * server.engine.n_sats)
     assert aggregates.compute() == whole
+
+
+@pytest.mark.parametrize("many_equal", [0, 4096, 10**9])
+def test_highest_and_lowest_with_many_equal_values_match_numpy(monkeypatch, many_equal) -> None:
+    """Rows where most values are equal (an idle fleet's heaters, all zero), NaN, ties at
+    the threshold and fewer values than top_n: the lists are numpy's sort, found by the
+    prefix scan (many equal) and by the one comparison (few) alike."""
+    import twin.runtime.aggregates as aggregates_module
+
+    monkeypatch.setattr(aggregates_module, "MANY_EQUAL", many_equal)
+    rng = np.random.default_rng(7)
+    n = 20_000
+    rows = np.zeros((4, n), np.float32)
+    rows[0, rng.integers(0, n, 30)] = rng.uniform(1, 3, 30).round(1)  # zeros, a few ties
+    rows[0, -3:] = 9.0  # the highest tie at the end
+    rows[1] = rng.normal(0, 1, n).round(2)
+    rows[1, rng.random(n) < 0.1] = np.nan
+    rows[2] = np.nan
+    rows[2, [5, 19_000]] = (4.0, -4.0)  # fewer values than top_n
+    rows[3] = -1.0
+    rows[3, :7] = np.nan
+    nodes = np.arange(n) * 3 + 1  # columns are nodes in ascending order
+    counts = np.isfinite(rows).sum(axis=1)
+    highest, lowest = aggregates_module._extremes(rows, np.sort(rows, axis=1), counts, nodes,
+                                                  TOP_N)
+    for f in range(rows.shape[0]):
+        finite = np.flatnonzero(np.isfinite(rows[f]))
+        values = rows[f, finite]
+        for got, key in ((highest[f], -values), (lowest[f], values)):
+            order = finite[np.lexsort((finite, key))][:TOP_N]
+            assert got == [[int(nodes[c]), float(rows[f, c])] for c in order], f

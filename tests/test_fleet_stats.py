@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from viz.fleet_stats import (
-    BAND,
-    HIGH,
-    LOW,
+    HIGHEST,
+    LOWEST,
+    NEAREST,
+    ORDERS,
     GroupIndex,
     WorstRule,
     group_summary,
@@ -35,33 +36,57 @@ def random_fleet(seed: int, n: int) -> tuple[list[str], np.ndarray]:
     return groups, values
 
 
-def reference_score(value: float, rule: WorstRule) -> float:
+def reference_score(value: float, limits: dict[str, float], order: str) -> float:
+    """Written out for one value: minus the margin to the nearest warning (else alarm)
+    limit in units of the band, or the value itself."""
     if not math.isfinite(value):
         return -math.inf
-    if rule.direction == LOW:
-        return -value
-    if rule.direction == BAND:
-        return abs(value - (rule.low + rule.high) / 2)
-    return value
+    low = limits.get("warn_low", limits.get("alarm_low"))
+    high = limits.get("warn_high", limits.get("alarm_high"))
+    if order == NEAREST and (low is not None or high is not None):
+        if low is not None and high is not None:
+            return -min(value - low, high - value) / (high - low)
+        side, limit = ("high", high) if high is not None else ("low", low)
+        scale = abs(limits.get(f"alarm_{side}", limit) - limit) or abs(limit) or 1.0
+        return -(value - limit if side == "low" else limit - value) / scale
+    return -value if order == LOWEST else value
 
 
 def test_worst_rule_reads_the_limits() -> None:
-    assert worst_rule({"warn_high": 80.0, "alarm_high": 90.0}) == WorstRule(HIGH,
-                                                                           from_limits=True)
-    assert worst_rule({"warn_low": 0.3, "alarm_low": 0.2}).direction == LOW
-    band = worst_rule(COMPUTE_LIMITS_K)
-    assert (band.direction, band.low, band.high) == (BAND, 278.15, 353.15)  # warning limits
-    assert worst_rule({"alarm_low": 1.0, "alarm_high": 3.0}).low == 1.0
-    assert worst_rule({}) == WorstRule(HIGH, from_limits=False)
+    high = worst_rule({"warn_high": 80.0, "alarm_high": 90.0})
+    assert (high.band.low, high.band.high, high.band.scale) == (-math.inf, 80.0, 10.0)
+    assert worst_rule({"warn_low": 0.3, "alarm_low": 0.2}).band.low == 0.3
+    band = worst_rule(COMPUTE_LIMITS_K).band
+    assert (band.low, band.high, band.scale) == (278.15, 353.15, 75.0)  # warning limits
+    assert worst_rule({"alarm_low": 1.0, "alarm_high": 3.0}).band.low == 1.0
+    assert worst_rule({}).band is None and worst_rule({}, HIGHEST).order == HIGHEST
+    with pytest.raises(ValueError, match="order 'hottest' is none of nearest, highest"):
+        worst_rule({}, "hottest")
+
+
+def test_nearest_a_limit_is_the_smaller_margin_not_the_hotter_node() -> None:
+    """Compute's warning band is 5..80 °C: an idle chip at 24.8 °C has 19.8 K left to its
+    cold limit, a busy one at 50 °C 30 K to its hot limit, so the idle one is nearer; at
+    70 °C (10 K left) the busy one is."""
+    temps = np.array([50.0, 24.8, 70.0]) + 273.15
+    assert worst_nodes(temps, worst_rule(COMPUTE_LIMITS_K), 3).tolist() == [2, 1, 0]
+    assert worst_nodes(temps, worst_rule(COMPUTE_LIMITS_K, HIGHEST), 3).tolist() == [2, 0, 1]
+    assert worst_nodes(temps, worst_rule(COMPUTE_LIMITS_K, LOWEST), 3).tolist() == [1, 0, 2]
+    margin = worst_rule(COMPUTE_LIMITS_K).band.margin(temps)
+    assert margin == pytest.approx([30 / 75, 19.8 / 75, 10 / 75], rel=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("limits", [{}, {"warn_low": 300.0}, COMPUTE_LIMITS_K])
-def test_worst_nodes_match_a_full_sort(seed: int, limits: dict[str, float]) -> None:
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("limits", [{}, {"warn_low": 300.0}, {"warn_high": 330.0,
+                                                               "alarm_high": 340.0},
+                                    COMPUTE_LIMITS_K])
+def test_worst_nodes_match_a_full_sort(seed: int, order: str, limits: dict[str, float]
+                                       ) -> None:
     _, values = random_fleet(seed, 997)
-    rule = worst_rule(limits)
+    rule = worst_rule(limits, order)
     # Brute force: every node's score, sorted worst first, ties by index, NaN left out.
-    scored = [(reference_score(float(v), rule), i) for i, v in enumerate(values)]
+    scored = [(reference_score(float(v), limits, order), i) for i, v in enumerate(values)]
     expected = [i for s, i in sorted(scored, key=lambda p: (-p[0], p[1])) if s > -math.inf]
     for count in (0, 1, 10, 50, 996, 5000):
         got = worst_nodes(values, rule, count)

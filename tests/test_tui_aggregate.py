@@ -18,6 +18,7 @@ from textual.coordinate import Coordinate
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tests.twinutil import connected, receive, request, running_twin
+from twin.runtime.aggregates import TOP_N as TOP_N_AGGREGATE
 from viz.stream import LIVE, StreamClient
 from viz.tui.app import DashboardApp, StreamUpdate
 
@@ -89,6 +90,21 @@ def test_the_fleet_view_draws_the_aggregate_of_a_reduced_state() -> None:
             assert np.allclose(edges, [*entry["edges"][::merge][:len(shown)],
                                        entry["edges"][-1]])
             assert "aggregate" in view.groups_table.border_title
+            # s: the twin's highest, then lowest, then nearest a limit again.
+            column = app.model.column(view.field)
+            for key, words in (("highest", "hottest"), ("lowest", "coldest"),
+                               ("worst", "nearest a limit")):
+                await pilot.press("s")
+                await pilot.pause(0.1)
+                listed = entry["fleet"][key]
+                assert view.worst_sats.tolist() == [w[0] for w in listed], key
+                assert view.worst_table.border_title == (
+                    f"{len(listed)} {words} by {column.label}")
+                shown = [row[2] for row in _cells(view.worst_table)]
+                assert shown == column.unit.numbers([w[1] for w in listed])
+                if key == "highest" and Path("/tmp/shots/worst-toggle").is_dir():
+                    app.save_screenshot("fleet-aggregate-hottest-120x36.svg",
+                                        "/tmp/shots/worst-toggle")
             await pilot.press("v")  # the node table, and it stays (no second switch)
             app.feed(StreamUpdate(state=state, aggregate=aggregate, connection=LIVE))
             await pilot.pause(0.2)
@@ -97,5 +113,50 @@ def test_the_fleet_view_draws_the_aggregate_of_a_reduced_state() -> None:
             await pilot.pause(0.3)
             SHOTS.mkdir(parents=True, exist_ok=True)
             app.save_screenshot("fleet-aggregate-120x36.svg", str(SHOTS))
+
+    asyncio.run(run())
+
+
+def test_an_aggregate_with_bad_or_without_highest_and_lowest_lists() -> None:
+    """The viewer's check refuses a malformed ``highest`` naming where it is; an older
+    twin's aggregate (no ``highest``/``lowest``) passes, and the fleet view says its lists
+    are missing instead of showing another order."""
+    import copy
+
+    from twin.protocol.codec import Message, WireError
+    from viz.aggregate import check_aggregate
+
+    meta, state, aggregate, _, _ = _reduced_twin_messages()
+    check_aggregate(aggregate)
+    bad = copy.deepcopy(aggregate.header)
+    bad["fields"]["temp_compute_k"]["fleet"]["highest"] = [[3, "hot"]]
+    try:
+        check_aggregate(Message(aggregate.topic, bad, {}))
+    except WireError as error:
+        assert "temp_compute_k.fleet.highest" in str(error)
+    else:
+        raise AssertionError("a bad highest list passed the check")
+    older = copy.deepcopy(aggregate.header)
+    for entry in older["fields"].values():
+        for summary in [entry["fleet"], *entry["groups"].values()]:
+            summary.pop("highest", None)
+            summary.pop("lowest", None)
+    older_message = Message(aggregate.topic, older, {})
+    check_aggregate(older_message)
+
+    async def run() -> None:
+        app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
+        async with app.run_test(size=(120, 36)) as pilot:
+            app.feed(StreamUpdate(meta=meta, connection=LIVE))
+            app.feed(StreamUpdate(aggregate=older_message, connection=LIVE))
+            app.feed(StreamUpdate(state=state, connection=LIVE))
+            await pilot.pause(0.3)
+            view = app.fleet_view
+            assert view.worst_sats.size == TOP_N_AGGREGATE
+            await pilot.press("s")
+            await pilot.pause(0.1)
+            assert view.worst_sats.size == 0
+            assert view.worst_table.border_title == (
+                "Hottest by T comp: this twin's aggregate does not list them")
 
     asyncio.run(run())

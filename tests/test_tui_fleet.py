@@ -124,21 +124,21 @@ async def test_fleet_view_shows_what_numpy_computes() -> None:
             assert row[4] == " · ".join(expected), row[0]
         assert int(np.array([int(r[2]) for r in rows]).sum()) == len(HOT) - 1 + len(FLAT)
 
-        # The worst list: compute has a cold and a hot limit, so the nodes farthest from
-        # the middle of the band come first (the held hot ones), against a full sort.
-        score = np.abs(temps - 0.5 * (column.limits["warn_low"] + column.limits["warn_high"]))
-        expected_sats = np.argsort(-score, kind="stable")[:TOP_N]
+        # The worst list: compute has a cold and a hot limit, so the nodes with the least
+        # margin to the nearer one come first (the held hot ones), against a full sort.
+        low, high = column.limits["warn_low"], column.limits["warn_high"]
+        margin = np.minimum(temps - low, high - temps) / (high - low)
+        expected_sats = np.argsort(margin, kind="stable")[:TOP_N]
         rows = cells(view.worst_table)
         assert [r[1] for r in rows] == [model.name(s) for s in expected_sats]
         assert [r[2] for r in rows] == column.unit.numbers(temps[expected_sats].tolist())
         assert set(expected_sats[:len(HOT)].tolist()) == set(HOT)
-        # ... each with the limit it is nearer, in the field's display unit.
-        middle = 0.5 * (column.limits["warn_low"] + column.limits["warn_high"])
-        low_text, high_text = column.unit.numbers([column.limits["warn_low"],
-                                                   column.limits["warn_high"]])
+        assert view.worst_table.border_title == f"{TOP_N} nearest a limit by {column.label}"
+        # ... each with its margin to the limit it is nearer, in the field's display unit.
+        nearer_low = temps - low < high - temps
         assert [r[4] for r in rows] == [
-            f"low {low_text} °C" if temps[s] < middle else f"high {high_text} °C"
-            for s in expected_sats]
+            f"{abs(margin[s]) * (high - low):.1f} °C {'to' if margin[s] >= 0 else 'past'} "
+            f"{'low' if nearer_low[s] else 'high'}" for s in expected_sats]
 
         # The histogram: a line per bin, highest first, its count last.
         lines = view.histogram.render().plain.splitlines()
@@ -161,10 +161,12 @@ async def test_c_picks_the_field_and_enter_opens_the_node() -> None:
         assert view.field == "soc_frac"
         soc = app.model.values("soc_frac")
         # State of charge is worst low (its limits are low ones): the flat nodes on top.
-        assert worst_rule(app.model.column("soc_frac").limits).direction == "low"
+        band = worst_rule(app.model.column("soc_frac").limits).band
+        assert band is not None and band.high == np.inf
         assert view.worst_sats[:2].tolist() == sorted(FLAT, key=lambda s: FLAT[s])
         assert view.worst_sats.tolist() == np.argsort(soc, kind="stable")[:TOP_N].tolist()
-        assert "lowest first" in view.worst_table.border_title
+        label = app.model.column("soc_frac").label
+        assert view.worst_table.border_title == f"{TOP_N} nearest a limit by {label}"
         assert cells(view.groups_table)[0][4].count("·") == 2  # soc leads the summary
         # A field without limits: its highest values, and the title says there is no
         # worse side (compute delivered: the highest are the busiest, not the worst).
@@ -190,6 +192,55 @@ async def test_c_picks_the_field_and_enter_opens_the_node() -> None:
         await pilot.pause(0.1)
         assert app.fleet_table.display and not view.display
         assert app.focused is app.fleet_table
+
+
+@run_async
+async def test_s_orders_the_worst_list_nearest_a_limit_hottest_coldest() -> None:
+    """``s`` in the fleet view steps the worst list through its three orders, each the
+    order numpy gives on the same array; the title says which; a screenshot of each
+    (kept under /tmp/shots/worst-toggle/ when that folder exists)."""
+    app = fed_app()
+    async with app.run_test(size=SIZE) as pilot:
+        view = await open_fleet_view(pilot)
+        column = app.model.column("temp_compute_k")
+        temps = app.model.values("temp_compute_k").astype(np.float64)
+        low, high = column.limits["warn_low"], column.limits["warn_high"]
+        margin = np.minimum(temps - low, high - temps) / (high - low)
+        expected = {"nearest a limit": np.argsort(margin, kind="stable"),
+                    "hottest": np.argsort(-temps, kind="stable"),
+                    "coldest": np.argsort(temps, kind="stable")}
+        folder = Path("/tmp/shots/worst-toggle")
+        for words in [*expected, "nearest a limit"]:  # s comes back to the first
+            assert view.worst_table.border_title == f"{TOP_N} {words} by {column.label}"
+            assert view.worst_sats.tolist() == expected[words][:TOP_N].tolist(), words
+            rows = cells(view.worst_table)
+            assert [r[1] for r in rows] == [app.model.name(s)
+                                            for s in expected[words][:TOP_N].tolist()]
+            assert (len(rows[0]) == 5) == (words == "nearest a limit")  # the margin column
+            assert app.fleet_view_shown and isinstance(app.screen, type(app.screen_stack[0]))
+            if folder.is_dir():
+                app.save_screenshot(f"fleet-{words.replace(' ', '-')}-120x40.svg", str(folder))
+            await pilot.press("s")
+            await pilot.pause(0.1)
+        # The order (hottest, after the loop's last s) stays with c, another field; and
+        # in the node table s is the sort dialog.
+        assert view.order == "highest"
+        await pilot.press("c")
+        await pilot.pause(0.1)
+        other = app.model.column(view.field)
+        values = app.model.values(view.field).astype(np.float64)
+        assert view.worst_sats.tolist() == np.argsort(-values, kind="stable")[:TOP_N].tolist()
+        assert view.worst_table.border_title.startswith(f"{TOP_N} highest by {other.label}") \
+            or view.worst_table.border_title.startswith(f"{TOP_N} hottest by {other.label}")
+        await pilot.press("v")
+        await pilot.pause(0.1)
+        if app.cluster_view_shown:
+            await pilot.press("v")
+            await pilot.pause(0.1)
+        assert app.fleet_table.display
+        await pilot.press("s")
+        await pilot.pause(0.1)
+        assert type(app.screen).__name__ == "SortScreen"
 
 
 @run_async
@@ -261,7 +312,8 @@ async def test_fleet_view_before_any_fleet_and_with_a_field_without_values() -> 
                                                      arrays), connection=LIVE))
         await pilot.pause(3 * FLEET_INTERVAL_S)
         assert view.field == "temp_compute_k"
-        assert view.worst_sats.size == 0 and "worst" in view.worst_table.border_title
+        assert view.worst_sats.size == 0
+        assert view.worst_table.border_title == "Worst nodes: none with a T comp value"
         assert f"{app.model.n:,} without a value" in view.histogram.render().plain
         groups = cells(view.groups_table)
         assert sum(int(row[1].replace(",", "")) for row in groups) == app.model.n

@@ -46,11 +46,14 @@ def check_summary(where: str, summary: Any) -> None:
     hist = summary.get("hist")
     if not (isinstance(hist, list) and 0 < len(hist) <= MAX_BINS and all(map(_count, hist))):
         raise _bad(f"{where}.hist", hist, f"a list of 1 to {MAX_BINS} counts")
-    worst = summary.get("worst")
-    if not (isinstance(worst, list) and len(worst) <= MAX_WORST and all(
-            isinstance(w, list) and len(w) == 2 and _count(w[0]) and _number(w[1])
-            for w in worst)):
-        raise _bad(f"{where}.worst", worst, "a list of [node, value]")
+    for key in ("worst", "highest", "lowest"):  # highest and lowest: absent from older twins
+        nodes = summary.get(key)
+        if nodes is None and key != "worst":
+            continue
+        if not (isinstance(nodes, list) and len(nodes) <= MAX_WORST and all(
+                isinstance(w, list) and len(w) == 2 and _count(w[0]) and _number(w[1])
+                for w in nodes)):
+            raise _bad(f"{where}.{key}", nodes, "a list of [node, value]")
     states = summary.get("states")
     if states is not None and not (isinstance(states, dict) and all(
             _count(states.get(k)) for k in ("ok", "warn", "alarm"))):

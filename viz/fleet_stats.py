@@ -6,17 +6,15 @@ of N, a histogram one ``np.histogram``. The terminal dashboard's fleet view
 (``viz.tui.fleet``) draws them; they are tested against brute-force loops
 (tests/test_fleet_stats.py).
 
-Which end of a field is "worst" comes from its operating limits in ``meta``'s field
-catalog (:func:`worst_rule`):
+Which nodes a worst list shows is its **order** (the fleet view's ``s`` switches it):
 
-* limits on the high side only (``warn_high``, ``alarm_high``): the highest values;
-* limits on the low side only (``soc_frac``: ``warn_low``, ``alarm_low``): the lowest;
-* limits on both sides (a temperature with a cold and a hot limit): the values farthest
-  from the middle of the band between the limits (the warning limits where published,
-  else the alarm limits), on either side, so a node near its cold limit ranks with one
-  near its hot limit;
-* no limits: the highest values (the catalog says nothing better; the view says
-  "highest" so nobody reads it as a judgement).
+* ``nearest`` (the default): nearest a limit first, by the margin to the nearest limit in
+  units of the field's band (``twin.protocol.ranking``, the same rule as the twin's
+  ``aggregate``): a node past a limit before one inside, a node near its cold limit with
+  one near its hot limit. A field without limits: the highest values (the catalog says
+  nothing better; the view says "highest" so nobody reads it as a judgement);
+* ``highest``: the highest values first;
+* ``lowest``: the lowest values first.
 
 NaN or an infinity (no value) is never among the worst and counts in no minimum, mean,
 maximum or histogram bin.
@@ -30,64 +28,46 @@ from dataclasses import dataclass
 
 import numpy as np
 
-HIGH, LOW, BAND = "high", "low", "band"
+from twin.protocol.ranking import LimitBand
+
+NEAREST, HIGHEST, LOWEST = "nearest", "highest", "lowest"
+ORDERS = (NEAREST, HIGHEST, LOWEST)
+"""The worst list's orders, in the order ``s`` steps through them."""
 
 
 @dataclass(frozen=True)
 class WorstRule:
-    """Which values of a field are worst, and a score that ranks them (higher is worse).
+    """How a worst list is ordered, and a score that ranks it (higher comes first).
 
     Attributes:
-        direction: ``high``, ``low`` or ``band`` (see the module's docstring).
-        low: The band's low bound (wire unit), for ``band``.
-        high: The band's high bound (wire unit), for ``band``.
-        from_limits: The direction comes from the field's published limits.
+        order: ``nearest``, ``highest`` or ``lowest`` (see the module's docstring).
+        band: The field's limits (None without limits).
     """
 
-    direction: str = HIGH
-    low: float = math.nan
-    high: float = math.nan
-    from_limits: bool = False
+    order: str = NEAREST
+    band: LimitBand | None = None
+
+    @property
+    def by_margin(self) -> bool:
+        """The list ranks by the margin to the nearest limit (not by value)."""
+        return self.order == NEAREST and self.band is not None
 
     def score(self, values: np.ndarray) -> np.ndarray:
-        """(n,) float64 badness of each value; ``-inf`` for NaN (never among the worst)."""
+        """(n,) float64 rank of each value, higher first; ``-inf`` for NaN (never listed)."""
         values = np.asarray(values, dtype=np.float64)
-        if self.direction == LOW:
-            score = -values
-        elif self.direction == BAND:
-            score = np.abs(values - 0.5 * (self.low + self.high))
-        else:
-            score = values.copy()
+        if self.order == NEAREST and self.band is not None:
+            return self.band.badness(values)  # the twin's aggregate ranks by it too
+        score = -values if self.order == LOWEST else values.copy()
         score[~np.isfinite(values)] = -np.inf
         return score
 
-    @property
-    def words(self) -> str:
-        """How the worst list is ordered, for its title: ``highest first``."""
-        if self.direction == LOW:
-            return "lowest first"
-        if self.direction == BAND:
-            return "nearest a limit first"
-        return "highest first"
 
-
-def worst_rule(limits: Mapping[str, float]) -> WorstRule:
-    """The worst end of a field from its operating limits (``warn_high``, ``alarm_low``...)."""
-    def bound(side: str) -> float | None:
-        for level in ("warn", "alarm"):
-            value = limits.get(f"{level}_{side}")
-            if value is not None and math.isfinite(float(value)):
-                return float(value)
-        return None
-
-    low, high = bound("low"), bound("high")
-    if low is not None and high is not None and high > low:
-        return WorstRule(BAND, low, high, True)
-    if high is not None:
-        return WorstRule(HIGH, from_limits=True)
-    if low is not None:
-        return WorstRule(LOW, from_limits=True)
-    return WorstRule(HIGH)
+def worst_rule(limits: Mapping[str, float], order: str = NEAREST) -> WorstRule:
+    """The rule of a field with operating limits ``limits`` (``warn_high``, ``alarm_low``...)
+    for the list order ``order``."""
+    if order not in ORDERS:
+        raise ValueError(f"worst list order {order!r} is none of {', '.join(ORDERS)}")
+    return WorstRule(order, LimitBand.from_limits(limits))
 
 
 def worst_nodes(values: np.ndarray, rule: WorstRule, count: int) -> np.ndarray:

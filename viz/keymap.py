@@ -81,7 +81,9 @@ KEYMAP: tuple[KeyAction, ...] = (
     _key("i", "i", "frame", "inertial / Earth-fixed", VIEW, VIEWS),
     _key("o", "o", "reset_camera", "reset the camera", VIEW, VIEWS),
     # Table: the dashboard's node table.
-    _key("s", "s", "sort", "sort by a column", TUI, TABLE),
+    _key("s", "s", "sort",
+         "sort by a column (fleet view: worst list nearest a limit / highest / lowest)", TUI,
+         TABLE),
     _key("slash", "/", "filter", "filter by name or group", TUI, TABLE),
     _key("a", "a", "only_alarm", "nodes in alarm only", TUI, TABLE),
     _key("e", "e", "only_eclipse", "nodes in eclipse only", TUI, TABLE),

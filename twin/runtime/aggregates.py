@@ -3,7 +3,8 @@
 Per group and for the whole fleet, for each key field (those with limits, temperatures,
 state of charge, power, utilization and delivered FLOP/s): the count of finite values, the
 count left out (NaN or infinite), min, mean, max, percentiles (p5, p50, p95), a histogram
-on fixed bins, the top N worst nodes and the count of nodes in each limit state.
+on fixed bins, the top N worst nodes (nearest a limit: twin.protocol.ranking), the top N
+highest and lowest, and the count of nodes in each limit state.
 docs/protocol.md, "Selective streams and fleet aggregates (issue 22)", is the contract.
 
 Vectorized over fields and nodes: the key fields are stacked into one (fields x nodes)
@@ -13,7 +14,8 @@ are an index, and the histogram and limit-state counts are ``searchsorted`` of t
 edges and limits: a few calls per row instead of a pass over the nodes each. One sort
 beats ``np.partition`` with three ``kth`` here by about six times (numpy's sort is SIMD,
 its multi-kth partition is not: 3.8 ms against 22 ms for 16 x 100,000 float32). The worst
-nodes are ``np.argpartition`` with one ``kth``. Python loops run over groups and fields,
+nodes are ``top_n`` ``argmax`` passes; the highest and lowest a comparison with the
+sorted row's ``top_n``-th value. Python loops run over groups and fields,
 never over nodes.
 """
 
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from twin.core.subsystem import Field
+from twin.protocol.ranking import limit_badness
 
 PERCENTILES = (5, 50, 95)
 """Percentiles reported, as ``p5``, ``p50``, ``p95``: the nearest-rank value
@@ -195,13 +198,23 @@ class FleetAggregates:
         fleet_worst = worst_of[0] if len(worst_of) == 1 else [
             sorted((w for group in worst_of for w in group[f]),
                    key=lambda w: (-w[2], w[0]))[:self.top_n] for f in range(n_fields)]
+        # The highest and lowest likewise: from each group's sorted block, merged.
+        extremes_of = [_extremes(row[3], row[0], row[1], row[5], self.top_n)
+                       for row in rows[1:]] or [
+            _extremes(values, fleet_sorted, rows[0][1], rows[0][5], self.top_n)]
+        fleet_extremes = extremes_of[0] if len(extremes_of) == 1 else tuple(
+            [_merged([group[side][f] for group in extremes_of], self.top_n, sign)
+             for f in range(n_fields)] for side, sign in ((0, -1.0), (1, 1.0)))
         summaries: list[list[dict[str, Any]]] = [[] for _ in specs]
         for r, (sorted_rows, counts, sums, _, _, _) in enumerate(rows):
             worst = [[[node, value] for node, value, _ in row]
                      for row in (fleet_worst if r == 0 else worst_of[r - 1])]
+            highest, lowest = fleet_extremes if r == 0 else extremes_of[r - 1]
             for f in range(n_fields):
-                summaries[f].append(_summary(sorted_rows[f], int(counts[f]), float(sums[f]),
-                                             probes[f], bool(has_limits[f]), worst[f]))
+                summary = _summary(sorted_rows[f], int(counts[f]), float(sums[f]), probes[f],
+                                   bool(has_limits[f]), worst[f])
+                summary["highest"], summary["lowest"] = highest[f], lowest[f]
+                summaries[f].append(summary)
         return {spec.name: {
             "unit": spec.unit, "limits": dict(spec.limits),
             "worst_by": "limits" if has_limits[f] else "value",
@@ -267,23 +280,108 @@ def _summary(sorted_row: np.ndarray, count: int, total: float,
 
 def _badness(values: np.ndarray, specs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     """How bad each value is (higher worse), float64, -inf where left out, and which rows
-    rank by limits: the distance past the nearest warning (else alarm) limit, in the
-    field's unit, negative inside; rows without limits rank by value."""
+    rank by limits: minus the margin to the nearest limit in units of the field's band
+    (twin.protocol.ranking, the dashboard's rule too); rows without limits rank by value."""
     badness = values.astype(np.float64)
-    has_limits = np.array([bool(s.limits) for s in specs])
-    for f in np.flatnonzero(has_limits):
-        limits = specs[f].limits
-        high = limits.get("warn_high", limits.get("alarm_high"))
-        low = limits.get("warn_low", limits.get("alarm_low"))
-        row = badness[f]
-        if high is not None and low is not None:
-            badness[f] = np.maximum(row - high, low - row)
-        elif high is not None:
-            badness[f] = row - high
-        else:
-            badness[f] = low - row
+    has_limits = np.zeros(len(specs), bool)
+    for f, spec in enumerate(specs):
+        by_limits = limit_badness(badness[f], spec.limits)
+        if by_limits is not None:
+            badness[f], has_limits[f] = by_limits, True
     badness[np.isnan(badness)] = -np.inf
     return badness, has_limits
+
+
+MANY_EQUAL = 32
+"""Past this many values equal to a list's threshold, the first of them are found by a
+prefix scan instead of with every one of them (an idle fleet's heaters: all zero)."""
+PREFIX = 256
+"""Columns looked at first for those equal values."""
+
+
+def _extremes(block: np.ndarray, sorted_block: np.ndarray, counts: np.ndarray,
+              nodes: np.ndarray, top_n: int) -> tuple[list[list[list]], list[list[list]]]:
+    """Per row (field) the ``top_n`` highest and the ``top_n`` lowest ``[node, value]``,
+    highest (lowest) first, equal values by lowest node; nodes left out never.
+
+    From the rows sorted (NaN last), each row's ``top_n``-th highest value is a threshold;
+    the nodes at or past it are one comparison of the block and one ``nonzero``, ranked
+    by one ``lexsort`` (row, value, column: columns are in ascending node order, so equal
+    values go to the lowest nodes). A row with more than ``MANY_EQUAL`` values equal to
+    its threshold (read off the sorted row) has only the first of them looked for: in its
+    first ``PREFIX`` columns, else further (``_first_equal``).
+    """
+    n_rows = block.shape[0]
+    rows = np.arange(n_rows)
+    counts = np.asarray(counts, dtype=np.int64)
+    keep = np.minimum(top_n, counts)
+    lists: list[list[list[list]]] = []
+    for sign in (-1.0, 1.0):  # highest, then lowest
+        at = counts - keep if sign < 0 else np.maximum(keep - 1, 0)
+        limit = sorted_block[rows, np.minimum(at, block.shape[1] - 1)]
+        beyond = np.clip(at - MANY_EQUAL if sign < 0 else at + MANY_EQUAL, 0,
+                         np.maximum(counts - 1, 0))
+        many = (keep > 0) & (sorted_block[rows, beyond] == limit)
+        few, many = np.flatnonzero(~many & (keep > 0)), np.flatnonzero(many)
+        with np.errstate(invalid="ignore"):  # NaN is past no threshold
+            # Few equal to the threshold: every node at or past it, in one comparison.
+            r, c = _nonzero(block[few] >= limit[few, None] if sign < 0 else
+                              block[few] <= limit[few, None])
+            picked = [(few[r], c)]
+            if many.size:  # many equal: those past it, and the first equal ones
+                sub, bound = block[many], limit[many, None]
+                r, c = _nonzero(sub > bound if sign < 0 else sub < bound)
+                picked.append((many[r], c))
+                need = keep[many] - np.bincount(r, minlength=many.size)
+                head = sub[:, :PREFIX] == bound
+                head &= np.cumsum(head, axis=1) <= need[:, None]
+                r, c = _nonzero(head)
+                picked.append((many[r], c))
+                short = need - np.bincount(r, minlength=many.size)
+                for k in np.flatnonzero(short > 0).tolist():  # equal ones rare at the start
+                    rest = _first_equal(sub[k, PREFIX:], limit[many[k]], int(short[k]))
+                    picked.append((np.full(rest.size, many[k]), rest + PREFIX))
+        r = np.concatenate([p[0] for p in picked])
+        c = np.concatenate([p[1] for p in picked])
+        values = block[r, c]
+        order = np.lexsort((c, sign * values.astype(np.float64), r))
+        r, c, values = r[order], c[order], values[order]
+        # Each row's first ``keep``: only those become Python numbers.
+        ranks = np.arange(top_n)
+        taken = (np.searchsorted(r, rows)[:, None] + ranks)[ranks < keep[:, None]]
+        node_ids, node_values = nodes[c[taken]].tolist(), values[taken].tolist()
+        out: list[list[list]] = []
+        first = 0
+        for size in keep.tolist():
+            out.append([[node_ids[k], node_values[k]] for k in range(first, first + size)])
+            first += size
+        lists.append(out)
+    return lists[0], lists[1]
+
+
+def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a 2-D mask, (rows, columns): its flat indices split, several times
+    faster than numpy's 2-D ``nonzero`` on the mostly-false masks here."""
+    flat = np.flatnonzero(mask)
+    return np.divmod(flat, mask.shape[1]) if mask.shape[1] else (flat, flat)
+
+
+def _first_equal(row: np.ndarray, value: float, need: int) -> np.ndarray:
+    """The first ``need`` columns of ``row`` equal to ``value``: prefixes of doubling size,
+    so O(n) at worst and a few thousand values when many are equal."""
+    found, total, start, size = [], 0, 0, 1024
+    while total < need and start < row.size:
+        hits = np.flatnonzero(row[start:start + size] == value)[:need - total] + start
+        found.append(hits)
+        total += hits.size
+        start, size = start + size, 2 * size
+    return np.concatenate(found) if found else np.zeros(0, np.intp)
+
+
+def _merged(lists: list[list[list]], top_n: int, sign: float) -> list[list]:
+    """The ``top_n`` first of several groups' highest (``sign`` -1) or lowest (+1) lists."""
+    return sorted((w for group in lists for w in group),
+                  key=lambda w: (sign * w[1], w[0]))[:top_n]
 
 
 def _worst_rows(values: np.ndarray, badness: np.ndarray, nodes: np.ndarray, top_n: int

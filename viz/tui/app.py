@@ -351,6 +351,9 @@ class DashboardApp(ClusterViewActions, FleetViewActions, StreamFeed, CommandActi
             self._draw()
 
     def action_sort(self) -> None:
+        if self.fleet_view_shown:  # the fleet view's list: nearest a limit, highest, lowest
+            self.next_worst_order()
+            return
         self.push_screen(SortScreen(self.model), self.sort_by)
 
     def action_filter(self) -> None:

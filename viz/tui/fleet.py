@@ -32,7 +32,17 @@ from textual.coordinate import Coordinate
 from textual.widget import Widget
 from textual.widgets import DataTable
 
-from viz.fleet_stats import BAND, GroupIndex, group_summary, histogram, worst_nodes, worst_rule
+from twin.protocol.ranking import LimitBand
+from viz.fleet_stats import (
+    HIGHEST,
+    NEAREST,
+    ORDERS,
+    GroupIndex,
+    group_summary,
+    histogram,
+    worst_nodes,
+    worst_rule,
+)
 from viz.quantity import Scale
 from viz.tui.levels import ALARM, WARN, limit_levels
 from viz.tui.model import Column, FleetModel
@@ -89,6 +99,49 @@ def compact_limits(column: Column) -> str:
         if bounds:
             parts.append(f"{level} {' '.join(bounds)}")
     return "  ".join(parts) + column.unit.suffix if parts else "no limits"
+
+
+def order_words(column: Column, order: str) -> str:
+    """How a worst list is ordered, in a title's words: ``nearest a limit``, ``hottest``
+    (a temperature's highest), ``lowest``..."""
+    if order == NEAREST:
+        return "nearest a limit"
+    hot = column.key.startswith("temp_") or column.unit.unit in ("°C", "K", "°F")
+    if order == HIGHEST:
+        return "hottest" if hot else "highest"
+    return "coldest" if hot else "lowest"
+
+
+def worst_title(count: int, column: Column, order: str) -> str:
+    """``25 nearest a limit by T comp``, ``25 hottest by T comp``; a field without limits
+    in the default order: ``25 highest Compute (it has no limits)``."""
+    if not count:
+        return f"Worst nodes: none with a {column.label} value"
+    if order == NEAREST and LimitBand.from_limits(column.limits) is None:
+        return f"{count} highest {column.label} (it has no limits)"
+    return f"{count} {order_words(column, order)} by {column.label}"
+
+
+def worst_subtitle(column: Column | None, order: str) -> str:
+    """The worst list's keys, and the order ``s`` brings next (``s hottest``)."""
+    following = ORDERS[(ORDERS.index(order) + 1) % len(ORDERS)]
+    words = order_words(column, following) if column is not None else following
+    return f"Enter detail · c field · s {words}"  # fits 80 columns
+
+
+def margin_texts(values: np.ndarray, band: LimitBand, column: Column) -> list[str]:
+    """Each value's margin to its nearer limit in the column's unit: ``19.8 °C to low``,
+    ``3.0 °C past high`` (a temperature difference: the scale's factor, no offset)."""
+    unit = column.unit
+    difference = Scale(unit.unit, abs(unit.factor), 0.0, unit.decimals)
+    margins = band.margin(values) * band.scale
+    nearer_low = band.nearer_low(values)
+    texts = []
+    for margin, low in zip(margins.tolist(), nearer_low.tolist(), strict=True):
+        side = "low" if low else "high"
+        texts.append(f"{difference.number(abs(margin))}{difference.suffix} "
+                     f"{'to' if margin >= 0 else 'past'} {side}")
+    return texts
 
 
 def bin_labels(edges: np.ndarray, unit: Scale, whole: bool) -> list[str]:
@@ -244,6 +297,8 @@ class FleetView(Vertical):
         super().__init__(**kwargs)
         self.model = model
         self.field = ""
+        # The worst list's order: nearest a limit (default), highest or lowest (`s`).
+        self.order = NEAREST
         # Where v goes next, in words (the cluster view's actions set it: viz.tui.cluster).
         self.next_view = "v node table"
         self.worst_sats = np.zeros(0, np.intp)
@@ -260,7 +315,7 @@ class FleetView(Vertical):
         self.worst_table = self.query_one("#fleet-worst", StatsTable)
         self.histogram = self.query_one("#fleet-histogram", FieldHistogram)
         self.groups_table.can_focus = False
-        self.worst_table.border_subtitle = "Enter detail · c next field"
+        self.worst_table.border_subtitle = worst_subtitle(None, self.order)
 
     def group_index(self) -> GroupIndex:
         """Each node's group, worked out again only when ``meta`` brought new groups."""
@@ -357,7 +412,7 @@ class FleetView(Vertical):
             table.fill(["Node"], [])
             table.border_title = "Worst nodes (no values yet)"
             return
-        rule = worst_rule(column.limits)
+        rule = worst_rule(column.limits, self.order)
         sats = worst_nodes(values, rule, TOP_N)
         self.worst_sats = sats
         texts = numbers_text(values[sats], column)
@@ -369,19 +424,16 @@ class FleetView(Vertical):
                     zip(sats.tolist(), texts, levels, strict=True), start=1)]
         headings: list[str | Text] = ["#", "Node", Text(column.heading, justify="right"),
                                       "Group"]
-        if rule.direction == BAND and len(sats):
-            # With limits on both sides, say which one each node is nearer: a cool idle
-            # chip can rank above a hot busy one, and the reader should see why.
-            low_text, high_text = numbers_text(np.array([rule.low, rule.high]), column)
-            nearer_low = values[sats] < 0.5 * (rule.low + rule.high)
-            for row, low in zip(rows, nearer_low.tolist(), strict=True):
-                row.append(f"low {low_text.plain.strip()} {column.unit.unit}".rstrip() if low
-                           else f"high {high_text.plain.strip()} {column.unit.unit}".rstrip())
-            headings.append("Nearer")
+        if rule.order == NEAREST and rule.band is not None and len(sats):
+            # Each node's margin to the limit it is nearer: a cool idle chip can rank above
+            # a hot busy one, and the reader should see why.
+            for row, margin in zip(rows, margin_texts(values[sats], rule.band, column),
+                                   strict=True):
+                row.append(margin)
+            headings.append("Margin")
         table.fill(headings, rows)
-        table.border_title = (f"{len(sats)} worst by {column.label}, {rule.words}"
-                              if rule.from_limits else
-                              f"{len(sats)} highest {column.label} (it has no limits)")
+        table.border_title = worst_title(len(sats), column, self.order)
+        table.border_subtitle = worst_subtitle(column, self.order)
 
     def selected_sat(self) -> int | None:
         """The node under the worst list's cursor."""
@@ -458,6 +510,13 @@ class FleetViewActions:
             self.notify(f"The fleet view (v) shows {column.heading if column else view.field}",
                         title="Field")  # type: ignore[attr-defined]
 
+    def next_worst_order(self) -> None:
+        """``s`` in the fleet view: the worst list nearest a limit, highest, lowest first."""
+        view = self.fleet_view
+        view.order = ORDERS[(ORDERS.index(view.order) + 1) % len(ORDERS)]
+        self.update_fleet_view(force=True)
+        view.worst_table.move_cursor(row=0, animate=False)
+
     def update_fleet_view(self, force: bool = False) -> None:
         """Work the view out again if it shows and something it draws from changed."""
         if not self.fleet_view_shown:
@@ -465,13 +524,13 @@ class FleetViewActions:
         view = self.fleet_view
         model = self.model
         key = (model.states_seen, id(model.arrays), id(model.meta), len(model.alarms),
-               view.field, view.size)
+               view.field, view.order, view.size)
         if key == self._fleet_drawn and not force:
             return
         start = time.perf_counter()
         view.update_view()
         self._fleet_drawn = (model.states_seen, id(model.arrays), id(model.meta),
-                             len(model.alarms), view.field, view.size)
+                             len(model.alarms), view.field, view.order, view.size)
         self.fleet_view_seconds += time.perf_counter() - start
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

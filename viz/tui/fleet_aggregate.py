@@ -3,8 +3,9 @@ carries no per-node values (docs/protocol.md, "Selective streams and fleet aggre
 
 The same three parts as from the arrays (viz.tui.fleet), for the chosen field: a row for
 the fleet and one per group (nodes, nodes past an alarm and a warning limit, min · mean ·
-max and p5 · p50 · p95), the twin's worst nodes (its top 5), and its histogram on the
-field's fixed bins. Nothing here passes over nodes: the twin did that.
+max and p5 · p50 · p95), the twin's worst nodes (its top 5 nearest a limit, or highest,
+or lowest: ``s``), and its histogram on the field's fixed bins. Nothing here passes over
+nodes: the twin did that.
 """
 
 from __future__ import annotations
@@ -14,7 +15,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.text import Text
 
-from viz.tui.fleet import LEVEL_TEXT_STYLE, compact_limits, numbers_text
+from twin.protocol.ranking import LimitBand
+from viz.fleet_stats import HIGHEST, LOWEST, NEAREST
+from viz.tui.fleet import (
+    LEVEL_TEXT_STYLE,
+    compact_limits,
+    margin_texts,
+    numbers_text,
+    order_words,
+    worst_subtitle,
+    worst_title,
+)
 from viz.tui.levels import limit_levels
 
 if TYPE_CHECKING:
@@ -63,10 +74,13 @@ def show_aggregate(view: FleetView, column: Column) -> None:
         f"group{'s' if len(groups) != 1 else ''} · the twin's aggregate, step "
         f"{aggregate.get('step', '?')}")
     view.groups_table.border_subtitle = "alarm/warn: nodes past this field's limits · c field"
-    worst = entry["fleet"]["worst"]
-    sats = np.array([w[0] for w in worst], dtype=np.intp)
+    # The list of the view's order: the twin ranks the worst nodes (nearest a limit) and
+    # lists the highest and lowest of every field (docs/protocol.md).
+    key = {NEAREST: "worst", HIGHEST: "highest", LOWEST: "lowest"}[view.order]
+    worst = entry["fleet"].get(key)
+    sats = np.array([w[0] for w in worst or ()], dtype=np.intp)
     view.worst_sats = sats
-    worst_values = np.array([w[1] for w in worst], dtype=np.float64)
+    worst_values = np.array([w[1] for w in worst or ()], dtype=np.float64)
     texts = numbers_text(worst_values, column)
     levels = limit_levels(worst_values, column.limits).tolist()
     headings: list[str | Text] = ["#", "Node", Text(column.heading, justify="right"),
@@ -76,21 +90,18 @@ def show_aggregate(view: FleetView, column: Column) -> None:
              model.group(sat)]
             for rank, (sat, text, level) in enumerate(zip(sats.tolist(), texts, levels,
                                                           strict=True), start=1)]
-    low, high = column.limits.get("warn_low"), column.limits.get("warn_high")
-    if low is not None and high is not None and rows:
-        # Limits on both sides: say which one each node is nearer (as the array view does).
-        low_text, high_text = numbers_text(np.array([low, high]), column)
-        unit = column.unit.unit
-        for row, value in zip(rows, worst_values.tolist(), strict=True):
-            row.append(f"low {low_text.plain.strip()} {unit}".rstrip()
-                       if value < 0.5 * (low + high)
-                       else f"high {high_text.plain.strip()} {unit}".rstrip())
-        headings.append("Nearer")
+    band = LimitBand.from_limits(column.limits)
+    if view.order == NEAREST and band is not None and rows:
+        # The margin to the nearer limit (as the array view shows it).
+        for row, margin in zip(rows, margin_texts(worst_values, band, column), strict=True):
+            row.append(margin)
+        headings.append("Margin")
     view.worst_table.fill(headings, rows)
     view.worst_table.border_title = (
-        f"{len(worst)} worst by {column.label}, "
-        + ("distance past its limits" if entry.get("worst_by") == "limits"
-           else "highest (it has no limits)"))
+        worst_title(len(rows), column, view.order) if worst is not None else
+        f"{order_words(column, view.order).capitalize()} by {column.label}: this twin's "
+        "aggregate does not list them")
+    view.worst_table.border_subtitle = worst_subtitle(column, view.order)
     fleet = entry["fleet"]
     outside = int(fleet["under"]) + int(fleet["over"])
     notes = [f"{outside:,} outside these bins" if outside else "",
