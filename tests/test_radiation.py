@@ -194,3 +194,19 @@ def test_a_host_interrupt_rolls_back_and_stalls_every_job_on_the_node() -> None:
     assert [(e["kind"], e["device_class"]) for e in events] == [("upset", "hbm_uecc")]
     assert "HBM uncorrectable ECC error" in events[0]["message"]
     assert radiation.resets.array[0] == 1 and radiation.upsets.array[0] == 2
+
+
+@pytest.mark.parametrize("value", ["5e-324", "0.0", "1e-9"])
+def test_a_vanishing_dose_per_event_is_refused_by_name(value: str) -> None:
+    """The scenario fuzz test found 5e-324 Gy per event: every rate overflowed to inf."""
+    from pathlib import Path
+
+    from twin.core.clock import SimClock
+    from twin.core.engine import Engine
+    from twin.scenario import ScenarioError, load_scenario, parse_scenario
+
+    text = Path(load_scenario("default").source).read_text() + (
+        f"\n[radiation]\naccel_sefi_dose_per_event_gy = {value}\n")
+    scenario = parse_scenario(text)  # the models' tables are checked as the models build
+    with pytest.raises(ScenarioError, match=r"radiation\.accel_sefi_dose_per_event_gy"):
+        Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=1.0, warp=1.0, fast=True))

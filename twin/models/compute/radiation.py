@@ -127,16 +127,18 @@ class RadiationParams:
             device limits in a short run (tests, demos).
     """
 
-    sdc_dose_per_event_gy: float = field(default=0.17, metadata={"gt": 0.0, "max": 1e6,
+    # A dose per event is at least 1 µGy: no device was measured anywhere near it, and a
+    # smaller one makes the event rate overflow (the scenario fuzz test found 5e-324).
+    sdc_dose_per_event_gy: float = field(default=0.17, metadata={"min": 1e-6, "max": 1e6,
                                                                  "unit": "Gy"})
-    hbm_uecc_dose_per_event_gy: float = field(default=0.44, metadata={"gt": 0.0, "max": 1e6,
+    hbm_uecc_dose_per_event_gy: float = field(default=0.44, metadata={"min": 1e-6, "max": 1e6,
                                                                       "unit": "Gy"})
-    accel_sefi_dose_per_event_gy: float = field(default=50.0, metadata={"gt": 0.0, "max": 1e6,
+    accel_sefi_dose_per_event_gy: float = field(default=50.0, metadata={"min": 1e-6, "max": 1e6,
                                                                         "unit": "Gy"})
     host_cpu_sefi_dose_per_event_gy: float = field(default=4.5, metadata={
-        "gt": 0.0, "max": 1e6, "unit": "Gy"})
+        "min": 1e-6, "max": 1e6, "unit": "Gy"})
     host_dram_sefi_dose_per_event_gy: float = field(default=4.0, metadata={
-        "gt": 0.0, "max": 1e6, "unit": "Gy"})
+        "min": 1e-6, "max": 1e6, "unit": "Gy"})
     see_scale: float = field(default=1.0, metadata={"min": 0.0, "max": 1e9})
     saa_lat_deg: float = field(default=-26.0, metadata={"min": -90.0, "max": 90.0,
                                                         "unit": "deg"})
@@ -163,10 +165,10 @@ class RadiationParams:
     shielding_mm_al: float = field(default=10.0, metadata={"min": 1.0, "max": 20.0,
                                                            "unit": "mm"})
     solar_cycle_phase: float = field(default=0.0, metadata={"min": 0.0, "max": 1.0})
-    hbm_degraded_gy: float = field(default=20.0, metadata={"gt": 0.0, "max": 1e6,
+    hbm_degraded_gy: float = field(default=20.0, metadata={"min": 1e-6, "max": 1e6,
                                                            "unit": "Gy"})
     hbm_degraded_seu_factor: float = field(default=2.0, metadata={"min": 1.0, "max": 1e4})
-    tid_failure_gy: float = field(default=150.0, metadata={"gt": 0.0, "max": 1e6,
+    tid_failure_gy: float = field(default=150.0, metadata={"min": 1e-6, "max": 1e6,
                                                            "unit": "Gy"})
     dose_acceleration: float = field(default=1.0, metadata={"min": 1.0, "max": 1e9})
 
