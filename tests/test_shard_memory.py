@@ -112,3 +112,26 @@ def test_forkserver_workers_end_by_themselves_when_the_twin_is_killed() -> None:
         if twin.poll() is None:
             twin.kill()
         twin.stdout.close()
+
+
+UNGUARDED_SCRIPT = """
+from twin.astro.shards import ShardedPropagator
+from twin.scenario import load_scenario
+from twin.scenario.satrecs import satrec_plan
+print("main ran", flush=True)
+propagator = ShardedPropagator(satrec_plan(load_scenario("default").satellites), 2)
+print(propagator.start_method, float(propagator.propagate(2461000.5, 0.25)[0][-1, 0]) != 0)
+propagator.close()
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_does_not_run_the_twins_main_module(tmp_path: Path) -> None:
+    # A script with no main guard: a forkserver child that imported the parent's main
+    # would run it again (and refuse to start processes while importing it).
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    result = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=50, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["main ran", "forkserver True"]
