@@ -218,9 +218,15 @@ def main() -> int:
                         help="steps left out of the slope (warm-up)")
     parser.add_argument("--subscriber", action="store_true",
                         help="read the default stream on a SUB socket")
+    parser.add_argument("--trim-interval-s", type=float, help="the server's heap trim"
+                        " interval (twin.runtime.server.MEMORY_TRIM_INTERVAL_S), to compare")
     parser.add_argument("--out", type=Path, help="also write the result, with the resident"
                         " memory after every step, to this JSON file")
     args = parser.parse_args()
+    if args.trim_interval_s is not None:
+        import twin.runtime.server
+
+        twin.runtime.server.MEMORY_TRIM_INTERVAL_S = args.trim_interval_s
     result = soak(args.size, args.steps, args.workers, args.skip, args.subscriber)
     if args.out is not None:
         args.out.write_text(json.dumps(result))
