@@ -25,6 +25,10 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from twin.runtime.cli import positive_argument  # noqa: E402
+
 MB = 1e6
 ANY_PORT = "tcp://127.0.0.1:*"
 
@@ -42,8 +46,8 @@ def total_pss_mb(process: psutil.Process) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=120.0)
-    parser.add_argument("--every", type=float, default=10.0)
+    parser.add_argument("--seconds", type=positive_argument("seconds", 86400.0), default=120.0)
+    parser.add_argument("--every", type=positive_argument("every", 3600.0), default=10.0)
     parser.add_argument("run_args", nargs="*", help="odc run's arguments, after --")
     args = parser.parse_args()
     command = [sys.executable, "-m", "odc.cli", "run", "-q", "--pub", ANY_PORT, "--cmd",

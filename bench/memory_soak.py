@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from scale import SIZES, load, total_pss_mb  # noqa: E402
 
-from twin.runtime.cli import count_argument  # noqa: E402
+from twin.runtime.cli import count_argument, positive_argument  # noqa: E402
 
 MB = 1e6
 ANY_PORT = "tcp://127.0.0.1:*"
@@ -218,7 +218,8 @@ def main() -> int:
                         help="steps left out of the slope (warm-up)")
     parser.add_argument("--subscriber", action="store_true",
                         help="read the default stream on a SUB socket")
-    parser.add_argument("--trim-interval-s", type=float, help="the server's heap trim"
+    parser.add_argument("--trim-interval-s", type=positive_argument("trim interval", 3600.0),
+                        help="the server's heap trim"
                         " interval (twin.runtime.server.MEMORY_TRIM_INTERVAL_S), to compare")
     parser.add_argument("--out", type=Path, help="also write the result, with the resident"
                         " memory after every step, to this JSON file")
