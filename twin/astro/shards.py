@@ -29,9 +29,9 @@ process (twin.core.slices), its BLAS products over fixed blocks so that its bits
 depend on the slicing either.
 
 A worker that dies (or stops answering for ``stall_s``) is detected, never waited on
-forever: its shard is started again the same way, rebuilds its satrecs from the same plan (the same
-bits), and the step's propagation is redone for it (SGP4 is stateless given the
-instant). After ``MAX_RESTARTS_PER_STEP`` failed restarts in one step the propagator
+forever: its shard is started again the same way, rebuilds its satrecs from the same
+plan (the same bits), and the step's propagation is redone for it (SGP4 is stateless
+given the instant). After ``MAX_RESTARTS_PER_STEP`` failed restarts in one step the propagator
 raises `ShardError` with a clear message.
 """
 
@@ -173,7 +173,7 @@ def _exists(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # exists, another user's (the id was reused)
         return True
     return True
 
