@@ -57,6 +57,12 @@ def keep_temporaries_in_heap() -> bool:
     return applied
 
 
+TRIM_EVERY_STEP_MIN_SATS = 250_000
+"""From this many satellites the server also trims after every step: a step's temporaries
+are hundreds of MB (a million: the twin's RSS saw-toothed by 300-400 MB between 5 s trims)
+and faulting them in again costs nothing measurable in a step of about 1 s
+(docs/performance.md, "SGP4 workers from the forkserver"); smaller fleets keep them."""
+
 _libc: ctypes.CDLL | None = None  # loaded on first use
 
 
