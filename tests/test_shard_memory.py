@@ -135,3 +135,27 @@ def test_a_worker_does_not_run_the_twins_main_module(tmp_path: Path) -> None:
                             text=True, timeout=50, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["main ran", "forkserver True"]
+
+
+@pytest.mark.timeout(60)
+def test_a_restart_after_the_forkserver_is_gone_starts_a_new_one() -> None:
+    # A terminal's hang-up reaches the forkserver too (the workers ignore it): the next
+    # restart must not depend on the old forkserver.
+    propagator = ShardedPropagator(satrec_plan(load_scenario("default").satellites), 2)
+    try:
+        first = psutil.Process(propagator.pids[1])
+        forkserver = first.parent()
+        forkserver.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10  # not reaped here: multiprocessing reaps its own
+        while forkserver.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert forkserver.status() == psutil.STATUS_ZOMBIE
+        assert first.is_running()  # the worker ignores the hang-up and serves on
+        before = propagator.propagate(2461000.5, 0.25)[0].copy()
+        first.kill()
+        after = propagator.propagate(2461000.5, 0.25)[0]
+        assert propagator.restarts == [(1, "died")]
+        assert np.array_equal(before, after)
+        assert psutil.Process(propagator.pids[1]).parent().pid != forkserver.pid
+    finally:
+        propagator.close()
