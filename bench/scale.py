@@ -205,7 +205,7 @@ def run_one(size: str, steps: int, workers: int, load_only: bool) -> dict[str, A
 def _workers_cpu(me: psutil.Process) -> float:
     """CPU seconds (user + system) used so far by this process's worker processes."""
     total = 0.0
-    for child in me.children():
+    for child in me.children(recursive=True):  # forkserver workers are grandchildren
         try:
             times = child.cpu_times()
         except psutil.NoSuchProcess:
