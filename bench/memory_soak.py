@@ -26,7 +26,9 @@ It prints, as JSON and one line of words:
   steps since): memory is flat when neither rises.
 
 SGP4 workers (``--workers`` over 1) are separate processes: their resident memory is
-reported apart (``workers_rss_mb``, shared memory counted in each).
+reported apart (``workers_rss_mb``, shared memory counted in each), and every 10 steps
+the PSS of this process and all its descendants is summed
+(``total_pss_every_10_steps_mb``: the twin's whole footprint, a shared page counted once).
 """
 
 from __future__ import annotations
@@ -50,12 +52,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scale import SIZES, load  # noqa: E402
+from scale import SIZES, load, total_pss_mb  # noqa: E402
 
-from twin.runtime.cli import count_argument  # noqa: E402
+from twin.runtime.cli import count_argument, positive_argument  # noqa: E402
 
 MB = 1e6
 ANY_PORT = "tcp://127.0.0.1:*"
+PSS_EVERY = 10
+"""Steps between two readings of the twin's and its workers' PSS (each reads smaps)."""
 
 
 class PeakSampler:
@@ -85,7 +89,9 @@ def rss_mb() -> float:
 
 
 def workers_rss_mb() -> float:
-    return sum(child.memory_info().rss for child in psutil.Process().children()) / MB
+    # Recursive: workers from the forkserver are grandchildren.
+    children = psutil.Process().children(recursive=True)
+    return sum(child.memory_info().rss for child in children) / MB
 
 
 def peak_rss_mb() -> float:
@@ -138,6 +144,7 @@ def soak(size: str, steps: int, workers: int, skip: int, subscriber: bool) -> di
                 return
 
     samples: tuple[list[int], list[float]] = ([], [])
+    pss: list[float] = []
     step_times: list[float] = []
     last = [time.perf_counter()]
     step_cpu: list[float] = []
@@ -153,6 +160,8 @@ def soak(size: str, steps: int, workers: int, skip: int, subscriber: bool) -> di
             last[0], last_cpu[0] = now, cpu
             samples[0].append(srv.clock.steps)
             samples[1].append(rss_mb())
+            if srv.clock.steps % PSS_EVERY == 0:  # twin, workers, forkserver: all of it
+                pss.append(total_pss_mb())
             if srv.clock.steps % 50 == 0:
                 print(f"step {srv.clock.steps}: {samples[1][-1]:.0f} MB", file=sys.stderr,
                       flush=True)
@@ -189,6 +198,8 @@ def soak(size: str, steps: int, workers: int, skip: int, subscriber: bool) -> di
         result["floor_by_tenth_mb"] = [round(float(t.min())) for t in tenths]
         result["ceiling_by_tenth_mb"] = [round(float(t.max())) for t in tenths]
         result["rss_by_step_mb"] = [round(r, 1) for r in rss]
+        result["total_pss_every_10_steps_mb"] = [round(p) for p in pss]
+        result["total_pss_max_mb"] = round(max(pss)) if pss else None
         result["peak_by_stage_mb"] = sampler.stop()
         result["ru_maxrss_mb"] = round(peak_rss_mb())
     finally:
@@ -207,9 +218,16 @@ def main() -> int:
                         help="steps left out of the slope (warm-up)")
     parser.add_argument("--subscriber", action="store_true",
                         help="read the default stream on a SUB socket")
+    parser.add_argument("--trim-interval-s", type=positive_argument("trim interval", 3600.0),
+                        help="the server's heap trim"
+                        " interval (twin.runtime.server.MEMORY_TRIM_INTERVAL_S), to compare")
     parser.add_argument("--out", type=Path, help="also write the result, with the resident"
                         " memory after every step, to this JSON file")
     args = parser.parse_args()
+    if args.trim_interval_s is not None:
+        import twin.runtime.server
+
+        twin.runtime.server.MEMORY_TRIM_INTERVAL_S = args.trim_interval_s
     result = soak(args.size, args.steps, args.workers, args.skip, args.subscriber)
     if args.out is not None:
         args.out.write_text(json.dumps(result))

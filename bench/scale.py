@@ -100,11 +100,12 @@ def rss_mb() -> float:
 
 
 def total_pss_mb() -> float:
-    """Proportional set size of this process and its children (the SGP4 workers), summed:
+    """Proportional set size of this process and its descendants (the SGP4 workers, the
+    forkserver they start from, the resource tracker), summed:
     pages a fork shares are counted once, split between the processes that map them."""
     me = psutil.Process()
     total = 0
-    for process in (me, *me.children()):
+    for process in (me, *me.children(recursive=True)):  # forkserver workers: grandchildren
         try:
             total += process.memory_full_info().pss
         except psutil.NoSuchProcess:
@@ -204,7 +205,7 @@ def run_one(size: str, steps: int, workers: int, load_only: bool) -> dict[str, A
 def _workers_cpu(me: psutil.Process) -> float:
     """CPU seconds (user + system) used so far by this process's worker processes."""
     total = 0.0
-    for child in me.children():
+    for child in me.children(recursive=True):  # forkserver workers are grandchildren
         try:
             times = child.cpu_times()
         except psutil.NoSuchProcess:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -357,6 +358,22 @@ def test_odc_run_leaves_openblas_one_thread() -> None:
     assert result.stdout.strip() == "1"
 
 
+def _sgp4_workers(twin: Any, earlier: frozenset[int] = frozenset()) -> list[Any]:
+    """The SGP4 workers under a process (psutil): each names itself ``odc-shard-N``; a
+    worker from the forkserver is the twin's grandchild. Zombies and ``earlier`` left out."""
+    import psutil
+
+    found = []
+    for child in twin.children(recursive=True):
+        try:
+            if (child.pid not in earlier and child.name().startswith("odc-shard-")
+                    and child.status() != psutil.STATUS_ZOMBIE):
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 @pytest.mark.timeout(90)
 def test_a_running_twin_alarms_on_a_killed_worker_and_streams_on() -> None:
     import psutil
@@ -368,8 +385,7 @@ def test_a_running_twin_alarms_on_a_killed_worker_and_streams_on() -> None:
             proc, addresses), connected(zmq.SUB, addresses["stream"], SUBSCRIBE=b"") as sub:
         receive(sub, "state", timeout_s=20)
         twin = psutil.Process(proc.pid)
-        # The forked worker runs the twin's own command line (the resource tracker does not).
-        workers = [child for child in twin.children() if child.cmdline() == twin.cmdline()]
+        workers = _sgp4_workers(twin)
         assert len(workers) == 1  # shard 0 is the twin's own
         workers[0].kill()
         kinds: list[str] = []
@@ -379,7 +395,7 @@ def test_a_running_twin_alarms_on_a_killed_worker_and_streams_on() -> None:
         assert "worker_restarted" in kinds
         step = receive(sub, "state").header["step"]
         assert receive(sub, "state", timeout_s=10).header["step"] > step
-        restarted = [child for child in twin.children() if child.cmdline() == twin.cmdline()]
+        restarted = _sgp4_workers(twin)
         assert len(restarted) == 1 and restarted[0].pid != workers[0].pid
     deadline = time.monotonic() + 10
     while restarted[0].is_running() and restarted[0].status() != psutil.STATUS_ZOMBIE \
@@ -408,20 +424,12 @@ def test_odc_run_stops_with_the_reason_when_a_shard_will_not_come_back(
 
     monkeypatch.setattr(ShardedPropagator, "_start", start_restarts_dead)
     me = psutil.Process()
-    # Only this run's workers: a long test session may hold other children (earlier tests'
-    # forks on their way out) with the same command line.
-    earlier = {child.pid for child in me.children()}
+    # Only this run's workers: a long test session may hold other workers (earlier tests'
+    # on their way out).
+    earlier = frozenset(child.pid for child in me.children(recursive=True))
 
     def this_runs_workers() -> list[psutil.Process]:
-        found = []
-        for child in me.children():
-            try:
-                if (child.pid not in earlier and child.status() != psutil.STATUS_ZOMBIE
-                        and child.cmdline() == me.cmdline()):
-                    found.append(child)
-            except psutil.NoSuchProcess:
-                continue
-        return found
+        return _sgp4_workers(me, earlier)
 
     def kill_the_worker_once_running() -> None:
         deadline = time.monotonic() + 30
@@ -448,8 +456,7 @@ def test_odc_run_stops_with_the_reason_when_a_shard_will_not_come_back(
     assert "odc run: SGP4 worker for shard 1 (satellites 20-39) died again after 2 " \
            "restarts in one step" in err
     assert time.monotonic() - started < 30
-    assert not [c for c in me.children() if c.cmdline() == me.cmdline()
-                and c.status() != psutil.STATUS_ZOMBIE]
+    assert not this_runs_workers()
     shm = re.search(r"shared memory (/dev/shm/\S+)\)", err)
     assert shm and not Path(shm.group(1)).exists()
 

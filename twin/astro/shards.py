@@ -1,10 +1,15 @@
 """SGP4 for the whole catalog across worker processes, over shared memory.
 
 A shard is a contiguous range of satellite indices. The twin's process computes the first
-(it would otherwise only wait); each other shard has a worker process, forked from the
-twin's, that builds its own range's satrecs from the inherited `SatrecPlan` (a generated
-shell's element arrays, or the satrecs of a catalog) in `SatrecArray` pieces, then answers
-that it is ready. Nothing is pickled; nothing crosses a pipe but two floats and a one-byte
+(it would otherwise only wait); each other shard has a worker process that builds its own
+range's satrecs from a `SatrecPlan` (a generated shell's element arrays, or the satrecs of a
+catalog) in `SatrecArray` pieces, then answers that it is ready. A plan of generated
+shells only (plain arrays, 16 bytes a satellite) goes to workers started by
+multiprocessing's forkserver, a small process started once, with nothing of the twin's
+heap: a worker, and a worker restarted hours later, holds its satrecs and the plan, not
+copies of the twin's pages. A plan that holds a catalog's `Satrec` objects (which cannot
+be pickled; a catalog is tens of thousands at most) goes to workers forked from the twin,
+which inherit it. After the start nothing crosses a pipe but two floats and a one-byte
 answer. Each writes its rows of TEME position, velocity and SGP4 status straight into the
 shared-memory arrays the orbit model reads. No process ever holds the whole fleet's
 satrecs: at a million satellites each shard's arrays (1 kB a satellite) live in the one
@@ -24,15 +29,16 @@ process (twin.core.slices), its BLAS products over fixed blocks so that its bits
 depend on the slicing either.
 
 A worker that dies (or stops answering for ``stall_s``) is detected, never waited on
-forever: its shard is forked again, rebuilds its satrecs from the same plan (the same
-bits), and the step's propagation is redone for it (SGP4 is stateless given the
-instant). After ``MAX_RESTARTS_PER_STEP`` failed restarts in one step the propagator
+forever: its shard is started again the same way, rebuilds its satrecs from the same
+plan (the same bits), and the step's propagation is redone for it (SGP4 is stateless
+given the instant). After ``MAX_RESTARTS_PER_STEP`` failed restarts in one step the propagator
 raises `ShardError` with a clear message.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import itertools
 import logging
@@ -42,7 +48,9 @@ import signal
 import struct
 import time
 from collections.abc import Sequence
+from multiprocessing import popen_forkserver, spawn
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import ForkServerProcess
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
@@ -50,7 +58,7 @@ import numpy as np
 from sgp4.api import Satrec, SatrecArray
 
 from twin.astro.propagate import STATUS_OK
-from twin.astro.satrec_plan import SatrecPlan
+from twin.astro.satrec_plan import SatrecPlan, ShellRun
 from twin.runtime.allocator import release_free_memory
 
 log = logging.getLogger("odc.twin.shards")
@@ -103,25 +111,35 @@ def shard_bounds(n_sats: int, shards: int) -> list[tuple[int, int]]:
 
 
 def _worker(plan: SatrecPlan, conn: Connection, inherited: list[Connection],
-            buffer: memoryview, n_sats: int, start: int, stop: int, parent_pid: int) -> None:
+            segment: str | memoryview, n_sats: int, start: int, stop: int,
+            twin_pid: int) -> None:
     """One shard's life: build its satrecs, say so, then loop: wait for an instant,
-    propagate, write the rows, answer."""
+    propagate, write the rows, answer.
+
+    ``segment`` is the shared memory's buffer (a forked worker inherits the mapping) or
+    its name (a worker from the forkserver maps it itself)."""
     # Ctrl-C and a terminal's hang-up reach the whole process group: they are the twin's
     # to act on (it stops, or reloads its keys) and it ends its workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _name_this_process(mp.current_process().name)
     for other in inherited:  # the engine's ends: so the engine's death reads as EOF here
         other.close()
-    # The objects inherited from the twin stay out of this process's collections: a
-    # collection writes to every object it visits, copying its page into this process.
+    # The objects inherited from the twin (forked) or the forkserver stay out of this
+    # process's collections: a collection writes to every object it visits, copying its
+    # page into this process.
     gc.freeze()
+    # Attaching registers the name with the twin's resource tracker (shared through the
+    # forkserver), which already holds it: the twin's unlink still unregisters it once.
+    shm = SharedMemory(name=segment) if isinstance(segment, str) else None
+    buffer = shm.buf if shm is not None else segment
     pieces = _pieces(plan, buffer, n_sats, start, stop)
     release_free_memory()  # the build's transient Satrec objects: back to the system
     conn.send_bytes(ANSWER_READY)
     jd, fr = np.zeros(1), np.zeros(1)
     while True:
         if not conn.poll(PARENT_CHECK_S):
-            if os.getppid() != parent_pid:  # orphaned: the engine is gone
+            if not _exists(twin_pid):  # the engine is gone (a killed twin's end may linger)
                 return
             continue
         try:
@@ -134,6 +152,81 @@ def _worker(plan: SatrecPlan, conn: Connection, inherited: list[Connection],
         for array, rows in pieces:
             array._sgp4(jd, fr, *rows)
         conn.send_bytes(ANSWER_DONE)
+
+
+PR_SET_NAME = 15
+"""prctl's option that names the calling thread (what top, ps -o comm and psutil show)."""
+
+
+def _name_this_process(name: str) -> None:
+    """Show ``name`` (``odc-shard-N``) as this process's name where the system allows:
+    an operator (and a test) tells the SGP4 workers from the forkserver and the resource
+    tracker, which run the same interpreter."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+
+
+def _exists(pid: int) -> bool:
+    """Whether a process with this id exists (a zombie counts: its end is EOF anyway)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's (the id was reused)
+        return True
+    return True
+
+
+def start_method(plan: SatrecPlan) -> str:
+    """How the workers of ``plan`` start: "forkserver" (a small clean process; the plan is
+    pickled) when every run is a generated shell's, "fork" (the plan inherited) when a run
+    holds `Satrec` objects, which cannot be pickled."""
+    if "forkserver" in mp.get_all_start_methods() and all(
+            isinstance(run, ShellRun) for run in plan.runs):
+        return "forkserver"
+    return "fork"
+
+
+MAIN_KEYS = ("init_main_from_name", "init_main_from_path")
+"""What multiprocessing's preparation data names the parent's main module by."""
+
+
+@contextlib.contextmanager
+def _without_main() -> Any:
+    """Leave the parent's main module out of a new process's preparation data: a
+    forkserver child would otherwise import the twin's ``__main__`` (the whole command
+    line's modules; a script without a main guard would even run again). The worker needs
+    only this module, which the forkserver has imported already."""
+    original = spawn.get_preparation_data
+
+    def preparation_data(name: str) -> dict[str, Any]:
+        data = original(name)
+        for key in MAIN_KEYS:
+            data.pop(key, None)
+        return data
+
+    spawn.get_preparation_data = preparation_data
+    try:
+        yield
+    finally:
+        spawn.get_preparation_data = original
+
+
+class _PopenWithoutMain(popen_forkserver.Popen):
+    """A forkserver child that does not import the parent's main module."""
+
+    def _launch(self, process_obj: Any) -> None:
+        with _without_main():
+            super()._launch(process_obj)
+
+
+class _ForkServerWorker(ForkServerProcess):
+    """An SGP4 worker started by the forkserver (`_PopenWithoutMain`)."""
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:  # multiprocessing's name
+        return _PopenWithoutMain(process_obj)
 
 
 def _pieces(plan: SatrecPlan, buffer: Any, n_sats: int, start: int, stop: int
@@ -208,7 +301,12 @@ class ShardedPropagator:
         self.any_failed = False
         self.restarts: list[tuple[int, str]] = []
         self.restarts_total = 0
-        self._context = mp.get_context("fork")  # inherit the plan, pickle nothing
+        self.start_method = start_method(self._plan)
+        self._context = mp.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            # What the forkserver imports once, so that each worker starts in milliseconds.
+            # (It is started on first use: a fresh interpreter, none of the twin's heap.)
+            self._context.set_forkserver_preload(["twin.astro.shards"])
         self._processes: list[Any] = [None] * len(self.bounds)
         self._conns: list[Connection | None] = [None] * len(self.bounds)
         self._closed = False
@@ -236,15 +334,22 @@ class ShardedPropagator:
         return self.stall_s + BUILD_S_PER_SAT * (stop - start)
 
     def _start(self, shard: int) -> None:
-        """Fork shard's worker; it builds its satrecs from the plan and answers ready."""
+        """Start shard's worker; it builds its satrecs from the plan and answers ready."""
         start, stop = self.bounds[shard]
         parent_end, child_end = self._context.Pipe(duplex=True)
-        inherited = [c for c in self._conns if c is not None] + [parent_end]
-        # The worker inherits the plan (a generated shell's element arrays; a catalog's
-        # satrecs, which the scenario holds anyway) and builds its rows' satrecs itself.
-        process = self._context.Process(
+        if self.start_method == "fork":
+            # The worker inherits the plan (a catalog's satrecs, which the scenario holds
+            # anyway), the mapping, and the engine's ends of every pipe, which it closes.
+            inherited = [c for c in self._conns if c is not None] + [parent_end]
+            segment: str | memoryview = self._shm.buf
+        else:
+            # From the forkserver: the plan's arrays are pickled to it, the segment is
+            # mapped by name, and only the worker's own end of its pipe is passed.
+            inherited, segment = [], self._shm.name
+        kind = self._context.Process if self.start_method == "fork" else _ForkServerWorker
+        process = kind(
             target=_worker, name=f"odc-shard-{shard}", daemon=True,
-            args=(self._plan, child_end, inherited, self._shm.buf, self.n_sats, start, stop,
+            args=(self._plan, child_end, inherited, segment, self.n_sats, start, stop,
                   os.getpid()))
         process.start()
         child_end.close()  # the worker's end lives in the worker: its death is EOF here

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import sys
 
 log = logging.getLogger("odc.twin")
@@ -20,9 +21,17 @@ log = logging.getLogger("odc.twin")
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 
 HEAP_THRESHOLD_BYTES = 256 * 1024 * 1024
 TOP_PAD_BYTES = 64 * 1024 * 1024
+ARENAS = 2
+"""malloc arenas at most: the main thread's and one that every other thread shares (the
+row slices, the aggregate's parts, ZeroMQ's I/O). glibc's default, 8 a core, gives each
+thread its own arena, and each arena keeps the largest working set its thread ever had
+until the next trim: with 2 workers at a million the live twin's memory saw-toothed
+between 3.1 and 3.5 GB; with 2 arenas it stays at 3.35 GB (docs/performance.md, "SGP4
+workers from the forkserver"). The environment's ``MALLOC_ARENA_MAX`` wins if set."""
 
 
 def keep_temporaries_in_heap() -> bool:
@@ -39,17 +48,20 @@ def keep_temporaries_in_heap() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    applied = all(
-        mallopt(parameter, value) == 1
-        for parameter, value in (
-            (M_MMAP_THRESHOLD, HEAP_THRESHOLD_BYTES),
-            (M_TRIM_THRESHOLD, HEAP_THRESHOLD_BYTES),
-            (M_TOP_PAD, TOP_PAD_BYTES),
-        )
-    )
+    settings = [(M_MMAP_THRESHOLD, HEAP_THRESHOLD_BYTES),
+                (M_TRIM_THRESHOLD, HEAP_THRESHOLD_BYTES), (M_TOP_PAD, TOP_PAD_BYTES)]
+    if "MALLOC_ARENA_MAX" not in os.environ:  # before any thread makes its own arena
+        settings.append((M_ARENA_MAX, ARENAS))
+    applied = all(mallopt(parameter, value) == 1 for parameter, value in settings)
     log.debug("malloc tuned for the step: %s", applied)
     return applied
 
+
+TRIM_EVERY_STEP_MIN_SATS = 250_000
+"""From this many satellites the server also trims after every step: a step's temporaries
+are hundreds of MB (a million: the twin's RSS saw-toothed by 300-400 MB between 5 s trims)
+and faulting them in again costs nothing measurable in a step of about 1 s
+(docs/performance.md, "SGP4 workers from the forkserver"); smaller fleets keep them."""
 
 _libc: ctypes.CDLL | None = None  # loaded on first use
 

@@ -50,7 +50,7 @@ from twin.protocol.commands import SERVER_COMMANDS
 from twin.runtime.addresses import bind_socket
 from twin.runtime.alarm_commands import ALARM_COMMANDS, AlarmCommands
 from twin.runtime.alarms import SNAPSHOT_INTERVAL_S, AlarmTable
-from twin.runtime.allocator import release_free_memory
+from twin.runtime.allocator import TRIM_EVERY_STEP_MIN_SATS, release_free_memory
 from twin.runtime.bounds import (
     COMMAND_MAX_FRAME_BYTES,
     COMMAND_RECEIVE_QUEUE,
@@ -443,6 +443,8 @@ class TwinServer:
             self.invalidate_meta()
         self._publish_state()
         self._publish_events()
+        if self.engine.n_sats >= TRIM_EVERY_STEP_MIN_SATS:  # no saw-tooth of temporaries
+            release_free_memory()
         elapsed = time.perf_counter() - started
         self.counters.step_time_total_s += elapsed
         self.counters.step_time_max_s = max(self.counters.step_time_max_s, elapsed)
