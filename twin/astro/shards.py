@@ -361,13 +361,7 @@ class ShardedPropagator:
         pending = set(range(1, len(self.bounds)))
         started = time.monotonic()
         while pending:
-            by_conn = {self._conns[s]: s for s in pending}
-            for conn in wait(list(by_conn), timeout=POLL_S):
-                shard = by_conn[conn]
-                try:
-                    answer = conn.recv_bytes(16)
-                except (EOFError, OSError):
-                    answer = b""
+            for shard, answer in self._answers(pending):
                 if answer != ANSWER_READY:
                     self._give_up(shard, "died while building its satellites")
                 pending.discard(shard)
@@ -378,6 +372,19 @@ class ShardedPropagator:
                 if time.monotonic() - started > self._build_allowance_s(shard):
                     self._give_up(shard, "did not finish building its satellites in "
                                   f"{self._build_allowance_s(shard):.0f} s")
+
+    def _answers(self, pending: set[int]) -> list[tuple[int, bytes]]:
+        """The answers of the pending shards that arrive within one poll: ``(shard,
+        answer)``, the answer ``b""`` for a worker whose pipe closed (it died)."""
+        by_conn = {self._conns[s]: s for s in pending}
+        answers = []
+        for conn in wait(list(by_conn), timeout=POLL_S):
+            try:
+                answer = conn.recv_bytes(16)
+            except (EOFError, OSError):
+                answer = b""
+            answers.append((by_conn[conn], answer))
+        return answers
 
     def _give_up(self, shard: int, reason: str) -> None:
         start, stop = self.bounds[shard]
@@ -425,13 +432,7 @@ class ShardedPropagator:
         # Per shard: a restarted worker first rebuilds its satrecs (``_build_allowance_s``).
         deadlines = dict.fromkeys(pending, time.monotonic() + self.stall_s)
         while pending:
-            by_conn = {self._conns[s]: s for s in pending}
-            for conn in wait(list(by_conn), timeout=POLL_S):
-                shard = by_conn[conn]
-                try:
-                    answer = conn.recv_bytes(16)
-                except (EOFError, OSError):
-                    answer = b""
+            for shard, answer in self._answers(pending):
                 if answer == ANSWER_DONE:
                     pending.discard(shard)
                 elif answer == ANSWER_READY:  # restarted and rebuilt: now propagating
