@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import zmq
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from twin.core.clock import SimClock
@@ -73,10 +75,18 @@ def measure(size: str, repeat: int) -> dict:
     clock = SimClock(scenario.epoch_utc, rate_hz=10.0, warp=60.0, fast=True)
     engine = Engine(scenario, clock)
     server = TwinServer(engine, Addresses(ANY, ANY, ANY))
+    # A client taking the aggregate, else the twin skips it (twin.runtime.streams).
+    taker = zmq.Context.instance().socket(zmq.SUB)
+    taker.connect(server.bound.pub)
+    taker.setsockopt(zmq.SUBSCRIBE, b"aggregate")
     try:
         for _ in range(3):
             engine.step()
         streams = server.streams
+        deadline = time.monotonic() + 10
+        while not streams.aggregate_wanted and time.monotonic() < deadline:
+            streams.read_subscriptions()
+            time.sleep(0.01)
         step = timed(engine.step, max(3, repeat // 4))
         aggregate = timed(streams.aggregates.compute, repeat)
         publish = timed(streams.publish_step, repeat)
@@ -96,6 +106,7 @@ def measure(size: str, repeat: int) -> dict:
                 "default_bytes_per_million": (state_bytes + aggregate_bytes) * 1e6 / n,
                 "reduced": streams.reduced}
     finally:
+        taker.close(linger=0)
         server.close()
 
 

@@ -40,6 +40,7 @@ class Counters:
     events_published: int = 0
     meta_published: int = 0
     heartbeats_published: int = 0
+    aggregates_skipped: int = 0  # steps whose aggregate no subscription took
     commands_ok: int = 0
     commands_rejected: int = 0
     commands_failed: int = 0

@@ -173,7 +173,8 @@ class TwinServer:
         # Keys, callers and the audit (twin.runtime.guard); before any socket binds.
         self.guard = Guard(self._context, keys_dir, audit_path, engine.events,
                            lambda: self.clock.t_utc)
-        self.pub = self._bind(zmq.PUB, self.addresses.pub, plain=plain_stream,
+        # XPUB: a PUB that also tells which topics clients take (twin.runtime.streams).
+        self.pub = self._bind(zmq.XPUB, self.addresses.pub, plain=plain_stream,
                               sndhwm=PUB_HIGH_WATER_MARK)
         self.command = self._bind(
             zmq.ROUTER, self.addresses.command, maxmsgsize=COMMAND_MAX_FRAME_BYTES,
@@ -533,6 +534,7 @@ class TwinServer:
         )
         self.pub.send_multipart(encode_map(TOPIC_HEARTBEAT, header))
         self.counters.heartbeats_published += 1
+        self.streams.read_subscriptions()  # also while paused: they never pile up
 
     # -- ingest -----------------------------------------------------------------------
 

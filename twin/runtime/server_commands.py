@@ -62,6 +62,7 @@ class ServerCommands:
                 "events_published": counters.events_published,
                 "meta_published": counters.meta_published,
                 "heartbeats_published": counters.heartbeats_published,
+                "aggregates_skipped": counters.aggregates_skipped,
                 "commands_ok": counters.commands_ok,
                 "commands_rejected": counters.commands_rejected,
                 "commands_failed": counters.commands_failed,
