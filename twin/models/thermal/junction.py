@@ -16,6 +16,8 @@ is the network's. Values and sources: docs/models.md, "Junction, HBM and leakage
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from twin.core.subsystem import Field, make_field
@@ -57,7 +59,8 @@ class DieTemperatures:
         return [self.junction, self.hbm]
 
     def update(self, plate_k: np.ndarray, accelerator_w: np.ndarray | None,
-               demand_w: np.ndarray | None, served_w: np.ndarray | None) -> None:
+               demand_w: np.ndarray | None, served_w: np.ndarray | None,
+               rows: slice | None = None) -> None:
         """Set both fields for this step.
 
         Args:
@@ -65,21 +68,33 @@ class DieTemperatures:
             accelerator_w: (n,) compute's ``accelerator_power_w``, W, or None (no heat).
             demand_w: (n,) compute's ``compute_power_w``, W, or None.
             served_w: (n,) power's ``payload_power_w``, W, or None (all served).
+            rows: Only these satellites (a row slice on a thread, twin.core.slices;
+                elementwise: the same bits for any slicing); None: all.
         """
-        power = self._power
+        cut = slice(None) if rows is None else rows
+        power = self._power[cut]
         if accelerator_w is None:
             power[:] = 0.0
         else:
-            np.copyto(power, accelerator_w)
+            np.copyto(power, _rows(accelerator_w, cut))
             if demand_w is not None and served_w is not None:
                 # Where power served less than asked (a shed load), each part drew less.
+                served_w, demand_w = _rows(served_w, cut), _rows(demand_w, cut)
                 short = served_w < demand_w
                 if np.count_nonzero(short):
-                    power[short] *= np.asarray(served_w)[short] / np.asarray(demand_w)[short]
-        temp = self._temp
+                    power[short] *= (np.broadcast_to(served_w, power.shape)[short]
+                                     / np.broadcast_to(demand_w, power.shape)[short])
+        plate_k = plate_k[cut]
+        temp = self._temp[cut]
         np.multiply(power, self.rise_k_w[0], out=temp)
         temp += plate_k
-        np.copyto(self.junction.array, temp, casting="same_kind")
+        np.copyto(self.junction.array[cut], temp, casting="same_kind")
         np.multiply(power, self.rise_k_w[1], out=temp)
         temp += plate_k
-        np.copyto(self.hbm.array, temp, casting="same_kind")
+        np.copyto(self.hbm.array[cut], temp, casting="same_kind")
+
+
+def _rows(value: Any, cut: slice) -> Any:
+    """A per-satellite array's rows ``cut``; a number as it is."""
+    value = np.asarray(value)
+    return value[cut] if value.ndim else value

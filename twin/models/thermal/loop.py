@@ -71,7 +71,7 @@ class CoolantLoop:
                        else (self.g_min, self.g_open))
 
     def valve_w_k(self, compute_heat_w: np.ndarray, dt_s: float, temps_k: np.ndarray,
-                  out: np.ndarray | None = None) -> np.ndarray:
+                  out: np.ndarray | None = None, rows: slice | None = None) -> np.ndarray:
         """Loop conductance after the radiator bypass valve, (n,) W/K, for a step of dt_s.
 
         The valve (a mixing valve on the radiator bypass) brings the compute node to
@@ -92,13 +92,19 @@ class CoolantLoop:
             dt_s: The step, s.
             temps_k: (4, n) temperatures at the step's start, K.
             out: (n,) array for the result; allocated when None.
+            rows: Only these satellites' columns (of every array above and of the
+                scratch): a row slice on a thread (twin.core.slices); elementwise, so the
+                same bits for any slicing. Returns ``out[rows]`` then.
         """
         p = self.params
+        if out is None:
+            out = np.empty_like(temps_k[RADIATOR])
+        cut = slice(None) if rows is None else rows
+        compute_heat_w, temps_k, out = compute_heat_w[cut], temps_k[:, cut], out[cut]
+        scratch, masks = self._scratch[:2, cut], (self._masks[0][cut], self._masks[1][cut])
         t_rad = temps_k[RADIATOR]
         t_set = p.loop_setpoint_k
-        g_min, g_max = self.bounds
-        if out is None:
-            out = np.empty_like(t_rad)
+        g_min, g_max = (_columns(bound, cut) for bound in self.bounds)
         if math.isinf(dt_s):
             need_w = compute_heat_w
             gap = t_set - t_rad
@@ -106,11 +112,9 @@ class CoolantLoop:
             # Heat the loop must carry, P + C (T_c - T_set) / (τ + dt), W, and the gap to the
             # target, T* - T_rad = T_set + (T_c - T_set) τ / (τ + dt) - T_rad, K: both
             # linear in T_c, one (2, n) pass.
-            terms = self._valve_numbers
-            if terms is None or terms[0] != dt_s:
-                terms = self._valve_terms(dt_s)
-            need_gap = np.multiply(temps_k[COMPUTE], terms[1], out=self._scratch[:2])
-            need_gap += terms[2]
+            terms = self.valve_terms(dt_s)
+            need_gap = np.multiply(temps_k[COMPUTE], _columns(terms[1], cut), out=scratch)
+            need_gap += _columns(terms[2], cut)
             need_w, gap = need_gap
             need_w += compute_heat_w
             gap -= t_rad
@@ -119,13 +123,13 @@ class CoolantLoop:
             # gap <= 0: the radiator is at least as warm as the target. A node that needs
             # cooling then gets all the flow there is (inf, clipped below); one that needs
             # heat gets what it asked (both < 0).
-            settable, below = self._masks
+            settable, below = masks
             np.greater(gap, 0.0, out=settable)
             settable |= np.less(need_w, 0.0, out=below)
             settable &= np.less(t_rad, t_set, out=below)
             if np.count_nonzero(settable) < settable.size:  # any valve at a stop?
                 np.putmask(wanted, np.logical_not(settable, out=settable), np.inf)
-            self._freeze_guard(wanted, compute_heat_w, temps_k)
+            self._freeze_guard(wanted, compute_heat_w, temps_k, scratch[0], masks)
         np.maximum(wanted, g_min, out=wanted)
         return np.minimum(wanted, g_max, out=wanted)
 
@@ -152,9 +156,12 @@ class CoolantLoop:
         g_min, g_max = self.bounds
         return np.clip(wanted, g_min, g_max)
 
-    def _valve_terms(self, dt_s: float) -> tuple[float, np.ndarray, np.ndarray]:
+    def valve_terms(self, dt_s: float) -> tuple[float, np.ndarray, np.ndarray]:
         """dt_s, then the (2, 1) slopes in T_c and offsets of the valve's [heat to carry,
-        gap to target] for a step of dt_s, kept as ``_valve_numbers``."""
+        gap to target] for a step of dt_s ((2, n) when a node class sets the compute node's
+        capacity), kept as ``_valve_numbers`` (made before slices read them)."""
+        if self._valve_numbers is not None and self._valve_numbers[0] == dt_s:
+            return self._valve_numbers
         p = self.params
         tau, t_set = p.valve_time_constant_s, p.loop_setpoint_k
         per_k = self._compute_capacity_j_k / (tau + dt_s)  # W/K of lag behind the setpoint
@@ -164,7 +171,8 @@ class CoolantLoop:
         return self._valve_numbers
 
     def _freeze_guard(self, wanted: np.ndarray, compute_heat_w: np.ndarray,
-                      temps: np.ndarray) -> None:
+                      temps: np.ndarray, scratch: np.ndarray,
+                      masks: tuple[np.ndarray, np.ndarray]) -> None:
         """Below ``radiator_freeze_guard_k`` pass at least the heat the compute node takes
         in, P / (T_c - T_rad), W/K: ``wanted`` (n,) is raised in place. Divides by zero
         where T_c = T_rad: the caller ignores floating-point errors.
@@ -173,11 +181,19 @@ class CoolantLoop:
         masked write costs less than gathering and scattering the cold ones.
         """
         t_rad = temps[RADIATOR]
-        cold, warmer = self._masks
+        cold, warmer = masks
         if not np.count_nonzero(np.less(t_rad, self.params.radiator_freeze_guard_k, out=cold)):
             return
-        gap = np.subtract(temps[COMPUTE], t_rad, out=self._scratch[0])
+        gap = np.subtract(temps[COMPUTE], t_rad, out=scratch)
         cold &= np.greater(gap, 0.0, out=warmer)  # chips warmer than the radiator
         through = np.divide(compute_heat_w, gap, out=gap)  # (errors ignored by the caller)
         np.fmax(wanted, through, out=through)
         np.putmask(wanted, cold, through)
+
+
+def _columns(value: Any, cut: slice) -> Any:
+    """``value``'s columns ``cut`` where it has one per satellite ((n,) or (2, n)); a number
+    or a (2, 1) column as it is."""
+    if isinstance(value, np.ndarray) and value.ndim and value.shape[-1] > 1:
+        return value[..., cut]
+    return value

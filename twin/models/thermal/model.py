@@ -272,9 +272,11 @@ class ThermalModel:
         else:
             generated = np.add(heat[COMPUTE], heat[BATTERY], out=flows[2])
             generated += pool[BUS_INTERNAL]
+        slices = self._surfaces.pool
         if integrate:
-            g_loop = self._loop.valve_w_k(heat[COMPUTE], dt, self.temps_k,
-                                          out=self._work.g_loop)
+            g_loop = self._work.g_loop
+            self._loop.valve_terms(dt)  # made once, read by every slice
+            slices.run(self._valve_rows, heat[COMPUTE], dt, self.temps_k, g_loop)
             # The heat is not read after this: the solver builds its right-hand sides there.
             # Column by column: in row slices on threads (``run_on_workers``).
             new = self._solve.step(self.temps_k, 1.0 / dt, self.capacities, g_loop,
@@ -291,17 +293,15 @@ class ThermalModel:
                 # absorbed part, as the heat it is taken from includes it).
                 generated[bad] = -q_abs_bus[bad]
             self._temps_spare, self.temps_k = self.temps_k, new
-        temps = self.temps_k
-        self._surfaces.rejected_w(temps, k_rad, k_bus, sink4, out=flows[1])
-        np.copyto(self._temps_f4, temps, casting="same_kind")
         if self._settle_accelerator_w is not None:  # this step settled with compute's view
-            self.dies.update(temps[COMPUTE], self._settle_accelerator_w, None, None)
+            dies_from = (self._settle_accelerator_w, None, None)
             self._settle_accelerator_w = None
         else:
-            self.dies.update(temps[COMPUTE], ctx.compute.accelerator_power_w,
-                             ctx.compute.compute_power_w, power.payload_power_w)
+            dies_from = (ctx.compute.accelerator_power_w, ctx.compute.compute_power_w,
+                         power.payload_power_w)
+        # What the rows give after the solve, in row slices on threads (elementwise).
+        slices.run(self._after_solve_rows, k_rad, k_bus, sink4, dies_from)
         np.fmin.reduce(self._temps_f4, axis=1, out=self._temps_min)  # for power's thermostats
-        np.copyto(self._flows_f4, flows, casting="same_kind")
         # The fleet's totals while the rows are at hand: absorbed and rejected in one pass.
         self._fleet_sums = np.add.reduce(flows[:2], axis=1).tolist()
         if integrate:
@@ -314,6 +314,21 @@ class ThermalModel:
             out.temp_block_k, out.temp_min_k = self._temps_f4, self._temps_min
             out.temp_junction_k, out.temp_hbm_k = self.temp_junction.array, self.temp_hbm.array
             out.die_resistance_k_w = self.dies.rise_k_w
+
+    def _valve_rows(self, start: int, stop: int, compute_heat_w: np.ndarray, dt_s: float,
+                    temps_k: np.ndarray, out: np.ndarray) -> None:
+        self._loop.valve_w_k(compute_heat_w, dt_s, temps_k, out=out, rows=slice(start, stop))
+
+    def _after_solve_rows(self, start: int, stop: int, k_rad: np.ndarray | float,
+                          k_bus: np.ndarray | float, sink4: float,
+                          dies_from: tuple[Any, Any, Any]) -> None:
+        """Rejected heat, the float32 copies and the dies of the satellites [start, stop)."""
+        cut = slice(start, stop)
+        temps, flows = self.temps_k, self._flows
+        self._surfaces.rejected_w(temps, k_rad, k_bus, sink4, out=flows[1], rows=cut)
+        np.copyto(self._temps_f4[:, cut], temps[:, cut], casting="same_kind")
+        self.dies.update(temps[COMPUTE], *dies_from, rows=cut)
+        np.copyto(self._flows_f4[:, cut], flows[:, cut], casting="same_kind")
 
     def fleet(self) -> dict[str, float]:
         if self._fleet_sums is not None:  # the last step's, from its float64 rows

@@ -152,21 +152,26 @@ class RadiatorSurfaces:
             + p.bus_emissivity * ir_w_m2)
 
     def rejected_w(self, temps_k: np.ndarray, k_rad: np.ndarray | float,
-                   k_bus: np.ndarray | float, sink4: float, out: np.ndarray) -> None:
+                   k_bus: np.ndarray | float, sink4: float, out: np.ndarray,
+                   rows: slice | None = None) -> None:
         """Heat radiated to space, k (T⁴ - T_sink⁴) of the radiator and the bus radiator
-        (rows 0 and 2 of ``temps_k``, (4, n) K), summed into ``out`` (n,), W."""
-        fourth = np.multiply(temps_k[0::2], temps_k[0::2], out=self._scratch[:2])
+        (rows 0 and 2 of ``temps_k``, (4, n) K), summed into ``out`` (n,), W; for the
+        satellites ``rows`` alone when given (a row slice: elementwise, the same bits for
+        any slicing)."""
+        cut = slice(None) if rows is None else rows
+        radiating = temps_k[0::2, cut]
+        fourth = np.multiply(radiating, radiating, out=self._scratch[:2, cut])
         fourth *= fourth
         if isinstance(k_rad, float) and isinstance(k_bus, float):
-            k_pair = self._k_pair
-            k_pair[0], k_pair[1] = k_rad, k_bus
-            np.dot(k_pair, fourth, out=out)  # k_r T_r⁴ + k_b T_b⁴ in one pass
-            out -= (k_rad + k_bus) * sink4
-        else:
-            fourth -= sink4
             fourth[0] *= k_rad
             fourth[1] *= k_bus
-            np.add(fourth[0], fourth[1], out=out)
+            np.add(fourth[0], fourth[1], out=out[cut])
+            out[cut] -= (k_rad + k_bus) * sink4
+        else:
+            fourth -= sink4
+            fourth[0] *= _rows_of(k_rad, cut)
+            fourth[1] *= _rows_of(k_bus, cut)
+            np.add(fourth[0], fourth[1], out=out[cut])
 
 
 def _rows_of(value: Any, cut: slice) -> Any:
