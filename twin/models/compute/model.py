@@ -47,6 +47,7 @@ from twin.core.interfaces import ComputeOutputs
 from twin.core.slices import SlicePool
 from twin.core.subsystem import CommandHandler, Field, StepContext
 from twin.models.compute import scheduler
+from twin.models.compute.accelerator_power import AcceleratorPower
 from twin.models.compute.commands import ComputeCommands
 from twin.models.compute.downlink import ResultStore
 from twin.models.compute.jobs import Finished, JobRunner
@@ -157,9 +158,7 @@ class ComputeModel:
         self._host_every_node_w = self.params.host_power_w
         self._host_w: float | np.ndarray = self._host_every_node_w
         self._host_for: np.ndarray | None = None
-        # accelerator_power_w's terms: (busy, n_ok, host W, base W, 1/busy, fill W), the
-        # first three by identity.
-        self._accelerator_terms: tuple[Any, ...] | None = None
+        self._accelerator_power = AcceleratorPower(self.params)
         self._n_mirrored = 0  # nodes a live testbed mirrored this step
         # What the published fields were computed from, when a later step may skip
         # rewriting them (None: rewrite).
@@ -340,7 +339,8 @@ class ComputeModel:
             self.take_measured(drivers.mirror_sat, drivers.measured_drivers)
             busy = busy.astype(float)  # the mirrors' measured occupancy, where they have it
             busy[drivers.mirror_sat] = self.busy.array[drivers.mirror_sat]
-        self.outputs.accelerator_power_w = self._accelerator_power_w(busy, n_ok, host_w)
+        self.outputs.accelerator_power_w = self._accelerator_power.per_accelerator_w(
+            self._slices, self.power.array, busy, n_ok, host_w, clamp=self._n_mirrored > 0)
 
     def _host_power_w(self, out_of_service: np.ndarray | None) -> float | np.ndarray:
         """The host's power on each node: none on a node out of service (disposed,
@@ -357,33 +357,6 @@ class ComputeModel:
                 self._host_w = host
         return self._host_w
 
-    def _accelerator_power_w(self, busy: np.ndarray, n_ok: np.ndarray,
-                             host_w: float | np.ndarray) -> np.ndarray:
-        """(n,) one busy accelerator's power: the node's power less the host and the
-        sleeping accelerators, over the busy ones; a sleeping one's where none is busy,
-        0 where none works (W).
-
-        ``(P - base) / busy + fill``, with base, 1/busy (0 where none is busy) and fill
-        following from ``busy`` and ``n_ok`` alone: kept while they are the same objects.
-        """
-        kept = self._accelerator_terms
-        if kept is None or kept[0] is not busy or kept[1] is not n_ok or kept[2] is not host_w:
-            p = self.params
-            sleeping = np.subtract(n_ok, busy, dtype=float)
-            np.maximum(sleeping, 0.0, out=sleeping)
-            base = sleeping * p.sleep_power_w + host_w
-            has_busy = busy > 0
-            inverse = np.divide(1.0, busy, out=np.zeros(busy.shape), where=has_busy)
-            fill = np.where(has_busy | (n_ok <= 0), 0.0, p.sleep_power_w)
-            kept = self._accelerator_terms = (busy, n_ok, host_w, base, inverse, fill)
-        _, _, _, base, inverse, fill = kept
-        per = np.subtract(self.power.array, base)  # float64: base is
-        per *= inverse
-        per += fill
-        if self._n_mirrored:  # measured power may sit below the host's
-            np.maximum(per, 0.0, out=per)
-        return per
-
     def fields_rewritten(self) -> None:
         """The engine wrote the step's means into the fields after sub-steps: sum them
         again for the totals, and write them in full next step."""
@@ -396,7 +369,8 @@ class ComputeModel:
         The kept values are those a fresh computation gives, bit for bit; the tests check
         it against a model made to forget before every step.
         """
-        self._load = self._published = self._accelerator_terms = None
+        self._load = self._published = None
+        self._accelerator_power.forget_kept()
         self.accelerators.forget_kept()
         self.node_fields.forget_kept()
         self.jobs.forget_kept()
