@@ -72,6 +72,8 @@ __all__ = ["CatalogError", "CommandArgumentError", "ConfirmationRequired", "Stat
            "TwinClient", "TwinCommandError", "connect", "needs_confirmation"]
 
 DEFAULT_TIMEOUT_S = 5.0
+RENEW_RETRY_S = 2.0
+"""A subscription whose renewal went unanswered is asked for again this much later."""
 
 
 def needs_confirmation(reply: dict[str, Any]) -> bool:
@@ -392,16 +394,32 @@ class Twin(TwinClient):
         reply = self.call("subscribe", **request)
         topic, renew_s = str(reply["topic"]), float(reply.get("renew_every_s", 10.0))
         renew_at = time.monotonic() + renew_s
-        for message in self._receive((topic.encode(),), idle_timeout_s, renew_s):
-            if time.monotonic() >= renew_at:  # or the subscription expires (30 s)
-                self.call("subscribe", **request)
-                renew_at = time.monotonic() + renew_s
-            if message is None or message.topic != topic:
-                continue  # a quiet spell, or one queued before the topic changed
-            nodes = message.arrays.get("sat_index")
-            yield _state(message, {n: a for n, a in message.arrays.items()
-                                   if n != "sat_index"}, nodes)
-        raise TimeoutError(f"no message on {topic} for {idle_timeout_s:g} s")
+        while True:
+            for message in self._receive((topic.encode(),), idle_timeout_s,
+                                         min(renew_s, RENEW_RETRY_S)):
+                if time.monotonic() >= renew_at:  # or the subscription expires (30 s)
+                    renewed = self._renew(request)
+                    # Unanswered (the twin is down or busy): ask again soon. A restarted
+                    # twin grants the subscription under a new topic: follow it.
+                    renew_at = time.monotonic() + (renew_s if renewed else RENEW_RETRY_S)
+                    if renewed is not None and renewed != topic:
+                        topic = renewed
+                        break
+                if message is None or message.topic != topic:
+                    continue  # a quiet spell, or one queued before the topic changed
+                nodes = message.arrays.get("sat_index")
+                yield _state(message, {n: a for n, a in message.arrays.items()
+                                       if n != "sat_index"}, nodes)
+            else:
+                raise TimeoutError(f"no message on {topic} for {idle_timeout_s:g} s")
+
+    def _renew(self, request: dict[str, Any]) -> str | None:
+        """Ask for a subscription again; its topic, or None where the twin did not answer
+        or refused (the caller asks again later: the twin may be restarting)."""
+        try:
+            return str(self.call("subscribe", **request)["topic"])
+        except TwinCommandError:
+            return None
 
     def states(self, fields: Iterable[str] | None = None, *,
                idle_timeout_s: float = 10.0) -> Iterator[State]:
