@@ -117,7 +117,8 @@ class ComputeParams:
 
 FLEET_TOTALS: dict[str, tuple[str, str]] = {
     "delivered_pflop_s": ("PFLOP/s", "useful compute delivered"),
-    "peak_pflop_s": ("PFLOP/s", "peak compute of the working accelerators"),
+    "peak_pflop_s": ("PFLOP/s", "peak compute of the installed accelerators, failed and "
+                                "retired ones included"),
     "accelerators_busy": ("count", "accelerators running jobs"),
     "goodput_frac": ("1", "useful work over work done"),
     "useful_work_accel_h": ("accelerator-h", "useful work so far"),
