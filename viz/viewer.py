@@ -120,6 +120,8 @@ class ViewerApp(ViewerHud, ViewerKeys, ViewerSubscribe):
             self._shown = True
             self.pl.show(auto_close=False, interactive=False)
         self.scene.fit_text()
+        if self.scene.fit_lod():  # the zoom crossed a level of detail (viz.scene_lod)
+            self.refresh_hud(force=True)
         self.pl.render()
         self.renders += 1
         self._frame_times.append(time.monotonic())  # the HUD's fps: frames on the screen
