@@ -295,6 +295,7 @@ class FleetScene(SceneDraw, SceneLod, ColourBar, SceneCamera, StationOverlay, Ma
         self.contacts = pv.PolyData(np.zeros((2, 3), np.float32), lines=[2, 0, 1])
         self.pl.add_mesh(self.contacts, color=CONTACT_RGB, line_width=1, lighting=False,
                          pickable=False, name="contacts", reset_camera=False)
+        self.drawn_contact, self.contact_ends = None, (np.zeros(0, np.int64),) * 2
         # Optical links (a scenario with [links]): one segment per link, coloured per cell.
         self.links = pv.PolyData(np.zeros((2, 3), np.float32), lines=[2, 0, 1])
         self.links.cell_data["rgb"] = np.zeros((1, 3), np.uint8)
