@@ -267,6 +267,8 @@ class ViewerApp(ViewerHud, ViewerKeys, ViewerSubscribe):
             WireError: for a meta that `viz.checks.check_meta` refuses (nothing changes).
         """
         check_meta(meta)
+        if meta is self.meta and self.meta_signature is not None:
+            return  # the twin repeated the meta in use (viz.meta_repeat): nothing changed
         sats = meta.get("sats", {})
         signature = (
             meta.get("scenario", {}).get("name"), sats.get("n"), tuple(sats.get("ids", ())),
