@@ -13,26 +13,35 @@ bytes, another run, framing not first) is decoded in full, as before.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import msgpack
+import numpy as np
 
 from twin.protocol.codec import Message, decode, pack
 
 FRAMING_KEYS = ("v", "seq", "t_utc", "run_id")
+FRAMING_BYTES = 4096
 
 
 def _frame_bytes(frame: Any) -> memoryview:
     return memoryview(frame.buffer if hasattr(frame, "buffer") else frame)
 
 
+def _same_bytes(a: memoryview, b: bytes) -> bool:
+    """Byte for byte equal (numpy compares 27 MB in milliseconds; a memoryview compares
+    item by item, ten times slower)."""
+    return len(a) == len(b) and bool(np.array_equal(np.frombuffer(a, np.uint8),
+                                                    np.frombuffer(b, np.uint8)))
+
+
 def split_framing(body: memoryview) -> tuple[dict[str, Any], memoryview] | None:
     """The framing keys at the head of a msgpack map and the bytes of the rest (None: not
     a map that starts with its framing keys)."""
     try:
-        unpacker = msgpack.Unpacker(io.BytesIO(body), raw=False, strict_map_key=False,
-                                    read_size=256)
+        # The framing is at the head: only that is read (a longer one is not a repeat).
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+        unpacker.feed(body[:FRAMING_BYTES])
         entries = unpacker.read_map_header()
         framing: dict[str, Any] = {}
         for _ in range(min(entries, len(FRAMING_KEYS))):
@@ -72,7 +81,7 @@ class MetaRepeats:
             return None
         split = split_framing(body)
         if split is None or split[0].get("run_id") != last.header.get("run_id") \
-                or split[1] != self.rest:
+                or not _same_bytes(split[1], self.rest):
             return None
         framing = decode([b"meta", pack(split[0])]).header  # checked as any framing
         last.header.update(framing)
