@@ -38,7 +38,7 @@ def test_the_fitted_globe_at_1280x720_draws_a_third_of_the_sample():
     budget = lod.screen_budget(area)
     assert 30_000 <= budget <= 36_000
     assert lod.thinning(100_000, budget) == 3  # every 30th node of a million
-    assert lod.point_size_px(100_000 // 3) == 3.5
+    assert lod.point_size_px(100_000) == 2.0  # sized for the sample, thinned or not
     # Twice as close: four times the disc, up to the whole sample; far away: the floor.
     assert lod.screen_budget(lod.footprint_px(8371.0, distance / 2.0, 30.0, 720)) \
         == lod.DRAW_BUDGET
@@ -58,6 +58,21 @@ def test_thinning_holds_its_level_near_a_boundary():
     assert lod.thinned(None, 10, 1) is None
     assert lod.thinned(None, 10, 3).tolist() == [0, 3, 6, 9]
     assert lod.thinned(np.arange(0, 40, 2), 40, 3).tolist() == list(range(0, 40, 6))
+
+
+def test_a_big_sample_is_thinned_in_runs_of_neighbours():
+    """A million's subscription (every 10th node) thinned to a third: runs of 64
+    neighbours (arcs of an orbit), one run in three, every part of the fleet its share."""
+    base = np.arange(0, 1_000_000, 10)
+    drawn = lod.thinned(base, 1_000_000, 3)
+    assert drawn[:lod.RUN].tolist() == base[:lod.RUN].tolist()
+    assert drawn[lod.RUN] == base[3 * lod.RUN]
+    steps = np.diff(drawn)
+    assert set(steps.tolist()) == {10, 10 + 2 * lod.RUN * 10}
+    assert abs(len(drawn) - len(base) / 3) <= lod.RUN
+    # Each tenth of the fleet (a shell's worth) keeps its third, to within one run.
+    counts = np.bincount(drawn // 100_000, minlength=10)
+    assert np.all(np.abs(counts - 10_000 / 3) <= lod.RUN)
 
 
 @pytest.fixture

@@ -149,10 +149,20 @@ def thinning(rows: int, budget: int, current: int = 1) -> int:
     return max(1, round(wanted))
 
 
+RUN = 64
+"""Candidates kept in a row when thinning: generated shells are numbered along each plane,
+so a run of neighbours is an arc of an orbit, and the thinned fleet still reads as orbits
+(a megafleet subscription's 64 rows: half a plane), not as an even snow."""
+
+
 def thinned(base: np.ndarray | None, n_nodes: int, every: int) -> np.ndarray | None:
-    """Every ``every``-th of the candidate nodes ``base`` (None: all ``n_nodes``), int64;
-    None when that is every node."""
+    """One run of ``RUN`` in every ``every`` runs of the candidate nodes ``base`` (None:
+    all ``n_nodes``), int64, increasing; None when that is every node. Fewer than
+    ``RUN * every * 64`` candidates are thinned in shorter runs, down to every
+    ``every``-th node, so each part of the fleet keeps its share."""
     if every <= 1:
         return base
     nodes = np.arange(n_nodes, dtype=np.int64) if base is None else base
-    return np.ascontiguousarray(nodes[::every])
+    run = max(1, min(RUN, len(nodes) // (64 * every)))
+    keep = (np.arange(len(nodes)) // run) % every == 0
+    return np.ascontiguousarray(nodes[keep])

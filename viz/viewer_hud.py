@@ -90,8 +90,8 @@ class ViewerHud:
         if receiving:  # subscribed (viz.view_subscription): what comes, and how
             lines.append(receiving)
             if s.lod_every > 1 and s.drawn is not None:  # fewer drawn at this zoom
-                lines.append(f"drawing {len(s.drawn):,} of them at this zoom"
-                             " (zoom in for more) and every flagged one")
+                lines.append(f"drawing {len(s.drawn):,} of them + the worst"
+                             " (zoom in for more)")
         elif s.drawn is not None:  # a sampled fleet (viz.lod): say so, flagged are all drawn
             zoom = "; zoom in for more" if s.lod_every > 1 else ""
             lines.append(f"drawing {len(s.drawn):,} of {s.n_sats:,} nodes"
