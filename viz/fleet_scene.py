@@ -267,10 +267,8 @@ class FleetScene(SceneDraw, SceneLod, ColourBar, SceneCamera, StationOverlay, Ma
             self.show_links = not big
         self.sats_actor = self.pl.add_mesh(
             self.sats, scalars="rgb", rgb=True,
-            # Sized for the sample's density, not the thinned one's: thinning for the zoom
-            # draws fewer of the same fine points (viz.scene_lod).
-            point_size=lod.point_size_px(n if self.lod_base is None else
-                                         len(self.lod_base)) if big else 8,
+            # The sample's size, however the zoom thins it (viz.scene_lod).
+            point_size=lod.point_size_px(self.lod_rows()) if big else 8,
             render_points_as_spheres=not big, lighting=False, name="sats", reset_camera=False,
         )
         # Flags are flat squares drawn at the node's centre depth: the node's sphere

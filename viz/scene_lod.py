@@ -51,6 +51,10 @@ class SceneLod:
         self._drawn_rows = self._drawn_mover = None
         return lod.thinned(base, n_nodes, self.lod_every)
 
+    def lod_rows(self) -> int:
+        """How many candidate nodes the scene has rows for (the sample, thinned or not)."""
+        return self.n_sats if self.lod_base is None else len(self.lod_base)
+
     def fleet_radius_km(self) -> float:
         """Radius of the sphere holding the drawn fleet, km (once per state)."""
         cached = getattr(self, "_fleet_radius", None)
@@ -84,8 +88,7 @@ class SceneLod:
         if self.meta is None or not self.arrays or self.map_view.active \
                 or self.cluster_view.active:
             return False
-        rows = self.n_sats if self.lod_base is None else len(self.lod_base)
-        every = lod.thinning(rows, self.screen_budget(), self.lod_every)
+        every = lod.thinning(self.lod_rows(), self.screen_budget(), self.lod_every)
         if every == self.lod_every:
             return False
         self.lod_every = every
