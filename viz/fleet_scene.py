@@ -28,6 +28,7 @@ from viz.mirror import MirrorBinding, mirror_bindings
 from viz.quantity import Catalog
 from viz.scene_camera import SceneCamera
 from viz.scene_draw import MIRROR_LOST_RGB, MIRROR_RGB, SceneDraw
+from viz.scene_lod import SceneLod
 from viz.scene_overlay import STATION_RGB, StationOverlay
 from viz.vtk_actors import TextScaler, ring_actor, star_field, text_actor
 
@@ -92,7 +93,7 @@ class ViewOptions:
     trail_span_s: float = 1440.0
 
 
-class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
+class FleetScene(SceneDraw, SceneLod, ColourBar, SceneCamera, StationOverlay, MapLayers):
     """The scene's actors, sized from ``meta`` once, updated in place per ``state``.
 
     Usable on its own (the browser view drives it without a ``ViewerApp``): ``build(meta)``,
@@ -250,8 +251,9 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.selected = min(self.selected, n - 1)
         # Past lod.DRAW_BUDGET nodes an even sample is drawn (viz.lod): ``drawn`` holds
         # its node indices, None when every node is drawn (mesh point i is node i).
-        self.drawn = lod.drawn_nodes(n) if self.sample_every is None else \
-            lod.strided_nodes(n, self.sample_every)
+        # Of those, every ``lod_every``-th is drawn at this zoom (viz.scene_lod).
+        self.drawn = self.lod_nodes(lod.drawn_nodes(n) if self.sample_every is None else
+                                    lod.strided_nodes(n, self.sample_every), n)
         n_drawn = n if self.drawn is None else len(self.drawn)
         self.sats = pv.PolyData(np.zeros((n_drawn, 3), dtype=np.float32))
         self.sats.point_data["rgb"] = np.full((n_drawn, 3), 200, dtype=np.uint8)
@@ -265,7 +267,8 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
             self.show_links = not big
         self.sats_actor = self.pl.add_mesh(
             self.sats, scalars="rgb", rgb=True,
-            point_size=lod.point_size_px(n_drawn) if big else 8,
+            # The sample's size, however the zoom thins it (viz.scene_lod).
+            point_size=lod.point_size_px(self.lod_rows()) if big else 8,
             render_points_as_spheres=not big, lighting=False, name="sats", reset_camera=False,
         )
         # Flags are flat squares drawn at the node's centre depth: the node's sphere
@@ -293,6 +296,7 @@ class FleetScene(SceneDraw, ColourBar, SceneCamera, StationOverlay, MapLayers):
         self.contacts = pv.PolyData(np.zeros((2, 3), np.float32), lines=[2, 0, 1])
         self.pl.add_mesh(self.contacts, color=CONTACT_RGB, line_width=1, lighting=False,
                          pickable=False, name="contacts", reset_camera=False)
+        self.drawn_contact, self.contact_ends = None, (np.zeros(0, np.int64),) * 2
         # Optical links (a scenario with [links]): one segment per link, coloured per cell.
         self.links = pv.PolyData(np.zeros((2, 3), np.float32), lines=[2, 0, 1])
         self.links.cell_data["rgb"] = np.zeros((1, 3), np.uint8)

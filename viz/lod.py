@@ -90,3 +90,79 @@ def thinned_contacts(in_contact: np.ndarray, budget: int = CONTACT_BUDGET) -> np
     thinned = np.zeros(in_contact.shape, dtype=bool)
     thinned[station[::step], node[::step]] = True
     return thinned
+
+
+# ---------------------------------------------------------------- the screen's pixel budget
+PX_PER_POINT = 10.0
+"""Pixels of the fleet's disc on the screen per drawn point. The fitted globe at 1280x720
+(a disc of about 330,000 px) then draws about 33,000 nodes at 3.5 px: they cover it as
+100,000 at 2 px did, each node's colour reads, and a frame costs llvmpipe a third."""
+MIN_DRAWN = 10_000
+"""Fewest nodes a sampled fleet draws, however far the camera (a fleet this size or
+smaller is always drawn whole)."""
+HYSTERESIS = 0.3
+"""How far past the half-way point between two thinnings the zoom must go before the
+view changes to the other: a camera that rests at a boundary does not flicker."""
+
+
+def footprint_px(fleet_radius_km: float, camera_distance_km: float, view_angle_deg: float,
+                 window_height_px: int) -> float:
+    """Area (px) of the disc the fleet's sphere covers on the screen, as if the window
+    were unbounded: zooming in grows it past the window, which asks for a denser sample.
+
+    Args:
+        fleet_radius_km: Radius of the sphere holding the fleet (its highest node), km.
+        camera_distance_km: Camera's distance from the Earth's centre, km.
+        view_angle_deg: The camera's vertical view angle, deg.
+        window_height_px: Window height, px.
+
+    Returns:
+        Area in px; ``inf`` with the camera inside the sphere.
+    """
+    if not (camera_distance_km > fleet_radius_km > 0.0):
+        return math.inf
+    half = math.asin(fleet_radius_km / camera_distance_km)
+    radius_px = 0.5 * window_height_px * math.tan(half) / math.tan(
+        math.radians(0.5 * view_angle_deg))
+    return math.pi * radius_px * radius_px
+
+
+def screen_budget(footprint: float) -> int:
+    """Nodes to draw for a fleet disc of ``footprint`` px (``footprint_px``): one per
+    ``PX_PER_POINT`` px, at least ``MIN_DRAWN``, at most ``DRAW_BUDGET``."""
+    if not math.isfinite(footprint):
+        return DRAW_BUDGET
+    return int(min(DRAW_BUDGET, max(MIN_DRAWN, footprint / PX_PER_POINT)))
+
+
+def thinning(rows: int, budget: int, current: int = 1) -> int:
+    """Draw every k-th of ``rows`` candidate nodes to come near ``budget``: k, 1 or more.
+
+    ``current`` is the k in use: it is kept unless ``rows / budget`` moved more than
+    ``HYSTERESIS`` past the half-way point to another k.
+    """
+    if rows <= MIN_DRAWN or budget >= rows:
+        return 1
+    wanted = rows / max(1, budget)
+    if current >= 1 and abs(wanted - current) < 0.5 + HYSTERESIS:
+        return current
+    return max(1, round(wanted))
+
+
+RUN = 64
+"""Candidates kept in a row when thinning: generated shells are numbered along each plane,
+so a run of neighbours is an arc of an orbit, and the thinned fleet still reads as orbits
+(a megafleet subscription's 64 rows: half a plane), not as an even snow."""
+
+
+def thinned(base: np.ndarray | None, n_nodes: int, every: int) -> np.ndarray | None:
+    """One run of ``RUN`` in every ``every`` runs of the candidate nodes ``base`` (None:
+    all ``n_nodes``), int64, increasing; None when that is every node. Fewer than
+    ``RUN * every * 64`` candidates are thinned in shorter runs, down to every
+    ``every``-th node, so each part of the fleet keeps its share."""
+    if every <= 1:
+        return base
+    nodes = np.arange(n_nodes, dtype=np.int64) if base is None else base
+    run = max(1, min(RUN, len(nodes) // (64 * every)))
+    keep = (np.arange(len(nodes)) // run) % every == 0
+    return np.ascontiguousarray(nodes[keep])

@@ -125,6 +125,7 @@ class SceneDraw:
             # Contact lines of the drawn nodes only: a sampled fleet's lines are the sample's.
             # A few thousand lines at most (viz.lod): more bury the globe in green fans.
             self.drawn_contact = lod.thinned_contacts(self._sampled(in_contact, axis=1))
+        self._paint_contacts()
         self._paint_links()
         if self.show_trails:
             self.trail_buffer.points(self.earth_fixed, out=self.trails.points)
@@ -215,20 +216,36 @@ class SceneDraw:
 
         stations = scene.itrs_to_view(self.station_itrs, header, ef).astype(np.float32)
         self.station_view = stations
-        in_contact = getattr(self, "drawn_contact", None)
-        if in_contact is not None and in_contact.shape == (len(stations), len(points)):
-            seg_points, seg_lines = scene.contact_segments(in_contact, stations, points)
-        else:
-            seg_points, seg_lines = np.zeros((0, 3), np.float32), np.zeros(0, np.int64)
-        if not len(seg_points):
-            seg_points, seg_lines = np.zeros((2, 3), np.float32), np.array([2, 0, 1])
-        self.contacts.points = seg_points
-        self.contacts.lines = seg_lines
+        station, node = getattr(self, "contact_ends", (np.zeros(0, np.int64),) * 2)
+        if len(station) and len(points) > int(node.max()):
+            # The lines' ends written into the mesh's own buffer: the lines stay the state's.
+            ends = self.contacts.points
+            ends[0::2] = stations[station]
+            ends[1::2] = points[node]
+            self.contacts.GetPoints().Modified()
         self._place_links(at)
         self._draw_selected(at)
         self._draw_orbit(header)
         self._draw_mirrors(at)
         self.follow_fleet()  # a concentrated fleet stays in view (viz.scene_camera)
+
+    def _paint_contacts(self) -> None:
+        """Which station-to-node lines to draw (``contact_ends``: station and drawn
+        point of each), once per state; ``_place`` moves their ends each render."""
+        in_contact = getattr(self, "drawn_contact", None)
+        if in_contact is not None and in_contact.shape == (len(self.station_itrs),
+                                                           self.sats.n_points):
+            station, node = np.nonzero(in_contact)
+        else:
+            station = node = np.zeros(0, np.int64)
+        self.contact_ends = (station, node)
+        if not len(station):  # a degenerate segment at the (hidden) centre: none
+            self.contacts.points = np.zeros((2, 3), np.float32)
+            self.contacts.lines = np.array([2, 0, 1])
+            return
+        ids = np.arange(2 * len(station)).reshape(-1, 2)
+        self.contacts.points = np.zeros((2 * len(station), 3), np.float32)
+        self.contacts.lines = np.hstack([np.full((len(station), 1), 2), ids]).ravel()
 
     def _paint_links(self) -> None:
         """Which links to draw and their colours (utilization), from the link fields: the

@@ -48,6 +48,7 @@ from viz.checks import (
     check_meta,
     check_state,
 )
+from viz.meta_repeat import MetaRepeats
 
 log = logging.getLogger("odc.viz")
 
@@ -121,6 +122,8 @@ class StreamGate:
         # Selective streams this client asked for (``sub/<id>``; viz.view_subscription):
         # taken into ``Batch.selections``; every other ``sub/`` topic is ignored.
         self.selection_topics: set[bytes] = set()
+        # The last meta and its bytes: a repeat of it is not decoded again (viz.meta_repeat).
+        self.meta_repeats = MetaRepeats()
 
     @property
     def decode_errors(self) -> int:
@@ -143,7 +146,14 @@ class StreamGate:
         if _is_selective(frames):
             return self._accept_selection(frames, batch)
         try:
-            message = decode_replay(frames) if _is_replay(frames) else decode(frames)
+            message = None
+            replay = _is_replay(frames)
+            if not replay and self.meta is not None and self.meta is self.meta_repeats.message:
+                message = self.meta_repeats.take(frames)  # the twin's repeat: not decoded
+            if message is None:
+                message = decode_replay(frames) if replay else decode(frames)
+                if message.topic == "meta" and not replay:
+                    self.meta_repeats.remember(message, frames)
             self._check(message)
             self._sequence(message, batch)
         except WireError as exc:

@@ -120,6 +120,8 @@ class ViewerApp(ViewerHud, ViewerKeys, ViewerSubscribe):
             self._shown = True
             self.pl.show(auto_close=False, interactive=False)
         self.scene.fit_text()
+        if self.scene.fit_lod():  # the zoom crossed a level of detail (viz.scene_lod)
+            self.refresh_hud(force=True)
         self.pl.render()
         self.renders += 1
         self._frame_times.append(time.monotonic())  # the HUD's fps: frames on the screen
@@ -265,6 +267,8 @@ class ViewerApp(ViewerHud, ViewerKeys, ViewerSubscribe):
             WireError: for a meta that `viz.checks.check_meta` refuses (nothing changes).
         """
         check_meta(meta)
+        if meta is self.meta and self.meta_signature is not None:
+            return  # the twin repeated the meta in use (viz.meta_repeat): nothing changed
         sats = meta.get("sats", {})
         signature = (
             meta.get("scenario", {}).get("name"), sats.get("n"), tuple(sats.get("ids", ())),

@@ -89,9 +89,13 @@ class ViewerHud:
         receiving = self.receiving_line()
         if receiving:  # subscribed (viz.view_subscription): what comes, and how
             lines.append(receiving)
+            if s.lod_every > 1 and s.drawn is not None:  # fewer drawn at this zoom
+                lines.append(f"drawing {len(s.drawn):,} of them + the worst"
+                             " (zoom in for more)")
         elif s.drawn is not None:  # a sampled fleet (viz.lod): say so, flagged are all drawn
+            zoom = "; zoom in for more" if s.lod_every > 1 else ""
             lines.append(f"drawing {len(s.drawn):,} of {s.n_sats:,} nodes"
-                         f" (1 in {s.n_sats / len(s.drawn):.3g}) and every flagged one")
+                         f" (1 in {s.n_sats / len(s.drawn):.3g}{zoom}) and every flagged one")
         for binding in s.mirrors:
             lines.append(f"{hud_text.mirror_tag(s.arrays, binding)} on "
                          f"{hud_text.node_name(self.meta, binding.sat)}   "
