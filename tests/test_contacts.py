@@ -11,6 +11,8 @@ from skyfield.api import EarthSatellite, load, wgs84
 from twin.astro.contacts import ContactTracker, GroundStations
 from twin.astro.frames import FrameRotations, rotate
 from twin.astro.propagate import Propagator, read_tle_file
+from twin.core.clock import SimClock
+from twin.core.engine import Engine
 
 TLE = Path(__file__).resolve().parents[1] / "assets/tle/starlink-2023-07-18.tle"
 
@@ -249,3 +251,41 @@ def test_a_scenario_without_stations_steps() -> None:
     fields = {f.spec.name: f.array for f in engine.fields}
     assert fields["in_contact"].shape == (0, 6)
     assert (fields["contact_station"] == -1).all()
+
+
+@pytest.mark.parametrize("chunk_blocks", [1, 2])
+def test_station_look_angles_in_chunks_are_the_whole_fleets(
+        chunk_blocks: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 20,016 satellites, three blocks: look_slice cuts its temporaries into chunks of
+    # ``chunk_blocks`` blocks (the memory of a million's step) and gives the same pairs,
+    # in the same order, and the same outputs as the whole fleet at once.
+    from tests.test_shards import SEED, _walker_fleet  # its 20,016-satellite fleet
+    from twin.astro import contacts
+
+    fleet = _walker_fleet(20_016, "")
+    clock = SimClock(fleet.epoch_utc, rate_hz=1.0, warp=60.0, fast=True)
+    engine = Engine(fleet, clock, seed=SEED)
+    try:
+        engine.step()
+        orbit = engine.orbit
+        stations, rows, n = orbit.stations, orbit.geometry.rows, engine.n_sats
+        failed = np.zeros(n, dtype=bool)
+        failed[[3, 9000, 20_000]] = True
+        shape = orbit.elevation.array.shape
+        whole = (np.empty(shape, np.float32), np.empty(shape, np.float32),
+                 np.empty(shape, bool))
+        pairs, elevation = stations.look_into(orbit.pos_itrs.array, *whole,
+                                              rows_km=rows[6:11], failed=failed)
+        assert pairs.size > 100 and np.unique(pairs // n).size > 1
+        monkeypatch.setattr(contacts, "LOOK_CHUNK_BLOCKS", chunk_blocks)
+        for bounds in ([(0, n)], [(0, 16_384), (16_384, n)]):
+            out = (np.empty(shape, np.float32), np.empty(shape, np.float32),
+                   np.empty(shape, bool))
+            parts = [stations.look_slice(rows[6:11], *out, failed, a, b) for a, b in bounds]
+            got_pairs, got_elevation = stations.merge_slices(parts, n)
+            assert np.array_equal(got_pairs, pairs)
+            assert np.array_equal(got_elevation, elevation)
+            for mine, theirs in zip(out, whole, strict=True):
+                assert np.array_equal(mine, theirs, equal_nan=True)
+    finally:
+        engine.close()

@@ -326,4 +326,5 @@ def test_default_scenario_has_no_formation_fields() -> None:
     engine = Engine(scenario, SimClock(scenario.epoch_utc, 1.0, 60.0, fast=True))
     assert engine.models["formation"].fields() == []
     assert "n_cluster_members" not in engine.header()["fleet"]
+    assert engine.models["formation"].nn_dist.array.size == 0  # nor per-node arrays
 

@@ -289,6 +289,14 @@ def test_without_the_table_the_lifecycle_publishes_nothing() -> None:
     engine.step()
     assert "lifecycle_state" not in [f.spec.name for f in engine.fields]
     assert "mass_in_orbit_kg" not in engine.header()["fleet"]
+    # Its own state is for no node (73 MB at a million); what others read is per node,
+    # and its account still adds up.
+    assert lc._prop.size == 0 and lc.lifetime.array.size == 0
+    assert lc.outputs.array_health_frac.shape == (engine.n_sats,)
+    summary = lc.summary()
+    assert summary["nodes_operating_count"] == engine.n_sats
+    assert summary["mass_in_orbit_kg"] == pytest.approx(
+        engine.n_sats * (lc.params.node_mass_kg + lc.params.propellant_kg))
 
 
 @pytest.mark.parametrize(("line", "key", "says"), [

@@ -74,6 +74,10 @@ def test_no_links_table_means_no_links_fields_totals_or_load() -> None:
     assert not {n for n in names if n.startswith(("link_", "isl_", "relay_", "user_"))}
     assert "links_up" not in eng.header()["fleet"]
     assert eng.models["links"].outputs.relay_bps is None
+    # Nor per-node arrays that nothing steps or reads (160 MB of them at a million).
+    links = eng.models["links"]
+    assert links.outputs.link_relay_bps is None
+    assert links.table.peer.size == 0 and links.peer.array.size == 0 and links.n == 0
 
 
 def test_grid_links_plane_neighbours_and_acquires_before_carrying_data() -> None:

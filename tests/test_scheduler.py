@@ -274,3 +274,26 @@ def test_job_table_counts_follow_every_state_change() -> None:
         assert jobs.oldest_queued_submit_t() == (jobs.submit_t[queued].min() if queued.size
                                                  else np.inf), k
     assert changes > 100 and jobs.capacity > 4
+
+
+def test_eclipse_lookahead_in_chunks_is_the_whole_fleets() -> None:
+    # Past LOOKAHEAD_CHUNK_ROWS nodes the prediction runs chunk by chunk (its temporaries
+    # were 340 MB at a million): each node's numbers are those of the whole at once.
+    from twin.models.compute.scheduler import LOOKAHEAD_CHUNK_ROWS, eclipse_lookahead_rows
+
+    rng = np.random.default_rng(5)
+    n = 2 * LOOKAHEAD_CHUNK_ROWS + 1234  # three chunks, the last a short one
+    pos = rng.normal(size=(n, 3))
+    pos *= (6_900.0 + 1_000.0 * rng.random(n))[:, None] / np.linalg.norm(pos, axis=1)[:, None]
+    vel = np.cross(pos, rng.normal(size=(n, 3)))
+    vel *= 7.5 / np.linalg.norm(vel, axis=1)[:, None]
+    pos[[7, n - 1]] = np.nan  # as SGP4 failures
+    sun = np.array([1.4e8, 3.0e7, 1.0e7])
+    axis = np.array([0.0, 0.1, 0.99]) / np.linalg.norm([0.0, 0.1, 0.99])
+    for extra in ((), (axis, 1.0034, 6_398.0)):
+        whole = eclipse_lookahead_rows(pos, vel, sun, *extra)
+        chunked = eclipse_lookahead(pos, vel, sun, *extra)
+        assert 0 < np.count_nonzero(whole[0]) < n
+        assert np.array_equal(chunked[0], whole[0])
+        for mine, theirs in zip(chunked[1:], whole[1:], strict=True):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=0.0)

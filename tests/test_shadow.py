@@ -474,3 +474,32 @@ def test_environment_places_step_crossings_on_the_orbit_models_shadow():
             crossings += 1
         before, before_sphere = after, after_sphere
     assert crossings >= 20 and sphere_moved == crossings
+
+
+def test_step_sunlight_from_positions_alone_is_the_same_as_from_orbit_dots() -> None:
+    # The fallback (orbit gives positions, not r·ŝ and r²) makes its buffers on first use:
+    # the same means and crossings as from the dot products orbit publishes.
+    from twin.core.interfaces import OrbitOutputs
+    from twin.models.environment import StepSunlight
+
+    rng = np.random.default_rng(3)
+    n = 500
+    sun = np.array([1.496e8, 0.0, 0.0])
+    s_hat = sun / np.linalg.norm(sun)
+    start = rng.normal(size=(n, 3))
+    start *= 6_900.0 / np.linalg.norm(start, axis=1, keepdims=True)
+    from_positions, from_dots = StepSunlight(n), StepSunlight(n)
+    crossed = 0
+    for k in range(3):
+        pos = np.roll(start, k, axis=1) * (1.0 + 0.01 * k)  # satellites move about
+        sunlit = ((pos @ s_hat > 0) | (np.linalg.norm(pos - np.outer(pos @ s_hat, s_hat),
+                                                      axis=1) > 6_378.0)).astype(float)
+        bare = OrbitOutputs(pos_gcrs_km=pos, sun_gcrs_km=sun, sunlit_frac=sunlit)
+        dots = OrbitOutputs(pos_gcrs_km=pos, sun_gcrs_km=sun, sunlit_frac=sunlit,
+                            sun_along_km=np.matmul(pos, s_hat),
+                            r2_km2=np.matmul(np.square(pos), np.ones(3)))
+        mine, theirs = from_positions.update(bare), from_dots.update(dots)
+        assert np.array_equal(mine.mean, theirs.mean)
+        assert np.array_equal(mine.crossed, theirs.crossed)
+        crossed += mine.crossed.size
+    assert crossed > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -13,6 +14,10 @@ DEFAULT_ELEVATION_FLOOR_DEG = -10.0
 
 _EMPTY_PAIRS = np.empty((0, 2), dtype=np.int64)
 _EMPTY_PAIRS.flags.writeable = False
+
+LOOK_CHUNK_BLOCKS = 8
+"""Fixed blocks (twin.core.slices.BLOCK_ROWS satellites each) per chunk of the look angles'
+temporaries: 65,536 satellites, 9 MB with six stations."""
 
 
 class GroundStations:
@@ -219,10 +224,38 @@ class GroundStations:
             sat: (k,) its satellite index in the fleet.
             elevation_rad: (k,) its elevation, rad (float64).
         """
+        from twin.core.slices import BLOCK_ROWS  # the core imports astro, not back
+
+        assert self.elevation_floor_rad is not None, "look_slice needs an elevation floor"
+        # In chunks of whole fixed blocks: the (2s, m) products and their (s, m) threshold
+        # of a 500,000-satellite slice are 72 MB, the step's largest temporaries at a
+        # million (docs/performance.md, "The in-step peak at a million"); a chunk's are
+        # 9 MB. Every number is the same: the products run over the same fixed blocks.
+        step = LOOK_CHUNK_BLOCKS * BLOCK_ROWS
+        edges = [start, *range((start // step + 1) * step, stop, step), stop]
+        parts = [self._look_chunk(rows_km, elevation_deg, range_km, in_contact, failed, a, b)
+                 for a, b in itertools.pairwise(edges) if b > a]
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty, np.empty(0)
+        # Station-major, satellites ascending, as one chunk would give: each chunk's pairs
+        # are so already, and the chunks follow each other in satellite order.
+        cuts = [np.searchsorted(p[0], np.arange(self.n_stations + 1)) for p in parts]
+        order = [(k, cut[st], cut[st + 1]) for st in range(self.n_stations)
+                 for k, cut in enumerate(cuts)]
+        return tuple(np.concatenate([parts[k][i][a:b] for k, a, b in order])  # type: ignore[return-value]
+                     for i in range(3))
+
+    def _look_chunk(self, rows_km: np.ndarray, elevation_deg: np.ndarray,
+                    range_km: np.ndarray, in_contact: np.ndarray, failed: np.ndarray,
+                    start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`look_slice` for one chunk [start, stop) of whole fixed blocks."""
         from twin.core.slices import matmul_columns  # the core imports astro, not back
 
         floor = self.elevation_floor_rad
-        assert floor is not None, "look_slice needs an elevation floor"
+        assert floor is not None
         s, m = self.n_stations, stop - start
         both = np.empty((2 * s, m))
         matmul_columns(self._look_matrix, rows_km, both, start, stop, out_offset=start)

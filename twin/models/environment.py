@@ -336,8 +336,10 @@ class StepSunlight:
         self._radius_km = R_EARTH_KM  # the shadow sphere's radius (stretched space)
         self._mean = np.ones(n_sats)
         self._changed = np.zeros(n_sats, dtype=bool)
-        self._scratch = np.empty(n_sats)
-        self._squares = np.empty((n_sats, 3))
+        # r² from the positions when orbit gives no r·ŝ and r² (never in the engine): made
+        # on first use (32 MB at a million otherwise held for nothing).
+        self._squares: np.ndarray | None = None
+        self._scratch: np.ndarray | None = None
 
     @property
     def sunlit(self) -> np.ndarray:
@@ -421,6 +423,8 @@ class StepSunlight:
             s_hat = np.asarray(sun, dtype=np.float64)
             s_hat = s_hat / math.sqrt(float(s_hat @ s_hat))
             given = np.matmul(pos, s_hat, out=self._along)
+            if self._squares is None or self._scratch is None:
+                self._squares, self._scratch = np.empty(pos.shape), np.empty(len(pos))
             r2 = np.matmul(np.square(pos, out=self._squares), _ONES_3, out=self._scratch)
         else:
             np.copyto(self._along, given)

@@ -41,9 +41,11 @@ PARALLEL_MIN_SATS = 8192
 """Fleets from this size up compute their fields' entries on ``workers`` threads; below,
 a thread's hand-off would cost more than it saves."""
 
-BATCH_ELEMENTS = 2_000_000
-"""Values (fields x nodes) aggregated at once: every field of a fleet up to 100,000 nodes
-or so in one batch, two at a time at a million."""
+BATCH_ELEMENTS = 1_000_000
+"""Values (fields x nodes) aggregated at once, in each thread: every field of a part in one
+batch up to about 60,000 nodes (a part holds half the fields with 2 workers), one at a
+time at a million (two batches of two fields on two threads were 110 MB of the served
+step's peak; docs/performance.md, "The in-step peak at a million")."""
 KEY_FIELD_NAMES = frozenset({"soc_frac", "utilization_frac", "delivered_flop_s",
                              "p_solar_w", "p_load_w", "p_battery_w"})
 """Key fields besides those with limits, the temperatures (``temp_*``) and powers

@@ -41,12 +41,35 @@ SHADOW_RADIUS_KM = WGS84_A_KM  # the sphere's radius without an ellipsoid or atm
 NO_ECLIPSE_S = np.inf
 
 
+LOOKAHEAD_CHUNK_ROWS = 8 * 8192
+"""Nodes whose eclipse is predicted at once: the prediction's two dozen (n,) and (n, 3)
+temporaries were 340 MB at a million, every scheduling pass (docs/performance.md, "The
+in-step peak at a million"); a chunk's are 22 MB. Every node's numbers are its own rows'."""
+
+
 def eclipse_lookahead(pos_km: np.ndarray, vel_km_s: np.ndarray, sun_km: np.ndarray,
                       polar_axis: np.ndarray | None = None, stretch: float = 1.0,
                       radius_km: float = SHADOW_RADIUS_KM
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`eclipse_lookahead_rows` over the nodes in chunks of ``LOOKAHEAD_CHUNK_ROWS``."""
+    n = len(pos_km)
+    if n <= LOOKAHEAD_CHUNK_ROWS:
+        return eclipse_lookahead_rows(pos_km, vel_km_s, sun_km, polar_axis, stretch,
+                                      radius_km)
+    in_shadow, to_entry, shadow_s = np.empty(n, dtype=bool), np.empty(n), np.empty(n)
+    for a in range(0, n, LOOKAHEAD_CHUNK_ROWS):
+        b = min(n, a + LOOKAHEAD_CHUNK_ROWS)
+        in_shadow[a:b], to_entry[a:b], shadow_s[a:b] = eclipse_lookahead_rows(
+            pos_km[a:b], vel_km_s[a:b], sun_km, polar_axis, stretch, radius_km)
+    return in_shadow, to_entry, shadow_s
+
+
+def eclipse_lookahead_rows(pos_km: np.ndarray, vel_km_s: np.ndarray, sun_km: np.ndarray,
+                           polar_axis: np.ndarray | None = None, stretch: float = 1.0,
+                           radius_km: float = SHADOW_RADIUS_KM
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Predict each node's next eclipse from its current state (circular orbit, the
-    cylindrical shadow of the ellipsoid through the penumbra's middle).
+    cylindrical shadow of the ellipsoid through the penumbra's middle), all at once.
 
     Args:
         pos_km: (n, 3) positions, GCRS.

@@ -48,7 +48,9 @@ class FormationModel:
         self.scenario = scenario
         self.clusters = clusters
         self.outputs = None
-        n = len(scenario.satellites)
+        # Without clusters nothing is stepped or published: no per-node arrays (32 MB at
+        # a million).
+        n = len(scenario.satellites) if clusters is not None else 0
         k = len(scenario.clusters)
         specs = [c.spec for c in scenario.clusters]
         f = make_field

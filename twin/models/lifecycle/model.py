@@ -94,15 +94,18 @@ class LifecycleModel:
         # Mean altitude at launch: from the SGP4 mean motion of each node's elements.
         a0_km = mean_semi_major_axes_km(scenario.satellites)
         self.alt0_km = a0_km - EARTH_RADIUS_KM
-        self.n0_rad_s = mean_motion_rad_s(self.alt0_km)
+        # The state only an active lifecycle steps, and its fields, are for no node when it
+        # is off (73 MB at a million); what the other models read stays one per node.
+        k = n if self.active else 0
+        self.n0_rad_s = mean_motion_rad_s(self.alt0_km[:k])
         self.ballistic = p.ballistic_m2_kg
         f = make_field
         self.alt = f("mean_alt_km", "<f8", (n,), "km", "Mean altitude (semi-major axis "
                      "less the equator radius), after decay and manoeuvres")
         self.alt.array[:] = self.alt0_km
-        self.lifetime = f("lifetime_yr", "<f4", (n,), "yr",
+        self.lifetime = f("lifetime_yr", "<f4", (k,), "yr",
                           "Predicted time to re-entry left to drag alone, from now")
-        self.propellant = f("propellant_kg", "<f4", (n,), "kg", "Propellant left",
+        self.propellant = f("propellant_kg", "<f4", (k,), "kg", "Propellant left",
                             fill=p.propellant_kg)
         self.state = f("lifecycle_state", "|u1", (n,), "code",
                        "0 operating, 1 disposed, 2 derelict, 3 re-entered", labels=STATE_LABELS)
@@ -110,27 +113,27 @@ class LifecycleModel:
                        "Solar array output left from ageing and radiation", fill=1.0)
         self.battery = f("battery_capacity_frac", "<f4", (n,), "1",
                          "Battery capacity left from cycle and calendar fade", fill=1.0)
-        self.cycles = f("battery_cycles", "<f4", (n,), "count",
+        self.cycles = f("battery_cycles", "<f4", (k,), "count",
                         "Equivalent full battery cycles since the start")
         self.lost = f("accelerators_lost", "|u1", (n,), "count",
                       "Accelerators lost for good (failures, end of life)")
-        self._prop = np.full(n, p.propellant_kg)
+        self._prop = np.full(k, p.propellant_kg)
         self._phase = np.zeros(n)
-        self._cycle_loss = np.zeros(n)
-        self._temp_integral = np.zeros(n)  # ∫ T dt of the battery, K s (calendar fade)
+        self._cycle_loss = np.zeros(k)
+        self._temp_integral = np.zeros(k)  # ∫ T dt of the battery, K s (calendar fade)
         self._age_s = 0.0
         self._pending_s = 0.0  # simulated time not yet advanced by the slow laws, s
-        self._pending_cycles = np.zeros(n)  # battery cycles over it
-        self._pending_cycle_rate = np.zeros(n)  # ∫ C-rate x cycles over it (a weight)
+        self._pending_cycles = np.zeros(k)  # battery cycles over it
+        self._pending_cycle_rate = np.zeros(k)  # ∫ C-rate x cycles over it (a weight)
         self._table: LifetimeTable | None = None
         self._table_t = -math.inf
         self._reentries_by_year: Counter[int] = Counter()  # simulated year -> re-entries
         self._propellant_used_kg = 0.0
-        self._noncompliant = np.zeros(n, dtype=bool)
+        self._noncompliant = np.zeros(k, dtype=bool)
         # The disposal plan: each node out of service at design life (or earlier), down
         # within the rule's years after that. When each went out of service, s of age.
-        self._retired_s = np.full(n, np.nan)
-        self.due = f("reentry_due_yr", "<f4", (n,), "yr",
+        self._retired_s = np.full(k, np.nan)
+        self.due = f("reentry_due_yr", "<f4", (k,), "yr",
                      "Years left before the disposal plan wants the node down (negative: "
                      "overdue; 0 re-entered or no rule)")
         self._lost_version = 0
@@ -206,10 +209,12 @@ class LifecycleModel:
             "reentries_count": sum(self._reentries_by_year.values()),
             "reentries_this_year_count": self._reentries_by_year[year],
             "mass_in_orbit_kg": float(np.count_nonzero(in_orbit) * self.params.node_mass_kg
-                                      + self._prop[in_orbit].sum()),
+                                      + (self._prop[in_orbit].sum() if self.active else
+                                         np.count_nonzero(in_orbit) * self.params.propellant_kg)),
             "propellant_used_kg": float(self._propellant_used_kg),
-            "disposal_noncompliant_count": int(np.count_nonzero(self._noncompliant
-                                                                & in_orbit)),
+            "disposal_noncompliant_count": (int(np.count_nonzero(self._noncompliant
+                                                                 & in_orbit))
+                                            if self.active else 0),
             "array_health_mean_frac": float(self.array.array[in_orbit].mean()
                                             if in_orbit.any() else 0.0),
             "battery_capacity_mean_frac": float(self.battery.array[in_orbit].mean()

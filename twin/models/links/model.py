@@ -75,21 +75,21 @@ class LinksModel:
         self.enabled = "links" in scenario.sections
         self.terminal = p.terminal()
         self.budget = LinkBudget(self.terminal)
-        n = self.n = len(scenario.satellites)
+        n = self.n = len(scenario.satellites) if self.enabled else 0  # off: arrays of 0 nodes
         t_count = p.terminals_per_sat
         self.outputs = LinkOutputs()
         self.table = LinkTable(n, t_count)
         self.search = LinkSearch(t_count, p.pattern, p.cluster_distance_m,
                                  p.plane_tolerance_deg, self.terminal.max_range_m,
                                  p.grazing_height_km)
-        self.names = names = [s.name for s in scenario.satellites]
+        self.names = names = [s.name for s in scenario.satellites[:n]]
         if p.target_sat and p.target_sat not in names:
             raise ScenarioError(scenario.source, "links.target_sat",
                                 f"no satellite is named {p.target_sat!r}")
         self.target = names.index(p.target_sat) if p.target_sat else 0
         self.group_names = list(scenario.groups)
         group_of = {g: k for k, g in enumerate(self.group_names)}
-        self.group = np.array([group_of[s.group] for s in scenario.satellites], dtype=np.int64)
+        self.group = np.array([group_of[s.group] for s in scenario.satellites[:n]], dtype=np.int64)
         users = p.user
         self.users_km = users_itrs_km(np.array([u.lat_deg for u in users]),
                                       np.array([u.lon_deg for u in users]),
@@ -153,7 +153,7 @@ class LinksModel:
         self._allreduce_bps: np.ndarray | None = None
         self._relay_cap_bps = np.zeros(0)
         self._relay_terminals = np.zeros(shape)  # the relay load, at both ends' terminals
-        self.outputs.link_relay_bps = self._relay_terminals
+        self.outputs.link_relay_bps = self._relay_terminals if self.enabled else None
         self._relay_zero = True
         self._any_load = False
         self._stations_bps = np.array([s.downlink_bps for s in scenario.stations], dtype=float)

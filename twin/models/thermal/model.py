@@ -411,8 +411,10 @@ class ThermalModel:
             The heaters' (loop, battery) power at the settled state, W, or None without
             ``thermostats``.
         """
+        # The next step's result buffer is free in a settle step (it integrates nothing):
+        # the solver's right-hand sides go there.
         settled = self._starting_state.settle(heat, self.temps_k, k_rad, k_bus, sink4,
-                                              thermostats, payload)
+                                              thermostats, payload, rhs=self._temps_spare)
         # The dies over the settled plate draw what the payload does there (held by the
         # throttle where it must be), not what compute asked at full clock.
         self._settle_accelerator_w = (None if payload is None
