@@ -143,6 +143,9 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
         self.aggregate: dict[str, Any] = {}
         """The newest ``aggregate`` header (viz.aggregate): the fleet view reads it where
         the state has no per-node values (a large fleet's default ``state``)."""
+        self.selected = None
+        """The node table's rows from the twin's selective stream on a reduced stream
+        (viz.tui.table_subscription.SelectedRows), else None."""
         self.events_seen = 0
         self.states_seen = 0
         self._layout_key: tuple = ()
@@ -186,6 +189,8 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
         self.header = state.header
         self.arrays = state.arrays
         self.states_seen += 1
+        if state.header.get("reduced") is not True:
+            self.selected = None  # every node's row is in the state again
         if n != self.n:
             self._resize(n)
         self._relayout()
@@ -205,6 +210,7 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
         if n == self.n and self.trend.shape[-1:] == (n,):
             return
         self.n = n
+        self.selected = None  # rows of another fleet
         self.worst = np.zeros(n, np.uint8)
         self.trend = np.zeros((0, 0, n), np.float32)
         self.trend_fields = []
