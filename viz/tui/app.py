@@ -234,7 +234,9 @@ class DashboardApp(ClusterViewActions, FleetViewActions, TableRowsFeed, StreamFe
         reduced_title = self.table_title(len(table.order))
         parts = [reduced_title or f"Fleet · {len(table.order):,d} of {plural(model.n, 'node')}"]
         column = model.column(model.sort_key)
-        if column is not None:
+        ranked = reduced_title is not None and self.table_subscription is not None and \
+            self.table_subscription.ranks_by_sort(model)
+        if column is not None and not ranked:  # (a twin's top N by it says so already)
             parts.append(f"sorted by {column.heading} {'▼' if model.sort_descending else '▲'}")
         if model.text_filter:
             parts.append(f"name has {model.text_filter!r}")

@@ -258,8 +258,9 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
             columns.append(column)
         self.columns = columns
         self._plan_trends(columns)
-        if self.sort_key and self.sort_key not in {c.key for c in columns}:
-            # Gone, or (the default) never there: the twin's order, said as unsorted.
+        if self.sort_key and entries and self.sort_key not in {c.key for c in columns}:
+            # Gone, or (the default) never there: the twin's order, said as unsorted. (No
+            # field at all yet, a reduced state before meta: the sort waits for meta.)
             self.sort_key, self.sort_descending = "", False
 
     def _column(self, entry: dict[str, Any]) -> Column:
@@ -285,15 +286,23 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
         self._scale_column(column)
         return column
 
-    def _scale_column(self, column: Column) -> None:
-        """Pick a number column's scale (its SI prefix, its decimals) from its values."""
-        array = self.arrays.get(column.key)
+    def _scale_column(self, column: Column, array: np.ndarray | None = None) -> None:
+        """Pick a number column's scale (its SI prefix, its decimals) from its values
+        (``array``: some nodes' values, where the state has none: a reduced stream)."""
+        array = self.arrays.get(column.key) if array is None else array
         typical = typical_of(array) if array is not None else math.nan
         column.unit = column.quantity.scale_for(typical)
         column.provisional = not math.isfinite(typical) or typical == 0.0
         column.width = max(len(column.heading) + 1, 7)  # room for the sort arrow
 
     # -- per state ---------------------------------------------------------------------
+
+    def scale_from_rows(self, arrays: dict[str, np.ndarray]) -> None:
+        """Scale the columns still without one from some nodes' values (a reduced
+        stream's selected rows)."""
+        for column in self.columns:
+            if column.provisional and column.key in arrays:
+                self._scale_column(column, arrays[column.key])
 
     def values(self, key: str) -> np.ndarray | None:
         """The raw per-satellite array for a column key (SI), or None."""

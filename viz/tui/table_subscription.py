@@ -35,6 +35,7 @@ import numpy as np
 from twin.protocol.codec import Message, WireError
 from viz.async_commands import AsyncCommands
 from viz.tui.levels import ALARM, OK, limit_levels
+from viz.tui.model import COLUMN_PRIORITY
 from viz.view_subscription import Grant
 
 if TYPE_CHECKING:
@@ -47,11 +48,24 @@ TABLE_RATE_HZ = 2.0
 SETTLE_S = 0.3
 """A changed request (sort, filter, page) is asked for once it stayed the same this long."""
 MAX_FIELDS = 64
-"""The twin's most fields a subscription (twin.runtime.subscriptions)."""
+MAX_FIELDS_TEXT = 500
+"""The twin's most fields a subscription, and the longest ``fields`` text it takes."""
 POLL_S = 0.25
 """How often the dashboard takes the twin's replies and checks what the table needs."""
 ALWAYS = ("limit_level", "sunlit_frac")
 """Fields asked for whatever the columns: the alarm colours and the eclipse filter."""
+
+
+def fields_text(names: list[str]) -> str:
+    """The first of ``names`` that fit the twin's bounds, comma-separated."""
+    kept: list[str] = []
+    length = -1
+    for name in names[:MAX_FIELDS]:
+        if length + 1 + len(name) > MAX_FIELDS_TEXT:
+            break
+        kept.append(name)
+        length += 1 + len(name)
+    return ",".join(kept)
 
 
 @dataclass
@@ -62,6 +76,7 @@ class SelectedRows:
         sats: (k,) node indices, in the twin's order (rank for a top-N request).
         arrays: field name -> (k,) values of those nodes (wire units).
         step: The twin's step the rows are of.
+        topic: The subscription's topic they came on.
         levels: field name -> (k,) limit levels (the columns' limits).
         worst: (k,) the worst level of each row.
     """
@@ -69,6 +84,7 @@ class SelectedRows:
     sats: np.ndarray
     arrays: dict[str, np.ndarray]
     step: int = -1
+    topic: bytes = b""
     levels: dict[str, np.ndarray] = field(default_factory=dict)
     worst: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
 
@@ -131,7 +147,8 @@ def selected_rows(message: Message, n_sats: int) -> SelectedRows:
                             f"{sats.size} nodes")
         arrays[name] = values
     step = message.header.get("step")
-    return SelectedRows(sats, arrays, step if isinstance(step, int) else -1)
+    return SelectedRows(sats, arrays, step if isinstance(step, int) else -1,
+                        message.topic.encode())
 
 
 class TableSubscription:
@@ -161,13 +178,17 @@ class TableSubscription:
         """The request for the table as the model sorts and filters it."""
         names = {str(e.get("name")) for e in model.meta.get("fields", [])
                  if isinstance(e, dict)}
-        keys = [c.key for c in model.columns if c.key in names]
+        # The columns most needed first (as a narrow terminal keeps them), so those that
+        # show are asked for when the twin's bounds leave some out.
+        rank = {key: i for i, key in enumerate(COLUMN_PRIORITY)}
+        keys = sorted((c.key for c in model.columns if c.key in names),
+                      key=lambda k: rank.get(k, len(rank)))
         sort = model.sort_key
         column = model.column(sort) if sort else None
         by_field = column is not None and column.numeric and sort in names
         chosen = [k for k in (sort if by_field else "", *ALWAYS) if k in names]
         chosen += [k for k in keys if k not in chosen]
-        request: dict[str, Any] = {"fields": ",".join(chosen[:MAX_FIELDS]), "dtype": "float32",
+        request: dict[str, Any] = {"fields": fields_text(chosen), "dtype": "float32",
                                    "rate_hz": TABLE_RATE_HZ}
         group = self.group_filter(model)
         if group:
@@ -229,20 +250,41 @@ class TableSubscription:
         rows = model.selected
         group = request.get("group")
         where = f" of group {group}" if group else ""
-        if "top_field" in request and request["top_field"] == model.sort_key:
+        if self.ranks_by_sort(model):
             column = model.column(model.sort_key)
-            label = column.heading if column is not None else model.sort_key
+            label = column.label if column is not None else model.sort_key
             words = "lowest" if request.get("top_order") == "min" else "top"
             what = f"{words} {request['top_n']:,} of {model.n:,}{where} by {label}"
         elif "first" in request:
             what = f"nodes {request['first'] + 1:,}–{request['stop']:,} of {model.n:,}{where} " \
-                   "by index (] past the last row: next page)"
+                   "by index"
         else:
             what = f"{TABLE_TOP_N:,} nodes{where}, those in alarm first"
         if rows is None or self.grant.topic is None:
             return f"Fleet · asking the twin for the {what} (subscribe)…"
-        shown = f"{listed:,} listed: " if listed != rows.sats.size else ""
-        return f"Fleet · {shown}{what}, from the twin's selective stream"
+        if rows.topic != self.grant.topic:
+            return f"Fleet · asking the twin for the {what}…"
+        shown = f"{listed:,} listed of the " if listed != rows.sats.size else ""
+        paging = " (↑↓ past the ends: the next nodes)" if "first" in request else ""
+        return f"Fleet · {shown}{what}, from the twin's selective stream{paging}"
+
+    def ranks_by_sort(self, model: FleetModel) -> bool:
+        """Whether the rows are the twin's top (or lowest) by the table's sort field."""
+        request = self.grant.request or {}
+        return request.get("top_field") == model.sort_key and bool(model.sort_key)
+
+    def turn_page(self, model: FleetModel, direction: int) -> bool:
+        """``direction`` +1 or -1: the next or previous nodes by index (True: turned)."""
+        request = self.grant.request or {}
+        if "first" not in request:
+            return False
+        step = TABLE_TOP_N // 2  # half a request: the rows around the cursor stay listed
+        first = int(np.clip(self.page_first + direction * step, 0,
+                            max(model.n - TABLE_TOP_N, 0)))
+        if first == self.page_first:
+            return False
+        self.page_first = first
+        return True
 
 
 def merge_selection(model: FleetModel, selections: Mapping[str, Message],
@@ -258,6 +300,7 @@ def merge_selection(model: FleetModel, selections: Mapping[str, Message],
         return False
     subscription.heard(time.monotonic())
     rows = selected_rows(message, model.n)
+    model.scale_from_rows(rows.arrays)
     rows.rate(model.columns)
     model.selected = rows
     return True
@@ -334,6 +377,13 @@ class TableRowsFeed:
                    "(v: the fleet view)"
         return sub.title(self.model, listed)
 
-    def close_table_subscription(self) -> None:
+    def on_fleet_table_page_turn(self, message: Any) -> None:
+        """Past the last (first) row of a page by index: the next (previous) nodes."""
+        sub = self.table_subscription
+        if sub is not None and sub.turn_page(self.model, message.direction):
+            self.follow_table_subscription()
+
+    def on_unmount(self) -> None:
+        # (textual calls each class's handler along the MRO: CommandActions' too)
         if self.table_subscription is not None:
             self.table_subscription.close()
