@@ -257,6 +257,8 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
                 column.width = max(column.width, len(column.heading) + 1)
             columns.append(column)
         self.columns = columns
+        if self.selected is not None:  # a reduced stream: scales from the rows received
+            self.scale_from_rows(self.selected.arrays)
         self._plan_trends(columns)
         if self.sort_key and entries and self.sort_key not in {c.key for c in columns}:
             # Gone, or (the default) never there: the twin's order, said as unsorted. (No
