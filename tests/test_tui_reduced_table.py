@@ -160,3 +160,31 @@ def test_a_twin_restart_is_subscribed_again(monkeypatch) -> None:
                     second.stop()
 
         asyncio.run(run())
+
+
+def test_the_table_request_fits_the_twins_bounds_and_bad_rows_are_refused() -> None:
+    from twin.protocol.codec import Message, WireError
+    from viz.tui.table_subscription import MAX_FIELDS_TEXT, fields_text, selected_rows
+
+    names = [f"field_number_{i:03d}_k" for i in range(80)]
+    text = fields_text(names)
+    assert len(text) <= MAX_FIELDS_TEXT and text.split(",") == names[:len(text.split(","))]
+    assert len(fields_text(names[:3])) == len(",".join(names[:3]))
+
+    index = np.array([7, 2], np.int32)
+    good = Message("sub/x", {"step": 4}, {"sat_index": index,
+                                          "temp_compute_k": np.array([300.0, 290.0], "f4")})
+    rows = selected_rows(good, 40)
+    assert rows.step == 4 and rows.sats.tolist() == [7, 2]
+    assert np.allclose(rows.values("temp_compute_k", np.array([2, 7, 9])),
+                       [290.0, 300.0, np.nan], equal_nan=True)
+    for arrays, words in (
+            ({"temp_compute_k": np.zeros(2, "f4")}, "no sat_index"),
+            ({"sat_index": np.array([3, 40], np.int32)}, "out of range"),
+            ({"sat_index": index, "soc_frac": np.zeros(3, "f4")}, "3 values for 2 nodes")):
+        try:
+            selected_rows(Message("sub/x", {}, arrays), 40)
+        except WireError as error:
+            assert words in str(error)
+        else:
+            raise AssertionError(f"accepted a message with {words}")
