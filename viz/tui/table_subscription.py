@@ -254,7 +254,8 @@ class TableSubscription:
             column = model.column(model.sort_key)
             label = column.label if column is not None else model.sort_key
             words = "lowest" if request.get("top_order") == "min" else "top"
-            what = f"{words} {request['top_n']:,} of {model.n:,}{where} by {label}"
+            whole = f"group {group}" if group else f"{model.n:,}"
+            what = f"{words} {request['top_n']:,} of {whole} by {label}"
         elif "first" in request:
             what = f"nodes {request['first'] + 1:,}–{request['stop']:,} of {model.n:,}{where} " \
                    "by index"
