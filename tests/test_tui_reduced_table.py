@@ -188,3 +188,38 @@ def test_the_table_request_fits_the_twins_bounds_and_bad_rows_are_refused() -> N
             assert words in str(error)
         else:
             raise AssertionError(f"accepted a message with {words}")
+
+
+def test_sorted_by_name_the_table_pages_through_the_fleet_by_index(monkeypatch) -> None:
+    monkeypatch.setattr(table_subscription, "TABLE_TOP_N", TOP_N)
+    with running_twin("default", rate_hz=5.0, full_state_max_sats=0) as twin:
+
+        async def run() -> None:
+            app = DashboardApp(twin.addresses.pub, twin.addresses.command)
+            async with app.run_test(size=(120, 36)) as pilot:
+                await until(pilot, lambda: app.fleet_view_shown, timeout_s=15.0)
+                await pilot.press("v")
+                app.sort_by("name")
+                sub = app.table_subscription
+
+                def listing(first: int) -> bool:
+                    rows = app.model.selected
+                    return rows is not None and rows.topic == sub.topic and \
+                        sub.grant.request.get("first") == first and \
+                        sorted(app.fleet_table.order.tolist()) == list(range(first,
+                                                                             first + TOP_N))
+
+                await until(pilot, lambda: listing(0), timeout_s=15.0)
+                assert "nodes 1–10 of 40 by index" in app.fleet_table.border_title
+                await pilot.press("end")
+                last = app.fleet_table.selected_sat
+                await pilot.press("down")  # past the last row: the next half page
+                await until(pilot, lambda: listing(TOP_N // 2), timeout_s=15.0)
+                app._draw()
+                assert app.fleet_table.selected_sat == last  # the cursor kept its node
+                names = [app.model.name(s) for s in app.fleet_table.order.tolist()]
+                assert names == sorted(names, key=str.lower)
+                app.exit()
+
+        asyncio.run(run())
+        twin.stop()
