@@ -223,3 +223,23 @@ def test_sorted_by_name_the_table_pages_through_the_fleet_by_index(monkeypatch) 
 
         asyncio.run(run())
         twin.stop()
+
+
+def test_a_filter_naming_a_group_asks_for_that_group() -> None:
+    from viz.async_commands import AsyncCommands
+    from viz.tui.model import FleetModel
+    from viz.tui.table_subscription import TableSubscription
+
+    model = FleetModel()
+    model.apply_meta({"sats": {"n": 4, "names": ["a1", "a2", "b1", "b2"],
+                               "groups": ["Sso-550", "Sso-550", "inc30", "inc30"]},
+                      "fields": []})
+    sub = TableSubscription(AsyncCommands("tcp://127.0.0.1:1"))
+    try:
+        model.set_text_filter("SSO-550")
+        assert sub.group_filter(model) == "Sso-550"
+        assert sub.wanted(model)["group"] == "Sso-550"
+        model.set_text_filter("sso")  # a part of a name: filters the rows received
+        assert sub.group_filter(model) == "" and "group" not in sub.wanted(model)
+    finally:
+        sub.close()

@@ -164,7 +164,7 @@ class TableSubscription:
         self.page_first = 0
         self._pending: dict[str, Any] | None = None
         self._pending_since = 0.0
-        self.asked: dict[str, Any] | None = None  # the request the rows answer
+        self._groups: tuple[int, dict[str, str]] = (0, {})  # id(model.groups), lower -> name
 
     @property
     def topic(self) -> bytes | None:
@@ -203,13 +203,14 @@ class TableSubscription:
             request.update(first=first, stop=min(first + TABLE_TOP_N, model.n))
         return request
 
-    @staticmethod
-    def group_filter(model: FleetModel) -> str:
+    def group_filter(self, model: FleetModel) -> str:
         """The group the name filter names exactly (case aside), or ``""``."""
         text = model.text_filter
         if not text:
             return ""
-        return next((g for g in dict.fromkeys(model.groups) if g.lower() == text), "")
+        if self._groups[0] != id(model.groups):  # a million names: once per meta
+            self._groups = (id(model.groups), {g.lower(): g for g in set(model.groups)})
+        return self._groups[1].get(text, "")
 
     def poll(self, model: FleetModel | None, shown: bool, now: float | None = None) -> None:
         """Take replies; ask for what the table shows (settled), renew, or want nothing."""
@@ -228,7 +229,6 @@ class TableSubscription:
                 now - self._pending_since < SETTLE_S:
             return  # the operator is still choosing (typing, pressing s): ask once settled
         self.grant.want(wanted, now)
-        self.asked = self.grant.request
 
     def heard(self, now: float) -> None:
         self.grant.last_message_wall = now
@@ -236,7 +236,6 @@ class TableSubscription:
     def reset(self) -> None:
         """A twin restart: ask the new twin again at the next poll."""
         self.grant.reset()
-        self.asked = None
 
     def close(self) -> None:
         self.commands.close()
