@@ -23,7 +23,7 @@ from twin.runtime.server import Addresses
 from viz.tui.app import DashboardApp
 
 TOP_N = 10  # of the default scenario's 40 nodes: the selection is a real choice
-SHOTS = Path("/work/wt/notes/shots-tui-scale")
+SHOTS = Path("/tmp/shots/tui-scale")  # screenshots, where that folder exists
 
 
 def _live_subscriptions(command: zmq.Socket) -> list[dict]:
