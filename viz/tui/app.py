@@ -36,6 +36,7 @@ from viz.tui.mirror_panel import mirror_panel_text
 from viz.tui.model import FleetModel
 from viz.tui.palette import CommandPalette
 from viz.tui.screens import DetailScreen, SortScreen
+from viz.tui.table_subscription import TableRowsFeed
 from viz.tui.upcoming import UpcomingPanel
 from viz.tui.widgets import FleetTable
 from viz.tui.words import plural
@@ -57,8 +58,8 @@ ALARM_TAGS = {"active_unack": ("", "bold red"), "active_ack": ("ACK", "red"),
 """How each alarm state shows in the alarms panel (twin.protocol.alarms)."""
 
 
-class DashboardApp(ClusterViewActions, FleetViewActions, StreamFeed, CommandActions,
-                   CommandPalette, KeyActions, App):
+class DashboardApp(ClusterViewActions, FleetViewActions, TableRowsFeed, StreamFeed,
+                   CommandActions, CommandPalette, KeyActions, App):
     """The ODC Twin terminal dashboard.
 
     Args:
@@ -178,6 +179,7 @@ class DashboardApp(ClusterViewActions, FleetViewActions, StreamFeed, CommandActi
         self.fleet_table.focus()
         self._draw()
         if self.connect:
+            self.start_table_subscription()  # asks only on a reduced stream
             self._follow_stream()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -222,15 +224,19 @@ class DashboardApp(ClusterViewActions, FleetViewActions, StreamFeed, CommandActi
         table = self.fleet_table
         if self.fleet_view_shown or self.cluster_view_shown:  # the table is hidden; the
             # fleet and cluster views keep their own pace
+            self._show_waiting()
             self._draw_header()
             if isinstance(self.screen, DetailScreen):  # a node opened from the fleet view
                 self.screen.update_values()
             return
         table.refresh_data()
         model = self.model
-        parts = [f"Fleet · {len(table.order):,d} of {plural(model.n, 'node')}"]
+        reduced_title = self.table_title(len(table.order))
+        parts = [reduced_title or f"Fleet · {len(table.order):,d} of {plural(model.n, 'node')}"]
         column = model.column(model.sort_key)
-        if column is not None:
+        ranked = reduced_title is not None and self.table_subscription is not None and \
+            self.table_subscription.ranks_by_sort(model)
+        if column is not None and not ranked:  # (a twin's top N by it says so already)
             parts.append(f"sorted by {column.heading} {'▼' if model.sort_descending else '▲'}")
         if model.text_filter:
             parts.append(f"name has {model.text_filter!r}")
@@ -294,7 +300,8 @@ class DashboardApp(ClusterViewActions, FleetViewActions, StreamFeed, CommandActi
         waiting = text is not None
         if waiting != self.waiting.display:  # the table's display is left alone otherwise
             self.waiting.display = waiting
-            self.fleet_table.display = not waiting
+            if self.table_shown:  # the fleet or cluster view keeps the table hidden
+                self.fleet_table.display = not waiting
         if text is not None:
             self.waiting.update(text)
 

@@ -64,6 +64,8 @@ class StreamUpdate(Message):
     """The replay moved to another point of its recording since the last update."""
     replaying: bool = False
     """The stream is a replay (its replay messages keep coming)."""
+    selections: dict[str, WireMessage] = field(default_factory=dict)
+    """The newest message of each selective stream this dashboard asked for, by topic."""
 
 
 
@@ -113,6 +115,8 @@ class StreamFeed:
     _schedule_draw: Callable[[], None]
     _draw_header: Callable[[], None]
     _refresh_alarms: Callable[[], None]
+    selection_topics: frozenset[bytes]  # viz.tui.table_subscription.TableRowsFeed
+    take_selections: Callable[[dict[str, WireMessage], bool], bool]
 
     @work(thread=True, exclusive=True, group="stream")
     def _follow_stream(self) -> None:
@@ -123,6 +127,7 @@ class StreamFeed:
         last_connection, last_refused, last_post = "", "", 0.0
         try:
             while not worker.is_cancelled:
+                client.selection_topics = set(self.selection_topics)  # the UI's, now
                 batch = client.poll(timeout_ms=50)
                 if not batch.empty or batch.restarted:
                     has_data = True
@@ -134,6 +139,7 @@ class StreamFeed:
                     pending.events.extend(batch.events)
                     pending.alarms = batch.alarms or pending.alarms
                     pending.aggregate = batch.aggregate or pending.aggregate
+                    pending.selections.update(batch.selections)
                     pending.replay = batch.replay or pending.replay
                     pending.seeked |= batch.seeked
                     # A slow screen and an event flood: keep the newest, not them all.
@@ -222,9 +228,10 @@ class StreamFeed:
                 self.notify(f"{self.model.n:,} nodes: the stream carries the fleet's "
                             "summary, not every node. v: node table.",  # type: ignore[attr-defined]
                             title="Large fleet")
+        table_changed = self.take_selections(update.selections, update.restarted)
         self._log_bad()
         if update.state is not None or update.meta is not None or update.events \
-                or update.replay is not None:
+                or update.replay is not None or table_changed:
             self._schedule_draw()
         else:
             self._draw_header()

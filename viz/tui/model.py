@@ -143,6 +143,9 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
         self.aggregate: dict[str, Any] = {}
         """The newest ``aggregate`` header (viz.aggregate): the fleet view reads it where
         the state has no per-node values (a large fleet's default ``state``)."""
+        self.selected = None
+        """The node table's rows from the twin's selective stream on a reduced stream
+        (viz.tui.table_subscription.SelectedRows), else None."""
         self.events_seen = 0
         self.states_seen = 0
         self._layout_key: tuple = ()
@@ -186,6 +189,8 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
         self.header = state.header
         self.arrays = state.arrays
         self.states_seen += 1
+        if state.header.get("reduced") is not True:
+            self.selected = None  # every node's row is in the state again
         if n != self.n:
             self._resize(n)
         self._relayout()
@@ -205,6 +210,7 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
         if n == self.n and self.trend.shape[-1:] == (n,):
             return
         self.n = n
+        self.selected = None  # rows of another fleet
         self.worst = np.zeros(n, np.uint8)
         self.trend = np.zeros((0, 0, n), np.float32)
         self.trend_fields = []
@@ -251,9 +257,12 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
                 column.width = max(column.width, len(column.heading) + 1)
             columns.append(column)
         self.columns = columns
+        if self.selected is not None:  # a reduced stream: scales from the rows received
+            self.scale_from_rows(self.selected.arrays)
         self._plan_trends(columns)
-        if self.sort_key and self.sort_key not in {c.key for c in columns}:
-            # Gone, or (the default) never there: the twin's order, said as unsorted.
+        if self.sort_key and entries and self.sort_key not in {c.key for c in columns}:
+            # Gone, or (the default) never there: the twin's order, said as unsorted. (No
+            # field at all yet, a reduced state before meta: the sort waits for meta.)
             self.sort_key, self.sort_descending = "", False
 
     def _column(self, entry: dict[str, Any]) -> Column:
@@ -279,15 +288,23 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
         self._scale_column(column)
         return column
 
-    def _scale_column(self, column: Column) -> None:
-        """Pick a number column's scale (its SI prefix, its decimals) from its values."""
-        array = self.arrays.get(column.key)
+    def _scale_column(self, column: Column, array: np.ndarray | None = None) -> None:
+        """Pick a number column's scale (its SI prefix, its decimals) from its values
+        (``array``: some nodes' values, where the state has none: a reduced stream)."""
+        array = self.arrays.get(column.key) if array is None else array
         typical = typical_of(array) if array is not None else math.nan
         column.unit = column.quantity.scale_for(typical)
         column.provisional = not math.isfinite(typical) or typical == 0.0
         column.width = max(len(column.heading) + 1, 7)  # room for the sort arrow
 
     # -- per state ---------------------------------------------------------------------
+
+    def scale_from_rows(self, arrays: dict[str, np.ndarray]) -> None:
+        """Scale the columns still without one from some nodes' values (a reduced
+        stream's selected rows)."""
+        for column in self.columns:
+            if column.provisional and column.key in arrays:
+                self._scale_column(column, arrays[column.key])
 
     def values(self, key: str) -> np.ndarray | None:
         """The raw per-satellite array for a column key (SI), or None."""

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from viz.mirror import MirrorBinding
-from viz.tui.levels import OK
+from viz.tui.levels import ALARM, OK
 from viz.tui.mirror_rows import MIRROR_MARK
 
 if TYPE_CHECKING:
     from viz.tui.model import Column
+    from viz.tui.table_subscription import SelectedRows
 
 
 class TableRows:
@@ -41,10 +42,15 @@ class TableRows:
     text_filter: str
     only_alarm: bool
     only_eclipse: bool
+    alarms: dict
+    header: dict
     _text_mask: np.ndarray | None
     in_alarm: np.ndarray
     in_eclipse: np.ndarray
     values: Callable[[str], np.ndarray | None]
+    selected: SelectedRows | None
+    """The rows of the table's selective stream (a reduced stream), else None: the table
+    lists only these nodes, with their values (viz.tui.table_subscription)."""
 
     # -- filter and sort ----------------------------------------------------------------
 
@@ -79,12 +85,17 @@ class TableRows:
     def column(self, key: str) -> Column | None:
         return next((c for c in self.columns if c.key == key), None)
 
-    def _sort_values(self, key: str) -> np.ndarray | None:
+    def _sort_values(self, key: str, index: np.ndarray | None = None) -> np.ndarray | None:
+        """The sort key of every node (of ``index``'s nodes, where given)."""
+        sats = range(self.n) if index is None else index.tolist()
         if key == "name":
-            return np.array([self.name(i).lower() for i in range(self.n)])
+            return np.array([self.name(i).lower() for i in sats])
         if key == "group":
-            return np.array([self.group(i).lower() for i in range(self.n)])
-        values = self.values(key)
+            return np.array([self.group(i).lower() for i in sats])
+        if index is not None:  # the selective stream's rows
+            values = self.selected.values(key, index) if self.selected is not None else None
+        else:
+            values = self.values(key)
         if values is None:
             return None
         values = values.astype(np.float64)
@@ -94,6 +105,10 @@ class TableRows:
 
     def view_order(self) -> np.ndarray:
         """Satellite indices that pass the filters, in sort order (missing values last)."""
+        if self.selected is not None:
+            return self._selected_order(self.selected)
+        if self.header.get("reduced") is True:  # no node rows on this stream (yet)
+            return np.zeros(0, np.intp)
         mask = self._text()
         if self.only_alarm:
             mask = mask & self.in_alarm
@@ -105,7 +120,30 @@ class TableRows:
         values = self._sort_values(self.sort_key)
         if values is None:
             return index
-        values = values[index]
+        return self._sorted(index, values[index])
+
+    def _selected_order(self, rows: SelectedRows) -> np.ndarray:
+        """The selective stream's nodes that pass the filters, sorted among themselves
+        (the twin's order where values tie: its rank, ties by node index)."""
+        index = rows.sats
+        keep = np.ones(index.size, bool)
+        if self.text_filter:
+            words = self.text_filter
+            keep &= np.array([words in self.name(i).lower() or words in self.group(i).lower()
+                              for i in index.tolist()], bool).reshape(index.size)
+        if self.only_alarm:  # past an alarm limit, or an alarm event on the node
+            keep &= (rows.worst >= ALARM) | np.isin(index, [sat for _, sat in self.alarms])
+        if self.only_eclipse:
+            sunlit = rows.arrays.get("sunlit_frac")
+            keep &= sunlit < 0.5 if sunlit is not None else False
+        index = index[keep]
+        if not self.sort_key:
+            return index
+        values = self._sort_values(self.sort_key, index)
+        return index if values is None else self._sorted(index, values)
+
+    def _sorted(self, index: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``index`` ordered by ``values`` (one per node of ``index``)."""
         if values.dtype.kind in "US":
             order = np.argsort(values, kind="stable")
             return index[order[::-1] if self.sort_descending else order]
@@ -146,22 +184,44 @@ class TableRows:
             mirrored = self.mirror_of
             texts = [f"{MIRROR_MARK} {self.name(sat)}" if sat in mirrored else self.name(sat)
                      for sat in index]
+            if self.selected is not None:  # the selective stream's rows: their own levels
+                positions = self.selected.rows_of(sats).tolist()
+                worst = self.selected.worst
+                return texts, [int(worst[p]) if p >= 0 else OK for p in positions]
             worst = self.worst
             return texts, [int(worst[sat]) if sat < len(worst) else OK for sat in index]
         values = self.values(column.key)
+        if values is None and self.selected is not None and len(index):
+            return self._selected_cells(column, sats)
         if values is None or (len(index) and not 0 <= min(index) <= max(index) < self.n):
             return [""] * len(index), [OK] * len(index)
-        shown = values[sats].tolist()
         levels = self.levels.get(column.key)
         level_list = levels[sats].tolist() if levels is not None else [OK] * len(index)
+        return self._texts(column, values[sats]), level_list
+
+    def _selected_cells(self, column: Column, sats: np.ndarray) -> tuple[list[str], list[int]]:
+        """Cells of the selective stream's rows (a field it did not bring: blank)."""
+        rows = self.selected
+        values = rows.values(column.key, sats)
+        if values is None:
+            return [""] * len(sats), [OK] * len(sats)
+        positions = rows.rows_of(sats)
+        levels = rows.levels.get(column.key)
+        level_list = [int(levels[p]) if p >= 0 else OK for p in positions.tolist()] \
+            if levels is not None else [OK] * len(sats)
+        return self._texts(column, values), level_list
+
+    def _texts(self, column: Column, values: np.ndarray) -> list[str]:
+        """A number column's texts for ``values`` (one per row)."""
+        shown = values.tolist()
         if column.kind == "sun":
             texts = ["sun" if v >= 0.999 else "ecl" if v <= 0.001 else "pen" for v in shown]
         elif column.kind == "station":
             texts = [self.station(int(v)) if math.isfinite(v) else "—" for v in shown]
         elif column.quantity is not None:
-            texts = column.quantity.format_array(values[sats], scale=column.unit)
+            texts = column.quantity.format_array(values, scale=column.unit)
             if column.kind == "enum":  # "heat: chip thermally throttled": the word; the
                 texts = [t.partition(":")[0] for t in texts]  # detail says the rest
         else:
             texts = column.unit.numbers(shown)
-        return texts, level_list
+        return texts

@@ -63,6 +63,14 @@ class FleetTable(ScrollView, can_focus=True):
             self.sat = sat
             super().__init__()
 
+    class PageTurn(Message):
+        """The cursor went past the first or last row of a reduced stream's rows (the
+        twin sends only some nodes: the app asks for the next or previous ones)."""
+
+        def __init__(self, direction: int) -> None:
+            self.direction = direction
+            super().__init__()
+
     class SortRequested(Message):
         """A column header was clicked."""
 
@@ -320,6 +328,9 @@ class FleetTable(ScrollView, can_focus=True):
         self.refresh()
 
     def action_cursor(self, delta: int) -> None:
+        target = self.cursor_row + delta
+        if self.model.selected is not None and not 0 <= target < len(self.order):
+            self.post_message(self.PageTurn(1 if delta > 0 else -1))
         self._pick_row(int(np.clip(self.cursor_row + delta, 0, max(len(self.order) - 1, 0))))
 
     def action_page(self, direction: int) -> None:
