@@ -97,7 +97,7 @@ def start_dashboard(addresses: dict[str, str]) -> tuple[subprocess.Popen, int, l
             if not chunk:
                 return
             drawn[0] += len(chunk)
-            drawn[1] = (drawn[1] + chunk)[-(1 << 20):]
+            drawn[1] = (drawn[1] + chunk)[-(32 << 20):]  # all since the last reset
 
     threading.Thread(target=drain, daemon=True).start()
     return proc, master, drawn
@@ -205,7 +205,7 @@ def main() -> int:
         drawn[1] = b""
         os.write(master, b"v")
         time.sleep(1.5)
-        if b"worst by" not in drawn[1]:
+        if b"nearest a limit by" not in drawn[1]:  # the worst list: "25 nearest a limit by"
             print("  the screen did not show the fleet view's worst list after v",
                   file=sys.stderr)
             return 1
