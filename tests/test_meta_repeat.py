@@ -80,3 +80,22 @@ def test_a_viewer_takes_the_twins_repeated_meta_without_rebuilding():
         finally:
             app.pl.close()
             stream.close()
+
+
+def test_the_dashboard_does_not_read_a_repeated_meta_again():
+    """``odc tui``'s model takes a repeat (the same header object) without reading its
+    million names again; a meta decoded anew is read in full."""
+    from viz.tui.model import FleetModel
+
+    repeats = MetaRepeats()
+    first = _frames(1, ["a", "b"])
+    message = _decoded(first)
+    repeats.remember(message, first)
+    model = FleetModel()
+    model.apply_meta(message)
+    names = model.names
+    again = repeats.take(_frames(2, ["a", "b"]))
+    model.apply_meta(again)
+    assert model.names is names  # not rebuilt
+    model.apply_meta(_decoded(_frames(3, ["a", "c"])))
+    assert model.names == ["a", "c"]

@@ -158,6 +158,8 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
     def apply_meta(self, meta: Message | dict[str, Any]) -> None:
         """Take names, groups, stations and the field catalog from a ``meta`` message."""
         body = meta.header if isinstance(meta, Message) else meta
+        if body is self.meta:  # a repeat the stream recognised (viz.meta_repeat): taken
+            return             # already (at a million: a million names not read again)
         check_meta(body)  # raises before anything changes: a bad meta is never half-taken
         self.meta = body
         sats = body.get("sats") or {}
