@@ -379,7 +379,13 @@ def test_hud_lines():
     top = hud_text.status_lines(header, meta, "LIVE", earth_fixed=False, missed=2, fps=31.4)
     assert top[1] == "2026-03-20 12:00:00 UTC"
     assert "warp x60" in top[2] and "LIVE" in top[2] and "inertial" in top[3]
-    assert "missed 2" in top[4] and "31 fps" in top[4]
+    assert "missed 2 states" in top[4] and "31 fps" in top[4]
+    # Lost events are not lost frames: the stream's gaps by topic say which.
+    flood = hud_text.status_lines(header, meta, "LIVE", earth_fixed=False,
+                                  missed={"state": 3, "event": 78_730, "hb": 5})
+    assert "missed 3 states and 78,735 other messages" in flood[4]
+    assert hud_text.status_lines(header, meta, "LIVE", earth_fixed=False,
+                                 missed={"event": 4})[4] == "missed 4 other messages"
     assert "PAUSED" in hud_text.status_lines({**header, "paused": True}, meta, "STALE",
                                           earth_fixed=True)[2]
     totals = Catalog({"totals": {k: totals_catalog()[k] for k in

@@ -60,12 +60,27 @@ def replay_line(replay: Mapping[str, Any]) -> str:
             f"{100 * fraction:.0f}%{ended}")
 
 
+def _missed_text(missed: int | Mapping[str, int]) -> str:
+    """``missed 3 states and 78,735 other messages``: states apart, since a mass of events
+    (a megafleet's first minute) would otherwise read as lost frames; "" for none."""
+    if not isinstance(missed, Mapping):
+        missed = {"state": int(missed)}
+    states = int(missed.get("state", 0))
+    other = sum(int(n) for topic, n in missed.items() if topic != "state")
+    parts = [f"{count:,} {what}" for count, what in ((states, "states"),
+                                                     (other, "other messages")) if count]
+    return "missed " + " and ".join(parts) if parts else ""
+
+
 def status_lines(header: Mapping[str, Any], meta: Mapping[str, Any] | None, connection: str,
-                 *, earth_fixed: bool, map_shown: bool = False, missed: int = 0,
+                 *, earth_fixed: bool, map_shown: bool = False,
+                 missed: int | Mapping[str, int] = 0,
                  restarts: int = 0,
                  fps: float | None = None, bad: int = 0, last_bad: str = "",
                  replay: Mapping[str, Any] | None = None) -> list[str]:
     """Top-left HUD: scenario, simulation time, warp, connection, view, bad messages.
+
+    ``missed``: messages lost in the stream's gaps, by topic (a number: states).
 
     On a replay (``replay``: its newest ``replay`` header) the first line says REPLAY and
     the run's name, the time is the recorded one, REPLAY stands where LIVE would, and a
@@ -92,8 +107,9 @@ def status_lines(header: Mapping[str, Any], meta: Mapping[str, Any] | None, conn
     extra = []
     if fps:
         extra.append(f"{fps:.0f} fps")
-    if missed:
-        extra.append(f"missed {missed:,} states")  # the stream ran ahead of drawing
+    missed_text = _missed_text(missed)
+    if missed_text:
+        extra.append(missed_text)  # the stream ran ahead of drawing
     if restarts:
         extra.append(f"restarts {restarts}")
     if extra:

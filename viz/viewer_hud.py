@@ -79,7 +79,7 @@ class ViewerHud:
         lines = hud_text.status_lines(
             {**header, **self.clock}, self.meta, connection, earth_fixed=s.earth_fixed,
             map_shown=s.map_view.active,
-            missed=self.stream.missed if self.stream is not None else 0,
+            missed=self.stream.gaps if self.stream is not None else 0,
             restarts=self.stream.restarts if self.stream is not None else 0,
             fps=self.fps if self.options.show_fps else None,
             bad=self.bad_messages, last_bad=self.last_bad, replay=self.replay,
