@@ -237,7 +237,7 @@ class GroundStations:
                  for a, b in itertools.pairwise(edges) if b > a]
         if len(parts) == 1:
             return parts[0]
-        if not parts:
+        if not parts or not self.n_stations:  # nothing to look at, or no station to look from
             empty = np.empty(0, dtype=np.int64)
             return empty, empty, np.empty(0)
         # Station-major, satellites ascending, as one chunk would give: each chunk's pairs

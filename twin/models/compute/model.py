@@ -168,7 +168,8 @@ class ComputeModel:
         self._cap_w = np.full(n, np.inf)
         self._dt_s = 0.0
         self.t_utc = scenario.epoch_utc.timestamp()
-        self._slices = SlicePool(n, 1)  # the row slices of the per-node die terms
+        # The row slices of the per-node die terms and the dose.
+        self._slices = self.radiation.pool = SlicePool(n, 1)
 
     # ----------------------------------------------------------------------------------
     # Engine contract
@@ -177,7 +178,7 @@ class ComputeModel:
         """The nodes' leakage and die temperatures in ``workers`` row slices on threads
         (the engine's ``workers``; twin.core.slices): the same bits for any number."""
         self.close()
-        self._slices = SlicePool(self.n_sats, workers)
+        self._slices = self.radiation.pool = SlicePool(self.n_sats, workers)
 
     def close(self) -> None:
         """End the row slices' threads, if any."""

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from twin.core.constants import SECONDS_PER_DAY
+from twin.core.slices import SlicePool
 from twin.core.subsystem import Field, make_field
 from twin.scenario.errors import InvalidField
 
@@ -289,6 +290,7 @@ class RadiationState:
         # comparison a step tells whether any node crossed one (hbm < tid, checked).
         self._next_gy = np.full(n, params.hbm_degraded_gy)
         self._dose_f8 = np.zeros(n)  # accumulated in float64; the f4 field is a copy
+        self.pool: SlicePool | None = None  # the row slices the dose accumulates in
         self._see_gy_s = np.zeros(n)  # the single-event environment, Gy(Si)/s
         self._dose_s = np.zeros(n)
         # Events per Gy of each class (per device or per node), and per node the sum over
@@ -344,9 +346,10 @@ class RadiationState:
             self._dose_step = self._rates = None
         if self._dose_step is None or self._dose_step[0] != dt_s:
             self._dose_step = (dt_s, self._dose_s * dt_s)
-        self._dose_f8 += self._dose_step[1]
-        self.dose.array[:] = self._dose_f8
-        if np.greater_equal(self._dose_f8, self._next_gy).any():
+        dose_step = self._dose_step[1]
+        crossed = (any(self.pool.run(self._accumulate_dose, dose_step)) if self.pool is not None
+                   else self._accumulate_dose(0, self._dose_f8.size, dose_step))
+        if crossed:
             self._cross_limits()
         # Independent Poisson counts per node and class are equivalent to a Poisson total
         # spread over the nodes in proportion to their rates, then over the classes in
@@ -417,6 +420,15 @@ class RadiationState:
         n_ok = (np.full(self.tid_failed.size, installed) if accelerators_ok is None
                 else np.asarray(accelerators_ok))
         return np.where(self.tid_failed, 0, n_ok).astype(n_ok.dtype)
+
+    def _accumulate_dose(self, start: int, stop: int, dose_step: np.ndarray | float) -> bool:
+        """Add this step's dose to the nodes [start, stop) (float64, then the float32 field;
+        elementwise: the same bits in any row slices); whether one reached its next limit."""
+        cut = slice(start, stop)
+        dose = self._dose_f8[cut]
+        dose += dose_step[cut] if isinstance(dose_step, np.ndarray) else dose_step
+        self.dose.array[cut] = dose
+        return bool(np.greater_equal(dose, self._next_gy[cut]).any())
 
     def _upset_rates(self, dt_s: float, powered: np.ndarray) -> tuple[np.ndarray, float]:
         """(n,) expected events per node this step (every class), and their sum.
