@@ -73,9 +73,12 @@ class PeakSampler:
         self._thread = threading.Thread(target=self._run, args=(period_s,), daemon=True)
         self._thread.start()
 
+    def rss_mb(self) -> float:
+        return self.process.memory_info().rss / MB
+
     def _run(self, period_s: float) -> None:
         while not self._stop.wait(period_s):
-            rss = self.process.memory_info().rss / MB
+            rss = self.rss_mb()
             self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), rss)
 
     def stop(self) -> dict[str, float]:

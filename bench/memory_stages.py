@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import threading
 import time
 import tracemalloc
 import warnings
@@ -32,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from memory_soak import PeakSampler  # noqa: E402
 from scale import SIZES, load, total_pss_mb  # noqa: E402
 
 from twin.runtime.cli import count_argument  # noqa: E402
@@ -45,31 +44,7 @@ from twin.runtime.cli import count_argument  # noqa: E402
 MB = 1e6
 
 
-class StageSampler:
-    """The most resident memory seen in each named stage, every ``period_s``."""
-
-    def __init__(self, period_s: float = 0.005) -> None:
-        self.process = psutil.Process()
-        self.stage = "start"
-        self.peaks: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(period_s,), daemon=True)
-        self._thread.start()
-
-    def rss_mb(self) -> float:
-        return self.process.memory_info().rss / MB
-
-    def _run(self, period_s: float) -> None:
-        while not self._stop.wait(period_s):
-            rss = self.rss_mb()
-            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), rss)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def instrumented(entry: Any, sampler: StageSampler, step_label: list[str]) -> Any:
+def instrumented(entry: Any, sampler: PeakSampler, step_label: list[str]) -> Any:
     """``entry`` whose build prints its resident memory and whose model's step prints its
     own (``step_label[0]`` names the step)."""
 
@@ -155,7 +130,7 @@ def main() -> int:
     keep_temporaries_in_heap()  # as odc run does
     limit_blas_threads(1)
     warnings.simplefilter("ignore", RuntimeWarning)
-    sampler = StageSampler()
+    sampler = PeakSampler(period_s=0.005)
     sampler.stage = "load"
     scenario = load(args.size)
     print(f"loaded {len(scenario.satellites):,} satellites: resident {sampler.rss_mb():.0f} MB")
