@@ -14,6 +14,7 @@ import numpy as np
 import psutil
 import pytest
 
+from tests.test_shards import killed_twins_workers_end
 from twin.astro.shards import ShardedPropagator, start_method
 from twin.scenario import load_scenario
 from twin.scenario.satrecs import satrec_plan
@@ -92,26 +93,11 @@ time.sleep(60)
 
 @pytest.mark.timeout(60)
 def test_forkserver_workers_end_by_themselves_when_the_twin_is_killed() -> None:
-    twin = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        shm_name, *pids = twin.stdout.readline().split()
-        workers = [psutil.Process(int(pid)) for pid in pids]
-        assert len(workers) == 2 and all(w.name().startswith("odc-shard-") for w in workers)
-        twin.kill()  # no close, no atexit: the workers and the forkserver must notice
-        twin.wait(10)
-        _, alive = psutil.wait_procs(workers, timeout=15)
-        assert not alive
-        shm = Path("/dev/shm") / shm_name.lstrip("/")
-        deadline = time.monotonic() + 15
-        while shm.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not shm.exists()  # the resource tracker unlinks what a killed twin left
-    finally:
-        if twin.poll() is None:
-            twin.kill()
-        twin.stdout.close()
+    # The forkserver's workers (named odc-shard-N) notice too, as the forkserver does.
+    def named(pids: list[int]) -> None:
+        assert all(psutil.Process(pid).name().startswith("odc-shard-") for pid in pids)
+
+    killed_twins_workers_end(ORPHAN_SCRIPT, named)
 
 
 UNGUARDED_SCRIPT = """

@@ -314,14 +314,18 @@ time.sleep(60)
 """
 
 
-@pytest.mark.timeout(60)
-def test_workers_end_by_themselves_when_the_twin_is_killed() -> None:
-    twin = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT], cwd=ROOT,
+def killed_twins_workers_end(script: str, check: Any = None) -> None:
+    """Run ``script`` (a twin that starts three shards, prints its shared memory's name and
+    its two workers' pids, and waits), ``check(pids)`` its workers, kill it with no
+    clean-up, and assert that the workers end and the shared memory goes on their own."""
+    twin = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         shm_name, *pids = twin.stdout.readline().split()
         assert len(pids) == 2 and all(_alive(int(pid)) for pid in pids)
+        if check is not None:
+            check([int(pid) for pid in pids])
         twin.kill()  # no close, no atexit: the workers must notice on their own
         twin.wait(10)
         deadline = time.monotonic() + 15.0
@@ -337,6 +341,11 @@ def test_workers_end_by_themselves_when_the_twin_is_killed() -> None:
         if twin.poll() is None:
             twin.kill()
         twin.stdout.close()
+
+
+@pytest.mark.timeout(60)
+def test_workers_end_by_themselves_when_the_twin_is_killed() -> None:
+    killed_twins_workers_end(ORPHAN_SCRIPT)
 
 
 BLAS_SCRIPT = """

@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zmq
@@ -18,6 +21,7 @@ from textual.coordinate import Coordinate
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tests.twinutil import connected, receive, request, running_twin
+from twin.protocol.codec import Message
 from twin.runtime.aggregates import TOP_N as TOP_N_AGGREGATE
 from viz.stream import LIVE, StreamClient
 from viz.tui.app import DashboardApp, StreamUpdate
@@ -58,6 +62,20 @@ def test_the_stream_takes_aggregate_and_ignores_other_clients_streams() -> None:
     assert not any(topic.startswith("sub/") for topic in received)
 
 
+@asynccontextmanager
+async def _fed(meta: Message, aggregate: Message, state: Message
+               ) -> AsyncIterator[tuple[DashboardApp, Any]]:
+    """A dashboard (not connected) fed meta, the aggregate and the reduced state, drawn."""
+    app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        for update in (StreamUpdate(meta=meta, connection=LIVE),
+                       StreamUpdate(aggregate=aggregate, connection=LIVE),
+                       StreamUpdate(state=state, connection=LIVE)):
+            app.feed(update)
+        await pilot.pause(0.3)
+        yield app, pilot
+
+
 def _cells(table) -> list[list[str]]:
     return [[str(table.get_cell_at(Coordinate(y, x))) for x in range(len(table.columns))]
             for y in range(table.row_count)]
@@ -67,12 +85,7 @@ def test_the_fleet_view_draws_the_aggregate_of_a_reduced_state() -> None:
     meta, state, aggregate, _, _ = _reduced_twin_messages()
 
     async def run() -> None:
-        app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
-        async with app.run_test(size=(120, 36)) as pilot:
-            app.feed(StreamUpdate(meta=meta, connection=LIVE))
-            app.feed(StreamUpdate(aggregate=aggregate, connection=LIVE))
-            app.feed(StreamUpdate(state=state, connection=LIVE))
-            await pilot.pause(0.3)
+        async with _fed(meta, aggregate, state) as (app, pilot):
             assert app.fleet_view_shown  # a reduced state brings the fleet view up, once
             view = app.fleet_view
             entry = aggregate.header["fields"][view.field]
@@ -123,7 +136,7 @@ def test_an_aggregate_with_bad_or_without_highest_and_lowest_lists() -> None:
     are missing instead of showing another order."""
     import copy
 
-    from twin.protocol.codec import Message, WireError
+    from twin.protocol.codec import WireError
     from viz.aggregate import check_aggregate
 
     meta, state, aggregate, _, _ = _reduced_twin_messages()
@@ -145,12 +158,7 @@ def test_an_aggregate_with_bad_or_without_highest_and_lowest_lists() -> None:
     check_aggregate(older_message)
 
     async def run() -> None:
-        app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
-        async with app.run_test(size=(120, 36)) as pilot:
-            app.feed(StreamUpdate(meta=meta, connection=LIVE))
-            app.feed(StreamUpdate(aggregate=older_message, connection=LIVE))
-            app.feed(StreamUpdate(state=state, connection=LIVE))
-            await pilot.pause(0.3)
+        async with _fed(meta, older_message, state) as (app, pilot):
             view = app.fleet_view
             assert view.worst_sats.size == TOP_N_AGGREGATE
             await pilot.press("s")
