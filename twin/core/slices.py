@@ -57,6 +57,14 @@ def slice_bounds(n_rows: int, slices: int, block_rows: int = BLOCK_ROWS
     return [(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
 
 
+def rows_of(value: Any, cut: slice) -> Any:
+    """``value``'s satellites ``cut`` where it has one value per satellite along its last
+    axis ((n,), or (k, n) rows of operands); a number, or a (k, 1) column for all, as it is."""
+    if isinstance(value, np.ndarray) and value.ndim and value.shape[-1] > 1:
+        return value[..., cut]
+    return value
+
+
 def rows_matmul(vectors: np.ndarray, matrix_t: np.ndarray, out: np.ndarray, start: int,
                 stop: int) -> None:
     """``out[start:stop] = vectors[start:stop] @ matrix_t``, block by fixed block."""

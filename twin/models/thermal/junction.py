@@ -16,10 +16,9 @@ is the network's. Values and sources: docs/models.md, "Junction, HBM and leakage
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from twin.core.slices import rows_of
 from twin.core.subsystem import Field, make_field
 from twin.models.thermal.params import ThermalParams, die_limits_k
 
@@ -76,10 +75,10 @@ class DieTemperatures:
         if accelerator_w is None:
             power[:] = 0.0
         else:
-            np.copyto(power, _rows(accelerator_w, cut))
+            np.copyto(power, rows_of(accelerator_w, cut))
             if demand_w is not None and served_w is not None:
                 # Where power served less than asked (a shed load), each part drew less.
-                served_w, demand_w = _rows(served_w, cut), _rows(demand_w, cut)
+                served_w, demand_w = rows_of(served_w, cut), rows_of(demand_w, cut)
                 short = served_w < demand_w
                 if np.count_nonzero(short):
                     power[short] *= (np.broadcast_to(served_w, power.shape)[short]
@@ -92,9 +91,3 @@ class DieTemperatures:
         np.multiply(power, self.rise_k_w[1], out=temp)
         temp += plate_k
         np.copyto(self.hbm.array[cut], temp, casting="same_kind")
-
-
-def _rows(value: Any, cut: slice) -> Any:
-    """A per-satellite array's rows ``cut``; a number as it is."""
-    value = np.asarray(value)
-    return value[cut] if value.ndim else value

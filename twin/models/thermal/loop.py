@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from twin.core.interfaces import BUS, COMPUTE, RADIATOR
+from twin.core.slices import rows_of
 from twin.models.thermal.params import ThermalParams
 
 
@@ -104,7 +105,7 @@ class CoolantLoop:
         scratch, masks = self._scratch[:2, cut], (self._masks[0][cut], self._masks[1][cut])
         t_rad = temps_k[RADIATOR]
         t_set = p.loop_setpoint_k
-        g_min, g_max = (_columns(bound, cut) for bound in self.bounds)
+        g_min, g_max = (rows_of(bound, cut) for bound in self.bounds)
         if math.isinf(dt_s):
             need_w = compute_heat_w
             gap = t_set - t_rad
@@ -113,8 +114,8 @@ class CoolantLoop:
             # target, T* - T_rad = T_set + (T_c - T_set) τ / (τ + dt) - T_rad, K: both
             # linear in T_c, one (2, n) pass.
             terms = self.valve_terms(dt_s)
-            need_gap = np.multiply(temps_k[COMPUTE], _columns(terms[1], cut), out=scratch)
-            need_gap += _columns(terms[2], cut)
+            need_gap = np.multiply(temps_k[COMPUTE], rows_of(terms[1], cut), out=scratch)
+            need_gap += rows_of(terms[2], cut)
             need_w, gap = need_gap
             need_w += compute_heat_w
             gap -= t_rad
@@ -189,11 +190,3 @@ class CoolantLoop:
         through = np.divide(compute_heat_w, gap, out=gap)  # (errors ignored by the caller)
         np.fmax(wanted, through, out=through)
         np.putmask(wanted, cold, through)
-
-
-def _columns(value: Any, cut: slice) -> Any:
-    """``value``'s columns ``cut`` where it has one per satellite ((n,) or (2, n)); a number
-    or a (2, 1) column as it is."""
-    if isinstance(value, np.ndarray) and value.ndim and value.shape[-1] > 1:
-        return value[..., cut]
-    return value

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from twin.core.interfaces import COMPUTE
-from twin.core.slices import SlicePool
+from twin.core.slices import SlicePool, rows_of
 
 NEWTON_ITERATIONS = 1  # per step: T⁴ linearized about the last state; the residual,
 # 6 k T² ΔT², is < 1e-4 of the flux for the ~1 K a node moves in a 60 s step
@@ -153,14 +153,10 @@ class SlicedSolve:
             g_loop = g_loop[cols]
         implicit_step(temps_k[:, cols], inv_dt,
                       capacities_j_k[:, cols] if capacities_j_k.ndim > 1 else capacities_j_k,
-                      g_loop, g_cb, g_bt, _columns(k_rad, cols), _columns(k_bus, cols),
+                      g_loop, g_cb, g_bt, rows_of(k_rad, cols), rows_of(k_bus, cols),
                       heat_w[:, cols], sink4, iterations, out=out[:, cols], work=work,
                       rhs=rhs[:, cols])
 
-
-def _columns(values: np.ndarray | float, cols: slice) -> np.ndarray | float:
-    """A per-satellite (n,) array's slice; one number for all as it is."""
-    return values[cols] if isinstance(values, np.ndarray) else values
 
 
 def implicit_step(temps_k: np.ndarray, inv_dt: float, capacities_j_k: np.ndarray,

@@ -8,14 +8,13 @@ k (T⁴ - T_sink⁴) with k = ε σ A. Equations: docs/models.md, "Thermal".
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
 from twin.astro.attitude import sun_exposure
 from twin.core.constants import STEFAN_BOLTZMANN_W_M2_K4
 from twin.core.interfaces import EnvironmentOutputs, OrbitOutputs
-from twin.core.slices import SlicePool
+from twin.core.slices import SlicePool, rows_of
 from twin.models.environment import COS_THETA_ZERO_COLUMN
 from twin.models.thermal.params import ThermalParams
 
@@ -134,19 +133,19 @@ class RadiatorSurfaces:
             # Radiators edge-on to the Sun: albedo and Earth IR only, both ∝ F. Per face,
             # q = F (a α S g + ε IR) (albedo and IR come from Earth: no eclipse factor); the
             # radiator (two faces) and the bus radiator as one (2, n) operand.
-            np.multiply(g_albedo, _rows_of(self._albedo_w, cut), out=pair)
-            pair += _rows_of(self._ir_w, cut)
+            np.multiply(g_albedo, rows_of(self._albedo_w, cut), out=pair)
+            pair += rows_of(self._ir_w, cut)
             pair *= f_earth
             return
         exposure = sun_exposure(p.attitude, env_beta)
         # Per m² of a vertical face: albedo and IR (no eclipse factor: they come from Earth).
         albedo_w_m2 = (p.albedo_frac * s_w_m2) * f_earth * g_albedo
         ir_w_m2 = p.earth_ir_w_m2 * f_earth
-        area = _rows_of(p.radiator_area_m2, cut)
+        area = rows_of(p.radiator_area_m2, cut)
         area_rad = area if health is None else area * health[cut]
         q_rad[:] = area_rad * (alpha_rad * (s_w_m2 * sun_avg * exposure.radiator_cos
                                             + 2.0 * albedo_w_m2)
-                               + 2.0 * _rows_of(p.radiator_emissivity, cut) * ir_w_m2)
+                               + 2.0 * rows_of(p.radiator_emissivity, cut) * ir_w_m2)
         q_bus[:] = p.bus_radiator_area_m2 * (
             p.bus_absorptivity * (s_w_m2 * sun_avg * exposure.bus_radiator_cos + albedo_w_m2)
             + p.bus_emissivity * ir_w_m2)
@@ -169,14 +168,6 @@ class RadiatorSurfaces:
             out[cut] -= (k_rad + k_bus) * sink4
         else:
             fourth -= sink4
-            fourth[0] *= _rows_of(k_rad, cut)
-            fourth[1] *= _rows_of(k_bus, cut)
+            fourth[0] *= rows_of(k_rad, cut)
+            fourth[1] *= rows_of(k_bus, cut)
             np.add(fourth[0], fourth[1], out=out[cut])
-
-
-def _rows_of(value: Any, cut: slice) -> Any:
-    """``value``'s columns ``cut`` when it has one per satellite (a node class's (n,)
-    parameter, a (2, n) operand); a number or a (2, 1) operand as it is."""
-    if isinstance(value, np.ndarray) and value.ndim and value.shape[-1] > 1:
-        return value[..., cut]
-    return value
