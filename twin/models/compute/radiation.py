@@ -421,12 +421,12 @@ class RadiationState:
                 else np.asarray(accelerators_ok))
         return np.where(self.tid_failed, 0, n_ok).astype(n_ok.dtype)
 
-    def _accumulate_dose(self, start: int, stop: int, dose_step: np.ndarray | float) -> bool:
+    def _accumulate_dose(self, start: int, stop: int, dose_step: np.ndarray) -> bool:
         """Add this step's dose to the nodes [start, stop) (float64, then the float32 field;
         elementwise: the same bits in any row slices); whether one reached its next limit."""
         cut = slice(start, stop)
         dose = self._dose_f8[cut]
-        dose += dose_step[cut] if isinstance(dose_step, np.ndarray) else dose_step
+        dose += dose_step[cut]
         self.dose.array[cut] = dose
         return bool(np.greater_equal(dose, self._next_gy[cut]).any())
 
