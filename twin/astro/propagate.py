@@ -115,7 +115,7 @@ class Propagator:
         self.any_failed = False
 
     def propagate(
-        self, jd_whole: float, jd_frac: float
+        self, jd_whole: float, jd_frac: float, next_jd: tuple[float, float] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Propagate all satellites to one UTC instant.
 
@@ -128,6 +128,8 @@ class Propagator:
         Args:
             jd_whole: Julian date UTC, whole part (any split works, e.g. from `sgp4.api.jday`).
             jd_frac: Julian date UTC, fractional part, days.
+            next_jd: The next call's likely instant, which worker processes compute
+                ahead (`twin.astro.shards`); unused here.
 
         Returns:
             pos_teme_km: (n, 3) float64 positions in TEME, km.

@@ -9,11 +9,18 @@ multiprocessing's forkserver, a small process started once, with nothing of the 
 heap: a worker, and a worker restarted hours later, holds its satrecs and the plan, not
 copies of the twin's pages. A plan that holds a catalog's `Satrec` objects (which cannot
 be pickled; a catalog is tens of thousands at most) goes to workers forked from the twin,
-which inherit it. After the start nothing crosses a pipe but two floats and a one-byte
-answer. Each writes its rows of TEME position, velocity and SGP4 status straight into the
-shared-memory arrays the orbit model reads. No process ever holds the whole fleet's
-satrecs: at a million satellites each shard's arrays (1 kB a satellite) live in the one
-process that computes them.
+which inherit it. After the start nothing crosses a pipe but a 38-byte request and a
+9-byte answer (twin.astro.shard_worker). Each writes its rows of TEME position, velocity
+and SGP4 status straight into the shared-memory arrays the orbit model reads. No process
+ever holds the whole fleet's satrecs: at a million satellites each shard's arrays (1 kB a
+satellite) live in the one process that computes them, but for a band of at most
+``MAX_BAND_ROWS`` that shard 1's worker and the twin's process both hold.
+
+The twin's process is a step's critical path (SGP4 for its shard, then the rest of the
+step, partly alone). So the workers compute ahead: a request names the next step's
+instant, which a worker propagates to, into a second buffer, once it has answered, on
+the core the rest of the step leaves idle. And the split between the twin and shard 1
+moves by band pieces with the waits each sees (`ShardedPropagator._balance`).
 
 Why processes for SGP4 (docs/performance.md, "Every core"):
 
@@ -38,14 +45,11 @@ raises `ShardError` with a clear message.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import gc
 import itertools
 import logging
+import math
 import multiprocessing as mp
 import os
-import signal
-import struct
 import time
 from collections.abc import Sequence
 from multiprocessing import popen_forkserver, spawn
@@ -55,34 +59,45 @@ from multiprocessing.shared_memory import SharedMemory
 from typing import Any
 
 import numpy as np
-from sgp4.api import Satrec, SatrecArray
+from sgp4.api import Satrec
 
 from twin.astro.propagate import STATUS_OK
 from twin.astro.satrec_plan import SatrecPlan, ShellRun
-from twin.runtime.allocator import release_free_memory
+from twin.astro.shard_worker import (
+    ANSWER_DONE,
+    ANSWER_READY,
+    BAND_PIECE_ROWS,
+    BUFFERS,
+    BYTES_PER_SAT,
+    DONE,
+    STEP_REQUEST,
+    STOP_REQUEST,
+    build_pieces,
+    views,
+    worker_main,
+)
 
 log = logging.getLogger("odc.twin.shards")
-
-STEP_REQUEST = struct.Struct("<dd")
-"""What the engine sends a worker: the instant's Julian date UTC, whole and fraction."""
-ANSWER_DONE = b"\x01"
-"""What a worker answers once its rows are written."""
-ANSWER_READY = b"\x02"
-"""What a worker sends once it has built its shard's satrecs, before any step."""
-STOP_REQUEST = b"stop"
-"""What the engine sends a worker to end it."""
 
 MAX_RESTARTS_PER_STEP = 2
 """Restarts of one shard within one step before the propagator gives up (ShardError)."""
 POLL_S = 0.2
 """How often a waiting engine checks that its workers are alive; bounds detection time."""
-PARENT_CHECK_S = 1.0
-"""How often an idle worker checks that the engine's process still exists."""
 BUILD_S_PER_SAT = 1e-4
 """Time allowed a worker to build each of its satrecs, on top of ``stall_s``: sgp4init
 takes about 5 us a satellite here, so this is 20 times that (a loaded machine)."""
 
 
+BAND_SHARE = 0.5
+"""Of shard 0's equal share, the part (its last rows) that shard 1's worker can take
+over, piece by piece, while the twin's process does the rest of its step (`balance`)."""
+MAX_BAND_ROWS = 32_768
+"""Most rows in that band: both processes hold its satrecs (about 1 kB a satellite: 33 MB)."""
+WAIT_TOLERANCE_S = 2e-4
+"""The twin's process waiting longer than this for shard 1's rows takes a band piece back."""
+IDLE_TOLERANCE_S = 1e-3
+"""Shard 1's worker idle longer than this before a request (its rows ready ahead) is given
+one more band piece (about 0.7 ms of SGP4)."""
 MIN_SATS_PER_WORKER = 2000
 """The default worker count gives each shard at least this many satellites (about 1 ms of
 SGP4): a hand-off to a worker and back costs 0.1-0.3 ms a step (docs/performance.md)."""
@@ -110,72 +125,14 @@ def shard_bounds(n_sats: int, shards: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
 
-def _worker(plan: SatrecPlan, conn: Connection, inherited: list[Connection],
-            segment: str | memoryview, n_sats: int, start: int, stop: int,
-            twin_pid: int) -> None:
-    """One shard's life: build its satrecs, say so, then loop: wait for an instant,
-    propagate, write the rows, answer.
-
-    ``segment`` is the shared memory's buffer (a forked worker inherits the mapping) or
-    its name (a worker from the forkserver maps it itself)."""
-    # Ctrl-C and a terminal's hang-up reach the whole process group: they are the twin's
-    # to act on (it stops, or reloads its keys) and it ends its workers itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    _name_this_process(mp.current_process().name)
-    for other in inherited:  # the engine's ends: so the engine's death reads as EOF here
-        other.close()
-    # The objects inherited from the twin (forked) or the forkserver stay out of this
-    # process's collections: a collection writes to every object it visits, copying its
-    # page into this process.
-    gc.freeze()
-    # Attaching registers the name with the twin's resource tracker (shared through the
-    # forkserver), which already holds it: the twin's unlink still unregisters it once.
-    shm = SharedMemory(name=segment) if isinstance(segment, str) else None
-    buffer = shm.buf if shm is not None else segment
-    pieces = _pieces(plan, buffer, n_sats, start, stop)
-    release_free_memory()  # the build's transient Satrec objects: back to the system
-    conn.send_bytes(ANSWER_READY)
-    jd, fr = np.zeros(1), np.zeros(1)
-    while True:
-        if not conn.poll(PARENT_CHECK_S):
-            if not _exists(twin_pid):  # the engine is gone (a killed twin's end may linger)
-                return
-            continue
-        try:
-            message = conn.recv_bytes(64)
-        except (EOFError, OSError):
-            return
-        if len(message) != STEP_REQUEST.size:
-            return  # STOP_REQUEST, or anything unexpected: end cleanly
-        jd[0], fr[0] = STEP_REQUEST.unpack(message)
-        for array, rows in pieces:
-            array._sgp4(jd, fr, *rows)
-        conn.send_bytes(ANSWER_DONE)
-
-
-PR_SET_NAME = 15
-"""prctl's option that names the calling thread (what top, ps -o comm and psutil show)."""
-
-
-def _name_this_process(name: str) -> None:
-    """Show ``name`` (``odc-shard-N``) as this process's name where the system allows:
-    an operator (and a test) tells the SGP4 workers from the forkserver and the resource
-    tracker, which run the same interpreter."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
-
-
-def _exists(pid: int) -> bool:
-    """Whether a process with this id exists (a zombie counts: its end is EOF anyway)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, another user's (the id was reused)
-        return True
-    return True
+def shared_band(equal: list[tuple[int, int]]) -> tuple[int, int]:
+    """The band [start, stop) of rows that both the twin's process and shard 1's worker
+    can compute: the last ``BAND_SHARE`` of shard 0's equal share, at most
+    ``MAX_BAND_ROWS``; empty for a single shard."""
+    stop = equal[0][1]
+    if len(equal) < 2:
+        return stop, stop
+    return max(round(stop * (1.0 - BAND_SHARE)), stop - MAX_BAND_ROWS), stop
 
 
 def start_method(plan: SatrecPlan) -> str:
@@ -229,33 +186,6 @@ class _ForkServerWorker(ForkServerProcess):
         return _PopenWithoutMain(process_obj)
 
 
-def _pieces(plan: SatrecPlan, buffer: Any, n_sats: int, start: int, stop: int
-            ) -> list[tuple[SatrecArray, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """Rows [start, stop)'s satrecs, built, each `SatrecArray` piece with its rows of the
-    shared arrays."""
-    return [(array, _shard_rows(buffer, n_sats, first, last))
-            for first, last, array in plan.build(start, stop)]
-
-
-def _shard_rows(buffer: Any, n_sats: int, start: int, stop: int
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A shard's rows of the shared status, position and velocity, in the (sats, dates[,
-    3]) shapes SGP4's C call writes (`SatrecArray.sgp4` is this same `_sgp4` call into
-    arrays it allocates itself)."""
-    pos, vel, status = _views(buffer, n_sats)
-    return (status[start:stop].reshape(-1, 1), pos[start:stop].reshape(-1, 1, 3),
-            vel[start:stop].reshape(-1, 1, 3))
-
-
-def _views(buffer: Any, n_sats: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Position (n, 3) f8, velocity (n, 3) f8 and status (n,) u1 over one buffer."""
-    vec_bytes = n_sats * 3 * 8
-    pos = np.ndarray((n_sats, 3), np.float64, buffer, 0)
-    vel = np.ndarray((n_sats, 3), np.float64, buffer, vec_bytes)
-    status = np.ndarray((n_sats,), np.uint8, buffer, 2 * vec_bytes)
-    return pos, vel, status
-
-
 class ShardedPropagator:
     """`twin.astro.propagate.Propagator`'s contract, computed by ``workers`` processes.
 
@@ -293,10 +223,18 @@ class ShardedPropagator:
         self._plan = (satrecs if isinstance(satrecs, SatrecPlan)
                       else SatrecPlan.of_satrecs(satrecs))
         self.n_sats = self._plan.n_sats
-        self.bounds = shard_bounds(self.n_sats, workers)
+        equal = shard_bounds(self.n_sats, workers)
+        self.band = shared_band(equal)
+        # Shard 0 owns the rows before the band, shard 1 the band and its own share.
+        self.bounds = ([(0, self.band[0]), (self.band[0], equal[1][1]), *equal[2:]]
+                       if len(equal) > 1 else equal)
         self.stall_s = stall_s
-        self._shm = SharedMemory(create=True, size=max(1, self.n_sats * 49))
-        self._pos, self._vel, self._status = _views(self._shm.buf, self.n_sats)
+        self._shm = SharedMemory(create=True,
+                                 size=max(1, self.n_sats * BYTES_PER_SAT * BUFFERS))
+        self._buffers = [views(self._shm.buf, self.n_sats, which)
+                         for which in range(BUFFERS)]
+        self._which = 1  # the buffer of the last call; the first call writes buffer 0
+        self._pos, self._vel, self._status = self._buffers[0]
         self.failed: np.ndarray = np.zeros(self.n_sats, dtype=bool)
         self.any_failed = False
         self.restarts: list[tuple[int, str]] = []
@@ -306,7 +244,7 @@ class ShardedPropagator:
         if self.start_method == "forkserver":
             # What the forkserver imports once, so that each worker starts in milliseconds.
             # (It is started on first use: a fresh interpreter, none of the twin's heap.)
-            self._context.set_forkserver_preload(["twin.astro.shards"])
+            self._context.set_forkserver_preload(["twin.astro.shard_worker"])
         self._processes: list[Any] = [None] * len(self.bounds)
         self._conns: list[Connection | None] = [None] * len(self.bounds)
         self._closed = False
@@ -315,7 +253,13 @@ class ShardedPropagator:
             self._start(shard)  # each builds its satrecs while this process builds its own
         # Shard 0 is the twin's own: it computes while the workers do, so a step waits on
         # one process hand-off less (the critical path of a loaded two-core machine).
-        self._local = _pieces(self._plan, self._shm.buf, self.n_sats, *self.bounds[0])
+        self._local = build_pieces(self._plan, self._shm.buf, self.n_sats, *self.bounds[0])
+        self._band_pieces = build_pieces(self._plan, self._shm.buf, self.n_sats, *self.band,
+                                         BAND_PIECE_ROWS)
+        # The band pieces this process computes (the first ``taken``; shard 1's worker the
+        # rest): this step's, the next step's (promised: the worker computes it ahead),
+        # and the one after (decided from this step's waits).
+        self.taken = self._promised = self._decided = len(self._band_pieces) // 2
         self._await_ready()
 
     @property
@@ -336,6 +280,7 @@ class ShardedPropagator:
     def _start(self, shard: int) -> None:
         """Start shard's worker; it builds its satrecs from the plan and answers ready."""
         start, stop = self.bounds[shard]
+        band = self.band if shard == 1 else (start, start)
         parent_end, child_end = self._context.Pipe(duplex=True)
         if self.start_method == "fork":
             # The worker inherits the plan (a catalog's satrecs, which the scenario holds
@@ -348,8 +293,8 @@ class ShardedPropagator:
             inherited, segment = [], self._shm.name
         kind = self._context.Process if self.start_method == "fork" else _ForkServerWorker
         process = kind(
-            target=_worker, name=f"odc-shard-{shard}", daemon=True,
-            args=(self._plan, child_end, inherited, segment, self.n_sats, start, stop,
+            target=worker_main, name=f"odc-shard-{shard}", daemon=True,
+            args=(self._plan, child_end, inherited, segment, self.n_sats, band, stop,
                   os.getpid()))
         process.start()
         child_end.close()  # the worker's end lives in the worker: its death is EOF here
@@ -408,11 +353,14 @@ class ShardedPropagator:
         self.restarts_total += 1
         self._start(shard)
 
-    def propagate(self, jd_whole: float, jd_frac: float
+    def propagate(self, jd_whole: float, jd_frac: float,
+                  next_jd: tuple[float, float] | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Propagate all satellites to one UTC instant (`Propagator.propagate`'s contract).
 
         The returned arrays are views of the shared memory: valid until the next call.
+        ``next_jd``, the instant the next call will most likely ask (whole, fraction),
+        is what the workers compute ahead meanwhile; any other instant costs that time.
 
         Raises:
             ShardError: A shard's worker died or stalled more than
@@ -421,42 +369,78 @@ class ShardedPropagator:
         if self._closed:
             raise ShardError("the SGP4 workers are closed")
         self.restarts = []
-        request = STEP_REQUEST.pack(jd_whole, jd_frac)
-        pending = set(range(1, len(self.bounds)))
+        self._which = which = 1 - self._which
+        # This step's share is the one promised last step (the worker computed ahead for
+        # it); next step's, the last decision (``_balance``), is promised now.
+        self.taken, self._promised = self._promised, self._decided
+        upcoming = next_jd if next_jd is not None else (math.nan, math.nan)
+        requests = {shard: STEP_REQUEST.pack(jd_whole, jd_frac, which, taken, *upcoming,
+                                             taken_next)
+                    for shard, taken, taken_next in self._shares()}
+        self._pos, self._vel, self._status = self._buffers[which]
+        pending = set(requests)
         attempts = dict.fromkeys(pending, 0)
         for shard in pending:
-            self._send(shard, request)
+            self._send(shard, requests[shard])
         self._jd[0], self._fr[0] = jd_whole, jd_frac
-        for array, rows in self._local:
-            array._sgp4(self._jd, self._fr, *rows)
+        for array, rows in self._local + self._band_pieces[:self.taken]:
+            array._sgp4(self._jd, self._fr, *rows[which])
+        computed = time.monotonic()
+        waited_s = idle_s = 0.0  # this process for shard 1's rows; its worker before asked
         # Per shard: a restarted worker first rebuilds its satrecs (``_build_allowance_s``).
-        deadlines = dict.fromkeys(pending, time.monotonic() + self.stall_s)
+        deadlines = dict.fromkeys(pending, computed + self.stall_s)
         while pending:
             for shard, answer in self._answers(pending):
-                if answer == ANSWER_DONE:
+                if answer[:1] == DONE and len(answer) == ANSWER_DONE.size:
                     pending.discard(shard)
+                    if shard == 1:
+                        waited_s = time.monotonic() - computed
+                        idle_s = ANSWER_DONE.unpack(answer)[1]
                 elif answer == ANSWER_READY:  # restarted and rebuilt: now propagating
                     deadlines[shard] = time.monotonic() + self.stall_s
                 else:
-                    self._retry(shard, "died", attempts, request)
+                    self._retry(shard, "died", attempts, requests[shard])
                     deadlines[shard] = time.monotonic() + self._build_allowance_s(shard)
             now = time.monotonic()
             for shard in sorted(pending):
                 process = self._processes[shard]
                 if not process.is_alive():
                     self._retry(shard, f"died (exit code {process.exitcode})", attempts,
-                                request)
+                                requests[shard])
                     deadlines[shard] = time.monotonic() + self._build_allowance_s(shard)
                 elif now > deadlines[shard]:
                     self._retry(shard, f"did not answer in {self.stall_s:g} s", attempts,
-                                request)
+                                requests[shard])
                     deadlines[shard] = time.monotonic() + self._build_allowance_s(shard)
+        if not self.restarts:
+            self._decided = self._balance(self._promised, waited_s, idle_s)
         bad = np.not_equal(self._status, STATUS_OK, out=self.failed)
         self.any_failed = bool(bad.any())
         if self.any_failed:  # as Propagator: NaN rows whatever the library version
             self._pos[bad] = np.nan
             self._vel[bad] = np.nan
         return self._pos, self._vel, self._status
+
+    def _shares(self) -> list[tuple[int, int, int]]:
+        """(shard, band pieces the twin computes this step, and next step) for each
+        worker; only shard 1 shares a band."""
+        return [(shard, *((self.taken, self._promised) if shard == 1 else (0, 0)))
+                for shard in range(1, len(self.bounds))]
+
+    def _balance(self, taken: int, waited_s: float, idle_s: float) -> int:
+        """The band pieces this process will compute the step after next.
+
+        Shard 1's worker computes its rows ahead, while this process does the rest of its
+        step (its critical path): the more SGP4 the worker does, the shorter that path,
+        until the worker is not ready in time. So a worker that waited idle for the
+        request gets one more piece, and this process, if it waited for the worker, takes
+        one back. The rows are the same bits whoever computes them.
+        """
+        if waited_s > WAIT_TOLERANCE_S:
+            return min(len(self._band_pieces), taken + 1)
+        if idle_s > IDLE_TOLERANCE_S:
+            return max(0, taken - 1)
+        return taken
 
     def _send(self, shard: int, request: bytes) -> None:
         with contextlib.suppress(OSError):  # a dead worker: the wait loop restarts it
@@ -494,7 +478,8 @@ class ShardedPropagator:
                 conn.close()
         # The views hold the buffer: drop them before closing the mapping.
         self._pos = self._vel = self._status = None  # type: ignore[assignment]
-        self._local = []
+        self._buffers = []
+        self._local = self._band_pieces = []
         self.failed = self.failed.copy()
         with contextlib.suppress(BufferError):  # a caller holds a view: it keeps the map
             self._shm.close()

@@ -85,8 +85,17 @@ class SimClock:
     @property
     def jd_utc(self) -> tuple[float, float]:
         """Simulation time as a Julian date (whole, fraction), precise for sgp4."""
+        return self._jd_at(self.elapsed_s)
+
+    @property
+    def next_jd_utc(self) -> tuple[float, float]:
+        """The Julian date `jd_utc` will be after one more `advance` at today's warp and
+        rate, to the bit (what SGP4's workers compute ahead; twin.astro.shards)."""
+        return self._jd_at(self.elapsed_s + self.dt_s)
+
+    def _jd_at(self, elapsed_s: float) -> tuple[float, float]:
         whole, fraction = self._epoch_jd
-        fraction += self.elapsed_s / SECONDS_PER_DAY
+        fraction += elapsed_s / SECONDS_PER_DAY
         carry = fraction // 1.0
         return whole + carry, fraction - carry
 

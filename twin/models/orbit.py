@@ -180,7 +180,8 @@ class OrbitModel:
     def step(self, ctx: StepContext) -> None:
         jd_whole, jd_fraction = self.clock.jd_utc
         n = self.n_sats
-        pos_teme, vel_teme, status = self.propagator.propagate(jd_whole, jd_fraction)
+        pos_teme, vel_teme, status = self.propagator.propagate(jd_whole, jd_fraction,
+                                                               self.clock.next_jd_utc)
         for shard, reason in getattr(self.propagator, "restarts", ()):
             start, stop = self.propagator.bounds[shard]
             ctx.events.raise_event(
