@@ -289,3 +289,14 @@ async def until(pilot: Any, condition: Callable[[], bool], timeout_s: float = 10
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s")
         await pilot.pause(0.05)
+
+
+async def drawn(pilot: Any, app: Any, timeout_s: float = 5.0) -> None:
+    """Let a dashboard run until it has drawn everything fed so far, then settle.
+
+    The dashboard draws a state at most ``max_fps`` times a second: a state fed within
+    1/max_fps of the last draw is drawn by a timer (``DashboardApp._schedule_draw``),
+    which a loaded machine runs late, so a fixed pause can end before it.
+    """
+    await until(pilot, lambda: not app._draw_pending, timeout_s)
+    await pilot.pause()
