@@ -188,9 +188,8 @@ async def test_c_picks_the_field_and_enter_opens_the_node() -> None:
         await pilot.press("down")
         # What f (fault) and the other node keys act on: the node under this cursor.
         assert app.selected_sat() == view.worst_sats[1]
-        await pilot.press("enter")
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, DetailScreen)
+        await pilot.press("enter")  # the table's RowSelected message opens it
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen), timeout_s=5)
         assert app.screen.sat == view.worst_sats[1]
         await pilot.press("v")  # no view switch under the detail screen
         assert view.display
