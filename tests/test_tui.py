@@ -22,7 +22,7 @@ from textual.widgets import Input, Select, Static
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tuiutil
-from tuiutil import drawn, twin_process, until
+from tuiutil import detail_fields, drawn, twin_process, until
 
 from twin.models.registry import command_catalog
 from twin.protocol.codec import (
@@ -55,17 +55,6 @@ def twin_order(app: DashboardApp) -> None:
     app.model.sort_key, app.model.sort_descending = "", False
     app._draw()
     app.fleet_table.to_top()  # as a sort the operator picks
-
-
-async def detail_fields(pilot, app: DashboardApp):
-    """The detail screen's field table once the screen has mounted and filled it."""
-    def filled() -> bool:
-        if not isinstance(app.screen, DetailScreen):
-            return False
-        tables = app.screen.query("#detail-fields")
-        return bool(tables) and tables.first().row_count > 0
-    await until(pilot, filled, timeout_s=5)
-    return app.screen.query_one("#detail-fields")
 
 
 def test_table_fills_from_the_stream_and_sorts_and_filters() -> None:
