@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zmq
 
-from tests.twinutil import ANY_PORT, connected, receive, request, running_twin
+from tests.twinutil import ANY_PORT, connected, receive, request, running_twin, subscribed
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
 from twin.protocol.codec import decode
@@ -38,7 +38,7 @@ def test_a_subscription_receives_exactly_its_fields_dtypes_and_nodes() -> None:
         assert reply["ok"], reply
         assert reply["topic"].startswith("sub/")
         sub.setsockopt(zmq.SUBSCRIBE, reply["topic"].encode())
-        time.sleep(0.3)  # the subscription reaches the PUB socket
+        subscribed(sub, command)  # before the step, which it would miss
         assert request(command, {"cmd": "step", "n": 1})["ok"]
         message = receive(sub, reply["topic"])
         assert message.header["step"] == engine.clock.steps  # paused after it: the same
@@ -66,7 +66,7 @@ def test_a_subscription_receives_exactly_its_fields_dtypes_and_nodes() -> None:
                          top_n=3, top_order="min")
         assert top["ok"], top
         sub.setsockopt(zmq.SUBSCRIBE, top["topic"].encode())
-        time.sleep(0.3)
+        subscribed(sub, command)
         assert request(command, {"cmd": "step", "n": 1})["ok"]
         message = receive(sub, top["topic"])
         soc_all = next(f.array for f in engine.fields if f.spec.name == "soc_frac")
@@ -113,7 +113,7 @@ def test_two_clients_with_one_subscription_cost_one_encoding() -> None:
         assert topic_a == topic_b
         for sock in (sub_a, sub_b):
             sock.setsockopt(zmq.SUBSCRIBE, topic_a.encode())
-        time.sleep(0.3)  # the subscriptions reach the PUB socket
+            subscribed(sock, first)  # before the steps, which it would miss
         assert request(first, {"cmd": "step", "n": 5})["ok"]
         seqs_a = [receive(sub_a, topic_a).seq for _ in range(5)]
         seqs_b = [receive(sub_b, topic_a).seq for _ in range(5)]
