@@ -167,6 +167,7 @@ def test_stale_when_the_twin_stops_and_live_when_it_returns() -> None:
                 with twin_process("--rate", "10", **same_ports):
                     await until(pilot, lambda: app.connection == LIVE, timeout_s=10)
                     await until(pilot, lambda: app.restarts >= 1, timeout_s=5)
+                    await drawn(pilot, app)  # the header comes with the state's draw
                     assert "LIVE" in str(app.query_one("#header").text)
                     # The events log marks where the new run's events begin.
                     logged = "\n".join(strip.text for strip in app.events_log.lines)
