@@ -172,10 +172,15 @@ def test_the_default_frame_stays_small_on_a_100k_fleet() -> None:
     server = TwinServer(engine, Addresses(ANY_PORT, ANY_PORT, ANY_PORT))
     try:
         with connected(zmq.SUB, server.bound.pub, SUBSCRIBE=b"") as sub:
-            time.sleep(0.3)
+            # Published again until the subscription has reached the socket (later on a
+            # loaded machine); the engine does not step, so each is the same frame.
+            deadline = time.monotonic() + 10
             server._publish_state()
+            while not sub.poll(100):
+                assert time.monotonic() < deadline, "nothing published reached the socket"
+                server._publish_state()
             topics = {}
-            for _ in range(2):
+            while len(topics) < 2:
                 frames = sub.recv_multipart()
                 topics[bytes(frames[0])] = (decode(frames), sum(len(f) for f in frames))
         state, state_bytes = topics[b"state"]
