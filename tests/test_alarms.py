@@ -105,9 +105,25 @@ def test_events_since_gives_what_a_late_joiner_missed() -> None:
     assert len(table.events_since(-1)) == 10
 
 
+def wait_for_chip_alarms(command_address: str, count: int, timeout_s: float = 30.0) -> None:
+    """Wait until the twin's alarm table holds ``count`` chip-temperature alarms.
+
+    With HOT_SCENARIO every node's chips are "too hot", so they fire on the twin's first
+    steps; a loaded machine takes longer than a fixed second to run those steps.
+    """
+    deadline = time.monotonic() + timeout_s
+    with connected(zmq.REQ, command_address) as cmd:
+        while True:
+            alarms = request(cmd, {"cmd": "alarms"})["alarms"]
+            if sum(a["parameter"] == "temp_compute_k" for a in alarms) >= count:
+                return
+            assert time.monotonic() < deadline, f"{len(alarms)} alarms after {timeout_s} s"
+            time.sleep(0.1)
+
+
 def test_a_late_subscriber_gets_the_alarm_table_within_two_seconds() -> None:
     with running_twin(HOT_SCENARIO(), rate_hz=5.0, warp=60.0) as twin:
-        time.sleep(1.0)  # every node's chips "too hot": alarms fire on the first steps
+        wait_for_chip_alarms(twin.addresses.command, twin.engine.n_sats)
         started = time.monotonic()
         with connected(zmq.SUB, twin.addresses.pub, SUBSCRIBE=b"alarms") as sub:
             message = receive(sub, "alarms", timeout_s=5.0)
@@ -137,8 +153,12 @@ def test_a_late_subscriber_gets_the_alarm_table_within_two_seconds() -> None:
                 {**after[ids[0]]["notes"][-1], "who": "local", "action": "ack",
                  "comment": "on it"})
             assert after[hot[5]["id"]]["state"] == "shelved"
-            time.sleep(1.5)  # the shelf ends: back, still active
-            after = {a["id"]: a for a in request(cmd, {"cmd": "alarms"})["alarms"]}
+            # The shelf ends after its second (the twin's loop ends it on its next pass,
+            # later on a loaded machine): back, still active.
+            deadline = time.monotonic() + 10.0
+            while after[hot[5]["id"]]["state"] == "shelved" and time.monotonic() < deadline:
+                time.sleep(0.1)
+                after = {a["id"]: a for a in request(cmd, {"cmd": "alarms"})["alarms"]}
             assert after[hot[5]["id"]]["state"] == "active_unack"
 
 
@@ -165,7 +185,7 @@ def test_a_dashboard_that_joins_late_shows_every_alarm_and_acknowledges_at_the_t
     scenario = tmp_path / "hot.toml"
     scenario.write_text(HOT_SCENARIO())
     with twin_process("--scenario", str(scenario), "--rate", "5") as (_, addresses):
-        time.sleep(1.5)  # the alarms fire before the dashboard exists
+        wait_for_chip_alarms(addresses["commands"], 40)  # before the dashboard exists
 
         async def dashboard() -> None:
             app = DashboardApp(addresses["stream"], addresses["commands"])

@@ -387,6 +387,8 @@ def test_the_dashboard_node_screen_shows_the_node_multi_node_job() -> None:
     import asyncio
     import os
 
+    from tuiutil import detail_fields
+
     from twin.protocol.codec import (
         PROTOCOL_VERSION,
         TOPIC_META,
@@ -419,8 +421,7 @@ def test_the_dashboard_node_screen_shows_the_node_multi_node_job() -> None:
             app.feed(StreamUpdate(state=state, connection=LIVE))
             await pilot.pause(0.3)
             app.push_screen(DetailScreen(app.model, member))  # as Enter on its row does
-            await pilot.pause(0.3)
-            table = app.screen.query_one("#detail-fields")
+            table = await detail_fields(pilot, app)
             rows = {str(table.get_cell(key, "field")): str(table.get_cell(key, "value"))
                     for key in table.rows}
             assert rows["multi_node_job"].startswith("1")

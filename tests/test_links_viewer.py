@@ -92,6 +92,8 @@ def test_the_viewer_draws_each_link_once_coloured_by_utilization() -> None:
 def test_the_dashboard_node_screen_lists_the_node_links() -> None:
     import asyncio
 
+    from tuiutil import detail_fields, drawn
+
     from twin.protocol.codec import TOPIC_META, encode_map
     from viz.stream import LIVE
     from viz.tui.app import DashboardApp, StreamUpdate
@@ -106,10 +108,9 @@ def test_the_dashboard_node_screen_lists_the_node_links() -> None:
             app.feed(StreamUpdate(meta=decode(encode_map(TOPIC_META, body)).header,
                                   connection=LIVE))
             app.feed(StreamUpdate(state=state, connection=LIVE))
-            await pilot.pause(0.3)
+            await drawn(pilot, app)  # the table's rows, the first of which Enter opens
             await pilot.press("enter")  # the first row's node
-            await pilot.pause(0.3)
-            table = app.screen.query_one("#detail-fields")
+            table = await detail_fields(pilot, app)
             rows = {str(table.get_cell(key, "field")): str(table.get_cell(key, "value"))
                     for key in table.rows}
             sat = app.screen.sat

@@ -138,7 +138,7 @@ def test_dashboard_lists_every_mirrored_node() -> None:
             for step in range(61):
                 app.feed(StreamUpdate(state=feed.state(step), events=feed.events(step, step),
                                       connection=LIVE))
-            await pilot.pause(0.3)
+            await tuiutil.drawn(pilot, app)  # the panel comes with the next draw
             panel = app.query_one("#mirrors")
             assert panel.display
             SHOTS.mkdir(parents=True, exist_ok=True)
@@ -162,7 +162,7 @@ def test_no_mirror_no_panel() -> None:
         async with app.run_test(size=(130, 40)) as pilot:
             app.feed(StreamUpdate(meta=tuiutil.meta(), connection=LIVE))
             app.feed(StreamUpdate(state=tuiutil.state(1), connection=LIVE))
-            await pilot.pause(0.2)
+            await tuiutil.drawn(pilot, app)  # hidden after the draw, not only before it
             return bool(app.query_one("#mirrors").display)
 
     assert asyncio.run(run()) is False

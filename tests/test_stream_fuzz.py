@@ -206,7 +206,7 @@ def test_dashboard_counts_bad_messages_and_draws_the_good_ones_after() -> None:
             pub.send(tw.event(sat=12, message="node 12: soc_frac 0.15 1 below alarm_low 0.2"))
             await until(pilot, lambda: app.model.header.get("step") == 7
                         and app.bad_messages == len(BAD))
-            await pilot.pause(0.3)
+            await tuiutil.drawn(pilot, app)  # the table's rows come with the next draw
             assert app.is_running
             assert app.model.n == N and len(app.fleet_table.order) == N
             assert ("limit", 12) in app.model.alarms

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zmq
 
-from tests.twinutil import ANY_PORT, connected, receive, request, running_twin
+from tests.twinutil import ANY_PORT, connected, receive, request, running_twin, subscribed
 from twin.core.clock import SimClock
 from twin.core.engine import Engine
 from twin.protocol.codec import decode
@@ -38,7 +38,7 @@ def test_a_subscription_receives_exactly_its_fields_dtypes_and_nodes() -> None:
         assert reply["ok"], reply
         assert reply["topic"].startswith("sub/")
         sub.setsockopt(zmq.SUBSCRIBE, reply["topic"].encode())
-        time.sleep(0.3)  # the subscription reaches the PUB socket
+        subscribed(sub, command)  # before the step, which it would miss
         assert request(command, {"cmd": "step", "n": 1})["ok"]
         message = receive(sub, reply["topic"])
         assert message.header["step"] == engine.clock.steps  # paused after it: the same
@@ -66,7 +66,7 @@ def test_a_subscription_receives_exactly_its_fields_dtypes_and_nodes() -> None:
                          top_n=3, top_order="min")
         assert top["ok"], top
         sub.setsockopt(zmq.SUBSCRIBE, top["topic"].encode())
-        time.sleep(0.3)
+        subscribed(sub, command)
         assert request(command, {"cmd": "step", "n": 1})["ok"]
         message = receive(sub, top["topic"])
         soc_all = next(f.array for f in engine.fields if f.spec.name == "soc_frac")
@@ -113,7 +113,7 @@ def test_two_clients_with_one_subscription_cost_one_encoding() -> None:
         assert topic_a == topic_b
         for sock in (sub_a, sub_b):
             sock.setsockopt(zmq.SUBSCRIBE, topic_a.encode())
-        time.sleep(0.3)  # the subscriptions reach the PUB socket
+            subscribed(sock, first)  # before the steps, which it would miss
         assert request(first, {"cmd": "step", "n": 5})["ok"]
         seqs_a = [receive(sub_a, topic_a).seq for _ in range(5)]
         seqs_b = [receive(sub_b, topic_a).seq for _ in range(5)]
@@ -172,10 +172,15 @@ def test_the_default_frame_stays_small_on_a_100k_fleet() -> None:
     server = TwinServer(engine, Addresses(ANY_PORT, ANY_PORT, ANY_PORT))
     try:
         with connected(zmq.SUB, server.bound.pub, SUBSCRIBE=b"") as sub:
-            time.sleep(0.3)
+            # Published again until the subscription has reached the socket (later on a
+            # loaded machine); the engine does not step, so each is the same frame.
+            deadline = time.monotonic() + 10
             server._publish_state()
+            while not sub.poll(100):
+                assert time.monotonic() < deadline, "nothing published reached the socket"
+                server._publish_state()
             topics = {}
-            for _ in range(2):
+            while len(topics) < 2:
                 frames = sub.recv_multipart()
                 topics[bytes(frames[0])] = (decode(frames), sum(len(f) for f in frames))
         state, state_bytes = topics[b"state"]

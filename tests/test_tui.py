@@ -22,7 +22,7 @@ from textual.widgets import Input, Select, Static
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tuiutil
-from tuiutil import twin_process, until
+from tuiutil import detail_fields, drawn, twin_process, until
 
 from twin.models.registry import command_catalog
 from twin.protocol.codec import (
@@ -78,7 +78,7 @@ def test_table_fills_from_the_stream_and_sorts_and_filters() -> None:
                 await pilot.press("down")
             await pilot.press("enter")
             await until(pilot, lambda: app.model.sort_key == "lat_deg")
-            await pilot.pause(0.3)
+            await drawn(pilot, app)
             # Order and values from the same instant (the table redraws from view_order()).
             order, lat = app.model.view_order(), app.model.values("lat_deg")
             assert np.all(np.diff(lat[order]) <= 0), "not sorted highest first"
@@ -92,12 +92,12 @@ def test_table_fills_from_the_stream_and_sorts_and_filters() -> None:
             await pilot.press("slash")
             await pilot.press(*"dawn")
             await pilot.press("enter")
-            await pilot.pause(0.2)
+            await drawn(pilot, app)
             names = [app.model.name(int(i)) for i in table.order]
             assert names and all("dawn" in n for n in names) and len(names) < 40
             # By state: only nodes in eclipse (against the streamed sunlit fraction).
             await pilot.press("e")
-            await pilot.pause(0.2)
+            await drawn(pilot, app)
             sunlit = app.model.values("sunlit_frac")
             assert all(sunlit[i] < 0.5 and "dawn" in app.model.name(int(i)) for i in table.order)
             await pilot.press("e")
@@ -167,6 +167,7 @@ def test_stale_when_the_twin_stops_and_live_when_it_returns() -> None:
                 with twin_process("--rate", "10", **same_ports):
                     await until(pilot, lambda: app.connection == LIVE, timeout_s=10)
                     await until(pilot, lambda: app.restarts >= 1, timeout_s=5)
+                    await drawn(pilot, app)  # the header comes with the state's draw
                     assert "LIVE" in str(app.query_one("#header").text)
                     # The events log marks where the new run's events begin.
                     logged = "\n".join(strip.text for strip in app.events_log.lines)
@@ -286,7 +287,7 @@ def test_fields_and_totals_never_seen_render_from_the_catalog() -> None:
                      "unit": "Pa", "message": "SSO-002: coolant_pressure_pa 2.62e+05 Pa"}
             app.feed(StreamUpdate(events=[decode(encode_map(TOPIC_EVENT, alarm))],
                                   connection=LIVE))
-            await pilot.pause(0.3)
+            await drawn(pilot, app)  # the table's headings come with its next draw
             model = app.model
             pressure, pump = model.column("coolant_pressure_pa"), model.column("pump_mode")
             assert pressure.heading == "Coolant pressure Pa" and pump.heading == "Pump mode"
@@ -301,8 +302,7 @@ def test_fields_and_totals_never_seen_render_from_the_catalog() -> None:
                 model.alarms[("limit", 2)].message
             twin_order(app)
             await pilot.press("down", "down", "enter")  # node 2's detail: every field
-            await pilot.pause(0.3)
-            table = app.screen.query_one("#detail-fields")
+            table = await detail_fields(pilot, app)
             rows = {str(table.get_cell(key, "field")): str(table.get_cell(key, "value"))
                     for key in table.rows}
             assert rows["pump_mode"] == "high" and rows["coolant_pressure_pa"] == "180000 Pa"
@@ -385,7 +385,7 @@ def test_only_changed_rows_repaint_and_the_screen_matches_a_full_redraw() -> Non
             state = tuiutil.state(5)
             app.feed(StreamUpdate(state=state, connection=LIVE))
             twin_order(app)
-            await pilot.pause(0.3)
+            await drawn(pilot, app)
             painted: list[int] = []
             draw = table.render_line
             table.render_line = lambda y: (painted.append(y), draw(y))[1]
@@ -395,11 +395,11 @@ def test_only_changed_rows_repaint_and_the_screen_matches_a_full_redraw() -> Non
                 against a full redraw of the table."""
                 painted.clear()
                 app.feed(StreamUpdate(state=new_state, connection=LIVE))
-                await pilot.pause(0.2)  # past the next draw (at most 0.1 s later)
-                repainted, drawn = sorted(painted), app.export_screenshot()
+                await drawn(pilot, app)  # its draw (a timer up to 0.1 s later) and repaint
+                repainted, shown = sorted(painted), app.export_screenshot()
                 table.refresh()
-                await pilot.pause(0.1)
-                assert app.export_screenshot() == drawn, "partial repaint left stale lines"
+                await pilot.pause(0.1)  # the pause ends with a repaint of what refresh marked
+                assert app.export_screenshot() == shown, "partial repaint left stale lines"
                 return repainted
 
             # Settle first: on a slow or busy machine the first frames can still be
@@ -423,7 +423,7 @@ def test_only_changed_rows_repaint_and_the_screen_matches_a_full_redraw() -> Non
             # below the node held hot): the rows between its old and new place move down
             # by one, the others stay.
             app.sort_by("temp_compute_k", descending=True)
-            await pilot.pause(0.3)
+            await drawn(pilot, app)  # the rows take the new order with the next draw
             old_row = 10
             mover = int(table.order[old_row])
             state = _with(state, "temp_compute_k", mover, tuiutil.HOT_K - 1.0)
@@ -669,7 +669,7 @@ def test_keys_open_the_catalogs_forms_for_the_selected_node() -> None:
             app.feed(StreamUpdate(meta=tuiutil.meta(), connection=LIVE))
             app.feed(StreamUpdate(state=tuiutil.state(1), connection=LIVE))
             twin_order(app)
-            await pilot.pause(0.2)
+            await drawn(pilot, app)
             await pilot.press("down", "down", "f")
             await until(pilot, lambda: isinstance(app.screen, CommandFormScreen))
             form = app.screen
@@ -733,7 +733,7 @@ def test_a_newer_twin_renders_and_is_commanded_from_its_catalogs() -> None:
             app.feed(StreamUpdate(meta=tuiutil.newer_meta(), connection=LIVE))
             app.feed(StreamUpdate(state=tuiutil.newer_state(1), connection=LIVE))
             twin_order(app)
-            await pilot.pause(0.3)
+            await drawn(pilot, app)
             model, hot, warm = app.model, tuiutil.HOT_SAT, tuiutil.WARM_SAT
             pressure, link = model.column("coolant_pressure_pa"), model.column("link_mode")
             assert pressure.heading == "Coolant pressure kPa" and link.heading == "Link mode"
@@ -766,10 +766,10 @@ def test_a_newer_twin_renders_and_is_commanded_from_its_catalogs() -> None:
             await pilot.press("7")
             await pilot.press("tab", "enter")  # the mode list opens
             await pilot.press("down", "down", "down", "enter")  # choose, off, rf, optical
-            await pilot.pause(0.1)
-            assert form.query_one("#arg-mode", Select).value == "optical"
+            await until(pilot, lambda: form.query_one("#arg-mode", Select).value == "optical",
+                        timeout_s=5)
             await pilot.press("tab", *"99", "tab", *"3", "enter")
-            await pilot.pause(0.3)
+            await pilot.pause(0.3)  # a fixed wait on purpose: nothing may be sent in it
             assert app.screen is form and not sink.requests, "an out-of-range value was sent"
             assert "power_w: 99 is out of range: 0.5 to 40 W" in \
                 str(form.query_one("#form-errors", Static).render())
@@ -789,9 +789,7 @@ def test_a_newer_twin_renders_and_is_commanded_from_its_catalogs() -> None:
             # The detail of the hot node: every new field the catalog's way, with limits.
             app.fleet_table.select_sat(hot)
             await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, DetailScreen))
-            await pilot.pause(0.2)
-            table = app.screen.query_one("#detail-fields")
+            table = await detail_fields(pilot, app)
             rows = {str(table.get_cell(key, "field")): str(table.get_cell(key, "value"))
                     for key in table.rows}
             assert rows["coolant_pressure_pa"] == "262 kPa" and rows["link_mode"] == "rf"

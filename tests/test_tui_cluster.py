@@ -92,9 +92,8 @@ def test_cluster_view_shows_what_the_suncatcher_twin_published() -> None:
             assert str(view.members_table.get_row_at(0)[2]) == f"{nearest.min():,.1f} m"
             # Keys: down, Enter opens the member's node screen; Esc back; v node table.
             await pilot.press("down")
-            await pilot.press("enter")
-            await pilot.pause(0.2)
-            assert isinstance(app.screen, DetailScreen)
+            await pilot.press("enter")  # the table's RowSelected message opens it
+            await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), "node screen")
             assert app.screen.sat == view.member_sats[1]
             await pilot.press("v")  # no view switch under the node screen
             await pilot.press("escape")

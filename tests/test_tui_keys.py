@@ -181,13 +181,13 @@ def test_escape_clears_a_kept_filter() -> None:
     async def scenario(app, pilot) -> None:
         feed(app)
         await pilot.press("slash", *"dawn", "enter")
-        await pilot.pause(0.1)
+        await tuiutil.drawn(pilot, app)  # the filtered rows come with the next draw
         assert app.model.text_filter == "dawn" and len(app.fleet_table.order) < 40
         await pilot.press("a")  # and alarms only
-        await pilot.pause(0.1)
+        await tuiutil.drawn(pilot, app)
         assert "esc clears" in app.fleet_table.border_title
         await pilot.press("escape")
-        await pilot.pause(0.1)
+        await tuiutil.drawn(pilot, app)
         assert not app.model.text_filter and not app.model.only_alarm
         assert len(app.fleet_table.order) == 40 and not app.filter_box.display
 
@@ -234,7 +234,7 @@ def test_narrow_terminals_drop_whole_columns_and_header_parts_never_cut_numbers(
     for width in (80, 100, 120, 200):
         async def scenario(app, pilot, width=width) -> None:
             feed(app)
-            await pilot.pause(0.2)
+            await tuiutil.drawn(pilot, app)
             table = app.fleet_table
             shown = [c for _, _, c in table._offsets][:table.columns_fitted]
             keys = [c.key for c in shown]
@@ -271,13 +271,13 @@ def test_narrow_terminals_drop_whole_columns_and_header_parts_never_cut_numbers(
 def test_without_a_twin_it_says_where_it_waits_and_how_to_start_one() -> None:
     async def scenario(app, pilot) -> None:
         app.feed(StreamUpdate(connection=CONNECTING))
-        await pilot.pause(0.1)
+        await tuiutil.drawn(pilot, app)  # the waiting panel comes with the next draw
         waiting = str(app.waiting.render())
         assert app.waiting.display and not app.fleet_table.display
         assert "tcp://127.0.0.1:1" in waiting
         assert "odc run --pub tcp://127.0.0.1:1 --cmd tcp://127.0.0.1:1" in waiting
         feed(app)
-        await pilot.pause(0.1)
+        await tuiutil.drawn(pilot, app)
         assert not app.waiting.display and app.fleet_table.display
 
     run(scenario)
@@ -325,7 +325,7 @@ def test_a_status_reply_shows_its_time_in_iso_utc() -> None:
         feed(app)
         app.post_message(CommandDone("status", {"ok": True, "t_utc": 1.77405e9,
                                                 "paused": False, "warp": 60.0}))
-        await pilot.pause(0.1)
+        await until(pilot, lambda: "t_utc=" in str(app.reply_line.render()))
         shown = str(app.reply_line.render())
         assert "t_utc=2026-03-20T23:40:00Z" in shown and "e+09" not in shown
 

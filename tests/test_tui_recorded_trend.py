@@ -74,7 +74,7 @@ def test_detail_loads_a_nodes_trend_from_a_recording(tmp_path) -> None:
             assert title.startswith("from run.mcap, ") and title.endswith(" UTC")
             # Live states keep coming; the recorded trend stays until H.
             app.feed(StreamUpdate(state=tuiutil.state(3), connection=LIVE))
-            await pilot.pause(0.2)
+            await tuiutil.drawn(pilot, app)  # the draw that would add it to a live trend
             assert trend.samples.size == STATES
             app.save_screenshot("detail_recorded.svg", str(Path("/tmp")))
             await pilot.press("H")

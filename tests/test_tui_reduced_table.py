@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import twin.runtime.subscriptions as subscriptions
 import viz.tui.table_subscription as table_subscription
-from tests.tuiutil import until
+from tests.tuiutil import drawn, until
 from tests.twinutil import connected, request, running_twin
 from twin.runtime.server import Addresses
 from viz.tui.app import DashboardApp
@@ -90,7 +90,7 @@ def test_the_node_table_lists_the_twins_top_nodes_and_lets_go(monkeypatch) -> No
                     await pilot.pause(0.2)
                 assert app.model.header.get("reduced") is True
                 assert app.fleet_view_shown  # the aggregate first, as before
-                await pilot.pause(0.2)
+                await drawn(pilot, app)  # the waiting panel goes with the next draw
                 assert app.waiting_text() is None and not app.waiting.display
                 assert not _live_subscriptions(command)  # the fleet view asks for no rows
 

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rich.text import Text
 from test_tui_fleet import feed as feed_starlink
 from test_tui_keys import feed, run, until
+from tuiutil import drawn
 
 from viz.stream import CONNECTING
 from viz.tui import keys
@@ -78,7 +79,7 @@ def test_enter_on_an_empty_recording_path_keeps_the_dialog_and_says_why() -> Non
         # The grey "run.mcap" is the placeholder; the box is empty.
         assert dialog.query_one("#recording-input").value == ""
         await pilot.press("enter")
-        await pilot.pause(0.2)
+        await pilot.pause(0.2)  # a fixed wait on purpose: the dialog must not close in it
         assert app.screen is dialog, "Enter on nothing closed the dialog"
         said = str(dialog.query_one("#recording-help").render())
         assert "Type the path of a recording" in said and "Esc" in said
@@ -92,7 +93,7 @@ def test_enter_on_an_empty_recording_path_keeps_the_dialog_and_says_why() -> Non
 def test_the_no_twin_panel_is_whole_on_an_80x24_terminal() -> None:
     async def scenario(app, pilot) -> None:
         app.feed(StreamUpdate(connection=CONNECTING))
-        await pilot.pause(0.2)
+        await drawn(pilot, app)  # the panel comes with the next draw
         screen = app.export_screenshot().replace("&#160;", " ")
         # The first line and the last words of the panel are on screen (at 80x24 the
         # panel used to end in "--scenario NAME for").

@@ -35,7 +35,7 @@ async def feed(pilot, *, mirror: bool = False) -> None:
         app.feed(StreamUpdate(state=tuiutil.state(step, mirror=mirror),
                               events=tuiutil.events(step, step, mirror=mirror),
                               connection=LIVE, missed=2 if step == 60 else 0))
-    await pilot.pause(0.3)
+    await tuiutil.drawn(pilot, app)  # the last state, drawn by the throttled draw's timer
 
 
 def test_main_screen(snap_compare) -> None:
@@ -46,7 +46,7 @@ def test_detail_screen(snap_compare) -> None:
     async def open_hottest(pilot) -> None:
         await feed(pilot)
         await pilot.press("enter")  # the top row: the hottest node, held past its alarm
-        await pilot.pause(0.3)
+        await tuiutil.detail_fields(pilot, pilot.app)
         assert pilot.app.screen.sat == tuiutil.HOT_SAT
 
     assert snap_compare(fed_app(), terminal_size=SIZE, run_before=open_hottest)

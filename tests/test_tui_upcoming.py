@@ -7,6 +7,7 @@ import asyncio
 import os
 from pathlib import Path
 
+from tests.tuiutil import drawn
 from tests.twinutil import running_twin
 from twin.scenario import parse_scenario
 from twin.scenario.loader import SCENARIOS_DIR
@@ -49,7 +50,7 @@ def test_panel_shows_what_is_coming_from_a_real_twin(tmp_path: Path) -> None:
                 await pilot.pause(0.1)
                 if app.query_one(UpcomingPanel).autonomy:
                     break
-            await pilot.pause(0.3)
+            await drawn(pilot, app)  # the panel shows with the next draw
             assert app.query_one(UpcomingPanel).display  # a twin with a timeline: shown
             text = str(app.query_one(UpcomingPanel).render())
             folder = Path(os.environ.get("ODC_SHOTS", str(tmp_path)))

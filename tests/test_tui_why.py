@@ -100,10 +100,10 @@ def test_the_detail_says_why_a_power_capped_node_computes_nothing() -> None:
         async with app.run_test(size=(140, 40)) as pilot:
             app.feed(StreamUpdate(meta=meta, connection=LIVE))
             app.feed(StreamUpdate(state=state_message(engine, 1), connection=LIVE))
-            await pilot.pause(0.1)
+            await tuiutil.drawn(pilot, app)  # the table's rows, to select a node in
             app.fleet_table.select_sat(capped)
             await pilot.press("enter")
-            await pilot.pause(0.2)
+            await tuiutil.detail_fields(pilot, app)
             assert isinstance(app.screen, DetailScreen)
             line = app.screen.query_one("#detail-why")
             assert line.display and "power-capped: 0 W" in str(line.render())

@@ -438,10 +438,10 @@ def test_a_newer_twin_colours_from_its_catalog():
 
 def test_a_late_viewer_shows_the_twins_alarms_within_two_seconds():
     """Alarms that fired before the viewer started: the twin's table reaches its HUD."""
-    from test_alarms import HOT_SCENARIO
+    from test_alarms import HOT_SCENARIO, wait_for_chip_alarms
 
     with running_twin(HOT_SCENARIO(), rate_hz=5.0, warp=60.0) as twin:
-        time.sleep(1.0)  # every node's chips "too hot": the alarms fire first
+        wait_for_chip_alarms(twin.addresses.command, 40)  # the alarms fire first
         stream = StreamClient(twin.addresses.pub, stale_after_s=2.0)
         app = make_app(stream=stream)
         try:

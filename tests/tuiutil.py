@@ -42,6 +42,7 @@ from twin.protocol.codec import (
 from twin.protocol.commands import Arg, CommandSpec
 from twin.protocol.telemetry import encode_telemetry
 from twin.scenario import SCENARIOS_DIR, parse_scenario
+from viz.tui.screens import DetailScreen
 
 ROOT = Path(__file__).resolve().parent.parent
 ANY_PORT = "tcp://127.0.0.1:*"
@@ -289,3 +290,26 @@ async def until(pilot: Any, condition: Callable[[], bool], timeout_s: float = 10
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s")
         await pilot.pause(0.05)
+
+
+async def drawn(pilot: Any, app: Any, timeout_s: float = 5.0) -> None:
+    """Let a dashboard run until it has drawn everything fed so far, then settle.
+
+    The dashboard draws a state at most ``max_fps`` times a second: a state fed within
+    1/max_fps of the last draw is drawn by a timer (``DashboardApp._schedule_draw``),
+    which a loaded machine runs late, so a fixed pause can end before it.
+    """
+    await until(pilot, lambda: not app._draw_pending, timeout_s)
+    await pilot.pause()
+
+
+async def detail_fields(pilot: Any, app: Any, timeout_s: float = 5.0) -> Any:
+    """The node detail screen's field table, once that screen is on top and has filled it
+    (it mounts after the key or the table's RowSelected message that opens it)."""
+    def filled() -> bool:
+        if not isinstance(app.screen, DetailScreen):
+            return False
+        tables = app.screen.query("#detail-fields")
+        return bool(tables) and tables.first().row_count > 0
+    await until(pilot, filled, timeout_s)
+    return app.screen.query_one("#detail-fields")

@@ -125,6 +125,30 @@ def request(sock: zmq.Socket, payload: dict[str, Any]) -> dict[str, Any]:
     return unpack(sock.recv())
 
 
+def subscribed(sub: zmq.Socket, command: zmq.Socket, timeout_s: float = 10.0) -> None:
+    """Return once the twin's stream socket holds every subscription ``sub`` made so far.
+
+    A SUB socket's subscriptions reach the twin some time after ``connect`` and
+    ``SUBSCRIBE`` (later on a loaded machine); what the twin publishes before then is
+    lost to it. They travel in order, so once a ``meta`` (asked for on ``command``, a REQ
+    socket) arrives on a ``meta`` subscription made last, the ones before it are in place.
+    For a quiet stream (a paused twin): any other message that arrives meanwhile is
+    dropped, so is the ``meta``; the ``meta`` subscription is undone.
+    """
+    deadline = time.monotonic() + timeout_s
+    sub.setsockopt(zmq.SUBSCRIBE, b"meta")
+    try:
+        while time.monotonic() < deadline:
+            assert request(command, {"cmd": "meta"})["ok"]  # republished at most 1/s
+            asked = time.monotonic()
+            while time.monotonic() - asked < 0.3:
+                if sub.poll(50) and sub.recv_multipart()[0] == b"meta":
+                    return
+        raise TimeoutError(f"the subscriptions did not reach the twin within {timeout_s} s")
+    finally:
+        sub.setsockopt(zmq.UNSUBSCRIBE, b"meta")
+
+
 def confirmed(server: TwinServer, request: dict[str, Any]) -> dict[str, Any]:
     """Run a command in-process as a local client would, confirming it if it is hazardous."""
     reply = server.handle_command_bytes(pack(request))
