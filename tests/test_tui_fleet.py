@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from textual.app import App
 from textual.coordinate import Coordinate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,7 +34,7 @@ from twin.scenario import load_scenario
 from viz.fleet_stats import worst_rule
 from viz.stream import LIVE
 from viz.tui.app import DashboardApp, StreamUpdate
-from viz.tui.fleet import FLEET_INTERVAL_S, TOP_N, FleetView, field_choices
+from viz.tui.fleet import FLEET_INTERVAL_S, TOP_N, FleetView, PacedTicks, field_choices
 from viz.tui.screens import DetailScreen
 
 SIZE = (120, 40)
@@ -351,3 +352,21 @@ def test_a_stats_table_column_widens_when_a_later_value_is_longer() -> None:
             assert table.ordered_columns[1].get_render_width(table) >= len("SC-37 and a long name")
 
     asyncio.run(run())
+
+
+@run_async
+async def test_a_late_tick_is_never_followed_by_an_early_one() -> None:
+    """The views' timer counts each interval from its last call: a tick that a busy event
+    loop ran late delays the next, where Textual's set_interval keeps its schedule and
+    would call again a fraction of the interval later (seen on a loaded machine)."""
+    calls: list[float] = []
+    async with App().run_test() as pilot:
+        ticks = PacedTicks(pilot.app, 0.2, lambda: calls.append(time.monotonic()))
+        # The loop is busy from 0.1 s to 0.25 s: the first tick (due at 0.2 s) runs late.
+        pilot.app.set_timer(0.1, lambda: time.sleep(0.15))
+        await until(pilot, lambda: len(calls) >= 3, timeout_s=10)
+        ticks.stop()
+        count = len(calls)
+        await pilot.pause(0.5)  # stopped: nothing more
+    assert len(calls) == count
+    assert np.diff(calls).min() >= 0.2 * 0.95, np.diff(calls)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from rich.text import Text
@@ -31,12 +31,9 @@ from viz.tui.cluster_health import (
     member_rows,
     number,
 )
-from viz.tui.fleet import FLEET_INTERVAL_S, SHORT_ROWS, StatsTable
+from viz.tui.fleet import FLEET_INTERVAL_S, SHORT_ROWS, PacedTicks, StatsTable
 from viz.tui.model import FleetModel
 from viz.tui.words import iso_utc
-
-if TYPE_CHECKING:
-    from textual.timer import Timer
 
 WIDE_COLUMNS = 150
 """From this many terminal columns the jobs sit beside the health, not under it."""
@@ -342,7 +339,7 @@ class ClusterViewActions:
 
     model: FleetModel
     cluster_view_shown: bool = False
-    _cluster_timer: Timer | None = None
+    _cluster_timer: PacedTicks | None = None
     _cluster_drawn: tuple = ()
     _said_no_clusters: bool = False
 
@@ -386,8 +383,7 @@ class ClusterViewActions:
         if shown:
             self._cluster_drawn = ()
             self.update_cluster_view()
-            self._cluster_timer = self.set_interval(  # type: ignore[attr-defined]
-                FLEET_INTERVAL_S, self.update_cluster_view)
+            self._cluster_timer = PacedTicks(self, FLEET_INTERVAL_S, self.update_cluster_view)
             view.members_table.focus()
         else:
             table.focus()

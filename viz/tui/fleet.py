@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -55,6 +55,34 @@ FLEET_INTERVAL_S = 0.5
 """Most often the view is worked out again (seconds), whatever the stream's rate."""
 TOP_N = 25
 """How many worst nodes the list holds (it scrolls)."""
+
+
+class PacedTicks:
+    """Calls ``callback`` every ``interval_s`` counted from the end of its last call.
+
+    Textual's `set_interval` keeps its schedule: after a tick a loaded machine ran late,
+    the next comes on time, a fraction of the interval later, and the view would be
+    worked out twice in a row. Here a late tick only delays the ones after it.
+    """
+
+    def __init__(self, owner: Any, interval_s: float, callback: Callable[[], Any]) -> None:
+        self._owner, self._interval_s, self._callback = owner, interval_s, callback
+        self._stopped = False
+        self._timer: Timer | None = owner.set_timer(interval_s, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        try:
+            self._callback()
+        finally:
+            if not self._stopped:
+                self._timer = self._owner.set_timer(self._interval_s, self._tick)
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
 SHORT_ROWS = 32
 """Below this many terminal rows the fleet view takes the events and alarms' room."""
 MAX_BINS = 24
@@ -449,7 +477,7 @@ class FleetViewActions:
 
     model: FleetModel
     fleet_view_shown: bool = False
-    _fleet_timer: Timer | None = None
+    _fleet_timer: PacedTicks | None = None
     _fleet_drawn: tuple = ()
     fleet_view_seconds: float = 0.0
     """Wall seconds spent working out the fleet view (for bench/tui.py's curiosity)."""
@@ -474,8 +502,7 @@ class FleetViewActions:
         if self.fleet_view_shown:
             self._fleet_drawn = ()
             self.update_fleet_view()
-            self._fleet_timer = self.set_interval(  # type: ignore[attr-defined]
-                FLEET_INTERVAL_S, self.update_fleet_view)
+            self._fleet_timer = PacedTicks(self, FLEET_INTERVAL_S, self.update_fleet_view)
             view.worst_table.focus()
             sat = table.selected_sat
             if sat is not None and sat in view.worst_sats:
