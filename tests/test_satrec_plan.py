@@ -110,11 +110,12 @@ def test_the_engines_workers_are_forked_with_the_plan_of_the_shells() -> None:
 @pytest.mark.timeout(60)
 def test_a_worker_that_cannot_build_its_shard_stops_the_start_with_a_clear_error() -> None:
     satrecs = tuple(sat.satrec for sat in _mixed_scenario().satellites[31:41])
-    # Row 9 (shard 1's, rows 2-9: shard 0 is the twin's own, and shard 1 holds the band
-    # both compute, rows 2-4) holds something that is not a satrec: its worker fails.
+    # Row 9 (shard 1's, rows 0-9: of so few rows, shard 0's whole share is the band that
+    # the twin's process and shard 1's worker both hold) holds something that is not a
+    # satrec: its worker fails to build.
     broken = SatrecPlan([CatalogRun(0, 5, satrecs[:5]),
                          CatalogRun(5, 10, (*satrecs[5:9], "not a satrec"))])
-    with pytest.raises(ShardError, match=r"shard 1 \(satellites 2-9\) died while building "
+    with pytest.raises(ShardError, match=r"shard 1 \(satellites 0-9\) died while building "
                                          r"its satellites.*--workers 1"):
         ShardedPropagator(broken, 2)
 

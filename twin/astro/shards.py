@@ -88,9 +88,11 @@ BUILD_S_PER_SAT = 1e-4
 takes about 5 us a satellite here, so this is 20 times that (a loaded machine)."""
 
 
-BAND_SHARE = 0.5
+BAND_SHARE = 0.9
 """Of shard 0's equal share, the part (its last rows) that shard 1's worker can take
-over, piece by piece, while the twin's process does the rest of its step (`balance`)."""
+over, piece by piece, while the twin's process does the rest of its step (`_balance`).
+At 100,000 with every model the worker takes all it is offered (docs/performance.md,
+"SGP4 ahead")."""
 MAX_BAND_ROWS = 32_768
 """Most rows in that band: both processes hold its satrecs (about 1 kB a satellite: 33 MB)."""
 WAIT_TOLERANCE_S = 2e-4
