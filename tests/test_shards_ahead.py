@@ -44,14 +44,19 @@ def test_rows_are_one_process_bits_when_the_guess_is_right_wrong_or_absent(satre
     try:
         instants = [(JD, 0.25 + k * STEP_DAYS) for k in range(6)]
         for k, instant in enumerate(instants[:-1]):  # guessed right each time
-            _same(propagator.propagate(*instant, instants[k + 1]),
+            _same(propagator.propagate(*instant),
                   tuple(a.copy() for a in reference.propagate(*instant)))
+            propagator.prefetch(*instants[k + 1])
         # A seek: the guess was the next step, the instant asked is another day.
-        _same(propagator.propagate(JD + 1, 0.5, None), reference.propagate(JD + 1, 0.5))
-        # No guess, then a guess of the wrong instant, then asked twice in a row.
-        _same(propagator.propagate(JD, 0.75, (JD, 0.8)), reference.propagate(JD, 0.75))
-        _same(propagator.propagate(JD, 0.9, (JD, 0.9)), reference.propagate(JD, 0.9))
-        _same(propagator.propagate(JD, 0.9, None), reference.propagate(JD, 0.9))
+        _same(propagator.propagate(JD + 1, 0.5), reference.propagate(JD + 1, 0.5))
+        # No guess; a guess of another instant, asked at once (the guess half done).
+        _same(propagator.propagate(JD, 0.75), reference.propagate(JD, 0.75))
+        propagator.prefetch(JD, 0.8)
+        _same(propagator.propagate(JD, 0.85), reference.propagate(JD, 0.85))
+        # The same instant asked twice in a row, guessed before each.
+        for _ in range(2):
+            propagator.prefetch(JD, 0.9)
+            _same(propagator.propagate(JD, 0.9), reference.propagate(JD, 0.9))
     finally:
         propagator.close()
 
@@ -61,7 +66,8 @@ def test_the_next_instant_is_computed_into_the_other_buffer_before_it_is_asked(s
     reference = Propagator(satrecs)
     propagator = ShardedPropagator(satrecs, 2)
     try:
-        propagator.propagate(JD, 0.25, (JD, 0.5))
+        propagator.propagate(JD, 0.25)
+        propagator.prefetch(JD, 0.5)
         assert BUFFERS == 2
         ahead_pos = propagator._buffers[1][0]  # the next call's buffer
         workers_own = slice(propagator.band[1], propagator.n_sats)  # never the twin's
@@ -79,6 +85,45 @@ def test_the_next_instant_is_computed_into_the_other_buffer_before_it_is_asked(s
         propagator.close()
 
 
+def _written(rows: np.ndarray, want: np.ndarray, within_s: float) -> bool:
+    """Whether ``rows`` equal ``want`` within ``within_s`` (polled)."""
+    deadline = time.monotonic() + within_s
+    while not np.array_equal(rows, want):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.timeout(60)
+def test_stepping_flat_out_the_worker_starts_at_once_and_with_time_between_at_the_end(
+        satrecs) -> None:
+    """Steps that follow each other with no time between: the worker computes the next
+    step as soon as it has answered. Steps with time between (a live twin): it waits for
+    the step's end (``prefetch``), so that it does not compete with the twin's step."""
+    reference = Propagator(satrecs)
+    propagator = ShardedPropagator(satrecs, 2)
+    workers_own = slice(propagator.band[1], propagator.n_sats)
+    try:
+        instants = [(JD, 0.25 + k * STEP_DAYS) for k in range(8)]
+        propagator.propagate(*instants[0], instants[1])  # flat out: no step end said yet
+        ahead = propagator._buffers[1][0][workers_own]
+        assert _written(ahead, reference.propagate(*instants[1])[0][workers_own], 10)
+        for k in range(1, 6):  # a live twin: the step's end said, then time to its tick
+            propagator.propagate(*instants[k], instants[k + 1])
+            propagator.prefetch(*instants[k + 1])
+            time.sleep(0.05)
+        propagator.propagate(*instants[6], instants[7])  # written into buffer 0
+        ahead = propagator._buffers[1][0][workers_own]
+        want = reference.propagate(*instants[7])[0][workers_own]
+        assert not _written(ahead, want, 0.3)  # waits for the step's end
+        propagator.prefetch(*instants[7])
+        assert _written(ahead, want, 10)
+        _same(propagator.propagate(*instants[7]), reference.propagate(*instants[7]))
+    finally:
+        propagator.close()
+
+
 @pytest.mark.timeout(60)
 def test_an_idle_worker_takes_the_band_and_the_rows_stay_the_same(satrecs) -> None:
     """Between paced steps the worker has its rows ready long before it is asked: it is
@@ -91,7 +136,8 @@ def test_an_idle_worker_takes_the_band_and_the_rows_stay_the_same(satrecs) -> No
         taken = []
         for k in range(12):
             instant, upcoming = (JD, 0.25 + k * STEP_DAYS), (JD, 0.25 + (k + 1) * STEP_DAYS)
-            _same(propagator.propagate(*instant, upcoming), reference.propagate(*instant))
+            _same(propagator.propagate(*instant), reference.propagate(*instant))
+            propagator.prefetch(*upcoming)
             taken.append(propagator.taken)
             time.sleep(0.05)  # the twin's pacing: the worker is done ahead and waits
         # From the middle of the band down to none (a loaded machine's late wake-up can
@@ -111,6 +157,8 @@ def test_the_balance_moves_one_piece_and_stays_in_the_band(satrecs) -> None:
         assert propagator._balance(0, waited_s=0.0, idle_s=0.01) == 0
         assert propagator._balance(1, waited_s=0.0, idle_s=0.0) == 1
         assert propagator._balance(1, waited_s=0.01, idle_s=0.01) == 2  # waiting first
+        propagator.close()
+        propagator.prefetch(JD, 0.5)  # closed: nothing to ask, no error
     finally:
         propagator.close()
 

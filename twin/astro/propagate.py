@@ -114,6 +114,10 @@ class Propagator:
         self.failed: np.ndarray = np.zeros(self.n_sats, dtype=bool)
         self.any_failed = False
 
+    def prefetch(self, jd_whole: float, jd_frac: float) -> None:
+        """Nothing: one process computes when asked (worker processes compute ahead,
+        `twin.astro.shards.ShardedPropagator.prefetch`)."""
+
     def propagate(
         self, jd_whole: float, jd_frac: float, next_jd: tuple[float, float] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -30,10 +30,18 @@ from sgp4.api import SatrecArray
 from twin.astro.satrec_plan import CHUNK_ROWS, SatrecPlan
 from twin.runtime.allocator import release_free_memory
 
-STEP_REQUEST = struct.Struct("<ddBHddH")
-"""What the engine sends a worker: the instant's Julian date UTC (whole, fraction), the
-buffer to write (0 or 1) and the band pieces the twin computes itself; then the same for
-the next step, which the worker computes ahead (the instant NaN: none)."""
+STEP_REQUEST = struct.Struct("<cddBHddH")
+"""What the engine sends a worker: ``STEP`` (answer once written) or ``AHEAD`` (its step
+is over: compute for the next, no answer); the instant's Julian date UTC (whole,
+fraction), the buffer to write (0 or 1) and the band pieces the twin computes itself;
+then, for a step, the same of the next step (the instant NaN: none)."""
+STEP = b"s"
+AHEAD = b"a"
+DEFER_FRACTION = 0.5
+"""A worker computes the next step at once after answering, competing with the twin's
+step, unless the time between the twin's last two steps would hold this fraction of it:
+then it waits for the step's end (``AHEAD``) and computes while the twin publishes and
+waits for its tick, leaving the step both cores."""
 ANSWER_DONE = struct.Struct("<cd")
 """What a worker answers once its rows are written: ``b"\\x01"`` and how long it had been
 idle, its rows computed ahead, when the request came (s; 0 when they were not ready)."""
@@ -67,15 +75,17 @@ def worker_main(plan: SatrecPlan, conn: Connection, inherited: list[Connection],
                 segment: str | memoryview, n_sats: int, band: tuple[int, int], stop: int,
                 twin_pid: int) -> None:
     """One shard's life: build the satrecs of its band [band[0], band[1]) (in band pieces)
-    and of [band[1], stop), say so, then loop: wait for an instant, propagate (skipping
-    the band pieces the twin computes), write the rows, answer, compute ahead.
+    and of [band[1], stop), say so, then loop: wait for a request; for a step, propagate
+    (skipping the band pieces the twin computes), write the rows and answer; ahead,
+    propagate without answering.
 
-    Ahead: the request names the next instant; this worker propagates to it, into the
-    other buffer (the twin reads this step's), the pieces the next request will ask of
-    it (the same ``taken``). A request for exactly that instant, buffer and ``taken``
-    (compared to the bit) is answered at once; any other (a seek, a new warp) is
-    computed as asked. A request that arrives meanwhile is served after the current
-    piece. SGP4 gives the same bits whenever it runs, so frames do not change.
+    Ahead: once the twin's process has finished a step it names the next step's instant,
+    buffer and band share; this worker propagates to it while the twin publishes, waits
+    for its next tick or starts its next step. A step request for exactly that instant,
+    buffer and share (compared to the bit) is answered at once, or once the pieces left
+    are done; any other (a seek, a new warp) is computed as asked. A request that arrives
+    meanwhile is read after the current piece. SGP4 gives the same bits whenever it runs,
+    so frames do not change.
 
     ``segment`` is the shared memory's buffer (a forked worker inherits the mapping) or
     its name (a worker from the forkserver maps it itself)."""
@@ -98,8 +108,7 @@ def worker_main(plan: SatrecPlan, conn: Connection, inherited: list[Connection],
               + build_pieces(plan, buffer, n_sats, band[1], stop, AHEAD_CHUNK_ROWS))
     release_free_memory()  # the build's transient Satrec objects: back to the system
     conn.send_bytes(ANSWER_READY)
-    ahead: tuple[float, float, int, int] | None = None  # instant, buffer, band taken
-    ahead_done, ahead_end = 0, 0.0  # pieces computed ahead, and when they were all done
+    ahead = Ahead(pieces, conn)
     while True:
         if not conn.poll(PARENT_CHECK_S):
             if not exists(twin_pid):  # the engine is gone (a killed twin's end may linger)
@@ -112,18 +121,64 @@ def worker_main(plan: SatrecPlan, conn: Connection, inherited: list[Connection],
             return
         if len(message) != STEP_REQUEST.size:
             return  # STOP_REQUEST, or anything unexpected: end cleanly
-        jd_whole, jd_frac, which, taken, *upcoming = STEP_REQUEST.unpack(message)
-        mine = pieces[taken:]
-        ready = ahead == (jd_whole, jd_frac, which, taken)
-        done = ahead_done if ready else 0
-        idle_s = arrived - ahead_end if ready and done == len(mine) else 0.0
-        compute(mine[done:], jd_whole, jd_frac, which)
-        conn.send_bytes(ANSWER_DONE.pack(DONE, max(0.0, idle_s)))
-        next_whole, next_frac, next_taken = upcoming
-        ahead = (next_whole, next_frac, 1 - which, next_taken)
-        ahead_done = compute_ahead(pieces[next_taken:], conn, next_whole, next_frac,
-                                   1 - which)
-        ahead_end = time.monotonic()
+        kind, *asked = STEP_REQUEST.unpack(message)
+        key: Key = (asked[0], asked[1], asked[2], asked[3])
+        if kind == AHEAD:
+            ahead.step_ended_at = arrived
+            ahead.run(key)
+            continue
+        jd_whole, jd_frac, which, taken = key
+        idle_s = ahead.idle_before(key, arrived)
+        compute(pieces[taken:][ahead.ready(key):], jd_whole, jd_frac, which)
+        conn.send_bytes(ANSWER_DONE.pack(DONE, idle_s))
+        upcoming: Key = (asked[4], asked[5], 1 - which, asked[6])
+        gap_s = arrived - ahead.step_ended_at if ahead.step_ended_at else 0.0
+        ahead.run(upcoming if gap_s <= DEFER_FRACTION * ahead.last_s else None)
+
+
+Key = tuple[float, float, int, int]
+"""A step asked of a worker: its instant (Julian date UTC, whole and fraction), buffer and
+the band pieces the twin computes."""
+
+
+class Ahead:
+    """What a worker has computed ahead: for which step, how far, and how long it took."""
+
+    def __init__(self, pieces: Pieces, conn: Connection) -> None:
+        self.pieces, self.conn = pieces, conn
+        self.key: Key | None = None
+        self.done = 0  # pieces of ``pieces[key's taken:]`` written
+        self.end = 0.0  # when they were all written
+        self.last_s = math.inf  # how long the last one took, start to end (none yet)
+        self.step_ended_at = 0.0  # when the twin last said its step was over (0: never)
+
+    def run(self, key: Key | None) -> None:
+        """Compute ahead for ``key`` (none: only forget the last) from where it stopped,
+        until done or a request comes."""
+        if key is None or math.isnan(key[0]) or math.isnan(key[1]):
+            self.key = None
+            return
+        if key != self.key:
+            self.key, self.done = key, 0
+        mine = self.pieces[key[3]:]
+        if self.done == len(mine):
+            return
+        started, whole = time.monotonic(), self.done == 0
+        self.done += compute_ahead(mine[self.done:], self.conn, key[0], key[1], key[2])
+        if self.done == len(mine):
+            self.end = time.monotonic()
+            if whole:
+                self.last_s = self.end - started
+
+    def ready(self, key: Key) -> int:
+        """The pieces of ``key``'s share already written."""
+        return self.done if key == self.key else 0
+
+    def idle_before(self, key: Key, arrived: float) -> float:
+        """How long this worker waited, ``key``'s rows all written, for it to be asked."""
+        if key != self.key or self.done < len(self.pieces[key[3]:]):
+            return 0.0
+        return max(0.0, arrived - self.end)
 
 
 def compute(pieces: Pieces, jd_whole: float, jd_frac: float, which: int) -> None:

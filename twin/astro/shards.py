@@ -64,12 +64,14 @@ from sgp4.api import Satrec
 from twin.astro.propagate import STATUS_OK
 from twin.astro.satrec_plan import SatrecPlan, ShellRun
 from twin.astro.shard_worker import (
+    AHEAD,
     ANSWER_DONE,
     ANSWER_READY,
     BAND_PIECE_ROWS,
     BUFFERS,
     BYTES_PER_SAT,
     DONE,
+    STEP,
     STEP_REQUEST,
     STOP_REQUEST,
     build_pieces,
@@ -259,8 +261,8 @@ class ShardedPropagator:
         self._band_pieces = build_pieces(self._plan, self._shm.buf, self.n_sats, *self.band,
                                          BAND_PIECE_ROWS)
         # The band pieces this process computes (the first ``taken``; shard 1's worker the
-        # rest): this step's, the next step's (promised: the worker computes it ahead),
-        # and the one after (decided from this step's waits).
+        # rest): the last step's, the next step's (promised: the workers compute ahead
+        # for it), and the one after (decided from the last step's waits).
         self.taken = self._promised = self._decided = len(self._band_pieces) // 2
         self._await_ready()
 
@@ -355,14 +357,26 @@ class ShardedPropagator:
         self.restarts_total += 1
         self._start(shard)
 
+    def prefetch(self, jd_whole: float, jd_frac: float) -> None:
+        """Say the step is over: the workers compute the rows of the instant the next
+        `propagate` will most likely ask, now, while this process publishes and waits
+        for its next tick (no wait here). Another instant asked is computed when asked.
+        """
+        if self._closed:
+            return
+        for shard, taken in self._shares(self._promised):
+            self._send(shard, STEP_REQUEST.pack(AHEAD, jd_whole, jd_frac, 1 - self._which,
+                                                taken, math.nan, math.nan, 0))
+
     def propagate(self, jd_whole: float, jd_frac: float,
                   next_jd: tuple[float, float] | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Propagate all satellites to one UTC instant (`Propagator.propagate`'s contract).
 
         The returned arrays are views of the shared memory: valid until the next call.
-        ``next_jd``, the instant the next call will most likely ask (whole, fraction),
-        is what the workers compute ahead meanwhile; any other instant costs that time.
+        ``next_jd``, the instant the next call will most likely ask, is what a worker
+        computes ahead, at once if the twin steps without a pause, else once `prefetch`
+        says the step is over (twin.astro.shard_worker).
 
         Raises:
             ShardError: A shard's worker died or stalled more than
@@ -372,13 +386,14 @@ class ShardedPropagator:
             raise ShardError("the SGP4 workers are closed")
         self.restarts = []
         self._which = which = 1 - self._which
-        # This step's share is the one promised last step (the worker computed ahead for
-        # it); next step's, the last decision (``_balance``), is promised now.
+        # This step's band share is the one promised last step (the workers compute
+        # ahead for it); the next step's, the last decision (``_balance``), now.
         self.taken, self._promised = self._promised, self._decided
         upcoming = next_jd if next_jd is not None else (math.nan, math.nan)
-        requests = {shard: STEP_REQUEST.pack(jd_whole, jd_frac, which, taken, *upcoming,
-                                             taken_next)
-                    for shard, taken, taken_next in self._shares()}
+        promised = dict(self._shares(self._promised))
+        requests = {shard: STEP_REQUEST.pack(STEP, jd_whole, jd_frac, which, taken,
+                                             *upcoming, promised[shard])
+                    for shard, taken in self._shares(self.taken)}
         self._pos, self._vel, self._status = self._buffers[which]
         pending = set(requests)
         attempts = dict.fromkeys(pending, 0)
@@ -415,7 +430,7 @@ class ShardedPropagator:
                                 requests[shard])
                     deadlines[shard] = time.monotonic() + self._build_allowance_s(shard)
         if not self.restarts:
-            self._decided = self._balance(self._promised, waited_s, idle_s)
+            self._decided = self._balance(self.taken, waited_s, idle_s)
         bad = np.not_equal(self._status, STATUS_OK, out=self.failed)
         self.any_failed = bool(bad.any())
         if self.any_failed:  # as Propagator: NaN rows whatever the library version
@@ -423,11 +438,10 @@ class ShardedPropagator:
             self._vel[bad] = np.nan
         return self._pos, self._vel, self._status
 
-    def _shares(self) -> list[tuple[int, int, int]]:
-        """(shard, band pieces the twin computes this step, and next step) for each
-        worker; only shard 1 shares a band."""
-        return [(shard, *((self.taken, self._promised) if shard == 1 else (0, 0)))
-                for shard in range(1, len(self.bounds))]
+    def _shares(self, taken: int) -> list[tuple[int, int]]:
+        """(shard, band pieces the twin computes) for each worker, the twin computing
+        ``taken``; only shard 1 shares a band."""
+        return [(shard, taken if shard == 1 else 0) for shard in range(1, len(self.bounds))]
 
     def _balance(self, taken: int, waited_s: float, idle_s: float) -> int:
         """The band pieces this process will compute the step after next.

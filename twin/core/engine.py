@@ -166,6 +166,8 @@ class Engine:
         dt_s = self.clock.advance()
         self.compute(dt_s)
         self._check_fields()
+        if self.orbit is not None:  # the next step's SGP4 starts on the workers now
+            self.orbit.prefetch()
 
     def context(self, dt_s: float) -> StepContext:
         """The context for a step ending at the clock's current time."""

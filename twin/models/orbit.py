@@ -163,6 +163,12 @@ class OrbitModel:
         """The satellites' satrecs, each built as SGP4's array copies it (no 1 GB list)."""
         return SatrecsOnDemand(self.scenario.satellites, attrgetter("satrec"))
 
+    def prefetch(self) -> None:
+        """Let the SGP4 workers compute the next step's rows now, while the twin publishes
+        this step and waits for its next tick (twin.astro.shards): a step at another
+        instant (a seek, a new warp) is computed when it comes."""
+        self.propagator.prefetch(*self.clock.next_jd_utc)
+
     def close(self) -> None:
         """End the SGP4 worker processes and free their shared memory, if any, and the
         geometry's threads."""
