@@ -18,8 +18,9 @@ satellite) live in the one process that computes them, but for a band of at most
 
 The twin's process is a step's critical path (SGP4 for its shard, then the rest of the
 step, partly alone). So the workers compute ahead: a request names the next step's
-instant, which a worker propagates to, into a second buffer, once it has answered, on
-the core the rest of the step leaves idle. And the split between the twin and shard 1
+instant, which a worker propagates to, into a second buffer, at once when the twin steps
+flat out, or after the step's end (`ShardedPropagator.prefetch`) when the twin has time
+between its steps (twin.astro.shard_worker). And the split between the twin and shard 1
 moves by band pieces with the waits each sees (`ShardedPropagator._balance`).
 
 Why processes for SGP4 (docs/performance.md, "Every core"):
