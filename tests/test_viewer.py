@@ -443,7 +443,10 @@ def test_a_late_viewer_shows_the_twins_alarms_within_two_seconds():
     with running_twin(HOT_SCENARIO(), rate_hz=5.0, warp=60.0) as twin:
         wait_for_chip_alarms(twin.addresses.command, 40)  # the alarms fire first
         stream = StreamClient(twin.addresses.pub, stale_after_s=2.0)
-        app = make_app(stream=stream)
+        # As `odc view` runs: with a command client, a late joiner asks for meta at once
+        # (without one it waits for the twin's next meta, up to 3 s: the limit below).
+        commands = CommandClient(twin.addresses.command, timeout_s=2.0)
+        app = make_app(stream=stream, commands=commands)
         try:
             started = time.monotonic()
             assert _wait(app, lambda: "alarms: 40 (40 unacknowledged)"
@@ -453,6 +456,7 @@ def test_a_late_viewer_shows_the_twins_alarms_within_two_seconds():
         finally:
             app.pl.close()
             stream.close()
+            commands.close()
 
 
 def test_cli_starts_on_the_map_with_a_ground_track(tmp_path):
