@@ -30,6 +30,16 @@ def _same(got: tuple[np.ndarray, ...], want: tuple[np.ndarray, ...]) -> None:
         assert np.array_equal(mine, theirs, equal_nan=True)
 
 
+def _written(rows: np.ndarray, want: np.ndarray, within_s: float) -> bool:
+    """Whether ``rows`` equal ``want`` within ``within_s`` (polled)."""
+    deadline = time.monotonic() + within_s
+    while not np.array_equal(rows, want):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_the_band_is_the_end_of_the_twins_share_and_bounded() -> None:
     assert shared_band(shard_bounds(10, 2)) == (0, 5)  # all of it: the twin may take none
     assert shared_band(shard_bounds(100, 3)) == (3, 33)
@@ -72,27 +82,13 @@ def test_the_next_instant_is_computed_into_the_other_buffer_before_it_is_asked(s
         ahead_pos = propagator._buffers[1][0]  # the next call's buffer
         workers_own = slice(propagator.band[1], propagator.n_sats)  # never the twin's
         want = reference.propagate(JD, 0.5)[0]
-        deadline = time.monotonic() + 10
-        while not np.array_equal(ahead_pos[workers_own], want[workers_own]) \
-                and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert np.array_equal(ahead_pos[workers_own], want[workers_own])  # before asked
+        assert _written(ahead_pos[workers_own], want[workers_own], 10)  # before asked
         # The twin's own rows are computed when asked, not ahead.
         twins_own = slice(0, propagator.band[0])
         assert not np.array_equal(ahead_pos[twins_own], want[twins_own])
         _same(propagator.propagate(JD, 0.5), reference.propagate(JD, 0.5))
     finally:
         propagator.close()
-
-
-def _written(rows: np.ndarray, want: np.ndarray, within_s: float) -> bool:
-    """Whether ``rows`` equal ``want`` within ``within_s`` (polled)."""
-    deadline = time.monotonic() + within_s
-    while not np.array_equal(rows, want):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.mark.timeout(60)
