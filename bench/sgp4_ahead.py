@@ -81,10 +81,18 @@ def timed(scenario: Any, workers: int, steps: int, bare: Any) -> tuple[float, fl
         engine.close()
 
 
+def one_size(text: str) -> str:
+    """An argparse ``type``: one of bench/scale.py's sizes."""
+    sizes = scale.size_list(text)
+    if len(sizes) != 1:
+        raise argparse.ArgumentTypeError(f"one size, not {len(sizes)}: {text!r}")
+    return sizes[0]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=scale.size_list, default=["100k"],
-                        help="one of the sizes of bench/scale.py (default 100k)")
+    parser.add_argument("--size", type=one_size, default="100k",
+                        help=f"one of {', '.join(scale.SIZES)} (default 100k)")
     parser.add_argument("--steps", type=count_argument(1), default=40,
                         help="timed steps each way (default 40)")
     parser.add_argument("--rounds", type=count_argument(1), default=3,
@@ -99,7 +107,7 @@ def main() -> int:
     keep_temporaries_in_heap()
     limit_blas_threads(1)
     warnings.simplefilter("ignore", RuntimeWarning)
-    scenario = scale.load(args.size[0])
+    scenario = scale.load(args.size)
     bare = SatrecArray(SatrecsOnDemand(scenario.satellites, attrgetter("satrec")))
     speed_ups: dict[str, list[float]] = {}
     print(f"{len(scenario.satellites):,} satellites, {args.steps} steps each way, "

@@ -60,6 +60,7 @@ def test_the_checked_types_take_good_values_and_name_what_is_wrong() -> None:
     ("scale.py", ["--sizes", "10k,2m"], "argument --sizes: sizes are a comma-separated list"),
     ("scale.py", ["--workers", "0"], "argument --workers: must be at least 1"),
     ("sgp4_ahead.py", ["--rounds", "0"], "argument --rounds: must be at least 1"),
+    ("sgp4_ahead.py", ["--size", "10k,1m"], "argument --size: one size, not 2"),
     ("restart_memory.py", ["--workers", "1"], "argument --workers: must be at least 2"),
     ("live_memory.py", ["--every", "0"], "argument --every: every must be in (0, 3600]"),
     ("memory_soak.py", ["--trim-interval-s", "x"], "trim interval must be a number"),
