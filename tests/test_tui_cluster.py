@@ -289,3 +289,32 @@ def test_a_reduced_stream_keeps_the_clusters_numbers() -> None:
                       full_state_max_sats=0) as twin, \
             connected(zmq.REQ, twin.addresses.command) as req:
         asyncio.run(run(twin, req))
+
+
+def test_a_tick_that_comes_while_the_app_closes_draws_nothing() -> None:
+    """The views' paced ticks and the table's draw are timers: one the loaded machine ran
+    late can come while the app takes its widgets down (a CI run's cluster view found no
+    '#cluster-top' there and the test failed at its exit). Once the app stops running they
+    draw nothing and call nothing."""
+    async def run() -> None:
+        meta, state = two_clusters_feed()
+        app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.feed(StreamUpdate(meta=meta, connection=LIVE))
+            app.feed(StreamUpdate(state=state, connection=LIVE))
+            await pilot.pause(0.2)
+            await open_cluster_view(pilot)
+            ticks = app._cluster_timer
+            assert ticks is not None
+            drawn = app.cluster_view_seconds
+            app.update_cluster_view(force=True)
+            assert app.cluster_view_seconds > drawn  # running: it draws
+        assert not app.is_running and not app.cluster_view.children
+        drawn = app.cluster_view_seconds
+        ticks._tick()  # what a late timer would do now: before, NoMatches
+        app.update_cluster_view(force=True)
+        app._draw()
+        assert app.cluster_view_seconds == drawn
+        assert ticks._timer is None  # and it does not set itself again
+
+    asyncio.run(run())

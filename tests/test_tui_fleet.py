@@ -370,3 +370,16 @@ async def test_a_late_tick_is_never_followed_by_an_early_one() -> None:
         await pilot.pause(0.5)  # stopped: nothing more
     assert len(calls) == count
     assert np.diff(calls).min() >= 0.2 * 0.95, np.diff(calls)
+
+
+@run_async
+async def test_a_tick_after_the_app_stopped_calls_nothing() -> None:
+    """A tick the loop ran late, once the app is closing, would work out a view whose
+    widgets are being taken down: it calls nothing and sets no next tick."""
+    calls: list[float] = []
+    async with App().run_test() as pilot:
+        ticks = PacedTicks(pilot.app, 60.0, lambda: calls.append(time.monotonic()))
+        ticks._tick()
+        assert len(calls) == 1 and ticks._timer is not None  # running: called, set again
+    ticks._tick()
+    assert len(calls) == 1 and ticks._timer is None

@@ -217,7 +217,7 @@ class DashboardApp(ClusterViewActions, FleetViewActions, TableRowsFeed, StreamFe
 
     def _draw(self) -> None:
         self._draw_pending = False
-        if not self.screen_stack:
+        if not self.screen_stack or not self.is_running:  # (closing: no parts to draw on)
             return
         self._last_draw = time.monotonic()
         self.states_drawn += 1

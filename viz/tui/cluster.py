@@ -399,7 +399,7 @@ class ClusterViewActions:
 
     def update_cluster_view(self, force: bool = False) -> None:
         """Work the view out again if it shows and something it draws from changed."""
-        if not self.cluster_view_shown:
+        if not self.cluster_view_shown or not self.is_running:  # type: ignore[attr-defined]
             return
         view, model = self.cluster_view, self.model
         key = (model.states_seen, id(model.meta), len(model.alarms), model.events_seen,

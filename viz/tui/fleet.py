@@ -72,6 +72,9 @@ class PacedTicks:
 
     def _tick(self) -> None:
         self._timer = None
+        if not self._owner.is_running:  # the app is closing: its views are being taken
+            self._stopped = True        # down, and a view worked out now finds no parts
+            return
         try:
             self._callback()
         finally:
@@ -546,7 +549,7 @@ class FleetViewActions:
 
     def update_fleet_view(self, force: bool = False) -> None:
         """Work the view out again if it shows and something it draws from changed."""
-        if not self.fleet_view_shown:
+        if not self.fleet_view_shown or not self.is_running:  # type: ignore[attr-defined]
             return
         view = self.fleet_view
         model = self.model
