@@ -339,3 +339,46 @@ def test_whole_twin_over_years_with_time_acceleration(tmp_path: Path) -> None:
     assert fleet["compute_power_w"] == 0.0 and fleet["p_load_total_w"] == 0.0
     assert fleet["battery_capacity_mean_frac"] < 1.0 and fleet["array_health_mean_frac"] < 1.0
     assert lc._age_s / SECONDS_PER_YEAR == pytest.approx(250 * 600 * 2000 / SECONDS_PER_YEAR)
+
+
+def test_calendar_fade_by_equivalent_time_never_falls() -> None:
+    """At a constant temperature the advanced loss is q √t whatever the steps; after the
+    battery cools it grows more slowly but never falls (the mean temperature so far, the law
+    before, gave capacity back to a cold dead node); and by hand across the change."""
+    q25 = 0.02
+    loss = np.zeros(1)
+    for _ in range(48):  # four years in months at 25 °C
+        loss = ageing.advance_calendar_loss(loss, 1 / 12, q25, 24500.0, np.array([298.15]))
+    assert loss[0] == pytest.approx(0.04, rel=1e-12)
+    cold_k = np.array([253.15])
+    q_cold = float(ageing.calendar_loss_frac(1.0, q25, 24500.0, cold_k)[0])
+    assert q_cold < q25 / 5  # -20 °C: an Arrhenius factor under a fifth
+    history = [loss[0]]
+    for _ in range(12):  # a year at -20 °C
+        loss = ageing.advance_calendar_loss(loss, 1 / 12, q25, 24500.0, cold_k)
+        history.append(loss[0])
+    assert np.all(np.diff(history) > 0)
+    # By hand: the cold battery's equivalent age for 4 % is (0.04 / q_cold)², plus a year.
+    assert loss[0] == pytest.approx(q_cold * math.sqrt((0.04 / q_cold) ** 2 + 1.0), rel=1e-12)
+    # No calendar fade, or an Arrhenius factor that underflows: the loss stays.
+    assert ageing.advance_calendar_loss(loss, 1.0, 0.0, 24500.0, cold_k)[0] == loss[0]
+    assert ageing.advance_calendar_loss(loss, 1.0, q25, 24500.0, np.array([2.0]))[0] == loss[0]
+
+
+def test_a_battery_that_cools_keeps_the_capacity_it_lost(tmp_path: Path) -> None:
+    """The model over four warm years then two cold ones: the capacity left only falls."""
+    scenario = load_scenario(str(_scenario(tmp_path, "design_life_yr = 20.0\n"
+                                           "density_model = \"table\"\n")))
+    model = LifecycleModel(scenario, 8, 21000.0)
+    t0, day = scenario.epoch_utc.timestamp(), 86400.0
+    rng = np.random.default_rng(0)
+    capacity = []
+    for k in range(1, 6 * 365):
+        ctx = _context(model, t0 + k * day, day, rng)
+        if k > 4 * 365:
+            ctx.thermal.temp_battery_k = np.full(model.n_sats, 243.15)  # a dead, cold node
+        model.step(ctx)
+        capacity.append(model.battery.array.copy())
+    capacity = np.array(capacity)
+    assert np.all(np.diff(capacity, axis=0) <= 0.0)
+    assert capacity[-1].max() < capacity[4 * 365 - 2].max()  # cycling goes on

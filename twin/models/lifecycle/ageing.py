@@ -1,7 +1,8 @@
 """Ageing laws: solar arrays, battery capacity fade, radiator coating, accelerator failures.
 
 Each is a closed form of elapsed time and an accumulated quantity (dose, Ah throughput),
-so any step length gives the same answer (docs/models.md, "Lifecycle", ageing).
+so any step length gives the same answer (docs/models.md, "Lifecycle", ageing); the battery's
+fades, whose rates change with conditions, advance by equivalent throughput or time.
 """
 
 from __future__ import annotations
@@ -56,6 +57,23 @@ def calendar_loss_frac(years: float, coeff_per_sqrt_yr: float, ea_j_mol: float,
     arrhenius = np.exp(-ea_j_mol / GAS_CONSTANT_J_MOL_K
                        * (1.0 / np.asarray(temp_k, dtype=float) - 1.0 / REFERENCE_TEMP_K))
     return coeff_per_sqrt_yr * arrhenius * np.sqrt(max(years, 0.0))
+
+
+def advance_calendar_loss(loss_frac: np.ndarray, years_step: float, coeff_per_sqrt_yr: float,
+                          ea_j_mol: float, temp_k: np.ndarray) -> np.ndarray:
+    """Calendar fade advanced by ``years_step`` at ``temp_k``, by equivalent time: the age
+    that gives today's loss at this temperature, t_eq = (L/q(T))², then L' = q(T) √(t_eq + Δt).
+
+    At a constant temperature it is q √t exactly, whatever the steps. Unlike q(T̄) √t with
+    T̄ the mean temperature so far, it never falls: a battery that cools fades more slowly
+    from then on but does not get its capacity back. Where q(T) is nil (no calendar fade,
+    or a battery so cold that the Arrhenius factor underflows) the loss stays.
+    """
+    q = calendar_loss_frac(1.0, coeff_per_sqrt_yr, ea_j_mol, temp_k)
+    fading = q > 1e-30
+    q_safe = np.where(fading, q, 1.0)
+    t_eq = (loss_frac / q_safe) ** 2
+    return np.where(fading, q_safe * np.sqrt(t_eq + max(years_step, 0.0)), loss_frac)
 
 
 def array_health(years: float, loss_per_yr: float, dose_gy: np.ndarray, c: float,

@@ -120,7 +120,8 @@ class LifecycleModel:
         self._prop = np.full(k, p.propellant_kg)
         self._phase = np.zeros(n)
         self._cycle_loss = np.zeros(k)
-        self._temp_integral = np.zeros(k)  # ∫ T dt of the battery, K s (calendar fade)
+        self._calendar_loss = np.zeros(k)
+        self._temp_integral = np.zeros(k)  # ∫ T dt of the battery since the last advance, K s
         self._age_s = 0.0
         self._pending_s = 0.0  # simulated time not yet advanced by the slow laws, s
         self._pending_cycles = np.zeros(k)  # battery cycles over it
@@ -357,7 +358,7 @@ class LifecycleModel:
         self.array.array[:] = ageing.array_health(
             years, p.array_loss_frac_per_yr, array_dose, p.array_radiation_c,
             p.array_radiation_dx_gy)
-        self._battery(ctx, dt, years)
+        self._battery(ctx, dt)
         self.outputs.radiator_absorptivity_rise = ageing.radiator_alpha_rise(
             years, p.radiator_alpha_rise, p.radiator_alpha_tau_yr)
         operating = self.state.array == OPERATING
@@ -393,9 +394,10 @@ class LifecycleModel:
         self._pending_cycles += cycles
         self._pending_cycle_rate += cycles * load_w / capacity_wh
 
-    def _battery(self, ctx: StepContext, dt: float, years: float) -> None:
+    def _battery(self, ctx: StepContext, dt: float) -> None:
         """Cycle fade from the eclipse discharge since the last advance (at its
-        discharge-weighted C-rate), calendar fade from the mean battery temperature."""
+        discharge-weighted C-rate), calendar fade over the ``dt`` of simulated seconds since
+        the last advance at the battery's mean temperature over them."""
         p = self.params
         temp = ctx.thermal.temp_battery_k
         temp_k = (np.full(self.n_sats, ageing.REFERENCE_TEMP_K) if temp is None
@@ -408,10 +410,13 @@ class LifecycleModel:
                                                          temp_k)
             cycles[:] = 0.0
             self._pending_cycle_rate[:] = 0.0
-        calendar = ageing.calendar_loss_frac(years, p.battery_calendar_frac_per_sqrt_yr,
-                                             p.battery_calendar_ea_j_mol,
-                                             self._temp_integral / max(self._age_s, 1e-9))
-        self.battery.array[:] = np.clip(1.0 - self._cycle_loss - calendar, 0.0, 1.0)
+        if dt > 0.0:  # at the battery's mean temperature over the interval
+            mean_temp_k = self._temp_integral / dt
+            self._calendar_loss = ageing.advance_calendar_loss(
+                self._calendar_loss, dt / SECONDS_PER_YEAR, p.battery_calendar_frac_per_sqrt_yr,
+                p.battery_calendar_ea_j_mol, mean_temp_k)
+            self._temp_integral[:] = 0.0
+        self.battery.array[:] = np.clip(1.0 - self._cycle_loss - self._calendar_loss, 0.0, 1.0)
 
     def _lose_all(self, nodes: np.ndarray) -> None:
         """Every accelerator of ``nodes`` out of service for good (payload off)."""
