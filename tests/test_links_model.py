@@ -284,3 +284,31 @@ def test_fewer_terminals_still_link(terminals: int, in_plane_only: bool) -> None
     if in_plane_only:
         plane = np.array([int(s.name.split("-")[1]) for s in eng.scenario.satellites])
         assert (plane[links.table.a] == plane[links.table.b]).all()
+
+
+def test_nodes_out_of_service_lose_their_links_and_make_none() -> None:
+    """At design life the lifecycle takes every node out of service (disposed or derelict:
+    terminals off, some re-entering later): their links are lost at once, with an event,
+    and the search makes none again. Before, a re-entered node kept its links."""
+    lifecycle = ("\n[lifecycle]\ndesign_life_yr = 0.05\ntime_acceleration = 10000.0\n"
+                 "density_model = \"table\"\n")
+    eng = engine(SHELL + LINKS + lifecycle, dt_s=60.0)
+    links, lc = eng.models["links"], eng.models["lifecycle"]
+    eng.step()
+    eng.step()
+    assert eng.header()["fleet"]["links_up"] > 0
+    assert np.all(lc.state.array == 0)  # operating
+    lost_events = 0
+    for _ in range(10):  # 6,000 s a step: 0.05 yr is about 3 steps
+        eng.step()
+        lost_events += sum(1 for e in eng.events.drain() if e["kind"] == "link_lost")
+        if np.all(lc.state.array != 0):
+            break
+    assert np.all(lc.state.array != 0)  # all out of service
+    for _ in range(2):  # the links read the lifecycle's last step
+        eng.step()
+        lost_events += sum(1 for e in eng.events.drain() if e["kind"] == "link_lost")
+    fleet = eng.header()["fleet"]
+    assert fleet["links_up"] == 0 and fleet["links_acquiring"] == 0
+    assert np.all(links.peer.array == -1) and links.table.size == 0
+    assert lost_events > 0

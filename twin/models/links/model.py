@@ -2,8 +2,9 @@
 
 Each step, after the orbit and before compute:
 
-1. links already made are kept while feasible (both nodes healthy, line of sight clearing
-   the Earth by the grazing height, range within the terminal's limit), else lost;
+1. links already made are kept while feasible (both nodes propagated and in service, line
+   of sight clearing the Earth by the grazing height, range within the terminal's limit),
+   else lost;
 2. on schedule (``search_interval_s``) free terminals look for new links
    (``topology.LinkSearch``); a new link acquires for ``acquisition_s``, then is up;
 3. each link's range and capacity (``budget.LinkBudget``);
@@ -67,6 +68,8 @@ class LinksModel:
     """Optical inter-satellite links (docs/models.md, "Optical inter-satellite links")."""
 
     name = "links"
+    # Also reads ``ctx.lifecycle`` (its out-of-service nodes, last step's) when a lifecycle
+    # model runs; not declared, so an engine without one still builds.
     reads: tuple[str, ...] = ("orbit", "compute")
     publishes = "links"
 
@@ -140,6 +143,8 @@ class LinksModel:
                                      "One-way latency from each ground user to the target "
                                      "node, +inf unreachable", per_sat=False, fill=np.inf)
         self._all_ok = np.ones(n, dtype=bool)
+        self._retired: np.ndarray | None = None  # the lifecycle's out-of-service nodes seen
+        self._in_service = self._all_ok
         self._group_version = -1
         self._group_a = np.zeros(0, dtype=np.int64)
         self._inside = np.zeros(0, dtype=bool)
@@ -183,11 +188,7 @@ class LinksModel:
             return
         orbit = ctx.orbit
         pos_km, vel_km_s = orbit.pos_gcrs_km, orbit.vel_gcrs_km_s
-        status = orbit.orbit_status
-        if status is None or not np.count_nonzero(status):
-            ok = self._all_ok
-        else:  # SGP4 failed for some: their positions are NaN
-            ok = (np.asarray(status) == 0) & np.isfinite(pos_km).all(axis=1)
+        ok = self._usable(ctx, pos_km)
         r2_km2 = orbit.r2_km2 if orbit.r2_km2 is not None else np.einsum(
             "ij,ij->i", pos_km, pos_km)
         t = ctx.t_utc
@@ -230,6 +231,23 @@ class LinksModel:
         self.relay.array[:] = tree.relay_bps
         self.ground_latency.array[:] = tree.latency_s
         self._publish(ctx.compute.storage_backlog_bytes, ctx.dt_s, built)
+
+    def _usable(self, ctx: StepContext, pos_km: np.ndarray) -> np.ndarray:
+        """Nodes whose terminals can hold a link: in service (a disposed, derelict or
+        re-entered node's are off; the lifecycle's last step) and propagated (where SGP4
+        failed the position is NaN). ``self._all_ok`` itself when every node is."""
+        ok = self._all_ok
+        retired = ctx.lifecycle.out_of_service_nodes
+        if retired is not None and retired.size:
+            if retired is not self._retired:  # a new array whenever the set changes
+                self._retired = retired
+                self._in_service = np.ones(self.n, dtype=bool)
+                self._in_service[retired[retired < self.n]] = False
+            ok = self._in_service
+        status = ctx.orbit.orbit_status
+        if status is not None and np.count_nonzero(status):
+            ok = ok & (np.asarray(status) == 0) & np.isfinite(pos_km).all(axis=1)
+        return ok
 
     def _drop_infeasible(self, ctx: StepContext, pos_km: np.ndarray, r2_km2: np.ndarray,
                          ok: np.ndarray) -> np.ndarray:
