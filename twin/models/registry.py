@@ -34,6 +34,7 @@ from twin.models.estimation.params import EstimationParams
 from twin.models.faults import FaultModel
 from twin.models.formation import model as formation
 from twin.models.formation.model import FormationModel
+from twin.models.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
 from twin.models.lifecycle import FLEET_TOTALS as LIFECYCLE_TOTALS
 from twin.models.lifecycle import LifecycleModel, LifecycleParams
 from twin.models.limits import LimitsModel
@@ -116,7 +117,7 @@ MODELS: tuple[ModelEntry, ...] = (
     # Reads this step's orbit, power and thermal; orbit, faults, power and thermal read its
     # ageing and decay one step later.
     ModelEntry("lifecycle", _lifecycle, sections=(("lifecycle", LifecycleParams),),
-               totals=LIFECYCLE_TOTALS),
+               commands=LIFECYCLE_COMMANDS, totals=LIFECYCLE_TOTALS),
     # Watches the fields with limits of every model before it.
     ModelEntry("limits", lambda b: LimitsModel(b.fields(), b.scenario),
                sections=(("limits", None),), totals=limits.FLEET_TOTALS,

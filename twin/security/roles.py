@@ -4,7 +4,7 @@ Four ranked roles, each including the ones below it:
 
 - ``viewer``: the stream and read-only commands (``status``, ``meta``, ``job``);
 - ``operator``: the clock, jobs and the scheduling policy;
-- ``engineer``: faults, power caps, coolant flow, upsets;
+- ``engineer``: faults, power caps, coolant flow, upsets, node retirements;
 - ``admin``: keys (``reload_keys``) and ``shutdown``.
 
 and one per testbed, ``testbed:NAME``: may push telemetry for testbed NAME only (and nothing

@@ -9,8 +9,8 @@
 Equations and sources: docs/models.md, "Lifecycle".
 """
 
-from twin.models.lifecycle.model import FLEET_TOTALS, STATE_LABELS, LifecycleModel
+from twin.models.lifecycle.model import COMMANDS, FLEET_TOTALS, STATE_LABELS, LifecycleModel
 from twin.models.lifecycle.params import DISPOSAL_RULES, LifecycleParams
 
-__all__ = ["DISPOSAL_RULES", "FLEET_TOTALS", "STATE_LABELS", "LifecycleModel",
+__all__ = ["COMMANDS", "DISPOSAL_RULES", "FLEET_TOTALS", "STATE_LABELS", "LifecycleModel",
            "LifecycleParams"]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from twin.core.interfaces import LifecycleOutputs
-from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
+from twin.core.subsystem import CommandHandler, CommandRejected, Field, StepContext, make_field
 from twin.models.lifecycle import ageing
 from twin.models.lifecycle.decay import (
     EARTH_RADIUS_KM,
@@ -29,6 +29,8 @@ from twin.models.lifecycle.decay import (
 )
 from twin.models.lifecycle.density import density_profile, solar_flux_sfu
 from twin.models.lifecycle.params import LifecycleParams
+from twin.protocol.codec import ok
+from twin.protocol.commands import CommandSpec, sat_arg
 from twin.scenario import Scenario, parse_section
 from twin.scenario.loader import mean_semi_major_axes_km
 
@@ -43,6 +45,12 @@ SLOW_INTERVAL_S = 3600.0
 """Decay, station keeping, end of life and ageing advance at most this often: every law is
 exact for any interval (closed forms in time), and a node's ageing in an hour is far below
 anything another model feels. Battery discharge is counted every step."""
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("retire_node", "take a node out of service now: its disposal burn, as at "
+                "end of life", "hazardous", (sat_arg("the node"),), role="engineer"),
+)
+"""The commands this model answers (meta.commands; docs/protocol.md)."""
 
 FLEET_TOTALS: dict[str, tuple[str, str]] = {
     "accelerators_installed_count": ("count", "working accelerators on operating nodes "
@@ -138,6 +146,7 @@ class LifecycleModel:
                      "Years left before the disposal plan wants the node down (negative: "
                      "overdue; 0 re-entered or no rule)")
         self._lost_version = 0
+        self._retire = np.zeros(k, dtype=bool)  # retirements commanded, for the next step
         self._fleet: dict[str, Any] | None = None  # totals of the last slow advance
         self._publish()
 
@@ -158,7 +167,8 @@ class LifecycleModel:
         if dt > 0.0:
             self._count_discharge(ctx, dt)
             self._pending_s += dt * self.params.time_acceleration
-        if self._pending_s < SLOW_INTERVAL_S and self.lifetime.array.any():
+        if self._pending_s < SLOW_INTERVAL_S and self.lifetime.array.any() and \
+                not self._retire.any():  # (a commanded retirement is done at once)
             return
         interval, self._pending_s = self._pending_s, 0.0
         if interval > 0.0:
@@ -190,7 +200,23 @@ class LifecycleModel:
                 "states": {str(code): label for code, label in STATE_LABELS.items()}}
 
     def commands(self) -> dict[str, CommandHandler]:
-        return {}
+        return {"retire_node": self.retire_node}
+
+    def retire_node(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``retire_node``: the node leaves service at the next step, as at end of life
+        (its disposal burn, with the scenario's reliability, else derelict)."""
+        name = self.scenario.satellites[request["sat"]].name
+        if not self.active:
+            raise CommandRejected("this twin's scenario has no [lifecycle] table: its nodes "
+                                  "have no service life to end")
+        sat = int(request["sat"])
+        state = int(self.state.array[sat])
+        if state != OPERATING:
+            raise CommandRejected(f"{name} is already out of service ({STATE_LABELS[state]})")
+        if self._retire[sat]:
+            raise CommandRejected(f"{name}: its retirement is already commanded (next step)")
+        self._retire[sat] = True
+        return ok(sat=sat, effective="next step")
 
     # ---------------------------------------------------------------------------------
     # For the sweep and the benches: the lifecycle's account in one call
@@ -285,11 +311,17 @@ class LifecycleModel:
         reserve = self._disposal_propellant(alt, target_km)
         out_of_fuel = p.station_keeping & (self._prop <= reserve) if target_km else (
             p.station_keeping & (self._prop <= 0.0))
+        commanded = np.flatnonzero(operating & self._retire)
+        self._retire[:] = False
         done = operating & ((self._age_s >= p.design_life_yr * SECONDS_PER_YEAR)
                             | out_of_fuel | (self.lost.array >= self.installed))
+        done[commanded] = True
         nodes = np.flatnonzero(done)
         if nodes.size == 0:
             return
+        if commanded.size:
+            self._node_events(ctx, "retired", "info", commanded,
+                              "retired by command: out of service")
         self._retired_s[nodes] = self._age_s
         self._lose_all(nodes)
         ok = (self.rng.random(nodes.size) < p.disposal_reliability_frac) if years else \
