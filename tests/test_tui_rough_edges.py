@@ -121,3 +121,38 @@ def test_the_3d_hud_says_what_was_missed() -> None:
     lines = status_lines({"t_utc": 1.77405e9, "warp": 1.0, "step": 3}, None, "LIVE",
                          earth_fixed=False, missed=1234)
     assert "missed 1,234 states" in "\n".join(lines)
+
+
+def test_a_long_event_wraps_whole_in_the_log_and_the_node_screen() -> None:
+    """Events longer than their log wrap onto the next lines: nothing is cut at the
+    right edge or left to sideways scrolling (RichLog renders at least 78 columns unless
+    told otherwise; the node screen's log is narrower than that at 80x24)."""
+    from twin.protocol.codec import TOPIC_EVENT, decode, encode_map
+    from viz.stream import LIVE
+
+    message = ("thermal_throttle: junction 112.7 °C, HBM 114.4 °C at full clock, above "
+               "its limit (85.0 °C junction, 95.0 °C HBM): clock held down, end of sentence")
+    event = decode(encode_map(TOPIC_EVENT, {"v": 1, "seq": 0, "t_utc": 1.7e9, "kind": "note",
+                                            "severity": "warning", "sat": 3,
+                                            "message": message}))
+
+    def shown_whole(log) -> None:
+        width = log.scrollable_content_region.width
+        lines = [strip.text.rstrip() for strip in log.lines]
+        assert lines and all(len(line) <= width for line in lines), (width, lines)
+        assert "".join(message.split()) in "".join("".join(lines).split())
+        assert log.virtual_size.width <= width  # no sideways scrolling
+
+    async def scenario(app, pilot) -> None:
+        feed(app)
+        app.feed(StreamUpdate(events=[event], connection=LIVE))
+        await until(pilot, lambda: "end of sentence" in "".join(
+            strip.text for strip in app.events_log.lines))
+        shown_whole(app.events_log)
+        app.fleet_table.select_sat(3)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.pause(0.2)
+        shown_whole(app.screen.query_one("#detail-events"))
+
+    run(scenario, size=(80, 24))

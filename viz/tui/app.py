@@ -148,7 +148,8 @@ class DashboardApp(ClusterViewActions, FleetViewActions, TableRowsFeed, StreamFe
         yield FleetView(self.model, id="fleet-view")
         yield ClusterView(self.model, lambda: self.recent_events, id="cluster-view")
         with Horizontal(id="bottom"):
-            yield RichLog(id="events", markup=False, max_lines=1000, wrap=False)
+            # Long events wrap at the log's width (RichLog's default keeps 78 columns).
+            yield RichLog(id="events", markup=False, max_lines=1000, wrap=True, min_width=20)
             yield UpcomingPanel(id="upcoming")
             yield OptionList(id="alarms")
             yield Static(id="mirrors")

@@ -297,7 +297,8 @@ class DetailScreen(Screen):
             with Vertical(id="detail-left"):
                 yield Static(id="detail-mirror")
                 yield DataTable(id="detail-fields", cursor_type="row", zebra_stripes=True)
-                yield RichLog(id="detail-events", markup=False, max_lines=200)
+                yield RichLog(id="detail-events", markup=False, max_lines=200, wrap=True,
+                              min_width=20)  # (at least 78 columns otherwise, cut here)
             yield VerticalScroll(id="detail-trends")
         yield Footer()
 
