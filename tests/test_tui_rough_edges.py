@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rich.text import Text
@@ -156,3 +158,30 @@ def test_a_long_event_wraps_whole_in_the_log_and_the_node_screen() -> None:
         shown_whole(app.screen.query_one("#detail-events"))
 
     run(scenario, size=(80, 24))
+
+
+def test_the_contact_column_names_stations_short_and_distinct() -> None:
+    """"Wallops (NASA WFF)" was cut to "Wallops (NA…" in the 12-column Contact column: the
+    table shows the name before its parenthesis, unless two stations would then read alike
+    (their names then stay whole, cut as before)."""
+    from viz.tui.words import short_names
+
+    assert short_names(["Wallops (NASA WFF)", "Svalbard (KSAT SvalSat)", "Hawaii"]) == \
+        ["Wallops", "Svalbard", "Hawaii"]
+    both = ["Svalbard (KSAT SvalSat)", "Svalbard (SSC)"]
+    assert short_names(both) == both
+
+    async def scenario(app, pilot) -> None:
+        feed(app)
+        await pilot.pause(0.1)
+        model, column = app.model, app.model.column("contact_station")
+        assert "Wallops (NASA WFF)" in model.stations
+        contact = model.values("contact_station")
+        sats = [int(s) for s in np.flatnonzero(contact >= 0)]
+        assert sats, "no node in contact in the fixture"
+        for sat in sats:
+            text, _ = model.cell(column, sat)
+            full = model.stations[int(contact[sat])]
+            assert text == full.split(" (")[0] and "…" not in text, (text, full)
+
+    run(scenario, size=(120, 40))

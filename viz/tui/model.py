@@ -31,6 +31,7 @@ from viz.tui.levels import ALARM, limit_levels
 from viz.tui.mirror_rows import MIRROR_MARK, MirrorReadings
 from viz.tui.rows import TableRows
 from viz.tui.trends import TREND_SAMPLES, TrendHistory
+from viz.tui.words import short_names
 
 # Per-satellite fields shown first, in this order, when the twin publishes them (exact
 # names: a preference, never a reading of units). Everything else follows in catalog order.
@@ -122,6 +123,7 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
         self.names: list[str] = []
         self.groups: list[str] = []
         self.stations: list[str] = []
+        self.station_labels: list[str] = []
         self.catalog: dict[str, dict[str, Any]] = {}
         # How every field and fleet total reads (meta's catalogs; bare before meta).
         self.quantities = Catalog()
@@ -168,6 +170,8 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
         self.groups = [str(x) for x in sats.get("groups", [])][:n]
         self.stations = [str(s.get("name", "?")) for s in body.get("stations", [])
                          if isinstance(s, dict)]
+        self.station_labels = short_names(self.stations)  # the table's (the names in full
+        # are the detail's and the events')
         self.catalog = {e["name"]: e for e in body.get("fields", [])
                         if isinstance(e, dict) and "name" in e}
         self.quantities = Catalog(body)
@@ -274,7 +278,7 @@ class FleetModel(AlarmBook, TrendHistory, MirrorReadings, TableRows):
         if name == "sunlit_frac":
             return Column(name, "Sun", Scale(), "sun", limits, 5, description, q)
         if name == "contact_station":
-            width = min(max([len(s) for s in self.stations] + [7]), 12)
+            width = min(max([len(s) for s in self.station_labels] + [7]), NAMES_WIDTH)
             return Column(name, "Contact", Scale(), "station", limits, width, description, q)
         label = q.label()
         if q.kind in ("enum", "bitmask"):

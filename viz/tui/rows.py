@@ -33,6 +33,7 @@ class TableRows:
     names: list[str]
     groups: list[str]
     stations: list[str]
+    station_labels: list[str]
     columns: list[Column]
     levels: dict[str, np.ndarray]
     worst: np.ndarray
@@ -161,9 +162,11 @@ class TableRows:
         return self.groups[sat] if 0 <= sat < len(self.groups) else ""
 
     def station(self, index: int) -> str:
+        """The table's name of station ``index`` (short: ``Wallops``)."""
         if index < 0:
             return "—"
-        return self.stations[index] if index < len(self.stations) else f"#{index}"
+        labels = self.station_labels
+        return labels[index] if index < len(labels) else f"#{index}"
 
     def cell(self, column: Column, sat: int) -> tuple[str, int]:
         """The text of one cell and its limit level (0 ok, 1 warn, 2 alarm)."""

@@ -27,6 +27,13 @@ def plural(count: int, word: str, words: str | None = None) -> str:
     return f"{count:,d} {word if count == 1 else words or word + 's'}"
 
 
+def short_names(names: list[str]) -> list[str]:
+    """Each name up to its first `` (``, ``"Wallops (NASA WFF)"`` -> ``"Wallops"``, where
+    the short names stay distinct; else the names as they are."""
+    short = [name.split(" (", 1)[0] or name for name in names]
+    return short if len(set(short)) == len(short) else list(names)
+
+
 def plain_error(text: str) -> str:
     """An error for a person: ``[Errno 2] No such file or directory: 'x'`` → ``no such
     file: x``; anything else as it is. The ``[Errno N]`` may follow a prefix."""
