@@ -139,3 +139,30 @@ def test_limit_events_read_in_display_units():
         "flatsat: measured T comp differs from the model by +12.00 K (threshold ±10.00 K)")
     # Anything else is the twin's free text.
     assert catalog.event_text({"kind": "contact_start", "message": "acquired"}) == "acquired"
+
+
+def test_a_field_says_what_its_infinity_means() -> None:
+    """+inf is "no cap" on a power cap, "no route" on a latency: the twin's catalog says so
+    (``infinite``) and the viewers show that word, not ∞ (which the 3D viewer's font does
+    not have: an uncapped node's panel read "Cap:  W")."""
+    from twin.core.clock import SimClock
+    from twin.core.engine import Engine
+    from twin.scenario import load_scenario
+
+    scenario = load_scenario("suncatcher")
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, 1.0, 60.0, fast=True))
+    catalog = {e["name"]: e for e in engine.meta()["fields"]}
+    meanings = {name: catalog[name].get("infinite") for name in catalog
+                if catalog[name].get("infinite")}
+    assert meanings == {"compute_cap_w": "none", "power_cap_w": "none",
+                        "relay_latency_s": "no route", "user_latency_s": "unreachable",
+                        "user_target_latency_s": "unreachable", "nn_dist_m": "not a member"}
+    cap = Quantity.from_entry("compute_cap_w", catalog["compute_cap_w"])
+    assert cap.format(math.inf) == "none" and cap.format(np.float32(np.inf)) == "none"
+    assert cap.format(2500.0) == "2.50 kW" and cap.format(math.nan) == "—"
+    assert cap.format(-math.inf) == "-∞ W"  # only +inf has the meaning
+    assert cap.format_array([math.inf, 1000.0]) == ["none", "1.00"]  # (in kW)
+    assert "infinite" not in catalog["temp_compute_k"]  # where it means nothing: ∞
+    assert field("power_cap_w", "W").format(math.inf) == "∞ W"  # an older twin's catalog
+    long = field("x_w", "W", infinite="x" * 100)
+    assert long.format(math.inf) == "x" * 24  # a twin's text, kept short

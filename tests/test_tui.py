@@ -188,10 +188,11 @@ def test_columns_take_their_units_from_the_catalog() -> None:
     assert headings["temp_compute_k"] == "T comp °C" and headings["soc_frac"] == "SOC %"
     assert headings["delivered_flop_s"] == "Compute PFLOP/s"
     assert headings["compute_power_w"] == "P comp kW" and headings["lat_deg"] == "Lat °"
-    # Node 3 held at 5 % (tuiutil's Hold), no cap anywhere: shown as ∞, not a number.
+    # Node 3 held at 5 % (tuiutil's Hold), no cap anywhere: shown as the catalog says
+    # +inf reads ("none"), not a number.
     assert model.cell(model.column("soc_frac"), 3)[0] == "5.0"
     assert headings["power_cap_w"] == "P cap W" and headings["compute_cap_w"] == "Cap W"
-    assert model.cell(model.column("power_cap_w"), 0)[0] == "∞"
+    assert model.cell(model.column("power_cap_w"), 0)[0] == "none"
 
 
 def test_a_column_formats_as_its_cells() -> None:

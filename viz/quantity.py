@@ -24,6 +24,8 @@ import numpy as np
 ELLIPSIS = "…"
 NO_DATA = "—"
 KINDS = ("quantity", "enum", "bitmask", "flag", "index")
+MAX_INFINITE_CHARS = 24
+"""The longest meaning of +inf taken from a catalog (a twin's text, kept short)."""
 # SI prefixes a prefixed display unit may take (kW, MW, PFLOP/s), largest first.
 SI_PREFIXES = ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k"))
 # How a display unit is written after a number: degrees as the sign, counts bare.
@@ -161,6 +163,7 @@ class Quantity:
         integer: Whole numbers on the wire (an int dtype): no decimals.
         description: One line from the catalog.
         limits: ``warn_high``, ``alarm_low``, ... in the wire unit.
+        infinite: What +inf reads as (``none``: no cap), where the catalog says; else ``∞``.
     """
 
     name: str
@@ -174,6 +177,7 @@ class Quantity:
     integer: bool = False
     description: str = ""
     limits: Mapping[str, float] = field(default_factory=dict)
+    infinite: str = ""
 
     @classmethod
     def from_entry(cls, name: str, entry: Mapping[str, Any] | None) -> Quantity:
@@ -199,7 +203,8 @@ class Quantity:
         return cls(name, unit, str(kind), _int_keys(entry.get("labels")),
                    str(display.get("unit", unit)), number("scale", 1.0), number("offset", 0.0),
                    bool(display.get("prefix", False)), dtype[1:2] in ("i", "u"),
-                   str(entry.get("description", "")), limits)
+                   str(entry.get("description", "")), limits,
+                   str(entry.get("infinite") or "")[:MAX_INFINITE_CHARS])
 
     # -- units ------------------------------------------------------------------------
 
@@ -309,6 +314,8 @@ class Quantity:
             return fit(str(int(value)) if math.isfinite(value) and value >= 0 else NO_DATA,
                        width)
         # A whole count shows no decimals (totals may travel as floats: ``3.0``).
+        if self.infinite and value == math.inf:
+            return fit(self.infinite, width)
         whole = isinstance(value, int | np.integer) or (
             self.unit == "count" and float(value).is_integer())
         integer = True if whole else None
@@ -338,6 +345,9 @@ class Quantity:
             if scale is None:
                 scale = self.scale_for(typical_of(array))
             texts = scale.numbers(float(v) for v in listed)
+            if self.infinite:
+                texts = [self.infinite if v == math.inf else t
+                         for v, t in zip(listed, texts, strict=True)]
         return texts if width is None else [fit(t, width) for t in texts]
 
     def format_vector(self, values: Any, width: int | None = None) -> str:

@@ -71,15 +71,16 @@ def make_field(
     fill: float = 0.0,
     labels: dict[int, str] | None = None,
     over: str = "instant",
+    infinite: str = "",
 ) -> Field:
     """Allocate an array and its spec together so they can never disagree.
 
     ``over``: ``"instant"`` (the state at the step's end) or ``"step"`` (the step's
     interval: a mean for a quantity, every one that took part for a count), as the
-    catalog says (``FieldSpec.over``).
+    catalog says (``FieldSpec.over``); ``infinite``: what +inf means (``FieldSpec.infinite``).
     """
     spec = FieldSpec(name, dtype, shape, unit, description, per_sat, dict(limits or {}),
-                     dict(labels or {}), over)
+                     dict(labels or {}), over, infinite)
     return Field(spec, np.full(shape, fill, dtype=np.dtype(dtype)))
 
 

@@ -75,6 +75,8 @@ class FieldSpec:
             (``t_utc``); ``"step"``, the step's interval, ``dt_s`` up to ``t_utc``: a mean
             over it for a quantity (power, FLOP/s, utilization), every one that took part
             in it for a count (docs/protocol.md, "Instant or interval").
+        infinite: What a value of +inf means, for people (``"none"``: no power cap);
+            empty where +inf means nothing special. In the catalog only where set.
     """
 
     name: str
@@ -86,6 +88,7 @@ class FieldSpec:
     limits: dict[str, float] = field(default_factory=dict)
     labels: dict[int, str] = field(default_factory=dict)
     over: str = "instant"
+    infinite: str = ""
 
     def __post_init__(self) -> None:
         if self.over not in FIELD_TIMES:
@@ -103,6 +106,8 @@ class FieldSpec:
         entry.update(description=self.description, per_sat=self.per_sat, limits=dict(self.limits),
                      kind=kind_of(self.unit), labels=labels_entry(self.labels),
                      display=display_of(self.unit), over=self.over)
+        if self.infinite:
+            entry["infinite"] = self.infinite
         return entry
 
 

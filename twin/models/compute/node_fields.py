@@ -83,7 +83,8 @@ class NodeFields:
         self.reason = f("limit_reason", "|u1", (n,), "code",
                         "Why not more compute", labels=LIMIT_REASONS)
         self.cap = f("compute_cap_w", "<f4", (n,), "W",
-                     "Power cap in force on the payload (inf: none)", fill=np.inf)
+                     "Power cap in force on the payload (inf: none)", fill=np.inf,
+                     infinite="none")
         self.power = f("compute_power_w", "<f4", (n,), "W",
                        "Electrical power drawn by the payload (= heat into it)", over="step")
         self.jobs_running = f("jobs_running", "<u2", (n,), "count",

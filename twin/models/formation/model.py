@@ -58,7 +58,7 @@ class FormationModel:
                    "warn_low": min(s.warn_separation for s in specs)} if specs else {})
         self.nn_dist = f("nn_dist_m", "<f8", (n,), "m",
                          "Distance to the nearest other cluster member (inf: not a member)",
-                         limits=limits, fill=math.inf)
+                         limits=limits, fill=math.inf, infinite="not a member")
         self.nn_sat = f("nn_sat", "<i4", (n,), "index",
                         "Nearest other cluster member, -1 for none", fill=-1)
         self.box_error = f("box_error_m", "<f4", (n,), "m",

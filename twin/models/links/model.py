@@ -116,7 +116,8 @@ class LinksModel:
                        "Rate the node can relay to the ground over links, 0 in contact")
         self.ground_latency = f("relay_latency_s", "<f4", (n,), "s",
                                 "One-way latency over links to a node in ground contact, "
-                                "0 in contact, +inf without a route", fill=np.inf)
+                                "0 in contact, +inf without a route", fill=np.inf,
+                                infinite="no route")
         self.group_links = f("group_links_up", "<i4", (g_count,), "count",
                              "Links up within each satellite group", per_sat=False)
         self.group_bisection = f("group_bisection_bps", "<f4", (g_count,), "bit/s",
@@ -138,10 +139,12 @@ class LinksModel:
                                 per_sat=False)
         self.user_latency = f("user_latency_s", "<f4", (u_count, n), "s",
                               "One-way latency from each ground user to each node, +inf "
-                              "unreachable", per_sat=False, fill=np.inf)
+                              "unreachable", per_sat=False, fill=np.inf,
+                              infinite="unreachable")
         self.user_target_latency = f("user_target_latency_s", "<f4", (u_count,), "s",
                                      "One-way latency from each ground user to the target "
-                                     "node, +inf unreachable", per_sat=False, fill=np.inf)
+                                     "node, +inf unreachable", per_sat=False, fill=np.inf,
+                                     infinite="unreachable")
         self._all_ok = np.ones(n, dtype=bool)
         self._retired: np.ndarray | None = None  # the lifecycle's out-of-service nodes seen
         self._in_service = self._all_ok

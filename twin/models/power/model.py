@@ -110,7 +110,8 @@ class PowerModel:
             self._fields_f4[row] = fld.array
             fld.array = self._fields_f4[row]
         self.cap = f("power_cap_w", "<f4", (n,), "W",
-                     "Cap on compute power, +inf when none", fill=np.inf)
+                     "Cap on compute power, +inf when none", fill=np.inf,
+                     infinite="none")
         self.heater = f("heater_power_w", "<f4", (n,), "W", "Battery heater power",
                         over="step")
         self.loop_heater = f("loop_heater_power_w", "<f4", (n,), "W",
