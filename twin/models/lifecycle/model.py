@@ -47,8 +47,9 @@ exact for any interval (closed forms in time), and a node's ageing in an hour is
 anything another model feels. Battery discharge is counted every step."""
 
 COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("retire_node", "take a node out of service now: its disposal burn, as at "
-                "end of life", "hazardous", (sat_arg("the node"),), role="engineer"),
+    # The summary reads before "on <node>" in a confirmation ("retire_node: take out of ...").
+    CommandSpec("retire_node", "take out of service for good, with the end-of-life disposal "
+                "burn", "hazardous", (sat_arg("the node"),), role="engineer"),
 )
 """The commands this model answers (meta.commands; docs/protocol.md)."""
 
