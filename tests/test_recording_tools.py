@@ -14,6 +14,7 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
+import zmq
 from mcap.reader import make_reader
 from mcap.writer import Writer
 from procutil import ROOT
@@ -84,8 +85,8 @@ def test_export_foxglove_messages_match_their_schemas_and_the_recording(
     meta = meta_of(heard)
     names = meta["sats"]["names"]
     keys = plain_keys(names)
-    assert set(topics) == {"/events", "/fleet", "/scene", "/tf", "/nodes/temp_compute_k",
-                           "/nodes/temp_battery_k", "/nodes/soc_frac",
+    assert set(topics) == {"/events", "/alarms", "/fleet", "/scene", "/tf",
+                           "/nodes/temp_compute_k", "/nodes/temp_battery_k", "/nodes/soc_frac",
                            "/nodes/utilization_frac", "/nodes/p_solar_w", "/nodes/p_load_w",
                            "/nodes/compute_power_w"}
     for topic in ("/fleet", "/scene", "/tf", "/nodes/soc_frac"):
@@ -126,6 +127,57 @@ def test_export_foxglove_messages_match_their_schemas_and_the_recording(
         assert log["level"] == {"info": 2, "warning": 3, "alarm": 4}[event["severity"]]
 
 
+def test_export_writes_the_alarm_table_each_time_it_changed(tmp_path: Path) -> None:
+    """``/alarms``: the recorded tables (resent once a second) each time they changed, the
+    nodes by name; a plot can take ``/alarms.n_active``. Recorded from a twin whose limits
+    put every node in alarm at once, stepped on command and then paused (the same table
+    resent)."""
+    from tests.twinutil import connected, request
+    from twin.recording.export import alarm_table, export_foxglove
+
+    path = tmp_path / "alarms.mcap"
+    scenario = (ROOT / "assets" / "scenarios" / "default.toml").read_text() + (
+        "\n[limits]\ntemp_compute_k = { alarm_low = 90.0, warn_low = 100.0, "
+        "warn_high = 150.0, alarm_high = 200.0, hysteresis = 2.0 }\n")
+    with recording_twin(path, scenario=scenario, paused=True) as twin, \
+            connected(zmq.REQ, twin.server.bound.command) as req:
+        twin.go.set()
+        for _ in range(3):
+            assert request(req, {"cmd": "step"})["ok"]
+        deadline = time.monotonic() + 30
+        while twin.server.engine.clock.steps < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(2.5)  # paused: the same table, resent once a second
+    report = export_foxglove(path, tmp_path / "fox.mcap")
+    recording = open_recording(path)
+    recorded = [(m.log_time_ns, m.decode().header) for m in recording.messages(["alarms"])]
+    meta = next(m.decode().header for m in recording.messages(["meta"]))
+    names = meta["sats"]["names"]
+    changes, last = [], None
+    for log_time, header in recorded:
+        table = alarm_table(header, names)
+        if table != last:
+            changes.append((log_time, table))
+            last = table
+    exported = read_export(tmp_path / "fox.mcap")["/alarms"]
+    assert report.alarm_tables == len(exported) == len(changes) < len(recorded)
+    for (log_time, body), (when, table) in zip(exported, changes, strict=True):
+        assert log_time == when and body == {"timestamp": {"sec": when // 10**9,
+                                                           "nsec": when % 10**9}, **table}
+    final = recorded[-1][1]
+    assert exported[-1][1]["n_active"] == final["n_active"] == len(names)  # every node
+    assert [a["message"] for a in exported[-1][1]["alarms"]] == \
+        [a["message"] for a in final["alarms"]]
+    assert [a["node"] for a in exported[-1][1]["alarms"]] == \
+        [names[a["sat"]] for a in final["alarms"]]
+    # What a damaged table holds is read as far as it goes.
+    odd = alarm_table({"n_active": "x", "alarms": [7, {"sat": 99, "severity": "?",
+                                                         "count": -1}]}, names)
+    assert odd == {"n_active": 0, "n_unacknowledged": 0, "n_shelved": 0, "alarms": [
+        {"id": -1, "kind": "", "node": "", "parameter": "", "severity": "warning",
+         "state": "", "active": False, "message": "", "count": 0}]}
+
+
 def test_export_chooses_fields_nodes_and_every_nth(run: tuple[Path, Heard], tmp_path: Path
                                                    ) -> None:
     path, heard = run
@@ -136,7 +188,7 @@ def test_export_chooses_fields_nodes_and_every_nth(run: tuple[Path, Heard], tmp_
                          "--every", "4"]) == 0
     topics = read_export(output)
     n_states = open_recording(path).counts["state"]
-    assert set(topics) == {"/events", "/fleet", "/scene", "/tf", "/nodes/soc_frac",
+    assert set(topics) == {"/events", "/alarms", "/fleet", "/scene", "/tf", "/nodes/soc_frac",
                            "/nodes/beta_deg"}
     assert len(topics["/nodes/beta_deg"]) == (n_states + 3) // 4
     assert list(topics["/nodes/soc_frac"][0][1]["values"]) == plain_keys([names[3], names[0]])

@@ -12,6 +12,8 @@ a separate MCAP file (profile empty, as theirs) whose every channel has a JSON S
   ``mid_53_01_01``) so a plot's message path needs no quoting
   (``/nodes/temp_compute_k.values.mid_53_01_01``);
 - ``/events``: the twin's events as ``foxglove.Log`` (info 2, warning 3, alarm 4);
+- ``/alarms``: the alarm table (``odc.AlarmTable``) each time it changed: counts, and each
+  alarm's kind, node, parameter, severity, state and message;
 - ``/scene``: ``foxglove.SceneUpdate`` in frame ``earth`` (ITRS, Earth-fixed, in units of
   1000 km so the default camera sees the whole shell): the Earth, and a sphere per node
   coloured by sunlight (yellow in sun, blue in shadow);
@@ -37,7 +39,13 @@ from mcap.writer import CompressionType, Writer
 from twin import __version__
 from twin.protocol.codec import WireError
 from twin.recording.format import RecordingError
-from twin.recording.foxglove_schemas import FRAME_TRANSFORM, LOG, SCENE_UPDATE, time_schema
+from twin.recording.foxglove_schemas import (
+    ALARM_TABLE,
+    FRAME_TRANSFORM,
+    LOG,
+    SCENE_UPDATE,
+    time_schema,
+)
 from twin.recording.reader import open_recording
 from twin.recording.select import field_entry, first_meta, resolve_sats
 
@@ -62,13 +70,15 @@ class Exported:
     output: Path
     states: int = 0
     events: int = 0
+    alarm_tables: int = 0
     channels: list[str] = field(default_factory=list)
     skipped: int = 0
     """States left out: another run's (different satellites), or unreadable."""
 
     def line(self) -> str:
-        return (f"wrote {self.output}: {self.states} states and {self.events} events on "
-                f"{len(self.channels)} channels ({', '.join(self.channels)})"
+        return (f"wrote {self.output}: {self.states} states, {self.events} events and "
+                f"{self.alarm_tables} alarm tables on {len(self.channels)} channels "
+                f"({', '.join(self.channels)})"
                 + (f"; {self.skipped} states left out" if self.skipped else ""))
 
 
@@ -193,6 +203,30 @@ def _sphere(x: float, y: float, z: float, size: dict[str, float],
             "size": size, "color": color}
 
 
+def alarm_table(header: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """An ``alarms`` header as ``odc.AlarmTable`` (no timestamp): what a person reads of
+    each alarm, the node by name; a malformed entry is left out, never the table."""
+    def count(value: Any) -> int:
+        return int(value) if isinstance(value, int) and value >= 0 else 0
+
+    rows = []
+    for alarm in header.get("alarms") or []:
+        if not isinstance(alarm, dict):
+            continue
+        sat = alarm.get("sat", -1)
+        rows.append({
+            "id": alarm["id"] if isinstance(alarm.get("id"), int) else -1,
+            "kind": str(alarm.get("kind", "")),
+            "node": names[sat] if isinstance(sat, int) and 0 <= sat < len(names) else "",
+            "parameter": str(alarm.get("parameter", "")),
+            "severity": "alarm" if alarm.get("severity") == "alarm" else "warning",
+            "state": str(alarm.get("state", "")), "active": alarm.get("active") is True,
+            "message": str(alarm.get("message", "")), "count": count(alarm.get("count"))})
+    return {"n_active": count(header.get("n_active")),
+            "n_unacknowledged": count(header.get("n_unacknowledged")),
+            "n_shelved": count(header.get("n_shelved")), "alarms": rows}
+
+
 def scene_update(log_time: int, positions_km: np.ndarray, sunlit: np.ndarray | None,
                  names: list[str]) -> dict[str, Any]:
     """The Earth and one sphere per node (positions ITRS, km) for ``/scene``."""
@@ -289,13 +323,15 @@ def export_foxglove(source: str | Path, output: str | Path, fields: Iterable[str
             writer.start(profile="", library=f"odc-twin {__version__} (odc export foxglove)")
             channels = _Channels(writer)
             channels.add("/events", LOG)
+            channels.add("/alarms", ALARM_TABLE)
+            last_table: dict[str, Any] | None = None
             channels.add("/scene", SCENE_UPDATE)
             channels.add("/tf", FRAME_TRANSFORM)
             for name, entry in chosen_fields:
                 channels.add(f"/nodes/{name}", node_schema(name, entry, keys))
             fleet_ready = False
             seen = 0
-            for message in recording.messages(["state", "event"]):
+            for message in recording.messages(["state", "event", "alarms"]):
                 try:
                     decoded = message.decode()
                 except (WireError, RecordingError):
@@ -313,6 +349,14 @@ def export_foxglove(source: str | Path, output: str | Path, fields: Iterable[str
                         "message": str(header.get("message", "")),
                         "name": str(header.get("kind", "")), "file": sat_name, "line": 0})
                     report.events += 1
+                    continue
+                if message.topic == "alarms":  # resent once a second: kept when it changed
+                    table = alarm_table(header, all_names)
+                    if table != last_table:
+                        channels.write("/alarms", log_time,
+                                       {"timestamp": stamp(log_time), **table})
+                        last_table = table
+                        report.alarm_tables += 1
                     continue
                 if header.get("n_sats") != n_sats:
                     report.skipped += 1  # another run's state, with other satellites

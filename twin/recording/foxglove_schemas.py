@@ -264,3 +264,32 @@ FRAME_TRANSFORM: dict[str, Any] = {
     },
 }
 """``foxglove.FrameTransform``."""
+
+ALARM_TABLE: dict[str, Any] = {
+    "title": "odc.AlarmTable",
+    "description": "The twin's alarm table when it changed (docs/protocol.md, \"alarms\")",
+    "type": "object",
+    "properties": {
+        "timestamp": time_schema("Simulation time of the table"),
+        "n_active": {"type": "integer", "minimum": 0, "description": "Alarms active"},
+        "n_unacknowledged": {"type": "integer", "minimum": 0,
+                             "description": "Alarms not acknowledged"},
+        "n_shelved": {"type": "integer", "minimum": 0, "description": "Alarms shelved"},
+        "alarms": _array({
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer", "description": "The twin's number for it"},
+                "kind": {"type": "string", "description": "The event kind that raised it"},
+                "node": {"type": "string", "description": "The node's name ('' the twin)"},
+                "parameter": {"type": "string", "description": "Field, model or testbed"},
+                "severity": {"type": "string", "enum": ["warning", "alarm"]},
+                "state": {"type": "string", "description": "active_unack, active_ack, "
+                          "rtn_unack or shelved"},
+                "active": {"type": "boolean", "description": "The condition holds now"},
+                "message": {"type": "string", "description": "The last event's text"},
+                "count": {"type": "integer", "minimum": 0, "description": "Violations"},
+            }}, "Highest severity first, newest first"),
+    },
+}
+"""The alarm table as ``odc export foxglove`` writes it (``/alarms``; a Raw Messages panel
+shows it, a plot takes ``/alarms.n_active``)."""
