@@ -293,3 +293,57 @@ def test_two_mirrored_nodes_each_get_their_own_estimate_and_diagnosis() -> None:
         estimate = arrays["mirror_estimate_temp_compute_k"][j]
         assert abs(estimate - bed.model.temp_compute_k) < 0.2, (j, estimate)
     assert arrays["mirror_diagnosis_code"].tolist() == [0, 2]  # 2: coolant, on flatsat2
+
+
+def test_a_calibrated_node_class_is_the_estimators_model() -> None:
+    """``odc calibrate`` writes the mirrored node's fit as a ``[[node_class]]``; without
+    ``[estimation]`` keys the filter's network comes from the node's own ``[thermal]``, that
+    class's (before, from the fleet's table: the calibration never reached the filter)."""
+    import math
+    import time
+    from pathlib import Path
+
+    from bridge.testbed import Testbed
+    from twin.core.clock import SimClock
+    from twin.core.engine import Engine
+    from twin.protocol.telemetry import encode_telemetry
+    from twin.scenario import parse_scenario
+
+    text = (Path(__file__).parent.parent / "assets" / "testbeds"
+            / "flatsat_mirror.toml").read_text()
+    network_keys = text[text.index("[estimation]\n"):].split("\n\n")[0]
+    fit = {"compute_heat_capacity_j_k": 3100.0, "radiator_heat_capacity_j_k": 6200.0,
+           "radiator_emissivity": 0.88, "radiator_area_m2": 0.6, "loop_ua_w_k": 25.0}
+    text = text.replace(network_keys, "[estimation]") + (
+        '\n[[node_class]]\nname = "flatsat-fit"\nnodes = ["dawn-dusk-01-01"]\n'
+        "[node_class.thermal]\n" + "".join(f"{k} = {v}\n" for k, v in fit.items()))
+    scenario = parse_scenario(text)
+    engine = Engine(scenario, SimClock(scenario.epoch_utc, rate_hz=10.0, warp=1.0, fast=True))
+    estimation = engine.models["estimation"]
+    sat = engine.scenario.satellites.index(next(
+        s for s in engine.scenario.satellites if s.name == "dawn-dusk-01-01"))
+    fleet = estimation.thermal
+    flow_cp = fleet.coolant_flow_kg_s * fleet.coolant_cp_j_kg_k
+    network, _ = estimation.network(sat)
+    assert network.c_compute_j_k[0] == 3100.0 and network.c_radiator_j_k[0] == 6200.0
+    assert network.radiator_emissive_area_m2[0] == pytest.approx(2 * 0.88 * 0.6)
+    assert network.loop_conductance_w_k[0] == pytest.approx(
+        flow_cp * (1 - math.exp(-25.0 / flow_cp)))
+    other, _ = estimation.network(sat + 1)  # not in the class: the fleet's table
+    assert other.c_compute_j_k[0] != 3100.0
+    # And the estimator the twin starts on the node's first samples runs that network.
+    now = {"t": time.time()}
+    engine.mirror.wall_clock = lambda: now["t"]
+    bed = Testbed(lambda _b: None, utilization=lambda: 0.5, seed=1)
+    for k in range(20):
+        now["t"] += 0.1
+        r = bed.measure(now["t"])
+        engine.ingest_handler([bytes(f) for f in encode_telemetry(
+            k, "flatsat", "hk", np.array([now["t"]]),
+            {key: np.array([r[key]]) for key in ("compute_power_w", "util_frac",
+                                                 "cold_plate_temp_c", "radiator_temp_c")})])
+        engine.step()
+    running = estimation.estimators[0]
+    assert running is not None
+    assert running.model.p.c_compute_j_k[0] == 3100.0
+    assert running.model.p.radiator_emissive_area_m2[0] == pytest.approx(2 * 0.88 * 0.6)

@@ -192,6 +192,14 @@ def per_node_params(params: Any, scenario: Scenario, table: str) -> Any:
     return dataclasses.replace(params, **arrays) if arrays else params
 
 
+def node_params(params: Any, sat: int) -> Any:
+    """``params`` as node ``sat`` has them: each per-node array (``per_node_params``) taken
+    at that node, so code written for one node's numbers reads its class's values."""
+    values = {f.name: float(value[sat]) for f in dataclasses.fields(params)
+              if isinstance(value := getattr(params, f.name), np.ndarray)}
+    return dataclasses.replace(params, **values) if values else params
+
+
 def classes_meta(scenario: Scenario) -> list[dict[str, Any]]:
     """The node classes as the twin's meta carries them (names, nodes, overridden keys)."""
     return [{"name": c.name, "sats": list(c.sats), "description": c.description,

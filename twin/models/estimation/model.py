@@ -20,6 +20,7 @@ import numpy as np
 
 from twin.core.subsystem import CommandHandler, Field, StepContext, make_field
 from twin.models.estimation.estimator import STATES, Diagnosis, MirrorEstimator
+from twin.models.estimation.filter import NetworkParams
 from twin.models.estimation.params import EstimationParams, network_from
 from twin.models.estimation.signatures import CAUSE_CODES, CAUSE_TEXT
 from twin.models.estimation.tracking import TRACKED, TRACKED_TEXT, DriftChange
@@ -27,6 +28,7 @@ from twin.models.mirror import Mirror
 from twin.models.mirror.bindings import BindingState, MirrorBinding
 from twin.models.thermal import ThermalParams
 from twin.scenario import Scenario, parse_section
+from twin.scenario.node_class import node_params, per_node_params
 
 CHANNELS = ("temp_compute_k", "temp_radiator_k")
 MAX_GAP_S = 60.0
@@ -45,7 +47,9 @@ class Estimation:
 
     def __init__(self, scenario: Scenario, mirror: Mirror) -> None:
         self.params = parse_section(EstimationParams, scenario, "estimation")
-        self.thermal = parse_section(ThermalParams, scenario, "thermal")
+        # Per node: a mirrored node's class (odc calibrate's fit) holds its own thermal keys.
+        self.thermal = per_node_params(parse_section(ThermalParams, scenario, "thermal"),
+                                       scenario, "thermal")
         self.mirror = mirror
         self.bindings: list[MirrorBinding] = [
             b for b in mirror.bindings if self.params.enabled
@@ -132,7 +136,7 @@ class Estimation:
             est = None  # a gap the model cannot bridge, or time went back: start afresh
         self.step_utc[k] = now_utc
         if est is None:
-            self.estimators[k] = self._start(readings, power, mapped)
+            self.estimators[k] = self._start(readings, power, mapped, lv.sat)
             return
         sigma = np.array([lv.noise.get(q, p.default_noise_k) for q in CHANNELS])
         power_sigma = lv.noise.get("compute_power_w", p.default_power_noise_w)
@@ -144,9 +148,14 @@ class Estimation:
             self._diagnosis_event(diagnosis, b, lv, ctx)
         self._publish(j, est)
 
-    def _start(self, readings: np.ndarray, power_w: float, mapped: np.ndarray
+    def network(self, sat: int) -> tuple[NetworkParams, float]:
+        """Node ``sat``'s filter network and junction resistance: ``[estimation]``'s keys,
+        else the node's own ``[thermal]`` (its ``[[node_class]]``'s where it has one)."""
+        return network_from(self.params, node_params(self.thermal, sat), 1)
+
+    def _start(self, readings: np.ndarray, power_w: float, mapped: np.ndarray, sat: int
                ) -> MirrorEstimator:
-        network, junction = network_from(self.params, self.thermal, 1)
+        network, junction = self.network(sat)
         guess = np.where(mapped, readings, np.nan)
         # An unmeasured channel starts from the other one across the loop's steady drop.
         drop = power_w / float(network.loop_conductance_w_k[0])
