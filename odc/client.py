@@ -37,6 +37,7 @@ the twin's ``confirm_required`` reply and only an explicit ``confirm(token)`` se
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -107,6 +108,7 @@ class TwinClient:
         self.command_address = command_address
         self.pub_address = pub_address
         self.bad_frames = 0  # stream messages frames() skipped as undecodable
+        self._closed = False
         self._context = context or zmq.Context.instance()
         self._commands = CommandClient(command_address, timeout_s=timeout_s,
                                        context=self._context, keys=self.keys)
@@ -207,6 +209,7 @@ class TwinClient:
         return self._stream
 
     def close(self) -> None:
+        self._closed = True
         self._commands.close()
         if self._stream_watch is not None:
             self._stream_watch.close()
@@ -394,24 +397,35 @@ class Twin(TwinClient):
         reply = self.call("subscribe", **request)
         topic, renew_s = str(reply["topic"]), float(reply.get("renew_every_s", 10.0))
         renew_at = time.monotonic() + renew_s
-        while True:
-            for message in self._receive((topic.encode(),), idle_timeout_s,
-                                         min(renew_s, RENEW_RETRY_S)):
-                if time.monotonic() >= renew_at:  # or the subscription expires (30 s)
-                    renewed = self._renew(request)
-                    # Unanswered (the twin is down or busy): ask again soon. A restarted
-                    # twin grants the subscription under a new topic: follow it.
-                    renew_at = time.monotonic() + (renew_s if renewed else RENEW_RETRY_S)
-                    if renewed is not None and renewed != topic:
-                        topic = renewed
-                        break
-                if message is None or message.topic != topic:
-                    continue  # a quiet spell, or one queued before the topic changed
-                nodes = message.arrays.get("sat_index")
-                yield _state(message, {n: a for n, a in message.arrays.items()
-                                       if n != "sat_index"}, nodes)
-            else:
-                raise TimeoutError(f"no message on {topic} for {idle_timeout_s:g} s")
+        try:
+            while True:
+                for message in self._receive((topic.encode(),), idle_timeout_s,
+                                             min(renew_s, RENEW_RETRY_S)):
+                    if time.monotonic() >= renew_at:  # or the subscription expires (30 s)
+                        renewed = self._renew(request)
+                        # Unanswered (the twin is down or busy): ask again soon. A restarted
+                        # twin grants the subscription under a new topic: follow it.
+                        renew_at = time.monotonic() + (renew_s if renewed else RENEW_RETRY_S)
+                        if renewed is not None and renewed != topic:
+                            topic = renewed
+                            break
+                    if message is None or message.topic != topic:
+                        continue  # a quiet spell, or one queued before the topic changed
+                    nodes = message.arrays.get("sat_index")
+                    yield _state(message, {n: a for n, a in message.arrays.items()
+                                           if n != "sat_index"}, nodes)
+                else:
+                    raise TimeoutError(f"no message on {topic} for {idle_timeout_s:g} s")
+        finally:  # the iterator closed or failed: the twin need not send it any more
+            self._let_go(topic)
+
+    def _let_go(self, topic: str) -> None:
+        """Tell the twin this client no longer reads ``topic`` (``unsubscribe``); best
+        effort: a twin that is gone, older or refuses lets it expire on its own (30 s)."""
+        if self._closed or "unsubscribe" not in self.specs:
+            return
+        with contextlib.suppress(TwinCommandError, CommandArgumentError, zmq.ZMQError):
+            self.call("unsubscribe", sub=topic.removeprefix("sub/"))
 
     def _renew(self, request: dict[str, Any]) -> str | None:
         """Ask for a subscription again; its topic, or None where the twin did not answer

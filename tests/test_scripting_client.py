@@ -145,7 +145,9 @@ def test_the_twins_refusal_raises_with_its_error_text(twin: Twin) -> None:
 def test_subscribe_yields_states_with_only_the_fields_asked_for(twin: Twin) -> None:
     states = twin.subscribe(["soc_frac", "temp_junction_k"])
     first, second = next(states), next(states)
-    states.close()
+    assert len(twin.subscriptions()["subscriptions"]) == 1
+    states.close()  # lets the twin's subscription go at once
+    assert twin.subscriptions()["subscriptions"] == []
     assert isinstance(first, State) and set(first.values) == {"soc_frac", "temp_junction_k"}
     assert first["soc_frac"].shape == (twin.twin_meta["sats"]["n"],)
     assert second.t_utc > first.t_utc and "n_sats" in first.fleet

@@ -142,6 +142,52 @@ def test_subscriptions_are_bounded_and_expire_when_not_renewed() -> None:
         assert _subscribe(command, fields="lat_deg", first=MAX_SUBSCRIPTIONS)["ok"]
 
 
+def test_unsubscribe_ends_a_subscription_when_its_last_client_lets_go() -> None:
+    """Two clients share a subscription: the first to let go leaves it running for the
+    other; the last ends it at once (a slot freed without waiting 30 s). Another client, or
+    an unknown id, is refused by name."""
+    with running_twin("default", rate_hz=20.0, paused=True) as twin, \
+            connected(zmq.REQ, twin.addresses.command) as first, \
+            connected(zmq.REQ, twin.addresses.command) as second, \
+            connected(zmq.REQ, twin.addresses.command) as third, \
+            connected(zmq.SUB, twin.addresses.pub) as sub:
+        ask = {"fields": "lat_deg", "every": 4}
+        granted = _subscribe(first, **ask)
+        assert _subscribe(second, **ask)["id"] == granted["id"]
+        sub_id, topic = granted["id"], granted["topic"]
+        (listed,) = request(first, {"cmd": "subscriptions"})["subscriptions"]
+        assert listed["holders"] == 2
+        refused = request(third, {"cmd": "unsubscribe", "sub": sub_id})
+        assert refused["ok"] is False and "not held by this client" in refused["error"]
+        assert request(first, {"cmd": "unsubscribe", "sub": sub_id}) == {
+            "ok": True, "sub": sub_id, "ended": False, "holders": 1}
+        # Still running for the second client.
+        sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        subscribed(sub, first)
+        assert request(first, {"cmd": "step", "n": 1})["ok"]
+        assert receive(sub, topic).header["sub"] == sub_id
+        again = request(first, {"cmd": "unsubscribe", "sub": sub_id})
+        assert again["ok"] is False and "not held by this client" in again["error"]
+        assert request(second, {"cmd": "unsubscribe", "sub": sub_id}) == {
+            "ok": True, "sub": sub_id, "ended": True, "holders": 0}
+        listing = request(first, {"cmd": "subscriptions"})
+        assert listing["subscriptions"] == [] and listing["ended"] == 1
+        gone = request(second, {"cmd": "unsubscribe", "sub": sub_id})
+        assert gone["ok"] is False and f"no live subscription '{sub_id}'" in gone["error"]
+        # Its topic is quiet from the next step.
+        assert request(first, {"cmd": "step", "n": 2})["ok"]
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            assert not sub.poll(100) or sub.recv_multipart()[0] != topic.encode()
+        # A slot freed at once: the bound counts live ones only.
+        for k in range(MAX_SUBSCRIPTIONS):
+            assert _subscribe(third, fields="lat_deg", first=k)["ok"]
+        assert request(third, {"cmd": "unsubscribe",
+                               "sub": _subscribe(third, fields="lat_deg", first=0)["id"]})["ok"]
+        assert _subscribe(third, fields="lat_deg", first=MAX_SUBSCRIPTIONS)["ok"]
+        twin.stop()
+
+
 BIG_FLEET = """
 [scenario]
 name = "big"

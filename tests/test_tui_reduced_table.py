@@ -131,6 +131,46 @@ def test_the_node_table_lists_the_twins_top_nodes_and_lets_go(monkeypatch) -> No
         twin.stop()
 
 
+def test_the_table_lets_each_subscription_go_at_once(monkeypatch) -> None:
+    """With the twin's 30 s lifetime: a new sort's subscription replaces the old one at
+    once (unsubscribe), the fleet view lets the table's go, and so does the dashboard's
+    exit; none waits out its 30 s holding one of the twin's 32 slots."""
+    monkeypatch.setattr(table_subscription, "TABLE_TOP_N", TOP_N)
+    with running_twin("default", paused=True, full_state_max_sats=0) as twin, \
+            connected(zmq.REQ, twin.addresses.command) as command:
+
+        def tops() -> list[str]:
+            return [s["top_field"] for s in _live_subscriptions(command)]
+
+        async def run() -> None:
+            app = DashboardApp(twin.addresses.pub, twin.addresses.command)
+            async with app.run_test(size=(160, 45)) as pilot:
+                for _ in range(50):
+                    if app.model.n and app.model.meta and app.model.header.get("reduced"):
+                        break
+                    request(command, {"cmd": "step", "n": 1})
+                    request(command, {"cmd": "meta"})
+                    await pilot.pause(0.2)
+                await pilot.press("v")  # the node table
+                await _step_until_rows(pilot, app, command, "temp_compute_k")
+                assert tops() == ["temp_compute_k"]
+                app.sort_by("soc_frac")
+                await _step_until_rows(pilot, app, command, "soc_frac")
+                await until(pilot, lambda: tops() == ["soc_frac"], timeout_s=10.0)
+                await pilot.press("v")  # the fleet view
+                await until(pilot, lambda: tops() == [], timeout_s=10.0)
+                await pilot.press("v")  # the table again, then the dashboard closes
+                await _step_until_rows(pilot, app, command, "soc_frac")
+                assert tops() == ["soc_frac"]
+            ended = time.monotonic() + 10.0
+            while tops() and time.monotonic() < ended:
+                await asyncio.sleep(0.1)
+            assert tops() == [], "the dashboard's exit left its subscription running"
+
+        asyncio.run(run())
+        twin.stop()
+
+
 def test_a_twin_restart_is_subscribed_again(monkeypatch) -> None:
     monkeypatch.setattr(table_subscription, "TABLE_TOP_N", TOP_N)
     with running_twin("default", rate_hz=5.0, full_state_max_sats=0) as first:

@@ -294,3 +294,43 @@ def test_the_dashboards_node_screen_fetches_the_row_the_stream_lacks():
                 app.save_screenshot("tui-node-row-120x40.svg", str(SHOTS))
 
         asyncio.run(run())
+
+
+def test_the_viewers_subscriptions_are_let_go_when_replaced_and_at_close():
+    """Colouring by another field asks for another subscription: the viewer lets the old
+    one go at once (``unsubscribe``), and its close lets the last go; neither waits out
+    the twin's 30 s holding one of its 32 slots."""
+    import time
+
+    from viz.async_commands import AsyncCommands
+    from viz.view_subscription import ViewSubscription
+
+    with running_twin("default", paused=True, **REDUCED) as twin, \
+            connected(zmq.REQ, twin.addresses.command) as command:
+        meta = request(command, {"cmd": "meta"})["meta"]
+        subs = ViewSubscription(AsyncCommands(twin.addresses.command))
+
+        def live() -> list[list[str]]:
+            return [s["fields"] for s in request(command, {"cmd": "subscriptions"})[
+                "subscriptions"]]
+
+        def until(condition, what: str) -> None:
+            deadline = time.monotonic() + 10.0
+            while not condition():
+                assert time.monotonic() < deadline, what
+                subs.poll(meta, colour)
+                time.sleep(0.05)
+
+        colour = "temp_compute_k"
+        until(lambda: subs.topic is not None, "the first grant")
+        assert [colour in fields for fields in live()] == [True]
+        first = subs.topic
+        colour = "soc_frac"
+        until(lambda: subs.topic not in (None, first), "the second grant")
+        until(lambda: [colour in fields for fields in live()] == [True],
+              "the first subscription let go")
+        subs.close()
+        deadline = time.monotonic() + 10.0
+        while live() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert live() == [], "the viewer's close left its subscription running"

@@ -97,6 +97,11 @@ class AsyncCommands:
             self._socket.close(linger=0)
             self._socket = None
 
-    def close(self) -> None:
+    def close(self, linger_s: float = 0.0) -> None:
+        """Close the socket; ``linger_s``: how long requests already sent (a last
+        ``unsubscribe``) may still take to leave."""
+        if self._socket is not None and linger_s > 0.0:
+            self._socket.close(linger=int(linger_s * 1000))
+            self._socket = None
         self._reset()
         self.pending.clear()

@@ -39,6 +39,9 @@ DRAWN_FIELDS = (*MOVING_FIELDS, "sunlit_frac", "in_contact", *FLAG_FIELDS)
 FLAGGED_BUDGET = 256
 """Where a sample is drawn, this many more nodes, the worst by the twin's limit monitor,
 are received (positions and flags), so that those in alarm are drawn wherever they are."""
+LET_GO_LINGER_S = 0.2
+"""At close, how long the last ``unsubscribe`` may take to leave (a twin that is gone
+costs the viewer this much)."""
 RETRY_S = 2.0
 """After a refused or unanswered ``subscribe``, ask again this much later. (Unanswered
 means 30 s, ``AsyncCommands``' default: a megafleet twin under load answers between steps
@@ -58,19 +61,29 @@ class Grant:
         self.renew_at = math.inf
         self.error = ""
         self.asking: int | None = None
+        self.id: str | None = None  # the granted subscription's id, until we let it go
         self._retry_at = 0.0
         self._granted_wall = 0.0
         self.last_message_wall = 0.0
 
     def reset(self) -> None:
+        """Forget the grant (a new twin: it has none of ours to let go)."""
         self.__init__(self.commands)  # type: ignore[misc]
+
+    def let_go(self) -> None:
+        """Tell the twin we no longer take our subscription: it ends at once unless another
+        client holds it (else it would run on for up to 30 s, and hold one of 32 slots)."""
+        if self.id is not None:
+            self.commands.send("unsubscribe", sub=self.id)
+            self.id = None
 
     def want(self, wanted: dict[str, Any] | None, now: float) -> None:
         """Ask for ``wanted`` if it changed, renewal is due, or the topic went silent
-        (None: want nothing; the old subscription expires on its own)."""
+        (None: want nothing, and let the old subscription go)."""
         if self.asking is not None:
             return
         if wanted is None:
+            self.let_go()
             self.request, self.topic = None, None
             return
         silent = self.topic is not None and \
@@ -85,6 +98,12 @@ class Grant:
         self.asking = None
         topic = reply.get("topic")
         if reply.get("ok") and isinstance(topic, str) and topic.startswith("sub/"):
+            # Its id ("sub"; the reply's "id" is our request's, echoed), else the topic's.
+            sub = reply.get("sub")
+            granted_id = sub if isinstance(sub, str) else topic.removeprefix("sub/")
+            if self.id is not None and self.id != granted_id:
+                self.let_go()  # the one it replaces (another sort, page or colour)
+            self.id = granted_id
             self._granted_wall = now  # give it time to speak before calling it silent
             self.topic = topic.encode()
             self.granted = dict(reply)
@@ -169,6 +188,12 @@ class ViewSubscription:
     @staticmethod
     def _names(meta: Mapping[str, Any]) -> set[str]:
         return {str(f.get("name")) for f in meta.get("fields", []) if isinstance(f, dict)}
+
+    def close(self) -> None:
+        """Let our subscriptions go (the twin ends those no other client holds) and close."""
+        self.drawn.let_go()
+        self.flagged.let_go()
+        self.commands.close(linger_s=LET_GO_LINGER_S)
 
     def reset(self) -> None:
         """Forget the grants (a twin restart): the next ``poll`` asks again at once."""
@@ -388,7 +413,7 @@ class ViewerSubscribe:
 
     def close_subscription(self) -> None:
         if self.subscription is not None:
-            self.subscription.commands.close()
+            self.subscription.close()
 
     def forget_subscription(self) -> None:
         """A twin restart: the new twin knows nothing of ours; ask it again."""

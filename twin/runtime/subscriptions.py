@@ -37,6 +37,9 @@ MAX_SUBSCRIPTIONS = 32
 MAX_SUBSCRIPTION_FIELDS = 64
 MAX_SUBSCRIPTION_FRAME_BYTES = 64 << 20
 """A subscription whose frame would be larger is refused (ask for fewer fields or nodes)."""
+MAX_HOLDERS = 1024
+"""Clients counted as holding one subscription; past this the one whose renewal is oldest
+gives way (it renews, or its share lapses as it would have)."""
 SUBSCRIPTION_TTL_S = 30.0
 """A subscription no client has asked for again within this long stops (and its topic
 goes quiet); clients renew every ``SUBSCRIPTION_TTL_S / 3``."""
@@ -63,6 +66,12 @@ SUBSCRIPTION_COMMANDS: tuple[CommandSpec, ...] = (
             choices=("max", "min"), default="max"),
         Arg("rate_hz", "number", "at most this many messages per wall second (default: "
             "every step)", unit="Hz", min=0.01, max=1000.0),
+    ), role="viewer"),
+    CommandSpec("unsubscribe", "let go of a subscription now (it ends when no client "
+                "holds it)", "informational", (
+        # (Not "id": that key is every request's own, echoed in its reply.)
+        Arg("sub", "text", "the subscription's id: subscribe's reply's id, its messages' sub",
+            required=True),
     ), role="viewer"),
     CommandSpec("subscriptions", "the live subscriptions and what each has cost",
                 "informational", role="viewer"),
@@ -107,6 +116,8 @@ class Subscription:
     bytes_sent: int = 0
     requests: int = 0
     specs: list[FieldSpec] = field(default_factory=list)
+    holders: dict[str, float] = field(default_factory=dict)
+    """Each client holding it (its connection) -> when its share lapses (monotonic s)."""
 
     @property
     def topic(self) -> bytes:
@@ -167,6 +178,7 @@ class Subscription:
                 "top_field": self.top_field.spec.name if self.top_field else None,
                 "n_selected": None if self.base_index is None else int(self.base_index.size),
                 "rate_hz": self.rate_hz, "expires_in_s": round(self.expires_at - now, 3),
+                "holders": sum(1 for t in self.holders.values() if t > now),
                 "encodings": self.encodings, "bytes_sent": self.bytes_sent,
                 "requests": self.requests}
 
@@ -185,9 +197,10 @@ class SubscriptionHub:
         self.clock = clock
         self.encodings = 0
         self.expired = 0
+        self.ended = 0
 
-    def subscribe(self, request: dict[str, Any]) -> Subscription:
-        """The subscription a request asks for, made or renewed.
+    def subscribe(self, request: dict[str, Any], holder: str = "local") -> Subscription:
+        """The subscription a request asks for, made or renewed, for client ``holder``.
 
         Raises:
             CommandRejected: naming what is wrong with the request.
@@ -207,8 +220,37 @@ class SubscriptionHub:
             sub.next_due = now
             self.live[sub_id] = existing = sub
         existing.expires_at = now + SUBSCRIPTION_TTL_S
+        holders = existing.holders
+        if holder not in holders and len(holders) >= MAX_HOLDERS:
+            del holders[min(holders, key=holders.__getitem__)]
+        holders[holder] = existing.expires_at
         existing.requests += 1
         return existing
+
+    def unsubscribe(self, sub_id: str, holder: str = "local") -> tuple[bool, int]:
+        """Client ``holder`` lets go of subscription ``sub_id``: (whether it ended, the
+        clients still holding it).
+
+        Raises:
+            CommandRejected: No such live subscription, or this client does not hold it.
+        """
+        self.expire()
+        sub = self.live.get(sub_id)
+        if sub is None:
+            raise CommandRejected(f"no live subscription {sub_id[:40]!r} (it ended or "
+                                  "expired; subscriptions lists those live)")
+        if holder not in sub.holders:
+            raise CommandRejected(f"subscription {sub_id} is not held by this client (only "
+                                  "a client that subscribed, on the same connection, lets go)")
+        del sub.holders[holder]
+        now = self.clock()
+        left = [t for t in sub.holders.values() if t > now]
+        if not left:
+            del self.live[sub_id]
+            self.ended += 1
+            return True, 0
+        sub.expires_at = max(left)
+        return False, len(left)
 
     def expire(self) -> None:
         now = self.clock()
@@ -330,20 +372,34 @@ class SubscriptionCommands:
         self.server = server
 
     def handlers(self) -> dict[str, CommandHandler]:
-        return {"subscribe": self.subscribe, "subscriptions": self.subscriptions}
+        return {"subscribe": self.subscribe, "unsubscribe": self.unsubscribe,
+                "subscriptions": self.subscriptions}
+
+    def _holder(self) -> str:
+        """The client asking: its key (or connection) and where from, so that two clients
+        sharing a key hold a subscription each."""
+        caller = self.server.dispatcher.current_caller
+        return f"{caller.identity}|{caller.peer}"
 
     def subscribe(self, request: dict[str, Any]) -> dict[str, Any]:
         hub = self.server.streams.hub
-        sub = hub.subscribe(request)
-        return ok(topic=sub.topic.decode(), id=sub.id, expires_in_s=SUBSCRIPTION_TTL_S,
+        sub = hub.subscribe(request, self._holder())
+        # sub: the id again, under the name unsubscribe and the messages use ("id" gives
+        # way to the request's own id where the client sends one).
+        return ok(topic=sub.topic.decode(), id=sub.id, sub=sub.id,
+                  expires_in_s=SUBSCRIPTION_TTL_S,
                   renew_every_s=SUBSCRIPTION_TTL_S / 3,
                   fields=[f.spec.name for f in sub.fields],
                   bytes_per_frame=sub.estimate_bytes())
+
+    def unsubscribe(self, request: dict[str, Any]) -> dict[str, Any]:
+        ended, holders = self.server.streams.hub.unsubscribe(request["sub"], self._holder())
+        return ok(sub=request["sub"], ended=ended, holders=holders)
 
     def subscriptions(self, request: dict[str, Any]) -> dict[str, Any]:
         hub = self.server.streams.hub
         hub.expire()
         now = hub.clock()
         return ok(subscriptions=[s.entry(now) for s in hub.live.values()],
-                  encodings=hub.encodings, expired=hub.expired,
+                  encodings=hub.encodings, expired=hub.expired, ended=hub.ended,
                   max_subscriptions=MAX_SUBSCRIPTIONS, ttl_s=SUBSCRIPTION_TTL_S)

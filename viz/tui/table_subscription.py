@@ -36,7 +36,7 @@ from twin.protocol.codec import Message, WireError
 from viz.async_commands import AsyncCommands
 from viz.tui.levels import ALARM, OK, limit_levels
 from viz.tui.model import COLUMN_PRIORITY
-from viz.view_subscription import Grant
+from viz.view_subscription import LET_GO_LINGER_S, Grant
 
 if TYPE_CHECKING:
     from viz.tui.model import Column, FleetModel
@@ -238,7 +238,9 @@ class TableSubscription:
         self.grant.reset()
 
     def close(self) -> None:
-        self.commands.close()
+        """Let the table's subscription go (the twin ends it unless shared) and close."""
+        self.grant.let_go()
+        self.commands.close(linger_s=LET_GO_LINGER_S)
 
     def title(self, model: FleetModel, listed: int) -> str:
         """What the table lists, for its title."""
