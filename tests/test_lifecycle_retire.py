@@ -61,8 +61,8 @@ def test_retire_node_is_refused_where_it_cannot_apply() -> None:
     eng.step()
     with pytest.raises(CommandRejected, match=rf"{name} is already out of service \("):
         command(eng, "retire_node", sat=2)
-    with pytest.raises(CommandRejected, match="sat"):
-        command(eng, "retire_node", sat="all")  # one node at a time, by name
+    with pytest.raises(CommandRejected, match="'sat' must be one satellite here, not \"all\""):
+        command(eng, "retire_node", sat="all")  # one node at a time
     without = _engine(lifecycle=False)
     with pytest.raises(CommandRejected, match=r"no \[lifecycle\] table"):
         command(without, "retire_node", sat=2)

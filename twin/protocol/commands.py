@@ -213,6 +213,8 @@ class SatelliteNames:
             return value
         if isinstance(value, str):
             index = self._by_name.get(value)
+            if index is None and value == "all":  # (no node is named "all": say why)
+                raise CommandRejected(f"'{key}' must be one satellite here, not \"all\"")
             if index is None:
                 raise CommandRejected(f"no satellite named {value[:60]!r} (names are in "
                                       "meta.sats.names)")
