@@ -88,3 +88,13 @@ def test_retire_node_over_the_wire_is_confirmed_then_done() -> None:
         event = wait_event(sub, "retired")
         assert event.header["sat"] == 7 and name in event.header["message"]
         assert twin.engine.models["lifecycle"].state.array[7] != OPERATING
+        # What would be refused anyway is refused at once: nothing held to confirm.
+        again = request(req, {"cmd": "retire_node", "sat": name})
+        assert again["ok"] is False and "confirm_required" not in again, again
+        assert f"{name} is already out of service" in again["error"]
+    without = parse_scenario(DEFAULT.read_text())
+    with running_twin(without, paused=True) as twin, \
+            connected(zmq.REQ, twin.addresses.command) as req:
+        refused = request(req, {"cmd": "retire_node", "sat": 3})
+        assert refused["ok"] is False and "confirm_required" not in refused, refused
+        assert "no [lifecycle] table" in refused["error"]

@@ -29,14 +29,30 @@ from twin.core.interfaces import (
 )
 from twin.protocol.codec import FieldSpec
 
-__all__ = ["CommandHandler", "CommandRejected", "EventLog", "Field", "StepContext", "Subsystem",
-           "make_field", "only_keys"]
+__all__ = ["CheckedHandler", "CommandHandler", "CommandRejected", "EventLog", "Field",
+           "StepContext", "Subsystem", "make_field", "only_keys"]
 
 CommandHandler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class CommandRejected(ValueError):
     """A command that is understood but not acceptable; the message goes to the client."""
+
+
+@dataclass(frozen=True)
+class CheckedHandler:
+    """A command handler with the checks that depend on the twin's state, runnable on
+    their own: the twin runs them before it holds a hazardous command for confirmation,
+    so that what would be refused anyway is said at once, not after the operator confirmed
+    (twin.runtime.dispatch). The handler runs them again when it runs.
+    """
+
+    run: CommandHandler
+    check: Callable[[dict[str, Any]], None]
+    """Raises ``CommandRejected`` naming why the request cannot be carried out now."""
+
+    def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self.run(request)
 
 
 def only_keys(request: dict[str, Any], allowed: set[str]) -> None:

@@ -200,6 +200,9 @@ class CommandDispatcher:
                     "confirmed"
                 self._authorize(caller, spec)  # the key's roles may have changed since
             elif spec.needs_confirmation(args) and not confirmed:
+                check = getattr(self.handlers[name], "check", None)
+                if check is not None:  # refused anyway (CheckedHandler): say so, hold nothing
+                    check(args)
                 return self._hold(caller, spec, args)
             self.current_caller = caller
             reply = self.handlers[name](args)

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 
 from twin.core.interfaces import LifecycleOutputs
-from twin.core.subsystem import CommandHandler, CommandRejected, Field, StepContext, make_field
+from twin.core.subsystem import (
+    CheckedHandler,
+    CommandHandler,
+    CommandRejected,
+    Field,
+    StepContext,
+    make_field,
+)
 from twin.models.lifecycle import ageing
 from twin.models.lifecycle.decay import (
     EARTH_RADIUS_KM,
@@ -201,11 +208,12 @@ class LifecycleModel:
                 "states": {str(code): label for code, label in STATE_LABELS.items()}}
 
     def commands(self) -> dict[str, CommandHandler]:
-        return {"retire_node": self.retire_node}
+        # Checked before the confirmation it needs: a node that cannot be retired is
+        # refused at once, not after the operator confirmed.
+        return {"retire_node": CheckedHandler(self.retire_node, self.check_retire)}
 
-    def retire_node(self, request: dict[str, Any]) -> dict[str, Any]:
-        """``retire_node``: the node leaves service at the next step, as at end of life
-        (its disposal burn, with the scenario's reliability, else derelict)."""
+    def check_retire(self, request: dict[str, Any]) -> None:
+        """Raise ``CommandRejected`` where ``retire_node`` cannot apply now."""
         name = self.scenario.satellites[request["sat"]].name
         if not self.active:
             raise CommandRejected("this twin's scenario has no [lifecycle] table: its nodes "
@@ -216,6 +224,12 @@ class LifecycleModel:
             raise CommandRejected(f"{name} is already out of service ({STATE_LABELS[state]})")
         if self._retire[sat]:
             raise CommandRejected(f"{name}: its retirement is already commanded (next step)")
+
+    def retire_node(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``retire_node``: the node leaves service at the next step, as at end of life
+        (its disposal burn, with the scenario's reliability, else derelict)."""
+        self.check_retire(request)
+        sat = int(request["sat"])
         self._retire[sat] = True
         return ok(sat=sat, effective="next step")
 
