@@ -168,7 +168,7 @@ def test_unsubscribe_ends_a_subscription_when_its_last_client_lets_go() -> None:
         assert receive(sub, topic).header["sub"] == sub_id
         again = request(first, {"cmd": "unsubscribe", "sub": sub_id})
         assert again["ok"] is False and "not held by this client" in again["error"]
-        assert request(second, {"cmd": "unsubscribe", "sub": sub_id}) == {
+        assert request(second, {"cmd": "unsubscribe", "sub": topic}) == {  # (sub/<id>)
             "ok": True, "sub": sub_id, "ended": True, "holders": 0}
         listing = request(first, {"cmd": "subscriptions"})
         assert listing["subscriptions"] == [] and listing["ended"] == 1

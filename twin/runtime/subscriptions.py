@@ -235,13 +235,15 @@ class SubscriptionHub:
             CommandRejected: No such live subscription, or this client does not hold it.
         """
         self.expire()
+        sub_id = sub_id.removeprefix(TOPIC_SUBSCRIPTION_PREFIX.decode())  # (its topic, too)
         sub = self.live.get(sub_id)
         if sub is None:
             raise CommandRejected(f"no live subscription {sub_id[:40]!r} (it ended or "
                                   "expired; subscriptions lists those live)")
         if holder not in sub.holders:
-            raise CommandRejected(f"subscription {sub_id} is not held by this client (only "
-                                  "a client that subscribed, on the same connection, lets go)")
+            raise CommandRejected(f"subscription {sub_id} is not held by this client: only "
+                                  "a client that subscribed, on the same connection, lets go "
+                                  "(one that odc cmd made ends 30 s after its last subscribe)")
         del sub.holders[holder]
         now = self.clock()
         left = [t for t in sub.holders.values() if t > now]
@@ -393,8 +395,9 @@ class SubscriptionCommands:
                   bytes_per_frame=sub.estimate_bytes())
 
     def unsubscribe(self, request: dict[str, Any]) -> dict[str, Any]:
-        ended, holders = self.server.streams.hub.unsubscribe(request["sub"], self._holder())
-        return ok(sub=request["sub"], ended=ended, holders=holders)
+        sub_id = request["sub"].removeprefix(TOPIC_SUBSCRIPTION_PREFIX.decode())
+        ended, holders = self.server.streams.hub.unsubscribe(sub_id, self._holder())
+        return ok(sub=sub_id, ended=ended, holders=holders)
 
     def subscriptions(self, request: dict[str, Any]) -> dict[str, Any]:
         hub = self.server.streams.hub
