@@ -43,7 +43,14 @@ def test_a_retired_node_leaves_service_at_the_next_step_and_draws_nothing() -> N
     retired = [e for e in events if e["kind"] == "retired"]
     assert len(retired) == 1 and retired[0]["sat"] == 5
     assert "retired by command" in retired[0]["message"]
-    assert any(e["kind"] in ("disposal", "disposal_failed") and e["sat"] == 5 for e in events)
+    (disposal,) = [e for e in events if e["kind"] in ("disposal", "disposal_failed")]
+    assert disposal["sat"] == 5
+    if disposal["kind"] == "disposal":  # default nodes at 550-650 km, the FCC's 5 years
+        burned = lc.alt0_km[5] > lc.alt.array[5]
+        assert ("disposal burn towards" in disposal["message"]) == burned, disposal
+        assert ("no burn needed" in disposal["message"]) == (not burned), disposal
+        assert " to " not in disposal["message"].split("predicted in")[1]  # one node
+        assert disposal["message"].endswith(" yr")
     assert lc.lost.array[5] == lc.installed  # its accelerators are out of service for good
     eng.step()  # compute and power read the lifecycle's last step
     wire = {f.spec.name: f.array for f in eng.fields}

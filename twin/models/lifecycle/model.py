@@ -86,6 +86,12 @@ FLEET_TOTALS: dict[str, tuple[str, str]] = {
 """The fleet totals this model publishes when on: name -> (unit, description)."""
 
 
+def years_range(years: np.ndarray) -> str:
+    """``2.7 yr``, or ``2.6 to 2.9 yr`` where the values differ at one decimal."""
+    low, high = f"{years.min():.1f}", f"{years.max():.1f}"
+    return f"{low} yr" if low == high else f"{low} to {high} yr"
+
+
 class LifecycleModel:
     """Decay, station keeping, disposal and ageing, vectorized over the fleet."""
 
@@ -344,12 +350,17 @@ class LifecycleModel:
         carried, failed = nodes[ok], nodes[~ok]
         state[failed] = DERELICT
         if carried.size and target_km is not None:
+            burning = alt[carried] > target_km  # the others' drag is quick enough as they are
             self._dispose(carried, target_km)
             state[carried] = DISPOSED
-            life = table.lifetime_s(alt[carried], self.ballistic) / SECONDS_PER_YEAR
-            self._node_events(ctx, "disposal", "info", carried,
-                              f"end of life: disposal burn towards {target_km:.0f} km, "
-                              f"re-entry predicted in {life.min():.1f} to {life.max():.1f} yr")
+            for group, what in ((carried[burning], f"disposal burn towards {target_km:.0f} km"),
+                                 (carried[~burning], "no burn needed, drag alone brings it "
+                                  "down in time")):
+                if group.size:
+                    life = table.lifetime_s(alt[group], self.ballistic) / SECONDS_PER_YEAR
+                    self._node_events(ctx, "disposal", "info", group,
+                                      f"end of life: {what}, re-entry predicted in "
+                                      f"{years_range(life)}")
         if failed.size:
             self._node_events(ctx, "disposal_failed", "warning", failed,
                               "end of life: no disposal manoeuvre, left to drag")
