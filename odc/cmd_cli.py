@@ -7,7 +7,9 @@ quotes. A command the twin holds for confirmation prints its summary on stderr a
 "type yes to confirm" on a terminal (``--yes`` confirms at once); only then is ``confirm``
 sent with the twin's token.
 
-Standard output carries exactly one JSON reply: the command's, or the confirmation's.
+Standard output carries exactly one JSON reply: the command's, or the confirmation's, as
+strict JSON (a number JSON has not, infinity or NaN, is the string ``"inf"``, ``"-inf"`` or
+``"nan"``: an uncapped ``power_cap_w`` reads ``"inf"``).
 The exit status is 0 when that reply is ok, 1 when it is not (refused, no reply, not
 confirmed), 2 for a bad command line.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from typing import Any
@@ -68,10 +71,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_key_arguments(parser)
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with each infinity or NaN as a string (``"inf"``, ``"-inf"``, ``"nan"``):
+    JSON has none, and strict readers (jq turns Infinity into 1.8e308) would misread it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if value != value else "inf" if value > 0 else "-inf"
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    return value
+
+
 def _print_reply(reply: dict[str, Any]) -> None:
     # Indented for a person, one line for a pipe (jq, a log).
     indent = 2 if sys.stdout.isatty() else None
-    print(json.dumps(reply, indent=indent, default=str), flush=True)
+    print(json.dumps(strict_json(reply), indent=indent, default=str, allow_nan=False),
+          flush=True)
 
 
 def _asked_yes(deadline: float) -> bool:

@@ -79,6 +79,23 @@ def test_odc_cmd_values_replies_and_errors() -> None:
         assert "Traceback" not in result.stderr
 
 
+def test_odc_cmd_prints_strict_json_even_for_infinities() -> None:
+    """An uncapped node's ``power_cap_w`` is +inf: printed as the string "inf" (JSON has no
+    infinity; Python's "Infinity" is refused by strict readers, and jq reads 1.8e308)."""
+    inf = float("inf")
+    with fake_twin(lambda r: {"ok": True, "row": {"power_cap_w": inf, "x": -inf,
+                                                  "y": float("nan"), "z": [1.5, inf]}}) \
+            as twin:
+        result = odc_cmd("node", "sat=0", "--cmd", twin.address)
+    assert result.returncode == 0, result.stderr
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not strict JSON: {constant}")
+
+    reply = json.loads(result.stdout, parse_constant=refuse)
+    assert reply["row"] == {"power_cap_w": "inf", "x": "-inf", "y": "nan", "z": [1.5, "inf"]}
+
+
 def test_odc_cmd_says_when_no_twin_answers() -> None:
     with zmq.Context() as context, context.socket(zmq.ROUTER) as silent:
         port = silent.bind_to_random_port("tcp://127.0.0.1")
