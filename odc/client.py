@@ -121,7 +121,14 @@ class TwinClient:
 
         A reply with ``confirm_required`` (see :func:`needs_confirmation`) means nothing ran
         yet: its ``summary`` says what would, and :meth:`confirm` runs it.
+
+        Raises:
+            CommandArgumentError: An argument named ``id`` (each request's own, set by the
+                client and echoed in its reply: another would lose the reply).
         """
+        if "id" in arguments:
+            raise CommandArgumentError(cmd, "'id' is set by the client itself (each "
+                                       "request's own, echoed in its reply)")
         return self._commands.send(cmd, **arguments)
 
     def confirm(self, token: str) -> dict[str, Any]:

@@ -114,6 +114,8 @@ def test_twin_client_confirms_only_when_told() -> None:
         assert client.confirm(held["token"]) == {"ok": True, "confirmed": "inject_fault"}
         assert twin.wait_for(2)[1]["token"] == TOKEN
         assert client.command("status") == {"ok": True}
+        with pytest.raises(ValueError, match="'id' is set by the client itself"):
+            client.command("status", id="mine")  # (its reply would be lost: a timeout)
 
 
 def test_twin_client_frames_decodes_the_stream() -> None:
