@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.message import Message
@@ -326,18 +327,23 @@ class StreamFeed:
 
     def _log_events(self, events: list[WireMessage]) -> None:
         detail = self.screen if isinstance(self.screen, DetailScreen) else None
-        lines = []
+        # Time and severity in a column of their own, so that a long event wraps under its
+        # text, not under the time (a hanging indent).
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(ratio=1, overflow="fold")
         for message in events[-200:]:
             body = self.model.apply_event(message)
             self.recent_events.append(body)
             if self._routine_audit(body):
                 continue
-            lines.append(self._event_line(body))
+            grid.add_row(*self._event_line(body))
             if detail is not None and body.get("sat", -1) == detail.sat:
                 detail.add_event(body)
         # One write for the batch: the log renders, sizes and scrolls once per frame, not
         # once per event (a warped twin sends a hundred contact events a second).
-        self.events_log.write(Text("\n").join(lines))
+        if grid.row_count:
+            self.events_log.write(grid, expand=True)
         self._refresh_alarms()
 
     def _take_alarms(self, message: WireMessage) -> None:
@@ -357,24 +363,26 @@ class StreamFeed:
         return significance == "informational" or (
             significance is None and body.get("cmd") in READ_ONLY_COMMANDS)
 
-    def _event_line(self, body: dict[str, Any]) -> Text:
+    def _event_line(self, body: dict[str, Any]) -> tuple[Text, Text]:
+        """An event's time and severity, and its text (the log's two columns)."""
         severity = str(body.get("severity", "info"))
         sat = body.get("sat", -1)
         sat = sat if isinstance(sat, int) else -1
-        line = Text(utc_text(float(body.get("t_utc", 0.0)))[11:] + " ")
-        line.append(f"{severity:7s}", style=SEVERITY_STYLE.get(severity, ""))
+        when = Text(utc_text(float(body.get("t_utc", 0.0)))[11:] + " ")
+        when.append(f"{severity:7s}", style=SEVERITY_STYLE.get(severity, ""))
         who = self.model.name(sat) if sat >= 0 else "fleet"
+        line = Text()
         if body.get("kind") == NODE_EVENTS_SUMMARY:  # many nodes: short lines, not one long
             first, *rest = summary_lines(body)
-            line.append(f" {who}:", style="bold")
+            line.append(f"{who}:", style="bold")
             line.append(f" {first}")
-            return Text("\n").join([line, *(Text(" " * 9 + r) for r in rest)])
+            return when, Text("\n").join([line, *(Text(r) for r in rest)])
         # Limit alarms read from their values, in the table's units (°C, %), not kelvin.
         message = self.model.event_text(body)
         if who not in message:
-            line.append(f" {who}:", style="bold")
-        line.append(f" {message}")
-        return line
+            line.append(f"{who}: ", style="bold")
+        line.append(message)
+        return when, line
 
     def _log_restart(self, update: StreamUpdate) -> None:
         """A separator in the events log: the events above it are the previous run's."""

@@ -7,6 +7,7 @@ import shlex
 from typing import Any, ClassVar
 
 import numpy as np
+from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -476,10 +477,14 @@ class DetailScreen(Screen):
 
     def add_event(self, event: dict[str, Any]) -> None:
         severity = str(event.get("severity", "info"))
-        line = Text(f"{utc_text(float(event.get('t_utc', 0)))} ")
-        line.append(f"{severity:7s}", style=SEVERITY_STYLE.get(severity, ""))
-        line.append(f" {event.get('kind', '?')}: {self.model.event_text(event)}")
-        self.query_one("#detail-events", RichLog).write(line)
+        when = Text(f"{utc_text(float(event.get('t_utc', 0)))} ")
+        when.append(f"{severity:7s}", style=SEVERITY_STYLE.get(severity, ""))
+        # Two columns, as the main log: a long event wraps under its text.
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(ratio=1, overflow="fold")
+        grid.add_row(when, Text(f"{event.get('kind', '?')}: {self.model.event_text(event)}"))
+        self.query_one("#detail-events", RichLog).write(grid, expand=True)
 
     def mirror_table(self) -> Any:
         """Measured beside predicted for a mirrored node (a rich Table), or None."""
