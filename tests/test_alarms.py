@@ -65,6 +65,26 @@ def test_raise_escalate_acknowledge_return_and_clear() -> None:
     assert table.snapshot()["alarms"] == []
 
 
+def test_an_alarm_keeps_its_last_reading_for_viewers_to_show_in_their_units() -> None:
+    """A limit alarm carries its last event's value, limit and level (wire units), so a
+    viewer reads it as the table does (°C), not as the twin's text (K)."""
+    table = AlarmTable(KINDS, Wall())
+    hot = {**event("limit", 1, "alarm"), "value": 371.5, "limit": 358.15,
+           "level": "alarm_high", "message": "temp_compute_k 371.5 K above alarm_high"}
+    table.observe(hot)
+    entry = only(table)
+    assert (entry["value"], entry["limit"], entry["level"]) == (371.5, 358.15, "alarm_high")
+    table.observe({**hot, "seq": 2, "value": float("nan"), "limit": "x", "level": 7})
+    entry = only(table)  # what is not a finite number or a word is left out
+    assert not {"value", "limit", "level"} & set(entry)
+    from twin.protocol.codec import FieldSpec
+    from viz.quantity import Catalog
+    catalog = Catalog({"fields": [FieldSpec("temp_compute_k", "<f4", (40,), "K").catalog_entry()]})
+    table.observe({**hot, "seq": 3})
+    text = catalog.event_text({"field": only(table)["parameter"], **only(table)})
+    assert text == "T comp 98.4 °C above alarm limit 85.0 °C", text  # 371.5 - 273.15
+
+
 def test_a_momentary_alarm_waits_for_its_acknowledgement() -> None:
     table = AlarmTable(KINDS, Wall())
     table.observe(event("total_not_finite", 1, "alarm", sat=-1, field="p_load_total_w"))
@@ -201,5 +221,10 @@ def test_a_dashboard_that_joins_late_shows_every_alarm_and_acknowledges_at_the_t
                     assert time.monotonic() - started < 10, "the acknowledgement never came"
                     await pilot.pause(0.1)
                 assert {a.state for a in app.model.alarms.values()} == {"active_ack"}
+                # Read in the table's units, from each alarm's last reading (the twin's
+                # text says kelvin).
+                assert all(a.message.startswith("T comp ") and "°C above" in a.message
+                           for a in app.model.alarms.values()), \
+                    [a.message for a in app.model.alarms.values()][:3]
 
         asyncio.run(dashboard())

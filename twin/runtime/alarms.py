@@ -10,6 +10,7 @@ last ``EVENT_HISTORY`` events answer ``events since=SEQ``. Both are bounded.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -55,6 +56,7 @@ class Alarm:
     acked: bool = False
     shelved_until_utc: float | None = None  # wall time
     notes: list[dict[str, Any]] = field(default_factory=list)  # who did what, with comments
+    reading: dict[str, Any] = field(default_factory=dict)  # the last event's values (READING)
 
     @property
     def state(self) -> str:
@@ -70,7 +72,30 @@ class Alarm:
                 "severity": self.severity, "state": self.state, "active": self.active,
                 "message": self.message, "count": self.count,
                 "first_t_utc": self.first_t_utc, "last_t_utc": self.last_t_utc,
-                "shelved_until_utc": self.shelved_until_utc, "notes": self.notes[-5:]}
+                "shelved_until_utc": self.shelved_until_utc, "notes": self.notes[-5:],
+                **self.reading}
+
+
+READING_NUMBERS = ("value", "limit", "residual", "threshold")
+READING_WORDS = ("level", "testbed")
+"""What an alarm keeps of its last event besides the text, where the event has it: a limit's
+value, limit and level, a mirror residual's residual, threshold and testbed, in the field's
+wire unit, so that a viewer shows them in its own units (°C where the message says K)."""
+
+
+def reading_of(event: dict[str, Any]) -> dict[str, Any]:
+    """The finite numbers and short words of ``READING_*`` that ``event`` carries."""
+    out: dict[str, Any] = {}
+    for key in READING_NUMBERS:
+        value = event.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and \
+                math.isfinite(value):
+            out[key] = float(value)
+    for key in READING_WORDS:
+        value = event.get(key)
+        if isinstance(value, str):
+            out[key] = value[:64]
+    return out
 
 
 class AlarmTable:
@@ -180,6 +205,7 @@ class AlarmTable:
             if escalated or not alarm.active:
                 alarm.acked = False  # worse, or back: someone must look again
             alarm.active = True
+        alarm.reading = reading_of(event)
         if spec.clear is None:
             alarm.active = False  # momentary: returned to normal at once
         self.changed = True

@@ -66,9 +66,12 @@ class AlarmBook:
         """The twin's alarm table replaces what the events alone told (twin.runtime.alarms):
         states, acknowledgements and shelving are the twin's, shared by every viewer."""
         self.twin_keeps_alarms = True
+        # An entry with its last reading (value and limit, residual and threshold) reads
+        # as the event did, in the table's units; else the twin's text.
         self.alarms = {
             (f"{e['kind']}:{e['parameter']}", e["sat"]): ActiveAlarm(
-                e["kind"], e["sat"], self.event_text(e), _seconds(e.get("last_t_utc"), 0.0),
+                e["kind"], e["sat"], self.event_text({"field": e["parameter"], **e}),
+                _seconds(e.get("last_t_utc"), 0.0),
                 int(e.get("count", 1)), e["id"], e["state"], e["severity"])
             for e in entries[:MAX_ALARMS]}
 
