@@ -76,10 +76,13 @@ class Exported:
     """States left out: another run's (different satellites), or unreadable."""
 
     def line(self) -> str:
-        return (f"wrote {self.output}: {self.states} states, {self.events} events and "
-                f"{self.alarm_tables} alarm tables on {len(self.channels)} channels "
-                f"({', '.join(self.channels)})"
-                + (f"; {self.skipped} states left out" if self.skipped else ""))
+        def count(n: int, what: str) -> str:
+            return f"{n} {what}" + ("" if n == 1 else "s")
+
+        return (f"wrote {self.output}: {count(self.states, 'state')}, "
+                f"{count(self.events, 'event')} and {count(self.alarm_tables, 'alarm table')} "
+                f"on {count(len(self.channels), 'channel')} ({', '.join(self.channels)})"
+                + (f"; {count(self.skipped, 'state')} left out" if self.skipped else ""))
 
 
 def stamp(log_time_ns: int) -> dict[str, int]:
