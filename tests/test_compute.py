@@ -175,11 +175,19 @@ def test_operator_power_cap_and_its_validation() -> None:
     command(eng, "submit_job", kind="training", size_accel_h=100.0, accelerators=8)
     eng.step()
     # Host 4.6 kW and 8 busy accelerators 720 W static: the cap leaves the clock room.
-    command(eng, "set_power_cap", sat=0, power_w=7500.0)
+    reply = command(eng, "set_power_cap", sat=0, power_w=7500.0)
+    assert reply == {"ok": True, "sat": 0, "power_w": 7500.0, "floor_w": 4600.0 + 8 * 90.0}
     eng.step()
     compute = eng.compute_model
     assert compute.cap.array[0] == 7500.0
     assert compute.power.array[0] == pytest.approx(7500.0, rel=1e-5)
+    # Below the floor (host and idle accelerators) the reply says what it will do.
+    low = command(eng, "set_power_cap", sat=0, power_w=4000.0)
+    assert "below the node's floor of 5,320 W" in low["note"], low
+    eng.step()
+    clock = {f.spec.name: f.array for f in eng.fields}["clock_frac"]
+    assert clock[0] == 0.0 and 4600.0 <= compute.power.array[0] <= 4600.0 + 8 * 90.0
+    command(eng, "set_power_cap", sat=0, power_w=7500.0)
     command(eng, "set_power_cap", sat="all")
     eng.step()
     assert np.isinf(compute.cap.array[0])

@@ -165,7 +165,17 @@ class ComputeCommands:
         cap = np.inf if value is None else float(value)
         model.operator_cap_w[nodes] = cap
         model.schedule_now()
-        return ok(sat=request["sat"], power_w=None if np.isinf(cap) else cap)
+        # The floor a cap cannot push below: the host and every accelerator idle holding
+        # its job (docs/models.md, "Power cap"); below it the jobs stop, the floor stays.
+        p = model.params
+        floor_w = p.host_power_w + p.accelerators_per_node * p.idle_power_w
+        reply = ok(sat=request["sat"], power_w=None if np.isinf(cap) else cap,
+                   floor_w=floor_w)
+        if cap < floor_w:
+            reply["note"] = (f"below the node's floor of {floor_w:,.0f} W (host and idle "
+                             "accelerators): its jobs are suspended, and the host and the "
+                             "idle accelerators still draw up to that")
+        return reply
 
     def inject_upset(self, request: dict[str, Any]) -> dict[str, Any]:
         """``inject_upset``: sat, reset (bool, default false), job_id (optional target),
