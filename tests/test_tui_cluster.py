@@ -48,6 +48,14 @@ async def open_cluster_view(pilot) -> None:
     assert app.cluster_view.display and not app.fleet_table.display
 
 
+async def feed_and_open(pilot, meta, state) -> None:
+    """Feed a twin-less dashboard one meta and one state, then open its cluster view."""
+    pilot.app.feed(StreamUpdate(meta=meta, connection=LIVE))
+    pilot.app.feed(StreamUpdate(state=state, connection=LIVE))
+    await pilot.pause(0.2)
+    await open_cluster_view(pilot)
+
+
 def health_text(app: DashboardApp) -> str:
     app.update_cluster_view(force=True)
     return str(app.cluster_view.health_text.render())
@@ -189,10 +197,7 @@ def test_with_two_clusters_a_list_chooses_the_one_shown() -> None:
         meta, state = two_clusters_feed()
         app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
         async with app.run_test(size=(80, 24)) as pilot:
-            app.feed(StreamUpdate(meta=meta, connection=LIVE))
-            app.feed(StreamUpdate(state=state, connection=LIVE))
-            await pilot.pause(0.2)
-            await open_cluster_view(pilot)
+            await feed_and_open(pilot, meta, state)
             view = app.cluster_view
             app.update_cluster_view(force=True)
             assert view.list_table.display and view.list_table.row_count == 2
@@ -300,10 +305,7 @@ def test_a_tick_that_comes_while_the_app_closes_draws_nothing() -> None:
         meta, state = two_clusters_feed()
         app = DashboardApp("tcp://127.0.0.1:1", "tcp://127.0.0.1:1", connect=False)
         async with app.run_test(size=(80, 24)) as pilot:
-            app.feed(StreamUpdate(meta=meta, connection=LIVE))
-            app.feed(StreamUpdate(state=state, connection=LIVE))
-            await pilot.pause(0.2)
-            await open_cluster_view(pilot)
+            await feed_and_open(pilot, meta, state)
             ticks = app._cluster_timer
             assert ticks is not None
             drawn = app.cluster_view_seconds

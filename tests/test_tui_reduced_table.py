@@ -37,6 +37,16 @@ def _expected(engine, field: str, descending: bool) -> np.ndarray:
     return np.lexsort((np.arange(values.size), key))[:TOP_N]
 
 
+async def _until_reduced(pilot, app, command) -> None:
+    """Step the paused twin until the dashboard has its meta and a reduced state."""
+    for _ in range(50):
+        if app.model.n and app.model.meta and app.model.header.get("reduced"):
+            return
+        request(command, {"cmd": "step", "n": 1})
+        request(command, {"cmd": "meta"})
+        await pilot.pause(0.2)
+
+
 async def _step_until_rows(pilot, app, command, field: str) -> None:
     """Step the paused twin until the table holds the rows of its newest step for the
     subscription ranking by ``field``."""
@@ -82,12 +92,7 @@ def test_the_node_table_lists_the_twins_top_nodes_and_lets_go(monkeypatch) -> No
         async def run() -> None:
             app = DashboardApp(twin.addresses.pub, twin.addresses.command)
             async with app.run_test(size=(160, 45)) as pilot:
-                for _ in range(50):
-                    if app.model.n and app.model.meta and app.model.header.get("reduced"):
-                        break
-                    request(command, {"cmd": "step", "n": 1})
-                    request(command, {"cmd": "meta"})
-                    await pilot.pause(0.2)
+                await _until_reduced(pilot, app, command)
                 assert app.model.header.get("reduced") is True
                 assert app.fleet_view_shown  # the aggregate first, as before
                 await drawn(pilot, app)  # the waiting panel goes with the next draw
@@ -145,12 +150,7 @@ def test_the_table_lets_each_subscription_go_at_once(monkeypatch) -> None:
         async def run() -> None:
             app = DashboardApp(twin.addresses.pub, twin.addresses.command)
             async with app.run_test(size=(160, 45)) as pilot:
-                for _ in range(50):
-                    if app.model.n and app.model.meta and app.model.header.get("reduced"):
-                        break
-                    request(command, {"cmd": "step", "n": 1})
-                    request(command, {"cmd": "meta"})
-                    await pilot.pause(0.2)
+                await _until_reduced(pilot, app, command)
                 await pilot.press("v")  # the node table
                 await _step_until_rows(pilot, app, command, "temp_compute_k")
                 assert tops() == ["temp_compute_k"]
