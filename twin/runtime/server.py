@@ -65,7 +65,7 @@ from twin.runtime.dispatch import LOCAL, Caller, CommandDispatcher, Counters
 from twin.runtime.guard import Guard
 from twin.runtime.node_row import NODE_COMMANDS, NodeRowCommands
 from twin.runtime.replies import WaitingReplies
-from twin.runtime.server_commands import ServerCommands
+from twin.runtime.server_commands import META_REPUBLISH_MIN_INTERVAL_S, ServerCommands
 from twin.runtime.streams import StreamPublisher
 from twin.runtime.subscriptions import (
     FULL_STATE_MAX_SATS,
@@ -174,8 +174,9 @@ class TwinServer:
         self.guard = Guard(self._context, keys_dir, audit_path, engine.events,
                            lambda: self.clock.t_utc)
         # XPUB: a PUB that also tells which topics clients take (twin.runtime.streams).
+        # Verbose: every client's subscription comes up, so a late joiner is seen.
         self.pub = self._bind(zmq.XPUB, self.addresses.pub, plain=plain_stream,
-                              sndhwm=PUB_HIGH_WATER_MARK)
+                              sndhwm=PUB_HIGH_WATER_MARK, xpub_verbose=1)
         self.command = self._bind(
             zmq.ROUTER, self.addresses.command, maxmsgsize=COMMAND_MAX_FRAME_BYTES,
             rcvhwm=COMMAND_RECEIVE_QUEUE, sndhwm=COMMAND_REPLY_QUEUE,
@@ -535,6 +536,17 @@ class TwinServer:
         self.pub.send_multipart(encode_map(TOPIC_HEARTBEAT, header))
         self.counters.heartbeats_published += 1
         self.streams.read_subscriptions()  # also while paused: they never pile up
+        self._meta_for_joiners()
+
+    def _meta_for_joiners(self) -> None:
+        """``meta`` soon after a client subscribed to it (or to everything): one that joins
+        without a command socket has it within a second or two, not at the periodic one.
+        At most as often as a ``meta`` request republishes it."""
+        demand = self.streams.meta_demand
+        if demand.joined and time.monotonic() - self.meta_published_at >= \
+                META_REPUBLISH_MIN_INTERVAL_S:
+            demand.joined = False
+            self.publish_meta()
 
     # -- ingest -----------------------------------------------------------------------
 
