@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +75,9 @@ __all__ = ["CatalogError", "CommandArgumentError", "ConfirmationRequired", "Stat
            "TwinClient", "TwinCommandError", "connect", "needs_confirmation"]
 
 DEFAULT_TIMEOUT_S = 5.0
+LET_GO_TIMEOUT_S = 0.5
+"""How long a closing ``subscribe`` iterator waits for the twin's answer to its
+``unsubscribe`` (the subscription expires on its own anyway)."""
 RENEW_RETRY_S = 2.0
 """A subscription whose renewal went unanswered is asked for again this much later."""
 
@@ -109,6 +114,9 @@ class TwinClient:
         self.pub_address = pub_address
         self.bad_frames = 0  # stream messages frames() skipped as undecodable
         self._closed = False
+        # Live subscribe() iterators by topic: the twin is told to let a topic go only
+        # when the last of this client's iterators on it closes.
+        self._reading: Counter[str] = Counter()
         self._context = context or zmq.Context.instance()
         self._commands = CommandClient(command_address, timeout_s=timeout_s,
                                        context=self._context, keys=self.keys)
@@ -404,6 +412,8 @@ class Twin(TwinClient):
         reply = self.call("subscribe", **request)
         topic, renew_s = str(reply["topic"]), float(reply.get("renew_every_s", 10.0))
         renew_at = time.monotonic() + renew_s
+        self._reading[topic] += 1
+        silent = False
         try:
             while True:
                 for message in self._receive((topic.encode(),), idle_timeout_s,
@@ -414,7 +424,9 @@ class Twin(TwinClient):
                         # twin grants the subscription under a new topic: follow it.
                         renew_at = time.monotonic() + (renew_s if renewed else RENEW_RETRY_S)
                         if renewed is not None and renewed != topic:
+                            self._reading[topic] -= 1
                             topic = renewed
+                            self._reading[topic] += 1
                             break
                     if message is None or message.topic != topic:
                         continue  # a quiet spell, or one queued before the topic changed
@@ -422,17 +434,29 @@ class Twin(TwinClient):
                     yield _state(message, {n: a for n, a in message.arrays.items()
                                            if n != "sat_index"}, nodes)
                 else:
+                    silent = True  # (the twin is gone or stuck: nobody to tell)
                     raise TimeoutError(f"no message on {topic} for {idle_timeout_s:g} s")
         finally:  # the iterator closed or failed: the twin need not send it any more
-            self._let_go(topic)
+            self._reading[topic] -= 1
+            if self._reading[topic] <= 0:
+                del self._reading[topic]
+                if not silent:
+                    self._let_go(topic)
 
     def _let_go(self, topic: str) -> None:
-        """Tell the twin this client no longer reads ``topic`` (``unsubscribe``); best
-        effort: a twin that is gone, older or refuses lets it expire on its own (30 s)."""
-        if self._closed or "unsubscribe" not in self.specs:
+        """Tell the twin this client no longer reads ``topic`` (``unsubscribe``): best
+        effort, and never for long (a closing iterator, Ctrl-C, the interpreter's exit). A
+        twin that is gone, older or refuses lets it expire on its own (30 s)."""
+        if self._closed or sys.is_finalizing() or "unsubscribe" not in self.specs:
             return
-        with contextlib.suppress(TwinCommandError, CommandArgumentError, zmq.ZMQError):
-            self.call("unsubscribe", sub=topic.removeprefix("sub/"))
+        commands = self._commands
+        waited, commands.timeout_s = commands.timeout_s, min(commands.timeout_s,
+                                                             LET_GO_TIMEOUT_S)
+        try:
+            with contextlib.suppress(Exception):  # (nothing of it matters to the caller)
+                self.call("unsubscribe", sub=topic.removeprefix("sub/"))
+        finally:
+            commands.timeout_s = waited
 
     def _renew(self, request: dict[str, Any]) -> str | None:
         """Ask for a subscription again; its topic, or None where the twin did not answer

@@ -77,7 +77,8 @@ def strict_json(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if value != value else "inf" if value > 0 else "-inf"
     if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
+        return {strict_json(k) if isinstance(k, float) else k: strict_json(v)
+                for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [strict_json(v) for v in value]
     return value

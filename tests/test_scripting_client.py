@@ -146,7 +146,12 @@ def test_subscribe_yields_states_with_only_the_fields_asked_for(twin: Twin) -> N
     states = twin.subscribe(["soc_frac", "temp_junction_k"])
     first, second = next(states), next(states)
     assert len(twin.subscriptions()["subscriptions"]) == 1
-    states.close()  # lets the twin's subscription go at once
+    again = twin.subscribe(["soc_frac", "temp_junction_k"])  # the same, a second reader
+    next(again)
+    states.close()  # the other iterator still reads it: kept
+    assert len(twin.subscriptions()["subscriptions"]) == 1
+    next(again)
+    again.close()  # the last: let go at once
     assert twin.subscriptions()["subscriptions"] == []
     assert isinstance(first, State) and set(first.values) == {"soc_frac", "temp_junction_k"}
     assert first["soc_frac"].shape == (twin.twin_meta["sats"]["n"],)

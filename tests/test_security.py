@@ -261,3 +261,19 @@ def test_the_audit_has_one_line_per_command_and_survives_sigkill(keys: Path,
     assert "needs role 'operator'" in lines[1]["error"]
     assert lines[0]["peer"] == "127.0.0.1" and lines[0]["sim_utc"] and lines[0]["wall_utc"]
     assert stat.S_IMODE(os.stat(audit).st_mode) == 0o600
+
+
+def test_two_clients_sharing_a_key_hold_a_subscription_each(keys: Path) -> None:
+    """Holders are connections, not keys: two dashboards with one key (on one host) each
+    hold the subscription, and the first to let go leaves it running for the other."""
+    with running_twin("default", keys_dir=keys, paused=True) as twin, \
+            client(zmq.REQ, twin.addresses.command, keys, "viewer") as first, \
+            client(zmq.REQ, twin.addresses.command, keys, "viewer") as second:
+        asked = {"cmd": "subscribe", "fields": "lat_deg", "every": 5}
+        sub = ask(first, asked)["sub"]
+        assert ask(second, asked)["sub"] == sub
+        (listed,) = ask(first, {"cmd": "subscriptions"})["subscriptions"]
+        assert listed["holders"] == 2
+        assert ask(first, {"cmd": "unsubscribe", "sub": sub}) == {
+            "ok": True, "sub": sub, "ended": False, "holders": 1}
+        assert ask(second, {"cmd": "unsubscribe", "sub": sub})["ended"] is True

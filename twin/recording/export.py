@@ -354,6 +354,8 @@ def export_foxglove(source: str | Path, output: str | Path, fields: Iterable[str
                     report.events += 1
                     continue
                 if message.topic == "alarms":  # resent once a second: kept when it changed
+                    if header.get("run_id") != meta.get("run_id"):
+                        continue  # another run's, whose nodes these names are not
                     table = alarm_table(header, all_names)
                     if table != last_table:
                         channels.write("/alarms", log_time,

@@ -82,13 +82,15 @@ class Caller:
     keys, where only this machine can reach the twin), and where from.
 
     ``identity`` is who may confirm a held hazardous command: the key, or without keys the
-    client's own connection.
+    client's own connection. ``connection`` is always the client's connection (its
+    routing id): what holds a subscription, whatever key several clients share.
     """
 
     name: str
     roles: tuple[str, ...]
     peer: str = ""
     identity: str = ""
+    connection: str = ""
 
 
 LOCAL = Caller("local", ("admin",), "", "local")

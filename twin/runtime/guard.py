@@ -112,12 +112,13 @@ class Guard:
 
     def caller(self, frames: list[Any], routing_id: bytes) -> Caller:
         """Who sent a command, from its frames' ``User-Id`` (the key name)."""
+        connection = routing_id.hex()
         if self.keys_dir is None:
-            return Caller(LOCAL.name, LOCAL.roles, "", routing_id.hex())
+            return Caller(LOCAL.name, LOCAL.roles, "", connection, connection)
         name = user_of(frames[-1])
         entry = self.registry.by_name(name)
         roles = entry.roles if entry is not None else ()  # revoked since it connected
-        return Caller(name or "?", roles, peer_of(frames[-1]), name or routing_id.hex())
+        return Caller(name or "?", roles, peer_of(frames[-1]), name or connection, connection)
 
     def ingest_check(self, frames: list[Any]) -> Callable[[str], bool] | None:
         """What the sender of a telemetry message may feed; None: anything (no keys)."""

@@ -547,6 +547,7 @@ class TwinServer:
                 META_REPUBLISH_MIN_INTERVAL_S:
             demand.joined = False
             self.publish_meta()
+            self._next_meta = time.monotonic() + self.meta_interval_s  # not one more at once
 
     # -- ingest -----------------------------------------------------------------------
 

@@ -378,10 +378,10 @@ class SubscriptionCommands:
                 "subscriptions": self.subscriptions}
 
     def _holder(self) -> str:
-        """The client asking: its key (or connection) and where from, so that two clients
-        sharing a key hold a subscription each."""
+        """The client asking: its connection, so that two clients sharing a key (even on
+        one host) hold a subscription each; ``local`` in this process."""
         caller = self.server.dispatcher.current_caller
-        return f"{caller.identity}|{caller.peer}"
+        return caller.connection or caller.identity
 
     def subscribe(self, request: dict[str, Any]) -> dict[str, Any]:
         hub = self.server.streams.hub
