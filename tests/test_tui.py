@@ -143,6 +143,17 @@ def test_keys_send_commands_and_the_reply_shows() -> None:
             assert "warp" in str(app.query_one("#reply").render())
             await pilot.pause(0.3)
             assert app.warp == 60.0
+            # A command done with a note (a cap below the node's floor): the reply says it.
+            app.last_reply = None
+            await pilot.press("colon")
+            await until(pilot, lambda: isinstance(app.focused, Input)
+                        and app.focused.id == "command-input")
+            app.screen.query_one("#command-input", Input).value = \
+                "set_power_cap sat=0 power_w=100"
+            await pilot.press("enter")
+            await until(pilot, lambda: app.last_reply is not None)
+            assert app.last_reply["ok"] and "below the node's floor" in app.last_reply["note"]
+            assert "note=below the node's floor" in str(app.query_one("#reply").render())
 
     with twin_process("--rate", "10", "--warp", "60") as (_, addresses):
         asyncio.run(scenario(addresses))

@@ -156,6 +156,9 @@ class CommandActions:
             for key in ("paused", "warp"):
                 if key in reply:
                     setattr(self, key, reply[key] if key == "paused" else float(reply[key]))
+            if isinstance(reply.get("note"), str):  # done, but not all it may seem
+                self.notify(reply["note"][:300], title=f"{message.line}: note",
+                            severity="warning", timeout=8)
             self._draw_header()
         else:
             error = plain_error(str(reply.get("error")))
