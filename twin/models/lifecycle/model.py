@@ -161,6 +161,7 @@ class LifecycleModel:
                      "overdue; 0 re-entered or no rule)")
         self._lost_version = 0
         self._retire = np.zeros(k, dtype=bool)  # retirements commanded, for the next step
+        self._retire_pending = False  # any of them (no scan of a million flags a step)
         self._fleet: dict[str, Any] | None = None  # totals of the last slow advance
         self._publish()
 
@@ -182,7 +183,7 @@ class LifecycleModel:
             self._count_discharge(ctx, dt)
             self._pending_s += dt * self.params.time_acceleration
         if self._pending_s < SLOW_INTERVAL_S and self.lifetime.array.any() and \
-                not self._retire.any():  # (a commanded retirement is done at once)
+                not self._retire_pending:  # (a commanded retirement is done at once)
             return
         interval, self._pending_s = self._pending_s, 0.0
         if interval > 0.0:
@@ -237,6 +238,7 @@ class LifecycleModel:
         self.check_retire(request)
         sat = int(request["sat"])
         self._retire[sat] = True
+        self._retire_pending = True
         return ok(sat=sat, effective="next step")
 
     # ---------------------------------------------------------------------------------
@@ -332,8 +334,11 @@ class LifecycleModel:
         reserve = self._disposal_propellant(alt, target_km)
         out_of_fuel = p.station_keeping & (self._prop <= reserve) if target_km else (
             p.station_keeping & (self._prop <= 0.0))
-        commanded = np.flatnonzero(operating & self._retire)
-        self._retire[:] = False
+        commanded = np.zeros(0, dtype=np.intp)
+        if self._retire_pending:
+            commanded = np.flatnonzero(operating & self._retire)
+            self._retire[:] = False
+            self._retire_pending = False
         done = operating & ((self._age_s >= p.design_life_yr * SECONDS_PER_YEAR)
                             | out_of_fuel | (self.lost.array >= self.installed))
         done[commanded] = True
