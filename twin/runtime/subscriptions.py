@@ -227,9 +227,9 @@ class SubscriptionHub:
         existing.requests += 1
         return existing
 
-    def unsubscribe(self, sub_id: str, holder: str = "local") -> tuple[bool, int]:
-        """Client ``holder`` lets go of subscription ``sub_id``: (whether it ended, the
-        clients still holding it).
+    def unsubscribe(self, sub_id: str, holder: str = "local") -> tuple[str, bool, int]:
+        """Client ``holder`` lets go of subscription ``sub_id`` (or its topic): (its id,
+        whether it ended, the clients still holding it).
 
         Raises:
             CommandRejected: No such live subscription, or this client does not hold it.
@@ -250,9 +250,9 @@ class SubscriptionHub:
         if not left:
             del self.live[sub_id]
             self.ended += 1
-            return True, 0
+            return sub_id, True, 0
         sub.expires_at = max(left)
-        return False, len(left)
+        return sub_id, False, len(left)
 
     def expire(self) -> None:
         now = self.clock()
@@ -395,8 +395,8 @@ class SubscriptionCommands:
                   bytes_per_frame=sub.estimate_bytes())
 
     def unsubscribe(self, request: dict[str, Any]) -> dict[str, Any]:
-        sub_id = request["sub"].removeprefix(TOPIC_SUBSCRIPTION_PREFIX.decode())
-        ended, holders = self.server.streams.hub.unsubscribe(sub_id, self._holder())
+        sub_id, ended, holders = self.server.streams.hub.unsubscribe(request["sub"],
+                                                                     self._holder())
         return ok(sub=sub_id, ended=ended, holders=holders)
 
     def subscriptions(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.message import Message
@@ -29,7 +28,7 @@ from twin.security.clients import ClientKeys
 from viz.checks import BadMessages
 from viz.stream import CONNECTING, LIVE, MAX_BATCH_EVENTS, STALE, StreamClient
 from viz.tui.model import FleetModel, utc_text
-from viz.tui.screens import SEVERITY_STYLE, DetailScreen
+from viz.tui.screens import DetailScreen, event_grid, event_when
 from viz.tui.upcoming import UpcomingPanel
 from viz.tui.words import plural, summary_lines
 
@@ -327,11 +326,7 @@ class StreamFeed:
 
     def _log_events(self, events: list[WireMessage]) -> None:
         detail = self.screen if isinstance(self.screen, DetailScreen) else None
-        # Time and severity in a column of their own, so that a long event wraps under its
-        # text, not under the time (a hanging indent).
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(no_wrap=True)
-        grid.add_column(ratio=1, overflow="fold")
+        grid = event_grid()
         for message in events[-200:]:
             body = self.model.apply_event(message)
             self.recent_events.append(body)
@@ -365,11 +360,10 @@ class StreamFeed:
 
     def _event_line(self, body: dict[str, Any]) -> tuple[Text, Text]:
         """An event's time and severity, and its text (the log's two columns)."""
-        severity = str(body.get("severity", "info"))
         sat = body.get("sat", -1)
         sat = sat if isinstance(sat, int) else -1
-        when = Text(utc_text(float(body.get("t_utc", 0.0)))[11:] + " ")
-        when.append(f"{severity:7s}", style=SEVERITY_STYLE.get(severity, ""))
+        when = event_when(utc_text(float(body.get("t_utc", 0.0)))[11:],
+                          str(body.get("severity", "info")))
         who = self.model.name(sat) if sat >= 0 else "fleet"
         line = Text()
         if body.get("kind") == NODE_EVENTS_SUMMARY:  # many nodes: short lines, not one long

@@ -41,6 +41,22 @@ from viz.tui.words import plain_error, plural
 # Characters of a value in the detail table; longer ones (a vector) end in "…".
 VALUE_WIDTH = 26
 SEVERITY_STYLE = {"info": "cyan", "warning": "bold yellow", "alarm": "bold white on red"}
+
+
+def event_grid() -> Table:
+    """The events logs' rows: time and severity in a column of their own, so that a long
+    event wraps under its text, not under its time (a hanging indent)."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(ratio=1, overflow="fold")
+    return grid
+
+
+def event_when(time_text: str, severity: str) -> Text:
+    """An event's first column: its time, and its severity in that severity's style."""
+    when = Text(time_text + " ")
+    when.append(f"{severity:7s}", style=SEVERITY_STYLE.get(severity, ""))
+    return when
 # Residual colours: within half its threshold, past half, past it (the twin's event).
 RESIDUAL_STYLE = {0: "bold green", WARN: "bold yellow", ALARM: "bold white on red"}
 
@@ -476,13 +492,9 @@ class DetailScreen(Screen):
         trends.mount_all(widgets)
 
     def add_event(self, event: dict[str, Any]) -> None:
-        severity = str(event.get("severity", "info"))
-        when = Text(f"{utc_text(float(event.get('t_utc', 0)))} ")
-        when.append(f"{severity:7s}", style=SEVERITY_STYLE.get(severity, ""))
-        # Two columns, as the main log: a long event wraps under its text.
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(no_wrap=True)
-        grid.add_column(ratio=1, overflow="fold")
+        when = event_when(utc_text(float(event.get("t_utc", 0))),
+                          str(event.get("severity", "info")))
+        grid = event_grid()
         grid.add_row(when, Text(f"{event.get('kind', '?')}: {self.model.event_text(event)}"))
         self.query_one("#detail-events", RichLog).write(grid, expand=True)
 
